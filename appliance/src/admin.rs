@@ -1,0 +1,190 @@
+//! The admin service behind `admin.sock`: applications and their master keypairs (created and
+//! rotated inside the HSM), integrations and grants, and reading the signature audit.
+//!
+//! Every change is committed to the store and then reloaded into the signing directory before
+//! it is acknowledged. It never handles private key material.
+
+use std::sync::Arc;
+
+use countersign_hsm::{Hsm, HsmError, KeyAlgorithm};
+
+use crate::directory::DirectoryHandle;
+use crate::store::{Application, AuditQuery, Integration, NewKeyVersion, SignatureAuditRow, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("HSM: {0}")]
+    Hsm(#[from] HsmError),
+    #[error("store: {0}")]
+    Store(StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Duplicate(m) => AdminError::Duplicate(m),
+            StoreError::NotFound(m) => AdminError::NotFound(m),
+            other => AdminError::Store(other),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    hsm: Hsm,
+    store: Arc<Store>,
+    directory: Arc<DirectoryHandle>,
+    /// Serialises changes so version numbers and directory reloads never interleave.
+    changes: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Names of applications and integrations: short, lowercase, safe in labels and URLs.
+pub fn validate_name(kind: &str, name: &str) -> Result<(), AdminError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "{kind} name '{name}' is not valid: use 1-64 characters a-z 0-9 - _ . starting with a letter or digit"
+        )))
+    }
+}
+
+fn label(app: &str, version: u32) -> String {
+    format!("countersign/app/{app}/v{version}")
+}
+
+impl AdminService {
+    pub fn new(hsm: Hsm, store: Arc<Store>, directory: Arc<DirectoryHandle>) -> Self {
+        AdminService { hsm, store, directory, changes: Arc::new(tokio::sync::Mutex::new(())) }
+    }
+
+    /// Runs blocking store/HSM work off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Hsm, &Store) -> Result<T, AdminError> + Send + 'static,
+    ) -> Result<T, AdminError> {
+        let hsm = self.hsm.clone();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&hsm, &store))
+            .await
+            .map_err(|e| AdminError::Internal(e.to_string()))?
+    }
+
+    /// Runs a change and reloads the signing directory before returning.
+    async fn change<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Hsm, &Store) -> Result<T, AdminError> + Send + 'static,
+    ) -> Result<T, AdminError> {
+        let _one_at_a_time = self.changes.lock().await;
+        let directory = self.directory.clone();
+        self.blocking(move |hsm, store| {
+            let out = f(hsm, store);
+            directory.reload(store)?;
+            out
+        })
+        .await
+    }
+
+    pub async fn create_application(&self, name: String, alg: KeyAlgorithm) -> Result<Application, AdminError> {
+        validate_name("application", &name)?;
+        self.change(move |hsm, store| {
+            if store.application(&name)?.is_some() {
+                return Err(AdminError::Duplicate(format!("application '{name}'")));
+            }
+            let label = label(&name, 1);
+            let kp = hsm.generate_key_pair(&label, alg)?;
+            let first = NewKeyVersion { key_id: kp.id, label, public_key_der: kp.public_key.to_spki_der()? };
+            let app = store.create_application(&name, alg, &first)?;
+            tracing::info!(application = %name, algorithm = %alg, key_id = %first.key_id, "created application");
+            Ok(app)
+        })
+        .await
+    }
+
+    /// Generates a new keypair version; the previous one is retired (verify only).
+    pub async fn rotate(&self, name: String) -> Result<Application, AdminError> {
+        self.change(move |hsm, store| {
+            let app = store.application(&name)?.ok_or_else(|| AdminError::NotFound(format!("application '{name}'")))?;
+            let version = store.next_version(&name)?;
+            let label = label(&name, version);
+            let kp = hsm.generate_key_pair(&label, app.algorithm)?;
+            let next = NewKeyVersion { key_id: kp.id, label, public_key_der: kp.public_key.to_spki_der()? };
+            let app = store.add_key_version(&name, version, &next)?;
+            tracing::info!(application = %name, version, key_id = %next.key_id, "rotated master keypair");
+            Ok(app)
+        })
+        .await
+    }
+
+    pub async fn applications(&self) -> Result<Vec<Application>, AdminError> {
+        self.blocking(|_, store| Ok(store.applications()?)).await
+    }
+
+    pub async fn application(&self, name: String) -> Result<Application, AdminError> {
+        self.blocking(move |_, store| {
+            store.application(&name)?.ok_or_else(|| AdminError::NotFound(format!("application '{name}'")))
+        })
+        .await
+    }
+
+    pub async fn create_integration(&self, name: String, uid: u32) -> Result<Integration, AdminError> {
+        validate_name("integration", &name)?;
+        self.change(move |_, store| {
+            let i = store.create_integration(&name, uid)?;
+            tracing::info!(integration = %name, uid, "registered integration");
+            Ok(i)
+        })
+        .await
+    }
+
+    pub async fn delete_integration(&self, name: String) -> Result<(), AdminError> {
+        self.change(move |_, store| {
+            store.delete_integration(&name)?;
+            tracing::info!(integration = %name, "removed integration");
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn integrations(&self) -> Result<Vec<Integration>, AdminError> {
+        self.blocking(|_, store| Ok(store.integrations()?)).await
+    }
+
+    pub async fn grant(&self, integration: String, application: String) -> Result<Integration, AdminError> {
+        self.change(move |_, store| {
+            store.grant(&integration, &application)?;
+            tracing::info!(integration = %integration, application = %application, "granted key");
+            store.integration(&integration)?.ok_or_else(|| AdminError::NotFound(format!("integration '{integration}'")))
+        })
+        .await
+    }
+
+    pub async fn revoke(&self, integration: String, application: String) -> Result<Integration, AdminError> {
+        self.change(move |_, store| {
+            if !store.revoke(&integration, &application)? {
+                return Err(AdminError::NotFound(format!(
+                    "a grant of application '{application}' to integration '{integration}'"
+                )));
+            }
+            tracing::info!(integration = %integration, application = %application, "revoked key");
+            store.integration(&integration)?.ok_or_else(|| AdminError::NotFound(format!("integration '{integration}'")))
+        })
+        .await
+    }
+
+    pub async fn signature_audit(&self, q: AuditQuery) -> Result<Vec<SignatureAuditRow>, AdminError> {
+        self.blocking(move |_, store| Ok(store.signature_audit(&q)?)).await
+    }
+}

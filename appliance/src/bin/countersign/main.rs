@@ -1,0 +1,195 @@
+//! `countersign`: the admin CLI. Talks to `countersignd` over `admin.sock`; prints readable
+//! tables by default and the daemon's JSON with `--json`.
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use countersign::client::Connection;
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Administer a Countersign appliance.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    /// The daemon's admin socket.
+    #[arg(long, global = true, env = "COUNTERSIGN_ADMIN_SOCKET", default_value = "/run/countersign/admin.sock")]
+    socket: PathBuf,
+    /// Print the daemon's JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Applications and their master keypairs.
+    #[command(subcommand, alias = "application")]
+    App(AppCmd),
+    /// Local services (Unix uids) allowed to use keys.
+    #[command(subcommand)]
+    Integration(IntegrationCmd),
+    /// Let an integration use an application's key.
+    Grant { integration: String, application: String },
+    /// Withdraw a grant.
+    Revoke { integration: String, application: String },
+    /// Read audit trails.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Show the daemon's health (HSM state).
+    Health,
+}
+
+#[derive(Debug, Subcommand)]
+enum AppCmd {
+    /// Create an application with a new master keypair generated in the HSM.
+    Create {
+        name: String,
+        /// ec-p256, ec-p384, ed25519, rsa-2048 or rsa-3072.
+        #[arg(long, short, default_value = "ec-p256")]
+        algorithm: String,
+    },
+    /// Generate a new key version; the previous one is retired and stays verifiable.
+    Rotate { name: String },
+    /// List applications.
+    List,
+    /// Show one application with all its key versions.
+    Show { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum IntegrationCmd {
+    /// Register a local service by name and Unix uid.
+    Add {
+        name: String,
+        #[arg(long)]
+        uid: u32,
+    },
+    /// Remove an integration and its grants.
+    Remove { name: String },
+    /// List integrations with their grants.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// Signing and verification requests, newest first.
+    Signatures {
+        /// Only this key (application).
+        #[arg(long)]
+        key: Option<String>,
+        /// Only this caller uid.
+        #[arg(long)]
+        uid: Option<u32>,
+        /// Only this result: ok, invalid, denied, error.
+        #[arg(long)]
+        result: Option<String>,
+        /// Rows older than this id (paging).
+        #[arg(long)]
+        before_id: Option<i64>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("countersign: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("countersign: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let (method, uri, body, view): (Method, String, Option<Value>, output::View) = match &cli.command {
+        Command::App(AppCmd::Create { name, algorithm }) => (
+            Method::POST,
+            "/v1/admin/applications".into(),
+            Some(json!({ "name": name, "algorithm": algorithm })),
+            output::View::Application,
+        ),
+        Command::App(AppCmd::Rotate { name }) => {
+            (Method::POST, format!("/v1/admin/applications/{}/rotate", enc(name)), None, output::View::Application)
+        }
+        Command::App(AppCmd::List) => (Method::GET, "/v1/admin/applications".into(), None, output::View::Applications),
+        Command::App(AppCmd::Show { name }) => {
+            (Method::GET, format!("/v1/admin/applications/{}", enc(name)), None, output::View::Application)
+        }
+        Command::Integration(IntegrationCmd::Add { name, uid }) => (
+            Method::POST,
+            "/v1/admin/integrations".into(),
+            Some(json!({ "name": name, "uid": uid })),
+            output::View::Integration,
+        ),
+        Command::Integration(IntegrationCmd::Remove { name }) => {
+            (Method::DELETE, format!("/v1/admin/integrations/{}", enc(name)), None, output::View::Done)
+        }
+        Command::Integration(IntegrationCmd::List) => {
+            (Method::GET, "/v1/admin/integrations".into(), None, output::View::Integrations)
+        }
+        Command::Grant { integration, application } => (
+            Method::POST,
+            format!("/v1/admin/integrations/{}/grants", enc(integration)),
+            Some(json!({ "application": application })),
+            output::View::Integration,
+        ),
+        Command::Revoke { integration, application } => (
+            Method::DELETE,
+            format!("/v1/admin/integrations/{}/grants/{}", enc(integration), enc(application)),
+            None,
+            output::View::Integration,
+        ),
+        Command::Audit(AuditCmd::Signatures { key, uid, result, before_id, limit }) => {
+            let mut q = vec![format!("limit={limit}")];
+            if let Some(k) = key {
+                q.push(format!("key={}", enc(k)));
+            }
+            if let Some(u) = uid {
+                q.push(format!("uid={u}"));
+            }
+            if let Some(r) = result {
+                q.push(format!("result={}", enc(r)));
+            }
+            if let Some(b) = before_id {
+                q.push(format!("before_id={b}"));
+            }
+            (Method::GET, format!("/v1/admin/audit/signatures?{}", q.join("&")), None, output::View::Audit)
+        }
+        Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
+    };
+    let mut conn = Connection::connect(&cli.socket).await?;
+    let (status, answer) = conn.request(method, &uri, body.as_ref()).await?;
+    if !status.is_success() && !(status == StatusCode::SERVICE_UNAVAILABLE && matches!(view, output::View::Health)) {
+        let msg = answer.pointer("/error/message").and_then(Value::as_str).unwrap_or("no detail");
+        if cli.json {
+            println!("{answer}");
+        }
+        anyhow::bail!("{msg} (HTTP {})", status.as_u16());
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", output::render(view, &answer));
+    }
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Human-readable rendering of the daemon's JSON answers as aligned tables.
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy)]
+pub enum View {
+    Application,
+    Applications,
+    Integration,
+    Integrations,
+    Audit,
+    Health,
+    Done,
+}
+
+fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(x)) => x.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn when(v: &Value, key: &str, millis: bool) -> String {
+    let Some(t) = v.get(key).and_then(Value::as_i64) else { return "-".into() };
+    let secs = if millis { t / 1000 } else { t };
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        if let Some(last) = out.last_mut() {
+            *last = last.trim_end().to_string();
+        }
+        out.join("  ") + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out += &line(r);
+    }
+    out
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+pub fn render(view: View, v: &Value) -> String {
+    match view {
+        View::Application => {
+            let mut out = format!("application {}  ({})\n", s(v, "name"), s(v, "algorithm"));
+            let rows = list(v, "versions")
+                .map(|k| {
+                    vec![
+                        s(k, "version"),
+                        s(k, "state"),
+                        s(k, "key_id"),
+                        s(k, "label"),
+                        when(k, "created_at", false),
+                        when(k, "retired_at", false),
+                    ]
+                })
+                .collect();
+            out += &table(&["VERSION", "STATE", "HSM KEY ID", "LABEL", "CREATED", "RETIRED"], rows);
+            out
+        }
+        View::Applications => {
+            let rows = list(v, "applications")
+                .map(|a| {
+                    let active = list(a, "versions").find(|k| s(k, "state") == "active").map(|k| s(k, "version"));
+                    let count = list(a, "versions").count();
+                    vec![s(a, "name"), s(a, "algorithm"), active.unwrap_or_else(|| "-".into()), count.to_string(), when(a, "created_at", false)]
+                })
+                .collect();
+            table(&["NAME", "ALGORITHM", "ACTIVE", "VERSIONS", "CREATED"], rows)
+        }
+        View::Integration => {
+            let grants: Vec<String> = list(v, "grants").filter_map(Value::as_str).map(str::to_owned).collect();
+            format!(
+                "integration {}  uid {}\ngranted: {}\n",
+                s(v, "name"),
+                s(v, "uid"),
+                if grants.is_empty() { "(nothing)".into() } else { grants.join(", ") }
+            )
+        }
+        View::Integrations => {
+            let rows = list(v, "integrations")
+                .map(|i| {
+                    let grants: Vec<String> = list(i, "grants").filter_map(Value::as_str).map(str::to_owned).collect();
+                    vec![s(i, "name"), s(i, "uid"), grants.join(","), when(i, "created_at", false)]
+                })
+                .collect();
+            table(&["NAME", "UID", "GRANTS", "CREATED"], rows)
+        }
+        View::Audit => {
+            let rows = list(v, "rows")
+                .map(|r| {
+                    vec![
+                        s(r, "id"),
+                        when(r, "at_ms", true),
+                        s(r, "uid"),
+                        s(r, "integration"),
+                        s(r, "operation"),
+                        format!("{}#{}", s(r, "key_name"), s(r, "key_version")),
+                        s(r, "result"),
+                        s(r, "detail"),
+                    ]
+                })
+                .collect();
+            table(&["ID", "TIME", "UID", "INTEGRATION", "OP", "KEY", "RESULT", "DETAIL"], rows)
+        }
+        View::Health => {
+            let hsm = v.get("hsm").cloned().unwrap_or_default();
+            format!(
+                "status: {}\nversion: {}\nhsm: {} ({}), recoveries {}, last error {}\n",
+                s(v, "status"),
+                s(v, "version"),
+                if hsm.get("ok").and_then(Value::as_bool) == Some(true) { "ok" } else { "NOT OK" },
+                s(&hsm, "token"),
+                s(&hsm, "recoveries"),
+                s(&hsm, "last_error"),
+            )
+        }
+        View::Done => "done\n".into(),
+    }
+}

@@ -1,0 +1,44 @@
+//! `countersignd`: the appliance daemon. Parses arguments, loads the configuration and runs
+//! [`countersign::daemon::run`]; any start-up failure is one line on stderr and exit code 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use countersign::config::Config;
+
+/// Countersign appliance daemon: HSM-backed signing over api.sock, administration over admin.sock.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Extra configuration file, applied over the factory defaults and /etc/countersign/countersign.toml
+    /// (repeatable; later files win).
+    #[arg(long = "config", short = 'c', value_name = "FILE")]
+    config: Vec<PathBuf>,
+    /// Print the effective configuration (as JSON) and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("countersignd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = Config::load(&args.config)?;
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&cfg)?);
+        return Ok(());
+    }
+    countersign::daemon::init_logging(&cfg);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(countersign::daemon::run(cfg))
+}
+

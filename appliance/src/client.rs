@@ -1,0 +1,67 @@
+//! A small HTTP/1.1 client for the appliance's Unix sockets, used by the CLI, the tests and the
+//! benchmark. One [`Connection`] is one kept-alive socket; requests on it are sequential.
+
+use std::path::{Path, PathBuf};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::UnixStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {path}: {source} (is countersignd running, and may you use this socket?)")]
+    Connect { path: PathBuf, source: std::io::Error },
+    #[error("HTTP: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("bad request: {0}")]
+    Request(#[from] hyper::http::Error),
+    #[error("the daemon answered with something that is not JSON: {0}")]
+    Decode(String),
+}
+
+#[derive(Debug)]
+pub struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Connection {
+    pub async fn connect(path: &Path) -> Result<Connection, ClientError> {
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|source| ClientError::Connect { path: path.to_owned(), source })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Connection { sender })
+    }
+
+    /// Sends one request with an optional JSON body; returns the status and the JSON answer
+    /// (`Value::Null` for an empty body).
+    pub async fn request(&mut self, method: Method, uri: &str, body: Option<&Value>) -> Result<(StatusCode, Value), ClientError> {
+        let (status, bytes) = self.raw(method, uri, body.map(|b| b.to_string().into_bytes())).await?;
+        if bytes.is_empty() {
+            return Ok((status, Value::Null));
+        }
+        let v = serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))?;
+        Ok((status, v))
+    }
+
+    /// Sends raw body bytes as JSON; returns status and body bytes.
+    pub async fn raw(&mut self, method: Method, uri: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), ClientError> {
+        self.sender.ready().await?;
+        let mut req = Request::builder().method(method).uri(uri).header("host", "localhost");
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok((status, bytes))
+    }
+}

@@ -1,0 +1,204 @@
+//! The appliance configuration: factory defaults compiled in from `firmware-config/`, then
+//! `/etc/countersign/countersign.toml`, then `--config` files, then `COUNTERSIGN_<SECTION>__<KEY>`
+//! environment variables. Unknown keys are refused so that a typo never silently falls back to
+//! a default.
+//!
+//! This module holds no secret: the HSM PIN is read by [`HsmSection::load_pin`] from a file or
+//! a systemd credential, straight into a zeroizing type.
+
+use std::path::{Path, PathBuf};
+
+use countersign_hsm::{HsmConfig, Pin, TokenSelector};
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The factory defaults, as shipped in `firmware-config/countersign.toml`.
+pub const FACTORY_DEFAULTS: &str = include_str!("../../firmware-config/countersign.toml");
+/// The system-wide override file.
+pub const SYSTEM_CONFIG: &str = "/etc/countersign/countersign.toml";
+/// The systemd credential that carries the HSM PIN.
+pub const PIN_CREDENTIAL: &str = "hsm-pin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub hsm: HsmSection,
+    pub store: StoreSection,
+    pub api: SocketSection,
+    pub admin: AdminSection,
+    pub log: LogSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmSection {
+    pub module: PathBuf,
+    #[serde(default)]
+    pub token_label: Option<String>,
+    #[serde(default)]
+    pub token_serial: Option<String>,
+    #[serde(default)]
+    pub pin_file: String,
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    pub path: PathBuf,
+    pub synchronous: Synchronous,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketSection {
+    pub socket: PathBuf,
+    pub socket_mode: String,
+    pub max_body_bytes: usize,
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    pub socket: PathBuf,
+    pub socket_mode: String,
+    #[serde(default)]
+    pub allowed_uids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+impl Config {
+    /// Loads the layered configuration. `files` are the `--config` arguments, applied in order.
+    pub fn load(files: &[PathBuf]) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Toml::string(FACTORY_DEFAULTS));
+        if Path::new(SYSTEM_CONFIG).exists() {
+            fig = fig.merge(Toml::file(SYSTEM_CONFIG));
+        }
+        for f in files {
+            if !f.exists() {
+                return Err(ConfigError::Missing(f.clone()));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        // Only variables with a section separator are configuration, so that unrelated
+        // COUNTERSIGN_* variables (the CLI's, for instance) do not count as unknown keys.
+        let env = Env::prefixed("COUNTERSIGN_").filter(|k| k.as_str().contains("__")).split("__");
+        let cfg: Config = fig.merge(env).extract().map_err(|e| ConfigError::Invalid(one_line(&e)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.hsm.token_label.is_none() && self.hsm.token_serial.is_none() {
+            return bad("set hsm.token_label or hsm.token_serial".into());
+        }
+        if self.hsm.pool_size == 0 || self.hsm.pool_size > 1024 {
+            return bad("hsm.pool_size must be between 1 and 1024".into());
+        }
+        parse_mode(&self.api.socket_mode)?;
+        parse_mode(&self.admin.socket_mode)?;
+        if self.api.max_body_bytes < 1024 {
+            return bad("api.max_body_bytes must be at least 1024".into());
+        }
+        if self.api.request_timeout_ms == 0 {
+            return bad("api.request_timeout_ms must be positive".into());
+        }
+        if self.api.socket == self.admin.socket {
+            return bad("api.socket and admin.socket must differ".into());
+        }
+        Ok(())
+    }
+}
+
+fn one_line(e: &figment::Error) -> String {
+    e.clone().into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// Parses an octal file mode such as `"0660"`.
+pub fn parse_mode(s: &str) -> Result<u32, ConfigError> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| ConfigError::Invalid(format!("'{s}' is not an octal file mode like 0660")))
+}
+
+impl HsmSection {
+    /// The parameters `countersign_hsm` needs to find the token.
+    pub fn hsm_config(&self) -> HsmConfig {
+        let token = match (&self.token_serial, &self.token_label) {
+            (Some(serial), _) => TokenSelector::Serial(serial.clone()),
+            (None, Some(label)) => TokenSelector::Label(label.clone()),
+            (None, None) => TokenSelector::Label(String::new()),
+        };
+        HsmConfig { module: self.module.clone(), token, pool_size: self.pool_size }
+    }
+
+    /// Reads the PIN from `pin_file`, or else from the systemd credential `hsm-pin`.
+    pub fn load_pin(&self) -> Result<Pin, anyhow::Error> {
+        if !self.pin_file.is_empty() {
+            return Ok(Pin::from_file(Path::new(&self.pin_file))?);
+        }
+        match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => Ok(Pin::from_file(&Path::new(&dir).join(PIN_CREDENTIAL))?),
+            None => anyhow::bail!(
+                "no HSM PIN source: set hsm.pin_file, or run under systemd with LoadCredential={PIN_CREDENTIAL}:<file>"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factory_defaults_parse() {
+        let cfg: Config = Figment::from(Toml::string(FACTORY_DEFAULTS)).extract().unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.hsm.token_label.as_deref(), Some("countersign"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let r: Result<Config, _> =
+            Figment::from(Toml::string(FACTORY_DEFAULTS)).merge(Toml::string("[hsm]\npin = \"1234\"\n")).extract();
+        assert!(r.unwrap_err().to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn modes_parse() {
+        assert_eq!(parse_mode("0660").unwrap(), 0o660);
+        assert!(parse_mode("999").is_err());
+    }
+}

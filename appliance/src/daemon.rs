@@ -1,0 +1,180 @@
+//! Starting and stopping `countersignd`: open the HSM and the store, check the keys the store
+//! names are on the token, bind (or inherit from systemd) the two sockets, tell systemd we are
+//! ready, serve until SIGTERM/SIGINT, and tell systemd we are stopping.
+//!
+//! Every start-up failure is returned as an error with one line naming the problem.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use countersign_hsm::Hsm;
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+
+use crate::admin::AdminService;
+use crate::config::{parse_mode, Config, LogFormat};
+use crate::directory::DirectoryHandle;
+use crate::http::{self, AppState, Limits};
+use crate::signing::SigningService;
+use crate::store::Store;
+
+/// Sets up `tracing` as configured; `RUST_LOG` overrides the configured filter.
+pub fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+/// Everything the daemon runs on, opened and checked.
+#[derive(Debug)]
+pub struct Appliance {
+    pub hsm: Hsm,
+    pub store: Arc<Store>,
+    pub state: AppState,
+}
+
+impl Appliance {
+    /// Opens the HSM and the store and builds the services. Blocking; call before serving.
+    pub fn open(cfg: &Config) -> anyhow::Result<Appliance> {
+        let pin = cfg.hsm.load_pin()?;
+        let hsm = Hsm::open(cfg.hsm.hsm_config(), pin)?;
+        let store = Arc::new(Store::open(&cfg.store.path, cfg.store.synchronous)?);
+        let directory = Arc::new(DirectoryHandle::load(&store)?);
+        check_keys_on_token(&hsm, &store)?;
+        let audit = store.audit_writer()?;
+        let state = AppState {
+            signing: SigningService::new(hsm.clone(), directory.clone(), audit),
+            admin: AdminService::new(hsm.clone(), store.clone(), directory),
+            hsm: hsm.clone(),
+            own_uid: own_uid(),
+            admin_uids: Arc::new(cfg.admin.allowed_uids.clone()),
+        };
+        Ok(Appliance { hsm, store, state })
+    }
+}
+
+#[allow(unsafe_code, reason = "geteuid(2) has no preconditions and always succeeds")]
+fn own_uid() -> u32 {
+    // SAFETY: geteuid takes no arguments, touches no memory of ours and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// A key the store names but the token lacks would fail every request for it: say so at start.
+fn check_keys_on_token(hsm: &Hsm, store: &Store) -> anyhow::Result<()> {
+    for app in store.applications()? {
+        for v in &app.versions {
+            if !hsm.has_key(&v.key_id, false)? {
+                tracing::error!(
+                    application = %app.name, version = v.version, key_id = %v.key_id,
+                    "the store names a master key that is not on the token; signing with it will fail"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes the sockets systemd passed (matched by path), or binds them.
+fn listeners(cfg: &Config) -> anyhow::Result<(UnixListener, UnixListener)> {
+    let mut inherited = inherited_listeners()?;
+    let mut take = |path: &Path, mode: &str| -> anyhow::Result<UnixListener> {
+        if let Some(i) = inherited.iter().position(|(p, _)| p == path) {
+            let (_, l) = inherited.swap_remove(i);
+            l.set_nonblocking(true)?;
+            return Ok(UnixListener::from_std(l)?);
+        }
+        bind(path, parse_mode(mode)?)
+    };
+    let api = take(&cfg.api.socket, &cfg.api.socket_mode)?;
+    let admin = take(&cfg.admin.socket, &cfg.admin.socket_mode)?;
+    Ok((api, admin))
+}
+
+#[allow(unsafe_code, reason = "adopting file descriptors that systemd passed via LISTEN_FDS")]
+fn inherited_listeners() -> anyhow::Result<Vec<(std::path::PathBuf, std::os::unix::net::UnixListener)>> {
+    use std::os::fd::FromRawFd;
+    let fds = match sd_notify::listen_fds() {
+        Ok(fds) => fds,
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut out = Vec::new();
+    for fd in fds {
+        // SAFETY: listen_fds() checked LISTEN_PID and returns descriptors systemd opened for
+        // this process; each is adopted exactly once here.
+        let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+        let path = l
+            .local_addr()?
+            .as_pathname()
+            .map(Path::to_path_buf)
+            .context("systemd passed a socket that is not a path-bound Unix socket")?;
+        out.push((path, l));
+    }
+    Ok(out)
+}
+
+fn bind(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create socket directory {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("{} is in use: another countersignd is running", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot chmod {}", path.display()))?;
+    Ok(l)
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let c = cfg.clone();
+    let appliance = tokio::task::spawn_blocking(move || Appliance::open(&c)).await??;
+    let (api_l, admin_l) = listeners(&cfg)?;
+    let limits = Limits {
+        max_body_bytes: cfg.api.max_body_bytes,
+        timeout: Duration::from_millis(cfg.api.request_timeout_ms),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let api = tokio::spawn(http::serve(api_l, http::api_router(appliance.state.clone(), limits), stopped(stop_rx.clone())));
+    let admin = tokio::spawn(http::serve(admin_l, http::admin_router(appliance.state.clone(), limits), stopped(stop_rx)));
+    tracing::info!(
+        api = %cfg.api.socket.display(), admin = %cfg.admin.socket.display(), db = %appliance.store.path().display(),
+        "countersignd ready"
+    );
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    shutdown_signal().await?;
+    tracing::info!("stopping: finishing requests in flight");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    api.await??;
+    admin.await??;
+    for p in [&cfg.api.socket, &cfg.admin.socket] {
+        let _ = std::fs::remove_file(p);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

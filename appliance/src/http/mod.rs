@@ -1,0 +1,103 @@
+//! The HTTP/1.1 layer on the Unix sockets: routers, limits, timeouts, the caller's identity
+//! from `SO_PEERCRED`, and serving until shutdown. Only this module knows status codes and wire
+//! formats; services behind it speak domain types.
+
+mod admin;
+mod api;
+mod error;
+mod extract;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use countersign_hsm::Hsm;
+use tokio::net::UnixListener;
+
+pub use error::ApiError;
+pub use extract::PeerCred;
+
+use crate::admin::AdminService;
+use crate::signing::SigningService;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub signing: SigningService,
+    pub admin: AdminService,
+    pub hsm: Hsm,
+    /// The daemon's own uid: always an admin.
+    pub own_uid: u32,
+    pub admin_uids: Arc<Vec<u32>>,
+}
+
+/// Limits applied to every request on a socket.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub timeout: Duration,
+}
+
+async fn health(State(st): State<AppState>) -> Response {
+    let hsm = st.hsm.health();
+    let status = if hsm.ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({
+        "status": if hsm.ok { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "hsm": hsm,
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+}
+
+async fn with_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long; try again").into_response(),
+    }
+}
+
+fn finish(router: Router<AppState>, state: AppState, limits: Limits) -> Router {
+    router
+        .route("/v1/health", get(health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(limits.timeout, with_timeout))
+        .with_state(state)
+}
+
+/// The router of `api.sock`.
+pub fn api_router(state: AppState, limits: Limits) -> Router {
+    finish(api::routes(), state, limits)
+}
+
+/// The router of `admin.sock`; every route requires an admin caller.
+pub fn admin_router(state: AppState, limits: Limits) -> Router {
+    let routes = admin::routes().route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
+    finish(routes, state, limits)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: UnixListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<PeerCred>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,76 @@
+//! Applies the numbered SQL files of `migrations/` in order, each in its own transaction, and
+//! refuses to start when an applied file was edited or the database is newer than this build.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+
+/// Every migration, in order: (version, name, SQL). A test checks this list against the folder.
+pub const MIGRATIONS: &[(u32, &str, &str)] =
+    &[(1, "signing_foundation", include_str!("../../../migrations/0001_signing_foundation.sql"))];
+
+pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migration (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    )?;
+    let newest: Option<u32> = conn.query_row("SELECT max(version) FROM schema_migration", [], |r| r.get(0))?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+    if let Some(v) = newest.filter(|v| *v > known) {
+        return Err(StoreError::TooNew(v));
+    }
+    for (version, name, sql) in MIGRATIONS {
+        let sum = hex::encode(Sha256::digest(sql.as_bytes()));
+        let applied: Option<String> = conn
+            .query_row("SELECT sha256 FROM schema_migration WHERE version = ?1", [version], |r| r.get(0))
+            .optional()?;
+        match applied {
+            Some(s) if s == sum => continue,
+            Some(_) => return Err(StoreError::MigrationEdited { version: *version, name: (*name).to_owned() }),
+            None => {}
+        }
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migration (version, name, sha256, applied_at) VALUES (?1, ?2, ?3, ?4)",
+            params![version, name, sum, crate::now_ms() / 1000],
+        )?;
+        tx.commit()?;
+        tracing::info!(version, name, "applied migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_migrations_is_listed_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS.iter().map(|(v, n, _)| format!("{v:04}_{n}.sql")).collect();
+        assert_eq!(files, listed);
+    }
+
+    #[test]
+    fn edited_migration_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn).unwrap();
+        conn.execute("UPDATE schema_migration SET sha256 = 'x' WHERE version = 1", []).unwrap();
+        assert!(matches!(apply(&mut conn), Err(StoreError::MigrationEdited { version: 1, .. })));
+    }
+
+    #[test]
+    fn reapplying_is_a_no_op() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn).unwrap();
+        apply(&mut conn).unwrap();
+    }
+}

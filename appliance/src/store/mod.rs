@@ -1,0 +1,94 @@
+//! The appliance's persistent state in SQLite (WAL, foreign keys on), behind one type whose
+//! methods speak in domain types. Services call these methods and never write SQL, so a
+//! PostgreSQL backend later replaces this module, not the services.
+//!
+//! The store never holds key material: master keypairs are referenced by their HSM CKA_ID.
+
+mod audit;
+mod keys;
+mod migrate;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rusqlite::Connection;
+
+use crate::config::Synchronous;
+
+pub use audit::{AuditQuery, AuditWriter, SignatureAuditRow};
+pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
+pub use migrate::MIGRATIONS;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("migration {version} ({name}) was changed after it was applied; restore the original file")]
+    MigrationEdited { version: u32, name: String },
+    #[error("the database was written by a newer Countersign (schema version {0}); upgrade countersignd")]
+    TooNew(u32),
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("the audit writer has stopped")]
+    AuditStopped,
+}
+
+/// The store. Writes from admin operations are serialised on one connection; the signature
+/// audit has its own writer thread (see [`AuditWriter`]).
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    sync: Synchronous,
+}
+
+pub(crate) fn connect(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+    let sync = match sync {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
+    ))?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and applies pending migrations.
+    pub fn open(path: &Path, sync: Synchronous) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.to_owned(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        }
+        let mut conn = connect(path, sync)?;
+        migrate::apply(&mut conn)?;
+        Ok(Store { conn: Mutex::new(conn), path: path.to_owned(), sync })
+    }
+
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-transaction drops the Transaction, which rolls back; the connection
+        // itself stays usable.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the group-commit writer for the signature audit on its own connection.
+    pub fn audit_writer(&self) -> Result<AuditWriter, StoreError> {
+        AuditWriter::start(connect(&self.path, self.sync)?)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}

@@ -1,0 +1,71 @@
+//! Typed errors of the HSM layer. Messages name the problem and what to do; they never carry
+//! PINs, key material or the data being processed.
+
+use cryptoki::error::{Error as CkError, RvError};
+
+/// What can go wrong talking to the token.
+#[derive(Debug, thiserror::Error)]
+pub enum HsmError {
+    #[error("cannot load PKCS#11 module {path}: {reason} (check hsm.module in the configuration and that the library is installed)")]
+    ModuleLoad { path: String, reason: String },
+    #[error("PKCS#11 module initialisation failed: {0}")]
+    Initialize(String),
+    #[error("no initialised token matches {0} (check hsm.token_label / hsm.token_serial and SOFTHSM2_CONF)")]
+    TokenNotFound(String),
+    #[error("HSM login failed: the user PIN was rejected by token {0} (check the PIN file)")]
+    PinIncorrect(String),
+    #[error("HSM login failed: the user PIN of token {0} is locked; unlock it with the SO PIN")]
+    PinLocked(String),
+    #[error("cannot read the HSM PIN from {path}: {reason}")]
+    PinSource { path: String, reason: String },
+    #[error("key {0} is not on the token")]
+    KeyNotFound(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("AES-GCM open failed: the ciphertext or its associated data does not match")]
+    OpenFailed,
+    #[error("public key encoding failed: {0}")]
+    Encoding(String),
+    #[error("HSM unavailable: {op} failed with {rv:?} after re-opening sessions and retrying once")]
+    Unavailable { op: &'static str, rv: RvError },
+    #[error("HSM operation {op} failed: {detail}")]
+    Operation { op: &'static str, detail: String },
+}
+
+impl HsmError {
+    pub(crate) fn op(op: &'static str, e: CkError) -> Self {
+        let detail = match &e {
+            CkError::Pkcs11(rv, _) => format!("{rv:?}"),
+            other => other.to_string(),
+        };
+        HsmError::Operation { op, detail }
+    }
+}
+
+/// The return codes after which the session pool is rebuilt and the call retried once.
+pub(crate) fn needs_recovery(e: &CkError) -> bool {
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceError
+                | RvError::DeviceRemoved
+                | RvError::TokenNotPresent
+                | RvError::UserNotLoggedIn
+                | RvError::ObjectHandleInvalid
+                | RvError::KeyHandleInvalid
+                | RvError::CryptokiNotInitialized,
+            _
+        )
+    )
+}
+
+pub(crate) fn rv_of(e: &CkError) -> Option<RvError> {
+    match e {
+        CkError::Pkcs11(rv, _) => Some(*rv),
+        _ => None,
+    }
+}

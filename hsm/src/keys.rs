@@ -1,0 +1,199 @@
+//! Key generation inside the token. Every private and secret key is created with
+//! `CKA_SENSITIVE=true` and `CKA_EXTRACTABLE=false`, so its value can never be read out.
+
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, KeyType, ObjectClass};
+use cryptoki::types::Ulong;
+
+use crate::pubkey::{curve_oid_der, PublicKey};
+use crate::token::OpError;
+use crate::{Hsm, HsmError, KeyAlgorithm, Result};
+
+/// The CKA_ID that names a key on the token; recorded in the appliance's store.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct KeyId(Vec<u8>);
+
+impl KeyId {
+    pub fn from_bytes(b: Vec<u8>) -> Self {
+        KeyId(b)
+    }
+
+    pub fn from_hex(s: &str) -> Result<Self> {
+        hex_decode(s).map(KeyId).ok_or_else(|| HsmError::InvalidInput(format!("'{s}' is not a hex key id")))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || s.is_empty() {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl std::fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyId({})", self.to_hex())
+    }
+}
+
+/// A keypair that was just generated on the token.
+#[derive(Debug, Clone)]
+pub struct GeneratedKeyPair {
+    pub id: KeyId,
+    pub public_key: PublicKey,
+}
+
+/// Symmetric keys the appliance keeps on the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKeyKind {
+    /// AES-256 for AES-GCM sealing of secrets at rest.
+    Aes256,
+    /// 256-bit generic secret for HMAC-SHA-2 verifiers.
+    Hmac,
+}
+
+const KEY_ID_LEN: usize = 16;
+
+fn private_template(label: &str, id: &KeyId) -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.as_bytes().to_vec()),
+    ]
+}
+
+fn public_template(label: &str, id: &KeyId) -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Verify(true),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Id(id.as_bytes().to_vec()),
+    ]
+}
+
+impl Hsm {
+    /// Generates an asymmetric keypair on the token and returns its id and public key.
+    pub fn generate_key_pair(&self, label: &str, alg: KeyAlgorithm) -> Result<GeneratedKeyPair> {
+        let id = KeyId(self.random(KEY_ID_LEN)?);
+        let mut public = public_template(label, &id);
+        let private = private_template(label, &id);
+        let mechanism = match alg {
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+                public.push(Attribute::EcParams(curve_oid_der(alg).to_vec()));
+                Mechanism::EccKeyPairGen
+            }
+            KeyAlgorithm::Ed25519 => {
+                public.push(Attribute::EcParams(curve_oid_der(alg).to_vec()));
+                Mechanism::EccEdwardsKeyPairGen
+            }
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
+                let bits: Ulong = if alg == KeyAlgorithm::Rsa2048 { 2048 } else { 3072 }.into();
+                public.push(Attribute::ModulusBits(bits));
+                public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+                Mechanism::RsaPkcsKeyPairGen
+            }
+        };
+        self.with_session("C_GenerateKeyPair", |_, s| {
+            s.generate_key_pair(&mechanism, &public, &private)?;
+            Ok(())
+        })?;
+        let public_key = self.public_key(&id, alg)?;
+        Ok(GeneratedKeyPair { id, public_key })
+    }
+
+    /// Reads the public half of a keypair from the token.
+    pub fn public_key(&self, id: &KeyId, alg: KeyAlgorithm) -> Result<PublicKey> {
+        self.with_session("C_GetAttributeValue", |hsm, s| {
+            let h = hsm.handle(s, id, ObjectClass::PUBLIC_KEY)?;
+            let want = match alg {
+                KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
+                    vec![cryptoki::object::AttributeType::Modulus, cryptoki::object::AttributeType::PublicExponent]
+                }
+                _ => vec![cryptoki::object::AttributeType::EcPoint],
+            };
+            let attrs = s.get_attributes(h, &want)?;
+            let mut point = None;
+            let mut modulus = None;
+            let mut exponent = None;
+            for a in attrs {
+                match a {
+                    Attribute::EcPoint(p) => point = Some(p),
+                    Attribute::Modulus(n) => modulus = Some(n),
+                    Attribute::PublicExponent(e) => exponent = Some(e),
+                    _ => {}
+                }
+            }
+            let missing = || OpError::from(HsmError::Encoding("the token did not return the public key attributes".into()));
+            Ok(match alg {
+                KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => PublicKey::Rsa {
+                    n: modulus.ok_or_else(missing)?,
+                    e: exponent.ok_or_else(missing)?,
+                },
+                _ => PublicKey::from_ec_point(alg, &point.ok_or_else(missing)?)?,
+            })
+        })
+    }
+
+    /// Generates a symmetric key on the token.
+    pub fn generate_secret_key(&self, label: &str, kind: SecretKeyKind) -> Result<KeyId> {
+        let id = KeyId(self.random(KEY_ID_LEN)?);
+        let mut template = vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.as_bytes().to_vec()),
+            Attribute::ValueLen(32u64.into()),
+        ];
+        let mechanism = match kind {
+            SecretKeyKind::Aes256 => {
+                template.extend([Attribute::KeyType(KeyType::AES), Attribute::Encrypt(true), Attribute::Decrypt(true)]);
+                Mechanism::AesKeyGen
+            }
+            SecretKeyKind::Hmac => {
+                template.extend([
+                    Attribute::KeyType(KeyType::GENERIC_SECRET),
+                    Attribute::Sign(true),
+                    Attribute::Verify(true),
+                ]);
+                Mechanism::GenericSecretKeyGen
+            }
+        };
+        self.with_session("C_GenerateKey", |_, s| {
+            s.generate_key(&mechanism, &template)?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    /// Whether a private or secret key with this id is on the token.
+    pub fn has_key(&self, id: &KeyId, secret: bool) -> Result<bool> {
+        let class = if secret { ObjectClass::SECRET_KEY } else { ObjectClass::PRIVATE_KEY };
+        self.with_session("C_FindObjects", |hsm, s| match hsm.handle(s, id, class) {
+            Ok(_) => Ok(true),
+            Err(OpError::Hsm(HsmError::KeyNotFound(_))) => Ok(false),
+            Err(e) => Err(e),
+        })
+    }
+}

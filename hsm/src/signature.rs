@@ -1,0 +1,203 @@
+//! Signing and verification with keys on the token, and the ECDSA signature encodings.
+//!
+//! Messages are hashed here and the token signs the digest (`CKM_ECDSA`, `CKM_RSA_PKCS` over a
+//! DigestInfo, `CKM_RSA_PKCS_PSS`), which also serves callers that send a prehashed digest.
+//! Ed25519 signs the message itself. ECDSA signatures come back raw (`r || s`).
+
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::ObjectClass;
+use der::asn1::UintRef;
+use der::{Decode, Encode};
+
+use crate::{HashAlg, Hsm, HsmError, KeyAlgorithm, KeyId, Result, SignScheme};
+
+/// What the caller hands in: the message itself, or its digest under the request's hash.
+#[derive(Debug, Clone, Copy)]
+pub enum SignInput<'a> {
+    Message(&'a [u8]),
+    Digest(&'a [u8]),
+}
+
+/// The bytes the token's mechanism works on, and the mechanism's parameters.
+struct Prepared {
+    data: Vec<u8>,
+    mechanism: MechanismChoice,
+}
+
+#[derive(Clone, Copy)]
+enum MechanismChoice {
+    Ecdsa,
+    Eddsa,
+    RsaPkcs,
+    RsaPss(PkcsPssParams),
+}
+
+impl MechanismChoice {
+    fn mechanism(&self) -> Mechanism<'static> {
+        match *self {
+            MechanismChoice::Ecdsa => Mechanism::Ecdsa,
+            MechanismChoice::Eddsa => Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
+            MechanismChoice::RsaPkcs => Mechanism::RsaPkcs,
+            MechanismChoice::RsaPss(p) => Mechanism::RsaPkcsPss(p),
+        }
+    }
+}
+
+fn prepare(alg: KeyAlgorithm, scheme: SignScheme, hash: HashAlg, input: SignInput<'_>) -> Result<Prepared> {
+    if !alg.allows(scheme) {
+        return Err(HsmError::Unsupported(format!("a {alg} key cannot make {scheme} signatures")));
+    }
+    if scheme == SignScheme::Ed25519 {
+        return match input {
+            SignInput::Message(m) => Ok(Prepared { data: m.to_vec(), mechanism: MechanismChoice::Eddsa }),
+            SignInput::Digest(_) => Err(HsmError::Unsupported(
+                "Ed25519 signs the message itself; send the message, not a digest".into(),
+            )),
+        };
+    }
+    let digest = match input {
+        SignInput::Message(m) => hash.digest(m),
+        SignInput::Digest(d) if d.len() == hash.digest_len() => d.to_vec(),
+        SignInput::Digest(d) => {
+            return Err(HsmError::InvalidInput(format!(
+                "a {hash} digest is {} bytes, got {}",
+                hash.digest_len(),
+                d.len()
+            )))
+        }
+    };
+    Ok(match scheme {
+        SignScheme::Ecdsa => Prepared { data: digest, mechanism: MechanismChoice::Ecdsa },
+        SignScheme::RsaPkcs1v15 => {
+            let mut data = hash.digest_info_prefix().to_vec();
+            data.extend_from_slice(&digest);
+            Prepared { data, mechanism: MechanismChoice::RsaPkcs }
+        }
+        SignScheme::RsaPss => {
+            let (hash_alg, mgf) = match hash {
+                HashAlg::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+                HashAlg::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
+                HashAlg::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
+            };
+            let s_len = (hash.digest_len() as u64).into();
+            Prepared { data: digest, mechanism: MechanismChoice::RsaPss(PkcsPssParams { hash_alg, mgf, s_len }) }
+        }
+        SignScheme::Ed25519 => unreachable_scheme()?,
+    })
+}
+
+fn unreachable_scheme() -> Result<Prepared> {
+    Err(HsmError::Unsupported("Ed25519 is handled before hashing".into()))
+}
+
+impl Hsm {
+    /// Signs with the private key `id`. ECDSA output is raw `r || s`.
+    pub fn sign(
+        &self,
+        id: &KeyId,
+        alg: KeyAlgorithm,
+        scheme: SignScheme,
+        hash: HashAlg,
+        input: SignInput<'_>,
+    ) -> Result<Vec<u8>> {
+        let p = prepare(alg, scheme, hash, input)?;
+        let mechanism = p.mechanism.mechanism();
+        self.with_session("C_Sign", |hsm, s| {
+            let h = hsm.handle(s, id, ObjectClass::PRIVATE_KEY)?;
+            Ok(s.sign(&mechanism, h, &p.data)?)
+        })
+    }
+
+    /// Verifies with the public key `id`. ECDSA signatures are raw `r || s`.
+    /// A wrong signature is `Ok(false)`; only token trouble is an error.
+    pub fn verify(
+        &self,
+        id: &KeyId,
+        alg: KeyAlgorithm,
+        scheme: SignScheme,
+        hash: HashAlg,
+        input: SignInput<'_>,
+        signature: &[u8],
+    ) -> Result<bool> {
+        let p = prepare(alg, scheme, hash, input)?;
+        let mechanism = p.mechanism.mechanism();
+        self.with_session("C_Verify", |hsm, s| {
+            let h = hsm.handle(s, id, ObjectClass::PUBLIC_KEY)?;
+            match s.verify(&mechanism, h, &p.data, signature) {
+                Ok(()) => Ok(true),
+                Err(CkError::Pkcs11(RvError::SignatureInvalid | RvError::SignatureLenRange, _)) => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}
+
+#[derive(der::Sequence)]
+struct EcdsaSigDer<'a> {
+    r: UintRef<'a>,
+    s: UintRef<'a>,
+}
+
+/// Raw `r || s` to the ASN.1 `Ecdsa-Sig-Value` DER that X.509 and OpenSSL use.
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
+    if raw.is_empty() || raw.len() % 2 != 0 {
+        return Err(HsmError::InvalidInput("raw ECDSA signature must be r || s of equal length".into()));
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let enc = |e: der::Error| HsmError::Encoding(e.to_string());
+    EcdsaSigDer { r: UintRef::new(r).map_err(enc)?, s: UintRef::new(s).map_err(enc)? }
+        .to_der()
+        .map_err(enc)
+}
+
+/// DER `Ecdsa-Sig-Value` to raw `r || s`, each scalar left-padded to `scalar_len` bytes.
+pub fn ecdsa_der_to_raw(der_sig: &[u8], scalar_len: usize) -> Result<Vec<u8>> {
+    let bad = || HsmError::InvalidInput("not a DER ECDSA signature for this curve".into());
+    let sig = EcdsaSigDer::from_der(der_sig).map_err(|_| bad())?;
+    let mut out = vec![0u8; scalar_len * 2];
+    for (i, v) in [sig.r.as_bytes(), sig.s.as_bytes()].into_iter().enumerate() {
+        if v.len() > scalar_len {
+            return Err(bad());
+        }
+        let end = scalar_len * (i + 1);
+        out[end - v.len()..end].copy_from_slice(v);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn der_round_trip_keeps_leading_zeros() {
+        let mut raw = vec![0u8; 64];
+        raw[1] = 0x80;
+        raw[32] = 0x7f;
+        raw[63] = 1;
+        let der = ecdsa_raw_to_der(&raw).unwrap();
+        assert_eq!(ecdsa_der_to_raw(&der, 32).unwrap(), raw);
+    }
+
+    #[test]
+    fn der_rejects_oversized_scalars() {
+        let raw = vec![0x11u8; 96];
+        let der = ecdsa_raw_to_der(&raw).unwrap();
+        assert!(ecdsa_der_to_raw(&der, 32).is_err());
+    }
+
+    #[test]
+    fn ed25519_refuses_digests() {
+        let e = prepare(KeyAlgorithm::Ed25519, SignScheme::Ed25519, HashAlg::Sha256, SignInput::Digest(&[0; 32]));
+        assert!(matches!(e, Err(HsmError::Unsupported(_))));
+    }
+
+    #[test]
+    fn scheme_must_fit_key() {
+        let e = prepare(KeyAlgorithm::EcP256, SignScheme::RsaPss, HashAlg::Sha256, SignInput::Message(b"x"));
+        assert!(matches!(e, Err(HsmError::Unsupported(_))));
+    }
+}

@@ -1,0 +1,337 @@
+//! The logged-in token: module context, slot lookup, login, the session pool and recovery.
+//!
+//! PKCS#11 login state belongs to the application, not the session, and ends when the last
+//! session closes; an "anchor" session is therefore kept open for the life of the login.
+//! Recovery (after a session, device or token error) closes every session, finds the token
+//! again, logs in again, forgets cached object handles and retries the call once.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+
+use crate::error::{needs_recovery, rv_of};
+use crate::pool::{self, SessionPool};
+use crate::{HsmError, KeyId, Pin, Result};
+
+/// How the token is found among the module's slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSelector {
+    Label(String),
+    Serial(String),
+}
+
+impl std::fmt::Display for TokenSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSelector::Label(l) => write!(f, "label '{l}'"),
+            TokenSelector::Serial(s) => write!(f, "serial '{s}'"),
+        }
+    }
+}
+
+/// Where the token is and how many sessions to keep.
+#[derive(Debug, Clone)]
+pub struct HsmConfig {
+    pub module: PathBuf,
+    pub token: TokenSelector,
+    /// Upper bound of concurrently open operation sessions.
+    pub pool_size: usize,
+}
+
+/// What the token looks like from here, for health and readiness reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    pub ok: bool,
+    pub token: String,
+    pub recoveries: u64,
+    pub last_error: Option<String>,
+}
+
+/// An operation's failure: either the token said no, or this crate did.
+pub(crate) enum OpError {
+    Ck(CkError),
+    Hsm(HsmError),
+}
+
+impl From<CkError> for OpError {
+    fn from(e: CkError) -> Self {
+        OpError::Ck(e)
+    }
+}
+
+impl From<HsmError> for OpError {
+    fn from(e: HsmError) -> Self {
+        OpError::Hsm(e)
+    }
+}
+
+/// Handles are cached per (CKA_ID, class); the class is kept as its raw number.
+type HandleKey = (Vec<u8>, u64);
+
+struct Inner {
+    ctx: Pkcs11,
+    cfg: HsmConfig,
+    pin: Pin,
+    slot: Mutex<Slot>,
+    anchor: Mutex<Option<Session>>,
+    pool: SessionPool,
+    handles: RwLock<HashMap<HandleKey, ObjectHandle>>,
+    recovering: Mutex<()>,
+    recoveries: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// A logged-in PKCS#11 token. Cheap to clone; every clone shares the context and the pool.
+#[derive(Clone)]
+pub struct Hsm {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Hsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hsm")
+            .field("module", &self.inner.cfg.module)
+            .field("token", &self.inner.cfg.token)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The guarded values (a slot id, an optional session, an error string) stay valid even
+    // if a holder panicked, so a poisoned lock is simply taken over.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Hsm {
+    /// Loads the module, finds the token and logs in. Every failure names its cause.
+    pub fn open(cfg: HsmConfig, pin: Pin) -> Result<Hsm> {
+        let ctx = Pkcs11::new(&cfg.module).map_err(|e| HsmError::ModuleLoad {
+            path: cfg.module.display().to_string(),
+            reason: match e {
+                CkError::LibraryLoading(l) => l.to_string(),
+                other => other.to_string(),
+            },
+        })?;
+        // Without OS locking SoftHSM disables its own mutexes and corrupts memory under
+        // concurrent sessions.
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(HsmError::Initialize(e.to_string())),
+        }
+        let slot = find_slot(&ctx, &cfg.token)?;
+        let pool = SessionPool::new(cfg.pool_size);
+        let inner = Inner {
+            ctx,
+            cfg,
+            pin,
+            slot: Mutex::new(slot),
+            anchor: Mutex::new(None),
+            pool,
+            handles: RwLock::new(HashMap::new()),
+            recovering: Mutex::new(()),
+            recoveries: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        };
+        let hsm = Hsm { inner: Arc::new(inner) };
+        hsm.login()?;
+        Ok(hsm)
+    }
+
+    /// Opens the anchor session and logs the user in on it.
+    fn login(&self) -> Result<()> {
+        let inner = &self.inner;
+        let slot = *lock(&inner.slot);
+        let session = inner
+            .ctx
+            .open_rw_session(slot)
+            .map_err(|e| HsmError::op("C_OpenSession", e))?;
+        let token = inner.cfg.token.to_string();
+        match session.login(UserType::User, Some(&inner.pin.secret())) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => return Err(HsmError::PinIncorrect(token)),
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => return Err(HsmError::PinLocked(token)),
+            Err(e) => return Err(HsmError::op("C_Login", e)),
+        }
+        *lock(&inner.anchor) = Some(session);
+        Ok(())
+    }
+
+    /// Current health of the token connection.
+    pub fn health(&self) -> Health {
+        let last_error = lock(&self.inner.last_error).clone();
+        Health {
+            ok: last_error.is_none(),
+            token: self.inner.cfg.token.to_string(),
+            recoveries: self.inner.recoveries.load(Ordering::Relaxed),
+            last_error,
+        }
+    }
+
+    /// Rebuilds sessions and login unless another thread already did since `seen_generation`.
+    fn recover(&self, seen_generation: u64) -> Result<()> {
+        let inner = &self.inner;
+        let _one_at_a_time = lock(&inner.recovering);
+        if inner.pool.generation() != seen_generation {
+            return Ok(());
+        }
+        tracing::warn!(token = %inner.cfg.token, "re-opening HSM sessions and logging in again");
+        inner.recoveries.fetch_add(1, Ordering::Relaxed);
+        inner.pool.reset();
+        inner.handles.write().unwrap_or_else(PoisonError::into_inner).clear();
+        drop(lock(&inner.anchor).take());
+        let slot = find_slot(&inner.ctx, &inner.cfg.token)?;
+        *lock(&inner.slot) = slot;
+        self.login()
+    }
+
+    fn record_error(&self, e: &CkError) {
+        *lock(&self.inner.last_error) = Some(format!("{:?}", rv_of(e).unwrap_or(RvError::GeneralError)));
+    }
+
+    fn record_ok(&self) {
+        let mut last = lock(&self.inner.last_error);
+        if last.is_some() {
+            tracing::info!(token = %self.inner.cfg.token, "HSM healthy again");
+            *last = None;
+        }
+    }
+
+    /// Runs `f` on a pooled session. Session, device and token errors trigger one recovery
+    /// and one retry; if that fails too the caller gets [`HsmError::Unavailable`].
+    pub(crate) fn with_session<T>(
+        &self,
+        op: &'static str,
+        f: impl Fn(&Hsm, &Session) -> std::result::Result<T, OpError>,
+    ) -> Result<T> {
+        let inner = &self.inner;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (session, generation) = match inner.pool.take() {
+                pool::Slot::Idle(s, g) => (s, g),
+                pool::Slot::OpenNew(g) => {
+                    let slot = *lock(&inner.slot);
+                    match inner.ctx.open_rw_session(slot) {
+                        Ok(s) => (s, g),
+                        Err(e) => {
+                            inner.pool.discard(g);
+                            if !self.retry_after(&e, attempt, g)? {
+                                return Err(self.final_error(op, e));
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            match f(self, &session) {
+                Ok(v) => {
+                    inner.pool.give_back(session, generation);
+                    self.record_ok();
+                    return Ok(v);
+                }
+                Err(OpError::Ck(e)) if needs_recovery(&e) => {
+                    drop(session);
+                    inner.pool.discard(generation);
+                    if !self.retry_after(&e, attempt, generation)? {
+                        return Err(self.final_error(op, e));
+                    }
+                }
+                Err(OpError::Ck(e)) => {
+                    inner.pool.give_back(session, generation);
+                    return Err(HsmError::op(op, e));
+                }
+                Err(OpError::Hsm(e)) => {
+                    inner.pool.give_back(session, generation);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Decides whether to retry after `e`, recovering first. `Ok(false)`: give up.
+    fn retry_after(&self, e: &CkError, attempt: u32, generation: u64) -> Result<bool> {
+        if !needs_recovery(e) {
+            return Ok(false);
+        }
+        self.record_error(e);
+        if attempt > 1 {
+            return Ok(false);
+        }
+        match self.recover(generation) {
+            Ok(()) => Ok(true),
+            Err(err) => {
+                tracing::error!(error = %err, "HSM recovery failed");
+                *lock(&self.inner.last_error) = Some(err.to_string());
+                Ok(false)
+            }
+        }
+    }
+
+    fn final_error(&self, op: &'static str, e: CkError) -> HsmError {
+        match rv_of(&e) {
+            Some(rv) if needs_recovery(&e) => HsmError::Unavailable { op, rv },
+            _ => HsmError::op(op, e),
+        }
+    }
+
+    /// The handle of the object with this CKA_ID and class, from the cache or a search.
+    pub(crate) fn handle(
+        &self,
+        session: &Session,
+        id: &KeyId,
+        class: ObjectClass,
+    ) -> std::result::Result<ObjectHandle, OpError> {
+        let key = (id.as_bytes().to_vec(), u64::from(class));
+        if let Some(h) = self.inner.handles.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return Ok(*h);
+        }
+        let found = session.find_objects(&[
+            Attribute::Token(true),
+            Attribute::Class(class),
+            Attribute::Id(id.as_bytes().to_vec()),
+        ])?;
+        let handle = match found.as_slice() {
+            [h] => *h,
+            [] => return Err(HsmError::KeyNotFound(id.to_string()).into()),
+            _ => {
+                return Err(HsmError::Operation {
+                    op: "C_FindObjects",
+                    detail: format!("{} objects share CKA_ID {id}; refusing to guess", found.len()),
+                }
+                .into())
+            }
+        };
+        self.inner.handles.write().unwrap_or_else(PoisonError::into_inner).insert(key, handle);
+        Ok(handle)
+    }
+
+    /// Random bytes from the token's generator.
+    pub fn random(&self, len: usize) -> Result<Vec<u8>> {
+        let len = u32::try_from(len).map_err(|_| HsmError::InvalidInput("random length too large".into()))?;
+        self.with_session("C_GenerateRandom", |_, s| Ok(s.generate_random_vec(len)?))
+    }
+}
+
+fn find_slot(ctx: &Pkcs11, sel: &TokenSelector) -> Result<Slot> {
+    let slots = ctx
+        .get_slots_with_initialized_token()
+        .map_err(|e| HsmError::op("C_GetSlotList", e))?;
+    for slot in slots {
+        let info = ctx.get_token_info(slot).map_err(|e| HsmError::op("C_GetTokenInfo", e))?;
+        let hit = match sel {
+            TokenSelector::Label(l) => info.label().trim_end() == l,
+            TokenSelector::Serial(s) => info.serial_number().trim_end() == s,
+        };
+        if hit {
+            return Ok(slot);
+        }
+    }
+    Err(HsmError::TokenNotFound(sel.to_string()))
+}
