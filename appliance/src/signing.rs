@@ -104,7 +104,6 @@ pub struct SigningService {
 
 /// What an authorised request resolved to.
 struct Resolved {
-    integration: String,
     key: KeyEntry,
 }
 
@@ -119,7 +118,7 @@ impl SigningService {
         if !integration.granted.contains(key) {
             return Err(SigningError::NotGranted { integration: integration.name.clone(), key: key.to_owned() });
         }
-        Ok(Resolved { integration: integration.name.clone(), key: entry.clone() })
+        Ok(Resolved { key: entry.clone() })
     }
 
     /// The keys the caller may use.
@@ -150,14 +149,13 @@ impl SigningService {
     }
 
     pub async fn sign(&self, caller: CallerId, req: SignRequest) -> Result<Signed, SigningError> {
-        let mut row = audit_row(caller, "sign", &req.key, &req.input);
+        let mut row = audit_row(&self.directory.current(), caller, "sign", &req.key, &req.input);
         let result = self.sign_authorised(caller, &req, &mut row).await;
         self.finish(row, result).await
     }
 
     async fn sign_authorised(&self, caller: CallerId, req: &SignRequest, row: &mut SignatureAuditRow) -> Result<Signed, SigningError> {
         let r = Self::authorise(&self.directory.current(), caller, &req.key)?;
-        row.integration = Some(r.integration);
         let version = r.key.active;
         let entry = r.key.versions.get(&version).ok_or_else(|| SigningError::UnknownVersion { key: req.key.clone(), version })?;
         let (scheme, hash) = choose(r.key.algorithm, req.scheme, req.hash)?;
@@ -178,7 +176,7 @@ impl SigningService {
 
     /// Verifies a signature; `Ok(false)` for a signature that does not match.
     pub async fn verify(&self, caller: CallerId, req: VerifyRequest) -> Result<(u32, bool), SigningError> {
-        let mut row = audit_row(caller, "verify", &req.key, &req.input);
+        let mut row = audit_row(&self.directory.current(), caller, "verify", &req.key, &req.input);
         let result = self.verify_authorised(caller, &req, &mut row).await;
         if let Ok((_, false)) = result {
             row.result = "invalid".into();
@@ -193,7 +191,6 @@ impl SigningService {
         row: &mut SignatureAuditRow,
     ) -> Result<(u32, bool), SigningError> {
         let r = Self::authorise(&self.directory.current(), caller, &req.key)?;
-        row.integration = Some(r.integration);
         let version = req.version.unwrap_or(r.key.active);
         let entry = r
             .key
@@ -252,7 +249,7 @@ fn as_sign_input(i: &Input) -> SignInput<'_> {
     }
 }
 
-fn audit_row(caller: CallerId, operation: &str, key: &str, input: &Input) -> SignatureAuditRow {
+fn audit_row(dir: &Directory, caller: CallerId, operation: &str, key: &str, input: &Input) -> SignatureAuditRow {
     let data = match input {
         Input::Message(m) | Input::Digest(m) => m,
     };
@@ -261,7 +258,7 @@ fn audit_row(caller: CallerId, operation: &str, key: &str, input: &Input) -> Sig
         at_ms: crate::now_ms(),
         uid: caller.uid,
         pid: caller.pid,
-        integration: None,
+        integration: dir.by_uid.get(&caller.uid).map(|i| i.name.clone()),
         operation: operation.into(),
         key_name: key.into(),
         key_version: None,

@@ -1,1 +1,306 @@
+//! Harnesses for Countersign's integration tests and benchmark: throwaway SoftHSM tokens, a
+//! runner that starts the real `countersignd` binary on them, and helpers around the real
+//! verifiers (`openssl`, `pkcs11-tool`).
+//!
+//! Nothing here mocks a component: tokens are real SoftHSM tokens, the daemon is the built
+//! binary, and signatures are checked by OpenSSL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test harness: a failed setup step should abort the test loudly")]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// The directory the workspace's binaries are built into (next to the test executable).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let mut dir = exe.parent().unwrap().to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// A workspace binary; fails with a hint when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.exists(), "{} is not built; run `cargo build --workspace --bins` (make test does)", p.display());
+    p
+}
+
+/// A SoftHSM token in its own temporary directory, with its own softhsm2.conf.
+#[derive(Debug)]
+pub struct SoftHsm {
+    pub dir: TempDir,
+    pub label: String,
+    pub user_pin: String,
+    pub so_pin: String,
+}
+
+impl SoftHsm {
+    pub fn new(label: &str) -> SoftHsm {
+        let dir = tempfile::Builder::new().prefix("cs-test-").tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tokens")).unwrap();
+        std::fs::write(
+            dir.path().join("softhsm2.conf"),
+            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", dir.path().join("tokens").display()),
+        )
+        .unwrap();
+        let hsm = SoftHsm { dir, label: label.into(), user_pin: random_pin(), so_pin: random_pin() };
+        let out = Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", hsm.conf())
+            .args(["--init-token", "--free", "--label", label, "--pin", &hsm.user_pin, "--so-pin", &hsm.so_pin])
+            .output()
+            .expect("softhsm2-util is installed (make test installs softhsm2)");
+        assert!(out.status.success(), "softhsm2-util failed: {}", String::from_utf8_lossy(&out.stderr));
+        hsm
+    }
+
+    pub fn conf(&self) -> PathBuf {
+        self.dir.path().join("softhsm2.conf")
+    }
+
+    /// Writes the user PIN to a 0600 file and returns its path.
+    pub fn pin_file(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.dir.path().join("user-pin");
+        std::fs::write(&p, &self.user_pin).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    /// Runs `pkcs11-tool` on this token, logged in.
+    pub fn pkcs11_tool(&self, args: &[&str]) -> Output {
+        Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", self.conf())
+            .args(["--module", SOFTHSM_MODULE, "--token-label", &self.label, "--login", "--pin", &self.user_pin])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+fn random_pin() -> String {
+    let mut b = [0u8; 8];
+    let f = std::fs::File::open("/dev/urandom").unwrap();
+    std::io::Read::read_exact(&mut &f, &mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A running `countersignd` on its own token, database and sockets.
+#[derive(Debug)]
+pub struct Daemon {
+    pub hsm: SoftHsm,
+    pub work: TempDir,
+    pub config: PathBuf,
+    /// Extra configuration layered over `config` (the `extra` of [`Daemon::start`]).
+    pub overlay: PathBuf,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts a daemon with a fresh token. `extra` is appended to its config file.
+    pub fn start(extra: &str) -> Daemon {
+        let hsm = SoftHsm::new("countersign-test");
+        let work = tempfile::Builder::new().prefix("cs-daemon-").tempdir().unwrap();
+        // Other uids must reach the sockets for the authorisation tests.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = work.path().join("countersign.toml");
+        let overlay = work.path().join("overlay.toml");
+        std::fs::write(&overlay, extra).unwrap();
+        let mut d = Daemon { hsm, work, config, overlay, child: None };
+        d.write_config();
+        d.spawn().expect("countersignd starts");
+        d
+    }
+
+    fn write_config(&self) {
+        let w = self.work.path();
+        let text = format!(
+            "[hsm]\nmodule = \"{SOFTHSM_MODULE}\"\ntoken_label = \"{}\"\npin_file = \"{}\"\npool_size = 16\n\
+             [store]\npath = \"{}\"\nsynchronous = \"normal\"\n\
+             [api]\nsocket = \"{}\"\nsocket_mode = \"0666\"\nmax_body_bytes = 65536\nrequest_timeout_ms = 10000\n\
+             [admin]\nsocket = \"{}\"\nsocket_mode = \"0666\"\n\
+             [log]\nformat = \"human\"\nfilter = \"info\"\n",
+            self.hsm.label,
+            self.hsm.pin_file().display(),
+            w.join("countersign.db").display(),
+            w.join("api.sock").display(),
+            w.join("admin.sock").display(),
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    pub fn api_sock(&self) -> PathBuf {
+        self.work.path().join("api.sock")
+    }
+
+    pub fn admin_sock(&self) -> PathBuf {
+        self.work.path().join("admin.sock")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.work.path().join("countersign.db")
+    }
+
+    /// A `countersignd` command for this daemon's token and config (not started).
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(bin("countersignd"));
+        c.env("SOFTHSM2_CONF", self.hsm.conf())
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--config")
+            .arg(&self.overlay);
+        c
+    }
+
+    /// Starts the process and waits (with a deadline) for its "ready" log line.
+    pub fn spawn(&mut self) -> Result<(), String> {
+        let mut child = self.command().stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready_sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !ready_sent && line.contains("countersignd ready") {
+                    let _ = tx.send(Ok(()));
+                    ready_sent = true;
+                } else if !ready_sent && line.starts_with("countersignd:") {
+                    let _ = tx.send(Err(line.clone()));
+                }
+                if std::env::var_os("COUNTERSIGN_TEST_LOG").is_some() {
+                    eprintln!("[daemon] {line}");
+                }
+            }
+            let _ = tx.send(Err("countersignd exited before it was ready".into()));
+        });
+        let r = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| Err("countersignd not ready after 30 s".into()));
+        self.child = Some(child);
+        r
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            #[allow(unsafe_code, reason = "kill(2) on our own child pid")]
+            // SAFETY: plain syscall on the pid of a child we own and have not reaped.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let status = c.wait().unwrap();
+            assert!(status.success(), "countersignd exited with {status} after SIGTERM");
+        }
+    }
+
+    /// Kills the process with SIGKILL (no clean shutdown).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn().expect("countersignd restarts");
+    }
+
+    /// Runs the admin CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin("countersign")).arg("--socket").arg(self.admin_sock()).args(args).output().unwrap()
+    }
+
+    /// Runs the admin CLI with `--json` and parses its output; panics on failure.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.cli(&a);
+        assert!(out.status.success(), "countersign {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Sets up an application, an integration for `uid` and the grant between them.
+    pub fn provision(&self, app: &str, algorithm: &str, integration: &str, uid: u32) {
+        self.cli_json(&["app", "create", app, "--algorithm", algorithm]);
+        let existing = self.cli_json(&["integration", "list"]);
+        let known = existing["integrations"].as_array().unwrap().iter().any(|i| i["name"] == integration);
+        if !known {
+            self.cli_json(&["integration", "add", integration, "--uid", &uid.to_string()]);
+        }
+        self.cli_json(&["grant", integration, app]);
+    }
+
+    /// One request on api.sock as this process's uid.
+    pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        request(&self.api_sock(), method, path, body.map(|b| b.to_string().into_bytes()))
+    }
+
+    /// One request on api.sock as another uid (through the `api-call` helper).
+    pub fn api_as(&self, uid: u32, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        use std::os::unix::process::CommandExt;
+        let mut c = Command::new(bin("api-call"));
+        c.uid(uid).arg(self.api_sock()).arg(method).arg(path);
+        if let Some(b) = body {
+            c.arg(b.to_string());
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "api-call failed: {}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v["status"].as_u64().unwrap() as u16, v["body"].clone())
+    }
+
+    /// The signature audit, newest first.
+    pub fn audit(&self) -> Vec<Value> {
+        self.cli_json(&["audit", "signatures", "--limit", "10000"])["rows"].as_array().unwrap().clone()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One blocking HTTP request over a Unix socket; the body is sent as raw bytes.
+pub fn request(sock: &Path, method: &str, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut c = countersign::client::Connection::connect(sock).await.unwrap();
+        let (status, bytes) = c.raw(method.parse().unwrap(), path, body).await.unwrap();
+        let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+        (status.as_u16(), v)
+    })
+}
+
+/// Writes `data` into `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+/// Runs openssl; returns whether it succeeded, with its output for messages.
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+pub fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+pub fn unb64(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}

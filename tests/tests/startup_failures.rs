@@ -1,0 +1,54 @@
+//! A daemon that cannot reach its HSM refuses to start, with one line naming the problem.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+use countersign_tests::Daemon;
+
+/// Runs countersignd with `config_extra` appended and returns (exit ok, stderr).
+fn start_with(d: &Daemon, config_extra: &str, pin: Option<&str>) -> (bool, String) {
+    let cfg = d.work.path().join("broken.toml");
+    std::fs::write(&cfg, config_extra).unwrap();
+    if let Some(p) = pin {
+        std::fs::write(d.hsm.dir.path().join("user-pin"), p).unwrap();
+    }
+    let out = std::process::Command::new(countersign_tests::bin("countersignd"))
+        .env("SOFTHSM2_CONF", d.hsm.conf())
+        .env("RUST_BACKTRACE", "1")
+        .arg("--config")
+        .arg(&d.config)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn assert_one_line(stderr: &str, needle: &str) {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
+    assert!(lines[0].starts_with("countersignd: "), "{stderr}");
+    assert!(lines[0].contains(needle), "expected '{needle}' in: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+}
+
+#[test]
+fn wrong_pin_missing_module_missing_token_and_bad_config_fail_cleanly() {
+    let mut d = Daemon::start("");
+    d.stop();
+
+    let (ok, err) = start_with(&d, "[hsm]\nmodule = \"/nonexistent/libpkcs11.so\"\n", None);
+    assert!(!ok);
+    assert_one_line(&err, "cannot load PKCS#11 module /nonexistent/libpkcs11.so");
+
+    let (ok, err) = start_with(&d, "", Some("0000-wrong"));
+    assert!(!ok);
+    assert_one_line(&err, "user PIN was rejected");
+
+    let (ok, err) = start_with(&d, "[hsm]\ntoken_label = \"no-such-token\"\n", None);
+    assert!(!ok);
+    assert_one_line(&err, "no initialised token matches label 'no-such-token'");
+
+    let (ok, err) = start_with(&d, "[hsm]\npin = \"1234\"\n", None);
+    assert!(!ok);
+    assert_one_line(&err, "unknown field");
+}
