@@ -14,7 +14,10 @@ use tokio::net::UnixStream;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {path}: {source} (is countersignd running, and may you use this socket?)")]
-    Connect { path: PathBuf, source: std::io::Error },
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
     #[error("bad request: {0}")]
@@ -32,7 +35,10 @@ impl Connection {
     pub async fn connect(path: &Path) -> Result<Connection, ClientError> {
         let stream = UnixStream::connect(path)
             .await
-            .map_err(|source| ClientError::Connect { path: path.to_owned(), source })?;
+            .map_err(|source| ClientError::Connect {
+                path: path.to_owned(),
+                source,
+            })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
@@ -42,8 +48,15 @@ impl Connection {
 
     /// Sends one request with an optional JSON body; returns the status and the JSON answer
     /// (`Value::Null` for an empty body).
-    pub async fn request(&mut self, method: Method, uri: &str, body: Option<&Value>) -> Result<(StatusCode, Value), ClientError> {
-        let (status, bytes) = self.raw(method, uri, body.map(|b| b.to_string().into_bytes())).await?;
+    pub async fn request(
+        &mut self,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), ClientError> {
+        let (status, bytes) = self
+            .raw(method, uri, body.map(|b| b.to_string().into_bytes()))
+            .await?;
         if bytes.is_empty() {
             return Ok((status, Value::Null));
         }
@@ -52,9 +65,17 @@ impl Connection {
     }
 
     /// Sends raw body bytes as JSON; returns status and body bytes.
-    pub async fn raw(&mut self, method: Method, uri: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), ClientError> {
+    pub async fn raw(
+        &mut self,
+        method: Method,
+        uri: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         self.sender.ready().await?;
-        let mut req = Request::builder().method(method).uri(uri).header("host", "localhost");
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "localhost");
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }

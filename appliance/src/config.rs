@@ -112,8 +112,13 @@ impl Config {
         }
         // Only variables with a section separator are configuration, so that unrelated
         // COUNTERSIGN_* variables (the CLI's, for instance) do not count as unknown keys.
-        let env = Env::prefixed("COUNTERSIGN_").filter(|k| k.as_str().contains("__")).split("__");
-        let cfg: Config = fig.merge(env).extract().map_err(|e| ConfigError::Invalid(one_line(&e)))?;
+        let env = Env::prefixed("COUNTERSIGN_")
+            .filter(|k| k.as_str().contains("__"))
+            .split("__");
+        let cfg: Config = fig
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Invalid(one_line(&e)))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -142,7 +147,11 @@ impl Config {
 }
 
 fn one_line(e: &figment::Error) -> String {
-    e.clone().into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+    e.clone()
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Parses an octal file mode such as `"0660"`.
@@ -161,7 +170,11 @@ impl HsmSection {
             (None, Some(label)) => TokenSelector::Label(label.clone()),
             (None, None) => TokenSelector::Label(String::new()),
         };
-        HsmConfig { module: self.module.clone(), token, pool_size: self.pool_size }
+        HsmConfig {
+            module: self.module.clone(),
+            token,
+            pool_size: self.pool_size,
+        }
     }
 
     /// Reads the PIN from `pin_file`, or else from the systemd credential `hsm-pin`.
@@ -184,15 +197,18 @@ mod tests {
 
     #[test]
     fn factory_defaults_parse() {
-        let cfg: Config = Figment::from(Toml::string(FACTORY_DEFAULTS)).extract().unwrap();
+        let cfg: Config = Figment::from(Toml::string(FACTORY_DEFAULTS))
+            .extract()
+            .unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.hsm.token_label.as_deref(), Some("countersign"));
     }
 
     #[test]
     fn unknown_keys_are_refused() {
-        let r: Result<Config, _> =
-            Figment::from(Toml::string(FACTORY_DEFAULTS)).merge(Toml::string("[hsm]\npin = \"1234\"\n")).extract();
+        let r: Result<Config, _> = Figment::from(Toml::string(FACTORY_DEFAULTS))
+            .merge(Toml::string("[hsm]\npin = \"1234\"\n"))
+            .extract();
         assert!(r.unwrap_err().to_string().contains("unknown field"));
     }
 

@@ -25,7 +25,9 @@ use crate::store::Store;
 pub fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match cfg.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),
@@ -60,7 +62,10 @@ impl Appliance {
     }
 }
 
-#[allow(unsafe_code, reason = "geteuid(2) has no preconditions and always succeeds")]
+#[allow(
+    unsafe_code,
+    reason = "geteuid(2) has no preconditions and always succeeds"
+)]
 fn own_uid() -> u32 {
     // SAFETY: geteuid takes no arguments, touches no memory of ours and cannot fail.
     unsafe { libc::geteuid() }
@@ -81,24 +86,42 @@ fn check_keys_on_token(hsm: &Hsm, store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The two listening sockets, and the paths this process bound itself (and so removes on exit;
+/// sockets systemd passed in belong to the socket units).
+struct Listeners {
+    api: UnixListener,
+    admin: UnixListener,
+    bound: Vec<std::path::PathBuf>,
+}
+
 /// Takes the sockets systemd passed (matched by path), or binds them.
-fn listeners(cfg: &Config) -> anyhow::Result<(UnixListener, UnixListener)> {
+fn listeners(cfg: &Config) -> anyhow::Result<Listeners> {
     let mut inherited = inherited_listeners()?;
+    let mut bound = Vec::new();
     let mut take = |path: &Path, mode: &str| -> anyhow::Result<UnixListener> {
         if let Some(i) = inherited.iter().position(|(p, _)| p == path) {
             let (_, l) = inherited.swap_remove(i);
             l.set_nonblocking(true)?;
             return Ok(UnixListener::from_std(l)?);
         }
-        bind(path, parse_mode(mode)?)
+        let l = bind(path, parse_mode(mode)?)?;
+        bound.push(path.to_path_buf());
+        Ok(l)
     };
     let api = take(&cfg.api.socket, &cfg.api.socket_mode)?;
     let admin = take(&cfg.admin.socket, &cfg.admin.socket_mode)?;
-    Ok((api, admin))
+    if let Some((p, _)) = inherited.first() {
+        tracing::warn!(socket = %p.display(), "systemd passed a socket that matches neither api.socket nor admin.socket");
+    }
+    Ok(Listeners { api, admin, bound })
 }
 
-#[allow(unsafe_code, reason = "adopting file descriptors that systemd passed via LISTEN_FDS")]
-fn inherited_listeners() -> anyhow::Result<Vec<(std::path::PathBuf, std::os::unix::net::UnixListener)>> {
+#[allow(
+    unsafe_code,
+    reason = "adopting file descriptors that systemd passed via LISTEN_FDS"
+)]
+fn inherited_listeners(
+) -> anyhow::Result<Vec<(std::path::PathBuf, std::os::unix::net::UnixListener)>> {
     use std::os::fd::FromRawFd;
     let fds = match sd_notify::listen_fds() {
         Ok(fds) => fds,
@@ -121,13 +144,18 @@ fn inherited_listeners() -> anyhow::Result<Vec<(std::path::PathBuf, std::os::uni
 
 fn bind(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create socket directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create socket directory {}", dir.display()))?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!("{} is in use: another countersignd is running", path.display());
+            anyhow::bail!(
+                "{} is in use: another countersignd is running",
+                path.display()
+            );
         }
-        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }
     let l = UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -150,7 +178,11 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let c = cfg.clone();
     let appliance = tokio::task::spawn_blocking(move || Appliance::open(&c)).await??;
-    let (api_l, admin_l) = listeners(&cfg)?;
+    let Listeners {
+        api: api_l,
+        admin: admin_l,
+        bound,
+    } = listeners(&cfg)?;
     let limits = Limits {
         max_body_bytes: cfg.api.max_body_bytes,
         timeout: Duration::from_millis(cfg.api.request_timeout_ms),
@@ -159,8 +191,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let api = tokio::spawn(http::serve(api_l, http::api_router(appliance.state.clone(), limits), stopped(stop_rx.clone())));
-    let admin = tokio::spawn(http::serve(admin_l, http::admin_router(appliance.state.clone(), limits), stopped(stop_rx)));
+    let api = tokio::spawn(http::serve(
+        api_l,
+        http::api_router(appliance.state.clone(), limits),
+        stopped(stop_rx.clone()),
+    ));
+    let admin = tokio::spawn(http::serve(
+        admin_l,
+        http::admin_router(appliance.state.clone(), limits),
+        stopped(stop_rx),
+    ));
     tracing::info!(
         api = %cfg.api.socket.display(), admin = %cfg.admin.socket.display(), db = %appliance.store.path().display(),
         "countersignd ready"
@@ -172,7 +212,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     api.await??;
     admin.await??;
-    for p in [&cfg.api.socket, &cfg.admin.socket] {
+    for p in bound {
         let _ = std::fs::remove_file(p);
     }
     tracing::info!("stopped");

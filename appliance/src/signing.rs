@@ -109,14 +109,27 @@ struct Resolved {
 
 impl SigningService {
     pub fn new(hsm: Hsm, directory: Arc<DirectoryHandle>, audit: AuditWriter) -> Self {
-        SigningService { hsm, directory, audit }
+        SigningService {
+            hsm,
+            directory,
+            audit,
+        }
     }
 
     fn authorise(dir: &Directory, caller: CallerId, key: &str) -> Result<Resolved, SigningError> {
-        let integration = dir.by_uid.get(&caller.uid).ok_or(SigningError::NotRegistered(caller.uid))?;
-        let entry = dir.keys.get(key).ok_or_else(|| SigningError::UnknownKey(key.to_owned()))?;
+        let integration = dir
+            .by_uid
+            .get(&caller.uid)
+            .ok_or(SigningError::NotRegistered(caller.uid))?;
+        let entry = dir
+            .keys
+            .get(key)
+            .ok_or_else(|| SigningError::UnknownKey(key.to_owned()))?;
         if !integration.granted.contains(key) {
-            return Err(SigningError::NotGranted { integration: integration.name.clone(), key: key.to_owned() });
+            return Err(SigningError::NotGranted {
+                integration: integration.name.clone(),
+                key: key.to_owned(),
+            });
         }
         Ok(Resolved { key: entry.clone() })
     }
@@ -124,7 +137,10 @@ impl SigningService {
     /// The keys the caller may use.
     pub fn list_keys(&self, caller: CallerId) -> Result<Vec<KeyView>, SigningError> {
         let dir = self.directory.current();
-        let integration = dir.by_uid.get(&caller.uid).ok_or(SigningError::NotRegistered(caller.uid))?;
+        let integration = dir
+            .by_uid
+            .get(&caller.uid)
+            .ok_or(SigningError::NotRegistered(caller.uid))?;
         let mut keys: Vec<KeyView> = integration
             .granted
             .iter()
@@ -141,23 +157,53 @@ impl SigningService {
     }
 
     /// A granted key's public key, at `version` or the active one.
-    pub fn public_key(&self, caller: CallerId, key: &str, version: Option<u32>) -> Result<(u32, PublicKey), SigningError> {
+    pub fn public_key(
+        &self,
+        caller: CallerId,
+        key: &str,
+        version: Option<u32>,
+    ) -> Result<(u32, PublicKey), SigningError> {
         let r = Self::authorise(&self.directory.current(), caller, key)?;
         let v = version.unwrap_or(r.key.active);
-        let entry = r.key.versions.get(&v).ok_or_else(|| SigningError::UnknownVersion { key: key.to_owned(), version: v })?;
+        let entry = r
+            .key
+            .versions
+            .get(&v)
+            .ok_or_else(|| SigningError::UnknownVersion {
+                key: key.to_owned(),
+                version: v,
+            })?;
         Ok((v, entry.public_key.clone()))
     }
 
     pub async fn sign(&self, caller: CallerId, req: SignRequest) -> Result<Signed, SigningError> {
-        let mut row = audit_row(&self.directory.current(), caller, "sign", &req.key, &req.input);
+        let mut row = audit_row(
+            &self.directory.current(),
+            caller,
+            "sign",
+            &req.key,
+            &req.input,
+        );
         let result = self.sign_authorised(caller, &req, &mut row).await;
         self.finish(row, result).await
     }
 
-    async fn sign_authorised(&self, caller: CallerId, req: &SignRequest, row: &mut SignatureAuditRow) -> Result<Signed, SigningError> {
+    async fn sign_authorised(
+        &self,
+        caller: CallerId,
+        req: &SignRequest,
+        row: &mut SignatureAuditRow,
+    ) -> Result<Signed, SigningError> {
         let r = Self::authorise(&self.directory.current(), caller, &req.key)?;
         let version = r.key.active;
-        let entry = r.key.versions.get(&version).ok_or_else(|| SigningError::UnknownVersion { key: req.key.clone(), version })?;
+        let entry = r
+            .key
+            .versions
+            .get(&version)
+            .ok_or_else(|| SigningError::UnknownVersion {
+                key: req.key.clone(),
+                version,
+            })?;
         let (scheme, hash) = choose(r.key.algorithm, req.scheme, req.hash)?;
         row.key_version = Some(version);
         row.scheme = Some(scheme.to_string());
@@ -167,16 +213,40 @@ impl SigningService {
         let alg = r.key.algorithm;
         let input = req.input.clone();
         let signature = tokio::task::spawn_blocking(move || {
-            hsm.sign(&key_id, alg, scheme, hash.unwrap_or(HashAlg::Sha256), as_sign_input(&input))
+            hsm.sign(
+                &key_id,
+                alg,
+                scheme,
+                hash.unwrap_or(HashAlg::Sha256),
+                as_sign_input(&input),
+            )
         })
         .await
         .map_err(|e| SigningError::Invalid(format!("signing task failed: {e}")))??;
-        Ok(Signed { key: req.key.clone(), version, algorithm: alg, scheme, hash, signature, audit_id: 0 })
+        Ok(Signed {
+            key: req.key.clone(),
+            version,
+            algorithm: alg,
+            scheme,
+            hash,
+            signature,
+            audit_id: 0,
+        })
     }
 
     /// Verifies a signature; `Ok(false)` for a signature that does not match.
-    pub async fn verify(&self, caller: CallerId, req: VerifyRequest) -> Result<(u32, bool), SigningError> {
-        let mut row = audit_row(&self.directory.current(), caller, "verify", &req.key, &req.input);
+    pub async fn verify(
+        &self,
+        caller: CallerId,
+        req: VerifyRequest,
+    ) -> Result<(u32, bool), SigningError> {
+        let mut row = audit_row(
+            &self.directory.current(),
+            caller,
+            "verify",
+            &req.key,
+            &req.input,
+        );
         let result = self.verify_authorised(caller, &req, &mut row).await;
         if let Ok((_, false)) = result {
             row.result = "invalid".into();
@@ -196,7 +266,10 @@ impl SigningService {
             .key
             .versions
             .get(&version)
-            .ok_or_else(|| SigningError::UnknownVersion { key: req.key.clone(), version })?;
+            .ok_or_else(|| SigningError::UnknownVersion {
+                key: req.key.clone(),
+                version,
+            })?;
         let (scheme, hash) = choose(r.key.algorithm, req.scheme, req.hash)?;
         row.key_version = Some(version);
         row.scheme = Some(scheme.to_string());
@@ -207,7 +280,14 @@ impl SigningService {
         let input = req.input.clone();
         let signature = req.signature.clone();
         let valid = tokio::task::spawn_blocking(move || {
-            hsm.verify(&key_id, alg, scheme, hash.unwrap_or(HashAlg::Sha256), as_sign_input(&input), &signature)
+            hsm.verify(
+                &key_id,
+                alg,
+                scheme,
+                hash.unwrap_or(HashAlg::Sha256),
+                as_sign_input(&input),
+                &signature,
+            )
         })
         .await
         .map_err(|e| SigningError::Invalid(format!("verification task failed: {e}")))??;
@@ -215,7 +295,11 @@ impl SigningService {
     }
 
     /// Writes the audit row for `result` and returns the result, unless the audit failed.
-    async fn finish<T: AuditId>(&self, mut row: SignatureAuditRow, result: Result<T, SigningError>) -> Result<T, SigningError> {
+    async fn finish<T: AuditId>(
+        &self,
+        mut row: SignatureAuditRow,
+        result: Result<T, SigningError>,
+    ) -> Result<T, SigningError> {
         if let Err(e) = &result {
             row.result = match e {
                 SigningError::NotRegistered(_) | SigningError::NotGranted { .. } => "denied",
@@ -249,7 +333,13 @@ fn as_sign_input(i: &Input) -> SignInput<'_> {
     }
 }
 
-fn audit_row(dir: &Directory, caller: CallerId, operation: &str, key: &str, input: &Input) -> SignatureAuditRow {
+fn audit_row(
+    dir: &Directory,
+    caller: CallerId,
+    operation: &str,
+    key: &str,
+    input: &Input,
+) -> SignatureAuditRow {
     let data = match input {
         Input::Message(m) | Input::Digest(m) => m,
     };
@@ -279,11 +369,15 @@ fn choose(
 ) -> Result<(SignScheme, Option<HashAlg>), SigningError> {
     let scheme = scheme.unwrap_or_else(|| alg.default_scheme());
     if !alg.allows(scheme) {
-        return Err(SigningError::Unsupported(format!("a {alg} key cannot make {scheme} signatures")));
+        return Err(SigningError::Unsupported(format!(
+            "a {alg} key cannot make {scheme} signatures"
+        )));
     }
     if scheme == SignScheme::Ed25519 {
         if hash.is_some() {
-            return Err(SigningError::Unsupported("Ed25519 signatures take no hash parameter".into()));
+            return Err(SigningError::Unsupported(
+                "Ed25519 signatures take no hash parameter".into(),
+            ));
         }
         return Ok((scheme, None));
     }

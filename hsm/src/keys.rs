@@ -19,7 +19,9 @@ impl KeyId {
     }
 
     pub fn from_hex(s: &str) -> Result<Self> {
-        hex_decode(s).map(KeyId).ok_or_else(|| HsmError::InvalidInput(format!("'{s}' is not a hex key id")))
+        hex_decode(s)
+            .map(KeyId)
+            .ok_or_else(|| HsmError::InvalidInput(format!("'{s}' is not a hex key id")))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -35,7 +37,10 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 || s.is_empty() {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 impl std::fmt::Display for KeyId {
@@ -62,7 +67,7 @@ pub struct GeneratedKeyPair {
 pub enum SecretKeyKind {
     /// AES-256 for AES-GCM sealing of secrets at rest.
     Aes256,
-    /// 256-bit generic secret for HMAC-SHA-2 verifiers.
+    /// 512-bit generic secret for HMAC-SHA-2 verifiers.
     Hmac,
 }
 
@@ -106,7 +111,12 @@ impl Hsm {
                 Mechanism::EccEdwardsKeyPairGen
             }
             KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
-                let bits: Ulong = if alg == KeyAlgorithm::Rsa2048 { 2048 } else { 3072 }.into();
+                let bits: Ulong = if alg == KeyAlgorithm::Rsa2048 {
+                    2048
+                } else {
+                    3072
+                }
+                .into();
                 public.push(Attribute::ModulusBits(bits));
                 public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
                 Mechanism::RsaPkcsKeyPairGen
@@ -126,7 +136,10 @@ impl Hsm {
             let h = hsm.handle(s, id, ObjectClass::PUBLIC_KEY)?;
             let want = match alg {
                 KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
-                    vec![cryptoki::object::AttributeType::Modulus, cryptoki::object::AttributeType::PublicExponent]
+                    vec![
+                        cryptoki::object::AttributeType::Modulus,
+                        cryptoki::object::AttributeType::PublicExponent,
+                    ]
                 }
                 _ => vec![cryptoki::object::AttributeType::EcPoint],
             };
@@ -142,7 +155,11 @@ impl Hsm {
                     _ => {}
                 }
             }
-            let missing = || OpError::from(HsmError::Encoding("the token did not return the public key attributes".into()));
+            let missing = || {
+                OpError::from(HsmError::Encoding(
+                    "the token did not return the public key attributes".into(),
+                ))
+            };
             Ok(match alg {
                 KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => PublicKey::Rsa {
                     n: modulus.ok_or_else(missing)?,
@@ -164,16 +181,22 @@ impl Hsm {
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id.as_bytes().to_vec()),
-            Attribute::ValueLen(32u64.into()),
         ];
         let mechanism = match kind {
             SecretKeyKind::Aes256 => {
-                template.extend([Attribute::KeyType(KeyType::AES), Attribute::Encrypt(true), Attribute::Decrypt(true)]);
+                template.extend([
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::ValueLen(32u64.into()),
+                    Attribute::Encrypt(true),
+                    Attribute::Decrypt(true),
+                ]);
                 Mechanism::AesKeyGen
             }
             SecretKeyKind::Hmac => {
+                // SoftHSM refuses HMAC-SHA-512 with keys shorter than its 64-byte output.
                 template.extend([
                     Attribute::KeyType(KeyType::GENERIC_SECRET),
+                    Attribute::ValueLen(64u64.into()),
                     Attribute::Sign(true),
                     Attribute::Verify(true),
                 ]);
@@ -189,7 +212,11 @@ impl Hsm {
 
     /// Whether a private or secret key with this id is on the token.
     pub fn has_key(&self, id: &KeyId, secret: bool) -> Result<bool> {
-        let class = if secret { ObjectClass::SECRET_KEY } else { ObjectClass::PRIVATE_KEY };
+        let class = if secret {
+            ObjectClass::SECRET_KEY
+        } else {
+            ObjectClass::PRIVATE_KEY
+        };
         self.with_session("C_FindObjects", |hsm, s| match hsm.handle(s, id, class) {
             Ok(_) => Ok(true),
             Err(OpError::Hsm(HsmError::KeyNotFound(_))) => Ok(false),

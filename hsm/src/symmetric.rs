@@ -20,7 +20,9 @@ impl Hsm {
     /// Encrypts `plaintext` under AES key `id`, bound to `aad`.
     pub fn seal(&self, id: &KeyId, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         if aad.is_empty() {
-            return Err(HsmError::InvalidInput("AES-GCM sealing requires associated data".into()));
+            return Err(HsmError::InvalidInput(
+                "AES-GCM sealing requires associated data".into(),
+            ));
         }
         self.with_session("C_Encrypt", |hsm, s| {
             let h = hsm.handle(s, id, ObjectClass::SECRET_KEY)?;
@@ -40,7 +42,9 @@ impl Hsm {
     /// Decrypts a blob made by [`Hsm::seal`] with the same key and `aad`.
     pub fn unseal(&self, id: &KeyId, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if aad.is_empty() {
-            return Err(HsmError::InvalidInput("AES-GCM opening requires associated data".into()));
+            return Err(HsmError::InvalidInput(
+                "AES-GCM opening requires associated data".into(),
+            ));
         }
         let (version, rest) = sealed.split_first().ok_or(HsmError::OpenFailed)?;
         if *version != SEAL_VERSION || rest.len() < IV_LEN + 16 {
@@ -52,10 +56,14 @@ impl Hsm {
             let mut iv_param = [0u8; IV_LEN];
             iv_param.copy_from_slice(iv);
             let params = GcmParams::new(&mut iv_param, aad, TAG_BITS.into())?;
+            // SoftHSM 2.6 reports a failed tag check as CKR_GENERAL_ERROR rather than
+            // CKR_ENCRYPTED_DATA_INVALID; both mean "does not open", never "retry".
             match s.decrypt(&Mechanism::AesGcm(params), h, ct) {
                 Ok(pt) => Ok(Zeroizing::new(pt)),
                 Err(cryptoki::error::Error::Pkcs11(
-                    cryptoki::error::RvError::EncryptedDataInvalid | cryptoki::error::RvError::EncryptedDataLenRange,
+                    cryptoki::error::RvError::EncryptedDataInvalid
+                    | cryptoki::error::RvError::EncryptedDataLenRange
+                    | cryptoki::error::RvError::GeneralError,
                     _,
                 )) => Err(OpError::Hsm(HsmError::OpenFailed)),
                 Err(e) => Err(e.into()),

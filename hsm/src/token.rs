@@ -139,7 +139,9 @@ impl Hsm {
             recoveries: AtomicU64::new(0),
             last_error: Mutex::new(None),
         };
-        let hsm = Hsm { inner: Arc::new(inner) };
+        let hsm = Hsm {
+            inner: Arc::new(inner),
+        };
         hsm.login()?;
         Ok(hsm)
     }
@@ -155,7 +157,9 @@ impl Hsm {
         let token = inner.cfg.token.to_string();
         match session.login(UserType::User, Some(&inner.pin.secret())) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => return Err(HsmError::PinIncorrect(token)),
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
+                return Err(HsmError::PinIncorrect(token))
+            }
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => return Err(HsmError::PinLocked(token)),
             Err(e) => return Err(HsmError::op("C_Login", e)),
         }
@@ -184,7 +188,11 @@ impl Hsm {
         tracing::warn!(token = %inner.cfg.token, "re-opening HSM sessions and logging in again");
         inner.recoveries.fetch_add(1, Ordering::Relaxed);
         inner.pool.reset();
-        inner.handles.write().unwrap_or_else(PoisonError::into_inner).clear();
+        inner
+            .handles
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         drop(lock(&inner.anchor).take());
         let slot = find_slot(&inner.ctx, &inner.cfg.token)?;
         *lock(&inner.slot) = slot;
@@ -192,7 +200,8 @@ impl Hsm {
     }
 
     fn record_error(&self, e: &CkError) {
-        *lock(&self.inner.last_error) = Some(format!("{:?}", rv_of(e).unwrap_or(RvError::GeneralError)));
+        *lock(&self.inner.last_error) =
+            Some(format!("{:?}", rv_of(e).unwrap_or(RvError::GeneralError)));
     }
 
     fn record_ok(&self) {
@@ -289,7 +298,13 @@ impl Hsm {
         class: ObjectClass,
     ) -> std::result::Result<ObjectHandle, OpError> {
         let key = (id.as_bytes().to_vec(), u64::from(class));
-        if let Some(h) = self.inner.handles.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        if let Some(h) = self
+            .inner
+            .handles
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
             return Ok(*h);
         }
         let found = session.find_objects(&[
@@ -303,18 +318,37 @@ impl Hsm {
             _ => {
                 return Err(HsmError::Operation {
                     op: "C_FindObjects",
-                    detail: format!("{} objects share CKA_ID {id}; refusing to guess", found.len()),
+                    detail: format!(
+                        "{} objects share CKA_ID {id}; refusing to guess",
+                        found.len()
+                    ),
                 }
                 .into())
             }
         };
-        self.inner.handles.write().unwrap_or_else(PoisonError::into_inner).insert(key, handle);
+        self.inner
+            .handles
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, handle);
         Ok(handle)
+    }
+
+    /// Logs the user out of the token, as a token reset or a stray `C_Logout` from another
+    /// program using the same token would. Fault tests use it to prove that the next operation
+    /// recovers by itself; it is not part of normal operation.
+    #[doc(hidden)]
+    pub fn simulate_logout(&self) -> Result<()> {
+        match lock(&self.inner.anchor).as_ref() {
+            Some(s) => s.logout().map_err(|e| HsmError::op("C_Logout", e)),
+            None => Ok(()),
+        }
     }
 
     /// Random bytes from the token's generator.
     pub fn random(&self, len: usize) -> Result<Vec<u8>> {
-        let len = u32::try_from(len).map_err(|_| HsmError::InvalidInput("random length too large".into()))?;
+        let len = u32::try_from(len)
+            .map_err(|_| HsmError::InvalidInput("random length too large".into()))?;
         self.with_session("C_GenerateRandom", |_, s| Ok(s.generate_random_vec(len)?))
     }
 }
@@ -324,7 +358,9 @@ fn find_slot(ctx: &Pkcs11, sel: &TokenSelector) -> Result<Slot> {
         .get_slots_with_initialized_token()
         .map_err(|e| HsmError::op("C_GetSlotList", e))?;
     for slot in slots {
-        let info = ctx.get_token_info(slot).map_err(|e| HsmError::op("C_GetTokenInfo", e))?;
+        let info = ctx
+            .get_token_info(slot)
+            .map_err(|e| HsmError::op("C_GetTokenInfo", e))?;
         let hit = match sel {
             TokenSelector::Label(l) => info.label().trim_end() == l,
             TokenSelector::Serial(s) => info.serial_number().trim_end() == s,

@@ -1,7 +1,12 @@
 //! Signatures made on api.sock verify with OpenSSL, using the public key served by the API,
 //! for every algorithm and output format the appliance offers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 use countersign_tests::{b64, openssl, unb64, write, Daemon};
 use serde_json::{json, Value};
@@ -32,16 +37,32 @@ fn sign(d: &Daemon, key: &str, body: Value) -> Value {
 }
 
 /// openssl dgst -verify with optional -sigopt arguments.
-fn dgst_verifies(dir: &std::path::Path, hash: &str, pem: &str, sig: &[u8], msg: &[u8], sigopts: &[&str]) -> bool {
+fn dgst_verifies(
+    dir: &std::path::Path,
+    hash: &str,
+    pem: &str,
+    sig: &[u8],
+    msg: &[u8],
+    sigopts: &[&str],
+) -> bool {
     let pub_path = write(dir, "pub.pem", pem.as_bytes());
     let sig_path = write(dir, "sig.bin", sig);
     let msg_path = write(dir, "msg.bin", msg);
-    let mut args = vec!["dgst".to_string(), format!("-{hash}"), "-verify".into(), pub_path.display().to_string()];
+    let mut args = vec![
+        "dgst".to_string(),
+        format!("-{hash}"),
+        "-verify".into(),
+        pub_path.display().to_string(),
+    ];
     for o in sigopts {
         args.push("-sigopt".into());
         args.push((*o).into());
     }
-    args.extend(["-signature".into(), sig_path.display().to_string(), msg_path.display().to_string()]);
+    args.extend([
+        "-signature".into(),
+        sig_path.display().to_string(),
+        msg_path.display().to_string(),
+    ]);
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let (ok, out) = openssl(&a);
     if !ok {
@@ -63,26 +84,55 @@ fn ecdsa_p256_der_and_raw_and_prehashed_verify_with_openssl() {
     assert_eq!(s["algorithm"], "ec-p256");
     assert_eq!(s["version"], 1);
     let sig = unb64(s["signature"].as_str().unwrap());
-    assert!(dgst_verifies(d.work.path(), "sha256", &key_pem, &sig, msg, &[]));
-    assert!(!dgst_verifies(d.work.path(), "sha256", &key_pem, &sig, b"another message", &[]));
+    assert!(dgst_verifies(
+        d.work.path(),
+        "sha256",
+        &key_pem,
+        &sig,
+        msg,
+        &[]
+    ));
+    assert!(!dgst_verifies(
+        d.work.path(),
+        "sha256",
+        &key_pem,
+        &sig,
+        b"another message",
+        &[]
+    ));
 
     // A digest computed by the caller signs the same as the message.
     let digest = sha2::Sha256::digest(msg);
     let s = sign(&d, "p256", json!({ "digest": b64(&digest) }));
-    assert!(dgst_verifies(d.work.path(), "sha256", &key_pem, &unb64(s["signature"].as_str().unwrap()), msg, &[]));
+    assert!(dgst_verifies(
+        d.work.path(),
+        "sha256",
+        &key_pem,
+        &unb64(s["signature"].as_str().unwrap()),
+        msg,
+        &[]
+    ));
 
     // Raw r||s is 64 bytes and verifies through the API.
     let s = sign(&d, "p256", json!({ "message": b64(msg), "format": "raw" }));
     let raw = unb64(s["signature"].as_str().unwrap());
     assert_eq!(raw.len(), 64);
-    let (st, v) = d.api("POST", "/v1/keys/p256/verify", Some(json!({ "message": b64(msg), "signature": b64(&raw), "format": "raw" })));
+    let (st, v) = d.api(
+        "POST",
+        "/v1/keys/p256/verify",
+        Some(json!({ "message": b64(msg), "signature": b64(&raw), "format": "raw" })),
+    );
     assert_eq!((st, v["valid"].clone()), (200, json!(true)), "{v}");
 
     // JWS style is base64url without padding.
     let s = sign(&d, "p256", json!({ "message": b64(msg), "format": "jws" }));
     let jws = s["signature"].as_str().unwrap();
     assert!(!jws.contains('=') && !jws.contains('+') && !jws.contains('/'));
-    let (st, v) = d.api("POST", "/v1/keys/p256/verify", Some(json!({ "message": b64(msg), "signature": jws, "format": "jws" })));
+    let (st, v) = d.api(
+        "POST",
+        "/v1/keys/p256/verify",
+        Some(json!({ "message": b64(msg), "signature": jws, "format": "jws" })),
+    );
     assert_eq!((st, v["valid"].clone()), (200, json!(true)), "{v}");
 
     // The JWK has the P-256 coordinates.
@@ -100,7 +150,14 @@ fn ecdsa_p384_verifies_with_openssl() {
     let s = sign(&d, "p384", json!({ "message": b64(msg) }));
     assert_eq!(s["hash"], "sha384");
     let key_pem = pem(&d, "p384", None);
-    assert!(dgst_verifies(d.work.path(), "sha384", &key_pem, &unb64(s["signature"].as_str().unwrap()), msg, &[]));
+    assert!(dgst_verifies(
+        d.work.path(),
+        "sha384",
+        &key_pem,
+        &unb64(s["signature"].as_str().unwrap()),
+        msg,
+        &[]
+    ));
 }
 
 #[test]
@@ -110,16 +167,45 @@ fn rsa_pss_and_pkcs1_verify_with_openssl() {
     let msg = b"countersign rsa message";
     let key_pem = pem(&d, "rsa", None);
 
-    let s = sign(&d, "rsa", json!({ "message": b64(msg), "scheme": "rsa-pkcs1v15" }));
+    let s = sign(
+        &d,
+        "rsa",
+        json!({ "message": b64(msg), "scheme": "rsa-pkcs1v15" }),
+    );
     let sig = unb64(s["signature"].as_str().unwrap());
     assert_eq!(sig.len(), 256);
-    assert!(dgst_verifies(d.work.path(), "sha256", &key_pem, &sig, msg, &[]));
+    assert!(dgst_verifies(
+        d.work.path(),
+        "sha256",
+        &key_pem,
+        &sig,
+        msg,
+        &[]
+    ));
 
-    let s = sign(&d, "rsa", json!({ "message": b64(msg), "scheme": "rsa-pss", "hash": "sha512" }));
+    let s = sign(
+        &d,
+        "rsa",
+        json!({ "message": b64(msg), "scheme": "rsa-pss", "hash": "sha512" }),
+    );
     let sig = unb64(s["signature"].as_str().unwrap());
-    assert!(dgst_verifies(d.work.path(), "sha512", &key_pem, &sig, msg, &["rsa_padding_mode:pss", "rsa_pss_saltlen:64"]));
+    assert!(dgst_verifies(
+        d.work.path(),
+        "sha512",
+        &key_pem,
+        &sig,
+        msg,
+        &["rsa_padding_mode:pss", "rsa_pss_saltlen:64"]
+    ));
     // PSS is not PKCS#1 v1.5.
-    assert!(!dgst_verifies(d.work.path(), "sha512", &key_pem, &sig, msg, &[]));
+    assert!(!dgst_verifies(
+        d.work.path(),
+        "sha512",
+        &key_pem,
+        &sig,
+        msg,
+        &[]
+    ));
 }
 
 #[test]
@@ -130,7 +216,14 @@ fn rsa_3072_signs() {
     let s = sign(&d, "rsa3", json!({ "message": b64(msg) }));
     let sig = unb64(s["signature"].as_str().unwrap());
     assert_eq!(sig.len(), 384);
-    assert!(dgst_verifies(d.work.path(), "sha256", &pem(&d, "rsa3", None), &sig, msg, &[]));
+    assert!(dgst_verifies(
+        d.work.path(),
+        "sha256",
+        &pem(&d, "rsa3", None),
+        &sig,
+        msg,
+        &[]
+    ));
 }
 
 #[test]
@@ -147,13 +240,25 @@ fn ed25519_verifies_with_openssl() {
     let sig_path = write(dir, "ed.sig", &sig);
     let msg_path = write(dir, "ed.msg", msg);
     let (ok, out) = openssl(&[
-        "pkeyutl", "-verify", "-pubin", "-inkey", pub_path.to_str().unwrap(), "-rawin", "-in", msg_path.to_str().unwrap(),
-        "-sigfile", sig_path.to_str().unwrap(),
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-inkey",
+        pub_path.to_str().unwrap(),
+        "-rawin",
+        "-in",
+        msg_path.to_str().unwrap(),
+        "-sigfile",
+        sig_path.to_str().unwrap(),
     ]);
     assert!(ok, "{out}");
     let (_, pk) = d.api("GET", "/v1/keys/ed/public-key", None);
     assert_eq!(pk["jwk"]["kty"], "OKP");
     // Ed25519 signs messages, not digests.
-    let (st, e) = d.api("POST", "/v1/keys/ed/sign", Some(json!({ "digest": b64(&[0u8; 32]), "hash": "sha256" })));
+    let (st, e) = d.api(
+        "POST",
+        "/v1/keys/ed/sign",
+        Some(json!({ "digest": b64(&[0u8; 32]), "hash": "sha256" })),
+    );
     assert_eq!(st, 400, "{e}");
 }

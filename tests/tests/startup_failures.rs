@@ -1,6 +1,11 @@
 //! A daemon that cannot reach its HSM refuses to start, with one line naming the problem.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 use countersign_tests::Daemon;
 
@@ -20,15 +25,24 @@ fn start_with(d: &Daemon, config_extra: &str, pin: Option<&str>) -> (bool, Strin
         .arg(&cfg)
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn assert_one_line(stderr: &str, needle: &str) {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
     assert!(lines[0].starts_with("countersignd: "), "{stderr}");
-    assert!(lines[0].contains(needle), "expected '{needle}' in: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "expected '{needle}' in: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
 }
 
 #[test]

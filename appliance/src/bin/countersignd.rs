@@ -38,7 +38,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     countersign::daemon::init_logging(&cfg);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(countersign::daemon::run(cfg))
 }
-

@@ -47,7 +47,10 @@ struct KeyOut {
     versions: Vec<KeyVersionOut>,
 }
 
-async fn list_keys(State(st): State<AppState>, Caller(caller): Caller) -> Result<Json<Value>, ApiError> {
+async fn list_keys(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+) -> Result<Json<Value>, ApiError> {
     let keys: Vec<KeyOut> = st
         .signing
         .list_keys(caller)?
@@ -56,7 +59,11 @@ async fn list_keys(State(st): State<AppState>, Caller(caller): Caller) -> Result
             name: k.name,
             algorithm: k.algorithm.to_string(),
             active_version: k.active_version,
-            versions: k.versions.into_iter().map(|(version, state)| KeyVersionOut { version, state }).collect(),
+            versions: k
+                .versions
+                .into_iter()
+                .map(|(version, state)| KeyVersionOut { version, state })
+                .collect(),
         })
         .collect();
     Ok(Json(serde_json::json!({ "keys": keys })))
@@ -128,21 +135,33 @@ struct VerifyBody {
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>, ApiError> {
-    STANDARD.decode(s).map_err(|_| ApiError::invalid(format!("'{field}' is not valid base64")))
+    STANDARD
+        .decode(s)
+        .map_err(|_| ApiError::invalid(format!("'{field}' is not valid base64")))
 }
 
 fn input(message: Option<&str>, digest: Option<&str>) -> Result<Input, ApiError> {
     match (message, digest) {
         (Some(m), None) => Ok(Input::Message(b64("message", m)?)),
         (None, Some(d)) => Ok(Input::Digest(b64("digest", d)?)),
-        _ => Err(ApiError::invalid("send exactly one of 'message' or 'digest'")),
+        _ => Err(ApiError::invalid(
+            "send exactly one of 'message' or 'digest'",
+        )),
     }
 }
 
-fn parse_opt<T: std::str::FromStr<Err = countersign_hsm::HsmError>>(v: Option<&str>) -> Result<Option<T>, ApiError> {
+fn parse_opt<T: std::str::FromStr<Err = countersign_hsm::HsmError>>(
+    v: Option<&str>,
+) -> Result<Option<T>, ApiError> {
     v.map(str::parse)
         .transpose()
-        .map_err(|e: countersign_hsm::HsmError| ApiError::new(axum::http::StatusCode::BAD_REQUEST, "unsupported", e.to_string()))
+        .map_err(|e: countersign_hsm::HsmError| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "unsupported",
+                e.to_string(),
+            )
+        })
 }
 
 async fn sign(
@@ -159,9 +178,12 @@ async fn sign(
     };
     let s = st.signing.sign(caller, req).await?;
     let (format, sig) = match (s.scheme, body.format) {
-        (SignScheme::Ecdsa, SigFormat::Der) => {
-            (SigFormat::Der, STANDARD.encode(ecdsa_raw_to_der(&s.signature).map_err(|e| ApiError::invalid(e.to_string()))?))
-        }
+        (SignScheme::Ecdsa, SigFormat::Der) => (
+            SigFormat::Der,
+            STANDARD.encode(
+                ecdsa_raw_to_der(&s.signature).map_err(|e| ApiError::invalid(e.to_string()))?,
+            ),
+        ),
         (_, SigFormat::Jws) => (SigFormat::Jws, URL_SAFE_NO_PAD.encode(&s.signature)),
         (SignScheme::Ecdsa, _) => (SigFormat::Raw, STANDARD.encode(&s.signature)),
         // RSA and Ed25519 signatures have a single encoding; "der" and "raw" both mean it.
@@ -193,7 +215,11 @@ async fn verify(
         match pk.algorithm().ec_scalar_len() {
             Some(n) => match ecdsa_der_to_raw(&sig_bytes, n) {
                 Ok(raw) => raw,
-                Err(_) => return Ok(Json(serde_json::json!({ "key": name, "version": body.version, "valid": false }))),
+                Err(_) => {
+                    return Ok(Json(
+                        serde_json::json!({ "key": name, "version": body.version, "valid": false }),
+                    ))
+                }
             },
             None => sig_bytes,
         }
@@ -209,5 +235,7 @@ async fn verify(
         signature,
     };
     let (version, valid) = st.signing.verify(caller, req).await?;
-    Ok(Json(serde_json::json!({ "key": name, "version": version, "valid": valid })))
+    Ok(Json(
+        serde_json::json!({ "key": name, "version": version, "valid": valid }),
+    ))
 }

@@ -55,7 +55,9 @@ impl AuditWriter {
     /// Records `row` and waits until it is committed; returns its id.
     pub async fn record(&self, row: SignatureAuditRow) -> Result<i64, StoreError> {
         let (ack, done) = oneshot::channel();
-        self.tx.send((row, ack)).map_err(|_| StoreError::AuditStopped)?;
+        self.tx
+            .send((row, ack))
+            .map_err(|_| StoreError::AuditStopped)?;
         match done.await {
             Ok(Ok(id)) => Ok(id),
             Ok(Err(msg)) => Err(StoreError::Sql(rusqlite::Error::InvalidParameterName(msg))),

@@ -85,7 +85,11 @@ fn key_version(r: &Row<'_>) -> rusqlite::Result<KeyVersion> {
         key_id: KeyId::from_hex(&key_id).map_err(conversion)?,
         label: r.get("hsm_label")?,
         public_key_der: r.get("public_key")?,
-        state: if state == "active" { KeyState::Active } else { KeyState::Retired },
+        state: if state == "active" {
+            KeyState::Active
+        } else {
+            KeyState::Retired
+        },
         created_at: r.get("created_at")?,
         retired_at: r.get("retired_at")?,
     })
@@ -100,7 +104,13 @@ fn load_versions(conn: &Connection, app_id: i64) -> rusqlite::Result<Vec<KeyVers
     rows.collect()
 }
 
-fn insert_version(conn: &Connection, app_id: i64, version: u32, alg: KeyAlgorithm, k: &NewKeyVersion) -> rusqlite::Result<()> {
+fn insert_version(
+    conn: &Connection,
+    app_id: i64,
+    version: u32,
+    alg: KeyAlgorithm,
+    k: &NewKeyVersion,
+) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO master_keypair (application_id, version, algorithm, hsm_key_id, hsm_label, public_key, state, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7)",
@@ -111,21 +121,29 @@ fn insert_version(conn: &Connection, app_id: i64, version: u32, alg: KeyAlgorith
 
 impl Store {
     /// Records a new application with its first (active) key version.
-    pub fn create_application(&self, name: &str, alg: KeyAlgorithm, first: &NewKeyVersion) -> Result<Application, StoreError> {
+    pub fn create_application(
+        &self,
+        name: &str,
+        alg: KeyAlgorithm,
+        first: &NewKeyVersion,
+    ) -> Result<Application, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         match tx.execute(
             "INSERT INTO application (name, algorithm, created_at) VALUES (?1, ?2, ?3)",
             params![name, alg.as_str(), now_s()],
         ) {
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate(format!("application '{name}'"))),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Duplicate(format!("application '{name}'")))
+            }
             other => other?,
         };
         let id = tx.last_insert_rowid();
         insert_version(&tx, id, 1, alg, first)?;
         tx.commit()?;
         drop(conn);
-        self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
+        self.application(name)?
+            .ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
     }
 
     /// The version number the next rotation of `name` will get.
@@ -139,15 +157,25 @@ impl Store {
             )
             .optional()?
             .flatten();
-        v.map(|v| v + 1).ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
+        v.map(|v| v + 1)
+            .ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
     }
 
     /// Retires the active version of `name` and records `next` as the new active one.
-    pub fn add_key_version(&self, name: &str, version: u32, next: &NewKeyVersion) -> Result<Application, StoreError> {
+    pub fn add_key_version(
+        &self,
+        name: &str,
+        version: u32,
+        next: &NewKeyVersion,
+    ) -> Result<Application, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let (app_id, alg): (i64, String) = tx
-            .query_row("SELECT id, algorithm FROM application WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT id, algorithm FROM application WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))?;
         let alg: KeyAlgorithm = alg.parse().map_err(conversion)?;
@@ -157,19 +185,26 @@ impl Store {
         )?;
         match insert_version(&tx, app_id, version, alg, next) {
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Duplicate(format!("version {version} of application '{name}'")))
+                return Err(StoreError::Duplicate(format!(
+                    "version {version} of application '{name}'"
+                )))
             }
             other => other?,
         }
         tx.commit()?;
         drop(conn);
-        self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
+        self.application(name)?
+            .ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
     }
 
     pub fn application(&self, name: &str) -> Result<Option<Application>, StoreError> {
         let conn = self.conn();
         let row = conn
-            .query_row("SELECT id, name, algorithm, created_at FROM application WHERE name = ?1", [name], app_row)
+            .query_row(
+                "SELECT id, name, algorithm, created_at FROM application WHERE name = ?1",
+                [name],
+                app_row,
+            )
             .optional()?;
         row.map(|mut a| {
             a.versions = load_versions(&conn, a.id)?;
@@ -180,8 +215,12 @@ impl Store {
 
     pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached("SELECT id, name, algorithm, created_at FROM application ORDER BY name")?;
-        let apps: Vec<Application> = st.query_map([], app_row)?.collect::<rusqlite::Result<_>>()?;
+        let mut st = conn.prepare_cached(
+            "SELECT id, name, algorithm, created_at FROM application ORDER BY name",
+        )?;
+        let apps: Vec<Application> = st
+            .query_map([], app_row)?
+            .collect::<rusqlite::Result<_>>()?;
         apps.into_iter()
             .map(|mut a| {
                 a.versions = load_versions(&conn, a.id)?;
@@ -192,18 +231,26 @@ impl Store {
 
     pub fn create_integration(&self, name: &str, uid: u32) -> Result<Integration, StoreError> {
         let conn = self.conn();
-        match conn.execute("INSERT INTO integration (name, uid, created_at) VALUES (?1, ?2, ?3)", params![name, uid, now_s()]) {
+        match conn.execute(
+            "INSERT INTO integration (name, uid, created_at) VALUES (?1, ?2, ?3)",
+            params![name, uid, now_s()],
+        ) {
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Duplicate(format!("an integration named '{name}' or with uid {uid}")))
+                return Err(StoreError::Duplicate(format!(
+                    "an integration named '{name}' or with uid {uid}"
+                )))
             }
             other => other?,
         };
         drop(conn);
-        self.integration(name)?.ok_or_else(|| StoreError::NotFound(format!("integration '{name}'")))
+        self.integration(name)?
+            .ok_or_else(|| StoreError::NotFound(format!("integration '{name}'")))
     }
 
     pub fn delete_integration(&self, name: &str) -> Result<(), StoreError> {
-        let n = self.conn().execute("DELETE FROM integration WHERE name = ?1", [name])?;
+        let n = self
+            .conn()
+            .execute("DELETE FROM integration WHERE name = ?1", [name])?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("integration '{name}'")));
         }
@@ -225,10 +272,17 @@ impl Store {
         )?;
         let rows = st.query_map([], |r| {
             let grants: Option<String> = r.get(4)?;
-            let mut grants: Vec<String> =
-                grants.map(|g| g.split('\u{1f}').map(str::to_owned).collect()).unwrap_or_default();
+            let mut grants: Vec<String> = grants
+                .map(|g| g.split('\u{1f}').map(str::to_owned).collect())
+                .unwrap_or_default();
             grants.sort();
-            Ok(Integration { id: r.get(0)?, name: r.get(1)?, uid: r.get(2)?, created_at: r.get(3)?, grants })
+            Ok(Integration {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                uid: r.get(2)?,
+                created_at: r.get(3)?,
+                grants,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -269,11 +323,19 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<Application> {
 
 fn ids(conn: &Connection, integration: &str, application: &str) -> Result<(i64, i64), StoreError> {
     let i: i64 = conn
-        .query_row("SELECT id FROM integration WHERE name = ?1", [integration], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM integration WHERE name = ?1",
+            [integration],
+            |r| r.get(0),
+        )
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("integration '{integration}'")))?;
     let a: i64 = conn
-        .query_row("SELECT id FROM application WHERE name = ?1", [application], |r| r.get(0))
+        .query_row(
+            "SELECT id FROM application WHERE name = ?1",
+            [application],
+            |r| r.get(0),
+        )
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("application '{application}'")))?;
     Ok((i, a))

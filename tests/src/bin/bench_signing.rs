@@ -1,1 +1,230 @@
-fn main() {}
+//! `bench-signing`: ECDSA P-256 signatures per second over `api.sock` (1 and 16 concurrent
+//! clients, each on its own kept-alive connection), next to raw `C_Sign` calls through the
+//! `hsm` crate on the same SoftHSM token and key, in the same run.
+//!
+//! Run it from the release build (`make bench`); it starts its own token and daemon.
+//! Options: `--seconds N` per measurement (default 5), `--out FILE` for the Markdown report.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use countersign_hsm::{
+    HashAlg, Hsm, HsmConfig, KeyAlgorithm, KeyId, Pin, SignInput, SignScheme, TokenSelector,
+};
+use countersign_tests::{b64, Daemon};
+
+struct Run {
+    label: String,
+    ops: u64,
+    secs: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Run {
+    fn per_sec(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn summarise(label: String, mut lat: Vec<Duration>, secs: f64) -> Run {
+    lat.sort_unstable();
+    Run {
+        label,
+        ops: lat.len() as u64,
+        secs,
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+    }
+}
+
+fn raw(hsm: &Hsm, key: &KeyId, threads: usize, dur: Duration) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let hsm = hsm.clone();
+            let key = key.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let msg = format!("raw bench message {t}");
+                while !stop.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    hsm.sign(
+                        &key,
+                        KeyAlgorithm::EcP256,
+                        SignScheme::Ecdsa,
+                        HashAlg::Sha256,
+                        SignInput::Message(msg.as_bytes()),
+                    )
+                    .expect("raw sign");
+                    lat.push(t0.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    std::thread::sleep(dur);
+    stop.store(true, Ordering::Relaxed);
+    let lat: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("raw thread"))
+        .collect();
+    summarise(
+        format!("raw C_Sign via hsm/, {threads} thread(s)"),
+        lat,
+        start.elapsed().as_secs_f64(),
+    )
+}
+
+fn socket(sock: &PathBuf, clients: usize, dur: Duration) -> Run {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (lat, secs) = rt.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let sock = sock.clone();
+            let stop = stop.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut conn = countersign::client::Connection::connect(&sock).await.expect("connect");
+                let body = serde_json::json!({ "message": b64(format!("socket bench message {c}").as_bytes()) }).to_string();
+                let mut lat = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    let (st, _) = conn
+                        .raw(hyper::Method::POST, "/v1/keys/bench/sign", Some(body.clone().into_bytes()))
+                        .await
+                        .expect("request");
+                    assert!(st.is_success(), "sign failed: {st}");
+                    lat.push(t0.elapsed());
+                }
+                lat
+            }));
+        }
+        tokio::time::sleep(dur).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("client task"));
+        }
+        (all, start.elapsed().as_secs_f64())
+    });
+    summarise(format!("api.sock sign, {clients} client(s)"), lat, secs)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+                    / 1024
+                    / 1024
+            })
+        })
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{cores} cores ({cpu}), {mem} GiB RAM, Linux {}",
+        kernel.trim()
+    )
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut secs = 5u64;
+    let mut out: Option<PathBuf> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--seconds" => secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs),
+            "--out" => out = args.next().map(PathBuf::from),
+            other => anyhow::bail!("unknown argument {other}; use --seconds N --out FILE"),
+        }
+    }
+    let dur = Duration::from_secs(secs);
+    // SAFETY: getuid cannot fail and touches no memory.
+    #[allow(unsafe_code, reason = "getuid has no preconditions")]
+    let uid = unsafe { libc::getuid() };
+
+    let d = Daemon::start("[log]\nfilter = \"warn\"\n[hsm]\npool_size = 16\n");
+    d.provision("bench", "ec-p256", "bench", uid);
+    let app = d.cli_json(&["app", "show", "bench"]);
+    let key = KeyId::from_hex(app["versions"][0]["key_id"].as_str().unwrap_or_default())?;
+
+    std::env::set_var("SOFTHSM2_CONF", d.hsm.conf());
+    let hsm = Hsm::open(
+        HsmConfig {
+            module: countersign_tests::SOFTHSM_MODULE.into(),
+            token: TokenSelector::Label(d.hsm.label.clone()),
+            pool_size: 16,
+        },
+        Pin::new(d.hsm.user_pin.clone().into()),
+    )?;
+
+    // Warm up both paths (sessions, handle caches, connections).
+    let _ = raw(&hsm, &key, 2, Duration::from_millis(300));
+    let _ = socket(&d.api_sock(), 16, Duration::from_millis(300));
+
+    let runs = vec![
+        raw(&hsm, &key, 1, dur),
+        raw(&hsm, &key, 2, dur),
+        socket(&d.api_sock(), 1, dur),
+        socket(&d.api_sock(), 16, dur),
+    ];
+    let raw2 = runs[1].per_sec();
+    let mut report = format!(
+        "## Signing: ECDSA P-256 over api.sock vs raw C_Sign\n\nMachine: {}\nEach row runs {secs} s; the daemon's audit is on (group commit, synchronous=normal).\n\n\
+         | path | signatures/s | p50 ms | p99 ms | vs raw (2 threads) |\n|---|---:|---:|---:|---:|\n",
+        machine()
+    );
+    for r in &runs {
+        report += &format!(
+            "| {} | {:.0} | {:.3} | {:.3} | {:.0}% |\n",
+            r.label,
+            r.per_sec(),
+            r.p50_ms,
+            r.p99_ms,
+            100.0 * r.per_sec() / raw2
+        );
+    }
+    print!("{report}");
+    if let Some(p) = out {
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&p, &report)?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+# Countersign: the two set-up commands are `make run` and `make test`.
+.PHONY: run test bench deps build lint fmt unit integration systemd-check clean
+
+CARGO ?= cargo
+VAR ?= var
+
+deps:
+	@bash scripts/install-deps.sh
+
+## make run: build, create a SoftHSM token under ./var (once) and run countersignd in the foreground.
+run: deps
+	$(CARGO) build --release --bins
+	@bash scripts/dev-token.sh $(VAR) countersign-dev
+	@bash scripts/next-steps.sh $(VAR)
+	SOFTHSM2_CONF=$(CURDIR)/$(VAR)/hsm/softhsm2.conf exec ./target/release/countersignd --config firmware-config/dev.toml
+
+## make test: install what is missing, check formatting and lints, run every test.
+test: deps lint build systemd-check
+	$(CARGO) test --workspace --all-targets
+
+build:
+	$(CARGO) build --workspace --bins
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+systemd-check:
+	@bash systemd/check-security.sh
+
+## make bench: signing throughput over api.sock vs raw C_Sign; writes target/bench/signing.md.
+bench: deps
+	$(CARGO) build --release --bins
+	./target/release/bench-signing --out target/bench/signing.md
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean

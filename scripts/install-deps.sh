@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the system packages Countersign needs to build, run and test, if any are missing.
+# Debian 12 / Ubuntu; uses sudo when not root. Safe to run repeatedly: it only calls apt when
+# something is missing.
+set -euo pipefail
+
+# command-or-file : package
+needs=(
+  "softhsm2-util:softhsm2"
+  "pkcs11-tool:opensc"
+  "openssl:openssl"
+  "oathtool:oathtool"
+  "pkg-config:pkg-config"
+  "cc:gcc"
+  "systemd-analyze:systemd"
+  "/usr/lib/python3/dist-packages/PyKCS11/__init__.py:python3-pykcs11"
+  "/usr/bin/python3:python3"
+)
+missing=()
+for n in "${needs[@]}"; do
+  what=${n%%:*}; pkg=${n#*:}
+  if [[ $what == /* ]]; then [ -e "$what" ] || missing+=("$pkg")
+  else command -v "$what" >/dev/null 2>&1 || missing+=("$pkg"); fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is missing: install the Rust toolchain (rustup, stable >= 1.85) and run again" >&2
+  exit 1
+fi
+for c in fmt clippy; do
+  if ! cargo "$c" --version >/dev/null 2>&1; then
+    echo "cargo $c is missing: rustup component add $([ $c = fmt ] && echo rustfmt || echo clippy)" >&2
+    rustup component add "$([ $c = fmt ] && echo rustfmt || echo clippy)"
+  fi
+done
