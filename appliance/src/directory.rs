@@ -36,7 +36,8 @@ pub struct KeyEntry {
 #[derive(Debug, Default)]
 pub struct Directory {
     pub by_uid: HashMap<u32, IntegrationEntry>,
-    pub keys: HashMap<String, KeyEntry>,
+    /// Shared so that a request holds its key entry without copying it.
+    pub keys: HashMap<String, Arc<KeyEntry>>,
 }
 
 impl Directory {
@@ -63,12 +64,12 @@ impl Directory {
             let active = app.active().map_or(0, |v| v.version);
             dir.keys.insert(
                 app.name.clone(),
-                KeyEntry {
+                Arc::new(KeyEntry {
                     name: app.name,
                     algorithm: app.algorithm,
                     active,
                     versions,
-                },
+                }),
             );
         }
         for i in store.integrations()? {

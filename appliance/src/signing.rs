@@ -104,7 +104,7 @@ pub struct SigningService {
 
 /// What an authorised request resolved to.
 struct Resolved {
-    key: KeyEntry,
+    key: Arc<KeyEntry>,
 }
 
 impl SigningService {
@@ -131,7 +131,9 @@ impl SigningService {
                 key: key.to_owned(),
             });
         }
-        Ok(Resolved { key: entry.clone() })
+        Ok(Resolved {
+            key: Arc::clone(entry),
+        })
     }
 
     /// The keys the caller may use.

@@ -39,6 +39,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     countersign::daemon::init_logging(&cfg);
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("countersignd")
         .enable_all()
         .build()?;
     rt.block_on(countersign::daemon::run(cfg))

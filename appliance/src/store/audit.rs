@@ -43,7 +43,17 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    pub(super) fn start(conn: Connection) -> Result<AuditWriter, StoreError> {
+    pub(super) fn start(
+        conn: Connection,
+        checkpointer: Connection,
+    ) -> Result<AuditWriter, StoreError> {
+        // The writer never checkpoints (that would stall every request waiting on its commit);
+        // a second connection checkpoints in the background instead.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        std::thread::Builder::new()
+            .name("wal-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer))
+            .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -62,6 +72,16 @@ impl AuditWriter {
             Ok(Ok(id)) => Ok(id),
             Ok(Err(msg)) => Err(StoreError::Sql(rusqlite::Error::InvalidParameterName(msg))),
             Err(_) => Err(StoreError::AuditStopped),
+        }
+    }
+}
+
+/// Copies the WAL back into the database once a second, without blocking writers (PASSIVE).
+fn checkpoint_loop(conn: Connection) {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 }

@@ -92,7 +92,10 @@ impl Store {
 
     /// Starts the group-commit writer for the signature audit on its own connection.
     pub fn audit_writer(&self) -> Result<AuditWriter, StoreError> {
-        AuditWriter::start(connect(&self.path, self.sync)?)
+        AuditWriter::start(
+            connect(&self.path, self.sync)?,
+            connect(&self.path, self.sync)?,
+        )
     }
 
     pub fn path(&self) -> &Path {

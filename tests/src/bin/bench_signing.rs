@@ -164,11 +164,14 @@ fn machine() -> String {
 fn main() -> anyhow::Result<()> {
     let mut secs = 5u64;
     let mut out: Option<PathBuf> = None;
+    // For profiling the daemon alone: skip the raw rows.
+    let mut socket_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seconds" => secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs),
             "--out" => out = args.next().map(PathBuf::from),
+            "--socket-only" => socket_only = true,
             other => anyhow::bail!("unknown argument {other}; use --seconds N --out FILE"),
         }
     }
@@ -177,7 +180,7 @@ fn main() -> anyhow::Result<()> {
     #[allow(unsafe_code, reason = "getuid has no preconditions")]
     let uid = unsafe { libc::getuid() };
 
-    let d = Daemon::start("[log]\nfilter = \"warn\"\n[hsm]\npool_size = 16\n");
+    let d = Daemon::start("");
     d.provision("bench", "ec-p256", "bench", uid);
     let app = d.cli_json(&["app", "show", "bench"]);
     let key = KeyId::from_hex(app["versions"][0]["key_id"].as_str().unwrap_or_default())?;
@@ -196,6 +199,11 @@ fn main() -> anyhow::Result<()> {
     let _ = raw(&hsm, &key, 2, Duration::from_millis(300));
     let _ = socket(&d.api_sock(), 16, Duration::from_millis(300));
 
+    if socket_only {
+        let r = socket(&d.api_sock(), 16, dur);
+        println!("{}: {:.0}/s p99 {:.3} ms", r.label, r.per_sec(), r.p99_ms);
+        return Ok(());
+    }
     let runs = vec![
         raw(&hsm, &key, 1, dur),
         raw(&hsm, &key, 2, dur),
