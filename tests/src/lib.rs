@@ -143,12 +143,23 @@ pub struct Daemon {
     pub config: PathBuf,
     /// Extra configuration layered over `config` (the `extra` of [`Daemon::start`]).
     pub overlay: PathBuf,
+    /// Extra environment for the daemon process (e.g. NOTIFY_SOCKET).
+    pub env: Vec<(String, String)>,
+    /// Program and arguments to run the daemon under (e.g. systemd-socket-activate).
+    pub wrapper: Vec<String>,
     child: Option<Child>,
 }
 
 impl Daemon {
     /// Starts a daemon with a fresh token. `extra` is appended to its config file.
     pub fn start(extra: &str) -> Daemon {
+        let mut d = Daemon::configure(extra);
+        d.spawn().expect("countersignd starts");
+        d
+    }
+
+    /// Like [`Daemon::start`] but does not start the process; set `env`/`wrapper`, then `spawn`.
+    pub fn configure(extra: &str) -> Daemon {
         let hsm = SoftHsm::new("countersign-test");
         let work = tempfile::Builder::new()
             .prefix("cs-daemon-")
@@ -160,15 +171,16 @@ impl Daemon {
         let config = work.path().join("countersign.toml");
         let overlay = work.path().join("overlay.toml");
         std::fs::write(&overlay, extra).unwrap();
-        let mut d = Daemon {
+        let d = Daemon {
             hsm,
             work,
             config,
             overlay,
+            env: Vec::new(),
+            wrapper: Vec::new(),
             child: None,
         };
         d.write_config();
-        d.spawn().expect("countersignd starts");
         d
     }
 
@@ -203,7 +215,15 @@ impl Daemon {
 
     /// A `countersignd` command for this daemon's token and config (not started).
     pub fn command(&self) -> Command {
-        let mut c = Command::new(bin("countersignd"));
+        let mut c = match self.wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(bin("countersignd"));
+                c
+            }
+            None => Command::new(bin("countersignd")),
+        };
+        c.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         c.env("SOFTHSM2_CONF", self.hsm.conf())
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
