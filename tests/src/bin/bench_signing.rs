@@ -5,6 +5,8 @@
 //! Run it from the release build (`make bench`); it starts its own token and daemon.
 //! Options: `--seconds N` per measurement (default 5), `--out FILE` for the Markdown report.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -88,7 +90,7 @@ fn raw(hsm: &Hsm, key: &KeyId, threads: usize, dur: Duration) -> Run {
     )
 }
 
-fn socket(sock: &PathBuf, clients: usize, dur: Duration) -> Run {
+fn socket(sock: &std::path::Path, clients: usize, dur: Duration) -> Run {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -99,7 +101,7 @@ fn socket(sock: &PathBuf, clients: usize, dur: Duration) -> Run {
         let start = Instant::now();
         let mut tasks = Vec::new();
         for c in 0..clients {
-            let sock = sock.clone();
+            let sock = sock.to_path_buf();
             let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
                 let mut conn = countersign::client::Connection::connect(&sock).await.expect("connect");
