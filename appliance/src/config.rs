@@ -49,6 +49,10 @@ pub struct HsmSection {
     #[serde(default)]
     pub pin_file: String,
     pub pool_size: usize,
+    /// Threads doing HSM work for requests; 0 means one per CPU. Raise it for a network HSM
+    /// whose calls wait on the network rather than use this machine's CPU.
+    #[serde(default)]
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +135,11 @@ impl Config {
         if self.hsm.pool_size == 0 || self.hsm.pool_size > 1024 {
             return bad("hsm.pool_size must be between 1 and 1024".into());
         }
+        if self.hsm.workers > self.hsm.pool_size {
+            return bad(
+                "hsm.workers cannot exceed hsm.pool_size (each worker needs a session)".into(),
+            );
+        }
         parse_mode(&self.api.socket_mode)?;
         parse_mode(&self.admin.socket_mode)?;
         if self.api.max_body_bytes < 1024 {
@@ -175,6 +184,16 @@ impl HsmSection {
             token,
             pool_size: self.pool_size,
         }
+    }
+
+    /// The number of executor threads: `workers`, or one per CPU, never more than the pool.
+    pub fn effective_workers(&self) -> usize {
+        let n = if self.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            self.workers
+        };
+        n.clamp(1, self.pool_size)
     }
 
     /// Reads the PIN from `pin_file`, or else from the systemd credential `hsm-pin`.

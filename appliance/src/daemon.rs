@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::admin::AdminService;
 use crate::config::{parse_mode, Config, LogFormat};
 use crate::directory::DirectoryHandle;
+use crate::executor::Executor;
 use crate::http::{self, AppState, Limits};
 use crate::signing::SigningService;
 use crate::store::Store;
@@ -50,9 +51,10 @@ impl Appliance {
         let store = Arc::new(Store::open(&cfg.store.path, cfg.store.synchronous)?);
         let directory = Arc::new(DirectoryHandle::load(&store)?);
         check_keys_on_token(&hsm, &store)?;
-        let audit = store.audit_writer()?;
+        store.start_checkpointer()?;
+        let executor = Executor::start(hsm.clone(), &store, cfg.hsm.effective_workers())?;
         let state = AppState {
-            signing: SigningService::new(hsm.clone(), directory.clone(), audit),
+            signing: SigningService::new(directory.clone(), executor),
             admin: AdminService::new(hsm.clone(), store.clone(), directory),
             hsm: hsm.clone(),
             own_uid: own_uid(),

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod directory;
+pub mod executor;
 pub mod http;
 pub mod signing;
 pub mod store;

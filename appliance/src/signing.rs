@@ -1,16 +1,18 @@
 //! The signing service behind `api.sock`: authorises the caller (by the Unix uid the kernel
-//! reported) against its grants, has the HSM sign or verify, and audits every request before
-//! answering. If the audit row cannot be committed, no signature is returned.
+//! reported) against its grants, has the HSM sign or verify on the [`Executor`], and audits
+//! every request before answering. If the audit row cannot be committed, no signature is
+//! returned.
 //!
 //! It never sees key material and never logs or stores the data it signs (only its SHA-256).
 
 use std::sync::Arc;
 
-use countersign_hsm::{HashAlg, Hsm, HsmError, KeyAlgorithm, PublicKey, SignInput, SignScheme};
+use countersign_hsm::{HashAlg, HsmError, KeyAlgorithm, KeyId, PublicKey, SignInput, SignScheme};
 use sha2::{Digest, Sha256};
 
 use crate::directory::{Directory, DirectoryHandle, KeyEntry};
-use crate::store::{AuditWriter, KeyState, SignatureAuditRow, StoreError};
+use crate::executor::{Executor, ExecutorError};
+use crate::store::{KeyState, SignatureAuditRow};
 
 /// Who is asking, as the kernel reported it for the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +83,8 @@ pub enum SigningError {
     Invalid(String),
     #[error("the HSM could not complete the request: {0}")]
     Hsm(HsmError),
-    #[error("the audit could not be written, so nothing was signed: {0}")]
-    Audit(StoreError),
+    #[error("nothing was signed: {0}")]
+    Audit(ExecutorError),
 }
 
 impl From<HsmError> for SigningError {
@@ -97,26 +99,32 @@ impl From<HsmError> for SigningError {
 
 #[derive(Debug, Clone)]
 pub struct SigningService {
-    hsm: Hsm,
     directory: Arc<DirectoryHandle>,
-    audit: AuditWriter,
+    executor: Executor,
 }
 
-/// What an authorised request resolved to.
-struct Resolved {
-    key: Arc<KeyEntry>,
+/// An authorised request, resolved to one key version and its parameters.
+struct Plan {
+    key_id: KeyId,
+    algorithm: KeyAlgorithm,
+    version: u32,
+    scheme: SignScheme,
+    hash: Option<HashAlg>,
 }
 
 impl SigningService {
-    pub fn new(hsm: Hsm, directory: Arc<DirectoryHandle>, audit: AuditWriter) -> Self {
+    pub fn new(directory: Arc<DirectoryHandle>, executor: Executor) -> Self {
         SigningService {
-            hsm,
             directory,
-            audit,
+            executor,
         }
     }
 
-    fn authorise(dir: &Directory, caller: CallerId, key: &str) -> Result<Resolved, SigningError> {
+    fn authorise(
+        dir: &Directory,
+        caller: CallerId,
+        key: &str,
+    ) -> Result<Arc<KeyEntry>, SigningError> {
         let integration = dir
             .by_uid
             .get(&caller.uid)
@@ -131,8 +139,38 @@ impl SigningService {
                 key: key.to_owned(),
             });
         }
-        Ok(Resolved {
-            key: Arc::clone(entry),
+        Ok(Arc::clone(entry))
+    }
+
+    /// Authorises and resolves a request, recording what it resolved to in `row`.
+    fn plan(
+        dir: &Directory,
+        caller: CallerId,
+        key: &str,
+        version: Option<u32>,
+        scheme: Option<SignScheme>,
+        hash: Option<HashAlg>,
+        row: &mut SignatureAuditRow,
+    ) -> Result<Plan, SigningError> {
+        let entry = Self::authorise(dir, caller, key)?;
+        let version = version.unwrap_or(entry.active);
+        let v = entry
+            .versions
+            .get(&version)
+            .ok_or_else(|| SigningError::UnknownVersion {
+                key: key.to_owned(),
+                version,
+            })?;
+        let (scheme, hash) = choose(entry.algorithm, scheme, hash)?;
+        row.key_version = Some(version);
+        row.scheme = Some(scheme.to_string());
+        row.hash = hash.map(|h| h.to_string());
+        Ok(Plan {
+            key_id: v.key_id.clone(),
+            algorithm: entry.algorithm,
+            version,
+            scheme,
+            hash,
         })
     }
 
@@ -165,74 +203,72 @@ impl SigningService {
         key: &str,
         version: Option<u32>,
     ) -> Result<(u32, PublicKey), SigningError> {
-        let r = Self::authorise(&self.directory.current(), caller, key)?;
-        let v = version.unwrap_or(r.key.active);
-        let entry = r
-            .key
+        let entry = Self::authorise(&self.directory.current(), caller, key)?;
+        let v = version.unwrap_or(entry.active);
+        let e = entry
             .versions
             .get(&v)
             .ok_or_else(|| SigningError::UnknownVersion {
                 key: key.to_owned(),
                 version: v,
             })?;
-        Ok((v, entry.public_key.clone()))
+        Ok((v, e.public_key.clone()))
+    }
+
+    /// Records a request refused before the HSM, then returns the refusal.
+    async fn refuse<T>(
+        &self,
+        mut row: SignatureAuditRow,
+        e: SigningError,
+    ) -> Result<T, SigningError> {
+        row.result = match e {
+            SigningError::NotRegistered(_) | SigningError::NotGranted { .. } => "denied",
+            _ => "error",
+        }
+        .into();
+        row.detail = Some(e.to_string());
+        self.executor
+            .audit_only(row)
+            .await
+            .map_err(SigningError::Audit)?;
+        Err(e)
     }
 
     pub async fn sign(&self, caller: CallerId, req: SignRequest) -> Result<Signed, SigningError> {
-        let mut row = audit_row(
-            &self.directory.current(),
-            caller,
-            "sign",
-            &req.key,
-            &req.input,
-        );
-        let result = self.sign_authorised(caller, &req, &mut row).await;
-        self.finish(row, result).await
-    }
-
-    async fn sign_authorised(
-        &self,
-        caller: CallerId,
-        req: &SignRequest,
-        row: &mut SignatureAuditRow,
-    ) -> Result<Signed, SigningError> {
-        let r = Self::authorise(&self.directory.current(), caller, &req.key)?;
-        let version = r.key.active;
-        let entry = r
-            .key
-            .versions
-            .get(&version)
-            .ok_or_else(|| SigningError::UnknownVersion {
-                key: req.key.clone(),
-                version,
-            })?;
-        let (scheme, hash) = choose(r.key.algorithm, req.scheme, req.hash)?;
-        row.key_version = Some(version);
-        row.scheme = Some(scheme.to_string());
-        row.hash = hash.map(|h| h.to_string());
-        let hsm = self.hsm.clone();
-        let key_id = entry.key_id.clone();
-        let alg = r.key.algorithm;
-        let input = req.input.clone();
-        let signature = tokio::task::spawn_blocking(move || {
-            hsm.sign(
-                &key_id,
-                alg,
-                scheme,
-                hash.unwrap_or(HashAlg::Sha256),
-                as_sign_input(&input),
-            )
-        })
-        .await
-        .map_err(|e| SigningError::Invalid(format!("signing task failed: {e}")))??;
+        let dir = self.directory.current();
+        let mut row = audit_row(&dir, caller, "sign", &req.key, &req.input);
+        let plan = match Self::plan(&dir, caller, &req.key, None, req.scheme, req.hash, &mut row) {
+            Ok(p) => p,
+            Err(e) => return self.refuse(row, e).await,
+        };
+        drop(dir);
+        let (key, input) = (req.key, req.input);
+        let (scheme, hash, version, algorithm) =
+            (plan.scheme, plan.hash, plan.version, plan.algorithm);
+        let (result, audit_id) = self
+            .executor
+            .run(move |hsm| {
+                let r = hsm.sign(
+                    &plan.key_id,
+                    plan.algorithm,
+                    plan.scheme,
+                    plan.hash.unwrap_or(HashAlg::Sha256),
+                    as_sign_input(&input),
+                );
+                let row = outcome(row, r.as_ref().map(|_| "ok"));
+                (r, row)
+            })
+            .await
+            .map_err(SigningError::Audit)?;
+        let signature = result?;
         Ok(Signed {
-            key: req.key.clone(),
+            key,
             version,
-            algorithm: alg,
+            algorithm,
             scheme,
             hash,
             signature,
-            audit_id: 0,
+            audit_id,
         })
     }
 
@@ -242,91 +278,57 @@ impl SigningService {
         caller: CallerId,
         req: VerifyRequest,
     ) -> Result<(u32, bool), SigningError> {
-        let mut row = audit_row(
-            &self.directory.current(),
+        let dir = self.directory.current();
+        let mut row = audit_row(&dir, caller, "verify", &req.key, &req.input);
+        let plan = match Self::plan(
+            &dir,
             caller,
-            "verify",
             &req.key,
-            &req.input,
-        );
-        let result = self.verify_authorised(caller, &req, &mut row).await;
-        if let Ok((_, false)) = result {
-            row.result = "invalid".into();
-        }
-        self.finish(row, result).await
+            req.version,
+            req.scheme,
+            req.hash,
+            &mut row,
+        ) {
+            Ok(p) => p,
+            Err(e) => return self.refuse(row, e).await,
+        };
+        drop(dir);
+        let (input, signature, version) = (req.input, req.signature, plan.version);
+        let (result, _) = self
+            .executor
+            .run(move |hsm| {
+                let r = hsm.verify(
+                    &plan.key_id,
+                    plan.algorithm,
+                    plan.scheme,
+                    plan.hash.unwrap_or(HashAlg::Sha256),
+                    as_sign_input(&input),
+                    &signature,
+                );
+                let row = outcome(
+                    row,
+                    r.as_ref()
+                        .map(|valid| if *valid { "ok" } else { "invalid" }),
+                );
+                (r, row)
+            })
+            .await
+            .map_err(SigningError::Audit)?;
+        Ok((version, result?))
     }
+}
 
-    async fn verify_authorised(
-        &self,
-        caller: CallerId,
-        req: &VerifyRequest,
-        row: &mut SignatureAuditRow,
-    ) -> Result<(u32, bool), SigningError> {
-        let r = Self::authorise(&self.directory.current(), caller, &req.key)?;
-        let version = req.version.unwrap_or(r.key.active);
-        let entry = r
-            .key
-            .versions
-            .get(&version)
-            .ok_or_else(|| SigningError::UnknownVersion {
-                key: req.key.clone(),
-                version,
-            })?;
-        let (scheme, hash) = choose(r.key.algorithm, req.scheme, req.hash)?;
-        row.key_version = Some(version);
-        row.scheme = Some(scheme.to_string());
-        row.hash = hash.map(|h| h.to_string());
-        let hsm = self.hsm.clone();
-        let key_id = entry.key_id.clone();
-        let alg = r.key.algorithm;
-        let input = req.input.clone();
-        let signature = req.signature.clone();
-        let valid = tokio::task::spawn_blocking(move || {
-            hsm.verify(
-                &key_id,
-                alg,
-                scheme,
-                hash.unwrap_or(HashAlg::Sha256),
-                as_sign_input(&input),
-                &signature,
-            )
-        })
-        .await
-        .map_err(|e| SigningError::Invalid(format!("verification task failed: {e}")))??;
-        Ok((version, valid))
-    }
-
-    /// Writes the audit row for `result` and returns the result, unless the audit failed.
-    async fn finish<T: AuditId>(
-        &self,
-        mut row: SignatureAuditRow,
-        result: Result<T, SigningError>,
-    ) -> Result<T, SigningError> {
-        if let Err(e) = &result {
-            row.result = match e {
-                SigningError::NotRegistered(_) | SigningError::NotGranted { .. } => "denied",
-                _ => "error",
-            }
-            .into();
+/// Completes an audit row with the HSM's verdict.
+fn outcome(mut row: SignatureAuditRow, r: Result<&'static str, &HsmError>) -> SignatureAuditRow {
+    match r {
+        Ok(result) => row.result = result.into(),
+        Err(e) => {
+            row.result = "error".into();
             row.detail = Some(e.to_string());
         }
-        let id = self.audit.record(row).await.map_err(SigningError::Audit)?;
-        result.map(|mut v| {
-            v.set_audit_id(id);
-            v
-        })
     }
+    row
 }
-
-trait AuditId {
-    fn set_audit_id(&mut self, _id: i64) {}
-}
-impl AuditId for Signed {
-    fn set_audit_id(&mut self, id: i64) {
-        self.audit_id = id;
-    }
-}
-impl AuditId for (u32, bool) {}
 
 fn as_sign_input(i: &Input) -> SignInput<'_> {
     match i {

@@ -1,18 +1,13 @@
-//! The signature audit: one row per signing or verification request, written by a group-commit
-//! writer thread and acknowledged only after its transaction committed.
+//! The signature audit: one row per signing or verification request. Rows are written in
+//! batches by the [`crate::executor`] workers (one transaction per batch) and read back with
+//! filters here.
 //!
 //! Rows record a SHA-256 of the signed input, never the input itself.
 
-use std::sync::mpsc;
-
 use rusqlite::{params, Connection, ToSql};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
 
 use super::{Store, StoreError};
-
-/// Rows committed in one transaction at most.
-const MAX_BATCH: usize = 512;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignatureAuditRow {
@@ -34,94 +29,20 @@ pub struct SignatureAuditRow {
     pub detail: Option<String>,
 }
 
-type Job = (SignatureAuditRow, oneshot::Sender<Result<i64, String>>);
-
-/// Hands audit rows to the writer thread. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AuditWriter {
-    tx: mpsc::Sender<Job>,
-}
-
-impl AuditWriter {
-    pub(super) fn start(
-        conn: Connection,
-        checkpointer: Connection,
-    ) -> Result<AuditWriter, StoreError> {
-        // The writer never checkpoints (that would stall every request waiting on its commit);
-        // a second connection checkpoints in the background instead.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        std::thread::Builder::new()
-            .name("wal-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer))
-            .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-        Ok(AuditWriter { tx })
-    }
-
-    /// Records `row` and waits until it is committed; returns its id.
-    pub async fn record(&self, row: SignatureAuditRow) -> Result<i64, StoreError> {
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .send((row, ack))
-            .map_err(|_| StoreError::AuditStopped)?;
-        match done.await {
-            Ok(Ok(id)) => Ok(id),
-            Ok(Err(msg)) => Err(StoreError::Sql(rusqlite::Error::InvalidParameterName(msg))),
-            Err(_) => Err(StoreError::AuditStopped),
-        }
-    }
-}
-
-/// Copies the WAL back into the database once a second, without blocking writers (PASSIVE).
-fn checkpoint_loop(conn: Connection) {
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(1));
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
-    }
-}
-
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        match insert_batch(&mut conn, &batch) {
-            Ok(ids) => {
-                for ((_, ack), id) in batch.drain(..).zip(ids) {
-                    let _ = ack.send(Ok(id));
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, rows = batch.len(), "signature audit write failed");
-                for (_, ack) in batch.drain(..) {
-                    let _ = ack.send(Err(e.to_string()));
-                }
-            }
-        }
-    }
-}
-
-fn insert_batch(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<Vec<i64>> {
+/// Inserts `rows` in one transaction and returns their ids, in order.
+pub(crate) fn insert_rows(
+    conn: &mut Connection,
+    rows: &[&SignatureAuditRow],
+) -> rusqlite::Result<Vec<i64>> {
     let tx = conn.transaction()?;
-    let mut ids = Vec::with_capacity(batch.len());
+    let mut ids = Vec::with_capacity(rows.len());
     {
         let mut st = tx.prepare_cached(
             "INSERT INTO signature_audit (at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash,
                                           input_sha256, result, detail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
-        for (r, _) in batch {
+        for r in rows {
             let digest = r.input_sha256.as_deref().and_then(|h| hex::decode(h).ok());
             st.execute(params![
                 r.at_ms,

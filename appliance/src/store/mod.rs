@@ -15,7 +15,8 @@ use rusqlite::Connection;
 
 use crate::config::Synchronous;
 
-pub use audit::{AuditQuery, AuditWriter, SignatureAuditRow};
+pub(crate) use audit::insert_rows;
+pub use audit::{AuditQuery, SignatureAuditRow};
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use migrate::MIGRATIONS;
 
@@ -42,8 +43,8 @@ pub enum StoreError {
     AuditStopped,
 }
 
-/// The store. Writes from admin operations are serialised on one connection; the signature
-/// audit has its own writer thread (see [`AuditWriter`]).
+/// The store. Admin reads and writes share one connection; the executor's workers write the
+/// signature audit on connections of their own ([`Store::writer_connection`]).
 #[derive(Debug)]
 pub struct Store {
     conn: Mutex<Connection>,
@@ -90,12 +91,28 @@ impl Store {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts the group-commit writer for the signature audit on its own connection.
-    pub fn audit_writer(&self) -> Result<AuditWriter, StoreError> {
-        AuditWriter::start(
-            connect(&self.path, self.sync)?,
-            connect(&self.path, self.sync)?,
-        )
+    /// A connection for a hot-path writer. It never checkpoints the WAL itself (that would
+    /// stall the requests waiting on its commit): [`Store::start_checkpointer`] does.
+    pub fn writer_connection(&self) -> Result<Connection, StoreError> {
+        let conn = connect(&self.path, self.sync)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(conn)
+    }
+
+    /// Copies the WAL back into the database once a second on a thread of its own, without
+    /// blocking writers (PASSIVE checkpoints).
+    pub fn start_checkpointer(&self) -> Result<(), StoreError> {
+        let conn = connect(&self.path, self.sync)?;
+        std::thread::Builder::new()
+            .name("wal-checkpoint".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            })
+            .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {

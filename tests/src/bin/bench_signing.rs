@@ -5,7 +5,11 @@
 //! Run it from the release build (`make bench`); it starts its own token and daemon.
 //! Options: `--seconds N` per measurement (default 5), `--out FILE` for the Markdown report.
 
-#![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "benchmark: a failed step must stop the run loudly"
+)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,7 +94,18 @@ fn raw(hsm: &Hsm, key: &KeyId, threads: usize, dur: Duration) -> Run {
     )
 }
 
+/// What one client request is: method, path, and whether it carries the signing body.
+#[derive(Clone, Copy)]
+enum Req {
+    Sign,
+    ListKeys,
+}
+
 fn socket(sock: &std::path::Path, clients: usize, dur: Duration) -> Run {
+    socket_req(sock, clients, dur, Req::Sign)
+}
+
+fn socket_req(sock: &std::path::Path, clients: usize, dur: Duration, req: Req) -> Run {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -109,10 +124,11 @@ fn socket(sock: &std::path::Path, clients: usize, dur: Duration) -> Run {
                 let mut lat = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
-                    let (st, _) = conn
-                        .raw(hyper::Method::POST, "/v1/keys/bench/sign", Some(body.clone().into_bytes()))
-                        .await
-                        .expect("request");
+                    let (st, _) = match req {
+                        Req::Sign => conn.raw(hyper::Method::POST, "/v1/keys/bench/sign", Some(body.clone().into_bytes())).await,
+                        Req::ListKeys => conn.raw(hyper::Method::GET, "/v1/keys", None).await,
+                    }
+                    .expect("request");
                     assert!(st.is_success(), "sign failed: {st}");
                     lat.push(t0.elapsed());
                 }
@@ -127,7 +143,11 @@ fn socket(sock: &std::path::Path, clients: usize, dur: Duration) -> Run {
         }
         (all, start.elapsed().as_secs_f64())
     });
-    summarise(format!("api.sock sign, {clients} client(s)"), lat, secs)
+    let what = match req {
+        Req::Sign => "api.sock sign",
+        Req::ListKeys => "api.sock GET /v1/keys (no HSM, no audit)",
+    };
+    summarise(format!("{what}, {clients} client(s)"), lat, secs)
 }
 
 fn machine() -> String {
@@ -211,6 +231,7 @@ fn main() -> anyhow::Result<()> {
         raw(&hsm, &key, 2, dur),
         socket(&d.api_sock(), 1, dur),
         socket(&d.api_sock(), 16, dur),
+        socket_req(&d.api_sock(), 16, dur, Req::ListKeys),
     ];
     let raw2 = runs[1].per_sec();
     let mut report = format!(

@@ -1,0 +1,223 @@
+//! The executor runs HSM work for requests on a few dedicated threads, in batches, and commits
+//! each batch's audit rows in one transaction before any caller in the batch gets its answer.
+//!
+//! Each worker takes one request at a time, so every worker stays busy with HSM work. Audit
+//! rows are committed by group commit without a thread of their own: a finished request puts
+//! its row on the pending list; while more requests are queued the worker goes on signing, and
+//! once the queue is empty (or enough rows gathered) whichever worker finds the database free
+//! commits every pending row in one transaction and answers those callers. Under load the
+//! workers never sleep and commits cover many rows, so a request costs one queue push, a share
+//! of one commit and one reply, and no extra thread hand-off.
+//!
+//! It never answers before the audit row is committed, and never holds a request's data longer
+//! than the request.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use countersign_hsm::Hsm;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::store::{insert_rows, SignatureAuditRow, Store, StoreError};
+
+/// Rows one commit covers at most.
+const MAX_BATCH: usize = 256;
+/// While more requests are queued, finished rows wait for a commit until this many have
+/// gathered: every commit writes whole pages to the WAL, so one row per commit would write
+/// tens of kilobytes per request. Bounds the extra wait at about this many HSM operations.
+const COMMIT_AT: usize = 32;
+
+/// What a job leaves behind once its HSM work is done: the audit row to commit, and how to
+/// deliver the answer once the commit is known.
+struct Completed {
+    row: SignatureAuditRow,
+    finish: Box<dyn FnOnce(Result<i64, String>) + Send>,
+}
+
+type Job = Box<dyn FnOnce(&Hsm) -> Completed + Send>;
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    idle_workers: usize,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    /// Finished requests whose audit rows are not committed yet.
+    pending: Mutex<Vec<Completed>>,
+    /// The one writer connection; holding it makes a worker the committer.
+    conn: Mutex<Connection>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Jobs run outside the lock, so a poisoned queue is still a consistent queue.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Handle to the worker threads. Cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    #[error("the audit row could not be written: {0}")]
+    Audit(String),
+    #[error("the request was lost by a worker that failed; it was not answered")]
+    Lost,
+}
+
+impl Executor {
+    /// Starts `workers` threads, each with its own database connection.
+    pub fn start(hsm: Hsm, store: &Store, workers: usize) -> Result<Executor, StoreError> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+            pending: Mutex::new(Vec::new()),
+            conn: Mutex::new(store.writer_connection()?),
+        });
+        for i in 0..workers.max(1) {
+            let (hsm, shared) = (hsm.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name(format!("hsm-worker-{i}"))
+                .spawn(move || worker(&hsm, &shared))
+                .map_err(|e| {
+                    StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+                })?;
+        }
+        Ok(Executor { shared })
+    }
+
+    /// Runs `work` on a worker; it returns the caller's value and the audit row describing
+    /// what happened. Resolves once that row is committed, with the value and the row's id.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Hsm) -> (T, SignatureAuditRow) + Send + 'static,
+    ) -> Result<(T, i64), ExecutorError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |hsm| {
+            let (value, row) = work(hsm);
+            Completed {
+                row,
+                finish: Box::new(move |id| {
+                    let _ = tx.send(id.map(|id| (value, id)));
+                }),
+            }
+        });
+        let wake = {
+            let mut q = self.shared.lock();
+            q.jobs.push_back(job);
+            q.idle_workers > 0
+        };
+        if wake {
+            self.shared.ready.notify_one();
+        }
+        match rx.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(ExecutorError::Audit(e)),
+            Err(_) => Err(ExecutorError::Lost),
+        }
+    }
+
+    /// Records an audit row without HSM work (refusals, errors before the HSM).
+    pub async fn audit_only(&self, row: SignatureAuditRow) -> Result<i64, ExecutorError> {
+        self.run(move |_| ((), row)).await.map(|(_, id)| id)
+    }
+}
+
+fn worker(hsm: &Hsm, shared: &Shared) {
+    loop {
+        let job = {
+            let mut q = shared.lock();
+            loop {
+                if let Some(job) = q.jobs.pop_front() {
+                    break job;
+                }
+                q.idle_workers += 1;
+                q = shared.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
+                q.idle_workers -= 1;
+            }
+        };
+        // A job that panics loses only its own answer (its caller sees `Lost`).
+        let pending = match std::panic::catch_unwind(AssertUnwindSafe(|| job(hsm))) {
+            Ok(done) => {
+                let mut p = shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                p.push(done);
+                p.len()
+            }
+            Err(_) => 0,
+        };
+        // More work queued: sign it first and commit the rows together, unless enough have
+        // gathered. Nothing queued: commit now, nobody else will come along to do it.
+        if pending < COMMIT_AT && !shared.lock().jobs.is_empty() {
+            continue;
+        }
+        commit_pending(shared);
+    }
+}
+
+/// Group commit: if no other worker is committing, commit every pending row and answer those
+/// callers; repeat while rows keep arriving. If another worker is committing, it will pick up
+/// the rows added meanwhile (it re-checks the list after releasing the database), so no row is
+/// ever left waiting.
+fn commit_pending(shared: &Shared) {
+    loop {
+        let mut conn = match shared.conn.try_lock() {
+            Ok(c) => c,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        let batch: Vec<Completed> = {
+            let mut p = shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let n = p.len().min(MAX_BATCH);
+            p.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            drop(conn);
+            if shared
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+            {
+                return;
+            }
+            continue;
+        }
+        let rows: Vec<&SignatureAuditRow> = batch.iter().map(|c| &c.row).collect();
+        let result = insert_rows(&mut conn, &rows);
+        drop(conn);
+        match result {
+            Ok(ids) => {
+                for (c, id) in batch.into_iter().zip(ids) {
+                    (c.finish)(Ok(id));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, rows = batch.len(), "signature audit write failed; the requests fail");
+                for c in batch {
+                    (c.finish)(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
