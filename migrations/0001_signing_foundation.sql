@@ -50,7 +50,8 @@ CREATE TABLE signature_audit (
     key_version     INTEGER,
     scheme          TEXT,
     hash            TEXT,
-    input_sha256    BLOB,                      -- digest of what was signed, never the data
+    input_kind      TEXT CHECK (input_kind IN ('message', 'digest')),
+    input_sha256    BLOB,                      -- SHA-256 of what the caller sent, never the data
     result          TEXT    NOT NULL CHECK (result IN ('ok', 'invalid', 'denied', 'error')),
     detail          TEXT
 );

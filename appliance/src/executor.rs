@@ -101,15 +101,28 @@ impl Executor {
         Ok(Executor { shared })
     }
 
-    /// Runs `work` on a worker; it returns the caller's value and the audit row describing
-    /// what happened. Resolves once that row is committed, with the value and the row's id.
+    /// Runs `work` on a worker; it returns the caller's value and completes `row` with what
+    /// happened. Resolves once that row is committed, with the value and the row's id.
+    ///
+    /// If the caller stopped waiting (its request timed out) before a worker reached the job,
+    /// the HSM work is skipped and the row says so.
     pub async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Hsm) -> (T, SignatureAuditRow) + Send + 'static,
+        mut row: SignatureAuditRow,
+        work: impl FnOnce(&Hsm, &mut SignatureAuditRow) -> T + Send + 'static,
     ) -> Result<(T, i64), ExecutorError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |hsm| {
-            let (value, row) = work(hsm);
+            if tx.is_closed() {
+                row.result = "error".into();
+                row.detail =
+                    Some("abandoned: the caller stopped waiting before the HSM was reached".into());
+                return Completed {
+                    row,
+                    finish: Box::new(|_| {}),
+                };
+            }
+            let value = work(hsm, &mut row);
             Completed {
                 row,
                 finish: Box::new(move |id| {
@@ -134,7 +147,7 @@ impl Executor {
 
     /// Records an audit row without HSM work (refusals, errors before the HSM).
     pub async fn audit_only(&self, row: SignatureAuditRow) -> Result<i64, ExecutorError> {
-        self.run(move |_| ((), row)).await.map(|(_, id)| id)
+        self.run(row, |_, _| ()).await.map(|(_, id)| id)
     }
 }
 

@@ -43,8 +43,15 @@ pub struct VerifyRequest {
     pub input: Input,
     pub hash: Option<HashAlg>,
     pub scheme: Option<SignScheme>,
-    /// ECDSA signatures raw `r || s`.
-    pub signature: Vec<u8>,
+    pub signature: SignatureBytes,
+}
+
+/// A signature as the caller sent it. ECDSA signatures come as DER or as raw `r || s`; other
+/// algorithms have one encoding (use `Raw`).
+#[derive(Debug, Clone)]
+pub enum SignatureBytes {
+    Der(Vec<u8>),
+    Raw(Vec<u8>),
 }
 
 #[derive(Debug, Clone)]
@@ -247,7 +254,7 @@ impl SigningService {
             (plan.scheme, plan.hash, plan.version, plan.algorithm);
         let (result, audit_id) = self
             .executor
-            .run(move |hsm| {
+            .run(row, move |hsm, row| {
                 let r = hsm.sign(
                     &plan.key_id,
                     plan.algorithm,
@@ -255,8 +262,8 @@ impl SigningService {
                     plan.hash.unwrap_or(HashAlg::Sha256),
                     as_sign_input(&input),
                 );
-                let row = outcome(row, r.as_ref().map(|_| "ok"));
-                (r, row)
+                outcome(row, r.as_ref().map(|_| "ok"));
+                r
             })
             .await
             .map_err(SigningError::Audit)?;
@@ -293,24 +300,33 @@ impl SigningService {
             Err(e) => return self.refuse(row, e).await,
         };
         drop(dir);
-        let (input, signature, version) = (req.input, req.signature, plan.version);
+        let (input, version) = (req.input, plan.version);
+        // A DER ECDSA signature becomes r || s here, where the key's curve is known; one that
+        // does not decode is simply not valid (and audited as such).
+        let signature = match (req.signature, plan.algorithm.ec_scalar_len()) {
+            (SignatureBytes::Der(der), Some(n)) => countersign_hsm::ecdsa_der_to_raw(&der, n).ok(),
+            (SignatureBytes::Der(b) | SignatureBytes::Raw(b), _) => Some(b),
+        };
         let (result, _) = self
             .executor
-            .run(move |hsm| {
-                let r = hsm.verify(
-                    &plan.key_id,
-                    plan.algorithm,
-                    plan.scheme,
-                    plan.hash.unwrap_or(HashAlg::Sha256),
-                    as_sign_input(&input),
-                    &signature,
-                );
-                let row = outcome(
+            .run(row, move |hsm, row| {
+                let r = match &signature {
+                    Some(sig) => hsm.verify(
+                        &plan.key_id,
+                        plan.algorithm,
+                        plan.scheme,
+                        plan.hash.unwrap_or(HashAlg::Sha256),
+                        as_sign_input(&input),
+                        sig,
+                    ),
+                    None => Ok(false),
+                };
+                outcome(
                     row,
                     r.as_ref()
                         .map(|valid| if *valid { "ok" } else { "invalid" }),
                 );
-                (r, row)
+                r
             })
             .await
             .map_err(SigningError::Audit)?;
@@ -319,7 +335,7 @@ impl SigningService {
 }
 
 /// Completes an audit row with the HSM's verdict.
-fn outcome(mut row: SignatureAuditRow, r: Result<&'static str, &HsmError>) -> SignatureAuditRow {
+fn outcome(row: &mut SignatureAuditRow, r: Result<&'static str, &HsmError>) {
     match r {
         Ok(result) => row.result = result.into(),
         Err(e) => {
@@ -327,7 +343,6 @@ fn outcome(mut row: SignatureAuditRow, r: Result<&'static str, &HsmError>) -> Si
             row.detail = Some(e.to_string());
         }
     }
-    row
 }
 
 fn as_sign_input(i: &Input) -> SignInput<'_> {
@@ -344,8 +359,9 @@ fn audit_row(
     key: &str,
     input: &Input,
 ) -> SignatureAuditRow {
-    let data = match input {
-        Input::Message(m) | Input::Digest(m) => m,
+    let (data, kind) = match input {
+        Input::Message(m) => (m, "message"),
+        Input::Digest(d) => (d, "digest"),
     };
     SignatureAuditRow {
         id: 0,
@@ -358,6 +374,7 @@ fn audit_row(
         key_version: None,
         scheme: None,
         hash: None,
+        input_kind: Some(kind.into()),
         input_sha256: Some(hex::encode(Sha256::digest(data))),
         result: "ok".into(),
         detail: None,

@@ -57,11 +57,18 @@ pub(crate) fn needs_recovery(e: &CkError) -> bool {
                 | RvError::DeviceRemoved
                 | RvError::TokenNotPresent
                 | RvError::UserNotLoggedIn
-                | RvError::ObjectHandleInvalid
-                | RvError::KeyHandleInvalid
                 | RvError::CryptokiNotInitialized,
             _
         )
+    )
+}
+
+/// A cached object handle no longer names an object (the object was deleted or the token
+/// re-read): find it again, but the token itself is fine.
+pub(crate) fn stale_handle(e: &CkError) -> bool {
+    matches!(
+        e,
+        CkError::Pkcs11(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid, _)
     )
 }
 

@@ -16,7 +16,7 @@ use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 
-use crate::error::{needs_recovery, rv_of};
+use crate::error::{needs_recovery, rv_of, stale_handle};
 use crate::pool::{self, SessionPool};
 use crate::{HsmError, KeyId, Pin, Result};
 
@@ -252,6 +252,14 @@ impl Hsm {
                         return Err(self.final_error(op, e));
                     }
                 }
+                Err(OpError::Ck(e)) if stale_handle(&e) && attempt == 1 => {
+                    inner.pool.give_back(session, generation);
+                    inner
+                        .handles
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clear();
+                }
                 Err(OpError::Ck(e)) => {
                     inner.pool.give_back(session, generation);
                     return Err(HsmError::op(op, e));
@@ -343,6 +351,13 @@ impl Hsm {
             Some(s) => s.logout().map_err(|e| HsmError::op("C_Logout", e)),
             None => Ok(()),
         }
+    }
+
+    /// Checks that the token answers (one random byte), recovering if it does not; the result
+    /// is what [`Hsm::health`] then reports. For readiness checks.
+    pub fn probe(&self) -> Health {
+        let _ = self.random(1);
+        self.health()
     }
 
     /// Random bytes from the token's generator.

@@ -79,3 +79,43 @@ fn cli_created_keys_are_sensitive_and_not_extractable() {
         );
     }
 }
+
+#[test]
+fn a_key_deleted_from_the_token_fails_its_requests_but_not_the_daemon() {
+    #[allow(unsafe_code, reason = "getuid has no preconditions")]
+    // SAFETY: getuid cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    let d = Daemon::start("");
+    d.provision("doomed", "ec-p256", "svc", uid);
+    d.provision("kept", "ec-p256", "svc", uid);
+    let body = serde_json::json!({ "message": "aGk=" });
+    let (st, _) = d.api("POST", "/v1/keys/doomed/sign", Some(body.clone()));
+    assert_eq!(st, 200);
+    let app = d.cli_json(&["app", "show", "doomed"]);
+    let id = app["versions"][0]["key_id"].as_str().unwrap();
+    let out = d
+        .hsm
+        .pkcs11_tool(&["--delete-object", "--type", "privkey", "--id", id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (st, err) = d.api("POST", "/v1/keys/doomed/sign", Some(body.clone()));
+    assert_eq!(st, 500, "{err}");
+    assert_eq!(err["error"]["code"], "key_missing_on_token", "{err}");
+    // The token itself is fine: health stays ok, other keys keep signing.
+    let (st, health) = d.api("GET", "/v1/health", None);
+    assert_eq!(
+        (st, health["status"].as_str()),
+        (200, Some("ok")),
+        "{health}"
+    );
+    let (st, _) = d.api("POST", "/v1/keys/kept/sign", Some(body));
+    assert_eq!(st, 200);
+    let audit = d.audit();
+    assert!(audit
+        .iter()
+        .any(|r| r["key_name"] == "doomed" && r["result"] == "error"));
+}

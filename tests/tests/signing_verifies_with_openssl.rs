@@ -262,3 +262,51 @@ fn ed25519_verifies_with_openssl() {
     );
     assert_eq!(st, 400, "{e}");
 }
+
+#[test]
+fn verification_failures_and_refusals_are_audited_in_every_format() {
+    let d = Daemon::start("");
+    d.provision("v", "ec-p256", "svc", own_uid());
+    let msg = b64(b"verify me");
+    let s = sign(&d, "v", json!({ "message": msg }));
+    // Undecodable DER: not valid, answered 200, audited as invalid.
+    let (st, v) = d.api(
+        "POST",
+        "/v1/keys/v/verify",
+        Some(json!({ "message": msg, "signature": b64(b"not der") })),
+    );
+    assert_eq!(
+        (st, v["valid"].clone(), v["version"].clone()),
+        (200, json!(false), json!(1)),
+        "{v}"
+    );
+    // A valid DER signature on the wrong message: not valid.
+    let (st, v) = d.api(
+        "POST",
+        "/v1/keys/v/verify",
+        Some(json!({ "message": b64(b"other"), "signature": s["signature"] })),
+    );
+    assert_eq!((st, v["valid"].clone()), (200, json!(false)), "{v}");
+    // Refused (unknown version) in DER format: audited too.
+    let (st, _) = d.api(
+        "POST",
+        "/v1/keys/v/verify",
+        Some(json!({ "message": msg, "signature": s["signature"], "version": 7 })),
+    );
+    assert_eq!(st, 404);
+    let audit = d.audit();
+    let verifies: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["operation"] == "verify")
+        .collect();
+    assert_eq!(verifies.len(), 3, "{audit:#?}");
+    assert_eq!(
+        verifies.iter().filter(|r| r["result"] == "invalid").count(),
+        2
+    );
+    assert_eq!(
+        verifies.iter().filter(|r| r["result"] == "error").count(),
+        1
+    );
+    assert!(verifies.iter().all(|r| r["input_kind"] == "message"));
+}

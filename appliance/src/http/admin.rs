@@ -58,7 +58,7 @@ pub(super) async fn require_admin(
 fn to_json<T: serde::Serialize>(v: T) -> Result<Json<Value>, ApiError> {
     serde_json::to_value(v)
         .map(Json)
-        .map_err(|e| ApiError::invalid(e.to_string()))
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,14 +6,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use countersign_hsm::{ecdsa_der_to_raw, ecdsa_raw_to_der, HashAlg, KeyAlgorithm, SignScheme};
+use countersign_hsm::{ecdsa_raw_to_der, HashAlg, KeyAlgorithm, SignScheme};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
 use super::extract::{Body, Caller, Path, Query};
 use super::AppState;
-use crate::signing::{Input, SignRequest, VerifyRequest};
+use crate::signing::{Input, SignRequest, SignatureBytes, VerifyRequest};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -102,7 +102,7 @@ async fn public_key(
         o.insert("use".into(), "sig".into());
         o.insert("alg".into(), jws_alg(alg).into());
     }
-    let pem = pk.to_pem().map_err(|e| ApiError::invalid(e.to_string()))?;
+    let pem = pk.to_pem().map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(serde_json::json!({
         "key": name, "version": version, "kid": kid(&name, version), "algorithm": alg.as_str(),
         "pem": pem, "jwk": jwk,
@@ -181,7 +181,7 @@ async fn sign(
         (SignScheme::Ecdsa, SigFormat::Der) => (
             SigFormat::Der,
             STANDARD.encode(
-                ecdsa_raw_to_der(&s.signature).map_err(|e| ApiError::invalid(e.to_string()))?,
+                ecdsa_raw_to_der(&s.signature).map_err(|e| ApiError::internal(e.to_string()))?,
             ),
         ),
         (_, SigFormat::Jws) => (SigFormat::Jws, URL_SAFE_NO_PAD.encode(&s.signature)),
@@ -202,30 +202,16 @@ async fn verify(
     Path(name): Path<String>,
     Body(body): Body<VerifyBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let sig_bytes = match body.format {
-        SigFormat::Jws => URL_SAFE_NO_PAD
-            .decode(&body.signature)
-            .map_err(|_| ApiError::invalid("'signature' is not valid base64url"))?,
-        _ => b64("signature", &body.signature)?,
+    let signature = match body.format {
+        SigFormat::Jws => SignatureBytes::Raw(
+            URL_SAFE_NO_PAD
+                .decode(&body.signature)
+                .map_err(|_| ApiError::invalid("'signature' is not valid base64url"))?,
+        ),
+        SigFormat::Raw => SignatureBytes::Raw(b64("signature", &body.signature)?),
+        SigFormat::Der => SignatureBytes::Der(b64("signature", &body.signature)?),
     };
     let scheme = parse_opt::<SignScheme>(body.scheme.as_deref())?;
-    // A DER ECDSA signature is turned into r || s here; the scalar size comes from the key.
-    let signature = if body.format == SigFormat::Der {
-        let (_, pk) = st.signing.public_key(caller, &name, body.version)?;
-        match pk.algorithm().ec_scalar_len() {
-            Some(n) => match ecdsa_der_to_raw(&sig_bytes, n) {
-                Ok(raw) => raw,
-                Err(_) => {
-                    return Ok(Json(
-                        serde_json::json!({ "key": name, "version": body.version, "valid": false }),
-                    ))
-                }
-            },
-            None => sig_bytes,
-        }
-    } else {
-        sig_bytes
-    };
     let req = VerifyRequest {
         key: name.clone(),
         version: body.version,

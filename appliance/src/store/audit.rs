@@ -22,7 +22,9 @@ pub struct SignatureAuditRow {
     pub key_version: Option<u32>,
     pub scheme: Option<String>,
     pub hash: Option<String>,
-    /// Hex SHA-256 of the signed or verified input.
+    /// What the caller sent: `message`, or a `digest` it computed itself.
+    pub input_kind: Option<String>,
+    /// Hex SHA-256 of what the caller sent (the message, or the digest).
     pub input_sha256: Option<String>,
     /// ok | invalid | denied | error
     pub result: String,
@@ -39,8 +41,8 @@ pub(crate) fn insert_rows(
     {
         let mut st = tx.prepare_cached(
             "INSERT INTO signature_audit (at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash,
-                                          input_sha256, result, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                          input_kind, input_sha256, result, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         for r in rows {
             let digest = r.input_sha256.as_deref().and_then(|h| hex::decode(h).ok());
@@ -54,6 +56,7 @@ pub(crate) fn insert_rows(
                 r.key_version,
                 r.scheme,
                 r.hash,
+                r.input_kind,
                 digest,
                 r.result,
                 r.detail
@@ -80,8 +83,8 @@ pub struct AuditQuery {
 impl Store {
     pub fn signature_audit(&self, q: &AuditQuery) -> Result<Vec<SignatureAuditRow>, StoreError> {
         let mut sql = String::from(
-            "SELECT id, at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash, input_sha256,
-                    result, detail FROM signature_audit WHERE 1=1",
+            "SELECT id, at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash, input_kind,
+                    input_sha256, result, detail FROM signature_audit WHERE 1=1",
         );
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
         if let Some(k) = &q.key {
@@ -105,7 +108,7 @@ impl Store {
         let conn = self.conn();
         let mut st = conn.prepare(&sql)?;
         let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            let digest: Option<Vec<u8>> = r.get(10)?;
+            let digest: Option<Vec<u8>> = r.get(11)?;
             Ok(SignatureAuditRow {
                 id: r.get(0)?,
                 at_ms: r.get(1)?,
@@ -117,9 +120,10 @@ impl Store {
                 key_version: r.get(7)?,
                 scheme: r.get(8)?,
                 hash: r.get(9)?,
+                input_kind: r.get(10)?,
                 input_sha256: digest.map(hex::encode),
-                result: r.get(11)?,
-                detail: r.get(12)?,
+                result: r.get(12)?,
+                detail: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
