@@ -220,9 +220,10 @@ impl Hsm {
         f: impl Fn(&Hsm, &Session) -> std::result::Result<T, OpError>,
     ) -> Result<T> {
         let inner = &self.inner;
-        let mut attempt = 0;
+        // One recovery and one re-find of stale handles at most, each independently.
+        let mut attempt = 1;
+        let mut refound = false;
         loop {
-            attempt += 1;
             let (session, generation) = match inner.pool.take() {
                 pool::Slot::Idle(s, g) => (s, g),
                 pool::Slot::OpenNew(g) => {
@@ -234,6 +235,7 @@ impl Hsm {
                             if !self.retry_after(&e, attempt, g)? {
                                 return Err(self.final_error(op, e));
                             }
+                            attempt += 1;
                             continue;
                         }
                     }
@@ -251,8 +253,10 @@ impl Hsm {
                     if !self.retry_after(&e, attempt, generation)? {
                         return Err(self.final_error(op, e));
                     }
+                    attempt += 1;
                 }
-                Err(OpError::Ck(e)) if stale_handle(&e) && attempt == 1 => {
+                Err(OpError::Ck(e)) if stale_handle(&e) && !refound => {
+                    refound = true;
                     inner.pool.give_back(session, generation);
                     inner
                         .handles
@@ -322,6 +326,15 @@ impl Hsm {
         ])?;
         let handle = match found.as_slice() {
             [h] => *h,
+            // Private objects are invisible to a session that is not logged in: that is a lost
+            // login (recover), not a missing key.
+            [] if !logged_in(session)? => {
+                return Err(CkError::Pkcs11(
+                    RvError::UserNotLoggedIn,
+                    cryptoki::context::Function::FindObjects,
+                )
+                .into())
+            }
             [] => return Err(HsmError::KeyNotFound(id.to_string()).into()),
             _ => {
                 return Err(HsmError::Operation {
@@ -366,6 +379,14 @@ impl Hsm {
             .map_err(|_| HsmError::InvalidInput("random length too large".into()))?;
         self.with_session("C_GenerateRandom", |_, s| Ok(s.generate_random_vec(len)?))
     }
+}
+
+fn logged_in(session: &Session) -> std::result::Result<bool, CkError> {
+    use cryptoki::session::SessionState;
+    Ok(matches!(
+        session.get_session_info()?.session_state(),
+        SessionState::RoUser | SessionState::RwUser
+    ))
 }
 
 fn find_slot(ctx: &Pkcs11, sel: &TokenSelector) -> Result<Slot> {

@@ -1,0 +1,61 @@
+//! A lost login (as after a token reset) is recovered by the next call, without a restart.
+//! In a file of its own: the simulated fault would disturb concurrent tests in one process.
+//!
+//! One token and one module context serve the whole file: SoftHSM must not be initialised from
+//! several threads at once.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::sync::OnceLock;
+
+use countersign_hsm::{
+    HashAlg, Hsm, HsmConfig, KeyAlgorithm, Pin, SignInput, SignScheme, TokenSelector,
+};
+use countersign_tests::SoftHsm;
+
+fn hsm() -> &'static Hsm {
+    static TOKEN: OnceLock<(SoftHsm, Hsm)> = OnceLock::new();
+    &TOKEN
+        .get_or_init(|| {
+            let token = SoftHsm::new("hsm-recovery");
+            std::env::set_var("SOFTHSM2_CONF", token.conf());
+            let cfg = HsmConfig {
+                module: countersign_tests::SOFTHSM_MODULE.into(),
+                token: TokenSelector::Label("hsm-recovery".into()),
+                pool_size: 4,
+            };
+            let hsm = Hsm::open(cfg, Pin::new(token.user_pin.clone().into())).unwrap();
+            (token, hsm)
+        })
+        .1
+}
+
+#[test]
+fn a_lost_login_is_recovered_by_the_next_call() {
+    let h = hsm();
+    let kp = h
+        .generate_key_pair("recover", KeyAlgorithm::EcP256)
+        .unwrap();
+    let sign = || {
+        h.sign(
+            &kp.id,
+            KeyAlgorithm::EcP256,
+            SignScheme::Ecdsa,
+            HashAlg::Sha256,
+            SignInput::Message(b"m"),
+        )
+    };
+    sign().unwrap();
+    let before = h.health().recoveries;
+    h.simulate_logout().unwrap();
+    let sig = sign().expect("the call after a logout recovers and succeeds");
+    assert_eq!(sig.len(), 64);
+    let health = h.health();
+    assert!(health.recoveries > before, "{health:?}");
+    assert!(health.ok, "{health:?}");
+}
