@@ -12,7 +12,7 @@ run: deps
 	$(CARGO) build --release --bins
 	@bash scripts/dev-token.sh $(VAR) countersign-dev
 	@bash scripts/next-steps.sh $(VAR)
-	SOFTHSM2_CONF=$(CURDIR)/$(VAR)/hsm/softhsm2.conf exec ./target/release/countersignd --config firmware-config/dev.toml
+	SOFTHSM2_CONF=$(CURDIR)/$(VAR)/hsm/softhsm2.conf exec ./target/release/countersignd --no-system-config --config firmware-config/dev.toml
 
 ## make test: install what is missing, check formatting and lints, run every test.
 test: deps lint build systemd-check

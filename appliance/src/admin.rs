@@ -9,9 +9,7 @@ use std::sync::Arc;
 use countersign_hsm::{Hsm, HsmError, KeyAlgorithm};
 
 use crate::directory::DirectoryHandle;
-use crate::store::{
-    Application, AuditQuery, Integration, NewKeyVersion, SignatureAuditRow, Store, StoreError,
-};
+use crate::store::{Application, AuditQuery, Integration, NewKeyVersion, SignatureAuditRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -52,13 +50,8 @@ pub struct AdminService {
 pub fn validate_name(kind: &str, name: &str) -> Result<(), AdminError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -74,12 +67,7 @@ fn label(app: &str, version: u32) -> String {
 
 impl AdminService {
     pub fn new(hsm: Hsm, store: Arc<Store>, directory: Arc<DirectoryHandle>) -> Self {
-        AdminService {
-            hsm,
-            store,
-            directory,
-            changes: Arc::new(tokio::sync::Mutex::new(())),
-        }
+        AdminService { hsm, store, directory, changes: Arc::new(tokio::sync::Mutex::new(())) }
     }
 
     /// Runs blocking store/HSM work off the async runtime.
@@ -89,9 +77,7 @@ impl AdminService {
     ) -> Result<T, AdminError> {
         let hsm = self.hsm.clone();
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&hsm, &store))
-            .await
-            .map_err(|e| AdminError::Internal(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&hsm, &store)).await.map_err(|e| AdminError::Internal(e.to_string()))?
     }
 
     /// Runs a change and reloads the signing directory before returning.
@@ -109,11 +95,7 @@ impl AdminService {
         .await
     }
 
-    pub async fn create_application(
-        &self,
-        name: String,
-        alg: KeyAlgorithm,
-    ) -> Result<Application, AdminError> {
+    pub async fn create_application(&self, name: String, alg: KeyAlgorithm) -> Result<Application, AdminError> {
         validate_name("application", &name)?;
         self.change(move |hsm, store| {
             if store.application(&name)?.is_some() {
@@ -150,18 +132,12 @@ impl AdminService {
 
     pub async fn application(&self, name: String) -> Result<Application, AdminError> {
         self.blocking(move |_, store| {
-            store
-                .application(&name)?
-                .ok_or_else(|| AdminError::NotFound(format!("application '{name}'")))
+            store.application(&name)?.ok_or_else(|| AdminError::NotFound(format!("application '{name}'")))
         })
         .await
     }
 
-    pub async fn create_integration(
-        &self,
-        name: String,
-        uid: u32,
-    ) -> Result<Integration, AdminError> {
+    pub async fn create_integration(&self, name: String, uid: u32) -> Result<Integration, AdminError> {
         validate_name("integration", &name)?;
         self.change(move |_, store| {
             let i = store.create_integration(&name, uid)?;
@@ -184,26 +160,16 @@ impl AdminService {
         self.blocking(|_, store| Ok(store.integrations()?)).await
     }
 
-    pub async fn grant(
-        &self,
-        integration: String,
-        application: String,
-    ) -> Result<Integration, AdminError> {
+    pub async fn grant(&self, integration: String, application: String) -> Result<Integration, AdminError> {
         self.change(move |_, store| {
             store.grant(&integration, &application)?;
             tracing::info!(integration = %integration, application = %application, "granted key");
-            store
-                .integration(&integration)?
-                .ok_or_else(|| AdminError::NotFound(format!("integration '{integration}'")))
+            store.integration(&integration)?.ok_or_else(|| AdminError::NotFound(format!("integration '{integration}'")))
         })
         .await
     }
 
-    pub async fn revoke(
-        &self,
-        integration: String,
-        application: String,
-    ) -> Result<Integration, AdminError> {
+    pub async fn revoke(&self, integration: String, application: String) -> Result<Integration, AdminError> {
         self.change(move |_, store| {
             if !store.revoke(&integration, &application)? {
                 return Err(AdminError::NotFound(format!(
@@ -211,18 +177,12 @@ impl AdminService {
                 )));
             }
             tracing::info!(integration = %integration, application = %application, "revoked key");
-            store
-                .integration(&integration)?
-                .ok_or_else(|| AdminError::NotFound(format!("integration '{integration}'")))
+            store.integration(&integration)?.ok_or_else(|| AdminError::NotFound(format!("integration '{integration}'")))
         })
         .await
     }
 
-    pub async fn signature_audit(
-        &self,
-        q: AuditQuery,
-    ) -> Result<Vec<SignatureAuditRow>, AdminError> {
-        self.blocking(move |_, store| Ok(store.signature_audit(&q)?))
-            .await
+    pub async fn signature_audit(&self, q: AuditQuery) -> Result<Vec<SignatureAuditRow>, AdminError> {
+        self.blocking(move |_, store| Ok(store.signature_audit(&q)?)).await
     }
 }

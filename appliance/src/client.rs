@@ -14,10 +14,7 @@ use tokio::net::UnixStream;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {path}: {source} (is countersignd running, and may you use this socket?)")]
-    Connect {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Connect { path: PathBuf, source: std::io::Error },
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
     #[error("bad request: {0}")]
@@ -33,12 +30,8 @@ pub struct Connection {
 
 impl Connection {
     pub async fn connect(path: &Path) -> Result<Connection, ClientError> {
-        let stream = UnixStream::connect(path)
-            .await
-            .map_err(|source| ClientError::Connect {
-                path: path.to_owned(),
-                source,
-            })?;
+        let stream =
+            UnixStream::connect(path).await.map_err(|source| ClientError::Connect { path: path.to_owned(), source })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
@@ -54,9 +47,7 @@ impl Connection {
         uri: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), ClientError> {
-        let (status, bytes) = self
-            .raw(method, uri, body.map(|b| b.to_string().into_bytes()))
-            .await?;
+        let (status, bytes) = self.raw(method, uri, body.map(|b| b.to_string().into_bytes())).await?;
         if bytes.is_empty() {
             return Ok((status, Value::Null));
         }
@@ -72,10 +63,7 @@ impl Connection {
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, Bytes), ClientError> {
         self.sender.ready().await?;
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", "localhost");
+        let mut req = Request::builder().method(method).uri(uri).header("host", "localhost");
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }

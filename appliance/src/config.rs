@@ -42,9 +42,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct HsmSection {
     pub module: PathBuf,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_text")]
     pub token_label: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opt_text")]
     pub token_serial: Option<String>,
     #[serde(default)]
     pub pin_file: String,
@@ -73,6 +73,7 @@ pub struct StoreSection {
 #[serde(deny_unknown_fields)]
 pub struct SocketSection {
     pub socket: PathBuf,
+    #[serde(deserialize_with = "text")]
     pub socket_mode: String,
     pub max_body_bytes: usize,
     pub request_timeout_ms: u64,
@@ -82,6 +83,7 @@ pub struct SocketSection {
 #[serde(deny_unknown_fields)]
 pub struct AdminSection {
     pub socket: PathBuf,
+    #[serde(deserialize_with = "text")]
     pub socket_mode: String,
     #[serde(default)]
     pub allowed_uids: Vec<u32>,
@@ -101,11 +103,33 @@ pub struct LogSection {
     pub filter: String,
 }
 
+/// Environment values arrive typed by guesswork (`0660` reads as a number): text settings take
+/// numbers too.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TextOrNumber {
+    Text(String),
+    Int(i64),
+}
+
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match TextOrNumber::deserialize(d)? {
+        TextOrNumber::Text(s) => s,
+        TextOrNumber::Int(i) => i.to_string(),
+    })
+}
+
+fn opt_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    text(d).map(Some)
+}
+
 impl Config {
-    /// Loads the layered configuration. `files` are the `--config` arguments, applied in order.
-    pub fn load(files: &[PathBuf]) -> Result<Config, ConfigError> {
+    /// Loads the layered configuration. `files` are the `--config` arguments, applied in order;
+    /// `system` says whether `/etc/countersign/countersign.toml` takes part (the development
+    /// profile leaves it out so that a machine's settings cannot leak into `make run`).
+    pub fn load(files: &[PathBuf], system: bool) -> Result<Config, ConfigError> {
         let mut fig = Figment::from(Toml::string(FACTORY_DEFAULTS));
-        if Path::new(SYSTEM_CONFIG).exists() {
+        if system && Path::new(SYSTEM_CONFIG).exists() {
             fig = fig.merge(Toml::file(SYSTEM_CONFIG));
         }
         for f in files {
@@ -116,13 +140,8 @@ impl Config {
         }
         // Only variables with a section separator are configuration, so that unrelated
         // COUNTERSIGN_* variables (the CLI's, for instance) do not count as unknown keys.
-        let env = Env::prefixed("COUNTERSIGN_")
-            .filter(|k| k.as_str().contains("__"))
-            .split("__");
-        let cfg: Config = fig
-            .merge(env)
-            .extract()
-            .map_err(|e| ConfigError::Invalid(one_line(&e)))?;
+        let env = Env::prefixed("COUNTERSIGN_").filter(|k| k.as_str().contains("__")).split("__");
+        let cfg: Config = fig.merge(env).extract().map_err(|e| ConfigError::Invalid(one_line(&e)))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -136,9 +155,7 @@ impl Config {
             return bad("hsm.pool_size must be between 1 and 1024".into());
         }
         if self.hsm.workers > self.hsm.pool_size {
-            return bad(
-                "hsm.workers cannot exceed hsm.pool_size (each worker needs a session)".into(),
-            );
+            return bad("hsm.workers cannot exceed hsm.pool_size (each worker needs a session)".into());
         }
         parse_mode(&self.api.socket_mode)?;
         parse_mode(&self.admin.socket_mode)?;
@@ -155,10 +172,11 @@ impl Config {
     }
 }
 
+/// Figment's messages name keys with its profile ("default.hsm.pin") and may span lines.
 fn one_line(e: &figment::Error) -> String {
     e.clone()
         .into_iter()
-        .map(|e| e.to_string())
+        .map(|e| e.to_string().replace("default.", "").split_whitespace().collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -179,20 +197,13 @@ impl HsmSection {
             (None, Some(label)) => TokenSelector::Label(label.clone()),
             (None, None) => TokenSelector::Label(String::new()),
         };
-        HsmConfig {
-            module: self.module.clone(),
-            token,
-            pool_size: self.pool_size,
-        }
+        HsmConfig { module: self.module.clone(), token, pool_size: self.pool_size }
     }
 
     /// The number of executor threads: `workers`, or one per CPU, never more than the pool.
     pub fn effective_workers(&self) -> usize {
-        let n = if self.workers == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            self.workers
-        };
+        let n =
+            if self.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { self.workers };
         n.clamp(1, self.pool_size)
     }
 
@@ -216,19 +227,36 @@ mod tests {
 
     #[test]
     fn factory_defaults_parse() {
-        let cfg: Config = Figment::from(Toml::string(FACTORY_DEFAULTS))
-            .extract()
-            .unwrap();
+        let cfg: Config = Figment::from(Toml::string(FACTORY_DEFAULTS)).extract().unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.hsm.token_label.as_deref(), Some("countersign"));
     }
 
     #[test]
     fn unknown_keys_are_refused() {
-        let r: Result<Config, _> = Figment::from(Toml::string(FACTORY_DEFAULTS))
-            .merge(Toml::string("[hsm]\npin = \"1234\"\n"))
-            .extract();
+        let r: Result<Config, _> =
+            Figment::from(Toml::string(FACTORY_DEFAULTS)).merge(Toml::string("[hsm]\npin = \"1234\"\n")).extract();
         assert!(r.unwrap_err().to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn numbers_are_accepted_where_text_is_expected() {
+        let cfg: Config = Figment::from(Toml::string(FACTORY_DEFAULTS))
+            .merge(Toml::string("[api]\nsocket_mode = 660\n[hsm]\ntoken_serial = 1234\n"))
+            .extract()
+            .unwrap();
+        assert_eq!(parse_mode(&cfg.api.socket_mode).unwrap(), 0o660);
+        assert_eq!(cfg.hsm.token_serial.as_deref(), Some("1234"));
+    }
+
+    #[test]
+    fn errors_are_one_line_without_the_profile_name() {
+        let e = Figment::from(Toml::string(FACTORY_DEFAULTS))
+            .merge(Toml::string("[hsm]\npin = \"x\"\n"))
+            .extract::<Config>()
+            .unwrap_err();
+        let line = one_line(&e);
+        assert!(!line.contains('\n') && !line.contains("default."), "{line}");
     }
 
     #[test]

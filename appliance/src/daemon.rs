@@ -26,9 +26,12 @@ use crate::store::Store;
 pub fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.filter));
+    use std::io::IsTerminal;
+    // Colour only for a person at a terminal; the journal and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
     let _ = match cfg.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),
@@ -64,10 +67,7 @@ impl Appliance {
     }
 }
 
-#[allow(
-    unsafe_code,
-    reason = "geteuid(2) has no preconditions and always succeeds"
-)]
+#[allow(unsafe_code, reason = "geteuid(2) has no preconditions and always succeeds")]
 fn own_uid() -> u32 {
     // SAFETY: geteuid takes no arguments, touches no memory of ours and cannot fail.
     unsafe { libc::geteuid() }
@@ -118,12 +118,8 @@ fn listeners(cfg: &Config) -> anyhow::Result<Listeners> {
     Ok(Listeners { api, admin, bound })
 }
 
-#[allow(
-    unsafe_code,
-    reason = "adopting file descriptors that systemd passed via LISTEN_FDS"
-)]
-fn inherited_listeners(
-) -> anyhow::Result<Vec<(std::path::PathBuf, std::os::unix::net::UnixListener)>> {
+#[allow(unsafe_code, reason = "adopting file descriptors that systemd passed via LISTEN_FDS")]
+fn inherited_listeners() -> anyhow::Result<Vec<(std::path::PathBuf, std::os::unix::net::UnixListener)>> {
     use std::os::fd::FromRawFd;
     let fds = match sd_notify::listen_fds() {
         Ok(fds) => fds,
@@ -146,18 +142,13 @@ fn inherited_listeners(
 
 fn bind(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create socket directory {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create socket directory {}", dir.display()))?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!(
-                "{} is in use: another countersignd is running",
-                path.display()
-            );
+            anyhow::bail!("{} is in use: another countersignd is running", path.display());
         }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }
     let l = UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
@@ -177,32 +168,33 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
+/// Refuses to start (before touching the HSM) when another daemon serves one of our sockets.
+fn ensure_sockets_free(cfg: &Config) -> anyhow::Result<()> {
+    for path in [&cfg.api.socket, &cfg.admin.socket] {
+        if path.exists() && std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("{} is in use: another countersignd is running", path.display());
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    if sd_notify::listen_fds().map(|mut f| f.next().is_none()).unwrap_or(true) {
+        ensure_sockets_free(&cfg)?;
+    }
     let c = cfg.clone();
     let appliance = tokio::task::spawn_blocking(move || Appliance::open(&c)).await??;
-    let Listeners {
-        api: api_l,
-        admin: admin_l,
-        bound,
-    } = listeners(&cfg)?;
-    let limits = Limits {
-        max_body_bytes: cfg.api.max_body_bytes,
-        timeout: Duration::from_millis(cfg.api.request_timeout_ms),
-    };
+    let Listeners { api: api_l, admin: admin_l, bound } = listeners(&cfg)?;
+    let limits =
+        Limits { max_body_bytes: cfg.api.max_body_bytes, timeout: Duration::from_millis(cfg.api.request_timeout_ms) };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let api = tokio::spawn(http::serve(
-        api_l,
-        http::api_router(appliance.state.clone(), limits),
-        stopped(stop_rx.clone()),
-    ));
-    let admin = tokio::spawn(http::serve(
-        admin_l,
-        http::admin_router(appliance.state.clone(), limits),
-        stopped(stop_rx),
-    ));
+    let api =
+        tokio::spawn(http::serve(api_l, http::api_router(appliance.state.clone(), limits), stopped(stop_rx.clone())));
+    let admin =
+        tokio::spawn(http::serve(admin_l, http::admin_router(appliance.state.clone(), limits), stopped(stop_rx)));
     tracing::info!(
         api = %cfg.api.socket.display(), admin = %cfg.admin.socket.display(), db = %appliance.store.path().display(),
         "countersignd ready"

@@ -52,34 +52,16 @@ impl Directory {
                         app.name, v.version
                     )))
                 })?;
-                versions.insert(
-                    v.version,
-                    VersionEntry {
-                        key_id: v.key_id.clone(),
-                        state: v.state,
-                        public_key,
-                    },
-                );
+                versions.insert(v.version, VersionEntry { key_id: v.key_id.clone(), state: v.state, public_key });
             }
             let active = app.active().map_or(0, |v| v.version);
             dir.keys.insert(
                 app.name.clone(),
-                Arc::new(KeyEntry {
-                    name: app.name,
-                    algorithm: app.algorithm,
-                    active,
-                    versions,
-                }),
+                Arc::new(KeyEntry { name: app.name, algorithm: app.algorithm, active, versions }),
             );
         }
         for i in store.integrations()? {
-            dir.by_uid.insert(
-                i.uid,
-                IntegrationEntry {
-                    name: i.name,
-                    granted: i.grants.into_iter().collect(),
-                },
-            );
+            dir.by_uid.insert(i.uid, IntegrationEntry { name: i.name, granted: i.grants.into_iter().collect() });
         }
         Ok(dir)
     }
@@ -93,17 +75,12 @@ pub struct DirectoryHandle {
 
 impl DirectoryHandle {
     pub fn load(store: &Store) -> Result<DirectoryHandle, StoreError> {
-        Ok(DirectoryHandle {
-            current: RwLock::new(Arc::new(Directory::load(store)?)),
-        })
+        Ok(DirectoryHandle { current: RwLock::new(Arc::new(Directory::load(store)?)) })
     }
 
     pub fn current(&self) -> Arc<Directory> {
         // The lock only guards an Arc swap; a poisoned lock still holds a complete snapshot.
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     pub fn reload(&self, store: &Store) -> Result<(), StoreError> {

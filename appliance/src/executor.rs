@@ -94,9 +94,7 @@ impl Executor {
             std::thread::Builder::new()
                 .name(format!("hsm-worker-{i}"))
                 .spawn(move || worker(&hsm, &shared))
-                .map_err(|e| {
-                    StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-                })?;
+                .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         }
         Ok(Executor { shared })
     }
@@ -115,12 +113,8 @@ impl Executor {
         let job: Job = Box::new(move |hsm| {
             if tx.is_closed() {
                 row.result = "error".into();
-                row.detail =
-                    Some("abandoned: the caller stopped waiting before the HSM was reached".into());
-                return Completed {
-                    row,
-                    finish: Box::new(|_| {}),
-                };
+                row.detail = Some("abandoned: the caller stopped waiting before the HSM was reached".into());
+                return Completed { row, finish: Box::new(|_| {}) };
             }
             let value = work(hsm, &mut row);
             Completed {
@@ -167,10 +161,7 @@ fn worker(hsm: &Hsm, shared: &Shared) {
         // A job that panics loses only its own answer (its caller sees `Lost`).
         let pending = match std::panic::catch_unwind(AssertUnwindSafe(|| job(hsm))) {
             Ok(done) => {
-                let mut p = shared
-                    .pending
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut p = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 p.push(done);
                 p.len()
             }
@@ -197,21 +188,13 @@ fn commit_pending(shared: &Shared) {
             Err(std::sync::TryLockError::WouldBlock) => return,
         };
         let batch: Vec<Completed> = {
-            let mut p = shared
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut p = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
             let n = p.len().min(MAX_BATCH);
             p.drain(..n).collect()
         };
         if batch.is_empty() {
             drop(conn);
-            if shared
-                .pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_empty()
-            {
+            if shared.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty() {
                 return;
             }
             continue;

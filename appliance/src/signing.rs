@@ -121,30 +121,14 @@ struct Plan {
 
 impl SigningService {
     pub fn new(directory: Arc<DirectoryHandle>, executor: Executor) -> Self {
-        SigningService {
-            directory,
-            executor,
-        }
+        SigningService { directory, executor }
     }
 
-    fn authorise(
-        dir: &Directory,
-        caller: CallerId,
-        key: &str,
-    ) -> Result<Arc<KeyEntry>, SigningError> {
-        let integration = dir
-            .by_uid
-            .get(&caller.uid)
-            .ok_or(SigningError::NotRegistered(caller.uid))?;
-        let entry = dir
-            .keys
-            .get(key)
-            .ok_or_else(|| SigningError::UnknownKey(key.to_owned()))?;
+    fn authorise(dir: &Directory, caller: CallerId, key: &str) -> Result<Arc<KeyEntry>, SigningError> {
+        let integration = dir.by_uid.get(&caller.uid).ok_or(SigningError::NotRegistered(caller.uid))?;
+        let entry = dir.keys.get(key).ok_or_else(|| SigningError::UnknownKey(key.to_owned()))?;
         if !integration.granted.contains(key) {
-            return Err(SigningError::NotGranted {
-                integration: integration.name.clone(),
-                key: key.to_owned(),
-            });
+            return Err(SigningError::NotGranted { integration: integration.name.clone(), key: key.to_owned() });
         }
         Ok(Arc::clone(entry))
     }
@@ -164,30 +148,18 @@ impl SigningService {
         let v = entry
             .versions
             .get(&version)
-            .ok_or_else(|| SigningError::UnknownVersion {
-                key: key.to_owned(),
-                version,
-            })?;
+            .ok_or_else(|| SigningError::UnknownVersion { key: key.to_owned(), version })?;
         let (scheme, hash) = choose(entry.algorithm, scheme, hash)?;
         row.key_version = Some(version);
         row.scheme = Some(scheme.to_string());
         row.hash = hash.map(|h| h.to_string());
-        Ok(Plan {
-            key_id: v.key_id.clone(),
-            algorithm: entry.algorithm,
-            version,
-            scheme,
-            hash,
-        })
+        Ok(Plan { key_id: v.key_id.clone(), algorithm: entry.algorithm, version, scheme, hash })
     }
 
     /// The keys the caller may use.
     pub fn list_keys(&self, caller: CallerId) -> Result<Vec<KeyView>, SigningError> {
         let dir = self.directory.current();
-        let integration = dir
-            .by_uid
-            .get(&caller.uid)
-            .ok_or(SigningError::NotRegistered(caller.uid))?;
+        let integration = dir.by_uid.get(&caller.uid).ok_or(SigningError::NotRegistered(caller.uid))?;
         let mut keys: Vec<KeyView> = integration
             .granted
             .iter()
@@ -212,32 +184,20 @@ impl SigningService {
     ) -> Result<(u32, PublicKey), SigningError> {
         let entry = Self::authorise(&self.directory.current(), caller, key)?;
         let v = version.unwrap_or(entry.active);
-        let e = entry
-            .versions
-            .get(&v)
-            .ok_or_else(|| SigningError::UnknownVersion {
-                key: key.to_owned(),
-                version: v,
-            })?;
+        let e =
+            entry.versions.get(&v).ok_or_else(|| SigningError::UnknownVersion { key: key.to_owned(), version: v })?;
         Ok((v, e.public_key.clone()))
     }
 
     /// Records a request refused before the HSM, then returns the refusal.
-    async fn refuse<T>(
-        &self,
-        mut row: SignatureAuditRow,
-        e: SigningError,
-    ) -> Result<T, SigningError> {
+    async fn refuse<T>(&self, mut row: SignatureAuditRow, e: SigningError) -> Result<T, SigningError> {
         row.result = match e {
             SigningError::NotRegistered(_) | SigningError::NotGranted { .. } => "denied",
             _ => "error",
         }
         .into();
         row.detail = Some(e.to_string());
-        self.executor
-            .audit_only(row)
-            .await
-            .map_err(SigningError::Audit)?;
+        self.executor.audit_only(row).await.map_err(SigningError::Audit)?;
         Err(e)
     }
 
@@ -250,8 +210,7 @@ impl SigningService {
         };
         drop(dir);
         let (key, input) = (req.key, req.input);
-        let (scheme, hash, version, algorithm) =
-            (plan.scheme, plan.hash, plan.version, plan.algorithm);
+        let (scheme, hash, version, algorithm) = (plan.scheme, plan.hash, plan.version, plan.algorithm);
         let (result, audit_id) = self
             .executor
             .run(row, move |hsm, row| {
@@ -268,34 +227,14 @@ impl SigningService {
             .await
             .map_err(SigningError::Audit)?;
         let signature = result?;
-        Ok(Signed {
-            key,
-            version,
-            algorithm,
-            scheme,
-            hash,
-            signature,
-            audit_id,
-        })
+        Ok(Signed { key, version, algorithm, scheme, hash, signature, audit_id })
     }
 
     /// Verifies a signature; `Ok(false)` for a signature that does not match.
-    pub async fn verify(
-        &self,
-        caller: CallerId,
-        req: VerifyRequest,
-    ) -> Result<(u32, bool), SigningError> {
+    pub async fn verify(&self, caller: CallerId, req: VerifyRequest) -> Result<(u32, bool), SigningError> {
         let dir = self.directory.current();
         let mut row = audit_row(&dir, caller, "verify", &req.key, &req.input);
-        let plan = match Self::plan(
-            &dir,
-            caller,
-            &req.key,
-            req.version,
-            req.scheme,
-            req.hash,
-            &mut row,
-        ) {
+        let plan = match Self::plan(&dir, caller, &req.key, req.version, req.scheme, req.hash, &mut row) {
             Ok(p) => p,
             Err(e) => return self.refuse(row, e).await,
         };
@@ -321,11 +260,7 @@ impl SigningService {
                     ),
                     None => Ok(false),
                 };
-                outcome(
-                    row,
-                    r.as_ref()
-                        .map(|valid| if *valid { "ok" } else { "invalid" }),
-                );
+                outcome(row, r.as_ref().map(|valid| if *valid { "ok" } else { "invalid" }));
                 r
             })
             .await
@@ -352,13 +287,7 @@ fn as_sign_input(i: &Input) -> SignInput<'_> {
     }
 }
 
-fn audit_row(
-    dir: &Directory,
-    caller: CallerId,
-    operation: &str,
-    key: &str,
-    input: &Input,
-) -> SignatureAuditRow {
+fn audit_row(dir: &Directory, caller: CallerId, operation: &str, key: &str, input: &Input) -> SignatureAuditRow {
     let (data, kind) = match input {
         Input::Message(m) => (m, "message"),
         Input::Digest(d) => (d, "digest"),
@@ -390,15 +319,11 @@ fn choose(
 ) -> Result<(SignScheme, Option<HashAlg>), SigningError> {
     let scheme = scheme.unwrap_or_else(|| alg.default_scheme());
     if !alg.allows(scheme) {
-        return Err(SigningError::Unsupported(format!(
-            "a {alg} key cannot make {scheme} signatures"
-        )));
+        return Err(SigningError::Unsupported(format!("a key of type {alg} cannot make {scheme} signatures")));
     }
     if scheme == SignScheme::Ed25519 {
         if hash.is_some() {
-            return Err(SigningError::Unsupported(
-                "Ed25519 signatures take no hash parameter".into(),
-            ));
+            return Err(SigningError::Unsupported("Ed25519 signatures take no hash parameter".into()));
         }
         return Ok((scheme, None));
     }

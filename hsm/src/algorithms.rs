@@ -7,7 +7,7 @@ use std::str::FromStr;
 use crate::HsmError;
 
 macro_rules! named_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident ($noun:literal) { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $($variant),+ }
@@ -41,7 +41,7 @@ macro_rules! named_enum {
                     $($text => Ok($name::$variant),)+
                     _ => Err(HsmError::Unsupported(format!(
                         "unsupported {} '{}'; use one of: {}",
-                        stringify!($name),
+                        $noun,
                         s,
                         [$($text),+].join(", ")
                     ))),
@@ -53,7 +53,7 @@ macro_rules! named_enum {
 
 named_enum!(
     /// Asymmetric key algorithms for master keypairs.
-    KeyAlgorithm {
+    KeyAlgorithm("key algorithm") {
         EcP256 = "ec-p256",
         EcP384 = "ec-p384",
         Ed25519 = "ed25519",
@@ -64,7 +64,7 @@ named_enum!(
 
 named_enum!(
     /// Message digests.
-    HashAlg {
+    HashAlg("hash") {
         Sha256 = "sha256",
         Sha384 = "sha384",
         Sha512 = "sha512",
@@ -73,7 +73,7 @@ named_enum!(
 
 named_enum!(
     /// Signature schemes.
-    SignScheme {
+    SignScheme("signature scheme") {
         Ecdsa = "ecdsa",
         Ed25519 = "ed25519",
         RsaPkcs1v15 = "rsa-pkcs1v15",
@@ -145,16 +145,16 @@ impl HashAlg {
     pub(crate) fn digest_info_prefix(self) -> &'static [u8] {
         match self {
             HashAlg::Sha256 => &[
-                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x01, 0x05, 0x00, 0x04, 0x20,
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+                0x04, 0x20,
             ],
             HashAlg::Sha384 => &[
-                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x02, 0x05, 0x00, 0x04, 0x30,
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00,
+                0x04, 0x30,
             ],
             HashAlg::Sha512 => &[
-                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                0x03, 0x05, 0x00, 0x04, 0x40,
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00,
+                0x04, 0x40,
             ],
         }
     }

@@ -28,9 +28,7 @@ pub enum HsmError {
     OpenFailed,
     #[error("public key encoding failed: {0}")]
     Encoding(String),
-    #[error(
-        "HSM unavailable: {op} failed with {rv:?} after re-opening sessions and retrying once"
-    )]
+    #[error("HSM unavailable: {op} failed with {rv:?} after re-opening sessions and retrying once")]
     Unavailable { op: &'static str, rv: RvError },
     #[error("HSM operation {op} failed: {detail}")]
     Operation { op: &'static str, detail: String },
@@ -66,10 +64,7 @@ pub(crate) fn needs_recovery(e: &CkError) -> bool {
 /// A cached object handle no longer names an object (the object was deleted or the token
 /// re-read): find it again, but the token itself is fine.
 pub(crate) fn stale_handle(e: &CkError) -> bool {
-    matches!(
-        e,
-        CkError::Pkcs11(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid, _)
-    )
+    matches!(e, CkError::Pkcs11(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid, _))
 }
 
 pub(crate) fn rv_of(e: &CkError) -> Option<RvError> {

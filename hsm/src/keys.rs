@@ -19,9 +19,7 @@ impl KeyId {
     }
 
     pub fn from_hex(s: &str) -> Result<Self> {
-        hex_decode(s)
-            .map(KeyId)
-            .ok_or_else(|| HsmError::InvalidInput(format!("'{s}' is not a hex key id")))
+        hex_decode(s).map(KeyId).ok_or_else(|| HsmError::InvalidInput(format!("'{s}' is not a hex key id")))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -37,10 +35,7 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 || s.is_empty() {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 impl std::fmt::Display for KeyId {
@@ -111,12 +106,7 @@ impl Hsm {
                 Mechanism::EccEdwardsKeyPairGen
             }
             KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
-                let bits: Ulong = if alg == KeyAlgorithm::Rsa2048 {
-                    2048
-                } else {
-                    3072
-                }
-                .into();
+                let bits: Ulong = if alg == KeyAlgorithm::Rsa2048 { 2048 } else { 3072 }.into();
                 public.push(Attribute::ModulusBits(bits));
                 public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
                 Mechanism::RsaPkcsKeyPairGen
@@ -136,10 +126,7 @@ impl Hsm {
             let h = hsm.handle(s, id, ObjectClass::PUBLIC_KEY)?;
             let want = match alg {
                 KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
-                    vec![
-                        cryptoki::object::AttributeType::Modulus,
-                        cryptoki::object::AttributeType::PublicExponent,
-                    ]
+                    vec![cryptoki::object::AttributeType::Modulus, cryptoki::object::AttributeType::PublicExponent]
                 }
                 _ => vec![cryptoki::object::AttributeType::EcPoint],
             };
@@ -155,16 +142,12 @@ impl Hsm {
                     _ => {}
                 }
             }
-            let missing = || {
-                OpError::from(HsmError::Encoding(
-                    "the token did not return the public key attributes".into(),
-                ))
-            };
+            let missing =
+                || OpError::from(HsmError::Encoding("the token did not return the public key attributes".into()));
             Ok(match alg {
-                KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => PublicKey::Rsa {
-                    n: modulus.ok_or_else(missing)?,
-                    e: exponent.ok_or_else(missing)?,
-                },
+                KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
+                    PublicKey::Rsa { n: modulus.ok_or_else(missing)?, e: exponent.ok_or_else(missing)? }
+                }
                 _ => PublicKey::from_ec_point(alg, &point.ok_or_else(missing)?)?,
             })
         })
@@ -212,11 +195,7 @@ impl Hsm {
 
     /// Whether a private or secret key with this id is on the token.
     pub fn has_key(&self, id: &KeyId, secret: bool) -> Result<bool> {
-        let class = if secret {
-            ObjectClass::SECRET_KEY
-        } else {
-            ObjectClass::PRIVATE_KEY
-        };
+        let class = if secret { ObjectClass::SECRET_KEY } else { ObjectClass::PRIVATE_KEY };
         self.with_session("C_FindObjects", |hsm, s| match hsm.handle(s, id, class) {
             Ok(_) => Ok(true),
             Err(OpError::Hsm(HsmError::KeyNotFound(_))) => Ok(false),

@@ -25,15 +25,10 @@ impl Pin {
     /// readable by group or others, since anyone who reads it can use every key on the token.
     pub fn from_file(path: &Path) -> Result<Self, HsmError> {
         use std::os::unix::fs::PermissionsExt;
-        let err = |reason: String| HsmError::PinSource {
-            path: path.display().to_string(),
-            reason,
-        };
+        let err = |reason: String| HsmError::PinSource { path: path.display().to_string(), reason };
         let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
         if meta.permissions().mode() & 0o077 != 0 {
-            return Err(err(
-                "the file is readable by group or others; chmod 600 it".into()
-            ));
+            return Err(err("the file is readable by group or others; chmod 600 it".into()));
         }
         let raw = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let trimmed = raw.strip_suffix('\n').unwrap_or(&raw);

@@ -24,9 +24,7 @@ pub(crate) struct SessionPool {
 
 impl std::fmt::Debug for SessionPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionPool")
-            .field("max", &self.max)
-            .finish()
+        f.debug_struct("SessionPool").field("max", &self.max).finish()
     }
 }
 
@@ -38,11 +36,7 @@ pub(crate) enum Slot {
 
 impl SessionPool {
     pub(crate) fn new(max: usize) -> Self {
-        SessionPool {
-            state: Mutex::new(State::default()),
-            freed: Condvar::new(),
-            max: max.max(1),
-        }
+        SessionPool { state: Mutex::new(State::default()), freed: Condvar::new(), max: max.max(1) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

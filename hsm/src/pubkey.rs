@@ -52,21 +52,12 @@ impl PublicKey {
         let raw = if value.len() == raw_len {
             value.to_vec()
         } else {
-            OctetStringRef::from_der(value)
-                .map_err(enc)?
-                .as_bytes()
-                .to_vec()
+            OctetStringRef::from_der(value).map_err(enc)?.as_bytes().to_vec()
         };
         if raw.len() != raw_len || (alg != KeyAlgorithm::Ed25519 && raw.first() != Some(&0x04)) {
-            return Err(HsmError::Encoding(format!(
-                "unexpected CKA_EC_POINT for {alg}"
-            )));
+            return Err(HsmError::Encoding(format!("unexpected CKA_EC_POINT for {alg}")));
         }
-        Ok(if alg == KeyAlgorithm::Ed25519 {
-            PublicKey::Ed25519(raw)
-        } else {
-            PublicKey::Ec { alg, point: raw }
-        })
+        Ok(if alg == KeyAlgorithm::Ed25519 { PublicKey::Ed25519(raw) } else { PublicKey::Ec { alg, point: raw } })
     }
 
     /// The algorithm this key belongs to (RSA keys report their size class).
@@ -89,11 +80,7 @@ impl PublicKey {
     pub fn to_spki_der(&self) -> Result<Vec<u8>> {
         let (oid, params, key): (ObjectIdentifier, Option<ObjectIdentifier>, Vec<u8>) = match self {
             PublicKey::Ec { alg, point } => {
-                let curve = if *alg == KeyAlgorithm::EcP384 {
-                    OID_P384
-                } else {
-                    OID_P256
-                };
+                let curve = if *alg == KeyAlgorithm::EcP384 { OID_P384 } else { OID_P256 };
                 (OID_EC_PUBLIC_KEY, Some(curve), point.clone())
             }
             PublicKey::Ed25519(k) => (OID_ED25519, None, k.clone()),
@@ -108,28 +95,19 @@ impl PublicKey {
         let subject_public_key = BitString::from_bytes(&key).map_err(enc)?;
         match (self, params) {
             (PublicKey::Rsa { .. }, _) => SubjectPublicKeyInfo {
-                algorithm: AlgorithmIdentifier {
-                    oid,
-                    parameters: Some(AnyRef::NULL),
-                },
+                algorithm: AlgorithmIdentifier { oid, parameters: Some(AnyRef::NULL) },
                 subject_public_key,
             }
             .to_der()
             .map_err(enc),
             (_, Some(curve)) => SubjectPublicKeyInfo {
-                algorithm: AlgorithmIdentifier {
-                    oid,
-                    parameters: Some(curve),
-                },
+                algorithm: AlgorithmIdentifier { oid, parameters: Some(curve) },
                 subject_public_key,
             }
             .to_der()
             .map_err(enc),
             (_, None) => SubjectPublicKeyInfo::<AnyRef<'_>, BitString> {
-                algorithm: AlgorithmIdentifier {
-                    oid,
-                    parameters: None,
-                },
+                algorithm: AlgorithmIdentifier { oid, parameters: None },
                 subject_public_key,
             }
             .to_der()
@@ -149,11 +127,7 @@ impl PublicKey {
         match self {
             PublicKey::Ec { alg, point } => {
                 let n = (point.len() - 1) / 2;
-                let crv = if *alg == KeyAlgorithm::EcP384 {
-                    "P-384"
-                } else {
-                    "P-256"
-                };
+                let crv = if *alg == KeyAlgorithm::EcP384 { "P-384" } else { "P-256" };
                 serde_json::json!({
                     "kty": "EC", "crv": crv,
                     "x": b64(&point[1..1 + n]), "y": b64(&point[1 + n..]),
@@ -164,10 +138,7 @@ impl PublicKey {
             }
             PublicKey::Rsa { n, e } => {
                 let strip = |v: &[u8]| {
-                    let i = v
-                        .iter()
-                        .position(|b| *b != 0)
-                        .unwrap_or(v.len().saturating_sub(1));
+                    let i = v.iter().position(|b| *b != 0).unwrap_or(v.len().saturating_sub(1));
                     b64(&v[i..])
                 };
                 serde_json::json!({ "kty": "RSA", "n": strip(n), "e": strip(e) })
@@ -178,9 +149,10 @@ impl PublicKey {
     /// Parses a SubjectPublicKeyInfo (as stored by the appliance).
     pub fn from_spki_der(spki: &[u8]) -> Result<Self> {
         let info = SubjectPublicKeyInfoRef::from_der(spki).map_err(enc)?;
-        let key = info.subject_public_key.as_bytes().ok_or_else(|| {
-            HsmError::Encoding("public key bit string is not byte aligned".into())
-        })?;
+        let key = info
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| HsmError::Encoding("public key bit string is not byte aligned".into()))?;
         match info.algorithm.oid {
             OID_EC_PUBLIC_KEY => {
                 let curve: ObjectIdentifier = info
@@ -199,14 +171,9 @@ impl PublicKey {
             OID_ED25519 => PublicKey::from_ec_point(KeyAlgorithm::Ed25519, key),
             OID_RSA => {
                 let rsa = pkcs1::RsaPublicKey::from_der(key).map_err(enc)?;
-                Ok(PublicKey::Rsa {
-                    n: rsa.modulus.as_bytes().to_vec(),
-                    e: rsa.public_exponent.as_bytes().to_vec(),
-                })
+                Ok(PublicKey::Rsa { n: rsa.modulus.as_bytes().to_vec(), e: rsa.public_exponent.as_bytes().to_vec() })
             }
-            other => Err(HsmError::Encoding(format!(
-                "unsupported key algorithm {other}"
-            ))),
+            other => Err(HsmError::Encoding(format!("unsupported key algorithm {other}"))),
         }
     }
 }

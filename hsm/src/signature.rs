@@ -39,35 +39,23 @@ impl MechanismChoice {
     fn mechanism(&self) -> Mechanism<'static> {
         match *self {
             MechanismChoice::Ecdsa => Mechanism::Ecdsa,
-            MechanismChoice::Eddsa => {
-                Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure))
-            }
+            MechanismChoice::Eddsa => Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
             MechanismChoice::RsaPkcs => Mechanism::RsaPkcs,
             MechanismChoice::RsaPss(p) => Mechanism::RsaPkcsPss(p),
         }
     }
 }
 
-fn prepare(
-    alg: KeyAlgorithm,
-    scheme: SignScheme,
-    hash: HashAlg,
-    input: SignInput<'_>,
-) -> Result<Prepared> {
+fn prepare(alg: KeyAlgorithm, scheme: SignScheme, hash: HashAlg, input: SignInput<'_>) -> Result<Prepared> {
     if !alg.allows(scheme) {
-        return Err(HsmError::Unsupported(format!(
-            "a {alg} key cannot make {scheme} signatures"
-        )));
+        return Err(HsmError::Unsupported(format!("a key of type {alg} cannot make {scheme} signatures")));
     }
     if scheme == SignScheme::Ed25519 {
         return match input {
-            SignInput::Message(m) => Ok(Prepared {
-                data: m.to_vec(),
-                mechanism: MechanismChoice::Eddsa,
-            }),
-            SignInput::Digest(_) => Err(HsmError::Unsupported(
-                "Ed25519 signs the message itself; send the message, not a digest".into(),
-            )),
+            SignInput::Message(m) => Ok(Prepared { data: m.to_vec(), mechanism: MechanismChoice::Eddsa }),
+            SignInput::Digest(_) => {
+                Err(HsmError::Unsupported("Ed25519 signs the message itself; send the message, not a digest".into()))
+            }
         };
     }
     let digest = match input {
@@ -82,17 +70,11 @@ fn prepare(
         }
     };
     Ok(match scheme {
-        SignScheme::Ecdsa => Prepared {
-            data: digest,
-            mechanism: MechanismChoice::Ecdsa,
-        },
+        SignScheme::Ecdsa => Prepared { data: digest, mechanism: MechanismChoice::Ecdsa },
         SignScheme::RsaPkcs1v15 => {
             let mut data = hash.digest_info_prefix().to_vec();
             data.extend_from_slice(&digest);
-            Prepared {
-                data,
-                mechanism: MechanismChoice::RsaPkcs,
-            }
+            Prepared { data, mechanism: MechanismChoice::RsaPkcs }
         }
         SignScheme::RsaPss => {
             let (hash_alg, mgf) = match hash {
@@ -101,23 +83,14 @@ fn prepare(
                 HashAlg::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
             };
             let s_len = (hash.digest_len() as u64).into();
-            Prepared {
-                data: digest,
-                mechanism: MechanismChoice::RsaPss(PkcsPssParams {
-                    hash_alg,
-                    mgf,
-                    s_len,
-                }),
-            }
+            Prepared { data: digest, mechanism: MechanismChoice::RsaPss(PkcsPssParams { hash_alg, mgf, s_len }) }
         }
         SignScheme::Ed25519 => unreachable_scheme()?,
     })
 }
 
 fn unreachable_scheme() -> Result<Prepared> {
-    Err(HsmError::Unsupported(
-        "Ed25519 is handled before hashing".into(),
-    ))
+    Err(HsmError::Unsupported("Ed25519 is handled before hashing".into()))
 }
 
 impl Hsm {
@@ -155,9 +128,7 @@ impl Hsm {
             let h = hsm.handle(s, id, ObjectClass::PUBLIC_KEY)?;
             match s.verify(&mechanism, h, &p.data, signature) {
                 Ok(()) => Ok(true),
-                Err(CkError::Pkcs11(RvError::SignatureInvalid | RvError::SignatureLenRange, _)) => {
-                    Ok(false)
-                }
+                Err(CkError::Pkcs11(RvError::SignatureInvalid | RvError::SignatureLenRange, _)) => Ok(false),
                 Err(e) => Err(e.into()),
             }
         })
@@ -173,18 +144,11 @@ struct EcdsaSigDer<'a> {
 /// Raw `r || s` to the ASN.1 `Ecdsa-Sig-Value` DER that X.509 and OpenSSL use.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
     if raw.is_empty() || raw.len() % 2 != 0 {
-        return Err(HsmError::InvalidInput(
-            "raw ECDSA signature must be r || s of equal length".into(),
-        ));
+        return Err(HsmError::InvalidInput("raw ECDSA signature must be r || s of equal length".into()));
     }
     let (r, s) = raw.split_at(raw.len() / 2);
     let enc = |e: der::Error| HsmError::Encoding(e.to_string());
-    EcdsaSigDer {
-        r: UintRef::new(r).map_err(enc)?,
-        s: UintRef::new(s).map_err(enc)?,
-    }
-    .to_der()
-    .map_err(enc)
+    EcdsaSigDer { r: UintRef::new(r).map_err(enc)?, s: UintRef::new(s).map_err(enc)? }.to_der().map_err(enc)
 }
 
 /// DER `Ecdsa-Sig-Value` to raw `r || s`, each scalar left-padded to `scalar_len` bytes.
@@ -225,23 +189,13 @@ mod tests {
 
     #[test]
     fn ed25519_refuses_digests() {
-        let e = prepare(
-            KeyAlgorithm::Ed25519,
-            SignScheme::Ed25519,
-            HashAlg::Sha256,
-            SignInput::Digest(&[0; 32]),
-        );
+        let e = prepare(KeyAlgorithm::Ed25519, SignScheme::Ed25519, HashAlg::Sha256, SignInput::Digest(&[0; 32]));
         assert!(matches!(e, Err(HsmError::Unsupported(_))));
     }
 
     #[test]
     fn scheme_must_fit_key() {
-        let e = prepare(
-            KeyAlgorithm::EcP256,
-            SignScheme::RsaPss,
-            HashAlg::Sha256,
-            SignInput::Message(b"x"),
-        );
+        let e = prepare(KeyAlgorithm::EcP256, SignScheme::RsaPss, HashAlg::Sha256, SignInput::Message(b"x"));
         assert!(matches!(e, Err(HsmError::Unsupported(_))));
     }
 }

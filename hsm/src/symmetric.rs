@@ -20,9 +20,7 @@ impl Hsm {
     /// Encrypts `plaintext` under AES key `id`, bound to `aad`.
     pub fn seal(&self, id: &KeyId, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         if aad.is_empty() {
-            return Err(HsmError::InvalidInput(
-                "AES-GCM sealing requires associated data".into(),
-            ));
+            return Err(HsmError::InvalidInput("AES-GCM sealing requires associated data".into()));
         }
         self.with_session("C_Encrypt", |hsm, s| {
             let h = hsm.handle(s, id, ObjectClass::SECRET_KEY)?;
@@ -42,9 +40,7 @@ impl Hsm {
     /// Decrypts a blob made by [`Hsm::seal`] with the same key and `aad`.
     pub fn unseal(&self, id: &KeyId, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if aad.is_empty() {
-            return Err(HsmError::InvalidInput(
-                "AES-GCM opening requires associated data".into(),
-            ));
+            return Err(HsmError::InvalidInput("AES-GCM opening requires associated data".into()));
         }
         let (version, rest) = sealed.split_first().ok_or(HsmError::OpenFailed)?;
         if *version != SEAL_VERSION || rest.len() < IV_LEN + 16 {

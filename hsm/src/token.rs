@@ -139,9 +139,7 @@ impl Hsm {
             recoveries: AtomicU64::new(0),
             last_error: Mutex::new(None),
         };
-        let hsm = Hsm {
-            inner: Arc::new(inner),
-        };
+        let hsm = Hsm { inner: Arc::new(inner) };
         hsm.login()?;
         Ok(hsm)
     }
@@ -150,16 +148,11 @@ impl Hsm {
     fn login(&self) -> Result<()> {
         let inner = &self.inner;
         let slot = *lock(&inner.slot);
-        let session = inner
-            .ctx
-            .open_rw_session(slot)
-            .map_err(|e| HsmError::op("C_OpenSession", e))?;
+        let session = inner.ctx.open_rw_session(slot).map_err(|e| HsmError::op("C_OpenSession", e))?;
         let token = inner.cfg.token.to_string();
         match session.login(UserType::User, Some(&inner.pin.secret())) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => {
-                return Err(HsmError::PinIncorrect(token))
-            }
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => return Err(HsmError::PinIncorrect(token)),
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => return Err(HsmError::PinLocked(token)),
             Err(e) => return Err(HsmError::op("C_Login", e)),
         }
@@ -188,11 +181,7 @@ impl Hsm {
         tracing::warn!(token = %inner.cfg.token, "re-opening HSM sessions and logging in again");
         inner.recoveries.fetch_add(1, Ordering::Relaxed);
         inner.pool.reset();
-        inner
-            .handles
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        inner.handles.write().unwrap_or_else(PoisonError::into_inner).clear();
         drop(lock(&inner.anchor).take());
         let slot = find_slot(&inner.ctx, &inner.cfg.token)?;
         *lock(&inner.slot) = slot;
@@ -200,8 +189,7 @@ impl Hsm {
     }
 
     fn record_error(&self, e: &CkError) {
-        *lock(&self.inner.last_error) =
-            Some(format!("{:?}", rv_of(e).unwrap_or(RvError::GeneralError)));
+        *lock(&self.inner.last_error) = Some(format!("{:?}", rv_of(e).unwrap_or(RvError::GeneralError)));
     }
 
     fn record_ok(&self) {
@@ -258,11 +246,7 @@ impl Hsm {
                 Err(OpError::Ck(e)) if stale_handle(&e) && !refound => {
                     refound = true;
                     inner.pool.give_back(session, generation);
-                    inner
-                        .handles
-                        .write()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clear();
+                    inner.handles.write().unwrap_or_else(PoisonError::into_inner).clear();
                 }
                 Err(OpError::Ck(e)) => {
                     inner.pool.give_back(session, generation);
@@ -310,13 +294,7 @@ impl Hsm {
         class: ObjectClass,
     ) -> std::result::Result<ObjectHandle, OpError> {
         let key = (id.as_bytes().to_vec(), u64::from(class));
-        if let Some(h) = self
-            .inner
-            .handles
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
+        if let Some(h) = self.inner.handles.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return Ok(*h);
         }
         let found = session.find_objects(&[
@@ -329,29 +307,18 @@ impl Hsm {
             // Private objects are invisible to a session that is not logged in: that is a lost
             // login (recover), not a missing key.
             [] if !logged_in(session)? => {
-                return Err(CkError::Pkcs11(
-                    RvError::UserNotLoggedIn,
-                    cryptoki::context::Function::FindObjects,
-                )
-                .into())
+                return Err(CkError::Pkcs11(RvError::UserNotLoggedIn, cryptoki::context::Function::FindObjects).into())
             }
             [] => return Err(HsmError::KeyNotFound(id.to_string()).into()),
             _ => {
                 return Err(HsmError::Operation {
                     op: "C_FindObjects",
-                    detail: format!(
-                        "{} objects share CKA_ID {id}; refusing to guess",
-                        found.len()
-                    ),
+                    detail: format!("{} objects share CKA_ID {id}; refusing to guess", found.len()),
                 }
                 .into())
             }
         };
-        self.inner
-            .handles
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, handle);
+        self.inner.handles.write().unwrap_or_else(PoisonError::into_inner).insert(key, handle);
         Ok(handle)
     }
 
@@ -375,28 +342,20 @@ impl Hsm {
 
     /// Random bytes from the token's generator.
     pub fn random(&self, len: usize) -> Result<Vec<u8>> {
-        let len = u32::try_from(len)
-            .map_err(|_| HsmError::InvalidInput("random length too large".into()))?;
+        let len = u32::try_from(len).map_err(|_| HsmError::InvalidInput("random length too large".into()))?;
         self.with_session("C_GenerateRandom", |_, s| Ok(s.generate_random_vec(len)?))
     }
 }
 
 fn logged_in(session: &Session) -> std::result::Result<bool, CkError> {
     use cryptoki::session::SessionState;
-    Ok(matches!(
-        session.get_session_info()?.session_state(),
-        SessionState::RoUser | SessionState::RwUser
-    ))
+    Ok(matches!(session.get_session_info()?.session_state(), SessionState::RoUser | SessionState::RwUser))
 }
 
 fn find_slot(ctx: &Pkcs11, sel: &TokenSelector) -> Result<Slot> {
-    let slots = ctx
-        .get_slots_with_initialized_token()
-        .map_err(|e| HsmError::op("C_GetSlotList", e))?;
+    let slots = ctx.get_slots_with_initialized_token().map_err(|e| HsmError::op("C_GetSlotList", e))?;
     for slot in slots {
-        let info = ctx
-            .get_token_info(slot)
-            .map_err(|e| HsmError::op("C_GetTokenInfo", e))?;
+        let info = ctx.get_token_info(slot).map_err(|e| HsmError::op("C_GetTokenInfo", e))?;
         let hit = match sel {
             TokenSelector::Label(l) => info.label().trim_end() == l,
             TokenSelector::Serial(s) => info.serial_number().trim_end() == s,

@@ -36,11 +36,7 @@ pub fn bin_dir() -> PathBuf {
 /// A workspace binary; fails with a hint when it was not built.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} is not built; run `cargo build --workspace --bins` (make test does)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is not built; run `cargo build --workspace --bins` (make test does)", p.display());
     p
 }
 
@@ -55,10 +51,7 @@ pub struct SoftHsm {
 
 impl SoftHsm {
     pub fn new(label: &str) -> SoftHsm {
-        let dir = tempfile::Builder::new()
-            .prefix("cs-test-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("cs-test-").tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("tokens")).unwrap();
         std::fs::write(
             dir.path().join("softhsm2.conf"),
@@ -68,31 +61,13 @@ impl SoftHsm {
             ),
         )
         .unwrap();
-        let hsm = SoftHsm {
-            dir,
-            label: label.into(),
-            user_pin: random_pin(),
-            so_pin: random_pin(),
-        };
+        let hsm = SoftHsm { dir, label: label.into(), user_pin: random_pin(), so_pin: random_pin() };
         let out = Command::new("softhsm2-util")
             .env("SOFTHSM2_CONF", hsm.conf())
-            .args([
-                "--init-token",
-                "--free",
-                "--label",
-                label,
-                "--pin",
-                &hsm.user_pin,
-                "--so-pin",
-                &hsm.so_pin,
-            ])
+            .args(["--init-token", "--free", "--label", label, "--pin", &hsm.user_pin, "--so-pin", &hsm.so_pin])
             .output()
             .expect("softhsm2-util is installed (make test installs softhsm2)");
-        assert!(
-            out.status.success(),
-            "softhsm2-util failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "softhsm2-util failed: {}", String::from_utf8_lossy(&out.stderr));
         hsm
     }
 
@@ -113,15 +88,7 @@ impl SoftHsm {
     pub fn pkcs11_tool(&self, args: &[&str]) -> Output {
         Command::new("pkcs11-tool")
             .env("SOFTHSM2_CONF", self.conf())
-            .args([
-                "--module",
-                SOFTHSM_MODULE,
-                "--token-label",
-                &self.label,
-                "--login",
-                "--pin",
-                &self.user_pin,
-            ])
+            .args(["--module", SOFTHSM_MODULE, "--token-label", &self.label, "--login", "--pin", &self.user_pin])
             .args(args)
             .output()
             .unwrap()
@@ -161,25 +128,14 @@ impl Daemon {
     /// Like [`Daemon::start`] but does not start the process; set `env`/`wrapper`, then `spawn`.
     pub fn configure(extra: &str) -> Daemon {
         let hsm = SoftHsm::new("countersign-test");
-        let work = tempfile::Builder::new()
-            .prefix("cs-daemon-")
-            .tempdir()
-            .unwrap();
+        let work = tempfile::Builder::new().prefix("cs-daemon-").tempdir().unwrap();
         // Other uids must reach the sockets for the authorisation tests.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let config = work.path().join("countersign.toml");
         let overlay = work.path().join("overlay.toml");
         std::fs::write(&overlay, extra).unwrap();
-        let d = Daemon {
-            hsm,
-            work,
-            config,
-            overlay,
-            env: Vec::new(),
-            wrapper: Vec::new(),
-            child: None,
-        };
+        let d = Daemon { hsm, work, config, overlay, env: Vec::new(), wrapper: Vec::new(), child: None };
         d.write_config();
         d
     }
@@ -227,6 +183,7 @@ impl Daemon {
         c.env("SOFTHSM2_CONF", self.hsm.conf())
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
+            .arg("--no-system-config")
             .arg("--config")
             .arg(&self.config)
             .arg("--config")
@@ -236,12 +193,7 @@ impl Daemon {
 
     /// Starts the process and waits (with a deadline) for its "ready" log line.
     pub fn spawn(&mut self) -> Result<(), String> {
-        let mut child = self
-            .command()
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = self.command().stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -275,10 +227,7 @@ impl Daemon {
                 libc::kill(c.id() as i32, libc::SIGTERM);
             }
             let status = c.wait().unwrap();
-            assert!(
-                status.success(),
-                "countersignd exited with {status} after SIGTERM"
-            );
+            assert!(status.success(), "countersignd exited with {status} after SIGTERM");
         }
     }
 
@@ -297,12 +246,7 @@ impl Daemon {
 
     /// Runs the admin CLI against this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin("countersign"))
-            .arg("--socket")
-            .arg(self.admin_sock())
-            .args(args)
-            .output()
-            .unwrap()
+        Command::new(bin("countersign")).arg("--socket").arg(self.admin_sock()).args(args).output().unwrap()
     }
 
     /// Runs the admin CLI with `--json` and parses its output; panics on failure.
@@ -310,11 +254,7 @@ impl Daemon {
         let mut a = vec!["--json"];
         a.extend_from_slice(args);
         let out = self.cli(&a);
-        assert!(
-            out.status.success(),
-            "countersign {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "countersign {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -322,11 +262,7 @@ impl Daemon {
     pub fn provision(&self, app: &str, algorithm: &str, integration: &str, uid: u32) {
         self.cli_json(&["app", "create", app, "--algorithm", algorithm]);
         let existing = self.cli_json(&["integration", "list"]);
-        let known = existing["integrations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|i| i["name"] == integration);
+        let known = existing["integrations"].as_array().unwrap().iter().any(|i| i["name"] == integration);
         if !known {
             self.cli_json(&["integration", "add", integration, "--uid", &uid.to_string()]);
         }
@@ -335,12 +271,7 @@ impl Daemon {
 
     /// One request on api.sock as this process's uid.
     pub fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        request(
-            &self.api_sock(),
-            method,
-            path,
-            body.map(|b| b.to_string().into_bytes()),
-        )
+        request(&self.api_sock(), method, path, body.map(|b| b.to_string().into_bytes()))
     }
 
     /// One request on api.sock as another uid (through the `api-call` helper).
@@ -352,21 +283,14 @@ impl Daemon {
             c.arg(b.to_string());
         }
         let out = c.output().unwrap();
-        assert!(
-            out.status.success(),
-            "api-call failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "api-call failed: {}", String::from_utf8_lossy(&out.stderr));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         (v["status"].as_u64().unwrap() as u16, v["body"].clone())
     }
 
     /// The signature audit, newest first.
     pub fn audit(&self) -> Vec<Value> {
-        self.cli_json(&["audit", "signatures", "--limit", "10000"])["rows"]
-            .as_array()
-            .unwrap()
-            .clone()
+        self.cli_json(&["audit", "signatures", "--limit", "10000"])["rows"].as_array().unwrap().clone()
     }
 }
 
@@ -378,20 +302,14 @@ impl Drop for Daemon {
 
 /// One blocking HTTP request over a Unix socket; the body is sent as raw bytes.
 pub fn request(sock: &Path, method: &str, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let mut c = countersign::client::Connection::connect(sock)
-            .await
-            .unwrap();
+        let mut c = countersign::client::Connection::connect(sock).await.unwrap();
         let (status, bytes) = c.raw(method.parse().unwrap(), path, body).await.unwrap();
         let v = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         (status.as_u16(), v)
     })
@@ -407,14 +325,7 @@ pub fn write(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 /// Runs openssl; returns whether it succeeded, with its output for messages.
 pub fn openssl(args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl").args(args).output().unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 pub fn b64(data: &[u8]) -> String {

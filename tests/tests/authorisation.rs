@@ -1,12 +1,7 @@
 //! Callers are recognised by the uid the kernel reports (SO_PEERCRED): an unregistered uid, or
 //! a registered one without a grant, gets 403, an audit row, and no signature.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::{b64, Daemon};
 use serde_json::json;
@@ -24,12 +19,7 @@ fn unregistered_and_ungranted_callers_get_403_and_are_audited() {
     let body = json!({ "message": b64(b"pay 100 EUR") });
 
     // Not registered at all.
-    let (status, err) = d.api_as(
-        STRANGER,
-        "POST",
-        "/v1/keys/payments/sign",
-        Some(body.clone()),
-    );
+    let (status, err) = d.api_as(STRANGER, "POST", "/v1/keys/payments/sign", Some(body.clone()));
     assert_eq!(status, 403, "{err}");
     assert_eq!(err["error"]["code"], "forbidden");
     assert!(err.get("signature").is_none());
@@ -37,43 +27,24 @@ fn unregistered_and_ungranted_callers_get_403_and_are_audited() {
     assert_eq!(status, 403);
 
     // Registered, but not granted this key.
-    let (status, err) = d.api_as(
-        SERVICE,
-        "POST",
-        "/v1/keys/payments/sign",
-        Some(body.clone()),
-    );
+    let (status, err) = d.api_as(SERVICE, "POST", "/v1/keys/payments/sign", Some(body.clone()));
     assert_eq!(status, 403, "{err}");
-    assert!(err["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("not granted"));
+    assert!(err["error"]["message"].as_str().unwrap().contains("not granted"));
 
     // Its granted key works, and only that one is listed.
     let (status, ok) = d.api_as(SERVICE, "POST", "/v1/keys/other/sign", Some(body.clone()));
     assert_eq!(status, 200, "{ok}");
     let (_, keys) = d.api_as(SERVICE, "GET", "/v1/keys", None);
-    let names: Vec<&str> = keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = keys["keys"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["other"]);
 
     let audit = d.audit();
     let denied: Vec<_> = audit.iter().filter(|r| r["result"] == "denied").collect();
     assert_eq!(denied.len(), 2, "{audit:#?}");
-    assert!(denied
-        .iter()
-        .any(|r| r["uid"] == STRANGER && r["integration"].is_null()));
-    assert!(denied
-        .iter()
-        .any(|r| r["uid"] == SERVICE && r["integration"] == "svc" && r["key_name"] == "payments"));
+    assert!(denied.iter().any(|r| r["uid"] == STRANGER && r["integration"].is_null()));
+    assert!(denied.iter().any(|r| r["uid"] == SERVICE && r["integration"] == "svc" && r["key_name"] == "payments"));
     // Nothing was signed with the payments key.
-    assert!(!audit
-        .iter()
-        .any(|r| r["key_name"] == "payments" && r["result"] == "ok"));
+    assert!(!audit.iter().any(|r| r["key_name"] == "payments" && r["result"] == "ok"));
     assert_eq!(audit.iter().filter(|r| r["result"] == "ok").count(), 1);
 
     // Revoking takes effect immediately.
@@ -85,27 +56,16 @@ fn unregistered_and_ungranted_callers_get_403_and_are_audited() {
 #[test]
 fn admin_socket_refuses_other_uids() {
     let d = Daemon::start("");
-    let (status, err) =
-        countersign_tests::request(&d.admin_sock(), "GET", "/v1/admin/applications", None);
+    let (status, err) = countersign_tests::request(&d.admin_sock(), "GET", "/v1/admin/applications", None);
     assert_eq!(status, 200, "{err}");
     use std::os::unix::process::CommandExt;
     let out = std::process::Command::new(countersign_tests::bin("api-call"))
         .uid(STRANGER)
         .arg(d.admin_sock())
-        .args([
-            "POST",
-            "/v1/admin/applications",
-            r#"{"name":"x","algorithm":"ec-p256"}"#,
-        ])
+        .args(["POST", "/v1/admin/applications", r#"{"name":"x","algorithm":"ec-p256"}"#])
         .output()
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"], 403, "{v}");
-    assert_eq!(
-        d.cli_json(&["app", "list"])["applications"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(d.cli_json(&["app", "list"])["applications"].as_array().unwrap().len(), 0);
 }

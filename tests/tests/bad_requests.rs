@@ -1,11 +1,6 @@
 //! Bad requests get a 4xx with one JSON error shape, and the daemon keeps serving.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::{b64, request, Daemon};
 use serde_json::{json, Value};
@@ -21,15 +16,8 @@ fn own_uid() -> u32 {
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["error"]["code"], want_code, "{body}");
-    assert!(
-        !body["error"]["message"].as_str().unwrap().is_empty(),
-        "{body}"
-    );
-    assert_eq!(
-        body.as_object().unwrap().len(),
-        1,
-        "one top-level member: {body}"
-    );
+    assert!(!body["error"]["message"].as_str().unwrap().is_empty(), "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 1, "one top-level member: {body}");
 }
 
 #[test]
@@ -41,44 +29,20 @@ fn malformed_requests_get_one_error_shape_and_the_daemon_keeps_serving() {
 
     let (s, b) = request(&sock, "POST", sign, Some(b"{not json".to_vec()));
     assert_error(s, &b, 400, "invalid_request");
-    let (s, b) = request(
-        &sock,
-        "POST",
-        sign,
-        Some(br#"{"message": "aGk=", "colour": "blue"}"#.to_vec()),
-    );
+    let (s, b) = request(&sock, "POST", sign, Some(br#"{"message": "aGk=", "colour": "blue"}"#.to_vec()));
     assert_error(s, &b, 400, "invalid_request");
-    let (s, b) = request(
-        &sock,
-        "POST",
-        sign,
-        Some(br#"{"message": "%%% not base64"}"#.to_vec()),
-    );
+    let (s, b) = request(&sock, "POST", sign, Some(br#"{"message": "%%% not base64"}"#.to_vec()));
     assert_error(s, &b, 400, "invalid_request");
     let (s, b) = request(&sock, "POST", sign, Some(br#"{}"#.to_vec()));
     assert_error(s, &b, 400, "invalid_request");
-    let big = json!({ "message": b64(&vec![7u8; 8192]) })
-        .to_string()
-        .into_bytes();
+    let big = json!({ "message": b64(&vec![7u8; 8192]) }).to_string().into_bytes();
     let (s, b) = request(&sock, "POST", sign, Some(big));
     assert_error(s, &b, 413, "payload_too_large");
-    let (s, b) = d.api(
-        "POST",
-        "/v1/keys/nope/sign",
-        Some(json!({ "message": "aGk=" })),
-    );
+    let (s, b) = d.api("POST", "/v1/keys/nope/sign", Some(json!({ "message": "aGk=" })));
     assert_error(s, &b, 404, "not_found");
-    let (s, b) = d.api(
-        "POST",
-        sign,
-        Some(json!({ "message": "aGk=", "hash": "md5" })),
-    );
+    let (s, b) = d.api("POST", sign, Some(json!({ "message": "aGk=", "hash": "md5" })));
     assert_error(s, &b, 400, "unsupported");
-    let (s, b) = d.api(
-        "POST",
-        sign,
-        Some(json!({ "message": "aGk=", "scheme": "rsa-pss" })),
-    );
+    let (s, b) = d.api("POST", sign, Some(json!({ "message": "aGk=", "scheme": "rsa-pss" })));
     assert_error(s, &b, 400, "unsupported");
     let (s, b) = d.api("POST", sign, Some(json!({ "digest": b64(&[1u8; 20]) })));
     assert_error(s, &b, 400, "invalid_request");

@@ -1,11 +1,6 @@
 //! Many concurrent signing requests all succeed and all verify.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::{b64, openssl, unb64, write, Daemon};
 use serde_json::json;
@@ -17,11 +12,7 @@ fn sixty_four_concurrent_signatures_all_verify() {
     let uid = unsafe { libc::getuid() };
     let d = Daemon::start("");
     d.provision("busy", "ec-p256", "svc", uid);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
     let sock = d.api_sock();
     let results = rt.block_on(async {
         let mut tasks = Vec::new();
@@ -29,14 +20,9 @@ fn sixty_four_concurrent_signatures_all_verify() {
             let sock = sock.clone();
             tasks.push(tokio::spawn(async move {
                 let msg = format!("concurrent message {i}");
-                let mut c = countersign::client::Connection::connect(&sock)
-                    .await
-                    .unwrap();
+                let mut c = countersign::client::Connection::connect(&sock).await.unwrap();
                 let body = json!({ "message": b64(msg.as_bytes()) });
-                let (st, v) = c
-                    .request(hyper::Method::POST, "/v1/keys/busy/sign", Some(&body))
-                    .await
-                    .unwrap();
+                let (st, v) = c.request(hyper::Method::POST, "/v1/keys/busy/sign", Some(&body)).await.unwrap();
                 (msg, st.as_u16(), v)
             }));
         }
@@ -47,18 +33,10 @@ fn sixty_four_concurrent_signatures_all_verify() {
         out
     });
     let (_, pk) = d.api("GET", "/v1/keys/busy/public-key", None);
-    let pem = write(
-        d.work.path(),
-        "busy.pem",
-        pk["pem"].as_str().unwrap().as_bytes(),
-    );
+    let pem = write(d.work.path(), "busy.pem", pk["pem"].as_str().unwrap().as_bytes());
     for (i, (msg, st, v)) in results.iter().enumerate() {
         assert_eq!(*st, 200, "{v}");
-        let s = write(
-            d.work.path(),
-            &format!("s{i}"),
-            &unb64(v["signature"].as_str().unwrap()),
-        );
+        let s = write(d.work.path(), &format!("s{i}"), &unb64(v["signature"].as_str().unwrap()));
         let m = write(d.work.path(), &format!("m{i}"), msg.as_bytes());
         let (ok, out) = openssl(&[
             "dgst",
@@ -71,10 +49,7 @@ fn sixty_four_concurrent_signatures_all_verify() {
         ]);
         assert!(ok, "signature {i}: {out}");
     }
-    let ids: std::collections::HashSet<i64> = results
-        .iter()
-        .map(|r| r.2["audit_id"].as_i64().unwrap())
-        .collect();
+    let ids: std::collections::HashSet<i64> = results.iter().map(|r| r.2["audit_id"].as_i64().unwrap()).collect();
     assert_eq!(ids.len(), 64, "each signature has its own audit row");
     assert_eq!(d.audit().iter().filter(|r| r["result"] == "ok").count(), 64);
 }

@@ -4,18 +4,11 @@
 //! One token and one module context serve the whole file: SoftHSM must not be initialised from
 //! several threads at once.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use std::sync::OnceLock;
 
-use countersign_hsm::{
-    HashAlg, Hsm, HsmConfig, KeyAlgorithm, Pin, SignInput, SignScheme, TokenSelector,
-};
+use countersign_hsm::{HashAlg, Hsm, HsmConfig, KeyAlgorithm, Pin, SignInput, SignScheme, TokenSelector};
 use countersign_tests::SoftHsm;
 
 fn hsm() -> &'static Hsm {
@@ -38,18 +31,8 @@ fn hsm() -> &'static Hsm {
 #[test]
 fn a_lost_login_is_recovered_by_the_next_call() {
     let h = hsm();
-    let kp = h
-        .generate_key_pair("recover", KeyAlgorithm::EcP256)
-        .unwrap();
-    let sign = || {
-        h.sign(
-            &kp.id,
-            KeyAlgorithm::EcP256,
-            SignScheme::Ecdsa,
-            HashAlg::Sha256,
-            SignInput::Message(b"m"),
-        )
-    };
+    let kp = h.generate_key_pair("recover", KeyAlgorithm::EcP256).unwrap();
+    let sign = || h.sign(&kp.id, KeyAlgorithm::EcP256, SignScheme::Ecdsa, HashAlg::Sha256, SignInput::Message(b"m"));
     sign().unwrap();
     let before = h.health().recoveries;
     h.simulate_logout().unwrap();

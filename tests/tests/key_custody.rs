@@ -1,11 +1,6 @@
 //! Keys created through the CLI live on the token as sensitive, non-extractable objects.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::Daemon;
 
@@ -18,11 +13,7 @@ fn cli_created_keys_are_sensitive_and_not_extractable() {
 
     let out = d.hsm.pkcs11_tool(&["--list-objects", "--type", "privkey"]);
     let listing = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let block = listing
         .split("Private Key Object")
         .find(|b| b.contains(&label))
@@ -35,23 +26,11 @@ fn cli_created_keys_are_sensitive_and_not_extractable() {
     // An independent PKCS#11 client (PyKCS11) sees the same flags, and reading CKA_VALUE fails.
     let out = std::process::Command::new("/usr/bin/python3")
         .env("SOFTHSM2_CONF", d.hsm.conf())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tools/read_key_value.py"
-        ))
-        .args([
-            countersign_tests::SOFTHSM_MODULE,
-            &d.hsm.label,
-            &d.hsm.user_pin,
-            &key_id,
-        ])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/read_key_value.py"))
+        .args([countersign_tests::SOFTHSM_MODULE, &d.hsm.label, &d.hsm.user_pin, &key_id])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["found"], 1, "{v}");
     assert_eq!(v["sensitive"], true, "{v}");
@@ -61,22 +40,11 @@ fn cli_created_keys_are_sensitive_and_not_extractable() {
 
     // The same holds for every algorithm the appliance generates.
     for alg in ["ec-p384", "ed25519", "rsa-2048"] {
-        let app = d.cli_json(&[
-            "app",
-            "create",
-            &format!("custody-{alg}"),
-            "--algorithm",
-            alg,
-        ]);
+        let app = d.cli_json(&["app", "create", &format!("custody-{alg}"), "--algorithm", alg]);
         let id = app["versions"][0]["key_id"].as_str().unwrap();
-        let out = d
-            .hsm
-            .pkcs11_tool(&["--list-objects", "--type", "privkey", "--id", id]);
+        let out = d.hsm.pkcs11_tool(&["--list-objects", "--type", "privkey", "--id", id]);
         let listing = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            listing.contains("never extractable") && listing.contains("sensitive"),
-            "{alg}: {listing}"
-        );
+        assert!(listing.contains("never extractable") && listing.contains("sensitive"), "{alg}: {listing}");
     }
 }
 
@@ -93,29 +61,17 @@ fn a_key_deleted_from_the_token_fails_its_requests_but_not_the_daemon() {
     assert_eq!(st, 200);
     let app = d.cli_json(&["app", "show", "doomed"]);
     let id = app["versions"][0]["key_id"].as_str().unwrap();
-    let out = d
-        .hsm
-        .pkcs11_tool(&["--delete-object", "--type", "privkey", "--id", id]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = d.hsm.pkcs11_tool(&["--delete-object", "--type", "privkey", "--id", id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let (st, err) = d.api("POST", "/v1/keys/doomed/sign", Some(body.clone()));
     assert_eq!(st, 500, "{err}");
     assert_eq!(err["error"]["code"], "key_missing_on_token", "{err}");
     // The token itself is fine: health stays ok, other keys keep signing.
     let (st, health) = d.api("GET", "/v1/health", None);
-    assert_eq!(
-        (st, health["status"].as_str()),
-        (200, Some("ok")),
-        "{health}"
-    );
+    assert_eq!((st, health["status"].as_str()), (200, Some("ok")), "{health}");
     let (st, _) = d.api("POST", "/v1/keys/kept/sign", Some(body));
     assert_eq!(st, 200);
     let audit = d.audit();
-    assert!(audit
-        .iter()
-        .any(|r| r["key_name"] == "doomed" && r["result"] == "error"));
+    assert!(audit.iter().any(|r| r["key_name"] == "doomed" && r["result"] == "error"));
 }

@@ -1,12 +1,7 @@
 //! Rotation makes a new key version that signs while old versions keep verifying; keys, grants
 //! and the audit survive a restart.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::{b64, openssl, unb64, write, Daemon};
 use serde_json::{json, Value};
@@ -20,11 +15,7 @@ fn own_uid() -> u32 {
 }
 
 fn sign(d: &Daemon, msg: &[u8]) -> Value {
-    let (st, s) = d.api(
-        "POST",
-        "/v1/keys/app/sign",
-        Some(json!({ "message": b64(msg) })),
-    );
+    let (st, s) = d.api("POST", "/v1/keys/app/sign", Some(json!({ "message": b64(msg) })));
     assert_eq!(st, 200, "{s}");
     s
 }
@@ -40,17 +31,9 @@ fn verify(d: &Daemon, msg: &[u8], sig: &Value, version: u64) -> bool {
 }
 
 fn openssl_verifies(d: &Daemon, version: u64, msg: &[u8], sig: &Value) -> bool {
-    let (_, pk) = d.api(
-        "GET",
-        &format!("/v1/keys/app/public-key?version={version}"),
-        None,
-    );
+    let (_, pk) = d.api("GET", &format!("/v1/keys/app/public-key?version={version}"), None);
     let dir = d.work.path();
-    let p = write(
-        dir,
-        &format!("v{version}.pem"),
-        pk["pem"].as_str().unwrap().as_bytes(),
-    );
+    let p = write(dir, &format!("v{version}.pem"), pk["pem"].as_str().unwrap().as_bytes());
     let s = write(dir, "s.bin", &unb64(sig["signature"].as_str().unwrap()));
     let m = write(dir, "m.bin", msg);
     openssl(&[
@@ -78,27 +61,16 @@ fn rotation_signs_with_v2_and_v1_still_verifies_across_restart() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| {
-            (
-                v["version"].as_u64().unwrap(),
-                v["state"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|v| (v["version"].as_u64().unwrap(), v["state"].as_str().unwrap().to_owned()))
         .collect();
-    assert_eq!(
-        states,
-        [(1, "retired".to_owned()), (2, "active".to_owned())]
-    );
+    assert_eq!(states, [(1, "retired".to_owned()), (2, "active".to_owned())]);
 
     let m2 = b"signed after rotation";
     let s2 = sign(&d, m2);
     assert_eq!(s2["version"], 2);
     assert_eq!(s2["kid"], "app#2");
     assert!(openssl_verifies(&d, 2, m2, &s2));
-    assert!(
-        !openssl_verifies(&d, 1, m2, &s2),
-        "v2 signature must not verify under v1"
-    );
+    assert!(!openssl_verifies(&d, 1, m2, &s2), "v2 signature must not verify under v1");
     assert!(openssl_verifies(&d, 1, m1, &s1));
     assert!(verify(&d, m1, &s1, 1));
     assert!(verify(&d, m2, &s2, 2));
@@ -122,16 +94,9 @@ fn rotation_signs_with_v2_and_v1_still_verifies_across_restart() {
     // Every request so far is in the audit, with the digest of the input and never the input.
     let audit = d.audit();
     assert_eq!(audit.len(), audit_after.len() + 2);
-    let first_sign = audit
-        .iter()
-        .rev()
-        .find(|r| r["operation"] == "sign")
-        .unwrap();
+    let first_sign = audit.iter().rev().find(|r| r["operation"] == "sign").unwrap();
     assert_eq!(first_sign["key_version"], 1);
     assert_eq!(first_sign["input_sha256"].as_str().unwrap().len(), 64);
     let db = std::fs::read(d.db()).unwrap();
-    assert!(
-        !db.windows(m1.len()).any(|w| w == m1),
-        "signed data must not be stored"
-    );
+    assert!(!db.windows(m1.len()).any(|w| w == m1), "signed data must not be stored");
 }

@@ -1,11 +1,6 @@
 //! A daemon that cannot reach its HSM refuses to start, with one line naming the problem.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::Daemon;
 
@@ -19,50 +14,55 @@ fn start_with(d: &Daemon, config_extra: &str, pin: Option<&str>) -> (bool, Strin
     let out = std::process::Command::new(countersign_tests::bin("countersignd"))
         .env("SOFTHSM2_CONF", d.hsm.conf())
         .env("RUST_BACKTRACE", "1")
+        .arg("--no-system-config")
         .arg("--config")
         .arg(&d.config)
         .arg("--config")
         .arg(&cfg)
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn assert_one_line(stderr: &str, needle: &str) {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
     assert!(lines[0].starts_with("countersignd: "), "{stderr}");
-    assert!(
-        lines[0].contains(needle),
-        "expected '{needle}' in: {stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
+    assert!(lines[0].contains(needle), "expected '{needle}' in: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
 }
 
 #[test]
 fn wrong_pin_missing_module_missing_token_and_bad_config_fail_cleanly() {
     let mut d = Daemon::start("");
     d.stop();
+    let d = &mut d;
 
-    let (ok, err) = start_with(&d, "[hsm]\nmodule = \"/nonexistent/libpkcs11.so\"\n", None);
+    let (ok, err) = start_with(d, "[hsm]\nmodule = \"/nonexistent/libpkcs11.so\"\n", None);
     assert!(!ok);
     assert_one_line(&err, "cannot load PKCS#11 module /nonexistent/libpkcs11.so");
 
-    let (ok, err) = start_with(&d, "", Some("0000-wrong"));
+    let (ok, err) = start_with(d, "", Some("0000-wrong"));
     assert!(!ok);
     assert_one_line(&err, "user PIN was rejected");
 
-    let (ok, err) = start_with(&d, "[hsm]\ntoken_label = \"no-such-token\"\n", None);
+    let (ok, err) = start_with(d, "[hsm]\ntoken_label = \"no-such-token\"\n", None);
     assert!(!ok);
     assert_one_line(&err, "no initialised token matches label 'no-such-token'");
 
-    let (ok, err) = start_with(&d, "[hsm]\npin = \"1234\"\n", None);
+    let (ok, err) = start_with(d, "[hsm]\npin = \"1234\"\n", None);
     assert!(!ok);
     assert_one_line(&err, "unknown field");
+    assert!(!err.contains("1234"), "the value must not be echoed: {err}");
+
+    let (ok, err) = start_with(d, "[hsm\nmodule = \n", None);
+    assert!(!ok);
+    assert_one_line(&err, "TOML parse error");
+
+    // A second daemon on the same sockets is refused before it touches the HSM.
+    d.hsm.pin_file(); // the right PIN again
+    d.spawn().unwrap();
+    let (ok, err) = start_with(d, "", None);
+    assert!(!ok);
+    assert_one_line(&err, "is in use: another countersignd is running");
 }

@@ -2,12 +2,7 @@
 //! by socket activation (LISTEN_FDS) are adopted by path and left in place at exit, and
 //! configuration can be overridden from the environment.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "tests"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
@@ -19,11 +14,8 @@ fn notifies_ready_and_stopping() {
     let mut d = Daemon::configure("");
     let notify_path = d.work.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    d.env
-        .push(("NOTIFY_SOCKET".into(), notify_path.display().to_string()));
+    notify.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    d.env.push(("NOTIFY_SOCKET".into(), notify_path.display().to_string()));
     d.spawn().unwrap();
     let mut buf = [0u8; 512];
     let n = notify.recv(&mut buf).unwrap();
@@ -76,29 +68,18 @@ fn adopts_sockets_passed_by_socket_activation() {
 fn environment_overrides_configuration_and_unknown_keys_are_refused() {
     let mut d = Daemon::configure("");
     let other = d.work.path().join("env-api.sock");
-    d.env.push((
-        "COUNTERSIGN_API__SOCKET".into(),
-        other.display().to_string(),
-    ));
+    d.env.push(("COUNTERSIGN_API__SOCKET".into(), other.display().to_string()));
     // A CLI-style variable without a section separator is not configuration.
-    d.env
-        .push(("COUNTERSIGN_ADMIN_SOCKET".into(), "/nonexistent".into()));
+    d.env.push(("COUNTERSIGN_ADMIN_SOCKET".into(), "/nonexistent".into()));
     d.spawn().unwrap();
     let (status, _) = request(&other, "GET", "/v1/health", None);
     assert_eq!(status, 200);
     assert!(!d.api_sock().exists());
     d.stop();
 
-    let out = d
-        .command()
-        .env("COUNTERSIGN_HSM__PIN", "1234")
-        .output()
-        .unwrap();
+    let out = d.command().env("COUNTERSIGN_HSM__PIN", "1234").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("unknown field") && err.contains("pin"),
-        "{err}"
-    );
+    assert!(err.contains("unknown field") && err.contains("pin"), "{err}");
     assert!(!err.contains("1234"), "the value must not be echoed: {err}");
 }

@@ -18,6 +18,9 @@ struct Args {
     /// Print the effective configuration (as JSON) and exit.
     #[arg(long)]
     print_config: bool,
+    /// Do not read /etc/countersign/countersign.toml (development profiles).
+    #[arg(long)]
+    no_system_config: bool,
 }
 
 fn main() -> ExitCode {
@@ -25,22 +28,21 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("countersignd: {e:#}");
+            // One line, whatever the cause chain looks like: operators grep for it.
+            let msg = format!("{e:#}");
+            eprintln!("countersignd: {}", msg.split_whitespace().collect::<Vec<_>>().join(" "));
             ExitCode::FAILURE
         }
     }
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let cfg = Config::load(&args.config)?;
+    let cfg = Config::load(&args.config, !args.no_system_config)?;
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&cfg)?);
         return Ok(());
     }
     countersign::daemon::init_logging(&cfg);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .thread_name("countersignd")
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().thread_name("countersignd").enable_all().build()?;
     rt.block_on(countersign::daemon::run(cfg))
 }

@@ -17,22 +17,13 @@ use crate::store::AuditQuery;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/admin/applications",
-            get(list_applications).post(create_application),
-        )
+        .route("/v1/admin/applications", get(list_applications).post(create_application))
         .route("/v1/admin/applications/{name}", get(show_application))
         .route("/v1/admin/applications/{name}/rotate", post(rotate))
-        .route(
-            "/v1/admin/integrations",
-            get(list_integrations).post(create_integration),
-        )
+        .route("/v1/admin/integrations", get(list_integrations).post(create_integration))
         .route("/v1/admin/integrations/{name}", delete(delete_integration))
         .route("/v1/admin/integrations/{name}/grants", post(grant))
-        .route(
-            "/v1/admin/integrations/{name}/grants/{application}",
-            delete(revoke),
-        )
+        .route("/v1/admin/integrations/{name}/grants/{application}", delete(revoke))
         .route("/v1/admin/audit/signatures", get(audit))
 }
 
@@ -47,18 +38,12 @@ pub(super) async fn require_admin(
         Ok(next.run(req).await)
     } else {
         tracing::warn!(uid, "admin request refused");
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("uid {uid} is not an admin of this appliance"),
-        ))
+        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("uid {uid} is not an admin of this appliance")))
     }
 }
 
 fn to_json<T: serde::Serialize>(v: T) -> Result<Json<Value>, ApiError> {
-    serde_json::to_value(v)
-        .map(Json)
-        .map_err(|e| ApiError::internal(e.to_string()))
+    serde_json::to_value(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,30 +60,19 @@ async fn create_application(
     let alg = b
         .algorithm
         .parse()
-        .map_err(|e: countersign_hsm::HsmError| {
-            ApiError::new(StatusCode::BAD_REQUEST, "unsupported", e.to_string())
-        })?;
-    Ok((
-        StatusCode::CREATED,
-        to_json(st.admin.create_application(b.name, alg).await?)?,
-    ))
+        .map_err(|e: countersign_hsm::HsmError| ApiError::new(StatusCode::BAD_REQUEST, "unsupported", e.to_string()))?;
+    Ok((StatusCode::CREATED, to_json(st.admin.create_application(b.name, alg).await?)?))
 }
 
 async fn list_applications(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     to_json(serde_json::json!({ "applications": st.admin.applications().await? }))
 }
 
-async fn show_application(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+async fn show_application(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     to_json(st.admin.application(name).await?)
 }
 
-async fn rotate(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+async fn rotate(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     to_json(st.admin.rotate(name).await?)
 }
 
@@ -113,20 +87,14 @@ async fn create_integration(
     State(st): State<AppState>,
     Body(b): Body<NewIntegration>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        to_json(st.admin.create_integration(b.name, b.uid).await?)?,
-    ))
+    Ok((StatusCode::CREATED, to_json(st.admin.create_integration(b.name, b.uid).await?)?))
 }
 
 async fn list_integrations(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     to_json(serde_json::json!({ "integrations": st.admin.integrations().await? }))
 }
 
-async fn delete_integration(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_integration(State(st): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     st.admin.delete_integration(name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -152,9 +120,6 @@ async fn revoke(
     to_json(st.admin.revoke(name, application).await?)
 }
 
-async fn audit(
-    State(st): State<AppState>,
-    Query(q): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+async fn audit(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {
     to_json(serde_json::json!({ "rows": st.admin.signature_audit(q).await? }))
 }

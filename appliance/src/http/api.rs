@@ -47,10 +47,7 @@ struct KeyOut {
     versions: Vec<KeyVersionOut>,
 }
 
-async fn list_keys(
-    State(st): State<AppState>,
-    Caller(caller): Caller,
-) -> Result<Json<Value>, ApiError> {
+async fn list_keys(State(st): State<AppState>, Caller(caller): Caller) -> Result<Json<Value>, ApiError> {
     let keys: Vec<KeyOut> = st
         .signing
         .list_keys(caller)?
@@ -59,11 +56,7 @@ async fn list_keys(
             name: k.name,
             algorithm: k.algorithm.to_string(),
             active_version: k.active_version,
-            versions: k
-                .versions
-                .into_iter()
-                .map(|(version, state)| KeyVersionOut { version, state })
-                .collect(),
+            versions: k.versions.into_iter().map(|(version, state)| KeyVersionOut { version, state }).collect(),
         })
         .collect();
     Ok(Json(serde_json::json!({ "keys": keys })))
@@ -75,12 +68,14 @@ struct VersionQuery {
     version: Option<u32>,
 }
 
-fn jws_alg(alg: KeyAlgorithm) -> &'static str {
+/// The JWS `alg` a key implies. RSA keys sign with several (RS256, PS384, ...), chosen per
+/// request, so their JWK names none.
+fn jws_alg(alg: KeyAlgorithm) -> Option<&'static str> {
     match alg {
-        KeyAlgorithm::EcP256 => "ES256",
-        KeyAlgorithm::EcP384 => "ES384",
-        KeyAlgorithm::Ed25519 => "EdDSA",
-        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => "RS256",
+        KeyAlgorithm::EcP256 => Some("ES256"),
+        KeyAlgorithm::EcP384 => Some("ES384"),
+        KeyAlgorithm::Ed25519 => Some("EdDSA"),
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => None,
     }
 }
 
@@ -100,7 +95,9 @@ async fn public_key(
     if let Some(o) = jwk.as_object_mut() {
         o.insert("kid".into(), kid(&name, version).into());
         o.insert("use".into(), "sig".into());
-        o.insert("alg".into(), jws_alg(alg).into());
+        if let Some(a) = jws_alg(alg) {
+            o.insert("alg".into(), a.into());
+        }
     }
     let pem = pk.to_pem().map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(serde_json::json!({
@@ -135,33 +132,21 @@ struct VerifyBody {
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>, ApiError> {
-    STANDARD
-        .decode(s)
-        .map_err(|_| ApiError::invalid(format!("'{field}' is not valid base64")))
+    STANDARD.decode(s).map_err(|_| ApiError::invalid(format!("'{field}' is not valid base64")))
 }
 
 fn input(message: Option<&str>, digest: Option<&str>) -> Result<Input, ApiError> {
     match (message, digest) {
         (Some(m), None) => Ok(Input::Message(b64("message", m)?)),
         (None, Some(d)) => Ok(Input::Digest(b64("digest", d)?)),
-        _ => Err(ApiError::invalid(
-            "send exactly one of 'message' or 'digest'",
-        )),
+        _ => Err(ApiError::invalid("send exactly one of 'message' or 'digest'")),
     }
 }
 
-fn parse_opt<T: std::str::FromStr<Err = countersign_hsm::HsmError>>(
-    v: Option<&str>,
-) -> Result<Option<T>, ApiError> {
-    v.map(str::parse)
-        .transpose()
-        .map_err(|e: countersign_hsm::HsmError| {
-            ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "unsupported",
-                e.to_string(),
-            )
-        })
+fn parse_opt<T: std::str::FromStr<Err = countersign_hsm::HsmError>>(v: Option<&str>) -> Result<Option<T>, ApiError> {
+    v.map(str::parse).transpose().map_err(|e: countersign_hsm::HsmError| {
+        ApiError::new(axum::http::StatusCode::BAD_REQUEST, "unsupported", e.to_string())
+    })
 }
 
 async fn sign(
@@ -180,9 +165,7 @@ async fn sign(
     let (format, sig) = match (s.scheme, body.format) {
         (SignScheme::Ecdsa, SigFormat::Der) => (
             SigFormat::Der,
-            STANDARD.encode(
-                ecdsa_raw_to_der(&s.signature).map_err(|e| ApiError::internal(e.to_string()))?,
-            ),
+            STANDARD.encode(ecdsa_raw_to_der(&s.signature).map_err(|e| ApiError::internal(e.to_string()))?),
         ),
         (_, SigFormat::Jws) => (SigFormat::Jws, URL_SAFE_NO_PAD.encode(&s.signature)),
         (SignScheme::Ecdsa, _) => (SigFormat::Raw, STANDARD.encode(&s.signature)),
@@ -221,7 +204,5 @@ async fn verify(
         signature,
     };
     let (version, valid) = st.signing.verify(caller, req).await?;
-    Ok(Json(
-        serde_json::json!({ "key": name, "version": version, "valid": valid }),
-    ))
+    Ok(Json(serde_json::json!({ "key": name, "version": version, "valid": valid })))
 }

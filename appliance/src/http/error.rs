@@ -19,11 +19,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-        }
+        ApiError { status, code, message: message.into() }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -52,25 +48,15 @@ impl IntoResponse for ApiError {
 
 fn hsm_status(e: &HsmError) -> ApiError {
     match e {
-        HsmError::Unavailable { .. } => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "hsm_unavailable",
-            e.to_string(),
-        ),
-        HsmError::KeyNotFound(_) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "key_missing_on_token",
-            e.to_string(),
-        ),
-        HsmError::Unsupported(m) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "unsupported", m.clone())
+        HsmError::Unavailable { .. } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "hsm_unavailable", e.to_string())
         }
+        HsmError::KeyNotFound(_) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "key_missing_on_token", e.to_string())
+        }
+        HsmError::Unsupported(m) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported", m.clone()),
         HsmError::InvalidInput(m) => ApiError::invalid(m.clone()),
-        _ => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "hsm_error",
-            e.to_string(),
-        ),
+        _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hsm_error", e.to_string()),
     }
 }
 
@@ -80,19 +66,13 @@ impl From<SigningError> for ApiError {
             SigningError::NotRegistered(_) | SigningError::NotGranted { .. } => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
             }
-            SigningError::UnknownKey(_) | SigningError::UnknownVersion { .. } => {
-                ApiError::not_found(e.to_string())
-            }
-            SigningError::Unsupported(m) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "unsupported", m.clone())
-            }
+            SigningError::UnknownKey(_) | SigningError::UnknownVersion { .. } => ApiError::not_found(e.to_string()),
+            SigningError::Unsupported(m) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported", m.clone()),
             SigningError::Invalid(m) => ApiError::invalid(m.clone()),
             SigningError::Hsm(h) => hsm_status(h),
-            SigningError::Audit(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                e.to_string(),
-            ),
+            SigningError::Audit(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", e.to_string())
+            }
         }
     }
 }
@@ -101,9 +81,7 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         match &e {
             AdminError::Invalid(m) => ApiError::invalid(m.clone()),
-            AdminError::Duplicate(_) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
+            AdminError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             AdminError::NotFound(_) => ApiError::not_found(e.to_string()),
             AdminError::Hsm(h) => hsm_status(h),
             AdminError::Store(_) | AdminError::Internal(_) => {
@@ -117,11 +95,7 @@ impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {
             JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "request body is over the size limit",
-                )
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is over the size limit")
             }
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

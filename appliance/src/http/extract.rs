@@ -17,10 +17,7 @@ pub struct PeerCred(pub Option<CallerId>);
 
 impl Connected<IncomingStream<'_, UnixListener>> for PeerCred {
     fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
-        PeerCred(stream.io().peer_cred().ok().map(|c| CallerId {
-            uid: c.uid(),
-            pid: c.pid(),
-        }))
+        PeerCred(stream.io().peer_cred().ok().map(|c| CallerId { uid: c.uid(), pid: c.pid() }))
     }
 }
 
@@ -31,18 +28,9 @@ pub struct Caller(pub CallerId);
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<PeerCred>>()
-            .and_then(|c| c.0 .0)
-            .map(Caller)
-            .ok_or_else(|| {
-                ApiError::new(
-                    axum::http::StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "the caller's credentials are unknown",
-                )
-            })
+        parts.extensions.get::<axum::extract::ConnectInfo<PeerCred>>().and_then(|c| c.0 .0).map(Caller).ok_or_else(
+            || ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", "the caller's credentials are unknown"),
+        )
     }
 }
 
@@ -65,8 +53,7 @@ pub struct Query<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Query(v) =
-            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        let axum::extract::Query(v) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(Query(v))
     }
 }
@@ -78,8 +65,7 @@ pub struct Path<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(v) =
-            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        let axum::extract::Path(v) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(Path(v))
     }
 }

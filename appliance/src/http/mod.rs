@@ -52,11 +52,7 @@ async fn health(State(st): State<AppState>) -> Response {
         Ok(h) => h,
         Err(_) => st.hsm.health(),
     };
-    let status = if hsm.ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if hsm.ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({
         "status": if hsm.ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -70,22 +66,14 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed on this endpoint",
-    )
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
 }
 
 async fn with_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "the request took too long; try again",
-        )
-        .into_response(),
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long; try again")
+            .into_response(),
     }
 }
 
@@ -106,10 +94,7 @@ pub fn api_router(state: AppState, limits: Limits) -> Router {
 
 /// The router of `admin.sock`; every route requires an admin caller.
 pub fn admin_router(state: AppState, limits: Limits) -> Router {
-    let routes = admin::routes().route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        admin::require_admin,
-    ));
+    let routes = admin::routes().route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     finish(routes, state, limits)
 }
 
@@ -119,10 +104,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<PeerCred>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, router.into_make_service_with_connect_info::<PeerCred>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -85,11 +85,7 @@ fn key_version(r: &Row<'_>) -> rusqlite::Result<KeyVersion> {
         key_id: KeyId::from_hex(&key_id).map_err(conversion)?,
         label: r.get("hsm_label")?,
         public_key_der: r.get("public_key")?,
-        state: if state == "active" {
-            KeyState::Active
-        } else {
-            KeyState::Retired
-        },
+        state: if state == "active" { KeyState::Active } else { KeyState::Retired },
         created_at: r.get("created_at")?,
         retired_at: r.get("retired_at")?,
     })
@@ -133,17 +129,14 @@ impl Store {
             "INSERT INTO application (name, algorithm, created_at) VALUES (?1, ?2, ?3)",
             params![name, alg.as_str(), now_s()],
         ) {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Duplicate(format!("application '{name}'")))
-            }
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate(format!("application '{name}'"))),
             other => other?,
         };
         let id = tx.last_insert_rowid();
         insert_version(&tx, id, 1, alg, first)?;
         tx.commit()?;
         drop(conn);
-        self.application(name)?
-            .ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
+        self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
     }
 
     /// The version number the next rotation of `name` will get.
@@ -157,25 +150,15 @@ impl Store {
             )
             .optional()?
             .flatten();
-        v.map(|v| v + 1)
-            .ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
+        v.map(|v| v + 1).ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
     }
 
     /// Retires the active version of `name` and records `next` as the new active one.
-    pub fn add_key_version(
-        &self,
-        name: &str,
-        version: u32,
-        next: &NewKeyVersion,
-    ) -> Result<Application, StoreError> {
+    pub fn add_key_version(&self, name: &str, version: u32, next: &NewKeyVersion) -> Result<Application, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let (app_id, alg): (i64, String) = tx
-            .query_row(
-                "SELECT id, algorithm FROM application WHERE name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT id, algorithm FROM application WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))?;
         let alg: KeyAlgorithm = alg.parse().map_err(conversion)?;
@@ -185,26 +168,19 @@ impl Store {
         )?;
         match insert_version(&tx, app_id, version, alg, next) {
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Duplicate(format!(
-                    "version {version} of application '{name}'"
-                )))
+                return Err(StoreError::Duplicate(format!("version {version} of application '{name}'")))
             }
             other => other?,
         }
         tx.commit()?;
         drop(conn);
-        self.application(name)?
-            .ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
+        self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
     }
 
     pub fn application(&self, name: &str) -> Result<Option<Application>, StoreError> {
         let conn = self.conn();
         let row = conn
-            .query_row(
-                "SELECT id, name, algorithm, created_at FROM application WHERE name = ?1",
-                [name],
-                app_row,
-            )
+            .query_row("SELECT id, name, algorithm, created_at FROM application WHERE name = ?1", [name], app_row)
             .optional()?;
         row.map(|mut a| {
             a.versions = load_versions(&conn, a.id)?;
@@ -215,12 +191,8 @@ impl Store {
 
     pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
         let conn = self.conn();
-        let mut st = conn.prepare_cached(
-            "SELECT id, name, algorithm, created_at FROM application ORDER BY name",
-        )?;
-        let apps: Vec<Application> = st
-            .query_map([], app_row)?
-            .collect::<rusqlite::Result<_>>()?;
+        let mut st = conn.prepare_cached("SELECT id, name, algorithm, created_at FROM application ORDER BY name")?;
+        let apps: Vec<Application> = st.query_map([], app_row)?.collect::<rusqlite::Result<_>>()?;
         apps.into_iter()
             .map(|mut a| {
                 a.versions = load_versions(&conn, a.id)?;
@@ -231,26 +203,20 @@ impl Store {
 
     pub fn create_integration(&self, name: &str, uid: u32) -> Result<Integration, StoreError> {
         let conn = self.conn();
-        match conn.execute(
-            "INSERT INTO integration (name, uid, created_at) VALUES (?1, ?2, ?3)",
-            params![name, uid, now_s()],
-        ) {
+        match conn
+            .execute("INSERT INTO integration (name, uid, created_at) VALUES (?1, ?2, ?3)", params![name, uid, now_s()])
+        {
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Duplicate(format!(
-                    "an integration named '{name}' or with uid {uid}"
-                )))
+                return Err(StoreError::Duplicate(format!("an integration named '{name}' or with uid {uid}")))
             }
             other => other?,
         };
         drop(conn);
-        self.integration(name)?
-            .ok_or_else(|| StoreError::NotFound(format!("integration '{name}'")))
+        self.integration(name)?.ok_or_else(|| StoreError::NotFound(format!("integration '{name}'")))
     }
 
     pub fn delete_integration(&self, name: &str) -> Result<(), StoreError> {
-        let n = self
-            .conn()
-            .execute("DELETE FROM integration WHERE name = ?1", [name])?;
+        let n = self.conn().execute("DELETE FROM integration WHERE name = ?1", [name])?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("integration '{name}'")));
         }
@@ -272,17 +238,10 @@ impl Store {
         )?;
         let rows = st.query_map([], |r| {
             let grants: Option<String> = r.get(4)?;
-            let mut grants: Vec<String> = grants
-                .map(|g| g.split('\u{1f}').map(str::to_owned).collect())
-                .unwrap_or_default();
+            let mut grants: Vec<String> =
+                grants.map(|g| g.split('\u{1f}').map(str::to_owned).collect()).unwrap_or_default();
             grants.sort();
-            Ok(Integration {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                uid: r.get(2)?,
-                created_at: r.get(3)?,
-                grants,
-            })
+            Ok(Integration { id: r.get(0)?, name: r.get(1)?, uid: r.get(2)?, created_at: r.get(3)?, grants })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -323,19 +282,11 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<Application> {
 
 fn ids(conn: &Connection, integration: &str, application: &str) -> Result<(i64, i64), StoreError> {
     let i: i64 = conn
-        .query_row(
-            "SELECT id FROM integration WHERE name = ?1",
-            [integration],
-            |r| r.get(0),
-        )
+        .query_row("SELECT id FROM integration WHERE name = ?1", [integration], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("integration '{integration}'")))?;
     let a: i64 = conn
-        .query_row(
-            "SELECT id FROM application WHERE name = ?1",
-            [application],
-            |r| r.get(0),
-        )
+        .query_row("SELECT id FROM application WHERE name = ?1", [application], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("application '{application}'")))?;
     Ok((i, a))

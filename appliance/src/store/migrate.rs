@@ -7,21 +7,15 @@ use sha2::{Digest, Sha256};
 use super::StoreError;
 
 /// Every migration, in order: (version, name, SQL). A test checks this list against the folder.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "signing_foundation",
-    include_str!("../../../migrations/0001_signing_foundation.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] =
+    &[(1, "signing_foundation", include_str!("../../../migrations/0001_signing_foundation.sql"))];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migration (
             version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at INTEGER NOT NULL)",
     )?;
-    let newest: Option<u32> =
-        conn.query_row("SELECT max(version) FROM schema_migration", [], |r| {
-            r.get(0)
-        })?;
+    let newest: Option<u32> = conn.query_row("SELECT max(version) FROM schema_migration", [], |r| r.get(0))?;
     let known = MIGRATIONS.last().map_or(0, |m| m.0);
     if let Some(v) = newest.filter(|v| *v > known) {
         return Err(StoreError::TooNew(v));
@@ -29,20 +23,11 @@ pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     for (version, name, sql) in MIGRATIONS {
         let sum = hex::encode(Sha256::digest(sql.as_bytes()));
         let applied: Option<String> = conn
-            .query_row(
-                "SELECT sha256 FROM schema_migration WHERE version = ?1",
-                [version],
-                |r| r.get(0),
-            )
+            .query_row("SELECT sha256 FROM schema_migration WHERE version = ?1", [version], |r| r.get(0))
             .optional()?;
         match applied {
             Some(s) if s == sum => continue,
-            Some(_) => {
-                return Err(StoreError::MigrationEdited {
-                    version: *version,
-                    name: (*name).to_owned(),
-                })
-            }
+            Some(_) => return Err(StoreError::MigrationEdited { version: *version, name: (*name).to_owned() }),
             None => {}
         }
         let tx = conn.transaction()?;
@@ -70,10 +55,7 @@ mod tests {
             .filter(|n| n.ends_with(".sql"))
             .collect();
         files.sort();
-        let listed: Vec<String> = MIGRATIONS
-            .iter()
-            .map(|(v, n, _)| format!("{v:04}_{n}.sql"))
-            .collect();
+        let listed: Vec<String> = MIGRATIONS.iter().map(|(v, n, _)| format!("{v:04}_{n}.sql")).collect();
         assert_eq!(files, listed);
     }
 
@@ -81,15 +63,8 @@ mod tests {
     fn edited_migration_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         apply(&mut conn).unwrap();
-        conn.execute(
-            "UPDATE schema_migration SET sha256 = 'x' WHERE version = 1",
-            [],
-        )
-        .unwrap();
-        assert!(matches!(
-            apply(&mut conn),
-            Err(StoreError::MigrationEdited { version: 1, .. })
-        ));
+        conn.execute("UPDATE schema_migration SET sha256 = 'x' WHERE version = 1", []).unwrap();
+        assert!(matches!(apply(&mut conn), Err(StoreError::MigrationEdited { version: 1, .. })));
     }
 
     #[test]

@@ -23,15 +23,10 @@ pub use migrate::MIGRATIONS;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        source: rusqlite::Error,
-    },
+    Open { path: PathBuf, source: rusqlite::Error },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error(
-        "migration {version} ({name}) was changed after it was applied; restore the original file"
-    )]
+    #[error("migration {version} ({name}) was changed after it was applied; restore the original file")]
     MigrationEdited { version: u32, name: String },
     #[error("the database was written by a newer Countersign (schema version {0}); upgrade countersignd")]
     TooNew(u32),
@@ -53,10 +48,7 @@ pub struct Store {
 }
 
 pub(crate) fn connect(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
     let sync = match sync {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
@@ -78,11 +70,7 @@ impl Store {
         }
         let mut conn = connect(path, sync)?;
         migrate::apply(&mut conn)?;
-        Ok(Store {
-            conn: Mutex::new(conn),
-            path: path.to_owned(),
-            sync,
-        })
+        Ok(Store { conn: Mutex::new(conn), path: path.to_owned(), sync })
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {

@@ -5,20 +5,14 @@
 //! Run it from the release build (`make bench`); it starts its own token and daemon.
 //! Options: `--seconds N` per measurement (default 5), `--out FILE` for the Markdown report.
 
-#![allow(
-    clippy::expect_used,
-    clippy::unwrap_used,
-    reason = "benchmark: a failed step must stop the run loudly"
-)]
+#![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use countersign_hsm::{
-    HashAlg, Hsm, HsmConfig, KeyAlgorithm, KeyId, Pin, SignInput, SignScheme, TokenSelector,
-};
+use countersign_hsm::{HashAlg, Hsm, HsmConfig, KeyAlgorithm, KeyId, Pin, SignInput, SignScheme, TokenSelector};
 use countersign_tests::{b64, Daemon};
 
 struct Run {
@@ -45,13 +39,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 fn summarise(label: String, mut lat: Vec<Duration>, secs: f64) -> Run {
     lat.sort_unstable();
-    Run {
-        label,
-        ops: lat.len() as u64,
-        secs,
-        p50_ms: percentile(&lat, 0.50),
-        p99_ms: percentile(&lat, 0.99),
-    }
+    Run { label, ops: lat.len() as u64, secs, p50_ms: percentile(&lat, 0.50), p99_ms: percentile(&lat, 0.99) }
 }
 
 fn raw(hsm: &Hsm, key: &KeyId, threads: usize, dur: Duration) -> Run {
@@ -83,15 +71,8 @@ fn raw(hsm: &Hsm, key: &KeyId, threads: usize, dur: Duration) -> Run {
         .collect();
     std::thread::sleep(dur);
     stop.store(true, Ordering::Relaxed);
-    let lat: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().expect("raw thread"))
-        .collect();
-    summarise(
-        format!("raw C_Sign via hsm/, {threads} thread(s)"),
-        lat,
-        start.elapsed().as_secs_f64(),
-    )
+    let lat: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().expect("raw thread")).collect();
+    summarise(format!("raw C_Sign via hsm/, {threads} thread(s)"), lat, start.elapsed().as_secs_f64())
 }
 
 /// What one client request is: method, path, and whether it carries the signing body.
@@ -106,11 +87,7 @@ fn socket(sock: &std::path::Path, clients: usize, dur: Duration) -> Run {
 }
 
 fn socket_req(sock: &std::path::Path, clients: usize, dur: Duration, req: Req) -> Run {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (lat, secs) = rt.block_on(async {
         let stop = Arc::new(AtomicBool::new(false));
         let start = Instant::now();
@@ -120,12 +97,15 @@ fn socket_req(sock: &std::path::Path, clients: usize, dur: Duration, req: Req) -
             let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
                 let mut conn = countersign::client::Connection::connect(&sock).await.expect("connect");
-                let body = serde_json::json!({ "message": b64(format!("socket bench message {c}").as_bytes()) }).to_string();
+                let body =
+                    serde_json::json!({ "message": b64(format!("socket bench message {c}").as_bytes()) }).to_string();
                 let mut lat = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
                     let (st, _) = match req {
-                        Req::Sign => conn.raw(hyper::Method::POST, "/v1/keys/bench/sign", Some(body.clone().into_bytes())).await,
+                        Req::Sign => {
+                            conn.raw(hyper::Method::POST, "/v1/keys/bench/sign", Some(body.clone().into_bytes())).await
+                        }
                         Req::ListKeys => conn.raw(hyper::Method::GET, "/v1/keys", None).await,
                     }
                     .expect("request");
@@ -154,33 +134,20 @@ fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
-            m.lines().next().map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse::<u64>()
-                    .unwrap_or(0)
-                    / 1024
-                    / 1024
-            })
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0) / 1024 / 1024)
         })
         .unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!(
-        "{cores} cores ({cpu}), {mem} GiB RAM, Linux {}",
-        kernel.trim()
-    )
+    format!("{cores} cores ({cpu}), {mem} GiB RAM, Linux {}", kernel.trim())
 }
 
 fn main() -> anyhow::Result<()> {

@@ -16,12 +16,7 @@ use serde_json::{json, Value};
 #[command(version, propagate_version = true)]
 struct Cli {
     /// The daemon's admin socket.
-    #[arg(
-        long,
-        global = true,
-        env = "COUNTERSIGN_ADMIN_SOCKET",
-        default_value = "/run/countersign/admin.sock"
-    )]
+    #[arg(long, global = true, env = "COUNTERSIGN_ADMIN_SOCKET", default_value = "/run/countersign/admin.sock")]
     socket: PathBuf,
     /// Print the daemon's JSON instead of tables.
     #[arg(long, global = true)]
@@ -39,15 +34,9 @@ enum Command {
     #[command(subcommand)]
     Integration(IntegrationCmd),
     /// Let an integration use an application's key.
-    Grant {
-        integration: String,
-        application: String,
-    },
+    Grant { integration: String, application: String },
     /// Withdraw a grant.
-    Revoke {
-        integration: String,
-        application: String,
-    },
+    Revoke { integration: String, application: String },
     /// Read audit trails.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -109,10 +98,7 @@ enum AuditCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("countersign: {e}");
@@ -141,111 +127,68 @@ fn enc(s: &str) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (method, uri, body, view): (Method, String, Option<Value>, output::View) =
-        match &cli.command {
-            Command::App(AppCmd::Create { name, algorithm }) => (
-                Method::POST,
-                "/v1/admin/applications".into(),
-                Some(json!({ "name": name, "algorithm": algorithm })),
-                output::View::Application,
-            ),
-            Command::App(AppCmd::Rotate { name }) => (
-                Method::POST,
-                format!("/v1/admin/applications/{}/rotate", enc(name)),
-                None,
-                output::View::Application,
-            ),
-            Command::App(AppCmd::List) => (
-                Method::GET,
-                "/v1/admin/applications".into(),
-                None,
-                output::View::Applications,
-            ),
-            Command::App(AppCmd::Show { name }) => (
-                Method::GET,
-                format!("/v1/admin/applications/{}", enc(name)),
-                None,
-                output::View::Application,
-            ),
-            Command::Integration(IntegrationCmd::Add { name, uid }) => (
-                Method::POST,
-                "/v1/admin/integrations".into(),
-                Some(json!({ "name": name, "uid": uid })),
-                output::View::Integration,
-            ),
-            Command::Integration(IntegrationCmd::Remove { name }) => (
-                Method::DELETE,
-                format!("/v1/admin/integrations/{}", enc(name)),
-                None,
-                output::View::Done,
-            ),
-            Command::Integration(IntegrationCmd::List) => (
-                Method::GET,
-                "/v1/admin/integrations".into(),
-                None,
-                output::View::Integrations,
-            ),
-            Command::Grant {
-                integration,
-                application,
-            } => (
-                Method::POST,
-                format!("/v1/admin/integrations/{}/grants", enc(integration)),
-                Some(json!({ "application": application })),
-                output::View::Integration,
-            ),
-            Command::Revoke {
-                integration,
-                application,
-            } => (
-                Method::DELETE,
-                format!(
-                    "/v1/admin/integrations/{}/grants/{}",
-                    enc(integration),
-                    enc(application)
-                ),
-                None,
-                output::View::Integration,
-            ),
-            Command::Audit(AuditCmd::Signatures {
-                key,
-                uid,
-                result,
-                before_id,
-                limit,
-            }) => {
-                let mut q = vec![format!("limit={limit}")];
-                if let Some(k) = key {
-                    q.push(format!("key={}", enc(k)));
-                }
-                if let Some(u) = uid {
-                    q.push(format!("uid={u}"));
-                }
-                if let Some(r) = result {
-                    q.push(format!("result={}", enc(r)));
-                }
-                if let Some(b) = before_id {
-                    q.push(format!("before_id={b}"));
-                }
-                (
-                    Method::GET,
-                    format!("/v1/admin/audit/signatures?{}", q.join("&")),
-                    None,
-                    output::View::Audit,
-                )
+    let (method, uri, body, view): (Method, String, Option<Value>, output::View) = match &cli.command {
+        Command::App(AppCmd::Create { name, algorithm }) => (
+            Method::POST,
+            "/v1/admin/applications".into(),
+            Some(json!({ "name": name, "algorithm": algorithm })),
+            output::View::Application,
+        ),
+        Command::App(AppCmd::Rotate { name }) => {
+            (Method::POST, format!("/v1/admin/applications/{}/rotate", enc(name)), None, output::View::Application)
+        }
+        Command::App(AppCmd::List) => (Method::GET, "/v1/admin/applications".into(), None, output::View::Applications),
+        Command::App(AppCmd::Show { name }) => {
+            (Method::GET, format!("/v1/admin/applications/{}", enc(name)), None, output::View::Application)
+        }
+        Command::Integration(IntegrationCmd::Add { name, uid }) => (
+            Method::POST,
+            "/v1/admin/integrations".into(),
+            Some(json!({ "name": name, "uid": uid })),
+            output::View::Integration,
+        ),
+        Command::Integration(IntegrationCmd::Remove { name }) => {
+            (Method::DELETE, format!("/v1/admin/integrations/{}", enc(name)), None, output::View::Done)
+        }
+        Command::Integration(IntegrationCmd::List) => {
+            (Method::GET, "/v1/admin/integrations".into(), None, output::View::Integrations)
+        }
+        Command::Grant { integration, application } => (
+            Method::POST,
+            format!("/v1/admin/integrations/{}/grants", enc(integration)),
+            Some(json!({ "application": application })),
+            output::View::Integration,
+        ),
+        Command::Revoke { integration, application } => (
+            Method::DELETE,
+            format!("/v1/admin/integrations/{}/grants/{}", enc(integration), enc(application)),
+            None,
+            output::View::Integration,
+        ),
+        Command::Audit(AuditCmd::Signatures { key, uid, result, before_id, limit }) => {
+            let mut q = vec![format!("limit={limit}")];
+            if let Some(k) = key {
+                q.push(format!("key={}", enc(k)));
             }
-            Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
-        };
+            if let Some(u) = uid {
+                q.push(format!("uid={u}"));
+            }
+            if let Some(r) = result {
+                q.push(format!("result={}", enc(r)));
+            }
+            if let Some(b) = before_id {
+                q.push(format!("before_id={b}"));
+            }
+            (Method::GET, format!("/v1/admin/audit/signatures?{}", q.join("&")), None, output::View::Audit)
+        }
+        Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
+    };
     let mut conn = Connection::connect(&cli.socket).await?;
     let (status, answer) = conn.request(method, &uri, body.as_ref()).await?;
     // A degraded daemon answers /v1/health with 503 and still describes itself.
-    let health_report =
-        status == StatusCode::SERVICE_UNAVAILABLE && matches!(view, output::View::Health);
+    let health_report = status == StatusCode::SERVICE_UNAVAILABLE && matches!(view, output::View::Health);
     if !(status.is_success() || health_report) {
-        let msg = answer
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .unwrap_or("no detail");
+        let msg = answer.pointer("/error/message").and_then(Value::as_str).unwrap_or("no detail");
         if cli.json {
             println!("{answer}");
         }
@@ -255,6 +198,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
         print!("{}", output::render(view, &answer));
+    }
+    if health_report {
+        // Monitoring scripts read the exit code: a degraded daemon is a failure.
+        anyhow::bail!("the daemon reports itself degraded");
     }
     Ok(())
 }

@@ -29,12 +29,7 @@ fn when(v: &Value, key: &str, millis: bool) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -58,11 +53,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
         }
     }
     let line = |cells: Vec<String>| {
-        let mut out: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let mut out: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         if let Some(last) = out.last_mut() {
             *last = last.trim_end().to_string();
         }
@@ -95,25 +86,13 @@ pub fn render(view: View, v: &Value) -> String {
                     ]
                 })
                 .collect();
-            out += &table(
-                &[
-                    "VERSION",
-                    "STATE",
-                    "HSM KEY ID",
-                    "LABEL",
-                    "CREATED",
-                    "RETIRED",
-                ],
-                rows,
-            );
+            out += &table(&["VERSION", "STATE", "HSM KEY ID", "LABEL", "CREATED", "RETIRED"], rows);
             out
         }
         View::Applications => {
             let rows = list(v, "applications")
                 .map(|a| {
-                    let active = list(a, "versions")
-                        .find(|k| s(k, "state") == "active")
-                        .map(|k| s(k, "version"));
+                    let active = list(a, "versions").find(|k| s(k, "state") == "active").map(|k| s(k, "version"));
                     let count = list(a, "versions").count();
                     vec![
                         s(a, "name"),
@@ -124,40 +103,22 @@ pub fn render(view: View, v: &Value) -> String {
                     ]
                 })
                 .collect();
-            table(
-                &["NAME", "ALGORITHM", "ACTIVE", "VERSIONS", "CREATED"],
-                rows,
-            )
+            table(&["NAME", "ALGORITHM", "ACTIVE", "VERSIONS", "CREATED"], rows)
         }
         View::Integration => {
-            let grants: Vec<String> = list(v, "grants")
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect();
+            let grants: Vec<String> = list(v, "grants").filter_map(Value::as_str).map(str::to_owned).collect();
             format!(
                 "integration {}  uid {}\ngranted: {}\n",
                 s(v, "name"),
                 s(v, "uid"),
-                if grants.is_empty() {
-                    "(nothing)".into()
-                } else {
-                    grants.join(", ")
-                }
+                if grants.is_empty() { "(nothing)".into() } else { grants.join(", ") }
             )
         }
         View::Integrations => {
             let rows = list(v, "integrations")
                 .map(|i| {
-                    let grants: Vec<String> = list(i, "grants")
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect();
-                    vec![
-                        s(i, "name"),
-                        s(i, "uid"),
-                        grants.join(","),
-                        when(i, "created_at", false),
-                    ]
+                    let grants: Vec<String> = list(i, "grants").filter_map(Value::as_str).map(str::to_owned).collect();
+                    vec![s(i, "name"), s(i, "uid"), grants.join(","), when(i, "created_at", false)]
                 })
                 .collect();
             table(&["NAME", "UID", "GRANTS", "CREATED"], rows)
@@ -177,19 +138,7 @@ pub fn render(view: View, v: &Value) -> String {
                     ]
                 })
                 .collect();
-            table(
-                &[
-                    "ID",
-                    "TIME",
-                    "UID",
-                    "INTEGRATION",
-                    "OP",
-                    "KEY",
-                    "RESULT",
-                    "DETAIL",
-                ],
-                rows,
-            )
+            table(&["ID", "TIME", "UID", "INTEGRATION", "OP", "KEY", "RESULT", "DETAIL"], rows)
         }
         View::Health => {
             let hsm = v.get("hsm").cloned().unwrap_or_default();
@@ -197,11 +146,7 @@ pub fn render(view: View, v: &Value) -> String {
                 "status: {}\nversion: {}\nhsm: {} ({}), recoveries {}, last error {}\n",
                 s(v, "status"),
                 s(v, "version"),
-                if hsm.get("ok").and_then(Value::as_bool) == Some(true) {
-                    "ok"
-                } else {
-                    "NOT OK"
-                },
+                if hsm.get("ok").and_then(Value::as_bool) == Some(true) { "ok" } else { "NOT OK" },
                 s(&hsm, "token"),
                 s(&hsm, "recoveries"),
                 s(&hsm, "last_error"),
