@@ -168,23 +168,20 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
-/// Refuses to start (before touching the HSM) when another daemon serves one of our sockets.
-fn ensure_sockets_free(cfg: &Config) -> anyhow::Result<()> {
-    for path in [&cfg.api.socket, &cfg.admin.socket] {
-        if path.exists() && std::os::unix::net::UnixStream::connect(path).is_ok() {
-            anyhow::bail!("{} is in use: another countersignd is running", path.display());
-        }
-    }
-    Ok(())
-}
-
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    if sd_notify::listen_fds().map(|mut f| f.next().is_none()).unwrap_or(true) {
-        ensure_sockets_free(&cfg)?;
-    }
-    let c = cfg.clone();
-    let appliance = tokio::task::spawn_blocking(move || Appliance::open(&c)).await??;
+    // Sockets first: a second daemon is refused before it touches the HSM, and clients that
+    // connect during start-up wait in the backlog instead of failing.
     let Listeners { api: api_l, admin: admin_l, bound } = listeners(&cfg)?;
+    let c = cfg.clone();
+    let appliance = match tokio::task::spawn_blocking(move || Appliance::open(&c)).await? {
+        Ok(a) => a,
+        Err(e) => {
+            for p in &bound {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+    };
     let limits =
         Limits { max_body_bytes: cfg.api.max_body_bytes, timeout: Duration::from_millis(cfg.api.request_timeout_ms) };
     let (stop_tx, stop_rx) = watch::channel(false);
