@@ -55,5 +55,3 @@ CREATE TABLE signature_audit (
     result          TEXT    NOT NULL CHECK (result IN ('ok', 'invalid', 'denied', 'error')),
     detail          TEXT
 );
-CREATE INDEX signature_audit_key ON signature_audit(key_name, id);
-CREATE INDEX signature_audit_uid ON signature_audit(uid, id);
