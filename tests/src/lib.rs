@@ -95,6 +95,29 @@ impl SoftHsm {
     }
 }
 
+/// The uid this process runs as.
+pub fn own_uid() -> u32 {
+    #[allow(unsafe_code, reason = "getuid(2) has no preconditions")]
+    // SAFETY: getuid cannot fail and touches no memory.
+    unsafe {
+        libc::getuid()
+    }
+}
+
+impl SoftHsm {
+    /// Opens this token in this process through the `hsm` crate. Call once per process:
+    /// SoftHSM reads `SOFTHSM2_CONF` (set here) when the module is first initialised.
+    pub fn open(&self, pool_size: usize) -> countersign_hsm::Hsm {
+        std::env::set_var("SOFTHSM2_CONF", self.conf());
+        let cfg = countersign_hsm::HsmConfig {
+            module: SOFTHSM_MODULE.into(),
+            token: countersign_hsm::TokenSelector::Label(self.label.clone()),
+            pool_size,
+        };
+        countersign_hsm::Hsm::open(cfg, countersign_hsm::Pin::new(self.user_pin.clone().into())).unwrap()
+    }
+}
+
 fn random_pin() -> String {
     let mut b = [0u8; 8];
     let f = std::fs::File::open("/dev/urandom").unwrap();

@@ -5,14 +5,6 @@
 use countersign_tests::{b64, request, Daemon};
 use serde_json::{json, Value};
 
-fn own_uid() -> u32 {
-    #[allow(unsafe_code, reason = "getuid has no preconditions")]
-    // SAFETY: getuid cannot fail and touches no memory.
-    unsafe {
-        libc::getuid()
-    }
-}
-
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["error"]["code"], want_code, "{body}");
@@ -23,7 +15,7 @@ fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
 #[test]
 fn malformed_requests_get_one_error_shape_and_the_daemon_keeps_serving() {
     let d = Daemon::start("[api]\nmax_body_bytes = 4096\n");
-    d.provision("k", "ec-p256", "svc", own_uid());
+    d.provision("k", "ec-p256", "svc", countersign_tests::own_uid());
     let sock = d.api_sock();
     let sign = "/v1/keys/k/sign";
 

@@ -7,9 +7,7 @@ use serde_json::json;
 
 #[test]
 fn sixty_four_concurrent_signatures_all_verify() {
-    #[allow(unsafe_code, reason = "getuid has no preconditions")]
-    // SAFETY: getuid cannot fail and touches no memory.
-    let uid = unsafe { libc::getuid() };
+    let uid = countersign_tests::own_uid();
     let d = Daemon::start("");
     d.provision("busy", "ec-p256", "svc", uid);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();

@@ -8,10 +8,7 @@
 
 use std::sync::OnceLock;
 
-use countersign_hsm::{
-    HashAlg, Hsm, HsmConfig, HsmError, KeyAlgorithm, Pin, PublicKey, SecretKeyKind, SignInput, SignScheme,
-    TokenSelector,
-};
+use countersign_hsm::{HashAlg, Hsm, HsmError, KeyAlgorithm, PublicKey, SecretKeyKind, SignInput, SignScheme};
 use countersign_tests::SoftHsm;
 
 fn hsm() -> &'static Hsm {
@@ -19,13 +16,7 @@ fn hsm() -> &'static Hsm {
     &TOKEN
         .get_or_init(|| {
             let token = SoftHsm::new("hsm-ops");
-            std::env::set_var("SOFTHSM2_CONF", token.conf());
-            let cfg = HsmConfig {
-                module: countersign_tests::SOFTHSM_MODULE.into(),
-                token: TokenSelector::Label("hsm-ops".into()),
-                pool_size: 4,
-            };
-            let hsm = Hsm::open(cfg, Pin::new(token.user_pin.clone().into())).unwrap();
+            let hsm = token.open(4);
             (token, hsm)
         })
         .1

@@ -50,9 +50,7 @@ fn cli_created_keys_are_sensitive_and_not_extractable() {
 
 #[test]
 fn a_key_deleted_from_the_token_fails_its_requests_but_not_the_daemon() {
-    #[allow(unsafe_code, reason = "getuid has no preconditions")]
-    // SAFETY: getuid cannot fail and touches no memory.
-    let uid = unsafe { libc::getuid() };
+    let uid = countersign_tests::own_uid();
     let d = Daemon::start("");
     d.provision("doomed", "ec-p256", "svc", uid);
     d.provision("kept", "ec-p256", "svc", uid);

@@ -6,14 +6,6 @@
 use countersign_tests::{b64, openssl, unb64, write, Daemon};
 use serde_json::{json, Value};
 
-fn own_uid() -> u32 {
-    #[allow(unsafe_code, reason = "getuid has no preconditions")]
-    // SAFETY: getuid cannot fail and touches no memory.
-    unsafe {
-        libc::getuid()
-    }
-}
-
 fn sign(d: &Daemon, msg: &[u8]) -> Value {
     let (st, s) = d.api("POST", "/v1/keys/app/sign", Some(json!({ "message": b64(msg) })));
     assert_eq!(st, 200, "{s}");
@@ -51,7 +43,7 @@ fn openssl_verifies(d: &Daemon, version: u64, msg: &[u8], sig: &Value) -> bool {
 #[test]
 fn rotation_signs_with_v2_and_v1_still_verifies_across_restart() {
     let mut d = Daemon::start("");
-    d.provision("app", "ec-p256", "svc", own_uid());
+    d.provision("app", "ec-p256", "svc", countersign_tests::own_uid());
     let m1 = b"signed before rotation";
     let s1 = sign(&d, m1);
     assert_eq!(s1["version"], 1);

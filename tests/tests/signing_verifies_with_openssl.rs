@@ -7,14 +7,6 @@ use countersign_tests::{b64, openssl, unb64, write, Daemon};
 use serde_json::{json, Value};
 use sha2::Digest;
 
-fn own_uid() -> u32 {
-    #[allow(unsafe_code, reason = "getuid has no preconditions")]
-    // SAFETY: getuid cannot fail and touches no memory.
-    unsafe {
-        libc::getuid()
-    }
-}
-
 fn pem(d: &Daemon, key: &str, version: Option<u32>) -> String {
     let path = match version {
         Some(v) => format!("/v1/keys/{key}/public-key?version={v}"),
@@ -53,7 +45,7 @@ fn dgst_verifies(dir: &std::path::Path, hash: &str, pem: &str, sig: &[u8], msg: 
 #[test]
 fn ecdsa_p256_der_and_raw_and_prehashed_verify_with_openssl() {
     let d = Daemon::start("");
-    d.provision("p256", "ec-p256", "svc", own_uid());
+    d.provision("p256", "ec-p256", "svc", countersign_tests::own_uid());
     let msg = b"countersign p-256 message";
     let key_pem = pem(&d, "p256", None);
     assert!(key_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
@@ -100,7 +92,7 @@ fn ecdsa_p256_der_and_raw_and_prehashed_verify_with_openssl() {
 #[test]
 fn ecdsa_p384_verifies_with_openssl() {
     let d = Daemon::start("");
-    d.provision("p384", "ec-p384", "svc", own_uid());
+    d.provision("p384", "ec-p384", "svc", countersign_tests::own_uid());
     let msg = b"countersign p-384 message";
     let s = sign(&d, "p384", json!({ "message": b64(msg) }));
     assert_eq!(s["hash"], "sha384");
@@ -111,7 +103,7 @@ fn ecdsa_p384_verifies_with_openssl() {
 #[test]
 fn rsa_pss_and_pkcs1_verify_with_openssl() {
     let d = Daemon::start("");
-    d.provision("rsa", "rsa-2048", "svc", own_uid());
+    d.provision("rsa", "rsa-2048", "svc", countersign_tests::own_uid());
     let msg = b"countersign rsa message";
     let key_pem = pem(&d, "rsa", None);
 
@@ -137,7 +129,7 @@ fn rsa_pss_and_pkcs1_verify_with_openssl() {
 #[test]
 fn rsa_3072_signs() {
     let d = Daemon::start("");
-    d.provision("rsa3", "rsa-3072", "svc", own_uid());
+    d.provision("rsa3", "rsa-3072", "svc", countersign_tests::own_uid());
     let msg = b"three thousand and seventy-two";
     let s = sign(&d, "rsa3", json!({ "message": b64(msg) }));
     let sig = unb64(s["signature"].as_str().unwrap());
@@ -148,7 +140,7 @@ fn rsa_3072_signs() {
 #[test]
 fn ed25519_verifies_with_openssl() {
     let d = Daemon::start("");
-    d.provision("ed", "ed25519", "svc", own_uid());
+    d.provision("ed", "ed25519", "svc", countersign_tests::own_uid());
     let msg = b"countersign ed25519 message";
     let s = sign(&d, "ed", json!({ "message": b64(msg) }));
     assert_eq!(s["hash"], Value::Null);
@@ -181,7 +173,7 @@ fn ed25519_verifies_with_openssl() {
 #[test]
 fn verification_failures_and_refusals_are_audited_in_every_format() {
     let d = Daemon::start("");
-    d.provision("v", "ec-p256", "svc", own_uid());
+    d.provision("v", "ec-p256", "svc", countersign_tests::own_uid());
     let msg = b64(b"verify me");
     let s = sign(&d, "v", json!({ "message": msg }));
     // Undecodable DER: not valid, answered 200, audited as invalid.

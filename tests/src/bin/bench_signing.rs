@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use countersign_hsm::{HashAlg, Hsm, HsmConfig, KeyAlgorithm, KeyId, Pin, SignInput, SignScheme, TokenSelector};
+use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
 use countersign_tests::{b64, Daemon};
 
 struct Run {
@@ -168,24 +168,14 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let dur = Duration::from_secs(secs);
-    // SAFETY: getuid cannot fail and touches no memory.
-    #[allow(unsafe_code, reason = "getuid has no preconditions")]
-    let uid = unsafe { libc::getuid() };
+    let uid = countersign_tests::own_uid();
 
     let d = Daemon::start("");
     d.provision("bench", "ec-p256", "bench", uid);
     let app = d.cli_json(&["app", "show", "bench"]);
     let key = KeyId::from_hex(app["versions"][0]["key_id"].as_str().unwrap_or_default())?;
 
-    std::env::set_var("SOFTHSM2_CONF", d.hsm.conf());
-    let hsm = Hsm::open(
-        HsmConfig {
-            module: countersign_tests::SOFTHSM_MODULE.into(),
-            token: TokenSelector::Label(d.hsm.label.clone()),
-            pool_size: 16,
-        },
-        Pin::new(d.hsm.user_pin.clone().into()),
-    )?;
+    let hsm = d.hsm.open(16);
 
     // Warm up both paths (sessions, handle caches, connections).
     let _ = raw(&hsm, &key, 2, Duration::from_millis(300));
