@@ -157,9 +157,12 @@ impl SigningService {
     }
 
     /// The keys the caller may use.
-    pub fn list_keys(&self, caller: CallerId) -> Result<Vec<KeyView>, SigningError> {
+    pub async fn list_keys(&self, caller: CallerId) -> Result<Vec<KeyView>, SigningError> {
         let dir = self.directory.current();
-        let integration = dir.by_uid.get(&caller.uid).ok_or(SigningError::NotRegistered(caller.uid))?;
+        let row = audit_row(&dir, caller, "list-keys", "*", None);
+        let Some(integration) = dir.by_uid.get(&caller.uid) else {
+            return self.refuse(row, SigningError::NotRegistered(caller.uid)).await;
+        };
         let mut keys: Vec<KeyView> = integration
             .granted
             .iter()
@@ -172,21 +175,37 @@ impl SigningService {
             })
             .collect();
         keys.sort_by(|a, b| a.name.cmp(&b.name));
+        drop(dir);
+        self.executor.audit_only(row).await.map_err(SigningError::Audit)?;
         Ok(keys)
     }
 
     /// A granted key's public key, at `version` or the active one.
-    pub fn public_key(
+    pub async fn public_key(
         &self,
         caller: CallerId,
         key: &str,
         version: Option<u32>,
     ) -> Result<(u32, PublicKey), SigningError> {
-        let entry = Self::authorise(&self.directory.current(), caller, key)?;
-        let v = version.unwrap_or(entry.active);
-        let e =
-            entry.versions.get(&v).ok_or_else(|| SigningError::UnknownVersion { key: key.to_owned(), version: v })?;
-        Ok((v, e.public_key.clone()))
+        let dir = self.directory.current();
+        let mut row = audit_row(&dir, caller, "public-key", key, None);
+        let found = Self::authorise(&dir, caller, key).and_then(|entry| {
+            let v = version.unwrap_or(entry.active);
+            let e = entry
+                .versions
+                .get(&v)
+                .ok_or_else(|| SigningError::UnknownVersion { key: key.to_owned(), version: v })?;
+            Ok((v, e.public_key.clone()))
+        });
+        drop(dir);
+        match found {
+            Ok((v, pk)) => {
+                row.key_version = Some(v);
+                self.executor.audit_only(row).await.map_err(SigningError::Audit)?;
+                Ok((v, pk))
+            }
+            Err(e) => self.refuse(row, e).await,
+        }
     }
 
     /// Records a request refused before the HSM, then returns the refusal.
@@ -203,7 +222,7 @@ impl SigningService {
 
     pub async fn sign(&self, caller: CallerId, req: SignRequest) -> Result<Signed, SigningError> {
         let dir = self.directory.current();
-        let mut row = audit_row(&dir, caller, "sign", &req.key, &req.input);
+        let mut row = audit_row(&dir, caller, "sign", &req.key, Some(&req.input));
         let plan = match Self::plan(&dir, caller, &req.key, None, req.scheme, req.hash, &mut row) {
             Ok(p) => p,
             Err(e) => return self.refuse(row, e).await,
@@ -233,7 +252,7 @@ impl SigningService {
     /// Verifies a signature; `Ok(false)` for a signature that does not match.
     pub async fn verify(&self, caller: CallerId, req: VerifyRequest) -> Result<(u32, bool), SigningError> {
         let dir = self.directory.current();
-        let mut row = audit_row(&dir, caller, "verify", &req.key, &req.input);
+        let mut row = audit_row(&dir, caller, "verify", &req.key, Some(&req.input));
         let plan = match Self::plan(&dir, caller, &req.key, req.version, req.scheme, req.hash, &mut row) {
             Ok(p) => p,
             Err(e) => return self.refuse(row, e).await,
@@ -287,10 +306,17 @@ fn as_sign_input(i: &Input) -> SignInput<'_> {
     }
 }
 
-fn audit_row(dir: &Directory, caller: CallerId, operation: &str, key: &str, input: &Input) -> SignatureAuditRow {
-    let (data, kind) = match input {
-        Input::Message(m) => (m, "message"),
-        Input::Digest(d) => (d, "digest"),
+fn audit_row(
+    dir: &Directory,
+    caller: CallerId,
+    operation: &str,
+    key: &str,
+    input: Option<&Input>,
+) -> SignatureAuditRow {
+    let (digest, kind) = match input {
+        Some(Input::Message(m)) => (Some(hex::encode(Sha256::digest(m))), Some("message".into())),
+        Some(Input::Digest(d)) => (Some(hex::encode(Sha256::digest(d))), Some("digest".into())),
+        None => (None, None),
     };
     SignatureAuditRow {
         id: 0,
@@ -303,8 +329,8 @@ fn audit_row(dir: &Directory, caller: CallerId, operation: &str, key: &str, inpu
         key_version: None,
         scheme: None,
         hash: None,
-        input_kind: Some(kind.into()),
-        input_sha256: Some(hex::encode(Sha256::digest(data))),
+        input_kind: kind,
+        input_sha256: digest,
         result: "ok".into(),
         detail: None,
     }

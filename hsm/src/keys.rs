@@ -112,6 +112,7 @@ impl Hsm {
                 Mechanism::RsaPkcsKeyPairGen
             }
         };
+        let _one_at_a_time = self.creating();
         self.with_session("C_GenerateKeyPair", |_, s| {
             s.generate_key_pair(&mechanism, &public, &private)?;
             Ok(())
@@ -186,6 +187,7 @@ impl Hsm {
                 Mechanism::GenericSecretKeyGen
             }
         };
+        let _one_at_a_time = self.creating();
         self.with_session("C_GenerateKey", |_, s| {
             s.generate_key(&mechanism, &template)?;
             Ok(())

@@ -84,6 +84,9 @@ struct Inner {
     pool: SessionPool,
     handles: RwLock<HashMap<HandleKey, ObjectHandle>>,
     recovering: Mutex<()>,
+    /// SoftHSM 2.6 can fail (CKR_GENERAL_ERROR) when two sessions create token objects at the
+    /// same moment; object creation is rare, so it is done one at a time.
+    creating: Mutex<()>,
     recoveries: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
@@ -136,6 +139,7 @@ impl Hsm {
             pool,
             handles: RwLock::new(HashMap::new()),
             recovering: Mutex::new(()),
+            creating: Mutex::new(()),
             recoveries: AtomicU64::new(0),
             last_error: Mutex::new(None),
         };
@@ -338,6 +342,11 @@ impl Hsm {
     pub fn probe(&self) -> Health {
         let _ = self.random(1);
         self.health()
+    }
+
+    /// Holds the object-creation lock for the guard's lifetime.
+    pub(crate) fn creating(&self) -> std::sync::MutexGuard<'_, ()> {
+        lock(&self.inner.creating)
     }
 
     /// Random bytes from the token's generator.

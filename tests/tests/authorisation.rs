@@ -40,12 +40,16 @@ fn unregistered_and_ungranted_callers_get_403_and_are_audited() {
 
     let audit = d.audit();
     let denied: Vec<_> = audit.iter().filter(|r| r["result"] == "denied").collect();
-    assert_eq!(denied.len(), 2, "{audit:#?}");
+    // The stranger's sign and key listing, the service's sign with the wrong key.
+    assert_eq!(denied.len(), 3, "{audit:#?}");
+    assert!(denied.iter().any(|r| r["uid"] == STRANGER && r["operation"] == "list-keys"));
     assert!(denied.iter().any(|r| r["uid"] == STRANGER && r["integration"].is_null()));
     assert!(denied.iter().any(|r| r["uid"] == SERVICE && r["integration"] == "svc" && r["key_name"] == "payments"));
     // Nothing was signed with the payments key.
     assert!(!audit.iter().any(|r| r["key_name"] == "payments" && r["result"] == "ok"));
-    assert_eq!(audit.iter().filter(|r| r["result"] == "ok").count(), 1);
+    let ok: Vec<&str> =
+        audit.iter().filter(|r| r["result"] == "ok").map(|r| r["operation"].as_str().unwrap()).collect();
+    assert_eq!(ok, ["list-keys", "sign"], "newest first");
 
     // Revoking takes effect immediately.
     d.cli_json(&["revoke", "svc", "other"]);

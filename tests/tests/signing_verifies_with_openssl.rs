@@ -87,6 +87,20 @@ fn ecdsa_p256_der_and_raw_and_prehashed_verify_with_openssl() {
     assert_eq!(pk["jwk"]["kty"], "EC");
     assert_eq!(pk["jwk"]["crv"], "P-256");
     assert_eq!(pk["jwk"]["kid"], "p256#1");
+    assert_eq!(pk["jwk"]["alg"], "ES256");
+    // The DER form is the PEM's content.
+    let (ok, out) = openssl(&[
+        "pkey",
+        "-pubin",
+        "-inform",
+        "DER",
+        "-in",
+        write(d.work.path(), "k.der", &unb64(pk["der"].as_str().unwrap())).to_str().unwrap(),
+        "-outform",
+        "PEM",
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), key_pem.trim());
 }
 
 #[test]
@@ -189,6 +203,7 @@ fn verification_failures_and_refusals_are_audited_in_every_format() {
     assert_eq!(st, 404);
     let audit = d.audit();
     let verifies: Vec<&Value> = audit.iter().filter(|r| r["operation"] == "verify").collect();
+    assert!(audit.iter().all(|r| r["operation"] != "sign" || r["input_kind"] == "message"));
     assert_eq!(verifies.len(), 3, "{audit:#?}");
     assert_eq!(verifies.iter().filter(|r| r["result"] == "invalid").count(), 2);
     assert_eq!(verifies.iter().filter(|r| r["result"] == "error").count(), 1);

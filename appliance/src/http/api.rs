@@ -50,7 +50,8 @@ struct KeyOut {
 async fn list_keys(State(st): State<AppState>, Caller(caller): Caller) -> Result<Json<Value>, ApiError> {
     let keys: Vec<KeyOut> = st
         .signing
-        .list_keys(caller)?
+        .list_keys(caller)
+        .await?
         .into_iter()
         .map(|k| KeyOut {
             name: k.name,
@@ -89,7 +90,7 @@ async fn public_key(
     Path(name): Path<String>,
     Query(q): Query<VersionQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (version, pk) = st.signing.public_key(caller, &name, q.version)?;
+    let (version, pk) = st.signing.public_key(caller, &name, q.version).await?;
     let alg = pk.algorithm();
     let mut jwk = pk.to_jwk();
     if let Some(o) = jwk.as_object_mut() {
@@ -100,9 +101,10 @@ async fn public_key(
         }
     }
     let pem = pk.to_pem().map_err(|e| ApiError::internal(e.to_string()))?;
+    let der = pk.to_spki_der().map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(serde_json::json!({
         "key": name, "version": version, "kid": kid(&name, version), "algorithm": alg.as_str(),
-        "pem": pem, "jwk": jwk,
+        "pem": pem, "der": STANDARD.encode(der), "jwk": jwk,
     })))
 }
 
