@@ -1,6 +1,7 @@
 //! The token can be named by its serial number instead of its label (several tokens may share
 //! a label); a serial that matches nothing refuses the start.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 use countersign_tests::Daemon;
 
 fn serial_of(d: &Daemon) -> String {
