@@ -1,8 +1,10 @@
 //! Key generation inside the token. Every private and secret key is created with
 //! `CKA_SENSITIVE=true` and `CKA_EXTRACTABLE=false`, so its value can never be read out.
 
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass};
+use cryptoki::session::Session;
 use cryptoki::types::Ulong;
 
 use crate::pubkey::{curve_oid_der, PublicKey};
@@ -93,29 +95,27 @@ fn public_template(label: &str, id: &KeyId) -> Vec<Attribute> {
 impl Hsm {
     /// Generates an asymmetric keypair on the token and returns its id and public key.
     pub fn generate_key_pair(&self, label: &str, alg: KeyAlgorithm) -> Result<GeneratedKeyPair> {
-        let id = KeyId(self.random(KEY_ID_LEN)?);
-        let mut public = public_template(label, &id);
-        let private = private_template(label, &id);
+        let mut extra = Vec::new();
         let mechanism = match alg {
             KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
-                public.push(Attribute::EcParams(curve_oid_der(alg).to_vec()));
+                extra.push(Attribute::EcParams(curve_oid_der(alg).to_vec()));
                 Mechanism::EccKeyPairGen
             }
             KeyAlgorithm::Ed25519 => {
-                public.push(Attribute::EcParams(curve_oid_der(alg).to_vec()));
+                extra.push(Attribute::EcParams(curve_oid_der(alg).to_vec()));
                 Mechanism::EccEdwardsKeyPairGen
             }
             KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 => {
                 let bits: Ulong = if alg == KeyAlgorithm::Rsa2048 { 2048 } else { 3072 }.into();
-                public.push(Attribute::ModulusBits(bits));
-                public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+                extra.push(Attribute::ModulusBits(bits));
+                extra.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
                 Mechanism::RsaPkcsKeyPairGen
             }
         };
-        let _one_at_a_time = self.creating();
-        self.with_session("C_GenerateKeyPair", |_, s| {
-            s.generate_key_pair(&mechanism, &public, &private)?;
-            Ok(())
+        let id = self.create_objects("C_GenerateKeyPair", |s, id| {
+            let mut public = public_template(label, id);
+            public.extend(extra.iter().cloned());
+            s.generate_key_pair(&mechanism, &public, &private_template(label, id)).map(|_| ())
         })?;
         let public_key = self.public_key(&id, alg)?;
         Ok(GeneratedKeyPair { id, public_key })
@@ -156,7 +156,6 @@ impl Hsm {
 
     /// Generates a symmetric key on the token.
     pub fn generate_secret_key(&self, label: &str, kind: SecretKeyKind) -> Result<KeyId> {
-        let id = KeyId(self.random(KEY_ID_LEN)?);
         let mut template = vec![
             Attribute::Token(true),
             Attribute::Private(true),
@@ -164,7 +163,6 @@ impl Hsm {
             Attribute::Extractable(false),
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Id(id.as_bytes().to_vec()),
         ];
         let mechanism = match kind {
             SecretKeyKind::Aes256 => {
@@ -187,12 +185,50 @@ impl Hsm {
                 Mechanism::GenericSecretKeyGen
             }
         };
+        self.create_objects("C_GenerateKey", |s, id| {
+            let mut t = template.clone();
+            t.push(Attribute::Id(id.as_bytes().to_vec()));
+            s.generate_key(&mechanism, &t).map(|_| ())
+        })
+    }
+
+    /// Creates token objects under a fresh CKA_ID, one creation at a time. SoftHSM 2.6's file
+    /// store can lose a race with other sessions while it writes a new object and then fails
+    /// the creation (CKR_GENERAL_ERROR or CKR_TEMPLATE_INCONSISTENT; SoftHSMv2 issue 573):
+    /// such an attempt is cleaned up and repeated under a new id.
+    fn create_objects(
+        &self,
+        op: &'static str,
+        create: impl Fn(&Session, &KeyId) -> std::result::Result<(), CkError>,
+    ) -> Result<KeyId> {
+        const TRIES: u32 = 3;
         let _one_at_a_time = self.creating();
-        self.with_session("C_GenerateKey", |_, s| {
-            s.generate_key(&mechanism, &template)?;
+        for attempt in 1..=TRIES {
+            let id = KeyId(self.random(KEY_ID_LEN)?);
+            let raced = self.with_session(op, |_, s| match create(s, &id) {
+                Ok(()) => Ok(false),
+                Err(CkError::Pkcs11(RvError::GeneralError | RvError::TemplateInconsistent, _)) if attempt < TRIES => {
+                    Ok(true)
+                }
+                Err(e) => Err(e.into()),
+            })?;
+            if !raced {
+                return Ok(id);
+            }
+            tracing::warn!(op, key_id = %id, attempt, "the token failed to create an object; retrying under a new id");
+            self.destroy_objects(&id)?;
+        }
+        Err(HsmError::Operation { op, detail: format!("object creation failed {TRIES} times") })
+    }
+
+    /// Destroys every object with this CKA_ID (what a failed creation left behind).
+    fn destroy_objects(&self, id: &KeyId) -> Result<()> {
+        self.with_session("C_DestroyObject", |_, s| {
+            for h in s.find_objects(&[Attribute::Id(id.as_bytes().to_vec())])? {
+                s.destroy_object(h)?;
+            }
             Ok(())
-        })?;
-        Ok(id)
+        })
     }
 
     /// Whether a private or secret key with this id is on the token.

@@ -241,6 +241,11 @@ impl Daemon {
         r
     }
 
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

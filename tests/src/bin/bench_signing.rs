@@ -218,6 +218,16 @@ fn main() -> anyhow::Result<()> {
         let r = runs[runs.len() / 2];
         report += &format!("| {} | {:.0} | {:.3} | {:.3} |\n", r.label, r.per_sec(), r.p50_ms, r.p99_ms);
     }
+    let status = d.pid().and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok()).unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
+    };
+    report += &format!(
+        "\nDaemon memory after the run: peak RSS {} kB, current RSS {} kB, threads {}.\n",
+        field("VmHWM:").unwrap_or_default(),
+        field("VmRSS:").unwrap_or_default(),
+        field("Threads:").unwrap_or_default()
+    );
     report += &format!(
         "\napi.sock at 16 clients / raw with 2 threads (median of per-round ratios): **{:.0}%**; \
          at 1 client / raw with 1 thread: {:.0}%.\n",
