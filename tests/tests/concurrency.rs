@@ -51,3 +51,52 @@ fn sixty_four_concurrent_signatures_all_verify() {
     assert_eq!(ids.len(), 64, "each signature has its own audit row");
     assert_eq!(d.audit().iter().filter(|r| r["result"] == "ok" && r["operation"] == "sign").count(), 64);
 }
+
+#[test]
+fn rotations_under_signing_load_lose_no_request() {
+    let d = Daemon::start("");
+    d.provision("hot", "ec-p256", "svc", countersign_tests::own_uid());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let sock = d.api_sock();
+    let signer = std::thread::spawn(move || {
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for c in 0..8 {
+                let sock = sock.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut conn = countersign::client::Connection::connect(&sock).await.unwrap();
+                    let mut out = Vec::new();
+                    for i in 0..60 {
+                        let msg = format!("client {c} message {i}");
+                        let body = json!({ "message": b64(msg.as_bytes()) });
+                        let (st, v) =
+                            conn.request(hyper::Method::POST, "/v1/keys/hot/sign", Some(&body)).await.unwrap();
+                        assert_eq!(st.as_u16(), 200, "{v}");
+                        out.push((msg, v));
+                    }
+                    out
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all
+        })
+    });
+    for _ in 0..3 {
+        d.cli_json(&["app", "rotate", "hot"]);
+    }
+    let signed = signer.join().unwrap();
+    assert_eq!(signed.len(), 480);
+    let versions: std::collections::BTreeSet<u64> =
+        signed.iter().map(|(_, v)| v["version"].as_u64().unwrap()).collect();
+    assert!(versions.iter().all(|v| (1..=4).contains(v)), "{versions:?}");
+    for (msg, v) in signed.iter().step_by(7) {
+        let body = json!({ "message": b64(msg.as_bytes()), "signature": v["signature"], "version": v["version"] });
+        let (st, r) = d.api("POST", "/v1/keys/hot/verify", Some(body));
+        assert_eq!((st, r["valid"].as_bool()), (200, Some(true)), "{r}");
+    }
+    let app = d.cli_json(&["app", "show", "hot"]);
+    assert_eq!(app["versions"].as_array().unwrap().len(), 4);
+}
