@@ -126,7 +126,7 @@ fn socket_req(sock: &std::path::Path, clients: usize, dur: Duration, req: Req) -
     });
     let what = match req {
         Req::Sign => "api.sock sign",
-        Req::ListKeys => "api.sock GET /v1/keys (no HSM, no audit)",
+        Req::ListKeys => "api.sock GET /v1/keys (no HSM work, audited)",
     };
     summarise(format!("{what}, {clients} client(s)"), lat, secs)
 }
