@@ -1,6 +1,7 @@
-//! Starting and stopping `countersignd`: open the HSM and the store, check the keys the store
-//! names are on the token, bind (or inherit from systemd) the two sockets, tell systemd we are
-//! ready, serve until SIGTERM/SIGINT, and tell systemd we are stopping.
+//! Starting and stopping `countersignd`: bind (or inherit from systemd) the two sockets, open
+//! the HSM and the store, check the keys the store names are on the token, start the executor,
+//! tell systemd we are ready, serve until SIGTERM/SIGINT, tell systemd we are stopping, let
+//! requests in flight and queued HSM work finish, and remove the sockets we bound.
 //!
 //! Every start-up failure is returned as an error with one line naming the problem.
 
@@ -43,6 +44,7 @@ pub fn init_logging(cfg: &Config) {
 pub struct Appliance {
     pub hsm: Hsm,
     pub store: Arc<Store>,
+    pub executor: Executor,
     pub state: AppState,
 }
 
@@ -57,13 +59,13 @@ impl Appliance {
         store.start_checkpointer()?;
         let executor = Executor::start(hsm.clone(), &store, cfg.hsm.effective_workers())?;
         let state = AppState {
-            signing: SigningService::new(directory.clone(), executor),
+            signing: SigningService::new(directory.clone(), executor.clone()),
             admin: AdminService::new(hsm.clone(), store.clone(), directory),
             hsm: hsm.clone(),
             own_uid: own_uid(),
             admin_uids: Arc::new(cfg.admin.allowed_uids.clone()),
         };
-        Ok(Appliance { hsm, store, state })
+        Ok(Appliance { hsm, store, executor, state })
     }
 }
 
@@ -100,7 +102,7 @@ struct Listeners {
 fn listeners(cfg: &Config) -> anyhow::Result<Listeners> {
     let mut inherited = inherited_listeners()?;
     let mut bound = Vec::new();
-    let mut take = |path: &Path, mode: &str| -> anyhow::Result<UnixListener> {
+    let mut take = |path: &Path, mode: &str, bound: &mut Vec<std::path::PathBuf>| -> anyhow::Result<UnixListener> {
         if let Some(i) = inherited.iter().position(|(p, _)| p == path) {
             let (_, l) = inherited.swap_remove(i);
             l.set_nonblocking(true)?;
@@ -110,8 +112,17 @@ fn listeners(cfg: &Config) -> anyhow::Result<Listeners> {
         bound.push(path.to_path_buf());
         Ok(l)
     };
-    let api = take(&cfg.api.socket, &cfg.api.socket_mode)?;
-    let admin = take(&cfg.admin.socket, &cfg.admin.socket_mode)?;
+    let api = take(&cfg.api.socket, &cfg.api.socket_mode, &mut bound)?;
+    let admin = match take(&cfg.admin.socket, &cfg.admin.socket_mode, &mut bound) {
+        Ok(l) => l,
+        Err(e) => {
+            // Do not leave the api socket behind when the admin one cannot be had.
+            for p in &bound {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+    };
     if let Some((p, _)) = inherited.first() {
         tracing::warn!(socket = %p.display(), "systemd passed a socket that matches neither api.socket nor admin.socket");
     }
@@ -144,7 +155,11 @@ fn bind(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create socket directory {}", dir.display()))?;
     }
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            anyhow::bail!("{} exists and is not a socket; check api.socket / admin.socket", path.display());
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             anyhow::bail!("{} is in use: another countersignd is running", path.display());
         }
@@ -156,19 +171,30 @@ fn bind(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
     Ok(l)
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment this is called (so a stop that arrives during
+/// start-up is not lost and does not kill the process uncleanly).
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
     }
-    Ok(())
+
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let mut stop = StopSignals::install()?;
     // Sockets first: a second daemon is refused before it touches the HSM, and clients that
     // connect during start-up wait in the backlog instead of failing.
     let Listeners { api: api_l, admin: admin_l, bound } = listeners(&cfg)?;
@@ -197,12 +223,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         "countersignd ready"
     );
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    shutdown_signal().await?;
+    stop.received().await;
     tracing::info!("stopping: finishing requests in flight");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     api.await??;
     admin.await??;
+    // Requests whose callers timed out may still be queued: finish them so their audit rows
+    // are written before the process ends.
+    let executor = appliance.executor.clone();
+    tokio::task::spawn_blocking(move || executor.shutdown()).await?;
     for p in bound {
         let _ = std::fs::remove_file(p);
     }

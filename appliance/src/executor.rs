@@ -42,6 +42,8 @@ type Job = Box<dyn FnOnce(&Hsm) -> Completed + Send>;
 struct Queue {
     jobs: VecDeque<Job>,
     idle_workers: usize,
+    /// Set at shutdown: workers finish the queue, commit, and exit.
+    closing: bool,
 }
 
 struct Shared {
@@ -51,6 +53,7 @@ struct Shared {
     pending: Mutex<Vec<Completed>>,
     /// The one writer connection; holding it makes a worker the committer.
     conn: Mutex<Connection>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Shared {
@@ -81,20 +84,22 @@ pub enum ExecutorError {
 }
 
 impl Executor {
-    /// Starts `workers` threads, each with its own database connection.
+    /// Starts `workers` threads; they share one writer connection for their group commits.
     pub fn start(hsm: Hsm, store: &Store, workers: usize) -> Result<Executor, StoreError> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
             pending: Mutex::new(Vec::new()),
             conn: Mutex::new(store.writer_connection()?),
+            threads: Mutex::new(Vec::new()),
         });
         for i in 0..workers.max(1) {
-            let (hsm, shared) = (hsm.clone(), shared.clone());
-            std::thread::Builder::new()
+            let (hsm, for_worker) = (hsm.clone(), shared.clone());
+            let t = std::thread::Builder::new()
                 .name(format!("hsm-worker-{i}"))
-                .spawn(move || worker(&hsm, &shared))
+                .spawn(move || worker(&hsm, &for_worker))
                 .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            shared.threads.lock().unwrap_or_else(PoisonError::into_inner).push(t);
         }
         Ok(Executor { shared })
     }
@@ -106,12 +111,21 @@ impl Executor {
     /// the HSM work is skipped and the row says so.
     pub async fn run<T: Send + 'static>(
         &self,
+        row: SignatureAuditRow,
+        work: impl FnOnce(&Hsm, &mut SignatureAuditRow) -> T + Send + 'static,
+    ) -> Result<(T, i64), ExecutorError> {
+        self.submit(row, true, work).await
+    }
+
+    async fn submit<T: Send + 'static>(
+        &self,
         mut row: SignatureAuditRow,
+        has_hsm_work: bool,
         work: impl FnOnce(&Hsm, &mut SignatureAuditRow) -> T + Send + 'static,
     ) -> Result<(T, i64), ExecutorError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |hsm| {
-            if tx.is_closed() {
+            if has_hsm_work && tx.is_closed() {
                 row.result = "error".into();
                 row.detail = Some("abandoned: the caller stopped waiting before the HSM was reached".into());
                 return Completed { row, finish: Box::new(|_| {}) };
@@ -141,7 +155,18 @@ impl Executor {
 
     /// Records an audit row without HSM work (refusals, errors before the HSM).
     pub async fn audit_only(&self, row: SignatureAuditRow) -> Result<i64, ExecutorError> {
-        self.run(row, |_, _| ()).await.map(|(_, id)| id)
+        self.submit(row, false, |_, _| ()).await.map(|(_, id)| id)
+    }
+
+    /// Lets the workers finish every queued request and commit its row, then stops them.
+    /// Called at shutdown, after the sockets stopped taking requests.
+    pub fn shutdown(&self) {
+        self.shared.lock().closing = true;
+        self.shared.ready.notify_all();
+        let threads = std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for t in threads {
+            let _ = t.join();
+        }
     }
 }
 
@@ -152,6 +177,11 @@ fn worker(hsm: &Hsm, shared: &Shared) {
             loop {
                 if let Some(job) = q.jobs.pop_front() {
                     break job;
+                }
+                if q.closing {
+                    drop(q);
+                    commit_pending(shared);
+                    return;
                 }
                 q.idle_workers += 1;
                 q = shared.ready.wait(q).unwrap_or_else(PoisonError::into_inner);

@@ -59,6 +59,16 @@ fn wrong_pin_missing_module_missing_token_and_bad_config_fail_cleanly() {
     assert!(!ok);
     assert_one_line(&err, "TOML parse error");
 
+    // A socket path that names some other file is never deleted, and a half-bound start
+    // leaves no socket behind.
+    let precious = d.work.path().join("precious.db");
+    std::fs::write(&precious, b"not a socket").unwrap();
+    let (ok, err) = start_with(d, &format!("[admin]\nsocket = \"{}\"\n", precious.display()), None);
+    assert!(!ok);
+    assert_one_line(&err, "exists and is not a socket");
+    assert_eq!(std::fs::read(&precious).unwrap(), b"not a socket");
+    assert!(!d.api_sock().exists(), "the api socket bound before the failure was removed");
+
     // A second daemon on the same sockets is refused before it touches the HSM.
     d.hsm.pin_file(); // the right PIN again
     d.spawn().unwrap();

@@ -33,7 +33,7 @@ pub struct SignatureAuditRow {
 
 /// Inserts `rows` in one transaction and returns their ids, in order.
 pub(crate) fn insert_rows(conn: &mut Connection, rows: &[&SignatureAuditRow]) -> rusqlite::Result<Vec<i64>> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut ids = Vec::with_capacity(rows.len());
     {
         let mut st = tx.prepare_cached(

@@ -124,7 +124,7 @@ impl Store {
         first: &NewKeyVersion,
     ) -> Result<Application, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         match tx.execute(
             "INSERT INTO application (name, algorithm, created_at) VALUES (?1, ?2, ?3)",
             params![name, alg.as_str(), now_s()],
@@ -156,7 +156,7 @@ impl Store {
     /// Retires the active version of `name` and records `next` as the new active one.
     pub fn add_key_version(&self, name: &str, version: u32, next: &NewKeyVersion) -> Result<Application, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (app_id, alg): (i64, String) = tx
             .query_row("SELECT id, algorithm FROM application WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?

@@ -30,7 +30,7 @@ pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
             Some(_) => return Err(StoreError::MigrationEdited { version: *version, name: (*name).to_owned() }),
             None => {}
         }
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_migration (version, name, sha256, applied_at) VALUES (?1, ?2, ?3, ?4)",

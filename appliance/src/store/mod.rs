@@ -3,6 +3,10 @@
 //! PostgreSQL backend later replaces this module, not the services.
 //!
 //! The store never holds key material: master keypairs are referenced by their HSM CKA_ID.
+//!
+//! Every write transaction is `BEGIN IMMEDIATE`: a deferred one that reads first and writes
+//! later fails at once ("database is locked") when another connection committed in between,
+//! which `busy_timeout` cannot wait out.
 
 mod audit;
 mod keys;
