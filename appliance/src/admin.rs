@@ -61,6 +61,21 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), AdminError> {
     }
 }
 
+/// A keypair the store could not record is destroyed again, so that the token holds no key
+/// the appliance does not know about.
+fn recorded_or_destroyed<T>(hsm: &Hsm, key: &NewKeyVersion, stored: Result<T, StoreError>) -> Result<T, AdminError> {
+    stored.map_err(|e| {
+        match hsm.destroy_objects(&key.key_id) {
+            Ok(()) => tracing::warn!(key_id = %key.key_id, error = %e, "key not recorded; destroyed it on the token"),
+            Err(d) => tracing::error!(
+                key_id = %key.key_id, error = %e, destroy_error = %d,
+                "key not recorded and could not be destroyed; remove it with pkcs11-tool --delete-object"
+            ),
+        }
+        AdminError::from(e)
+    })
+}
+
 fn label(app: &str, version: u32) -> String {
     format!("countersign/app/{app}/v{version}")
 }
@@ -104,7 +119,7 @@ impl AdminService {
             let label = label(&name, 1);
             let kp = hsm.generate_key_pair(&label, alg)?;
             let first = NewKeyVersion { key_id: kp.id, label, public_key_der: kp.public_key.to_spki_der()? };
-            let app = store.create_application(&name, alg, &first)?;
+            let app = recorded_or_destroyed(hsm, &first, store.create_application(&name, alg, &first))?;
             tracing::info!(application = %name, algorithm = %alg, key_id = %first.key_id, "created application");
             Ok(app)
         })
@@ -119,7 +134,7 @@ impl AdminService {
             let label = label(&name, version);
             let kp = hsm.generate_key_pair(&label, app.algorithm)?;
             let next = NewKeyVersion { key_id: kp.id, label, public_key_der: kp.public_key.to_spki_der()? };
-            let app = store.add_key_version(&name, version, &next)?;
+            let app = recorded_or_destroyed(hsm, &next, store.add_key_version(&name, version, &next))?;
             tracing::info!(application = %name, version, key_id = %next.key_id, "rotated master keypair");
             Ok(app)
         })

@@ -221,8 +221,9 @@ impl Hsm {
         Err(HsmError::Operation { op, detail: format!("object creation failed {TRIES} times") })
     }
 
-    /// Destroys every object with this CKA_ID (what a failed creation left behind).
-    fn destroy_objects(&self, id: &KeyId) -> Result<()> {
+    /// Destroys every object with this CKA_ID: what a failed creation left behind, or a key
+    /// the caller generated but could not record. Never call it for a key that is in use.
+    pub fn destroy_objects(&self, id: &KeyId) -> Result<()> {
         self.with_session("C_DestroyObject", |_, s| {
             for h in s.find_objects(&[Attribute::Id(id.as_bytes().to_vec())])? {
                 s.destroy_object(h)?;

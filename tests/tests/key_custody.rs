@@ -73,3 +73,22 @@ fn a_key_deleted_from_the_token_fails_its_requests_but_not_the_daemon() {
     let audit = d.audit();
     assert!(audit.iter().any(|r| r["key_name"] == "doomed" && r["result"] == "error"));
 }
+
+#[test]
+fn a_key_the_store_cannot_record_is_destroyed_on_the_token() {
+    let d = Daemon::start("");
+    // Make the store refuse new key versions, as a full disk or a broken database would.
+    let db = rusqlite::Connection::open(d.db()).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_keys BEFORE INSERT ON master_keypair BEGIN SELECT RAISE(ABORT, 'refused by test'); END;",
+    )
+    .unwrap();
+    let out = d.cli(&["app", "create", "unrecorded", "--algorithm", "ec-p256"]);
+    assert!(!out.status.success());
+    let listing = d.hsm.pkcs11_tool(&["--list-objects"]);
+    let text = String::from_utf8_lossy(&listing.stdout);
+    assert!(!text.contains("countersign/app/unrecorded"), "orphaned key left on the token:\n{text}");
+    db.execute_batch("DROP TRIGGER refuse_keys;").unwrap();
+    let app = d.cli_json(&["app", "create", "unrecorded", "--algorithm", "ec-p256"]);
+    assert_eq!(app["versions"][0]["version"], 1);
+}
