@@ -1,0 +1,178 @@
+//! The plugin's side: calling host capabilities, and the glue [`declare_plugin!`] generates
+//! around a plugin's handler (decode, dispatch, encode, catch panics).
+
+#![allow(unsafe_code, reason = "plugin side of the FFI boundary")]
+
+use std::panic::AssertUnwindSafe;
+
+use crate::abi::{ByteSlice, HostVTable, OwnedBytes, Status};
+use crate::protocol::{
+    Envelope, Hash, HostRequest, HostResponse, PluginRequest, PluginResponse, SecretRef, PROTOCOL_VERSION,
+};
+
+/// Why a plugin's handler failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    #[error("host capability failed: {0}")]
+    Host(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+}
+
+/// The host as a plugin sees it during one call.
+#[derive(Debug)]
+pub struct Host<'a> {
+    vtable: &'a HostVTable,
+}
+
+impl Host<'_> {
+    /// Sends one capability request and waits for the answer.
+    pub fn call(&self, request: HostRequest) -> Result<HostResponse, PluginError> {
+        let bytes = serde_json::to_vec(&Envelope::new(request)).map_err(|e| PluginError::Failed(e.to_string()))?;
+        let mut out = OwnedBytes::EMPTY;
+        // SAFETY: the vtable comes from the host for the duration of this call; `bytes` lives
+        // across it and `out` is a valid place for the answer.
+        let status = unsafe { (self.vtable.call)(self.vtable.ctx, ByteSlice::new(&bytes), &mut out) };
+        // SAFETY: the host filled `out` (or left it empty); copy it, then give it back.
+        let answer = unsafe { out.to_vec() };
+        // SAFETY: `out` was allocated by the host and is returned to its free function once.
+        unsafe { (self.vtable.free)(self.vtable.ctx, out) };
+        if Status::from_raw(status) != Status::Ok {
+            return Err(PluginError::Host(String::from_utf8_lossy(&answer).into_owned()));
+        }
+        let env: Envelope<HostResponse> =
+            serde_json::from_slice(&answer).map_err(|e| PluginError::Host(format!("undecodable answer: {e}")))?;
+        match env.body {
+            HostResponse::Refused { reason } => Err(PluginError::Host(reason)),
+            other => Ok(other),
+        }
+    }
+
+    /// HMACs of `messages` under the secret, computed by the host.
+    pub fn hmac(&self, secret: &SecretRef, hash: Hash, messages: Vec<Vec<u8>>) -> Result<Vec<Vec<u8>>, PluginError> {
+        let n = messages.len();
+        match self.call(HostRequest::Hmac { secret: secret.clone(), hash, messages })? {
+            HostResponse::Hmac { macs } if macs.len() == n => Ok(macs),
+            other => Err(PluginError::Host(format!("unexpected answer to hmac: {other:?}"))),
+        }
+    }
+
+    /// Unix time in milliseconds, from the host's clock.
+    pub fn now_ms(&self) -> Result<i64, PluginError> {
+        match self.call(HostRequest::Now)? {
+            HostResponse::Now { unix_ms } => Ok(unix_ms),
+            other => Err(PluginError::Host(format!("unexpected answer to now: {other:?}"))),
+        }
+    }
+
+    /// Random bytes from the host.
+    pub fn random(&self, len: u32) -> Result<Vec<u8>, PluginError> {
+        match self.call(HostRequest::Random { len })? {
+            HostResponse::Random { bytes } if bytes.len() == len as usize => Ok(bytes),
+            other => Err(PluginError::Host(format!("unexpected answer to random: {other:?}"))),
+        }
+    }
+}
+
+/// A plugin's request handler.
+pub type Handler = fn(&Host<'_>, PluginRequest) -> Result<PluginResponse, PluginError>;
+
+/// The body of the generated `handle` export: decode, dispatch, encode; a panic anywhere in
+/// the plugin becomes [`Status::Panic`].
+///
+/// # Safety
+/// `host` must point to a live vtable, `request` to live bytes, and `out` to writable memory,
+/// for the duration of the call (the worker guarantees this).
+pub unsafe fn handle_call(host: *const HostVTable, request: ByteSlice, out: *mut OwnedBytes, handler: Handler) -> i32 {
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: per this function's contract.
+        let (vtable, bytes) = unsafe { (&*host, request.as_slice()) };
+        respond(&Host { vtable }, bytes, handler)
+    }));
+    let (status, bytes) = outcome.unwrap_or((Status::Panic, b"the plugin panicked".to_vec()));
+    if !out.is_null() {
+        // SAFETY: `out` is writable per the contract; the worker frees it through `free`.
+        unsafe { out.write(OwnedBytes::from_vec(bytes)) };
+    }
+    status as i32
+}
+
+fn respond(host: &Host<'_>, bytes: &[u8], handler: Handler) -> (Status, Vec<u8>) {
+    let env: Envelope<PluginRequest> = match serde_json::from_slice(bytes) {
+        Ok(e) => e,
+        Err(e) => return (Status::BadRequest, format!("undecodable request: {e}").into_bytes()),
+    };
+    if env.protocol != PROTOCOL_VERSION {
+        let msg = format!("request uses protocol {}, this plugin speaks {PROTOCOL_VERSION}", env.protocol);
+        return (Status::BadRequest, msg.into_bytes());
+    }
+    match handler(host, env.body) {
+        Ok(resp) => match serde_json::to_vec(&Envelope::new(resp)) {
+            Ok(b) => (Status::Ok, b),
+            Err(e) => (Status::Failed, e.to_string().into_bytes()),
+        },
+        Err(PluginError::Host(m)) => (Status::HostError, m.into_bytes()),
+        Err(PluginError::BadRequest(m)) => (Status::BadRequest, m.into_bytes()),
+        Err(PluginError::Failed(m)) => (Status::Failed, m.into_bytes()),
+    }
+}
+
+/// The body of the generated `free` export.
+///
+/// # Safety
+/// `bytes` must have been returned by this plugin's `handle` and not freed before.
+pub unsafe fn free(bytes: OwnedBytes) {
+    // SAFETY: per this function's contract, the bytes are a Vec of this library's allocator.
+    drop(unsafe { bytes.into_vec() });
+}
+
+/// Declares a plugin: exports [`crate::ENTRY_SYMBOL`] returning its descriptor, and wraps the
+/// handler so that decoding, encoding and panics are dealt with at the boundary.
+///
+/// ```ignore
+/// countersign_plugin_abi::declare_plugin! {
+///     kind: countersign_plugin_abi::abi::PluginKind::Token,
+///     name: "token-hotp",
+///     version: env!("CARGO_PKG_VERSION"),
+///     handler: check,
+/// }
+/// ```
+#[macro_export]
+macro_rules! declare_plugin {
+    (kind: $kind:expr, name: $name:expr, version: $version:expr, handler: $handler:path $(,)?) => {
+        #[allow(unsafe_code, reason = "the plugin's exported entry symbol")]
+        #[no_mangle]
+        pub extern "C" fn countersign_plugin_entry() -> *const $crate::abi::PluginDescriptor {
+            static DESCRIPTOR: $crate::abi::PluginDescriptor = $crate::abi::PluginDescriptor {
+                magic: $crate::abi::MAGIC,
+                abi_major: $crate::abi::ABI_MAJOR,
+                abi_minor: $crate::abi::ABI_MINOR,
+                kind: $kind as u32,
+                name: $crate::abi::ByteSlice { ptr: $name.as_ptr(), len: $name.len() },
+                version: $crate::abi::ByteSlice { ptr: $version.as_ptr(), len: $version.len() },
+                protocol_version: $crate::protocol::PROTOCOL_VERSION,
+                handle: __countersign_plugin_handle,
+                free: __countersign_plugin_free,
+            };
+            &DESCRIPTOR
+        }
+
+        #[allow(unsafe_code, reason = "the plugin's exported handler")]
+        unsafe extern "C" fn __countersign_plugin_handle(
+            host: *const $crate::abi::HostVTable,
+            request: $crate::abi::ByteSlice,
+            out: *mut $crate::abi::OwnedBytes,
+        ) -> i32 {
+            // SAFETY: the worker calls this with a live vtable, request and out slot.
+            unsafe { $crate::guest::handle_call(host, request, out, $handler) }
+        }
+
+        #[allow(unsafe_code, reason = "the plugin's exported free function")]
+        unsafe extern "C" fn __countersign_plugin_free(bytes: $crate::abi::OwnedBytes) {
+            // SAFETY: the worker returns bytes this plugin's handler produced, once.
+            unsafe { $crate::guest::free(bytes) }
+        }
+    };
+}

@@ -1,0 +1,123 @@
+//! The message protocol spoken over the ABI: JSON envelopes carrying a protocol version.
+//!
+//! Requests to a plugin ([`PluginRequest`]) and the plugin's calls to host capabilities
+//! ([`HostRequest`]). Secrets are named by [`SecretRef`]; their bytes never appear in a message.
+//! Gateway messages join in a later minor version of the protocol.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a message changes incompatibly.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Every message travels in an envelope that states its protocol version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub protocol: u32,
+    pub body: T,
+}
+
+impl<T> Envelope<T> {
+    pub fn new(body: T) -> Self {
+        Envelope { protocol: PROTOCOL_VERSION, body }
+    }
+}
+
+/// Names a secret the host holds sealed (for example a token seed): the plugin passes it back
+/// to host capabilities and never learns the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretRef(pub String);
+
+/// Hash functions host capabilities offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hash {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+/// What the host asks a token plugin to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PluginRequest {
+    /// Find the counter (HOTP) or time step (TOTP) in `first ..= first + window` at which
+    /// `otp` is valid. The host owns counters: it passes the first candidate and records the
+    /// acceptance itself.
+    CheckOtp {
+        secret: SecretRef,
+        otp: String,
+        first: u64,
+        window: u32,
+        /// Token-type options as enrolled (digits, hash, step, ...).
+        params: serde_json::Value,
+    },
+}
+
+/// A token plugin's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum PluginResponse {
+    Matched { counter: u64 },
+    NoMatch,
+}
+
+/// What a plugin asks of the host. The host checks each against the plugin's signed manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "capability", rename_all = "snake_case")]
+pub enum HostRequest {
+    /// HMAC of each message under the secret; one MAC per message, in order.
+    Hmac { secret: SecretRef, hash: Hash, messages: Vec<Vec<u8>> },
+    /// Random bytes from the host (the HSM).
+    Random { len: u32 },
+    /// The host's clock (injected in tests).
+    Now,
+}
+
+/// The host's answer to a [`HostRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum HostResponse {
+    Hmac {
+        macs: Vec<Vec<u8>>,
+    },
+    Random {
+        bytes: Vec<u8>,
+    },
+    Now {
+        unix_ms: i64,
+    },
+    /// Not allowed by the manifest, or failed in the host; the plugin must fail its request.
+    Refused {
+        reason: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_have_a_stable_wire_form() {
+        let req = Envelope::new(PluginRequest::CheckOtp {
+            secret: SecretRef("token:OATH0001".into()),
+            otp: "755224".into(),
+            first: 0,
+            window: 10,
+            params: serde_json::json!({ "digits": 6 }),
+        });
+        let text = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            text,
+            r#"{"protocol":1,"body":{"op":"check_otp","secret":"token:OATH0001","otp":"755224","first":0,"window":10,"params":{"digits":6}}}"#
+        );
+        assert_eq!(serde_json::from_str::<Envelope<PluginRequest>>(&text).unwrap(), req);
+        let host = serde_json::to_string(&HostRequest::Hmac {
+            secret: SecretRef("s".into()),
+            hash: Hash::Sha1,
+            messages: vec![vec![0, 1]],
+        })
+        .unwrap();
+        assert_eq!(host, r#"{"capability":"hmac","secret":"s","hash":"sha1","messages":[[0,1]]}"#);
+    }
+}
