@@ -2,6 +2,7 @@
 //! tables by default and the daemon's JSON with `--json`.
 
 mod output;
+mod plugin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ enum Command {
     Audit(AuditCmd),
     /// Show the daemon's health (HSM state).
     Health,
+    /// Plugin publishing: publisher keys, signing and verifying plugin directories (offline).
+    #[command(subcommand)]
+    Plugin(plugin::PluginCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +132,7 @@ fn enc(s: &str) -> String {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let (method, uri, body, view): (Method, String, Option<Value>, output::View) = match &cli.command {
+        Command::Plugin(cmd) => return plugin::run(cmd, cli.json),
         Command::App(AppCmd::Create { name, algorithm }) => (
             Method::POST,
             "/v1/admin/applications".into(),

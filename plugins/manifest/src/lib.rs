@@ -1,0 +1,258 @@
+//! Signed plugin manifests.
+//!
+//! A plugin is a directory with its library and a `plugin.toml` naming it: name, version, kind,
+//! ABI, the library's file name and SHA-256, the host capabilities it may use, the minimum
+//! appliance version, and an Ed25519 signature by a publisher. Verification ([`verify`]) checks
+//! the signature against the trusted publishers, the library's hash, the ABI major and the
+//! appliance version, and returns the library's bytes as read for the hash check, so that the
+//! bytes that were checked are the bytes that get loaded.
+//!
+//! The signed message is a fixed prefix and the manifest's canonical JSON form (fields in a
+//! fixed order, capabilities sorted), so the TOML layout and comments of the file do not
+//! matter. This crate never loads a library and holds no appliance key: publisher keys are
+//! software keys of whoever builds plugins.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The manifest's file name in a plugin directory.
+pub const MANIFEST_FILE: &str = "plugin.toml";
+/// Domain separation for manifest signatures.
+const SIGNED_PREFIX: &[u8] = b"countersign plugin manifest v1\n";
+
+/// Host capabilities a manifest can list (design.md, "Plugins").
+pub const KNOWN_CAPABILITIES: &[&str] = &["hmac", "aes_ecb_decrypt", "random", "now", "http_request", "smtp_send"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("plugin {name}: not signed")]
+    Unsigned { name: String },
+    #[error("plugin {name}: signed by '{publisher}', which is not a trusted publisher")]
+    UntrustedPublisher { name: String, publisher: String },
+    #[error("plugin {name}: the signature does not match the manifest")]
+    BadSignature { name: String },
+    #[error("plugin {name}: {library} has changed since it was signed (SHA-256 differs)")]
+    LibraryChanged { name: String, library: String },
+    #[error("plugin {name}: built for plugin ABI {found}, this appliance speaks {expected}.x")]
+    AbiMajor { name: String, found: String, expected: u16 },
+    #[error("plugin {name}: needs appliance {needed} or newer, this is {running}")]
+    TooNew { name: String, needed: String, running: String },
+    #[error("plugin {name}: unknown capability '{capability}'")]
+    Capability { name: String, capability: String },
+    #[error("publisher key: {0}")]
+    Key(String),
+}
+
+/// The signature block of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureBlock {
+    /// Name of the publisher key, as listed in the trusted publishers.
+    pub publisher: String,
+    /// Base64 Ed25519 signature.
+    pub ed25519: String,
+}
+
+/// `plugin.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    /// `token` or `gateway`.
+    pub kind: String,
+    /// Plugin ABI `major.minor` the library was built against.
+    pub abi: String,
+    /// File name of the library, in the same directory.
+    pub library: String,
+    /// Hex SHA-256 of the library.
+    pub sha256: String,
+    pub capabilities: BTreeSet<String>,
+    pub min_appliance: String,
+    pub signature: Option<SignatureBlock>,
+}
+
+impl Manifest {
+    /// The bytes the signature covers: a fixed prefix and the canonical JSON of every field
+    /// but the signature (struct order; capabilities sorted by the set).
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let unsigned = Manifest { signature: None, ..self.clone() };
+        let mut out = SIGNED_PREFIX.to_vec();
+        // Serialising plain strings and sets cannot fail.
+        out.extend(serde_json::to_vec(&unsigned).unwrap_or_default());
+        out
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        let m: Manifest =
+            toml::from_str(text).map_err(|e| ManifestError::Format { path: path.into(), message: e.to_string() })?;
+        for c in &m.capabilities {
+            if !KNOWN_CAPABILITIES.contains(&c.as_str()) {
+                return Err(ManifestError::Capability { name: m.name.clone(), capability: c.clone() });
+            }
+        }
+        if m.kind != "token" && m.kind != "gateway" {
+            return Err(ManifestError::Format { path: path.into(), message: format!("unknown kind '{}'", m.kind) });
+        }
+        if m.library.contains('/') {
+            return Err(ManifestError::Format { path: path.into(), message: "library must be a file name".into() });
+        }
+        Ok(m)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A publisher's signing key (for building plugins). Zeroized on drop; Debug prints `***`.
+pub struct PublisherKey {
+    pub name: String,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for PublisherKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublisherKey({}, ***)", self.name)
+    }
+}
+
+/// A trusted publisher: a name and an Ed25519 public key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publisher {
+    pub name: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    pub ed25519: String,
+}
+
+/// The trusted publishers file: `[[publisher]]` entries.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedPublishers {
+    #[serde(default)]
+    pub publisher: Vec<Publisher>,
+}
+
+impl TrustedPublishers {
+    pub fn load(path: &Path) -> Result<TrustedPublishers, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|e| ManifestError::Format { path: path.into(), message: e.to_string() })
+    }
+
+    fn key(&self, name: &str) -> Option<Result<VerifyingKey, ManifestError>> {
+        self.publisher.iter().find(|p| p.name == name).map(|p| {
+            let raw = STANDARD.decode(&p.ed25519).map_err(|e| ManifestError::Key(e.to_string()))?;
+            let bytes: [u8; 32] = raw.try_into().map_err(|_| ManifestError::Key("not 32 bytes".into()))?;
+            VerifyingKey::from_bytes(&bytes).map_err(|e| ManifestError::Key(e.to_string()))
+        })
+    }
+}
+
+impl PublisherKey {
+    /// A new random key.
+    pub fn generate(name: &str) -> PublisherKey {
+        PublisherKey { name: name.into(), key: SigningKey::generate(&mut rand::rngs::OsRng) }
+    }
+
+    /// The key file form: `name:base64-secret` (keep it 0600).
+    pub fn to_file_text(&self) -> zeroize::Zeroizing<String> {
+        zeroize::Zeroizing::new(format!("{}:{}\n", self.name, STANDARD.encode(self.key.to_bytes())))
+    }
+
+    pub fn from_file_text(text: &str) -> Result<PublisherKey, ManifestError> {
+        let (name, b64) =
+            text.trim().split_once(':').ok_or_else(|| ManifestError::Key("expected name:base64".into()))?;
+        let raw = zeroize::Zeroizing::new(STANDARD.decode(b64).map_err(|e| ManifestError::Key(e.to_string()))?);
+        let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| ManifestError::Key("not 32 bytes".into()))?;
+        Ok(PublisherKey { name: name.into(), key: SigningKey::from_bytes(&bytes) })
+    }
+
+    /// The entry to put in a trusted publishers file.
+    pub fn publisher(&self) -> Publisher {
+        Publisher { name: self.name.clone(), ed25519: STANDARD.encode(self.key.verifying_key().to_bytes()) }
+    }
+
+    /// Fills in the library's hash and signs the manifest in `dir`, rewriting `plugin.toml`.
+    pub fn sign_dir(&self, dir: &Path) -> Result<Manifest, ManifestError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = read_text(&path)?;
+        let mut m = Manifest::parse(&path, &text)?;
+        let lib = dir.join(&m.library);
+        let bytes = std::fs::read(&lib).map_err(|source| ManifestError::Read { path: lib.clone(), source })?;
+        m.sha256 = hex::encode(Sha256::digest(&bytes));
+        m.signature = None;
+        let sig = self.key.sign(&m.signed_bytes());
+        m.signature = Some(SignatureBlock { publisher: self.name.clone(), ed25519: STANDARD.encode(sig.to_bytes()) });
+        std::fs::write(&path, m.to_toml()).map_err(|source| ManifestError::Read { path, source })?;
+        Ok(m)
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, ManifestError> {
+    std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.into(), source })
+}
+
+/// A plugin that passed every check, with the library bytes that were hashed.
+#[derive(Clone)]
+pub struct VerifiedPlugin {
+    pub manifest: Manifest,
+    pub library: Vec<u8>,
+}
+
+impl std::fmt::Debug for VerifiedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedPlugin")
+            .field("manifest", &self.manifest)
+            .field("library_len", &self.library.len())
+            .finish()
+    }
+}
+
+/// Parses a `major.minor[.patch]` version into numbers for comparison.
+fn version_parts(v: &str) -> Vec<u64> {
+    v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+/// Checks the plugin in `dir` against `trusted`, the host's plugin ABI major and the running
+/// appliance version. Returns the library bytes it hashed: load these, not the path again.
+pub fn verify(
+    dir: &Path,
+    trusted: &TrustedPublishers,
+    abi_major: u16,
+    appliance_version: &str,
+) -> Result<VerifiedPlugin, ManifestError> {
+    let path = dir.join(MANIFEST_FILE);
+    let m = Manifest::parse(&path, &read_text(&path)?)?;
+    let name = m.name.clone();
+    let sig = m.signature.as_ref().ok_or_else(|| ManifestError::Unsigned { name: name.clone() })?;
+    let key = trusted
+        .key(&sig.publisher)
+        .ok_or_else(|| ManifestError::UntrustedPublisher { name: name.clone(), publisher: sig.publisher.clone() })??;
+    let raw = STANDARD.decode(&sig.ed25519).map_err(|_| ManifestError::BadSignature { name: name.clone() })?;
+    let signature = Signature::from_slice(&raw).map_err(|_| ManifestError::BadSignature { name: name.clone() })?;
+    key.verify(&m.signed_bytes(), &signature).map_err(|_| ManifestError::BadSignature { name: name.clone() })?;
+    let major: Option<u16> = m.abi.split('.').next().and_then(|s| s.parse().ok());
+    if major != Some(abi_major) {
+        return Err(ManifestError::AbiMajor { name, found: m.abi.clone(), expected: abi_major });
+    }
+    if version_parts(&m.min_appliance) > version_parts(appliance_version) {
+        return Err(ManifestError::TooNew { name, needed: m.min_appliance.clone(), running: appliance_version.into() });
+    }
+    let lib = dir.join(&m.library);
+    let library = std::fs::read(&lib).map_err(|source| ManifestError::Read { path: lib, source })?;
+    if hex::encode(Sha256::digest(&library)) != m.sha256 {
+        return Err(ManifestError::LibraryChanged { name, library: m.library.clone() });
+    }
+    Ok(VerifiedPlugin { manifest: m, library })
+}
