@@ -52,6 +52,9 @@ pub enum PluginRequest {
         /// Token-type options as enrolled (digits, hash, step, ...).
         params: serde_json::Value,
     },
+    /// Find two consecutive counters (or steps) in `first ..= first + window` at which `otp1`
+    /// and then `otp2` are valid; answers with the counter of `otp2`.
+    Resync { secret: SecretRef, otp1: String, otp2: String, first: u64, window: u32, params: serde_json::Value },
 }
 
 /// A token plugin's answer.

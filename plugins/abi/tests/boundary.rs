@@ -17,7 +17,9 @@ use countersign_plugin_abi::protocol::{
 
 /// Matches when the host's first MAC starts with the OTP's bytes; panics on OTP "panic".
 fn handler(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginError> {
-    let PluginRequest::CheckOtp { secret, otp, first, window, .. } = req;
+    let PluginRequest::CheckOtp { secret, otp, first, window, .. } = req else {
+        return Err(PluginError::BadRequest("only check_otp".into()));
+    };
     if otp == "panic" {
         panic!("plugin bug");
     }
