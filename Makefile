@@ -19,7 +19,7 @@ test: deps lint build systemd-check
 	$(CARGO) test --workspace --all-targets
 
 build:
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace
 
 lint:
 	$(CARGO) fmt --all -- --check
