@@ -9,8 +9,9 @@ deps:
 
 ## make run: build, create a SoftHSM token under ./var (once) and run countersignd in the foreground.
 run: deps
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --workspace
 	@bash scripts/dev-token.sh $(VAR) countersign-dev
+	@bash scripts/dev-plugins.sh $(VAR) target/release
 	@bash scripts/next-steps.sh $(VAR)
 	SOFTHSM2_CONF=$(CURDIR)/$(VAR)/hsm/softhsm2.conf exec ./target/release/countersignd --no-system-config --config firmware-config/dev.toml
 

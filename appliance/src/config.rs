@@ -36,6 +36,25 @@ pub struct Config {
     pub api: SocketSection,
     pub admin: AdminSection,
     pub log: LogSection,
+    pub plugins: PluginsSection,
+}
+
+/// Where plugins come from and who may sign them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsSection {
+    /// One subdirectory per plugin (library + signed plugin.toml). A missing directory means
+    /// no plugins.
+    pub dir: PathBuf,
+    /// Trusted publishers shipped with the appliance.
+    pub trusted_publishers: PathBuf,
+    /// More trusted publishers (a development key); empty for none.
+    #[serde(default)]
+    pub extra_trusted_publishers: String,
+    /// The worker binary that loads one plugin.
+    pub worker: PathBuf,
+    /// How long a worker may take to load its plugin.
+    pub start_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

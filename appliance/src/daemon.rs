@@ -20,6 +20,7 @@ use crate::config::{parse_mode, Config, LogFormat};
 use crate::directory::DirectoryHandle;
 use crate::executor::Executor;
 use crate::http::{self, AppState, Limits};
+use crate::plugins::PluginHost;
 use crate::signing::SigningService;
 use crate::store::Store;
 
@@ -58,12 +59,14 @@ impl Appliance {
         check_keys_on_token(&hsm, &store)?;
         store.start_checkpointer()?;
         let executor = Executor::start(hsm.clone(), &store, cfg.hsm.effective_workers())?;
+        let plugins = Arc::new(PluginHost::start(&cfg.plugins));
         let state = AppState {
             signing: SigningService::new(directory.clone(), executor.clone()),
             admin: AdminService::new(hsm.clone(), store.clone(), directory),
             hsm: hsm.clone(),
             own_uid: own_uid(),
             admin_uids: Arc::new(cfg.admin.allowed_uids.clone()),
+            plugins,
         };
         Ok(Appliance { hsm, store, executor, state })
     }

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod directory;
 pub mod executor;
 pub mod http;
+pub mod plugins;
 pub mod signing;
 pub mod store;
 

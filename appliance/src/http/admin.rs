@@ -25,6 +25,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/integrations/{name}/grants", post(grant))
         .route("/v1/admin/integrations/{name}/grants/{application}", delete(revoke))
         .route("/v1/admin/audit/signatures", get(audit))
+        .route("/v1/admin/plugins", get(plugins))
 }
 
 pub(super) async fn require_admin(
@@ -122,4 +123,8 @@ async fn revoke(
 
 async fn audit(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {
     to_json(serde_json::json!({ "rows": st.admin.signature_audit(q).await? }))
+}
+
+async fn plugins(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    to_json(st.plugins.report())
 }

@@ -35,6 +35,7 @@ pub struct AppState {
     /// The daemon's own uid: always an admin.
     pub own_uid: u32,
     pub admin_uids: Arc<Vec<u32>>,
+    pub plugins: Arc<crate::plugins::PluginHost>,
 }
 
 /// Limits applied to every request on a socket.

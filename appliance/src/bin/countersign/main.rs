@@ -132,6 +132,9 @@ fn enc(s: &str) -> String {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let (method, uri, body, view): (Method, String, Option<Value>, output::View) = match &cli.command {
+        Command::Plugin(plugin::PluginCmd::List) => {
+            (Method::GET, "/v1/admin/plugins".into(), None, output::View::Plugins)
+        }
         Command::Plugin(cmd) => return plugin::run(cmd, cli.json),
         Command::App(AppCmd::Create { name, algorithm }) => (
             Method::POST,

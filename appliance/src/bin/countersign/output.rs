@@ -10,6 +10,7 @@ pub enum View {
     Integrations,
     Audit,
     Health,
+    Plugins,
     Done,
 }
 
@@ -151,6 +152,30 @@ pub fn render(view: View, v: &Value) -> String {
                 s(&hsm, "recoveries"),
                 s(&hsm, "last_error"),
             )
+        }
+        View::Plugins => {
+            let rows = list(v, "loaded")
+                .map(|p| {
+                    let caps: Vec<String> =
+                        list(p, "capabilities").filter_map(Value::as_str).map(str::to_owned).collect();
+                    vec![
+                        s(p, "name"),
+                        s(p, "version"),
+                        s(p, "kind"),
+                        caps.join(","),
+                        s(p, "publisher"),
+                        if p.get("running").and_then(Value::as_bool) == Some(true) { "running" } else { "stopped" }
+                            .into(),
+                    ]
+                })
+                .collect();
+            let mut out = table(&["NAME", "VERSION", "KIND", "CAPABILITIES", "PUBLISHER", "WORKER"], rows);
+            let refused: Vec<Vec<String>> = list(v, "refused").map(|r| vec![s(r, "dir"), s(r, "reason")]).collect();
+            if !refused.is_empty() {
+                out += "\nrefused:\n";
+                out += &table(&["DIRECTORY", "REASON"], refused);
+            }
+            out
         }
         View::Done => "done\n".into(),
     }

@@ -26,6 +26,8 @@ pub enum PluginCmd {
         #[arg(long)]
         key: PathBuf,
     },
+    /// Plugins the running daemon loaded, and those it refused with the reason.
+    List,
     /// Check a plugin directory as the daemon would before loading it.
     Verify {
         dir: PathBuf,
@@ -37,6 +39,8 @@ pub enum PluginCmd {
 
 pub fn run(cmd: &PluginCmd, json: bool) -> anyhow::Result<()> {
     match cmd {
+        // Answered by the daemon: main.rs sends it like the other daemon commands.
+        PluginCmd::List => anyhow::bail!("plugin list needs the daemon"),
         PluginCmd::Keygen { name, out } => {
             let key = PublisherKey::generate(name);
             let mut f = std::fs::OpenOptions::new()
