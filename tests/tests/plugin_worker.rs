@@ -98,3 +98,15 @@ fn a_library_that_is_not_a_plugin_is_refused() {
     let r = PluginProcess::spawn(&countersign_tests::bin("countersign-plugin-worker"), &bytes, Duration::from_secs(10));
     assert!(matches!(r, Err(IpcError::Crashed(ref why)) if why.contains("exit status: 3")), "{r:?}");
 }
+
+#[test]
+fn a_confined_plugin_cannot_reach_files_network_programs_or_processes() {
+    let mut p = spawn("countersign_test_plugin_misbehave");
+    let (status, body) = p.call(&request("escape"), Duration::from_secs(10), &mut host).unwrap();
+    assert_eq!(status, Status::Ok, "{body}");
+    assert_eq!(
+        answer(&body),
+        PluginResponse::Matched { counter: 0 },
+        "bits: file 1, tcp 2, unix 4, exec 8, signal 16, write 32"
+    );
+}

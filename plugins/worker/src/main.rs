@@ -4,9 +4,15 @@
 //! capability requests back to the daemon. It opens no database, no HSM and no network of its
 //! own; everything it may do for a plugin goes through the daemon.
 //!
-//! Confinement applied now (Linux, no extra services): `PR_SET_NO_NEW_PRIVS`, no core dumps,
-//! no new processes (`RLIMIT_NPROC` 0), at most 16 open files, an empty environment and no
-//! stdin/stdout. Not yet: a seccomp filter and Landlock rules (issue 3).
+//! Confinement, applied after the library is loaded and before the first call (Linux, no extra
+//! services; see [`confine`]):
+//! - `PR_SET_NO_NEW_PRIVS`; no core dumps; no new processes (`RLIMIT_NPROC` 0); at most 16 open
+//!   files; an empty environment; no stdin/stdout;
+//! - Landlock (ABI v4 where the kernel has it): no filesystem access of any kind and no TCP
+//!   bind or connect;
+//! - seccomp: creating, binding or connecting sockets (any family, so not the daemon's own
+//!   Unix sockets either), executing programs, tracing or reading other processes, and
+//!   signalling any process but itself fail with EPERM.
 //!
 //! Exit codes: 0 when the daemon closes the socket, 2 bad arguments, 3 library refused,
 //! 4 protocol error.
@@ -32,12 +38,69 @@ fn set_limit(resource: libc::__rlimit_resource_t, value: u64) {
     unsafe { libc::setrlimit(resource, &lim) };
 }
 
-fn confine() {
+/// Landlock: handle every filesystem and TCP right and grant none.
+fn landlock() -> Result<String, String> {
+    use landlock::{Access, AccessFs, AccessNet, Ruleset, RulesetAttr, ABI};
+    let abi = ABI::V4;
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.handle_access(AccessNet::from_all(abi)))
+        .and_then(|r| r.create())
+        .and_then(|r| r.restrict_self())
+        .map_err(|e| e.to_string())?;
+    Ok(format!("{:?}", status.ruleset))
+}
+
+/// Seccomp: the listed calls fail with EPERM; everything else is allowed.
+fn seccomp() -> Result<(), String> {
+    use seccompiler::{
+        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    };
+    let denied = [
+        libc::SYS_socket,
+        libc::SYS_socketpair,
+        libc::SYS_connect,
+        libc::SYS_bind,
+        libc::SYS_listen,
+        libc::SYS_accept,
+        libc::SYS_accept4,
+        libc::SYS_execve,
+        libc::SYS_execveat,
+        libc::SYS_ptrace,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_kill,
+        libc::SYS_tkill,
+        libc::SYS_pidfd_open,
+        libc::SYS_pidfd_send_signal,
+    ];
+    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
+        denied.iter().map(|n| (*n, Vec::new())).collect();
+    // tgkill only on itself (abort() signals its own thread this way).
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() } as u64;
+    let other = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, me).map_err(|e| e.to_string())?;
+    rules.insert(libc::SYS_tgkill, vec![SeccompRule::new(vec![other]).map_err(|e| e.to_string())?]);
+    let arch = std::env::consts::ARCH.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
+        .map_err(|e| e.to_string())?;
+    let program: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+    seccompiler::apply_filter(&program).map_err(|e| e.to_string())
+}
+
+/// Applies every restriction; a kernel without Landlock is reported, seccomp must succeed.
+fn confine() -> Result<(), String> {
     // SAFETY: prctl with PR_SET_NO_NEW_PRIVS and constant arguments.
     unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     set_limit(libc::RLIMIT_CORE, 0);
     set_limit(libc::RLIMIT_NPROC, 0);
     set_limit(libc::RLIMIT_NOFILE, 16);
+    match landlock() {
+        Ok(state) if state == "FullyEnforced" => {}
+        Ok(state) => eprintln!("countersign-plugin-worker: Landlock only {state} on this kernel"),
+        Err(e) => eprintln!("countersign-plugin-worker: Landlock unavailable: {e}"),
+    }
+    seccomp()
 }
 
 /// Host side of the vtable: the daemon answers over the socket.
@@ -132,7 +195,10 @@ fn main() -> ExitCode {
     };
     // SAFETY: the library descriptor is no longer needed once mapped.
     unsafe { libc::close(lib_fd) };
-    confine();
+    if let Err(e) = confine() {
+        eprintln!("countersign-plugin-worker: cannot confine the plugin: {e}");
+        return ExitCode::from(3);
+    }
     let ready = FromWorker::Ready { name: info.name, version: info.version, kind: info.kind.as_str().into() };
     if write_frame(&mut sock, &ready).is_err() {
         return ExitCode::from(4);

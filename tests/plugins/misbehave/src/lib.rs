@@ -1,5 +1,7 @@
 //! A token plugin for the worker tests. By OTP: `panic` panics, `segv` dies of SIGSEGV,
-//! `hang` never returns, `hmac` asks the host for an HMAC and answers with its first byte;
+//! `hang` never returns, `hmac` asks the host for an HMAC and answers with its first byte,
+//! `escape` tries what a hostile plugin would (read a file, open TCP and Unix connections,
+//! run a program, signal its parent) and answers with a bit set for each attempt that worked;
 //! anything else is no match.
 
 #![allow(clippy::panic, reason = "panicking on request is this plugin's purpose")]
@@ -27,6 +29,7 @@ fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginE
         "hang" => loop {
             std::thread::park();
         },
+        "escape" => Ok(PluginResponse::Matched { counter: escape() }),
         "hmac" => {
             let macs = host.hmac(&secret, Hash::Sha1, vec![b"x".to_vec()])?;
             Ok(PluginResponse::Matched { counter: u64::from(macs[0][0]) })
@@ -40,4 +43,33 @@ countersign_plugin_abi::declare_plugin! {
     name: "test-misbehave",
     version: "0.0.1",
     handler: handle,
+}
+
+/// Bit 0: read a file; 1: TCP connect or listen; 2: open a Unix socket (the daemon's admin
+/// socket, or any); 3: run a program; 4: signal the parent; 5: create a file.
+fn escape() -> u64 {
+    let mut worked = 0u64;
+    if std::fs::read("/etc/hostname").is_ok() {
+        worked |= 1;
+    }
+    if std::net::TcpStream::connect("127.0.0.1:9").is_ok() || std::net::TcpListener::bind("127.0.0.1:0").is_ok() {
+        worked |= 2;
+    }
+    if std::os::unix::net::UnixStream::connect("/run/countersign/admin.sock").is_ok()
+        || std::os::unix::net::UnixDatagram::unbound().is_ok()
+    {
+        worked |= 4;
+    }
+    if std::process::Command::new("/bin/true").status().is_ok() {
+        worked |= 8;
+    }
+    #[allow(unsafe_code, reason = "the escape attempt under test")]
+    // SAFETY: kill/getppid have no memory-safety preconditions; signal 0 only probes.
+    if unsafe { libc::kill(libc::getppid(), 0) } == 0 {
+        worked |= 16;
+    }
+    if std::fs::write("/tmp/countersign-escape", b"x").is_ok() {
+        worked |= 32;
+    }
+    worked
 }
