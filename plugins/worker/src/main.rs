@@ -32,10 +32,12 @@ fn arg(name: &str) -> Option<i32> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
 }
 
-fn set_limit(resource: libc::__rlimit_resource_t, value: u64) {
+fn set_limit(name: &str, resource: libc::__rlimit_resource_t, value: u64) {
     let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
     // SAFETY: setrlimit with a valid resource and a pointer to a live struct.
-    unsafe { libc::setrlimit(resource, &lim) };
+    if unsafe { libc::setrlimit(resource, &lim) } != 0 {
+        eprintln!("countersign-plugin-worker: cannot set {name}: {}", std::io::Error::last_os_error());
+    }
 }
 
 /// Landlock: handle every filesystem and TCP right and grant none.
@@ -92,9 +94,9 @@ fn seccomp() -> Result<(), String> {
 fn confine() -> Result<(), String> {
     // SAFETY: prctl with PR_SET_NO_NEW_PRIVS and constant arguments.
     unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    set_limit(libc::RLIMIT_CORE, 0);
-    set_limit(libc::RLIMIT_NPROC, 0);
-    set_limit(libc::RLIMIT_NOFILE, 16);
+    set_limit("RLIMIT_CORE", libc::RLIMIT_CORE, 0);
+    set_limit("RLIMIT_NPROC", libc::RLIMIT_NPROC, 0);
+    set_limit("RLIMIT_NOFILE", libc::RLIMIT_NOFILE, 16);
     match landlock() {
         Ok(state) if state == "FullyEnforced" => {}
         Ok(state) => eprintln!("countersign-plugin-worker: Landlock only {state} on this kernel"),
