@@ -314,8 +314,8 @@ fn audit_row(
     input: Option<&Input>,
 ) -> SignatureAuditRow {
     let (digest, kind) = match input {
-        Some(Input::Message(m)) => (Some(hex::encode(Sha256::digest(m))), Some("message".into())),
-        Some(Input::Digest(d)) => (Some(hex::encode(Sha256::digest(d))), Some("digest".into())),
+        Some(Input::Message(m)) => (Some(Sha256::digest(m).to_vec()), Some("message".into())),
+        Some(Input::Digest(d)) => (Some(Sha256::digest(d).to_vec()), Some("digest".into())),
         None => (None, None),
     };
     SignatureAuditRow {

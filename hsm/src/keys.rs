@@ -21,7 +21,11 @@ impl KeyId {
     }
 
     pub fn from_hex(s: &str) -> Result<Self> {
-        hex_decode(s).map(KeyId).ok_or_else(|| HsmError::InvalidInput(format!("'{s}' is not a hex key id")))
+        hex::decode(s)
+            .ok()
+            .filter(|b| !b.is_empty())
+            .map(KeyId)
+            .ok_or_else(|| HsmError::InvalidInput(format!("'{s}' is not a hex key id")))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -29,15 +33,8 @@ impl KeyId {
     }
 
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(&self.0)
     }
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.is_empty() {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 impl std::fmt::Display for KeyId {
@@ -203,7 +200,8 @@ impl Hsm {
     ) -> Result<KeyId> {
         const TRIES: u32 = 3;
         let _one_at_a_time = self.creating();
-        for attempt in 1..=TRIES {
+        let mut attempt = 1;
+        loop {
             let id = KeyId(self.random(KEY_ID_LEN)?);
             let raced = self.with_session(op, |_, s| match create(s, &id) {
                 Ok(()) => Ok(false),
@@ -217,8 +215,8 @@ impl Hsm {
             }
             tracing::warn!(op, key_id = %id, attempt, "the token failed to create an object; retrying under a new id");
             self.destroy_objects(&id)?;
+            attempt += 1;
         }
-        Err(HsmError::Operation { op, detail: format!("object creation failed {TRIES} times") })
     }
 
     /// Destroys every object with this CKA_ID: what a failed creation left behind, or a key

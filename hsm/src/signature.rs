@@ -50,30 +50,27 @@ fn prepare(alg: KeyAlgorithm, scheme: SignScheme, hash: HashAlg, input: SignInpu
     if !alg.allows(scheme) {
         return Err(HsmError::Unsupported(format!("a key of type {alg} cannot make {scheme} signatures")));
     }
-    if scheme == SignScheme::Ed25519 {
-        return match input {
-            SignInput::Message(m) => Ok(Prepared { data: m.to_vec(), mechanism: MechanismChoice::Eddsa }),
-            SignInput::Digest(_) => {
-                Err(HsmError::Unsupported("Ed25519 signs the message itself; send the message, not a digest".into()))
-            }
-        };
-    }
-    let digest = match input {
-        SignInput::Message(m) => hash.digest(m),
-        SignInput::Digest(d) if d.len() == hash.digest_len() => d.to_vec(),
+    // Every scheme but Ed25519 signs a digest of the message (or the caller's digest).
+    let digest = || match input {
+        SignInput::Message(m) => Ok(hash.digest(m)),
+        SignInput::Digest(d) if d.len() == hash.digest_len() => Ok(d.to_vec()),
         SignInput::Digest(d) => {
-            return Err(HsmError::InvalidInput(format!(
-                "a {hash} digest is {} bytes, got {}",
-                hash.digest_len(),
-                d.len()
-            )))
+            Err(HsmError::InvalidInput(format!("a {hash} digest is {} bytes, got {}", hash.digest_len(), d.len())))
         }
     };
     Ok(match scheme {
-        SignScheme::Ecdsa => Prepared { data: digest, mechanism: MechanismChoice::Ecdsa },
+        SignScheme::Ed25519 => match input {
+            SignInput::Message(m) => Prepared { data: m.to_vec(), mechanism: MechanismChoice::Eddsa },
+            SignInput::Digest(_) => {
+                return Err(HsmError::Unsupported(
+                    "Ed25519 signs the message itself; send the message, not a digest".into(),
+                ))
+            }
+        },
+        SignScheme::Ecdsa => Prepared { data: digest()?, mechanism: MechanismChoice::Ecdsa },
         SignScheme::RsaPkcs1v15 => {
             let mut data = hash.digest_info_prefix().to_vec();
-            data.extend_from_slice(&digest);
+            data.extend_from_slice(&digest()?);
             Prepared { data, mechanism: MechanismChoice::RsaPkcs }
         }
         SignScheme::RsaPss => {
@@ -83,14 +80,9 @@ fn prepare(alg: KeyAlgorithm, scheme: SignScheme, hash: HashAlg, input: SignInpu
                 HashAlg::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
             };
             let s_len = (hash.digest_len() as u64).into();
-            Prepared { data: digest, mechanism: MechanismChoice::RsaPss(PkcsPssParams { hash_alg, mgf, s_len }) }
+            Prepared { data: digest()?, mechanism: MechanismChoice::RsaPss(PkcsPssParams { hash_alg, mgf, s_len }) }
         }
-        SignScheme::Ed25519 => unreachable_scheme()?,
     })
-}
-
-fn unreachable_scheme() -> Result<Prepared> {
-    Err(HsmError::Unsupported("Ed25519 is handled before hashing".into()))
 }
 
 impl Hsm {

@@ -104,6 +104,19 @@ pub fn own_uid() -> u32 {
     }
 }
 
+/// The one token of this test process, opened through the `hsm` crate on first use. SoftHSM
+/// must not be initialised from several threads at once, so a test binary shares one.
+pub fn shared_hsm() -> &'static countersign_hsm::Hsm {
+    static TOKEN: std::sync::OnceLock<(SoftHsm, countersign_hsm::Hsm)> = std::sync::OnceLock::new();
+    &TOKEN
+        .get_or_init(|| {
+            let token = SoftHsm::new("shared");
+            let hsm = token.open(4);
+            (token, hsm)
+        })
+        .1
+}
+
 impl SoftHsm {
     /// Opens this token in this process through the `hsm` crate. Call once per process:
     /// SoftHSM reads `SOFTHSM2_CONF` (set here) when the module is first initialised.

@@ -6,20 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use std::sync::OnceLock;
-
 use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, SignInput, SignScheme};
-use countersign_tests::SoftHsm;
 
 fn hsm() -> &'static Hsm {
-    static TOKEN: OnceLock<(SoftHsm, Hsm)> = OnceLock::new();
-    &TOKEN
-        .get_or_init(|| {
-            let token = SoftHsm::new("hsm-recovery");
-            let hsm = token.open(4);
-            (token, hsm)
-        })
-        .1
+    countersign_tests::shared_hsm()
 }
 
 #[test]

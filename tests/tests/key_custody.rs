@@ -42,9 +42,14 @@ fn cli_created_keys_are_sensitive_and_not_extractable() {
     for alg in ["ec-p384", "ed25519", "rsa-2048"] {
         let app = d.cli_json(&["app", "create", &format!("custody-{alg}"), "--algorithm", alg]);
         let id = app["versions"][0]["key_id"].as_str().unwrap();
-        let out = d.hsm.pkcs11_tool(&["--list-objects", "--type", "privkey", "--id", id]);
-        let listing = String::from_utf8_lossy(&out.stdout);
-        assert!(listing.contains("never extractable") && listing.contains("sensitive"), "{alg}: {listing}");
+        // pkcs11-tool ignores --id when listing: pick this key's block by its ID.
+        let out = d.hsm.pkcs11_tool(&["--list-objects", "--type", "privkey"]);
+        let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+        let block = listing
+            .split("Private Key Object")
+            .find(|b| b.contains(&format!("ID:         {id}")))
+            .unwrap_or_else(|| panic!("{alg}: key {id} not listed:\n{listing}"));
+        assert!(block.contains("never extractable") && block.contains("sensitive"), "{alg}: {block}");
     }
 }
 

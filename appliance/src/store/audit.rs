@@ -24,8 +24,9 @@ pub struct SignatureAuditRow {
     pub hash: Option<String>,
     /// What the caller sent: `message`, or a `digest` it computed itself.
     pub input_kind: Option<String>,
-    /// Hex SHA-256 of what the caller sent (the message, or the digest).
-    pub input_sha256: Option<String>,
+    /// SHA-256 of what the caller sent (the message, or the digest); hex in JSON.
+    #[serde(default, with = "hex_digest")]
+    pub input_sha256: Option<Vec<u8>>,
     /// ok | invalid | denied | error
     pub result: String,
     pub detail: Option<String>,
@@ -42,7 +43,6 @@ pub(crate) fn insert_rows(conn: &mut Connection, rows: &[&SignatureAuditRow]) ->
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         for r in rows {
-            let digest = r.input_sha256.as_deref().and_then(|h| hex::decode(h).ok());
             st.execute(params![
                 r.at_ms,
                 r.uid,
@@ -54,7 +54,7 @@ pub(crate) fn insert_rows(conn: &mut Connection, rows: &[&SignatureAuditRow]) ->
                 r.scheme,
                 r.hash,
                 r.input_kind,
-                digest,
+                r.input_sha256,
                 r.result,
                 r.detail
             ])?;
@@ -63,6 +63,22 @@ pub(crate) fn insert_rows(conn: &mut Connection, rows: &[&SignatureAuditRow]) ->
     }
     tx.commit()?;
     Ok(ids)
+}
+
+/// The digest travels as hex in JSON and as bytes in the database.
+mod hex_digest {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|h| hex::decode(h).map_err(serde::de::Error::custom)).transpose()
+    }
 }
 
 /// Filters for reading the audit, newest first.
@@ -118,7 +134,7 @@ impl Store {
                 scheme: r.get(8)?,
                 hash: r.get(9)?,
                 input_kind: r.get(10)?,
-                input_sha256: digest.map(hex::encode),
+                input_sha256: digest,
                 result: r.get(12)?,
                 detail: r.get(13)?,
             })
