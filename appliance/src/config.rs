@@ -37,6 +37,46 @@ pub struct Config {
     pub admin: AdminSection,
     pub log: LogSection,
     pub plugins: PluginsSection,
+    pub validate: ValidateSection,
+    pub http: HttpSection,
+    pub clock: ClockSection,
+}
+
+/// How `/validate/check` decides and answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateSection {
+    /// Say in a reject why (unknown user, locked token, ...). Off: every reject reads the same,
+    /// so the answer does not reveal whether a user exists. The audit always records why.
+    pub detailed_errors: bool,
+    /// HOTP look-ahead window (counters after the next expected one) for new tokens.
+    pub hotp_window: u32,
+    /// TOTP window (steps on either side of the current one) for new tokens.
+    pub totp_window: u32,
+    /// Counters or steps searched for two consecutive OTPs when resynchronising.
+    pub sync_window: u32,
+    /// Failed attempts after which a new token rejects everything until reset.
+    pub max_fail: u32,
+    /// Seconds after the last failure at which a locked token opens again; 0: only a reset.
+    pub fail_clear_s: u32,
+}
+
+/// The HTTP listener for `/validate/*` (loopback only until TLS arrives).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// `127.0.0.1:PORT`; empty: no HTTP listener.
+    pub listen: String,
+}
+
+/// The clock OTP windows and fail-counter timeouts use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSection {
+    /// For tests only: a file holding milliseconds to add to the system clock, read on every
+    /// use. Empty in production; the daemon warns at start when it is set.
+    #[serde(default)]
+    pub offset_file: String,
 }
 
 /// Where plugins come from and who may sign them.
@@ -55,6 +95,10 @@ pub struct PluginsSection {
     pub worker: PathBuf,
     /// How long a worker may take to load its plugin.
     pub start_timeout_ms: u64,
+    /// How long one plugin call may take before its worker is killed and restarted.
+    pub call_timeout_ms: u64,
+    /// Longest wait between restarts of a worker that keeps failing.
+    pub max_restart_backoff_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,6 +187,16 @@ fn opt_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D:
 }
 
 impl Config {
+    /// The HTTP listener's address, if one is configured.
+    pub fn http_listen(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        if self.http.listen.is_empty() {
+            return Ok(None);
+        }
+        self.http.listen.parse().map(Some).map_err(|_| {
+            ConfigError::Invalid(format!("http.listen '{}' is not an address like 127.0.0.1:8080", self.http.listen))
+        })
+    }
+
     /// Loads the layered configuration. `files` are the `--config` arguments, applied in order;
     /// `system` says whether `/etc/countersign/countersign.toml` takes part (the development
     /// profile leaves it out so that a machine's settings cannot leak into `make run`).
@@ -186,6 +240,26 @@ impl Config {
         }
         if self.api.socket == self.admin.socket {
             return bad("api.socket and admin.socket must differ".into());
+        }
+        if let Some(addr) = self.http_listen()? {
+            if !addr.ip().is_loopback() {
+                return bad(format!(
+                    "http.listen {addr} is not a loopback address; the HTTP listener has no TLS yet, so it binds only \
+                     to 127.0.0.1 or ::1"
+                ));
+            }
+        }
+        if self.validate.max_fail == 0 {
+            return bad("validate.max_fail must be at least 1".into());
+        }
+        if self.validate.sync_window < 2 || self.validate.sync_window > 10_000 {
+            return bad("validate.sync_window must be between 2 and 10000".into());
+        }
+        if self.validate.hotp_window > 1000 || self.validate.totp_window > 100 {
+            return bad("validate.hotp_window is at most 1000 and validate.totp_window at most 100".into());
+        }
+        if self.plugins.call_timeout_ms == 0 {
+            return bad("plugins.call_timeout_ms must be positive".into());
         }
         Ok(())
     }

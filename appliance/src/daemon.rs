@@ -16,6 +16,7 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 
 use crate::admin::AdminService;
+use crate::clock::Clock;
 use crate::config::{parse_mode, Config, LogFormat};
 use crate::directory::DirectoryHandle;
 use crate::executor::Executor;
@@ -23,6 +24,9 @@ use crate::http::{self, AppState, Limits};
 use crate::plugins::PluginHost;
 use crate::signing::SigningService;
 use crate::store::Store;
+use crate::token_secrets::TokenSecrets;
+use crate::tokens::TokenService;
+use crate::validate::ValidateService;
 
 /// Sets up `tracing` as configured; `RUST_LOG` overrides the configured filter.
 pub fn init_logging(cfg: &Config) {
@@ -59,9 +63,25 @@ impl Appliance {
         check_keys_on_token(&hsm, &store)?;
         store.start_checkpointer()?;
         let executor = Executor::start(hsm.clone(), &store, cfg.hsm.effective_workers())?;
-        let plugins = Arc::new(PluginHost::start(&cfg.plugins));
+        let secrets = TokenSecrets::open(&hsm, &store)?;
+        let clock = Clock::new(&cfg.clock.offset_file);
+        let plugins = Arc::new(PluginHost::start(&cfg.plugins, Some(store.clone())));
         let state = AppState {
             signing: SigningService::new(directory.clone(), executor.clone()),
+            tokens: TokenService::new(
+                store.clone(),
+                plugins.clone(),
+                secrets.clone(),
+                clock.clone(),
+                cfg.validate.clone(),
+            ),
+            validate: ValidateService::new(
+                executor.clone(),
+                plugins.clone(),
+                secrets,
+                clock,
+                cfg.validate.detailed_errors,
+            ),
             admin: AdminService::new(hsm.clone(), store.clone(), directory),
             hsm: hsm.clone(),
             own_uid: own_uid(),
@@ -201,6 +221,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Sockets first: a second daemon is refused before it touches the HSM, and clients that
     // connect during start-up wait in the backlog instead of failing.
     let Listeners { api: api_l, admin: admin_l, bound } = listeners(&cfg)?;
+    let http_l = match cfg.http_listen()? {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                for p in &bound {
+                    let _ = std::fs::remove_file(p);
+                }
+                anyhow::bail!("cannot listen on http.listen {addr}: {e}");
+            }
+        },
+        None => None,
+    };
     let c = cfg.clone();
     let appliance = match tokio::task::spawn_blocking(move || Appliance::open(&c)).await? {
         Ok(a) => a,
@@ -219,8 +251,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     };
     let api =
         tokio::spawn(http::serve(api_l, http::api_router(appliance.state.clone(), limits), stopped(stop_rx.clone())));
-    let admin =
-        tokio::spawn(http::serve(admin_l, http::admin_router(appliance.state.clone(), limits), stopped(stop_rx)));
+    let admin = tokio::spawn(http::serve(
+        admin_l,
+        http::admin_router(appliance.state.clone(), limits),
+        stopped(stop_rx.clone()),
+    ));
+    let http_task = http_l.map(|l| {
+        tracing::info!(listen = %cfg.http.listen, "HTTP listener for /v1/validate");
+        tokio::spawn(http::serve_tcp(l, http::http_router(appliance.state.clone(), limits), stopped(stop_rx)))
+    });
     tracing::info!(
         api = %cfg.api.socket.display(), admin = %cfg.admin.socket.display(), db = %appliance.store.path().display(),
         "countersignd ready"
@@ -232,6 +271,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     api.await??;
     admin.await??;
+    if let Some(t) = http_task {
+        t.await??;
+    }
     // Requests whose callers timed out may still be queued: finish them so their audit rows
     // are written before the process ends.
     let executor = appliance.executor.clone();

@@ -1,15 +1,20 @@
 //! The executor runs HSM work for requests on a few dedicated threads, in batches, and commits
-//! each batch's audit rows in one transaction before any caller in the batch gets its answer.
+//! each batch's records (signature audit rows; token checks with their counter updates and
+//! audit rows) in one transaction before any caller in the batch gets its answer.
 //!
-//! Each worker takes one request at a time, so every worker stays busy with HSM work. Audit
-//! rows are committed by group commit without a thread of their own: a finished request puts
-//! its row on the pending list; while more requests are queued the worker goes on signing, and
-//! once the queue is empty (or enough rows gathered) whichever worker finds the database free
-//! commits every pending row in one transaction and answers those callers. Under load the
-//! workers never sleep and commits cover many rows, so a request costs one queue push, a share
-//! of one commit and one reply, and no extra thread hand-off.
+//! Each worker takes one request at a time, so every worker stays busy with HSM work. Records
+//! are committed by group commit without a thread of their own: a finished request puts its
+//! record on the pending list; while more requests are queued the worker goes on, and once the
+//! queue is empty (or enough records gathered) whichever worker finds the database free
+//! commits every pending record in one transaction and answers those callers. Under load the
+//! workers never sleep and commits cover many records, so a request costs one queue push, a
+//! share of one commit and one reply, and no extra thread hand-off.
 //!
-//! It never answers before the audit row is committed, and never holds a request's data longer
+//! A token check's acceptance is a compare-and-set inside that transaction: of two checks that
+//! read the same counter, the first in the batch wins and the second's record becomes a reject
+//! before its audit row is written.
+//!
+//! It never answers before the record is committed, and never holds a request's data longer
 //! than the request.
 
 use std::collections::VecDeque;
@@ -20,7 +25,9 @@ use countersign_hsm::Hsm;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::store::{insert_rows, SignatureAuditRow, Store, StoreError};
+use crate::store::{
+    commit_check, insert_signature_rows, AuthAuditRow, CheckRecord, SignatureAuditRow, Store, StoreError, TokenEffect,
+};
 
 /// Rows one commit covers at most.
 const MAX_BATCH: usize = 256;
@@ -29,14 +36,34 @@ const MAX_BATCH: usize = 256;
 /// tens of kilobytes per request. Bounds the extra wait at about this many HSM operations.
 const COMMIT_AT: usize = 32;
 
-/// What a job leaves behind once its HSM work is done: the audit row to commit, and how to
-/// deliver the answer once the commit is known.
-struct Completed {
-    row: SignatureAuditRow,
-    finish: Box<dyn FnOnce(Result<i64, String>) + Send>,
+/// What a job leaves behind to commit.
+enum Record {
+    Signature(SignatureAuditRow),
+    Check(CheckRecord),
 }
 
-type Job = Box<dyn FnOnce(&Hsm) -> Completed + Send>;
+/// How a record fared in its commit: its audit row id, and whether a check's accept stood.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed {
+    pub audit_id: i64,
+    pub accepted: bool,
+}
+
+/// What a job leaves behind once its HSM work is done: the record to commit, and how to
+/// deliver the answer once the commit is known.
+struct Completed {
+    record: Record,
+    finish: Box<dyn FnOnce(Result<Committed, String>) + Send>,
+}
+
+/// What a worker lends a job: the HSM, and a read connection of its own.
+#[derive(Debug)]
+pub struct WorkerCtx<'a> {
+    pub hsm: &'a Hsm,
+    pub reader: &'a Connection,
+}
+
+type Job = Box<dyn FnOnce(&WorkerCtx<'_>) -> Completed + Send>;
 
 #[derive(Default)]
 struct Queue {
@@ -95,9 +122,10 @@ impl Executor {
         });
         for i in 0..workers.max(1) {
             let (hsm, for_worker) = (hsm.clone(), shared.clone());
+            let reader = store.reader_connection()?;
             let t = std::thread::Builder::new()
                 .name(format!("hsm-worker-{i}"))
-                .spawn(move || worker(&hsm, &for_worker))
+                .spawn(move || worker(&WorkerCtx { hsm: &hsm, reader: &reader }, &for_worker))
                 .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
             shared.threads.lock().unwrap_or_else(PoisonError::into_inner).push(t);
         }
@@ -124,20 +152,62 @@ impl Executor {
         work: impl FnOnce(&Hsm, &mut SignatureAuditRow) -> T + Send + 'static,
     ) -> Result<(T, i64), ExecutorError> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |hsm| {
+        let job: Job = Box::new(move |ctx| {
             if has_hsm_work && tx.is_closed() {
                 row.result = "error".into();
                 row.detail = Some("abandoned: the caller stopped waiting before the HSM was reached".into());
-                return Completed { row, finish: Box::new(|_| {}) };
+                return Completed { record: Record::Signature(row), finish: Box::new(|_| {}) };
             }
-            let value = work(hsm, &mut row);
+            let value = work(ctx.hsm, &mut row);
             Completed {
-                row,
-                finish: Box::new(move |id| {
-                    let _ = tx.send(id.map(|id| (value, id)));
+                record: Record::Signature(row),
+                finish: Box::new(move |c| {
+                    let _ = tx.send(c.map(|c| (value, c.audit_id)));
                 }),
             }
         });
+        self.push(job);
+        match rx.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(ExecutorError::Audit(e)),
+            Err(_) => Err(ExecutorError::Lost),
+        }
+    }
+
+    /// Runs a token check on a worker: `work` reads what it needs on the worker's connection,
+    /// does its HSM and plugin work, and returns the record to commit with the caller's value.
+    /// Resolves once the record is committed. A check whose caller stopped waiting before a
+    /// worker reached it is not run at all (nothing is accepted that nobody will hear of).
+    pub async fn check<T: Send + 'static>(
+        &self,
+        mut audit: AuthAuditRow,
+        work: impl FnOnce(&WorkerCtx<'_>, AuthAuditRow) -> (CheckRecord, T) + Send + 'static,
+    ) -> Result<(T, Committed), ExecutorError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |ctx| {
+            if tx.is_closed() {
+                audit.result = "error".into();
+                audit.detail = Some("abandoned: the caller stopped waiting before the check ran".into());
+                let rec = CheckRecord { effect: TokenEffect::None, audit };
+                return Completed { record: Record::Check(rec), finish: Box::new(|_| {}) };
+            }
+            let (rec, value) = work(ctx, audit);
+            Completed {
+                record: Record::Check(rec),
+                finish: Box::new(move |c| {
+                    let _ = tx.send(c.map(|c| (value, c)));
+                }),
+            }
+        });
+        self.push(job);
+        match rx.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(ExecutorError::Audit(e)),
+            Err(_) => Err(ExecutorError::Lost),
+        }
+    }
+
+    fn push(&self, job: Job) {
         let wake = {
             let mut q = self.shared.lock();
             q.jobs.push_back(job);
@@ -145,11 +215,6 @@ impl Executor {
         };
         if wake {
             self.shared.ready.notify_one();
-        }
-        match rx.await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(ExecutorError::Audit(e)),
-            Err(_) => Err(ExecutorError::Lost),
         }
     }
 
@@ -170,7 +235,7 @@ impl Executor {
     }
 }
 
-fn worker(hsm: &Hsm, shared: &Shared) {
+fn worker(ctx: &WorkerCtx<'_>, shared: &Shared) {
     loop {
         let job = {
             let mut q = shared.lock();
@@ -189,7 +254,7 @@ fn worker(hsm: &Hsm, shared: &Shared) {
             }
         };
         // A job that panics loses only its own answer (its caller sees `Lost`).
-        let pending = match std::panic::catch_unwind(AssertUnwindSafe(|| job(hsm))) {
+        let pending = match std::panic::catch_unwind(AssertUnwindSafe(|| job(ctx))) {
             Ok(done) => {
                 let mut p = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 p.push(done);
@@ -229,21 +294,42 @@ fn commit_pending(shared: &Shared) {
             }
             continue;
         }
-        let rows: Vec<&SignatureAuditRow> = batch.iter().map(|c| &c.row).collect();
-        let result = insert_rows(&mut conn, &rows);
+        let mut batch = batch;
+        let result = commit_records(&mut conn, &mut batch);
         drop(conn);
         match result {
-            Ok(ids) => {
-                for (c, id) in batch.into_iter().zip(ids) {
-                    (c.finish)(Ok(id));
+            Ok(done) => {
+                for (c, d) in batch.into_iter().zip(done) {
+                    (c.finish)(Ok(d));
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, rows = batch.len(), "signature audit write failed; the requests fail");
+                tracing::error!(error = %e, rows = batch.len(), "audit write failed; the requests fail");
                 for c in batch {
                     (c.finish)(Err(e.to_string()));
                 }
             }
         }
     }
+}
+
+/// Writes a batch in one transaction, in order (so the first of two checks racing for a
+/// counter wins).
+fn commit_records(conn: &mut Connection, batch: &mut [Completed]) -> rusqlite::Result<Vec<Committed>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut out = Vec::with_capacity(batch.len());
+    for c in batch.iter_mut() {
+        out.push(match &mut c.record {
+            Record::Signature(row) => {
+                let ids = insert_signature_rows(&tx, &[row])?;
+                Committed { audit_id: ids.first().copied().unwrap_or_default(), accepted: false }
+            }
+            Record::Check(rec) => {
+                let (audit_id, accepted) = commit_check(&tx, rec)?;
+                Committed { audit_id, accepted }
+            }
+        });
+    }
+    tx.commit()?;
+    Ok(out)
 }

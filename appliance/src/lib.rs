@@ -1,19 +1,26 @@
-//! The Countersign appliance as a library: configuration, the store, the signing and admin
-//! services, the HTTP layer on the Unix sockets, and a small client for those sockets.
+//! The Countersign appliance as a library: configuration, the store, the signing, token,
+//! validation and admin services, the plugin host, the HTTP layer, and a small client for the
+//! appliance's sockets.
 //!
 //! The two binaries (`countersignd`, `countersign`) are thin shells over this crate. Nothing
 //! here links cryptoki: every key operation goes through `countersign_hsm`.
 
 pub mod admin;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod directory;
+pub mod enrolment_qr;
 pub mod executor;
 pub mod http;
 pub mod plugins;
 pub mod signing;
 pub mod store;
+pub mod token_host;
+pub mod token_secrets;
+pub mod tokens;
+pub mod validate;
 
 /// Milliseconds since the Unix epoch (the audit's clock).
 pub fn now_ms() -> i64 {

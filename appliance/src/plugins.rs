@@ -3,25 +3,71 @@
 //! accepted plugin on the verified bytes. Refused plugins are logged with their reason and the
 //! daemon runs on without them.
 //!
-//! It never loads a library itself (the worker does) and never trusts a plugin it could not
-//! verify. Calls to plugins, restarts with backoff and capability checks arrive with the token
-//! engine (issue 3).
+//! Calls go to the plugin's worker with a deadline. A worker that crashes, hangs past the
+//! deadline or breaks the protocol fails that call only; it is started again at once the
+//! first time, then with a backoff that doubles while it keeps failing, and every restart is
+//! audited. While a call runs, the plugin's host requests are served by the caller's closure,
+//! but only those capabilities its signed manifest lists; anything else is refused.
+//!
+//! It never loads a library itself (the worker does), never trusts a plugin it could not
+//! verify, and never gives a plugin anything but the answers to the capabilities it may use.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use countersign_plugin_ipc::PluginProcess;
+use countersign_plugin_abi::abi::Status;
+use countersign_plugin_abi::protocol::PROTOCOL_VERSION;
+use countersign_plugin_abi::protocol::{Envelope, HostRequest, HostResponse, PluginRequest, PluginResponse};
+use countersign_plugin_ipc::{IpcError, PluginProcess};
 use countersign_plugin_manifest::{verify, Manifest, TrustedPublishers};
 use serde::Serialize;
 
 use crate::config::PluginsSection;
+use crate::store::{AuthAuditRow, Store};
 
-/// A plugin that passed verification and runs in its worker.
+/// A plugin that passed verification, and its worker.
 #[derive(Debug)]
 struct Loaded {
     manifest: Manifest,
-    process: Mutex<PluginProcess>,
+    /// The verified library, kept to start the worker again on exactly these bytes.
+    library: Vec<u8>,
+    worker: Mutex<Worker>,
+}
+
+/// A plugin's worker process and its restart state.
+#[derive(Debug)]
+struct Worker {
+    process: Option<PluginProcess>,
+    /// Failures since the last successful call.
+    failures: u32,
+    /// No restart before this instant.
+    not_before: Option<Instant>,
+    restarts: u64,
+}
+
+/// Why a plugin call failed. The request fails; the daemon and other plugins go on.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginCallError {
+    #[error("no plugin {0} is loaded; check `countersign plugin list`")]
+    NotLoaded(String),
+    #[error("plugin {plugin} is restarting after failures; try again in {wait_ms} ms")]
+    Restarting { plugin: String, wait_ms: u64 },
+    #[error("plugin {plugin}'s worker failed: {reason}")]
+    Worker { plugin: String, reason: String },
+    #[error("plugin {plugin} failed the request ({status:?}): {message}")]
+    Failed { plugin: String, status: Status, message: String },
+    #[error("plugin {plugin} answered something this appliance does not understand: {reason}")]
+    Protocol { plugin: String, reason: String },
+}
+
+/// The capability a host request uses, as manifests name it.
+fn capability(req: &HostRequest) -> &'static str {
+    match req {
+        HostRequest::Hmac { .. } => "hmac",
+        HostRequest::Random { .. } => "random",
+        HostRequest::Now => "now",
+    }
 }
 
 /// What `countersign plugin list` shows.
@@ -39,6 +85,7 @@ pub struct LoadedReport {
     pub capabilities: Vec<String>,
     pub publisher: String,
     pub running: bool,
+    pub restarts: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +98,12 @@ pub struct RefusedReport {
 pub struct PluginHost {
     loaded: Vec<Loaded>,
     refused: Vec<RefusedReport>,
+    worker_bin: PathBuf,
+    start_timeout: Duration,
+    call_timeout: Duration,
+    max_backoff: Duration,
+    /// Where restarts are audited.
+    store: Option<Arc<Store>>,
 }
 
 fn trusted(cfg: &PluginsSection) -> Result<TrustedPublishers, String> {
@@ -70,8 +123,15 @@ fn trusted(cfg: &PluginsSection) -> Result<TrustedPublishers, String> {
 
 impl PluginHost {
     /// Verifies and starts every plugin under `cfg.dir`. Blocking.
-    pub fn start(cfg: &PluginsSection) -> PluginHost {
-        let mut host = PluginHost::default();
+    pub fn start(cfg: &PluginsSection, store: Option<Arc<Store>>) -> PluginHost {
+        let mut host = PluginHost {
+            worker_bin: cfg.worker.clone(),
+            start_timeout: Duration::from_millis(cfg.start_timeout_ms),
+            call_timeout: Duration::from_millis(cfg.call_timeout_ms),
+            max_backoff: Duration::from_millis(cfg.max_restart_backoff_ms),
+            store,
+            ..PluginHost::default()
+        };
         let entries = match std::fs::read_dir(&cfg.dir) {
             Ok(e) => e,
             Err(_) => {
@@ -101,7 +161,8 @@ impl PluginHost {
                             p.name, p.kind, v.manifest.name, v.manifest.kind
                         ));
                     }
-                    Ok(Loaded { manifest: v.manifest, process: Mutex::new(p) })
+                    let worker = Worker { process: Some(p), failures: 0, not_before: None, restarts: 0 };
+                    Ok(Loaded { manifest: v.manifest, library: v.library, worker: Mutex::new(worker) })
                 });
             match outcome {
                 Ok(l) => {
@@ -128,10 +189,162 @@ impl PluginHost {
                     kind: l.manifest.kind.clone(),
                     capabilities: l.manifest.capabilities.iter().cloned().collect(),
                     publisher: l.manifest.signature.as_ref().map(|s| s.publisher.clone()).unwrap_or_default(),
-                    running: l.process.lock().map(|mut p| p.alive()).unwrap_or(false),
+                    running: l.lock().process.as_mut().is_some_and(PluginProcess::alive),
+                    restarts: l.lock().restarts,
                 })
                 .collect(),
             refused: self.refused.clone(),
+        }
+    }
+}
+
+impl Loaded {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Worker> {
+        // A panic while holding the lock leaves at worst a dead process, which the next call
+        // replaces.
+        self.worker.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl PluginHost {
+    /// Whether a plugin of this name and kind is loaded.
+    pub fn has(&self, name: &str, kind: &str) -> bool {
+        self.loaded.iter().any(|l| l.manifest.name == name && l.manifest.kind == kind)
+    }
+
+    /// Sends `req` to plugin `name` and serves its host requests with `serve` (after checking
+    /// each against the manifest). Blocking: call it from a worker thread.
+    pub fn call(
+        &self,
+        name: &str,
+        req: &PluginRequest,
+        serve: &mut dyn FnMut(HostRequest) -> HostResponse,
+    ) -> Result<PluginResponse, PluginCallError> {
+        let plugin = self
+            .loaded
+            .iter()
+            .find(|l| l.manifest.name == name)
+            .ok_or_else(|| PluginCallError::NotLoaded(name.into()))?;
+        let request = serde_json::to_string(&Envelope::new(req))
+            .map_err(|e| PluginCallError::Protocol { plugin: name.into(), reason: e.to_string() })?;
+        let mut worker = plugin.lock();
+        self.ensure_running(plugin, &mut worker)?;
+        let Some(process) = worker.process.as_mut() else {
+            return Err(PluginCallError::Worker { plugin: name.into(), reason: "not running".into() });
+        };
+        let caps = &plugin.manifest.capabilities;
+        let mut host = |text: &str| -> (Status, String) {
+            let answer = match serde_json::from_str::<Envelope<HostRequest>>(text) {
+                Ok(env) if env.protocol != PROTOCOL_VERSION => {
+                    HostResponse::Refused { reason: format!("protocol {} is not {PROTOCOL_VERSION}", env.protocol) }
+                }
+                Ok(env) => {
+                    let cap = capability(&env.body);
+                    if caps.contains(cap) {
+                        serve(env.body)
+                    } else {
+                        tracing::warn!(
+                            plugin = name,
+                            capability = cap,
+                            "plugin asked for a capability its manifest does not list"
+                        );
+                        HostResponse::Refused { reason: format!("capability {cap} is not in the plugin's manifest") }
+                    }
+                }
+                Err(e) => HostResponse::Refused { reason: format!("bad host request: {e}") },
+            };
+            (Status::Ok, serde_json::to_string(&Envelope::new(answer)).unwrap_or_default())
+        };
+        match process.call(&request, self.call_timeout, &mut host) {
+            Ok((Status::Ok, text)) => {
+                worker.failures = 0;
+                serde_json::from_str::<Envelope<PluginResponse>>(&text)
+                    .map_err(|e| PluginCallError::Protocol { plugin: name.into(), reason: e.to_string() })
+                    .and_then(|env| {
+                        if env.protocol == PROTOCOL_VERSION {
+                            Ok(env.body)
+                        } else {
+                            Err(PluginCallError::Protocol {
+                                plugin: name.into(),
+                                reason: format!("protocol {} is not {PROTOCOL_VERSION}", env.protocol),
+                            })
+                        }
+                    })
+            }
+            // The worker lives on (a panic is caught in the plugin); only this call failed.
+            Ok((status, message)) => Err(PluginCallError::Failed { plugin: name.into(), status, message }),
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!(plugin = name, %reason, "plugin worker failed; restarting it");
+                worker.process = None;
+                worker.failures += 1;
+                worker.not_before = Some(Instant::now() + self.backoff(worker.failures));
+                if !matches!(e, IpcError::Timeout(_) | IpcError::Crashed(_) | IpcError::Io(_) | IpcError::Frame(_)) {
+                    tracing::warn!(plugin = name, "unexpected worker error kind");
+                }
+                // The first failure restarts at once, so the next request finds a worker.
+                let _ = self.ensure_running(plugin, &mut worker);
+                Err(PluginCallError::Worker { plugin: name.into(), reason })
+            }
+        }
+    }
+
+    /// Zero after the first failure, then 100 ms doubling up to the configured maximum.
+    fn backoff(&self, failures: u32) -> Duration {
+        if failures <= 1 {
+            return Duration::ZERO;
+        }
+        let ms = 100u64.saturating_mul(1u64 << (failures - 2).min(20));
+        Duration::from_millis(ms).min(self.max_backoff)
+    }
+
+    /// Starts the worker again if it is not running and its backoff has passed.
+    fn ensure_running(&self, plugin: &Loaded, worker: &mut Worker) -> Result<(), PluginCallError> {
+        let name = &plugin.manifest.name;
+        if worker.process.as_mut().is_some_and(PluginProcess::alive) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if let Some(t) = worker.not_before.filter(|t| *t > now) {
+            let wait_ms = u64::try_from((t - now).as_millis()).unwrap_or(u64::MAX);
+            return Err(PluginCallError::Restarting { plugin: name.clone(), wait_ms });
+        }
+        let started = PluginProcess::spawn(&self.worker_bin, &plugin.library, self.start_timeout)
+            .map_err(|e| e.to_string())
+            .and_then(|p| if p.name == *name { Ok(p) } else { Err(format!("the library now says it is {}", p.name)) });
+        worker.restarts += 1;
+        let (result, detail) = match started {
+            Ok(p) => {
+                worker.process = Some(p);
+                tracing::info!(plugin = %name, restarts = worker.restarts, "plugin worker restarted");
+                ("ok", format!("worker restarted (restart {}, after {} failures)", worker.restarts, worker.failures))
+            }
+            Err(reason) => {
+                worker.failures += 1;
+                worker.not_before = Some(now + self.backoff(worker.failures));
+                tracing::error!(plugin = %name, %reason, "plugin worker did not start again");
+                ("error", format!("worker restart failed: {reason}"))
+            }
+        };
+        if let Some(store) = &self.store {
+            let row = AuthAuditRow {
+                id: 0,
+                at_ms: crate::now_ms(),
+                caller: "daemon".into(),
+                action: "plugin/restart".into(),
+                serial: None,
+                login: None,
+                realm: None,
+                result: result.into(),
+                detail: Some(format!("plugin {name}: {detail}")),
+            };
+            if let Err(e) = store.audit_auth(&row) {
+                tracing::error!(plugin = %name, error = %e, "could not audit a plugin restart");
+            }
+        }
+        match worker.process {
+            Some(_) => Ok(()),
+            None => Err(PluginCallError::Worker { plugin: name.clone(), reason: detail }),
         }
     }
 }

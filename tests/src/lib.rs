@@ -335,6 +335,139 @@ impl Daemon {
     }
 }
 
+/// A plugin the harness installs for a daemon: which library, under which manifest name, with
+/// which capabilities.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginSpec {
+    pub library: &'static str,
+    pub name: &'static str,
+    pub capabilities: &'static [&'static str],
+}
+
+pub const HOTP_PLUGIN: PluginSpec =
+    PluginSpec { library: "libcountersign_token_hotp.so", name: "token-hotp", capabilities: &["hmac"] };
+pub const TOTP_PLUGIN: PluginSpec =
+    PluginSpec { library: "libcountersign_token_totp.so", name: "token-totp", capabilities: &["hmac", "now"] };
+/// The misbehaving test plugin; its manifest grants no capability, so its `hmac` request is
+/// refused by the host.
+pub const MISBEHAVE_PLUGIN: PluginSpec =
+    PluginSpec { library: "libcountersign_test_plugin_misbehave.so", name: "test-misbehave", capabilities: &[] };
+
+impl Daemon {
+    /// Starts a daemon with `plugins` installed and signed by a publisher it trusts, the clock
+    /// file in place (see [`Daemon::set_clock_offset_ms`]), and `extra` configuration.
+    pub fn with_plugins(plugins: &[PluginSpec], extra: &str) -> Daemon {
+        let mut d = Daemon::configure("");
+        d.install_plugins(plugins, extra);
+        d.spawn().expect("countersignd starts");
+        d
+    }
+
+    /// Installs and signs `plugins` and writes the overlay (plugins, clock, `extra`).
+    pub fn install_plugins(&mut self, plugins: &[PluginSpec], extra: &str) {
+        use countersign_plugin_manifest::{PublisherKey, TrustedPublishers, MANIFEST_FILE};
+        let root = self.work.path().join("plugins");
+        let key = PublisherKey::generate("countersign-test");
+        for p in plugins {
+            let dir = root.join(p.name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(bin(p.library), dir.join(p.library)).unwrap();
+            let caps: Vec<String> = p.capabilities.iter().map(|c| format!("\"{c}\"")).collect();
+            std::fs::write(
+                dir.join(MANIFEST_FILE),
+                format!(
+                    "name = \"{}\"\nversion = \"0.1.0\"\nkind = \"token\"\nabi = \"1.0\"\nlibrary = \"{}\"\n\
+                     sha256 = \"\"\ncapabilities = [{}]\nmin_appliance = \"0.1.0\"\n",
+                    p.name,
+                    p.library,
+                    caps.join(", ")
+                ),
+            )
+            .unwrap();
+            key.sign_dir(&dir).unwrap();
+        }
+        let trusted = self.work.path().join("publishers.toml");
+        let t = TrustedPublishers { publisher: vec![key.publisher()] };
+        std::fs::write(&trusted, toml::to_string(&t).unwrap()).unwrap();
+        std::fs::write(self.clock_file(), "0").unwrap();
+        std::fs::write(
+            &self.overlay,
+            format!(
+                "[plugins]\ndir = \"{}\"\ntrusted_publishers = \"{}\"\nworker = \"{}\"\n\
+                 [clock]\noffset_file = \"{}\"\n{extra}",
+                root.display(),
+                trusted.display(),
+                bin("countersign-plugin-worker").display(),
+                self.clock_file().display()
+            ),
+        )
+        .unwrap();
+    }
+
+    pub fn clock_file(&self) -> PathBuf {
+        self.work.path().join("clock-offset-ms")
+    }
+
+    /// Moves the daemon's clock: it reads this offset on every use.
+    pub fn set_clock_offset_ms(&self, ms: i64) {
+        std::fs::write(self.clock_file(), ms.to_string()).unwrap();
+    }
+
+    /// Sets the daemon's clock to `unix_s` (approximately: it keeps running from there).
+    pub fn set_clock_to(&self, unix_s: i64) {
+        self.set_clock_offset_ms(unix_s * 1000 - countersign::now_ms());
+    }
+
+    /// POST /v1/validate/check on api.sock.
+    pub fn check(&self, body: Value) -> (u16, Value) {
+        self.api("POST", "/v1/validate/check", Some(body))
+    }
+
+    /// Whether `pass` authenticates token `serial`.
+    pub fn accepts(&self, serial: &str, pass: &str) -> bool {
+        let (status, v) = self.check(serde_json::json!({ "serial": serial, "pass": pass }));
+        assert_eq!(status, 200, "{v}");
+        v["accepted"].as_bool().unwrap()
+    }
+
+    /// Runs the admin CLI with `--json`, feeding `stdin`; panics on failure.
+    pub fn cli_json_stdin(&self, args: &[&str], stdin: &str) -> Value {
+        use std::io::Write;
+        let mut c = Command::new(bin("countersign"))
+            .arg("--socket")
+            .arg(self.admin_sock())
+            .arg("--json")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "countersign {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// The authentication audit, newest first.
+    pub fn auth_audit(&self) -> Vec<Value> {
+        self.cli_json(&["audit", "auth", "--limit", "10000"])["rows"].as_array().unwrap().clone()
+    }
+}
+
+/// The base32 secret in an `otpauth://` URI.
+pub fn otpauth_secret(uri: &str) -> String {
+    let query = uri.split_once('?').unwrap().1;
+    query.split('&').find_map(|kv| kv.strip_prefix("secret=")).unwrap().to_owned()
+}
+
+/// Runs oathtool with `args`; returns the code it printed.
+pub fn oathtool(args: &[&str]) -> String {
+    let out = Command::new("oathtool").args(args).output().unwrap();
+    assert!(out.status.success(), "oathtool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill();

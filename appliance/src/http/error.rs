@@ -9,6 +9,8 @@ use countersign_hsm::HsmError;
 
 use crate::admin::AdminError;
 use crate::signing::SigningError;
+use crate::tokens::TokenError;
+use crate::validate::ValidateError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -88,6 +90,27 @@ impl From<AdminError> for ApiError {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             }
         }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match &e {
+            TokenError::Invalid(m) => ApiError::invalid(m.clone()),
+            TokenError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            TokenError::NotFound(_) => ApiError::not_found(e.to_string()),
+            TokenError::Hsm(h) => hsm_status(h),
+            TokenError::Plugin(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable", m.clone()),
+            TokenError::Store(_) | TokenError::Internal(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<ValidateError> for ApiError {
+    fn from(e: ValidateError) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", e.to_string())
     }
 }
 

@@ -69,3 +69,20 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         Ok(Path(v))
     }
 }
+
+/// Who sent a request, for the audit: `uid:N` on a Unix socket, `ip:ADDR` on the HTTP listener.
+#[derive(Debug, Clone)]
+pub struct Origin(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        if let Some(c) = parts.extensions.get::<axum::extract::ConnectInfo<PeerCred>>().and_then(|c| c.0 .0) {
+            return Ok(Origin(format!("uid:{}", c.uid)));
+        }
+        if let Some(a) = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+            return Ok(Origin(format!("ip:{}", a.0.ip())));
+        }
+        Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", "the caller's credentials are unknown"))
+    }
+}

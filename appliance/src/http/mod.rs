@@ -6,6 +6,8 @@ mod admin;
 mod api;
 mod error;
 mod extract;
+mod tokens;
+mod validate;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +32,8 @@ use crate::signing::SigningService;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub signing: SigningService,
+    pub tokens: crate::tokens::TokenService,
+    pub validate: crate::validate::ValidateService,
     pub admin: AdminService,
     pub hsm: Hsm,
     /// The daemon's own uid: always an admin.
@@ -88,15 +92,33 @@ fn finish(router: Router<AppState>, state: AppState, limits: Limits) -> Router {
         .with_state(state)
 }
 
-/// The router of `api.sock`.
+/// The router of `api.sock`: signing and validation.
 pub fn api_router(state: AppState, limits: Limits) -> Router {
-    finish(api::routes(), state, limits)
+    finish(api::routes().merge(validate::routes()), state, limits)
+}
+
+/// The router of the HTTP listener: validation only.
+pub fn http_router(state: AppState, limits: Limits) -> Router {
+    finish(validate::routes(), state, limits)
 }
 
 /// The router of `admin.sock`; every route requires an admin caller.
 pub fn admin_router(state: AppState, limits: Limits) -> Router {
-    let routes = admin::routes().route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
+    let routes = admin::routes()
+        .merge(tokens::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     finish(routes, state, limits)
+}
+
+/// Serves `router` on a TCP listener until `shutdown` resolves.
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight finish.

@@ -4,7 +4,7 @@
 //!
 //! Rows record a SHA-256 of the signed input, never the input itself.
 
-use rusqlite::{params, Connection, ToSql};
+use rusqlite::{params, ToSql};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
@@ -32,9 +32,11 @@ pub struct SignatureAuditRow {
     pub detail: Option<String>,
 }
 
-/// Inserts `rows` in one transaction and returns their ids, in order.
-pub(crate) fn insert_rows(conn: &mut Connection, rows: &[&SignatureAuditRow]) -> rusqlite::Result<Vec<i64>> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+/// Inserts `rows` in the caller's transaction and returns their ids, in order.
+pub(crate) fn insert_signature_rows(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[&SignatureAuditRow],
+) -> rusqlite::Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(rows.len());
     {
         let mut st = tx.prepare_cached(
@@ -61,7 +63,6 @@ pub(crate) fn insert_rows(conn: &mut Connection, rows: &[&SignatureAuditRow]) ->
             ids.push(tx.last_insert_rowid());
         }
     }
-    tx.commit()?;
     Ok(ids)
 }
 

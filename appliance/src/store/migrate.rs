@@ -7,8 +7,10 @@ use sha2::{Digest, Sha256};
 use super::StoreError;
 
 /// Every migration, in order: (version, name, SQL). A test checks this list against the folder.
-pub const MIGRATIONS: &[(u32, &str, &str)] =
-    &[(1, "signing_foundation", include_str!("../../../migrations/0001_signing_foundation.sql"))];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "signing_foundation", include_str!("../../../migrations/0001_signing_foundation.sql")),
+    (2, "tokens", include_str!("../../../migrations/0002_tokens.sql")),
+];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(

@@ -11,6 +11,7 @@
 mod audit;
 mod keys;
 mod migrate;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -19,10 +20,15 @@ use rusqlite::Connection;
 
 use crate::config::Synchronous;
 
-pub(crate) use audit::insert_rows;
+pub(crate) use audit::insert_signature_rows;
 pub use audit::{AuditQuery, SignatureAuditRow};
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use migrate::MIGRATIONS;
+pub(crate) use tokens::commit_check;
+pub use tokens::{
+    change, tokens_for_check, AuthAuditQuery, AuthAuditRow, CheckRecord, CheckTarget, NewToken, TokenEffect,
+    TokenRecord, TokenView, User,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -38,6 +44,8 @@ pub enum StoreError {
     Duplicate(String),
     #[error("{0} does not exist")]
     NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("the audit writer has stopped")]
     AuditStopped,
 }
@@ -88,6 +96,13 @@ impl Store {
     pub fn writer_connection(&self) -> Result<Connection, StoreError> {
         let conn = connect(&self.path, self.sync)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(conn)
+    }
+
+    /// A read-only connection for a worker thread's hot-path reads.
+    pub fn reader_connection(&self) -> Result<Connection, StoreError> {
+        let conn = connect(&self.path, self.sync)?;
+        conn.pragma_update(None, "query_only", true)?;
         Ok(conn)
     }
 

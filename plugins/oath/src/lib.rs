@@ -25,6 +25,10 @@ pub struct OathParams {
     /// TOTP only: the Unix time of step 0.
     #[serde(default)]
     pub t0: u64,
+    /// TOTP only: the token's clock drift in steps, as the host learned it from accepted
+    /// codes; the window is centred on the current step plus this.
+    #[serde(default)]
+    pub drift: i64,
 }
 
 fn default_digits() -> u32 {

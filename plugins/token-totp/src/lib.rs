@@ -8,10 +8,10 @@ use countersign_plugin_abi::abi::PluginKind;
 use countersign_plugin_abi::guest::{Host, PluginError};
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
 
-/// The time step the host's clock is in.
+/// The time step the token's clock is in: the host's step, corrected by the learned drift.
 fn current_step(host: &Host<'_>, p: &OathParams) -> Result<u64, PluginError> {
     let now = u64::try_from(host.now_ms()? / 1000).map_err(|_| PluginError::Failed("clock before 1970".into()))?;
-    Ok(now.saturating_sub(p.t0) / p.step)
+    Ok((now.saturating_sub(p.t0) / p.step).saturating_add_signed(p.drift))
 }
 
 /// The plugin's request handler. `first` is the lowest acceptable step; `window` the number of

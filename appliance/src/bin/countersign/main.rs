@@ -3,6 +3,7 @@
 
 mod output;
 mod plugin;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,12 @@ enum Command {
     Grant { integration: String, application: String },
     /// Withdraw a grant.
     Revoke { integration: String, application: String },
+    /// Users' authentication tokens (HOTP, TOTP, ...).
+    #[command(subcommand)]
+    Token(token::TokenCmd),
+    /// Users of the internal user store.
+    #[command(subcommand)]
+    User(token::UserCmd),
     /// Read audit trails.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -93,6 +100,23 @@ enum AuditCmd {
         #[arg(long)]
         result: Option<String>,
         /// Rows older than this id (paging).
+        #[arg(long)]
+        before_id: Option<i64>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Authentications and token administration, newest first.
+    Auth {
+        #[arg(long)]
+        serial: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// e.g. validate/check, token/init, plugin/restart.
+        #[arg(long)]
+        action: Option<String>,
+        /// accept, reject, ok, error.
+        #[arg(long)]
+        result: Option<String>,
         #[arg(long)]
         before_id: Option<i64>,
         #[arg(long, default_value_t = 50)]
@@ -189,6 +213,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             (Method::GET, format!("/v1/admin/audit/signatures?{}", q.join("&")), None, output::View::Audit)
         }
+        Command::Audit(AuditCmd::Auth { serial, user, action, result, before_id, limit }) => {
+            let mut q = vec![format!("limit={limit}")];
+            for (k, v) in [("serial", serial), ("user", user), ("action", action), ("result", result)] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", enc(v)));
+                }
+            }
+            if let Some(b) = before_id {
+                q.push(format!("before_id={b}"));
+            }
+            (Method::GET, format!("/v1/admin/audit/auth?{}", q.join("&")), None, output::View::AuthAudit)
+        }
+        Command::Token(cmd) => {
+            let r = token::token_request(cmd)?;
+            (r.method, r.uri, r.body, r.view)
+        }
+        Command::User(cmd) => {
+            let r = token::user_request(cmd)?;
+            (r.method, r.uri, r.body, r.view)
+        }
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
     };
     let mut conn = Connection::connect(&cli.socket).await?;
@@ -206,6 +250,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
         print!("{}", output::render(view, &answer));
+    }
+    if let Command::Token(cmd) = &cli.command {
+        if !cli.json && token::draw_qr(cmd) {
+            let uri = answer.get("otpauth_uri").and_then(Value::as_str).unwrap_or_default();
+            print!("{}", countersign::enrolment_qr::qr_terminal(uri).map_err(anyhow::Error::msg)?);
+        }
+        token::after_init(cmd, &answer)?;
     }
     if health_report {
         // Monitoring scripts read the exit code: a degraded daemon is a failure.

@@ -11,8 +11,49 @@ pub enum View {
     Audit,
     Health,
     Plugins,
+    Enrolled,
+    Token,
+    Tokens,
+    User,
+    Users,
+    AuthAudit,
     Done,
 }
+
+fn flag(v: &Value, key: &str, yes: &str, no: &str) -> String {
+    if v.get(key).and_then(Value::as_bool) == Some(true) { yes } else { no }.into()
+}
+
+fn token_state(t: &Value) -> String {
+    if t.get("revoked").and_then(Value::as_bool) == Some(true) {
+        "revoked".into()
+    } else if t.get("active").and_then(Value::as_bool) != Some(true) {
+        "disabled".into()
+    } else if t.get("fail_count").and_then(Value::as_u64) >= t.get("max_fail").and_then(Value::as_u64) {
+        "locked".into()
+    } else {
+        "active".into()
+    }
+}
+
+fn token_row(t: &Value) -> Vec<String> {
+    let user = match (t.get("user").and_then(Value::as_str), t.get("realm").and_then(Value::as_str)) {
+        (Some(u), Some(r)) => format!("{u}@{r}"),
+        _ => "-".into(),
+    };
+    vec![
+        s(t, "serial"),
+        s(t, "type"),
+        user,
+        token_state(t),
+        format!("{}/{}", s(t, "fail_count"), s(t, "max_fail")),
+        flag(t, "pin_set", "yes", "no"),
+        s(t, "counter"),
+        s(t, "description"),
+    ]
+}
+
+const TOKEN_HEADER: [&str; 8] = ["SERIAL", "TYPE", "USER", "STATE", "FAILS", "PIN", "COUNTER", "DESCRIPTION"];
 
 fn s(v: &Value, key: &str) -> String {
     match v.get(key) {
@@ -166,10 +207,11 @@ pub fn render(view: View, v: &Value) -> String {
                         s(p, "publisher"),
                         if p.get("running").and_then(Value::as_bool) == Some(true) { "running" } else { "stopped" }
                             .into(),
+                        s(p, "restarts"),
                     ]
                 })
                 .collect();
-            let mut out = table(&["NAME", "VERSION", "KIND", "CAPABILITIES", "PUBLISHER", "WORKER"], rows);
+            let mut out = table(&["NAME", "VERSION", "KIND", "CAPABILITIES", "PUBLISHER", "WORKER", "RESTARTS"], rows);
             let refused: Vec<Vec<String>> = list(v, "refused").map(|r| vec![s(r, "dir"), s(r, "reason")]).collect();
             if !refused.is_empty() {
                 out += "\nrefused:\n";
@@ -177,6 +219,36 @@ pub fn render(view: View, v: &Value) -> String {
             }
             out
         }
+        View::Enrolled => {
+            let t = v.get("token").cloned().unwrap_or_default();
+            let mut out = table(&TOKEN_HEADER, vec![token_row(&t)]);
+            out += &format!("\nEnrolment URI (shown once; it holds the seed):\n{}\n\n", s(v, "otpauth_uri"));
+            out
+        }
+        View::Token => table(&TOKEN_HEADER, vec![token_row(v)]),
+        View::Tokens => table(&TOKEN_HEADER, list(v, "tokens").map(token_row).collect()),
+        View::User => format!("user {} in realm {}\n", s(v, "login"), s(v, "realm")),
+        View::Users => table(
+            &["LOGIN", "REALM", "EMAIL", "PHONE"],
+            list(v, "users").map(|u| vec![s(u, "login"), s(u, "realm"), s(u, "email"), s(u, "phone")]).collect(),
+        ),
+        View::AuthAudit => table(
+            &["ID", "TIME", "CALLER", "ACTION", "SERIAL", "USER", "RESULT", "DETAIL"],
+            list(v, "rows")
+                .map(|r| {
+                    vec![
+                        s(r, "id"),
+                        when(r, "at_ms", true),
+                        s(r, "caller"),
+                        s(r, "action"),
+                        s(r, "serial"),
+                        s(r, "login"),
+                        s(r, "result"),
+                        s(r, "detail"),
+                    ]
+                })
+                .collect(),
+        ),
         View::Done => "done\n".into(),
     }
 }

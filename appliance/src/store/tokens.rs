@@ -1,0 +1,581 @@
+//! Realms, internal users, the appliance's own HSM keys (by role), users' tokens, and the
+//! authentication audit.
+//!
+//! A token row carries its seed only sealed (AES-GCM by an HSM key, bound to the serial) and
+//! its PIN only as an HMAC verifier made in the HSM; nothing here can open either. Counters
+//! only move forward, by compare-and-set in the same transaction as the audit row that
+//! records the acceptance ([`commit_check`]).
+
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::{is_unique_violation, Store, StoreError};
+
+/// A user of the internal user store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    pub login: String,
+    pub realm: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+}
+
+/// A token as stored. `sealed_seed` and `pin_verifier` never leave the appliance: the API
+/// shows a [`TokenView`].
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub serial: String,
+    pub token_type: String,
+    pub plugin: String,
+    pub params: serde_json::Value,
+    pub otp_window: u32,
+    pub sealed_seed: Vec<u8>,
+    pub counter: u64,
+    pub drift: i64,
+    pub pin_verifier: Option<Vec<u8>>,
+    pub fail_count: u32,
+    pub max_fail: u32,
+    pub fail_clear_s: u32,
+    pub last_fail_ms: Option<i64>,
+    pub last_auth_ms: Option<i64>,
+    pub active: bool,
+    pub revoked: bool,
+    pub login: Option<String>,
+    pub realm: Option<String>,
+    pub description: String,
+    pub created_at: i64,
+}
+
+/// What list/show report of a token: everything but its secrets.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    pub serial: String,
+    #[serde(rename = "type")]
+    pub token_type: String,
+    pub plugin: String,
+    pub params: serde_json::Value,
+    pub otp_window: u32,
+    pub counter: u64,
+    pub drift: i64,
+    pub pin_set: bool,
+    pub fail_count: u32,
+    pub max_fail: u32,
+    pub fail_clear_s: u32,
+    pub last_fail_ms: Option<i64>,
+    pub last_auth_ms: Option<i64>,
+    pub active: bool,
+    pub revoked: bool,
+    pub user: Option<String>,
+    pub realm: Option<String>,
+    pub description: String,
+    pub created_at: i64,
+}
+
+impl From<&TokenRecord> for TokenView {
+    fn from(t: &TokenRecord) -> Self {
+        TokenView {
+            serial: t.serial.clone(),
+            token_type: t.token_type.clone(),
+            plugin: t.plugin.clone(),
+            params: t.params.clone(),
+            otp_window: t.otp_window,
+            counter: t.counter,
+            drift: t.drift,
+            pin_set: t.pin_verifier.is_some(),
+            fail_count: t.fail_count,
+            max_fail: t.max_fail,
+            fail_clear_s: t.fail_clear_s,
+            last_fail_ms: t.last_fail_ms,
+            last_auth_ms: t.last_auth_ms,
+            active: t.active,
+            revoked: t.revoked,
+            user: t.login.clone(),
+            realm: t.realm.clone(),
+            description: t.description.clone(),
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// A token about to be stored (its seed already sealed).
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub serial: String,
+    pub token_type: String,
+    pub plugin: String,
+    pub params: serde_json::Value,
+    pub otp_window: u32,
+    pub sealed_seed: Vec<u8>,
+    pub counter: u64,
+    pub pin_verifier: Option<Vec<u8>>,
+    pub max_fail: u32,
+    pub fail_clear_s: u32,
+    pub user: Option<(String, String)>,
+    pub description: String,
+}
+
+/// One authentication or token-administration event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthAuditRow {
+    #[serde(default)]
+    pub id: i64,
+    pub at_ms: i64,
+    pub caller: String,
+    pub action: String,
+    pub serial: Option<String>,
+    pub login: Option<String>,
+    pub realm: Option<String>,
+    /// accept | reject | ok | refused | error
+    pub result: String,
+    pub detail: Option<String>,
+}
+
+/// Filters for reading the authentication audit, newest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthAuditQuery {
+    pub serial: Option<String>,
+    pub user: Option<String>,
+    pub action: Option<String>,
+    pub result: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: Option<u32>,
+}
+
+/// Which tokens a check is about.
+#[derive(Debug, Clone)]
+pub enum CheckTarget {
+    Serial(String),
+    User { login: String, realm: Option<String> },
+}
+
+/// What a check's commit does to its token, decided before the commit from the row as read.
+#[derive(Debug, Clone)]
+pub enum TokenEffect {
+    /// Nothing to change (unknown user, disabled token, ...).
+    None,
+    /// Accept: move `counter` from `seen_counter` to `new_counter`, but only if neither the
+    /// counter nor the fail counter changed since they were read.
+    Accept { token_id: i64, seen_counter: u64, seen_fail: u32, new_counter: u64, drift: Option<i64> },
+    /// A failed attempt: count it.
+    Fail { token_id: i64 },
+    /// The clear timeout passed on a locked token and the attempt failed anyway: restart the
+    /// count at one.
+    FailAfterClear { token_id: i64 },
+}
+
+/// A check ready to commit: its effect and its audit row. The commit may turn an accept into a
+/// reject (another request used the counter first); the row then says so.
+#[derive(Debug, Clone)]
+pub struct CheckRecord {
+    pub effect: TokenEffect,
+    pub audit: AuthAuditRow,
+}
+
+const TOKEN_COLUMNS: &str = "t.id, t.serial, t.type, t.plugin, t.params, t.otp_window, t.sealed_seed, t.counter,
+    t.drift, t.pin_verifier, t.fail_count, t.max_fail, t.fail_clear_s, t.last_fail_ms, t.last_auth_ms, t.active,
+    t.revoked, u.login, r.name, t.description, t.created_at";
+const TOKEN_FROM: &str = "FROM token t LEFT JOIN app_user u ON u.id = t.user_id LEFT JOIN realm r ON r.id = u.realm_id";
+
+fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    let params: String = r.get(4)?;
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        serial: r.get(1)?,
+        token_type: r.get(2)?,
+        plugin: r.get(3)?,
+        params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
+        otp_window: r.get(5)?,
+        sealed_seed: r.get(6)?,
+        counter: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+        drift: r.get(8)?,
+        pin_verifier: r.get(9)?,
+        fail_count: r.get(10)?,
+        max_fail: r.get(11)?,
+        fail_clear_s: r.get(12)?,
+        last_fail_ms: r.get(13)?,
+        last_auth_ms: r.get(14)?,
+        active: r.get(15)?,
+        revoked: r.get(16)?,
+        login: r.get(17)?,
+        realm: r.get(18)?,
+        description: r.get(19)?,
+        created_at: r.get(20)?,
+    })
+}
+
+fn counter_sql(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("counter {v} is out of range")))
+}
+
+/// The tokens a check is about, read on the caller's connection (a worker's reader).
+pub fn tokens_for_check(conn: &Connection, target: &CheckTarget) -> Result<Vec<TokenRecord>, StoreError> {
+    let rows = match target {
+        CheckTarget::Serial(s) => {
+            let mut st = conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.serial = ?1"))?;
+            let rows = st.query_map([s], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        }
+        CheckTarget::User { login, realm } => {
+            let mut st = conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} {TOKEN_FROM}
+                 WHERE u.login = ?1 AND r.id = (SELECT id FROM realm WHERE (?2 IS NULL AND is_default = 1) OR name = ?2)
+                 ORDER BY t.id"
+            ))?;
+            let rows = st.query_map(params![login, realm], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        }
+    };
+    Ok(rows)
+}
+
+fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    st.execute(params![a.at_ms, a.caller, a.action, a.serial, a.login, a.realm, a.result, a.detail])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Applies one check's effect and writes its audit row, inside the caller's transaction.
+/// Returns the row id and whether an accept stood (false: the compare-and-set lost, and the
+/// audit row was rewritten as a reject before it was written).
+pub(crate) fn commit_check(tx: &Transaction<'_>, rec: &mut CheckRecord) -> rusqlite::Result<(i64, bool)> {
+    let at = rec.audit.at_ms;
+    let accepted = match &rec.effect {
+        TokenEffect::None => false,
+        TokenEffect::Accept { token_id, seen_counter, seen_fail, new_counter, drift } => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
+                 WHERE id = ?4 AND counter = ?5 AND fail_count = ?6 AND active = 1 AND revoked = 0",
+                )?
+                .execute(params![
+                    i64::try_from(*new_counter).unwrap_or(i64::MAX),
+                    at,
+                    drift,
+                    token_id,
+                    i64::try_from(*seen_counter).unwrap_or(i64::MAX),
+                    seen_fail
+                ])?;
+            if changed == 0 {
+                rec.audit.result = "reject".into();
+                rec.audit.detail = Some("the OTP was already used, or the token changed meanwhile".into());
+            }
+            changed == 1
+        }
+        TokenEffect::Fail { token_id } => {
+            tx.prepare_cached("UPDATE token SET fail_count = fail_count + 1, last_fail_ms = ?1 WHERE id = ?2")?
+                .execute(params![at, token_id])?;
+            false
+        }
+        TokenEffect::FailAfterClear { token_id } => {
+            tx.prepare_cached("UPDATE token SET fail_count = 1, last_fail_ms = ?1 WHERE id = ?2")?
+                .execute(params![at, token_id])?;
+            false
+        }
+    };
+    Ok((insert_audit(tx, &rec.audit)?, accepted))
+}
+
+impl Store {
+    /// The CKA_ID (hex) of the appliance key with this role, if it was created.
+    pub fn system_key(&self, role: &str) -> Result<Option<String>, StoreError> {
+        let conn = self.conn();
+        Ok(conn.query_row("SELECT hsm_key_id FROM system_key WHERE role = ?1", [role], |r| r.get(0)).optional()?)
+    }
+
+    pub fn insert_system_key(&self, role: &str, key_id_hex: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO system_key (role, hsm_key_id, created_at) VALUES (?1, ?2, ?3)",
+            params![role, key_id_hex, crate::now_ms() / 1000],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Duplicate(format!("system key {role}"))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    fn realm_id(conn: &Connection, realm: Option<&str>) -> Result<(i64, String), StoreError> {
+        conn.query_row("SELECT id, name FROM realm WHERE (?1 IS NULL AND is_default = 1) OR name = ?1", [realm], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("realm {}", realm.unwrap_or("(default)"))))
+    }
+
+    fn user_id(conn: &Connection, login: &str, realm: Option<&str>) -> Result<(i64, String), StoreError> {
+        let (realm_id, realm_name) = Self::realm_id(conn, realm)?;
+        let id = conn
+            .query_row("SELECT id FROM app_user WHERE realm_id = ?1 AND login = ?2", params![realm_id, login], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("user {login} in realm {realm_name}")))?;
+        Ok((id, realm_name))
+    }
+
+    /// Adds a user to the internal store of `realm` (the default realm when `None`).
+    pub fn create_user(&self, u: &User, audit: &AuthAuditRow) -> Result<User, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let realm = if u.realm.is_empty() { None } else { Some(u.realm.as_str()) };
+        let (realm_id, realm_name) = Self::realm_id(&tx, realm)?;
+        tx.execute(
+            "INSERT INTO app_user (realm_id, login, email, phone, given_name, surname, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::now_ms() / 1000],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Duplicate(format!("user {} in realm {realm_name}", u.login))
+            } else {
+                e.into()
+            }
+        })?;
+        let mut a = audit.clone();
+        a.realm = Some(realm_name.clone());
+        insert_audit(&tx, &a)?;
+        tx.commit()?;
+        Ok(User { realm: realm_name, ..u.clone() })
+    }
+
+    pub fn users(&self, realm: Option<&str>) -> Result<Vec<User>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT u.login, r.name, u.email, u.phone, u.given_name, u.surname FROM app_user u
+             JOIN realm r ON r.id = u.realm_id WHERE ?1 IS NULL OR r.name = ?1 ORDER BY r.name, u.login",
+        )?;
+        let rows = st.query_map([realm], |r| {
+            Ok(User {
+                login: r.get(0)?,
+                realm: r.get(1)?,
+                email: r.get(2)?,
+                phone: r.get(3)?,
+                given_name: r.get(4)?,
+                surname: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Removes a user; their tokens stay, unassigned.
+    pub fn delete_user(&self, login: &str, realm: Option<&str>, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (id, _) = Self::user_id(&tx, login, realm)?;
+        tx.execute("DELETE FROM app_user WHERE id = ?1", [id])?;
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn insert_token(&self, t: &NewToken, audit: &AuthAuditRow) -> Result<TokenRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let user_id = match &t.user {
+            Some((login, realm)) => {
+                Some(Self::user_id(&tx, login, Some(realm).filter(|r| !r.is_empty()).map(|r| r.as_str()))?.0)
+            }
+            None => None,
+        };
+        tx.execute(
+            "INSERT INTO token (serial, type, plugin, params, otp_window, sealed_seed, counter, pin_verifier, max_fail,
+                                fail_clear_s, user_id, description, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                t.serial,
+                t.token_type,
+                t.plugin,
+                t.params.to_string(),
+                t.otp_window,
+                t.sealed_seed,
+                counter_sql(t.counter)?,
+                t.pin_verifier,
+                t.max_fail,
+                t.fail_clear_s,
+                user_id,
+                t.description,
+                crate::now_ms() / 1000
+            ],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Duplicate(format!("token {}", t.serial))
+            } else {
+                e.into()
+            }
+        })?;
+        insert_audit(&tx, audit)?;
+        let rec = Self::token_in(&tx, &t.serial)?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    fn token_in(conn: &Connection, serial: &str) -> Result<TokenRecord, StoreError> {
+        conn.query_row(&format!("SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.serial = ?1"), [serial], token_from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("token {serial}")))
+    }
+
+    pub fn token(&self, serial: &str) -> Result<TokenRecord, StoreError> {
+        Self::token_in(&self.conn(), serial)
+    }
+
+    /// Tokens, optionally only a user's (login, realm) or one type's.
+    pub fn tokens(
+        &self,
+        user: Option<(&str, Option<&str>)>,
+        token_type: Option<&str>,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let conn = self.conn();
+        let user_id = match user {
+            Some((login, realm)) => Some(Self::user_id(&conn, login, realm)?.0),
+            None => None,
+        };
+        let mut st = conn.prepare(&format!(
+            "SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE (?1 IS NULL OR t.user_id = ?1) AND (?2 IS NULL OR t.type = ?2)
+             ORDER BY t.serial"
+        ))?;
+        let rows = st.query_map(params![user_id, token_type], token_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Changes one token in a transaction that also writes `audit`; `change` gets the
+    /// transaction and the token as it was, and returns the token as it is now.
+    pub fn change_token(
+        &self,
+        serial: &str,
+        audit: &AuthAuditRow,
+        change: impl FnOnce(&Transaction<'_>, &TokenRecord) -> Result<(), StoreError>,
+    ) -> Result<TokenRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let before = Self::token_in(&tx, serial)?;
+        change(&tx, &before)?;
+        insert_audit(&tx, audit)?;
+        let after = Self::token_in(&tx, serial).unwrap_or(before);
+        tx.commit()?;
+        Ok(after)
+    }
+
+    /// Records an audit row on its own (refusals, plugin restarts).
+    pub fn audit_auth(&self, audit: &AuthAuditRow) -> Result<i64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let id = insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    pub fn auth_audit(&self, q: &AuthAuditQuery) -> Result<Vec<AuthAuditRow>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT id, at_ms, caller, action, serial, login, realm, result, detail FROM auth_audit
+             WHERE (?1 IS NULL OR serial = ?1) AND (?2 IS NULL OR login = ?2) AND (?3 IS NULL OR action = ?3)
+               AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR id < ?5)
+             ORDER BY id DESC LIMIT ?6",
+        )?;
+        let rows = st.query_map(
+            params![q.serial, q.user, q.action, q.result, q.before_id, i64::from(q.limit.unwrap_or(100).min(10_000))],
+            |r| {
+                Ok(AuthAuditRow {
+                    id: r.get(0)?,
+                    at_ms: r.get(1)?,
+                    caller: r.get(2)?,
+                    action: r.get(3)?,
+                    serial: r.get(4)?,
+                    login: r.get(5)?,
+                    realm: r.get(6)?,
+                    result: r.get(7)?,
+                    detail: r.get(8)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// Helpers for [`Store::change_token`] closures.
+pub mod change {
+    use rusqlite::{params, Transaction};
+
+    use super::{counter_sql, Store, StoreError, TokenRecord};
+
+    pub fn assign(tx: &Transaction<'_>, t: &TokenRecord, user: Option<(&str, Option<&str>)>) -> Result<(), StoreError> {
+        let user_id = match user {
+            Some((login, realm)) => Some(Store::user_id(tx, login, realm)?.0),
+            None => None,
+        };
+        tx.execute("UPDATE token SET user_id = ?1 WHERE id = ?2", params![user_id, t.id])?;
+        Ok(())
+    }
+
+    pub fn set_active(tx: &Transaction<'_>, t: &TokenRecord, active: bool) -> Result<(), StoreError> {
+        if t.revoked && active {
+            return Err(StoreError::Invalid(format!("token {} is revoked and cannot be enabled again", t.serial)));
+        }
+        tx.execute("UPDATE token SET active = ?1 WHERE id = ?2", params![active, t.id])?;
+        Ok(())
+    }
+
+    pub fn set_pin(tx: &Transaction<'_>, t: &TokenRecord, verifier: Option<&[u8]>) -> Result<(), StoreError> {
+        tx.execute("UPDATE token SET pin_verifier = ?1 WHERE id = ?2", params![verifier, t.id])?;
+        Ok(())
+    }
+
+    pub fn set_fail_policy(
+        tx: &Transaction<'_>,
+        t: &TokenRecord,
+        max_fail: Option<u32>,
+        clear_s: Option<u32>,
+    ) -> Result<(), StoreError> {
+        tx.execute(
+            "UPDATE token SET max_fail = coalesce(?1, max_fail), fail_clear_s = coalesce(?2, fail_clear_s) WHERE id = ?3",
+            params![max_fail, clear_s, t.id],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_description(tx: &Transaction<'_>, t: &TokenRecord, description: &str) -> Result<(), StoreError> {
+        tx.execute("UPDATE token SET description = ?1 WHERE id = ?2", params![description, t.id])?;
+        Ok(())
+    }
+
+    pub fn reset_fail(tx: &Transaction<'_>, t: &TokenRecord) -> Result<(), StoreError> {
+        tx.execute("UPDATE token SET fail_count = 0, last_fail_ms = NULL WHERE id = ?1", [t.id])?;
+        Ok(())
+    }
+
+    /// Moves the counter to `next` after a resync; never backwards, so an OTP accepted before
+    /// cannot become valid again.
+    pub fn resync(tx: &Transaction<'_>, t: &TokenRecord, next: u64) -> Result<(), StoreError> {
+        let changed = tx.execute(
+            "UPDATE token SET counter = ?1, fail_count = 0, last_fail_ms = NULL WHERE id = ?2 AND counter <= ?1",
+            params![counter_sql(next)?, t.id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::Invalid("those OTPs were already used; resync needs two new ones".into()));
+        }
+        Ok(())
+    }
+
+    pub fn revoke(tx: &Transaction<'_>, t: &TokenRecord) -> Result<(), StoreError> {
+        tx.execute("UPDATE token SET revoked = 1, active = 0 WHERE id = ?1", [t.id])?;
+        Ok(())
+    }
+
+    pub fn delete(tx: &Transaction<'_>, t: &TokenRecord) -> Result<(), StoreError> {
+        tx.execute("DELETE FROM token WHERE id = ?1", [t.id])?;
+        Ok(())
+    }
+}

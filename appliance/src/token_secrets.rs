@@ -1,0 +1,104 @@
+//! The HSM keys that protect users' token secrets, and the only code that seals, opens and
+//! verifies those secrets.
+//!
+//! - Seeds are sealed with AES-256-GCM under the `token-seal` key; the associated data names
+//!   the token's serial, so a sealed seed copied onto another token's row does not open.
+//! - PINs are kept as HMAC-SHA-256 verifiers under the `pin-verifier` key (non-extractable, so
+//!   a stolen database allows no offline guessing) and compared in constant time.
+//!
+//! Both keys are generated on the token at first start and named in the store by role. This
+//! module never logs, returns or stores a seed or a PIN in the clear; opened seeds live in
+//! `Zeroizing` buffers for the length of one request.
+
+use countersign_hsm::{HashAlg, Hsm, HsmError, KeyId, SecretKeyKind};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::store::{Store, StoreError};
+
+const SEAL_ROLE: &str = "token-seal";
+const PIN_ROLE: &str = "pin-verifier";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenSecretsError {
+    #[error("HSM: {0}")]
+    Hsm(#[from] HsmError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "the store names {role} key {key_id}, but the token does not hold it; restore the token from backup or point \
+         hsm.token_label at the right token"
+    )]
+    Missing { role: &'static str, key_id: String },
+}
+
+/// Handles to the two keys.
+#[derive(Debug, Clone)]
+pub struct TokenSecrets {
+    hsm: Hsm,
+    seal: KeyId,
+    pin: KeyId,
+}
+
+fn key(hsm: &Hsm, store: &Store, role: &'static str, kind: SecretKeyKind) -> Result<KeyId, TokenSecretsError> {
+    if let Some(hex) = store.system_key(role)? {
+        let id = KeyId::from_hex(&hex)?;
+        if !hsm.has_key(&id, true)? {
+            return Err(TokenSecretsError::Missing { role, key_id: hex });
+        }
+        return Ok(id);
+    }
+    let id = hsm.generate_secret_key(&format!("countersign/system/{role}"), kind)?;
+    if let Err(e) = store.insert_system_key(role, &id.to_hex()) {
+        // Keep no key on the token that the store does not name.
+        let _ = hsm.destroy_objects(&id);
+        return Err(e.into());
+    }
+    tracing::info!(role, key_id = %id, "generated a system key on the token");
+    Ok(id)
+}
+
+fn seed_aad(serial: &str) -> Vec<u8> {
+    [b"countersign/token-seed/v1\0".as_slice(), serial.as_bytes()].concat()
+}
+
+impl TokenSecrets {
+    /// Finds the keys the store names (checking the token holds them), or creates them.
+    pub fn open(hsm: &Hsm, store: &Store) -> Result<TokenSecrets, TokenSecretsError> {
+        Ok(TokenSecrets {
+            hsm: hsm.clone(),
+            seal: key(hsm, store, SEAL_ROLE, SecretKeyKind::Aes256)?,
+            pin: key(hsm, store, PIN_ROLE, SecretKeyKind::Hmac)?,
+        })
+    }
+
+    pub fn seal_seed(&self, serial: &str, seed: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.hsm.seal(&self.seal, &seed_aad(serial), seed)
+    }
+
+    /// Opens a sealed seed; fails (`HsmError::OpenFailed`) if it was made for another serial
+    /// or altered.
+    pub fn open_seed(&self, serial: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.hsm.unseal(&self.seal, &seed_aad(serial), sealed)
+    }
+
+    /// The verifier stored for `pin` on token `serial`.
+    pub fn pin_verifier(&self, serial: &str, pin: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let msg = Zeroizing::new([b"countersign/token-pin/v1\0", serial.as_bytes(), b"\0", pin].concat());
+        self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
+    }
+
+    /// Random bytes from the token.
+    pub fn random(&self, len: usize) -> Result<Vec<u8>, HsmError> {
+        self.hsm.random(len)
+    }
+
+    /// Whether `pin` matches: against the verifier, or, when the token has no PIN, whether
+    /// `pin` is empty.
+    pub fn pin_matches(&self, serial: &str, pin: &[u8], verifier: Option<&[u8]>) -> Result<bool, HsmError> {
+        match verifier {
+            None => Ok(pin.is_empty()),
+            Some(v) => Ok(bool::from(self.pin_verifier(serial, pin)?.ct_eq(v))),
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! `/validate/check`: decides whether `pass` (PIN followed by OTP) authenticates a user or a
+//! token, and records the decision.
+//!
+//! The decision runs on an executor worker: read the token rows, verify the PIN against its
+//! HSM verifier, respect the fail counter, ask the token's plugin for the counter at which the
+//! OTP is valid (the plugin gets MACs, never the seed), and hand the executor a record whose
+//! commit advances the counter by compare-and-set in the same transaction as the audit row. An
+//! OTP is therefore accepted at most once, however many requests carry it.
+//!
+//! Answers to the caller say accept or reject; unless `validate.detailed_errors` is on, every
+//! reject reads the same, so they never reveal whether a user exists. The audit row always
+//! records the real reason. This module never logs or stores a PIN or an OTP.
+
+use std::sync::Arc;
+
+use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::clock::Clock;
+use crate::executor::{Executor, ExecutorError, WorkerCtx};
+use crate::plugins::PluginHost;
+use crate::store::{tokens_for_check, AuthAuditRow, CheckRecord, CheckTarget, TokenEffect, TokenRecord};
+use crate::token_host::{call_for_token, secret_ref};
+use crate::token_secrets::TokenSecrets;
+
+/// The answer every reject gets unless detailed errors are configured.
+pub const GENERIC_REJECT: &str = "wrong PIN or OTP";
+
+#[derive(Debug)]
+pub struct CheckRequest {
+    pub target: CheckTarget,
+    pub pass: SecretString,
+    /// Who asks: `uid:N` or `ip:ADDR`.
+    pub caller: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckOutcome {
+    pub accepted: bool,
+    /// The token that accepted (never set on a reject, so a reject names no token).
+    pub serial: Option<String>,
+    pub message: String,
+    pub audit_id: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error("the check could not be recorded, so it was not accepted: {0}")]
+    Audit(#[from] ExecutorError),
+}
+
+#[derive(Debug, Clone)]
+pub struct ValidateService {
+    executor: Executor,
+    plugins: Arc<PluginHost>,
+    secrets: TokenSecrets,
+    clock: Clock,
+    detailed: bool,
+}
+
+/// Why a check rejected: what the audit says, what a detailed answer says, and what the
+/// attempt does to the token.
+struct Reject {
+    audit: String,
+    answer: &'static str,
+    effect: TokenEffect,
+    serial: Option<String>,
+}
+
+impl ValidateService {
+    pub fn new(
+        executor: Executor,
+        plugins: Arc<PluginHost>,
+        secrets: TokenSecrets,
+        clock: Clock,
+        detailed: bool,
+    ) -> ValidateService {
+        ValidateService { executor, plugins, secrets, clock, detailed }
+    }
+
+    pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
+        let (serial, login, realm) = match &req.target {
+            CheckTarget::Serial(s) => (Some(s.clone()), None, None),
+            CheckTarget::User { login, realm } => (None, Some(login.clone()), realm.clone()),
+        };
+        let audit = AuthAuditRow {
+            id: 0,
+            at_ms: self.clock.now_ms(),
+            caller: req.caller.clone(),
+            action: "validate/check".into(),
+            serial,
+            login,
+            realm,
+            result: "reject".into(),
+            detail: None,
+        };
+        let svc = self.clone();
+        let (answer, committed) = self
+            .executor
+            .check(audit, move |ctx, audit| {
+                let decision = svc.decide(ctx, &req);
+                svc.record(decision, audit)
+            })
+            .await?;
+        let message = match (committed.accepted, &answer) {
+            (true, _) => "matching token found",
+            // The compare-and-set lost: another request accepted this OTP first.
+            (false, Answer::Accept { .. }) if self.detailed => "the OTP was already used",
+            (false, Answer::Reject(m)) if self.detailed => m,
+            (false, _) => GENERIC_REJECT,
+        };
+        let serial = match answer {
+            Answer::Accept { serial } if committed.accepted => Some(serial),
+            _ => None,
+        };
+        Ok(CheckOutcome {
+            accepted: committed.accepted,
+            serial,
+            message: message.to_owned(),
+            audit_id: committed.audit_id,
+        })
+    }
+
+    /// Reads the tokens and decides, without writing anything.
+    fn decide(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> Result<Accept, Reject> {
+        let reject = |audit: &str, answer: &'static str| Reject {
+            audit: audit.to_owned(),
+            answer,
+            effect: TokenEffect::None,
+            serial: None,
+        };
+        let tokens = tokens_for_check(ctx.reader, &req.target)
+            .map_err(|e| reject(&format!("store: {e}"), "the check failed; try again"))?;
+        if tokens.is_empty() {
+            return Err(match &req.target {
+                CheckTarget::Serial(_) => reject("no such token", "no such token"),
+                CheckTarget::User { .. } => {
+                    reject("no such user, or the user has no token", "no such user or no token")
+                }
+            });
+        }
+        let usable: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active && !t.revoked).collect();
+        if usable.is_empty() {
+            return Err(reject("every token of the target is disabled or revoked", "the token is disabled"));
+        }
+        let now = self.clock.now_ms();
+        let pass = req.pass.expose_secret().as_bytes();
+        // The token whose PIN matched takes the effect of the attempt; with one token and no
+        // PIN match, that token counts the failure.
+        let mut pin_matched = None;
+        for t in &usable {
+            let digits =
+                usize::try_from(t.params.get("digits").and_then(serde_json::Value::as_u64).unwrap_or(6)).unwrap_or(6);
+            if pass.len() < digits {
+                continue;
+            }
+            let (pin, otp) = pass.split_at(pass.len() - digits);
+            match self.secrets.pin_matches(&t.serial, pin, t.pin_verifier.as_deref()) {
+                Ok(true) => {
+                    pin_matched = Some((*t, otp));
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(reject(
+                        &format!("HSM while checking the PIN of {}: {e}", t.serial),
+                        "the check failed; try again",
+                    ))
+                }
+            }
+        }
+        let Some((token, otp)) = pin_matched else {
+            let only = (usable.len() == 1).then(|| usable[0]);
+            return Err(Reject {
+                audit: "wrong PIN".into(),
+                answer: "wrong PIN or OTP",
+                effect: only.map_or(TokenEffect::None, |t| fail_effect(t, now)),
+                serial: only.map(|t| t.serial.clone()),
+            });
+        };
+        let cleared = fail_cleared(token, now);
+        if token.fail_count >= token.max_fail && !cleared {
+            return Err(Reject {
+                audit: format!(
+                    "token locked: {} failed attempts reached max fail {}; reset it or wait for the clear timeout",
+                    token.fail_count, token.max_fail
+                ),
+                answer: "the token is locked after too many failed attempts",
+                effect: TokenEffect::None,
+                serial: Some(token.serial.clone()),
+            });
+        }
+        let otp = String::from_utf8_lossy(otp).into_owned();
+        let request = PluginRequest::CheckOtp {
+            secret: secret_ref(token),
+            otp,
+            first: token.counter,
+            window: token.otp_window,
+            params: plugin_params(token),
+        };
+        let on_fail = |audit: String, answer: &'static str| Reject {
+            audit,
+            answer,
+            effect: fail_effect(token, now),
+            serial: Some(token.serial.clone()),
+        };
+        match call_for_token(&self.plugins, &self.secrets, &self.clock, token, &request) {
+            Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept {
+                token_id: token.id,
+                serial: token.serial.clone(),
+                seen_counter: token.counter,
+                seen_fail: token.fail_count,
+                new_counter: counter.saturating_add(1),
+                drift: drift(token, counter, now),
+            }),
+            Ok(PluginResponse::Matched { counter }) => Err(Reject {
+                audit: format!(
+                    "plugin {} proposed counter {counter}, below the next allowed {}; refused",
+                    token.plugin, token.counter
+                ),
+                answer: "the check failed; try again",
+                effect: TokenEffect::None,
+                serial: Some(token.serial.clone()),
+            }),
+            Ok(PluginResponse::NoMatch) => Err(on_fail("wrong OTP".into(), "wrong PIN or OTP")),
+            Err(e) => Err(Reject {
+                audit: format!("plugin error: {e}"),
+                answer: "the token could not be checked; try again",
+                effect: TokenEffect::None,
+                serial: Some(token.serial.clone()),
+            }),
+        }
+    }
+
+    fn record(&self, decision: Result<Accept, Reject>, mut audit: AuthAuditRow) -> (CheckRecord, Answer) {
+        match decision {
+            Ok(a) => {
+                audit.result = "accept".into();
+                audit.serial = Some(a.serial.clone());
+                audit.detail = Some(format!("counter {} accepted", a.new_counter.saturating_sub(1)));
+                let effect = TokenEffect::Accept {
+                    token_id: a.token_id,
+                    seen_counter: a.seen_counter,
+                    seen_fail: a.seen_fail,
+                    new_counter: a.new_counter,
+                    drift: a.drift,
+                };
+                (CheckRecord { effect, audit }, Answer::Accept { serial: a.serial })
+            }
+            Err(r) => {
+                audit.result = "reject".into();
+                audit.detail = Some(r.audit);
+                if audit.serial.is_none() {
+                    audit.serial = r.serial;
+                }
+                (CheckRecord { effect: r.effect, audit }, Answer::Reject(r.answer))
+            }
+        }
+    }
+}
+
+/// What an accepted check will write.
+struct Accept {
+    token_id: i64,
+    serial: String,
+    seen_counter: u64,
+    seen_fail: u32,
+    new_counter: u64,
+    drift: Option<i64>,
+}
+
+/// What the worker hands back to the request.
+enum Answer {
+    Accept { serial: String },
+    Reject(&'static str),
+}
+
+/// Whether a locked token's clear timeout has passed.
+fn fail_cleared(t: &TokenRecord, now_ms: i64) -> bool {
+    t.fail_clear_s > 0
+        && t.last_fail_ms.is_some_and(|last| now_ms.saturating_sub(last) >= i64::from(t.fail_clear_s) * 1000)
+}
+
+fn fail_effect(t: &TokenRecord, now_ms: i64) -> TokenEffect {
+    if t.fail_count >= t.max_fail && fail_cleared(t, now_ms) {
+        TokenEffect::FailAfterClear { token_id: t.id }
+    } else {
+        TokenEffect::Fail { token_id: t.id }
+    }
+}
+
+/// The options the plugin gets: the enrolled parameters, plus the learned drift for TOTP.
+pub fn plugin_params(t: &TokenRecord) -> serde_json::Value {
+    let mut p = t.params.clone();
+    if t.token_type == "totp" {
+        if let Some(o) = p.as_object_mut() {
+            o.insert("drift".into(), t.drift.into());
+        }
+    }
+    p
+}
+
+/// For TOTP: the drift (in steps) between the accepted step and the appliance's clock.
+fn drift(t: &TokenRecord, step: u64, now_ms: i64) -> Option<i64> {
+    if t.token_type != "totp" {
+        return None;
+    }
+    let period = t.params.get("step").and_then(serde_json::Value::as_u64).unwrap_or(30).max(1);
+    let t0 = t.params.get("t0").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let now_step = u64::try_from(now_ms / 1000).unwrap_or(0).saturating_sub(t0) / period;
+    Some(i64::try_from(step).unwrap_or(i64::MAX).saturating_sub(i64::try_from(now_step).unwrap_or(i64::MAX)))
+}
