@@ -183,14 +183,17 @@ impl PluginHost {
             loaded: self
                 .loaded
                 .iter()
-                .map(|l| LoadedReport {
-                    name: l.manifest.name.clone(),
-                    version: l.manifest.version.clone(),
-                    kind: l.manifest.kind.clone(),
-                    capabilities: l.manifest.capabilities.iter().cloned().collect(),
-                    publisher: l.manifest.signature.as_ref().map(|s| s.publisher.clone()).unwrap_or_default(),
-                    running: l.lock().process.as_mut().is_some_and(PluginProcess::alive),
-                    restarts: l.lock().restarts,
+                .map(|l| {
+                    let mut w = l.lock();
+                    LoadedReport {
+                        name: l.manifest.name.clone(),
+                        version: l.manifest.version.clone(),
+                        kind: l.manifest.kind.clone(),
+                        capabilities: l.manifest.capabilities.iter().cloned().collect(),
+                        publisher: l.manifest.signature.as_ref().map(|s| s.publisher.clone()).unwrap_or_default(),
+                        running: w.process.as_mut().is_some_and(PluginProcess::alive),
+                        restarts: w.restarts,
+                    }
                 })
                 .collect(),
             refused: self.refused.clone(),
@@ -255,22 +258,24 @@ impl PluginHost {
             };
             (Status::Ok, serde_json::to_string(&Envelope::new(answer)).unwrap_or_default())
         };
-        match process.call(&request, self.call_timeout, &mut host) {
-            Ok((Status::Ok, text)) => {
-                worker.failures = 0;
-                serde_json::from_str::<Envelope<PluginResponse>>(&text)
-                    .map_err(|e| PluginCallError::Protocol { plugin: name.into(), reason: e.to_string() })
-                    .and_then(|env| {
-                        if env.protocol == PROTOCOL_VERSION {
-                            Ok(env.body)
-                        } else {
-                            Err(PluginCallError::Protocol {
-                                plugin: name.into(),
-                                reason: format!("protocol {} is not {PROTOCOL_VERSION}", env.protocol),
-                            })
-                        }
-                    })
-            }
+        let answer = process.call(&request, self.call_timeout, &mut host);
+        if answer.is_ok() {
+            // The worker answered, so it is healthy, even if the plugin reported an error.
+            worker.failures = 0;
+        }
+        match answer {
+            Ok((Status::Ok, text)) => serde_json::from_str::<Envelope<PluginResponse>>(&text)
+                .map_err(|e| PluginCallError::Protocol { plugin: name.into(), reason: e.to_string() })
+                .and_then(|env| {
+                    if env.protocol == PROTOCOL_VERSION {
+                        Ok(env.body)
+                    } else {
+                        Err(PluginCallError::Protocol {
+                            plugin: name.into(),
+                            reason: format!("protocol {} is not {PROTOCOL_VERSION}", env.protocol),
+                        })
+                    }
+                }),
             // The worker lives on (a panic is caught in the plugin); only this call failed.
             Ok((status, message)) => Err(PluginCallError::Failed { plugin: name.into(), status, message }),
             Err(e) => {
@@ -346,5 +351,17 @@ impl PluginHost {
             Some(_) => Ok(()),
             None => Err(PluginCallError::Worker { plugin: name.clone(), reason: detail }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_immediate_once_then_doubles_to_the_cap() {
+        let host = PluginHost { max_backoff: Duration::from_secs(30), ..PluginHost::default() };
+        let ms: Vec<u128> = (1..=12).map(|f| host.backoff(f).as_millis()).collect();
+        assert_eq!(ms, [0, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
     }
 }
