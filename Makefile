@@ -29,10 +29,12 @@ lint:
 systemd-check:
 	@bash systemd/check-security.sh
 
-## make bench: signing throughput over api.sock vs raw C_Sign; writes target/bench/signing.md.
+## make bench: signing over api.sock vs raw C_Sign, and /v1/validate/check with valid HOTP codes;
+## writes target/bench/signing.md and target/bench/validate.md (copy the figures to docs/benchmarks.md).
 bench: deps
-	$(CARGO) build --release --bins
+	$(CARGO) build --release --workspace
 	./target/release/bench-signing --out target/bench/signing.md
+	./target/release/bench-validate --out target/bench/validate.md
 
 fmt:
 	$(CARGO) fmt --all

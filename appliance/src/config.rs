@@ -95,6 +95,8 @@ pub struct PluginsSection {
     pub worker: PathBuf,
     /// How long a worker may take to load its plugin.
     pub start_timeout_ms: u64,
+    /// Worker processes per plugin; 0: one per HSM worker thread (see `hsm.workers`).
+    pub instances: usize,
     /// How long one plugin call may take before its worker is killed and restarted.
     pub call_timeout_ms: u64,
     /// Longest wait between restarts of a worker that keeps failing.
@@ -257,6 +259,9 @@ impl Config {
         }
         if self.validate.hotp_window > 1000 || self.validate.totp_window > 100 {
             return bad("validate.hotp_window is at most 1000 and validate.totp_window at most 100".into());
+        }
+        if self.plugins.instances > 64 {
+            return bad("plugins.instances is at most 64".into());
         }
         if self.plugins.call_timeout_ms == 0 {
             return bad("plugins.call_timeout_ms must be positive".into());

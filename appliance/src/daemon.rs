@@ -65,7 +65,11 @@ impl Appliance {
         let executor = Executor::start(hsm.clone(), &store, cfg.hsm.effective_workers())?;
         let secrets = TokenSecrets::open(&hsm, &store)?;
         let clock = Clock::new(&cfg.clock.offset_file);
-        let plugins = Arc::new(PluginHost::start(&cfg.plugins, Some(store.clone())));
+        let mut plugin_cfg = cfg.plugins.clone();
+        if plugin_cfg.instances == 0 {
+            plugin_cfg.instances = cfg.hsm.effective_workers();
+        }
+        let plugins = Arc::new(PluginHost::start(&plugin_cfg, Some(store.clone())));
         let state = AppState {
             signing: SigningService::new(directory.clone(), executor.clone()),
             tokens: TokenService::new(

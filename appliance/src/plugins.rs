@@ -26,13 +26,16 @@ use serde::Serialize;
 use crate::config::PluginsSection;
 use crate::store::{AuthAuditRow, Store};
 
-/// A plugin that passed verification, and its worker.
+/// A plugin that passed verification, and its workers: identical processes, so that
+/// requests on several executor threads do not queue behind one another.
 #[derive(Debug)]
 struct Loaded {
     manifest: Manifest,
-    /// The verified library, kept to start the worker again on exactly these bytes.
+    /// The verified library, kept to start workers again on exactly these bytes.
     library: Vec<u8>,
-    worker: Mutex<Worker>,
+    workers: Vec<Mutex<Worker>>,
+    /// Where the next call starts looking for an idle worker.
+    next: std::sync::atomic::AtomicUsize,
 }
 
 /// A plugin's worker process and its restart state.
@@ -84,8 +87,10 @@ pub struct LoadedReport {
     pub kind: String,
     pub capabilities: Vec<String>,
     pub publisher: String,
+    /// Whether every worker of the plugin runs.
     pub running: bool,
     pub restarts: u64,
+    pub instances: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -161,8 +166,12 @@ impl PluginHost {
                             p.name, p.kind, v.manifest.name, v.manifest.kind
                         ));
                     }
-                    let worker = Worker { process: Some(p), failures: 0, not_before: None, restarts: 0 };
-                    Ok(Loaded { manifest: v.manifest, library: v.library, worker: Mutex::new(worker) })
+                    let mut workers = vec![Mutex::new(Worker::running(p))];
+                    for _ in 1..cfg.instances.max(1) {
+                        let more = PluginProcess::spawn(&cfg.worker, &v.library, timeout).map_err(|e| e.to_string())?;
+                        workers.push(Mutex::new(Worker::running(more)));
+                    }
+                    Ok(Loaded { manifest: v.manifest, library: v.library, workers, next: 0.into() })
                 });
             match outcome {
                 Ok(l) => {
@@ -184,15 +193,21 @@ impl PluginHost {
                 .loaded
                 .iter()
                 .map(|l| {
-                    let mut w = l.lock();
+                    let (mut running, mut restarts) = (true, 0);
+                    for w in &l.workers {
+                        let mut w = w.lock().unwrap_or_else(PoisonError::into_inner);
+                        running &= w.process.as_mut().is_some_and(PluginProcess::alive);
+                        restarts += w.restarts;
+                    }
                     LoadedReport {
                         name: l.manifest.name.clone(),
                         version: l.manifest.version.clone(),
                         kind: l.manifest.kind.clone(),
                         capabilities: l.manifest.capabilities.iter().cloned().collect(),
                         publisher: l.manifest.signature.as_ref().map(|s| s.publisher.clone()).unwrap_or_default(),
-                        running: w.process.as_mut().is_some_and(PluginProcess::alive),
-                        restarts: w.restarts,
+                        running,
+                        restarts,
+                        instances: l.workers.len(),
                     }
                 })
                 .collect(),
@@ -201,11 +216,26 @@ impl PluginHost {
     }
 }
 
+impl Worker {
+    fn running(p: PluginProcess) -> Worker {
+        Worker { process: Some(p), failures: 0, not_before: None, restarts: 0 }
+    }
+}
+
 impl Loaded {
+    /// An idle worker if there is one, else the next in turn (waiting for it). A panic while
+    /// holding a worker leaves at worst a dead process, which the next call replaces.
     fn lock(&self) -> std::sync::MutexGuard<'_, Worker> {
-        // A panic while holding the lock leaves at worst a dead process, which the next call
-        // replaces.
-        self.worker.lock().unwrap_or_else(PoisonError::into_inner)
+        let n = self.workers.len();
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for i in 0..n {
+            match self.workers[(start + i) % n].try_lock() {
+                Ok(g) => return g,
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        self.workers[start % n].lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -12,6 +12,8 @@
     reason = "test harness: a failed setup step should abort the test loudly"
 )]
 
+pub mod bench;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -150,6 +152,8 @@ pub struct Daemon {
     pub env: Vec<(String, String)>,
     /// Program and arguments to run the daemon under (e.g. systemd-socket-activate).
     pub wrapper: Vec<String>,
+    /// Whether [`Daemon::install_plugins`] gives the daemon the movable test clock.
+    pub test_clock: bool,
     child: Option<Child>,
 }
 
@@ -171,7 +175,8 @@ impl Daemon {
         let config = work.path().join("countersign.toml");
         let overlay = work.path().join("overlay.toml");
         std::fs::write(&overlay, extra).unwrap();
-        let d = Daemon { hsm, work, config, overlay, env: Vec::new(), wrapper: Vec::new(), child: None };
+        let d =
+            Daemon { hsm, work, config, overlay, env: Vec::new(), wrapper: Vec::new(), test_clock: true, child: None };
         d.write_config();
         d
     }
@@ -390,15 +395,19 @@ impl Daemon {
         let t = TrustedPublishers { publisher: vec![key.publisher()] };
         std::fs::write(&trusted, toml::to_string(&t).unwrap()).unwrap();
         std::fs::write(self.clock_file(), "0").unwrap();
+        // The benchmark runs on the real clock: the test clock reads a file on every use.
+        let clock = if self.test_clock {
+            format!("[clock]\noffset_file = \"{}\"\n", self.clock_file().display())
+        } else {
+            String::new()
+        };
         std::fs::write(
             &self.overlay,
             format!(
-                "[plugins]\ndir = \"{}\"\ntrusted_publishers = \"{}\"\nworker = \"{}\"\n\
-                 [clock]\noffset_file = \"{}\"\n{extra}",
+                "[plugins]\ndir = \"{}\"\ntrusted_publishers = \"{}\"\nworker = \"{}\"\n{clock}{extra}",
                 root.display(),
                 trusted.display(),
                 bin("countersign-plugin-worker").display(),
-                self.clock_file().display()
             ),
         )
         .unwrap();

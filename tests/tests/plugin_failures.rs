@@ -30,6 +30,8 @@ fn a_misbehaving_plugin_fails_only_its_own_request() {
     let mut d = Daemon::configure("");
     d.install_plugins(&[HOTP_PLUGIN, MISBEHAVE_PLUGIN], "[validate]\ndetailed_errors = true\n");
     d.env.push(("COUNTERSIGN_PLUGINS__CALL_TIMEOUT_MS".into(), "700".into()));
+    // One worker, so that consecutive requests reach the same process.
+    d.env.push(("COUNTERSIGN_PLUGINS__INSTANCES".into(), "1".into()));
     d.spawn().unwrap();
     let good = init(&d, json!({ "type": "hotp", "seed": "3132333435363738393031323334353637383930" }));
     // The misbehaving plugin reads its behaviour from the OTP; digits say how long it is.

@@ -68,6 +68,10 @@ pub(crate) fn connect(path: &Path, sync: Synchronous) -> Result<Connection, Stor
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;"
     ))?;
+    // Query planner stability: without it, SQLite (built with STAT4) re-prepares a statement
+    // whenever a new value is bound to some parameters, which on the validation path cost more
+    // than the query itself. Our queries are point look-ups whose plan never depends on values.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(conn)
 }
 

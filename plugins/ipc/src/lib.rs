@@ -65,8 +65,11 @@ pub enum IpcError {
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), IpcError> {
     let body = serde_json::to_vec(msg).map_err(|e| IpcError::Frame(e.to_string()))?;
     let len = u32::try_from(body.len()).map_err(|_| IpcError::Frame("frame too large".into()))?;
-    w.write_all(&len.to_be_bytes())?;
-    w.write_all(&body)?;
+    // One write per frame: the reader wakes once, not once for the length and again for the body.
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&body);
+    w.write_all(&frame)?;
     Ok(())
 }
 

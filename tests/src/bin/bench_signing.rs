@@ -14,34 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
+use countersign_tests::bench::{machine, median, median_rows, memory, summarise, write_report, Run};
 use countersign_tests::{b64, Daemon};
-
-struct Run {
-    label: String,
-    ops: u64,
-    secs: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-impl Run {
-    fn per_sec(&self) -> f64 {
-        self.ops as f64 / self.secs
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
-fn summarise(label: String, mut lat: Vec<Duration>, secs: f64) -> Run {
-    lat.sort_unstable();
-    Run { label, ops: lat.len() as u64, secs, p50_ms: percentile(&lat, 0.50), p99_ms: percentile(&lat, 0.99) }
-}
 
 fn raw(hsm: &Hsm, key: &KeyId, threads: usize, dur: Duration) -> Run {
     let stop = Arc::new(AtomicBool::new(false));
@@ -131,26 +105,6 @@ fn socket_req(sock: &std::path::Path, clients: usize, dur: Duration, req: Req) -
     summarise(format!("{what}, {clients} client(s)"), lat, secs)
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .next()
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0) / 1024 / 1024)
-        })
-        .unwrap_or(0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cores} cores ({cpu}), {mem} GiB RAM, Linux {}", kernel.trim())
-}
-
 fn main() -> anyhow::Result<()> {
     let mut secs = 5u64;
     let mut rounds_n = 3usize;
@@ -199,35 +153,18 @@ fn main() -> anyhow::Result<()> {
             socket_req(&d.api_sock(), 16, dur, Req::ListKeys),
         ]);
     }
-    let median = |mut v: Vec<f64>| -> f64 {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let ratio16 = median(rounds.iter().map(|r| r[3].per_sec() / r[1].per_sec()).collect());
     let ratio1 = median(rounds.iter().map(|r| r[2].per_sec() / r[0].per_sec()).collect());
     let mut report = format!(
         "## Signing: ECDSA P-256 over api.sock vs raw C_Sign\n\nMachine: {}\n\
          {rounds_n} interleaved rounds of {secs} s per row; each row shows its median round. The daemon's audit is on \
          (group commit, synchronous=normal). Clients run on the same machine.\n\n\
-         | path | signatures/s | p50 ms | p99 ms |\n|---|---:|---:|---:|\n",
+         ",
         machine()
     );
-    for row in 0..rounds[0].len() {
-        let mut runs: Vec<&Run> = rounds.iter().map(|r| &r[row]).collect();
-        runs.sort_by(|a, b| a.per_sec().total_cmp(&b.per_sec()));
-        let r = runs[runs.len() / 2];
-        report += &format!("| {} | {:.0} | {:.3} | {:.3} |\n", r.label, r.per_sec(), r.p50_ms, r.p99_ms);
-    }
-    let status = d.pid().and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok()).unwrap_or_default();
-    let field = |name: &str| {
-        status.lines().find(|l| l.starts_with(name)).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
-    };
-    report += &format!(
-        "\nDaemon memory after the run: peak RSS {} kB, current RSS {} kB, threads {}.\n",
-        field("VmHWM:").unwrap_or_default(),
-        field("VmRSS:").unwrap_or_default(),
-        field("Threads:").unwrap_or_default()
-    );
+    report += &median_rows(&rounds, "signatures");
+    report += "\n";
+    report += &memory(d.pid(), "Daemon");
     report += &format!(
         "\napi.sock at 16 clients / raw with 2 threads (median of per-round ratios): **{:.0}%**; \
          at 1 client / raw with 1 thread: {:.0}%.\n",
@@ -235,12 +172,6 @@ fn main() -> anyhow::Result<()> {
         100.0 * ratio1
     );
     print!("{report}");
-    if let Some(p) = out {
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&p, &report)?;
-        eprintln!("wrote {}", p.display());
-    }
+    write_report(out.as_deref(), &report)?;
     Ok(())
 }

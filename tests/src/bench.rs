@@ -1,0 +1,102 @@
+//! Shared pieces of the benchmark binaries: a measured run, percentiles, rounds reported by
+//! their median, and a description of the machine.
+
+use std::time::Duration;
+
+/// One measurement: how many operations in how long, and their latency percentiles.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub label: String,
+    pub ops: u64,
+    pub secs: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Run {
+    pub fn per_sec(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// A run from its latencies.
+pub fn summarise(label: String, mut lat: Vec<Duration>, secs: f64) -> Run {
+    lat.sort_unstable();
+    Run { label, ops: lat.len() as u64, secs, p50_ms: percentile(&lat, 0.50), p99_ms: percentile(&lat, 0.99) }
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Markdown table rows: for each row index, the median round of that row.
+pub fn median_rows(rounds: &[Vec<Run>], unit: &str) -> String {
+    let mut out = format!("| path | {unit}/s | p50 ms | p99 ms |\n|---|---:|---:|---:|\n");
+    for row in 0..rounds.first().map_or(0, Vec::len) {
+        let mut runs: Vec<&Run> = rounds.iter().map(|r| &r[row]).collect();
+        runs.sort_by(|a, b| a.per_sec().total_cmp(&b.per_sec()));
+        let r = runs[runs.len() / 2];
+        out += &format!("| {} | {:.0} | {:.3} | {:.3} |\n", r.label, r.per_sec(), r.p50_ms, r.p99_ms);
+    }
+    out
+}
+
+/// Peak and current RSS and thread count of a process, as a sentence.
+pub fn memory(pid: Option<u32>, who: &str) -> String {
+    let status = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok()).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "{who} memory after the run: peak RSS {} kB, current RSS {} kB, threads {}.\n",
+        field("VmHWM:"),
+        field("VmRSS:"),
+        field("Threads:")
+    )
+}
+
+/// CPU, cores, memory and kernel of this machine.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0) / 1024 / 1024)
+        })
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem} GiB RAM, Linux {}", kernel.trim())
+}
+
+/// Writes the report to `out` (creating its folder) if one was given.
+pub fn write_report(out: Option<&std::path::Path>, report: &str) -> std::io::Result<()> {
+    if let Some(p) = out {
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(p, report)?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
