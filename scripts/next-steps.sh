@@ -3,7 +3,8 @@
 var=${1:-var}
 cat <<MSG
 
-countersignd is starting on ./$var/run/api.sock (services) and ./$var/run/admin.sock (admins).
+countersignd is starting on ./$var/run/api.sock (services), ./$var/run/admin.sock (admins)
+and http://127.0.0.1:8080 (/v1/validate/check).
 Token: SoftHSM '$var/hsm' (PINs in $var/hsm/*-pin, mode 0600). Stop with Ctrl-C.
 
 In another terminal, from this directory:
@@ -16,6 +17,14 @@ In another terminal, from this directory:
   curl -s --unix-socket $var/run/api.sock -H 'content-type: application/json' \\
        -d "{\"message\":\"\$(printf hello | base64)\"}" http://localhost/v1/keys/demo/sign
   countersign audit signatures
+
+  countersign user add alice
+  echo 1234 | countersign token init --type totp --user alice --pin-stdin   # scan the QR code
+  curl -s --unix-socket $var/run/api.sock -H 'content-type: application/json' \\
+       -d '{"user":"alice","pass":"1234<code from the app>"}' http://localhost/v1/validate/check
+  curl -s -H 'content-type: application/json' -d '{"user":"alice","pass":"1234<code>"}' \\
+       http://127.0.0.1:8080/v1/validate/check                                 # the HTTP listener
+  countersign audit auth
   countersign --help
 
 MSG

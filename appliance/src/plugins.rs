@@ -1,7 +1,7 @@
 //! The daemon's plugin host: at start it verifies every plugin directory against the trusted
 //! publishers (signature, library hash, ABI, appliance version) and starts one worker per
-//! accepted plugin on the verified bytes. Refused plugins are logged with their reason and the
-//! daemon runs on without them.
+//! accepted plugin on the verified bytes. Refused plugins are logged and audited with their
+//! reason and the daemon runs on without them.
 //!
 //! Calls go to the plugin's worker with a deadline. A worker that crashes, hangs past the
 //! deadline or breaks the protocol fails that call only; it is started again at once the
@@ -148,6 +148,7 @@ impl PluginHost {
             Ok(t) => t,
             Err(reason) => {
                 tracing::error!(%reason, "cannot read the trusted plugin publishers; no plugin is loaded");
+                host.audit("plugin/refuse", "refused", format!("{}: {reason}", cfg.dir.display()));
                 host.refused.push(RefusedReport { dir: cfg.dir.clone(), reason });
                 return host;
             }
@@ -180,6 +181,7 @@ impl PluginHost {
                 }
                 Err(reason) => {
                     tracing::warn!(dir = %dir.display(), %reason, "plugin refused");
+                    host.audit("plugin/refuse", "refused", format!("{}: {reason}", dir.display()));
                     host.refused.push(RefusedReport { dir, reason });
                 }
             }
@@ -324,6 +326,25 @@ impl PluginHost {
         }
     }
 
+    /// Records a plugin event in the authentication audit (the daemon is the caller).
+    fn audit(&self, action: &str, result: &str, detail: String) {
+        let Some(store) = &self.store else { return };
+        let row = AuthAuditRow {
+            id: 0,
+            at_ms: crate::now_ms(),
+            caller: "daemon".into(),
+            action: action.into(),
+            serial: None,
+            login: None,
+            realm: None,
+            result: result.into(),
+            detail: Some(detail),
+        };
+        if let Err(e) = store.audit_auth(&row) {
+            tracing::error!(action, error = %e, "could not audit a plugin event");
+        }
+    }
+
     /// Zero after the first failure, then 100 ms doubling up to the configured maximum.
     fn backoff(&self, failures: u32) -> Duration {
         if failures <= 1 {
@@ -361,22 +382,7 @@ impl PluginHost {
                 ("error", format!("worker restart failed: {reason}"))
             }
         };
-        if let Some(store) = &self.store {
-            let row = AuthAuditRow {
-                id: 0,
-                at_ms: crate::now_ms(),
-                caller: "daemon".into(),
-                action: "plugin/restart".into(),
-                serial: None,
-                login: None,
-                realm: None,
-                result: result.into(),
-                detail: Some(format!("plugin {name}: {detail}")),
-            };
-            if let Err(e) = store.audit_auth(&row) {
-                tracing::error!(plugin = %name, error = %e, "could not audit a plugin restart");
-            }
-        }
+        self.audit("plugin/restart", result, format!("plugin {name}: {detail}"));
         match worker.process {
             Some(_) => Ok(()),
             None => Err(PluginCallError::Worker { plugin: name.clone(), reason: detail }),

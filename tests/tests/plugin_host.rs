@@ -75,6 +75,14 @@ fn only_verified_plugins_are_loaded() {
     assert!(reason("f-misnamed").contains("the library says it is token-hotp"), "{refused:?}");
     assert_eq!(refused.len(), 5);
 
+    // Each refusal is audited with its reason.
+    let audit = d.cli_json(&["audit", "auth", "--action", "plugin/refuse"]);
+    let rows = audit["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{audit:#}");
+    assert!(rows.iter().all(|r| r["result"] == "refused"));
+    assert!(rows.iter().any(|r| r["detail"].as_str().unwrap().contains("d-tampered")
+        && r["detail"].as_str().unwrap().contains("changed since it was signed")));
+
     // The daemon serves on.
     let (status, _) = d.api("GET", "/v1/health", None);
     assert_eq!(status, 200);

@@ -55,6 +55,14 @@ fn wrong_pin_missing_module_missing_token_and_bad_config_fail_cleanly() {
     assert_one_line(&err, "unknown field");
     assert!(!err.contains("1234"), "the value must not be echoed: {err}");
 
+    let (ok, err) = start_with(d, "[http]\nlisten = \"0.0.0.0:8080\"\n", None);
+    assert!(!ok);
+    assert_one_line(&err, "is not a loopback address");
+
+    let (ok, err) = start_with(d, "[validate]\nmax_fail = 0\n", None);
+    assert!(!ok);
+    assert_one_line(&err, "validate.max_fail must be at least 1");
+
     let (ok, err) = start_with(d, "[hsm\nmodule = \n", None);
     assert!(!ok);
     assert_one_line(&err, "TOML parse error");

@@ -220,3 +220,33 @@ fn hotp_code(seed: &[u8], counter: u64) -> String {
     let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
     countersign_tests::oathtool(&["--hotp", "-c", &counter.to_string(), &hex])
 }
+
+#[test]
+fn look_ahead_windows_and_totp_drift_learning() {
+    let d = hotp_daemon();
+    // HOTP: a code 5 counters ahead is within the default window of 10; codes before the one
+    // accepted are then used up; a code 11 ahead of the next expected one is outside.
+    let h = serial(&init(&d, json!({ "type": "hotp", "seed": RFC_SEED })));
+    assert!(d.accepts(&h, "254676"), "counter 5 within the look-ahead");
+    assert!(!d.accepts(&h, "969429"), "counter 3, before the accepted one");
+    let far = hotp_code(&hex_decode(RFC_SEED), 6 + 11);
+    assert!(!d.accepts(&h, &far), "counter 17 is beyond the window from 6");
+    assert!(d.accepts(&h, "287922"), "counter 6, the next expected");
+
+    // TOTP: the token's clock runs one step (30 s) ahead; the code is accepted within the
+    // window of 1 and the drift is learned, so the window follows the token's clock.
+    let t = serial(&init(&d, json!({ "type": "totp", "seed": RFC_SEED, "digits": 8 })));
+    d.set_clock_to(1111111109 - 30);
+    assert!(d.accepts(&t, "07081804"), "a code one step ahead");
+    let (_, shown) = countersign_tests::request(&d.admin_sock(), "GET", &format!("/v1/admin/tokens/{t}"), None);
+    assert_eq!(shown["drift"], 1, "{shown}");
+    // A minute later on the appliance's clock, the token shows the code two steps ahead of
+    // the appliance: outside a window of 1 around the appliance's step, inside it around the
+    // step corrected by the learned drift.
+    let now = 1111111109 - 30 + 60;
+    d.set_clock_to(now);
+    let step = (now as u64) / 30 + 2;
+    let at = format!("@{}", step * 30);
+    let code = countersign_tests::oathtool(&["--totp", "-d", "8", "--now", &at, RFC_SEED]);
+    assert!(d.accepts(&t, &code), "the code two steps ahead, reached through the learned drift");
+}
