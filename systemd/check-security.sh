@@ -15,7 +15,7 @@ set -euo pipefail
 max_exposure=${MAX_EXPOSURE:-2.5}
 dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 service="$dir/countersignd.service"
-sockets=("$dir/countersignd.socket" "$dir/countersignd-admin.socket")
+sockets=("$dir/countersignd.socket" "$dir/countersignd-admin.socket" "$dir/countersignd-http.socket")
 binary=/usr/bin/countersignd
 status=0
 

@@ -122,12 +122,14 @@ fn check_keys_on_token(hsm: &Hsm, store: &Store) -> anyhow::Result<()> {
 struct Listeners {
     api: UnixListener,
     admin: UnixListener,
+    http: Option<tokio::net::TcpListener>,
     bound: Vec<std::path::PathBuf>,
 }
 
-/// Takes the sockets systemd passed (matched by path), or binds them.
-fn listeners(cfg: &Config) -> anyhow::Result<Listeners> {
-    let mut inherited = inherited_listeners()?;
+/// Takes the sockets systemd passed (Unix sockets matched by path, a TCP socket by
+/// `http.listen`), or binds them.
+async fn listeners(cfg: &Config) -> anyhow::Result<Listeners> {
+    let Inherited { unix: mut inherited, tcp } = inherited_listeners()?;
     let mut bound = Vec::new();
     let mut take = |path: &Path, mode: &str, bound: &mut Vec<std::path::PathBuf>| -> anyhow::Result<UnixListener> {
         if let Some(i) = inherited.iter().position(|(p, _)| p == path) {
@@ -153,27 +155,83 @@ fn listeners(cfg: &Config) -> anyhow::Result<Listeners> {
     if let Some((p, _)) = inherited.first() {
         tracing::warn!(socket = %p.display(), "systemd passed a socket that matches neither api.socket nor admin.socket");
     }
-    Ok(Listeners { api, admin, bound })
+    let http = match http_listener(cfg, tcp).await {
+        Ok(l) => l,
+        Err(e) => {
+            for p in &bound {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+    };
+    Ok(Listeners { api, admin, http, bound })
+}
+
+/// The HTTP listener: the TCP socket systemd passed for `http.listen`, or one bound here.
+/// Under the shipped unit (`PrivateNetwork=yes`) only a passed socket is reachable.
+async fn http_listener(
+    cfg: &Config,
+    mut passed: Vec<std::net::TcpListener>,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = cfg.http_listen()? else {
+        if !passed.is_empty() {
+            tracing::warn!("systemd passed a TCP socket but http.listen is empty; it is not served");
+        }
+        return Ok(None);
+    };
+    if let Some(i) = passed.iter().position(|l| l.local_addr().is_ok_and(|a| a == addr)) {
+        let l = passed.swap_remove(i);
+        l.set_nonblocking(true)?;
+        return Ok(Some(tokio::net::TcpListener::from_std(l)?));
+    }
+    for l in &passed {
+        tracing::warn!(socket = ?l.local_addr().ok(), listen = %addr, "systemd passed a TCP socket that is not http.listen");
+    }
+    let l =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on http.listen {addr}"))?;
+    Ok(Some(l))
+}
+
+/// Sockets systemd passed: path-bound Unix sockets, and TCP sockets.
+#[derive(Default)]
+struct Inherited {
+    unix: Vec<(std::path::PathBuf, std::os::unix::net::UnixListener)>,
+    tcp: Vec<std::net::TcpListener>,
 }
 
 #[allow(unsafe_code, reason = "adopting file descriptors that systemd passed via LISTEN_FDS")]
-fn inherited_listeners() -> anyhow::Result<Vec<(std::path::PathBuf, std::os::unix::net::UnixListener)>> {
+fn inherited_listeners() -> anyhow::Result<Inherited> {
     use std::os::fd::FromRawFd;
     let fds = match sd_notify::listen_fds() {
         Ok(fds) => fds,
-        Err(_) => return Ok(Vec::new()),
+        Err(_) => return Ok(Inherited::default()),
     };
-    let mut out = Vec::new();
+    let mut out = Inherited::default();
     for fd in fds {
-        // SAFETY: listen_fds() checked LISTEN_PID and returns descriptors systemd opened for
-        // this process; each is adopted exactly once here.
-        let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
-        let path = l
-            .local_addr()?
-            .as_pathname()
-            .map(Path::to_path_buf)
-            .context("systemd passed a socket that is not a path-bound Unix socket")?;
-        out.push((path, l));
+        let mut addr: libc::sockaddr_storage =
+            // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+            unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: getsockname writes at most `len` bytes into `addr`, which we own.
+        let rc = unsafe { libc::getsockname(fd, std::ptr::addr_of_mut!(addr).cast(), &mut len) };
+        anyhow::ensure!(rc == 0, "systemd passed descriptor {fd}, which is not a socket");
+        match i32::from(addr.ss_family) {
+            libc::AF_INET | libc::AF_INET6 => {
+                // SAFETY: listen_fds() checked LISTEN_PID and returns descriptors systemd opened
+                // for this process; each is adopted exactly once here.
+                out.tcp.push(unsafe { std::net::TcpListener::from_raw_fd(fd) });
+            }
+            _ => {
+                // SAFETY: as above.
+                let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+                let path = l
+                    .local_addr()?
+                    .as_pathname()
+                    .map(Path::to_path_buf)
+                    .context("systemd passed a socket that is neither TCP nor a path-bound Unix socket")?;
+                out.unix.push((path, l));
+            }
+        }
     }
     Ok(out)
 }
@@ -224,19 +282,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut stop = StopSignals::install()?;
     // Sockets first: a second daemon is refused before it touches the HSM, and clients that
     // connect during start-up wait in the backlog instead of failing.
-    let Listeners { api: api_l, admin: admin_l, bound } = listeners(&cfg)?;
-    let http_l = match cfg.http_listen()? {
-        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => Some(l),
-            Err(e) => {
-                for p in &bound {
-                    let _ = std::fs::remove_file(p);
-                }
-                anyhow::bail!("cannot listen on http.listen {addr}: {e}");
-            }
-        },
-        None => None,
-    };
+    let Listeners { api: api_l, admin: admin_l, http: http_l, bound } = listeners(&cfg).await?;
     let c = cfg.clone();
     let appliance = match tokio::task::spawn_blocking(move || Appliance::open(&c)).await? {
         Ok(a) => a,

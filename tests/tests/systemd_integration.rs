@@ -65,6 +65,43 @@ fn adopts_sockets_passed_by_socket_activation() {
 }
 
 #[test]
+fn adopts_the_http_listener_passed_by_socket_activation() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut d = Daemon::configure(&format!("[http]\nlisten = \"{listen}\"\n"));
+    d.wrapper = vec![
+        "systemd-socket-activate".into(),
+        "-l".into(),
+        listen.clone(),
+        "-E".into(),
+        "SOFTHSM2_CONF".into(),
+        "-E".into(),
+        "NO_COLOR".into(),
+    ];
+    let trigger = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut s = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(std::time::Instant::now() < deadline, "{e}");
+                    std::thread::yield_now();
+                }
+            }
+        };
+        write!(s, "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        resp
+    });
+    d.spawn().unwrap();
+    let resp = trigger.join().unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    d.stop();
+}
+
+#[test]
 fn environment_overrides_configuration_and_unknown_keys_are_refused() {
     let mut d = Daemon::configure("");
     let other = d.work.path().join("env-api.sock");
