@@ -222,7 +222,9 @@ impl ValidateService {
                 effect: TokenEffect::None,
                 serial: Some(token.serial.clone()),
             }),
-            Ok(PluginResponse::NoMatch) => Err(on_fail("wrong OTP".into(), "wrong PIN or OTP")),
+            Ok(PluginResponse::NoMatch) => {
+                Err(on_fail("wrong OTP (not valid in the window, or already used)".into(), "wrong PIN or OTP"))
+            }
             Err(e) => Err(Reject {
                 audit: format!("plugin error: {e}"),
                 answer: "the token could not be checked; try again",
