@@ -15,6 +15,7 @@ needs=(
   "systemd-analyze:systemd"
   "/usr/lib/python3/dist-packages/PyKCS11/__init__.py:python3-pykcs11"
   "/usr/bin/python3:python3"
+  "/usr/lib/python3/dist-packages/aiosmtpd/__init__.py:python3-aiosmtpd"
 )
 missing=()
 for n in "${needs[@]}"; do

@@ -70,6 +70,8 @@ fn capability(req: &HostRequest) -> &'static str {
         HostRequest::Hmac { .. } => "hmac",
         HostRequest::Random { .. } => "random",
         HostRequest::Now => "now",
+        HostRequest::HttpRequest { .. } => "http_request",
+        HostRequest::SmtpSend { .. } => "smtp_send",
     }
 }
 

@@ -87,6 +87,9 @@ pub fn call_for_token(
             },
             HostRequest::Random { .. } => HostResponse::Refused { reason: format!("at most {MAX_RANDOM} bytes") },
             HostRequest::Now => HostResponse::Now { unix_ms: clock.now_ms() },
+            HostRequest::HttpRequest { .. } | HostRequest::SmtpSend { .. } => {
+                HostResponse::Refused { reason: "token plugins have no transport capabilities".into() }
+            }
         }
     };
     plugins.call(&token.plugin, req, &mut serve)

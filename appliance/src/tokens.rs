@@ -482,6 +482,7 @@ impl TokenService {
                     "the two OTPs are not consecutive codes of token {s} within {} counters; generate two new ones in a row",
                     svc.defaults.sync_window
                 ))),
+                Ok(other) => Err(TokenError::Plugin(format!("plugin {} answered a resync with {other:?}", t.plugin))),
                 Err(e) => Err(TokenError::Plugin(e.to_string())),
             }
         })

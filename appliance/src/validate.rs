@@ -225,6 +225,12 @@ impl ValidateService {
             Ok(PluginResponse::NoMatch) => {
                 Err(on_fail("wrong OTP (not valid in the window, or already used)".into(), "wrong PIN or OTP"))
             }
+            Ok(other) => Err(Reject {
+                audit: format!("plugin error: {} answered a check with {other:?}", token.plugin),
+                answer: "the token could not be checked; try again",
+                effect: TokenEffect::None,
+                serial: Some(token.serial.clone()),
+            }),
             Err(e) => Err(Reject {
                 audit: format!("plugin error: {e}"),
                 answer: "the token could not be checked; try again",

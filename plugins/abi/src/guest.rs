@@ -59,6 +59,14 @@ impl Host<'_> {
         }
     }
 
+    /// An HTTP request made by the host; `(status, body)`.
+    pub fn http(&self, request: HostRequest) -> Result<(u16, String), PluginError> {
+        match self.call(request)? {
+            HostResponse::Http { status, body } => Ok((status, body)),
+            other => Err(PluginError::Host(format!("unexpected answer to http_request: {other:?}"))),
+        }
+    }
+
     /// Unix time in milliseconds, from the host's clock.
     pub fn now_ms(&self) -> Result<i64, PluginError> {
         match self.call(HostRequest::Now)? {

@@ -1,8 +1,9 @@
 //! The message protocol spoken over the ABI: JSON envelopes carrying a protocol version.
 //!
 //! Requests to a plugin ([`PluginRequest`]) and the plugin's calls to host capabilities
-//! ([`HostRequest`]). Secrets are named by [`SecretRef`]; their bytes never appear in a message.
-//! Gateway messages join in a later minor version of the protocol.
+//! ([`HostRequest`]). Secrets (seeds, gateway credentials) are named by [`SecretRef`]; their
+//! bytes never appear in a message: the host puts them in place itself (an HMAC key, an
+//! `Authorization` header, an SMTP login).
 
 use serde::{Deserialize, Serialize};
 
@@ -55,14 +56,62 @@ pub enum PluginRequest {
     /// Find two consecutive counters (or steps) in `first ..= first + window` at which `otp1`
     /// and then `otp2` are valid; answers with the counter of `otp2`.
     Resync { secret: SecretRef, otp1: String, otp2: String, first: u64, window: u32, params: serde_json::Value },
+    /// Gateway: are these definition options complete and valid? `credentials` names the
+    /// credentials the definition holds (their values stay with the host).
+    CheckOptions { options: serde_json::Value, credentials: Vec<String> },
+    /// Gateway: deliver `message` as the definition's `options` say, through the host's
+    /// transport capabilities. Credentials are referenced as `SecretRef("credential:NAME")`.
+    Deliver { message: OutgoingMessage, options: serde_json::Value },
+}
+
+/// A message for a gateway to deliver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutgoingMessage {
+    /// Phone number or e-mail address.
+    pub to: String,
+    /// E-mail subject (empty for SMS).
+    pub subject: String,
+    /// The text, with the code already in it.
+    pub text: String,
+    /// Values gateway templates may use besides `to`, `subject` and `text` (e.g. `otp`,
+    /// `serial`, `user`, `realm`, `transaction_id`).
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
 }
 
 /// A token plugin's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum PluginResponse {
-    Matched { counter: u64 },
+    Matched {
+        counter: u64,
+    },
     NoMatch,
+    /// The options are usable.
+    OptionsOk,
+    /// The options are not usable, and why (shown to the admin).
+    OptionsInvalid {
+        reason: String,
+    },
+    /// The provider accepted the message.
+    Delivered {
+        detail: String,
+    },
+    /// The provider did not; `retry` says whether trying again (here or on the next gateway)
+    /// makes sense.
+    NotDelivered {
+        detail: String,
+        retry: bool,
+    },
+}
+
+/// How the host authenticates an HTTP request for a gateway, with a credential the plugin
+/// only names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HttpAuth {
+    Basic { username: String, password: SecretRef },
+    Bearer { token: SecretRef },
 }
 
 /// What a plugin asks of the host. The host checks each against the plugin's signed manifest.
@@ -75,6 +124,19 @@ pub enum HostRequest {
     Random { len: u32 },
     /// The host's clock (injected in tests).
     Now,
+    /// An HTTP(S) request, made by the host only to the hosts the gateway definition allows.
+    HttpRequest {
+        method: String,
+        url: String,
+        headers: Vec<(String, String)>,
+        /// Headers whose value is a credential (an API key header).
+        #[serde(default)]
+        secret_headers: Vec<(String, SecretRef)>,
+        body: Option<String>,
+        auth: Option<HttpAuth>,
+    },
+    /// An e-mail, sent by the host through the gateway definition's SMTP server.
+    SmtpSend { from: String, to: Vec<String>, subject: String, text: String, html: Option<String> },
 }
 
 /// The host's answer to a [`HostRequest`].
@@ -89,6 +151,15 @@ pub enum HostResponse {
     },
     Now {
         unix_ms: i64,
+    },
+    /// The provider's answer. A refused or failed connection is `Refused`.
+    Http {
+        status: u16,
+        body: String,
+    },
+    /// The SMTP server accepted the message.
+    SmtpSent {
+        detail: String,
     },
     /// Not allowed by the manifest, or failed in the host; the plugin must fail its request.
     Refused {

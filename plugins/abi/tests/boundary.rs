@@ -53,6 +53,9 @@ unsafe extern "C" fn host_call(_ctx: *mut c_void, req: ByteSlice, out: *mut Owne
         }
         HostRequest::Random { len } => HostResponse::Random { bytes: vec![7; len as usize] },
         HostRequest::Now => HostResponse::Now { unix_ms: 1 },
+        HostRequest::HttpRequest { .. } | HostRequest::SmtpSend { .. } => {
+            HostResponse::Refused { reason: "no transport in this test".into() }
+        }
     };
     unsafe { out.write(OwnedBytes::from_vec(serde_json::to_vec(&Envelope::new(answer)).unwrap())) };
     0

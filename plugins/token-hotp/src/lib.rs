@@ -18,6 +18,7 @@ pub fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, Plu
             let p = OathParams::from_json(&params)?;
             find_pair(host, &secret, &p, &otp1, &otp2, first, first.saturating_add(u64::from(window)))?
         }
+        _ => return Err(PluginError::BadRequest("a token plugin checks OTPs; it does not deliver messages".into())),
     };
     Ok(matched.map_or(PluginResponse::NoMatch, |counter| PluginResponse::Matched { counter }))
 }

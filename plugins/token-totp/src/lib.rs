@@ -30,6 +30,7 @@ pub fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, Plu
             let lo = now.saturating_sub(u64::from(window)).max(first);
             find_pair(host, &secret, &p, &otp1, &otp2, lo, now.saturating_add(u64::from(window)))?
         }
+        _ => return Err(PluginError::BadRequest("a token plugin checks OTPs; it does not deliver messages".into())),
     };
     Ok(matched.map_or(PluginResponse::NoMatch, |counter| PluginResponse::Matched { counter }))
 }
