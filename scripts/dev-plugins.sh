@@ -12,7 +12,7 @@ mkdir -p "$var/plugins"
 if [ ! -s "$key" ]; then
   "$cli" plugin keygen countersign-dev --out "$key" | sed -n '/^\[\[publisher\]\]/,$p' > "$trusted"
 fi
-for manifest in plugins/token-*/plugin.toml; do
+for manifest in plugins/token-*/plugin.toml plugins/gateway-*/plugin.toml; do
   name=$(basename "$(dirname "$manifest")")
   lib=$(sed -n 's/^library = "\(.*\)"/\1/p' "$manifest")
   mkdir -p "$var/plugins/$name"

@@ -79,6 +79,7 @@ impl Appliance {
                 clock.clone(),
                 cfg.validate.clone(),
             ),
+            gateways: crate::gateways::GatewayService::new(store.clone(), plugins.clone(), secrets.clone()),
             validate: ValidateService::new(
                 executor.clone(),
                 plugins.clone(),

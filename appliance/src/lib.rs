@@ -13,6 +13,8 @@ pub mod daemon;
 pub mod directory;
 pub mod enrolment_qr;
 pub mod executor;
+pub mod gateway_host;
+pub mod gateways;
 pub mod http;
 pub mod plugins;
 pub mod signing;

@@ -1,8 +1,10 @@
-//! The HSM keys that protect users' token secrets, and the only code that seals, opens and
-//! verifies those secrets.
+//! The HSM keys that protect secrets at rest (users' token seeds and PINs, gateway
+//! credentials), and the only code that seals, opens and verifies them.
 //!
 //! - Seeds are sealed with AES-256-GCM under the `token-seal` key; the associated data names
 //!   the token's serial, so a sealed seed copied onto another token's row does not open.
+//! - Gateway credentials are sealed under the same key with associated data naming the
+//!   gateway, so they open only as that gateway's credentials.
 //! - PINs are kept as HMAC-SHA-256 verifiers under the `pin-verifier` key (non-extractable, so
 //!   a stolen database allows no offline guessing) and compared in constant time.
 //!
@@ -62,6 +64,10 @@ fn seed_aad(serial: &str) -> Vec<u8> {
     [b"countersign/token-seed/v1\0".as_slice(), serial.as_bytes()].concat()
 }
 
+fn gateway_aad(gateway: &str) -> Vec<u8> {
+    [b"countersign/gateway-credentials/v1\0".as_slice(), gateway.as_bytes()].concat()
+}
+
 impl TokenSecrets {
     /// Finds the keys the store names (checking the token holds them), or creates them.
     pub fn open(hsm: &Hsm, store: &Store) -> Result<TokenSecrets, TokenSecretsError> {
@@ -80,6 +86,15 @@ impl TokenSecrets {
     /// or altered.
     pub fn open_seed(&self, serial: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         self.hsm.unseal(&self.seal, &seed_aad(serial), sealed)
+    }
+
+    /// Seals a gateway's credentials (serialised name → value map).
+    pub fn seal_gateway_credentials(&self, gateway: &str, plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.hsm.seal(&self.seal, &gateway_aad(gateway), plaintext)
+    }
+
+    pub fn open_gateway_credentials(&self, gateway: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.hsm.unseal(&self.seal, &gateway_aad(gateway), sealed)
     }
 
     /// The verifier stored for `pin` on token `serial`.

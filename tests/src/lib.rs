@@ -346,17 +346,38 @@ impl Daemon {
 pub struct PluginSpec {
     pub library: &'static str,
     pub name: &'static str,
+    pub kind: &'static str,
     pub capabilities: &'static [&'static str],
 }
 
 pub const HOTP_PLUGIN: PluginSpec =
-    PluginSpec { library: "libcountersign_token_hotp.so", name: "token-hotp", capabilities: &["hmac"] };
-pub const TOTP_PLUGIN: PluginSpec =
-    PluginSpec { library: "libcountersign_token_totp.so", name: "token-totp", capabilities: &["hmac", "now"] };
+    PluginSpec { library: "libcountersign_token_hotp.so", name: "token-hotp", kind: "token", capabilities: &["hmac"] };
+pub const TOTP_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_token_totp.so",
+    name: "token-totp",
+    kind: "token",
+    capabilities: &["hmac", "now"],
+};
+pub const HTTP_SMS_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_gateway_http_sms.so",
+    name: "gateway-http-sms",
+    kind: "gateway",
+    capabilities: &["http_request"],
+};
+pub const SMTP_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_gateway_smtp.so",
+    name: "gateway-smtp",
+    kind: "gateway",
+    capabilities: &["smtp_send"],
+};
 /// The misbehaving test plugin; its manifest grants no capability, so its `hmac` request is
 /// refused by the host.
-pub const MISBEHAVE_PLUGIN: PluginSpec =
-    PluginSpec { library: "libcountersign_test_plugin_misbehave.so", name: "test-misbehave", capabilities: &[] };
+pub const MISBEHAVE_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_test_plugin_misbehave.so",
+    name: "test-misbehave",
+    kind: "token",
+    capabilities: &[],
+};
 
 impl Daemon {
     /// Starts a daemon with `plugins` installed and signed by a publisher it trusts, the clock
@@ -381,9 +402,10 @@ impl Daemon {
             std::fs::write(
                 dir.join(MANIFEST_FILE),
                 format!(
-                    "name = \"{}\"\nversion = \"0.1.0\"\nkind = \"token\"\nabi = \"1.0\"\nlibrary = \"{}\"\n\
+                    "name = \"{}\"\nversion = \"0.1.0\"\nkind = \"{}\"\nabi = \"1.0\"\nlibrary = \"{}\"\n\
                      sha256 = \"\"\ncapabilities = [{}]\nmin_appliance = \"0.1.0\"\n",
                     p.name,
+                    p.kind,
                     p.library,
                     caps.join(", ")
                 ),
@@ -519,4 +541,140 @@ pub fn b64(data: &[u8]) -> String {
 pub fn unb64(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+/// One HTTP request as a provider endpoint received it.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Captured {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A provider endpoint on 127.0.0.1: answers each request with the next of `answers` (status,
+/// body) and hands the request to the test.
+#[derive(Debug)]
+pub struct HttpCapture {
+    pub port: u16,
+    pub requests: mpsc::Receiver<Captured>,
+}
+
+impl HttpCapture {
+    pub fn start(answers: Vec<(u16, &'static str)>) -> HttpCapture {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let Ok((mut s, _)) = listener.accept() else { return };
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let (head_end, content_length) = loop {
+                    let n = s.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        break (i + 4, len);
+                    }
+                };
+                while buf.len() < head_end + content_length {
+                    let n = s.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buf[..head_end - 4]).into_owned();
+                let mut lines = head.lines();
+                let first: Vec<String> = lines.next().unwrap_or("").split(' ').map(str::to_owned).collect();
+                let headers = lines
+                    .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+                    .collect();
+                let captured = Captured {
+                    method: first.first().cloned().unwrap_or_default(),
+                    path: first.get(1).cloned().unwrap_or_default(),
+                    headers,
+                    body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
+                };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tx.send(captured);
+            }
+        });
+        HttpCapture { port, requests: rx }
+    }
+
+    /// The next request, waiting up to 10 s.
+    pub fn next(&self) -> Captured {
+        self.requests.recv_timeout(Duration::from_secs(10)).expect("the provider endpoint got no request")
+    }
+}
+
+/// A real SMTP server (aiosmtpd) on 127.0.0.1 that stores what it receives in a Maildir.
+#[derive(Debug)]
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: TempDir,
+    child: Child,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let maildir = tempfile::Builder::new().prefix("cs-mail-").tempdir().unwrap();
+        // Debian's python3 (the one python3-aiosmtpd installs into), not whatever is first on PATH.
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd (apt install python3-aiosmtpd)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::yield_now();
+        }
+        SmtpServer { port, maildir, child }
+    }
+
+    /// The raw messages received so far.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir.path().join("mail").join(sub)) {
+                for e in entries.flatten() {
+                    out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

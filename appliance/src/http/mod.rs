@@ -6,6 +6,7 @@ mod admin;
 mod api;
 mod error;
 mod extract;
+mod gateways;
 mod tokens;
 mod validate;
 
@@ -33,6 +34,7 @@ use crate::signing::SigningService;
 pub struct AppState {
     pub signing: SigningService,
     pub tokens: crate::tokens::TokenService,
+    pub gateways: crate::gateways::GatewayService,
     pub validate: crate::validate::ValidateService,
     pub admin: AdminService,
     pub hsm: Hsm,
@@ -106,6 +108,7 @@ pub fn http_router(state: AppState, limits: Limits) -> Router {
 pub fn admin_router(state: AppState, limits: Limits) -> Router {
     let routes = admin::routes()
         .merge(tokens::routes())
+        .merge(gateways::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     finish(routes, state, limits)
 }

@@ -10,6 +10,7 @@ use super::StoreError;
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "signing_foundation", include_str!("../../../migrations/0001_signing_foundation.sql")),
     (2, "tokens", include_str!("../../../migrations/0002_tokens.sql")),
+    (3, "gateways", include_str!("../../../migrations/0003_gateways.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@
 //! which `busy_timeout` cannot wait out.
 
 mod audit;
+mod gateways;
 mod keys;
 mod migrate;
 mod tokens;
@@ -22,6 +23,7 @@ use crate::config::Synchronous;
 
 pub(crate) use audit::insert_signature_rows;
 pub use audit::{AuditQuery, SignatureAuditRow};
+pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use migrate::MIGRATIONS;
 pub(crate) use tokens::commit_check;

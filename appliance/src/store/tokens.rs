@@ -232,7 +232,7 @@ pub fn tokens_for_check(conn: &Connection, target: &CheckTarget) -> Result<Vec<T
     Ok(rows)
 }
 
-fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
+pub(super) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
     let mut st = tx.prepare_cached(
         "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

@@ -1,6 +1,7 @@
 //! `countersign`: the admin CLI. Talks to `countersignd` over `admin.sock`; prints readable
 //! tables by default and the daemon's JSON with `--json`.
 
+mod gateway;
 mod output;
 mod plugin;
 mod token;
@@ -45,6 +46,9 @@ enum Command {
     /// Users of the internal user store.
     #[command(subcommand)]
     User(token::UserCmd),
+    /// Message gateways (SMS, e-mail) and their failover order.
+    #[command(subcommand)]
+    Gateway(gateway::GatewayCmd),
     /// Read audit trails.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -233,6 +237,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let r = token::user_request(cmd)?;
             (r.method, r.uri, r.body, r.view)
         }
+        Command::Gateway(cmd) => {
+            let r = gateway::gateway_request(cmd)?;
+            (r.method, r.uri, r.body, r.view)
+        }
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
     };
     let mut conn = Connection::connect(&cli.socket).await?;
@@ -245,6 +253,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{answer}");
         }
         anyhow::bail!("{msg} (HTTP {})", status.as_u16());
+    }
+    if matches!(view, output::View::Attempt) && answer.get("delivered").and_then(Value::as_bool) == Some(false) {
+        if cli.json {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        }
+        let detail = answer.get("detail").and_then(Value::as_str).unwrap_or("no detail");
+        anyhow::bail!("not delivered: {detail}");
     }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);

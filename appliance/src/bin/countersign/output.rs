@@ -17,8 +17,49 @@ pub enum View {
     User,
     Users,
     AuthAudit,
+    Gateway,
+    Gateways,
+    Routes,
+    Attempt,
     Done,
 }
+
+fn gateway_row(g: &Value) -> Vec<String> {
+    let hosts: Vec<String> = g
+        .pointer("/transport/allowed_hosts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let smtp = g
+        .pointer("/transport/smtp")
+        .filter(|v| !v.is_null())
+        .map(|s| format!("{}:{} ({})", self::s(s, "host"), self::s(s, "port"), self::s(s, "tls")))
+        .unwrap_or_else(|| "-".into());
+    let creds: Vec<String> = list(g, "credentials").filter_map(Value::as_str).map(str::to_owned).collect();
+    let routes: Vec<String> = list(g, "routes")
+        .filter_map(Value::as_array)
+        .map(|r| {
+            format!(
+                "{}#{}",
+                r.first().and_then(Value::as_str).unwrap_or("?"),
+                r.get(1).map(Value::to_string).unwrap_or_default()
+            )
+        })
+        .collect();
+    vec![
+        s(g, "name"),
+        s(g, "plugin"),
+        if hosts.is_empty() { "-".into() } else { hosts.join(",") },
+        smtp,
+        creds.join(","),
+        routes.join(","),
+    ]
+}
+
+const GATEWAY_HEADER: [&str; 6] = ["NAME", "PLUGIN", "ALLOWED HOSTS", "SMTP", "CREDENTIALS", "ROUTES"];
 
 fn flag(v: &Value, key: &str, yes: &str, no: &str) -> String {
     if v.get(key).and_then(Value::as_bool) == Some(true) { yes } else { no }.into()
@@ -249,6 +290,18 @@ pub fn render(view: View, v: &Value) -> String {
                 })
                 .collect(),
         ),
+        View::Gateway => table(&GATEWAY_HEADER, vec![gateway_row(v)]),
+        View::Gateways => table(&GATEWAY_HEADER, list(v, "gateways").map(gateway_row).collect()),
+        View::Routes => table(
+            &["TOKEN TYPE", "GATEWAYS (FAILOVER ORDER)"],
+            list(v, "routes")
+                .map(|r| {
+                    let g: Vec<String> = list(r, "gateways").filter_map(Value::as_str).map(str::to_owned).collect();
+                    vec![s(r, "token_type"), g.join(" -> ")]
+                })
+                .collect(),
+        ),
+        View::Attempt => format!("delivered through {}: {}\n", s(v, "gateway"), s(v, "detail")),
         View::Done => "done\n".into(),
     }
 }

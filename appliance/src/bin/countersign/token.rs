@@ -163,11 +163,11 @@ pub struct Request {
     pub view: View,
 }
 
-fn req(method: Method, uri: String, body: Option<Value>, view: View) -> anyhow::Result<Request> {
+pub fn req(method: Method, uri: String, body: Option<Value>, view: View) -> anyhow::Result<Request> {
     Ok(Request { method, uri, body, view })
 }
 
-fn stdin_line(what: &str) -> anyhow::Result<String> {
+pub fn stdin_line(what: &str) -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).with_context(|| format!("reading the {what} from standard input"))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())

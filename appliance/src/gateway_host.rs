@@ -1,0 +1,285 @@
+//! Carries out a gateway plugin's transport requests for one delivery, within what the
+//! gateway definition allows:
+//!
+//! - `http_request`: only `http`/`https` URLs whose host is in `transport.allowed_hosts`; every
+//!   address the host resolves to must be public unless `transport.allow_private`; no
+//!   redirects (a redirect could leave the allowed hosts); one time limit for the whole request;
+//!   at most 64 KiB of answer. Credentials named by the plugin (basic password, bearer token,
+//!   secret headers) are put in place here.
+//! - `smtp_send`: only to the definition's SMTP server, with its TLS mode and login, and only
+//!   to the delivery's recipient.
+//!
+//! Credentials are opened from their HSM seal once per delivery and dropped (zeroized) with
+//! it. Nothing here logs a credential or a message body.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use base64::Engine;
+use countersign_plugin_abi::protocol::{HostRequest, HostResponse, HttpAuth, PluginRequest, PluginResponse, SecretRef};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::plugins::{PluginCallError, PluginHost};
+use crate::store::{GatewayRecord, SmtpTls, Transport};
+use crate::token_secrets::TokenSecrets;
+
+/// Largest provider answer read.
+const MAX_ANSWER: u64 = 64 * 1024;
+
+/// A gateway's credentials, opened for one delivery.
+pub struct Credentials(BTreeMap<String, SecretString>);
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl Credentials {
+    pub fn open(secrets: &TokenSecrets, gw: &GatewayRecord) -> Result<Credentials, String> {
+        let Some(sealed) = &gw.sealed_credentials else {
+            return Ok(Credentials(BTreeMap::new()));
+        };
+        let plain = secrets
+            .open_gateway_credentials(&gw.name, sealed)
+            .map_err(|e| format!("the credentials of gateway {} do not open: {e}", gw.name))?;
+        let map: BTreeMap<String, String> = serde_json::from_slice(&plain)
+            .map_err(|_| format!("the credentials of gateway {} are unreadable", gw.name))?;
+        Ok(Credentials(map.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect()))
+    }
+
+    fn get(&self, r: &SecretRef) -> Result<&SecretString, String> {
+        let name = r.0.strip_prefix("credential:").unwrap_or(&r.0);
+        self.0.get(name).ok_or_else(|| format!("the gateway has no credential named '{name}'"))
+    }
+}
+
+/// Whether `ip` is an ordinary public address (not loopback, private, link-local, shared,
+/// documentation, multicast or unspecified).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (18..20).contains(&o[1]))
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
+        }
+    }
+}
+
+/// Refuses a target the transport does not allow: a host not listed, or (unless private
+/// targets are allowed) one that resolves to a non-public address.
+pub fn check_host(t: &Transport, host: &str, port: u16) -> Result<(), String> {
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    if !t.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+        return Err(format!("host {host} is not in the gateway's allowed hosts"));
+    }
+    let addrs: Vec<_> =
+        (host.as_str(), port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
+    if addrs.is_empty() {
+        return Err(format!("{host} resolves to no address"));
+    }
+    if !t.allow_private {
+        if let Some(a) = addrs.iter().find(|a| !is_public(a.ip())) {
+            return Err(format!(
+                "{host} resolves to {}, a loopback or private address; set transport.allow_private to allow it",
+                a.ip()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The host and port of a URL the transport allows.
+pub fn check_url(t: &Transport, url: &str) -> Result<url::Url, String> {
+    let u = url::Url::parse(url).map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("'{url}': only http and https are allowed"));
+    }
+    let host = u.host_str().ok_or_else(|| format!("'{url}' has no host"))?;
+    let port = u.port_or_known_default().unwrap_or(443);
+    check_host(t, host, port)?;
+    Ok(u)
+}
+
+fn http(t: &Transport, creds: &Credentials, req: HostRequest) -> Result<HostResponse, String> {
+    let HostRequest::HttpRequest { method, url, headers, secret_headers, body, auth } = req else {
+        return Err("not an HTTP request".into());
+    };
+    let url = check_url(t, &url)?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_millis(t.timeout_ms)))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut all: Vec<(String, String)> = headers;
+    for (name, secret) in &secret_headers {
+        all.push((name.clone(), creds.get(secret)?.expose_secret().to_owned()));
+    }
+    match &auth {
+        Some(HttpAuth::Basic { username, password }) => {
+            let pair = format!("{username}:{}", creds.get(password)?.expose_secret());
+            all.push((
+                "Authorization".into(),
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)),
+            ));
+        }
+        Some(HttpAuth::Bearer { token }) => {
+            all.push(("Authorization".into(), format!("Bearer {}", creds.get(token)?.expose_secret())));
+        }
+        None => {}
+    }
+    let url = url.as_str();
+    let result = match method.as_str() {
+        "GET" => {
+            let mut r = agent.get(url);
+            for (k, v) in &all {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.call()
+        }
+        "POST" | "PUT" => {
+            let mut r = if method == "POST" { agent.post(url) } else { agent.put(url) };
+            for (k, v) in &all {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.send(body.unwrap_or_default())
+        }
+        other => return Err(format!("method {other} is not allowed")),
+    };
+    let mut resp = result.map_err(|e| format!("HTTP request to {}: {e}", url_host(url)))?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().with_config().limit(MAX_ANSWER).read_to_string().unwrap_or_default();
+    Ok(HostResponse::Http { status, body })
+}
+
+fn url_host(url: &str) -> String {
+    url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn smtp(t: &Transport, creds: &Credentials, recipient: &str, req: HostRequest) -> Result<HostResponse, String> {
+    use lettre::message::{header::ContentType, Mailbox, MultiPart};
+    use lettre::transport::smtp::authentication::Credentials as Login;
+    use lettre::Transport as _;
+    let HostRequest::SmtpSend { from, to, subject, text, html } = req else {
+        return Err("not an e-mail".into());
+    };
+    let server = t.smtp.as_ref().ok_or("the gateway has no SMTP server configured")?;
+    if to.len() != 1 || to[0] != recipient {
+        return Err("e-mail may go only to this delivery's recipient".into());
+    }
+    if !t.allow_private {
+        let allowed = Transport { allowed_hosts: vec![server.host.clone()], ..t.clone() };
+        check_host(&allowed, &server.host, server.port)?;
+    }
+    let from: Mailbox = from.parse().map_err(|e| format!("from '{from}': {e}"))?;
+    let to: Mailbox = recipient.parse().map_err(|e| format!("recipient '{recipient}': {e}"))?;
+    let builder = lettre::Message::builder().from(from).to(to).subject(subject);
+    let message = match html {
+        Some(h) => builder.multipart(MultiPart::alternative_plain_html(text, h)),
+        None => builder.header(ContentType::TEXT_PLAIN).body(text),
+    }
+    .map_err(|e| format!("cannot build the e-mail: {e}"))?;
+    let mut transport = match server.tls {
+        SmtpTls::Starttls => lettre::SmtpTransport::starttls_relay(&server.host).map_err(|e| e.to_string())?,
+        SmtpTls::Tls => lettre::SmtpTransport::relay(&server.host).map_err(|e| e.to_string())?,
+        SmtpTls::None => lettre::SmtpTransport::builder_dangerous(&server.host),
+    }
+    .port(server.port)
+    .timeout(Some(Duration::from_millis(t.timeout_ms)));
+    if let Some(user) = &server.username {
+        let password = creds.get(&SecretRef("credential:smtp_password".into()))?;
+        transport = transport.credentials(Login::new(user.clone(), password.expose_secret().to_owned()));
+    }
+    let answer = transport.build().send(&message).map_err(|e| format!("SMTP {}:{}: {e}", server.host, server.port))?;
+    Ok(HostResponse::SmtpSent { detail: format!("SMTP {}", answer.code()) })
+}
+
+/// Calls gateway `gw`'s plugin with `req`, serving its transport requests within the
+/// definition's limits. `recipient` is the delivery's phone number or address.
+pub fn call_for_gateway(
+    plugins: &PluginHost,
+    secrets: &TokenSecrets,
+    gw: &GatewayRecord,
+    req: &PluginRequest,
+    recipient: &str,
+) -> Result<PluginResponse, PluginCallError> {
+    let creds = Credentials::open(secrets, gw);
+    let mut serve = |r: HostRequest| -> HostResponse {
+        let creds = match &creds {
+            Ok(c) => c,
+            Err(e) => return HostResponse::Refused { reason: e.clone() },
+        };
+        let answer = match r {
+            r @ HostRequest::HttpRequest { .. } => http(&gw.transport, creds, r),
+            r @ HostRequest::SmtpSend { .. } => smtp(&gw.transport, creds, recipient, r),
+            _ => Err("gateway plugins have only transport capabilities".into()),
+        };
+        answer.unwrap_or_else(|reason| {
+            tracing::warn!(gateway = %gw.name, %reason, "gateway transport request refused or failed");
+            HostResponse::Refused { reason }
+        })
+    };
+    plugins.call(&gw.plugin, req, &mut serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_special_addresses_are_not_public() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_public(a.parse().unwrap()), "{a}");
+        }
+        for a in ["8.8.8.8", "2a00:1450::1"] {
+            assert!(is_public(a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[test]
+    fn only_listed_hosts_and_http_schemes_pass() {
+        let t =
+            Transport { allowed_hosts: vec!["127.0.0.1".into()], allow_private: true, timeout_ms: 1000, smtp: None };
+        assert!(check_url(&t, "http://127.0.0.1:9/x").is_ok());
+        assert!(check_url(&t, "http://127.0.0.2/x").unwrap_err().contains("not in the gateway's allowed hosts"));
+        assert!(check_url(&t, "ftp://127.0.0.1/x").unwrap_err().contains("only http and https"));
+        let strict = Transport { allow_private: false, ..t };
+        assert!(check_url(&strict, "http://127.0.0.1/x").unwrap_err().contains("loopback or private"));
+    }
+}

@@ -1,0 +1,243 @@
+//! Gateway definitions for admins: define (checked before it is stored: the plugin is a loaded
+//! gateway plugin, the transport is sound, the plugin accepts the options, a fixed URL's host is
+//! allowed), list, show, remove, the failover order per token type, and a test delivery.
+//!
+//! Credentials arrive once, are sealed by the HSM and are never shown again; list and show
+//! name them only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use countersign_plugin_abi::protocol::{OutgoingMessage, PluginRequest, PluginResponse};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::gateway_host::{call_for_gateway, check_url};
+use crate::plugins::PluginHost;
+use crate::store::{AuthAuditRow, GatewayRecord, GatewayView, SmtpTls, Store, Transport};
+use crate::token_secrets::TokenSecrets;
+use crate::tokens::TokenError;
+
+/// A new gateway definition.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGateway {
+    pub name: String,
+    pub plugin: String,
+    #[serde(default = "empty_object")]
+    pub options: serde_json::Value,
+    pub transport: Transport,
+    /// Credential name → value (a provider password, API key, SMTP password).
+    #[serde(default)]
+    pub credentials: BTreeMap<String, SecretString>,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+/// The outcome of one delivery attempt through one gateway.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub gateway: String,
+    pub delivered: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayService {
+    store: Arc<Store>,
+    plugins: Arc<PluginHost>,
+    secrets: TokenSecrets,
+}
+
+fn audit(caller: &str, action: &str, detail: String) -> AuthAuditRow {
+    AuthAuditRow {
+        id: 0,
+        at_ms: crate::now_ms(),
+        caller: caller.into(),
+        action: action.into(),
+        serial: None,
+        login: None,
+        realm: None,
+        result: "ok".into(),
+        detail: Some(detail),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, TokenError> + Send + 'static,
+) -> Result<T, TokenError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| TokenError::Internal(e.to_string()))?
+}
+
+fn view(g: &GatewayRecord, routes: &[(String, Vec<String>)]) -> GatewayView {
+    let routes = routes
+        .iter()
+        .filter_map(|(t, list)| {
+            list.iter().position(|n| *n == g.name).map(|i| (t.clone(), u32::try_from(i + 1).unwrap_or(0)))
+        })
+        .collect();
+    GatewayView {
+        name: g.name.clone(),
+        plugin: g.plugin.clone(),
+        options: g.options.clone(),
+        transport: g.transport.clone(),
+        credentials: g.credential_names.clone(),
+        routes,
+        created_at: g.created_at,
+    }
+}
+
+/// The transport settings on their own: sane limits, an SMTP server that needs TLS unless
+/// private targets are allowed.
+fn check_transport(t: &Transport) -> Result<(), TokenError> {
+    let bad = |m: String| Err(TokenError::Invalid(m));
+    if t.timeout_ms == 0 || t.timeout_ms > 60_000 {
+        return bad(format!("transport.timeout_ms must be 1 to 60000, not {}", t.timeout_ms));
+    }
+    if let Some(s) = &t.smtp {
+        if s.host.is_empty() || s.port == 0 {
+            return bad("transport.smtp needs a host and a port".into());
+        }
+        if s.tls == SmtpTls::None && !t.allow_private {
+            return bad(
+                "transport.smtp.tls = \"none\" is allowed only for a relay on a private network (allow_private)".into(),
+            );
+        }
+    }
+    for h in &t.allowed_hosts {
+        if h.is_empty()
+            || h.contains('/')
+            || h.contains(':') && !h.contains('[') && h.parse::<std::net::Ipv6Addr>().is_err()
+        {
+            return bad(format!("allowed host '{h}' must be a host name or IP address, without scheme, port or path"));
+        }
+    }
+    Ok(())
+}
+
+impl GatewayService {
+    pub fn new(store: Arc<Store>, plugins: Arc<PluginHost>, secrets: TokenSecrets) -> GatewayService {
+        GatewayService { store, plugins, secrets }
+    }
+
+    pub async fn define(&self, caller: String, g: NewGateway) -> Result<GatewayView, TokenError> {
+        let svc = self.clone();
+        blocking(move || svc.define_blocking(&caller, g)).await
+    }
+
+    fn define_blocking(&self, caller: &str, g: NewGateway) -> Result<GatewayView, TokenError> {
+        crate::admin::validate_name("gateway", &g.name).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        if !self.plugins.has(&g.plugin, "gateway") {
+            return Err(TokenError::Invalid(format!(
+                "no gateway plugin '{}' is loaded; see `countersign plugin list`",
+                g.plugin
+            )));
+        }
+        check_transport(&g.transport)?;
+        // A fixed URL (no placeholder in it) must point at an allowed host now, not at the first
+        // delivery. Hosts are not resolved here: DNS may differ at delivery time, where every
+        // request is checked again.
+        if let Some(url) = g.options.get("url").and_then(serde_json::Value::as_str) {
+            if !url.contains('{') {
+                let only_listed = Transport { allow_private: true, ..g.transport.clone() };
+                check_url(&only_listed, url).map_err(|e| TokenError::Invalid(format!("options.url: {e}")))?;
+            }
+        }
+        let credential_names: Vec<String> = g.credentials.keys().cloned().collect();
+        let record = GatewayRecord {
+            id: 0,
+            name: g.name.clone(),
+            plugin: g.plugin.clone(),
+            options: g.options.clone(),
+            transport: g.transport.clone(),
+            credential_names: credential_names.clone(),
+            sealed_credentials: None,
+            created_at: 0,
+        };
+        let req = PluginRequest::CheckOptions { options: g.options.clone(), credentials: credential_names.clone() };
+        match call_for_gateway(&self.plugins, &self.secrets, &record, &req, "") {
+            Ok(PluginResponse::OptionsOk) => {}
+            Ok(PluginResponse::OptionsInvalid { reason }) => {
+                return Err(TokenError::Invalid(format!("plugin {} refuses the options: {reason}", g.plugin)))
+            }
+            Ok(other) => return Err(TokenError::Plugin(format!("plugin {} answered {other:?}", g.plugin))),
+            Err(e) => return Err(TokenError::Plugin(e.to_string())),
+        }
+        let sealed = if g.credentials.is_empty() {
+            None
+        } else {
+            let plain: BTreeMap<&str, &str> =
+                g.credentials.iter().map(|(k, v)| (k.as_str(), v.expose_secret())).collect();
+            let bytes = Zeroizing::new(serde_json::to_vec(&plain).map_err(|e| TokenError::Internal(e.to_string()))?);
+            Some(self.secrets.seal_gateway_credentials(&g.name, &bytes)?)
+        };
+        let record = GatewayRecord { sealed_credentials: sealed, ..record };
+        let detail = format!("plugin {}, credentials [{}]", g.plugin, credential_names.join(", "));
+        self.store.insert_gateway(&record, &audit(caller, "gateway/define", format!("{}: {detail}", g.name)))?;
+        let stored = self.store.gateway(&g.name)?;
+        Ok(view(&stored, &self.store.routes()?))
+    }
+
+    pub async fn list(&self) -> Result<Vec<GatewayView>, TokenError> {
+        let store = self.store.clone();
+        blocking(move || {
+            let routes = store.routes()?;
+            Ok(store.gateways()?.iter().map(|g| view(g, &routes)).collect())
+        })
+        .await
+    }
+
+    pub async fn show(&self, name: String) -> Result<GatewayView, TokenError> {
+        let store = self.store.clone();
+        blocking(move || Ok(view(&store.gateway(&name)?, &store.routes()?))).await
+    }
+
+    pub async fn remove(&self, caller: String, name: String) -> Result<(), TokenError> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.delete_gateway(&name, &audit(&caller, "gateway/remove", name.clone()))?)).await
+    }
+
+    /// Sets the failover order for `token_type`.
+    pub async fn set_route(&self, caller: String, token_type: String, gateways: Vec<String>) -> Result<(), TokenError> {
+        let store = self.store.clone();
+        blocking(move || {
+            let detail = format!("{token_type}: {}", gateways.join(" → "));
+            Ok(store.set_route(&token_type, &gateways, &audit(&caller, "gateway/route", detail))?)
+        })
+        .await
+    }
+
+    pub async fn routes(&self) -> Result<Vec<(String, Vec<String>)>, TokenError> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.routes()?)).await
+    }
+
+    /// Sends `message` through gateway `name` once (no retry, no failover) and audits it.
+    pub async fn test(&self, caller: String, name: String, message: OutgoingMessage) -> Result<Attempt, TokenError> {
+        let svc = self.clone();
+        blocking(move || {
+            let gw = svc.store.gateway(&name)?;
+            let attempt = svc.attempt(&gw, &message);
+            let mut row = audit(&caller, "gateway/test", format!("{name}: {}", attempt.detail));
+            row.result = if attempt.delivered { "ok" } else { "error" }.into();
+            svc.store.audit_auth(&row)?;
+            Ok(attempt)
+        })
+        .await
+    }
+
+    /// One delivery attempt through one gateway.
+    pub fn attempt(&self, gw: &GatewayRecord, message: &OutgoingMessage) -> Attempt {
+        let req = PluginRequest::Deliver { message: message.clone(), options: gw.options.clone() };
+        let (delivered, detail) = match call_for_gateway(&self.plugins, &self.secrets, gw, &req, &message.to) {
+            Ok(PluginResponse::Delivered { detail }) => (true, detail),
+            Ok(PluginResponse::NotDelivered { detail, .. }) => (false, detail),
+            Ok(other) => (false, format!("plugin answered {other:?}")),
+            Err(e) => (false, e.to_string()),
+        };
+        Attempt { gateway: gw.name.clone(), delivered, detail }
+    }
+}

@@ -1,0 +1,214 @@
+//! Gateway definitions and the failover order of gateways per token type.
+//!
+//! Credentials are stored only sealed; this module never sees them in the clear.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::{is_unique_violation, AuthAuditRow, Store, StoreError};
+
+/// What the daemon enforces when it carries out a gateway plugin's transport requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transport {
+    /// Host names (or IP addresses) HTTP requests may go to.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Allow loopback, private, link-local and other non-public addresses.
+    #[serde(default)]
+    pub allow_private: bool,
+    /// Connect + answer time limit for one transport request.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// The SMTP server e-mail goes to (SMTP gateways).
+    pub smtp: Option<SmtpServer>,
+}
+
+fn default_timeout() -> u64 {
+    5000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS: only with `allow_private` (a relay on the same host or network).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpServer {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// Login name; the password is the credential `smtp_password`.
+    pub username: Option<String>,
+}
+
+/// A gateway definition as stored.
+#[derive(Debug, Clone)]
+pub struct GatewayRecord {
+    pub id: i64,
+    pub name: String,
+    pub plugin: String,
+    pub options: serde_json::Value,
+    pub transport: Transport,
+    pub credential_names: Vec<String>,
+    pub sealed_credentials: Option<Vec<u8>>,
+    pub created_at: i64,
+}
+
+/// What list and show report: everything but the credentials' values.
+#[derive(Debug, Clone, Serialize)]
+pub struct GatewayView {
+    pub name: String,
+    pub plugin: String,
+    pub options: serde_json::Value,
+    pub transport: Transport,
+    pub credentials: Vec<String>,
+    /// Token types that use it, with its position in their failover list.
+    pub routes: Vec<(String, u32)>,
+    pub created_at: i64,
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<GatewayRecord> {
+    let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let bad = |i: usize, e: serde_json::Error| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    };
+    Ok(GatewayRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        plugin: r.get(2)?,
+        options: serde_json::from_str(&json(3)?).map_err(|e| bad(3, e))?,
+        transport: serde_json::from_str(&json(4)?).map_err(|e| bad(4, e))?,
+        credential_names: serde_json::from_str(&json(5)?).map_err(|e| bad(5, e))?,
+        sealed_credentials: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+const COLUMNS: &str = "id, name, plugin, options, transport, credential_names, sealed_credentials, created_at";
+
+fn json(v: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+impl Store {
+    pub fn insert_gateway(&self, g: &GatewayRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO gateway (name, plugin, options, transport, credential_names, sealed_credentials, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                g.name,
+                g.plugin,
+                g.options.to_string(),
+                json(&g.transport)?,
+                json(&g.credential_names)?,
+                g.sealed_credentials,
+                crate::now_ms() / 1000
+            ],
+        )
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::Duplicate(format!("gateway {}", g.name))
+            } else {
+                e.into()
+            }
+        })?;
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn gateway(&self, name: &str) -> Result<GatewayRecord, StoreError> {
+        self.conn()
+            .query_row(&format!("SELECT {COLUMNS} FROM gateway WHERE name = ?1"), [name], from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("gateway {name}")))
+    }
+
+    pub fn gateways(&self) -> Result<Vec<GatewayRecord>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM gateway ORDER BY name"))?;
+        let rows = st.query_map([], from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Removes a gateway; refused while a token type still routes through it.
+    pub fn delete_gateway(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let used: Vec<String> = {
+            let mut st = tx.prepare(
+                "SELECT r.token_type FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id WHERE g.name = ?1",
+            )?;
+            let rows = st.query_map([name], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if !used.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "gateway {name} is in the failover list of {}; change the route first",
+                used.join(", ")
+            )));
+        }
+        if tx.execute("DELETE FROM gateway WHERE name = ?1", [name])? == 0 {
+            return Err(StoreError::NotFound(format!("gateway {name}")));
+        }
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces the failover list of `token_type` (first = tried first); empty removes it.
+    pub fn set_route(&self, token_type: &str, gateways: &[String], audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM gateway_route WHERE token_type = ?1", [token_type])?;
+        for (i, name) in gateways.iter().enumerate() {
+            let id: i64 = tx
+                .query_row("SELECT id FROM gateway WHERE name = ?1", [name], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("gateway {name}")))?;
+            tx.execute(
+                "INSERT INTO gateway_route (token_type, position, gateway_id) VALUES (?1, ?2, ?3)",
+                params![token_type, i64::try_from(i + 1).unwrap_or(i64::MAX), id],
+            )
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Invalid(format!("gateway {name} is listed twice"))
+                } else {
+                    e.into()
+                }
+            })?;
+        }
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every route: token type → gateway names in failover order.
+    pub fn routes(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT r.token_type, g.name FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id
+             ORDER BY r.token_type, r.position",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for row in rows {
+            let (t, g) = row?;
+            match out.last_mut() {
+                Some((last, list)) if *last == t => list.push(g),
+                _ => out.push((t, vec![g])),
+            }
+        }
+        Ok(out)
+    }
+}
