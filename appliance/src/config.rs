@@ -40,6 +40,24 @@ pub struct Config {
     pub validate: ValidateSection,
     pub http: HttpSection,
     pub clock: ClockSection,
+    pub challenge: ChallengeSection,
+}
+
+/// Challenge-response tokens (sms, email) and the delivery of their codes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeSection {
+    /// How long a challenge's code is valid.
+    pub validity_s: u32,
+    /// How long a request waits for the first delivery round before it answers (the delivery
+    /// goes on in the background either way).
+    pub delivery_wait_ms: u64,
+    /// Message templates; `{otp}`, `{serial}`, `{user}`, `{realm}`, `{transaction_id}`.
+    pub sms_text: String,
+    pub email_subject: String,
+    pub email_text: String,
+    /// How long finished deliveries stay listed.
+    pub keep_deliveries_s: u64,
 }
 
 /// How `/validate/check` decides and answers.
@@ -259,6 +277,18 @@ impl Config {
         }
         if self.validate.hotp_window > 1000 || self.validate.totp_window > 100 {
             return bad("validate.hotp_window is at most 1000 and validate.totp_window at most 100".into());
+        }
+        if self.challenge.validity_s == 0 || self.challenge.validity_s > 86_400 {
+            return bad("challenge.validity_s must be 1 to 86400".into());
+        }
+        for (k, t) in [
+            ("sms_text", &self.challenge.sms_text),
+            ("email_subject", &self.challenge.email_subject),
+            ("email_text", &self.challenge.email_text),
+        ] {
+            if let Err(e) = countersign_template::check(t, crate::challenges::TEMPLATE_VARIABLES) {
+                return bad(format!("challenge.{k}: {e}"));
+            }
         }
         if self.plugins.instances > 64 {
             return bad("plugins.instances is at most 64".into());

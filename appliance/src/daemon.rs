@@ -70,6 +70,16 @@ impl Appliance {
             plugin_cfg.instances = cfg.hsm.effective_workers();
         }
         let plugins = Arc::new(PluginHost::start(&plugin_cfg, Some(store.clone())));
+        let gateways = crate::gateways::GatewayService::new(store.clone(), plugins.clone(), secrets.clone());
+        let challenges = crate::challenges::ChallengeService::new(
+            store.clone(),
+            plugins.clone(),
+            secrets.clone(),
+            gateways.clone(),
+            clock.clone(),
+            cfg.challenge.clone(),
+        );
+        challenges.start_sender()?;
         let state = AppState {
             signing: SigningService::new(directory.clone(), executor.clone()),
             tokens: TokenService::new(
@@ -79,13 +89,15 @@ impl Appliance {
                 clock.clone(),
                 cfg.validate.clone(),
             ),
-            gateways: crate::gateways::GatewayService::new(store.clone(), plugins.clone(), secrets.clone()),
+            gateways: gateways.clone(),
+            challenges: challenges.clone(),
             validate: ValidateService::new(
                 executor.clone(),
                 plugins.clone(),
                 secrets,
                 clock,
                 cfg.validate.detailed_errors,
+                challenges.clone(),
             ),
             admin: AdminService::new(hsm.clone(), store.clone(), directory),
             hsm: hsm.clone(),

@@ -40,6 +40,8 @@ const COMMIT_AT: usize = 32;
 enum Record {
     Signature(SignatureAuditRow),
     Check(CheckRecord),
+    /// A read: nothing to commit.
+    Nothing,
 }
 
 /// How a record fared in its commit: its audit row id, and whether a check's accept stood.
@@ -207,6 +209,20 @@ impl Executor {
         }
     }
 
+    /// Runs a read on a worker's connection (no record to commit).
+    pub async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> T + Send + 'static,
+    ) -> Result<T, ExecutorError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |ctx| {
+            let _ = tx.send(work(ctx.reader));
+            Completed { record: Record::Nothing, finish: Box::new(|_| {}) }
+        });
+        self.push(job);
+        rx.await.map_err(|_| ExecutorError::Lost)
+    }
+
     fn push(&self, job: Job) {
         let wake = {
             let mut q = self.shared.lock();
@@ -328,6 +344,7 @@ fn commit_records(conn: &mut Connection, batch: &mut [Completed]) -> rusqlite::R
                 let (audit_id, accepted) = commit_check(&tx, rec)?;
                 Committed { audit_id, accepted }
             }
+            Record::Nothing => Committed { audit_id: 0, accepted: false },
         });
     }
     tx.commit()?;

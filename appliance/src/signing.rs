@@ -124,6 +124,11 @@ impl SigningService {
         SigningService { directory, executor }
     }
 
+    /// The integration registered for `uid`, if any.
+    pub fn integration_of(&self, uid: u32) -> Option<String> {
+        self.directory.current().by_uid.get(&uid).map(|i| i.name.clone())
+    }
+
     fn authorise(dir: &Directory, caller: CallerId, key: &str) -> Result<Arc<KeyEntry>, SigningError> {
         let integration = dir.by_uid.get(&caller.uid).ok_or(SigningError::NotRegistered(caller.uid))?;
         let entry = dir.keys.get(key).ok_or_else(|| SigningError::UnknownKey(key.to_owned()))?;

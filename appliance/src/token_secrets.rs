@@ -64,6 +64,10 @@ fn seed_aad(serial: &str) -> Vec<u8> {
     [b"countersign/token-seed/v1\0".as_slice(), serial.as_bytes()].concat()
 }
 
+fn message_aad(transaction_id: &str, serial: &str) -> Vec<u8> {
+    [b"countersign/delivery/v1\0".as_slice(), transaction_id.as_bytes(), b"\0", serial.as_bytes()].concat()
+}
+
 fn gateway_aad(gateway: &str) -> Vec<u8> {
     [b"countersign/gateway-credentials/v1\0".as_slice(), gateway.as_bytes()].concat()
 }
@@ -95,6 +99,20 @@ impl TokenSecrets {
 
     pub fn open_gateway_credentials(&self, gateway: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         self.hsm.unseal(&self.seal, &gateway_aad(gateway), sealed)
+    }
+
+    /// Seals a queued message (it carries a code), bound to its transaction and token.
+    pub fn seal_message(&self, transaction_id: &str, serial: &str, plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.hsm.seal(&self.seal, &message_aad(transaction_id, serial), plaintext)
+    }
+
+    pub fn open_message(
+        &self,
+        transaction_id: &str,
+        serial: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.hsm.unseal(&self.seal, &message_aad(transaction_id, serial), sealed)
     }
 
     /// The verifier stored for `pin` on token `serial`.

@@ -16,10 +16,13 @@ use std::sync::Arc;
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::challenges::is_challenge_type;
 use crate::clock::Clock;
 use crate::executor::{Executor, ExecutorError, WorkerCtx};
 use crate::plugins::PluginHost;
-use crate::store::{tokens_for_check, AuthAuditRow, CheckRecord, CheckTarget, TokenEffect, TokenRecord};
+use crate::store::{
+    open_challenges, tokens_for_check, AuthAuditRow, CheckRecord, CheckTarget, TokenEffect, TokenRecord,
+};
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
 
@@ -30,6 +33,8 @@ pub const GENERIC_REJECT: &str = "wrong PIN or OTP";
 pub struct CheckRequest {
     pub target: CheckTarget,
     pub pass: SecretString,
+    /// The answer to a challenge: the transaction id it came with (`pass` is then the code).
+    pub transaction_id: Option<String>,
     /// Who asks: `uid:N` or `ip:ADDR`.
     pub caller: String,
 }
@@ -41,12 +46,17 @@ pub struct CheckOutcome {
     pub serial: Option<String>,
     pub message: String,
     pub audit_id: i64,
+    /// Challenges this request created (a PIN-only check of challenge-response tokens).
+    pub transaction_id: Option<String>,
+    pub challenges: Vec<crate::challenges::ChallengeView>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
     #[error("the check could not be recorded, so it was not accepted: {0}")]
     Audit(#[from] ExecutorError),
+    #[error("the challenge could not be created: {0}")]
+    Challenge(#[from] crate::tokens::TokenError),
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +66,7 @@ pub struct ValidateService {
     secrets: TokenSecrets,
     clock: Clock,
     detailed: bool,
+    challenges: crate::challenges::ChallengeService,
 }
 
 /// Why a check rejected: what the audit says, what a detailed answer says, and what the
@@ -74,8 +85,9 @@ impl ValidateService {
         secrets: TokenSecrets,
         clock: Clock,
         detailed: bool,
+        challenges: crate::challenges::ChallengeService,
     ) -> ValidateService {
-        ValidateService { executor, plugins, secrets, clock, detailed }
+        ValidateService { executor, plugins, secrets, clock, detailed, challenges }
     }
 
     pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
@@ -95,13 +107,25 @@ impl ValidateService {
             detail: None,
         };
         let svc = self.clone();
+        let caller = req.caller.clone();
         let (answer, committed) = self
             .executor
             .check(audit, move |ctx, audit| {
-                let decision = svc.decide(ctx, &req);
+                let decision = svc.decide_all(ctx, &req);
                 svc.record(decision, audit)
             })
             .await?;
+        if let Answer::Trigger(tokens) = answer {
+            let (tx, challenges) = self.challenges.trigger(caller, tokens).await?;
+            return Ok(CheckOutcome {
+                accepted: false,
+                serial: None,
+                message: "enter the code that was sent to you, with this transaction_id".into(),
+                audit_id: committed.audit_id,
+                transaction_id: Some(tx),
+                challenges,
+            });
+        }
         let message = match (committed.accepted, &answer) {
             (true, _) => "matching token found",
             // The compare-and-set lost: another request accepted this OTP first.
@@ -118,6 +142,113 @@ impl ValidateService {
             serial,
             message: message.to_owned(),
             audit_id: committed.audit_id,
+            transaction_id: None,
+            challenges: Vec::new(),
+        })
+    }
+
+    /// Creates challenges for the target's challenge-response tokens (no PIN: the caller was
+    /// authorised instead). No token: an empty list and no transaction id.
+    pub async fn trigger(
+        &self,
+        caller: String,
+        target: CheckTarget,
+    ) -> Result<(Option<String>, Vec<crate::challenges::ChallengeView>), ValidateError> {
+        let store_target = target.clone();
+        let tokens = self.executor.read(move |conn| tokens_for_check(conn, &store_target).unwrap_or_default()).await?;
+        let tokens: Vec<TokenRecord> =
+            tokens.into_iter().filter(|t| is_challenge_type(&t.token_type) && t.active && !t.revoked).collect();
+        if tokens.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        let (tx, views) = self.challenges.trigger(caller, tokens).await?;
+        Ok((Some(tx), views))
+    }
+
+    /// Challenge answers and triggers first, then the PIN + OTP check.
+    fn decide_all(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> Decision {
+        if let Some(tx) = &req.transaction_id {
+            return self.answer(ctx, req, tx).into();
+        }
+        if let Some(tokens) = self.trigger_candidates(ctx, req) {
+            return Decision::Trigger(tokens);
+        }
+        self.decide(ctx, req).into()
+    }
+
+    /// Challenge-response tokens of the target whose PIN is the whole `pass`.
+    fn trigger_candidates(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> Option<Vec<TokenRecord>> {
+        let tokens = tokens_for_check(ctx.reader, &req.target).ok()?;
+        let pass = req.pass.expose_secret().as_bytes();
+        let hits: Vec<TokenRecord> = tokens
+            .into_iter()
+            .filter(|t| is_challenge_type(&t.token_type) && t.active && !t.revoked)
+            .filter(|t| self.secrets.pin_matches(&t.serial, pass, t.pin_verifier.as_deref()).unwrap_or(false))
+            .collect();
+        (!hits.is_empty()).then_some(hits)
+    }
+
+    /// The answer to a challenge: `pass` is the code, checked at the challenge's counter.
+    fn answer(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest, tx: &str) -> Result<Accept, Reject> {
+        let reject =
+            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
+        let now = self.clock.now_ms();
+        let tokens = tokens_for_check(ctx.reader, &req.target)
+            .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
+        let open = open_challenges(ctx.reader, tx, now)
+            .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
+        let candidates: Vec<(&TokenRecord, &crate::store::OpenChallenge)> = tokens
+            .iter()
+            .filter(|t| t.active && !t.revoked)
+            .filter_map(|t| open.iter().find(|c| c.token_id == t.id).map(|c| (t, c)))
+            .collect();
+        if candidates.is_empty() {
+            return Err(reject(
+                format!("no open challenge {tx} for this target (unknown, answered or expired)"),
+                "no open challenge with this transaction_id; request a new code",
+            ));
+        }
+        let code = req.pass.expose_secret().to_owned();
+        for (t, c) in &candidates {
+            if t.fail_count >= t.max_fail && !fail_cleared(t, now) {
+                return Err(Reject {
+                    audit: format!("token locked: {} failed attempts reached max fail {}", t.fail_count, t.max_fail),
+                    answer: "the token is locked after too many failed attempts",
+                    effect: TokenEffect::None,
+                    serial: Some(t.serial.clone()),
+                });
+            }
+            let request = PluginRequest::CheckOtp {
+                secret: secret_ref(t),
+                otp: code.clone(),
+                first: c.counter,
+                window: 0,
+                params: plugin_params(t),
+            };
+            match call_for_token(&self.plugins, &self.secrets, &self.clock, t, &request) {
+                Ok(PluginResponse::Matched { counter }) if counter == c.counter => {
+                    return Ok(Accept {
+                        token_id: t.id,
+                        serial: t.serial.clone(),
+                        seen_counter: t.counter,
+                        seen_fail: t.fail_count,
+                        new_counter: t.counter,
+                        drift: None,
+                        challenge_id: Some(c.id),
+                    })
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(reject(format!("plugin error: {e}"), "the token could not be checked; try again"))
+                }
+            }
+        }
+        let (t, _) = candidates[0];
+        Err(Reject {
+            audit: format!("wrong answer to challenge {tx}"),
+            answer: "wrong PIN or OTP",
+            effect: fail_effect(t, now),
+            serial: Some(t.serial.clone()),
         })
     }
 
@@ -142,6 +273,14 @@ impl ValidateService {
         let usable: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active && !t.revoked).collect();
         if usable.is_empty() {
             return Err(reject("every token of the target is disabled or revoked", "the token is disabled"));
+        }
+        // Codes of challenge-response tokens are answers to challenges, never checked without one.
+        let usable: Vec<&TokenRecord> = usable.into_iter().filter(|t| !is_challenge_type(&t.token_type)).collect();
+        if usable.is_empty() {
+            return Err(reject(
+                "the target's tokens answer challenges only: send the PIN to get a code, then the code with its transaction_id",
+                "send the PIN to get a code, then the code with its transaction_id",
+            ));
         }
         let now = self.clock.now_ms();
         let pass = req.pass.expose_secret().as_bytes();
@@ -212,6 +351,7 @@ impl ValidateService {
                 seen_fail: token.fail_count,
                 new_counter: counter.saturating_add(1),
                 drift: drift(token, counter, now),
+                challenge_id: None,
             }),
             Ok(PluginResponse::Matched { counter }) => Err(Reject {
                 audit: format!(
@@ -240,9 +380,26 @@ impl ValidateService {
         }
     }
 
-    fn record(&self, decision: Result<Accept, Reject>, mut audit: AuthAuditRow) -> (CheckRecord, Answer) {
+    fn record(&self, decision: Decision, mut audit: AuthAuditRow) -> (CheckRecord, Answer) {
         match decision {
-            Ok(a) => {
+            Decision::Trigger(tokens) => {
+                audit.result = "challenge".into();
+                let serials: Vec<&str> = tokens.iter().map(|t| t.serial.as_str()).collect();
+                audit.detail = Some(format!("PIN matched; challenge for {}", serials.join(", ")));
+                (CheckRecord { effect: TokenEffect::None, audit }, Answer::Trigger(tokens))
+            }
+            Decision::Accept(a) if a.challenge_id.is_some() => {
+                audit.result = "accept".into();
+                audit.serial = Some(a.serial.clone());
+                audit.detail = Some("challenge answered".into());
+                let effect = TokenEffect::AnswerChallenge {
+                    challenge_id: a.challenge_id.unwrap_or_default(),
+                    token_id: a.token_id,
+                    now_ms: self.clock.now_ms(),
+                };
+                (CheckRecord { effect, audit }, Answer::Accept { serial: a.serial })
+            }
+            Decision::Accept(a) => {
                 audit.result = "accept".into();
                 audit.serial = Some(a.serial.clone());
                 audit.detail = Some(format!("counter {} accepted", a.new_counter.saturating_sub(1)));
@@ -255,7 +412,7 @@ impl ValidateService {
                 };
                 (CheckRecord { effect, audit }, Answer::Accept { serial: a.serial })
             }
-            Err(r) => {
+            Decision::Reject(r) => {
                 audit.result = "reject".into();
                 audit.detail = Some(r.audit);
                 if audit.serial.is_none() {
@@ -263,6 +420,23 @@ impl ValidateService {
                 }
                 (CheckRecord { effect: r.effect, audit }, Answer::Reject(r.answer))
             }
+        }
+    }
+}
+
+/// What the worker decided.
+enum Decision {
+    Accept(Accept),
+    Reject(Reject),
+    /// The PIN alone matched challenge-response tokens: create challenges for them.
+    Trigger(Vec<TokenRecord>),
+}
+
+impl From<Result<Accept, Reject>> for Decision {
+    fn from(r: Result<Accept, Reject>) -> Decision {
+        match r {
+            Ok(a) => Decision::Accept(a),
+            Err(r) => Decision::Reject(r),
         }
     }
 }
@@ -275,12 +449,15 @@ struct Accept {
     seen_fail: u32,
     new_counter: u64,
     drift: Option<i64>,
+    /// Set when this accepts the answer to a challenge.
+    challenge_id: Option<i64>,
 }
 
 /// What the worker hands back to the request.
 enum Answer {
     Accept { serial: String },
     Reject(&'static str),
+    Trigger(Vec<TokenRecord>),
 }
 
 /// Whether a locked token's clear timeout has passed.

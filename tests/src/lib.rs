@@ -568,8 +568,13 @@ pub struct HttpCapture {
 
 impl HttpCapture {
     pub fn start(answers: Vec<(u16, &'static str)>) -> HttpCapture {
+        HttpCapture::start_on(0, answers)
+    }
+
+    /// Like [`HttpCapture::start`], on a chosen port (0: any).
+    pub fn start_on(port: u16, answers: Vec<(u16, &'static str)>) -> HttpCapture {
         use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

@@ -110,7 +110,12 @@ impl From<TokenError> for ApiError {
 
 impl From<ValidateError> for ApiError {
     fn from(e: ValidateError) -> Self {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", e.to_string())
+        match e {
+            ValidateError::Audit(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", e.to_string())
+            }
+            ValidateError::Challenge(t) => t.into(),
+        }
     }
 }
 

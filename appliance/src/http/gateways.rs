@@ -21,6 +21,22 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/gateways/{name}/test", post(test))
         .route("/v1/admin/gateway-routes", get(routes_list))
         .route("/v1/admin/gateway-routes/{token_type}", put(set_route))
+        .route("/v1/admin/deliveries", get(deliveries))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn deliveries(
+    State(st): State<AppState>,
+    super::extract::Query(q): super::extract::Query<DeliveryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    to_json(serde_json::json!({ "deliveries": st.challenges.deliveries(q.status, limit).await? }))
 }
 
 fn to_json<T: serde::Serialize>(v: T) -> Result<Json<Value>, ApiError> {

@@ -35,6 +35,7 @@ pub struct AppState {
     pub signing: SigningService,
     pub tokens: crate::tokens::TokenService,
     pub gateways: crate::gateways::GatewayService,
+    pub challenges: crate::challenges::ChallengeService,
     pub validate: crate::validate::ValidateService,
     pub admin: AdminService,
     pub hsm: Hsm,
@@ -96,7 +97,7 @@ fn finish(router: Router<AppState>, state: AppState, limits: Limits) -> Router {
 
 /// The router of `api.sock`: signing and validation.
 pub fn api_router(state: AppState, limits: Limits) -> Router {
-    finish(api::routes().merge(validate::routes()), state, limits)
+    finish(api::routes().merge(validate::routes()).merge(validate::socket_routes()), state, limits)
 }
 
 /// The router of the HTTP listener: validation only.

@@ -18,6 +18,11 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/v1/validate/check", post(check))
 }
 
+/// Routes only `api.sock` serves: they need a caller known by uid.
+pub(super) fn socket_routes() -> Router<AppState> {
+    Router::new().route("/v1/validate/triggerchallenge", post(trigger))
+}
+
 /// A check by serial, or by user (in `realm`, or the default realm).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,8 +30,9 @@ struct CheckBody {
     serial: Option<String>,
     user: Option<String>,
     realm: Option<String>,
-    /// The token PIN followed by the OTP.
+    /// The token PIN followed by the OTP; with `transaction_id`, the code sent in the challenge.
     pass: SecretString,
+    transaction_id: Option<String>,
 }
 
 async fn check(
@@ -39,12 +45,65 @@ async fn check(
         (None, Some(login)) => CheckTarget::User { login, realm: b.realm },
         _ => return Err(ApiError::invalid("send 'serial', or 'user' with an optional 'realm', and 'pass'")),
     };
-    let outcome = st.validate.check(CheckRequest { target, pass: b.pass, caller }).await?;
+    if let Some(tx) = &b.transaction_id {
+        if tx.len() != 20 || !tx.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(ApiError::invalid("'transaction_id' is 20 digits"));
+        }
+    }
+    let outcome =
+        st.validate.check(CheckRequest { target, pass: b.pass, transaction_id: b.transaction_id, caller }).await?;
+    let result = match (outcome.accepted, outcome.challenges.is_empty()) {
+        (true, _) => "accept",
+        (false, false) => "challenge",
+        (false, true) => "reject",
+    };
     Ok(Json(serde_json::json!({
-        "result": if outcome.accepted { "accept" } else { "reject" },
+        "result": result,
         "accepted": outcome.accepted,
         "serial": outcome.serial,
         "message": outcome.message,
         "audit_id": outcome.audit_id,
+        "transaction_id": outcome.transaction_id,
+        "challenges": outcome.challenges,
+    })))
+}
+
+/// Who may trigger challenges (and so make the appliance send messages).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerBody {
+    serial: Option<String>,
+    user: Option<String>,
+    realm: Option<String>,
+}
+
+/// Sends codes to a user's (or a token's) challenge-response tokens without a PIN: only
+/// registered integrations and admins may, since it makes the appliance send messages.
+async fn trigger(
+    State(st): State<AppState>,
+    super::extract::Caller(caller): super::extract::Caller,
+    Body(b): Body<TriggerBody>,
+) -> Result<Json<Value>, ApiError> {
+    let admin = caller.uid == 0 || caller.uid == st.own_uid || st.admin_uids.contains(&caller.uid);
+    if !admin && st.signing.integration_of(caller.uid).is_none() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "uid {} is not a registered integration; only integrations and admins may trigger challenges",
+                caller.uid
+            ),
+        ));
+    }
+    let target = match (b.serial, b.user) {
+        (Some(s), None) if b.realm.is_none() => CheckTarget::Serial(s),
+        (None, Some(login)) => CheckTarget::User { login, realm: b.realm },
+        _ => return Err(ApiError::invalid("send 'serial', or 'user' with an optional 'realm'")),
+    };
+    let (tx, challenges) = st.validate.trigger(format!("uid:{}", caller.uid), target).await?;
+    Ok(Json(serde_json::json!({
+        "result": if challenges.is_empty() { "reject" } else { "challenge" },
+        "transaction_id": tx,
+        "challenges": challenges,
     })))
 }

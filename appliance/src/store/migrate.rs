@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "signing_foundation", include_str!("../../../migrations/0001_signing_foundation.sql")),
     (2, "tokens", include_str!("../../../migrations/0002_tokens.sql")),
     (3, "gateways", include_str!("../../../migrations/0003_gateways.sql")),
+    (4, "challenges", include_str!("../../../migrations/0004_challenges.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

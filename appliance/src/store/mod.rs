@@ -9,6 +9,7 @@
 //! which `busy_timeout` cannot wait out.
 
 mod audit;
+mod challenges;
 mod gateways;
 mod keys;
 mod migrate;
@@ -23,6 +24,7 @@ use crate::config::Synchronous;
 
 pub(crate) use audit::insert_signature_rows;
 pub use audit::{AuditQuery, SignatureAuditRow};
+pub use challenges::{open_challenges, AttemptRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome};
 pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use migrate::MIGRATIONS;

@@ -47,6 +47,11 @@ pub struct TokenRecord {
     pub realm: Option<String>,
     pub description: String,
     pub created_at: i64,
+    /// Challenge-response tokens: the phone number or address codes go to; `None`: the user's.
+    pub recipient: Option<String>,
+    /// The owner's phone and e-mail (internal user store).
+    pub user_phone: Option<String>,
+    pub user_email: Option<String>,
 }
 
 /// What list/show report of a token: everything but its secrets.
@@ -72,6 +77,7 @@ pub struct TokenView {
     pub realm: Option<String>,
     pub description: String,
     pub created_at: i64,
+    pub recipient: Option<String>,
 }
 
 impl From<&TokenRecord> for TokenView {
@@ -96,6 +102,7 @@ impl From<&TokenRecord> for TokenView {
             realm: t.realm.clone(),
             description: t.description.clone(),
             created_at: t.created_at,
+            recipient: t.recipient.clone(),
         }
     }
 }
@@ -115,6 +122,7 @@ pub struct NewToken {
     pub fail_clear_s: u32,
     pub user: Option<(String, String)>,
     pub description: String,
+    pub recipient: Option<String>,
 }
 
 /// One authentication or token-administration event.
@@ -160,6 +168,9 @@ pub enum TokenEffect {
     /// Accept: move `counter` from `seen_counter` to `new_counter`, but only if neither the
     /// counter nor the fail counter changed since they were read.
     Accept { token_id: i64, seen_counter: u64, seen_fail: u32, new_counter: u64, drift: Option<i64> },
+    /// The answer to a challenge was right: mark the challenge answered, but only if it is
+    /// still open (not answered, not expired at `now_ms`), and clear the fail counter.
+    AnswerChallenge { challenge_id: i64, token_id: i64, now_ms: i64 },
     /// A failed attempt: count it.
     Fail { token_id: i64 },
     /// The clear timeout passed on a locked token and the attempt failed anyway: restart the
@@ -177,7 +188,7 @@ pub struct CheckRecord {
 
 const TOKEN_COLUMNS: &str = "t.id, t.serial, t.type, t.plugin, t.params, t.otp_window, t.sealed_seed, t.counter,
     t.drift, t.pin_verifier, t.fail_count, t.max_fail, t.fail_clear_s, t.last_fail_ms, t.last_auth_ms, t.active,
-    t.revoked, u.login, r.name, t.description, t.created_at";
+    t.revoked, u.login, r.name, t.description, t.created_at, t.recipient, u.phone, u.email";
 const TOKEN_FROM: &str = "FROM token t LEFT JOIN app_user u ON u.id = t.user_id LEFT JOIN realm r ON r.id = u.realm_id";
 
 fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
@@ -204,6 +215,9 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         realm: r.get(18)?,
         description: r.get(19)?,
         created_at: r.get(20)?,
+        recipient: r.get(21)?,
+        user_phone: r.get(22)?,
+        user_email: r.get(23)?,
     })
 }
 
@@ -265,6 +279,21 @@ pub(crate) fn commit_check(tx: &Transaction<'_>, rec: &mut CheckRecord) -> rusql
             if changed == 0 {
                 rec.audit.result = "reject".into();
                 rec.audit.detail = Some("the OTP was already used, or the token changed meanwhile".into());
+            }
+            changed == 1
+        }
+        TokenEffect::AnswerChallenge { challenge_id, token_id, now_ms } => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE challenge SET answered_ms = ?1 WHERE id = ?2 AND answered_ms IS NULL AND expires_ms > ?1",
+                )?
+                .execute(params![now_ms, challenge_id])?;
+            if changed == 1 {
+                tx.prepare_cached("UPDATE token SET fail_count = 0, last_auth_ms = ?1 WHERE id = ?2")?
+                    .execute(params![at, token_id])?;
+            } else {
+                rec.audit.result = "reject".into();
+                rec.audit.detail = Some("the challenge was already answered or has expired".into());
             }
             changed == 1
         }
@@ -390,8 +419,8 @@ impl Store {
         };
         tx.execute(
             "INSERT INTO token (serial, type, plugin, params, otp_window, sealed_seed, counter, pin_verifier, max_fail,
-                                fail_clear_s, user_id, description, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                fail_clear_s, user_id, description, created_at, recipient)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 t.serial,
                 t.token_type,
@@ -405,7 +434,8 @@ impl Store {
                 t.fail_clear_s,
                 user_id,
                 t.description,
-                crate::now_ms() / 1000
+                crate::now_ms() / 1000,
+                t.recipient
             ],
         )
         .map_err(|e| {

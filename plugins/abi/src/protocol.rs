@@ -56,6 +56,16 @@ pub enum PluginRequest {
     /// Find two consecutive counters (or steps) in `first ..= first + window` at which `otp1`
     /// and then `otp2` are valid; answers with the counter of `otp2`.
     Resync { secret: SecretRef, otp1: String, otp2: String, first: u64, window: u32, params: serde_json::Value },
+    /// Challenge-response token: the code for `counter` and the message that carries it,
+    /// from `template` (placeholders `{otp}`, `{serial}`, ...; `variables` holds the rest).
+    CreateChallenge {
+        secret: SecretRef,
+        counter: u64,
+        params: serde_json::Value,
+        template: String,
+        #[serde(default)]
+        variables: std::collections::BTreeMap<String, String>,
+    },
     /// Gateway: are these definition options complete and valid? `credentials` names the
     /// credentials the definition holds (their values stay with the host).
     CheckOptions { options: serde_json::Value, credentials: Vec<String> },
@@ -87,6 +97,11 @@ pub enum PluginResponse {
         counter: u64,
     },
     NoMatch,
+    /// The code of a new challenge and the text to send.
+    Challenge {
+        otp: String,
+        text: String,
+    },
     /// The options are usable.
     OptionsOk,
     /// The options are not usable, and why (shown to the admin).

@@ -82,6 +82,23 @@ pub fn codes(
         .collect()
 }
 
+/// The code for `counter` and `template` rendered with it (`{otp}` plus `variables`).
+pub fn challenge(
+    host: &Host<'_>,
+    secret: &SecretRef,
+    p: &OathParams,
+    counter: u64,
+    template: &str,
+    variables: &std::collections::BTreeMap<String, String>,
+) -> Result<(String, String), PluginError> {
+    let otp = codes(host, secret, p, counter, 1)?.pop().ok_or_else(|| PluginError::Host("no MAC".into()))?;
+    let mut vars = variables.clone();
+    vars.insert("otp".into(), otp.clone());
+    let text = countersign_template::render(template, &vars, countersign_template::Escape::None)
+        .map_err(|e| PluginError::BadRequest(format!("message template: {e}")))?;
+    Ok((otp, text))
+}
+
 /// The first counter in `first ..= last` whose code is `otp`, checking every candidate.
 pub fn find(
     host: &Host<'_>,

@@ -99,3 +99,27 @@ pub fn gateway_request(cmd: &GatewayCmd) -> anyhow::Result<Request> {
         ),
     }
 }
+
+#[derive(Debug, Subcommand)]
+pub enum DeliveryCmd {
+    /// Deliveries of challenge messages, newest first, with every attempt (never the message).
+    List {
+        /// queued, sending, delivered, failed or expired.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
+pub fn delivery_request(cmd: &DeliveryCmd) -> anyhow::Result<Request> {
+    match cmd {
+        DeliveryCmd::List { status, limit } => {
+            let mut uri = format!("/v1/admin/deliveries?limit={limit}");
+            if let Some(s) = status {
+                uri.push_str(&format!("&status={}", enc(s)));
+            }
+            req(Method::GET, uri, None, View::Deliveries)
+        }
+    }
+}

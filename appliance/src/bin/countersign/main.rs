@@ -49,6 +49,9 @@ enum Command {
     /// Message gateways (SMS, e-mail) and their failover order.
     #[command(subcommand)]
     Gateway(gateway::GatewayCmd),
+    /// The delivery queue of challenge messages.
+    #[command(subcommand)]
+    Delivery(gateway::DeliveryCmd),
     /// Read audit trails.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -241,6 +244,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let r = gateway::gateway_request(cmd)?;
             (r.method, r.uri, r.body, r.view)
         }
+        Command::Delivery(cmd) => {
+            let r = gateway::delivery_request(cmd)?;
+            (r.method, r.uri, r.body, r.view)
+        }
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
     };
     let mut conn = Connection::connect(&cli.socket).await?;
@@ -268,8 +275,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::Token(cmd) = &cli.command {
         if !cli.json && token::draw_qr(cmd) {
-            let uri = answer.get("otpauth_uri").and_then(Value::as_str).unwrap_or_default();
-            print!("{}", countersign::enrolment_qr::qr_terminal(uri).map_err(anyhow::Error::msg)?);
+            if let Some(uri) = answer.get("otpauth_uri").and_then(Value::as_str) {
+                print!("{}", countersign::enrolment_qr::qr_terminal(uri).map_err(anyhow::Error::msg)?);
+            }
         }
         token::after_init(cmd, &answer)?;
     }

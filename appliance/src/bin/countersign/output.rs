@@ -21,6 +21,7 @@ pub enum View {
     Gateways,
     Routes,
     Attempt,
+    Deliveries,
     Done,
 }
 
@@ -301,6 +302,25 @@ pub fn render(view: View, v: &Value) -> String {
                 })
                 .collect(),
         ),
+        View::Deliveries => {
+            let mut out = String::new();
+            let rows = list(v, "deliveries")
+                .map(|d| {
+                    vec![
+                        s(d, "id"),
+                        when(d, "created_ms", true),
+                        s(d, "serial"),
+                        s(d, "recipient"),
+                        s(d, "status"),
+                        s(d, "attempts"),
+                        s(d, "delivered_via"),
+                        s(d, "last_error"),
+                    ]
+                })
+                .collect();
+            out += &table(&["ID", "CREATED", "SERIAL", "TO", "STATUS", "ATTEMPTS", "VIA", "LAST ERROR"], rows);
+            out
+        }
         View::Attempt => format!("delivered through {}: {}\n", s(v, "gateway"), s(v, "detail")),
         View::Done => "done\n".into(),
     }

@@ -126,6 +126,12 @@ pub struct InitArgs {
     /// Also write the QR code as a PNG file (mode 0600: it holds the seed).
     #[arg(long)]
     qr_png: Option<PathBuf>,
+    /// SMS tokens: the phone number codes go to (default: the user's).
+    #[arg(long)]
+    phone: Option<String>,
+    /// E-mail tokens: the address codes go to (default: the user's).
+    #[arg(long)]
+    email: Option<String>,
     /// Do not draw the QR code in the terminal.
     #[arg(long)]
     no_qr: bool,
@@ -202,6 +208,8 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
                 description,
                 issuer,
                 qr_png,
+                phone,
+                email,
                 ..
             } = a.as_ref();
             let mut body = json!({ "type": token_type, "qr_png": qr_png.is_some() });
@@ -219,6 +227,8 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
             set(&mut body, "max_fail", json!(max_fail));
             set(&mut body, "description", json!(description));
             set(&mut body, "issuer", json!(issuer));
+            set(&mut body, "phone", json!(phone));
+            set(&mut body, "email", json!(email));
             if let Some(p) = params {
                 body["params"] = serde_json::from_str(p).context("--params is not JSON")?;
             }

@@ -1,0 +1,396 @@
+//! Challenge-response for tokens whose codes the appliance sends (sms, email): creating
+//! challenges, and delivering their messages durably through the gateways of the token
+//! type's failover route.
+//!
+//! A trigger reserves each token's next HOTP counter (a challenge of its own), asks the token's
+//! plugin for the code and message, seals the message into the delivery queue, and waits up to
+//! `challenge.delivery_wait_ms` for the first delivery round. A round tries the route's
+//! gateways in order until one delivers; when all fail, the delivery stays queued and a
+//! background sender retries it with backoff until the challenge expires. Failures are recorded
+//! per attempt, never silent, and never an accept.
+//!
+//! It never logs a code or a message text; queued texts are sealed by the HSM.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use countersign_plugin_abi::protocol::{OutgoingMessage, PluginRequest, PluginResponse};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::clock::Clock;
+use crate::config::ChallengeSection;
+use crate::gateways::GatewayService;
+use crate::plugins::PluginHost;
+use crate::store::{AttemptRow, AuthAuditRow, RoundOutcome, Store, TokenRecord};
+use crate::token_host::{call_for_token, secret_ref};
+use crate::token_secrets::TokenSecrets;
+use crate::tokens::TokenError;
+
+/// Variables message templates may use.
+pub const TEMPLATE_VARIABLES: &[&str] = &["otp", "serial", "user", "realm", "transaction_id"];
+
+/// Token types answered through a challenge.
+pub fn is_challenge_type(token_type: &str) -> bool {
+    matches!(token_type, "sms" | "email")
+}
+
+/// Waits between delivery rounds: 5 s, 15 s, 30 s, then every 60 s until the challenge expires.
+fn retry_after(attempt_rounds: u32) -> Duration {
+    Duration::from_secs(match attempt_rounds {
+        0 | 1 => 5,
+        2 => 15,
+        3 => 30,
+        _ => 60,
+    })
+}
+
+/// What a caller learns about one challenge.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChallengeView {
+    pub serial: String,
+    #[serde(rename = "type")]
+    pub token_type: String,
+    pub transaction_id: String,
+    /// What to show the user.
+    pub message: String,
+    pub client_mode: &'static str,
+    /// `delivered`, `queued` (retrying, or still being sent) or `failed`.
+    pub delivery: String,
+    pub delivery_detail: Option<String>,
+}
+
+/// A challenge just created, and its queued delivery (none when it has no recipient).
+type Created = (ChallengeView, Option<i64>);
+
+/// The sealed part of a delivery.
+#[derive(Debug, Serialize, Deserialize)]
+struct SealedMessage {
+    subject: String,
+    text: String,
+    variables: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChallengeService {
+    store: Arc<Store>,
+    plugins: Arc<PluginHost>,
+    secrets: TokenSecrets,
+    gateways: GatewayService,
+    clock: Clock,
+    cfg: ChallengeSection,
+}
+
+/// A 20-digit transaction id from the HSM's random generator.
+fn transaction_id(secrets: &TokenSecrets) -> Result<String, TokenError> {
+    let bytes = secrets.random(20)?;
+    Ok(bytes.iter().map(|b| char::from(b'0' + b % 10)).collect())
+}
+
+fn mask(recipient: &str) -> String {
+    let chars: Vec<char> = recipient.chars().collect();
+    if let Some(at) = recipient.find('@') {
+        let first = recipient.chars().next().unwrap_or('*');
+        return format!("{first}***{}", &recipient[at..]);
+    }
+    let keep = chars.len().min(4);
+    format!("***{}", chars[chars.len() - keep..].iter().collect::<String>())
+}
+
+impl ChallengeService {
+    pub fn new(
+        store: Arc<Store>,
+        plugins: Arc<PluginHost>,
+        secrets: TokenSecrets,
+        gateways: GatewayService,
+        clock: Clock,
+        cfg: ChallengeSection,
+    ) -> ChallengeService {
+        ChallengeService { store, plugins, secrets, gateways, clock, cfg }
+    }
+
+    /// Creates a challenge for each challenge-response token in `tokens` (one transaction id
+    /// for all), queues their messages and waits for the first delivery round up to the
+    /// configured time.
+    pub async fn trigger(
+        &self,
+        caller: String,
+        tokens: Vec<TokenRecord>,
+    ) -> Result<(String, Vec<ChallengeView>), TokenError> {
+        let svc = self.clone();
+        let (tx_id, created) = tokio::task::spawn_blocking(move || svc.create(&caller, &tokens))
+            .await
+            .map_err(|e| TokenError::Internal(e.to_string()))??;
+        let mut views = Vec::new();
+        for (mut view, delivery_id) in created {
+            let Some(id) = delivery_id else {
+                views.push(view);
+                continue;
+            };
+            let svc = self.clone();
+            let round = tokio::task::spawn_blocking(move || svc.round(id));
+            match tokio::time::timeout(Duration::from_millis(self.cfg.delivery_wait_ms), round).await {
+                Ok(Ok(Ok(Some((status, detail))))) => {
+                    view.delivery = status;
+                    view.delivery_detail = detail;
+                }
+                // Claimed by the background sender, or still running: it goes on without us.
+                Ok(Ok(Ok(None))) | Err(_) => {
+                    view.delivery = "queued".into();
+                    view.delivery_detail = Some("delivery is still being attempted".into());
+                }
+                Ok(Ok(Err(e))) => {
+                    view.delivery = "queued".into();
+                    view.delivery_detail = Some(format!("delivery round failed: {e}"));
+                }
+                Ok(Err(e)) => {
+                    view.delivery = "queued".into();
+                    view.delivery_detail = Some(format!("delivery round stopped: {e}"));
+                }
+            }
+            if view.delivery != "delivered" {
+                view.message = format!("{} (delivery {}: the code may arrive late)", view.message, view.delivery);
+            }
+            views.push(view);
+        }
+        Ok((tx_id, views))
+    }
+
+    fn create(&self, caller: &str, tokens: &[TokenRecord]) -> Result<(String, Vec<Created>), TokenError> {
+        let tx_id = transaction_id(&self.secrets)?;
+        let now = self.clock.now_ms();
+        let expires = now + i64::from(self.cfg.validity_s) * 1000;
+        let mut out = Vec::new();
+        for t in tokens.iter().filter(|t| is_challenge_type(&t.token_type) && t.active && !t.revoked) {
+            let recipient = t.recipient.clone().or_else(|| match t.token_type.as_str() {
+                "sms" => t.user_phone.clone(),
+                _ => t.user_email.clone(),
+            });
+            let mut view = ChallengeView {
+                serial: t.serial.clone(),
+                token_type: t.token_type.clone(),
+                transaction_id: tx_id.clone(),
+                message: String::new(),
+                client_mode: "interactive",
+                delivery: "failed".into(),
+                delivery_detail: None,
+            };
+            let Some(recipient) = recipient else {
+                view.message = "no phone number or address for this token".into();
+                view.delivery_detail = Some("the token and its user have no recipient".into());
+                out.push((view, None));
+                continue;
+            };
+            view.message = match t.token_type.as_str() {
+                "sms" => format!("Enter the code sent by SMS to {}", mask(&recipient)),
+                _ => format!("Enter the code sent by e-mail to {}", mask(&recipient)),
+            };
+            let (challenge_id, counter) = self.store.create_challenge(t.id, &tx_id, now, expires)?;
+            let variables: BTreeMap<String, String> = [
+                ("serial", t.serial.clone()),
+                ("user", t.login.clone().unwrap_or_default()),
+                ("realm", t.realm.clone().unwrap_or_default()),
+                ("transaction_id", tx_id.clone()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            let template = if t.token_type == "sms" { &self.cfg.sms_text } else { &self.cfg.email_text };
+            let req = PluginRequest::CreateChallenge {
+                secret: secret_ref(t),
+                counter,
+                params: t.params.clone(),
+                template: template.clone(),
+                variables: variables.clone(),
+            };
+            let (otp, text) = match call_for_token(&self.plugins, &self.secrets, &self.clock, t, &req) {
+                Ok(PluginResponse::Challenge { otp, text }) => (Zeroizing::new(otp), Zeroizing::new(text)),
+                Ok(other) => return Err(TokenError::Plugin(format!("plugin {} answered {other:?}", t.plugin))),
+                Err(e) => return Err(TokenError::Plugin(e.to_string())),
+            };
+            let mut vars = variables;
+            vars.insert("otp".into(), otp.to_string());
+            let subject = if t.token_type == "email" {
+                countersign_template::render(&self.cfg.email_subject, &vars, countersign_template::Escape::None)
+                    .map_err(|e| TokenError::Invalid(e.to_string()))?
+            } else {
+                String::new()
+            };
+            let plain = Zeroizing::new(
+                serde_json::to_vec(&SealedMessage { subject, text: text.to_string(), variables: vars })
+                    .map_err(|e| TokenError::Internal(e.to_string()))?,
+            );
+            let sealed = self.secrets.seal_message(&tx_id, &t.serial, &plain)?;
+            let id =
+                self.store.queue_delivery(challenge_id, &t.token_type, &t.serial, &recipient, &sealed, now, expires)?;
+            out.push((view, Some(id)));
+        }
+        let serials: Vec<&str> = out.iter().map(|(v, _)| v.serial.as_str()).collect();
+        let row = AuthAuditRow {
+            id: 0,
+            at_ms: now,
+            caller: caller.into(),
+            action: "validate/triggerchallenge".into(),
+            serial: serials.first().map(|s| (*s).to_owned()),
+            login: tokens.first().and_then(|t| t.login.clone()),
+            realm: tokens.first().and_then(|t| t.realm.clone()),
+            result: if out.is_empty() { "error" } else { "ok" }.into(),
+            detail: Some(format!("transaction {tx_id}: challenges for {}", serials.join(", "))),
+        };
+        self.store.audit_auth(&row)?;
+        Ok((tx_id, out))
+    }
+
+    /// One delivery round for delivery `id`: every gateway of its route in order until one
+    /// delivers. Returns the delivery's status and detail, or `None` if another sender holds it.
+    pub fn round(&self, id: i64) -> Result<Option<(String, Option<String>)>, TokenError> {
+        let now = self.clock.now_ms();
+        let Some(d) = self.store.claim_delivery(id, now)? else {
+            return Ok(None);
+        };
+        if now >= d.expires_ms {
+            let outcome = RoundOutcome::Failed { error: "the challenge expired before delivery".into(), expired: true };
+            self.store.finish_round(id, &[], &outcome, now)?;
+            return Ok(Some(("expired".into(), Some("the challenge expired before delivery".into()))));
+        }
+        let message = self
+            .secrets
+            .open_message(d.transaction_id.as_deref().unwrap_or_default(), &d.serial, &d.sealed_message)
+            .map_err(TokenError::from)
+            .and_then(|plain| {
+                serde_json::from_slice::<SealedMessage>(&plain).map_err(|e| TokenError::Internal(e.to_string()))
+            });
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                let outcome =
+                    RoundOutcome::Failed { error: format!("the queued message does not open: {e}"), expired: false };
+                self.store.finish_round(id, &[], &outcome, now)?;
+                return Ok(Some(("failed".into(), Some(e.to_string()))));
+            }
+        };
+        let route =
+            self.store.routes()?.into_iter().find(|(t, _)| *t == d.token_type).map(|(_, g)| g).unwrap_or_default();
+        let outgoing = OutgoingMessage {
+            to: d.recipient.clone(),
+            subject: message.subject,
+            text: message.text,
+            variables: message.variables,
+        };
+        let mut attempts = Vec::new();
+        let mut via = None;
+        for name in &route {
+            let attempt = match self.store.gateway(name) {
+                Ok(gw) => self.gateways.attempt(&gw, &outgoing),
+                Err(e) => crate::gateways::Attempt { gateway: name.clone(), delivered: false, detail: e.to_string() },
+            };
+            let delivered = attempt.delivered;
+            tracing::info!(delivery = id, gateway = %attempt.gateway, delivered, detail = %attempt.detail, "delivery attempt");
+            let row = AuthAuditRow {
+                id: 0,
+                at_ms: self.clock.now_ms(),
+                caller: "daemon".into(),
+                action: "delivery/attempt".into(),
+                serial: Some(d.serial.clone()),
+                login: None,
+                realm: None,
+                result: if delivered { "ok" } else { "error" }.into(),
+                detail: Some(format!("delivery {id} through {}: {}", attempt.gateway, attempt.detail)),
+            };
+            if let Err(e) = self.store.audit_auth(&row) {
+                tracing::error!(delivery = id, error = %e, "cannot audit a delivery attempt");
+            }
+            attempts.push(AttemptRow {
+                at_ms: self.clock.now_ms(),
+                gateway: attempt.gateway.clone(),
+                delivered,
+                detail: attempt.detail,
+            });
+            if delivered {
+                via = Some(attempt.gateway);
+                break;
+            }
+        }
+        let now = self.clock.now_ms();
+        let (outcome, status) = match via {
+            Some(via) => (RoundOutcome::Delivered { via }, "delivered"),
+            None => {
+                let error = if route.is_empty() {
+                    format!("no gateway route for {} tokens; set one with `countersign gateway route`", d.token_type)
+                } else {
+                    attempts.last().map(|a| format!("{}: {}", a.gateway, a.detail)).unwrap_or_default()
+                };
+                let next = now
+                    + i64::try_from(
+                        retry_after(d.attempts / u32::try_from(route.len().max(1)).unwrap_or(1) + 1).as_millis(),
+                    )
+                    .unwrap_or(60_000);
+                if next >= d.expires_ms {
+                    (RoundOutcome::Failed { error, expired: true }, "failed")
+                } else {
+                    (RoundOutcome::Retry { next_ms: next, error }, "queued")
+                }
+            }
+        };
+        let detail = match &outcome {
+            RoundOutcome::Delivered { via } => Some(format!("delivered through {via}")),
+            RoundOutcome::Retry { error, .. } | RoundOutcome::Failed { error, .. } => Some(error.clone()),
+        };
+        self.store.finish_round(id, &attempts, &outcome, now)?;
+        Ok(Some((status.into(), detail)))
+    }
+
+    /// Starts the background sender: deliveries a crash left `sending` are queued again, due
+    /// deliveries are sent, and expired challenges and old deliveries are removed every minute.
+    pub fn start_sender(&self) -> std::io::Result<()> {
+        match self.store.requeue_interrupted(self.clock.now_ms()) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(deliveries = n, "deliveries interrupted by a crash are queued again"),
+            Err(e) => tracing::error!(error = %e, "cannot requeue interrupted deliveries"),
+        }
+        let svc = self.clone();
+        std::thread::Builder::new().name("delivery-sender".into()).spawn(move || {
+            let mut last_cleanup = 0i64;
+            loop {
+                let now = svc.clock.now_ms();
+                match svc.store.due_deliveries(now, 32) {
+                    Ok(ids) => {
+                        for id in ids {
+                            if let Err(e) = svc.round(id) {
+                                tracing::error!(delivery = id, error = %e, "delivery round failed");
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot read the delivery queue"),
+                }
+                if now - last_cleanup >= 60_000 {
+                    last_cleanup = now;
+                    let keep = i64::try_from(svc.cfg.keep_deliveries_s).unwrap_or(i64::MAX / 2000) * 1000;
+                    match svc.store.clean_up_challenges(now - 3_600_000, now - keep) {
+                        Ok((c, d)) if c + d > 0 => tracing::info!(
+                            challenges = c,
+                            deliveries = d,
+                            "removed expired challenges and old deliveries"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "challenge clean-up failed"),
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })?;
+        Ok(())
+    }
+
+    pub async fn deliveries(
+        &self,
+        status: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<crate::store::DeliveryView>, TokenError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || Ok(store.deliveries(status.as_deref(), limit)?))
+            .await
+            .map_err(|e| TokenError::Internal(e.to_string()))?
+    }
+}

@@ -1,0 +1,305 @@
+//! Challenges and the durable delivery queue of their messages.
+//!
+//! A challenge reserves its token's next counter by compare-and-set, so no two challenges (and
+//! no later challenge) share a code. Deliveries move `queued → sending → delivered | failed |
+//! expired`; `sending` is claimed by compare-and-set, so a delivery is attempted by one sender
+//! at a time, and a delivered one is never sent again. Message texts are stored sealed.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+
+/// An open challenge, as the check reads it.
+#[derive(Debug, Clone)]
+pub struct OpenChallenge {
+    pub id: i64,
+    pub token_id: i64,
+    pub counter: u64,
+    pub expires_ms: i64,
+}
+
+/// A delivery as stored.
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub token_type: String,
+    pub serial: String,
+    pub transaction_id: Option<String>,
+    pub recipient: String,
+    pub sealed_message: Vec<u8>,
+    pub status: String,
+    pub attempts: u32,
+    pub expires_ms: i64,
+}
+
+/// One attempt through one gateway.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    pub at_ms: i64,
+    pub gateway: String,
+    pub delivered: bool,
+    pub detail: String,
+}
+
+/// How a round of attempts ended.
+#[derive(Debug, Clone)]
+pub enum RoundOutcome {
+    Delivered {
+        via: String,
+    },
+    /// Try again at `next_ms`.
+    Retry {
+        next_ms: i64,
+        error: String,
+    },
+    /// Given up: expired, or nothing left to try.
+    Failed {
+        error: String,
+        expired: bool,
+    },
+}
+
+/// What `countersign delivery list` shows (never the message).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub serial: String,
+    pub token_type: String,
+    pub transaction_id: Option<String>,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: u32,
+    pub delivered_via: Option<String>,
+    pub last_error: Option<String>,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub log: Vec<AttemptRow>,
+}
+
+/// Open challenges of `transaction_id` at `now_ms`, read on the caller's connection.
+pub fn open_challenges(conn: &Connection, transaction_id: &str, now_ms: i64) -> Result<Vec<OpenChallenge>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, token_id, counter, expires_ms FROM challenge
+         WHERE transaction_id = ?1 AND answered_ms IS NULL AND expires_ms > ?2",
+    )?;
+    let rows = st.query_map(params![transaction_id, now_ms], |r| {
+        Ok(OpenChallenge {
+            id: r.get(0)?,
+            token_id: r.get(1)?,
+            counter: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+            expires_ms: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+const DELIVERY_COLUMNS: &str =
+    "d.id, d.token_type, d.serial, c.transaction_id, d.recipient, d.sealed_message, d.status,
+    d.attempts, d.expires_ms";
+
+fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
+    Ok(DeliveryRecord {
+        id: r.get(0)?,
+        token_type: r.get(1)?,
+        serial: r.get(2)?,
+        transaction_id: r.get(3)?,
+        recipient: r.get(4)?,
+        sealed_message: r.get(5)?,
+        status: r.get(6)?,
+        attempts: r.get(7)?,
+        expires_ms: r.get(8)?,
+    })
+}
+
+impl Store {
+    /// Reserves the token's next counter and records a challenge for it; returns the
+    /// challenge id and the counter. Fails if the token changed meanwhile (try again).
+    pub fn create_challenge(
+        &self,
+        token_id: i64,
+        transaction_id: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<(i64, u64), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let counter: i64 = tx
+            .query_row("SELECT counter FROM token WHERE id = ?1 AND active = 1 AND revoked = 0", [token_id], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound("an active token".into()))?;
+        tx.execute(
+            "UPDATE token SET counter = ?1 WHERE id = ?2 AND counter = ?3",
+            params![counter + 1, token_id, counter],
+        )?;
+        tx.execute(
+            "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![transaction_id, token_id, counter, now_ms, expires_ms],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok((id, u64::try_from(counter).unwrap_or(0)))
+    }
+
+    /// Queues a delivery (status `queued`, due now).
+    #[allow(clippy::too_many_arguments, reason = "one row's columns")]
+    pub fn queue_delivery(
+        &self,
+        challenge_id: i64,
+        token_type: &str,
+        serial: &str,
+        recipient: &str,
+        sealed_message: &[u8],
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO delivery (challenge_id, token_type, serial, recipient, sealed_message, status, next_attempt_ms,
+                                   expires_ms, created_ms, updated_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?6, ?6)",
+            params![challenge_id, token_type, serial, recipient, sealed_message, now_ms, expires_ms],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Claims a queued delivery for sending; `None` if someone else has it or it is done.
+    pub fn claim_delivery(&self, id: i64, now_ms: i64) -> Result<Option<DeliveryRecord>, StoreError> {
+        let conn = self.conn();
+        let claimed = conn.execute(
+            "UPDATE delivery SET status = 'sending', updated_ms = ?2 WHERE id = ?1 AND status = 'queued'",
+            params![id, now_ms],
+        )?;
+        if claimed == 0 {
+            return Ok(None);
+        }
+        Ok(conn
+            .query_row(
+                &format!("SELECT {DELIVERY_COLUMNS} FROM delivery d LEFT JOIN challenge c ON c.id = d.challenge_id WHERE d.id = ?1"),
+                [id],
+                delivery_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Ids of queued deliveries that are due.
+    pub fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare_cached(
+            "SELECT id FROM delivery WHERE status = 'queued' AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![now_ms, limit], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records a round of attempts and its outcome, in one transaction.
+    pub fn finish_round(
+        &self,
+        id: i64,
+        attempts: &[AttemptRow],
+        outcome: &RoundOutcome,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for a in attempts {
+            tx.execute(
+                "INSERT INTO delivery_attempt (delivery_id, at_ms, gateway, result, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, a.at_ms, a.gateway, if a.delivered { "delivered" } else { "failed" }, a.detail],
+            )?;
+        }
+        let n = i64::try_from(attempts.len()).unwrap_or(0);
+        match outcome {
+            RoundOutcome::Delivered { via } => tx.execute(
+                "UPDATE delivery SET status = 'delivered', delivered_via = ?2, attempts = attempts + ?3, updated_ms = ?4,
+                        last_error = NULL WHERE id = ?1",
+                params![id, via, n, now_ms],
+            )?,
+            RoundOutcome::Retry { next_ms, error } => tx.execute(
+                "UPDATE delivery SET status = 'queued', next_attempt_ms = ?2, attempts = attempts + ?3, updated_ms = ?4,
+                        last_error = ?5 WHERE id = ?1",
+                params![id, next_ms, n, now_ms, error],
+            )?,
+            RoundOutcome::Failed { error, expired } => tx.execute(
+                "UPDATE delivery SET status = ?2, attempts = attempts + ?3, updated_ms = ?4, last_error = ?5 WHERE id = ?1",
+                params![id, if *expired { "expired" } else { "failed" }, n, now_ms, error],
+            )?,
+        };
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// After a crash, deliveries left `sending` go back to the queue (at-least-once: a message
+    /// whose provider accepted it just before the crash may be sent again).
+    pub fn requeue_interrupted(&self, now_ms: i64) -> Result<usize, StoreError> {
+        Ok(self.conn().execute(
+            "UPDATE delivery SET status = 'queued', next_attempt_ms = ?1, updated_ms = ?1 WHERE status = 'sending'",
+            [now_ms],
+        )?)
+    }
+
+    /// Deliveries, newest first, with their attempts.
+    pub fn deliveries(&self, status: Option<&str>, limit: u32) -> Result<Vec<DeliveryView>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT d.id, d.serial, d.token_type, c.transaction_id, d.recipient, d.status, d.attempts, d.delivered_via,
+                    d.last_error, d.created_ms, d.expires_ms
+             FROM delivery d LEFT JOIN challenge c ON c.id = d.challenge_id
+             WHERE ?1 IS NULL OR d.status = ?1 ORDER BY d.id DESC LIMIT ?2",
+        )?;
+        let mut out: Vec<DeliveryView> = st
+            .query_map(params![status, limit], |r| {
+                Ok(DeliveryView {
+                    id: r.get(0)?,
+                    serial: r.get(1)?,
+                    token_type: r.get(2)?,
+                    transaction_id: r.get(3)?,
+                    recipient: r.get(4)?,
+                    status: r.get(5)?,
+                    attempts: r.get(6)?,
+                    delivered_via: r.get(7)?,
+                    last_error: r.get(8)?,
+                    created_ms: r.get(9)?,
+                    expires_ms: r.get(10)?,
+                    log: Vec::new(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = conn.prepare_cached(
+            "SELECT at_ms, gateway, result, detail FROM delivery_attempt WHERE delivery_id = ?1 ORDER BY id",
+        )?;
+        for d in &mut out {
+            d.log = st
+                .query_map([d.id], |r| {
+                    Ok(AttemptRow {
+                        at_ms: r.get(0)?,
+                        gateway: r.get(1)?,
+                        delivered: r.get::<_, String>(2)? == "delivered",
+                        detail: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+        }
+        Ok(out)
+    }
+
+    /// Removes challenges expired before `challenges_before_ms` and finished deliveries last
+    /// changed before `deliveries_before_ms`. Returns (challenges, deliveries) removed.
+    pub fn clean_up_challenges(
+        &self,
+        challenges_before_ms: i64,
+        deliveries_before_ms: i64,
+    ) -> Result<(usize, usize), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let d = tx.execute(
+            "DELETE FROM delivery WHERE status IN ('delivered', 'failed', 'expired') AND updated_ms < ?1",
+            [deliveries_before_ms],
+        )?;
+        let c = tx.execute("DELETE FROM challenge WHERE expires_ms < ?1", [challenges_before_ms])?;
+        tx.commit()?;
+        Ok((c, d))
+    }
+}
