@@ -167,34 +167,49 @@ impl ValidateService {
 
     /// Challenge answers and triggers first, then the PIN + OTP check.
     fn decide_all(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> Decision {
+        let tokens = match tokens_for_check(ctx.reader, &req.target) {
+            Ok(t) => t,
+            Err(e) => {
+                return Decision::Reject(Reject {
+                    audit: format!("store: {e}"),
+                    answer: "the check failed; try again",
+                    effect: TokenEffect::None,
+                    serial: None,
+                })
+            }
+        };
         if let Some(tx) = &req.transaction_id {
-            return self.answer(ctx, req, tx).into();
+            return self.answer(ctx, &tokens, req, tx).into();
         }
-        if let Some(tokens) = self.trigger_candidates(ctx, req) {
-            return Decision::Trigger(tokens);
+        if let Some(hits) = self.trigger_candidates(&tokens, req) {
+            return Decision::Trigger(hits);
         }
-        self.decide(ctx, req).into()
+        self.decide(&tokens, req).into()
     }
 
     /// Challenge-response tokens of the target whose PIN is the whole `pass`.
-    fn trigger_candidates(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> Option<Vec<TokenRecord>> {
-        let tokens = tokens_for_check(ctx.reader, &req.target).ok()?;
+    fn trigger_candidates(&self, tokens: &[TokenRecord], req: &CheckRequest) -> Option<Vec<TokenRecord>> {
         let pass = req.pass.expose_secret().as_bytes();
         let hits: Vec<TokenRecord> = tokens
-            .into_iter()
+            .iter()
             .filter(|t| is_challenge_type(&t.token_type) && t.active && !t.revoked)
             .filter(|t| self.secrets.pin_matches(&t.serial, pass, t.pin_verifier.as_deref()).unwrap_or(false))
+            .cloned()
             .collect();
         (!hits.is_empty()).then_some(hits)
     }
 
     /// The answer to a challenge: `pass` is the code, checked at the challenge's counter.
-    fn answer(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest, tx: &str) -> Result<Accept, Reject> {
+    fn answer(
+        &self,
+        ctx: &WorkerCtx<'_>,
+        tokens: &[TokenRecord],
+        req: &CheckRequest,
+        tx: &str,
+    ) -> Result<Accept, Reject> {
         let reject =
             |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
         let now = self.clock.now_ms();
-        let tokens = tokens_for_check(ctx.reader, &req.target)
-            .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
         let open = open_challenges(ctx.reader, tx, now)
             .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
         let candidates: Vec<(&TokenRecord, &crate::store::OpenChallenge)> = tokens
@@ -253,15 +268,13 @@ impl ValidateService {
     }
 
     /// Reads the tokens and decides, without writing anything.
-    fn decide(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> Result<Accept, Reject> {
+    fn decide(&self, tokens: &[TokenRecord], req: &CheckRequest) -> Result<Accept, Reject> {
         let reject = |audit: &str, answer: &'static str| Reject {
             audit: audit.to_owned(),
             answer,
             effect: TokenEffect::None,
             serial: None,
         };
-        let tokens = tokens_for_check(ctx.reader, &req.target)
-            .map_err(|e| reject(&format!("store: {e}"), "the check failed; try again"))?;
         if tokens.is_empty() {
             return Err(match &req.target {
                 CheckTarget::Serial(_) => reject("no such token", "no such token"),

@@ -108,6 +108,14 @@ fn email_code_works_once_only_with_its_transaction_id_and_not_after_expiry() {
     let code: String = mails[0][at..].chars().take(6).collect();
     assert!(code.chars().all(|c| c.is_ascii_digit()), "{}", mails[0]);
 
+    // The queued message (it carries the code) is sealed at rest.
+    let sent = format!("Your sign-in code is {code}");
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", d.db().display())) {
+            assert!(!bytes.windows(sent.len()).any(|w| w == sent.as_bytes()), "message text in db{suffix}");
+        }
+    }
+
     // Not without its transaction id, not with another one, not as PIN + code.
     assert!(!d.accepts(&serial, &code));
     assert!(!d.accepts(&serial, &format!("1234{code}")));
@@ -183,6 +191,13 @@ fn delivery_fails_over_and_both_attempts_are_recorded() {
         attempts["rows"].as_array().unwrap().iter().map(|r| r["detail"].as_str().unwrap().to_owned()).collect();
     assert_eq!(details.len(), 3, "{details:?}");
     assert!(details.iter().any(|d| d.contains("through broken") && d.contains("HTTP 500")), "{details:?}");
+
+    // The periodic job removes old deliveries (kept a week) and expired challenges.
+    d.set_clock_offset_ms(8 * 86_400_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !d.cli_json(&["delivery", "list"])["deliveries"].as_array().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "old deliveries were not removed");
+    }
 }
 
 #[test]
