@@ -183,6 +183,7 @@ fn url_host(url: &str) -> String {
 fn smtp(t: &Transport, creds: &Credentials, recipient: &str, req: HostRequest) -> Result<HostResponse, String> {
     use lettre::message::{header::ContentType, Mailbox, MultiPart};
     use lettre::transport::smtp::authentication::Credentials as Login;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     use lettre::Transport as _;
     let HostRequest::SmtpSend { from, to, subject, text, html } = req else {
         return Err("not an e-mail".into());
@@ -203,13 +204,23 @@ fn smtp(t: &Transport, creds: &Credentials, recipient: &str, req: HostRequest) -
         None => builder.header(ContentType::TEXT_PLAIN).body(text),
     }
     .map_err(|e| format!("cannot build the e-mail: {e}"))?;
-    let mut transport = match server.tls {
-        SmtpTls::Starttls => lettre::SmtpTransport::starttls_relay(&server.host).map_err(|e| e.to_string())?,
-        SmtpTls::Tls => lettre::SmtpTransport::relay(&server.host).map_err(|e| e.to_string())?,
-        SmtpTls::None => lettre::SmtpTransport::builder_dangerous(&server.host),
-    }
-    .port(server.port)
-    .timeout(Some(Duration::from_millis(t.timeout_ms)));
+    let tls = |wrap: bool| -> Result<Tls, String> {
+        let mut params = TlsParameters::builder(server.host.clone());
+        if let Some(ca) = &server.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("cannot read transport.smtp.ca_file {ca}: {e}"))?;
+            params = params.add_root_certificate(Certificate::from_pem(&pem).map_err(|e| format!("{ca}: {e}"))?);
+        }
+        let params = params.build_rustls().map_err(|e| e.to_string())?;
+        Ok(if wrap { Tls::Wrapper(params) } else { Tls::Required(params) })
+    };
+    let mut transport = lettre::SmtpTransport::builder_dangerous(&server.host)
+        .tls(match server.tls {
+            SmtpTls::Starttls => tls(false)?,
+            SmtpTls::Tls => tls(true)?,
+            SmtpTls::None => Tls::None,
+        })
+        .port(server.port)
+        .timeout(Some(Duration::from_millis(t.timeout_ms)));
     if let Some(user) = &server.username {
         let password = creds.get(&SecretRef("credential:smtp_password".into()))?;
         transport = transport.credentials(Login::new(user.clone(), password.expose_secret().to_owned()));

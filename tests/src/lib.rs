@@ -677,6 +677,90 @@ impl SmtpServer {
     }
 }
 
+impl SmtpServer {
+    /// An SMTP server that requires STARTTLS (certificate for 127.0.0.1 from a throw-away CA,
+    /// whose PEM is at [`SmtpServer::ca_file`]) and a login with `user` / `password`.
+    pub fn start_tls(user: &str, password: &str) -> SmtpServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let maildir = tempfile::Builder::new().prefix("cs-mail-").tempdir().unwrap();
+        let d = maildir.path();
+        let ossl = |args: &[&str]| {
+            let (ok, out) = openssl(args);
+            assert!(ok, "openssl {args:?}: {out}");
+        };
+        let p = |n: &str| d.join(n).display().to_string();
+        std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        ossl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=countersign test CA",
+        ]);
+        ossl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &p("key.pem"),
+            "-out",
+            &p("srv.csr"),
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        ossl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p("srv.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &p("cert.pem"),
+            "-days",
+            "1",
+            "-extfile",
+            &p("san.ext"),
+        ]);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/smtp_tls_server.py");
+        let child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .args([&port.to_string(), &p("mail"), &p("cert.pem"), &p("key.pem"), user, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "the TLS SMTP server did not start");
+            std::thread::yield_now();
+        }
+        SmtpServer { port, maildir, child }
+    }
+
+    /// The CA certificate of a [`SmtpServer::start_tls`] server.
+    pub fn ca_file(&self) -> PathBuf {
+        self.maildir.path().join("ca.pem")
+    }
+}
+
 impl Drop for SmtpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

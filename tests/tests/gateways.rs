@@ -155,6 +155,44 @@ fn email_through_a_real_smtp_server() {
 }
 
 #[test]
+fn email_with_starttls_and_a_login() {
+    let d = daemon();
+    let smtp = SmtpServer::start_tls("countersign", "Relay-Pa55");
+    let transport = |ca: Option<&std::path::Path>| {
+        json!({
+            "allow_private": true,
+            "timeout_ms": 5000,
+            "smtp": { "host": "127.0.0.1", "port": smtp.port, "tls": "starttls", "username": "countersign",
+                      "ca_file": ca.map(|p| p.display().to_string()) }
+        })
+    };
+    let options = json!({ "from": "countersign@example.org" });
+    define(
+        &d,
+        "relay",
+        "gateway-smtp",
+        options.clone(),
+        transport(Some(&smtp.ca_file())),
+        "smtp_password=Relay-Pa55\n",
+    );
+    let r = d.cli_json(&["gateway", "test", "relay", "--to", "bob@example.org", "--text", "over TLS"]);
+    assert_eq!(r["delivered"], true, "{r}");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("over TLS"), "{}", mails[0]);
+
+    // Without the internal CA the certificate is not trusted; with a wrong password the
+    // server refuses the login. Neither is a delivery.
+    define(&d, "untrusted", "gateway-smtp", options.clone(), transport(None), "smtp_password=Relay-Pa55\n");
+    let err = fails(&d, &["gateway", "test", "untrusted", "--to", "bob@example.org"], "");
+    assert!(err.contains("not delivered"), "{err}");
+    define(&d, "wrong-pw", "gateway-smtp", options, transport(Some(&smtp.ca_file())), "smtp_password=nope\n");
+    let err = fails(&d, &["gateway", "test", "wrong-pw", "--to", "bob@example.org"], "");
+    assert!(err.contains("not delivered"), "{err}");
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[test]
 fn the_daemon_sends_only_where_the_definition_allows() {
     let d = daemon();
     let provider = HttpCapture::start(vec![(200, "OK")]);

@@ -47,6 +47,10 @@ pub struct SmtpServer {
     pub tls: SmtpTls,
     /// Login name; the password is the credential `smtp_password`.
     pub username: Option<String>,
+    /// A CA certificate (PEM file) to trust for this server besides the public roots, for a
+    /// relay with a certificate from an internal CA.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// A gateway definition as stored.
