@@ -150,7 +150,13 @@ impl ChallengeService {
                 }
             }
             if view.delivery != "delivered" {
-                view.message = format!("{} (delivery {}: the code may arrive late)", view.message, view.delivery);
+                view.message = match view.delivery.as_str() {
+                    "queued" => format!(
+                        "{}: delivery failed so far and is being retried; the code may arrive late",
+                        view.message
+                    ),
+                    _ => format!("{}: delivery failed", view.message),
+                };
             }
             views.push(view);
         }

@@ -214,7 +214,8 @@ fn with_every_gateway_down_the_check_answers_in_time_never_accepts_and_keeps_the
     assert_eq!(v["accepted"], false);
     let c = &v["challenges"][0];
     assert_eq!(c["delivery"], "queued", "{v}");
-    assert!(c["message"].as_str().unwrap().contains("may arrive late"), "{c}");
+    assert!(c["message"].as_str().unwrap().contains("delivery failed so far"), "{c}");
+    assert!(c["delivery_detail"].as_str().unwrap().contains("later"), "the failing gateway is named: {c}");
     let tx = v["transaction_id"].as_str().unwrap().to_owned();
     let list = d.cli_json(&["delivery", "list"]);
     assert_eq!(list["deliveries"][0]["status"], "queued", "{list:#}");
