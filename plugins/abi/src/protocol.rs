@@ -134,7 +134,12 @@ pub enum HttpAuth {
 #[serde(tag = "capability", rename_all = "snake_case")]
 pub enum HostRequest {
     /// HMAC of each message under the secret; one MAC per message, in order.
-    Hmac { secret: SecretRef, hash: Hash, messages: Vec<Vec<u8>> },
+    Hmac {
+        secret: SecretRef,
+        hash: Hash,
+        #[serde(with = "hex_list")]
+        messages: Vec<Vec<u8>>,
+    },
     /// Random bytes from the host (the HSM).
     Random { len: u32 },
     /// The host's clock (injected in tests).
@@ -159,6 +164,7 @@ pub enum HostRequest {
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum HostResponse {
     Hmac {
+        #[serde(with = "hex_list")]
         macs: Vec<Vec<u8>>,
     },
     Random {
@@ -180,6 +186,19 @@ pub enum HostResponse {
     Refused {
         reason: String,
     },
+}
+
+/// Byte strings travel as hex: a window of MACs as numbers costs several times the JSON work.
+mod hex_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(hex::encode))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        Vec::<String>::deserialize(d)?.iter().map(|h| hex::decode(h).map_err(serde::de::Error::custom)).collect()
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +226,6 @@ mod tests {
             messages: vec![vec![0, 1]],
         })
         .unwrap();
-        assert_eq!(host, r#"{"capability":"hmac","secret":"s","hash":"sha1","messages":[[0,1]]}"#);
+        assert_eq!(host, r#"{"capability":"hmac","secret":"s","hash":"sha1","messages":["0001"]}"#);
     }
 }
