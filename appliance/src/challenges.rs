@@ -182,6 +182,14 @@ impl ChallengeService {
                 delivery: "failed".into(),
                 delivery_detail: None,
             };
+            if t.fail_count >= t.max_fail {
+                // No messages for a locked token: an attacker with the PIN could otherwise make
+                // the appliance send codes at will.
+                view.message = "the token is locked after too many failed attempts".into();
+                view.delivery_detail = Some("not sent: the token is locked".into());
+                out.push((view, None));
+                continue;
+            }
             let Some(recipient) = recipient else {
                 view.message = "no phone number or address for this token".into();
                 view.delivery_detail = Some("the token and its user have no recipient".into());

@@ -242,3 +242,22 @@ fn with_every_gateway_down_the_check_answers_in_time_never_accepts_and_keeps_the
     assert_eq!(list["deliveries"][0]["status"], "delivered");
     assert!(provider.requests.recv_timeout(std::time::Duration::from_secs(2)).is_err(), "sent twice");
 }
+
+#[test]
+fn a_locked_token_gets_no_codes() {
+    let d = daemon("");
+    let provider = HttpCapture::start(vec![(200, "OK"), (200, "OK")]);
+    sms_gateway(&d, "sms-a", provider.port);
+    route(&d, "sms", &["sms-a"]);
+    let serial = sms_token(&d, "+15550123");
+    admin(&d, "PATCH", &format!("/v1/admin/tokens/{serial}"), json!({ "max_fail": 1 }));
+    let (_, v) = d.check(json!({ "serial": serial, "pass": "1234" }));
+    let tx = v["transaction_id"].as_str().unwrap().to_owned();
+    let code = code_in(&provider.next().body);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert!(!answer(&d, &serial, &tx, wrong));
+    let (_, v) = d.check(json!({ "serial": serial, "pass": "1234" }));
+    assert_eq!(v["challenges"][0]["delivery"], "failed", "{v}");
+    assert!(v["challenges"][0]["message"].as_str().unwrap().contains("locked"), "{v}");
+    assert!(provider.requests.recv_timeout(std::time::Duration::from_millis(500)).is_err(), "a code went out");
+}
