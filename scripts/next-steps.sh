@@ -25,6 +25,8 @@ In another terminal, from this directory:
   curl -s -H 'content-type: application/json' -d '{"user":"alice","pass":"1234<code>"}' \\
        http://127.0.0.1:8080/v1/validate/check                                 # the HTTP listener
   countersign audit auth
+  # SMS and e-mail tokens need a gateway first: see docs/operations.md, "Gateways and challenge-response"
+  countersign plugin list; countersign gateway list; countersign delivery list
   countersign --help
 
 MSG
