@@ -463,11 +463,19 @@ impl Daemon {
 
     /// Runs the admin CLI with `--json`, feeding `stdin`; panics on failure.
     pub fn cli_json_stdin(&self, args: &[&str], stdin: &str) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.cli_stdin(&a, stdin);
+        assert!(out.status.success(), "countersign {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Runs the admin CLI feeding `stdin`.
+    pub fn cli_stdin(&self, args: &[&str], stdin: &str) -> Output {
         use std::io::Write;
         let mut c = Command::new(bin("countersign"))
             .arg("--socket")
             .arg(self.admin_sock())
-            .arg("--json")
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -475,9 +483,7 @@ impl Daemon {
             .spawn()
             .unwrap();
         c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "countersign {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
+        c.wait_with_output().unwrap()
     }
 
     /// The authentication audit, newest first.
@@ -635,6 +641,15 @@ impl HttpCapture {
     }
 }
 
+/// Waits (up to 20 s) until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not start on port {port}");
+        std::thread::yield_now();
+    }
+}
+
 /// A real SMTP server (aiosmtpd) on 127.0.0.1 that stores what it receives in a Maildir.
 #[derive(Debug)]
 pub struct SmtpServer {
@@ -655,11 +670,7 @@ impl SmtpServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("aiosmtpd (apt install python3-aiosmtpd)");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "aiosmtpd did not start");
-            std::thread::yield_now();
-        }
+        wait_for_port(port, "aiosmtpd");
         SmtpServer { port, maildir, child }
     }
 
@@ -747,11 +758,7 @@ impl SmtpServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("python3 with aiosmtpd");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "the TLS SMTP server did not start");
-            std::thread::yield_now();
-        }
+        wait_for_port(port, "the TLS SMTP server");
         SmtpServer { port, maildir, child }
     }
 

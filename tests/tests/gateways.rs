@@ -32,18 +32,7 @@ fn define(d: &Daemon, name: &str, plugin: &str, options: Value, transport: Value
 
 /// Runs the CLI expecting failure; returns stderr.
 fn fails(d: &Daemon, args: &[&str], stdin: &str) -> String {
-    use std::io::Write;
-    let mut c = std::process::Command::new(countersign_tests::bin("countersign"))
-        .arg("--socket")
-        .arg(d.admin_sock())
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
+    let out = d.cli_stdin(args, stdin);
     assert!(!out.status.success(), "{args:?} succeeded: {}", String::from_utf8_lossy(&out.stdout));
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

@@ -213,18 +213,7 @@ fn imported_seeds_and_bad_enrolments() {
         (vec!["token", "init", "--type", "sms"], "", "no token plugin"),
         (vec!["token", "init", "--type", "hotp", "--user", "nobody"], "", "does not exist"),
     ] {
-        use std::io::Write;
-        let mut c = std::process::Command::new(countersign_tests::bin("countersign"))
-            .arg("--socket")
-            .arg(d.admin_sock())
-            .args(&args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = c.wait_with_output().unwrap();
+        let out = d.cli_stdin(&args, stdin);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(err.contains(expect), "{args:?}: {err}");

@@ -120,6 +120,24 @@ pub enum PluginResponse {
     },
 }
 
+/// Variables gateway templates may use.
+pub const GATEWAY_TEMPLATE_VARIABLES: &[&str] =
+    &["to", "text", "subject", "otp", "serial", "user", "realm", "transaction_id"];
+
+impl OutgoingMessage {
+    /// The values of every [`GATEWAY_TEMPLATE_VARIABLES`] for this message (empty when unset).
+    pub fn template_variables(&self) -> std::collections::BTreeMap<String, String> {
+        let mut v = self.variables.clone();
+        v.insert("to".into(), self.to.clone());
+        v.insert("text".into(), self.text.clone());
+        v.insert("subject".into(), self.subject.clone());
+        for k in GATEWAY_TEMPLATE_VARIABLES {
+            v.entry((*k).to_owned()).or_default();
+        }
+        v
+    }
+}
+
 /// How the host authenticates an HTTP request for a gateway, with a credential the plugin
 /// only names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

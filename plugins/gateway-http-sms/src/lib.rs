@@ -15,8 +15,7 @@ use countersign_plugin_abi::protocol::{
 use countersign_template::{check, render, Escape};
 use serde::Deserialize;
 
-/// Variables templates may use.
-pub const VARIABLES: &[&str] = &["to", "text", "subject", "otp", "serial", "user", "realm", "transaction_id"];
+use countersign_plugin_abi::protocol::GATEWAY_TEMPLATE_VARIABLES as VARIABLES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -117,19 +116,8 @@ fn invalid(o: &Options, credentials: &[String]) -> Option<String> {
     }
 }
 
-fn vars(m: &OutgoingMessage) -> BTreeMap<String, String> {
-    let mut v = m.variables.clone();
-    v.insert("to".into(), m.to.clone());
-    v.insert("text".into(), m.text.clone());
-    v.insert("subject".into(), m.subject.clone());
-    for k in VARIABLES {
-        v.entry((*k).to_owned()).or_default();
-    }
-    v
-}
-
 fn deliver(host: &Host<'_>, m: &OutgoingMessage, o: &Options) -> Result<PluginResponse, PluginError> {
-    let v = vars(m);
+    let v = m.template_variables();
     let r = |t: &str, e: Escape| render(t, &v, e).map_err(|e| PluginError::BadRequest(e.to_string()));
     let url = r(&o.url, Escape::Url)?;
     let mut headers: Vec<(String, String)> =

@@ -3,16 +3,13 @@
 //! only to the SMTP server of the gateway definition (with its TLS mode and login): this
 //! plugin never sees the server password and has no network of its own.
 
-use std::collections::BTreeMap;
-
 use countersign_plugin_abi::abi::PluginKind;
 use countersign_plugin_abi::guest::{Host, PluginError};
-use countersign_plugin_abi::protocol::{HostRequest, HostResponse, OutgoingMessage, PluginRequest, PluginResponse};
+use countersign_plugin_abi::protocol::{HostRequest, HostResponse, PluginRequest, PluginResponse};
 use countersign_template::{check, render, Escape};
 use serde::Deserialize;
 
-/// Variables templates may use.
-pub const VARIABLES: &[&str] = &["to", "text", "subject", "otp", "serial", "user", "realm", "transaction_id"];
+use countersign_plugin_abi::protocol::GATEWAY_TEMPLATE_VARIABLES as VARIABLES;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,17 +51,6 @@ fn invalid(o: &Options) -> Option<String> {
     None
 }
 
-fn vars(m: &OutgoingMessage) -> BTreeMap<String, String> {
-    let mut v = m.variables.clone();
-    v.insert("to".into(), m.to.clone());
-    v.insert("text".into(), m.text.clone());
-    v.insert("subject".into(), m.subject.clone());
-    for k in VARIABLES {
-        v.entry((*k).to_owned()).or_default();
-    }
-    v
-}
-
 /// The plugin's request handler.
 pub fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginError> {
     match req {
@@ -74,7 +60,7 @@ pub fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, Plu
         }),
         PluginRequest::Deliver { message, options: v } => {
             let o = options(&v).map_err(PluginError::BadRequest)?;
-            let vars = vars(&message);
+            let vars = message.template_variables();
             let r = |t: &str, e: Escape| render(t, &vars, e).map_err(|e| PluginError::BadRequest(e.to_string()));
             let request = HostRequest::SmtpSend {
                 from: o.from.clone(),

@@ -99,6 +99,28 @@ pub fn challenge(
     Ok((otp, text))
 }
 
+/// The request handler of a challenge-response token type (sms, email): a challenge's code is
+/// the HOTP code at the counter the host reserved, checked at exactly that counter.
+pub fn handle_challenge_token(
+    host: &Host<'_>,
+    req: countersign_plugin_abi::protocol::PluginRequest,
+) -> Result<countersign_plugin_abi::protocol::PluginResponse, PluginError> {
+    use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
+    match req {
+        PluginRequest::CreateChallenge { secret, counter, params, template, variables } => {
+            let p = OathParams::from_json(&params)?;
+            let (otp, text) = challenge(host, &secret, &p, counter, &template, &variables)?;
+            Ok(PluginResponse::Challenge { otp, text })
+        }
+        PluginRequest::CheckOtp { secret, otp, first, window, params } => {
+            let p = OathParams::from_json(&params)?;
+            let found = find(host, &secret, &p, &otp, first, first.saturating_add(u64::from(window)))?;
+            Ok(found.map_or(PluginResponse::NoMatch, |counter| PluginResponse::Matched { counter }))
+        }
+        _ => Err(PluginError::BadRequest("this token type answers challenges and checks their codes".into())),
+    }
+}
+
 /// The first counter in `first ..= last` whose code is `otp`, checking every candidate.
 pub fn find(
     host: &Host<'_>,
