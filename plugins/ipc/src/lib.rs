@@ -2,7 +2,9 @@
 //!
 //! A worker is started on two inherited descriptors: one end of a socket pair, and a sealed
 //! memfd holding the library bytes the daemon verified (so the worker loads exactly what was
-//! checked, never the path again). Frames are a 4-byte big-endian length and a JSON message.
+//! checked, never the path again). Frames are a 4-byte big-endian length, a 1-byte message tag
+//! and the message: the plugin protocol's JSON travels as it is, not escaped inside another
+//! JSON document, because every check crosses this socket four times.
 //! A call runs to completion or to its deadline; at the deadline the worker is killed, and a
 //! worker that dies mid-call (panic across `abort`, SIGSEGV) is reported as crashed. Either way
 //! the caller gets an error for that call only and [`PluginProcess`] can be started again.
@@ -26,8 +28,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_FRAME: usize = 1 << 20;
 
 /// Daemon → worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToWorker {
     /// A plugin protocol request (JSON text).
     Call { request: String },
@@ -36,8 +37,7 @@ pub enum ToWorker {
 }
 
 /// Worker → daemon.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FromWorker {
     /// The library loaded and its descriptor checked out.
     Ready { name: String, version: String, kind: String },
@@ -61,20 +61,117 @@ pub enum IpcError {
     Refused(String),
 }
 
-/// Writes one frame.
-pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), IpcError> {
-    let body = serde_json::to_vec(msg).map_err(|e| IpcError::Frame(e.to_string()))?;
-    let len = u32::try_from(body.len()).map_err(|_| IpcError::Frame("frame too large".into()))?;
-    // One write per frame: the reader wakes once, not once for the length and again for the body.
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(&body);
+/// A message that travels in a frame.
+pub trait Frame: Sized {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), IpcError>;
+    fn decode(body: &[u8]) -> Result<Self, IpcError>;
+}
+
+const CALL: u8 = 1;
+const HOST_REPLY: u8 = 2;
+const READY: u8 = 3;
+const HOST_CALL: u8 = 4;
+const DONE: u8 = 5;
+
+/// The identity a worker reports once its library loaded.
+#[derive(Serialize, Deserialize)]
+struct Identity {
+    name: String,
+    version: String,
+    kind: String,
+}
+
+fn text(b: &[u8]) -> Result<String, IpcError> {
+    String::from_utf8(b.to_vec()).map_err(|_| IpcError::Frame("text that is not UTF-8".into()))
+}
+
+/// A status (4 bytes, big-endian) and a text.
+fn status_text(b: &[u8]) -> Result<(i32, String), IpcError> {
+    let (st, rest) = b.split_first_chunk::<4>().ok_or_else(|| IpcError::Frame("truncated status".into()))?;
+    Ok((i32::from_be_bytes(*st), text(rest)?))
+}
+
+impl Frame for ToWorker {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), IpcError> {
+        match self {
+            ToWorker::Call { request } => {
+                out.push(CALL);
+                out.extend_from_slice(request.as_bytes());
+            }
+            ToWorker::HostReply { status, response } => {
+                out.push(HOST_REPLY);
+                out.extend_from_slice(&status.to_be_bytes());
+                out.extend_from_slice(response.as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    fn decode(body: &[u8]) -> Result<Self, IpcError> {
+        match body.split_first() {
+            Some((&CALL, rest)) => Ok(ToWorker::Call { request: text(rest)? }),
+            Some((&HOST_REPLY, rest)) => {
+                let (status, response) = status_text(rest)?;
+                Ok(ToWorker::HostReply { status, response })
+            }
+            _ => Err(IpcError::Frame("unknown message for the worker".into())),
+        }
+    }
+}
+
+impl Frame for FromWorker {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), IpcError> {
+        match self {
+            FromWorker::Ready { name, version, kind } => {
+                out.push(READY);
+                let id = Identity { name: name.clone(), version: version.clone(), kind: kind.clone() };
+                out.extend_from_slice(&serde_json::to_vec(&id).map_err(|e| IpcError::Frame(e.to_string()))?);
+            }
+            FromWorker::HostCall { request } => {
+                out.push(HOST_CALL);
+                out.extend_from_slice(request.as_bytes());
+            }
+            FromWorker::Done { status, response } => {
+                out.push(DONE);
+                out.extend_from_slice(&status.to_be_bytes());
+                out.extend_from_slice(response.as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    fn decode(body: &[u8]) -> Result<Self, IpcError> {
+        match body.split_first() {
+            Some((&READY, rest)) => {
+                let id: Identity = serde_json::from_slice(rest).map_err(|e| IpcError::Frame(e.to_string()))?;
+                Ok(FromWorker::Ready { name: id.name, version: id.version, kind: id.kind })
+            }
+            Some((&HOST_CALL, rest)) => Ok(FromWorker::HostCall { request: text(rest)? }),
+            Some((&DONE, rest)) => {
+                let (status, response) = status_text(rest)?;
+                Ok(FromWorker::Done { status, response })
+            }
+            _ => Err(IpcError::Frame("unknown message from the worker".into())),
+        }
+    }
+}
+
+/// Writes one frame, in one write: the reader wakes once, not once for the length and again
+/// for the body.
+pub fn write_frame<T: Frame>(w: &mut impl Write, msg: &T) -> Result<(), IpcError> {
+    let mut frame = vec![0u8; 4];
+    msg.encode(&mut frame)?;
+    let len = u32::try_from(frame.len() - 4).map_err(|_| IpcError::Frame("frame too large".into()))?;
+    if len as usize > MAX_FRAME {
+        return Err(IpcError::Frame(format!("frame of {len} bytes is over the limit")));
+    }
+    frame[..4].copy_from_slice(&len.to_be_bytes());
     w.write_all(&frame)?;
     Ok(())
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
-pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> Result<Option<T>, IpcError> {
+pub fn read_frame<T: Frame>(r: &mut impl Read) -> Result<Option<T>, IpcError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len) {
         Ok(()) => {}
@@ -87,7 +184,7 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> Result<Opt
     }
     let mut body = vec![0u8; len];
     r.read_exact(&mut body)?;
-    serde_json::from_slice(&body).map(Some).map_err(|e| IpcError::Frame(e.to_string()))
+    T::decode(&body).map(Some)
 }
 
 /// A sealed memfd with `bytes`: nobody can change it after this returns.
@@ -227,5 +324,32 @@ impl Drop for PluginProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let msgs = vec![
+            FromWorker::Ready { name: "token-hotp".into(), version: "0.1.0".into(), kind: "token".into() },
+            FromWorker::HostCall { request: "{\"protocol\":1}".into() },
+            FromWorker::Done { status: -3, response: "oops ✓".into() },
+        ];
+        let mut wire = Vec::new();
+        for m in &msgs {
+            write_frame(&mut wire, m).unwrap();
+        }
+        let mut r = wire.as_slice();
+        for m in &msgs {
+            assert_eq!(read_frame::<FromWorker>(&mut r).unwrap().as_ref(), Some(m));
+        }
+        assert!(read_frame::<FromWorker>(&mut r).unwrap().is_none());
+        let mut wire = Vec::new();
+        write_frame(&mut wire, &ToWorker::HostReply { status: 0, response: "{}".into() }).unwrap();
+        assert_eq!(wire, [0, 0, 0, 7, 2, 0, 0, 0, 0, b'{', b'}']);
+        assert!(matches!(read_frame::<ToWorker>(&mut &[0u8, 0, 0, 1, 9][..]), Err(IpcError::Frame(_))));
     }
 }
