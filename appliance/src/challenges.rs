@@ -26,7 +26,7 @@ use crate::plugins::PluginHost;
 use crate::store::{AttemptRow, AuthAuditRow, RoundOutcome, Store, TokenRecord};
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
-use crate::tokens::TokenError;
+use crate::tokens::{blocking, TokenError};
 
 /// Variables message templates may use.
 pub const TEMPLATE_VARIABLES: &[&str] = &["otp", "serial", "user", "realm", "transaction_id"];
@@ -119,9 +119,7 @@ impl ChallengeService {
         tokens: Vec<TokenRecord>,
     ) -> Result<(String, Vec<ChallengeView>), TokenError> {
         let svc = self.clone();
-        let (tx_id, created) = tokio::task::spawn_blocking(move || svc.create(&caller, &tokens))
-            .await
-            .map_err(|e| TokenError::Internal(e.to_string()))??;
+        let (tx_id, created) = blocking(move || svc.create(&caller, &tokens)).await?;
         let mut views = Vec::new();
         for (mut view, delivery_id) in created {
             let Some(id) = delivery_id else {
@@ -182,7 +180,7 @@ impl ChallengeService {
                 delivery: "failed".into(),
                 delivery_detail: None,
             };
-            if t.fail_count >= t.max_fail {
+            if t.locked(now) {
                 // No messages for a locked token: an attacker with the PIN could otherwise make
                 // the appliance send codes at will.
                 view.message = "the token is locked after too many failed attempts".into();
@@ -242,15 +240,12 @@ impl ChallengeService {
         }
         let serials: Vec<&str> = out.iter().map(|(v, _)| v.serial.as_str()).collect();
         let row = AuthAuditRow {
-            id: 0,
             at_ms: now,
-            caller: caller.into(),
-            action: "validate/triggerchallenge".into(),
             serial: serials.first().map(|s| (*s).to_owned()),
             login: tokens.first().and_then(|t| t.login.clone()),
             realm: tokens.first().and_then(|t| t.realm.clone()),
-            result: if out.is_empty() { "error" } else { "ok" }.into(),
             detail: Some(format!("transaction {tx_id}: challenges for {}", serials.join(", "))),
+            ..AuthAuditRow::new(caller, "validate/triggerchallenge", if out.is_empty() { "error" } else { "ok" })
         };
         self.store.audit_auth(&row)?;
         Ok((tx_id, out))
@@ -302,15 +297,10 @@ impl ChallengeService {
             let delivered = attempt.delivered;
             tracing::info!(delivery = id, gateway = %attempt.gateway, delivered, detail = %attempt.detail, "delivery attempt");
             let row = AuthAuditRow {
-                id: 0,
                 at_ms: self.clock.now_ms(),
-                caller: "daemon".into(),
-                action: "delivery/attempt".into(),
                 serial: Some(d.serial.clone()),
-                login: None,
-                realm: None,
-                result: if delivered { "ok" } else { "error" }.into(),
                 detail: Some(format!("delivery {id} through {}: {}", attempt.gateway, attempt.detail)),
+                ..AuthAuditRow::new("daemon", "delivery/attempt", if delivered { "ok" } else { "error" })
             };
             if let Err(e) = self.store.audit_auth(&row) {
                 tracing::error!(delivery = id, error = %e, "cannot audit a delivery attempt");
@@ -403,8 +393,6 @@ impl ChallengeService {
         limit: u32,
     ) -> Result<Vec<crate::store::DeliveryView>, TokenError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || Ok(store.deliveries(status.as_deref(), limit)?))
-            .await
-            .map_err(|e| TokenError::Internal(e.to_string()))?
+        blocking(move || Ok(store.deliveries(status.as_deref(), limit)?)).await
     }
 }

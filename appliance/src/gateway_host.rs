@@ -114,11 +114,12 @@ pub fn check_host(t: &Transport, host: &str, port: u16) -> Result<(), String> {
 
 /// The host and port of a URL the transport allows.
 pub fn check_url(t: &Transport, url: &str) -> Result<url::Url, String> {
-    let u = url::Url::parse(url).map_err(|e| format!("'{url}' is not a valid URL: {e}"))?;
+    // Messages name the host only: a rendered URL may carry the recipient or the code.
+    let u = url::Url::parse(url).map_err(|e| format!("the URL is not valid: {e}"))?;
     if !matches!(u.scheme(), "http" | "https") {
-        return Err(format!("'{url}': only http and https are allowed"));
+        return Err(format!("scheme {}: only http and https are allowed", u.scheme()));
     }
-    let host = u.host_str().ok_or_else(|| format!("'{url}' has no host"))?;
+    let host = u.host_str().ok_or_else(|| "the URL has no host".to_owned())?;
     let port = u.port_or_known_default().unwrap_or(443);
     check_host(t, host, port)?;
     Ok(u)
@@ -152,6 +153,7 @@ fn http(t: &Transport, creds: &Credentials, req: HostRequest) -> Result<HostResp
         }
         None => {}
     }
+    let host = url.host_str().unwrap_or_default().to_owned();
     let url = url.as_str();
     let result = match method.as_str() {
         "GET" => {
@@ -170,14 +172,11 @@ fn http(t: &Transport, creds: &Credentials, req: HostRequest) -> Result<HostResp
         }
         other => return Err(format!("method {other} is not allowed")),
     };
-    let mut resp = result.map_err(|e| format!("HTTP request to {}: {e}", url_host(url)))?;
+    // The client's errors may quote the URL; replace it by its host.
+    let mut resp = result.map_err(|e| format!("HTTP request to {host}: {}", e.to_string().replace(url, &host)))?;
     let status = resp.status().as_u16();
     let body = resp.body_mut().with_config().limit(MAX_ANSWER).read_to_string().unwrap_or_default();
     Ok(HostResponse::Http { status, body })
-}
-
-fn url_host(url: &str) -> String {
-    url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default()
 }
 
 fn smtp(t: &Transport, creds: &Credentials, recipient: &str, req: HostRequest) -> Result<HostResponse, String> {

@@ -17,7 +17,7 @@ use crate::gateway_host::{call_for_gateway, check_url};
 use crate::plugins::PluginHost;
 use crate::store::{AuthAuditRow, GatewayRecord, GatewayView, SmtpTls, Store, Transport};
 use crate::token_secrets::TokenSecrets;
-use crate::tokens::TokenError;
+use crate::tokens::{blocking, TokenError};
 
 /// A new gateway definition.
 #[derive(Debug, Deserialize)]
@@ -53,23 +53,7 @@ pub struct GatewayService {
 }
 
 fn audit(caller: &str, action: &str, detail: String) -> AuthAuditRow {
-    AuthAuditRow {
-        id: 0,
-        at_ms: crate::now_ms(),
-        caller: caller.into(),
-        action: action.into(),
-        serial: None,
-        login: None,
-        realm: None,
-        result: "ok".into(),
-        detail: Some(detail),
-    }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, TokenError> + Send + 'static,
-) -> Result<T, TokenError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| TokenError::Internal(e.to_string()))?
+    AuthAuditRow { detail: Some(detail), ..AuthAuditRow::new(caller, action, "ok") }
 }
 
 fn view(g: &GatewayRecord, routes: &[(String, Vec<String>)]) -> GatewayView {
@@ -237,6 +221,12 @@ impl GatewayService {
             Ok(PluginResponse::NotDelivered { detail, .. }) => (false, detail),
             Ok(other) => (false, format!("plugin answered {other:?}")),
             Err(e) => (false, e.to_string()),
+        };
+        // Providers may echo the message in their answer; the detail goes to the audit and the
+        // delivery log, so the code never does.
+        let detail = match message.variables.get("otp").filter(|o| !o.is_empty()) {
+            Some(otp) => detail.replace(otp.as_str(), "***"),
+            None => detail,
         };
         Attempt { gateway: gw.name.clone(), delivered, detail }
     }

@@ -331,17 +331,7 @@ impl PluginHost {
     /// Records a plugin event in the authentication audit (the daemon is the caller).
     fn audit(&self, action: &str, result: &str, detail: String) {
         let Some(store) = &self.store else { return };
-        let row = AuthAuditRow {
-            id: 0,
-            at_ms: crate::now_ms(),
-            caller: "daemon".into(),
-            action: action.into(),
-            serial: None,
-            login: None,
-            realm: None,
-            result: result.into(),
-            detail: Some(detail),
-        };
+        let row = AuthAuditRow { detail: Some(detail), ..AuthAuditRow::new("daemon", action, result) };
         if let Err(e) = store.audit_auth(&row) {
             tracing::error!(action, error = %e, "could not audit a plugin event");
         }

@@ -154,8 +154,11 @@ impl ValidateService {
         caller: String,
         target: CheckTarget,
     ) -> Result<(Option<String>, Vec<crate::challenges::ChallengeView>), ValidateError> {
-        let store_target = target.clone();
-        let tokens = self.executor.read(move |conn| tokens_for_check(conn, &store_target).unwrap_or_default()).await?;
+        let tokens = self
+            .executor
+            .read(move |conn| tokens_for_check(conn, &target))
+            .await?
+            .map_err(|e| ValidateError::Challenge(e.into()))?;
         let tokens: Vec<TokenRecord> =
             tokens.into_iter().filter(|t| is_challenge_type(&t.token_type) && t.active && !t.revoked).collect();
         if tokens.is_empty() {
@@ -225,13 +228,8 @@ impl ValidateService {
         }
         let code = req.pass.expose_secret().to_owned();
         for (t, c) in &candidates {
-            if t.fail_count >= t.max_fail && !fail_cleared(t, now) {
-                return Err(Reject {
-                    audit: format!("token locked: {} failed attempts reached max fail {}", t.fail_count, t.max_fail),
-                    answer: "the token is locked after too many failed attempts",
-                    effect: TokenEffect::None,
-                    serial: Some(t.serial.clone()),
-                });
+            if t.locked(now) {
+                return Err(locked(t));
             }
             let request = PluginRequest::CheckOtp {
                 secret: secret_ref(t),
@@ -243,13 +241,9 @@ impl ValidateService {
             match call_for_token(&self.plugins, &self.secrets, &self.clock, t, &request) {
                 Ok(PluginResponse::Matched { counter }) if counter == c.counter => {
                     return Ok(Accept {
-                        token_id: t.id,
                         serial: t.serial.clone(),
-                        seen_counter: t.counter,
-                        seen_fail: t.fail_count,
-                        new_counter: t.counter,
-                        drift: None,
-                        challenge_id: Some(c.id),
+                        detail: "challenge answered".into(),
+                        effect: TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
                     })
                 }
                 Ok(_) => {}
@@ -330,17 +324,8 @@ impl ValidateService {
                 serial: only.map(|t| t.serial.clone()),
             });
         };
-        let cleared = fail_cleared(token, now);
-        if token.fail_count >= token.max_fail && !cleared {
-            return Err(Reject {
-                audit: format!(
-                    "token locked: {} failed attempts reached max fail {}; reset it or wait for the clear timeout",
-                    token.fail_count, token.max_fail
-                ),
-                answer: "the token is locked after too many failed attempts",
-                effect: TokenEffect::None,
-                serial: Some(token.serial.clone()),
-            });
+        if token.locked(now) {
+            return Err(locked(token));
         }
         let otp = String::from_utf8_lossy(otp).into_owned();
         let request = PluginRequest::CheckOtp {
@@ -358,13 +343,15 @@ impl ValidateService {
         };
         match call_for_token(&self.plugins, &self.secrets, &self.clock, token, &request) {
             Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept {
-                token_id: token.id,
                 serial: token.serial.clone(),
-                seen_counter: token.counter,
-                seen_fail: token.fail_count,
-                new_counter: counter.saturating_add(1),
-                drift: drift(token, counter, now),
-                challenge_id: None,
+                detail: format!("counter {counter} accepted"),
+                effect: TokenEffect::Accept {
+                    token_id: token.id,
+                    seen_counter: token.counter,
+                    seen_fail: token.fail_count,
+                    new_counter: counter.saturating_add(1),
+                    drift: drift(token, counter, now),
+                },
             }),
             Ok(PluginResponse::Matched { counter }) => Err(Reject {
                 audit: format!(
@@ -401,29 +388,11 @@ impl ValidateService {
                 audit.detail = Some(format!("PIN matched; challenge for {}", serials.join(", ")));
                 (CheckRecord { effect: TokenEffect::None, audit }, Answer::Trigger(tokens))
             }
-            Decision::Accept(a) if a.challenge_id.is_some() => {
-                audit.result = "accept".into();
-                audit.serial = Some(a.serial.clone());
-                audit.detail = Some("challenge answered".into());
-                let effect = TokenEffect::AnswerChallenge {
-                    challenge_id: a.challenge_id.unwrap_or_default(),
-                    token_id: a.token_id,
-                    now_ms: self.clock.now_ms(),
-                };
-                (CheckRecord { effect, audit }, Answer::Accept { serial: a.serial })
-            }
             Decision::Accept(a) => {
                 audit.result = "accept".into();
                 audit.serial = Some(a.serial.clone());
-                audit.detail = Some(format!("counter {} accepted", a.new_counter.saturating_sub(1)));
-                let effect = TokenEffect::Accept {
-                    token_id: a.token_id,
-                    seen_counter: a.seen_counter,
-                    seen_fail: a.seen_fail,
-                    new_counter: a.new_counter,
-                    drift: a.drift,
-                };
-                (CheckRecord { effect, audit }, Answer::Accept { serial: a.serial })
+                audit.detail = Some(a.detail);
+                (CheckRecord { effect: a.effect, audit }, Answer::Accept { serial: a.serial })
             }
             Decision::Reject(r) => {
                 audit.result = "reject".into();
@@ -454,16 +423,12 @@ impl From<Result<Accept, Reject>> for Decision {
     }
 }
 
-/// What an accepted check will write.
+/// What an accepted check will write: its effect (a counter or a challenge compare-and-set)
+/// and the audit's detail.
 struct Accept {
-    token_id: i64,
     serial: String,
-    seen_counter: u64,
-    seen_fail: u32,
-    new_counter: u64,
-    drift: Option<i64>,
-    /// Set when this accepts the answer to a challenge.
-    challenge_id: Option<i64>,
+    detail: String,
+    effect: TokenEffect,
 }
 
 /// What the worker hands back to the request.
@@ -473,14 +438,21 @@ enum Answer {
     Trigger(Vec<TokenRecord>),
 }
 
-/// Whether a locked token's clear timeout has passed.
-fn fail_cleared(t: &TokenRecord, now_ms: i64) -> bool {
-    t.fail_clear_s > 0
-        && t.last_fail_ms.is_some_and(|last| now_ms.saturating_sub(last) >= i64::from(t.fail_clear_s) * 1000)
+/// The reject of a token its fail counter locks.
+fn locked(t: &TokenRecord) -> Reject {
+    Reject {
+        audit: format!(
+            "token locked: {} failed attempts reached max fail {}; reset it or wait for the clear timeout",
+            t.fail_count, t.max_fail
+        ),
+        answer: "the token is locked after too many failed attempts",
+        effect: TokenEffect::None,
+        serial: Some(t.serial.clone()),
+    }
 }
 
 fn fail_effect(t: &TokenRecord, now_ms: i64) -> TokenEffect {
-    if t.fail_count >= t.max_fail && fail_cleared(t, now_ms) {
+    if t.fail_count >= t.max_fail && t.fail_cleared(now_ms) {
         TokenEffect::FailAfterClear { token_id: t.id }
     } else {
         TokenEffect::Fail { token_id: t.id }

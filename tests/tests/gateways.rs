@@ -304,3 +304,28 @@ fn credentials_are_sealed_and_never_shown() {
         .collect();
     assert_eq!(names, ["sms-b"]);
 }
+
+#[test]
+fn the_code_never_reaches_the_delivery_detail_or_the_audit() {
+    let d = daemon();
+    // A provider that echoes the message back in its error, and a URL that carries the text.
+    let provider = HttpCapture::start(vec![(500, "rejected: Your code is 918273")]);
+    let options = json!({ "url": format!("http://127.0.0.1:{}/send?text={{text}}", provider.port) });
+    define(&d, "echo", "gateway-http-sms", options, local(provider.port), "");
+    let (status, r) = countersign_tests::request(
+        &d.admin_sock(),
+        "POST",
+        "/v1/admin/gateways/echo/test",
+        Some(
+            json!({ "to": "+1555", "text": "Your code is 918273", "variables": { "otp": "918273" } })
+                .to_string()
+                .into_bytes(),
+        ),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["delivered"], false);
+    assert!(provider.next().path.contains("918273"), "the provider did get the code");
+    assert!(!r["detail"].as_str().unwrap().contains("918273"), "{r}");
+    let audit = d.cli(&["audit", "auth", "--action", "gateway/test"]);
+    assert!(!String::from_utf8_lossy(&audit.stdout).contains("918273"));
+}

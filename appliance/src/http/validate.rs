@@ -23,6 +23,20 @@ pub(super) fn socket_routes() -> Router<AppState> {
     Router::new().route("/v1/validate/triggerchallenge", post(trigger))
 }
 
+/// A token by serial, or a user's tokens (in `realm`, or the default realm).
+fn target(
+    serial: Option<String>,
+    user: Option<String>,
+    realm: Option<String>,
+    also: &str,
+) -> Result<CheckTarget, ApiError> {
+    match (serial, user) {
+        (Some(s), None) if realm.is_none() => Ok(CheckTarget::Serial(s)),
+        (None, Some(login)) => Ok(CheckTarget::User { login, realm }),
+        _ => Err(ApiError::invalid(format!("send 'serial', or 'user' with an optional 'realm'{also}"))),
+    }
+}
+
 /// A check by serial, or by user (in `realm`, or the default realm).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,11 +54,7 @@ async fn check(
     Origin(caller): Origin,
     Body(b): Body<CheckBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let target = match (b.serial, b.user) {
-        (Some(s), None) if b.realm.is_none() => CheckTarget::Serial(s),
-        (None, Some(login)) => CheckTarget::User { login, realm: b.realm },
-        _ => return Err(ApiError::invalid("send 'serial', or 'user' with an optional 'realm', and 'pass'")),
-    };
+    let target = target(b.serial, b.user, b.realm, ", and 'pass'")?;
     if let Some(tx) = &b.transaction_id {
         if tx.len() != 20 || !tx.bytes().all(|c| c.is_ascii_digit()) {
             return Err(ApiError::invalid("'transaction_id' is 20 digits"));
@@ -95,11 +105,7 @@ async fn trigger(
             ),
         ));
     }
-    let target = match (b.serial, b.user) {
-        (Some(s), None) if b.realm.is_none() => CheckTarget::Serial(s),
-        (None, Some(login)) => CheckTarget::User { login, realm: b.realm },
-        _ => return Err(ApiError::invalid("send 'serial', or 'user' with an optional 'realm'")),
-    };
+    let target = target(b.serial, b.user, b.realm, "")?;
     let (tx, challenges) = st.validate.trigger(format!("uid:{}", caller.uid), target).await?;
     Ok(Json(serde_json::json!({
         "result": if challenges.is_empty() { "reject" } else { "challenge" },

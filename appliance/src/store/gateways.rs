@@ -5,7 +5,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
-use super::{is_unique_violation, AuthAuditRow, Store, StoreError};
+use super::{unique_as, AuthAuditRow, Store, StoreError};
 
 /// What the daemon enforces when it carries out a gateway plugin's transport requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,13 +119,7 @@ impl Store {
                 crate::now_ms() / 1000
             ],
         )
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Duplicate(format!("gateway {}", g.name))
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("gateway {}", g.name))))?;
         super::tokens::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
@@ -184,13 +178,7 @@ impl Store {
                 "INSERT INTO gateway_route (token_type, position, gateway_id) VALUES (?1, ?2, ?3)",
                 params![token_type, i64::try_from(i + 1).unwrap_or(i64::MAX), id],
             )
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Invalid(format!("gateway {name} is listed twice"))
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(|e| unique_as(e, || StoreError::Invalid(format!("gateway {name} is listed twice"))))?;
         }
         super::tokens::insert_audit(&tx, audit)?;
         tx.commit()?;

@@ -135,6 +135,15 @@ impl Store {
     }
 }
 
+/// A unique-constraint violation as `duplicate()` says it; any other error as it is.
+fn unique_as(e: rusqlite::Error, duplicate: impl FnOnce() -> StoreError) -> StoreError {
+    if is_unique_violation(&e) {
+        duplicate()
+    } else {
+        e.into()
+    }
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
         || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)

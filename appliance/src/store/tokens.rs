@@ -9,7 +9,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
-use super::{is_unique_violation, Store, StoreError};
+use super::{unique_as, Store, StoreError};
 
 /// A user of the internal user store.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -52,6 +52,19 @@ pub struct TokenRecord {
     /// The owner's phone and e-mail (internal user store).
     pub user_phone: Option<String>,
     pub user_email: Option<String>,
+}
+
+impl TokenRecord {
+    /// Whether the clear timeout has passed since the last failure (0: it never does).
+    pub fn fail_cleared(&self, now_ms: i64) -> bool {
+        self.fail_clear_s > 0
+            && self.last_fail_ms.is_some_and(|last| now_ms.saturating_sub(last) >= i64::from(self.fail_clear_s) * 1000)
+    }
+
+    /// Whether the fail counter locks the token at `now_ms`.
+    pub fn locked(&self, now_ms: i64) -> bool {
+        self.fail_count >= self.max_fail && !self.fail_cleared(now_ms)
+    }
 }
 
 /// What list/show report of a token: everything but its secrets.
@@ -141,6 +154,23 @@ pub struct AuthAuditRow {
     pub detail: Option<String>,
 }
 
+impl AuthAuditRow {
+    /// A row stamped now, naming no token, user or detail yet.
+    pub fn new(caller: impl Into<String>, action: impl Into<String>, result: impl Into<String>) -> AuthAuditRow {
+        AuthAuditRow {
+            id: 0,
+            at_ms: crate::now_ms(),
+            caller: caller.into(),
+            action: action.into(),
+            serial: None,
+            login: None,
+            realm: None,
+            result: result.into(),
+            detail: None,
+        }
+    }
+}
+
 /// Filters for reading the authentication audit, newest first.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,8 +199,9 @@ pub enum TokenEffect {
     /// counter nor the fail counter changed since they were read.
     Accept { token_id: i64, seen_counter: u64, seen_fail: u32, new_counter: u64, drift: Option<i64> },
     /// The answer to a challenge was right: mark the challenge answered, but only if it is
-    /// still open (not answered, not expired at `now_ms`), and clear the fail counter.
-    AnswerChallenge { challenge_id: i64, token_id: i64, now_ms: i64 },
+    /// still open (not answered, not expired when the request arrived), and clear the fail
+    /// counter.
+    AnswerChallenge { challenge_id: i64, token_id: i64 },
     /// A failed attempt: count it.
     Fail { token_id: i64 },
     /// The clear timeout passed on a locked token and the attempt failed anyway: restart the
@@ -282,12 +313,12 @@ pub(crate) fn commit_check(tx: &Transaction<'_>, rec: &mut CheckRecord) -> rusql
             }
             changed == 1
         }
-        TokenEffect::AnswerChallenge { challenge_id, token_id, now_ms } => {
+        TokenEffect::AnswerChallenge { challenge_id, token_id } => {
             let changed = tx
                 .prepare_cached(
                     "UPDATE challenge SET answered_ms = ?1 WHERE id = ?2 AND answered_ms IS NULL AND expires_ms > ?1",
                 )?
-                .execute(params![now_ms, challenge_id])?;
+                .execute(params![at, challenge_id])?;
             if changed == 1 {
                 tx.prepare_cached("UPDATE token SET fail_count = 0, last_auth_ms = ?1 WHERE id = ?2")?
                     .execute(params![at, token_id])?;
@@ -324,13 +355,7 @@ impl Store {
             "INSERT INTO system_key (role, hsm_key_id, created_at) VALUES (?1, ?2, ?3)",
             params![role, key_id_hex, crate::now_ms() / 1000],
         )
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Duplicate(format!("system key {role}"))
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("system key {role}"))))?;
         Ok(())
     }
 
@@ -364,13 +389,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::now_ms() / 1000],
         )
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Duplicate(format!("user {} in realm {realm_name}", u.login))
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("user {} in realm {realm_name}", u.login))))?;
         let mut a = audit.clone();
         a.realm = Some(realm_name.clone());
         insert_audit(&tx, &a)?;
@@ -438,13 +457,7 @@ impl Store {
                 t.recipient
             ],
         )
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::Duplicate(format!("token {}", t.serial))
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("token {}", t.serial))))?;
         insert_audit(&tx, audit)?;
         let rec = Self::token_in(&tx, &t.serial)?;
         tx.commit()?;
