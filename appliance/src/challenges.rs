@@ -296,8 +296,9 @@ impl ChallengeService {
             };
             let delivered = attempt.delivered;
             tracing::info!(delivery = id, gateway = %attempt.gateway, delivered, detail = %attempt.detail, "delivery attempt");
+            let at = self.clock.now_ms();
             let row = AuthAuditRow {
-                at_ms: self.clock.now_ms(),
+                at_ms: at,
                 serial: Some(d.serial.clone()),
                 detail: Some(format!("delivery {id} through {}: {}", attempt.gateway, attempt.detail)),
                 ..AuthAuditRow::new("daemon", "delivery/attempt", if delivered { "ok" } else { "error" })
@@ -306,7 +307,7 @@ impl ChallengeService {
                 tracing::error!(delivery = id, error = %e, "cannot audit a delivery attempt");
             }
             attempts.push(AttemptRow {
-                at_ms: self.clock.now_ms(),
+                at_ms: at,
                 gateway: attempt.gateway.clone(),
                 delivered,
                 detail: attempt.detail,

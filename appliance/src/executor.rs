@@ -40,8 +40,6 @@ const COMMIT_AT: usize = 32;
 enum Record {
     Signature(SignatureAuditRow),
     Check(CheckRecord),
-    /// A read: nothing to commit.
-    Nothing,
 }
 
 /// How a record fared in its commit: its audit row id, and whether a check's accept stood.
@@ -65,7 +63,8 @@ pub struct WorkerCtx<'a> {
     pub reader: &'a Connection,
 }
 
-type Job = Box<dyn FnOnce(&WorkerCtx<'_>) -> Completed + Send>;
+/// A job leaves a record to commit, or nothing (a read).
+type Job = Box<dyn FnOnce(&WorkerCtx<'_>) -> Option<Completed> + Send>;
 
 #[derive(Default)]
 struct Queue {
@@ -158,15 +157,15 @@ impl Executor {
             if has_hsm_work && tx.is_closed() {
                 row.result = "error".into();
                 row.detail = Some("abandoned: the caller stopped waiting before the HSM was reached".into());
-                return Completed { record: Record::Signature(row), finish: Box::new(|_| {}) };
+                return Some(Completed { record: Record::Signature(row), finish: Box::new(|_| {}) });
             }
             let value = work(ctx.hsm, &mut row);
-            Completed {
+            Some(Completed {
                 record: Record::Signature(row),
                 finish: Box::new(move |c| {
                     let _ = tx.send(c.map(|c| (value, c.audit_id)));
                 }),
-            }
+            })
         });
         self.push(job);
         match rx.await {
@@ -191,15 +190,15 @@ impl Executor {
                 audit.result = "error".into();
                 audit.detail = Some("abandoned: the caller stopped waiting before the check ran".into());
                 let rec = CheckRecord { effect: TokenEffect::None, audit };
-                return Completed { record: Record::Check(rec), finish: Box::new(|_| {}) };
+                return Some(Completed { record: Record::Check(rec), finish: Box::new(|_| {}) });
             }
             let (rec, value) = work(ctx, audit);
-            Completed {
+            Some(Completed {
                 record: Record::Check(rec),
                 finish: Box::new(move |c| {
                     let _ = tx.send(c.map(|c| (value, c)));
                 }),
-            }
+            })
         });
         self.push(job);
         match rx.await {
@@ -217,7 +216,7 @@ impl Executor {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
             let _ = tx.send(work(ctx.reader));
-            Completed { record: Record::Nothing, finish: Box::new(|_| {}) }
+            None
         });
         self.push(job);
         rx.await.map_err(|_| ExecutorError::Lost)
@@ -271,12 +270,13 @@ fn worker(ctx: &WorkerCtx<'_>, shared: &Shared) {
         };
         // A job that panics loses only its own answer (its caller sees `Lost`).
         let pending = match std::panic::catch_unwind(AssertUnwindSafe(|| job(ctx))) {
-            Ok(done) => {
+            Ok(Some(done)) => {
                 let mut p = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
                 p.push(done);
                 p.len()
             }
-            Err(_) => 0,
+            // A read, or a job that panicked: nothing new to commit.
+            Ok(None) | Err(_) => shared.pending.lock().unwrap_or_else(PoisonError::into_inner).len(),
         };
         // More work queued: sign it first and commit the rows together, unless enough have
         // gathered. Nothing queued: commit now, nobody else will come along to do it.
@@ -344,7 +344,6 @@ fn commit_records(conn: &mut Connection, batch: &mut [Completed]) -> rusqlite::R
                 let (audit_id, accepted) = commit_check(&tx, rec)?;
                 Committed { audit_id, accepted }
             }
-            Record::Nothing => Committed { audit_id: 0, accepted: false },
         });
     }
     tx.commit()?;

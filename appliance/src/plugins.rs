@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use countersign_plugin_abi::abi::Status;
 use countersign_plugin_abi::protocol::PROTOCOL_VERSION;
 use countersign_plugin_abi::protocol::{Envelope, HostRequest, HostResponse, PluginRequest, PluginResponse};
-use countersign_plugin_ipc::{IpcError, PluginProcess};
+use countersign_plugin_ipc::PluginProcess;
 use countersign_plugin_manifest::{verify, Manifest, TrustedPublishers};
 use serde::Serialize;
 
@@ -62,6 +62,16 @@ pub enum PluginCallError {
     Failed { plugin: String, status: Status, message: String },
     #[error("plugin {plugin} answered something this appliance does not understand: {reason}")]
     Protocol { plugin: String, reason: String },
+}
+
+/// A message of this protocol version, or why not.
+fn decode<T: for<'de> serde::Deserialize<'de>>(text: &str) -> Result<T, String> {
+    let env: Envelope<T> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if env.protocol == PROTOCOL_VERSION {
+        Ok(env.body)
+    } else {
+        Err(format!("protocol {} is not {PROTOCOL_VERSION}", env.protocol))
+    }
 }
 
 /// The capability a host request uses, as manifests name it.
@@ -271,14 +281,11 @@ impl PluginHost {
         };
         let caps = &plugin.manifest.capabilities;
         let mut host = |text: &str| -> (Status, String) {
-            let answer = match serde_json::from_str::<Envelope<HostRequest>>(text) {
-                Ok(env) if env.protocol != PROTOCOL_VERSION => {
-                    HostResponse::Refused { reason: format!("protocol {} is not {PROTOCOL_VERSION}", env.protocol) }
-                }
-                Ok(env) => {
-                    let cap = capability(&env.body);
+            let answer = match decode::<HostRequest>(text) {
+                Ok(body) => {
+                    let cap = capability(&body);
                     if caps.contains(cap) {
-                        serve(env.body)
+                        serve(body)
                     } else {
                         tracing::warn!(
                             plugin = name,
@@ -298,18 +305,8 @@ impl PluginHost {
             worker.failures = 0;
         }
         match answer {
-            Ok((Status::Ok, text)) => serde_json::from_str::<Envelope<PluginResponse>>(&text)
-                .map_err(|e| PluginCallError::Protocol { plugin: name.into(), reason: e.to_string() })
-                .and_then(|env| {
-                    if env.protocol == PROTOCOL_VERSION {
-                        Ok(env.body)
-                    } else {
-                        Err(PluginCallError::Protocol {
-                            plugin: name.into(),
-                            reason: format!("protocol {} is not {PROTOCOL_VERSION}", env.protocol),
-                        })
-                    }
-                }),
+            Ok((Status::Ok, text)) => decode::<PluginResponse>(&text)
+                .map_err(|reason| PluginCallError::Protocol { plugin: name.into(), reason }),
             // The worker lives on (a panic is caught in the plugin); only this call failed.
             Ok((status, message)) => Err(PluginCallError::Failed { plugin: name.into(), status, message }),
             Err(e) => {
@@ -318,9 +315,6 @@ impl PluginHost {
                 worker.process = None;
                 worker.failures += 1;
                 worker.not_before = Some(Instant::now() + self.backoff(worker.failures));
-                if !matches!(e, IpcError::Timeout(_) | IpcError::Crashed(_) | IpcError::Io(_) | IpcError::Frame(_)) {
-                    tracing::warn!(plugin = name, "unexpected worker error kind");
-                }
                 // The first failure restarts at once, so the next request finds a worker.
                 let _ = self.ensure_running(plugin, &mut worker);
                 Err(PluginCallError::Worker { plugin: name.into(), reason })
