@@ -100,3 +100,81 @@ pub fn write_report(out: Option<&std::path::Path>, report: &str) -> std::io::Res
     }
     Ok(())
 }
+
+/// Runs `op(thread)` in a loop on `threads` threads for `dur`; the latencies and the seconds.
+pub fn on_threads(threads: usize, dur: Duration, op: impl Fn(usize) + Send + Sync + 'static) -> (Vec<Duration>, f64) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let op = Arc::new(op);
+    let start = std::time::Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (stop, op) = (stop.clone(), op.clone());
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t0 = std::time::Instant::now();
+                    op(t);
+                    lat.push(t0.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    std::thread::sleep(dur);
+    stop.store(true, Ordering::Relaxed);
+    let lat = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+    (lat, start.elapsed().as_secs_f64())
+}
+
+/// One request a client sends: method, path and JSON body.
+pub type ClientRequest = (hyper::Method, String, Option<Vec<u8>>);
+
+/// `clients` clients, each on its own kept-alive connection to `sock`, send `request(client)`
+/// in a loop for `dur`; `ok` judges each answer (status, body). The latencies, the seconds,
+/// and how many answers were not ok.
+pub fn on_socket(
+    sock: &std::path::Path,
+    clients: usize,
+    dur: Duration,
+    request: impl Fn(usize) -> ClientRequest + Send + Sync + 'static,
+    ok: impl Fn(u16, &[u8]) -> bool + Send + Sync + 'static,
+) -> (Vec<Duration>, f64, u64) {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (request, ok) = (Arc::new(request), Arc::new(ok));
+    let failed = Arc::new(AtomicU64::new(0));
+    let (lat, secs) = rt.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let start = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (sock, stop, request, ok, failed) =
+                (sock.to_path_buf(), stop.clone(), request.clone(), ok.clone(), failed.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut conn = countersign::client::Connection::connect(&sock).await.expect("connect");
+                let mut lat = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let (method, uri, body) = request(c);
+                    let t0 = std::time::Instant::now();
+                    let (st, answer) = conn.raw(method, &uri, body).await.expect("request");
+                    lat.push(t0.elapsed());
+                    if !ok(st.as_u16(), &answer) {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                lat
+            }));
+        }
+        tokio::time::sleep(dur).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("client task"));
+        }
+        (all, start.elapsed().as_secs_f64())
+    });
+    (lat, secs, failed.load(Ordering::Relaxed))
+}

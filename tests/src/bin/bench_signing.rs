@@ -9,45 +9,22 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
-use countersign_tests::bench::{machine, median, median_rows, memory, summarise, write_report, Run};
+use countersign_tests::bench::{
+    machine, median, median_rows, memory, on_socket, on_threads, summarise, write_report, Run,
+};
 use countersign_tests::{b64, Daemon};
 
 fn raw(hsm: &Hsm, key: &KeyId, threads: usize, dur: Duration) -> Run {
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let hsm = hsm.clone();
-            let key = key.clone();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut lat = Vec::new();
-                let msg = format!("raw bench message {t}");
-                while !stop.load(Ordering::Relaxed) {
-                    let t0 = Instant::now();
-                    hsm.sign(
-                        &key,
-                        KeyAlgorithm::EcP256,
-                        SignScheme::Ecdsa,
-                        HashAlg::Sha256,
-                        SignInput::Message(msg.as_bytes()),
-                    )
-                    .expect("raw sign");
-                    lat.push(t0.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    std::thread::sleep(dur);
-    stop.store(true, Ordering::Relaxed);
-    let lat: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().expect("raw thread")).collect();
-    summarise(format!("raw C_Sign via hsm/, {threads} thread(s)"), lat, start.elapsed().as_secs_f64())
+    let (hsm, key) = (hsm.clone(), key.clone());
+    let (lat, secs) = on_threads(threads, dur, move |t| {
+        let msg = format!("raw bench message {t}");
+        hsm.sign(&key, KeyAlgorithm::EcP256, SignScheme::Ecdsa, HashAlg::Sha256, SignInput::Message(msg.as_bytes()))
+            .expect("raw sign");
+    });
+    summarise(format!("raw C_Sign via hsm/, {threads} thread(s)"), lat, secs)
 }
 
 /// What one client request is: method, path, and whether it carries the signing body.
@@ -62,42 +39,15 @@ fn socket(sock: &std::path::Path, clients: usize, dur: Duration) -> Run {
 }
 
 fn socket_req(sock: &std::path::Path, clients: usize, dur: Duration, req: Req) -> Run {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (lat, secs) = rt.block_on(async {
-        let stop = Arc::new(AtomicBool::new(false));
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for c in 0..clients {
-            let sock = sock.to_path_buf();
-            let stop = stop.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut conn = countersign::client::Connection::connect(&sock).await.expect("connect");
-                let body =
-                    serde_json::json!({ "message": b64(format!("socket bench message {c}").as_bytes()) }).to_string();
-                let mut lat = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let t0 = Instant::now();
-                    let (st, _) = match req {
-                        Req::Sign => {
-                            conn.raw(hyper::Method::POST, "/v1/keys/bench/sign", Some(body.clone().into_bytes())).await
-                        }
-                        Req::ListKeys => conn.raw(hyper::Method::GET, "/v1/keys", None).await,
-                    }
-                    .expect("request");
-                    assert!(st.is_success(), "sign failed: {st}");
-                    lat.push(t0.elapsed());
-                }
-                lat
-            }));
+    let request = move |c: usize| match req {
+        Req::Sign => {
+            let body = serde_json::json!({ "message": b64(format!("socket bench message {c}").as_bytes()) });
+            (hyper::Method::POST, "/v1/keys/bench/sign".to_owned(), Some(body.to_string().into_bytes()))
         }
-        tokio::time::sleep(dur).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.expect("client task"));
-        }
-        (all, start.elapsed().as_secs_f64())
-    });
+        Req::ListKeys => (hyper::Method::GET, "/v1/keys".to_owned(), None),
+    };
+    let (lat, secs, failed) = on_socket(sock, clients, dur, request, |status, _| (200..300).contains(&status));
+    assert_eq!(failed, 0, "requests failed");
     let what = match req {
         Req::Sign => "api.sock sign",
         Req::ListKeys => "api.sock GET /v1/keys (no HSM work, audited)",

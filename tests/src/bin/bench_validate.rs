@@ -9,12 +9,14 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use countersign_hsm::{HashAlg, Hsm, KeyId};
-use countersign_tests::bench::{machine, median, median_rows, memory, summarise, write_report, Run};
+use countersign_tests::bench::{
+    machine, median, median_rows, memory, on_socket, on_threads, summarise, write_report, Run,
+};
 use countersign_tests::{Daemon, HOTP_PLUGIN};
 use hmac::{Hmac, Mac};
 
@@ -42,76 +44,30 @@ fn run(
     clients: usize,
     dur: Duration,
 ) -> (Run, u64) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let rejected = Arc::new(AtomicU64::new(0));
-    let (lat, secs) = rt.block_on(async {
-        let stop = Arc::new(AtomicBool::new(false));
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for c in 0..clients {
-            let (sock, stop, serials, counters, rejected) =
-                (sock.to_path_buf(), stop.clone(), serials.clone(), counters.clone(), rejected.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut conn = countersign::client::Connection::connect(&sock).await.expect("connect");
-                let seed = seed(c);
-                let mut lat = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let n = counters[c].fetch_add(1, Ordering::Relaxed);
-                    let body = serde_json::json!({ "serial": serials[c], "pass": format!("{PIN}{}", hotp(&seed, n)) });
-                    let t0 = Instant::now();
-                    let (st, v) =
-                        conn.request(hyper::Method::POST, "/v1/validate/check", Some(&body)).await.expect("request");
-                    lat.push(t0.elapsed());
-                    if !st.is_success() || v["accepted"] != true {
-                        rejected.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                lat
-            }));
-        }
-        tokio::time::sleep(dur).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for t in tasks {
-            all.extend(t.await.expect("client task"));
-        }
-        (all, start.elapsed().as_secs_f64())
-    });
+    let (serials, counters) = (serials.clone(), counters.clone());
+    let request = move |c: usize| {
+        let n = counters[c].fetch_add(1, Ordering::Relaxed);
+        let body = serde_json::json!({ "serial": serials[c], "pass": format!("{PIN}{}", hotp(&seed(c), n)) });
+        (hyper::Method::POST, "/v1/validate/check".to_owned(), Some(body.to_string().into_bytes()))
+    };
+    let accepted = |status: u16, body: &[u8]| {
+        status == 200 && serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["accepted"] == true)
+    };
+    let (lat, secs, rejected) = on_socket(sock, clients, dur, request, accepted);
     let label = format!("valid HOTP checks (PIN + OTP), {clients} client(s)");
-    (summarise(label, lat, secs), rejected.load(Ordering::Relaxed))
+    (summarise(label, lat, secs), rejected)
 }
 
 /// The HSM work of one check without anything around it: the PIN verifier (HMAC-SHA-256) and
 /// opening a sealed seed (AES-GCM), on `threads` threads, with the daemon's own system keys.
 fn raw_hsm(hsm: &Hsm, pin_key: &KeyId, seal_key: &KeyId, threads: usize, dur: Duration) -> Run {
     let sealed = hsm.seal(seal_key, b"bench aad", &[7u8; 20]).expect("seal");
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (hsm, pin_key, seal_key, sealed, stop) =
-                (hsm.clone(), pin_key.clone(), seal_key.clone(), sealed.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut lat = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let t0 = Instant::now();
-                    hsm.hmac(&pin_key, HashAlg::Sha256, b"countersign/token-pin/v1\0OATH00000000\0pin-4711")
-                        .expect("hmac");
-                    hsm.unseal(&seal_key, b"bench aad", &sealed).expect("unseal");
-                    lat.push(t0.elapsed());
-                }
-                lat
-            })
-        })
-        .collect();
-    std::thread::sleep(dur);
-    stop.store(true, Ordering::Relaxed);
-    let lat: Vec<Duration> = handles.into_iter().flat_map(|h| h.join().expect("raw thread")).collect();
-    summarise(
-        format!("raw HSM work of one check (HMAC + GCM open) via hsm/, {threads} thread(s)"),
-        lat,
-        start.elapsed().as_secs_f64(),
-    )
+    let (hsm, pin_key, seal_key) = (hsm.clone(), pin_key.clone(), seal_key.clone());
+    let (lat, secs) = on_threads(threads, dur, move |_| {
+        hsm.hmac(&pin_key, HashAlg::Sha256, b"countersign/token-pin/v1\0OATH00000000\0pin-4711").expect("hmac");
+        hsm.unseal(&seal_key, b"bench aad", &sealed).expect("unseal");
+    });
+    summarise(format!("raw HSM work of one check (HMAC + GCM open) via hsm/, {threads} thread(s)"), lat, secs)
 }
 
 fn main() -> anyhow::Result<()> {
