@@ -232,22 +232,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             (Method::GET, format!("/v1/admin/audit/auth?{}", q.join("&")), None, output::View::AuthAudit)
         }
-        Command::Token(cmd) => {
-            let r = token::token_request(cmd)?;
-            (r.method, r.uri, r.body, r.view)
-        }
-        Command::User(cmd) => {
-            let r = token::user_request(cmd)?;
-            (r.method, r.uri, r.body, r.view)
-        }
-        Command::Gateway(cmd) => {
-            let r = gateway::gateway_request(cmd)?;
-            (r.method, r.uri, r.body, r.view)
-        }
-        Command::Delivery(cmd) => {
-            let r = gateway::delivery_request(cmd)?;
-            (r.method, r.uri, r.body, r.view)
-        }
+        Command::Token(cmd) => token::token_request(cmd)?.into(),
+        Command::User(cmd) => token::user_request(cmd)?.into(),
+        Command::Gateway(cmd) => gateway::gateway_request(cmd)?.into(),
+        Command::Delivery(cmd) => gateway::delivery_request(cmd)?.into(),
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
     };
     let mut conn = Connection::connect(&cli.socket).await?;

@@ -169,6 +169,19 @@ pub struct Request {
     pub view: View,
 }
 
+// The body may carry a PIN, a seed or credentials: Debug shows the route only.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").field("method", &self.method).field("uri", &self.uri).finish_non_exhaustive()
+    }
+}
+
+impl From<Request> for (Method, String, Option<Value>, View) {
+    fn from(r: Request) -> Self {
+        (r.method, r.uri, r.body, r.view)
+    }
+}
+
 pub fn req(method: Method, uri: String, body: Option<Value>, view: View) -> anyhow::Result<Request> {
     Ok(Request { method, uri, body, view })
 }
