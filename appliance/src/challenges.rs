@@ -64,8 +64,8 @@ pub struct ChallengeView {
 /// A challenge just created, and its queued delivery (none when it has no recipient).
 type Created = (ChallengeView, Option<i64>);
 
-/// The sealed part of a delivery.
-#[derive(Debug, Serialize, Deserialize)]
+/// The sealed part of a delivery. It carries the code, so it has no Debug.
+#[derive(Serialize, Deserialize)]
 struct SealedMessage {
     subject: String,
     text: String,
