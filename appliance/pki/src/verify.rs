@@ -6,7 +6,7 @@
 
 use const_oid::db::rfc5912;
 use const_oid::ObjectIdentifier;
-use der::{Decode, Encode, Reader, SliceReader};
+use der::{Decode, Encode};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::time::Time;
@@ -23,9 +23,7 @@ pub(crate) struct ParsedCert {
 impl ParsedCert {
     pub fn parse(der: &[u8], what: &str) -> Result<Self, PkiError> {
         let cert = Certificate::from_der(der).map_err(|e| PkiError::malformed(what, e))?;
-        let mut reader = SliceReader::new(der).map_err(|e| PkiError::malformed(what, e))?;
-        let tbs =
-            reader.sequence(|outer| outer.tlv_bytes().map(<[u8]>::to_vec)).map_err(|e| PkiError::malformed(what, e))?;
+        let tbs = first_element(der).ok_or_else(|| PkiError::malformed(what, "no TBSCertificate inside"))?.to_vec();
         Ok(ParsedCert { cert, tbs })
     }
 
@@ -57,6 +55,28 @@ impl ParsedCert {
             .ok_or_else(|| PkiError::BadSignature("the signature BIT STRING has unused bits".to_string()))?;
         verify_with_algorithm(issuer, &self.cert.signature_algorithm, &self.tbs, signature)
     }
+}
+
+/// Header length and content length of the DER TLV at the start of `der`.
+fn tlv_header(der: &[u8]) -> Option<(usize, usize)> {
+    let first = *der.get(1)?;
+    if first < 0x80 {
+        return Some((2, usize::from(first)));
+    }
+    let count = usize::from(first & 0x7f);
+    if count == 0 || count > 4 {
+        return None;
+    }
+    let len = der.get(2..2 + count)?.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    Some((2 + count, len))
+}
+
+/// The complete first TLV inside the SEQUENCE at the start of `der`: the bytes a certificate signature covers.
+fn first_element(der: &[u8]) -> Option<&[u8]> {
+    let (outer_header, _) = tlv_header(der)?;
+    let inner = der.get(outer_header..)?;
+    let (header, len) = tlv_header(inner)?;
+    inner.get(..header.checked_add(len)?)
 }
 
 pub(crate) fn unix_time(time: &Time) -> i64 {
@@ -217,7 +237,7 @@ pub struct CertInfo {
     /// RFC 4514, most specific first.
     pub subject: String,
     pub issuer: String,
-    /// Lowercase hex of the serial number's bytes.
+    /// Lowercase hex of the serial number (an unsigned integer: no leading 00 sign byte).
     pub serial_hex: String,
     /// Unix seconds.
     pub not_before: i64,
@@ -227,6 +247,12 @@ pub struct CertInfo {
     pub sha256_fingerprint: String,
 }
 
+/// Lowercase hex of an unsigned big-endian integer, without the DER sign byte.
+fn serial_hex(bytes: &[u8]) -> String {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len().saturating_sub(1));
+    hex::encode(&bytes[start..])
+}
+
 /// Summarises a DER certificate.
 pub fn certificate_info(der: &[u8]) -> Result<CertInfo, PkiError> {
     let parsed = ParsedCert::parse(der, "the certificate")?;
@@ -234,7 +260,7 @@ pub fn certificate_info(der: &[u8]) -> Result<CertInfo, PkiError> {
     Ok(CertInfo {
         subject: tbs.subject.to_string(),
         issuer: tbs.issuer.to_string(),
-        serial_hex: hex::encode(tbs.serial_number.as_bytes()),
+        serial_hex: serial_hex(tbs.serial_number.as_bytes()),
         not_before: parsed.not_before(),
         not_after: parsed.not_after(),
         spki_der: tbs.subject_public_key_info.to_der().map_err(|e| PkiError::encode("the public key", e))?,
@@ -262,4 +288,12 @@ pub fn spki_matches(a: &[u8], b: &[u8]) -> bool {
 /// Refuses keys this crate cannot verify with (anything but EC P-256/P-384 and RSA).
 pub(crate) fn check_supported_key(spki: &SubjectPublicKeyInfoOwned) -> Result<(), PkiError> {
     public_key(spki).map(|_| ())
+}
+
+/// Checks that `cert_der` carries a signature made by the key of `issuer_der` (pass the same bytes twice for a
+/// self-signed certificate). Validity and names are not looked at.
+pub fn verify_issued_by(cert_der: &[u8], issuer_der: &[u8]) -> Result<(), PkiError> {
+    let cert = ParsedCert::parse(cert_der, "the certificate")?;
+    let issuer = ParsedCert::parse(issuer_der, "the issuer certificate")?;
+    cert.verify_signed_by(&issuer.cert.tbs_certificate.subject_public_key_info)
 }
