@@ -199,3 +199,41 @@ pub(crate) fn first_attribute(name: &Name, oid: ObjectIdentifier) -> Option<Stri
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(name: &Name) -> Vec<Vec<String>> {
+        name.0
+            .iter()
+            .rev()
+            .map(|rdn| rdn.0.iter().map(|atv| String::from_utf8_lossy(atv.value.value()).into_owned()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn escaping_round_trips_every_special_character() {
+        for raw in ["a,b", "a+b", "a=b", "\\", "\\,", "x\\\\,y", " lead", "trail ", "#hash", "q\"<>;", "tab\there", "ü"]
+        {
+            let name = parse_rfc4514(&format!("CN={},O=x", escape_rfc4514(raw))).unwrap();
+            assert_eq!(values(&name), vec![vec![raw.to_string()], vec!["x".to_string()]], "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn parses_multi_valued_rdns_hex_escapes_and_spaces() {
+        let name = parse_rfc4514("CN=a+UID=b, O = Acme\\2C Inc ,C=DE").unwrap();
+        assert_eq!(name.0.len(), 3);
+        assert_eq!(name.0[2].0.len(), 2);
+        assert_eq!(values(&name)[1], vec!["Acme, Inc".to_string()]);
+        assert_eq!(name.to_string(), "CN=a+UID=b,O=Acme\\, Inc,C=DE");
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_encode_faithfully() {
+        for bad in ["", "CN", "CN=", "XX=a", "CN=#0403", "CN=\"q\"", "CN=a\\", "CN=a\\q", "C=Deutschland!", "DC=ü"] {
+            assert!(parse_rfc4514(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}
