@@ -1,6 +1,7 @@
 //! Challenge-response for tokens whose codes the appliance sends (sms, email): creating
 //! challenges, and delivering their messages durably through the gateways of the token
-//! type's failover route.
+//! type's failover route. Certificate tokens (PIV cards) get a challenge too: a random nonce
+//! their card signs, with nothing to deliver.
 //!
 //! A trigger reserves each token's next HOTP counter (a challenge of its own), asks the token's
 //! plugin for the code and message, seals the message into the delivery queue, and waits up to
@@ -33,8 +34,11 @@ pub const TEMPLATE_VARIABLES: &[&str] = &["otp", "serial", "user", "realm", "tra
 
 /// Token types answered through a challenge.
 pub fn is_challenge_type(token_type: &str) -> bool {
-    matches!(token_type, "sms" | "email")
+    matches!(token_type, "sms" | "email" | "certificate")
 }
+
+/// Bytes of a certificate token's nonce.
+const NONCE_LEN: usize = 32;
 
 /// Waits between delivery rounds: 5 s, 15 s, 30 s, then every 60 s until the challenge expires.
 fn retry_after(attempt_rounds: u32) -> Duration {
@@ -59,6 +63,10 @@ pub struct ChallengeView {
     /// `delivered`, `queued` (retrying, or still being sent) or `failed`.
     pub delivery: String,
     pub delivery_detail: Option<String>,
+    /// Certificate tokens: the nonce (hex) to sign with the card's key, SHA-256 then ECDSA or
+    /// RSA PKCS#1 v1.5; the answer is the signature (hex or base64) as `pass`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// A challenge just created, and its queued delivery (none when it has no recipient).
@@ -179,12 +187,24 @@ impl ChallengeService {
                 client_mode: "interactive",
                 delivery: "failed".into(),
                 delivery_detail: None,
+                nonce: None,
             };
             if t.locked(now) {
                 // No messages for a locked token: an attacker with the PIN could otherwise make
                 // the appliance send codes at will.
                 view.message = "the token is locked after too many failed attempts".into();
                 view.delivery_detail = Some("not sent: the token is locked".into());
+                out.push((view, None));
+                continue;
+            }
+            if t.token_type == "certificate" {
+                let nonce = self.secrets.random(NONCE_LEN)?;
+                self.store.create_challenge(t.id, &tx_id, now, expires, Some(&nonce))?;
+                let slot = t.params.get("slot").and_then(serde_json::Value::as_str).unwrap_or("9a");
+                view.message = format!("Sign the nonce with the key in slot {slot} of your card");
+                view.client_mode = "piv";
+                view.delivery = "none".into();
+                view.nonce = Some(hex::encode(nonce));
                 out.push((view, None));
                 continue;
             }
@@ -198,7 +218,7 @@ impl ChallengeService {
                 "sms" => format!("Enter the code sent by SMS to {}", mask(&recipient)),
                 _ => format!("Enter the code sent by e-mail to {}", mask(&recipient)),
             };
-            let (challenge_id, counter) = self.store.create_challenge(t.id, &tx_id, now, expires)?;
+            let (challenge_id, counter) = self.store.create_challenge(t.id, &tx_id, now, expires, None)?;
             let variables: BTreeMap<String, String> = [
                 ("serial", t.serial.clone()),
                 ("user", t.login.clone().unwrap_or_default()),

@@ -55,6 +55,42 @@ impl Connection {
         Ok((status, v))
     }
 
+    /// Sends a request whose answer is newline-delimited JSON (enrolment, watching readers)
+    /// and calls `on_line` for each line as it arrives. A non-2xx answer is returned whole as
+    /// `Err((status, json))` through the Ok value instead, so callers print the daemon's error.
+    pub async fn stream_lines(
+        &mut self,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+        mut on_line: impl FnMut(Value),
+    ) -> Result<StatusCode, ClientError> {
+        self.sender.ready().await?;
+        let mut req = Request::builder().method(method).uri(uri).header("host", "localhost");
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req.body(Full::new(Bytes::from(body.map(|b| b.to_string().into_bytes()).unwrap_or_default())))?;
+        let resp = self.sender.send_request(req).await?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                pending.extend_from_slice(&data);
+                while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=nl).collect();
+                    let v = serde_json::from_slice(&line).map_err(|e| ClientError::Decode(e.to_string()))?;
+                    on_line(v);
+                }
+            }
+        }
+        if !pending.iter().all(u8::is_ascii_whitespace) {
+            on_line(serde_json::from_slice(&pending).map_err(|e| ClientError::Decode(e.to_string()))?);
+        }
+        Ok(status)
+    }
+
     /// Sends raw body bytes as JSON; returns status and body bytes.
     pub async fn raw(
         &mut self,

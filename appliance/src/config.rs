@@ -41,6 +41,55 @@ pub struct Config {
     pub http: HttpSection,
     pub clock: ClockSection,
     pub challenge: ChallengeSection,
+    pub ca: CaSection,
+    pub enrolment: EnrolmentSection,
+}
+
+/// The appliance CA (its key in the HSM) and the certificates it issues to cards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaSection {
+    /// ec-p256 or ec-p384.
+    pub algorithm: String,
+    /// The CA's own subject (RFC 4514).
+    pub subject: String,
+    /// Validity of a self-signed CA certificate.
+    pub validity_days: u32,
+    /// Validity of issued certificates (cut at the CA's own expiry).
+    pub cert_validity_days: u32,
+    /// Subject of issued certificates; `{login}`, `{realm}`, `{serial}` (card), `{token}`.
+    pub cert_subject: String,
+    /// Extended key usages of issued certificates.
+    pub client_auth: bool,
+    pub smartcard_logon: bool,
+    /// When set, issued certificates carry the UPN `{login}@{upn_domain}` (Windows logon).
+    pub upn_domain: String,
+}
+
+/// Enrolling cards in readers at the appliance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentSection {
+    /// PEM files of the roots a card's PIV attestation must chain to (Yubico's in production).
+    pub attestation_roots: Vec<PathBuf>,
+    /// PEM files of intermediates between those roots and a card's f9 certificate (YubiKey
+    /// firmware 5.7.4 on chains through intermediates the card does not hold).
+    pub attestation_intermediates: Vec<PathBuf>,
+    /// Refuse cards that cannot prove their key was generated on them.
+    pub require_attestation: bool,
+    /// Key generated on the card: ec-p256, ec-p384 or rsa-2048.
+    pub piv_algorithm: String,
+    /// 9a (authentication) or 9c (signature), unless the request names one.
+    pub piv_slot: String,
+    /// When the card asks for the PIN: default, never, once, always.
+    pub pin_policy: crate::devices::piv::PinPolicy,
+    /// Touch: default, never, always, cached.
+    pub touch_policy: crate::devices::piv::TouchPolicy,
+    /// The card's new PUK: "sealed" (random, kept sealed by the appliance for unblocking) or
+    /// "show" (random, shown once to the admin, not kept).
+    pub puk: String,
+    /// Issuer shown for OATH accounts written to a YubiKey.
+    pub oath_issuer: String,
 }
 
 /// Challenge-response tokens (sms, email) and the delivery of their codes.
@@ -271,6 +320,24 @@ impl Config {
         }
         if self.validate.max_fail == 0 {
             return bad("validate.max_fail must be at least 1".into());
+        }
+        if !matches!(self.ca.algorithm.as_str(), "ec-p256" | "ec-p384") {
+            return bad(format!("ca.algorithm must be ec-p256 or ec-p384, not {:?}", self.ca.algorithm));
+        }
+        if self.ca.validity_days == 0 || self.ca.cert_validity_days == 0 {
+            return bad("ca.validity_days and ca.cert_validity_days must be positive".into());
+        }
+        if !matches!(self.enrolment.piv_algorithm.as_str(), "ec-p256" | "ec-p384" | "rsa-2048") {
+            return bad(format!(
+                "enrolment.piv_algorithm must be ec-p256, ec-p384 or rsa-2048, not {:?}",
+                self.enrolment.piv_algorithm
+            ));
+        }
+        if crate::devices::piv::Slot::parse(&self.enrolment.piv_slot).is_none() {
+            return bad(format!("enrolment.piv_slot must be 9a or 9c, not {:?}", self.enrolment.piv_slot));
+        }
+        if !matches!(self.enrolment.puk.as_str(), "sealed" | "show") {
+            return bad(format!("enrolment.puk must be sealed or show, not {:?}", self.enrolment.puk));
         }
         if self.validate.sync_window < 2 || self.validate.sync_window > 10_000 {
             return bad("validate.sync_window must be between 2 and 10000".into());

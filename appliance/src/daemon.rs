@@ -80,15 +80,22 @@ impl Appliance {
             cfg.challenge.clone(),
         );
         challenges.start_sender()?;
+        let tokens =
+            TokenService::new(store.clone(), plugins.clone(), secrets.clone(), clock.clone(), cfg.validate.clone());
+        let ca = crate::ca::CaService::new(store.clone(), hsm.clone(), cfg.ca.clone(), clock.clone());
+        let enrolment = crate::enrolment::EnrolmentService::new(
+            store.clone(),
+            secrets.clone(),
+            tokens.clone(),
+            ca.clone(),
+            cfg.enrolment.clone(),
+            clock.clone(),
+        );
         let state = AppState {
             signing: SigningService::new(directory.clone(), executor.clone()),
-            tokens: TokenService::new(
-                store.clone(),
-                plugins.clone(),
-                secrets.clone(),
-                clock.clone(),
-                cfg.validate.clone(),
-            ),
+            tokens,
+            ca,
+            enrolment,
             gateways: gateways.clone(),
             challenges: challenges.clone(),
             validate: ValidateService::new(

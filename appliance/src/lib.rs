@@ -6,12 +6,15 @@
 //! here links cryptoki: every key operation goes through `countersign_hsm`.
 
 pub mod admin;
+pub mod ca;
 pub mod challenges;
 pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod devices;
 pub mod directory;
+pub mod enrolment;
 pub mod enrolment_qr;
 pub mod executor;
 pub mod gateway_host;

@@ -72,6 +72,11 @@ fn gateway_aad(gateway: &str) -> Vec<u8> {
     [b"countersign/gateway-credentials/v1\0".as_slice(), gateway.as_bytes()].concat()
 }
 
+/// What a card secret is: `management-key` or `puk`.
+fn device_aad(kind: &str, serial: &str, what: &str) -> Vec<u8> {
+    [b"countersign/device/v1\0".as_slice(), kind.as_bytes(), b"\0", serial.as_bytes(), b"\0", what.as_bytes()].concat()
+}
+
 impl TokenSecrets {
     /// Finds the keys the store names (checking the token holds them), or creates them.
     pub fn open(hsm: &Hsm, store: &Store) -> Result<TokenSecrets, TokenSecretsError> {
@@ -113,6 +118,22 @@ impl TokenSecrets {
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         self.hsm.unseal(&self.seal, &message_aad(transaction_id, serial), sealed)
+    }
+
+    /// Seals a secret the appliance set on a card (`what`: `management-key` or `puk`), bound
+    /// to that card.
+    pub fn seal_device_secret(&self, kind: &str, serial: &str, what: &str, secret: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.hsm.seal(&self.seal, &device_aad(kind, serial, what), secret)
+    }
+
+    pub fn open_device_secret(
+        &self,
+        kind: &str,
+        serial: &str,
+        what: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.hsm.unseal(&self.seal, &device_aad(kind, serial, what), sealed)
     }
 
     /// The verifier stored for `pin` on token `serial`.

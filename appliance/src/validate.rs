@@ -227,9 +227,25 @@ impl ValidateService {
             ));
         }
         let code = req.pass.expose_secret().to_owned();
+        let mut why = None;
         for (t, c) in &candidates {
             if t.locked(now) {
                 return Err(locked(t));
+            }
+            if t.token_type == "certificate" {
+                match self.signed_nonce(ctx, t, c, &code, now) {
+                    Ok(()) => {
+                        return Ok(Accept {
+                            serial: t.serial.clone(),
+                            detail: "challenge answered: the card signed the nonce".into(),
+                            effect: TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
+                        })
+                    }
+                    Err(e) => {
+                        why = Some(e);
+                        continue;
+                    }
+                }
             }
             let request = PluginRequest::CheckOtp {
                 secret: secret_ref(t),
@@ -254,11 +270,36 @@ impl ValidateService {
         }
         let (t, _) = candidates[0];
         Err(Reject {
-            audit: format!("wrong answer to challenge {tx}"),
+            audit: match why {
+                Some(why) => format!("wrong answer to challenge {tx}: {why}"),
+                None => format!("wrong answer to challenge {tx}"),
+            },
             answer: "wrong PIN or OTP",
             effect: fail_effect(t, now),
             serial: Some(t.serial.clone()),
         })
+    }
+
+    /// Checks a certificate token's answer: `pass` is the card's signature (hex or base64)
+    /// over the challenge's nonce, verified against the enrolled certificate and its validity.
+    fn signed_nonce(
+        &self,
+        ctx: &WorkerCtx<'_>,
+        t: &TokenRecord,
+        c: &crate::store::OpenChallenge,
+        pass: &str,
+        now_ms: i64,
+    ) -> Result<(), String> {
+        let nonce = c.nonce.as_deref().ok_or("the challenge has no nonce")?;
+        let cert = crate::store::token_certificate(ctx.reader, t.id)
+            .map_err(|e| format!("store: {e}"))?
+            .ok_or("the token has no certificate")?;
+        let pass = pass.trim();
+        let signature = hex::decode(pass)
+            .or_else(|_| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, pass))
+            .map_err(|_| "the answer is not a hex or base64 signature".to_owned())?;
+        countersign_pki::verify_signature(&cert.certificate, nonce, &signature, now_ms / 1000)
+            .map_err(|e| e.to_string())
     }
 
     /// Reads the tokens and decides, without writing anything.

@@ -7,6 +7,7 @@ mod api;
 mod error;
 mod extract;
 mod gateways;
+mod hardware;
 mod tokens;
 mod validate;
 
@@ -34,6 +35,8 @@ use crate::signing::SigningService;
 pub struct AppState {
     pub signing: SigningService,
     pub tokens: crate::tokens::TokenService,
+    pub ca: crate::ca::CaService,
+    pub enrolment: crate::enrolment::EnrolmentService,
     pub gateways: crate::gateways::GatewayService,
     pub challenges: crate::challenges::ChallengeService,
     pub validate: crate::validate::ValidateService,
@@ -110,6 +113,7 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
     let routes = admin::routes()
         .merge(tokens::routes())
         .merge(gateways::routes())
+        .merge(hardware::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     finish(routes, state, limits)
 }

@@ -17,6 +17,8 @@ pub struct OpenChallenge {
     pub token_id: i64,
     pub counter: u64,
     pub expires_ms: i64,
+    /// Certificate tokens: the nonce the card must sign.
+    pub nonce: Option<Vec<u8>>,
 }
 
 /// A delivery as stored.
@@ -80,7 +82,7 @@ pub struct DeliveryView {
 /// Open challenges of `transaction_id` at `now_ms`, read on the caller's connection.
 pub fn open_challenges(conn: &Connection, transaction_id: &str, now_ms: i64) -> Result<Vec<OpenChallenge>, StoreError> {
     let mut st = conn.prepare_cached(
-        "SELECT id, token_id, counter, expires_ms FROM challenge
+        "SELECT id, token_id, counter, expires_ms, nonce FROM challenge
          WHERE transaction_id = ?1 AND answered_ms IS NULL AND expires_ms > ?2",
     )?;
     let rows = st.query_map(params![transaction_id, now_ms], |r| {
@@ -89,6 +91,7 @@ pub fn open_challenges(conn: &Connection, transaction_id: &str, now_ms: i64) -> 
             token_id: r.get(1)?,
             counter: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
             expires_ms: r.get(3)?,
+            nonce: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -113,14 +116,16 @@ fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
 }
 
 impl Store {
-    /// Reserves the token's next counter and records a challenge for it; returns the
-    /// challenge id and the counter. Fails if the token changed meanwhile (try again).
+    /// Reserves the token's next counter and records a challenge for it (with the nonce a
+    /// certificate token must sign); returns the challenge id and the counter. Fails if the
+    /// token changed meanwhile (try again).
     pub fn create_challenge(
         &self,
         token_id: i64,
         transaction_id: &str,
         now_ms: i64,
         expires_ms: i64,
+        nonce: Option<&[u8]>,
     ) -> Result<(i64, u64), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -135,8 +140,9 @@ impl Store {
             params![counter + 1, token_id, counter],
         )?;
         tx.execute(
-            "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![transaction_id, token_id, counter, now_ms, expires_ms],
+            "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms, nonce)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![transaction_id, token_id, counter, now_ms, expires_ms, nonce],
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;

@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "tokens", include_str!("../../../migrations/0002_tokens.sql")),
     (3, "gateways", include_str!("../../../migrations/0003_gateways.sql")),
     (4, "challenges", include_str!("../../../migrations/0004_challenges.sql")),
+    (5, "hardware", include_str!("../../../migrations/0005_hardware.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -11,6 +11,7 @@
 mod audit;
 mod challenges;
 mod gateways;
+mod hardware;
 mod keys;
 mod migrate;
 mod tokens;
@@ -26,6 +27,7 @@ pub(crate) use audit::insert_signature_rows;
 pub use audit::{AuditQuery, SignatureAuditRow};
 pub use challenges::{open_challenges, AttemptRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome};
 pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
+pub use hardware::{token_certificate, CaRecord, CertificateRow, DeviceRecord, DeviceView};
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use migrate::MIGRATIONS;
 pub(crate) use tokens::commit_check;

@@ -52,6 +52,8 @@ pub struct TokenRecord {
     /// The owner's phone and e-mail (internal user store).
     pub user_phone: Option<String>,
     pub user_email: Option<String>,
+    /// The card the token lives on (`yubikey 12345678`), for hardware-enrolled tokens.
+    pub device: Option<String>,
 }
 
 impl TokenRecord {
@@ -91,6 +93,7 @@ pub struct TokenView {
     pub description: String,
     pub created_at: i64,
     pub recipient: Option<String>,
+    pub device: Option<String>,
 }
 
 impl From<&TokenRecord> for TokenView {
@@ -116,6 +119,7 @@ impl From<&TokenRecord> for TokenView {
             description: t.description.clone(),
             created_at: t.created_at,
             recipient: t.recipient.clone(),
+            device: t.device.clone(),
         }
     }
 }
@@ -219,8 +223,9 @@ pub struct CheckRecord {
 
 const TOKEN_COLUMNS: &str = "t.id, t.serial, t.type, t.plugin, t.params, t.otp_window, t.sealed_seed, t.counter,
     t.drift, t.pin_verifier, t.fail_count, t.max_fail, t.fail_clear_s, t.last_fail_ms, t.last_auth_ms, t.active,
-    t.revoked, u.login, r.name, t.description, t.created_at, t.recipient, u.phone, u.email";
-const TOKEN_FROM: &str = "FROM token t LEFT JOIN app_user u ON u.id = t.user_id LEFT JOIN realm r ON r.id = u.realm_id";
+    t.revoked, u.login, r.name, t.description, t.created_at, t.recipient, u.phone, u.email, d.kind, d.serial";
+const TOKEN_FROM: &str = "FROM token t LEFT JOIN app_user u ON u.id = t.user_id LEFT JOIN realm r ON r.id = u.realm_id
+    LEFT JOIN device d ON d.id = t.device_id";
 
 fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
     let params: String = r.get(4)?;
@@ -249,6 +254,10 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         recipient: r.get(21)?,
         user_phone: r.get(22)?,
         user_email: r.get(23)?,
+        device: match (r.get::<_, Option<String>>(24)?, r.get::<_, Option<String>>(25)?) {
+            (Some(kind), Some(serial)) => Some(format!("{kind} {serial}")),
+            _ => None,
+        },
     })
 }
 
@@ -277,7 +286,7 @@ pub fn tokens_for_check(conn: &Connection, target: &CheckTarget) -> Result<Vec<T
     Ok(rows)
 }
 
-pub(super) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
+pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
     let mut st = tx.prepare_cached(
         "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -367,7 +376,7 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("realm {}", realm.unwrap_or("(default)"))))
     }
 
-    fn user_id(conn: &Connection, login: &str, realm: Option<&str>) -> Result<(i64, String), StoreError> {
+    pub(super) fn user_id(conn: &Connection, login: &str, realm: Option<&str>) -> Result<(i64, String), StoreError> {
         let (realm_id, realm_name) = Self::realm_id(conn, realm)?;
         let id = conn
             .query_row("SELECT id FROM app_user WHERE realm_id = ?1 AND login = ?2", params![realm_id, login], |r| {
@@ -430,16 +439,29 @@ impl Store {
     pub fn insert_token(&self, t: &NewToken, audit: &AuthAuditRow) -> Result<TokenRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        Self::insert_token_in(&tx, t, None)?;
+        insert_audit(&tx, audit)?;
+        let rec = Self::token_in(&tx, &t.serial)?;
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    /// Inserts a token inside `tx`; returns its row id.
+    pub(super) fn insert_token_in(
+        tx: &Transaction<'_>,
+        t: &NewToken,
+        device_id: Option<i64>,
+    ) -> Result<i64, StoreError> {
         let user_id = match &t.user {
             Some((login, realm)) => {
-                Some(Self::user_id(&tx, login, Some(realm).filter(|r| !r.is_empty()).map(|r| r.as_str()))?.0)
+                Some(Self::user_id(tx, login, Some(realm).filter(|r| !r.is_empty()).map(|r| r.as_str()))?.0)
             }
             None => None,
         };
         tx.execute(
             "INSERT INTO token (serial, type, plugin, params, otp_window, sealed_seed, counter, pin_verifier, max_fail,
-                                fail_clear_s, user_id, description, created_at, recipient)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                fail_clear_s, user_id, description, created_at, recipient, device_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             params![
                 t.serial,
                 t.token_type,
@@ -454,17 +476,15 @@ impl Store {
                 user_id,
                 t.description,
                 crate::now_ms() / 1000,
-                t.recipient
+                t.recipient,
+                device_id
             ],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("token {}", t.serial))))?;
-        insert_audit(&tx, audit)?;
-        let rec = Self::token_in(&tx, &t.serial)?;
-        tx.commit()?;
-        Ok(rec)
+        Ok(tx.last_insert_rowid())
     }
 
-    fn token_in(conn: &Connection, serial: &str) -> Result<TokenRecord, StoreError> {
+    pub(super) fn token_in(conn: &Connection, serial: &str) -> Result<TokenRecord, StoreError> {
         conn.query_row(&format!("SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.serial = ?1"), [serial], token_from_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("token {serial}")))

@@ -2,6 +2,7 @@
 //! tables by default and the daemon's JSON with `--json`.
 
 mod gateway;
+mod hardware;
 mod output;
 mod plugin;
 mod token;
@@ -57,6 +58,15 @@ enum Command {
     Audit(AuditCmd),
     /// Show the daemon's health (HSM state).
     Health,
+    /// Smart card readers and the cards in them.
+    #[command(subcommand)]
+    Devices(hardware::DevicesCmd),
+    /// Enrol a PIV card or YubiKey in a reader at the appliance.
+    #[command(subcommand)]
+    Enrol(hardware::EnrolCmd),
+    /// The appliance CA (key in the HSM) that certifies card keys.
+    #[command(subcommand)]
+    Ca(hardware::CaCmd),
     /// Plugin publishing: publisher keys, signing and verifying plugin directories (offline).
     #[command(subcommand)]
     Plugin(plugin::PluginCmd),
@@ -167,6 +177,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             (Method::GET, "/v1/admin/plugins".into(), None, output::View::Plugins)
         }
         Command::Plugin(cmd) => return plugin::run(cmd, cli.json),
+        Command::Devices(cmd) => {
+            return hardware::devices(&mut Connection::connect(&cli.socket).await?, cmd, cli.json).await
+        }
+        Command::Enrol(cmd) => {
+            return hardware::enrol(&mut Connection::connect(&cli.socket).await?, cmd, cli.json).await
+        }
+        Command::Ca(cmd) => return hardware::ca(&mut Connection::connect(&cli.socket).await?, cmd, cli.json).await,
         Command::App(AppCmd::Create { name, algorithm }) => (
             Method::POST,
             "/v1/admin/applications".into(),

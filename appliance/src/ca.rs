@@ -1,0 +1,240 @@
+//! The appliance CA: its key pair generated in the HSM (never outside it), its certificate
+//! (self-signed, or issued by an external CA for the CSR it makes), and issuing certificates
+//! to keys generated on cards. Every signature the CA makes is an HSM operation through
+//! [`HsmCaSigner`]; this module holds no private key material.
+
+use std::sync::Arc;
+
+use countersign_hsm::{Hsm, HsmError, KeyAlgorithm, KeyId, SignInput, SignScheme};
+use countersign_pki::{CaAlgorithm, CaSigner, CertificateProfile, PkiError, SubjectVars};
+use serde::Serialize;
+
+use crate::config::CaSection;
+use crate::store::{AuthAuditRow, CaRecord, Store, StoreError};
+use crate::tokens::TokenError;
+
+/// The one CA the appliance runs.
+pub const CA_NAME: &str = "appliance";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("the appliance CA is not set up; run `countersign ca init` first")]
+    Missing,
+    #[error("the appliance CA has a CSR but no certificate yet; import the certificate your CA issued with `countersign ca import-cert`")]
+    NoCertificate,
+    #[error("the appliance CA already exists; it is not replaced")]
+    Exists,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("HSM: {0}")]
+    Hsm(#[from] HsmError),
+    #[error("certificate: {0}")]
+    Pki(#[from] PkiError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<CaError> for TokenError {
+    fn from(e: CaError) -> TokenError {
+        match e {
+            CaError::Missing | CaError::NoCertificate | CaError::Invalid(_) | CaError::Pki(_) => {
+                TokenError::Invalid(e.to_string())
+            }
+            CaError::Exists => TokenError::Duplicate("the appliance CA".into()),
+            CaError::Hsm(h) => TokenError::Hsm(h),
+            CaError::Store(s) => TokenError::from(s),
+        }
+    }
+}
+
+/// Signs with a key pair held in the HSM.
+#[derive(Debug)]
+pub struct HsmCaSigner<'a> {
+    hsm: &'a Hsm,
+    key: KeyId,
+    alg: KeyAlgorithm,
+}
+
+fn pki_alg(alg: KeyAlgorithm) -> Result<CaAlgorithm, CaError> {
+    match alg {
+        KeyAlgorithm::EcP256 => Ok(CaAlgorithm::EcP256),
+        KeyAlgorithm::EcP384 => Ok(CaAlgorithm::EcP384),
+        other => Err(CaError::Invalid(format!("a CA key must be ec-p256 or ec-p384, not {other}"))),
+    }
+}
+
+fn hsm_error(e: HsmError) -> PkiError {
+    PkiError::Signer(e.to_string())
+}
+
+impl CaSigner for HsmCaSigner<'_> {
+    fn algorithm(&self) -> CaAlgorithm {
+        match self.alg {
+            KeyAlgorithm::EcP384 => CaAlgorithm::EcP384,
+            _ => CaAlgorithm::EcP256,
+        }
+    }
+
+    fn public_key_spki_der(&self) -> Result<Vec<u8>, PkiError> {
+        self.hsm.public_key(&self.key, self.alg).and_then(|k| k.to_spki_der()).map_err(hsm_error)
+    }
+
+    fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>, PkiError> {
+        self.hsm
+            .sign(&self.key, self.alg, SignScheme::Ecdsa, self.alg.default_hash(), SignInput::Message(message))
+            .map_err(hsm_error)
+    }
+}
+
+/// What admins see of the CA.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaView {
+    pub name: String,
+    pub algorithm: String,
+    pub subject: String,
+    pub hsm_key_id: String,
+    /// PEM; absent while a CSR waits for an external CA.
+    pub certificate_pem: Option<String>,
+    pub csr_pem: Option<String>,
+    pub not_after: Option<i64>,
+    pub fingerprint: Option<String>,
+    pub self_signed: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaService {
+    store: Arc<Store>,
+    hsm: Hsm,
+    cfg: CaSection,
+    clock: crate::clock::Clock,
+}
+
+impl CaService {
+    pub fn new(store: Arc<Store>, hsm: Hsm, cfg: CaSection, clock: crate::clock::Clock) -> CaService {
+        CaService { store, hsm, cfg, clock }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms() / 1000
+    }
+
+    fn view(&self, r: &CaRecord) -> Result<CaView, CaError> {
+        let info = r.certificate.as_deref().map(countersign_pki::certificate_info).transpose()?;
+        Ok(CaView {
+            name: r.name.clone(),
+            algorithm: r.algorithm.clone(),
+            subject: r.subject.clone(),
+            hsm_key_id: r.hsm_key_id.clone(),
+            certificate_pem: r.certificate.as_deref().map(|d| countersign_pki::to_pem(d, "CERTIFICATE")),
+            csr_pem: r.csr.as_deref().map(|d| countersign_pki::to_pem(d, "CERTIFICATE REQUEST")),
+            not_after: info.as_ref().map(|i| i.not_after),
+            fingerprint: info.as_ref().map(|i| i.sha256_fingerprint.clone()),
+            self_signed: info.as_ref().is_some_and(|i| i.subject == i.issuer),
+        })
+    }
+
+    pub fn show(&self) -> Result<CaView, CaError> {
+        let r = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
+        self.view(&r)
+    }
+
+    /// Creates the CA key pair in the HSM and either a self-signed certificate or, with
+    /// `csr`, a certificate request for an external CA.
+    pub fn init(&self, caller: &str, csr: bool) -> Result<CaView, CaError> {
+        if self.store.ca(CA_NAME)?.is_some() {
+            return Err(CaError::Exists);
+        }
+        let alg: KeyAlgorithm = self.cfg.algorithm.parse()?;
+        pki_alg(alg)?;
+        let pair = self.hsm.generate_key_pair(&format!("countersign/ca/{CA_NAME}"), alg)?;
+        let signer = HsmCaSigner { hsm: &self.hsm, key: pair.id.clone(), alg };
+        let now = self.now();
+        let (certificate, csr_der) = if csr {
+            (None, Some(countersign_pki::ca_csr(&signer, &self.cfg.subject)?))
+        } else {
+            let serial = self.hsm.random(16)?;
+            (
+                Some(countersign_pki::self_signed_ca(
+                    &signer,
+                    &self.cfg.subject,
+                    &serial,
+                    now,
+                    self.cfg.validity_days,
+                )?),
+                None,
+            )
+        };
+        let rec = CaRecord {
+            name: CA_NAME.into(),
+            algorithm: alg.to_string(),
+            hsm_key_id: pair.id.to_hex(),
+            subject: self.cfg.subject.clone(),
+            certificate,
+            csr: csr_der,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut audit = AuthAuditRow::new(caller, "ca/init", "ok");
+        audit.detail = Some(format!(
+            "{} key {} generated in the HSM; {}",
+            alg,
+            pair.id.to_hex(),
+            if csr { "CSR made" } else { "self-signed certificate" }
+        ));
+        if let Err(e) = self.store.insert_ca(&rec, &audit) {
+            let _ = self.hsm.destroy_objects(&pair.id);
+            return Err(e.into());
+        }
+        self.view(&rec)
+    }
+
+    /// Installs the certificate an external CA issued for our CSR; it must carry our key.
+    pub fn import_certificate(&self, caller: &str, der: &[u8]) -> Result<CaView, CaError> {
+        let rec = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
+        let signer = self.signer(&rec)?;
+        let info = countersign_pki::certificate_info(der)?;
+        if !countersign_pki::spki_matches(&info.spki_der, &signer.public_key_spki_der()?) {
+            return Err(CaError::Invalid(
+                "this certificate is for another key than the appliance CA's; import the certificate issued for the CSR from `countersign ca show`".into(),
+            ));
+        }
+        let mut audit = AuthAuditRow::new(caller, "ca/import-cert", "ok");
+        audit.detail = Some(format!("certificate {} issued by {}", info.sha256_fingerprint, info.issuer));
+        self.store.set_ca_certificate(CA_NAME, der, &audit)?;
+        self.show()
+    }
+
+    fn signer(&self, rec: &CaRecord) -> Result<HsmCaSigner<'_>, CaError> {
+        let alg: KeyAlgorithm = rec.algorithm.parse()?;
+        Ok(HsmCaSigner { hsm: &self.hsm, key: KeyId::from_hex(&rec.hsm_key_id)?, alg })
+    }
+
+    /// The profile issued certificates follow.
+    pub fn profile(&self) -> CertificateProfile {
+        CertificateProfile {
+            validity_days: self.cfg.cert_validity_days,
+            subject: self.cfg.cert_subject.clone(),
+            client_auth: self.cfg.client_auth,
+            smartcard_logon: self.cfg.smartcard_logon,
+            upn_domain: Some(self.cfg.upn_domain.clone()).filter(|d| !d.is_empty()),
+        }
+    }
+
+    /// Checks that the CA can issue now (before a card is touched).
+    pub fn ready(&self) -> Result<(), CaError> {
+        let rec = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
+        if rec.certificate.is_none() {
+            return Err(CaError::NoCertificate);
+        }
+        Ok(())
+    }
+
+    /// Issues a certificate for `spki_der` (a key generated on a card).
+    pub fn issue(&self, spki_der: &[u8], vars: &SubjectVars<'_>) -> Result<Vec<u8>, CaError> {
+        let rec = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
+        let ca_cert = rec.certificate.as_deref().ok_or(CaError::NoCertificate)?;
+        let signer = self.signer(&rec)?;
+        let serial = self.hsm.random(16)?;
+        Ok(countersign_pki::issue_certificate(&signer, ca_cert, spki_der, &self.profile(), vars, &serial, self.now())?)
+    }
+}

@@ -1,0 +1,340 @@
+//! Smart card readers and cards over PC/SC: listing readers and what is in them (kind, ATR,
+//! YubiKey serial and firmware), noticing insertion and removal, and opening one card by
+//! reader name or serial for an enrolment. The applet clients ([`piv`], [`oath`]) work on the
+//! opened [`Card`].
+//!
+//! Nothing here assumes a single card: a request names its reader or serial, and without
+//! either it proceeds only when exactly one card is present. This module never logs APDU
+//! data, PINs or keys; errors name the reader and what the card said.
+
+pub mod management_key;
+pub mod oath;
+pub mod piv;
+mod tlv;
+mod transport;
+
+use std::ffi::{CStr, CString};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use transport::{Card, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("the smart card service is not available ({0}); start pcscd (systemctl start pcscd.socket) and try again")]
+    NoService(String),
+    #[error("no smart card reader is connected; plug one in and try again")]
+    NoReaders,
+    #[error("no card in reader {0}; insert the card and try again")]
+    NoCard(String),
+    #[error("the card was removed from {0} during the operation")]
+    Removed(String),
+    #[error(
+        "the card in {0} is in use by another program; close it (ykman, yubico-piv-tool, a browser) and try again"
+    )]
+    InUse(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Ambiguous(String),
+    #[error("{0}")]
+    WrongKind(String),
+    #[error("{0}")]
+    Locked(String),
+    #[error("the card's management key is neither the factory default nor one this appliance set; reset the card's PIV application (ykman piv reset) or give its management key")]
+    WrongManagementKey,
+    #[error("{0}")]
+    Card(String),
+    #[error("unexpected answer from the card: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("PC/SC: {0}")]
+    Pcsc(String),
+}
+
+impl DeviceError {
+    fn from_pcsc(e: pcsc::Error, reader: Option<&str>) -> DeviceError {
+        let reader = reader.unwrap_or("the reader").to_owned();
+        match e {
+            pcsc::Error::NoService | pcsc::Error::ServiceStopped => DeviceError::NoService(e.to_string()),
+            pcsc::Error::NoReadersAvailable => DeviceError::NoReaders,
+            pcsc::Error::NoSmartcard => DeviceError::NoCard(reader),
+            pcsc::Error::RemovedCard | pcsc::Error::ResetCard | pcsc::Error::UnpoweredCard => {
+                DeviceError::Removed(reader)
+            }
+            pcsc::Error::SharingViolation => DeviceError::InUse(reader),
+            pcsc::Error::UnknownReader | pcsc::Error::ReaderUnavailable => {
+                DeviceError::NotFound(format!("reader {reader} is not connected (any more)"))
+            }
+            other => DeviceError::Pcsc(format!("{other} (reader {reader})")),
+        }
+    }
+
+    /// Whether the card left the reader (or the reader the machine) mid-operation.
+    pub fn is_removal(&self) -> bool {
+        matches!(self, DeviceError::Removed(_) | DeviceError::NoCard(_) | DeviceError::NotFound(_))
+    }
+}
+
+/// What a reader holds.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReaderInfo {
+    pub reader: String,
+    pub card_present: bool,
+    /// `yubikey`, `piv` (another PIV card), `other`, or `none`.
+    pub kind: String,
+    pub atr: Option<String>,
+    pub serial: Option<String>,
+    pub firmware: Option<String>,
+    /// Why the card could not be identified (in use elsewhere, unresponsive).
+    pub note: Option<String>,
+}
+
+/// Which card an operation is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardSelector {
+    Reader(String),
+    Serial(String),
+    /// The only card present.
+    Only,
+}
+
+/// A change seen by [`Devices::watch`].
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceEvent {
+    /// `inserted`, `removed`, `reader-added`, `reader-removed`.
+    pub event: String,
+    pub reader: String,
+    pub card: Option<ReaderInfo>,
+}
+
+/// The PC/SC service: every call establishes its own context, so a restarted pcscd is picked
+/// up without restarting the appliance.
+#[derive(Debug, Clone, Default)]
+pub struct Devices;
+
+fn context() -> Result<pcsc::Context, DeviceError> {
+    pcsc::Context::establish(pcsc::Scope::User).map_err(|e| DeviceError::from_pcsc(e, None))
+}
+
+fn reader_names(ctx: &pcsc::Context) -> Result<Vec<CString>, DeviceError> {
+    match ctx.list_readers_owned() {
+        Ok(r) => Ok(r),
+        Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
+        Err(e) => Err(DeviceError::from_pcsc(e, None)),
+    }
+}
+
+fn name_of(c: &CStr) -> String {
+    c.to_string_lossy().into_owned()
+}
+
+fn version_string(v: (u8, u8, u8)) -> String {
+    format!("{}.{}.{}", v.0, v.1, v.2)
+}
+
+/// Identifies the card: a YubiKey answers GET SERIAL in its PIV application; another PIV card
+/// is named by the GUID of its CHUID.
+fn identify(card: &Card) -> Result<(String, Option<String>, Option<String>), DeviceError> {
+    let piv = match piv::Piv::select(card) {
+        Ok(p) => p,
+        Err(DeviceError::WrongKind(_)) => {
+            // A YubiKey with PIV disabled still has OATH.
+            return Ok(match oath::Oath::select(card) {
+                Ok(o) => ("yubikey".into(), None, o.version.map(version_string)),
+                Err(_) => ("other".into(), None, None),
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(serial) = piv.serial()? {
+        return Ok(("yubikey".into(), Some(serial.to_string()), piv.version()?.map(version_string)));
+    }
+    let guid = piv.read_object(0x5FC102)?.and_then(|chuid| tlv::find(&chuid, 0x34).ok().flatten().map(hex::encode));
+    Ok(("piv".into(), guid, None))
+}
+
+impl Devices {
+    /// Every reader and what is in it.
+    pub fn list(&self) -> Result<Vec<ReaderInfo>, DeviceError> {
+        let ctx = context()?;
+        Ok(reader_names(&ctx)?.iter().map(|r| Self::describe(&ctx, r)).collect())
+    }
+
+    fn describe(ctx: &pcsc::Context, reader: &CStr) -> ReaderInfo {
+        let mut info = ReaderInfo {
+            reader: name_of(reader),
+            card_present: false,
+            kind: "none".into(),
+            atr: None,
+            serial: None,
+            firmware: None,
+            note: None,
+        };
+        let card = match ctx.connect(reader, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
+            Ok(c) => Card::new(c, info.reader.clone()),
+            Err(pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard) => return info,
+            Err(e) => {
+                info.card_present = true;
+                info.kind = "other".into();
+                info.note = Some(DeviceError::from_pcsc(e, Some(&info.reader)).to_string());
+                return info;
+            }
+        };
+        info.card_present = true;
+        info.atr = card.atr().ok().map(hex::encode_upper);
+        match identify(&card) {
+            Ok((kind, serial, firmware)) => {
+                info.kind = kind;
+                info.serial = serial;
+                info.firmware = firmware;
+            }
+            Err(e) => {
+                info.kind = "other".into();
+                info.note = Some(e.to_string());
+            }
+        }
+        info
+    }
+
+    /// Opens the selected card exclusively, so nothing else talks to it during the operation.
+    pub fn open(&self, selector: &CardSelector) -> Result<(Card, ReaderInfo), DeviceError> {
+        let ctx = context()?;
+        let readers = reader_names(&ctx)?;
+        if readers.is_empty() {
+            return Err(DeviceError::NoReaders);
+        }
+        let reader = match selector {
+            CardSelector::Reader(name) => readers.iter().find(|r| name_of(r) == *name).cloned().ok_or_else(|| {
+                let known: Vec<String> = readers.iter().map(|r| name_of(r)).collect();
+                DeviceError::NotFound(format!("no reader named {name:?}; connected readers: {}", known.join(", ")))
+            })?,
+            CardSelector::Serial(serial) => {
+                let infos: Vec<ReaderInfo> = readers.iter().map(|r| Self::describe(&ctx, r)).collect();
+                let hit = infos.iter().find(|i| i.serial.as_deref() == Some(serial.as_str())).ok_or_else(|| {
+                    DeviceError::NotFound(format!(
+                        "no card with serial {serial} is present; cards present: {}",
+                        present_cards(&infos)
+                    ))
+                })?;
+                CString::new(hit.reader.clone()).map_err(|_| DeviceError::Invalid("reader name with NUL".into()))?
+            }
+            CardSelector::Only => {
+                let infos: Vec<ReaderInfo> = readers.iter().map(|r| Self::describe(&ctx, r)).collect();
+                let present: Vec<&ReaderInfo> = infos.iter().filter(|i| i.card_present).collect();
+                match present.as_slice() {
+                    [one] => CString::new(one.reader.clone())
+                        .map_err(|_| DeviceError::Invalid("reader name with NUL".into()))?,
+                    [] => return Err(DeviceError::NoCard("any reader".into())),
+                    _ => {
+                        return Err(DeviceError::Ambiguous(format!(
+                            "{} cards are present ({}); name one with --reader or --serial",
+                            present.len(),
+                            present_cards(&infos)
+                        )))
+                    }
+                }
+            }
+        };
+        let name = name_of(&reader);
+        let card = ctx
+            .connect(&reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY)
+            .map_err(|e| DeviceError::from_pcsc(e, Some(&name)))?;
+        let card = Card::new(card, name.clone());
+        let mut info = ReaderInfo {
+            reader: name,
+            card_present: true,
+            kind: "other".into(),
+            atr: card.atr().ok().map(hex::encode_upper),
+            serial: None,
+            firmware: None,
+            note: None,
+        };
+        let (kind, serial, firmware) = identify(&card)?;
+        info.kind = kind;
+        info.serial = serial;
+        info.firmware = firmware;
+        if let CardSelector::Serial(want) = selector {
+            // The card could have been swapped between the listing and the connect.
+            if info.serial.as_deref() != Some(want.as_str()) {
+                return Err(DeviceError::NotFound(format!("the card with serial {want} left reader {}", info.reader)));
+            }
+        }
+        Ok((card, info))
+    }
+
+    /// Reports insertions and removals (and readers coming and going) until `until`, calling
+    /// `on_event` for each; `on_event` returning false stops early.
+    pub fn watch(&self, until: Instant, mut on_event: impl FnMut(DeviceEvent) -> bool) -> Result<(), DeviceError> {
+        let ctx = context()?;
+        let mut states: Vec<pcsc::ReaderState> =
+            vec![pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION(), pcsc::State::UNAWARE)];
+        let mut present: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
+        let mut first = true;
+        loop {
+            // Track the readers that exist now.
+            let names = reader_names(&ctx)?;
+            states.retain(|s| s.name() == pcsc::PNP_NOTIFICATION() || names.iter().any(|n| n.as_c_str() == s.name()));
+            for n in &names {
+                if !states.iter().any(|s| s.name() == n.as_c_str()) {
+                    states.push(pcsc::ReaderState::new(n.clone(), pcsc::State::UNAWARE));
+                    if !first && !on_event(DeviceEvent { event: "reader-added".into(), reader: name_of(n), card: None })
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+            let gone: Vec<String> =
+                present.keys().filter(|k| !names.iter().any(|n| name_of(n) == **k)).cloned().collect();
+            for g in gone {
+                present.remove(&g);
+                if !on_event(DeviceEvent { event: "reader-removed".into(), reader: g, card: None }) {
+                    return Ok(());
+                }
+            }
+            first = false;
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            match ctx.get_status_change(Some(left.min(Duration::from_secs(1))), &mut states) {
+                Ok(()) | Err(pcsc::Error::Timeout) => {}
+                Err(e) => return Err(DeviceError::from_pcsc(e, None)),
+            }
+            for s in &mut states {
+                if s.name() == pcsc::PNP_NOTIFICATION() {
+                    s.sync_current_state();
+                    continue;
+                }
+                let name = name_of(s.name());
+                let now_present = s.event_state().contains(pcsc::State::PRESENT);
+                let before = present.insert(name.clone(), now_present);
+                s.sync_current_state();
+                if before.is_some_and(|b| b != now_present) {
+                    let card = now_present
+                        .then(|| CString::new(name.clone()).ok().map(|c| Self::describe(&ctx, &c)))
+                        .flatten();
+                    let event = if now_present { "inserted" } else { "removed" };
+                    if !on_event(DeviceEvent { event: event.into(), reader: name, card }) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn present_cards(infos: &[ReaderInfo]) -> String {
+    let v: Vec<String> = infos
+        .iter()
+        .filter(|i| i.card_present)
+        .map(|i| format!("{} serial {} in {}", i.kind, i.serial.as_deref().unwrap_or("?"), i.reader))
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join("; ")
+    }
+}

@@ -1,0 +1,133 @@
+//! One connected card: sends command APDUs and returns whole responses. It owns the ISO 7816
+//! mechanics every applet needs (command chaining for long data, `61xx` + GET RESPONSE for long
+//! answers, `6Cxx` retries) and turns PC/SC failures into [`DeviceError`]s that say what
+//! happened to the card. It never logs command or response data: they carry PINs and keys.
+
+use super::DeviceError;
+
+/// The largest data field of one short command APDU.
+const SHORT_MAX: usize = 255;
+/// Room for a response of up to 256 bytes of data plus the status word, and then some.
+const RECEIVE_MAX: usize = 4096 + 2;
+
+/// A response APDU: its data and status word.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Response {
+    pub data: Vec<u8>,
+    pub sw: u16,
+}
+
+impl std::fmt::Debug for Response {
+    // The data may be a key, a PIN verifier or a challenge answer.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Response {{ data: {} bytes, sw: {:04X} }}", self.data.len(), self.sw)
+    }
+}
+
+impl Response {
+    pub fn ok(&self) -> bool {
+        self.sw == 0x9000
+    }
+}
+
+/// A card in a reader, connected exclusively for the length of one operation. Dropping it
+/// disconnects with a card reset (the pcsc crate's choice), so no applet stays authenticated.
+pub struct Card {
+    card: pcsc::Card,
+    reader: String,
+}
+
+impl std::fmt::Debug for Card {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Card").field("reader", &self.reader).finish_non_exhaustive()
+    }
+}
+
+impl Card {
+    pub(super) fn new(card: pcsc::Card, reader: String) -> Card {
+        Card { card, reader }
+    }
+
+    pub fn reader(&self) -> &str {
+        &self.reader
+    }
+
+    /// The card's answer to reset.
+    pub fn atr(&self) -> Result<Vec<u8>, DeviceError> {
+        let status = self.card.status2_owned().map_err(|e| self.fail(e))?;
+        Ok(status.atr().to_vec())
+    }
+
+    /// Sends one command (chained when `data` is long) and collects the whole response.
+    pub fn send(&self, cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Result<Response, DeviceError> {
+        // Every chunk but the last goes with the chaining bit; an empty command is one chunk.
+        let empty: &[u8] = &[];
+        let chunks: Vec<&[u8]> = if data.is_empty() { vec![empty] } else { data.chunks(SHORT_MAX).collect() };
+        let (last, init) = chunks.split_last().unwrap_or((&empty, &[]));
+        for chunk in init {
+            let r = self.transmit(&apdu(cla | 0x10, ins, p1, p2, chunk, None))?;
+            if !r.ok() {
+                return Ok(r);
+            }
+        }
+        let mut response = self.transmit(&apdu(cla, ins, p1, p2, last, Some(0)))?;
+        // 6Cxx: the card wants an exact Le.
+        if response.sw >> 8 == 0x6C {
+            let le = (response.sw & 0xFF) as u8;
+            response = self.transmit(&apdu(cla, ins, p1, p2, last, Some(le)))?;
+        }
+        let mut all = std::mem::take(&mut response.data);
+        let mut sw = response.sw;
+        while sw >> 8 == 0x61 {
+            let le = (sw & 0xFF) as u8;
+            let more = self.transmit(&[0x00, 0xC0, 0x00, 0x00, le])?;
+            all.extend_from_slice(&more.data);
+            sw = more.sw;
+        }
+        Ok(Response { data: all, sw })
+    }
+
+    fn transmit(&self, apdu: &[u8]) -> Result<Response, DeviceError> {
+        let mut buf = vec![0u8; RECEIVE_MAX];
+        let got = self.card.transmit(apdu, &mut buf).map_err(|e| self.fail(e))?;
+        if got.len() < 2 {
+            return Err(DeviceError::Protocol(format!(
+                "the card in {} answered with {} bytes, too short for a status word",
+                self.reader,
+                got.len()
+            )));
+        }
+        let (data, sw) = got.split_at(got.len() - 2);
+        Ok(Response { data: data.to_vec(), sw: u16::from_be_bytes([sw[0], sw[1]]) })
+    }
+
+    fn fail(&self, e: pcsc::Error) -> DeviceError {
+        DeviceError::from_pcsc(e, Some(&self.reader))
+    }
+}
+
+/// Encodes a short command APDU; `le` Some(0) asks for up to 256 bytes.
+fn apdu(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 6);
+    out.extend_from_slice(&[cla, ins, p1, p2]);
+    if !data.is_empty() {
+        // Callers chunk data to SHORT_MAX, so the length fits one byte.
+        out.push(u8::try_from(data.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(data);
+    }
+    if let Some(le) = le {
+        out.push(le);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_apdus() {
+        assert_eq!(apdu(0, 0xA4, 4, 0, &[0xA0, 0x00], Some(0)), vec![0, 0xA4, 4, 0, 2, 0xA0, 0x00, 0]);
+        assert_eq!(apdu(0, 0xFD, 0, 0, &[], Some(0)), vec![0, 0xFD, 0, 0, 0]);
+    }
+}

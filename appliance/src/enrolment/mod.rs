@@ -1,0 +1,197 @@
+//! Enrolling cards an admin puts into a reader at the appliance: PIV (key generated on the
+//! card, attestation verified, certificate issued by the HSM-held CA and written back, a
+//! certificate token registered) and OATH (a credential whose seed the HSM generated written to
+//! a YubiKey's OATH applet, and the matching HOTP/TOTP token registered).
+//!
+//! Each enrolment reports its steps as they happen ([`Progress`]). It registers nothing until
+//! every card operation succeeded, and the token, the card's row and the audit row land in one
+//! transaction. When it fails after it changed the card, the error says what the card now holds
+//! ([`EnrolError::card_state`]), so the admin knows whether to retry or reset.
+//!
+//! Seeds, PINs, PUKs and management keys never appear in progress, errors or logs; a random PIN
+//! or PUK is returned once when the admin chose to see it.
+
+mod oath;
+mod piv;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use oath::OathEnrolRequest;
+pub use piv::PivEnrolRequest;
+
+use crate::ca::CaService;
+use crate::clock::Clock;
+use crate::config::EnrolmentSection;
+use crate::devices::{CardSelector, DeviceError, Devices};
+use crate::store::{Store, TokenView};
+use crate::token_secrets::TokenSecrets;
+use crate::tokens::{TokenError, TokenService};
+
+/// One step of an enrolment, as it happens.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub step: &'static str,
+    pub detail: String,
+}
+
+/// What a successful enrolment returns.
+#[derive(Debug, Serialize)]
+pub struct EnrolOutcome {
+    pub token: TokenView,
+    pub reader: String,
+    pub card_serial: String,
+    pub firmware: Option<String>,
+    /// PEM of the issued certificate (PIV).
+    pub certificate_pem: Option<String>,
+    /// Shown once: the card's new PIN when the appliance chose it.
+    #[serde(serialize_with = "expose_opt")]
+    pub new_pin: Option<secrecy::SecretString>,
+    /// Shown once: the card's new PUK when `enrolment.puk = "show"`.
+    #[serde(serialize_with = "expose_opt")]
+    pub new_puk: Option<secrecy::SecretString>,
+    /// The OATH account name on the card (OATH).
+    pub oath_account: Option<String>,
+}
+
+fn expose_opt<S: serde::Serializer>(v: &Option<secrecy::SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    match v {
+        Some(v) => s.serialize_str(v.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Why an enrolment stopped, and what it left on the card.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct EnrolError {
+    /// `card_missing`, `card_locked`, `wrong_card`, `not_found`, `invalid`, `attestation`, `card`, `internal`.
+    pub code: &'static str,
+    pub message: String,
+    /// What the card holds now: "unchanged", or the changes made before the failure.
+    pub card_state: String,
+}
+
+impl EnrolError {
+    fn new(code: &'static str, message: impl Into<String>) -> EnrolError {
+        EnrolError { code, message: message.into(), card_state: "unchanged".into() }
+    }
+}
+
+impl From<DeviceError> for EnrolError {
+    fn from(e: DeviceError) -> EnrolError {
+        let code = match &e {
+            DeviceError::NoReaders | DeviceError::NoCard(_) | DeviceError::Removed(_) => "card_missing",
+            DeviceError::NotFound(_) => "not_found",
+            DeviceError::Locked(_) | DeviceError::WrongManagementKey => "card_locked",
+            DeviceError::WrongKind(_) | DeviceError::Ambiguous(_) => "wrong_card",
+            DeviceError::Invalid(_) => "invalid",
+            DeviceError::NoService(_) | DeviceError::InUse(_) => "unavailable",
+            DeviceError::Card(_) | DeviceError::Protocol(_) | DeviceError::Pcsc(_) => "card",
+        };
+        EnrolError::new(code, e.to_string())
+    }
+}
+
+impl From<TokenError> for EnrolError {
+    fn from(e: TokenError) -> EnrolError {
+        let code = match &e {
+            TokenError::Invalid(_) => "invalid",
+            TokenError::NotFound(_) => "not_found",
+            TokenError::Duplicate(_) => "duplicate",
+            _ => "internal",
+        };
+        EnrolError::new(code, e.to_string())
+    }
+}
+
+impl From<crate::ca::CaError> for EnrolError {
+    fn from(e: crate::ca::CaError) -> EnrolError {
+        TokenError::from(e).into()
+    }
+}
+
+impl From<countersign_hsm::HsmError> for EnrolError {
+    fn from(e: countersign_hsm::HsmError) -> EnrolError {
+        EnrolError::new("internal", format!("HSM: {e}"))
+    }
+}
+
+impl From<crate::store::StoreError> for EnrolError {
+    fn from(e: crate::store::StoreError) -> EnrolError {
+        TokenError::from(e).into()
+    }
+}
+
+/// The changes made to a card so far, for the error that may follow.
+#[derive(Debug, Default)]
+struct CardChanges(Vec<String>);
+
+impl CardChanges {
+    fn done(&mut self, what: impl Into<String>) {
+        self.0.push(what.into());
+    }
+
+    /// Marks `e` with what the card holds now.
+    fn explain(&self, mut e: EnrolError) -> EnrolError {
+        if !self.0.is_empty() {
+            e.card_state = format!("changed: {}; nothing was registered", self.0.join("; "));
+        } else {
+            e.card_state = "unchanged; nothing was registered".into();
+        }
+        e
+    }
+}
+
+fn selector(reader: &Option<String>, serial: &Option<String>) -> Result<CardSelector, EnrolError> {
+    match (reader, serial) {
+        (Some(_), Some(_)) => Err(EnrolError::new("invalid", "name the card by reader or by serial, not both")),
+        (Some(r), None) => Ok(CardSelector::Reader(r.clone())),
+        (None, Some(s)) => Ok(CardSelector::Serial(s.clone())),
+        (None, None) => Ok(CardSelector::Only),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EnrolmentService {
+    store: Arc<Store>,
+    secrets: TokenSecrets,
+    tokens: TokenService,
+    ca: CaService,
+    devices: Devices,
+    cfg: EnrolmentSection,
+    clock: Clock,
+}
+
+impl EnrolmentService {
+    pub fn new(
+        store: Arc<Store>,
+        secrets: TokenSecrets,
+        tokens: TokenService,
+        ca: CaService,
+        cfg: EnrolmentSection,
+        clock: Clock,
+    ) -> EnrolmentService {
+        EnrolmentService { store, secrets, tokens, ca, devices: Devices, cfg, clock }
+    }
+
+    pub fn devices(&self) -> &Devices {
+        &self.devices
+    }
+
+    /// Enrolled cards, from the store.
+    pub fn enrolled(&self) -> Result<Vec<crate::store::DeviceView>, EnrolError> {
+        Ok(self.store.devices()?)
+    }
+
+    /// Random decimal digits from the HSM (PINs and PUKs the appliance chooses).
+    fn random_digits(&self, n: usize) -> Result<zeroize::Zeroizing<String>, EnrolError> {
+        let bytes = zeroize::Zeroizing::new(self.secrets.random(n * 2)?);
+        // Two bytes per digit keep the modulo bias below 0.02 %.
+        Ok(zeroize::Zeroizing::new(
+            bytes.chunks(2).map(|c| char::from(b'0' + (u16::from_be_bytes([c[0], c[1]]) % 10) as u8)).collect(),
+        ))
+    }
+}

@@ -1,0 +1,295 @@
+//! The appliance CA's record, the cards the appliance enrolled (with the management key and
+//! PUK it set, sealed), and certificate tokens. A hardware enrolment lands in one transaction:
+//! the card's row, the token, its certificate and the audit row, or none of them.
+//!
+//! Management keys and PUKs are stored only sealed (AES-GCM under an HSM key, bound to the
+//! card); nothing here can open them.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use super::tokens::insert_audit;
+use super::{Store, StoreError};
+use crate::store::{AuthAuditRow, NewToken, TokenRecord};
+
+/// The appliance CA as stored.
+#[derive(Debug, Clone)]
+pub struct CaRecord {
+    pub name: String,
+    pub algorithm: String,
+    pub hsm_key_id: String,
+    pub subject: String,
+    pub certificate: Option<Vec<u8>>,
+    pub csr: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A card the appliance enrolled.
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    pub id: i64,
+    pub kind: String,
+    pub serial: String,
+    pub firmware: Option<String>,
+    pub management_key_alg: Option<String>,
+    pub sealed_management_key: Option<Vec<u8>>,
+    pub sealed_pending_key: Option<Vec<u8>>,
+    pub sealed_puk: Option<Vec<u8>>,
+    pub last_reader: Option<String>,
+}
+
+/// What the API shows of a card: no sealed values.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    pub kind: String,
+    pub serial: String,
+    pub firmware: Option<String>,
+    pub management_key: &'static str,
+    pub puk_kept: bool,
+    pub last_reader: Option<String>,
+    pub tokens: Vec<String>,
+}
+
+/// The certificate of a certificate token.
+#[derive(Debug, Clone)]
+pub struct CertificateRow {
+    pub slot: String,
+    pub certificate: Vec<u8>,
+    pub attestation: Option<Vec<u8>>,
+    pub not_after: i64,
+    pub fingerprint: String,
+}
+
+const DEVICE_COLUMNS: &str =
+    "id, kind, serial, firmware, management_key_alg, sealed_management_key, sealed_pending_key,
+    sealed_puk, last_reader";
+
+fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
+    Ok(DeviceRecord {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        serial: r.get(2)?,
+        firmware: r.get(3)?,
+        management_key_alg: r.get(4)?,
+        sealed_management_key: r.get(5)?,
+        sealed_pending_key: r.get(6)?,
+        sealed_puk: r.get(7)?,
+        last_reader: r.get(8)?,
+    })
+}
+
+fn device_in(conn: &Connection, kind: &str, serial: &str) -> Result<Option<DeviceRecord>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {DEVICE_COLUMNS} FROM device WHERE kind = ?1 AND serial = ?2"),
+            params![kind, serial],
+            device_from_row,
+        )
+        .optional()?)
+}
+
+/// The card's row, created when the appliance meets it for the first time.
+fn ensure_device(
+    tx: &Transaction<'_>,
+    kind: &str,
+    serial: &str,
+    firmware: Option<&str>,
+    reader: &str,
+) -> Result<i64, StoreError> {
+    let now = crate::now_ms() / 1000;
+    tx.execute(
+        "INSERT INTO device (kind, serial, firmware, last_reader, enrolled_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+         ON CONFLICT (kind, serial) DO UPDATE SET firmware = excluded.firmware, last_reader = excluded.last_reader,
+                                                  updated_at = excluded.updated_at",
+        params![kind, serial, firmware, reader, now],
+    )?;
+    Ok(tx.query_row("SELECT id FROM device WHERE kind = ?1 AND serial = ?2", params![kind, serial], |r| r.get(0))?)
+}
+
+impl Store {
+    pub fn ca(&self, name: &str) -> Result<Option<CaRecord>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT name, algorithm, hsm_key_id, subject, certificate, csr, created_at, updated_at FROM ca WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(CaRecord {
+                        name: r.get(0)?,
+                        algorithm: r.get(1)?,
+                        hsm_key_id: r.get(2)?,
+                        subject: r.get(3)?,
+                        certificate: r.get(4)?,
+                        csr: r.get(5)?,
+                        created_at: r.get(6)?,
+                        updated_at: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records a new CA (its key already on the token).
+    pub fn insert_ca(&self, ca: &CaRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO ca (name, algorithm, hsm_key_id, subject, certificate, csr, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                ca.name,
+                ca.algorithm,
+                ca.hsm_key_id,
+                ca.subject,
+                ca.certificate,
+                ca.csr,
+                ca.created_at,
+                ca.updated_at
+            ],
+        )
+        .map_err(|e| super::unique_as(e, || StoreError::Duplicate(format!("CA {}", ca.name))))?;
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Installs the CA certificate an external CA issued for the CSR.
+    pub fn set_ca_certificate(&self, name: &str, der: &[u8], audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE ca SET certificate = ?2, updated_at = ?3 WHERE name = ?1",
+            params![name, der, crate::now_ms() / 1000],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("CA {name}")));
+        }
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The realm a user is in (the default realm when `realm` is None); NotFound otherwise.
+    pub fn user_realm(&self, login: &str, realm: Option<&str>) -> Result<String, StoreError> {
+        Ok(Self::user_id(&self.conn(), login, realm)?.1)
+    }
+
+    pub fn device(&self, kind: &str, serial: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        device_in(&self.conn(), kind, serial)
+    }
+
+    /// Every enrolled card and the serials of its tokens.
+    pub fn devices(&self) -> Result<Vec<DeviceView>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM device ORDER BY kind, serial"))?;
+        let rows: Vec<DeviceRecord> = st.query_map([], device_from_row)?.collect::<Result<_, _>>()?;
+        let mut tok = conn.prepare("SELECT serial FROM token WHERE device_id = ?1 ORDER BY serial")?;
+        rows.into_iter()
+            .map(|d| {
+                let tokens = tok.query_map([d.id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+                Ok(DeviceView {
+                    management_key: match (&d.sealed_management_key, &d.sealed_pending_key) {
+                        (Some(_), _) => "set by the appliance (sealed)",
+                        (None, Some(_)) => "change pending confirmation",
+                        (None, None) => "not changed by the appliance",
+                    },
+                    puk_kept: d.sealed_puk.is_some(),
+                    kind: d.kind,
+                    serial: d.serial,
+                    firmware: d.firmware,
+                    last_reader: d.last_reader,
+                    tokens,
+                })
+            })
+            .collect()
+    }
+
+    /// Records the management key about to be set on a card, before the card is told: a crash
+    /// between the two leaves the key recoverable as "pending".
+    pub fn stage_management_key(
+        &self,
+        kind: &str,
+        serial: &str,
+        firmware: Option<&str>,
+        reader: &str,
+        alg: &str,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let id = ensure_device(&tx, kind, serial, firmware, reader)?;
+        tx.execute(
+            "UPDATE device SET sealed_pending_key = ?2, management_key_alg = ?3 WHERE id = ?1",
+            params![id, sealed, alg],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The card confirmed the staged key: it becomes the card's key.
+    pub fn confirm_management_key(&self, kind: &str, serial: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE device SET sealed_management_key = sealed_pending_key, sealed_pending_key = NULL,
+                               updated_at = ?3
+             WHERE kind = ?1 AND serial = ?2 AND sealed_pending_key IS NOT NULL",
+            params![kind, serial, crate::now_ms() / 1000],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps the card's new PUK, sealed.
+    pub fn set_device_puk(&self, kind: &str, serial: &str, sealed: Option<&[u8]>) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE device SET sealed_puk = ?3, updated_at = ?4 WHERE kind = ?1 AND serial = ?2",
+            params![kind, serial, sealed, crate::now_ms() / 1000],
+        )?;
+        Ok(())
+    }
+
+    /// Registers a token that lives on a card (and its certificate, for certificate tokens),
+    /// with the audit row, in one transaction.
+    pub fn register_hardware_token(
+        &self,
+        device: (&str, &str, Option<&str>, &str),
+        token: &NewToken,
+        certificate: Option<&CertificateRow>,
+        audit: &AuthAuditRow,
+    ) -> Result<TokenRecord, StoreError> {
+        let (kind, serial, firmware, reader) = device;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let device_id = ensure_device(&tx, kind, serial, firmware, reader)?;
+        let token_id = Self::insert_token_in(&tx, token, Some(device_id))?;
+        if let Some(c) = certificate {
+            tx.execute(
+                "INSERT INTO token_certificate (token_id, slot, certificate, attestation, not_after, fingerprint)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![token_id, c.slot, c.certificate, c.attestation, c.not_after, c.fingerprint],
+            )?;
+        }
+        insert_audit(&tx, audit)?;
+        let rec = Self::token_in(&tx, &token.serial)?;
+        tx.commit()?;
+        Ok(rec)
+    }
+}
+
+/// The certificate of a certificate token, read on an executor worker's connection.
+pub fn token_certificate(conn: &Connection, token_id: i64) -> Result<Option<CertificateRow>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT slot, certificate, attestation, not_after, fingerprint FROM token_certificate WHERE token_id = ?1",
+            [token_id],
+            |r| {
+                Ok(CertificateRow {
+                    slot: r.get(0)?,
+                    certificate: r.get(1)?,
+                    attestation: r.get(2)?,
+                    not_after: r.get(3)?,
+                    fingerprint: r.get(4)?,
+                })
+            },
+        )
+        .optional()?)
+}
