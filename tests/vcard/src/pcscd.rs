@@ -166,9 +166,12 @@ impl Pcscd {
                 return Ok(());
             }
             if Instant::now() > until {
+                let scan = self.scan(&["-c", "-n"]).unwrap_or_default();
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("reader {reader:?}: card present={present} not seen within {deadline:?} ({state:?})"),
+                    format!(
+                        "reader {reader:?}: card present={present} not seen within {deadline:?} ({state:?}):\n{scan}"
+                    ),
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));

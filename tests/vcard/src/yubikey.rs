@@ -4,8 +4,10 @@
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use sha2::Digest;
 
@@ -43,6 +45,9 @@ impl CardSpec {
     }
 }
 
+/// The shortest time a card stays out of a reader between removal and re-insertion.
+pub const MIN_ABSENCE: Duration = Duration::from_millis(900);
+
 type RemovePredicate = Box<dyn Fn(&Apdu) -> bool + Send + 'static>;
 
 struct Connection {
@@ -51,6 +56,10 @@ struct Connection {
 }
 
 struct Shared {
+    /// True while the serving thread holds a live connection.
+    connected: AtomicBool,
+    /// When the card last left a reader.
+    removed_at: Mutex<Option<Instant>>,
     card: Mutex<Card>,
     conn: Mutex<Option<Connection>>,
     remove_on: Mutex<Option<RemovePredicate>>,
@@ -86,7 +95,13 @@ impl VirtualYubiKey {
         let piv = Piv::new(spec.firmware, spec.serial, f9_key, f9_cert);
         let card = Card::new(spec.firmware, spec.serial, piv);
         VirtualYubiKey {
-            shared: Arc::new(Shared { card: Mutex::new(card), conn: Mutex::new(None), remove_on: Mutex::new(None) }),
+            shared: Arc::new(Shared {
+                connected: AtomicBool::new(false),
+                removed_at: Mutex::new(None),
+                card: Mutex::new(card),
+                conn: Mutex::new(None),
+                remove_on: Mutex::new(None),
+            }),
         }
     }
 
@@ -100,7 +115,18 @@ impl VirtualYubiKey {
     }
 
     /// Inserts the card into the vpcd reader listening on `port` (127.0.0.1).
+    ///
+    /// pcscd looks for cards every 400 ms. When a card vanishes during a transmit, pcscd marks
+    /// the reader empty at once, but its poller only learns of the removal if it sees the slot
+    /// empty; a card back within one poll interval stays "removed" for good. So a re-insertion
+    /// within [`MIN_ABSENCE`] of the last removal waits out the rest of it (a hand can't be
+    /// faster).
     pub fn insert(&self, port: u16) -> io::Result<()> {
+        if let Some(at) = *lock(&self.shared.removed_at) {
+            if let Some(rest) = MIN_ABSENCE.checked_sub(at.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
         let mut conn = lock(&self.shared.conn);
         if conn.as_ref().is_some_and(|c| !c.thread.is_finished()) {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, "card is already inserted"));
@@ -109,6 +135,7 @@ impl VirtualYubiKey {
             let _ = old.thread.join();
         }
         let stream = TcpStream::connect(("127.0.0.1", port))?;
+        self.shared.connected.store(true, Ordering::SeqCst);
         stream.set_nodelay(true)?;
         let serving = stream.try_clone()?;
         let shared = Arc::clone(&self.shared);
@@ -124,12 +151,15 @@ impl VirtualYubiKey {
             let _ = c.stream.shutdown(Shutdown::Both);
             let _ = c.thread.join();
         }
+        if self.shared.connected.swap(false, Ordering::SeqCst) {
+            *lock(&self.shared.removed_at) = Some(Instant::now());
+        }
         self.card().reset();
     }
 
     /// Whether the card is currently connected to a reader.
     pub fn is_inserted(&self) -> bool {
-        lock(&self.shared.conn).as_ref().is_some_and(|c| !c.thread.is_finished())
+        self.shared.connected.load(Ordering::SeqCst)
     }
 
     /// The next command APDU matching `pred` is not answered: the card is yanked instead
@@ -206,7 +236,11 @@ impl Drop for Shared {
 
 fn serve(mut stream: TcpStream, shared: &Arc<Shared>) {
     let atr = vpcd::YUBIKEY5_USB_ATR;
+    let trace = std::env::var_os("VCARD_TRACE").is_some();
     while let Ok(event) = vpcd::read_event(&mut stream, &atr) {
+        if trace && !matches!(event, vpcd::Event::Command(_)) {
+            eprintln!("vcard event {event:?}");
+        }
         match event {
             vpcd::Event::Reset => lock(&shared.card).reset(),
             vpcd::Event::AtrSent => {}
@@ -228,15 +262,23 @@ fn serve(mut stream: TcpStream, shared: &Arc<Shared>) {
                         card.log.push(apdu);
                     }
                     card.reset();
+                    shared.connected.store(false, Ordering::SeqCst);
+                    *lock(&shared.removed_at) = Some(Instant::now());
                     let _ = stream.shutdown(Shutdown::Both);
                     return;
                 }
                 let response = lock(&shared.card).process(&raw);
+                if trace {
+                    eprintln!("vcard > {}\nvcard < {}", hex::encode(&raw), hex::encode(&response));
+                }
                 if vpcd::send(&mut stream, &response).is_err() {
                     break;
                 }
             }
         }
+    }
+    if shared.connected.swap(false, Ordering::SeqCst) {
+        *lock(&shared.removed_at) = Some(Instant::now());
     }
     lock(&shared.card).reset();
 }
