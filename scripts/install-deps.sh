@@ -16,6 +16,11 @@ needs=(
   "/usr/lib/python3/dist-packages/PyKCS11/__init__.py:python3-pykcs11"
   "/usr/bin/python3:python3"
   "/usr/lib/python3/dist-packages/aiosmtpd/__init__.py:python3-aiosmtpd"
+  "/usr/lib/pcsc/drivers/serial/libifdvpcd.so:vsmartcard-vpcd"
+  "yubico-piv-tool:yubico-piv-tool"
+  "/usr/sbin/pcscd:pcscd"
+  "/usr/include/PCSC/winscard.h:libpcsclite-dev"
+  "pcsc_scan:pcsc-tools"
 )
 missing=()
 for n in "${needs[@]}"; do
@@ -23,12 +28,22 @@ for n in "${needs[@]}"; do
   if [[ $what == /* ]]; then [ -e "$what" ] || missing+=("$pkg")
   else command -v "$what" >/dev/null 2>&1 || missing+=("$pkg"); fi
 done
+# python3 -m venv needs ensurepip (python3-venv); its path depends on the Python version.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=("python3-venv")
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# ykman for the virtual smart card tests (tests/vcard): a pinned yubikey-manager in a venv
+# inside the work tree (ignored by git); the tests find it there unless YKMAN is set.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -x "$root/.tools/venv/bin/ykman" ]; then
+  echo "installing yubikey-manager 5.9.2 into .tools/venv"
+  python3 -m venv "$root/.tools/venv"
+  "$root/.tools/venv/bin/pip" install -q yubikey-manager==5.9.2
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup, stable >= 1.85) and run again" >&2
