@@ -91,11 +91,12 @@ impl Card {
         let mut buf = vec![0u8; RECEIVE_MAX];
         let got = self.card.transmit(apdu, &mut buf).map_err(|e| self.fail(e))?;
         if got.len() < 2 {
-            return Err(DeviceError::Protocol(format!(
-                "the card in {} answered with {} bytes, too short for a status word",
-                self.reader,
-                got.len()
-            )));
+            // No status word: the reader lost the card mid-command (a yanked card answers
+            // nothing before PC/SC notices the removal).
+            return Err(match self.card.status2_owned() {
+                Err(e) => self.fail(e),
+                Ok(_) => DeviceError::Removed(self.reader.clone()),
+            });
         }
         let (data, sw) = got.split_at(got.len() - 2);
         Ok(Response { data: data.to_vec(), sw: u16::from_be_bytes([sw[0], sw[1]]) })

@@ -34,6 +34,13 @@ pub(crate) struct Credential {
     touch: bool,
 }
 
+impl Credential {
+    /// The HMAC key as stored (short keys zero-padded to 14 bytes, as the applet keeps them).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+}
+
 /// Persistent and session state of the OATH applet.
 #[derive(Clone, Debug)]
 pub(crate) struct Oath {

@@ -174,6 +174,12 @@ impl VirtualYubiKey {
         (card.piv.mgmt_alg, card.piv.mgmt_key.clone())
     }
 
+    /// The secret of the OATH credential `name`, for tests that look for it elsewhere.
+    pub fn oath_secret(&self, name: &str) -> Option<Vec<u8>> {
+        let card = self.card();
+        card.oath.credentials.iter().find(|c| c.name == name.as_bytes()).map(|c| c.key().to_vec())
+    }
+
     /// The current PIV PIN.
     pub fn pin(&self) -> Vec<u8> {
         self.card().piv.pin.clone()
