@@ -4,15 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use countersign_vcard::{pem, CardSpec, Pcscd, TestRoot, VirtualYubiKey};
+use countersign_vcard::{output_with_timeout, pem, CardSpec, Pcscd, TestRoot, VirtualYubiKey};
 
 const HINT: &str = "run scripts/install-deps.sh";
 const MGMT_KEY: &str = "010203040506070801020304050607080102030405060708";
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 const WAIT: Duration = Duration::from_secs(10);
+/// Longest any one client command may run.
+const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -69,12 +71,12 @@ impl Rig {
         let mut c = Command::new(program);
         let (k, v) = self.pcscd.env();
         c.env(k, v).env("HOME", self.dir.path()).env("XDG_CONFIG_HOME", self.dir.path().join(".config"));
-        c.current_dir(self.dir.path()).stdin(Stdio::null());
+        c.current_dir(self.dir.path());
         c
     }
 
     fn run(&self, program: &Path, args: &[&str]) -> Output {
-        self.cmd(program).args(args).output().unwrap()
+        output_with_timeout(self.cmd(program).args(args), CLIENT_LIMIT).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs and requires success; returns stdout.
@@ -268,6 +270,8 @@ fn yubico_piv_tool_2_2_cannot_use_aes_default_key_of_5_7() {
     let reader = rig.insert(&card, 0);
     let out = rig.run(&tool("yubico-piv-tool"), &["-r", &reader, "-a", "generate", "-s", "9a", "-A", "ECCP256"]);
     assert!(!out.status.success(), "3DES authentication against an AES-192 key succeeded");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("authentication"), "not an authentication failure: {stderr}");
     assert!(card.slot_public_key_spki(0x9a).is_none());
     assert_eq!(card.management_key().0, 0x0A);
 }
@@ -343,4 +347,75 @@ fn oath_password_required_when_set() {
     assert!(!out.status.success(), "listing with a wrong password succeeded");
     let list = rig.ykman(&["oath", "accounts", "list", "-p", "hunter2"]);
     assert!(list.contains("guarded"), "{list}");
+}
+
+#[test]
+fn ykman_changes_pin_puk_management_key_and_resets() {
+    let rig = Rig::new(1);
+    for (i, fw) in [(5, 4, 3), (5, 7, 1)].into_iter().enumerate() {
+        let card = rig.card(10_000_600 + i as u32, fw);
+        rig.insert(&card, i);
+        let reader = rig.pcscd.readers()[i].name.clone();
+        let r = reader.as_str();
+        rig.ykman(&["--reader", r, "piv", "access", "change-pin", "-P", "123456", "-n", "24681357"]);
+        rig.ykman(&["--reader", r, "piv", "access", "change-puk", "-p", "12345678", "-n", "87654321"]);
+        assert_eq!(card.pin(), b"24681357");
+        assert_eq!(card.puk(), b"87654321");
+        let new_key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        rig.ykman(&[
+            "--reader",
+            r,
+            "piv",
+            "access",
+            "change-management-key",
+            "-m",
+            MGMT_KEY,
+            "-a",
+            "aes256",
+            "-n",
+            new_key,
+            "-f",
+        ]);
+        assert_eq!(card.management_key(), (0x0C, hex::decode(new_key).unwrap()));
+        rig.ykman(&["--reader", r, "piv", "keys", "generate", "-m", new_key, "-a", "ECCP384", "9d", "p384.pem"]);
+        assert!(card.slot_public_key_spki(0x9d).is_some());
+        let info = rig.ykman(&["--reader", r, "piv", "info"]);
+        assert!(info.contains("AES256"), "{info}");
+
+        // Wrong PIN three times blocks it; the PUK unblocks it.
+        for _ in 0..3 {
+            let out = rig.ykman_run(&["--reader", r, "piv", "access", "change-pin", "-P", "000000", "-n", "111111"]);
+            assert!(!out.status.success());
+        }
+        rig.ykman(&["--reader", r, "piv", "access", "unblock-pin", "-p", "87654321", "-n", "13572468"]);
+        assert_eq!(card.pin(), b"13572468");
+
+        rig.ykman(&["--reader", r, "piv", "reset", "-f"]);
+        assert_eq!(card.pin(), b"123456");
+        assert_eq!(card.puk(), b"12345678");
+        let default_alg = if fw >= (5, 7, 0) { 0x0A } else { 0x03 };
+        assert_eq!(card.management_key(), (default_alg, hex::decode(MGMT_KEY).unwrap()));
+        assert!(card.slot_public_key_spki(0x9d).is_none());
+    }
+}
+
+#[test]
+fn several_pairs_have_unique_reader_names() {
+    let rig = Rig::new(2);
+    let readers = rig.pcscd.readers();
+    let listed = rig.pcscd.list_readers().unwrap();
+    assert_eq!(readers.len(), 4);
+    let mut names: Vec<&str> = readers.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 4, "{readers:?}");
+    for r in &readers {
+        assert!(listed.contains(&r.name), "{} not listed by pcscd: {listed:?}", r.name);
+    }
+    let card = rig.card(33_333_333, (5, 4, 3));
+    let reader = rig.insert(&card, 3);
+    let info = rig.ykman(&["--reader", &reader, "info"]);
+    assert!(info.contains("33333333"), "{info}");
+    let info = rig.ykman(&["--device", "33333333", "info"]);
+    assert!(info.contains("33333333"), "{info}");
 }
