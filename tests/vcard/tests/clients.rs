@@ -160,6 +160,14 @@ fn oath_totp_and_hotp_match_oathtool() {
         let expected = rig.ok(&oathtool, &["-b", "-c", &counter.to_string(), SECRET]);
         assert_eq!(code_of(&out, "bob"), expected.trim(), "HOTP counter {counter}: {out}");
     }
+
+    rig.ykman(&["oath", "accounts", "rename", "-f", "bob", "Example:bob"]);
+    rig.ykman(&["oath", "accounts", "delete", "-f", "alice"]);
+    assert_eq!(card.oath_credentials(), vec!["Example:bob".to_string()]);
+    // The HOTP counter moved with the rename.
+    let out = rig.ykman(&["oath", "accounts", "code", "bob"]);
+    let expected = rig.ok(&oathtool, &["-b", "-c", "3", SECRET]);
+    assert_eq!(code_of(&out, "Example:bob"), expected.trim(), "{out}");
 }
 
 #[test]
