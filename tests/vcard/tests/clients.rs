@@ -398,6 +398,12 @@ fn ykman_changes_pin_puk_management_key_and_resets() {
         rig.ykman(&["--reader", r, "piv", "access", "unblock-pin", "-p", "87654321", "-n", "13572468"]);
         assert_eq!(card.pin(), b"13572468");
 
+        // SET PIN RETRIES: needs PIN and management key, resets PIN and PUK to the defaults.
+        rig.ykman(&["--reader", r, "piv", "access", "set-retries", "-m", new_key, "-P", "13572468", "-f", "5", "4"]);
+        assert_eq!((card.pin(), card.puk()), (b"123456".to_vec(), b"12345678".to_vec()));
+        let info = rig.ykman(&["--reader", r, "piv", "info"]);
+        assert!(info.contains("PIN tries remaining:      5/5") || info.contains("5/5"), "{info}");
+
         rig.ykman(&["--reader", r, "piv", "reset", "-f"]);
         assert_eq!(card.pin(), b"123456");
         assert_eq!(card.puk(), b"12345678");
