@@ -63,6 +63,9 @@ fn yubikey_crate_generates_attests_and_signs() {
     let key = VerifyingKey::from_public_key_der(&spki.to_der().unwrap()).unwrap();
     let sig = p256::ecdsa::Signature::from_der(&sig).unwrap();
     key.verify_prehash(&digest, &sig).unwrap();
+    // The inspection helper signs like the card does (ECDSA-SHA256 over the message).
+    let by_helper = old.sign_with_slot(0x9a, b"enrolment challenge").unwrap();
+    key.verify(b"enrolment challenge", &DerSignature::from_bytes(&by_helper).unwrap()).unwrap();
     drop(yk);
 
     // Two cards: open() refuses to choose, open_by_serial picks; the 5.7 card's default
