@@ -131,8 +131,8 @@ impl Pcscd {
         ("PCSCLITE_CSOCK_NAME", self.socket.clone())
     }
 
-    /// The readers, in reader.conf order: entry i gives "<name> 00 00" (port) and
-    /// "<name> 00 01" (port + 1).
+    /// The readers, in reader.conf order: entry i gives `"<name> 00 00"` (port) and
+    /// `"<name> 00 01"` (port + 1).
     pub fn readers(&self) -> Vec<Reader> {
         self.readers.clone()
     }

@@ -203,6 +203,9 @@ fn ykman_piv_info_on_5_4_and_5_7_shows_generated_key_and_certificate() {
         ]);
         let info = rig.ykman(&["--reader", reader, "piv", "info"]);
         assert!(info.contains("vcard-9a"), "certificate subject not in piv info:\n{info}");
+        let attestation = rig.path(&format!("attest{i}.pem"));
+        rig.ykman(&["--reader", reader, "piv", "keys", "attest", "9a", attestation.to_str().unwrap()]);
+        assert!(std::fs::read_to_string(&attestation).unwrap().contains("BEGIN CERTIFICATE"));
         assert!(card.slot_certificate(0x9a).is_some());
         let card_spki = card.slot_public_key_spki(0x9a).unwrap();
         let pem_spki = pem("PUBLIC KEY", &card_spki);
@@ -397,6 +400,27 @@ fn ykman_changes_pin_puk_management_key_and_resets() {
         }
         rig.ykman(&["--reader", r, "piv", "access", "unblock-pin", "-p", "87654321", "-n", "13572468"]);
         assert_eq!(card.pin(), b"13572468");
+
+        // A PIN-protected random management key (ykman keeps it in the printed-data object).
+        rig.ykman(&[
+            "--reader",
+            r,
+            "piv",
+            "access",
+            "change-management-key",
+            "-m",
+            new_key,
+            "-P",
+            "13572468",
+            "--protect",
+            "-f",
+        ]);
+        let (_, protected_key) = card.management_key();
+        assert_ne!(protected_key, hex::decode(new_key).unwrap());
+        rig.ykman(&["--reader", r, "piv", "keys", "generate", "-P", "13572468", "-a", "ECCP256", "9e", "p256.pem"]);
+        assert!(card.slot_public_key_spki(0x9e).is_some());
+        let new_key = hex::encode(&protected_key);
+        let new_key = new_key.as_str();
 
         // SET PIN RETRIES: needs PIN and management key, resets PIN and PUK to the defaults.
         rig.ykman(&["--reader", r, "piv", "access", "set-retries", "-m", new_key, "-P", "13572468", "-f", "5", "4"]);
