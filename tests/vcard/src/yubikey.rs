@@ -196,13 +196,28 @@ impl VirtualYubiKey {
         self.card().piv.keys.get(&slot).map(piv::SlotKey::spki_der)
     }
 
-    /// Signs like the card: ECDSA with SHA-256 (P-256) or SHA-384 (P-384), DER encoded.
+    /// Signs like the card would for a client: ECDSA with SHA-256 (P-256) or SHA-384 (P-384),
+    /// DER encoded; RSA PKCS#1 v1.5 with SHA-256.
     pub fn sign_with_slot(&self, slot: u8, message: &[u8]) -> Option<Vec<u8>> {
         let card = self.card();
         let key = card.piv.keys.get(&slot)?;
-        let digest = match key.material {
+        let digest = match &key.material {
             SlotKeyMaterial::P256(_) => sha2::Sha256::digest(message).to_vec(),
             SlotKeyMaterial::P384(_) => sha2::Sha384::digest(message).to_vec(),
+            SlotKeyMaterial::Rsa(_, k) => {
+                // PKCS#1 v1.5 with SHA-256, padded here as a client would before sending it.
+                use rsa::traits::PublicKeyParts;
+                const SHA256_PREFIX: [u8; 19] = [
+                    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+                    0x00, 0x04, 0x20,
+                ];
+                let t = [&SHA256_PREFIX[..], &sha2::Sha256::digest(message)].concat();
+                let mut em = vec![0x00, 0x01];
+                em.resize(k.size() - t.len() - 1, 0xFF);
+                em.push(0x00);
+                em.extend(t);
+                em
+            }
         };
         key.sign_digest(&digest)
     }

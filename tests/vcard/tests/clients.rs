@@ -457,3 +457,38 @@ fn several_pairs_have_unique_reader_names() {
     let info = rig.ykman(&["--device", "33333333", "info"]);
     assert!(info.contains("33333333"), "{info}");
 }
+
+#[test]
+fn rsa2048_generate_sign_and_attest() {
+    let rig = Rig::new(1);
+    let card = rig.card(10_000_700, (5, 4, 3));
+    let reader = rig.insert(&card, 0);
+    let openssl = tool("openssl");
+    // RSA2048 is yubico-piv-tool's default algorithm; 9c has PIN policy "always".
+    rig.piv_tool(&reader, &["-a", "generate", "-s", "9c", "-o", "rsa.pem"]);
+    rig.ykman(&["piv", "certificates", "generate", "-m", MGMT_KEY, "-P", "123456", "-s", "CN=rsa-9c", "9c", "rsa.pem"]);
+    rig.ykman(&["piv", "certificates", "export", "9c", "rsa-cert.pem"]);
+    let ok = rig.ok(&openssl, &["verify", "-CAfile", "rsa-cert.pem", "-check_ss_sig", "rsa-cert.pem"]);
+    assert!(ok.contains("rsa-cert.pem: OK"), "{ok}");
+    let cert_key = rig.ok(&openssl, &["x509", "-in", "rsa-cert.pem", "-noout", "-pubkey"]);
+    assert_eq!(cert_key.trim(), std::fs::read_to_string(rig.path("rsa.pem")).unwrap().trim());
+    rig.piv_tool(
+        &reader,
+        &["-a", "verify-pin", "-P", "123456", "-a", "test-signature", "-s", "9c", "-i", "rsa-cert.pem"],
+    );
+    // PIN "always": a signature without a fresh VERIFY is refused.
+    let out =
+        rig.run(&tool("yubico-piv-tool"), &["-r", &reader, "-a", "test-signature", "-s", "9c", "-i", "rsa-cert.pem"]);
+    assert!(!out.status.success(), "signing with 9c without the PIN succeeded");
+
+    rig.piv_tool(&reader, &["-a", "attest", "-s", "9c", "-o", "attest.pem"]);
+    rig.piv_tool(&reader, &["-a", "read-certificate", "-s", "f9", "-o", "f9.pem"]);
+    std::fs::write(rig.path("root.pem"), rig.root.cert_pem()).unwrap();
+    let verify = rig.ok(&openssl, &["verify", "-CAfile", "root.pem", "-untrusted", "f9.pem", "attest.pem"]);
+    assert!(verify.contains("attest.pem: OK"), "{verify}");
+    // The inspection helper's PKCS#1 v1.5 signature verifies too.
+    std::fs::write(rig.path("msg.txt"), b"helper").unwrap();
+    std::fs::write(rig.path("msg.sig"), card.sign_with_slot(0x9c, b"helper").unwrap()).unwrap();
+    let ok = rig.ok(&openssl, &["dgst", "-sha256", "-verify", "rsa.pem", "-signature", "msg.sig", "msg.txt"]);
+    assert!(ok.contains("Verified OK"), "{ok}");
+}
