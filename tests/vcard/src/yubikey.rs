@@ -297,3 +297,30 @@ fn serve(mut stream: TcpStream, shared: &Arc<Shared>) {
     }
     lock(&shared.card).reset();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::Decode;
+
+    fn f9_issuer(card: &VirtualYubiKey) -> String {
+        let der = card.slot_certificate(0xF9).unwrap();
+        x509_cert::Certificate::from_der(&der).unwrap().tbs_certificate.issuer.to_string()
+    }
+
+    #[test]
+    fn attestation_issuer_and_factory_state() {
+        let root = TestRoot::generate("Root A");
+        let other = TestRoot::generate("Root B");
+        let a = VirtualYubiKey::new(CardSpec::new(1, (5, 4, 3)), &root);
+        let spec = CardSpec { serial: 2, firmware: (5, 7, 1), attestation: AttestationIssuer::Other(other) };
+        let b = VirtualYubiKey::new(spec, &root);
+        assert_eq!(f9_issuer(&a), "CN=Root A");
+        assert_eq!(f9_issuer(&b), "CN=Root B");
+        assert_eq!(a.management_key(), (0x03, piv::DEFAULT_MGMT_KEY.to_vec()));
+        assert_eq!(b.management_key(), (0x0A, piv::DEFAULT_MGMT_KEY.to_vec()));
+        assert_eq!((a.pin(), a.puk()), (b"123456".to_vec(), b"12345678".to_vec()));
+        assert!(a.slot_certificate(0x9A).is_none() && a.slot_public_key_spki(0x9A).is_none());
+        assert!(a.oath_credentials().is_empty() && a.apdu_log().is_empty() && !a.is_inserted());
+    }
+}
