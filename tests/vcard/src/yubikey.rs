@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -138,7 +138,8 @@ impl VirtualYubiKey {
         self.shared.connected.store(true, Ordering::SeqCst);
         stream.set_nodelay(true)?;
         let serving = stream.try_clone()?;
-        let shared = Arc::clone(&self.shared);
+        // The thread holds only a weak reference: dropping the last handle closes the connection.
+        let shared = Arc::downgrade(&self.shared);
         let thread =
             std::thread::Builder::new().name(format!("vyubikey-{port}")).spawn(move || serve(serving, &shared))?;
         *conn = Some(Connection { stream, thread });
@@ -249,10 +250,11 @@ impl Drop for Shared {
     }
 }
 
-fn serve(mut stream: TcpStream, shared: &Arc<Shared>) {
+fn serve(mut stream: TcpStream, weak: &Weak<Shared>) {
     let atr = vpcd::YUBIKEY5_USB_ATR;
     let trace = std::env::var_os("VCARD_TRACE").is_some();
     while let Ok(event) = vpcd::read_event(&mut stream, &atr) {
+        let Some(shared) = weak.upgrade() else { return };
         if trace && !matches!(event, vpcd::Event::Command(_)) {
             eprintln!("vcard event {event:?}");
         }
@@ -292,6 +294,7 @@ fn serve(mut stream: TcpStream, shared: &Arc<Shared>) {
             }
         }
     }
+    let Some(shared) = weak.upgrade() else { return };
     if shared.connected.swap(false, Ordering::SeqCst) {
         *lock(&shared.removed_at) = Some(Instant::now());
     }

@@ -343,6 +343,12 @@ fn removal_and_yank_mid_put_data() {
     let info = rig.ykman(&["piv", "info"]);
     assert!(info.contains("9A"), "{info}");
     assert!(card.slot_public_key_spki(0x9a).is_some());
+
+    // Dropping the last handle of a card removes it too.
+    let other = rig.card(10_000_401, (5, 4, 3));
+    let other_reader = rig.insert(&other, 1);
+    drop(other);
+    rig.pcscd.wait_for_card_state(&other_reader, false, WAIT).unwrap();
 }
 
 #[test]
