@@ -40,7 +40,8 @@ static START: Mutex<()> = Mutex::new(());
 impl Pcscd {
     /// Starts pcscd with `pairs` vpcd entries (two readers each). Entry 0 is named
     /// [`FRIENDLY_NAME`], entry `i > 0` `"<FRIENDLY_NAME> (i)"`, so all reader names are unique
-    /// (pcscd itself gives same-named entries identical "00 00"/"00 01" suffixes).
+    /// (pcscd itself gives same-named entries identical "00 00"/"00 01" suffixes); ykman still
+    /// takes them all for YubiKeys over USB.
     pub fn start(pairs: usize) -> io::Result<Pcscd> {
         require(PCSCD)?;
         require(VPCD_DRIVER)?;
@@ -64,8 +65,19 @@ impl Pcscd {
         let mut expected = Vec::new();
         for (i, port) in ports.iter().enumerate() {
             let friendly = if i == 0 { FRIENDLY_NAME.to_string() } else { format!("{FRIENDLY_NAME} ({i})") };
+            // The vpcd driver keeps its slots in a global array indexed by slot number only, so
+            // two entries sharing one loaded library overwrite each other's ports. Each entry
+            // gets its own copy (a new inode: the dynamic loader shares objects by file identity).
+            let driver = if i == 0 {
+                PathBuf::from(VPCD_DRIVER)
+            } else {
+                let copy = dir.path().join(format!("libifdvpcd-{i}.so"));
+                fs::copy(VPCD_DRIVER, &copy)?;
+                copy
+            };
+            let driver = driver.display();
             conf.push_str(&format!(
-                "FRIENDLYNAME \"{friendly}\"\nDEVICENAME /dev/null:{port}\nLIBPATH {VPCD_DRIVER}\nCHANNELID {port}\n\n"
+                "FRIENDLYNAME \"{friendly}\"\nDEVICENAME /dev/null:{port}\nLIBPATH {driver}\nCHANNELID {port}\n\n"
             ));
             expected.push(Reader { name: format!("{friendly} 00 00"), port: *port });
             expected.push(Reader { name: format!("{friendly} 00 01"), port: port + 1 });
@@ -119,8 +131,8 @@ impl Pcscd {
         ("PCSCLITE_CSOCK_NAME", self.socket.clone())
     }
 
-    /// The readers, in reader.conf order: entry i gives "<name> 00 00" (port) and
-    /// "<name> 00 01" (port + 1).
+    /// The readers, in reader.conf order: entry i gives `"<name> 00 00"` (port) and
+    /// `"<name> 00 01"` (port + 1).
     pub fn readers(&self) -> Vec<Reader> {
         self.readers.clone()
     }
@@ -179,7 +191,9 @@ impl Pcscd {
     }
 
     fn scan(&self, args: &[&str]) -> io::Result<String> {
-        let out = Command::new("pcsc_scan").args(args).env("PCSCLITE_CSOCK_NAME", &self.socket).output()?;
+        let mut cmd = Command::new("pcsc_scan");
+        cmd.args(args).env("PCSCLITE_CSOCK_NAME", &self.socket);
+        let out = crate::process::output_with_timeout(&mut cmd, Duration::from_secs(10))?;
         if !out.status.success() {
             return Err(io::Error::other(format!(
                 "pcsc_scan {args:?} failed: {}",

@@ -19,6 +19,10 @@ pub(crate) const ALG_3DES: u8 = 0x03;
 pub(crate) const ALG_AES128: u8 = 0x08;
 pub(crate) const ALG_AES192: u8 = 0x0A;
 pub(crate) const ALG_AES256: u8 = 0x0C;
+pub(crate) const ALG_RSA1024: u8 = 0x06;
+pub(crate) const ALG_RSA2048: u8 = 0x07;
+pub(crate) const ALG_RSA3072: u8 = 0x05;
+pub(crate) const ALG_RSA4096: u8 = 0x16;
 pub(crate) const ALG_P256: u8 = 0x11;
 pub(crate) const ALG_P384: u8 = 0x14;
 const SLOT_MGMT: u8 = 0x9B;
@@ -33,6 +37,7 @@ const TOUCH_NEVER: u8 = 1;
 pub(crate) enum SlotKeyMaterial {
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
+    Rsa(u8, Box<rsa::RsaPrivateKey>),
 }
 
 #[derive(Clone)]
@@ -48,14 +53,20 @@ impl SlotKey {
         match self.material {
             SlotKeyMaterial::P256(_) => ALG_P256,
             SlotKeyMaterial::P384(_) => ALG_P384,
+            SlotKeyMaterial::Rsa(alg, _) => alg,
         }
     }
 
-    /// Uncompressed EC point.
-    fn point(&self) -> Vec<u8> {
+    /// The public key as GENERATE and GET METADATA return it: 86 (EC point) or 81/82 (RSA
+    /// modulus and exponent).
+    fn public_tlvs(&self) -> Vec<u8> {
         match &self.material {
-            SlotKeyMaterial::P256(k) => k.verifying_key().to_encoded_point(false).as_bytes().to_vec(),
-            SlotKeyMaterial::P384(k) => k.verifying_key().to_encoded_point(false).as_bytes().to_vec(),
+            SlotKeyMaterial::P256(k) => tlv(0x86, k.verifying_key().to_encoded_point(false).as_bytes()),
+            SlotKeyMaterial::P384(k) => tlv(0x86, k.verifying_key().to_encoded_point(false).as_bytes()),
+            SlotKeyMaterial::Rsa(_, k) => {
+                use rsa::traits::PublicKeyParts;
+                [tlv(0x81, &k.n().to_bytes_be()), tlv(0x82, &k.e().to_bytes_be())].concat()
+            }
         }
     }
 
@@ -63,10 +74,15 @@ impl SlotKey {
         match &self.material {
             SlotKeyMaterial::P256(k) => attestation::spki_der_p256(k.verifying_key()),
             SlotKeyMaterial::P384(k) => attestation::spki_der_p384(k.verifying_key()),
+            SlotKeyMaterial::Rsa(_, k) => {
+                use rsa::pkcs8::EncodePublicKey;
+                k.to_public_key().to_public_key_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default()
+            }
         }
     }
 
-    /// DER ECDSA signature over a digest (truncated to the curve size as the card does).
+    /// The card's private-key operation: ECDSA over a digest (DER signature, digest truncated
+    /// to the curve size) or raw RSA over a key-sized block (the client pads).
     pub(crate) fn sign_digest(&self, digest: &[u8]) -> Option<Vec<u8>> {
         match &self.material {
             SlotKeyMaterial::P256(k) => {
@@ -76,6 +92,19 @@ impl SlotKey {
             SlotKeyMaterial::P384(k) => {
                 let sig: p384::ecdsa::Signature = k.sign_prehash(digest).ok()?;
                 Some(sig.to_der().as_bytes().to_vec())
+            }
+            SlotKeyMaterial::Rsa(_, k) => {
+                use rsa::traits::PublicKeyParts;
+                let size = k.size();
+                if digest.len() != size {
+                    return None;
+                }
+                let input = rsa::BigUint::from_bytes_be(digest);
+                let out = rsa::hazmat::rsa_decrypt_and_check(k.as_ref(), Some(&mut rand::thread_rng()), &input).ok()?;
+                let out = out.to_bytes_be();
+                let mut padded = vec![0u8; size - out.len()];
+                padded.extend(out);
+                Some(padded)
             }
         }
     }
@@ -401,6 +430,19 @@ impl Piv {
         let material = match alg {
             ALG_P256 => SlotKeyMaterial::P256(p256::ecdsa::SigningKey::random(&mut rng)),
             ALG_P384 => SlotKeyMaterial::P384(p384::ecdsa::SigningKey::random(&mut rng)),
+            ALG_RSA1024 | ALG_RSA2048 | ALG_RSA3072 | ALG_RSA4096 => {
+                let bits = match alg {
+                    ALG_RSA1024 => 1024,
+                    ALG_RSA2048 => 2048,
+                    ALG_RSA3072 => 3072,
+                    _ => 4096,
+                };
+                if bits > 2048 && self.firmware < (5, 7, 0) {
+                    return Err(sw::INCORRECT_DATA);
+                }
+                let key = rsa::RsaPrivateKey::new(&mut rng, bits).map_err(|_| sw::NO_PRECISE)?;
+                SlotKeyMaterial::Rsa(alg, Box::new(key))
+            }
             _ => return Err(sw::INCORRECT_DATA),
         };
         let key = SlotKey {
@@ -409,9 +451,9 @@ impl Piv {
             touch_policy: if touch_policy == 0 { TOUCH_NEVER } else { touch_policy },
             generated: true,
         };
-        let point = key.point();
+        let public = key.public_tlvs();
         self.keys.insert(slot, key);
-        Ok(tlv(0x7F49, &tlv(0x86, &point)))
+        Ok(tlv(0x7F49, &public))
     }
 
     fn get_data(&mut self, apdu: &Apdu) -> Reply {
@@ -502,7 +544,7 @@ impl Piv {
                     tlv(0x01, &[key.alg()]),
                     tlv(0x02, &[key.pin_policy, key.touch_policy]),
                     tlv(0x03, &[if key.generated { 0x01 } else { 0x02 }]),
-                    tlv(0x04, &tlv(0x86, &key.point())),
+                    tlv(0x04, &key.public_tlvs()),
                 ]
                 .concat())
             }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -138,7 +138,8 @@ impl VirtualYubiKey {
         self.shared.connected.store(true, Ordering::SeqCst);
         stream.set_nodelay(true)?;
         let serving = stream.try_clone()?;
-        let shared = Arc::clone(&self.shared);
+        // The thread holds only a weak reference: dropping the last handle closes the connection.
+        let shared = Arc::downgrade(&self.shared);
         let thread =
             std::thread::Builder::new().name(format!("vyubikey-{port}")).spawn(move || serve(serving, &shared))?;
         *conn = Some(Connection { stream, thread });
@@ -202,13 +203,28 @@ impl VirtualYubiKey {
         self.card().piv.keys.get(&slot).map(piv::SlotKey::spki_der)
     }
 
-    /// Signs like the card: ECDSA with SHA-256 (P-256) or SHA-384 (P-384), DER encoded.
+    /// Signs like the card would for a client: ECDSA with SHA-256 (P-256) or SHA-384 (P-384),
+    /// DER encoded; RSA PKCS#1 v1.5 with SHA-256.
     pub fn sign_with_slot(&self, slot: u8, message: &[u8]) -> Option<Vec<u8>> {
         let card = self.card();
         let key = card.piv.keys.get(&slot)?;
-        let digest = match key.material {
+        let digest = match &key.material {
             SlotKeyMaterial::P256(_) => sha2::Sha256::digest(message).to_vec(),
             SlotKeyMaterial::P384(_) => sha2::Sha384::digest(message).to_vec(),
+            SlotKeyMaterial::Rsa(_, k) => {
+                // PKCS#1 v1.5 with SHA-256, padded here as a client would before sending it.
+                use rsa::traits::PublicKeyParts;
+                const SHA256_PREFIX: [u8; 19] = [
+                    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+                    0x00, 0x04, 0x20,
+                ];
+                let t = [&SHA256_PREFIX[..], &sha2::Sha256::digest(message)].concat();
+                let mut em = vec![0x00, 0x01];
+                em.resize(k.size() - t.len() - 1, 0xFF);
+                em.push(0x00);
+                em.extend(t);
+                em
+            }
         };
         key.sign_digest(&digest)
     }
@@ -240,10 +256,11 @@ impl Drop for Shared {
     }
 }
 
-fn serve(mut stream: TcpStream, shared: &Arc<Shared>) {
+fn serve(mut stream: TcpStream, weak: &Weak<Shared>) {
     let atr = vpcd::YUBIKEY5_USB_ATR;
     let trace = std::env::var_os("VCARD_TRACE").is_some();
     while let Ok(event) = vpcd::read_event(&mut stream, &atr) {
+        let Some(shared) = weak.upgrade() else { return };
         if trace && !matches!(event, vpcd::Event::Command(_)) {
             eprintln!("vcard event {event:?}");
         }
@@ -283,8 +300,36 @@ fn serve(mut stream: TcpStream, shared: &Arc<Shared>) {
             }
         }
     }
+    let Some(shared) = weak.upgrade() else { return };
     if shared.connected.swap(false, Ordering::SeqCst) {
         *lock(&shared.removed_at) = Some(Instant::now());
     }
     lock(&shared.card).reset();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use der::Decode;
+
+    fn f9_issuer(card: &VirtualYubiKey) -> String {
+        let der = card.slot_certificate(0xF9).unwrap();
+        x509_cert::Certificate::from_der(&der).unwrap().tbs_certificate.issuer.to_string()
+    }
+
+    #[test]
+    fn attestation_issuer_and_factory_state() {
+        let root = TestRoot::generate("Root A");
+        let other = TestRoot::generate("Root B");
+        let a = VirtualYubiKey::new(CardSpec::new(1, (5, 4, 3)), &root);
+        let spec = CardSpec { serial: 2, firmware: (5, 7, 1), attestation: AttestationIssuer::Other(other) };
+        let b = VirtualYubiKey::new(spec, &root);
+        assert_eq!(f9_issuer(&a), "CN=Root A");
+        assert_eq!(f9_issuer(&b), "CN=Root B");
+        assert_eq!(a.management_key(), (0x03, piv::DEFAULT_MGMT_KEY.to_vec()));
+        assert_eq!(b.management_key(), (0x0A, piv::DEFAULT_MGMT_KEY.to_vec()));
+        assert_eq!((a.pin(), a.puk()), (b"123456".to_vec(), b"12345678".to_vec()));
+        assert!(a.slot_certificate(0x9A).is_none() && a.slot_public_key_spki(0x9A).is_none());
+        assert!(a.oath_credentials().is_empty() && a.apdu_log().is_empty() && !a.is_inserted());
+    }
 }

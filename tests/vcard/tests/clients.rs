@@ -4,15 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use countersign_vcard::{pem, CardSpec, Pcscd, TestRoot, VirtualYubiKey};
+use countersign_vcard::{output_with_timeout, pem, CardSpec, Pcscd, TestRoot, VirtualYubiKey};
 
 const HINT: &str = "run scripts/install-deps.sh";
 const MGMT_KEY: &str = "010203040506070801020304050607080102030405060708";
 const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 const WAIT: Duration = Duration::from_secs(10);
+/// Longest any one client command may run.
+const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -69,12 +71,12 @@ impl Rig {
         let mut c = Command::new(program);
         let (k, v) = self.pcscd.env();
         c.env(k, v).env("HOME", self.dir.path()).env("XDG_CONFIG_HOME", self.dir.path().join(".config"));
-        c.current_dir(self.dir.path()).stdin(Stdio::null());
+        c.current_dir(self.dir.path());
         c
     }
 
     fn run(&self, program: &Path, args: &[&str]) -> Output {
-        self.cmd(program).args(args).output().unwrap()
+        output_with_timeout(self.cmd(program).args(args), CLIENT_LIMIT).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs and requires success; returns stdout.
@@ -158,6 +160,14 @@ fn oath_totp_and_hotp_match_oathtool() {
         let expected = rig.ok(&oathtool, &["-b", "-c", &counter.to_string(), SECRET]);
         assert_eq!(code_of(&out, "bob"), expected.trim(), "HOTP counter {counter}: {out}");
     }
+
+    rig.ykman(&["oath", "accounts", "rename", "-f", "bob", "Example:bob"]);
+    rig.ykman(&["oath", "accounts", "delete", "-f", "alice"]);
+    assert_eq!(card.oath_credentials(), vec!["Example:bob".to_string()]);
+    // The HOTP counter moved with the rename.
+    let out = rig.ykman(&["oath", "accounts", "code", "bob"]);
+    let expected = rig.ok(&oathtool, &["-b", "-c", "3", SECRET]);
+    assert_eq!(code_of(&out, "Example:bob"), expected.trim(), "{out}");
 }
 
 #[test]
@@ -193,6 +203,9 @@ fn ykman_piv_info_on_5_4_and_5_7_shows_generated_key_and_certificate() {
         ]);
         let info = rig.ykman(&["--reader", reader, "piv", "info"]);
         assert!(info.contains("vcard-9a"), "certificate subject not in piv info:\n{info}");
+        let attestation = rig.path(&format!("attest{i}.pem"));
+        rig.ykman(&["--reader", reader, "piv", "keys", "attest", "9a", attestation.to_str().unwrap()]);
+        assert!(std::fs::read_to_string(&attestation).unwrap().contains("BEGIN CERTIFICATE"));
         assert!(card.slot_certificate(0x9a).is_some());
         let card_spki = card.slot_public_key_spki(0x9a).unwrap();
         let pem_spki = pem("PUBLIC KEY", &card_spki);
@@ -268,6 +281,8 @@ fn yubico_piv_tool_2_2_cannot_use_aes_default_key_of_5_7() {
     let reader = rig.insert(&card, 0);
     let out = rig.run(&tool("yubico-piv-tool"), &["-r", &reader, "-a", "generate", "-s", "9a", "-A", "ECCP256"]);
     assert!(!out.status.success(), "3DES authentication against an AES-192 key succeeded");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("authentication"), "not an authentication failure: {stderr}");
     assert!(card.slot_public_key_spki(0x9a).is_none());
     assert_eq!(card.management_key().0, 0x0A);
 }
@@ -328,6 +343,12 @@ fn removal_and_yank_mid_put_data() {
     let info = rig.ykman(&["piv", "info"]);
     assert!(info.contains("9A"), "{info}");
     assert!(card.slot_public_key_spki(0x9a).is_some());
+
+    // Dropping the last handle of a card removes it too.
+    let other = rig.card(10_000_401, (5, 4, 3));
+    let other_reader = rig.insert(&other, 1);
+    drop(other);
+    rig.pcscd.wait_for_card_state(&other_reader, false, WAIT).unwrap();
 }
 
 #[test]
@@ -343,4 +364,137 @@ fn oath_password_required_when_set() {
     assert!(!out.status.success(), "listing with a wrong password succeeded");
     let list = rig.ykman(&["oath", "accounts", "list", "-p", "hunter2"]);
     assert!(list.contains("guarded"), "{list}");
+}
+
+#[test]
+fn ykman_changes_pin_puk_management_key_and_resets() {
+    let rig = Rig::new(1);
+    for (i, fw) in [(5, 4, 3), (5, 7, 1)].into_iter().enumerate() {
+        let card = rig.card(10_000_600 + i as u32, fw);
+        rig.insert(&card, i);
+        let reader = rig.pcscd.readers()[i].name.clone();
+        let r = reader.as_str();
+        rig.ykman(&["--reader", r, "piv", "access", "change-pin", "-P", "123456", "-n", "24681357"]);
+        rig.ykman(&["--reader", r, "piv", "access", "change-puk", "-p", "12345678", "-n", "87654321"]);
+        assert_eq!(card.pin(), b"24681357");
+        assert_eq!(card.puk(), b"87654321");
+        let new_key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        rig.ykman(&[
+            "--reader",
+            r,
+            "piv",
+            "access",
+            "change-management-key",
+            "-m",
+            MGMT_KEY,
+            "-a",
+            "aes256",
+            "-n",
+            new_key,
+            "-f",
+        ]);
+        assert_eq!(card.management_key(), (0x0C, hex::decode(new_key).unwrap()));
+        rig.ykman(&["--reader", r, "piv", "keys", "generate", "-m", new_key, "-a", "ECCP384", "9d", "p384.pem"]);
+        assert!(card.slot_public_key_spki(0x9d).is_some());
+        let info = rig.ykman(&["--reader", r, "piv", "info"]);
+        assert!(info.contains("AES256"), "{info}");
+
+        // Wrong PIN three times blocks it; the PUK unblocks it.
+        for _ in 0..3 {
+            let out = rig.ykman_run(&["--reader", r, "piv", "access", "change-pin", "-P", "000000", "-n", "111111"]);
+            assert!(!out.status.success());
+        }
+        rig.ykman(&["--reader", r, "piv", "access", "unblock-pin", "-p", "87654321", "-n", "13572468"]);
+        assert_eq!(card.pin(), b"13572468");
+
+        // A PIN-protected random management key (ykman keeps it in the printed-data object).
+        rig.ykman(&[
+            "--reader",
+            r,
+            "piv",
+            "access",
+            "change-management-key",
+            "-m",
+            new_key,
+            "-P",
+            "13572468",
+            "--protect",
+            "-f",
+        ]);
+        let (_, protected_key) = card.management_key();
+        assert_ne!(protected_key, hex::decode(new_key).unwrap());
+        rig.ykman(&["--reader", r, "piv", "keys", "generate", "-P", "13572468", "-a", "ECCP256", "9e", "p256.pem"]);
+        assert!(card.slot_public_key_spki(0x9e).is_some());
+        let new_key = hex::encode(&protected_key);
+        let new_key = new_key.as_str();
+
+        // SET PIN RETRIES: needs PIN and management key, resets PIN and PUK to the defaults.
+        rig.ykman(&["--reader", r, "piv", "access", "set-retries", "-m", new_key, "-P", "13572468", "-f", "5", "4"]);
+        assert_eq!((card.pin(), card.puk()), (b"123456".to_vec(), b"12345678".to_vec()));
+        let info = rig.ykman(&["--reader", r, "piv", "info"]);
+        assert!(info.contains("PIN tries remaining:      5/5") || info.contains("5/5"), "{info}");
+
+        rig.ykman(&["--reader", r, "piv", "reset", "-f"]);
+        assert_eq!(card.pin(), b"123456");
+        assert_eq!(card.puk(), b"12345678");
+        let default_alg = if fw >= (5, 7, 0) { 0x0A } else { 0x03 };
+        assert_eq!(card.management_key(), (default_alg, hex::decode(MGMT_KEY).unwrap()));
+        assert!(card.slot_public_key_spki(0x9d).is_none());
+    }
+}
+
+#[test]
+fn several_pairs_have_unique_reader_names() {
+    let rig = Rig::new(2);
+    let readers = rig.pcscd.readers();
+    let listed = rig.pcscd.list_readers().unwrap();
+    assert_eq!(readers.len(), 4);
+    let mut names: Vec<&str> = readers.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 4, "{readers:?}");
+    for r in &readers {
+        assert!(listed.contains(&r.name), "{} not listed by pcscd: {listed:?}", r.name);
+    }
+    let card = rig.card(33_333_333, (5, 4, 3));
+    let reader = rig.insert(&card, 3);
+    let info = rig.ykman(&["--reader", &reader, "info"]);
+    assert!(info.contains("33333333"), "{info}");
+    let info = rig.ykman(&["--device", "33333333", "info"]);
+    assert!(info.contains("33333333"), "{info}");
+}
+
+#[test]
+fn rsa2048_generate_sign_and_attest() {
+    let rig = Rig::new(1);
+    let card = rig.card(10_000_700, (5, 4, 3));
+    let reader = rig.insert(&card, 0);
+    let openssl = tool("openssl");
+    // RSA2048 is yubico-piv-tool's default algorithm; 9c has PIN policy "always".
+    rig.piv_tool(&reader, &["-a", "generate", "-s", "9c", "-o", "rsa.pem"]);
+    rig.ykman(&["piv", "certificates", "generate", "-m", MGMT_KEY, "-P", "123456", "-s", "CN=rsa-9c", "9c", "rsa.pem"]);
+    rig.ykman(&["piv", "certificates", "export", "9c", "rsa-cert.pem"]);
+    let ok = rig.ok(&openssl, &["verify", "-CAfile", "rsa-cert.pem", "-check_ss_sig", "rsa-cert.pem"]);
+    assert!(ok.contains("rsa-cert.pem: OK"), "{ok}");
+    let cert_key = rig.ok(&openssl, &["x509", "-in", "rsa-cert.pem", "-noout", "-pubkey"]);
+    assert_eq!(cert_key.trim(), std::fs::read_to_string(rig.path("rsa.pem")).unwrap().trim());
+    rig.piv_tool(
+        &reader,
+        &["-a", "verify-pin", "-P", "123456", "-a", "test-signature", "-s", "9c", "-i", "rsa-cert.pem"],
+    );
+    // PIN "always": a signature without a fresh VERIFY is refused.
+    let out =
+        rig.run(&tool("yubico-piv-tool"), &["-r", &reader, "-a", "test-signature", "-s", "9c", "-i", "rsa-cert.pem"]);
+    assert!(!out.status.success(), "signing with 9c without the PIN succeeded");
+
+    rig.piv_tool(&reader, &["-a", "attest", "-s", "9c", "-o", "attest.pem"]);
+    rig.piv_tool(&reader, &["-a", "read-certificate", "-s", "f9", "-o", "f9.pem"]);
+    std::fs::write(rig.path("root.pem"), rig.root.cert_pem()).unwrap();
+    let verify = rig.ok(&openssl, &["verify", "-CAfile", "root.pem", "-untrusted", "f9.pem", "attest.pem"]);
+    assert!(verify.contains("attest.pem: OK"), "{verify}");
+    // The inspection helper's PKCS#1 v1.5 signature verifies too.
+    std::fs::write(rig.path("msg.txt"), b"helper").unwrap();
+    std::fs::write(rig.path("msg.sig"), card.sign_with_slot(0x9c, b"helper").unwrap()).unwrap();
+    let ok = rig.ok(&openssl, &["dgst", "-sha256", "-verify", "rsa.pem", "-signature", "msg.sig", "msg.txt"]);
+    assert!(ok.contains("Verified OK"), "{ok}");
 }
