@@ -8,6 +8,7 @@ set -euo pipefail
 needs=(
   "softhsm2-util:softhsm2"
   "pkcs11-tool:opensc"
+  "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so:opensc-pkcs11"
   "openssl:openssl"
   "oathtool:oathtool"
   "pkg-config:pkg-config"

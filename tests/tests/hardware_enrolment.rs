@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use countersign_tests::{write, Daemon, HOTP_PLUGIN as HOTP, TOTP_PLUGIN as TOTP};
+use countersign_tests::{bin, openssl, write, Daemon, HOTP_PLUGIN as HOTP, TOTP_PLUGIN as TOTP};
 use countersign_vcard::{AttestationIssuer, CardSpec, Pcscd, TestRoot, VirtualYubiKey};
 use serde_json::{json, Value};
 
@@ -20,6 +20,12 @@ struct Rig {
 
 impl Rig {
     fn new(pairs: usize) -> Rig {
+        let rig = Rig::without_ca(pairs);
+        rig.d.cli_json(&["ca", "init"]);
+        rig
+    }
+
+    fn without_ca(pairs: usize) -> Rig {
         let pcscd = Pcscd::start(pairs).expect("pcscd starts (run scripts/install-deps.sh)");
         let root = TestRoot::generate("Countersign Test PIV Attestation Root");
         let mut d = Daemon::configure("");
@@ -34,7 +40,6 @@ impl Rig {
         for u in ["alice", "bob"] {
             d.cli_json(&["user", "add", u]);
         }
-        d.cli_json(&["ca", "init"]);
         Rig { pcscd, root, d }
     }
 
@@ -322,4 +327,171 @@ fn devices_list_shows_readers_cards_and_enrolled_cards() {
     assert!(readers.iter().any(|r| r["card_present"] == false));
     let text = rig.d.cli(&["devices", "list"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("yubikey serial 38000001"));
+}
+
+#[test]
+fn devices_watch_reports_insertion_and_removal() {
+    use std::io::BufRead;
+    let rig = Rig::new(1);
+    let mut child = Command::new(bin("countersign"))
+        .arg("--socket")
+        .arg(rig.d.admin_sock())
+        .args(["--json", "devices", "watch", "--seconds", "120"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next_event = |what: &str| -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("no {what} event within 20 s"));
+            if line.pointer("/event/event").and_then(Value::as_str) == Some(what) {
+                return line["event"].clone();
+            }
+        }
+    };
+    let watching = next_event("watching");
+    assert_eq!(watching["reader"], "2 readers, 0 with a card");
+    let card = rig.card(1, 40_000_001, (5, 7, 1));
+    let inserted = next_event("inserted");
+    assert_eq!(inserted["reader"], rig.reader(1));
+    assert_eq!(inserted["card"]["serial"], "40000001");
+    card.remove();
+    let removed = next_event("removed");
+    assert_eq!(removed["reader"], rig.reader(1));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn external_ca_csr_then_imported_certificate_issues_card_certificates() {
+    let rig = Rig::without_ca(1);
+    let init = rig.d.cli_json(&["ca", "init", "--csr"]);
+    assert!(init["ca"]["certificate_pem"].is_null() && init["ca"]["csr_pem"].is_string(), "{init}");
+    let card = rig.card(0, 41_000_001, (5, 7, 1));
+    // No enrolment before the CA has its certificate, and the card is not touched.
+    let (last, _, _) = rig.enrol(&["piv", "--user", "alice"], "");
+    assert_eq!(last["error"]["code"], "invalid", "{last}");
+    assert!(last["error"]["message"].as_str().unwrap().contains("import-cert"), "{last}");
+    assert!(card.apdu_log().is_empty() || !card.apdu_log().iter().any(|c| c.ins == 0x47));
+
+    let w = rig.d.work.path();
+    let csr = rig.d.cli(&["ca", "show", "--pem"]);
+    assert!(String::from_utf8_lossy(&csr.stdout).contains("BEGIN CERTIFICATE REQUEST"));
+    let csr = write(w, "appliance.csr", &csr.stdout);
+    let (ok, out) = openssl(&["req", "-verify", "-noout", "-in", csr.to_str().unwrap()]);
+    assert!(ok, "the CSR verifies: {out}");
+    // The organisation's own CA signs it.
+    let root_key = w.join("root.key");
+    let root = w.join("root.pem");
+    let (ok, out) = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        root_key.to_str().unwrap(),
+        "-out",
+        root.to_str().unwrap(),
+        "-subj",
+        "/CN=Example Corp Root",
+        "-days",
+        "30",
+    ]);
+    assert!(ok, "{out}");
+    let ext = write(
+        w,
+        "ca.ext",
+        b"basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    );
+    let issued = w.join("appliance-ca.pem");
+    let (ok, out) = openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        csr.to_str().unwrap(),
+        "-CA",
+        root.to_str().unwrap(),
+        "-CAkey",
+        root_key.to_str().unwrap(),
+        "-CAcreateserial",
+        "-out",
+        issued.to_str().unwrap(),
+        "-days",
+        "30",
+        "-extfile",
+        ext.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    // A certificate for another key is refused.
+    let wrong = rig.d.cli(&["ca", "import-cert", root.to_str().unwrap()]);
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("another key"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    let imported = rig.d.cli_json(&["ca", "import-cert", issued.to_str().unwrap()]);
+    assert_eq!(imported["ca"]["self_signed"], false, "{imported}");
+
+    let (last, _, e) = rig.enrol(&["piv", "--user", "alice"], "");
+    assert!(last["result"].is_object(), "{last} {e}");
+    let leaf = write(w, "leaf.pem", last["result"]["certificate_pem"].as_str().unwrap().as_bytes());
+    let (ok, out) = openssl(&[
+        "verify",
+        "-CAfile",
+        root.to_str().unwrap(),
+        "-untrusted",
+        issued.to_str().unwrap(),
+        leaf.to_str().unwrap(),
+    ]);
+    assert!(ok, "the card's certificate chains to the organisation's root: {out}");
+}
+
+/// OpenSC's PKCS#11 module: a PIV client no one here wrote.
+const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+
+/// PIV authentication with a client that knows nothing of Countersign: OpenSC finds the
+/// enrolled key (id 01 = slot 9a), the card signs the nonce, the appliance accepts it.
+#[test]
+fn opensc_signs_the_nonce_with_the_enrolled_card() {
+    let rig = Rig::new(1);
+    let _card = rig.card(0, 42_000_001, (5, 7, 1));
+    let (last, _, e) = rig.enrol(&["piv", "--user", "alice", "--pin-stdin"], "24681357\n");
+    assert!(last["result"].is_object(), "{last} {e}");
+    let (tx, nonce) = rig.piv_challenge("alice");
+    let w = rig.d.work.path();
+    let input = write(w, "nonce.bin", &nonce);
+    let sig = w.join("nonce.sig");
+    assert!(std::path::Path::new(OPENSC).exists(), "{OPENSC} is missing: run scripts/install-deps.sh");
+    let out = rig
+        .tool("pkcs11-tool")
+        .args(["--module", OPENSC, "--login", "--pin", "24681357"])
+        .args(["--sign", "--mechanism", "ECDSA-SHA256", "--id", "01", "--signature-format", "openssl"])
+        .arg("--input-file")
+        .arg(&input)
+        .arg("--output-file")
+        .arg(&sig)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pkcs11-tool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signature = std::fs::read(&sig).unwrap();
+    assert!(rig.answer("alice", &tx, &signature), "OpenSC's signature by the card is accepted");
 }

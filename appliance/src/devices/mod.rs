@@ -104,7 +104,7 @@ pub enum CardSelector {
 /// A change seen by [`Devices::watch`].
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceEvent {
-    /// `inserted`, `removed`, `reader-added`, `reader-removed`.
+    /// `watching` (first, once), `inserted`, `removed`, `reader-added`, `reader-removed`.
     pub event: String,
     pub reader: String,
     pub card: Option<ReaderInfo>,
@@ -266,13 +266,21 @@ impl Devices {
     }
 
     /// Reports insertions and removals (and readers coming and going) until `until`, calling
-    /// `on_event` for each; `on_event` returning false stops early.
-    pub fn watch(&self, until: Instant, mut on_event: impl FnMut(DeviceEvent) -> bool) -> Result<(), DeviceError> {
+    /// `on_event` for each; `on_event` returning false stops early. The first event is
+    /// `watching` (with the reader count): every change after it is reported.
+    /// `wanted` is asked about once a second; false (the caller went away) stops the watch.
+    pub fn watch(
+        &self,
+        until: Instant,
+        wanted: impl Fn() -> bool,
+        mut on_event: impl FnMut(DeviceEvent) -> bool,
+    ) -> Result<(), DeviceError> {
         let ctx = context()?;
         let mut states: Vec<pcsc::ReaderState> =
             vec![pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION(), pcsc::State::UNAWARE)];
         let mut present: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
         let mut first = true;
+        let mut announced = false;
         loop {
             // Track the readers that exist now.
             let names = reader_names(&ctx)?;
@@ -296,7 +304,7 @@ impl Devices {
             }
             first = false;
             let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            if left.is_zero() || !wanted() {
                 return Ok(());
             }
             match ctx.get_status_change(Some(left.min(Duration::from_secs(1))), &mut states) {
@@ -320,6 +328,16 @@ impl Devices {
                     if !on_event(DeviceEvent { event: event.into(), reader: name, card }) {
                         return Ok(());
                     }
+                }
+            }
+            if !announced {
+                // The starting state is known: from here on every change is reported.
+                announced = true;
+                let n = present.len();
+                let with_card = present.values().filter(|p| **p).count();
+                let reader = format!("{n} readers, {with_card} with a card");
+                if !on_event(DeviceEvent { event: "watching".into(), reader, card: None }) {
+                    return Ok(());
                 }
             }
         }

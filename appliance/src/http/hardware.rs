@@ -71,7 +71,7 @@ async fn watch(State(st): State<AppState>, Query(q): Query<WatchQuery>) -> Respo
     let until = Instant::now() + Duration::from_secs(q.seconds.unwrap_or(60).min(3600));
     let svc = st.enrolment.clone();
     ndjson(move |tx| {
-        let r = svc.devices().watch(until, |ev| tx.send(json!({ "event": ev })).is_ok());
+        let r = svc.devices().watch(until, || !tx.is_closed(), |ev| tx.send(json!({ "event": ev })).is_ok());
         let _ = tx.send(match r {
             Ok(()) => json!({ "end": "watch time over" }),
             Err(e) => json!({ "error": { "code": "unavailable", "message": e.to_string() } }),

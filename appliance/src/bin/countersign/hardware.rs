@@ -176,10 +176,11 @@ pub async fn devices(conn: &mut Connection, cmd: &DevicesCmd, json_out: bool) ->
             Ok(())
         }
         DevicesCmd::Watch { seconds } => {
-            println!("watching readers for {seconds} s (Ctrl-C stops)");
             conn.stream_lines(Method::GET, &format!("/v1/admin/devices/watch?seconds={seconds}"), None, |line| {
                 if json_out {
                     println!("{line}");
+                } else if let Some(ev) = line.get("event").filter(|e| e["event"] == "watching") {
+                    println!("watching {} for {seconds} s (Ctrl-C stops)", s(ev, "reader"));
                 } else if let Some(ev) = line.get("event") {
                     let card = ev.get("card").filter(|c| !c.is_null());
                     let what =
