@@ -285,6 +285,11 @@ impl TokenService {
         TokenService { store, plugins, secrets, clock, defaults }
     }
 
+    /// The validation defaults new tokens get.
+    pub fn defaults(&self) -> &ValidateSection {
+        &self.defaults
+    }
+
     pub async fn init(&self, caller: String, r: InitRequest) -> Result<Enrolled, TokenError> {
         let svc = self.clone();
         blocking(move || svc.init_blocking(&caller, r)).await

@@ -212,6 +212,10 @@ fn untrusted_attestation_is_refused_and_nothing_registered() {
     assert!(last["error"]["message"].as_str().unwrap().contains("attestation"), "{last}");
     assert!(stderr.contains("the card:"), "the CLI says what state the card is in: {stderr}");
     assert!(rig.tokens_of("alice").is_empty(), "nothing registered");
+    let audit = rig.d.auth_audit();
+    let row = audit.iter().find(|r| r["action"] == "token/enrol-piv").expect("the failed enrolment is audited");
+    assert_eq!(row["result"], "error");
+    assert!(row["detail"].as_str().unwrap().contains("attestation"), "{row}");
 }
 
 #[test]

@@ -113,6 +113,12 @@ impl From<crate::ca::CaError> for EnrolError {
     }
 }
 
+impl From<countersign_pki::PkiError> for EnrolError {
+    fn from(e: countersign_pki::PkiError) -> EnrolError {
+        EnrolError::new("internal", format!("certificate: {e}"))
+    }
+}
+
 impl From<countersign_hsm::HsmError> for EnrolError {
     fn from(e: countersign_hsm::HsmError) -> EnrolError {
         EnrolError::new("internal", format!("HSM: {e}"))
@@ -184,6 +190,33 @@ impl EnrolmentService {
     /// Enrolled cards, from the store.
     pub fn enrolled(&self) -> Result<Vec<crate::store::DeviceView>, EnrolError> {
         Ok(self.store.devices()?)
+    }
+
+    /// Records a failed enrolment in the audit (a successful one is audited with its token).
+    fn audit_failure(&self, caller: &str, action: &str, user: &str, realm: Option<&str>, e: &EnrolError) {
+        let mut row = crate::store::AuthAuditRow::new(caller, action, "error");
+        row.login = Some(user.to_owned());
+        row.realm = realm.map(str::to_owned);
+        row.detail = Some(format!("{} ({}); the card: {}", e.message, e.code, e.card_state));
+        if let Err(err) = self.store.audit_auth(&row) {
+            tracing::error!(error = %err, action, "a failed enrolment could not be audited");
+        }
+    }
+
+    /// Runs an enrolment and audits it when it fails.
+    fn audited(
+        &self,
+        caller: &str,
+        action: &str,
+        user: &str,
+        realm: Option<&str>,
+        run: impl FnOnce() -> Result<EnrolOutcome, EnrolError>,
+    ) -> Result<EnrolOutcome, EnrolError> {
+        let result = run();
+        if let Err(e) = &result {
+            self.audit_failure(caller, action, user, realm, e);
+        }
+        result
     }
 
     /// Random decimal digits from the HSM (PINs and PUKs the appliance chooses).

@@ -39,6 +39,15 @@ impl EnrolmentService {
         r: &OathEnrolRequest,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<EnrolOutcome, EnrolError> {
+        self.audited(caller, "token/enrol-oath", &r.user, r.realm.as_deref(), || self.oath(caller, r, progress))
+    }
+
+    fn oath(
+        &self,
+        caller: &str,
+        r: &OathEnrolRequest,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<EnrolOutcome, EnrolError> {
         let mut say = |step: &'static str, detail: String| progress(Progress { step, detail });
         let kind = match r.token_type.as_str() {
             "totp" => OathKind::Totp,
@@ -115,6 +124,17 @@ impl EnrolmentService {
             digits: u8::try_from(digits).unwrap_or(6),
             secret: &seed,
             counter: 0,
+        })
+        .map_err(|e| {
+            let removed = e.is_removal();
+            let mut err = EnrolError::from(e);
+            if removed {
+                // The card may or may not have stored the account before it went.
+                err.card_state = format!(
+                    "unknown: account {account} may have been written; nothing was registered; check with `ykman oath accounts list` and delete it"
+                );
+            }
+            err
         })?;
         drop(seed);
         say("write", format!("{} account {account} written to the OATH applet", r.token_type));

@@ -44,6 +44,15 @@ impl EnrolmentService {
         r: &PivEnrolRequest,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<EnrolOutcome, EnrolError> {
+        self.audited(caller, "token/enrol-piv", &r.user, r.realm.as_deref(), || self.piv(caller, r, progress))
+    }
+
+    fn piv(
+        &self,
+        caller: &str,
+        r: &PivEnrolRequest,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<EnrolOutcome, EnrolError> {
         let mut say = |step: &'static str, detail: String| progress(Progress { step, detail });
         // Everything that can be checked without the card, first.
         let realm = self.store.user_realm(&r.user, r.realm.as_deref())?;
@@ -115,166 +124,172 @@ impl EnrolmentService {
             ),
         );
         let piv = Piv::select(&card)?;
+        // Every card step below records what it changed, so a failure can say what the card holds.
         let mut changes = CardChanges::default();
-
-        // Management key: the one given, the appliance's own (or the one it was about to set),
-        // or the factory default.
-        let mgm_alg = piv.management_key_algorithm()?;
-        let known = self.store.device(&info.kind, &card_serial)?;
-        let mut authenticated = None;
-        for (origin, key) in self.candidate_keys(r, &info.kind, &card_serial, mgm_alg, known.as_ref())? {
-            match piv.authenticate(&key, &self.secrets.random(16)?) {
-                Ok(()) => {
-                    authenticated = Some(origin);
-                    break;
+        let card_steps = || -> Result<EnrolOutcome, EnrolError> {
+            // Management key: the one given, the appliance's own (or the one it was about to set),
+            // or the factory default.
+            let mgm_alg = piv.management_key_algorithm()?;
+            let known = self.store.device(&info.kind, &card_serial)?;
+            let mut authenticated = None;
+            for (origin, key) in self.candidate_keys(r, &info.kind, &card_serial, mgm_alg, known.as_ref())? {
+                match piv.authenticate(&key, &self.secrets.random(16)?) {
+                    Ok(()) => {
+                        authenticated = Some(origin);
+                        break;
+                    }
+                    Err(crate::devices::DeviceError::WrongManagementKey) => continue,
+                    Err(e) => return Err(e.into()),
                 }
-                Err(crate::devices::DeviceError::WrongManagementKey) => continue,
-                Err(e) => return Err(e.into()),
             }
-        }
-        let origin = authenticated.ok_or(crate::devices::DeviceError::WrongManagementKey)?;
-        say("authenticate", format!("management key ({}, {origin}) accepted", mgm_alg.as_str()));
+            let origin = authenticated.ok_or(crate::devices::DeviceError::WrongManagementKey)?;
+            say("authenticate", format!("management key ({}, {origin}) accepted", mgm_alg.as_str()));
 
-        // PIN and PUK: refuse before touching the card when they are not what we will present.
-        let current_pin = r.current_pin.as_ref().map(|p| p.expose_secret().as_bytes().to_vec());
-        let current_puk = r.current_puk.as_ref().map(|p| p.expose_secret().as_bytes().to_vec());
-        let current_pin = Zeroizing::new(current_pin.unwrap_or_else(|| FACTORY_PIN.to_vec()));
-        let current_puk = Zeroizing::new(current_puk.unwrap_or_else(|| FACTORY_PUK.to_vec()));
-        self.require_default(&piv, 0x80, "PIN", r.current_pin.is_some())?;
-        self.require_default(&piv, 0x81, "PUK", r.current_puk.is_some())?;
+            // PIN and PUK: refuse before touching the card when they are not what we will present.
+            let current_pin = r.current_pin.as_ref().map(|p| p.expose_secret().as_bytes().to_vec());
+            let current_puk = r.current_puk.as_ref().map(|p| p.expose_secret().as_bytes().to_vec());
+            let current_pin = Zeroizing::new(current_pin.unwrap_or_else(|| FACTORY_PIN.to_vec()));
+            let current_puk = Zeroizing::new(current_puk.unwrap_or_else(|| FACTORY_PUK.to_vec()));
+            self.require_default(&piv, 0x80, "PIN", r.current_pin.is_some())?;
+            self.require_default(&piv, 0x81, "PUK", r.current_puk.is_some())?;
 
-        let public = piv
-            .generate(slot, alg, self.cfg.pin_policy, self.cfg.touch_policy)
-            .map_err(|e| changes.explain(e.into()))?;
-        changes.done(format!("a new {alg} key in slot {} (any previous key there is gone)", slot.as_str()));
-        let spki = public.to_spki_der().map_err(|e| changes.explain(e.into()))?;
-        say("generate", format!("{alg} key generated on the card in slot {}", slot.as_str()));
+            let public = piv.generate(slot, alg, self.cfg.pin_policy, self.cfg.touch_policy)?;
+            changes.done(format!("a new {alg} key in slot {} (any previous key there is gone)", slot.as_str()));
+            let spki = public.to_spki_der()?;
+            say("generate", format!("{alg} key generated on the card in slot {}", slot.as_str()));
 
-        let attestation =
-            self.attest(&piv, slot, &spki, &info.kind, &card_serial, anchors.as_ref().map(|(r, i)| (r, i.as_slice())));
-        let attestation = match attestation {
-            Ok(a) => a,
-            Err(e) => return Err(changes.explain(e)),
-        };
-        say(
-            "attest",
-            match &attestation {
-                Some(_) => "attestation verified: the key was generated on this card".into(),
-                None => "the card cannot attest its keys; accepted because enrolment.require_attestation is off".into(),
-            },
-        );
+            let attestation = self.attest(
+                &piv,
+                slot,
+                &spki,
+                &info.kind,
+                &card_serial,
+                anchors.as_ref().map(|(r, i)| (r, i.as_slice())),
+            )?;
+            say(
+                "attest",
+                match &attestation {
+                    Some(_) => "attestation verified: the key was generated on this card".into(),
+                    None => {
+                        "the card cannot attest its keys; accepted because enrolment.require_attestation is off".into()
+                    }
+                },
+            );
 
-        let vars = countersign_pki::SubjectVars {
-            login: &r.user,
-            realm: &realm,
-            card_serial: &card_serial,
-            token_serial: &token_serial,
-        };
-        let cert = self.ca.issue(&spki, &vars).map_err(|e| changes.explain(e.into()))?;
-        let cert_info = countersign_pki::certificate_info(&cert)
-            .map_err(|e| changes.explain(EnrolError::new("internal", e.to_string())))?;
-        say(
-            "issue",
-            format!("certificate {} for {} issued by the appliance CA", cert_info.serial_hex, cert_info.subject),
-        );
+            let vars = countersign_pki::SubjectVars {
+                login: &r.user,
+                realm: &realm,
+                card_serial: &card_serial,
+                token_serial: &token_serial,
+            };
+            let cert = self.ca.issue(&spki, &vars)?;
+            let cert_info = countersign_pki::certificate_info(&cert)?;
+            say(
+                "issue",
+                format!("certificate {} for {} issued by the appliance CA", cert_info.serial_hex, cert_info.subject),
+            );
 
-        piv.write_certificate(slot, &cert).map_err(|e| changes.explain(e.into()))?;
-        changes.done(format!("the new certificate in slot {}", slot.as_str()));
-        say("write", format!("certificate written to slot {}", slot.as_str()));
+            piv.write_certificate(slot, &cert)?;
+            changes.done(format!("the new certificate in slot {}", slot.as_str()));
+            say("write", format!("certificate written to slot {}", slot.as_str()));
 
-        // A new random management key, recorded (sealed) before the card is told, confirmed after.
-        let new_key = ManagementKey::new(mgm_alg, Zeroizing::new(self.secrets.random(mgm_alg.key_len())?))?;
-        let sealed = self.secrets.seal_device_secret(&info.kind, &card_serial, "management-key", new_key.bytes())?;
-        self.store
-            .stage_management_key(
+            // A new random management key, recorded (sealed) before the card is told, confirmed after.
+            let new_key = ManagementKey::new(mgm_alg, Zeroizing::new(self.secrets.random(mgm_alg.key_len())?))?;
+            let sealed =
+                self.secrets.seal_device_secret(&info.kind, &card_serial, "management-key", new_key.bytes())?;
+            self.store.stage_management_key(
                 &info.kind,
                 &card_serial,
                 info.firmware.as_deref(),
                 &info.reader,
                 mgm_alg.as_str(),
                 &sealed,
-            )
-            .map_err(|e| changes.explain(e.into()))?;
-        piv.set_management_key(&new_key).map_err(|e| changes.explain(e.into()))?;
-        self.store.confirm_management_key(&info.kind, &card_serial).map_err(|e| changes.explain(e.into()))?;
-        changes.done("a random management key, kept sealed by the appliance");
-        say("management-key", format!("replaced by a random {} key kept sealed by the appliance", mgm_alg.as_str()));
+            )?;
+            piv.set_management_key(&new_key)?;
+            self.store.confirm_management_key(&info.kind, &card_serial)?;
+            changes.done("a random management key, kept sealed by the appliance");
+            say(
+                "management-key",
+                format!("replaced by a random {} key kept sealed by the appliance", mgm_alg.as_str()),
+            );
 
-        let new_pin = match &r.pin {
-            Some(p) => Zeroizing::new(p.expose_secret().to_owned()),
-            None => self.random_digits(8)?,
-        };
-        piv.change_pin(&current_pin, new_pin.as_bytes()).map_err(|e| changes.explain(e.into()))?;
-        changes.done(if r.pin.is_some() { "the PIN given" } else { "a random PIN (shown once)" });
-        let new_puk = self.random_digits(8)?;
-        piv.change_puk(&current_puk, new_puk.as_bytes()).map_err(|e| changes.explain(e.into()))?;
-        let keep_puk = self.cfg.puk == "sealed";
-        let sealed_puk = if keep_puk {
-            Some(self.secrets.seal_device_secret(&info.kind, &card_serial, "puk", new_puk.as_bytes())?)
-        } else {
-            None
-        };
-        self.store
-            .set_device_puk(&info.kind, &card_serial, sealed_puk.as_deref())
-            .map_err(|e| changes.explain(e.into()))?;
-        changes.done(if keep_puk { "a random PUK, kept sealed by the appliance" } else { "a random PUK (shown once)" });
-        say("pin", format!("PIN set; PUK {}", if keep_puk { "random, kept sealed" } else { "random, shown once" }));
+            let new_pin = match &r.pin {
+                Some(p) => Zeroizing::new(p.expose_secret().to_owned()),
+                None => self.random_digits(8)?,
+            };
+            piv.change_pin(&current_pin, new_pin.as_bytes())?;
+            changes.done(if r.pin.is_some() { "the PIN given" } else { "a random PIN (shown once)" });
+            let new_puk = self.random_digits(8)?;
+            piv.change_puk(&current_puk, new_puk.as_bytes())?;
+            let keep_puk = self.cfg.puk == "sealed";
+            let sealed_puk = if keep_puk {
+                Some(self.secrets.seal_device_secret(&info.kind, &card_serial, "puk", new_puk.as_bytes())?)
+            } else {
+                None
+            };
+            self.store.set_device_puk(&info.kind, &card_serial, sealed_puk.as_deref())?;
+            changes.done(if keep_puk {
+                "a random PUK, kept sealed by the appliance"
+            } else {
+                "a random PUK (shown once)"
+            });
+            say("pin", format!("PIN set; PUK {}", if keep_puk { "random, kept sealed" } else { "random, shown once" }));
 
-        let token = NewToken {
-            serial: token_serial.clone(),
-            token_type: "certificate".into(),
-            // Certificate tokens are checked in the daemon (a signature over a nonce), by no plugin.
-            plugin: "builtin".into(),
-            params: serde_json::json!({ "slot": slot.as_str(), "algorithm": alg.to_string() }),
-            otp_window: 0,
-            // No seed: the private key never leaves the card.
-            sealed_seed: Vec::new(),
-            counter: 0,
-            pin_verifier: None,
-            max_fail: 10,
-            fail_clear_s: 0,
-            user: Some((r.user.clone(), realm.clone())),
-            description: r.description.clone(),
-            recipient: None,
-        };
-        let cert_row = CertificateRow {
-            slot: slot.as_str().into(),
-            certificate: cert.clone(),
-            attestation,
-            not_after: cert_info.not_after,
-            fingerprint: cert_info.sha256_fingerprint.clone(),
-        };
-        let mut audit = AuthAuditRow::new(caller, "token/enrol-piv", "ok");
-        audit.serial = Some(token_serial.clone());
-        audit.login = Some(r.user.clone());
-        audit.realm = Some(realm.clone());
-        audit.detail = Some(format!(
-            "{} {card_serial} in {}: {alg} key in slot {}, certificate {}",
-            info.kind,
-            info.reader,
-            slot.as_str(),
-            cert_info.sha256_fingerprint
-        ));
-        let rec = self
-            .store
-            .register_hardware_token(
+            let token = NewToken {
+                serial: token_serial.clone(),
+                token_type: "certificate".into(),
+                // Certificate tokens are checked in the daemon (a signature over a nonce), by no plugin.
+                plugin: "builtin".into(),
+                params: serde_json::json!({ "slot": slot.as_str(), "algorithm": alg.to_string() }),
+                otp_window: 0,
+                // No seed: the private key never leaves the card.
+                sealed_seed: Vec::new(),
+                counter: 0,
+                pin_verifier: None,
+                max_fail: self.tokens.defaults().max_fail,
+                fail_clear_s: 0,
+                user: Some((r.user.clone(), realm.clone())),
+                description: r.description.clone(),
+                recipient: None,
+            };
+            let cert_row = CertificateRow {
+                slot: slot.as_str().into(),
+                certificate: cert.clone(),
+                attestation,
+                not_after: cert_info.not_after,
+                fingerprint: cert_info.sha256_fingerprint.clone(),
+            };
+            let mut audit = AuthAuditRow::new(caller, "token/enrol-piv", "ok");
+            audit.serial = Some(token_serial.clone());
+            audit.login = Some(r.user.clone());
+            audit.realm = Some(realm.clone());
+            audit.detail = Some(format!(
+                "{} {card_serial} in {}: {alg} key in slot {}, certificate {}",
+                info.kind,
+                info.reader,
+                slot.as_str(),
+                cert_info.sha256_fingerprint
+            ));
+            let rec = self.store.register_hardware_token(
                 (&info.kind, &card_serial, info.firmware.as_deref(), &info.reader),
                 &token,
                 Some(&cert_row),
                 &audit,
-            )
-            .map_err(|e| changes.explain(e.into()))?;
-        say("register", format!("certificate token {token_serial} registered for {}", r.user));
-        Ok(EnrolOutcome {
-            token: TokenView::from(&rec),
-            reader: info.reader.clone(),
-            card_serial,
-            firmware: info.firmware.clone(),
-            certificate_pem: Some(countersign_pki::to_pem(&cert, "CERTIFICATE")),
-            new_pin: r.pin.is_none().then(|| SecretString::from(new_pin.as_str())),
-            new_puk: (!keep_puk).then(|| SecretString::from(new_puk.as_str())),
-            oath_account: None,
-        })
+            )?;
+            say("register", format!("certificate token {token_serial} registered for {}", r.user));
+            Ok(EnrolOutcome {
+                token: TokenView::from(&rec),
+                reader: info.reader.clone(),
+                card_serial,
+                firmware: info.firmware.clone(),
+                certificate_pem: Some(countersign_pki::to_pem(&cert, "CERTIFICATE")),
+                new_pin: r.pin.is_none().then(|| SecretString::from(new_pin.as_str())),
+                new_puk: (!keep_puk).then(|| SecretString::from(new_puk.as_str())),
+                oath_account: None,
+            })
+        };
+        let result = card_steps();
+        result.map_err(|e| changes.explain(e))
     }
 
     /// The management keys to try, in order, with where each comes from.
