@@ -94,6 +94,7 @@ impl Appliance {
         let state = AppState {
             signing: SigningService::new(directory.clone(), executor.clone()),
             tokens,
+            responses: crate::response_signing::ResponseSigner::new(hsm.clone(), store.clone()),
             ca,
             enrolment,
             gateways: gateways.clone(),

@@ -285,6 +285,11 @@ impl TokenService {
         TokenService { store, plugins, secrets, clock, defaults }
     }
 
+    /// Whether a challenge of `transaction_id` was answered (`None`: no such transaction).
+    pub fn transaction_answered(&self, transaction_id: &str) -> Result<Option<bool>, TokenError> {
+        Ok(self.store.transaction_answered(transaction_id)?)
+    }
+
     /// The validation defaults new tokens get.
     pub fn defaults(&self) -> &ValidateSection {
         &self.defaults

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod gateways;
 mod hardware;
+mod privacyidea;
 mod tokens;
 mod validate;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub tokens: crate::tokens::TokenService,
     pub ca: crate::ca::CaService,
     pub enrolment: crate::enrolment::EnrolmentService,
+    /// Signs privacyIDEA-compatible responses.
+    pub responses: crate::response_signing::ResponseSigner,
     pub gateways: crate::gateways::GatewayService,
     pub challenges: crate::challenges::ChallengeService,
     pub validate: crate::validate::ValidateService,
@@ -100,12 +103,16 @@ fn finish(router: Router<AppState>, state: AppState, limits: Limits) -> Router {
 
 /// The router of `api.sock`: signing and validation.
 pub fn api_router(state: AppState, limits: Limits) -> Router {
-    finish(api::routes().merge(validate::routes()).merge(validate::socket_routes()), state, limits)
+    finish(
+        api::routes().merge(validate::routes()).merge(validate::socket_routes()).merge(privacyidea::routes()),
+        state,
+        limits,
+    )
 }
 
 /// The router of the HTTP listener: validation only.
 pub fn http_router(state: AppState, limits: Limits) -> Router {
-    finish(validate::routes(), state, limits)
+    finish(validate::routes().merge(privacyidea::routes()), state, limits)
 }
 
 /// The router of `admin.sock`; every route requires an admin caller.
@@ -114,6 +121,7 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .merge(tokens::routes())
         .merge(gateways::routes())
         .merge(hardware::routes())
+        .merge(privacyidea::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     finish(routes, state, limits)
 }

@@ -67,9 +67,18 @@ enum Command {
     /// The appliance CA (key in the HSM) that certifies card keys.
     #[command(subcommand)]
     Ca(hardware::CaCmd),
+    /// The privacyIDEA-compatible API.
+    #[command(subcommand)]
+    Privacyidea(PrivacyideaCmd),
     /// Plugin publishing: publisher keys, signing and verifying plugin directories (offline).
     #[command(subcommand)]
     Plugin(plugin::PluginCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivacyideaCmd {
+    /// Print the public key (PEM) that verifies the API's response signatures.
+    PublicKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +263,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(cmd) => gateway::gateway_request(cmd)?.into(),
         Command::Delivery(cmd) => gateway::delivery_request(cmd)?.into(),
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
+        Command::Privacyidea(PrivacyideaCmd::PublicKey) => {
+            let mut conn = Connection::connect(&cli.socket).await?;
+            let (status, v) = conn.request(Method::GET, "/v1/admin/privacyidea/public-key", None).await?;
+            if !status.is_success() {
+                let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("no detail");
+                anyhow::bail!("{msg} (HTTP {})", status.as_u16());
+            }
+            if cli.json {
+                println!("{v}");
+            } else {
+                print!("{}", v["public_key_pem"].as_str().unwrap_or_default());
+            }
+            return Ok(());
+        }
     };
     let mut conn = Connection::connect(&cli.socket).await?;
     let (status, answer) = conn.request(method, &uri, body.as_ref()).await?;

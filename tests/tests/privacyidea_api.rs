@@ -1,0 +1,235 @@
+//! The privacyIDEA-compatible API, held to privacyIDEA's documented response shapes field by
+//! field (success, wrong OTP, challenge with `multi_challenge`, triggerchallenge, poll, error,
+//! RADIUS), over query, form and JSON parameters, with signatures verified by OpenSSL against
+//! the exported public key over the text a Python client recomputes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+use std::io::{Read, Write};
+
+use countersign_tests::{write, Daemon, HttpCapture, PluginSpec, HOTP_PLUGIN, HTTP_SMS_PLUGIN};
+use serde_json::{json, Value};
+
+const SMS_PLUGIN: PluginSpec =
+    PluginSpec { library: "libcountersign_token_sms.so", name: "token-sms", kind: "token", capabilities: &["hmac"] };
+
+struct Pi {
+    d: Daemon,
+    port: u16,
+}
+
+impl Pi {
+    fn start() -> Pi {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let d = Daemon::with_plugins(
+            &[HOTP_PLUGIN, HTTP_SMS_PLUGIN, SMS_PLUGIN],
+            &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[validate]\ndetailed_errors = false\n"),
+        );
+        d.cli_json(&["user", "add", "alice"]);
+        Pi { d, port }
+    }
+
+    /// One HTTP/1.1 request on the listener: (status, body text).
+    fn http(&self, method: &str, path: &str, content_type: Option<&str>, body: &str) -> (u16, String) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let ct = content_type.map(|c| format!("Content-Type: {c}\r\n")).unwrap_or_default();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp[9..12].parse().unwrap();
+        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    fn form(&self, path: &str, body: &str) -> (u16, Value) {
+        let (s, b) = self.http("POST", path, Some("application/x-www-form-urlencoded"), body);
+        (s, serde_json::from_str(&b).unwrap_or(Value::Null))
+    }
+}
+
+/// The envelope every privacyIDEA response has.
+fn assert_envelope(v: &Value) {
+    assert_eq!(v["jsonrpc"], "2.0", "{v}");
+    assert_eq!(v["id"], 1);
+    assert!(v["time"].is_f64(), "time is a float: {v}");
+    assert!(v["version"].as_str().unwrap().starts_with("privacyIDEA "), "{v}");
+    assert!(v["versionnumber"].is_string());
+    assert!(v["signature"].as_str().unwrap().starts_with("rsa_sha256_pss:"), "{v}");
+    assert!(v["result"]["status"].is_boolean());
+    assert!(v.get("detail").is_some());
+}
+
+/// Verifies a response's signature as a privacyIDEA client does: without `signature`, keys
+/// sorted, Python's separators; RSA-PSS SHA-256 with the exported key (checked by OpenSSL).
+fn signature_verifies(d: &Daemon, body: &str) -> bool {
+    let w = d.work.path();
+    let pem = d.cli(&["privacyidea", "public-key"]);
+    assert!(pem.status.success());
+    let key = write(w, "pi-response.pem", &pem.stdout);
+    let body_file = write(w, "response.json", body.as_bytes());
+    let data = w.join("signed.txt");
+    let sig = w.join("signature.bin");
+    let py = format!(
+        "import json,binascii\nr=json.load(open({:?}))\ns=r.pop('signature')\nopen({:?},'w').write(json.dumps(r, sort_keys=True))\n\
+         open({:?},'wb').write(binascii.unhexlify(s.split(':',1)[1]))\n",
+        body_file, data, sig
+    );
+    let out = std::process::Command::new("/usr/bin/python3").args(["-c", &py]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-2", "-verify"])
+        .arg(&key)
+        .arg("-signature")
+        .arg(&sig)
+        .arg(&data)
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+#[test]
+fn check_accept_reject_and_error_shapes_over_form_query_and_json() {
+    let pi = Pi::start();
+    let e = pi.d.cli_json_stdin(
+        &["token", "init", "--type", "hotp", "--user", "alice", "--seed-stdin", "--pin-stdin"],
+        "3132333435363738393031323334353637383930\nsecret\n",
+    );
+    let serial = e["token"]["serial"].as_str().unwrap().to_owned();
+
+    // Success (RFC 4226 counter 0), form-encoded.
+    let (status, ok) = pi.form("/validate/check", "user=alice&pass=secret755224");
+    assert_eq!(status, 200, "{ok}");
+    assert_envelope(&ok);
+    assert_eq!(ok["result"], json!({ "status": true, "value": true, "authentication": "ACCEPT" }));
+    assert_eq!(ok["detail"]["serial"], serial.as_str());
+    assert_eq!(ok["detail"]["type"], "hotp");
+    assert!(ok["detail"]["message"].is_string());
+
+    // The same OTP again, as a GET with a query: a reject.
+    let (status, body) = pi.http("GET", "/validate/check?user=alice&pass=secret755224", None, "");
+    assert_eq!(status, 200);
+    let rej: Value = serde_json::from_str(&body).unwrap();
+    assert_envelope(&rej);
+    assert_eq!(rej["result"], json!({ "status": true, "value": false, "authentication": "REJECT" }));
+    assert!(rej["detail"]["message"].is_string());
+    assert!(rej["detail"].get("serial").is_none(), "a reject names no token: {rej}");
+
+    // JSON body, next counter, with a nonce the signature covers.
+    let (status, body) = pi.http(
+        "POST",
+        "/validate/check",
+        Some("application/json"),
+        &json!({ "serial": serial, "pass": "secret287082", "nonce": "n-42" }).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["result"]["value"], true);
+    assert_eq!(v["nonce"], "n-42");
+    assert!(signature_verifies(&pi.d, &body), "the signature verifies with the exported key");
+    let tampered = body.replacen("\"value\": true", "\"value\": false", 1);
+    assert_ne!(tampered, body);
+    assert!(!signature_verifies(&pi.d, &tampered), "a changed response does not verify");
+    assert!(signature_verifies(&pi.d, &pi.http("GET", "/validate/check?user=alice&pass=x", None, "").1));
+
+    // Missing parameter: privacyIDEA's ERR905 with HTTP 400.
+    let (status, err) = pi.form("/validate/check", "user=alice");
+    assert_eq!(status, 400);
+    assert_envelope(&err);
+    assert_eq!(err["result"]["status"], false);
+    assert_eq!(err["result"]["error"]["code"], 905);
+    assert_eq!(err["result"]["error"]["message"], "ERR905: Missing parameter: 'pass'");
+
+    // RADIUS: 204 on accept, 400 otherwise, both empty.
+    let (status, body) = pi.http(
+        "POST",
+        "/validate/radiuscheck",
+        Some("application/x-www-form-urlencoded"),
+        "user=alice&pass=secret359152",
+    );
+    assert_eq!((status, body.as_str()), (204, ""));
+    let (status, body) = pi.http(
+        "POST",
+        "/validate/radiuscheck",
+        Some("application/x-www-form-urlencoded"),
+        "user=alice&pass=secret359152",
+    );
+    assert_eq!((status, body.as_str()), (400, ""));
+    // The pass never comes back.
+    assert!(!serde_json::to_string(&ok).unwrap().contains("755224"));
+}
+
+#[test]
+fn challenge_trigger_and_poll_shapes() {
+    let pi = Pi::start();
+    let provider = HttpCapture::start(vec![(200, "ok"), (200, "ok"), (200, "ok")]);
+    let admin = |method: &str, path: &str, body: Value| {
+        let (s, v) = countersign_tests::request(&pi.d.admin_sock(), method, path, Some(body.to_string().into_bytes()));
+        assert!((200..300).contains(&s), "{path}: {s} {v}");
+    };
+    admin(
+        "POST",
+        "/v1/admin/gateways",
+        json!({
+            "name": "sms", "plugin": "gateway-http-sms",
+            "options": { "url": format!("http://127.0.0.1:{}/send", provider.port), "body": { "to": "{to}", "msg": "{text}" } },
+            "transport": { "allowed_hosts": ["127.0.0.1"], "allow_private": true, "timeout_ms": 1000 }
+        }),
+    );
+    admin("PUT", "/v1/admin/gateway-routes/sms", json!({ "gateways": ["sms"] }));
+    admin("POST", "/v1/admin/tokens", json!({ "type": "sms", "phone": "+15550100", "pin": "1234", "user": "alice" }));
+
+    // The PIN alone: a challenge, as privacyIDEA shapes it.
+    let (status, ch) = pi.form("/validate/check", "user=alice&pass=1234");
+    assert_eq!(status, 200, "{ch}");
+    assert_envelope(&ch);
+    assert_eq!(ch["result"], json!({ "status": true, "value": false, "authentication": "CHALLENGE" }));
+    let d = &ch["detail"];
+    let tx = d["transaction_id"].as_str().unwrap().to_owned();
+    assert_eq!(tx.len(), 20);
+    assert_eq!(d["transaction_ids"], json!([tx]));
+    let multi = d["multi_challenge"].as_array().unwrap();
+    assert_eq!(multi.len(), 1);
+    for field in ["transaction_id", "serial", "type", "message", "client_mode"] {
+        assert!(multi[0][field].is_string(), "multi_challenge[0].{field}: {ch}");
+    }
+    assert_eq!(multi[0]["type"], "sms");
+    assert_eq!(multi[0]["client_mode"], "interactive");
+    assert_eq!(d["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(d["preferred_client_mode"], "interactive");
+
+    // Not answered yet.
+    let (_, poll) = pi.http("GET", &format!("/validate/polltransaction?transaction_id={tx}"), None, "");
+    let poll: Value = serde_json::from_str(&poll).unwrap();
+    assert_envelope(&poll);
+    assert_eq!(poll["result"], json!({ "status": true, "value": false }));
+
+    let sent = provider.next().body;
+    let at = sent.find("code%3A%20").unwrap() + "code%3A%20".len();
+    let code: String = sent[at..].chars().take_while(char::is_ascii_digit).collect();
+    let (_, ok) = pi.form("/validate/check", &format!("user=alice&transaction_id={tx}&pass={code}"));
+    assert_eq!(ok["result"]["authentication"], "ACCEPT", "{ok}");
+    let (_, poll) = pi.http("GET", &format!("/validate/polltransaction?transaction_id={tx}"), None, "");
+    assert_eq!(serde_json::from_str::<Value>(&poll).unwrap()["result"]["value"], true);
+
+    // triggerchallenge: over HTTP it needs an admin's authorization (401, ERR4033) ...
+    let (status, err) = pi.form("/validate/triggerchallenge", "user=alice");
+    assert_eq!(status, 401, "{err}");
+    assert_eq!(err["result"]["error"]["code"], 4033);
+    // ... on api.sock an admin uid may: value is the number of challenges.
+    let (status, tr) = countersign_tests::request(
+        &pi.d.api_sock(),
+        "POST",
+        "/validate/triggerchallenge",
+        Some(json!({ "user": "alice" }).to_string().into_bytes()),
+    );
+    assert_eq!(status, 200, "{tr}");
+    assert_envelope(&tr);
+    assert_eq!(tr["result"], json!({ "status": true, "value": 1 }));
+    assert_eq!(tr["detail"]["multi_challenge"][0]["type"], "sms");
+    assert_eq!(tr["detail"]["transaction_ids"].as_array().unwrap().len(), 1);
+}
