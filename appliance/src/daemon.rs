@@ -95,6 +95,7 @@ impl Appliance {
             signing: SigningService::new(directory.clone(), executor.clone()),
             tokens,
             responses: crate::response_signing::ResponseSigner::new(hsm.clone(), store.clone()),
+            api_admins: crate::api_admins::ApiAdmins::new(store.clone(), secrets.clone(), clock.clone()),
             ca,
             enrolment,
             gateways: gateways.clone(),

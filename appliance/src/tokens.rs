@@ -223,6 +223,11 @@ fn otpauth_uri(t: &NewToken, seed: &[u8], issuer: &str, account: &str) -> Secret
     SecretString::from(uri)
 }
 
+/// The base32 secret of an `otpauth://` URI.
+pub(crate) fn otpauth_secret(uri: &str) -> Option<&str> {
+    uri.split_once('?')?.1.split('&').find_map(|kv| kv.strip_prefix("secret="))
+}
+
 fn audit_row(caller: &str, action: &str, serial: Option<&str>) -> AuthAuditRow {
     AuthAuditRow { serial: serial.map(str::to_owned), ..AuthAuditRow::new(caller, action, "ok") }
 }

@@ -233,3 +233,98 @@ fn challenge_trigger_and_poll_shapes() {
     assert_eq!(tr["detail"]["multi_challenge"][0]["type"], "sms");
     assert_eq!(tr["detail"]["transaction_ids"].as_array().unwrap().len(), 1);
 }
+
+/// The privacyIDEA admin client, as published on PyPI (installed by scripts/install-deps.sh).
+fn privacyidea_cli(pi: &Pi, password: &str, args: &[&str]) -> std::process::Output {
+    let bin = format!("{}/../.tools/piadm/bin/privacyidea", env!("CARGO_MANIFEST_DIR"));
+    assert!(std::path::Path::new(&bin).exists(), "{bin} is missing: run scripts/install-deps.sh");
+    std::process::Command::new(bin)
+        .args(["-U", &format!("http://127.0.0.1:{}", pi.port), "-a", "ops", "-p", password])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn privacyideaadm_logs_in_lists_enrols_assigns_and_disables() {
+    let pi = Pi::start();
+    pi.d.cli_json(&["user", "add", "bob"]);
+    let out = pi.d.cli_stdin(&["privacyidea", "admin-add", "ops"], "correct horse battery\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pw = "correct horse battery";
+
+    // Enrol a HOTP token for alice with a known key (RFC 4226's).
+    let out = privacyidea_cli(
+        &pi,
+        pw,
+        &[
+            "token",
+            "init",
+            "--type",
+            "hotp",
+            "--user",
+            "alice",
+            "--serial",
+            "PIADM1",
+            "--otpkey",
+            "3132333435363738393031323334353637383930",
+            "--pin",
+            "pin1",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("result: 200"),
+        "init: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pi.d.accepts("PIADM1", "pin1755224"), "the token it enrolled works");
+
+    // List: the client prints its table from result.value.tokens.
+    let out = privacyidea_cli(&pi, pw, &["token", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "list: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("PIADM1") && text.contains("alice"), "list: {text}");
+
+    // Assign it to bob, then disable it.
+    let out = privacyidea_cli(&pi, pw, &["token", "assigntoken", "--serial", "PIADM1", "--user", "bob"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("'status': True"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = privacyidea_cli(&pi, pw, &["token", "disable", "--serial", "PIADM1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = pi.d.cli_json(&["token", "show", "PIADM1"]);
+    assert_eq!(t["user"], "bob");
+    assert_eq!(t["active"], false);
+    assert!(!pi.d.accepts("PIADM1", "pin1287082"), "a disabled token rejects");
+
+    // The audit names the API admin.
+    let audit = pi.d.auth_audit();
+    assert!(audit
+        .iter()
+        .any(|r| r["action"] == "token/disable" && r["caller"].as_str().unwrap().starts_with("pi-admin:ops")));
+    assert!(audit.iter().any(|r| r["action"] == "api/auth" && r["result"] == "ok"));
+
+    // A wrong password gets no session; the client reports invalid credentials.
+    let out = privacyidea_cli(&pi, "wrong password!", &["token", "list"]);
+    assert!(!out.status.success());
+    assert!(audit_has_reject(&pi.d));
+    // Without a session token the token API answers 401 (ERR4033).
+    let (status, v) = pi.form("/token/disable", "serial=PIADM1");
+    assert_eq!(status, 401, "{v}");
+    assert_eq!(v["result"]["error"]["code"], 4033);
+    // A forged session token is refused too.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", pi.port)).unwrap();
+    let forged = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VybmFtZSI6Im9wcyJ9.AAAA";
+    write!(s, "GET /token/ HTTP/1.1\r\nHost: x\r\nAuthorization: {forged}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+}
+
+fn audit_has_reject(d: &Daemon) -> bool {
+    d.auth_audit().iter().any(|r| r["action"] == "api/auth" && r["result"] == "reject")
+}

@@ -40,6 +40,8 @@ pub struct AppState {
     pub enrolment: crate::enrolment::EnrolmentService,
     /// Signs privacyIDEA-compatible responses.
     pub responses: crate::response_signing::ResponseSigner,
+    /// Admins of the privacyIDEA-compatible API and their sessions.
+    pub api_admins: crate::api_admins::ApiAdmins,
     pub gateways: crate::gateways::GatewayService,
     pub challenges: crate::challenges::ChallengeService,
     pub validate: crate::validate::ValidateService,

@@ -79,6 +79,12 @@ enum Command {
 enum PrivacyideaCmd {
     /// Print the public key (PEM) that verifies the API's response signatures.
     PublicKey,
+    /// Add an admin of the privacyIDEA-compatible API (`/auth`); the password is read from stdin.
+    AdminAdd { name: String },
+    /// List the API admins.
+    AdminList,
+    /// Remove an API admin (their sessions stop working at once).
+    AdminRemove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -263,17 +269,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway(cmd) => gateway::gateway_request(cmd)?.into(),
         Command::Delivery(cmd) => gateway::delivery_request(cmd)?.into(),
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
-        Command::Privacyidea(PrivacyideaCmd::PublicKey) => {
+        Command::Privacyidea(cmd) => {
+            let (method, uri, body) = match cmd {
+                PrivacyideaCmd::PublicKey => (Method::GET, "/v1/admin/privacyidea/public-key".to_owned(), None),
+                PrivacyideaCmd::AdminAdd { name } => {
+                    let password = token::stdin_line("password")?;
+                    (
+                        Method::POST,
+                        "/v1/admin/privacyidea/admins".into(),
+                        Some(json!({ "name": name, "password": password })),
+                    )
+                }
+                PrivacyideaCmd::AdminList => (Method::GET, "/v1/admin/privacyidea/admins".into(), None),
+                PrivacyideaCmd::AdminRemove { name } => {
+                    (Method::DELETE, format!("/v1/admin/privacyidea/admins/{}", enc(name)), None)
+                }
+            };
             let mut conn = Connection::connect(&cli.socket).await?;
-            let (status, v) = conn.request(Method::GET, "/v1/admin/privacyidea/public-key", None).await?;
+            let (status, v) = conn.request(method, &uri, body.as_ref()).await?;
             if !status.is_success() {
                 let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("no detail");
                 anyhow::bail!("{msg} (HTTP {})", status.as_u16());
             }
             if cli.json {
                 println!("{v}");
-            } else {
-                print!("{}", v["public_key_pem"].as_str().unwrap_or_default());
+            } else if let Some(pem) = v["public_key_pem"].as_str() {
+                print!("{pem}");
+            } else if let Some(list) = v["admins"].as_array() {
+                for a in list {
+                    println!("{}", a["name"].as_str().unwrap_or_default());
+                }
+            } else if let Some(name) = v.pointer("/admin/name").and_then(Value::as_str) {
+                println!("API admin {name} added");
             }
             return Ok(());
         }
