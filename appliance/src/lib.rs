@@ -6,7 +6,7 @@
 //! here links cryptoki: every key operation goes through `countersign_hsm`.
 
 pub mod admin;
-pub mod api_admins;
+pub mod api_access;
 pub mod ca;
 pub mod challenges;
 pub mod client;

@@ -20,10 +20,15 @@ struct Pi {
 
 impl Pi {
     fn start() -> Pi {
+        Pi::start_with("")
+    }
+
+    /// `http_extra` goes into the `[http]` section.
+    fn start_with(http_extra: &str) -> Pi {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let d = Daemon::with_plugins(
             &[HOTP_PLUGIN, HTTP_SMS_PLUGIN, SMS_PLUGIN],
-            &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[validate]\ndetailed_errors = false\n"),
+            &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n{http_extra}[validate]\ndetailed_errors = false\n"),
         );
         d.cli_json(&["user", "add", "alice"]);
         Pi { d, port }
@@ -31,8 +36,23 @@ impl Pi {
 
     /// One HTTP/1.1 request on the listener: (status, body text).
     fn http(&self, method: &str, path: &str, content_type: Option<&str>, body: &str) -> (u16, String) {
+        self.http_auth(method, path, content_type, body, None)
+    }
+
+    /// The same with an `Authorization` header.
+    fn http_auth(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+        auth: Option<&str>,
+    ) -> (u16, String) {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let ct = content_type.map(|c| format!("Content-Type: {c}\r\n")).unwrap_or_default();
+        let mut ct = content_type.map(|c| format!("Content-Type: {c}\r\n")).unwrap_or_default();
+        if let Some(a) = auth {
+            ct.push_str(&format!("Authorization: {a}\r\n"));
+        }
         write!(
             s,
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -327,4 +347,54 @@ fn privacyideaadm_logs_in_lists_enrols_assigns_and_disables() {
 
 fn audit_has_reject(d: &Daemon) -> bool {
     d.auth_audit().iter().any(|r| r["action"] == "api/auth" && r["result"] == "reject")
+}
+
+#[test]
+fn service_account_keys_trigger_challenges_and_satisfy_require_api_key() {
+    let pi = Pi::start_with("require_api_key = true\n");
+    let e = pi.d.cli_json_stdin(
+        &["token", "init", "--type", "hotp", "--user", "alice", "--seed-stdin"],
+        "3132333435363738393031323334353637383930\n",
+    );
+    assert!(e["token"]["serial"].is_string());
+    let out = pi.d.cli(&["--json", "privacyidea", "service-add", "keycloak", "--description", "IdP"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = v["api_key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("cs_"), "{key}");
+    let form = "application/x-www-form-urlencoded";
+
+    // Without a key: refused before any check is made (and no attempt is audited).
+    let (status, body) = pi.http("POST", "/validate/check", Some(form), "user=alice&pass=755224");
+    assert_eq!(status, 401, "{body}");
+    assert!(!pi.d.auth_audit().iter().any(|r| r["action"] == "validate/check"));
+    // A wrong key: refused.
+    let (status, _) =
+        pi.http_auth("POST", "/validate/check", Some(form), "user=alice&pass=755224", Some("cs_0000_nope"));
+    assert_eq!(status, 401);
+    // The key: the check happens, and the audit names the service.
+    let (status, body) = pi.http_auth("POST", "/validate/check", Some(form), "user=alice&pass=755224", Some(&key));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["result"]["value"], true);
+    let row = pi.d.auth_audit().into_iter().find(|r| r["action"] == "validate/check").unwrap();
+    assert!(row["caller"].as_str().unwrap().starts_with("service:keycloak ip:127.0.0.1"), "{row}");
+    // A service may trigger challenges over HTTP (no challenge tokens here: value 0).
+    let (status, body) = pi.http_auth("POST", "/validate/triggerchallenge", Some(form), "user=alice", Some(&key));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["result"]["value"], 0);
+    // But it may not manage tokens.
+    let (status, _) = pi.http_auth("GET", "/token/", None, "", Some(&key));
+    assert_eq!(status, 403);
+    // The key is not in the database files; the listing shows only its prefix.
+    for f in ["countersign.db", "countersign.db-wal"] {
+        if let Ok(bytes) = std::fs::read(pi.d.work.path().join(f)) {
+            assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()), "the API key is in {f}");
+        }
+    }
+    let list = pi.d.cli_json(&["privacyidea", "service-list"]);
+    assert!(!list.to_string().contains(&key));
+    // Removed: the key stops working at once.
+    assert!(pi.d.cli(&["privacyidea", "service-remove", "keycloak"]).status.success());
+    let (status, _) = pi.http_auth("POST", "/validate/check", Some(form), "user=alice&pass=287082", Some(&key));
+    assert_eq!(status, 401);
 }

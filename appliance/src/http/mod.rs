@@ -40,8 +40,10 @@ pub struct AppState {
     pub enrolment: crate::enrolment::EnrolmentService,
     /// Signs privacyIDEA-compatible responses.
     pub responses: crate::response_signing::ResponseSigner,
-    /// Admins of the privacyIDEA-compatible API and their sessions.
-    pub api_admins: crate::api_admins::ApiAdmins,
+    /// Admins and service accounts of the HTTP API.
+    pub api_access: crate::api_access::ApiAccess,
+    /// Validation over HTTP needs a service account's API key.
+    pub require_api_key: bool,
     pub gateways: crate::gateways::GatewayService,
     pub challenges: crate::challenges::ChallengeService,
     pub validate: crate::validate::ValidateService,

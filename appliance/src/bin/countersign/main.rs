@@ -85,6 +85,16 @@ enum PrivacyideaCmd {
     AdminList,
     /// Remove an API admin (their sessions stop working at once).
     AdminRemove { name: String },
+    /// Create a service account; its API key is printed once.
+    ServiceAdd {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List service accounts (names and key prefixes, never keys).
+    ServiceList,
+    /// Remove a service account (its key stops working at once).
+    ServiceRemove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,6 +294,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 PrivacyideaCmd::AdminRemove { name } => {
                     (Method::DELETE, format!("/v1/admin/privacyidea/admins/{}", enc(name)), None)
                 }
+                PrivacyideaCmd::ServiceAdd { name, description } => (
+                    Method::POST,
+                    "/v1/admin/privacyidea/service-accounts".into(),
+                    Some(json!({ "name": name, "description": description })),
+                ),
+                PrivacyideaCmd::ServiceList => (Method::GET, "/v1/admin/privacyidea/service-accounts".into(), None),
+                PrivacyideaCmd::ServiceRemove { name } => {
+                    (Method::DELETE, format!("/v1/admin/privacyidea/service-accounts/{}", enc(name)), None)
+                }
             };
             let mut conn = Connection::connect(&cli.socket).await?;
             let (status, v) = conn.request(method, &uri, body.as_ref()).await?;
@@ -301,6 +320,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             } else if let Some(name) = v.pointer("/admin/name").and_then(Value::as_str) {
                 println!("API admin {name} added");
+            } else if let Some(key) = v["api_key"].as_str() {
+                println!("API key (shown once; give it to the service): {key}");
+            } else if let Some(list) = v["service_accounts"].as_array() {
+                for a in list {
+                    println!(
+                        "{}  cs_{}_...",
+                        a["name"].as_str().unwrap_or_default(),
+                        a["key_prefix"].as_str().unwrap_or_default()
+                    );
+                }
             }
             return Ok(());
         }

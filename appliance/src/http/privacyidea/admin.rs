@@ -13,9 +13,10 @@ use data_encoding::{BASE32_NOPAD, HEXLOWER};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
+use super::caller::{session_error, ApiCaller, Who};
 use super::envelope::{ErrorKind, PiResponse};
 use super::params::Params;
-use crate::api_admins::SessionError;
+use crate::api_access::SessionError;
 use crate::http::extract::Origin;
 use crate::http::AppState;
 use crate::store::TokenView;
@@ -37,13 +38,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/token/{serial}", delete(remove))
 }
 
-fn session_error(e: &SessionError) -> PiResponse {
-    match e {
-        SessionError::Internal(m) => PiResponse::error(ErrorKind::Internal, m),
-        other => PiResponse::error(ErrorKind::Authentication, &other.to_string()),
-    }
-}
-
 fn token_error(e: TokenError) -> PiResponse {
     match e {
         TokenError::Invalid(m) | TokenError::Duplicate(m) => PiResponse::error(ErrorKind::Parameter, &m),
@@ -52,7 +46,7 @@ fn token_error(e: TokenError) -> PiResponse {
     }
 }
 
-/// The admin a request's `Authorization` or `PI-Authorization` header names, checked.
+/// An API admin, from the request's session token; anyone else gets 401.
 pub struct PiAdmin {
     /// How the audit names the caller: `pi-admin:<name> ip:<addr>`.
     caller: String,
@@ -62,22 +56,12 @@ impl FromRequestParts<AppState> for PiAdmin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
-        let origin = Origin::from_request_parts(parts, st).await.map(|o| o.0).unwrap_or_else(|_| "unknown".into());
-        let header = ["PI-Authorization", "Authorization"]
-            .iter()
-            .find_map(|h| parts.headers.get(*h))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let admins = st.api_admins.clone();
-        let verified = match header {
-            None => Err(SessionError::Missing),
-            Some(h) => tokio::task::spawn_blocking(move || admins.verify(&h))
-                .await
-                .unwrap_or_else(|e| Err(SessionError::Internal(e.to_string()))),
-        };
-        match verified {
-            Ok(c) => Ok(PiAdmin { caller: format!("pi-admin:{} {origin}", c.username) }),
-            Err(e) => Err(session_error(&e).finish(&st.responses, None)),
+        let c = ApiCaller::from_request_parts(parts, st).await?;
+        match c.who {
+            Who::Admin(_) => Ok(PiAdmin { caller: c.audit_name }),
+            Who::Anonymous => Err(session_error(&SessionError::Missing).finish(&st.responses, None)),
+            _ => Err(PiResponse::error(ErrorKind::Policy, "only an API admin (see /auth) may manage tokens")
+                .finish(&st.responses, None)),
         }
     }
 }
@@ -87,7 +71,7 @@ async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> 
     let answer = async {
         let name = p.required("username")?.to_owned();
         let password = p.secret("password")?;
-        let admins = st.api_admins.clone();
+        let admins = st.api_access.clone();
         let (token, claims) = tokio::task::spawn_blocking(move || admins.login(&origin, &name, &password))
             .await
             .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?
@@ -102,7 +86,7 @@ async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> 
                            "disable", "delete", "reset", "resync", "setpin", "set", "tokenlist"],
                 "menus": ["tokens"],
                 "log_level": 20,
-                "logout_time": crate::api_admins::SESSION_SECONDS,
+                "logout_time": crate::api_access::SESSION_SECONDS,
                 "default_tokentype": "hotp",
             }),
             None,

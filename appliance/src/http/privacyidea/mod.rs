@@ -9,6 +9,7 @@
 //! This module only translates: decisions are the services'. It never echoes a `pass`.
 
 mod admin;
+mod caller;
 mod envelope;
 mod params;
 mod validate;
@@ -35,6 +36,44 @@ pub(super) fn admin_routes() -> Router<AppState> {
         .route("/v1/admin/privacyidea/public-key", get(public_key))
         .route("/v1/admin/privacyidea/admins", get(list_admins).post(add_admin))
         .route("/v1/admin/privacyidea/admins/{name}", axum::routing::delete(remove_admin))
+        .route("/v1/admin/privacyidea/service-accounts", get(list_services).post(add_service))
+        .route("/v1/admin/privacyidea/service-accounts/{name}", axum::routing::delete(remove_service))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewService {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+/// Answers the new API key once; it is never shown again.
+async fn add_service(
+    State(st): State<AppState>,
+    super::extract::Origin(caller): super::extract::Origin,
+    super::extract::Body(b): super::extract::Body<NewService>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    use secrecy::ExposeSecret;
+    let access = st.api_access.clone();
+    let (v, key) = crate::tokens::blocking(move || access.add_service(&caller, &b.name, &b.description)).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(json!({ "service_account": v, "api_key": key.expose_secret() }))))
+}
+
+async fn list_services(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let access = st.api_access.clone();
+    let v = crate::tokens::blocking(move || access.services()).await?;
+    Ok(Json(json!({ "service_accounts": v })))
+}
+
+async fn remove_service(
+    State(st): State<AppState>,
+    super::extract::Origin(caller): super::extract::Origin,
+    super::extract::Path(name): super::extract::Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let access = st.api_access.clone();
+    crate::tokens::blocking(move || access.remove_service(&caller, &name)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -49,14 +88,14 @@ async fn add_admin(
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Body(b): super::extract::Body<NewAdmin>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
-    let admins = st.api_admins.clone();
-    let v = crate::tokens::blocking(move || admins.add(&caller, &b.name, &b.password)).await?;
+    let admins = st.api_access.clone();
+    let v = crate::tokens::blocking(move || admins.add_admin(&caller, &b.name, &b.password)).await?;
     Ok((axum::http::StatusCode::CREATED, Json(json!({ "admin": v }))))
 }
 
 async fn list_admins(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let admins = st.api_admins.clone();
-    let v = crate::tokens::blocking(move || admins.list()).await?;
+    let admins = st.api_access.clone();
+    let v = crate::tokens::blocking(move || admins.admins()).await?;
     Ok(Json(json!({ "admins": v })))
 }
 
@@ -65,8 +104,8 @@ async fn remove_admin(
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Path(name): super::extract::Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let admins = st.api_admins.clone();
-    crate::tokens::blocking(move || admins.remove(&caller, &name)).await?;
+    let admins = st.api_access.clone();
+    crate::tokens::blocking(move || admins.remove_admin(&caller, &name)).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

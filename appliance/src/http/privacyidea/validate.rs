@@ -10,10 +10,10 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
+use super::caller::{ApiCaller, Who};
 use super::envelope::{ErrorKind, PiResponse};
 use super::params::Params;
 use crate::challenges::ChallengeView;
-use crate::http::extract::Origin;
 use crate::http::AppState;
 use crate::store::CheckTarget;
 use crate::validate::{CheckOutcome, CheckRequest};
@@ -97,8 +97,23 @@ async fn decide(st: &AppState, caller: String, p: &Params) -> Result<CheckOutcom
         .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))
 }
 
-async fn check(State(st): State<AppState>, Origin(caller): Origin, p: Params) -> Response {
-    let answer = match decide(&st, caller, &p).await {
+/// With `http.require_api_key`, HTTP callers need a service account's key (or an admin's session).
+fn admitted(st: &AppState, caller: &ApiCaller) -> Result<(), PiResponse> {
+    if st.require_api_key && caller.who == Who::Anonymous {
+        return Err(PiResponse::error(
+            ErrorKind::Authentication,
+            "Authentication failure. Missing Authorization header.",
+        ));
+    }
+    Ok(())
+}
+
+async fn check(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+    let decided = match admitted(&st, &caller) {
+        Ok(()) => decide(&st, caller.audit_name, &p).await,
+        Err(e) => Err(e),
+    };
+    let answer = match decided {
         Ok(o) => shape(&o),
         Err(e) => e,
     };
@@ -106,8 +121,12 @@ async fn check(State(st): State<AppState>, Origin(caller): Origin, p: Params) ->
 }
 
 /// Accept: an empty 204; anything else: an empty 400 (what RADIUS front ends expect).
-async fn radiuscheck(State(st): State<AppState>, Origin(caller): Origin, p: Params) -> Response {
-    match decide(&st, caller, &p).await {
+async fn radiuscheck(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+    let decided = match admitted(&st, &caller) {
+        Ok(()) => decide(&st, caller.audit_name, &p).await,
+        Err(e) => Err(e),
+    };
+    match decided {
         Ok(o) if o.accepted => StatusCode::NO_CONTENT.into_response(),
         Ok(_) => StatusCode::BAD_REQUEST.into_response(),
         Err(e) => e.finish(&st.responses, p.nonce().as_deref()),
@@ -115,19 +134,26 @@ async fn radiuscheck(State(st): State<AppState>, Origin(caller): Origin, p: Para
 }
 
 /// Only callers the appliance knows may make it send messages: on `api.sock`, registered
-/// integrations and admins (by uid). Over HTTP this needs an admin's `PI-Authorization`,
-/// which is refused until the `/auth` endpoint exists.
-async fn trigger(State(st): State<AppState>, Origin(caller): Origin, p: Params) -> Response {
+/// integrations and admins (by uid); over HTTP, API admins and service accounts.
+async fn trigger(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
-        let uid = caller.strip_prefix("uid:").and_then(|u| u.parse::<u32>().ok()).ok_or_else(|| {
-            PiResponse::error(ErrorKind::Authentication, "Authentication failure. Missing Authorization header.")
-        })?;
-        crate::http::validate::may_trigger(&st, uid).map_err(|m| PiResponse::error(ErrorKind::Policy, &m))?;
+        match &caller.who {
+            Who::Socket(uid) => {
+                crate::http::validate::may_trigger(&st, *uid).map_err(|m| PiResponse::error(ErrorKind::Policy, &m))?
+            }
+            Who::Admin(_) | Who::Service(_) => {}
+            Who::Anonymous => {
+                return Err(PiResponse::error(
+                    ErrorKind::Authentication,
+                    "Authentication failure. Missing Authorization header.",
+                ))
+            }
+        }
         let target = target(&p)?;
         let (_, challenges) = st
             .validate
-            .trigger(caller.clone(), target)
+            .trigger(caller.audit_name.clone(), target)
             .await
             .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
         Ok::<_, PiResponse>(PiResponse::ok(json!(challenges.len()), None, challenge_detail(&challenges)))

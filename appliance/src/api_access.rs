@@ -1,10 +1,13 @@
-//! Administrators of the privacyIDEA-compatible API and their sessions: `/auth` checks a name
-//! and password against an HSM-made verifier and issues a JWT-shaped session token whose MAC
-//! is computed in the HSM (HMAC-SHA-256 under the verifier key, with a domain prefix of its
-//! own). Tokens expire after [`SESSION_SECONDS`]. Every login, failed or not, is audited.
+//! Who may use the HTTP API beyond `/validate/check`:
+//! - administrators of the privacyIDEA-compatible API: `/auth` checks a name and password
+//!   against an HSM-made verifier and issues a JWT-shaped session token whose MAC is computed
+//!   in the HSM (HMAC-SHA-256 under the verifier key, with a domain prefix of its own). Tokens
+//!   expire after [`SESSION_SECONDS`]. Every login, failed or not, is audited;
+//! - service accounts (an IdP plugin, a RADIUS server): an API key `cs_<prefix>_<secret>`
+//!   shown once at creation, found by its public prefix and checked against its verifier.
 //!
-//! Passwords never leave this module in any form but their verifier; failed logins all read
-//! the same, whether the name exists or not.
+//! Passwords and keys never leave this module in any form but their verifier; failed logins
+//! all read the same, whether the name exists or not.
 
 use std::sync::Arc;
 
@@ -15,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
-use crate::store::{ApiAdminView, AuthAuditRow, Store};
+use crate::store::{ApiAdminView, AuthAuditRow, ServiceAccountView, Store};
 use crate::token_secrets::TokenSecrets;
 use crate::tokens::TokenError;
 
@@ -49,7 +52,7 @@ pub enum SessionError {
 }
 
 #[derive(Debug, Clone)]
-pub struct ApiAdmins {
+pub struct ApiAccess {
     store: Arc<Store>,
     secrets: TokenSecrets,
     clock: Clock,
@@ -65,12 +68,12 @@ fn valid_name(name: &str) -> Result<(), TokenError> {
     Ok(())
 }
 
-impl ApiAdmins {
-    pub fn new(store: Arc<Store>, secrets: TokenSecrets, clock: Clock) -> ApiAdmins {
-        ApiAdmins { store, secrets, clock }
+impl ApiAccess {
+    pub fn new(store: Arc<Store>, secrets: TokenSecrets, clock: Clock) -> ApiAccess {
+        ApiAccess { store, secrets, clock }
     }
 
-    pub fn add(&self, caller: &str, name: &str, password: &SecretString) -> Result<ApiAdminView, TokenError> {
+    pub fn add_admin(&self, caller: &str, name: &str, password: &SecretString) -> Result<ApiAdminView, TokenError> {
         valid_name(name)?;
         if password.expose_secret().chars().count() < 12 {
             return Err(TokenError::Invalid("an API admin password has at least 12 characters".into()));
@@ -86,13 +89,13 @@ impl ApiAdmins {
             .ok_or_else(|| TokenError::Internal("the admin just added is missing".into()))
     }
 
-    pub fn remove(&self, caller: &str, name: &str) -> Result<(), TokenError> {
+    pub fn remove_admin(&self, caller: &str, name: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, "api-admin/remove", "ok");
         audit.login = Some(name.to_owned());
         Ok(self.store.remove_api_admin(name, &audit)?)
     }
 
-    pub fn list(&self) -> Result<Vec<ApiAdminView>, TokenError> {
+    pub fn admins(&self) -> Result<Vec<ApiAdminView>, TokenError> {
         Ok(self.store.api_admins()?)
     }
 
@@ -159,5 +162,54 @@ impl ApiAdmins {
             Ok(None) => Err(SessionError::Invalid),
             Err(e) => Err(SessionError::Internal(e.to_string())),
         }
+    }
+
+    /// Creates a service account; returns its API key, shown this once.
+    pub fn add_service(
+        &self,
+        caller: &str,
+        name: &str,
+        description: &str,
+    ) -> Result<(ServiceAccountView, SecretString), TokenError> {
+        valid_name(name)?;
+        let prefix = hex::encode(self.secrets.random(6)?);
+        let secret = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(self.secrets.random(32)?));
+        let key = SecretString::from(format!("cs_{prefix}_{}", secret.as_str()));
+        let verifier = self.secrets.api_admin_verifier(&format!("service:{prefix}"), key.expose_secret().as_bytes())?;
+        let mut audit = AuthAuditRow::new(caller, "service-account/add", "ok");
+        audit.login = Some(name.to_owned());
+        audit.detail = Some(format!("key prefix {prefix}"));
+        self.store.add_service_account(name, &prefix, &verifier, description, &audit)?;
+        let view = self
+            .store
+            .service_accounts()?
+            .into_iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| TokenError::Internal("the service account just added is missing".into()))?;
+        Ok((view, key))
+    }
+
+    pub fn remove_service(&self, caller: &str, name: &str) -> Result<(), TokenError> {
+        let mut audit = AuthAuditRow::new(caller, "service-account/remove", "ok");
+        audit.login = Some(name.to_owned());
+        Ok(self.store.remove_service_account(name, &audit)?)
+    }
+
+    pub fn services(&self) -> Result<Vec<ServiceAccountView>, TokenError> {
+        Ok(self.store.service_accounts()?)
+    }
+
+    /// The service account an API key belongs to; `None` for a key that is not one.
+    pub fn verify_key(&self, key: &str) -> Result<Option<String>, SessionError> {
+        let Some((prefix, _)) = key.strip_prefix("cs_").and_then(|k| k.split_once('_')) else { return Ok(None) };
+        let internal = |e: &dyn std::fmt::Display| SessionError::Internal(e.to_string());
+        let Some((name, verifier)) = self.store.service_account_by_prefix(prefix).map_err(|e| internal(&e))? else {
+            return Ok(None);
+        };
+        let ok = self
+            .secrets
+            .api_admin_matches(&format!("service:{prefix}"), key.as_bytes(), &verifier)
+            .map_err(|e| internal(&e))?;
+        Ok(ok.then_some(name))
     }
 }
