@@ -217,6 +217,8 @@ impl CaService {
             client_auth: self.cfg.client_auth,
             smartcard_logon: self.cfg.smartcard_logon,
             upn_domain: Some(self.cfg.upn_domain.clone()).filter(|d| !d.is_empty()),
+            server_auth: false,
+            server_names: Vec::new(),
         }
     }
 
@@ -227,6 +229,34 @@ impl CaService {
             return Err(CaError::NoCertificate);
         }
         Ok(())
+    }
+
+    /// The CA certificate, DER.
+    pub fn certificate_der(&self) -> Result<Vec<u8>, CaError> {
+        self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?.certificate.ok_or(CaError::NoCertificate)
+    }
+
+    /// Issues the appliance's own TLS server certificate for `spki_der` (a key in the HSM),
+    /// valid for `names` (DNS names or IP addresses).
+    pub fn issue_server(&self, caller: &str, spki_der: &[u8], names: &[String]) -> Result<Vec<u8>, CaError> {
+        let rec = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
+        let ca_cert = rec.certificate.as_deref().ok_or(CaError::NoCertificate)?;
+        let first = names.first().ok_or_else(|| CaError::Invalid("a server certificate needs a name".into()))?;
+        let profile = CertificateProfile {
+            validity_days: self.cfg.cert_validity_days,
+            subject: "CN={login},O=Countersign".into(),
+            client_auth: false,
+            smartcard_logon: false,
+            upn_domain: None,
+            server_auth: true,
+            server_names: names.to_vec(),
+        };
+        let vars = SubjectVars { login: first, realm: "", card_serial: "", token_serial: "" };
+        let signer = self.signer(&rec)?;
+        let serial = self.hsm.random(16)?;
+        let der = countersign_pki::issue_certificate(&signer, ca_cert, spki_der, &profile, &vars, &serial, self.now())?;
+        tracing::info!(caller, names = ?names, "issued the TLS server certificate");
+        Ok(der)
     }
 
     /// Issues a certificate for `spki_der` (a key generated on a card).

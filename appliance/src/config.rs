@@ -128,7 +128,7 @@ pub struct ValidateSection {
     pub fail_clear_s: u32,
 }
 
-/// The HTTP listener for `/validate/*` (loopback only until TLS arrives).
+/// The HTTP listener for `/validate/*` and the privacyIDEA-compatible API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
@@ -137,6 +137,14 @@ pub struct HttpSection {
     /// Callers of `/validate/check` and `/validate/radiuscheck` over HTTP must present a
     /// service account's API key (privacyIDEA's `api_key_required`).
     pub require_api_key: bool,
+    /// `off` (loopback addresses only), `files` (`cert_file` + `key_file`), or `appliance-ca`
+    /// (a key pair generated in the HSM, certified by the appliance CA for `server_names`).
+    pub tls: String,
+    /// PEM certificate chain (leaf first) and private key, for `tls = "files"`.
+    pub cert_file: String,
+    pub key_file: String,
+    /// DNS names and IP addresses of the listener, for `tls = "appliance-ca"`.
+    pub server_names: Vec<String>,
 }
 
 /// The clock OTP windows and fail-counter timeouts use.
@@ -313,11 +321,25 @@ impl Config {
         if self.api.socket == self.admin.socket {
             return bad("api.socket and admin.socket must differ".into());
         }
+        match self.http.tls.as_str() {
+            "off" => {}
+            "files" if self.http.cert_file.is_empty() || self.http.key_file.is_empty() => {
+                return bad("http.tls = \"files\" needs http.cert_file and http.key_file".into())
+            }
+            "files" => {}
+            "appliance-ca" if self.http.server_names.is_empty() => {
+                return bad(
+                    "http.tls = \"appliance-ca\" needs http.server_names (the names and addresses clients use)".into()
+                )
+            }
+            "appliance-ca" => {}
+            other => return bad(format!("http.tls must be off, files or appliance-ca, not {other:?}")),
+        }
         if let Some(addr) = self.http_listen()? {
-            if !addr.ip().is_loopback() {
+            if !addr.ip().is_loopback() && self.http.tls == "off" {
                 return bad(format!(
-                    "http.listen {addr} is not a loopback address; the HTTP listener has no TLS yet, so it binds only \
-                     to 127.0.0.1 or ::1"
+                    "http.listen {addr} is not a loopback address; beyond loopback the listener needs TLS: set \
+                     http.tls to \"files\" or \"appliance-ca\""
                 ));
             }
         }

@@ -51,6 +51,8 @@ pub struct Appliance {
     pub store: Arc<Store>,
     pub executor: Executor,
     pub state: AppState,
+    /// The HTTP listener's TLS configuration (`http.tls`), when it has one.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Appliance {
@@ -115,7 +117,12 @@ impl Appliance {
             admin_uids: Arc::new(cfg.admin.allowed_uids.clone()),
             plugins,
         };
-        Ok(Appliance { hsm, store, executor, state })
+        let tls = if cfg.http.listen.is_empty() {
+            None
+        } else {
+            crate::tls::server_config(&cfg.http, &hsm, &store, &state.ca, crate::now_ms() / 1000)?
+        };
+        Ok(Appliance { hsm, store, executor, state, tls })
     }
 }
 
@@ -330,8 +337,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         stopped(stop_rx.clone()),
     ));
     let http_task = http_l.map(|l| {
-        tracing::info!(listen = %cfg.http.listen, "HTTP listener for /v1/validate");
-        tokio::spawn(http::serve_tcp(l, http::http_router(appliance.state.clone(), limits), stopped(stop_rx)))
+        let router = http::http_router(appliance.state.clone(), limits);
+        match appliance.tls.clone() {
+            Some(tls) => {
+                tracing::info!(listen = %cfg.http.listen, tls = %cfg.http.tls, "HTTPS listener for /validate and the privacyIDEA API");
+                tokio::spawn(http::serve_tls(l, router, tls, stopped(stop_rx)))
+            }
+            None => {
+                tracing::info!(listen = %cfg.http.listen, "HTTP listener (loopback) for /validate and the privacyIDEA API");
+                tokio::spawn(http::serve_tcp(l, router, stopped(stop_rx)))
+            }
+        }
     });
     tracing::info!(
         api = %cfg.api.socket.display(), admin = %cfg.admin.socket.display(), db = %appliance.store.path().display(),

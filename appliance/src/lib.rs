@@ -25,6 +25,7 @@ pub mod plugins;
 pub mod response_signing;
 pub mod signing;
 pub mod store;
+pub mod tls;
 pub mod token_host;
 pub mod token_secrets;
 pub mod tokens;

@@ -58,6 +58,11 @@ fn wrong_pin_missing_module_missing_token_and_bad_config_fail_cleanly() {
     let (ok, err) = start_with(d, "[http]\nlisten = \"0.0.0.0:8080\"\n", None);
     assert!(!ok);
     assert_one_line(&err, "is not a loopback address");
+    assert!(err.contains("needs TLS"), "the error says what to do: {err}");
+
+    let (ok, err) = start_with(d, "[http]\nlisten = \"127.0.0.1:8080\"\ntls = \"files\"\n", None);
+    assert!(!ok);
+    assert_one_line(&err, "http.tls = \"files\" needs http.cert_file and http.key_file");
 
     let (ok, err) = start_with(d, "[validate]\nmax_fail = 0\n", None);
     assert!(!ok);

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use const_oid::db::rfc5280::{ID_CE_SUBJECT_KEY_IDENTIFIER, ID_KP_CLIENT_AUTH};
+use const_oid::db::rfc5280::{ID_CE_SUBJECT_KEY_IDENTIFIER, ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
 use const_oid::{AssociatedOid, ObjectIdentifier};
-use der::asn1::{Any, BitString, OctetString};
+use der::asn1::{Any, BitString, Ia5String, OctetString};
 use der::{DateTime, Decode, Encode, Tag};
 use sha2::{Digest, Sha256};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -234,6 +234,9 @@ pub fn issue_certificate(
         extension(&KeyUsage(KeyUsages::DigitalSignature.into()), true)?,
     ];
     let mut ekus = Vec::new();
+    if profile.server_auth {
+        ekus.push(ID_KP_SERVER_AUTH);
+    }
     if profile.client_auth {
         ekus.push(ID_KP_CLIENT_AUTH);
     }
@@ -243,11 +246,27 @@ pub fn issue_certificate(
     if !ekus.is_empty() {
         extensions.push(extension(&ExtendedKeyUsage(ekus), false)?);
     }
+    let mut san = Vec::new();
     if let Some(domain) = profile.upn_domain.as_deref().filter(|d| !d.is_empty()) {
         let upn = format!("{}@{domain}", vars.login);
         let value = Any::new(Tag::Utf8String, upn.as_bytes()).map_err(|e| PkiError::encode("the UPN", e))?;
-        let san = SubjectAltName(vec![GeneralName::OtherName(OtherName { type_id: OID_MS_UPN, value })]);
-        extensions.push(extension(&san, false)?);
+        san.push(GeneralName::OtherName(OtherName { type_id: OID_MS_UPN, value }));
+    }
+    for name in &profile.server_names {
+        san.push(match name.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(ip)) => GeneralName::IpAddress(
+                OctetString::new(ip.octets().to_vec()).map_err(|e| PkiError::encode("an IP address", e))?,
+            ),
+            Ok(std::net::IpAddr::V6(ip)) => GeneralName::IpAddress(
+                OctetString::new(ip.octets().to_vec()).map_err(|e| PkiError::encode("an IP address", e))?,
+            ),
+            Err(_) => GeneralName::DnsName(
+                Ia5String::new(name).map_err(|_| PkiError::Config(format!("server name {name:?} is not ASCII")))?,
+            ),
+        });
+    }
+    if !san.is_empty() {
+        extensions.push(extension(&SubjectAltName(san), false)?);
     }
     extensions.push(extension(
         &AuthorityKeyIdentifier {

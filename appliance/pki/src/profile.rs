@@ -22,6 +22,10 @@ pub struct CertificateProfile {
     pub smartcard_logon: bool,
     /// When set, adds SAN otherName UPN "{login}@{upn_domain}" (Windows smartcard logon needs it).
     pub upn_domain: Option<String>,
+    /// Adds EKU id-kp-serverAuth (the appliance's own TLS certificate).
+    pub server_auth: bool,
+    /// SAN entries: DNS names, or IP addresses when they parse as one.
+    pub server_names: Vec<String>,
 }
 
 impl Default for CertificateProfile {
@@ -32,6 +36,8 @@ impl Default for CertificateProfile {
             client_auth: true,
             smartcard_logon: true,
             upn_domain: None,
+            server_auth: false,
+            server_names: Vec::new(),
         }
     }
 }

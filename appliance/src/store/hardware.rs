@@ -275,6 +275,52 @@ impl Store {
     }
 }
 
+/// A certificate the appliance holds for one of its own HSM keys.
+#[derive(Debug, Clone)]
+pub struct SystemCertificate {
+    pub der: Vec<u8>,
+    pub names: Vec<String>,
+    pub not_after: i64,
+}
+
+impl Store {
+    /// The certificate of a system key (`tls-server`).
+    pub fn system_certificate(&self, role: &str) -> Result<Option<SystemCertificate>, StoreError> {
+        let row: Option<(Vec<u8>, String, i64)> = self
+            .conn()
+            .query_row("SELECT certificate, names, not_after FROM system_certificate WHERE role = ?1", [role], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        Ok(row.map(|(der, names, not_after)| SystemCertificate {
+            der,
+            names: serde_json::from_str(&names).unwrap_or_default(),
+            not_after,
+        }))
+    }
+
+    pub fn set_system_certificate(
+        &self,
+        role: &str,
+        der: &[u8],
+        names: &[String],
+        not_after: i64,
+        audit: &AuthAuditRow,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO system_certificate (role, certificate, names, not_after, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (role) DO UPDATE SET certificate = excluded.certificate, names = excluded.names,
+                                              not_after = excluded.not_after, created_at = excluded.created_at",
+            params![role, der, serde_json::to_string(names).unwrap_or_default(), not_after, crate::now_ms() / 1000],
+        )?;
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 /// The certificate of a certificate token, read on an executor worker's connection.
 pub fn token_certificate(conn: &Connection, token_id: i64) -> Result<Option<CertificateRow>, StoreError> {
     Ok(conn

@@ -29,7 +29,7 @@ pub(crate) use audit::insert_signature_rows;
 pub use audit::{AuditQuery, SignatureAuditRow};
 pub use challenges::{open_challenges, AttemptRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome};
 pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
-pub use hardware::{token_certificate, CaRecord, CertificateRow, DeviceRecord, DeviceView};
+pub use hardware::{token_certificate, CaRecord, CertificateRow, DeviceRecord, DeviceView, SystemCertificate};
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use migrate::MIGRATIONS;
 pub(crate) use tokens::commit_check;
