@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "gateways", include_str!("../../../migrations/0003_gateways.sql")),
     (4, "challenges", include_str!("../../../migrations/0004_challenges.sql")),
     (5, "hardware", include_str!("../../../migrations/0005_hardware.sql")),
+    (6, "policies", include_str!("../../../migrations/0006_policies.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
