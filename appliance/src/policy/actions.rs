@@ -32,9 +32,10 @@ impl Scope {
     }
 
     pub fn parse(s: &str) -> Result<Scope, String> {
-        Scope::ALL.into_iter().find(|sc| sc.as_str() == s).ok_or_else(|| {
-            format!("unknown scope '{s}'; accepted: authentication, authorization, enrollment, admin")
-        })
+        Scope::ALL
+            .into_iter()
+            .find(|sc| sc.as_str() == s)
+            .ok_or_else(|| format!("unknown scope '{s}'; accepted: authentication, authorization, enrollment, admin"))
     }
 }
 
@@ -157,9 +158,10 @@ impl RateLimit {
         if count == 0 || n == 0 {
             return Err(format!("'{s}': the count and the period must be at least 1"));
         }
-        let period_s = n.checked_mul(unit_s).filter(|p| *p <= 366 * 86_400).ok_or_else(|| {
-            format!("'{s}': the period may be at most 366 days")
-        })?;
+        let period_s = n
+            .checked_mul(unit_s)
+            .filter(|p| *p <= 366 * 86_400)
+            .ok_or_else(|| format!("'{s}': the period may be at most 366 days"))?;
         Ok(RateLimit { count, period_s })
     }
 }

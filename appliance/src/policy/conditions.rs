@@ -117,9 +117,11 @@ impl Cidr {
         let net: IpAddr = addr.parse().map_err(|_| format!("'{s}' is not an IPv4/IPv6 address or network"))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
-                format!("'{s}': the prefix length must be 0 to {max}")
-            })?,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("'{s}': the prefix length must be 0 to {max}"))?,
             None => max,
         };
         let c = Cidr { net, prefix };
@@ -370,9 +372,8 @@ impl TimeSpec {
 /// The UTC offset of the machine's local time zone at `unix_s`, in seconds east of UTC (what
 /// privacyIDEA's time conditions use: the server's local time).
 pub fn local_utc_offset_s(unix_s: i64) -> i32 {
-    let Ok(t) = libc::time_t::try_from(unix_s) else {
-        return 0;
-    };
+    // time_t is 64-bit on every target the appliance supports.
+    let t: libc::time_t = unix_s;
     local_offset(t)
 }
 
@@ -419,7 +420,10 @@ mod tests {
         assert!(!c.test(Some(ip("2001:db9::1"))));
         assert!(c.test(Some(ip("::ffff:192.168.1.1"))), "IPv4-mapped counts as IPv4");
         assert!(!c.test(None));
-        assert_eq!(c.reason(Some(ip("172.16.0.1"))), "client 172.16.0.1 not in 192.168.0.0/16, 10.0.0.5/32, 2001:db8::/32");
+        assert_eq!(
+            c.reason(Some(ip("172.16.0.1"))),
+            "client 172.16.0.1 not in 192.168.0.0/16, 10.0.0.5/32, 2001:db8::/32"
+        );
         assert_eq!(c.reason(Some(ip("192.168.0.9"))), "client 192.168.0.9 in 192.168.0.0/16");
         let all = ClientList::parse(&list(&["0.0.0.0/0", "::/0"])).unwrap();
         assert!(all.test(Some(ip("8.8.8.8"))) && all.test(Some(ip("::1"))));
@@ -466,7 +470,9 @@ mod tests {
         let several = TimeSpec::parse("Sat: 9-12, Sun: 10:30-11").unwrap();
         assert!(several.test(at(5, 9, 0)) && several.test(at(6, 10, 45)) && !several.test(at(6, 11, 0)));
         let wrap = TimeSpec::parse("Fri-Mon: 00:00-24:00").unwrap();
-        assert!(wrap.test(at(4, 0, 0)) && wrap.test(at(6, 23, 59)) && wrap.test(at(0, 12, 0)) && !wrap.test(at(1, 0, 0)));
+        assert!(
+            wrap.test(at(4, 0, 0)) && wrap.test(at(6, 23, 59)) && wrap.test(at(0, 12, 0)) && !wrap.test(at(1, 0, 0))
+        );
     }
 
     #[test]

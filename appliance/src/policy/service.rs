@@ -124,7 +124,8 @@ fn trimmed(l: Vec<String>) -> Vec<String> {
 
 /// A one-line description of a policy for the audit row.
 fn summary(r: &PolicyRecord) -> String {
-    let actions: Vec<String> = r.actions.iter().map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_owned))).collect();
+    let actions: Vec<String> =
+        r.actions.iter().map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_owned))).collect();
     let mut s = format!(
         "{} priority {}{}: {}",
         r.scope,
@@ -303,7 +304,10 @@ impl PolicyService {
         match actions::lookup(&q.action) {
             Some(a) if a.scope == scope => {}
             Some(a) => {
-                return Err(PolicyError::Invalid(format!("action {} belongs to scope {}, not {scope}", a.name, a.scope)))
+                return Err(PolicyError::Invalid(format!(
+                    "action {} belongs to scope {}, not {scope}",
+                    a.name, a.scope
+                )))
             }
             None => return Err(PolicyError::Invalid(format!("unknown action '{}' in scope {scope}", q.action))),
         }

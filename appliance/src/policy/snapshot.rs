@@ -402,7 +402,8 @@ mod tests {
             policy("ldap", "authentication", 2, json!({"otppin": "userstore"})),
         ])
         .unwrap();
-        let (v, from) = snap.value(Scope::Authentication, "otppin", &ctx("alice", "default", "10.0.0.1")).unwrap().unwrap();
+        let (v, from) =
+            snap.value(Scope::Authentication, "otppin", &ctx("alice", "default", "10.0.0.1")).unwrap().unwrap();
         assert_eq!((v, from), (text("userstore"), vec!["ldap".to_owned()]));
     }
 
@@ -453,7 +454,8 @@ mod tests {
             policy("b", "authentication", 1, json!({"passthru": "true"})),
         ])
         .unwrap();
-        let (v, from) = snap.value(Scope::Authentication, "passthru", &ctx("alice", "default", "10.0.0.1")).unwrap().unwrap();
+        let (v, from) =
+            snap.value(Scope::Authentication, "passthru", &ctx("alice", "default", "10.0.0.1")).unwrap().unwrap();
         assert_eq!((v, from), (ActionValue::Bool(true), vec!["a".to_owned(), "b".to_owned()]));
     }
 
@@ -461,7 +463,8 @@ mod tests {
     fn a_conflict_only_counts_among_matching_policies() {
         let mut b = policy("b", "authentication", 1, json!({"otppin": "none"}));
         b.users = vec!["bob".into()];
-        let snap = PolicySnapshot::build(&[policy("a", "authentication", 1, json!({"otppin": "userstore"})), b]).unwrap();
+        let snap =
+            PolicySnapshot::build(&[policy("a", "authentication", 1, json!({"otppin": "userstore"})), b]).unwrap();
         assert!(snap.value(Scope::Authentication, "otppin", &ctx("alice", "default", "10.0.0.1")).is_ok());
         assert!(snap.value(Scope::Authentication, "otppin", &ctx("bob", "default", "10.0.0.1")).is_err());
     }
@@ -519,7 +522,11 @@ mod tests {
 
     #[test]
     fn admin_rights() {
-        let c = PolicyContext { admin: Some("uid:1000"), admin_realm: Some("helpdesk"), ..ctx("alice", "default", "10.0.0.1") };
+        let c = PolicyContext {
+            admin: Some("uid:1000"),
+            admin_realm: Some("helpdesk"),
+            ..ctx("alice", "default", "10.0.0.1")
+        };
         let empty = PolicySnapshot::build(&[]).unwrap();
         assert!(empty.admin_allowed("delete", &c).unwrap(), "no admin policy: everything allowed");
         let mut hd = policy("helpdesk", "admin", 1, json!({"enable": true, "disable": true, "tokenlist": true}));
@@ -529,7 +536,10 @@ mod tests {
         assert!(snap.admin_allowed("enable", &c).unwrap());
         assert!(!snap.admin_allowed("delete", &c).unwrap(), "not listed");
         assert!(!snap.admin_allowed("enable", &PolicyContext { admin_realm: Some("ops"), ..c }).unwrap());
-        assert!(!snap.admin_allowed("enable", &PolicyContext { realm: Some("corp"), ..c }).unwrap(), "other users' realm");
+        assert!(
+            !snap.admin_allowed("enable", &PolicyContext { realm: Some("corp"), ..c }).unwrap(),
+            "other users' realm"
+        );
         let ex = snap.explain(Scope::Admin, "enable", &c);
         assert!(ex.policies[0].conditions.iter().any(|x| x.condition == "admin_realm" && x.matched));
     }

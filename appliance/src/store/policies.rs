@@ -75,7 +75,12 @@ fn policy_in(tx: &Transaction<'_>, name: &str) -> Result<PolicyRecord, StoreErro
 impl Store {
     /// Stores a policy. `replace`: an existing policy of that name is overwritten (keeping its
     /// creation time); otherwise an existing name is [`StoreError::Duplicate`].
-    pub fn put_policy(&self, p: &PolicyRecord, replace: bool, audit: &AuthAuditRow) -> Result<PolicyRecord, StoreError> {
+    pub fn put_policy(
+        &self,
+        p: &PolicyRecord,
+        replace: bool,
+        audit: &AuthAuditRow,
+    ) -> Result<PolicyRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = crate::now_ms() / 1000;
@@ -132,7 +137,12 @@ impl Store {
     }
 
     /// Turns a policy on or off.
-    pub fn set_policy_active(&self, name: &str, active: bool, audit: &AuthAuditRow) -> Result<PolicyRecord, StoreError> {
+    pub fn set_policy_active(
+        &self,
+        name: &str,
+        active: bool,
+        audit: &AuthAuditRow,
+    ) -> Result<PolicyRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
@@ -190,12 +200,7 @@ mod tests {
     }
 
     fn audits(store: &Store) -> Vec<String> {
-        store
-            .auth_audit(&crate::store::AuthAuditQuery::default())
-            .unwrap()
-            .into_iter()
-            .map(|r| r.action)
-            .collect()
+        store.auth_audit(&crate::store::AuthAuditQuery::default()).unwrap().into_iter().map(|r| r.action).collect()
     }
 
     #[test]
@@ -206,10 +211,7 @@ mod tests {
         let stored = store.put_policy(&record("p1"), false, &a("policy/create")).unwrap();
         assert_eq!(stored.users, vec!["alice".to_owned()]);
         assert!(stored.created_at > 0);
-        assert!(matches!(
-            store.put_policy(&record("p1"), false, &a("policy/create")),
-            Err(StoreError::Duplicate(_))
-        ));
+        assert!(matches!(store.put_policy(&record("p1"), false, &a("policy/create")), Err(StoreError::Duplicate(_))));
         let mut changed = record("p1");
         changed.priority = 5;
         assert_eq!(store.put_policy(&changed, true, &a("policy/set")).unwrap().priority, 5);

@@ -291,7 +291,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         token::after_init(cmd, &answer)?;
     }
-    if let Some(conflict) = answer.get("conflict").and_then(Value::as_str).filter(|_| matches!(view, output::View::PolicyCheck)) {
+    if let Some(conflict) =
+        answer.get("conflict").and_then(Value::as_str).filter(|_| matches!(view, output::View::PolicyCheck))
+    {
         // The request would be refused: scripts must see a failure.
         anyhow::bail!("{conflict}");
     }
