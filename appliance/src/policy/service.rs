@@ -323,7 +323,11 @@ impl PolicyService {
             Some(CheckTime::Unix(t)) => (*t, local_utc_offset_s(*t)),
             Some(CheckTime::Text(s)) => match s.trim().parse::<i64>() {
                 Ok(t) => (t, local_utc_offset_s(t)),
-                Err(_) => (weekday_time(s)?, 0),
+                Err(_) => {
+                    // The weekday and time are local: shown with the appliance's current offset.
+                    let offset = local_utc_offset_s(self.clock.now_ms() / 1000);
+                    (weekday_time(s)? - i64::from(offset), offset)
+                }
             },
         };
         let ctx = PolicyContext {
