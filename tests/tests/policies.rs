@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use countersign_tests::Daemon;
+use countersign_tests::{request, Daemon};
 use serde_json::Value;
 
 fn ok(d: &Daemon, args: &[&str]) -> String {
@@ -259,6 +259,32 @@ fn policies_defined_checked_explained_refused_and_audited() {
         .iter()
         .filter(|r| r["action"].as_str().unwrap().starts_with("policy/"))
         .all(|r| r["caller"] == format!("uid:{uid}")));
+
+    // The same over the admin API: create is 201 and refuses an existing name, PUT replaces,
+    // the body cannot rename, unknown fields are refused, the catalogue is listed per scope.
+    let sock = d.admin_sock();
+    let body = |v: Value| Some(v.to_string().into_bytes());
+    let def = serde_json::json!({"name": "api", "scope": "enrollment", "actions": {"tokenissuer": "ACME"}});
+    let (status, v) = request(&sock, "POST", "/v1/admin/policies", body(def.clone()));
+    assert_eq!((status, &v["priority"], &v["active"]), (201, &serde_json::json!(1), &serde_json::json!(true)), "{v}");
+    let (status, v) = request(&sock, "POST", "/v1/admin/policies", body(def.clone()));
+    assert_eq!((status, v["error"]["code"].as_str()), (409, Some("conflict")), "{v}");
+    let (status, v) = request(&sock, "PUT", "/v1/admin/policies/other", body(def));
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("the body names policy api but the path names other"));
+    let (status, _) = request(
+        &sock,
+        "PUT",
+        "/v1/admin/policies/api",
+        body(serde_json::json!({"scope": "enrollment", "actions": {"tokenissuer": "ACME"}, "condition": "x"})),
+    );
+    assert_eq!(status, 400, "unknown fields are refused");
+    let (status, v) = request(&sock, "GET", "/v1/admin/policies/actions?scope=enrollment", None);
+    let names: Vec<&str> = v["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!((status, names), (200, vec!["max_token_per_user", "otp_pin_random", "tokenlabel", "tokenissuer"]));
+    assert_eq!(request(&sock, "GET", "/v1/admin/policies/nope", None).0, 404);
+    assert_eq!(request(&sock, "DELETE", "/v1/admin/policies/api", None).0, 204);
+    assert_eq!(request(&sock, "DELETE", "/v1/admin/policies/api", None).0, 404);
 
     // Policies are loaded again at start.
     d.restart();
