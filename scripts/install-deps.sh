@@ -46,6 +46,28 @@ if [ ! -x "$root/.tools/venv/bin/ykman" ]; then
   python3 -m venv "$root/.tools/venv"
   "$root/.tools/venv/bin/pip" install -q yubikey-manager==5.9.2
 fi
+# privacyideaadm 3.0, the privacyIDEA admin client, for the compatibility tests. Its sdist runs
+# a Sphinx man-page build on install (a command current setuptools no longer has), so the
+# install leaves that step out; the client itself is installed unchanged.
+if [ ! -x "$root/.tools/piadm/bin/privacyidea" ]; then
+  echo "installing privacyideaadm 3.0 into .tools/piadm"
+  python3 -m venv "$root/.tools/piadm"
+  src=$(mktemp -d)
+  "$root/.tools/piadm/bin/pip" download -q --no-deps --no-binary :all: privacyideaadm==3.0 -d "$src"
+  tar xzf "$src/privacyideaadm-3.0.tar.gz" -C "$src"
+  python3 - "$src/privacyideaadm-3.0/setup.py" <<'PY'
+import re, sys
+path = sys.argv[1]
+s = open(path).read()
+s = s.replace("      cmdclass=cmdclass,\n", "")
+s = re.sub(r"      setup_requires=\[.*?\],\n", "", s, flags=re.S)
+s = re.sub(r"      command_options=\{.*?\n      \},\n", "", s, flags=re.S)
+s = re.sub(r"      data_files=\[.*?\],\n", "", s, flags=re.S)
+open(path, "w").write(s)
+PY
+  "$root/.tools/piadm/bin/pip" install -q "$src/privacyideaadm-3.0"
+  rm -rf "$src"
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup, stable >= 1.85) and run again" >&2
   exit 1

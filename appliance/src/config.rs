@@ -134,6 +134,9 @@ pub struct ValidateSection {
 pub struct HttpSection {
     /// `127.0.0.1:PORT`; empty: no HTTP listener.
     pub listen: String,
+    /// Callers of `/validate/check` and `/validate/radiuscheck` over HTTP must present a
+    /// service account's API key (privacyIDEA's `api_key_required`).
+    pub require_api_key: bool,
 }
 
 /// The clock OTP windows and fail-counter timeouts use.

@@ -99,6 +99,9 @@ impl Appliance {
         let state = AppState {
             signing: SigningService::new(directory.clone(), executor.clone()),
             tokens,
+            responses: crate::response_signing::ResponseSigner::new(hsm.clone(), store.clone()),
+            require_api_key: cfg.http.require_api_key,
+            api_access: crate::api_access::ApiAccess::new(store.clone(), secrets.clone(), clock.clone()),
             ca,
             enrolment,
             gateways: gateways.clone(),

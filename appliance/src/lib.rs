@@ -6,6 +6,7 @@
 //! here links cryptoki: every key operation goes through `countersign_hsm`.
 
 pub mod admin;
+pub mod api_access;
 pub mod ca;
 pub mod challenges;
 pub mod client;
@@ -22,6 +23,7 @@ pub mod gateways;
 pub mod http;
 pub mod plugins;
 pub mod policy;
+pub mod response_signing;
 pub mod signing;
 pub mod store;
 pub mod token_host;

@@ -136,6 +136,23 @@ impl TokenSecrets {
         self.hsm.unseal(&self.seal, &device_aad(kind, serial, what), sealed)
     }
 
+    /// The verifier stored for an API admin's password.
+    pub fn api_admin_verifier(&self, name: &str, password: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let msg = Zeroizing::new([b"countersign/api-admin/v1\0", name.as_bytes(), b"\0", password].concat());
+        self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
+    }
+
+    /// Whether `password` matches the stored verifier (constant-time).
+    pub fn api_admin_matches(&self, name: &str, password: &[u8], verifier: &[u8]) -> Result<bool, HsmError> {
+        Ok(bool::from(self.api_admin_verifier(name, password)?.ct_eq(verifier)))
+    }
+
+    /// HMAC-SHA-256 of a session token (JWT) under the HSM's verifier key, with its own domain.
+    pub fn session_mac(&self, signing_input: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let msg = [b"countersign/api-session/v1\0".as_slice(), signing_input].concat();
+        self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
+    }
+
     /// The verifier stored for `pin` on token `serial`.
     pub fn pin_verifier(&self, serial: &str, pin: &[u8]) -> Result<Vec<u8>, HsmError> {
         let msg = Zeroizing::new([b"countersign/token-pin/v1\0", serial.as_bytes(), b"\0", pin].concat());

@@ -223,6 +223,11 @@ fn otpauth_uri(t: &NewToken, seed: &[u8], issuer: &str, account: &str) -> Secret
     SecretString::from(uri)
 }
 
+/// The base32 secret of an `otpauth://` URI.
+pub(crate) fn otpauth_secret(uri: &str) -> Option<&str> {
+    uri.split_once('?')?.1.split('&').find_map(|kv| kv.strip_prefix("secret="))
+}
+
 fn audit_row(caller: &str, action: &str, serial: Option<&str>) -> AuthAuditRow {
     AuthAuditRow { serial: serial.map(str::to_owned), ..AuthAuditRow::new(caller, action, "ok") }
 }
@@ -283,6 +288,11 @@ impl TokenService {
         defaults: ValidateSection,
     ) -> TokenService {
         TokenService { store, plugins, secrets, clock, defaults }
+    }
+
+    /// Whether a challenge of `transaction_id` was answered (`None`: no such transaction).
+    pub fn transaction_answered(&self, transaction_id: &str) -> Result<Option<bool>, TokenError> {
+        Ok(self.store.transaction_answered(transaction_id)?)
     }
 
     /// The validation defaults new tokens get.

@@ -44,6 +44,8 @@ pub struct CheckOutcome {
     pub accepted: bool,
     /// The token that accepted (never set on a reject, so a reject names no token).
     pub serial: Option<String>,
+    /// Its type, likewise on accept only.
+    pub token_type: Option<String>,
     pub message: String,
     pub audit_id: i64,
     /// Challenges this request created (a PIN-only check of challenge-response tokens).
@@ -120,6 +122,7 @@ impl ValidateService {
             return Ok(CheckOutcome {
                 accepted: false,
                 serial: None,
+                token_type: None,
                 message: "enter the code that was sent to you, with this transaction_id".into(),
                 audit_id: committed.audit_id,
                 transaction_id: Some(tx),
@@ -133,13 +136,14 @@ impl ValidateService {
             (false, Answer::Reject(m)) if self.detailed => m,
             (false, _) => GENERIC_REJECT,
         };
-        let serial = match answer {
-            Answer::Accept { serial } if committed.accepted => Some(serial),
-            _ => None,
+        let (serial, token_type) = match answer {
+            Answer::Accept { serial, token_type } if committed.accepted => (Some(serial), Some(token_type)),
+            _ => (None, None),
         };
         Ok(CheckOutcome {
             accepted: committed.accepted,
             serial,
+            token_type,
             message: message.to_owned(),
             audit_id: committed.audit_id,
             transaction_id: None,
@@ -237,6 +241,7 @@ impl ValidateService {
                     Ok(()) => {
                         return Ok(Accept {
                             serial: t.serial.clone(),
+                            token_type: t.token_type.clone(),
                             detail: "challenge answered: the card signed the nonce".into(),
                             effect: TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
                         })
@@ -258,6 +263,7 @@ impl ValidateService {
                 Ok(PluginResponse::Matched { counter }) if counter == c.counter => {
                     return Ok(Accept {
                         serial: t.serial.clone(),
+                        token_type: t.token_type.clone(),
                         detail: "challenge answered".into(),
                         effect: TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
                     })
@@ -385,6 +391,7 @@ impl ValidateService {
         match call_for_token(&self.plugins, &self.secrets, &self.clock, token, &request) {
             Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept {
                 serial: token.serial.clone(),
+                token_type: token.token_type.clone(),
                 detail: format!("counter {counter} accepted"),
                 effect: TokenEffect::Accept {
                     token_id: token.id,
@@ -433,7 +440,7 @@ impl ValidateService {
                 audit.result = "accept".into();
                 audit.serial = Some(a.serial.clone());
                 audit.detail = Some(a.detail);
-                (CheckRecord { effect: a.effect, audit }, Answer::Accept { serial: a.serial })
+                (CheckRecord { effect: a.effect, audit }, Answer::Accept { serial: a.serial, token_type: a.token_type })
             }
             Decision::Reject(r) => {
                 audit.result = "reject".into();
@@ -468,13 +475,14 @@ impl From<Result<Accept, Reject>> for Decision {
 /// and the audit's detail.
 struct Accept {
     serial: String,
+    token_type: String,
     detail: String,
     effect: TokenEffect,
 }
 
 /// What the worker hands back to the request.
 enum Answer {
-    Accept { serial: String },
+    Accept { serial: String, token_type: String },
     Reject(&'static str),
     Trigger(Vec<TokenRecord>),
 }

@@ -9,6 +9,7 @@ mod extract;
 mod gateways;
 mod hardware;
 mod policies;
+mod privacyidea;
 mod tokens;
 mod validate;
 
@@ -38,6 +39,12 @@ pub struct AppState {
     pub tokens: crate::tokens::TokenService,
     pub ca: crate::ca::CaService,
     pub enrolment: crate::enrolment::EnrolmentService,
+    /// Signs privacyIDEA-compatible responses.
+    pub responses: crate::response_signing::ResponseSigner,
+    /// Admins and service accounts of the HTTP API.
+    pub api_access: crate::api_access::ApiAccess,
+    /// Validation over HTTP needs a service account's API key.
+    pub require_api_key: bool,
     pub gateways: crate::gateways::GatewayService,
     pub challenges: crate::challenges::ChallengeService,
     pub validate: crate::validate::ValidateService,
@@ -102,12 +109,16 @@ fn finish(router: Router<AppState>, state: AppState, limits: Limits) -> Router {
 
 /// The router of `api.sock`: signing and validation.
 pub fn api_router(state: AppState, limits: Limits) -> Router {
-    finish(api::routes().merge(validate::routes()).merge(validate::socket_routes()), state, limits)
+    finish(
+        api::routes().merge(validate::routes()).merge(validate::socket_routes()).merge(privacyidea::routes()),
+        state,
+        limits,
+    )
 }
 
 /// The router of the HTTP listener: validation only.
 pub fn http_router(state: AppState, limits: Limits) -> Router {
-    finish(validate::routes(), state, limits)
+    finish(validate::routes().merge(privacyidea::routes()), state, limits)
 }
 
 /// The router of `admin.sock`; every route requires an admin caller.
@@ -117,6 +128,7 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .merge(gateways::routes())
         .merge(hardware::routes())
         .merge(policies::routes())
+        .merge(privacyidea::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     finish(routes, state, limits)
 }

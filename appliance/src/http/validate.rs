@@ -78,6 +78,15 @@ async fn check(
     })))
 }
 
+/// Whether uid `uid` may trigger challenges: registered integrations and admins only.
+pub(super) fn may_trigger(st: &AppState, uid: u32) -> Result<(), String> {
+    let admin = uid == 0 || uid == st.own_uid || st.admin_uids.contains(&uid);
+    if admin || st.signing.integration_of(uid).is_some() {
+        return Ok(());
+    }
+    Err(format!("uid {uid} is not a registered integration; only integrations and admins may trigger challenges"))
+}
+
 /// Who may trigger challenges (and so make the appliance send messages).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,17 +103,7 @@ async fn trigger(
     super::extract::Caller(caller): super::extract::Caller,
     Body(b): Body<TriggerBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let admin = caller.uid == 0 || caller.uid == st.own_uid || st.admin_uids.contains(&caller.uid);
-    if !admin && st.signing.integration_of(caller.uid).is_none() {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "uid {} is not a registered integration; only integrations and admins may trigger challenges",
-                caller.uid
-            ),
-        ));
-    }
+    may_trigger(&st, caller.uid).map_err(|m| ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", m))?;
     let target = target(b.serial, b.user, b.realm, "")?;
     let (tx, challenges) = st.validate.trigger(format!("uid:{}", caller.uid), target).await?;
     Ok(Json(serde_json::json!({

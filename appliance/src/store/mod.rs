@@ -8,6 +8,7 @@
 //! later fails at once ("database is locked") when another connection committed in between,
 //! which `busy_timeout` cannot wait out.
 
+mod api_access;
 mod audit;
 mod challenges;
 mod gateways;
@@ -24,6 +25,7 @@ use rusqlite::Connection;
 
 use crate::config::Synchronous;
 
+pub use api_access::{ApiAdminView, ServiceAccountView};
 pub(crate) use audit::insert_signature_rows;
 pub use audit::{AuditQuery, SignatureAuditRow};
 pub use challenges::{open_challenges, AttemptRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome};

@@ -71,9 +71,34 @@ enum Command {
     /// The appliance CA (key in the HSM) that certifies card keys.
     #[command(subcommand)]
     Ca(hardware::CaCmd),
+    /// The privacyIDEA-compatible API.
+    #[command(subcommand)]
+    Privacyidea(PrivacyideaCmd),
     /// Plugin publishing: publisher keys, signing and verifying plugin directories (offline).
     #[command(subcommand)]
     Plugin(plugin::PluginCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum PrivacyideaCmd {
+    /// Print the public key (PEM) that verifies the API's response signatures.
+    PublicKey,
+    /// Add an admin of the privacyIDEA-compatible API (`/auth`); the password is read from stdin.
+    AdminAdd { name: String },
+    /// List the API admins.
+    AdminList,
+    /// Remove an API admin (their sessions stop working at once).
+    AdminRemove { name: String },
+    /// Create a service account; its API key is printed once.
+    ServiceAdd {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List service accounts (names and key prefixes, never keys).
+    ServiceList,
+    /// Remove a service account (its key stops working at once).
+    ServiceRemove { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -259,6 +284,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delivery(cmd) => gateway::delivery_request(cmd)?.into(),
         Command::Policy(cmd) => policy::policy_request(cmd)?.into(),
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
+        Command::Privacyidea(cmd) => {
+            let (method, uri, body) = match cmd {
+                PrivacyideaCmd::PublicKey => (Method::GET, "/v1/admin/privacyidea/public-key".to_owned(), None),
+                PrivacyideaCmd::AdminAdd { name } => {
+                    let password = token::stdin_line("password")?;
+                    (
+                        Method::POST,
+                        "/v1/admin/privacyidea/admins".into(),
+                        Some(json!({ "name": name, "password": password })),
+                    )
+                }
+                PrivacyideaCmd::AdminList => (Method::GET, "/v1/admin/privacyidea/admins".into(), None),
+                PrivacyideaCmd::AdminRemove { name } => {
+                    (Method::DELETE, format!("/v1/admin/privacyidea/admins/{}", enc(name)), None)
+                }
+                PrivacyideaCmd::ServiceAdd { name, description } => (
+                    Method::POST,
+                    "/v1/admin/privacyidea/service-accounts".into(),
+                    Some(json!({ "name": name, "description": description })),
+                ),
+                PrivacyideaCmd::ServiceList => (Method::GET, "/v1/admin/privacyidea/service-accounts".into(), None),
+                PrivacyideaCmd::ServiceRemove { name } => {
+                    (Method::DELETE, format!("/v1/admin/privacyidea/service-accounts/{}", enc(name)), None)
+                }
+            };
+            let mut conn = Connection::connect(&cli.socket).await?;
+            let (status, v) = conn.request(method, &uri, body.as_ref()).await?;
+            if !status.is_success() {
+                let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("no detail");
+                anyhow::bail!("{msg} (HTTP {})", status.as_u16());
+            }
+            if cli.json {
+                println!("{v}");
+            } else if let Some(pem) = v["public_key_pem"].as_str() {
+                print!("{pem}");
+            } else if let Some(list) = v["admins"].as_array() {
+                for a in list {
+                    println!("{}", a["name"].as_str().unwrap_or_default());
+                }
+            } else if let Some(name) = v.pointer("/admin/name").and_then(Value::as_str) {
+                println!("API admin {name} added");
+            } else if let Some(key) = v["api_key"].as_str() {
+                println!("API key (shown once; give it to the service): {key}");
+            } else if let Some(list) = v["service_accounts"].as_array() {
+                for a in list {
+                    println!(
+                        "{}  cs_{}_...",
+                        a["name"].as_str().unwrap_or_default(),
+                        a["key_prefix"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            return Ok(());
+        }
     };
     let mut conn = Connection::connect(&cli.socket).await?;
     let (status, answer) = conn.request(method, &uri, body.as_ref()).await?;

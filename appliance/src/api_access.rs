@@ -1,0 +1,215 @@
+//! Who may use the HTTP API beyond `/validate/check`:
+//! - administrators of the privacyIDEA-compatible API: `/auth` checks a name and password
+//!   against an HSM-made verifier and issues a JWT-shaped session token whose MAC is computed
+//!   in the HSM (HMAC-SHA-256 under the verifier key, with a domain prefix of its own). Tokens
+//!   expire after [`SESSION_SECONDS`]. Every login, failed or not, is audited;
+//! - service accounts (an IdP plugin, a RADIUS server): an API key `cs_<prefix>_<secret>`
+//!   shown once at creation, found by its public prefix and checked against its verifier.
+//!
+//! Passwords and keys never leave this module in any form but their verifier; failed logins
+//! all read the same, whether the name exists or not.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::clock::Clock;
+use crate::store::{ApiAdminView, AuthAuditRow, ServiceAccountView, Store};
+use crate::token_secrets::TokenSecrets;
+use crate::tokens::TokenError;
+
+/// How long a session token is valid.
+pub const SESSION_SECONDS: i64 = 3600;
+
+/// The claims of a session token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub username: String,
+    pub realm: String,
+    pub role: String,
+    pub authtype: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("Authentication failure. Missing Authorization header.")]
+    Missing,
+    #[error("Authentication failure. Wrong credentials.")]
+    WrongCredentials,
+    #[error("Authentication failure. The session token is not valid.")]
+    Invalid,
+    #[error("Authentication failure. The session token has expired; log in again.")]
+    Expired,
+    #[error("{0}")]
+    Internal(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiAccess {
+    store: Arc<Store>,
+    secrets: TokenSecrets,
+    clock: Clock,
+}
+
+fn valid_name(name: &str) -> Result<(), TokenError> {
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) {
+        return Err(TokenError::Invalid(format!(
+            "admin name '{}' is not valid: 1-64 of A-Z a-z 0-9 - _ . @",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
+}
+
+impl ApiAccess {
+    pub fn new(store: Arc<Store>, secrets: TokenSecrets, clock: Clock) -> ApiAccess {
+        ApiAccess { store, secrets, clock }
+    }
+
+    pub fn add_admin(&self, caller: &str, name: &str, password: &SecretString) -> Result<ApiAdminView, TokenError> {
+        valid_name(name)?;
+        if password.expose_secret().chars().count() < 12 {
+            return Err(TokenError::Invalid("an API admin password has at least 12 characters".into()));
+        }
+        let verifier = self.secrets.api_admin_verifier(name, password.expose_secret().as_bytes())?;
+        let mut audit = AuthAuditRow::new(caller, "api-admin/add", "ok");
+        audit.login = Some(name.to_owned());
+        self.store.add_api_admin(name, &verifier, &audit)?;
+        self.store
+            .api_admins()?
+            .into_iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| TokenError::Internal("the admin just added is missing".into()))
+    }
+
+    pub fn remove_admin(&self, caller: &str, name: &str) -> Result<(), TokenError> {
+        let mut audit = AuthAuditRow::new(caller, "api-admin/remove", "ok");
+        audit.login = Some(name.to_owned());
+        Ok(self.store.remove_api_admin(name, &audit)?)
+    }
+
+    pub fn admins(&self) -> Result<Vec<ApiAdminView>, TokenError> {
+        Ok(self.store.api_admins()?)
+    }
+
+    /// Checks the password and issues a session token.
+    pub fn login(&self, caller: &str, name: &str, password: &SecretString) -> Result<(String, Claims), SessionError> {
+        let internal = |e: &dyn std::fmt::Display| SessionError::Internal(e.to_string());
+        let verifier = self.store.api_admin_verifier(name).map_err(|e| internal(&e))?;
+        let ok = match &verifier {
+            Some(v) => self
+                .secrets
+                .api_admin_matches(name, password.expose_secret().as_bytes(), v)
+                .map_err(|e| internal(&e))?,
+            // Spend the same HSM operation for an unknown name.
+            None => {
+                let _ = self.secrets.api_admin_verifier(name, password.expose_secret().as_bytes());
+                false
+            }
+        };
+        let mut audit = AuthAuditRow::new(caller, "api/auth", if ok { "ok" } else { "reject" });
+        audit.login = Some(name.to_owned());
+        if !ok {
+            audit.detail = Some(if verifier.is_some() { "wrong password".into() } else { "no such API admin".into() });
+            self.store.audit_auth(&audit).map_err(|e| internal(&e))?;
+            return Err(SessionError::WrongCredentials);
+        }
+        let now = self.clock.now_ms() / 1000;
+        let claims = Claims {
+            username: name.to_owned(),
+            realm: String::new(),
+            role: "admin".into(),
+            authtype: "password".into(),
+            iat: now,
+            exp: now + SESSION_SECONDS,
+            jti: hex::encode(self.secrets.random(12).map_err(|e| internal(&e))?),
+        };
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|e| internal(&e))?);
+        let input = format!("{header}.{body}");
+        let mac = self.secrets.session_mac(input.as_bytes()).map_err(|e| internal(&e))?;
+        self.store.api_admin_logged_in(name, &audit).map_err(|e| internal(&e))?;
+        Ok((format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac)), claims))
+    }
+
+    /// Checks a session token: its MAC, its expiry, and that its admin still exists.
+    pub fn verify(&self, token: &str) -> Result<Claims, SessionError> {
+        let token = token.trim().strip_prefix("Bearer ").unwrap_or(token.trim());
+        let (input, mac) = token.rsplit_once('.').ok_or(SessionError::Invalid)?;
+        let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| SessionError::Invalid)?;
+        let expected = self.secrets.session_mac(input.as_bytes()).map_err(|e| SessionError::Internal(e.to_string()))?;
+        if !bool::from(expected.ct_eq(&mac)) {
+            return Err(SessionError::Invalid);
+        }
+        let body = input.split_once('.').map(|(_, b)| b).ok_or(SessionError::Invalid)?;
+        let claims: Claims = URL_SAFE_NO_PAD
+            .decode(body)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(SessionError::Invalid)?;
+        if claims.exp <= self.clock.now_ms() / 1000 {
+            return Err(SessionError::Expired);
+        }
+        match self.store.api_admin_verifier(&claims.username) {
+            Ok(Some(_)) => Ok(claims),
+            Ok(None) => Err(SessionError::Invalid),
+            Err(e) => Err(SessionError::Internal(e.to_string())),
+        }
+    }
+
+    /// Creates a service account; returns its API key, shown this once.
+    pub fn add_service(
+        &self,
+        caller: &str,
+        name: &str,
+        description: &str,
+    ) -> Result<(ServiceAccountView, SecretString), TokenError> {
+        valid_name(name)?;
+        let prefix = hex::encode(self.secrets.random(6)?);
+        let secret = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(self.secrets.random(32)?));
+        let key = SecretString::from(format!("cs_{prefix}_{}", secret.as_str()));
+        let verifier = self.secrets.api_admin_verifier(&format!("service:{prefix}"), key.expose_secret().as_bytes())?;
+        let mut audit = AuthAuditRow::new(caller, "service-account/add", "ok");
+        audit.login = Some(name.to_owned());
+        audit.detail = Some(format!("key prefix {prefix}"));
+        self.store.add_service_account(name, &prefix, &verifier, description, &audit)?;
+        let view = self
+            .store
+            .service_accounts()?
+            .into_iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| TokenError::Internal("the service account just added is missing".into()))?;
+        Ok((view, key))
+    }
+
+    pub fn remove_service(&self, caller: &str, name: &str) -> Result<(), TokenError> {
+        let mut audit = AuthAuditRow::new(caller, "service-account/remove", "ok");
+        audit.login = Some(name.to_owned());
+        Ok(self.store.remove_service_account(name, &audit)?)
+    }
+
+    pub fn services(&self) -> Result<Vec<ServiceAccountView>, TokenError> {
+        Ok(self.store.service_accounts()?)
+    }
+
+    /// The service account an API key belongs to; `None` for a key that is not one.
+    pub fn verify_key(&self, key: &str) -> Result<Option<String>, SessionError> {
+        let Some((prefix, _)) = key.strip_prefix("cs_").and_then(|k| k.split_once('_')) else { return Ok(None) };
+        let internal = |e: &dyn std::fmt::Display| SessionError::Internal(e.to_string());
+        let Some((name, verifier)) = self.store.service_account_by_prefix(prefix).map_err(|e| internal(&e))? else {
+            return Ok(None);
+        };
+        let ok = self
+            .secrets
+            .api_admin_matches(&format!("service:{prefix}"), key.as_bytes(), &verifier)
+            .map_err(|e| internal(&e))?;
+        Ok(ok.then_some(name))
+    }
+}

@@ -1,0 +1,328 @@
+//! privacyIDEA's management API for admins: `/auth` (a session token for an API admin) and
+//! the token endpoints (`/token/`, `/token/init`, `assign`, `unassign`, `enable`, `disable`,
+//! `resync`, `reset`, `setpin`, `set`, `DELETE /token/<serial>`), each carried out by
+//! [`crate::tokens::TokenService`] with the admin named in the audit. Every API admin may do
+//! every token action until admin policies arrive.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use data_encoding::{BASE32_NOPAD, HEXLOWER};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use super::caller::{session_error, ApiCaller, Who};
+use super::envelope::{ErrorKind, PiResponse};
+use super::params::Params;
+use crate::api_access::SessionError;
+use crate::http::extract::Origin;
+use crate::http::AppState;
+use crate::store::TokenView;
+use crate::tokens::{InitRequest, SeedFormat, TokenError, TokenSettings};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth", post(auth))
+        .route("/token/", get(list))
+        .route("/token/init", post(init))
+        .route("/token/assign", post(assign))
+        .route("/token/unassign", post(unassign))
+        .route("/token/enable", post(enable))
+        .route("/token/disable", post(disable))
+        .route("/token/resync", post(resync))
+        .route("/token/reset", post(reset))
+        .route("/token/setpin", post(setpin))
+        .route("/token/set", post(set))
+        .route("/token/{serial}", delete(remove))
+}
+
+fn token_error(e: TokenError) -> PiResponse {
+    match e {
+        TokenError::Invalid(m) | TokenError::Duplicate(m) => PiResponse::error(ErrorKind::Parameter, &m),
+        TokenError::NotFound(m) => PiResponse::error(ErrorKind::Parameter, &format!("{m} does not exist")),
+        other => PiResponse::error(ErrorKind::Internal, &other.to_string()),
+    }
+}
+
+/// An API admin, from the request's session token; anyone else gets 401.
+pub struct PiAdmin {
+    /// How the audit names the caller: `pi-admin:<name> ip:<addr>`.
+    caller: String,
+}
+
+impl FromRequestParts<AppState> for PiAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let c = ApiCaller::from_request_parts(parts, st).await?;
+        match c.who {
+            Who::Admin(_) => Ok(PiAdmin { caller: c.audit_name }),
+            Who::Anonymous => Err(session_error(&SessionError::Missing).finish(&st.responses, None)),
+            _ => Err(PiResponse::error(ErrorKind::Policy, "only an API admin (see /auth) may manage tokens")
+                .finish(&st.responses, None)),
+        }
+    }
+}
+
+async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        let name = p.required("username")?.to_owned();
+        let password = p.secret("password")?;
+        let admins = st.api_access.clone();
+        let (token, claims) = tokio::task::spawn_blocking(move || admins.login(&origin, &name, &password))
+            .await
+            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?
+            .map_err(|e| session_error(&e))?;
+        Ok::<_, PiResponse>(PiResponse::ok(
+            json!({
+                "token": token,
+                "username": claims.username,
+                "realm": claims.realm,
+                "role": claims.role,
+                "rights": ["enrollHOTP", "enrollTOTP", "enrollSMS", "enrollEMAIL", "assign", "unassign", "enable",
+                           "disable", "delete", "reset", "resync", "setpin", "set", "tokenlist"],
+                "menus": ["tokens"],
+                "log_level": 20,
+                "logout_time": crate::api_access::SESSION_SECONDS,
+                "default_tokentype": "hotp",
+            }),
+            None,
+            Value::Null,
+        ))
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// A token as privacyIDEA lists it.
+fn pi_token(t: &TokenView, id: usize) -> Value {
+    let digits = t.params.get("digits").cloned().unwrap_or(json!(6));
+    let mut info = serde_json::Map::new();
+    if let Some(h) = t.params.get("hash").and_then(Value::as_str) {
+        info.insert("hashlib".into(), h.into());
+    }
+    if let Some(s) = t.params.get("step") {
+        info.insert("timeStep".into(), s.clone());
+    }
+    json!({
+        "id": id,
+        "serial": t.serial,
+        "tokentype": t.token_type,
+        "active": t.active,
+        "revoked": t.revoked,
+        "locked": t.revoked,
+        "description": t.description,
+        "username": t.user.clone().unwrap_or_default(),
+        "user_realm": t.realm.clone().unwrap_or_default(),
+        "realms": t.realm.iter().collect::<Vec<_>>(),
+        "resolver": if t.user.is_some() { "internal" } else { "" },
+        "user_id": t.user.clone().unwrap_or_default(),
+        "maxfail": t.max_fail,
+        "failcount": t.fail_count,
+        "count": t.counter,
+        "count_window": t.otp_window,
+        "sync_window": 1000,
+        "otplen": digits,
+        "info": info,
+        "rollout_state": "",
+        "tokengroup": [],
+    })
+}
+
+fn page_of(p: &Params, name: &str, default: usize) -> Result<usize, PiResponse> {
+    match p.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| PiResponse::error(ErrorKind::Parameter, &format!("{name} must be a positive number"))),
+    }
+}
+
+async fn list(State(st): State<AppState>, _admin: PiAdmin, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        let page = page_of(&p, "page", 1)?;
+        let size = page_of(&p, "pagesize", 15)?;
+        let mut tokens =
+            st.tokens.list(p.owned("user"), p.owned("realm"), p.owned("type")).await.map_err(token_error)?;
+        if let Some(serial) = p.get("serial") {
+            tokens.retain(|t| t.serial == serial);
+        }
+        let count = tokens.len();
+        let start = (page - 1).saturating_mul(size);
+        let shown: Vec<Value> =
+            tokens.iter().enumerate().skip(start).take(size).map(|(i, t)| pi_token(t, i + 1)).collect();
+        let next = (start + size < count).then_some(page + 1);
+        let prev = (page > 1).then(|| page - 1);
+        Ok::<_, PiResponse>(PiResponse::ok(
+            json!({ "tokens": shown, "count": count, "current": page, "next": next, "prev": prev }),
+            None,
+            Value::Null,
+        ))
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        let token_type = p.get("type").unwrap_or("hotp").to_ascii_lowercase();
+        let genkey = matches!(p.get("genkey"), Some("1" | "true" | "True"));
+        let seed = match (p.get("otpkey"), genkey) {
+            (Some(_), true) => {
+                return Err(PiResponse::error(ErrorKind::Parameter, "give either otpkey or genkey, not both"))
+            }
+            (Some(k), false) => Some(SecretString::from(k)),
+            (None, _) => None,
+        };
+        let digits = p
+            .get("otplen")
+            .map(str::parse::<u32>)
+            .transpose()
+            .map_err(|_| PiResponse::error(ErrorKind::Parameter, "otplen must be a number"))?;
+        let step = p
+            .get("timeStep")
+            .map(str::parse::<u64>)
+            .transpose()
+            .map_err(|_| PiResponse::error(ErrorKind::Parameter, "timeStep must be a number"))?;
+        let req = InitRequest {
+            token_type,
+            serial: p.owned("serial"),
+            seed,
+            seed_format: SeedFormat::Hex,
+            digits,
+            hash: p.owned("hashlib"),
+            step,
+            params: None,
+            window: None,
+            user: p.owned("user"),
+            realm: p.owned("realm"),
+            pin: p.get("pin").map(SecretString::from),
+            max_fail: None,
+            fail_clear_s: None,
+            description: p.owned("description").unwrap_or_default(),
+            phone: p.owned("phone"),
+            email: p.owned("email"),
+            issuer: p.owned("tokenissuer"),
+            qr_png: true,
+        };
+        let e = st.tokens.init(admin.caller, req).await.map_err(token_error)?;
+        let mut detail = json!({ "serial": e.token.serial, "rollout_state": "" });
+        if let Some(uri) = &e.otpauth_uri {
+            let uri = uri.expose_secret();
+            detail["googleurl"] = json!({
+                "description": "URL for google Authenticator",
+                "value": uri,
+                "img": e.qr_png.as_ref().map(|png| format!("data:image/png;base64,{png}")),
+            });
+            // privacyIDEA shows the key once, as `seed://<hex>`, like the URI (enrolment only).
+            if let Some(secret) = crate::tokens::otpauth_secret(uri) {
+                if let Ok(raw) = BASE32_NOPAD.decode(secret.as_bytes()) {
+                    detail["otpkey"] =
+                        json!({ "description": "OTP seed", "value": format!("seed://{}", HEXLOWER.encode(&raw)) });
+                }
+            }
+        }
+        Ok::<_, PiResponse>(PiResponse::ok(json!(true), None, detail))
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// Runs a change on one token (by `serial`) or on every token of `user`, answering the count.
+async fn each_token<F, Fut>(st: &AppState, p: &Params, by_user: bool, f: F) -> Result<PiResponse, PiResponse>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<TokenView, TokenError>>,
+{
+    let serials = match (p.owned("serial"), p.owned("user")) {
+        (Some(s), _) => vec![s],
+        (None, Some(user)) if by_user => st
+            .tokens
+            .list(Some(user), p.owned("realm"), None)
+            .await
+            .map_err(token_error)?
+            .into_iter()
+            .map(|t| t.serial)
+            .collect(),
+        _ => return Err(PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'serial'")),
+    };
+    for s in &serials {
+        f(s.clone()).await.map_err(token_error)?;
+    }
+    Ok(PiResponse::ok(json!(serials.len()), None, Value::Null))
+}
+
+macro_rules! token_action {
+    ($name:ident, $by_user:expr, |$st:ident, $caller:ident, $p:ident, $serial:ident| $body:expr) => {
+        async fn $name(State($st): State<AppState>, admin: PiAdmin, $p: Params) -> Response {
+            let nonce = $p.nonce();
+            let $caller = admin.caller;
+            let answer = each_token(&$st, &$p, $by_user, |$serial: String| {
+                let $st = $st.clone();
+                let $caller = $caller.clone();
+                let $p = &$p;
+                async move { $body }
+            })
+            .await;
+            answer.unwrap_or_else(|e| e).finish(&$st.responses, nonce.as_deref())
+        }
+    };
+}
+
+token_action!(enable, true, |st, caller, p, serial| {
+    let _ = p;
+    st.tokens.set_active(caller, serial, true).await
+});
+token_action!(disable, true, |st, caller, p, serial| {
+    let _ = p;
+    st.tokens.set_active(caller, serial, false).await
+});
+token_action!(unassign, false, |st, caller, p, serial| {
+    let _ = p;
+    st.tokens.unassign(caller, serial).await
+});
+token_action!(reset, true, |st, caller, p, serial| {
+    let _ = p;
+    st.tokens.reset(caller, serial).await
+});
+token_action!(assign, false, |st, caller, p, serial| {
+    match p.owned("user") {
+        Some(user) => st.tokens.assign(caller, serial, user, p.owned("realm")).await,
+        None => Err(TokenError::Invalid("Missing parameter: 'user'".into())),
+    }
+});
+token_action!(setpin, false, |st, caller, p, serial| {
+    let pin = p.get("otppin").or_else(|| p.get("pin")).map(SecretString::from);
+    st.tokens.set_pin(caller, serial, pin).await
+});
+token_action!(resync, false, |st, caller, p, serial| {
+    match (p.get("otp1"), p.get("otp2")) {
+        (Some(a), Some(b)) => st.tokens.resync(caller, serial, SecretString::from(a), SecretString::from(b)).await,
+        _ => Err(TokenError::Invalid("Missing parameter: 'otp1' and 'otp2'".into())),
+    }
+});
+token_action!(set, false, |st, caller, p, serial| {
+    let number = |name: &str| -> Result<Option<u32>, TokenError> {
+        p.get(name)
+            .map(|v| v.parse::<u32>().map_err(|_| TokenError::Invalid(format!("{name} must be a number"))))
+            .transpose()
+    };
+    let settings =
+        TokenSettings { max_fail: number("max_failcount")?, fail_clear_s: None, description: p.owned("description") };
+    st.tokens.set(caller, serial, settings).await
+});
+
+async fn remove(State(st): State<AppState>, admin: PiAdmin, Path(serial): Path<String>) -> Response {
+    let answer = match st.tokens.delete(admin.caller, serial).await {
+        Ok(()) => PiResponse::ok(json!(1), None, Value::Null),
+        Err(e) => token_error(e),
+    };
+    answer.finish(&st.responses, None)
+}

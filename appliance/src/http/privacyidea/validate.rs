@@ -1,0 +1,178 @@
+//! privacyIDEA's `/validate/check`, `/validate/radiuscheck`, `/validate/triggerchallenge` and
+//! `/validate/polltransaction`, answered by [`crate::validate`] and shaped as privacyIDEA
+//! answers: `result.authentication` ACCEPT / REJECT / CHALLENGE, challenges in
+//! `detail.multi_challenge`, a successful RADIUS check as an empty 204.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::caller::{ApiCaller, Who};
+use super::envelope::{ErrorKind, PiResponse};
+use super::params::Params;
+use crate::challenges::ChallengeView;
+use crate::http::AppState;
+use crate::store::CheckTarget;
+use crate::validate::{CheckOutcome, CheckRequest};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/validate/check", get(check).post(check))
+        .route("/validate/radiuscheck", get(radiuscheck).post(radiuscheck))
+        .route("/validate/triggerchallenge", get(trigger).post(trigger))
+        .route("/validate/polltransaction", get(poll).post(poll))
+}
+
+/// privacyIDEA's target rule: a serial, or a user (in `realm`, or the default realm).
+fn target(p: &Params) -> Result<CheckTarget, PiResponse> {
+    match (p.owned("serial"), p.owned("user")) {
+        (_, Some(login)) => Ok(CheckTarget::User { login, realm: p.owned("realm") }),
+        (Some(serial), None) => Ok(CheckTarget::Serial(serial)),
+        (None, None) => Err(PiResponse::error(ErrorKind::Parameter, "You need to specify a serial or a user.")),
+    }
+}
+
+/// `detail` of a response that created challenges.
+fn challenge_detail(challenges: &[ChallengeView]) -> Value {
+    let multi: Vec<Value> = challenges
+        .iter()
+        .map(|c| {
+            json!({
+                "transaction_id": c.transaction_id,
+                "serial": c.serial,
+                "type": c.token_type,
+                "message": c.message,
+                "client_mode": c.client_mode,
+                "attributes": c.nonce.as_ref().map(|n| json!({ "nonce": n })),
+            })
+        })
+        .collect();
+    let messages: Vec<&str> = challenges.iter().map(|c| c.message.as_str()).collect();
+    let mut ids: Vec<&str> = challenges.iter().map(|c| c.transaction_id.as_str()).collect();
+    ids.dedup();
+    let first = challenges.first();
+    json!({
+        "message": messages.join(", "),
+        "messages": messages,
+        "multi_challenge": multi,
+        "transaction_id": first.map(|c| c.transaction_id.as_str()),
+        "transaction_ids": ids,
+        "serial": first.map(|c| c.serial.as_str()),
+        "type": first.map(|c| c.token_type.as_str()),
+        "client_mode": first.map(|c| c.client_mode),
+        "preferred_client_mode": first.map(|c| c.client_mode),
+        "attributes": Value::Null,
+    })
+}
+
+fn shape(o: &CheckOutcome) -> PiResponse {
+    if o.accepted {
+        return PiResponse::ok(
+            json!(true),
+            Some("ACCEPT"),
+            json!({ "message": "matching 1 tokens", "serial": o.serial, "type": o.token_type }),
+        );
+    }
+    if !o.challenges.is_empty() {
+        return PiResponse::ok(json!(false), Some("CHALLENGE"), challenge_detail(&o.challenges));
+    }
+    PiResponse::ok(json!(false), Some("REJECT"), json!({ "message": o.message }))
+}
+
+async fn decide(st: &AppState, caller: String, p: &Params) -> Result<CheckOutcome, PiResponse> {
+    let target = target(p)?;
+    let pass = p.secret("pass")?;
+    let transaction_id = p.owned("transaction_id");
+    if let Some(tx) = &transaction_id {
+        if tx.len() != 20 || !tx.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(PiResponse::error(ErrorKind::Parameter, "transaction_id is 20 digits"));
+        }
+    }
+    st.validate
+        .check(CheckRequest { target, pass, transaction_id, caller })
+        .await
+        .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))
+}
+
+/// With `http.require_api_key`, HTTP callers need a service account's key (or an admin's session).
+fn admitted(st: &AppState, caller: &ApiCaller) -> Result<(), PiResponse> {
+    if st.require_api_key && caller.who == Who::Anonymous {
+        return Err(PiResponse::error(
+            ErrorKind::Authentication,
+            "Authentication failure. Missing Authorization header.",
+        ));
+    }
+    Ok(())
+}
+
+async fn check(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+    let decided = match admitted(&st, &caller) {
+        Ok(()) => decide(&st, caller.audit_name, &p).await,
+        Err(e) => Err(e),
+    };
+    let answer = match decided {
+        Ok(o) => shape(&o),
+        Err(e) => e,
+    };
+    answer.finish(&st.responses, p.nonce().as_deref())
+}
+
+/// Accept: an empty 204; anything else: an empty 400 (what RADIUS front ends expect).
+async fn radiuscheck(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+    let decided = match admitted(&st, &caller) {
+        Ok(()) => decide(&st, caller.audit_name, &p).await,
+        Err(e) => Err(e),
+    };
+    match decided {
+        Ok(o) if o.accepted => StatusCode::NO_CONTENT.into_response(),
+        Ok(_) => StatusCode::BAD_REQUEST.into_response(),
+        Err(e) => e.finish(&st.responses, p.nonce().as_deref()),
+    }
+}
+
+/// Only callers the appliance knows may make it send messages: on `api.sock`, registered
+/// integrations and admins (by uid); over HTTP, API admins and service accounts.
+async fn trigger(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        match &caller.who {
+            Who::Socket(uid) => {
+                crate::http::validate::may_trigger(&st, *uid).map_err(|m| PiResponse::error(ErrorKind::Policy, &m))?
+            }
+            Who::Admin(_) | Who::Service(_) => {}
+            Who::Anonymous => {
+                return Err(PiResponse::error(
+                    ErrorKind::Authentication,
+                    "Authentication failure. Missing Authorization header.",
+                ))
+            }
+        }
+        let target = target(&p)?;
+        let (_, challenges) = st
+            .validate
+            .trigger(caller.audit_name.clone(), target)
+            .await
+            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
+        Ok::<_, PiResponse>(PiResponse::ok(json!(challenges.len()), None, challenge_detail(&challenges)))
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// Whether a challenge of the transaction was answered (out-of-band tokens poll this).
+async fn poll(State(st): State<AppState>, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        let tx = p.required("transaction_id")?.to_owned();
+        let tokens = st.tokens.clone();
+        let answered = crate::tokens::blocking(move || tokens.transaction_answered(&tx))
+            .await
+            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
+        Ok::<_, PiResponse>(PiResponse::ok(json!(answered.unwrap_or(false)), None, Value::Null))
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}

@@ -1,0 +1,83 @@
+//! The key that signs privacyIDEA-compatible API responses (`signature: rsa_sha256_pss:<hex>`),
+//! as privacyIDEA clients expect: an RSA-2048 key pair generated in the HSM on first use and
+//! named in `system_key` as `response-signing`. Its public key is exported for clients to
+//! verify with; the private key never leaves the HSM.
+
+use std::sync::{Arc, Mutex};
+
+use countersign_hsm::{HashAlg, Hsm, HsmError, KeyAlgorithm, KeyId, SignInput, SignScheme};
+
+use crate::store::Store;
+
+const ROLE: &str = "response-signing";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseSigningError {
+    #[error("HSM: {0}")]
+    Hsm(#[from] HsmError),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the store names response-signing key {0}, but the token does not hold it; restore the token from backup")]
+    Missing(String),
+}
+
+/// Signs response bodies with the HSM key; created lazily so daemons that never serve the
+/// privacyIDEA API never generate it.
+#[derive(Debug, Clone)]
+pub struct ResponseSigner {
+    hsm: Hsm,
+    store: Arc<Store>,
+    key: Arc<Mutex<Option<KeyId>>>,
+}
+
+impl ResponseSigner {
+    pub fn new(hsm: Hsm, store: Arc<Store>) -> ResponseSigner {
+        ResponseSigner { hsm, store, key: Arc::new(Mutex::new(None)) }
+    }
+
+    fn key(&self) -> Result<KeyId, ResponseSigningError> {
+        let mut guard = self.key.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(k) = guard.as_ref() {
+            return Ok(k.clone());
+        }
+        let id = match self.store.system_key(ROLE)? {
+            Some(hex) => {
+                let id = KeyId::from_hex(&hex)?;
+                if !self.hsm.has_key(&id, false)? {
+                    return Err(ResponseSigningError::Missing(hex));
+                }
+                id
+            }
+            None => {
+                let pair = self.hsm.generate_key_pair(&format!("countersign/system/{ROLE}"), KeyAlgorithm::Rsa2048)?;
+                if let Err(e) = self.store.insert_system_key(ROLE, &pair.id.to_hex()) {
+                    let _ = self.hsm.destroy_objects(&pair.id);
+                    return Err(e.into());
+                }
+                tracing::info!(key_id = %pair.id, "generated the response-signing key on the token");
+                pair.id
+            }
+        };
+        *guard = Some(id.clone());
+        Ok(id)
+    }
+
+    /// `rsa_sha256_pss:<hex>` over `data`.
+    pub fn sign(&self, data: &[u8]) -> Result<String, ResponseSigningError> {
+        let key = self.key()?;
+        let sig = self.hsm.sign(
+            &key,
+            KeyAlgorithm::Rsa2048,
+            SignScheme::RsaPss,
+            HashAlg::Sha256,
+            SignInput::Message(data),
+        )?;
+        Ok(format!("rsa_sha256_pss:{}", hex::encode(sig)))
+    }
+
+    /// The public key clients verify with, PEM.
+    pub fn public_key_pem(&self) -> Result<String, ResponseSigningError> {
+        let key = self.key()?;
+        Ok(self.hsm.public_key(&key, KeyAlgorithm::Rsa2048)?.to_pem()?)
+    }
+}

@@ -1,0 +1,142 @@
+//! Who may use the HTTP API beyond `/validate/check`: administrators of the
+//! privacyIDEA-compatible API (names and password verifiers) and service accounts (names, the
+//! public prefix of their API key and its verifier). Verifiers are HMACs made in the HSM;
+//! nothing here can recover a password or key. Each change writes its audit row in the same
+//! transaction.
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::tokens::insert_audit;
+use super::{unique_as, Store, StoreError};
+use crate::store::AuthAuditRow;
+
+/// What admins see of an API admin.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiAdminView {
+    pub name: String,
+    pub created_at: i64,
+    pub last_login_ms: Option<i64>,
+}
+
+impl Store {
+    pub fn add_api_admin(&self, name: &str, verifier: &[u8], audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO api_admin (name, password_verifier, created_at) VALUES (?1, ?2, ?3)",
+            params![name, verifier, crate::now_ms() / 1000],
+        )
+        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("API admin {name}"))))?;
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn remove_api_admin(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if tx.execute("DELETE FROM api_admin WHERE name = ?1", [name])? == 0 {
+            return Err(StoreError::NotFound(format!("API admin {name}")));
+        }
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn api_admins(&self) -> Result<Vec<ApiAdminView>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT name, created_at, last_login_ms FROM api_admin ORDER BY name")?;
+        let rows = st
+            .query_map([], |r| Ok(ApiAdminView { name: r.get(0)?, created_at: r.get(1)?, last_login_ms: r.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The verifier of `name`'s password; `None` for an unknown admin.
+    pub fn api_admin_verifier(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT password_verifier FROM api_admin WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Records a login (with its audit row).
+    pub fn api_admin_logged_in(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute("UPDATE api_admin SET last_login_ms = ?2 WHERE name = ?1", params![name, crate::now_ms()])?;
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// What admins see of a service account (never its key).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceAccountView {
+    pub name: String,
+    pub key_prefix: String,
+    pub description: String,
+    pub created_at: i64,
+    pub last_used_ms: Option<i64>,
+}
+
+impl Store {
+    pub fn add_service_account(
+        &self,
+        name: &str,
+        prefix: &str,
+        verifier: &[u8],
+        description: &str,
+        audit: &AuthAuditRow,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO service_account (name, key_prefix, key_verifier, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![name, prefix, verifier, description, crate::now_ms() / 1000],
+        )
+        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("service account {name}"))))?;
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn remove_service_account(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if tx.execute("DELETE FROM service_account WHERE name = ?1", [name])? == 0 {
+            return Err(StoreError::NotFound(format!("service account {name}")));
+        }
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn service_accounts(&self) -> Result<Vec<ServiceAccountView>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT name, key_prefix, description, created_at, last_used_ms FROM service_account ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(ServiceAccountView {
+                name: r.get(0)?,
+                key_prefix: r.get(1)?,
+                description: r.get(2)?,
+                created_at: r.get(3)?,
+                last_used_ms: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The account whose key starts with `prefix`: (name, verifier).
+    pub fn service_account_by_prefix(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT name, key_verifier FROM service_account WHERE key_prefix = ?1", [prefix], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+}
