@@ -93,6 +93,11 @@ impl Appliance {
             cfg.enrolment.clone(),
             clock.clone(),
         );
+        let policies = crate::policy::PolicyService::new(
+            store.clone(),
+            Arc::new(crate::policy::PolicyHandle::load(&store)?),
+            clock.clone(),
+        );
         let state = AppState {
             signing: SigningService::new(directory.clone(), executor.clone()),
             tokens,
@@ -111,6 +116,7 @@ impl Appliance {
                 cfg.validate.detailed_errors,
                 challenges.clone(),
             ),
+            policies,
             admin: AdminService::new(hsm.clone(), store.clone(), directory),
             hsm: hsm.clone(),
             own_uid: own_uid(),

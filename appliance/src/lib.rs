@@ -22,6 +22,7 @@ pub mod gateway_host;
 pub mod gateways;
 pub mod http;
 pub mod plugins;
+pub mod policy;
 pub mod response_signing;
 pub mod signing;
 pub mod store;

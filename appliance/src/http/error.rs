@@ -8,6 +8,7 @@ use axum::Json;
 use countersign_hsm::HsmError;
 
 use crate::admin::AdminError;
+use crate::policy::PolicyError;
 use crate::signing::SigningError;
 use crate::tokens::TokenError;
 use crate::validate::ValidateError;
@@ -102,6 +103,19 @@ impl From<TokenError> for ApiError {
             TokenError::Hsm(h) => hsm_status(h),
             TokenError::Plugin(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable", m.clone()),
             TokenError::Store(_) | TokenError::Internal(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<PolicyError> for ApiError {
+    fn from(e: PolicyError) -> Self {
+        match &e {
+            PolicyError::Invalid(m) => ApiError::invalid(m.clone()),
+            PolicyError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            PolicyError::NotFound(_) => ApiError::not_found(e.to_string()),
+            PolicyError::Store(_) | PolicyError::Internal(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             }
         }

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod gateways;
 mod hardware;
+mod policies;
 mod privacyidea;
 mod tokens;
 mod validate;
@@ -47,6 +48,7 @@ pub struct AppState {
     pub gateways: crate::gateways::GatewayService,
     pub challenges: crate::challenges::ChallengeService,
     pub validate: crate::validate::ValidateService,
+    pub policies: crate::policy::PolicyService,
     pub admin: AdminService,
     pub hsm: Hsm,
     /// The daemon's own uid: always an admin.
@@ -125,6 +127,7 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .merge(tokens::routes())
         .merge(gateways::routes())
         .merge(hardware::routes())
+        .merge(policies::routes())
         .merge(privacyidea::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     finish(routes, state, limits)

@@ -15,6 +15,7 @@ mod gateways;
 mod hardware;
 mod keys;
 mod migrate;
+mod policies;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
 pub use hardware::{token_certificate, CaRecord, CertificateRow, DeviceRecord, DeviceView, SystemCertificate};
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use migrate::MIGRATIONS;
+pub use policies::PolicyRecord;
 pub(crate) use tokens::commit_check;
 pub use tokens::{
     change, tokens_for_check, AuthAuditQuery, AuthAuditRow, CheckRecord, CheckTarget, NewToken, TokenEffect,

@@ -5,6 +5,7 @@ mod gateway;
 mod hardware;
 mod output;
 mod plugin;
+mod policy;
 mod token;
 
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ enum Command {
     /// The delivery queue of challenge messages.
     #[command(subcommand)]
     Delivery(gateway::DeliveryCmd),
+    /// Policies (privacyIDEA's scopes and actions) and `policy check` to see which apply.
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
     /// Read audit trails.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -278,6 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => token::user_request(cmd)?.into(),
         Command::Gateway(cmd) => gateway::gateway_request(cmd)?.into(),
         Command::Delivery(cmd) => gateway::delivery_request(cmd)?.into(),
+        Command::Policy(cmd) => policy::policy_request(cmd)?.into(),
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
         Command::Privacyidea(cmd) => {
             let (method, uri, body) = match cmd {
@@ -364,6 +369,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         token::after_init(cmd, &answer)?;
+    }
+    if let Some(conflict) =
+        answer.get("conflict").and_then(Value::as_str).filter(|_| matches!(view, output::View::PolicyCheck))
+    {
+        // The request would be refused: scripts must see a failure.
+        anyhow::bail!("{conflict}");
     }
     if health_report {
         // Monitoring scripts read the exit code: a degraded daemon is a failure.

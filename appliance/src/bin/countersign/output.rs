@@ -22,6 +22,10 @@ pub enum View {
     Routes,
     Attempt,
     Deliveries,
+    Policy,
+    Policies,
+    PolicyCheck,
+    PolicyActions,
     Done,
 }
 
@@ -61,6 +65,83 @@ fn gateway_row(g: &Value) -> Vec<String> {
 }
 
 const GATEWAY_HEADER: [&str; 6] = ["NAME", "PLUGIN", "ALLOWED HOSTS", "SMTP", "CREDENTIALS", "ROUTES"];
+
+const POLICY_HEADER: [&str; 6] = ["NAME", "SCOPE", "PRIORITY", "STATE", "ACTIONS", "CONDITIONS"];
+
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    list(v, key).filter_map(Value::as_str).map(str::to_owned).collect()
+}
+
+fn policy_row(p: &Value) -> Vec<String> {
+    let actions: Vec<String> = p
+        .get("actions")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| match v {
+            Value::Bool(true) => k.clone(),
+            Value::String(s) => format!("{k}={s}"),
+            other => format!("{k}={other}"),
+        })
+        .collect();
+    let mut conditions: Vec<String> = Vec::new();
+    for (key, label) in [
+        ("realms", "realm"),
+        ("resolvers", "resolver"),
+        ("users", "user"),
+        ("clients", "client"),
+        ("admin_realms", "admin-realm"),
+        ("admin_users", "admin"),
+    ] {
+        let l = strings(p, key);
+        if !l.is_empty() {
+            conditions.push(format!("{label}={}", l.join(",")));
+        }
+    }
+    if let Some(t) = p.get("time").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        conditions.push(format!("time={t}"));
+    }
+    vec![
+        s(p, "name"),
+        s(p, "scope"),
+        s(p, "priority"),
+        flag(p, "active", "active", "inactive"),
+        actions.join(" "),
+        if conditions.is_empty() { "any".into() } else { conditions.join(" ") },
+    ]
+}
+
+fn policy_check(v: &Value) -> String {
+    let action = s(v, "action");
+    let mut out = format!("{action} ({}) at {}: ", s(v, "scope"), s(v, "time"));
+    if let Some(c) = v.get("conflict").and_then(Value::as_str) {
+        out += &format!("CONFLICT, a request would be refused\n  {c}\n");
+    } else if v.get("value").is_none_or(Value::is_null) {
+        out += "not set by any matching policy (the default applies)\n";
+    } else {
+        out += &format!("{}  (from {})\n", s(v, "value"), strings(v, "from").join(", "));
+    }
+    for p in list(v, "policies") {
+        let state = if p.get("active").and_then(Value::as_bool) != Some(true) {
+            "inactive"
+        } else if p.get("matched").and_then(Value::as_bool) == Some(true) {
+            "matched"
+        } else {
+            "not matched"
+        };
+        let sets = match p.get("sets") {
+            Some(Value::Null) | None => format!("does not set {action}"),
+            Some(_) => format!("sets {action}={}", s(p, "sets")),
+        };
+        let effective = if p.get("effective").and_then(Value::as_bool) == Some(true) { "  <- effective" } else { "" };
+        out += &format!("\npolicy {} (priority {}): {state}, {sets}{effective}\n", s(p, "name"), s(p, "priority"));
+        for c in list(p, "conditions") {
+            let mark = if c.get("matched").and_then(Value::as_bool) == Some(true) { "yes" } else { "NO " };
+            out += &format!("  {mark} {:<11} {}\n", s(c, "condition"), s(c, "reason"));
+        }
+    }
+    out
+}
 
 fn flag(v: &Value, key: &str, yes: &str, no: &str) -> String {
     if v.get(key).and_then(Value::as_bool) == Some(true) { yes } else { no }.into()
@@ -322,6 +403,20 @@ pub fn render(view: View, v: &Value) -> String {
             out
         }
         View::Attempt => format!("delivered through {}: {}\n", s(v, "gateway"), s(v, "detail")),
+        View::Policy => {
+            let mut out = table(&POLICY_HEADER, vec![policy_row(v)]);
+            if let Some(d) = v.get("description").and_then(Value::as_str).filter(|d| !d.is_empty()) {
+                out += &format!("description: {d}\n");
+            }
+            out += &format!("created {}, changed {}\n", when(v, "created_at", false), when(v, "updated_at", false));
+            out
+        }
+        View::Policies => table(&POLICY_HEADER, list(v, "policies").map(policy_row).collect()),
+        View::PolicyCheck => policy_check(v),
+        View::PolicyActions => table(
+            &["ACTION", "SCOPE", "VALUE", "MEANING"],
+            list(v, "actions").map(|a| vec![s(a, "name"), s(a, "scope"), s(a, "value"), s(a, "meaning")]).collect(),
+        ),
         View::Done => "done\n".into(),
     }
 }

@@ -1,0 +1,413 @@
+//! The action catalogue: every action a policy may set, with privacyIDEA's name, its scope, the
+//! type of its value and what it means; the check of a value when a policy is saved; and the
+//! typed readings of values (`otppin`, token type lists, "N/period" limits).
+//!
+//! This module only describes and checks values. It never decides what an action does to a
+//! request: the services that honour an action read its value from the snapshot.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The area a policy applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Authentication,
+    Authorization,
+    Enrollment,
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Authentication, Scope::Authorization, Scope::Enrollment, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Authentication => "authentication",
+            Scope::Authorization => "authorization",
+            Scope::Enrollment => "enrollment",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Scope, String> {
+        Scope::ALL
+            .into_iter()
+            .find(|sc| sc.as_str() == s)
+            .ok_or_else(|| format!("unknown scope '{s}'; accepted: authentication, authorization, enrollment, admin"))
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value an action has in a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ActionValue {
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+impl ActionValue {
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            ActionValue::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            ActionValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            ActionValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A token type list (`challenge_response`): the words of the text.
+    pub fn as_list(&self) -> Vec<&str> {
+        self.as_text().map(|s| s.split([' ', ',']).filter(|w| !w.is_empty()).collect()).unwrap_or_default()
+    }
+
+    /// An "N/period" limit (`auth_max_fail`, `auth_max_success`).
+    pub fn as_rate(&self) -> Option<RateLimit> {
+        self.as_text().and_then(|s| RateLimit::parse(s).ok())
+    }
+
+    /// `otppin`'s value.
+    pub fn as_otppin(&self) -> Option<OtpPin> {
+        self.as_text().and_then(OtpPin::parse)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            ActionValue::Bool(b) => (*b).into(),
+            ActionValue::Int(i) => (*i).into(),
+            ActionValue::Text(s) => s.as_str().into(),
+        }
+    }
+}
+
+impl fmt::Display for ActionValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ActionValue::Bool(b) => write!(f, "{b}"),
+            ActionValue::Int(i) => write!(f, "{i}"),
+            ActionValue::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+/// What `otppin` says is checked before the OTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtpPin {
+    /// The token's own PIN (the default without a policy).
+    TokenPin,
+    /// The user's password in the user store.
+    UserStore,
+    /// No PIN: the OTP alone.
+    None,
+}
+
+impl OtpPin {
+    pub fn parse(s: &str) -> Option<OtpPin> {
+        match s {
+            "tokenpin" => Some(OtpPin::TokenPin),
+            "userstore" => Some(OtpPin::UserStore),
+            "none" => Some(OtpPin::None),
+            _ => None,
+        }
+    }
+}
+
+/// "N per period", privacyIDEA's syntax `N/<number><s|m|h|d>`, e.g. `3/5m`, `10/24h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub period_s: u64,
+}
+
+impl RateLimit {
+    pub fn parse(s: &str) -> Result<RateLimit, String> {
+        let bad = || format!("'{s}' is not N/period: a count, '/', then a period like 30s, 5m, 24h or 7d (e.g. 3/5m)");
+        let (count, period) = s.trim().split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let period = period.trim();
+        let unit_at = period.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (n, unit) = period.split_at(unit_at);
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        let unit_s = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        if count == 0 || n == 0 {
+            return Err(format!("'{s}': the count and the period must be at least 1"));
+        }
+        let period_s = n
+            .checked_mul(unit_s)
+            .filter(|p| *p <= 366 * 86_400)
+            .ok_or_else(|| format!("'{s}': the period may be at most 366 days"))?;
+        Ok(RateLimit { count, period_s })
+    }
+}
+
+/// The type of an action's value.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Set (`true`) or explicitly unset (`false`, which overrides lower-priority policies).
+    Bool,
+    /// An integer in the range.
+    Int { min: i64, max: i64 },
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// Free text (a message or a label template).
+    Text,
+    /// Token types separated by spaces or commas.
+    TokenTypes,
+    /// `N/period`.
+    Rate,
+}
+
+impl Kind {
+    /// The accepted values, for messages and the catalogue listing.
+    pub fn describe(&self) -> String {
+        match self {
+            Kind::Bool => "true or false (no value: true)".into(),
+            Kind::Int { min, max } => format!("an integer from {min} to {max}"),
+            Kind::Choice(c) => format!("one of {}", c.join(", ")),
+            Kind::Text => "text".into(),
+            Kind::TokenTypes => "token types separated by spaces, e.g. 'hotp totp'".into(),
+            Kind::Rate => "N/period, e.g. 3/5m (periods: s, m, h, d)".into(),
+        }
+    }
+}
+
+/// One action of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct ActionSpec {
+    pub name: &'static str,
+    pub scope: Scope,
+    pub kind: Kind,
+    pub meaning: &'static str,
+}
+
+const fn spec(name: &'static str, scope: Scope, kind: Kind, meaning: &'static str) -> ActionSpec {
+    ActionSpec { name, scope, kind, meaning }
+}
+
+const fn admin(name: &'static str, meaning: &'static str) -> ActionSpec {
+    spec(name, Scope::Admin, Kind::Bool, meaning)
+}
+
+use Scope::{Authentication as AUTHN, Authorization as AUTHZ, Enrollment as ENROL};
+
+/// Every action, by scope. Names are privacyIDEA's and unique across scopes.
+pub const CATALOGUE: &[ActionSpec] = &[
+    spec(
+        "otppin",
+        AUTHN,
+        Kind::Choice(&["tokenpin", "userstore", "none"]),
+        "what is checked before the OTP: the token's PIN, the user's password in the user store, or nothing",
+    ),
+    spec("passthru", AUTHN, Kind::Bool, "a user without tokens authenticates with the user store password alone"),
+    spec("passOnNoToken", AUTHN, Kind::Bool, "a known user without tokens is accepted without any check"),
+    spec("passOnNoUser", AUTHN, Kind::Bool, "a user the realm does not know is accepted without any check"),
+    spec("challenge_response", AUTHN, Kind::TokenTypes, "token types whose PIN alone triggers a challenge"),
+    spec("challenge_text", AUTHN, Kind::Text, "the message returned with a triggered challenge"),
+    spec("smstext", AUTHN, Kind::Text, "the text of the SMS carrying the code"),
+    spec("emailtext", AUTHN, Kind::Text, "the body of the e-mail carrying the code"),
+    spec(
+        "hide_specific_error_message",
+        AUTHN,
+        Kind::Bool,
+        "a rejected check says only that it failed, never why (no user, no token, locked, ...)",
+    ),
+    spec("auth_max_fail", AUTHZ, Kind::Rate, "at most N failed authentications of the user within the period"),
+    spec("auth_max_success", AUTHZ, Kind::Rate, "at most N successful authentications of the user within the period"),
+    spec("no_detail_on_fail", AUTHZ, Kind::Bool, "a failed check's answer carries no detail (token, type, message)"),
+    spec("no_detail_on_success", AUTHZ, Kind::Bool, "a successful check's answer carries no detail"),
+    spec("max_token_per_user", ENROL, Kind::Int { min: 1, max: 1000 }, "a user may own at most this many tokens"),
+    spec("otp_pin_random", ENROL, Kind::Int { min: 1, max: 64 }, "enrolment sets a random PIN of this many characters"),
+    spec("tokenlabel", ENROL, Kind::Text, "the account label in the enrolment URI, e.g. {user}@{realm}"),
+    spec("tokenissuer", ENROL, Kind::Text, "the issuer in the enrolment URI"),
+    admin("enrollHOTP", "enrol HOTP tokens"),
+    admin("enrollTOTP", "enrol TOTP tokens"),
+    admin("enrollSMS", "enrol SMS tokens"),
+    admin("enrollEMAIL", "enrol e-mail tokens"),
+    admin("enrollCERTIFICATE", "enrol PIV cards (certificate tokens)"),
+    admin("enrollpin", "set a token PIN during enrolment"),
+    admin("assign", "assign tokens to users"),
+    admin("unassign", "take tokens from users"),
+    admin("enable", "enable tokens"),
+    admin("disable", "disable tokens"),
+    admin("delete", "delete tokens"),
+    admin("revoke", "revoke tokens"),
+    admin("reset", "reset tokens' fail counters"),
+    admin("resync", "resynchronise tokens"),
+    admin("setpin", "set tokens' PINs"),
+    admin("set", "change token settings (description, max fail, ...)"),
+    admin("tokenlist", "list and show tokens"),
+    admin("adduser", "add users to the internal user store"),
+    admin("deleteuser", "delete users from the internal user store"),
+    admin("userlist", "list users"),
+    admin("auditlog", "read the audit"),
+    admin("policyread", "list, show and check policies"),
+    admin("policywrite", "create and change policies"),
+    admin("policydelete", "delete policies"),
+    admin("smsgateway_read", "list and show message gateways and deliveries"),
+    admin("smsgateway_write", "define, route, test and remove message gateways"),
+    admin("caconnectorread", "show the appliance CA"),
+    admin("caconnectorwrite", "create the appliance CA and import its certificate"),
+];
+
+/// The catalogue entry of `name`, if any scope has it.
+pub fn lookup(name: &str) -> Option<&'static ActionSpec> {
+    CATALOGUE.iter().find(|a| a.name == name)
+}
+
+/// The actions of one scope.
+pub fn in_scope(scope: Scope) -> impl Iterator<Item = &'static ActionSpec> {
+    CATALOGUE.iter().filter(move |a| a.scope == scope)
+}
+
+/// Checks one action of a policy in `scope` and returns its value in the stored form (strings
+/// "3" or "true" from a command line become 3 and true).
+pub fn check(scope: Scope, name: &str, value: &serde_json::Value) -> Result<ActionValue, String> {
+    let spec = match lookup(name) {
+        Some(s) if s.scope == scope => s,
+        Some(s) => return Err(format!("action {name} belongs to scope {}, not {scope}", s.scope)),
+        None => {
+            let names: Vec<&str> = in_scope(scope).map(|a| a.name).collect();
+            let hint = CATALOGUE
+                .iter()
+                .find(|a| a.name.eq_ignore_ascii_case(name))
+                .map(|a| format!(" (did you mean {}?)", a.name))
+                .unwrap_or_default();
+            return Err(format!("unknown action '{name}' in scope {scope}{hint}; accepted: {}", names.join(", ")));
+        }
+    };
+    let wrong = || format!("action {name} takes {}, not {value}", spec.kind.describe());
+    let text = value.as_str().map(str::trim);
+    match spec.kind {
+        Kind::Bool => match (value, text) {
+            (serde_json::Value::Bool(b), _) => Ok(ActionValue::Bool(*b)),
+            (_, Some("true")) => Ok(ActionValue::Bool(true)),
+            (_, Some("false")) => Ok(ActionValue::Bool(false)),
+            _ => Err(wrong()),
+        },
+        Kind::Int { min, max } => {
+            let i = match (value.as_i64(), text) {
+                (Some(i), _) => i,
+                (None, Some(t)) => t.parse().map_err(|_| wrong())?,
+                _ => return Err(wrong()),
+            };
+            if (min..=max).contains(&i) {
+                Ok(ActionValue::Int(i))
+            } else {
+                Err(wrong())
+            }
+        }
+        Kind::Choice(choices) => match text {
+            Some(t) if choices.contains(&t) => Ok(ActionValue::Text(t.to_owned())),
+            _ => Err(wrong()),
+        },
+        Kind::Text => match text {
+            Some(t) if !t.is_empty() && t.len() <= 1000 => Ok(ActionValue::Text(t.to_owned())),
+            _ => Err(format!("action {name} takes text of 1 to 1000 characters, not {value}")),
+        },
+        Kind::TokenTypes => {
+            let words: Vec<&str> = text.ok_or_else(wrong)?.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+            let ok = |w: &&str| w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if words.is_empty() || !words.iter().all(ok) {
+                return Err(wrong());
+            }
+            Ok(ActionValue::Text(words.join(" ")))
+        }
+        Kind::Rate => {
+            let t = text.ok_or_else(wrong)?;
+            RateLimit::parse(t).map_err(|e| format!("action {name}: {e}"))?;
+            // Stored without spaces ("3 / 5m" -> "3/5m"); the reading is the same.
+            Ok(ActionValue::Text(t.split_whitespace().collect()))
+        }
+    }
+}
+
+/// The stored JSON of a value.
+pub fn to_json(v: &ActionValue) -> serde_json::Value {
+    v.to_json()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn rate_syntax() {
+        assert_eq!(RateLimit::parse("3/5m").unwrap(), RateLimit { count: 3, period_s: 300 });
+        assert_eq!(RateLimit::parse("10/24h").unwrap(), RateLimit { count: 10, period_s: 86_400 });
+        assert_eq!(RateLimit::parse(" 1 / 30s ").unwrap(), RateLimit { count: 1, period_s: 30 });
+        assert_eq!(RateLimit::parse("2/7d").unwrap(), RateLimit { count: 2, period_s: 604_800 });
+        for bad in ["3", "3/", "/5m", "3/5", "3/m", "3/5w", "0/5m", "3/0m", "x/5m", "-1/5m", "3/400d"] {
+            assert!(RateLimit::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check(Scope::Authorization, "auth_max_fail", &json!("3 / 5m")).unwrap().as_rate().unwrap().count, 3);
+        let e = check(Scope::Authorization, "auth_max_fail", &json!("3 per 5m")).unwrap_err();
+        assert!(e.contains("auth_max_fail") && e.contains("N/period"), "{e}");
+    }
+
+    #[test]
+    fn values_are_checked_and_normalised() {
+        assert_eq!(
+            check(Scope::Authentication, "otppin", &json!("userstore")).unwrap().as_otppin(),
+            Some(OtpPin::UserStore)
+        );
+        let e = check(Scope::Authentication, "otppin", &json!("ldap")).unwrap_err();
+        assert!(e.contains("tokenpin, userstore, none"), "{e}");
+        assert_eq!(check(Scope::Authentication, "passthru", &json!("true")).unwrap(), ActionValue::Bool(true));
+        assert_eq!(check(Scope::Authentication, "passthru", &json!(false)).unwrap(), ActionValue::Bool(false));
+        assert!(check(Scope::Authentication, "passthru", &json!(1)).is_err());
+        assert_eq!(check(Scope::Enrollment, "max_token_per_user", &json!("3")).unwrap(), ActionValue::Int(3));
+        assert!(check(Scope::Enrollment, "max_token_per_user", &json!(0)).is_err());
+        assert!(check(Scope::Enrollment, "otp_pin_random", &json!("six")).is_err());
+        let types = check(Scope::Authentication, "challenge_response", &json!("hotp, totp")).unwrap();
+        assert_eq!(types.as_list(), ["hotp", "totp"]);
+        assert!(check(Scope::Authentication, "challenge_response", &json!("HOTP")).is_err());
+        assert!(check(Scope::Authentication, "smstext", &json!("")).is_err());
+    }
+
+    #[test]
+    fn unknown_and_misplaced_actions_are_named() {
+        let e = check(Scope::Authentication, "otp_pin", &json!(true)).unwrap_err();
+        assert!(e.contains("unknown action 'otp_pin'") && e.contains("otppin, passthru"), "{e}");
+        let e = check(Scope::Authentication, "passonnotoken", &json!(true)).unwrap_err();
+        assert!(e.contains("did you mean passOnNoToken"), "{e}");
+        let e = check(Scope::Authentication, "tokenlabel", &json!("x")).unwrap_err();
+        assert!(e.contains("belongs to scope enrollment"), "{e}");
+    }
+
+    #[test]
+    fn names_are_unique_across_scopes() {
+        for (i, a) in CATALOGUE.iter().enumerate() {
+            assert!(CATALOGUE[i + 1..].iter().all(|b| b.name != a.name), "{} twice", a.name);
+        }
+    }
+}

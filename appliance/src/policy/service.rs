@@ -1,0 +1,370 @@
+//! Policy administration: define or replace, list, show, enable/disable, delete — each checked
+//! against the catalogue before it is stored, stored with its audit row in one transaction, and
+//! followed by a snapshot reload before the admin hears "done" — and `check`, which explains the
+//! effective value of an action for a context the admin describes.
+//!
+//! Changes are serialised so that a reload never installs an older state over a newer one.
+//! This module never enforces an action.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Deserialize;
+
+use super::actions::{self, Scope};
+use super::snapshot::{CompiledPolicy, Explanation, PolicyContext, PolicyHandle, PolicySnapshot};
+use super::{local_utc_offset_s, PolicyError};
+use crate::clock::Clock;
+use crate::store::{AuthAuditRow, PolicyRecord, Store};
+
+fn yes() -> bool {
+    true
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A policy as an admin writes it (`POST /v1/admin/policies`, `PUT /v1/admin/policies/{name}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDefinition {
+    /// Required for POST; for PUT it comes from the path (and must agree if given).
+    #[serde(default)]
+    pub name: Option<String>,
+    pub scope: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+    #[serde(default = "one")]
+    pub priority: u32,
+    /// Action name → value (`true`, an integer or text; "3" and "true" are read as 3 and true).
+    pub actions: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub realms: Vec<String>,
+    #[serde(default)]
+    pub resolvers: Vec<String>,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub clients: Vec<String>,
+    #[serde(default)]
+    pub time: String,
+    #[serde(default)]
+    pub admin_realms: Vec<String>,
+    #[serde(default)]
+    pub admin_users: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The time a check is evaluated at: Unix seconds, or a weekday and local time ("Sat 10:00").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum CheckTime {
+    Unix(i64),
+    Text(String),
+}
+
+/// What `policy check` asks (`POST /v1/admin/policies/check`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// Default: the scope the action belongs to.
+    #[serde(default)]
+    pub scope: Option<String>,
+    pub action: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub realm: Option<String>,
+    #[serde(default)]
+    pub resolver: Option<String>,
+    #[serde(default)]
+    pub client: Option<String>,
+    /// Default: now, in the appliance's local time zone.
+    #[serde(default)]
+    pub time: Option<CheckTime>,
+    #[serde(default)]
+    pub admin: Option<String>,
+    #[serde(default)]
+    pub admin_realm: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyService {
+    store: Arc<Store>,
+    handle: Arc<PolicyHandle>,
+    clock: Clock,
+    writes: Arc<Mutex<()>>,
+}
+
+/// Names: letters, digits, `_ - .`, 1-64, starting with a letter or digit; `check` and
+/// `actions` are routes.
+fn validate_name(name: &str) -> Result<(), PolicyError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && name != "check"
+        && name != "actions";
+    if ok {
+        Ok(())
+    } else {
+        Err(PolicyError::Invalid(format!(
+            "policy name '{}' is not valid: 1-64 characters A-Z a-z 0-9 - _ . starting with a letter or digit \
+             (not 'check' or 'actions')",
+            name.escape_debug()
+        )))
+    }
+}
+
+fn trimmed(l: Vec<String>) -> Vec<String> {
+    l.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+}
+
+/// A one-line description of a policy for the audit row.
+fn summary(r: &PolicyRecord) -> String {
+    let actions: Vec<String> =
+        r.actions.iter().map(|(k, v)| format!("{k}={}", v.as_str().map_or(v.to_string(), str::to_owned))).collect();
+    let mut s = format!(
+        "{} priority {}{}: {}",
+        r.scope,
+        r.priority,
+        if r.active { "" } else { " (inactive)" },
+        actions.join(", ")
+    );
+    for (what, l) in [
+        ("realms", &r.realms),
+        ("resolvers", &r.resolvers),
+        ("users", &r.users),
+        ("clients", &r.clients),
+        ("admin_realms", &r.admin_realms),
+        ("admin_users", &r.admin_users),
+    ] {
+        if !l.is_empty() {
+            s += &format!("; {what} {}", l.join(","));
+        }
+    }
+    if !r.time.is_empty() {
+        s += &format!("; time {}", r.time);
+    }
+    s
+}
+
+fn audit(caller: &str, action: &str, name: &str, detail: String) -> AuthAuditRow {
+    AuthAuditRow { detail: Some(format!("policy {name}: {detail}")), ..AuthAuditRow::new(caller, action, "ok") }
+}
+
+/// "Mon 09:30" → Unix seconds in the first week of 2024 (2024-01-01 was a Monday), UTC.
+fn weekday_time(s: &str) -> Result<i64, PolicyError> {
+    let bad = || PolicyError::Invalid(format!("time '{s}' is not Unix seconds or a weekday and time like 'Sat 10:00'"));
+    let (day, hm) = s.trim().split_once(' ').ok_or_else(bad)?;
+    let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .position(|d| d.eq_ignore_ascii_case(day.trim()))
+        .ok_or_else(bad)?;
+    let (h, m) = hm.trim().split_once(':').ok_or_else(bad)?;
+    let h: i64 = h.parse().ok().filter(|h| (0..24).contains(h)).ok_or_else(bad)?;
+    let m: i64 = m.parse().ok().filter(|m| (0..60).contains(m)).ok_or_else(bad)?;
+    let day = i64::try_from(day).map_err(|_| bad())?;
+    Ok(1_704_067_200 + day * 86_400 + h * 3600 + m * 60)
+}
+
+impl PolicyService {
+    pub fn new(store: Arc<Store>, handle: Arc<PolicyHandle>, clock: Clock) -> PolicyService {
+        PolicyService { store, handle, clock, writes: Arc::new(Mutex::new(())) }
+    }
+
+    /// The snapshot handle the request paths evaluate against.
+    pub fn handle(&self) -> Arc<PolicyHandle> {
+        self.handle.clone()
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<PolicySnapshot> {
+        self.handle.current()
+    }
+
+    async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> Result<T, PolicyError> + Send + 'static,
+    ) -> Result<T, PolicyError> {
+        tokio::task::spawn_blocking(f).await.map_err(|e| PolicyError::Internal(e.to_string()))?
+    }
+
+    /// Runs a store change and reloads the snapshot, one change at a time.
+    fn change<T>(&self, f: impl FnOnce(&Store) -> Result<T, PolicyError>) -> Result<T, PolicyError> {
+        let _one_at_a_time = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
+        let out = f(&self.store)?;
+        self.handle
+            .reload(&self.store)
+            .map_err(|e| PolicyError::Internal(format!("the change is stored but the policies did not reload: {e}")))?;
+        Ok(out)
+    }
+
+    /// Defines a policy (`replace`: or overwrites the one of that name, as privacyIDEA does).
+    pub async fn put(
+        &self,
+        caller: String,
+        name: Option<String>,
+        def: PolicyDefinition,
+        replace: bool,
+    ) -> Result<PolicyRecord, PolicyError> {
+        let svc = self.clone();
+        Self::blocking(move || svc.put_blocking(&caller, name, def, replace)).await
+    }
+
+    fn put_blocking(
+        &self,
+        caller: &str,
+        path_name: Option<String>,
+        def: PolicyDefinition,
+        replace: bool,
+    ) -> Result<PolicyRecord, PolicyError> {
+        let name = match (path_name, def.name) {
+            (Some(p), Some(b)) if p != b => {
+                return Err(PolicyError::Invalid(format!("the body names policy {b} but the path names {p}")))
+            }
+            (Some(n), _) | (None, Some(n)) => n,
+            (None, None) => return Err(PolicyError::Invalid("a policy needs a name".into())),
+        };
+        validate_name(&name)?;
+        if def.description.len() > 1000 {
+            return Err(PolicyError::Invalid("description: at most 1000 characters".into()));
+        }
+        let mut record = PolicyRecord {
+            name: name.clone(),
+            scope: def.scope.trim().to_owned(),
+            active: def.active,
+            priority: def.priority,
+            actions: def.actions,
+            realms: trimmed(def.realms),
+            resolvers: trimmed(def.resolvers),
+            users: trimmed(def.users),
+            clients: trimmed(def.clients),
+            time: def.time.trim().to_owned(),
+            admin_realms: trimmed(def.admin_realms),
+            admin_users: trimmed(def.admin_users),
+            description: def.description,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let compiled = CompiledPolicy::compile(&record)?;
+        // Store the values as the evaluator reads them ("3" -> 3, "true" -> true).
+        record.actions = compiled.actions.iter().map(|(k, v)| (k.clone(), actions::to_json(v))).collect();
+        let action = if replace { "policy/set" } else { "policy/create" };
+        let row = audit(caller, action, &name, summary(&record));
+        self.change(|s| Ok(s.put_policy(&record, replace, &row)?))
+    }
+
+    pub async fn list(&self) -> Result<Vec<PolicyRecord>, PolicyError> {
+        let store = self.store.clone();
+        Self::blocking(move || Ok(store.policies()?)).await
+    }
+
+    pub async fn show(&self, name: String) -> Result<PolicyRecord, PolicyError> {
+        let store = self.store.clone();
+        Self::blocking(move || Ok(store.policy(&name)?)).await
+    }
+
+    pub async fn set_active(&self, caller: String, name: String, active: bool) -> Result<PolicyRecord, PolicyError> {
+        let svc = self.clone();
+        Self::blocking(move || {
+            let action = if active { "policy/enable" } else { "policy/disable" };
+            let row = audit(&caller, action, &name, if active { "enabled" } else { "disabled" }.into());
+            svc.change(|s| Ok(s.set_policy_active(&name, active, &row)?))
+        })
+        .await
+    }
+
+    pub async fn delete(&self, caller: String, name: String) -> Result<(), PolicyError> {
+        let svc = self.clone();
+        Self::blocking(move || {
+            let row = audit(&caller, "policy/delete", &name, "deleted".into());
+            svc.change(|s| Ok(s.delete_policy(&name, &row)?))
+        })
+        .await
+    }
+
+    /// The effective value of an action for the described context, and why, per policy.
+    pub fn check(&self, q: &CheckRequest) -> Result<Explanation, PolicyError> {
+        let scope = match &q.scope {
+            Some(s) => Scope::parse(s).map_err(PolicyError::Invalid)?,
+            None => match actions::lookup(&q.action) {
+                Some(a) => a.scope,
+                None => {
+                    let names: Vec<&str> = actions::CATALOGUE.iter().map(|a| a.name).collect();
+                    return Err(PolicyError::Invalid(format!(
+                        "unknown action '{}'; accepted: {}",
+                        q.action,
+                        names.join(", ")
+                    )));
+                }
+            },
+        };
+        match actions::lookup(&q.action) {
+            Some(a) if a.scope == scope => {}
+            Some(a) => {
+                return Err(PolicyError::Invalid(format!(
+                    "action {} belongs to scope {}, not {scope}",
+                    a.name, a.scope
+                )))
+            }
+            None => return Err(PolicyError::Invalid(format!("unknown action '{}' in scope {scope}", q.action))),
+        }
+        let client: Option<IpAddr> = match q.client.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            Some(c) => Some(c.parse().map_err(|_| PolicyError::Invalid(format!("client '{c}' is not an IP address")))?),
+            None => None,
+        };
+        let (now_s, utc_offset_s) = match &q.time {
+            None => {
+                let now = self.clock.now_ms() / 1000;
+                (now, local_utc_offset_s(now))
+            }
+            Some(CheckTime::Unix(t)) => (*t, local_utc_offset_s(*t)),
+            Some(CheckTime::Text(s)) => match s.trim().parse::<i64>() {
+                Ok(t) => (t, local_utc_offset_s(t)),
+                Err(_) => {
+                    // The weekday and time are local: shown with the appliance's current offset.
+                    let offset = local_utc_offset_s(self.clock.now_ms() / 1000);
+                    (weekday_time(s)? - i64::from(offset), offset)
+                }
+            },
+        };
+        let ctx = PolicyContext {
+            user: q.user.as_deref(),
+            realm: q.realm.as_deref(),
+            resolver: q.resolver.as_deref(),
+            client,
+            now_s,
+            utc_offset_s,
+            admin: q.admin.as_deref(),
+            admin_realm: q.admin_realm.as_deref(),
+        };
+        Ok(self.handle.current().explain(scope, &q.action, &ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "Office-Hours_2", "x.y"] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a b", "check", "actions", &"x".repeat(65), "ä"] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn weekday_times() {
+        assert_eq!(weekday_time("Mon 00:00").unwrap(), 1_704_067_200);
+        assert_eq!(weekday_time("sat 10:30").unwrap(), 1_704_067_200 + 5 * 86_400 + 10 * 3600 + 1800);
+        assert!(weekday_time("Sat 25:00").is_err());
+        assert!(weekday_time("tomorrow").is_err());
+    }
+}

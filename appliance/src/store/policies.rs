@@ -1,0 +1,225 @@
+//! Stored policies: create, replace, read, enable/disable and delete, each change together with
+//! its audit row in one transaction.
+//!
+//! This module stores what [`crate::policy`] has already checked; it never judges an action
+//! or a condition, and never evaluates a policy.
+
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::{unique_as, AuthAuditRow, Store, StoreError};
+
+/// A policy as stored: names, lists and values, unparsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRecord {
+    pub name: String,
+    /// authentication | authorization | enrollment | admin
+    pub scope: String,
+    pub active: bool,
+    /// Lower number wins; at least 1.
+    pub priority: u32,
+    /// Action name → `true`/`false`, integer or text.
+    pub actions: serde_json::Map<String, serde_json::Value>,
+    pub realms: Vec<String>,
+    pub resolvers: Vec<String>,
+    pub users: Vec<String>,
+    pub clients: Vec<String>,
+    /// Weekday/time ranges; empty: always.
+    pub time: String,
+    pub admin_realms: Vec<String>,
+    pub admin_users: Vec<String>,
+    pub description: String,
+    /// Unix seconds; set by the store.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "name, scope, active, priority, actions, realms, resolvers, users, clients, time, \
+                       admin_realms, admin_users, description, created_at, updated_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<PolicyRecord> {
+    fn parse<T: serde::de::DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+        let text: String = r.get(i)?;
+        serde_json::from_str(&text)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    }
+    Ok(PolicyRecord {
+        name: r.get(0)?,
+        scope: r.get(1)?,
+        active: r.get(2)?,
+        priority: r.get(3)?,
+        actions: parse(r, 4)?,
+        realms: parse(r, 5)?,
+        resolvers: parse(r, 6)?,
+        users: parse(r, 7)?,
+        clients: parse(r, 8)?,
+        time: r.get(9)?,
+        admin_realms: parse(r, 10)?,
+        admin_users: parse(r, 11)?,
+        description: r.get(12)?,
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+    })
+}
+
+fn json(v: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn policy_in(tx: &Transaction<'_>, name: &str) -> Result<PolicyRecord, StoreError> {
+    tx.query_row(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), [name], from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("policy {name}")))
+}
+
+impl Store {
+    /// Stores a policy. `replace`: an existing policy of that name is overwritten (keeping its
+    /// creation time); otherwise an existing name is [`StoreError::Duplicate`].
+    pub fn put_policy(
+        &self,
+        p: &PolicyRecord,
+        replace: bool,
+        audit: &AuthAuditRow,
+    ) -> Result<PolicyRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now = crate::now_ms() / 1000;
+        let values = params![
+            p.name,
+            p.scope,
+            p.active,
+            p.priority,
+            json(&p.actions)?,
+            json(&p.realms)?,
+            json(&p.resolvers)?,
+            json(&p.users)?,
+            json(&p.clients)?,
+            p.time,
+            json(&p.admin_realms)?,
+            json(&p.admin_users)?,
+            p.description,
+            now,
+        ];
+        let sql = if replace {
+            "INSERT INTO policy (name, scope, active, priority, actions, realms, resolvers, users, clients, time,
+                                 admin_realms, admin_users, description, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
+             ON CONFLICT (name) DO UPDATE SET scope = excluded.scope, active = excluded.active,
+                 priority = excluded.priority, actions = excluded.actions, realms = excluded.realms,
+                 resolvers = excluded.resolvers, users = excluded.users, clients = excluded.clients,
+                 time = excluded.time, admin_realms = excluded.admin_realms, admin_users = excluded.admin_users,
+                 description = excluded.description, updated_at = excluded.updated_at"
+        } else {
+            "INSERT INTO policy (name, scope, active, priority, actions, realms, resolvers, users, clients, time,
+                                 admin_realms, admin_users, description, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)"
+        };
+        tx.execute(sql, values).map_err(|e| unique_as(e, || StoreError::Duplicate(format!("policy {}", p.name))))?;
+        super::tokens::insert_audit(&tx, audit)?;
+        let stored = policy_in(&tx, &p.name)?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    pub fn policy(&self, name: &str) -> Result<PolicyRecord, StoreError> {
+        self.conn()
+            .query_row(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), [name], from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("policy {name}")))
+    }
+
+    /// Every policy, by scope, priority and name.
+    pub fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM policy ORDER BY scope, priority, name"))?;
+        let rows = st.query_map([], from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Turns a policy on or off.
+    pub fn set_policy_active(
+        &self,
+        name: &str,
+        active: bool,
+        audit: &AuthAuditRow,
+    ) -> Result<PolicyRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE policy SET active = ?1, updated_at = ?2 WHERE name = ?3",
+            params![active, crate::now_ms() / 1000, name],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("policy {name}")));
+        }
+        super::tokens::insert_audit(&tx, audit)?;
+        let stored = policy_in(&tx, name)?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    pub fn delete_policy(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if tx.execute("DELETE FROM policy WHERE name = ?1", [name])? == 0 {
+            return Err(StoreError::NotFound(format!("policy {name}")));
+        }
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::config::Synchronous;
+
+    fn record(name: &str) -> PolicyRecord {
+        let mut actions = serde_json::Map::new();
+        actions.insert("otppin".into(), "userstore".into());
+        PolicyRecord {
+            name: name.into(),
+            scope: "authentication".into(),
+            active: true,
+            priority: 2,
+            actions,
+            realms: vec!["default".into()],
+            resolvers: vec![],
+            users: vec!["alice".into()],
+            clients: vec!["10.0.0.0/8".into()],
+            time: "Mon-Fri: 08:00-18:00".into(),
+            admin_realms: vec![],
+            admin_users: vec![],
+            description: "test".into(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn audits(store: &Store) -> Vec<String> {
+        store.auth_audit(&crate::store::AuthAuditQuery::default()).unwrap().into_iter().map(|r| r.action).collect()
+    }
+
+    #[test]
+    fn crud_writes_an_audit_row_per_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), Synchronous::Normal).unwrap();
+        let a = |act: &str| AuthAuditRow::new("uid:0", act, "ok");
+        let stored = store.put_policy(&record("p1"), false, &a("policy/create")).unwrap();
+        assert_eq!(stored.users, vec!["alice".to_owned()]);
+        assert!(stored.created_at > 0);
+        assert!(matches!(store.put_policy(&record("p1"), false, &a("policy/create")), Err(StoreError::Duplicate(_))));
+        let mut changed = record("p1");
+        changed.priority = 5;
+        assert_eq!(store.put_policy(&changed, true, &a("policy/set")).unwrap().priority, 5);
+        assert!(!store.set_policy_active("p1", false, &a("policy/disable")).unwrap().active);
+        assert_eq!(store.policies().unwrap().len(), 1);
+        store.delete_policy("p1", &a("policy/delete")).unwrap();
+        assert!(matches!(store.policy("p1"), Err(StoreError::NotFound(_))));
+        assert!(matches!(store.delete_policy("p1", &a("policy/delete")), Err(StoreError::NotFound(_))));
+        assert_eq!(audits(&store), ["policy/delete", "policy/disable", "policy/set", "policy/create"]);
+    }
+}
