@@ -64,6 +64,7 @@ impl Appliance {
         store.start_checkpointer()?;
         let executor = Executor::start(hsm.clone(), &store, cfg.hsm.effective_workers())?;
         let secrets = TokenSecrets::open(&hsm, &store)?;
+        let realms = crate::resolvers::Realms::open(store.clone(), secrets.clone())?;
         let clock = Clock::new(&cfg.clock.offset_file);
         let mut plugin_cfg = cfg.plugins.clone();
         if plugin_cfg.instances == 0 {
@@ -111,6 +112,7 @@ impl Appliance {
             own_uid: own_uid(),
             admin_uids: Arc::new(cfg.admin.allowed_uids.clone()),
             plugins,
+            realms,
         };
         Ok(Appliance { hsm, store, executor, state })
     }

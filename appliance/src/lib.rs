@@ -21,6 +21,7 @@ pub mod gateway_host;
 pub mod gateways;
 pub mod http;
 pub mod plugins;
+pub mod resolvers;
 pub mod signing;
 pub mod store;
 pub mod token_host;

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod gateways;
 mod hardware;
+mod resolvers;
 mod tokens;
 mod validate;
 
@@ -46,6 +47,7 @@ pub struct AppState {
     pub own_uid: u32,
     pub admin_uids: Arc<Vec<u32>>,
     pub plugins: Arc<crate::plugins::PluginHost>,
+    pub realms: crate::resolvers::Realms,
 }
 
 /// Limits applied to every request on a socket.
@@ -114,6 +116,7 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .merge(tokens::routes())
         .merge(gateways::routes())
         .merge(hardware::routes())
+        .merge(resolvers::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     finish(routes, state, limits)
 }

@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "gateways", include_str!("../../../migrations/0003_gateways.sql")),
     (4, "challenges", include_str!("../../../migrations/0004_challenges.sql")),
     (5, "hardware", include_str!("../../../migrations/0005_hardware.sql")),
+    (7, "resolvers", include_str!("../../../migrations/0007_resolvers.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

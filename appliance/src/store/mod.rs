@@ -14,6 +14,7 @@ mod gateways;
 mod hardware;
 mod keys;
 mod migrate;
+mod resolvers;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
 pub use hardware::{token_certificate, CaRecord, CertificateRow, DeviceRecord, DeviceView};
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use migrate::MIGRATIONS;
+pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub(crate) use tokens::commit_check;
 pub use tokens::{
     change, tokens_for_check, AuthAuditQuery, AuthAuditRow, CheckRecord, CheckTarget, NewToken, TokenEffect,
