@@ -22,6 +22,8 @@ needs=(
   "/usr/sbin/pcscd:pcscd"
   "/usr/include/PCSC/winscard.h:libpcsclite-dev"
   "pcsc_scan:pcsc-tools"
+  "/usr/sbin/slapd:slapd"
+  "ldapsearch:ldap-utils"
 )
 missing=()
 for n in "${needs[@]}"; do

@@ -66,6 +66,7 @@ impl Appliance {
         store.start_checkpointer()?;
         let executor = Executor::start(hsm.clone(), &store, cfg.hsm.effective_workers())?;
         let secrets = TokenSecrets::open(&hsm, &store)?;
+        let realms = crate::resolvers::Realms::open(store.clone(), secrets.clone())?;
         let clock = Clock::new(&cfg.clock.offset_file);
         let mut plugin_cfg = cfg.plugins.clone();
         if plugin_cfg.instances == 0 {
@@ -122,6 +123,7 @@ impl Appliance {
             own_uid: own_uid(),
             admin_uids: Arc::new(cfg.admin.allowed_uids.clone()),
             plugins,
+            realms,
         };
         let tls = if cfg.http.listen.is_empty() {
             None

@@ -23,6 +23,7 @@ pub mod gateways;
 pub mod http;
 pub mod plugins;
 pub mod policy;
+pub mod resolvers;
 pub mod response_signing;
 pub mod signing;
 pub mod store;

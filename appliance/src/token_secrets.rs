@@ -5,8 +5,11 @@
 //!   the token's serial, so a sealed seed copied onto another token's row does not open.
 //! - Gateway credentials are sealed under the same key with associated data naming the
 //!   gateway, so they open only as that gateway's credentials.
+//! - LDAP bind passwords are sealed under the same key with associated data naming the
+//!   resolver, so they open only as that resolver's bind password.
 //! - PINs are kept as HMAC-SHA-256 verifiers under the `pin-verifier` key (non-extractable, so
-//!   a stolen database allows no offline guessing) and compared in constant time.
+//!   a stolen database allows no offline guessing) and compared in constant time; internal
+//!   users' passwords likewise, bound to their realm and login.
 //!
 //! Both keys are generated on the token at first start and named in the store by role. This
 //! module never logs, returns or stores a seed or a PIN in the clear; opened seeds live in
@@ -72,6 +75,10 @@ fn gateway_aad(gateway: &str) -> Vec<u8> {
     [b"countersign/gateway-credentials/v1\0".as_slice(), gateway.as_bytes()].concat()
 }
 
+fn resolver_aad(resolver: &str) -> Vec<u8> {
+    [b"countersign/resolver-bind-password/v1\0".as_slice(), resolver.as_bytes()].concat()
+}
+
 /// What a card secret is: `management-key` or `puk`.
 fn device_aad(kind: &str, serial: &str, what: &str) -> Vec<u8> {
     [b"countersign/device/v1\0".as_slice(), kind.as_bytes(), b"\0", serial.as_bytes(), b"\0", what.as_bytes()].concat()
@@ -104,6 +111,38 @@ impl TokenSecrets {
 
     pub fn open_gateway_credentials(&self, gateway: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         self.hsm.unseal(&self.seal, &gateway_aad(gateway), sealed)
+    }
+
+    /// Seals an LDAP resolver's bind password, bound to the resolver's name.
+    pub fn seal_resolver_password(&self, resolver: &str, password: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.hsm.seal(&self.seal, &resolver_aad(resolver), password)
+    }
+
+    pub fn open_resolver_password(&self, resolver: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.hsm.unseal(&self.seal, &resolver_aad(resolver), sealed)
+    }
+
+    /// The verifier stored for an internal user's password.
+    pub fn password_verifier(&self, realm: &str, login: &str, password: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let msg = Zeroizing::new(
+            [b"countersign/user-password/v1\0", realm.as_bytes(), b"\0", login.as_bytes(), b"\0", password].concat(),
+        );
+        self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
+    }
+
+    /// Whether `password` matches the verifier (constant-time); a user without a verifier has
+    /// no password, and nothing matches.
+    pub fn password_matches(
+        &self,
+        realm: &str,
+        login: &str,
+        password: &[u8],
+        verifier: Option<&[u8]>,
+    ) -> Result<bool, HsmError> {
+        match verifier {
+            None => Ok(false),
+            Some(v) => Ok(bool::from(self.password_verifier(realm, login, password)?.ct_eq(v))),
+        }
     }
 
     /// Seals a queued message (it carries a code), bound to its transaction and token.

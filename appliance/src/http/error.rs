@@ -9,6 +9,7 @@ use countersign_hsm::HsmError;
 
 use crate::admin::AdminError;
 use crate::policy::PolicyError;
+use crate::resolvers::ResolverError;
 use crate::signing::SigningError;
 use crate::tokens::TokenError;
 use crate::validate::ValidateError;
@@ -129,6 +130,24 @@ impl From<ValidateError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", e.to_string())
             }
             ValidateError::Challenge(t) => t.into(),
+        }
+    }
+}
+
+impl From<ResolverError> for ApiError {
+    fn from(e: ResolverError) -> Self {
+        match &e {
+            ResolverError::Invalid(m) => ApiError::invalid(m.clone()),
+            ResolverError::NotFound(_) => ApiError::not_found(e.to_string()),
+            ResolverError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            ResolverError::Unreachable { .. }
+            | ResolverError::Timeout { .. }
+            | ResolverError::Directory { .. }
+            | ResolverError::Source { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "resolver_unavailable", e.to_string())
+            }
+            ResolverError::Hsm(h) => hsm_status(h),
+            ResolverError::Store(_) | ResolverError::Internal(_) => ApiError::internal(e.to_string()),
         }
     }
 }

@@ -10,6 +10,7 @@ mod gateways;
 mod hardware;
 mod policies;
 mod privacyidea;
+mod resolvers;
 mod tokens;
 mod validate;
 
@@ -55,6 +56,7 @@ pub struct AppState {
     pub own_uid: u32,
     pub admin_uids: Arc<Vec<u32>>,
     pub plugins: Arc<crate::plugins::PluginHost>,
+    pub realms: crate::resolvers::Realms,
 }
 
 /// Limits applied to every request on a socket.
@@ -129,6 +131,7 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .merge(hardware::routes())
         .merge(policies::routes())
         .merge(privacyidea::admin_routes())
+        .merge(resolvers::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     finish(routes, state, limits)
 }

@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "challenges", include_str!("../../../migrations/0004_challenges.sql")),
     (5, "hardware", include_str!("../../../migrations/0005_hardware.sql")),
     (6, "policies", include_str!("../../../migrations/0006_policies.sql")),
+    (7, "resolvers", include_str!("../../../migrations/0007_resolvers.sql")),
     (8, "api_admins", include_str!("../../../migrations/0008_api_admins.sql")),
     (9, "service_accounts", include_str!("../../../migrations/0009_service_accounts.sql")),
     (10, "system_certificates", include_str!("../../../migrations/0010_system_certificates.sql")),

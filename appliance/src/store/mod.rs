@@ -16,6 +16,7 @@ mod hardware;
 mod keys;
 mod migrate;
 mod policies;
+mod resolvers;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub use hardware::{token_certificate, CaRecord, CertificateRow, DeviceRecord, De
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use migrate::MIGRATIONS;
 pub use policies::PolicyRecord;
+pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub(crate) use tokens::commit_check;
 pub use tokens::{
     change, tokens_for_check, AuthAuditQuery, AuthAuditRow, CheckRecord, CheckTarget, NewToken, TokenEffect,

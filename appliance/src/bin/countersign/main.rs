@@ -6,6 +6,7 @@ mod hardware;
 mod output;
 mod plugin;
 mod policy;
+mod resolver;
 mod token;
 
 use std::path::PathBuf;
@@ -48,6 +49,12 @@ enum Command {
     /// Users of the internal user store.
     #[command(subcommand)]
     User(token::UserCmd),
+    /// User sources: the internal store, passwd-style files, LDAP directories.
+    #[command(subcommand)]
+    Resolver(resolver::ResolverCmd),
+    /// Realms: ordered lists of resolvers; one is the default.
+    #[command(subcommand)]
+    Realm(resolver::RealmCmd),
     /// Message gateways (SMS, e-mail) and their failover order.
     #[command(subcommand)]
     Gateway(gateway::GatewayCmd),
@@ -281,6 +288,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => token::token_request(cmd)?.into(),
         Command::User(cmd) => token::user_request(cmd)?.into(),
         Command::Gateway(cmd) => gateway::gateway_request(cmd)?.into(),
+        Command::Resolver(cmd) => resolver::resolver_request(cmd)?.into(),
+        Command::Realm(cmd) => resolver::realm_request(cmd)?.into(),
         Command::Delivery(cmd) => gateway::delivery_request(cmd)?.into(),
         Command::Policy(cmd) => policy::policy_request(cmd)?.into(),
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
@@ -356,6 +365,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         let detail = answer.get("detail").and_then(Value::as_str).unwrap_or("no detail");
         anyhow::bail!("not delivered: {detail}");
+    }
+    if matches!(view, output::View::ResolverTest) && answer.get("ok").and_then(Value::as_bool) == Some(false) {
+        if cli.json {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+        }
+        let error = answer.get("error").and_then(Value::as_str).unwrap_or("no detail");
+        let ms = answer.get("lookup_ms").and_then(Value::as_f64).unwrap_or_default();
+        anyhow::bail!("{error} (after {ms:.0} ms)");
     }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);

@@ -26,6 +26,12 @@ pub enum View {
     Policies,
     PolicyCheck,
     PolicyActions,
+    Resolver,
+    Resolvers,
+    ResolverTest,
+    Realms,
+    /// The answer as indented JSON.
+    Pretty,
     Done,
 }
 
@@ -417,6 +423,54 @@ pub fn render(view: View, v: &Value) -> String {
             &["ACTION", "SCOPE", "VALUE", "MEANING"],
             list(v, "actions").map(|a| vec![s(a, "name"), s(a, "scope"), s(a, "value"), s(a, "meaning")]).collect(),
         ),
+        View::Resolvers => {
+            let rows = list(v, "resolvers")
+                .map(|r| {
+                    let realms: Vec<String> = list(r, "realms").filter_map(Value::as_str).map(str::to_owned).collect();
+                    vec![
+                        s(r, "name"),
+                        s(r, "kind"),
+                        if r.get("bind_password_set").and_then(Value::as_bool) == Some(true) { "yes" } else { "no" }
+                            .into(),
+                        if realms.is_empty() { "-".into() } else { realms.join(",") },
+                    ]
+                })
+                .collect();
+            table(&["NAME", "KIND", "BIND PASSWORD", "REALMS"], rows)
+        }
+        View::Realms => {
+            let rows = list(v, "realms")
+                .map(|r| {
+                    let res: Vec<String> = list(r, "resolvers").filter_map(Value::as_str).map(str::to_owned).collect();
+                    vec![
+                        s(r, "name"),
+                        if r.get("default").and_then(Value::as_bool) == Some(true) { "yes" } else { "" }.into(),
+                        if res.is_empty() { "(internal users)".into() } else { res.join(" → ") },
+                    ]
+                })
+                .collect();
+            table(&["NAME", "DEFAULT", "RESOLVERS"], rows)
+        }
+        View::ResolverTest => {
+            let mut out = format!(
+                "resolver {} ({}): {} {} in {:.1} ms\n",
+                s(v, "resolver"),
+                s(v, "kind"),
+                s(v, "login"),
+                if v.get("found").and_then(Value::as_bool) == Some(true) { "found" } else { "not found" },
+                v.get("lookup_ms").and_then(Value::as_f64).unwrap_or_default()
+            );
+            if let Some(u) = v.get("user").filter(|u| !u.is_null()) {
+                for k in ["login", "uid", "given_name", "surname", "email", "phone"] {
+                    out += &format!("  {k:<11} {}\n", s(u, k));
+                }
+            }
+            if let Some(ok) = v.get("password_accepted").and_then(Value::as_bool) {
+                out += &format!("password {}\n", if ok { "accepted" } else { "refused" });
+            }
+            out
+        }
+        View::Resolver | View::Pretty => serde_json::to_string_pretty(v).unwrap_or_default() + "\n",
         View::Done => "done\n".into(),
     }
 }

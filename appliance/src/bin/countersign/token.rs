@@ -159,6 +159,12 @@ pub enum UserCmd {
         #[arg(long)]
         realm: Option<String>,
     },
+    /// Set an internal user's password from the first line of standard input (empty: remove it).
+    SetPassword {
+        login: String,
+        #[arg(long)]
+        realm: Option<String>,
+    },
 }
 
 /// One request to the admin socket and how to show its answer.
@@ -299,6 +305,12 @@ pub fn user_request(cmd: &UserCmd) -> anyhow::Result<Request> {
         UserCmd::List { realm } => {
             req(Method::GET, format!("/v1/admin/users{}", query(&[("realm", realm)])), None, View::Users)
         }
+        UserCmd::SetPassword { login, realm } => req(
+            Method::PUT,
+            format!("/v1/admin/users/{}/password", enc(login)),
+            Some(json!({ "password": stdin_line("password")?, "realm": realm })),
+            View::Done,
+        ),
         UserCmd::Remove { login, realm } => req(
             Method::DELETE,
             format!("/v1/admin/users/{}{}", enc(login), query(&[("realm", realm)])),

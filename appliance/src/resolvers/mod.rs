@@ -1,0 +1,144 @@
+//! Resolvers: where users come from. A resolver finds a user by login, lists users and, where
+//! its source holds passwords, checks one. Three kinds: the internal user store
+//! ([`internal`]), a passwd-style flat file ([`passwd`]) and an LDAP directory ([`ldap`]).
+//! [`realms::Realms`] asks a realm's resolvers in order.
+//!
+//! Resolvers never log, return or keep a password in the clear (an LDAP bind password is
+//! opened from its HSM seal when the resolver is built and held in a `SecretString`), and never
+//! compare password hashes themselves: LDAP passwords are checked by binding as the user.
+
+pub mod cache;
+pub mod filter;
+pub mod internal;
+pub mod ldap;
+pub mod passwd;
+pub mod realms;
+
+use std::fmt;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+pub use realms::{Realms, ResolverTest};
+
+/// A user as a resolver found them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub login: String,
+    /// The user's stable id in its source (LDAP: the mapped uid attribute, else the DN;
+    /// passwd: the numeric uid; internal: the row id).
+    pub uid: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    /// The resolver that found the user.
+    pub resolver: String,
+}
+
+/// The kinds of resolver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResolverKind {
+    Internal,
+    Passwd,
+    Ldap,
+}
+
+impl ResolverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolverKind::Internal => "internal",
+            ResolverKind::Passwd => "passwd",
+            ResolverKind::Ldap => "ldap",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<ResolverKind, ResolverError> {
+        match s {
+            "internal" => Ok(ResolverKind::Internal),
+            "passwd" => Ok(ResolverKind::Passwd),
+            "ldap" => Ok(ResolverKind::Ldap),
+            other => Err(ResolverError::Invalid(format!("resolver kind '{other}' is not internal, passwd or ldap"))),
+        }
+    }
+}
+
+impl fmt::Display for ResolverKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a resolver could not answer. Messages name the resolver and the server, never a
+/// password.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolverError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("resolver {resolver}: cannot reach {server}: {detail}")]
+    Unreachable { resolver: String, server: String, detail: String },
+    #[error("resolver {resolver}: {server} did not answer the {operation} within {timeout_ms} ms")]
+    Timeout { resolver: String, server: String, operation: &'static str, timeout_ms: u64 },
+    #[error("resolver {resolver}: {detail}")]
+    Directory { resolver: String, detail: String },
+    #[error("resolver {resolver}: {detail}")]
+    Source { resolver: String, detail: String },
+    #[error("HSM: {0}")]
+    Hsm(#[from] countersign_hsm::HsmError),
+    #[error("store: {0}")]
+    Store(crate::store::StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<crate::store::StoreError> for ResolverError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match e {
+            StoreError::NotFound(m) => ResolverError::NotFound(m),
+            StoreError::Duplicate(m) => ResolverError::Duplicate(m),
+            StoreError::Invalid(m) => ResolverError::Invalid(m),
+            other => ResolverError::Store(other),
+        }
+    }
+}
+
+/// A user source. Implementations are cheap to call per request (connections and files are
+/// kept and refreshed, not reopened per call) and safe to share between threads.
+///
+/// Calls block: make them from a blocking thread (the executor's workers, `spawn_blocking`),
+/// never from an async task.
+pub trait Resolver: Send + Sync + fmt::Debug {
+    fn name(&self) -> &str;
+
+    fn kind(&self) -> ResolverKind;
+
+    /// The user with this login, or `None` when the source does not know it.
+    fn user(&self, login: &str) -> Result<Option<UserInfo>, ResolverError>;
+
+    /// Like [`Resolver::user`], straight from the source: any cache is skipped (and refreshed).
+    fn user_uncached(&self, login: &str) -> Result<Option<UserInfo>, ResolverError> {
+        self.user(login)
+    }
+
+    /// Whether `password` is the user's password in this source. `false` for an unknown
+    /// user, a wrong password, and a source that holds no passwords
+    /// ([`Resolver::holds_passwords`]).
+    fn check_password(&self, login: &str, password: &SecretString) -> Result<bool, ResolverError>;
+
+    /// Whether this source can check passwords at all.
+    fn holds_passwords(&self) -> bool;
+
+    /// Users whose login contains `filter` (all when `None`), at most `limit`.
+    fn list(&self, filter: Option<&str>, limit: usize) -> Result<Vec<UserInfo>, ResolverError>;
+}
+
+/// Logins come from people and directories: any printable text without spaces, up to 128.
+pub fn valid_login(login: &str) -> bool {
+    !login.is_empty() && login.len() <= 128 && !login.chars().any(|c| c.is_whitespace() || c.is_control())
+}

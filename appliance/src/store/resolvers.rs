@@ -1,0 +1,303 @@
+//! Resolver definitions, realms as ordered lists of resolvers, and internal users' password
+//! verifiers. Every change is written with its audit row in the same transaction.
+//!
+//! This module never sees a password in the clear: bind passwords arrive sealed, user
+//! passwords as HMAC verifiers.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{unique_as, AuthAuditRow, Store, StoreError};
+
+/// A resolver as stored.
+#[derive(Debug, Clone)]
+pub struct ResolverRecord {
+    pub id: i64,
+    pub name: String,
+    /// `internal`, `passwd` or `ldap`.
+    pub kind: String,
+    /// Kind-specific options; never a secret.
+    pub options: serde_json::Value,
+    pub sealed_bind_password: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A realm with its resolvers in the order they are asked.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RealmRecord {
+    pub name: String,
+    pub default: bool,
+    pub resolvers: Vec<String>,
+    pub created_at: i64,
+}
+
+/// An internal user with the verifier of their password, if one is set.
+#[derive(Debug, Clone)]
+pub struct InternalUser {
+    pub id: i64,
+    pub user: super::User,
+    pub password_verifier: Option<Vec<u8>>,
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<ResolverRecord> {
+    let options: String = r.get(3)?;
+    Ok(ResolverRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: r.get(2)?,
+        options: serde_json::from_str(&options)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?,
+        sealed_bind_password: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+const COLUMNS: &str = "id, name, kind, options, sealed_bind_password, created_at, updated_at";
+
+fn resolver_id(conn: &Connection, name: &str) -> Result<i64, StoreError> {
+    conn.query_row("SELECT id FROM resolver WHERE name = ?1", [name], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("resolver {name}")))
+}
+
+fn realm_id(conn: &Connection, name: &str) -> Result<i64, StoreError> {
+    conn.query_row("SELECT id FROM realm WHERE name = ?1", [name], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("realm {name}")))
+}
+
+impl Store {
+    pub fn insert_resolver(&self, r: &ResolverRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now = crate::now_ms() / 1000;
+        tx.execute(
+            "INSERT INTO resolver (name, kind, options, sealed_bind_password, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![r.name, r.kind, r.options.to_string(), r.sealed_bind_password, now],
+        )
+        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("resolver {}", r.name))))?;
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces a resolver's options (its kind stays); the sealed bind password is replaced
+    /// only when `sealed_bind_password` is `Some` (`Some(None)` removes it).
+    pub fn update_resolver(
+        &self,
+        name: &str,
+        options: &serde_json::Value,
+        sealed_bind_password: Option<Option<&[u8]>>,
+        audit: &AuthAuditRow,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let id = resolver_id(&tx, name)?;
+        // Updates are ordered: a reload that sees a newer stamp rebuilds the resolver.
+        let now_ms = crate::now_ms();
+        tx.execute(
+            "UPDATE resolver SET options = ?2, updated_at = max(updated_at + 1, ?3) WHERE id = ?1",
+            params![id, options.to_string(), now_ms / 1000],
+        )?;
+        if let Some(sealed) = sealed_bind_password {
+            tx.execute("UPDATE resolver SET sealed_bind_password = ?2 WHERE id = ?1", params![id, sealed])?;
+        }
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes a resolver; refused while a realm lists it.
+    pub fn delete_resolver(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let id = resolver_id(&tx, name)?;
+        let realms: Vec<String> = {
+            let mut st = tx.prepare(
+                "SELECT r.name FROM realm_resolver rr JOIN realm r ON r.id = rr.realm_id WHERE rr.resolver_id = ?1
+                 ORDER BY r.name",
+            )?;
+            let rows = st.query_map([id], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if !realms.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "resolver {name} is used by realm {}; change the realm first",
+                realms.join(", ")
+            )));
+        }
+        tx.execute("DELETE FROM resolver WHERE id = ?1", [id])?;
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn resolver(&self, name: &str) -> Result<ResolverRecord, StoreError> {
+        self.conn()
+            .query_row(&format!("SELECT {COLUMNS} FROM resolver WHERE name = ?1"), [name], from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("resolver {name}")))
+    }
+
+    pub fn resolvers(&self) -> Result<Vec<ResolverRecord>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM resolver ORDER BY name"))?;
+        let rows = st.query_map([], from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Every realm with its resolvers in priority order.
+    pub fn realms(&self) -> Result<Vec<RealmRecord>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT r.name, r.is_default, r.created_at, s.name FROM realm r
+             LEFT JOIN realm_resolver rr ON rr.realm_id = r.id LEFT JOIN resolver s ON s.id = rr.resolver_id
+             ORDER BY r.name, rr.priority",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<String>>(3)?))
+        })?;
+        let mut out: Vec<RealmRecord> = Vec::new();
+        for row in rows {
+            let (name, default, created_at, resolver) = row?;
+            if out.last().is_none_or(|l| l.name != name) {
+                out.push(RealmRecord { name, default, resolvers: Vec::new(), created_at });
+            }
+            if let (Some(last), Some(res)) = (out.last_mut(), resolver) {
+                last.resolvers.push(res);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn create_realm(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO realm (name, is_default, created_at) VALUES (?1, 0, ?2)",
+            params![name, crate::now_ms() / 1000],
+        )
+        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("realm {name}"))))?;
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes a realm; refused for the default realm and while internal users live in it.
+    pub fn delete_realm(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (id, default): (i64, bool) = tx
+            .query_row("SELECT id, is_default FROM realm WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("realm {name}")))?;
+        if default {
+            return Err(StoreError::Invalid(format!(
+                "realm {name} is the default realm; make another the default first"
+            )));
+        }
+        let users: i64 = tx.query_row("SELECT count(*) FROM app_user WHERE realm_id = ?1", [id], |r| r.get(0))?;
+        if users > 0 {
+            return Err(StoreError::Invalid(format!("realm {name} holds {users} internal user(s); remove them first")));
+        }
+        tx.execute("DELETE FROM realm WHERE id = ?1", [id])?;
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces a realm's resolvers; the first is asked first.
+    pub fn set_realm_resolvers(
+        &self,
+        realm: &str,
+        resolvers: &[String],
+        audit: &AuthAuditRow,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let realm_id = realm_id(&tx, realm)?;
+        tx.execute("DELETE FROM realm_resolver WHERE realm_id = ?1", [realm_id])?;
+        for (i, name) in resolvers.iter().enumerate() {
+            let id = resolver_id(&tx, name)?;
+            tx.execute(
+                "INSERT INTO realm_resolver (realm_id, resolver_id, priority) VALUES (?1, ?2, ?3)",
+                params![realm_id, id, i64::try_from(i + 1).unwrap_or(i64::MAX)],
+            )
+            .map_err(|e| unique_as(e, || StoreError::Invalid(format!("resolver {name} is listed twice"))))?;
+        }
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn set_default_realm(&self, realm: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let id = realm_id(&tx, realm)?;
+        tx.execute("UPDATE realm SET is_default = 0 WHERE is_default = 1 AND id <> ?1", [id])?;
+        tx.execute("UPDATE realm SET is_default = 1 WHERE id = ?1", [id])?;
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// An internal user of `realm` (by name), with their password verifier.
+    pub fn internal_user(&self, realm: &str, login: &str) -> Result<Option<InternalUser>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT u.id, u.login, r.name, u.email, u.phone, u.given_name, u.surname, u.password_verifier
+                 FROM app_user u JOIN realm r ON r.id = u.realm_id WHERE r.name = ?1 AND u.login = ?2",
+                params![realm, login],
+                |r| {
+                    Ok(InternalUser {
+                        id: r.get(0)?,
+                        user: super::User {
+                            login: r.get(1)?,
+                            realm: r.get(2)?,
+                            email: r.get(3)?,
+                            phone: r.get(4)?,
+                            given_name: r.get(5)?,
+                            surname: r.get(6)?,
+                        },
+                        password_verifier: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Sets (or with `None` clears) an internal user's password verifier.
+    pub fn set_user_password(
+        &self,
+        realm: &str,
+        login: &str,
+        verifier: Option<&[u8]>,
+        audit: &AuthAuditRow,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let changed = tx.execute(
+            "UPDATE app_user SET password_verifier = ?3
+             WHERE login = ?2 AND realm_id = (SELECT id FROM realm WHERE name = ?1)",
+            params![realm, login, verifier],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("user {login} in realm {realm}")));
+        }
+        super::tokens::insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The name of the default realm.
+    pub fn default_realm(&self) -> Result<String, StoreError> {
+        self.conn()
+            .query_row("SELECT name FROM realm WHERE is_default = 1", [], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound("default realm".into()))
+    }
+}
