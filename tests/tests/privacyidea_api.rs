@@ -328,6 +328,16 @@ fn privacyideaadm_logs_in_lists_enrols_assigns_and_disables() {
         .any(|r| r["action"] == "token/disable" && r["caller"].as_str().unwrap().starts_with("pi-admin:ops")));
     assert!(audit.iter().any(|r| r["action"] == "api/auth" && r["result"] == "ok"));
 
+    // Realms, resolvers and the audit read through the client.
+    let out = privacyidea_cli(&pi, pw, &["realm", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("'default'"), "realm list: {text}");
+    let out = privacyidea_cli(&pi, pw, &["resolver", "list"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("'status': True"));
+    let out = privacyidea_cli(&pi, pw, &["audit", "list", "--rp", "5"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("token/disable") && text.contains("Total:"), "audit list: {text}");
+
     // A wrong password gets no session; the client reports invalid credentials.
     let out = privacyidea_cli(&pi, "wrong password!", &["token", "list"]);
     assert!(!out.status.success());

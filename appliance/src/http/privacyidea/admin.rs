@@ -47,7 +47,7 @@ fn token_error(e: TokenError) -> PiResponse {
 }
 
 /// An API admin, from the request's session token; anyone else gets 401.
-pub struct PiAdmin {
+pub(super) struct PiAdmin {
     /// How the audit names the caller: `pi-admin:<name> ip:<addr>`.
     caller: String,
 }

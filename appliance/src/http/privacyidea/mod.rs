@@ -10,6 +10,7 @@
 
 mod admin;
 mod caller;
+mod config;
 mod envelope;
 mod params;
 mod validate;
@@ -27,7 +28,7 @@ pub const COMPATIBLE_VERSION: &str = "3.10";
 
 /// Routes served wherever validation is: `api.sock` and the HTTP listener.
 pub(super) fn routes() -> Router<AppState> {
-    validate::routes().merge(admin::routes())
+    validate::routes().merge(admin::routes()).merge(config::routes())
 }
 
 /// Admin routes: the public key clients verify response signatures with.
