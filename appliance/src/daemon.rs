@@ -83,8 +83,14 @@ impl Appliance {
             cfg.challenge.clone(),
         );
         challenges.start_sender()?;
-        let tokens =
-            TokenService::new(store.clone(), plugins.clone(), secrets.clone(), clock.clone(), cfg.validate.clone());
+        let tokens = TokenService::new(
+            store.clone(),
+            realms.clone(),
+            plugins.clone(),
+            secrets.clone(),
+            clock.clone(),
+            cfg.validate.clone(),
+        );
         let ca = crate::ca::CaService::new(store.clone(), hsm.clone(), cfg.ca.clone(), clock.clone());
         let enrolment = crate::enrolment::EnrolmentService::new(
             store.clone(),
@@ -111,6 +117,7 @@ impl Appliance {
             challenges: challenges.clone(),
             validate: ValidateService::new(
                 executor.clone(),
+                realms.clone(),
                 plugins.clone(),
                 secrets,
                 clock,

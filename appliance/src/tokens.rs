@@ -132,6 +132,7 @@ pub struct TokenSettings {
 #[derive(Debug, Clone)]
 pub struct TokenService {
     store: Arc<Store>,
+    realms: crate::resolvers::Realms,
     plugins: Arc<PluginHost>,
     secrets: TokenSecrets,
     clock: Clock,
@@ -282,12 +283,40 @@ fn oath_params(r: &InitRequest) -> Result<serde_json::Value, TokenError> {
 impl TokenService {
     pub fn new(
         store: Arc<Store>,
+        realms: crate::resolvers::Realms,
         plugins: Arc<PluginHost>,
         secrets: TokenSecrets,
         clock: Clock,
         defaults: ValidateSection,
     ) -> TokenService {
-        TokenService { store, plugins, secrets, clock, defaults }
+        TokenService { store, realms, plugins, secrets, clock, defaults }
+    }
+
+    /// Makes sure `login` can own tokens in `realm` (the default realm when `None`): a user of
+    /// the realm's internal store, or one its resolvers find, who is then recorded as a token
+    /// owner with the resolver's name. Returns the realm's name. Blocking (a directory look-up).
+    pub fn ensure_owner(&self, login: &str, realm: Option<&str>) -> Result<String, TokenError> {
+        match self.store.user_realm(login, realm) {
+            Ok(name) => return Ok(name),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let found = self.realms.find_user(realm, login).map_err(|e| {
+            TokenError::Invalid(format!("user {login} could not be looked up in the realm's user stores: {e}"))
+        })?;
+        let Some(u) = found else {
+            let realm_name = self.realms.realm_name(realm).unwrap_or_else(|_| realm.unwrap_or("(default)").to_owned());
+            return Err(TokenError::NotFound(format!("user {login} in realm {realm_name}")));
+        };
+        Ok(self.store.add_directory_user(
+            realm,
+            &u.login,
+            &u.resolver,
+            u.email.as_deref(),
+            u.phone.as_deref(),
+            u.given_name.as_deref(),
+            u.surname.as_deref(),
+        )?)
     }
 
     /// Whether a challenge of `transaction_id` was answered (`None`: no such transaction).
@@ -306,6 +335,9 @@ impl TokenService {
     }
 
     fn init_blocking(&self, caller: &str, r: InitRequest) -> Result<Enrolled, TokenError> {
+        if let Some(login) = &r.user {
+            self.ensure_owner(login, r.realm.as_deref())?;
+        }
         let (new, seed) = self.prepare(&r)?;
         let serial = new.serial.clone();
         let mut audit = audit_row(caller, "token/init", Some(&serial));
@@ -434,6 +466,9 @@ impl TokenService {
         realm: Option<String>,
     ) -> Result<TokenView, TokenError> {
         let detail = Some(format!("to {user}{}", realm.as_deref().map(|r| format!("@{r}")).unwrap_or_default()));
+        let svc = self.clone();
+        let (u, r) = (user.clone(), realm.clone());
+        blocking(move || svc.ensure_owner(&u, r.as_deref())).await?;
         self.change(caller, serial, "assign", detail, move |tx, t| {
             change::assign(tx, t, Some((&user, realm.as_deref())))
         })

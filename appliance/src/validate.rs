@@ -64,6 +64,7 @@ pub enum ValidateError {
 #[derive(Debug, Clone)]
 pub struct ValidateService {
     executor: Executor,
+    realms: crate::resolvers::Realms,
     plugins: Arc<PluginHost>,
     secrets: TokenSecrets,
     clock: Clock,
@@ -83,13 +84,14 @@ struct Reject {
 impl ValidateService {
     pub fn new(
         executor: Executor,
+        realms: crate::resolvers::Realms,
         plugins: Arc<PluginHost>,
         secrets: TokenSecrets,
         clock: Clock,
         detailed: bool,
         challenges: crate::challenges::ChallengeService,
     ) -> ValidateService {
-        ValidateService { executor, plugins, secrets, clock, detailed, challenges }
+        ValidateService { executor, realms, plugins, secrets, clock, detailed, challenges }
     }
 
     pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
@@ -158,11 +160,16 @@ impl ValidateService {
         caller: String,
         target: CheckTarget,
     ) -> Result<(Option<String>, Vec<crate::challenges::ChallengeView>), ValidateError> {
+        let svc = self.clone();
         let tokens = self
             .executor
-            .read(move |conn| tokens_for_check(conn, &target))
+            .read(move |conn| {
+                let tokens = tokens_for_check(conn, &target)?;
+                // A directory user who is gone (or a directory that cannot answer) gets no challenge.
+                Ok(if svc.owner_still_there(&tokens, &target).is_ok() { tokens } else { Vec::new() })
+            })
             .await?
-            .map_err(|e| ValidateError::Challenge(e.into()))?;
+            .map_err(|e: crate::store::StoreError| ValidateError::Challenge(e.into()))?;
         let tokens: Vec<TokenRecord> =
             tokens.into_iter().filter(|t| is_challenge_type(&t.token_type) && t.active && !t.revoked).collect();
         if tokens.is_empty() {
@@ -185,6 +192,9 @@ impl ValidateService {
                 })
             }
         };
+        if let Err(r) = self.owner_still_there(&tokens, &req.target) {
+            return Decision::Reject(r);
+        }
         if let Some(tx) = &req.transaction_id {
             return self.answer(ctx, &tokens, req, tx).into();
         }
@@ -192,6 +202,30 @@ impl ValidateService {
             return Decision::Trigger(hits);
         }
         self.decide(&tokens, req).into()
+    }
+
+    /// A user found through a directory must still be there: asked through the realm's
+    /// resolvers (cached per resolver), failing closed when the directory cannot answer.
+    fn owner_still_there(&self, tokens: &[TokenRecord], target: &CheckTarget) -> Result<(), Reject> {
+        let CheckTarget::User { login, realm } = target else { return Ok(()) };
+        let Some(resolver) = tokens.iter().find_map(|t| t.owner_resolver.as_deref()) else { return Ok(()) };
+        let reject =
+            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
+        match self.realms.find_user(realm.as_deref(), login) {
+            Ok(Some(u)) if u.resolver == resolver => Ok(()),
+            Ok(Some(u)) => Err(reject(
+                format!("user {login} is now found in resolver {}, not {resolver} that owns the tokens", u.resolver),
+                "no such user or no token",
+            )),
+            Ok(None) => Err(reject(
+                format!("user {login} is no longer found in resolver {resolver}"),
+                "no such user or no token",
+            )),
+            Err(e) => Err(reject(
+                format!("the user store could not be asked about {login}: {e}"),
+                "the user store could not be reached; try again",
+            )),
+        }
     }
 
     /// Challenge-response tokens of the target whose PIN is the whole `pass`.

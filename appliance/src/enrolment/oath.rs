@@ -54,7 +54,7 @@ impl EnrolmentService {
             "hotp" => OathKind::Hotp,
             other => return Err(EnrolError::new("invalid", format!("type must be totp or hotp, not {other:?}"))),
         };
-        let realm = self.store.user_realm(&r.user, r.realm.as_deref())?;
+        let realm = self.tokens.ensure_owner(&r.user, r.realm.as_deref())?;
         let init = InitRequest {
             token_type: r.token_type.clone(),
             serial: None,

@@ -55,7 +55,7 @@ impl EnrolmentService {
     ) -> Result<EnrolOutcome, EnrolError> {
         let mut say = |step: &'static str, detail: String| progress(Progress { step, detail });
         // Everything that can be checked without the card, first.
-        let realm = self.store.user_realm(&r.user, r.realm.as_deref())?;
+        let realm = self.tokens.ensure_owner(&r.user, r.realm.as_deref())?;
         self.ca.ready()?;
         let slot = Slot::parse(r.slot.as_deref().unwrap_or(&self.cfg.piv_slot))
             .ok_or_else(|| EnrolError::new("invalid", "slot must be 9a or 9c"))?;

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (8, "api_admins", include_str!("../../../migrations/0008_api_admins.sql")),
     (9, "service_accounts", include_str!("../../../migrations/0009_service_accounts.sql")),
     (10, "system_certificates", include_str!("../../../migrations/0010_system_certificates.sql")),
+    (11, "directory_users", include_str!("../../../migrations/0011_directory_users.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

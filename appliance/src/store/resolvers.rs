@@ -250,7 +250,8 @@ impl Store {
             .conn()
             .query_row(
                 "SELECT u.id, u.login, r.name, u.email, u.phone, u.given_name, u.surname, u.password_verifier
-                 FROM app_user u JOIN realm r ON r.id = u.realm_id WHERE r.name = ?1 AND u.login = ?2",
+                 FROM app_user u JOIN realm r ON r.id = u.realm_id
+                 WHERE r.name = ?1 AND u.login = ?2 AND u.resolver IS NULL",
                 params![realm, login],
                 |r| {
                     Ok(InternalUser {
@@ -282,7 +283,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let changed = tx.execute(
             "UPDATE app_user SET password_verifier = ?3
-             WHERE login = ?2 AND realm_id = (SELECT id FROM realm WHERE name = ?1)",
+             WHERE login = ?2 AND realm_id = (SELECT id FROM realm WHERE name = ?1) AND resolver IS NULL",
             params![realm, login, verifier],
         )?;
         if changed == 0 {

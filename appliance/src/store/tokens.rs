@@ -54,6 +54,8 @@ pub struct TokenRecord {
     pub user_email: Option<String>,
     /// The card the token lives on (`yubikey 12345678`), for hardware-enrolled tokens.
     pub device: Option<String>,
+    /// The resolver the owner was found through; `None`: the internal user store.
+    pub owner_resolver: Option<String>,
 }
 
 impl TokenRecord {
@@ -94,6 +96,8 @@ pub struct TokenView {
     pub created_at: i64,
     pub recipient: Option<String>,
     pub device: Option<String>,
+    /// Where the owner lives: a resolver's name, or `None` for the internal user store.
+    pub resolver: Option<String>,
 }
 
 impl From<&TokenRecord> for TokenView {
@@ -120,6 +124,7 @@ impl From<&TokenRecord> for TokenView {
             created_at: t.created_at,
             recipient: t.recipient.clone(),
             device: t.device.clone(),
+            resolver: t.owner_resolver.clone(),
         }
     }
 }
@@ -223,7 +228,7 @@ pub struct CheckRecord {
 
 const TOKEN_COLUMNS: &str = "t.id, t.serial, t.type, t.plugin, t.params, t.otp_window, t.sealed_seed, t.counter,
     t.drift, t.pin_verifier, t.fail_count, t.max_fail, t.fail_clear_s, t.last_fail_ms, t.last_auth_ms, t.active,
-    t.revoked, u.login, r.name, t.description, t.created_at, t.recipient, u.phone, u.email, d.kind, d.serial";
+    t.revoked, u.login, r.name, t.description, t.created_at, t.recipient, u.phone, u.email, d.kind, d.serial, u.resolver";
 const TOKEN_FROM: &str = "FROM token t LEFT JOIN app_user u ON u.id = t.user_id LEFT JOIN realm r ON r.id = u.realm_id
     LEFT JOIN device d ON d.id = t.device_id";
 
@@ -258,6 +263,7 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
             (Some(kind), Some(serial)) => Some(format!("{kind} {serial}")),
             _ => None,
         },
+        owner_resolver: r.get(26)?,
     })
 }
 
@@ -410,7 +416,8 @@ impl Store {
         let conn = self.conn();
         let mut st = conn.prepare(
             "SELECT u.login, r.name, u.email, u.phone, u.given_name, u.surname FROM app_user u
-             JOIN realm r ON r.id = u.realm_id WHERE ?1 IS NULL OR r.name = ?1 ORDER BY r.name, u.login",
+             JOIN realm r ON r.id = u.realm_id WHERE (?1 IS NULL OR r.name = ?1) AND u.resolver IS NULL
+             ORDER BY r.name, u.login",
         )?;
         let rows = st.query_map([realm], |r| {
             Ok(User {
@@ -423,6 +430,34 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records a user a resolver found in `realm` as a token owner (once; later calls refresh
+    /// the contact details).
+    #[allow(clippy::too_many_arguments, reason = "one row's columns")]
+    pub fn add_directory_user(
+        &self,
+        realm: Option<&str>,
+        login: &str,
+        resolver: &str,
+        email: Option<&str>,
+        phone: Option<&str>,
+        given_name: Option<&str>,
+        surname: Option<&str>,
+    ) -> Result<String, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (realm_id, realm_name) = Self::realm_id(&tx, realm)?;
+        tx.execute(
+            "INSERT INTO app_user (realm_id, login, email, phone, given_name, surname, created_at, resolver)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (realm_id, login) DO UPDATE SET email = excluded.email, phone = excluded.phone,
+                 given_name = excluded.given_name, surname = excluded.surname
+             WHERE app_user.resolver = excluded.resolver",
+            params![realm_id, login, email, phone, given_name, surname, crate::now_ms() / 1000, resolver],
+        )?;
+        tx.commit()?;
+        Ok(realm_name)
     }
 
     /// Removes a user; their tokens stay, unassigned.
