@@ -118,6 +118,7 @@ impl Appliance {
             validate: ValidateService::new(
                 executor.clone(),
                 realms.clone(),
+                policies.handle(),
                 plugins.clone(),
                 secrets,
                 clock,

@@ -65,6 +65,7 @@ pub enum ValidateError {
 pub struct ValidateService {
     executor: Executor,
     realms: crate::resolvers::Realms,
+    policies: Arc<crate::policy::PolicyHandle>,
     plugins: Arc<PluginHost>,
     secrets: TokenSecrets,
     clock: Clock,
@@ -82,16 +83,18 @@ struct Reject {
 }
 
 impl ValidateService {
+    #[allow(clippy::too_many_arguments, reason = "the service's collaborators, wired once in daemon.rs")]
     pub fn new(
         executor: Executor,
         realms: crate::resolvers::Realms,
+        policies: Arc<crate::policy::PolicyHandle>,
         plugins: Arc<PluginHost>,
         secrets: TokenSecrets,
         clock: Clock,
         detailed: bool,
         challenges: crate::challenges::ChallengeService,
     ) -> ValidateService {
-        ValidateService { executor, realms, plugins, secrets, clock, detailed, challenges }
+        ValidateService { executor, realms, policies, plugins, secrets, clock, detailed, challenges }
     }
 
     pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
@@ -195,13 +198,106 @@ impl ValidateService {
         if let Err(r) = self.owner_still_there(&tokens, &req.target) {
             return Decision::Reject(r);
         }
+        let rules = match self.rules(ctx, &tokens, req) {
+            Ok(r) => r,
+            Err(r) => return Decision::Reject(r),
+        };
         if let Some(tx) = &req.transaction_id {
             return self.answer(ctx, &tokens, req, tx).into();
         }
-        if let Some(hits) = self.trigger_candidates(&tokens, req) {
+        if let Some(hits) = self.trigger_candidates(&tokens, req, &rules) {
             return Decision::Trigger(hits);
         }
-        self.decide(&tokens, req).into()
+        self.decide(&tokens, req, &rules).into()
+    }
+
+    /// The policies that apply to this check: the per-user rate limits (`auth_max_fail`,
+    /// `auth_max_success`, enforced here) and how the PIN is checked (`otppin`). A conflict
+    /// between policies refuses the check.
+    fn rules(&self, ctx: &WorkerCtx<'_>, tokens: &[TokenRecord], req: &CheckRequest) -> Result<Rules, Reject> {
+        use crate::policy::{OtpPin, PolicyContext, Scope};
+        let reject =
+            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
+        let (login, realm) = match &req.target {
+            CheckTarget::User { login, realm } => (Some(login.as_str()), realm.as_deref()),
+            CheckTarget::Serial(_) => {
+                let t = tokens.first();
+                (t.and_then(|t| t.login.as_deref()), t.and_then(|t| t.realm.as_deref()))
+            }
+        };
+        let realm_name = realm.map(str::to_owned).or_else(|| self.realms.realm_name(None).ok());
+        let client = req.caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok());
+        let now_ms = self.clock.now_ms();
+        let now_s = now_ms / 1000;
+        let pctx = PolicyContext {
+            user: login,
+            realm: realm_name.as_deref(),
+            resolver: tokens.iter().find_map(|t| t.owner_resolver.as_deref()),
+            client,
+            now_s,
+            utc_offset_s: crate::policy::local_utc_offset_s(now_s),
+            admin: None,
+            admin_realm: None,
+        };
+        let policies = self.policies.current();
+        let conflict = |e: crate::policy::PolicyConflict| {
+            reject(format!("policy conflict, refused: {e}"), "the check failed; ask an administrator")
+        };
+        if let (CheckTarget::User { login, realm }, false) = (&req.target, req.transaction_id.is_some()) {
+            for (action, result, answer) in [
+                ("auth_max_fail", "reject", "too many failed authentications; try again later"),
+                ("auth_max_success", "accept", "too many authentications; try again later"),
+            ] {
+                let Some((value, names)) = policies.value(Scope::Authorization, action, &pctx).map_err(conflict)?
+                else {
+                    continue;
+                };
+                let Some(limit) = value.as_rate() else { continue };
+                let since = now_ms.saturating_sub(i64::try_from(limit.period_s).unwrap_or(i64::MAX / 2000) * 1000);
+                let seen = crate::store::recent_checks(ctx.reader, login, realm.as_deref(), result, since)
+                    .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
+                if seen >= u64::from(limit.count) {
+                    return Err(reject(
+                        format!(
+                            "{action} {}/{}s reached for {login} ({seen} in the window; policy {}); not checked",
+                            limit.count,
+                            limit.period_s,
+                            names.join(", ")
+                        ),
+                        answer,
+                    ));
+                }
+            }
+        }
+        let otppin = match policies.value(Scope::Authentication, "otppin", &pctx).map_err(conflict)? {
+            Some((v, _)) => v.as_otppin().unwrap_or(OtpPin::TokenPin),
+            None => OtpPin::TokenPin,
+        };
+        Ok(Rules { otppin, login: login.map(str::to_owned), realm: realm.map(str::to_owned) })
+    }
+
+    /// Whether `pin` is right for token `t` under `otppin`: the token's PIN, the owner's
+    /// password in the realm's user store, or no PIN at all.
+    fn pin_ok(&self, t: &TokenRecord, pin: &[u8], rules: &Rules) -> Result<bool, String> {
+        use crate::policy::OtpPin;
+        match rules.otppin {
+            OtpPin::TokenPin => self
+                .secrets
+                .pin_matches(&t.serial, pin, t.pin_verifier.as_deref())
+                .map_err(|e| format!("HSM while checking the PIN of {}: {e}", t.serial)),
+            OtpPin::None => Ok(true),
+            OtpPin::UserStore => {
+                let (Some(login), realm) =
+                    (t.login.as_deref().or(rules.login.as_deref()), t.realm.as_deref().or(rules.realm.as_deref()))
+                else {
+                    return Ok(false);
+                };
+                let password = SecretString::from(String::from_utf8_lossy(pin).into_owned());
+                self.realms
+                    .check_password(realm, login, &password)
+                    .map_err(|e| format!("the user store could not check the password of {login}: {e}"))
+            }
+        }
     }
 
     /// A user found through a directory must still be there: asked through the realm's
@@ -229,12 +325,24 @@ impl ValidateService {
     }
 
     /// Challenge-response tokens of the target whose PIN is the whole `pass`.
-    fn trigger_candidates(&self, tokens: &[TokenRecord], req: &CheckRequest) -> Option<Vec<TokenRecord>> {
+    fn trigger_candidates(
+        &self,
+        tokens: &[TokenRecord],
+        req: &CheckRequest,
+        rules: &Rules,
+    ) -> Option<Vec<TokenRecord>> {
         let pass = req.pass.expose_secret().as_bytes();
         let hits: Vec<TokenRecord> = tokens
             .iter()
             .filter(|t| is_challenge_type(&t.token_type) && t.active && !t.revoked)
-            .filter(|t| self.secrets.pin_matches(&t.serial, pass, t.pin_verifier.as_deref()).unwrap_or(false))
+            // Without a PIN (otppin=none) an empty pass asks for the challenge.
+            .filter(|t| {
+                if rules.otppin == crate::policy::OtpPin::None {
+                    pass.is_empty()
+                } else {
+                    self.pin_ok(t, pass, rules).unwrap_or(false)
+                }
+            })
             .cloned()
             .collect();
         (!hits.is_empty()).then_some(hits)
@@ -343,7 +451,7 @@ impl ValidateService {
     }
 
     /// Reads the tokens and decides, without writing anything.
-    fn decide(&self, tokens: &[TokenRecord], req: &CheckRequest) -> Result<Accept, Reject> {
+    fn decide(&self, tokens: &[TokenRecord], req: &CheckRequest, rules: &Rules) -> Result<Accept, Reject> {
         let reject = |audit: &str, answer: &'static str| Reject {
             audit: audit.to_owned(),
             answer,
@@ -382,18 +490,13 @@ impl ValidateService {
                 continue;
             }
             let (pin, otp) = pass.split_at(pass.len() - digits);
-            match self.secrets.pin_matches(&t.serial, pin, t.pin_verifier.as_deref()) {
+            match self.pin_ok(t, pin, rules) {
                 Ok(true) => {
                     pin_matched = Some((*t, otp));
                     break;
                 }
                 Ok(false) => {}
-                Err(e) => {
-                    return Err(reject(
-                        &format!("HSM while checking the PIN of {}: {e}", t.serial),
-                        "the check failed; try again",
-                    ))
-                }
+                Err(e) => return Err(reject(&e, "the check failed; try again")),
             }
         }
         let Some((token, otp)) = pin_matched else {
@@ -486,6 +589,14 @@ impl ValidateService {
             }
         }
     }
+}
+
+/// What the policies say about one check.
+struct Rules {
+    otppin: crate::policy::OtpPin,
+    /// The user the check names (or the token's owner), for `otppin=userstore`.
+    login: Option<String>,
+    realm: Option<String>,
 }
 
 /// What the worker decided.

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (9, "service_accounts", include_str!("../../../migrations/0009_service_accounts.sql")),
     (10, "system_certificates", include_str!("../../../migrations/0010_system_certificates.sql")),
     (11, "directory_users", include_str!("../../../migrations/0011_directory_users.sql")),
+    (12, "auth_audit_by_user", include_str!("../../../migrations/0012_auth_audit_by_user.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -192,6 +192,24 @@ pub struct AuthAuditQuery {
     pub limit: Option<u32>,
 }
 
+/// How many `validate/check` rows with `result` the user (`login`, `realm` as the request named
+/// it) has since `since_ms`, read on the caller's connection.
+pub fn recent_checks(
+    conn: &Connection,
+    login: &str,
+    realm: Option<&str>,
+    result: &str,
+    since_ms: i64,
+) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM auth_audit WHERE login = ?1 AND at_ms >= ?2 AND action = 'validate/check'
+             AND result = ?3 AND realm IS ?4",
+        )?
+        .query_row(params![login, since_ms, result, realm], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// Which tokens a check is about.
 #[derive(Debug, Clone)]
 pub enum CheckTarget {

@@ -1,0 +1,166 @@
+//! Policies acting on /validate/check: `otppin` (token PIN, the user store's password checked
+//! by an LDAP bind, or none) and the per-user rate limits `auth_max_fail` / `auth_max_success`.
+//! Each effect has a test, and a twin where the policy's condition does not match.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+use countersign_tests::slapd::{Slapd, BASE, READER_DN, READER_PASSWORD};
+use countersign_tests::{Daemon, HOTP_PLUGIN};
+use serde_json::{json, Value};
+
+const SEED: &str = "3132333435363738393031323334353637383930";
+const CODES: [&str; 6] = ["755224", "287082", "359152", "969429", "338314", "254676"];
+/// A second seed (RFC 4226's key reversed) for bob, so his codes differ.
+const SEED_B: &str = "3039383736353433323130393837363534333231";
+
+fn daemon() -> Daemon {
+    Daemon::with_plugins(&[HOTP_PLUGIN], "[validate]\ndetailed_errors = true\n")
+}
+
+fn policy(d: &Daemon, args: &[&str]) {
+    let mut a = vec!["policy", "set"];
+    a.extend_from_slice(args);
+    let out = d.cli(&a);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn token(d: &Daemon, user: &str, realm: Option<&str>, seed: &str, pin: &str) {
+    let mut a = vec!["token", "init", "--type", "hotp", "--user", user, "--seed-stdin", "--pin-stdin"];
+    if let Some(r) = realm {
+        a.extend_from_slice(&["--realm", r]);
+    }
+    d.cli_json_stdin(&a, &format!("{seed}\n{pin}\n"));
+}
+
+fn check(d: &Daemon, user: &str, realm: Option<&str>, pass: &str) -> Value {
+    let mut body = json!({ "user": user, "pass": pass });
+    if let Some(r) = realm {
+        body["realm"] = r.into();
+    }
+    let (status, v) = d.check(body);
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn ldap_realm(d: &Daemon, slapd: &Slapd) {
+    let options = json!({
+        "uris": [slapd.uri()], "bind_dn": READER_DN, "base_dn": format!("ou=people,{BASE}"),
+        "filter": "(&(objectClass=inetOrgPerson)(uid={login}))", "connect_timeout_ms": 1000, "timeout_ms": 1000,
+    });
+    d.cli_json_stdin(
+        &["resolver", "add", "corp", "--kind", "ldap", "--options", &options.to_string(), "--bind-password-stdin"],
+        &format!("{READER_PASSWORD}\n"),
+    );
+    d.cli_json(&["realm", "add", "staff", "--resolvers", "corp"]);
+}
+
+#[test]
+fn otppin_userstore_checks_the_ldap_password_by_a_bind() {
+    let slapd = Slapd::start();
+    let d = daemon();
+    ldap_realm(&d, &slapd);
+    token(&d, "alice", Some("staff"), SEED, "rabbit");
+    policy(&d, &["ldap-pin", "--scope", "authentication", "--action", "otppin=userstore", "--realm", "staff"]);
+    let before = slapd.operations();
+    assert_eq!(check(&d, "alice", Some("staff"), &format!("alice-pw-1{}", CODES[0]))["accepted"], true);
+    assert!(slapd.operations() > before, "the password was checked against LDAP");
+    assert_eq!(check(&d, "alice", Some("staff"), &format!("rabbit{}", CODES[1]))["accepted"], false);
+    assert_eq!(check(&d, "alice", Some("staff"), &format!("bob-pw-2{}", CODES[1]))["accepted"], false);
+}
+
+#[test]
+fn otppin_userstore_does_not_apply_outside_its_realm() {
+    let slapd = Slapd::start();
+    let d = daemon();
+    ldap_realm(&d, &slapd);
+    token(&d, "alice", Some("staff"), SEED, "rabbit");
+    d.cli_json(&["realm", "add", "elsewhere"]);
+    policy(&d, &["ldap-pin", "--scope", "authentication", "--action", "otppin=userstore", "--realm", "elsewhere"]);
+    assert_eq!(check(&d, "alice", Some("staff"), &format!("alice-pw-1{}", CODES[0]))["accepted"], false);
+    assert_eq!(check(&d, "alice", Some("staff"), &format!("rabbit{}", CODES[0]))["accepted"], true);
+}
+
+#[test]
+fn otppin_none_takes_the_otp_alone_only_where_it_applies() {
+    let d = daemon();
+    d.cli_json(&["user", "add", "alice"]);
+    d.cli_json(&["user", "add", "bob"]);
+    token(&d, "alice", None, SEED, "1234");
+    token(&d, "bob", None, SEED_B, "5678");
+    policy(&d, &["no-pin", "--scope", "authentication", "--action", "otppin=none", "--user", "alice"]);
+    assert_eq!(check(&d, "alice", None, CODES[0])["accepted"], true, "alice needs no PIN");
+    // bob is not in the policy: his OTP alone is refused.
+    let out = std::process::Command::new("oathtool").args(["-c", "0", SEED_B]).output().unwrap();
+    let bob0 = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(check(&d, "bob", None, &bob0)["accepted"], false);
+    assert_eq!(check(&d, "bob", None, &format!("5678{bob0}"))["accepted"], true);
+}
+
+#[test]
+fn auth_max_fail_stops_that_user_only_within_the_window() {
+    let d = daemon();
+    for u in ["alice", "bob"] {
+        d.cli_json(&["user", "add", u]);
+    }
+    token(&d, "alice", None, SEED, "1234");
+    token(&d, "bob", None, SEED, "1234");
+    policy(&d, &["lockout", "--scope", "authorization", "--action", "auth_max_fail=2/5m", "--realm", "default"]);
+    for _ in 0..2 {
+        assert_eq!(check(&d, "alice", None, "1234000000")["accepted"], false);
+    }
+    let v = check(&d, "alice", None, &format!("1234{}", CODES[0]));
+    assert_eq!(v["accepted"], false, "the right OTP is not even checked");
+    assert_eq!(v["message"], "too many failed authentications; try again later");
+    // Other users are untouched: no fail-counter denial of service across users.
+    assert_eq!(check(&d, "bob", None, &format!("1234{}", CODES[0]))["accepted"], true);
+    // alice's token counted none of the blocked attempts.
+    assert_eq!(d.cli_json(&["token", "list", "--user", "alice"])["tokens"][0]["fail_count"], 2);
+    // After the window, alice gets in (her code was never used).
+    d.set_clock_offset_ms(301_000);
+    assert_eq!(check(&d, "alice", None, &format!("1234{}", CODES[0]))["accepted"], true);
+}
+
+#[test]
+fn auth_max_fail_does_not_apply_outside_its_condition() {
+    let d = daemon();
+    d.cli_json(&["user", "add", "alice"]);
+    token(&d, "alice", None, SEED, "1234");
+    policy(&d, &["lockout", "--scope", "authorization", "--action", "auth_max_fail=2/5m", "--client", "10.0.0.0/8"]);
+    for _ in 0..3 {
+        assert_eq!(check(&d, "alice", None, "1234000000")["accepted"], false);
+    }
+    assert_eq!(check(&d, "alice", None, &format!("1234{}", CODES[0]))["accepted"], true);
+}
+
+#[test]
+fn auth_max_success_limits_successes_per_user() {
+    let d = daemon();
+    for u in ["alice", "bob"] {
+        d.cli_json(&["user", "add", u]);
+    }
+    token(&d, "alice", None, SEED, "1234");
+    token(&d, "bob", None, SEED, "1234");
+    policy(&d, &["once", "--scope", "authorization", "--action", "auth_max_success=1/1m", "--user", "alice"]);
+    assert_eq!(check(&d, "alice", None, &format!("1234{}", CODES[0]))["accepted"], true);
+    let v = check(&d, "alice", None, &format!("1234{}", CODES[1]));
+    assert_eq!(v["accepted"], false);
+    assert_eq!(v["message"], "too many authentications; try again later");
+    // bob is not named by the policy.
+    assert_eq!(check(&d, "bob", None, &format!("1234{}", CODES[0]))["accepted"], true);
+    assert_eq!(check(&d, "bob", None, &format!("1234{}", CODES[1]))["accepted"], true);
+    d.set_clock_offset_ms(61_000);
+    assert_eq!(check(&d, "alice", None, &format!("1234{}", CODES[1]))["accepted"], true);
+}
+
+#[test]
+fn conflicting_policies_refuse_the_check() {
+    let d = daemon();
+    d.cli_json(&["user", "add", "alice"]);
+    token(&d, "alice", None, SEED, "1234");
+    policy(&d, &["a", "--scope", "authentication", "--action", "otppin=none"]);
+    policy(&d, &["b", "--scope", "authentication", "--action", "otppin=tokenpin"]);
+    let v = check(&d, "alice", None, &format!("1234{}", CODES[0]));
+    assert_eq!(v["accepted"], false);
+    let row = d.auth_audit().into_iter().find(|r| r["action"] == "validate/check").unwrap();
+    assert!(row["detail"].as_str().unwrap().contains("policy conflict"), "{row}");
+}
