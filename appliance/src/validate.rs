@@ -142,7 +142,10 @@ impl ValidateService {
             (false, _) => GENERIC_REJECT,
         };
         let (serial, token_type) = match answer {
-            Answer::Accept { serial, token_type } if committed.accepted => (Some(serial), Some(token_type)),
+            // An empty serial: accepted by a policy without a token.
+            Answer::Accept { serial, token_type } if committed.accepted => {
+                (Some(serial).filter(|s| !s.is_empty()), Some(token_type).filter(|t| !t.is_empty()))
+            }
             _ => (None, None),
         };
         Ok(CheckOutcome {
@@ -273,7 +276,15 @@ impl ValidateService {
             Some((v, _)) => v.as_otppin().unwrap_or(OtpPin::TokenPin),
             None => OtpPin::TokenPin,
         };
-        Ok(Rules { otppin, login: login.map(str::to_owned), realm: realm.map(str::to_owned) })
+        let flag = |action: &str| policies.flag(Scope::Authentication, action, &pctx);
+        Ok(Rules {
+            otppin,
+            passthru: flag("passthru").map_err(conflict)?,
+            pass_on_no_token: flag("passOnNoToken").map_err(conflict)?,
+            pass_on_no_user: flag("passOnNoUser").map_err(conflict)?,
+            login: login.map(str::to_owned),
+            realm: realm.map(str::to_owned),
+        })
     }
 
     /// Whether `pin` is right for token `t` under `otppin`: the token's PIN, the owner's
@@ -450,6 +461,51 @@ impl ValidateService {
             .map_err(|e| e.to_string())
     }
 
+    /// A user with no token: refused, unless a policy lets them through (privacyIDEA's
+    /// passOnNoUser, passOnNoToken, or passthru with the user store's password).
+    fn without_token(
+        &self,
+        login: &str,
+        realm: Option<&str>,
+        req: &CheckRequest,
+        rules: &Rules,
+    ) -> Result<Accept, Reject> {
+        let reject =
+            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
+        let pass = |detail: &str| Accept {
+            serial: String::new(),
+            token_type: String::new(),
+            detail: detail.to_owned(),
+            effect: TokenEffect::Pass,
+        };
+        if !(rules.passthru || rules.pass_on_no_token || rules.pass_on_no_user) {
+            return Err(reject("no such user, or the user has no token".into(), "no such user or no token"));
+        }
+        let known = self.realms.find_user(realm, login).map_err(|e| {
+            reject(
+                format!("the user store could not be asked about {login}: {e}"),
+                "the user store could not be reached; try again",
+            )
+        })?;
+        match known {
+            None if rules.pass_on_no_user => Ok(pass("no such user; let through by policy passOnNoUser")),
+            None => Err(reject("no such user".into(), "no such user or no token")),
+            Some(_) if rules.pass_on_no_token => Ok(pass("the user has no token; let through by policy passOnNoToken")),
+            Some(_) if rules.passthru => {
+                let password = SecretString::from(req.pass.expose_secret().to_owned());
+                match self.realms.check_password(realm, login, &password) {
+                    Ok(true) => Ok(pass("the user has no token; user store password accepted by policy passthru")),
+                    Ok(false) => Err(reject("passthru: wrong user store password".into(), "wrong PIN or OTP")),
+                    Err(e) => Err(reject(
+                        format!("passthru: the user store could not check the password of {login}: {e}"),
+                        "the user store could not be reached; try again",
+                    )),
+                }
+            }
+            Some(_) => Err(reject("the user has no token".into(), "no such user or no token")),
+        }
+    }
+
     /// Reads the tokens and decides, without writing anything.
     fn decide(&self, tokens: &[TokenRecord], req: &CheckRequest, rules: &Rules) -> Result<Accept, Reject> {
         let reject = |audit: &str, answer: &'static str| Reject {
@@ -459,12 +515,10 @@ impl ValidateService {
             serial: None,
         };
         if tokens.is_empty() {
-            return Err(match &req.target {
-                CheckTarget::Serial(_) => reject("no such token", "no such token"),
-                CheckTarget::User { .. } => {
-                    reject("no such user, or the user has no token", "no such user or no token")
-                }
-            });
+            return match &req.target {
+                CheckTarget::Serial(_) => Err(reject("no such token", "no such token")),
+                CheckTarget::User { login, realm } => self.without_token(login, realm.as_deref(), req, rules),
+            };
         }
         let usable: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active && !t.revoked).collect();
         if usable.is_empty() {
@@ -575,7 +629,7 @@ impl ValidateService {
             }
             Decision::Accept(a) => {
                 audit.result = "accept".into();
-                audit.serial = Some(a.serial.clone());
+                audit.serial = Some(a.serial.clone()).filter(|s| !s.is_empty());
                 audit.detail = Some(a.detail);
                 (CheckRecord { effect: a.effect, audit }, Answer::Accept { serial: a.serial, token_type: a.token_type })
             }
@@ -594,6 +648,10 @@ impl ValidateService {
 /// What the policies say about one check.
 struct Rules {
     otppin: crate::policy::OtpPin,
+    /// passthru, passOnNoToken, passOnNoUser.
+    passthru: bool,
+    pass_on_no_token: bool,
+    pass_on_no_user: bool,
     /// The user the check names (or the token's owner), for `otppin=userstore`.
     login: Option<String>,
     realm: Option<String>,
@@ -617,7 +675,7 @@ impl From<Result<Accept, Reject>> for Decision {
 }
 
 /// What an accepted check will write: its effect (a counter or a challenge compare-and-set)
-/// and the audit's detail.
+/// and the audit's detail. A policy pass without a token has an empty serial and type.
 struct Accept {
     serial: String,
     token_type: String,

@@ -164,3 +164,45 @@ fn conflicting_policies_refuse_the_check() {
     let row = d.auth_audit().into_iter().find(|r| r["action"] == "validate/check").unwrap();
     assert!(row["detail"].as_str().unwrap().contains("policy conflict"), "{row}");
 }
+
+#[test]
+fn pass_on_no_token_and_no_user_only_where_they_apply() {
+    let d = daemon();
+    d.cli_json(&["user", "add", "alice"]);
+    d.cli_json(&["user", "add", "bob"]);
+    token(&d, "bob", None, SEED, "1234");
+    // Without policies: a user without a token and an unknown user are refused.
+    assert_eq!(check(&d, "alice", None, "anything")["accepted"], false);
+    assert_eq!(check(&d, "ghost", None, "anything")["accepted"], false);
+    policy(&d, &["no-token", "--scope", "authentication", "--action", "passOnNoToken=true", "--user", "alice"]);
+    let v = check(&d, "alice", None, "anything");
+    assert_eq!(v["accepted"], true, "{v}");
+    assert!(v["serial"].is_null(), "no token accepted: {v}");
+    // bob has a token: passOnNoToken does not bypass it.
+    policy(&d, &["no-token-bob", "--scope", "authentication", "--action", "passOnNoToken=true", "--user", "bob"]);
+    assert_eq!(check(&d, "bob", None, "anything")["accepted"], false);
+    // passOnNoUser for another realm does not let ghost in; for this realm it does.
+    d.cli_json(&["realm", "add", "elsewhere"]);
+    policy(&d, &["no-user", "--scope", "authentication", "--action", "passOnNoUser=true", "--realm", "elsewhere"]);
+    assert_eq!(check(&d, "ghost", None, "anything")["accepted"], false);
+    policy(&d, &["no-user", "--scope", "authentication", "--action", "passOnNoUser=true", "--realm", "default"]);
+    assert_eq!(check(&d, "ghost", None, "anything")["accepted"], true);
+    let row = d.auth_audit().into_iter().find(|r| r["action"] == "validate/check").unwrap();
+    assert!(row["detail"].as_str().unwrap().contains("passOnNoUser"), "{row}");
+}
+
+#[test]
+fn passthru_takes_the_user_store_password_for_users_without_tokens() {
+    let d = daemon();
+    d.cli_json(&["user", "add", "alice"]);
+    d.cli_json(&["user", "add", "bob"]);
+    let out = d.cli_stdin(&["user", "set-password", "alice"], "correct horse\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    policy(&d, &["through", "--scope", "authentication", "--action", "passthru=true", "--user", "alice"]);
+    assert_eq!(check(&d, "alice", None, "correct horse")["accepted"], true);
+    assert_eq!(check(&d, "alice", None, "wrong horse")["accepted"], false);
+    // bob is not in the policy.
+    let out = d.cli_stdin(&["user", "set-password", "bob"], "bob horse\n");
+    assert!(out.status.success());
+    assert_eq!(check(&d, "bob", None, "bob horse")["accepted"], false);
+}

@@ -222,6 +222,9 @@ pub enum CheckTarget {
 pub enum TokenEffect {
     /// Nothing to change (unknown user, disabled token, ...).
     None,
+    /// Accepted by a policy without a token (passOnNoToken, passOnNoUser, passthru): nothing
+    /// to change but the audit row.
+    Pass,
     /// Accept: move `counter` from `seen_counter` to `new_counter`, but only if neither the
     /// counter nor the fail counter changed since they were read.
     Accept { token_id: i64, seen_counter: u64, seen_fail: u32, new_counter: u64, drift: Option<i64> },
@@ -326,6 +329,8 @@ pub(crate) fn commit_check(tx: &Transaction<'_>, rec: &mut CheckRecord) -> rusql
     let at = rec.audit.at_ms;
     let accepted = match &rec.effect {
         TokenEffect::None => false,
+        // A policy let the user through without a token (passOnNoToken, passOnNoUser, passthru).
+        TokenEffect::Pass => true,
         TokenEffect::Accept { token_id, seen_counter, seen_fail, new_counter, drift } => {
             let changed = tx
                 .prepare_cached(
