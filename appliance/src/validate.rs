@@ -46,6 +46,9 @@ pub struct CheckOutcome {
     pub serial: Option<String>,
     /// Its type, likewise on accept only.
     pub token_type: Option<String>,
+    /// A policy (no_detail_on_success / no_detail_on_fail) says the answer carries no detail:
+    /// `serial` and `token_type` are already cleared; privacyIDEA-style answers drop `detail`.
+    pub hide_detail: bool,
     pub message: String,
     pub audit_id: i64,
     /// Challenges this request created (a PIN-only check of challenge-response tokens).
@@ -115,6 +118,7 @@ impl ValidateService {
         };
         let svc = self.clone();
         let caller = req.caller.clone();
+        let answers = self.answer_policies(&req.target, &req.caller);
         let (answer, committed) = self
             .executor
             .check(audit, move |ctx, audit| {
@@ -128,17 +132,20 @@ impl ValidateService {
                 accepted: false,
                 serial: None,
                 token_type: None,
+                hide_detail: false,
                 message: "enter the code that was sent to you, with this transaction_id".into(),
                 audit_id: committed.audit_id,
                 transaction_id: Some(tx),
                 challenges,
             });
         }
+        // hide_specific_error_message overrides validate.detailed_errors for whom it applies.
+        let detailed = self.detailed && !answers.hide_specific;
         let message = match (committed.accepted, &answer) {
             (true, _) => "matching token found",
             // The compare-and-set lost: another request accepted this OTP first.
-            (false, Answer::Accept { .. }) if self.detailed => "the OTP was already used",
-            (false, Answer::Reject(m)) if self.detailed => m,
+            (false, Answer::Accept { .. }) if detailed => "the OTP was already used",
+            (false, Answer::Reject(m)) if detailed => m,
             (false, _) => GENERIC_REJECT,
         };
         let (serial, token_type) = match answer {
@@ -148,10 +155,13 @@ impl ValidateService {
             }
             _ => (None, None),
         };
+        let hide_detail = if committed.accepted { answers.no_detail_on_success } else { answers.no_detail_on_fail };
+        let (serial, token_type) = if hide_detail { (None, None) } else { (serial, token_type) };
         Ok(CheckOutcome {
             accepted: committed.accepted,
             serial,
             token_type,
+            hide_detail,
             message: message.to_owned(),
             audit_id: committed.audit_id,
             transaction_id: None,
@@ -229,7 +239,7 @@ impl ValidateService {
             }
         };
         let realm_name = realm.map(str::to_owned).or_else(|| self.realms.realm_name(None).ok());
-        let client = req.caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok());
+        let client = client_of(&req.caller);
         let now_ms = self.clock.now_ms();
         let now_s = now_ms / 1000;
         let pctx = PolicyContext {
@@ -308,6 +318,35 @@ impl ValidateService {
                     .check_password(realm, login, &password)
                     .map_err(|e| format!("the user store could not check the password of {login}: {e}"))
             }
+        }
+    }
+
+    /// The answer-shaping policies for this caller (authentication and authorization scopes).
+    /// A conflict between them hides as much as either would: the answer says less, never more.
+    fn answer_policies(&self, target: &CheckTarget, caller: &str) -> AnswerPolicies {
+        use crate::policy::{PolicyContext, Scope};
+        let (login, realm) = match target {
+            CheckTarget::User { login, realm } => (Some(login.as_str()), realm.clone()),
+            CheckTarget::Serial(_) => (None, None),
+        };
+        let realm = realm.or_else(|| self.realms.realm_name(None).ok());
+        let now_s = self.clock.now_ms() / 1000;
+        let ctx = PolicyContext {
+            user: login,
+            realm: realm.as_deref(),
+            resolver: None,
+            client: client_of(caller),
+            now_s,
+            utc_offset_s: crate::policy::local_utc_offset_s(now_s),
+            admin: None,
+            admin_realm: None,
+        };
+        let p = self.policies.current();
+        let flag = |scope, action| p.flag(scope, action, &ctx).unwrap_or(true);
+        AnswerPolicies {
+            hide_specific: flag(Scope::Authentication, "hide_specific_error_message"),
+            no_detail_on_fail: flag(Scope::Authorization, "no_detail_on_fail"),
+            no_detail_on_success: flag(Scope::Authorization, "no_detail_on_success"),
         }
     }
 
@@ -643,6 +682,18 @@ impl ValidateService {
             }
         }
     }
+}
+
+/// The client address in an audit caller name (`ip:ADDR`, `service:NAME ip:ADDR`, ...).
+fn client_of(caller: &str) -> Option<std::net::IpAddr> {
+    caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok())
+}
+
+/// How much a check's answer may say.
+struct AnswerPolicies {
+    hide_specific: bool,
+    no_detail_on_fail: bool,
+    no_detail_on_success: bool,
 }
 
 /// What the policies say about one check.

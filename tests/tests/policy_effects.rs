@@ -206,3 +206,40 @@ fn passthru_takes_the_user_store_password_for_users_without_tokens() {
     assert!(out.status.success());
     assert_eq!(check(&d, "bob", None, "bob horse")["accepted"], false);
 }
+
+#[test]
+fn answer_detail_policies_apply_to_their_users_only() {
+    let d = daemon(); // detailed_errors = true
+    for u in ["alice", "bob"] {
+        d.cli_json(&["user", "add", u]);
+    }
+    token(&d, "alice", None, SEED, "1234");
+    token(&d, "bob", None, SEED, "1234");
+    // carol and dave have no token: the detailed answer says so.
+    let specific = "no such user or no token";
+    assert_eq!(check(&d, "carol", None, "1234000000")["message"], specific);
+    policy(
+        &d,
+        &["hide", "--scope", "authentication", "--action", "hide_specific_error_message=true", "--user", "carol"],
+    );
+    assert_eq!(check(&d, "carol", None, "1234000000")["message"], "wrong PIN or OTP");
+    assert_eq!(check(&d, "dave", None, "1234000000")["message"], specific);
+
+    policy(&d, &["quiet-ok", "--scope", "authorization", "--action", "no_detail_on_success=true", "--user", "alice"]);
+    let v = check(&d, "alice", None, &format!("1234{}", CODES[0]));
+    assert_eq!(v["accepted"], true);
+    assert!(v["serial"].is_null(), "{v}");
+    let v = check(&d, "bob", None, &format!("1234{}", CODES[0]));
+    assert!(v["serial"].is_string(), "{v}");
+
+    // privacyIDEA-style answers drop `detail` on a failure for whom no_detail_on_fail applies.
+    policy(&d, &["quiet-fail", "--scope", "authorization", "--action", "no_detail_on_fail=true", "--user", "alice"]);
+    let pi = |user: &str| -> Value {
+        let body = json!({ "user": user, "pass": "1234000000" }).to_string().into_bytes();
+        countersign_tests::request(&d.api_sock(), "POST", "/validate/check", Some(body)).1
+    };
+    let a = pi("alice");
+    assert_eq!(a["result"]["authentication"], "REJECT");
+    assert!(a["detail"].is_null(), "{a}");
+    assert!(pi("bob")["detail"]["message"].is_string());
+}

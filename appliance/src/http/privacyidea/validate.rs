@@ -69,6 +69,11 @@ fn challenge_detail(challenges: &[ChallengeView]) -> Value {
 }
 
 fn shape(o: &CheckOutcome) -> PiResponse {
+    if o.hide_detail {
+        // no_detail_on_success / no_detail_on_fail: privacyIDEA drops the detail.
+        let (value, authentication) = if o.accepted { (true, "ACCEPT") } else { (false, "REJECT") };
+        return PiResponse::ok(json!(value), Some(authentication), Value::Null);
+    }
     if o.accepted {
         return PiResponse::ok(
             json!(true),
