@@ -83,9 +83,15 @@ impl Appliance {
             cfg.challenge.clone(),
         );
         challenges.start_sender()?;
+        let policies = crate::policy::PolicyService::new(
+            store.clone(),
+            Arc::new(crate::policy::PolicyHandle::load(&store)?),
+            clock.clone(),
+        );
         let tokens = TokenService::new(
             store.clone(),
             realms.clone(),
+            policies.handle(),
             plugins.clone(),
             secrets.clone(),
             clock.clone(),
@@ -98,11 +104,6 @@ impl Appliance {
             tokens.clone(),
             ca.clone(),
             cfg.enrolment.clone(),
-            clock.clone(),
-        );
-        let policies = crate::policy::PolicyService::new(
-            store.clone(),
-            Arc::new(crate::policy::PolicyHandle::load(&store)?),
             clock.clone(),
         );
         let state = AppState {

@@ -111,6 +111,18 @@ pub struct Enrolled {
     #[serde(serialize_with = "expose")]
     pub otpauth_uri: Option<SecretString>,
     pub qr_png: Option<String>,
+    /// The PIN the appliance chose (policy otp_pin_random), shown this once.
+    #[serde(serialize_with = "expose", skip_serializing_if = "Option::is_none")]
+    pub pin: Option<SecretString>,
+}
+
+/// What the enrollment-scope policies say about one new token.
+#[derive(Debug, Default)]
+struct EnrolPolicies {
+    max_tokens: Option<i64>,
+    random_pin: Option<i64>,
+    label: Option<String>,
+    issuer: Option<String>,
 }
 
 fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -133,6 +145,7 @@ pub struct TokenSettings {
 pub struct TokenService {
     store: Arc<Store>,
     realms: crate::resolvers::Realms,
+    policies: Arc<crate::policy::PolicyHandle>,
     plugins: Arc<PluginHost>,
     secrets: TokenSecrets,
     clock: Clock,
@@ -284,12 +297,58 @@ impl TokenService {
     pub fn new(
         store: Arc<Store>,
         realms: crate::resolvers::Realms,
+        policies: Arc<crate::policy::PolicyHandle>,
         plugins: Arc<PluginHost>,
         secrets: TokenSecrets,
         clock: Clock,
         defaults: ValidateSection,
     ) -> TokenService {
-        TokenService { store, realms, plugins, secrets, clock, defaults }
+        TokenService { store, realms, policies, plugins, secrets, clock, defaults }
+    }
+
+    /// The enrolment policies for a token of `login` in `realm` (names as the realm resolves).
+    fn enrol_policies(
+        &self,
+        caller: &str,
+        login: Option<&str>,
+        realm: Option<&str>,
+    ) -> Result<EnrolPolicies, TokenError> {
+        use crate::policy::{PolicyContext, Scope};
+        let now_s = self.clock.now_ms() / 1000;
+        let ctx = PolicyContext {
+            user: login,
+            realm,
+            resolver: None,
+            client: caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok()),
+            now_s,
+            utc_offset_s: crate::policy::local_utc_offset_s(now_s),
+            admin: None,
+            admin_realm: None,
+        };
+        let p = self.policies.current();
+        let value = |action: &str| {
+            p.value(Scope::Enrollment, action, &ctx)
+                .map(|v| v.map(|(v, _)| v))
+                .map_err(|e| TokenError::Invalid(format!("policy conflict, refused: {e}")))
+        };
+        Ok(EnrolPolicies {
+            max_tokens: value("max_token_per_user")?.and_then(|v| v.as_int()),
+            random_pin: value("otp_pin_random")?.and_then(|v| v.as_int()),
+            label: value("tokenlabel")?.and_then(|v| v.as_text().map(str::to_owned)),
+            issuer: value("tokenissuer")?.and_then(|v| v.as_text().map(str::to_owned)),
+        })
+    }
+
+    /// Refuses a token for a user who already has as many as `max_token_per_user` allows.
+    fn within_token_limit(&self, login: &str, realm: &str, limit: Option<i64>) -> Result<(), TokenError> {
+        let Some(limit) = limit else { return Ok(()) };
+        let have = self.store.tokens(Some((login, Some(realm))), None)?.len();
+        if i64::try_from(have).unwrap_or(i64::MAX) >= limit {
+            return Err(TokenError::Invalid(format!(
+                "user {login} in realm {realm} already has {have} token(s); policy max_token_per_user allows {limit}"
+            )));
+        }
+        Ok(())
     }
 
     /// Makes sure `login` can own tokens in `realm` (the default realm when `None`): a user of
@@ -334,10 +393,26 @@ impl TokenService {
         blocking(move || svc.init_blocking(&caller, r)).await
     }
 
-    fn init_blocking(&self, caller: &str, r: InitRequest) -> Result<Enrolled, TokenError> {
-        if let Some(login) = &r.user {
-            self.ensure_owner(login, r.realm.as_deref())?;
+    fn init_blocking(&self, caller: &str, mut r: InitRequest) -> Result<Enrolled, TokenError> {
+        let realm = match &r.user {
+            Some(login) => Some(self.ensure_owner(login, r.realm.as_deref())?),
+            None => None,
+        };
+        let policies = self.enrol_policies(caller, r.user.as_deref(), realm.as_deref())?;
+        if let (Some(login), Some(realm)) = (&r.user, &realm) {
+            self.within_token_limit(login, realm, policies.max_tokens)?;
         }
+        // otp_pin_random: the appliance picks the PIN (shown once) when the request sets none.
+        let random_pin = match (policies.random_pin, &r.pin) {
+            (Some(n), None) => {
+                let n = usize::try_from(n).unwrap_or(8);
+                let bytes = Zeroizing::new(self.secrets.random(n)?);
+                let pin: String = bytes.iter().map(|b| char::from(b'0' + b % 10)).collect();
+                r.pin = Some(SecretString::from(pin.clone()));
+                Some(SecretString::from(pin))
+            }
+            _ => None,
+        };
         let (new, seed) = self.prepare(&r)?;
         let serial = new.serial.clone();
         let mut audit = audit_row(caller, "token/init", Some(&serial));
@@ -346,14 +421,24 @@ impl TokenService {
         audit.detail =
             Some(format!("type {}, {} seed", r.token_type, if r.seed.is_some() { "imported" } else { "generated" }));
         let rec = self.store.insert_token(&new, &audit)?;
-        let issuer = r.issuer.clone().unwrap_or_else(|| "Countersign".into());
-        let account = rec.login.clone().unwrap_or_else(|| serial.clone());
+        let fill = |template: &str| {
+            template
+                .replace("{user}", rec.login.as_deref().unwrap_or_default())
+                .replace("{realm}", rec.realm.as_deref().unwrap_or_default())
+                .replace("{serial}", &serial)
+        };
+        let issuer =
+            r.issuer.clone().or_else(|| policies.issuer.as_deref().map(fill)).unwrap_or_else(|| "Countersign".into());
+        let account = match &policies.label {
+            Some(t) => fill(t),
+            None => rec.login.clone().unwrap_or_else(|| serial.clone()),
+        };
         let uri = (!is_challenge_type(&r.token_type)).then(|| otpauth_uri(&new, &seed, &issuer, &account));
         let png = match (&uri, r.qr_png) {
             (Some(u), true) => Some(qr_png(u.expose_secret()).map_err(TokenError::Internal)?),
             _ => None,
         };
-        Ok(Enrolled { token: TokenView::from(&rec), otpauth_uri: uri, qr_png: png })
+        Ok(Enrolled { token: TokenView::from(&rec), otpauth_uri: uri, qr_png: png, pin: random_pin })
     }
 
     /// Checks an enrolment request and builds the token row (seed generated by the HSM or
@@ -467,8 +552,13 @@ impl TokenService {
     ) -> Result<TokenView, TokenError> {
         let detail = Some(format!("to {user}{}", realm.as_deref().map(|r| format!("@{r}")).unwrap_or_default()));
         let svc = self.clone();
-        let (u, r) = (user.clone(), realm.clone());
-        blocking(move || svc.ensure_owner(&u, r.as_deref())).await?;
+        let (u, r, c) = (user.clone(), realm.clone(), caller.clone());
+        blocking(move || {
+            let realm = svc.ensure_owner(&u, r.as_deref())?;
+            let policies = svc.enrol_policies(&c, Some(&u), Some(&realm))?;
+            svc.within_token_limit(&u, &realm, policies.max_tokens)
+        })
+        .await?;
         self.change(caller, serial, "assign", detail, move |tx, t| {
             change::assign(tx, t, Some((&user, realm.as_deref())))
         })

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::slapd::{Slapd, BASE, READER_DN, READER_PASSWORD};
-use countersign_tests::{Daemon, HOTP_PLUGIN};
+use countersign_tests::{Daemon, HOTP_PLUGIN, TOTP_PLUGIN};
 use serde_json::{json, Value};
 
 const SEED: &str = "3132333435363738393031323334353637383930";
@@ -14,7 +14,7 @@ const CODES: [&str; 6] = ["755224", "287082", "359152", "969429", "338314", "254
 const SEED_B: &str = "3039383736353433323130393837363534333231";
 
 fn daemon() -> Daemon {
-    Daemon::with_plugins(&[HOTP_PLUGIN], "[validate]\ndetailed_errors = true\n")
+    Daemon::with_plugins(&[HOTP_PLUGIN, TOTP_PLUGIN], "[validate]\ndetailed_errors = true\n")
 }
 
 fn policy(d: &Daemon, args: &[&str]) {
@@ -242,4 +242,55 @@ fn answer_detail_policies_apply_to_their_users_only() {
     assert_eq!(a["result"]["authentication"], "REJECT");
     assert!(a["detail"].is_null(), "{a}");
     assert!(pi("bob")["detail"]["message"].is_string());
+}
+
+#[test]
+fn enrolment_policies_limit_tokens_choose_pins_and_label_the_uri() {
+    let d = daemon();
+    for u in ["alice", "bob"] {
+        d.cli_json(&["user", "add", u]);
+    }
+    policy(&d, &["one-each", "--scope", "enrollment", "--action", "max_token_per_user=1", "--user", "alice"]);
+    d.cli_json(&["token", "init", "--type", "hotp", "--user", "alice"]);
+    let out = d.cli(&["token", "init", "--type", "hotp", "--user", "alice"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_token_per_user allows 1"));
+    let spare = d.cli_json(&["token", "init", "--type", "hotp"]);
+    let out = d.cli(&["token", "assign", spare["token"]["serial"].as_str().unwrap(), "--user", "alice"]);
+    assert!(!out.status.success(), "assigning is limited too");
+    // bob is not limited.
+    d.cli_json(&["token", "init", "--type", "hotp", "--user", "bob"]);
+    d.cli_json(&["token", "init", "--type", "hotp", "--user", "bob"]);
+
+    policy(&d, &["random-pin", "--scope", "enrollment", "--action", "otp_pin_random=6", "--user", "bob"]);
+    let e =
+        d.cli_json_stdin(&["token", "init", "--type", "hotp", "--user", "bob", "--seed-stdin"], &format!("{SEED}\n"));
+    let pin = e["pin"].as_str().expect("the chosen PIN is shown once").to_owned();
+    assert_eq!(pin.len(), 6);
+    let serial = e["token"]["serial"].as_str().unwrap();
+    assert!(d.accepts(serial, &format!("{pin}{}", CODES[0])));
+    assert!(d.cli_json(&["token", "show", serial]).get("pin").is_none(), "never shown again");
+    d.cli_json(&["user", "add", "carol"]);
+    let e = d.cli_json(&["token", "init", "--type", "hotp", "--user", "carol"]);
+    assert!(e.get("pin").is_none(), "carol is not in the policy: {e}");
+
+    policy(
+        &d,
+        &[
+            "labels",
+            "--scope",
+            "enrollment",
+            "--action",
+            "tokenissuer=Example Corp",
+            "--action",
+            "tokenlabel={user}@{realm}",
+            "--user",
+            "carol",
+        ],
+    );
+    let e = d.cli_json(&["token", "init", "--type", "totp", "--user", "carol"]);
+    let uri = e["otpauth_uri"].as_str().unwrap();
+    assert!(uri.starts_with("otpauth://totp/Example%20Corp:carol%40default?"), "{uri}");
+    let e = d.cli_json(&["token", "init", "--type", "totp", "--user", "bob"]);
+    assert!(e["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/Countersign:bob?"), "{e}");
 }
