@@ -69,6 +69,13 @@ pub struct ChallengeView {
     pub nonce: Option<String>,
 }
 
+/// Per-user texts from policies; `None`: the configured default.
+struct ChallengeTexts {
+    sms: Option<String>,
+    email: Option<String>,
+    message: Option<String>,
+}
+
 /// A challenge just created, and its queued delivery (none when it has no recipient).
 type Created = (ChallengeView, Option<i64>);
 
@@ -83,6 +90,7 @@ struct SealedMessage {
 #[derive(Debug, Clone)]
 pub struct ChallengeService {
     store: Arc<Store>,
+    policies: Arc<crate::policy::PolicyHandle>,
     plugins: Arc<PluginHost>,
     secrets: TokenSecrets,
     gateways: GatewayService,
@@ -109,13 +117,37 @@ fn mask(recipient: &str) -> String {
 impl ChallengeService {
     pub fn new(
         store: Arc<Store>,
+        policies: Arc<crate::policy::PolicyHandle>,
         plugins: Arc<PluginHost>,
         secrets: TokenSecrets,
         gateways: GatewayService,
         clock: Clock,
         cfg: ChallengeSection,
     ) -> ChallengeService {
-        ChallengeService { store, plugins, secrets, gateways, clock, cfg }
+        ChallengeService { store, policies, plugins, secrets, gateways, clock, cfg }
+    }
+
+    /// The text policies (`smstext`, `emailtext`, `challenge_text`) for `t`'s owner.
+    fn texts(&self, t: &TokenRecord, caller: &str) -> Result<ChallengeTexts, TokenError> {
+        use crate::policy::{PolicyContext, Scope};
+        let now_s = self.clock.now_ms() / 1000;
+        let ctx = PolicyContext {
+            user: t.login.as_deref(),
+            realm: t.realm.as_deref(),
+            resolver: t.owner_resolver.as_deref(),
+            client: caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok()),
+            now_s,
+            utc_offset_s: crate::policy::local_utc_offset_s(now_s),
+            admin: None,
+            admin_realm: None,
+        };
+        let p = self.policies.current();
+        let text = |action: &str| -> Result<Option<String>, TokenError> {
+            Ok(p.value(Scope::Authentication, action, &ctx)
+                .map_err(|e| TokenError::Invalid(format!("policy conflict, refused: {e}")))?
+                .and_then(|(v, _)| v.as_text().map(str::to_owned)))
+        };
+        Ok(ChallengeTexts { sms: text("smstext")?, email: text("emailtext")?, message: text("challenge_text")? })
     }
 
     /// Creates a challenge for each challenge-response token in `tokens` (one transaction id
@@ -214,9 +246,11 @@ impl ChallengeService {
                 out.push((view, None));
                 continue;
             };
-            view.message = match t.token_type.as_str() {
-                "sms" => format!("Enter the code sent by SMS to {}", mask(&recipient)),
-                _ => format!("Enter the code sent by e-mail to {}", mask(&recipient)),
+            let texts = self.texts(t, caller)?;
+            view.message = match (texts.message.clone(), t.token_type.as_str()) {
+                (Some(m), _) => m,
+                (None, "sms") => format!("Enter the code sent by SMS to {}", mask(&recipient)),
+                (None, _) => format!("Enter the code sent by e-mail to {}", mask(&recipient)),
             };
             let (challenge_id, counter) = self.store.create_challenge(t.id, &tx_id, now, expires, None)?;
             let variables: BTreeMap<String, String> = [
@@ -228,7 +262,10 @@ impl ChallengeService {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-            let template = if t.token_type == "sms" { &self.cfg.sms_text } else { &self.cfg.email_text };
+            let template = match t.token_type.as_str() {
+                "sms" => texts.sms.as_ref().unwrap_or(&self.cfg.sms_text),
+                _ => texts.email.as_ref().unwrap_or(&self.cfg.email_text),
+            };
             let req = PluginRequest::CreateChallenge {
                 secret: secret_ref(t),
                 counter,

@@ -74,8 +74,14 @@ impl Appliance {
         }
         let plugins = Arc::new(PluginHost::start(&plugin_cfg, Some(store.clone())));
         let gateways = crate::gateways::GatewayService::new(store.clone(), plugins.clone(), secrets.clone());
+        let policies = crate::policy::PolicyService::new(
+            store.clone(),
+            Arc::new(crate::policy::PolicyHandle::load(&store)?),
+            clock.clone(),
+        );
         let challenges = crate::challenges::ChallengeService::new(
             store.clone(),
+            policies.handle(),
             plugins.clone(),
             secrets.clone(),
             gateways.clone(),
@@ -83,11 +89,6 @@ impl Appliance {
             cfg.challenge.clone(),
         );
         challenges.start_sender()?;
-        let policies = crate::policy::PolicyService::new(
-            store.clone(),
-            Arc::new(crate::policy::PolicyHandle::load(&store)?),
-            clock.clone(),
-        );
         let tokens = TokenService::new(
             store.clone(),
             realms.clone(),

@@ -294,3 +294,56 @@ fn enrolment_policies_limit_tokens_choose_pins_and_label_the_uri() {
     let e = d.cli_json(&["token", "init", "--type", "totp", "--user", "bob"]);
     assert!(e["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/Countersign:bob?"), "{e}");
 }
+
+#[test]
+fn smstext_and_challenge_text_apply_to_their_users_only() {
+    use countersign_tests::{HttpCapture, PluginSpec, HTTP_SMS_PLUGIN};
+    const SMS_PLUGIN: PluginSpec = PluginSpec {
+        library: "libcountersign_token_sms.so",
+        name: "token-sms",
+        kind: "token",
+        capabilities: &["hmac"],
+    };
+    let d = Daemon::with_plugins(&[HOTP_PLUGIN, HTTP_SMS_PLUGIN, SMS_PLUGIN], "");
+    let provider = HttpCapture::start(vec![(200, "ok"), (200, "ok")]);
+    let admin = |method: &str, path: &str, body: Value| {
+        let (s, v) = countersign_tests::request(&d.admin_sock(), method, path, Some(body.to_string().into_bytes()));
+        assert!((200..300).contains(&s), "{path}: {s} {v}");
+    };
+    admin(
+        "POST",
+        "/v1/admin/gateways",
+        json!({
+            "name": "sms", "plugin": "gateway-http-sms",
+            "options": { "url": format!("http://127.0.0.1:{}/send", provider.port), "body": { "to": "{to}", "msg": "{text}" } },
+            "transport": { "allowed_hosts": ["127.0.0.1"], "allow_private": true, "timeout_ms": 1000 }
+        }),
+    );
+    admin("PUT", "/v1/admin/gateway-routes/sms", json!({ "gateways": ["sms"] }));
+    for u in ["alice", "bob"] {
+        d.cli_json(&["user", "add", u]);
+        admin("POST", "/v1/admin/tokens", json!({ "type": "sms", "phone": "+15550100", "pin": "1234", "user": u }));
+    }
+    policy(
+        &d,
+        &[
+            "acme",
+            "--scope",
+            "authentication",
+            "--action",
+            "smstext=ACME sign-in code {otp}",
+            "--action",
+            "challenge_text=Check your phone",
+            "--user",
+            "alice",
+        ],
+    );
+    let v = check(&d, "alice", None, "1234");
+    assert_eq!(v["challenges"][0]["message"], "Check your phone", "{v}");
+    let sent = provider.next().body;
+    assert!(sent.contains("ACME%20sign-in%20code"), "{sent}");
+    let v = check(&d, "bob", None, "1234");
+    assert!(v["challenges"][0]["message"].as_str().unwrap().starts_with("Enter the code sent by SMS"), "{v}");
+    let sent = provider.next().body;
+    assert!(sent.contains("Your%20Countersign%20code"), "{sent}");
+}
