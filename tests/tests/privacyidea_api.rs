@@ -408,3 +408,35 @@ fn service_account_keys_trigger_challenges_and_satisfy_require_api_key() {
     let (status, _) = pi.http_auth("POST", "/validate/check", Some(form), "user=alice&pass=287082", Some(&key));
     assert_eq!(status, 401);
 }
+
+#[test]
+fn admin_policies_limit_what_an_api_admin_may_do() {
+    let pi = Pi::start();
+    let out = pi.d.cli_stdin(&["privacyidea", "admin-add", "ops"], "correct horse battery\n");
+    assert!(out.status.success());
+    let pw = "correct horse battery";
+    let e = pi.d.cli_json(&["token", "init", "--type", "hotp", "--user", "alice"]);
+    let serial = e["token"]["serial"].as_str().unwrap().to_owned();
+    let policy = |args: &[&str]| {
+        let mut a = vec!["policy", "set"];
+        a.extend_from_slice(args);
+        let out = pi.d.cli(&a);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    // Once an admin policy exists, ops may do only what a policy for ops allows: list, not disable.
+    policy(&["ops-read", "--scope", "admin", "--action", "tokenlist=true", "--admin-user", "ops"]);
+    // A policy for another admin grants ops nothing.
+    policy(&["others", "--scope", "admin", "--action", "disable=true", "--admin-user", "someone-else"]);
+    let out = privacyidea_cli(&pi, pw, &["token", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&serial));
+    // The client reports privacyIDEA's 403 as an error, as it does against privacyIDEA.
+    let out = privacyidea_cli(&pi, pw, &["token", "disable", "--serial", &serial]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("ERR303") && err.contains("disable is not allowed for ops"), "{err}");
+    assert_eq!(pi.d.cli_json(&["token", "show", &serial])["active"], true, "the token was not disabled");
+    // Granting disable to ops lets it through.
+    policy(&["ops-disable", "--scope", "admin", "--action", "disable=true", "--admin-user", "ops"]);
+    let out = privacyidea_cli(&pi, pw, &["token", "disable", "--serial", &serial]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("'status': True"));
+    assert_eq!(pi.d.cli_json(&["token", "show", &serial])["active"], false);
+}

@@ -50,6 +50,32 @@ fn token_error(e: TokenError) -> PiResponse {
 pub(super) struct PiAdmin {
     /// How the audit names the caller: `pi-admin:<name> ip:<addr>`.
     caller: String,
+    name: String,
+}
+
+/// privacyIDEA's admin rule: with no active admin policy every admin may do everything; once
+/// one exists, only what a policy matching the admin (and the token's user and realm) allows.
+fn allowed(st: &AppState, admin: &PiAdmin, action: &str, p: &Params) -> Result<(), PiResponse> {
+    use crate::policy::PolicyContext;
+    let now_s = crate::now_ms() / 1000;
+    let ctx = PolicyContext {
+        user: p.get("user"),
+        realm: p.get("realm"),
+        resolver: None,
+        client: admin.caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok()),
+        now_s,
+        utc_offset_s: crate::policy::local_utc_offset_s(now_s),
+        admin: Some(&admin.name),
+        admin_realm: None,
+    };
+    match st.policies.snapshot().admin_allowed(action, &ctx) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(PiResponse::error(
+            ErrorKind::Policy,
+            &format!("Admin actions are defined, but the action {action} is not allowed for {}", admin.name),
+        )),
+        Err(e) => Err(PiResponse::error(ErrorKind::Policy, &format!("policy conflict, refused: {e}"))),
+    }
 }
 
 impl FromRequestParts<AppState> for PiAdmin {
@@ -58,7 +84,7 @@ impl FromRequestParts<AppState> for PiAdmin {
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
         let c = ApiCaller::from_request_parts(parts, st).await?;
         match c.who {
-            Who::Admin(_) => Ok(PiAdmin { caller: c.audit_name }),
+            Who::Admin(name) => Ok(PiAdmin { caller: c.audit_name, name }),
             Who::Anonymous => Err(session_error(&SessionError::Missing).finish(&st.responses, None)),
             _ => Err(PiResponse::error(ErrorKind::Policy, "only an API admin (see /auth) may manage tokens")
                 .finish(&st.responses, None)),
@@ -143,9 +169,10 @@ fn page_of(p: &Params, name: &str, default: usize) -> Result<usize, PiResponse> 
     }
 }
 
-async fn list(State(st): State<AppState>, _admin: PiAdmin, p: Params) -> Response {
+async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
+        allowed(&st, &admin, "tokenlist", &p)?;
         let page = page_of(&p, "page", 1)?;
         let size = page_of(&p, "pagesize", 15)?;
         let mut tokens =
@@ -173,6 +200,7 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
     let nonce = p.nonce();
     let answer = async {
         let token_type = p.get("type").unwrap_or("hotp").to_ascii_lowercase();
+        allowed(&st, &admin, &format!("enroll{}", token_type.to_ascii_uppercase()), &p)?;
         let genkey = matches!(p.get("genkey"), Some("1" | "true" | "True"));
         let seed = match (p.get("otpkey"), genkey) {
             (Some(_), true) => {
@@ -263,6 +291,9 @@ macro_rules! token_action {
     ($name:ident, $by_user:expr, |$st:ident, $caller:ident, $p:ident, $serial:ident| $body:expr) => {
         async fn $name(State($st): State<AppState>, admin: PiAdmin, $p: Params) -> Response {
             let nonce = $p.nonce();
+            if let Err(e) = allowed(&$st, &admin, stringify!($name), &$p) {
+                return e.finish(&$st.responses, nonce.as_deref());
+            }
             let $caller = admin.caller;
             let answer = each_token(&$st, &$p, $by_user, |$serial: String| {
                 let $st = $st.clone();
@@ -320,6 +351,10 @@ token_action!(set, false, |st, caller, p, serial| {
 });
 
 async fn remove(State(st): State<AppState>, admin: PiAdmin, Path(serial): Path<String>) -> Response {
+    let no_params = Params::empty();
+    if let Err(e) = allowed(&st, &admin, "delete", &no_params) {
+        return e.finish(&st.responses, None);
+    }
     let answer = match st.tokens.delete(admin.caller, serial).await {
         Ok(()) => PiResponse::ok(json!(1), None, Value::Null),
         Err(e) => token_error(e),

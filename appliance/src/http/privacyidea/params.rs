@@ -23,6 +23,11 @@ impl std::fmt::Debug for Params {
 }
 
 impl Params {
+    /// No parameters (routes that take theirs from the path).
+    pub fn empty() -> Params {
+        Params(BTreeMap::new())
+    }
+
     /// A non-empty parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
