@@ -206,7 +206,9 @@ impl ChallengeService {
         let now = self.clock.now_ms();
         let expires = now + i64::from(self.cfg.validity_s) * 1000;
         let mut out = Vec::new();
-        for t in tokens.iter().filter(|t| is_challenge_type(&t.token_type) && t.active && !t.revoked) {
+        // The callers chose the tokens: challenge-response types, and OTP tokens a
+        // challenge_response policy names.
+        for t in tokens.iter().filter(|t| t.active && !t.revoked) {
             let recipient = t.recipient.clone().or_else(|| match t.token_type.as_str() {
                 "sms" => t.user_phone.clone(),
                 _ => t.user_email.clone(),
@@ -226,6 +228,15 @@ impl ChallengeService {
                 // the appliance send codes at will.
                 view.message = "the token is locked after too many failed attempts".into();
                 view.delivery_detail = Some("not sent: the token is locked".into());
+                out.push((view, None));
+                continue;
+            }
+            if !is_challenge_type(&t.token_type) {
+                // An OTP token: the user reads the code from the token; nothing is sent.
+                let texts = self.texts(t, caller)?;
+                self.store.create_otp_challenge(t.id, &tx_id, now, expires)?;
+                view.message = texts.message.unwrap_or_else(|| "Enter the OTP from your token".into());
+                view.delivery = "none".into();
                 out.push((view, None));
                 continue;
             }

@@ -292,6 +292,11 @@ impl ValidateService {
             passthru: flag("passthru").map_err(conflict)?,
             pass_on_no_token: flag("passOnNoToken").map_err(conflict)?,
             pass_on_no_user: flag("passOnNoUser").map_err(conflict)?,
+            challenge_types: policies
+                .value(Scope::Authentication, "challenge_response", &pctx)
+                .map_err(conflict)?
+                .map(|(v, _)| v.as_list().into_iter().map(str::to_owned).collect())
+                .unwrap_or_default(),
             login: login.map(str::to_owned),
             realm: realm.map(str::to_owned),
         })
@@ -384,7 +389,11 @@ impl ValidateService {
         let pass = req.pass.expose_secret().as_bytes();
         let hits: Vec<TokenRecord> = tokens
             .iter()
-            .filter(|t| is_challenge_type(&t.token_type) && t.active && !t.revoked)
+            .filter(|t| {
+                (is_challenge_type(&t.token_type) || rules.challenge_types.contains(&t.token_type))
+                    && t.active
+                    && !t.revoked
+            })
             // Without a PIN (otppin=none) an empty pass asks for the challenge.
             .filter(|t| {
                 if rules.otppin == crate::policy::OtpPin::None {
@@ -441,6 +450,37 @@ impl ValidateService {
                     Err(e) => {
                         why = Some(e);
                         continue;
+                    }
+                }
+            }
+            if !is_challenge_type(&t.token_type) {
+                // An OTP token's challenge (challenge_response): any OTP the token accepts next.
+                let request = PluginRequest::CheckOtp {
+                    secret: secret_ref(t),
+                    otp: code.clone(),
+                    first: t.counter,
+                    window: t.otp_window,
+                    params: plugin_params(t),
+                };
+                match call_for_token(&self.plugins, &self.secrets, &self.clock, t, &request) {
+                    Ok(PluginResponse::Matched { counter }) if counter >= t.counter => {
+                        return Ok(Accept {
+                            serial: t.serial.clone(),
+                            token_type: t.token_type.clone(),
+                            detail: format!("challenge answered with counter {counter}"),
+                            effect: TokenEffect::AcceptChallenge {
+                                challenge_id: c.id,
+                                token_id: t.id,
+                                seen_counter: t.counter,
+                                seen_fail: t.fail_count,
+                                new_counter: counter.saturating_add(1),
+                                drift: drift(t, counter, now),
+                            },
+                        })
+                    }
+                    Ok(_) => continue,
+                    Err(e) => {
+                        return Err(reject(format!("plugin error: {e}"), "the token could not be checked; try again"))
                     }
                 }
             }
@@ -703,6 +743,8 @@ struct Rules {
     passthru: bool,
     pass_on_no_token: bool,
     pass_on_no_user: bool,
+    /// challenge_response: OTP token types whose PIN alone asks for a challenge.
+    challenge_types: Vec<String>,
     /// The user the check names (or the token's owner), for `otppin=userstore`.
     login: Option<String>,
     realm: Option<String>,

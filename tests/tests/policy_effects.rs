@@ -347,3 +347,35 @@ fn smstext_and_challenge_text_apply_to_their_users_only() {
     let sent = provider.next().body;
     assert!(sent.contains("Your%20Countersign%20code"), "{sent}");
 }
+
+#[test]
+fn challenge_response_turns_the_pin_into_a_challenge_for_named_types() {
+    let d = daemon();
+    for u in ["alice", "bob"] {
+        d.cli_json(&["user", "add", u]);
+    }
+    token(&d, "alice", None, SEED, "1234");
+    token(&d, "bob", None, SEED, "1234");
+    policy(&d, &["chal", "--scope", "authentication", "--action", "challenge_response=hotp", "--user", "alice"]);
+    let v = check(&d, "alice", None, "1234");
+    assert_eq!(v["result"], "challenge", "{v}");
+    let c = &v["challenges"][0];
+    assert_eq!(c["type"], "hotp");
+    assert_eq!(c["delivery"], "none");
+    let tx = v["transaction_id"].as_str().unwrap().to_owned();
+    let answer = |code: &str| {
+        let (s, v) = d.check(json!({ "user": "alice", "transaction_id": tx, "pass": code }));
+        assert_eq!(s, 200, "{v}");
+        v["accepted"].as_bool().unwrap()
+    };
+    assert!(!answer("000000"));
+    assert!(answer(CODES[0]), "the next OTP answers the challenge");
+    assert!(!answer(CODES[1]), "the challenge is answered once");
+    // The OTP was spent: not accepted again directly either.
+    assert_eq!(check(&d, "alice", None, &format!("1234{}", CODES[0]))["accepted"], false);
+    // PIN + OTP still works directly.
+    assert_eq!(check(&d, "alice", None, &format!("1234{}", CODES[1]))["accepted"], true);
+    // bob is not in the policy: his PIN alone is a plain reject.
+    let v = check(&d, "bob", None, "1234");
+    assert_eq!(v["result"], "reject", "{v}");
+}

@@ -149,6 +149,24 @@ impl Store {
         Ok((id, u64::try_from(counter).unwrap_or(0)))
     }
 
+    /// Records a challenge for an OTP token (policy challenge_response) without reserving a
+    /// counter: its answer is any OTP the token accepts next.
+    pub fn create_otp_challenge(
+        &self,
+        token_id: i64,
+        transaction_id: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms)
+             SELECT ?1, id, counter, ?3, ?4 FROM token WHERE id = ?2 AND active = 1 AND revoked = 0",
+            params![transaction_id, token_id, now_ms, expires_ms],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
     /// Whether a challenge of `transaction_id` was answered; `None` when no such transaction
     /// exists (or it was cleaned up).
     pub fn transaction_answered(&self, transaction_id: &str) -> Result<Option<bool>, StoreError> {

@@ -232,6 +232,17 @@ pub enum TokenEffect {
     /// still open (not answered, not expired when the request arrived), and clear the fail
     /// counter.
     AnswerChallenge { challenge_id: i64, token_id: i64 },
+    /// An OTP token answered its challenge (policy challenge_response): advance the counter
+    /// as [`TokenEffect::Accept`] does, then mark the challenge answered as above. Either
+    /// compare-and-set losing makes it a reject.
+    AcceptChallenge {
+        challenge_id: i64,
+        token_id: i64,
+        seen_counter: u64,
+        seen_fail: u32,
+        new_counter: u64,
+        drift: Option<i64>,
+    },
     /// A failed attempt: count it.
     Fail { token_id: i64 },
     /// The clear timeout passed on a locked token and the attempt failed anyway: restart the
@@ -332,40 +343,17 @@ pub(crate) fn commit_check(tx: &Transaction<'_>, rec: &mut CheckRecord) -> rusql
         // A policy let the user through without a token (passOnNoToken, passOnNoUser, passthru).
         TokenEffect::Pass => true,
         TokenEffect::Accept { token_id, seen_counter, seen_fail, new_counter, drift } => {
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
-                 WHERE id = ?4 AND counter = ?5 AND fail_count = ?6 AND active = 1 AND revoked = 0",
-                )?
-                .execute(params![
-                    i64::try_from(*new_counter).unwrap_or(i64::MAX),
-                    at,
-                    drift,
-                    token_id,
-                    i64::try_from(*seen_counter).unwrap_or(i64::MAX),
-                    seen_fail
-                ])?;
-            if changed == 0 {
-                rec.audit.result = "reject".into();
-                rec.audit.detail = Some("the OTP was already used, or the token changed meanwhile".into());
-            }
-            changed == 1
+            advance_counter(tx, rec, *token_id, *seen_counter, *seen_fail, *new_counter, *drift)?
         }
-        TokenEffect::AnswerChallenge { challenge_id, token_id } => {
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE challenge SET answered_ms = ?1 WHERE id = ?2 AND answered_ms IS NULL AND expires_ms > ?1",
-                )?
-                .execute(params![at, challenge_id])?;
-            if changed == 1 {
-                tx.prepare_cached("UPDATE token SET fail_count = 0, last_auth_ms = ?1 WHERE id = ?2")?
-                    .execute(params![at, token_id])?;
-            } else {
-                rec.audit.result = "reject".into();
-                rec.audit.detail = Some("the challenge was already answered or has expired".into());
-            }
-            changed == 1
+        TokenEffect::AcceptChallenge { challenge_id, token_id, seen_counter, seen_fail, new_counter, drift } => {
+            let (challenge_id, token_id) = (*challenge_id, *token_id);
+            let (seen_counter, seen_fail, new_counter, drift) = (*seen_counter, *seen_fail, *new_counter, *drift);
+            // The counter first: its compare-and-set reads the fail count that answering resets.
+            // A challenge lost after it means the OTP is spent and the check still refused.
+            advance_counter(tx, rec, token_id, seen_counter, seen_fail, new_counter, drift)?
+                && answer_challenge(tx, rec, challenge_id, token_id)?
         }
+        TokenEffect::AnswerChallenge { challenge_id, token_id } => answer_challenge(tx, rec, *challenge_id, *token_id)?,
         TokenEffect::Fail { token_id } => {
             tx.prepare_cached("UPDATE token SET fail_count = fail_count + 1, last_fail_ms = ?1 WHERE id = ?2")?
                 .execute(params![at, token_id])?;
@@ -378,6 +366,59 @@ pub(crate) fn commit_check(tx: &Transaction<'_>, rec: &mut CheckRecord) -> rusql
         }
     };
     Ok((insert_audit(tx, &rec.audit)?, accepted))
+}
+
+/// The counter compare-and-set of an accept; a lost race turns the record into a reject.
+fn advance_counter(
+    tx: &Transaction<'_>,
+    rec: &mut CheckRecord,
+    token_id: i64,
+    seen_counter: u64,
+    seen_fail: u32,
+    new_counter: u64,
+    drift: Option<i64>,
+) -> rusqlite::Result<bool> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
+         WHERE id = ?4 AND counter = ?5 AND fail_count = ?6 AND active = 1 AND revoked = 0",
+        )?
+        .execute(params![
+            i64::try_from(new_counter).unwrap_or(i64::MAX),
+            rec.audit.at_ms,
+            drift,
+            token_id,
+            i64::try_from(seen_counter).unwrap_or(i64::MAX),
+            seen_fail
+        ])?;
+    if changed == 0 {
+        rec.audit.result = "reject".into();
+        rec.audit.detail = Some("the OTP was already used, or the token changed meanwhile".into());
+    }
+    Ok(changed == 1)
+}
+
+/// Marks an open challenge answered (compare-and-set); a lost race turns the record into a reject.
+fn answer_challenge(
+    tx: &Transaction<'_>,
+    rec: &mut CheckRecord,
+    challenge_id: i64,
+    token_id: i64,
+) -> rusqlite::Result<bool> {
+    let at = rec.audit.at_ms;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE challenge SET answered_ms = ?1 WHERE id = ?2 AND answered_ms IS NULL AND expires_ms > ?1",
+        )?
+        .execute(params![at, challenge_id])?;
+    if changed == 1 {
+        tx.prepare_cached("UPDATE token SET fail_count = 0, last_auth_ms = ?1 WHERE id = ?2")?
+            .execute(params![at, token_id])?;
+    } else {
+        rec.audit.result = "reject".into();
+        rec.audit.detail = Some("the challenge was already answered or has expired".into());
+    }
+    Ok(changed == 1)
 }
 
 impl Store {
