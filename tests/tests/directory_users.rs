@@ -110,3 +110,32 @@ fn assigning_to_a_directory_user_and_a_user_the_directory_forgot() {
     assert_eq!(v["accepted"], false);
     assert!(v["message"].as_str().unwrap().contains("no such user"), "{v}");
 }
+
+#[test]
+fn a_silent_directory_fails_the_check_within_its_time_limit() {
+    use countersign_tests::slapd::SilentServer;
+    let slapd = Slapd::start();
+    let d = setup(&slapd);
+    d.cli_json_stdin(
+        &["token", "init", "--type", "hotp", "--user", "alice", "--realm", "staff", "--seed-stdin", "--pin-stdin"],
+        &format!("{SEED}\nrabbit\n"),
+    );
+    // The directory now accepts connections and never answers.
+    let silent = SilentServer::start();
+    let options = json!({
+        "uris": [format!("ldap://127.0.0.1:{}", silent.port)],
+        "bind_dn": READER_DN,
+        "base_dn": format!("ou=people,{BASE}"),
+        "filter": "(&(objectClass=inetOrgPerson)(uid={login}))",
+        "connect_timeout_ms": 1000,
+        "timeout_ms": 1000,
+        "cache_ttl_s": 0,
+    });
+    d.cli_json(&["resolver", "set", "corp", "--options", &options.to_string()]);
+    let t = Instant::now();
+    let v = check(&d, "alice", &format!("rabbit{}", CODES[0]));
+    let took = t.elapsed();
+    assert_eq!(v["accepted"], false);
+    assert_eq!(v["message"], "the user store could not be reached; try again", "{v}");
+    assert!(took < Duration::from_millis(1000 + 1000), "{took:?}");
+}
