@@ -379,3 +379,42 @@ fn challenge_response_turns_the_pin_into_a_challenge_for_named_types() {
     let v = check(&d, "bob", None, "1234");
     assert_eq!(v["result"], "reject", "{v}");
 }
+
+#[test]
+fn emailtext_applies_to_its_users_only() {
+    use countersign_tests::{PluginSpec, SmtpServer, SMTP_PLUGIN};
+    const EMAIL_PLUGIN: PluginSpec = PluginSpec {
+        library: "libcountersign_token_email.so",
+        name: "token-email",
+        kind: "token",
+        capabilities: &["hmac"],
+    };
+    let d = Daemon::with_plugins(&[HOTP_PLUGIN, SMTP_PLUGIN, EMAIL_PLUGIN], "");
+    let smtp = SmtpServer::start();
+    let admin = |method: &str, path: &str, body: Value| {
+        let (s, v) = countersign_tests::request(&d.admin_sock(), method, path, Some(body.to_string().into_bytes()));
+        assert!((200..300).contains(&s), "{path}: {s} {v}");
+    };
+    admin(
+        "POST",
+        "/v1/admin/gateways",
+        json!({
+            "name": "mail", "plugin": "gateway-smtp", "options": { "from": "countersign@example.org" },
+            "transport": { "allow_private": true, "smtp": { "host": "127.0.0.1", "port": smtp.port, "tls": "none" } }
+        }),
+    );
+    admin("PUT", "/v1/admin/gateway-routes/email", json!({ "gateways": ["mail"] }));
+    for u in ["alice", "bob"] {
+        admin("POST", "/v1/admin/users", json!({ "login": u, "email": format!("{u}@example.org") }));
+        admin("POST", "/v1/admin/tokens", json!({ "type": "email", "user": u, "pin": "1234" }));
+    }
+    policy(&d, &["acme-mail", "--scope", "authentication", "--action", "emailtext=ACME code {otp}", "--user", "alice"]);
+    assert_eq!(check(&d, "alice", None, "1234")["result"], "challenge");
+    assert_eq!(check(&d, "bob", None, "1234")["result"], "challenge");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 2);
+    let to_alice = mails.iter().find(|m| m.contains("alice@example.org")).unwrap();
+    let to_bob = mails.iter().find(|m| m.contains("bob@example.org")).unwrap();
+    assert!(to_alice.contains("ACME code "), "{to_alice}");
+    assert!(to_bob.contains("Your sign-in code is"), "{to_bob}");
+}
