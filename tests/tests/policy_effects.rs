@@ -178,6 +178,9 @@ fn pass_on_no_token_and_no_user_only_where_they_apply() {
     let v = check(&d, "alice", None, "anything");
     assert_eq!(v["accepted"], true, "{v}");
     assert!(v["serial"].is_null(), "no token accepted: {v}");
+    // carol has no token either, but the policy does not name her.
+    d.cli_json(&["user", "add", "carol"]);
+    assert_eq!(check(&d, "carol", None, "anything")["accepted"], false);
     // bob has a token: passOnNoToken does not bypass it.
     policy(&d, &["no-token-bob", "--scope", "authentication", "--action", "passOnNoToken=true", "--user", "bob"]);
     assert_eq!(check(&d, "bob", None, "anything")["accepted"], false);
