@@ -100,8 +100,7 @@ pub struct ChallengeService {
 
 /// A 20-digit transaction id from the HSM's random generator.
 fn transaction_id(secrets: &TokenSecrets) -> Result<String, TokenError> {
-    let bytes = secrets.random(20)?;
-    Ok(bytes.iter().map(|b| char::from(b'0' + b % 10)).collect())
+    Ok(secrets.random_digits(20)?.to_string())
 }
 
 fn mask(recipient: &str) -> String {
@@ -131,16 +130,13 @@ impl ChallengeService {
     fn texts(&self, t: &TokenRecord, caller: &str) -> Result<ChallengeTexts, TokenError> {
         use crate::policy::{PolicyContext, Scope};
         let now_s = self.clock.now_ms() / 1000;
-        let ctx = PolicyContext {
-            user: t.login.as_deref(),
-            realm: t.realm.as_deref(),
-            resolver: t.owner_resolver.as_deref(),
-            client: caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok()),
+        let ctx = PolicyContext::for_request(
+            t.login.as_deref(),
+            t.realm.as_deref(),
+            t.owner_resolver.as_deref(),
+            caller,
             now_s,
-            utc_offset_s: crate::policy::local_utc_offset_s(now_s),
-            admin: None,
-            admin_realm: None,
-        };
+        );
         let p = self.policies.current();
         let text = |action: &str| -> Result<Option<String>, TokenError> {
             Ok(p.value(Scope::Authentication, action, &ctx)

@@ -314,17 +314,7 @@ impl TokenService {
         realm: Option<&str>,
     ) -> Result<EnrolPolicies, TokenError> {
         use crate::policy::{PolicyContext, Scope};
-        let now_s = self.clock.now_ms() / 1000;
-        let ctx = PolicyContext {
-            user: login,
-            realm,
-            resolver: None,
-            client: caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok()),
-            now_s,
-            utc_offset_s: crate::policy::local_utc_offset_s(now_s),
-            admin: None,
-            admin_realm: None,
-        };
+        let ctx = PolicyContext::for_request(login, realm, None, caller, self.clock.now_ms() / 1000);
         let p = self.policies.current();
         let value = |action: &str| {
             p.value(Scope::Enrollment, action, &ctx)
@@ -405,11 +395,9 @@ impl TokenService {
         // otp_pin_random: the appliance picks the PIN (shown once) when the request sets none.
         let random_pin = match (policies.random_pin, &r.pin) {
             (Some(n), None) => {
-                let n = usize::try_from(n).unwrap_or(8);
-                let bytes = Zeroizing::new(self.secrets.random(n)?);
-                let pin: String = bytes.iter().map(|b| char::from(b'0' + b % 10)).collect();
-                r.pin = Some(SecretString::from(pin.clone()));
-                Some(SecretString::from(pin))
+                let pin = self.secrets.random_digits(usize::try_from(n).unwrap_or(8))?;
+                r.pin = Some(SecretString::from(pin.as_str()));
+                Some(SecretString::from(pin.as_str()))
             }
             _ => None,
         };

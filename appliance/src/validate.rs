@@ -238,21 +238,16 @@ impl ValidateService {
                 (t.and_then(|t| t.login.as_deref()), t.and_then(|t| t.realm.as_deref()))
             }
         };
+        let policies = self.policies.current();
+        if !policies.has_active(Scope::Authentication) && !policies.has_active(Scope::Authorization) {
+            // The common case: no policy, nothing to read or count.
+            return Ok(Rules::defaults(login, realm));
+        }
         let realm_name = realm.map(str::to_owned).or_else(|| self.realms.realm_name(None).ok());
-        let client = client_of(&req.caller);
         let now_ms = self.clock.now_ms();
         let now_s = now_ms / 1000;
-        let pctx = PolicyContext {
-            user: login,
-            realm: realm_name.as_deref(),
-            resolver: tokens.iter().find_map(|t| t.owner_resolver.as_deref()),
-            client,
-            now_s,
-            utc_offset_s: crate::policy::local_utc_offset_s(now_s),
-            admin: None,
-            admin_realm: None,
-        };
-        let policies = self.policies.current();
+        let resolver = tokens.iter().find_map(|t| t.owner_resolver.as_deref());
+        let pctx = PolicyContext::for_request(login, realm_name.as_deref(), resolver, &req.caller, now_s);
         let conflict = |e: crate::policy::PolicyConflict| {
             reject(format!("policy conflict, refused: {e}"), "the check failed; ask an administrator")
         };
@@ -334,19 +329,12 @@ impl ValidateService {
             CheckTarget::User { login, realm } => (Some(login.as_str()), realm.clone()),
             CheckTarget::Serial(_) => (None, None),
         };
-        let realm = realm.or_else(|| self.realms.realm_name(None).ok());
-        let now_s = self.clock.now_ms() / 1000;
-        let ctx = PolicyContext {
-            user: login,
-            realm: realm.as_deref(),
-            resolver: None,
-            client: client_of(caller),
-            now_s,
-            utc_offset_s: crate::policy::local_utc_offset_s(now_s),
-            admin: None,
-            admin_realm: None,
-        };
         let p = self.policies.current();
+        if !p.has_active(Scope::Authentication) && !p.has_active(Scope::Authorization) {
+            return AnswerPolicies { hide_specific: false, no_detail_on_fail: false, no_detail_on_success: false };
+        }
+        let realm = realm.or_else(|| self.realms.realm_name(None).ok());
+        let ctx = PolicyContext::for_request(login, realm.as_deref(), None, caller, self.clock.now_ms() / 1000);
         let flag = |scope, action| p.flag(scope, action, &ctx).unwrap_or(true);
         AnswerPolicies {
             hide_specific: flag(Scope::Authentication, "hide_specific_error_message"),
@@ -724,9 +712,11 @@ impl ValidateService {
     }
 }
 
-/// The client address in an audit caller name (`ip:ADDR`, `service:NAME ip:ADDR`, ...).
-fn client_of(caller: &str) -> Option<std::net::IpAddr> {
-    caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok())
+impl Rules {
+    /// No policy applies: the token PIN, no pass-through, no OTP challenges.
+    fn defaults(login: Option<&str>, realm: Option<&str>) -> Rules {
+        Rules { login: login.map(str::to_owned), realm: realm.map(str::to_owned), ..Rules::default() }
+    }
 }
 
 /// How much a check's answer may say.
@@ -737,6 +727,7 @@ struct AnswerPolicies {
 }
 
 /// What the policies say about one check.
+#[derive(Default)]
 struct Rules {
     otppin: crate::policy::OtpPin,
     /// passthru, passOnNoToken, passOnNoUser.

@@ -218,13 +218,4 @@ impl EnrolmentService {
         }
         result
     }
-
-    /// Random decimal digits from the HSM (PINs and PUKs the appliance chooses).
-    fn random_digits(&self, n: usize) -> Result<zeroize::Zeroizing<String>, EnrolError> {
-        let bytes = zeroize::Zeroizing::new(self.secrets.random(n * 2)?);
-        // Two bytes per digit keep the modulo bias below 0.02 %.
-        Ok(zeroize::Zeroizing::new(
-            bytes.chunks(2).map(|c| char::from(b'0' + (u16::from_be_bytes([c[0], c[1]]) % 10) as u8)).collect(),
-        ))
-    }
 }

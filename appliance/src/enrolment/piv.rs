@@ -215,11 +215,11 @@ impl EnrolmentService {
 
             let new_pin = match &r.pin {
                 Some(p) => Zeroizing::new(p.expose_secret().to_owned()),
-                None => self.random_digits(8)?,
+                None => self.secrets.random_digits(8)?,
             };
             piv.change_pin(&current_pin, new_pin.as_bytes())?;
             changes.done(if r.pin.is_some() { "the PIN given" } else { "a random PIN (shown once)" });
-            let new_puk = self.random_digits(8)?;
+            let new_puk = self.secrets.random_digits(8)?;
             piv.change_puk(&current_puk, new_puk.as_bytes())?;
             let keep_puk = self.cfg.puk == "sealed";
             let sealed_puk = if keep_puk {

@@ -111,9 +111,10 @@ impl fmt::Display for ActionValue {
 }
 
 /// What `otppin` says is checked before the OTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OtpPin {
     /// The token's own PIN (the default without a policy).
+    #[default]
     TokenPin,
     /// The user's password in the user store.
     UserStore,

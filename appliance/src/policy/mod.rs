@@ -22,8 +22,8 @@ pub use actions::{ActionSpec, ActionValue, OtpPin, RateLimit, Scope, CATALOGUE};
 pub use conditions::local_utc_offset_s;
 pub use service::{CheckRequest, PolicyDefinition, PolicyService};
 pub use snapshot::{
-    CompiledPolicy, ConditionResult, Explanation, PolicyConflict, PolicyContext, PolicyExplanation, PolicyHandle,
-    PolicySnapshot,
+    client_of, CompiledPolicy, ConditionResult, Explanation, PolicyConflict, PolicyContext, PolicyExplanation,
+    PolicyHandle, PolicySnapshot,
 };
 
 use crate::store::StoreError;

@@ -36,7 +36,29 @@ pub struct PolicyContext<'a> {
     pub admin_realm: Option<&'a str>,
 }
 
-impl PolicyContext<'_> {
+impl<'a> PolicyContext<'a> {
+    /// The context of a request: who it is about (user, realm, resolver), the client address
+    /// in the audit's caller name (`ip:ADDR`, `service:NAME ip:ADDR`, ...; none on a Unix
+    /// socket), at `now_s` read in the appliance's local time.
+    pub fn for_request(
+        user: Option<&'a str>,
+        realm: Option<&'a str>,
+        resolver: Option<&'a str>,
+        caller: &str,
+        now_s: i64,
+    ) -> PolicyContext<'a> {
+        PolicyContext {
+            user,
+            realm,
+            resolver,
+            client: client_of(caller),
+            now_s,
+            utc_offset_s: super::local_utc_offset_s(now_s),
+            admin: None,
+            admin_realm: None,
+        }
+    }
+
     /// A context with nothing but the time: every name and client condition fails to match.
     pub fn at(now_s: i64, utc_offset_s: i32) -> PolicyContext<'static> {
         PolicyContext {
@@ -50,6 +72,11 @@ impl PolicyContext<'_> {
             admin_realm: None,
         }
     }
+}
+
+/// The client address in an audit caller name.
+pub fn client_of(caller: &str) -> Option<IpAddr> {
+    caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok())
 }
 
 /// Policies at the same (winning) priority give an action different values: the caller must

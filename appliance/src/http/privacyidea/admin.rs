@@ -57,16 +57,9 @@ pub(super) struct PiAdmin {
 /// one exists, only what a policy matching the admin (and the token's user and realm) allows.
 fn allowed(st: &AppState, admin: &PiAdmin, action: &str, p: &Params) -> Result<(), PiResponse> {
     use crate::policy::PolicyContext;
-    let now_s = crate::now_ms() / 1000;
     let ctx = PolicyContext {
-        user: p.get("user"),
-        realm: p.get("realm"),
-        resolver: None,
-        client: admin.caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok()),
-        now_s,
-        utc_offset_s: crate::policy::local_utc_offset_s(now_s),
         admin: Some(&admin.name),
-        admin_realm: None,
+        ..PolicyContext::for_request(p.get("user"), p.get("realm"), None, &admin.caller, crate::now_ms() / 1000)
     };
     match st.policies.snapshot().admin_allowed(action, &ctx) {
         Ok(true) => Ok(()),
