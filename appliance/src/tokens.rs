@@ -329,16 +329,13 @@ impl TokenService {
         })
     }
 
-    /// Refuses a token for a user who already has as many as `max_token_per_user` allows.
-    fn within_token_limit(&self, login: &str, realm: &str, limit: Option<i64>) -> Result<(), TokenError> {
-        let Some(limit) = limit else { return Ok(()) };
-        let have = self.store.tokens(Some((login, Some(realm))), None)?.len();
-        if i64::try_from(have).unwrap_or(i64::MAX) >= limit {
-            return Err(TokenError::Invalid(format!(
-                "user {login} in realm {realm} already has {have} token(s); policy max_token_per_user allows {limit}"
-            )));
-        }
-        Ok(())
+    /// The enrolment policy's `max_token_per_user` for `login` in `realm`, refusing at once
+    /// when the user is already there. For enrolments that touch a card before they store
+    /// the token, which then carries the limit so its insert checks it again.
+    pub(crate) fn owner_limit(&self, caller: &str, login: &str, realm: &str) -> Result<Option<i64>, TokenError> {
+        let limit = self.enrol_policies(caller, Some(login), Some(realm))?.max_tokens;
+        self.store.owner_within_limit(login, realm, limit)?;
+        Ok(limit)
     }
 
     /// Makes sure `login` can own tokens in `realm` (the default realm when `None`): a user of
@@ -389,9 +386,6 @@ impl TokenService {
             None => None,
         };
         let policies = self.enrol_policies(caller, r.user.as_deref(), realm.as_deref())?;
-        if let (Some(login), Some(realm)) = (&r.user, &realm) {
-            self.within_token_limit(login, realm, policies.max_tokens)?;
-        }
         // otp_pin_random: the appliance picks the PIN (shown once) when the request sets none.
         let random_pin = match (policies.random_pin, &r.pin) {
             (Some(n), None) => {
@@ -401,7 +395,8 @@ impl TokenService {
             }
             _ => None,
         };
-        let (new, seed) = self.prepare(&r)?;
+        let (mut new, seed) = self.prepare(&r)?;
+        new.owner_limit = policies.max_tokens;
         let serial = new.serial.clone();
         let mut audit = audit_row(caller, "token/init", Some(&serial));
         audit.login = r.user.clone();
@@ -490,6 +485,7 @@ impl TokenService {
             user: r.user.clone().map(|u| (u, r.realm.clone().unwrap_or_default())),
             description: r.description.clone(),
             recipient: r.phone.clone().or_else(|| r.email.clone()),
+            owner_limit: None,
         };
         Ok((new, seed))
     }
@@ -541,20 +537,19 @@ impl TokenService {
         let detail = Some(format!("to {user}{}", realm.as_deref().map(|r| format!("@{r}")).unwrap_or_default()));
         let svc = self.clone();
         let (u, r, c) = (user.clone(), realm.clone(), caller.clone());
-        blocking(move || {
+        let limit = blocking(move || {
             let realm = svc.ensure_owner(&u, r.as_deref())?;
-            let policies = svc.enrol_policies(&c, Some(&u), Some(&realm))?;
-            svc.within_token_limit(&u, &realm, policies.max_tokens)
+            Ok(svc.enrol_policies(&c, Some(&u), Some(&realm))?.max_tokens)
         })
         .await?;
         self.change(caller, serial, "assign", detail, move |tx, t| {
-            change::assign(tx, t, Some((&user, realm.as_deref())))
+            change::assign(tx, t, Some((&user, realm.as_deref())), limit)
         })
         .await
     }
 
     pub async fn unassign(&self, caller: String, serial: String) -> Result<TokenView, TokenError> {
-        self.change(caller, serial, "unassign", None, |tx, t| change::assign(tx, t, None)).await
+        self.change(caller, serial, "unassign", None, |tx, t| change::assign(tx, t, None, None)).await
     }
 
     pub async fn set_active(&self, caller: String, serial: String, active: bool) -> Result<TokenView, TokenError> {

@@ -265,6 +265,18 @@ fn enrolment_policies_limit_tokens_choose_pins_and_label_the_uri() {
     d.cli_json(&["token", "init", "--type", "hotp", "--user", "bob"]);
     d.cli_json(&["token", "init", "--type", "hotp", "--user", "bob"]);
 
+    // The limit holds under concurrent enrolments: it is counted in the insert's transaction.
+    d.cli_json(&["user", "add", "dave"]);
+    policy(&d, &["two-for-dave", "--scope", "enrollment", "--action", "max_token_per_user=2", "--user", "dave"]);
+    let outcomes: Vec<bool> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| d.cli(&["token", "init", "--type", "hotp", "--user", "dave"]).status.success()))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 2, "{outcomes:?}");
+    assert_eq!(d.cli_json(&["token", "list", "--user", "dave"])["tokens"].as_array().unwrap().len(), 2);
+
     policy(&d, &["random-pin", "--scope", "enrollment", "--action", "otp_pin_random=6", "--user", "bob"]);
     let e =
         d.cli_json_stdin(&["token", "init", "--type", "hotp", "--user", "bob", "--seed-stdin"], &format!("{SEED}\n"));

@@ -77,7 +77,8 @@ impl EnrolmentService {
             qr_png: false,
         };
         // The token row and its HSM-generated seed (sealed in the row), not stored yet.
-        let (token, seed) = self.tokens.prepare(&init)?;
+        let (mut token, seed) = self.tokens.prepare(&init)?;
+        token.owner_limit = self.tokens.owner_limit(caller, &r.user, &realm)?;
         let digits = token.params.get("digits").and_then(serde_json::Value::as_u64).unwrap_or(6);
         let hash = token.params.get("hash").and_then(serde_json::Value::as_str).unwrap_or("sha1");
         let step = token.params.get("step").and_then(serde_json::Value::as_u64).unwrap_or(30);

@@ -56,6 +56,7 @@ impl EnrolmentService {
         let mut say = |step: &'static str, detail: String| progress(Progress { step, detail });
         // Everything that can be checked without the card, first.
         let realm = self.tokens.ensure_owner(&r.user, r.realm.as_deref())?;
+        let owner_limit = self.tokens.owner_limit(caller, &r.user, &realm)?;
         self.ca.ready()?;
         let slot = Slot::parse(r.slot.as_deref().unwrap_or(&self.cfg.piv_slot))
             .ok_or_else(|| EnrolError::new("invalid", "slot must be 9a or 9c"))?;
@@ -251,6 +252,7 @@ impl EnrolmentService {
                 user: Some((r.user.clone(), realm.clone())),
                 description: r.description.clone(),
                 recipient: None,
+                owner_limit,
             };
             let cert_row = CertificateRow {
                 slot: slot.as_str().into(),

@@ -145,6 +145,8 @@ pub struct NewToken {
     pub user: Option<(String, String)>,
     pub description: String,
     pub recipient: Option<String>,
+    /// The most tokens `user` may then own (enrolment policy `max_token_per_user`).
+    pub owner_limit: Option<i64>,
 }
 
 /// One authentication or token-administration event.
@@ -208,6 +210,31 @@ pub fn recent_checks(
         )?
         .query_row(params![login, since_ms, result, realm], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Refuses to give user `user_id` another token when they own `limit` already (`except`: a
+/// token being re-assigned, which does not count). Called inside the transaction that gives
+/// the token, so two concurrent enrolments cannot both pass the limit.
+fn owner_within_limit(
+    tx: &Transaction<'_>,
+    user_id: i64,
+    except: Option<i64>,
+    limit: Option<i64>,
+    who: impl FnOnce() -> String,
+) -> Result<(), StoreError> {
+    let Some(limit) = limit else { return Ok(()) };
+    let have: i64 = tx.query_row(
+        "SELECT count(*) FROM token WHERE user_id = ?1 AND id IS NOT ?2",
+        params![user_id, except],
+        |r| r.get(0),
+    )?;
+    if have >= limit {
+        return Err(StoreError::Invalid(format!(
+            "{} already has {have} token(s); policy max_token_per_user allows {limit}",
+            who()
+        )));
+    }
+    Ok(())
 }
 
 /// Which tokens a check is about.
@@ -553,7 +580,9 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let user_id = match &t.user {
             Some((login, realm)) => {
-                Some(Self::user_id(tx, login, Some(realm).filter(|r| !r.is_empty()).map(|r| r.as_str()))?.0)
+                let (id, realm) = Self::user_id(tx, login, Some(realm).filter(|r| !r.is_empty()).map(|r| r.as_str()))?;
+                owner_within_limit(tx, id, None, t.owner_limit, || format!("user {login} in realm {realm}"))?;
+                Some(id)
             }
             None => None,
         };
@@ -581,6 +610,15 @@ impl Store {
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("token {}", t.serial))))?;
         Ok(tx.last_insert_rowid())
+    }
+
+    /// Whether `login` in `realm` may receive another token under `limit`: an early answer for
+    /// enrolments that touch a card first. Their insert checks again, in its transaction.
+    pub fn owner_within_limit(&self, login: &str, realm: &str, limit: Option<i64>) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let (id, realm) = Self::user_id(&tx, login, Some(realm))?;
+        owner_within_limit(&tx, id, None, limit, || format!("user {login} in realm {realm}"))
     }
 
     pub(super) fn token_in(conn: &Connection, serial: &str) -> Result<TokenRecord, StoreError> {
@@ -673,9 +711,19 @@ pub mod change {
 
     use super::{counter_sql, Store, StoreError, TokenRecord};
 
-    pub fn assign(tx: &Transaction<'_>, t: &TokenRecord, user: Option<(&str, Option<&str>)>) -> Result<(), StoreError> {
+    /// Gives the token to `user` (none: to no one), who may then own at most `limit` tokens.
+    pub fn assign(
+        tx: &Transaction<'_>,
+        t: &TokenRecord,
+        user: Option<(&str, Option<&str>)>,
+        limit: Option<i64>,
+    ) -> Result<(), StoreError> {
         let user_id = match user {
-            Some((login, realm)) => Some(Store::user_id(tx, login, realm)?.0),
+            Some((login, realm)) => {
+                let (id, realm) = Store::user_id(tx, login, realm)?;
+                super::owner_within_limit(tx, id, Some(t.id), limit, || format!("user {login} in realm {realm}"))?;
+                Some(id)
+            }
             None => None,
         };
         tx.execute("UPDATE token SET user_id = ?1 WHERE id = ?2", params![user_id, t.id])?;
