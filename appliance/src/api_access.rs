@@ -2,14 +2,16 @@
 //! - administrators of the privacyIDEA-compatible API: `/auth` checks a name and password
 //!   against an HSM-made verifier and issues a JWT-shaped session token whose MAC is computed
 //!   in the HSM (HMAC-SHA-256 under the verifier key, with a domain prefix of its own). Tokens
-//!   expire after [`SESSION_SECONDS`]. Every login, failed or not, is audited;
+//!   expire after [`SESSION_SECONDS`]. Every login, failed or not, is audited; after
+//!   [`LOGIN_MAX_FAIL`] failures for one name from one address within [`LOGIN_FAIL_WINDOW_S`],
+//!   further logins from there are refused unchecked until the window has passed;
 //! - service accounts (an IdP plugin, a RADIUS server): an API key `cs_<prefix>_<secret>`
 //!   shown once at creation, found by its public prefix and checked against its verifier.
 //!
 //! Passwords and keys never leave this module in any form but their verifier; failed logins
 //! all read the same, whether the name exists or not.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -18,12 +20,17 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
-use crate::store::{ApiAdminView, AuthAuditRow, ServiceAccountView, Store};
+use crate::store::{ApiAdminView, AuthAuditRow, RecentAudit, ServiceAccountView, Store};
 use crate::token_secrets::TokenSecrets;
 use crate::tokens::TokenError;
 
 /// How long a session token is valid.
 pub const SESSION_SECONDS: i64 = 3600;
+
+/// Failed logins for one admin name from one caller address that stop further attempts...
+pub const LOGIN_MAX_FAIL: u64 = 10;
+/// ...within this many seconds. Per address, so a guesser elsewhere cannot lock an admin out.
+pub const LOGIN_FAIL_WINDOW_S: i64 = 900;
 
 /// The claims of a session token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +54,10 @@ pub enum SessionError {
     Invalid,
     #[error("Authentication failure. The session token has expired; log in again.")]
     Expired,
+    #[error(
+        "Authentication failure. Too many failed logins for this name from this address; try again in {0} seconds."
+    )]
+    TooManyFailures(i64),
     #[error("{0}")]
     Internal(String),
 }
@@ -56,6 +67,9 @@ pub struct ApiAccess {
     store: Arc<Store>,
     secrets: TokenSecrets,
     clock: Clock,
+    /// Logins run one at a time, so parallel guesses cannot all pass the failure count before
+    /// any of them is audited. A login costs one HSM operation.
+    logins: Arc<Mutex<()>>,
 }
 
 fn valid_name(name: &str) -> Result<(), TokenError> {
@@ -70,7 +84,7 @@ fn valid_name(name: &str) -> Result<(), TokenError> {
 
 impl ApiAccess {
     pub fn new(store: Arc<Store>, secrets: TokenSecrets, clock: Clock) -> ApiAccess {
-        ApiAccess { store, secrets, clock }
+        ApiAccess { store, secrets, clock, logins: Arc::new(Mutex::new(())) }
     }
 
     pub fn add_admin(&self, caller: &str, name: &str, password: &SecretString) -> Result<ApiAdminView, TokenError> {
@@ -102,6 +116,23 @@ impl ApiAccess {
     /// Checks the password and issues a session token.
     pub fn login(&self, caller: &str, name: &str, password: &SecretString) -> Result<(String, Claims), SessionError> {
         let internal = |e: &dyn std::fmt::Display| SessionError::Internal(e.to_string());
+        let _one_at_a_time = self.logins.lock().unwrap_or_else(PoisonError::into_inner);
+        let now_ms = self.clock.now_ms();
+        let failures = RecentAudit {
+            action: "api/auth",
+            login: name,
+            realm: None,
+            caller: Some(caller),
+            result: "reject",
+            since_ms: now_ms - LOGIN_FAIL_WINDOW_S * 1000,
+        };
+        if self.store.recent_audit(&failures).map_err(|e| internal(&e))? >= LOGIN_MAX_FAIL {
+            let mut audit = AuthAuditRow::new(caller, "api/auth", "refused");
+            audit.login = Some(name.to_owned());
+            audit.detail = Some(format!("{LOGIN_MAX_FAIL} failed logins within {LOGIN_FAIL_WINDOW_S} s; not checked"));
+            self.store.audit_auth(&audit).map_err(|e| internal(&e))?;
+            return Err(SessionError::TooManyFailures(LOGIN_FAIL_WINDOW_S));
+        }
         let verifier = self.store.api_admin_verifier(name).map_err(|e| internal(&e))?;
         let ok = match &verifier {
             Some(v) => self

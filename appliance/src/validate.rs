@@ -262,7 +262,15 @@ impl ValidateService {
                 };
                 let Some(limit) = value.as_rate() else { continue };
                 let since = now_ms.saturating_sub(i64::try_from(limit.period_s).unwrap_or(i64::MAX / 2000) * 1000);
-                let seen = crate::store::recent_checks(ctx.reader, login, realm.as_deref(), result, since)
+                let q = crate::store::RecentAudit {
+                    action: "validate/check",
+                    login,
+                    realm: realm.as_deref(),
+                    caller: None,
+                    result,
+                    since_ms: since,
+                };
+                let seen = crate::store::recent_audit(ctx.reader, &q)
                     .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
                 if seen >= u64::from(limit.count) {
                     return Err(reject(

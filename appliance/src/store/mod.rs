@@ -38,8 +38,8 @@ pub use policies::PolicyRecord;
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub(crate) use tokens::commit_check;
 pub use tokens::{
-    change, recent_checks, tokens_for_check, AuthAuditQuery, AuthAuditRow, CheckRecord, CheckTarget, NewToken,
-    TokenEffect, TokenRecord, TokenView, User,
+    change, recent_audit, tokens_for_check, AuthAuditQuery, AuthAuditRow, CheckRecord, CheckTarget, NewToken,
+    RecentAudit, TokenEffect, TokenRecord, TokenView, User,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -194,21 +194,27 @@ pub struct AuthAuditQuery {
     pub limit: Option<u32>,
 }
 
-/// How many `validate/check` rows with `result` the user (`login`, `realm` as the request named
-/// it) has since `since_ms`, read on the caller's connection.
-pub fn recent_checks(
-    conn: &Connection,
-    login: &str,
-    realm: Option<&str>,
-    result: &str,
-    since_ms: i64,
-) -> Result<u64, StoreError> {
+/// Which recent audit rows to count: those of `action` with `result` for `login` since
+/// `since_ms`, with exactly this `realm` (as the request named it), and from `caller` if given.
+#[derive(Debug, Clone, Copy)]
+pub struct RecentAudit<'a> {
+    pub action: &'a str,
+    pub login: &'a str,
+    pub realm: Option<&'a str>,
+    pub caller: Option<&'a str>,
+    pub result: &'a str,
+    pub since_ms: i64,
+}
+
+/// Counts the rows `q` describes, on the caller's connection (the audit's login-and-time
+/// index keeps this from scanning the table). Rate limits (`auth_max_fail`, `/auth`) use it.
+pub fn recent_audit(conn: &Connection, q: &RecentAudit<'_>) -> Result<u64, StoreError> {
     let n: i64 = conn
         .prepare_cached(
-            "SELECT count(*) FROM auth_audit WHERE login = ?1 AND at_ms >= ?2 AND action = 'validate/check'
-             AND result = ?3 AND realm IS ?4",
+            "SELECT count(*) FROM auth_audit WHERE login = ?1 AND at_ms >= ?2 AND action = ?3
+             AND result = ?4 AND realm IS ?5 AND (?6 IS NULL OR caller = ?6)",
         )?
-        .query_row(params![login, since_ms, result, realm], |r| r.get(0))?;
+        .query_row(params![q.login, q.since_ms, q.action, q.result, q.realm, q.caller], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -669,6 +675,10 @@ impl Store {
     }
 
     /// Records an audit row on its own (refusals, plugin restarts).
+    pub fn recent_audit(&self, q: &RecentAudit<'_>) -> Result<u64, StoreError> {
+        recent_audit(&self.conn(), q)
+    }
+
     pub fn audit_auth(&self, audit: &AuthAuditRow) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
