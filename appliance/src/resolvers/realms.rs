@@ -60,6 +60,7 @@ fn empty_object() -> serde_json::Value {
 /// What list and show report: everything but the bind password.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolverView {
+    pub id: i64,
     pub name: String,
     pub kind: String,
     pub options: serde_json::Value,
@@ -421,6 +422,7 @@ impl Realms {
 
     fn view(&self, r: &ResolverRecord, realms: &[RealmRecord]) -> ResolverView {
         ResolverView {
+            id: r.id,
             name: r.name.clone(),
             kind: r.kind.clone(),
             options: r.options.clone(),

@@ -49,13 +49,13 @@ fn token_error(e: TokenError) -> PiResponse {
 /// An API admin, from the request's session token; anyone else gets 401.
 pub(super) struct PiAdmin {
     /// How the audit names the caller: `pi-admin:<name> ip:<addr>`.
-    caller: String,
+    pub(super) caller: String,
     name: String,
 }
 
 /// privacyIDEA's admin rule: with no active admin policy every admin may do everything; once
 /// one exists, only what a policy matching the admin (and the token's user and realm) allows.
-fn allowed(st: &AppState, admin: &PiAdmin, action: &str, p: &Params) -> Result<(), PiResponse> {
+pub(super) fn allowed(st: &AppState, admin: &PiAdmin, action: &str, p: &Params) -> Result<(), PiResponse> {
     use crate::policy::PolicyContext;
     let ctx = PolicyContext {
         admin: Some(&admin.name),

@@ -9,10 +9,13 @@
 //! This module only translates: decisions are the services'. It never echoes a `pass`.
 
 mod admin;
+mod audit;
 mod caller;
-mod config;
 mod envelope;
 mod params;
+mod policies;
+mod realms;
+mod resolver_params;
 mod validate;
 
 use axum::extract::State;
@@ -28,7 +31,7 @@ pub const COMPATIBLE_VERSION: &str = "3.10";
 
 /// Routes served wherever validation is: `api.sock` and the HTTP listener.
 pub(super) fn routes() -> Router<AppState> {
-    validate::routes().merge(admin::routes()).merge(config::routes())
+    validate::routes().merge(admin::routes()).merge(realms::routes()).merge(policies::routes()).merge(audit::routes())
 }
 
 /// Admin routes: the public key clients verify response signatures with.

@@ -1,6 +1,8 @@
 //! Request parameters as privacyIDEA reads them: the query string and the body, whether the
 //! body is `application/x-www-form-urlencoded` or JSON, merged into one map (body wins).
-//! Values of JSON bodies may be strings, numbers or booleans; privacyIDEA treats them as text.
+//! Values of JSON bodies may be strings, numbers or booleans, which privacyIDEA treats as text,
+//! or lists and objects (`resolvers`, `action`), kept as their JSON text for [`Params::list`]
+//! and the callers that read objects.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +28,38 @@ impl Params {
     /// No parameters (routes that take theirs from the path).
     pub fn empty() -> Params {
         Params(BTreeMap::new())
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
+        Params(pairs.into_iter().collect())
+    }
+
+    /// Every parameter whose name starts with `prefix`, without it (`priority.<resolver>`).
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.0.iter().filter_map(move |(k, v)| k.strip_prefix(prefix).map(|rest| (rest, v.as_str())))
+    }
+
+    /// A list parameter: a JSON list of strings, or comma-separated text as privacyIDEA's
+    /// clients send it. Items are trimmed; empty ones dropped; missing: empty.
+    pub fn list(&self, name: &str) -> Result<Vec<String>, PiResponse> {
+        let Some(v) = self.get(name) else { return Ok(Vec::new()) };
+        let items: Vec<String> = if v.trim_start().starts_with('[') {
+            serde_json::from_str(v).map_err(|_| {
+                PiResponse::error(ErrorKind::Parameter, &format!("{name} must be a list of names or comma-separated"))
+            })?
+        } else {
+            v.split(',').map(str::to_owned).collect()
+        };
+        Ok(items.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+    }
+
+    /// A boolean parameter as privacyIDEA reads one (`true`, `True`, `1`, ...); missing: `default`.
+    pub fn flag(&self, name: &str, default: bool) -> bool {
+        match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => default,
+            Some(v) => matches!(v.as_str(), "1" | "true" | "yes" | "on"),
+        }
     }
 
     /// A non-empty parameter.
@@ -60,7 +94,8 @@ fn scalar(v: &Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(if *b { "True" } else { "False" }.into()),
-        _ => None,
+        Value::Array(_) | Value::Object(_) => Some(v.to_string()),
+        Value::Null => None,
     }
 }
 
