@@ -43,6 +43,22 @@ pub struct Config {
     pub challenge: ChallengeSection,
     pub ca: CaSection,
     pub enrolment: EnrolmentSection,
+    pub audit: AuditSection,
+}
+
+/// The audit trail: how often the chain is vouched for, and how long rows are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Seconds between signed checkpoints of the chain (when rows were added). Rows newer than
+    /// the last checkpoint are chained but not yet signed.
+    pub checkpoint_interval_s: u64,
+    /// Remove rows older than this many days; 0 keeps them.
+    pub retention_days: u32,
+    /// Keep at most this many rows; 0: no limit.
+    pub retention_max_rows: u64,
+    /// Seconds between retention runs (at least 60).
+    pub retention_interval_s: u64,
 }
 
 /// The appliance CA (its key in the HSM) and the certificates it issues to cards.

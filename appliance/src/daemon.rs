@@ -107,7 +107,10 @@ impl Appliance {
             cfg.enrolment.clone(),
             clock.clone(),
         );
+        let audit = crate::audit_trail::AuditTrail::new(hsm.clone(), store.clone(), clock.clone(), cfg.audit.clone());
         let state = AppState {
+            audit,
+            store: store.clone(),
             signing: SigningService::new(directory.clone(), executor.clone()),
             tokens,
             responses: crate::response_signing::ResponseSigner::new(hsm.clone(), store.clone()),
@@ -371,6 +374,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         api = %cfg.api.socket.display(), admin = %cfg.admin.socket.display(), db = %appliance.store.path().display(),
         "countersignd ready"
     );
+    appliance.state.audit.spawn_jobs();
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     stop.received().await;
     tracing::info!("stopping: finishing requests in flight");
@@ -385,6 +389,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // are written before the process ends.
     let executor = appliance.executor.clone();
     tokio::task::spawn_blocking(move || executor.shutdown()).await?;
+    let audit = appliance.state.audit.clone();
+    tokio::task::spawn_blocking(move || audit.checkpoint_now()).await?;
     for p in bound {
         let _ = std::fs::remove_file(p);
     }

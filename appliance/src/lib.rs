@@ -7,6 +7,8 @@
 
 pub mod admin;
 pub mod api_access;
+pub mod audit_trail;
+pub mod backup;
 pub mod ca;
 pub mod challenges;
 pub mod client;
@@ -27,6 +29,7 @@ pub mod resolvers;
 pub mod response_signing;
 pub mod signing;
 pub mod store;
+pub mod system_keys;
 pub mod tls;
 pub mod token_host;
 pub mod token_secrets;

@@ -15,10 +15,8 @@ const ROLE: &str = "response-signing";
 pub enum ResponseSigningError {
     #[error("HSM: {0}")]
     Hsm(#[from] HsmError),
-    #[error("store: {0}")]
-    Store(#[from] crate::store::StoreError),
-    #[error("the store names response-signing key {0}, but the token does not hold it; restore the token from backup")]
-    Missing(String),
+    #[error(transparent)]
+    Key(#[from] crate::system_keys::SystemKeyError),
 }
 
 /// Signs response bodies with the HSM key; created lazily so daemons that never serve the
@@ -40,24 +38,7 @@ impl ResponseSigner {
         if let Some(k) = guard.as_ref() {
             return Ok(k.clone());
         }
-        let id = match self.store.system_key(ROLE)? {
-            Some(hex) => {
-                let id = KeyId::from_hex(&hex)?;
-                if !self.hsm.has_key(&id, false)? {
-                    return Err(ResponseSigningError::Missing(hex));
-                }
-                id
-            }
-            None => {
-                let pair = self.hsm.generate_key_pair(&format!("countersign/system/{ROLE}"), KeyAlgorithm::Rsa2048)?;
-                if let Err(e) = self.store.insert_system_key(ROLE, &pair.id.to_hex()) {
-                    let _ = self.hsm.destroy_objects(&pair.id);
-                    return Err(e.into());
-                }
-                tracing::info!(key_id = %pair.id, "generated the response-signing key on the token");
-                pair.id
-            }
-        };
+        let id = crate::system_keys::key_pair(&self.hsm, &self.store, ROLE, KeyAlgorithm::Rsa2048)?;
         *guard = Some(id.clone());
         Ok(id)
     }

@@ -25,7 +25,16 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/integrations/{name}/grants", post(grant))
         .route("/v1/admin/integrations/{name}/grants/{application}", delete(revoke))
         .route("/v1/admin/audit/signatures", get(audit))
+        .route("/v1/admin/audit/checkpoint", post(audit_checkpoint))
         .route("/v1/admin/plugins", get(plugins))
+}
+
+/// Routes whose work grows with the database (verification, retention, backup).
+pub(super) fn maintenance_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/audit/verify", post(audit_verify))
+        .route("/v1/admin/audit/retain", post(audit_retain))
+        .route("/v1/admin/backup", post(backup))
 }
 
 pub(super) async fn require_admin(
@@ -123,6 +132,55 @@ async fn revoke(
 
 async fn audit(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {
     to_json(serde_json::json!({ "rows": st.admin.signature_audit(q).await? }))
+}
+
+/// The whole chain checked: `ok`, counts, and the first bad row when there is one.
+async fn audit_verify(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    to_json(st.audit.verify().await?)
+}
+
+async fn audit_checkpoint(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    to_json(serde_json::json!({ "checkpoint_seq": st.audit.checkpoint().await? }))
+}
+
+/// Limits for one retention run; none given: the configured ones.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetainRequest {
+    #[serde(default)]
+    max_rows: Option<u64>,
+    #[serde(default)]
+    older_than_days: Option<u32>,
+}
+
+async fn audit_retain(State(st): State<AppState>, Body(b): Body<RetainRequest>) -> Result<Json<Value>, ApiError> {
+    let keep = (b.max_rows.is_some() || b.older_than_days.is_some()).then(|| crate::store::chain::Retention {
+        keep_after_ms: b.older_than_days.map(|d| crate::now_ms() - i64::from(d) * 86_400_000),
+        max_links: b.max_rows,
+    });
+    to_json(st.audit.retain(keep).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupRequest {
+    /// A new directory the daemon can write (absolute).
+    dir: std::path::PathBuf,
+}
+
+/// An online backup: a signed checkpoint first, so the copy's audit tail is vouched for.
+async fn backup(State(st): State<AppState>, Body(b): Body<BackupRequest>) -> Result<Json<Value>, ApiError> {
+    st.audit.checkpoint().await?;
+    let store = st.store.clone();
+    let token = st.hsm.health().token;
+    let manifest = tokio::task::spawn_blocking(move || crate::backup::backup(&store, &token, &b.dir))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| match e {
+            crate::backup::BackupError::Invalid(m) => ApiError::invalid(m),
+            other => ApiError::internal(other.to_string()),
+        })?;
+    to_json(manifest)
 }
 
 async fn plugins(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -179,3 +179,17 @@ impl From<PathRejection> for ApiError {
         ApiError::invalid(format!("bad path: {}", r.body_text()))
     }
 }
+
+impl From<crate::audit_trail::AuditTrailError> for ApiError {
+    fn from(e: crate::audit_trail::AuditTrailError) -> Self {
+        use crate::audit_trail::AuditTrailError;
+        match &e {
+            AuditTrailError::Key(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_key_unavailable", e.to_string())
+            }
+            AuditTrailError::Store(_) | AuditTrailError::Internal(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            }
+        }
+    }
+}

@@ -36,6 +36,10 @@ use crate::signing::SigningService;
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The audit chain's checkpoints, verification and retention.
+    pub audit: crate::audit_trail::AuditTrail,
+    /// The database, for online backups.
+    pub store: Arc<crate::store::Store>,
     pub signing: SigningService,
     pub tokens: crate::tokens::TokenService,
     pub ca: crate::ca::CaService,
@@ -133,8 +137,18 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .merge(privacyidea::admin_routes())
         .merge(resolvers::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
-    finish(routes, state, limits)
+    // Audit verification, retention and backups run as long as the database is large: their
+    // own (long) time limit instead of the per-request one.
+    let maintenance = admin::maintenance_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(MAINTENANCE_TIMEOUT, with_timeout))
+        .with_state(state.clone());
+    finish(routes, state, limits).merge(maintenance)
 }
+
+/// The time limit of maintenance requests on `admin.sock`.
+const MAINTENANCE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Serves `router` on a TCP listener until `shutdown` resolves.
 pub async fn serve_tcp(

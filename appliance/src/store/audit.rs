@@ -60,7 +60,11 @@ pub(crate) fn insert_signature_rows(
                 r.result,
                 r.detail
             ])?;
-            ids.push(tx.last_insert_rowid());
+            let id = tx.last_insert_rowid();
+            super::chain::link(tx, super::chain::ChainTable::Signature, id, r.at_ms, |prev| {
+                super::chain::signature_link(prev, id, r)
+            })?;
+            ids.push(id);
         }
     }
     Ok(ids)

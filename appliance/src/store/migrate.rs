@@ -20,6 +20,8 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (10, "system_certificates", include_str!("../../../migrations/0010_system_certificates.sql")),
     (11, "directory_users", include_str!("../../../migrations/0011_directory_users.sql")),
     (12, "auth_audit_by_user", include_str!("../../../migrations/0012_auth_audit_by_user.sql")),
+    (13, "audit_chain", include_str!("../../../migrations/0013_audit_chain.sql")),
+    (14, "auth_audit_rate_index", include_str!("../../../migrations/0014_auth_audit_rate_index.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -10,6 +10,7 @@
 
 mod api_access;
 mod audit;
+pub mod chain;
 mod challenges;
 mod gateways;
 mod hardware;

@@ -206,8 +206,8 @@ pub struct RecentAudit<'a> {
     pub since_ms: i64,
 }
 
-/// Counts the rows `q` describes, on the caller's connection (the audit's login-and-time
-/// index keeps this from scanning the table). Rate limits (`auth_max_fail`, `/auth`) use it.
+/// Counts the rows `q` describes, on the caller's connection (the index by login, action,
+/// result and time, migration 0014, makes it read only the rows it counts). Rate limits (`auth_max_fail`, `/auth`) use it.
 pub fn recent_audit(conn: &Connection, q: &RecentAudit<'_>) -> Result<u64, StoreError> {
     let n: i64 = conn
         .prepare_cached(
@@ -363,7 +363,9 @@ pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     st.execute(params![a.at_ms, a.caller, a.action, a.serial, a.login, a.realm, a.result, a.detail])?;
-    Ok(tx.last_insert_rowid())
+    let id = tx.last_insert_rowid();
+    super::chain::link(tx, super::chain::ChainTable::Auth, id, a.at_ms, |prev| super::chain::auth_link(prev, id, a))?;
+    Ok(id)
 }
 
 /// Applies one check's effect and writes its audit row, inside the caller's transaction.

@@ -37,24 +37,40 @@ fn hotp(seed: &[u8], counter: u64) -> String {
 }
 
 /// Each client checks its own token's codes in order; `counters` carries on across runs.
+/// How a run names the token it checks.
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    Serial,
+    /// By its owner, `u<client>`, so that per-user policies (rate limits) apply.
+    User,
+}
+
 fn run(
     sock: &std::path::Path,
     serials: &Arc<Vec<String>>,
     counters: &Arc<Vec<AtomicU64>>,
     clients: usize,
     dur: Duration,
+    target: Target,
 ) -> (Run, u64) {
     let (serials, counters) = (serials.clone(), counters.clone());
     let request = move |c: usize| {
         let n = counters[c].fetch_add(1, Ordering::Relaxed);
-        let body = serde_json::json!({ "serial": serials[c], "pass": format!("{PIN}{}", hotp(&seed(c), n)) });
+        let pass = format!("{PIN}{}", hotp(&seed(c), n));
+        let body = match target {
+            Target::Serial => serde_json::json!({ "serial": serials[c], "pass": pass }),
+            Target::User => serde_json::json!({ "user": format!("u{c}"), "pass": pass }),
+        };
         (hyper::Method::POST, "/v1/validate/check".to_owned(), Some(body.to_string().into_bytes()))
     };
     let accepted = |status: u16, body: &[u8]| {
         status == 200 && serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v["accepted"] == true)
     };
     let (lat, secs, rejected) = on_socket(sock, clients, dur, request, accepted);
-    let label = format!("valid HOTP checks (PIN + OTP), {clients} client(s)");
+    let label = match target {
+        Target::Serial => format!("valid HOTP checks (PIN + OTP), {clients} client(s)"),
+        Target::User => format!("by user, {clients} client(s)"),
+    };
     (summarise(label, lat, secs), rejected)
 }
 
@@ -92,7 +108,9 @@ fn main() -> anyhow::Result<()> {
     let serials: Vec<String> = (0..CLIENTS)
         .map(|c| {
             let hex: String = seed(c).iter().map(|b| format!("{b:02x}")).collect();
-            let body = serde_json::json!({ "type": "hotp", "seed": hex, "pin": PIN, "max_fail": 1000 });
+            d.cli_json(&["user", "add", &format!("u{c}")]);
+            let body =
+                serde_json::json!({ "type": "hotp", "seed": hex, "pin": PIN, "max_fail": 1000, "user": format!("u{c}") });
             let (st, v) = countersign_tests::request(
                 &d.admin_sock(),
                 "POST",
@@ -112,23 +130,55 @@ fn main() -> anyhow::Result<()> {
     let (pin_key, seal_key) = (key("pin-verifier")?, key("token-seal")?);
     let hsm = d.hsm.open(16);
     let counters: Arc<Vec<AtomicU64>> = Arc::new((0..CLIENTS).map(|_| AtomicU64::new(0)).collect());
-    let _ = run(&d.api_sock(), &serials, &counters, CLIENTS, Duration::from_millis(500));
+    let _ = run(&d.api_sock(), &serials, &counters, CLIENTS, Duration::from_millis(500), Target::Serial);
+    // Policies a privacyIDEA site typically has: how the PIN is checked, and a per-user limit of
+    // failed authentications (a count over the audit index on every check). Enabled only for
+    // the last row of each round.
+    let cli = |args: &[&str]| -> anyhow::Result<()> {
+        let out = d.cli(args);
+        anyhow::ensure!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(())
+    };
+    cli(&["policy", "set", "pin", "--scope", "authentication", "--action", "otppin=tokenpin", "--inactive"])?;
+    cli(&[
+        "policy",
+        "set",
+        "limit",
+        "--scope",
+        "authorization",
+        "--action",
+        "auth_max_fail=1000000/60s",
+        "--inactive",
+    ])?;
+    let policies = |on: bool| -> anyhow::Result<()> {
+        for name in ["pin", "limit"] {
+            cli(&["policy", if on { "enable" } else { "disable" }, name])?;
+        }
+        Ok(())
+    };
 
     let mut rounds: Vec<Vec<Run>> = Vec::new();
     let mut rejected = 0;
     for _ in 0..rounds_n {
         let raw = raw_hsm(&hsm, &pin_key, &seal_key, 2, dur);
-        let (one, r1) = run(&d.api_sock(), &serials, &counters, 1, dur);
-        let (many, r32) = run(&d.api_sock(), &serials, &counters, CLIENTS, dur);
-        rejected += r1 + r32;
-        rounds.push(vec![raw, one, many]);
+        let (one, r1) = run(&d.api_sock(), &serials, &counters, 1, dur, Target::Serial);
+        let (many, r32) = run(&d.api_sock(), &serials, &counters, CLIENTS, dur, Target::Serial);
+        let (by_user, ru) = run(&d.api_sock(), &serials, &counters, CLIENTS, dur, Target::User);
+        policies(true)?;
+        let (mut with_policies, rp) = run(&d.api_sock(), &serials, &counters, CLIENTS, dur, Target::User);
+        with_policies.label = format!("by user, policies otppin + auth_max_fail active, {CLIENTS} client(s)");
+        policies(false)?;
+        rejected += r1 + r32 + ru + rp;
+        rounds.push(vec![raw, one, many, by_user, with_policies]);
     }
     let mut report = format!(
         "## Validation: /v1/validate/check with valid HOTP codes\n\nMachine: {}\n\
          {rounds_n} interleaved rounds of {secs} s per row; each row shows its median round. Every check carries a \
          PIN and a fresh HOTP code (each used once) for its client's own token; the audit is on (group commit, \
          synchronous=normal), seeds are sealed in SoftHSM, the HOTP plugin runs in its sandboxed worker, clients run \
-         on the same machine.\n\n",
+         on the same machine. The last two rows check by user (`u<client>` owns each token), the last with two \
+         policies active: `otppin=tokenpin` and `auth_max_fail=1000000/60s`, so each check also counts the user's \
+         recent failures.\n\n",
         machine()
     );
     report += &median_rows(&rounds, "checks");

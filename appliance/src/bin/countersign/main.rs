@@ -67,6 +67,23 @@ enum Command {
     /// Read audit trails.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Back up the database while the daemon runs: a consistent copy and a manifest, written
+    /// by the daemon into DIR (absolute, new, writable by the daemon). HSM keys stay on the
+    /// token: back the token up with the HSM's own means.
+    Backup { dir: std::path::PathBuf },
+    /// Put a backup in place as the database at --db, with the daemon stopped. Checks the
+    /// manifest first. Does not use the daemon's socket.
+    Restore {
+        /// The backup directory (holding manifest.json and countersign.db).
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// The database file to create (the daemon's `store.path`).
+        #[arg(long)]
+        db: std::path::PathBuf,
+        /// Replace an existing database (it is kept beside it as `<db>.replaced-<time>`).
+        #[arg(long)]
+        force: bool,
+    },
     /// Show the daemon's health (HSM state).
     Health,
     /// Smart card readers and the cards in them.
@@ -141,6 +158,20 @@ enum IntegrationCmd {
 
 #[derive(Debug, Subcommand)]
 enum AuditCmd {
+    /// Check the whole audit chain: every row, link, signed checkpoint and the retention
+    /// anchor. Names the first bad row; exits non-zero when the chain does not verify.
+    Verify,
+    /// Sign the chain's newest link now (the daemon does it every `audit.checkpoint_interval_s`).
+    Checkpoint,
+    /// Remove the oldest audit rows now: as configured (`audit.retention_*`), or as given here.
+    Retain {
+        /// Keep at most this many rows.
+        #[arg(long)]
+        max_rows: Option<u64>,
+        /// Remove rows older than this many days.
+        #[arg(long)]
+        older_than_days: Option<u32>,
+    },
     /// Signing and verification requests, newest first.
     Signatures {
         /// Only this key (application).
@@ -213,6 +244,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             (Method::GET, "/v1/admin/plugins".into(), None, output::View::Plugins)
         }
         Command::Plugin(cmd) => return plugin::run(cmd, cli.json),
+        Command::Restore { from, db, force } => {
+            let m = countersign::backup::restore(from, db, *force)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+            } else {
+                let keys: Vec<String> = m.system_keys.iter().map(|k| format!("{} ({})", k.role, k.key_id)).collect();
+                println!(
+                    "restored {} (schema {}, {} tokens, audit chain to link {}) as {}
+                     it needs HSM token {} holding: {}
+start the daemon, then run `countersign audit verify`",
+                    from.display(),
+                    m.schema_version,
+                    m.tokens,
+                    m.audit.last_seq.map_or("-".into(), |s| s.to_string()),
+                    db.display(),
+                    m.hsm_token,
+                    keys.join(", ")
+                );
+            }
+            return Ok(());
+        }
+        Command::Backup { dir } => {
+            (Method::POST, "/v1/admin/backup".into(), Some(json!({ "dir": dir })), output::View::Pretty)
+        }
         Command::Devices(cmd) => {
             return hardware::devices(&mut Connection::connect(&cli.socket).await?, cmd, cli.json).await
         }
@@ -256,6 +311,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             format!("/v1/admin/integrations/{}/grants/{}", enc(integration), enc(application)),
             None,
             output::View::Integration,
+        ),
+        Command::Audit(AuditCmd::Verify) => {
+            (Method::POST, "/v1/admin/audit/verify".into(), None, output::View::AuditVerify)
+        }
+        Command::Audit(AuditCmd::Checkpoint) => {
+            (Method::POST, "/v1/admin/audit/checkpoint".into(), None, output::View::Pretty)
+        }
+        Command::Audit(AuditCmd::Retain { max_rows, older_than_days }) => (
+            Method::POST,
+            "/v1/admin/audit/retain".into(),
+            Some(serde_json::json!({ "max_rows": max_rows, "older_than_days": older_than_days })),
+            output::View::Pretty,
         ),
         Command::Audit(AuditCmd::Signatures { key, uid, result, before_id, limit }) => {
             let mut q = vec![format!("limit={limit}")];
@@ -392,6 +459,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         // The request would be refused: scripts must see a failure.
         anyhow::bail!("{conflict}");
+    }
+    if matches!(view, output::View::AuditVerify) && answer.get("ok").and_then(Value::as_bool) != Some(true) {
+        // Monitoring scripts read the exit code: a broken chain is a failure.
+        anyhow::bail!("the audit chain does not verify");
     }
     if health_report {
         // Monitoring scripts read the exit code: a degraded daemon is a failure.

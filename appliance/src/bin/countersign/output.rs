@@ -30,6 +30,7 @@ pub enum View {
     Resolvers,
     ResolverTest,
     Realms,
+    AuditVerify,
     /// The answer as indented JSON.
     Pretty,
     Done,
@@ -310,6 +311,43 @@ pub fn render(view: View, v: &Value) -> String {
                 })
                 .collect();
             table(&["ID", "TIME", "UID", "INTEGRATION", "OP", "KEY", "RESULT", "DETAIL"], rows)
+        }
+        View::AuditVerify => {
+            let mut out = format!(
+                "audit chain: {}
+links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tail: {}
+",
+                if v.get("ok").and_then(Value::as_bool) == Some(true) { "ok" } else { "BROKEN" },
+                s(v, "links"),
+                s(v, "first_seq"),
+                s(v, "last_seq"),
+                s(v, "checkpoints_verified"),
+                s(v, "last_checkpoint_seq"),
+                s(v, "unsigned_tail"),
+            );
+            if v.get("anchor_seq").is_some_and(|a| !a.is_null()) {
+                out += &format!(
+                    "retention: starts after link {} ({} links removed)
+",
+                    s(v, "anchor_seq"),
+                    s(v, "removed_by_retention")
+                );
+            }
+            if v.get("legacy_rows").and_then(Value::as_u64).is_some_and(|n| n > 0) {
+                out += &format!(
+                    "rows from before the chain (not verifiable): {}
+",
+                    s(v, "legacy_rows")
+                );
+            }
+            if let Some(b) = v.get("first_bad").filter(|b| !b.is_null()) {
+                out += &format!(
+                    "first bad: {}
+",
+                    s(b, "problem")
+                );
+            }
+            out
         }
         View::Health => {
             let hsm = v.get("hsm").cloned().unwrap_or_default();

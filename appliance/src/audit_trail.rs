@@ -1,0 +1,187 @@
+//! The tamper-evident audit trail as a service: the audit key (an EC P-256 pair generated in
+//! the HSM on first use, system key role `audit-signing`), signed checkpoints of the hash
+//! chain (periodically, and at shutdown), verification, and retention by age or count.
+//!
+//! The chain itself is written by the store with every audit row ([`crate::store::chain`]).
+//! This service never edits a row: only retention removes rows, from the chain's beginning,
+//! leaving a signed anchor where it cut.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
+
+use crate::clock::Clock;
+use crate::config::AuditSection;
+use crate::store::chain::{self, ChainReport, CheckpointSigner, Retention, RetentionReport};
+use crate::store::{Store, StoreError};
+
+const ROLE: &str = "audit-signing";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditTrailError {
+    #[error(transparent)]
+    Key(#[from] crate::system_keys::SystemKeyError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// The audit key, found or generated on first use.
+#[derive(Debug, Clone)]
+struct AuditKey {
+    hsm: Hsm,
+    store: Arc<Store>,
+    id: Arc<Mutex<Option<KeyId>>>,
+}
+
+impl AuditKey {
+    fn id(&self) -> Result<KeyId, String> {
+        let mut guard = self.id.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(id) = guard.as_ref() {
+            return Ok(id.clone());
+        }
+        let id = crate::system_keys::key_pair(&self.hsm, &self.store, ROLE, KeyAlgorithm::EcP256)
+            .map_err(|e| e.to_string())?;
+        *guard = Some(id.clone());
+        Ok(id)
+    }
+}
+
+impl CheckpointSigner for AuditKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        let id = self.id()?;
+        self.hsm
+            .sign(&id, KeyAlgorithm::EcP256, SignScheme::Ecdsa, HashAlg::Sha256, SignInput::Message(message))
+            .map_err(|e| e.to_string())
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, String> {
+        let id = self.id()?;
+        self.hsm
+            .verify(
+                &id,
+                KeyAlgorithm::EcP256,
+                SignScheme::Ecdsa,
+                HashAlg::Sha256,
+                SignInput::Message(message),
+                signature,
+            )
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Checkpoints, verification and retention of the audit chain. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditTrail {
+    key: AuditKey,
+    store: Arc<Store>,
+    clock: Clock,
+    cfg: AuditSection,
+}
+
+/// Runs `f` on its own connection from a blocking thread: a verification or retention run is
+/// long and must not hold the daemon's writer.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AuditTrailError> + Send + 'static,
+) -> Result<T, AuditTrailError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| AuditTrailError::Internal(e.to_string()))?
+}
+
+impl AuditTrail {
+    pub fn new(hsm: Hsm, store: Arc<Store>, clock: Clock, cfg: AuditSection) -> AuditTrail {
+        let key = AuditKey { hsm, store: store.clone(), id: Arc::new(Mutex::new(None)) };
+        AuditTrail { key, store, clock, cfg }
+    }
+
+    /// Walks the whole chain (see [`chain::verify`]) inside one read transaction.
+    pub async fn verify(&self) -> Result<ChainReport, AuditTrailError> {
+        let t = self.clone();
+        blocking(move || {
+            let mut conn = t.store.reader_connection()?;
+            let tx = conn.transaction().map_err(StoreError::from)?;
+            Ok(chain::verify(&tx, &t.key)?)
+        })
+        .await
+    }
+
+    /// Signs the newest link unless a checkpoint covers it already.
+    pub async fn checkpoint(&self) -> Result<Option<i64>, AuditTrailError> {
+        let t = self.clone();
+        blocking(move || t.checkpoint_blocking("periodic")).await
+    }
+
+    fn checkpoint_blocking(&self, kind: &str) -> Result<Option<i64>, AuditTrailError> {
+        let mut conn = self.store.writer_connection()?;
+        Ok(chain::checkpoint(&mut conn, &self.key, self.clock.now_ms(), kind)?)
+    }
+
+    /// The configured retention (`audit.retention_days`, `audit.retention_max_rows`), or
+    /// `override_keep` when an admin runs it with other limits.
+    pub async fn retain(&self, override_keep: Option<Retention>) -> Result<RetentionReport, AuditTrailError> {
+        let t = self.clone();
+        blocking(move || {
+            let now = t.clock.now_ms();
+            let keep = override_keep.unwrap_or_else(|| t.configured_retention(now));
+            let mut conn = t.store.writer_connection()?;
+            // The cut's newest links must be vouched for before they become the anchor's past.
+            chain::checkpoint(&mut conn, &t.key, now, "retention")?;
+            let report = chain::retain(&mut conn, &t.key, keep, now)?;
+            if report.removed_links > 0 || report.removed_legacy_rows > 0 {
+                tracing::info!(
+                    removed = report.removed_links,
+                    legacy = report.removed_legacy_rows,
+                    anchor = ?report.anchor_seq,
+                    "audit retention removed the oldest rows"
+                );
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    fn configured_retention(&self, now_ms: i64) -> Retention {
+        Retention {
+            keep_after_ms: (self.cfg.retention_days > 0)
+                .then(|| now_ms - i64::from(self.cfg.retention_days) * 86_400_000),
+            max_links: (self.cfg.retention_max_rows > 0).then_some(self.cfg.retention_max_rows),
+        }
+    }
+
+    /// The periodic jobs: a checkpoint every `checkpoint_interval_s`, retention every
+    /// `retention_interval_s` when a limit is set. Failures are logged and retried next time.
+    pub fn spawn_jobs(&self) {
+        let t = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(t.cfg.checkpoint_interval_s.max(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = t.checkpoint().await {
+                    tracing::warn!(error = %e, "could not sign an audit checkpoint; retrying at the next interval");
+                }
+            }
+        });
+        if self.cfg.retention_days > 0 || self.cfg.retention_max_rows > 0 {
+            let t = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(t.cfg.retention_interval_s.max(60)));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = t.retain(None).await {
+                        tracing::warn!(error = %e, "audit retention failed; retrying at the next interval");
+                    }
+                }
+            });
+        }
+    }
+
+    /// A last checkpoint at shutdown, so the newest rows are vouched for.
+    pub fn checkpoint_now(&self) {
+        if let Err(e) = self.checkpoint_blocking("periodic") {
+            tracing::warn!(error = %e, "could not sign the shutdown audit checkpoint");
+        }
+    }
+}

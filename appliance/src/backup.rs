@@ -1,0 +1,218 @@
+//! Backups of the database while the daemon runs, with a manifest, and restoring one into
+//! place while it is stopped.
+//!
+//! A backup is a directory holding `countersign.db` (a consistent copy made by SQLite's
+//! `VACUUM INTO` from one read transaction: nothing half-committed, WAL folded in) and
+//! `manifest.json` (what it holds, its SHA-256, the schema version, which HSM keys it names,
+//! where the audit chain stands). Keys stay in the HSM: the token is backed up with the HSM's
+//! own means (docs/operations.md), and a restored database works only with that token.
+//!
+//! Never writes into an existing backup, and never replaces a database unless told to.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::{Store, StoreError};
+
+/// The database file inside a backup directory.
+pub const DB_FILE: &str = "countersign.db";
+pub const MANIFEST_FILE: &str = "manifest.json";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what} {path}: {source}")]
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {
+    let path = path.to_owned();
+    move |source| BackupError::Io { what, path, source }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MigrationEntry {
+    pub version: u32,
+    pub name: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SystemKeyEntry {
+    pub role: String,
+    pub key_id: String,
+}
+
+/// Where the audit chain stood in the copy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditState {
+    pub last_seq: Option<i64>,
+    pub last_checkpoint_seq: Option<i64>,
+    pub anchor_seq: Option<i64>,
+}
+
+/// What a backup holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub created_at_ms: i64,
+    pub appliance_version: String,
+    pub schema_version: u32,
+    pub migrations: Vec<MigrationEntry>,
+    pub database_file: String,
+    pub database_bytes: u64,
+    pub database_sha256: String,
+    /// The HSM token the keys are on (its label, as configured).
+    pub hsm_token: String,
+    /// The appliance's own keys the database names (all on that token).
+    pub system_keys: Vec<SystemKeyEntry>,
+    /// Application key versions the database names (on that token).
+    pub application_key_versions: u64,
+    pub tokens: u64,
+    pub audit: AuditState,
+}
+
+fn sha256_file(path: &Path) -> Result<(String, u64), BackupError> {
+    let mut f = std::fs::File::open(path).map_err(io("cannot read", path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).map_err(io("cannot read", path))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// Describes the database at `path` (a finished copy, opened read-only).
+fn describe(path: &Path, hsm_token: &str) -> Result<Manifest, BackupError> {
+    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let migrations: Vec<MigrationEntry> = c
+        .prepare("SELECT version, name, sha256 FROM schema_migration ORDER BY version")?
+        .query_map([], |r| Ok(MigrationEntry { version: r.get(0)?, name: r.get(1)?, sha256: r.get(2)? }))?
+        .collect::<Result<_, _>>()?;
+    let system_keys: Vec<SystemKeyEntry> = c
+        .prepare("SELECT role, hsm_key_id FROM system_key ORDER BY role")?
+        .query_map([], |r| Ok(SystemKeyEntry { role: r.get(0)?, key_id: r.get(1)? }))?
+        .collect::<Result<_, _>>()?;
+    let count = |sql: &str| -> Result<u64, BackupError> {
+        let n: i64 = c.query_row(sql, [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    };
+    let audit = AuditState {
+        last_seq: c.query_row("SELECT max(seq) FROM audit_chain", [], |r| r.get(0))?,
+        last_checkpoint_seq: c.query_row("SELECT max(seq) FROM audit_checkpoint", [], |r| r.get(0))?,
+        anchor_seq: c.query_row("SELECT seq FROM audit_anchor WHERE id = 1", [], |r| r.get(0)).optional()?,
+    };
+    let (sha, bytes) = sha256_file(path)?;
+    Ok(Manifest {
+        format: FORMAT,
+        created_at_ms: crate::now_ms(),
+        appliance_version: env!("CARGO_PKG_VERSION").into(),
+        schema_version: migrations.last().map_or(0, |m| m.version),
+        migrations,
+        database_file: DB_FILE.into(),
+        database_bytes: bytes,
+        database_sha256: sha,
+        hsm_token: hsm_token.to_owned(),
+        system_keys,
+        application_key_versions: count("SELECT count(*) FROM master_keypair")?,
+        tokens: count("SELECT count(*) FROM token")?,
+        audit,
+    })
+}
+
+/// Writes a backup of the live database into `dir` (created if missing; must not hold a
+/// backup already). Blocking: run it off the async runtime.
+pub fn backup(store: &Store, hsm_token: &str, dir: &Path) -> Result<Manifest, BackupError> {
+    if !dir.is_absolute() {
+        return Err(BackupError::Invalid(format!("the backup directory {} must be an absolute path", dir.display())));
+    }
+    std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
+    let db = dir.join(DB_FILE);
+    let manifest_path = dir.join(MANIFEST_FILE);
+    if db.exists() || manifest_path.exists() {
+        return Err(BackupError::Invalid(format!(
+            "{} already holds a backup; choose a new directory (backups are never overwritten)",
+            dir.display()
+        )));
+    }
+    let target = db.to_str().ok_or_else(|| BackupError::Invalid("the backup path is not UTF-8".into()))?;
+    // A read transaction on the main database; it writes only the new file (a read-only
+    // connection may not write even that).
+    store.writer_connection()?.execute("VACUUM INTO ?1", [target])?;
+    let manifest = describe(&db, hsm_token)?;
+    let text = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Invalid(e.to_string()))?;
+    std::fs::write(&manifest_path, text).map_err(io("cannot write", &manifest_path))?;
+    Ok(manifest)
+}
+
+/// Puts the backup in `from` in place as the database `to_db`, with the daemon stopped.
+/// Checks the manifest against the copy first; refuses a schema newer than this version
+/// knows; replaces an existing database only with `force` (the old one is kept beside it).
+pub fn restore(from: &Path, to_db: &Path, force: bool) -> Result<Manifest, BackupError> {
+    let manifest_path = from.join(MANIFEST_FILE);
+    let text = std::fs::read(&manifest_path).map_err(io("cannot read", &manifest_path))?;
+    let manifest: Manifest = serde_json::from_slice(&text)
+        .map_err(|e| BackupError::Invalid(format!("{} is not a Countersign manifest: {e}", manifest_path.display())))?;
+    if manifest.format != FORMAT {
+        return Err(BackupError::Invalid(format!(
+            "backup format {} is not supported (this version reads {FORMAT})",
+            manifest.format
+        )));
+    }
+    let newest = crate::store::MIGRATIONS.last().map_or(0, |m| m.0);
+    if manifest.schema_version > newest {
+        return Err(BackupError::Invalid(format!(
+            "the backup has schema version {}, newer than this appliance knows ({newest}); restore it with a newer \
+             Countersign",
+            manifest.schema_version
+        )));
+    }
+    let src = from.join(&manifest.database_file);
+    let (sha, bytes) = sha256_file(&src)?;
+    if sha != manifest.database_sha256 || bytes != manifest.database_bytes {
+        return Err(BackupError::Invalid(format!(
+            "{} does not match its manifest (SHA-256 or size differs): the backup is damaged",
+            src.display()
+        )));
+    }
+    if to_db.exists() {
+        if !force {
+            return Err(BackupError::Invalid(format!(
+                "{} exists; stop the daemon and give --force to replace it (it is kept as {}.replaced-<time>)",
+                to_db.display(),
+                to_db.display()
+            )));
+        }
+        let kept = PathBuf::from(format!("{}.replaced-{}", to_db.display(), crate::now_ms()));
+        std::fs::rename(to_db, &kept).map_err(io("cannot move aside", to_db))?;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let stale = PathBuf::from(format!("{}{suffix}", to_db.display()));
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(io("cannot remove", &stale))?;
+        }
+    }
+    if let Some(parent) = to_db.parent() {
+        std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
+    }
+    let tmp = PathBuf::from(format!("{}.restoring", to_db.display()));
+    std::fs::copy(&src, &tmp).map_err(io("cannot copy to", &tmp))?;
+    std::fs::rename(&tmp, to_db).map_err(io("cannot move into place", to_db))?;
+    Ok(manifest)
+}

@@ -1,0 +1,598 @@
+//! The audit hash chain over `auth_audit` and `signature_audit` (migration 0013): the link of
+//! every audit row, written in the transaction that writes the row; the walk that verifies the
+//! chain in bounded memory; signed checkpoints; and retention, which cuts the chain's
+//! beginning in batches and leaves a signed anchor where it cut.
+//!
+//! A link's hash is SHA-256 over the previous link's hash and the row's canonical encoding
+//! (its table, id and every column, length-prefixed), so an edited, deleted, inserted or
+//! reordered row breaks the chain at that row. Whoever can write the database can recompute
+//! the chain after an edit; the checkpoints, signed by the HSM's audit key, catch that. This
+//! module only stores and checks: signing is the caller's ([`CheckpointSigner`]).
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::audit::SignatureAuditRow;
+use super::tokens::AuthAuditRow;
+use super::StoreError;
+
+/// The hash before the first link.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// What checkpoint signatures are made over, before seq, hash and time.
+const CHECKPOINT_DOMAIN: &[u8] = b"countersign audit checkpoint v1";
+
+/// Which audit table a link points into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainTable {
+    Auth,
+    Signature,
+}
+
+impl ChainTable {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChainTable::Auth => "auth",
+            ChainTable::Signature => "signature",
+        }
+    }
+
+    fn table(self) -> &'static str {
+        match self {
+            ChainTable::Auth => "auth_audit",
+            ChainTable::Signature => "signature_audit",
+        }
+    }
+}
+
+/// Length-prefixed fields into a running SHA-256, so no two rows encode alike.
+struct Encoder(Sha256);
+
+impl Encoder {
+    fn new(prev: &[u8; 32], table: ChainTable, id: i64) -> Encoder {
+        let mut h = Sha256::new();
+        h.update(prev);
+        h.update(table.as_str().as_bytes());
+        h.update(id.to_be_bytes());
+        Encoder(h)
+    }
+
+    fn int(&mut self, v: Option<i64>) -> &mut Self {
+        match v {
+            Some(v) => {
+                self.0.update([1]);
+                self.0.update(v.to_be_bytes());
+            }
+            None => self.0.update([0]),
+        }
+        self
+    }
+
+    fn bytes(&mut self, v: Option<&[u8]>) -> &mut Self {
+        match v {
+            Some(b) => {
+                self.0.update([1]);
+                self.0.update((b.len() as u64).to_be_bytes());
+                self.0.update(b);
+            }
+            None => self.0.update([0]),
+        }
+        self
+    }
+
+    fn text(&mut self, v: Option<&str>) -> &mut Self {
+        self.bytes(v.map(str::as_bytes))
+    }
+
+    fn finish(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
+/// The link hash of auth audit row `id` after `prev`.
+pub fn auth_link(prev: &[u8; 32], id: i64, r: &AuthAuditRow) -> [u8; 32] {
+    let mut e = Encoder::new(prev, ChainTable::Auth, id);
+    e.int(Some(r.at_ms))
+        .text(Some(&r.caller))
+        .text(Some(&r.action))
+        .text(r.serial.as_deref())
+        .text(r.login.as_deref())
+        .text(r.realm.as_deref())
+        .text(Some(&r.result))
+        .text(r.detail.as_deref());
+    e.finish()
+}
+
+/// The link hash of signature audit row `id` after `prev`.
+pub fn signature_link(prev: &[u8; 32], id: i64, r: &SignatureAuditRow) -> [u8; 32] {
+    let mut e = Encoder::new(prev, ChainTable::Signature, id);
+    e.int(Some(r.at_ms))
+        .int(Some(i64::from(r.uid)))
+        .int(r.pid.map(i64::from))
+        .text(r.integration.as_deref())
+        .text(Some(&r.operation))
+        .text(Some(&r.key_name))
+        .int(r.key_version.map(i64::from))
+        .text(r.scheme.as_deref())
+        .text(r.hash.as_deref())
+        .text(r.input_kind.as_deref())
+        .bytes(r.input_sha256.as_deref())
+        .text(Some(&r.result))
+        .text(r.detail.as_deref());
+    e.finish()
+}
+
+/// The bytes a checkpoint signature covers.
+pub fn checkpoint_message(seq: i64, hash: &[u8; 32], at_ms: i64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(CHECKPOINT_DOMAIN.len() + 48);
+    m.extend_from_slice(CHECKPOINT_DOMAIN);
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(hash);
+    m.extend_from_slice(&at_ms.to_be_bytes());
+    m
+}
+
+fn hash32(v: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
+    <[u8; 32]>::try_from(v.as_slice())
+        .map_err(|_| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, "hash length".into()))
+}
+
+/// The newest link (or the anchor, or genesis): the seq and hash the next link builds on.
+/// Seqs are given here, not by SQLite, so they never restart after retention emptied the chain.
+fn head(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let last = match last {
+        Some(l) => Some(l),
+        None => conn
+            .prepare_cached("SELECT seq, hash FROM audit_anchor WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+    };
+    match last {
+        Some((seq, h)) => Ok((seq, hash32(h)?)),
+        None => Ok((0, GENESIS)),
+    }
+}
+
+/// Appends the link of a row just inserted in `tx`; `hash` computes it from the previous one.
+pub(crate) fn link(
+    tx: &Transaction<'_>,
+    table: ChainTable,
+    row_id: i64,
+    at_ms: i64,
+    hash: impl FnOnce(&[u8; 32]) -> [u8; 32],
+) -> rusqlite::Result<()> {
+    let (seq, prev) = head(tx)?;
+    tx.prepare_cached("INSERT INTO audit_chain (seq, tbl, row_id, at_ms, hash) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![seq + 1, table.as_str(), row_id, at_ms, hash(&prev).as_slice()])?;
+    Ok(())
+}
+
+/// Signs and checks checkpoints (the HSM's audit key).
+pub trait CheckpointSigner {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String>;
+    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, String>;
+}
+
+/// The first problem a verification found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChainProblem {
+    /// The chain link, when the problem is at one.
+    pub seq: Option<i64>,
+    /// `auth_audit` or `signature_audit`, when a row is named.
+    pub table: Option<String>,
+    pub row_id: Option<i64>,
+    pub problem: String,
+}
+
+/// What `audit verify` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainReport {
+    pub ok: bool,
+    pub links: u64,
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    pub checkpoints_verified: u64,
+    pub last_checkpoint_seq: Option<i64>,
+    /// Links after the last signed checkpoint: consistent, but not yet vouched for by the HSM.
+    pub unsigned_tail: u64,
+    /// Where retention cut the chain, and how many links it has removed in all.
+    pub anchor_seq: Option<i64>,
+    pub removed_by_retention: u64,
+    /// Rows from before the chain existed (migration 0013), which nothing vouches for.
+    pub legacy_rows: u64,
+    pub first_bad: Option<ChainProblem>,
+}
+
+struct Checkpoint {
+    seq: i64,
+    hash: Vec<u8>,
+    at_ms: i64,
+    signature: Vec<u8>,
+}
+
+/// Rows of one audit table in id order, recomputing their link hash on demand.
+struct RowCursor<'c> {
+    table: ChainTable,
+    rows: rusqlite::Rows<'c>,
+    peeked: Option<(i64, RowData)>,
+}
+
+enum RowData {
+    Auth(AuthAuditRow),
+    Signature(SignatureAuditRow),
+}
+
+impl RowData {
+    fn link(&self, prev: &[u8; 32], id: i64) -> [u8; 32] {
+        match self {
+            RowData::Auth(r) => auth_link(prev, id, r),
+            RowData::Signature(r) => signature_link(prev, id, r),
+        }
+    }
+}
+
+impl<'c> RowCursor<'c> {
+    fn peek(&mut self) -> rusqlite::Result<Option<i64>> {
+        if self.peeked.is_none() {
+            if let Some(row) = self.rows.next()? {
+                let id: i64 = row.get(0)?;
+                let data = match self.table {
+                    ChainTable::Auth => RowData::Auth(AuthAuditRow {
+                        id,
+                        at_ms: row.get(1)?,
+                        caller: row.get(2)?,
+                        action: row.get(3)?,
+                        serial: row.get(4)?,
+                        login: row.get(5)?,
+                        realm: row.get(6)?,
+                        result: row.get(7)?,
+                        detail: row.get(8)?,
+                    }),
+                    ChainTable::Signature => RowData::Signature(SignatureAuditRow {
+                        id,
+                        at_ms: row.get(1)?,
+                        uid: row.get(2)?,
+                        pid: row.get(3)?,
+                        integration: row.get(4)?,
+                        operation: row.get(5)?,
+                        key_name: row.get(6)?,
+                        key_version: row.get(7)?,
+                        scheme: row.get(8)?,
+                        hash: row.get(9)?,
+                        input_kind: row.get(10)?,
+                        input_sha256: row.get(11)?,
+                        result: row.get(12)?,
+                        detail: row.get(13)?,
+                    }),
+                };
+                self.peeked = Some((id, data));
+            }
+        }
+        Ok(self.peeked.as_ref().map(|(id, _)| *id))
+    }
+
+    fn take(&mut self) -> Option<(i64, RowData)> {
+        self.peeked.take()
+    }
+}
+
+fn problem(seq: Option<i64>, table: Option<ChainTable>, row_id: Option<i64>, text: String) -> ChainProblem {
+    ChainProblem { seq, table: table.map(|t| t.table().to_owned()), row_id, problem: text }
+}
+
+const AUTH_COLUMNS: &str = "id, at_ms, caller, action, serial, login, realm, result, detail";
+const SIGNATURE_COLUMNS: &str = "id, at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash, \
+                                 input_kind, input_sha256, result, detail";
+
+/// Walks the whole chain on `conn` (a read transaction gives it one consistent view): every
+/// row against its link, every link against the one before, every checkpoint and the anchor
+/// against the audit key. Memory stays bounded: rows are streamed, in id order per table.
+pub fn verify(conn: &Connection, signer: &dyn CheckpointSigner) -> Result<ChainReport, StoreError> {
+    let legacy = |t: &str| -> rusqlite::Result<i64> {
+        Ok(conn.query_row("SELECT max_id FROM audit_legacy WHERE tbl = ?1", [t], |r| r.get(0)).optional()?.unwrap_or(0))
+    };
+    let (legacy_auth, legacy_sig) = (legacy("auth")?, legacy("signature")?);
+    let legacy_rows: i64 = conn.query_row(
+        "SELECT (SELECT count(*) FROM auth_audit WHERE id <= ?1) + (SELECT count(*) FROM signature_audit WHERE id <= ?2)",
+        params![legacy_auth, legacy_sig],
+        |r| r.get(0),
+    )?;
+    let mut report = ChainReport {
+        ok: true,
+        links: 0,
+        first_seq: None,
+        last_seq: None,
+        checkpoints_verified: 0,
+        last_checkpoint_seq: None,
+        unsigned_tail: 0,
+        anchor_seq: None,
+        removed_by_retention: 0,
+        legacy_rows: u64::try_from(legacy_rows).unwrap_or(0),
+        first_bad: None,
+    };
+    let checks = |c: &Checkpoint| -> Result<bool, StoreError> {
+        let Ok(hash) = <[u8; 32]>::try_from(c.hash.as_slice()) else { return Ok(false) };
+        signer
+            .verify(&checkpoint_message(c.seq, &hash, c.at_ms), &c.signature)
+            .map_err(|e| StoreError::Invalid(format!("the audit key could not check a checkpoint: {e}")))
+    };
+
+    let anchor: Option<(Checkpoint, i64)> = conn
+        .query_row("SELECT seq, hash, at_ms, signature, removed FROM audit_anchor WHERE id = 1", [], |r| {
+            Ok((Checkpoint { seq: r.get(0)?, hash: r.get(1)?, at_ms: r.get(2)?, signature: r.get(3)? }, r.get(4)?))
+        })
+        .optional()?;
+    let (mut prev, mut prev_seq) = (GENESIS, 0i64);
+    if let Some((a, removed)) = &anchor {
+        report.anchor_seq = Some(a.seq);
+        report.removed_by_retention = u64::try_from(*removed).unwrap_or(0);
+        if !checks(a)? {
+            report.ok = false;
+            report.first_bad = Some(problem(
+                Some(a.seq),
+                None,
+                None,
+                "the retention anchor's signature does not verify: the start of the chain was changed".into(),
+            ));
+            return Ok(report);
+        }
+        prev = hash32(a.hash.clone())?;
+        prev_seq = a.seq;
+    }
+
+    let mut checkpoints = conn.prepare("SELECT seq, hash, at_ms, signature FROM audit_checkpoint ORDER BY seq")?;
+    let mut checkpoints = checkpoints
+        .query_map([], |r| Ok(Checkpoint { seq: r.get(0)?, hash: r.get(1)?, at_ms: r.get(2)?, signature: r.get(3)? }))?
+        .peekable();
+    let mut links = conn.prepare("SELECT seq, tbl, row_id, hash FROM audit_chain ORDER BY seq")?;
+    let mut links = links.query([])?;
+    let mut auth_stmt = conn.prepare(&format!("SELECT {AUTH_COLUMNS} FROM auth_audit WHERE id > ?1 ORDER BY id"))?;
+    let mut sig_stmt =
+        conn.prepare(&format!("SELECT {SIGNATURE_COLUMNS} FROM signature_audit WHERE id > ?1 ORDER BY id"))?;
+    let mut auth = RowCursor { table: ChainTable::Auth, rows: auth_stmt.query([legacy_auth])?, peeked: None };
+    let mut sigs = RowCursor { table: ChainTable::Signature, rows: sig_stmt.query([legacy_sig])?, peeked: None };
+
+    let mut since_checkpoint = 0u64;
+    let bad = loop {
+        let Some(l) = links.next()? else { break None };
+        let (seq, tbl, row_id, stored): (i64, String, i64, Vec<u8>) = (l.get(0)?, l.get(1)?, l.get(2)?, l.get(3)?);
+        let table = if tbl == "auth" { ChainTable::Auth } else { ChainTable::Signature };
+        report.first_seq.get_or_insert(seq);
+        report.last_seq = Some(seq);
+        report.links += 1;
+        since_checkpoint += 1;
+        if seq != prev_seq + 1 {
+            break Some(problem(
+                Some(prev_seq + 1),
+                None,
+                None,
+                format!(
+                    "chain links {} to {} are missing: the audit rows they covered were deleted",
+                    prev_seq + 1,
+                    seq - 1
+                ),
+            ));
+        }
+        let cursor = if table == ChainTable::Auth { &mut auth } else { &mut sigs };
+        match cursor.peek()? {
+            Some(id) if id < row_id => {
+                break Some(problem(
+                    None,
+                    Some(table),
+                    Some(id),
+                    format!("{} row {id} is not in the chain: it was inserted behind the audit's back", table.table()),
+                ))
+            }
+            Some(id) if id == row_id => {}
+            _ => {
+                break Some(problem(
+                    Some(seq),
+                    Some(table),
+                    Some(row_id),
+                    format!("{} row {row_id} (chain link {seq}) is missing: it was deleted", table.table()),
+                ))
+            }
+        }
+        let Some((id, row)) = cursor.take() else { break None };
+        let computed = row.link(&prev, id);
+        if computed.as_slice() != stored.as_slice() {
+            break Some(problem(
+                Some(seq),
+                Some(table),
+                Some(id),
+                format!(
+                    "{} row {id} (chain link {seq}) does not match the chain: it was edited or moved, or the row \
+                     before it was removed",
+                    table.table()
+                ),
+            ));
+        }
+        prev = computed;
+        prev_seq = seq;
+        while checkpoints.peek().is_some_and(|c| c.as_ref().is_ok_and(|c| c.seq < seq)) {
+            checkpoints.next();
+        }
+        if let Some(Ok(c)) = checkpoints.peek() {
+            if c.seq == seq {
+                if c.hash.as_slice() != prev.as_slice() || !checks(c)? {
+                    break Some(problem(
+                        Some(seq),
+                        None,
+                        None,
+                        format!(
+                            "chain link {seq} differs from the checkpoint the audit key signed: rows up to it were \
+                             rewritten and the chain recomputed{}",
+                            report.last_checkpoint_seq.map(|s| format!(" (after link {s})")).unwrap_or_default()
+                        ),
+                    ));
+                }
+                report.checkpoints_verified += 1;
+                report.last_checkpoint_seq = Some(seq);
+                since_checkpoint = 0;
+                checkpoints.next();
+            }
+        }
+    };
+    let bad = match bad {
+        Some(b) => Some(b),
+        None => {
+            // Rows no link points at, and checkpoints beyond the chain's end.
+            let extra = |c: &mut RowCursor<'_>| -> rusqlite::Result<Option<ChainProblem>> {
+                Ok(c.peek()?.map(|id| {
+                    problem(
+                        None,
+                        Some(c.table),
+                        Some(id),
+                        format!(
+                            "{} row {id} is not in the chain: it was inserted behind the audit's back",
+                            c.table.table()
+                        ),
+                    )
+                }))
+            };
+            match (extra(&mut auth)?, extra(&mut sigs)?) {
+                (Some(p), _) | (None, Some(p)) => Some(p),
+                (None, None) => match checkpoints.find_map(Result::ok).filter(|c| c.seq > prev_seq) {
+                    Some(c) => Some(problem(
+                        Some(prev_seq + 1),
+                        None,
+                        None,
+                        format!(
+                            "the chain ends at link {prev_seq} but the audit key signed link {}: the newest rows were \
+                             deleted",
+                            c.seq
+                        ),
+                    )),
+                    None => None,
+                },
+            }
+        }
+    };
+    report.unsigned_tail = since_checkpoint;
+    report.ok = bad.is_none();
+    report.first_bad = bad;
+    Ok(report)
+}
+
+/// Signs the newest link as a checkpoint unless one already covers it. Returns its seq.
+pub fn checkpoint(
+    conn: &mut Connection,
+    signer: &dyn CheckpointSigner,
+    at_ms: i64,
+    kind: &str,
+) -> Result<Option<i64>, StoreError> {
+    let newest: Option<(i64, Vec<u8>)> = conn
+        .query_row("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((seq, hash)) = newest else { return Ok(None) };
+    let covered: Option<i64> = conn.query_row("SELECT max(seq) FROM audit_checkpoint", [], |r| r.get(0))?;
+    if covered.is_some_and(|c| c >= seq) {
+        return Ok(None);
+    }
+    let hash = hash32(hash)?;
+    let signature = signer
+        .sign(&checkpoint_message(seq, &hash, at_ms))
+        .map_err(|e| StoreError::Invalid(format!("the audit key could not sign a checkpoint: {e}")))?;
+    conn.execute(
+        "INSERT OR IGNORE INTO audit_checkpoint (seq, hash, at_ms, signature, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![seq, hash.as_slice(), at_ms, signature, kind],
+    )?;
+    Ok(Some(seq))
+}
+
+/// How much retention keeps: links newer than `keep_after_ms`, and at most `max_links`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Retention {
+    pub keep_after_ms: Option<i64>,
+    pub max_links: Option<u64>,
+}
+
+/// What a retention run removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetentionReport {
+    pub removed_links: u64,
+    pub removed_legacy_rows: u64,
+    pub batches: u64,
+    pub anchor_seq: Option<i64>,
+}
+
+/// Links removed per transaction: bounds memory and how long writers wait.
+const RETENTION_BATCH: i64 = 20_000;
+
+/// Removes the chain's beginning as `keep` says, a batch per transaction; before each batch it
+/// signs the last link it removes, which becomes the anchor the rest of the chain verifies
+/// from. Legacy rows go first, by the same age.
+pub fn retain(
+    conn: &mut Connection,
+    signer: &dyn CheckpointSigner,
+    keep: Retention,
+    now_ms: i64,
+) -> Result<RetentionReport, StoreError> {
+    let mut report = RetentionReport::default();
+    let (first, last): (Option<i64>, Option<i64>) =
+        conn.query_row("SELECT min(seq), max(seq) FROM audit_chain", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut cut: Option<i64> = None;
+    if let (Some(max), Some(last)) = (keep.max_links, last) {
+        let c = last - i64::try_from(max).unwrap_or(i64::MAX);
+        cut = cut.max(Some(c).filter(|c| *c >= first.unwrap_or(0)));
+    }
+    if let Some(after) = keep.keep_after_ms {
+        let c: Option<i64> =
+            conn.query_row("SELECT max(seq) FROM audit_chain WHERE at_ms < ?1", [after], |r| r.get(0))?;
+        cut = cut.max(c);
+    }
+    // Legacy rows are older than every link: they go when the cut reaches the chain, or by age.
+    let legacy_before = match (cut, keep.keep_after_ms) {
+        (Some(_), _) => Some(i64::MAX),
+        (None, Some(after)) => Some(after),
+        (None, None) => None,
+    };
+    if let Some(before) = legacy_before {
+        for (table, tbl) in [("auth_audit", "auth"), ("signature_audit", "signature")] {
+            let n = conn.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE id <= (SELECT max_id FROM audit_legacy WHERE tbl = ?1) AND at_ms < ?2"
+                ),
+                params![tbl, before],
+            )?;
+            report.removed_legacy_rows += n as u64;
+        }
+    }
+    let (Some(cut), Some(mut from)) = (cut, first) else { return Ok(report) };
+    while from <= cut {
+        let to = cut.min(from + RETENTION_BATCH - 1);
+        let hash: Vec<u8> = conn.query_row("SELECT hash FROM audit_chain WHERE seq = ?1", [to], |r| r.get(0))?;
+        let hash = hash32(hash)?;
+        let signature = signer
+            .sign(&checkpoint_message(to, &hash, now_ms))
+            .map_err(|e| StoreError::Invalid(format!("the audit key could not sign the retention anchor: {e}")))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for (table, tbl) in [("auth_audit", "auth"), ("signature_audit", "signature")] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE id IN (SELECT row_id FROM audit_chain WHERE tbl = ?1 AND seq <= ?2)"
+                ),
+                params![tbl, to],
+            )?;
+        }
+        let removed = tx.execute("DELETE FROM audit_chain WHERE seq <= ?1", [to])?;
+        tx.execute("DELETE FROM audit_checkpoint WHERE seq <= ?1", [to])?;
+        tx.execute(
+            "INSERT INTO audit_anchor (id, seq, hash, at_ms, signature, removed) VALUES (1, ?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at_ms = excluded.at_ms,
+                 signature = excluded.signature, removed = audit_anchor.removed + excluded.removed",
+            params![to, hash.as_slice(), now_ms, signature, removed as i64],
+        )?;
+        tx.commit()?;
+        report.removed_links += removed as u64;
+        report.batches += 1;
+        report.anchor_seq = Some(to);
+        from = to + 1;
+    }
+    Ok(report)
+}
