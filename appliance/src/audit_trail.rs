@@ -149,31 +149,33 @@ impl AuditTrail {
         }
     }
 
-    /// The periodic jobs: a checkpoint every `checkpoint_interval_s`, retention every
-    /// `retention_interval_s` when a limit is set. Failures are logged and retried next time.
-    pub fn spawn_jobs(&self) {
+    /// Registers the periodic jobs: a checkpoint every `checkpoint_interval_s`, and retention
+    /// every `retention_interval_s` when a limit is set.
+    pub fn schedule(&self, jobs: &crate::jobs::Jobs) {
         let t = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(t.cfg.checkpoint_interval_s.max(1)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if let Err(e) = t.checkpoint().await {
-                    tracing::warn!(error = %e, "could not sign an audit checkpoint; retrying at the next interval");
+        jobs.spawn("audit-checkpoint", Duration::from_secs(self.cfg.checkpoint_interval_s.max(1)), move || {
+            let t = t.clone();
+            Box::pin(async move {
+                match t.checkpoint().await {
+                    Ok(Some(seq)) => Ok(format!("signed link {seq}")),
+                    Ok(None) => Ok("nothing new to sign".into()),
+                    Err(e) => Err(e.to_string()),
                 }
-            }
+            })
         });
         if self.cfg.retention_days > 0 || self.cfg.retention_max_rows > 0 {
             let t = self.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(t.cfg.retention_interval_s.max(60)));
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = t.retain(None).await {
-                        tracing::warn!(error = %e, "audit retention failed; retrying at the next interval");
-                    }
-                }
+            jobs.spawn("audit-retention", Duration::from_secs(self.cfg.retention_interval_s.max(60)), move || {
+                let t = t.clone();
+                Box::pin(async move {
+                    let r = t.retain(None).await.map_err(|e| e.to_string())?;
+                    Ok(format!(
+                        "removed {} rows ({} from before the chain); chain starts after link {}",
+                        r.removed_links + r.removed_legacy_rows,
+                        r.removed_legacy_rows,
+                        r.anchor_seq.map_or("-".into(), |s| s.to_string())
+                    ))
+                })
             });
         }
     }

@@ -419,37 +419,33 @@ impl ChallengeService {
             Err(e) => tracing::error!(error = %e, "cannot requeue interrupted deliveries"),
         }
         let svc = self.clone();
-        std::thread::Builder::new().name("delivery-sender".into()).spawn(move || {
-            let mut last_cleanup = 0i64;
-            loop {
-                let now = svc.clock.now_ms();
-                match svc.store.due_deliveries(now, 32) {
-                    Ok(ids) => {
-                        for id in ids {
-                            if let Err(e) = svc.round(id) {
-                                tracing::error!(delivery = id, error = %e, "delivery round failed");
-                            }
+        std::thread::Builder::new().name("delivery-sender".into()).spawn(move || loop {
+            let now = svc.clock.now_ms();
+            match svc.store.due_deliveries(now, 32) {
+                Ok(ids) => {
+                    for id in ids {
+                        if let Err(e) = svc.round(id) {
+                            tracing::error!(delivery = id, error = %e, "delivery round failed");
                         }
                     }
-                    Err(e) => tracing::error!(error = %e, "cannot read the delivery queue"),
                 }
-                if now - last_cleanup >= 60_000 {
-                    last_cleanup = now;
-                    let keep = i64::try_from(svc.cfg.keep_deliveries_s).unwrap_or(i64::MAX / 2000) * 1000;
-                    match svc.store.clean_up_challenges(now - 3_600_000, now - keep) {
-                        Ok((c, d)) if c + d > 0 => tracing::info!(
-                            challenges = c,
-                            deliveries = d,
-                            "removed expired challenges and old deliveries"
-                        ),
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "challenge clean-up failed"),
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(500));
+                Err(e) => tracing::error!(error = %e, "cannot read the delivery queue"),
             }
+            std::thread::sleep(Duration::from_millis(500));
         })?;
         Ok(())
+    }
+
+    /// Removes challenges expired an hour ago and finished deliveries older than
+    /// `challenge.keep_deliveries_s` (a periodic job). Returns (challenges, deliveries).
+    pub async fn clean_up(&self) -> Result<(usize, usize), TokenError> {
+        let svc = self.clone();
+        crate::tokens::blocking(move || {
+            let now = svc.clock.now_ms();
+            let keep = i64::try_from(svc.cfg.keep_deliveries_s).unwrap_or(i64::MAX / 2000) * 1000;
+            Ok(svc.store.clean_up_challenges(now - 3_600_000, now - keep)?)
+        })
+        .await
     }
 
     pub async fn deliveries(

@@ -108,7 +108,9 @@ impl Appliance {
             clock.clone(),
         );
         let audit = crate::audit_trail::AuditTrail::new(hsm.clone(), store.clone(), clock.clone(), cfg.audit.clone());
+        let jobs = crate::jobs::Jobs::new(store.clone(), clock.clone());
         let state = AppState {
+            jobs,
             audit,
             store: store.clone(),
             signing: SigningService::new(directory.clone(), executor.clone()),
@@ -374,7 +376,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         api = %cfg.api.socket.display(), admin = %cfg.admin.socket.display(), db = %appliance.store.path().display(),
         "countersignd ready"
     );
-    appliance.state.audit.spawn_jobs();
+    let jobs = appliance.state.jobs.clone();
+    appliance.state.audit.schedule(&jobs);
+    let challenges = appliance.state.challenges.clone();
+    jobs.spawn("challenge-cleanup", Duration::from_secs(60), move || {
+        let c = challenges.clone();
+        Box::pin(async move {
+            let (challenges, deliveries) = c.clean_up().await.map_err(|e| e.to_string())?;
+            Ok(format!("removed {challenges} expired challenges and {deliveries} old deliveries"))
+        })
+    });
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     stop.received().await;
     tracing::info!("stopping: finishing requests in flight");

@@ -23,6 +23,7 @@ pub mod executor;
 pub mod gateway_host;
 pub mod gateways;
 pub mod http;
+pub mod jobs;
 pub mod plugins;
 pub mod policy;
 pub mod resolvers;

@@ -106,15 +106,11 @@ impl ValidateService {
             CheckTarget::User { login, realm } => (None, Some(login.clone()), realm.clone()),
         };
         let audit = AuthAuditRow {
-            id: 0,
             at_ms: self.clock.now_ms(),
-            caller: req.caller.clone(),
-            action: "validate/check".into(),
             serial,
             login,
             realm,
-            result: "reject".into(),
-            detail: None,
+            ..AuthAuditRow::new(req.caller.clone(), "validate/check", "reject")
         };
         let svc = self.clone();
         let caller = req.caller.clone();
@@ -122,8 +118,8 @@ impl ValidateService {
         let (answer, committed) = self
             .executor
             .check(audit, move |ctx, audit| {
-                let decision = svc.decide_all(ctx, &req);
-                svc.record(decision, audit)
+                let (decision, trace) = svc.decide_all(ctx, &req);
+                svc.record(decision, trace, audit)
             })
             .await?;
         if let Answer::Trigger(tokens) = answer {
@@ -196,32 +192,35 @@ impl ValidateService {
     }
 
     /// Challenge answers and triggers first, then the PIN + OTP check.
-    fn decide_all(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> Decision {
+    fn decide_all(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> (Decision, Trace) {
         let tokens = match tokens_for_check(ctx.reader, &req.target) {
             Ok(t) => t,
             Err(e) => {
-                return Decision::Reject(Reject {
+                let r = Reject {
                     audit: format!("store: {e}"),
                     answer: "the check failed; try again",
                     effect: TokenEffect::None,
                     serial: None,
-                })
+                };
+                return (Decision::Reject(r), Trace::default());
             }
         };
+        let mut trace = Trace { resolver: tokens.iter().find_map(|t| t.owner_resolver.clone()), policies: Vec::new() };
         if let Err(r) = self.owner_still_there(&tokens, &req.target) {
-            return Decision::Reject(r);
+            return (Decision::Reject(r), trace);
         }
         let rules = match self.rules(ctx, &tokens, req) {
             Ok(r) => r,
-            Err(r) => return Decision::Reject(r),
+            Err(r) => return (Decision::Reject(r), trace),
         };
+        trace.policies = rules.matched.clone();
         if let Some(tx) = &req.transaction_id {
-            return self.answer(ctx, &tokens, req, tx).into();
+            return (self.answer(ctx, &tokens, req, tx).into(), trace);
         }
         if let Some(hits) = self.trigger_candidates(&tokens, req, &rules) {
-            return Decision::Trigger(hits);
+            return (Decision::Trigger(hits), trace);
         }
-        self.decide(&tokens, req, &rules).into()
+        (self.decide(&tokens, req, &rules).into(), trace)
     }
 
     /// The policies that apply to this check: the per-user rate limits (`auth_max_fail`,
@@ -290,7 +289,14 @@ impl ValidateService {
             None => OtpPin::TokenPin,
         };
         let flag = |action: &str| policies.flag(Scope::Authentication, action, &pctx);
+        let matched = [Scope::Authentication, Scope::Authorization]
+            .into_iter()
+            .flat_map(|scope| policies.policies(scope))
+            .filter(|p| p.active && p.matches(&pctx))
+            .map(|p| p.name.clone())
+            .collect();
         Ok(Rules {
+            matched,
             otppin,
             passthru: flag("passthru").map_err(conflict)?,
             pass_on_no_token: flag("passOnNoToken").map_err(conflict)?,
@@ -694,7 +700,10 @@ impl ValidateService {
         }
     }
 
-    fn record(&self, decision: Decision, mut audit: AuthAuditRow) -> (CheckRecord, Answer) {
+    fn record(&self, decision: Decision, trace: Trace, mut audit: AuthAuditRow) -> (CheckRecord, Answer) {
+        audit.resolver = trace.resolver;
+        audit.policies = (!trace.policies.is_empty()).then(|| trace.policies.join(", "));
+        audit.duration_ms = Some(self.clock.now_ms().saturating_sub(audit.at_ms));
         match decision {
             Decision::Trigger(tokens) => {
                 audit.result = "challenge".into();
@@ -737,6 +746,8 @@ struct AnswerPolicies {
 /// What the policies say about one check.
 #[derive(Default)]
 struct Rules {
+    /// The active authentication and authorization policies whose conditions matched.
+    matched: Vec<String>,
     otppin: crate::policy::OtpPin,
     /// passthru, passOnNoToken, passOnNoUser.
     passthru: bool,
@@ -747,6 +758,14 @@ struct Rules {
     /// The user the check names (or the token's owner), for `otppin=userstore`.
     login: Option<String>,
     realm: Option<String>,
+}
+
+/// What the audit row records of how a check was decided, besides the decision.
+#[derive(Debug, Default)]
+struct Trace {
+    /// The resolver the token's owner came from.
+    resolver: Option<String>,
+    policies: Vec<String>,
 }
 
 /// What the worker decided.

@@ -58,21 +58,51 @@ fn db(d: &Daemon) -> Connection {
     c
 }
 
-const COLUMNS: &str = "at_ms, caller, action, serial, login, realm, result, detail";
+const COLUMNS: &str =
+    "at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms";
 
-type Row = (i64, String, String, Option<String>, Option<String>, Option<String>, String, Option<String>);
-
-fn auth_row(c: &Connection, id: i64) -> Row {
+/// A row as SQLite holds it (id apart).
+fn auth_row(c: &Connection, id: i64) -> AuthAuditRow {
     c.query_row(&format!("SELECT {COLUMNS} FROM auth_audit WHERE id = ?1"), [id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+        Ok(AuthAuditRow {
+            id,
+            at_ms: r.get(0)?,
+            caller: r.get(1)?,
+            action: r.get(2)?,
+            serial: r.get(3)?,
+            login: r.get(4)?,
+            realm: r.get(5)?,
+            result: r.get(6)?,
+            detail: r.get(7)?,
+            resolver: r.get(8)?,
+            client: r.get(9)?,
+            policies: r.get(10)?,
+            duration_ms: r.get(11)?,
+        })
     })
     .unwrap()
 }
 
-fn put_auth_row(c: &Connection, id: i64, r: &Row) {
+fn put_auth_row(c: &Connection, id: i64, r: &AuthAuditRow) {
     c.execute(
-        &format!("INSERT OR REPLACE INTO auth_audit (id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
-        params![id, r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7],
+        &format!(
+            "INSERT OR REPLACE INTO auth_audit (id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        ),
+        params![
+            id,
+            r.at_ms,
+            r.caller,
+            r.action,
+            r.serial,
+            r.login,
+            r.realm,
+            r.result,
+            r.detail,
+            r.resolver,
+            r.client,
+            r.policies,
+            r.duration_ms
+        ],
     )
     .unwrap();
 }
@@ -110,14 +140,8 @@ fn edited_deleted_inserted_or_reordered_rows_are_named_and_an_untouched_log_veri
     assert_ok(&d);
 
     // Inserted: an accept that never happened.
-    let mut forged = original.clone();
-    forged.6 = "accept".into();
-    c.execute(
-        &format!("INSERT INTO auth_audit ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-        params![forged.0, forged.1, forged.2, forged.3, forged.4, forged.5, forged.6, forged.7],
-    )
-    .unwrap();
-    let inserted = c.last_insert_rowid();
+    let inserted: i64 = c.query_row("SELECT max(id) + 1 FROM auth_audit", [], |r| r.get(0)).unwrap();
+    put_auth_row(&c, inserted, &AuthAuditRow { result: "accept".into(), ..original.clone() });
     assert_bad(&d, "auth_audit", inserted, "not in the chain");
     c.execute("DELETE FROM auth_audit WHERE id = ?1", [inserted]).unwrap();
     assert_ok(&d);
@@ -152,7 +176,7 @@ fn edited_deleted_inserted_or_reordered_rows_are_named_and_an_untouched_log_veri
     put_auth_row(&c, victim, &original);
     c.execute(
         "INSERT INTO audit_chain (seq, tbl, row_id, at_ms, hash) VALUES (?1, 'auth', ?2, ?3, ?4)",
-        params![seq, victim, original.0, hash],
+        params![seq, victim, original.at_ms, hash],
     )
     .unwrap();
     assert_ok(&d);
@@ -190,19 +214,7 @@ fn recompute_chain_from(c: &Connection, seq: i64) {
         .collect();
     for (s, tbl, row_id) in links {
         assert_eq!(tbl, "auth", "the rows after the edit are all auth rows here");
-        let r = auth_row(c, row_id);
-        let row = AuthAuditRow {
-            id: row_id,
-            at_ms: r.0,
-            caller: r.1,
-            action: r.2,
-            serial: r.3,
-            login: r.4,
-            realm: r.5,
-            result: r.6,
-            detail: r.7,
-        };
-        prev = auth_link(&prev, row_id, &row);
+        prev = auth_link(&prev, row_id, &auth_row(c, row_id));
         c.execute("UPDATE audit_chain SET hash = ?1 WHERE seq = ?2", params![prev.as_slice(), s]).unwrap();
     }
 }
@@ -277,6 +289,10 @@ fn retention_on_ten_million_rows_stays_within_100_mb_and_keeps_the_chain_verifia
                         realm: None,
                         result: "reject".into(),
                         detail: None,
+                        resolver: None,
+                        client: None,
+                        policies: None,
+                        duration_ms: None,
                     };
                     row.execute(params![id, at]).unwrap();
                     prev = auth_link(&prev, id, &r);
@@ -300,4 +316,44 @@ fn retention_on_ten_million_rows_stays_within_100_mb_and_keeps_the_chain_verifia
     assert!(extra_mb < 100.0, "retention used {extra_mb:.1} MB more than before");
     let v = assert_ok(&d);
     assert_eq!(v["links"], 100_000, "{v}");
+}
+
+#[test]
+fn the_checkpoint_job_signs_new_rows_and_records_its_runs() {
+    let d = Daemon::with_plugins(&[HOTP_PLUGIN], "[audit]\ncheckpoint_interval_s = 1\n");
+    d.cli_json(&["user", "add", "alice"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let job = loop {
+        let jobs = d.cli_json(&["jobs"]);
+        let job = jobs["jobs"].as_array().unwrap().iter().find(|j| j["name"] == "audit-checkpoint").cloned();
+        if let Some(j) = job.filter(|j| j["runs"].as_i64().unwrap_or(0) >= 1) {
+            break j;
+        }
+        assert!(std::time::Instant::now() < deadline, "the checkpoint job did not run: {jobs}");
+        std::thread::yield_now();
+    };
+    assert_eq!(job["last_ok"], true, "{job}");
+    assert!(job["last_detail"].as_str().unwrap().starts_with("signed link"), "{job}");
+    let v = assert_ok(&d);
+    assert_eq!(v["unsigned_tail"], 0, "the job signed the newest row: {v}");
+    // The table view names it too.
+    let out = d.cli(&["jobs"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("audit-checkpoint"));
+}
+
+#[test]
+fn check_rows_record_the_policies_that_matched_and_how_long_the_check_took() {
+    let d = Daemon::with_plugins(&[HOTP_PLUGIN], "");
+    d.cli_json(&["user", "add", "alice"]);
+    d.cli_json_stdin(&["token", "init", "--type", "hotp", "--user", "alice", "--seed-stdin"], &format!("{SEED}\n"));
+    d.cli_json(&["policy", "set", "pins", "--scope", "authentication", "--action", "otppin=tokenpin"]);
+    d.cli_json(&["policy", "set", "bob-only", "--scope", "authentication", "--action", "passthru", "--user", "bob"]);
+    let (_, v) = d.check(json!({ "user": "alice", "pass": CODES[0] }));
+    assert_eq!(v["accepted"], true, "{v}");
+    let rows = d.cli_json(&["audit", "auth", "--action", "validate/check"]);
+    let row = &rows["rows"][0];
+    assert_eq!(row["policies"], "pins", "only the policy whose conditions matched: {row}");
+    assert!(row["duration_ms"].as_i64().unwrap() >= 0, "{row}");
+    assert!(row["client"].is_null(), "a socket caller has no network address: {row}");
+    assert_ok(&d);
 }

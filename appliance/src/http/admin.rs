@@ -27,6 +27,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/audit/signatures", get(audit))
         .route("/v1/admin/audit/checkpoint", post(audit_checkpoint))
         .route("/v1/admin/plugins", get(plugins))
+        .route("/v1/admin/jobs", get(jobs))
 }
 
 /// Routes whose work grows with the database (verification, retention, backup).
@@ -181,6 +182,11 @@ async fn backup(State(st): State<AppState>, Body(b): Body<BackupRequest>) -> Res
             other => ApiError::internal(other.to_string()),
         })?;
     to_json(manifest)
+}
+
+async fn jobs(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let runs = st.jobs.list().await.map_err(|e| ApiError::internal(e.to_string()))?;
+    to_json(serde_json::json!({ "jobs": runs }))
 }
 
 async fn plugins(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {

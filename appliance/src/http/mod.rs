@@ -38,6 +38,8 @@ use crate::signing::SigningService;
 pub struct AppState {
     /// The audit chain's checkpoints, verification and retention.
     pub audit: crate::audit_trail::AuditTrail,
+    /// The periodic jobs and their last runs.
+    pub jobs: crate::jobs::Jobs,
     /// The database, for online backups.
     pub store: Arc<crate::store::Store>,
     pub signing: SigningService,

@@ -100,7 +100,11 @@ pub fn auth_link(prev: &[u8; 32], id: i64, r: &AuthAuditRow) -> [u8; 32] {
         .text(r.login.as_deref())
         .text(r.realm.as_deref())
         .text(Some(&r.result))
-        .text(r.detail.as_deref());
+        .text(r.detail.as_deref())
+        .text(r.resolver.as_deref())
+        .text(r.client.as_deref())
+        .text(r.policies.as_deref())
+        .int(r.duration_ms);
     e.finish()
 }
 
@@ -252,6 +256,10 @@ impl<'c> RowCursor<'c> {
                         realm: row.get(6)?,
                         result: row.get(7)?,
                         detail: row.get(8)?,
+                        resolver: row.get(9)?,
+                        client: row.get(10)?,
+                        policies: row.get(11)?,
+                        duration_ms: row.get(12)?,
                     }),
                     ChainTable::Signature => RowData::Signature(SignatureAuditRow {
                         id,
@@ -285,7 +293,8 @@ fn problem(seq: Option<i64>, table: Option<ChainTable>, row_id: Option<i64>, tex
     ChainProblem { seq, table: table.map(|t| t.table().to_owned()), row_id, problem: text }
 }
 
-const AUTH_COLUMNS: &str = "id, at_ms, caller, action, serial, login, realm, result, detail";
+const AUTH_COLUMNS: &str =
+    "id, at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms";
 const SIGNATURE_COLUMNS: &str = "id, at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash, \
                                  input_kind, input_sha256, result, detail";
 

@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (12, "auth_audit_by_user", include_str!("../../../migrations/0012_auth_audit_by_user.sql")),
     (13, "audit_chain", include_str!("../../../migrations/0013_audit_chain.sql")),
     (14, "auth_audit_rate_index", include_str!("../../../migrations/0014_auth_audit_rate_index.sql")),
+    (15, "jobs_and_audit_fields", include_str!("../../../migrations/0015_jobs_and_audit_fields.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

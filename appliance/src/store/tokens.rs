@@ -163,21 +163,38 @@ pub struct AuthAuditRow {
     /// accept | reject | ok | refused | error
     pub result: String,
     pub detail: Option<String>,
+    /// The resolver the user was found through.
+    #[serde(default)]
+    pub resolver: Option<String>,
+    /// The caller's network address (HTTP callers); none on the sockets.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// The policies that decided, comma-separated.
+    #[serde(default)]
+    pub policies: Option<String>,
+    /// How long the request took until this row was written.
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
 }
 
 impl AuthAuditRow {
     /// A row stamped now, naming no token, user or detail yet.
     pub fn new(caller: impl Into<String>, action: impl Into<String>, result: impl Into<String>) -> AuthAuditRow {
+        let caller = caller.into();
         AuthAuditRow {
             id: 0,
             at_ms: crate::now_ms(),
-            caller: caller.into(),
+            client: crate::policy::client_of(&caller).map(|ip| ip.to_string()),
+            caller,
             action: action.into(),
             serial: None,
             login: None,
             realm: None,
             result: result.into(),
             detail: None,
+            resolver: None,
+            policies: None,
+            duration_ms: None,
         }
     }
 }
@@ -359,10 +376,24 @@ pub fn tokens_for_check(conn: &Connection, target: &CheckTarget) -> Result<Vec<T
 
 pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
     let mut st = tx.prepare_cached(
-        "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail, resolver, client,
+                                 policies, duration_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
-    st.execute(params![a.at_ms, a.caller, a.action, a.serial, a.login, a.realm, a.result, a.detail])?;
+    st.execute(params![
+        a.at_ms,
+        a.caller,
+        a.action,
+        a.serial,
+        a.login,
+        a.realm,
+        a.result,
+        a.detail,
+        a.resolver,
+        a.client,
+        a.policies,
+        a.duration_ms
+    ])?;
     let id = tx.last_insert_rowid();
     super::chain::link(tx, super::chain::ChainTable::Auth, id, a.at_ms, |prev| super::chain::auth_link(prev, id, a))?;
     Ok(id)
@@ -692,7 +723,8 @@ impl Store {
     pub fn auth_audit(&self, q: &AuthAuditQuery) -> Result<Vec<AuthAuditRow>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT id, at_ms, caller, action, serial, login, realm, result, detail FROM auth_audit
+            "SELECT id, at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies,
+                    duration_ms FROM auth_audit
              WHERE (?1 IS NULL OR serial = ?1) AND (?2 IS NULL OR login = ?2) AND (?3 IS NULL OR action = ?3)
                AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR id < ?5)
              ORDER BY id DESC LIMIT ?6",
@@ -710,6 +742,10 @@ impl Store {
                     realm: r.get(6)?,
                     result: r.get(7)?,
                     detail: r.get(8)?,
+                    resolver: r.get(9)?,
+                    client: r.get(10)?,
+                    policies: r.get(11)?,
+                    duration_ms: r.get(12)?,
                 })
             },
         )?;

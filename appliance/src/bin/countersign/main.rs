@@ -86,6 +86,8 @@ enum Command {
     },
     /// Show the daemon's health (HSM state).
     Health,
+    /// The periodic jobs (audit checkpoints and retention, challenge clean-up) and their last run.
+    Jobs,
     /// Smart card readers and the cards in them.
     #[command(subcommand)]
     Devices(hardware::DevicesCmd),
@@ -312,6 +314,7 @@ start the daemon, then run `countersign audit verify`",
             None,
             output::View::Integration,
         ),
+        Command::Jobs => (Method::GET, "/v1/admin/jobs".into(), None, output::View::Jobs),
         Command::Audit(AuditCmd::Verify) => {
             (Method::POST, "/v1/admin/audit/verify".into(), None, output::View::AuditVerify)
         }

@@ -31,6 +31,7 @@ pub enum View {
     ResolverTest,
     Realms,
     AuditVerify,
+    Jobs,
     /// The answer as indented JSON.
     Pretty,
     Done,
@@ -311,6 +312,26 @@ pub fn render(view: View, v: &Value) -> String {
                 })
                 .collect();
             table(&["ID", "TIME", "UID", "INTEGRATION", "OP", "KEY", "RESULT", "DETAIL"], rows)
+        }
+        View::Jobs => {
+            let rows = list(v, "jobs")
+                .map(|j| {
+                    let outcome = match j.get("last_ok").and_then(Value::as_bool) {
+                        Some(true) => "ok",
+                        Some(false) => "FAILED",
+                        None => "running",
+                    };
+                    vec![
+                        s(j, "name"),
+                        s(j, "last_started_ms"),
+                        outcome.to_owned(),
+                        s(j, "runs"),
+                        s(j, "failures"),
+                        s(j, "last_detail"),
+                    ]
+                })
+                .collect();
+            table(&["JOB", "LAST START (ms)", "LAST RUN", "RUNS", "FAILURES", "DETAIL"], rows)
         }
         View::AuditVerify => {
             let mut out = format!(

@@ -59,6 +59,10 @@ async fn audit(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respons
                     "realm": a.realm,
                     "administrator": a.caller,
                     "info": a.detail,
+                    "resolver": a.resolver,
+                    "client": a.client,
+                    "policies": a.policies,
+                    "duration": a.duration_ms.map(|ms| format!("{}.{:03}", ms / 1000, ms % 1000)),
                 })
             })
             .collect();

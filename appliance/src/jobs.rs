@@ -1,0 +1,80 @@
+//! The daemon's periodic jobs in one place: signing audit checkpoints, audit retention, and
+//! removing expired challenges and old deliveries. Each runs on its own interval; every run is
+//! recorded in `job_run` (start, end, outcome, detail, counts) for `countersign jobs`.
+//!
+//! Fail counters need no job: a locked token opens at its first check after its clear time,
+//! decided in the check's own transaction. A failed run is logged and recorded, and the job
+//! runs again at its next interval; a job never runs twice at once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::store::{JobRun, Store, StoreError};
+
+/// One run of a job: what it did, or why it failed.
+pub type JobFuture = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
+
+/// A write of a run's record.
+type Record = Box<dyn FnOnce(&Store) -> Result<(), StoreError> + Send>;
+
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    store: Arc<Store>,
+    clock: Clock,
+}
+
+impl Jobs {
+    pub fn new(store: Arc<Store>, clock: Clock) -> Jobs {
+        Jobs { store, clock }
+    }
+
+    /// Runs `job` every `every` (the first run one interval after start), recording each run.
+    pub fn spawn(&self, name: &'static str, every: Duration, job: impl Fn() -> JobFuture + Send + Sync + 'static) {
+        let jobs = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                jobs.run_once(name, job()).await;
+            }
+        });
+    }
+
+    async fn run_once(&self, name: &'static str, run: JobFuture) {
+        let store = self.store.clone();
+        let started = self.clock.now_ms();
+        let record = |f: Record| {
+            let store = store.clone();
+            async move {
+                match tokio::task::spawn_blocking(move || f(&store)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(job = name, error = %e, "cannot record a job run"),
+                    Err(e) => tracing::warn!(job = name, error = %e, "cannot record a job run"),
+                }
+            }
+        };
+        record(Box::new(move |s| s.job_started(name, started))).await;
+        let outcome = run.await;
+        let ended = self.clock.now_ms();
+        let (ok, detail) = match outcome {
+            Ok(d) => (true, d),
+            Err(e) => {
+                tracing::warn!(job = name, error = %e, "periodic job failed; it runs again at its next interval");
+                (false, e)
+            }
+        };
+        record(Box::new(move |s| s.job_ended(name, ended, ok, &detail))).await;
+    }
+
+    pub async fn list(&self) -> Result<Vec<JobRun>, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.job_runs())
+            .await
+            .map_err(|e| StoreError::Invalid(format!("the job list could not be read: {e}")))?
+    }
+}
