@@ -357,3 +357,24 @@ fn check_rows_record_the_policies_that_matched_and_how_long_the_check_took() {
     assert!(row["client"].is_null(), "a socket caller has no network address: {row}");
     assert_ok(&d);
 }
+
+#[test]
+fn the_audit_exports_as_json_lines_in_chain_order() {
+    let d = with_history();
+    let links = assert_ok(&d)["links"].as_u64().unwrap();
+    let out = d.cli(&["audit", "export"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len() as u64, links);
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["seq"], i as u64 + 1, "{l}");
+        assert_eq!(l["link"].as_str().unwrap().len(), 64, "{l}");
+        assert!(l["row"]["id"].is_i64(), "{l}");
+    }
+    assert!(lines.iter().any(|l| l["table"] == "signature_audit" && l["row"]["operation"] == "sign"));
+    assert!(lines.iter().any(|l| l["table"] == "auth_audit" && l["row"]["result"] == "accept"));
+    // Continuing after a link gives the rest.
+    let out = d.cli(&["audit", "export", "--after-seq", "5"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count() as u64, links - 5);
+}

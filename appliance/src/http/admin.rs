@@ -36,6 +36,7 @@ pub(super) fn maintenance_routes() -> Router<AppState> {
         .route("/v1/admin/audit/verify", post(audit_verify))
         .route("/v1/admin/audit/retain", post(audit_retain))
         .route("/v1/admin/backup", post(backup))
+        .route("/v1/admin/audit/export", get(audit_export))
 }
 
 pub(super) async fn require_admin(
@@ -142,6 +143,30 @@ async fn audit_verify(State(st): State<AppState>) -> Result<Json<Value>, ApiErro
 
 async fn audit_checkpoint(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     to_json(serde_json::json!({ "checkpoint_seq": st.audit.checkpoint().await? }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    /// Rows after this chain link (default: from the start).
+    #[serde(default)]
+    after_seq: i64,
+}
+
+/// The audit as JSON lines in chain order (each row with its link), from one read
+/// transaction; a failure mid-way ends the stream with an `error` line.
+async fn audit_export(State(st): State<AppState>, Query(q): Query<ExportQuery>) -> axum::response::Response {
+    let store = st.store.clone();
+    super::ndjson::stream(move |lines| {
+        let result = (|| {
+            let mut conn = store.reader_connection()?;
+            let tx = conn.transaction().map_err(crate::store::StoreError::from)?;
+            crate::store::chain::export(&tx, q.after_seq, |v| lines.send(v))
+        })();
+        if let Err(e) = result {
+            lines.send(serde_json::json!({ "error": { "message": format!("the export stopped: {e}") } }));
+        }
+    })
 }
 
 /// Limits for one retention run; none given: the configured ones.

@@ -9,15 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body as HttpBody;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use super::error::ApiError;
 use super::extract::{Body, Origin, Query};
@@ -47,19 +45,6 @@ async fn devices(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "readers": readers.map_err(device_error)?, "enrolled": enrolled })))
 }
 
-/// A newline-delimited JSON stream fed by a blocking job.
-fn ndjson(job: impl FnOnce(&mpsc::UnboundedSender<Value>) + Send + 'static) -> Response {
-    let (tx, rx) = mpsc::unbounded_channel::<Value>();
-    tokio::task::spawn_blocking(move || job(&tx));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let v = rx.recv().await?;
-        let mut line = v.to_string();
-        line.push('\n');
-        Some((Ok::<_, std::convert::Infallible>(line), rx))
-    });
-    ([(header::CONTENT_TYPE, "application/x-ndjson")], HttpBody::from_stream(stream)).into_response()
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WatchQuery {
@@ -70,8 +55,8 @@ struct WatchQuery {
 async fn watch(State(st): State<AppState>, Query(q): Query<WatchQuery>) -> Response {
     let until = Instant::now() + Duration::from_secs(q.seconds.unwrap_or(60).min(3600));
     let svc = st.enrolment.clone();
-    ndjson(move |tx| {
-        let r = svc.devices().watch(until, || !tx.is_closed(), |ev| tx.send(json!({ "event": ev })).is_ok());
+    super::ndjson::stream(move |tx| {
+        let r = svc.devices().watch(until, || !tx.is_closed(), |ev| tx.send(json!({ "event": ev })));
         let _ = tx.send(match r {
             Ok(()) => json!({ "end": "watch time over" }),
             Err(e) => json!({ "error": { "code": "unavailable", "message": e.to_string() } }),
@@ -79,7 +64,7 @@ async fn watch(State(st): State<AppState>, Query(q): Query<WatchQuery>) -> Respo
     })
 }
 
-fn finish(tx: &mpsc::UnboundedSender<Value>, r: Result<EnrolOutcome, EnrolError>) {
+fn finish(tx: &super::ndjson::Lines, r: Result<EnrolOutcome, EnrolError>) {
     let line = match r {
         Ok(outcome) => match serde_json::to_value(&outcome) {
             Ok(v) => json!({ "result": v }),
@@ -90,7 +75,7 @@ fn finish(tx: &mpsc::UnboundedSender<Value>, r: Result<EnrolOutcome, EnrolError>
     let _ = tx.send(line);
 }
 
-fn progress_line(tx: &mpsc::UnboundedSender<Value>) -> impl FnMut(Progress) + '_ {
+fn progress_line(tx: &super::ndjson::Lines) -> impl FnMut(Progress) + '_ {
     move |p| {
         let _ = tx.send(json!({ "progress": p }));
     }
@@ -98,12 +83,12 @@ fn progress_line(tx: &mpsc::UnboundedSender<Value>) -> impl FnMut(Progress) + '_
 
 async fn enrol_piv(State(st): State<AppState>, Origin(caller): Origin, Body(b): Body<PivEnrolRequest>) -> Response {
     let svc = st.enrolment.clone();
-    ndjson(move |tx| finish(tx, svc.enrol_piv(&caller, &b, &mut progress_line(tx))))
+    super::ndjson::stream(move |tx| finish(tx, svc.enrol_piv(&caller, &b, &mut progress_line(tx))))
 }
 
 async fn enrol_oath(State(st): State<AppState>, Origin(caller): Origin, Body(b): Body<OathEnrolRequest>) -> Response {
     let svc = st.enrolment.clone();
-    ndjson(move |tx| finish(tx, svc.enrol_oath(&caller, &b, &mut progress_line(tx))))
+    super::ndjson::stream(move |tx| finish(tx, svc.enrol_oath(&caller, &b, &mut progress_line(tx))))
 }
 
 async fn ca_show(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod gateways;
 mod hardware;
+mod ndjson;
 mod policies;
 mod privacyidea;
 mod resolvers;

@@ -605,3 +605,82 @@ pub fn retain(
     }
     Ok(report)
 }
+
+/// Every row from chain link `after_seq + 1` on, in chain order, as one JSON object each
+/// (`seq`, `table`, `link` hash in hex, and the row's columns), handed to `each` until it
+/// returns false. Streams: memory stays flat whatever the size.
+pub fn export(
+    conn: &Connection,
+    after_seq: i64,
+    mut each: impl FnMut(serde_json::Value) -> bool,
+) -> Result<u64, StoreError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT c.seq, c.tbl, c.hash, {}, {} FROM audit_chain c
+         LEFT JOIN auth_audit a ON c.tbl = 'auth' AND a.id = c.row_id
+         LEFT JOIN signature_audit s ON c.tbl = 'signature' AND s.id = c.row_id
+         WHERE c.seq > ?1 ORDER BY c.seq",
+        AUTH_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", "),
+        SIGNATURE_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", "),
+    ))?;
+    let mut rows = st.query([after_seq])?;
+    let mut n = 0u64;
+    const AUTH_AT: usize = 3;
+    let sig_at = AUTH_AT + AUTH_COLUMNS.split(", ").count();
+    while let Some(r) = rows.next()? {
+        let (seq, tbl, hash): (i64, String, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let row = if tbl == "auth" {
+            let id: Option<i64> = r.get(AUTH_AT)?;
+            match id {
+                Some(id) => serde_json::to_value(AuthAuditRow {
+                    id,
+                    at_ms: r.get(AUTH_AT + 1)?,
+                    caller: r.get(AUTH_AT + 2)?,
+                    action: r.get(AUTH_AT + 3)?,
+                    serial: r.get(AUTH_AT + 4)?,
+                    login: r.get(AUTH_AT + 5)?,
+                    realm: r.get(AUTH_AT + 6)?,
+                    result: r.get(AUTH_AT + 7)?,
+                    detail: r.get(AUTH_AT + 8)?,
+                    resolver: r.get(AUTH_AT + 9)?,
+                    client: r.get(AUTH_AT + 10)?,
+                    policies: r.get(AUTH_AT + 11)?,
+                    duration_ms: r.get(AUTH_AT + 12)?,
+                }),
+                None => Ok(serde_json::Value::Null),
+            }
+        } else {
+            let id: Option<i64> = r.get(sig_at)?;
+            match id {
+                Some(id) => serde_json::to_value(SignatureAuditRow {
+                    id,
+                    at_ms: r.get(sig_at + 1)?,
+                    uid: r.get(sig_at + 2)?,
+                    pid: r.get(sig_at + 3)?,
+                    integration: r.get(sig_at + 4)?,
+                    operation: r.get(sig_at + 5)?,
+                    key_name: r.get(sig_at + 6)?,
+                    key_version: r.get(sig_at + 7)?,
+                    scheme: r.get(sig_at + 8)?,
+                    hash: r.get(sig_at + 9)?,
+                    input_kind: r.get(sig_at + 10)?,
+                    input_sha256: r.get(sig_at + 11)?,
+                    result: r.get(sig_at + 12)?,
+                    detail: r.get(sig_at + 13)?,
+                }),
+                None => Ok(serde_json::Value::Null),
+            }
+        }
+        .map_err(|e| StoreError::Invalid(format!("audit row {seq} cannot be written as JSON: {e}")))?;
+        let line = serde_json::json!({
+            "seq": seq,
+            "table": if tbl == "auth" { "auth_audit" } else { "signature_audit" },
+            "link": hex::encode(hash),
+            "row": row,
+        });
+        n += 1;
+        if !each(line) {
+            break;
+        }
+    }
+    Ok(n)
+}

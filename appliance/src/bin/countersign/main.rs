@@ -165,6 +165,12 @@ enum AuditCmd {
     Verify,
     /// Sign the chain's newest link now (the daemon does it every `audit.checkpoint_interval_s`).
     Checkpoint,
+    /// Every audit row in chain order as JSON lines on stdout (`seq`, `table`, `link`, `row`).
+    Export {
+        /// Only rows after this chain link (to continue an earlier export).
+        #[arg(long, default_value_t = 0)]
+        after_seq: i64,
+    },
     /// Remove the oldest audit rows now: as configured (`audit.retention_*`), or as given here.
     Retain {
         /// Keep at most this many rows.
@@ -246,6 +252,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             (Method::GET, "/v1/admin/plugins".into(), None, output::View::Plugins)
         }
         Command::Plugin(cmd) => return plugin::run(cmd, cli.json),
+        Command::Audit(AuditCmd::Export { after_seq }) => {
+            let mut conn = Connection::connect(&cli.socket).await?;
+            let mut failed = None;
+            let status = conn
+                .stream_lines(Method::GET, &format!("/v1/admin/audit/export?after_seq={after_seq}"), None, |line| {
+                    match line.pointer("/error/message").and_then(Value::as_str) {
+                        Some(e) => failed = Some(e.to_owned()),
+                        None => println!("{line}"),
+                    }
+                })
+                .await?;
+            if let Some(e) = failed {
+                anyhow::bail!("{e} (HTTP {})", status.as_u16());
+            }
+            return Ok(());
+        }
         Command::Restore { from, db, force } => {
             let m = countersign::backup::restore(from, db, *force)?;
             if cli.json {
