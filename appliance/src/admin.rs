@@ -95,7 +95,8 @@ impl AdminService {
         tokio::task::spawn_blocking(move || f(&hsm, &store)).await.map_err(|e| AdminError::Internal(e.to_string()))?
     }
 
-    /// Runs a change and reloads the signing directory before returning.
+    /// Runs a change and reloads the signing directory before returning. Each change writes
+    /// its audit row in the transaction that makes it.
     async fn change<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Hsm, &Store) -> Result<T, AdminError> + Send + 'static,
@@ -110,7 +111,12 @@ impl AdminService {
         .await
     }
 
-    pub async fn create_application(&self, name: String, alg: KeyAlgorithm) -> Result<Application, AdminError> {
+    pub async fn create_application(
+        &self,
+        caller: String,
+        name: String,
+        alg: KeyAlgorithm,
+    ) -> Result<Application, AdminError> {
         validate_name("application", &name)?;
         self.change(move |hsm, store| {
             if store.application(&name)?.is_some() {
@@ -119,7 +125,8 @@ impl AdminService {
             let label = label(&name, 1);
             let kp = hsm.generate_key_pair(&label, alg)?;
             let first = NewKeyVersion { key_id: kp.id, label, public_key_der: kp.public_key.to_spki_der()? };
-            let app = recorded_or_destroyed(hsm, &first, store.create_application(&name, alg, &first))?;
+            let audit = admin_audit(&caller, "app/create", format!("{name}: {alg}, key {}", first.key_id));
+            let app = recorded_or_destroyed(hsm, &first, store.create_application(&name, alg, &first, &audit))?;
             tracing::info!(application = %name, algorithm = %alg, key_id = %first.key_id, "created application");
             Ok(app)
         })
@@ -127,14 +134,15 @@ impl AdminService {
     }
 
     /// Generates a new keypair version; the previous one is retired (verify only).
-    pub async fn rotate(&self, name: String) -> Result<Application, AdminError> {
+    pub async fn rotate(&self, caller: String, name: String) -> Result<Application, AdminError> {
         self.change(move |hsm, store| {
             let app = store.application(&name)?.ok_or_else(|| AdminError::NotFound(format!("application '{name}'")))?;
             let version = store.next_version(&name)?;
             let label = label(&name, version);
             let kp = hsm.generate_key_pair(&label, app.algorithm)?;
             let next = NewKeyVersion { key_id: kp.id, label, public_key_der: kp.public_key.to_spki_der()? };
-            let app = recorded_or_destroyed(hsm, &next, store.add_key_version(&name, version, &next))?;
+            let audit = admin_audit(&caller, "app/rotate", format!("{name}: version {version}, key {}", next.key_id));
+            let app = recorded_or_destroyed(hsm, &next, store.add_key_version(&name, version, &next, &audit))?;
             tracing::info!(application = %name, version, key_id = %next.key_id, "rotated master keypair");
             Ok(app)
         })
@@ -152,19 +160,23 @@ impl AdminService {
         .await
     }
 
-    pub async fn create_integration(&self, name: String, uid: u32) -> Result<Integration, AdminError> {
+    pub async fn create_integration(&self, caller: String, name: String, uid: u32) -> Result<Integration, AdminError> {
         validate_name("integration", &name)?;
         self.change(move |_, store| {
-            let i = store.create_integration(&name, uid)?;
+            let i = store.create_integration(
+                &name,
+                uid,
+                &admin_audit(&caller, "integration/add", format!("{name}: uid {uid}")),
+            )?;
             tracing::info!(integration = %name, uid, "registered integration");
             Ok(i)
         })
         .await
     }
 
-    pub async fn delete_integration(&self, name: String) -> Result<(), AdminError> {
+    pub async fn delete_integration(&self, caller: String, name: String) -> Result<(), AdminError> {
         self.change(move |_, store| {
-            store.delete_integration(&name)?;
+            store.delete_integration(&name, &admin_audit(&caller, "integration/remove", name.clone()))?;
             tracing::info!(integration = %name, "removed integration");
             Ok(())
         })
@@ -175,18 +187,30 @@ impl AdminService {
         self.blocking(|_, store| Ok(store.integrations()?)).await
     }
 
-    pub async fn grant(&self, integration: String, application: String) -> Result<Integration, AdminError> {
+    pub async fn grant(
+        &self,
+        caller: String,
+        integration: String,
+        application: String,
+    ) -> Result<Integration, AdminError> {
         self.change(move |_, store| {
-            store.grant(&integration, &application)?;
+            let audit = admin_audit(&caller, "integration/grant", format!("{application} to {integration}"));
+            store.grant(&integration, &application, &audit)?;
             tracing::info!(integration = %integration, application = %application, "granted key");
             store.integration(&integration)?.ok_or_else(|| AdminError::NotFound(format!("integration '{integration}'")))
         })
         .await
     }
 
-    pub async fn revoke(&self, integration: String, application: String) -> Result<Integration, AdminError> {
+    pub async fn revoke(
+        &self,
+        caller: String,
+        integration: String,
+        application: String,
+    ) -> Result<Integration, AdminError> {
         self.change(move |_, store| {
-            if !store.revoke(&integration, &application)? {
+            let audit = admin_audit(&caller, "integration/revoke", format!("{application} from {integration}"));
+            if !store.revoke(&integration, &application, &audit)? {
                 return Err(AdminError::NotFound(format!(
                     "a grant of application '{application}' to integration '{integration}'"
                 )));
@@ -200,4 +224,9 @@ impl AdminService {
     pub async fn signature_audit(&self, q: AuditQuery) -> Result<Vec<SignatureAuditRow>, AdminError> {
         self.blocking(move |_, store| Ok(store.signature_audit(&q)?)).await
     }
+}
+
+/// The audit row of a signing-key or integration change.
+fn admin_audit(caller: &str, action: &str, detail: String) -> crate::store::AuthAuditRow {
+    crate::store::AuthAuditRow { detail: Some(detail), ..crate::store::AuthAuditRow::new(caller, action, "ok") }
 }

@@ -378,3 +378,18 @@ fn the_audit_exports_as_json_lines_in_chain_order() {
     let out = d.cli(&["audit", "export", "--after-seq", "5"]);
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count() as u64, links - 5);
 }
+
+#[test]
+fn admin_changes_and_reads_are_audit_rows_too() {
+    let d = with_history();
+    d.cli_json(&["token", "list"]);
+    let rows = d.auth_audit();
+    for action in ["app/create", "integration/add", "integration/grant", "read /v1/admin/tokens"] {
+        let row = rows.iter().find(|r| r["action"] == action).unwrap_or_else(|| panic!("no {action} row"));
+        assert!(row["caller"].as_str().unwrap().starts_with("uid:"), "{row}");
+        assert_eq!(row["result"], "ok", "{row}");
+    }
+    // Reads of the audit itself are rows as well, and all of it still verifies.
+    assert!(d.auth_audit().iter().any(|r| r["action"] == "read /v1/admin/audit/auth"));
+    assert_ok(&d);
+}

@@ -281,5 +281,15 @@ fn policies_are_defined_switched_and_deleted_the_privacyidea_way() {
     assert!(error_message(&v).contains("policywrite is not allowed for ops"), "{v}");
     assert_eq!(pi.call("GET", "/resolver/", &[]).0, 403);
     assert_eq!(pi.call("DELETE", "/policy/ops-reads", &[]).0, 403);
+    // Reads are audited under the admin's name, refused ones too.
+    let rows = pi.d.auth_audit();
+    let read = |route: &str, result: &str| {
+        rows.iter().any(|r| {
+            r["action"] == format!("read {route}")
+                && r["result"] == result
+                && r["caller"].as_str().unwrap().starts_with("pi-admin:ops")
+        })
+    };
+    assert!(read("/policy/", "ok") && read("/realm/", "ok") && read("/resolver/", "refused"));
     assert!(pi.d.cli_json(&["policy", "list"]).to_string().contains("ops-reads"));
 }

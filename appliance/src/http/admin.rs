@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::extract::{Body, Caller, Path, Query};
+use super::extract::{Body, Caller, Origin, Path, Query};
 use super::AppState;
 use crate::store::AuditQuery;
 
@@ -37,6 +37,45 @@ pub(super) fn maintenance_routes() -> Router<AppState> {
         .route("/v1/admin/audit/retain", post(audit_retain))
         .route("/v1/admin/backup", post(backup))
         .route("/v1/admin/audit/export", get(audit_export))
+}
+
+/// Audits every read on `admin.sock` (writes are audited by the services that make them):
+/// who read what, the answer's status and how long it took. A read whose row cannot be
+/// written is still answered, and the failure logged: reads change nothing, and an operator
+/// must be able to look when the audit is in trouble.
+pub(super) async fn audit_reads(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    path: axum::extract::MatchedPath,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.method() != axum::http::Method::GET {
+        return next.run(req).await;
+    }
+    let route = path.as_str().to_owned();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let result = if status.is_success() {
+        "ok"
+    } else if status.is_client_error() {
+        "refused"
+    } else {
+        "error"
+    };
+    let row = crate::store::AuthAuditRow {
+        detail: Some(format!("HTTP {}", status.as_u16())),
+        duration_ms: Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)),
+        ..crate::store::AuthAuditRow::new(caller, format!("read {route}"), result)
+    };
+    let store = st.store.clone();
+    match tokio::task::spawn_blocking(move || store.audit_auth(&row)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!(route, error = %e, "cannot audit a read"),
+        Err(e) => tracing::error!(route, error = %e, "cannot audit a read"),
+    }
+    resp
 }
 
 pub(super) async fn require_admin(
@@ -67,13 +106,14 @@ struct NewApplication {
 
 async fn create_application(
     State(st): State<AppState>,
+    Origin(caller): Origin,
     Body(b): Body<NewApplication>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let alg = b
         .algorithm
         .parse()
         .map_err(|e: countersign_hsm::HsmError| ApiError::new(StatusCode::BAD_REQUEST, "unsupported", e.to_string()))?;
-    Ok((StatusCode::CREATED, to_json(st.admin.create_application(b.name, alg).await?)?))
+    Ok((StatusCode::CREATED, to_json(st.admin.create_application(caller, b.name, alg).await?)?))
 }
 
 async fn list_applications(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -84,8 +124,12 @@ async fn show_application(State(st): State<AppState>, Path(name): Path<String>) 
     to_json(st.admin.application(name).await?)
 }
 
-async fn rotate(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    to_json(st.admin.rotate(name).await?)
+async fn rotate(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.admin.rotate(caller, name).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,17 +141,22 @@ struct NewIntegration {
 
 async fn create_integration(
     State(st): State<AppState>,
+    Origin(caller): Origin,
     Body(b): Body<NewIntegration>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    Ok((StatusCode::CREATED, to_json(st.admin.create_integration(b.name, b.uid).await?)?))
+    Ok((StatusCode::CREATED, to_json(st.admin.create_integration(caller, b.name, b.uid).await?)?))
 }
 
 async fn list_integrations(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     to_json(serde_json::json!({ "integrations": st.admin.integrations().await? }))
 }
 
-async fn delete_integration(State(st): State<AppState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    st.admin.delete_integration(name).await?;
+async fn delete_integration(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.admin.delete_integration(caller, name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -119,17 +168,19 @@ struct NewGrant {
 
 async fn grant(
     State(st): State<AppState>,
+    Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<NewGrant>,
 ) -> Result<Json<Value>, ApiError> {
-    to_json(st.admin.grant(name, b.application).await?)
+    to_json(st.admin.grant(caller, name, b.application).await?)
 }
 
 async fn revoke(
     State(st): State<AppState>,
+    Origin(caller): Origin,
     Path((name, application)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    to_json(st.admin.revoke(name, application).await?)
+    to_json(st.admin.revoke(caller, name, application).await?)
 }
 
 async fn audit(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {

@@ -139,10 +139,12 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .merge(policies::routes())
         .merge(privacyidea::admin_routes())
         .merge(resolvers::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin::audit_reads))
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     // Audit verification, retention and backups run as long as the database is large: their
     // own (long) time limit instead of the per-request one.
     let maintenance = admin::maintenance_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin::audit_reads))
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(MAINTENANCE_TIMEOUT, with_timeout))

@@ -4,6 +4,7 @@ use countersign_hsm::{KeyAlgorithm, KeyId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use super::tokens::{insert_audit, AuthAuditRow};
 use super::{is_unique_violation, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -122,6 +123,7 @@ impl Store {
         name: &str,
         alg: KeyAlgorithm,
         first: &NewKeyVersion,
+        audit: &AuthAuditRow,
     ) -> Result<Application, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -134,6 +136,7 @@ impl Store {
         };
         let id = tx.last_insert_rowid();
         insert_version(&tx, id, 1, alg, first)?;
+        insert_audit(&tx, audit)?;
         tx.commit()?;
         drop(conn);
         self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
@@ -154,7 +157,13 @@ impl Store {
     }
 
     /// Retires the active version of `name` and records `next` as the new active one.
-    pub fn add_key_version(&self, name: &str, version: u32, next: &NewKeyVersion) -> Result<Application, StoreError> {
+    pub fn add_key_version(
+        &self,
+        name: &str,
+        version: u32,
+        next: &NewKeyVersion,
+        audit: &AuthAuditRow,
+    ) -> Result<Application, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (app_id, alg): (i64, String) = tx
@@ -172,6 +181,7 @@ impl Store {
             }
             other => other?,
         }
+        insert_audit(&tx, audit)?;
         tx.commit()?;
         drop(conn);
         self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
@@ -201,9 +211,10 @@ impl Store {
             .collect()
     }
 
-    pub fn create_integration(&self, name: &str, uid: u32) -> Result<Integration, StoreError> {
-        let conn = self.conn();
-        match conn
+    pub fn create_integration(&self, name: &str, uid: u32, audit: &AuthAuditRow) -> Result<Integration, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        match tx
             .execute("INSERT INTO integration (name, uid, created_at) VALUES (?1, ?2, ?3)", params![name, uid, now_s()])
         {
             Err(e) if is_unique_violation(&e) => {
@@ -211,15 +222,21 @@ impl Store {
             }
             other => other?,
         };
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
         drop(conn);
         self.integration(name)?.ok_or_else(|| StoreError::NotFound(format!("integration '{name}'")))
     }
 
-    pub fn delete_integration(&self, name: &str) -> Result<(), StoreError> {
-        let n = self.conn().execute("DELETE FROM integration WHERE name = ?1", [name])?;
+    pub fn delete_integration(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute("DELETE FROM integration WHERE name = ?1", [name])?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("integration '{name}'")));
         }
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -247,24 +264,32 @@ impl Store {
     }
 
     /// Lets `integration` use the keys of `application`. Granting twice is not an error.
-    pub fn grant(&self, integration: &str, application: &str) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let (i, a) = ids(&conn, integration, application)?;
-        conn.execute(
+    pub fn grant(&self, integration: &str, application: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (i, a) = ids(&tx, integration, application)?;
+        tx.execute(
             "INSERT OR IGNORE INTO integration_grant (integration_id, application_id, granted_at) VALUES (?1, ?2, ?3)",
             params![i, a, now_s()],
         )?;
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
         Ok(())
     }
 
     /// Withdraws a grant; returns whether there was one.
-    pub fn revoke(&self, integration: &str, application: &str) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        let (i, a) = ids(&conn, integration, application)?;
-        let n = conn.execute(
+    pub fn revoke(&self, integration: &str, application: &str, audit: &AuthAuditRow) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (i, a) = ids(&tx, integration, application)?;
+        let n = tx.execute(
             "DELETE FROM integration_grant WHERE integration_id = ?1 AND application_id = ?2",
             params![i, a],
         )?;
+        if n > 0 {
+            insert_audit(&tx, audit)?;
+        }
+        tx.commit()?;
         Ok(n > 0)
     }
 }

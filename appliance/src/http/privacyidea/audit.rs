@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::admin::{allowed, PiAdmin};
+use super::admin::{allowed, audit_read, PiAdmin};
 use super::envelope::{ErrorKind, PiResponse};
 use super::params::Params;
 use crate::http::AppState;
@@ -74,5 +74,6 @@ async fn audit(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respons
         ))
     }
     .await;
+    audit_read(&st, &admin, "/audit/", &r).await;
     r.unwrap_or_else(|e| e).finish(&st.responses, p.nonce().as_deref())
 }

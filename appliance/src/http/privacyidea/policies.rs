@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::admin::{allowed, PiAdmin};
+use super::admin::{allowed, audit_read, PiAdmin};
 use super::envelope::{ErrorKind, PiResponse};
 use super::params::Params;
 use crate::http::AppState;
@@ -82,6 +82,7 @@ async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
         Ok(ok(json!(out)))
     }
     .await;
+    audit_read(&st, &admin, "/policy/", &r).await;
     finish(&st, &p, r)
 }
 
@@ -93,6 +94,7 @@ async fn show(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<Strin
         Ok(ok(json!([pi_policy(&one)])))
     }
     .await;
+    audit_read(&st, &admin, "/policy/{name}", &r).await;
     finish(&st, &p, r)
 }
 

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::admin::{allowed, PiAdmin};
+use super::admin::{allowed, audit_read, PiAdmin};
 use super::envelope::{ErrorKind, PiResponse};
 use super::params::Params;
 use super::resolver_params;
@@ -75,9 +75,11 @@ fn realm_map(list: &[RealmRecord], resolvers: &[crate::resolvers::realms::Resolv
     Value::Object(out)
 }
 
-async fn realms(State(st): State<AppState>, _a: PiAdmin, p: Params) -> Response {
+async fn realms(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
     let r = with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await;
-    finish(&st, &p, r.map(|(list, resolvers)| ok(realm_map(&list, &resolvers))))
+    let r = r.map(|(list, resolvers)| ok(realm_map(&list, &resolvers)));
+    audit_read(&st, &admin, "/realm/", &r).await;
+    finish(&st, &p, r)
 }
 
 /// Creates the realm or replaces its resolvers: `resolvers` (comma-separated or a list), in
@@ -136,12 +138,13 @@ async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Pa
     finish(&st, &p, r)
 }
 
-async fn default_realm(State(st): State<AppState>, _a: PiAdmin, p: Params) -> Response {
+async fn default_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
     let r = with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await;
     let r = r.map(|(list, resolvers)| {
         let default: Vec<RealmRecord> = list.into_iter().filter(|r| r.default).collect();
         ok(realm_map(&default, &resolvers))
     });
+    audit_read(&st, &admin, "/defaultrealm", &r).await;
     finish(&st, &p, r)
 }
 
@@ -196,6 +199,7 @@ async fn resolvers(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Res
         Ok(ok(resolver_map(&list)))
     }
     .await;
+    audit_read(&st, &admin, "/resolver/", &r).await;
     finish(&st, &p, r)
 }
 
@@ -206,6 +210,7 @@ async fn resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<S
         Ok(ok(resolver_map(&[one])))
     }
     .await;
+    audit_read(&st, &admin, "/resolver/{name}", &r).await;
     finish(&st, &p, r)
 }
 
