@@ -436,6 +436,11 @@ impl ChallengeService {
         Ok(())
     }
 
+    /// How often [`ChallengeService::clean_up`] should run.
+    pub fn cleanup_interval(&self) -> Duration {
+        Duration::from_secs(self.cfg.cleanup_interval_s.max(1))
+    }
+
     /// Removes challenges expired an hour ago and finished deliveries older than
     /// `challenge.keep_deliveries_s` (a periodic job). Returns (challenges, deliveries).
     pub async fn clean_up(&self) -> Result<(usize, usize), TokenError> {

@@ -123,6 +123,8 @@ pub struct ChallengeSection {
     pub email_text: String,
     /// How long finished deliveries stay listed.
     pub keep_deliveries_s: u64,
+    /// Seconds between runs of the job that removes expired challenges and old deliveries.
+    pub cleanup_interval_s: u64,
 }
 
 /// How `/validate/check` decides and answers.

@@ -379,7 +379,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let jobs = appliance.state.jobs.clone();
     appliance.state.audit.schedule(&jobs);
     let challenges = appliance.state.challenges.clone();
-    jobs.spawn("challenge-cleanup", Duration::from_secs(60), move || {
+    jobs.spawn("challenge-cleanup", challenges.cleanup_interval(), move || {
         let c = challenges.clone();
         Box::pin(async move {
             let (challenges, deliveries) = c.clean_up().await.map_err(|e| e.to_string())?;

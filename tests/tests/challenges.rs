@@ -159,7 +159,7 @@ fn sms_code_through_the_provider_endpoint_after_a_trigger() {
 
 #[test]
 fn delivery_fails_over_and_both_attempts_are_recorded() {
-    let d = daemon("");
+    let d = daemon("[challenge]\ncleanup_interval_s = 1\n");
     let broken = HttpCapture::start(vec![(500, "internal error")]);
     let good = HttpCapture::start(vec![(200, "OK")]);
     let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -334,7 +334,7 @@ fn privacyideaadm_logs_in_lists_enrols_assigns_and_disables() {
     assert!(out.status.success() && text.contains("'default'"), "realm list: {text}");
     let out = privacyidea_cli(&pi, pw, &["resolver", "list"]);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("'status': True"));
-    let out = privacyidea_cli(&pi, pw, &["audit", "list", "--rp", "5"]);
+    let out = privacyidea_cli(&pi, pw, &["audit", "list", "--rp", "30"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("token/disable") && text.contains("Total:"), "audit list: {text}");
 
