@@ -21,6 +21,7 @@ pub mod executor;
 pub mod gateway_host;
 pub mod gateways;
 pub mod http;
+pub mod metrics;
 pub mod plugins;
 pub mod policy;
 pub mod resolvers;
