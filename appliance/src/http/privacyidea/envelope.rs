@@ -71,7 +71,10 @@ impl PiResponse {
             obj.insert("nonce".into(), n.into());
         }
         let unsigned = python_json(&self.body);
-        let signature = match signer.sign(unsigned.as_bytes()) {
+        // Signing is an HSM call: a slow token must not stall the async thread's other
+        // requests, so the runtime moves them to another thread meanwhile.
+        let signed = tokio::task::block_in_place(|| signer.sign(unsigned.as_bytes()));
+        let signature = match signed {
             Ok(s) => s,
             // An error answer grants nothing, so it goes out unsigned rather than being replaced
             // by a vaguer one: the caller still learns that the HSM is down.
