@@ -6,7 +6,8 @@
 //! and a signature over api.sock fail closed with a clear error, and `/v1/ready` answers 503.
 //! Once the fault clears, the next requests succeed without a restart: the very code that was
 //! refused is accepted, once; no counter moved and no accept was audited meanwhile; `/metrics`
-//! shows the episode's errors and recovery. Also: `/metrics` format basics.
+//! shows the episode's errors and recovery. Also: `/metrics` format basics, and readiness while
+//! a plugin worker is dead.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
@@ -327,4 +328,65 @@ fn http_get(port: u16, path: &str) -> (u16, String, String) {
     s.read_to_string(&mut resp).unwrap();
     let (head, body) = resp.split_once("\r\n\r\n").unwrap();
     (head[9..12].parse().unwrap(), head.to_owned(), body.to_owned())
+}
+
+/// The pids of `parent`'s children whose command name starts with `comm`.
+fn children(parent: u32, comm: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // pid (comm) state ppid ...
+        let Some((name, rest)) = stat.split_once(") ") else { continue };
+        let name = name.split_once(" (").map_or("", |(_, n)| n);
+        let ppid: u32 = rest.split(' ').nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == parent && name.starts_with(comm) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn readiness_reports_a_dead_plugin_worker_until_it_is_restarted() {
+    let mut d = Daemon::configure("");
+    d.install_plugins(&[HOTP_PLUGIN], "");
+    d.env.push(("COUNTERSIGN_PLUGINS__INSTANCES".into(), "1".into()));
+    d.spawn().unwrap();
+    let (status, v) = d.api("GET", "/v1/ready", None);
+    assert_eq!(status, 200, "{v}");
+    let workers = children(d.pid().unwrap(), "countersign-plu");
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    #[allow(unsafe_code, reason = "kill(2) on a worker process of the daemon this test started")]
+    // SAFETY: a plain syscall on a pid read from /proc just now (a child of our daemon).
+    unsafe {
+        libc::kill(workers[0], libc::SIGKILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let (status, v) = d.api("GET", "/v1/ready", None);
+        if status == 503 {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "still ready with a dead plugin worker: {v}");
+        std::thread::yield_now();
+    };
+    assert_eq!(v["plugins"], false, "{v}");
+    assert_eq!(v["hsm"], true, "{v}");
+    assert!(v["reasons"][0].as_str().unwrap().contains("plugin token-hotp worker 0 is not running"), "{v}");
+    // The next call starts the worker again; readiness and the restart counter follow.
+    let (status, v) = request(
+        &d.admin_sock(),
+        "POST",
+        "/v1/admin/tokens",
+        Some(json!({ "type": "hotp", "seed": RFC_SEED }).to_string().into_bytes()),
+    );
+    assert_eq!(status, 201, "{v}");
+    let serial = v["token"]["serial"].as_str().unwrap().to_owned();
+    assert!(!d.accepts(&serial, "000000"), "the check after the worker's death is answered (a reject)");
+    assert!(d.accepts(&serial, CODES[0]));
+    let (status, v) = d.api("GET", "/v1/ready", None);
+    assert_eq!(status, 200, "{v}");
+    let (_, m) = request(&d.admin_sock(), "GET", "/metrics", None);
+    assert_eq!(sample(m.as_str().unwrap(), "countersign_plugin_worker_restarts_total{plugin=\"token-hotp\"}"), 1.0);
 }
