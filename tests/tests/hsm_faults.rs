@@ -186,6 +186,25 @@ fn token_not_present_fails_closed_and_recovers_without_a_restart() {
 }
 
 #[test]
+fn a_module_that_lost_its_initialisation_is_initialised_again() {
+    let f = Faulty::start(&[]);
+    assert_eq!(f.sign().0, 200);
+    assert!(f.d.accepts(&f.serial, CODES[0]));
+    // The module resets itself: the next call finds it uninitialised, and the recovery
+    // initialises it, logs in and retries, within that same request.
+    f.fault("finalize");
+    let (status, v) = f.sign();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(std::fs::read_to_string(&f.control).unwrap(), "none", "the module was not finalised");
+    assert!(f.d.accepts(&f.serial, CODES[1]));
+    assert_eq!(f.ready().0, 200);
+    let m = f.metrics();
+    assert!(sample(&m, "countersign_hsm_errors_total{kind=\"cryptoki_not_initialized\"}") >= 1.0, "{m}");
+    assert!(sample(&m, "countersign_hsm_recoveries_total{result=\"ok\"}") >= 1.0, "{m}");
+    assert_eq!(sample(&m, "countersign_hsm_unavailable_total"), 0.0, "{m}");
+}
+
+#[test]
 fn a_slow_token_times_requests_out_and_recovers_without_a_restart() {
     let f =
         Faulty::start(&[("COUNTERSIGN_API__REQUEST_TIMEOUT_MS", "1000"), ("COUNTERSIGN_HSM__PROBE_TIMEOUT_MS", "500")]);

@@ -5,7 +5,9 @@
 //!
 //! The command is the content of the file named by `FAULTY_PKCS11_CONTROL`, read on every
 //! call: `none` (or an empty or missing file), `session_handle_invalid`, `device_error`,
-//! `token_not_present`, or `delay_ms=N`. `C_Initialize`, `C_Finalize`, `C_GetInfo`,
+//! `token_not_present`, `delay_ms=N`, or `finalize` (once: the real module is finalised, as if it
+//! reset itself, and the file is set back to `none`; calls then get the real module's
+//! `CKR_CRYPTOKI_NOT_INITIALIZED` until the program initialises it again). `C_Initialize`, `C_Finalize`, `C_GetInfo`,
 //! `C_GetFunctionList`, `C_CloseSession` and `C_CloseAllSessions` are never faulted, so a
 //! program can load the module and clean up while a fault lasts.
 //!
@@ -82,6 +84,15 @@ fn injected() -> Option<CK_RV> {
         "session_handle_invalid" => Some(CKR_SESSION_HANDLE_INVALID),
         "device_error" => Some(CKR_DEVICE_ERROR),
         "token_not_present" => Some(CKR_TOKEN_NOT_PRESENT),
+        "finalize" => {
+            if let Some(finalize) = target().and_then(|l| l.C_Finalize) {
+                // SAFETY: C_Finalize takes a reserved pointer that must be null; the real module
+                // ends its initialisation, which is the fault this command injects.
+                let _ = unsafe { finalize(std::ptr::null_mut()) };
+            }
+            let _ = std::fs::write(path, "none");
+            None
+        }
         other => {
             if let Some(ms) = other.strip_prefix("delay_ms=").and_then(|v| v.trim().parse::<u64>().ok()) {
                 std::thread::sleep(Duration::from_millis(ms));
