@@ -214,6 +214,14 @@ pub struct HsmSection {
     /// whose calls wait on the network rather than use this machine's CPU.
     #[serde(default)]
     pub workers: usize,
+    /// How long a readiness or health probe waits for the token's answer before it reports
+    /// the HSM not ready (the probe itself is never started twice at once).
+    #[serde(default = "default_probe_timeout_ms")]
+    pub probe_timeout_ms: u64,
+}
+
+fn default_probe_timeout_ms() -> u64 {
+    2000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

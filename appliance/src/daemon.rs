@@ -139,6 +139,8 @@ impl Appliance {
             admin_uids: Arc::new(cfg.admin.allowed_uids.clone()),
             plugins,
             realms,
+            metrics: Arc::new(crate::metrics::Metrics::default()),
+            ops: http::OpsConfig::new(Duration::from_millis(cfg.hsm.probe_timeout_ms)),
         };
         let tls = if cfg.http.listen.is_empty() {
             None

@@ -49,11 +49,46 @@ pub struct Committed {
     pub accepted: bool,
 }
 
+/// Where a job's answer goes once its record is committed.
+trait Reply: Send {
+    /// Whether the caller stopped waiting (its request timed out or its connection closed).
+    fn gone(&self) -> bool;
+    fn send(self: Box<Self>, committed: Result<Committed, String>);
+}
+
+/// A caller waiting for `value` and the commit's outcome.
+struct Waiting<T> {
+    tx: oneshot::Sender<Result<(T, Committed), String>>,
+    value: T,
+}
+
+impl<T: Send> Reply for Waiting<T> {
+    fn gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    fn send(self: Box<Self>, committed: Result<Committed, String>) {
+        let value = self.value;
+        let _ = self.tx.send(committed.map(|c| (value, c)));
+    }
+}
+
+/// Nobody waits (the job was abandoned before it ran).
+struct Nobody;
+
+impl Reply for Nobody {
+    fn gone(&self) -> bool {
+        true
+    }
+
+    fn send(self: Box<Self>, _: Result<Committed, String>) {}
+}
+
 /// What a job leaves behind once its HSM work is done: the record to commit, and how to
 /// deliver the answer once the commit is known.
 struct Completed {
     record: Record,
-    finish: Box<dyn FnOnce(Result<Committed, String>) + Send>,
+    reply: Box<dyn Reply>,
 }
 
 /// What a worker lends a job: the HSM, and a read connection of its own.
@@ -157,19 +192,14 @@ impl Executor {
             if has_hsm_work && tx.is_closed() {
                 row.result = "error".into();
                 row.detail = Some("abandoned: the caller stopped waiting before the HSM was reached".into());
-                return Some(Completed { record: Record::Signature(row), finish: Box::new(|_| {}) });
+                return Some(Completed { record: Record::Signature(row), reply: Box::new(Nobody) });
             }
             let value = work(ctx.hsm, &mut row);
-            Some(Completed {
-                record: Record::Signature(row),
-                finish: Box::new(move |c| {
-                    let _ = tx.send(c.map(|c| (value, c.audit_id)));
-                }),
-            })
+            Some(Completed { record: Record::Signature(row), reply: Box::new(Waiting { tx, value }) })
         });
         self.push(job);
         match rx.await {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok((v, c))) => Ok((v, c.audit_id)),
             Ok(Err(e)) => Err(ExecutorError::Audit(e)),
             Err(_) => Err(ExecutorError::Lost),
         }
@@ -190,15 +220,10 @@ impl Executor {
                 audit.result = "error".into();
                 audit.detail = Some("abandoned: the caller stopped waiting before the check ran".into());
                 let rec = CheckRecord { effect: TokenEffect::None, audit };
-                return Some(Completed { record: Record::Check(rec), finish: Box::new(|_| {}) });
+                return Some(Completed { record: Record::Check(rec), reply: Box::new(Nobody) });
             }
             let (rec, value) = work(ctx, audit);
-            Some(Completed {
-                record: Record::Check(rec),
-                finish: Box::new(move |c| {
-                    let _ = tx.send(c.map(|c| (value, c)));
-                }),
-            })
+            Some(Completed { record: Record::Check(rec), reply: Box::new(Waiting { tx, value }) })
         });
         self.push(job);
         match rx.await {
@@ -316,13 +341,13 @@ fn commit_pending(shared: &Shared) {
         match result {
             Ok(done) => {
                 for (c, d) in batch.into_iter().zip(done) {
-                    (c.finish)(Ok(d));
+                    c.reply.send(Ok(d));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, rows = batch.len(), "audit write failed; the requests fail");
                 for c in batch {
-                    (c.finish)(Err(e.to_string()));
+                    c.reply.send(Err(e.to_string()));
                 }
             }
         }
@@ -341,6 +366,9 @@ fn commit_records(conn: &mut Connection, batch: &mut [Completed]) -> rusqlite::R
                 Committed { audit_id: ids.first().copied().unwrap_or_default(), accepted: false }
             }
             Record::Check(rec) => {
+                if c.reply.gone() {
+                    abandon(rec);
+                }
                 let (audit_id, accepted) = commit_check(&tx, rec)?;
                 Committed { audit_id, accepted }
             }
@@ -348,4 +376,25 @@ fn commit_records(conn: &mut Connection, batch: &mut [Completed]) -> rusqlite::R
     }
     tx.commit()?;
     Ok(out)
+}
+
+/// A check whose caller stopped waiting before its record was committed accepts nothing: an
+/// accept nobody hears of would use up the OTP (the user, told "timeout", would try the same
+/// code again and be refused). Failures still count: a wrong guess stays a guess.
+fn abandon(rec: &mut CheckRecord) {
+    let accepting = matches!(
+        rec.effect,
+        TokenEffect::Pass
+            | TokenEffect::Accept { .. }
+            | TokenEffect::AnswerChallenge { .. }
+            | TokenEffect::AcceptChallenge { .. }
+    );
+    if accepting {
+        rec.effect = TokenEffect::None;
+        rec.audit.result = "error".into();
+        rec.audit.detail = Some(format!(
+            "abandoned: the caller stopped waiting before the accept was committed, so nothing was accepted ({})",
+            rec.audit.detail.as_deref().unwrap_or("")
+        ));
+    }
 }

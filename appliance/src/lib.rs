@@ -24,6 +24,7 @@ pub mod gateway_host;
 pub mod gateways;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod plugins;
 pub mod policy;
 pub mod resolvers;

@@ -36,6 +36,8 @@ struct Loaded {
     workers: Vec<Mutex<Worker>>,
     /// Where the next call starts looking for an idle worker.
     next: std::sync::atomic::AtomicUsize,
+    /// Worker restarts since start (for `/metrics`, read without taking a worker's lock).
+    restarts: std::sync::atomic::AtomicU64,
 }
 
 /// A plugin's worker process and its restart state.
@@ -62,6 +64,9 @@ pub enum PluginCallError {
     Failed { plugin: String, status: Status, message: String },
     #[error("plugin {plugin} answered something this appliance does not understand: {reason}")]
     Protocol { plugin: String, reason: String },
+    /// The host could not serve the plugin's request because the HSM did not answer.
+    #[error("{0}")]
+    HsmUnavailable(String),
 }
 
 /// A message of this protocol version, or why not.
@@ -184,7 +189,7 @@ impl PluginHost {
                         let more = PluginProcess::spawn(&cfg.worker, &v.library, timeout).map_err(|e| e.to_string())?;
                         workers.push(Mutex::new(Worker::running(more)));
                     }
-                    Ok(Loaded { manifest: v.manifest, library: v.library, workers, next: 0.into() })
+                    Ok(Loaded { manifest: v.manifest, library: v.library, workers, next: 0.into(), restarts: 0.into() })
                 });
             match outcome {
                 Ok(l) => {
@@ -227,6 +232,40 @@ impl PluginHost {
                 .collect(),
             refused: self.refused.clone(),
         }
+    }
+}
+
+impl PluginHost {
+    /// Worker restarts per loaded plugin since the daemon started. Takes no worker's lock.
+    pub fn restarts(&self) -> Vec<(String, u64)> {
+        self.loaded
+            .iter()
+            .map(|l| (l.manifest.name.clone(), l.restarts.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Why the plugins are not ready to serve: a worker that is dead or waiting out a restart
+    /// backoff. Never waits for a worker: one busy with a call is alive.
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        for l in &self.loaded {
+            for (i, w) in l.workers.iter().enumerate() {
+                let mut w = match w.try_lock() {
+                    Ok(g) => g,
+                    Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => continue,
+                };
+                if !w.process.as_mut().is_some_and(PluginProcess::alive) {
+                    let backoff = w.not_before.is_some_and(|t| t > Instant::now());
+                    why.push(format!(
+                        "plugin {} worker {i} is {}",
+                        l.manifest.name,
+                        if backoff { "waiting out its restart backoff" } else { "not running" }
+                    ));
+                }
+            }
+        }
+        why
     }
 }
 
@@ -355,6 +394,7 @@ impl PluginHost {
             .map_err(|e| e.to_string())
             .and_then(|p| if p.name == *name { Ok(p) } else { Err(format!("the library now says it is {}", p.name)) });
         worker.restarts += 1;
+        plugin.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (result, detail) = match started {
             Ok(p) => {
                 worker.process = Some(p);

@@ -58,6 +58,8 @@ pub fn call_for_token(
 ) -> Result<countersign_plugin_abi::protocol::PluginResponse, PluginCallError> {
     let own = secret_ref(token);
     let mut seed: Option<Zeroizing<Vec<u8>>> = None;
+    // The HSM failing is not the plugin's fault nor the token's: the call fails as unavailable.
+    let mut hsm_down: Option<String> = None;
     let mut serve = |r: HostRequest| -> HostResponse {
         match r {
             HostRequest::Hmac { secret, hash, messages } => {
@@ -70,6 +72,10 @@ pub fn call_for_token(
                 if seed.is_none() {
                     match secrets.open_seed(&token.serial, &token.sealed_seed) {
                         Ok(s) => seed = Some(s),
+                        Err(e @ countersign_hsm::HsmError::Unavailable { .. }) => {
+                            hsm_down = Some(e.to_string());
+                            return HostResponse::Refused { reason: "the HSM is not available".into() };
+                        }
                         Err(e) => {
                             tracing::error!(serial = %token.serial, error = %e, "the token's seed does not open");
                             return HostResponse::Refused { reason: "the token's seed cannot be opened".into() };
@@ -83,6 +89,10 @@ pub fn call_for_token(
             }
             HostRequest::Random { len } if len <= MAX_RANDOM => match secrets.random(len as usize) {
                 Ok(bytes) => HostResponse::Random { bytes },
+                Err(e @ countersign_hsm::HsmError::Unavailable { .. }) => {
+                    hsm_down = Some(e.to_string());
+                    HostResponse::Refused { reason: "the HSM is not available".into() }
+                }
                 Err(e) => HostResponse::Refused { reason: format!("HSM random: {e}") },
             },
             HostRequest::Random { .. } => HostResponse::Refused { reason: format!("at most {MAX_RANDOM} bytes") },
@@ -92,7 +102,11 @@ pub fn call_for_token(
             }
         }
     };
-    plugins.call(&token.plugin, req, &mut serve)
+    let answer = plugins.call(&token.plugin, req, &mut serve);
+    match hsm_down {
+        Some(why) => Err(PluginCallError::HsmUnavailable(why)),
+        None => answer,
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,35 @@ use crate::token_secrets::TokenSecrets;
 /// The answer every reject gets unless detailed errors are configured.
 pub const GENERIC_REJECT: &str = "wrong PIN or OTP";
 
+/// What a check answers while the HSM cannot open seeds or verify PINs: an error, never a
+/// reject the user would count as a wrong code, and never an accept.
+pub const HSM_UNAVAILABLE: &str = "the HSM is not available; try again";
+
+/// A check that could not be made (as opposed to a wrong PIN): why, and whether the HSM was
+/// the reason.
+struct NotChecked {
+    audit: String,
+    hsm: bool,
+}
+
+/// The reject of a check the HSM could not make. `record` turns it into an error answer.
+fn hsm_reject(audit: String, serial: Option<String>) -> Reject {
+    Reject { audit, answer: HSM_UNAVAILABLE, effect: TokenEffect::None, serial }
+}
+
+/// The reject of a failed plugin call: the HSM's unavailability, or a plugin error.
+fn plugin_failed(e: crate::plugins::PluginCallError, serial: Option<String>) -> Reject {
+    match e {
+        crate::plugins::PluginCallError::HsmUnavailable(why) => hsm_reject(format!("HSM unavailable: {why}"), serial),
+        e => Reject {
+            audit: format!("plugin error: {e}"),
+            answer: "the token could not be checked; try again",
+            effect: TokenEffect::None,
+            serial,
+        },
+    }
+}
+
 #[derive(Debug)]
 pub struct CheckRequest {
     pub target: CheckTarget,
@@ -62,6 +91,10 @@ pub enum ValidateError {
     Audit(#[from] ExecutorError),
     #[error("the challenge could not be created: {0}")]
     Challenge(#[from] crate::tokens::TokenError),
+    /// The HSM did not answer; nothing was accepted and no counter moved. The audit row
+    /// (result `error`) records the detail.
+    #[error("{HSM_UNAVAILABLE}")]
+    HsmUnavailable,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +155,9 @@ impl ValidateService {
                 svc.record(decision, trace, audit)
             })
             .await?;
+        if matches!(answer, Answer::Unavailable) {
+            return Err(ValidateError::HsmUnavailable);
+        }
         if let Answer::Trigger(tokens) = answer {
             let (tx, challenges) = self.challenges.trigger(caller, tokens).await?;
             return Ok(CheckOutcome {
@@ -313,13 +349,15 @@ impl ValidateService {
 
     /// Whether `pin` is right for token `t` under `otppin`: the token's PIN, the owner's
     /// password in the realm's user store, or no PIN at all.
-    fn pin_ok(&self, t: &TokenRecord, pin: &[u8], rules: &Rules) -> Result<bool, String> {
+    fn pin_ok(&self, t: &TokenRecord, pin: &[u8], rules: &Rules) -> Result<bool, NotChecked> {
         use crate::policy::OtpPin;
         match rules.otppin {
-            OtpPin::TokenPin => self
-                .secrets
-                .pin_matches(&t.serial, pin, t.pin_verifier.as_deref())
-                .map_err(|e| format!("HSM while checking the PIN of {}: {e}", t.serial)),
+            OtpPin::TokenPin => {
+                self.secrets.pin_matches(&t.serial, pin, t.pin_verifier.as_deref()).map_err(|e| NotChecked {
+                    hsm: matches!(e, countersign_hsm::HsmError::Unavailable { .. }),
+                    audit: format!("HSM while checking the PIN of {}: {e}", t.serial),
+                })
+            }
             OtpPin::None => Ok(true),
             OtpPin::UserStore => {
                 let (Some(login), realm) =
@@ -328,9 +366,10 @@ impl ValidateService {
                     return Ok(false);
                 };
                 let password = SecretString::from(String::from_utf8_lossy(pin).into_owned());
-                self.realms
-                    .check_password(realm, login, &password)
-                    .map_err(|e| format!("the user store could not check the password of {login}: {e}"))
+                self.realms.check_password(realm, login, &password).map_err(|e| NotChecked {
+                    hsm: false,
+                    audit: format!("the user store could not check the password of {login}: {e}"),
+                })
             }
         }
     }
@@ -481,9 +520,7 @@ impl ValidateService {
                         })
                     }
                     Ok(_) => continue,
-                    Err(e) => {
-                        return Err(reject(format!("plugin error: {e}"), "the token could not be checked; try again"))
-                    }
+                    Err(e) => return Err(plugin_failed(e, None)),
                 }
             }
             let request = PluginRequest::CheckOtp {
@@ -503,9 +540,7 @@ impl ValidateService {
                     })
                 }
                 Ok(_) => {}
-                Err(e) => {
-                    return Err(reject(format!("plugin error: {e}"), "the token could not be checked; try again"))
-                }
+                Err(e) => return Err(plugin_failed(e, None)),
             }
         }
         let (t, _) = candidates[0];
@@ -631,7 +666,8 @@ impl ValidateService {
                     break;
                 }
                 Ok(false) => {}
-                Err(e) => return Err(reject(&e, "the check failed; try again")),
+                Err(e) if e.hsm => return Err(hsm_reject(e.audit, Some(t.serial.clone()))),
+                Err(e) => return Err(reject(&e.audit, "the check failed; try again")),
             }
         }
         let Some((token, otp)) = pin_matched else {
@@ -691,12 +727,7 @@ impl ValidateService {
                 effect: TokenEffect::None,
                 serial: Some(token.serial.clone()),
             }),
-            Err(e) => Err(Reject {
-                audit: format!("plugin error: {e}"),
-                answer: "the token could not be checked; try again",
-                effect: TokenEffect::None,
-                serial: Some(token.serial.clone()),
-            }),
+            Err(e) => Err(plugin_failed(e, Some(token.serial.clone()))),
         }
     }
 
@@ -716,6 +747,14 @@ impl ValidateService {
                 audit.serial = Some(a.serial.clone()).filter(|s| !s.is_empty());
                 audit.detail = Some(a.detail);
                 (CheckRecord { effect: a.effect, audit }, Answer::Accept { serial: a.serial, token_type: a.token_type })
+            }
+            Decision::Reject(r) if r.answer == HSM_UNAVAILABLE => {
+                audit.result = "error".into();
+                audit.detail = Some(r.audit);
+                if audit.serial.is_none() {
+                    audit.serial = r.serial;
+                }
+                (CheckRecord { effect: TokenEffect::None, audit }, Answer::Unavailable)
             }
             Decision::Reject(r) => {
                 audit.result = "reject".into();
@@ -796,9 +835,14 @@ struct Accept {
 
 /// What the worker hands back to the request.
 enum Answer {
-    Accept { serial: String, token_type: String },
+    Accept {
+        serial: String,
+        token_type: String,
+    },
     Reject(&'static str),
     Trigger(Vec<TokenRecord>),
+    /// The HSM did not answer: an error, not a reject.
+    Unavailable,
 }
 
 /// The reject of a token its fail counter locks.

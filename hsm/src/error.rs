@@ -28,7 +28,7 @@ pub enum HsmError {
     OpenFailed,
     #[error("public key encoding failed: {0}")]
     Encoding(String),
-    #[error("HSM unavailable: {op} failed with {rv:?} after re-opening sessions and retrying once")]
+    #[error("the HSM is not available ({op} failed with {rv:?} after re-opening sessions and retrying once); try again later")]
     Unavailable { op: &'static str, rv: RvError },
     #[error("HSM operation {op} failed: {detail}")]
     Operation { op: &'static str, detail: String },

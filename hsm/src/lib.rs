@@ -12,6 +12,7 @@
 mod algorithms;
 mod error;
 mod keys;
+mod metrics;
 mod pin;
 mod pool;
 mod pubkey;
@@ -22,6 +23,7 @@ mod token;
 pub use algorithms::{HashAlg, KeyAlgorithm, SignScheme};
 pub use error::HsmError;
 pub use keys::{GeneratedKeyPair, KeyId, SecretKeyKind};
+pub use metrics::{Histogram, HistogramSnapshot, HsmMetricsSnapshot, LATENCY_BUCKETS_US};
 pub use pin::Pin;
 pub use pubkey::PublicKey;
 pub use signature::{ecdsa_der_to_raw, ecdsa_raw_to_der, SignInput};

@@ -17,6 +17,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 
 use crate::error::{needs_recovery, rv_of, stale_handle};
+use crate::metrics::{HsmMetrics, HsmMetricsSnapshot};
 use crate::pool::{self, SessionPool};
 use crate::{HsmError, KeyId, Pin, Result};
 
@@ -89,6 +90,7 @@ struct Inner {
     creating: Mutex<()>,
     recoveries: AtomicU64,
     last_error: Mutex<Option<String>>,
+    metrics: HsmMetrics,
 }
 
 /// A logged-in PKCS#11 token. Cheap to clone; every clone shares the context and the pool.
@@ -142,6 +144,7 @@ impl Hsm {
             creating: Mutex::new(()),
             recoveries: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            metrics: HsmMetrics::default(),
         };
         let hsm = Hsm { inner: Arc::new(inner) };
         hsm.login()?;
@@ -187,9 +190,33 @@ impl Hsm {
         inner.pool.reset();
         inner.handles.write().unwrap_or_else(PoisonError::into_inner).clear();
         drop(lock(&inner.anchor).take());
-        let slot = find_slot(&inner.ctx, &inner.cfg.token)?;
+        let result = self.find_and_login();
+        inner.metrics.recovery(result.is_ok());
+        result
+    }
+
+    /// Finds the token again and logs in. A module that lost its initialisation (someone
+    /// called `C_Finalize`, or the module reset itself) is initialised again first.
+    fn find_and_login(&self) -> Result<()> {
+        let inner = &self.inner;
+        let slot = match inner.ctx.get_slots_with_initialized_token() {
+            Err(CkError::Pkcs11(RvError::CryptokiNotInitialized, _)) => {
+                tracing::warn!(module = %inner.cfg.module.display(), "the PKCS#11 module lost its initialisation; initialising it again");
+                match inner.ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+                    Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+                    Err(e) => return Err(HsmError::Initialize(e.to_string())),
+                }
+                find_slot(&inner.ctx, &inner.cfg.token)?
+            }
+            _ => find_slot(&inner.ctx, &inner.cfg.token)?,
+        };
         *lock(&inner.slot) = slot;
         self.login()
+    }
+
+    /// The token connection's counters and latency histograms (for `/metrics`).
+    pub fn metrics(&self) -> HsmMetricsSnapshot {
+        self.inner.metrics.snapshot()
     }
 
     fn record_error(&self, e: &CkError) {
@@ -211,6 +238,20 @@ impl Hsm {
         op: &'static str,
         f: impl Fn(&Hsm, &Session) -> std::result::Result<T, OpError>,
     ) -> Result<T> {
+        let started = std::time::Instant::now();
+        let result = self.with_session_inner(op, f);
+        self.inner.metrics.observe(op, started.elapsed());
+        if matches!(result, Err(HsmError::Unavailable { .. })) {
+            self.inner.metrics.unavailable();
+        }
+        result
+    }
+
+    fn with_session_inner<T>(
+        &self,
+        op: &'static str,
+        f: impl Fn(&Hsm, &Session) -> std::result::Result<T, OpError>,
+    ) -> Result<T> {
         let inner = &self.inner;
         // One recovery and one re-find of stale handles at most, each independently.
         let mut attempt = 1;
@@ -223,6 +264,7 @@ impl Hsm {
                     match inner.ctx.open_rw_session(slot) {
                         Ok(s) => (s, g),
                         Err(e) => {
+                            inner.metrics.error(&e);
                             inner.pool.discard(g);
                             if !self.retry_after(&e, attempt, g)? {
                                 return Err(self.final_error(op, e));
@@ -240,6 +282,7 @@ impl Hsm {
                     return Ok(v);
                 }
                 Err(OpError::Ck(e)) if needs_recovery(&e) => {
+                    inner.metrics.error(&e);
                     drop(session);
                     inner.pool.discard(generation);
                     if !self.retry_after(&e, attempt, generation)? {
@@ -253,6 +296,7 @@ impl Hsm {
                     inner.handles.write().unwrap_or_else(PoisonError::into_inner).clear();
                 }
                 Err(OpError::Ck(e)) => {
+                    inner.metrics.error(&e);
                     inner.pool.give_back(session, generation);
                     return Err(HsmError::op(op, e));
                 }
@@ -340,6 +384,15 @@ impl Hsm {
     /// Checks that the token answers (one random byte), recovering if it does not; the result
     /// is what [`Hsm::health`] then reports. For readiness checks.
     pub fn probe(&self) -> Health {
+        // A recovery that failed leaves no login behind; once the token answers again, log in
+        // now rather than at the next request.
+        if lock(&self.inner.anchor).is_none() {
+            let generation = self.inner.pool.generation();
+            if let Err(e) = self.recover(generation) {
+                *lock(&self.inner.last_error) = Some(e.to_string());
+                return self.health();
+            }
+        }
         let _ = self.random(1);
         self.health()
     }

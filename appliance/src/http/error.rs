@@ -130,6 +130,9 @@ impl From<ValidateError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", e.to_string())
             }
             ValidateError::Challenge(t) => t.into(),
+            ValidateError::HsmUnavailable => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "hsm_unavailable", e.to_string())
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ mod extract;
 mod gateways;
 mod hardware;
 mod ndjson;
+mod ops;
 mod policies;
 mod privacyidea;
 mod resolvers;
@@ -24,14 +25,16 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use countersign_hsm::Hsm;
 use tokio::net::UnixListener;
 
 pub use error::ApiError;
 pub use extract::PeerCred;
+pub use ops::OpsConfig;
 
 use crate::admin::AdminService;
+use crate::metrics::Listener;
 use crate::signing::SigningService;
 
 /// What every handler can reach.
@@ -41,7 +44,7 @@ pub struct AppState {
     pub audit: crate::audit_trail::AuditTrail,
     /// The periodic jobs and their last runs.
     pub jobs: crate::jobs::Jobs,
-    /// The database, for online backups.
+    /// The database: online backups, audited reads, readiness checks and `/metrics` gauges.
     pub store: Arc<crate::store::Store>,
     pub signing: SigningService,
     pub tokens: crate::tokens::TokenService,
@@ -64,6 +67,9 @@ pub struct AppState {
     pub admin_uids: Arc<Vec<u32>>,
     pub plugins: Arc<crate::plugins::PluginHost>,
     pub realms: crate::resolvers::Realms,
+    /// Request counters of `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub ops: OpsConfig,
 }
 
 /// Limits applied to every request on a socket.
@@ -71,23 +77,6 @@ pub struct AppState {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub timeout: Duration,
-}
-
-/// Liveness and readiness in one: the token is asked to answer (recovering if it can), so an
-/// idle daemon notices a lost token and a returned one.
-async fn health(State(st): State<AppState>) -> Response {
-    let probe = st.hsm.clone();
-    let hsm = match tokio::task::spawn_blocking(move || probe.probe()).await {
-        Ok(h) => h,
-        Err(_) => st.hsm.health(),
-    };
-    let status = if hsm.ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = serde_json::json!({
-        "status": if hsm.ok { "ok" } else { "degraded" },
-        "version": env!("CARGO_PKG_VERSION"),
-        "hsm": hsm,
-    });
-    (status, Json(body)).into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -106,13 +95,16 @@ async fn with_timeout(State(limit): State<Duration>, req: Request, next: Next) -
     }
 }
 
-fn finish(router: Router<AppState>, state: AppState, limits: Limits) -> Router {
+fn finish(router: Router<AppState>, state: AppState, limits: Limits, listener: Listener) -> Router {
+    let metrics = state.metrics.clone();
     router
-        .route("/v1/health", get(health))
+        .route("/v1/health", get(ops::health))
+        .route("/v1/ready", get(ops::ready))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(limits.timeout, with_timeout))
+        .layer(middleware::from_fn_with_state((metrics, listener), ops::track))
         .with_state(state)
 }
 
@@ -122,12 +114,14 @@ pub fn api_router(state: AppState, limits: Limits) -> Router {
         api::routes().merge(validate::routes()).merge(validate::socket_routes()).merge(privacyidea::routes()),
         state,
         limits,
+        Listener::Api,
     )
 }
 
 /// The router of the HTTP listener: validation only.
 pub fn http_router(state: AppState, limits: Limits) -> Router {
-    finish(validate::routes().merge(privacyidea::routes()), state, limits)
+    let routes = validate::routes().merge(privacyidea::routes()).route("/metrics", get(ops::metrics));
+    finish(routes, state, limits, Listener::Http)
 }
 
 /// The router of `admin.sock`; every route requires an admin caller.
@@ -140,6 +134,8 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .merge(privacyidea::admin_routes())
         .merge(resolvers::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::audit_reads))
+        // Scrapes are not audited (every 15 s or so, and they change nothing).
+        .route("/metrics", get(ops::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
     // Audit verification, retention and backups run as long as the database is large: their
     // own (long) time limit instead of the per-request one.
@@ -149,7 +145,7 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(MAINTENANCE_TIMEOUT, with_timeout))
         .with_state(state.clone());
-    finish(routes, state, limits).merge(maintenance)
+    finish(routes, state, limits, Listener::Admin).merge(maintenance)
 }
 
 /// The time limit of maintenance requests on `admin.sock`.

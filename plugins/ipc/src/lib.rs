@@ -290,14 +290,16 @@ impl PluginProcess {
     }
 
     /// Sends one plugin request and serves the plugin's host calls with `host` until the
-    /// answer arrives or `deadline` passes.
+    /// answer arrives or `deadline` passes. The deadline counts the plugin's time only: time
+    /// spent in `host` (a slow HSM opening a seed) moves it on, so a slow host never gets a
+    /// healthy worker killed.
     pub fn call(
         &mut self,
         request: &str,
         deadline: Duration,
         host: &mut dyn FnMut(&str) -> (Status, String),
     ) -> Result<(Status, String), IpcError> {
-        let until = Instant::now() + deadline;
+        let mut until = Instant::now() + deadline;
         write_frame(&mut self.sock, &ToWorker::Call { request: request.into() }).map_err(|e| match e {
             IpcError::Io(_) => self.crashed(),
             other => other,
@@ -305,7 +307,9 @@ impl PluginProcess {
         loop {
             match self.next(until)? {
                 FromWorker::HostCall { request } => {
+                    let serving = Instant::now();
                     let (status, response) = host(&request);
+                    until += serving.elapsed();
                     write_frame(&mut self.sock, &ToWorker::HostReply { status: status as i32, response })?;
                 }
                 FromWorker::Done { status, response } => return Ok((Status::from_raw(status), response)),

@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Policy,
     /// ERR500, HTTP 500: the appliance could not decide (HSM, store); never an accept.
     Internal,
+    /// ERR500, HTTP 503: the HSM does not answer now; the same request may succeed later.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -30,6 +32,7 @@ impl ErrorKind {
             ErrorKind::Authentication => (4033, StatusCode::UNAUTHORIZED),
             ErrorKind::Policy => (303, StatusCode::FORBIDDEN),
             ErrorKind::Internal => (500, StatusCode::INTERNAL_SERVER_ERROR),
+            ErrorKind::Unavailable => (500, StatusCode::SERVICE_UNAVAILABLE),
         }
     }
 }
@@ -68,8 +71,18 @@ impl PiResponse {
             obj.insert("nonce".into(), n.into());
         }
         let unsigned = python_json(&self.body);
-        let signature = match signer.sign(unsigned.as_bytes()) {
+        // Signing is an HSM call: a slow token must not stall the async thread's other
+        // requests, so the runtime moves them to another thread meanwhile.
+        let signed = tokio::task::block_in_place(|| signer.sign(unsigned.as_bytes()));
+        let signature = match signed {
             Ok(s) => s,
+            // An error answer grants nothing, so it goes out unsigned rather than being replaced
+            // by a vaguer one: the caller still learns that the HSM is down.
+            Err(e) if !self.status.is_success() => {
+                tracing::warn!(error = %e, "an error response of the privacyIDEA API is sent unsigned");
+                return (self.status, [(header::CONTENT_TYPE, "application/json")], python_json(&self.body))
+                    .into_response();
+            }
             Err(e) => {
                 tracing::error!(error = %e, "a privacyIDEA API response could not be signed");
                 let body = json!({ "jsonrpc": "2.0", "id": 1, "result": { "status": false, "error": {

@@ -96,10 +96,10 @@ async fn decide(st: &AppState, caller: String, p: &Params) -> Result<CheckOutcom
             return Err(PiResponse::error(ErrorKind::Parameter, "transaction_id is 20 digits"));
         }
     }
-    st.validate
-        .check(CheckRequest { target, pass, transaction_id, caller })
-        .await
-        .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))
+    st.validate.check(CheckRequest { target, pass, transaction_id, caller }).await.map_err(|e| match e {
+        crate::validate::ValidateError::HsmUnavailable => PiResponse::error(ErrorKind::Unavailable, &e.to_string()),
+        e => PiResponse::error(ErrorKind::Internal, &e.to_string()),
+    })
 }
 
 /// With `http.require_api_key`, HTTP callers need a service account's key (or an admin's session).

@@ -1,0 +1,40 @@
+//! Counts the operator watches (`/metrics`) and the trivial query of readiness checks, read on
+//! a connection of the caller's (a fresh read-only one), never on the admin connection, so a
+//! scrape cannot wait behind an admin change. Reads only; never returns a row's content.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// What `/metrics` reports from the database.
+#[derive(Debug, Clone, Default)]
+pub struct StoreGauges {
+    /// Deliveries of challenge messages not finished yet, by status (`queued`, `sending`).
+    pub deliveries_pending: Vec<(String, u64)>,
+    /// Tokens by type and whether they are active (enabled and not revoked).
+    pub tokens: Vec<(String, bool, u64)>,
+}
+
+/// Reads the gauges on `conn`.
+pub fn store_gauges(conn: &Connection) -> Result<StoreGauges, StoreError> {
+    let mut q = conn.prepare(
+        "SELECT status, COUNT(*) FROM delivery WHERE status IN ('queued', 'sending') GROUP BY status ORDER BY status",
+    )?;
+    let deliveries_pending = q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .map(|r| r.map(|(s, n)| (s, u64::try_from(n).unwrap_or(0))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut q =
+        conn.prepare("SELECT type, active = 1 AND revoked = 0, COUNT(*) FROM token GROUP BY 1, 2 ORDER BY 1, 2")?;
+    let tokens = q
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?)))?
+        .map(|r| r.map(|(t, a, n)| (t, a, u64::try_from(n).unwrap_or(0))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StoreGauges { deliveries_pending, tokens })
+}
+
+/// The readiness check's trivial query: the database opens and answers.
+pub fn store_answers(conn: &Connection) -> Result<(), StoreError> {
+    conn.query_row("SELECT COUNT(*) FROM schema_migration", [], |r| r.get::<_, i64>(0))?;
+    Ok(())
+}
