@@ -673,4 +673,10 @@ impl TokenService {
         let store = self.store.clone();
         blocking(move || Ok(store.auth_audit(&q)?)).await
     }
+
+    /// How many audit rows match `q`'s filters.
+    pub async fn audit_count(&self, q: crate::store::AuthAuditQuery) -> Result<u64, TokenError> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.auth_audit_count(&q)?)).await
+    }
 }

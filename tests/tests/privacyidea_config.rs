@@ -292,4 +292,12 @@ fn policies_are_defined_switched_and_deleted_the_privacyidea_way() {
     };
     assert!(read("/policy/", "ok") && read("/realm/", "ok") && read("/resolver/", "refused"));
     assert!(pi.d.cli_json(&["policy", "list"]).to_string().contains("ops-reads"));
+    // The audit's count is the total of matching rows, not of the page.
+    pi.d.cli_json(&["policy", "delete", "ops-reads"]);
+    let (status, v) = pi.call("GET", "/audit/?action=policy/set&page_size=1", &[]);
+    assert_eq!(status, 200, "{v}");
+    let total = v["result"]["value"]["count"].as_u64().unwrap();
+    assert_eq!(total, 3, "one-token twice and ops-reads: {v}");
+    assert_eq!(v["result"]["value"]["auditdata"].as_array().unwrap().len(), 1);
+    assert_eq!(v["result"]["value"]["next"], 2);
 }

@@ -720,6 +720,20 @@ impl Store {
         Ok(id)
     }
 
+    /// How many rows match `q`'s filters (`before_id` and `limit` aside), counted on a read
+    /// connection of its own so a long count never holds up writers.
+    pub fn auth_audit_count(&self, q: &AuthAuditQuery) -> Result<u64, StoreError> {
+        let conn = self.reader_connection()?;
+        let n: i64 = conn.query_row(
+            "SELECT count(*) FROM auth_audit
+             WHERE (?1 IS NULL OR serial = ?1) AND (?2 IS NULL OR login = ?2) AND (?3 IS NULL OR action = ?3)
+               AND (?4 IS NULL OR result = ?4)",
+            params![q.serial, q.user, q.action, q.result],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     pub fn auth_audit(&self, q: &AuthAuditQuery) -> Result<Vec<AuthAuditRow>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare(
