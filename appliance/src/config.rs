@@ -163,6 +163,8 @@ pub struct HttpSection {
     pub key_file: String,
     /// DNS names and IP addresses of the listener, for `tls = "appliance-ca"`.
     pub server_names: Vec<String>,
+    /// Seconds between checks whether the appliance-CA certificate is due for renewal.
+    pub tls_renewal_interval_s: u64,
 }
 
 /// The clock OTP windows and fail-counter timeouts use.

@@ -51,8 +51,8 @@ pub struct Appliance {
     pub store: Arc<Store>,
     pub executor: Executor,
     pub state: AppState,
-    /// The HTTP listener's TLS configuration (`http.tls`), when it has one.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The HTTP listener's TLS (`http.tls`), when it has one.
+    pub tls: Option<crate::tls::ServerTls>,
 }
 
 impl Appliance {
@@ -109,6 +109,7 @@ impl Appliance {
         );
         let audit = crate::audit_trail::AuditTrail::new(hsm.clone(), store.clone(), clock.clone(), cfg.audit.clone());
         let jobs = crate::jobs::Jobs::new(store.clone(), clock.clone());
+        let clock_for_tls = clock.clone();
         let state = AppState {
             jobs,
             audit,
@@ -145,7 +146,7 @@ impl Appliance {
         let tls = if cfg.http.listen.is_empty() {
             None
         } else {
-            crate::tls::server_config(&cfg.http, &hsm, &store, &state.ca, crate::now_ms() / 1000)?
+            crate::tls::server_config(&cfg.http, &hsm, &store, &state.ca, &clock_for_tls)?
         };
         Ok(Appliance { hsm, store, executor, state, tls })
     }
@@ -363,7 +364,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     ));
     let http_task = http_l.map(|l| {
         let router = http::http_router(appliance.state.clone(), limits);
-        match appliance.tls.clone() {
+        match appliance.tls.as_ref().map(|t| t.config.clone()) {
             Some(tls) => {
                 tracing::info!(listen = %cfg.http.listen, tls = %cfg.http.tls, "HTTPS listener for /validate and the privacyIDEA API");
                 tokio::spawn(http::serve_tls(l, router, tls, stopped(stop_rx)))
@@ -381,6 +382,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let jobs = appliance.state.jobs.clone();
     appliance.state.audit.schedule(&jobs);
     let challenges = appliance.state.challenges.clone();
+    if let Some(renewal) = appliance.tls.as_ref().and_then(|t| t.renewal.clone()) {
+        jobs.spawn("tls-renewal", Duration::from_secs(cfg.http.tls_renewal_interval_s.max(1)), move || {
+            let r = renewal.clone();
+            Box::pin(async move {
+                match tokio::task::spawn_blocking(move || r.renew_if_due()).await {
+                    Ok(Ok(true)) => Ok("renewed the TLS certificate".into()),
+                    Ok(Ok(false)) => Ok("the TLS certificate is not due".into()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        });
+    }
     jobs.spawn("challenge-cleanup", challenges.cleanup_interval(), move || {
         let c = challenges.clone();
         Box::pin(async move {

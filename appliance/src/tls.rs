@@ -2,11 +2,12 @@
 //! - `files`: a PEM chain and key an operator provides;
 //! - `appliance-ca`: a P-256 key pair generated in the HSM (`system_key` role `tls-server`),
 //!   certified by the appliance CA for `http.server_names`, renewed at start when the names
-//!   changed or less than 30 days remain. Handshake signatures are HSM operations through
-//!   [`HsmTlsKey`]; the private key never leaves the HSM.
+//!   changed or less than 30 days remain, and while running by the `tls-renewal` job
+//!   ([`TlsRenewal`]), which swaps the certificate new handshakes get. Handshake signatures are
+//!   HSM operations through [`HsmTlsKey`]; the private key never leaves the HSM.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use countersign_hsm::{ecdsa_raw_to_der, HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
 use rustls::pki_types::pem::PemObject;
@@ -20,7 +21,7 @@ use crate::config::HttpSection;
 use crate::store::{AuthAuditRow, Store};
 
 const ROLE: &str = "tls-server";
-/// Renew the certificate at start when fewer days than this remain.
+/// Renew the certificate when fewer days than this remain.
 const RENEW_DAYS: i64 = 30;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub enum TlsError {
     Hsm(#[from] countersign_hsm::HsmError),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Key(#[from] crate::system_keys::SystemKeyError),
     #[error("TLS: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -45,14 +48,23 @@ fn builder() -> Result<rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier
     Ok(ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?)
 }
 
+/// The listener's TLS: its configuration, and for `appliance-ca` the renewal that keeps its
+/// certificate current.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub config: Arc<ServerConfig>,
+    pub renewal: Option<TlsRenewal>,
+}
+
 /// The listener's TLS configuration; `None` when `http.tls = "off"`.
 pub fn server_config(
     http: &HttpSection,
     hsm: &Hsm,
-    store: &Store,
+    store: &Arc<Store>,
     ca: &CaService,
-    now_s: i64,
-) -> Result<Option<Arc<ServerConfig>>, TlsError> {
+    clock: &crate::clock::Clock,
+) -> Result<Option<ServerTls>, TlsError> {
+    let mut renewal = None;
     let mut config = match http.tls.as_str() {
         "files" => {
             let file_err = |path: &str| {
@@ -67,13 +79,47 @@ pub fn server_config(
             builder()?.with_no_client_auth().with_single_cert(chain, key)?
         }
         "appliance-ca" => {
-            let key = appliance_key(hsm, store, ca, &http.server_names, now_s)?;
-            builder()?.with_no_client_auth().with_cert_resolver(Arc::new(Fixed(key)))
+            let key = appliance_key(hsm, store, ca, &http.server_names, clock.now_ms() / 1000)?;
+            let current = Arc::new(Current(RwLock::new(key)));
+            renewal = Some(TlsRenewal {
+                current: current.clone(),
+                hsm: hsm.clone(),
+                store: store.clone(),
+                ca: ca.clone(),
+                names: http.server_names.clone(),
+                clock: clock.clone(),
+            });
+            builder()?.with_no_client_auth().with_cert_resolver(current)
         }
         _ => return Ok(None),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Some(Arc::new(config)))
+    Ok(Some(ServerTls { config: Arc::new(config), renewal }))
+}
+
+/// Renews the appliance-CA certificate of a running listener when it is due.
+#[derive(Debug, Clone)]
+pub struct TlsRenewal {
+    current: Arc<Current>,
+    hsm: Hsm,
+    store: Arc<Store>,
+    ca: CaService,
+    names: Vec<String>,
+    clock: crate::clock::Clock,
+}
+
+impl TlsRenewal {
+    /// Issues a new certificate when fewer than 30 days remain (audited) and serves it to new
+    /// handshakes. Returns whether it did. Blocking (an HSM signature).
+    pub fn renew_if_due(&self) -> Result<bool, TlsError> {
+        let key = appliance_key(&self.hsm, &self.store, &self.ca, &self.names, self.clock.now_ms() / 1000)?;
+        let mut current = self.current.0.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = current.cert.first() != key.cert.first();
+        if changed {
+            *current = key;
+        }
+        Ok(changed)
+    }
 }
 
 /// The HSM key pair and its current certificate (renewed when needed).
@@ -85,15 +131,7 @@ fn appliance_key(
     now_s: i64,
 ) -> Result<Arc<CertifiedKey>, TlsError> {
     let ca_der = ca.certificate_der().map_err(|e| TlsError::Ca(e.to_string()))?;
-    let id = match store.system_key(ROLE)? {
-        Some(hex) => KeyId::from_hex(&hex)?,
-        None => {
-            let pair = hsm.generate_key_pair(&format!("countersign/system/{ROLE}"), KeyAlgorithm::EcP256)?;
-            store.insert_system_key(ROLE, &pair.id.to_hex())?;
-            tracing::info!(key_id = %pair.id, "generated the TLS server key on the token");
-            pair.id
-        }
-    };
+    let id = crate::system_keys::key_pair(hsm, store, ROLE, KeyAlgorithm::EcP256)?;
     let spki = hsm.public_key(&id, KeyAlgorithm::EcP256)?.to_spki_der()?;
     let current = store.system_certificate(ROLE)?.filter(|c| {
         c.names == names
@@ -116,13 +154,13 @@ fn appliance_key(
     Ok(Arc::new(CertifiedKey::new(vec![CertificateDer::from(leaf), CertificateDer::from(ca_der)], key)))
 }
 
-/// Always the one certificate.
+/// The current certificate; [`TlsRenewal`] swaps it.
 #[derive(Debug)]
-struct Fixed(Arc<CertifiedKey>);
+struct Current(RwLock<Arc<CertifiedKey>>);
 
-impl ResolvesServerCert for Fixed {
+impl ResolvesServerCert for Current {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
+        Some(self.0.read().unwrap_or_else(PoisonError::into_inner).clone())
     }
 }
 

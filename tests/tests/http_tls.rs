@@ -128,6 +128,43 @@ fn appliance_ca_certificate_with_the_key_in_the_hsm() {
     assert_eq!(issued(&d), 2);
     let (ok, body) = curl_check(port, &ca, "auth2.countersign.test");
     assert!(ok, "{body}");
+
+    // While running, the renewal job replaces a certificate with fewer than 30 days left, and
+    // new handshakes get the new one: no restart.
+    let served = |port: u16| {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "auth.countersign.test"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let pem = String::from_utf8_lossy(&out.stdout).into_owned();
+        let start = pem.find("-----BEGIN CERTIFICATE-----").unwrap();
+        let end = pem.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+        pem[start..end].to_owned()
+    };
+    let before = served(port);
+    d.stop();
+    std::fs::write(d.clock_file(), "0").unwrap();
+    std::fs::write(
+        &d.overlay,
+        format!(
+            "{}tls_renewal_interval_s = 1\n[clock]\noffset_file = \"{}\"\n",
+            tls.replace("\"127.0.0.1\"]", "\"127.0.0.1\", \"auth2.countersign.test\"]"),
+            d.clock_file().display()
+        ),
+    )
+    .unwrap();
+    d.spawn().unwrap();
+    assert_eq!(issued(&d), 2, "not due yet");
+    d.set_clock_offset_ms(340 * 86_400_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while issued(&d) < 3 {
+        assert!(std::time::Instant::now() < deadline, "the certificate was not renewed");
+    }
+    assert_ne!(served(port), before, "new handshakes get the renewed certificate");
+    let jobs = d.cli_json(&["jobs"]);
+    let job = jobs["jobs"].as_array().unwrap().iter().find(|j| j["name"] == "tls-renewal").unwrap().clone();
+    assert!(job["runs"].as_i64().unwrap() >= 1 && job["failures"] == 0, "{job}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
