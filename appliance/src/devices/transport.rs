@@ -60,31 +60,7 @@ impl Card {
 
     /// Sends one command (chained when `data` is long) and collects the whole response.
     pub fn send(&self, cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Result<Response, DeviceError> {
-        // Every chunk but the last goes with the chaining bit; an empty command is one chunk.
-        let empty: &[u8] = &[];
-        let chunks: Vec<&[u8]> = if data.is_empty() { vec![empty] } else { data.chunks(SHORT_MAX).collect() };
-        let (last, init) = chunks.split_last().unwrap_or((&empty, &[]));
-        for chunk in init {
-            let r = self.transmit(&apdu(cla | 0x10, ins, p1, p2, chunk, None))?;
-            if !r.ok() {
-                return Ok(r);
-            }
-        }
-        let mut response = self.transmit(&apdu(cla, ins, p1, p2, last, Some(0)))?;
-        // 6Cxx: the card wants an exact Le.
-        if response.sw >> 8 == 0x6C {
-            let le = (response.sw & 0xFF) as u8;
-            response = self.transmit(&apdu(cla, ins, p1, p2, last, Some(le)))?;
-        }
-        let mut all = std::mem::take(&mut response.data);
-        let mut sw = response.sw;
-        while sw >> 8 == 0x61 {
-            let le = (sw & 0xFF) as u8;
-            let more = self.transmit(&[0x00, 0xC0, 0x00, 0x00, le])?;
-            all.extend_from_slice(&more.data);
-            sw = more.sw;
-        }
-        Ok(Response { data: all, sw })
+        exchange(&mut |apdu| self.transmit(apdu), cla, ins, p1, p2, data)
     }
 
     fn transmit(&self, apdu: &[u8]) -> Result<Response, DeviceError> {
@@ -105,6 +81,44 @@ impl Card {
     fn fail(&self, e: pcsc::Error) -> DeviceError {
         DeviceError::from_pcsc(e, Some(&self.reader))
     }
+}
+
+/// The ISO 7816 mechanics of [`Card::send`] over one `transmit` (a card, or bytes in tests and
+/// fuzzing): command chaining, one `6Cxx` retry, and `61xx` + GET RESPONSE until the card stops
+/// announcing more.
+pub(crate) fn exchange(
+    transmit: &mut dyn FnMut(&[u8]) -> Result<Response, DeviceError>,
+    cla: u8,
+    ins: u8,
+    p1: u8,
+    p2: u8,
+    data: &[u8],
+) -> Result<Response, DeviceError> {
+    // Every chunk but the last goes with the chaining bit; an empty command is one chunk.
+    let empty: &[u8] = &[];
+    let chunks: Vec<&[u8]> = if data.is_empty() { vec![empty] } else { data.chunks(SHORT_MAX).collect() };
+    let (last, init) = chunks.split_last().unwrap_or((&empty, &[]));
+    for chunk in init {
+        let r = transmit(&apdu(cla | 0x10, ins, p1, p2, chunk, None))?;
+        if !r.ok() {
+            return Ok(r);
+        }
+    }
+    let mut response = transmit(&apdu(cla, ins, p1, p2, last, Some(0)))?;
+    // 6Cxx: the card wants an exact Le.
+    if response.sw >> 8 == 0x6C {
+        let le = (response.sw & 0xFF) as u8;
+        response = transmit(&apdu(cla, ins, p1, p2, last, Some(le)))?;
+    }
+    let mut all = std::mem::take(&mut response.data);
+    let mut sw = response.sw;
+    while sw >> 8 == 0x61 {
+        let le = (sw & 0xFF) as u8;
+        let more = transmit(&[0x00, 0xC0, 0x00, 0x00, le])?;
+        all.extend_from_slice(&more.data);
+        sw = more.sw;
+    }
+    Ok(Response { data: all, sw })
 }
 
 /// Encodes a short command APDU; `le` Some(0) asks for up to 256 bytes.

@@ -151,7 +151,7 @@ fn pi_token(t: &TokenView, id: usize) -> Value {
     })
 }
 
-fn page_of(p: &Params, name: &str, default: usize) -> Result<usize, PiResponse> {
+pub(super) fn page_of(p: &Params, name: &str, default: usize) -> Result<usize, PiResponse> {
     match p.get(name) {
         None => Ok(default),
         Some(v) => v
@@ -160,6 +160,14 @@ fn page_of(p: &Params, name: &str, default: usize) -> Result<usize, PiResponse> 
             .filter(|n| *n > 0)
             .ok_or_else(|| PiResponse::error(ErrorKind::Parameter, &format!("{name} must be a positive number"))),
     }
+}
+
+/// Where page `page` of `size` tokens starts among `count`, and the next and previous pages.
+pub(super) fn page_window(page: usize, size: usize, count: usize) -> (usize, Option<usize>, Option<usize>) {
+    let start = (page - 1).saturating_mul(size);
+    let next = (start + size < count).then_some(page + 1);
+    let prev = (page > 1).then(|| page - 1);
+    (start, next, prev)
 }
 
 async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
@@ -174,11 +182,9 @@ async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
             tokens.retain(|t| t.serial == serial);
         }
         let count = tokens.len();
-        let start = (page - 1).saturating_mul(size);
+        let (start, next, prev) = page_window(page, size, count);
         let shown: Vec<Value> =
             tokens.iter().enumerate().skip(start).take(size).map(|(i, t)| pi_token(t, i + 1)).collect();
-        let next = (start + size < count).then_some(page + 1);
-        let prev = (page > 1).then(|| page - 1);
         Ok::<_, PiResponse>(PiResponse::ok(
             json!({ "tokens": shown, "count": count, "current": page, "next": next, "prev": prev }),
             None,
