@@ -22,7 +22,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 targets=${FUZZ_TARGETS:-$(cargo fuzz list)}
 echo "building fuzz targets: $(echo $targets)"
-cargo fuzz build --debug-assertions 2>&1 | tail -n 3 || { echo "fuzz build failed" >&2; exit 1; }
+cargo fuzz build --debug-assertions --codegen-units 16 2>&1 | tail -n 3 || { echo "fuzz build failed" >&2; exit 1; }
 failed=()
 for t in $targets; do
   work="$CARGO_TARGET_DIR/corpus/$t"
@@ -31,7 +31,7 @@ for t in $targets; do
   [ -d "fuzz/regressions/$t" ] && dirs+=("fuzz/regressions/$t")
   echo "== $t: ${seconds}s"
   log="$CARGO_TARGET_DIR/fuzz-$t.log"
-  if cargo fuzz run --debug-assertions "$t" "${dirs[@]}" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if cargo fuzz run --debug-assertions --codegen-units 16 "$t" "${dirs[@]}" -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -max_len=8192 -print_final_stats=1 >"$log" 2>&1; then
     grep -E '^(#[0-9]+ *DONE|Done [0-9]+ runs)|stat::number_of_executed_units|cov: ' "$log" | tail -n 2 || true
   else

@@ -92,7 +92,7 @@ pub(crate) fn native_body(data: &[u8]) {
         6 => {
             if let Some(def) = extract::<crate::policy::PolicyDefinition>(body) {
                 let name = def.name.clone().unwrap_or_else(|| "fuzz".into());
-                drop(crate::policy::service::checked_record(name, def));
+                evaluate(crate::policy::service::checked_record(name, def), "alice", "corp", "ip:10.1.2.3");
             }
         }
         7 => drop(extract::<crate::policy::CheckRequest>(body)),
@@ -124,4 +124,27 @@ pub(crate) fn resolver_options(kind: ResolverKind, options: &serde_json::Value, 
 /// privacyIDEA parameters: see [`super::privacyidea::fuzzing::pi_params`].
 pub(crate) fn pi_params(data: &[u8]) {
     super::privacyidea::fuzzing::pi_params(data);
+}
+
+/// A policy record as the snapshot compiles it, evaluated at a fixed time for a request.
+pub(crate) fn evaluate(
+    record: Result<crate::store::PolicyRecord, crate::policy::PolicyError>,
+    user: &str,
+    realm: &str,
+    caller: &str,
+) {
+    use crate::policy::snapshot::{client_of, CompiledPolicy, PolicyContext};
+    let Ok(Ok(policy)) = record.map(|r| CompiledPolicy::compile(&r)) else { return };
+    let ctx = PolicyContext {
+        user: Some(user),
+        realm: Some(realm),
+        resolver: None,
+        client: client_of(caller),
+        now_s: 1_700_000_000,
+        utc_offset_s: 3600,
+        admin: Some(user),
+        admin_realm: Some(realm),
+    };
+    let _ = policy.matches(&ctx);
+    drop(policy.conditions(&ctx));
 }

@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 
 use super::params::Params;
 use super::{admin, policies, resolver_params, validate};
-use crate::http::fuzzing::{ready, request, resolver_options};
+use crate::http::fuzzing::{evaluate, ready, request, resolver_options};
 
 /// Parameter names the routes read.
 const NAMES: &[&str] = &[
@@ -90,6 +90,8 @@ fn read_all(p: &Params) {
         drop(policies::parse_actions(a));
     }
     if let Ok(def) = policies::definition(p) {
-        drop(crate::policy::service::checked_record("fuzz".into(), def));
+        let record = crate::policy::service::checked_record("fuzz".into(), def);
+        let caller = format!("ip:{}", p.get("client_ip").unwrap_or("10.1.2.3"));
+        evaluate(record, p.get("user").unwrap_or("alice"), p.get("realm").unwrap_or("corp"), &caller);
     }
 }
