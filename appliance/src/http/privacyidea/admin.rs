@@ -164,8 +164,8 @@ pub(super) fn page_of(p: &Params, name: &str, default: usize) -> Result<usize, P
 
 /// Where page `page` of `size` tokens starts among `count`, and the next and previous pages.
 pub(super) fn page_window(page: usize, size: usize, count: usize) -> (usize, Option<usize>, Option<usize>) {
-    let start = (page - 1).saturating_mul(size);
-    let next = (start + size < count).then_some(page + 1);
+    let start = page.saturating_sub(1).saturating_mul(size);
+    let next = (start.saturating_add(size) < count).then_some(page.saturating_add(1));
     let prev = (page > 1).then(|| page - 1);
     (start, next, prev)
 }
@@ -359,4 +359,21 @@ async fn remove(State(st): State<AppState>, admin: PiAdmin, Path(serial): Path<S
         Err(e) => token_error(e),
     };
     answer.finish(&st.responses, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `GET /token/?page=99999999999&pagesize=99999999999` overflowed `start + size` (a panic
+    /// in debug builds, a wrong `next` page in release); found while writing the `pi_params`
+    /// fuzz target, which now reaches it.
+    #[test]
+    fn huge_page_numbers_do_not_overflow() {
+        assert_eq!(page_window(99_999_999_999, 99_999_999_999, 20), (usize::MAX, None, Some(99_999_999_998)));
+        assert_eq!(page_window(usize::MAX, usize::MAX, usize::MAX), (usize::MAX, None, Some(usize::MAX - 1)));
+        assert_eq!(page_window(1, 15, 20), (0, Some(2), None));
+        assert_eq!(page_window(2, 15, 20), (15, None, Some(1)));
+        crate::fuzzing::pi_params(include_bytes!("../../../../fuzz/regressions/pi_params/page_overflow"));
+    }
 }
