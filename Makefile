@@ -1,5 +1,5 @@
 # Countersign: the two set-up commands are `make run` and `make test`.
-.PHONY: run test bench deps build lint fmt unit integration systemd-check clean
+.PHONY: run test bench deps build lint fmt unit integration systemd-check clean fuzz
 
 CARGO ?= cargo
 VAR ?= var
@@ -35,6 +35,14 @@ bench: deps
 	$(CARGO) build --release --workspace
 	./target/release/bench-signing --out target/bench/signing.md
 	./target/release/bench-validate --out target/bench/validate.md
+
+## make fuzz: every fuzz target in fuzz/ for FUZZ_SECONDS seconds each (default 60), one at a
+## time in one process; fails if any target finds a crash (kept under fuzz/artifacts/<target>/).
+## Installs cargo-fuzz if it is missing; not part of `make test`. See docs/testing.md.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@bash scripts/install-deps.sh --fuzz
+	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 fmt:
 	$(CARGO) fmt --all

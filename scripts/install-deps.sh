@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages Countersign needs to build, run and test, if any are missing.
 # Debian 12 / Ubuntu; uses sudo when not root. Safe to run repeatedly: it only calls apt when
-# something is missing.
+# something is missing. `--fuzz` (used by `make fuzz` only) also installs cargo-fuzz.
 set -euo pipefail
+fuzz=false
+[ "${1:-}" = "--fuzz" ] && fuzz=true
 
 # command-or-file : package
 needs=(
@@ -80,3 +82,8 @@ for c in fmt clippy; do
     rustup component add "$([ $c = fmt ] && echo rustfmt || echo clippy)"
   fi
 done
+# cargo-fuzz for `make fuzz` only: `make test` never needs it.
+if $fuzz && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing cargo-fuzz (cargo install --locked cargo-fuzz)"
+  cargo install --locked cargo-fuzz
+fi

@@ -20,6 +20,8 @@ pub mod directory;
 pub mod enrolment;
 pub mod enrolment_qr;
 pub mod executor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway_host;
 pub mod gateways;
 pub mod http;

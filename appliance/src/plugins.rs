@@ -70,7 +70,7 @@ pub enum PluginCallError {
 }
 
 /// A message of this protocol version, or why not.
-fn decode<T: for<'de> serde::Deserialize<'de>>(text: &str) -> Result<T, String> {
+pub(crate) fn decode<T: for<'de> serde::Deserialize<'de>>(text: &str) -> Result<T, String> {
     let env: Envelope<T> = serde_json::from_str(text).map_err(|e| e.to_string())?;
     if env.protocol == PROTOCOL_VERSION {
         Ok(env.body)
@@ -80,7 +80,7 @@ fn decode<T: for<'de> serde::Deserialize<'de>>(text: &str) -> Result<T, String> 
 }
 
 /// The capability a host request uses, as manifests name it.
-fn capability(req: &HostRequest) -> &'static str {
+pub(crate) fn capability(req: &HostRequest) -> &'static str {
     match req {
         HostRequest::Hmac { .. } => "hmac",
         HostRequest::Random { .. } => "random",

@@ -654,12 +654,7 @@ impl ValidateService {
         // PIN match, that token counts the failure.
         let mut pin_matched = None;
         for t in &usable {
-            let digits =
-                usize::try_from(t.params.get("digits").and_then(serde_json::Value::as_u64).unwrap_or(6)).unwrap_or(6);
-            if pass.len() < digits {
-                continue;
-            }
-            let (pin, otp) = pass.split_at(pass.len() - digits);
+            let Some((pin, otp)) = split_pass(pass, otp_digits(&t.params)) else { continue };
             match self.pin_ok(t, pin, rules) {
                 Ok(true) => {
                     pin_matched = Some((*t, otp));
@@ -843,6 +838,20 @@ enum Answer {
     Trigger(Vec<TokenRecord>),
     /// The HSM did not answer: an error, not a reject.
     Unavailable,
+}
+
+/// The length of a token's codes, from its enrolled parameters (6 unless they say otherwise).
+pub(crate) fn otp_digits(params: &serde_json::Value) -> usize {
+    usize::try_from(params.get("digits").and_then(serde_json::Value::as_u64).unwrap_or(6)).unwrap_or(6)
+}
+
+/// `pass` as the PIN followed by a code of `digits` characters: (PIN, code), split on bytes;
+/// `None` when `pass` is shorter than a code.
+pub(crate) fn split_pass(pass: &[u8], digits: usize) -> Option<(&[u8], &[u8])> {
+    if pass.len() < digits {
+        return None;
+    }
+    Some(pass.split_at(pass.len() - digits))
 }
 
 /// The reject of a token its fail counter locks.

@@ -7,6 +7,8 @@
 //! either it proceeds only when exactly one card is present. This module never logs APDU
 //! data, PINs or keys; errors name the reader and what the card said.
 
+#[doc(hidden)]
+pub(crate) mod fuzzing;
 pub mod management_key;
 pub mod oath;
 pub mod piv;

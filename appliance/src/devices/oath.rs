@@ -103,12 +103,7 @@ impl<'a> Oath<'a> {
                 r.sw
             )));
         }
-        let salt = tlv::find(&r.data, TAG_NAME)?.map(<[u8]>::to_vec).unwrap_or_default();
-        let challenge = tlv::find(&r.data, TAG_CHALLENGE)?.map(<[u8]>::to_vec);
-        let version = match tlv::find(&r.data, TAG_VERSION)? {
-            Some([a, b, c, ..]) => Some((*a, *b, *c)),
-            _ => None,
-        };
+        let (salt, challenge, version) = select_of(&r.data)?;
         Ok(Oath { card, salt, challenge, version })
     }
 
@@ -135,7 +130,7 @@ impl<'a> Oath<'a> {
                 "the OATH password is wrong; give the password set on this YubiKey".into(),
             ));
         }
-        let answer = tlv::find(&r.data, TAG_RESPONSE)?.unwrap_or_default();
+        let answer = unlock_answer_of(&r.data)?;
         let expected = mac(our_challenge)?;
         if !bool::from(subtle::ConstantTimeEq::ct_eq(answer, expected.as_slice())) {
             return Err(DeviceError::Card("the card's answer to our OATH challenge is wrong; do not trust it".into()));
@@ -149,11 +144,7 @@ impl<'a> Oath<'a> {
         if !r.ok() {
             return Err(sw_error(r.sw, "listing OATH accounts"));
         }
-        Ok(tlv::parse(&r.data)?
-            .into_iter()
-            .filter(|(t, _)| *t == TAG_NAME_LIST)
-            .filter_map(|(_, v)| v.get(1..).map(|n| String::from_utf8_lossy(n).into_owned()))
-            .collect())
+        names_of(&r.data)
     }
 
     /// Writes a credential (replacing one of the same name, as the applet does).
@@ -190,4 +181,32 @@ impl<'a> Oath<'a> {
         }
         Ok(())
     }
+}
+
+/// SELECT's answer: the salt (device id), the challenge when a password is set, the version.
+pub(crate) type Selected = (Vec<u8>, Option<Vec<u8>>, Option<(u8, u8, u8)>);
+
+/// Reads SELECT's answer.
+pub(crate) fn select_of(data: &[u8]) -> Result<Selected, DeviceError> {
+    let salt = tlv::find(data, TAG_NAME)?.map(<[u8]>::to_vec).unwrap_or_default();
+    let challenge = tlv::find(data, TAG_CHALLENGE)?.map(<[u8]>::to_vec);
+    let version = match tlv::find(data, TAG_VERSION)? {
+        Some([a, b, c, ..]) => Some((*a, *b, *c)),
+        _ => None,
+    };
+    Ok((salt, challenge, version))
+}
+
+/// LIST's answer: the credential names (each after its kind/algorithm byte).
+pub(crate) fn names_of(data: &[u8]) -> Result<Vec<String>, DeviceError> {
+    Ok(tlv::parse(data)?
+        .into_iter()
+        .filter(|(t, _)| *t == TAG_NAME_LIST)
+        .filter_map(|(_, v)| v.get(1..).map(|n| String::from_utf8_lossy(n).into_owned()))
+        .collect())
+}
+
+/// VALIDATE's answer: the card's response to our challenge (empty when it sent none).
+pub(crate) fn unlock_answer_of(data: &[u8]) -> Result<&[u8], DeviceError> {
+    Ok(tlv::find(data, TAG_RESPONSE)?.unwrap_or_default())
 }

@@ -169,53 +169,29 @@ impl<'a> Piv<'a> {
 
     /// YubiKey firmware version; `None` on cards without the YubiKey extension.
     pub fn version(&self) -> Result<Option<(u8, u8, u8)>, DeviceError> {
-        let r = self.card.send(0x00, 0xFD, 0x00, 0x00, &[])?;
-        Ok(match (r.ok(), r.data.as_slice()) {
-            (true, [a, b, c, ..]) => Some((*a, *b, *c)),
-            _ => None,
-        })
+        Ok(version_of(&self.card.send(0x00, 0xFD, 0x00, 0x00, &[])?))
     }
 
     /// YubiKey serial number; `None` on cards without the YubiKey extension.
     pub fn serial(&self) -> Result<Option<u32>, DeviceError> {
-        let r = self.card.send(0x00, 0xF8, 0x00, 0x00, &[])?;
-        Ok(match (r.ok(), r.data.as_slice()) {
-            (true, [a, b, c, d]) => Some(u32::from_be_bytes([*a, *b, *c, *d])),
-            _ => None,
-        })
+        Ok(serial_of(&self.card.send(0x00, 0xF8, 0x00, 0x00, &[])?))
     }
 
     /// YubiKey GET METADATA for a key or PIN reference: `None` when the slot is empty or the
     /// card does not support it (firmware before 5.3, other PIV cards).
     pub fn metadata(&self, key_ref: u8) -> Result<Option<Metadata>, DeviceError> {
-        let r = self.card.send(0x00, 0xF7, 0x00, key_ref, &[])?;
-        if !r.ok() {
-            return Ok(None);
-        }
-        Ok(Some(tlv::parse(&r.data)?.into_iter().map(|(t, v)| (t, v.to_vec())).collect()))
+        metadata_of(&self.card.send(0x00, 0xF7, 0x00, key_ref, &[])?)
     }
 
     /// The algorithm of the card's management key: from metadata when the card has it; 3DES,
     /// the only choice before metadata existed, otherwise.
     pub fn management_key_algorithm(&self) -> Result<MgmAlgorithm, DeviceError> {
-        let Some(meta) = self.metadata(MGM_KEY_REF)? else {
-            return Ok(MgmAlgorithm::TripleDes);
-        };
-        let id = meta.iter().find(|(t, _)| *t == 0x01).and_then(|(_, v)| v.first().copied());
-        match id {
-            Some(id) => MgmAlgorithm::from_id(id).ok_or_else(|| {
-                DeviceError::Protocol(format!("the card reports management key algorithm {id:#04x}, unknown here"))
-            }),
-            None => Ok(MgmAlgorithm::TripleDes),
-        }
+        mgm_algorithm_of(self.metadata(MGM_KEY_REF)?.as_ref())
     }
 
     /// Whether the card says its management key is still the factory default.
     pub fn management_key_is_default(&self) -> Result<Option<bool>, DeviceError> {
-        Ok(self
-            .metadata(MGM_KEY_REF)?
-            .and_then(|m| m.into_iter().find(|(t, _)| *t == 0x05))
-            .map(|(_, v)| v.first() == Some(&1)))
+        Ok(mgm_default_of(self.metadata(MGM_KEY_REF)?))
     }
 
     /// Mutual authentication with the management key: we prove we hold it by decrypting the
@@ -224,10 +200,7 @@ impl<'a> Piv<'a> {
         let alg = key.alg.id();
         let r = self.card.send(0x00, 0x87, alg, MGM_KEY_REF, &tlv::tlv(0x7C, &[0x80, 0x00]))?;
         let body = check(r, "management key authentication")?;
-        let inner =
-            tlv::find(&body, 0x7C)?.ok_or_else(|| DeviceError::Protocol("no 7C template in the witness".into()))?;
-        let witness =
-            tlv::find(inner, 0x80)?.ok_or_else(|| DeviceError::Protocol("no witness from the card".into()))?;
+        let witness = witness_of(&body)?;
         let decrypted = Zeroizing::new(key.decrypt_block(witness)?);
         let challenge = random
             .get(..key.alg.block_len())
@@ -240,9 +213,7 @@ impl<'a> Piv<'a> {
             return Err(DeviceError::WrongManagementKey);
         }
         let body = check(r, "management key authentication")?;
-        let inner =
-            tlv::find(&body, 0x7C)?.ok_or_else(|| DeviceError::Protocol("no 7C template in the answer".into()))?;
-        let answer = tlv::find(inner, 0x82)?.ok_or_else(|| DeviceError::Protocol("no answer from the card".into()))?;
+        let answer = answer_of(&body)?;
         let expected = key.encrypt_block(challenge)?;
         if !bool::from(subtle::ConstantTimeEq::ct_eq(answer, expected.as_slice())) {
             return Err(DeviceError::Card(
@@ -297,23 +268,7 @@ impl<'a> Piv<'a> {
             template.extend_from_slice(&[0xAB, 0x01, t]);
         }
         let r = self.card.send(0x00, 0x47, 0x00, slot.key_ref(), &tlv::tlv(0xAC, &template))?;
-        let body = check(r, "generating the key")?;
-        let key = tlv::find(&body, 0x7F49)?.ok_or_else(|| DeviceError::Protocol("no public key template".into()))?;
-        match alg {
-            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
-                let point = tlv::find(key, 0x86)?.ok_or_else(|| DeviceError::Protocol("no EC point".into()))?;
-                let want = if alg == KeyAlgorithm::EcP256 { 65 } else { 97 };
-                if point.len() != want || point.first() != Some(&0x04) {
-                    return Err(DeviceError::Protocol(format!("the card returned a malformed {alg} point")));
-                }
-                Ok(PublicKey::Ec { alg, point: point.to_vec() })
-            }
-            _ => {
-                let n = tlv::find(key, 0x81)?.ok_or_else(|| DeviceError::Protocol("no RSA modulus".into()))?;
-                let e = tlv::find(key, 0x82)?.ok_or_else(|| DeviceError::Protocol("no RSA exponent".into()))?;
-                Ok(PublicKey::Rsa { n: n.to_vec(), e: e.to_vec() })
-            }
-        }
+        public_key_of(&check(r, "generating the key")?, alg)
     }
 
     /// The attestation certificate of the key in `slot` (YubiKey), DER.
@@ -325,12 +280,7 @@ impl<'a> Piv<'a> {
     /// Reads a data object; `None` when the card has none.
     pub fn read_object(&self, id: u32) -> Result<Option<Vec<u8>>, DeviceError> {
         let tag = id.to_be_bytes();
-        let r = self.card.send(0x00, 0xCB, 0x3F, 0xFF, &tlv::tlv(0x5C, &tag[1..]))?;
-        if r.sw == 0x6A82 {
-            return Ok(None);
-        }
-        let body = check(r, "reading a data object")?;
-        Ok(tlv::find(&body, 0x53)?.map(<[u8]>::to_vec))
+        object_of(self.card.send(0x00, 0xCB, 0x3F, 0xFF, &tlv::tlv(0x5C, &tag[1..]))?)
     }
 
     /// Writes a data object (needs management key authentication).
@@ -358,6 +308,98 @@ impl<'a> Piv<'a> {
     /// The certificate in a certificate object such as [`ATTESTATION_OBJECT`].
     pub fn read_certificate_object(&self, id: u32) -> Result<Option<Vec<u8>>, DeviceError> {
         let Some(obj) = self.read_object(id)? else { return Ok(None) };
-        Ok(tlv::find(&obj, 0x70)?.map(<[u8]>::to_vec))
+        certificate_of(&obj)
     }
+}
+
+// The card's answers, read without the card: each function takes what `send` returned, so the
+// parsing can be tested and fuzzed on bytes alone.
+
+/// GET VERSION's answer (YubiKey).
+pub(crate) fn version_of(r: &Response) -> Option<(u8, u8, u8)> {
+    match (r.ok(), r.data.as_slice()) {
+        (true, [a, b, c, ..]) => Some((*a, *b, *c)),
+        _ => None,
+    }
+}
+
+/// GET SERIAL's answer (YubiKey).
+pub(crate) fn serial_of(r: &Response) -> Option<u32> {
+    match (r.ok(), r.data.as_slice()) {
+        (true, [a, b, c, d]) => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
+/// GET METADATA's answer: `None` when the card refused (empty slot, no support).
+pub(crate) fn metadata_of(r: &Response) -> Result<Option<Metadata>, DeviceError> {
+    if !r.ok() {
+        return Ok(None);
+    }
+    Ok(Some(tlv::parse(&r.data)?.into_iter().map(|(t, v)| (t, v.to_vec())).collect()))
+}
+
+/// The management key algorithm from its metadata; 3DES without any.
+pub(crate) fn mgm_algorithm_of(meta: Option<&Metadata>) -> Result<MgmAlgorithm, DeviceError> {
+    let Some(meta) = meta else {
+        return Ok(MgmAlgorithm::TripleDes);
+    };
+    let id = meta.iter().find(|(t, _)| *t == 0x01).and_then(|(_, v)| v.first().copied());
+    match id {
+        Some(id) => MgmAlgorithm::from_id(id).ok_or_else(|| {
+            DeviceError::Protocol(format!("the card reports management key algorithm {id:#04x}, unknown here"))
+        }),
+        None => Ok(MgmAlgorithm::TripleDes),
+    }
+}
+
+/// Whether metadata says the key (or PIN) is still the factory default.
+pub(crate) fn mgm_default_of(meta: Option<Metadata>) -> Option<bool> {
+    meta.and_then(|m| m.into_iter().find(|(t, _)| *t == 0x05)).map(|(_, v)| v.first() == Some(&1))
+}
+
+/// The card's witness in the first step of mutual authentication.
+pub(crate) fn witness_of(body: &[u8]) -> Result<&[u8], DeviceError> {
+    let inner = tlv::find(body, 0x7C)?.ok_or_else(|| DeviceError::Protocol("no 7C template in the witness".into()))?;
+    tlv::find(inner, 0x80)?.ok_or_else(|| DeviceError::Protocol("no witness from the card".into()))
+}
+
+/// The card's answer to our challenge in the second step of mutual authentication.
+pub(crate) fn answer_of(body: &[u8]) -> Result<&[u8], DeviceError> {
+    let inner = tlv::find(body, 0x7C)?.ok_or_else(|| DeviceError::Protocol("no 7C template in the answer".into()))?;
+    tlv::find(inner, 0x82)?.ok_or_else(|| DeviceError::Protocol("no answer from the card".into()))
+}
+
+/// The public key in GENERATE's answer.
+pub(crate) fn public_key_of(body: &[u8], alg: KeyAlgorithm) -> Result<PublicKey, DeviceError> {
+    let key = tlv::find(body, 0x7F49)?.ok_or_else(|| DeviceError::Protocol("no public key template".into()))?;
+    match alg {
+        KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+            let point = tlv::find(key, 0x86)?.ok_or_else(|| DeviceError::Protocol("no EC point".into()))?;
+            let want = if alg == KeyAlgorithm::EcP256 { 65 } else { 97 };
+            if point.len() != want || point.first() != Some(&0x04) {
+                return Err(DeviceError::Protocol(format!("the card returned a malformed {alg} point")));
+            }
+            Ok(PublicKey::Ec { alg, point: point.to_vec() })
+        }
+        _ => {
+            let n = tlv::find(key, 0x81)?.ok_or_else(|| DeviceError::Protocol("no RSA modulus".into()))?;
+            let e = tlv::find(key, 0x82)?.ok_or_else(|| DeviceError::Protocol("no RSA exponent".into()))?;
+            Ok(PublicKey::Rsa { n: n.to_vec(), e: e.to_vec() })
+        }
+    }
+}
+
+/// GET DATA's answer: the object's value; `None` when the card has no such object.
+pub(crate) fn object_of(r: Response) -> Result<Option<Vec<u8>>, DeviceError> {
+    if r.sw == 0x6A82 {
+        return Ok(None);
+    }
+    let body = check(r, "reading a data object")?;
+    Ok(tlv::find(&body, 0x53)?.map(<[u8]>::to_vec))
+}
+
+/// The certificate (tag 70) in a certificate object.
+pub(crate) fn certificate_of(obj: &[u8]) -> Result<Option<Vec<u8>>, DeviceError> {
+    Ok(tlv::find(obj, 0x70)?.map(<[u8]>::to_vec))
 }

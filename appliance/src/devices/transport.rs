@@ -9,6 +9,9 @@ use super::DeviceError;
 const SHORT_MAX: usize = 255;
 /// Room for a response of up to 256 bytes of data plus the status word, and then some.
 const RECEIVE_MAX: usize = 4096 + 2;
+/// The most GET RESPONSE rounds one command may take: 64 KiB at 256 bytes a round, far more
+/// than any PIV or OATH object. A card that keeps announcing more is not answering properly.
+const GET_RESPONSE_MAX: usize = 256;
 
 /// A response APDU: its data and status word.
 #[derive(Clone, PartialEq, Eq)]
@@ -60,31 +63,7 @@ impl Card {
 
     /// Sends one command (chained when `data` is long) and collects the whole response.
     pub fn send(&self, cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Result<Response, DeviceError> {
-        // Every chunk but the last goes with the chaining bit; an empty command is one chunk.
-        let empty: &[u8] = &[];
-        let chunks: Vec<&[u8]> = if data.is_empty() { vec![empty] } else { data.chunks(SHORT_MAX).collect() };
-        let (last, init) = chunks.split_last().unwrap_or((&empty, &[]));
-        for chunk in init {
-            let r = self.transmit(&apdu(cla | 0x10, ins, p1, p2, chunk, None))?;
-            if !r.ok() {
-                return Ok(r);
-            }
-        }
-        let mut response = self.transmit(&apdu(cla, ins, p1, p2, last, Some(0)))?;
-        // 6Cxx: the card wants an exact Le.
-        if response.sw >> 8 == 0x6C {
-            let le = (response.sw & 0xFF) as u8;
-            response = self.transmit(&apdu(cla, ins, p1, p2, last, Some(le)))?;
-        }
-        let mut all = std::mem::take(&mut response.data);
-        let mut sw = response.sw;
-        while sw >> 8 == 0x61 {
-            let le = (sw & 0xFF) as u8;
-            let more = self.transmit(&[0x00, 0xC0, 0x00, 0x00, le])?;
-            all.extend_from_slice(&more.data);
-            sw = more.sw;
-        }
-        Ok(Response { data: all, sw })
+        exchange(&mut |apdu| self.transmit(apdu), cla, ins, p1, p2, data)
     }
 
     fn transmit(&self, apdu: &[u8]) -> Result<Response, DeviceError> {
@@ -107,6 +86,51 @@ impl Card {
     }
 }
 
+/// The ISO 7816 mechanics of [`Card::send`] over one `transmit` (a card, or bytes in tests and
+/// fuzzing): command chaining, one `6Cxx` retry, and `61xx` + GET RESPONSE until the card stops
+/// announcing more (at most [`GET_RESPONSE_MAX`] rounds).
+pub(crate) fn exchange(
+    transmit: &mut dyn FnMut(&[u8]) -> Result<Response, DeviceError>,
+    cla: u8,
+    ins: u8,
+    p1: u8,
+    p2: u8,
+    data: &[u8],
+) -> Result<Response, DeviceError> {
+    // Every chunk but the last goes with the chaining bit; an empty command is one chunk.
+    let empty: &[u8] = &[];
+    let chunks: Vec<&[u8]> = if data.is_empty() { vec![empty] } else { data.chunks(SHORT_MAX).collect() };
+    let (last, init) = chunks.split_last().unwrap_or((&empty, &[]));
+    for chunk in init {
+        let r = transmit(&apdu(cla | 0x10, ins, p1, p2, chunk, None))?;
+        if !r.ok() {
+            return Ok(r);
+        }
+    }
+    let mut response = transmit(&apdu(cla, ins, p1, p2, last, Some(0)))?;
+    // 6Cxx: the card wants an exact Le.
+    if response.sw >> 8 == 0x6C {
+        let le = (response.sw & 0xFF) as u8;
+        response = transmit(&apdu(cla, ins, p1, p2, last, Some(le)))?;
+    }
+    let mut all = std::mem::take(&mut response.data);
+    let mut sw = response.sw;
+    let mut rounds = 0;
+    while sw >> 8 == 0x61 {
+        rounds += 1;
+        if rounds > GET_RESPONSE_MAX {
+            return Err(DeviceError::Protocol(format!(
+                "the card kept announcing more data after {GET_RESPONSE_MAX} GET RESPONSE rounds"
+            )));
+        }
+        let le = (sw & 0xFF) as u8;
+        let more = transmit(&[0x00, 0xC0, 0x00, 0x00, le])?;
+        all.extend_from_slice(&more.data);
+        sw = more.sw;
+    }
+    Ok(Response { data: all, sw })
+}
+
 /// Encodes a short command APDU; `le` Some(0) asks for up to 256 bytes.
 fn apdu(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<u8>) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 6);
@@ -125,6 +149,30 @@ fn apdu(cla: u8, ins: u8, p1: u8, p2: u8, data: &[u8], le: Option<u8>) -> Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A card that answers every GET RESPONSE with `61 00` (fuzz target `apdu`, found as an
+    /// out-of-memory: the exchange collected its answers forever).
+    #[test]
+    fn a_card_that_always_announces_more_data_is_a_protocol_error() {
+        let mut rounds = 0usize;
+        let mut stuck = |_: &[u8]| {
+            rounds += 1;
+            Ok(Response { data: vec![0; 256], sw: 0x6100 })
+        };
+        let r = exchange(&mut stuck, 0x00, 0xCB, 0x3F, 0xFF, &[0x5C, 0x03, 0x5F, 0xC1, 0x05]);
+        assert!(matches!(r, Err(DeviceError::Protocol(_))), "{r:?}");
+        assert_eq!(rounds, 1 + GET_RESPONSE_MAX);
+        let input = include_bytes!("../../../fuzz/regressions/apdu/stuck_get_response");
+        crate::fuzzing::apdu(input);
+    }
+
+    #[test]
+    fn chained_answers_are_joined() {
+        let mut answers = vec![Response { data: vec![2; 10], sw: 0x9000 }, Response { data: vec![1; 256], sw: 0x610A }];
+        let mut card = |_: &[u8]| Ok(answers.pop().unwrap());
+        let r = exchange(&mut card, 0x00, 0xCB, 0x3F, 0xFF, &[]).unwrap();
+        assert_eq!((r.data.len(), r.sw), (266, 0x9000));
+    }
 
     #[test]
     fn short_apdus() {

@@ -111,7 +111,7 @@ async fn public_key(
 /// The data to sign: the message, or a digest computed by the caller (base64).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignBody {
+pub(super) struct SignBody {
     message: Option<String>,
     digest: Option<String>,
     hash: Option<String>,
@@ -122,7 +122,7 @@ struct SignBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VerifyBody {
+pub(super) struct VerifyBody {
     message: Option<String>,
     digest: Option<String>,
     hash: Option<String>,
@@ -151,19 +151,46 @@ fn parse_opt<T: std::str::FromStr<Err = countersign_hsm::HsmError>>(v: Option<&s
     })
 }
 
+/// The signing request a body asks for: the data decoded, hash and scheme parsed.
+pub(super) fn sign_request(key: String, body: &SignBody) -> Result<SignRequest, ApiError> {
+    Ok(SignRequest {
+        key,
+        input: input(body.message.as_deref(), body.digest.as_deref())?,
+        hash: parse_opt::<HashAlg>(body.hash.as_deref())?,
+        scheme: parse_opt::<SignScheme>(body.scheme.as_deref())?,
+    })
+}
+
+/// The verification a body asks for: the signature decoded by its format, the data decoded,
+/// hash and scheme parsed.
+pub(super) fn verify_request(key: String, body: VerifyBody) -> Result<VerifyRequest, ApiError> {
+    let signature = match body.format {
+        SigFormat::Jws => SignatureBytes::Raw(
+            URL_SAFE_NO_PAD
+                .decode(&body.signature)
+                .map_err(|_| ApiError::invalid("'signature' is not valid base64url"))?,
+        ),
+        SigFormat::Raw => SignatureBytes::Raw(b64("signature", &body.signature)?),
+        SigFormat::Der => SignatureBytes::Der(b64("signature", &body.signature)?),
+    };
+    let scheme = parse_opt::<SignScheme>(body.scheme.as_deref())?;
+    Ok(VerifyRequest {
+        key,
+        version: body.version,
+        input: input(body.message.as_deref(), body.digest.as_deref())?,
+        hash: parse_opt::<HashAlg>(body.hash.as_deref())?,
+        scheme,
+        signature,
+    })
+}
+
 async fn sign(
     State(st): State<AppState>,
     Caller(caller): Caller,
     Path(name): Path<String>,
     Body(body): Body<SignBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let req = SignRequest {
-        key: name,
-        input: input(body.message.as_deref(), body.digest.as_deref())?,
-        hash: parse_opt::<HashAlg>(body.hash.as_deref())?,
-        scheme: parse_opt::<SignScheme>(body.scheme.as_deref())?,
-    };
-    let s = st.signing.sign(caller, req).await?;
+    let s = st.signing.sign(caller, sign_request(name, &body)?).await?;
     let (format, sig) = match (s.scheme, body.format) {
         (SignScheme::Ecdsa, SigFormat::Der) => (
             SigFormat::Der,
@@ -187,24 +214,6 @@ async fn verify(
     Path(name): Path<String>,
     Body(body): Body<VerifyBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let signature = match body.format {
-        SigFormat::Jws => SignatureBytes::Raw(
-            URL_SAFE_NO_PAD
-                .decode(&body.signature)
-                .map_err(|_| ApiError::invalid("'signature' is not valid base64url"))?,
-        ),
-        SigFormat::Raw => SignatureBytes::Raw(b64("signature", &body.signature)?),
-        SigFormat::Der => SignatureBytes::Der(b64("signature", &body.signature)?),
-    };
-    let scheme = parse_opt::<SignScheme>(body.scheme.as_deref())?;
-    let req = VerifyRequest {
-        key: name.clone(),
-        version: body.version,
-        input: input(body.message.as_deref(), body.digest.as_deref())?,
-        hash: parse_opt::<HashAlg>(body.hash.as_deref())?,
-        scheme,
-        signature,
-    };
-    let (version, valid) = st.signing.verify(caller, req).await?;
+    let (version, valid) = st.signing.verify(caller, verify_request(name.clone(), body)?).await?;
     Ok(Json(serde_json::json!({ "key": name, "version": version, "valid": valid })))
 }

@@ -6,6 +6,8 @@ mod admin;
 mod api;
 mod error;
 mod extract;
+#[doc(hidden)]
+pub(crate) mod fuzzing;
 mod gateways;
 mod hardware;
 mod ndjson;

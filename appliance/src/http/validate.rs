@@ -40,7 +40,7 @@ fn target(
 /// A check by serial, or by user (in `realm`, or the default realm).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CheckBody {
+pub(super) struct CheckBody {
     serial: Option<String>,
     user: Option<String>,
     realm: Option<String>,
@@ -54,14 +54,7 @@ async fn check(
     Origin(caller): Origin,
     Body(b): Body<CheckBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let target = target(b.serial, b.user, b.realm, ", and 'pass'")?;
-    if let Some(tx) = &b.transaction_id {
-        if tx.len() != 20 || !tx.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(ApiError::invalid("'transaction_id' is 20 digits"));
-        }
-    }
-    let outcome =
-        st.validate.check(CheckRequest { target, pass: b.pass, transaction_id: b.transaction_id, caller }).await?;
+    let outcome = st.validate.check(check_request(b, caller)?).await?;
     let result = match (outcome.accepted, outcome.challenges.is_empty()) {
         (true, _) => "accept",
         (false, false) => "challenge",
@@ -78,6 +71,17 @@ async fn check(
     })))
 }
 
+/// The check a body asks for, its target and transaction id checked.
+pub(super) fn check_request(b: CheckBody, caller: String) -> Result<CheckRequest, ApiError> {
+    let target = target(b.serial, b.user, b.realm, ", and 'pass'")?;
+    if let Some(tx) = &b.transaction_id {
+        if tx.len() != 20 || !tx.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(ApiError::invalid("'transaction_id' is 20 digits"));
+        }
+    }
+    Ok(CheckRequest { target, pass: b.pass, transaction_id: b.transaction_id, caller })
+}
+
 /// Whether uid `uid` may trigger challenges: registered integrations and admins only.
 pub(super) fn may_trigger(st: &AppState, uid: u32) -> Result<(), String> {
     let admin = uid == 0 || uid == st.own_uid || st.admin_uids.contains(&uid);
@@ -90,7 +94,7 @@ pub(super) fn may_trigger(st: &AppState, uid: u32) -> Result<(), String> {
 /// Who may trigger challenges (and so make the appliance send messages).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TriggerBody {
+pub(super) struct TriggerBody {
     serial: Option<String>,
     user: Option<String>,
     realm: Option<String>,
@@ -104,11 +108,16 @@ async fn trigger(
     Body(b): Body<TriggerBody>,
 ) -> Result<Json<Value>, ApiError> {
     may_trigger(&st, caller.uid).map_err(|m| ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", m))?;
-    let target = target(b.serial, b.user, b.realm, "")?;
+    let target = trigger_target(b)?;
     let (tx, challenges) = st.validate.trigger(format!("uid:{}", caller.uid), target).await?;
     Ok(Json(serde_json::json!({
         "result": if challenges.is_empty() { "reject" } else { "challenge" },
         "transaction_id": tx,
         "challenges": challenges,
     })))
+}
+
+/// The target a trigger body names.
+pub(super) fn trigger_target(b: TriggerBody) -> Result<CheckTarget, ApiError> {
+    target(b.serial, b.user, b.realm, "")
 }

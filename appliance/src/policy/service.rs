@@ -98,6 +98,35 @@ pub struct PolicyService {
     writes: Arc<Mutex<()>>,
 }
 
+/// The record a definition becomes, checked (name, description, every action and condition
+/// compiled) and with its action values as the evaluator reads them ("3" -> 3, "true" -> true).
+pub(crate) fn checked_record(name: String, def: PolicyDefinition) -> Result<PolicyRecord, PolicyError> {
+    validate_name(&name)?;
+    if def.description.len() > 1000 {
+        return Err(PolicyError::Invalid("description: at most 1000 characters".into()));
+    }
+    let mut record = PolicyRecord {
+        name,
+        scope: def.scope.trim().to_owned(),
+        active: def.active,
+        priority: def.priority,
+        actions: def.actions,
+        realms: trimmed(def.realms),
+        resolvers: trimmed(def.resolvers),
+        users: trimmed(def.users),
+        clients: trimmed(def.clients),
+        time: def.time.trim().to_owned(),
+        admin_realms: trimmed(def.admin_realms),
+        admin_users: trimmed(def.admin_users),
+        description: def.description,
+        created_at: 0,
+        updated_at: 0,
+    };
+    let compiled = CompiledPolicy::compile(&record)?;
+    record.actions = compiled.actions.iter().map(|(k, v)| (k.clone(), actions::to_json(v))).collect();
+    Ok(record)
+}
+
 /// Names: letters, digits, `_ - .`, 1-64, starting with a letter or digit; `check` and
 /// `actions` are routes.
 fn validate_name(name: &str) -> Result<(), PolicyError> {
@@ -220,37 +249,14 @@ impl PolicyService {
         def: PolicyDefinition,
         replace: bool,
     ) -> Result<PolicyRecord, PolicyError> {
-        let name = match (path_name, def.name) {
+        let name = match (path_name, def.name.clone()) {
             (Some(p), Some(b)) if p != b => {
                 return Err(PolicyError::Invalid(format!("the body names policy {b} but the path names {p}")))
             }
             (Some(n), _) | (None, Some(n)) => n,
             (None, None) => return Err(PolicyError::Invalid("a policy needs a name".into())),
         };
-        validate_name(&name)?;
-        if def.description.len() > 1000 {
-            return Err(PolicyError::Invalid("description: at most 1000 characters".into()));
-        }
-        let mut record = PolicyRecord {
-            name: name.clone(),
-            scope: def.scope.trim().to_owned(),
-            active: def.active,
-            priority: def.priority,
-            actions: def.actions,
-            realms: trimmed(def.realms),
-            resolvers: trimmed(def.resolvers),
-            users: trimmed(def.users),
-            clients: trimmed(def.clients),
-            time: def.time.trim().to_owned(),
-            admin_realms: trimmed(def.admin_realms),
-            admin_users: trimmed(def.admin_users),
-            description: def.description,
-            created_at: 0,
-            updated_at: 0,
-        };
-        let compiled = CompiledPolicy::compile(&record)?;
-        // Store the values as the evaluator reads them ("3" -> 3, "true" -> true).
-        record.actions = compiled.actions.iter().map(|(k, v)| (k.clone(), actions::to_json(v))).collect();
+        let record = checked_record(name.clone(), def)?;
         let action = if replace { "policy/set" } else { "policy/create" };
         let row = audit(caller, action, &name, summary(&record));
         self.change(|s| Ok(s.put_policy(&record, replace, &row)?))

@@ -183,6 +183,13 @@ impl PublisherKey {
         Publisher { name: self.name.clone(), ed25519: STANDARD.encode(self.key.verifying_key().to_bytes()) }
     }
 
+    /// Signs `m` as it is (its `sha256` included), replacing any signature it had.
+    pub fn sign(&self, m: &mut Manifest) {
+        m.signature = None;
+        let sig = self.key.sign(&m.signed_bytes());
+        m.signature = Some(SignatureBlock { publisher: self.name.clone(), ed25519: STANDARD.encode(sig.to_bytes()) });
+    }
+
     /// Fills in the library's hash and signs the manifest in `dir`, rewriting `plugin.toml`.
     pub fn sign_dir(&self, dir: &Path) -> Result<Manifest, ManifestError> {
         let path = dir.join(MANIFEST_FILE);
@@ -191,9 +198,7 @@ impl PublisherKey {
         let lib = dir.join(&m.library);
         let bytes = std::fs::read(&lib).map_err(|source| ManifestError::Read { path: lib.clone(), source })?;
         m.sha256 = hex::encode(Sha256::digest(&bytes));
-        m.signature = None;
-        let sig = self.key.sign(&m.signed_bytes());
-        m.signature = Some(SignatureBlock { publisher: self.name.clone(), ed25519: STANDARD.encode(sig.to_bytes()) });
+        self.sign(&mut m);
         std::fs::write(&path, m.to_toml()).map_err(|source| ManifestError::Read { path, source })?;
         Ok(m)
     }
@@ -233,7 +238,25 @@ pub fn verify(
     appliance_version: &str,
 ) -> Result<VerifiedPlugin, ManifestError> {
     let path = dir.join(MANIFEST_FILE);
-    let m = Manifest::parse(&path, &read_text(&path)?)?;
+    let m = verify_manifest(&path, &read_text(&path)?, trusted, abi_major, appliance_version)?;
+    let lib = dir.join(&m.library);
+    let library = std::fs::read(&lib).map_err(|source| ManifestError::Read { path: lib, source })?;
+    if hex::encode(Sha256::digest(&library)) != m.sha256 {
+        return Err(ManifestError::LibraryChanged { name: m.name.clone(), library: m.library.clone() });
+    }
+    Ok(VerifiedPlugin { manifest: m, library })
+}
+
+/// Every check of [`verify`] but the library's hash, on the text of a `plugin.toml` read from
+/// `path`: format, signature by a trusted publisher, ABI major and appliance version.
+pub fn verify_manifest(
+    path: &Path,
+    text: &str,
+    trusted: &TrustedPublishers,
+    abi_major: u16,
+    appliance_version: &str,
+) -> Result<Manifest, ManifestError> {
+    let m = Manifest::parse(path, text)?;
     let name = m.name.clone();
     let sig = m.signature.as_ref().ok_or_else(|| ManifestError::Unsigned { name: name.clone() })?;
     let key = trusted
@@ -249,10 +272,5 @@ pub fn verify(
     if version_parts(&m.min_appliance) > version_parts(appliance_version) {
         return Err(ManifestError::TooNew { name, needed: m.min_appliance.clone(), running: appliance_version.into() });
     }
-    let lib = dir.join(&m.library);
-    let library = std::fs::read(&lib).map_err(|source| ManifestError::Read { path: lib, source })?;
-    if hex::encode(Sha256::digest(&library)) != m.sha256 {
-        return Err(ManifestError::LibraryChanged { name, library: m.library.clone() });
-    }
-    Ok(VerifiedPlugin { manifest: m, library })
+    Ok(m)
 }

@@ -171,7 +171,7 @@ fn pi_token(t: &TokenView, id: usize) -> Value {
     })
 }
 
-fn page_of(p: &Params, name: &str, default: usize) -> Result<usize, PiResponse> {
+pub(super) fn page_of(p: &Params, name: &str, default: usize) -> Result<usize, PiResponse> {
     match p.get(name) {
         None => Ok(default),
         Some(v) => v
@@ -180,6 +180,14 @@ fn page_of(p: &Params, name: &str, default: usize) -> Result<usize, PiResponse> 
             .filter(|n| *n > 0)
             .ok_or_else(|| PiResponse::error(ErrorKind::Parameter, &format!("{name} must be a positive number"))),
     }
+}
+
+/// Where page `page` of `size` tokens starts among `count`, and the next and previous pages.
+pub(super) fn page_window(page: usize, size: usize, count: usize) -> (usize, Option<usize>, Option<usize>) {
+    let start = page.saturating_sub(1).saturating_mul(size);
+    let next = (start.saturating_add(size) < count).then_some(page.saturating_add(1));
+    let prev = (page > 1).then(|| page - 1);
+    (start, next, prev)
 }
 
 async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
@@ -194,11 +202,9 @@ async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
             tokens.retain(|t| t.serial == serial);
         }
         let count = tokens.len();
-        let start = (page - 1).saturating_mul(size);
+        let (start, next, prev) = page_window(page, size, count);
         let shown: Vec<Value> =
             tokens.iter().enumerate().skip(start).take(size).map(|(i, t)| pi_token(t, i + 1)).collect();
-        let next = (start + size < count).then_some(page + 1);
-        let prev = (page > 1).then(|| page - 1);
         Ok::<_, PiResponse>(PiResponse::ok(
             json!({ "tokens": shown, "count": count, "current": page, "next": next, "prev": prev }),
             None,
@@ -374,4 +380,21 @@ async fn remove(State(st): State<AppState>, admin: PiAdmin, Path(serial): Path<S
         Err(e) => token_error(e),
     };
     answer.finish(&st.responses, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `GET /token/?page=99999999999&pagesize=99999999999` overflowed `start + size` (a panic
+    /// in debug builds, a wrong `next` page in release); found while writing the `pi_params`
+    /// fuzz target, which now reaches it.
+    #[test]
+    fn huge_page_numbers_do_not_overflow() {
+        assert_eq!(page_window(99_999_999_999, 99_999_999_999, 20), (usize::MAX, None, Some(99_999_999_998)));
+        assert_eq!(page_window(usize::MAX, usize::MAX, usize::MAX), (usize::MAX, None, Some(usize::MAX - 1)));
+        assert_eq!(page_window(1, 15, 20), (0, Some(2), None));
+        assert_eq!(page_window(2, 15, 20), (15, None, Some(1)));
+        crate::fuzzing::pi_params(include_bytes!("../../../../fuzz/regressions/pi_params/page_overflow"));
+    }
 }

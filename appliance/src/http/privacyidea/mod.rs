@@ -12,6 +12,8 @@ mod admin;
 mod audit;
 mod caller;
 mod envelope;
+#[doc(hidden)]
+pub(crate) mod fuzzing;
 mod params;
 mod policies;
 mod realms;

@@ -160,7 +160,7 @@ pub fn parse_actions(text: &str) -> Result<Map<String, Value>, String> {
 }
 
 /// Reads a policy as privacyIDEA's clients send it.
-fn definition(p: &Params) -> Result<PolicyDefinition, PiResponse> {
+pub(super) fn definition(p: &Params) -> Result<PolicyDefinition, PiResponse> {
     let bad = |m: String| PiResponse::error(ErrorKind::Parameter, &m);
     for unsupported in ["check_all_resolvers", "user_case_insensitive"] {
         if p.flag(unsupported, false) {

@@ -27,7 +27,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// privacyIDEA's target rule: a serial, or a user (in `realm`, or the default realm).
-fn target(p: &Params) -> Result<CheckTarget, PiResponse> {
+pub(super) fn target(p: &Params) -> Result<CheckTarget, PiResponse> {
     match (p.owned("serial"), p.owned("user")) {
         (_, Some(login)) => Ok(CheckTarget::User { login, realm: p.owned("realm") }),
         (Some(serial), None) => Ok(CheckTarget::Serial(serial)),
