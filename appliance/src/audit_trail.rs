@@ -109,12 +109,12 @@ impl AuditTrail {
     /// Signs the newest link unless a checkpoint covers it already.
     pub async fn checkpoint(&self) -> Result<Option<i64>, AuditTrailError> {
         let t = self.clone();
-        blocking(move || t.checkpoint_blocking("periodic")).await
+        blocking(move || t.checkpoint_blocking()).await
     }
 
-    fn checkpoint_blocking(&self, kind: &str) -> Result<Option<i64>, AuditTrailError> {
+    fn checkpoint_blocking(&self) -> Result<Option<i64>, AuditTrailError> {
         let mut conn = self.store.writer_connection()?;
-        Ok(chain::checkpoint(&mut conn, &self.key, self.clock.now_ms(), kind)?)
+        Ok(chain::checkpoint(&mut conn, &self.key, self.clock.now_ms(), "periodic")?)
     }
 
     /// The configured retention (`audit.retention_days`, `audit.retention_max_rows`), or
@@ -182,7 +182,7 @@ impl AuditTrail {
 
     /// A last checkpoint at shutdown, so the newest rows are vouched for.
     pub fn checkpoint_now(&self) {
-        if let Err(e) = self.checkpoint_blocking("periodic") {
+        if let Err(e) = self.checkpoint_blocking() {
             tracing::warn!(error = %e, "could not sign the shutdown audit checkpoint");
         }
     }

@@ -17,8 +17,14 @@ use crate::store::{JobRun, Store, StoreError};
 /// One run of a job: what it did, or why it failed.
 pub type JobFuture = Pin<Box<dyn Future<Output = Result<String, String>> + Send>>;
 
-/// A write of a run's record.
-type Record = Box<dyn FnOnce(&Store) -> Result<(), StoreError> + Send>;
+/// Logs a run record that could not be written: the job itself carries on.
+fn logged(name: &str, written: Result<Result<(), StoreError>, tokio::task::JoinError>) {
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(job = name, error = %e, "cannot record a job run"),
+        Err(e) => tracing::warn!(job = name, error = %e, "cannot record a job run"),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Jobs {
@@ -46,29 +52,19 @@ impl Jobs {
     }
 
     async fn run_once(&self, name: &'static str, run: JobFuture) {
-        let store = self.store.clone();
         let started = self.clock.now_ms();
-        let record = |f: Record| {
-            let store = store.clone();
-            async move {
-                match tokio::task::spawn_blocking(move || f(&store)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::warn!(job = name, error = %e, "cannot record a job run"),
-                    Err(e) => tracing::warn!(job = name, error = %e, "cannot record a job run"),
-                }
-            }
-        };
-        record(Box::new(move |s| s.job_started(name, started))).await;
-        let outcome = run.await;
-        let ended = self.clock.now_ms();
-        let (ok, detail) = match outcome {
+        let store = self.store.clone();
+        logged(name, tokio::task::spawn_blocking(move || store.job_started(name, started)).await);
+        let (ok, detail) = match run.await {
             Ok(d) => (true, d),
             Err(e) => {
                 tracing::warn!(job = name, error = %e, "periodic job failed; it runs again at its next interval");
                 (false, e)
             }
         };
-        record(Box::new(move |s| s.job_ended(name, ended, ok, &detail))).await;
+        let ended = self.clock.now_ms();
+        let store = self.store.clone();
+        logged(name, tokio::task::spawn_blocking(move || store.job_ended(name, ended, ok, &detail)).await);
     }
 
     pub async fn list(&self) -> Result<Vec<JobRun>, StoreError> {

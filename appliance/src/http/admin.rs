@@ -56,7 +56,20 @@ pub(super) async fn audit_reads(
     let route = path.as_str().to_owned();
     let started = std::time::Instant::now();
     let resp = next.run(req).await;
-    let status = resp.status();
+    let took = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    record_read(&st, caller, &route, resp.status(), Some(took)).await;
+    resp
+}
+
+/// Writes the audit row of a read (`read <route>`, its status, how long it took). A row that
+/// cannot be written is logged; the read is still answered.
+pub(super) async fn record_read(
+    st: &AppState,
+    caller: String,
+    route: &str,
+    status: StatusCode,
+    duration_ms: Option<i64>,
+) {
     let result = if status.is_success() {
         "ok"
     } else if status.is_client_error() {
@@ -66,7 +79,7 @@ pub(super) async fn audit_reads(
     };
     let row = crate::store::AuthAuditRow {
         detail: Some(format!("HTTP {}", status.as_u16())),
-        duration_ms: Some(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX)),
+        duration_ms,
         ..crate::store::AuthAuditRow::new(caller, format!("read {route}"), result)
     };
     let store = st.store.clone();
@@ -75,7 +88,6 @@ pub(super) async fn audit_reads(
         Ok(Err(e)) => tracing::error!(route, error = %e, "cannot audit a read"),
         Err(e) => tracing::error!(route, error = %e, "cannot audit a read"),
     }
-    resp
 }
 
 pub(super) async fn require_admin(

@@ -32,6 +32,33 @@ pub struct SignatureAuditRow {
     pub detail: Option<String>,
 }
 
+/// The columns [`SignatureAuditRow::from_row`] reads, in its order.
+pub(crate) const SIGNATURE_COLUMNS: &str =
+    "id, at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash, input_kind, input_sha256, \
+     result, detail";
+
+impl SignatureAuditRow {
+    /// The row whose [`SIGNATURE_COLUMNS`] start at column `at` of `r`.
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<SignatureAuditRow> {
+        Ok(SignatureAuditRow {
+            id: r.get(at)?,
+            at_ms: r.get(at + 1)?,
+            uid: r.get(at + 2)?,
+            pid: r.get(at + 3)?,
+            integration: r.get(at + 4)?,
+            operation: r.get(at + 5)?,
+            key_name: r.get(at + 6)?,
+            key_version: r.get(at + 7)?,
+            scheme: r.get(at + 8)?,
+            hash: r.get(at + 9)?,
+            input_kind: r.get(at + 10)?,
+            input_sha256: r.get(at + 11)?,
+            result: r.get(at + 12)?,
+            detail: r.get(at + 13)?,
+        })
+    }
+}
+
 /// Inserts `rows` in the caller's transaction and returns their ids, in order.
 pub(crate) fn insert_signature_rows(
     tx: &rusqlite::Transaction<'_>,
@@ -100,10 +127,7 @@ pub struct AuditQuery {
 
 impl Store {
     pub fn signature_audit(&self, q: &AuditQuery) -> Result<Vec<SignatureAuditRow>, StoreError> {
-        let mut sql = String::from(
-            "SELECT id, at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash, input_kind,
-                    input_sha256, result, detail FROM signature_audit WHERE 1=1",
-        );
+        let mut sql = format!("SELECT {SIGNATURE_COLUMNS} FROM signature_audit WHERE 1=1");
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
         if let Some(k) = &q.key {
             args.push(Box::new(k.clone()));
@@ -125,25 +149,7 @@ impl Store {
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
         let conn = self.conn();
         let mut st = conn.prepare(&sql)?;
-        let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
-            let digest: Option<Vec<u8>> = r.get(11)?;
-            Ok(SignatureAuditRow {
-                id: r.get(0)?,
-                at_ms: r.get(1)?,
-                uid: r.get(2)?,
-                pid: r.get(3)?,
-                integration: r.get(4)?,
-                operation: r.get(5)?,
-                key_name: r.get(6)?,
-                key_version: r.get(7)?,
-                scheme: r.get(8)?,
-                hash: r.get(9)?,
-                input_kind: r.get(10)?,
-                input_sha256: digest,
-                result: r.get(12)?,
-                detail: r.get(13)?,
-            })
-        })?;
+        let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| SignatureAuditRow::from_row(r, 0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::audit::SignatureAuditRow;
-use super::tokens::AuthAuditRow;
+use super::audit::{SignatureAuditRow, SIGNATURE_COLUMNS};
+use super::tokens::{AuthAuditRow, AUTH_COLUMNS};
 use super::StoreError;
 
 /// The hash before the first link.
@@ -246,37 +246,8 @@ impl<'c> RowCursor<'c> {
             if let Some(row) = self.rows.next()? {
                 let id: i64 = row.get(0)?;
                 let data = match self.table {
-                    ChainTable::Auth => RowData::Auth(AuthAuditRow {
-                        id,
-                        at_ms: row.get(1)?,
-                        caller: row.get(2)?,
-                        action: row.get(3)?,
-                        serial: row.get(4)?,
-                        login: row.get(5)?,
-                        realm: row.get(6)?,
-                        result: row.get(7)?,
-                        detail: row.get(8)?,
-                        resolver: row.get(9)?,
-                        client: row.get(10)?,
-                        policies: row.get(11)?,
-                        duration_ms: row.get(12)?,
-                    }),
-                    ChainTable::Signature => RowData::Signature(SignatureAuditRow {
-                        id,
-                        at_ms: row.get(1)?,
-                        uid: row.get(2)?,
-                        pid: row.get(3)?,
-                        integration: row.get(4)?,
-                        operation: row.get(5)?,
-                        key_name: row.get(6)?,
-                        key_version: row.get(7)?,
-                        scheme: row.get(8)?,
-                        hash: row.get(9)?,
-                        input_kind: row.get(10)?,
-                        input_sha256: row.get(11)?,
-                        result: row.get(12)?,
-                        detail: row.get(13)?,
-                    }),
+                    ChainTable::Auth => RowData::Auth(AuthAuditRow::from_row(row, 0)?),
+                    ChainTable::Signature => RowData::Signature(SignatureAuditRow::from_row(row, 0)?),
                 };
                 self.peeked = Some((id, data));
             }
@@ -292,11 +263,6 @@ impl<'c> RowCursor<'c> {
 fn problem(seq: Option<i64>, table: Option<ChainTable>, row_id: Option<i64>, text: String) -> ChainProblem {
     ChainProblem { seq, table: table.map(|t| t.table().to_owned()), row_id, problem: text }
 }
-
-const AUTH_COLUMNS: &str =
-    "id, at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms";
-const SIGNATURE_COLUMNS: &str = "id, at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash, \
-                                 input_kind, input_sha256, result, detail";
 
 /// Walks the whole chain on `conn` (a read transaction gives it one consistent view): every
 /// row against its link, every link against the one before, every checkpoint and the anchor
@@ -624,49 +590,19 @@ pub fn export(
     ))?;
     let mut rows = st.query([after_seq])?;
     let mut n = 0u64;
+    // A link whose row is gone exports with `row: null` (verify says why).
     const AUTH_AT: usize = 3;
     let sig_at = AUTH_AT + AUTH_COLUMNS.split(", ").count();
     while let Some(r) = rows.next()? {
         let (seq, tbl, hash): (i64, String, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
         let row = if tbl == "auth" {
-            let id: Option<i64> = r.get(AUTH_AT)?;
-            match id {
-                Some(id) => serde_json::to_value(AuthAuditRow {
-                    id,
-                    at_ms: r.get(AUTH_AT + 1)?,
-                    caller: r.get(AUTH_AT + 2)?,
-                    action: r.get(AUTH_AT + 3)?,
-                    serial: r.get(AUTH_AT + 4)?,
-                    login: r.get(AUTH_AT + 5)?,
-                    realm: r.get(AUTH_AT + 6)?,
-                    result: r.get(AUTH_AT + 7)?,
-                    detail: r.get(AUTH_AT + 8)?,
-                    resolver: r.get(AUTH_AT + 9)?,
-                    client: r.get(AUTH_AT + 10)?,
-                    policies: r.get(AUTH_AT + 11)?,
-                    duration_ms: r.get(AUTH_AT + 12)?,
-                }),
+            match r.get::<_, Option<i64>>(AUTH_AT)? {
+                Some(_) => serde_json::to_value(AuthAuditRow::from_row(r, AUTH_AT)?),
                 None => Ok(serde_json::Value::Null),
             }
         } else {
-            let id: Option<i64> = r.get(sig_at)?;
-            match id {
-                Some(id) => serde_json::to_value(SignatureAuditRow {
-                    id,
-                    at_ms: r.get(sig_at + 1)?,
-                    uid: r.get(sig_at + 2)?,
-                    pid: r.get(sig_at + 3)?,
-                    integration: r.get(sig_at + 4)?,
-                    operation: r.get(sig_at + 5)?,
-                    key_name: r.get(sig_at + 6)?,
-                    key_version: r.get(sig_at + 7)?,
-                    scheme: r.get(sig_at + 8)?,
-                    hash: r.get(sig_at + 9)?,
-                    input_kind: r.get(sig_at + 10)?,
-                    input_sha256: r.get(sig_at + 11)?,
-                    result: r.get(sig_at + 12)?,
-                    detail: r.get(sig_at + 13)?,
-                }),
+            match r.get::<_, Option<i64>>(sig_at)? {
+                Some(_) => serde_json::to_value(SignatureAuditRow::from_row(r, sig_at)?),
                 None => Ok(serde_json::Value::Null),
             }
         }

@@ -177,7 +177,30 @@ pub struct AuthAuditRow {
     pub duration_ms: Option<i64>,
 }
 
+/// The columns [`AuthAuditRow::from_row`] reads, in its order.
+pub(crate) const AUTH_COLUMNS: &str =
+    "id, at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms";
+
 impl AuthAuditRow {
+    /// The row whose [`AUTH_COLUMNS`] start at column `at` of `r`.
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<AuthAuditRow> {
+        Ok(AuthAuditRow {
+            id: r.get(at)?,
+            at_ms: r.get(at + 1)?,
+            caller: r.get(at + 2)?,
+            action: r.get(at + 3)?,
+            serial: r.get(at + 4)?,
+            login: r.get(at + 5)?,
+            realm: r.get(at + 6)?,
+            result: r.get(at + 7)?,
+            detail: r.get(at + 8)?,
+            resolver: r.get(at + 9)?,
+            client: r.get(at + 10)?,
+            policies: r.get(at + 11)?,
+            duration_ms: r.get(at + 12)?,
+        })
+    }
+
     /// A row stamped now, naming no token, user or detail yet.
     pub fn new(caller: impl Into<String>, action: impl Into<String>, result: impl Into<String>) -> AuthAuditRow {
         let caller = caller.into();
@@ -736,32 +759,15 @@ impl Store {
 
     pub fn auth_audit(&self, q: &AuthAuditQuery) -> Result<Vec<AuthAuditRow>, StoreError> {
         let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT id, at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies,
-                    duration_ms FROM auth_audit
+        let mut st = conn.prepare(&format!(
+            "SELECT {AUTH_COLUMNS} FROM auth_audit
              WHERE (?1 IS NULL OR serial = ?1) AND (?2 IS NULL OR login = ?2) AND (?3 IS NULL OR action = ?3)
                AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR id < ?5)
-             ORDER BY id DESC LIMIT ?6",
-        )?;
+             ORDER BY id DESC LIMIT ?6"
+        ))?;
         let rows = st.query_map(
             params![q.serial, q.user, q.action, q.result, q.before_id, i64::from(q.limit.unwrap_or(100).min(10_000))],
-            |r| {
-                Ok(AuthAuditRow {
-                    id: r.get(0)?,
-                    at_ms: r.get(1)?,
-                    caller: r.get(2)?,
-                    action: r.get(3)?,
-                    serial: r.get(4)?,
-                    login: r.get(5)?,
-                    realm: r.get(6)?,
-                    result: r.get(7)?,
-                    detail: r.get(8)?,
-                    resolver: r.get(9)?,
-                    client: r.get(10)?,
-                    policies: r.get(11)?,
-                    duration_ms: r.get(12)?,
-                })
-            },
+            |r| AuthAuditRow::from_row(r, 0),
         )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -71,24 +71,12 @@ pub(super) fn allowed(st: &AppState, admin: &PiAdmin, action: &str, p: &Params) 
     }
 }
 
-/// Audits a read by an API admin (`read <route>`), as admin.sock audits its reads. A row
-/// that cannot be written is logged; the read is still answered.
+/// Audits a read by an API admin (`read <route>`), as admin.sock audits its reads.
 pub(super) async fn audit_read(st: &AppState, admin: &PiAdmin, route: &str, answer: &Result<PiResponse, PiResponse>) {
-    let (result, status) = match answer {
-        Ok(r) => ("ok", r.status),
-        Err(r) if r.status.is_client_error() => ("refused", r.status),
-        Err(r) => ("error", r.status),
+    let status = match answer {
+        Ok(r) | Err(r) => r.status,
     };
-    let row = crate::store::AuthAuditRow {
-        detail: Some(format!("HTTP {}", status.as_u16())),
-        ..crate::store::AuthAuditRow::new(admin.caller.clone(), format!("read {route}"), result)
-    };
-    let store = st.store.clone();
-    match tokio::task::spawn_blocking(move || store.audit_auth(&row)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(route, error = %e, "cannot audit a read"),
-        Err(e) => tracing::error!(route, error = %e, "cannot audit a read"),
-    }
+    crate::http::admin::record_read(st, admin.caller.clone(), route, status, None).await;
 }
 
 impl FromRequestParts<AppState> for PiAdmin {
