@@ -365,6 +365,15 @@ pub const HTTP_SMS_PLUGIN: PluginSpec = PluginSpec {
     kind: "gateway",
     capabilities: &["http_request"],
 };
+/// The SMS and e-mail token types (challenge-response; their codes travel through gateways).
+pub const SMS_PLUGIN: PluginSpec =
+    PluginSpec { library: "libcountersign_token_sms.so", name: "token-sms", kind: "token", capabilities: &["hmac"] };
+pub const EMAIL_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_token_email.so",
+    name: "token-email",
+    kind: "token",
+    capabilities: &["hmac"],
+};
 pub const SMTP_PLUGIN: PluginSpec = PluginSpec {
     library: "libcountersign_gateway_smtp.so",
     name: "gateway-smtp",
@@ -488,6 +497,37 @@ impl Daemon {
     }
 
     /// The authentication audit, newest first.
+    /// A request on admin.sock that must succeed (2xx); its answer.
+    pub fn admin_ok(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, v) = request(&self.admin_sock(), method, path, Some(body.to_string().into_bytes()));
+        assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
+        v
+    }
+
+    /// Defines the HTTP-SMS gateway `name`, posting `to` and `msg` to 127.0.0.1:`port`/send.
+    pub fn sms_gateway(&self, name: &str, port: u16) {
+        self.admin_ok(
+            "POST",
+            "/v1/admin/gateways",
+            serde_json::json!({
+                "name": name, "plugin": "gateway-http-sms",
+                "options": { "url": format!("http://127.0.0.1:{port}/send"), "body": { "to": "{to}", "msg": "{text}" } },
+                "transport": { "allowed_hosts": ["127.0.0.1"], "allow_private": true, "timeout_ms": 1000 }
+            }),
+        );
+    }
+
+    /// Sends `token_type`'s challenges through `gateways`, in order.
+    pub fn route(&self, token_type: &str, gateways: &[&str]) {
+        let (status, v) = request(
+            &self.admin_sock(),
+            "PUT",
+            &format!("/v1/admin/gateway-routes/{token_type}"),
+            Some(serde_json::json!({ "gateways": gateways }).to_string().into_bytes()),
+        );
+        assert_eq!(status, 204, "{v}");
+    }
+
     pub fn auth_audit(&self) -> Vec<Value> {
         self.cli_json(&["audit", "auth", "--limit", "10000"])["rows"].as_array().unwrap().clone()
     }
@@ -525,6 +565,36 @@ pub fn request(sock: &Path, method: &str, path: &str, body: Option<Vec<u8>>) -> 
         };
         (status.as_u16(), v)
     })
+}
+
+/// The RFC 4226 HOTP code (6 digits, HMAC-SHA-1) of `seed` at `counter`.
+pub fn hotp(seed: &[u8], counter: u64) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(seed).unwrap();
+    mac.update(&counter.to_be_bytes());
+    let m = mac.finalize().into_bytes();
+    let o = usize::from(m[19] & 15);
+    let bin = u32::from_be_bytes([m[o] & 0x7f, m[o + 1], m[o + 2], m[o + 3]]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` with extra `headers` and a `body` (sent with
+/// Content-Length when not empty): the status and the body text.
+pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
 }
 
 /// Writes `data` into `dir/name` and returns the path.

@@ -81,7 +81,7 @@ fn a_restored_backup_authenticates_the_same_tokens_and_verifies_the_same_audit_c
 }
 
 #[test]
-fn a_damaged_or_foreign_backup_is_refused() {
+fn a_damaged_backup_or_a_relative_backup_directory_is_refused() {
     let d = Daemon::with_plugins(&[HOTP_PLUGIN], "");
     d.cli_json(&["user", "add", "alice"]);
     let backups = tempfile::tempdir().unwrap();

@@ -5,54 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use countersign_tests::PluginSpec;
-use countersign_tests::{Daemon, HttpCapture, SmtpServer, HOTP_PLUGIN, HTTP_SMS_PLUGIN, SMTP_PLUGIN};
-use serde_json::{json, Value};
-
-const SMS_PLUGIN: PluginSpec =
-    PluginSpec { library: "libcountersign_token_sms.so", name: "token-sms", kind: "token", capabilities: &["hmac"] };
-const EMAIL_PLUGIN: PluginSpec = PluginSpec {
-    library: "libcountersign_token_email.so",
-    name: "token-email",
-    kind: "token",
-    capabilities: &["hmac"],
+use countersign_tests::{
+    Daemon, HttpCapture, SmtpServer, EMAIL_PLUGIN, HOTP_PLUGIN, HTTP_SMS_PLUGIN, SMS_PLUGIN, SMTP_PLUGIN,
 };
+use serde_json::{json, Value};
 
 fn daemon(extra: &str) -> Daemon {
     Daemon::with_plugins(&[HOTP_PLUGIN, HTTP_SMS_PLUGIN, SMTP_PLUGIN, SMS_PLUGIN, EMAIL_PLUGIN], extra)
 }
 
-fn admin(d: &Daemon, method: &str, path: &str, body: Value) -> Value {
-    let (status, v) = countersign_tests::request(&d.admin_sock(), method, path, Some(body.to_string().into_bytes()));
-    assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
-    v
-}
-
-fn sms_gateway(d: &Daemon, name: &str, port: u16) {
-    admin(
-        d,
-        "POST",
-        "/v1/admin/gateways",
-        json!({
-            "name": name, "plugin": "gateway-http-sms",
-            "options": { "url": format!("http://127.0.0.1:{port}/send"), "body": { "to": "{to}", "msg": "{text}" } },
-            "transport": { "allowed_hosts": ["127.0.0.1"], "allow_private": true, "timeout_ms": 1000 }
-        }),
-    );
-}
-
-fn route(d: &Daemon, token_type: &str, gateways: &[&str]) {
-    let (status, v) = countersign_tests::request(
-        &d.admin_sock(),
-        "PUT",
-        &format!("/v1/admin/gateway-routes/{token_type}"),
-        Some(json!({ "gateways": gateways }).to_string().into_bytes()),
-    );
-    assert_eq!(status, 204, "{v}");
-}
-
 fn sms_token(d: &Daemon, phone: &str) -> String {
-    let v = admin(d, "POST", "/v1/admin/tokens", json!({ "type": "sms", "phone": phone, "pin": "1234" }));
+    let v = d.admin_ok("POST", "/v1/admin/tokens", json!({ "type": "sms", "phone": phone, "pin": "1234" }));
     assert_eq!(v["otpauth_uri"], Value::Null, "an sms token's seed is never shown");
     v["token"]["serial"].as_str().unwrap().to_owned()
 }
@@ -73,8 +36,7 @@ fn answer(d: &Daemon, serial: &str, tx: &str, code: &str) -> bool {
 fn email_code_works_once_only_with_its_transaction_id_and_not_after_expiry() {
     let d = daemon("");
     let smtp = SmtpServer::start();
-    admin(
-        &d,
+    d.admin_ok(
         "POST",
         "/v1/admin/gateways",
         json!({
@@ -82,9 +44,9 @@ fn email_code_works_once_only_with_its_transaction_id_and_not_after_expiry() {
             "transport": { "allow_private": true, "smtp": { "host": "127.0.0.1", "port": smtp.port, "tls": "none" } }
         }),
     );
-    route(&d, "email", &["mail"]);
-    admin(&d, "POST", "/v1/admin/users", json!({ "login": "alice", "email": "alice@example.org" }));
-    let t = admin(&d, "POST", "/v1/admin/tokens", json!({ "type": "email", "user": "alice", "pin": "1234" }));
+    d.route("email", &["mail"]);
+    d.admin_ok("POST", "/v1/admin/users", json!({ "login": "alice", "email": "alice@example.org" }));
+    let t = d.admin_ok("POST", "/v1/admin/tokens", json!({ "type": "email", "user": "alice", "pin": "1234" }));
     let serial = t["token"]["serial"].as_str().unwrap().to_owned();
     assert!(serial.starts_with("EMAI"), "{serial}");
 
@@ -139,8 +101,8 @@ fn email_code_works_once_only_with_its_transaction_id_and_not_after_expiry() {
 fn sms_code_through_the_provider_endpoint_after_a_trigger() {
     let d = daemon("");
     let provider = HttpCapture::start(vec![(200, "OK")]);
-    sms_gateway(&d, "sms-a", provider.port);
-    route(&d, "sms", &["sms-a"]);
+    d.sms_gateway("sms-a", provider.port);
+    d.route("sms", &["sms-a"]);
     let serial = sms_token(&d, "+41791234567");
     let (status, v) = d.api("POST", "/v1/validate/triggerchallenge", Some(json!({ "serial": serial })));
     assert_eq!(status, 200, "{v}");
@@ -163,10 +125,10 @@ fn delivery_fails_over_and_both_attempts_are_recorded() {
     let broken = HttpCapture::start(vec![(500, "internal error")]);
     let good = HttpCapture::start(vec![(200, "OK")]);
     let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    sms_gateway(&d, "down", refused);
-    sms_gateway(&d, "broken", broken.port);
-    sms_gateway(&d, "good", good.port);
-    route(&d, "sms", &["down", "broken", "good"]);
+    d.sms_gateway("down", refused);
+    d.sms_gateway("broken", broken.port);
+    d.sms_gateway("good", good.port);
+    d.route("sms", &["down", "broken", "good"]);
     let serial = sms_token(&d, "+15550100");
     let (_, v) = d.check(json!({ "serial": serial, "pass": "1234" }));
     assert_eq!(v["challenges"][0]["delivery"], "delivered", "{v}");
@@ -204,8 +166,8 @@ fn delivery_fails_over_and_both_attempts_are_recorded() {
 fn with_every_gateway_down_the_check_answers_in_time_never_accepts_and_keeps_the_delivery_queued() {
     let mut d = daemon("[challenge]\ndelivery_wait_ms = 3000\n");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    sms_gateway(&d, "later", port);
-    route(&d, "sms", &["later"]);
+    d.sms_gateway("later", port);
+    d.route("sms", &["later"]);
     let serial = sms_token(&d, "+15550199");
     let started = std::time::Instant::now();
     let (status, v) = d.check(json!({ "serial": serial, "pass": "1234" }));
@@ -247,10 +209,10 @@ fn with_every_gateway_down_the_check_answers_in_time_never_accepts_and_keeps_the
 fn a_locked_token_gets_no_codes() {
     let d = daemon("");
     let provider = HttpCapture::start(vec![(200, "OK"), (200, "OK")]);
-    sms_gateway(&d, "sms-a", provider.port);
-    route(&d, "sms", &["sms-a"]);
+    d.sms_gateway("sms-a", provider.port);
+    d.route("sms", &["sms-a"]);
     let serial = sms_token(&d, "+15550123");
-    admin(&d, "PATCH", &format!("/v1/admin/tokens/{serial}"), json!({ "max_fail": 1 }));
+    d.admin_ok("PATCH", &format!("/v1/admin/tokens/{serial}"), json!({ "max_fail": 1 }));
     let (_, v) = d.check(json!({ "serial": serial, "pass": "1234" }));
     let tx = v["transaction_id"].as_str().unwrap().to_owned();
     let code = code_in(&provider.next().body);

@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use countersign_tests::{b64, own_uid, Daemon, HOTP_PLUGIN};
-use hmac::{Hmac, Mac};
+use countersign_tests::{b64, hotp, own_uid, Daemon, HOTP_PLUGIN};
 use serde_json::{json, Value};
 
 const USERS: usize = 6;
@@ -22,15 +21,6 @@ const KILLS: usize = 5;
 
 fn seed(u: usize) -> Vec<u8> {
     (0..20u8).map(|i| i.wrapping_mul(7).wrapping_add(u as u8)).collect()
-}
-
-fn hotp(seed: &[u8], counter: u64) -> String {
-    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(seed).unwrap();
-    mac.update(&counter.to_be_bytes());
-    let m = mac.finalize().into_bytes();
-    let o = usize::from(m[19] & 15);
-    let bin = u32::from_be_bytes([m[o] & 0x7f, m[o + 1], m[o + 2], m[o + 3]]);
-    format!("{:06}", bin % 1_000_000)
 }
 
 /// One request on a socket; `None` when the daemon is not there (killed, or starting).

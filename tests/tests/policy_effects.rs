@@ -312,29 +312,14 @@ fn enrolment_policies_limit_tokens_choose_pins_and_label_the_uri() {
 
 #[test]
 fn smstext_and_challenge_text_apply_to_their_users_only() {
-    use countersign_tests::{HttpCapture, PluginSpec, HTTP_SMS_PLUGIN};
-    const SMS_PLUGIN: PluginSpec = PluginSpec {
-        library: "libcountersign_token_sms.so",
-        name: "token-sms",
-        kind: "token",
-        capabilities: &["hmac"],
-    };
+    use countersign_tests::{HttpCapture, HTTP_SMS_PLUGIN, SMS_PLUGIN};
     let d = Daemon::with_plugins(&[HOTP_PLUGIN, HTTP_SMS_PLUGIN, SMS_PLUGIN], "");
     let provider = HttpCapture::start(vec![(200, "ok"), (200, "ok")]);
     let admin = |method: &str, path: &str, body: Value| {
-        let (s, v) = countersign_tests::request(&d.admin_sock(), method, path, Some(body.to_string().into_bytes()));
-        assert!((200..300).contains(&s), "{path}: {s} {v}");
+        d.admin_ok(method, path, body);
     };
-    admin(
-        "POST",
-        "/v1/admin/gateways",
-        json!({
-            "name": "sms", "plugin": "gateway-http-sms",
-            "options": { "url": format!("http://127.0.0.1:{}/send", provider.port), "body": { "to": "{to}", "msg": "{text}" } },
-            "transport": { "allowed_hosts": ["127.0.0.1"], "allow_private": true, "timeout_ms": 1000 }
-        }),
-    );
-    admin("PUT", "/v1/admin/gateway-routes/sms", json!({ "gateways": ["sms"] }));
+    d.sms_gateway("sms", provider.port);
+    d.route("sms", &["sms"]);
     for u in ["alice", "bob"] {
         d.cli_json(&["user", "add", u]);
         admin("POST", "/v1/admin/tokens", json!({ "type": "sms", "phone": "+15550100", "pin": "1234", "user": u }));
@@ -397,18 +382,11 @@ fn challenge_response_turns_the_pin_into_a_challenge_for_named_types() {
 
 #[test]
 fn emailtext_applies_to_its_users_only() {
-    use countersign_tests::{PluginSpec, SmtpServer, SMTP_PLUGIN};
-    const EMAIL_PLUGIN: PluginSpec = PluginSpec {
-        library: "libcountersign_token_email.so",
-        name: "token-email",
-        kind: "token",
-        capabilities: &["hmac"],
-    };
+    use countersign_tests::{SmtpServer, EMAIL_PLUGIN, SMTP_PLUGIN};
     let d = Daemon::with_plugins(&[HOTP_PLUGIN, SMTP_PLUGIN, EMAIL_PLUGIN], "");
     let smtp = SmtpServer::start();
     let admin = |method: &str, path: &str, body: Value| {
-        let (s, v) = countersign_tests::request(&d.admin_sock(), method, path, Some(body.to_string().into_bytes()));
-        assert!((200..300).contains(&s), "{path}: {s} {v}");
+        d.admin_ok(method, path, body);
     };
     admin(
         "POST",

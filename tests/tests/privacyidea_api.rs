@@ -5,13 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use std::io::{Read, Write};
-
-use countersign_tests::{write, Daemon, HttpCapture, PluginSpec, HOTP_PLUGIN, HTTP_SMS_PLUGIN};
+use countersign_tests::{write, Daemon, HttpCapture, HOTP_PLUGIN, HTTP_SMS_PLUGIN, SMS_PLUGIN};
 use serde_json::{json, Value};
-
-const SMS_PLUGIN: PluginSpec =
-    PluginSpec { library: "libcountersign_token_sms.so", name: "token-sms", kind: "token", capabilities: &["hmac"] };
 
 struct Pi {
     d: Daemon,
@@ -48,22 +43,9 @@ impl Pi {
         body: &str,
         auth: Option<&str>,
     ) -> (u16, String) {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let mut ct = content_type.map(|c| format!("Content-Type: {c}\r\n")).unwrap_or_default();
-        if let Some(a) = auth {
-            ct.push_str(&format!("Authorization: {a}\r\n"));
-        }
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let status = resp[9..12].parse().unwrap();
-        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        (status, body)
+        let headers: Vec<(&str, &str)> =
+            content_type.map(|c| ("Content-Type", c)).into_iter().chain(auth.map(|a| ("Authorization", a))).collect();
+        countersign_tests::http(self.port, method, path, &headers, body)
     }
 
     fn form(&self, path: &str, body: &str) -> (u16, Value) {
@@ -188,19 +170,10 @@ fn challenge_trigger_and_poll_shapes() {
     let pi = Pi::start();
     let provider = HttpCapture::start(vec![(200, "ok"), (200, "ok"), (200, "ok")]);
     let admin = |method: &str, path: &str, body: Value| {
-        let (s, v) = countersign_tests::request(&pi.d.admin_sock(), method, path, Some(body.to_string().into_bytes()));
-        assert!((200..300).contains(&s), "{path}: {s} {v}");
+        pi.d.admin_ok(method, path, body);
     };
-    admin(
-        "POST",
-        "/v1/admin/gateways",
-        json!({
-            "name": "sms", "plugin": "gateway-http-sms",
-            "options": { "url": format!("http://127.0.0.1:{}/send", provider.port), "body": { "to": "{to}", "msg": "{text}" } },
-            "transport": { "allowed_hosts": ["127.0.0.1"], "allow_private": true, "timeout_ms": 1000 }
-        }),
-    );
-    admin("PUT", "/v1/admin/gateway-routes/sms", json!({ "gateways": ["sms"] }));
+    pi.d.sms_gateway("sms", provider.port);
+    pi.d.route("sms", &["sms"]);
     admin("POST", "/v1/admin/tokens", json!({ "type": "sms", "phone": "+15550100", "pin": "1234", "user": "alice" }));
 
     // The PIN alone: a challenge, as privacyIDEA shapes it.
@@ -347,12 +320,9 @@ fn privacyideaadm_logs_in_lists_enrols_assigns_and_disables() {
     assert_eq!(status, 401, "{v}");
     assert_eq!(v["result"]["error"]["code"], 4033);
     // A forged session token is refused too.
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", pi.port)).unwrap();
     let forged = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VybmFtZSI6Im9wcyJ9.AAAA";
-    write!(s, "GET /token/ HTTP/1.1\r\nHost: x\r\nAuthorization: {forged}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    let (status, resp) = pi.http_auth("GET", "/token/", None, "", Some(forged));
+    assert_eq!(status, 401, "{resp}");
 }
 
 fn audit_has_reject(d: &Daemon) -> bool {

@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use std::io::{Read, Write};
 use std::process::Output;
 
 use countersign_tests::slapd::{Slapd, BASE, READER_DN, READER_PASSWORD};
@@ -46,20 +45,9 @@ impl Pi {
 
     /// One form request as the API admin: (status, JSON body).
     fn call(&self, method: &str, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
-        let body = form_of(params);
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nPI-Authorization: {}\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.session,
-            body.len()
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let status = resp[9..12].parse().unwrap();
-        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        let headers =
+            [("PI-Authorization", self.session.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+        let (status, body) = countersign_tests::http(self.port, method, path, &headers, &form_of(params));
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 

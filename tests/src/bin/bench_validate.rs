@@ -17,23 +17,13 @@ use countersign_hsm::{HashAlg, Hsm, KeyId};
 use countersign_tests::bench::{
     machine, median, median_rows, memory, on_socket, on_threads, summarise, write_report, Run,
 };
-use countersign_tests::{Daemon, HOTP_PLUGIN};
-use hmac::{Hmac, Mac};
+use countersign_tests::{hotp, Daemon, HOTP_PLUGIN};
 
 const CLIENTS: usize = 32;
 const PIN: &str = "4711";
 
 fn seed(client: usize) -> Vec<u8> {
     (0..20u8).map(|i| i.wrapping_mul(31).wrapping_add(client as u8)).collect()
-}
-
-fn hotp(seed: &[u8], counter: u64) -> String {
-    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(seed).unwrap();
-    mac.update(&counter.to_be_bytes());
-    let m = mac.finalize().into_bytes();
-    let o = usize::from(m[19] & 15);
-    let bin = u32::from_be_bytes([m[o] & 0x7f, m[o + 1], m[o + 2], m[o + 3]]);
-    format!("{:06}", bin % 1_000_000)
 }
 
 /// Each client checks its own token's codes in order; `counters` carries on across runs.
