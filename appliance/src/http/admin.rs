@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{to_json, ApiError};
 use super::extract::{Body, Caller, Origin, Path, Query};
 use super::AppState;
 use crate::store::AuditQuery;
@@ -103,10 +103,6 @@ pub(super) async fn require_admin(
         tracing::warn!(uid, "admin request refused");
         Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("uid {uid} is not an admin of this appliance")))
     }
-}
-
-fn to_json<T: serde::Serialize>(v: T) -> Result<Json<Value>, ApiError> {
-    serde_json::to_value(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 #[derive(Debug, Deserialize)]

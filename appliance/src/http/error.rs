@@ -196,3 +196,8 @@ impl From<crate::audit_trail::AuditTrailError> for ApiError {
         }
     }
 }
+
+/// An answer serialised as JSON; a value that cannot be is an internal error.
+pub(super) fn to_json<T: serde::Serialize>(v: T) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    serde_json::to_value(v).map(axum::Json).map_err(|e| ApiError::internal(e.to_string()))
+}

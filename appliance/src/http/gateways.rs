@@ -9,7 +9,7 @@ use countersign_plugin_abi::protocol::OutgoingMessage;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path};
 use super::AppState;
 use crate::gateways::NewGateway;
@@ -37,10 +37,6 @@ async fn deliveries(
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(10_000);
     to_json(serde_json::json!({ "deliveries": st.challenges.deliveries(q.status, limit).await? }))
-}
-
-fn to_json<T: serde::Serialize>(v: T) -> Result<Json<Value>, ApiError> {
-    serde_json::to_value(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 async fn define(

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query};
 use super::AppState;
 use crate::policy::{CheckRequest, PolicyDefinition, Scope, CATALOGUE};
@@ -21,10 +21,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/policies/{name}", get(show).put(replace).delete(remove))
         .route("/v1/admin/policies/{name}/enable", post(enable))
         .route("/v1/admin/policies/{name}/disable", post(disable))
-}
-
-fn to_json<T: serde::Serialize>(v: T) -> Result<Json<Value>, ApiError> {
-    serde_json::to_value(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query};
 use super::AppState;
 use crate::resolvers::realms::{NewResolver, ResolverUpdate};
@@ -27,10 +27,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/realms/{name}/users/{login}", get(realm_user))
         .route("/v1/admin/realms/{name}/check-password", post(check_password))
         .route("/v1/admin/users/{login}/password", put(set_password))
-}
-
-fn to_json<T: serde::Serialize>(v: T) -> Result<Json<Value>, ApiError> {
-    serde_json::to_value(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 async fn define(

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query};
 use super::AppState;
 use crate::store::{AuthAuditQuery, User};
@@ -30,10 +30,6 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/users", get(users).post(create_user))
         .route("/v1/admin/users/{login}", axum::routing::delete(delete_user))
         .route("/v1/admin/audit/auth", get(audit))
-}
-
-fn to_json<T: serde::Serialize>(v: T) -> Result<Json<Value>, ApiError> {
-    serde_json::to_value(v).map(Json).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 async fn init(
