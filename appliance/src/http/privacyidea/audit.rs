@@ -8,7 +8,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::admin::{allowed, audit_read, PiAdmin};
-use super::envelope::{ErrorKind, PiResponse};
+use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
 use crate::http::AppState;
 
@@ -76,5 +76,5 @@ async fn audit(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respons
     }
     .await;
     audit_read(&st, &admin, "/audit/", &r).await;
-    r.unwrap_or_else(|e| e).finish(&st.responses, p.nonce().as_deref())
+    respond(&st.responses, p.nonce().as_deref(), r)
 }

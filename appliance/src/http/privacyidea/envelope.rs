@@ -54,6 +54,11 @@ impl PiResponse {
         PiResponse { status: StatusCode::OK, body: envelope(result, detail) }
     }
 
+    /// A successful call that answers only `value` (admin endpoints).
+    pub fn value(value: Value) -> PiResponse {
+        PiResponse::ok(value, None, Value::Null)
+    }
+
     /// A failed call with privacyIDEA's error code and message (`ERRnnn: ...`).
     pub fn error(kind: ErrorKind, message: &str) -> PiResponse {
         let (code, status) = kind.code_status();
@@ -196,6 +201,11 @@ fn write_string(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+}
+
+/// Signs and sends whichever answer a handler produced, with the request's `nonce`.
+pub(super) fn respond(signer: &ResponseSigner, nonce: Option<&str>, r: Result<PiResponse, PiResponse>) -> Response {
+    r.unwrap_or_else(|e| e).finish(signer, nonce)
 }
 
 #[cfg(test)]

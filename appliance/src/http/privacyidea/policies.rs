@@ -15,7 +15,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::admin::{allowed, audit_read, PiAdmin};
-use super::envelope::{ErrorKind, PiResponse};
+use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
 use crate::http::AppState;
 use crate::policy::{PolicyDefinition, PolicyError};
@@ -37,14 +37,6 @@ fn policy_error(e: PolicyError) -> PiResponse {
         }
         other => PiResponse::error(ErrorKind::Internal, &other.to_string()),
     }
-}
-
-fn finish(st: &AppState, p: &Params, r: Result<PiResponse, PiResponse>) -> Response {
-    r.unwrap_or_else(|e| e).finish(&st.responses, p.nonce().as_deref())
-}
-
-fn ok(value: Value) -> PiResponse {
-    PiResponse::ok(value, None, Value::Null)
 }
 
 /// A policy with privacyIDEA's field names.
@@ -79,11 +71,11 @@ async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
             .filter(|x| scope.is_none_or(|s| s == x.scope) && active.is_none_or(|a| a == x.active))
             .map(pi_policy)
             .collect();
-        Ok(ok(json!(out)))
+        Ok(PiResponse::value(json!(out)))
     }
     .await;
     audit_read(&st, &admin, "/policy/", &r).await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 /// privacyIDEA answers a list here too (of the one policy).
@@ -91,11 +83,11 @@ async fn show(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<Strin
     let r = async {
         allowed(&st, &admin, "policyread", &p)?;
         let one = st.policies.show(name).await.map_err(policy_error)?;
-        Ok(ok(json!([pi_policy(&one)])))
+        Ok(PiResponse::value(json!([pi_policy(&one)])))
     }
     .await;
     audit_read(&st, &admin, "/policy/{name}", &r).await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 /// Splits privacyIDEA's action text (`otppin=userstore, passthru, smstext='Code: {otp}, bye'`)
@@ -200,20 +192,20 @@ async fn set(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String
         allowed(&st, &admin, "policywrite", &p)?;
         let def = definition(&p)?;
         let stored = st.policies.put(admin.caller.clone(), Some(name), def, true).await.map_err(policy_error)?;
-        Ok(ok(json!({ format!("setPolicy {}", stored.name): 1 })))
+        Ok(PiResponse::value(json!({ format!("setPolicy {}", stored.name): 1 })))
     }
     .await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 async fn switch(st: AppState, admin: PiAdmin, name: String, p: Params, active: bool) -> Response {
     let r = async {
         allowed(&st, &admin, "policywrite", &p)?;
         st.policies.set_active(admin.caller.clone(), name, active).await.map_err(policy_error)?;
-        Ok(ok(json!(1)))
+        Ok(PiResponse::value(json!(1)))
     }
     .await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 async fn enable(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
@@ -228,10 +220,10 @@ async fn remove(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<Str
     let r = async {
         allowed(&st, &admin, "policydelete", &p)?;
         st.policies.delete(admin.caller.clone(), name).await.map_err(policy_error)?;
-        Ok(ok(json!(1)))
+        Ok(PiResponse::value(json!(1)))
     }
     .await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use axum::Router;
 use serde_json::{json, Map, Value};
 
 use super::admin::{allowed, audit_read, PiAdmin};
-use super::envelope::{ErrorKind, PiResponse};
+use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
 use super::resolver_params;
 use crate::http::AppState;
@@ -49,14 +49,6 @@ async fn with_realms<T: Send + 'static>(
     st.realms.run(f).await.map_err(resolver_error)
 }
 
-fn finish(st: &AppState, p: &Params, r: Result<PiResponse, PiResponse>) -> Response {
-    r.unwrap_or_else(|e| e).finish(&st.responses, p.nonce().as_deref())
-}
-
-fn ok(value: Value) -> PiResponse {
-    PiResponse::ok(value, None, Value::Null)
-}
-
 /// `{"<realm>": {"default": bool, "id": n, "resolver": [{"name", "type", "priority"}]}}`
 fn realm_map(list: &[RealmRecord], resolvers: &[crate::resolvers::realms::ResolverView]) -> Value {
     let mut out = Map::new();
@@ -77,9 +69,9 @@ fn realm_map(list: &[RealmRecord], resolvers: &[crate::resolvers::realms::Resolv
 
 async fn realms(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
     let r = with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await;
-    let r = r.map(|(list, resolvers)| ok(realm_map(&list, &resolvers)));
+    let r = r.map(|(list, resolvers)| PiResponse::value(realm_map(&list, &resolvers)));
     audit_read(&st, &admin, "/realm/", &r).await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 /// Creates the realm or replaces its resolvers: `resolvers` (comma-separated or a list), in
@@ -121,10 +113,10 @@ async fn set_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<
             Ok((added, failed))
         })
         .await?;
-        Ok(ok(json!({ "added": added, "failed": failed })))
+        Ok(PiResponse::value(json!({ "added": added, "failed": failed })))
     }
     .await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
@@ -132,20 +124,20 @@ async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Pa
         allowed(&st, &admin, "resolverdelete", &p)?;
         let caller = admin.caller.clone();
         with_realms(&st, move |r| r.remove_realm(&caller, &name)).await?;
-        Ok(ok(json!(1)))
+        Ok(PiResponse::value(json!(1)))
     }
     .await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 async fn default_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
     let r = with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await;
     let r = r.map(|(list, resolvers)| {
         let default: Vec<RealmRecord> = list.into_iter().filter(|r| r.default).collect();
-        ok(realm_map(&default, &resolvers))
+        PiResponse::value(realm_map(&default, &resolvers))
     });
     audit_read(&st, &admin, "/defaultrealm", &r).await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 async fn set_default_realm(
@@ -158,10 +150,10 @@ async fn set_default_realm(
         allowed(&st, &admin, "resolverwrite", &p)?;
         let caller = admin.caller.clone();
         with_realms(&st, move |r| r.set_default(&caller, &name)).await?;
-        Ok(ok(json!(1)))
+        Ok(PiResponse::value(json!(1)))
     }
     .await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 /// privacyIDEA can run without a default realm; Countersign cannot (a user named without a
@@ -171,7 +163,7 @@ async fn clear_default_realm(State(st): State<AppState>, _a: PiAdmin, p: Params)
         ErrorKind::Parameter,
         "Countersign always has a default realm; make another realm the default with POST /defaultrealm/<realm>",
     );
-    finish(&st, &p, Err(e))
+    respond(&st.responses, p.nonce().as_deref(), Err(e))
 }
 
 /// `{"<resolver>": {"resolvername", "type", "censor_keys", "data"}}`
@@ -196,22 +188,22 @@ async fn resolvers(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Res
     let r = async {
         allowed(&st, &admin, "resolverread", &p)?;
         let list = with_realms(&st, |r| r.list_resolvers()).await?;
-        Ok(ok(resolver_map(&list)))
+        Ok(PiResponse::value(resolver_map(&list)))
     }
     .await;
     audit_read(&st, &admin, "/resolver/", &r).await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 async fn resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
         allowed(&st, &admin, "resolverread", &p)?;
         let one = with_realms(&st, move |r| r.show_resolver(&name)).await?;
-        Ok(ok(resolver_map(&[one])))
+        Ok(PiResponse::value(resolver_map(&[one])))
     }
     .await;
     audit_read(&st, &admin, "/resolver/{name}", &r).await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 /// Defines the resolver, or replaces the options of the one of that name (its type cannot
@@ -239,10 +231,10 @@ async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Pa
             Err(e) => Err(e),
         })
         .await?;
-        Ok(ok(json!(view.id)))
+        Ok(PiResponse::value(json!(view.id)))
     }
     .await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 async fn delete_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
@@ -250,8 +242,8 @@ async fn delete_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name):
         allowed(&st, &admin, "resolverdelete", &p)?;
         let caller = admin.caller.clone();
         with_realms(&st, move |r| r.remove_resolver(&caller, &name)).await?;
-        Ok(ok(json!(1)))
+        Ok(PiResponse::value(json!(1)))
     }
     .await;
-    finish(&st, &p, r)
+    respond(&st.responses, p.nonce().as_deref(), r)
 }
