@@ -72,6 +72,66 @@ impl CheckpointSigner for AuditKey {
     }
 }
 
+impl crate::backup::ManifestKey for AuditKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        CheckpointSigner::sign(self, message)
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, String> {
+        CheckpointSigner::verify(self, message, signature)
+    }
+}
+
+/// The audit key as found on the token by its label, for checks made without the store (an
+/// offline restore): a database, or a backup, could name any key; the label is set only when
+/// the appliance generates the key.
+#[derive(Debug, Clone)]
+pub struct TokenAuditKey {
+    hsm: Hsm,
+    ids: Vec<KeyId>,
+}
+
+impl TokenAuditKey {
+    /// Finds the audit key pair on the token; none is an error that says what it means.
+    pub fn find(hsm: &Hsm) -> Result<TokenAuditKey, String> {
+        let label = format!("countersign/system/{ROLE}");
+        let ids = hsm.key_pairs_labelled(&label).map_err(|e| e.to_string())?;
+        if ids.is_empty() {
+            return Err(format!(
+                "the token holds no audit key ({label}); a backup can only be restored onto the token of the \
+                 appliance that made it"
+            ));
+        }
+        Ok(TokenAuditKey { hsm: hsm.clone(), ids })
+    }
+}
+
+impl crate::backup::ManifestKey for TokenAuditKey {
+    fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, String> {
+        Err("an offline restore only verifies".into())
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, String> {
+        for id in &self.ids {
+            let ok = self
+                .hsm
+                .verify(
+                    id,
+                    KeyAlgorithm::EcP256,
+                    SignScheme::Ecdsa,
+                    HashAlg::Sha256,
+                    SignInput::Message(message),
+                    signature,
+                )
+                .map_err(|e| e.to_string())?;
+            if ok {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// Checkpoints, verification and retention of the audit chain. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AuditTrail {
@@ -178,6 +238,22 @@ impl AuditTrail {
                 })
             });
         }
+    }
+
+    /// An online backup into `dir`: a signed checkpoint first (so the copy's audit tail is
+    /// vouched for), then the copy and its manifest signed by the audit key.
+    pub async fn backup(
+        &self,
+        hsm_token: String,
+        dir: std::path::PathBuf,
+    ) -> Result<crate::backup::Manifest, crate::backup::BackupError> {
+        self.checkpoint().await.map_err(|e| {
+            crate::backup::BackupError::Invalid(format!("the audit checkpoint before the backup failed: {e}"))
+        })?;
+        let t = self.clone();
+        tokio::task::spawn_blocking(move || crate::backup::backup(&t.store, &hsm_token, &dir, &t.key))
+            .await
+            .map_err(|e| crate::backup::BackupError::Invalid(e.to_string()))?
     }
 
     /// A last checkpoint at shutdown, so the newest rows are vouched for.

@@ -8,6 +8,12 @@
 //! own means (docs/operations.md), and a restored database works only with that token.
 //!
 //! Never writes into an existing backup, and never replaces a database unless told to.
+//!
+//! A backup is signed: `manifest.sig` holds the HSM audit key's signature over the manifest's
+//! exact bytes (domain-separated from audit checkpoints), and the manifest binds the copy by
+//! its SHA-256. A restore verifies that signature with the audit key found on the token by its
+//! label (never with a key the backup names), reads only `countersign.db` inside the backup
+//! directory (no other name, no symbolic link), and hashes the very bytes it puts in place.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -21,7 +27,35 @@ use crate::store::{Store, StoreError};
 /// The database file inside a backup directory.
 pub const DB_FILE: &str = "countersign.db";
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The audit key's signature over `manifest.json`.
+pub const SIGNATURE_FILE: &str = "manifest.sig";
 const FORMAT: u32 = 1;
+/// Prefixed to the manifest's bytes before signing, so a manifest signature can never pass as
+/// an audit checkpoint's or the other way round.
+const SIGNATURE_DOMAIN: &[u8] = b"countersign backup manifest v1\n";
+
+/// Signs and verifies with the HSM audit key (the daemon's audit trail; the token's audit key
+/// for an offline restore).
+pub trait ManifestKey {
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String>;
+    /// Whether `signature` over `message` was made by the audit key.
+    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, String>;
+}
+
+/// `manifest.sig`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestSignature {
+    pub format: u32,
+    /// Always `ecdsa-p256-sha256` by the key labelled `countersign/system/audit-signing`.
+    pub algorithm: String,
+    /// Raw `r || s`, hex.
+    pub signature: String,
+}
+
+fn signed_message(manifest_bytes: &[u8]) -> Vec<u8> {
+    [SIGNATURE_DOMAIN, manifest_bytes].concat()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -138,7 +172,7 @@ fn describe(path: &Path, hsm_token: &str) -> Result<Manifest, BackupError> {
 
 /// Writes a backup of the live database into `dir` (created if missing; must not hold a
 /// backup already). Blocking: run it off the async runtime.
-pub fn backup(store: &Store, hsm_token: &str, dir: &Path) -> Result<Manifest, BackupError> {
+pub fn backup(store: &Store, hsm_token: &str, dir: &Path, key: &dyn ManifestKey) -> Result<Manifest, BackupError> {
     if !dir.is_absolute() {
         return Err(BackupError::Invalid(format!("the backup directory {} must be an absolute path", dir.display())));
     }
@@ -157,22 +191,82 @@ pub fn backup(store: &Store, hsm_token: &str, dir: &Path) -> Result<Manifest, Ba
     store.writer_connection()?.execute("VACUUM INTO ?1", [target])?;
     let manifest = describe(&db, hsm_token)?;
     let text = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Invalid(e.to_string()))?;
+    let signature = key
+        .sign(&signed_message(&text))
+        .map_err(|e| BackupError::Invalid(format!("the audit key could not sign the backup manifest: {e}")))?;
+    let sig =
+        ManifestSignature { format: FORMAT, algorithm: "ecdsa-p256-sha256".into(), signature: hex::encode(signature) };
+    let sig_text = serde_json::to_vec_pretty(&sig).map_err(|e| BackupError::Invalid(e.to_string()))?;
+    let sig_path = dir.join(SIGNATURE_FILE);
+    std::fs::write(&sig_path, sig_text).map_err(io("cannot write", &sig_path))?;
     std::fs::write(&manifest_path, text).map_err(io("cannot write", &manifest_path))?;
     Ok(manifest)
 }
 
+/// Reads a file of the backup directory by its fixed name: a regular file, not a symbolic link.
+fn open_in_backup(from: &Path, name: &str) -> Result<std::fs::File, BackupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = from.join(name);
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .and_then(|f| if f.metadata()?.is_file() { Ok(f) } else { Err(std::io::Error::other("not a regular file")) })
+        .map_err(|e| {
+            BackupError::Invalid(format!(
+                "{} cannot be read as a backup file ({e}); a backup holds plain files only",
+                path.display()
+            ))
+        })
+}
+
+fn read_in_backup(from: &Path, name: &str, limit: u64) -> Result<Vec<u8>, BackupError> {
+    let mut bytes = Vec::new();
+    open_in_backup(from, name)?.take(limit).read_to_end(&mut bytes).map_err(io("cannot read", &from.join(name)))?;
+    Ok(bytes)
+}
+
 /// Puts the backup in `from` in place as the database `to_db`, with the daemon stopped.
-/// Checks the manifest against the copy first; refuses a schema newer than this version
-/// knows; replaces an existing database only with `force` (the old one is kept beside it).
-pub fn restore(from: &Path, to_db: &Path, force: bool) -> Result<Manifest, BackupError> {
-    let manifest_path = from.join(MANIFEST_FILE);
-    let text = std::fs::read(&manifest_path).map_err(io("cannot read", &manifest_path))?;
-    let manifest: Manifest = serde_json::from_slice(&text)
-        .map_err(|e| BackupError::Invalid(format!("{} is not a Countersign manifest: {e}", manifest_path.display())))?;
+/// Verifies the manifest's signature with `key` (the token's audit key) and the copy against
+/// the manifest first; refuses a schema newer than this version knows; replaces an existing
+/// database only with `force` (the old one is kept beside it).
+pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn ManifestKey) -> Result<Manifest, BackupError> {
+    // Manifests are a few KiB; a huge file is not one.
+    let text = read_in_backup(from, MANIFEST_FILE, 1 << 20)?;
+    let sig_bytes = read_in_backup(from, SIGNATURE_FILE, 1 << 16).map_err(|e| {
+        BackupError::Invalid(format!(
+            "{e}; an unsigned backup is not restored (backups made before signing: make a new one)"
+        ))
+    })?;
+    let sig: ManifestSignature = serde_json::from_slice(&sig_bytes)
+        .map_err(|e| BackupError::Invalid(format!("{SIGNATURE_FILE} is not a Countersign manifest signature: {e}")))?;
+    let signature = hex::decode(&sig.signature)
+        .map_err(|_| BackupError::Invalid(format!("{SIGNATURE_FILE}: the signature is not hex")))?;
+    match key.verify(&signed_message(&text), &signature) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(BackupError::Invalid(format!(
+                "the signature of {} does not verify with this token's audit key: the backup was changed, or it \
+                 belongs to another appliance's token; nothing was restored",
+                from.join(MANIFEST_FILE).display()
+            )))
+        }
+        Err(e) => return Err(BackupError::Invalid(format!("cannot verify the backup's signature: {e}"))),
+    }
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| {
+        BackupError::Invalid(format!("{} is not a Countersign manifest: {e}", from.join(MANIFEST_FILE).display()))
+    })?;
     if manifest.format != FORMAT {
         return Err(BackupError::Invalid(format!(
             "backup format {} is not supported (this version reads {FORMAT})",
             manifest.format
+        )));
+    }
+    // Only the name this appliance writes, inside the backup directory: never a path.
+    if manifest.database_file != DB_FILE {
+        return Err(BackupError::Invalid(format!(
+            "the manifest names database file '{}'; a backup's database is always {DB_FILE} in its own directory",
+            manifest.database_file
         )));
     }
     let newest = crate::store::MIGRATIONS.last().map_or(0, |m| m.0);
@@ -183,22 +277,34 @@ pub fn restore(from: &Path, to_db: &Path, force: bool) -> Result<Manifest, Backu
             manifest.schema_version
         )));
     }
-    let src = from.join(&manifest.database_file);
-    let (sha, bytes) = sha256_file(&src)?;
+    if to_db.exists() && !force {
+        return Err(BackupError::Invalid(format!(
+            "{} exists; stop the daemon and give --force to replace it (it is kept as {}.replaced-<time>)",
+            to_db.display(),
+            to_db.display()
+        )));
+    }
+    if let Some(parent) = to_db.parent() {
+        std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
+    }
+    // Copy first, hashing the bytes on their way: what is checked is what is put in place.
+    let tmp = PathBuf::from(format!("{}.restoring", to_db.display()));
+    let copied = copy_hashed(&mut open_in_backup(from, DB_FILE)?, &tmp);
+    let (sha, bytes) = match copied {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     if sha != manifest.database_sha256 || bytes != manifest.database_bytes {
+        let _ = std::fs::remove_file(&tmp);
         return Err(BackupError::Invalid(format!(
             "{} does not match its manifest (SHA-256 or size differs): the backup is damaged",
-            src.display()
+            from.join(DB_FILE).display()
         )));
     }
     if to_db.exists() {
-        if !force {
-            return Err(BackupError::Invalid(format!(
-                "{} exists; stop the daemon and give --force to replace it (it is kept as {}.replaced-<time>)",
-                to_db.display(),
-                to_db.display()
-            )));
-        }
         let kept = PathBuf::from(format!("{}.replaced-{}", to_db.display(), crate::now_ms()));
         std::fs::rename(to_db, &kept).map_err(io("cannot move aside", to_db))?;
     }
@@ -208,11 +314,33 @@ pub fn restore(from: &Path, to_db: &Path, force: bool) -> Result<Manifest, Backu
             std::fs::remove_file(&stale).map_err(io("cannot remove", &stale))?;
         }
     }
-    if let Some(parent) = to_db.parent() {
-        std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
-    }
-    let tmp = PathBuf::from(format!("{}.restoring", to_db.display()));
-    std::fs::copy(&src, &tmp).map_err(io("cannot copy to", &tmp))?;
     std::fs::rename(&tmp, to_db).map_err(io("cannot move into place", to_db))?;
     Ok(manifest)
+}
+
+/// Copies `src` to a new file `to` (0600, never over an existing one), returning the SHA-256
+/// and length of what was written.
+fn copy_hashed(src: &mut std::fs::File, to: &Path) -> Result<(String, u64), BackupError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(io("cannot create", to))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut n = 0u64;
+    loop {
+        let k = src.read(&mut buf).map_err(io("cannot read", to))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        out.write_all(&buf[..k]).map_err(io("cannot write", to))?;
+        n += k as u64;
+    }
+    out.sync_all().map_err(io("cannot write", to))?;
+    Ok((hex::encode(h.finalize()), n))
 }

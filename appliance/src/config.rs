@@ -238,6 +238,9 @@ pub enum Synchronous {
 pub struct StoreSection {
     pub path: PathBuf,
     pub synchronous: Synchronous,
+    /// Readiness and health fail while the database's file system has less free space than
+    /// this (MiB), so a load balancer moves traffic away before writes start failing.
+    pub min_free_mb: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

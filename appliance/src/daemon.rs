@@ -141,7 +141,10 @@ impl Appliance {
             plugins,
             realms,
             metrics: Arc::new(crate::metrics::Metrics::default()),
-            ops: http::OpsConfig::new(Duration::from_millis(cfg.hsm.probe_timeout_ms)),
+            ops: http::OpsConfig::new(
+                Duration::from_millis(cfg.hsm.probe_timeout_ms),
+                cfg.store.min_free_mb.saturating_mul(1024 * 1024),
+            ),
         };
         let tls = if cfg.http.listen.is_empty() {
             None

@@ -29,6 +29,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod plugins;
 pub mod policy;
+pub mod process;
 pub mod resolvers;
 pub mod response_signing;
 pub mod signing;

@@ -3,7 +3,7 @@
 
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, KeyType, ObjectClass};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 use cryptoki::session::Session;
 use cryptoki::types::Ulong;
 
@@ -227,6 +227,27 @@ impl Hsm {
                 s.destroy_object(h)?;
             }
             Ok(())
+        })
+    }
+
+    /// The ids of the key pairs whose private key carries exactly `label`. Labels are set only
+    /// at generation and the appliance gives each role its own (`countersign/system/<role>`), so
+    /// a caller can find a system key without trusting a database that names it.
+    pub fn key_pairs_labelled(&self, label: &str) -> Result<Vec<KeyId>> {
+        self.with_session("C_FindObjects", |_, s| {
+            let mut ids = Vec::new();
+            for h in s.find_objects(&[
+                Attribute::Token(true),
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ])? {
+                for attr in s.get_attributes(h, &[AttributeType::Id])? {
+                    if let Attribute::Id(id) = attr {
+                        ids.push(KeyId::from_bytes(id));
+                    }
+                }
+            }
+            Ok(ids)
         })
     }
 

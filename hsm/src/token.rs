@@ -4,6 +4,15 @@
 //! session closes; an "anchor" session is therefore kept open for the life of the login.
 //! Recovery (after a session, device or token error) closes every session, finds the token
 //! again, logs in again, forgets cached object handles and retries the call once.
+//!
+//! A token can also break inside the module without a session error: SoftHSM answers
+//! `CKR_GENERAL_ERROR` to `C_GetTokenInfo` and finds no objects once its token directory
+//! vanished, and stays so after the directory returns until the module is initialised again.
+//! So an object search that finds nothing asks whether the token is still there (a key the
+//! appliance names is never "missing" while its token is broken), and a recovery that cannot
+//! find the token re-initialises the module (`C_Finalize` + `C_Initialize`) once. Every
+//! operation holds the module gate for reading; re-initialisation holds it for writing, so no
+//! call is inside the module while it is finalised.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -85,6 +94,9 @@ struct Inner {
     pool: SessionPool,
     handles: RwLock<HashMap<HandleKey, ObjectHandle>>,
     recovering: Mutex<()>,
+    /// Held (read) by every call into the module with a session; (write) while the module is
+    /// finalised and initialised again.
+    gate: RwLock<()>,
     /// SoftHSM 2.6 can fail (CKR_GENERAL_ERROR) when two sessions create token objects at the
     /// same moment; object creation is rare, so it is done one at a time.
     creating: Mutex<()>,
@@ -141,6 +153,7 @@ impl Hsm {
             pool,
             handles: RwLock::new(HashMap::new()),
             recovering: Mutex::new(()),
+            gate: RwLock::new(()),
             creating: Mutex::new(()),
             recoveries: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -196,7 +209,9 @@ impl Hsm {
     }
 
     /// Finds the token again and logs in. A module that lost its initialisation (someone
-    /// called `C_Finalize`, or the module reset itself) is initialised again first.
+    /// called `C_Finalize`, or the module reset itself) is initialised again first; a token the
+    /// module no longer reports, or reports with an error, gets one re-initialisation of the
+    /// module (SoftHSM forgets a token whose directory vanished until it is initialised again).
     fn find_and_login(&self) -> Result<()> {
         let inner = &self.inner;
         let slot = match inner.ctx.get_slots_with_initialized_token() {
@@ -208,10 +223,40 @@ impl Hsm {
                 }
                 find_slot(&inner.ctx, &inner.cfg.token)?
             }
-            _ => find_slot(&inner.ctx, &inner.cfg.token)?,
+            _ => match find_slot(&inner.ctx, &inner.cfg.token) {
+                Ok(slot) => slot,
+                Err(e) => {
+                    tracing::warn!(token = %inner.cfg.token, error = %e, "the token is not found; initialising the PKCS#11 module again");
+                    self.reinitialize()?;
+                    find_slot(&inner.ctx, &inner.cfg.token)?
+                }
+            },
         };
         *lock(&inner.slot) = slot;
         self.login()
+    }
+
+    /// `C_Finalize` and `C_Initialize`, with no call inside the module meanwhile. Every
+    /// session (pool and anchor) must be gone already: the caller is a recovery.
+    fn reinitialize(&self) -> Result<()> {
+        let inner = &self.inner;
+        let _no_calls = inner.gate.write().unwrap_or_else(PoisonError::into_inner);
+        // The context is shared (an Arc inside): finalising a clone leaves the library loaded.
+        let _ = inner.ctx.clone().finalize();
+        match inner.ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+            Err(e) => Err(HsmError::Initialize(e.to_string())),
+        }
+    }
+
+    /// Whether the module still reports the token. Any failure is reported as
+    /// `CKR_TOKEN_NOT_PRESENT`, which recovers (SoftHSM says `CKR_GENERAL_ERROR` here).
+    fn token_present(&self) -> std::result::Result<(), CkError> {
+        let slot = *lock(&self.inner.slot);
+        match self.inner.ctx.get_token_info(slot) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(CkError::Pkcs11(RvError::TokenNotPresent, cryptoki::context::Function::GetTokenInfo)),
+        }
     }
 
     /// The token connection's counters and latency histograms (for `/metrics`).
@@ -261,7 +306,11 @@ impl Hsm {
                 pool::Slot::Idle(s, g) => (s, g),
                 pool::Slot::OpenNew(g) => {
                     let slot = *lock(&inner.slot);
-                    match inner.ctx.open_rw_session(slot) {
+                    let opened = {
+                        let _in_module = inner.gate.read().unwrap_or_else(PoisonError::into_inner);
+                        inner.ctx.open_rw_session(slot)
+                    };
+                    match opened {
                         Ok(s) => (s, g),
                         Err(e) => {
                             inner.metrics.error(&e);
@@ -275,7 +324,11 @@ impl Hsm {
                     }
                 }
             };
-            match f(self, &session) {
+            let result = {
+                let _in_module = inner.gate.read().unwrap_or_else(PoisonError::into_inner);
+                f(self, &session)
+            };
+            match result {
                 Ok(v) => {
                     inner.pool.give_back(session, generation);
                     self.record_ok();
@@ -283,7 +336,11 @@ impl Hsm {
                 }
                 Err(OpError::Ck(e)) if needs_recovery(&e) => {
                     inner.metrics.error(&e);
-                    drop(session);
+                    {
+                        // C_CloseSession is a call into the module too.
+                        let _in_module = inner.gate.read().unwrap_or_else(PoisonError::into_inner);
+                        drop(session);
+                    }
                     inner.pool.discard(generation);
                     if !self.retry_after(&e, attempt, generation)? {
                         return Err(self.final_error(op, e));
@@ -357,7 +414,12 @@ impl Hsm {
             [] if !logged_in(session)? => {
                 return Err(CkError::Pkcs11(RvError::UserNotLoggedIn, cryptoki::context::Function::FindObjects).into())
             }
-            [] => return Err(HsmError::KeyNotFound(id.to_string()).into()),
+            // A broken token finds nothing either: that is the token's trouble (recover, and
+            // fail as unavailable), not a key the store names and the token lacks.
+            [] => {
+                self.token_present()?;
+                return Err(HsmError::KeyNotFound(id.to_string()).into());
+            }
             _ => {
                 return Err(HsmError::Operation {
                     op: "C_FindObjects",
@@ -393,6 +455,9 @@ impl Hsm {
                 return self.health();
             }
         }
+        // The generator answers even when the module lost the token's objects: ask for the
+        // token itself too.
+        let _ = self.with_session("C_GetTokenInfo", |hsm, _| Ok(hsm.token_present()?));
         let _ = self.random(1);
         self.health()
     }

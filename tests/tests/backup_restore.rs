@@ -6,6 +6,8 @@
 
 use countersign_tests::{b64, own_uid, Daemon, HOTP_PLUGIN};
 use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Output;
 
 const SEED: &str = "3132333435363738393031323334353637383930";
 const CODES: [&str; 4] = ["755224", "287082", "359152", "969429"];
@@ -14,6 +16,26 @@ fn accepted(d: &Daemon, pass: &str) -> bool {
     let (status, v) = d.check(json!({ "user": "alice", "pass": pass }));
     assert_eq!(status, 200, "{v}");
     v["accepted"] == true
+}
+
+/// `countersign restore` as an operator runs it: with the daemon's configuration (to open its
+/// token and verify the backup's signature).
+fn restore(d: &Daemon, from: &Path, db: &Path, extra: &[&str]) -> Output {
+    std::process::Command::new(countersign_tests::bin("countersign"))
+        .env("SOFTHSM2_CONF", d.hsm.conf())
+        .args(["restore", "--no-system-config", "--config"])
+        .arg(&d.config)
+        .arg("--from")
+        .arg(from)
+        .arg("--db")
+        .arg(db)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn public_key(d: &Daemon) -> Value {
@@ -53,11 +75,7 @@ fn a_restored_backup_authenticates_the_same_tokens_and_verifies_the_same_audit_c
         let _ = std::fs::remove_file(format!("{}{suffix}", d.db().display()));
     }
     let db = d.db();
-    let restore = |extra: &[&str]| {
-        let mut args = vec!["restore", "--from", dir.to_str().unwrap(), "--db", db.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        std::process::Command::new(countersign_tests::bin("countersign")).args(&args).output().unwrap()
-    };
+    let restore = |extra: &[&str]| restore(&d, &dir, &db, extra);
     let out = restore(&[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("audit-signing"), "it says which keys the token must hold");
@@ -93,13 +111,75 @@ fn a_damaged_backup_or_a_relative_backup_directory_is_refused() {
     bytes[last] ^= 0xff;
     std::fs::write(&db, bytes).unwrap();
     let target = backups.path().join("restored.db");
-    let out = std::process::Command::new(countersign_tests::bin("countersign"))
-        .args(["restore", "--from", dir.to_str().unwrap(), "--db", target.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = restore(&d, &dir, &target, &[]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("damaged"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stderr(&out).contains("damaged"), "{}", stderr(&out));
     assert!(!target.exists());
+    assert!(!backups.path().join("restored.db.restoring").exists(), "no partial copy is left behind");
     let out = d.cli(&["backup", "relative/dir"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("absolute"));
+}
+
+/// The attack of the red-team review: the manifest is not authenticated, so whoever can write
+/// into a backup directory points `database_file` at any file (with that file's hash) and
+/// `restore --force` installs it as the live database. Now the manifest is signed by the HSM
+/// audit key and names nothing but `countersign.db`.
+#[test]
+fn restore_refuses_an_edited_manifest_a_foreign_file_a_symlink_and_an_unsigned_backup() {
+    let d = Daemon::with_plugins(&[HOTP_PLUGIN], "");
+    d.cli_json(&["user", "add", "alice"]);
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().join("b");
+    d.cli_json(&["backup", dir.to_str().unwrap()]);
+    let sig: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.sig")).unwrap()).unwrap();
+    assert_eq!(sig["algorithm"], "ecdsa-p256-sha256", "{sig}");
+    let target = backups.path().join("restored.db");
+    let manifest_text = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+
+    // A database of the attacker's, outside the backup, named by an edited manifest.
+    let evil = backups.path().join("evil.db");
+    std::fs::write(&evil, b"attacker's database").unwrap();
+    let evil_sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"attacker's database"));
+    let mut m: Value = serde_json::from_str(&manifest_text).unwrap();
+    m["database_file"] = json!(evil.to_str().unwrap());
+    m["database_sha256"] = json!(evil_sha);
+    m["database_bytes"] = json!(19);
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let out = restore(&d, &dir, &target, &["--force"]);
+    assert!(!out.status.success(), "an edited manifest is refused");
+    assert!(stderr(&out).contains("does not verify"), "{}", stderr(&out));
+    assert!(!target.exists());
+
+    // The original manifest again, but the database replaced by a symbolic link elsewhere.
+    std::fs::write(dir.join("manifest.json"), &manifest_text).unwrap();
+    let real = dir.join("countersign.db");
+    let moved = backups.path().join("moved.db");
+    std::fs::rename(&real, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &real).unwrap();
+    let out = restore(&d, &dir, &target, &[]);
+    assert!(!out.status.success(), "a symbolic link in a backup is not followed");
+    assert!(stderr(&out).contains("plain files only"), "{}", stderr(&out));
+    std::fs::remove_file(&real).unwrap();
+    std::fs::rename(&moved, &real).unwrap();
+
+    // Unsigned (a signature removed) is refused; put back, the untouched backup restores.
+    let sig_text = std::fs::read(dir.join("manifest.sig")).unwrap();
+    std::fs::remove_file(dir.join("manifest.sig")).unwrap();
+    let out = restore(&d, &dir, &target, &[]);
+    assert!(!out.status.success() && stderr(&out).contains("unsigned"), "{}", stderr(&out));
+    std::fs::write(dir.join("manifest.sig"), &sig_text).unwrap();
+    let out = restore(&d, &dir, &target, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "a restored database is private"
+    );
+
+    // Another appliance's token does not vouch for this backup.
+    let other = Daemon::with_plugins(&[HOTP_PLUGIN], "");
+    other.cli_json(&["backup", backups.path().join("other").to_str().unwrap()]);
+    let out = restore(&other, &dir, &backups.path().join("x.db"), &[]);
+    assert!(!out.status.success() && stderr(&out).contains("does not verify"), "{}", stderr(&out));
 }

@@ -31,12 +31,20 @@ impl Faulty {
     /// A daemon whose PKCS#11 module is the fault injector over its SoftHSM token, with the
     /// HOTP plugin, a signing key granted to this uid, and an HOTP token on the RFC seed.
     fn start(env: &[(&str, &str)]) -> Faulty {
+        Faulty::start_on(true, env)
+    }
+
+    /// `injector`: the fault module between the daemon and SoftHSM; else SoftHSM itself.
+    fn start_on(injector: bool, env: &[(&str, &str)]) -> Faulty {
         let mut d = Daemon::configure("");
         let control = d.work.path().join("pkcs11-fault");
         std::fs::write(&control, "none").unwrap();
         d.install_plugins(&[HOTP_PLUGIN], "[validate]\ndetailed_errors = true\n");
-        d.env.push(("COUNTERSIGN_HSM__MODULE".into(), bin("libcountersign_faulty_pkcs11.so").display().to_string()));
-        d.env.push(("FAULTY_PKCS11_CONTROL".into(), control.display().to_string()));
+        if injector {
+            d.env
+                .push(("COUNTERSIGN_HSM__MODULE".into(), bin("libcountersign_faulty_pkcs11.so").display().to_string()));
+            d.env.push(("FAULTY_PKCS11_CONTROL".into(), control.display().to_string()));
+        }
         for (k, v) in env {
             d.env.push(((*k).into(), (*v).into()));
         }
@@ -202,6 +210,50 @@ fn a_module_that_lost_its_initialisation_is_initialised_again() {
     assert!(sample(&m, "countersign_hsm_errors_total{kind=\"cryptoki_not_initialized\"}") >= 1.0, "{m}");
     assert!(sample(&m, "countersign_hsm_recoveries_total{result=\"ok\"}") >= 1.0, "{m}");
     assert_eq!(sample(&m, "countersign_hsm_unavailable_total"), 0.0, "{m}");
+}
+
+/// The red-team finding: the SoftHSM token directory made unavailable for a moment (moved
+/// away and back; as root a chmod does not stop SoftHSM). SoftHSM then finds no objects and
+/// answers CKR_GENERAL_ERROR for the token until the module is initialised again. Before the
+/// fix, signing answered `key_missing_on_token`, valid codes were rejected as wrong, readiness
+/// stayed ok, and nothing worked again until a restart.
+#[test]
+fn a_token_directory_that_vanishes_and_returns_fails_closed_and_recovers_without_a_restart() {
+    let f = Faulty::start_on(false, &[]);
+    assert_eq!(f.sign().0, 200);
+    assert!(f.d.accepts(&f.serial, CODES[0]));
+    let counter = f.counter();
+    let tokens = f.d.hsm.dir.path().join("tokens");
+    let away = f.d.hsm.dir.path().join("tokens.away");
+
+    std::fs::rename(&tokens, &away).unwrap();
+    let (status, v) = f.check(CODES[1]);
+    assert_eq!(status, 503, "a valid code while the token is gone is an error, not a reject: {v}");
+    assert_eq!(v["error"]["code"], "hsm_unavailable", "{v}");
+    let (status, v) = f.pi_check(CODES[1]);
+    assert_eq!(status, 503, "{v}");
+    assert!(v["result"].get("authentication").is_none(), "{v}");
+    let (status, v) = f.sign();
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], "hsm_unavailable", "{v}");
+    let (status, v) = f.ready();
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["hsm"], false, "{v}");
+    let (status, v) = f.d.api("GET", "/v1/health", None);
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(f.counter(), counter, "nothing moved while the token was gone");
+    assert_eq!(f.accepts_in_audit(), 1);
+
+    std::fs::rename(&away, &tokens).unwrap();
+    let took = f.wait_ready(Duration::from_secs(20));
+    eprintln!("token directory back: ready {} ms later", took.as_millis());
+    let (status, v) = f.sign();
+    assert_eq!(status, 200, "{v}");
+    assert!(f.d.accepts(&f.serial, CODES[1]), "the code refused while the token was gone is accepted now");
+    assert!(!f.d.accepts(&f.serial, CODES[1]), "accepted twice");
+    let (status, v) = f.pi_check(CODES[2]);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["result"]["authentication"], "ACCEPT", "{v}");
 }
 
 #[test]

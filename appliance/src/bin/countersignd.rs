@@ -24,8 +24,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before anything reads the configuration (which names the PIN file): no core dumps, no
+    // same-uid ptrace, files private.
+    let unhardened = countersign::process::harden();
     let args = Args::parse();
-    match run(args) {
+    match run(args, &unhardened) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line, whatever the cause chain looks like: operators grep for it.
@@ -36,13 +39,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, unhardened: &[String]) -> anyhow::Result<()> {
     let cfg = Config::load(&args.config, !args.no_system_config)?;
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&cfg)?);
         return Ok(());
     }
     countersign::daemon::init_logging(&cfg);
+    for what in unhardened {
+        tracing::warn!(what = %what, "could not protect the process against core dumps; rely on the unit's LimitCORE=0");
+    }
     // HSM work runs on the executor's own threads (hsm.workers, one per CPU by default); the
     // async threads only parse and answer requests, so half the CPUs are plenty for them and
     // fewer threads mean fewer context switches on a small appliance (measured in make bench).

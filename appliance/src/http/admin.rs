@@ -253,18 +253,13 @@ struct BackupRequest {
     dir: std::path::PathBuf,
 }
 
-/// An online backup: a signed checkpoint first, so the copy's audit tail is vouched for.
+/// An online backup: a signed checkpoint first, so the copy's audit tail is vouched for; the
+/// manifest signed by the audit key.
 async fn backup(State(st): State<AppState>, Body(b): Body<BackupRequest>) -> Result<Json<Value>, ApiError> {
-    st.audit.checkpoint().await?;
-    let store = st.store.clone();
-    let token = st.hsm.health().token;
-    let manifest = tokio::task::spawn_blocking(move || crate::backup::backup(&store, &token, &b.dir))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| match e {
-            crate::backup::BackupError::Invalid(m) => ApiError::invalid(m),
-            other => ApiError::internal(other.to_string()),
-        })?;
+    let manifest = st.audit.backup(st.hsm.health().token, b.dir).await.map_err(|e| match e {
+        crate::backup::BackupError::Invalid(m) => ApiError::invalid(m),
+        other => ApiError::internal(other.to_string()),
+    })?;
     to_json(manifest)
 }
 

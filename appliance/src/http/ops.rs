@@ -24,12 +24,27 @@ use crate::metrics::{Listener, Metrics, Scraped};
 #[derive(Debug, Clone)]
 pub struct OpsConfig {
     pub probe_timeout: Duration,
+    /// Free space below which the store is not ready (`store.min_free_mb`).
+    pub min_free_bytes: u64,
     probing: Arc<AtomicBool>,
 }
 
 impl OpsConfig {
-    pub fn new(probe_timeout: Duration) -> OpsConfig {
-        OpsConfig { probe_timeout, probing: Arc::new(AtomicBool::new(false)) }
+    pub fn new(probe_timeout: Duration, min_free_bytes: u64) -> OpsConfig {
+        OpsConfig { probe_timeout, min_free_bytes, probing: Arc::new(AtomicBool::new(false)) }
+    }
+}
+
+/// Whether the store takes writes (free space, and a committed probe write), within the probe
+/// time limit.
+async fn probe_store(st: &AppState) -> Result<(), String> {
+    let store = st.store.clone();
+    let min_free = st.ops.min_free_bytes;
+    let probe = tokio::task::spawn_blocking(move || store.check_writable(min_free, crate::now_ms()));
+    match tokio::time::timeout(st.ops.probe_timeout, probe).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err("the database check failed".into()),
+        Err(_) => Err(format!("the database did not answer within {} ms", st.ops.probe_timeout.as_millis())),
     }
 }
 
@@ -79,11 +94,15 @@ pub(super) async fn health(State(st): State<AppState>) -> Response {
             (false, h)
         }
     };
+    let store = probe_store(&st).await;
+    let ok = ok && store.is_ok();
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "hsm": hsm,
+        "store": { "ok": store.is_ok(), "error": store.err() },
+        "process": crate::process::state(),
     });
     (status, Json(body)).into_response()
 }
@@ -96,27 +115,10 @@ pub(super) async fn ready(State(st): State<AppState>) -> Response {
     if let Err(why) = &hsm {
         reasons.push(why.clone());
     }
-    let store = st.store.clone();
-    let store_ok = tokio::time::timeout(
-        st.ops.probe_timeout,
-        tokio::task::spawn_blocking(move || {
-            let conn = store.reader_connection()?;
-            crate::store::store_answers(&conn)
-        }),
-    )
-    .await;
-    let store_ok = match store_ok {
-        Ok(Ok(Ok(()))) => true,
-        Ok(Ok(Err(e))) => {
-            reasons.push(format!("the database does not answer: {e}"));
-            false
-        }
-        Ok(Err(_)) => {
-            reasons.push("the database check failed".into());
-            false
-        }
-        Err(_) => {
-            reasons.push(format!("the database did not answer within {} ms", st.ops.probe_timeout.as_millis()));
+    let store_ok = match probe_store(&st).await {
+        Ok(()) => true,
+        Err(why) => {
+            reasons.push(why);
             false
         }
     };

@@ -33,6 +33,31 @@ pub fn store_gauges(conn: &Connection) -> Result<StoreGauges, StoreError> {
     Ok(StoreGauges { deliveries_pending, tokens })
 }
 
+/// The readiness check's write: one committed update of the probe row, on a connection of
+/// its own, so a database that can no longer commit (disk full, read-only file system, I/O
+/// errors) is reported before an authentication or an audit row fails on it.
+pub fn store_commits(conn: &mut Connection, now_ms: i64) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute("UPDATE store_probe SET at_ms = ?1 WHERE id = 1", [now_ms])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Bytes free to an unprivileged writer on the file system holding `path` (statvfs `f_bavail`).
+#[allow(unsafe_code, reason = "statvfs(3) has no wrapper in std")]
+pub fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+    // SAFETY: an all-zero statvfs is a valid value of this plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a live struct statvfs writes into.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
 /// The readiness check's trivial query: the database opens and answers.
 pub fn store_answers(conn: &Connection) -> Result<(), StoreError> {
     conn.query_row("SELECT COUNT(*) FROM schema_migration", [], |r| r.get::<_, i64>(0))?;

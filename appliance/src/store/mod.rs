@@ -34,7 +34,7 @@ pub(crate) use audit::insert_signature_rows;
 pub use audit::{AuditQuery, SignatureAuditRow};
 pub use challenges::{open_challenges, AttemptRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome};
 pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
-pub use gauges::{store_answers, store_gauges, StoreGauges};
+pub use gauges::{free_bytes, store_answers, store_commits, store_gauges, StoreGauges};
 pub use hardware::{token_certificate, CaRecord, CertificateRow, DeviceRecord, DeviceView, SystemCertificate};
 pub use jobs::JobRun;
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
@@ -145,6 +145,29 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the store can take writes: at least `min_free` bytes free where the database
+    /// lives (its directory, where the -wal file grows too), and a probe row update commits.
+    /// The reason when not, in words an operator acts on.
+    pub fn check_writable(&self, min_free: u64, now_ms: i64) -> Result<(), String> {
+        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        match free_bytes(dir) {
+            Ok(free) if free < min_free => {
+                return Err(format!(
+                    "the file system of {} has {} KiB free, below store.min_free_mb ({} MiB): free space before \
+                     writes fail",
+                    dir.display(),
+                    free / 1024,
+                    min_free / (1024 * 1024)
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("cannot read the free space of {}: {e}", dir.display())),
+        }
+        let mut conn =
+            self.writer_connection().map_err(|e| format!("the database cannot be opened for writing: {e}"))?;
+        store_commits(&mut conn, now_ms).map_err(|e| format!("the database cannot commit a write: {e}"))
     }
 }
 

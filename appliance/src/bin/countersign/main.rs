@@ -71,15 +71,24 @@ enum Command {
     /// by the daemon into DIR (absolute, new, writable by the daemon). HSM keys stay on the
     /// token: back the token up with the HSM's own means.
     Backup { dir: std::path::PathBuf },
-    /// Put a backup in place as the database at --db, with the daemon stopped. Checks the
-    /// manifest first. Does not use the daemon's socket.
+    /// Put a backup in place as the database, with the daemon stopped. Reads the daemon's
+    /// configuration to open its HSM token, verifies the manifest's signature with the token's
+    /// audit key and the copy against the manifest, then replaces the database. Does not use
+    /// the daemon's socket.
     Restore {
-        /// The backup directory (holding manifest.json and countersign.db).
+        /// The backup directory (holding manifest.json, manifest.sig and countersign.db).
         #[arg(long)]
         from: std::path::PathBuf,
-        /// The database file to create (the daemon's `store.path`).
+        /// The database file to create (default: the configuration's `store.path`).
         #[arg(long)]
-        db: std::path::PathBuf,
+        db: Option<std::path::PathBuf>,
+        /// The daemon's configuration files, as given to countersignd (repeatable; later files
+        /// win); /etc/countersign/countersign.toml is read first unless --no-system-config.
+        #[arg(long = "config", short = 'c', value_name = "FILE")]
+        config: Vec<std::path::PathBuf>,
+        /// Do not read /etc/countersign/countersign.toml.
+        #[arg(long)]
+        no_system_config: bool,
         /// Replace an existing database (it is kept beside it as `<db>.replaced-<time>`).
         #[arg(long)]
         force: bool,
@@ -217,6 +226,9 @@ enum AuditCmd {
 }
 
 fn main() -> ExitCode {
+    // The CLI may open the HSM (restore verifies a backup's signature) and writes databases:
+    // the same process protections as the daemon. Failures only weaken, never stop, a CLI.
+    let _ = countersign::process::harden();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -268,8 +280,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Command::Restore { from, db, force } => {
-            let m = countersign::backup::restore(from, db, *force)?;
+        Command::Restore { from, db, force, config, no_system_config } => {
+            let cfg = countersign::config::Config::load(config, !*no_system_config)?;
+            let db = db.clone().unwrap_or_else(|| cfg.store.path.clone());
+            let hsm = countersign_hsm::Hsm::open(cfg.hsm.hsm_config(), cfg.hsm.load_pin()?)?;
+            let key = countersign::audit_trail::TokenAuditKey::find(&hsm).map_err(anyhow::Error::msg)?;
+            let m = countersign::backup::restore(from, &db, *force, &key)?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&m)?);
             } else {
