@@ -10,6 +10,10 @@
 #     this machine.
 #  3. sysusers.d and tmpfiles.d: applied to a throw-away root directory, so that syntax errors
 #     and users/groups that tmpfiles.d needs but sysusers.d does not create are caught.
+#  4. The unit with drop-ins/network-clients.conf installed (LDAP resolvers, SMS/SMTP
+#     gateways), in a throw-away root: its exposure must stay <= MAX_EXPOSURE_NETWORK (default
+#     2.0), it must reach the network only through an IP allowlist (IPAddressDeny=any kept)
+#     and keep io_uring refused.
 set -euo pipefail
 
 max_exposure=${MAX_EXPOSURE:-2.5}
@@ -89,6 +93,28 @@ else
         echo "sysusers.d, tmpfiles.d: ok"
     fi
 fi
+
+# --- 4. the network-clients drop-in -------------------------------------------------------------
+max_network=${MAX_EXPOSURE_NETWORK:-2.0}
+units="$root/etc/systemd/system"
+mkdir -p "$units/countersignd.service.d"
+cp "$service" "${sockets[@]}" "$units/"
+cp "$dir/drop-ins/network-clients.conf" "$units/countersignd.service.d/"
+out=$(LC_ALL=C systemd-analyze security --offline=true --root="$root" --no-pager countersignd.service 2>&1) || true
+exposure=$(printf '%s\n' "$out" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9][0-9]*\.[0-9]\).*/\1/p' | tail -n1)
+if [ -z "$exposure" ]; then
+    printf '%s\n' "$out" >&2
+    fail "could not assess countersignd.service with the network-clients drop-in"
+elif awk -v e="$exposure" -v m="$max_network" 'BEGIN { exit !(e > m) }'; then
+    fail "with the network-clients drop-in, exposure $exposure is above $max_network"
+elif grep -Eq '^[[:space:]]*(IPAddressDeny|SystemCallFilter|NoNewPrivileges|CapabilityBoundingSet)=' "$dir/drop-ins/network-clients.conf"; then
+    # systemd-analyze does not show an IPAddressDeny= reset, so the file itself is checked.
+    fail "network-clients.conf must open the network only through IPAddressAllow= (it overrides IPAddressDeny= or a privilege setting)"
+else
+    echo "countersignd.service + network-clients.conf exposure: $exposure (must be <= $max_network)"
+fi
+grep -q '^SystemCallFilter=~io_uring_setup io_uring_enter io_uring_register$' "$service" \
+    || fail "countersignd.service must refuse io_uring"
 
 [ "$status" -eq 0 ] && echo "check-security: OK"
 exit "$status"
