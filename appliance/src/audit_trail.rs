@@ -95,7 +95,7 @@ impl TokenAuditKey {
     /// Finds the audit key pair on the token; none is an error that says what it means.
     pub fn find(hsm: &Hsm) -> Result<TokenAuditKey, String> {
         let label = format!("countersign/system/{ROLE}");
-        let ids = hsm.key_pairs_labelled(&label).map_err(|e| e.to_string())?;
+        let ids = hsm.keys_labelled(&label, false).map_err(|e| e.to_string())?;
         if ids.is_empty() {
             return Err(format!(
                 "the token holds no audit key ({label}); a backup can only be restored onto the token of the \

@@ -61,6 +61,8 @@ impl Appliance {
         let pin = cfg.hsm.load_pin()?;
         let hsm = Hsm::open(cfg.hsm.hsm_config(), pin)?;
         let store = Arc::new(Store::open(&cfg.store.path, cfg.store.synchronous)?);
+        // Before anything reads a table that grants power: their seals must verify.
+        crate::system_keys::start_table_sealing(&hsm, &store)?;
         let directory = Arc::new(DirectoryHandle::load(&store)?);
         check_keys_on_token(&hsm, &store)?;
         store.start_checkpointer()?;

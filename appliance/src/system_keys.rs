@@ -15,6 +15,9 @@ pub enum SystemKeyError {
     Store(#[from] StoreError),
     #[error("the store names {role} key {key}, but the token does not hold it; restore the token from backup")]
     Missing { role: String, key: String },
+    /// The table seals do not verify, or cannot be checked.
+    #[error("{0}")]
+    Sealing(String),
 }
 
 /// The key pair of `role`, generated as `alg` when there is none yet.
@@ -37,4 +40,51 @@ pub fn key_pair(hsm: &Hsm, store: &Store, role: &str, alg: KeyAlgorithm) -> Resu
             Ok(pair.id)
         }
     }
+}
+
+/// The HSM key of the table seals (HMAC-SHA-256, role `table-seal`).
+#[derive(Debug)]
+struct TableSealKey {
+    hsm: Hsm,
+    id: KeyId,
+}
+
+impl crate::store::seals::SealKey for TableSealKey {
+    fn mac(&self, digest: &[u8]) -> Result<Vec<u8>, String> {
+        self.hsm.hmac(&self.id, countersign_hsm::HashAlg::Sha256, digest).map_err(|e| e.to_string())
+    }
+}
+
+/// Starts the table seals ([`crate::store::seals`]). The key is found on the token by its label,
+/// not through the database: an edited database cannot make the appliance adopt its edits.
+/// With no such key on the token (the first start with seals), one is generated and the tables
+/// are sealed as they are; with one, every seal must verify or the start fails.
+pub fn start_table_sealing(hsm: &Hsm, store: &Store) -> Result<(), SystemKeyError> {
+    const ROLE: &str = "table-seal";
+    let label = format!("countersign/system/{ROLE}");
+    let found = hsm.keys_labelled(&label, true)?;
+    let (id, adopt) = match found.as_slice() {
+        [id] => (id.clone(), false),
+        [] => {
+            if let Some(hex) = store.system_key(ROLE)? {
+                return Err(SystemKeyError::Missing { role: ROLE.to_owned(), key: hex });
+            }
+            let id = hsm.generate_secret_key(&label, countersign_hsm::SecretKeyKind::Hmac)?;
+            if let Err(e) = store.insert_system_key(ROLE, &id.to_hex()) {
+                let _ = hsm.destroy_objects(&id);
+                return Err(e.into());
+            }
+            tracing::info!(key_id = %id, "generated the table-seal key; sealing the tables that grant power");
+            (id, true)
+        }
+        more => {
+            return Err(SystemKeyError::Store(StoreError::Invalid(format!(
+                "the token holds {} keys labelled {label}; remove the ones the store does not name",
+                more.len()
+            ))))
+        }
+    };
+    store
+        .start_sealing(std::sync::Arc::new(TableSealKey { hsm: hsm.clone(), id }), adopt)
+        .map_err(|e| SystemKeyError::Sealing(e.to_string()))
 }

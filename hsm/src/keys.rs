@@ -230,15 +230,17 @@ impl Hsm {
         })
     }
 
-    /// The ids of the key pairs whose private key carries exactly `label`. Labels are set only
-    /// at generation and the appliance gives each role its own (`countersign/system/<role>`), so
-    /// a caller can find a system key without trusting a database that names it.
-    pub fn key_pairs_labelled(&self, label: &str) -> Result<Vec<KeyId>> {
+    /// The ids of the secret keys (`secret`) or key pairs (by their private key) that carry
+    /// exactly `label`. Labels are set only at generation and the appliance gives each role its
+    /// own (`countersign/system/<role>`), so a caller can find a system key without trusting a
+    /// database that names it.
+    pub fn keys_labelled(&self, label: &str, secret: bool) -> Result<Vec<KeyId>> {
+        let class = if secret { ObjectClass::SECRET_KEY } else { ObjectClass::PRIVATE_KEY };
         self.with_session("C_FindObjects", |_, s| {
             let mut ids = Vec::new();
             for h in s.find_objects(&[
                 Attribute::Token(true),
-                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Class(class),
                 Attribute::Label(label.as_bytes().to_vec()),
             ])? {
                 for attr in s.get_attributes(h, &[AttributeType::Id])? {

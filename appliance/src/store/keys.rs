@@ -137,6 +137,7 @@ impl Store {
         let id = tx.last_insert_rowid();
         insert_version(&tx, id, 1, alg, first)?;
         insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["application", "master_keypair"])?;
         tx.commit()?;
         drop(conn);
         self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
@@ -182,6 +183,7 @@ impl Store {
             other => other?,
         }
         insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["master_keypair"])?;
         tx.commit()?;
         drop(conn);
         self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
@@ -189,6 +191,7 @@ impl Store {
 
     pub fn application(&self, name: &str) -> Result<Option<Application>, StoreError> {
         let conn = self.conn();
+        self.verify_seals(&conn, &["application", "master_keypair"])?;
         let row = conn
             .query_row("SELECT id, name, algorithm, created_at FROM application WHERE name = ?1", [name], app_row)
             .optional()?;
@@ -201,6 +204,7 @@ impl Store {
 
     pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
         let conn = self.conn();
+        self.verify_seals(&conn, &["application", "master_keypair"])?;
         let mut st = conn.prepare_cached("SELECT id, name, algorithm, created_at FROM application ORDER BY name")?;
         let apps: Vec<Application> = st.query_map([], app_row)?.collect::<rusqlite::Result<_>>()?;
         apps.into_iter()
@@ -223,6 +227,7 @@ impl Store {
             other => other?,
         };
         insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["integration"])?;
         tx.commit()?;
         drop(conn);
         self.integration(name)?.ok_or_else(|| StoreError::NotFound(format!("integration '{name}'")))
@@ -236,6 +241,8 @@ impl Store {
             return Err(StoreError::NotFound(format!("integration '{name}'")));
         }
         insert_audit(&tx, audit)?;
+        // Grants go with the integration (ON DELETE CASCADE).
+        self.reseal(&tx, &["integration", "integration_grant"])?;
         tx.commit()?;
         Ok(())
     }
@@ -246,6 +253,7 @@ impl Store {
 
     pub fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
         let conn = self.conn();
+        self.verify_seals(&conn, &["integration", "integration_grant", "application"])?;
         let mut st = conn.prepare_cached(
             "SELECT i.id, i.name, i.uid, i.created_at, group_concat(a.name, char(31))
              FROM integration i
@@ -273,6 +281,7 @@ impl Store {
             params![i, a, now_s()],
         )?;
         insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["integration_grant"])?;
         tx.commit()?;
         Ok(())
     }
@@ -288,6 +297,7 @@ impl Store {
         )?;
         if n > 0 {
             insert_audit(&tx, audit)?;
+            self.reseal(&tx, &["integration_grant"])?;
         }
         tx.commit()?;
         Ok(n > 0)

@@ -20,10 +20,11 @@ mod keys;
 mod migrate;
 mod policies;
 mod resolvers;
+pub mod seals;
 mod tokens;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use rusqlite::Connection;
 
@@ -65,6 +66,12 @@ pub enum StoreError {
     Invalid(String),
     #[error("the audit writer has stopped")]
     AuditStopped,
+    /// A sealed table's content does not match its seal: changed outside the appliance.
+    #[error("{0}; the database was edited behind Countersign's back: restore it from a backup (docs/operations.md, \"Backup and restore\") and find out who had write access to it")]
+    Tampered(String),
+    /// The HSM could not compute a seal: the change or read fails closed.
+    #[error("{0}")]
+    SealUnavailable(String),
 }
 
 /// The store. Admin reads and writes share one connection; the executor's workers write the
@@ -74,6 +81,9 @@ pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
     sync: Synchronous,
+    /// The HSM key of the table seals; set once at start, before the first change. Unset only
+    /// in the store's own unit tests, which run without an HSM.
+    seal_key: OnceLock<Arc<dyn seals::SealKey>>,
 }
 
 pub(crate) fn connect(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
@@ -103,7 +113,7 @@ impl Store {
         }
         let mut conn = connect(path, sync)?;
         migrate::apply(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn), path: path.to_owned(), sync })
+        Ok(Store { conn: Mutex::new(conn), path: path.to_owned(), sync, seal_key: OnceLock::new() })
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -145,6 +155,37 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Starts sealing with `key`. `adopt`: seal every table as it is now (the key was just
+    /// generated, on the first start with sealing); otherwise every seal must verify, or the
+    /// store refuses with [`StoreError::Tampered`].
+    pub fn start_sealing(&self, key: Arc<dyn seals::SealKey>, adopt: bool) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if adopt {
+            seals::reseal(&tx, key.as_ref(), &seals::all_tables(), crate::now_ms())?;
+        } else {
+            seals::verify(&tx, key.as_ref(), &seals::all_tables())?;
+        }
+        tx.commit()?;
+        self.seal_key.set(key).map_err(|_| StoreError::Invalid("table sealing was started twice".into()))
+    }
+
+    /// Renews the seals of `tables` inside the change's transaction `tx`.
+    pub(crate) fn reseal(&self, tx: &Connection, tables: &[&str]) -> Result<(), StoreError> {
+        match self.seal_key.get() {
+            Some(key) => seals::reseal(tx, key.as_ref(), tables, crate::now_ms()),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks the seals of `tables` on `conn` before they are read for a decision.
+    pub(crate) fn verify_seals(&self, conn: &Connection, tables: &[&str]) -> Result<(), StoreError> {
+        match self.seal_key.get() {
+            Some(key) => seals::verify(conn, key.as_ref(), tables),
+            None => Ok(()),
+        }
     }
 
     /// Whether the store can take writes: at least `min_free` bytes free where the database

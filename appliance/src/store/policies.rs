@@ -116,14 +116,16 @@ impl Store {
         };
         tx.execute(sql, values).map_err(|e| unique_as(e, || StoreError::Duplicate(format!("policy {}", p.name))))?;
         super::tokens::insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["policy"])?;
         let stored = policy_in(&tx, &p.name)?;
         tx.commit()?;
         Ok(stored)
     }
 
     pub fn policy(&self, name: &str) -> Result<PolicyRecord, StoreError> {
-        self.conn()
-            .query_row(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), [name], from_row)
+        let conn = self.conn();
+        self.verify_seals(&conn, &["policy"])?;
+        conn.query_row(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), [name], from_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("policy {name}")))
     }
@@ -131,6 +133,7 @@ impl Store {
     /// Every policy, by scope, priority and name.
     pub fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
         let conn = self.conn();
+        self.verify_seals(&conn, &["policy"])?;
         let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM policy ORDER BY scope, priority, name"))?;
         let rows = st.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -153,6 +156,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("policy {name}")));
         }
         super::tokens::insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["policy"])?;
         let stored = policy_in(&tx, name)?;
         tx.commit()?;
         Ok(stored)
@@ -165,6 +169,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("policy {name}")));
         }
         super::tokens::insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["policy"])?;
         tx.commit()?;
         Ok(())
     }
