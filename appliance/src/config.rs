@@ -199,6 +199,14 @@ pub struct PluginsSection {
     pub call_timeout_ms: u64,
     /// Longest wait between restarts of a worker that keeps failing.
     pub max_restart_backoff_ms: u64,
+    /// Address space of one worker process (`RLIMIT_AS`), MiB.
+    pub memory_limit_mb: u64,
+    /// Processor time of one worker process over its life (`RLIMIT_CPU`), seconds; a worker
+    /// that has used half of it is replaced between calls.
+    pub cpu_limit_s: u64,
+    /// HMACs one plugin may have the host compute per second, over all its workers (a burst
+    /// of five seconds' worth); past it, calls fail and the refusal is audited.
+    pub host_macs_per_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -415,6 +423,12 @@ impl Config {
         }
         if self.plugins.call_timeout_ms == 0 {
             return bad("plugins.call_timeout_ms must be positive".into());
+        }
+        if self.plugins.memory_limit_mb < 32 || self.plugins.cpu_limit_s < 2 || self.plugins.host_macs_per_s == 0 {
+            return bad(
+                "plugins.memory_limit_mb must be at least 32, plugins.cpu_limit_s at least 2 and plugins.host_macs_per_s positive"
+                    .into(),
+            );
         }
         Ok(())
     }
