@@ -11,6 +11,8 @@
 //!   (`file`, `sock`, `pid`) and answers with a bit set for each one that worked; `ctor`
 //!   answers with the bits of the same attacks made by the constructor (fixed targets, and the
 //!   parent as `getppid` reports it);
+//! - `noisy` fails with an error text full of newlines, escapes and bulk, and writes the
+//!   like to stderr;
 //! - `fds` answers with a bit set for each descriptor 0..64 that is open during the call;
 //!   `ctor-fds` the same as seen by the constructor.
 //!
@@ -201,6 +203,12 @@ fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginE
             matched(attacks(&t))
         }
         "ctor" => matched(CTOR_BITS.load(Ordering::SeqCst)),
+        "noisy" => {
+            // Text meant to forge log lines and audit rows, long enough to bloat them.
+            eprintln!("plugin says\nERROR countersignd: admin login accepted\r\u{1b}[2J");
+            let forged = format!("oops\n2026-01-01 validate/check ok\r\u{1b}[31m{}", "x".repeat(5000));
+            Err(PluginError::Failed(forged))
+        }
         "fds" => matched(open_fds()),
         "ctor-fds" => matched(CTOR_FDS.load(Ordering::SeqCst)),
         "hmac" => {
@@ -208,12 +216,12 @@ fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginE
             matched(u64::from(macs[0][0]))
         }
         "flood" => {
-            // A year of 30-second steps ahead, a thousand at a time: every one outside the
-            // call's window.
+            // Counters from a year of 30-second steps ahead, ten at a time (as many as a
+            // call's window may hold): every one outside the call's window.
             let mut got = 0u64;
-            for batch in 0..1000u64 {
-                let from = first + 1_000_000 + batch * 1000;
-                let messages = (from..from + 1000).map(|c| c.to_be_bytes().to_vec()).collect();
+            for batch in 0..100_000u64 {
+                let from = first + 1_051_200 + batch * 10;
+                let messages = (from..from + 10).map(|c| c.to_be_bytes().to_vec()).collect();
                 match host.hmac(&secret, Hash::Sha1, messages) {
                     Ok(macs) => got += macs.len() as u64,
                     Err(_) => break,
