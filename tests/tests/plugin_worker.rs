@@ -92,6 +92,8 @@ fn host_calls_are_relayed_and_a_panic_costs_one_call() {
     assert!(p.alive());
     let (status, _) = p.call(&request("other"), Duration::from_secs(10), &mut host).unwrap();
     assert_eq!(status, Status::Ok);
+    // The daemon reads the worker's processor time (to replace it before its CPU limit).
+    assert!(p.cpu_time().is_some_and(|t| t < Duration::from_secs(5)), "{:?}", p.cpu_time());
 }
 
 #[test]
@@ -119,6 +121,16 @@ fn a_hang_a_spin_or_a_trickle_meets_its_deadline_and_the_worker_is_killed() {
         assert!(took < Duration::from_secs(3), "{otp}: the 2 s deadline stretched to {took:?}");
         assert!(!p.alive());
     }
+}
+
+#[test]
+fn a_worker_that_closes_its_socket_but_lives_on_is_killed_not_waited_for() {
+    let mut p = spawn("countersign_test_plugin_misbehave");
+    let started = Instant::now();
+    let r = p.call(&request("close-hang"), Duration::from_secs(10), &mut host);
+    assert!(matches!(r, Err(IpcError::Crashed(ref why)) if why.contains("signal: 9")), "{r:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(!p.alive());
 }
 
 #[test]

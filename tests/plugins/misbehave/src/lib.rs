@@ -3,7 +3,7 @@
 //! call. By OTP:
 //! - `panic` panics, `segv` dies of SIGSEGV, `hang` never returns, `spin` burns processor time
 //!   forever, `trickle` writes a frame to the worker's socket one byte every 100 ms, `oom`
-//!   allocates until memory runs out;
+//!   allocates until memory runs out, `close-hang` closes the worker's socket and hangs;
 //! - `hmac` asks the host for one HMAC and answers with its first byte; `flood` asks for
 //!   MACs of counters far outside the call's window, over and over, and answers with how many
 //!   it got;
@@ -188,6 +188,15 @@ fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginE
                     let t = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
                     libc::nanosleep(&t, std::ptr::null_mut());
                 }
+            }
+        }
+        "close-hang" => {
+            // Close the worker's socket, then never return: the daemon sees an end of stream
+            // from a process that is still running.
+            // SAFETY: closing a descriptor this process holds.
+            unsafe { libc::close(3) };
+            loop {
+                std::thread::park();
             }
         }
         "oom" => {
