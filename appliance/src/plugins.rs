@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use countersign_plugin_abi::abi::Status;
 use countersign_plugin_abi::protocol::PROTOCOL_VERSION;
 use countersign_plugin_abi::protocol::{Envelope, HostRequest, HostResponse, PluginRequest, PluginResponse};
-use countersign_plugin_ipc::{plugin_text, PluginProcess, WorkerLimits};
+use countersign_plugin_ipc::{is_plugin_text, plugin_text, PluginProcess, WorkerLimits};
 use countersign_plugin_manifest::{verify, Manifest, TrustedPublishers};
 use serde::Serialize;
 
@@ -235,8 +235,8 @@ impl PluginHost {
                 verify(&dir, &trusted, abi, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string()).and_then(|v| {
                     let timeout = Duration::from_millis(cfg.start_timeout_ms);
                     let limits = host.limits;
-                    let p =
-                        PluginProcess::spawn(&cfg.worker, &v.library, timeout, limits).map_err(|e| e.to_string())?;
+                    let p = PluginProcess::spawn(&cfg.worker, &v.library, timeout, limits)
+                        .map_err(|e| plugin_text(&e.to_string()))?;
                     if p.name != v.manifest.name || p.kind != v.manifest.kind {
                         return Err(format!(
                             "the library says it is {} ({}), the manifest says {} ({})",
@@ -249,7 +249,7 @@ impl PluginHost {
                     let mut workers = vec![Mutex::new(Worker::running(p))];
                     for _ in 1..cfg.instances.max(1) {
                         let more = PluginProcess::spawn(&cfg.worker, &v.library, timeout, limits)
-                            .map_err(|e| e.to_string())?;
+                            .map_err(|e| plugin_text(&e.to_string()))?;
                         workers.push(Mutex::new(Worker::running(more)));
                     }
                     Ok(Loaded {
@@ -558,11 +558,25 @@ impl PluginHost {
     }
 }
 
+/// Longest challenge message a plugin may return (it is delivered as written, so it is only
+/// cut, not rewritten).
+const MAX_CHALLENGE_TEXT: usize = 16 * 1024;
+
 /// A plugin's answer with its free texts (details and reasons, which reach the audit and
 /// admins) bounded and stripped of control characters. A challenge's text goes to the user's
-/// gateway as written: it is the message.
+/// gateway as written (it is the message, newlines included), only cut at
+/// [`MAX_CHALLENGE_TEXT`] characters; its code is plugin text like any other.
 fn sanitise_response(r: PluginResponse) -> PluginResponse {
     match r {
+        PluginResponse::Challenge { otp, mut text } => {
+            // Changed in place or replaced only when out of bounds: these are secrets, and a
+            // copy would be dropped without being zeroized.
+            if let Some((cut, _)) = text.char_indices().nth(MAX_CHALLENGE_TEXT) {
+                text.truncate(cut);
+            }
+            let otp = if is_plugin_text(&otp) { otp } else { plugin_text(&zeroize::Zeroizing::new(otp)) };
+            PluginResponse::Challenge { otp, text }
+        }
         PluginResponse::OptionsInvalid { reason } => PluginResponse::OptionsInvalid { reason: plugin_text(&reason) },
         PluginResponse::Delivered { detail } => PluginResponse::Delivered { detail: plugin_text(&detail) },
         PluginResponse::NotDelivered { detail, retry } => {

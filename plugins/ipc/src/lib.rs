@@ -33,15 +33,21 @@ pub const MAX_PLUGIN_TEXT: usize = 200;
 /// included, so it cannot forge log lines) and bidirectional overrides become `?`, and it is
 /// cut at [`MAX_PLUGIN_TEXT`] characters.
 pub fn plugin_text(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(MAX_PLUGIN_TEXT)
-        .map(|c| if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') { '?' } else { c })
-        .collect();
+    let mut out: String = s.chars().take(MAX_PLUGIN_TEXT).map(|c| if unsafe_char(c) { '?' } else { c }).collect();
     if s.chars().nth(MAX_PLUGIN_TEXT).is_some() {
         out.push('…');
     }
     out
+}
+
+/// Whether [`plugin_text`] would leave `s` as it is (without copying it).
+pub fn is_plugin_text(s: &str) -> bool {
+    s.chars().nth(MAX_PLUGIN_TEXT).is_none() && !s.chars().any(unsafe_char)
+}
+
+/// Control characters (newlines included) and bidirectional overrides.
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Largest frame either side accepts.
@@ -579,6 +585,7 @@ mod tests {
         let long = plugin_text(&"é".repeat(1000));
         assert_eq!(long.chars().count(), MAX_PLUGIN_TEXT + 1);
         assert!(long.ends_with('…'));
+        assert!(is_plugin_text("123456") && !is_plugin_text("12\n34") && !is_plugin_text(&"1".repeat(201)));
     }
 
     #[test]
