@@ -163,3 +163,19 @@ fn plugin_text_reaches_the_audit_bounded_and_without_control_characters() {
     assert!(!detail.chars().any(char::is_control), "{detail:?}");
     assert!(detail.chars().count() < 400, "{} characters", detail.chars().count());
 }
+
+#[test]
+fn a_worker_is_replaced_between_calls_before_its_cpu_limit_cuts_a_call() {
+    // 2 s of processor time per worker; each call burns 1.2 s. Without the replacement at
+    // half the limit, the second call would be killed by RLIMIT_CPU in its middle.
+    let d = daemon(&[("COUNTERSIGN_PLUGINS__CPU_LIMIT_S", "2"), ("COUNTERSIGN_PLUGINS__CALL_TIMEOUT_MS", "10000")]);
+    let serial = hostile(&d, "burn", json!({}));
+    for round in 0..3 {
+        assert!(!d.accepts(&serial, "burn"));
+        assert!(last_check(&d).contains("wrong OTP"), "round {round}: {}", last_check(&d));
+    }
+    let report = d.cli_json(&["plugin", "list"]);
+    let hostile = report["loaded"].as_array().unwrap().iter().find(|p| p["name"] == "test-misbehave").unwrap();
+    assert_eq!(hostile["running"], true, "{hostile}");
+    assert!(hostile["restarts"].as_u64().unwrap() >= 2, "{hostile}");
+}

@@ -2,7 +2,7 @@
 //! a library constructor (`.init_array`, run by the loader before any entry point) and from a
 //! call. By OTP:
 //! - `panic` panics, `segv` dies of SIGSEGV, `hang` never returns, `spin` burns processor time
-//!   forever, `trickle` writes a frame to the worker's socket one byte every 100 ms, `oom`
+//!   forever, `burn` uses 1.2 s of processor time and then answers, `trickle` writes a frame to the worker's socket one byte every 100 ms, `oom`
 //!   allocates until memory runs out, `close-hang` closes the worker's socket and hangs;
 //! - `hmac` asks the host for one HMAC and answers with its first byte; `flood` asks for
 //!   MACs of counters far outside the call's window, over and over, and answers with how many
@@ -189,6 +189,20 @@ fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginE
                     libc::nanosleep(&t, std::ptr::null_mut());
                 }
             }
+        }
+        "burn" => {
+            // About 1.2 s of processor time, then an ordinary "no match".
+            let cpu = || {
+                let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: clock_gettime into a live timespec.
+                unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+                t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+            };
+            let start = cpu();
+            while cpu() - start < 1.2 {
+                std::hint::black_box(start);
+            }
+            Ok(PluginResponse::NoMatch)
         }
         "close-hang" => {
             // Close the worker's socket, then never return: the daemon sees an end of stream
