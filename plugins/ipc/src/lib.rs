@@ -1,16 +1,23 @@
 //! The daemon's side of a plugin worker process, and the frames both sides exchange.
 //!
-//! A worker is started on two inherited descriptors: one end of a socket pair, and a sealed
-//! memfd holding the library bytes the daemon verified (so the worker loads exactly what was
-//! checked, never the path again). Frames are a 4-byte big-endian length, a 1-byte message tag
+//! A worker is started on exactly two inherited descriptors, always numbers 3 and 4: one end
+//! of a socket pair, and a sealed memfd holding the library bytes the daemon verified (so the
+//! worker loads exactly what was checked, never the path again). Both are close-on-exec in
+//! the daemon and moved into place in the child alone, which closes every other descriptor
+//! before exec: a worker spawned concurrently inherits nothing of another. The worker's
+//! limits ([`WorkerLimits`]) travel as arguments; its stderr is a pipe the daemon drains. Frames are a 4-byte big-endian length, a 1-byte message tag
 //! and the message: the plugin protocol's JSON travels as it is, not escaped inside another
 //! JSON document, because every check crosses this socket four times.
-//! A call runs to completion or to its deadline; at the deadline the worker is killed, and a
-//! worker that dies mid-call (panic across `abort`, SIGSEGV) is reported as crashed. Either way
+//! A call runs to completion or to its deadline, which every read and write on the socket
+//! honours (a poll for the time left before each), so no worker can stretch it; at the
+//! deadline the worker is killed, and a worker that dies mid-call (an abort, SIGSEGV, its
+//! memory or CPU limit) or closes its socket is reported as crashed (and killed if it still
+//! runs). Either way
 //! the caller gets an error for that call only and [`PluginProcess`] can be started again.
 //!
 //! This crate never loads a library and never computes anything for the plugin: host
-//! capability requests are handed to the caller's closure.
+//! capability requests are handed to the caller's closure. Text that comes from a plugin
+//! leaves it only through [`plugin_text`].
 
 #![allow(unsafe_code, reason = "memfd_create, fcntl sealing and descriptor inheritance for the worker")]
 

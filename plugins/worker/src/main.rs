@@ -1,4 +1,5 @@
-//! `countersign-plugin-worker --ipc-fd N --library-fd M`: loads exactly one plugin from the
+//! `countersign-plugin-worker --ipc-fd N --library-fd M --memory-mb MB --cpu-s S` (the daemon
+//! passes N = 3, M = 4): loads exactly one plugin from the
 //! sealed memfd `M` (the bytes the daemon verified), checks its descriptor, confines itself,
 //! and then relays calls from the daemon on socket `N` to the plugin, and the plugin's host
 //! capability requests back to the daemon. It opens no database, no HSM and no network of its
@@ -6,13 +7,13 @@
 //!
 //! Confinement is complete before a single byte of plugin code runs, library constructors
 //! included (see [`sandbox`]): every descriptor but the socket, the memfd and stdio is closed;
-//! no new privileges, not dumpable, killed with the daemon, no processes, no files written,
+//! no new privileges, not dumpable, no processes, no files written,
 //! bounded address space (`--memory-mb`), processor time (`--cpu-s`, SIGKILL at the limit) and
 //! descriptors; Landlock with no filesystem or TCP right and signals scoped to the worker; and
 //! a seccomp allowlist of the system calls loading and serving need (everything else, sockets,
 //! io_uring, clone/fork, exec, kill/rt_sigqueueinfo, ioctl, fails with EPERM). Only then is
 //! the library mapped from `/proc/self/fd/M` (a memfd, which Landlock leaves reachable) and
-//! its entry called.
+//! its entry called. Nothing is loosened afterwards (neither Landlock nor seccomp can be).
 //!
 //! Exit codes: 0 when the daemon closes the socket, 2 bad arguments, 3 library refused,
 //! 4 protocol error, 5 the sandbox could not be applied.

@@ -153,8 +153,10 @@ fn set_limit(name: &str, resource: libc::__rlimit_resource_t, value: u64) -> Res
 }
 
 /// Process attributes and resource limits: no new privileges, not dumpable (no core, no
-/// ptrace by same-uid processes), killed with the daemon, no processes, no files written,
-/// bounded memory, processor time and descriptors.
+/// ptrace by same-uid processes), no processes, no files written, bounded memory, processor
+/// time and descriptors. No `PR_SET_PDEATHSIG`: it fires when the spawning *thread* exits,
+/// and the daemon spawns from pool threads; a worker whose daemon died reads end of stream
+/// and exits, and one stuck in a call meets its CPU limit.
 fn limits(l: Limits) -> Result<(), String> {
     // SAFETY: prctl with constant arguments.
     let rc =
