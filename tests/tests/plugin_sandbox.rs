@@ -132,7 +132,8 @@ fn macs_outside_the_calls_window_are_refused_audited_and_fail_the_call() {
 
 #[test]
 fn a_plugin_past_its_hmac_budget_over_time_fails_its_calls() {
-    let d = daemon(&[("COUNTERSIGN_PLUGINS__HOST_MACS_PER_S", "3")]);
+    // (A budget this small needs a small resync window: five seconds of it must hold one.)
+    let d = daemon(&[("COUNTERSIGN_PLUGINS__HOST_MACS_PER_S", "3"), ("COUNTERSIGN_VALIDATE__SYNC_WINDOW", "2")]);
     let good = init(&d, json!({ "type": "hotp", "seed": GOOD_SEED }));
     // In-window MACs, one per call, against a budget of three a second (fifteen saved up):
     // the budget runs out long before sixty calls, and that call fails. The HOTP plugin's
