@@ -590,6 +590,61 @@ fn sanitise_response(r: PluginResponse) -> PluginResponse {
 mod tests {
     use super::*;
 
+    fn loaded(capabilities: &[&str]) -> Loaded {
+        Loaded {
+            manifest: Manifest {
+                name: "p".into(),
+                version: "1".into(),
+                kind: "gateway".into(),
+                abi: "1.0".into(),
+                library: "libp.so".into(),
+                sha256: String::new(),
+                capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+                min_appliance: "0.1.0".into(),
+                signature: None,
+            },
+            library: Vec::new(),
+            workers: Vec::new(),
+            next: 0.into(),
+            restarts: 0.into(),
+            macs: Mutex::new(Bucket::full(50.0)),
+        }
+    }
+
+    #[test]
+    fn host_requests_are_bounded_by_manifest_count_transport_and_mac_budget() {
+        let host = PluginHost { macs_per_s: 10.0, ..PluginHost::default() };
+        let p = loaded(&["http_request", "now", "hmac"]);
+        let http = HostRequest::HttpRequest {
+            method: "POST".into(),
+            url: "https://sms.example/".into(),
+            headers: vec![],
+            secret_headers: vec![],
+            body: None,
+            auth: None,
+        };
+        let (mut n, mut t) = (0, 0);
+        assert!(host.admit(&p, &http, &mut n, &mut t).is_ok());
+        assert!(host.admit(&p, &http, &mut n, &mut t).is_ok());
+        let third = host.admit(&p, &http, &mut n, &mut t).unwrap_err();
+        assert!(third.0.contains("transport requests"), "{third:?}");
+        let random = HostRequest::Random { len: 1 };
+        assert!(host.admit(&p, &random, &mut n, &mut t).unwrap_err().0.contains("not in the plugin's manifest"));
+        while n < MAX_HOST_REQUESTS {
+            assert!(host.admit(&p, &HostRequest::Now, &mut n, &mut t).is_ok());
+        }
+        assert!(host.admit(&p, &HostRequest::Now, &mut n, &mut t).unwrap_err().0.contains("host requests in one call"));
+        // The MAC budget is the plugin's, across calls: 50 saved up, then refused.
+        let macs = |k: usize| HostRequest::Hmac {
+            secret: countersign_plugin_abi::protocol::SecretRef("token:T".into()),
+            hash: countersign_plugin_abi::protocol::Hash::Sha1,
+            messages: vec![vec![0; 8]; k],
+        };
+        let (mut n, mut t) = (0, 0);
+        assert!(host.admit(&p, &macs(50), &mut n, &mut t).is_ok());
+        assert!(host.admit(&p, &macs(5), &mut n, &mut t).unwrap_err().0.contains("budget"));
+    }
+
     #[test]
     fn the_mac_budget_refills_at_its_rate_up_to_the_burst() {
         let t0 = Instant::now();
