@@ -199,6 +199,14 @@ pub struct PluginsSection {
     pub call_timeout_ms: u64,
     /// Longest wait between restarts of a worker that keeps failing.
     pub max_restart_backoff_ms: u64,
+    /// Address space of one worker process (`RLIMIT_AS`), MiB.
+    pub memory_limit_mb: u64,
+    /// Processor time of one worker process over its life (`RLIMIT_CPU`), seconds; a worker
+    /// that has used half of it is replaced between calls.
+    pub cpu_limit_s: u64,
+    /// HMACs one plugin may have the host compute per second, over all its workers (a burst
+    /// of five seconds' worth); past it, calls fail and the refusal is audited.
+    pub host_macs_per_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -419,6 +427,18 @@ impl Config {
         if self.plugins.call_timeout_ms == 0 {
             return bad("plugins.call_timeout_ms must be positive".into());
         }
+        if self.plugins.memory_limit_mb < 32 || self.plugins.cpu_limit_s < 2 {
+            return bad("plugins.memory_limit_mb must be at least 32 and plugins.cpu_limit_s at least 2".into());
+        }
+        // Five seconds of the MAC budget must hold the largest legitimate call: a TOTP resync
+        // over validate.sync_window steps on either side.
+        let resync = 2 * u64::from(self.validate.sync_window) + 2;
+        if self.plugins.host_macs_per_s.saturating_mul(5) < resync {
+            return bad(format!(
+                "plugins.host_macs_per_s must be at least {} so that a resync over validate.sync_window fits its five-second burst",
+                resync.div_ceil(5)
+            ));
+        }
         Ok(())
     }
 }
@@ -481,6 +501,18 @@ mod tests {
         let cfg: Config = Figment::from(Toml::string(FACTORY_DEFAULTS)).extract().unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.hsm.token_label.as_deref(), Some("countersign"));
+    }
+
+    #[test]
+    fn worker_limits_and_a_mac_budget_too_small_for_a_resync_are_refused() {
+        let with = |extra: &str| -> Config {
+            Figment::from(Toml::string(FACTORY_DEFAULTS)).merge(Toml::string(extra)).extract().unwrap()
+        };
+        let e = with("[plugins]\nhost_macs_per_s = 100\n").validate().unwrap_err().to_string();
+        assert!(e.contains("plugins.host_macs_per_s must be at least 401"), "{e}");
+        with("[plugins]\nhost_macs_per_s = 100\n[validate]\nsync_window = 100\n").validate().unwrap();
+        assert!(with("[plugins]\nmemory_limit_mb = 8\n").validate().is_err());
+        assert!(with("[plugins]\ncpu_limit_s = 1\n").validate().is_err());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use base64::Engine;
 use countersign_plugin_abi::protocol::{HostRequest, HostResponse, HttpAuth, PluginRequest, PluginResponse, SecretRef};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::plugins::{PluginCallError, PluginHost};
+use crate::plugins::{Overreach, PluginCallError, PluginHost};
 use crate::store::{GatewayRecord, SmtpTls, Transport};
 use crate::token_secrets::TokenSecrets;
 
@@ -238,20 +238,22 @@ pub fn call_for_gateway(
     recipient: &str,
 ) -> Result<PluginResponse, PluginCallError> {
     let creds = Credentials::open(secrets, gw);
-    let mut serve = |r: HostRequest| -> HostResponse {
+    // How many transport requests a delivery may make is bounded by the plugin host
+    // (`MAX_TRANSPORT_REQUESTS`); what each may reach, here.
+    let mut serve = |r: HostRequest| -> Result<HostResponse, Overreach> {
         let creds = match &creds {
             Ok(c) => c,
-            Err(e) => return HostResponse::Refused { reason: e.clone() },
+            Err(e) => return Ok(HostResponse::Refused { reason: e.clone() }),
         };
         let answer = match r {
             r @ HostRequest::HttpRequest { .. } => http(&gw.transport, creds, r),
             r @ HostRequest::SmtpSend { .. } => smtp(&gw.transport, creds, recipient, r),
-            _ => Err("gateway plugins have only transport capabilities".into()),
+            _ => return Err(Overreach("gateway plugins have only transport capabilities".into())),
         };
-        answer.unwrap_or_else(|reason| {
+        Ok(answer.unwrap_or_else(|reason| {
             tracing::warn!(gateway = %gw.name, %reason, "gateway transport request refused or failed");
             HostResponse::Refused { reason }
-        })
+        }))
     };
     plugins.call(&gw.plugin, req, &mut serve)
 }

@@ -7,7 +7,15 @@
 //! deadline or breaks the protocol fails that call only; it is started again at once the
 //! first time, then with a backoff that doubles while it keeps failing, and every restart is
 //! audited. While a call runs, the plugin's host requests are served by the caller's closure,
-//! but only those capabilities its signed manifest lists; anything else is refused.
+//! but only those capabilities its signed manifest lists, at most [`MAX_HOST_REQUESTS`] of
+//! them (and [`MAX_TRANSPORT_REQUESTS`] transport requests) per call, and no more HMACs than
+//! the plugin's budget over time (`plugins.host_macs_per_s`, shared by its workers). A request
+//! past any bound (or one the caller's closure finds out of bounds: an [`Overreach`]) is
+//! refused, logged and audited (`plugin/overreach`), and the call fails whatever the plugin
+//! answers. Workers run with `plugins.memory_limit_mb` and `plugins.cpu_limit_s`; a worker
+//! that has used half of its processor time is replaced between calls. Text a plugin
+//! supplies (error messages, answers' details, its stderr) reaches logs, the audit and
+//! answers only through [`plugin_text`]: bounded and without control characters.
 //!
 //! It never loads a library itself (the worker does), never trusts a plugin it could not
 //! verify, and never gives a plugin anything but the answers to the capabilities it may use.
@@ -19,7 +27,7 @@ use std::time::{Duration, Instant};
 use countersign_plugin_abi::abi::Status;
 use countersign_plugin_abi::protocol::PROTOCOL_VERSION;
 use countersign_plugin_abi::protocol::{Envelope, HostRequest, HostResponse, PluginRequest, PluginResponse};
-use countersign_plugin_ipc::PluginProcess;
+use countersign_plugin_ipc::{is_plugin_text, plugin_text, PluginProcess, WorkerLimits};
 use countersign_plugin_manifest::{verify, Manifest, TrustedPublishers};
 use serde::Serialize;
 
@@ -38,7 +46,49 @@ struct Loaded {
     next: std::sync::atomic::AtomicUsize,
     /// Worker restarts since start (for `/metrics`, read without taking a worker's lock).
     restarts: std::sync::atomic::AtomicU64,
+    /// HMACs the plugin may still ask for (a token bucket over all its workers).
+    macs: Mutex<Bucket>,
 }
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64) -> Bucket {
+        Bucket { tokens: burst, at: Instant::now() }
+    }
+
+    /// Takes `n` tokens if there are that many (after refilling), else takes none.
+    fn take(&mut self, n: u64, rate: f64, burst: f64, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * rate;
+        self.tokens = (self.tokens + refill).min(burst);
+        self.at = now;
+        let n = n as f64;
+        if self.tokens >= n {
+            self.tokens -= n;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Most host requests a plugin may make during one call (a token plugin needs one or two,
+/// a gateway one).
+pub const MAX_HOST_REQUESTS: u32 = 16;
+/// Most transport requests (`http_request`, `smtp_send`) a gateway may make per delivery.
+pub const MAX_TRANSPORT_REQUESTS: u32 = 2;
+/// Seconds of `host_macs_per_s` a plugin may save up (a resync of the largest window fits).
+const MAC_BURST_SECONDS: f64 = 5.0;
+
+/// A host request the plugin had no business making (beyond what the call needs or may
+/// have): it is refused, the call fails whatever the plugin answers, and it is audited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overreach(pub String);
 
 /// A plugin's worker process and its restart state.
 #[derive(Debug)]
@@ -64,6 +114,9 @@ pub enum PluginCallError {
     Failed { plugin: String, status: Status, message: String },
     #[error("plugin {plugin} answered something this appliance does not understand: {reason}")]
     Protocol { plugin: String, reason: String },
+    /// The plugin asked the host for more than the call allows; the call failed.
+    #[error("plugin {plugin} asked for more than the call allows: {reason}")]
+    Overreach { plugin: String, reason: String },
     /// The host could not serve the plugin's request because the HSM did not answer.
     #[error("{0}")]
     HsmUnavailable(String),
@@ -124,6 +177,8 @@ pub struct PluginHost {
     start_timeout: Duration,
     call_timeout: Duration,
     max_backoff: Duration,
+    limits: WorkerLimits,
+    macs_per_s: f64,
     /// Where restarts are audited.
     store: Option<Arc<Store>>,
 }
@@ -151,6 +206,8 @@ impl PluginHost {
             start_timeout: Duration::from_millis(cfg.start_timeout_ms),
             call_timeout: Duration::from_millis(cfg.call_timeout_ms),
             max_backoff: Duration::from_millis(cfg.max_restart_backoff_ms),
+            limits: WorkerLimits { memory_mb: cfg.memory_limit_mb, cpu_s: cfg.cpu_limit_s },
+            macs_per_s: cfg.host_macs_per_s as f64,
             store,
             ..PluginHost::default()
         };
@@ -177,19 +234,32 @@ impl PluginHost {
             let outcome =
                 verify(&dir, &trusted, abi, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string()).and_then(|v| {
                     let timeout = Duration::from_millis(cfg.start_timeout_ms);
-                    let p = PluginProcess::spawn(&cfg.worker, &v.library, timeout).map_err(|e| e.to_string())?;
+                    let limits = host.limits;
+                    let p = PluginProcess::spawn(&cfg.worker, &v.library, timeout, limits)
+                        .map_err(|e| plugin_text(&e.to_string()))?;
                     if p.name != v.manifest.name || p.kind != v.manifest.kind {
                         return Err(format!(
                             "the library says it is {} ({}), the manifest says {} ({})",
-                            p.name, p.kind, v.manifest.name, v.manifest.kind
+                            plugin_text(&p.name),
+                            plugin_text(&p.kind),
+                            v.manifest.name,
+                            v.manifest.kind
                         ));
                     }
                     let mut workers = vec![Mutex::new(Worker::running(p))];
                     for _ in 1..cfg.instances.max(1) {
-                        let more = PluginProcess::spawn(&cfg.worker, &v.library, timeout).map_err(|e| e.to_string())?;
+                        let more = PluginProcess::spawn(&cfg.worker, &v.library, timeout, limits)
+                            .map_err(|e| plugin_text(&e.to_string()))?;
                         workers.push(Mutex::new(Worker::running(more)));
                     }
-                    Ok(Loaded { manifest: v.manifest, library: v.library, workers, next: 0.into(), restarts: 0.into() })
+                    Ok(Loaded {
+                        manifest: v.manifest,
+                        library: v.library,
+                        workers,
+                        next: 0.into(),
+                        restarts: 0.into(),
+                        macs: Mutex::new(Bucket::full(host.macs_per_s * MAC_BURST_SECONDS)),
+                    })
                 });
             match outcome {
                 Ok(l) => {
@@ -299,12 +369,13 @@ impl PluginHost {
     }
 
     /// Sends `req` to plugin `name` and serves its host requests with `serve` (after checking
-    /// each against the manifest). Blocking: call it from a worker thread.
+    /// each against the manifest and the call's and the plugin's budgets). Blocking: call it
+    /// from a worker thread.
     pub fn call(
         &self,
         name: &str,
         req: &PluginRequest,
-        serve: &mut dyn FnMut(HostRequest) -> HostResponse,
+        serve: &mut dyn FnMut(HostRequest) -> Result<HostResponse, Overreach>,
     ) -> Result<PluginResponse, PluginCallError> {
         let plugin = self
             .loaded
@@ -318,38 +389,54 @@ impl PluginHost {
         let Some(process) = worker.process.as_mut() else {
             return Err(PluginCallError::Worker { plugin: name.into(), reason: "not running".into() });
         };
-        let caps = &plugin.manifest.capabilities;
+        // The first request out of bounds; the call fails once it is set.
+        let mut overreach: Option<String> = None;
+        let (mut requests, mut transports) = (0u32, 0u32);
         let mut host = |text: &str| -> (Status, String) {
             let answer = match decode::<HostRequest>(text) {
                 Ok(body) => {
-                    let cap = capability(&body);
-                    if caps.contains(cap) {
-                        serve(body)
-                    } else {
-                        tracing::warn!(
-                            plugin = name,
-                            capability = cap,
-                            "plugin asked for a capability its manifest does not list"
-                        );
-                        HostResponse::Refused { reason: format!("capability {cap} is not in the plugin's manifest") }
+                    let checked = self.admit(plugin, &body, &mut requests, &mut transports).and_then(|()| serve(body));
+                    match checked {
+                        Ok(answer) => answer,
+                        Err(Overreach(reason)) => {
+                            let refused = HostResponse::Refused { reason: reason.clone() };
+                            overreach.get_or_insert(reason);
+                            refused
+                        }
                     }
                 }
-                Err(e) => HostResponse::Refused { reason: format!("bad host request: {e}") },
+                Err(e) => {
+                    let reason = format!("bad host request: {}", plugin_text(&e));
+                    overreach.get_or_insert(reason.clone());
+                    HostResponse::Refused { reason }
+                }
             };
             (Status::Ok, serde_json::to_string(&Envelope::new(answer)).unwrap_or_default())
         };
         let answer = process.call(&request, self.call_timeout, &mut host);
+        for line in process.drain_stderr() {
+            tracing::warn!(plugin = name, stderr = %line, "plugin worker wrote to stderr");
+        }
         if answer.is_ok() {
             // The worker answered, so it is healthy, even if the plugin reported an error.
             worker.failures = 0;
+            self.retire_if_spent(plugin, &mut worker);
+        }
+        if let Some(reason) = overreach {
+            tracing::warn!(plugin = name, %reason, "plugin asked the host for more than the call allows");
+            self.audit("plugin/overreach", "refused", format!("plugin {name}: {reason}"));
+            return Err(PluginCallError::Overreach { plugin: name.into(), reason });
         }
         match answer {
             Ok((Status::Ok, text)) => decode::<PluginResponse>(&text)
-                .map_err(|reason| PluginCallError::Protocol { plugin: name.into(), reason }),
+                .map(sanitise_response)
+                .map_err(|reason| PluginCallError::Protocol { plugin: name.into(), reason: plugin_text(&reason) }),
             // The worker lives on (a panic is caught in the plugin); only this call failed.
-            Ok((status, message)) => Err(PluginCallError::Failed { plugin: name.into(), status, message }),
+            Ok((status, message)) => {
+                Err(PluginCallError::Failed { plugin: name.into(), status, message: plugin_text(&message) })
+            }
             Err(e) => {
-                let reason = e.to_string();
+                let reason = plugin_text(&e.to_string());
                 tracing::error!(plugin = name, %reason, "plugin worker failed; restarting it");
                 worker.process = None;
                 worker.failures += 1;
@@ -358,6 +445,55 @@ impl PluginHost {
                 let _ = self.ensure_running(plugin, &mut worker);
                 Err(PluginCallError::Worker { plugin: name.into(), reason })
             }
+        }
+    }
+
+    /// The bounds every host request passes before the caller's closure sees it: the
+    /// manifest lists the capability, the call has requests left, and (for `hmac`) the
+    /// plugin's budget over time has MACs left.
+    fn admit(
+        &self,
+        plugin: &Loaded,
+        req: &HostRequest,
+        requests: &mut u32,
+        transports: &mut u32,
+    ) -> Result<(), Overreach> {
+        let cap = capability(req);
+        if !plugin.manifest.capabilities.contains(cap) {
+            return Err(Overreach(format!("capability {cap} is not in the plugin's manifest")));
+        }
+        *requests += 1;
+        if *requests > MAX_HOST_REQUESTS {
+            return Err(Overreach(format!("more than {MAX_HOST_REQUESTS} host requests in one call")));
+        }
+        if matches!(req, HostRequest::HttpRequest { .. } | HostRequest::SmtpSend { .. }) {
+            *transports += 1;
+            if *transports > MAX_TRANSPORT_REQUESTS {
+                return Err(Overreach(format!("more than {MAX_TRANSPORT_REQUESTS} transport requests in one call")));
+            }
+        }
+        if let HostRequest::Hmac { messages, .. } = req {
+            let burst = self.macs_per_s * MAC_BURST_SECONDS;
+            let mut bucket = plugin.macs.lock().unwrap_or_else(PoisonError::into_inner);
+            if !bucket.take(messages.len() as u64, self.macs_per_s, burst, Instant::now()) {
+                return Err(Overreach(format!(
+                    "{} HMACs are over the plugin's budget of {} a second",
+                    messages.len(),
+                    self.macs_per_s
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces a worker that has used half of its processor time limit, between calls, so
+    /// that no healthy worker is killed by the limit in the middle of one.
+    fn retire_if_spent(&self, plugin: &Loaded, worker: &mut Worker) {
+        let spent = worker.process.as_ref().and_then(PluginProcess::cpu_time);
+        if spent.is_some_and(|t| t.as_secs().saturating_mul(2) >= self.limits.cpu_s) {
+            tracing::info!(plugin = %plugin.manifest.name, "plugin worker used half its processor time; replacing it");
+            worker.process = None;
+            let _ = self.ensure_running(plugin, worker);
         }
     }
 
@@ -390,9 +526,15 @@ impl PluginHost {
             let wait_ms = u64::try_from((t - now).as_millis()).unwrap_or(u64::MAX);
             return Err(PluginCallError::Restarting { plugin: name.clone(), wait_ms });
         }
-        let started = PluginProcess::spawn(&self.worker_bin, &plugin.library, self.start_timeout)
-            .map_err(|e| e.to_string())
-            .and_then(|p| if p.name == *name { Ok(p) } else { Err(format!("the library now says it is {}", p.name)) });
+        let started = PluginProcess::spawn(&self.worker_bin, &plugin.library, self.start_timeout, self.limits)
+            .map_err(|e| plugin_text(&e.to_string()))
+            .and_then(|p| {
+                if p.name == *name {
+                    Ok(p)
+                } else {
+                    Err(format!("the library now says it is {}", plugin_text(&p.name)))
+                }
+            });
         worker.restarts += 1;
         plugin.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (result, detail) = match started {
@@ -416,9 +558,104 @@ impl PluginHost {
     }
 }
 
+/// Longest challenge message a plugin may return (it is delivered as written, so it is only
+/// cut, not rewritten).
+const MAX_CHALLENGE_TEXT: usize = 16 * 1024;
+
+/// A plugin's answer with its free texts (details and reasons, which reach the audit and
+/// admins) bounded and stripped of control characters. A challenge's text goes to the user's
+/// gateway as written (it is the message, newlines included), only cut at
+/// [`MAX_CHALLENGE_TEXT`] characters; its code is plugin text like any other.
+fn sanitise_response(r: PluginResponse) -> PluginResponse {
+    match r {
+        PluginResponse::Challenge { otp, mut text } => {
+            // Changed in place or replaced only when out of bounds: these are secrets, and a
+            // copy would be dropped without being zeroized.
+            if let Some((cut, _)) = text.char_indices().nth(MAX_CHALLENGE_TEXT) {
+                text.truncate(cut);
+            }
+            let otp = if is_plugin_text(&otp) { otp } else { plugin_text(&zeroize::Zeroizing::new(otp)) };
+            PluginResponse::Challenge { otp, text }
+        }
+        PluginResponse::OptionsInvalid { reason } => PluginResponse::OptionsInvalid { reason: plugin_text(&reason) },
+        PluginResponse::Delivered { detail } => PluginResponse::Delivered { detail: plugin_text(&detail) },
+        PluginResponse::NotDelivered { detail, retry } => {
+            PluginResponse::NotDelivered { detail: plugin_text(&detail), retry }
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn loaded(capabilities: &[&str]) -> Loaded {
+        Loaded {
+            manifest: Manifest {
+                name: "p".into(),
+                version: "1".into(),
+                kind: "gateway".into(),
+                abi: "1.0".into(),
+                library: "libp.so".into(),
+                sha256: String::new(),
+                capabilities: capabilities.iter().map(|c| (*c).to_owned()).collect(),
+                min_appliance: "0.1.0".into(),
+                signature: None,
+            },
+            library: Vec::new(),
+            workers: Vec::new(),
+            next: 0.into(),
+            restarts: 0.into(),
+            macs: Mutex::new(Bucket::full(50.0)),
+        }
+    }
+
+    #[test]
+    fn host_requests_are_bounded_by_manifest_count_transport_and_mac_budget() {
+        let host = PluginHost { macs_per_s: 10.0, ..PluginHost::default() };
+        let p = loaded(&["http_request", "now", "hmac"]);
+        let http = HostRequest::HttpRequest {
+            method: "POST".into(),
+            url: "https://sms.example/".into(),
+            headers: vec![],
+            secret_headers: vec![],
+            body: None,
+            auth: None,
+        };
+        let (mut n, mut t) = (0, 0);
+        assert!(host.admit(&p, &http, &mut n, &mut t).is_ok());
+        assert!(host.admit(&p, &http, &mut n, &mut t).is_ok());
+        let third = host.admit(&p, &http, &mut n, &mut t).unwrap_err();
+        assert!(third.0.contains("transport requests"), "{third:?}");
+        let random = HostRequest::Random { len: 1 };
+        assert!(host.admit(&p, &random, &mut n, &mut t).unwrap_err().0.contains("not in the plugin's manifest"));
+        while n < MAX_HOST_REQUESTS {
+            assert!(host.admit(&p, &HostRequest::Now, &mut n, &mut t).is_ok());
+        }
+        assert!(host.admit(&p, &HostRequest::Now, &mut n, &mut t).unwrap_err().0.contains("host requests in one call"));
+        // The MAC budget is the plugin's, across calls: 50 saved up, then refused.
+        let macs = |k: usize| HostRequest::Hmac {
+            secret: countersign_plugin_abi::protocol::SecretRef("token:T".into()),
+            hash: countersign_plugin_abi::protocol::Hash::Sha1,
+            messages: vec![vec![0; 8]; k],
+        };
+        let (mut n, mut t) = (0, 0);
+        assert!(host.admit(&p, &macs(50), &mut n, &mut t).is_ok());
+        assert!(host.admit(&p, &macs(5), &mut n, &mut t).unwrap_err().0.contains("budget"));
+    }
+
+    #[test]
+    fn the_mac_budget_refills_at_its_rate_up_to_the_burst() {
+        let t0 = Instant::now();
+        let mut b = Bucket { tokens: 100.0, at: t0 };
+        assert!(b.take(100, 10.0, 100.0, t0));
+        assert!(!b.take(1, 10.0, 100.0, t0));
+        assert!(!b.take(11, 10.0, 100.0, t0 + Duration::from_secs(1)));
+        assert!(b.take(10, 10.0, 100.0, t0 + Duration::from_secs(1)));
+        assert!(b.take(100, 10.0, 100.0, t0 + Duration::from_secs(1000)));
+        assert!(!b.take(1, 10.0, 100.0, t0 + Duration::from_secs(1000)));
+    }
 
     #[test]
     fn backoff_is_immediate_once_then_doubles_to_the_cap() {

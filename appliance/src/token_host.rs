@@ -3,22 +3,22 @@
 //! from the HSM, and `now` from the appliance clock.
 //!
 //! A plugin only ever names the secret of the token the call is about; any other reference is
-//! refused, so a plugin cannot use the appliance as an oracle for other tokens' seeds. The
-//! seed's bytes never leave this module: plugins receive MACs.
+//! refused, so a plugin cannot use the appliance as an oracle for other tokens' seeds. And it
+//! only gets MACs of the counters (HOTP) or time steps (TOTP) the call is about: the host
+//! derives them from the request it built (the token's stored counter and window) and its own
+//! clock, never from what the plugin asks (see [`MacBound`]); so a plugin cannot collect a
+//! year of future codes. Anything past that is an [`Overreach`]: refused, audited, and the
+//! call fails. The seed's bytes never leave this module: plugins receive MACs.
 
 use countersign_plugin_abi::protocol::{Hash, HostRequest, HostResponse, PluginRequest, SecretRef};
 use hmac::{Hmac, Mac};
 use zeroize::Zeroizing;
 
 use crate::clock::Clock;
-use crate::plugins::{PluginCallError, PluginHost};
+use crate::plugins::{Overreach, PluginCallError, PluginHost};
 use crate::store::TokenRecord;
 use crate::token_secrets::TokenSecrets;
 
-/// Most MACs one host request may ask for (a resync window and a little more).
-const MAX_MESSAGES: usize = 10_002;
-/// Longest message to MAC: OATH counters are 8 bytes; challenge-response questions are short.
-const MAX_MESSAGE_LEN: usize = 256;
 /// Most random bytes per request.
 const MAX_RANDOM: u32 = 1024;
 
@@ -43,6 +43,72 @@ fn hmac_of(hash: Hash, key: &[u8], messages: &[Vec<u8>]) -> Option<Vec<Vec<u8>>>
     }
 }
 
+/// The counters (or TOTP time steps) a call may have MACs of, `lo ..= hi`, and how many MACs
+/// are left. Messages are 8-byte big-endian counters, as OATH MACs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MacBound {
+    lo: u64,
+    hi: u64,
+    left: u64,
+}
+
+impl MacBound {
+    /// What `req` (built by the host) legitimately needs for `token` at `now_ms`: HOTP
+    /// `first ..= first + window`; TOTP the steps within `window` of the current step
+    /// (drift applied, one step more for the clock turning during the call), never below
+    /// `first`; a challenge its one counter; anything else no MAC.
+    fn of(time_based: bool, req: &PluginRequest, now_ms: i64) -> MacBound {
+        let none = MacBound { lo: 1, hi: 0, left: 0 };
+        let (first, window, params) = match req {
+            PluginRequest::CheckOtp { first, window, params, .. }
+            | PluginRequest::Resync { first, window, params, .. } => (*first, u64::from(*window), params),
+            PluginRequest::CreateChallenge { counter, .. } => return MacBound { lo: *counter, hi: *counter, left: 1 },
+            _ => return none,
+        };
+        let (lo, hi) = if time_based {
+            let num = |k: &str| params.get(k).and_then(serde_json::Value::as_u64);
+            let step = num("step").unwrap_or(30).max(1);
+            let t0 = num("t0").unwrap_or(0);
+            let drift = params.get("drift").and_then(serde_json::Value::as_i64).unwrap_or(0);
+            let now =
+                (u64::try_from(now_ms / 1000).unwrap_or(0).saturating_sub(t0) / step).saturating_add_signed(drift);
+            (now.saturating_sub(window).max(first), now.saturating_add(window).saturating_add(1))
+        } else {
+            (first, first.saturating_add(window))
+        };
+        if lo > hi {
+            return none;
+        }
+        MacBound { lo, hi, left: (hi - lo).saturating_add(1) }
+    }
+
+    /// Takes `messages` from the bound, or says why not (taking nothing).
+    fn take(&mut self, messages: &[Vec<u8>]) -> Result<(), Overreach> {
+        if messages.len() as u64 > self.left {
+            return Err(Overreach(format!(
+                "{} MACs asked, {} left of what the call needs (counters {} to {})",
+                messages.len(),
+                self.left,
+                self.lo,
+                self.hi
+            )));
+        }
+        for m in messages {
+            let counter = <[u8; 8]>::try_from(m.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| Overreach(format!("a message of {} bytes is not an 8-byte OATH counter", m.len())))?;
+            if !(self.lo..=self.hi).contains(&counter) {
+                return Err(Overreach(format!(
+                    "counter {counter} is outside what the call needs ({} to {})",
+                    self.lo, self.hi
+                )));
+            }
+        }
+        self.left -= messages.len() as u64;
+        Ok(())
+    }
+}
+
 /// The secret reference a token's plugin calls use.
 pub fn secret_ref(token: &TokenRecord) -> SecretRef {
     SecretRef(format!("token:{}", token.serial))
@@ -57,28 +123,27 @@ pub fn call_for_token(
     req: &PluginRequest,
 ) -> Result<countersign_plugin_abi::protocol::PluginResponse, PluginCallError> {
     let own = secret_ref(token);
+    let mut bound = MacBound::of(token.token_type == "totp", req, clock.now_ms());
     let mut seed: Option<Zeroizing<Vec<u8>>> = None;
     // The HSM failing is not the plugin's fault nor the token's: the call fails as unavailable.
     let mut hsm_down: Option<String> = None;
-    let mut serve = |r: HostRequest| -> HostResponse {
-        match r {
+    let mut serve = |r: HostRequest| -> Result<HostResponse, Overreach> {
+        Ok(match r {
             HostRequest::Hmac { secret, hash, messages } => {
                 if secret != own {
-                    return HostResponse::Refused { reason: "the secret is not this call's token".into() };
+                    return Err(Overreach("the secret is not this call's token".into()));
                 }
-                if messages.len() > MAX_MESSAGES || messages.iter().any(|m| m.len() > MAX_MESSAGE_LEN) {
-                    return HostResponse::Refused { reason: "too many or too long messages".into() };
-                }
+                bound.take(&messages)?;
                 if seed.is_none() {
                     match secrets.open_seed(&token.serial, &token.sealed_seed) {
                         Ok(s) => seed = Some(s),
                         Err(e @ countersign_hsm::HsmError::Unavailable { .. }) => {
                             hsm_down = Some(e.to_string());
-                            return HostResponse::Refused { reason: "the HSM is not available".into() };
+                            return Ok(HostResponse::Refused { reason: "the HSM is not available".into() });
                         }
                         Err(e) => {
                             tracing::error!(serial = %token.serial, error = %e, "the token's seed does not open");
-                            return HostResponse::Refused { reason: "the token's seed cannot be opened".into() };
+                            return Ok(HostResponse::Refused { reason: "the token's seed cannot be opened".into() });
                         }
                     }
                 }
@@ -95,12 +160,12 @@ pub fn call_for_token(
                 }
                 Err(e) => HostResponse::Refused { reason: format!("HSM random: {e}") },
             },
-            HostRequest::Random { .. } => HostResponse::Refused { reason: format!("at most {MAX_RANDOM} bytes") },
+            HostRequest::Random { .. } => return Err(Overreach(format!("more than {MAX_RANDOM} random bytes"))),
             HostRequest::Now => HostResponse::Now { unix_ms: clock.now_ms() },
             HostRequest::HttpRequest { .. } | HostRequest::SmtpSend { .. } => {
-                HostResponse::Refused { reason: "token plugins have no transport capabilities".into() }
+                return Err(Overreach("token plugins have no transport capabilities".into()))
             }
-        }
+        })
     };
     let answer = plugins.call(&token.plugin, req, &mut serve);
     match hsm_down {
@@ -112,6 +177,53 @@ pub fn call_for_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check(first: u64, window: u32, params: serde_json::Value) -> PluginRequest {
+        PluginRequest::CheckOtp { secret: SecretRef("token:T".into()), otp: "1".into(), first, window, params }
+    }
+
+    fn counters(range: std::ops::RangeInclusive<u64>) -> Vec<Vec<u8>> {
+        range.map(|c| c.to_be_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn hotp_calls_get_macs_of_their_window_only_once() {
+        let mut b = MacBound::of(false, &check(100, 10, serde_json::json!({})), 0);
+        assert_eq!(b, MacBound { lo: 100, hi: 110, left: 11 });
+        assert!(b.take(&counters(111..=111)).is_err(), "past the window");
+        assert!(b.take(&counters(99..=99)).is_err(), "below the stored counter");
+        assert!(b.take(&[vec![0; 9]]).is_err(), "not a counter");
+        assert!(b.take(&counters(100..=110)).is_ok());
+        assert!(b.take(&counters(100..=100)).is_err(), "the call's MACs are spent");
+    }
+
+    #[test]
+    fn totp_calls_get_the_steps_around_the_host_clock_not_a_year_ahead() {
+        // 1 000 000 000 s = step 33 333 333; drift +2; window 1; one step more for the clock.
+        let params = serde_json::json!({ "step": 30, "drift": 2 });
+        let mut b = MacBound::of(true, &check(0, 1, params.clone()), 1_000_000_000_000);
+        assert_eq!(b, MacBound { lo: 33_333_334, hi: 33_333_337, left: 4 });
+        let year_ahead = 33_333_335 + 365 * 2880;
+        assert!(b.take(&counters(year_ahead..=year_ahead)).is_err());
+        assert!(b.take(&counters(33_333_334..=33_333_336)).is_ok());
+        // Never below the lowest step the host still accepts.
+        let b = MacBound::of(true, &check(33_333_336, 1, params), 1_000_000_000_000);
+        assert_eq!((b.lo, b.hi), (33_333_336, 33_333_337));
+    }
+
+    #[test]
+    fn a_challenge_gets_one_mac_and_other_requests_none() {
+        let req = PluginRequest::CreateChallenge {
+            secret: SecretRef("token:T".into()),
+            counter: 7,
+            params: serde_json::json!({}),
+            template: String::new(),
+            variables: Default::default(),
+        };
+        assert_eq!(MacBound::of(false, &req, 0), MacBound { lo: 7, hi: 7, left: 1 });
+        let deliver = PluginRequest::CheckOptions { options: serde_json::json!({}), credentials: vec![] };
+        assert_eq!(MacBound::of(false, &deliver, 0).left, 0);
+    }
 
     #[test]
     fn hmac_matches_rfc4226_intermediate_values() {

@@ -1,16 +1,23 @@
 //! The daemon's side of a plugin worker process, and the frames both sides exchange.
 //!
-//! A worker is started on two inherited descriptors: one end of a socket pair, and a sealed
-//! memfd holding the library bytes the daemon verified (so the worker loads exactly what was
-//! checked, never the path again). Frames are a 4-byte big-endian length, a 1-byte message tag
+//! A worker is started on exactly two inherited descriptors, always numbers 3 and 4: one end
+//! of a socket pair, and a sealed memfd holding the library bytes the daemon verified (so the
+//! worker loads exactly what was checked, never the path again). Both are close-on-exec in
+//! the daemon and moved into place in the child alone, which closes every other descriptor
+//! before exec: a worker spawned concurrently inherits nothing of another. The worker's
+//! limits ([`WorkerLimits`]) travel as arguments; its stderr is a pipe the daemon drains. Frames are a 4-byte big-endian length, a 1-byte message tag
 //! and the message: the plugin protocol's JSON travels as it is, not escaped inside another
 //! JSON document, because every check crosses this socket four times.
-//! A call runs to completion or to its deadline; at the deadline the worker is killed, and a
-//! worker that dies mid-call (panic across `abort`, SIGSEGV) is reported as crashed. Either way
+//! A call runs to completion or to its deadline, which every read and write on the socket
+//! honours (a poll for the time left before each), so no worker can stretch it; at the
+//! deadline the worker is killed, and a worker that dies mid-call (an abort, SIGSEGV, its
+//! memory or CPU limit) or closes its socket is reported as crashed (and killed if it still
+//! runs). Either way
 //! the caller gets an error for that call only and [`PluginProcess`] can be started again.
 //!
 //! This crate never loads a library and never computes anything for the plugin: host
-//! capability requests are handed to the caller's closure.
+//! capability requests are handed to the caller's closure. Text that comes from a plugin
+//! leaves it only through [`plugin_text`].
 
 #![allow(unsafe_code, reason = "memfd_create, fcntl sealing and descriptor inheritance for the worker")]
 
@@ -23,6 +30,32 @@ use std::time::{Duration, Instant};
 
 use countersign_plugin_abi::abi::Status;
 use serde::{Deserialize, Serialize};
+
+/// Most lines of a worker's stderr [`PluginProcess::drain_stderr`] returns.
+pub const STDERR_LINES: usize = 8;
+/// Longest plugin-supplied text that reaches a log, the audit or an answer, in characters.
+pub const MAX_PLUGIN_TEXT: usize = 200;
+
+/// Text a plugin supplied, made safe to log, audit or answer: control characters (newlines
+/// included, so it cannot forge log lines) and bidirectional overrides become `?`, and it is
+/// cut at [`MAX_PLUGIN_TEXT`] characters.
+pub fn plugin_text(s: &str) -> String {
+    let mut out: String = s.chars().take(MAX_PLUGIN_TEXT).map(|c| if unsafe_char(c) { '?' } else { c }).collect();
+    if s.chars().nth(MAX_PLUGIN_TEXT).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Whether [`plugin_text`] would leave `s` as it is (without copying it).
+pub fn is_plugin_text(s: &str) -> bool {
+    s.chars().nth(MAX_PLUGIN_TEXT).is_none() && !s.chars().any(unsafe_char)
+}
+
+/// Control characters (newlines included) and bidirectional overrides.
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
 
 /// Largest frame either side accepts.
 pub const MAX_FRAME: usize = 1 << 20;
@@ -191,7 +224,7 @@ pub fn read_frame<T: Frame>(r: &mut impl Read) -> Result<Option<T>, IpcError> {
 fn sealed_memfd(name: &str, bytes: &[u8]) -> Result<OwnedFd, IpcError> {
     let cname = std::ffi::CString::new(name).map_err(|e| IpcError::Frame(e.to_string()))?;
     // SAFETY: memfd_create with a valid C string; the result is checked.
-    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_ALLOW_SEALING) };
+    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error().into());
     }
@@ -207,13 +240,117 @@ fn sealed_memfd(name: &str, bytes: &[u8]) -> Result<OwnedFd, IpcError> {
     Ok(file.into())
 }
 
-/// Lets a descriptor survive exec (it is closed in the parent right after the spawn).
-fn inheritable(fd: RawFd) -> Result<(), IpcError> {
-    // SAFETY: fcntl on a descriptor we own, clearing FD_CLOEXEC.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
-        return Err(std::io::Error::last_os_error().into());
+/// Where the worker finds its two descriptors: the same numbers in every worker, so that
+/// nothing else a concurrent spawn holds can sit there.
+pub const WORKER_IPC_FD: RawFd = 3;
+/// See [`WORKER_IPC_FD`].
+pub const WORKER_LIBRARY_FD: RawFd = 4;
+
+/// Resource limits of one worker process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerLimits {
+    /// Address space (`RLIMIT_AS`), MiB.
+    pub memory_mb: u64,
+    /// Processor time over the worker's life (`RLIMIT_CPU`), seconds; the daemon retires a
+    /// worker that has used half of it (see [`PluginProcess::cpu_time`]) so that no healthy
+    /// worker reaches it.
+    pub cpu_s: u64,
+}
+
+impl Default for WorkerLimits {
+    fn default() -> Self {
+        WorkerLimits { memory_mb: 256, cpu_s: 600 }
+    }
+}
+
+/// In the child, between fork and exec: moves the socket and the memfd onto
+/// [`WORKER_IPC_FD`] and [`WORKER_LIBRARY_FD`] (the only descriptors above stderr that
+/// survive exec) and closes every other one. Only async-signal-safe calls.
+fn place_descriptors(ipc: RawFd, lib: RawFd) -> std::io::Result<()> {
+    // First copies above the targets (close-on-exec), so that moving one cannot overwrite
+    // the other whatever numbers they had.
+    // SAFETY: fcntl/dup2/close_range on descriptors of this (forked) process.
+    unsafe {
+        let ipc_copy = libc::fcntl(ipc, libc::F_DUPFD_CLOEXEC, 10);
+        let lib_copy = libc::fcntl(lib, libc::F_DUPFD_CLOEXEC, 10);
+        if ipc_copy < 0
+            || lib_copy < 0
+            || libc::dup2(ipc_copy, WORKER_IPC_FD) < 0
+            || libc::dup2(lib_copy, WORKER_LIBRARY_FD) < 0
+            || libc::syscall(libc::SYS_close_range, (WORKER_LIBRARY_FD + 1) as u32, u32::MAX, 0) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
     }
     Ok(())
+}
+
+/// The worker's socket with an absolute deadline: every read or write is preceded by a poll
+/// for the time left, so a worker that trickles bytes, or stops reading, cannot stretch it.
+struct Deadline<'a> {
+    sock: &'a UnixStream,
+    until: Instant,
+}
+
+impl Deadline<'_> {
+    fn wait(&self, events: libc::c_short) -> std::io::Result<()> {
+        loop {
+            let left = self.until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            let mut pfd = libc::pollfd { fd: self.sock.as_raw_fd(), events, revents: 0 };
+            let ms = i32::try_from(left.as_millis().saturating_add(1)).unwrap_or(i32::MAX);
+            // SAFETY: poll on one live pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc > 0 {
+                return Ok(());
+            }
+            if rc < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.wait(libc::POLLIN)?;
+        (&*self.sock).read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            self.wait(libc::POLLOUT)?;
+            // Non-blocking: a writable socket takes some bytes now; the rest waits for the
+            // next poll, never past the deadline.
+            // SAFETY: send on our live socket from a live buffer.
+            let n = unsafe {
+                libc::send(
+                    self.sock.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            if !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) {
+                return Err(e);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A running worker with one plugin loaded.
@@ -221,6 +358,8 @@ fn inheritable(fd: RawFd) -> Result<(), IpcError> {
 pub struct PluginProcess {
     child: Child,
     sock: UnixStream,
+    /// The worker's stderr (its own diagnostics, and whatever its plugin writes there).
+    stderr: Option<std::process::ChildStderr>,
     pub name: String,
     pub version: String,
     pub kind: String,
@@ -229,25 +368,60 @@ pub struct PluginProcess {
 impl PluginProcess {
     /// Starts `worker` on the verified library bytes and waits (up to `deadline`) for it to
     /// load them and report the plugin's identity.
-    pub fn spawn(worker: &Path, library: &[u8], deadline: Duration) -> Result<PluginProcess, IpcError> {
+    pub fn spawn(
+        worker: &Path,
+        library: &[u8],
+        deadline: Duration,
+        limits: WorkerLimits,
+    ) -> Result<PluginProcess, IpcError> {
+        use std::os::unix::process::CommandExt;
+        // Both descriptors are close-on-exec here: a worker spawned concurrently by another
+        // thread inherits neither; this child gets them on fixed numbers, and nothing else.
         let lib = sealed_memfd("countersign-plugin", library)?;
         let (ours, theirs) = UnixStream::pair()?;
-        inheritable(theirs.as_raw_fd())?;
-        inheritable(lib.as_raw_fd())?;
-        let child = Command::new(worker)
-            .arg("--ipc-fd")
-            .arg(theirs.as_raw_fd().to_string())
+        let (ipc_fd, lib_fd) = (theirs.as_raw_fd(), lib.as_raw_fd());
+        let mut cmd = Command::new(worker);
+        cmd.arg("--ipc-fd")
+            .arg(WORKER_IPC_FD.to_string())
             .arg("--library-fd")
-            .arg(lib.as_raw_fd().to_string())
+            .arg(WORKER_LIBRARY_FD.to_string())
+            .arg("--memory-mb")
+            .arg(limits.memory_mb.to_string())
+            .arg("--cpu-s")
+            .arg(limits.cpu_s.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .env_clear()
-            .spawn()?;
+            .stderr(Stdio::piped())
+            .env_clear();
+        // SAFETY: the closure only calls async-signal-safe functions (fcntl, dup2,
+        // close_range) on descriptors the child owns.
+        unsafe { cmd.pre_exec(move || place_descriptors(ipc_fd, lib_fd)) };
+        let mut child = cmd.spawn()?;
         drop(theirs);
         drop(lib);
-        let mut p =
-            PluginProcess { child, sock: ours, name: String::new(), version: String::new(), kind: String::new() };
-        match p.next(Instant::now() + deadline)? {
+        // Read between calls without waiting: a plugin's stderr is drained, never awaited.
+        let stderr = child.stderr.take();
+        if let Some(e) = &stderr {
+            // SAFETY: fcntl on the pipe we own.
+            unsafe { libc::fcntl(e.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        }
+        let mut p = PluginProcess {
+            child,
+            sock: ours,
+            stderr,
+            name: String::new(),
+            version: String::new(),
+            kind: String::new(),
+        };
+        let ready = p.next(Instant::now() + deadline, deadline).map_err(|e| match e {
+            // Say why the worker gave up (its own diagnostics), bounded and sanitised.
+            IpcError::Crashed(status) => match p.drain_stderr().first() {
+                Some(line) => IpcError::Crashed(format!("{status}: {line}")),
+                None => IpcError::Crashed(status),
+            },
+            other => other,
+        })?;
+        match ready {
             FromWorker::Ready { name, version, kind } => {
                 p.name = name;
                 p.version = version;
@@ -259,40 +433,85 @@ impl PluginProcess {
     }
 
     /// Reads the next message before `until`, killing the worker when time runs out.
-    fn next(&mut self, until: Instant) -> Result<FromWorker, IpcError> {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(self.kill_for_timeout(Duration::ZERO));
-        }
-        self.sock.set_read_timeout(Some(left))?;
-        match read_frame::<FromWorker>(&mut self.sock) {
+    fn next(&mut self, until: Instant, deadline: Duration) -> Result<FromWorker, IpcError> {
+        let read = read_frame::<FromWorker>(&mut Deadline { sock: &self.sock, until });
+        match read {
             Ok(Some(m)) => Ok(m),
             Ok(None) => Err(self.crashed()),
-            Err(IpcError::Io(e))
-                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
-            {
-                Err(self.kill_for_timeout(left))
-            }
-            Err(IpcError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => Err(self.crashed()),
-            Err(e) => Err(e),
+            Err(e) => Err(self.failed(e, deadline)),
         }
     }
 
-    fn kill_for_timeout(&mut self, d: Duration) -> IpcError {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        IpcError::Timeout(d)
+    /// Sends one message before `until`, killing the worker when time runs out.
+    fn send(&mut self, msg: &ToWorker, until: Instant, deadline: Duration) -> Result<(), IpcError> {
+        let sent = write_frame(&mut Deadline { sock: &self.sock, until }, msg);
+        sent.map_err(|e| self.failed(e, deadline))
     }
 
+    /// The error for a failed read or write; the worker is dead afterwards in every case (a
+    /// worker that breaks the protocol is not trusted with another call).
+    fn failed(&mut self, e: IpcError, deadline: Duration) -> IpcError {
+        match e {
+            IpcError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                self.kill();
+                IpcError::Timeout(deadline)
+            }
+            IpcError::Io(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                self.crashed()
+            }
+            other => {
+                self.kill();
+                other
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The worker closed its end: it died, or its plugin closed the socket (then it is killed,
+    /// never waited for while it runs on).
     fn crashed(&mut self) -> IpcError {
+        // A process that closed its socket by exiting needs a moment to become a zombie:
+        // wait for that (a pidfd turns readable), but not for one that lives on.
+        self.wait_exit(Duration::from_millis(500));
+        // SIGKILL on a zombie changes nothing, so the status is the real one if it died first.
+        let _ = self.child.kill();
         let status = self.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
         IpcError::Crashed(status)
     }
 
+    /// Waits up to `within` for the worker to exit (without reaping it).
+    fn wait_exit(&self, within: Duration) {
+        // SAFETY: pidfd_open on our own child, which is not reaped yet; the descriptor is
+        // owned and closed below.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.child.id(), 0) };
+        let Ok(fd) = RawFd::try_from(fd) else { return };
+        if fd < 0 {
+            return;
+        }
+        // SAFETY: a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = i32::try_from(within.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: poll on one live pollfd.
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+    }
+
     /// Sends one plugin request and serves the plugin's host calls with `host` until the
-    /// answer arrives or `deadline` passes. The deadline counts the plugin's time only: time
-    /// spent in `host` (a slow HSM opening a seed) moves it on, so a slow host never gets a
-    /// healthy worker killed.
+    /// answer arrives or `deadline` passes. Every read and write waits for the time left, so
+    /// the plugin's own time never exceeds the deadline; time spent in `host` (a slow HSM
+    /// opening a seed, a gateway's HTTP request) moves it on, so a slow host never gets a
+    /// healthy worker killed. The caller bounds what `host` does per call.
     pub fn call(
         &mut self,
         request: &str,
@@ -300,22 +519,55 @@ impl PluginProcess {
         host: &mut dyn FnMut(&str) -> (Status, String),
     ) -> Result<(Status, String), IpcError> {
         let mut until = Instant::now() + deadline;
-        write_frame(&mut self.sock, &ToWorker::Call { request: request.into() }).map_err(|e| match e {
-            IpcError::Io(_) => self.crashed(),
-            other => other,
-        })?;
+        self.send(&ToWorker::Call { request: request.into() }, until, deadline)?;
         loop {
-            match self.next(until)? {
+            match self.next(until, deadline)? {
                 FromWorker::HostCall { request } => {
                     let serving = Instant::now();
                     let (status, response) = host(&request);
                     until += serving.elapsed();
-                    write_frame(&mut self.sock, &ToWorker::HostReply { status: status as i32, response })?;
+                    self.send(&ToWorker::HostReply { status: status as i32, response }, until, deadline)?;
                 }
                 FromWorker::Done { status, response } => return Ok((Status::from_raw(status), response)),
-                FromWorker::Ready { .. } => return Err(IpcError::Frame("unexpected ready".into())),
+                FromWorker::Ready { .. } => {
+                    self.kill();
+                    return Err(IpcError::Frame("unexpected ready".into()));
+                }
             }
         }
+    }
+
+    /// What the worker wrote to stderr since the last drain, as at most [`STDERR_LINES`]
+    /// lines of [`plugin_text`] (the rest is read and dropped, so the pipe never fills while
+    /// the worker is healthy).
+    pub fn drain_stderr(&mut self) -> Vec<String> {
+        let Some(pipe) = self.stderr.as_mut() else { return Vec::new() };
+        let (mut kept, mut buf) = (Vec::new(), [0u8; 4096]);
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            if kept.len() < 4096 {
+                kept.extend_from_slice(&buf[..n.min(4096 - kept.len())]);
+            }
+        }
+        String::from_utf8_lossy(&kept)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(STDERR_LINES)
+            .map(plugin_text)
+            .collect()
+    }
+
+    /// Processor time the worker has used (user + system), from `/proc/PID/stat`; `None`
+    /// when it cannot be read.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the command name (which may hold spaces, in parentheses): utime and
+        // stime are fields 14 and 15 of the line, 12 and 13 after ") ".
+        let rest = stat.rsplit_once(") ")?.1;
+        let mut fields = rest.split(' ').skip(11);
+        let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|h| *h > 0)?;
+        Some(Duration::from_millis(ticks.saturating_mul(1000) / hz))
     }
 
     /// Whether the process is still running.
@@ -326,14 +578,22 @@ impl PluginProcess {
 
 impl Drop for PluginProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugin_text_is_bounded_and_has_no_control_characters() {
+        assert_eq!(plugin_text("ok\nFAKE line\r\u{1b}[31m\u{202e}x"), "ok?FAKE line??[31m?x");
+        let long = plugin_text(&"é".repeat(1000));
+        assert_eq!(long.chars().count(), MAX_PLUGIN_TEXT + 1);
+        assert!(long.ends_with('…'));
+        assert!(is_plugin_text("123456") && !is_plugin_text("12\n34") && !is_plugin_text(&"1".repeat(201)));
+    }
 
     #[test]
     fn frames_round_trip() {

@@ -1,23 +1,26 @@
-//! `countersign-plugin-worker --ipc-fd N --library-fd M`: loads exactly one plugin from the
+//! `countersign-plugin-worker --ipc-fd N --library-fd M --memory-mb MB --cpu-s S` (the daemon
+//! passes N = 3, M = 4): loads exactly one plugin from the
 //! sealed memfd `M` (the bytes the daemon verified), checks its descriptor, confines itself,
 //! and then relays calls from the daemon on socket `N` to the plugin, and the plugin's host
 //! capability requests back to the daemon. It opens no database, no HSM and no network of its
 //! own; everything it may do for a plugin goes through the daemon.
 //!
-//! Confinement, applied after the library is loaded and before the first call (Linux, no extra
-//! services; see [`confine`]):
-//! - `PR_SET_NO_NEW_PRIVS`; no core dumps; no new processes (`RLIMIT_NPROC` 0); at most 16 open
-//!   files; an empty environment; no stdin/stdout;
-//! - Landlock (ABI v4 where the kernel has it): no filesystem access of any kind and no TCP
-//!   bind or connect;
-//! - seccomp: creating, binding or connecting sockets (any family, so not the daemon's own
-//!   Unix sockets either), executing programs, tracing or reading other processes, and
-//!   signalling any process but itself fail with EPERM.
+//! Confinement is complete before a single byte of plugin code runs, library constructors
+//! included (see [`sandbox`]): every descriptor but the socket, the memfd and stdio is closed;
+//! no new privileges, not dumpable, no processes, no files written,
+//! bounded address space (`--memory-mb`), processor time (`--cpu-s`, SIGKILL at the limit) and
+//! descriptors; Landlock with no filesystem or TCP right and signals scoped to the worker; and
+//! a seccomp allowlist of the system calls loading and serving need (everything else, sockets,
+//! io_uring, clone/fork, exec, kill/rt_sigqueueinfo, ioctl, fails with EPERM). Only then is
+//! the library mapped from `/proc/self/fd/M` (a memfd, which Landlock leaves reachable) and
+//! its entry called. Nothing is loosened afterwards (neither Landlock nor seccomp can be).
 //!
 //! Exit codes: 0 when the daemon closes the socket, 2 bad arguments, 3 library refused,
-//! 4 protocol error.
+//! 4 protocol error, 5 the sandbox could not be applied.
 
 #![allow(unsafe_code, reason = "the worker is where plugins are loaded and called through the C ABI")]
+
+mod sandbox;
 
 use std::ffi::c_void;
 use std::os::fd::FromRawFd;
@@ -27,82 +30,9 @@ use std::process::ExitCode;
 use countersign_plugin_abi::abi::{ByteSlice, HostVTable, OwnedBytes, PluginDescriptor, Status, ENTRY_SYMBOL};
 use countersign_plugin_ipc::{read_frame, write_frame, FromWorker, ToWorker};
 
-fn arg(name: &str) -> Option<i32> {
+fn arg<T: std::str::FromStr>(name: &str) -> Option<T> {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok())
-}
-
-fn set_limit(name: &str, resource: libc::__rlimit_resource_t, value: u64) {
-    let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
-    // SAFETY: setrlimit with a valid resource and a pointer to a live struct.
-    if unsafe { libc::setrlimit(resource, &lim) } != 0 {
-        eprintln!("countersign-plugin-worker: cannot set {name}: {}", std::io::Error::last_os_error());
-    }
-}
-
-/// Landlock: handle every filesystem and TCP right and grant none.
-fn landlock() -> Result<String, String> {
-    use landlock::{Access, AccessFs, AccessNet, Ruleset, RulesetAttr, ABI};
-    let abi = ABI::V4;
-    let status = Ruleset::default()
-        .handle_access(AccessFs::from_all(abi))
-        .and_then(|r| r.handle_access(AccessNet::from_all(abi)))
-        .and_then(|r| r.create())
-        .and_then(|r| r.restrict_self())
-        .map_err(|e| e.to_string())?;
-    Ok(format!("{:?}", status.ruleset))
-}
-
-/// Seccomp: the listed calls fail with EPERM; everything else is allowed.
-fn seccomp() -> Result<(), String> {
-    use seccompiler::{
-        BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    };
-    let denied = [
-        libc::SYS_socket,
-        libc::SYS_socketpair,
-        libc::SYS_connect,
-        libc::SYS_bind,
-        libc::SYS_listen,
-        libc::SYS_accept,
-        libc::SYS_accept4,
-        libc::SYS_execve,
-        libc::SYS_execveat,
-        libc::SYS_ptrace,
-        libc::SYS_process_vm_readv,
-        libc::SYS_process_vm_writev,
-        libc::SYS_kill,
-        libc::SYS_tkill,
-        libc::SYS_pidfd_open,
-        libc::SYS_pidfd_send_signal,
-    ];
-    let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> =
-        denied.iter().map(|n| (*n, Vec::new())).collect();
-    // tgkill only on itself (abort() signals its own thread this way).
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() } as u64;
-    let other = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, me).map_err(|e| e.to_string())?;
-    rules.insert(libc::SYS_tgkill, vec![SeccompRule::new(vec![other]).map_err(|e| e.to_string())?]);
-    let arch = std::env::consts::ARCH.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
-        .map_err(|e| e.to_string())?;
-    let program: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
-    seccompiler::apply_filter(&program).map_err(|e| e.to_string())
-}
-
-/// Applies every restriction; a kernel without Landlock is reported, seccomp must succeed.
-fn confine() -> Result<(), String> {
-    // SAFETY: prctl with PR_SET_NO_NEW_PRIVS and constant arguments.
-    unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    set_limit("RLIMIT_CORE", libc::RLIMIT_CORE, 0);
-    set_limit("RLIMIT_NPROC", libc::RLIMIT_NPROC, 0);
-    set_limit("RLIMIT_NOFILE", libc::RLIMIT_NOFILE, 16);
-    match landlock() {
-        Ok(state) if state == "FullyEnforced" => {}
-        Ok(state) => eprintln!("countersign-plugin-worker: Landlock only {state} on this kernel"),
-        Err(e) => eprintln!("countersign-plugin-worker: Landlock unavailable: {e}"),
-    }
-    seccomp()
 }
 
 /// Host side of the vtable: the daemon answers over the socket.
@@ -157,14 +87,25 @@ fn serve(sock: &mut UnixStream, desc: &PluginDescriptor) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let (Some(ipc), Some(lib_fd)) = (arg("--ipc-fd"), arg("--library-fd")) else {
-        eprintln!("usage: countersign-plugin-worker --ipc-fd N --library-fd M (started by countersignd)");
+    let (Some(ipc), Some(lib_fd), Some(memory_mb), Some(cpu_s)) =
+        (arg::<i32>("--ipc-fd"), arg::<i32>("--library-fd"), arg::<u64>("--memory-mb"), arg::<u64>("--cpu-s"))
+    else {
+        eprintln!(
+            "usage: countersign-plugin-worker --ipc-fd N --library-fd M --memory-mb MB --cpu-s S (started by countersignd)"
+        );
         return ExitCode::from(2);
     };
+    // Everything before the library is loaded: no plugin code has run yet.
+    if let Err(e) = sandbox::close_other_descriptors(&[ipc, lib_fd])
+        .and_then(|()| sandbox::confine(sandbox::Limits { memory_mb, cpu_s }))
+    {
+        eprintln!("countersign-plugin-worker: cannot confine the plugin: {e}");
+        return ExitCode::from(5);
+    }
     // SAFETY: the daemon passed this descriptor to us alone; adopted exactly once.
     let mut sock = unsafe { UnixStream::from_raw_fd(ipc) };
-    // SAFETY: loading the library runs its initialisers; these are the bytes the daemon
-    // verified against a signed manifest, read from a sealed memfd.
+    // SAFETY: loading the library runs its initialisers, confined as everything after them;
+    // these are the bytes the daemon verified against a signed manifest, from a sealed memfd.
     let lib = match unsafe { libloading::Library::new(format!("/proc/self/fd/{lib_fd}")) } {
         Ok(l) => l,
         Err(e) => {
@@ -197,10 +138,6 @@ fn main() -> ExitCode {
     };
     // SAFETY: the library descriptor is no longer needed once mapped.
     unsafe { libc::close(lib_fd) };
-    if let Err(e) = confine() {
-        eprintln!("countersign-plugin-worker: cannot confine the plugin: {e}");
-        return ExitCode::from(3);
-    }
     let ready = FromWorker::Ready { name: info.name, version: info.version, kind: info.kind.as_str().into() };
     if write_frame(&mut sock, &ready).is_err() {
         return ExitCode::from(4);
