@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::admin::{allowed, audit_read, PiAdmin};
+use super::admin::{Subject, allowed, audit_read, PiAdmin};
 use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
 use super::resolver_params;
@@ -68,7 +68,10 @@ fn realm_map(list: &[RealmRecord], resolvers: &[crate::resolvers::realms::Resolv
 }
 
 async fn realms(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
-    let r = with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await;
+    let r = match allowed(&st, &admin, "resolverread", &Subject::system()) {
+        Ok(()) => with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await,
+        Err(e) => Err(e),
+    };
     let r = r.map(|(list, resolvers)| PiResponse::value(realm_map(&list, &resolvers)));
     audit_read(&st, &admin, "/realm/", &r).await;
     respond(&st.responses, p.nonce().as_deref(), r)
@@ -79,7 +82,7 @@ async fn realms(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respon
 /// resolvers are reported in `failed`, as privacyIDEA does; the others make up the realm.
 async fn set_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverwrite", &p)?;
+        allowed(&st, &admin, "resolverwrite", &Subject::system())?;
         let mut wanted = p.list("resolvers")?;
         if wanted.is_empty() {
             return Err(PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'resolvers'"));
@@ -121,7 +124,7 @@ async fn set_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<
 
 async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverdelete", &p)?;
+        allowed(&st, &admin, "resolverdelete", &Subject::system())?;
         let caller = admin.caller.clone();
         with_realms(&st, move |r| r.remove_realm(&caller, &name)).await?;
         Ok(PiResponse::value(json!(1)))
@@ -131,7 +134,10 @@ async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Pa
 }
 
 async fn default_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
-    let r = with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await;
+    let r = match allowed(&st, &admin, "resolverread", &Subject::system()) {
+        Ok(()) => with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await,
+        Err(e) => Err(e),
+    };
     let r = r.map(|(list, resolvers)| {
         let default: Vec<RealmRecord> = list.into_iter().filter(|r| r.default).collect();
         PiResponse::value(realm_map(&default, &resolvers))
@@ -147,7 +153,7 @@ async fn set_default_realm(
     p: Params,
 ) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverwrite", &p)?;
+        allowed(&st, &admin, "resolverwrite", &Subject::system())?;
         let caller = admin.caller.clone();
         with_realms(&st, move |r| r.set_default(&caller, &name)).await?;
         Ok(PiResponse::value(json!(1)))
@@ -186,7 +192,7 @@ fn resolver_map(list: &[crate::resolvers::realms::ResolverView]) -> Value {
 
 async fn resolvers(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverread", &p)?;
+        allowed(&st, &admin, "resolverread", &Subject::system())?;
         let list = with_realms(&st, |r| r.list_resolvers()).await?;
         Ok(PiResponse::value(resolver_map(&list)))
     }
@@ -197,7 +203,7 @@ async fn resolvers(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Res
 
 async fn resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverread", &p)?;
+        allowed(&st, &admin, "resolverread", &Subject::system())?;
         let one = with_realms(&st, move |r| r.show_resolver(&name)).await?;
         Ok(PiResponse::value(resolver_map(&[one])))
     }
@@ -210,7 +216,7 @@ async fn resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<S
 /// change; its bind password is kept unless `BINDPW` gives a new one). Answers its id.
 async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverwrite", &p)?;
+        allowed(&st, &admin, "resolverwrite", &Subject::system())?;
         let def = resolver_params::from_params(&p).map_err(|m| PiResponse::error(ErrorKind::Parameter, &m))?;
         let caller = admin.caller.clone();
         let view = with_realms(&st, move |realms| match realms.show_resolver(&name) {
@@ -239,7 +245,7 @@ async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Pa
 
 async fn delete_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverdelete", &p)?;
+        allowed(&st, &admin, "resolverdelete", &Subject::system())?;
         let caller = admin.caller.clone();
         with_realms(&st, move |r| r.remove_resolver(&caller, &name)).await?;
         Ok(PiResponse::value(json!(1)))
