@@ -349,8 +349,9 @@ mod tests {
         assert_eq!(gate.open(), 4);
         drop(a1);
         assert_eq!(gate.open(), 3);
-        assert!(gate.admit(Peer::Uid(1000), false).is_some(), "a closed connection frees its place");
-        assert_eq!(gate.refused(), 3);
+        assert!(gate.admit(Peer::Uid(1000), false).is_none(), "3 open: the 4th place stays reserved");
+        assert!(gate.admit(Peer::Uid(0), true).is_some(), "a closed connection frees its place");
+        assert_eq!(gate.refused(), 4);
     }
 
     #[test]
