@@ -187,6 +187,9 @@ pub struct ConnectionsSection {
     pub admin_max: usize,
     pub admin_max_per_peer: usize,
     pub admin_reserved: usize,
+    /// `header_timeout_ms` of admin.sock: longer, since the CLI may hold its connection while
+    /// an admin types a PIN; non-admin uids cannot fill admin.sock (caps and reserve).
+    pub admin_header_timeout_ms: u64,
     /// Open connections on the HTTP listener, in all and per client address.
     pub http_max: usize,
     pub http_max_per_peer: usize,
@@ -397,8 +400,8 @@ impl Config {
             }
         }
         let c = &self.connections;
-        if c.header_timeout_ms == 0 {
-            return bad("connections.header_timeout_ms must be positive".into());
+        if c.header_timeout_ms == 0 || c.admin_header_timeout_ms == 0 {
+            return bad("connections.header_timeout_ms and connections.admin_header_timeout_ms must be positive".into());
         }
         if [c.api_max, c.api_max_per_peer, c.admin_max, c.admin_max_per_peer, c.http_max, c.http_max_per_peer]
             .contains(&0)

@@ -346,7 +346,10 @@ fn connection_gates(cfg: &Config) -> anyhow::Result<Gates> {
     let limits = |max, per_peer, reserved| http::ConnLimits { max, per_peer, reserved, header_timeout };
     let wanted = [
         limits(c.api_max, c.api_max_per_peer, 0),
-        limits(c.admin_max, c.admin_max_per_peer, c.admin_reserved),
+        http::ConnLimits {
+            header_timeout: Duration::from_millis(c.admin_header_timeout_ms),
+            ..limits(c.admin_max, c.admin_max_per_peer, c.admin_reserved)
+        },
         limits(c.http_max, c.http_max_per_peer, 0),
     ];
     let nofile = http::descriptor_limit();

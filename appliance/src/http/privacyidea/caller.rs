@@ -66,11 +66,16 @@ pub async fn network_auth(State(st): State<AppState>, req: Request, next: Next) 
             session_error(&e).finish(&st.responses, None)
         }
     };
+    // The login authenticates by its password: a stale or empty session header sent along (as
+    // clients do before they have one) is not looked at there.
+    if ANONYMOUS_PATHS.contains(&parts.uri.path()) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let caller = match identify(&mut parts, &st).await {
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
-    if st.require_api_key && caller.who == Who::Anonymous && !ANONYMOUS_PATHS.contains(&parts.uri.path()) {
+    if st.require_api_key && caller.who == Who::Anonymous {
         return refuse(SessionError::Missing);
     }
     parts.extensions.insert(caller);
@@ -87,7 +92,8 @@ async fn identify(parts: &mut Parts, st: &AppState) -> Result<ApiCaller, Session
         .iter()
         .find_map(|h| parts.headers.get(*h))
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().trim_start_matches("Bearer ").to_owned());
+        .map(|v| v.trim().trim_start_matches("Bearer ").trim().to_owned())
+        .filter(|v| !v.is_empty());
     let Some(credential) = header else {
         return Ok(ApiCaller { who: Who::Anonymous, audit_name: origin });
     };
