@@ -155,7 +155,8 @@ impl ApiAccess {
         }
         self.throttle.succeeded(caller, name, now_ms);
         // Deleted meanwhile: no session.
-        let epoch = self.store.api_admin_epoch(name).map_err(|e| internal(&e))?.ok_or(SessionError::WrongCredentials)?;
+        let epoch =
+            self.store.api_admin_epoch(name).map_err(|e| internal(&e))?.ok_or(SessionError::WrongCredentials)?;
         let now = self.clock.now_ms() / 1000;
         let claims = Claims {
             username: name.to_owned(),

@@ -356,12 +356,20 @@ fn connection_gates(cfg: &Config) -> anyhow::Result<Gates> {
     let fitted = http::fit_to_descriptors(nofile, c.fd_reserve, wanted).map_err(anyhow::Error::msg)?;
     if fitted != wanted {
         tracing::warn!(
-            nofile, fd_reserve = c.fd_reserve, api = fitted[0].max, admin = fitted[1].max, http = fitted[2].max,
+            nofile,
+            fd_reserve = c.fd_reserve,
+            api = fitted[0].max,
+            admin = fitted[1].max,
+            http = fitted[2].max,
             "connection caps cut to fit the descriptor limit; raise LimitNOFILE for the configured caps"
         );
     }
     let [api, admin, http] = fitted;
-    Ok(Gates { api: http::Gate::new("api", api), admin: http::Gate::new("admin", admin), http: http::Gate::new("http", http) })
+    Ok(Gates {
+        api: http::Gate::new("api", api),
+        admin: http::Gate::new("admin", admin),
+        http: http::Gate::new("http", http),
+    })
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.

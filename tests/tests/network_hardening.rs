@@ -201,7 +201,8 @@ fn a_realm_limited_admin_cannot_touch_another_realms_tokens() {
     let help = token_of(&d, "hugo", "helpdesk");
     add_api_admin(&d, "ops");
     let all = ["tokenlist=true", "disable=true", "enable=true", "setpin=true", "unassign=true", "reset=true"];
-    let mut args = vec!["policy", "set", "ops-helpdesk", "--scope", "admin", "--admin-user", "ops", "--realm", "helpdesk"];
+    let mut args =
+        vec!["policy", "set", "ops-helpdesk", "--scope", "admin", "--admin-user", "ops", "--realm", "helpdesk"];
     for a in &all {
         args.extend_from_slice(&["--action", a]);
     }
@@ -217,7 +218,8 @@ fn a_realm_limited_admin_cannot_touch_another_realms_tokens() {
             assert_eq!(status, 403, "{action}{extra}: {v}");
         }
     }
-    let (status, v) = http_from("127.0.0.1", port, "DELETE", &format!("/token/{corp}?realm=helpdesk"), &[("Authorization", &t)], "");
+    let (status, v) =
+        http_from("127.0.0.1", port, "DELETE", &format!("/token/{corp}?realm=helpdesk"), &[("Authorization", &t)], "");
     assert_eq!(status, 403, "{v}");
     // Assigning the corp token away, or a helpdesk token to carol in corp: refused.
     let (status, v) = form(port, "/token/assign", &format!("serial={corp}&user=hugo&realm=helpdesk"), auth);
@@ -233,7 +235,8 @@ fn a_realm_limited_admin_cannot_touch_another_realms_tokens() {
     assert_eq!(shown["user"], "carol", "{shown}");
     // Listing shows helpdesk tokens only, whatever the filter claims.
     for query in ["", "?realm=helpdesk", "?user=carol&realm=corp", &format!("?serial={corp}&realm=helpdesk")] {
-        let (status, body) = http_from("127.0.0.1", port, "GET", &format!("/token/{query}"), &[("Authorization", &t)], "");
+        let (status, body) =
+            http_from("127.0.0.1", port, "GET", &format!("/token/{query}"), &[("Authorization", &t)], "");
         assert_eq!(status, 200, "{body}");
         assert!(!body.contains(&corp), "{query}: {body}");
     }
@@ -388,7 +391,8 @@ fn sessions_die_with_their_admin_and_at_logout() {
     // Revoked by an appliance admin on admin.sock.
     let c = login(port, "ops");
     assert_eq!(list(&c), 200);
-    let (status, v) = countersign_tests::request(&d.admin_sock(), "POST", "/v1/admin/privacyidea/admins/ops/logout", None);
+    let (status, v) =
+        countersign_tests::request(&d.admin_sock(), "POST", "/v1/admin/privacyidea/admins/ops/logout", None);
     assert_eq!(status, 204, "{v}");
     assert_eq!(list(&c), 401);
     assert!(d.auth_audit().iter().any(|r| r["action"] == "api/logout"));

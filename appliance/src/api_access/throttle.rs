@@ -70,8 +70,7 @@ impl LoginThrottle {
             log.failures.pop_front();
         }
         let known = log.known.get(name).is_some_and(|t| *t >= now_ms - KNOWN_FOR_MS);
-        let relevant: Vec<i64> =
-            log.failures.iter().filter(|(_, n)| !known || n == name).map(|(t, _)| *t).collect();
+        let relevant: Vec<i64> = log.failures.iter().filter(|(_, n)| !known || n == name).map(|(t, _)| *t).collect();
         let last = *relevant.last()?;
         if relevant.len() < FREE_FAILURES {
             return None;

@@ -117,7 +117,11 @@ impl Gate {
             // Once per power of two: an operator learns of a flood without the log becoming one.
             if n.is_power_of_two() {
                 tracing::warn!(
-                    listener = self.name, ?peer, refused = n, max = self.limits.max, per_peer = self.limits.per_peer,
+                    listener = self.name,
+                    ?peer,
+                    refused = n,
+                    max = self.limits.max,
+                    per_peer = self.limits.per_peer,
                     "connection refused: the listener or this peer has as many connections open as allowed"
                 );
             }
@@ -185,11 +189,7 @@ pub fn fit_to_descriptors(nofile: u64, reserve: u64, caps: [ConnLimits; 3]) -> R
 
 /// Accepts until `stop` turns true, then lets admitted connections finish their requests.
 /// Too many open descriptors (`EMFILE`/`ENFILE`) pause accepting briefly instead of spinning.
-async fn accept_loop<A, Fut>(
-    name: &'static str,
-    mut accept: A,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()>
+async fn accept_loop<A, Fut>(name: &'static str, mut accept: A, mut stop: watch::Receiver<bool>) -> std::io::Result<()>
 where
     A: FnMut(mpsc::Sender<()>, watch::Receiver<bool>) -> Fut,
     Fut: std::future::Future<Output = std::io::Result<()>>,
@@ -274,20 +274,24 @@ pub async fn serve_unix(
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let header_timeout = gate.limits().header_timeout;
-    accept_loop(name, |alive, stop| {
-        let (listener, router, gate, privileged) = (&listener, &router, &gate, &privileged);
-        async move {
-            let (stream, _) = listener.accept().await?;
-            let cred = stream.peer_cred().ok().map(|c| CallerId { uid: c.uid(), pid: c.pid() });
-            // No credentials: counted as a uid nobody has, never privileged (requests fail closed).
-            let uid = cred.map_or(u32::MAX, |c| c.uid);
-            let Some(permit) = gate.admit(Peer::Uid(uid), cred.is_some() && privileged(uid)) else {
-                return Ok(());
-            };
-            spawn_connection(stream, router.clone(), PeerCred(cred), header_timeout, permit, alive, stop);
-            Ok(())
-        }
-    }, stop)
+    accept_loop(
+        name,
+        |alive, stop| {
+            let (listener, router, gate, privileged) = (&listener, &router, &gate, &privileged);
+            async move {
+                let (stream, _) = listener.accept().await?;
+                let cred = stream.peer_cred().ok().map(|c| CallerId { uid: c.uid(), pid: c.pid() });
+                // No credentials: counted as a uid nobody has, never privileged (requests fail closed).
+                let uid = cred.map_or(u32::MAX, |c| c.uid);
+                let Some(permit) = gate.admit(Peer::Uid(uid), cred.is_some() && privileged(uid)) else {
+                    return Ok(());
+                };
+                spawn_connection(stream, router.clone(), PeerCred(cred), header_timeout, permit, alive, stop);
+                Ok(())
+            }
+        },
+        stop,
+    )
     .await
 }
 
@@ -301,30 +305,34 @@ pub async fn serve_tcp(
 ) -> std::io::Result<()> {
     let header_timeout = gate.limits().header_timeout;
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    accept_loop("http", |alive, stop| {
-        let (listener, router, gate, acceptor) = (&listener, &router, &gate, &acceptor);
-        async move {
-            let (stream, peer) = listener.accept().await?;
-            let Some(permit) = gate.admit(Peer::of_ip(peer.ip()), false) else {
-                return Ok(());
-            };
-            let router = router.clone();
-            match acceptor.clone() {
-                None => spawn_connection(stream, router, peer, header_timeout, permit, alive, stop),
-                Some(acceptor) => {
-                    // The handshake runs on the connection's own task, within the header time.
-                    tokio::spawn(async move {
-                        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                            Ok(Ok(s)) => spawn_connection(s, router, peer, header_timeout, permit, alive, stop),
-                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                        }
-                    });
+    accept_loop(
+        "http",
+        |alive, stop| {
+            let (listener, router, gate, acceptor) = (&listener, &router, &gate, &acceptor);
+            async move {
+                let (stream, peer) = listener.accept().await?;
+                let Some(permit) = gate.admit(Peer::of_ip(peer.ip()), false) else {
+                    return Ok(());
+                };
+                let router = router.clone();
+                match acceptor.clone() {
+                    None => spawn_connection(stream, router, peer, header_timeout, permit, alive, stop),
+                    Some(acceptor) => {
+                        // The handshake runs on the connection's own task, within the header time.
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => spawn_connection(s, router, peer, header_timeout, permit, alive, stop),
+                                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
                 }
+                Ok(())
             }
-            Ok(())
-        }
-    }, stop)
+        },
+        stop,
+    )
     .await
 }
 

@@ -350,7 +350,9 @@ where
 {
     let tokens = match (p.owned("serial"), p.owned("user")) {
         (Some(s), _) => vec![st.tokens.show(s).await.map_err(token_error)?],
-        (None, Some(user)) if by_user => st.tokens.list(Some(user), p.owned("realm"), None).await.map_err(token_error)?,
+        (None, Some(user)) if by_user => {
+            st.tokens.list(Some(user), p.owned("realm"), None).await.map_err(token_error)?
+        }
         _ => return Err(PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'serial'")),
     };
     for t in &tokens {
@@ -399,7 +401,8 @@ token_action!(reset, true, |st, caller, p, serial| {
 async fn assign(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
-        let user = p.owned("user").ok_or_else(|| PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'user'"))?;
+        let user =
+            p.owned("user").ok_or_else(|| PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'user'"))?;
         allowed(&st, &admin, "assign", &Subject::user_in(&st, &user, p.get("realm"))?)?;
         let caller = admin.caller.clone();
         let realm = p.owned("realm");

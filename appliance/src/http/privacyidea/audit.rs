@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::admin::{Subject, allowed, audit_read, PiAdmin};
+use super::admin::{allowed, audit_read, PiAdmin, Subject};
 use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
 use crate::http::AppState;

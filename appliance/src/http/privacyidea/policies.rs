@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::admin::{Subject, allowed, audit_read, PiAdmin};
+use super::admin::{allowed, audit_read, PiAdmin, Subject};
 use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
 use crate::http::AppState;
