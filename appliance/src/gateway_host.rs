@@ -112,7 +112,7 @@ fn is_public_v6(v6: std::net::Ipv6Addr) -> bool {
     }
     // 2001::/23: IETF protocol assignments (Teredo 2001::/32 tunnels to any IPv4 address,
     // benchmarking, ORCHID); 2001:db8::/32 and 3fff::/20: documentation.
-    if (s[0] == 0x2001 && s[1] < 0x0200) || (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] == 0x3fff && s[1] < 0x1000) {
+    if (s[0] == 0x2001 && (s[1] < 0x0200 || s[1] == 0x0db8)) || (s[0] == 0x3fff && s[1] < 0x1000) {
         return false;
     }
     // 6to4 (2002::/16) carries its IPv4 address in bits 16..48.
