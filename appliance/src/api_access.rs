@@ -2,9 +2,10 @@
 //! - administrators of the privacyIDEA-compatible API: `/auth` checks a name and password
 //!   against an HSM-made verifier and issues a JWT-shaped session token whose MAC is computed
 //!   in the HSM (HMAC-SHA-256 under the verifier key, with a domain prefix of its own). Tokens
-//!   expire after [`SESSION_SECONDS`]. Every login, failed or not, is audited; after
-//!   [`LOGIN_MAX_FAIL`] failures for one name from one address within [`LOGIN_FAIL_WINDOW_S`],
-//!   further logins from there are refused unchecked until the window has passed;
+//!   expire after [`SESSION_SECONDS`] and are bound to the admin row's session epoch (random,
+//!   replaced at logout): deleting the admin, creating one of the same name again, logging out
+//!   or revoking its sessions ends every session issued before. Every login, failed or not, is
+//!   audited; failing peers back off ([`throttle`]), without a lockout of the admin;
 //! - service accounts (an IdP plugin, a RADIUS server): an API key `cs_<prefix>_<secret>`
 //!   shown once at creation, found by its public prefix and checked against its verifier.
 //!
@@ -20,17 +21,14 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
-use crate::store::{ApiAdminView, AuthAuditRow, RecentAudit, ServiceAccountView, Store};
+use crate::store::{ApiAdminView, AuthAuditRow, ServiceAccountView, Store};
 use crate::token_secrets::TokenSecrets;
 use crate::tokens::TokenError;
 
+pub mod throttle;
+
 /// How long a session token is valid.
 pub const SESSION_SECONDS: i64 = 3600;
-
-/// Failed logins for one admin name from one caller address that stop further attempts...
-pub const LOGIN_MAX_FAIL: u64 = 10;
-/// ...within this many seconds. Per address, so a guesser elsewhere cannot lock an admin out.
-pub const LOGIN_FAIL_WINDOW_S: i64 = 900;
 
 /// The claims of a session token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +40,8 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The admin row's session epoch (hex) when the token was issued.
+    pub epoch: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +54,7 @@ pub enum SessionError {
     Invalid,
     #[error("Authentication failure. The session token has expired; log in again.")]
     Expired,
-    #[error(
-        "Authentication failure. Too many failed logins for this name from this address; try again in {0} seconds."
-    )]
+    #[error("Authentication failure. Too many failed logins from this client; try again in {0} seconds.")]
     TooManyFailures(i64),
     #[error("{0}")]
     Internal(String),
@@ -67,9 +65,10 @@ pub struct ApiAccess {
     store: Arc<Store>,
     secrets: TokenSecrets,
     clock: Clock,
-    /// Logins run one at a time, so parallel guesses cannot all pass the failure count before
-    /// any of them is audited. A login costs one HSM operation.
+    /// Logins run one at a time, so parallel guesses cannot all pass the backoff before any of
+    /// them is counted. A login costs one HSM operation.
     logins: Arc<Mutex<()>>,
+    throttle: Arc<throttle::LoginThrottle>,
 }
 
 fn valid_name(name: &str) -> Result<(), TokenError> {
@@ -84,7 +83,7 @@ fn valid_name(name: &str) -> Result<(), TokenError> {
 
 impl ApiAccess {
     pub fn new(store: Arc<Store>, secrets: TokenSecrets, clock: Clock) -> ApiAccess {
-        ApiAccess { store, secrets, clock, logins: Arc::new(Mutex::new(())) }
+        ApiAccess { store, secrets, clock, logins: Arc::new(Mutex::new(())), throttle: Arc::default() }
     }
 
     pub fn add_admin(&self, caller: &str, name: &str, password: &SecretString) -> Result<ApiAdminView, TokenError> {
@@ -95,7 +94,8 @@ impl ApiAccess {
         let verifier = self.secrets.api_admin_verifier(name, password.expose_secret().as_bytes())?;
         let mut audit = AuthAuditRow::new(caller, "api-admin/add", "ok");
         audit.login = Some(name.to_owned());
-        self.store.add_api_admin(name, &verifier, &audit)?;
+        let epoch = self.secrets.random(16)?;
+        self.store.add_api_admin(name, &verifier, &epoch, &audit)?;
         self.store
             .api_admins()?
             .into_iter()
@@ -109,6 +109,14 @@ impl ApiAccess {
         Ok(self.store.remove_api_admin(name, &audit)?)
     }
 
+    /// Ends every session of `name` (a new session epoch).
+    pub fn revoke_sessions(&self, caller: &str, name: &str, action: &str) -> Result<(), TokenError> {
+        let mut audit = AuthAuditRow::new(caller, action, "ok");
+        audit.login = Some(name.to_owned());
+        let epoch = self.secrets.random(16)?;
+        Ok(self.store.new_api_admin_epoch(name, &epoch, &audit)?)
+    }
+
     pub fn admins(&self) -> Result<Vec<ApiAdminView>, TokenError> {
         Ok(self.store.api_admins()?)
     }
@@ -118,20 +126,12 @@ impl ApiAccess {
         let internal = |e: &dyn std::fmt::Display| SessionError::Internal(e.to_string());
         let _one_at_a_time = self.logins.lock().unwrap_or_else(PoisonError::into_inner);
         let now_ms = self.clock.now_ms();
-        let failures = RecentAudit {
-            action: "api/auth",
-            login: name,
-            realm: None,
-            caller: Some(caller),
-            result: "reject",
-            since_ms: now_ms - LOGIN_FAIL_WINDOW_S * 1000,
-        };
-        if self.store.recent_audit(&failures).map_err(|e| internal(&e))? >= LOGIN_MAX_FAIL {
+        if let Some(wait) = self.throttle.wait_s(caller, name, now_ms) {
             let mut audit = AuthAuditRow::new(caller, "api/auth", "refused");
             audit.login = Some(name.to_owned());
-            audit.detail = Some(format!("{LOGIN_MAX_FAIL} failed logins within {LOGIN_FAIL_WINDOW_S} s; not checked"));
+            audit.detail = Some(format!("this client failed repeatedly; next attempt checked in {wait} s"));
             self.store.audit_auth(&audit).map_err(|e| internal(&e))?;
-            return Err(SessionError::TooManyFailures(LOGIN_FAIL_WINDOW_S));
+            return Err(SessionError::TooManyFailures(wait));
         }
         let verifier = self.store.api_admin_verifier(name).map_err(|e| internal(&e))?;
         let ok = match &verifier {
@@ -149,9 +149,14 @@ impl ApiAccess {
         audit.login = Some(name.to_owned());
         if !ok {
             audit.detail = Some(if verifier.is_some() { "wrong password".into() } else { "no such API admin".into() });
+            self.throttle.failed(caller, name, now_ms);
             self.store.audit_auth(&audit).map_err(|e| internal(&e))?;
             return Err(SessionError::WrongCredentials);
         }
+        self.throttle.succeeded(caller, name, now_ms);
+        // Deleted meanwhile: no session.
+        let epoch =
+            self.store.api_admin_epoch(name).map_err(|e| internal(&e))?.ok_or(SessionError::WrongCredentials)?;
         let now = self.clock.now_ms() / 1000;
         let claims = Claims {
             username: name.to_owned(),
@@ -161,6 +166,7 @@ impl ApiAccess {
             iat: now,
             exp: now + SESSION_SECONDS,
             jti: hex::encode(self.secrets.random(12).map_err(|e| internal(&e))?),
+            epoch: hex::encode(epoch),
         };
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|e| internal(&e))?);
@@ -170,7 +176,8 @@ impl ApiAccess {
         Ok((format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac)), claims))
     }
 
-    /// Checks a session token: its MAC, its expiry, and that its admin still exists.
+    /// Checks a session token: its MAC, its expiry, and that its admin still exists with the
+    /// session epoch the token was issued under.
     pub fn verify(&self, token: &str) -> Result<Claims, SessionError> {
         let token = token.trim().strip_prefix("Bearer ").unwrap_or(token.trim());
         let (input, mac) = token.rsplit_once('.').ok_or(SessionError::Invalid)?;
@@ -188,9 +195,9 @@ impl ApiAccess {
         if claims.exp <= self.clock.now_ms() / 1000 {
             return Err(SessionError::Expired);
         }
-        match self.store.api_admin_verifier(&claims.username) {
-            Ok(Some(_)) => Ok(claims),
-            Ok(None) => Err(SessionError::Invalid),
+        match self.store.api_admin_epoch(&claims.username) {
+            Ok(Some(epoch)) if !epoch.is_empty() && hex::encode(&epoch) == claims.epoch => Ok(claims),
+            Ok(_) => Err(SessionError::Invalid),
             Err(e) => Err(SessionError::Internal(e.to_string())),
         }
     }

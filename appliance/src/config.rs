@@ -39,6 +39,7 @@ pub struct Config {
     pub plugins: PluginsSection,
     pub validate: ValidateSection,
     pub http: HttpSection,
+    pub connections: ConnectionsSection,
     pub clock: ClockSection,
     pub challenge: ChallengeSection,
     pub ca: CaSection,
@@ -165,6 +166,33 @@ pub struct HttpSection {
     pub server_names: Vec<String>,
     /// Seconds between checks whether the appliance-CA certificate is due for renewal.
     pub tls_renewal_interval_s: u64,
+}
+
+/// Connection limits of the three listeners and the descriptor reserve. A connection beyond a
+/// cap is closed as soon as it is accepted; the caps are cut at start so that together they
+/// leave `fd_reserve` descriptors of `RLIMIT_NOFILE` for the store, the HSM and the plugins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsSection {
+    /// Descriptors never handed to connections (store, HSM, plugin workers, backups).
+    pub fd_reserve: u64,
+    /// Time a client has to send a request's headers, and the longest a kept-alive connection
+    /// may sit idle before its next request.
+    pub header_timeout_ms: u64,
+    /// Open connections on `api.sock`, in all and per uid.
+    pub api_max: usize,
+    pub api_max_per_peer: usize,
+    /// Open connections on `admin.sock`, in all and per uid; `admin_reserved` of them only
+    /// admin uids (root, the daemon's uid, `admin.allowed_uids`) may use.
+    pub admin_max: usize,
+    pub admin_max_per_peer: usize,
+    pub admin_reserved: usize,
+    /// `header_timeout_ms` of admin.sock: longer, since the CLI may hold its connection while
+    /// an admin types a PIN; non-admin uids cannot fill admin.sock (caps and reserve).
+    pub admin_header_timeout_ms: u64,
+    /// Open connections on the HTTP listener, in all and per client address.
+    pub http_max: usize,
+    pub http_max_per_peer: usize,
 }
 
 /// The clock OTP windows and fail-counter timeouts use.
@@ -381,6 +409,18 @@ impl Config {
                      http.tls to \"files\" or \"appliance-ca\""
                 ));
             }
+        }
+        let c = &self.connections;
+        if c.header_timeout_ms == 0 || c.admin_header_timeout_ms == 0 {
+            return bad("connections.header_timeout_ms and connections.admin_header_timeout_ms must be positive".into());
+        }
+        if [c.api_max, c.api_max_per_peer, c.admin_max, c.admin_max_per_peer, c.http_max, c.http_max_per_peer]
+            .contains(&0)
+        {
+            return bad("connections.*_max and connections.*_max_per_peer must be at least 1".into());
+        }
+        if c.admin_reserved >= c.admin_max {
+            return bad("connections.admin_reserved must be smaller than connections.admin_max".into());
         }
         if self.validate.max_fail == 0 {
             return bad("validate.max_fail must be at least 1".into());

@@ -338,6 +338,45 @@ impl StopSignals {
     }
 }
 
+/// The connection gates of the three listeners, their caps cut to the descriptor limit.
+struct Gates {
+    api: Arc<http::Gate>,
+    admin: Arc<http::Gate>,
+    http: Arc<http::Gate>,
+}
+
+fn connection_gates(cfg: &Config) -> anyhow::Result<Gates> {
+    let c = &cfg.connections;
+    let header_timeout = Duration::from_millis(c.header_timeout_ms);
+    let limits = |max, per_peer, reserved| http::ConnLimits { max, per_peer, reserved, header_timeout };
+    let wanted = [
+        limits(c.api_max, c.api_max_per_peer, 0),
+        http::ConnLimits {
+            header_timeout: Duration::from_millis(c.admin_header_timeout_ms),
+            ..limits(c.admin_max, c.admin_max_per_peer, c.admin_reserved)
+        },
+        limits(c.http_max, c.http_max_per_peer, 0),
+    ];
+    let nofile = http::descriptor_limit();
+    let fitted = http::fit_to_descriptors(nofile, c.fd_reserve, wanted).map_err(anyhow::Error::msg)?;
+    if fitted != wanted {
+        tracing::warn!(
+            nofile,
+            fd_reserve = c.fd_reserve,
+            api = fitted[0].max,
+            admin = fitted[1].max,
+            http = fitted[2].max,
+            "connection caps cut to fit the descriptor limit; raise LimitNOFILE for the configured caps"
+        );
+    }
+    let [api, admin, http] = fitted;
+    Ok(Gates {
+        api: http::Gate::new("api", api),
+        admin: http::Gate::new("admin", admin),
+        http: http::Gate::new("http", http),
+    })
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut stop = StopSignals::install()?;
@@ -357,28 +396,33 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let limits =
         Limits { max_body_bytes: cfg.api.max_body_bytes, timeout: Duration::from_millis(cfg.api.request_timeout_ms) };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let api =
-        tokio::spawn(http::serve(api_l, http::api_router(appliance.state.clone(), limits), stopped(stop_rx.clone())));
-    let admin = tokio::spawn(http::serve(
+    let gates = connection_gates(&cfg)?;
+    let api = tokio::spawn(http::serve_unix(
+        "api",
+        api_l,
+        http::api_router(appliance.state.clone(), limits),
+        gates.api,
+        |_| false,
+        stop_rx.clone(),
+    ));
+    let admin_state = appliance.state.clone();
+    let admin = tokio::spawn(http::serve_unix(
+        "admin",
         admin_l,
         http::admin_router(appliance.state.clone(), limits),
-        stopped(stop_rx.clone()),
+        gates.admin,
+        move |uid| admin_state.is_admin_uid(uid),
+        stop_rx.clone(),
     ));
     let http_task = http_l.map(|l| {
         let router = http::http_router(appliance.state.clone(), limits);
-        match appliance.tls.as_ref().map(|t| t.config.clone()) {
-            Some(tls) => {
-                tracing::info!(listen = %cfg.http.listen, tls = %cfg.http.tls, "HTTPS listener for /validate and the privacyIDEA API");
-                tokio::spawn(http::serve_tls(l, router, tls, stopped(stop_rx)))
-            }
-            None => {
-                tracing::info!(listen = %cfg.http.listen, "HTTP listener (loopback) for /validate and the privacyIDEA API");
-                tokio::spawn(http::serve_tcp(l, router, stopped(stop_rx)))
-            }
+        let tls = appliance.tls.as_ref().map(|t| t.config.clone());
+        if tls.is_some() {
+            tracing::info!(listen = %cfg.http.listen, tls = %cfg.http.tls, "HTTPS listener for /validate and the privacyIDEA API");
+        } else {
+            tracing::info!(listen = %cfg.http.listen, "HTTP listener (loopback) for /validate and the privacyIDEA API");
         }
+        tokio::spawn(http::serve_tcp(l, router, gates.http, tls, stop_rx))
     });
     tracing::info!(
         api = %cfg.api.socket.display(), admin = %cfg.admin.socket.display(), db = %appliance.store.path().display(),

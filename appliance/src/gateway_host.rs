@@ -56,37 +56,74 @@ impl Credentials {
 }
 
 /// Whether `ip` is an ordinary public address (not loopback, private, link-local, shared,
-/// documentation, multicast or unspecified).
+/// documentation, benchmarking, multicast, reserved or unspecified). IPv6 is an allowlist:
+/// only global unicast (`2000::/3`) outside special ranges, and every IPv6 form that embeds an
+/// IPv4 address (mapped, compatible, translated, NAT64, 6to4, ISATAP) is judged by that IPv4
+/// address, so `::127.0.0.1` or `2002:7f00:1::` cannot smuggle a private target past the check.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || (o[0] == 198 && (18..20).contains(&o[1]))
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] == 0x2001 && s[1] == 0x0db8))
-        }
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
     }
+}
+
+fn is_public_v4(v4: std::net::Ipv4Addr) -> bool {
+    let o = v4.octets();
+    !(v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_broadcast()
+        || v4.is_documentation()
+        || v4.is_unspecified()
+        || v4.is_multicast()
+        || o[0] == 0
+        || (o[0] == 100 && (64..128).contains(&o[1]))
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+        // 6to4 relay anycast (deprecated): a tunnel into anything.
+        || (o[0] == 192 && o[1] == 88 && o[2] == 99)
+        || (o[0] == 198 && (18..20).contains(&o[1]))
+        || o[0] >= 240)
+}
+
+/// The IPv4 address an IPv6 address stands for entirely: IPv4-mapped `::ffff:0:0/96`,
+/// IPv4-compatible `::/96` (deprecated; also `::1` and `::`), IPv4-translated
+/// `::ffff:0:0:0/96` and the well-known NAT64 prefix `64:ff9b::/96`.
+fn whole_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let low = std::net::Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let zero = |r: std::ops::Range<usize>| s[r].iter().all(|x| *x == 0);
+    let mapped = zero(0..5) && s[5] == 0xffff;
+    let compatible = zero(0..6);
+    let translated = zero(0..4) && s[4] == 0xffff && s[5] == 0;
+    let nat64 = s[0] == 0x0064 && s[1] == 0xff9b && zero(2..6);
+    (mapped || compatible || translated || nat64).then_some(low)
+}
+
+fn is_public_v6(v6: std::net::Ipv6Addr) -> bool {
+    if let Some(v4) = whole_ipv4(v6) {
+        return is_public_v4(v4);
+    }
+    let s = v6.segments();
+    let v4_at = |hi: u16, lo: u16| std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    // Only global unicast; this also refuses loopback, link-local, unique local, multicast,
+    // the NAT64 local-use prefix 64:ff9b:1::/48 and everything not yet allocated.
+    if s[0] & 0xe000 != 0x2000 {
+        return false;
+    }
+    // 2001::/23: IETF protocol assignments (Teredo 2001::/32 tunnels to any IPv4 address,
+    // benchmarking, ORCHID); 2001:db8::/32 and 3fff::/20: documentation.
+    if (s[0] == 0x2001 && (s[1] < 0x0200 || s[1] == 0x0db8)) || (s[0] == 0x3fff && s[1] < 0x1000) {
+        return false;
+    }
+    // 6to4 (2002::/16) carries its IPv4 address in bits 16..48.
+    if s[0] == 0x2002 {
+        return is_public_v4(v4_at(s[1], s[2]));
+    }
+    // ISATAP interface identifiers (`::0:5efe:a.b.c.d`, `::200:5efe:a.b.c.d`) name an IPv4 end.
+    if (s[4] & 0xfdff) == 0 && s[5] == 0x5efe && !is_public_v4(v4_at(s[6], s[7])) {
+        return false;
+    }
+    true
 }
 
 /// Refuses a target the transport does not allow: a host not listed, or (unless private
@@ -272,15 +309,57 @@ mod tests {
             "169.254.1.1",
             "100.64.0.1",
             "0.0.0.0",
+            "192.0.2.1",
+            "192.88.99.1",
+            "198.18.0.1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
             "::1",
+            "::",
             "fd00::1",
             "fe80::1",
+            "ff02::1",
+            // IPv4-mapped, -compatible and -translated forms of private addresses.
             "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:10.1.1.1",
+            // NAT64 of private addresses, and the local-use NAT64 prefix.
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::c0a8:0101",
+            "64:ff9b:1::8.8.8.8",
+            // 6to4 of private addresses.
+            "2002:7f00:0001::1",
+            "2002:0a00:0001::",
+            "2002:c0a8:0101:1::5",
+            // Teredo, ORCHID, benchmarking and documentation.
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:10::1",
+            "2001:2::1",
+            "2001:db8::1",
+            "3fff::1",
+            // ISATAP with a private IPv4 end.
+            "2a00:1450::5efe:c0a8:0101",
+            "2a00:1450::200:5efe:7f00:1",
+            // Not global unicast: unallocated or reserved.
+            "4000::1",
+            "100::1",
         ] {
-            assert!(!is_public(a.parse().unwrap()), "{a}");
+            assert!(!is_public(a.parse().unwrap()), "{a} passed as public");
         }
-        for a in ["8.8.8.8", "2a00:1450::1"] {
-            assert!(is_public(a.parse().unwrap()), "{a}");
+        for a in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2a00:1450::1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "2002:0808:0808::1",
+            "2a00:1450::5efe:0808:0808",
+        ] {
+            assert!(is_public(a.parse().unwrap()), "{a} refused as not public");
         }
     }
 

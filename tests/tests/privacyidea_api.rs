@@ -412,7 +412,7 @@ fn admin_policies_limit_what_an_api_admin_may_do() {
 }
 
 #[test]
-fn failed_logins_stop_further_attempts_from_that_address_for_a_while() {
+fn failed_logins_slow_down_that_address_for_a_while() {
     let pi = Pi::start();
     let pw = "correct horse battery";
     assert!(pi.d.cli_stdin(&["privacyidea", "admin-add", "ops"], &format!("{pw}\n")).status.success());
@@ -420,20 +420,21 @@ fn failed_logins_stop_further_attempts_from_that_address_for_a_while() {
         let (status, v) = pi.form("/auth", "username=ops&password=wrong");
         assert_eq!(status, 401, "{v}");
     }
-    // From 127.0.0.1 even the right password is now refused, without being checked.
+    // From 127.0.0.1 even the right password is now refused, without being checked, for a
+    // while (a backoff that grows with the failures, at most a minute; see network_hardening.rs).
     let (status, v) = pi.form("/auth", "username=ops&password=correct+horse+battery");
     assert_eq!(status, 401, "{v}");
     assert!(v["result"]["error"]["message"].as_str().unwrap().contains("Too many failed logins"), "{v}");
     let refused =
         pi.d.auth_audit().into_iter().filter(|a| a["action"] == "api/auth" && a["result"] == "refused").count();
-    assert_eq!(refused, 1);
+    assert!(refused >= 1);
     // Another caller (here api.sock) is not locked out by those guesses.
     let body = serde_json::to_vec(&json!({ "username": "ops", "password": pw })).unwrap();
     let (status, v) = countersign_tests::request(&pi.d.api_sock(), "POST", "/auth", Some(body));
     assert_eq!(status, 200, "{v}");
     assert!(v["result"]["value"]["token"].is_string());
-    // Once the window has passed, 127.0.0.1 may log in again.
-    pi.d.set_clock_offset_ms(901_000);
+    // A minute later, 127.0.0.1 may log in again.
+    pi.d.set_clock_offset_ms(61_000);
     let (status, v) = pi.form("/auth", "username=ops&password=correct+horse+battery");
     assert_eq!(status, 200, "{v}");
 }

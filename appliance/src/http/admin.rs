@@ -97,7 +97,7 @@ pub(super) async fn require_admin(
     next: Next,
 ) -> Result<Response, ApiError> {
     let uid = caller.0.uid;
-    if uid == 0 || uid == st.own_uid || st.admin_uids.contains(&uid) {
+    if st.is_admin_uid(uid) {
         Ok(next.run(req).await)
     } else {
         tracing::warn!(uid, "admin request refused");

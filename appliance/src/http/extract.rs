@@ -81,7 +81,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Origin {
             return Ok(Origin(format!("uid:{}", c.uid)));
         }
         if let Some(a) = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
-            return Ok(Origin(format!("ip:{}", a.0.ip())));
+            // An IPv4 client of a dual-stack listener arrives IPv4-mapped: name it as IPv4, so
+            // policy address conditions and per-address limits see one form.
+            return Ok(Origin(format!("ip:{}", a.0.ip().to_canonical())));
         }
         Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", "the caller's credentials are unknown"))
     }

@@ -4,6 +4,7 @@
 
 mod admin;
 mod api;
+mod conn;
 mod error;
 mod extract;
 #[doc(hidden)]
@@ -18,7 +19,6 @@ mod resolvers;
 mod tokens;
 mod validate;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use countersign_hsm::Hsm;
-use tokio::net::UnixListener;
 
 pub use error::ApiError;
 pub use extract::PeerCred;
@@ -74,6 +73,13 @@ pub struct AppState {
     pub ops: OpsConfig,
 }
 
+impl AppState {
+    /// Whether `uid` administers this appliance: root, the daemon's own uid, `admin.allowed_uids`.
+    pub fn is_admin_uid(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.own_uid || self.admin_uids.contains(&uid)
+    }
+}
+
 /// Limits applied to every request on a socket.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -99,11 +105,16 @@ async fn with_timeout(State(limit): State<Duration>, req: Request, next: Next) -
 
 fn finish(router: Router<AppState>, state: AppState, limits: Limits, listener: Listener) -> Router {
     let metrics = state.metrics.clone();
-    router
+    let mut router = router
         .route("/v1/health", get(ops::health))
         .route("/v1/ready", get(ops::ready))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    if listener == Listener::Http {
+        // Last before the limits: every route and the fallback, whatever was merged above.
+        router = router.layer(middleware::from_fn_with_state(state.clone(), privacyidea::network_auth));
+    }
+    router
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(limits.timeout, with_timeout))
         .layer(middleware::from_fn_with_state((metrics, listener), ops::track))
@@ -120,7 +131,9 @@ pub fn api_router(state: AppState, limits: Limits) -> Router {
     )
 }
 
-/// The router of the HTTP listener: validation only.
+/// The router of the HTTP listener: validation and the privacyIDEA API. Every request, to any
+/// path, first passes the network authentication layer (outermost, so it also covers routes
+/// added later, the fallback and the operational routes).
 pub fn http_router(state: AppState, limits: Limits) -> Router {
     let routes = validate::routes().merge(privacyidea::routes()).route("/metrics", get(ops::metrics));
     finish(routes, state, limits, Listener::Http)
@@ -153,71 +166,4 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
 /// The time limit of maintenance requests on `admin.sock`.
 const MAINTENANCE_TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// Serves `router` on a TCP listener until `shutdown` resolves.
-pub async fn serve_tcp(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// Serves `router` over TLS on a TCP listener until `shutdown` resolves. Each connection gets
-/// its peer address (for [`extract::Origin`]) and ten seconds to finish its handshake; at
-/// shutdown the listener stops accepting and connections in flight end with the runtime.
-pub async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    tls: Arc<rustls::ServerConfig>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "the HTTPS listener could not accept a connection");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
-        let acceptor = acceptor.clone();
-        let service = router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = hyper_util::service::TowerToHyperService::new(service);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "HTTPS connection ended with an error");
-            }
-        });
-    }
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves, then lets requests in flight finish.
-pub async fn serve(
-    listener: UnixListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<PeerCred>())
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use conn::{descriptor_limit, fit_to_descriptors, serve_tcp, serve_unix, ConnLimits, Gate};

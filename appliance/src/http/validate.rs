@@ -84,8 +84,7 @@ pub(super) fn check_request(b: CheckBody, caller: String) -> Result<CheckRequest
 
 /// Whether uid `uid` may trigger challenges: registered integrations and admins only.
 pub(super) fn may_trigger(st: &AppState, uid: u32) -> Result<(), String> {
-    let admin = uid == 0 || uid == st.own_uid || st.admin_uids.contains(&uid);
-    if admin || st.signing.integration_of(uid).is_some() {
+    if st.is_admin_uid(uid) || st.signing.integration_of(uid).is_some() {
         return Ok(());
     }
     Err(format!("uid {uid} is not a registered integration; only integrations and admins may trigger challenges"))

@@ -2,7 +2,8 @@
 //! privacyIDEA-compatible API (names and password verifiers) and service accounts (names, the
 //! public prefix of their API key and its verifier). Verifiers are HMACs made in the HSM;
 //! nothing here can recover a password or key. Each change writes its audit row in the same
-//! transaction.
+//! transaction. An admin's `session_epoch` (random, replaced at logout) is what its session
+//! tokens are bound to.
 
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -20,12 +21,19 @@ pub struct ApiAdminView {
 }
 
 impl Store {
-    pub fn add_api_admin(&self, name: &str, verifier: &[u8], audit: &AuthAuditRow) -> Result<(), StoreError> {
+    /// Adds an admin whose sessions are bound to `epoch` (random, never reused).
+    pub fn add_api_admin(
+        &self,
+        name: &str,
+        verifier: &[u8],
+        epoch: &[u8],
+        audit: &AuthAuditRow,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO api_admin (name, password_verifier, created_at) VALUES (?1, ?2, ?3)",
-            params![name, verifier, crate::now_ms() / 1000],
+            "INSERT INTO api_admin (name, password_verifier, created_at, session_epoch) VALUES (?1, ?2, ?3, ?4)",
+            params![name, verifier, crate::now_ms() / 1000, epoch],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("API admin {name}"))))?;
         insert_audit(&tx, audit)?;
@@ -58,6 +66,26 @@ impl Store {
             .conn()
             .query_row("SELECT password_verifier FROM api_admin WHERE name = ?1", [name], |r| r.get(0))
             .optional()?)
+    }
+
+    /// The epoch `name`'s sessions are bound to; `None` for an unknown admin.
+    pub fn api_admin_epoch(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT session_epoch FROM api_admin WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Replaces `name`'s session epoch, which ends every session issued to it (with its audit row).
+    pub fn new_api_admin_epoch(&self, name: &str, epoch: &[u8], audit: &AuthAuditRow) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if tx.execute("UPDATE api_admin SET session_epoch = ?2 WHERE name = ?1", params![name, epoch])? == 0 {
+            return Err(StoreError::NotFound(format!("API admin {name}")));
+        }
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records a login (with its audit row).

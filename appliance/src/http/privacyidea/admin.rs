@@ -3,6 +3,13 @@
 //! `resync`, `reset`, `setpin`, `set`, `DELETE /token/<serial>`), each carried out by
 //! [`crate::tokens::TokenService`] with the admin named in the audit. Every API admin may do
 //! every token action until admin policies arrive.
+//!
+//! Admin policies are judged on the object as stored, never on what the request names: a
+//! token's owner, realm and resolver are loaded before the decision ([`Subject::of_token`]),
+//! listings show only tokens the admin may list, an enrolment or assignment is judged on the
+//! target user in the realm it resolves to, and system-wide actions (policies, resolvers,
+//! realms, the audit) on no user and no realm at all, so a realm-limited admin policy never
+//! grants them.
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -25,6 +32,7 @@ use crate::tokens::{InitRequest, SeedFormat, TokenError, TokenSettings};
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/auth", post(auth))
+        .route("/v1/auth/logout", post(logout))
         .route("/token/", get(list))
         .route("/token/init", post(init))
         .route("/token/assign", post(assign))
@@ -53,19 +61,60 @@ pub(super) struct PiAdmin {
     name: String,
 }
 
+/// Who an admin action is about, as the policies see it: a token's owner as stored, a target
+/// user in the realm the name resolves to, or nobody (system-wide actions).
+#[derive(Debug, Default, Clone)]
+pub(super) struct Subject {
+    user: Option<String>,
+    realm: Option<String>,
+    resolver: Option<String>,
+}
+
+impl Subject {
+    /// A system-wide action: realm- or user-limited admin policies do not match it.
+    pub(super) fn system() -> Subject {
+        Subject::default()
+    }
+
+    /// The token's owner, realm and resolver as loaded from the store (none when unassigned).
+    pub(super) fn of_token(t: &TokenView) -> Subject {
+        Subject { user: t.user.clone(), realm: t.realm.clone(), resolver: t.resolver.clone() }
+    }
+
+    /// `login` in `realm` (the default realm when not named), the realm checked to exist.
+    fn user_in(st: &AppState, login: &str, realm: Option<&str>) -> Result<Subject, PiResponse> {
+        let realm = st
+            .realms
+            .realm_name(realm)
+            .map_err(|e| PiResponse::error(ErrorKind::Parameter, &format!("{e} does not exist")))?;
+        Ok(Subject { user: Some(login.to_owned()), realm: Some(realm), resolver: None })
+    }
+}
+
 /// privacyIDEA's admin rule: with no active admin policy every admin may do everything; once
-/// one exists, only what a policy matching the admin (and the token's user and realm) allows.
-pub(super) fn allowed(st: &AppState, admin: &PiAdmin, action: &str, p: &Params) -> Result<(), PiResponse> {
+/// one exists, only what a policy matching the admin and the object (its user and realm, as
+/// loaded) allows.
+pub(super) fn allowed(st: &AppState, admin: &PiAdmin, action: &str, on: &Subject) -> Result<(), PiResponse> {
     use crate::policy::PolicyContext;
     let ctx = PolicyContext {
         admin: Some(&admin.name),
-        ..PolicyContext::for_request(p.get("user"), p.get("realm"), None, &admin.caller, crate::now_ms() / 1000)
+        ..PolicyContext::for_request(
+            on.user.as_deref(),
+            on.realm.as_deref(),
+            on.resolver.as_deref(),
+            &admin.caller,
+            crate::now_ms() / 1000,
+        )
     };
     match st.policies.snapshot().admin_allowed(action, &ctx) {
         Ok(true) => Ok(()),
         Ok(false) => Err(PiResponse::error(
             ErrorKind::Policy,
-            &format!("Admin actions are defined, but the action {action} is not allowed for {}", admin.name),
+            &format!(
+                "Admin actions are defined, but the action {action} is not allowed for {}{}",
+                admin.name,
+                on.realm.as_deref().map(|r| format!(" in realm {r}")).unwrap_or_default()
+            ),
         )),
         Err(e) => Err(PiResponse::error(ErrorKind::Policy, &format!("policy conflict, refused: {e}"))),
     }
@@ -122,6 +171,14 @@ async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> 
     }
     .await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// Ends the caller's sessions: every session token of this API admin stops working at once
+/// (privacyIDEA has no logout; its clients just forget the token).
+async fn logout(State(st): State<AppState>, admin: PiAdmin) -> Result<axum::http::StatusCode, crate::http::ApiError> {
+    let access = st.api_access.clone();
+    crate::tokens::blocking(move || access.revoke_sessions(&admin.caller, &admin.name, "api/logout")).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// A token as privacyIDEA lists it.
@@ -181,7 +238,6 @@ pub(super) fn page_window(page: usize, size: usize, count: usize) -> (usize, Opt
 async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
-        allowed(&st, &admin, "tokenlist", &p)?;
         let page = page_of(&p, "page", 1)?;
         let size = page_of(&p, "pagesize", 15)?;
         let mut tokens =
@@ -189,6 +245,8 @@ async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
         if let Some(serial) = p.get("serial") {
             tokens.retain(|t| t.serial == serial);
         }
+        // Only tokens the admin may list, judged on each token's own owner and realm.
+        tokens.retain(|t| allowed(&st, &admin, "tokenlist", &Subject::of_token(t)).is_ok());
         let count = tokens.len();
         let (start, next, prev) = page_window(page, size, count);
         let shown: Vec<Value> =
@@ -208,7 +266,11 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
     let nonce = p.nonce();
     let answer = async {
         let token_type = p.get("type").unwrap_or("hotp").to_ascii_lowercase();
-        allowed(&st, &admin, &format!("enroll{}", token_type.to_ascii_uppercase()), &p)?;
+        let subject = match p.get("user") {
+            Some(user) => Subject::user_in(&st, user, p.get("realm"))?,
+            None => Subject::system(),
+        };
+        allowed(&st, &admin, &format!("enroll{}", token_type.to_ascii_uppercase()), &subject)?;
         let genkey = matches!(p.get("genkey"), Some("1" | "true" | "True"));
         let seed = match (p.get("otpkey"), genkey) {
             (Some(_), true) => {
@@ -272,38 +334,42 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
 }
 
 /// Runs a change on one token (by `serial`) or on every token of `user`, answering the count.
-async fn each_token<F, Fut>(st: &AppState, p: &Params, by_user: bool, f: F) -> Result<PiResponse, PiResponse>
+/// Every token is loaded first and `action` judged on its stored owner and realm; one refusal
+/// refuses the whole request before anything changes.
+async fn each_token<F, Fut>(
+    st: &AppState,
+    admin: &PiAdmin,
+    action: &str,
+    p: &Params,
+    by_user: bool,
+    f: F,
+) -> Result<PiResponse, PiResponse>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<TokenView, TokenError>>,
 {
-    let serials = match (p.owned("serial"), p.owned("user")) {
-        (Some(s), _) => vec![s],
-        (None, Some(user)) if by_user => st
-            .tokens
-            .list(Some(user), p.owned("realm"), None)
-            .await
-            .map_err(token_error)?
-            .into_iter()
-            .map(|t| t.serial)
-            .collect(),
+    let tokens = match (p.owned("serial"), p.owned("user")) {
+        (Some(s), _) => vec![st.tokens.show(s).await.map_err(token_error)?],
+        (None, Some(user)) if by_user => {
+            st.tokens.list(Some(user), p.owned("realm"), None).await.map_err(token_error)?
+        }
         _ => return Err(PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'serial'")),
     };
-    for s in &serials {
-        f(s.clone()).await.map_err(token_error)?;
+    for t in &tokens {
+        allowed(st, admin, action, &Subject::of_token(t))?;
     }
-    Ok(PiResponse::ok(json!(serials.len()), None, Value::Null))
+    for t in &tokens {
+        f(t.serial.clone()).await.map_err(token_error)?;
+    }
+    Ok(PiResponse::ok(json!(tokens.len()), None, Value::Null))
 }
 
 macro_rules! token_action {
     ($name:ident, $by_user:expr, |$st:ident, $caller:ident, $p:ident, $serial:ident| $body:expr) => {
         async fn $name(State($st): State<AppState>, admin: PiAdmin, $p: Params) -> Response {
             let nonce = $p.nonce();
-            if let Err(e) = allowed(&$st, &admin, stringify!($name), &$p) {
-                return e.finish(&$st.responses, nonce.as_deref());
-            }
-            let $caller = admin.caller;
-            let answer = each_token(&$st, &$p, $by_user, |$serial: String| {
+            let $caller = admin.caller.clone();
+            let answer = each_token(&$st, &admin, stringify!($name), &$p, $by_user, |$serial: String| {
                 let $st = $st.clone();
                 let $caller = $caller.clone();
                 let $p = &$p;
@@ -331,12 +397,24 @@ token_action!(reset, true, |st, caller, p, serial| {
     let _ = p;
     st.tokens.reset(caller, serial).await
 });
-token_action!(assign, false, |st, caller, p, serial| {
-    match p.owned("user") {
-        Some(user) => st.tokens.assign(caller, serial, user, p.owned("realm")).await,
-        None => Err(TokenError::Invalid("Missing parameter: 'user'".into())),
+/// Assigning needs the right on the token as it is (its current owner) and on the new owner.
+async fn assign(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        let user =
+            p.owned("user").ok_or_else(|| PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'user'"))?;
+        allowed(&st, &admin, "assign", &Subject::user_in(&st, &user, p.get("realm"))?)?;
+        let caller = admin.caller.clone();
+        let realm = p.owned("realm");
+        each_token(&st, &admin, "assign", &p, false, |serial: String| {
+            let (st, caller, user, realm) = (st.clone(), caller.clone(), user.clone(), realm.clone());
+            async move { st.tokens.assign(caller, serial, user, realm).await }
+        })
+        .await
     }
-});
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
 token_action!(setpin, false, |st, caller, p, serial| {
     let pin = p.get("otppin").or_else(|| p.get("pin")).map(SecretString::from);
     st.tokens.set_pin(caller, serial, pin).await
@@ -359,15 +437,14 @@ token_action!(set, false, |st, caller, p, serial| {
 });
 
 async fn remove(State(st): State<AppState>, admin: PiAdmin, Path(serial): Path<String>) -> Response {
-    let no_params = Params::empty();
-    if let Err(e) = allowed(&st, &admin, "delete", &no_params) {
-        return e.finish(&st.responses, None);
+    let answer = async {
+        let token = st.tokens.show(serial.clone()).await.map_err(token_error)?;
+        allowed(&st, &admin, "delete", &Subject::of_token(&token))?;
+        st.tokens.delete(admin.caller.clone(), serial).await.map_err(token_error)?;
+        Ok::<_, PiResponse>(PiResponse::ok(json!(1), None, Value::Null))
     }
-    let answer = match st.tokens.delete(admin.caller, serial).await {
-        Ok(()) => PiResponse::ok(json!(1), None, Value::Null),
-        Err(e) => token_error(e),
-    };
-    answer.finish(&st.responses, None)
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, None)
 }
 
 #[cfg(test)]

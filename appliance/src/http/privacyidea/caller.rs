@@ -2,10 +2,16 @@
 //! admin (session token from `/auth`), a service account (API key), or nobody in particular.
 //! The token comes in `PI-Authorization` or `Authorization`, as privacyIDEA clients send it.
 //! A header that is present but wrong is refused outright (401), never treated as anonymous.
+//!
+//! On the network listener every request passes [`network_auth`] (one layer over the whole
+//! router, so a route added later cannot skip it): it identifies the caller once, refuses a
+//! wrong credential, and with `http.require_api_key` refuses anonymous callers everywhere but
+//! at [`ANONYMOUS_PATHS`].
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::response::Response;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use super::envelope::{ErrorKind, PiResponse};
 use crate::api_access::SessionError;
@@ -36,42 +42,84 @@ impl FromRequestParts<AppState> for ApiCaller {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
-        let origin = Origin::from_request_parts(parts, st).await.map(|o| o.0).unwrap_or_else(|_| "unknown".into());
-        if let Some(uid) = origin.strip_prefix("uid:").and_then(|u| u.parse::<u32>().ok()) {
-            return Ok(ApiCaller { who: Who::Socket(uid), audit_name: origin });
+        // Identified once by the network layer: reuse its answer.
+        if let Some(c) = parts.extensions.get::<ApiCaller>() {
+            return Ok(c.clone());
         }
-        let header = ["PI-Authorization", "Authorization"]
-            .iter()
-            .find_map(|h| parts.headers.get(*h))
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim().trim_start_matches("Bearer ").to_owned());
-        let Some(credential) = header else {
-            return Ok(ApiCaller { who: Who::Anonymous, audit_name: origin });
-        };
-        let access = st.api_access.clone();
-        let checked = tokio::task::spawn_blocking(move || {
-            if credential.starts_with("cs_") {
-                match access.verify_key(&credential)? {
-                    Some(name) => Ok(Who::Service(name)),
-                    None => Err(SessionError::WrongCredentials),
-                }
-            } else {
-                access.verify(&credential).map(|c| Who::Admin(c.username))
-            }
-        })
-        .await
-        .unwrap_or_else(|e| Err(SessionError::Internal(e.to_string())));
-        match checked {
-            Ok(who) => {
-                let audit_name = match &who {
-                    Who::Admin(n) => format!("pi-admin:{n} {origin}"),
-                    Who::Service(n) => format!("service:{n} {origin}"),
-                    _ => origin,
-                };
-                Ok(ApiCaller { who, audit_name })
-            }
-            Err(e) => Err(session_error(&e).finish(&st.responses, None)),
+        identify(parts, st).await.map_err(|e| session_error(&e).finish(&st.responses, None))
+    }
+}
+
+/// Paths an anonymous caller may reach under `http.require_api_key`: only the login itself.
+pub const ANONYMOUS_PATHS: &[&str] = &["/auth"];
+
+/// The authentication layer of the network listener (see the module comment). Native routes
+/// (`/v1/...`) get the native error shape, the others privacyIDEA's envelope.
+pub async fn network_auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let native = parts.uri.path().starts_with("/v1/");
+    let refuse = |e: SessionError| -> Response {
+        if native {
+            crate::http::ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())
+                .into_response()
+        } else {
+            session_error(&e).finish(&st.responses, None)
         }
+    };
+    // The login authenticates by its password: a stale or empty session header sent along (as
+    // clients do before they have one) is not looked at there.
+    if ANONYMOUS_PATHS.contains(&parts.uri.path()) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let caller = match identify(&mut parts, &st).await {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
+    if st.require_api_key && caller.who == Who::Anonymous {
+        return refuse(SessionError::Missing);
+    }
+    parts.extensions.insert(caller);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Who sent the request, from the socket's uid or the credential header.
+async fn identify(parts: &mut Parts, st: &AppState) -> Result<ApiCaller, SessionError> {
+    let origin = Origin::from_request_parts(parts, st).await.map(|o| o.0).unwrap_or_else(|_| "unknown".into());
+    if let Some(uid) = origin.strip_prefix("uid:").and_then(|u| u.parse::<u32>().ok()) {
+        return Ok(ApiCaller { who: Who::Socket(uid), audit_name: origin });
+    }
+    let header = ["PI-Authorization", "Authorization"]
+        .iter()
+        .find_map(|h| parts.headers.get(*h))
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_start_matches("Bearer ").trim().to_owned())
+        .filter(|v| !v.is_empty());
+    let Some(credential) = header else {
+        return Ok(ApiCaller { who: Who::Anonymous, audit_name: origin });
+    };
+    let access = st.api_access.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        if credential.starts_with("cs_") {
+            match access.verify_key(&credential)? {
+                Some(name) => Ok(Who::Service(name)),
+                None => Err(SessionError::WrongCredentials),
+            }
+        } else {
+            access.verify(&credential).map(|c| Who::Admin(c.username))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(SessionError::Internal(e.to_string())));
+    match checked {
+        Ok(who) => {
+            let audit_name = match &who {
+                Who::Admin(n) => format!("pi-admin:{n} {origin}"),
+                Who::Service(n) => format!("service:{n} {origin}"),
+                _ => origin,
+            };
+            Ok(ApiCaller { who, audit_name })
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -25,6 +25,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+pub(super) use caller::network_auth;
+
 use super::error::ApiError;
 use super::AppState;
 
@@ -42,6 +44,7 @@ pub(super) fn admin_routes() -> Router<AppState> {
         .route("/v1/admin/privacyidea/public-key", get(public_key))
         .route("/v1/admin/privacyidea/admins", get(list_admins).post(add_admin))
         .route("/v1/admin/privacyidea/admins/{name}", axum::routing::delete(remove_admin))
+        .route("/v1/admin/privacyidea/admins/{name}/logout", axum::routing::post(revoke_admin_sessions))
         .route("/v1/admin/privacyidea/service-accounts", get(list_services).post(add_service))
         .route("/v1/admin/privacyidea/service-accounts/{name}", axum::routing::delete(remove_service))
 }
@@ -112,6 +115,17 @@ async fn remove_admin(
 ) -> Result<axum::http::StatusCode, ApiError> {
     let admins = st.api_access.clone();
     crate::tokens::blocking(move || admins.remove_admin(&caller, &name)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Ends every session of an API admin (for example after its password may have leaked).
+async fn revoke_admin_sessions(
+    State(st): State<AppState>,
+    super::extract::Origin(caller): super::extract::Origin,
+    super::extract::Path(name): super::extract::Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let admins = st.api_access.clone();
+    crate::tokens::blocking(move || admins.revoke_sessions(&caller, &name, "api-admin/revoke-sessions")).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -25,11 +25,6 @@ impl std::fmt::Debug for Params {
 }
 
 impl Params {
-    /// No parameters (routes that take theirs from the path).
-    pub fn empty() -> Params {
-        Params(BTreeMap::new())
-    }
-
     #[cfg(test)]
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
         Params(pairs.into_iter().collect())

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use super::admin::{allowed, audit_read, PiAdmin};
+use super::admin::{allowed, audit_read, PiAdmin, Subject};
 use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
 use super::resolver_params;
@@ -68,6 +68,7 @@ fn realm_map(list: &[RealmRecord], resolvers: &[crate::resolvers::realms::Resolv
 }
 
 async fn realms(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    // Every API admin may read the realms, as in privacyIDEA (its UI needs them).
     let r = with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await;
     let r = r.map(|(list, resolvers)| PiResponse::value(realm_map(&list, &resolvers)));
     audit_read(&st, &admin, "/realm/", &r).await;
@@ -79,7 +80,7 @@ async fn realms(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respon
 /// resolvers are reported in `failed`, as privacyIDEA does; the others make up the realm.
 async fn set_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverwrite", &p)?;
+        allowed(&st, &admin, "resolverwrite", &Subject::system())?;
         let mut wanted = p.list("resolvers")?;
         if wanted.is_empty() {
             return Err(PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'resolvers'"));
@@ -121,7 +122,7 @@ async fn set_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<
 
 async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverdelete", &p)?;
+        allowed(&st, &admin, "resolverdelete", &Subject::system())?;
         let caller = admin.caller.clone();
         with_realms(&st, move |r| r.remove_realm(&caller, &name)).await?;
         Ok(PiResponse::value(json!(1)))
@@ -131,6 +132,7 @@ async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Pa
 }
 
 async fn default_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    // Every API admin may read the realms, as in privacyIDEA (its UI needs them).
     let r = with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await;
     let r = r.map(|(list, resolvers)| {
         let default: Vec<RealmRecord> = list.into_iter().filter(|r| r.default).collect();
@@ -147,7 +149,7 @@ async fn set_default_realm(
     p: Params,
 ) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverwrite", &p)?;
+        allowed(&st, &admin, "resolverwrite", &Subject::system())?;
         let caller = admin.caller.clone();
         with_realms(&st, move |r| r.set_default(&caller, &name)).await?;
         Ok(PiResponse::value(json!(1)))
@@ -186,7 +188,7 @@ fn resolver_map(list: &[crate::resolvers::realms::ResolverView]) -> Value {
 
 async fn resolvers(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverread", &p)?;
+        allowed(&st, &admin, "resolverread", &Subject::system())?;
         let list = with_realms(&st, |r| r.list_resolvers()).await?;
         Ok(PiResponse::value(resolver_map(&list)))
     }
@@ -197,7 +199,7 @@ async fn resolvers(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Res
 
 async fn resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverread", &p)?;
+        allowed(&st, &admin, "resolverread", &Subject::system())?;
         let one = with_realms(&st, move |r| r.show_resolver(&name)).await?;
         Ok(PiResponse::value(resolver_map(&[one])))
     }
@@ -210,7 +212,7 @@ async fn resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<S
 /// change; its bind password is kept unless `BINDPW` gives a new one). Answers its id.
 async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverwrite", &p)?;
+        allowed(&st, &admin, "resolverwrite", &Subject::system())?;
         let def = resolver_params::from_params(&p).map_err(|m| PiResponse::error(ErrorKind::Parameter, &m))?;
         let caller = admin.caller.clone();
         let view = with_realms(&st, move |realms| match realms.show_resolver(&name) {
@@ -239,7 +241,7 @@ async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Pa
 
 async fn delete_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
     let r = async {
-        allowed(&st, &admin, "resolverdelete", &p)?;
+        allowed(&st, &admin, "resolverdelete", &Subject::system())?;
         let caller = admin.caller.clone();
         with_realms(&st, move |r| r.remove_resolver(&caller, &name)).await?;
         Ok(PiResponse::value(json!(1)))

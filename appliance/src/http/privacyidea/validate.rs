@@ -102,22 +102,10 @@ async fn decide(st: &AppState, caller: String, p: &Params) -> Result<CheckOutcom
     })
 }
 
-/// With `http.require_api_key`, HTTP callers need a service account's key (or an admin's session).
-fn admitted(st: &AppState, caller: &ApiCaller) -> Result<(), PiResponse> {
-    if st.require_api_key && caller.who == Who::Anonymous {
-        return Err(PiResponse::error(
-            ErrorKind::Authentication,
-            "Authentication failure. Missing Authorization header.",
-        ));
-    }
-    Ok(())
-}
-
 async fn check(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
-    let decided = match admitted(&st, &caller) {
-        Ok(()) => decide(&st, caller.audit_name, &p).await,
-        Err(e) => Err(e),
-    };
+    // `http.require_api_key` is enforced for every route by the network layer
+    // (`caller::network_auth`), not here.
+    let decided = decide(&st, caller.audit_name, &p).await;
     let answer = match decided {
         Ok(o) => shape(&o),
         Err(e) => e,
@@ -127,10 +115,9 @@ async fn check(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Resp
 
 /// Accept: an empty 204; anything else: an empty 400 (what RADIUS front ends expect).
 async fn radiuscheck(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
-    let decided = match admitted(&st, &caller) {
-        Ok(()) => decide(&st, caller.audit_name, &p).await,
-        Err(e) => Err(e),
-    };
+    // `http.require_api_key` is enforced for every route by the network layer
+    // (`caller::network_auth`), not here.
+    let decided = decide(&st, caller.audit_name, &p).await;
     match decided {
         Ok(o) if o.accepted => StatusCode::NO_CONTENT.into_response(),
         Ok(_) => StatusCode::BAD_REQUEST.into_response(),
