@@ -5,7 +5,7 @@
 //! itself changed, start as before.
 //!
 //! Not covered yet (ARCHITECTURE.md, docs/security.md): token rows (counters, fail counts,
-//! state), API admins and service accounts, system keys, realms and resolvers.
+//! state), system keys, realms and resolvers.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
@@ -55,6 +55,12 @@ fn grants_integrations_key_versions_and_policies_edited_offline_stop_the_start()
         "--priority",
         "5",
     ]);
+    for admin in ["boss", "other"] {
+        let out = d.cli_stdin(&["privacyidea", "admin-add", admin], &format!("{admin}-secret-pw\n"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = d.cli(&["privacyidea", "service-add", "radius"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Changes the appliance makes itself keep the seals valid across a restart.
     d.restart();
     let (status, v) = d.api("POST", "/v1/keys/payments/sign", Some(json!({ "message": b64(b"x") })));
@@ -84,6 +90,14 @@ fn grants_integrations_key_versions_and_policies_edited_offline_stop_the_start()
             "master_keypair",
         ),
         ("the seals removed", "DELETE FROM table_seal", "has no seal"),
+        ("one table's seal removed", "DELETE FROM table_seal WHERE name = 'policy'", "set of sealed tables"),
+        (
+            "an API admin's password verifier swapped for another's",
+            "UPDATE api_admin SET password_verifier = (SELECT password_verifier FROM api_admin WHERE name = 'other')
+             WHERE name = 'boss'",
+            "api_admin",
+        ),
+        ("a service account removed", "DELETE FROM service_account", "service_account"),
     ] {
         let err = edit_offline(&mut d, sql).expect_err(what);
         assert!(err.contains(table) && err.contains("edited behind Countersign's back"), "{what}: {err}");

@@ -37,6 +37,7 @@ impl Store {
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("API admin {name}"))))?;
         insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["api_admin"])?;
         tx.commit()?;
         Ok(())
     }
@@ -48,6 +49,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("API admin {name}")));
         }
         insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["api_admin"])?;
         tx.commit()?;
         Ok(())
     }
@@ -62,18 +64,18 @@ impl Store {
 
     /// The verifier of `name`'s password; `None` for an unknown admin.
     pub fn api_admin_verifier(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn()
+        let conn = self.conn();
+        self.verify_seals(&conn, &["api_admin"])?;
+        Ok(conn
             .query_row("SELECT password_verifier FROM api_admin WHERE name = ?1", [name], |r| r.get(0))
             .optional()?)
     }
 
     /// The epoch `name`'s sessions are bound to; `None` for an unknown admin.
     pub fn api_admin_epoch(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT session_epoch FROM api_admin WHERE name = ?1", [name], |r| r.get(0))
-            .optional()?)
+        let conn = self.conn();
+        self.verify_seals(&conn, &["api_admin"])?;
+        Ok(conn.query_row("SELECT session_epoch FROM api_admin WHERE name = ?1", [name], |r| r.get(0)).optional()?)
     }
 
     /// Replaces `name`'s session epoch, which ends every session issued to it (with its audit row).
@@ -84,6 +86,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("API admin {name}")));
         }
         insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["api_admin"])?;
         tx.commit()?;
         Ok(())
     }
@@ -126,6 +129,7 @@ impl Store {
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("service account {name}"))))?;
         insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["service_account"])?;
         tx.commit()?;
         Ok(())
     }
@@ -137,6 +141,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("service account {name}")));
         }
         insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["service_account"])?;
         tx.commit()?;
         Ok(())
     }
@@ -160,8 +165,9 @@ impl Store {
 
     /// The account whose key starts with `prefix`: (name, verifier).
     pub fn service_account_by_prefix(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        Ok(self
-            .conn()
+        let conn = self.conn();
+        self.verify_seals(&conn, &["service_account"])?;
+        Ok(conn
             .query_row("SELECT name, key_verifier FROM service_account WHERE key_prefix = ?1", [prefix], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })

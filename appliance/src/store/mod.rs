@@ -163,12 +163,11 @@ impl Store {
     pub fn start_sealing(&self, key: Arc<dyn seals::SealKey>, adopt: bool) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if adopt {
-            seals::reseal(&tx, key.as_ref(), &seals::all_tables(), crate::now_ms())?;
-        } else {
-            seals::verify(&tx, key.as_ref(), &seals::all_tables())?;
-        }
+        let adopted = seals::start(&tx, key.as_ref(), adopt, crate::now_ms())?;
         tx.commit()?;
+        if !adopted.is_empty() {
+            tracing::info!(tables = ?adopted, "sealed tables as they are (first start that seals them)");
+        }
         self.seal_key.set(key).map_err(|_| StoreError::Invalid("table sealing was started twice".into()))
     }
 

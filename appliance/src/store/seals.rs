@@ -48,7 +48,17 @@ pub const SEALED_TABLES: &[(&str, &str)] = &[
         "SELECT name, scope, active, priority, actions, realms, resolvers, users, clients, time, admin_realms, \
          admin_users, description, created_at, updated_at FROM policy ORDER BY name",
     ),
+    // The time of the last login or use grants nothing and changes often: not sealed.
+    ("api_admin", "SELECT name, password_verifier, created_at, session_epoch FROM api_admin ORDER BY name"),
+    (
+        "service_account",
+        "SELECT name, key_prefix, key_verifier, description, created_at FROM service_account ORDER BY name",
+    ),
 ];
+
+/// The row of `table_seal` that seals the set of sealed tables itself, so a table's seal
+/// cannot be deleted to make the next start adopt the table as it is.
+const SET_ROW: &str = "*";
 
 const DOMAIN: &[u8] = b"countersign table seal v1\0";
 
@@ -131,6 +141,70 @@ pub fn verify(conn: &Connection, key: &dyn SealKey, tables: &[&str]) -> Result<(
     Ok(())
 }
 
+fn set_mac(conn: &Connection, key: &dyn SealKey) -> Result<Vec<u8>, StoreError> {
+    let mut h = Sha256::new();
+    h.update(b"countersign sealed tables v1\0");
+    let mut st = conn.prepare_cached("SELECT name FROM table_seal WHERE name != ?1 ORDER BY name")?;
+    let mut rows = st.query([SET_ROW])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(0)?;
+        h.update((name.len() as u64).to_be_bytes());
+        h.update(name.as_bytes());
+    }
+    let digest: [u8; 32] = h.finalize().into();
+    key.mac(&digest)
+        .map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal the set of sealed tables: {e}")))
+}
+
+fn write_set(conn: &Connection, key: &dyn SealKey, now_ms: i64) -> Result<(), StoreError> {
+    let mac = set_mac(conn, key)?;
+    conn.execute(
+        "INSERT INTO table_seal (name, mac, sealed_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET mac = excluded.mac, sealed_at_ms = excluded.sealed_at_ms",
+        params![SET_ROW, mac, now_ms],
+    )?;
+    Ok(())
+}
+
+/// Starts sealing on `conn` (a write transaction). `adopt` (the key was just generated): every
+/// table is sealed as it is. Otherwise the set of sealed tables and each of their seals must
+/// verify; a table this version seals for the first time (newly listed in [`SEALED_TABLES`]) is
+/// sealed as it is now, and returned.
+pub fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i64) -> Result<Vec<&'static str>, StoreError> {
+    if adopt {
+        reseal(conn, key, &all_tables(), now_ms)?;
+        write_set(conn, key, now_ms)?;
+        return Ok(all_tables());
+    }
+    let stored: Option<Vec<u8>> =
+        conn.query_row("SELECT mac FROM table_seal WHERE name = ?1", [SET_ROW], |r| r.get(0)).optional()?;
+    let fresh = set_mac(conn, key)?;
+    match stored {
+        Some(m) if bool::from(subtle::ConstantTimeEq::ct_eq(m.as_slice(), fresh.as_slice())) => {}
+        Some(_) => {
+            return Err(StoreError::Tampered("the set of sealed tables was changed (a seal removed or added)".into()))
+        }
+        None => return Err(StoreError::Tampered("the set of sealed tables has no seal".into())),
+    }
+    let mut sealed = Vec::new();
+    let mut new = Vec::new();
+    for table in all_tables() {
+        let known =
+            conn.query_row("SELECT 1 FROM table_seal WHERE name = ?1", [table], |_| Ok(())).optional()?.is_some();
+        if known {
+            sealed.push(table);
+        } else {
+            new.push(table);
+        }
+    }
+    verify(conn, key, &sealed)?;
+    if !new.is_empty() {
+        reseal(conn, key, &new, now_ms)?;
+        write_set(conn, key, now_ms)?;
+    }
+    Ok(new)
+}
+
 /// Every sealed table's name.
 pub fn all_tables() -> Vec<&'static str> {
     SEALED_TABLES.iter().map(|(t, _)| *t).collect()
@@ -189,6 +263,29 @@ mod tests {
             }
             verify(&conn, &TestKey, &tables).unwrap();
         }
+    }
+
+    #[test]
+    fn a_removed_seal_cannot_make_the_next_start_adopt_a_table() {
+        let conn = db();
+        start(&conn, &TestKey, true, 1).unwrap();
+        assert!(start(&conn, &TestKey, false, 2).unwrap().is_empty(), "nothing new to adopt");
+        conn.execute("INSERT INTO integration (name, uid, created_at) VALUES ('evil', 0, 1)", []).unwrap();
+        conn.execute("DELETE FROM table_seal WHERE name = 'integration'", []).unwrap();
+        assert!(matches!(start(&conn, &TestKey, false, 3), Err(StoreError::Tampered(_))));
+        conn.execute("DELETE FROM table_seal WHERE name = '*'", []).unwrap();
+        assert!(matches!(start(&conn, &TestKey, false, 3), Err(StoreError::Tampered(_))));
+    }
+
+    #[test]
+    fn a_table_sealed_for_the_first_time_by_a_newer_version_is_adopted_once() {
+        let conn = db();
+        start(&conn, &TestKey, true, 1).unwrap();
+        // As if an older version had sealed everything but service_account.
+        conn.execute("DELETE FROM table_seal WHERE name = 'service_account'", []).unwrap();
+        write_set(&conn, &TestKey, 1).unwrap();
+        assert_eq!(start(&conn, &TestKey, false, 2).unwrap(), vec!["service_account"]);
+        assert!(start(&conn, &TestKey, false, 3).unwrap().is_empty());
     }
 
     #[test]
