@@ -130,7 +130,7 @@ impl Appliance {
                 plugins.clone(),
                 secrets,
                 clock,
-                cfg.validate.detailed_errors,
+                &cfg.validate,
                 challenges.clone(),
             ),
             policies,

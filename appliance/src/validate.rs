@@ -21,7 +21,8 @@ use crate::clock::Clock;
 use crate::executor::{Executor, ExecutorError, WorkerCtx};
 use crate::plugins::PluginHost;
 use crate::store::{
-    open_challenges, tokens_for_check, AuthAuditRow, CheckRecord, CheckTarget, TokenEffect, TokenRecord,
+    open_challenges, recorded_owner_key, tokens_for_check, tokens_of_owner, unknown_owner_key, AuthAuditRow,
+    CheckRecord, CheckTarget, FailedToken, ThrottleEffect, TokenEffect, TokenRecord,
 };
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
@@ -42,7 +43,7 @@ struct NotChecked {
 
 /// The reject of a check the HSM could not make. `record` turns it into an error answer.
 fn hsm_reject(audit: String, serial: Option<String>) -> Reject {
-    Reject { audit, answer: HSM_UNAVAILABLE, effect: TokenEffect::None, serial }
+    Reject { audit, answer: HSM_UNAVAILABLE, effect: TokenEffect::None, serial, kind: RejectKind::Other }
 }
 
 /// The reject of a failed plugin call: the HSM's unavailability, or a plugin error.
@@ -54,6 +55,7 @@ fn plugin_failed(e: crate::plugins::PluginCallError, serial: Option<String>) -> 
             answer: "the token could not be checked; try again",
             effect: TokenEffect::None,
             serial,
+            kind: RejectKind::Other,
         },
     }
 }
@@ -106,16 +108,78 @@ pub struct ValidateService {
     secrets: TokenSecrets,
     clock: Clock,
     detailed: bool,
+    throttle: Throttle,
     challenges: crate::challenges::ChallengeService,
 }
 
-/// Why a check rejected: what the audit says, what a detailed answer says, and what the
-/// attempt does to the token.
+/// The back-off of failed checks (`validate.throttle_*`): after `source_free` failures of a
+/// user from one source, or `user_free` from all sources, since the user's last success, the
+/// next attempt must wait `base_ms`, doubled with every further failure up to `max_ms`.
+/// Attempts inside the delay are refused unchecked: no PIN, no plugin, no fail counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    pub source_free: u32,
+    pub user_free: u32,
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Throttle {
+    pub fn from_config(v: &crate::config::ValidateSection) -> Throttle {
+        Throttle {
+            source_free: v.throttle_source_free,
+            user_free: v.throttle_user_free,
+            base_ms: v.throttle_base_ms,
+            max_ms: v.throttle_max_s.saturating_mul(1000),
+        }
+    }
+
+    /// The delay after `failures` failures of which `free` pass without one.
+    pub fn delay_ms(&self, failures: u32, free: u32) -> u64 {
+        if self.base_ms == 0 || failures < free {
+            return 0;
+        }
+        let doublings = (failures - free).min(40);
+        self.base_ms.saturating_mul(1u64 << doublings).min(self.max_ms.max(self.base_ms))
+    }
+
+    /// How long an attempt at `now_ms` must still wait (`None`: it may go ahead), and why.
+    fn wait(&self, s: &crate::store::ThrottleState, now_ms: i64) -> Option<(u64, &'static str, u32)> {
+        let left = |(failures, last_ms): (u32, i64), free: u32| {
+            let until = last_ms.saturating_add(i64::try_from(self.delay_ms(failures, free)).unwrap_or(i64::MAX));
+            u64::try_from(until.saturating_sub(now_ms)).ok().filter(|ms| *ms > 0)
+        };
+        match (left(s.source, self.source_free), left(s.user, self.user_free)) {
+            (Some(a), Some(b)) if a >= b => Some((a, "from this source", s.source.0)),
+            (_, Some(b)) => Some((b, "from all sources", s.user.0)),
+            (Some(a), None) => Some((a, "from this source", s.source.0)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Why a check rejected: what the audit says, what a detailed answer says, what the attempt
+/// does to the token, and whether it was a guess.
 struct Reject {
     audit: String,
     answer: &'static str,
     effect: TokenEffect,
     serial: Option<String>,
+    kind: RejectKind,
+}
+
+/// What a reject counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RejectKind {
+    /// A wrong PIN, OTP, answer or password, or a user or token that does not exist (which
+    /// must count exactly like a wrong PIN, or the throttle would tell who exists): a failure
+    /// for the user's throttle.
+    Guess,
+    /// Not checked at all (throttled, or a per-user limit reached): audited as `refused`,
+    /// counted nowhere.
+    Refused,
+    /// Anything else (disabled or locked token, a replayed code, an error): counted nowhere.
+    Other,
 }
 
 impl ValidateService {
@@ -127,10 +191,11 @@ impl ValidateService {
         plugins: Arc<PluginHost>,
         secrets: TokenSecrets,
         clock: Clock,
-        detailed: bool,
+        cfg: &crate::config::ValidateSection,
         challenges: crate::challenges::ChallengeService,
     ) -> ValidateService {
-        ValidateService { executor, realms, policies, plugins, secrets, clock, detailed, challenges }
+        let (detailed, throttle) = (cfg.detailed_errors, Throttle::from_config(cfg));
+        ValidateService { executor, realms, policies, plugins, secrets, clock, detailed, throttle, challenges }
     }
 
     pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
@@ -212,9 +277,9 @@ impl ValidateService {
         let tokens = self
             .executor
             .read(move |conn| {
-                let tokens = tokens_for_check(conn, &target)?;
-                // A directory user who is gone (or a directory that cannot answer) gets no challenge.
-                Ok(if svc.owner_still_there(&tokens, &target).is_ok() { tokens } else { Vec::new() })
+                // The tokens of the user the login resolves to; an unknown user (or a directory
+                // that cannot answer) gets no challenge.
+                Ok::<_, crate::store::StoreError>(svc.subject(conn, &target).map(|s| s.tokens).unwrap_or_default())
             })
             .await?
             .map_err(|e: crate::store::StoreError| ValidateError::Challenge(e.into()))?;
@@ -227,52 +292,171 @@ impl ValidateService {
         Ok((Some(tx), views))
     }
 
-    /// Challenge answers and triggers first, then the PIN + OTP check.
+    /// Resolves who the check is about, applies the throttle and the policies, then answers
+    /// a challenge, triggers challenges, or checks PIN + OTP.
     fn decide_all(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> (Decision, Trace) {
-        let tokens = match tokens_for_check(ctx.reader, &req.target) {
-            Ok(t) => t,
-            Err(e) => {
-                let r = Reject {
-                    audit: format!("store: {e}"),
-                    answer: "the check failed; try again",
-                    effect: TokenEffect::None,
-                    serial: None,
-                };
-                return (Decision::Reject(r), Trace::default());
-            }
+        let subject = match self.subject(ctx.reader, &req.target) {
+            Ok(s) => s,
+            Err(r) => return (Decision::Reject(r), Trace::default()),
         };
-        let mut trace = Trace { resolver: tokens.iter().find_map(|t| t.owner_resolver.clone()), policies: Vec::new() };
-        if let Err(r) = self.owner_still_there(&tokens, &req.target) {
+        let mut trace = Trace {
+            resolver: subject.resolver.clone(),
+            policies: Vec::new(),
+            owner: Some(subject.key.clone()),
+            login: subject.login.clone(),
+        };
+        if let Err(r) = self.throttled(ctx, &subject, &req.caller) {
             return (Decision::Reject(r), trace);
         }
-        let rules = match self.rules(ctx, &tokens, req) {
+        let rules = match self.rules(ctx, &subject, req) {
             Ok(r) => r,
             Err(r) => return (Decision::Reject(r), trace),
         };
         trace.policies = rules.matched.clone();
+        let tokens = &subject.tokens;
         if let Some(tx) = &req.transaction_id {
-            return (self.answer(ctx, &tokens, req, tx).into(), trace);
+            return (self.answer(ctx, tokens, req, tx).into(), trace);
         }
-        if let Some(hits) = self.trigger_candidates(&tokens, req, &rules) {
+        if let Some(hits) = self.trigger_candidates(tokens, req, &rules) {
             return (Decision::Trigger(hits), trace);
         }
-        (self.decide(&tokens, req, &rules).into(), trace)
+        (self.decide(&subject, req, &rules).into(), trace)
+    }
+
+    /// Who a check is about. A login is resolved through the realm's resolvers first (each
+    /// matching logins its own way) and the tokens read are those of the user it resolves
+    /// to, however it was spelt and through whichever realm; a serial names its token, whose
+    /// owner is the user. A directory that cannot answer fails the check closed.
+    fn subject(&self, conn: &rusqlite::Connection, target: &CheckTarget) -> Result<Subject, Reject> {
+        let reject = |audit: String, answer: &'static str| Reject {
+            audit,
+            answer,
+            effect: TokenEffect::None,
+            serial: None,
+            kind: RejectKind::Other,
+        };
+        let store = |e: crate::store::StoreError| reject(format!("store: {e}"), "the check failed; try again");
+        match target {
+            CheckTarget::User { login, realm } => match self.realms.resolve(realm.as_deref(), login) {
+                Ok(Some(u)) => {
+                    let owner = u.owner().map_err(|e| reject(e.to_string(), "the check failed; try again"))?;
+                    Ok(Subject {
+                        tokens: tokens_of_owner(conn, &owner).map_err(store)?,
+                        key: owner.key(),
+                        resolver: u.resolver().map(str::to_owned),
+                        login: Some(u.user.login),
+                        realm: Some(u.realm),
+                        known: true,
+                    })
+                }
+                Ok(None) | Err(crate::resolvers::ResolverError::NotFound(_)) => {
+                    let realm_name =
+                        self.realms.realm_name(realm.as_deref()).unwrap_or_else(|_| realm.clone().unwrap_or_default());
+                    Ok(Subject {
+                        tokens: Vec::new(),
+                        key: unknown_owner_key(&realm_name, login),
+                        resolver: None,
+                        login: Some(login.clone()),
+                        realm: Some(realm_name),
+                        known: false,
+                    })
+                }
+                Err(e) => Err(reject(
+                    format!("the user store could not be asked about {login}: {e}"),
+                    "the user store could not be reached; try again",
+                )),
+            },
+            CheckTarget::Serial(serial) => {
+                let tokens = tokens_for_check(conn, target).map_err(store)?;
+                let Some(t) = tokens.first() else {
+                    return Ok(Subject {
+                        key: format!("token:{serial}"),
+                        tokens,
+                        resolver: None,
+                        login: None,
+                        realm: None,
+                        known: false,
+                    });
+                };
+                Ok(Subject {
+                    key: self.owner_key(t)?,
+                    resolver: t.owner_resolver.clone(),
+                    login: t.login.clone(),
+                    realm: t.realm.clone(),
+                    known: true,
+                    tokens,
+                })
+            }
+        }
+    }
+
+    /// The key per-user limits and the throttle count a token's checks under: its owner's
+    /// (asking the owner's resolver for a directory owner recorded before stable ids were
+    /// kept), or the token's own when it has no owner.
+    fn owner_key(&self, t: &TokenRecord) -> Result<String, Reject> {
+        if let Some(key) = recorded_owner_key(t) {
+            return Ok(key);
+        }
+        let (Some(id), Some(resolver), Some(login)) = (t.owner_id, t.owner_resolver.as_deref(), t.login.as_deref())
+        else {
+            return Ok(format!("token:{}", t.serial));
+        };
+        let found = self.realms.resolver(resolver).and_then(|r| r.user(login));
+        match found {
+            Ok(Some(u)) => Ok(format!("{resolver}:{}", u.uid)),
+            // The directory forgot the owner: the row is the only identity left.
+            Ok(None) => Ok(format!("gone#{id}")),
+            Err(e) => Err(Reject {
+                audit: format!("the user store could not be asked about {login}: {e}"),
+                answer: "the user store could not be reached; try again",
+                effect: TokenEffect::None,
+                serial: Some(t.serial.clone()),
+                kind: RejectKind::Other,
+            }),
+        }
+    }
+
+    /// Refuses, unchecked, an attempt inside its user's back-off delay ([`Throttle`]).
+    fn throttled(&self, ctx: &WorkerCtx<'_>, subject: &Subject, caller: &str) -> Result<(), Reject> {
+        if self.throttle.base_ms == 0 {
+            return Ok(());
+        }
+        let state = crate::store::throttle_state(ctx.reader, &subject.key, caller).map_err(|e| Reject {
+            audit: format!("store: {e}"),
+            answer: "the check failed; try again",
+            effect: TokenEffect::None,
+            serial: None,
+            kind: RejectKind::Other,
+        })?;
+        match self.throttle.wait(&state, self.clock.now_ms()) {
+            None => Ok(()),
+            Some((wait_ms, scope, failures)) => Err(Reject {
+                audit: format!(
+                    "throttled: {failures} failed attempts {scope} since the last success; the next is allowed in {} s; not checked",
+                    wait_ms.div_ceil(1000)
+                ),
+                answer: "too many failed attempts; wait before trying again",
+                effect: TokenEffect::None,
+                serial: None,
+                kind: RejectKind::Refused,
+            }),
+        }
     }
 
     /// The policies that apply to this check: the per-user rate limits (`auth_max_fail`,
-    /// `auth_max_success`, enforced here) and how the PIN is checked (`otppin`). A conflict
-    /// between policies refuses the check.
-    fn rules(&self, ctx: &WorkerCtx<'_>, tokens: &[TokenRecord], req: &CheckRequest) -> Result<Rules, Reject> {
+    /// `auth_max_success`, enforced here, counted per resolved user whatever named them: a
+    /// login in any spelling or realm, or a serial) and how the PIN is checked (`otppin`).
+    /// Conditions match the user as resolved. A conflict between policies refuses the check.
+    fn rules(&self, ctx: &WorkerCtx<'_>, subject: &Subject, req: &CheckRequest) -> Result<Rules, Reject> {
         use crate::policy::{OtpPin, PolicyContext, Scope};
-        let reject =
-            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
-        let (login, realm) = match &req.target {
-            CheckTarget::User { login, realm } => (Some(login.as_str()), realm.as_deref()),
-            CheckTarget::Serial(_) => {
-                let t = tokens.first();
-                (t.and_then(|t| t.login.as_deref()), t.and_then(|t| t.realm.as_deref()))
-            }
+        let reject = |audit: String, answer: &'static str| Reject {
+            audit,
+            answer,
+            effect: TokenEffect::None,
+            serial: None,
+            kind: RejectKind::Other,
         };
+        let (login, realm) = (subject.login.as_deref(), subject.realm.as_deref());
         let policies = self.policies.current();
         if !policies.has_active(Scope::Authentication) && !policies.has_active(Scope::Authorization) {
             // The common case: no policy, nothing to read or count.
@@ -281,43 +465,36 @@ impl ValidateService {
         let realm_name = realm.map(str::to_owned).or_else(|| self.realms.realm_name(None).ok());
         let now_ms = self.clock.now_ms();
         let now_s = now_ms / 1000;
-        let resolver = tokens.iter().find_map(|t| t.owner_resolver.as_deref());
-        let pctx = PolicyContext::for_request(login, realm_name.as_deref(), resolver, &req.caller, now_s);
+        let pctx =
+            PolicyContext::for_request(login, realm_name.as_deref(), subject.resolver.as_deref(), &req.caller, now_s);
         let conflict = |e: crate::policy::PolicyConflict| {
             reject(format!("policy conflict, refused: {e}"), "the check failed; ask an administrator")
         };
-        if let (CheckTarget::User { login, realm }, false) = (&req.target, req.transaction_id.is_some()) {
-            for (action, result, answer) in [
-                ("auth_max_fail", "reject", "too many failed authentications; try again later"),
-                ("auth_max_success", "accept", "too many authentications; try again later"),
-            ] {
-                let Some((value, names)) = policies.value(Scope::Authorization, action, &pctx).map_err(conflict)?
-                else {
-                    continue;
-                };
-                let Some(limit) = value.as_rate() else { continue };
-                let since = now_ms.saturating_sub(i64::try_from(limit.period_s).unwrap_or(i64::MAX / 2000) * 1000);
-                let q = crate::store::RecentAudit {
-                    action: "validate/check",
-                    login,
-                    realm: realm.as_deref(),
-                    caller: None,
-                    result,
-                    since_ms: since,
-                };
-                let seen = crate::store::recent_audit(ctx.reader, &q)
-                    .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
-                if seen >= u64::from(limit.count) {
-                    return Err(reject(
-                        format!(
-                            "{action} {}/{}s reached for {login} ({seen} in the window; policy {}); not checked",
-                            limit.count,
-                            limit.period_s,
-                            names.join(", ")
-                        ),
-                        answer,
-                    ));
-                }
+        for (action, result, answer) in [
+            ("auth_max_fail", "reject", "too many failed authentications; try again later"),
+            ("auth_max_success", "accept", "too many authentications; try again later"),
+        ] {
+            let Some((value, names)) = policies.value(Scope::Authorization, action, &pctx).map_err(conflict)? else {
+                continue;
+            };
+            let Some(limit) = value.as_rate() else { continue };
+            let since = now_ms.saturating_sub(i64::try_from(limit.period_s).unwrap_or(i64::MAX / 2000) * 1000);
+            let seen = crate::store::recent_owner_checks(ctx.reader, &subject.key, result, since)
+                .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
+            if seen >= u64::from(limit.count) {
+                return Err(Reject {
+                    audit: format!(
+                        "{action} {}/{}s reached for {} ({seen} in the window; policy {}); not checked",
+                        limit.count,
+                        limit.period_s,
+                        login.unwrap_or(&subject.key),
+                        names.join(", ")
+                    ),
+                    answer,
+                    effect: TokenEffect::None,
+                    serial: None,
+                    kind: RejectKind::Refused,
+                });
             }
         }
         let otppin = match policies.value(Scope::Authentication, "otppin", &pctx).map_err(conflict)? {
@@ -396,30 +573,6 @@ impl ValidateService {
         }
     }
 
-    /// A user found through a directory must still be there: asked through the realm's
-    /// resolvers (cached per resolver), failing closed when the directory cannot answer.
-    fn owner_still_there(&self, tokens: &[TokenRecord], target: &CheckTarget) -> Result<(), Reject> {
-        let CheckTarget::User { login, realm } = target else { return Ok(()) };
-        let Some(resolver) = tokens.iter().find_map(|t| t.owner_resolver.as_deref()) else { return Ok(()) };
-        let reject =
-            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
-        match self.realms.find_user(realm.as_deref(), login) {
-            Ok(Some(u)) if u.resolver == resolver => Ok(()),
-            Ok(Some(u)) => Err(reject(
-                format!("user {login} is now found in resolver {}, not {resolver} that owns the tokens", u.resolver),
-                "no such user or no token",
-            )),
-            Ok(None) => Err(reject(
-                format!("user {login} is no longer found in resolver {resolver}"),
-                "no such user or no token",
-            )),
-            Err(e) => Err(reject(
-                format!("the user store could not be asked about {login}: {e}"),
-                "the user store could not be reached; try again",
-            )),
-        }
-    }
-
     /// Challenge-response tokens of the target whose PIN is the whole `pass`.
     fn trigger_candidates(
         &self,
@@ -456,8 +609,13 @@ impl ValidateService {
         req: &CheckRequest,
         tx: &str,
     ) -> Result<Accept, Reject> {
-        let reject =
-            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
+        let reject = |audit: String, answer: &'static str| Reject {
+            audit,
+            answer,
+            effect: TokenEffect::None,
+            serial: None,
+            kind: RejectKind::Other,
+        };
         let now = self.clock.now_ms();
         let open = open_challenges(ctx.reader, tx, now)
             .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
@@ -550,8 +708,9 @@ impl ValidateService {
                 None => format!("wrong answer to challenge {tx}"),
             },
             answer: "wrong PIN or OTP",
-            effect: fail_effect(t, now),
+            effect: TokenEffect::Fail(vec![failed(t, now)]),
             serial: Some(t.serial.clone()),
+            kind: RejectKind::Guess,
         })
     }
 
@@ -578,80 +737,91 @@ impl ValidateService {
     }
 
     /// A user with no token: refused, unless a policy lets them through (privacyIDEA's
-    /// passOnNoUser, passOnNoToken, or passthru with the user store's password).
-    fn without_token(
-        &self,
-        login: &str,
-        realm: Option<&str>,
-        req: &CheckRequest,
-        rules: &Rules,
-    ) -> Result<Accept, Reject> {
-        let reject =
-            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
+    /// passOnNoUser, passOnNoToken, or passthru with the user store's password). Whether the
+    /// user exists is what the realm's resolvers said of the login ([`Self::subject`]), and the
+    /// password goes to the resolver that found them, under the login it spells.
+    fn without_token(&self, subject: &Subject, req: &CheckRequest, rules: &Rules) -> Result<Accept, Reject> {
+        let reject = |audit: String, answer: &'static str, kind: RejectKind| Reject {
+            audit,
+            answer,
+            effect: TokenEffect::None,
+            serial: None,
+            kind,
+        };
         let pass = |detail: &str| Accept {
             serial: String::new(),
             token_type: String::new(),
             detail: detail.to_owned(),
             effect: TokenEffect::Pass,
         };
-        if !(rules.passthru || rules.pass_on_no_token || rules.pass_on_no_user) {
-            return Err(reject("no such user, or the user has no token".into(), "no such user or no token"));
-        }
-        let known = self.realms.find_user(realm, login).map_err(|e| {
-            reject(
-                format!("the user store could not be asked about {login}: {e}"),
-                "the user store could not be reached; try again",
-            )
-        })?;
-        match known {
-            None if rules.pass_on_no_user => Ok(pass("no such user; let through by policy passOnNoUser")),
-            None => Err(reject("no such user".into(), "no such user or no token")),
-            Some(_) if rules.pass_on_no_token => Ok(pass("the user has no token; let through by policy passOnNoToken")),
-            Some(_) if rules.passthru => {
+        let login = subject.login.as_deref().unwrap_or_default();
+        match subject.known {
+            false if rules.pass_on_no_user => Ok(pass("no such user; let through by policy passOnNoUser")),
+            false => Err(reject("no such user".into(), "no such user or no token", RejectKind::Guess)),
+            true if rules.pass_on_no_token => Ok(pass("the user has no token; let through by policy passOnNoToken")),
+            true if rules.passthru => {
                 let password = SecretString::from(req.pass.expose_secret().to_owned());
-                match self.realms.check_password(realm, login, &password) {
+                match self.realms.check_password(subject.realm.as_deref(), login, &password) {
                     Ok(true) => Ok(pass("the user has no token; user store password accepted by policy passthru")),
-                    Ok(false) => Err(reject("passthru: wrong user store password".into(), "wrong PIN or OTP")),
+                    Ok(false) => {
+                        Err(reject("passthru: wrong user store password".into(), "wrong PIN or OTP", RejectKind::Guess))
+                    }
                     Err(e) => Err(reject(
                         format!("passthru: the user store could not check the password of {login}: {e}"),
                         "the user store could not be reached; try again",
+                        RejectKind::Other,
                     )),
                 }
             }
-            Some(_) => Err(reject("the user has no token".into(), "no such user or no token")),
+            true => Err(reject("the user has no token".into(), "no such user or no token", RejectKind::Guess)),
         }
     }
 
     /// Reads the tokens and decides, without writing anything.
-    fn decide(&self, tokens: &[TokenRecord], req: &CheckRequest, rules: &Rules) -> Result<Accept, Reject> {
-        let reject = |audit: &str, answer: &'static str| Reject {
+    fn decide(&self, subject: &Subject, req: &CheckRequest, rules: &Rules) -> Result<Accept, Reject> {
+        let reject = |audit: &str, answer: &'static str, kind: RejectKind| Reject {
             audit: audit.to_owned(),
             answer,
             effect: TokenEffect::None,
             serial: None,
+            kind,
         };
+        let tokens = &subject.tokens;
         if tokens.is_empty() {
             return match &req.target {
-                CheckTarget::Serial(_) => Err(reject("no such token", "no such token")),
-                CheckTarget::User { login, realm } => self.without_token(login, realm.as_deref(), req, rules),
+                CheckTarget::Serial(_) => Err(reject("no such token", "no such token", RejectKind::Guess)),
+                CheckTarget::User { .. } => self.without_token(subject, req, rules),
             };
         }
-        let usable: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active && !t.revoked).collect();
-        if usable.is_empty() {
-            return Err(reject("every token of the target is disabled or revoked", "the token is disabled"));
-        }
-        // Codes of challenge-response tokens are answers to challenges, never checked without one.
-        let usable: Vec<&TokenRecord> = usable.into_iter().filter(|t| !is_challenge_type(&t.token_type)).collect();
-        if usable.is_empty() {
+        let active: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active && !t.revoked).collect();
+        if active.is_empty() {
             return Err(reject(
-                "the target's tokens answer challenges only: send the PIN to get a code, then the code with its transaction_id",
-                "send the PIN to get a code, then the code with its transaction_id",
+                "every token of the target is disabled or revoked",
+                "the token is disabled",
+                RejectKind::Other,
             ));
         }
         let now = self.clock.now_ms();
+        // Codes of challenge-response tokens are answers to challenges, never checked without
+        // one. Their PINs were tried already (a PIN alone asks for a challenge).
+        let usable: Vec<&TokenRecord> = active.iter().copied().filter(|t| !is_challenge_type(&t.token_type)).collect();
+        // A wrong PIN counts against every active token of the target: each was tried, so
+        // guessing the PIN of a user with several tokens costs as much as with one.
+        let wrong_pin = |audit: &str, answer: &'static str| Reject {
+            audit: audit.to_owned(),
+            answer,
+            effect: TokenEffect::Fail(active.iter().map(|t| failed(t, now)).collect()),
+            serial: (active.len() == 1).then(|| active[0].serial.clone()),
+            kind: RejectKind::Guess,
+        };
+        if usable.is_empty() {
+            return Err(wrong_pin(
+                "the PIN matched no token, and the target's tokens answer challenges only: send the PIN to get a \
+                 code, then the code with its transaction_id",
+                "send the PIN to get a code, then the code with its transaction_id",
+            ));
+        }
         let pass = req.pass.expose_secret().as_bytes();
-        // The token whose PIN matched takes the effect of the attempt; with one token and no
-        // PIN match, that token counts the failure.
         let mut pin_matched = None;
         for t in &usable {
             let Some((pin, otp)) = split_pass(pass, otp_digits(&t.params)) else { continue };
@@ -662,34 +832,36 @@ impl ValidateService {
                 }
                 Ok(false) => {}
                 Err(e) if e.hsm => return Err(hsm_reject(e.audit, Some(t.serial.clone()))),
-                Err(e) => return Err(reject(&e.audit, "the check failed; try again")),
+                Err(e) => return Err(reject(&e.audit, "the check failed; try again", RejectKind::Other)),
             }
         }
         let Some((token, otp)) = pin_matched else {
-            let only = (usable.len() == 1).then(|| usable[0]);
-            return Err(Reject {
-                audit: "wrong PIN".into(),
-                answer: "wrong PIN or OTP",
-                effect: only.map_or(TokenEffect::None, |t| fail_effect(t, now)),
-                serial: only.map(|t| t.serial.clone()),
-            });
+            return Err(wrong_pin("wrong PIN", "wrong PIN or OTP"));
         };
         if token.locked(now) {
             return Err(locked(token));
         }
         let otp = String::from_utf8_lossy(otp).into_owned();
+        // The last accepted code is looked for too (OATH tokens, whose plugins count from
+        // `first`), so a replay of it is recognised and not counted as a guess.
+        let replay_seen = recognises_replay(token);
         let request = PluginRequest::CheckOtp {
             secret: secret_ref(token),
             otp,
-            first: token.counter,
-            window: token.otp_window,
+            first: if replay_seen { token.counter - 1 } else { token.counter },
+            window: if replay_seen && token.token_type == "hotp" {
+                token.otp_window.saturating_add(1)
+            } else {
+                token.otp_window
+            },
             params: plugin_params(token),
         };
         let on_fail = |audit: String, answer: &'static str| Reject {
             audit,
             answer,
-            effect: fail_effect(token, now),
+            effect: TokenEffect::Fail(vec![failed(token, now)]),
             serial: Some(token.serial.clone()),
+            kind: RejectKind::Guess,
         };
         match call_for_token(&self.plugins, &self.secrets, &self.clock, token, &request) {
             Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept {
@@ -704,6 +876,17 @@ impl ValidateService {
                     drift: drift(token, counter, now),
                 },
             }),
+            Ok(PluginResponse::Matched { counter }) if replay_seen && counter.saturating_add(1) == token.counter => {
+                Err(Reject {
+                    audit: format!(
+                        "replay: the code of counter {counter} was accepted already; not counted as a failure"
+                    ),
+                    answer: "the OTP was already used",
+                    effect: TokenEffect::None,
+                    serial: Some(token.serial.clone()),
+                    kind: RejectKind::Other,
+                })
+            }
             Ok(PluginResponse::Matched { counter }) => Err(Reject {
                 audit: format!(
                     "plugin {} proposed counter {counter}, below the next allowed {}; refused",
@@ -712,6 +895,7 @@ impl ValidateService {
                 answer: "the check failed; try again",
                 effect: TokenEffect::None,
                 serial: Some(token.serial.clone()),
+                kind: RejectKind::Other,
             }),
             Ok(PluginResponse::NoMatch) => {
                 Err(on_fail("wrong OTP (not valid in the window, or already used)".into(), "wrong PIN or OTP"))
@@ -721,6 +905,7 @@ impl ValidateService {
                 answer: "the token could not be checked; try again",
                 effect: TokenEffect::None,
                 serial: Some(token.serial.clone()),
+                kind: RejectKind::Other,
             }),
             Err(e) => Err(plugin_failed(e, Some(token.serial.clone()))),
         }
@@ -730,18 +915,32 @@ impl ValidateService {
         audit.resolver = trace.resolver;
         audit.policies = (!trace.policies.is_empty()).then(|| trace.policies.join(", "));
         audit.duration_ms = Some(self.clock.now_ms().saturating_sub(audit.at_ms));
-        match decision {
+        audit.owner = trace.owner.clone();
+        // The user as resolved; the spelling typed stays in the detail.
+        let typed = match (&audit.login, &trace.login) {
+            (Some(typed), Some(resolved)) if typed != resolved => {
+                let note = format!(" (login given as '{}')", typed.escape_debug());
+                audit.login = Some(resolved.clone());
+                note
+            }
+            _ => String::new(),
+        };
+        let owner = trace.owner.unwrap_or_default();
+        let (rec, answer) = match decision {
             Decision::Trigger(tokens) => {
                 audit.result = "challenge".into();
                 let serials: Vec<&str> = tokens.iter().map(|t| t.serial.as_str()).collect();
                 audit.detail = Some(format!("PIN matched; challenge for {}", serials.join(", ")));
-                (CheckRecord { effect: TokenEffect::None, audit }, Answer::Trigger(tokens))
+                let rec = CheckRecord { effect: TokenEffect::None, audit, throttle: ThrottleEffect::None };
+                (rec, Answer::Trigger(tokens))
             }
             Decision::Accept(a) => {
                 audit.result = "accept".into();
                 audit.serial = Some(a.serial.clone()).filter(|s| !s.is_empty());
                 audit.detail = Some(a.detail);
-                (CheckRecord { effect: a.effect, audit }, Answer::Accept { serial: a.serial, token_type: a.token_type })
+                let throttle = if owner.is_empty() { ThrottleEffect::None } else { ThrottleEffect::Success { owner } };
+                let rec = CheckRecord { effect: a.effect, audit, throttle };
+                (rec, Answer::Accept { serial: a.serial, token_type: a.token_type })
             }
             Decision::Reject(r) if r.answer == HSM_UNAVAILABLE => {
                 audit.result = "error".into();
@@ -749,17 +948,28 @@ impl ValidateService {
                 if audit.serial.is_none() {
                     audit.serial = r.serial;
                 }
-                (CheckRecord { effect: TokenEffect::None, audit }, Answer::Unavailable)
+                (CheckRecord { effect: TokenEffect::None, audit, throttle: ThrottleEffect::None }, Answer::Unavailable)
             }
             Decision::Reject(r) => {
-                audit.result = "reject".into();
+                audit.result = if r.kind == RejectKind::Refused { "refused" } else { "reject" }.into();
                 audit.detail = Some(r.audit);
                 if audit.serial.is_none() {
                     audit.serial = r.serial;
                 }
-                (CheckRecord { effect: r.effect, audit }, Answer::Reject(r.answer))
+                let throttle = match r.kind {
+                    RejectKind::Guess if !owner.is_empty() => {
+                        ThrottleEffect::Failure { owner, source: audit.caller.clone() }
+                    }
+                    _ => ThrottleEffect::None,
+                };
+                (CheckRecord { effect: r.effect, audit, throttle }, Answer::Reject(r.answer))
             }
+        };
+        let mut rec = rec;
+        if let Some(d) = rec.audit.detail.as_mut() {
+            d.push_str(&typed);
         }
+        (rec, answer)
     }
 }
 
@@ -800,6 +1010,26 @@ struct Trace {
     /// The resolver the token's owner came from.
     resolver: Option<String>,
     policies: Vec<String>,
+    /// The key of the user the check was about (per-user limits, throttle).
+    owner: Option<String>,
+    /// The login as the user's resolver spells it.
+    login: Option<String>,
+}
+
+/// Who a check is about ([`ValidateService::subject`]).
+struct Subject {
+    /// The user's tokens (or the one token a serial names).
+    tokens: Vec<TokenRecord>,
+    /// The resolved user's key ([`crate::store::Owner::key`]); for a login no resolver knows,
+    /// [`unknown_owner_key`]; for a token without owner (or no such token), `token:<serial>`.
+    key: String,
+    /// The login as the user's resolver spells it (as typed for an unknown user), the realm
+    /// that resolved it, and the resolver (none for internal users).
+    login: Option<String>,
+    realm: Option<String>,
+    resolver: Option<String>,
+    /// The realm's resolvers know the user (a check by user), or the token exists (by serial).
+    known: bool,
 }
 
 /// What the worker decided.
@@ -864,15 +1094,20 @@ fn locked(t: &TokenRecord) -> Reject {
         answer: "the token is locked after too many failed attempts",
         effect: TokenEffect::None,
         serial: Some(t.serial.clone()),
+        kind: RejectKind::Other,
     }
 }
 
-fn fail_effect(t: &TokenRecord, now_ms: i64) -> TokenEffect {
-    if t.fail_count >= t.max_fail && t.fail_cleared(now_ms) {
-        TokenEffect::FailAfterClear { token_id: t.id }
-    } else {
-        TokenEffect::Fail { token_id: t.id }
-    }
+/// A failure on token `t`: counted on, or restarting at one once the clear timeout of a
+/// locked token has passed.
+fn failed(t: &TokenRecord, now_ms: i64) -> FailedToken {
+    FailedToken { token_id: t.id, restart: t.fail_count >= t.max_fail && t.fail_cleared(now_ms) }
+}
+
+/// Whether the check also looks for the token's last accepted code, to tell a replay from a
+/// guess: OATH tokens (whose plugins search from `first`) that accepted a code before.
+fn recognises_replay(t: &TokenRecord) -> bool {
+    matches!(t.token_type.as_str(), "hotp" | "totp") && t.counter > 0 && t.last_auth_ms.is_some()
 }
 
 /// The options the plugin gets: the enrolled parameters, plus the learned drift for TOTP.
