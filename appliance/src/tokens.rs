@@ -370,6 +370,53 @@ impl TokenService {
         }
     }
 
+    /// Binds, on a thread of its own, the directory users recorded before stable ids were
+    /// kept (migration 0016) to the id their resolver gives now, merging rows of one person.
+    /// A row whose resolver cannot answer, or no longer knows the login, stays as it is
+    /// (checks still find it by login under the resolver's matching rule) and is tried again
+    /// at the next start.
+    pub fn start_binding_recorded_owners(&self) {
+        let svc = self.clone();
+        let spawned = std::thread::Builder::new().name("bind-owners".into()).spawn(move || {
+            let rows = match svc.store.unbound_directory_users() {
+                Ok(rows) => rows,
+                Err(e) => return tracing::warn!(error = %e, "cannot list token owners to bind"),
+            };
+            let (mut bound, total) = (0, rows.len());
+            for (resolver, login, realm) in rows {
+                let found = svc.realms.resolver(&resolver).and_then(|r| Ok((r.kind(), r.user(&login)?)));
+                let (kind, u) = match found {
+                    Ok((kind, Some(u))) => (kind, u),
+                    Ok((_, None)) => continue,
+                    Err(e) => {
+                        tracing::warn!(resolver, login, error = %e, "token owner not bound to its stable id yet");
+                        continue;
+                    }
+                };
+                let user = crate::store::DirectoryUser {
+                    resolver: &resolver,
+                    uid: &u.uid,
+                    login: &u.login,
+                    nocase: kind == crate::resolvers::ResolverKind::Ldap,
+                    email: u.email.as_deref(),
+                    phone: u.phone.as_deref(),
+                    given_name: u.given_name.as_deref(),
+                    surname: u.surname.as_deref(),
+                };
+                match svc.store.bind_directory_user(Some(&realm), &user) {
+                    Ok(_) => bound += 1,
+                    Err(e) => tracing::warn!(resolver, login, error = %e, "token owner not bound to its stable id"),
+                }
+            }
+            if total > 0 {
+                tracing::info!(bound, total, "bound token owners recorded before stable ids to their resolver's id");
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start binding token owners; they are found by login meanwhile");
+        }
+    }
+
     /// The tokens of the user `login` names in `realm`, resolved as checks resolve them (any
     /// spelling or realm that reaches the same user lists the same tokens); a login the realm
     /// no longer resolves lists the tokens recorded under exactly that login.

@@ -1131,3 +1131,31 @@ fn drift(t: &TokenRecord, step: u64, now_ms: i64) -> Option<i64> {
     let now_step = u64::try_from(now_ms / 1000).unwrap_or(0).saturating_sub(t0) / period;
     Some(i64::try_from(step).unwrap_or(i64::MAX).saturating_sub(i64::try_from(now_step).unwrap_or(i64::MAX)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ThrottleState;
+
+    const T: Throttle = Throttle { source_free: 3, user_free: 5, base_ms: 1000, max_ms: 8000 };
+
+    #[test]
+    fn back_off_doubles_after_the_free_failures_up_to_the_cap() {
+        let delays: Vec<u64> = (0..9).map(|n| T.delay_ms(n, 3)).collect();
+        assert_eq!(delays, [0, 0, 0, 1000, 2000, 4000, 8000, 8000, 8000]);
+        assert_eq!(Throttle { base_ms: 0, ..T }.delay_ms(50, 3), 0, "base 0 turns throttling off");
+        assert_eq!(T.delay_ms(u32::MAX, 0), 8000);
+    }
+
+    #[test]
+    fn the_longer_of_the_source_and_the_user_wait_applies() {
+        // 3 failures from this source, the last at 10 000: wait until 11 000.
+        let s = ThrottleState { user: (3, 10_000), source: (3, 10_000) };
+        assert_eq!(T.wait(&s, 10_400).map(|w| (w.0, w.1)), Some((600, "from this source")));
+        assert_eq!(T.wait(&s, 11_000), None);
+        // Other sources failed too: the user's 6 failures (wait 2 s) outlast this source's 1.
+        let s = ThrottleState { user: (6, 10_000), source: (1, 9_000) };
+        assert_eq!(T.wait(&s, 10_500).map(|w| (w.0, w.1)), Some((1500, "from all sources")));
+        assert_eq!(T.wait(&ThrottleState::default(), 0), None);
+    }
+}

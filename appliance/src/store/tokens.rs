@@ -1117,3 +1117,83 @@ pub mod change {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::config::Synchronous;
+
+    fn token(store: &Store, serial: &str, user: Option<(&str, &str)>) {
+        let t = NewToken {
+            serial: serial.into(),
+            token_type: "hotp".into(),
+            plugin: "token-hotp".into(),
+            params: serde_json::json!({}),
+            otp_window: 10,
+            sealed_seed: vec![1],
+            counter: 0,
+            pin_verifier: None,
+            max_fail: 10,
+            fail_clear_s: 0,
+            user: user.map(|(l, r)| (l.to_owned(), r.to_owned())),
+            description: String::new(),
+            recipient: None,
+            owner_limit: None,
+        };
+        store.insert_token(&t, &AuthAuditRow::new("uid:0", "token/init", "ok")).unwrap();
+    }
+
+    /// Rows recorded before stable ids (resolver set, resolver_uid NULL), as migration 0016
+    /// finds them: checks find them by login under the resolver's rule, and binding merges
+    /// one person's rows into one owner with all their tokens.
+    #[test]
+    fn rows_recorded_before_stable_ids_are_found_by_login_then_bound_and_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), Synchronous::Normal).unwrap();
+        let audit = AuthAuditRow::new("uid:0", "realm/create", "ok");
+        store.create_realm("other", &audit).unwrap();
+        {
+            let conn = store.conn();
+            for (realm, login) in [("default", "alice"), ("other", "ALICE")] {
+                conn.execute(
+                    "INSERT INTO app_user (realm_id, login, created_at, resolver)
+                     VALUES ((SELECT id FROM realm WHERE name = ?1), ?2, 0, 'corp')",
+                    params![realm, login],
+                )
+                .unwrap();
+            }
+        }
+        token(&store, "T1", Some(("alice", "default")));
+        token(&store, "T2", Some(("ALICE", "other")));
+        let owner =
+            Owner::Directory { resolver: "corp".into(), uid: "uuid-1".into(), login: "alice".into(), nocase: true };
+        let serials = |o: &Owner| store.tokens_of_owner(o).unwrap().into_iter().map(|t| t.serial).collect::<Vec<_>>();
+        assert_eq!(serials(&owner), ["T1", "T2"]);
+        // A resolver that matches exactly (passwd) finds only the exact spelling.
+        let exact = Owner::Directory { nocase: false, ..owner.clone() };
+        assert_eq!(serials(&exact), ["T1"]);
+        let user = DirectoryUser {
+            resolver: "corp",
+            uid: "uuid-1",
+            login: "alice",
+            nocase: true,
+            email: Some("alice@example.org"),
+            phone: None,
+            given_name: None,
+            surname: None,
+        };
+        assert_eq!(store.bind_directory_user(Some("other"), &user).unwrap(), ("ALICE".to_owned(), "other".to_owned()));
+        // One bound row now holds both tokens; binding again reuses it.
+        assert_eq!(store.bind_directory_user(None, &user).unwrap(), ("ALICE".to_owned(), "other".to_owned()));
+        let rows: i64 =
+            store.conn().query_row("SELECT count(*) FROM app_user WHERE resolver = 'corp'", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 1);
+        assert_eq!(serials(&owner), ["T1", "T2"]);
+        let t = store.token("T1").unwrap();
+        assert_eq!(recorded_owner_key(&t).as_deref(), Some("corp:uuid-1"));
+        // Another person of the same login in a realm is refused, not merged.
+        let other = DirectoryUser { uid: "uuid-2", login: "ALICE", ..user };
+        assert!(matches!(store.bind_directory_user(Some("other"), &other), Err(StoreError::Invalid(_))));
+    }
+}
