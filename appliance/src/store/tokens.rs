@@ -1171,7 +1171,8 @@ mod tests {
         let serials = |o: &Owner| store.tokens_of_owner(o).unwrap().into_iter().map(|t| t.serial).collect::<Vec<_>>();
         assert_eq!(serials(&owner), ["T1", "T2"]);
         // A resolver that matches exactly (passwd) finds only the exact spelling.
-        let exact = Owner::Directory { nocase: false, ..owner.clone() };
+        let exact =
+            Owner::Directory { resolver: "corp".into(), uid: "uuid-1".into(), login: "alice".into(), nocase: false };
         assert_eq!(serials(&exact), ["T1"]);
         let user = DirectoryUser {
             resolver: "corp",
