@@ -25,6 +25,9 @@ use super::{Resolver, ResolverError, ResolverKind, UserInfo};
 use crate::store::{AuthAuditRow, RealmRecord, ResolverRecord, Store};
 use crate::token_secrets::TokenSecrets;
 
+/// A user as resolved, with the resolver that found them.
+type Resolved = (Arc<dyn Resolver>, super::ResolvedUser);
+
 /// The resolver name users of a realm without resolvers are reported under.
 pub const IMPLICIT_INTERNAL: &str = "(internal)";
 
@@ -296,11 +299,7 @@ impl Realms {
     }
 
     /// [`Realms::resolve`], with the resolver that found the user.
-    fn resolve_in(
-        &self,
-        realm: Option<&str>,
-        login: &str,
-    ) -> Result<Option<(Arc<dyn Resolver>, super::ResolvedUser)>, ResolverError> {
+    fn resolve_in(&self, realm: Option<&str>, login: &str) -> Result<Option<Resolved>, ResolverError> {
         if !super::valid_login(login) {
             return Ok(None);
         }
