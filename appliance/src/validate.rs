@@ -115,6 +115,8 @@ pub struct ValidateService {
     detailed: bool,
     throttle: Throttle,
     challenges: crate::challenges::ChallengeService,
+    /// The stand-in token of the equal-work floor ([`work`]), made on first use.
+    stand_in: Arc<std::sync::Mutex<Option<Arc<work::StandIn>>>>,
 }
 
 /// The back-off of failed checks (`validate.throttle_*`): after `source_free` failures of a
@@ -200,7 +202,18 @@ impl ValidateService {
         challenges: crate::challenges::ChallengeService,
     ) -> ValidateService {
         let (detailed, throttle) = (cfg.detailed_errors, Throttle::from_config(cfg));
-        ValidateService { executor, realms, policies, plugins, secrets, clock, detailed, throttle, challenges }
+        ValidateService {
+            executor,
+            realms,
+            policies,
+            plugins,
+            secrets,
+            clock,
+            detailed,
+            throttle,
+            challenges,
+            stand_in: Arc::default(),
+        }
     }
 
     pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
@@ -300,6 +313,63 @@ impl ValidateService {
     /// Resolves who the check is about, applies the throttle and the policies, then answers
     /// a challenge, triggers challenges, or checks PIN + OTP.
     fn decide_all(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> (Decision, Trace) {
+        work::reset();
+        let (decision, trace) = self.decide_unpadded(ctx, req);
+        // A failed guess costs the same work whatever failed (unknown user, no token, wrong
+        // PIN, wrong OTP): at least one HSM PIN verification and one plugin check.
+        if matches!(&decision, Decision::Reject(r) if r.kind == RejectKind::Guess) {
+            self.pad_work(req);
+        }
+        (decision, trace)
+    }
+
+    /// Tops the work of a failed guess up to the floor with a stand-in token: a PIN
+    /// verification against its verifier, and a plugin check of the code typed (opening its
+    /// sealed seed and MACing the window as a real check does). Whatever happens here
+    /// decides nothing.
+    fn pad_work(&self, req: &CheckRequest) {
+        let done = work::get();
+        let Some(stand_in) = self.stand_in() else { return };
+        let pass = req.pass.expose_secret().as_bytes();
+        let (pin, otp) = split_pass(pass, 6).unwrap_or((pass, b"000000"));
+        if done.pin_checks == 0 {
+            work::note(|w| w.pin_checks += 1);
+            let _ = self.secrets.pin_matches(work::STAND_IN_SERIAL, pin, Some(&stand_in.verifier));
+        }
+        if done.plugin_calls == 0 {
+            let request = PluginRequest::CheckOtp {
+                secret: secret_ref(&stand_in.token),
+                otp: String::from_utf8_lossy(otp).into_owned(),
+                first: 0,
+                window: stand_in.token.otp_window,
+                params: stand_in.token.params.clone(),
+            };
+            let _ = self.plugin_check(&stand_in.token, &request);
+        }
+    }
+
+    /// The stand-in token (made once: an HSM-generated seed sealed under its own serial, a
+    /// random PIN's verifier, checked by `token-hotp`); `None` while the HSM cannot make it or
+    /// no HOTP plugin is loaded.
+    fn stand_in(&self) -> Option<Arc<work::StandIn>> {
+        let mut slot = self.stand_in.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = work::StandIn::make(&self.plugins, &self.secrets).map(Arc::new);
+        }
+        slot.clone()
+    }
+
+    /// A plugin check of token `t`, counted for the equal-work floor.
+    fn plugin_check(
+        &self,
+        t: &TokenRecord,
+        request: &PluginRequest,
+    ) -> Result<PluginResponse, crate::plugins::PluginCallError> {
+        work::note(|w| w.plugin_calls += 1);
+        call_for_token(&self.plugins, &self.secrets, &self.clock, t, request)
+    }
+
+    fn decide_unpadded(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> (Decision, Trace) {
         let subject = match self.subject(ctx.reader, &req.target) {
             Ok(s) => s,
             Err(r) => return (Decision::Reject(r), Trace::default()),
@@ -535,6 +605,9 @@ impl ValidateService {
         use crate::policy::OtpPin;
         match rules.otppin {
             OtpPin::TokenPin => {
+                if t.pin_verifier.is_some() {
+                    work::note(|w| w.pin_checks += 1);
+                }
                 self.secrets.pin_matches(&t.serial, pin, t.pin_verifier.as_deref()).map_err(|e| NotChecked {
                     hsm: matches!(e, countersign_hsm::HsmError::Unavailable { .. }),
                     audit: format!("HSM while checking the PIN of {}: {e}", t.serial),
@@ -666,7 +739,7 @@ impl ValidateService {
                     window: t.otp_window,
                     params: plugin_params(t),
                 };
-                match call_for_token(&self.plugins, &self.secrets, &self.clock, t, &request) {
+                match self.plugin_check(t, &request) {
                     Ok(PluginResponse::Matched { counter }) if counter >= t.counter => {
                         return Ok(Accept {
                             serial: t.serial.clone(),
@@ -693,7 +766,7 @@ impl ValidateService {
                 window: 0,
                 params: plugin_params(t),
             };
-            match call_for_token(&self.plugins, &self.secrets, &self.clock, t, &request) {
+            match self.plugin_check(t, &request) {
                 Ok(PluginResponse::Matched { counter }) if counter == c.counter => {
                     return Ok(Accept {
                         serial: t.serial.clone(),
@@ -868,7 +941,7 @@ impl ValidateService {
             serial: Some(token.serial.clone()),
             kind: RejectKind::Guess,
         };
-        match call_for_token(&self.plugins, &self.secrets, &self.clock, token, &request) {
+        match self.plugin_check(token, &request) {
             Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept {
                 serial: token.serial.clone(),
                 token_type: token.token_type.clone(),
@@ -1162,5 +1235,100 @@ mod tests {
         let s = ThrottleState { user: (6, 10_000), source: (1, 9_000) };
         assert_eq!(T.wait(&s, 10_500).map(|w| (w.0, w.1)), Some((1500, "from all sources")));
         assert_eq!(T.wait(&ThrottleState::default(), 0), None);
+    }
+}
+
+/// The equal-work floor of failed guesses (issue 13, finding 8): an unknown user, a user
+/// without a token, a wrong PIN and a wrong OTP must cost the same work, or the time of the
+/// answer tells which it was. Each check counts its HSM PIN verifications and plugin checks
+/// on its executor thread (one check runs at a time per thread); a failed guess that did
+/// fewer than one of each does the rest on a stand-in token. The floor never decides anything.
+pub(crate) mod work {
+    use std::cell::Cell;
+
+    use crate::plugins::PluginHost;
+    use crate::store::TokenRecord;
+    use crate::token_secrets::TokenSecrets;
+
+    /// The stand-in token's serial (never a real one: serials have no spaces).
+    pub const STAND_IN_SERIAL: &str = "(equal work)";
+
+    /// What one check did.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Work {
+        pub pin_checks: u32,
+        pub plugin_calls: u32,
+    }
+
+    thread_local! {
+        static WORK: Cell<Work> = const { Cell::new(Work { pin_checks: 0, plugin_calls: 0 }) };
+    }
+
+    pub fn reset() {
+        WORK.with(|w| w.set(Work::default()));
+    }
+
+    pub fn note(f: impl FnOnce(&mut Work)) {
+        WORK.with(|w| {
+            let mut v = w.get();
+            f(&mut v);
+            w.set(v);
+        });
+    }
+
+    /// What the current thread's check did so far.
+    pub fn get() -> Work {
+        WORK.with(Cell::get)
+    }
+
+    /// A token that exists only in memory: its seed sealed by the HSM, a verifier of a
+    /// random PIN, HOTP parameters and the default window.
+    #[derive(Debug)]
+    pub struct StandIn {
+        pub token: TokenRecord,
+        pub verifier: Vec<u8>,
+    }
+
+    impl StandIn {
+        pub fn make(plugins: &PluginHost, secrets: &TokenSecrets) -> Option<StandIn> {
+            if !plugins.has("token-hotp", "token") {
+                return None;
+            }
+            let seed = zeroize::Zeroizing::new(secrets.random(20).ok()?);
+            let pin = zeroize::Zeroizing::new(secrets.random(16).ok()?);
+            Some(StandIn {
+                token: TokenRecord {
+                    id: 0,
+                    serial: STAND_IN_SERIAL.into(),
+                    token_type: "hotp".into(),
+                    plugin: "token-hotp".into(),
+                    params: serde_json::json!({ "digits": 6, "hash": "sha1" }),
+                    otp_window: 10,
+                    sealed_seed: secrets.seal_seed(STAND_IN_SERIAL, &seed).ok()?,
+                    counter: 0,
+                    drift: 0,
+                    pin_verifier: None,
+                    fail_count: 0,
+                    max_fail: 1,
+                    fail_clear_s: 0,
+                    last_fail_ms: None,
+                    last_auth_ms: None,
+                    active: false,
+                    revoked: false,
+                    login: None,
+                    realm: None,
+                    description: String::new(),
+                    created_at: 0,
+                    recipient: None,
+                    user_phone: None,
+                    user_email: None,
+                    device: None,
+                    owner_resolver: None,
+                    owner_id: None,
+                    owner_uid: None,
+                },
+                verifier: secrets.pin_verifier(STAND_IN_SERIAL, &pin).ok()?,
+            })
+        }
     }
 }

@@ -52,6 +52,7 @@ fn wrong_pins_against_a_user_with_two_tokens_count_on_both_and_lock_them() {
     // Before, a PIN that matched neither token counted nowhere: guessable without limit.
     assert_eq!(fail_count(&d, &a), 10);
     assert_eq!(fail_count(&d, &b), 10);
+    d.set_clock_offset_ms(10 * 3_601_000);
     let v = check(&d, json!({ "user": "alice", "pass": format!("1234{}", CODES[0]) }));
     assert_eq!(v["accepted"], false, "the right PIN and code opened a locked token: {v}");
     assert!(v["message"].as_str().unwrap().contains("locked"), "{v}");
@@ -136,4 +137,50 @@ fn replays_of_an_accepted_code_are_not_guesses() {
     assert!(row["detail"].as_str().unwrap().contains("replay"), "{row}");
     // alice is neither locked nor throttled: her next code works.
     assert!(d.accepts(&serial, &format!("1234{}", CODES[1])));
+}
+
+/// How many of each HSM operation the daemon ran so far (`/metrics` on admin.sock).
+fn hsm_ops(d: &Daemon) -> std::collections::BTreeMap<String, u64> {
+    let (status, text) = countersign_tests::request(&d.admin_sock(), "GET", "/metrics", None);
+    assert_eq!(status, 200, "{text}");
+    text.as_str()
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("countersign_hsm_operation_duration_seconds_count{op=\""))
+        .filter_map(|l| l.split_once("\"} "))
+        .map(|(op, n)| (op.to_owned(), n.trim().parse().unwrap()))
+        .collect()
+}
+
+/// The HSM operations one check ran.
+fn ops_of(d: &Daemon, body: Value) -> std::collections::BTreeMap<String, u64> {
+    let before = hsm_ops(d);
+    let v = check(d, body);
+    assert_eq!(v["accepted"], false, "{v}");
+    let after = hsm_ops(d);
+    after
+        .into_iter()
+        .map(|(op, n)| (op.clone(), n - before.get(&op).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[test]
+fn an_unknown_user_a_wrong_pin_and_a_wrong_otp_cost_the_same_hsm_work() {
+    let d = daemon("");
+    d.cli_json(&["user", "add", "alice"]);
+    d.cli_json(&["user", "add", "bob"]);
+    token(&d, "alice", SEED, "1234");
+    // Warm up: the stand-in token is made on first use.
+    check(&d, json!({ "user": "nobody", "pass": "1234999999" }));
+    let unknown = ops_of(&d, json!({ "user": "mallory", "pass": "1234999999" }));
+    let no_token = ops_of(&d, json!({ "user": "bob", "pass": "1234999999" }));
+    let wrong_pin = ops_of(&d, json!({ "user": "alice", "pass": "4321999999" }));
+    let wrong_otp = ops_of(&d, json!({ "user": "alice", "pass": "1234999999" }));
+    // One PIN verification (C_Sign) and one seed opened for the plugin (C_Decrypt) each.
+    assert_eq!(wrong_otp.get("C_Sign"), Some(&1), "{wrong_otp:?}");
+    assert_eq!(wrong_otp.get("C_Decrypt"), Some(&1), "{wrong_otp:?}");
+    assert_eq!(unknown, wrong_otp, "unknown user vs wrong OTP");
+    assert_eq!(no_token, wrong_otp, "user without token vs wrong OTP");
+    assert_eq!(wrong_pin, wrong_otp, "wrong PIN vs wrong OTP");
 }
