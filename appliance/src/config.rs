@@ -154,6 +154,9 @@ pub struct ValidateSection {
     pub throttle_base_ms: u64,
     /// The longest back-off delay.
     pub throttle_max_s: u64,
+    /// A check that does not accept is answered no sooner than this after it arrived, so the
+    /// time of a reject does not tell an unknown user, a wrong PIN and a wrong OTP apart.
+    pub reject_floor_ms: u64,
 }
 
 /// The HTTP listener for `/validate/*` and the privacyIDEA-compatible API.
@@ -380,6 +383,12 @@ impl Config {
                      http.tls to \"files\" or \"appliance-ca\""
                 ));
             }
+        }
+        if self.validate.reject_floor_ms > 10_000 {
+            return bad(format!(
+                "validate.reject_floor_ms must be at most 10000, not {}",
+                self.validate.reject_floor_ms
+            ));
         }
         if self.validate.throttle_max_s > 86_400 || self.validate.throttle_base_ms > 3_600_000 {
             return bad(format!(

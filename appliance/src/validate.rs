@@ -114,6 +114,8 @@ pub struct ValidateService {
     clock: Clock,
     detailed: bool,
     throttle: Throttle,
+    /// Rejects are answered no sooner than this after the request arrived.
+    reject_floor: std::time::Duration,
     challenges: crate::challenges::ChallengeService,
     /// The stand-in token of the equal-work floor ([`work`]), made on first use.
     stand_in: Arc<std::sync::Mutex<Option<Arc<work::StandIn>>>>,
@@ -211,12 +213,23 @@ impl ValidateService {
             clock,
             detailed,
             throttle,
+            reject_floor: std::time::Duration::from_millis(cfg.reject_floor_ms),
             challenges,
             stand_in: Arc::default(),
         }
     }
 
     pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
+        let arrived = tokio::time::Instant::now();
+        let outcome = self.check_now(req).await;
+        // The floor: whatever failed, a reject leaves no sooner (real time, not the OTP clock).
+        if !matches!(&outcome, Ok(o) if o.accepted) {
+            tokio::time::sleep_until(arrived + self.reject_floor).await;
+        }
+        outcome
+    }
+
+    async fn check_now(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
         let (serial, login, realm) = match &req.target {
             CheckTarget::Serial(s) => (Some(s.clone()), None, None),
             CheckTarget::User { login, realm } => (None, Some(login.clone()), realm.clone()),
