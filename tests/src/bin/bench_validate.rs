@@ -202,6 +202,9 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The request body of the `i`-th reject of one kind.
+type Body = Box<dyn Fn(usize) -> serde_json::Value>;
+
 /// Times `samples` rejects of each kind (unknown user, wrong PIN, wrong OTP), interleaved on
 /// one kept-alive connection, and reports how distinguishable their times are.
 fn reject_timing(d: &Daemon, samples: usize) -> anyhow::Result<String> {
@@ -211,7 +214,7 @@ fn reject_timing(d: &Daemon, samples: usize) -> anyhow::Result<String> {
     let (st, v) =
         countersign_tests::request(&d.admin_sock(), "POST", "/v1/admin/tokens", Some(body.to_string().into_bytes()));
     anyhow::ensure!(st == 201, "token for the timing comparison: {v}");
-    let kinds: [(&str, Box<dyn Fn(usize) -> serde_json::Value>); 3] = [
+    let kinds: [(&str, Body); 3] = [
         (
             "unknown user",
             Box::new(|i| serde_json::json!({ "user": format!("nobody{i}"), "pass": format!("{PIN}123456") })),
