@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::executor::{Executor, ExecutorError, WorkerCtx};
 use crate::plugins::PluginHost;
 use crate::store::{
-    open_challenges, recorded_owner_key, tokens_for_check, tokens_of_owner, unknown_owner_key, AuthAuditRow,
+    open_challenges, recorded_owner_key, token_for_check, tokens_of_owner, unknown_owner_key, AuthAuditRow,
     CheckRecord, CheckTarget, FailedToken, ThrottleEffect, TokenEffect, TokenRecord,
 };
 use crate::token_host::{call_for_token, secret_ref};
@@ -455,7 +455,7 @@ impl ValidateService {
                 )),
             },
             CheckTarget::Serial(serial) => {
-                let tokens = tokens_for_check(conn, target).map_err(store)?;
+                let tokens = token_for_check(conn, serial).map_err(store)?;
                 let Some(t) = tokens.first() else {
                     return Ok(Subject {
                         key: format!("token:{serial}"),

@@ -525,24 +525,12 @@ fn counter_sql(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Invalid(format!("counter {v} is out of range")))
 }
 
-/// The tokens a check is about, read on the caller's connection (a worker's reader).
-pub fn tokens_for_check(conn: &Connection, target: &CheckTarget) -> Result<Vec<TokenRecord>, StoreError> {
-    let rows = match target {
-        CheckTarget::Serial(s) => {
-            let mut st = conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.serial = ?1"))?;
-            let rows = st.query_map([s], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        }
-        CheckTarget::User { login, realm } => {
-            let mut st = conn.prepare_cached(&format!(
-                "SELECT {TOKEN_COLUMNS} {TOKEN_FROM}
-                 WHERE u.login = ?1 AND r.id = (SELECT id FROM realm WHERE (?2 IS NULL AND is_default = 1) OR name = ?2)
-                 ORDER BY t.id"
-            ))?;
-            let rows = st.query_map(params![login, realm], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        }
-    };
+/// The token a check by serial is about (none or one), read on the caller's connection (a
+/// worker's reader). A check by user reads [`tokens_of_owner`] of the user the login resolves
+/// to: there is deliberately no look-up of tokens by the login string.
+pub fn token_for_check(conn: &Connection, serial: &str) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.serial = ?1"))?;
+    let rows = st.query_map([serial], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
