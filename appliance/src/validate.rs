@@ -243,12 +243,23 @@ impl ValidateService {
         };
         let svc = self.clone();
         let caller = req.caller.clone();
-        let answers = self.answer_policies(&req.target, &req.caller);
-        let (answer, committed) = self
+        let ((answer, answers), committed) = self
             .executor
             .check(audit, move |ctx, audit| {
                 let (decision, trace) = svc.decide_all(ctx, &req);
-                svc.record(decision, trace, audit)
+                // Decided on the user as resolved (the login typed only when resolving failed).
+                let typed = match &req.target {
+                    CheckTarget::User { login, realm } => (Some(login.as_str()), realm.as_deref()),
+                    CheckTarget::Serial(_) => (None, None),
+                };
+                let answers = svc.answer_policies(
+                    trace.login.as_deref().or(typed.0),
+                    trace.realm.as_deref().or(typed.1),
+                    trace.resolver.as_deref(),
+                    &req.caller,
+                );
+                let (rec, answer) = svc.record(decision, trace, audit);
+                (rec, (answer, answers))
             })
             .await?;
         if matches!(answer, Answer::Unavailable) {
@@ -392,6 +403,7 @@ impl ValidateService {
             policies: Vec::new(),
             owner: Some(subject.key.clone()),
             login: subject.login.clone(),
+            realm: subject.realm.clone(),
         };
         if let Err(r) = self.throttled(ctx, &subject, &req.caller) {
             return (Decision::Reject(r), trace);
@@ -644,18 +656,20 @@ impl ValidateService {
 
     /// The answer-shaping policies for this caller (authentication and authorization scopes).
     /// A conflict between them hides as much as either would: the answer says less, never more.
-    fn answer_policies(&self, target: &CheckTarget, caller: &str) -> AnswerPolicies {
+    fn answer_policies(
+        &self,
+        login: Option<&str>,
+        realm: Option<&str>,
+        resolver: Option<&str>,
+        caller: &str,
+    ) -> AnswerPolicies {
         use crate::policy::{PolicyContext, Scope};
-        let (login, realm) = match target {
-            CheckTarget::User { login, realm } => (Some(login.as_str()), realm.clone()),
-            CheckTarget::Serial(_) => (None, None),
-        };
         let p = self.policies.current();
         if !p.has_active(Scope::Authentication) && !p.has_active(Scope::Authorization) {
             return AnswerPolicies { hide_specific: false, no_detail_on_fail: false, no_detail_on_success: false };
         }
-        let realm = realm.or_else(|| self.realms.realm_name(None).ok());
-        let ctx = PolicyContext::for_request(login, realm.as_deref(), None, caller, self.clock.now_ms() / 1000);
+        let realm = realm.map(str::to_owned).or_else(|| self.realms.realm_name(None).ok());
+        let ctx = PolicyContext::for_request(login, realm.as_deref(), resolver, caller, self.clock.now_ms() / 1000);
         let flag = |scope, action| p.flag(scope, action, &ctx).unwrap_or(true);
         AnswerPolicies {
             hide_specific: flag(Scope::Authentication, "hide_specific_error_message"),
@@ -1103,8 +1117,9 @@ struct Trace {
     policies: Vec<String>,
     /// The key of the user the check was about (per-user limits, throttle).
     owner: Option<String>,
-    /// The login as the user's resolver spells it.
+    /// The login as the user's resolver spells it, and the realm that resolved it.
     login: Option<String>,
+    realm: Option<String>,
 }
 
 /// Who a check is about ([`ValidateService::subject`]).

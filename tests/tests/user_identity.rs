@@ -158,3 +158,24 @@ fn auth_max_fail_counts_every_spelling_realm_and_serial_of_one_user() {
     d.set_clock_offset_ms(301_000);
     assert_eq!(check(&d, "Alice", "other", &format!("rabbit{}", CODES[0]))["accepted"], true);
 }
+
+#[test]
+fn answer_shaping_policies_apply_to_every_spelling_and_realm() {
+    let slapd = Slapd::start();
+    let d = setup(&slapd, true);
+    let serial = d.cli_json(&["token", "list", "--user", "alice", "--realm", "staff"])["tokens"][0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    d.cli_json(&["token", "disable", &serial]);
+    // Detailed errors say why; for alice a policy says they must not.
+    assert_eq!(check(&d, "bob", "staff", "x000000")["message"], "no such user or no token");
+    policy(
+        &d,
+        &["quiet", "--scope", "authentication", "--action", "hide_specific_error_message=true", "--user", "alice"],
+    );
+    for (user, realm) in ALICE_NAMES {
+        let v = check(&d, user, realm, &format!("rabbit{}", CODES[0]));
+        assert_eq!(v["message"], "wrong PIN or OTP", "{user}@{realm}: {v}");
+    }
+}
