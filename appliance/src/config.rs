@@ -145,6 +145,19 @@ pub struct ValidateSection {
     pub max_fail: u32,
     /// Seconds after the last failure at which a locked token opens again; 0: only a reset.
     pub fail_clear_s: u32,
+    /// Failed checks of one user from one source (caller) allowed without delay; after them
+    /// each further attempt from that source waits a back-off delay, refused unchecked before.
+    pub throttle_source_free: u32,
+    /// Failed checks of one user from all sources allowed without delay; then likewise for
+    /// every source.
+    pub throttle_user_free: u32,
+    /// The first back-off delay, doubled with every further failure; 0 turns throttling off.
+    pub throttle_base_ms: u64,
+    /// The longest back-off delay.
+    pub throttle_max_s: u64,
+    /// A check that does not accept is answered no sooner than this after it arrived, so the
+    /// time of a reject does not tell an unknown user, a wrong PIN and a wrong OTP apart.
+    pub reject_floor_ms: u64,
 }
 
 /// The HTTP listener for `/validate/*` and the privacyIDEA-compatible API.
@@ -421,6 +434,18 @@ impl Config {
         }
         if c.admin_reserved >= c.admin_max {
             return bad("connections.admin_reserved must be smaller than connections.admin_max".into());
+        }
+        if self.validate.reject_floor_ms > 10_000 {
+            return bad(format!(
+                "validate.reject_floor_ms must be at most 10000, not {}",
+                self.validate.reject_floor_ms
+            ));
+        }
+        if self.validate.throttle_max_s > 86_400 || self.validate.throttle_base_ms > 3_600_000 {
+            return bad(format!(
+                "validate.throttle_max_s must be at most 86400 (not {}) and validate.throttle_base_ms at most 3600000 (not {})",
+                self.validate.throttle_max_s, self.validate.throttle_base_ms
+            ));
         }
         if self.validate.max_fail == 0 {
             return bad("validate.max_fail must be at least 1".into());

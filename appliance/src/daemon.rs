@@ -100,6 +100,7 @@ impl Appliance {
             clock.clone(),
             cfg.validate.clone(),
         );
+        tokens.start_binding_recorded_owners();
         let ca = crate::ca::CaService::new(store.clone(), hsm.clone(), cfg.ca.clone(), clock.clone());
         let enrolment = crate::enrolment::EnrolmentService::new(
             store.clone(),
@@ -132,7 +133,7 @@ impl Appliance {
                 plugins.clone(),
                 secrets,
                 clock,
-                cfg.validate.detailed_errors,
+                &cfg.validate,
                 challenges.clone(),
             ),
             policies,

@@ -219,7 +219,7 @@ impl Executor {
             if tx.is_closed() {
                 audit.result = "error".into();
                 audit.detail = Some("abandoned: the caller stopped waiting before the check ran".into());
-                let rec = CheckRecord { effect: TokenEffect::None, audit };
+                let rec = CheckRecord { effect: TokenEffect::None, audit, throttle: Default::default() };
                 return Some(Completed { record: Record::Check(rec), reply: Box::new(Nobody) });
             }
             let (rec, value) = work(ctx, audit);

@@ -338,31 +338,100 @@ impl TokenService {
         Ok(limit)
     }
 
-    /// Makes sure `login` can own tokens in `realm` (the default realm when `None`): a user of
-    /// the realm's internal store, or one its resolvers find, who is then recorded as a token
-    /// owner with the resolver's name. Returns the realm's name. Blocking (a directory look-up).
-    pub fn ensure_owner(&self, login: &str, realm: Option<&str>) -> Result<String, TokenError> {
-        match self.store.user_realm(login, realm) {
-            Ok(name) => return Ok(name),
-            Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let found = self.realms.find_user(realm, login).map_err(|e| {
-            TokenError::Invalid(format!("user {login} could not be looked up in the realm's user stores: {e}"))
+    /// Resolves `login` in `realm` (the default realm when `None`) to the user who owns tokens:
+    /// through the realm's resolvers (each matching logins its own way), a directory user
+    /// being recorded once per resolver and stable id. Returns the owner row's (login, realm),
+    /// which name that one row exactly (so `ALICE`, `alice` and `alice` through another realm
+    /// over the same directory get the same owner). Blocking (a directory look-up).
+    pub fn ensure_owner(&self, login: &str, realm: Option<&str>) -> Result<(String, String), TokenError> {
+        let found = self.realms.resolve(realm, login).map_err(|e| match e {
+            crate::resolvers::ResolverError::NotFound(what) => TokenError::NotFound(what),
+            e => TokenError::Invalid(format!("user {login} could not be looked up in the realm's user stores: {e}")),
         })?;
         let Some(u) = found else {
             let realm_name = self.realms.realm_name(realm).unwrap_or_else(|_| realm.unwrap_or("(default)").to_owned());
             return Err(TokenError::NotFound(format!("user {login} in realm {realm_name}")));
         };
-        Ok(self.store.add_directory_user(
-            realm,
-            &u.login,
-            &u.resolver,
-            u.email.as_deref(),
-            u.phone.as_deref(),
-            u.given_name.as_deref(),
-            u.surname.as_deref(),
-        )?)
+        match u.owner().map_err(|e| TokenError::Internal(e.to_string()))? {
+            crate::store::Owner::Internal { user_id } => Ok(self.store.internal_user_by_id(user_id)?),
+            crate::store::Owner::Directory { resolver, uid, login, nocase } => Ok(self.store.bind_directory_user(
+                Some(&u.realm),
+                &crate::store::DirectoryUser {
+                    resolver: &resolver,
+                    uid: &uid,
+                    login: &login,
+                    nocase,
+                    email: u.user.email.as_deref(),
+                    phone: u.user.phone.as_deref(),
+                    given_name: u.user.given_name.as_deref(),
+                    surname: u.user.surname.as_deref(),
+                },
+            )?),
+        }
+    }
+
+    /// Binds, on a thread of its own, the directory users recorded before stable ids were
+    /// kept (migration 0016) to the id their resolver gives now, merging rows of one person.
+    /// A row whose resolver cannot answer, or no longer knows the login, stays as it is
+    /// (checks still find it by login under the resolver's matching rule) and is tried again
+    /// at the next start.
+    pub fn start_binding_recorded_owners(&self) {
+        let svc = self.clone();
+        let spawned = std::thread::Builder::new().name("bind-owners".into()).spawn(move || {
+            let rows = match svc.store.unbound_directory_users() {
+                Ok(rows) => rows,
+                Err(e) => return tracing::warn!(error = %e, "cannot list token owners to bind"),
+            };
+            let (mut bound, total) = (0, rows.len());
+            for (resolver, login, realm) in rows {
+                let found = svc.realms.resolver(&resolver).and_then(|r| Ok((r.kind(), r.user(&login)?)));
+                let (kind, u) = match found {
+                    Ok((kind, Some(u))) => (kind, u),
+                    Ok((_, None)) => continue,
+                    Err(e) => {
+                        tracing::warn!(resolver, login, error = %e, "token owner not bound to its stable id yet");
+                        continue;
+                    }
+                };
+                let user = crate::store::DirectoryUser {
+                    resolver: &resolver,
+                    uid: &u.uid,
+                    login: &u.login,
+                    nocase: kind == crate::resolvers::ResolverKind::Ldap,
+                    email: u.email.as_deref(),
+                    phone: u.phone.as_deref(),
+                    given_name: u.given_name.as_deref(),
+                    surname: u.surname.as_deref(),
+                };
+                match svc.store.bind_directory_user(Some(&realm), &user) {
+                    Ok(_) => bound += 1,
+                    Err(e) => tracing::warn!(resolver, login, error = %e, "token owner not bound to its stable id"),
+                }
+            }
+            if total > 0 {
+                tracing::info!(bound, total, "bound token owners recorded before stable ids to their resolver's id");
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start binding token owners; they are found by login meanwhile");
+        }
+    }
+
+    /// The tokens of the user `login` names in `realm`, resolved as checks resolve them (any
+    /// spelling or realm that reaches the same user lists the same tokens); a login the realm
+    /// no longer resolves lists the tokens recorded under exactly that login.
+    fn tokens_of_user(&self, login: &str, realm: Option<&str>) -> Result<Vec<TokenRecord>, TokenError> {
+        let resolved = self.realms.resolve(realm, login).map_err(|e| match e {
+            crate::resolvers::ResolverError::NotFound(what) => TokenError::NotFound(what),
+            e => TokenError::Invalid(format!("user {login} could not be looked up in the realm's user stores: {e}")),
+        })?;
+        match resolved {
+            Some(u) => {
+                let owner = u.owner().map_err(|e| TokenError::Internal(e.to_string()))?;
+                Ok(self.store.tokens_of_owner(&owner)?)
+            }
+            None => Ok(self.store.tokens(Some((login, realm)), None)?),
+        }
     }
 
     /// Whether a challenge of `transaction_id` was answered (`None`: no such transaction).
@@ -381,10 +450,16 @@ impl TokenService {
     }
 
     fn init_blocking(&self, caller: &str, mut r: InitRequest) -> Result<Enrolled, TokenError> {
-        let realm = match &r.user {
+        let owner = match &r.user {
             Some(login) => Some(self.ensure_owner(login, r.realm.as_deref())?),
             None => None,
         };
+        // The token goes to the owner row the login resolved to, named as that row is.
+        if let Some((login, realm)) = &owner {
+            r.user = Some(login.clone());
+            r.realm = Some(realm.clone());
+        }
+        let realm = owner.map(|(_, realm)| realm);
         let policies = self.enrol_policies(caller, r.user.as_deref(), realm.as_deref())?;
         // otp_pin_random: the appliance picks the PIN (shown once) when the request sets none.
         let random_pin = match (policies.random_pin, &r.pin) {
@@ -496,10 +571,17 @@ impl TokenService {
         realm: Option<String>,
         token_type: Option<String>,
     ) -> Result<Vec<TokenView>, TokenError> {
-        let store = self.store.clone();
+        let svc = self.clone();
         blocking(move || {
-            let u = user.as_deref().map(|u| (u, realm.as_deref()));
-            Ok(store.tokens(u, token_type.as_deref())?.iter().map(TokenView::from).collect())
+            let tokens = match &user {
+                Some(login) => svc
+                    .tokens_of_user(login, realm.as_deref())?
+                    .into_iter()
+                    .filter(|t| token_type.as_ref().is_none_or(|ty| &t.token_type == ty))
+                    .collect(),
+                None => svc.store.tokens(None, token_type.as_deref())?,
+            };
+            Ok(tokens.iter().map(TokenView::from).collect())
         })
         .await
     }
@@ -537,13 +619,16 @@ impl TokenService {
         let detail = Some(format!("to {user}{}", realm.as_deref().map(|r| format!("@{r}")).unwrap_or_default()));
         let svc = self.clone();
         let (u, r, c) = (user.clone(), realm.clone(), caller.clone());
-        let limit = blocking(move || {
-            let realm = svc.ensure_owner(&u, r.as_deref())?;
-            Ok(svc.enrol_policies(&c, Some(&u), Some(&realm))?.max_tokens)
+        let (owner, limit) = blocking(move || {
+            let (login, realm) = svc.ensure_owner(&u, r.as_deref())?;
+            let limit = svc.enrol_policies(&c, Some(&login), Some(&realm))?.max_tokens;
+            Ok(((login, realm), limit))
         })
         .await?;
+        // The owner row the login resolved to, named as that row is.
+        let (user, realm) = owner;
         self.change(caller, serial, "assign", detail, move |tx, t| {
-            change::assign(tx, t, Some((&user, realm.as_deref())), limit)
+            change::assign(tx, t, Some((&user, Some(&realm))), limit)
         })
         .await
     }

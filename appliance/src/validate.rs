@@ -11,6 +11,11 @@
 //! reject reads the same, so they never reveal whether a user exists. The audit row always
 //! records the real reason. This module never logs or stores a PIN or an OTP.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "a Reject is made at most once per check and moved up one or two calls; boxing it would allocate on every reject"
+)]
+
 use std::sync::Arc;
 
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
@@ -21,7 +26,8 @@ use crate::clock::Clock;
 use crate::executor::{Executor, ExecutorError, WorkerCtx};
 use crate::plugins::PluginHost;
 use crate::store::{
-    open_challenges, tokens_for_check, AuthAuditRow, CheckRecord, CheckTarget, TokenEffect, TokenRecord,
+    open_challenges, recorded_owner_key, token_for_check, tokens_of_owner, unknown_owner_key, AuthAuditRow,
+    CheckRecord, CheckTarget, FailedToken, ThrottleEffect, TokenEffect, TokenRecord,
 };
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
@@ -42,7 +48,7 @@ struct NotChecked {
 
 /// The reject of a check the HSM could not make. `record` turns it into an error answer.
 fn hsm_reject(audit: String, serial: Option<String>) -> Reject {
-    Reject { audit, answer: HSM_UNAVAILABLE, effect: TokenEffect::None, serial }
+    Reject { audit, answer: HSM_UNAVAILABLE, effect: TokenEffect::None, serial, kind: RejectKind::Other }
 }
 
 /// The reject of a failed plugin call: the HSM's unavailability, or a plugin error.
@@ -54,6 +60,7 @@ fn plugin_failed(e: crate::plugins::PluginCallError, serial: Option<String>) -> 
             answer: "the token could not be checked; try again",
             effect: TokenEffect::None,
             serial,
+            kind: RejectKind::Other,
         },
     }
 }
@@ -106,16 +113,82 @@ pub struct ValidateService {
     secrets: TokenSecrets,
     clock: Clock,
     detailed: bool,
+    throttle: Throttle,
+    /// Rejects are answered no sooner than this after the request arrived.
+    reject_floor: std::time::Duration,
     challenges: crate::challenges::ChallengeService,
+    /// The stand-in token of the equal-work floor ([`work`]), made on first use.
+    stand_in: Arc<std::sync::Mutex<Option<Arc<work::StandIn>>>>,
 }
 
-/// Why a check rejected: what the audit says, what a detailed answer says, and what the
-/// attempt does to the token.
+/// The back-off of failed checks (`validate.throttle_*`): after `source_free` failures of a
+/// user from one source, or `user_free` from all sources, since the user's last success, the
+/// next attempt must wait `base_ms`, doubled with every further failure up to `max_ms`.
+/// Attempts inside the delay are refused unchecked: no PIN, no plugin, no fail counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    pub source_free: u32,
+    pub user_free: u32,
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Throttle {
+    pub fn from_config(v: &crate::config::ValidateSection) -> Throttle {
+        Throttle {
+            source_free: v.throttle_source_free,
+            user_free: v.throttle_user_free,
+            base_ms: v.throttle_base_ms,
+            max_ms: v.throttle_max_s.saturating_mul(1000),
+        }
+    }
+
+    /// The delay after `failures` failures of which `free` pass without one.
+    pub fn delay_ms(&self, failures: u32, free: u32) -> u64 {
+        if self.base_ms == 0 || failures < free {
+            return 0;
+        }
+        let doublings = (failures - free).min(40);
+        self.base_ms.saturating_mul(1u64 << doublings).min(self.max_ms.max(self.base_ms))
+    }
+
+    /// How long an attempt at `now_ms` must still wait (`None`: it may go ahead), and why.
+    fn wait(&self, s: &crate::store::ThrottleState, now_ms: i64) -> Option<(u64, &'static str, u32)> {
+        let left = |(failures, last_ms): (u32, i64), free: u32| {
+            let until = last_ms.saturating_add(i64::try_from(self.delay_ms(failures, free)).unwrap_or(i64::MAX));
+            u64::try_from(until.saturating_sub(now_ms)).ok().filter(|ms| *ms > 0)
+        };
+        match (left(s.source, self.source_free), left(s.user, self.user_free)) {
+            (Some(a), Some(b)) if a >= b => Some((a, "from this source", s.source.0)),
+            (_, Some(b)) => Some((b, "from all sources", s.user.0)),
+            (Some(a), None) => Some((a, "from this source", s.source.0)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Why a check rejected: what the audit says, what a detailed answer says, what the attempt
+/// does to the token, and whether it was a guess.
 struct Reject {
     audit: String,
     answer: &'static str,
     effect: TokenEffect,
     serial: Option<String>,
+    kind: RejectKind,
+}
+
+/// What a reject counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RejectKind {
+    /// A wrong PIN, OTP, answer or password, or a user or token that does not exist (which
+    /// must count exactly like a wrong PIN, or the throttle would tell who exists): a failure
+    /// for the user's throttle.
+    Guess,
+    /// Not checked at all (throttled, or a per-user limit reached): audited as `refused`,
+    /// counted nowhere.
+    Refused,
+    /// Anything else (disabled or locked token, a replayed code, an error): counted nowhere.
+    Other,
 }
 
 impl ValidateService {
@@ -127,13 +200,36 @@ impl ValidateService {
         plugins: Arc<PluginHost>,
         secrets: TokenSecrets,
         clock: Clock,
-        detailed: bool,
+        cfg: &crate::config::ValidateSection,
         challenges: crate::challenges::ChallengeService,
     ) -> ValidateService {
-        ValidateService { executor, realms, policies, plugins, secrets, clock, detailed, challenges }
+        let (detailed, throttle) = (cfg.detailed_errors, Throttle::from_config(cfg));
+        ValidateService {
+            executor,
+            realms,
+            policies,
+            plugins,
+            secrets,
+            clock,
+            detailed,
+            throttle,
+            reject_floor: std::time::Duration::from_millis(cfg.reject_floor_ms),
+            challenges,
+            stand_in: Arc::default(),
+        }
     }
 
     pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
+        let arrived = tokio::time::Instant::now();
+        let outcome = self.check_now(req).await;
+        // The floor: whatever failed, a reject leaves no sooner (real time, not the OTP clock).
+        if !matches!(&outcome, Ok(o) if o.accepted) {
+            tokio::time::sleep_until(arrived + self.reject_floor).await;
+        }
+        outcome
+    }
+
+    async fn check_now(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
         let (serial, login, realm) = match &req.target {
             CheckTarget::Serial(s) => (Some(s.clone()), None, None),
             CheckTarget::User { login, realm } => (None, Some(login.clone()), realm.clone()),
@@ -147,12 +243,23 @@ impl ValidateService {
         };
         let svc = self.clone();
         let caller = req.caller.clone();
-        let answers = self.answer_policies(&req.target, &req.caller);
-        let (answer, committed) = self
+        let ((answer, answers), committed) = self
             .executor
             .check(audit, move |ctx, audit| {
                 let (decision, trace) = svc.decide_all(ctx, &req);
-                svc.record(decision, trace, audit)
+                // Decided on the user as resolved (the login typed only when resolving failed).
+                let typed = match &req.target {
+                    CheckTarget::User { login, realm } => (Some(login.as_str()), realm.as_deref()),
+                    CheckTarget::Serial(_) => (None, None),
+                };
+                let answers = svc.answer_policies(
+                    trace.login.as_deref().or(typed.0),
+                    trace.realm.as_deref().or(typed.1),
+                    trace.resolver.as_deref(),
+                    &req.caller,
+                );
+                let (rec, answer) = svc.record(decision, trace, audit);
+                (rec, (answer, answers))
             })
             .await?;
         if matches!(answer, Answer::Unavailable) {
@@ -212,9 +319,9 @@ impl ValidateService {
         let tokens = self
             .executor
             .read(move |conn| {
-                let tokens = tokens_for_check(conn, &target)?;
-                // A directory user who is gone (or a directory that cannot answer) gets no challenge.
-                Ok(if svc.owner_still_there(&tokens, &target).is_ok() { tokens } else { Vec::new() })
+                // The tokens of the user the login resolves to; an unknown user (or a directory
+                // that cannot answer) gets no challenge.
+                Ok::<_, crate::store::StoreError>(svc.subject(conn, &target).map(|s| s.tokens).unwrap_or_default())
             })
             .await?
             .map_err(|e: crate::store::StoreError| ValidateError::Challenge(e.into()))?;
@@ -227,52 +334,229 @@ impl ValidateService {
         Ok((Some(tx), views))
     }
 
-    /// Challenge answers and triggers first, then the PIN + OTP check.
+    /// Resolves who the check is about, applies the throttle and the policies, then answers
+    /// a challenge, triggers challenges, or checks PIN + OTP.
     fn decide_all(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> (Decision, Trace) {
-        let tokens = match tokens_for_check(ctx.reader, &req.target) {
-            Ok(t) => t,
-            Err(e) => {
-                let r = Reject {
-                    audit: format!("store: {e}"),
-                    answer: "the check failed; try again",
-                    effect: TokenEffect::None,
-                    serial: None,
-                };
-                return (Decision::Reject(r), Trace::default());
-            }
+        work::reset();
+        let (decision, trace) = self.decide_unpadded(ctx, req);
+        // A failed guess costs the same work whatever failed (unknown user, no token, wrong
+        // PIN, wrong OTP): at least one HSM PIN verification and one plugin check.
+        if matches!(&decision, Decision::Reject(r) if r.kind == RejectKind::Guess) {
+            self.pad_work(req);
+        }
+        (decision, trace)
+    }
+
+    /// Tops the work of a failed guess up to the floor with a stand-in token: a PIN
+    /// verification against its verifier, and a plugin check of the code typed (opening its
+    /// sealed seed and MACing the window as a real check does). Whatever happens here
+    /// decides nothing.
+    fn pad_work(&self, req: &CheckRequest) {
+        let done = work::get();
+        let Some(stand_in) = self.stand_in() else { return };
+        let pass = req.pass.expose_secret().as_bytes();
+        let (pin, otp) = split_pass(pass, 6).unwrap_or((pass, b"000000"));
+        if done.pin_checks == 0 {
+            work::note(|w| w.pin_checks += 1);
+            let _ = self.secrets.pin_matches(work::STAND_IN_SERIAL, pin, Some(&stand_in.verifier));
+        }
+        if done.plugin_calls == 0 {
+            let request = PluginRequest::CheckOtp {
+                secret: secret_ref(&stand_in.token),
+                otp: String::from_utf8_lossy(otp).into_owned(),
+                first: 0,
+                window: stand_in.token.otp_window,
+                params: stand_in.token.params.clone(),
+            };
+            let _ = self.plugin_check(&stand_in.token, &request);
+        }
+    }
+
+    /// The stand-in token (made once: an HSM-generated seed sealed under its own serial, a
+    /// random PIN's verifier, checked by `token-hotp`); `None` while the HSM cannot make it or
+    /// no HOTP plugin is loaded.
+    fn stand_in(&self) -> Option<Arc<work::StandIn>> {
+        let mut slot = self.stand_in.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = work::StandIn::make(&self.plugins, &self.secrets).map(Arc::new);
+        }
+        slot.clone()
+    }
+
+    /// A plugin check of token `t`, counted for the equal-work floor.
+    fn plugin_check(
+        &self,
+        t: &TokenRecord,
+        request: &PluginRequest,
+    ) -> Result<PluginResponse, crate::plugins::PluginCallError> {
+        work::note(|w| w.plugin_calls += 1);
+        call_for_token(&self.plugins, &self.secrets, &self.clock, t, request)
+    }
+
+    fn decide_unpadded(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> (Decision, Trace) {
+        let subject = match self.subject(ctx.reader, &req.target) {
+            Ok(s) => s,
+            Err(r) => return (Decision::Reject(r), Trace::default()),
         };
-        let mut trace = Trace { resolver: tokens.iter().find_map(|t| t.owner_resolver.clone()), policies: Vec::new() };
-        if let Err(r) = self.owner_still_there(&tokens, &req.target) {
+        let mut trace = Trace {
+            resolver: subject.resolver.clone(),
+            policies: Vec::new(),
+            owner: Some(subject.key.clone()),
+            login: subject.login.clone(),
+            realm: subject.realm.clone(),
+        };
+        if let Err(r) = self.throttled(ctx, &subject, &req.caller) {
             return (Decision::Reject(r), trace);
         }
-        let rules = match self.rules(ctx, &tokens, req) {
+        let rules = match self.rules(ctx, &subject, req) {
             Ok(r) => r,
             Err(r) => return (Decision::Reject(r), trace),
         };
         trace.policies = rules.matched.clone();
+        let tokens = &subject.tokens;
         if let Some(tx) = &req.transaction_id {
-            return (self.answer(ctx, &tokens, req, tx).into(), trace);
+            return (self.answer(ctx, tokens, req, tx).into(), trace);
         }
-        if let Some(hits) = self.trigger_candidates(&tokens, req, &rules) {
+        if let Some(hits) = self.trigger_candidates(tokens, req, &rules) {
             return (Decision::Trigger(hits), trace);
         }
-        (self.decide(&tokens, req, &rules).into(), trace)
+        (self.decide(&subject, req, &rules).into(), trace)
+    }
+
+    /// Who a check is about. A login is resolved through the realm's resolvers first (each
+    /// matching logins its own way) and the tokens read are those of the user it resolves
+    /// to, however it was spelt and through whichever realm; a serial names its token, whose
+    /// owner is the user. A directory that cannot answer fails the check closed.
+    fn subject(&self, conn: &rusqlite::Connection, target: &CheckTarget) -> Result<Subject, Reject> {
+        let reject = |audit: String, answer: &'static str| Reject {
+            audit,
+            answer,
+            effect: TokenEffect::None,
+            serial: None,
+            kind: RejectKind::Other,
+        };
+        let store = |e: crate::store::StoreError| reject(format!("store: {e}"), "the check failed; try again");
+        match target {
+            CheckTarget::User { login, realm } => match self.realms.resolve(realm.as_deref(), login) {
+                Ok(Some(u)) => {
+                    let owner = u.owner().map_err(|e| reject(e.to_string(), "the check failed; try again"))?;
+                    Ok(Subject {
+                        tokens: tokens_of_owner(conn, &owner).map_err(store)?,
+                        key: owner.key(),
+                        resolver: u.resolver().map(str::to_owned),
+                        login: Some(u.user.login),
+                        realm: Some(u.realm),
+                        known: true,
+                    })
+                }
+                Ok(None) | Err(crate::resolvers::ResolverError::NotFound(_)) => {
+                    let realm_name =
+                        self.realms.realm_name(realm.as_deref()).unwrap_or_else(|_| realm.clone().unwrap_or_default());
+                    Ok(Subject {
+                        tokens: Vec::new(),
+                        key: unknown_owner_key(&realm_name, login),
+                        resolver: None,
+                        login: Some(login.clone()),
+                        realm: Some(realm_name),
+                        known: false,
+                    })
+                }
+                Err(e) => Err(reject(
+                    format!("the user store could not be asked about {login}: {e}"),
+                    "the user store could not be reached; try again",
+                )),
+            },
+            CheckTarget::Serial(serial) => {
+                let tokens = token_for_check(conn, serial).map_err(store)?;
+                let Some(t) = tokens.first() else {
+                    return Ok(Subject {
+                        key: format!("token:{serial}"),
+                        tokens,
+                        resolver: None,
+                        login: None,
+                        realm: None,
+                        known: false,
+                    });
+                };
+                Ok(Subject {
+                    key: self.owner_key(t)?,
+                    resolver: t.owner_resolver.clone(),
+                    login: t.login.clone(),
+                    realm: t.realm.clone(),
+                    known: true,
+                    tokens,
+                })
+            }
+        }
+    }
+
+    /// The key per-user limits and the throttle count a token's checks under: its owner's
+    /// (asking the owner's resolver for a directory owner recorded before stable ids were
+    /// kept), or the token's own when it has no owner.
+    fn owner_key(&self, t: &TokenRecord) -> Result<String, Reject> {
+        if let Some(key) = recorded_owner_key(t) {
+            return Ok(key);
+        }
+        let (Some(id), Some(resolver), Some(login)) = (t.owner_id, t.owner_resolver.as_deref(), t.login.as_deref())
+        else {
+            return Ok(format!("token:{}", t.serial));
+        };
+        let found = self.realms.resolver(resolver).and_then(|r| r.user(login));
+        match found {
+            Ok(Some(u)) => Ok(format!("{resolver}:{}", u.uid)),
+            // The directory forgot the owner: the row is the only identity left.
+            Ok(None) => Ok(format!("gone#{id}")),
+            Err(e) => Err(Reject {
+                audit: format!("the user store could not be asked about {login}: {e}"),
+                answer: "the user store could not be reached; try again",
+                effect: TokenEffect::None,
+                serial: Some(t.serial.clone()),
+                kind: RejectKind::Other,
+            }),
+        }
+    }
+
+    /// Refuses, unchecked, an attempt inside its user's back-off delay ([`Throttle`]).
+    fn throttled(&self, ctx: &WorkerCtx<'_>, subject: &Subject, caller: &str) -> Result<(), Reject> {
+        if self.throttle.base_ms == 0 {
+            return Ok(());
+        }
+        let state = crate::store::throttle_state(ctx.reader, &subject.key, caller).map_err(|e| Reject {
+            audit: format!("store: {e}"),
+            answer: "the check failed; try again",
+            effect: TokenEffect::None,
+            serial: None,
+            kind: RejectKind::Other,
+        })?;
+        match self.throttle.wait(&state, self.clock.now_ms()) {
+            None => Ok(()),
+            Some((wait_ms, scope, failures)) => Err(Reject {
+                audit: format!(
+                    "throttled: {failures} failed attempts {scope} since the last success; the next is allowed in {} s; not checked",
+                    wait_ms.div_ceil(1000)
+                ),
+                answer: "too many failed attempts; wait before trying again",
+                effect: TokenEffect::None,
+                serial: None,
+                kind: RejectKind::Refused,
+            }),
+        }
     }
 
     /// The policies that apply to this check: the per-user rate limits (`auth_max_fail`,
-    /// `auth_max_success`, enforced here) and how the PIN is checked (`otppin`). A conflict
-    /// between policies refuses the check.
-    fn rules(&self, ctx: &WorkerCtx<'_>, tokens: &[TokenRecord], req: &CheckRequest) -> Result<Rules, Reject> {
+    /// `auth_max_success`, enforced here, counted per resolved user whatever named them: a
+    /// login in any spelling or realm, or a serial) and how the PIN is checked (`otppin`).
+    /// Conditions match the user as resolved. A conflict between policies refuses the check.
+    fn rules(&self, ctx: &WorkerCtx<'_>, subject: &Subject, req: &CheckRequest) -> Result<Rules, Reject> {
         use crate::policy::{OtpPin, PolicyContext, Scope};
-        let reject =
-            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
-        let (login, realm) = match &req.target {
-            CheckTarget::User { login, realm } => (Some(login.as_str()), realm.as_deref()),
-            CheckTarget::Serial(_) => {
-                let t = tokens.first();
-                (t.and_then(|t| t.login.as_deref()), t.and_then(|t| t.realm.as_deref()))
-            }
+        let reject = |audit: String, answer: &'static str| Reject {
+            audit,
+            answer,
+            effect: TokenEffect::None,
+            serial: None,
+            kind: RejectKind::Other,
         };
+        let (login, realm) = (subject.login.as_deref(), subject.realm.as_deref());
         let policies = self.policies.current();
         if !policies.has_active(Scope::Authentication) && !policies.has_active(Scope::Authorization) {
             // The common case: no policy, nothing to read or count.
@@ -281,43 +565,36 @@ impl ValidateService {
         let realm_name = realm.map(str::to_owned).or_else(|| self.realms.realm_name(None).ok());
         let now_ms = self.clock.now_ms();
         let now_s = now_ms / 1000;
-        let resolver = tokens.iter().find_map(|t| t.owner_resolver.as_deref());
-        let pctx = PolicyContext::for_request(login, realm_name.as_deref(), resolver, &req.caller, now_s);
+        let pctx =
+            PolicyContext::for_request(login, realm_name.as_deref(), subject.resolver.as_deref(), &req.caller, now_s);
         let conflict = |e: crate::policy::PolicyConflict| {
             reject(format!("policy conflict, refused: {e}"), "the check failed; ask an administrator")
         };
-        if let (CheckTarget::User { login, realm }, false) = (&req.target, req.transaction_id.is_some()) {
-            for (action, result, answer) in [
-                ("auth_max_fail", "reject", "too many failed authentications; try again later"),
-                ("auth_max_success", "accept", "too many authentications; try again later"),
-            ] {
-                let Some((value, names)) = policies.value(Scope::Authorization, action, &pctx).map_err(conflict)?
-                else {
-                    continue;
-                };
-                let Some(limit) = value.as_rate() else { continue };
-                let since = now_ms.saturating_sub(i64::try_from(limit.period_s).unwrap_or(i64::MAX / 2000) * 1000);
-                let q = crate::store::RecentAudit {
-                    action: "validate/check",
-                    login,
-                    realm: realm.as_deref(),
-                    caller: None,
-                    result,
-                    since_ms: since,
-                };
-                let seen = crate::store::recent_audit(ctx.reader, &q)
-                    .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
-                if seen >= u64::from(limit.count) {
-                    return Err(reject(
-                        format!(
-                            "{action} {}/{}s reached for {login} ({seen} in the window; policy {}); not checked",
-                            limit.count,
-                            limit.period_s,
-                            names.join(", ")
-                        ),
-                        answer,
-                    ));
-                }
+        for (action, result, answer) in [
+            ("auth_max_fail", "reject", "too many failed authentications; try again later"),
+            ("auth_max_success", "accept", "too many authentications; try again later"),
+        ] {
+            let Some((value, names)) = policies.value(Scope::Authorization, action, &pctx).map_err(conflict)? else {
+                continue;
+            };
+            let Some(limit) = value.as_rate() else { continue };
+            let since = now_ms.saturating_sub(i64::try_from(limit.period_s).unwrap_or(i64::MAX / 2000) * 1000);
+            let seen = crate::store::recent_owner_checks(ctx.reader, &subject.key, result, since)
+                .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
+            if seen >= u64::from(limit.count) {
+                return Err(Reject {
+                    audit: format!(
+                        "{action} {}/{}s reached for {} ({seen} in the window; policy {}); not checked",
+                        limit.count,
+                        limit.period_s,
+                        login.unwrap_or(&subject.key),
+                        names.join(", ")
+                    ),
+                    answer,
+                    effect: TokenEffect::None,
+                    serial: None,
+                    kind: RejectKind::Refused,
+                });
             }
         }
         let otppin = match policies.value(Scope::Authentication, "otppin", &pctx).map_err(conflict)? {
@@ -353,6 +630,9 @@ impl ValidateService {
         use crate::policy::OtpPin;
         match rules.otppin {
             OtpPin::TokenPin => {
+                if t.pin_verifier.is_some() {
+                    work::note(|w| w.pin_checks += 1);
+                }
                 self.secrets.pin_matches(&t.serial, pin, t.pin_verifier.as_deref()).map_err(|e| NotChecked {
                     hsm: matches!(e, countersign_hsm::HsmError::Unavailable { .. }),
                     audit: format!("HSM while checking the PIN of {}: {e}", t.serial),
@@ -376,47 +656,25 @@ impl ValidateService {
 
     /// The answer-shaping policies for this caller (authentication and authorization scopes).
     /// A conflict between them hides as much as either would: the answer says less, never more.
-    fn answer_policies(&self, target: &CheckTarget, caller: &str) -> AnswerPolicies {
+    fn answer_policies(
+        &self,
+        login: Option<&str>,
+        realm: Option<&str>,
+        resolver: Option<&str>,
+        caller: &str,
+    ) -> AnswerPolicies {
         use crate::policy::{PolicyContext, Scope};
-        let (login, realm) = match target {
-            CheckTarget::User { login, realm } => (Some(login.as_str()), realm.clone()),
-            CheckTarget::Serial(_) => (None, None),
-        };
         let p = self.policies.current();
         if !p.has_active(Scope::Authentication) && !p.has_active(Scope::Authorization) {
             return AnswerPolicies { hide_specific: false, no_detail_on_fail: false, no_detail_on_success: false };
         }
-        let realm = realm.or_else(|| self.realms.realm_name(None).ok());
-        let ctx = PolicyContext::for_request(login, realm.as_deref(), None, caller, self.clock.now_ms() / 1000);
+        let realm = realm.map(str::to_owned).or_else(|| self.realms.realm_name(None).ok());
+        let ctx = PolicyContext::for_request(login, realm.as_deref(), resolver, caller, self.clock.now_ms() / 1000);
         let flag = |scope, action| p.flag(scope, action, &ctx).unwrap_or(true);
         AnswerPolicies {
             hide_specific: flag(Scope::Authentication, "hide_specific_error_message"),
             no_detail_on_fail: flag(Scope::Authorization, "no_detail_on_fail"),
             no_detail_on_success: flag(Scope::Authorization, "no_detail_on_success"),
-        }
-    }
-
-    /// A user found through a directory must still be there: asked through the realm's
-    /// resolvers (cached per resolver), failing closed when the directory cannot answer.
-    fn owner_still_there(&self, tokens: &[TokenRecord], target: &CheckTarget) -> Result<(), Reject> {
-        let CheckTarget::User { login, realm } = target else { return Ok(()) };
-        let Some(resolver) = tokens.iter().find_map(|t| t.owner_resolver.as_deref()) else { return Ok(()) };
-        let reject =
-            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
-        match self.realms.find_user(realm.as_deref(), login) {
-            Ok(Some(u)) if u.resolver == resolver => Ok(()),
-            Ok(Some(u)) => Err(reject(
-                format!("user {login} is now found in resolver {}, not {resolver} that owns the tokens", u.resolver),
-                "no such user or no token",
-            )),
-            Ok(None) => Err(reject(
-                format!("user {login} is no longer found in resolver {resolver}"),
-                "no such user or no token",
-            )),
-            Err(e) => Err(reject(
-                format!("the user store could not be asked about {login}: {e}"),
-                "the user store could not be reached; try again",
-            )),
         }
     }
 
@@ -456,8 +714,13 @@ impl ValidateService {
         req: &CheckRequest,
         tx: &str,
     ) -> Result<Accept, Reject> {
-        let reject =
-            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
+        let reject = |audit: String, answer: &'static str| Reject {
+            audit,
+            answer,
+            effect: TokenEffect::None,
+            serial: None,
+            kind: RejectKind::Other,
+        };
         let now = self.clock.now_ms();
         let open = open_challenges(ctx.reader, tx, now)
             .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
@@ -503,7 +766,7 @@ impl ValidateService {
                     window: t.otp_window,
                     params: plugin_params(t),
                 };
-                match call_for_token(&self.plugins, &self.secrets, &self.clock, t, &request) {
+                match self.plugin_check(t, &request) {
                     Ok(PluginResponse::Matched { counter }) if counter >= t.counter => {
                         return Ok(Accept {
                             serial: t.serial.clone(),
@@ -530,7 +793,7 @@ impl ValidateService {
                 window: 0,
                 params: plugin_params(t),
             };
-            match call_for_token(&self.plugins, &self.secrets, &self.clock, t, &request) {
+            match self.plugin_check(t, &request) {
                 Ok(PluginResponse::Matched { counter }) if counter == c.counter => {
                     return Ok(Accept {
                         serial: t.serial.clone(),
@@ -550,8 +813,9 @@ impl ValidateService {
                 None => format!("wrong answer to challenge {tx}"),
             },
             answer: "wrong PIN or OTP",
-            effect: fail_effect(t, now),
+            effect: TokenEffect::Fail(vec![failed(t, now)]),
             serial: Some(t.serial.clone()),
+            kind: RejectKind::Guess,
         })
     }
 
@@ -578,80 +842,91 @@ impl ValidateService {
     }
 
     /// A user with no token: refused, unless a policy lets them through (privacyIDEA's
-    /// passOnNoUser, passOnNoToken, or passthru with the user store's password).
-    fn without_token(
-        &self,
-        login: &str,
-        realm: Option<&str>,
-        req: &CheckRequest,
-        rules: &Rules,
-    ) -> Result<Accept, Reject> {
-        let reject =
-            |audit: String, answer: &'static str| Reject { audit, answer, effect: TokenEffect::None, serial: None };
+    /// passOnNoUser, passOnNoToken, or passthru with the user store's password). Whether the
+    /// user exists is what the realm's resolvers said of the login ([`Self::subject`]), and the
+    /// password goes to the resolver that found them, under the login it spells.
+    fn without_token(&self, subject: &Subject, req: &CheckRequest, rules: &Rules) -> Result<Accept, Reject> {
+        let reject = |audit: String, answer: &'static str, kind: RejectKind| Reject {
+            audit,
+            answer,
+            effect: TokenEffect::None,
+            serial: None,
+            kind,
+        };
         let pass = |detail: &str| Accept {
             serial: String::new(),
             token_type: String::new(),
             detail: detail.to_owned(),
             effect: TokenEffect::Pass,
         };
-        if !(rules.passthru || rules.pass_on_no_token || rules.pass_on_no_user) {
-            return Err(reject("no such user, or the user has no token".into(), "no such user or no token"));
-        }
-        let known = self.realms.find_user(realm, login).map_err(|e| {
-            reject(
-                format!("the user store could not be asked about {login}: {e}"),
-                "the user store could not be reached; try again",
-            )
-        })?;
-        match known {
-            None if rules.pass_on_no_user => Ok(pass("no such user; let through by policy passOnNoUser")),
-            None => Err(reject("no such user".into(), "no such user or no token")),
-            Some(_) if rules.pass_on_no_token => Ok(pass("the user has no token; let through by policy passOnNoToken")),
-            Some(_) if rules.passthru => {
+        let login = subject.login.as_deref().unwrap_or_default();
+        match subject.known {
+            false if rules.pass_on_no_user => Ok(pass("no such user; let through by policy passOnNoUser")),
+            false => Err(reject("no such user".into(), "no such user or no token", RejectKind::Guess)),
+            true if rules.pass_on_no_token => Ok(pass("the user has no token; let through by policy passOnNoToken")),
+            true if rules.passthru => {
                 let password = SecretString::from(req.pass.expose_secret().to_owned());
-                match self.realms.check_password(realm, login, &password) {
+                match self.realms.check_password(subject.realm.as_deref(), login, &password) {
                     Ok(true) => Ok(pass("the user has no token; user store password accepted by policy passthru")),
-                    Ok(false) => Err(reject("passthru: wrong user store password".into(), "wrong PIN or OTP")),
+                    Ok(false) => {
+                        Err(reject("passthru: wrong user store password".into(), "wrong PIN or OTP", RejectKind::Guess))
+                    }
                     Err(e) => Err(reject(
                         format!("passthru: the user store could not check the password of {login}: {e}"),
                         "the user store could not be reached; try again",
+                        RejectKind::Other,
                     )),
                 }
             }
-            Some(_) => Err(reject("the user has no token".into(), "no such user or no token")),
+            true => Err(reject("the user has no token".into(), "no such user or no token", RejectKind::Guess)),
         }
     }
 
     /// Reads the tokens and decides, without writing anything.
-    fn decide(&self, tokens: &[TokenRecord], req: &CheckRequest, rules: &Rules) -> Result<Accept, Reject> {
-        let reject = |audit: &str, answer: &'static str| Reject {
+    fn decide(&self, subject: &Subject, req: &CheckRequest, rules: &Rules) -> Result<Accept, Reject> {
+        let reject = |audit: &str, answer: &'static str, kind: RejectKind| Reject {
             audit: audit.to_owned(),
             answer,
             effect: TokenEffect::None,
             serial: None,
+            kind,
         };
+        let tokens = &subject.tokens;
         if tokens.is_empty() {
             return match &req.target {
-                CheckTarget::Serial(_) => Err(reject("no such token", "no such token")),
-                CheckTarget::User { login, realm } => self.without_token(login, realm.as_deref(), req, rules),
+                CheckTarget::Serial(_) => Err(reject("no such token", "no such token", RejectKind::Guess)),
+                CheckTarget::User { .. } => self.without_token(subject, req, rules),
             };
         }
-        let usable: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active && !t.revoked).collect();
-        if usable.is_empty() {
-            return Err(reject("every token of the target is disabled or revoked", "the token is disabled"));
-        }
-        // Codes of challenge-response tokens are answers to challenges, never checked without one.
-        let usable: Vec<&TokenRecord> = usable.into_iter().filter(|t| !is_challenge_type(&t.token_type)).collect();
-        if usable.is_empty() {
+        let active: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active && !t.revoked).collect();
+        if active.is_empty() {
             return Err(reject(
-                "the target's tokens answer challenges only: send the PIN to get a code, then the code with its transaction_id",
-                "send the PIN to get a code, then the code with its transaction_id",
+                "every token of the target is disabled or revoked",
+                "the token is disabled",
+                RejectKind::Other,
             ));
         }
         let now = self.clock.now_ms();
+        // Codes of challenge-response tokens are answers to challenges, never checked without
+        // one. Their PINs were tried already (a PIN alone asks for a challenge).
+        let usable: Vec<&TokenRecord> = active.iter().copied().filter(|t| !is_challenge_type(&t.token_type)).collect();
+        // A wrong PIN counts against every active token of the target: each was tried, so
+        // guessing the PIN of a user with several tokens costs as much as with one.
+        let wrong_pin = |audit: &str, answer: &'static str| Reject {
+            audit: audit.to_owned(),
+            answer,
+            effect: TokenEffect::Fail(active.iter().map(|t| failed(t, now)).collect()),
+            serial: (active.len() == 1).then(|| active[0].serial.clone()),
+            kind: RejectKind::Guess,
+        };
+        if usable.is_empty() {
+            return Err(wrong_pin(
+                "the PIN matched no token, and the target's tokens answer challenges only: send the PIN to get a \
+                 code, then the code with its transaction_id",
+                "send the PIN to get a code, then the code with its transaction_id",
+            ));
+        }
         let pass = req.pass.expose_secret().as_bytes();
-        // The token whose PIN matched takes the effect of the attempt; with one token and no
-        // PIN match, that token counts the failure.
         let mut pin_matched = None;
         for t in &usable {
             let Some((pin, otp)) = split_pass(pass, otp_digits(&t.params)) else { continue };
@@ -662,36 +937,38 @@ impl ValidateService {
                 }
                 Ok(false) => {}
                 Err(e) if e.hsm => return Err(hsm_reject(e.audit, Some(t.serial.clone()))),
-                Err(e) => return Err(reject(&e.audit, "the check failed; try again")),
+                Err(e) => return Err(reject(&e.audit, "the check failed; try again", RejectKind::Other)),
             }
         }
         let Some((token, otp)) = pin_matched else {
-            let only = (usable.len() == 1).then(|| usable[0]);
-            return Err(Reject {
-                audit: "wrong PIN".into(),
-                answer: "wrong PIN or OTP",
-                effect: only.map_or(TokenEffect::None, |t| fail_effect(t, now)),
-                serial: only.map(|t| t.serial.clone()),
-            });
+            return Err(wrong_pin("wrong PIN", "wrong PIN or OTP"));
         };
         if token.locked(now) {
             return Err(locked(token));
         }
         let otp = String::from_utf8_lossy(otp).into_owned();
+        // The last accepted code is looked for too (OATH tokens, whose plugins count from
+        // `first`), so a replay of it is recognised and not counted as a guess.
+        let replay_seen = recognises_replay(token);
         let request = PluginRequest::CheckOtp {
             secret: secret_ref(token),
             otp,
-            first: token.counter,
-            window: token.otp_window,
+            first: if replay_seen { token.counter - 1 } else { token.counter },
+            window: if replay_seen && token.token_type == "hotp" {
+                token.otp_window.saturating_add(1)
+            } else {
+                token.otp_window
+            },
             params: plugin_params(token),
         };
         let on_fail = |audit: String, answer: &'static str| Reject {
             audit,
             answer,
-            effect: fail_effect(token, now),
+            effect: TokenEffect::Fail(vec![failed(token, now)]),
             serial: Some(token.serial.clone()),
+            kind: RejectKind::Guess,
         };
-        match call_for_token(&self.plugins, &self.secrets, &self.clock, token, &request) {
+        match self.plugin_check(token, &request) {
             Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept {
                 serial: token.serial.clone(),
                 token_type: token.token_type.clone(),
@@ -704,6 +981,17 @@ impl ValidateService {
                     drift: drift(token, counter, now),
                 },
             }),
+            Ok(PluginResponse::Matched { counter }) if replay_seen && counter.saturating_add(1) == token.counter => {
+                Err(Reject {
+                    audit: format!(
+                        "replay: the code of counter {counter} was accepted already; not counted as a failure"
+                    ),
+                    answer: "the OTP was already used",
+                    effect: TokenEffect::None,
+                    serial: Some(token.serial.clone()),
+                    kind: RejectKind::Other,
+                })
+            }
             Ok(PluginResponse::Matched { counter }) => Err(Reject {
                 audit: format!(
                     "plugin {} proposed counter {counter}, below the next allowed {}; refused",
@@ -712,6 +1000,7 @@ impl ValidateService {
                 answer: "the check failed; try again",
                 effect: TokenEffect::None,
                 serial: Some(token.serial.clone()),
+                kind: RejectKind::Other,
             }),
             Ok(PluginResponse::NoMatch) => {
                 Err(on_fail("wrong OTP (not valid in the window, or already used)".into(), "wrong PIN or OTP"))
@@ -721,6 +1010,7 @@ impl ValidateService {
                 answer: "the token could not be checked; try again",
                 effect: TokenEffect::None,
                 serial: Some(token.serial.clone()),
+                kind: RejectKind::Other,
             }),
             Err(e) => Err(plugin_failed(e, Some(token.serial.clone()))),
         }
@@ -730,18 +1020,32 @@ impl ValidateService {
         audit.resolver = trace.resolver;
         audit.policies = (!trace.policies.is_empty()).then(|| trace.policies.join(", "));
         audit.duration_ms = Some(self.clock.now_ms().saturating_sub(audit.at_ms));
-        match decision {
+        audit.owner = trace.owner.clone();
+        // The user as resolved; the spelling typed stays in the detail.
+        let typed = match (&audit.login, &trace.login) {
+            (Some(typed), Some(resolved)) if typed != resolved => {
+                let note = format!(" (login given as '{}')", typed.escape_debug());
+                audit.login = Some(resolved.clone());
+                note
+            }
+            _ => String::new(),
+        };
+        let owner = trace.owner.unwrap_or_default();
+        let (rec, answer) = match decision {
             Decision::Trigger(tokens) => {
                 audit.result = "challenge".into();
                 let serials: Vec<&str> = tokens.iter().map(|t| t.serial.as_str()).collect();
                 audit.detail = Some(format!("PIN matched; challenge for {}", serials.join(", ")));
-                (CheckRecord { effect: TokenEffect::None, audit }, Answer::Trigger(tokens))
+                let rec = CheckRecord { effect: TokenEffect::None, audit, throttle: ThrottleEffect::None };
+                (rec, Answer::Trigger(tokens))
             }
             Decision::Accept(a) => {
                 audit.result = "accept".into();
                 audit.serial = Some(a.serial.clone()).filter(|s| !s.is_empty());
                 audit.detail = Some(a.detail);
-                (CheckRecord { effect: a.effect, audit }, Answer::Accept { serial: a.serial, token_type: a.token_type })
+                let throttle = if owner.is_empty() { ThrottleEffect::None } else { ThrottleEffect::Success { owner } };
+                let rec = CheckRecord { effect: a.effect, audit, throttle };
+                (rec, Answer::Accept { serial: a.serial, token_type: a.token_type })
             }
             Decision::Reject(r) if r.answer == HSM_UNAVAILABLE => {
                 audit.result = "error".into();
@@ -749,17 +1053,28 @@ impl ValidateService {
                 if audit.serial.is_none() {
                     audit.serial = r.serial;
                 }
-                (CheckRecord { effect: TokenEffect::None, audit }, Answer::Unavailable)
+                (CheckRecord { effect: TokenEffect::None, audit, throttle: ThrottleEffect::None }, Answer::Unavailable)
             }
             Decision::Reject(r) => {
-                audit.result = "reject".into();
+                audit.result = if r.kind == RejectKind::Refused { "refused" } else { "reject" }.into();
                 audit.detail = Some(r.audit);
                 if audit.serial.is_none() {
                     audit.serial = r.serial;
                 }
-                (CheckRecord { effect: r.effect, audit }, Answer::Reject(r.answer))
+                let throttle = match r.kind {
+                    RejectKind::Guess if !owner.is_empty() => {
+                        ThrottleEffect::Failure { owner, source: audit.caller.clone() }
+                    }
+                    _ => ThrottleEffect::None,
+                };
+                (CheckRecord { effect: r.effect, audit, throttle }, Answer::Reject(r.answer))
             }
+        };
+        let mut rec = rec;
+        if let Some(d) = rec.audit.detail.as_mut() {
+            d.push_str(&typed);
         }
+        (rec, answer)
     }
 }
 
@@ -800,6 +1115,27 @@ struct Trace {
     /// The resolver the token's owner came from.
     resolver: Option<String>,
     policies: Vec<String>,
+    /// The key of the user the check was about (per-user limits, throttle).
+    owner: Option<String>,
+    /// The login as the user's resolver spells it, and the realm that resolved it.
+    login: Option<String>,
+    realm: Option<String>,
+}
+
+/// Who a check is about ([`ValidateService::subject`]).
+struct Subject {
+    /// The user's tokens (or the one token a serial names).
+    tokens: Vec<TokenRecord>,
+    /// The resolved user's key ([`crate::store::Owner::key`]); for a login no resolver knows,
+    /// [`unknown_owner_key`]; for a token without owner (or no such token), `token:<serial>`.
+    key: String,
+    /// The login as the user's resolver spells it (as typed for an unknown user), the realm
+    /// that resolved it, and the resolver (none for internal users).
+    login: Option<String>,
+    realm: Option<String>,
+    resolver: Option<String>,
+    /// The realm's resolvers know the user (a check by user), or the token exists (by serial).
+    known: bool,
 }
 
 /// What the worker decided.
@@ -864,15 +1200,20 @@ fn locked(t: &TokenRecord) -> Reject {
         answer: "the token is locked after too many failed attempts",
         effect: TokenEffect::None,
         serial: Some(t.serial.clone()),
+        kind: RejectKind::Other,
     }
 }
 
-fn fail_effect(t: &TokenRecord, now_ms: i64) -> TokenEffect {
-    if t.fail_count >= t.max_fail && t.fail_cleared(now_ms) {
-        TokenEffect::FailAfterClear { token_id: t.id }
-    } else {
-        TokenEffect::Fail { token_id: t.id }
-    }
+/// A failure on token `t`: counted on, or restarting at one once the clear timeout of a
+/// locked token has passed.
+fn failed(t: &TokenRecord, now_ms: i64) -> FailedToken {
+    FailedToken { token_id: t.id, restart: t.fail_count >= t.max_fail && t.fail_cleared(now_ms) }
+}
+
+/// Whether the check also looks for the token's last accepted code, to tell a replay from a
+/// guess: OATH tokens (whose plugins search from `first`) that accepted a code before.
+fn recognises_replay(t: &TokenRecord) -> bool {
+    matches!(t.token_type.as_str(), "hotp" | "totp") && t.counter > 0 && t.last_auth_ms.is_some()
 }
 
 /// The options the plugin gets: the enrolled parameters, plus the learned drift for TOTP.
@@ -895,4 +1236,127 @@ fn drift(t: &TokenRecord, step: u64, now_ms: i64) -> Option<i64> {
     let t0 = t.params.get("t0").and_then(serde_json::Value::as_u64).unwrap_or(0);
     let now_step = u64::try_from(now_ms / 1000).unwrap_or(0).saturating_sub(t0) / period;
     Some(i64::try_from(step).unwrap_or(i64::MAX).saturating_sub(i64::try_from(now_step).unwrap_or(i64::MAX)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ThrottleState;
+
+    const T: Throttle = Throttle { source_free: 3, user_free: 5, base_ms: 1000, max_ms: 8000 };
+
+    #[test]
+    fn back_off_doubles_after_the_free_failures_up_to_the_cap() {
+        let delays: Vec<u64> = (0..9).map(|n| T.delay_ms(n, 3)).collect();
+        assert_eq!(delays, [0, 0, 0, 1000, 2000, 4000, 8000, 8000, 8000]);
+        assert_eq!(Throttle { base_ms: 0, ..T }.delay_ms(50, 3), 0, "base 0 turns throttling off");
+        assert_eq!(T.delay_ms(u32::MAX, 0), 8000);
+    }
+
+    #[test]
+    fn the_longer_of_the_source_and_the_user_wait_applies() {
+        // 3 failures from this source, the last at 10 000: wait until 11 000.
+        let s = ThrottleState { user: (3, 10_000), source: (3, 10_000) };
+        assert_eq!(T.wait(&s, 10_400).map(|w| (w.0, w.1)), Some((600, "from this source")));
+        assert_eq!(T.wait(&s, 11_000), None);
+        // Other sources failed too: the user's 6 failures (wait 2 s) outlast this source's 1.
+        let s = ThrottleState { user: (6, 10_000), source: (1, 9_000) };
+        assert_eq!(T.wait(&s, 10_500).map(|w| (w.0, w.1)), Some((1500, "from all sources")));
+        assert_eq!(T.wait(&ThrottleState::default(), 0), None);
+    }
+}
+
+/// The equal-work floor of failed guesses (issue 13, finding 8): an unknown user, a user
+/// without a token, a wrong PIN and a wrong OTP must cost the same work, or the time of the
+/// answer tells which it was. Each check counts its HSM PIN verifications and plugin checks
+/// on its executor thread (one check runs at a time per thread); a failed guess that did
+/// fewer than one of each does the rest on a stand-in token. The floor never decides anything.
+pub(crate) mod work {
+    use std::cell::Cell;
+
+    use crate::plugins::PluginHost;
+    use crate::store::TokenRecord;
+    use crate::token_secrets::TokenSecrets;
+
+    /// The stand-in token's serial (never a real one: serials have no spaces).
+    pub const STAND_IN_SERIAL: &str = "(equal work)";
+
+    /// What one check did.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct Work {
+        pub pin_checks: u32,
+        pub plugin_calls: u32,
+    }
+
+    thread_local! {
+        static WORK: Cell<Work> = const { Cell::new(Work { pin_checks: 0, plugin_calls: 0 }) };
+    }
+
+    pub fn reset() {
+        WORK.with(|w| w.set(Work::default()));
+    }
+
+    pub fn note(f: impl FnOnce(&mut Work)) {
+        WORK.with(|w| {
+            let mut v = w.get();
+            f(&mut v);
+            w.set(v);
+        });
+    }
+
+    /// What the current thread's check did so far.
+    pub fn get() -> Work {
+        WORK.with(Cell::get)
+    }
+
+    /// A token that exists only in memory: its seed sealed by the HSM, a verifier of a
+    /// random PIN, HOTP parameters and the default window.
+    #[derive(Debug)]
+    pub struct StandIn {
+        pub token: TokenRecord,
+        pub verifier: Vec<u8>,
+    }
+
+    impl StandIn {
+        pub fn make(plugins: &PluginHost, secrets: &TokenSecrets) -> Option<StandIn> {
+            if !plugins.has("token-hotp", "token") {
+                return None;
+            }
+            let seed = zeroize::Zeroizing::new(secrets.random(20).ok()?);
+            let pin = zeroize::Zeroizing::new(secrets.random(16).ok()?);
+            Some(StandIn {
+                token: TokenRecord {
+                    id: 0,
+                    serial: STAND_IN_SERIAL.into(),
+                    token_type: "hotp".into(),
+                    plugin: "token-hotp".into(),
+                    params: serde_json::json!({ "digits": 6, "hash": "sha1" }),
+                    otp_window: 10,
+                    sealed_seed: secrets.seal_seed(STAND_IN_SERIAL, &seed).ok()?,
+                    counter: 0,
+                    drift: 0,
+                    pin_verifier: None,
+                    fail_count: 0,
+                    max_fail: 1,
+                    fail_clear_s: 0,
+                    last_fail_ms: None,
+                    last_auth_ms: None,
+                    active: false,
+                    revoked: false,
+                    login: None,
+                    realm: None,
+                    description: String::new(),
+                    created_at: 0,
+                    recipient: None,
+                    user_phone: None,
+                    user_email: None,
+                    device: None,
+                    owner_resolver: None,
+                    owner_id: None,
+                    owner_uid: None,
+                },
+                verifier: secrets.pin_verifier(STAND_IN_SERIAL, &pin).ok()?,
+            })
+        }
+    }
 }

@@ -78,6 +78,7 @@ fn auth_row(c: &Connection, id: i64) -> AuthAuditRow {
             client: r.get(9)?,
             policies: r.get(10)?,
             duration_ms: r.get(11)?,
+            owner: None,
         })
     })
     .unwrap()
@@ -293,6 +294,7 @@ fn retention_on_ten_million_rows_stays_within_100_mb_and_keeps_the_chain_verifia
                         client: None,
                         policies: None,
                         duration_ms: None,
+                        owner: None,
                     };
                     row.execute(params![id, at]).unwrap();
                     prev = auth_link(&prev, id, &r);

@@ -54,7 +54,8 @@ impl EnrolmentService {
             "hotp" => OathKind::Hotp,
             other => return Err(EnrolError::new("invalid", format!("type must be totp or hotp, not {other:?}"))),
         };
-        let realm = self.tokens.ensure_owner(&r.user, r.realm.as_deref())?;
+        // The owner row the login resolves to (any spelling or realm of the same user).
+        let (user, realm) = self.tokens.ensure_owner(&r.user, r.realm.as_deref())?;
         let init = InitRequest {
             token_type: r.token_type.clone(),
             serial: None,
@@ -65,7 +66,7 @@ impl EnrolmentService {
             step: r.step,
             params: None,
             window: None,
-            user: Some(r.user.clone()),
+            user: Some(user.clone()),
             realm: Some(realm.clone()),
             pin: r.pin.clone(),
             max_fail: None,
@@ -78,7 +79,7 @@ impl EnrolmentService {
         };
         // The token row and its HSM-generated seed (sealed in the row), not stored yet.
         let (mut token, seed) = self.tokens.prepare(&init)?;
-        token.owner_limit = self.tokens.owner_limit(caller, &r.user, &realm)?;
+        token.owner_limit = self.tokens.owner_limit(caller, &user, &realm)?;
         let digits = token.params.get("digits").and_then(serde_json::Value::as_u64).unwrap_or(6);
         let hash = token.params.get("hash").and_then(serde_json::Value::as_str).unwrap_or("sha1");
         let step = token.params.get("step").and_then(serde_json::Value::as_u64).unwrap_or(30);

@@ -55,8 +55,9 @@ impl EnrolmentService {
     ) -> Result<EnrolOutcome, EnrolError> {
         let mut say = |step: &'static str, detail: String| progress(Progress { step, detail });
         // Everything that can be checked without the card, first.
-        let realm = self.tokens.ensure_owner(&r.user, r.realm.as_deref())?;
-        let owner_limit = self.tokens.owner_limit(caller, &r.user, &realm)?;
+        // The owner row the login resolves to (any spelling or realm of the same user).
+        let (user, realm) = self.tokens.ensure_owner(&r.user, r.realm.as_deref())?;
+        let owner_limit = self.tokens.owner_limit(caller, &user, &realm)?;
         self.ca.ready()?;
         let slot = Slot::parse(r.slot.as_deref().unwrap_or(&self.cfg.piv_slot))
             .ok_or_else(|| EnrolError::new("invalid", "slot must be 9a or 9c"))?;
@@ -249,7 +250,7 @@ impl EnrolmentService {
                 pin_verifier: None,
                 max_fail: self.tokens.defaults().max_fail,
                 fail_clear_s: 0,
-                user: Some((r.user.clone(), realm.clone())),
+                user: Some((user.clone(), realm.clone())),
                 description: r.description.clone(),
                 recipient: None,
                 owner_limit,

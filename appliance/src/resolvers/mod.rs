@@ -36,6 +36,48 @@ pub struct UserInfo {
     pub resolver: String,
 }
 
+/// A user as a realm resolved them: who they are ([`ResolvedUser::owner`]), whatever login
+/// spelling or realm reached them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedUser {
+    /// As the resolver found them: `login` as the source spells it.
+    pub user: UserInfo,
+    pub kind: ResolverKind,
+    /// The realm that was asked.
+    pub realm: String,
+}
+
+impl ResolvedUser {
+    /// The owner of the user's tokens: an internal user's row, or the directory resolver and
+    /// the stable id it gave.
+    pub fn owner(&self) -> Result<crate::store::Owner, ResolverError> {
+        use crate::store::Owner;
+        Ok(match self.kind {
+            ResolverKind::Internal => {
+                Owner::Internal {
+                    user_id: self.user.uid.parse().map_err(|_| {
+                        ResolverError::Internal(format!("internal user {} has no row id", self.user.login))
+                    })?,
+                }
+            }
+            // LDAP matches logins in any case (the usual caseIgnoreMatch of uid, sAMAccountName);
+            // a passwd file exactly.
+            kind => Owner::Directory {
+                resolver: self.user.resolver.clone(),
+                uid: self.user.uid.clone(),
+                login: self.user.login.clone(),
+                nocase: kind == ResolverKind::Ldap,
+            },
+        })
+    }
+
+    /// The resolver to name in policies and the audit: `None` for internal users (their tokens
+    /// record no resolver).
+    pub fn resolver(&self) -> Option<&str> {
+        (self.kind != ResolverKind::Internal).then_some(self.user.resolver.as_str())
+    }
+}
+
 /// The kinds of resolver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

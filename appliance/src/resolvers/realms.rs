@@ -25,6 +25,9 @@ use super::{Resolver, ResolverError, ResolverKind, UserInfo};
 use crate::store::{AuthAuditRow, RealmRecord, ResolverRecord, Store};
 use crate::token_secrets::TokenSecrets;
 
+/// A user as resolved, with the resolver that found them.
+type Resolved = (Arc<dyn Resolver>, super::ResolvedUser);
+
 /// The resolver name users of a realm without resolvers are reported under.
 pub const IMPLICIT_INTERNAL: &str = "(internal)";
 
@@ -282,35 +285,56 @@ impl Realms {
     /// order and the first that knows the login answers. An error from a resolver stops the
     /// search (a directory that cannot be asked must not let a later resolver answer for it).
     pub fn find_user(&self, realm: Option<&str>, login: &str) -> Result<Option<UserInfo>, ResolverError> {
+        Ok(self.resolve(realm, login)?.map(|r| r.user))
+    }
+
+    /// Resolves `login` in `realm` (default realm when `None`) to the user it names: the
+    /// realm's resolvers asked in order (first hit wins; an error stops the search, so a
+    /// directory that cannot answer never lets a later resolver answer for it), then the
+    /// realm's own internal users. Each resolver matches logins its own way (LDAP in any case,
+    /// a passwd file and internal users exactly); the answer carries the login as the source
+    /// spells it and the stable id that [`super::ResolvedUser::owner`] identifies the user by.
+    pub fn resolve(&self, realm: Option<&str>, login: &str) -> Result<Option<super::ResolvedUser>, ResolverError> {
+        Ok(self.resolve_in(realm, login)?.map(|(_, u)| u))
+    }
+
+    /// [`Realms::resolve`], with the resolver that found the user.
+    fn resolve_in(&self, realm: Option<&str>, login: &str) -> Result<Option<Resolved>, ResolverError> {
         if !super::valid_login(login) {
             return Ok(None);
         }
-        for r in self.resolvers_of(realm)? {
-            if let Some(u) = r.user(login)? {
-                return Ok(Some(u));
+        let realm = self.realm_name(realm)?;
+        let mut resolvers = self.resolvers_of(Some(&realm))?;
+        // Internal users of a realm that lists resolvers stay its users (as before resolvers
+        // existed), after the resolvers.
+        resolvers.push(Arc::new(InternalResolver::new(
+            IMPLICIT_INTERNAL,
+            InternalOptions { realm: realm.clone() },
+            self.inner.store.clone(),
+            self.inner.secrets.clone(),
+        )));
+        for r in resolvers {
+            if let Some(user) = r.user(login)? {
+                let kind = r.kind();
+                return Ok(Some((r, super::ResolvedUser { user, kind, realm })));
             }
         }
         Ok(None)
     }
 
     /// Checks `password` for `login` in `realm` against the resolver that finds the user
-    /// (`otppin=userstore`). `false` for an unknown user, a wrong password, or a resolver that
-    /// holds no passwords.
+    /// (`otppin=userstore`, passthru). `false` for an unknown user, a wrong password, or a
+    /// resolver that holds no passwords.
     pub fn check_password(
         &self,
         realm: Option<&str>,
         login: &str,
         password: &SecretString,
     ) -> Result<bool, ResolverError> {
-        if !super::valid_login(login) {
-            return Ok(false);
+        match self.resolve_in(realm, login)? {
+            Some((r, u)) => r.check_password(&u.user.login, password),
+            None => Ok(false),
         }
-        for r in self.resolvers_of(realm)? {
-            if r.user(login)?.is_some() {
-                return r.check_password(login, password);
-            }
-        }
-        Ok(false)
     }
 
     /// [`Realms::check_password`] for an admin, with an audit row (never the password).

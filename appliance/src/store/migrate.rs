@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (13, "audit_chain", include_str!("../../../migrations/0013_audit_chain.sql")),
     (14, "auth_audit_rate_index", include_str!("../../../migrations/0014_auth_audit_rate_index.sql")),
     (15, "jobs_and_audit_fields", include_str!("../../../migrations/0015_jobs_and_audit_fields.sql")),
+    (16, "user_identity", include_str!("../../../migrations/0016_user_identity.sql")),
     (17, "api_admin_sessions", include_str!("../../../migrations/0017_api_admin_sessions.sql")),
     (18, "store_probe", include_str!("../../../migrations/0018_store_probe.sql")),
     (19, "table_seals", include_str!("../../../migrations/0019_table_seals.sql")),

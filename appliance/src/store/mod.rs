@@ -44,8 +44,9 @@ pub use policies::PolicyRecord;
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub(crate) use tokens::commit_check;
 pub use tokens::{
-    change, recent_audit, tokens_for_check, AuthAuditQuery, AuthAuditRow, CheckRecord, CheckTarget, NewToken,
-    RecentAudit, TokenEffect, TokenRecord, TokenView, User,
+    change, recent_audit, recent_owner_checks, recorded_owner_key, throttle_state, token_for_check, tokens_of_owner,
+    unknown_owner_key, AuthAuditQuery, AuthAuditRow, CheckRecord, CheckTarget, DirectoryUser, FailedToken, NewToken,
+    Owner, RecentAudit, ThrottleEffect, ThrottleState, TokenEffect, TokenRecord, TokenView, User,
 };
 
 #[derive(Debug, thiserror::Error)]

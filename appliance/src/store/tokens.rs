@@ -22,6 +22,22 @@ pub struct User {
     pub surname: Option<String>,
 }
 
+/// A directory user about to be recorded as a token owner ([`Store::bind_directory_user`]).
+#[derive(Debug, Clone, Copy)]
+pub struct DirectoryUser<'a> {
+    pub resolver: &'a str,
+    /// The resolver's stable id of the user.
+    pub uid: &'a str,
+    /// As the directory spells it.
+    pub login: &'a str,
+    /// The resolver matches logins in any case.
+    pub nocase: bool,
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub given_name: Option<&'a str>,
+    pub surname: Option<&'a str>,
+}
+
 /// A token as stored. `sealed_seed` and `pin_verifier` never leave the appliance: the API
 /// shows a [`TokenView`].
 #[derive(Debug, Clone)]
@@ -56,6 +72,11 @@ pub struct TokenRecord {
     pub device: Option<String>,
     /// The resolver the owner was found through; `None`: the internal user store.
     pub owner_resolver: Option<String>,
+    /// The owner's `app_user` row.
+    pub owner_id: Option<i64>,
+    /// The owner's stable id in `owner_resolver` (`None`: an internal user, or a directory
+    /// user recorded before stable ids were kept and not bound yet).
+    pub owner_uid: Option<String>,
 }
 
 impl TokenRecord {
@@ -175,6 +196,10 @@ pub struct AuthAuditRow {
     /// How long the request took until this row was written.
     #[serde(default)]
     pub duration_ms: Option<i64>,
+    /// The resolved user the row is about ([`Owner::key`]), which per-user limits count by.
+    /// Written, never read back into this struct (it is not part of the audit's listings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The columns [`AuthAuditRow::from_row`] reads, in its order.
@@ -198,6 +223,7 @@ impl AuthAuditRow {
             client: r.get(at + 10)?,
             policies: r.get(at + 11)?,
             duration_ms: r.get(at + 12)?,
+            owner: None,
         })
     }
 
@@ -218,6 +244,7 @@ impl AuthAuditRow {
             resolver: None,
             policies: None,
             duration_ms: None,
+            owner: None,
         }
     }
 }
@@ -244,6 +271,88 @@ pub struct RecentAudit<'a> {
     pub caller: Option<&'a str>,
     pub result: &'a str,
     pub since_ms: i64,
+}
+
+/// Counts a resolved user's recent `validate/check` rows with `result` since `since_ms`,
+/// however the checks named the user (any spelling or realm of the login, or a token serial):
+/// the per-user limits `auth_max_fail` and `auth_max_success`.
+pub fn recent_owner_checks(conn: &Connection, owner: &str, result: &str, since_ms: i64) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM auth_audit WHERE owner = ?1 AND action = 'validate/check' AND result = ?2
+             AND at_ms >= ?3",
+        )?
+        .query_row(params![owner, result, since_ms], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// A user as the realm's resolvers resolved them: the one owner their tokens belong to,
+/// whatever login spelling or realm a request used to reach them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// A user of the internal user store: their `app_user` row (an internal resolver's uid).
+    Internal { user_id: i64 },
+    /// A directory user: the resolver and the stable id it gave. `login` is the login as the
+    /// directory spells it and `nocase` whether the resolver matches logins in any case; both
+    /// only find rows recorded before stable ids were kept (`resolver_uid` NULL).
+    Directory { resolver: String, uid: String, login: String, nocase: bool },
+}
+
+impl Owner {
+    /// The owner's key in the audit and the throttle: `internal#<row id>` or
+    /// `<resolver>:<stable id>` (resolver names never contain `#` or `:`).
+    pub fn key(&self) -> String {
+        match self {
+            Owner::Internal { user_id } => format!("internal#{user_id}"),
+            Owner::Directory { resolver, uid, .. } => format!("{resolver}:{uid}"),
+        }
+    }
+}
+
+/// The key of a login that no resolver of `realm` knows, so unknown users are limited and
+/// throttled exactly like known ones (a difference would tell who exists).
+pub fn unknown_owner_key(realm: &str, login: &str) -> String {
+    format!("unknown:{realm}:{}", login.to_lowercase())
+}
+
+/// The tokens of `owner`, read on the caller's connection: a directory user's rows bound to
+/// their stable id, and rows recorded for them before ids were kept (found by login under
+/// the resolver's matching rule).
+pub fn tokens_of_owner(conn: &Connection, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
+    let rows = match owner {
+        Owner::Internal { user_id } => {
+            let mut st = conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.user_id = ?1 AND u.resolver IS NULL ORDER BY t.id"
+            ))?;
+            let rows = st.query_map([user_id], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        }
+        Owner::Directory { resolver, uid, login, nocase } => {
+            let mut st = conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} {TOKEN_FROM}
+                 WHERE t.user_id IN (SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid = ?2
+                     UNION SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid IS NULL
+                         AND (login = ?3 OR (?4 AND lower(login) = lower(?3))))
+                 ORDER BY t.id"
+            ))?;
+            let rows = st
+                .query_map(params![resolver, uid, login, nocase], token_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        }
+    };
+    Ok(rows)
+}
+
+/// The owner key of an assigned token's owner as the row records it; `None` when the token
+/// has no owner or its directory owner is not bound to a stable id yet (the caller asks the
+/// resolver then).
+pub fn recorded_owner_key(t: &TokenRecord) -> Option<String> {
+    match (t.owner_id, &t.owner_resolver, &t.owner_uid) {
+        (Some(id), None, _) => Some(Owner::Internal { user_id: id }.key()),
+        (Some(_), Some(r), Some(uid)) => Some(format!("{r}:{uid}")),
+        _ => None,
+    }
 }
 
 /// Counts the rows `q` describes, on the caller's connection (the index by login, action,
@@ -316,11 +425,47 @@ pub enum TokenEffect {
         new_counter: u64,
         drift: Option<i64>,
     },
-    /// A failed attempt: count it.
-    Fail { token_id: i64 },
-    /// The clear timeout passed on a locked token and the attempt failed anyway: restart the
-    /// count at one.
-    FailAfterClear { token_id: i64 },
+    /// A failed attempt: count it on every token it was tried against (a wrong PIN of a user
+    /// with several tokens counts on each, as privacyIDEA does).
+    Fail(Vec<FailedToken>),
+}
+
+/// One token a failed attempt counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailedToken {
+    pub token_id: i64,
+    /// The clear timeout passed on the locked token and the attempt failed anyway: restart
+    /// the count at one.
+    pub restart: bool,
+}
+
+/// What a check does to its user's throttle ([`auth_throttle`](crate::store::throttle_state)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ThrottleEffect {
+    /// Nothing: a refused check, a replayed code, an error, or no user.
+    #[default]
+    None,
+    /// A guess that failed: one more failure for the user, and for the user from `source`.
+    Failure { owner: String, source: String },
+    /// An accept (if it stands at commit): the user's failures are forgotten.
+    Success { owner: String },
+}
+
+/// The throttle counts of one user: failures since their last success, in all and from one
+/// source, each with the time of the last one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThrottleState {
+    pub user: (u32, i64),
+    pub source: (u32, i64),
+}
+
+/// Reads `owner`'s throttle counts (all sources, and `source`).
+pub fn throttle_state(conn: &Connection, owner: &str, source: &str) -> Result<ThrottleState, StoreError> {
+    let mut st = conn.prepare_cached("SELECT failures, last_ms FROM auth_throttle WHERE owner = ?1 AND source = ?2")?;
+    let mut read = |src: &str| -> Result<(u32, i64), StoreError> {
+        Ok(st.query_row(params![owner, src], |r| Ok((r.get(0)?, r.get(1)?))).optional()?.unwrap_or((0, 0)))
+    };
+    Ok(ThrottleState { user: read("*")?, source: read(source)? })
 }
 
 /// A check ready to commit: its effect and its audit row. The commit may turn an accept into a
@@ -329,11 +474,13 @@ pub enum TokenEffect {
 pub struct CheckRecord {
     pub effect: TokenEffect,
     pub audit: AuthAuditRow,
+    pub throttle: ThrottleEffect,
 }
 
 const TOKEN_COLUMNS: &str = "t.id, t.serial, t.type, t.plugin, t.params, t.otp_window, t.sealed_seed, t.counter,
     t.drift, t.pin_verifier, t.fail_count, t.max_fail, t.fail_clear_s, t.last_fail_ms, t.last_auth_ms, t.active,
-    t.revoked, u.login, r.name, t.description, t.created_at, t.recipient, u.phone, u.email, d.kind, d.serial, u.resolver";
+    t.revoked, u.login, r.name, t.description, t.created_at, t.recipient, u.phone, u.email, d.kind, d.serial, u.resolver,
+    u.id, u.resolver_uid";
 const TOKEN_FROM: &str = "FROM token t LEFT JOIN app_user u ON u.id = t.user_id LEFT JOIN realm r ON r.id = u.realm_id
     LEFT JOIN device d ON d.id = t.device_id";
 
@@ -369,6 +516,8 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
             _ => None,
         },
         owner_resolver: r.get(26)?,
+        owner_id: r.get(27)?,
+        owner_uid: r.get(28)?,
     })
 }
 
@@ -376,32 +525,20 @@ fn counter_sql(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Invalid(format!("counter {v} is out of range")))
 }
 
-/// The tokens a check is about, read on the caller's connection (a worker's reader).
-pub fn tokens_for_check(conn: &Connection, target: &CheckTarget) -> Result<Vec<TokenRecord>, StoreError> {
-    let rows = match target {
-        CheckTarget::Serial(s) => {
-            let mut st = conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.serial = ?1"))?;
-            let rows = st.query_map([s], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        }
-        CheckTarget::User { login, realm } => {
-            let mut st = conn.prepare_cached(&format!(
-                "SELECT {TOKEN_COLUMNS} {TOKEN_FROM}
-                 WHERE u.login = ?1 AND r.id = (SELECT id FROM realm WHERE (?2 IS NULL AND is_default = 1) OR name = ?2)
-                 ORDER BY t.id"
-            ))?;
-            let rows = st.query_map(params![login, realm], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        }
-    };
+/// The token a check by serial is about (none or one), read on the caller's connection (a
+/// worker's reader). A check by user reads [`tokens_of_owner`] of the user the login resolves
+/// to: there is deliberately no look-up of tokens by the login string.
+pub fn token_for_check(conn: &Connection, serial: &str) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.serial = ?1"))?;
+    let rows = st.query_map([serial], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
 
 pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
     let mut st = tx.prepare_cached(
         "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail, resolver, client,
-                                 policies, duration_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                 policies, duration_ms, owner)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     st.execute(params![
         a.at_ms,
@@ -415,7 +552,8 @@ pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::
         a.resolver,
         a.client,
         a.policies,
-        a.duration_ms
+        a.duration_ms,
+        a.owner
     ])?;
     let id = tx.last_insert_rowid();
     super::chain::link(tx, super::chain::ChainTable::Auth, id, a.at_ms, |prev| super::chain::auth_link(prev, id, a))?;
@@ -443,17 +581,33 @@ pub(crate) fn commit_check(tx: &Transaction<'_>, rec: &mut CheckRecord) -> rusql
                 && answer_challenge(tx, rec, challenge_id, token_id)?
         }
         TokenEffect::AnswerChallenge { challenge_id, token_id } => answer_challenge(tx, rec, *challenge_id, *token_id)?,
-        TokenEffect::Fail { token_id } => {
-            tx.prepare_cached("UPDATE token SET fail_count = fail_count + 1, last_fail_ms = ?1 WHERE id = ?2")?
-                .execute(params![at, token_id])?;
-            false
-        }
-        TokenEffect::FailAfterClear { token_id } => {
-            tx.prepare_cached("UPDATE token SET fail_count = 1, last_fail_ms = ?1 WHERE id = ?2")?
-                .execute(params![at, token_id])?;
+        TokenEffect::Fail(tokens) => {
+            for t in tokens {
+                tx.prepare_cached(
+                    "UPDATE token SET fail_count = CASE WHEN ?3 THEN 1 ELSE fail_count + 1 END, last_fail_ms = ?1
+                     WHERE id = ?2",
+                )?
+                .execute(params![at, t.token_id, t.restart])?;
+            }
             false
         }
     };
+    match &rec.throttle {
+        ThrottleEffect::None => {}
+        ThrottleEffect::Failure { owner, source } => {
+            for src in ["*", source.as_str()] {
+                tx.prepare_cached(
+                    "INSERT INTO auth_throttle (owner, source, failures, last_ms) VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT (owner, source) DO UPDATE SET failures = failures + 1, last_ms = ?3",
+                )?
+                .execute(params![owner, src, at])?;
+            }
+        }
+        ThrottleEffect::Success { owner } if accepted => {
+            tx.prepare_cached("DELETE FROM auth_throttle WHERE owner = ?1")?.execute([owner])?;
+        }
+        ThrottleEffect::Success { .. } => {}
+    }
     Ok((insert_audit(tx, &rec.audit)?, accepted))
 }
 
@@ -585,32 +739,114 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Records a user a resolver found in `realm` as a token owner (once; later calls refresh
-    /// the contact details).
-    #[allow(clippy::too_many_arguments, reason = "one row's columns")]
-    pub fn add_directory_user(
+    /// Records a directory user as a token owner and returns the owner row's (login, realm).
+    ///
+    /// One row per (resolver, stable id), whatever realm or spelling reached the user: a row
+    /// already bound to `u.uid` is reused (its contact details refreshed); else rows recorded
+    /// before stable ids were kept, with the user's login under the resolver's matching rule,
+    /// are bound to it and merged into one (their tokens moved to it); else a row is added in
+    /// `realm`. Refused when `realm` already has another user of that login.
+    pub fn bind_directory_user(
         &self,
         realm: Option<&str>,
-        login: &str,
-        resolver: &str,
-        email: Option<&str>,
-        phone: Option<&str>,
-        given_name: Option<&str>,
-        surname: Option<&str>,
-    ) -> Result<String, StoreError> {
+        u: &DirectoryUser<'_>,
+    ) -> Result<(String, String), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (realm_id, realm_name) = Self::realm_id(&tx, realm)?;
-        tx.execute(
-            "INSERT INTO app_user (realm_id, login, email, phone, given_name, surname, created_at, resolver)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (realm_id, login) DO UPDATE SET email = excluded.email, phone = excluded.phone,
-                 given_name = excluded.given_name, surname = excluded.surname
-             WHERE app_user.resolver = excluded.resolver",
-            params![realm_id, login, email, phone, given_name, surname, crate::now_ms() / 1000, resolver],
-        )?;
+        let contact = |tx: &Transaction<'_>, id: i64| {
+            tx.execute(
+                "UPDATE app_user SET email = ?2, phone = ?3, given_name = ?4, surname = ?5 WHERE id = ?1",
+                params![id, u.email, u.phone, u.given_name, u.surname],
+            )
+        };
+        let owner_of = |tx: &Transaction<'_>, id: i64| -> rusqlite::Result<(String, String)> {
+            tx.query_row(
+                "SELECT u.login, r.name FROM app_user u JOIN realm r ON r.id = u.realm_id WHERE u.id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        };
+        let bound: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid = ?2",
+                params![u.resolver, u.uid],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let legacy: Vec<i64> = {
+            let mut st = tx.prepare(
+                "SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid IS NULL
+                   AND (login = ?2 OR (?3 AND lower(login) = lower(?2)))
+                 ORDER BY realm_id = ?4 DESC, id",
+            )?;
+            let rows = st.query_map(params![u.resolver, u.login, u.nocase, realm_id], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let keep = match (bound, legacy.first()) {
+            (Some(id), _) => id,
+            (None, Some(&id)) => {
+                tx.execute("UPDATE app_user SET resolver_uid = ?2 WHERE id = ?1", params![id, u.uid])?;
+                id
+            }
+            (None, None) => {
+                let taken: Option<Option<String>> = tx
+                    .query_row(
+                        "SELECT resolver FROM app_user WHERE realm_id = ?1 AND login = ?2",
+                        params![realm_id, u.login],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(other) = taken {
+                    return Err(StoreError::Invalid(format!(
+                        "realm {realm_name} already has a user {} ({}), who is not the user resolver {} found; \
+                         remove that user or use another realm",
+                        u.login,
+                        other.map_or_else(|| "an internal user".to_owned(), |r| format!("recorded from resolver {r}")),
+                        u.resolver
+                    )));
+                }
+                tx.execute(
+                    "INSERT INTO app_user (realm_id, login, created_at, resolver, resolver_uid)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![realm_id, u.login, crate::now_ms() / 1000, u.resolver, u.uid],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        // Rows of the same person recorded under other realms or spellings: one owner now.
+        for &other in legacy.iter().filter(|&&id| id != keep) {
+            tx.execute("UPDATE token SET user_id = ?1 WHERE user_id = ?2", params![keep, other])?;
+            tx.execute("DELETE FROM app_user WHERE id = ?1", [other])?;
+        }
+        contact(&tx, keep)?;
+        let owner = owner_of(&tx, keep)?;
         tx.commit()?;
-        Ok(realm_name)
+        Ok(owner)
+    }
+
+    /// An internal user's (login, realm) by row id.
+    pub fn internal_user_by_id(&self, id: i64) -> Result<(String, String), StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT u.login, r.name FROM app_user u JOIN realm r ON r.id = u.realm_id
+                 WHERE u.id = ?1 AND u.resolver IS NULL",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("internal user #{id}")))
+    }
+
+    /// Directory users recorded before stable ids were kept: (resolver, login), for binding.
+    pub fn unbound_directory_users(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+            "SELECT u.resolver, u.login, r.name FROM app_user u JOIN realm r ON r.id = u.realm_id
+             WHERE u.resolver IS NOT NULL AND u.resolver_uid IS NULL ORDER BY u.id",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Removes a user; their tokens stay, unassigned.
@@ -710,6 +946,11 @@ impl Store {
         ))?;
         let rows = st.query_map(params![user_id, token_type], token_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The tokens of a resolved user ([`tokens_of_owner`]).
+    pub fn tokens_of_owner(&self, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
+        tokens_of_owner(&self.conn(), owner)
     }
 
     /// Changes one token in a transaction that also writes `audit`; `change` gets the
@@ -829,8 +1070,15 @@ pub mod change {
         Ok(())
     }
 
+    /// Clears the fail counter, and the back-off of the token's owner (or of the token when
+    /// it has none): an admin reset opens both.
     pub fn reset_fail(tx: &Transaction<'_>, t: &TokenRecord) -> Result<(), StoreError> {
         tx.execute("UPDATE token SET fail_count = 0, last_fail_ms = NULL WHERE id = ?1", [t.id])?;
+        let key = match super::recorded_owner_key(t) {
+            Some(key) => key,
+            None => format!("token:{}", t.serial),
+        };
+        tx.execute("DELETE FROM auth_throttle WHERE owner = ?1", [key])?;
         Ok(())
     }
 
@@ -855,5 +1103,86 @@ pub mod change {
     pub fn delete(tx: &Transaction<'_>, t: &TokenRecord) -> Result<(), StoreError> {
         tx.execute("DELETE FROM token WHERE id = ?1", [t.id])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::config::Synchronous;
+
+    fn token(store: &Store, serial: &str, user: Option<(&str, &str)>) {
+        let t = NewToken {
+            serial: serial.into(),
+            token_type: "hotp".into(),
+            plugin: "token-hotp".into(),
+            params: serde_json::json!({}),
+            otp_window: 10,
+            sealed_seed: vec![1],
+            counter: 0,
+            pin_verifier: None,
+            max_fail: 10,
+            fail_clear_s: 0,
+            user: user.map(|(l, r)| (l.to_owned(), r.to_owned())),
+            description: String::new(),
+            recipient: None,
+            owner_limit: None,
+        };
+        store.insert_token(&t, &AuthAuditRow::new("uid:0", "token/init", "ok")).unwrap();
+    }
+
+    /// Rows recorded before stable ids (resolver set, resolver_uid NULL), as migration 0016
+    /// finds them: checks find them by login under the resolver's rule, and binding merges
+    /// one person's rows into one owner with all their tokens.
+    #[test]
+    fn rows_recorded_before_stable_ids_are_found_by_login_then_bound_and_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), Synchronous::Normal).unwrap();
+        let audit = AuthAuditRow::new("uid:0", "realm/create", "ok");
+        store.create_realm("other", &audit).unwrap();
+        {
+            let conn = store.conn();
+            for (realm, login) in [("default", "alice"), ("other", "ALICE")] {
+                conn.execute(
+                    "INSERT INTO app_user (realm_id, login, created_at, resolver)
+                     VALUES ((SELECT id FROM realm WHERE name = ?1), ?2, 0, 'corp')",
+                    params![realm, login],
+                )
+                .unwrap();
+            }
+        }
+        token(&store, "T1", Some(("alice", "default")));
+        token(&store, "T2", Some(("ALICE", "other")));
+        let owner =
+            Owner::Directory { resolver: "corp".into(), uid: "uuid-1".into(), login: "alice".into(), nocase: true };
+        let serials = |o: &Owner| store.tokens_of_owner(o).unwrap().into_iter().map(|t| t.serial).collect::<Vec<_>>();
+        assert_eq!(serials(&owner), ["T1", "T2"]);
+        // A resolver that matches exactly (passwd) finds only the exact spelling.
+        let exact =
+            Owner::Directory { resolver: "corp".into(), uid: "uuid-1".into(), login: "alice".into(), nocase: false };
+        assert_eq!(serials(&exact), ["T1"]);
+        let user = DirectoryUser {
+            resolver: "corp",
+            uid: "uuid-1",
+            login: "alice",
+            nocase: true,
+            email: Some("alice@example.org"),
+            phone: None,
+            given_name: None,
+            surname: None,
+        };
+        assert_eq!(store.bind_directory_user(Some("other"), &user).unwrap(), ("ALICE".to_owned(), "other".to_owned()));
+        // One bound row now holds both tokens; binding again reuses it.
+        assert_eq!(store.bind_directory_user(None, &user).unwrap(), ("ALICE".to_owned(), "other".to_owned()));
+        let rows: i64 =
+            store.conn().query_row("SELECT count(*) FROM app_user WHERE resolver = 'corp'", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 1);
+        assert_eq!(serials(&owner), ["T1", "T2"]);
+        let t = store.token("T1").unwrap();
+        assert_eq!(recorded_owner_key(&t).as_deref(), Some("corp:uuid-1"));
+        // Another person of the same login in a realm is refused, not merged.
+        let other = DirectoryUser { uid: "uuid-2", login: "ALICE", ..user };
+        assert!(matches!(store.bind_directory_user(Some("other"), &other), Err(StoreError::Invalid(_))));
     }
 }

@@ -3,8 +3,14 @@
 //! code used once), with the audit on, seeds sealed in SoftHSM, PINs verified in SoftHSM, and
 //! the HOTP plugin in its sandboxed worker.
 //!
+//! Then how well the time of a reject tells an unknown user, a wrong PIN and a wrong OTP apart
+//! (issue 13, finding 8): interleaved single-client rejects of each kind, compared pairwise by
+//! the fraction of pairs correctly ordered (0.5: indistinguishable) and the Kolmogorov-Smirnov
+//! statistic. Throttling is off in this daemon, so every reject is checked in full.
+//!
 //! Run it from the release build (`make bench`); it starts its own token and daemon.
-//! Options: `--seconds N` per measurement (default 5), `--rounds N` (default 3), `--out FILE`.
+//! Options: `--seconds N` per measurement (default 5), `--rounds N` (default 3), `--samples N`
+//! rejects of each kind for the timing comparison (default 400), `--out FILE`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
@@ -79,6 +85,7 @@ fn raw_hsm(hsm: &Hsm, pin_key: &KeyId, seal_key: &KeyId, threads: usize, dur: Du
 fn main() -> anyhow::Result<()> {
     let mut secs = 5u64;
     let mut rounds_n = 3usize;
+    let mut samples = 400usize;
     let mut out: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -86,14 +93,16 @@ fn main() -> anyhow::Result<()> {
             "--seconds" => secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs),
             "--out" => out = args.next().map(PathBuf::from),
             "--rounds" => rounds_n = args.next().and_then(|s| s.parse().ok()).unwrap_or(rounds_n).max(1),
-            other => anyhow::bail!("unknown argument {other}; use --seconds N --rounds N --out FILE"),
+            "--samples" => samples = args.next().and_then(|s| s.parse().ok()).unwrap_or(samples).max(10),
+            other => anyhow::bail!("unknown argument {other}; use --seconds N --rounds N --samples N --out FILE"),
         }
     }
     let dur = Duration::from_secs(secs);
     let mut d = Daemon::configure("");
     d.test_clock = false;
     // The look-ahead window of a whole run: clients that time out mid-request skip a code.
-    d.install_plugins(&[HOTP_PLUGIN], "[validate]\nhotp_window = 10\n");
+    // Throttling off: the timing comparison sends hundreds of rejects for one user.
+    d.install_plugins(&[HOTP_PLUGIN], "[validate]\nhotp_window = 10\nthrottle_base_ms = 0\n");
     d.spawn().map_err(anyhow::Error::msg)?;
     let serials: Vec<String> = (0..CLIENTS)
         .map(|c| {
@@ -186,8 +195,91 @@ fn main() -> anyhow::Result<()> {
          (audit row) inside a group-commit transaction shared with the other checks finishing at the same time; \
          2 plugin IPC round trips (the call, and the plugin's one `hmac` host request for the whole window).\n\n"
     );
+    report += &reject_timing(&d, samples)?;
     report += &memory(d.pid(), "Daemon");
     print!("{report}");
     write_report(out.as_deref(), &report)?;
     Ok(())
+}
+
+/// The request body of the `i`-th reject of one kind.
+type Body = Box<dyn Fn(usize) -> serde_json::Value>;
+
+/// Times `samples` rejects of each kind (unknown user, wrong PIN, wrong OTP), interleaved on
+/// one kept-alive connection, and reports how distinguishable their times are.
+fn reject_timing(d: &Daemon, samples: usize) -> anyhow::Result<String> {
+    d.cli_json(&["user", "add", "timing"]);
+    let body = serde_json::json!({ "type": "hotp", "seed": "3132333435363738393031323334353637383930", "pin": PIN,
+                                   "max_fail": 1_000_000, "user": "timing" });
+    let (st, v) =
+        countersign_tests::request(&d.admin_sock(), "POST", "/v1/admin/tokens", Some(body.to_string().into_bytes()));
+    anyhow::ensure!(st == 201, "token for the timing comparison: {v}");
+    let kinds: [(&str, Body); 3] = [
+        (
+            "unknown user",
+            Box::new(|i| serde_json::json!({ "user": format!("nobody{i}"), "pass": format!("{PIN}123456") })),
+        ),
+        ("wrong PIN", Box::new(|_| serde_json::json!({ "user": "timing", "pass": "0000123456" }))),
+        ("wrong OTP", Box::new(|_| serde_json::json!({ "user": "timing", "pass": format!("{PIN}123456") }))),
+    ];
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let times: Vec<Vec<f64>> = rt.block_on(async {
+        let mut c = countersign::client::Connection::connect(&d.api_sock()).await?;
+        let mut times = vec![Vec::with_capacity(samples); kinds.len()];
+        // A warm-up round of each kind first (the stand-in token is made on first use).
+        for i in 0..=samples {
+            for (k, (_, body)) in kinds.iter().enumerate() {
+                let bytes = body(i).to_string().into_bytes();
+                let start = std::time::Instant::now();
+                let (status, answer) = c.raw(hyper::Method::POST, "/v1/validate/check", Some(bytes)).await?;
+                let took = start.elapsed().as_secs_f64() * 1e6;
+                let v: serde_json::Value = serde_json::from_slice(&answer)?;
+                anyhow::ensure!(status == 200 && v["accepted"] == false, "expected a reject: {v}");
+                if i > 0 {
+                    times[k].push(took);
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(times)
+    })?;
+    let mut out = format!(
+        "\n## Timing of rejects\n\n{samples} rejects of each kind, interleaved, one client, throttling off, \
+         `validate.reject_floor_ms` at its default (10 ms: no reject is answered sooner). \
+         \"Ordered\" is the fraction of (first, second) pairs in which the first took less time: 0.5 means the \
+         times do not tell the two apart, 0 or 1 that they always do. KS is the Kolmogorov-Smirnov statistic (the \
+         largest gap between the two distributions, 0 to 1).\n\n| kind | median µs |\n|---|---|\n"
+    );
+    for (k, (name, _)) in kinds.iter().enumerate() {
+        out += &format!("| {name} | {:.0} |\n", median(times[k].clone()));
+    }
+    out += "\n| first | second | ordered | KS |\n|---|---|---|---|\n";
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        let (ordered, ks) = distinguishability(&times[a], &times[b]);
+        out += &format!("| {} | {} | {ordered:.2} | {ks:.2} |\n", kinds[a].0, kinds[b].0);
+    }
+    Ok(out)
+}
+
+/// (fraction of pairs in which a sample of `a` is below one of `b`, ties counting half;
+/// the Kolmogorov-Smirnov statistic of the two samples).
+fn distinguishability(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let mut below = 0.0;
+    for x in a {
+        for y in b {
+            below += if x < y {
+                1.0
+            } else if x == y {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    let ordered = below / (a.len() * b.len()).max(1) as f64;
+    let (mut sa, mut sb) = (a.to_vec(), b.to_vec());
+    sa.sort_by(f64::total_cmp);
+    sb.sort_by(f64::total_cmp);
+    let cdf = |s: &[f64], x: f64| s.partition_point(|v| *v <= x) as f64 / s.len().max(1) as f64;
+    let ks = sa.iter().chain(sb.iter()).map(|&x| (cdf(&sa, x) - cdf(&sb, x)).abs()).fold(0.0, f64::max);
+    (ordered, ks)
 }
