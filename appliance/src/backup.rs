@@ -118,15 +118,22 @@ pub struct Manifest {
 
 fn sha256_file(path: &Path) -> Result<(String, u64), BackupError> {
     let mut f = std::fs::File::open(path).map_err(io("cannot read", path))?;
+    hash_copy(&mut f, &mut std::io::sink(), path)
+}
+
+/// Reads `src` to its end, writing every byte to `sink` as well; the SHA-256 and length of what
+/// was read. `path` names the file in errors.
+fn hash_copy(src: &mut impl Read, sink: &mut impl std::io::Write, path: &Path) -> Result<(String, u64), BackupError> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0u64;
     loop {
-        let k = f.read(&mut buf).map_err(io("cannot read", path))?;
+        let k = src.read(&mut buf).map_err(io("cannot read", path))?;
         if k == 0 {
             break;
         }
         h.update(&buf[..k]);
+        sink.write_all(&buf[..k]).map_err(io("cannot write", path))?;
         n += k as u64;
     }
     Ok((hex::encode(h.finalize()), n))
@@ -321,7 +328,6 @@ pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn ManifestKey) ->
 /// Copies `src` to a new file `to` (0600, never over an existing one), returning the SHA-256
 /// and length of what was written.
 fn copy_hashed(src: &mut std::fs::File, to: &Path) -> Result<(String, u64), BackupError> {
-    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut out = std::fs::OpenOptions::new()
         .write(true)
@@ -329,18 +335,7 @@ fn copy_hashed(src: &mut std::fs::File, to: &Path) -> Result<(String, u64), Back
         .mode(0o600)
         .open(to)
         .map_err(io("cannot create", to))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut n = 0u64;
-    loop {
-        let k = src.read(&mut buf).map_err(io("cannot read", to))?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        out.write_all(&buf[..k]).map_err(io("cannot write", to))?;
-        n += k as u64;
-    }
+    let copied = hash_copy(src, &mut out, to)?;
     out.sync_all().map_err(io("cannot write", to))?;
-    Ok((hex::encode(h.finalize()), n))
+    Ok(copied)
 }

@@ -177,6 +177,13 @@ struct Reject {
     kind: RejectKind,
 }
 
+impl Reject {
+    /// A reject that touches no token and counts nowhere (an error, or a check not made).
+    fn other(audit: String, answer: &'static str) -> Reject {
+        Reject { audit, answer, effect: TokenEffect::None, serial: None, kind: RejectKind::Other }
+    }
+}
+
 /// What a reject counts as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RejectKind {
@@ -428,13 +435,7 @@ impl ValidateService {
     /// to, however it was spelt and through whichever realm; a serial names its token, whose
     /// owner is the user. A directory that cannot answer fails the check closed.
     fn subject(&self, conn: &rusqlite::Connection, target: &CheckTarget) -> Result<Subject, Reject> {
-        let reject = |audit: String, answer: &'static str| Reject {
-            audit,
-            answer,
-            effect: TokenEffect::None,
-            serial: None,
-            kind: RejectKind::Other,
-        };
+        let reject = Reject::other;
         let store = |e: crate::store::StoreError| reject(format!("store: {e}"), "the check failed; try again");
         match target {
             CheckTarget::User { login, realm } => match self.realms.resolve(realm.as_deref(), login) {
@@ -549,13 +550,7 @@ impl ValidateService {
     /// Conditions match the user as resolved. A conflict between policies refuses the check.
     fn rules(&self, ctx: &WorkerCtx<'_>, subject: &Subject, req: &CheckRequest) -> Result<Rules, Reject> {
         use crate::policy::{OtpPin, PolicyContext, Scope};
-        let reject = |audit: String, answer: &'static str| Reject {
-            audit,
-            answer,
-            effect: TokenEffect::None,
-            serial: None,
-            kind: RejectKind::Other,
-        };
+        let reject = Reject::other;
         let (login, realm) = (subject.login.as_deref(), subject.realm.as_deref());
         let policies = self.policies.current();
         if !policies.has_active(Scope::Authentication) && !policies.has_active(Scope::Authorization) {
@@ -714,13 +709,7 @@ impl ValidateService {
         req: &CheckRequest,
         tx: &str,
     ) -> Result<Accept, Reject> {
-        let reject = |audit: String, answer: &'static str| Reject {
-            audit,
-            answer,
-            effect: TokenEffect::None,
-            serial: None,
-            kind: RejectKind::Other,
-        };
+        let reject = Reject::other;
         let now = self.clock.now_ms();
         let open = open_challenges(ctx.reader, tx, now)
             .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;

@@ -109,15 +109,19 @@ fn mac_of(conn: &Connection, key: &dyn SealKey, table: &str) -> Result<Vec<u8>, 
     key.mac(&d).map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal or check table {table}: {e}")))
 }
 
+fn store_seal(conn: &Connection, name: &str, mac: &[u8], now_ms: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO table_seal (name, mac, sealed_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET mac = excluded.mac, sealed_at_ms = excluded.sealed_at_ms",
+        params![name, mac, now_ms],
+    )?;
+    Ok(())
+}
+
 /// Renews the seals of `tables` from what `conn` (the change's transaction) sees now.
 pub fn reseal(conn: &Connection, key: &dyn SealKey, tables: &[&str], now_ms: i64) -> Result<(), StoreError> {
     for table in tables {
-        let mac = mac_of(conn, key, table)?;
-        conn.execute(
-            "INSERT INTO table_seal (name, mac, sealed_at_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT(name) DO UPDATE SET mac = excluded.mac, sealed_at_ms = excluded.sealed_at_ms",
-            params![table, mac, now_ms],
-        )?;
+        store_seal(conn, table, &mac_of(conn, key, table)?, now_ms)?;
     }
     Ok(())
 }
@@ -157,13 +161,7 @@ fn set_mac(conn: &Connection, key: &dyn SealKey) -> Result<Vec<u8>, StoreError> 
 }
 
 fn write_set(conn: &Connection, key: &dyn SealKey, now_ms: i64) -> Result<(), StoreError> {
-    let mac = set_mac(conn, key)?;
-    conn.execute(
-        "INSERT INTO table_seal (name, mac, sealed_at_ms) VALUES (?1, ?2, ?3)
-         ON CONFLICT(name) DO UPDATE SET mac = excluded.mac, sealed_at_ms = excluded.sealed_at_ms",
-        params![SET_ROW, mac, now_ms],
-    )?;
-    Ok(())
+    store_seal(conn, SET_ROW, &set_mac(conn, key)?, now_ms)
 }
 
 /// Starts sealing on `conn` (a write transaction). `adopt` (the key was just generated): every
