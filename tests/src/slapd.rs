@@ -188,6 +188,24 @@ impl Slapd {
             .is_ok_and(|s| s.success())
     }
 
+    /// Defines LDAP resolver `name` on `d` over this directory's people (the reader's bind,
+    /// one-second time limits, no cache), as the directory tests use it.
+    pub fn add_resolver(&self, d: &crate::Daemon, name: &str) {
+        let options = serde_json::json!({
+            "uris": [self.uri()],
+            "bind_dn": READER_DN,
+            "base_dn": format!("ou=people,{BASE}"),
+            "filter": "(&(objectClass=inetOrgPerson)(uid={login}))",
+            "connect_timeout_ms": 1000,
+            "timeout_ms": 1000,
+            "cache_ttl_s": 0,
+        });
+        d.cli_json_stdin(
+            &["resolver", "add", name, "--kind", "ldap", "--options", &options.to_string(), "--bind-password-stdin"],
+            &format!("{READER_PASSWORD}\n"),
+        );
+    }
+
     pub fn uri(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
     }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use countersign_tests::slapd::{Slapd, BASE, READER_DN, READER_PASSWORD};
+use countersign_tests::slapd::{Slapd, BASE, READER_DN};
 use countersign_tests::{Daemon, HOTP_PLUGIN};
 use serde_json::{json, Value};
 
@@ -16,19 +16,7 @@ const CODES: [&str; 4] = ["755224", "287082", "359152", "969429"];
 
 fn setup(slapd: &Slapd) -> Daemon {
     let d = Daemon::with_plugins(&[HOTP_PLUGIN], "[validate]\ndetailed_errors = true\n");
-    let options = json!({
-        "uris": [slapd.uri()],
-        "bind_dn": READER_DN,
-        "base_dn": format!("ou=people,{BASE}"),
-        "filter": "(&(objectClass=inetOrgPerson)(uid={login}))",
-        "connect_timeout_ms": 1000,
-        "timeout_ms": 1000,
-        "cache_ttl_s": 0,
-    });
-    d.cli_json_stdin(
-        &["resolver", "add", "corp", "--kind", "ldap", "--options", &options.to_string(), "--bind-password-stdin"],
-        &format!("{READER_PASSWORD}\n"),
-    );
+    slapd.add_resolver(&d, "corp");
     d.cli_json(&["realm", "add", "staff", "--resolvers", "corp"]);
     d
 }

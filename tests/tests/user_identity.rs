@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use countersign_tests::slapd::{Slapd, BASE, READER_DN, READER_PASSWORD};
+use countersign_tests::slapd::Slapd;
 use countersign_tests::{Daemon, HOTP_PLUGIN};
 use serde_json::{json, Value};
 
@@ -20,19 +20,7 @@ const ALICE_PW: &str = "alice-pw-1";
 /// (PIN `rabbit`) for alice, enrolled as `alice` in `staff`.
 fn setup(slapd: &Slapd, detailed: bool) -> Daemon {
     let d = Daemon::with_plugins(&[HOTP_PLUGIN], &format!("[validate]\ndetailed_errors = {detailed}\n"));
-    let options = json!({
-        "uris": [slapd.uri()],
-        "bind_dn": READER_DN,
-        "base_dn": format!("ou=people,{BASE}"),
-        "filter": "(&(objectClass=inetOrgPerson)(uid={login}))",
-        "connect_timeout_ms": 1000,
-        "timeout_ms": 1000,
-        "cache_ttl_s": 0,
-    });
-    d.cli_json_stdin(
-        &["resolver", "add", "corp", "--kind", "ldap", "--options", &options.to_string(), "--bind-password-stdin"],
-        &format!("{READER_PASSWORD}\n"),
-    );
+    slapd.add_resolver(&d, "corp");
     d.cli_json(&["realm", "add", "staff", "--resolvers", "corp"]);
     d.cli_json(&["realm", "add", "other", "--resolvers", "corp"]);
     d.cli_json_stdin(
