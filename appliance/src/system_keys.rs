@@ -43,15 +43,33 @@ pub fn key_pair(hsm: &Hsm, store: &Store, role: &str, alg: KeyAlgorithm) -> Resu
 }
 
 /// The HSM key of the table seals (HMAC-SHA-256, role `table-seal`).
+///
+/// API admins and service accounts are checked on every API request that carries a session
+/// or key; their tables rarely change, so the MACs of the last few digests are remembered and
+/// an unchanged table costs its (software) digest only, no HSM call. A remembered MAC is one
+/// the HSM computed for exactly that digest, so a changed table still needs the HSM.
 #[derive(Debug)]
 struct TableSealKey {
     hsm: Hsm,
     id: KeyId,
+    seen: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>,
 }
+
+/// Digests whose MACs are remembered (one per sealed table is enough; a few more cover churn).
+const REMEMBERED_DIGESTS: usize = 32;
 
 impl crate::store::seals::SealKey for TableSealKey {
     fn mac(&self, digest: &[u8]) -> Result<Vec<u8>, String> {
-        self.hsm.hmac(&self.id, countersign_hsm::HashAlg::Sha256, digest).map_err(|e| e.to_string())
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(mac) = seen.get(digest) {
+            return Ok(mac.clone());
+        }
+        let mac = self.hsm.hmac(&self.id, countersign_hsm::HashAlg::Sha256, digest).map_err(|e| e.to_string())?;
+        if seen.len() >= REMEMBERED_DIGESTS {
+            seen.clear();
+        }
+        seen.insert(digest.to_vec(), mac.clone());
+        Ok(mac)
     }
 }
 
@@ -85,6 +103,6 @@ pub fn start_table_sealing(hsm: &Hsm, store: &Store) -> Result<(), SystemKeyErro
         }
     };
     store
-        .start_sealing(std::sync::Arc::new(TableSealKey { hsm: hsm.clone(), id }), adopt)
+        .start_sealing(std::sync::Arc::new(TableSealKey { hsm: hsm.clone(), id, seen: Default::default() }), adopt)
         .map_err(|e| SystemKeyError::Sealing(e.to_string()))
 }
