@@ -13,7 +13,7 @@ use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
 
 use crate::clock::Clock;
 use crate::config::AuditSection;
-use crate::store::chain::{self, ChainReport, CheckpointSigner, Retention, RetentionReport};
+use crate::store::chain::{self, AuditSigner, ChainReport, Retention, RetentionReport};
 use crate::store::{Store, StoreError};
 
 const ROLE: &str = "audit-signing";
@@ -49,7 +49,7 @@ impl AuditKey {
     }
 }
 
-impl CheckpointSigner for AuditKey {
+impl AuditSigner for AuditKey {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
         let id = self.id()?;
         self.hsm
@@ -69,16 +69,6 @@ impl CheckpointSigner for AuditKey {
                 signature,
             )
             .map_err(|e| e.to_string())
-    }
-}
-
-impl crate::backup::ManifestKey for AuditKey {
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
-        CheckpointSigner::sign(self, message)
-    }
-
-    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, String> {
-        CheckpointSigner::verify(self, message, signature)
     }
 }
 
@@ -106,7 +96,7 @@ impl TokenAuditKey {
     }
 }
 
-impl crate::backup::ManifestKey for TokenAuditKey {
+impl AuditSigner for TokenAuditKey {
     fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, String> {
         Err("an offline restore only verifies".into())
     }

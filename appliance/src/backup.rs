@@ -22,6 +22,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::store::chain::AuditSigner;
 use crate::store::{Store, StoreError};
 
 /// The database file inside a backup directory.
@@ -33,14 +34,6 @@ const FORMAT: u32 = 1;
 /// Prefixed to the manifest's bytes before signing, so a manifest signature can never pass as
 /// an audit checkpoint's or the other way round.
 const SIGNATURE_DOMAIN: &[u8] = b"countersign backup manifest v1\n";
-
-/// Signs and verifies with the HSM audit key (the daemon's audit trail; the token's audit key
-/// for an offline restore).
-pub trait ManifestKey {
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String>;
-    /// Whether `signature` over `message` was made by the audit key.
-    fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, String>;
-}
 
 /// `manifest.sig`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,7 +172,7 @@ fn describe(path: &Path, hsm_token: &str) -> Result<Manifest, BackupError> {
 
 /// Writes a backup of the live database into `dir` (created if missing; must not hold a
 /// backup already). Blocking: run it off the async runtime.
-pub fn backup(store: &Store, hsm_token: &str, dir: &Path, key: &dyn ManifestKey) -> Result<Manifest, BackupError> {
+pub fn backup(store: &Store, hsm_token: &str, dir: &Path, key: &dyn AuditSigner) -> Result<Manifest, BackupError> {
     if !dir.is_absolute() {
         return Err(BackupError::Invalid(format!("the backup directory {} must be an absolute path", dir.display())));
     }
@@ -237,7 +230,7 @@ fn read_in_backup(from: &Path, name: &str, limit: u64) -> Result<Vec<u8>, Backup
 /// Verifies the manifest's signature with `key` (the token's audit key) and the copy against
 /// the manifest first; refuses a schema newer than this version knows; replaces an existing
 /// database only with `force` (the old one is kept beside it).
-pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn ManifestKey) -> Result<Manifest, BackupError> {
+pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn AuditSigner) -> Result<Manifest, BackupError> {
     // Manifests are a few KiB; a huge file is not one.
     let text = read_in_backup(from, MANIFEST_FILE, 1 << 20)?;
     let sig_bytes = read_in_backup(from, SIGNATURE_FILE, 1 << 16).map_err(|e| {

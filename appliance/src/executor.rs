@@ -25,6 +25,7 @@ use countersign_hsm::Hsm;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::store::row_seals::RowSeals;
 use crate::store::{
     commit_check, insert_signature_rows, AuthAuditRow, CheckRecord, SignatureAuditRow, Store, StoreError, TokenEffect,
 };
@@ -96,6 +97,8 @@ struct Completed {
 pub struct WorkerCtx<'a> {
     pub hsm: &'a Hsm,
     pub reader: &'a Connection,
+    /// What token and user rows read through `reader` are checked with.
+    pub seals: &'a RowSeals,
 }
 
 /// A job leaves a record to commit, or nothing (a read).
@@ -116,6 +119,8 @@ struct Shared {
     pending: Mutex<Vec<Completed>>,
     /// The one writer connection; holding it makes a worker the committer.
     conn: Mutex<Connection>,
+    /// Token rows a commit changes are checked and sealed again with these.
+    seals: RowSeals,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
@@ -154,14 +159,15 @@ impl Executor {
             ready: Condvar::new(),
             pending: Mutex::new(Vec::new()),
             conn: Mutex::new(store.writer_connection()?),
+            seals: store.row_seals(),
             threads: Mutex::new(Vec::new()),
         });
         for i in 0..workers.max(1) {
-            let (hsm, for_worker) = (hsm.clone(), shared.clone());
+            let (hsm, for_worker, seals) = (hsm.clone(), shared.clone(), store.row_seals());
             let reader = store.reader_connection()?;
             let t = std::thread::Builder::new()
                 .name(format!("hsm-worker-{i}"))
-                .spawn(move || worker(&WorkerCtx { hsm: &hsm, reader: &reader }, &for_worker))
+                .spawn(move || worker(&WorkerCtx { hsm: &hsm, reader: &reader, seals: &seals }, &for_worker))
                 .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
             shared.threads.lock().unwrap_or_else(PoisonError::into_inner).push(t);
         }
@@ -236,11 +242,11 @@ impl Executor {
     /// Runs a read on a worker's connection (no record to commit).
     pub async fn read<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Connection) -> T + Send + 'static,
+        work: impl FnOnce(&WorkerCtx<'_>) -> T + Send + 'static,
     ) -> Result<T, ExecutorError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
-            let _ = tx.send(work(ctx.reader));
+            let _ = tx.send(work(ctx));
             None
         });
         self.push(job);
@@ -336,7 +342,7 @@ fn commit_pending(shared: &Shared) {
             continue;
         }
         let mut batch = batch;
-        let result = commit_records(&mut conn, &mut batch);
+        let result = commit_records(&mut conn, &shared.seals, &mut batch);
         drop(conn);
         match result {
             Ok(done) => {
@@ -356,7 +362,11 @@ fn commit_pending(shared: &Shared) {
 
 /// Writes a batch in one transaction, in order (so the first of two checks racing for a
 /// counter wins).
-fn commit_records(conn: &mut Connection, batch: &mut [Completed]) -> rusqlite::Result<Vec<Committed>> {
+fn commit_records(
+    conn: &mut Connection,
+    seals: &RowSeals,
+    batch: &mut [Completed],
+) -> Result<Vec<Committed>, StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut out = Vec::with_capacity(batch.len());
     for c in batch.iter_mut() {
@@ -369,7 +379,7 @@ fn commit_records(conn: &mut Connection, batch: &mut [Completed]) -> rusqlite::R
                 if c.reply.gone() {
                     abandon(rec);
                 }
-                let (audit_id, accepted) = commit_check(&tx, rec)?;
+                let (audit_id, accepted) = commit_check(&tx, seals, rec)?;
                 Committed { audit_id, accepted }
             }
         });

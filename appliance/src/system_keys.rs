@@ -45,31 +45,66 @@ pub fn key_pair(hsm: &Hsm, store: &Store, role: &str, alg: KeyAlgorithm) -> Resu
 /// The HSM key of the table seals (HMAC-SHA-256, role `table-seal`).
 ///
 /// API admins and service accounts are checked on every API request that carries a session
-/// or key; their tables rarely change, so the MACs of the last few digests are remembered and
-/// an unchanged table costs its (software) digest only, no HSM call. A remembered MAC is one
-/// the HSM computed for exactly that digest, so a changed table still needs the HSM.
+/// or key, and a token row on every check; most reads find the row or table as the appliance
+/// last sealed it, so the MACs of recent digests are remembered and an unchanged row or table
+/// costs its (software) digest only, no HSM call. A remembered MAC is one the HSM computed for
+/// exactly that digest, so changed content still needs the HSM. A seal the appliance writes is
+/// remembered as it is made, so the next check of that token reads it without the HSM.
 #[derive(Debug)]
 struct TableSealKey {
     hsm: Hsm,
     id: KeyId,
-    seen: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>,
+    seen: std::sync::Mutex<Remembered>,
 }
 
-/// Digests whose MACs are remembered (one per sealed table is enough; a few more cover churn).
-const REMEMBERED_DIGESTS: usize = 32;
+/// Digests whose MACs are remembered: two generations of this many (about 100 bytes each), the
+/// older dropped when the newer is full, so what is used stays and what is not ages out.
+const REMEMBERED_DIGESTS: usize = 16_384;
+
+#[derive(Debug, Default)]
+struct Remembered {
+    new: std::collections::HashMap<[u8; 32], [u8; 32]>,
+    old: std::collections::HashMap<[u8; 32], [u8; 32]>,
+}
+
+impl Remembered {
+    fn get(&mut self, digest: &[u8; 32]) -> Option<[u8; 32]> {
+        if let Some(mac) = self.new.get(digest) {
+            return Some(*mac);
+        }
+        let mac = self.old.remove(digest)?;
+        self.put(*digest, mac);
+        Some(mac)
+    }
+
+    fn put(&mut self, digest: [u8; 32], mac: [u8; 32]) {
+        if self.new.len() >= REMEMBERED_DIGESTS {
+            self.old = std::mem::take(&mut self.new);
+        }
+        self.new.insert(digest, mac);
+    }
+}
 
 impl crate::store::seals::SealKey for TableSealKey {
     fn mac(&self, digest: &[u8]) -> Result<Vec<u8>, String> {
-        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(mac) = seen.get(digest) {
-            return Ok(mac.clone());
+        // Digests are SHA-256 (32 bytes); anything else is MACed without being remembered.
+        let key = <[u8; 32]>::try_from(digest).ok();
+        if let Some(k) = &key {
+            if let Some(mac) = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(k) {
+                return Ok(mac.to_vec());
+            }
         }
+        // The HSM is asked without holding the lock: checks on other threads go on meanwhile.
         let mac = self.hsm.hmac(&self.id, countersign_hsm::HashAlg::Sha256, digest).map_err(|e| e.to_string())?;
-        if seen.len() >= REMEMBERED_DIGESTS {
-            seen.clear();
+        if let (Some(k), Ok(m)) = (key, <[u8; 32]>::try_from(mac.as_slice())) {
+            self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).put(k, m);
         }
-        seen.insert(digest.to_vec(), mac.clone());
         Ok(mac)
+    }
+
+    fn work(&self) {
+        // Past the remembered MACs, as a new row's seal is: the HSM computes it.
+        let _ = self.hsm.hmac(&self.id, countersign_hsm::HashAlg::Sha256, &[0; 32]);
     }
 }
 
@@ -102,7 +137,11 @@ pub fn start_table_sealing(hsm: &Hsm, store: &Store) -> Result<(), SystemKeyErro
             ))))
         }
     };
-    store
-        .start_sealing(std::sync::Arc::new(TableSealKey { hsm: hsm.clone(), id, seen: Default::default() }), adopt)
-        .map_err(|e| SystemKeyError::Sealing(e.to_string()))
+    store.start_sealing(table_seal_key(hsm, id), adopt).map_err(|e| SystemKeyError::Sealing(e.to_string()))
+}
+
+/// The seal key of HSM key `id` as the daemon uses it (remembering recent MACs); public for
+/// `bench-seals`.
+pub fn table_seal_key(hsm: &Hsm, id: KeyId) -> std::sync::Arc<dyn crate::store::seals::SealKey> {
+    std::sync::Arc::new(TableSealKey { hsm: hsm.clone(), id, seen: Default::default() })
 }

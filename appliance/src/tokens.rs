@@ -150,6 +150,41 @@ pub struct TokenService {
     secrets: TokenSecrets,
     clock: Clock,
     defaults: ValidateSection,
+    /// The owner a caller authorised its change on ([`TokenService::expecting`]).
+    expect: Option<Arc<ExpectedOwner>>,
+}
+
+/// A token's owner as a caller saw it when it authorised a change: user, realm and resolver
+/// (all `None`: unassigned). A change made through [`TokenService::expecting`] runs only if the
+/// token, read again inside the change's transaction, still has this owner, so a concurrent
+/// re-assignment cannot slip a token past a realm-limited admin's right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedOwner {
+    pub user: Option<String>,
+    pub realm: Option<String>,
+    pub resolver: Option<String>,
+}
+
+impl ExpectedOwner {
+    pub fn of(t: &TokenView) -> ExpectedOwner {
+        ExpectedOwner { user: t.user.clone(), realm: t.realm.clone(), resolver: t.resolver.clone() }
+    }
+
+    fn holds_for(&self, t: &TokenRecord) -> bool {
+        self.user == t.login && self.realm == t.realm && self.resolver == t.owner_resolver
+    }
+}
+
+/// Refuses a change when the token, as read inside the change's transaction, no longer has the
+/// owner the caller's right was judged on.
+fn still_expected(expect: Option<&ExpectedOwner>, t: &TokenRecord) -> Result<(), StoreError> {
+    if expect.is_some_and(|e| !e.holds_for(t)) {
+        return Err(StoreError::Invalid(format!(
+            "token {} changed owner while this request was being authorised; nothing was changed, try again",
+            t.serial
+        )));
+    }
+    Ok(())
 }
 
 /// The plugin that checks tokens of `token_type`: `token-<type>`, or a plugin of that name.
@@ -303,7 +338,7 @@ impl TokenService {
         clock: Clock,
         defaults: ValidateSection,
     ) -> TokenService {
-        TokenService { store, realms, policies, plugins, secrets, clock, defaults }
+        TokenService { store, realms, policies, plugins, secrets, clock, defaults, expect: None }
     }
 
     /// The enrolment policies for a token of `login` in `realm` (names as the realm resolves).
@@ -591,7 +626,14 @@ impl TokenService {
         blocking(move || Ok(TokenView::from(&store.token(&serial)?))).await
     }
 
-    /// Applies one change with its audit row; `what` names the action (`token/<what>`).
+    /// This service, for changes that run only while the token still has `owner` (the owner
+    /// the caller's right was judged on).
+    pub fn expecting(&self, owner: ExpectedOwner) -> TokenService {
+        TokenService { expect: Some(Arc::new(owner)), ..self.clone() }
+    }
+
+    /// Applies one change with its audit row; `what` names the action (`token/<what>`). With
+    /// an expected owner, the token as read inside the change's transaction must have it.
     async fn change(
         &self,
         caller: String,
@@ -601,10 +643,15 @@ impl TokenService {
         f: impl FnOnce(&rusqlite::Transaction<'_>, &TokenRecord) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<TokenView, TokenError> {
         let store = self.store.clone();
+        let expect = self.expect.clone();
         blocking(move || {
             let mut audit = audit_row(&caller, &format!("token/{what}"), Some(&serial));
             audit.detail = detail;
-            Ok(TokenView::from(&store.change_token(&serial, &audit, f)?))
+            let guarded = move |tx: &rusqlite::Transaction<'_>, t: &TokenRecord| {
+                still_expected(expect.as_deref(), t)?;
+                f(tx, t)
+            };
+            Ok(TokenView::from(&store.change_token(&serial, &audit, guarded)?))
         })
         .await
     }
@@ -763,5 +810,59 @@ impl TokenService {
     pub async fn audit_count(&self, q: crate::store::AuthAuditQuery) -> Result<u64, TokenError> {
         let store = self.store.clone();
         blocking(move || Ok(store.auth_audit_count(&q)?)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::store::{AuthAuditRow, NewToken, User};
+
+    /// An admin's right is judged on the token as loaded; if another admin moves the token to
+    /// another owner before the change runs, the change is refused inside its transaction.
+    #[test]
+    fn a_change_authorised_on_one_owner_does_not_run_on_a_token_moved_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::config::Synchronous::Normal).unwrap();
+        let audit = AuthAuditRow::new("uid:0", "test", "ok");
+        store.create_realm("helpdesk", &audit).unwrap();
+        for (login, realm) in [("ann", "helpdesk"), ("carl", "default")] {
+            let u = User {
+                login: login.into(),
+                realm: realm.into(),
+                email: None,
+                phone: None,
+                given_name: None,
+                surname: None,
+            };
+            store.create_user(&u, &audit).unwrap();
+        }
+        let t = NewToken::for_test("T1", Some(("ann", "helpdesk")));
+        store.insert_token(&t, &audit).unwrap();
+        // The helpdesk admin's right was judged on ann@helpdesk's token ...
+        let seen = ExpectedOwner::of(&TokenView::from(&store.token("T1").unwrap()));
+        // ... then another admin moved it to carl@default.
+        store.change_token("T1", &audit, |tx, t| change::assign(tx, t, Some(("carl", Some("default"))), None)).unwrap();
+        let disable = |tx: &rusqlite::Transaction<'_>, t: &TokenRecord| {
+            still_expected(Some(&seen), t)?;
+            change::set_active(tx, t, false)
+        };
+        assert!(matches!(store.change_token("T1", &audit, disable), Err(StoreError::Invalid(_))));
+        assert!(store.token("T1").unwrap().active, "nothing changed");
+        // Unguarded callers (admin.sock) and a token still with its owner are not affected.
+        store
+            .change_token("T1", &audit, |tx, t| {
+                still_expected(None, t)?;
+                change::set_active(tx, t, false)
+            })
+            .unwrap();
+        let now = ExpectedOwner::of(&TokenView::from(&store.token("T1").unwrap()));
+        store
+            .change_token("T1", &audit, |tx, t| {
+                still_expected(Some(&now), t)?;
+                change::set_active(tx, t, true)
+            })
+            .unwrap();
     }
 }

@@ -325,10 +325,10 @@ impl ValidateService {
         let svc = self.clone();
         let tokens = self
             .executor
-            .read(move |conn| {
+            .read(move |ctx| {
                 // The tokens of the user the login resolves to; an unknown user (or a directory
                 // that cannot answer) gets no challenge.
-                Ok::<_, crate::store::StoreError>(svc.subject(conn, &target).map(|s| s.tokens).unwrap_or_default())
+                Ok::<_, crate::store::StoreError>(svc.subject(ctx, &target).map(|s| s.tokens).unwrap_or_default())
             })
             .await?
             .map_err(|e: crate::store::StoreError| ValidateError::Challenge(e.into()))?;
@@ -347,18 +347,24 @@ impl ValidateService {
         work::reset();
         let (decision, trace) = self.decide_unpadded(ctx, req);
         // A failed guess costs the same work whatever failed (unknown user, no token, wrong
-        // PIN, wrong OTP): at least one HSM PIN verification and one plugin check.
-        if matches!(&decision, Decision::Reject(r) if r.kind == RejectKind::Guess) {
-            self.pad_work(req);
+        // PIN, wrong OTP): at least one HSM PIN verification, one plugin check, and one row
+        // seal (a failure counted on a token seals its row again when it commits).
+        if let Decision::Reject(r) = &decision {
+            if r.kind == RejectKind::Guess {
+                self.pad_work(ctx, req, matches!(&r.effect, TokenEffect::Fail(t) if !t.is_empty()));
+            }
         }
         (decision, trace)
     }
 
     /// Tops the work of a failed guess up to the floor with a stand-in token: a PIN
-    /// verification against its verifier, and a plugin check of the code typed (opening its
-    /// sealed seed and MACing the window as a real check does). Whatever happens here
-    /// decides nothing.
-    fn pad_work(&self, req: &CheckRequest) {
+    /// verification against its verifier, a plugin check of the code typed (opening its
+    /// sealed seed and MACing the window as a real check does), and, when no token row will be
+    /// sealed again for a counted failure, one seal MAC. Whatever happens here decides nothing.
+    fn pad_work(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest, seals_a_row: bool) {
+        if !seals_a_row {
+            ctx.seals.equal_work();
+        }
         let done = work::get();
         let Some(stand_in) = self.stand_in() else { return };
         let pass = req.pass.expose_secret().as_bytes();
@@ -401,7 +407,7 @@ impl ValidateService {
     }
 
     fn decide_unpadded(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> (Decision, Trace) {
-        let subject = match self.subject(ctx.reader, &req.target) {
+        let subject = match self.subject(ctx, &req.target) {
             Ok(s) => s,
             Err(r) => return (Decision::Reject(r), Trace::default()),
         };
@@ -434,7 +440,7 @@ impl ValidateService {
     /// matching logins its own way) and the tokens read are those of the user it resolves
     /// to, however it was spelt and through whichever realm; a serial names its token, whose
     /// owner is the user. A directory that cannot answer fails the check closed.
-    fn subject(&self, conn: &rusqlite::Connection, target: &CheckTarget) -> Result<Subject, Reject> {
+    fn subject(&self, ctx: &WorkerCtx<'_>, target: &CheckTarget) -> Result<Subject, Reject> {
         let reject = Reject::other;
         let store = |e: crate::store::StoreError| reject(format!("store: {e}"), "the check failed; try again");
         match target {
@@ -442,7 +448,7 @@ impl ValidateService {
                 Ok(Some(u)) => {
                     let owner = u.owner().map_err(|e| reject(e.to_string(), "the check failed; try again"))?;
                     Ok(Subject {
-                        tokens: tokens_of_owner(conn, &owner).map_err(store)?,
+                        tokens: tokens_of_owner(ctx.reader, ctx.seals, &owner).map_err(store)?,
                         key: owner.key(),
                         resolver: u.resolver().map(str::to_owned),
                         login: Some(u.user.login),
@@ -468,7 +474,7 @@ impl ValidateService {
                 )),
             },
             CheckTarget::Serial(serial) => {
-                let tokens = token_for_check(conn, serial).map_err(store)?;
+                let tokens = token_for_check(ctx.reader, ctx.seals, serial).map_err(store)?;
                 let Some(t) = tokens.first() else {
                     return Ok(Subject {
                         key: format!("token:{serial}"),
@@ -819,7 +825,7 @@ impl ValidateService {
         now_ms: i64,
     ) -> Result<(), String> {
         let nonce = c.nonce.as_deref().ok_or("the challenge has no nonce")?;
-        let cert = crate::store::token_certificate(ctx.reader, t.id)
+        let cert = crate::store::token_certificate(ctx.reader, ctx.seals, t.id)
             .map_err(|e| format!("store: {e}"))?
             .ok_or("the token has no certificate")?;
         let pass = pass.trim();
@@ -1343,6 +1349,8 @@ pub(crate) mod work {
                     owner_resolver: None,
                     owner_id: None,
                     owner_uid: None,
+                    seal: Default::default(),
+                    owner_seal: None,
                 },
                 verifier: secrets.pin_verifier(STAND_IN_SERIAL, &pin).ok()?,
             })

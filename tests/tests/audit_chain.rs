@@ -59,7 +59,7 @@ fn db(d: &Daemon) -> Connection {
 }
 
 const COLUMNS: &str =
-    "at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms";
+    "at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms, owner";
 
 /// A row as SQLite holds it (id apart).
 fn auth_row(c: &Connection, id: i64) -> AuthAuditRow {
@@ -78,7 +78,7 @@ fn auth_row(c: &Connection, id: i64) -> AuthAuditRow {
             client: r.get(9)?,
             policies: r.get(10)?,
             duration_ms: r.get(11)?,
-            owner: None,
+            owner: r.get(12)?,
         })
     })
     .unwrap()
@@ -87,7 +87,7 @@ fn auth_row(c: &Connection, id: i64) -> AuthAuditRow {
 fn put_auth_row(c: &Connection, id: i64, r: &AuthAuditRow) {
     c.execute(
         &format!(
-            "INSERT OR REPLACE INTO auth_audit (id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            "INSERT OR REPLACE INTO auth_audit (id, {COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
         ),
         params![
             id,
@@ -102,7 +102,8 @@ fn put_auth_row(c: &Connection, id: i64, r: &AuthAuditRow) {
             r.resolver,
             r.client,
             r.policies,
-            r.duration_ms
+            r.duration_ms,
+            r.owner
         ],
     )
     .unwrap();
@@ -130,6 +131,12 @@ fn edited_deleted_inserted_or_reordered_rows_are_named_and_an_untouched_log_veri
 
     // Edited: a reject turned into an accept.
     c.execute("UPDATE auth_audit SET result = 'accept' WHERE id = ?1", [victim]).unwrap();
+    assert_bad(&d, "auth_audit", victim, "does not match the chain");
+    put_auth_row(&c, victim, &original);
+    assert_ok(&d);
+
+    // The resolved user moved to another owner key, so per-user limits would not count it.
+    c.execute("UPDATE auth_audit SET owner = 'internal#999' WHERE id = ?1", [victim]).unwrap();
     assert_bad(&d, "auth_audit", victim, "does not match the chain");
     put_auth_row(&c, victim, &original);
     assert_ok(&d);

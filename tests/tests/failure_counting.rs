@@ -177,8 +177,10 @@ fn an_unknown_user_a_wrong_pin_and_a_wrong_otp_cost_the_same_hsm_work() {
     let no_token = ops_of(&d, json!({ "user": "bob", "pass": "1234999999" }));
     let wrong_pin = ops_of(&d, json!({ "user": "alice", "pass": "4321999999" }));
     let wrong_otp = ops_of(&d, json!({ "user": "alice", "pass": "1234999999" }));
-    // One PIN verification (C_Sign) and one seed opened for the plugin (C_Decrypt) each.
-    assert_eq!(wrong_otp.get("C_Sign"), Some(&1), "{wrong_otp:?}");
+    // One PIN verification and one row seal (C_Sign: the failure counted on the token seals
+    // its row again; the stand-in's seal MAC where there is no token) and one seed opened for
+    // the plugin (C_Decrypt) each.
+    assert_eq!(wrong_otp.get("C_Sign"), Some(&2), "{wrong_otp:?}");
     assert_eq!(wrong_otp.get("C_Decrypt"), Some(&1), "{wrong_otp:?}");
     assert_eq!(unknown, wrong_otp, "unknown user vs wrong OTP");
     assert_eq!(no_token, wrong_otp, "user without token vs wrong OTP");

@@ -323,7 +323,13 @@ fn metrics_are_prometheus_text_on_the_http_listener_and_admin_sock() {
     let (status, _) = d.api("GET", "/v1/no/such/path", None);
     assert_eq!(status, 404);
 
-    let (status, head, text) = http_get(port, "/metrics");
+    // Not to anonymous network callers: a service account's key, as Prometheus sends it.
+    let (status, _, _) = http_get(port, "/metrics", None);
+    assert_eq!(status, 401);
+    let out = d.cli(&["--json", "privacyidea", "service-add", "prometheus"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = serde_json::from_slice::<Value>(&out.stdout).unwrap()["api_key"].as_str().unwrap().to_owned();
+    let (status, head, text) = http_get(port, "/metrics", Some(&format!("Bearer {key}")));
     assert_eq!(status, 200);
     assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
     let (_, admin) = request(&d.admin_sock(), "GET", "/metrics", None);
@@ -387,14 +393,15 @@ fn metrics_are_prometheus_text_on_the_http_listener_and_admin_sock() {
     assert!(admin.as_str().unwrap().contains("countersign_tokens{type=\"hotp\",active=\"true\"} 1"), "{admin}");
     // Readiness answers on every listener.
     assert_eq!(d.api("GET", "/v1/ready", None).0, 200);
-    assert_eq!(http_get(port, "/v1/ready").0, 200);
+    assert_eq!(http_get(port, "/v1/ready", None).0, 200);
 }
 
 /// One HTTP/1.1 GET on the listener: (status, head, body).
-fn http_get(port: u16, path: &str) -> (u16, String, String) {
+fn http_get(port: u16, path: &str, authorization: Option<&str>) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n").unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     let (head, body) = resp.split_once("\r\n\r\n").unwrap();

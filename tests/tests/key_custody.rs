@@ -97,3 +97,18 @@ fn a_key_the_store_cannot_record_is_destroyed_on_the_token() {
     let app = d.cli_json(&["app", "create", "unrecorded", "--algorithm", "ec-p256"]);
     assert_eq!(app["versions"][0]["version"], 1);
 }
+
+/// Behind the row seals, a second line: a sealed seed opens only under the serial it was sealed
+/// for (AES-GCM's associated data names it), so a seed moved to another token's row is useless
+/// even where its row seal would not be checked.
+#[test]
+fn a_sealed_seed_opens_only_under_its_own_serial() {
+    let hsm = countersign_tests::shared_hsm();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        countersign::store::Store::open(&dir.path().join("s.db"), countersign::config::Synchronous::Normal).unwrap();
+    let secrets = countersign::token_secrets::TokenSecrets::open(hsm, &store).unwrap();
+    let sealed = secrets.seal_seed("OATH0001", b"12345678901234567890").unwrap();
+    assert_eq!(secrets.open_seed("OATH0001", &sealed).unwrap().as_slice(), b"12345678901234567890");
+    assert!(secrets.open_seed("OATH0002", &sealed).is_err(), "opened under another serial");
+}

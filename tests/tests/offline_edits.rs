@@ -4,13 +4,14 @@
 //! daemon refuses to start and names the table; an untouched database, and one the appliance
 //! itself changed, start as before.
 //!
-//! Not covered yet (ARCHITECTURE.md, docs/security.md): token rows (counters, fail counts,
-//! state), system keys, realms and resolvers.
+//! Token, user and certificate rows are sealed one by one (they are many, and counters move on
+//! every check): the daemon starts, and a check that reads an edited row fails closed, with
+//! the row named in the audit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use countersign_tests::{b64, own_uid, Daemon};
-use serde_json::json;
+use countersign_tests::{b64, own_uid, Daemon, HOTP_PLUGIN};
+use serde_json::{json, Value};
 
 /// Stops `d`, applies `sql` to its database, and tries to start it again.
 fn edit_offline(d: &mut Daemon, sql: &str) -> Result<(), String> {
@@ -107,4 +108,109 @@ fn grants_integrations_key_versions_and_policies_edited_offline_stop_the_start()
     assert_eq!(status, 403);
     let (status, v) = d.api("POST", "/v1/keys/payments/sign", Some(json!({ "message": b64(b"x") })));
     assert_eq!(status, 200, "{v}");
+}
+
+const SEED: &str = "3132333435363738393031323334353637383930";
+/// RFC 4226's codes for SEED, counters 0 to 2.
+const CODES: [&str; 3] = ["755224", "287082", "359152"];
+
+fn check(d: &Daemon, user: &str, pass: &str) -> Value {
+    let (status, v) = d.check(json!({ "user": user, "pass": pass }));
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// The detail of the newest validate/check audit row.
+fn last_check_detail(d: &Daemon) -> String {
+    let row = d.auth_audit().into_iter().find(|r| r["action"] == "validate/check").unwrap();
+    row["detail"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn token_and_user_rows_edited_offline_fail_the_check_closed() {
+    let mut d = Daemon::with_plugins(&[HOTP_PLUGIN], "[validate]\ndetailed_errors = true\n");
+    for user in ["alice", "bob"] {
+        d.cli_json(&["user", "add", user, "--phone", "+41790000000"]);
+    }
+    d.cli_json_stdin(
+        &["token", "init", "--type", "hotp", "--user", "alice", "--serial", "A1", "--seed-stdin", "--pin-stdin"],
+        &format!("{SEED}\n1234\n"),
+    );
+    d.cli_json_stdin(
+        &["token", "init", "--type", "hotp", "--user", "bob", "--serial", "B1", "--seed-stdin", "--pin-stdin"],
+        &format!("{SEED}\n1234\n"),
+    );
+    let out = d.cli(&["policy", "set", "pont", "--scope", "authentication", "--action", "passOnNoToken=true"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(check(&d, "alice", &format!("1234{}", CODES[0]))["accepted"], true);
+    assert_eq!(check(&d, "alice", &format!("1234{}", CODES[1]))["accepted"], true);
+    // The appliance's own changes (two accepts, a failure) keep the rows valid across a restart.
+    assert_eq!(check(&d, "bob", "1234000000")["accepted"], false);
+    d.restart();
+    assert_eq!(check(&d, "bob", &format!("1234{}", CODES[0]))["accepted"], true);
+
+    d.stop();
+    let copy = d.work.path().join("clean.db");
+    copy_db(&d.db(), &copy);
+    d.spawn().unwrap();
+
+    for (what, sql, user, pass, row) in [
+        // Before row seals: the used code was accepted again.
+        (
+            "alice's counter rolled back",
+            "UPDATE token SET counter = 0 WHERE serial = 'A1'",
+            "alice",
+            CODES[0],
+            "token A1",
+        ),
+        (
+            "bob's locked-out fail counter reset",
+            "UPDATE token SET fail_count = 0, max_fail = 1000 WHERE serial = 'B1'",
+            "bob",
+            CODES[1],
+            "token B1",
+        ),
+        // Before: alice became a user without tokens, and passOnNoToken let her in with anything.
+        ("alice's token deleted", "DELETE FROM token WHERE serial = 'A1'", "alice", "anything", "alice"),
+        (
+            "alice's token given to bob",
+            "UPDATE token SET user_id = (SELECT id FROM app_user WHERE login = 'bob') WHERE serial = 'A1'",
+            "bob",
+            CODES[1],
+            "user bob",
+        ),
+        (
+            "alice's phone redirected",
+            "UPDATE app_user SET phone = '+66000000000' WHERE login = 'alice'",
+            "alice",
+            CODES[2],
+            "alice",
+        ),
+    ] {
+        d.stop();
+        let conn = rusqlite::Connection::open(d.db()).unwrap();
+        conn.execute_batch(sql).unwrap();
+        drop(conn);
+        d.spawn().unwrap_or_else(|e| panic!("{what}: token rows are checked when read, not at start: {e}"));
+        let v = check(&d, user, &format!("1234{pass}"));
+        assert_eq!(v["accepted"], false, "{what}: {v}");
+        let detail = last_check_detail(&d);
+        assert!(detail.contains(row) && detail.contains("outside Countersign"), "{what}: {detail}");
+        restore_copy(&mut d, &copy);
+    }
+    assert_eq!(check(&d, "alice", &format!("1234{}", CODES[2]))["accepted"], true);
+
+    // Realms, resolvers and system keys are whole-table seals: checked at start.
+    for (what, sql, table) in [
+        ("a realm renamed", "UPDATE realm SET name = 'other' WHERE is_default = 1", "realm"),
+        (
+            "a system key's role moved",
+            "UPDATE system_key SET role = 'x' || role WHERE role = 'pin-verifier'",
+            "system_key",
+        ),
+    ] {
+        let err = edit_offline(&mut d, sql).expect_err(what);
+        assert!(err.contains(table) && err.contains("edited behind Countersign's back"), "{what}: {err}");
+        restore_copy(&mut d, &copy);
+    }
 }

@@ -100,6 +100,18 @@ impl Drop for SmallDisk {
     }
 }
 
+/// `/v1/ready` until it answers `want` (the store probe is shared for a second), at most 5 s.
+fn ready_until(d: &Daemon, want: u16) -> (u16, serde_json::Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, v) = d.api("GET", "/v1/ready", None);
+        if status == want || std::time::Instant::now() > deadline {
+            return (status, v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_full_disk_makes_the_daemon_unready_and_unhealthy_until_space_comes_back() {
     let disk = SmallDisk::new(24);
@@ -108,9 +120,10 @@ fn a_full_disk_makes_the_daemon_unready_and_unhealthy_until_space_comes_back() {
     let (status, ready) = d.api("GET", "/v1/ready", None);
     assert_eq!(status, 200, "{ready}");
 
-    // Less than store.min_free_mb left: not ready, not healthy, and the reason says why.
+    // Less than store.min_free_mb left: not ready, not healthy, and the reason says why (once
+    // the shared store probe of the last second is renewed).
     disk.fill("filler", 1 << 20);
-    let (status, ready) = d.api("GET", "/v1/ready", None);
+    let (status, ready) = ready_until(&d, 503);
     assert_eq!(status, 503, "{ready}");
     assert_eq!(ready["store"], false, "{ready}");
     assert_eq!(ready["hsm"], true, "{ready}");
@@ -131,7 +144,7 @@ fn a_full_disk_makes_the_daemon_unready_and_unhealthy_until_space_comes_back() {
     // Space again: ready without a restart.
     std::fs::remove_file(disk.path().join("filler")).unwrap();
     std::fs::remove_file(disk.path().join("filler2")).unwrap();
-    let (status, ready) = d.api("GET", "/v1/ready", None);
+    let (status, ready) = ready_until(&d, 200);
     assert_eq!(status, 200, "{ready}");
     let (status, health) = d.api("GET", "/v1/health", None);
     assert_eq!(status, 200, "{health}");

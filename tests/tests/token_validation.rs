@@ -145,7 +145,8 @@ fn seeds_and_pins_are_not_at_rest_and_sealed_seeds_are_bound_to_their_token() {
     }
     assert!(seen.len() >= 2, "looked at {seen:?}");
 
-    // Swap the two sealed seeds: neither opens under the other's serial.
+    // Swap the two sealed seeds: the rows' seals no longer match (and neither seed would open
+    // under the other's serial, the second line behind the row seal).
     let conn = rusqlite::Connection::open(d.db()).unwrap();
     let sealed = |s: &str| -> Vec<u8> {
         conn.query_row("SELECT sealed_seed FROM token WHERE serial = ?1", [s], |r| r.get(0)).unwrap()
@@ -155,15 +156,14 @@ fn seeds_and_pins_are_not_at_rest_and_sealed_seeds_are_bound_to_their_token() {
     conn.execute("UPDATE token SET sealed_seed = ?1 WHERE serial = ?2", rusqlite::params![sa, b]).unwrap();
     drop(conn);
     d.restart();
-    // Each token now carries the other's sealed seed: the seal refuses to open under the wrong
-    // serial, so even correct codes are rejected.
+    // Each token now carries the other's sealed seed: even correct codes are rejected.
     let code_a = hotp_code(&hex_decode(seed_a), 0);
     assert!(!d.accepts(&a, &format!("{pin_a}{code_a}")), "token a authenticated with b's sealed seed");
     let code_b = countersign_tests::oathtool(&["--totp", seed_b]);
     assert!(!d.accepts(&b, &format!("{pin_b}{code_b}")), "token b authenticated with a's sealed seed");
     let why =
         d.auth_audit().into_iter().find(|r| r["serial"] == a.as_str() && r["action"] == "validate/check").unwrap();
-    assert!(why["detail"].as_str().unwrap().contains("cannot be opened"), "{why}");
+    assert!(why["detail"].as_str().unwrap().contains("changed outside Countersign"), "{why}");
 }
 
 #[test]

@@ -20,32 +20,74 @@ use countersign_hsm::Health;
 use super::AppState;
 use crate::metrics::{Listener, Metrics, Scraped};
 
-/// Readiness and scrape settings, and the one-probe-at-a-time flag.
+/// Readiness and scrape settings, the one-probe-at-a-time flag, and the last store probe.
 #[derive(Debug, Clone)]
 pub struct OpsConfig {
     pub probe_timeout: Duration,
     /// Free space below which the store is not ready (`store.min_free_mb`).
     pub min_free_bytes: u64,
     probing: Arc<AtomicBool>,
+    store_probe: Arc<Shared<Result<(), String>>>,
 }
 
 impl OpsConfig {
     pub fn new(probe_timeout: Duration, min_free_bytes: u64) -> OpsConfig {
-        OpsConfig { probe_timeout, min_free_bytes, probing: Arc::new(AtomicBool::new(false)) }
+        OpsConfig {
+            probe_timeout,
+            min_free_bytes,
+            probing: Arc::new(AtomicBool::new(false)),
+            store_probe: Arc::new(Shared::new(STORE_PROBE_REUSE)),
+        }
+    }
+}
+
+/// How long one store probe answers for: the probe commits a write, and health checks that
+/// arrive together (load balancers, monitoring, or a flood of anonymous requests) must not
+/// each cost a commit.
+const STORE_PROBE_REUSE: Duration = Duration::from_secs(1);
+
+/// A result shared by every caller for `reuse` after it was made; callers that arrive while it
+/// is being made wait for it instead of making their own.
+#[derive(Debug)]
+struct Shared<T> {
+    reuse: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, T)>>,
+}
+
+impl<T: Clone> Shared<T> {
+    fn new(reuse: Duration) -> Shared<T> {
+        Shared { reuse, last: tokio::sync::Mutex::new(None) }
+    }
+
+    async fn get<F: std::future::Future<Output = T>>(&self, now: impl Fn() -> Instant, make: impl FnOnce() -> F) -> T {
+        let mut last = self.last.lock().await;
+        if let Some((at, v)) = last.as_ref() {
+            if now().saturating_duration_since(*at) < self.reuse {
+                return v.clone();
+            }
+        }
+        let v = make().await;
+        *last = Some((now(), v.clone()));
+        v
     }
 }
 
 /// Whether the store takes writes (free space, and a committed probe write), within the probe
-/// time limit.
+/// time limit; one probe a second at most, shared by the callers of that second.
 async fn probe_store(st: &AppState) -> Result<(), String> {
     let store = st.store.clone();
-    let min_free = st.ops.min_free_bytes;
-    let probe = tokio::task::spawn_blocking(move || store.check_writable(min_free, crate::now_ms()));
-    match tokio::time::timeout(st.ops.probe_timeout, probe).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(_)) => Err("the database check failed".into()),
-        Err(_) => Err(format!("the database did not answer within {} ms", st.ops.probe_timeout.as_millis())),
-    }
+    let (min_free, timeout) = (st.ops.min_free_bytes, st.ops.probe_timeout);
+    st.ops
+        .store_probe
+        .get(Instant::now, || async move {
+            let probe = tokio::task::spawn_blocking(move || store.check_writable(min_free, crate::now_ms()));
+            match tokio::time::timeout(timeout, probe).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => Err("the database check failed".into()),
+                Err(_) => Err(format!("the database did not answer within {} ms", timeout.as_millis())),
+            }
+        })
+        .await
 }
 
 /// Clears the probing flag when the probe thread ends, however it ends.
@@ -182,4 +224,33 @@ pub(super) async fn track(
         started.elapsed(),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[tokio::test]
+    async fn a_shared_probe_runs_once_for_callers_of_the_same_second() {
+        let shared = Shared::new(Duration::from_secs(1));
+        let runs = AtomicU32::new(0);
+        let start = Instant::now();
+        let clock = std::sync::Mutex::new(start);
+        let now = || *clock.lock().unwrap();
+        let probe = || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            runs.load(Ordering::SeqCst)
+        };
+        // Ten callers at once: one probe, one answer for all.
+        let answers = futures_util::future::join_all((0..10).map(|_| shared.get(now, probe))).await;
+        assert!(answers.iter().all(|a| *a == 1), "{answers:?}");
+        *clock.lock().unwrap() = start + Duration::from_millis(999);
+        assert_eq!(shared.get(now, probe).await, 1);
+        // After a second, a new probe: a store that failed (or recovered) is seen again.
+        *clock.lock().unwrap() = start + Duration::from_secs(1);
+        assert_eq!(shared.get(now, probe).await, 2);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
 }

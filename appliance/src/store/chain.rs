@@ -7,7 +7,7 @@
 //! (its table, id and every column, length-prefixed), so an edited, deleted, inserted or
 //! reordered row breaks the chain at that row. Whoever can write the database can recompute
 //! the chain after an edit; the checkpoints, signed by the HSM's audit key, catch that. This
-//! module only stores and checks: signing is the caller's ([`CheckpointSigner`]).
+//! module only stores and checks: signing is the caller's ([`AuditSigner`]).
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -105,6 +105,12 @@ pub fn auth_link(prev: &[u8; 32], id: i64, r: &AuthAuditRow) -> [u8; 32] {
         .text(r.client.as_deref())
         .text(r.policies.as_deref())
         .int(r.duration_ms);
+    // The resolved user (0016), which per-user limits count rows by, so an edit of it cannot
+    // lift a limit unnoticed. Only when present: rows written before it existed keep the links
+    // they were written with, and no two rows encode alike (every field before is fixed).
+    if let Some(owner) = r.owner.as_deref() {
+        e.text(Some(owner));
+    }
     e.finish()
 }
 
@@ -176,9 +182,11 @@ pub(crate) fn link(
     Ok(())
 }
 
-/// Signs and checks checkpoints (the HSM's audit key).
-pub trait CheckpointSigner {
+/// Signs and checks with the HSM's audit key: the chain's checkpoints here, backup manifests
+/// in `backup.rs` (each message behind its own domain prefix, so one never passes as the other).
+pub trait AuditSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String>;
+    /// Whether `signature` over `message` was made by the audit key.
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, String>;
 }
 
@@ -267,7 +275,7 @@ fn problem(seq: Option<i64>, table: Option<ChainTable>, row_id: Option<i64>, tex
 /// Walks the whole chain on `conn` (a read transaction gives it one consistent view): every
 /// row against its link, every link against the one before, every checkpoint and the anchor
 /// against the audit key. Memory stays bounded: rows are streamed, in id order per table.
-pub fn verify(conn: &Connection, signer: &dyn CheckpointSigner) -> Result<ChainReport, StoreError> {
+pub fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, StoreError> {
     let legacy = |t: &str| -> rusqlite::Result<i64> {
         Ok(conn.query_row("SELECT max_id FROM audit_legacy WHERE tbl = ?1", [t], |r| r.get(0)).optional()?.unwrap_or(0))
     };
@@ -457,7 +465,7 @@ pub fn verify(conn: &Connection, signer: &dyn CheckpointSigner) -> Result<ChainR
 /// Signs the newest link as a checkpoint unless one already covers it. Returns its seq.
 pub fn checkpoint(
     conn: &mut Connection,
-    signer: &dyn CheckpointSigner,
+    signer: &dyn AuditSigner,
     at_ms: i64,
     kind: &str,
 ) -> Result<Option<i64>, StoreError> {
@@ -504,7 +512,7 @@ const RETENTION_BATCH: i64 = 20_000;
 /// from. Legacy rows go first, by the same age.
 pub fn retain(
     conn: &mut Connection,
-    signer: &dyn CheckpointSigner,
+    signer: &dyn AuditSigner,
     keep: Retention,
     now_ms: i64,
 ) -> Result<RetentionReport, StoreError> {

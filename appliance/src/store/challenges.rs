@@ -135,10 +135,13 @@ impl Store {
             })
             .optional()?
             .ok_or_else(|| StoreError::NotFound("an active token".into()))?;
-        tx.execute(
-            "UPDATE token SET counter = ?1 WHERE id = ?2 AND counter = ?3",
-            params![counter + 1, token_id, counter],
-        )?;
+        // The token row is checked against its seal before its counter moves, and sealed after.
+        self.row_seals().update(&tx, super::row_seals::RowTable::Token, token_id, || {
+            tx.execute(
+                "UPDATE token SET counter = ?1 WHERE id = ?2 AND counter = ?3",
+                params![counter + 1, token_id, counter],
+            )
+        })?;
         tx.execute(
             "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms, nonce)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

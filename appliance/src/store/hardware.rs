@@ -8,6 +8,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use super::row_seals::{RowSeal, RowSeals, RowTable};
 use super::tokens::insert_audit;
 use super::{Store, StoreError};
 use crate::store::{AuthAuditRow, NewToken, TokenRecord};
@@ -260,16 +261,18 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let device_id = ensure_device(&tx, kind, serial, firmware, reader)?;
-        let token_id = Self::insert_token_in(&tx, token, Some(device_id))?;
+        let seals = self.row_seals();
+        let token_id = Self::insert_token_in(&tx, &seals, token, Some(device_id))?;
         if let Some(c) = certificate {
             tx.execute(
                 "INSERT INTO token_certificate (token_id, slot, certificate, attestation, not_after, fingerprint)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![token_id, c.slot, c.certificate, c.attestation, c.not_after, c.fingerprint],
             )?;
+            seals.seal_row(&tx, RowTable::Certificate, token_id)?;
         }
         insert_audit(&tx, audit)?;
-        let rec = Self::token_in(&tx, &token.serial)?;
+        let rec = Self::token_in(&tx, &seals, &token.serial)?;
         tx.commit()?;
         Ok(rec)
     }
@@ -322,20 +325,29 @@ impl Store {
 }
 
 /// The certificate of a certificate token, read on an executor worker's connection.
-pub fn token_certificate(conn: &Connection, token_id: i64) -> Result<Option<CertificateRow>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT slot, certificate, attestation, not_after, fingerprint FROM token_certificate WHERE token_id = ?1",
-            [token_id],
-            |r| {
-                Ok(CertificateRow {
-                    slot: r.get(0)?,
-                    certificate: r.get(1)?,
-                    attestation: r.get(2)?,
-                    not_after: r.get(3)?,
-                    fingerprint: r.get(4)?,
-                })
-            },
-        )
-        .optional()?)
+pub fn token_certificate(
+    conn: &Connection,
+    seals: &RowSeals,
+    token_id: i64,
+) -> Result<Option<CertificateRow>, StoreError> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT slot, certificate, attestation, not_after, fingerprint, {} FROM token_certificate c
+             WHERE c.token_id = ?1",
+            RowTable::Certificate.select_list("c")
+        ))?
+        .query_row([token_id], |r| {
+            let row = CertificateRow {
+                slot: r.get(0)?,
+                certificate: r.get(1)?,
+                attestation: r.get(2)?,
+                not_after: r.get(3)?,
+                fingerprint: r.get(4)?,
+            };
+            Ok((row, RowSeal::read(r, RowTable::Certificate, 5)?.unwrap_or_default()))
+        })
+        .optional()?;
+    let Some((row, seal)) = found else { return Ok(None) };
+    seals.check(&seal, || format!("the certificate of token #{token_id}"))?;
+    Ok(Some(row))
 }

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (17, "api_admin_sessions", include_str!("../../../migrations/0017_api_admin_sessions.sql")),
     (18, "store_probe", include_str!("../../../migrations/0018_store_probe.sql")),
     (19, "table_seals", include_str!("../../../migrations/0019_table_seals.sql")),
+    (20, "row_seals", include_str!("../../../migrations/0020_row_seals.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -20,6 +20,7 @@ mod keys;
 mod migrate;
 mod policies;
 mod resolvers;
+pub mod row_seals;
 pub mod seals;
 mod tokens;
 
@@ -178,6 +179,11 @@ impl Store {
             Some(key) => seals::reseal(tx, key.as_ref(), tables, crate::now_ms()),
             None => Ok(()),
         }
+    }
+
+    /// The row seals' handle ([`row_seals`]), for readers and writers of tokens and users.
+    pub fn row_seals(&self) -> row_seals::RowSeals {
+        row_seals::RowSeals::new(self.seal_key.get().cloned())
     }
 
     /// Checks the seals of `tables` on `conn` before they are read for a decision.

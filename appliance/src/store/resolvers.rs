@@ -7,6 +7,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use super::row_seals::{RowSeal, RowTable};
 use super::{unique_as, AuthAuditRow, Store, StoreError};
 
 /// A resolver as stored.
@@ -79,6 +80,7 @@ impl Store {
             params![r.name, r.kind, r.options.to_string(), r.sealed_bind_password, now],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("resolver {}", r.name))))?;
+        self.reseal(&tx, &["resolver"])?;
         super::tokens::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
@@ -105,6 +107,7 @@ impl Store {
         if let Some(sealed) = sealed_bind_password {
             tx.execute("UPDATE resolver SET sealed_bind_password = ?2 WHERE id = ?1", params![id, sealed])?;
         }
+        self.reseal(&tx, &["resolver"])?;
         super::tokens::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
@@ -130,20 +133,23 @@ impl Store {
             )));
         }
         tx.execute("DELETE FROM resolver WHERE id = ?1", [id])?;
+        self.reseal(&tx, &["resolver"])?;
         super::tokens::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
 
     pub fn resolver(&self, name: &str) -> Result<ResolverRecord, StoreError> {
-        self.conn()
-            .query_row(&format!("SELECT {COLUMNS} FROM resolver WHERE name = ?1"), [name], from_row)
+        let conn = self.conn();
+        self.verify_seals(&conn, &["resolver"])?;
+        conn.query_row(&format!("SELECT {COLUMNS} FROM resolver WHERE name = ?1"), [name], from_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("resolver {name}")))
     }
 
     pub fn resolvers(&self) -> Result<Vec<ResolverRecord>, StoreError> {
         let conn = self.conn();
+        self.verify_seals(&conn, &["resolver"])?;
         let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM resolver ORDER BY name"))?;
         let rows = st.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -152,6 +158,7 @@ impl Store {
     /// Every realm with its resolvers in priority order.
     pub fn realms(&self) -> Result<Vec<RealmRecord>, StoreError> {
         let conn = self.conn();
+        self.verify_seals(&conn, &["realm", "realm_resolver", "resolver"])?;
         let mut st = conn.prepare(
             "SELECT r.name, r.is_default, r.created_at, s.name FROM realm r
              LEFT JOIN realm_resolver rr ON rr.realm_id = r.id LEFT JOIN resolver s ON s.id = rr.resolver_id
@@ -181,6 +188,7 @@ impl Store {
             params![name, crate::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("realm {name}"))))?;
+        self.reseal(&tx, &["realm"])?;
         super::tokens::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
@@ -204,6 +212,7 @@ impl Store {
             return Err(StoreError::Invalid(format!("realm {name} holds {users} internal user(s); remove them first")));
         }
         tx.execute("DELETE FROM realm WHERE id = ?1", [id])?;
+        self.reseal(&tx, &["realm", "realm_resolver"])?;
         super::tokens::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
@@ -228,6 +237,7 @@ impl Store {
             )
             .map_err(|e| unique_as(e, || StoreError::Invalid(format!("resolver {name} is listed twice"))))?;
         }
+        self.reseal(&tx, &["realm_resolver"])?;
         super::tokens::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
@@ -239,36 +249,44 @@ impl Store {
         let id = realm_id(&tx, realm)?;
         tx.execute("UPDATE realm SET is_default = 0 WHERE is_default = 1 AND id <> ?1", [id])?;
         tx.execute("UPDATE realm SET is_default = 1 WHERE id = ?1", [id])?;
+        self.reseal(&tx, &["realm"])?;
         super::tokens::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
 
-    /// An internal user of `realm` (by name), with their password verifier.
+    /// An internal user of `realm` (by name), with their password verifier; their row's seal
+    /// is checked first.
     pub fn internal_user(&self, realm: &str, login: &str) -> Result<Option<InternalUser>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT u.id, u.login, r.name, u.email, u.phone, u.given_name, u.surname, u.password_verifier
+        let conn = self.conn();
+        let found = conn
+            .prepare_cached(&format!(
+                "SELECT u.id, u.login, r.name, u.email, u.phone, u.given_name, u.surname, u.password_verifier, {}
                  FROM app_user u JOIN realm r ON r.id = u.realm_id
                  WHERE r.name = ?1 AND u.login = ?2 AND u.resolver IS NULL",
-                params![realm, login],
-                |r| {
-                    Ok(InternalUser {
-                        id: r.get(0)?,
-                        user: super::User {
-                            login: r.get(1)?,
-                            realm: r.get(2)?,
-                            email: r.get(3)?,
-                            phone: r.get(4)?,
-                            given_name: r.get(5)?,
-                            surname: r.get(6)?,
-                        },
-                        password_verifier: r.get(7)?,
-                    })
-                },
-            )
-            .optional()?)
+                RowTable::User.select_list("u")
+            ))?
+            .query_row(params![realm, login], |r| {
+                let user = InternalUser {
+                    id: r.get(0)?,
+                    user: super::User {
+                        login: r.get(1)?,
+                        realm: r.get(2)?,
+                        email: r.get(3)?,
+                        phone: r.get(4)?,
+                        given_name: r.get(5)?,
+                        surname: r.get(6)?,
+                    },
+                    password_verifier: r.get(7)?,
+                };
+                Ok((user, RowSeal::read(r, RowTable::User, 8)?))
+            })
+            .optional()?;
+        let Some((user, seal)) = found else { return Ok(None) };
+        if let Some(seal) = seal {
+            self.row_seals().check(&seal, || format!("user {login} in realm {realm}"))?;
+        }
+        Ok(Some(user))
     }
 
     /// Sets (or with `None` clears) an internal user's password verifier.
@@ -281,14 +299,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let changed = tx.execute(
-            "UPDATE app_user SET password_verifier = ?3
-             WHERE login = ?2 AND realm_id = (SELECT id FROM realm WHERE name = ?1) AND resolver IS NULL",
-            params![realm, login, verifier],
-        )?;
-        if changed == 0 {
-            return Err(StoreError::NotFound(format!("user {login} in realm {realm}")));
-        }
+        let id: i64 = tx
+            .query_row(
+                "SELECT id FROM app_user
+                 WHERE login = ?2 AND realm_id = (SELECT id FROM realm WHERE name = ?1) AND resolver IS NULL",
+                params![realm, login],
+                |r| r.get(0),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("user {login} in realm {realm}")))?;
+        self.row_seals().update(&tx, RowTable::User, id, || {
+            tx.execute("UPDATE app_user SET password_verifier = ?2 WHERE id = ?1", params![id, verifier])
+        })?;
         super::tokens::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
@@ -296,8 +318,9 @@ impl Store {
 
     /// The name of the default realm.
     pub fn default_realm(&self) -> Result<String, StoreError> {
-        self.conn()
-            .query_row("SELECT name FROM realm WHERE is_default = 1", [], |r| r.get(0))
+        let conn = self.conn();
+        self.verify_seals(&conn, &["realm"])?;
+        conn.query_row("SELECT name FROM realm WHERE is_default = 1", [], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::NotFound("default realm".into()))
     }

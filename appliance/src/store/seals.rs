@@ -27,6 +27,10 @@ use super::StoreError;
 /// Computes the MAC of a table digest with the HSM's seal key.
 pub trait SealKey: Send + Sync + std::fmt::Debug {
     fn mac(&self, digest: &[u8]) -> Result<Vec<u8>, String>;
+
+    /// The work of one MAC the key has not computed before, whose result is not used (the
+    /// equal work of a rejected guess, [`super::row_seals::RowSeals::equal_work`]).
+    fn work(&self) {}
 }
 
 /// The sealed tables and the query that reads each one completely in a fixed order.
@@ -54,6 +58,16 @@ pub const SEALED_TABLES: &[(&str, &str)] = &[
         "service_account",
         "SELECT name, key_prefix, key_verifier, description, created_at FROM service_account ORDER BY name",
     ),
+    // Which realms exist, which is the default, and which resolvers each asks in what order:
+    // an edit could send a realm's users to another directory.
+    ("realm", "SELECT id, name, is_default, created_at FROM realm ORDER BY id"),
+    (
+        "resolver",
+        "SELECT id, name, kind, options, sealed_bind_password, created_at, updated_at FROM resolver ORDER BY id",
+    ),
+    ("realm_resolver", "SELECT realm_id, resolver_id, priority FROM realm_resolver ORDER BY realm_id, resolver_id"),
+    // Which HSM key serves which role.
+    ("system_key", "SELECT role, hsm_key_id, created_at FROM system_key ORDER BY role"),
 ];
 
 /// The row of `table_seal` that seals the set of sealed tables itself, so a table's seal
@@ -83,25 +97,31 @@ pub fn digest(conn: &Connection, table: &str) -> Result<[u8; 32], StoreError> {
     while let Some(r) = rows.next()? {
         h.update(b"R");
         for i in 0..columns {
-            match r.get_ref(i)? {
-                ValueRef::Null => h.update(b"n"),
-                ValueRef::Integer(v) => {
-                    h.update(b"i");
-                    h.update(v.to_be_bytes());
-                }
-                ValueRef::Real(v) => {
-                    h.update(b"f");
-                    h.update(v.to_bits().to_be_bytes());
-                }
-                ValueRef::Text(b) | ValueRef::Blob(b) => {
-                    h.update(b"b");
-                    h.update((b.len() as u64).to_be_bytes());
-                    h.update(b);
-                }
-            }
+            hash_value(&mut h, r.get_ref(i)?);
         }
     }
     Ok(h.finalize().into())
+}
+
+/// Adds one value to a digest, tagged with its type and (for bytes) its length, so no two
+/// different sequences of values encode alike. Shared with the row seals.
+pub(super) fn hash_value(h: &mut Sha256, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => h.update(b"n"),
+        ValueRef::Integer(v) => {
+            h.update(b"i");
+            h.update(v.to_be_bytes());
+        }
+        ValueRef::Real(v) => {
+            h.update(b"f");
+            h.update(v.to_bits().to_be_bytes());
+        }
+        ValueRef::Text(b) | ValueRef::Blob(b) => {
+            h.update(b"b");
+            h.update((b.len() as u64).to_be_bytes());
+            h.update(b);
+        }
+    }
 }
 
 fn mac_of(conn: &Connection, key: &dyn SealKey, table: &str) -> Result<Vec<u8>, StoreError> {
@@ -171,8 +191,10 @@ fn write_set(conn: &Connection, key: &dyn SealKey, now_ms: i64) -> Result<(), St
 pub fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i64) -> Result<Vec<&'static str>, StoreError> {
     if adopt {
         reseal(conn, key, &all_tables(), now_ms)?;
+        let mut adopted = all_tables();
+        adopted.extend(super::row_seals::start(conn, key, true, now_ms)?);
         write_set(conn, key, now_ms)?;
-        return Ok(all_tables());
+        return Ok(adopted);
     }
     let stored: Option<Vec<u8>> =
         conn.query_row("SELECT mac FROM table_seal WHERE name = ?1", [SET_ROW], |r| r.get(0)).optional()?;
@@ -198,6 +220,9 @@ pub fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i64) -> 
     verify(conn, key, &sealed)?;
     if !new.is_empty() {
         reseal(conn, key, &new, now_ms)?;
+    }
+    new.extend(super::row_seals::start(conn, key, false, now_ms)?);
+    if !new.is_empty() {
         write_set(conn, key, now_ms)?;
     }
     Ok(new)
@@ -208,20 +233,22 @@ pub fn all_tables() -> Vec<&'static str> {
     SEALED_TABLES.iter().map(|(t, _)| *t).collect()
 }
 
+/// A stand-in for the HSM key in the store's unit tests: the digest itself, keyed by a
+/// constant (the logic under test is the encoding and the bookkeeping, not the MAC).
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct TestKey;
+
+#[cfg(test)]
+impl SealKey for TestKey {
+    fn mac(&self, digest: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(Sha256::digest([b"k".as_slice(), digest].concat()).to_vec())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A stand-in for the HSM key: the digest itself, keyed by a constant (the store's logic
-    /// under test is the encoding and the bookkeeping, not the MAC).
-    #[derive(Debug)]
-    struct TestKey;
-
-    impl SealKey for TestKey {
-        fn mac(&self, digest: &[u8]) -> Result<Vec<u8>, String> {
-            Ok(Sha256::digest([b"k".as_slice(), digest].concat()).to_vec())
-        }
-    }
 
     fn db() -> Connection {
         let dir = tempfile::tempdir().unwrap();

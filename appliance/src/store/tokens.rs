@@ -9,6 +9,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
+use super::row_seals::{RowSeal, RowSeals, RowTable};
 use super::{unique_as, Store, StoreError};
 
 /// A user of the internal user store.
@@ -77,6 +78,9 @@ pub struct TokenRecord {
     /// The owner's stable id in `owner_resolver` (`None`: an internal user, or a directory
     /// user recorded before stable ids were kept and not bound yet).
     pub owner_uid: Option<String>,
+    /// The row's seal as read, and its owner row's ([`super::row_seals`]).
+    pub(crate) seal: RowSeal,
+    pub(crate) owner_seal: Option<RowSeal>,
 }
 
 impl TokenRecord {
@@ -170,6 +174,29 @@ pub struct NewToken {
     pub owner_limit: Option<i64>,
 }
 
+#[cfg(test)]
+impl NewToken {
+    /// An HOTP token for the store's unit tests (its "sealed" seed is one byte: nothing opens it).
+    pub(crate) fn for_test(serial: &str, user: Option<(&str, &str)>) -> NewToken {
+        NewToken {
+            serial: serial.into(),
+            token_type: "hotp".into(),
+            plugin: "token-hotp".into(),
+            params: serde_json::json!({}),
+            otp_window: 10,
+            sealed_seed: vec![1],
+            counter: 0,
+            pin_verifier: None,
+            max_fail: 10,
+            fail_clear_s: 0,
+            user: user.map(|(l, r)| (l.to_owned(), r.to_owned())),
+            description: String::new(),
+            recipient: None,
+            owner_limit: None,
+        }
+    }
+}
+
 /// One authentication or token-administration event.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuthAuditRow {
@@ -197,14 +224,13 @@ pub struct AuthAuditRow {
     #[serde(default)]
     pub duration_ms: Option<i64>,
     /// The resolved user the row is about ([`Owner::key`]), which per-user limits count by.
-    /// Written, never read back into this struct (it is not part of the audit's listings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
 }
 
 /// The columns [`AuthAuditRow::from_row`] reads, in its order.
 pub(crate) const AUTH_COLUMNS: &str =
-    "id, at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms";
+    "id, at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms, owner";
 
 impl AuthAuditRow {
     /// The row whose [`AUTH_COLUMNS`] start at column `at` of `r`.
@@ -223,7 +249,7 @@ impl AuthAuditRow {
             client: r.get(at + 10)?,
             policies: r.get(at + 11)?,
             duration_ms: r.get(at + 12)?,
-            owner: None,
+            owner: r.get(at + 13)?,
         })
     }
 
@@ -317,31 +343,42 @@ pub fn unknown_owner_key(realm: &str, login: &str) -> String {
 
 /// The tokens of `owner`, read on the caller's connection: a directory user's rows bound to
 /// their stable id, and rows recorded for them before ids were kept (found by login under
-/// the resolver's matching rule).
-pub fn tokens_of_owner(conn: &Connection, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
-    let rows = match owner {
-        Owner::Internal { user_id } => {
-            let mut st = conn.prepare_cached(&format!(
-                "SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.user_id = ?1 AND u.resolver IS NULL ORDER BY t.id"
-            ))?;
-            let rows = st.query_map([user_id], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        }
-        Owner::Directory { resolver, uid, login, nocase } => {
-            let mut st = conn.prepare_cached(&format!(
-                "SELECT {TOKEN_COLUMNS} {TOKEN_FROM}
-                 WHERE t.user_id IN (SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid = ?2
-                     UNION SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid IS NULL
-                         AND (login = ?3 OR (?4 AND lower(login) = lower(?3))))
-                 ORDER BY t.id"
-            ))?;
-            let rows = st
-                .query_map(params![resolver, uid, login, nocase], token_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
-        }
+/// the resolver's matching rule). The owner's rows and the tokens are checked against their
+/// seals, and the tokens found against each owner row's sealed count.
+pub fn tokens_of_owner(conn: &Connection, seals: &RowSeals, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
+    let users = format!("SELECT u.id, u.token_count, u.login, {} FROM app_user u", RowTable::User.select_list("u"));
+    let row = |r: &Row<'_>| -> rusqlite::Result<(i64, i64, String, Option<RowSeal>)> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, RowSeal::read(r, RowTable::User, 3)?))
     };
-    Ok(rows)
+    let owners = match owner {
+        Owner::Internal { user_id } => conn
+            .prepare_cached(&format!("{users} WHERE u.id = ?1 AND u.resolver IS NULL"))?
+            .query_map([user_id], row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+        Owner::Directory { resolver, uid, login, nocase } => conn
+            .prepare_cached(&format!(
+                "{users} WHERE u.resolver = ?1 AND (u.resolver_uid = ?2
+                     OR (u.resolver_uid IS NULL AND (u.login = ?3 OR (?4 AND lower(u.login) = lower(?3)))))
+                 ORDER BY u.id"
+            ))?
+            .query_map(params![resolver, uid, login, nocase], row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?,
+    };
+    let mut tokens = Vec::new();
+    let mut st = conn.prepare_cached(&format!("SELECT {} {TOKEN_FROM} WHERE t.user_id = ?1", token_columns()))?;
+    for (id, count, login, seal) in owners {
+        if let Some(seal) = &seal {
+            seals.check(seal, || format!("user {login} (#{id})"))?;
+        }
+        let theirs = st.query_map([id], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        seals.check_count(id, count, theirs.len(), &login)?;
+        for t in theirs {
+            seals.check(&t.seal, || format!("token {}", t.serial))?;
+            tokens.push(t);
+        }
+    }
+    tokens.sort_by_key(|t| t.id);
+    Ok(tokens)
 }
 
 /// The owner key of an assigned token's owner as the row records it; `None` when the token
@@ -477,10 +514,22 @@ pub struct CheckRecord {
     pub throttle: ThrottleEffect,
 }
 
-const TOKEN_COLUMNS: &str = "t.id, t.serial, t.type, t.plugin, t.params, t.otp_window, t.sealed_seed, t.counter,
+const TOKEN_FIELDS: &str = "t.id, t.serial, t.type, t.plugin, t.params, t.otp_window, t.sealed_seed, t.counter,
     t.drift, t.pin_verifier, t.fail_count, t.max_fail, t.fail_clear_s, t.last_fail_ms, t.last_auth_ms, t.active,
     t.revoked, u.login, r.name, t.description, t.created_at, t.recipient, u.phone, u.email, d.kind, d.serial, u.resolver,
     u.id, u.resolver_uid";
+/// Where [`token_from_row`] finds the token row's sealed values, and then its owner row's.
+const TOKEN_SEAL_AT: usize = 29;
+const OWNER_SEAL_AT: usize = TOKEN_SEAL_AT + 23;
+
+/// What [`token_from_row`] reads: the token's fields, then the sealed values of the token row
+/// and of its owner's row.
+fn token_columns() -> &'static str {
+    static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("{TOKEN_FIELDS}, {}, {}", RowTable::Token.select_list("t"), RowTable::User.select_list("u"))
+    });
+    &COLUMNS
+}
 const TOKEN_FROM: &str = "FROM token t LEFT JOIN app_user u ON u.id = t.user_id LEFT JOIN realm r ON r.id = u.realm_id
     LEFT JOIN device d ON d.id = t.device_id";
 
@@ -518,7 +567,18 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         owner_resolver: r.get(26)?,
         owner_id: r.get(27)?,
         owner_uid: r.get(28)?,
+        seal: RowSeal::read(r, RowTable::Token, TOKEN_SEAL_AT)?.unwrap_or_default(),
+        owner_seal: RowSeal::read(r, RowTable::User, OWNER_SEAL_AT)?,
     })
+}
+
+/// Checks the seals of a token row as read and of its owner's row.
+fn checked(seals: &RowSeals, t: TokenRecord) -> Result<TokenRecord, StoreError> {
+    seals.check(&t.seal, || format!("token {}", t.serial))?;
+    if let Some(owner) = &t.owner_seal {
+        seals.check(owner, || format!("the owner of token {}", t.serial))?;
+    }
+    Ok(t)
 }
 
 fn counter_sql(v: u64) -> Result<i64, StoreError> {
@@ -528,10 +588,10 @@ fn counter_sql(v: u64) -> Result<i64, StoreError> {
 /// The token a check by serial is about (none or one), read on the caller's connection (a
 /// worker's reader). A check by user reads [`tokens_of_owner`] of the user the login resolves
 /// to: there is deliberately no look-up of tokens by the login string.
-pub fn token_for_check(conn: &Connection, serial: &str) -> Result<Vec<TokenRecord>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.serial = ?1"))?;
+pub fn token_for_check(conn: &Connection, seals: &RowSeals, serial: &str) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut st = conn.prepare_cached(&format!("SELECT {} {TOKEN_FROM} WHERE t.serial = ?1", token_columns()))?;
     let rows = st.query_map([serial], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    rows.into_iter().map(|t| checked(seals, t)).collect()
 }
 
 pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
@@ -563,31 +623,40 @@ pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::
 /// Applies one check's effect and writes its audit row, inside the caller's transaction.
 /// Returns the row id and whether an accept stood (false: the compare-and-set lost, and the
 /// audit row was rewritten as a reject before it was written).
-pub(crate) fn commit_check(tx: &Transaction<'_>, rec: &mut CheckRecord) -> rusqlite::Result<(i64, bool)> {
+/// Every token row it changes is checked against its seal first and sealed again after.
+pub(crate) fn commit_check(
+    tx: &Transaction<'_>,
+    seals: &RowSeals,
+    rec: &mut CheckRecord,
+) -> Result<(i64, bool), StoreError> {
     let at = rec.audit.at_ms;
     let accepted = match &rec.effect {
         TokenEffect::None => false,
         // A policy let the user through without a token (passOnNoToken, passOnNoUser, passthru).
         TokenEffect::Pass => true,
         TokenEffect::Accept { token_id, seen_counter, seen_fail, new_counter, drift } => {
-            advance_counter(tx, rec, *token_id, *seen_counter, *seen_fail, *new_counter, *drift)?
+            advance_counter(tx, seals, rec, *token_id, *seen_counter, *seen_fail, *new_counter, *drift)?
         }
         TokenEffect::AcceptChallenge { challenge_id, token_id, seen_counter, seen_fail, new_counter, drift } => {
             let (challenge_id, token_id) = (*challenge_id, *token_id);
             let (seen_counter, seen_fail, new_counter, drift) = (*seen_counter, *seen_fail, *new_counter, *drift);
             // The counter first: its compare-and-set reads the fail count that answering resets.
             // A challenge lost after it means the OTP is spent and the check still refused.
-            advance_counter(tx, rec, token_id, seen_counter, seen_fail, new_counter, drift)?
-                && answer_challenge(tx, rec, challenge_id, token_id)?
+            advance_counter(tx, seals, rec, token_id, seen_counter, seen_fail, new_counter, drift)?
+                && answer_challenge(tx, seals, rec, challenge_id, token_id)?
         }
-        TokenEffect::AnswerChallenge { challenge_id, token_id } => answer_challenge(tx, rec, *challenge_id, *token_id)?,
+        TokenEffect::AnswerChallenge { challenge_id, token_id } => {
+            answer_challenge(tx, seals, rec, *challenge_id, *token_id)?
+        }
         TokenEffect::Fail(tokens) => {
             for t in tokens {
-                tx.prepare_cached(
-                    "UPDATE token SET fail_count = CASE WHEN ?3 THEN 1 ELSE fail_count + 1 END, last_fail_ms = ?1
-                     WHERE id = ?2",
-                )?
-                .execute(params![at, t.token_id, t.restart])?;
+                seals.update(tx, RowTable::Token, t.token_id, || {
+                    tx.prepare_cached(
+                        "UPDATE token SET fail_count = CASE WHEN ?3 THEN 1 ELSE fail_count + 1 END, last_fail_ms = ?1
+                         WHERE id = ?2",
+                    )?
+                    .execute(params![at, t.token_id, t.restart])
+                })?;
             }
             false
         }
@@ -612,28 +681,32 @@ pub(crate) fn commit_check(tx: &Transaction<'_>, rec: &mut CheckRecord) -> rusql
 }
 
 /// The counter compare-and-set of an accept; a lost race turns the record into a reject.
+#[allow(clippy::too_many_arguments, reason = "the fields of TokenEffect::Accept, plus where to apply them")]
 fn advance_counter(
     tx: &Transaction<'_>,
+    seals: &RowSeals,
     rec: &mut CheckRecord,
     token_id: i64,
     seen_counter: u64,
     seen_fail: u32,
     new_counter: u64,
     drift: Option<i64>,
-) -> rusqlite::Result<bool> {
-    let changed = tx
-        .prepare_cached(
+) -> Result<bool, StoreError> {
+    let at = rec.audit.at_ms;
+    let changed = seals.update(tx, RowTable::Token, token_id, || {
+        tx.prepare_cached(
             "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
-         WHERE id = ?4 AND counter = ?5 AND fail_count = ?6 AND active = 1 AND revoked = 0",
+             WHERE id = ?4 AND counter = ?5 AND fail_count = ?6 AND active = 1 AND revoked = 0",
         )?
         .execute(params![
             i64::try_from(new_counter).unwrap_or(i64::MAX),
-            rec.audit.at_ms,
+            at,
             drift,
             token_id,
             i64::try_from(seen_counter).unwrap_or(i64::MAX),
             seen_fail
-        ])?;
+        ])
+    })?;
     if changed == 0 {
         rec.audit.result = "reject".into();
         rec.audit.detail = Some("the OTP was already used, or the token changed meanwhile".into());
@@ -644,10 +717,11 @@ fn advance_counter(
 /// Marks an open challenge answered (compare-and-set); a lost race turns the record into a reject.
 fn answer_challenge(
     tx: &Transaction<'_>,
+    seals: &RowSeals,
     rec: &mut CheckRecord,
     challenge_id: i64,
     token_id: i64,
-) -> rusqlite::Result<bool> {
+) -> Result<bool, StoreError> {
     let at = rec.audit.at_ms;
     let changed = tx
         .prepare_cached(
@@ -655,8 +729,10 @@ fn answer_challenge(
         )?
         .execute(params![at, challenge_id])?;
     if changed == 1 {
-        tx.prepare_cached("UPDATE token SET fail_count = 0, last_auth_ms = ?1 WHERE id = ?2")?
-            .execute(params![at, token_id])?;
+        seals.update(tx, RowTable::Token, token_id, || {
+            tx.prepare_cached("UPDATE token SET fail_count = 0, last_auth_ms = ?1 WHERE id = ?2")?
+                .execute(params![at, token_id])
+        })?;
     } else {
         rec.audit.result = "reject".into();
         rec.audit.detail = Some("the challenge was already answered or has expired".into());
@@ -668,16 +744,20 @@ impl Store {
     /// The CKA_ID (hex) of the appliance key with this role, if it was created.
     pub fn system_key(&self, role: &str) -> Result<Option<String>, StoreError> {
         let conn = self.conn();
+        self.verify_seals(&conn, &["system_key"])?;
         Ok(conn.query_row("SELECT hsm_key_id FROM system_key WHERE role = ?1", [role], |r| r.get(0)).optional()?)
     }
 
     pub fn insert_system_key(&self, role: &str, key_id_hex: &str) -> Result<(), StoreError> {
-        let conn = self.conn();
-        conn.execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute(
             "INSERT INTO system_key (role, hsm_key_id, created_at) VALUES (?1, ?2, ?3)",
             params![role, key_id_hex, crate::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("system key {role}"))))?;
+        self.reseal(&tx, &["system_key"])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -712,6 +792,7 @@ impl Store {
             params![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("user {} in realm {realm_name}", u.login))))?;
+        self.row_seals().seal_row(&tx, RowTable::User, tx.last_insert_rowid())?;
         let mut a = audit.clone();
         a.realm = Some(realm_name.clone());
         insert_audit(&tx, &a)?;
@@ -783,6 +864,11 @@ impl Store {
             let rows = st.query_map(params![u.resolver, u.login, u.nocase, realm_id], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        // Every row this changes is checked before it is changed, and sealed again at the end.
+        let seals = self.row_seals();
+        for &id in bound.iter().chain(&legacy) {
+            seals.verify_row(&tx, RowTable::User, id)?;
+        }
         let keep = match (bound, legacy.first()) {
             (Some(id), _) => id,
             (None, Some(&id)) => {
@@ -816,10 +902,15 @@ impl Store {
         };
         // Rows of the same person recorded under other realms or spellings: one owner now.
         for &other in legacy.iter().filter(|&&id| id != keep) {
-            tx.execute("UPDATE token SET user_id = ?1 WHERE user_id = ?2", params![keep, other])?;
+            for token in Self::token_ids_of(&tx, other)? {
+                seals.update(&tx, RowTable::Token, token, || {
+                    tx.execute("UPDATE token SET user_id = ?1 WHERE id = ?2", params![keep, token])
+                })?;
+            }
             tx.execute("DELETE FROM app_user WHERE id = ?1", [other])?;
         }
         contact(&tx, keep)?;
+        seals.recount_verified(&tx, keep)?;
         let owner = owner_of(&tx, keep)?;
         tx.commit()?;
         Ok(owner)
@@ -854,6 +945,14 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (id, _) = Self::user_id(&tx, login, realm)?;
+        let seals = self.row_seals();
+        seals.verify_row(&tx, RowTable::User, id)?;
+        // Explicitly, not by the foreign key's ON DELETE SET NULL: each token row is sealed again.
+        for token in Self::token_ids_of(&tx, id)? {
+            seals.update(&tx, RowTable::Token, token, || {
+                tx.execute("UPDATE token SET user_id = NULL WHERE id = ?1", [token])
+            })?;
+        }
         tx.execute("DELETE FROM app_user WHERE id = ?1", [id])?;
         insert_audit(&tx, audit)?;
         tx.commit()?;
@@ -863,16 +962,18 @@ impl Store {
     pub fn insert_token(&self, t: &NewToken, audit: &AuthAuditRow) -> Result<TokenRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        Self::insert_token_in(&tx, t, None)?;
+        let seals = self.row_seals();
+        Self::insert_token_in(&tx, &seals, t, None)?;
         insert_audit(&tx, audit)?;
-        let rec = Self::token_in(&tx, &t.serial)?;
+        let rec = Self::token_in(&tx, &seals, &t.serial)?;
         tx.commit()?;
         Ok(rec)
     }
 
-    /// Inserts a token inside `tx`; returns its row id.
+    /// Inserts a token inside `tx`, sealed, and counts it on its owner; returns its row id.
     pub(super) fn insert_token_in(
         tx: &Transaction<'_>,
+        seals: &RowSeals,
         t: &NewToken,
         device_id: Option<i64>,
     ) -> Result<i64, StoreError> {
@@ -907,7 +1008,19 @@ impl Store {
             ],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("token {}", t.serial))))?;
-        Ok(tx.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        seals.seal_row(tx, RowTable::Token, id)?;
+        if let Some(user_id) = user_id {
+            seals.recount(tx, user_id)?;
+        }
+        Ok(id)
+    }
+
+    /// The ids of user `user_id`'s tokens.
+    fn token_ids_of(conn: &Connection, user_id: i64) -> Result<Vec<i64>, StoreError> {
+        let mut st = conn.prepare_cached("SELECT id FROM token WHERE user_id = ?1 ORDER BY id")?;
+        let ids = st.query_map([user_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        Ok(ids)
     }
 
     /// Whether `login` in `realm` may receive another token under `limit`: an early answer for
@@ -919,14 +1032,21 @@ impl Store {
         owner_within_limit(&tx, id, None, limit, || format!("user {login} in realm {realm}"))
     }
 
-    pub(super) fn token_in(conn: &Connection, serial: &str) -> Result<TokenRecord, StoreError> {
-        conn.query_row(&format!("SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE t.serial = ?1"), [serial], token_from_row)
+    /// A token by serial, checked against its seal (and its owner row's).
+    pub(super) fn token_in(conn: &Connection, seals: &RowSeals, serial: &str) -> Result<TokenRecord, StoreError> {
+        let t = conn
+            .query_row(
+                &format!("SELECT {} {TOKEN_FROM} WHERE t.serial = ?1", token_columns()),
+                [serial],
+                token_from_row,
+            )
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("token {serial}")))
+            .ok_or_else(|| StoreError::NotFound(format!("token {serial}")))?;
+        checked(seals, t)
     }
 
     pub fn token(&self, serial: &str) -> Result<TokenRecord, StoreError> {
-        Self::token_in(&self.conn(), serial)
+        Self::token_in(&self.conn(), &self.row_seals(), serial)
     }
 
     /// Tokens, optionally only a user's (login, realm) or one type's.
@@ -941,16 +1061,18 @@ impl Store {
             None => None,
         };
         let mut st = conn.prepare(&format!(
-            "SELECT {TOKEN_COLUMNS} {TOKEN_FROM} WHERE (?1 IS NULL OR t.user_id = ?1) AND (?2 IS NULL OR t.type = ?2)
-             ORDER BY t.serial"
+            "SELECT {} {TOKEN_FROM} WHERE (?1 IS NULL OR t.user_id = ?1) AND (?2 IS NULL OR t.type = ?2)
+             ORDER BY t.serial",
+            token_columns()
         ))?;
-        let rows = st.query_map(params![user_id, token_type], token_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = st.query_map(params![user_id, token_type], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let seals = self.row_seals();
+        rows.into_iter().map(|t| checked(&seals, t)).collect()
     }
 
     /// The tokens of a resolved user ([`tokens_of_owner`]).
     pub fn tokens_of_owner(&self, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
-        tokens_of_owner(&self.conn(), owner)
+        tokens_of_owner(&self.conn(), &self.row_seals(), owner)
     }
 
     /// Changes one token in a transaction that also writes `audit`; `change` gets the
@@ -963,10 +1085,19 @@ impl Store {
     ) -> Result<TokenRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let before = Self::token_in(&tx, serial)?;
+        let seals = self.row_seals();
+        // Read (and checked against its seal) before `change` touches it; sealed again after,
+        // and the token counts of its owners before and after renewed.
+        let before = Self::token_in(&tx, &seals, serial)?;
         change(&tx, &before)?;
+        seals.seal_row(&tx, RowTable::Token, before.id)?;
+        let owner_now: Option<i64> =
+            tx.query_row("SELECT user_id FROM token WHERE id = ?1", [before.id], |r| r.get(0)).optional()?.flatten();
+        for user_id in before.owner_id.into_iter().chain(owner_now.filter(|o| Some(*o) != before.owner_id)) {
+            seals.recount(&tx, user_id)?;
+        }
         insert_audit(&tx, audit)?;
-        let after = Self::token_in(&tx, serial).unwrap_or(before);
+        let after = Self::token_in(&tx, &seals, serial).unwrap_or(before);
         tx.commit()?;
         Ok(after)
     }
@@ -1113,22 +1244,7 @@ mod tests {
     use crate::config::Synchronous;
 
     fn token(store: &Store, serial: &str, user: Option<(&str, &str)>) {
-        let t = NewToken {
-            serial: serial.into(),
-            token_type: "hotp".into(),
-            plugin: "token-hotp".into(),
-            params: serde_json::json!({}),
-            otp_window: 10,
-            sealed_seed: vec![1],
-            counter: 0,
-            pin_verifier: None,
-            max_fail: 10,
-            fail_clear_s: 0,
-            user: user.map(|(l, r)| (l.to_owned(), r.to_owned())),
-            description: String::new(),
-            recipient: None,
-            owner_limit: None,
-        };
+        let t = NewToken::for_test(serial, user);
         store.insert_token(&t, &AuthAuditRow::new("uid:0", "token/init", "ok")).unwrap();
     }
 

@@ -27,7 +27,7 @@ use crate::api_access::SessionError;
 use crate::http::extract::Origin;
 use crate::http::AppState;
 use crate::store::TokenView;
-use crate::tokens::{InitRequest, SeedFormat, TokenError, TokenSettings};
+use crate::tokens::{ExpectedOwner, InitRequest, SeedFormat, TokenError, TokenService, TokenSettings};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -335,7 +335,9 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
 
 /// Runs a change on one token (by `serial`) or on every token of `user`, answering the count.
 /// Every token is loaded first and `action` judged on its stored owner and realm; one refusal
-/// refuses the whole request before anything changes.
+/// refuses the whole request before anything changes. Each change gets the token service
+/// [`expecting`](crate::tokens::TokenService::expecting) the owner the right was judged on, so
+/// it runs only if the token still has that owner inside the change's transaction.
 async fn each_token<F, Fut>(
     st: &AppState,
     admin: &PiAdmin,
@@ -345,7 +347,7 @@ async fn each_token<F, Fut>(
     f: F,
 ) -> Result<PiResponse, PiResponse>
 where
-    F: Fn(String) -> Fut,
+    F: Fn(TokenService, String) -> Fut,
     Fut: std::future::Future<Output = Result<TokenView, TokenError>>,
 {
     let tokens = match (p.owned("serial"), p.owned("user")) {
@@ -359,43 +361,43 @@ where
         allowed(st, admin, action, &Subject::of_token(t))?;
     }
     for t in &tokens {
-        f(t.serial.clone()).await.map_err(token_error)?;
+        f(st.tokens.expecting(ExpectedOwner::of(t)), t.serial.clone()).await.map_err(token_error)?;
     }
     Ok(PiResponse::ok(json!(tokens.len()), None, Value::Null))
 }
 
 macro_rules! token_action {
-    ($name:ident, $by_user:expr, |$st:ident, $caller:ident, $p:ident, $serial:ident| $body:expr) => {
-        async fn $name(State($st): State<AppState>, admin: PiAdmin, $p: Params) -> Response {
+    ($name:ident, $by_user:expr, |$tokens:ident, $caller:ident, $p:ident, $serial:ident| $body:expr) => {
+        async fn $name(State(st): State<AppState>, admin: PiAdmin, $p: Params) -> Response {
             let nonce = $p.nonce();
             let $caller = admin.caller.clone();
-            let answer = each_token(&$st, &admin, stringify!($name), &$p, $by_user, |$serial: String| {
-                let $st = $st.clone();
-                let $caller = $caller.clone();
-                let $p = &$p;
-                async move { $body }
-            })
-            .await;
-            answer.unwrap_or_else(|e| e).finish(&$st.responses, nonce.as_deref())
+            let answer =
+                each_token(&st, &admin, stringify!($name), &$p, $by_user, |$tokens: TokenService, $serial: String| {
+                    let $caller = $caller.clone();
+                    let $p = &$p;
+                    async move { $body }
+                })
+                .await;
+            answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
         }
     };
 }
 
-token_action!(enable, true, |st, caller, p, serial| {
+token_action!(enable, true, |tokens, caller, p, serial| {
     let _ = p;
-    st.tokens.set_active(caller, serial, true).await
+    tokens.set_active(caller, serial, true).await
 });
-token_action!(disable, true, |st, caller, p, serial| {
+token_action!(disable, true, |tokens, caller, p, serial| {
     let _ = p;
-    st.tokens.set_active(caller, serial, false).await
+    tokens.set_active(caller, serial, false).await
 });
-token_action!(unassign, false, |st, caller, p, serial| {
+token_action!(unassign, false, |tokens, caller, p, serial| {
     let _ = p;
-    st.tokens.unassign(caller, serial).await
+    tokens.unassign(caller, serial).await
 });
-token_action!(reset, true, |st, caller, p, serial| {
+token_action!(reset, true, |tokens, caller, p, serial| {
     let _ = p;
-    st.tokens.reset(caller, serial).await
+    tokens.reset(caller, serial).await
 });
 /// Assigning needs the right on the token as it is (its current owner) and on the new owner.
 async fn assign(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
@@ -406,26 +408,26 @@ async fn assign(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respon
         allowed(&st, &admin, "assign", &Subject::user_in(&st, &user, p.get("realm"))?)?;
         let caller = admin.caller.clone();
         let realm = p.owned("realm");
-        each_token(&st, &admin, "assign", &p, false, |serial: String| {
-            let (st, caller, user, realm) = (st.clone(), caller.clone(), user.clone(), realm.clone());
-            async move { st.tokens.assign(caller, serial, user, realm).await }
+        each_token(&st, &admin, "assign", &p, false, |tokens: TokenService, serial: String| {
+            let (caller, user, realm) = (caller.clone(), user.clone(), realm.clone());
+            async move { tokens.assign(caller, serial, user, realm).await }
         })
         .await
     }
     .await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
 }
-token_action!(setpin, false, |st, caller, p, serial| {
+token_action!(setpin, false, |tokens, caller, p, serial| {
     let pin = p.get("otppin").or_else(|| p.get("pin")).map(SecretString::from);
-    st.tokens.set_pin(caller, serial, pin).await
+    tokens.set_pin(caller, serial, pin).await
 });
-token_action!(resync, false, |st, caller, p, serial| {
+token_action!(resync, false, |tokens, caller, p, serial| {
     match (p.get("otp1"), p.get("otp2")) {
-        (Some(a), Some(b)) => st.tokens.resync(caller, serial, SecretString::from(a), SecretString::from(b)).await,
+        (Some(a), Some(b)) => tokens.resync(caller, serial, SecretString::from(a), SecretString::from(b)).await,
         _ => Err(TokenError::Invalid("Missing parameter: 'otp1' and 'otp2'".into())),
     }
 });
-token_action!(set, false, |st, caller, p, serial| {
+token_action!(set, false, |tokens, caller, p, serial| {
     let number = |name: &str| -> Result<Option<u32>, TokenError> {
         p.get(name)
             .map(|v| v.parse::<u32>().map_err(|_| TokenError::Invalid(format!("{name} must be a number"))))
@@ -433,14 +435,15 @@ token_action!(set, false, |st, caller, p, serial| {
     };
     let settings =
         TokenSettings { max_fail: number("max_failcount")?, fail_clear_s: None, description: p.owned("description") };
-    st.tokens.set(caller, serial, settings).await
+    tokens.set(caller, serial, settings).await
 });
 
 async fn remove(State(st): State<AppState>, admin: PiAdmin, Path(serial): Path<String>) -> Response {
     let answer = async {
         let token = st.tokens.show(serial.clone()).await.map_err(token_error)?;
         allowed(&st, &admin, "delete", &Subject::of_token(&token))?;
-        st.tokens.delete(admin.caller.clone(), serial).await.map_err(token_error)?;
+        let tokens = st.tokens.expecting(ExpectedOwner::of(&token));
+        tokens.delete(admin.caller.clone(), serial).await.map_err(token_error)?;
         Ok::<_, PiResponse>(PiResponse::ok(json!(1), None, Value::Null))
     }
     .await;

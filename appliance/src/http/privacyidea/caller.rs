@@ -6,7 +6,7 @@
 //! On the network listener every request passes [`network_auth`] (one layer over the whole
 //! router, so a route added later cannot skip it): it identifies the caller once, refuses a
 //! wrong credential, and with `http.require_api_key` refuses anonymous callers everywhere but
-//! at [`ANONYMOUS_PATHS`].
+//! at [`ANONYMOUS_PATHS`]; at [`CREDENTIAL_PATHS`] it refuses them whatever that setting.
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -53,6 +53,11 @@ impl FromRequestParts<AppState> for ApiCaller {
 /// Paths an anonymous caller may reach under `http.require_api_key`: only the login itself.
 pub const ANONYMOUS_PATHS: &[&str] = &["/auth"];
 
+/// Paths that need a credential even when `http.require_api_key` is off: `/metrics` tells
+/// which routes are used and how often, which users' clients need not know. Prometheus sends
+/// a service account's key as `Authorization: Bearer <key>`.
+pub const CREDENTIAL_PATHS: &[&str] = &["/metrics"];
+
 /// The authentication layer of the network listener (see the module comment). Native routes
 /// (`/v1/...`) get the native error shape, the others privacyIDEA's envelope.
 pub async fn network_auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
@@ -75,7 +80,8 @@ pub async fn network_auth(State(st): State<AppState>, req: Request, next: Next) 
         Ok(c) => c,
         Err(e) => return refuse(e),
     };
-    if st.require_api_key && caller.who == Who::Anonymous {
+    let needs_credential = st.require_api_key || CREDENTIAL_PATHS.contains(&parts.uri.path());
+    if needs_credential && caller.who == Who::Anonymous {
         return refuse(SessionError::Missing);
     }
     parts.extensions.insert(caller);

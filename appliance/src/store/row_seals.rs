@@ -1,0 +1,465 @@
+//! Seals of single rows, for the tables too large or too busy for a whole-table seal: users'
+//! tokens (their counters move on every accepted check) and the users who own them. Each row
+//! carries `row_mac`, an HMAC under the same HSM key as the table seals over every column of
+//! the row (its id included, so a row copied to another id does not verify), renewed in the
+//! transaction of every change the appliance makes and checked whenever the row is read for a
+//! decision. A row is verified before it is changed, so a later change cannot launder an edit.
+//!
+//! Deletions: a user row counts its tokens (`token_count`, sealed with the row), and reading a
+//! user's tokens checks the count, so deleting some or all of a user's token rows is caught.
+//! What a row seal cannot tell (a whole user row deleted together with their tokens, an old
+//! row put back with its old seal) is in docs/security.md with how operators detect it.
+//!
+//! Owns: the sealed columns of `token` and `app_user`, `row_mac`, `token_count`. Must never:
+//! write a sealed row without renewing its seal, or renew the seal of a row it has not verified.
+
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use sha2::{Digest, Sha256};
+
+use super::seals::{hash_value, SealKey};
+use super::StoreError;
+
+/// A table whose rows are sealed one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowTable {
+    Token,
+    User,
+    /// A certificate token's certificate (keyed by its token's id).
+    Certificate,
+}
+
+/// The sealed columns of `token`, in digest order: all of them but the seal.
+const TOKEN_COLUMNS: &[&str] = &[
+    "id",
+    "serial",
+    "type",
+    "plugin",
+    "params",
+    "otp_window",
+    "sealed_seed",
+    "counter",
+    "drift",
+    "pin_verifier",
+    "fail_count",
+    "max_fail",
+    "fail_clear_s",
+    "last_fail_ms",
+    "last_auth_ms",
+    "active",
+    "revoked",
+    "user_id",
+    "description",
+    "created_at",
+    "recipient",
+    "device_id",
+];
+
+/// The sealed columns of `app_user`, in digest order: all of them but the seal.
+const USER_COLUMNS: &[&str] = &[
+    "id",
+    "realm_id",
+    "login",
+    "email",
+    "phone",
+    "given_name",
+    "surname",
+    "created_at",
+    "password_verifier",
+    "resolver",
+    "resolver_uid",
+    "token_count",
+];
+
+/// The sealed columns of `token_certificate`.
+const CERTIFICATE_COLUMNS: &[&str] = &["token_id", "slot", "certificate", "attestation", "not_after", "fingerprint"];
+
+const DOMAIN: &[u8] = b"countersign row seal v1\0";
+
+impl RowTable {
+    pub const ALL: [RowTable; 3] = [RowTable::Token, RowTable::User, RowTable::Certificate];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RowTable::Token => "token",
+            RowTable::User => "app_user",
+            RowTable::Certificate => "token_certificate",
+        }
+    }
+
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            RowTable::Token => TOKEN_COLUMNS,
+            RowTable::User => USER_COLUMNS,
+            RowTable::Certificate => CERTIFICATE_COLUMNS,
+        }
+    }
+
+    /// The column a row is found by (the first sealed one).
+    fn key(self) -> &'static str {
+        self.columns()[0]
+    }
+
+    /// The sealed columns and then `row_mac`, each prefixed with `alias.`, for a SELECT list
+    /// whose values [`RowSeal::read`] takes.
+    pub fn select_list(self, alias: &str) -> String {
+        self.columns().iter().chain(&["row_mac"]).map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+    }
+
+    /// How many values [`RowTable::select_list`] selects.
+    pub fn width(self) -> usize {
+        self.columns().len() + 1
+    }
+
+    /// The name of the `table_seal` row that records that this table's rows are sealed, so
+    /// the next start does not take unsealed rows for rows of an older version.
+    fn marker(self) -> String {
+        format!("rows/{}", self.name())
+    }
+}
+
+/// A row's digest as read, and the seal stored with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowSeal {
+    digest: [u8; 32],
+    mac: Option<Vec<u8>>,
+}
+
+impl RowSeal {
+    /// The seal of the row whose [`RowTable::select_list`] values start at column `at` of `r`;
+    /// `None` when the row is absent there (a LEFT JOIN that found nothing).
+    pub fn read(r: &Row<'_>, table: RowTable, at: usize) -> rusqlite::Result<Option<RowSeal>> {
+        if matches!(r.get_ref(at)?, rusqlite::types::ValueRef::Null) {
+            return Ok(None);
+        }
+        let mut h = Sha256::new();
+        h.update(DOMAIN);
+        h.update(table.name().as_bytes());
+        h.update(b"\0");
+        let n = table.columns().len();
+        for i in at..at + n {
+            hash_value(&mut h, r.get_ref(i)?);
+        }
+        Ok(Some(RowSeal { digest: h.finalize().into(), mac: r.get(at + n)? }))
+    }
+}
+
+/// The row seals' handle: the seal key, or none in the store's own unit tests (no HSM), where
+/// nothing is sealed or checked but the token counts are still kept.
+#[derive(Debug, Clone, Default)]
+pub struct RowSeals(Option<Arc<dyn SealKey>>);
+
+impl RowSeals {
+    pub(super) fn new(key: Option<Arc<dyn SealKey>>) -> RowSeals {
+        RowSeals(key)
+    }
+
+    fn mac(key: &dyn SealKey, digest: &[u8]) -> Result<Vec<u8>, StoreError> {
+        key.mac(digest).map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal or check a row: {e}")))
+    }
+
+    /// Checks a row as read: its seal must be there and match. `what` names the row in the
+    /// error ("token T1").
+    pub fn check(&self, seal: &RowSeal, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+        let Some(key) = &self.0 else { return Ok(()) };
+        let Some(stored) = &seal.mac else {
+            return Err(StoreError::Tampered(format!("{} has no seal (a row added outside Countersign)", what())));
+        };
+        let fresh = Self::mac(key.as_ref(), &seal.digest)?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(stored.as_slice(), fresh.as_slice())) {
+            return Err(StoreError::Tampered(format!(
+                "{} was changed outside Countersign (its seal does not match its content)",
+                what()
+            )));
+        }
+        Ok(())
+    }
+
+    fn read(conn: &Connection, table: RowTable, id: i64) -> Result<Option<RowSeal>, StoreError> {
+        let sql = format!("SELECT {} FROM {} r WHERE r.{} = ?1", table.select_list("r"), table.name(), table.key());
+        Ok(conn.prepare_cached(&sql)?.query_row([id], |r| RowSeal::read(r, table, 0)).optional()?.flatten())
+    }
+
+    /// Checks row `id` of `table` as it is now on `conn`, before a change to it; a row that
+    /// is not there passes (the change then finds nothing to change).
+    pub fn verify_row(&self, conn: &Connection, table: RowTable, id: i64) -> Result<(), StoreError> {
+        if self.0.is_none() {
+            return Ok(());
+        }
+        match Self::read(conn, table, id)? {
+            Some(seal) => self.check(&seal, || format!("{} row #{id}", table.name())),
+            None => Ok(()),
+        }
+    }
+
+    /// Renews the seal of row `id` of `table` from what `conn` (the change's transaction)
+    /// sees now.
+    pub fn seal_row(&self, conn: &Connection, table: RowTable, id: i64) -> Result<(), StoreError> {
+        match &self.0 {
+            Some(key) => seal_row(conn, key.as_ref(), table, id),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `change` on row `id` of `table`: verifies the row first and renews its seal after
+    /// when `change` changed it. Returns what `change` returned (the rows it changed).
+    pub fn update(
+        &self,
+        conn: &Connection,
+        table: RowTable,
+        id: i64,
+        change: impl FnOnce() -> rusqlite::Result<usize>,
+    ) -> Result<usize, StoreError> {
+        self.verify_row(conn, table, id)?;
+        let changed = change()?;
+        if changed > 0 {
+            self.seal_row(conn, table, id)?;
+        }
+        Ok(changed)
+    }
+
+    /// Recounts the tokens of user `user_id` after tokens were given to or taken from them,
+    /// and renews the user row's seal.
+    pub fn recount(&self, conn: &Connection, user_id: i64) -> Result<(), StoreError> {
+        self.verify_row(conn, RowTable::User, user_id)?;
+        self.recount_verified(conn, user_id)
+    }
+
+    /// [`RowSeals::recount`] of a row the caller checked earlier in this transaction (and
+    /// changed since, so it would not verify now).
+    pub fn recount_verified(&self, conn: &Connection, user_id: i64) -> Result<(), StoreError> {
+        conn.prepare_cached(
+            "UPDATE app_user SET token_count = (SELECT count(*) FROM token WHERE user_id = ?1) WHERE id = ?1",
+        )?
+        .execute([user_id])?;
+        self.seal_row(conn, RowTable::User, user_id)
+    }
+
+    /// One seal MAC that decides nothing: the work a counted failure's new row seal costs, for
+    /// a rejected guess that has no token row to seal (an unknown user, a user without a token),
+    /// so its answer does not come sooner.
+    pub fn equal_work(&self) {
+        if let Some(key) = &self.0 {
+            key.work();
+        }
+    }
+
+    /// Checks that the tokens read for user `user_id` are all the user's sealed count says they
+    /// have: fewer means token rows were deleted outside Countersign.
+    pub fn check_count(&self, user_id: i64, sealed: i64, found: usize, login: &str) -> Result<(), StoreError> {
+        if self.0.is_none() || i64::try_from(found).is_ok_and(|f| f == sealed) {
+            return Ok(());
+        }
+        Err(StoreError::Tampered(format!(
+            "user {login} (#{user_id}) should have {sealed} token(s) but {found} were found (token rows were deleted \
+             or moved outside Countersign)"
+        )))
+    }
+}
+
+fn seal_row(conn: &Connection, key: &dyn SealKey, table: RowTable, id: i64) -> Result<(), StoreError> {
+    let Some(seal) = RowSeals::read(conn, table, id)? else { return Ok(()) };
+    let mac = RowSeals::mac(key, &seal.digest)?;
+    conn.prepare_cached(&format!("UPDATE {} SET row_mac = ?1 WHERE {} = ?2", table.name(), table.key()))?
+        .execute(params![mac, id])?;
+    Ok(())
+}
+
+/// Starts the row seals on `conn` (a write transaction). A table whose rows were never sealed
+/// (`adopt`: the key was just generated; or the first start of a version that seals it) has
+/// every row sealed as it is, and a marker written; the marker's name is covered by the set
+/// seal, so removing it to make the next start adopt edited rows does not go unnoticed.
+/// Returns the tables adopted.
+pub(super) fn start(
+    conn: &Connection,
+    key: &dyn SealKey,
+    adopt: bool,
+    now_ms: i64,
+) -> Result<Vec<&'static str>, StoreError> {
+    let mut adopted = Vec::new();
+    for table in RowTable::ALL {
+        let marked = conn
+            .query_row("SELECT 1 FROM table_seal WHERE name = ?1", [table.marker()], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if marked && !adopt {
+            continue;
+        }
+        let ids: Vec<i64> = conn
+            .prepare(&format!("SELECT {key} FROM {} ORDER BY {key}", table.name(), key = table.key()))?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in ids {
+            seal_row(conn, key, table, id)?;
+        }
+        let mark = RowSeals::mac(key, &Sha256::digest(table.marker().as_bytes()))?;
+        conn.execute(
+            "INSERT INTO table_seal (name, mac, sealed_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET mac = excluded.mac, sealed_at_ms = excluded.sealed_at_ms",
+            params![table.marker(), mark, now_ms],
+        )?;
+        adopted.push(table.name());
+    }
+    Ok(adopted)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::store::seals::TestKey;
+    use crate::store::{AuthAuditRow, NewToken, Owner, Store, User};
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::config::Synchronous::Normal).unwrap();
+        store.start_sealing(Arc::new(TestKey), true).unwrap();
+        (dir, store)
+    }
+
+    fn audit() -> AuthAuditRow {
+        AuthAuditRow::new("uid:0", "test", "ok")
+    }
+
+    fn token(store: &Store, serial: &str, user: Option<&str>) {
+        store.insert_token(&NewToken::for_test(serial, user.map(|l| (l, "default"))), &audit()).unwrap();
+    }
+
+    fn alice(store: &Store) -> Owner {
+        let u = User {
+            login: "alice".into(),
+            realm: String::new(),
+            email: None,
+            phone: Some("+41000".into()),
+            given_name: None,
+            surname: None,
+        };
+        store.create_user(&u, &audit()).unwrap();
+        let id = store.conn().query_row("SELECT id FROM app_user WHERE login = 'alice'", [], |r| r.get(0)).unwrap();
+        Owner::Internal { user_id: id }
+    }
+
+    fn tampered<T: std::fmt::Debug>(r: Result<T, StoreError>) -> bool {
+        matches!(r, Err(StoreError::Tampered(_)))
+    }
+
+    #[test]
+    fn an_edited_copied_or_added_token_row_does_not_verify() {
+        let (_dir, store) = store();
+        let owner = alice(&store);
+        token(&store, "T1", Some("alice"));
+        token(&store, "T2", None);
+        assert_eq!(store.tokens_of_owner(&owner).unwrap().len(), 1);
+        store.token("T2").unwrap();
+
+        for (edit, undo) in [
+            // The fail counter reset (more guesses), the counter moved back (a used OTP again).
+            (
+                "UPDATE token SET counter = 0, fail_count = 3 WHERE serial = 'T1'",
+                "UPDATE token SET fail_count = 0 WHERE serial = 'T1'",
+            ),
+            (
+                "UPDATE token SET active = 1, revoked = 1 WHERE serial = 'T1'",
+                "UPDATE token SET revoked = 0 WHERE serial = 'T1'",
+            ),
+            (
+                "UPDATE token SET pin_verifier = x'00' WHERE serial = 'T1'",
+                "UPDATE token SET pin_verifier = NULL WHERE serial = 'T1'",
+            ),
+        ] {
+            store.conn().execute(edit, []).unwrap();
+            assert!(tampered(store.token("T1")), "{edit}");
+            assert!(tampered(store.tokens_of_owner(&owner)), "{edit}");
+            store.conn().execute(undo, []).unwrap();
+            store.token("T1").unwrap();
+        }
+        // Another token given to alice: its row no longer matches, and her count does not either.
+        let t2_id: i64 = store.conn().query_row("SELECT id FROM token WHERE serial = 'T2'", [], |r| r.get(0)).unwrap();
+        store
+            .conn()
+            .execute(
+                "UPDATE token SET user_id = (SELECT id FROM app_user WHERE login = 'alice') WHERE id = ?1",
+                [t2_id],
+            )
+            .unwrap();
+        assert!(tampered(store.token("T2")));
+        assert!(tampered(store.tokens_of_owner(&owner)));
+        store.conn().execute("UPDATE token SET user_id = NULL WHERE id = ?1", [t2_id]).unwrap();
+        // A row added outside (with the seal of another row) does not verify.
+        store
+            .conn()
+            .execute(
+                "INSERT INTO token (serial, type, plugin, params, otp_window, sealed_seed, created_at, row_mac)
+                 SELECT 'EVIL', type, plugin, params, otp_window, sealed_seed, created_at, row_mac FROM token
+                 WHERE serial = 'T2'",
+                [],
+            )
+            .unwrap();
+        assert!(tampered(store.token("EVIL")));
+        store.token("T2").unwrap();
+    }
+
+    #[test]
+    fn deleting_a_users_tokens_or_editing_the_user_is_caught() {
+        let (_dir, store) = store();
+        let owner = alice(&store);
+        token(&store, "T1", Some("alice"));
+        token(&store, "T2", Some("alice"));
+        assert_eq!(store.tokens_of_owner(&owner).unwrap().len(), 2);
+        // One deleted, then all: she would have looked like a user without tokens
+        // (passOnNoToken lets such users in).
+        store.conn().execute("DELETE FROM token WHERE serial = 'T2'", []).unwrap();
+        assert!(tampered(store.tokens_of_owner(&owner)));
+        store.conn().execute("DELETE FROM token WHERE serial = 'T1'", []).unwrap();
+        assert!(tampered(store.tokens_of_owner(&owner)));
+
+        // Her phone number redirected: codes would go to someone else.
+        let (_dir, store) = self::store();
+        let owner = alice(&store);
+        token(&store, "T1", Some("alice"));
+        store.conn().execute("UPDATE app_user SET phone = '+66666' WHERE login = 'alice'", []).unwrap();
+        assert!(tampered(store.tokens_of_owner(&owner)));
+        assert!(tampered(store.token("T1")));
+        assert!(tampered(store.internal_user("default", "alice")));
+    }
+
+    #[test]
+    fn changes_the_appliance_makes_are_sealed_and_an_edit_is_not_laundered_by_one() {
+        let (_dir, store) = store();
+        let owner = alice(&store);
+        token(&store, "T1", Some("alice"));
+        token(&store, "T2", None);
+        store
+            .change_token("T2", &audit(), |tx, t| crate::store::change::assign(tx, t, Some(("alice", None)), None))
+            .unwrap();
+        assert_eq!(store.tokens_of_owner(&owner).unwrap().len(), 2);
+        store.change_token("T1", &audit(), crate::store::change::delete).unwrap();
+        assert_eq!(store.tokens_of_owner(&owner).unwrap().len(), 1);
+        store.change_token("T2", &audit(), |tx, t| crate::store::change::set_active(tx, t, false)).unwrap();
+        assert!(!store.token("T2").unwrap().active);
+
+        // An edit followed by a legitimate change: the change is refused, not sealed over it.
+        store.conn().execute("UPDATE token SET counter = 0, max_fail = 1000 WHERE serial = 'T2'", []).unwrap();
+        assert!(tampered(
+            store.change_token("T2", &audit(), |tx, t| crate::store::change::set_description(tx, t, "x"))
+        ));
+        let seals = store.row_seals();
+        let id: i64 = store.conn().query_row("SELECT id FROM token WHERE serial = 'T2'", [], |r| r.get(0)).unwrap();
+        let conn = store.conn();
+        assert!(tampered(
+            seals.update(&conn, RowTable::Token, id, || conn.execute("UPDATE token SET counter = 5", []))
+        ));
+    }
+
+    #[test]
+    fn removing_the_marker_cannot_make_the_next_start_adopt_edited_rows() {
+        let (_dir, store) = store();
+        token(&store, "T1", None);
+        let conn = store.writer_connection().unwrap();
+        assert!(crate::store::seals::start(&conn, &TestKey, false, 2).unwrap().is_empty());
+        conn.execute("UPDATE token SET counter = 0, row_mac = NULL", []).unwrap();
+        conn.execute("DELETE FROM table_seal WHERE name = 'rows/token'", []).unwrap();
+        assert!(tampered(crate::store::seals::start(&conn, &TestKey, false, 3)));
+    }
+}
