@@ -179,6 +179,14 @@ fn token_and_user_rows_edited_offline_fail_the_check_closed() {
             CODES[1],
             "user bob",
         ),
+        // Before: alice became unknown, and passOnNoUser let her in with anything.
+        (
+            "alice deleted with her token",
+            "DELETE FROM token WHERE serial = 'A1'; DELETE FROM app_user WHERE login = 'alice'",
+            "alice",
+            "anything",
+            "users of bucket",
+        ),
         (
             "alice's phone redirected",
             "UPDATE app_user SET phone = '+66000000000' WHERE login = 'alice'",

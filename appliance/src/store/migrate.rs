@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (18, "store_probe", include_str!("../../../migrations/0018_store_probe.sql")),
     (19, "table_seals", include_str!("../../../migrations/0019_table_seals.sql")),
     (20, "row_seals", include_str!("../../../migrations/0020_row_seals.sql")),
+    (21, "owner_set", include_str!("../../../migrations/0021_owner_set.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -18,6 +18,7 @@ mod hardware;
 mod jobs;
 mod keys;
 mod migrate;
+mod owner_set;
 mod policies;
 mod resolvers;
 pub mod row_seals;

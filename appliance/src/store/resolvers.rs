@@ -7,7 +7,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::row_seals::{RowSeal, RowTable};
+use super::row_seals::{Identity, RowSeal, RowTable};
 use super::{unique_as, AuthAuditRow, Store, StoreError};
 
 /// A resolver as stored.
@@ -282,7 +282,16 @@ impl Store {
                 Ok((user, RowSeal::read(r, RowTable::User, 8)?))
             })
             .optional()?;
-        let Some((user, seal)) = found else { return Ok(None) };
+        let Some((user, seal)) = found else {
+            // Not there: prove the row was never there rather than deleted behind our back
+            // (an internal user deleted so would become unknown, and passOnNoUser let in).
+            let realm_id: Option<i64> =
+                conn.query_row("SELECT id FROM realm WHERE name = ?1", [realm], |r| r.get(0)).optional()?;
+            if let Some(realm_id) = realm_id {
+                self.row_seals().check_absent(&conn, &[Identity::Internal { realm_id, login }])?;
+            }
+            return Ok(None);
+        };
         if let Some(seal) = seal {
             self.row_seals().check(&seal, || format!("user {login} in realm {realm}"))?;
         }

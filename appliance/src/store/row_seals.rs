@@ -18,6 +18,7 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use sha2::{Digest, Sha256};
 
+pub use super::owner_set::Identity;
 use super::seals::{hash_value, SealKey};
 use super::StoreError;
 
@@ -236,6 +237,53 @@ impl RowSeals {
         self.seal_row(conn, RowTable::User, user_id)
     }
 
+    /// Checks the buckets of the user rows that `identities` would be in
+    /// ([`super::owner_set`]): called when a check found no row for the user it resolved, so a
+    /// row deleted outside the appliance is not taken for a user who never had one.
+    pub fn check_absent(&self, conn: &Connection, identities: &[Identity<'_>]) -> Result<(), StoreError> {
+        self.check_buckets(conn, &identities.iter().map(Identity::bucket).collect::<Vec<_>>())
+    }
+
+    /// The buckets user row `id` is in (as stored, and as its identity says), for checking
+    /// them before the row is changed or removed.
+    pub fn buckets_of(&self, conn: &Connection, id: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(super::owner_set::buckets_of(conn, id)?.map(|(s, c)| s.into_iter().chain([c]).collect()).unwrap_or_default())
+    }
+
+    /// Checks the seals of `buckets` before user rows in them are added, changed or removed.
+    pub fn check_buckets(&self, conn: &Connection, buckets: &[i64]) -> Result<(), StoreError> {
+        let Some(key) = &self.0 else { return Ok(()) };
+        let mut seen = Vec::new();
+        for &b in buckets {
+            if !seen.contains(&b) {
+                super::owner_set::verify(conn, key.as_ref(), b)?;
+                seen.push(b);
+            }
+        }
+        Ok(())
+    }
+
+    /// After user rows were added or their identity changed (`placed`, each put into its
+    /// bucket now) or rows removed (their buckets in `emptied`): seals every bucket touched
+    /// again. The caller checked those buckets before the change.
+    pub fn users_changed(&self, conn: &Connection, placed: &[i64], emptied: &[i64]) -> Result<(), StoreError> {
+        let mut touched = emptied.to_vec();
+        for &id in placed {
+            if let Some((before, after)) = super::owner_set::place(conn, id)? {
+                touched.extend(before);
+                touched.push(after);
+            }
+        }
+        let Some(key) = &self.0 else { return Ok(()) };
+        touched.sort_unstable();
+        touched.dedup();
+        let now = crate::now_ms();
+        for b in touched {
+            super::owner_set::reseal(conn, key.as_ref(), b, now)?;
+        }
+        Ok(())
+    }
+
     /// One seal MAC that decides nothing: the work a counted failure's new row seal costs, for
     /// a rejected guess that has no token row to seal (an unknown user, a user without a token),
     /// so its answer does not come sooner.
@@ -294,11 +342,7 @@ pub(super) fn start(
             seal_row(conn, key, table, id)?;
         }
         let mark = RowSeals::mac(key, &Sha256::digest(table.marker().as_bytes()))?;
-        conn.execute(
-            "INSERT INTO table_seal (name, mac, sealed_at_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT(name) DO UPDATE SET mac = excluded.mac, sealed_at_ms = excluded.sealed_at_ms",
-            params![table.marker(), mark, now_ms],
-        )?;
+        super::seals::store_seal(conn, &table.marker(), &mark, now_ms)?;
         adopted.push(table.name());
     }
     Ok(adopted)
@@ -450,6 +494,52 @@ mod tests {
         assert!(tampered(
             seals.update(&conn, RowTable::Token, id, || conn.execute("UPDATE token SET counter = 5", []))
         ));
+    }
+
+    #[test]
+    fn a_user_deleted_with_all_their_tokens_is_not_taken_for_one_who_never_had_any() {
+        let (_dir, store) = store();
+        let user = crate::store::DirectoryUser {
+            resolver: "corp",
+            uid: "uuid-1",
+            login: "alice",
+            nocase: true,
+            email: None,
+            phone: None,
+            given_name: None,
+            surname: None,
+        };
+        store.bind_directory_user(None, &user).unwrap();
+        token(&store, "T1", Some("alice"));
+        let owner =
+            Owner::Directory { resolver: "corp".into(), uid: "uuid-1".into(), login: "alice".into(), nocase: true };
+        let nobody =
+            Owner::Directory { resolver: "corp".into(), uid: "uuid-2".into(), login: "bob".into(), nocase: true };
+        assert_eq!(store.tokens_of_owner(&owner).unwrap().len(), 1);
+        assert!(store.tokens_of_owner(&nobody).unwrap().is_empty(), "a user never recorded has no tokens");
+        // The appliance's own changes keep the buckets sealed: a user added, then removed.
+        let carol = User {
+            login: "carol".into(),
+            realm: String::new(),
+            email: None,
+            phone: None,
+            given_name: None,
+            surname: None,
+        };
+        store.create_user(&carol, &audit()).unwrap();
+        store.delete_user("carol", None, &audit()).unwrap();
+        assert!(store.internal_user("default", "carol").unwrap().is_none());
+
+        store.conn().execute_batch("DELETE FROM token; DELETE FROM app_user WHERE resolver = 'corp';").unwrap();
+        // Before: no row, so no token, so passOnNoToken would let her in.
+        assert!(tampered(store.tokens_of_owner(&owner)));
+        // An internal user deleted offline would become unknown (passOnNoUser).
+        let (_dir, store) = self::store();
+        alice(&store);
+        assert!(store.internal_user("default", "alice").unwrap().is_some());
+        store.conn().execute("DELETE FROM app_user WHERE login = 'alice'", []).unwrap();
+        assert!(tampered(store.internal_user("default", "alice")));
+        assert!(store.internal_user("default", "ghost").unwrap().is_none(), "other unknown users stay unknown");
     }
 
     #[test]

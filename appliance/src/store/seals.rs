@@ -129,12 +129,13 @@ fn mac_of(conn: &Connection, key: &dyn SealKey, table: &str) -> Result<Vec<u8>, 
     key.mac(&d).map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal or check table {table}: {e}")))
 }
 
-fn store_seal(conn: &Connection, name: &str, mac: &[u8], now_ms: i64) -> Result<(), StoreError> {
-    conn.execute(
+/// Writes (or renews) the `table_seal` row `name`: a table's seal, a bucket's, or a marker.
+pub(super) fn store_seal(conn: &Connection, name: &str, mac: &[u8], now_ms: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
         "INSERT INTO table_seal (name, mac, sealed_at_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT(name) DO UPDATE SET mac = excluded.mac, sealed_at_ms = excluded.sealed_at_ms",
-        params![name, mac, now_ms],
-    )?;
+    )?
+    .execute(params![name, mac, now_ms])?;
     Ok(())
 }
 
@@ -193,6 +194,9 @@ pub fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i64) -> 
         reseal(conn, key, &all_tables(), now_ms)?;
         let mut adopted = all_tables();
         adopted.extend(super::row_seals::start(conn, key, true, now_ms)?);
+        if super::owner_set::start(conn, key, true, now_ms)? {
+            adopted.push("owners");
+        }
         write_set(conn, key, now_ms)?;
         return Ok(adopted);
     }
@@ -222,6 +226,9 @@ pub fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i64) -> 
         reseal(conn, key, &new, now_ms)?;
     }
     new.extend(super::row_seals::start(conn, key, false, now_ms)?);
+    if super::owner_set::start(conn, key, false, now_ms)? {
+        new.push("owners");
+    }
     if !new.is_empty() {
         write_set(conn, key, now_ms)?;
     }

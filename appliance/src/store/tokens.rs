@@ -9,7 +9,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
-use super::row_seals::{RowSeal, RowSeals, RowTable};
+use super::row_seals::{Identity, RowSeal, RowSeals, RowTable};
 use super::{unique_as, Store, StoreError};
 
 /// A user of the internal user store.
@@ -355,15 +355,24 @@ pub fn tokens_of_owner(conn: &Connection, seals: &RowSeals, owner: &Owner) -> Re
             .prepare_cached(&format!("{users} WHERE u.id = ?1 AND u.resolver IS NULL"))?
             .query_map([user_id], row)?
             .collect::<rusqlite::Result<Vec<_>>>()?,
+        // Two look-ups, each on its own index (an OR across them would scan every user).
         Owner::Directory { resolver, uid, login, nocase } => conn
             .prepare_cached(&format!(
-                "{users} WHERE u.resolver = ?1 AND (u.resolver_uid = ?2
-                     OR (u.resolver_uid IS NULL AND (u.login = ?3 OR (?4 AND lower(u.login) = lower(?3)))))
+                "{users} WHERE u.id IN (SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid = ?2
+                     UNION SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid IS NULL
+                         AND (login = ?3 OR (?4 AND lower(login) = lower(?3))))
                  ORDER BY u.id"
             ))?
             .query_map(params![resolver, uid, login, nocase], row)?
             .collect::<rusqlite::Result<Vec<_>>>()?,
     };
+    if owners.is_empty() {
+        // No row for this user: prove it was never there (not deleted behind the appliance's back).
+        if let Owner::Directory { resolver, uid, login, .. } = owner {
+            seals
+                .check_absent(conn, &[Identity::Directory { resolver, uid }, Identity::Unbound { resolver, login }])?;
+        }
+    }
     let mut tokens = Vec::new();
     let mut st = conn.prepare_cached(&format!("SELECT {} {TOKEN_FROM} WHERE t.user_id = ?1", token_columns()))?;
     for (id, count, login, seal) in owners {
@@ -786,13 +795,17 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let realm = if u.realm.is_empty() { None } else { Some(u.realm.as_str()) };
         let (realm_id, realm_name) = Self::realm_id(&tx, realm)?;
+        let seals = self.row_seals();
+        seals.check_absent(&tx, &[Identity::Internal { realm_id, login: &u.login }])?;
         tx.execute(
             "INSERT INTO app_user (realm_id, login, email, phone, given_name, surname, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("user {} in realm {realm_name}", u.login))))?;
-        self.row_seals().seal_row(&tx, RowTable::User, tx.last_insert_rowid())?;
+        let id = tx.last_insert_rowid();
+        seals.seal_row(&tx, RowTable::User, id)?;
+        seals.users_changed(&tx, &[id], &[])?;
         let mut a = audit.clone();
         a.realm = Some(realm_name.clone());
         insert_audit(&tx, &a)?;
@@ -866,9 +879,12 @@ impl Store {
         };
         // Every row this changes is checked before it is changed, and sealed again at the end.
         let seals = self.row_seals();
+        let mut buckets = vec![Identity::Directory { resolver: u.resolver, uid: u.uid }.bucket()];
         for &id in bound.iter().chain(&legacy) {
             seals.verify_row(&tx, RowTable::User, id)?;
+            buckets.extend(seals.buckets_of(&tx, id)?);
         }
+        seals.check_buckets(&tx, &buckets)?;
         let keep = match (bound, legacy.first()) {
             (Some(id), _) => id,
             (None, Some(&id)) => {
@@ -911,6 +927,7 @@ impl Store {
         }
         contact(&tx, keep)?;
         seals.recount_verified(&tx, keep)?;
+        seals.users_changed(&tx, &[keep], &buckets)?;
         let owner = owner_of(&tx, keep)?;
         tx.commit()?;
         Ok(owner)
@@ -947,6 +964,8 @@ impl Store {
         let (id, _) = Self::user_id(&tx, login, realm)?;
         let seals = self.row_seals();
         seals.verify_row(&tx, RowTable::User, id)?;
+        let buckets = seals.buckets_of(&tx, id)?;
+        seals.check_buckets(&tx, &buckets)?;
         // Explicitly, not by the foreign key's ON DELETE SET NULL: each token row is sealed again.
         for token in Self::token_ids_of(&tx, id)? {
             seals.update(&tx, RowTable::Token, token, || {
@@ -954,6 +973,7 @@ impl Store {
             })?;
         }
         tx.execute("DELETE FROM app_user WHERE id = ?1", [id])?;
+        seals.users_changed(&tx, &[], &buckets)?;
         insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())

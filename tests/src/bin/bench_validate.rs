@@ -189,10 +189,13 @@ fn main() -> anyhow::Result<()> {
     );
     report += &format!(
         "\nChecks that did not accept (should be 0): {rejected}.\n\n\
-         Per check: 2 HSM operations (C_Sign HMAC-SHA-256 for the PIN verifier, C_Decrypt AES-GCM to open the seed; \
-         the HMAC-SHA-1 over the counters runs in the daemon on the opened seed, which is zeroized after the call), \
-         1 SELECT on the worker's read connection, and an UPDATE (compare-and-set of the counter) plus an INSERT \
-         (audit row) inside a group-commit transaction shared with the other checks finishing at the same time; \
+         Per check: 3 HSM operations (C_Sign HMAC-SHA-256 for the PIN verifier, C_Decrypt AES-GCM to open the seed, \
+         and C_Sign HMAC-SHA-256 for the token row's new seal in the commit; the HMAC-SHA-1 over the counters runs in \
+         the daemon on the opened seed, which is zeroized after the call; the token row's and its owner's seals are \
+         checked against MACs the daemon remembers from sealing them), reads on the worker's read connection (the \
+         token with its owner; by user, the owner's rows first), and a SELECT and an UPDATE (the row checked, then the compare-and-set of the counter), an \
+         UPDATE (the new seal) and an INSERT (audit row) inside a group-commit transaction shared with the other \
+         checks finishing at the same time; \
          2 plugin IPC round trips (the call, and the plugin's one `hmac` host request for the whole window).\n\n"
     );
     report += &reject_timing(&d, samples)?;
