@@ -72,6 +72,13 @@ PY
   "$root/.tools/piadm/bin/pip" install -q "$src/privacyideaadm-3.0"
   rm -rf "$src"
 fi
+# privacyIDEA itself, the reference server the conformance suite (tests/tests/pi_conformance.rs)
+# sends every request to beside Countersign: pinned, with SQLite, served by its own Flask app.
+if [ ! -x "$root/.tools/privacyidea/bin/pi-manage" ]; then
+  echo "installing privacyIDEA 3.11.4 into .tools/privacyidea"
+  python3 -m venv "$root/.tools/privacyidea"
+  "$root/.tools/privacyidea/bin/pip" install -q privacyidea==3.11.4
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup, stable >= 1.85) and run again" >&2
   exit 1

@@ -82,6 +82,8 @@ pub struct CheckOutcome {
     pub serial: Option<String>,
     /// Its type, likewise on accept only.
     pub token_type: Option<String>,
+    /// Its code length, likewise on accept only (privacyIDEA's `otplen`).
+    pub otp_len: Option<usize>,
     /// A policy (no_detail_on_success / no_detail_on_fail) says the answer carries no detail:
     /// `serial` and `token_type` are already cleared; privacyIDEA-style answers drop `detail`.
     pub hide_detail: bool,
@@ -278,6 +280,7 @@ impl ValidateService {
                 accepted: false,
                 serial: None,
                 token_type: None,
+                otp_len: None,
                 hide_detail: false,
                 message: "enter the code that was sent to you, with this transaction_id".into(),
                 audit_id: committed.audit_id,
@@ -294,19 +297,21 @@ impl ValidateService {
             (false, Answer::Reject(m)) if detailed => m,
             (false, _) => GENERIC_REJECT,
         };
-        let (serial, token_type) = match answer {
+        let (serial, token_type, otp_len) = match answer {
             // An empty serial: accepted by a policy without a token.
-            Answer::Accept { serial, token_type } if committed.accepted => {
-                (Some(serial).filter(|s| !s.is_empty()), Some(token_type).filter(|t| !t.is_empty()))
+            Answer::Accept { serial, token_type, otp_len } if committed.accepted => {
+                (Some(serial).filter(|s| !s.is_empty()), Some(token_type).filter(|t| !t.is_empty()), otp_len)
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
         let hide_detail = if committed.accepted { answers.no_detail_on_success } else { answers.no_detail_on_fail };
-        let (serial, token_type) = if hide_detail { (None, None) } else { (serial, token_type) };
+        let (serial, token_type, otp_len) =
+            if hide_detail { (None, None, None) } else { (serial, token_type, otp_len) };
         Ok(CheckOutcome {
             accepted: committed.accepted,
             serial,
             token_type,
+            otp_len,
             hide_detail,
             message: message.to_owned(),
             audit_id: committed.audit_id,
@@ -742,6 +747,7 @@ impl ValidateService {
                         return Ok(Accept {
                             serial: t.serial.clone(),
                             token_type: t.token_type.clone(),
+                            otp_len: Some(otp_digits(&t.params)),
                             detail: "challenge answered: the card signed the nonce".into(),
                             effect: TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
                         })
@@ -766,6 +772,7 @@ impl ValidateService {
                         return Ok(Accept {
                             serial: t.serial.clone(),
                             token_type: t.token_type.clone(),
+                            otp_len: Some(otp_digits(&t.params)),
                             detail: format!("challenge answered with counter {counter}"),
                             effect: TokenEffect::AcceptChallenge {
                                 challenge_id: c.id,
@@ -793,6 +800,7 @@ impl ValidateService {
                     return Ok(Accept {
                         serial: t.serial.clone(),
                         token_type: t.token_type.clone(),
+                        otp_len: Some(otp_digits(&t.params)),
                         detail: "challenge answered".into(),
                         effect: TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
                     })
@@ -851,6 +859,7 @@ impl ValidateService {
         let pass = |detail: &str| Accept {
             serial: String::new(),
             token_type: String::new(),
+            otp_len: None,
             detail: detail.to_owned(),
             effect: TokenEffect::Pass,
         };
@@ -967,6 +976,7 @@ impl ValidateService {
             Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept {
                 serial: token.serial.clone(),
                 token_type: token.token_type.clone(),
+                otp_len: Some(otp_digits(&token.params)),
                 detail: format!("counter {counter} accepted"),
                 effect: TokenEffect::Accept {
                     token_id: token.id,
@@ -1040,7 +1050,7 @@ impl ValidateService {
                 audit.detail = Some(a.detail);
                 let throttle = if owner.is_empty() { ThrottleEffect::None } else { ThrottleEffect::Success { owner } };
                 let rec = CheckRecord { effect: a.effect, audit, throttle };
-                (rec, Answer::Accept { serial: a.serial, token_type: a.token_type })
+                (rec, Answer::Accept { serial: a.serial, token_type: a.token_type, otp_len: a.otp_len })
             }
             Decision::Reject(r) if r.answer == HSM_UNAVAILABLE => {
                 audit.result = "error".into();
@@ -1155,6 +1165,8 @@ impl From<Result<Accept, Reject>> for Decision {
 struct Accept {
     serial: String,
     token_type: String,
+    /// The token's code length (privacyIDEA's `otplen`); none without a token.
+    otp_len: Option<usize>,
     detail: String,
     effect: TokenEffect,
 }
@@ -1164,6 +1176,7 @@ enum Answer {
     Accept {
         serial: String,
         token_type: String,
+        otp_len: Option<usize>,
     },
     Reject(&'static str),
     Trigger(Vec<TokenRecord>),

@@ -13,6 +13,7 @@
 )]
 
 pub mod bench;
+pub mod privacyidea;
 pub mod slapd;
 
 use std::io::{BufRead, BufReader};

@@ -94,41 +94,157 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
+/// Clients whose values privacyIDEA takes as they come; every other client's (and a request
+/// without a `User-Agent`) query and form values are percent-decoded once more, because the
+/// FreeRADIUS and PAM modules send them encoded twice (privacyIDEA's `NO_UNQUOTE_USER_AGENTS`,
+/// matched on the agent's name, the `User-Agent` up to the first `/` or space).
+const NO_UNQUOTE_AGENTS: &[&str] = &["privacyidea-cp", "privacyidea-ldap-proxy", "simplesamlphp"];
+
+/// Whether a request with this `User-Agent` gets its query and form values decoded again.
+fn unquotes(user_agent: Option<&str>) -> bool {
+    // privacyIDEA's pattern: the name is `[A-Za-z0-9_-]+` at the start; no name, decode.
+    let name: String = user_agent
+        .unwrap_or("")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    name.is_empty() || !NO_UNQUOTE_AGENTS.contains(&name.as_str())
+}
+
+/// Python's `urllib.parse.unquote`: every valid `%XX` becomes its byte, the bytes are read as
+/// UTF-8 with invalid sequences replaced (U+FFFD), and anything else stays as it is.
+fn unquote(v: &str) -> String {
+    if !v.contains('%') {
+        return v.to_owned();
+    }
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                // Both digits are below 16, so the byte fits.
+                out.push(u8::try_from(h * 16 + l).unwrap_or(b'%'));
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a `Content-Type` is JSON as Flask's `request.is_json` sees it.
+fn is_json(content_type: &str) -> bool {
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+fn mime_of(content_type: &str) -> String {
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Reads the parameters exactly as privacyIDEA's `get_all_params` does:
+/// 1. the query string, then a form body (`application/x-www-form-urlencoded` or
+///    `multipart/form-data`; files are not parameters): the first value of a name wins, so a
+///    name in the query string beats the same name in the form, and a repeated name keeps its
+///    first value;
+/// 2. those values decoded once more unless the client is one that does not encode twice
+///    ([`unquotes`]);
+/// 3. then a JSON body (a JSON content type; or any other body that parses as a JSON object)
+///    overrides them, its values taken as they are.
 impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let mut map = BTreeMap::new();
-        if let Some(q) = req.uri().query() {
-            map.extend(url::form_urlencoded::parse(q.as_bytes()).into_owned());
-        }
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        let body = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
-        if body.is_empty() {
-            return Ok(Params(map));
-        }
-        if json {
-            match serde_json::from_slice::<Value>(&body) {
-                Ok(Value::Object(o)) => {
-                    for (k, v) in o {
-                        if let Some(v) = scalar(&v) {
-                            map.insert(k, v);
-                        }
-                    }
-                }
-                _ => {
-                    // No signer here: an unparseable body gets an unsigned error.
-                    let r = PiResponse::error(ErrorKind::Parameter, "the body is not a JSON object");
-                    return Err((r.status, axum::Json(r.body)).into_response());
+        let (decode_again, content_type) = {
+            let header = |name| req.headers().get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+            (unquotes(header(header::USER_AGENT)), header(header::CONTENT_TYPE).unwrap_or("").to_owned())
+        };
+        let mime = mime_of(&content_type);
+        let mut values: Vec<(String, String)> = req
+            .uri()
+            .query()
+            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let mut body_json: Option<Bytes> = None;
+        if mime == "multipart/form-data" {
+            let mut form =
+                axum::extract::Multipart::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+            loop {
+                let field = match form.next_field().await {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(e) => return Err(unparseable(&format!("the multipart body cannot be read: {e}"))),
+                };
+                let name = field.name().map(str::to_owned);
+                let is_file = field.file_name().is_some();
+                let text =
+                    field.text().await.map_err(|e| unparseable(&format!("a multipart field cannot be read: {e}")))?;
+                if let (Some(name), false) = (name, is_file) {
+                    values.push((name, text));
                 }
             }
         } else {
-            map.extend(url::form_urlencoded::parse(&body).into_owned());
+            let body = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+            if mime == "application/x-www-form-urlencoded" {
+                values.extend(url::form_urlencoded::parse(&body).into_owned());
+            } else if !body.is_empty() {
+                body_json = Some(body);
+            }
+        }
+        let mut map = BTreeMap::new();
+        for (k, v) in values {
+            let v = if decode_again { unquote(&v) } else { v };
+            map.entry(k).or_insert(v);
+        }
+        if let Some(body) = body_json {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(o)) => {
+                    for (k, v) in o {
+                        match scalar(&v) {
+                            Some(v) => map.insert(k, v),
+                            None => map.remove(&k),
+                        };
+                    }
+                }
+                // privacyIDEA refuses a body it was told is JSON and ignores any other it cannot read.
+                _ if is_json(&content_type) => return Err(unparseable("the body is not a JSON object")),
+                _ => {}
+            }
         }
         Ok(Params(map))
+    }
+}
+
+/// No signer here: an unreadable body gets an unsigned error.
+fn unparseable(why: &str) -> Response {
+    let r = PiResponse::error(ErrorKind::Parameter, why);
+    (r.status, axum::Json(r.body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_decoded_again_like_pythons_unquote_except_for_the_listed_clients() {
+        assert_eq!(unquote("my pin%1755224"), "my pin\u{17}55224");
+        assert_eq!(unquote("100%"), "100%");
+        assert_eq!(unquote("%zz%4"), "%zz%4");
+        assert_eq!(unquote("j%C3%B6rg"), "j\u{f6}rg");
+        assert_eq!(unquote("%FF"), "\u{fffd}");
+        assert!(unquotes(None));
+        assert!(unquotes(Some("FreeRADIUS/3.2")));
+        assert!(unquotes(Some("curl/8.0")));
+        assert!(!unquotes(Some("simpleSAMLphp/2.1 privacyIDEA-auth")));
+        assert!(!unquotes(Some("privacyidea-cp/3.6 Windows/Laptop-1")));
+        assert!(!unquotes(Some("privacyIDEA-LDAP-Proxy")));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("application/merge-patch+json"));
+        assert!(!is_json("text/plain"));
     }
 }

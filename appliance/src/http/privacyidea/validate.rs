@@ -31,7 +31,9 @@ pub(super) fn target(p: &Params) -> Result<CheckTarget, PiResponse> {
     match (p.owned("serial"), p.owned("user")) {
         (_, Some(login)) => Ok(CheckTarget::User { login, realm: p.owned("realm") }),
         (Some(serial), None) => Ok(CheckTarget::Serial(serial)),
-        (None, None) => Err(PiResponse::error(ErrorKind::Parameter, "You need to specify a serial or a user.")),
+        (None, None) => {
+            Err(PiResponse::error(ErrorKind::Parameter, "You need to specify a serial, user or credential_id."))
+        }
     }
 }
 
@@ -78,7 +80,12 @@ fn shape(o: &CheckOutcome) -> PiResponse {
         return PiResponse::ok(
             json!(true),
             Some("ACCEPT"),
-            json!({ "message": "matching 1 tokens", "serial": o.serial, "type": o.token_type }),
+            match o.otp_len {
+                Some(len) => {
+                    json!({ "message": "matching 1 tokens", "serial": o.serial, "type": o.token_type, "otplen": len })
+                }
+                None => json!({ "message": "matching 1 tokens", "serial": o.serial, "type": o.token_type }),
+            },
         );
     }
     if !o.challenges.is_empty() {
