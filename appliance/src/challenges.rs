@@ -231,7 +231,8 @@ impl ChallengeService {
                 // An OTP token: the user reads the code from the token; nothing is sent.
                 let texts = self.texts(t, caller)?;
                 self.store.create_otp_challenge(t.id, &tx_id, now, expires)?;
-                view.message = texts.message.unwrap_or_else(|| "Enter the OTP from your token".into());
+                // privacyIDEA's default text, which clients may show or match as it is.
+                view.message = texts.message.unwrap_or_else(|| "please enter otp: ".into());
                 view.delivery = "none".into();
                 out.push((view, None));
                 continue;

@@ -84,6 +84,8 @@ pub struct CheckOutcome {
     pub token_type: Option<String>,
     /// Its code length, likewise on accept only (privacyIDEA's `otplen`).
     pub otp_len: Option<usize>,
+    /// The accept answered a challenge.
+    pub answered_challenge: bool,
     /// A policy (no_detail_on_success / no_detail_on_fail) says the answer carries no detail:
     /// `serial` and `token_type` are already cleared; privacyIDEA-style answers drop `detail`.
     pub hide_detail: bool,
@@ -281,6 +283,7 @@ impl ValidateService {
                 serial: None,
                 token_type: None,
                 otp_len: None,
+                answered_challenge: false,
                 hide_detail: false,
                 message: "enter the code that was sent to you, with this transaction_id".into(),
                 audit_id: committed.audit_id,
@@ -297,12 +300,15 @@ impl ValidateService {
             (false, Answer::Reject(m)) if detailed => m,
             (false, _) => GENERIC_REJECT,
         };
-        let (serial, token_type, otp_len) = match answer {
+        let (serial, token_type, otp_len, answered_challenge) = match answer {
             // An empty serial: accepted by a policy without a token.
-            Answer::Accept { serial, token_type, otp_len } if committed.accepted => {
-                (Some(serial).filter(|s| !s.is_empty()), Some(token_type).filter(|t| !t.is_empty()), otp_len)
-            }
-            _ => (None, None, None),
+            Answer::Accept { serial, token_type, otp_len, answered_challenge } if committed.accepted => (
+                Some(serial).filter(|s| !s.is_empty()),
+                Some(token_type).filter(|t| !t.is_empty()),
+                otp_len,
+                answered_challenge,
+            ),
+            _ => (None, None, None, false),
         };
         let hide_detail = if committed.accepted { answers.no_detail_on_success } else { answers.no_detail_on_fail };
         let (serial, token_type, otp_len) =
@@ -312,6 +318,7 @@ impl ValidateService {
             serial,
             token_type,
             otp_len,
+            answered_challenge,
             hide_detail,
             message: message.to_owned(),
             audit_id: committed.audit_id,
@@ -748,6 +755,7 @@ impl ValidateService {
                             serial: t.serial.clone(),
                             token_type: t.token_type.clone(),
                             otp_len: Some(otp_digits(&t.params)),
+                            answered_challenge: true,
                             detail: "challenge answered: the card signed the nonce".into(),
                             effect: TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
                         })
@@ -773,6 +781,7 @@ impl ValidateService {
                             serial: t.serial.clone(),
                             token_type: t.token_type.clone(),
                             otp_len: Some(otp_digits(&t.params)),
+                            answered_challenge: true,
                             detail: format!("challenge answered with counter {counter}"),
                             effect: TokenEffect::AcceptChallenge {
                                 challenge_id: c.id,
@@ -801,6 +810,7 @@ impl ValidateService {
                         serial: t.serial.clone(),
                         token_type: t.token_type.clone(),
                         otp_len: Some(otp_digits(&t.params)),
+                        answered_challenge: true,
                         detail: "challenge answered".into(),
                         effect: TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
                     })
@@ -860,6 +870,7 @@ impl ValidateService {
             serial: String::new(),
             token_type: String::new(),
             otp_len: None,
+            answered_challenge: false,
             detail: detail.to_owned(),
             effect: TokenEffect::Pass,
         };
@@ -977,6 +988,7 @@ impl ValidateService {
                 serial: token.serial.clone(),
                 token_type: token.token_type.clone(),
                 otp_len: Some(otp_digits(&token.params)),
+                answered_challenge: false,
                 detail: format!("counter {counter} accepted"),
                 effect: TokenEffect::Accept {
                     token_id: token.id,
@@ -1050,7 +1062,15 @@ impl ValidateService {
                 audit.detail = Some(a.detail);
                 let throttle = if owner.is_empty() { ThrottleEffect::None } else { ThrottleEffect::Success { owner } };
                 let rec = CheckRecord { effect: a.effect, audit, throttle };
-                (rec, Answer::Accept { serial: a.serial, token_type: a.token_type, otp_len: a.otp_len })
+                (
+                    rec,
+                    Answer::Accept {
+                        serial: a.serial,
+                        token_type: a.token_type,
+                        otp_len: a.otp_len,
+                        answered_challenge: a.answered_challenge,
+                    },
+                )
             }
             Decision::Reject(r) if r.answer == HSM_UNAVAILABLE => {
                 audit.result = "error".into();
@@ -1167,6 +1187,8 @@ struct Accept {
     token_type: String,
     /// The token's code length (privacyIDEA's `otplen`); none without a token.
     otp_len: Option<usize>,
+    /// The accept answered a challenge (privacyIDEA words that differently).
+    answered_challenge: bool,
     detail: String,
     effect: TokenEffect,
 }
@@ -1177,6 +1199,7 @@ enum Answer {
         serial: String,
         token_type: String,
         otp_len: Option<usize>,
+        answered_challenge: bool,
     },
     Reject(&'static str),
     Trigger(Vec<TokenRecord>),

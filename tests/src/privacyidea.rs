@@ -203,10 +203,18 @@ pub fn differences(privacyidea: &Value, countersign: &Value, also_own: &[&str]) 
 }
 
 fn walk(at: &str, a: &Value, b: &Value, own: &[&str], out: &mut Vec<String>) {
-    if OWN_FIELDS.contains(&at) || own.contains(&at) {
+    // List elements are named by `*` in the lists of own fields (`detail.multi_challenge.*.transaction_id`).
+    let general: String =
+        at.split('.').map(|p| if p.parse::<usize>().is_ok() { "*" } else { p }).collect::<Vec<_>>().join(".");
+    if OWN_FIELDS.contains(&general.as_str()) || own.contains(&general.as_str()) {
         return;
     }
     match (a, b) {
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                walk(&format!("{at}.{i}"), p, q, own, out);
+            }
+        }
         (Value::Object(x), Value::Object(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
             keys.sort();

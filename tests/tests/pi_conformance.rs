@@ -74,9 +74,21 @@ impl Pair {
         params: &[(&str, &str)],
         headers: &[(&str, &str)],
     ) -> (Value, Value, Vec<String>) {
+        self.both_owning(shape, path, params, headers, &[])
+    }
+
+    /// [`Pair::both`], with more fields each server fills with its own values.
+    fn both_owning(
+        &self,
+        shape: Shape,
+        path: &str,
+        params: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        own: &[&str],
+    ) -> (Value, Value, Vec<String>) {
         let (ps, pv) = send(self.pi.port, shape, "POST", path, params, headers);
         let (cs, cv) = send(self.cs_port, shape, "POST", path, params, headers);
-        let mut diff = differences(&pv, &cv, &[]);
+        let mut diff = differences(&pv, &cv, own);
         if ps != cs {
             diff.push(format!("HTTP status: privacyIDEA {ps}, Countersign {cs}"));
         }
@@ -213,6 +225,94 @@ fn validate_check_agrees_in_every_request_shape_and_decoding() {
         if !bad.is_empty() {
             all.push(format!("{what}:\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}", bad.join("\n  ")));
         }
+    }
+    assert!(all.is_empty(), "{} exchanges differ:\n{}", all.len(), all.join("\n"));
+}
+
+/// Transaction ids: each server makes its own (20 random digits).
+const TRANSACTION_IDS: &[&str] =
+    &["detail.transaction_id", "detail.transaction_ids", "detail.multi_challenge.*.transaction_id"];
+
+/// What the FreeRADIUS module does to a value before LWP form-encodes it (URI::Encode with
+/// `encode_reserved => 0`): everything but unreserved and reserved characters percent-encoded.
+fn uri_encode(v: &str) -> String {
+    let keep = |b: u8| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&b);
+    v.bytes().map(|b| if keep(b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// Request shapes of real clients, replayed: the FreeRADIUS module (encodes user and pass once,
+/// then LWP form-encodes them, User-Agent `FreeRADIUS`, plus `client` and `realm`), and
+/// challenge-response as the FreeRADIUS module answers it (the RADIUS State back as `state`) and
+/// as the other clients do (`transaction_id`).
+#[test]
+fn real_clients_request_shapes_and_challenge_response_agree() {
+    let p = Pair::start();
+    p.realm_with_tokens();
+    let radius: &[(&str, &str)] = &[("User-Agent", "FreeRADIUS")];
+    let mut all = Vec::new();
+    let mut check = |what: &str, (pv, cv, diff): (Value, Value, Vec<String>), want: &str| {
+        if pv["result"]["authentication"] != want {
+            all.push(format!("{what}: privacyIDEA answered {pv}, not {want}: the case is wrong"));
+        }
+        let bad = disallowed(&pv, &cv, diff);
+        if !bad.is_empty() {
+            all.push(format!("{what}:\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}", bad.join("\n  ")));
+        }
+    };
+    let (user, pass) = (uri_encode("j\u{f6}rg"), uri_encode(&format!("my pin%1{}", CODES[0])));
+    check(
+        "FreeRADIUS: non-ASCII user, PIN with space and %",
+        p.both(
+            Shape::Form,
+            "/validate/check",
+            &[("user", &user), ("pass", &pass), ("realm", "test"), ("client", "10.0.0.7")],
+            radius,
+        ),
+        "ACCEPT",
+    );
+
+    p.admin(
+        "POST",
+        "/policy/cr",
+        &[("scope", "authentication"), ("action", "challenge_response=hotp"), ("realm", "test"), ("active", "true")],
+    );
+    for (i, (how, name)) in [("FreeRADIUS", "state"), ("transaction_id", "transaction_id")].into_iter().enumerate() {
+        let (pv, cv, diff) = p.both_owning(
+            Shape::Form,
+            "/validate/check",
+            &[("user", "alice"), ("realm", "test"), ("pass", "1234")],
+            radius,
+            TRANSACTION_IDS,
+        );
+        let ptx = pv["detail"]["transaction_id"].as_str().map(str::to_owned);
+        let ctx = cv["detail"]["transaction_id"].as_str().map(str::to_owned);
+        check(&format!("{how}: the PIN triggers a challenge"), (pv, cv, diff), "CHALLENGE");
+        let (Some(ptx), Some(ctx)) = (ptx, ctx) else {
+            check(
+                &format!("{how}: no transaction id to answer"),
+                (Value::Null, Value::Null, vec!["(answer)".into()]),
+                "",
+            );
+            continue;
+        };
+        // Each server gets its own transaction id back; the answers are compared as usual.
+        let code = CODES[i];
+        let answer = |port: u16, tx: &str| {
+            send(
+                port,
+                Shape::Form,
+                "POST",
+                "/validate/check",
+                &[("user", "alice"), ("realm", "test"), ("pass", code), (name, tx)],
+                radius,
+            )
+        };
+        let ((ps, pv), (cs, cv)) = (answer(p.pi.port, &ptx), answer(p.cs_port, &ctx));
+        let mut diff = differences(&pv, &cv, &[]);
+        if ps != cs {
+            diff.push(format!("HTTP status: privacyIDEA {ps}, Countersign {cs}"));
+        }
+        check(&format!("{how}: the code answers the challenge"), (pv, cv, diff), "ACCEPT");
     }
     assert!(all.is_empty(), "{} exchanges differ:\n{}", all.len(), all.join("\n"));
 }

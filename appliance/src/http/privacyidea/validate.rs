@@ -76,6 +76,14 @@ fn shape(o: &CheckOutcome) -> PiResponse {
         let (value, authentication) = if o.accepted { (true, "ACCEPT") } else { (false, "REJECT") };
         return PiResponse::ok(json!(value), Some(authentication), Value::Null);
     }
+    if o.accepted && o.answered_challenge {
+        // privacyIDEA's words for an answered challenge: no type or length.
+        return PiResponse::ok(
+            json!(true),
+            Some("ACCEPT"),
+            json!({ "message": "Found matching challenge", "serial": o.serial }),
+        );
+    }
     if o.accepted {
         return PiResponse::ok(
             json!(true),
@@ -97,7 +105,9 @@ fn shape(o: &CheckOutcome) -> PiResponse {
 async fn decide(st: &AppState, caller: String, p: &Params) -> Result<CheckOutcome, PiResponse> {
     let target = target(p)?;
     let pass = p.secret("pass")?;
-    let transaction_id = p.owned("transaction_id");
+    // `state`: the RADIUS State attribute, which the FreeRADIUS module sends back as the
+    // transaction id (privacyIDEA reads either).
+    let transaction_id = p.owned("transaction_id").or_else(|| p.owned("state"));
     if let Some(tx) = &transaction_id {
         if tx.len() != 20 || !tx.bytes().all(|c| c.is_ascii_digit()) {
             return Err(PiResponse::error(ErrorKind::Parameter, "transaction_id is 20 digits"));
