@@ -397,7 +397,8 @@ impl TokenService {
                     login: &login,
                     nocase,
                     email: u.user.email.as_deref(),
-                    phone: u.user.phone.as_deref(),
+                    // Codes by text message go to the mobile number first.
+                    phone: u.user.mobile.as_deref().or(u.user.phone.as_deref()),
                     given_name: u.user.given_name.as_deref(),
                     surname: u.user.surname.as_deref(),
                 },
@@ -434,7 +435,7 @@ impl TokenService {
                     login: &u.login,
                     nocase: kind == crate::resolvers::ResolverKind::Ldap,
                     email: u.email.as_deref(),
-                    phone: u.phone.as_deref(),
+                    phone: u.mobile.as_deref().or(u.phone.as_deref()),
                     given_name: u.given_name.as_deref(),
                     surname: u.surname.as_deref(),
                 };

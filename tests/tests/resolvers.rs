@@ -333,9 +333,12 @@ fn passwd_file_resolver() {
     let u = d.cli_json(&["realm", "user", "local", "alice"]);
     assert_eq!(
         u["user"],
+        // GECOS as privacyIDEA reads it: the third field is the mobile number, the fourth
+        // (empty here) the phone.
         json!({
-            "login": "alice", "uid": "1001", "email": "alice@example.org", "phone": "+44 1",
-            "given_name": "Alice", "surname": "Liddell", "resolver": "files"
+            "login": "alice", "uid": "1001", "email": "alice@example.org", "phone": null, "mobile": "+44 1",
+            "given_name": "Alice", "surname": "Liddell", "resolver": "files",
+            "description": "Alice Liddell,R1,+44 1,,alice@example.org"
         })
     );
     let t = d.cli_json_stdin(&["resolver", "test", "files", "alice", "--password-stdin"], "anything\n");

@@ -73,8 +73,10 @@ mod tests {
             uid: "1".into(),
             email: None,
             phone: None,
+            mobile: None,
             given_name: None,
             surname: None,
+            description: None,
             resolver: "r".into(),
         }
     }

@@ -34,8 +34,10 @@ fn info(resolver: &str, id: i64, u: User) -> UserInfo {
         uid: id.to_string(),
         email: u.email,
         phone: u.phone,
+        mobile: None,
         given_name: u.given_name,
         surname: u.surname,
+        description: None,
         resolver: resolver.to_owned(),
     }
 }

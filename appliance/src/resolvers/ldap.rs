@@ -470,8 +470,10 @@ impl LdapResolver {
             uid: uid.unwrap_or_else(|| e.dn.clone()),
             email: first(e, &a.email),
             phone: first(e, &a.phone),
+            mobile: None,
             given_name: first(e, &a.given_name),
             surname: first(e, &a.surname),
+            description: None,
             resolver: self.name.clone(),
         })
     }

@@ -30,8 +30,15 @@ pub struct UserInfo {
     pub uid: String,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// A mobile number apart from `phone`, where the source has one (passwd: the office-phone
+    /// field of GECOS, as privacyIDEA reads it); text messages go here first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
     pub given_name: Option<String>,
     pub surname: Option<String>,
+    /// Free text about the user (passwd: the whole GECOS field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// The resolver that found the user.
     pub resolver: String,
 }

@@ -52,6 +52,13 @@ fn non_empty(s: Option<&str>) -> Option<String> {
 }
 
 /// Parses the file's text; returns the users and the number of lines skipped as malformed.
+/// privacyIDEA's "very basic" e-mail test: something, `@`, something, `.`, something.
+fn looks_like_email(f: &str) -> bool {
+    f.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.char_indices().any(|(i, c)| c == '.' && i > 0 && i + 1 < domain.len())
+    })
+}
+
 pub fn parse(resolver: &str, text: &str) -> (Vec<UserInfo>, usize) {
     let mut users = Vec::new();
     let mut bad = 0;
@@ -65,21 +72,31 @@ pub fn parse(resolver: &str, text: &str) -> (Vec<UserInfo>, usize) {
             bad += 1;
             continue;
         }
+        // GECOS as privacyIDEA's passwd resolver reads it: "Given Surname,room,office
+        // phone,home phone,other...": the name split at its first space, the office phone as
+        // the mobile number and the home phone as the phone (both only with four fields or
+        // more), the first later field that looks like an e-mail address.
         let gecos: Vec<&str> = fields[4].split(',').collect();
-        let full = gecos.first().map(|s| s.trim()).unwrap_or_default();
-        let (given_name, surname) = match full.rsplit_once(' ') {
+        let full = gecos.first().copied().unwrap_or_default();
+        let (given_name, surname) = match full.split_once(' ') {
             Some((g, s)) => (non_empty(Some(g)), non_empty(Some(s))),
-            None => (None, non_empty(Some(full))),
+            None => (non_empty(Some(full)), None),
         };
-        let phone = non_empty(gecos.get(2).copied()).or_else(|| non_empty(gecos.get(3).copied()));
-        let email = non_empty(gecos.get(4).copied()).filter(|e| e.contains('@'));
+        let (mobile, phone) = if gecos.len() >= 4 {
+            (non_empty(gecos.get(2).copied()), non_empty(gecos.get(3).copied()))
+        } else {
+            (None, None)
+        };
+        let email = gecos.iter().skip(4).find(|f| looks_like_email(f)).map(|f| (*f).to_owned());
         users.push(UserInfo {
             login: fields[0].to_owned(),
             uid: fields[2].to_owned(),
             email,
             phone,
+            mobile,
             given_name,
             surname,
+            description: non_empty(Some(fields[4])),
             resolver: resolver.to_owned(),
         });
     }
@@ -153,13 +170,19 @@ mod tests {
         let (users, bad) = parse("files", text);
         assert_eq!(bad, 1);
         assert_eq!(users.len(), 3);
-        assert_eq!(users[0].given_name.as_deref(), Some("Alice Maria"));
-        assert_eq!(users[0].surname.as_deref(), Some("Liddell"));
-        assert_eq!(users[0].phone.as_deref(), Some("+441234"));
+        // As privacyIDEA reads GECOS: the name split at its first space, the office phone as
+        // mobile, the home phone as phone.
+        assert_eq!(users[0].given_name.as_deref(), Some("Alice"));
+        assert_eq!(users[0].surname.as_deref(), Some("Maria Liddell"));
+        assert_eq!(users[0].mobile.as_deref(), Some("+441234"));
+        assert_eq!(users[0].phone.as_deref(), Some("+449999"));
         assert_eq!(users[0].email.as_deref(), Some("alice@example.org"));
+        assert_eq!(users[0].description.as_deref(), Some("Alice Maria Liddell,R 12,+441234,+449999,alice@example.org"));
         assert_eq!(users[0].uid, "1001");
         assert_eq!(users[1].surname, None);
-        assert_eq!(users[2].surname.as_deref(), Some("Carol"));
+        assert_eq!(users[2].given_name.as_deref(), Some("Carol"));
+        assert_eq!(users[2].surname, None);
+        assert_eq!(users[2].mobile, None);
         assert_eq!(users[2].phone.as_deref(), Some("+33 1 23"));
         assert_eq!(users[2].email, None);
     }

@@ -123,6 +123,9 @@ pub struct TokenView {
     pub device: Option<String>,
     /// Where the owner lives: a resolver's name, or `None` for the internal user store.
     pub resolver: Option<String>,
+    /// The owner's id in their resolver (a directory's stable id, an internal user's row id);
+    /// `None` without an owner, or for a directory owner not bound to a stable id yet.
+    pub user_id: Option<String>,
 }
 
 impl From<&TokenRecord> for TokenView {
@@ -150,6 +153,10 @@ impl From<&TokenRecord> for TokenView {
             recipient: t.recipient.clone(),
             device: t.device.clone(),
             resolver: t.owner_resolver.clone(),
+            user_id: match (&t.owner_resolver, &t.owner_uid, t.owner_id) {
+                (Some(_), uid, _) => uid.clone(),
+                (None, _, id) => id.map(|i| i.to_string()),
+            },
         }
     }
 }

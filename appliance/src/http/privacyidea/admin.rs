@@ -81,6 +81,11 @@ impl Subject {
         Subject { user: t.user.clone(), realm: t.realm.clone(), resolver: t.resolver.clone() }
     }
 
+    /// Anyone in `realm`: a realm-wide read (the user list).
+    pub(super) fn in_realm(realm: &str) -> Subject {
+        Subject { user: None, realm: Some(realm.to_owned()), resolver: None }
+    }
+
     /// `login` in `realm` (the default realm when not named), the realm checked to exist.
     fn user_in(st: &AppState, login: &str, realm: Option<&str>) -> Result<Subject, PiResponse> {
         let realm = st
@@ -182,6 +187,22 @@ async fn logout(State(st): State<AppState>, admin: PiAdmin) -> Result<axum::http
 }
 
 /// A token as privacyIDEA lists it.
+/// Unix seconds as privacyIDEA writes token dates (`2026-12-06T09:42:09+00:00`).
+pub(super) fn pi_date(unix_s: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix_s) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => String::new(),
+    }
+}
+
 fn pi_token(t: &TokenView, id: usize) -> Value {
     let digits = t.params.get("digits").cloned().unwrap_or(json!(6));
     let mut info = serde_json::Map::new();
@@ -191,6 +212,9 @@ fn pi_token(t: &TokenView, id: usize) -> Value {
     if let Some(s) = t.params.get("step") {
         info.insert("timeStep".into(), s.clone());
     }
+    info.insert("creation_date".into(), pi_date(t.created_at).into());
+    // privacyIDEA's kinds: a token on a card is hardware, the others software.
+    info.insert("tokenkind".into(), if t.device.is_some() { "hardware" } else { "software" }.into());
     json!({
         "id": id,
         "serial": t.serial,
@@ -202,8 +226,13 @@ fn pi_token(t: &TokenView, id: usize) -> Value {
         "username": t.user.clone().unwrap_or_default(),
         "user_realm": t.realm.clone().unwrap_or_default(),
         "realms": t.realm.iter().collect::<Vec<_>>(),
-        "resolver": if t.user.is_some() { "internal" } else { "" },
-        "user_id": t.user.clone().unwrap_or_default(),
+        // The resolver the owner was found through; the internal user store otherwise.
+        "resolver": match (&t.user, &t.resolver) {
+            (None, _) => String::new(),
+            (Some(_), Some(r)) => r.clone(),
+            (Some(_), None) => "internal".into(),
+        },
+        "user_id": t.user_id.clone().unwrap_or_default(),
         "maxfail": t.max_fail,
         "failcount": t.fail_count,
         "count": t.counter,
@@ -213,6 +242,8 @@ fn pi_token(t: &TokenView, id: usize) -> Value {
         "info": info,
         "rollout_state": "",
         "tokengroup": [],
+        "container_serial": "",
+        "user_editable": false,
     })
 }
 

@@ -51,7 +51,7 @@ impl PiResponse {
         if let Some(a) = authentication {
             result["authentication"] = a.into();
         }
-        PiResponse { status: StatusCode::OK, body: envelope(result, detail) }
+        PiResponse { status: StatusCode::OK, body: envelope(result, detail, true) }
     }
 
     /// A successful call that answers only `value` (admin endpoints).
@@ -66,7 +66,7 @@ impl PiResponse {
             "status": false,
             "error": { "code": code, "message": format!("ERR{code}: {message}") },
         });
-        PiResponse { status, body: envelope(result, Value::Null) }
+        PiResponse { status, body: envelope(result, Value::Null, false) }
     }
 
     /// Adds the caller's `nonce` (clients use it against replayed responses), signs, and
@@ -107,7 +107,8 @@ impl PiResponse {
     }
 }
 
-fn envelope(result: Value, detail: Value) -> Value {
+/// The envelope; `versionnumber` only on successful answers, as privacyIDEA writes them.
+fn envelope(result: Value, detail: Value, versionnumber: bool) -> Value {
     let time = crate::now_ms() as f64 / 1000.0;
     let mut m = Map::new();
     m.insert("jsonrpc".into(), "2.0".into());
@@ -119,7 +120,9 @@ fn envelope(result: Value, detail: Value) -> Value {
         "version".into(),
         format!("privacyIDEA {COMPATIBLE_VERSION} (Countersign {})", env!("CARGO_PKG_VERSION")).into(),
     );
-    m.insert("versionnumber".into(), COMPATIBLE_VERSION.into());
+    if versionnumber {
+        m.insert("versionnumber".into(), COMPATIBLE_VERSION.into());
+    }
     Value::Object(m)
 }
 

@@ -18,6 +18,7 @@ mod params;
 mod policies;
 mod realms;
 mod resolver_params;
+mod users;
 mod validate;
 
 use axum::extract::State;
@@ -35,7 +36,12 @@ pub const COMPATIBLE_VERSION: &str = "3.10";
 
 /// Routes served wherever validation is: `api.sock` and the HTTP listener.
 pub(super) fn routes() -> Router<AppState> {
-    validate::routes().merge(admin::routes()).merge(realms::routes()).merge(policies::routes()).merge(audit::routes())
+    validate::routes()
+        .merge(admin::routes())
+        .merge(realms::routes())
+        .merge(policies::routes())
+        .merge(audit::routes())
+        .merge(users::routes())
 }
 
 /// Admin routes: the public key clients verify response signatures with.

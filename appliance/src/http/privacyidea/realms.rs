@@ -49,7 +49,8 @@ async fn with_realms<T: Send + 'static>(
     st.realms.run(f).await.map_err(resolver_error)
 }
 
-/// `{"<realm>": {"default": bool, "id": n, "resolver": [{"name", "type", "priority"}]}}`
+/// `{"<realm>": {"default": bool, "id": n, "option": "", "resolver": [{"name", "type",
+/// "priority", "node": ""}]}}` (no per-node resolvers in Countersign: `node` is always empty).
 fn realm_map(list: &[RealmRecord], resolvers: &[crate::resolvers::realms::ResolverView]) -> Value {
     let mut out = Map::new();
     for (i, realm) in list.iter().enumerate() {
@@ -59,10 +60,10 @@ fn realm_map(list: &[RealmRecord], resolvers: &[crate::resolvers::realms::Resolv
             .enumerate()
             .map(|(prio, name)| {
                 let kind = resolvers.iter().find(|x| &x.name == name).map(|x| x.kind.as_str()).unwrap_or_default();
-                json!({ "name": name, "type": resolver_params::pi_type(kind), "priority": prio + 1 })
+                json!({ "name": name, "type": resolver_params::pi_type(kind), "priority": prio + 1, "node": "" })
             })
             .collect();
-        out.insert(realm.name.clone(), json!({ "default": realm.default, "id": i + 1, "resolver": res }));
+        out.insert(realm.name.clone(), json!({ "default": realm.default, "id": i + 1, "option": "", "resolver": res }));
     }
     Value::Object(out)
 }
