@@ -60,7 +60,8 @@ fn assert_envelope(v: &Value) {
     assert_eq!(v["id"], 1);
     assert!(v["time"].is_f64(), "time is a float: {v}");
     assert!(v["version"].as_str().unwrap().starts_with("privacyIDEA "), "{v}");
-    assert!(v["versionnumber"].is_string());
+    // privacyIDEA writes `versionnumber` on successful answers only.
+    assert_eq!(v["versionnumber"].is_string(), v["result"]["status"] == true, "{v}");
     assert!(v["signature"].as_str().unwrap().starts_with("rsa_sha256_pss:"), "{v}");
     assert!(v["result"]["status"].is_boolean());
     assert!(v.get("detail").is_some());
@@ -437,4 +438,27 @@ fn failed_logins_slow_down_that_address_for_a_while() {
     pi.d.set_clock_offset_ms(61_000);
     let (status, v) = pi.form("/auth", "username=ops&password=correct+horse+battery");
     assert_eq!(status, 200, "{v}");
+}
+
+/// privacyIDEA makes the first realm the default; Countersign does the same only while its
+/// built-in realm `default` is unused. Here internal users live in `default`, so a realm made
+/// through the API leaves the default where it is (and `default` stays).
+#[test]
+fn a_new_realm_does_not_take_over_a_default_realm_in_use() {
+    let pi = Pi::start();
+    let out = pi.d.cli_stdin(&["privacyidea", "admin-add", "ops"], "correct horse battery\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, v) = pi.form("/auth", "username=ops&password=correct+horse+battery");
+    let token = v["result"]["value"]["token"].as_str().unwrap().to_owned();
+    let passwd = write(pi.d.work.path(), "passwd", b"bob:x:1002:1002:Bob,,,:/home/bob:/bin/sh\n");
+    let post = |path: &str, body: String| {
+        let (s, b) = pi.http_auth("POST", path, Some("application/x-www-form-urlencoded"), &body, Some(&token));
+        assert_eq!(s, 200, "{b}");
+    };
+    post("/resolver/files", format!("type=passwdresolver&fileName={}", passwd.display()));
+    post("/realm/other", "resolvers=files".into());
+    let (_, b) = pi.http_auth("GET", "/realm/", None, "", Some(&token));
+    let v: Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(v["result"]["value"]["default"]["default"], true, "{v}");
+    assert_eq!(v["result"]["value"]["other"]["default"], false, "{v}");
 }

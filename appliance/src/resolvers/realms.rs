@@ -642,6 +642,23 @@ impl Realms {
         self.reload()
     }
 
+    /// privacyIDEA's rule for a fresh installation: the first realm made is the default. When
+    /// the default realm is still the unused one every store starts with (no resolvers, no
+    /// internal users), `realm` becomes the default and the unused one is removed, as if it had
+    /// never been there; otherwise nothing changes. Returns whether it did.
+    pub fn take_over_unused_default(&self, caller: &str, realm: &str) -> Result<bool, ResolverError> {
+        let realms = self.list_realms()?;
+        let Some(old) = realms.iter().find(|r| r.default && r.name != realm && r.resolvers.is_empty()) else {
+            return Ok(false);
+        };
+        if !self.inner.store.realm_is_empty(&old.name)? {
+            return Ok(false);
+        }
+        self.set_default(caller, realm)?;
+        self.remove_realm(caller, &old.name)?;
+        Ok(true)
+    }
+
     pub fn remove_realm(&self, caller: &str, realm: &str) -> Result<(), ResolverError> {
         self.inner.store.delete_realm(realm, &audit(caller, "realm/remove", realm.to_owned()))?;
         self.reload()

@@ -194,6 +194,16 @@ impl Store {
         Ok(())
     }
 
+    /// Whether no user row lives in `realm` (internal users, or directory users recorded there).
+    pub fn realm_is_empty(&self, realm: &str) -> Result<bool, StoreError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT count(*) FROM app_user WHERE realm_id = (SELECT id FROM realm WHERE name = ?1)",
+            [realm],
+            |r| r.get(0),
+        )?;
+        Ok(n == 0)
+    }
+
     /// Removes a realm; refused for the default realm and while internal users live in it.
     pub fn delete_realm(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();

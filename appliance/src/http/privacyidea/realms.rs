@@ -111,6 +111,8 @@ async fn set_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<
                 realms.set_resolvers(&caller, &name, &added)?;
             } else {
                 realms.create_realm(&caller, &name, &added, false)?;
+                // As in privacyIDEA: the first realm made becomes the default.
+                realms.take_over_unused_default(&caller, &name)?;
             }
             Ok((added, failed))
         })
