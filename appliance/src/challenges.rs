@@ -37,6 +37,12 @@ pub fn is_challenge_type(token_type: &str) -> bool {
     matches!(token_type, "sms" | "email" | "certificate")
 }
 
+/// Whether tokens of this type show their codes themselves (a challenge for one is answered
+/// with its next code; nothing is sent).
+pub fn is_otp_type(token_type: &str) -> bool {
+    matches!(token_type, "hotp" | "totp")
+}
+
 /// Bytes of a certificate token's nonce.
 const NONCE_LEN: usize = 32;
 

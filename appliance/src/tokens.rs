@@ -470,11 +470,6 @@ impl TokenService {
         }
     }
 
-    /// Whether a challenge of `transaction_id` was answered (`None`: no such transaction).
-    pub fn transaction_answered(&self, transaction_id: &str) -> Result<Option<bool>, TokenError> {
-        Ok(self.store.transaction_answered(transaction_id)?)
-    }
-
     /// The validation defaults new tokens get.
     pub fn defaults(&self) -> &ValidateSection {
         &self.defaults
@@ -541,7 +536,7 @@ impl TokenService {
     pub(crate) fn prepare(&self, r: &InitRequest) -> Result<(NewToken, Zeroizing<Vec<u8>>), TokenError> {
         let plugin = plugin_for(&self.plugins, &r.token_type)?;
         let challenge = is_challenge_type(&r.token_type);
-        let oath = challenge || matches!(r.token_type.as_str(), "hotp" | "totp");
+        let oath = challenge || crate::challenges::is_otp_type(&r.token_type);
         match (r.token_type.as_str(), &r.phone, &r.email) {
             ("sms", _, Some(_)) | ("email", Some(_), _) => {
                 return Err(TokenError::Invalid("an sms token takes phone, an email token takes email".into()))

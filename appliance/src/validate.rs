@@ -21,7 +21,7 @@ use std::sync::Arc;
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::challenges::is_challenge_type;
+use crate::challenges::{is_challenge_type, is_otp_type};
 use crate::clock::Clock;
 use crate::executor::{Executor, ExecutorError, WorkerCtx};
 use crate::plugins::PluginHost;
@@ -344,8 +344,12 @@ impl ValidateService {
             })
             .await?
             .map_err(|e: crate::store::StoreError| ValidateError::Challenge(e.into()))?;
-        let tokens: Vec<TokenRecord> =
-            tokens.into_iter().filter(|t| is_challenge_type(&t.token_type) && t.active && !t.revoked).collect();
+        // As privacyIDEA triggers them: challenge-response tokens, and OTP tokens too (their
+        // challenge is answered by the next code).
+        let tokens: Vec<TokenRecord> = tokens
+            .into_iter()
+            .filter(|t| (is_challenge_type(&t.token_type) || is_otp_type(&t.token_type)) && t.active && !t.revoked)
+            .collect();
         if tokens.is_empty() {
             return Ok((None, Vec::new()));
         }
@@ -1244,7 +1248,7 @@ fn failed(t: &TokenRecord, now_ms: i64) -> FailedToken {
 /// Whether the check also looks for the token's last accepted code, to tell a replay from a
 /// guess: OATH tokens (whose plugins search from `first`) that accepted a code before.
 fn recognises_replay(t: &TokenRecord) -> bool {
-    matches!(t.token_type.as_str(), "hotp" | "totp") && t.counter > 0 && t.last_auth_ms.is_some()
+    is_otp_type(&t.token_type) && t.counter > 0 && t.last_auth_ms.is_some()
 }
 
 /// The options the plugin gets: the enrolled parameters, plus the learned drift for TOTP.

@@ -363,3 +363,73 @@ fn admin_reads_agree() {
     }
     assert!(all.is_empty(), "{} reads differ:\n{}", all.len(), all.join("\n"));
 }
+
+/// The challenge endpoints clients use besides `/validate/check`: `/validate/triggerchallenge`
+/// (an admin or service triggers the user's challenges), `/validate/polltransaction` (has the
+/// challenge been answered?) and `/validate/radiuscheck` (the answer as a bare status).
+#[test]
+fn challenge_endpoints_agree() {
+    let p = Pair::start();
+    p.realm_with_tokens();
+    let mut all = Vec::new();
+    let mut compare = |what: &str, (ps, pv): (u16, Value), (cs, cv): (u16, Value), own: &[&str]| {
+        let mut diff = differences(&pv, &cv, own);
+        if ps != cs {
+            diff.push(format!("HTTP status: privacyIDEA {ps}, Countersign {cs}"));
+        }
+        let bad = disallowed(&pv, &cv, diff);
+        if !bad.is_empty() {
+            all.push(format!("{what}:\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}", bad.join("\n  ")));
+        }
+    };
+    let trigger = |port: u16, auth: &str| {
+        send(
+            port,
+            Shape::Form,
+            "POST",
+            "/validate/triggerchallenge",
+            &[("user", "alice"), ("realm", "test")],
+            &[("Authorization", auth)],
+        )
+    };
+    let (pt, ct) = (trigger(p.pi.port, &p.pi_auth), trigger(p.cs_port, &p.cs_auth));
+    let (ptx, ctx) = (
+        pt.1["detail"]["transaction_id"].as_str().unwrap_or_default().to_owned(),
+        ct.1["detail"]["transaction_id"].as_str().unwrap_or_default().to_owned(),
+    );
+    compare("triggerchallenge", pt, ct, TRANSACTION_IDS);
+    let poll = |port: u16, tx: &str| {
+        send(port, Shape::Query, "GET", "/validate/polltransaction", &[("transaction_id", tx)], &[])
+    };
+    compare("polltransaction before the answer", poll(p.pi.port, &ptx), poll(p.cs_port, &ctx), &[]);
+    let answer = |port: u16, tx: &str| {
+        send(
+            port,
+            Shape::Form,
+            "POST",
+            "/validate/check",
+            &[("user", "alice"), ("realm", "test"), ("pass", CODES[1]), ("transaction_id", tx)],
+            &[],
+        )
+    };
+    compare("the triggered challenge answered", answer(p.pi.port, &ptx), answer(p.cs_port, &ctx), &[]);
+    compare("polltransaction after the answer", poll(p.pi.port, &ptx), poll(p.cs_port, &ctx), &[]);
+    let radius = |port: u16, pass: &str| {
+        send(
+            port,
+            Shape::Form,
+            "POST",
+            "/validate/radiuscheck",
+            &[("user", "alice"), ("realm", "test"), ("pass", pass)],
+            &[],
+        )
+    };
+    compare(
+        "radiuscheck accept",
+        radius(p.pi.port, &format!("1234{}", CODES[2])),
+        radius(p.cs_port, &format!("1234{}", CODES[2])),
+        &[],
+    );
+    compare("radiuscheck reject", radius(p.pi.port, "1234000000"), radius(p.cs_port, "1234000000"), &[]);
+    assert!(all.is_empty(), "{} exchanges differ:\n{}", all.len(), all.join("\n"));
+}

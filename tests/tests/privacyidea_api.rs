@@ -200,15 +200,19 @@ fn challenge_trigger_and_poll_shapes() {
     let (_, poll) = pi.http("GET", &format!("/validate/polltransaction?transaction_id={tx}"), None, "");
     let poll: Value = serde_json::from_str(&poll).unwrap();
     assert_envelope(&poll);
-    assert_eq!(poll["result"], json!({ "status": true, "value": false }));
+    assert_eq!(poll["result"], json!({ "status": true, "value": false, "authentication": "REJECT" }));
 
     let sent = provider.next().body;
     let at = sent.find("code%3A%20").unwrap() + "code%3A%20".len();
     let code: String = sent[at..].chars().take_while(char::is_ascii_digit).collect();
     let (_, ok) = pi.form("/validate/check", &format!("user=alice&transaction_id={tx}&pass={code}"));
     assert_eq!(ok["result"]["authentication"], "ACCEPT", "{ok}");
+    // Used up by that check: privacyIDEA removes the challenge, so the transaction polls as
+    // pending (polling is for answers given out of band, which wait to be used).
     let (_, poll) = pi.http("GET", &format!("/validate/polltransaction?transaction_id={tx}"), None, "");
-    assert_eq!(serde_json::from_str::<Value>(&poll).unwrap()["result"]["value"], true);
+    let poll: Value = serde_json::from_str(&poll).unwrap();
+    assert_eq!(poll["result"]["value"], false, "{poll}");
+    assert_eq!(poll["detail"]["challenge_status"], "pending", "{poll}");
 
     // triggerchallenge: over HTTP it needs an admin's authorization (401, ERR4033) ...
     let (status, err) = pi.form("/validate/triggerchallenge", "user=alice");
@@ -223,7 +227,7 @@ fn challenge_trigger_and_poll_shapes() {
     );
     assert_eq!(status, 200, "{tr}");
     assert_envelope(&tr);
-    assert_eq!(tr["result"], json!({ "status": true, "value": 1 }));
+    assert_eq!(tr["result"], json!({ "status": true, "value": 1, "authentication": "CHALLENGE" }));
     assert_eq!(tr["detail"]["multi_challenge"][0]["type"], "sms");
     assert_eq!(tr["detail"]["transaction_ids"].as_array().unwrap().len(), 1);
 }
@@ -359,10 +363,11 @@ fn service_account_keys_trigger_challenges_and_satisfy_require_api_key() {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["result"]["value"], true);
     let row = pi.d.auth_audit().into_iter().find(|r| r["action"] == "validate/check").unwrap();
     assert!(row["caller"].as_str().unwrap().starts_with("service:keycloak ip:127.0.0.1"), "{row}");
-    // A service may trigger challenges over HTTP (no challenge tokens here: value 0).
+    // A service may trigger challenges over HTTP (alice's HOTP token, as privacyIDEA triggers
+    // OTP tokens too: value 1).
     let (status, body) = pi.http_auth("POST", "/validate/triggerchallenge", Some(form), "user=alice", Some(&key));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["result"]["value"], 0);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["result"]["value"], 1);
     // But it may not manage tokens.
     let (status, _) = pi.http_auth("GET", "/token/", None, "", Some(&key));
     assert_eq!(status, 403);

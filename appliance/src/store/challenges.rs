@@ -170,17 +170,6 @@ impl Store {
         Ok(conn.last_insert_rowid())
     }
 
-    /// Whether a challenge of `transaction_id` was answered; `None` when no such transaction
-    /// exists (or it was cleaned up).
-    pub fn transaction_answered(&self, transaction_id: &str) -> Result<Option<bool>, StoreError> {
-        let (count, answered): (i64, i64) = self.conn().query_row(
-            "SELECT COUNT(*), COALESCE(SUM(answered_ms IS NOT NULL), 0) FROM challenge WHERE transaction_id = ?1",
-            [transaction_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok((count > 0).then_some(answered > 0))
-    }
-
     /// Queues a delivery (status `queued`, due now).
     #[allow(clippy::too_many_arguments, reason = "one row's columns")]
     pub fn queue_delivery(

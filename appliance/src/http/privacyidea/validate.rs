@@ -165,22 +165,24 @@ async fn trigger(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Re
             .trigger(caller.audit_name.clone(), target)
             .await
             .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
-        Ok::<_, PiResponse>(PiResponse::ok(json!(challenges.len()), None, challenge_detail(&challenges)))
+        // privacyIDEA marks an answer that created challenges as CHALLENGE.
+        let authentication = (!challenges.is_empty()).then_some("CHALLENGE");
+        Ok::<_, PiResponse>(PiResponse::ok(json!(challenges.len()), authentication, challenge_detail(&challenges)))
     }
     .await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
 }
 
-/// Whether a challenge of the transaction was answered (out-of-band tokens poll this).
+/// Whether a challenge of the transaction was answered out of band and waits to be used by
+/// `/validate/check` (privacyIDEA's push flow). A challenge answered through `/validate/check`
+/// is used up (privacyIDEA deletes it), so its transaction polls as pending, like an unknown
+/// one; no token type Countersign has yet is answered out of band (push tokens, issue 20, will
+/// add the waiting answers this reports).
 async fn poll(State(st): State<AppState>, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
-        let tx = p.required("transaction_id")?.to_owned();
-        let tokens = st.tokens.clone();
-        let answered = crate::tokens::blocking(move || tokens.transaction_answered(&tx))
-            .await
-            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
-        Ok::<_, PiResponse>(PiResponse::ok(json!(answered.unwrap_or(false)), None, Value::Null))
+        p.required("transaction_id")?;
+        Ok::<_, PiResponse>(PiResponse::ok(json!(false), Some("REJECT"), json!({ "challenge_status": "pending" })))
     }
     .await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
