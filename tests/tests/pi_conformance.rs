@@ -29,6 +29,9 @@ const REJECT_DETAIL: &[&str] = &["detail.message", "detail.serial", "detail.type
 const UNKNOWN_USER: &[&str] =
     &["result.status", "result.value", "result.authentication", "result.error", "detail", "HTTP status"];
 
+/// Name-value pairs for each server: (privacyIDEA's, Countersign's).
+type PerServer<'a> = (&'a [(&'a str, &'a str)], &'a [(&'a str, &'a str)]);
+
 /// Both servers, set up alike, with an admin session on each.
 struct Pair {
     pi: PrivacyIdea,
@@ -86,8 +89,23 @@ impl Pair {
         headers: &[(&str, &str)],
         own: &[&str],
     ) -> (Value, Value, Vec<String>) {
-        let (ps, pv) = send(self.pi.port, shape, "POST", path, params, headers);
-        let (cs, cv) = send(self.cs_port, shape, "POST", path, params, headers);
+        self.both_with(shape, "POST", path, (params, params), (headers, headers), own)
+    }
+
+    /// One request to each server, each with its own parameters and headers (`(privacyIDEA's,
+    /// Countersign's)`: a transaction id or a session each made): both answers, and where
+    /// Countersign's differs.
+    fn both_with(
+        &self,
+        shape: Shape,
+        method: &str,
+        path: &str,
+        params: PerServer<'_>,
+        headers: PerServer<'_>,
+        own: &[&str],
+    ) -> (Value, Value, Vec<String>) {
+        let (ps, pv) = send(self.pi.port, shape, method, path, params.0, headers.0);
+        let (cs, cv) = send(self.cs_port, shape, method, path, params.1, headers.1);
         let mut diff = differences(&pv, &cv, own);
         if ps != cs {
             diff.push(format!("HTTP status: privacyIDEA {ps}, Countersign {cs}"));
@@ -297,22 +315,10 @@ fn real_clients_request_shapes_and_challenge_response_agree() {
         };
         // Each server gets its own transaction id back; the answers are compared as usual.
         let code = CODES[i];
-        let answer = |port: u16, tx: &str| {
-            send(
-                port,
-                Shape::Form,
-                "POST",
-                "/validate/check",
-                &[("user", "alice"), ("realm", "test"), ("pass", code), (name, tx)],
-                radius,
-            )
-        };
-        let ((ps, pv), (cs, cv)) = (answer(p.pi.port, &ptx), answer(p.cs_port, &ctx));
-        let mut diff = differences(&pv, &cv, &[]);
-        if ps != cs {
-            diff.push(format!("HTTP status: privacyIDEA {ps}, Countersign {cs}"));
-        }
-        check(&format!("{how}: the code answers the challenge"), (pv, cv, diff), "ACCEPT");
+        let base = [("user", "alice"), ("realm", "test"), ("pass", code)];
+        let (pp, cp) = ([&base[..], &[(name, ptx.as_str())]].concat(), [&base[..], &[(name, ctx.as_str())]].concat());
+        let exchange = p.both_with(Shape::Form, "POST", "/validate/check", (&pp, &cp), (radius, radius), &[]);
+        check(&format!("{how}: the code answers the challenge"), exchange, "ACCEPT");
     }
     assert!(all.is_empty(), "{} exchanges differ:\n{}", all.len(), all.join("\n"));
 }
@@ -372,64 +378,42 @@ fn challenge_endpoints_agree() {
     let p = Pair::start();
     p.realm_with_tokens();
     let mut all = Vec::new();
-    let mut compare = |what: &str, (ps, pv): (u16, Value), (cs, cv): (u16, Value), own: &[&str]| {
-        let mut diff = differences(&pv, &cv, own);
-        if ps != cs {
-            diff.push(format!("HTTP status: privacyIDEA {ps}, Countersign {cs}"));
-        }
+    let mut compare = |what: &str, (pv, cv, diff): (Value, Value, Vec<String>)| {
         let bad = disallowed(&pv, &cv, diff);
         if !bad.is_empty() {
             all.push(format!("{what}:\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}", bad.join("\n  ")));
         }
     };
-    let trigger = |port: u16, auth: &str| {
-        send(
-            port,
-            Shape::Form,
-            "POST",
-            "/validate/triggerchallenge",
-            &[("user", "alice"), ("realm", "test")],
-            &[("Authorization", auth)],
-        )
-    };
-    let (pt, ct) = (trigger(p.pi.port, &p.pi_auth), trigger(p.cs_port, &p.cs_auth));
-    let (ptx, ctx) = (
-        pt.1["detail"]["transaction_id"].as_str().unwrap_or_default().to_owned(),
-        ct.1["detail"]["transaction_id"].as_str().unwrap_or_default().to_owned(),
-    );
-    compare("triggerchallenge", pt, ct, TRANSACTION_IDS);
-    let poll = |port: u16, tx: &str| {
-        send(port, Shape::Query, "GET", "/validate/polltransaction", &[("transaction_id", tx)], &[])
-    };
-    compare("polltransaction before the answer", poll(p.pi.port, &ptx), poll(p.cs_port, &ctx), &[]);
-    let answer = |port: u16, tx: &str| {
-        send(
-            port,
-            Shape::Form,
-            "POST",
-            "/validate/check",
-            &[("user", "alice"), ("realm", "test"), ("pass", CODES[1]), ("transaction_id", tx)],
-            &[],
-        )
-    };
-    compare("the triggered challenge answered", answer(p.pi.port, &ptx), answer(p.cs_port, &ctx), &[]);
-    compare("polltransaction after the answer", poll(p.pi.port, &ptx), poll(p.cs_port, &ctx), &[]);
-    let radius = |port: u16, pass: &str| {
-        send(
-            port,
-            Shape::Form,
-            "POST",
-            "/validate/radiuscheck",
-            &[("user", "alice"), ("realm", "test"), ("pass", pass)],
-            &[],
-        )
-    };
+    let alice = [("user", "alice"), ("realm", "test")];
+    let sessions: PerServer<'_> = (&[("Authorization", p.pi_auth.as_str())], &[("Authorization", p.cs_auth.as_str())]);
+    let trigger =
+        p.both_with(Shape::Form, "POST", "/validate/triggerchallenge", (&alice, &alice), sessions, TRANSACTION_IDS);
+    let tx = |v: &Value| v["detail"]["transaction_id"].as_str().unwrap_or_default().to_owned();
+    let (ptx, ctx) = (tx(&trigger.0), tx(&trigger.1));
+    compare("triggerchallenge", trigger);
+    let none: PerServer<'_> = (&[], &[]);
+    let (pp, cp) = ([("transaction_id", ptx.as_str())], [("transaction_id", ctx.as_str())]);
     compare(
-        "radiuscheck accept",
-        radius(p.pi.port, &format!("1234{}", CODES[2])),
-        radius(p.cs_port, &format!("1234{}", CODES[2])),
-        &[],
+        "polltransaction before the answer",
+        p.both_with(Shape::Query, "GET", "/validate/polltransaction", (&pp, &cp), none, &[]),
     );
-    compare("radiuscheck reject", radius(p.pi.port, "1234000000"), radius(p.cs_port, "1234000000"), &[]);
+    let pa = [("user", "alice"), ("realm", "test"), ("pass", CODES[1]), ("transaction_id", ptx.as_str())];
+    let ca = [("user", "alice"), ("realm", "test"), ("pass", CODES[1]), ("transaction_id", ctx.as_str())];
+    compare(
+        "the triggered challenge answered",
+        p.both_with(Shape::Form, "POST", "/validate/check", (&pa, &ca), none, &[]),
+    );
+    compare(
+        "polltransaction after the answer",
+        p.both_with(Shape::Query, "GET", "/validate/polltransaction", (&pp, &cp), none, &[]),
+    );
+    for (what, pass) in
+        [("radiuscheck accept", format!("1234{}", CODES[2])), ("radiuscheck reject", "1234000000".into())]
+    {
+        compare(
+            what,
+            p.both(Shape::Form, "/validate/radiuscheck", &[("user", "alice"), ("realm", "test"), ("pass", &pass)], &[]),
+        );
+    }
     assert!(all.is_empty(), "{} exchanges differ:\n{}", all.len(), all.join("\n"));
 }
