@@ -145,3 +145,38 @@ pub fn start_table_sealing(hsm: &Hsm, store: &Store) -> Result<(), SystemKeyErro
 pub fn table_seal_key(hsm: &Hsm, id: KeyId) -> std::sync::Arc<dyn crate::store::seals::SealKey> {
     std::sync::Arc::new(TableSealKey { hsm: hsm.clone(), id, seen: Default::default() })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn d(n: u8) -> [u8; 32] {
+        [n; 32]
+    }
+
+    #[test]
+    fn remembered_macs_stay_while_used_and_age_out_otherwise() {
+        let mut r = Remembered::default();
+        r.put(d(1), d(101));
+        assert_eq!(r.get(&d(1)), Some(d(101)));
+        assert_eq!(r.get(&d(2)), None, "only what the HSM computed is remembered");
+        // Fill the newer generation: the first digest moves to the older one, still found, and
+        // is promoted back when used.
+        for i in 0..REMEMBERED_DIGESTS {
+            r.put(i.to_be_bytes().repeat(4).try_into().unwrap(), d(7));
+        }
+        assert_eq!(r.get(&d(1)), Some(d(101)));
+        // Two more generations without using it: gone.
+        for round in 0..2u64 {
+            for i in 0..REMEMBERED_DIGESTS as u64 {
+                let mut k = [0u8; 32];
+                k[..8].copy_from_slice(&(round + 2).to_be_bytes());
+                k[8..16].copy_from_slice(&i.to_be_bytes());
+                r.put(k, d(8));
+            }
+        }
+        assert_eq!(r.get(&d(1)), None);
+        assert!(r.new.len() + r.old.len() <= 2 * REMEMBERED_DIGESTS);
+    }
+}

@@ -154,8 +154,8 @@ pub struct TokenService {
     expect: Option<Arc<ExpectedOwner>>,
 }
 
-/// A token's owner as a caller saw it when it authorised a change: user, realm and resolver
-/// (all `None`: unassigned). A change made through [`TokenService::expecting`] runs only if the
+/// A token's owner as a caller saw it when it authorised a change: user, realm, resolver and
+/// the owner's id there (all `None`: unassigned). A change made through [`TokenService::expecting`] runs only if the
 /// token, read again inside the change's transaction, still has this owner, so a concurrent
 /// re-assignment cannot slip a token past a realm-limited admin's right.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,15 +163,22 @@ pub struct ExpectedOwner {
     pub user: Option<String>,
     pub realm: Option<String>,
     pub resolver: Option<String>,
+    pub user_id: Option<String>,
 }
 
 impl ExpectedOwner {
     pub fn of(t: &TokenView) -> ExpectedOwner {
-        ExpectedOwner { user: t.user.clone(), realm: t.realm.clone(), resolver: t.resolver.clone() }
+        ExpectedOwner {
+            user: t.user.clone(),
+            realm: t.realm.clone(),
+            resolver: t.resolver.clone(),
+            user_id: t.user_id.clone(),
+        }
     }
 
+    /// Whether `t`, as read now, has this owner: compared as callers see owners (a view).
     fn holds_for(&self, t: &TokenRecord) -> bool {
-        self.user == t.login && self.realm == t.realm && self.resolver == t.owner_resolver
+        *self == ExpectedOwner::of(&TokenView::from(t))
     }
 }
 

@@ -755,14 +755,11 @@ impl ValidateService {
             if t.token_type == "certificate" {
                 match self.signed_nonce(ctx, t, c, &code, now) {
                     Ok(()) => {
-                        return Ok(Accept {
-                            serial: t.serial.clone(),
-                            token_type: t.token_type.clone(),
-                            otp_len: Some(otp_digits(&t.params)),
-                            answered_challenge: true,
-                            detail: "challenge answered: the card signed the nonce".into(),
-                            effect: TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
-                        })
+                        return Ok(Accept::by(
+                            t,
+                            "challenge answered: the card signed the nonce".into(),
+                            TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
+                        ))
                     }
                     Err(e) => {
                         why = Some(e);
@@ -781,13 +778,10 @@ impl ValidateService {
                 };
                 match self.plugin_check(t, &request) {
                     Ok(PluginResponse::Matched { counter }) if counter >= t.counter => {
-                        return Ok(Accept {
-                            serial: t.serial.clone(),
-                            token_type: t.token_type.clone(),
-                            otp_len: Some(otp_digits(&t.params)),
-                            answered_challenge: true,
-                            detail: format!("challenge answered with counter {counter}"),
-                            effect: TokenEffect::AcceptChallenge {
+                        return Ok(Accept::by(
+                            t,
+                            format!("challenge answered with counter {counter}"),
+                            TokenEffect::AcceptChallenge {
                                 challenge_id: c.id,
                                 token_id: t.id,
                                 seen_counter: t.counter,
@@ -795,7 +789,7 @@ impl ValidateService {
                                 new_counter: counter.saturating_add(1),
                                 drift: drift(t, counter, now),
                             },
-                        })
+                        ))
                     }
                     Ok(_) => continue,
                     Err(e) => return Err(plugin_failed(e, None)),
@@ -810,14 +804,11 @@ impl ValidateService {
             };
             match self.plugin_check(t, &request) {
                 Ok(PluginResponse::Matched { counter }) if counter == c.counter => {
-                    return Ok(Accept {
-                        serial: t.serial.clone(),
-                        token_type: t.token_type.clone(),
-                        otp_len: Some(otp_digits(&t.params)),
-                        answered_challenge: true,
-                        detail: "challenge answered".into(),
-                        effect: TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
-                    })
+                    return Ok(Accept::by(
+                        t,
+                        "challenge answered".into(),
+                        TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
+                    ))
                 }
                 Ok(_) => {}
                 Err(e) => return Err(plugin_failed(e, None)),
@@ -874,7 +865,6 @@ impl ValidateService {
             serial: String::new(),
             token_type: String::new(),
             otp_len: None,
-            answered_challenge: false,
             detail: detail.to_owned(),
             effect: TokenEffect::Pass,
         };
@@ -988,20 +978,17 @@ impl ValidateService {
             kind: RejectKind::Guess,
         };
         match self.plugin_check(token, &request) {
-            Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept {
-                serial: token.serial.clone(),
-                token_type: token.token_type.clone(),
-                otp_len: Some(otp_digits(&token.params)),
-                answered_challenge: false,
-                detail: format!("counter {counter} accepted"),
-                effect: TokenEffect::Accept {
+            Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept::by(
+                token,
+                format!("counter {counter} accepted"),
+                TokenEffect::Accept {
                     token_id: token.id,
                     seen_counter: token.counter,
                     seen_fail: token.fail_count,
                     new_counter: counter.saturating_add(1),
                     drift: drift(token, counter, now),
                 },
-            }),
+            )),
             Ok(PluginResponse::Matched { counter }) if replay_seen && counter.saturating_add(1) == token.counter => {
                 Err(Reject {
                     audit: format!(
@@ -1061,6 +1048,7 @@ impl ValidateService {
                 (rec, Answer::Trigger(tokens))
             }
             Decision::Accept(a) => {
+                let answered_challenge = a.answered_challenge();
                 audit.result = "accept".into();
                 audit.serial = Some(a.serial.clone()).filter(|s| !s.is_empty());
                 audit.detail = Some(a.detail);
@@ -1072,7 +1060,7 @@ impl ValidateService {
                         serial: a.serial,
                         token_type: a.token_type,
                         otp_len: a.otp_len,
-                        answered_challenge: a.answered_challenge,
+                        answered_challenge,
                     },
                 )
             }
@@ -1191,10 +1179,26 @@ struct Accept {
     token_type: String,
     /// The token's code length (privacyIDEA's `otplen`); none without a token.
     otp_len: Option<usize>,
-    /// The accept answered a challenge (privacyIDEA words that differently).
-    answered_challenge: bool,
     detail: String,
     effect: TokenEffect,
+}
+
+impl Accept {
+    /// An accept by token `t`.
+    fn by(t: &TokenRecord, detail: String, effect: TokenEffect) -> Accept {
+        Accept {
+            serial: t.serial.clone(),
+            token_type: t.token_type.clone(),
+            otp_len: Some(otp_digits(&t.params)),
+            detail,
+            effect,
+        }
+    }
+
+    /// Whether the accept answered a challenge (privacyIDEA words that differently).
+    fn answered_challenge(&self) -> bool {
+        matches!(self.effect, TokenEffect::AnswerChallenge { .. } | TokenEffect::AcceptChallenge { .. })
+    }
 }
 
 /// What the worker hands back to the request.

@@ -188,18 +188,24 @@ impl Slapd {
             .is_ok_and(|s| s.success())
     }
 
-    /// Defines LDAP resolver `name` on `d` over this directory's people (the reader's bind,
-    /// one-second time limits, no cache), as the directory tests use it.
-    pub fn add_resolver(&self, d: &crate::Daemon, name: &str) {
-        let options = serde_json::json!({
-            "uris": [self.uri()],
+    /// The resolver options the directory tests use over the people at `uri` (the reader's
+    /// bind, one-second time limits, no cache).
+    pub fn resolver_options(uri: &str) -> serde_json::Value {
+        serde_json::json!({
+            "uris": [uri],
             "bind_dn": READER_DN,
             "base_dn": format!("ou=people,{BASE}"),
             "filter": "(&(objectClass=inetOrgPerson)(uid={login}))",
             "connect_timeout_ms": 1000,
             "timeout_ms": 1000,
             "cache_ttl_s": 0,
-        });
+        })
+    }
+
+    /// Defines LDAP resolver `name` on `d` over this directory's people
+    /// ([`Slapd::resolver_options`]).
+    pub fn add_resolver(&self, d: &crate::Daemon, name: &str) {
+        let options = Slapd::resolver_options(&self.uri());
         d.cli_json_stdin(
             &["resolver", "add", name, "--kind", "ldap", "--options", &options.to_string(), "--bind-password-stdin"],
             &format!("{READER_PASSWORD}\n"),

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use countersign_tests::slapd::{Slapd, BASE, READER_DN};
+use countersign_tests::slapd::Slapd;
 use countersign_tests::{Daemon, HOTP_PLUGIN};
 use serde_json::{json, Value};
 
@@ -110,15 +110,7 @@ fn a_silent_directory_fails_the_check_within_its_time_limit() {
     );
     // The directory now accepts connections and never answers.
     let silent = SilentServer::start();
-    let options = json!({
-        "uris": [format!("ldap://127.0.0.1:{}", silent.port)],
-        "bind_dn": READER_DN,
-        "base_dn": format!("ou=people,{BASE}"),
-        "filter": "(&(objectClass=inetOrgPerson)(uid={login}))",
-        "connect_timeout_ms": 1000,
-        "timeout_ms": 1000,
-        "cache_ttl_s": 0,
-    });
+    let options = Slapd::resolver_options(&format!("ldap://127.0.0.1:{}", silent.port));
     d.cli_json(&["resolver", "set", "corp", "--options", &options.to_string()]);
     let t = Instant::now();
     let v = check(&d, "alice", &format!("rabbit{}", CODES[0]));

@@ -15,7 +15,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use super::seals::{hash_value, SealKey};
+use super::seals::{hash_value, mark, same_mac, stored_seal, SealKey};
 use super::StoreError;
 
 /// How many buckets: with 100,000 users a bucket holds about 25 rows, so checking one costs
@@ -106,13 +106,9 @@ fn mac(conn: &Connection, key: &dyn SealKey, bucket: i64) -> Result<Vec<u8>, Sto
 
 /// Checks the seal of `bucket`; a missing or different seal is [`StoreError::Tampered`].
 pub fn verify(conn: &Connection, key: &dyn SealKey, bucket: i64) -> Result<(), StoreError> {
-    let stored: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT mac FROM table_seal WHERE name = ?1")?
-        .query_row([seal_name(bucket)], |r| r.get(0))
-        .optional()?;
     let fresh = mac(conn, key, bucket)?;
-    match stored {
-        Some(m) if bool::from(subtle::ConstantTimeEq::ct_eq(m.as_slice(), fresh.as_slice())) => Ok(()),
+    match stored_seal(conn, &seal_name(bucket))? {
+        Some(m) if same_mac(&m, &fresh) => Ok(()),
         _ => Err(StoreError::Tampered(format!(
             "the users of bucket {bucket} were changed outside Countersign (a user row added, edited or deleted)"
         ))),
@@ -151,8 +147,7 @@ pub fn place(conn: &Connection, id: i64) -> Result<Option<(Option<i64>, i64)>, S
 /// whose buckets were never sealed), every user row is placed in its bucket and every bucket
 /// sealed as it is, and the marker written (covered by the set seal). Returns whether it did.
 pub(super) fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i64) -> Result<bool, StoreError> {
-    let marked = conn.query_row("SELECT 1 FROM table_seal WHERE name = ?1", [MARKER], |_| Ok(())).optional()?.is_some();
-    if marked && !adopt {
+    if !adopt && stored_seal(conn, MARKER)?.is_some() {
         return Ok(false);
     }
     let ids: Vec<i64> = conn
@@ -165,9 +160,6 @@ pub(super) fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i
     for bucket in 0..i64::from(BUCKETS) {
         reseal(conn, key, bucket, now_ms)?;
     }
-    let mark = key
-        .mac(&Sha256::digest(MARKER.as_bytes()))
-        .map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal the users: {e}")))?;
-    super::seals::store_seal(conn, MARKER, &mark, now_ms)?;
+    mark(conn, key, MARKER, now_ms)?;
     Ok(true)
 }

@@ -19,7 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use sha2::{Digest, Sha256};
 
 pub use super::owner_set::Identity;
-use super::seals::{hash_value, SealKey};
+use super::seals::{hash_value, mark, same_mac, stored_seal, SealKey};
 use super::StoreError;
 
 /// A table whose rows are sealed one by one.
@@ -89,7 +89,7 @@ impl RowTable {
         }
     }
 
-    fn columns(self) -> &'static [&'static str] {
+    const fn columns(self) -> &'static [&'static str] {
         match self {
             RowTable::Token => TOKEN_COLUMNS,
             RowTable::User => USER_COLUMNS,
@@ -109,7 +109,7 @@ impl RowTable {
     }
 
     /// How many values [`RowTable::select_list`] selects.
-    pub fn width(self) -> usize {
+    pub const fn width(self) -> usize {
         self.columns().len() + 1
     }
 
@@ -168,7 +168,7 @@ impl RowSeals {
             return Err(StoreError::Tampered(format!("{} has no seal (a row added outside Countersign)", what())));
         };
         let fresh = Self::mac(key.as_ref(), &seal.digest)?;
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(stored.as_slice(), fresh.as_slice())) {
+        if !same_mac(stored, &fresh) {
             return Err(StoreError::Tampered(format!(
                 "{} was changed outside Countersign (its seal does not match its content)",
                 what()
@@ -327,11 +327,7 @@ pub(super) fn start(
 ) -> Result<Vec<&'static str>, StoreError> {
     let mut adopted = Vec::new();
     for table in RowTable::ALL {
-        let marked = conn
-            .query_row("SELECT 1 FROM table_seal WHERE name = ?1", [table.marker()], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if marked && !adopt {
+        if !adopt && stored_seal(conn, &table.marker())?.is_some() {
             continue;
         }
         let ids: Vec<i64> = conn
@@ -341,8 +337,7 @@ pub(super) fn start(
         for id in ids {
             seal_row(conn, key, table, id)?;
         }
-        let mark = RowSeals::mac(key, &Sha256::digest(table.marker().as_bytes()))?;
-        super::seals::store_seal(conn, &table.marker(), &mark, now_ms)?;
+        mark(conn, key, &table.marker(), now_ms)?;
         adopted.push(table.name());
     }
     Ok(adopted)

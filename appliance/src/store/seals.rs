@@ -139,6 +139,25 @@ pub(super) fn store_seal(conn: &Connection, name: &str, mac: &[u8], now_ms: i64)
     Ok(())
 }
 
+/// The stored `table_seal` row `name`'s MAC, if there is one.
+pub(super) fn stored_seal(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(conn.prepare_cached("SELECT mac FROM table_seal WHERE name = ?1")?.query_row([name], |r| r.get(0)).optional()?)
+}
+
+/// Whether a stored MAC is the fresh one, compared in constant time.
+pub(super) fn same_mac(stored: &[u8], fresh: &[u8]) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(stored, fresh))
+}
+
+/// Writes the marker `name` that records that something is sealed (a MAC of the name itself;
+/// markers are covered by the set seal, so removing one does not go unnoticed).
+pub(super) fn mark(conn: &Connection, key: &dyn SealKey, name: &str, now_ms: i64) -> Result<(), StoreError> {
+    let mac = key
+        .mac(&Sha256::digest(name.as_bytes()))
+        .map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal {name}: {e}")))?;
+    store_seal(conn, name, &mac, now_ms)
+}
+
 /// Renews the seals of `tables` from what `conn` (the change's transaction) sees now.
 pub fn reseal(conn: &Connection, key: &dyn SealKey, tables: &[&str], now_ms: i64) -> Result<(), StoreError> {
     for table in tables {
@@ -151,13 +170,11 @@ pub fn reseal(conn: &Connection, key: &dyn SealKey, tables: &[&str], now_ms: i64
 /// [`StoreError::Tampered`].
 pub fn verify(conn: &Connection, key: &dyn SealKey, tables: &[&str]) -> Result<(), StoreError> {
     for table in tables {
-        let stored: Option<Vec<u8>> =
-            conn.query_row("SELECT mac FROM table_seal WHERE name = ?1", [table], |r| r.get(0)).optional()?;
-        let Some(stored) = stored else {
+        let Some(stored) = stored_seal(conn, table)? else {
             return Err(StoreError::Tampered(format!("table {table} has no seal")));
         };
         let fresh = mac_of(conn, key, table)?;
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(stored.as_slice(), fresh.as_slice())) {
+        if !same_mac(&stored, &fresh) {
             return Err(StoreError::Tampered(format!(
                 "table {table} was changed outside Countersign (its seal does not match its content)"
             )));
@@ -200,11 +217,9 @@ pub fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i64) -> 
         write_set(conn, key, now_ms)?;
         return Ok(adopted);
     }
-    let stored: Option<Vec<u8>> =
-        conn.query_row("SELECT mac FROM table_seal WHERE name = ?1", [SET_ROW], |r| r.get(0)).optional()?;
     let fresh = set_mac(conn, key)?;
-    match stored {
-        Some(m) if bool::from(subtle::ConstantTimeEq::ct_eq(m.as_slice(), fresh.as_slice())) => {}
+    match stored_seal(conn, SET_ROW)? {
+        Some(m) if same_mac(&m, &fresh) => {}
         Some(_) => {
             return Err(StoreError::Tampered("the set of sealed tables was changed (a seal removed or added)".into()))
         }
@@ -213,9 +228,7 @@ pub fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i64) -> 
     let mut sealed = Vec::new();
     let mut new = Vec::new();
     for table in all_tables() {
-        let known =
-            conn.query_row("SELECT 1 FROM table_seal WHERE name = ?1", [table], |_| Ok(())).optional()?.is_some();
-        if known {
+        if stored_seal(conn, table)?.is_some() {
             sealed.push(table);
         } else {
             new.push(table);

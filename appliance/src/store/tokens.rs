@@ -534,9 +534,10 @@ const TOKEN_FIELDS: &str = "t.id, t.serial, t.type, t.plugin, t.params, t.otp_wi
     t.drift, t.pin_verifier, t.fail_count, t.max_fail, t.fail_clear_s, t.last_fail_ms, t.last_auth_ms, t.active,
     t.revoked, u.login, r.name, t.description, t.created_at, t.recipient, u.phone, u.email, d.kind, d.serial, u.resolver,
     u.id, u.resolver_uid";
-/// Where [`token_from_row`] finds the token row's sealed values, and then its owner row's.
+/// Where [`token_from_row`] finds the token row's sealed values (after the 29 of
+/// [`TOKEN_FIELDS`]), and then its owner row's.
 const TOKEN_SEAL_AT: usize = 29;
-const OWNER_SEAL_AT: usize = TOKEN_SEAL_AT + 23;
+const OWNER_SEAL_AT: usize = TOKEN_SEAL_AT + RowTable::Token.width();
 
 /// What [`token_from_row`] reads: the token's fields, then the sealed values of the token row
 /// and of its owner's row.
@@ -1269,6 +1270,11 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use crate::config::Synchronous;
+
+    #[test]
+    fn the_sealed_values_start_where_the_fields_end() {
+        assert_eq!(TOKEN_FIELDS.split(',').count(), TOKEN_SEAL_AT);
+    }
 
     fn token(store: &Store, serial: &str, user: Option<(&str, &str)>) {
         let t = NewToken::for_test(serial, user);

@@ -137,12 +137,12 @@ fn unquote(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Whether a `Content-Type` is JSON as Flask's `request.is_json` sees it.
-fn is_json(content_type: &str) -> bool {
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+/// Whether a media type ([`mime_of`]) is JSON as Flask's `request.is_json` sees it.
+fn is_json(mime: &str) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
+/// A `Content-Type`'s media type, lowercased, without parameters.
 fn mime_of(content_type: &str) -> String {
     content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
@@ -160,11 +160,10 @@ impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (decode_again, content_type) = {
+        let (decode_again, mime) = {
             let header = |name| req.headers().get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
-            (unquotes(header(header::USER_AGENT)), header(header::CONTENT_TYPE).unwrap_or("").to_owned())
+            (unquotes(header(header::USER_AGENT)), mime_of(header(header::CONTENT_TYPE).unwrap_or("")))
         };
-        let mime = mime_of(&content_type);
         let mut values: Vec<(String, String)> = req
             .uri()
             .query()
@@ -212,7 +211,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
                     }
                 }
                 // privacyIDEA refuses a body it was told is JSON and ignores any other it cannot read.
-                _ if is_json(&content_type) => return Err(unparseable("the body is not a JSON object")),
+                _ if is_json(&mime) => return Err(unparseable("the body is not a JSON object")),
                 _ => {}
             }
         }
@@ -243,8 +242,8 @@ mod tests {
         assert!(!unquotes(Some("simpleSAMLphp/2.1 privacyIDEA-auth")));
         assert!(!unquotes(Some("privacyidea-cp/3.6 Windows/Laptop-1")));
         assert!(!unquotes(Some("privacyIDEA-LDAP-Proxy")));
-        assert!(is_json("application/json; charset=utf-8"));
-        assert!(is_json("application/merge-patch+json"));
-        assert!(!is_json("text/plain"));
+        assert!(is_json(&mime_of("Application/JSON; charset=utf-8")));
+        assert!(is_json(&mime_of("application/merge-patch+json")));
+        assert!(!is_json(&mime_of("text/plain")));
     }
 }

@@ -28,10 +28,8 @@ pub(super) fn routes() -> Router<AppState> {
 /// privacyIDEA's wildcard match: `*` stands for any text, everything else matches as it is.
 fn matches(pattern: &str, value: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
+    // No `*`: one part, matched exactly.
     let [first, middle @ .., last] = parts.as_slice() else { return value == pattern };
-    if parts.len() == 1 {
-        return value == pattern;
-    }
     let Some(mut rest) = value.strip_prefix(first) else { return false };
     for p in middle {
         match rest.find(p) {
@@ -64,9 +62,16 @@ async fn users(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respons
     let answer = async {
         let realm = st.realms.realm_name(p.get("realm")).map_err(resolver_error)?;
         allowed(&st, &admin, "userlist", &Subject::in_realm(&realm))?;
+        // The resolvers list logins containing a text: the longest literal piece of a username
+        // pattern narrows the listing where the users are (a directory search), the pattern
+        // itself is matched below.
+        let hint = p.get("username").and_then(|pat| pat.split('*').max_by_key(|s| s.len())).map(str::to_owned);
         let r = realm.clone();
-        let listed =
-            st.realms.run(move |realms| realms.list_users(Some(&r), None, MAX_USERS)).await.map_err(resolver_error)?;
+        let listed = st
+            .realms
+            .run(move |realms| realms.list_users(Some(&r), hint.as_deref(), MAX_USERS))
+            .await
+            .map_err(resolver_error)?;
         let filters: Vec<(&str, &str)> =
             ["username", "userid", "email", "description", "givenname", "surname", "resolver"]
                 .into_iter()
