@@ -443,6 +443,16 @@ impl ChallengeService {
         Ok(())
     }
 
+    /// Challenges not answered yet, for admins (privacyIDEA's `GET /token/challenges/`), and
+    /// how many match in all.
+    pub async fn list(
+        &self,
+        q: crate::store::ChallengeQuery,
+    ) -> Result<(Vec<crate::store::ChallengeRow>, u64), TokenError> {
+        let store = self.store.clone();
+        crate::tokens::blocking(move || Ok(store.challenge_list(&q)?)).await
+    }
+
     /// How often [`ChallengeService::clean_up`] should run.
     pub fn cleanup_interval(&self) -> Duration {
         Duration::from_secs(self.cfg.cleanup_interval_s.max(1))

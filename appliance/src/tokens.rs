@@ -33,6 +33,12 @@ pub enum TokenError {
     NotFound(String),
     #[error("{0} already exists")]
     Duplicate(String),
+    /// A resync's two OTPs are not consecutive codes of the token within the sync window.
+    #[error("{0}")]
+    OutOfSync(String),
+    /// The token is revoked: nothing may use or revive it.
+    #[error("{0}")]
+    Revoked(String),
     #[error("HSM: {0}")]
     Hsm(#[from] countersign_hsm::HsmError),
     #[error("store: {0}")]
@@ -49,6 +55,7 @@ impl From<StoreError> for TokenError {
             StoreError::NotFound(m) => TokenError::NotFound(m),
             StoreError::Duplicate(m) => TokenError::Duplicate(m),
             StoreError::Invalid(m) => TokenError::Invalid(m),
+            StoreError::Revoked(m) => TokenError::Revoked(m),
             other => TokenError::Store(other),
         }
     }
@@ -133,13 +140,20 @@ fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok,
 }
 
 /// Settings an admin may change on a token.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
     pub max_fail: Option<u32>,
     pub fail_clear_s: Option<u32>,
+    /// How many counters (or time steps) past the stored one a check looks at.
+    #[serde(default)]
+    pub otp_window: Option<u32>,
     pub description: Option<String>,
 }
+
+/// The widest OTP window an admin may set: each counter in the window is one MAC per check, and
+/// a wide window makes guessing easier (RFC 4226, section 7.4).
+pub const MAX_OTP_WINDOW: u32 = 1000;
 
 #[derive(Debug, Clone)]
 pub struct TokenService {
@@ -714,9 +728,17 @@ impl TokenService {
         if s.max_fail == Some(0) {
             return Err(TokenError::Invalid("max_fail must be at least 1".into()));
         }
-        let detail = Some(format!("max_fail {:?}, fail_clear_s {:?}", s.max_fail, s.fail_clear_s));
+        if s.otp_window.is_some_and(|w| w > MAX_OTP_WINDOW) {
+            return Err(TokenError::Invalid(format!(
+                "the OTP window must be at most {MAX_OTP_WINDOW}: a wider one makes guessing easier"
+            )));
+        }
+        let detail = Some(format!(
+            "max_fail {:?}, fail_clear_s {:?}, otp_window {:?}",
+            s.max_fail, s.fail_clear_s, s.otp_window
+        ));
         self.change(caller, serial, "set", detail, move |tx, t| {
-            change::set_fail_policy(tx, t, s.max_fail, s.fail_clear_s)?;
+            change::set_limits(tx, t, s.max_fail, s.fail_clear_s, s.otp_window)?;
             if let Some(d) = &s.description {
                 change::set_description(tx, t, d)?;
             }
@@ -750,7 +772,7 @@ impl TokenService {
         let next = blocking(move || {
             let t = svc.store.token(&s)?;
             if t.revoked {
-                return Err(TokenError::Invalid(format!("token {s} is revoked")));
+                return Err(TokenError::Revoked(format!("token {s} is revoked and cannot be resynchronised")));
             }
             let req = PluginRequest::Resync {
                 secret: secret_ref(&t),
@@ -762,7 +784,7 @@ impl TokenService {
             };
             match call_for_token(&svc.plugins, &svc.secrets, &svc.clock, &t, &req) {
                 Ok(PluginResponse::Matched { counter }) => Ok(counter.saturating_add(1)),
-                Ok(PluginResponse::NoMatch) => Err(TokenError::Invalid(format!(
+                Ok(PluginResponse::NoMatch) => Err(TokenError::OutOfSync(format!(
                     "the two OTPs are not consecutive codes of token {s} within {} counters; generate two new ones in a row",
                     svc.defaults.sync_window
                 ))),

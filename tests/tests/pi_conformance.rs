@@ -346,6 +346,9 @@ fn real_clients_request_shapes_and_challenge_response_agree() {
 /// When each server created the token: its own time, given by both.
 const TOKEN_DATES: &[&str] = &["result.value.tokens.*.info.creation_date"];
 
+/// [`TOKEN_DATES`], and the token's `id`: each server's own database row.
+const TOKEN_READS: &[&str] = &["result.value.tokens.*.info.creation_date", "result.value.tokens.*.id"];
+
 /// Admin reads' intentional differences, each with its reason:
 /// - `assignment_date`: Countersign does not record when a token was given to its user (the
 ///   `token/assign` audit row does);
@@ -406,6 +409,23 @@ fn challenge_endpoints_agree() {
     let (ptx, ctx) = (tx(&trigger.0), tx(&trigger.1));
     found.exchange("triggerchallenge", trigger, Some("CHALLENGE"));
     let none: PerServer<'_> = (&[], &[]);
+    // The open challenges as admins list them: each server's own ids, transaction ids and times.
+    let own = [
+        "result.value.challenges.*.id",
+        "result.value.challenges.*.transaction_id",
+        "result.value.challenges.*.timestamp",
+        "result.value.challenges.*.expiration",
+    ];
+    for (path, params, count) in [
+        ("/token/challenges/", vec![], 1),
+        ("/token/challenges/HOTPA", vec![], 1),
+        ("/token/challenges/", vec![("serial", "HOTP*")], 1),
+        ("/token/challenges/NOSUCH", vec![], 0),
+    ] {
+        let listed = p.both_with(Shape::Query, "GET", path, (&params, &params), sessions, &own);
+        assert_eq!(listed.0["result"]["value"]["count"], count, "privacyIDEA: {}", listed.0);
+        found.exchange(&format!("GET {path} {params:?}"), listed, None);
+    }
     let (pp, cp) = ([("transaction_id", ptx.as_str())], [("transaction_id", ctx.as_str())]);
     found.exchange(
         "polltransaction before the answer",
@@ -434,3 +454,96 @@ fn challenge_endpoints_agree() {
     }
     found.assert_none();
 }
+
+/// The token actions privacyideaadm and help-desk scripts send, one after another on both
+/// servers, each answer compared, and the token as `GET /token/` shows it after each one. Both
+/// path forms (`/token/disable` with `serial`, `/token/disable/<serial>`), privacyideaadm's
+/// legacy `set` names (which privacyIDEA 3.11 ignores: value 0), and the refusals (a revoked
+/// token enabled, a missing or unknown serial).
+#[test]
+fn token_actions_agree() {
+    let p = Pair::start();
+    p.realm_with_tokens();
+    let sessions: PerServer<'_> = (&[("Authorization", p.pi_auth.as_str())], &[("Authorization", p.cs_auth.as_str())]);
+    let mut all = Vec::new();
+    let init = [
+        ("type", "hotp"),
+        ("otpkey", SEED),
+        ("pin", "4321"),
+        ("user", "alice"),
+        ("realm", "test"),
+        ("serial", "HOTPX"),
+        ("description", "spare"),
+    ];
+    let steps: Vec<Step<'_>> = vec![
+        ("init", "POST", "/token/init".into(), init.to_vec()),
+        ("disable", "POST", "/token/disable".into(), vec![("serial", "HOTPX")]),
+        ("disable again", "POST", "/token/disable/HOTPX".into(), vec![]),
+        ("enable by path", "POST", "/token/enable/HOTPX".into(), vec![]),
+        ("disable by user", "POST", "/token/disable".into(), vec![("user", "alice"), ("realm", "test")]),
+        ("enable by user", "POST", "/token/enable".into(), vec![("user", "alice"), ("realm", "test")]),
+        ("set description", "POST", "/token/set".into(), vec![("serial", "HOTPX"), ("description", "desk drawer")]),
+        (
+            "set two fields",
+            "POST",
+            "/token/set/HOTPX".into(),
+            vec![("max_failcount", "5"), ("count_window", "20"), ("description", "x")],
+        ),
+        ("set legacy names", "POST", "/token/set".into(), vec![("serial", "HOTPX"), ("MaxFailCount", "7")]),
+        ("set without serial", "POST", "/token/set".into(), vec![("description", "y")]),
+        ("description by path", "POST", "/token/description/HOTPX".into(), vec![("description", "z")]),
+        ("reset", "POST", "/token/reset".into(), vec![("serial", "HOTPX")]),
+        ("reset by path", "POST", "/token/reset/HOTPX".into(), vec![]),
+        ("resync", "POST", "/token/resync".into(), vec![("serial", "HOTPX"), ("otp1", CODES[4]), ("otp2", CODES[5])]),
+        ("resync wrong", "POST", "/token/resync/HOTPX".into(), vec![("otp1", CODES[0]), ("otp2", CODES[9])]),
+        ("setpin", "POST", "/token/setpin".into(), vec![("serial", "HOTPX"), ("otppin", "9999")]),
+        ("setpin by path", "POST", "/token/setpin/HOTPX".into(), vec![("otppin", "8888")]),
+        ("unassign", "POST", "/token/unassign".into(), vec![("serial", "HOTPX")]),
+        ("assign", "POST", "/token/assign".into(), vec![("serial", "HOTPX"), ("user", "alice"), ("realm", "test")]),
+        ("revoke", "POST", "/token/revoke".into(), vec![("serial", "HOTPX")]),
+        ("enable a revoked token", "POST", "/token/enable".into(), vec![("serial", "HOTPX")]),
+        ("unknown serial", "POST", "/token/disable".into(), vec![("serial", "NOSUCH")]),
+        ("missing serial", "POST", "/token/reset".into(), vec![]),
+        ("delete", "DELETE", "/token/HOTPX".into(), vec![]),
+        ("delete unknown", "DELETE", "/token/HOTPX".into(), vec![]),
+    ];
+    for (what, method, path, params) in &steps {
+        let (pv, cv, mut diff) = p.both_with(Shape::Form, method, path, (params, params), sessions, &[]);
+        diff.retain(|d| !TOKEN_ACTIONS.iter().any(|f| d.starts_with(&format!("{f}:"))));
+        if !diff.is_empty() {
+            all.push(format!(
+                "{what} ({method} {path} {params:?}):\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}",
+                diff.join("\n  ")
+            ));
+        }
+        let read = [("serial", "HOTPX")];
+        let (pt, ct, mut diff) = p.both_with(Shape::Query, "GET", "/token/", (&read, &read), sessions, TOKEN_READS);
+        diff.retain(|d| !ADMIN_READS.iter().any(|f| d.starts_with(&format!("{f}:"))));
+        diff.retain(|d| !(pt["result"]["value"]["tokens"][0]["username"] == "" && d.starts_with(UNASSIGNED_REALMS)));
+        if !diff.is_empty() {
+            all.push(format!(
+                "the token after {what}:\n  {}\n  privacyIDEA: {pt}\n  Countersign: {ct}",
+                diff.join("\n  ")
+            ));
+        }
+    }
+    assert!(all.is_empty(), "{} exchanges differ:\n{}", all.len(), all.join("\n"));
+}
+
+/// One admin request: what it is, the method, the path and the parameters.
+type Step<'a> = (&'a str, &'a str, String, Vec<(&'a str, &'a str)>);
+
+/// Token actions' intentional differences, each with its reason:
+/// - the enrolment URI's label and issuer (and so its QR code) follow each server's
+///   `tokenlabel`/`tokenissuer` defaults (Countersign: `Countersign:<user>`), which admins set
+///   by policy on either;
+/// - QR codes (`img`): each server's encoder draws the same text in its own size and margins;
+/// - `oathurl`: privacyIDEA's link for the discontinued "OATH Token" iOS app; Countersign gives
+///   the otpauth URI that every current app reads.
+const TOKEN_ACTIONS: &[&str] =
+    &["detail.googleurl.value", "detail.googleurl.img", "detail.otpkey.img", "detail.oathurl"];
+
+/// A token without an owner: privacyIDEA keeps the former owner's realm as the token's realm;
+/// Countersign's tokens belong to a realm through their owner only, so an unassigned token is in
+/// no realm, and only admins whose rights are not limited to realms see it.
+const UNASSIGNED_REALMS: &str = "result.value.tokens.0.realms";

@@ -98,9 +98,10 @@ impl From<DeviceError> for EnrolError {
 impl From<TokenError> for EnrolError {
     fn from(e: TokenError) -> EnrolError {
         let code = match &e {
-            TokenError::Invalid(_) => "invalid",
+            TokenError::Invalid(_) | TokenError::OutOfSync(_) => "invalid",
             TokenError::NotFound(_) => "not_found",
             TokenError::Duplicate(_) => "duplicate",
+            TokenError::Revoked(_) => "revoked",
             _ => "internal",
         };
         EnrolError::new(code, e.to_string())

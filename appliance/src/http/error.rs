@@ -98,8 +98,10 @@ impl From<AdminError> for ApiError {
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match &e {
-            TokenError::Invalid(m) => ApiError::invalid(m.clone()),
-            TokenError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            TokenError::Invalid(m) | TokenError::OutOfSync(m) => ApiError::invalid(m.clone()),
+            TokenError::Duplicate(_) | TokenError::Revoked(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
             TokenError::NotFound(_) => ApiError::not_found(e.to_string()),
             TokenError::Hsm(h) => hsm_status(h),
             TokenError::Plugin(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable", m.clone()),

@@ -97,6 +97,44 @@ pub fn open_challenges(conn: &Connection, transaction_id: &str, now_ms: i64) -> 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// An unanswered challenge as admins list it: which token, which transaction, when. Never the
+/// counter or the code (a listed code could be typed in by whoever reads the list).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChallengeRow {
+    pub id: i64,
+    pub transaction_id: String,
+    pub serial: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// Which challenges to list: a serial (`*` matches any run of characters) and a transaction
+/// id, each optional; oldest first unless `newest_first`.
+#[derive(Debug, Clone, Default)]
+pub struct ChallengeQuery {
+    pub serial: Option<String>,
+    pub transaction_id: Option<String>,
+    pub newest_first: bool,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// A `*` pattern as a `LIKE ... ESCAPE '\'` pattern: `%`, `_` and `\` match only themselves.
+fn like_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            '*' => out.push('%'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 const DELIVERY_COLUMNS: &str =
     "d.id, d.token_type, d.serial, c.transaction_id, d.recipient, d.sealed_message, d.status,
     d.attempts, d.expires_ms";
@@ -265,6 +303,38 @@ impl Store {
             "UPDATE delivery SET status = 'queued', next_attempt_ms = ?1, updated_ms = ?1 WHERE status = 'sending'",
             [now_ms],
         )?)
+    }
+
+    /// Challenges not answered yet (an answered one is spent, as privacyIDEA deletes it), and
+    /// how many match in all.
+    pub fn challenge_list(&self, q: &ChallengeQuery) -> Result<(Vec<ChallengeRow>, u64), StoreError> {
+        let conn = self.conn();
+        let serial = q.serial.as_deref().filter(|s| !s.trim_matches('*').is_empty()).map(like_pattern);
+        let tx = q.transaction_id.as_deref().filter(|s| !s.trim_matches('*').is_empty()).map(like_pattern);
+        let filter = "FROM challenge c JOIN token t ON t.id = c.token_id
+             WHERE c.answered_ms IS NULL
+               AND (?1 IS NULL OR t.serial LIKE ?1 ESCAPE '\\')
+               AND (?2 IS NULL OR c.transaction_id LIKE ?2 ESCAPE '\\')";
+        let total: i64 = conn.query_row(&format!("SELECT count(*) {filter}"), params![serial, tx], |r| r.get(0))?;
+        let order = if q.newest_first { "DESC" } else { "ASC" };
+        let mut st = conn.prepare(&format!(
+            "SELECT c.id, c.transaction_id, t.serial, c.created_ms, c.expires_ms {filter}
+             ORDER BY c.created_ms {order}, c.id {order} LIMIT ?3 OFFSET ?4"
+        ))?;
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+        let rows = st
+            .query_map(params![serial, tx, limit, offset], |r| {
+                Ok(ChallengeRow {
+                    id: r.get(0)?,
+                    transaction_id: r.get(1)?,
+                    serial: r.get(2)?,
+                    created_ms: r.get(3)?,
+                    expires_ms: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok((rows, u64::try_from(total).unwrap_or(0)))
     }
 
     /// Deliveries, newest first, with their attempts.

@@ -35,7 +35,10 @@ use crate::config::Synchronous;
 pub use api_access::{ApiAdminView, ServiceAccountView};
 pub(crate) use audit::insert_signature_rows;
 pub use audit::{AuditQuery, SignatureAuditRow};
-pub use challenges::{open_challenges, AttemptRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome};
+pub use challenges::{
+    open_challenges, AttemptRow, ChallengeQuery, ChallengeRow, DeliveryRecord, DeliveryView, OpenChallenge,
+    RoundOutcome,
+};
 pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
 pub use gauges::{free_bytes, store_answers, store_commits, store_gauges, StoreGauges};
 pub use hardware::{token_certificate, CaRecord, CertificateRow, DeviceRecord, DeviceView, SystemCertificate};
@@ -67,6 +70,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// The object's state forbids the change (a revoked token enabled again).
+    #[error("{0}")]
+    Revoked(String),
     #[error("the audit writer has stopped")]
     AuditStopped,
     /// A sealed table's content does not match its seal: changed outside the appliance.

@@ -1200,7 +1200,7 @@ pub mod change {
 
     pub fn set_active(tx: &Transaction<'_>, t: &TokenRecord, active: bool) -> Result<(), StoreError> {
         if t.revoked && active {
-            return Err(StoreError::Invalid(format!("token {} is revoked and cannot be enabled again", t.serial)));
+            return Err(StoreError::Revoked(format!("token {} is revoked and cannot be enabled again", t.serial)));
         }
         tx.execute("UPDATE token SET active = ?1 WHERE id = ?2", params![active, t.id])?;
         Ok(())
@@ -1211,15 +1211,19 @@ pub mod change {
         Ok(())
     }
 
-    pub fn set_fail_policy(
+    /// Sets the fail limit, the time after which failures clear, and the OTP window; `None`
+    /// keeps what is stored.
+    pub fn set_limits(
         tx: &Transaction<'_>,
         t: &TokenRecord,
         max_fail: Option<u32>,
         clear_s: Option<u32>,
+        otp_window: Option<u32>,
     ) -> Result<(), StoreError> {
         tx.execute(
-            "UPDATE token SET max_fail = coalesce(?1, max_fail), fail_clear_s = coalesce(?2, fail_clear_s) WHERE id = ?3",
-            params![max_fail, clear_s, t.id],
+            "UPDATE token SET max_fail = coalesce(?1, max_fail), fail_clear_s = coalesce(?2, fail_clear_s),
+                              otp_window = coalesce(?3, otp_window) WHERE id = ?4",
+            params![max_fail, clear_s, otp_window, t.id],
         )?;
         Ok(())
     }

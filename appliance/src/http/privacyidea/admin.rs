@@ -1,6 +1,7 @@
 //! privacyIDEA's management API for admins: `/auth` (a session token for an API admin) and
 //! the token endpoints (`/token/`, `/token/init`, `assign`, `unassign`, `enable`, `disable`,
-//! `resync`, `reset`, `setpin`, `set`, `DELETE /token/<serial>`), each carried out by
+//! `revoke`, `resync`, `reset`, `setpin`, `set`, `description`, each also with the serial in the
+//! path; `challenges/`; `DELETE /token/<serial>`), each carried out by
 //! [`crate::tokens::TokenService`] with the admin named in the audit. Every API admin may do
 //! every token action until admin policies arrive.
 //!
@@ -11,7 +12,7 @@
 //! realms, the audit) on no user and no realm at all, so a realm-limited admin policy never
 //! grants them.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -38,17 +39,35 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/token/assign", post(assign))
         .route("/token/unassign", post(unassign))
         .route("/token/enable", post(enable))
+        .route("/token/enable/{serial}", post(enable))
         .route("/token/disable", post(disable))
+        .route("/token/disable/{serial}", post(disable))
+        .route("/token/revoke", post(revoke))
+        .route("/token/revoke/{serial}", post(revoke))
         .route("/token/resync", post(resync))
+        .route("/token/resync/{serial}", post(resync))
         .route("/token/reset", post(reset))
+        .route("/token/reset/{serial}", post(reset))
         .route("/token/setpin", post(setpin))
+        .route("/token/setpin/{serial}", post(setpin))
         .route("/token/set", post(set))
+        .route("/token/set/{serial}", post(set))
+        .route("/token/description", post(description))
+        .route("/token/description/{serial}", post(description))
+        .route("/token/challenges/", get(challenges))
+        .route("/token/challenges/{serial}", get(challenges))
         .route("/token/{serial}", delete(remove))
 }
 
 fn token_error(e: TokenError) -> PiResponse {
     match e {
-        TokenError::Invalid(m) | TokenError::Duplicate(m) => PiResponse::error(ErrorKind::Parameter, &m),
+        TokenError::Invalid(m) | TokenError::Duplicate(m) | TokenError::OutOfSync(m) => {
+            PiResponse::error(ErrorKind::Parameter, &m)
+        }
+        // privacyIDEA's words: a revoked token is "locked".
+        TokenError::Revoked(_) => {
+            PiResponse::error(ErrorKind::TokenLocked, "This action is not possible, since the token is locked")
+        }
         TokenError::NotFound(m) => PiResponse::error(ErrorKind::Parameter, &format!("{m} does not exist")),
         other => PiResponse::error(ErrorKind::Internal, &other.to_string()),
     }
@@ -243,7 +262,8 @@ fn pi_token(t: &TokenView, id: usize) -> Value {
         "rollout_state": "",
         "tokengroup": [],
         "container_serial": "",
-        "user_editable": false,
+        // privacyIDEA says null for a token without an owner.
+        "user_editable": if t.user.is_some() { json!(false) } else { Value::Null },
     })
 }
 
@@ -350,11 +370,20 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
                 "value": uri,
                 "img": e.qr_png.as_ref().map(|png| format!("data:image/png;base64,{png}")),
             });
-            // privacyIDEA shows the key once, as `seed://<hex>`, like the URI (enrolment only).
+            // privacyIDEA shows the key once, as `seed://<hex>` (with its QR code) and in Base32,
+            // like the URI (enrolment only).
             if let Some(secret) = crate::tokens::otpauth_secret(uri) {
                 if let Ok(raw) = BASE32_NOPAD.decode(secret.as_bytes()) {
-                    detail["otpkey"] =
-                        json!({ "description": "OTP seed", "value": format!("seed://{}", HEXLOWER.encode(&raw)) });
+                    let raw = zeroize::Zeroizing::new(raw);
+                    let value = zeroize::Zeroizing::new(format!("seed://{}", HEXLOWER.encode(&raw)));
+                    let img =
+                        crate::enrolment_qr::qr_png(&value).map_err(|e| PiResponse::error(ErrorKind::Internal, &e))?;
+                    detail["otpkey"] = json!({
+                        "description": "OTP seed",
+                        "value": value.as_str(),
+                        "value_b32": secret,
+                        "img": format!("data:image/png;base64,{img}"),
+                    });
                 }
             }
         }
@@ -364,41 +393,62 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
 }
 
+/// A token named by serial that could not be loaded: privacyIDEA's 404 when it does not exist.
+fn token_lookup_error(e: TokenError) -> PiResponse {
+    match e {
+        TokenError::NotFound(_) => PiResponse::error(ErrorKind::NotFound, "The requested token could not be found."),
+        other => token_error(other),
+    }
+}
+
 /// Runs a change on one token (by `serial`) or on every token of `user`, answering the count.
 /// Every token is loaded first and `action` judged on its stored owner and realm; one refusal
 /// refuses the whole request before anything changes. Each change gets the token service
 /// [`expecting`](crate::tokens::TokenService::expecting) the owner the right was judged on, so
 /// it runs only if the token still has that owner inside the change's transaction.
-async fn each_token<F, Fut>(
+async fn each_token<F, Fut, T>(
     st: &AppState,
     admin: &PiAdmin,
     action: &str,
     p: &Params,
     by_user: bool,
     f: F,
-) -> Result<PiResponse, PiResponse>
+) -> Result<Vec<(TokenView, T)>, PiResponse>
 where
     F: Fn(TokenService, String) -> Fut,
-    Fut: std::future::Future<Output = Result<TokenView, TokenError>>,
+    Fut: std::future::Future<Output = Result<T, TokenError>>,
 {
     let tokens = match (p.owned("serial"), p.owned("user")) {
-        (Some(s), _) => vec![st.tokens.show(s).await.map_err(token_error)?],
+        (Some(s), _) => vec![st.tokens.show(s).await.map_err(token_lookup_error)?],
         (None, Some(user)) if by_user => {
             st.tokens.list(Some(user), p.owned("realm"), None).await.map_err(token_error)?
+        }
+        (None, _) if by_user => {
+            return Err(PiResponse::error(ErrorKind::Parameter, "You either need to provide user or serial"))
         }
         _ => return Err(PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'serial'")),
     };
     for t in &tokens {
         allowed(st, admin, action, &Subject::of_token(t))?;
     }
-    for t in &tokens {
-        f(st.tokens.expecting(ExpectedOwner::of(t)), t.serial.clone()).await.map_err(token_error)?;
+    let mut done = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        let outcome = f(st.tokens.expecting(ExpectedOwner::of(&t)), t.serial.clone()).await.map_err(token_error)?;
+        done.push((t, outcome));
     }
-    Ok(PiResponse::ok(json!(tokens.len()), None, Value::Null))
+    Ok(done)
+}
+
+/// privacyIDEA's answer to a change: how many tokens it changed.
+fn changed<T>(tokens: Vec<(TokenView, T)>) -> PiResponse {
+    PiResponse::value(json!(tokens.len()))
 }
 
 macro_rules! token_action {
     ($name:ident, $by_user:expr, |$tokens:ident, $caller:ident, $p:ident, $serial:ident| $body:expr) => {
+        token_action!($name, $by_user, changed, |$tokens, $caller, $p, $serial| $body);
+    };
+    ($name:ident, $by_user:expr, $answer:expr, |$tokens:ident, $caller:ident, $p:ident, $serial:ident| $body:expr) => {
         async fn $name(State(st): State<AppState>, admin: PiAdmin, $p: Params) -> Response {
             let nonce = $p.nonce();
             let $caller = admin.caller.clone();
@@ -408,17 +458,24 @@ macro_rules! token_action {
                     let $p = &$p;
                     async move { $body }
                 })
-                .await;
+                .await
+                .map($answer);
             answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
         }
     };
 }
 
-token_action!(enable, true, |tokens, caller, p, serial| {
+/// privacyIDEA counts the tokens whose state the change turned (enabling an enabled token
+/// counts 0).
+fn turned<T>(active: bool) -> impl Fn(Vec<(TokenView, T)>) -> PiResponse {
+    move |tokens| PiResponse::value(json!(tokens.iter().filter(|(before, _)| before.active != active).count()))
+}
+
+token_action!(enable, true, turned(true), |tokens, caller, p, serial| {
     let _ = p;
     tokens.set_active(caller, serial, true).await
 });
-token_action!(disable, true, |tokens, caller, p, serial| {
+token_action!(disable, true, turned(false), |tokens, caller, p, serial| {
     let _ = p;
     tokens.set_active(caller, serial, false).await
 });
@@ -444,6 +501,7 @@ async fn assign(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respon
             async move { tokens.assign(caller, serial, user, realm).await }
         })
         .await
+        .map(|_| PiResponse::value(json!(true)))
     }
     .await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
@@ -452,26 +510,167 @@ token_action!(setpin, false, |tokens, caller, p, serial| {
     let pin = p.get("otppin").or_else(|| p.get("pin")).map(SecretString::from);
     tokens.set_pin(caller, serial, pin).await
 });
-token_action!(resync, false, |tokens, caller, p, serial| {
+/// privacyIDEA answers a resync with whether the token is in sync now: two codes that are not
+/// consecutive are `false`, not an error.
+fn in_sync(tokens: Vec<(TokenView, bool)>) -> PiResponse {
+    PiResponse::value(json!(tokens.iter().all(|(_, synced)| *synced)))
+}
+
+token_action!(resync, false, in_sync, |tokens, caller, p, serial| {
     match (p.get("otp1"), p.get("otp2")) {
-        (Some(a), Some(b)) => tokens.resync(caller, serial, SecretString::from(a), SecretString::from(b)).await,
-        _ => Err(TokenError::Invalid("Missing parameter: 'otp1' and 'otp2'".into())),
+        (Some(a), Some(b)) => match tokens.resync(caller, serial, SecretString::from(a), SecretString::from(b)).await {
+            Ok(_) => Ok(true),
+            Err(TokenError::OutOfSync(_)) => Ok(false),
+            Err(e) => Err(e),
+        },
+        (None, _) => Err(TokenError::Invalid("Missing parameter: 'otp1'".into())),
+        (_, None) => Err(TokenError::Invalid("Missing parameter: 'otp2'".into())),
     }
 });
-token_action!(set, false, |tokens, caller, p, serial| {
-    let number = |name: &str| -> Result<Option<u32>, TokenError> {
-        p.get(name)
-            .map(|v| v.parse::<u32>().map_err(|_| TokenError::Invalid(format!("{name} must be a number"))))
-            .transpose()
-    };
-    let settings =
-        TokenSettings { max_fail: number("max_failcount")?, fail_clear_s: None, description: p.owned("description") };
-    tokens.set(caller, serial, settings).await
+token_action!(revoke, true, |tokens, caller, p, serial| {
+    let _ = p;
+    tokens.revoke(caller, serial).await
 });
 
-async fn remove(State(st): State<AppState>, admin: PiAdmin, Path(serial): Path<String>) -> Response {
+/// Token attributes privacyIDEA's `/token/set` takes that Countersign keeps elsewhere or not at
+/// all, and what to do instead. Refused rather than ignored, so a script learns it did nothing.
+const UNSUPPORTED_SETTINGS: &[(&str, &str)] = &[
+    ("sync_window", "the resync window is the appliance's [validate] sync_window"),
+    ("hashlib", "a token's hash function is fixed at enrolment; enrol a new token"),
+    ("count_auth_max", "Countersign does not count authentications per token"),
+    ("count_auth_success_max", "Countersign does not count authentications per token"),
+    ("validity_period_start", "Countersign has no validity periods on tokens; disable the token instead"),
+    ("validity_period_end", "Countersign has no validity periods on tokens; disable the token instead"),
+];
+
+/// `/token/set`: the attributes privacyIDEA 3.11 reads (snake_case names only; privacyideaadm's
+/// older camelCase names are ignored there too), on the token `serial`. The answer counts the
+/// attributes set, as privacyIDEA's does.
+async fn set(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let nonce = p.nonce();
     let answer = async {
-        let token = st.tokens.show(serial.clone()).await.map_err(token_error)?;
+        p.required("serial")?;
+        if let Some((name, why)) = UNSUPPORTED_SETTINGS.iter().find(|(name, _)| p.get(name).is_some()) {
+            return Err(PiResponse::error(ErrorKind::Parameter, &format!("{name} cannot be set: {why}")));
+        }
+        let number = |name: &str| -> Result<Option<u32>, PiResponse> {
+            p.get(name)
+                .map(|v| {
+                    v.trim().parse::<u32>().map_err(|_| {
+                        PiResponse::error(ErrorKind::Parameter, &format!("{name} must be a whole number, not {v:?}"))
+                    })
+                })
+                .transpose()
+        };
+        let settings = TokenSettings {
+            max_fail: number("max_failcount")?,
+            fail_clear_s: None,
+            otp_window: number("count_window")?,
+            description: p.owned("description"),
+        };
+        let attributes = usize::from(settings.max_fail.is_some())
+            + usize::from(settings.otp_window.is_some())
+            + usize::from(settings.description.is_some());
+        let caller = admin.caller.clone();
+        let tokens = each_token(&st, &admin, "set", &p, false, |tokens: TokenService, serial: String| {
+            let (caller, settings) = (caller.clone(), settings.clone());
+            async move {
+                match attributes {
+                    0 => tokens.show(serial).await,
+                    _ => tokens.set(caller, serial, settings).await,
+                }
+            }
+        })
+        .await?;
+        Ok(PiResponse::value(json!(attributes * tokens.len())))
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// `/token/description`: the description of the token `serial`.
+async fn description(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        let text = p.required("description")?.to_owned();
+        let caller = admin.caller.clone();
+        let settings = TokenSettings { description: Some(text), ..TokenSettings::default() };
+        each_token(&st, &admin, "set", &p, false, |tokens: TokenService, serial: String| {
+            let (caller, settings) = (caller.clone(), settings.clone());
+            async move { tokens.set(caller, serial, settings).await }
+        })
+        .await
+        .map(changed)
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// `GET /token/challenges/[<serial>]`: the challenges not answered yet, in privacyIDEA's page
+/// shape. Never a code: `challenge` and `data` are empty, as privacyIDEA leaves them for OTP
+/// tokens. Needs `getchallenges` on the whole system: a challenge list crosses realms.
+async fn challenges(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        allowed(&st, &admin, "getchallenges", &Subject::system())?;
+        let page = page_of(&p, "page", 1)?;
+        let size = page_of(&p, "pagesize", 15)?;
+        let newest_first = match p.get("sortdir") {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(other) => {
+                return Err(PiResponse::error(
+                    ErrorKind::Parameter,
+                    &format!("sortdir must be asc or desc, not {other:?}"),
+                ))
+            }
+        };
+        let (start, _, _) = page_window(page, size, usize::MAX);
+        let query = crate::store::ChallengeQuery {
+            serial: p.owned("serial"),
+            transaction_id: p.owned("transaction_id"),
+            newest_first,
+            offset: u64::try_from(start).unwrap_or(u64::MAX),
+            limit: u64::try_from(size).unwrap_or(u64::MAX),
+        };
+        let (rows, total) = st.challenges.list(query).await.map_err(token_error)?;
+        let (_, next, prev) = page_window(page, size, usize::try_from(total).unwrap_or(usize::MAX));
+        let list: Vec<Value> = rows
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "transaction_id": c.transaction_id,
+                    "serial": c.serial,
+                    "challenge": "",
+                    "data": "",
+                    "timestamp": http_date(c.created_ms),
+                    "expiration": http_date(c.expires_ms),
+                    "otp_received": false,
+                    "received_count": 0,
+                    "otp_valid": false,
+                })
+            })
+            .collect();
+        Ok(PiResponse::value(
+            json!({ "challenges": list, "count": total, "current": page, "next": next, "prev": prev }),
+        ))
+    }
+    .await;
+    audit_read(&st, &admin, "/token/challenges/", &answer).await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// A time as Flask writes a datetime into JSON (`Sun, 06 Dec 2026 11:21:51 GMT`).
+fn http_date(unix_ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
+    httpdate::fmt_http_date(at)
+}
+
+async fn remove(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let serial = p.view_arg("serial");
+    let answer = async {
+        let token = st.tokens.show(serial.clone()).await.map_err(token_lookup_error)?;
         allowed(&st, &admin, "delete", &Subject::of_token(&token))?;
         let tokens = st.tokens.expecting(ExpectedOwner::of(&token));
         tokens.delete(admin.caller.clone(), serial).await.map_err(token_error)?;

@@ -15,6 +15,11 @@ use crate::response_signing::ResponseSigner;
 pub enum ErrorKind {
     /// ERR905, HTTP 400: a missing or malformed parameter.
     Parameter,
+    /// ERR601, HTTP 404: the object named does not exist (privacyIDEA's message carries no
+    /// `ERR601:` prefix).
+    NotFound,
+    /// ERR1007, HTTP 400: the token's state forbids the action (privacyIDEA's "locked").
+    TokenLocked,
     /// ERR4033, HTTP 401: no or a bad `PI-Authorization` header.
     Authentication,
     /// ERR303, HTTP 403: a policy or the caller's rights forbid it.
@@ -29,6 +34,8 @@ impl ErrorKind {
     fn code_status(self) -> (i64, StatusCode) {
         match self {
             ErrorKind::Parameter => (905, StatusCode::BAD_REQUEST),
+            ErrorKind::NotFound => (601, StatusCode::NOT_FOUND),
+            ErrorKind::TokenLocked => (1007, StatusCode::BAD_REQUEST),
             ErrorKind::Authentication => (4033, StatusCode::UNAUTHORIZED),
             ErrorKind::Policy => (303, StatusCode::FORBIDDEN),
             ErrorKind::Internal => (500, StatusCode::INTERNAL_SERVER_ERROR),
@@ -62,10 +69,11 @@ impl PiResponse {
     /// A failed call with privacyIDEA's error code and message (`ERRnnn: ...`).
     pub fn error(kind: ErrorKind, message: &str) -> PiResponse {
         let (code, status) = kind.code_status();
-        let result = json!({
-            "status": false,
-            "error": { "code": code, "message": format!("ERR{code}: {message}") },
-        });
+        let message = match kind {
+            ErrorKind::NotFound => message.to_owned(),
+            _ => format!("ERR{code}: {message}"),
+        };
+        let result = json!({ "status": false, "error": { "code": code, "message": message } });
         PiResponse { status, body: envelope(result, Value::Null, false) }
     }
 

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
@@ -77,6 +78,13 @@ impl Params {
     /// A secret parameter (`pass`); present but empty is allowed (a PIN-only trigger).
     pub fn secret(&self, name: &str) -> Result<SecretString, PiResponse> {
         self.required(name).map(SecretString::from)
+    }
+
+    /// A parameter of the route's path (`/realm/{realm}`): always there when the route matched,
+    /// decoded again as privacyIDEA decodes its `view_args`, and overriding the same name in the
+    /// query or body.
+    pub fn view_arg(&self, name: &str) -> String {
+        self.owned(name).unwrap_or_default()
     }
 
     pub fn nonce(&self) -> Option<String> {
@@ -155,11 +163,23 @@ fn mime_of(content_type: &str) -> String {
 /// 2. those values decoded once more unless the client is one that does not encode twice
 ///    ([`unquotes`]);
 /// 3. then a JSON body (a JSON content type; or any other body that parses as a JSON object)
-///    overrides them, its values taken as they are.
+///    overrides them, its values taken as they are;
+/// 4. last, the path's own parameters (the serial of `/token/disable/<serial>`) override
+///    everything, decoded again by the rule of step 2, as privacyIDEA adds its `view_args`.
 impl<S: Send + Sync> FromRequest<S> for Params {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        // Taken before the body is consumed; a route without parameters has none (not an error).
+        let path: Vec<(String, String)> = match RawPathParams::from_request_parts(&mut parts, state).await {
+            Ok(raw) => raw.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            Err(RawPathParamsRejection::InvalidUtf8InPathParam(e)) => {
+                return Err(unparseable(&format!("the path cannot be read: {e}")))
+            }
+            Err(_) => Vec::new(),
+        };
+        let req = Request::from_parts(parts, body);
         let (decode_again, mime) = {
             let header = |name| req.headers().get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
             (unquotes(header(header::USER_AGENT)), mime_of(header(header::CONTENT_TYPE).unwrap_or("")))
@@ -214,6 +234,9 @@ impl<S: Send + Sync> FromRequest<S> for Params {
                 _ if is_json(&mime) => return Err(unparseable("the body is not a JSON object")),
                 _ => {}
             }
+        }
+        for (k, v) in path {
+            map.insert(k, if decode_again { unquote(&v) } else { v });
         }
         Ok(Params(map))
     }

@@ -8,7 +8,7 @@
 //! extended `conditions`, `pinode`, `user_agents`) are refused when set, never dropped: a
 //! policy that silently matched more widely than written would be worse than none.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -79,7 +79,8 @@ async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
 }
 
 /// privacyIDEA answers a list here too (of the one policy).
-async fn show(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
+async fn show(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("name");
     let r = async {
         allowed(&st, &admin, "policyread", &Subject::system())?;
         let one = st.policies.show(name).await.map_err(policy_error)?;
@@ -187,7 +188,8 @@ pub(super) fn definition(p: &Params) -> Result<PolicyDefinition, PiResponse> {
 }
 
 /// Defines the policy or replaces the one of that name, as privacyIDEA does.
-async fn set(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
+async fn set(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("name");
     let r = async {
         allowed(&st, &admin, "policywrite", &Subject::system())?;
         let def = definition(&p)?;
@@ -208,15 +210,18 @@ async fn switch(st: AppState, admin: PiAdmin, name: String, p: Params, active: b
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn enable(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
+async fn enable(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("name");
     switch(st, admin, name, p, true).await
 }
 
-async fn disable(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
+async fn disable(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("name");
     switch(st, admin, name, p, false).await
 }
 
-async fn remove(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
+async fn remove(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("name");
     let r = async {
         allowed(&st, &admin, "policydelete", &Subject::system())?;
         st.policies.delete(admin.caller.clone(), name).await.map_err(policy_error)?;

@@ -6,7 +6,7 @@
 //!
 //! Never lists a bind password: `censor_keys` says one is set.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -24,11 +24,11 @@ use crate::store::RealmRecord;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/realm/", get(realms))
-        .route("/realm/{name}", post(set_realm).delete(delete_realm))
+        .route("/realm/{realm}", post(set_realm).delete(delete_realm))
         .route("/defaultrealm", get(default_realm).delete(clear_default_realm))
-        .route("/defaultrealm/{name}", post(set_default_realm))
+        .route("/defaultrealm/{realm}", post(set_default_realm))
         .route("/resolver/", get(resolvers))
-        .route("/resolver/{name}", get(resolver).post(set_resolver).delete(delete_resolver))
+        .route("/resolver/{resolver}", get(resolver).post(set_resolver).delete(delete_resolver))
 }
 
 pub(super) fn resolver_error(e: ResolverError) -> PiResponse {
@@ -79,7 +79,8 @@ async fn realms(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respon
 /// Creates the realm or replaces its resolvers: `resolvers` (comma-separated or a list), in
 /// the order of `priority.<resolver>` where given (lower first), else as listed. Unknown
 /// resolvers are reported in `failed`, as privacyIDEA does; the others make up the realm.
-async fn set_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
+async fn set_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("realm");
     let r = async {
         allowed(&st, &admin, "resolverwrite", &Subject::system())?;
         let mut wanted = p.list("resolvers")?;
@@ -123,7 +124,8 @@ async fn set_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
+async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("realm");
     let r = async {
         allowed(&st, &admin, "resolverdelete", &Subject::system())?;
         let caller = admin.caller.clone();
@@ -145,12 +147,8 @@ async fn default_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) ->
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn set_default_realm(
-    State(st): State<AppState>,
-    admin: PiAdmin,
-    Path(name): Path<String>,
-    p: Params,
-) -> Response {
+async fn set_default_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("realm");
     let r = async {
         allowed(&st, &admin, "resolverwrite", &Subject::system())?;
         let caller = admin.caller.clone();
@@ -200,20 +198,22 @@ async fn resolvers(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Res
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
+async fn resolver(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("resolver");
     let r = async {
         allowed(&st, &admin, "resolverread", &Subject::system())?;
         let one = with_realms(&st, move |r| r.show_resolver(&name)).await?;
         Ok(PiResponse::value(resolver_map(&[one])))
     }
     .await;
-    audit_read(&st, &admin, "/resolver/{name}", &r).await;
+    audit_read(&st, &admin, "/resolver/{resolver}", &r).await;
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
 /// Defines the resolver, or replaces the options of the one of that name (its type cannot
 /// change; its bind password is kept unless `BINDPW` gives a new one). Answers its id.
-async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
+async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("resolver");
     let r = async {
         allowed(&st, &admin, "resolverwrite", &Subject::system())?;
         let def = resolver_params::from_params(&p).map_err(|m| PiResponse::error(ErrorKind::Parameter, &m))?;
@@ -242,7 +242,8 @@ async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Pa
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn delete_resolver(State(st): State<AppState>, admin: PiAdmin, Path(name): Path<String>, p: Params) -> Response {
+async fn delete_resolver(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+    let name = p.view_arg("resolver");
     let r = async {
         allowed(&st, &admin, "resolverdelete", &Subject::system())?;
         let caller = admin.caller.clone();
