@@ -831,6 +831,21 @@ impl TokenService {
         blocking(move || Ok(store.auth_audit(&q)?)).await
     }
 
+    /// For each audit row: whether it still matches its chain link, and whether the links on
+    /// both sides of it are there; and the token types of the
+    /// serials the rows name.
+    pub async fn audit_facts(
+        &self,
+        rows: Vec<AuthAuditRow>,
+    ) -> Result<(Vec<AuthAuditRow>, crate::store::AuditFacts), TokenError> {
+        let store = self.store.clone();
+        blocking(move || {
+            let facts = store.auth_audit_facts(&rows)?;
+            Ok((rows, facts))
+        })
+        .await
+    }
+
     /// How many audit rows match `q`'s filters.
     pub async fn audit_count(&self, q: crate::store::AuthAuditQuery) -> Result<u64, TokenError> {
         let store = self.store.clone();

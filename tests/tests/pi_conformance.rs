@@ -633,3 +633,47 @@ fn privacyideaadm_commands_agree() {
     }
     assert!(all.is_empty(), "{} commands differ:\n{}", all.len(), all.join("\n"));
 }
+
+/// Audit columns each server fills with its own values: row numbers, times, how the caller is
+/// named (Countersign: `service:…`/`pi-admin:… ip:…`; privacyIDEA leaves it empty for checks),
+/// the message (Countersign's reject detail differs on purpose, see [`REJECT_DETAIL`]), the
+/// policies each server names, and the server, process and client fields.
+const AUDIT_OWN: &[&str] = &[
+    "result.value.auditdata.*.number",
+    "result.value.auditdata.*.date",
+    "result.value.auditdata.*.startdate",
+    "result.value.auditdata.*.duration",
+    "result.value.auditdata.*.administrator",
+    "result.value.auditdata.*.info",
+    "result.value.auditdata.*.action_detail",
+    "result.value.auditdata.*.policies",
+    "result.value.auditdata.*.client",
+    "result.value.auditdata.*.privacyidea_server",
+    "result.value.auditdata.*.thread_id",
+    "result.value.auditdata.*.user_agent",
+    "result.value.auditdata.*.user_agent_version",
+    "result.value.auditdata.*.log_level",
+    "result.value.auditdata.*.clearance_level",
+];
+
+/// `GET /audit/` as privacyideaadm and admin scripts read it: after the same accepted and
+/// rejected checks on both servers, the rows of those checks agree column by column (action as
+/// `POST /validate/check`, authentication, success, serial, token type, user, realm, resolver,
+/// and a per-row signature check that passes), and both list the same columns.
+#[test]
+fn audit_rows_agree() {
+    let p = Pair::start();
+    p.realm_with_tokens();
+    let sessions: PerServer<'_> = (&[("Authorization", p.pi_auth.as_str())], &[("Authorization", p.cs_auth.as_str())]);
+    let accept = format!("1234{}", CODES[0]);
+    for pass in [accept.as_str(), "1234000000"] {
+        let check = [("user", "alice"), ("realm", "test"), ("pass", pass)];
+        p.both_with(Shape::Form, "POST", "/validate/check", (&check, &check), (&[], &[]), &[]);
+    }
+    let filter = [("serial", "HOTPA"), ("action", "POST /validate/check")];
+    let (pv, cv, diff) = p.both_with(Shape::Query, "GET", "/audit/", (&filter, &filter), sessions, AUDIT_OWN);
+    let rows = pv["result"]["value"]["auditdata"].as_array().map_or(0, Vec::len);
+    assert_eq!(rows, 2, "privacyIDEA: {pv}");
+    assert_eq!(pv["result"]["value"]["auditdata"][0]["authentication"], "REJECT", "{pv}");
+    assert!(diff.is_empty(), "the audit differs:\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}", diff.join("\n  "));
+}

@@ -114,6 +114,44 @@ pub fn auth_link(prev: &[u8; 32], id: i64, r: &AuthAuditRow) -> [u8; 32] {
     e.finish()
 }
 
+/// Whether each auth audit row still matches its own link: the link recomputes from the link
+/// before it and the row as stored now (privacyIDEA's per-row `sig_check`). A row edited on its
+/// own fails here; a forger who also rewrites every later link is caught by [`verify`] against
+/// the signed checkpoints, which this does not replace. A row outside the chain (written before
+/// it existed) is `false`.
+///
+/// The second flag is privacyIDEA's `missing_line`: the links before and after the row's own are
+/// both there (so the newest row, which has none after it yet, is `false`, as in privacyIDEA).
+pub fn auth_rows_linked(conn: &Connection, rows: &[AuthAuditRow]) -> Result<Vec<(bool, bool)>, StoreError> {
+    let mut own = conn.prepare_cached("SELECT seq, hash FROM audit_chain WHERE tbl = 'auth' AND row_id = ?1")?;
+    let mut before = conn.prepare_cached("SELECT hash FROM audit_chain WHERE seq = ?1")?;
+    let anchor: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit_anchor WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some((seq, hash)) =
+            own.query_row([r.id], |x| Ok((x.get::<_, i64>(0)?, x.get::<_, Vec<u8>>(1)?))).optional()?
+        else {
+            out.push((false, false));
+            continue;
+        };
+        let after = before.query_row([seq + 1], |_| Ok(())).optional()?.is_some();
+        let prev: Option<[u8; 32]> = match before.query_row([seq - 1], |x| x.get::<_, Vec<u8>>(0)).optional()? {
+            Some(h) => h.try_into().ok(),
+            None => match &anchor {
+                Some((a, h)) if *a == seq - 1 => h.clone().try_into().ok(),
+                _ if seq == 1 => Some(GENESIS),
+                _ => None,
+            },
+        };
+        let linked = prev.is_some_and(|p| auth_link(&p, r.id, r).as_slice() == hash.as_slice());
+        out.push((linked, prev.is_some() && after));
+    }
+    Ok(out)
+}
+
 /// The link hash of signature audit row `id` after `prev`.
 pub fn signature_link(prev: &[u8; 32], id: i64, r: &SignatureAuditRow) -> [u8; 32] {
     let mut e = Encoder::new(prev, ChainTable::Signature, id);

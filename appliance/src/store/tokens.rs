@@ -235,6 +235,15 @@ pub struct AuthAuditRow {
     pub owner: Option<String>,
 }
 
+/// What an audit listing shows beside the rows: for each row, whether it matches its chain link
+/// and whether the links on both sides of it are there; and the current type of each token the
+/// rows name.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFacts {
+    pub links: Vec<(bool, bool)>,
+    pub token_types: std::collections::HashMap<String, String>,
+}
+
 /// The columns [`AuthAuditRow::from_row`] reads, in its order.
 pub(crate) const AUTH_COLUMNS: &str =
     "id, at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms, owner";
@@ -1157,6 +1166,24 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// For each row: whether it still matches its chain link and has both neighbours
+    /// ([`super::chain::auth_rows_linked`]),
+    /// and the current type of each token the rows name (a deleted token has none).
+    pub fn auth_audit_facts(&self, rows: &[AuthAuditRow]) -> Result<AuditFacts, StoreError> {
+        let conn = self.conn();
+        let linked = super::chain::auth_rows_linked(&conn, rows)?;
+        let mut st = conn.prepare_cached("SELECT type FROM token WHERE serial = ?1")?;
+        let mut types = std::collections::HashMap::new();
+        for serial in rows.iter().filter_map(|r| r.serial.as_deref()) {
+            if !types.contains_key(serial) {
+                if let Some(t) = st.query_row([serial], |r| r.get::<_, String>(0)).optional()? {
+                    types.insert(serial.to_owned(), t);
+                }
+            }
+        }
+        Ok(AuditFacts { links: linked, token_types: types })
+    }
+
     pub fn auth_audit(&self, q: &AuthAuditQuery) -> Result<Vec<AuthAuditRow>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare(&format!(
@@ -1278,6 +1305,33 @@ mod tests {
     #[test]
     fn the_sealed_values_start_where_the_fields_end() {
         assert_eq!(TOKEN_FIELDS.split(',').count(), TOKEN_SEAL_AT);
+    }
+
+    /// privacyIDEA's per-row `sig_check` and `missing_line`: a row edited behind the store's
+    /// back fails its own link check and only its own; the newest row lacks a link after it.
+    #[test]
+    fn an_audit_row_edited_offline_fails_its_link_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), Synchronous::Normal).unwrap();
+        let ids: Vec<i64> = (0..3)
+            .map(|i| {
+                store
+                    .audit_auth(&AuthAuditRow::new("uid:0", "validate/check", if i == 1 { "reject" } else { "accept" }))
+                    .unwrap()
+            })
+            .collect();
+        let rows = |store: &Store| {
+            let mut r = store.auth_audit(&AuthAuditQuery { limit: Some(10), ..AuthAuditQuery::default() }).unwrap();
+            r.retain(|a| ids.contains(&a.id));
+            r.sort_by_key(|a| a.id);
+            r
+        };
+        let before = store.auth_audit_facts(&rows(&store)).unwrap().links;
+        assert_eq!(before.iter().map(|l| l.0).collect::<Vec<_>>(), [true, true, true]);
+        assert!(!before[2].1, "the newest row has no link after it");
+        store.conn().execute("UPDATE auth_audit SET result = 'accept' WHERE id = ?1", [ids[1]]).unwrap();
+        let after = store.auth_audit_facts(&rows(&store)).unwrap().links;
+        assert_eq!(after.iter().map(|l| l.0).collect::<Vec<_>>(), [true, false, true]);
     }
 
     fn token(store: &Store, serial: &str, user: Option<(&str, &str)>) {
