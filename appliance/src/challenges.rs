@@ -73,6 +73,9 @@ pub struct ChallengeView {
     /// RSA PKCS#1 v1.5; the answer is the signature (hex or base64) as `pass`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// Until when a sent code may be entered (Unix ms): challenges that send one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until_ms: Option<i64>,
 }
 
 /// Per-user texts from policies; `None`: the configured default.
@@ -224,6 +227,7 @@ impl ChallengeService {
                 delivery: "failed".into(),
                 delivery_detail: None,
                 nonce: None,
+                valid_until_ms: is_challenge_type(&t.token_type).then_some(expires),
             };
             if t.locked(now) {
                 // No messages for a locked token: an attacker with the PIN could otherwise make

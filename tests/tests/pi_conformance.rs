@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::privacyidea::{differences, send, PrivacyIdea, Shape, ADMIN};
-use countersign_tests::{Daemon, HOTP_PLUGIN};
+use countersign_tests::{Daemon, SmtpServer, EMAIL_PLUGIN, HOTP_PLUGIN, SMTP_PLUGIN};
 use serde_json::Value;
 
 const SEED: &str = "3132333435363738393031323334353637383930";
@@ -49,8 +49,13 @@ fn session(port: u16) -> String {
 
 impl Pair {
     fn start() -> Pair {
+        Pair::start_with(&[HOTP_PLUGIN])
+    }
+
+    /// Both servers, Countersign with these plugins.
+    fn start_with(plugins: &[countersign_tests::PluginSpec]) -> Pair {
         let cs_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let cs = Daemon::with_plugins(&[HOTP_PLUGIN], &format!("[http]\nlisten = \"127.0.0.1:{cs_port}\"\n"));
+        let cs = Daemon::with_plugins(plugins, &format!("[http]\nlisten = \"127.0.0.1:{cs_port}\"\n"));
         let out = cs.cli_stdin(&["privacyidea", "admin-add", ADMIN.0], &format!("{}\n", ADMIN.1));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let pi = PrivacyIdea::start();
@@ -66,6 +71,12 @@ impl Pair {
             let (status, v) = send(port, Shape::Form, method, path, params, &[("Authorization", auth)]);
             assert!(status == 200 && v["result"]["status"] == true, "{who}: {method} {path} -> {status} {v}");
         }
+    }
+
+    /// An admin request to privacyIDEA alone (its own configuration, such as its mail server).
+    fn pi_admin(&self, path: &str, params: &[(&str, &str)]) {
+        let (status, v) = send(self.pi.port, Shape::Form, "POST", path, params, &[("Authorization", &self.pi_auth)]);
+        assert!(status == 200 && v["result"]["status"] == true, "privacyIDEA: POST {path} -> {status} {v}");
     }
 
     /// The same request to both: both answers, and where Countersign's differs (the HTTP
@@ -676,4 +687,110 @@ fn audit_rows_agree() {
     assert_eq!(rows, 2, "privacyIDEA: {pv}");
     assert_eq!(pv["result"]["value"]["auditdata"][0]["authentication"], "REJECT", "{pv}");
     assert!(diff.is_empty(), "the audit differs:\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}", diff.join("\n  "));
+}
+
+/// A challenge that sent a code: until when each server takes it (its own clock and validity),
+/// and the text shown to the user, which in Countersign names where the code went (masked, as
+/// `j***@example.org`), so a user with two addresses or phones knows where to look; privacyIDEA
+/// says "Enter the OTP from the Email" (both are set by the `emailtext`/`smstext` policies).
+const SENT_CODE_CHALLENGE: &[&str] = &[
+    "detail.attributes.valid_until",
+    "detail.multi_challenge.*.attributes.valid_until",
+    "detail.message",
+    "detail.messages.*",
+    "detail.multi_challenge.*.message",
+];
+
+/// The one-time code in the newest of `mails` that `seen` does not hold yet: the first run of
+/// exactly six digits in its body (decoded from Base64 when the server encoded it so).
+fn new_code(mails: &[String], seen: &mut std::collections::HashSet<String>) -> String {
+    use base64::Engine;
+    let fresh: Vec<&String> = mails.iter().filter(|m| !seen.contains(*m)).collect();
+    assert_eq!(fresh.len(), 1, "one new mail expected: {fresh:?}");
+    let mail = fresh[0].clone();
+    seen.insert(mail.clone());
+    let (headers, body) = mail.split_once("\n\n").unwrap_or(("", &mail));
+    let body = if headers.to_ascii_lowercase().contains("content-transfer-encoding: base64") {
+        let joined: String = body.split_whitespace().collect();
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(joined).unwrap()).unwrap()
+    } else {
+        body.to_owned()
+    };
+    let digits: Vec<&str> = body.split(|c: char| !c.is_ascii_digit()).filter(|d| d.len() == 6).collect();
+    digits.first().unwrap_or_else(|| panic!("no code in {mail}")).to_string()
+}
+
+/// Challenge-response with an e-mail token, answered the way each official client answers: the
+/// PIN alone triggers the mail (each server sends to its own SMTP server), then the code goes
+/// back with the RADIUS State as `state` (FreeRADIUS), or with `transaction_id` (simpleSAMLphp's
+/// PHP client, the Keycloak provider, the PAM module, the credential provider), each with its
+/// own `User-Agent` and decoding; the user is `jörg` with PIN `my pin%1`.
+#[test]
+fn email_challenge_response_completes_for_every_client() {
+    let p = Pair::start_with(&[HOTP_PLUGIN, EMAIL_PLUGIN, SMTP_PLUGIN]);
+    p.realm_with_tokens();
+    let (pi_smtp, cs_smtp) = (SmtpServer::start(), SmtpServer::start());
+    let port = pi_smtp.port.to_string();
+    p.pi_admin(
+        "/system/setConfig",
+        &[("email.mailserver", "127.0.0.1"), ("email.port", &port), ("email.mailfrom", "pi@example.org")],
+    );
+    p.cs.admin_ok(
+        "POST",
+        "/v1/admin/gateways",
+        serde_json::json!({
+            "name": "mail", "plugin": "gateway-smtp", "options": { "from": "countersign@example.org" },
+            "transport": { "allow_private": true, "smtp": { "host": "127.0.0.1", "port": cs_smtp.port, "tls": "none" } }
+        }),
+    );
+    p.cs.route("email", &["mail"]);
+    // jörg's HOTP token goes, so that the PIN alone reaches the e-mail token only.
+    p.admin("DELETE", "/token/HOTPJ", &[]);
+    p.admin(
+        "POST",
+        "/token/init",
+        &[
+            ("type", "email"),
+            ("email", "joerg@example.org"),
+            ("pin", "my pin%1"),
+            ("user", "j\u{f6}rg"),
+            ("realm", "test"),
+            ("serial", "MAIL1"),
+        ],
+    );
+    // (client, its User-Agent, the PIN as it sends it, the name of the transaction parameter)
+    let clients = [
+        ("FreeRADIUS", "FreeRADIUS", "my%20pin%251", "state"),
+        ("simpleSAMLphp", "simpleSAMLphp", "my pin%1", "transaction_id"),
+        ("Keycloak", "privacyIDEA-Keycloak/1.5", "my%20pin%251", "transaction_id"),
+        ("PAM", "privacyIDEA-PAM/1.0", "my%20pin%251", "transaction_id"),
+        ("credential provider", "privacyidea-cp/3.6 Windows/Desk-1", "my pin%1", "transaction_id"),
+    ];
+    let mut found = Findings::default();
+    let (mut pi_seen, mut cs_seen) = Default::default();
+    let own: Vec<&str> = TRANSACTION_IDS.iter().chain(SENT_CODE_CHALLENGE).copied().collect();
+    let own = own.as_slice();
+    for (client, agent, pin, tx_name) in clients {
+        let headers = [("User-Agent", agent)];
+        let user = if agent.starts_with("simpleSAMLphp") || agent.starts_with("privacyidea-cp") {
+            "j\u{f6}rg"
+        } else {
+            "j%C3%B6rg"
+        };
+        let first = [("user", user), ("realm", "test"), ("pass", pin)];
+        let triggered =
+            p.both_with(Shape::Form, "POST", "/validate/check", (&first, &first), (&headers, &headers), own);
+        let tx = |v: &Value| v["detail"]["transaction_id"].as_str().unwrap_or_default().to_owned();
+        let (ptx, ctx) = (tx(&triggered.0), tx(&triggered.1));
+        found.exchange(&format!("{client}: the PIN alone"), triggered, Some("CHALLENGE"));
+        let (pcode, ccode) = (new_code(&pi_smtp.messages(), &mut pi_seen), new_code(&cs_smtp.messages(), &mut cs_seen));
+        let pa = [("user", user), ("realm", "test"), ("pass", pcode.as_str()), (tx_name, ptx.as_str())];
+        let ca = [("user", user), ("realm", "test"), ("pass", ccode.as_str()), (tx_name, ctx.as_str())];
+        found.exchange(
+            &format!("{client}: the code from the mail"),
+            p.both_with(Shape::Form, "POST", "/validate/check", (&pa, &ca), (&headers, &headers), &[]),
+            Some("ACCEPT"),
+        );
+    }
+    found.assert_none();
 }

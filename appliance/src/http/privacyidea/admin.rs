@@ -206,22 +206,6 @@ async fn logout(State(st): State<AppState>, admin: PiAdmin) -> Result<axum::http
 }
 
 /// A token as privacyIDEA lists it.
-/// Unix seconds as privacyIDEA writes token dates (`2026-12-06T09:42:09+00:00`).
-pub(super) fn pi_date(unix_s: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix_s) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => String::new(),
-    }
-}
-
 fn pi_token(t: &TokenView, id: usize) -> Value {
     let digits = t.params.get("digits").cloned().unwrap_or(json!(6));
     let mut info = serde_json::Map::new();
@@ -231,7 +215,7 @@ fn pi_token(t: &TokenView, id: usize) -> Value {
     if let Some(s) = t.params.get("step") {
         info.insert("timeStep".into(), s.clone());
     }
-    info.insert("creation_date".into(), pi_date(t.created_at).into());
+    info.insert("creation_date".into(), super::times::iso_seconds(t.created_at).into());
     // privacyIDEA's kinds: a token on a card is hardware, the others software.
     info.insert("tokenkind".into(), if t.device.is_some() { "hardware" } else { "software" }.into());
     json!({
@@ -644,8 +628,8 @@ async fn challenges(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Re
                     "serial": c.serial,
                     "challenge": "",
                     "data": "",
-                    "timestamp": http_date(c.created_ms),
-                    "expiration": http_date(c.expires_ms),
+                    "timestamp": super::times::http_date(c.created_ms),
+                    "expiration": super::times::http_date(c.expires_ms),
                     "otp_received": false,
                     "received_count": 0,
                     "otp_valid": false,
@@ -659,12 +643,6 @@ async fn challenges(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Re
     .await;
     audit_read(&st, &admin, "/token/challenges/", &answer).await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
-}
-
-/// A time as Flask writes a datetime into JSON (`Sun, 06 Dec 2026 11:21:51 GMT`).
-fn http_date(unix_ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(unix_ms).unwrap_or(0));
-    httpdate::fmt_http_date(at)
 }
 
 async fn remove(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {

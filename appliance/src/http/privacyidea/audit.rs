@@ -47,22 +47,9 @@ const COLUMNS: [&str; 27] = [
     "container_type",
 ];
 
-/// A time as privacyIDEA writes its audit dates: ISO 8601, UTC without an offset, microseconds.
+/// A time as privacyIDEA writes its audit dates: `2026-12-06T11:37:33.006000`, UTC.
 fn iso(unix_ms: i64) -> String {
-    let nanos = i128::from(unix_ms) * 1_000_000;
-    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.microsecond()
-        ),
-        Err(_) => String::new(),
-    }
+    super::times::python_datetime(unix_ms, 'T')
 }
 
 /// The action as privacyIDEA writes it, `METHOD /path`. Countersign's audit records what was

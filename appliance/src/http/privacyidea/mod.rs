@@ -18,6 +18,7 @@ mod params;
 mod policies;
 mod realms;
 mod resolver_params;
+mod times;
 mod users;
 mod validate;
 

@@ -37,6 +37,19 @@ pub(super) fn target(p: &Params) -> Result<CheckTarget, PiResponse> {
     }
 }
 
+/// A challenge's `attributes` as privacyIDEA gives them: a card's nonce; for a sent code, until
+/// when it may be entered (`2026-12-06 12:14:21.564234`, as Python prints a time; UTC) and the
+/// RADIUS `state` privacyIDEA leaves empty.
+fn attributes(c: &ChallengeView) -> Value {
+    if let Some(n) = &c.nonce {
+        return json!({ "nonce": n });
+    }
+    match c.valid_until_ms {
+        Some(ms) => json!({ "state": Value::Null, "valid_until": super::times::python_datetime(ms, ' ') }),
+        None => Value::Null,
+    }
+}
+
 /// `detail` of a response that created challenges.
 fn challenge_detail(challenges: &[ChallengeView]) -> Value {
     let multi: Vec<Value> = challenges
@@ -48,7 +61,7 @@ fn challenge_detail(challenges: &[ChallengeView]) -> Value {
                 "type": c.token_type,
                 "message": c.message,
                 "client_mode": c.client_mode,
-                "attributes": c.nonce.as_ref().map(|n| json!({ "nonce": n })),
+                "attributes": attributes(c),
             })
         })
         .collect();
@@ -66,7 +79,7 @@ fn challenge_detail(challenges: &[ChallengeView]) -> Value {
         "type": first.map(|c| c.token_type.as_str()),
         "client_mode": first.map(|c| c.client_mode),
         "preferred_client_mode": first.map(|c| c.client_mode),
-        "attributes": Value::Null,
+        "attributes": first.map_or(Value::Null, attributes),
     })
 }
 
