@@ -794,3 +794,48 @@ fn email_challenge_response_completes_for_every_client() {
     }
     found.assert_none();
 }
+
+/// `ReturnSamlAttributes`: privacyIDEA's `/validate/samlcheck` returns the user's attributes;
+/// Countersign has no `samlcheck` (SAML IdPs use `/validate/check`), so it says `False`.
+/// `__timestamp__` is privacyIDEA's own cache marker (when its stored configuration last changed);
+/// Countersign's configuration is its files and policies.
+const SYSTEM_SETTINGS: &[&str] = &["result.value.ReturnSamlAttributes", "result.value.__timestamp__"];
+
+/// The `/system/` reads clients and privacyideaadm's `config get` make: the settings (all, one,
+/// and one neither server has), whether the HSM answers, and HSM random bytes (each server's own,
+/// but both hex of the length asked for); and `user@realm` split as privacyIDEA splits it.
+#[test]
+fn system_reads_and_user_at_realm_agree() {
+    let p = Pair::start();
+    p.realm_with_tokens();
+    let sessions: PerServer<'_> = (&[("Authorization", p.pi_auth.as_str())], &[("Authorization", p.cs_auth.as_str())]);
+    let mut found = Findings::default();
+    for (path, params, own) in [
+        ("/system/", vec![], SYSTEM_SETTINGS),
+        ("/system/splitAtSign", vec![], &[][..]),
+        ("/system/DefaultCountWindow", vec![], &[][..]),
+        ("/system/hsm", vec![], &[][..]),
+        ("/system/random", vec![("len", "16")], &["result.value"][..]),
+    ] {
+        let got = p.both_with(Shape::Query, "GET", path, (&params, &params), sessions, own);
+        if path == "/system/random" {
+            for v in [&got.0, &got.1] {
+                let hex = v["result"]["value"].as_str().unwrap_or_default();
+                assert!(hex.len() == 32 && hex.bytes().all(|c| c.is_ascii_hexdigit()), "{v}");
+            }
+        }
+        found.exchange(&format!("GET {path}"), got, None);
+    }
+    // An `@` before a name that is no realm stays part of the login: a user nobody knows.
+    for (what, user, pass, want) in [
+        ("alice@test", "alice@test", format!("1234{}", CODES[0]), Some("ACCEPT")),
+        ("test\\alice", "test\\alice", format!("1234{}", CODES[1]), Some("ACCEPT")),
+        ("alice@nosuchrealm", "alice@nosuchrealm", format!("1234{}", CODES[2]), None),
+    ] {
+        let check = [("user", user), ("pass", pass.as_str())];
+        // simpleSAMLphp's agent: the `@` and backslash arrive as they are.
+        let agent = [("User-Agent", "simpleSAMLphp")];
+        found.exchange(what, p.both(Shape::Form, "/validate/check", &check, &agent), want);
+    }
+    found.assert_none();
+}

@@ -101,7 +101,7 @@ impl Drop for ProbeDone {
 
 /// Asks the token for one random byte (recovering if it can) within the probe timeout.
 /// `Err`: why the HSM is not ready.
-async fn probe_hsm(st: &AppState) -> Result<Health, String> {
+pub(super) async fn probe_hsm(st: &AppState) -> Result<Health, String> {
     let ops = &st.ops;
     if ops.probing.swap(true, Ordering::AcqRel) {
         return Err("an earlier HSM probe has not finished yet (the token is slow or hangs)".into());

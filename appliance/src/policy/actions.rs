@@ -264,6 +264,7 @@ pub const CATALOGUE: &[ActionSpec] = &[
     admin("set", "change token settings (description, max fail, ...)"),
     admin("tokenlist", "list and show tokens"),
     admin("getchallenges", "list the challenges not answered yet, of every realm"),
+    admin("getrandom", "get random bytes from the HSM (GET /system/random)"),
     admin("adduser", "add users to the internal user store"),
     admin("deleteuser", "delete users from the internal user store"),
     admin("userlist", "list users"),

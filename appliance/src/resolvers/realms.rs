@@ -266,6 +266,11 @@ impl Realms {
         Ok(())
     }
 
+    /// Whether a realm of this name exists (privacyIDEA's clients name it in `user@realm`).
+    pub fn is_realm(&self, name: &str) -> bool {
+        self.snapshot().realms.contains_key(name)
+    }
+
     /// The realm `realm` names, or the default realm.
     pub fn realm_name(&self, realm: Option<&str>) -> Result<String, ResolverError> {
         let snap = self.snapshot();

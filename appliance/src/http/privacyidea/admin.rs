@@ -275,8 +275,10 @@ async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
     let answer = async {
         let page = page_of(&p, "page", 1)?;
         let size = page_of(&p, "pagesize", 15)?;
-        let mut tokens =
-            st.tokens.list(p.owned("user"), p.owned("realm"), p.owned("type")).await.map_err(token_error)?;
+        let mut tokens = {
+            let (user, realm) = super::user_realm(&st, &p);
+            st.tokens.list(user, realm, p.owned("type")).await.map_err(token_error)?
+        };
         if let Some(serial) = p.get("serial") {
             tokens.retain(|t| t.serial == serial);
         }
@@ -301,8 +303,9 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
     let nonce = p.nonce();
     let answer = async {
         let token_type = p.get("type").unwrap_or("hotp").to_ascii_lowercase();
-        let subject = match p.get("user") {
-            Some(user) => Subject::user_in(&st, user, p.get("realm"))?,
+        let (user, realm) = super::user_realm(&st, &p);
+        let subject = match &user {
+            Some(user) => Subject::user_in(&st, user, realm.as_deref())?,
             None => Subject::system(),
         };
         allowed(&st, &admin, &format!("enroll{}", token_type.to_ascii_uppercase()), &subject)?;
@@ -334,8 +337,8 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
             step,
             params: None,
             window: None,
-            user: p.owned("user"),
-            realm: p.owned("realm"),
+            user,
+            realm,
             pin: p.get("pin").map(SecretString::from),
             max_fail: None,
             fail_clear_s: None,
@@ -402,11 +405,10 @@ where
     F: Fn(TokenService, String) -> Fut,
     Fut: std::future::Future<Output = Result<T, TokenError>>,
 {
-    let tokens = match (p.owned("serial"), p.owned("user")) {
+    let (user, realm) = super::user_realm(st, p);
+    let tokens = match (p.owned("serial"), user) {
         (Some(s), _) => vec![st.tokens.show(s).await.map_err(token_lookup_error)?],
-        (None, Some(user)) if by_user => {
-            st.tokens.list(Some(user), p.owned("realm"), None).await.map_err(token_error)?
-        }
+        (None, Some(user)) if by_user => st.tokens.list(Some(user), realm, None).await.map_err(token_error)?,
         (None, _) if by_user => {
             return Err(PiResponse::error(ErrorKind::Parameter, "You either need to provide user or serial"))
         }
@@ -475,11 +477,10 @@ token_action!(reset, true, |tokens, caller, p, serial| {
 async fn assign(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
-        let user =
-            p.owned("user").ok_or_else(|| PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'user'"))?;
-        allowed(&st, &admin, "assign", &Subject::user_in(&st, &user, p.get("realm"))?)?;
+        let (user, realm) = super::user_realm(&st, &p);
+        let user = user.ok_or_else(|| PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'user'"))?;
+        allowed(&st, &admin, "assign", &Subject::user_in(&st, &user, realm.as_deref())?)?;
         let caller = admin.caller.clone();
-        let realm = p.owned("realm");
         each_token(&st, &admin, "assign", &p, false, |tokens: TokenService, serial: String| {
             let (caller, user, realm) = (caller.clone(), user.clone(), realm.clone());
             async move { tokens.assign(caller, serial, user, realm).await }

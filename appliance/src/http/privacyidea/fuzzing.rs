@@ -72,7 +72,7 @@ fn read_all(p: &Params) {
         let _ = p.required(name);
     }
     drop(p.secret("pass"));
-    drop(validate::target(p));
+    drop(validate::target(p, |r| r == "corp"));
     for (_resolver, v) in p.with_prefix("priority.") {
         drop(v.trim().parse::<u32>());
     }

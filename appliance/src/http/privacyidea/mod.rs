@@ -18,6 +18,7 @@ mod params;
 mod policies;
 mod realms;
 mod resolver_params;
+mod system;
 mod times;
 mod users;
 mod validate;
@@ -32,6 +33,12 @@ pub(super) use caller::network_auth;
 use super::error::ApiError;
 use super::AppState;
 
+/// The user and realm a request names, split as privacyIDEA splits `user@realm`
+/// ([`Params::user_realm`]) against the realms that exist now.
+pub(super) fn user_realm(st: &AppState, p: &params::Params) -> (Option<String>, Option<String>) {
+    p.user_realm(|r| st.realms.is_realm(r))
+}
+
 /// The privacyIDEA version this API follows (clients read `versionnumber`).
 pub const COMPATIBLE_VERSION: &str = "3.10";
 
@@ -43,6 +50,7 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(policies::routes())
         .merge(audit::routes())
         .merge(users::routes())
+        .merge(system::routes())
 }
 
 /// Admin routes: the public key clients verify response signatures with.

@@ -87,6 +87,26 @@ impl Params {
         self.owned(name).unwrap_or_default()
     }
 
+    /// The user and realm a request names, as privacyIDEA's `get_user_from_param` reads them
+    /// (its `splitAtSign`, on by default): `user=alice@corp` is `alice` in realm `corp` when
+    /// `corp` is a realm (split at the last `@`; otherwise the whole text is the login, an
+    /// e-mail-like name in the default realm); `user=CORP\\alice` is `alice` in `CORP`; and a
+    /// `realm` parameter, when given, overrides the realm either way.
+    pub fn user_realm(&self, is_realm: impl Fn(&str) -> bool) -> (Option<String>, Option<String>) {
+        let Some(user) = self.get("user").map(str::trim) else {
+            return (None, self.owned("realm"));
+        };
+        let (login, split_realm) = match user.rsplit_once('@') {
+            Some((login, realm)) if is_realm(realm) => (login.to_owned(), Some(realm.to_owned())),
+            Some(_) => (user.to_owned(), None),
+            None => match user.rsplit_once('\\') {
+                Some((realm, login)) => (login.to_owned(), Some(realm.to_owned())),
+                None => (user.to_owned(), None),
+            },
+        };
+        (Some(login), self.owned("realm").or(split_realm))
+    }
+
     pub fn nonce(&self) -> Option<String> {
         self.owned("nonce")
     }
@@ -251,6 +271,21 @@ fn unparseable(why: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn users_are_split_at_the_sign_as_privacyidea_splits_them() {
+        let p = |pairs: &[(&str, &str)]| Params::from_pairs(pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())));
+        let realms = |r: &str| r == "corp";
+        let split = |pairs: &[(&str, &str)]| p(pairs).user_realm(realms);
+        let owned = |u: &str, r: Option<&str>| (Some(u.to_owned()), r.map(str::to_owned));
+        assert_eq!(split(&[("user", "alice@corp")]), owned("alice", Some("corp")));
+        assert_eq!(split(&[("user", "alice@example.org@corp")]), owned("alice@example.org", Some("corp")));
+        assert_eq!(split(&[("user", "alice@example.org")]), owned("alice@example.org", None));
+        assert_eq!(split(&[("user", "alice@corp"), ("realm", "other")]), owned("alice", Some("other")));
+        assert_eq!(split(&[("user", "CORP\\alice")]), owned("alice", Some("CORP")));
+        assert_eq!(split(&[("user", " alice ")]), owned("alice", None));
+        assert_eq!(split(&[("realm", "corp")]), (None, Some("corp".to_owned())));
+    }
 
     #[test]
     fn values_are_decoded_again_like_pythons_unquote_except_for_the_listed_clients() {

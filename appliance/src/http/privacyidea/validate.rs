@@ -27,9 +27,10 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// privacyIDEA's target rule: a serial, or a user (in `realm`, or the default realm).
-pub(super) fn target(p: &Params) -> Result<CheckTarget, PiResponse> {
-    match (p.owned("serial"), p.owned("user")) {
-        (_, Some(login)) => Ok(CheckTarget::User { login, realm: p.owned("realm") }),
+pub(super) fn target(p: &Params, is_realm: impl Fn(&str) -> bool) -> Result<CheckTarget, PiResponse> {
+    let (user, realm) = p.user_realm(is_realm);
+    match (p.owned("serial"), user) {
+        (_, Some(login)) => Ok(CheckTarget::User { login, realm }),
         (Some(serial), None) => Ok(CheckTarget::Serial(serial)),
         (None, None) => {
             Err(PiResponse::error(ErrorKind::Parameter, "You need to specify a serial, user or credential_id."))
@@ -116,7 +117,7 @@ fn shape(o: &CheckOutcome) -> PiResponse {
 }
 
 async fn decide(st: &AppState, caller: String, p: &Params) -> Result<CheckOutcome, PiResponse> {
-    let target = target(p)?;
+    let target = target(p, |r| st.realms.is_realm(r))?;
     let pass = p.secret("pass")?;
     // `state`: the RADIUS State attribute, which the FreeRADIUS module sends back as the
     // transaction id (privacyIDEA reads either).
@@ -172,7 +173,7 @@ async fn trigger(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Re
                 ))
             }
         }
-        let target = target(&p)?;
+        let target = target(&p, |r| st.realms.is_realm(r))?;
         let (_, challenges) = st
             .validate
             .trigger(caller.audit_name.clone(), target)
