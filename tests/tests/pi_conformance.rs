@@ -839,3 +839,69 @@ fn system_reads_and_user_at_realm_agree() {
     }
     found.assert_none();
 }
+
+/// `/auth`'s answer beyond what clients read (`token`, `username`, `realm`, `role`, `rights`,
+/// `auth`, the authentication): the settings of privacyIDEA's own web UI, which Countersign does
+/// not serve (its console is issue 18), and each server's truths: `log_level` (its server log
+/// level), `logout_time` (Countersign's sessions last an hour), `rights` and `menus` (the actions
+/// each server implements, so privacyIDEA lists machines, containers, and token types
+/// Countersign has no counterpart for).
+const AUTH_OWN: &[&str] = &[
+    "result.value.token",
+    "result.value.rights",
+    "result.value.menus",
+    "result.value.log_level",
+    "result.value.logout_time",
+    "result.value.admin_dashboard",
+    "result.value.audit_page_size",
+    "result.value.container_wizard",
+    "result.value.default_container_type",
+    "result.value.deletion_confirmation",
+    "result.value.dialog_no_token",
+    "result.value.hide_buttons",
+    "result.value.hide_welcome",
+    "result.value.logout_redirect_url",
+    "result.value.policy_template_url",
+    "result.value.qr_image_android",
+    "result.value.qr_image_custom",
+    "result.value.qr_image_ios",
+    "result.value.require_description",
+    "result.value.rss_age",
+    "result.value.search_on_enter",
+    "result.value.show_node",
+    "result.value.show_seed",
+    "result.value.subscription_status",
+    "result.value.subscription_status_push",
+    "result.value.timeout_action",
+    "result.value.token_page_size",
+    "result.value.token_rollover",
+    "result.value.token_wizard",
+    "result.value.token_wizard_2nd",
+    "result.value.user_details",
+    "result.value.user_page_size",
+];
+
+/// An API admin's login: what clients read agrees (a session token that works on the next
+/// request, the name, role and realm, `ACCEPT`), and every right Countersign lists is one
+/// privacyIDEA lists too; a wrong password is refused alike.
+#[test]
+fn auth_agrees() {
+    let p = Pair::start();
+    let login = [("username", ADMIN.0), ("password", ADMIN.1)];
+    let (pv, cv, diff) = p.both_owning(Shape::Form, "/auth", &login, &[], AUTH_OWN);
+    assert!(diff.is_empty(), "/auth differs:\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}", diff.join("\n  "));
+    let rights = |v: &Value| -> Vec<String> {
+        v["result"]["value"]["rights"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect()
+    };
+    let (pr, cr) = (rights(&pv), rights(&cv));
+    let unknown: Vec<&String> = cr.iter().filter(|r| !pr.contains(r)).collect();
+    assert!(unknown.is_empty(), "rights privacyIDEA does not know: {unknown:?}");
+    assert!(cr.len() > 20, "{cr:?}");
+    let token = cv["result"]["value"]["token"].as_str().unwrap();
+    let (status, v) = send(p.cs_port, Shape::Query, "GET", "/token/", &[], &[("Authorization", token)]);
+    assert_eq!(status, 200, "{v}");
+    let wrong = [("username", ADMIN.0), ("password", "not the password")];
+    let mut found = Findings::default();
+    found.exchange("a wrong password", p.both(Shape::Form, "/auth", &wrong, &[]), None);
+    found.assert_none();
+}

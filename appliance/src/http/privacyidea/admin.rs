@@ -166,6 +166,29 @@ impl FromRequestParts<AppState> for PiAdmin {
     }
 }
 
+/// The admin actions Countersign implements that the admin's policies grant on the whole system
+/// (all of them while no admin policy exists), in the catalogue's order: `/auth`'s `rights`.
+fn rights_of(st: &AppState, admin: &PiAdmin) -> Vec<&'static str> {
+    crate::policy::actions::in_scope(crate::policy::Scope::Admin)
+        .map(|a| a.name)
+        .filter(|name| allowed(st, admin, name, &Subject::system()).is_ok())
+        .collect()
+}
+
+/// The parts of privacyIDEA's web UI these rights open (`/auth`'s `menus`).
+fn menus_of(rights: &[&str]) -> Vec<&'static str> {
+    let has = |any: &[&str]| any.iter().any(|r| rights.contains(r));
+    [
+        ("users", has(&["userlist"])),
+        ("tokens", has(&["tokenlist"])),
+        ("config", has(&["resolverread", "policyread", "smsgateway_read", "caconnectorread"])),
+        ("audit", has(&["auditlog"])),
+    ]
+    .into_iter()
+    .filter_map(|(menu, open)| open.then_some(menu))
+    .collect()
+}
+
 async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
@@ -176,20 +199,23 @@ async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> 
             .await
             .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?
             .map_err(|e| session_error(&e))?;
+        let admin = PiAdmin { caller: String::new(), name: claims.username.clone() };
+        let rights = rights_of(&st, &admin);
+        let menus = menus_of(&rights);
         Ok::<_, PiResponse>(PiResponse::ok(
             json!({
                 "token": token,
                 "username": claims.username,
                 "realm": claims.realm,
                 "role": claims.role,
-                "rights": ["enrollHOTP", "enrollTOTP", "enrollSMS", "enrollEMAIL", "assign", "unassign", "enable",
-                           "disable", "delete", "reset", "resync", "setpin", "set", "tokenlist"],
-                "menus": ["tokens"],
+                "auth": true,
+                "rights": rights,
+                "menus": menus,
                 "log_level": 20,
                 "logout_time": crate::api_access::SESSION_SECONDS,
                 "default_tokentype": "hotp",
             }),
-            None,
+            Some("ACCEPT"),
             Value::Null,
         ))
     }

@@ -132,6 +132,13 @@ async fn identify(parts: &mut Parts, st: &AppState) -> Result<ApiCaller, Session
 pub fn session_error(e: &SessionError) -> PiResponse {
     match e {
         SessionError::Internal(m) => PiResponse::error(ErrorKind::Internal, m),
-        other => PiResponse::error(ErrorKind::Authentication, &other.to_string()),
+        // privacyIDEA's words for a wrong password, without the full stop.
+        SessionError::WrongCredentials => {
+            PiResponse::error(ErrorKind::WrongCredentials, "Authentication failure. Wrong credentials")
+        }
+        SessionError::TooManyFailures(_) => PiResponse::error(ErrorKind::WrongCredentials, &e.to_string()),
+        SessionError::Invalid => PiResponse::error(ErrorKind::TokenInvalid, &e.to_string()),
+        SessionError::Expired => PiResponse::error(ErrorKind::TokenExpired, &e.to_string()),
+        SessionError::Missing => PiResponse::error(ErrorKind::Authentication, &e.to_string()),
     }
 }

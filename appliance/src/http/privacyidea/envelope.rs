@@ -20,8 +20,15 @@ pub enum ErrorKind {
     NotFound,
     /// ERR1007, HTTP 400: the token's state forbids the action (privacyIDEA's "locked").
     TokenLocked,
-    /// ERR4033, HTTP 401: no or a bad `PI-Authorization` header.
+    /// 4033, HTTP 401: no `PI-Authorization` header. Authentication errors carry privacyIDEA's
+    /// message without an `ERRnnnn:` prefix, as its `auth_error` handler sends them.
     Authentication,
+    /// 4031, HTTP 401: a wrong name or password at `/auth`.
+    WrongCredentials,
+    /// 4304, HTTP 401: a session token that cannot be read or is not valid.
+    TokenInvalid,
+    /// 4305, HTTP 401: a session token that has expired.
+    TokenExpired,
     /// ERR303, HTTP 403: a policy or the caller's rights forbid it.
     Policy,
     /// ERR500, HTTP 500: the appliance could not decide (HSM, store); never an accept.
@@ -37,6 +44,9 @@ impl ErrorKind {
             ErrorKind::NotFound => (601, StatusCode::NOT_FOUND),
             ErrorKind::TokenLocked => (1007, StatusCode::BAD_REQUEST),
             ErrorKind::Authentication => (4033, StatusCode::UNAUTHORIZED),
+            ErrorKind::WrongCredentials => (4031, StatusCode::UNAUTHORIZED),
+            ErrorKind::TokenInvalid => (4304, StatusCode::UNAUTHORIZED),
+            ErrorKind::TokenExpired => (4305, StatusCode::UNAUTHORIZED),
             ErrorKind::Policy => (303, StatusCode::FORBIDDEN),
             ErrorKind::Internal => (500, StatusCode::INTERNAL_SERVER_ERROR),
             ErrorKind::Unavailable => (500, StatusCode::SERVICE_UNAVAILABLE),
@@ -70,11 +80,17 @@ impl PiResponse {
     pub fn error(kind: ErrorKind, message: &str) -> PiResponse {
         let (code, status) = kind.code_status();
         let message = match kind {
-            ErrorKind::NotFound => message.to_owned(),
+            ErrorKind::NotFound
+            | ErrorKind::Authentication
+            | ErrorKind::WrongCredentials
+            | ErrorKind::TokenInvalid
+            | ErrorKind::TokenExpired => message.to_owned(),
             _ => format!("ERR{code}: {message}"),
         };
         let result = json!({ "status": false, "error": { "code": code, "message": message } });
-        PiResponse { status, body: envelope(result, Value::Null, false) }
+        // privacyIDEA's failed login carries an empty `detail` object (its `details or {}`).
+        let detail = if matches!(kind, ErrorKind::WrongCredentials) { json!({}) } else { Value::Null };
+        PiResponse { status, body: envelope(result, detail, false) }
     }
 
     /// Adds the caller's `nonce` (clients use it against replayed responses), signs, and
