@@ -54,9 +54,13 @@ fn pi_policy(x: &PolicyRecord) -> Value {
         "time": x.time,
         "adminrealm": x.admin_realms,
         "adminuser": x.admin_users,
-        "description": x.description,
+        // privacyIDEA keeps no description unless one was given.
+        "description": (!x.description.is_empty()).then_some(&x.description),
+        // Refused when set (`definition`), so always their defaults here.
         "check_all_resolvers": false,
+        "user_case_insensitive": false,
         "conditions": [],
+        "pinode": [],
     })
 }
 
@@ -83,8 +87,12 @@ async fn show(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
     let name = p.view_arg("name");
     let r = async {
         allowed(&st, &admin, "policyread", &Subject::system())?;
-        let one = st.policies.show(name).await.map_err(policy_error)?;
-        Ok(PiResponse::value(json!([pi_policy(&one)])))
+        // A name no policy has is an empty list, as privacyIDEA answers.
+        match st.policies.show(name).await {
+            Ok(one) => Ok(PiResponse::value(json!([pi_policy(&one)]))),
+            Err(crate::policy::PolicyError::NotFound(_)) => Ok(PiResponse::value(json!([]))),
+            Err(e) => Err(policy_error(e)),
+        }
     }
     .await;
     audit_read(&st, &admin, "/policy/{name}", &r).await;
