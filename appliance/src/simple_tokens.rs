@@ -1,12 +1,15 @@
 //! The host's side of the simple token types privacyIDEA users rely on for help-desk and
 //! bootstrap flows: `spass` (PIN only), `pw` (a fixed password), `registration` (a one-time
-//! code), `tan` (a list of TANs, any order, each once) and `paper` (printed HOTP codes).
+//! code), `tan` (a list of TANs, any order, each once), `paper` (printed HOTP codes) and
+//! `indexedsecret` (a challenge asks for the characters of a secret at random positions).
 //!
 //! It owns what each type keeps in its row's secret column (`sealed_seed`): nothing (spass),
 //! an HSM-keyed verifier of the password or code (pw, registration), one verifier per TAN
-//! with spent ones zeroed (tan), or the sealed HOTP seed (paper); making a new token's
+//! with spent ones zeroed (tan), the sealed HOTP seed (paper), or the secret sealed under
+//! `token-seal` with the serial as associated data (indexedsecret); making a new token's
 //! material (passwords, codes and TANs from HSM randomness); comparing, for a plugin's
-//! `verify`, what the user typed with what is stored (in the host, in constant time); and
+//! `verify`, what the user typed with what is stored (in the host, in constant time; for
+//! indexedsecret the characters at the positions the challenge asked, [`positions`]); and
 //! what an accept does beyond the counter ([`after_accept`]: a TAN spent, a registration
 //! token deleted, in the accept's own transaction).
 //!
@@ -37,13 +40,17 @@ pub const MAX_COUNT: u32 = 1000;
 
 /// The types this module makes material for.
 pub fn is_simple_type(token_type: &str) -> bool {
-    matches!(token_type, "spass" | "pw" | "registration" | "tan")
+    matches!(token_type, "spass" | "pw" | "registration" | "tan" | "indexedsecret")
 }
 
-/// Whether the host verifies this type's values (`verify`), holding their verifiers.
+/// Whether the host verifies this type's values (`verify`), holding their verifiers (or,
+/// for indexedsecret, the sealed secret).
 pub fn verifies(token_type: &str) -> bool {
-    matches!(token_type, "pw" | "registration" | "tan")
+    matches!(token_type, "pw" | "registration" | "tan" | "indexedsecret")
 }
+
+/// privacyIDEA's default number of positions an indexedsecret challenge asks for.
+pub const DEFAULT_POSITIONS: usize = 2;
 
 /// Values shown once, in the enrolment answer (privacyIDEA's init `detail`).
 #[derive(Debug)]
@@ -94,7 +101,8 @@ pub enum MaterialError {
 /// What an enrolment asks for, of what this module reads.
 #[derive(Debug, Default)]
 pub struct Asked<'a> {
-    /// pw: the password (privacyIDEA's `otpkey`); none: one is generated.
+    /// pw: the password (privacyIDEA's `otpkey`); none: one is generated. indexedsecret: the
+    /// secret (required).
     pub password: Option<&'a SecretString>,
     /// tan: how many TANs (privacyIDEA's `tantoken_count`).
     pub count: Option<u32>,
@@ -110,8 +118,8 @@ pub fn material(
     asked: &Asked<'_>,
 ) -> Result<Material, MaterialError> {
     let invalid = |m: &str| Err(MaterialError::Invalid(m.to_owned()));
-    if asked.password.is_some() && token_type != "pw" {
-        return invalid("a password (otpkey) applies to pw tokens only");
+    if asked.password.is_some() && !matches!(token_type, "pw" | "indexedsecret") {
+        return invalid("a password (otpkey) applies to pw and indexedsecret tokens only");
     }
     if asked.count.is_some() && token_type != "tan" {
         return invalid("a count applies to paper and tan tokens only");
@@ -138,6 +146,20 @@ pub fn material(
             one(password, Shown::Password)
         }
         "registration" => one(random_text(secrets, REGISTRATION_CODE_LEN)?, Shown::RegistrationCode),
+        "indexedsecret" => {
+            let Some(secret) = asked.password else {
+                return invalid("an indexedsecret token needs its secret (otpkey)");
+            };
+            let len = secret.expose_secret().chars().count();
+            if len == 0 || secret.expose_secret().len() > 256 {
+                return invalid("the secret must have 1 to 256 bytes");
+            }
+            Ok(Material {
+                stored: secrets.seal_seed(serial, secret.expose_secret().as_bytes())?,
+                params: serde_json::json!({}),
+                shown: None,
+            })
+        }
         "tan" => {
             let count = asked.count.unwrap_or(DEFAULT_COUNT);
             if count == 0 || count > MAX_COUNT {
@@ -194,10 +216,48 @@ fn random_text(secrets: &TokenSecrets, len: usize) -> Result<Zeroizing<String>, 
 }
 
 /// Which stored value of token `t` `value` matches (pw and registration: the one; tan: the
-/// index of an unspent TAN), compared in constant time with every one of them.
-pub fn verify(secrets: &TokenSecrets, t: &TokenRecord, value: &str) -> Result<Option<usize>, HsmError> {
+/// index of an unspent TAN), compared in constant time with every one of them; for
+/// indexedsecret whether `value` is the secret's characters at `positions` (1-based, as the
+/// challenge asked them: taken from the request the host built, never from the plugin).
+pub fn verify(
+    secrets: &TokenSecrets,
+    t: &TokenRecord,
+    value: &str,
+    positions: &[usize],
+) -> Result<Option<usize>, HsmError> {
+    if t.token_type == "indexedsecret" {
+        let secret = secrets.open_seed(&t.serial, &t.sealed_seed)?;
+        let text = Zeroizing::new(String::from_utf8_lossy(&secret).into_owned());
+        return Ok(indexed_match(&text, positions, value).then_some(0));
+    }
     let v = secrets.value_verifier(&t.token_type, &t.serial, value.as_bytes())?;
     Ok(matching(&t.sealed_seed, &v))
+}
+
+/// Whether `answer` is `secret`'s characters at `positions` (1-based), compared in constant
+/// time; no positions, or one outside the secret, matches nothing.
+fn indexed_match(secret: &str, positions: &[usize], answer: &str) -> bool {
+    let chars: Zeroizing<Vec<char>> = Zeroizing::new(secret.chars().collect());
+    if positions.is_empty() || positions.iter().any(|p| *p == 0 || *p > chars.len()) {
+        return false;
+    }
+    let expected: Zeroizing<String> = Zeroizing::new(positions.iter().map(|p| chars[p - 1]).collect());
+    bool::from(expected.as_bytes().ct_eq(answer.as_bytes()))
+}
+
+/// `count` random positions (1-based, repeats allowed, as privacyIDEA draws them) in token
+/// `t`'s indexed secret, from the HSM.
+pub fn positions(secrets: &TokenSecrets, t: &TokenRecord, count: usize) -> Result<Vec<usize>, HsmError> {
+    let secret = secrets.open_seed(&t.serial, &t.sealed_seed)?;
+    let len = String::from_utf8_lossy(&secret).chars().count().max(1);
+    let bytes = secrets.random(count * 4)?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| {
+            let n = u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize;
+            n % len + 1
+        })
+        .collect())
 }
 
 /// The index of `v` among the verifiers in `stored` (spent ones are zeros, which no HMAC is),
@@ -257,6 +317,18 @@ mod tests {
         assert_eq!(unspent(&after), 2);
         // A zeroed verifier is never a match, even for a (never seen) all-zero MAC.
         assert_eq!(matching(&after, &[0; VERIFIER_LEN]), None);
+    }
+
+    #[test]
+    fn an_indexed_secret_answer_is_the_characters_at_the_positions_asked() {
+        assert!(indexed_match("Tr0ub4dor", &[1, 3], "T0"));
+        assert!(indexed_match("Tr0ub4dor", &[9, 9], "rr"), "positions may repeat");
+        assert!(!indexed_match("Tr0ub4dor", &[1, 3], "T1"));
+        assert!(!indexed_match("Tr0ub4dor", &[1, 3], "T0x"), "no extra characters");
+        assert!(!indexed_match("Tr0ub4dor", &[1, 3], "T"));
+        assert!(!indexed_match("Tr0ub4dor", &[0], ""), "positions start at 1");
+        assert!(!indexed_match("Tr0ub4dor", &[10], "x"), "a position past the end matches nothing");
+        assert!(!indexed_match("Tr0ub4dor", &[], ""), "no positions, no match");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! year of future codes. Anything past that is an [`Overreach`]: refused, audited, and the
 //! call fails. The seed's bytes never leave this module: plugins receive MACs.
 //!
-//! `verify` (pw, registration and tan tokens) compares what the user typed with the token's
+//! `verify` (pw, registration, tan and indexedsecret tokens) compares what the user typed with the token's
 //! stored verifiers ([`crate::simple_tokens::verify`]), once per check, and tells the caller
 //! which stored value matched ([`HostSaw`]): the check trusts that, not the plugin's word.
 
@@ -153,6 +153,15 @@ pub fn call_for_token_seen(
     let mut verifies_left =
         u32::from(matches!(req, PluginRequest::CheckOtp { .. }) && crate::simple_tokens::verifies(&token.token_type));
     let mut saw = HostSaw::default();
+    // indexedsecret: the positions the challenge asked, from the request the host built.
+    let positions: Vec<usize> = match req {
+        PluginRequest::CheckOtp { params, .. } => params
+            .get("positions")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(|p| p.as_u64().and_then(|p| usize::try_from(p).ok())).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let mut bound = MacBound::of(token.token_type == "totp", req, clock.now_ms());
     let mut seed: Option<Zeroizing<Vec<u8>>> = None;
     // The HSM failing is not the plugin's fault nor the token's: the call fails as unavailable.
@@ -194,7 +203,7 @@ pub fn call_for_token_seen(
                 }
                 verifies_left -= 1;
                 let value = Zeroizing::new(value);
-                match crate::simple_tokens::verify(secrets, token, &value) {
+                match crate::simple_tokens::verify(secrets, token, &value, &positions) {
                     Ok(m) => {
                         saw.verified = m;
                         HostResponse::Verified { matches: m.is_some() }

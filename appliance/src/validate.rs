@@ -776,6 +776,37 @@ impl ValidateService {
                     }
                 }
             }
+            if t.token_type == "indexedsecret" {
+                // The characters at the positions this challenge asked (kept as its nonce); the
+                // host compares them with the sealed secret, the plugin only relays.
+                let asked: Vec<usize> = c
+                    .nonce
+                    .as_deref()
+                    .map(|n| String::from_utf8_lossy(n).split(',').filter_map(|p| p.parse().ok()).collect())
+                    .unwrap_or_default();
+                let mut params = plugin_params(t);
+                if let Some(o) = params.as_object_mut() {
+                    o.insert("positions".into(), serde_json::json!(asked));
+                }
+                let request = PluginRequest::CheckOtp {
+                    secret: secret_ref(t),
+                    otp: code.clone(),
+                    first: c.counter,
+                    window: 0,
+                    params,
+                };
+                match self.plugin_check_seen(t, &request) {
+                    Ok((PluginResponse::Matched { .. }, saw)) if saw.verified.is_some() => {
+                        return Ok(Accept::by(
+                            t,
+                            "challenge answered: the characters at the positions asked".into(),
+                            TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
+                        ))
+                    }
+                    Ok(_) => continue,
+                    Err(e) => return Err(plugin_failed(e, None)),
+                }
+            }
             if !is_challenge_type(&t.token_type) {
                 // An OTP token's challenge (challenge_response): any OTP the token accepts next.
                 let request = PluginRequest::CheckOtp {

@@ -381,8 +381,8 @@ pub const SMTP_PLUGIN: PluginSpec = PluginSpec {
     kind: "gateway",
     capabilities: &["smtp_send"],
 };
-/// The simple token types: spass (no capability), pw, registration and tan (the host
-/// verifies their values), paper (HOTP MACs).
+/// The simple token types: spass (no capability), pw, registration, tan and indexedsecret
+/// (the host verifies their values), paper (HOTP MACs).
 pub const SPASS_PLUGIN: PluginSpec =
     PluginSpec { library: "libcountersign_token_spass.so", name: "token-spass", kind: "token", capabilities: &[] };
 pub const PW_PLUGIN: PluginSpec =
@@ -401,8 +401,15 @@ pub const PAPER_PLUGIN: PluginSpec = PluginSpec {
     kind: "token",
     capabilities: &["hmac"],
 };
+pub const INDEXEDSECRET_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_token_indexedsecret.so",
+    name: "token-indexedsecret",
+    kind: "token",
+    capabilities: &["verify"],
+};
 /// Every simple token type's plugin.
-pub const SIMPLE_PLUGINS: [PluginSpec; 5] = [SPASS_PLUGIN, PW_PLUGIN, REGISTRATION_PLUGIN, TAN_PLUGIN, PAPER_PLUGIN];
+pub const SIMPLE_PLUGINS: [PluginSpec; 6] =
+    [SPASS_PLUGIN, PW_PLUGIN, REGISTRATION_PLUGIN, TAN_PLUGIN, PAPER_PLUGIN, INDEXEDSECRET_PLUGIN];
 
 /// The misbehaving test plugin; its manifest grants no capability, so its `hmac` request is
 /// refused by the host.

@@ -1,4 +1,4 @@
-//! The simple token types (spass, pw, registration, tan, paper) through the daemon, their
+//! The simple token types (spass, pw, registration, tan, paper, indexedsecret) through the daemon, their
 //! signed plugins and the HSM: enrolled through privacyIDEA's `/token/init` with
 //! privacyIDEA's parameters and through the CLI (the native API), checked through
 //! privacyIDEA's `/validate/check` and the native check; values used once stay used; a
@@ -225,4 +225,54 @@ fn tan_and_paper_values_work_once_and_tans_are_not_at_rest() {
     let first = otps["0"].as_str().unwrap();
     assert!(s.pi_check("carol", &format!("carolpin{first}")).0);
     assert!(!s.pi_check("carol", &format!("carolpin{first}")).0);
+}
+
+/// The characters of `secret` at the positions a challenge message names ("... positions
+/// 3,7 from ...").
+fn answer(secret: &str, message: &str) -> String {
+    let list = message.split("positions ").nth(1).unwrap().split(' ').next().unwrap();
+    let chars: Vec<char> = secret.chars().collect();
+    list.split(',').map(|p| chars[p.parse::<usize>().unwrap() - 1]).collect()
+}
+
+#[test]
+fn indexedsecret_challenges_complete_with_the_right_characters_only() {
+    let s = Setup::start(&["alice", "bob"]);
+    let secret = "Zebra7Quince2Mango";
+    let v = s.pi_init(&format!("type=indexedsecret&user=alice&pin=alicepin&otpkey={secret}"));
+    assert!(v["detail"]["serial"].as_str().unwrap().starts_with("PIIX"), "{v}");
+    assert!(!s.at_rest(secret), "the secret is in the database files");
+    // The PIN alone asks for a challenge, as privacyIDEA answers it.
+    let (ok, v) = s.pi_check("alice", "alicepin");
+    assert!(!ok);
+    assert_eq!(v["result"]["authentication"], "CHALLENGE", "{v}");
+    let tx = v["detail"]["transaction_id"].as_str().unwrap().to_owned();
+    let message = v["detail"]["message"].as_str().unwrap().to_owned();
+    assert!(message.starts_with("Please enter the positions "), "{message}");
+    let right = answer(secret, &message);
+    assert_eq!(right.chars().count(), 2, "{message}");
+    // Wrong characters fail (and leave the challenge open); the right ones complete it, once.
+    let wrong: String = right.chars().map(|c| if c == '#' { '%' } else { '#' }).collect();
+    let v = s.form("/validate/check", &format!("user=alice&transaction_id={tx}&pass={wrong}"));
+    assert_eq!(v["result"]["value"], false, "{v}");
+    let v = s.form("/validate/check", &format!("user=alice&transaction_id={tx}&pass={right}"));
+    assert_eq!(v["result"]["value"], true, "{v}");
+    let v = s.form("/validate/check", &format!("user=alice&transaction_id={tx}&pass={right}"));
+    assert_eq!(v["result"]["value"], false, "a challenge is answered once: {v}");
+
+    // Through the CLI and the native check.
+    s.d.cli_json_stdin(
+        &["token", "init", "--type", "indexedsecret", "--user", "bob", "--pin-stdin", "--password-stdin"],
+        &format!("bobpin\n{secret}\n"),
+    );
+    let (status, v) = s.d.check(json!({ "user": "bob", "pass": "bobpin" }));
+    assert_eq!(status, 200, "{v}");
+    let tx = v["transaction_id"].as_str().unwrap().to_owned();
+    let message = v["challenges"][0]["message"].as_str().unwrap().to_owned();
+    let right = answer(secret, &message);
+    let wrong: String = right.chars().rev().chain(['x']).collect();
+    let (_, v) = s.d.check(json!({ "user": "bob", "pass": wrong, "transaction_id": tx }));
+    assert_eq!(v["accepted"], false, "{v}");
+    let (_, v) = s.d.check(json!({ "user": "bob", "pass": right, "transaction_id": tx }));
+    assert_eq!(v["accepted"], true, "{v}");
 }

@@ -1,5 +1,6 @@
 //! Request handlers of the simple token types, shared by their plugins: `spass` (PIN only)
-//! and the types whose value the host verifies (`pw`, `registration`, `tan`).
+//! and the types whose value the host verifies (`pw`, `registration`, `tan`, and the answer
+//! to an `indexedsecret` challenge).
 //!
 //! What the user typed after the PIN passes through here on its way to the host; what is
 //! stored (a password's or a TAN's HSM-keyed verifier) never does: the host compares
@@ -19,7 +20,7 @@ pub fn handle_spass(_host: &Host<'_>, req: PluginRequest) -> Result<PluginRespon
     }
 }
 
-/// pw, registration, tan: the host compares the value with what it holds for the token; a
+/// pw, registration, tan, indexedsecret: the host compares the value with what it holds for the token; a
 /// match is at the host's counter (which counts the token's uses).
 pub fn handle_verified(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginError> {
     match req {

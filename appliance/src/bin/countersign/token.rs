@@ -84,8 +84,8 @@ pub enum TokenCmd {
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// hotp, totp, spass, pw, registration, paper, tan (or the type of another loaded token
-    /// plugin).
+    /// hotp, totp, spass, pw, registration, paper, tan, indexedsecret (or the type of another
+    /// loaded token plugin).
     #[arg(long = "type", short = 't', default_value = "totp")]
     token_type: String,
     /// Assign to this user (of the internal user store).
@@ -118,7 +118,7 @@ pub struct InitArgs {
     #[arg(long)]
     pin_stdin: bool,
     /// pw tokens: read the password from standard input (after the PIN, if both are read)
-    /// instead of having the HSM make one.
+    /// instead of having the HSM make one; indexedsecret tokens: read the secret.
     #[arg(long)]
     password_stdin: bool,
     /// paper and tan tokens: how many codes or TANs to list (default 100).

@@ -310,8 +310,9 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
             (Some(k), false) => Some(SecretString::from(k)),
             (None, _) => None,
         };
-        // A pw token's otpkey is its password, not a seed.
-        let (seed, password) = if token_type == "pw" { (None, seed) } else { (seed, None) };
+        // A pw token's otpkey is its password, an indexedsecret token's its secret: not seeds.
+        let (seed, password) =
+            if matches!(token_type.as_str(), "pw" | "indexedsecret") { (None, seed) } else { (seed, None) };
         let count = p
             .get(if token_type == "tan" { "tantoken_count" } else { "papertoken_count" })
             .filter(|_| matches!(token_type.as_str(), "paper" | "tan"))
