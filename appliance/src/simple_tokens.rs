@@ -292,6 +292,17 @@ fn spend(stored: &[u8], i: usize) -> Vec<u8> {
     out
 }
 
+/// The code length a check's answer reports for a token of `token_type` whose code has
+/// `digits` characters (privacyIDEA's `otplen`): a spass token has no code, but privacyIDEA
+/// reports its column's default, 6, and clients may read it.
+pub fn reported_otp_len(token_type: &str, digits: usize) -> usize {
+    if token_type == "spass" {
+        6
+    } else {
+        digits
+    }
+}
+
 /// How many TANs of a stored list are left.
 pub fn unspent(stored: &[u8]) -> usize {
     stored.chunks_exact(VERIFIER_LEN).filter(|c| c.iter().any(|b| *b != 0)).count()

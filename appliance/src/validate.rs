@@ -1035,7 +1035,11 @@ impl ValidateService {
             Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept::by(
                 token,
                 match saw.verified {
-                    Some(i) if token.token_type == "tan" => format!("TAN {} accepted", i + 1),
+                    Some(i) if token.token_type == "tan" => format!(
+                        "TAN {} accepted ({} left)",
+                        i + 1,
+                        crate::simple_tokens::unspent(&token.sealed_seed).saturating_sub(1)
+                    ),
                     _ => format!("counter {counter} accepted"),
                 },
                 TokenEffect::Accept {
@@ -1247,7 +1251,7 @@ impl Accept {
         Accept {
             serial: t.serial.clone(),
             token_type: t.token_type.clone(),
-            otp_len: Some(otp_digits(&t.params)),
+            otp_len: Some(crate::simple_tokens::reported_otp_len(&t.token_type, otp_digits(&t.params))),
             detail,
             effect,
         }
