@@ -106,7 +106,8 @@ pub struct Asked<'a> {
     pub password: Option<&'a SecretString>,
     /// tan: how many TANs (privacyIDEA's `tantoken_count`).
     pub count: Option<u32>,
-    /// tan: the TANs' length (6 by default, 6 to 8).
+    /// tan: the TANs' length (6 by default, 6 to 8). Other types ignore it, as privacyIDEA
+    /// does (a pw token's length is its password's).
     pub digits: Option<u32>,
 }
 
@@ -123,9 +124,6 @@ pub fn material(
     }
     if asked.count.is_some() && token_type != "tan" {
         return invalid("a count applies to paper and tan tokens only");
-    }
-    if asked.digits.is_some() && token_type != "tan" {
-        return invalid("digits apply to OTP and tan tokens only");
     }
     let one = |value: Zeroizing<String>, shown: fn(SecretString) -> Shown| -> Result<Material, MaterialError> {
         Ok(Material {

@@ -10,9 +10,10 @@
 //! year of future codes. Anything past that is an [`Overreach`]: refused, audited, and the
 //! call fails. The seed's bytes never leave this module: plugins receive MACs.
 //!
-//! `verify` (pw, registration, tan and indexedsecret tokens) compares what the user typed with the token's
-//! stored verifiers ([`crate::simple_tokens::verify`]), once per check, and tells the caller
-//! which stored value matched ([`HostSaw`]): the check trusts that, not the plugin's word.
+//! `verify` (pw, registration, tan and indexedsecret tokens) compares what the user typed with
+//! the token's stored verifiers or sealed secret ([`crate::simple_tokens::verify`]), once per
+//! check, and tells the caller which stored value matched ([`HostSaw`]): the check trusts
+//! that, not the plugin's word.
 
 use countersign_plugin_abi::protocol::{Hash, HostRequest, HostResponse, PluginRequest, SecretRef};
 use hmac::{Hmac, Mac};

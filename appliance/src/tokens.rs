@@ -671,8 +671,10 @@ impl TokenService {
         if r.count.is_some() && !matches!(r.token_type.as_str(), "paper" | "tan") {
             return Err(TokenError::Invalid("a count applies to paper and tan tokens only".into()));
         }
-        if simple && (r.seed.is_some() || r.params.is_some() || r.hash.is_some() || r.step.is_some()) {
-            return Err(TokenError::Invalid(format!("a {} token takes no seed, params, hash or step", r.token_type)));
+        // A hash or step (which privacyIDEA's clients may send with any type) means nothing
+        // here and is ignored; a seed or plugin options would be a mistake.
+        if simple && (r.seed.is_some() || r.params.is_some()) {
+            return Err(TokenError::Invalid(format!("a {} token takes no seed (otpkey) and no params", r.token_type)));
         }
         match (r.token_type.as_str(), &r.phone, &r.email) {
             ("sms", _, Some(_)) | ("email", Some(_), _) => {

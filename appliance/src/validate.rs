@@ -715,7 +715,11 @@ impl ValidateService {
         let hits: Vec<TokenRecord> = tokens
             .iter()
             .filter(|t| {
-                (is_challenge_type(&t.token_type) || rules.challenge_types.contains(&t.token_type))
+                // challenge_response names OTP types; the simple types keep their own checks
+                // (a TAN or registration code answering a challenge would not be spent).
+                (is_challenge_type(&t.token_type)
+                    || (rules.challenge_types.contains(&t.token_type)
+                        && !crate::simple_tokens::is_simple_type(&t.token_type)))
                     && t.active
                     && !t.revoked
             })
@@ -806,6 +810,10 @@ impl ValidateService {
                     Ok(_) => continue,
                     Err(e) => return Err(plugin_failed(e, None)),
                 }
+            }
+            if crate::simple_tokens::is_simple_type(&t.token_type) {
+                // No challenge is made for them (see trigger_candidates); none answers one.
+                continue;
             }
             if !is_challenge_type(&t.token_type) {
                 // An OTP token's challenge (challenge_response): any OTP the token accepts next.
@@ -1035,6 +1043,9 @@ impl ValidateService {
             Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept::by(
                 token,
                 match saw.verified {
+                    Some(_) if token.token_type == "registration" => {
+                        "registration code accepted; the token is deleted with this accept".to_owned()
+                    }
                     Some(i) if token.token_type == "tan" => format!(
                         "TAN {} accepted ({} left)",
                         i + 1,

@@ -100,7 +100,8 @@ fn spass_pw_and_registration_enrol_through_both_apis_and_authenticate() {
     let s = Setup::start(&["alice", "bob", "carol", "dave", "erin", "frank", "grace"]);
 
     // spass through privacyIDEA: the PIN alone accepts, a wrong PIN rejects.
-    let v = s.pi_init("type=spass&user=alice&pin=alicepin");
+    // With what privacyIDEA's clients send along for any type (ignored, as privacyIDEA does).
+    let v = s.pi_init("type=spass&user=alice&pin=alicepin&genkey=1&otplen=6&hashlib=sha1");
     let spass = v["detail"]["serial"].as_str().unwrap().to_owned();
     assert!(spass.starts_with("PISP"), "{v}");
     assert!(v["detail"].get("googleurl").is_none(), "no seed to show: {v}");
@@ -141,7 +142,7 @@ fn spass_pw_and_registration_enrol_through_both_apis_and_authenticate() {
     assert!(s.d.accepts(v["token"]["serial"].as_str().unwrap(), &made));
 
     // registration through privacyIDEA: a 24-character code, once; then the token is gone.
-    let v = s.pi_init("type=registration&user=frank");
+    let v = s.pi_init("type=registration&user=frank&genkey=1");
     let code = v["detail"]["registrationcode"].as_str().unwrap().to_owned();
     let reg = v["detail"]["serial"].as_str().unwrap().to_owned();
     assert!(reg.starts_with("REG"), "{v}");

@@ -311,8 +311,12 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
             (None, _) => None,
         };
         // A pw token's otpkey is its password, an indexedsecret token's its secret: not seeds.
-        let (seed, password) =
-            if matches!(token_type.as_str(), "pw" | "indexedsecret") { (None, seed) } else { (seed, None) };
+        // spass and registration tokens have none (privacyIDEA ignores or overwrites it).
+        let (seed, password) = match token_type.as_str() {
+            "pw" | "indexedsecret" => (None, seed),
+            "spass" | "registration" => (None, None),
+            _ => (seed, None),
+        };
         let count = p
             .get(if token_type == "tan" { "tantoken_count" } else { "papertoken_count" })
             .filter(|_| matches!(token_type.as_str(), "paper" | "tan"))
