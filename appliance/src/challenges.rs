@@ -34,7 +34,7 @@ pub const TEMPLATE_VARIABLES: &[&str] = &["otp", "serial", "user", "realm", "tra
 
 /// Token types answered through a challenge.
 pub fn is_challenge_type(token_type: &str) -> bool {
-    matches!(token_type, "sms" | "email" | "certificate")
+    matches!(token_type, "sms" | "email" | "certificate" | "indexedsecret")
 }
 
 /// Whether tokens of this type show their codes themselves (a challenge for one is answered
@@ -42,6 +42,8 @@ pub fn is_challenge_type(token_type: &str) -> bool {
 pub fn is_otp_type(token_type: &str) -> bool {
     matches!(token_type, "hotp" | "totp")
 }
+
+use crate::simple_tokens::DEFAULT_POSITIONS;
 
 /// Bytes of a certificate token's nonce.
 const NONCE_LEN: usize = 32;
@@ -255,6 +257,22 @@ impl ChallengeService {
                 view.client_mode = "piv";
                 view.delivery = "none".into();
                 view.nonce = Some(hex::encode(nonce));
+                out.push((view, None));
+                continue;
+            }
+            if t.token_type == "indexedsecret" {
+                // Characters of the secret at random positions: nothing is sent; the positions
+                // are kept with the challenge (its nonce), so only they answer it.
+                let positions = crate::simple_tokens::positions(&self.secrets, t, DEFAULT_POSITIONS)?;
+                let asked = positions.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+                self.store.create_challenge(t.id, &tx_id, now, expires, Some(asked.as_bytes()))?;
+                let texts = self.texts(t, caller)?;
+                // privacyIDEA's default text, with the positions in it.
+                view.message = texts
+                    .message
+                    .map(|m| m.replace("{0!s}", &asked))
+                    .unwrap_or_else(|| format!("Please enter the positions {asked} from your secret."));
+                view.delivery = "none".into();
                 out.push((view, None));
                 continue;
             }

@@ -33,6 +33,7 @@ pub mod process;
 pub mod resolvers;
 pub mod response_signing;
 pub mod signing;
+pub mod simple_tokens;
 pub mod store;
 pub mod system_keys;
 pub mod tls;

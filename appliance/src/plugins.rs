@@ -136,6 +136,7 @@ pub(crate) fn decode<T: for<'de> serde::Deserialize<'de>>(text: &str) -> Result<
 pub(crate) fn capability(req: &HostRequest) -> &'static str {
     match req {
         HostRequest::Hmac { .. } => "hmac",
+        HostRequest::Verify { .. } => "verify",
         HostRequest::Random { .. } => "random",
         HostRequest::Now => "now",
         HostRequest::HttpRequest { .. } => "http_request",

@@ -9,6 +9,11 @@
 //! clock, never from what the plugin asks (see [`MacBound`]); so a plugin cannot collect a
 //! year of future codes. Anything past that is an [`Overreach`]: refused, audited, and the
 //! call fails. The seed's bytes never leave this module: plugins receive MACs.
+//!
+//! `verify` (pw, registration, tan and indexedsecret tokens) compares what the user typed with
+//! the token's stored verifiers or sealed secret ([`crate::simple_tokens::verify`]), once per
+//! check, and tells the caller which stored value matched ([`HostSaw`]): the check trusts
+//! that, not the plugin's word.
 
 use countersign_plugin_abi::protocol::{Hash, HostRequest, HostResponse, PluginRequest, SecretRef};
 use hmac::{Hmac, Mac};
@@ -63,6 +68,11 @@ impl MacBound {
             PluginRequest::CheckOtp { first, window, params, .. }
             | PluginRequest::Resync { first, window, params, .. } => (*first, u64::from(*window), params),
             PluginRequest::CreateChallenge { counter, .. } => return MacBound { lo: *counter, hi: *counter, left: 1 },
+            // A paper token's sheet, at enrolment: exactly the counters listed.
+            PluginRequest::Codes { first, count, .. } if *count > 0 => {
+                let hi = first.saturating_add(u64::from(*count) - 1);
+                return MacBound { lo: *first, hi, left: hi - first + 1 };
+            }
             _ => return none,
         };
         let (lo, hi) = if time_based {
@@ -114,6 +124,12 @@ pub fn secret_ref(token: &TokenRecord) -> SecretRef {
     SecretRef(format!("token:{}", token.serial))
 }
 
+/// What the host itself saw during a call: which stored value `verify` matched, if any.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostSaw {
+    pub verified: Option<usize>,
+}
+
 /// Calls `token`'s plugin with `req`, serving its host requests for this token only.
 pub fn call_for_token(
     plugins: &PluginHost,
@@ -122,7 +138,31 @@ pub fn call_for_token(
     token: &TokenRecord,
     req: &PluginRequest,
 ) -> Result<countersign_plugin_abi::protocol::PluginResponse, PluginCallError> {
+    call_for_token_seen(plugins, secrets, clock, token, req).map(|(answer, _)| answer)
+}
+
+/// [`call_for_token`], and what the host saw meanwhile ([`HostSaw`]).
+pub fn call_for_token_seen(
+    plugins: &PluginHost,
+    secrets: &TokenSecrets,
+    clock: &Clock,
+    token: &TokenRecord,
+    req: &PluginRequest,
+) -> Result<(countersign_plugin_abi::protocol::PluginResponse, HostSaw), PluginCallError> {
     let own = secret_ref(token);
+    // One comparison per check, only for types that hold verifiers.
+    let mut verifies_left =
+        u32::from(matches!(req, PluginRequest::CheckOtp { .. }) && crate::simple_tokens::verifies(&token.token_type));
+    let mut saw = HostSaw::default();
+    // indexedsecret: the positions the challenge asked, from the request the host built.
+    let positions: Vec<usize> = match req {
+        PluginRequest::CheckOtp { params, .. } => params
+            .get("positions")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(|p| p.as_u64().and_then(|p| usize::try_from(p).ok())).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let mut bound = MacBound::of(token.token_type == "totp", req, clock.now_ms());
     let mut seed: Option<Zeroizing<Vec<u8>>> = None;
     // The HSM failing is not the plugin's fault nor the token's: the call fails as unavailable.
@@ -152,6 +192,30 @@ pub fn call_for_token(
                     None => HostResponse::Refused { reason: "HMAC failed".into() },
                 }
             }
+            HostRequest::Verify { secret, value } => {
+                if secret != own {
+                    return Err(Overreach("the secret is not this call's token".into()));
+                }
+                if verifies_left == 0 {
+                    return Err(Overreach(format!(
+                        "a {} token's call has no comparison left to ask for",
+                        token.token_type
+                    )));
+                }
+                verifies_left -= 1;
+                let value = Zeroizing::new(value);
+                match crate::simple_tokens::verify(secrets, token, &value, &positions) {
+                    Ok(m) => {
+                        saw.verified = m;
+                        HostResponse::Verified { matches: m.is_some() }
+                    }
+                    Err(e @ countersign_hsm::HsmError::Unavailable { .. }) => {
+                        hsm_down = Some(e.to_string());
+                        HostResponse::Refused { reason: "the HSM is not available".into() }
+                    }
+                    Err(e) => HostResponse::Refused { reason: format!("HSM: {e}") },
+                }
+            }
             HostRequest::Random { len } if len <= MAX_RANDOM => match secrets.random(len as usize) {
                 Ok(bytes) => HostResponse::Random { bytes },
                 Err(e @ countersign_hsm::HsmError::Unavailable { .. }) => {
@@ -170,7 +234,7 @@ pub fn call_for_token(
     let answer = plugins.call(&token.plugin, req, &mut serve);
     match hsm_down {
         Some(why) => Err(PluginCallError::HsmUnavailable(why)),
-        None => answer,
+        None => answer.map(|a| (a, saw)),
     }
 }
 
@@ -221,6 +285,13 @@ mod tests {
             variables: Default::default(),
         };
         assert_eq!(MacBound::of(false, &req, 0), MacBound { lo: 7, hi: 7, left: 1 });
+        let sheet = PluginRequest::Codes {
+            secret: SecretRef("token:T".into()),
+            first: 5,
+            count: 100,
+            params: serde_json::json!({}),
+        };
+        assert_eq!(MacBound::of(false, &sheet, 0), MacBound { lo: 5, hi: 104, left: 100 });
         let deliver = PluginRequest::CheckOptions { options: serde_json::json!({}), credentials: vec![] };
         assert_eq!(MacBound::of(false, &deliver, 0).left, 0);
     }

@@ -9,7 +9,8 @@
 //!   resolver, so they open only as that resolver's bind password.
 //! - PINs are kept as HMAC-SHA-256 verifiers under the `pin-verifier` key (non-extractable, so
 //!   a stolen database allows no offline guessing) and compared in constant time; internal
-//!   users' passwords likewise, bound to their realm and login.
+//!   users' passwords likewise, bound to their realm and login; and the values simple tokens
+//!   check (a pw token's password, a registration code, TANs), bound to type and serial.
 //!
 //! Both keys are generated on the token at first start and named in the store by role. This
 //! module never logs, returns or stores a seed or a PIN in the clear; opened seeds live in
@@ -195,6 +196,16 @@ impl TokenSecrets {
     /// The verifier stored for `pin` on token `serial`.
     pub fn pin_verifier(&self, serial: &str, pin: &[u8]) -> Result<Vec<u8>, HsmError> {
         let msg = Zeroizing::new([b"countersign/token-pin/v1\0", serial.as_bytes(), b"\0", pin].concat());
+        self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
+    }
+
+    /// The verifier stored for a value a token of `token_type` checks (a pw token's password, a
+    /// registration code, one TAN), bound to the type and the token's serial: HMAC-SHA-256
+    /// under the `pin-verifier` key, so the database alone allows no guessing.
+    pub fn value_verifier(&self, token_type: &str, serial: &str, value: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let msg = Zeroizing::new(
+            [b"countersign/token-value/v1\0", token_type.as_bytes(), b"\0", serial.as_bytes(), b"\0", value].concat(),
+        );
         self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
     }
 

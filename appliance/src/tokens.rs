@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::config::ValidateSection;
 use crate::enrolment_qr::qr_png;
 use crate::plugins::PluginHost;
+use crate::simple_tokens::{is_simple_type, Shown};
 use crate::store::{change, AuthAuditRow, NewToken, Store, StoreError, TokenRecord, TokenView, User};
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
@@ -90,6 +91,13 @@ pub struct InitRequest {
     pub step: Option<u64>,
     /// Plugin options for types other than hotp and totp.
     pub params: Option<serde_json::Value>,
+    /// pw: the password (privacyIDEA's `otpkey`); none: the HSM makes one (shown once).
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// paper: how many codes are listed (`papertoken_count`); tan: how many TANs
+    /// (`tantoken_count`); 100 by default.
+    #[serde(default)]
+    pub count: Option<u32>,
     pub window: Option<u32>,
     pub user: Option<String>,
     pub realm: Option<String>,
@@ -121,7 +129,14 @@ pub struct Enrolled {
     /// The PIN the appliance chose (policy otp_pin_random), shown this once.
     #[serde(serialize_with = "expose", skip_serializing_if = "Option::is_none")]
     pub pin: Option<SecretString>,
+    /// What a simple token shows this once: a pw token's `password`, a registration token's
+    /// `registration_code`, a paper token's next codes or a tan token's TANs (`otps`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub shown: Option<Shown>,
 }
+
+/// A token row ready to store, its seed (empty for simple tokens), and what it shows once.
+type Prepared = (NewToken, Zeroizing<Vec<u8>>, Option<Shown>);
 
 /// What the enrollment-scope policies say about one new token.
 #[derive(Debug, Default)]
@@ -227,6 +242,13 @@ fn serial_prefix(token_type: &str) -> String {
     match token_type {
         "hotp" => "OATH".into(),
         "totp" => "TOTP".into(),
+        // privacyIDEA's prefixes.
+        "spass" => "PISP".into(),
+        "pw" => "PW".into(),
+        "registration" => "REG".into(),
+        "paper" => "PPR".into(),
+        "tan" => "PITN".into(),
+        "indexedsecret" => "PIIX".into(),
         other => other.chars().filter(char::is_ascii_alphanumeric).take(4).collect::<String>().to_ascii_uppercase(),
     }
 }
@@ -261,6 +283,13 @@ fn decode_seed(seed: &SecretString, format: SeedFormat) -> Result<Zeroizing<Vec<
         )));
     }
     Ok(bytes)
+}
+
+/// Whether an enrolment answer carries the seed (an `otpauth://` URI for the user's app): not
+/// for codes the appliance sends (sms, email), cards, simple tokens (no seed) or paper (its
+/// codes are printed; the seed stays sealed).
+fn shows_seed(token_type: &str) -> bool {
+    !is_challenge_type(token_type) && !is_simple_type(token_type) && token_type != "paper"
 }
 
 /// `otpauth://` URI for authenticator apps (Key Uri Format).
@@ -344,7 +373,7 @@ fn oath_params(r: &InitRequest) -> Result<serde_json::Value, TokenError> {
         return Err(TokenError::Invalid("step applies to totp tokens only".into()));
     }
     if r.params.is_some() {
-        return Err(TokenError::Invalid("hotp and totp take digits, hash and step, not params".into()));
+        return Err(TokenError::Invalid("hotp, totp and paper take digits, hash and step, not params".into()));
     }
     Ok(p)
 }
@@ -496,6 +525,45 @@ impl TokenService {
         &self.defaults
     }
 
+    /// Enrols a pw token whose password is `password` for the user `login` names in `realm`,
+    /// as [`Self::init`] does (the owner resolved, enrolment policies, the password stored as
+    /// an HSM verifier only, one audit row): the daemon's entry point for privacyIDEA's
+    /// `/token/lost/<serial>`. The answer shows the password once (`shown`).
+    pub async fn enrol_password(
+        &self,
+        caller: String,
+        login: String,
+        realm: Option<String>,
+        password: SecretString,
+        serial: Option<String>,
+        description: String,
+    ) -> Result<Enrolled, TokenError> {
+        let r = InitRequest {
+            token_type: "pw".into(),
+            serial,
+            seed: None,
+            seed_format: SeedFormat::Hex,
+            digits: None,
+            hash: None,
+            step: None,
+            params: None,
+            password: Some(password),
+            count: None,
+            window: None,
+            user: Some(login),
+            realm,
+            pin: None,
+            max_fail: None,
+            fail_clear_s: None,
+            description,
+            phone: None,
+            email: None,
+            issuer: None,
+            qr_png: false,
+        };
+        self.init(caller, r).await
+    }
+
     pub async fn init(&self, caller: String, r: InitRequest) -> Result<Enrolled, TokenError> {
         let svc = self.clone();
         blocking(move || svc.init_blocking(&caller, r)).await
@@ -522,14 +590,25 @@ impl TokenService {
             }
             _ => None,
         };
-        let (mut new, seed) = self.prepare(&r)?;
+        let (mut new, seed, mut shown) = self.prepare_shown(&r)?;
         new.owner_limit = policies.max_tokens;
+        if new.token_type == "paper" {
+            // The sheet, before the token is stored: a token whose codes nobody saw is no use.
+            shown = Some(self.paper_sheet(&new, r.count)?);
+        }
         let serial = new.serial.clone();
         let mut audit = audit_row(caller, "token/init", Some(&serial));
         audit.login = r.user.clone();
         audit.realm = r.realm.clone();
-        audit.detail =
-            Some(format!("type {}, {} seed", r.token_type, if r.seed.is_some() { "imported" } else { "generated" }));
+        audit.detail = Some(match r.token_type.as_str() {
+            "spass" => "type spass, no OTP part".to_owned(),
+            "pw" if r.password.is_some() => "type pw, password given (stored as an HSM verifier)".to_owned(),
+            "pw" => "type pw, password generated by the HSM (stored as an HSM verifier)".to_owned(),
+            "registration" => "type registration, code generated by the HSM (stored as an HSM verifier)".to_owned(),
+            "tan" => format!("type tan, {} TANs generated by the HSM (stored as HSM verifiers)", new.params["count"]),
+            "indexedsecret" => "type indexedsecret, secret given (sealed by the HSM)".to_owned(),
+            t => format!("type {t}, {} seed", if r.seed.is_some() { "imported" } else { "generated" }),
+        });
         let rec = self.store.insert_token(&new, &audit)?;
         let fill = |template: &str| {
             template
@@ -543,21 +622,74 @@ impl TokenService {
             Some(t) => fill(t),
             None => rec.login.clone().unwrap_or_else(|| serial.clone()),
         };
-        let uri = (!is_challenge_type(&r.token_type)).then(|| otpauth_uri(&new, &seed, &issuer, &account));
+        let uri = shows_seed(&r.token_type).then(|| otpauth_uri(&new, &seed, &issuer, &account));
         let png = match (&uri, r.qr_png) {
             (Some(u), true) => Some(qr_png(u.expose_secret()).map_err(TokenError::Internal)?),
             _ => None,
         };
-        Ok(Enrolled { token: TokenView::from(&rec), otpauth_uri: uri, qr_png: png, pin: random_pin })
+        Ok(Enrolled { token: TokenView::from(&rec), otpauth_uri: uri, qr_png: png, pin: random_pin, shown })
+    }
+
+    /// A paper token's sheet: the codes of its first `count` counters (100 by default), from
+    /// its plugin over the seed the row will hold.
+    fn paper_sheet(&self, new: &NewToken, count: Option<u32>) -> Result<Shown, TokenError> {
+        let count = count.unwrap_or(crate::simple_tokens::DEFAULT_COUNT);
+        if count == 0 || count > crate::simple_tokens::MAX_COUNT {
+            return Err(TokenError::Invalid(format!(
+                "a paper token lists 1 to {} codes, not {count}",
+                crate::simple_tokens::MAX_COUNT
+            )));
+        }
+        let unsaved = TokenRecord::unsaved(new);
+        let req = PluginRequest::Codes {
+            secret: secret_ref(&unsaved),
+            first: new.counter,
+            count,
+            params: new.params.clone(),
+        };
+        match call_for_token(&self.plugins, &self.secrets, &self.clock, &unsaved, &req) {
+            Ok(PluginResponse::Codes { otps }) if otps.len() == count as usize => {
+                Ok(Shown::Otps(otps.into_iter().map(SecretString::from).collect()))
+            }
+            Ok(other) => Err(TokenError::Plugin(format!(
+                "plugin {} answered a request for {count} codes with {}",
+                new.plugin,
+                match other {
+                    PluginResponse::Codes { otps } => format!("{} codes", otps.len()),
+                    other => format!("{other:?}"),
+                }
+            ))),
+            Err(e) => Err(TokenError::Plugin(e.to_string())),
+        }
     }
 
     /// Checks an enrolment request and builds the token row (seed generated by the HSM or
     /// imported, sealed; PIN as verifier) without storing it. Returns the seed too, for the
     /// one place it goes: the enrolment answer, or a card's OATH applet.
     pub(crate) fn prepare(&self, r: &InitRequest) -> Result<(NewToken, Zeroizing<Vec<u8>>), TokenError> {
+        self.prepare_shown(r).map(|(new, seed, _)| (new, seed))
+    }
+
+    /// [`Self::prepare`], and what a simple token shows once ([`crate::simple_tokens`]: its
+    /// row holds verifiers instead of a seed, and the seed returned is empty).
+    fn prepare_shown(&self, r: &InitRequest) -> Result<Prepared, TokenError> {
         let plugin = plugin_for(&self.plugins, &r.token_type)?;
         let challenge = is_challenge_type(&r.token_type);
-        let oath = challenge || crate::challenges::is_otp_type(&r.token_type);
+        let simple = is_simple_type(&r.token_type);
+        let paper = r.token_type == "paper";
+        let oath =
+            matches!(r.token_type.as_str(), "sms" | "email") || crate::challenges::is_otp_type(&r.token_type) || paper;
+        if r.password.is_some() && !matches!(r.token_type.as_str(), "pw" | "indexedsecret") {
+            return Err(TokenError::Invalid("a password (otpkey) applies to pw and indexedsecret tokens only".into()));
+        }
+        if r.count.is_some() && !matches!(r.token_type.as_str(), "paper" | "tan") {
+            return Err(TokenError::Invalid("a count applies to paper and tan tokens only".into()));
+        }
+        // A hash or step (which privacyIDEA's clients may send with any type) means nothing
+        // here and is ignored; a seed or plugin options would be a mistake.
+        if simple && (r.seed.is_some() || r.params.is_some()) {
+            return Err(TokenError::Invalid(format!("a {} token takes no seed (otpkey) and no params", r.token_type)));
+        }
         match (r.token_type.as_str(), &r.phone, &r.email) {
             ("sms", _, Some(_)) | ("email", Some(_), _) => {
                 return Err(TokenError::Invalid("an sms token takes phone, an email token takes email".into()))
@@ -566,14 +698,30 @@ impl TokenService {
             (_, None, None) => {}
             _ => return Err(TokenError::Invalid("phone and email apply to sms and email tokens only".into())),
         }
-        let params = if oath { oath_params(r)? } else { r.params.clone().unwrap_or_else(|| serde_json::json!({})) };
         let serial = match &r.serial {
             Some(s) => s.clone(),
             None => format!("{}{}", serial_prefix(&r.token_type), hex::encode_upper(self.secrets.random(4)?)),
         };
         validate_serial(&serial)?;
+        let material = if simple {
+            let asked = crate::simple_tokens::Asked { password: r.password.as_ref(), count: r.count, digits: r.digits };
+            Some(crate::simple_tokens::material(&self.secrets, &r.token_type, &serial, &asked).map_err(
+                |e| match e {
+                    crate::simple_tokens::MaterialError::Invalid(m) => TokenError::Invalid(m),
+                    crate::simple_tokens::MaterialError::Hsm(e) => TokenError::Hsm(e),
+                },
+            )?)
+        } else {
+            None
+        };
+        let params = match &material {
+            Some(m) => m.params.clone(),
+            None if oath => oath_params(r)?,
+            None => r.params.clone().unwrap_or_else(|| serde_json::json!({})),
+        };
         let hash = params.get("hash").and_then(serde_json::Value::as_str).unwrap_or("sha1");
         let seed = match &r.seed {
+            _ if simple => Zeroizing::new(Vec::new()),
             Some(s) => decode_seed(s, r.seed_format)?,
             // As long as the hash's output, as RFC 4226 and 6238 recommend.
             None => Zeroizing::new(self.secrets.random(match hash {
@@ -584,8 +732,9 @@ impl TokenService {
         };
         let window = r.window.unwrap_or(match r.token_type.as_str() {
             "totp" => self.defaults.totp_window,
-            // A challenge's code is checked at exactly its counter.
-            _ if challenge => 0,
+            // A challenge's code is checked at exactly its counter; a simple token's value
+            // has no counter to look ahead by.
+            _ if challenge || simple => 0,
             _ => self.defaults.hotp_window,
         });
         let max_fail = r.max_fail.unwrap_or(self.defaults.max_fail);
@@ -604,7 +753,10 @@ impl TokenService {
             plugin,
             params,
             otp_window: window,
-            sealed_seed: self.secrets.seal_seed(&serial, &seed)?,
+            sealed_seed: match &material {
+                Some(m) => m.stored.clone(),
+                None => self.secrets.seal_seed(&serial, &seed)?,
+            },
             counter: 0,
             pin_verifier,
             max_fail,
@@ -614,7 +766,7 @@ impl TokenService {
             recipient: r.phone.clone().or_else(|| r.email.clone()),
             owner_limit: None,
         };
-        Ok((new, seed))
+        Ok((new, seed, material.and_then(|m| m.shown)))
     }
 
     pub async fn list(

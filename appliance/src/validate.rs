@@ -29,7 +29,7 @@ use crate::store::{
     open_challenges, recorded_owner_key, token_for_check, tokens_of_owner, unknown_owner_key, AuthAuditRow,
     CheckRecord, CheckTarget, FailedToken, ThrottleEffect, TokenEffect, TokenRecord,
 };
-use crate::token_host::{call_for_token, secret_ref};
+use crate::token_host::{call_for_token_seen, secret_ref, HostSaw};
 use crate::token_secrets::TokenSecrets;
 
 /// The answer every reject gets unless detailed errors are configured.
@@ -418,8 +418,17 @@ impl ValidateService {
         t: &TokenRecord,
         request: &PluginRequest,
     ) -> Result<PluginResponse, crate::plugins::PluginCallError> {
+        self.plugin_check_seen(t, request).map(|(answer, _)| answer)
+    }
+
+    /// [`Self::plugin_check`], and which stored value the host verified meanwhile.
+    fn plugin_check_seen(
+        &self,
+        t: &TokenRecord,
+        request: &PluginRequest,
+    ) -> Result<(PluginResponse, HostSaw), crate::plugins::PluginCallError> {
         work::note(|w| w.plugin_calls += 1);
-        call_for_token(&self.plugins, &self.secrets, &self.clock, t, request)
+        call_for_token_seen(&self.plugins, &self.secrets, &self.clock, t, request)
     }
 
     fn decide_unpadded(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest) -> (Decision, Trace) {
@@ -706,7 +715,11 @@ impl ValidateService {
         let hits: Vec<TokenRecord> = tokens
             .iter()
             .filter(|t| {
-                (is_challenge_type(&t.token_type) || rules.challenge_types.contains(&t.token_type))
+                // challenge_response names OTP types; the simple types keep their own checks
+                // (a TAN or registration code answering a challenge would not be spent).
+                (is_challenge_type(&t.token_type)
+                    || (rules.challenge_types.contains(&t.token_type)
+                        && !crate::simple_tokens::is_simple_type(&t.token_type)))
                     && t.active
                     && !t.revoked
             })
@@ -766,6 +779,41 @@ impl ValidateService {
                         continue;
                     }
                 }
+            }
+            if t.token_type == "indexedsecret" {
+                // The characters at the positions this challenge asked (kept as its nonce); the
+                // host compares them with the sealed secret, the plugin only relays.
+                let asked: Vec<usize> = c
+                    .nonce
+                    .as_deref()
+                    .map(|n| String::from_utf8_lossy(n).split(',').filter_map(|p| p.parse().ok()).collect())
+                    .unwrap_or_default();
+                let mut params = plugin_params(t);
+                if let Some(o) = params.as_object_mut() {
+                    o.insert("positions".into(), serde_json::json!(asked));
+                }
+                let request = PluginRequest::CheckOtp {
+                    secret: secret_ref(t),
+                    otp: code.clone(),
+                    first: c.counter,
+                    window: 0,
+                    params,
+                };
+                match self.plugin_check_seen(t, &request) {
+                    Ok((PluginResponse::Matched { .. }, saw)) if saw.verified.is_some() => {
+                        return Ok(Accept::by(
+                            t,
+                            "challenge answered: the characters at the positions asked".into(),
+                            TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
+                        ))
+                    }
+                    Ok(_) => continue,
+                    Err(e) => return Err(plugin_failed(e, None)),
+                }
+            }
+            if crate::simple_tokens::is_simple_type(&t.token_type) {
+                // No challenge is made for them (see trigger_candidates); none answers one.
+                continue;
             }
             if !is_challenge_type(&t.token_type) {
                 // An OTP token's challenge (challenge_response): any OTP the token accepts next.
@@ -963,7 +1011,7 @@ impl ValidateService {
             secret: secret_ref(token),
             otp,
             first: if replay_seen { token.counter - 1 } else { token.counter },
-            window: if replay_seen && token.token_type == "hotp" {
+            window: if replay_seen && matches!(token.token_type.as_str(), "hotp" | "paper") {
                 token.otp_window.saturating_add(1)
             } else {
                 token.otp_window
@@ -977,16 +1025,41 @@ impl ValidateService {
             serial: Some(token.serial.clone()),
             kind: RejectKind::Guess,
         };
-        match self.plugin_check(token, &request) {
+        let (answer, saw) = match self.plugin_check_seen(token, &request) {
+            Ok((answer, saw)) => (Ok(answer), saw),
+            Err(e) => (Err(e), HostSaw::default()),
+        };
+        // A type whose values the host verifies is accepted on what the host saw match, never
+        // on the plugin's word alone.
+        let unverified = crate::simple_tokens::verifies(&token.token_type) && saw.verified.is_none();
+        match answer {
+            Ok(PluginResponse::Matched { .. }) if unverified => Err(Reject {
+                audit: format!("plugin {} answered a match the host did not verify; refused", token.plugin),
+                answer: "the check failed; try again",
+                effect: TokenEffect::None,
+                serial: Some(token.serial.clone()),
+                kind: RejectKind::Other,
+            }),
             Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept::by(
                 token,
-                format!("counter {counter} accepted"),
+                match saw.verified {
+                    Some(_) if token.token_type == "registration" => {
+                        "registration code accepted; the token is deleted with this accept".to_owned()
+                    }
+                    Some(i) if token.token_type == "tan" => format!(
+                        "TAN {} accepted ({} left)",
+                        i + 1,
+                        crate::simple_tokens::unspent(&token.sealed_seed).saturating_sub(1)
+                    ),
+                    _ => format!("counter {counter} accepted"),
+                },
                 TokenEffect::Accept {
                     token_id: token.id,
                     seen_counter: token.counter,
                     seen_fail: token.fail_count,
                     new_counter: counter.saturating_add(1),
                     drift: drift(token, counter, now),
+                    then: crate::simple_tokens::after_accept(token, saw.verified),
                 },
             )),
             Ok(PluginResponse::Matched { counter }) if replay_seen && counter.saturating_add(1) == token.counter => {
@@ -1189,7 +1262,7 @@ impl Accept {
         Accept {
             serial: t.serial.clone(),
             token_type: t.token_type.clone(),
-            otp_len: Some(otp_digits(&t.params)),
+            otp_len: Some(crate::simple_tokens::reported_otp_len(&t.token_type, otp_digits(&t.params))),
             detail,
             effect,
         }
@@ -1252,7 +1325,7 @@ fn failed(t: &TokenRecord, now_ms: i64) -> FailedToken {
 /// Whether the check also looks for the token's last accepted code, to tell a replay from a
 /// guess: OATH tokens (whose plugins search from `first`) that accepted a code before.
 fn recognises_replay(t: &TokenRecord) -> bool {
-    is_otp_type(&t.token_type) && t.counter > 0 && t.last_auth_ms.is_some()
+    (is_otp_type(&t.token_type) || t.token_type == "paper") && t.counter > 0 && t.last_auth_ms.is_some()
 }
 
 /// The options the plugin gets: the enrolled parameters, plus the learned drift for TOTP.

@@ -381,6 +381,36 @@ pub const SMTP_PLUGIN: PluginSpec = PluginSpec {
     kind: "gateway",
     capabilities: &["smtp_send"],
 };
+/// The simple token types: spass (no capability), pw, registration, tan and indexedsecret
+/// (the host verifies their values), paper (HOTP MACs).
+pub const SPASS_PLUGIN: PluginSpec =
+    PluginSpec { library: "libcountersign_token_spass.so", name: "token-spass", kind: "token", capabilities: &[] };
+pub const PW_PLUGIN: PluginSpec =
+    PluginSpec { library: "libcountersign_token_pw.so", name: "token-pw", kind: "token", capabilities: &["verify"] };
+pub const REGISTRATION_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_token_registration.so",
+    name: "token-registration",
+    kind: "token",
+    capabilities: &["verify"],
+};
+pub const TAN_PLUGIN: PluginSpec =
+    PluginSpec { library: "libcountersign_token_tan.so", name: "token-tan", kind: "token", capabilities: &["verify"] };
+pub const PAPER_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_token_paper.so",
+    name: "token-paper",
+    kind: "token",
+    capabilities: &["hmac"],
+};
+pub const INDEXEDSECRET_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_token_indexedsecret.so",
+    name: "token-indexedsecret",
+    kind: "token",
+    capabilities: &["verify"],
+};
+/// Every simple token type's plugin.
+pub const SIMPLE_PLUGINS: [PluginSpec; 6] =
+    [SPASS_PLUGIN, PW_PLUGIN, REGISTRATION_PLUGIN, TAN_PLUGIN, PAPER_PLUGIN, INDEXEDSECRET_PLUGIN];
+
 /// The misbehaving test plugin; its manifest grants no capability, so its `hmac` request is
 /// refused by the host.
 pub const MISBEHAVE_PLUGIN: PluginSpec = PluginSpec {

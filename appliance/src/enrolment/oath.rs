@@ -65,6 +65,8 @@ impl EnrolmentService {
             hash: r.hash.clone(),
             step: r.step,
             params: None,
+            password: None,
+            count: None,
             window: None,
             user: Some(user.clone()),
             realm: Some(realm.clone()),

@@ -84,6 +84,43 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
+    /// The record `new` will be once stored, for a plugin call before it is (a paper token's
+    /// sheet): no id, owner or seal yet.
+    pub fn unsaved(new: &NewToken) -> TokenRecord {
+        TokenRecord {
+            id: 0,
+            serial: new.serial.clone(),
+            token_type: new.token_type.clone(),
+            plugin: new.plugin.clone(),
+            params: new.params.clone(),
+            otp_window: new.otp_window,
+            sealed_seed: new.sealed_seed.clone(),
+            counter: new.counter,
+            drift: 0,
+            pin_verifier: None,
+            fail_count: 0,
+            max_fail: new.max_fail,
+            fail_clear_s: new.fail_clear_s,
+            last_fail_ms: None,
+            last_auth_ms: None,
+            active: false,
+            revoked: false,
+            login: None,
+            realm: None,
+            description: String::new(),
+            created_at: 0,
+            recipient: None,
+            user_phone: None,
+            user_email: None,
+            device: None,
+            owner_resolver: None,
+            owner_id: None,
+            owner_uid: None,
+            seal: RowSeal::default(),
+            owner_seal: None,
+        }
+    }
+
     /// Whether the clear timeout has passed since the last failure (0: it never does).
     pub fn fail_cleared(&self, now_ms: i64) -> bool {
         self.fail_clear_s > 0
@@ -470,8 +507,9 @@ pub enum TokenEffect {
     /// to change but the audit row.
     Pass,
     /// Accept: move `counter` from `seen_counter` to `new_counter`, but only if neither the
-    /// counter nor the fail counter changed since they were read.
-    Accept { token_id: i64, seen_counter: u64, seen_fail: u32, new_counter: u64, drift: Option<i64> },
+    /// counter nor the fail counter changed since they were read; then, in the same
+    /// transaction, what the accept does to the token beyond that (`then`).
+    Accept { token_id: i64, seen_counter: u64, seen_fail: u32, new_counter: u64, drift: Option<i64>, then: AfterAccept },
     /// The answer to a challenge was right: mark the challenge answered, but only if it is
     /// still open (not answered, not expired when the request arrived), and clear the fail
     /// counter.
@@ -490,6 +528,19 @@ pub enum TokenEffect {
     /// A failed attempt: count it on every token it was tried against (a wrong PIN of a user
     /// with several tokens counts on each, as privacyIDEA does).
     Fail(Vec<FailedToken>),
+}
+
+/// What an accept does to its token once its counter compare-and-set stood, in the same
+/// transaction (so a crash leaves either both or neither).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AfterAccept {
+    /// Nothing more.
+    #[default]
+    Keep,
+    /// The token's stored secret becomes `secret` (a TAN list with the TAN just used spent).
+    Spend { secret: Vec<u8> },
+    /// The token is deleted (a registration code: usable once).
+    Delete,
 }
 
 /// One token a failed attempt counts against.
@@ -660,15 +711,16 @@ pub(crate) fn commit_check(
         TokenEffect::None => false,
         // A policy let the user through without a token (passOnNoToken, passOnNoUser, passthru).
         TokenEffect::Pass => true,
-        TokenEffect::Accept { token_id, seen_counter, seen_fail, new_counter, drift } => {
-            advance_counter(tx, seals, rec, *token_id, *seen_counter, *seen_fail, *new_counter, *drift)?
+        TokenEffect::Accept { token_id, seen_counter, seen_fail, new_counter, drift, then } => {
+            let then = then.clone();
+            advance_counter(tx, seals, rec, *token_id, *seen_counter, *seen_fail, *new_counter, *drift, &then)?
         }
         TokenEffect::AcceptChallenge { challenge_id, token_id, seen_counter, seen_fail, new_counter, drift } => {
             let (challenge_id, token_id) = (*challenge_id, *token_id);
             let (seen_counter, seen_fail, new_counter, drift) = (*seen_counter, *seen_fail, *new_counter, *drift);
             // The counter first: its compare-and-set reads the fail count that answering resets.
             // A challenge lost after it means the OTP is spent and the check still refused.
-            advance_counter(tx, seals, rec, token_id, seen_counter, seen_fail, new_counter, drift)?
+            advance_counter(tx, seals, rec, token_id, seen_counter, seen_fail, new_counter, drift, &AfterAccept::Keep)?
                 && answer_challenge(tx, seals, rec, challenge_id, token_id)?
         }
         TokenEffect::AnswerChallenge { challenge_id, token_id } => {
@@ -706,7 +758,8 @@ pub(crate) fn commit_check(
     Ok((insert_audit(tx, &rec.audit)?, accepted))
 }
 
-/// The counter compare-and-set of an accept; a lost race turns the record into a reject.
+/// The counter compare-and-set of an accept, then what the accept does beyond it (`then`);
+/// a lost race turns the record into a reject and does nothing else.
 #[allow(clippy::too_many_arguments, reason = "the fields of TokenEffect::Accept, plus where to apply them")]
 fn advance_counter(
     tx: &Transaction<'_>,
@@ -717,22 +770,37 @@ fn advance_counter(
     seen_fail: u32,
     new_counter: u64,
     drift: Option<i64>,
+    then: &AfterAccept,
 ) -> Result<bool, StoreError> {
     let at = rec.audit.at_ms;
     let changed = seals.update(tx, RowTable::Token, token_id, || {
-        tx.prepare_cached(
-            "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
-             WHERE id = ?4 AND counter = ?5 AND fail_count = ?6 AND active = 1 AND revoked = 0",
-        )?
-        .execute(params![
-            i64::try_from(new_counter).unwrap_or(i64::MAX),
-            at,
-            drift,
-            token_id,
-            i64::try_from(seen_counter).unwrap_or(i64::MAX),
-            seen_fail
-        ])
+        let moved = tx
+            .prepare_cached(
+                "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
+                 WHERE id = ?4 AND counter = ?5 AND fail_count = ?6 AND active = 1 AND revoked = 0",
+            )?
+            .execute(params![
+                i64::try_from(new_counter).unwrap_or(i64::MAX),
+                at,
+                drift,
+                token_id,
+                i64::try_from(seen_counter).unwrap_or(i64::MAX),
+                seen_fail
+            ])?;
+        if let (1, AfterAccept::Spend { secret }) = (moved, then) {
+            tx.prepare_cached("UPDATE token SET sealed_seed = ?1 WHERE id = ?2")?.execute(params![secret, token_id])?;
+        }
+        Ok(moved)
     })?;
+    if changed == 1 && *then == AfterAccept::Delete {
+        // Used once: gone in the transaction that accepted it, with its owner's sealed count.
+        let owner: Option<i64> =
+            tx.query_row("SELECT user_id FROM token WHERE id = ?1", [token_id], |r| r.get(0)).optional()?.flatten();
+        tx.prepare_cached("DELETE FROM token WHERE id = ?1")?.execute([token_id])?;
+        if let Some(user_id) = owner {
+            seals.recount(tx, user_id)?;
+        }
+    }
     if changed == 0 {
         rec.audit.result = "reject".into();
         rec.audit.detail = Some("the OTP was already used, or the token changed meanwhile".into());

@@ -67,6 +67,15 @@ impl Host<'_> {
         }
     }
 
+    /// Whether `value` matches the secret the host holds for the token `secret` names; the
+    /// host compares (the stored value never reaches the plugin).
+    pub fn verify(&self, secret: &SecretRef, value: &str) -> Result<bool, PluginError> {
+        match self.call(HostRequest::Verify { secret: secret.clone(), value: value.to_owned() })? {
+            HostResponse::Verified { matches } => Ok(matches),
+            other => Err(PluginError::Host(format!("unexpected answer to verify: {other:?}"))),
+        }
+    }
+
     /// Unix time in milliseconds, from the host's clock.
     pub fn now_ms(&self) -> Result<i64, PluginError> {
         match self.call(HostRequest::Now)? {

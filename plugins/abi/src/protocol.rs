@@ -3,7 +3,9 @@
 //! Requests to a plugin ([`PluginRequest`]) and the plugin's calls to host capabilities
 //! ([`HostRequest`]). Secrets (seeds, gateway credentials) are named by [`SecretRef`]; their
 //! bytes never appear in a message: the host puts them in place itself (an HMAC key, an
-//! `Authorization` header, an SMTP login).
+//! `Authorization` header, an SMTP login). Stored passwords, registration codes, TANs and
+//! indexed secrets are never sent either: a plugin hands the value a user typed to the host's
+//! `verify` capability, and the host compares it with what it holds.
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +68,9 @@ pub enum PluginRequest {
         #[serde(default)]
         variables: std::collections::BTreeMap<String, String>,
     },
+    /// Counter-based token whose codes are printed (paper): the codes of `count` consecutive
+    /// counters from `first`, for the enrolment answer.
+    Codes { secret: SecretRef, first: u64, count: u32, params: serde_json::Value },
     /// Gateway: are these definition options complete and valid? `credentials` names the
     /// credentials the definition holds (their values stay with the host).
     CheckOptions { options: serde_json::Value, credentials: Vec<String> },
@@ -101,6 +106,10 @@ pub enum PluginResponse {
     Challenge {
         otp: String,
         text: String,
+    },
+    /// The codes asked for by [`PluginRequest::Codes`], in counter order.
+    Codes {
+        otps: Vec<String>,
     },
     /// The options are usable.
     OptionsOk,
@@ -158,6 +167,11 @@ pub enum HostRequest {
         #[serde(with = "hex_list")]
         messages: Vec<Vec<u8>>,
     },
+    /// Does `value` (what the user typed) match the secret the host holds for the token (a
+    /// password, a registration code, one of the unused TANs, or the characters of an indexed
+    /// secret at the positions of the challenge being answered)? The host compares, in
+    /// constant time; the plugin never sees what is stored.
+    Verify { secret: SecretRef, value: String },
     /// Random bytes from the host (the HSM).
     Random { len: u32 },
     /// The host's clock (injected in tests).
@@ -184,6 +198,10 @@ pub enum HostResponse {
     Hmac {
         #[serde(with = "hex_list")]
         macs: Vec<Vec<u8>>,
+    },
+    /// The answer to [`HostRequest::Verify`]: whether the value matched.
+    Verified {
+        matches: bool,
     },
     Random {
         bytes: Vec<u8>,

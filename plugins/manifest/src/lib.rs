@@ -27,7 +27,8 @@ pub const MANIFEST_FILE: &str = "plugin.toml";
 const SIGNED_PREFIX: &[u8] = b"countersign plugin manifest v1\n";
 
 /// Host capabilities a manifest can list (design.md, "Plugins").
-pub const KNOWN_CAPABILITIES: &[&str] = &["hmac", "aes_ecb_decrypt", "random", "now", "http_request", "smtp_send"];
+pub const KNOWN_CAPABILITIES: &[&str] =
+    &["hmac", "verify", "aes_ecb_decrypt", "random", "now", "http_request", "smtp_send"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {

@@ -121,6 +121,39 @@ pub fn handle_challenge_token(
     }
 }
 
+/// Most codes one [`PluginRequest::Codes`](countersign_plugin_abi::protocol::PluginRequest::Codes)
+/// lists (a paper token's sheet).
+pub const MAX_CODES: u32 = 1000;
+
+/// The request handler of a counter-based token type (hotp, paper): a code is valid at the
+/// first counter of the host's window where it matches; a resync finds two consecutive codes;
+/// `codes` lists the codes of consecutive counters (a paper token's sheet, at enrolment).
+pub fn handle_counter_token(
+    host: &Host<'_>,
+    req: countersign_plugin_abi::protocol::PluginRequest,
+) -> Result<countersign_plugin_abi::protocol::PluginResponse, PluginError> {
+    use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
+    let matched = match req {
+        PluginRequest::CheckOtp { secret, otp, first, window, params } => {
+            let p = OathParams::from_json(&params)?;
+            find(host, &secret, &p, &otp, first, first.saturating_add(u64::from(window)))?
+        }
+        PluginRequest::Resync { secret, otp1, otp2, first, window, params } => {
+            let p = OathParams::from_json(&params)?;
+            find_pair(host, &secret, &p, &otp1, &otp2, first, first.saturating_add(u64::from(window)))?
+        }
+        PluginRequest::Codes { secret, first, count, params } => {
+            if count == 0 || count > MAX_CODES {
+                return Err(PluginError::BadRequest(format!("between 1 and {MAX_CODES} codes, not {count}")));
+            }
+            let p = OathParams::from_json(&params)?;
+            return Ok(PluginResponse::Codes { otps: codes(host, &secret, &p, first, u64::from(count))? });
+        }
+        _ => return Err(PluginError::BadRequest("a token plugin checks OTPs; it does not deliver messages".into())),
+    };
+    Ok(matched.map_or(PluginResponse::NoMatch, |counter| PluginResponse::Matched { counter }))
+}
+
 /// The first counter in `first ..= last` whose code is `otp`, checking every candidate.
 pub fn find(
     host: &Host<'_>,

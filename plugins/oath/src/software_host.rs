@@ -11,10 +11,11 @@ use countersign_plugin_abi::abi::{ByteSlice, HostVTable, OwnedBytes, PluginDescr
 use countersign_plugin_abi::protocol::{Envelope, Hash, HostRequest, HostResponse, PluginRequest, PluginResponse};
 use hmac::{Hmac, Mac};
 
-/// Seeds by secret reference, and the clock.
+/// Seeds by secret reference, the values `verify` accepts by secret reference, and the clock.
 #[derive(Debug, Default)]
 pub struct SoftwareHost {
     pub seeds: HashMap<String, Vec<u8>>,
+    pub verifiable: HashMap<String, Vec<String>>,
     pub now_ms: i64,
 }
 
@@ -41,6 +42,9 @@ unsafe extern "C" fn call(ctx: *mut c_void, req: ByteSlice, out: *mut OwnedBytes
                 Some(seed) => HostResponse::Hmac { macs: messages.iter().map(|m| mac(hash, seed, m)).collect() },
                 None => HostResponse::Refused { reason: format!("no secret {}", secret.0) },
             },
+            HostRequest::Verify { secret, value } => {
+                HostResponse::Verified { matches: host.verifiable.get(&secret.0).is_some_and(|v| v.contains(&value)) }
+            }
             HostRequest::Random { len } => HostResponse::Random { bytes: vec![4; len as usize] },
             HostRequest::Now => HostResponse::Now { unix_ms: host.now_ms },
             HostRequest::HttpRequest { .. } | HostRequest::SmtpSend { .. } => {

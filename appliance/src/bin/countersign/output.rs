@@ -410,7 +410,21 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
         View::Enrolled => {
             let t = v.get("token").cloned().unwrap_or_default();
             let mut out = table(&TOKEN_HEADER, vec![token_row(&t)]);
-            out += &format!("\nEnrolment URI (shown once; it holds the seed):\n{}\n\n", s(v, "otpauth_uri"));
+            if v.get("otpauth_uri").is_some_and(|u| !u.is_null()) {
+                out += &format!("\nEnrolment URI (shown once; it holds the seed):\n{}\n\n", s(v, "otpauth_uri"));
+            }
+            if v.get("password").is_some() {
+                out += &format!("\nPassword (shown once):\n{}\n", s(v, "password"));
+            }
+            if v.get("registration_code").is_some() {
+                out += &format!("\nRegistration code (shown once; it works once):\n{}\n", s(v, "registration_code"));
+            }
+            if let Some(otps) = v.get("otps").and_then(Value::as_array) {
+                out += "\nCodes (shown once; each works once):\n";
+                for (i, o) in otps.iter().enumerate() {
+                    out += &format!("{:>4}  {}\n", i + 1, o.as_str().unwrap_or_default());
+                }
+            }
             out
         }
         View::Token => table(&TOKEN_HEADER, vec![token_row(v)]),

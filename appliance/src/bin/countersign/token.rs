@@ -84,7 +84,8 @@ pub enum TokenCmd {
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// hotp or totp (or the type of another loaded token plugin).
+    /// hotp, totp, spass, pw, registration, paper, tan, indexedsecret (or the type of another
+    /// loaded token plugin).
     #[arg(long = "type", short = 't', default_value = "totp")]
     token_type: String,
     /// Assign to this user (of the internal user store).
@@ -116,6 +117,13 @@ pub struct InitArgs {
     /// Read the token PIN from standard input (after the seed, if both are read).
     #[arg(long)]
     pin_stdin: bool,
+    /// pw tokens: read the password from standard input (after the PIN, if both are read)
+    /// instead of having the HSM make one; indexedsecret tokens: read the secret.
+    #[arg(long)]
+    password_stdin: bool,
+    /// paper and tan tokens: how many codes or TANs to list (default 100).
+    #[arg(long)]
+    count: Option<u32>,
     #[arg(long)]
     max_fail: Option<u32>,
     #[arg(long)]
@@ -223,6 +231,8 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
                 seed_stdin,
                 seed_format,
                 pin_stdin,
+                password_stdin,
+                count,
                 max_fail,
                 description,
                 issuer,
@@ -248,6 +258,7 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
             set(&mut body, "issuer", json!(issuer));
             set(&mut body, "phone", json!(phone));
             set(&mut body, "email", json!(email));
+            set(&mut body, "count", json!(count));
             if let Some(p) = params {
                 body["params"] = serde_json::from_str(p).context("--params is not JSON")?;
             }
@@ -257,6 +268,9 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
             }
             if *pin_stdin {
                 body["pin"] = stdin_line("PIN")?.into();
+            }
+            if *password_stdin {
+                body["password"] = stdin_line("password")?.into();
             }
             req(Method::POST, "/v1/admin/tokens".into(), Some(body), View::Enrolled)
         }

@@ -343,6 +343,19 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
             (Some(k), false) => Some(SecretString::from(k)),
             (None, _) => None,
         };
+        // A pw token's otpkey is its password, an indexedsecret token's its secret: not seeds.
+        // spass and registration tokens have none (privacyIDEA ignores or overwrites it).
+        let (seed, password) = match token_type.as_str() {
+            "pw" | "indexedsecret" => (None, seed),
+            "spass" | "registration" => (None, None),
+            _ => (seed, None),
+        };
+        let count = p
+            .get(if token_type == "tan" { "tantoken_count" } else { "papertoken_count" })
+            .filter(|_| matches!(token_type.as_str(), "paper" | "tan"))
+            .map(str::parse::<u32>)
+            .transpose()
+            .map_err(|_| PiResponse::error(ErrorKind::Parameter, "the token count must be a number"))?;
         let digits = p
             .get("otplen")
             .map(str::parse::<u32>)
@@ -362,6 +375,8 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
             hash: p.owned("hashlib"),
             step,
             params: None,
+            password,
+            count,
             window: None,
             user,
             realm,
@@ -400,6 +415,7 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
                 }
             }
         }
+        super::init_detail::shown(e.shown.as_ref(), &mut detail);
         Ok::<_, PiResponse>(PiResponse::ok(json!(true), None, detail))
     }
     .await;

@@ -14,6 +14,7 @@ mod caller;
 mod envelope;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
+mod init_detail;
 mod params;
 mod policies;
 mod realms;
