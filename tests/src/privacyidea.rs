@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::{Daemon, PluginSpec};
+
 /// The admin the reference server is set up with.
 pub const ADMIN: (&str, &str) = ("admin", "admin-password-0");
 
@@ -226,5 +228,174 @@ fn walk(at: &str, a: &Value, b: &Value, own: &[&str], out: &mut Vec<String>) {
         }
         _ if a == b => {}
         _ => out.push(format!("{}: privacyIDEA {a}, Countersign {b}", if at.is_empty() { "(answer)" } else { at })),
+    }
+}
+
+// ---- Both servers side by side ----
+
+/// A reject's detail: Countersign never says whether the PIN or the OTP was wrong, or that a
+/// code was used before, and names no token (privacyIDEA says `wrong otp pin`, `wrong otp
+/// value`, `previous otp used again`, with the serial, type and length of the token that the
+/// PIN matched): each would tell a guesser what to try next.
+pub const REJECT_DETAIL: &[&str] = &["detail.message", "detail.serial", "detail.type", "detail.otplen"];
+
+/// A login no resolver knows: privacyIDEA answers ERR904 ("The user can not be found", status
+/// false, HTTP 400); Countersign rejects it like a wrong PIN, so an answer never tells who
+/// exists. Both deny, which is all a client acts on.
+pub const UNKNOWN_USER: &[&str] =
+    &["result.status", "result.value", "result.authentication", "result.error", "detail", "HTTP status"];
+
+/// Name-value pairs for each server: (privacyIDEA's, Countersign's).
+pub type PerServer<'a> = (&'a [(&'a str, &'a str)], &'a [(&'a str, &'a str)]);
+
+/// Both servers, set up alike, with an admin session on each.
+#[derive(Debug)]
+pub struct Pair {
+    pub pi: PrivacyIdea,
+    pub cs: Daemon,
+    pub cs_port: u16,
+    pub pi_auth: String,
+    pub cs_auth: String,
+}
+
+/// A session token of [`ADMIN`] on the server at `port`.
+pub fn session(port: u16) -> String {
+    let (status, v) = send(port, Shape::Form, "POST", "/auth", &[("username", ADMIN.0), ("password", ADMIN.1)], &[]);
+    assert_eq!(status, 200, "{v}");
+    v["result"]["value"]["token"].as_str().unwrap_or_else(|| panic!("no session token: {v}")).to_owned()
+}
+
+impl Pair {
+    /// Both servers, Countersign with these plugins and `config` (more TOML) besides its HTTP
+    /// listener.
+    pub fn start_with(plugins: &[PluginSpec], config: &str) -> Pair {
+        let cs_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cs = Daemon::with_plugins(plugins, &format!("[http]\nlisten = \"127.0.0.1:{cs_port}\"\n{config}"));
+        let out = cs.cli_stdin(&["privacyidea", "admin-add", ADMIN.0], &format!("{}\n", ADMIN.1));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let pi = PrivacyIdea::start();
+        let (pi_auth, cs_auth) = (session(pi.port), session(cs_port));
+        Pair { pi, cs, cs_port, pi_auth, cs_auth }
+    }
+
+    /// An admin request both servers must accept (`result.status` true): both answers.
+    pub fn admin(&self, method: &str, path: &str, params: &[(&str, &str)]) -> (Value, Value) {
+        let answer = |who: &str, port: u16, auth: &str| {
+            let (status, v) = send(port, Shape::Form, method, path, params, &[("Authorization", auth)]);
+            assert!(status == 200 && v["result"]["status"] == true, "{who}: {method} {path} -> {status} {v}");
+            v
+        };
+        (answer("privacyIDEA", self.pi.port, &self.pi_auth), answer("Countersign", self.cs_port, &self.cs_auth))
+    }
+
+    /// An admin request to privacyIDEA alone (its own configuration, such as its mail server).
+    pub fn pi_admin(&self, path: &str, params: &[(&str, &str)]) {
+        let (status, v) = send(self.pi.port, Shape::Form, "POST", path, params, &[("Authorization", &self.pi_auth)]);
+        assert!(status == 200 && v["result"]["status"] == true, "privacyIDEA: POST {path} -> {status} {v}");
+    }
+
+    /// The same request to both: both answers, and where Countersign's differs (the HTTP
+    /// status as the field `HTTP status`).
+    pub fn both(
+        &self,
+        shape: Shape,
+        path: &str,
+        params: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (Value, Value, Vec<String>) {
+        self.both_owning(shape, path, params, headers, &[])
+    }
+
+    /// [`Pair::both`], with more fields each server fills with its own values.
+    pub fn both_owning(
+        &self,
+        shape: Shape,
+        path: &str,
+        params: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        own: &[&str],
+    ) -> (Value, Value, Vec<String>) {
+        self.both_with(shape, "POST", path, (params, params), (headers, headers), own)
+    }
+
+    /// One request to each server, each with its own parameters and headers (`(privacyIDEA's,
+    /// Countersign's)`: a transaction id or a session each made): both answers, and where
+    /// Countersign's differs.
+    pub fn both_with(
+        &self,
+        shape: Shape,
+        method: &str,
+        path: &str,
+        params: PerServer<'_>,
+        headers: PerServer<'_>,
+        own: &[&str],
+    ) -> (Value, Value, Vec<String>) {
+        let (ps, pv) = send(self.pi.port, shape, method, path, params.0, headers.0);
+        let (cs, cv) = send(self.cs_port, shape, method, path, params.1, headers.1);
+        let mut diff = differences(&pv, &cv, own);
+        if ps != cs {
+            diff.push(format!("HTTP status: privacyIDEA {ps}, Countersign {cs}"));
+        }
+        (pv, cv, diff)
+    }
+}
+
+/// The differences of one exchange that are not allowed: what the two decided must agree, and
+/// only the fields its kind of answer lets differ may.
+pub fn disallowed(pv: &Value, cv: &Value, diff: Vec<String>) -> Vec<String> {
+    let field = |d: &str| d.split(':').next().unwrap_or("").to_owned();
+    let allowed: &[&str] = if pv["result"]["error"]["code"] == 904 {
+        // Both must deny.
+        if cv["result"]["value"] != false {
+            return vec![format!("an unknown user was not rejected: {cv}")];
+        }
+        UNKNOWN_USER
+    } else if pv["result"]["authentication"] == "REJECT" {
+        REJECT_DETAIL
+    } else {
+        &[]
+    };
+    diff.into_iter().filter(|d| !allowed.contains(&field(d).as_str())).collect()
+}
+
+/// The exchanges of one test that differ beyond what is allowed, reported together at the end.
+#[derive(Debug, Default)]
+pub struct Findings(pub Vec<String>);
+
+impl Findings {
+    /// One exchange. `want`: what privacyIDEA must have answered (`result.authentication`),
+    /// so that the case is the one it claims to be and agreement is not agreement on a mistake.
+    pub fn exchange(&mut self, what: &str, answers: (Value, Value, Vec<String>), want: Option<&str>) {
+        self.exchange_allowing(what, answers, want, &[]);
+    }
+
+    /// [`Findings::exchange`], with more fields this exchange lets differ.
+    pub fn exchange_allowing(
+        &mut self,
+        what: &str,
+        (pv, cv, diff): (Value, Value, Vec<String>),
+        want: Option<&str>,
+        allowed: &[&str],
+    ) {
+        if let Some(want) = want.filter(|w| pv["result"]["authentication"] != *w) {
+            self.0.push(format!("{what}: privacyIDEA answered {pv}, not {want}: the case is wrong"));
+        }
+        let field = |d: &str| d.split(':').next().unwrap_or("").to_owned();
+        let bad: Vec<String> =
+            disallowed(&pv, &cv, diff).into_iter().filter(|d| !allowed.contains(&field(d).as_str())).collect();
+        if !bad.is_empty() {
+            self.0.push(format!("{what}:\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}", bad.join("\n  ")));
+        }
+    }
+
+    /// Two values that must be equal (a count, a list of serials).
+    pub fn same(&mut self, what: &str, pv: &Value, cv: &Value) {
+        if pv != cv {
+            self.0.push(format!("{what}: privacyIDEA {pv}, Countersign {cv}"));
+        }
+    }
+
+    pub fn assert_none(self) {
+        assert!(self.0.is_empty(), "{} exchanges differ:\n{}", self.0.len(), self.0.join("\n"));
     }
 }

@@ -8,8 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use countersign_tests::privacyidea::{differences, send, PrivacyIdea, Shape, ADMIN};
-use countersign_tests::{Daemon, SmtpServer, EMAIL_PLUGIN, HOTP_PLUGIN, SMTP_PLUGIN};
+use countersign_tests::privacyidea::{differences, send, Findings, Pair, PerServer, Shape, ADMIN};
+use countersign_tests::{SmtpServer, EMAIL_PLUGIN, HOTP_PLUGIN, SMTP_PLUGIN};
 use serde_json::Value;
 
 const SEED: &str = "3132333435363738393031323334353637383930";
@@ -17,138 +17,28 @@ const SEED: &str = "3132333435363738393031323334353637383930";
 const CODES: [&str; 10] =
     ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"];
 
-/// A reject's detail: Countersign never says whether the PIN or the OTP was wrong, or that a
-/// code was used before, and names no token (privacyIDEA says `wrong otp pin`, `wrong otp
-/// value`, `previous otp used again`, with the serial, type and length of the token that the
-/// PIN matched): each would tell a guesser what to try next.
-const REJECT_DETAIL: &[&str] = &["detail.message", "detail.serial", "detail.type", "detail.otplen"];
-
-/// A login no resolver knows: privacyIDEA answers ERR904 ("The user can not be found", status
-/// false, HTTP 400); Countersign rejects it like a wrong PIN, so an answer never tells who
-/// exists. Both deny, which is all a client acts on.
-const UNKNOWN_USER: &[&str] =
-    &["result.status", "result.value", "result.authentication", "result.error", "detail", "HTTP status"];
-
-/// Name-value pairs for each server: (privacyIDEA's, Countersign's).
-type PerServer<'a> = (&'a [(&'a str, &'a str)], &'a [(&'a str, &'a str)]);
-
-/// Both servers, set up alike, with an admin session on each.
-struct Pair {
-    pi: PrivacyIdea,
-    cs: Daemon,
-    cs_port: u16,
-    pi_auth: String,
-    cs_auth: String,
+/// Both servers with the HOTP plugin on Countersign.
+fn start() -> Pair {
+    Pair::start_with(&[HOTP_PLUGIN], "")
 }
 
-fn session(port: u16) -> String {
-    let (status, v) = send(port, Shape::Form, "POST", "/auth", &[("username", ADMIN.0), ("password", ADMIN.1)], &[]);
-    assert_eq!(status, 200, "{v}");
-    v["result"]["value"]["token"].as_str().unwrap_or_else(|| panic!("no session token: {v}")).to_owned()
-}
-
-impl Pair {
-    fn start() -> Pair {
-        Pair::start_with(&[HOTP_PLUGIN])
-    }
-
-    /// Both servers, Countersign with these plugins.
-    fn start_with(plugins: &[countersign_tests::PluginSpec]) -> Pair {
-        let cs_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let cs = Daemon::with_plugins(plugins, &format!("[http]\nlisten = \"127.0.0.1:{cs_port}\"\n"));
-        let out = cs.cli_stdin(&["privacyidea", "admin-add", ADMIN.0], &format!("{}\n", ADMIN.1));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let pi = PrivacyIdea::start();
-        let (pi_auth, cs_auth) = (session(pi.port), session(cs_port));
-        Pair { pi, cs, cs_port, pi_auth, cs_auth }
-    }
-
-    /// An admin request both servers must accept (`result.status` true).
-    fn admin(&self, method: &str, path: &str, params: &[(&str, &str)]) {
-        for (who, port, auth) in
-            [("privacyIDEA", self.pi.port, &self.pi_auth), ("Countersign", self.cs_port, &self.cs_auth)]
-        {
-            let (status, v) = send(port, Shape::Form, method, path, params, &[("Authorization", auth)]);
-            assert!(status == 200 && v["result"]["status"] == true, "{who}: {method} {path} -> {status} {v}");
-        }
-    }
-
-    /// An admin request to privacyIDEA alone (its own configuration, such as its mail server).
-    fn pi_admin(&self, path: &str, params: &[(&str, &str)]) {
-        let (status, v) = send(self.pi.port, Shape::Form, "POST", path, params, &[("Authorization", &self.pi_auth)]);
-        assert!(status == 200 && v["result"]["status"] == true, "privacyIDEA: POST {path} -> {status} {v}");
-    }
-
-    /// The same request to both: both answers, and where Countersign's differs (the HTTP
-    /// status as the field `HTTP status`).
-    fn both(
-        &self,
-        shape: Shape,
-        path: &str,
-        params: &[(&str, &str)],
-        headers: &[(&str, &str)],
-    ) -> (Value, Value, Vec<String>) {
-        self.both_owning(shape, path, params, headers, &[])
-    }
-
-    /// [`Pair::both`], with more fields each server fills with its own values.
-    fn both_owning(
-        &self,
-        shape: Shape,
-        path: &str,
-        params: &[(&str, &str)],
-        headers: &[(&str, &str)],
-        own: &[&str],
-    ) -> (Value, Value, Vec<String>) {
-        self.both_with(shape, "POST", path, (params, params), (headers, headers), own)
-    }
-
-    /// One request to each server, each with its own parameters and headers (`(privacyIDEA's,
-    /// Countersign's)`: a transaction id or a session each made): both answers, and where
-    /// Countersign's differs.
-    fn both_with(
-        &self,
-        shape: Shape,
-        method: &str,
-        path: &str,
-        params: PerServer<'_>,
-        headers: PerServer<'_>,
-        own: &[&str],
-    ) -> (Value, Value, Vec<String>) {
-        let (ps, pv) = send(self.pi.port, shape, method, path, params.0, headers.0);
-        let (cs, cv) = send(self.cs_port, shape, method, path, params.1, headers.1);
-        let mut diff = differences(&pv, &cv, own);
-        if ps != cs {
-            diff.push(format!("HTTP status: privacyIDEA {ps}, Countersign {cs}"));
-        }
-        (pv, cv, diff)
-    }
-
-    /// A realm `test` over a passwd resolver holding `alice` and `jörg`, and one HOTP token each.
-    fn realm_with_tokens(&self) {
-        let passwd = self.cs.work.path().join("passwd");
-        std::fs::write(
-            &passwd,
-            "alice:x:1000:1000:Alice Archer,,,:/home/alice:/bin/bash\nj\u{f6}rg:x:1001:1001:J\u{f6}rg,,,:/home/joerg:/bin/bash\n",
-        )
-        .unwrap();
-        let file = passwd.to_str().unwrap();
-        self.admin("POST", "/resolver/files", &[("type", "passwdresolver"), ("fileName", file)]);
-        self.admin("POST", "/realm/test", &[("resolvers", "files")]);
-        for (serial, user, pin) in [("HOTPA", "alice", "1234"), ("HOTPJ", "j\u{f6}rg", "my pin%1")] {
-            self.admin(
-                "POST",
-                "/token/init",
-                &[
-                    ("type", "hotp"),
-                    ("otpkey", SEED),
-                    ("pin", pin),
-                    ("user", user),
-                    ("realm", "test"),
-                    ("serial", serial),
-                ],
-            );
-        }
+/// A realm `test` over a passwd resolver holding `alice` and `jörg`, and one HOTP token each.
+fn realm_with_tokens(p: &Pair) {
+    let passwd = p.cs.work.path().join("passwd");
+    std::fs::write(
+        &passwd,
+        "alice:x:1000:1000:Alice Archer,,,:/home/alice:/bin/bash\nj\u{f6}rg:x:1001:1001:J\u{f6}rg,,,:/home/joerg:/bin/bash\n",
+    )
+    .unwrap();
+    let file = passwd.to_str().unwrap();
+    p.admin("POST", "/resolver/files", &[("type", "passwdresolver"), ("fileName", file)]);
+    p.admin("POST", "/realm/test", &[("resolvers", "files")]);
+    for (serial, user, pin) in [("HOTPA", "alice", "1234"), ("HOTPJ", "j\u{f6}rg", "my pin%1")] {
+        p.admin(
+            "POST",
+            "/token/init",
+            &[("type", "hotp"), ("otpkey", SEED), ("pin", pin), ("user", user), ("realm", "test"), ("serial", serial)],
+        );
     }
 }
 
@@ -158,54 +48,14 @@ type Case<'a> = (&'a str, &'a str, String, &'a [(&'a str, &'a str)], Option<&'a 
 /// A form exchange: what it is, the path (with a query string), and the form's pairs.
 type Exchange<'a> = (&'a str, String, Vec<(&'a str, String)>);
 
-/// The differences of one exchange that are not allowed: what the two decided must agree, and
-/// only the fields its kind of answer lets differ may.
-fn disallowed(pv: &Value, cv: &Value, diff: Vec<String>) -> Vec<String> {
-    let field = |d: &str| d.split(':').next().unwrap_or("").to_owned();
-    let allowed: &[&str] = if pv["result"]["error"]["code"] == 904 {
-        // Both must deny.
-        if cv["result"]["value"] != false {
-            return vec![format!("an unknown user was not rejected: {cv}")];
-        }
-        UNKNOWN_USER
-    } else if pv["result"]["value"] == false {
-        REJECT_DETAIL
-    } else {
-        &[]
-    };
-    diff.into_iter().filter(|d| !allowed.contains(&field(d).as_str())).collect()
-}
-
-/// The exchanges of one test that differ beyond what is allowed, reported together at the end.
-#[derive(Default)]
-struct Findings(Vec<String>);
-
-impl Findings {
-    /// One exchange. `want`: what privacyIDEA must have answered (`result.authentication`),
-    /// so that the case is the one it claims to be and agreement is not agreement on a mistake.
-    fn exchange(&mut self, what: &str, (pv, cv, diff): (Value, Value, Vec<String>), want: Option<&str>) {
-        if let Some(want) = want.filter(|w| pv["result"]["authentication"] != *w) {
-            self.0.push(format!("{what}: privacyIDEA answered {pv}, not {want}: the case is wrong"));
-        }
-        let bad = disallowed(&pv, &cv, diff);
-        if !bad.is_empty() {
-            self.0.push(format!("{what}:\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}", bad.join("\n  ")));
-        }
-    }
-
-    fn assert_none(self) {
-        assert!(self.0.is_empty(), "{} exchanges differ:\n{}", self.0.len(), self.0.join("\n"));
-    }
-}
-
 /// Accept, replay, wrong PIN, unknown user, and a user whose name and PIN carry a non-ASCII
 /// letter, a space and `%`, in every request shape, sent by a client privacyIDEA decodes twice
 /// (no `User-Agent`: the PIN's `%17` becomes a control character, so both refuse it) and by one
 /// it does not (simpleSAMLphp: both accept): privacyIDEA and Countersign agree.
 #[test]
 fn validate_check_agrees_in_every_request_shape_and_decoding() {
-    let p = Pair::start();
-    p.realm_with_tokens();
+    let p = start();
+    realm_with_tokens(&p);
     let mut found = Findings::default();
     for (i, shape) in Shape::ALL.into_iter().enumerate() {
         let (code, next) = (CODES[i], CODES[i + 1]);
@@ -308,8 +158,8 @@ fn uri_encode(v: &str) -> String {
 /// as the other clients do (`transaction_id`).
 #[test]
 fn real_clients_request_shapes_and_challenge_response_agree() {
-    let p = Pair::start();
-    p.realm_with_tokens();
+    let p = start();
+    realm_with_tokens(&p);
     let radius: &[(&str, &str)] = &[("User-Agent", "FreeRADIUS")];
     let mut found = Findings::default();
     let (user, pass) = (uri_encode("j\u{f6}rg"), uri_encode(&format!("my pin%1{}", CODES[0])));
@@ -375,8 +225,8 @@ const ADMIN_READS: &[&str] = &[
 /// answer them alike.
 #[test]
 fn admin_reads_agree() {
-    let p = Pair::start();
-    p.realm_with_tokens();
+    let p = start();
+    realm_with_tokens(&p);
     let mut all = Vec::new();
     for (path, params) in [
         ("/token/", vec![]),
@@ -409,8 +259,8 @@ fn admin_reads_agree() {
 /// challenge been answered?) and `/validate/radiuscheck` (the answer as a bare status).
 #[test]
 fn challenge_endpoints_agree() {
-    let p = Pair::start();
-    p.realm_with_tokens();
+    let p = start();
+    realm_with_tokens(&p);
     let mut found = Findings::default();
     let alice = [("user", "alice"), ("realm", "test")];
     let sessions: PerServer<'_> = (&[("Authorization", p.pi_auth.as_str())], &[("Authorization", p.cs_auth.as_str())]);
@@ -473,8 +323,8 @@ fn challenge_endpoints_agree() {
 /// token enabled, a missing or unknown serial).
 #[test]
 fn token_actions_agree() {
-    let p = Pair::start();
-    p.realm_with_tokens();
+    let p = start();
+    realm_with_tokens(&p);
     let sessions: PerServer<'_> = (&[("Authorization", p.pi_auth.as_str())], &[("Authorization", p.cs_auth.as_str())]);
     let mut all = Vec::new();
     let init = [
@@ -583,8 +433,8 @@ fn piadm(port: u16, args: &[&str]) -> ((bool, bool, bool), String) {
 /// devices and are not run.
 #[test]
 fn privacyideaadm_commands_agree() {
-    let p = Pair::start();
-    p.realm_with_tokens();
+    let p = start();
+    realm_with_tokens(&p);
     let passwd = p.cs.work.path().join("passwd");
     let passwd = passwd.to_str().unwrap();
     // privacyideaadm 3.0's `resolver set` crashes before it sends anything (a NameError), on both
@@ -647,7 +497,7 @@ fn privacyideaadm_commands_agree() {
 
 /// Audit columns each server fills with its own values: row numbers, times, how the caller is
 /// named (Countersign: `service:…`/`pi-admin:… ip:…`; privacyIDEA leaves it empty for checks),
-/// the message (Countersign's reject detail differs on purpose, see [`REJECT_DETAIL`]), the
+/// the message (Countersign's reject detail differs on purpose, see `privacyidea::REJECT_DETAIL`), the
 /// policies each server names, and the server, process and client fields.
 const AUDIT_OWN: &[&str] = &[
     "result.value.auditdata.*.number",
@@ -673,8 +523,8 @@ const AUDIT_OWN: &[&str] = &[
 /// and a per-row signature check that passes), and both list the same columns.
 #[test]
 fn audit_rows_agree() {
-    let p = Pair::start();
-    p.realm_with_tokens();
+    let p = start();
+    realm_with_tokens(&p);
     let sessions: PerServer<'_> = (&[("Authorization", p.pi_auth.as_str())], &[("Authorization", p.cs_auth.as_str())]);
     let accept = format!("1234{}", CODES[0]);
     for pass in [accept.as_str(), "1234000000"] {
@@ -727,8 +577,8 @@ fn new_code(mails: &[String], seen: &mut std::collections::HashSet<String>) -> S
 /// own `User-Agent` and decoding; the user is `jörg` with PIN `my pin%1`.
 #[test]
 fn email_challenge_response_completes_for_every_client() {
-    let p = Pair::start_with(&[HOTP_PLUGIN, EMAIL_PLUGIN, SMTP_PLUGIN]);
-    p.realm_with_tokens();
+    let p = Pair::start_with(&[HOTP_PLUGIN, EMAIL_PLUGIN, SMTP_PLUGIN], "");
+    realm_with_tokens(&p);
     let (pi_smtp, cs_smtp) = (SmtpServer::start(), SmtpServer::start());
     let port = pi_smtp.port.to_string();
     p.pi_admin(
@@ -806,8 +656,8 @@ const SYSTEM_SETTINGS: &[&str] = &["result.value.ReturnSamlAttributes", "result.
 /// but both hex of the length asked for); and `user@realm` split as privacyIDEA splits it.
 #[test]
 fn system_reads_and_user_at_realm_agree() {
-    let p = Pair::start();
-    p.realm_with_tokens();
+    let p = start();
+    realm_with_tokens(&p);
     let sessions: PerServer<'_> = (&[("Authorization", p.pi_auth.as_str())], &[("Authorization", p.cs_auth.as_str())]);
     let mut found = Findings::default();
     for (path, params, own) in [
@@ -886,7 +736,7 @@ const AUTH_OWN: &[&str] = &[
 /// privacyIDEA lists too; a wrong password is refused alike.
 #[test]
 fn auth_agrees() {
-    let p = Pair::start();
+    let p = start();
     let login = [("username", ADMIN.0), ("password", ADMIN.1)];
     let (pv, cv, diff) = p.both_owning(Shape::Form, "/auth", &login, &[], AUTH_OWN);
     assert!(diff.is_empty(), "/auth differs:\n  {}\n  privacyIDEA: {pv}\n  Countersign: {cv}", diff.join("\n  "));
@@ -912,8 +762,8 @@ fn auth_agrees() {
 /// directory's password; `passthru` lets a user without tokens in), replaced, and deleted.
 #[test]
 fn policies_agree() {
-    let p = Pair::start();
-    p.realm_with_tokens();
+    let p = start();
+    realm_with_tokens(&p);
     let sessions: PerServer<'_> = (&[("Authorization", p.pi_auth.as_str())], &[("Authorization", p.cs_auth.as_str())]);
     let mut all = Vec::new();
     let mut step = |what: &str, method: &str, path: &str, params: &[(&str, &str)]| {
