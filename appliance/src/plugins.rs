@@ -137,6 +137,7 @@ pub(crate) fn capability(req: &HostRequest) -> &'static str {
     match req {
         HostRequest::Hmac { .. } => "hmac",
         HostRequest::Verify { .. } => "verify",
+        HostRequest::AesEcbDecrypt { .. } => "aes_ecb_decrypt",
         HostRequest::Random { .. } => "random",
         HostRequest::Now => "now",
         HostRequest::HttpRequest { .. } => "http_request",

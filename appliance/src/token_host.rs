@@ -10,6 +10,11 @@
 //! year of future codes. Anything past that is an [`Overreach`]: refused, audited, and the
 //! call fails. The seed's bytes never leave this module: plugins receive MACs.
 //!
+//! `aes_ecb_decrypt` (yubikey tokens) decrypts exactly one 16-byte block per check, only
+//! under the call's own token's key (opened like a seed), and records what the block holds
+//! ([`crate::yubikey::Saw`]) so the check accepts on what the host decrypted, not on the
+//! plugin's word.
+//!
 //! `verify` (pw, registration, tan and indexedsecret tokens) compares what the user typed with
 //! the token's stored verifiers or sealed secret ([`crate::simple_tokens::verify`]), once per
 //! check, and tells the caller which stored value matched ([`HostSaw`]): the check trusts
@@ -124,10 +129,12 @@ pub fn secret_ref(token: &TokenRecord) -> SecretRef {
     SecretRef(format!("token:{}", token.serial))
 }
 
-/// What the host itself saw during a call: which stored value `verify` matched, if any.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the host itself saw during a call: which stored value `verify` matched, if any, and
+/// what the block it decrypted for a yubikey check holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostSaw {
     pub verified: Option<usize>,
+    pub yubikey: Option<crate::yubikey::Saw>,
 }
 
 /// Calls `token`'s plugin with `req`, serving its host requests for this token only.
@@ -154,6 +161,9 @@ pub fn call_for_token_seen(
     let mut verifies_left =
         u32::from(matches!(req, PluginRequest::CheckOtp { .. }) && crate::simple_tokens::verifies(&token.token_type));
     let mut saw = HostSaw::default();
+    // One decryption per check (a Yubico OTP holds one block); whether a plugin may decrypt
+    // at all is its manifest's say (`aes_ecb_decrypt`).
+    let mut decrypts_left = u32::from(matches!(req, PluginRequest::CheckOtp { .. }));
     // indexedsecret: the positions the challenge asked, from the request the host built.
     let positions: Vec<usize> = match req {
         PluginRequest::CheckOtp { params, .. } => params
@@ -215,6 +225,53 @@ pub fn call_for_token_seen(
                     }
                     Err(e) => HostResponse::Refused { reason: format!("HSM: {e}") },
                 }
+            }
+            HostRequest::AesEcbDecrypt { secret, block } => {
+                if secret != own {
+                    return Err(Overreach("the secret is not this call's token".into()));
+                }
+                let block = <[u8; 16]>::try_from(block.as_slice()).map_err(|_| {
+                    Overreach(format!("aes_ecb_decrypt takes one 16-byte block, not {} bytes", block.len()))
+                })?;
+                if decrypts_left == 0 {
+                    return Err(Overreach(format!(
+                        "a {} token's call has no decryption left to ask for",
+                        token.token_type
+                    )));
+                }
+                decrypts_left -= 1;
+                if seed.is_none() {
+                    match secrets.open_seed(&token.serial, &token.sealed_seed) {
+                        Ok(s) => seed = Some(s),
+                        Err(e @ countersign_hsm::HsmError::Unavailable { .. }) => {
+                            hsm_down = Some(e.to_string());
+                            return Ok(HostResponse::Refused { reason: "the HSM is not available".into() });
+                        }
+                        Err(e) => {
+                            tracing::error!(serial = %token.serial, error = %e, "the token's key does not open");
+                            return Ok(HostResponse::Refused { reason: "the token's key cannot be opened".into() });
+                        }
+                    }
+                }
+                let Some(opened) = seed.as_ref() else {
+                    return Ok(HostResponse::Refused { reason: "the token's key cannot be opened".into() });
+                };
+                let Some(plain) = crate::yubikey::decrypt(opened, &block) else {
+                    return Ok(HostResponse::Refused { reason: "the token holds no AES key".into() });
+                };
+                // The host judges a Yubico OTP's block itself; the check accepts only on that.
+                match (token.token_type == "yubikey")
+                    .then(|| crate::yubikey::judge(secrets, &token.serial, opened, &plain))
+                    .transpose()
+                {
+                    Ok(judged) => saw.yubikey = judged,
+                    Err(e @ countersign_hsm::HsmError::Unavailable { .. }) => {
+                        hsm_down = Some(e.to_string());
+                        return Ok(HostResponse::Refused { reason: "the HSM is not available".into() });
+                    }
+                    Err(e) => return Ok(HostResponse::Refused { reason: format!("HSM: {e}") }),
+                }
+                HostResponse::Decrypted { block: plain.to_vec() }
             }
             HostRequest::Random { len } if len <= MAX_RANDOM => match secrets.random(len as usize) {
                 Ok(bytes) => HostResponse::Random { bytes },

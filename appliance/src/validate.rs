@@ -26,8 +26,8 @@ use crate::clock::Clock;
 use crate::executor::{Executor, ExecutorError, WorkerCtx};
 use crate::plugins::PluginHost;
 use crate::store::{
-    open_challenges, recorded_owner_key, token_for_check, tokens_of_owner, unknown_owner_key, AuthAuditRow,
-    CheckRecord, CheckTarget, FailedToken, ThrottleEffect, TokenEffect, TokenRecord,
+    open_challenges, recorded_owner_key, token_for_check, tokens_by_public_id, tokens_of_owner, unknown_owner_key,
+    AuthAuditRow, CheckRecord, CheckTarget, FailedToken, ThrottleEffect, TokenEffect, TokenRecord,
 };
 use crate::token_host::{call_for_token_seen, secret_ref, HostSaw};
 use crate::token_secrets::TokenSecrets;
@@ -244,6 +244,7 @@ impl ValidateService {
         let (serial, login, realm) = match &req.target {
             CheckTarget::Serial(s) => (Some(s.clone()), None, None),
             CheckTarget::User { login, realm } => (None, Some(login.clone()), realm.clone()),
+            CheckTarget::PublicId(_) => (None, None, None),
         };
         let audit = AuthAuditRow {
             at_ms: self.clock.now_ms(),
@@ -261,7 +262,7 @@ impl ValidateService {
                 // Decided on the user as resolved (the login typed only when resolving failed).
                 let typed = match &req.target {
                     CheckTarget::User { login, realm } => (Some(login.as_str()), realm.as_deref()),
-                    CheckTarget::Serial(_) => (None, None),
+                    CheckTarget::Serial(_) | CheckTarget::PublicId(_) => (None, None),
                 };
                 let answers = svc.answer_policies(
                     trace.login.as_deref().or(typed.0),
@@ -498,6 +499,29 @@ impl ValidateService {
                     "the user store could not be reached; try again",
                 )),
             },
+            CheckTarget::PublicId(id) => {
+                // Only a public id that names exactly one token names a subject: with two, an
+                // OTP would be tried against keys it was not made for.
+                let tokens = tokens_by_public_id(ctx.reader, ctx.seals, id).map_err(store)?;
+                match tokens.as_slice() {
+                    [t] => Ok(Subject {
+                        key: self.owner_key(t)?,
+                        resolver: t.owner_resolver.clone(),
+                        login: t.login.clone(),
+                        realm: t.realm.clone(),
+                        known: true,
+                        tokens,
+                    }),
+                    _ => Ok(Subject {
+                        key: format!("yubikey:{id}"),
+                        tokens: Vec::new(),
+                        resolver: None,
+                        login: None,
+                        realm: None,
+                        known: false,
+                    }),
+                }
+            }
             CheckTarget::Serial(serial) => {
                 let tokens = token_for_check(ctx.reader, ctx.seals, serial).map_err(store)?;
                 let Some(t) = tokens.first() else {
@@ -716,10 +740,12 @@ impl ValidateService {
             .iter()
             .filter(|t| {
                 // challenge_response names OTP types; the simple types keep their own checks
-                // (a TAN or registration code answering a challenge would not be spent).
+                // (a TAN or registration code answering a challenge would not be spent), and
+                // so does yubikey (its accept needs the host's judgement of the block).
                 (is_challenge_type(&t.token_type)
                     || (rules.challenge_types.contains(&t.token_type)
-                        && !crate::simple_tokens::is_simple_type(&t.token_type)))
+                        && !crate::simple_tokens::is_simple_type(&t.token_type)
+                        && t.token_type != "yubikey"))
                     && t.active
                     && !t.revoked
             })
@@ -811,7 +837,7 @@ impl ValidateService {
                     Err(e) => return Err(plugin_failed(e, None)),
                 }
             }
-            if crate::simple_tokens::is_simple_type(&t.token_type) {
+            if crate::simple_tokens::is_simple_type(&t.token_type) || t.token_type == "yubikey" {
                 // No challenge is made for them (see trigger_candidates); none answers one.
                 continue;
             }
@@ -951,7 +977,9 @@ impl ValidateService {
         let tokens = &subject.tokens;
         if tokens.is_empty() {
             return match &req.target {
-                CheckTarget::Serial(_) => Err(reject("no such token", "no such token", RejectKind::Guess)),
+                CheckTarget::Serial(_) | CheckTarget::PublicId(_) => {
+                    Err(reject("no such token", "no such token", RejectKind::Guess))
+                }
                 CheckTarget::User { .. } => self.without_token(subject, req, rules),
             };
         }
@@ -1032,6 +1060,35 @@ impl ValidateService {
         // A type whose values the host verifies is accepted on what the host saw match, never
         // on the plugin's word alone.
         let unverified = crate::simple_tokens::verifies(&token.token_type) && saw.verified.is_none();
+        // A yubikey match stands only if the block the host decrypted says the same: its CRC,
+        // this token's private id, and the very counter the plugin named.
+        let mut then = crate::simple_tokens::after_accept(token, saw.verified);
+        if token.token_type == "yubikey" {
+            if let Ok(PluginResponse::Matched { counter }) = &answer {
+                match crate::yubikey::confirm(saw.yubikey.as_ref(), *counter) {
+                    Ok(after) => then = after,
+                    Err(true) => {
+                        return Err(on_fail(
+                            "wrong OTP: a valid Yubico OTP of another private id".into(),
+                            "wrong PIN or OTP",
+                        ))
+                    }
+                    Err(false) => {
+                        return Err(Reject {
+                            audit: format!(
+                                "plugin {} answered counter {counter}, which the block the host decrypted does not \
+                                 show; refused",
+                                token.plugin
+                            ),
+                            answer: "the check failed; try again",
+                            effect: TokenEffect::None,
+                            serial: Some(token.serial.clone()),
+                            kind: RejectKind::Other,
+                        })
+                    }
+                }
+            }
+        }
         match answer {
             Ok(PluginResponse::Matched { .. }) if unverified => Err(Reject {
                 audit: format!("plugin {} answered a match the host did not verify; refused", token.plugin),
@@ -1059,7 +1116,7 @@ impl ValidateService {
                     seen_fail: token.fail_count,
                     new_counter: counter.saturating_add(1),
                     drift: drift(token, counter, now),
-                    then: crate::simple_tokens::after_accept(token, saw.verified),
+                    then,
                 },
             )),
             Ok(PluginResponse::Matched { counter }) if replay_seen && counter.saturating_add(1) == token.counter => {
@@ -1325,7 +1382,9 @@ fn failed(t: &TokenRecord, now_ms: i64) -> FailedToken {
 /// Whether the check also looks for the token's last accepted code, to tell a replay from a
 /// guess: OATH tokens (whose plugins search from `first`) that accepted a code before.
 fn recognises_replay(t: &TokenRecord) -> bool {
-    (is_otp_type(&t.token_type) || t.token_type == "paper") && t.counter > 0 && t.last_auth_ms.is_some()
+    (is_otp_type(&t.token_type) || matches!(t.token_type.as_str(), "paper" | "yubikey"))
+        && t.counter > 0
+        && t.last_auth_ms.is_some()
 }
 
 /// The options the plugin gets: the enrolled parameters, plus the learned drift for TOTP.

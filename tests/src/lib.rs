@@ -411,6 +411,14 @@ pub const INDEXEDSECRET_PLUGIN: PluginSpec = PluginSpec {
 pub const SIMPLE_PLUGINS: [PluginSpec; 6] =
     [SPASS_PLUGIN, PW_PLUGIN, REGISTRATION_PLUGIN, TAN_PLUGIN, PAPER_PLUGIN, INDEXEDSECRET_PLUGIN];
 
+/// Yubico OTP in AES mode: the host decrypts the OTP's block (`aes_ecb_decrypt`).
+pub const YUBIKEY_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_token_yubikey.so",
+    name: "token-yubikey",
+    kind: "token",
+    capabilities: &["aes_ecb_decrypt"],
+};
+
 /// The misbehaving test plugin; its manifest grants no capability, so its `hmac` request is
 /// refused by the host.
 pub const MISBEHAVE_PLUGIN: PluginSpec = PluginSpec {

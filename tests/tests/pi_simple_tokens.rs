@@ -7,8 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
 use countersign_tests::privacyidea::{Findings, Pair, Shape};
-use countersign_tests::{HOTP_PLUGIN, SIMPLE_PLUGINS};
+use countersign_tests::{HOTP_PLUGIN, SIMPLE_PLUGINS, YUBIKEY_PLUGIN};
 use serde_json::Value;
 
 const SEED: &str = "3132333435363738393031323334353637383930";
@@ -28,7 +29,7 @@ const CHALLENGE_OWN: &[&str] = &[
 
 /// Both servers, a passwd resolver with a user for each type and a realm `test` over it.
 fn start() -> Pair {
-    let plugins: Vec<_> = std::iter::once(HOTP_PLUGIN).chain(SIMPLE_PLUGINS).collect();
+    let plugins: Vec<_> = [HOTP_PLUGIN, YUBIKEY_PLUGIN].into_iter().chain(SIMPLE_PLUGINS).collect();
     let p = Pair::start_with(&plugins, "[validate]\nthrottle_base_ms = 0\n");
     let passwd = p.cs.work.path().join("passwd");
     let users: String = ["alice", "bob", "carol", "dave", "erin", "frank"]
@@ -152,5 +153,59 @@ fn simple_token_types_enrol_and_check_as_privacyidea_does() {
         &[],
     );
 
+    found.assert_none();
+}
+
+/// A Yubico OTP of `key` (as tests/tests/yubikey.rs makes them, whose generator is checked
+/// against published OTPs there): public id, then the encrypted fields.
+fn yubico_otp(key: &[u8], public_id: &str, fields: countersign_yubico_otp::Fields) -> String {
+    let cipher = aes::Aes128::new_from_slice(key).unwrap();
+    let mut block = GenericArray::clone_from_slice(&fields.to_plain());
+    cipher.encrypt_block(&mut block);
+    format!("{public_id}{}", countersign_yubico_otp::modhex_encode(&block))
+}
+
+#[test]
+fn yubikey_tokens_enrol_and_check_as_privacyidea_does() {
+    let p = start();
+    let mut found = Findings::default();
+    let key_hex = "3fb6a1c0d2e4f60718293a4b5c6d7e8f";
+    let key = hex::decode(key_hex).unwrap();
+    let uid = [0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f];
+    let at = |usage: u16, session_use: u8| countersign_yubico_otp::Fields {
+        uid,
+        usage,
+        timestamp: 0x0010_0000,
+        session_use,
+        random: 0x4242,
+    };
+    let otp = |f| format!("1234{}", yubico_otp(&key, "vvrrttnnbbcc", f));
+    p.admin(
+        "POST",
+        "/token/init",
+        &[
+            ("user", "alice"),
+            ("realm", "test"),
+            ("serial", "UBAM1"),
+            ("type", "yubikey"),
+            ("pin", "1234"),
+            ("otpkey", key_hex),
+            ("otplen", "44"),
+        ],
+    );
+    let check = |found: &mut Findings, what: &str, pass: &str, want: &str| {
+        found.exchange_allowing(what, check(&p, "alice", (pass, pass), None), Some(want), &[]);
+    };
+    let (first, second, skipped, later) = (otp(at(1, 0)), otp(at(1, 1)), otp(at(1, 2)), otp(at(2, 0)));
+    check(&mut found, "yubikey, the first OTP", &first, "ACCEPT");
+    check(&mut found, "yubikey, the first OTP again", &first, "REJECT");
+    check(&mut found, "yubikey, the next OTP", &second, "ACCEPT");
+    check(&mut found, "yubikey, a later session", &later, "ACCEPT");
+    check(&mut found, "yubikey, an older OTP never used", &skipped, "REJECT");
+    let mut other = at(3, 0);
+    other.uid = [1, 2, 3, 4, 5, 6];
+    check(&mut found, "yubikey, another private id", &otp(other), "REJECT");
+    check(&mut found, "yubikey, a wrong PIN", &format!("9999{}", &otp(at(3, 1))[4..]), "REJECT");
+    check(&mut found, "yubikey, after the refusals", &otp(at(3, 2)), "ACCEPT");
     found.assert_none();
 }

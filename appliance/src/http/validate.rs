@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -35,6 +35,12 @@ fn target(
         (None, Some(login)) => Ok(CheckTarget::User { login, realm }),
         _ => Err(ApiError::invalid(format!("send 'serial', or 'user' with an optional 'realm'{also}"))),
     }
+}
+
+/// A check without serial or user: the public id of the Yubico OTP that `pass` is (at
+/// least one character before the 32 of the token).
+pub(crate) fn public_id_target(pass: &str) -> Option<CheckTarget> {
+    countersign_yubico_otp::split(pass).filter(|t| !t.public_id.is_empty()).map(|t| CheckTarget::PublicId(t.public_id))
 }
 
 /// A check by serial, or by user (in `realm`, or the default realm).
@@ -73,7 +79,12 @@ async fn check(
 
 /// The check a body asks for, its target and transaction id checked.
 pub(super) fn check_request(b: CheckBody, caller: String) -> Result<CheckRequest, ApiError> {
-    let target = target(b.serial, b.user, b.realm, ", and 'pass'")?;
+    let target = match (&b.serial, &b.user, &b.realm, &b.transaction_id) {
+        // Only a Yubico OTP: its public id names the token (privacyIDEA's check_yubikey_pass).
+        (None, None, None, None) => public_id_target(b.pass.expose_secret())
+            .ok_or_else(|| ApiError::invalid("send 'serial', or 'user' with an optional 'realm', and 'pass'"))?,
+        _ => target(b.serial, b.user, b.realm, ", and 'pass'")?,
+    };
     if let Some(tx) = &b.transaction_id {
         if tx.len() != 20 || !tx.bytes().all(|c| c.is_ascii_digit()) {
             return Err(ApiError::invalid("'transaction_id' is 20 digits"));

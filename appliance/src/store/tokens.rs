@@ -495,7 +495,13 @@ fn owner_within_limit(
 #[derive(Debug, Clone)]
 pub enum CheckTarget {
     Serial(String),
-    User { login: String, realm: Option<String> },
+    User {
+        login: String,
+        realm: Option<String>,
+    },
+    /// A Yubico OTP's public id: the yubikey token enrolled with it (`params.prefix`), as
+    /// privacyIDEA's `check_yubikey_pass` finds it by `yubikey.prefix`.
+    PublicId(String),
 }
 
 /// What a check's commit does to its token, decided before the commit from the row as read.
@@ -537,7 +543,8 @@ pub enum AfterAccept {
     /// Nothing more.
     #[default]
     Keep,
-    /// The token's stored secret becomes `secret` (a TAN list with the TAN just used spent).
+    /// The token's stored secret becomes `secret` (a TAN list with the TAN just used spent, or
+    /// a yubikey's key sealed with the private id its first accepted OTP showed).
     Spend { secret: Vec<u8> },
     /// The token is deleted (a registration code: usable once).
     Delete,
@@ -665,6 +672,21 @@ fn counter_sql(v: u64) -> Result<i64, StoreError> {
 /// The token a check by serial is about (none or one), read on the caller's connection (a
 /// worker's reader). A check by user reads [`tokens_of_owner`] of the user the login resolves
 /// to: there is deliberately no look-up of tokens by the login string.
+/// The yubikey tokens enrolled with `public_id` (`params.prefix`), checked as
+/// [`token_for_check`] checks its row.
+pub fn tokens_by_public_id(
+    conn: &Connection,
+    seals: &RowSeals,
+    public_id: &str,
+) -> Result<Vec<TokenRecord>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {} {TOKEN_FROM} WHERE t.type = 'yubikey' AND json_extract(t.params, '$.prefix') = ?1",
+        token_columns()
+    ))?;
+    let rows = st.query_map([public_id], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(|t| checked(seals, t)).collect()
+}
+
 pub fn token_for_check(conn: &Connection, seals: &RowSeals, serial: &str) -> Result<Vec<TokenRecord>, StoreError> {
     let mut st = conn.prepare_cached(&format!("SELECT {} {TOKEN_FROM} WHERE t.serial = ?1", token_columns()))?;
     let rows = st.query_map([serial], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;

@@ -76,6 +76,16 @@ impl Host<'_> {
         }
     }
 
+    /// The AES-128-ECB decryption of one 16-byte `block` under the key of the token `secret`
+    /// names; the host decrypts (the key never reaches the plugin).
+    pub fn aes_ecb_decrypt(&self, secret: &SecretRef, block: &[u8; 16]) -> Result<[u8; 16], PluginError> {
+        match self.call(HostRequest::AesEcbDecrypt { secret: secret.clone(), block: block.to_vec() })? {
+            HostResponse::Decrypted { block } => <[u8; 16]>::try_from(block.as_slice())
+                .map_err(|_| PluginError::Host(format!("aes_ecb_decrypt answered {} bytes", block.len()))),
+            other => Err(PluginError::Host(format!("unexpected answer to aes_ecb_decrypt: {other:?}"))),
+        }
+    }
+
     /// Unix time in milliseconds, from the host's clock.
     pub fn now_ms(&self) -> Result<i64, PluginError> {
         match self.call(HostRequest::Now)? {

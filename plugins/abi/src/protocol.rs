@@ -5,7 +5,8 @@
 //! bytes never appear in a message: the host puts them in place itself (an HMAC key, an
 //! `Authorization` header, an SMTP login). Stored passwords, registration codes, TANs and
 //! indexed secrets are never sent either: a plugin hands the value a user typed to the host's
-//! `verify` capability, and the host compares it with what it holds.
+//! `verify` capability, and the host compares it with what it holds. Nor AES keys (yubikey):
+//! a plugin hands the block to `aes_ecb_decrypt` and gets the plaintext.
 
 use serde::{Deserialize, Serialize};
 
@@ -172,6 +173,14 @@ pub enum HostRequest {
     /// secret at the positions of the challenge being answered)? The host compares, in
     /// constant time; the plugin never sees what is stored.
     Verify { secret: SecretRef, value: String },
+    /// AES-128-ECB decryption of exactly one 16-byte block under the token's key (a Yubico
+    /// OTP's token). The host decrypts: the key never reaches the plugin, and the host allows
+    /// only the block(s) the call needs for its own token.
+    AesEcbDecrypt {
+        secret: SecretRef,
+        #[serde(with = "hex_bytes")]
+        block: Vec<u8>,
+    },
     /// Random bytes from the host (the HSM).
     Random { len: u32 },
     /// The host's clock (injected in tests).
@@ -202,6 +211,11 @@ pub enum HostResponse {
     /// The answer to [`HostRequest::Verify`]: whether the value matched.
     Verified {
         matches: bool,
+    },
+    /// The answer to [`HostRequest::AesEcbDecrypt`]: the plaintext block.
+    Decrypted {
+        #[serde(with = "hex_bytes")]
+        block: Vec<u8>,
     },
     Random {
         bytes: Vec<u8>,
@@ -234,6 +248,19 @@ mod hex_list {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
         Vec::<String>::deserialize(d)?.iter().map(|h| hex::decode(h).map_err(serde::de::Error::custom)).collect()
+    }
+}
+
+/// One byte string as hex.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

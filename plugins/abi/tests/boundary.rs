@@ -52,6 +52,9 @@ unsafe extern "C" fn host_call(_ctx: *mut c_void, req: ByteSlice, out: *mut Owne
             HostResponse::Hmac { macs: messages.iter().map(|m| vec![m[7] + b'0'; 20]).collect() }
         }
         HostRequest::Verify { value, .. } => HostResponse::Verified { matches: value == "right" },
+        HostRequest::AesEcbDecrypt { block, .. } => {
+            HostResponse::Decrypted { block: block.into_iter().rev().collect() }
+        }
         HostRequest::Random { len } => HostResponse::Random { bytes: vec![7; len as usize] },
         HostRequest::Now => HostResponse::Now { unix_ms: 1 },
         HostRequest::HttpRequest { .. } | HostRequest::SmtpSend { .. } => {

@@ -47,6 +47,9 @@ unsafe extern "C" fn call(ctx: *mut c_void, req: ByteSlice, out: *mut OwnedBytes
             }
             HostRequest::Random { len } => HostResponse::Random { bytes: vec![4; len as usize] },
             HostRequest::Now => HostResponse::Now { unix_ms: host.now_ms },
+            HostRequest::AesEcbDecrypt { .. } => {
+                HostResponse::Refused { reason: "the test host holds no AES keys".into() }
+            }
             HostRequest::HttpRequest { .. } | HostRequest::SmtpSend { .. } => {
                 HostResponse::Refused { reason: "the test host has no transport".into() }
             }

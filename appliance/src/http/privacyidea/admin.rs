@@ -366,6 +366,12 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
             .map(str::parse::<u64>)
             .transpose()
             .map_err(|_| PiResponse::error(ErrorKind::Parameter, "timeStep must be a number"))?;
+        // yubikey: the public id, when the enrolling client knows it (privacyIDEA learns it
+        // at the first check; here it is what a check without a user finds the token by).
+        let params = (token_type == "yubikey")
+            .then(|| p.get("yubikey.prefix").or_else(|| p.get("prefix")))
+            .flatten()
+            .map(|prefix| json!({ "prefix": prefix }));
         let req = InitRequest {
             token_type,
             serial: p.owned("serial"),
@@ -374,7 +380,7 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
             digits,
             hash: p.owned("hashlib"),
             step,
-            params: None,
+            params,
             password,
             count,
             window: None,

@@ -7,6 +7,9 @@
 //! - `hmac` asks the host for one HMAC and answers with its first byte; `flood` asks for
 //!   MACs of counters far outside the call's window, over and over, and answers with how many
 //!   it got;
+//! - `aes-once`, `aes-other`, `aes-twice`, `aes-wide` ask the host to decrypt one block of
+//!   their own token, one under another token's key (`other` in the params), two blocks, and
+//!   a 32-byte block, and claim a match whatever the host answered;
 //! - `escape` runs every attack (see [`attacks`]) with the targets in the token's params
 //!   (`file`, `sock`, `pid`) and answers with a bit set for each one that worked; `ctor`
 //!   answers with the bits of the same attacks made by the constructor (fixed targets, and the
@@ -26,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use countersign_plugin_abi::abi::PluginKind;
 use countersign_plugin_abi::guest::{Host, PluginError};
-use countersign_plugin_abi::protocol::{Hash, PluginRequest, PluginResponse};
+use countersign_plugin_abi::protocol::{Hash, HostRequest, PluginRequest, PluginResponse, SecretRef};
 
 /// What the constructor's attacks achieved, and the descriptors it saw.
 static CTOR_BITS: AtomicU64 = AtomicU64::new(0);
@@ -237,6 +240,27 @@ fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginE
         "hmac" => {
             let macs = host.hmac(&secret, Hash::Sha1, vec![first.to_be_bytes().to_vec()])?;
             matched(u64::from(macs[0][0]))
+        }
+        // aes_ecb_decrypt: one block of its own token (allowed once per check), a block
+        // under another token's key (`other` in params names its serial), a second block, and
+        // a block of 32 bytes. Each claims a match whatever the host answered.
+        "aes-once" => {
+            host.aes_ecb_decrypt(&secret, &[0u8; 16])?;
+            matched(first)
+        }
+        "aes-other" => {
+            let other = SecretRef(format!("token:{}", param(&params, "other", "")));
+            let _ = host.aes_ecb_decrypt(&other, &[0u8; 16]);
+            matched(first)
+        }
+        "aes-twice" => {
+            host.aes_ecb_decrypt(&secret, &[0u8; 16])?;
+            let _ = host.aes_ecb_decrypt(&secret, &[1u8; 16]);
+            matched(first)
+        }
+        "aes-wide" => {
+            let _ = host.call(HostRequest::AesEcbDecrypt { secret: secret.clone(), block: vec![0u8; 32] });
+            matched(first)
         }
         "flood" => {
             // Counters from a year of 30-second steps ahead, ten at a time (as many as a
