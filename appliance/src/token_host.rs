@@ -148,6 +148,33 @@ pub fn call_for_token(
     call_for_token_seen(plugins, secrets, clock, token, req).map(|(answer, _)| answer)
 }
 
+/// The token's secret, opened from its HSM seal on first use within a call and kept (zeroized on
+/// drop) for the call's later requests; a failure is the answer the plugin gets, and an HSM that
+/// does not answer is remembered in `hsm_down` so the call fails as unavailable.
+fn open_once<'a>(
+    seed: &'a mut Option<Zeroizing<Vec<u8>>>,
+    secrets: &TokenSecrets,
+    token: &TokenRecord,
+    hsm_down: &mut Option<String>,
+) -> Result<&'a [u8], HostResponse> {
+    if seed.is_none() {
+        match secrets.open_seed(&token.serial, &token.sealed_seed) {
+            Ok(s) => *seed = Some(s),
+            Err(e @ countersign_hsm::HsmError::Unavailable { .. }) => {
+                *hsm_down = Some(e.to_string());
+                return Err(HostResponse::Refused { reason: "the HSM is not available".into() });
+            }
+            Err(e) => {
+                tracing::error!(serial = %token.serial, error = %e, "the token's secret does not open");
+                return Err(HostResponse::Refused { reason: "the token's secret cannot be opened".into() });
+            }
+        }
+    }
+    seed.as_deref()
+        .map(Vec::as_slice)
+        .ok_or_else(|| HostResponse::Refused { reason: "the token's secret cannot be opened".into() })
+}
+
 /// [`call_for_token`], and what the host saw meanwhile ([`HostSaw`]).
 pub fn call_for_token_seen(
     plugins: &PluginHost,
@@ -184,20 +211,11 @@ pub fn call_for_token_seen(
                     return Err(Overreach("the secret is not this call's token".into()));
                 }
                 bound.take(&messages)?;
-                if seed.is_none() {
-                    match secrets.open_seed(&token.serial, &token.sealed_seed) {
-                        Ok(s) => seed = Some(s),
-                        Err(e @ countersign_hsm::HsmError::Unavailable { .. }) => {
-                            hsm_down = Some(e.to_string());
-                            return Ok(HostResponse::Refused { reason: "the HSM is not available".into() });
-                        }
-                        Err(e) => {
-                            tracing::error!(serial = %token.serial, error = %e, "the token's seed does not open");
-                            return Ok(HostResponse::Refused { reason: "the token's seed cannot be opened".into() });
-                        }
-                    }
-                }
-                match seed.as_ref().and_then(|s| hmac_of(hash, s, &messages)) {
+                let opened = match open_once(&mut seed, secrets, token, &mut hsm_down) {
+                    Ok(s) => s,
+                    Err(refused) => return Ok(refused),
+                };
+                match hmac_of(hash, opened, &messages) {
                     Some(macs) => HostResponse::Hmac { macs },
                     None => HostResponse::Refused { reason: "HMAC failed".into() },
                 }
@@ -240,21 +258,9 @@ pub fn call_for_token_seen(
                     )));
                 }
                 decrypts_left -= 1;
-                if seed.is_none() {
-                    match secrets.open_seed(&token.serial, &token.sealed_seed) {
-                        Ok(s) => seed = Some(s),
-                        Err(e @ countersign_hsm::HsmError::Unavailable { .. }) => {
-                            hsm_down = Some(e.to_string());
-                            return Ok(HostResponse::Refused { reason: "the HSM is not available".into() });
-                        }
-                        Err(e) => {
-                            tracing::error!(serial = %token.serial, error = %e, "the token's key does not open");
-                            return Ok(HostResponse::Refused { reason: "the token's key cannot be opened".into() });
-                        }
-                    }
-                }
-                let Some(opened) = seed.as_ref() else {
-                    return Ok(HostResponse::Refused { reason: "the token's key cannot be opened".into() });
+                let opened = match open_once(&mut seed, secrets, token, &mut hsm_down) {
+                    Ok(s) => s,
+                    Err(refused) => return Ok(refused),
                 };
                 let Some(plain) = crate::yubikey::decrypt(opened, &block) else {
                     return Ok(HostResponse::Refused { reason: "the token holds no AES key".into() });

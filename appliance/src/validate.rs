@@ -503,45 +503,17 @@ impl ValidateService {
                 // Only a public id that names exactly one token names a subject: with two, an
                 // OTP would be tried against keys it was not made for.
                 let tokens = tokens_by_public_id(ctx.reader, ctx.seals, id).map_err(store)?;
-                match tokens.as_slice() {
-                    [t] => Ok(Subject {
-                        key: self.owner_key(t)?,
-                        resolver: t.owner_resolver.clone(),
-                        login: t.login.clone(),
-                        realm: t.realm.clone(),
-                        known: true,
-                        tokens,
-                    }),
-                    _ => Ok(Subject {
-                        key: format!("yubikey:{id}"),
-                        tokens: Vec::new(),
-                        resolver: None,
-                        login: None,
-                        realm: None,
-                        known: false,
-                    }),
+                match tokens.len() {
+                    1 => self.subject_of_token(tokens),
+                    _ => Ok(Subject::nobody(format!("yubikey:{id}"))),
                 }
             }
             CheckTarget::Serial(serial) => {
                 let tokens = token_for_check(ctx.reader, ctx.seals, serial).map_err(store)?;
-                let Some(t) = tokens.first() else {
-                    return Ok(Subject {
-                        key: format!("token:{serial}"),
-                        tokens,
-                        resolver: None,
-                        login: None,
-                        realm: None,
-                        known: false,
-                    });
-                };
-                Ok(Subject {
-                    key: self.owner_key(t)?,
-                    resolver: t.owner_resolver.clone(),
-                    login: t.login.clone(),
-                    realm: t.realm.clone(),
-                    known: true,
-                    tokens,
-                })
+                match tokens.is_empty() {
+                    true => Ok(Subject::nobody(format!("token:{serial}"))),
+                    false => self.subject_of_token(tokens),
+                }
             }
         }
     }
@@ -549,6 +521,22 @@ impl ValidateService {
     /// The key per-user limits and the throttle count a token's checks under: its owner's
     /// (asking the owner's resolver for a directory owner recorded before stable ids were
     /// kept), or the token's own when it has no owner.
+    /// The subject of a check that names a token (by serial or public id): the token's owner,
+    /// or the token itself when it has none.
+    fn subject_of_token(&self, tokens: Vec<TokenRecord>) -> Result<Subject, Reject> {
+        let Some(t) = tokens.first() else {
+            return Err(Reject::other("no token for the subject".into(), "the check failed; try again"));
+        };
+        Ok(Subject {
+            key: self.owner_key(t)?,
+            resolver: t.owner_resolver.clone(),
+            login: t.login.clone(),
+            realm: t.realm.clone(),
+            known: true,
+            tokens,
+        })
+    }
+
     fn owner_key(&self, t: &TokenRecord) -> Result<String, Reject> {
         if let Some(key) = recorded_owner_key(t) {
             return Ok(key);
@@ -1285,6 +1273,13 @@ struct Subject {
     known: bool,
 }
 
+impl Subject {
+    /// No token and no user: what a serial or public id that names nothing is checked as.
+    fn nobody(key: String) -> Subject {
+        Subject { tokens: Vec::new(), key, resolver: None, login: None, realm: None, known: false }
+    }
+}
+
 /// What the worker decided.
 enum Decision {
     Accept(Accept),
@@ -1496,8 +1491,7 @@ pub(crate) mod work {
             let seed = zeroize::Zeroizing::new(secrets.random(20).ok()?);
             let pin = zeroize::Zeroizing::new(secrets.random(16).ok()?);
             Some(StandIn {
-                token: TokenRecord {
-                    id: 0,
+                token: TokenRecord::unsaved(&crate::store::NewToken {
                     serial: STAND_IN_SERIAL.into(),
                     token_type: "hotp".into(),
                     plugin: "token-hotp".into(),
@@ -1505,29 +1499,14 @@ pub(crate) mod work {
                     otp_window: 10,
                     sealed_seed: secrets.seal_seed(STAND_IN_SERIAL, &seed).ok()?,
                     counter: 0,
-                    drift: 0,
                     pin_verifier: None,
-                    fail_count: 0,
                     max_fail: 1,
                     fail_clear_s: 0,
-                    last_fail_ms: None,
-                    last_auth_ms: None,
-                    active: false,
-                    revoked: false,
-                    login: None,
-                    realm: None,
+                    user: None,
                     description: String::new(),
-                    created_at: 0,
                     recipient: None,
-                    user_phone: None,
-                    user_email: None,
-                    device: None,
-                    owner_resolver: None,
-                    owner_id: None,
-                    owner_uid: None,
-                    seal: Default::default(),
-                    owner_seal: None,
-                },
+                    owner_limit: None,
+                }),
                 verifier: secrets.pin_verifier(STAND_IN_SERIAL, &pin).ok()?,
             })
         }

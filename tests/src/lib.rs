@@ -212,6 +212,15 @@ impl Daemon {
         self.work.path().join("countersign.db")
     }
 
+    /// Whether `needle` is in the database, its WAL or its shared memory file (at least two of
+    /// them must exist, or the scan would prove nothing).
+    pub fn at_rest(&self, needle: &[u8]) -> bool {
+        let files = ["", "-wal", "-shm"].map(|suffix| format!("{}{suffix}", self.db().display()));
+        let found: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
+        assert!(found.len() >= 2, "database files: {files:?}");
+        found.iter().any(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+    }
+
     /// A `countersignd` command for this daemon's token and config (not started).
     pub fn command(&self) -> Command {
         let mut c = match self.wrapper.split_first() {
@@ -882,5 +891,42 @@ impl Drop for SmtpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A daemon with its HTTP listener, internal users, and an API admin (`ops`) logged in, for
+/// tests that speak privacyIDEA's API to it.
+#[derive(Debug)]
+pub struct ApiDaemon {
+    pub d: Daemon,
+    pub port: u16,
+    /// The API admin's session token.
+    pub session: String,
+}
+
+impl ApiDaemon {
+    /// `config`: more TOML after the `[http]` listener (a `[validate]` section, say).
+    pub fn start(plugins: &[PluginSpec], config: &str, users: &[&str]) -> ApiDaemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let d = Daemon::with_plugins(plugins, &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n{config}"));
+        for u in users {
+            d.cli_json(&["user", "add", u]);
+        }
+        let out = d.cli_stdin(&["privacyidea", "admin-add", "ops"], "correct horse battery\n");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut s = ApiDaemon { d, port, session: String::new() };
+        let v = s.form("/auth", "username=ops&password=correct+horse+battery");
+        s.session = v["result"]["value"]["token"].as_str().unwrap().to_owned();
+        s
+    }
+
+    /// A form POST (with the session once there is one): the JSON answer, or null.
+    pub fn form(&self, path: &str, body: &str) -> Value {
+        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        if !self.session.is_empty() {
+            headers.push(("Authorization", self.session.as_str()));
+        }
+        let (_, text) = http(self.port, "POST", path, &headers, body);
+        serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 }

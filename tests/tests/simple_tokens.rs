@@ -7,45 +7,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use countersign_tests::{Daemon, HOTP_PLUGIN, SIMPLE_PLUGINS};
+use countersign_tests::{ApiDaemon, HOTP_PLUGIN, SIMPLE_PLUGINS};
 use serde_json::{json, Value};
 
-struct Setup {
-    d: Daemon,
-    port: u16,
-    /// An API admin's session token.
-    session: String,
+/// A daemon with the simple types' plugins, privacyIDEA's API, users and an API admin.
+struct Setup(ApiDaemon);
+
+impl std::ops::Deref for Setup {
+    type Target = ApiDaemon;
+    fn deref(&self) -> &ApiDaemon {
+        &self.0
+    }
 }
 
 impl Setup {
     fn start(users: &[&str]) -> Setup {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let plugins: Vec<_> = std::iter::once(HOTP_PLUGIN).chain(SIMPLE_PLUGINS).collect();
         // No back-off: some users here fail on purpose, more often than it allows.
-        let d = Daemon::with_plugins(
-            &plugins,
-            &format!(
-                "[http]\nlisten = \"127.0.0.1:{port}\"\n[validate]\ndetailed_errors = false\nthrottle_base_ms = 0\n"
-            ),
-        );
-        for u in users {
-            d.cli_json(&["user", "add", u]);
-        }
-        let out = d.cli_stdin(&["privacyidea", "admin-add", "ops"], "correct horse battery\n");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut s = Setup { d, port, session: String::new() };
-        let v = s.form("/auth", "username=ops&password=correct+horse+battery");
-        s.session = v["result"]["value"]["token"].as_str().unwrap().to_owned();
-        s
-    }
-
-    fn form(&self, path: &str, body: &str) -> Value {
-        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
-        if !self.session.is_empty() {
-            headers.push(("Authorization", self.session.as_str()));
-        }
-        let (_, text) = countersign_tests::http(self.port, "POST", path, &headers, body);
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        Setup(ApiDaemon::start(&plugins, "[validate]\ndetailed_errors = false\nthrottle_base_ms = 0\n", users))
     }
 
     /// privacyIDEA's `/token/init`; the answer must be a success.
@@ -70,13 +49,9 @@ impl Setup {
         (v["accepted"].as_bool().unwrap(), v["message"].as_str().unwrap_or_default().to_owned())
     }
 
-    /// Whether `needle` is in the database, its WAL or its shared memory file (at least two
-    /// of them must exist).
+    /// Whether `needle` is in the database files.
     fn at_rest(&self, needle: &str) -> bool {
-        let files = ["", "-wal", "-shm"].map(|suffix| format!("{}{suffix}", self.d.db().display()));
-        let found: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
-        assert!(found.len() >= 2, "database files: {files:?}");
-        found.iter().any(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        self.d.at_rest(needle.as_bytes())
     }
 
     fn token_exists(&self, serial: &str) -> bool {

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use aes::cipher::{generic_array::GenericArray, BlockDecrypt, BlockEncrypt, KeyInit};
-use countersign_tests::{Daemon, PluginSpec, HOTP_PLUGIN, YUBIKEY_PLUGIN};
+use countersign_tests::{ApiDaemon, PluginSpec, HOTP_PLUGIN, YUBIKEY_PLUGIN};
 use countersign_yubico_otp::{modhex_encode, parse, split, Fields};
 use serde_json::{json, Value};
 
@@ -73,40 +73,21 @@ fn at(usage: u16, session_use: u8) -> Fields {
     Fields { uid: UID, usage, timestamp: 0x0010_0000 + u32::from(session_use) * 8, session_use, random: 0x4242 }
 }
 
-struct Setup {
-    d: Daemon,
-    port: u16,
-    session: String,
+/// A daemon with the yubikey plugin, privacyIDEA's API, users and an API admin.
+struct Setup(ApiDaemon);
+
+impl std::ops::Deref for Setup {
+    type Target = ApiDaemon;
+    fn deref(&self) -> &ApiDaemon {
+        &self.0
+    }
 }
 
 impl Setup {
     fn start(extra_plugins: &[PluginSpec]) -> Setup {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let plugins: Vec<_> = [HOTP_PLUGIN, YUBIKEY_PLUGIN].into_iter().chain(extra_plugins.iter().copied()).collect();
-        let d = Daemon::with_plugins(
-            &plugins,
-            &format!(
-                "[http]\nlisten = \"127.0.0.1:{port}\"\n[validate]\ndetailed_errors = true\nthrottle_base_ms = 0\n"
-            ),
-        );
-        for u in ["alice", "bob"] {
-            d.cli_json(&["user", "add", u]);
-        }
-        let out = d.cli_stdin(&["privacyidea", "admin-add", "ops"], "correct horse battery\n");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut s = Setup { d, port, session: String::new() };
-        let v = s.form("/auth", "username=ops&password=correct+horse+battery");
-        s.session = v["result"]["value"]["token"].as_str().unwrap().to_owned();
-        s
-    }
-
-    fn form(&self, path: &str, body: &str) -> Value {
-        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
-        if !self.session.is_empty() {
-            headers.push(("Authorization", self.session.as_str()));
-        }
-        let (_, text) = countersign_tests::http(self.port, "POST", path, &headers, body);
-        serde_json::from_str(&text).unwrap_or(Value::Null)
+        let config = "[validate]\ndetailed_errors = true\nthrottle_base_ms = 0\n";
+        Setup(ApiDaemon::start(&plugins, config, &["alice", "bob"]))
     }
 
     fn pi_check(&self, body: &str) -> (bool, Value) {
@@ -127,10 +108,7 @@ impl Setup {
     }
 
     fn at_rest(&self, needle: &[u8]) -> bool {
-        let files = ["", "-wal", "-shm"].map(|suffix| format!("{}{suffix}", self.d.db().display()));
-        let found: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
-        assert!(found.len() >= 2, "database files: {files:?}");
-        found.iter().any(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        self.d.at_rest(needle)
     }
 }
 
@@ -250,7 +228,7 @@ fn an_otp_is_accepted_once_across_a_crash() {
     let serial = v["token"]["serial"].as_str().unwrap().to_owned();
     let one = otp(&key, PUBLIC_ID, at(4, 7));
     assert!(s.d.accepts(&serial, &one));
-    let mut d = s.d;
+    let mut d = s.0.d;
     d.kill();
     d.spawn().unwrap();
     assert!(!d.accepts(&serial, &one), "a replay after kill -9");

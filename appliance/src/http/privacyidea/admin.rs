@@ -195,11 +195,14 @@ async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> 
         let name = p.required("username")?.to_owned();
         let password = p.secret("password")?;
         let admins = st.api_access.clone();
-        let (token, claims) = tokio::task::spawn_blocking(move || admins.login(&origin, &name, &password))
+        let from = origin.clone();
+        let (token, claims) = tokio::task::spawn_blocking(move || admins.login(&from, &name, &password))
             .await
             .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?
             .map_err(|e| session_error(&e))?;
-        let admin = PiAdmin { caller: String::new(), name: claims.username.clone() };
+        // Judged as the admin's next requests will be, from this client (admin policies may
+        // name clients).
+        let admin = PiAdmin { caller: format!("pi-admin:{} {origin}", claims.username), name: claims.username.clone() };
         let rights = rights_of(&st, &admin);
         let menus = menus_of(&rights);
         Ok::<_, PiResponse>(PiResponse::ok(
@@ -608,9 +611,10 @@ async fn set(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response 
         let tokens = each_token(&st, &admin, "set", &p, false, |tokens: TokenService, serial: String| {
             let (caller, settings) = (caller.clone(), settings.clone());
             async move {
+                // Nothing to set: the token was loaded and judged already; nothing changes.
                 match attributes {
-                    0 => tokens.show(serial).await,
-                    _ => tokens.set(caller, serial, settings).await,
+                    0 => Ok(()),
+                    _ => tokens.set(caller, serial, settings).await.map(|_| ()),
                 }
             }
         })
