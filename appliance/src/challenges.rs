@@ -215,7 +215,7 @@ impl ChallengeService {
         let mut out = Vec::new();
         // The callers chose the tokens: challenge-response types, and OTP tokens a
         // challenge_response policy names.
-        for t in tokens.iter().filter(|t| t.active && !t.revoked) {
+        for t in tokens.iter().filter(|t| t.usable(now)) {
             let recipient = t.recipient.clone().or_else(|| match t.token_type.as_str() {
                 "sms" => t.user_phone.clone(),
                 _ => t.user_email.clone(),
@@ -305,7 +305,7 @@ impl ChallengeService {
             let req = PluginRequest::CreateChallenge {
                 secret: secret_ref(t),
                 counter,
-                params: t.params.clone(),
+                params: crate::validate::plugin_params(t),
                 template: template.clone(),
                 variables: variables.clone(),
             };

@@ -197,20 +197,62 @@ fn distinct_tans(secrets: &TokenSecrets, count: usize, digits: usize) -> Result<
 
 /// `len` letters and digits from the HSM, at least one of each (privacyIDEA's `cn`).
 fn random_text(secrets: &TokenSecrets, len: usize) -> Result<Zeroizing<String>, HsmError> {
-    const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     loop {
-        let mut text = Zeroizing::new(String::with_capacity(len));
-        while text.len() < len {
-            let bytes = Zeroizing::new(secrets.random(len * 2)?);
-            // 248 = 4 × 62: bytes above it are dropped, so every character is equally likely.
-            for b in bytes.iter().filter(|b| **b < 248).take(len - text.len()) {
-                text.push(char::from(ALPHABET[usize::from(*b % 62)]));
-            }
-        }
+        let text = random_from(secrets, len, ALPHABET)?;
         if text.bytes().any(|b| b.is_ascii_digit()) && text.bytes().any(|b| b.is_ascii_alphabetic()) {
             return Ok(text);
         }
     }
+}
+
+/// `len` characters drawn uniformly from `pool` (ASCII, 1 to 256 distinct characters) with
+/// the HSM's random bytes.
+pub fn random_from(secrets: &TokenSecrets, len: usize, pool: &[u8]) -> Result<Zeroizing<String>, HsmError> {
+    let n = pool.len().clamp(1, 256);
+    // Bytes at or above the largest multiple of n are dropped, so every character is equally
+    // likely.
+    let limit = 256 - 256 % n;
+    let mut text = Zeroizing::new(String::with_capacity(len));
+    while text.len() < len {
+        let bytes = Zeroizing::new(secrets.random(len * 2)?);
+        for b in bytes.iter().map(|b| usize::from(*b)).filter(|b| *b < limit).take(len - text.len()) {
+            text.push(char::from(pool[b % n]));
+        }
+    }
+    Ok(text)
+}
+
+/// The characters privacyIDEA's password contents name (`losttoken_PW_contents`): `c` lower
+/// case, `C` upper case, `n` digits, `s` its special characters, `8` Base58; empty: letters
+/// and digits. Each character once, in a fixed order.
+pub fn password_pool(contents: &str) -> Result<Vec<u8>, String> {
+    const LOWER: &str = "abcdefghijklmnopqrstuvwxyz";
+    const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    const DIGITS: &str = "0123456789";
+    const SPECIAL: &str = "!#$%&()*+,-./:;<=>?@[]^_";
+    const BASE58: &str = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+    let mut pool = String::new();
+    let contents = if contents.is_empty() { "cCn" } else { contents };
+    for c in contents.chars() {
+        pool.push_str(match c {
+            'c' => LOWER,
+            'C' => UPPER,
+            'n' => DIGITS,
+            's' => SPECIAL,
+            '8' => BASE58,
+            other => {
+                return Err(format!(
+                    "password contents '{contents}' name '{other}'; use c (lower case), C (upper case), n (digits), \
+                     s (special characters) or 8 (Base58)"
+                ))
+            }
+        });
+    }
+    let mut bytes = pool.into_bytes();
+    bytes.sort_unstable();
+    bytes.dedup();
+    Ok(bytes)
 }
 
 /// Which stored value of token `t` `value` matches (pw and registration: the one; tan: the
@@ -312,6 +354,16 @@ mod tests {
 
     fn list(n: u8) -> Vec<u8> {
         (1..=n).flat_map(|i| [i; VERIFIER_LEN]).collect()
+    }
+
+    #[test]
+    fn password_contents_read_as_privacyidea_names_them() {
+        assert_eq!(password_pool("n").unwrap(), b"0123456789");
+        assert_eq!(password_pool("").unwrap().len(), 62);
+        // Base58 and digits overlap; each character counts once.
+        assert_eq!(password_pool("8n").unwrap().len(), 58 + 1);
+        assert_eq!(password_pool("s").unwrap().len(), 24);
+        assert!(password_pool("cx").unwrap_err().contains("'x'"));
     }
 
     #[test]

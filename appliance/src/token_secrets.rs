@@ -223,12 +223,64 @@ impl TokenSecrets {
         self.hsm.random(len)
     }
 
-    /// Whether `pin` matches: against the verifier, or, when the token has no PIN, whether
-    /// `pin` is empty.
+    /// Whether `pin` matches: against the verifier (made for `serial`, or for the token a
+    /// copied verifier names, [`copied_pin_verifier`]), or, when the token has no PIN, whether
+    /// `pin` is empty. A stored value of neither form matches nothing.
     pub fn pin_matches(&self, serial: &str, pin: &[u8], verifier: Option<&[u8]>) -> Result<bool, HsmError> {
-        match verifier {
+        match verifier.map(|v| pin_binding(serial, v)) {
             None => Ok(pin.is_empty()),
-            Some(v) => Ok(bool::from(self.pin_verifier(serial, pin)?.ct_eq(v))),
+            Some(Some((bound, mac))) => Ok(bool::from(self.pin_verifier(bound, pin)?.ct_eq(mac))),
+            Some(None) => Ok(false),
+        }
+    }
+}
+
+/// Marks a PIN verifier copied from another token: `COPIED`, that token's serial, NUL, the
+/// verifier made for that serial. Serials hold no NUL (the token service admits letters,
+/// digits and `-_.`), and an own verifier is one HMAC-SHA-256 (32 bytes), so the two forms
+/// cannot be confused.
+const COPIED: &[u8] = b"copied-pin/v1\0";
+const MAC_LEN: usize = 32;
+
+/// The verifier for a token that takes over the PIN of token `from_serial`, whose verifier is
+/// `verifier` (privacyIDEA's `copy_token_pin`, for a lost token's replacement): the PIN stays
+/// unknown to the appliance, and the copy still matches only under the serial it was made
+/// for, which the copy names and the row's seal protects. A copy of a copy names the
+/// original. `None`: `verifier` is of neither form (it is not copied).
+pub fn copied_pin_verifier(from_serial: &str, verifier: &[u8]) -> Option<Vec<u8>> {
+    let (bound, mac) = pin_binding(from_serial, verifier)?;
+    Some([COPIED, bound.as_bytes(), b"\0", mac].concat())
+}
+
+/// The serial a stored PIN verifier was made for, and its MAC.
+fn pin_binding<'a>(serial: &'a str, verifier: &'a [u8]) -> Option<(&'a str, &'a [u8])> {
+    if verifier.len() == MAC_LEN {
+        return Some((serial, verifier));
+    }
+    let rest = verifier.strip_prefix(COPIED)?;
+    let split = rest.len().checked_sub(MAC_LEN + 1)?;
+    let (bound, mac) = rest.split_at(split);
+    let mac = mac.strip_prefix(b"\0")?;
+    let bound = std::str::from_utf8(bound).ok().filter(|b| !b.is_empty() && !b.contains('\0'))?;
+    Some((bound, mac))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copied_pin_verifier_names_the_serial_it_was_made_for() {
+        let own = [7u8; MAC_LEN];
+        assert_eq!(pin_binding("HOTP1", &own), Some(("HOTP1", own.as_slice())));
+        let copy = copied_pin_verifier("HOTP1", &own).expect("an own verifier copies");
+        // The copy is read under the original serial, whatever token holds it.
+        assert_eq!(pin_binding("lostHOTP1", &copy), Some(("HOTP1", own.as_slice())));
+        // A copy of a copy still names the original.
+        assert_eq!(copied_pin_verifier("lostHOTP1", &copy).as_deref(), Some(copy.as_slice()));
+        // Anything else is no verifier at all and matches nothing.
+        for bad in [&own[..31], &copy[..copy.len() - 1], b"copied-pin/v1\0\0".as_slice(), &[0u8; 33][..]] {
+            assert_eq!(pin_binding("HOTP1", bad), None, "{bad:?}");
         }
     }
 }

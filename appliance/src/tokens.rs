@@ -40,6 +40,9 @@ pub enum TokenError {
     /// The token is revoked: nothing may use or revive it.
     #[error("{0}")]
     Revoked(String),
+    /// The action needs a token with an owner (a lost token's replacement goes to its owner).
+    #[error("{0}")]
+    Unassigned(String),
     #[error("HSM: {0}")]
     Hsm(#[from] countersign_hsm::HsmError),
     #[error("store: {0}")]
@@ -117,6 +120,36 @@ pub struct InitRequest {
     pub qr_png: bool,
 }
 
+impl InitRequest {
+    /// A request for a token of `token_type` with nothing else set: the defaults, an
+    /// HSM-generated seed, no owner.
+    pub fn of_type(token_type: &str) -> InitRequest {
+        InitRequest {
+            token_type: token_type.to_owned(),
+            serial: None,
+            seed: None,
+            seed_format: SeedFormat::Hex,
+            digits: None,
+            hash: None,
+            step: None,
+            params: None,
+            password: None,
+            count: None,
+            window: None,
+            user: None,
+            realm: None,
+            pin: None,
+            max_fail: None,
+            fail_clear_s: None,
+            description: String::new(),
+            phone: None,
+            email: None,
+            issuer: None,
+            qr_png: false,
+        }
+    }
+}
+
 /// What enrolment returns, once.
 #[derive(Debug, Serialize)]
 pub struct Enrolled {
@@ -145,6 +178,33 @@ struct EnrolPolicies {
     random_pin: Option<i64>,
     label: Option<String>,
     issuer: Option<String>,
+    /// A lost token's replacement: days valid, password length and contents.
+    lost_days: Option<i64>,
+    lost_pw_len: Option<i64>,
+    lost_pw_contents: Option<String>,
+}
+
+/// privacyIDEA's defaults for a lost token's replacement (`lost_token`): valid 10 days, a
+/// password of 16 Base58 characters.
+const LOST_VALID_DAYS: i64 = 10;
+const LOST_PW_LEN: i64 = 16;
+const LOST_PW_CONTENTS: &str = "8";
+
+/// A lost token's replacement, shown once: the new pw token, its password and until when it
+/// works, and the lost token as it now is (disabled).
+#[derive(Debug, Serialize)]
+pub struct Replacement {
+    pub lost: TokenView,
+    pub token: TokenView,
+    #[serde(serialize_with = "expose_one")]
+    pub password: SecretString,
+    pub valid_until_ms: i64,
+    /// Whether the lost token had a PIN, which the replacement now asks for too.
+    pub pin_copied: bool,
+}
+
+fn expose_one<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.expose_secret())
 }
 
 fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -164,6 +224,16 @@ pub struct TokenSettings {
     #[serde(default)]
     pub otp_window: Option<u32>,
     pub description: Option<String>,
+    /// The validity period's start and end, Unix ms: absent keeps it, `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    pub valid_from_ms: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub valid_until_ms: Option<Option<i64>>,
+}
+
+/// A field that is there, `null` included (`Some(None)`); an absent one is `None` by default.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// The widest OTP window an admin may set: each counter in the window is one MAC per check, and
@@ -412,6 +482,9 @@ impl TokenService {
             random_pin: value("otp_pin_random")?.and_then(|v| v.as_int()),
             label: value("tokenlabel")?.and_then(|v| v.as_text().map(str::to_owned)),
             issuer: value("tokenissuer")?.and_then(|v| v.as_text().map(str::to_owned)),
+            lost_days: value("losttoken_valid")?.and_then(|v| v.as_int()),
+            lost_pw_len: value("losttoken_PW_length")?.and_then(|v| v.as_int()),
+            lost_pw_contents: value("losttoken_PW_contents")?.and_then(|v| v.as_text().map(str::to_owned)),
         })
     }
 
@@ -524,45 +597,6 @@ impl TokenService {
     /// The validation defaults new tokens get.
     pub fn defaults(&self) -> &ValidateSection {
         &self.defaults
-    }
-
-    /// Enrols a pw token whose password is `password` for the user `login` names in `realm`,
-    /// as [`Self::init`] does (the owner resolved, enrolment policies, the password stored as
-    /// an HSM verifier only, one audit row): the daemon's entry point for privacyIDEA's
-    /// `/token/lost/<serial>`. The answer shows the password once (`shown`).
-    pub async fn enrol_password(
-        &self,
-        caller: String,
-        login: String,
-        realm: Option<String>,
-        password: SecretString,
-        serial: Option<String>,
-        description: String,
-    ) -> Result<Enrolled, TokenError> {
-        let r = InitRequest {
-            token_type: "pw".into(),
-            serial,
-            seed: None,
-            seed_format: SeedFormat::Hex,
-            digits: None,
-            hash: None,
-            step: None,
-            params: None,
-            password: Some(password),
-            count: None,
-            window: None,
-            user: Some(login),
-            realm,
-            pin: None,
-            max_fail: None,
-            fail_clear_s: None,
-            description,
-            phone: None,
-            email: None,
-            issuer: None,
-            qr_png: false,
-        };
-        self.init(caller, r).await
     }
 
     pub async fn init(&self, caller: String, r: InitRequest) -> Result<Enrolled, TokenError> {
@@ -918,14 +952,30 @@ impl TokenService {
                 "the OTP window must be at most {MAX_OTP_WINDOW}: a wider one makes guessing easier"
             )));
         }
-        let detail = Some(format!(
-            "max_fail {:?}, fail_clear_s {:?}, otp_window {:?}",
-            s.max_fail, s.fail_clear_s, s.otp_window
-        ));
-        self.change(caller, serial, "set", detail, move |tx, t| {
+        if let (Some(Some(from)), Some(Some(until))) = (s.valid_from_ms, s.valid_until_ms) {
+            if from >= until {
+                return Err(TokenError::Invalid("the validity period must start before it ends".into()));
+            }
+        }
+        let mut detail =
+            format!("max_fail {:?}, fail_clear_s {:?}, otp_window {:?}", s.max_fail, s.fail_clear_s, s.otp_window);
+        for (name, bound) in [("valid_from_ms", s.valid_from_ms), ("valid_until_ms", s.valid_until_ms)] {
+            match bound {
+                Some(Some(ms)) => detail += &format!(", {name} {ms}"),
+                Some(None) => detail += &format!(", {name} removed"),
+                None => {}
+            }
+        }
+        self.change(caller, serial, "set", Some(detail), move |tx, t| {
             change::set_limits(tx, t, s.max_fail, s.fail_clear_s, s.otp_window)?;
             if let Some(d) = &s.description {
                 change::set_description(tx, t, d)?;
+            }
+            if s.valid_from_ms.is_some() || s.valid_until_ms.is_some() {
+                let mut v = crate::store::Validity::of(&t.params);
+                v.from_ms = s.valid_from_ms.unwrap_or(v.from_ms);
+                v.until_ms = s.valid_until_ms.unwrap_or(v.until_ms);
+                change::set_validity(tx, t, v)?;
             }
             Ok(())
         })
@@ -942,6 +992,91 @@ impl TokenService {
 
     pub async fn delete(&self, caller: String, serial: String) -> Result<(), TokenError> {
         self.change(caller, serial, "delete", None, change::delete).await.map(|_| ())
+    }
+
+    /// privacyIDEA's lost-token workflow: the owner of token `serial` gets a temporary pw token
+    /// `lost<serial>` that asks for the lost token's PIN (copied as its verifier, so the PIN
+    /// stays unknown) followed by a password from the HSM, valid for the days the enrolment
+    /// policy `losttoken_valid` sets; the lost token is disabled in the same transaction. A
+    /// second call replaces the first replacement (the user lost the password too). The
+    /// password is in the answer only.
+    pub async fn lost(&self, caller: String, serial: String) -> Result<Replacement, TokenError> {
+        let svc = self.clone();
+        blocking(move || svc.lost_blocking(&caller, &serial)).await
+    }
+
+    fn lost_blocking(&self, caller: &str, serial: &str) -> Result<Replacement, TokenError> {
+        let old = self.store.token(serial)?;
+        still_expected(self.expect.as_deref(), &old)?;
+        if old.revoked {
+            return Err(TokenError::Revoked(format!("token {serial} is revoked; enrol a new token for its owner")));
+        }
+        let (Some(login), Some(realm)) = (old.login.clone(), old.realm.clone()) else {
+            return Err(TokenError::Unassigned(format!(
+                "token {serial} has no owner; only an assigned token can be replaced as lost (assign it first)"
+            )));
+        };
+        let policies = self.enrol_policies(caller, Some(&login), Some(&realm))?;
+        let contents = policies.lost_pw_contents.as_deref().unwrap_or(LOST_PW_CONTENTS);
+        let pool = crate::simple_tokens::password_pool(contents)
+            .map_err(|e| TokenError::Invalid(format!("enrolment policy losttoken_PW_contents: {e}")))?;
+        let len = usize::try_from(policies.lost_pw_len.unwrap_or(LOST_PW_LEN)).unwrap_or(16);
+        let password = crate::simple_tokens::random_from(&self.secrets, len, &pool)?;
+        let new_serial = format!("lost{serial}");
+        let r = InitRequest {
+            serial: Some(new_serial.clone()),
+            password: Some(SecretString::from(password.as_str())),
+            description: format!("temporary replacement for {serial}"),
+            ..InitRequest::of_type("pw")
+        };
+        let (mut new, _, _) = self.prepare_shown(&r)?;
+        let days = policies.lost_days.unwrap_or(LOST_VALID_DAYS);
+        let until = self.clock.now_ms().saturating_add(days.saturating_mul(86_400_000));
+        crate::store::Validity { from_ms: None, until_ms: Some(until) }.write_into(&mut new.params);
+        new.user = Some((login.clone(), realm.clone()));
+        let mut lost_row = audit_row(caller, "token/lost", Some(serial));
+        lost_row.login = Some(login.clone());
+        lost_row.realm = Some(realm.clone());
+        lost_row.detail = Some(format!("disabled; replaced by {new_serial} (pw) for {days} days"));
+        let mut init_row = audit_row(caller, "token/init", Some(&new_serial));
+        init_row.login = Some(login);
+        init_row.realm = Some(realm);
+        init_row.detail = Some(format!(
+            "type pw, temporary replacement for {serial}: its PIN, then a password generated by the HSM (stored as \
+             an HSM verifier), valid for {days} days"
+        ));
+        let expect = self.expect.clone();
+        let (seen_owner, seen_pin) = (old.owner_id, old.pin_verifier.clone());
+        let (lost, token) = self.store.replace_token(serial, new, &[lost_row, init_row], |now, earlier, new| {
+            still_expected(expect.as_deref(), now)?;
+            // Policies and password were chosen for the token as read before; a change since
+            // (another owner, a new PIN) needs a new decision.
+            if now.owner_id != seen_owner || now.pin_verifier != seen_pin || now.revoked {
+                return Err(StoreError::Invalid(format!(
+                    "token {serial} changed while it was being replaced; nothing was changed, try again"
+                )));
+            }
+            // Only this token's earlier replacement gives way; any other token of that name stays.
+            if let Some(e) = earlier.filter(|e| e.token_type != "pw" || e.owner_id != now.owner_id) {
+                return Err(StoreError::Duplicate(format!("token {} (not a replacement of {serial})", e.serial)));
+            }
+            new.pin_verifier = match &now.pin_verifier {
+                Some(v) => Some(crate::token_secrets::copied_pin_verifier(serial, v).ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "the PIN verifier of token {serial} is not readable; set its PIN again"
+                    ))
+                })?),
+                None => None,
+            };
+            Ok(())
+        })?;
+        Ok(Replacement {
+            pin_copied: token.pin_verifier.is_some(),
+            lost: TokenView::from(&lost),
+            token: TokenView::from(&token),
+            password: SecretString::from(password.as_str()),
+            valid_until_ms: until,
+        })
     }
 
     /// Finds two consecutive OTPs within the sync window and moves the counter past them.

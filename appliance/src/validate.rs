@@ -347,9 +347,10 @@ impl ValidateService {
             .map_err(|e: crate::store::StoreError| ValidateError::Challenge(e.into()))?;
         // As privacyIDEA triggers them: challenge-response tokens, and OTP tokens too (their
         // challenge is answered by the next code).
+        let now = self.clock.now_ms();
         let tokens: Vec<TokenRecord> = tokens
             .into_iter()
-            .filter(|t| (is_challenge_type(&t.token_type) || is_otp_type(&t.token_type)) && t.active && !t.revoked)
+            .filter(|t| (is_challenge_type(&t.token_type) || is_otp_type(&t.token_type)) && t.usable(now))
             .collect();
         if tokens.is_empty() {
             return Ok((None, Vec::new()));
@@ -724,6 +725,7 @@ impl ValidateService {
         rules: &Rules,
     ) -> Option<Vec<TokenRecord>> {
         let pass = req.pass.expose_secret().as_bytes();
+        let now = self.clock.now_ms();
         let hits: Vec<TokenRecord> = tokens
             .iter()
             .filter(|t| {
@@ -734,8 +736,7 @@ impl ValidateService {
                     || (rules.challenge_types.contains(&t.token_type)
                         && !crate::simple_tokens::is_simple_type(&t.token_type)
                         && t.token_type != "yubikey"))
-                    && t.active
-                    && !t.revoked
+                    && t.usable(now)
             })
             // Without a PIN (otppin=none) an empty pass asks for the challenge.
             .filter(|t| {
@@ -764,7 +765,7 @@ impl ValidateService {
             .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
         let candidates: Vec<(&TokenRecord, &crate::store::OpenChallenge)> = tokens
             .iter()
-            .filter(|t| t.active && !t.revoked)
+            .filter(|t| t.usable(now))
             .filter_map(|t| open.iter().find(|c| c.token_id == t.id).map(|c| (t, c)))
             .collect();
         if candidates.is_empty() {
@@ -971,15 +972,23 @@ impl ValidateService {
                 CheckTarget::User { .. } => self.without_token(subject, req, rules),
             };
         }
-        let active: Vec<&TokenRecord> = tokens.iter().filter(|t| t.active && !t.revoked).collect();
+        let now = self.clock.now_ms();
+        let active: Vec<&TokenRecord> = tokens.iter().filter(|t| t.usable(now)).collect();
         if active.is_empty() {
+            // One token: its reason; several: each token's, in the audit only.
+            let reasons: Vec<String> = tokens
+                .iter()
+                .filter_map(|t| t.unusable(now).map(|u| format!("{}: {}", t.serial, u.reason())))
+                .collect();
             return Err(reject(
-                "every token of the target is disabled or revoked",
-                "the token is disabled",
+                &format!("no token of the target takes part in checks ({})", reasons.join("; ")),
+                match tokens.iter().filter_map(|t| t.unusable(now)).collect::<Vec<_>>().as_slice() {
+                    [one] => one.reason(),
+                    _ => "the token is disabled",
+                },
                 RejectKind::Other,
             ));
         }
-        let now = self.clock.now_ms();
         // Codes of challenge-response tokens are answers to challenges, never checked without
         // one. Their PINs were tried already (a PIN alone asks for a challenge).
         let usable: Vec<&TokenRecord> = active.iter().copied().filter(|t| !is_challenge_type(&t.token_type)).collect();
@@ -1385,6 +1394,7 @@ fn recognises_replay(t: &TokenRecord) -> bool {
 /// The options the plugin gets: the enrolled parameters, plus the learned drift for TOTP.
 pub fn plugin_params(t: &TokenRecord) -> serde_json::Value {
     let mut p = t.params.clone();
+    crate::store::Validity::strip(&mut p);
     if t.token_type == "totp" {
         if let Some(o) = p.as_object_mut() {
             o.insert("drift".into(), t.drift.into());

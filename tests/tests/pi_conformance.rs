@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::privacyidea::{differences, send, Findings, Pair, PerServer, Shape, ADMIN};
-use countersign_tests::{SmtpServer, EMAIL_PLUGIN, HOTP_PLUGIN, SMTP_PLUGIN};
+use countersign_tests::{SmtpServer, EMAIL_PLUGIN, HOTP_PLUGIN, PW_PLUGIN, SMTP_PLUGIN};
 use serde_json::Value;
 
 const SEED: &str = "3132333435363738393031323334353637383930";
@@ -802,3 +802,131 @@ fn policies_agree() {
     step("unknown scope", "POST", "/policy/bad", &[("scope", "nosuchscope"), ("action", "passthru")]);
     assert!(all.is_empty(), "{} exchanges differ:\n{}", all.len(), all.join("\n"));
 }
+
+/// privacyIDEA's lost-token workflow (`POST /token/lost/<serial>`), side by side: a token
+/// without an owner is refused alike (ERR2012); an owned token is disabled and its owner gets
+/// `lost<serial>`, a pw token asking for the lost token's PIN and then a password of the
+/// length and characters the enrolment policies set; asking again replaces that password; the
+/// replacement's validity period ends as `/token/set validity_period_end` says, after which
+/// it is rejected. Each server's password is its own random; each check uses that server's.
+#[test]
+fn lost_token_agrees() {
+    let p = Pair::start_with(&[HOTP_PLUGIN, PW_PLUGIN], "");
+    realm_with_tokens(&p);
+    let sessions: PerServer<'_> = (&[("Authorization", p.pi_auth.as_str())], &[("Authorization", p.cs_auth.as_str())]);
+    p.admin(
+        "POST",
+        "/policy/lost",
+        &[
+            ("scope", "enrollment"),
+            ("action", "losttoken_valid=3, losttoken_PW_length=10, losttoken_PW_contents=n"),
+            ("realm", "test"),
+        ],
+    );
+    p.admin("POST", "/token/init", &[("type", "hotp"), ("otpkey", SEED), ("serial", "HOTPU")]);
+    let mut found = Findings::default();
+    let admin = |method: &str, path: &str, params: &[(&str, &str)], own: &[&str]| {
+        p.both_with(Shape::Form, method, path, (params, params), sessions, own)
+    };
+    found.exchange("lost without an owner", admin("POST", "/token/lost/HOTPU", &[], &[]), None);
+    found.exchange("lost unknown", admin("POST", "/token/lost/NOSUCH", &[], &[]), None);
+
+    // Each server's password and end date are its own (random; the minute it was asked in).
+    let lost = |what: &str, found: &mut Findings| -> (String, String) {
+        let (pv, cv, diff) = admin("POST", "/token/lost/HOTPA", &[], &[LOST_PASSWORD, LOST_END]);
+        let passwords: Vec<String> = [&pv, &cv]
+            .iter()
+            .map(|v| v["result"]["value"]["password"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        for (server, pw) in ["privacyIDEA", "Countersign"].iter().zip(&passwords) {
+            if pw.len() != 10 || !pw.bytes().all(|b| b.is_ascii_digit()) {
+                found.0.push(format!("{what}: {server}'s password {pw:?} is not 10 digits, as the policy says"));
+            }
+        }
+        // The end: the policy's 3 days on, as privacyIDEA computed it a moment before (the same
+        // minute, or the next).
+        let ends = [&pv, &cv].map(|v| minutes(v["result"]["value"]["end_date"].as_str().unwrap_or_default()));
+        if !matches!(ends, [Some(pi), Some(cs)] if cs - pi == 0 || cs - pi == 1) {
+            found.0.push(format!("{what}: the end dates differ: privacyIDEA {pv}, Countersign {cv}"));
+        }
+        found.exchange(what, (pv, cv, diff), None);
+        (passwords[0].clone(), passwords[1].clone())
+    };
+    let check = |what: &str, passes: (String, String), want: &str, found: &mut Findings| {
+        let (pi, cs) = ([("user", "alice"), ("realm", "test"), ("pass", passes.0.as_str())], passes.1);
+        let cs = [("user", "alice"), ("realm", "test"), ("pass", cs.as_str())];
+        let answers = p.both_with(Shape::Form, "POST", "/validate/check", (&pi, &cs), (&[], &[]), &[]);
+        found.exchange(what, answers, Some(want));
+    };
+    let read = |what: &str, serial: &str, found: &mut Findings| {
+        let q = [("serial", serial)];
+        let (pv, cv, mut diff) = p.both_with(Shape::Query, "GET", "/token/", (&q, &q), sessions, TOKEN_READS);
+        diff.retain(|d| !ADMIN_READS.iter().chain(LOST_READS).any(|f| d.starts_with(&format!("{f}:"))));
+        found.exchange(what, (pv, cv, diff), None);
+    };
+
+    let (pi_pw, cs_pw) = lost("lost", &mut found);
+    read("the lost token", "HOTPA", &mut found);
+    read("its replacement", "lostHOTPA", &mut found);
+    check("PIN and password", (format!("1234{pi_pw}"), format!("1234{cs_pw}")), "ACCEPT", &mut found);
+    check("password without the PIN", (pi_pw.clone(), cs_pw.clone()), "REJECT", &mut found);
+    check("the lost token's code", ("1234".to_owned() + CODES[0], "1234".to_owned() + CODES[0]), "REJECT", &mut found);
+
+    // Lost again (the user lost the password too): a new password, the old one no longer works.
+    let (pi_pw2, cs_pw2) = lost("lost again", &mut found);
+    check("the first password", (format!("1234{pi_pw}"), format!("1234{cs_pw}")), "REJECT", &mut found);
+    check("the new password", (format!("1234{pi_pw2}"), format!("1234{cs_pw2}")), "ACCEPT", &mut found);
+
+    // The end of the validity period, set to the past: the replacement no longer works.
+    let ended = [("serial", "lostHOTPA"), ("validity_period_end", "2020-01-31T10:00+0000")];
+    found.exchange("set the end", admin("POST", "/token/set", &ended, &[]), None);
+    let started = [("serial", "HOTPA"), ("validity_period_start", "2020-01-31T10:00+0000")];
+    found.exchange("set a start", admin("POST", "/token/set", &started, &[]), None);
+    read("the replacement, ended", "lostHOTPA", &mut found);
+    read("the lost token, with a start", "HOTPA", &mut found);
+    check("after the end", (format!("1234{pi_pw2}"), format!("1234{cs_pw2}")), "REJECT", &mut found);
+    let soon = [("serial", "HOTPA"), ("validity_period_end", "soon")];
+    found.exchange("a date neither reads", admin("POST", "/token/set", &soon, &[]), None);
+    found.assert_none();
+}
+
+/// Minutes since the epoch of privacyIDEA's `2026-12-09T14:30+0000` (UTC only).
+fn minutes(date: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| date.get(r)?.parse::<i64>().ok();
+    if date.len() != 21 || !date.ends_with("+0000") {
+        return None;
+    }
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    // Days from the civil date (the proleptic Gregorian calendar, March-based years).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some((days * 24 + n(11..13)?) * 60 + n(14..16)?)
+}
+
+/// A lost token's replacement: its password (each server's own random), and when it ends
+/// (the minute each server was asked in, 3 days on).
+const LOST_PASSWORD: &str = "result.value.password";
+const LOST_END: &str = "result.value.end_date";
+/// The token list after a lost token's replacement, each with its reason:
+/// - `validity_period_end`: the minute each server was asked in, 3 days on (compared by the
+///   test itself);
+/// - `last_auth`: when each server accepted (both give it);
+/// - `count_auth`, `count_auth_success`: privacyIDEA counts authentications per token,
+///   Countersign does not (`/token/set` refuses these limits);
+/// - `count`, `failcount`: privacyIDEA checks a disabled token's code and counts it used and
+///   failed; Countersign leaves a disabled token out of every check, so nothing moves; and it
+///   counts a pw token's accepts, which privacyIDEA does not;
+/// - `count_window`: a pw token has no counter to look ahead by; Countersign lists its window
+///   as the 0 it is, privacyIDEA its default 10.
+const LOST_READS: &[&str] = &[
+    "result.value.tokens.0.info.validity_period_end",
+    "result.value.tokens.0.info.last_auth",
+    "result.value.tokens.0.info.count_auth",
+    "result.value.tokens.0.info.count_auth_success",
+    "result.value.tokens.0.count",
+    "result.value.tokens.0.failcount",
+    "result.value.tokens.0.count_window",
+];

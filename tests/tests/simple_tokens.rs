@@ -252,3 +252,50 @@ fn indexedsecret_challenges_complete_with_the_right_characters_only() {
     let (_, v) = s.d.check(json!({ "user": "bob", "pass": right, "transaction_id": tx }));
     assert_eq!(v["accepted"], true, "{v}");
 }
+
+/// A lost token through the CLI (the native API): the owner gets `lost<serial>`, a pw token
+/// that asks for the lost token's PIN and then a password shown once; the lost token is
+/// disabled; the PIN stays a copied verifier, so the replacement keeps working after the lost
+/// token is deleted; after the validity period (10 days by default, on the daemon's clock) the
+/// replacement is rejected with the reason in the audit; the password is not at rest; a token
+/// without an owner cannot be replaced.
+#[test]
+fn a_lost_token_is_replaced_by_a_temporary_password_with_its_pin() {
+    let s = Setup::start(&["alice"]);
+    s.pi_init(&format!("type=hotp&otpkey={RFC_SEED}&user=alice&pin=alicepin&serial=LOST1"));
+    s.pi_init(&format!("type=hotp&otpkey={RFC_SEED}&serial=NOOWNER"));
+
+    let v = s.d.cli_json(&["token", "lost", "LOST1"]);
+    let password = v["password"].as_str().unwrap().to_owned();
+    assert_eq!(password.len(), 16, "privacyIDEA's default length: {v}");
+    assert_eq!(v["token"]["serial"], "lostLOST1", "{v}");
+    assert_eq!(v["token"]["user"], "alice", "{v}");
+    assert_eq!(v["token"]["description"], "temporary replacement for LOST1", "{v}");
+    assert_eq!(v["lost"]["active"], false, "the lost token is disabled: {v}");
+    assert_eq!(v["pin_copied"], true, "{v}");
+    assert!(!s.at_rest(&password), "the password is stored as a verifier only");
+
+    assert!(s.check("alice", &format!("alicepin{password}")).0, "the lost token's PIN, then the password");
+    assert!(!s.check("alice", &password).0, "the PIN is required");
+    assert!(!s.check("alice", &format!("wrongpin{password}")).0);
+    assert!(!s.check("alice", "alicepin755224").0, "the lost token itself is disabled");
+
+    // The replacement's PIN does not depend on the lost token's row.
+    assert!(s.d.cli(&["token", "delete", "LOST1"]).status.success());
+    assert!(s.check("alice", &format!("alicepin{password}")).0, "the copied PIN outlives the lost token");
+
+    // Ten days on, the replacement no longer works, and the audit says why.
+    s.d.set_clock_offset_ms(10 * 86_400_000 + 60_000);
+    let (accepted, message) = s.check("alice", &format!("alicepin{password}"));
+    assert!(!accepted, "{message}");
+    let rows = s.d.cli_json(&["audit", "auth", "--action", "validate/check"]);
+    let newest = rows["rows"].as_array().and_then(|r| r.iter().max_by_key(|r| r["id"].as_i64())).cloned();
+    let detail = newest.map(|r| r["detail"].to_string()).unwrap_or_default();
+    assert!(detail.contains("lostLOST1: the token's validity period has ended"), "{rows}");
+
+    // A token without an owner: nothing to replace it for.
+    let out = s.d.cli(&["token", "lost", "NOOWNER"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no owner"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!s.token_exists("lostNOOWNER"));
+}

@@ -57,27 +57,14 @@ impl EnrolmentService {
         // The owner row the login resolves to (any spelling or realm of the same user).
         let (user, realm) = self.tokens.ensure_owner(&r.user, r.realm.as_deref())?;
         let init = InitRequest {
-            token_type: r.token_type.clone(),
-            serial: None,
-            seed: None,
-            seed_format: Default::default(),
             digits: r.digits,
             hash: r.hash.clone(),
             step: r.step,
-            params: None,
-            password: None,
-            count: None,
-            window: None,
             user: Some(user.clone()),
             realm: Some(realm.clone()),
             pin: r.pin.clone(),
-            max_fail: None,
-            fail_clear_s: None,
             description: r.description.clone(),
-            phone: None,
-            email: None,
-            issuer: None,
-            qr_png: false,
+            ..InitRequest::of_type(&r.token_type)
         };
         // The token row and its HSM-generated seed (sealed in the row), not stored yet.
         let (mut token, seed) = self.tokens.prepare(&init)?;

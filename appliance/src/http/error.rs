@@ -99,7 +99,7 @@ impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match &e {
             TokenError::Invalid(m) | TokenError::OutOfSync(m) => ApiError::invalid(m.clone()),
-            TokenError::Duplicate(_) | TokenError::Revoked(_) => {
+            TokenError::Duplicate(_) | TokenError::Revoked(_) | TokenError::Unassigned(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             TokenError::NotFound(_) => ApiError::not_found(e.to_string()),

@@ -27,6 +27,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/tokens/{serial}/reset", post(reset))
         .route("/v1/admin/tokens/{serial}/resync", post(resync))
         .route("/v1/admin/tokens/{serial}/revoke", post(revoke))
+        .route("/v1/admin/tokens/{serial}/lost", post(lost))
         .route("/v1/admin/users", get(users).post(create_user))
         .route("/v1/admin/users/{login}", axum::routing::delete(delete_user))
         .route("/v1/admin/audit/auth", get(audit))
@@ -161,6 +162,16 @@ async fn revoke(
     Path(serial): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     to_json(st.tokens.revoke(caller, serial).await?)
+}
+
+/// The token is lost: its owner gets a temporary password token with its PIN, and it is
+/// disabled ([`crate::tokens::TokenService::lost`]). The password is in this answer only.
+async fn lost(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.lost(caller, serial).await?)
 }
 
 #[derive(Debug, Deserialize)]

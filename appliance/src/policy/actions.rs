@@ -178,6 +178,8 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// Free text (a message or a label template).
     Text,
+    /// A word of these letters only (privacyIDEA's password contents, `cCns8`).
+    Letters(&'static str),
     /// Token types separated by spaces or commas.
     TokenTypes,
     /// `N/period`.
@@ -192,6 +194,7 @@ impl Kind {
             Kind::Int { min, max } => format!("an integer from {min} to {max}"),
             Kind::Choice(c) => format!("one of {}", c.join(", ")),
             Kind::Text => "text".into(),
+            Kind::Letters(l) => format!("a word of the letters {l}"),
             Kind::TokenTypes => "token types separated by spaces, e.g. 'hotp totp'".into(),
             Kind::Rate => "N/period, e.g. 3/5m (periods: s, m, h, d)".into(),
         }
@@ -246,6 +249,25 @@ pub const CATALOGUE: &[ActionSpec] = &[
     spec("otp_pin_random", ENROL, Kind::Int { min: 1, max: 64 }, "enrolment sets a random PIN of this many characters"),
     spec("tokenlabel", ENROL, Kind::Text, "the account label in the enrolment URI, e.g. {user}@{realm}"),
     spec("tokenissuer", ENROL, Kind::Text, "the issuer in the enrolment URI"),
+    spec(
+        "losttoken_valid",
+        ENROL,
+        Kind::Int { min: 1, max: 365 },
+        "a lost token's temporary replacement works for this many days (10 by default)",
+    ),
+    spec(
+        "losttoken_PW_length",
+        ENROL,
+        Kind::Int { min: 1, max: 256 },
+        "a lost token's temporary password has this many characters (16 by default)",
+    ),
+    spec(
+        "losttoken_PW_contents",
+        ENROL,
+        Kind::Letters("cCns8"),
+        "the characters of a lost token's temporary password: c lower case, C upper case, n digits, s special \
+         characters, 8 Base58 (8 by default)",
+    ),
     admin("enrollHOTP", "enrol HOTP tokens"),
     admin("enrollTOTP", "enrol TOTP tokens"),
     admin("enrollSMS", "enrol SMS tokens"),
@@ -258,6 +280,7 @@ pub const CATALOGUE: &[ActionSpec] = &[
     admin("disable", "disable tokens"),
     admin("delete", "delete tokens"),
     admin("revoke", "revoke tokens"),
+    admin("losttoken", "replace a lost token by a temporary password token with its PIN, and disable it"),
     admin("reset", "reset tokens' fail counters"),
     admin("resync", "resynchronise tokens"),
     admin("setpin", "set tokens' PINs"),
@@ -335,6 +358,12 @@ pub fn check(scope: Scope, name: &str, value: &serde_json::Value) -> Result<Acti
         Kind::Text => match text {
             Some(t) if !t.is_empty() && t.len() <= 1000 => Ok(ActionValue::Text(t.to_owned())),
             _ => Err(format!("action {name} takes text of 1 to 1000 characters, not {value}")),
+        },
+        Kind::Letters(letters) => match text {
+            Some(t) if !t.is_empty() && t.len() <= 64 && t.chars().all(|c| letters.contains(c)) => {
+                Ok(ActionValue::Text(t.to_owned()))
+            }
+            _ => Err(wrong()),
         },
         Kind::TokenTypes => {
             let words: Vec<&str> = text.ok_or_else(wrong)?.split([' ', ',']).filter(|w| !w.is_empty()).collect();

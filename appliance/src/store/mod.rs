@@ -52,7 +52,7 @@ pub use tokens::{
     change, recent_audit, recent_owner_checks, recorded_owner_key, throttle_state, token_for_check,
     tokens_by_public_id, tokens_of_owner, unknown_owner_key, AfterAccept, AuditFacts, AuthAuditQuery, AuthAuditRow,
     CheckRecord, CheckTarget, DirectoryUser, FailedToken, NewToken, Owner, RecentAudit, ThrottleEffect, ThrottleState,
-    TokenEffect, TokenRecord, TokenView, User,
+    TokenEffect, TokenRecord, TokenView, Unusable, User, Validity,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -131,6 +131,101 @@ impl TokenRecord {
     pub fn locked(&self, now_ms: i64) -> bool {
         self.fail_count >= self.max_fail && !self.fail_cleared(now_ms)
     }
+
+    /// Why the token takes part in no check at `now_ms`, if it does not: disabled, revoked,
+    /// or outside its validity period. Every check path filters on this one rule.
+    pub fn unusable(&self, now_ms: i64) -> Option<Unusable> {
+        if self.revoked {
+            Some(Unusable::Revoked)
+        } else if !self.active {
+            Some(Unusable::Disabled)
+        } else {
+            Validity::of(&self.params).outside(now_ms)
+        }
+    }
+
+    /// Whether the token takes part in checks at `now_ms` ([`Self::unusable`]).
+    pub fn usable(&self, now_ms: i64) -> bool {
+        self.unusable(now_ms).is_none()
+    }
+}
+
+/// Why a token takes part in no check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    Disabled,
+    Revoked,
+    /// Its validity period has not begun.
+    NotYetValid,
+    /// Its validity period has ended (a lost token's temporary replacement, after its days).
+    Expired,
+}
+
+impl Unusable {
+    /// For the audit and the answer: what is wrong, in words.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unusable::Disabled => "the token is disabled",
+            Unusable::Revoked => "the token is revoked",
+            Unusable::NotYetValid => "the token's validity period has not begun",
+            Unusable::Expired => "the token's validity period has ended",
+        }
+    }
+}
+
+/// A token's validity period (privacyIDEA's `validity_period_start`/`_end`): kept in its
+/// params, which the row's seal covers, as Unix milliseconds under [`Validity::FROM`] and
+/// [`Validity::UNTIL`]; plugins never see them ([`Validity::strip`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Validity {
+    pub from_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+impl Validity {
+    pub const FROM: &'static str = "valid_from_ms";
+    pub const UNTIL: &'static str = "valid_until_ms";
+
+    pub fn of(params: &serde_json::Value) -> Validity {
+        Validity {
+            from_ms: params.get(Self::FROM).and_then(serde_json::Value::as_i64),
+            until_ms: params.get(Self::UNTIL).and_then(serde_json::Value::as_i64),
+        }
+    }
+
+    /// Whether `now_ms` lies outside the period, and on which side. The end is exclusive.
+    pub fn outside(self, now_ms: i64) -> Option<Unusable> {
+        if self.from_ms.is_some_and(|f| now_ms < f) {
+            Some(Unusable::NotYetValid)
+        } else if self.until_ms.is_some_and(|u| now_ms >= u) {
+            Some(Unusable::Expired)
+        } else {
+            None
+        }
+    }
+
+    /// `params` with this period in place of the one they hold (a bound of `None` removed).
+    pub fn write_into(self, params: &mut serde_json::Value) {
+        if !params.is_object() {
+            *params = serde_json::json!({});
+        }
+        if let Some(o) = params.as_object_mut() {
+            for (key, value) in [(Self::FROM, self.from_ms), (Self::UNTIL, self.until_ms)] {
+                match value {
+                    Some(v) => o.insert(key.into(), v.into()),
+                    None => o.remove(key),
+                };
+            }
+        }
+    }
+
+    /// `params` without the period: what a plugin is given.
+    pub fn strip(params: &mut serde_json::Value) {
+        if let Some(o) = params.as_object_mut() {
+            o.remove(Self::FROM);
+            o.remove(Self::UNTIL);
+        }
+    }
 }
 
 /// What list/show report of a token: everything but its secrets.
@@ -1229,6 +1324,53 @@ impl Store {
         Ok(after)
     }
 
+    /// Stores `new` in place of the token `old_serial` in one transaction (privacyIDEA's lost
+    /// token): `prepare` gets the old token as read (checked against its seal) and the token
+    /// already named `new.serial` if there is one (an earlier replacement), completes `new`
+    /// from the old token (its owner, its PIN) and says whether that earlier token may go.
+    /// Then the earlier token is deleted, `new` inserted, the old token disabled, both owners'
+    /// counts and seals renewed and `audits` written. Returns the old token and the new one.
+    pub fn replace_token(
+        &self,
+        old_serial: &str,
+        mut new: NewToken,
+        audits: &[AuthAuditRow],
+        prepare: impl FnOnce(&TokenRecord, Option<&TokenRecord>, &mut NewToken) -> Result<(), StoreError>,
+    ) -> Result<(TokenRecord, TokenRecord), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let seals = self.row_seals();
+        let old = Self::token_in(&tx, &seals, old_serial)?;
+        let earlier = match Self::token_in(&tx, &seals, &new.serial) {
+            Ok(t) => Some(t),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        prepare(&old, earlier.as_ref(), &mut new)?;
+        if let Some(e) = &earlier {
+            change::delete(&tx, e)?;
+            if let Some(user_id) = e.owner_id {
+                seals.recount(&tx, user_id)?;
+            }
+        }
+        Self::insert_token_in(&tx, &seals, &new, None)?;
+        change::set_active(&tx, &old, false)?;
+        seals.seal_row(&tx, RowTable::Token, old.id)?;
+        for audit in audits {
+            insert_audit(&tx, audit)?;
+        }
+        let replacement = Self::token_in(&tx, &seals, &new.serial)?;
+        if replacement.owner_id != old.owner_id {
+            // `new.user` names the old token's owner row; anything else is a bug, not a state.
+            return Err(StoreError::Invalid(format!(
+                "the replacement of token {old_serial} would not belong to its owner; nothing was changed"
+            )));
+        }
+        let old = Self::token_in(&tx, &seals, old_serial)?;
+        tx.commit()?;
+        Ok((old, replacement))
+    }
+
     /// Records an audit row on its own (refusals, plugin restarts).
     pub fn recent_audit(&self, q: &RecentAudit<'_>) -> Result<u64, StoreError> {
         recent_audit(&self.conn(), q)
@@ -1342,6 +1484,14 @@ pub mod change {
                               otp_window = coalesce(?3, otp_window) WHERE id = ?4",
             params![max_fail, clear_s, otp_window, t.id],
         )?;
+        Ok(())
+    }
+
+    /// Sets the token's validity period ([`super::Validity`], kept in its params).
+    pub fn set_validity(tx: &Transaction<'_>, t: &TokenRecord, validity: super::Validity) -> Result<(), StoreError> {
+        let mut p = t.params.clone();
+        validity.write_into(&mut p);
+        tx.execute("UPDATE token SET params = ?1 WHERE id = ?2", params![p.to_string(), t.id])?;
         Ok(())
     }
 

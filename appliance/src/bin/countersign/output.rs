@@ -12,6 +12,8 @@ pub enum View {
     Health,
     Plugins,
     Enrolled,
+    /// A lost token's temporary replacement.
+    Replacement,
     Token,
     Tokens,
     User,
@@ -160,10 +162,25 @@ fn token_state(t: &Value) -> String {
         "revoked".into()
     } else if t.get("active").and_then(Value::as_bool) != Some(true) {
         "disabled".into()
+    } else if let Some(state) = outside_validity(t) {
+        state.into()
     } else if t.get("fail_count").and_then(Value::as_u64) >= t.get("max_fail").and_then(Value::as_u64) {
         "locked".into()
     } else {
         "active".into()
+    }
+}
+
+/// `expired` or `not yet valid` when the token's validity period excludes now.
+fn outside_validity(t: &Value) -> Option<&'static str> {
+    use countersign::store::{Unusable, Validity};
+    let now = i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
+    )
+    .unwrap_or(i64::MAX);
+    match Validity::of(t.get("params").unwrap_or(&Value::Null)).outside(now)? {
+        Unusable::NotYetValid => Some("not yet valid"),
+        _ => Some("expired"),
     }
 }
 
@@ -425,6 +442,24 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
                     out += &format!("{:>4}  {}\n", i + 1, o.as_str().unwrap_or_default());
                 }
             }
+            out
+        }
+        View::Replacement => {
+            let (lost, token) =
+                (v.get("lost").cloned().unwrap_or_default(), v.get("token").cloned().unwrap_or_default());
+            let mut out = table(&TOKEN_HEADER, vec![token_row(&lost), token_row(&token)]);
+            out += &format!(
+                "\nToken {} is disabled. Until {} its owner signs in with {} followed by this password \
+                 (shown once):\n{}\n",
+                s(&lost, "serial"),
+                when(v, "valid_until_ms", true),
+                if v.get("pin_copied").and_then(Value::as_bool) == Some(true) {
+                    "the PIN of the lost token"
+                } else {
+                    "no PIN (the lost token had none)"
+                },
+                s(v, "password")
+            );
             out
         }
         View::Token => table(&TOKEN_HEADER, vec![token_row(v)]),

@@ -76,6 +76,12 @@ pub enum TokenCmd {
     Revoke {
         serial: String,
     },
+    /// The user lost the token: disable it and give them a temporary pw token `lost<serial>`
+    /// that asks for the same PIN followed by a password shown now, once (valid for the days
+    /// of enrolment policy losttoken_valid, 10 by default).
+    Lost {
+        serial: String,
+    },
     /// Delete the token and its sealed seed.
     Delete {
         serial: String,
@@ -302,6 +308,7 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
             req(Method::POST, t(serial, "resync"), Some(json!({ "otp1": otp1, "otp2": otp2 })), View::Token)
         }
         TokenCmd::Revoke { serial } => req(Method::POST, t(serial, "revoke"), None, View::Token),
+        TokenCmd::Lost { serial } => req(Method::POST, t(serial, "lost"), None, View::Replacement),
         TokenCmd::Delete { serial } => {
             req(Method::DELETE, format!("/v1/admin/tokens/{}", enc(serial)), None, View::Done)
         }

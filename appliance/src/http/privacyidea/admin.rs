@@ -56,6 +56,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/token/description/{serial}", post(description))
         .route("/token/challenges/", get(challenges))
         .route("/token/challenges/{serial}", get(challenges))
+        .route("/token/lost/{serial}", post(losttoken))
         .route("/token/{serial}", delete(remove))
 }
 
@@ -69,6 +70,9 @@ fn token_error(e: TokenError) -> PiResponse {
             PiResponse::error(ErrorKind::TokenLocked, "This action is not possible, since the token is locked")
         }
         TokenError::NotFound(m) => PiResponse::error(ErrorKind::Parameter, &format!("{m} does not exist")),
+        TokenError::Unassigned(_) => {
+            PiResponse::error(ErrorKind::Unassigned, "You can only define a lost token for an assigned token.")
+        }
         other => PiResponse::error(ErrorKind::Internal, &other.to_string()),
     }
 }
@@ -245,6 +249,15 @@ fn pi_token(t: &TokenView, id: usize) -> Value {
         info.insert("timeStep".into(), s.clone());
     }
     info.insert("creation_date".into(), super::times::iso_seconds(t.created_at).into());
+    if let Some(ms) = t.last_auth_ms {
+        info.insert("last_auth".into(), super::times::auth_date(ms).into());
+    }
+    let validity = crate::store::Validity::of(&t.params);
+    for (name, bound) in [("validity_period_start", validity.from_ms), ("validity_period_end", validity.until_ms)] {
+        if let Some(ms) = bound {
+            info.insert(name.into(), super::times::date_minutes(ms).into());
+        }
+    }
     // privacyIDEA's kinds: a token on a card is hardware, the others software.
     info.insert("tokenkind".into(), if t.device.is_some() { "hardware" } else { "software" }.into());
     json!({
@@ -567,6 +580,30 @@ token_action!(revoke, true, |tokens, caller, p, serial| {
     let _ = p;
     tokens.revoke(caller, serial).await
 });
+// `POST /token/lost/<serial>`, judged by the admin action `losttoken` on the lost token.
+token_action!(losttoken, false, lost_answer, |tokens, caller, p, serial| {
+    let _ = p;
+    tokens.lost(caller, serial).await
+});
+
+/// privacyIDEA's answer to `/token/lost`: the replacement's serial and password (shown this
+/// once) and until when it works; `valid_to` is the placeholder privacyIDEA sends.
+fn lost_answer(done: Vec<(TokenView, crate::tokens::Replacement)>) -> PiResponse {
+    match done.first() {
+        Some((before, r)) => PiResponse::value(json!({
+            "serial": r.token.serial,
+            "init": true,
+            "user": true,
+            "pin": true,
+            "valid_to": "xxxx",
+            "password": r.password.expose_secret(),
+            "end_date": super::times::date_minutes(r.valid_until_ms),
+            // How many tokens this disabled (privacyIDEA's enable_token count).
+            "disable": usize::from(before.active && !r.lost.active),
+        })),
+        None => PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'serial'"),
+    }
+}
 
 /// Token attributes privacyIDEA's `/token/set` takes that Countersign keeps elsewhere or not at
 /// all, and what to do instead. Refused rather than ignored, so a script learns it did nothing.
@@ -575,8 +612,6 @@ const UNSUPPORTED_SETTINGS: &[(&str, &str)] = &[
     ("hashlib", "a token's hash function is fixed at enrolment; enrol a new token"),
     ("count_auth_max", "Countersign does not count authentications per token"),
     ("count_auth_success_max", "Countersign does not count authentications per token"),
-    ("validity_period_start", "Countersign has no validity periods on tokens; disable the token instead"),
-    ("validity_period_end", "Countersign has no validity periods on tokens; disable the token instead"),
 ];
 
 /// `/token/set`: the attributes privacyIDEA 3.11 reads (snake_case names only; privacyideaadm's
@@ -598,15 +633,30 @@ async fn set(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response 
                 })
                 .transpose()
         };
+        // privacyIDEA's dates (the forms `times::parse_date` lists, in its words when none
+        // fits); an empty one removes that end of the period.
+        let date = |name: &str, end: &str| -> Result<Option<Option<i64>>, PiResponse> {
+            match p.get(name).map(str::trim) {
+                None => Ok(None),
+                Some("") => Ok(Some(None)),
+                Some(v) => super::times::parse_date(v).map(|ms| Some(Some(ms))).ok_or_else(|| {
+                    PiResponse::error(ErrorKind::TokenAdmin, &format!("Could not parse validity period {end} date!"))
+                }),
+            }
+        };
         let settings = TokenSettings {
             max_fail: number("max_failcount")?,
             fail_clear_s: None,
             otp_window: number("count_window")?,
             description: p.owned("description"),
+            valid_from_ms: date("validity_period_start", "start")?,
+            valid_until_ms: date("validity_period_end", "end")?,
         };
         let attributes = usize::from(settings.max_fail.is_some())
             + usize::from(settings.otp_window.is_some())
-            + usize::from(settings.description.is_some());
+            + usize::from(settings.description.is_some())
+            + usize::from(settings.valid_from_ms.is_some())
+            + usize::from(settings.valid_until_ms.is_some());
         let caller = admin.caller.clone();
         let tokens = each_token(&st, &admin, "set", &p, false, |tokens: TokenService, serial: String| {
             let (caller, settings) = (caller.clone(), settings.clone());

@@ -20,6 +20,11 @@ pub enum ErrorKind {
     NotFound,
     /// ERR1007, HTTP 400: the token's state forbids the action (privacyIDEA's "locked").
     TokenLocked,
+    /// ERR301, HTTP 400: a token attribute privacyIDEA's token admin refuses (a date it cannot
+    /// read).
+    TokenAdmin,
+    /// ERR2012, HTTP 400: the action needs an assigned token (a lost token's replacement).
+    Unassigned,
     /// 4033, HTTP 401: no `PI-Authorization` header. Authentication errors carry privacyIDEA's
     /// message without an `ERRnnnn:` prefix, as its `auth_error` handler sends them.
     Authentication,
@@ -43,6 +48,8 @@ impl ErrorKind {
             ErrorKind::Parameter => (905, StatusCode::BAD_REQUEST),
             ErrorKind::NotFound => (601, StatusCode::NOT_FOUND),
             ErrorKind::TokenLocked => (1007, StatusCode::BAD_REQUEST),
+            ErrorKind::Unassigned => (2012, StatusCode::BAD_REQUEST),
+            ErrorKind::TokenAdmin => (301, StatusCode::BAD_REQUEST),
             ErrorKind::Authentication => (4033, StatusCode::UNAUTHORIZED),
             ErrorKind::WrongCredentials => (4031, StatusCode::UNAUTHORIZED),
             ErrorKind::TokenInvalid => (4304, StatusCode::UNAUTHORIZED),
