@@ -85,6 +85,9 @@ struct ChallengeTexts {
     sms: Option<String>,
     email: Option<String>,
     message: Option<String>,
+    /// indexedsecret: its own text (`{0!s}`: the positions) and how many positions it asks.
+    indexed_message: Option<String>,
+    indexed_count: Option<i64>,
 }
 
 /// A challenge just created, and its queued delivery (none when it has no recipient).
@@ -149,12 +152,19 @@ impl ChallengeService {
             now_s,
         );
         let p = self.policies.current();
-        let text = |action: &str| -> Result<Option<String>, TokenError> {
+        let value = |action: &str| -> Result<Option<crate::policy::ActionValue>, TokenError> {
             Ok(p.value(Scope::Authentication, action, &ctx)
                 .map_err(|e| TokenError::Invalid(format!("policy conflict, refused: {e}")))?
-                .and_then(|(v, _)| v.as_text().map(str::to_owned)))
+                .map(|(v, _)| v))
         };
-        Ok(ChallengeTexts { sms: text("smstext")?, email: text("emailtext")?, message: text("challenge_text")? })
+        let text = |action: &str| Ok::<_, TokenError>(value(action)?.and_then(|v| v.as_text().map(str::to_owned)));
+        Ok(ChallengeTexts {
+            sms: text("smstext")?,
+            email: text("emailtext")?,
+            message: text("challenge_text")?,
+            indexed_message: text("indexedsecret_challenge_text")?,
+            indexed_count: value("indexedsecret_count")?.and_then(|v| v.as_int()),
+        })
     }
 
     /// Creates a challenge for each challenge-response token in `tokens` (one transaction id
@@ -263,14 +273,17 @@ impl ChallengeService {
             if t.token_type == "indexedsecret" {
                 // Characters of the secret at random positions: nothing is sent; the positions
                 // are kept with the challenge (its nonce), so only they answer it.
-                let positions = crate::simple_tokens::positions(&self.secrets, t, DEFAULT_POSITIONS)?;
+                let texts = self.texts(t, caller)?;
+                let count = texts.indexed_count.and_then(|n| usize::try_from(n).ok()).unwrap_or(DEFAULT_POSITIONS);
+                let positions = crate::simple_tokens::positions(&self.secrets, t, count)?;
                 let asked = positions.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
                 self.store.create_challenge(t.id, &tx_id, now, expires, Some(asked.as_bytes()))?;
-                let texts = self.texts(t, caller)?;
-                // privacyIDEA's default text, with the positions in it.
+                // Its own policy's text, else the general one, else privacyIDEA's default; `\,`
+                // is how privacyIDEA's policy values carry a comma.
                 view.message = texts
-                    .message
-                    .map(|m| m.replace("{0!s}", &asked))
+                    .indexed_message
+                    .or(texts.message)
+                    .map(|m| m.replace("\\,", ",").replace("{0!s}", &asked))
                     .unwrap_or_else(|| format!("Please enter the positions {asked} from your secret."));
                 view.delivery = "none".into();
                 out.push((view, None));

@@ -102,7 +102,7 @@ pub enum MaterialError {
 #[derive(Debug, Default)]
 pub struct Asked<'a> {
     /// pw: the password (privacyIDEA's `otpkey`); none: one is generated. indexedsecret: the
-    /// secret (required).
+    /// secret (required). tan: TANs to import (privacyIDEA's `tans`); none: generated.
     pub password: Option<&'a SecretString>,
     /// tan: how many TANs (privacyIDEA's `tantoken_count`).
     pub count: Option<u32>,
@@ -119,7 +119,7 @@ pub fn material(
     asked: &Asked<'_>,
 ) -> Result<Material, MaterialError> {
     let invalid = |m: &str| Err(MaterialError::Invalid(m.to_owned()));
-    if asked.password.is_some() && !matches!(token_type, "pw" | "indexedsecret") {
+    if asked.password.is_some() && !matches!(token_type, "pw" | "indexedsecret" | "tan") {
         return invalid("a password (otpkey) applies to pw and indexedsecret tokens only");
     }
     if asked.count.is_some() && token_type != "tan" {
@@ -158,6 +158,7 @@ pub fn material(
                 shown: None,
             })
         }
+        "tan" if asked.password.is_some() => imported_tans(secrets, serial, asked.password),
         "tan" => {
             let count = asked.count.unwrap_or(DEFAULT_COUNT);
             if count == 0 || count > MAX_COUNT {
@@ -180,6 +181,39 @@ pub fn material(
         }
         other => Err(MaterialError::Invalid(format!("{other} is not a simple token type"))),
     }
+}
+
+/// A tan token's material from TANs the admin has (privacyIDEA's `tans`: separated by white
+/// space, as printed on a list handed out before): each its own verifier, nothing shown. They
+/// must be distinct (a TAN listed twice would work twice) and of one length (the check splits
+/// PIN and TAN by it), 4 to 32 characters, at most [`MAX_COUNT`]. What is shown is an empty
+/// list: the admin has the TANs.
+fn imported_tans(secrets: &TokenSecrets, serial: &str, tans: Option<&SecretString>) -> Result<Material, MaterialError> {
+    let invalid = |m: String| Err(MaterialError::Invalid(m));
+    let tans: Vec<&str> = tans.map(|t| t.expose_secret().split_whitespace().collect()).unwrap_or_default();
+    let Some(first) = tans.first() else {
+        return invalid("the TAN list (tans) is empty".into());
+    };
+    let len = first.chars().count();
+    if tans.len() > MAX_COUNT as usize {
+        return invalid(format!("a tan token holds at most {MAX_COUNT} TANs, not {}", tans.len()));
+    }
+    if !(4..=32).contains(&len) || tans.iter().any(|t| t.chars().count() != len) {
+        return invalid("the TANs must all have one length, 4 to 32 characters".into());
+    }
+    if tans.iter().enumerate().any(|(i, t)| tans[..i].contains(t)) {
+        return invalid("a TAN is listed twice; each TAN must be different".into());
+    }
+    let mut stored = Vec::with_capacity(tans.len() * VERIFIER_LEN);
+    for tan in &tans {
+        stored.extend(secrets.value_verifier("tan", serial, tan.as_bytes())?);
+    }
+    // Nothing to show: an empty list, as privacyIDEA answers an import.
+    Ok(Material {
+        stored,
+        params: serde_json::json!({ "digits": len, "count": tans.len() }),
+        shown: Some(Shown::Otps(Vec::new())),
+    })
 }
 
 /// `count` different TANs of `digits` digits from the HSM (a TAN listed twice would be

@@ -281,7 +281,18 @@ fn policies_defined_checked_explained_refused_and_audited() {
     assert_eq!(status, 400, "unknown fields are refused");
     let (status, v) = request(&sock, "GET", "/v1/admin/policies/actions?scope=enrollment", None);
     let names: Vec<&str> = v["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
-    assert_eq!((status, names), (200, vec!["max_token_per_user", "otp_pin_random", "tokenlabel", "tokenissuer"]));
+    let enrolment = vec![
+        "max_token_per_user",
+        "otp_pin_random",
+        "tokenlabel",
+        "tokenissuer",
+        "papertoken_count",
+        "tantoken_count",
+        "losttoken_valid",
+        "losttoken_PW_length",
+        "losttoken_PW_contents",
+    ];
+    assert_eq!((status, names), (200, enrolment));
     assert_eq!(request(&sock, "GET", "/v1/admin/policies/nope", None).0, 404);
     assert_eq!(request(&sock, "DELETE", "/v1/admin/policies/api", None).0, 204);
     assert_eq!(request(&sock, "DELETE", "/v1/admin/policies/api", None).0, 404);

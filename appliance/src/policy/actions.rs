@@ -233,6 +233,18 @@ pub const CATALOGUE: &[ActionSpec] = &[
     spec("passOnNoUser", AUTHN, Kind::Bool, "a user the realm does not know is accepted without any check"),
     spec("challenge_response", AUTHN, Kind::TokenTypes, "token types whose PIN alone triggers a challenge"),
     spec("challenge_text", AUTHN, Kind::Text, "the message returned with a triggered challenge"),
+    spec(
+        "indexedsecret_challenge_text",
+        AUTHN,
+        Kind::Text,
+        "the message of an indexedsecret challenge; {0!s} is replaced by the positions asked",
+    ),
+    spec(
+        "indexedsecret_count",
+        AUTHN,
+        Kind::Int { min: 1, max: 32 },
+        "how many positions of the secret an indexedsecret challenge asks for (2 by default)",
+    ),
     spec("smstext", AUTHN, Kind::Text, "the text of the SMS carrying the code"),
     spec("emailtext", AUTHN, Kind::Text, "the body of the e-mail carrying the code"),
     spec(
@@ -249,6 +261,18 @@ pub const CATALOGUE: &[ActionSpec] = &[
     spec("otp_pin_random", ENROL, Kind::Int { min: 1, max: 64 }, "enrolment sets a random PIN of this many characters"),
     spec("tokenlabel", ENROL, Kind::Text, "the account label in the enrolment URI, e.g. {user}@{realm}"),
     spec("tokenissuer", ENROL, Kind::Text, "the issuer in the enrolment URI"),
+    spec(
+        "papertoken_count",
+        ENROL,
+        Kind::Int { min: 1, max: 1000 },
+        "a paper token lists this many codes, whatever the request asks (100 by default)",
+    ),
+    spec(
+        "tantoken_count",
+        ENROL,
+        Kind::Int { min: 1, max: 1000 },
+        "a tan token holds this many TANs, whatever the request asks (100 by default)",
+    ),
     spec(
         "losttoken_valid",
         ENROL,

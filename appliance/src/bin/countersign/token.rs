@@ -124,7 +124,8 @@ pub struct InitArgs {
     #[arg(long)]
     pin_stdin: bool,
     /// pw tokens: read the password from standard input (after the PIN, if both are read)
-    /// instead of having the HSM make one; indexedsecret tokens: read the secret.
+    /// instead of having the HSM make one; indexedsecret tokens: read the secret; tan tokens:
+    /// read the TANs to import (one line, separated by spaces) instead of having the HSM make them.
     #[arg(long)]
     password_stdin: bool,
     /// paper and tan tokens: how many codes or TANs to list (default 100).

@@ -330,15 +330,21 @@ async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
         let (start, next, prev) = page_window(page, size, count);
         let shown: Vec<Value> =
             tokens.iter().enumerate().skip(start).take(size).map(|(i, t)| pi_token(t, i + 1)).collect();
-        Ok::<_, PiResponse>(PiResponse::ok(
-            json!({ "tokens": shown, "count": count, "current": page, "next": next, "prev": prev }),
-            None,
-            Value::Null,
-        ))
+        Ok::<_, PiResponse>((shown, json!({ "count": count, "current": page, "next": next, "prev": prev })))
     }
     .await;
+    // privacyIDEA's export: the page's tokens as its CSV, unsigned as privacyIDEA's is.
+    let csv = p.get("outform") == Some("csv");
+    let (answer, csv) = match answer {
+        Ok((shown, _)) if csv => (Ok(PiResponse::value(Value::Null)), Some(super::csv::tokens(&shown))),
+        Ok((shown, mut page)) => {
+            page["tokens"] = Value::Array(shown);
+            (Ok(PiResponse::ok(page, None, Value::Null)), None)
+        }
+        Err(e) => (Err(e), None),
+    };
     audit_read(&st, &admin, "/token/", &answer).await;
-    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+    csv.unwrap_or_else(|| answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref()))
 }
 
 async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
@@ -363,6 +369,9 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
         // spass and registration tokens have none (privacyIDEA ignores or overwrites it).
         let (seed, password) = match token_type.as_str() {
             "pw" | "indexedsecret" => (None, seed),
+            // A tan token's TANs, when the admin has them (privacyIDEA derives TANs from an
+            // otpkey; Countersign keeps no seed, so an otpkey is refused below).
+            "tan" if p.get("tans").is_some() => (seed, p.get("tans").map(SecretString::from)),
             "spass" | "registration" => (None, None),
             _ => (seed, None),
         };

@@ -11,6 +11,7 @@
 mod admin;
 mod audit;
 mod caller;
+mod csv;
 mod envelope;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
