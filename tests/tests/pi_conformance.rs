@@ -733,7 +733,8 @@ const AUTH_OWN: &[&str] = &[
 
 /// An API admin's login: what clients read agrees (a session token that works on the next
 /// request, the name, role and realm, `ACCEPT`), and every right Countersign lists is one
-/// privacyIDEA lists too; a wrong password is refused alike.
+/// privacyIDEA lists too, a realm-limited admin's rights included; a wrong password is refused
+/// alike.
 #[test]
 fn auth_agrees() {
     let p = start();
@@ -754,6 +755,19 @@ fn auth_agrees() {
     let mut found = Findings::default();
     found.exchange("a wrong password", p.both(Shape::Form, "/auth", &wrong, &[]), None);
     found.assert_none();
+
+    // A help-desk admin, limited to one realm: their rights are listed (as privacyIDEA lists
+    // them), though each action is still judged on the token's realm.
+    realm_with_tokens(&p);
+    let helpdesk =
+        [("scope", "admin"), ("action", "tokenlist, enable, disable"), ("realm", "test"), ("adminuser", ADMIN.0)];
+    p.admin("POST", "/policy/helpdesk", &helpdesk);
+    let (pv, cv, _) = p.both_owning(Shape::Form, "/auth", &login, &[], AUTH_OWN);
+    let (pr, cr) = (rights(&pv), rights(&cv));
+    let want = ["tokenlist", "enable", "disable"].map(String::from);
+    assert!(want.iter().all(|r| pr.contains(r) && cr.contains(r)), "privacyIDEA {pr:?}, Countersign {cr:?}");
+    assert!(cr.iter().all(|r| pr.contains(r)), "privacyIDEA {pr:?}, Countersign {cr:?}");
+    assert!(!cr.contains(&"delete".to_owned()), "{cr:?}");
 }
 
 /// The policy endpoints, side by side: a policy set (as privacyIDEA's admin UI and scripts send

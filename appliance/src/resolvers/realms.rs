@@ -271,6 +271,13 @@ impl Realms {
         self.snapshot().realms.contains_key(name)
     }
 
+    /// The names of the realms, in order.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.snapshot().realms.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// The realm `realm` names, or the default realm.
     pub fn realm_name(&self, realm: Option<&str>) -> Result<String, ResolverError> {
         let snap = self.snapshot();

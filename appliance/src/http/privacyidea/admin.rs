@@ -171,11 +171,16 @@ impl FromRequestParts<AppState> for PiAdmin {
 }
 
 /// The admin actions Countersign implements that the admin's policies grant on the whole system
-/// (all of them while no admin policy exists), in the catalogue's order: `/auth`'s `rights`.
+/// or in at least one realm (all of them while no admin policy exists), in the catalogue's
+/// order: `/auth`'s `rights`, as privacyIDEA lists a help-desk admin's realm-limited rights.
+/// What the admin may do to each object is still judged on that object.
 fn rights_of(st: &AppState, admin: &PiAdmin) -> Vec<&'static str> {
+    let places: Vec<Subject> = std::iter::once(Subject::system())
+        .chain(st.realms.names().into_iter().map(|r| Subject { realm: Some(r), ..Subject::default() }))
+        .collect();
     crate::policy::actions::in_scope(crate::policy::Scope::Admin)
         .map(|a| a.name)
-        .filter(|name| allowed(st, admin, name, &Subject::system()).is_ok())
+        .filter(|name| places.iter().any(|on| allowed(st, admin, name, on).is_ok()))
         .collect()
 }
 
