@@ -61,6 +61,8 @@ pub enum Shown {
     RegistrationCode(SecretString),
     /// A paper token's next codes or a tan token's TANs, in order (`detail.otps`).
     Otps(Vec<SecretString>),
+    /// An indexedsecret token's secret when the HSM made it (`detail.otpkey`).
+    Secret(SecretString),
 }
 
 impl Serialize for Shown {
@@ -70,6 +72,7 @@ impl Serialize for Shown {
         match self {
             Shown::Password(p) => m.serialize_entry("password", p.expose_secret())?,
             Shown::RegistrationCode(c) => m.serialize_entry("registration_code", c.expose_secret())?,
+            Shown::Secret(c) => m.serialize_entry("secret", c.expose_secret())?,
             Shown::Otps(v) => {
                 m.serialize_entry("otps", &v.iter().map(ExposeSecret::expose_secret).collect::<Vec<&str>>())?
             }
@@ -145,7 +148,13 @@ pub fn material(
         }
         "registration" => one(random_text(secrets, REGISTRATION_CODE_LEN)?, Shown::RegistrationCode),
         "indexedsecret" => {
-            let Some(secret) = asked.password else {
+            // Without a secret, privacyIDEA's genkey: 20 random bytes as 40 hex characters,
+            // shown once.
+            let made = match asked.password {
+                Some(_) => None,
+                None => Some(SecretString::from(hex::encode(Zeroizing::new(secrets.random(20)?)))),
+            };
+            let Some(secret) = asked.password.or(made.as_ref()) else {
                 return invalid("an indexedsecret token needs its secret (otpkey)");
             };
             let len = secret.expose_secret().chars().count();
@@ -155,7 +164,7 @@ pub fn material(
             Ok(Material {
                 stored: secrets.seal_seed(serial, secret.expose_secret().as_bytes())?,
                 params: serde_json::json!({}),
-                shown: None,
+                shown: made.map(Shown::Secret),
             })
         }
         "tan" if asked.password.is_some() => imported_tans(secrets, serial, asked.password),

@@ -291,6 +291,34 @@ fn simple_token_policies_imports_and_export_agree() {
         &[],
     );
 
+    // indexedsecret without a secret (privacyIDEA's genkey): each server's own secret, shown
+    // once as `detail.otpkey`, then asked for like a given one.
+    let (pv, cv) =
+        init(&[base("bob", "PIIX3"), vec![("type", "indexedsecret"), ("pin", "1234"), ("genkey", "1")]].concat());
+    let made = |v: &Value| {
+        v["detail"]["otpkey"]["value"].as_str().unwrap_or_default().trim_start_matches("seed://").to_owned()
+    };
+    let (ps, cs) = (made(&pv), made(&cv));
+    found.same("generated secret length", &ps.len().into(), &cs.len().into());
+    found.same(
+        "detail.otpkey.description",
+        &pv["detail"]["otpkey"]["description"],
+        &cv["detail"]["otpkey"]["description"],
+    );
+    let (pv, cv, diff) = check(&p, "bob", ("1234", "1234"), None);
+    let (ptx, ctx, pm, cm) = (tx(&pv), tx(&cv), message(&pv), message(&cv));
+    found.exchange_allowing("generated indexedsecret, the PIN", (pv, cv, diff), Some("CHALLENGE"), &[]);
+    let (pa, ca) = (
+        indexed_answer(&ps, &format!("positions {}", positions_in(&pm))),
+        indexed_answer(&cs, &format!("positions {}", positions_in(&cm))),
+    );
+    found.exchange_allowing(
+        "generated indexedsecret, the characters",
+        check(&p, "bob", (&pa, &ca), Some((&ptx, &ctx))),
+        Some("ACCEPT"),
+        &[],
+    );
+
     // The CSV export: the same columns, and the same values but each server's own row id and
     // token info (creation dates; privacyIDEA's info also in its database's order).
     let export = |port: u16, auth: &str| {

@@ -451,7 +451,8 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
                 }
             }
         }
-        super::init_detail::shown(e.shown.as_ref(), &mut detail);
+        super::init_detail::shown(e.shown.as_ref(), &mut detail)
+            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e))?;
         Ok::<_, PiResponse>(PiResponse::ok(json!(true), None, detail))
     }
     .await;
