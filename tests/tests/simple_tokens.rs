@@ -251,6 +251,15 @@ fn indexedsecret_challenges_complete_with_the_right_characters_only() {
     assert_eq!(v["accepted"], false, "{v}");
     let (_, v) = s.d.check(json!({ "user": "bob", "pass": right, "transaction_id": tx }));
     assert_eq!(v["accepted"], true, "{v}");
+
+    // Without a secret the HSM makes one, shown once and sealed at rest.
+    let v =
+        s.d.cli_json_stdin(&["token", "init", "--type", "indexedsecret", "--user", "bob", "--serial", "PIIXGEN"], "");
+    let made = v["secret"].as_str().unwrap().to_owned();
+    assert!(made.len() == 40 && made.bytes().all(|b| b.is_ascii_hexdigit()), "{v}");
+    assert!(!s.at_rest(&made), "the generated secret is sealed");
+    let out = s.d.cli(&["token", "init", "--type", "indexedsecret", "--user", "bob", "--serial", "PIIXTXT"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Secret (shown once"), "{out:?}");
 }
 
 /// A lost token through the CLI (the native API): the owner gets `lost<serial>`, a pw token

@@ -433,6 +433,9 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             if v.get("password").is_some() {
                 out += &format!("\nPassword (shown once):\n{}\n", s(v, "password"));
             }
+            if v.get("secret").is_some() {
+                out += &format!("\nSecret (shown once; the user types characters of it):\n{}\n", s(v, "secret"));
+            }
             if v.get("registration_code").is_some() {
                 out += &format!("\nRegistration code (shown once; it works once):\n{}\n", s(v, "registration_code"));
             }
