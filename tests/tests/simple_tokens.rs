@@ -302,6 +302,16 @@ fn a_lost_token_is_replaced_by_a_temporary_password_with_its_pin() {
     let detail = newest.map(|r| r["detail"].to_string()).unwrap_or_default();
     assert!(detail.contains("lostLOST1: the token's validity period has ended"), "{rows}");
 
+    // The admin extends it (no end), then ends it again: the CLI reads the dates and shows it.
+    s.d.cli_json(&["token", "set", "lostLOST1", "--valid-until", "none"]);
+    assert!(s.check("alice", &format!("alicepin{password}")).0, "without an end the replacement works again");
+    s.d.cli_json(&["token", "set", "lostLOST1", "--valid-until", "2020-01-31"]);
+    assert!(!s.check("alice", &format!("alicepin{password}")).0);
+    let listed = String::from_utf8_lossy(&s.d.cli(&["token", "list"]).stdout).into_owned();
+    assert!(listed.lines().any(|l| l.starts_with("lostLOST1") && l.contains("expired")), "{listed}");
+    let out = s.d.cli(&["token", "set", "lostLOST1", "--valid-until", "soon"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a date"), "{out:?}");
+
     // A token without an owner: nothing to replace it for.
     let out = s.d.cli(&["token", "lost", "NOOWNER"]);
     assert!(!out.status.success());

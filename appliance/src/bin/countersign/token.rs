@@ -61,6 +61,13 @@ pub enum TokenCmd {
         fail_clear: Option<u32>,
         #[arg(long)]
         description: Option<String>,
+        /// The token works from this date on (`2026-12-31T08:00Z`, `2026-12-31`; UTC without
+        /// an offset), or `none` to remove the start.
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// The token works until this date, or `none` to remove the end.
+        #[arg(long)]
+        valid_until: Option<String>,
     },
     /// Reset the fail counter.
     Reset {
@@ -298,12 +305,23 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
             let pin = stdin_line("PIN")?;
             req(Method::POST, t(serial, "pin"), Some(json!({ "pin": pin })), View::Token)
         }
-        TokenCmd::Set { serial, max_fail, fail_clear, description } => req(
-            Method::PATCH,
-            format!("/v1/admin/tokens/{}", enc(serial)),
-            Some(json!({ "max_fail": max_fail, "fail_clear_s": fail_clear, "description": description })),
-            View::Token,
-        ),
+        TokenCmd::Set { serial, max_fail, fail_clear, description, valid_from, valid_until } => {
+            let mut body = json!({ "max_fail": max_fail, "fail_clear_s": fail_clear, "description": description });
+            for (key, date) in [("valid_from_ms", valid_from), ("valid_until_ms", valid_until)] {
+                match date.as_deref() {
+                    None => {}
+                    Some("none") => body[key] = Value::Null,
+                    Some(d) => {
+                        body[key] = countersign::dates::parse(d)
+                            .with_context(|| {
+                                format!("{d:?} is not a date; write it like 2026-12-31T08:00Z or 2026-12-31, or none")
+                            })?
+                            .into()
+                    }
+                }
+            }
+            req(Method::PATCH, format!("/v1/admin/tokens/{}", enc(serial)), Some(body), View::Token)
+        }
         TokenCmd::Reset { serial } => req(Method::POST, t(serial, "reset"), None, View::Token),
         TokenCmd::Resync { serial, otp1, otp2 } => {
             req(Method::POST, t(serial, "resync"), Some(json!({ "otp1": otp1, "otp2": otp2 })), View::Token)

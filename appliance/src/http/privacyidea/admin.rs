@@ -654,7 +654,7 @@ async fn set(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response 
             match p.get(name).map(str::trim) {
                 None => Ok(None),
                 Some("") => Ok(Some(None)),
-                Some(v) => super::times::parse_date(v).map(|ms| Some(Some(ms))).ok_or_else(|| {
+                Some(v) => crate::dates::parse(v).map(|ms| Some(Some(ms))).ok_or_else(|| {
                     PiResponse::error(ErrorKind::TokenAdmin, &format!("Could not parse validity period {end} date!"))
                 }),
             }
