@@ -84,6 +84,15 @@ pub fn material(
     Ok(crate::simple_tokens::Material { stored: secrets.seal_seed(serial, &secret)?, params, shown: None })
 }
 
+/// The target of a check by OTP alone (the native check without serial or user, and the
+/// Yubico validation protocol): the public id of the Yubico OTP that `pass` is, at least one
+/// character before the 32 of the token; `None` when it is no such OTP.
+pub fn public_id_target(pass: &str) -> Option<crate::store::CheckTarget> {
+    countersign_yubico_otp::split(pass)
+        .filter(|t| !t.public_id.is_empty())
+        .map(|t| crate::store::CheckTarget::PublicId(t.public_id))
+}
+
 /// AES-128-ECB decryption of one block under the key at the start of `opened` (the token's
 /// opened secret); `None` when it holds no key.
 pub fn decrypt(opened: &[u8], block: &[u8; 16]) -> Option<[u8; 16]> {

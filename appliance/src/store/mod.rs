@@ -24,6 +24,7 @@ mod resolvers;
 pub mod row_seals;
 pub mod seals;
 mod tokens;
+mod yubikey_clients;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -54,6 +55,7 @@ pub use tokens::{
     CheckRecord, CheckTarget, DirectoryUser, FailedToken, NewToken, Owner, RecentAudit, ThrottleEffect, ThrottleState,
     TokenEffect, TokenRecord, TokenView, Unusable, User, Validity,
 };
+pub use yubikey_clients::{Stored, YubikeyClientView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
