@@ -196,6 +196,29 @@ impl Store {
         row_seals::RowSeals::new(self.seal_key.get().cloned())
     }
 
+    /// Deletes the row of the sealed `table` whose `key_column` is `key`, writes its audit row
+    /// and renews the table's seal, in one transaction; without such a row nothing changes and
+    /// the answer is [`StoreError::NotFound`] naming `what`. `table` and `key_column` are the
+    /// code's own names, never a request's.
+    pub(crate) fn delete_sealed_row(
+        &self,
+        table: &'static str,
+        key_column: &'static str,
+        key: &str,
+        what: &str,
+        audit: &AuthAuditRow,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if tx.execute(&format!("DELETE FROM {table} WHERE {key_column} = ?1"), [key])? == 0 {
+            return Err(StoreError::NotFound(format!("{what} {key}")));
+        }
+        tokens::insert_audit(&tx, audit)?;
+        self.reseal(&tx, &[table])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Checks the seals of `tables` on `conn` before they are read for a decision.
     pub(crate) fn verify_seals(&self, conn: &Connection, tables: &[&str]) -> Result<(), StoreError> {
         match self.seal_key.get() {

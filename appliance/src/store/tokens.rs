@@ -907,12 +907,8 @@ fn advance_counter(
                 i64::try_from(seen_counter).unwrap_or(i64::MAX),
                 seen_fail
             ])?;
-        match (moved, then) {
-            (1, AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), .. }) => {
-                tx.prepare_cached("UPDATE token SET sealed_seed = ?1 WHERE id = ?2")?
-                    .execute(params![secret, token_id])?;
-            }
-            _ => {}
+        if let (1, AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), .. }) = (moved, then) {
+            tx.prepare_cached("UPDATE token SET sealed_seed = ?1 WHERE id = ?2")?.execute(params![secret, token_id])?;
         }
         if let (1, AfterAccept::Learn { public_id: Some(public_id), .. }) = (moved, then) {
             tx.prepare_cached(

@@ -43,23 +43,15 @@ impl Store {
             .query_row("SELECT 1 FROM yubikey_client WHERE client_id = ?1", [client_id], |_| Ok(()))
             .optional()?
             .is_some();
-        let stored = match (exists, replace) {
-            (true, false) => return Err(StoreError::Duplicate(format!("Yubico client {client_id}"))),
-            (true, true) => {
-                tx.execute(
-                    "UPDATE yubikey_client SET sealed_key = ?2, created_at = ?3 WHERE client_id = ?1",
-                    params![client_id, sealed_key, created_at],
-                )?;
-                Stored::Replaced
-            }
-            (false, _) => {
-                tx.execute(
-                    "INSERT INTO yubikey_client (client_id, sealed_key, created_at) VALUES (?1, ?2, ?3)",
-                    params![client_id, sealed_key, created_at],
-                )?;
-                Stored::Inserted
-            }
-        };
+        if exists && !replace {
+            return Err(StoreError::Duplicate(format!("Yubico client {client_id}")));
+        }
+        tx.execute(
+            "INSERT INTO yubikey_client (client_id, sealed_key, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(client_id) DO UPDATE SET sealed_key = excluded.sealed_key, created_at = excluded.created_at",
+            params![client_id, sealed_key, created_at],
+        )?;
+        let stored = if exists { Stored::Replaced } else { Stored::Inserted };
         insert_audit(&tx, audit)?;
         self.reseal(&tx, &["yubikey_client"])?;
         tx.commit()?;
@@ -67,15 +59,7 @@ impl Store {
     }
 
     pub fn remove_yubikey_client(&self, client_id: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if tx.execute("DELETE FROM yubikey_client WHERE client_id = ?1", [client_id])? == 0 {
-            return Err(StoreError::NotFound(format!("Yubico client {client_id}")));
-        }
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["yubikey_client"])?;
-        tx.commit()?;
-        Ok(())
+        self.delete_sealed_row("yubikey_client", "client_id", client_id, "Yubico client", audit)
     }
 
     /// Every client, by id; checked against the table's seal, since listings feed decisions
@@ -96,5 +80,39 @@ impl Store {
         Ok(conn
             .query_row("SELECT sealed_key FROM yubikey_client WHERE client_id = ?1", [client_id], |r| r.get(0))
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::seals::TestKey;
+
+    #[test]
+    fn clients_are_kept_replaced_on_request_and_a_table_edited_offline_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::config::Synchronous::Normal).unwrap();
+        store.start_sealing(Arc::new(TestKey), true).unwrap();
+        let audit = AuthAuditRow::new("uid:0", "test", "ok");
+        assert_eq!(store.put_yubikey_client("7", b"sealed-1", 1, false, &audit).unwrap(), Stored::Inserted);
+        assert!(matches!(store.put_yubikey_client("7", b"sealed-2", 2, false, &audit), Err(StoreError::Duplicate(_))));
+        assert_eq!(store.put_yubikey_client("7", b"sealed-2", 2, true, &audit).unwrap(), Stored::Replaced);
+        assert_eq!(store.yubikey_client_key("7").unwrap().as_deref(), Some(b"sealed-2".as_slice()));
+        assert_eq!(store.yubikey_client_key("8").unwrap(), None);
+        assert_eq!(store.yubikey_clients().unwrap(), vec![YubikeyClientView { client_id: "7".into(), created_at: 2 }]);
+        // A key swapped or a client added behind the appliance's back is refused, not used.
+        let conn = store.writer_connection().unwrap();
+        conn.execute("INSERT INTO yubikey_client (client_id, sealed_key, created_at) VALUES ('evil', x'00', 1)", [])
+            .unwrap();
+        assert!(matches!(store.yubikey_client_key("7"), Err(StoreError::Tampered(_))));
+        assert!(matches!(store.yubikey_clients(), Err(StoreError::Tampered(_))));
+        conn.execute("DELETE FROM yubikey_client WHERE client_id = 'evil'", []).unwrap();
+        store.yubikey_client_key("7").unwrap();
+        store.remove_yubikey_client("7", &audit).unwrap();
+        assert!(matches!(store.remove_yubikey_client("7", &audit), Err(StoreError::NotFound(_))));
+        assert_eq!(store.yubikey_client_key("7").unwrap(), None);
     }
 }
