@@ -113,6 +113,16 @@ impl Appliance {
         let audit = crate::audit_trail::AuditTrail::new(hsm.clone(), store.clone(), clock.clone(), cfg.audit.clone());
         let jobs = crate::jobs::Jobs::new(store.clone(), clock.clone());
         let clock_for_tls = clock.clone();
+        let validate = ValidateService::new(
+            executor.clone(),
+            realms.clone(),
+            policies.handle(),
+            plugins.clone(),
+            secrets.clone(),
+            clock.clone(),
+            &cfg.validate,
+            challenges.clone(),
+        );
         let state = AppState {
             jobs,
             audit,
@@ -126,16 +136,13 @@ impl Appliance {
             enrolment,
             gateways: gateways.clone(),
             challenges: challenges.clone(),
-            validate: ValidateService::new(
-                executor.clone(),
-                realms.clone(),
-                policies.handle(),
-                plugins.clone(),
-                secrets,
-                clock,
-                &cfg.validate,
-                challenges.clone(),
+            yubico: crate::yubico_clients::YubicoClients::new(
+                store.clone(),
+                secrets.clone(),
+                clock.clone(),
+                validate.clone(),
             ),
+            validate,
             policies,
             admin: AdminService::new(hsm.clone(), store.clone(), directory),
             hsm: hsm.clone(),

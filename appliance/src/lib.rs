@@ -42,6 +42,7 @@ pub mod token_host;
 pub mod token_secrets;
 pub mod tokens;
 pub mod validate;
+pub mod yubico_clients;
 pub mod yubikey;
 
 /// Milliseconds since the Unix epoch (the audit's clock).

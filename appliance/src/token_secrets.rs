@@ -7,6 +7,8 @@
 //!   gateway, so they open only as that gateway's credentials.
 //! - LDAP bind passwords are sealed under the same key with associated data naming the
 //!   resolver, so they open only as that resolver's bind password.
+//! - The API keys of Yubico validation clients (`/ttype/yubikey`) are sealed under the same
+//!   key with associated data naming the client id, so they open only as that client's key.
 //! - PINs are kept as HMAC-SHA-256 verifiers under the `pin-verifier` key (non-extractable, so
 //!   a stolen database allows no offline guessing) and compared in constant time; internal
 //!   users' passwords likewise, bound to their realm and login; and the values simple tokens
@@ -80,6 +82,10 @@ fn resolver_aad(resolver: &str) -> Vec<u8> {
     [b"countersign/resolver-bind-password/v1\0".as_slice(), resolver.as_bytes()].concat()
 }
 
+fn yubico_client_aad(client_id: &str) -> Vec<u8> {
+    [b"countersign/yubico-client-key/v1\0".as_slice(), client_id.as_bytes()].concat()
+}
+
 /// What a card secret is: `management-key` or `puk`.
 fn device_aad(kind: &str, serial: &str, what: &str) -> Vec<u8> {
     [b"countersign/device/v1\0".as_slice(), kind.as_bytes(), b"\0", serial.as_bytes(), b"\0", what.as_bytes()].concat()
@@ -121,6 +127,16 @@ impl TokenSecrets {
 
     pub fn open_resolver_password(&self, resolver: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         self.hsm.unseal(&self.seal, &resolver_aad(resolver), sealed)
+    }
+
+    /// Seals a Yubico validation client's API key, bound to its client id.
+    pub fn seal_yubico_client_key(&self, client_id: &str, key: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.hsm.seal(&self.seal, &yubico_client_aad(client_id), key)
+    }
+
+    /// Opens a Yubico validation client's API key; it opens only under its own client id.
+    pub fn open_yubico_client_key(&self, client_id: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.hsm.unseal(&self.seal, &yubico_client_aad(client_id), sealed)
     }
 
     /// The verifier stored for an internal user's password.

@@ -1029,6 +1029,7 @@ impl ValidateService {
             return Err(locked(token));
         }
         let otp = String::from_utf8_lossy(otp).into_owned();
+        let learn_public_id = crate::yubikey::public_id_to_learn(token, &otp);
         // The last accepted code is looked for too (OATH tokens, whose plugins count from
         // `first`), so a replay of it is recognised and not counted as a guess.
         let replay_seen = recognises_replay(token);
@@ -1062,7 +1063,7 @@ impl ValidateService {
         let mut then = crate::simple_tokens::after_accept(token, saw.verified);
         if token.token_type == "yubikey" {
             if let Ok(PluginResponse::Matched { counter }) = &answer {
-                match crate::yubikey::confirm(saw.yubikey.as_ref(), *counter) {
+                match crate::yubikey::confirm(saw.yubikey.as_ref(), *counter, learn_public_id.clone()) {
                     Ok(after) => then = after,
                     Err(true) => {
                         return Err(on_fail(

@@ -7,8 +7,10 @@
 //! the key opened for that one call, zeroized after), and the host's own judgement of the
 //! block it decrypted ([`Saw`]: CRC, private id, counter), which the check requires to agree
 //! with the plugin's answer. The private id is learned from the first accepted OTP when the
-//! enrolment gave none, as privacyIDEA learns `yubikey.tokenid`; it is stored in the same
-//! transaction as that accept ([`crate::store::AfterAccept::Spend`]).
+//! enrolment gave none, as privacyIDEA learns `yubikey.tokenid`, and so is the public id (the
+//! token's `params.prefix`, which checks by OTP alone and `/ttype/yubikey` find it by), as it
+//! learns `yubikey.prefix`; both are stored in the same transaction as that accept
+//! ([`crate::store::AfterAccept::Learn`]).
 //!
 //! It must never return, log or store the key or the private id in the clear, nor decrypt
 //! for anything but the block of the check it serves.
@@ -84,6 +86,15 @@ pub fn material(
     Ok(crate::simple_tokens::Material { stored: secrets.seal_seed(serial, &secret)?, params, shown: None })
 }
 
+/// The target of a check by OTP alone (the native check without serial or user, and the
+/// Yubico validation protocol): the public id of the Yubico OTP that `pass` is, at least one
+/// character before the 32 of the token; `None` when it is no such OTP.
+pub fn public_id_target(pass: &str) -> Option<crate::store::CheckTarget> {
+    countersign_yubico_otp::split(pass)
+        .filter(|t| !t.public_id.is_empty())
+        .map(|t| crate::store::CheckTarget::PublicId(t.public_id))
+}
+
 /// AES-128-ECB decryption of one block under the key at the start of `opened` (the token's
 /// opened secret); `None` when it holds no key.
 pub fn decrypt(opened: &[u8], block: &[u8; 16]) -> Option<[u8; 16]> {
@@ -129,14 +140,25 @@ pub fn judge(secrets: &TokenSecrets, serial: &str, opened: &[u8], plain: &[u8; 1
     }
 }
 
+/// The public id a check of token `t` with `otp` (the part after the PIN) would teach it: the
+/// characters before the OTP's last 32, when `t` is a yubikey enrolled without one (privacyIDEA
+/// learns `yubikey.prefix` the same way, so `/ttype/yubikey` and checks by OTP alone find it).
+pub fn public_id_to_learn(t: &crate::store::TokenRecord, otp: &str) -> Option<String> {
+    if t.token_type != "yubikey" || t.params.get("prefix").is_some() {
+        return None;
+    }
+    countersign_yubico_otp::split(otp).map(|typed| typed.public_id).filter(|id| !id.is_empty())
+}
+
 /// Whether a plugin's match at `counter` is what the host saw: `Ok` with what the accept
-/// stores besides the counter, or why not (`Err(true)`: the OTP is another key's, a guess;
-/// `Err(false)`: the plugin's answer disagrees with the host).
-pub fn confirm(saw: Option<&Saw>, counter: u64) -> Result<AfterAccept, bool> {
+/// stores besides the counter (the private id and the public id, `public_id`, when they are
+/// learnt now), or why not (`Err(true)`: the OTP is another key's, a guess; `Err(false)`: the
+/// plugin's answer disagrees with the host).
+pub fn confirm(saw: Option<&Saw>, counter: u64, public_id: Option<String>) -> Result<AfterAccept, bool> {
     match saw {
-        Some(Saw::Valid { counter: c, learn }) if *c == counter => Ok(match learn {
-            Some(secret) => AfterAccept::Spend { secret: secret.clone() },
-            None => AfterAccept::Keep,
+        Some(Saw::Valid { counter: c, learn }) if *c == counter => Ok(match (learn, public_id) {
+            (None, None) => AfterAccept::Keep,
+            (secret, public_id) => AfterAccept::Learn { secret: secret.clone(), public_id },
         }),
         Some(Saw::WrongUid) => Err(true),
         _ => Err(false),
@@ -150,13 +172,17 @@ mod tests {
     #[test]
     fn the_host_accepts_only_the_counter_it_decrypted() {
         let valid = Saw::Valid { counter: 5, learn: None };
-        assert_eq!(confirm(Some(&valid), 5), Ok(AfterAccept::Keep));
-        assert_eq!(confirm(Some(&valid), 6), Err(false), "the plugin named another counter");
-        assert_eq!(confirm(None, 5), Err(false), "nothing decrypted");
-        assert_eq!(confirm(Some(&Saw::Garbled), 5), Err(false));
-        assert_eq!(confirm(Some(&Saw::WrongUid), 5), Err(true));
+        assert_eq!(confirm(Some(&valid), 5, None), Ok(AfterAccept::Keep));
+        assert_eq!(confirm(Some(&valid), 6, None), Err(false), "the plugin named another counter");
+        assert_eq!(confirm(None, 5, None), Err(false), "nothing decrypted");
+        assert_eq!(confirm(Some(&Saw::Garbled), 5, None), Err(false));
+        assert_eq!(confirm(Some(&Saw::WrongUid), 5, Some("vv".into())), Err(true));
         let learn = Saw::Valid { counter: 5, learn: Some(vec![1]) };
-        assert_eq!(confirm(Some(&learn), 5), Ok(AfterAccept::Spend { secret: vec![1] }));
+        assert_eq!(confirm(Some(&learn), 5, None), Ok(AfterAccept::Learn { secret: Some(vec![1]), public_id: None }));
+        assert_eq!(
+            confirm(Some(&valid), 5, Some("vvcc".into())),
+            Ok(AfterAccept::Learn { secret: None, public_id: Some("vvcc".into()) })
+        );
     }
 
     #[test]

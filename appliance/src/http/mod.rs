@@ -55,6 +55,8 @@ pub struct AppState {
     pub responses: crate::response_signing::ResponseSigner,
     /// Admins and service accounts of the HTTP API.
     pub api_access: crate::api_access::ApiAccess,
+    /// Clients of the Yubico validation protocol (`/ttype/yubikey`) and its answers.
+    pub yubico: crate::yubico_clients::YubicoClients,
     /// Validation over HTTP needs a service account's API key.
     pub require_api_key: bool,
     pub gateways: crate::gateways::GatewayService,

@@ -37,12 +37,6 @@ fn target(
     }
 }
 
-/// A check without serial or user: the public id of the Yubico OTP that `pass` is (at
-/// least one character before the 32 of the token).
-pub(crate) fn public_id_target(pass: &str) -> Option<CheckTarget> {
-    countersign_yubico_otp::split(pass).filter(|t| !t.public_id.is_empty()).map(|t| CheckTarget::PublicId(t.public_id))
-}
-
 /// A check by serial, or by user (in `realm`, or the default realm).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +75,7 @@ async fn check(
 pub(super) fn check_request(b: CheckBody, caller: String) -> Result<CheckRequest, ApiError> {
     let target = match (&b.serial, &b.user, &b.realm, &b.transaction_id) {
         // Only a Yubico OTP: its public id names the token (privacyIDEA's check_yubikey_pass).
-        (None, None, None, None) => public_id_target(b.pass.expose_secret())
+        (None, None, None, None) => crate::yubikey::public_id_target(b.pass.expose_secret())
             .ok_or_else(|| ApiError::invalid("send 'serial', or 'user' with an optional 'realm', and 'pass'"))?,
         _ => target(b.serial, b.user, b.realm, ", and 'pass'")?,
     };

@@ -312,6 +312,11 @@ pub const CATALOGUE: &[ActionSpec] = &[
     admin("tokenlist", "list and show tokens"),
     admin("getchallenges", "list the challenges not answered yet, of every realm"),
     admin("getrandom", "get random bytes from the HSM (GET /system/random)"),
+    admin(
+        "configwrite",
+        "add Yubico validation clients or replace their keys (POST /system/setConfig, yubikey.apiid.<id>)",
+    ),
+    admin("configdelete", "remove Yubico validation clients (DELETE /system/yubikey.apiid.<id>)"),
     admin("adduser", "add users to the internal user store"),
     admin("deleteuser", "delete users from the internal user store"),
     admin("userlist", "list users"),

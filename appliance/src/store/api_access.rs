@@ -43,15 +43,7 @@ impl Store {
     }
 
     pub fn remove_api_admin(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if tx.execute("DELETE FROM api_admin WHERE name = ?1", [name])? == 0 {
-            return Err(StoreError::NotFound(format!("API admin {name}")));
-        }
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["api_admin"])?;
-        tx.commit()?;
-        Ok(())
+        self.delete_sealed_row("api_admin", "name", name, "API admin", audit)
     }
 
     pub fn api_admins(&self) -> Result<Vec<ApiAdminView>, StoreError> {
@@ -135,15 +127,7 @@ impl Store {
     }
 
     pub fn remove_service_account(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if tx.execute("DELETE FROM service_account WHERE name = ?1", [name])? == 0 {
-            return Err(StoreError::NotFound(format!("service account {name}")));
-        }
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["service_account"])?;
-        tx.commit()?;
-        Ok(())
+        self.delete_sealed_row("service_account", "name", name, "service account", audit)
     }
 
     pub fn service_accounts(&self) -> Result<Vec<ServiceAccountView>, StoreError> {

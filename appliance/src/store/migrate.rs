@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (19, "table_seals", include_str!("../../../migrations/0019_table_seals.sql")),
     (20, "row_seals", include_str!("../../../migrations/0020_row_seals.sql")),
     (21, "owner_set", include_str!("../../../migrations/0021_owner_set.sql")),
+    (22, "yubikey_clients", include_str!("../../../migrations/0022_yubikey_clients.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -24,6 +24,7 @@ mod resolvers;
 pub mod row_seals;
 pub mod seals;
 mod tokens;
+mod yubikey_clients;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -54,6 +55,7 @@ pub use tokens::{
     CheckRecord, CheckTarget, DirectoryUser, FailedToken, NewToken, Owner, RecentAudit, ThrottleEffect, ThrottleState,
     TokenEffect, TokenRecord, TokenView, Unusable, User, Validity,
 };
+pub use yubikey_clients::{Stored, YubikeyClientView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -192,6 +194,29 @@ impl Store {
     /// The row seals' handle ([`row_seals`]), for readers and writers of tokens and users.
     pub fn row_seals(&self) -> row_seals::RowSeals {
         row_seals::RowSeals::new(self.seal_key.get().cloned())
+    }
+
+    /// Deletes the row of the sealed `table` whose `key_column` is `key`, writes its audit row
+    /// and renews the table's seal, in one transaction; without such a row nothing changes and
+    /// the answer is [`StoreError::NotFound`] naming `what`. `table` and `key_column` are the
+    /// code's own names, never a request's.
+    pub(crate) fn delete_sealed_row(
+        &self,
+        table: &'static str,
+        key_column: &'static str,
+        key: &str,
+        what: &str,
+        audit: &AuthAuditRow,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if tx.execute(&format!("DELETE FROM {table} WHERE {key_column} = ?1"), [key])? == 0 {
+            return Err(StoreError::NotFound(format!("{what} {key}")));
+        }
+        tokens::insert_audit(&tx, audit)?;
+        self.reseal(&tx, &[table])?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Checks the seals of `tables` on `conn` before they are read for a decision.

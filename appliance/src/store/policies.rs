@@ -163,15 +163,7 @@ impl Store {
     }
 
     pub fn delete_policy(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        if tx.execute("DELETE FROM policy WHERE name = ?1", [name])? == 0 {
-            return Err(StoreError::NotFound(format!("policy {name}")));
-        }
-        super::tokens::insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["policy"])?;
-        tx.commit()?;
-        Ok(())
+        self.delete_sealed_row("policy", "name", name, "policy", audit)
     }
 }
 

@@ -68,6 +68,8 @@ pub const SEALED_TABLES: &[(&str, &str)] = &[
     ("realm_resolver", "SELECT realm_id, resolver_id, priority FROM realm_resolver ORDER BY realm_id, resolver_id"),
     // Which HSM key serves which role.
     ("system_key", "SELECT role, hsm_key_id, created_at FROM system_key ORDER BY role"),
+    // Whose Yubico validation requests are answered, and under which (sealed) key.
+    ("yubikey_client", "SELECT client_id, sealed_key, created_at FROM yubikey_client ORDER BY client_id"),
 ];
 
 /// The row of `table_seal` that seals the set of sealed tables itself, so a table's seal

@@ -638,11 +638,14 @@ pub enum AfterAccept {
     /// Nothing more.
     #[default]
     Keep,
-    /// The token's stored secret becomes `secret` (a TAN list with the TAN just used spent, or
-    /// a yubikey's key sealed with the private id its first accepted OTP showed).
+    /// The token's stored secret becomes `secret` (a TAN list with the TAN just used spent).
     Spend { secret: Vec<u8> },
     /// The token is deleted (a registration code: usable once).
     Delete,
+    /// A yubikey learns from its first accepted OTP what its enrolment did not give: its key
+    /// sealed with the private id (`secret`), and its public id (`params.prefix`, set only if
+    /// the token still has none), as privacyIDEA learns `yubikey.tokenid` and `yubikey.prefix`.
+    Learn { secret: Option<Vec<u8>>, public_id: Option<String> },
 }
 
 /// One token a failed attempt counts against.
@@ -904,8 +907,15 @@ fn advance_counter(
                 i64::try_from(seen_counter).unwrap_or(i64::MAX),
                 seen_fail
             ])?;
-        if let (1, AfterAccept::Spend { secret }) = (moved, then) {
+        if let (1, AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), .. }) = (moved, then) {
             tx.prepare_cached("UPDATE token SET sealed_seed = ?1 WHERE id = ?2")?.execute(params![secret, token_id])?;
+        }
+        if let (1, AfterAccept::Learn { public_id: Some(public_id), .. }) = (moved, then) {
+            tx.prepare_cached(
+                "UPDATE token SET params = json_set(params, '$.prefix', ?1)
+                 WHERE id = ?2 AND json_extract(params, '$.prefix') IS NULL",
+            )?
+            .execute(params![public_id, token_id])?;
         }
         Ok(moved)
     })?;

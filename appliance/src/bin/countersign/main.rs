@@ -134,6 +134,22 @@ enum PrivacyideaCmd {
     ServiceList,
     /// Remove a service account (its key stops working at once).
     ServiceRemove { name: String },
+    /// Add a client of the Yubico validation protocol (`/ttype/yubikey`): its API key is made by
+    /// the HSM and printed once, or read from stdin (Base64) with `--key-from-stdin`.
+    YubicoClientAdd {
+        /// The client id the client sends as `id` (1 to 64 of A-Z a-z 0-9 . _ -).
+        client_id: String,
+        /// Read the client's key (standard Base64, 16 to 64 bytes) from stdin instead.
+        #[arg(long)]
+        key_from_stdin: bool,
+        /// Replace the key of an existing client.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the Yubico validation clients (ids, never keys).
+    YubicoClientList,
+    /// Remove a Yubico validation client (its requests are answered NO_SUCH_CLIENT at once).
+    YubicoClientRemove { client_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -425,6 +441,17 @@ start the daemon, then run `countersign audit verify`",
                 PrivacyideaCmd::ServiceRemove { name } => {
                     (Method::DELETE, format!("/v1/admin/privacyidea/service-accounts/{}", enc(name)), None)
                 }
+                PrivacyideaCmd::YubicoClientAdd { client_id, key_from_stdin, replace } => {
+                    let mut body = json!({ "client_id": client_id, "replace": replace });
+                    if *key_from_stdin {
+                        body["key"] = token::stdin_line("client key")?.into();
+                    }
+                    (Method::POST, "/v1/admin/yubico-clients".into(), Some(body))
+                }
+                PrivacyideaCmd::YubicoClientList => (Method::GET, "/v1/admin/yubico-clients".into(), None),
+                PrivacyideaCmd::YubicoClientRemove { client_id } => {
+                    (Method::DELETE, format!("/v1/admin/yubico-clients/{}", enc(client_id)), None)
+                }
             };
             let mut conn = Connection::connect(&cli.socket).await?;
             let (status, v) = conn.request(method, &uri, body.as_ref()).await?;
@@ -444,6 +471,20 @@ start the daemon, then run `countersign audit verify`",
                 println!("API admin {name} added");
             } else if let Some(key) = v["api_key"].as_str() {
                 println!("API key (shown once; give it to the service): {key}");
+            } else if let Some(id) = v.pointer("/client/client_id").and_then(Value::as_str) {
+                match v["key"].as_str() {
+                    Some(key) => {
+                        println!("Yubico client {id} added; its key (shown once; give it to the client): {key}")
+                    }
+                    None => println!(
+                        "Yubico client {id} {}",
+                        if v["replaced"] == true { "has its new key" } else { "added" }
+                    ),
+                }
+            } else if let Some(list) = v["clients"].as_array() {
+                for c in list {
+                    println!("{}", c["client_id"].as_str().unwrap_or_default());
+                }
             } else if let Some(list) = v["service_accounts"].as_array() {
                 for a in list {
                     println!(

@@ -22,6 +22,7 @@ mod realms;
 mod resolver_params;
 mod system;
 mod times;
+mod ttype;
 mod users;
 mod validate;
 
@@ -53,6 +54,7 @@ pub(super) fn routes() -> Router<AppState> {
         .merge(audit::routes())
         .merge(users::routes())
         .merge(system::routes())
+        .merge(ttype::routes())
 }
 
 /// Admin routes: the public key clients verify response signatures with.
@@ -64,6 +66,7 @@ pub(super) fn admin_routes() -> Router<AppState> {
         .route("/v1/admin/privacyidea/admins/{name}/logout", axum::routing::post(revoke_admin_sessions))
         .route("/v1/admin/privacyidea/service-accounts", get(list_services).post(add_service))
         .route("/v1/admin/privacyidea/service-accounts/{name}", axum::routing::delete(remove_service))
+        .merge(ttype::admin_routes())
 }
 
 #[derive(Debug, serde::Deserialize)]

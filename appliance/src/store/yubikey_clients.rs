@@ -1,0 +1,118 @@
+//! The clients of the Yubico validation protocol (`/ttype/yubikey`): a client id and its API
+//! key, sealed by the HSM (the store never sees the key in the clear). The table is sealed as a
+//! whole (`yubikey_client` in [`super::seals::SEALED_TABLES`]): it decides whose requests are
+//! answered and under which key answers are signed. Each change writes its audit row in the
+//! same transaction.
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::tokens::insert_audit;
+use super::{Store, StoreError};
+use crate::store::AuthAuditRow;
+
+/// What admins see of a client (never its key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct YubikeyClientView {
+    pub client_id: String,
+    pub created_at: i64,
+}
+
+/// Whether a stored client was new or replaced an earlier key (privacyIDEA's `insert` and
+/// `update` answers of `/system/setConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    Inserted,
+    Replaced,
+}
+
+impl Store {
+    /// Stores client `client_id` with its sealed key. With `replace`, an existing client's key
+    /// is replaced; without, an existing client is [`StoreError::Duplicate`].
+    pub fn put_yubikey_client(
+        &self,
+        client_id: &str,
+        sealed_key: &[u8],
+        created_at: i64,
+        replace: bool,
+        audit: &AuthAuditRow,
+    ) -> Result<Stored, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let exists = tx
+            .query_row("SELECT 1 FROM yubikey_client WHERE client_id = ?1", [client_id], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if exists && !replace {
+            return Err(StoreError::Duplicate(format!("Yubico client {client_id}")));
+        }
+        tx.execute(
+            "INSERT INTO yubikey_client (client_id, sealed_key, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(client_id) DO UPDATE SET sealed_key = excluded.sealed_key, created_at = excluded.created_at",
+            params![client_id, sealed_key, created_at],
+        )?;
+        let stored = if exists { Stored::Replaced } else { Stored::Inserted };
+        insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["yubikey_client"])?;
+        tx.commit()?;
+        Ok(stored)
+    }
+
+    pub fn remove_yubikey_client(&self, client_id: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        self.delete_sealed_row("yubikey_client", "client_id", client_id, "Yubico client", audit)
+    }
+
+    /// Every client, by id; checked against the table's seal, since listings feed decisions
+    /// (privacyIDEA's admins read them from `/system/`).
+    pub fn yubikey_clients(&self) -> Result<Vec<YubikeyClientView>, StoreError> {
+        let conn = self.conn();
+        self.verify_seals(&conn, &["yubikey_client"])?;
+        let mut st = conn.prepare("SELECT client_id, created_at FROM yubikey_client ORDER BY client_id")?;
+        let rows = st.query_map([], |r| Ok(YubikeyClientView { client_id: r.get(0)?, created_at: r.get(1)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The sealed key of `client_id`; `None` for an unknown client. The table's seal is
+    /// checked first, so a client added or a key swapped offline is refused, not used.
+    pub fn yubikey_client_key(&self, client_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let conn = self.conn();
+        self.verify_seals(&conn, &["yubikey_client"])?;
+        Ok(conn
+            .query_row("SELECT sealed_key FROM yubikey_client WHERE client_id = ?1", [client_id], |r| r.get(0))
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::seals::TestKey;
+
+    #[test]
+    fn clients_are_kept_replaced_on_request_and_a_table_edited_offline_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::config::Synchronous::Normal).unwrap();
+        store.start_sealing(Arc::new(TestKey), true).unwrap();
+        let audit = AuthAuditRow::new("uid:0", "test", "ok");
+        assert_eq!(store.put_yubikey_client("7", b"sealed-1", 1, false, &audit).unwrap(), Stored::Inserted);
+        assert!(matches!(store.put_yubikey_client("7", b"sealed-2", 2, false, &audit), Err(StoreError::Duplicate(_))));
+        assert_eq!(store.put_yubikey_client("7", b"sealed-2", 2, true, &audit).unwrap(), Stored::Replaced);
+        assert_eq!(store.yubikey_client_key("7").unwrap().as_deref(), Some(b"sealed-2".as_slice()));
+        assert_eq!(store.yubikey_client_key("8").unwrap(), None);
+        assert_eq!(store.yubikey_clients().unwrap(), vec![YubikeyClientView { client_id: "7".into(), created_at: 2 }]);
+        // A key swapped or a client added behind the appliance's back is refused, not used.
+        let conn = store.writer_connection().unwrap();
+        conn.execute("INSERT INTO yubikey_client (client_id, sealed_key, created_at) VALUES ('evil', x'00', 1)", [])
+            .unwrap();
+        assert!(matches!(store.yubikey_client_key("7"), Err(StoreError::Tampered(_))));
+        assert!(matches!(store.yubikey_clients(), Err(StoreError::Tampered(_))));
+        conn.execute("DELETE FROM yubikey_client WHERE client_id = 'evil'", []).unwrap();
+        store.yubikey_client_key("7").unwrap();
+        store.remove_yubikey_client("7", &audit).unwrap();
+        assert!(matches!(store.remove_yubikey_client("7", &audit), Err(StoreError::NotFound(_))));
+        assert_eq!(store.yubikey_client_key("7").unwrap(), None);
+    }
+}
