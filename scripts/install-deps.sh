@@ -72,7 +72,7 @@ PY
   "$root/.tools/piadm/bin/pip" install -q "$src/privacyideaadm-3.0"
   rm -rf "$src"
 fi
-# privacyIDEA itself, the reference server the conformance suite (tests/tests/pi_conformance.rs)
+# privacyIDEA itself, the reference server the conformance suite (tests/tests/integration/pi_conformance.rs)
 # sends every request to beside Countersign: pinned, with SQLite, served by its own Flask app.
 if [ ! -x "$root/.tools/privacyidea/bin/pi-manage" ]; then
   echo "installing privacyIDEA 3.11.4 into .tools/privacyidea"
