@@ -109,8 +109,24 @@ pub fn own_uid() -> u32 {
 }
 
 /// The one token of this test process, opened through the `hsm` crate on first use. SoftHSM
-/// must not be initialised from several threads at once, so a test binary shares one.
-pub fn shared_hsm() -> &'static countersign_hsm::Hsm {
+/// must not be initialised from several threads at once, so the test binary shares one. Tests
+/// use it together; a test that simulates a fault on it takes it alone ([`shared_hsm_alone`]),
+/// so the fault never reaches another test.
+pub fn shared_hsm() -> SharedHsm {
+    SharedHsm {
+        _use: Use::Together(HSM_USE.read().unwrap_or_else(std::sync::PoisonError::into_inner)),
+        hsm: hsm_once(),
+    }
+}
+
+/// [`shared_hsm`], with no other test using it until the guard is dropped.
+pub fn shared_hsm_alone() -> SharedHsm {
+    SharedHsm { _use: Use::Alone(HSM_USE.write().unwrap_or_else(std::sync::PoisonError::into_inner)), hsm: hsm_once() }
+}
+
+static HSM_USE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn hsm_once() -> &'static countersign_hsm::Hsm {
     static TOKEN: std::sync::OnceLock<(SoftHsm, countersign_hsm::Hsm)> = std::sync::OnceLock::new();
     &TOKEN
         .get_or_init(|| {
@@ -119,6 +135,26 @@ pub fn shared_hsm() -> &'static countersign_hsm::Hsm {
             (token, hsm)
         })
         .1
+}
+
+/// The shared in-process HSM while a test uses it.
+#[derive(Debug)]
+pub struct SharedHsm {
+    _use: Use,
+    hsm: &'static countersign_hsm::Hsm,
+}
+
+#[derive(Debug)]
+enum Use {
+    Together(#[allow(dead_code, reason = "held, not read")] std::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code, reason = "held, not read")] std::sync::RwLockWriteGuard<'static, ()>),
+}
+
+impl std::ops::Deref for SharedHsm {
+    type Target = countersign_hsm::Hsm;
+    fn deref(&self) -> &countersign_hsm::Hsm {
+        self.hsm
+    }
 }
 
 impl SoftHsm {
@@ -658,6 +694,18 @@ pub fn openssl(args: &[&str]) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
+/// A self-signed P-256 certificate `cert` with its key `key` (unencrypted), for `subject`, valid
+/// `days`, with `extra` arguments for `openssl req` (an `-addext`); panics if openssl fails.
+pub fn self_signed_p256(key: &Path, cert: &Path, subject: &str, days: u32, extra: &[&str]) {
+    let days = days.to_string();
+    let mut args = vec!["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    args.extend(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()]);
+    args.extend(["-subj", subject, "-days", &days]);
+    args.extend_from_slice(extra);
+    let (ok, out) = openssl(&args);
+    assert!(ok, "openssl {args:?}: {out}");
+}
+
 pub fn b64(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)
@@ -820,23 +868,7 @@ impl SmtpServer {
         };
         let p = |n: &str| d.join(n).display().to_string();
         std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-        ossl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-            "-days",
-            "1",
-            "-subj",
-            "/CN=countersign test CA",
-        ]);
+        self_signed_p256(&d.join("ca.key"), &d.join("ca.pem"), "/CN=countersign test CA", 1, &[]);
         ossl(&[
             "req",
             "-new",

@@ -6,9 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use countersign_hsm::{HashAlg, Hsm, HsmError, KeyAlgorithm, PublicKey, SecretKeyKind, SignInput, SignScheme};
+use countersign_hsm::{HashAlg, HsmError, KeyAlgorithm, PublicKey, SecretKeyKind, SignInput, SignScheme};
 
-fn hsm() -> &'static Hsm {
+fn hsm() -> countersign_tests::SharedHsm {
     countersign_tests::shared_hsm()
 }
 

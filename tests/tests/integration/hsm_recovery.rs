@@ -1,15 +1,15 @@
 //! A lost login (as after a token reset) is recovered by the next call, without a restart.
-//! In a file of its own: the simulated fault would disturb concurrent tests in one process.
+//! The test takes the shared HSM alone: the simulated fault would disturb concurrent tests.
 //!
 //! One token and one module context serve the whole file: SoftHSM must not be initialised from
 //! several threads at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, SignInput, SignScheme};
+use countersign_hsm::{HashAlg, KeyAlgorithm, SignInput, SignScheme};
 
-fn hsm() -> &'static Hsm {
-    countersign_tests::shared_hsm()
+fn hsm() -> countersign_tests::SharedHsm {
+    countersign_tests::shared_hsm_alone()
 }
 
 #[test]

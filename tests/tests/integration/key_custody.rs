@@ -107,7 +107,7 @@ fn a_sealed_seed_opens_only_under_its_own_serial() {
     let dir = tempfile::tempdir().unwrap();
     let store =
         countersign::store::Store::open(&dir.path().join("s.db"), countersign::config::Synchronous::Normal).unwrap();
-    let secrets = countersign::token_secrets::TokenSecrets::open(hsm, &store).unwrap();
+    let secrets = countersign::token_secrets::TokenSecrets::open(&hsm, &store).unwrap();
     let sealed = secrets.seal_seed("OATH0001", b"12345678901234567890").unwrap();
     assert_eq!(secrets.open_seed("OATH0001", &sealed).unwrap().as_slice(), b"12345678901234567890");
     assert!(secrets.open_seed("OATH0002", &sealed).is_err(), "opened under another serial");
