@@ -397,24 +397,7 @@ fn external_ca_csr_then_imported_certificate_issues_card_certificates() {
     // The organisation's own CA signs it.
     let root_key = w.join("root.key");
     let root = w.join("root.pem");
-    let (ok, out) = openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        root_key.to_str().unwrap(),
-        "-out",
-        root.to_str().unwrap(),
-        "-subj",
-        "/CN=Example Corp Root",
-        "-days",
-        "30",
-    ]);
-    assert!(ok, "{out}");
+    countersign_tests::self_signed_p256(&root_key, &root, "/CN=Example Corp Root", 30, &[]);
     let ext = write(
         w,
         "ca.ext",

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use countersign_tests::{openssl, write, Daemon};
+use countersign_tests::{write, Daemon};
 use serde_json::Value;
 
 fn free_port() -> u16 {
@@ -31,26 +31,13 @@ fn operator_certificate_files() {
     let mut d = Daemon::configure("");
     let w = d.work.path().to_owned();
     let (cert, key) = (w.join("tls.pem"), w.join("tls.key"));
-    let (ok, out) = openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
+    countersign_tests::self_signed_p256(
+        &key,
+        &cert,
         "/CN=countersign.test",
-        "-addext",
-        "subjectAltName=DNS:countersign.test",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-    ]);
-    assert!(ok, "{out}");
+        2,
+        &["-addext", "subjectAltName=DNS:countersign.test"],
+    );
     std::fs::write(
         &d.overlay,
         format!(
