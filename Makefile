@@ -25,6 +25,7 @@ build:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) run -q -p countersign-tidy
 
 systemd-check:
 	@bash systemd/check-security.sh

@@ -1,0 +1,387 @@
+//! The architecture check (`make lint`, `cargo run -p countersign-tidy`): the crate graph is the
+//! architecture, so the rules of ARCHITECTURE.md that a dependency can express are checked
+//! here, on `cargo metadata` and on the sources, instead of by review.
+//!
+//! - [`crate_rules`]: which workspace crates may depend on which crates (cryptoki only in the
+//!   HSM crate, libloading only in the plugin worker, no I/O crate in a plugin, ...).
+//! - [`module_cycles`]: the groups of a crate's top-level modules that depend on each other in a
+//!   circle, found from `crate::` paths in the sources.
+//!
+//! It reads; it never changes a file. Written by hand: no crate on the registries checks
+//! dependency rules and module cycles of a Cargo workspace this way (cargo-deny checks
+//! licences and versions, not who may use whom).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// One workspace crate: its name, its normal (not dev or build) dependencies, and the file of
+/// its library target, if it has one.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub name: String,
+    pub deps: BTreeSet<String>,
+    pub lib: Option<PathBuf>,
+}
+
+/// The workspace's crates from `cargo metadata --format-version 1` output.
+pub fn packages(metadata: &serde_json::Value) -> Result<Vec<Package>, String> {
+    let members: BTreeSet<&str> = metadata["workspace_members"]
+        .as_array()
+        .ok_or("cargo metadata has no workspace_members")?
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    let all = metadata["packages"].as_array().ok_or("cargo metadata has no packages")?;
+    Ok(all
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| members.contains(id)))
+        .map(|p| Package {
+            name: p["name"].as_str().unwrap_or_default().to_owned(),
+            deps: p["dependencies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|d| d["kind"].is_null())
+                .filter_map(|d| d["name"].as_str().map(str::to_owned))
+                .collect(),
+            lib: p["targets"].as_array().into_iter().flatten().find_map(|t| {
+                let kinds = t["kind"].as_array()?;
+                kinds
+                    .iter()
+                    .any(|k| matches!(k.as_str(), Some("lib" | "rlib")))
+                    .then(|| PathBuf::from(t["src_path"].as_str().unwrap_or_default()))
+            }),
+        })
+        .collect())
+}
+
+/// A dependency only some crates may have, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Confined {
+    pub dependency: &'static str,
+    pub allowed: &'static [&'static str],
+    pub why: &'static str,
+}
+
+/// Who may depend on what. A crate not named in `allowed` must not depend on `dependency`.
+pub const CONFINED: &[Confined] = &[
+    Confined {
+        dependency: "cryptoki",
+        allowed: &["countersign-hsm"],
+        why: "only the HSM crate speaks PKCS#11; everything else asks it",
+    },
+    Confined {
+        dependency: "cryptoki-sys",
+        allowed: &["countersign-faulty-pkcs11"],
+        why: "only the HSM crate (through cryptoki) and the test-only fault-injecting module touch PKCS#11",
+    },
+    Confined {
+        dependency: "libloading",
+        allowed: &["countersign-plugin-worker", "countersign-faulty-pkcs11"],
+        why: "plugin code is loaded only inside the sandboxed worker (the fault-injecting PKCS#11 module of the \
+              tests loads SoftHSM)",
+    },
+    Confined {
+        dependency: "rusqlite",
+        allowed: &["countersign", "countersign-tests"],
+        why: "SQL lives in the store (inside `countersign` until it is a crate of its own); the tests edit \
+              database files offline to prove tampering is caught",
+    },
+    Confined {
+        dependency: "axum",
+        allowed: &["countersign"],
+        why: "HTTP routing lives in the front-ends (inside `countersign` until they are a crate of their own)",
+    },
+    Confined {
+        dependency: "hyper",
+        allowed: &["countersign", "countersign-tests"],
+        why: "HTTP lives in the front-ends and the admin-socket client; the tests speak HTTP to the daemon",
+    },
+    Confined { dependency: "pcsc", allowed: &["countersign"], why: "card readers are reached only by the card module" },
+];
+
+/// Crates that must stay free of I/O: plugins run sandboxed with no file system or network,
+/// and the plugin ABI, template and OTP crates are shared with them.
+pub const PURE: &[&str] = &[
+    "countersign-plugin-abi",
+    "countersign-template",
+    "countersign-yubico-otp",
+    "countersign-oath",
+    "countersign-simple-token",
+    "countersign-token-hotp",
+    "countersign-token-totp",
+    "countersign-token-sms",
+    "countersign-token-email",
+    "countersign-token-spass",
+    "countersign-token-pw",
+    "countersign-token-registration",
+    "countersign-token-tan",
+    "countersign-token-paper",
+    "countersign-token-indexedsecret",
+    "countersign-token-yubikey",
+    "countersign-gateway-http-sms",
+    "countersign-gateway-smtp",
+];
+
+/// Dependencies that do I/O (or load code), which a [`PURE`] crate must not have.
+pub const IO_CRATES: &[&str] = &[
+    "tokio",
+    "rusqlite",
+    "cryptoki",
+    "libloading",
+    "axum",
+    "hyper",
+    "hyper-util",
+    "reqwest",
+    "ureq",
+    "lettre",
+    "ldap3",
+    "pcsc",
+    "libc",
+    "rustls",
+];
+
+/// Every broken dependency rule, as a sentence naming the crate, the dependency and the rule.
+pub fn crate_rules(packages: &[Package]) -> Vec<String> {
+    let mut broken = Vec::new();
+    for p in packages {
+        for rule in CONFINED {
+            if p.deps.contains(rule.dependency) && !rule.allowed.contains(&p.name.as_str()) {
+                broken.push(format!("{} depends on {}: {}", p.name, rule.dependency, rule.why));
+            }
+        }
+        if PURE.contains(&p.name.as_str()) {
+            for io in IO_CRATES.iter().filter(|io| p.deps.contains(**io)) {
+                broken.push(format!(
+                    "{} depends on {io}: plugins and the crates they share run without I/O, in their sandbox",
+                    p.name
+                ));
+            }
+        }
+    }
+    broken
+}
+
+/// The top-level modules of the crate whose root file is `root`, and for each the other
+/// top-level modules its files name through `crate::` paths (doc links included: a link is a
+/// dependency too).
+pub fn module_graph(root: &Path) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+    let text = std::fs::read_to_string(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let dir = root.parent().ok_or_else(|| format!("{} has no directory", root.display()))?;
+    let modules = declared_modules(&text);
+    let mut graph = BTreeMap::new();
+    for m in &modules {
+        let mut files = Vec::new();
+        let file = dir.join(format!("{m}.rs"));
+        if file.exists() {
+            files.push(file);
+        }
+        let sub = dir.join(m);
+        if sub.is_dir() {
+            rust_files(&sub, &mut files)?;
+        }
+        let mut uses = BTreeSet::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            uses.extend(crate_paths(&text).into_iter().filter(|u| u != m && modules.contains(u)));
+        }
+        graph.insert(m.clone(), uses);
+    }
+    Ok(graph)
+}
+
+/// The modules a crate root declares (`mod x;`, `pub mod x;`, `pub(crate) mod x;`).
+fn declared_modules(root: &str) -> BTreeSet<String> {
+    root.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let rest = l.strip_prefix("pub ").or_else(|| l.strip_prefix("pub(crate) ")).unwrap_or(l);
+            let name = rest.strip_prefix("mod ")?.strip_suffix(';')?;
+            name.chars().all(|c| c.is_alphanumeric() || c == '_').then(|| name.to_owned())
+        })
+        .collect()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        if path.is_dir() {
+            rust_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The first segments of the `crate::` paths in `text`: `crate::store::X` and
+/// `crate::{store::X, tokens}` both name `store` (and `tokens`).
+pub fn crate_paths(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("crate::") {
+        // `countersign_crate::` or `my_crate::` are other paths.
+        let before = rest[..i].chars().next_back();
+        rest = &rest[i + "crate::".len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 0usize;
+            let mut item = String::new();
+            let mut items = Vec::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => items.push(std::mem::take(&mut item)),
+                    _ if depth == 0 => item.push(c),
+                    _ => {}
+                }
+            }
+            items.push(item);
+            found.extend(items.iter().filter_map(|i| first_ident(i.trim())));
+        } else if let Some(name) = first_ident(rest) {
+            found.insert(name);
+        }
+    }
+    found
+}
+
+fn first_ident(s: &str) -> Option<String> {
+    let name: String = s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    (!name.is_empty() && name != "self").then_some(name)
+}
+
+/// The groups of modules that depend on each other in a circle (strongly connected components
+/// of more than one module), largest first.
+pub fn module_cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
+    // Tarjan's algorithm; recursion depth is at most the number of modules (tens).
+    struct State<'a> {
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        next: usize,
+        groups: Vec<BTreeSet<String>>,
+    }
+    fn visit<'a>(s: &mut State<'a>, v: &'a str) {
+        s.index.insert(v, s.next);
+        s.low.insert(v, s.next);
+        s.next += 1;
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        let graph = s.graph;
+        for w in graph.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            let reach = if !s.index.contains_key(w) {
+                visit(s, w);
+                s.low.get(w).copied()
+            } else if s.on_stack.contains(w) {
+                s.index.get(w).copied()
+            } else {
+                None
+            };
+            if let (Some(r), Some(l)) = (reach, s.low.get_mut(v)) {
+                *l = (*l).min(r);
+            }
+        }
+        if s.low.get(v) == s.index.get(v) {
+            let mut group = BTreeSet::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack.remove(w);
+                group.insert(w.to_owned());
+                if w == v {
+                    break;
+                }
+            }
+            if group.len() > 1 {
+                s.groups.push(group);
+            }
+        }
+    }
+    let mut s = State {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        next: 0,
+        groups: Vec::new(),
+    };
+    for v in graph.keys() {
+        if !s.index.contains_key(v.as_str()) {
+            visit(&mut s, v);
+        }
+    }
+    s.groups.sort_by_key(|g| std::cmp::Reverse(g.len()));
+    s.groups
+}
+
+/// Crates whose modules may still form a cycle, with the most modules the largest may hold: a
+/// ratchet that issue 15's split lowers to nothing. A cycle that grows fails the check.
+pub const CYCLE_ALLOWANCE: &[(&str, usize)] = &[("countersign", 31)];
+
+/// Every module cycle beyond the allowance, as a sentence.
+pub fn cycle_rules(packages: &[Package]) -> Result<Vec<String>, String> {
+    let mut broken = Vec::new();
+    for p in packages {
+        let Some(lib) = &p.lib else { continue };
+        let cycles = module_cycles(&module_graph(lib)?);
+        let allowed = CYCLE_ALLOWANCE.iter().find(|(n, _)| *n == p.name).map_or(0, |(_, max)| *max);
+        for group in cycles.iter().filter(|g| g.len() > allowed) {
+            broken.push(format!(
+                "{}: the modules {} depend on each other in a circle ({} modules; at most {allowed} allowed)",
+                p.name,
+                group.iter().cloned().collect::<Vec<_>>().join(", "),
+                group.len()
+            ));
+        }
+    }
+    Ok(broken)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn pkg(name: &str, deps: &[&str]) -> Package {
+        Package { name: name.into(), deps: deps.iter().map(|d| (*d).to_owned()).collect(), lib: None }
+    }
+
+    #[test]
+    fn a_confined_dependency_outside_its_crates_is_named() {
+        assert!(crate_rules(&[pkg("countersign-hsm", &["cryptoki"]), pkg("countersign", &["rusqlite"])]).is_empty());
+        let broken =
+            crate_rules(&[pkg("countersign-plugin-ipc", &["cryptoki"]), pkg("countersign-token-hotp", &["tokio"])]);
+        assert_eq!(broken.len(), 2, "{broken:?}");
+        assert!(broken[0].starts_with("countersign-plugin-ipc depends on cryptoki"), "{broken:?}");
+        assert!(broken[1].starts_with("countersign-token-hotp depends on tokio"), "{broken:?}");
+    }
+
+    #[test]
+    fn crate_paths_are_read_in_every_form() {
+        let text = "use crate::store::{A, B};\nuse crate::{tokens, policy::{Scope, x}};\n/// [`crate::clock::Clock`]\n\
+                    let a = countersign_crate::nope; crate::self_check();";
+        let found: Vec<String> = crate_paths(text).into_iter().collect();
+        assert_eq!(found, ["clock", "policy", "self_check", "store", "tokens"]);
+    }
+
+    #[test]
+    fn a_circle_of_modules_is_found_and_a_chain_is_not() {
+        let graph = |edges: &[(&str, &str)]| {
+            let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for (a, b) in edges {
+                g.entry((*a).into()).or_default().insert((*b).into());
+                g.entry((*b).into()).or_default();
+            }
+            g
+        };
+        assert!(module_cycles(&graph(&[("a", "b"), ("b", "c")])).is_empty());
+        let cycles = module_cycles(&graph(&[("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("e", "d")]));
+        assert_eq!(cycles, vec![["a", "b", "c"].iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>()]);
+    }
+}
