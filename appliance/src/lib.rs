@@ -15,7 +15,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
-pub mod dates;
+pub use countersign_core::dates;
 pub mod devices;
 pub mod directory;
 pub mod enrolment;

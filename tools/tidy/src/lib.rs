@@ -100,9 +100,11 @@ pub const CONFINED: &[Confined] = &[
     Confined { dependency: "pcsc", allowed: &["countersign"], why: "card readers are reached only by the card module" },
 ];
 
-/// Crates that must stay free of I/O: plugins run sandboxed with no file system or network,
-/// and the plugin ABI, template and OTP crates are shared with them.
+/// Crates that must stay free of I/O: the core (decision rules tested without a daemon), and
+/// the plugins, which run sandboxed with no file system or network, with the ABI, template and
+/// OTP crates they share.
 pub const PURE: &[&str] = &[
+    "countersign-core",
     "countersign-plugin-abi",
     "countersign-template",
     "countersign-yubico-otp",
@@ -141,9 +143,18 @@ pub const IO_CRATES: &[&str] = &[
     "rustls",
 ];
 
+/// Crates that depend on no other workspace crate: the core sits under everything.
+pub const FOUNDATIONS: &[&str] = &["countersign-core"];
+
 /// Every broken dependency rule, as a sentence naming the crate, the dependency and the rule.
 pub fn crate_rules(packages: &[Package]) -> Vec<String> {
     let mut broken = Vec::new();
+    let workspace: BTreeSet<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+    for p in packages.iter().filter(|p| FOUNDATIONS.contains(&p.name.as_str())) {
+        for d in p.deps.iter().filter(|d| workspace.contains(d.as_str())) {
+            broken.push(format!("{} depends on {d}: the core depends on no other workspace crate", p.name));
+        }
+    }
     for p in packages {
         for rule in CONFINED {
             if p.deps.contains(rule.dependency) && !rule.allowed.contains(&p.name.as_str()) {
@@ -360,6 +371,9 @@ mod tests {
         assert_eq!(broken.len(), 2, "{broken:?}");
         assert!(broken[0].starts_with("countersign-plugin-ipc depends on cryptoki"), "{broken:?}");
         assert!(broken[1].starts_with("countersign-token-hotp depends on tokio"), "{broken:?}");
+        let broken = crate_rules(&[pkg("countersign-core", &["countersign-hsm"]), pkg("countersign-hsm", &[])]);
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert!(broken[0].starts_with("countersign-core depends on countersign-hsm"), "{broken:?}");
     }
 
     #[test]

@@ -1,0 +1,11 @@
+//! Countersign's core: domain types and decision rules with no I/O (no tokio, no database, no
+//! HTTP, no HSM, no file system). Everything here works on values the caller gives it, so it is
+//! tested without a daemon; the appliance's services feed it and act on what it decides.
+//!
+//! - [`dates`]: dates as admins and privacyIDEA's clients type them.
+//! - [`validity`]: a token's validity period and why a token takes part in no check.
+//!
+//! It must never do I/O or depend on another workspace crate (`make lint` checks both).
+
+pub mod dates;
+pub mod validity;

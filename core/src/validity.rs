@@ -1,0 +1,81 @@
+//! A token's validity period and why a token takes part in no check. Pure data and rules: the
+//! store keeps the period in the token's sealed params, every check path asks
+//! [`Validity::outside`] through one rule (the appliance's `TokenRecord::unusable`).
+
+/// Why a token takes part in no check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    Disabled,
+    Revoked,
+    /// Its validity period has not begun.
+    NotYetValid,
+    /// Its validity period has ended (a lost token's temporary replacement, after its days).
+    Expired,
+}
+
+impl Unusable {
+    /// For the audit and the answer: what is wrong, in words.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unusable::Disabled => "the token is disabled",
+            Unusable::Revoked => "the token is revoked",
+            Unusable::NotYetValid => "the token's validity period has not begun",
+            Unusable::Expired => "the token's validity period has ended",
+        }
+    }
+}
+
+/// A token's validity period (privacyIDEA's `validity_period_start`/`_end`): kept in its
+/// params, which the row's seal covers, as Unix milliseconds under [`Validity::FROM`] and
+/// [`Validity::UNTIL`]; plugins never see them ([`Validity::strip`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Validity {
+    pub from_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+impl Validity {
+    pub const FROM: &'static str = "valid_from_ms";
+    pub const UNTIL: &'static str = "valid_until_ms";
+
+    pub fn of(params: &serde_json::Value) -> Validity {
+        Validity {
+            from_ms: params.get(Self::FROM).and_then(serde_json::Value::as_i64),
+            until_ms: params.get(Self::UNTIL).and_then(serde_json::Value::as_i64),
+        }
+    }
+
+    /// Whether `now_ms` lies outside the period, and on which side. The end is exclusive.
+    pub fn outside(self, now_ms: i64) -> Option<Unusable> {
+        if self.from_ms.is_some_and(|f| now_ms < f) {
+            Some(Unusable::NotYetValid)
+        } else if self.until_ms.is_some_and(|u| now_ms >= u) {
+            Some(Unusable::Expired)
+        } else {
+            None
+        }
+    }
+
+    /// `params` with this period in place of the one they hold (a bound of `None` removed).
+    pub fn write_into(self, params: &mut serde_json::Value) {
+        if !params.is_object() {
+            *params = serde_json::json!({});
+        }
+        if let Some(o) = params.as_object_mut() {
+            for (key, value) in [(Self::FROM, self.from_ms), (Self::UNTIL, self.until_ms)] {
+                match value {
+                    Some(v) => o.insert(key.into(), v.into()),
+                    None => o.remove(key),
+                };
+            }
+        }
+    }
+
+    /// `params` without the period: what a plugin is given.
+    pub fn strip(params: &mut serde_json::Value) {
+        if let Some(o) = params.as_object_mut() {
+            o.remove(Self::FROM);
+            o.remove(Self::UNTIL);
+        }
+    }
+}
