@@ -24,7 +24,7 @@ pub fn apdu(data: &[u8]) {
 /// A check's `pass` split as `/validate/check` splits it for a token with these parameters:
 /// (PIN, the code the token plugin gets), or `None` when `pass` is shorter than a code.
 pub fn otp_split(pass: &[u8], token_params: &serde_json::Value) -> Option<(Vec<u8>, String)> {
-    let (pin, otp) = crate::validate::split_pass(pass, crate::validate::otp_digits(token_params))?;
+    let (pin, otp) = countersign_core::rules::split_pass(pass, countersign_core::rules::otp_digits(token_params))?;
     Some((pin.to_vec(), String::from_utf8_lossy(otp).into_owned()))
 }
 

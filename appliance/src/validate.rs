@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use countersign_core::rules::{judge_match, otp_digits, split_pass, MatchVerdict};
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -1036,7 +1037,7 @@ impl ValidateService {
         let request = PluginRequest::CheckOtp {
             secret: secret_ref(token),
             otp,
-            first: if replay_seen { token.counter - 1 } else { token.counter },
+            first: countersign_core::rules::search_start(token.counter, replay_seen),
             window: if replay_seen && matches!(token.token_type.as_str(), "hotp" | "paper") {
                 token.otp_window.saturating_add(1)
             } else {
@@ -1095,30 +1096,30 @@ impl ValidateService {
                 serial: Some(token.serial.clone()),
                 kind: RejectKind::Other,
             }),
-            Ok(PluginResponse::Matched { counter }) if counter >= token.counter => Ok(Accept::by(
-                token,
-                match saw.verified {
-                    Some(_) if token.token_type == "registration" => {
-                        "registration code accepted; the token is deleted with this accept".to_owned()
-                    }
-                    Some(i) if token.token_type == "tan" => format!(
-                        "TAN {} accepted ({} left)",
-                        i + 1,
-                        crate::simple_tokens::unspent(&token.sealed_seed).saturating_sub(1)
-                    ),
-                    _ => format!("counter {counter} accepted"),
-                },
-                TokenEffect::Accept {
-                    token_id: token.id,
-                    seen_counter: token.counter,
-                    seen_fail: token.fail_count,
-                    new_counter: counter.saturating_add(1),
-                    drift: drift(token, counter, now),
-                    then,
-                },
-            )),
-            Ok(PluginResponse::Matched { counter }) if replay_seen && counter.saturating_add(1) == token.counter => {
-                Err(Reject {
+            Ok(PluginResponse::Matched { counter }) => match judge_match(counter, token.counter, replay_seen) {
+                MatchVerdict::Accept { next } => Ok(Accept::by(
+                    token,
+                    match saw.verified {
+                        Some(_) if token.token_type == "registration" => {
+                            "registration code accepted; the token is deleted with this accept".to_owned()
+                        }
+                        Some(i) if token.token_type == "tan" => format!(
+                            "TAN {} accepted ({} left)",
+                            i + 1,
+                            crate::simple_tokens::unspent(&token.sealed_seed).saturating_sub(1)
+                        ),
+                        _ => format!("counter {counter} accepted"),
+                    },
+                    TokenEffect::Accept {
+                        token_id: token.id,
+                        seen_counter: token.counter,
+                        seen_fail: token.fail_count,
+                        new_counter: next,
+                        drift: drift(token, counter, now),
+                        then,
+                    },
+                )),
+                MatchVerdict::Replay => Err(Reject {
                     audit: format!(
                         "replay: the code of counter {counter} was accepted already; not counted as a failure"
                     ),
@@ -1126,18 +1127,18 @@ impl ValidateService {
                     effect: TokenEffect::None,
                     serial: Some(token.serial.clone()),
                     kind: RejectKind::Other,
-                })
-            }
-            Ok(PluginResponse::Matched { counter }) => Err(Reject {
-                audit: format!(
-                    "plugin {} proposed counter {counter}, below the next allowed {}; refused",
-                    token.plugin, token.counter
-                ),
-                answer: "the check failed; try again",
-                effect: TokenEffect::None,
-                serial: Some(token.serial.clone()),
-                kind: RejectKind::Other,
-            }),
+                }),
+                MatchVerdict::Below => Err(Reject {
+                    audit: format!(
+                        "plugin {} proposed counter {counter}, below the next allowed {}; refused",
+                        token.plugin, token.counter
+                    ),
+                    answer: "the check failed; try again",
+                    effect: TokenEffect::None,
+                    serial: Some(token.serial.clone()),
+                    kind: RejectKind::Other,
+                }),
+            },
             Ok(PluginResponse::NoMatch) => {
                 Err(on_fail("wrong OTP (not valid in the window, or already used)".into(), "wrong PIN or OTP"))
             }
@@ -1350,20 +1351,6 @@ enum Answer {
     Unavailable,
 }
 
-/// The length of a token's codes, from its enrolled parameters (6 unless they say otherwise).
-pub(crate) fn otp_digits(params: &serde_json::Value) -> usize {
-    usize::try_from(params.get("digits").and_then(serde_json::Value::as_u64).unwrap_or(6)).unwrap_or(6)
-}
-
-/// `pass` as the PIN followed by a code of `digits` characters: (PIN, code), split on bytes;
-/// `None` when `pass` is shorter than a code.
-pub(crate) fn split_pass(pass: &[u8], digits: usize) -> Option<(&[u8], &[u8])> {
-    if pass.len() < digits {
-        return None;
-    }
-    Some(pass.split_at(pass.len() - digits))
-}
-
 /// The reject of a token its fail counter locks.
 fn locked(t: &TokenRecord) -> Reject {
     Reject {
@@ -1381,7 +1368,7 @@ fn locked(t: &TokenRecord) -> Reject {
 /// A failure on token `t`: counted on, or restarting at one once the clear timeout of a
 /// locked token has passed.
 fn failed(t: &TokenRecord, now_ms: i64) -> FailedToken {
-    FailedToken { token_id: t.id, restart: t.fail_count >= t.max_fail && t.fail_cleared(now_ms) }
+    FailedToken { token_id: t.id, restart: t.fail_counter().failure_restarts(now_ms) }
 }
 
 /// Whether the check also looks for the token's last accepted code, to tell a replay from a
@@ -1409,10 +1396,9 @@ fn drift(t: &TokenRecord, step: u64, now_ms: i64) -> Option<i64> {
     if t.token_type != "totp" {
         return None;
     }
-    let period = t.params.get("step").and_then(serde_json::Value::as_u64).unwrap_or(30).max(1);
+    let period = t.params.get("step").and_then(serde_json::Value::as_u64).unwrap_or(30);
     let t0 = t.params.get("t0").and_then(serde_json::Value::as_u64).unwrap_or(0);
-    let now_step = u64::try_from(now_ms / 1000).unwrap_or(0).saturating_sub(t0) / period;
-    Some(i64::try_from(step).unwrap_or(i64::MAX).saturating_sub(i64::try_from(now_step).unwrap_or(i64::MAX)))
+    Some(countersign_core::rules::totp_drift(step, now_ms, t0, period))
 }
 
 #[cfg(test)]

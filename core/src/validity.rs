@@ -79,3 +79,38 @@ impl Validity {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// From, until, now → which side of the period now is on.
+    type Case = (Option<i64>, Option<i64>, i64, Option<Unusable>);
+
+    #[test]
+    fn a_token_is_usable_inside_its_period_only() {
+        // (from, until, now) → outside
+        let cases: &[Case] = &[
+            (None, None, 0, None),
+            (Some(100), None, 99, Some(Unusable::NotYetValid)),
+            (Some(100), None, 100, None),
+            (None, Some(200), 199, None),
+            (None, Some(200), 200, Some(Unusable::Expired)),
+            (Some(100), Some(200), 150, None),
+            (Some(100), Some(200), 250, Some(Unusable::Expired)),
+        ];
+        for &(from_ms, until_ms, now, want) in cases {
+            assert_eq!(Validity { from_ms, until_ms }.outside(now), want, "{from_ms:?}..{until_ms:?} at {now}");
+        }
+    }
+
+    #[test]
+    fn a_period_is_written_into_params_and_stripped_for_plugins() {
+        let mut p = serde_json::json!({ "digits": 6 });
+        Validity { from_ms: None, until_ms: Some(5) }.write_into(&mut p);
+        assert_eq!(p, serde_json::json!({ "digits": 6, "valid_until_ms": 5 }));
+        assert_eq!(Validity::of(&p), Validity { from_ms: None, until_ms: Some(5) });
+        Validity::strip(&mut p);
+        assert_eq!(p, serde_json::json!({ "digits": 6 }));
+    }
+}

@@ -122,15 +122,19 @@ impl TokenRecord {
         }
     }
 
-    /// Whether the clear timeout has passed since the last failure (0: it never does).
-    pub fn fail_cleared(&self, now_ms: i64) -> bool {
-        self.fail_clear_s > 0
-            && self.last_fail_ms.is_some_and(|last| now_ms.saturating_sub(last) >= i64::from(self.fail_clear_s) * 1000)
+    /// The token's fail counter, for the rules that judge it.
+    pub fn fail_counter(&self) -> countersign_core::rules::FailCounter {
+        countersign_core::rules::FailCounter {
+            count: self.fail_count,
+            max: self.max_fail,
+            clear_s: self.fail_clear_s,
+            last_fail_ms: self.last_fail_ms,
+        }
     }
 
     /// Whether the fail counter locks the token at `now_ms`.
     pub fn locked(&self, now_ms: i64) -> bool {
-        self.fail_count >= self.max_fail && !self.fail_cleared(now_ms)
+        self.fail_counter().locked(now_ms)
     }
 
     /// Why the token takes part in no check at `now_ms`, if it does not: disabled, revoked,
