@@ -142,9 +142,9 @@ impl ChallengeService {
 
     /// The text policies (`smstext`, `emailtext`, `challenge_text`) for `t`'s owner.
     fn texts(&self, t: &TokenRecord, caller: &str) -> Result<ChallengeTexts, TokenError> {
-        use crate::policy::{PolicyContext, Scope};
+        use crate::policy::Scope;
         let now_s = self.clock.now_ms() / 1000;
-        let ctx = PolicyContext::for_request(
+        let ctx = crate::policy::request_context(
             t.login.as_deref(),
             t.realm.as_deref(),
             t.owner_resolver.as_deref(),

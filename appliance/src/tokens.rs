@@ -475,8 +475,8 @@ impl TokenService {
         login: Option<&str>,
         realm: Option<&str>,
     ) -> Result<EnrolPolicies, TokenError> {
-        use crate::policy::{PolicyContext, Scope};
-        let ctx = PolicyContext::for_request(login, realm, None, caller, self.clock.now_ms() / 1000);
+        use crate::policy::Scope;
+        let ctx = crate::policy::request_context(login, realm, None, caller, self.clock.now_ms() / 1000);
         let p = self.policies.current();
         let value = |action: &str| {
             p.value(Scope::Enrollment, action, &ctx)

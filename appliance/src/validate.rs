@@ -594,7 +594,7 @@ impl ValidateService {
     /// login in any spelling or realm, or a serial) and how the PIN is checked (`otppin`).
     /// Conditions match the user as resolved. A conflict between policies refuses the check.
     fn rules(&self, ctx: &WorkerCtx<'_>, subject: &Subject, req: &CheckRequest) -> Result<Rules, Reject> {
-        use crate::policy::{OtpPin, PolicyContext, Scope};
+        use crate::policy::{OtpPin, Scope};
         let reject = Reject::other;
         let (login, realm) = (subject.login.as_deref(), subject.realm.as_deref());
         let policies = self.policies.current();
@@ -605,8 +605,13 @@ impl ValidateService {
         let realm_name = realm.map(str::to_owned).or_else(|| self.realms.realm_name(None).ok());
         let now_ms = self.clock.now_ms();
         let now_s = now_ms / 1000;
-        let pctx =
-            PolicyContext::for_request(login, realm_name.as_deref(), subject.resolver.as_deref(), &req.caller, now_s);
+        let pctx = crate::policy::request_context(
+            login,
+            realm_name.as_deref(),
+            subject.resolver.as_deref(),
+            &req.caller,
+            now_s,
+        );
         let conflict = |e: crate::policy::PolicyConflict| {
             reject(format!("policy conflict, refused: {e}"), "the check failed; ask an administrator")
         };
@@ -703,13 +708,13 @@ impl ValidateService {
         resolver: Option<&str>,
         caller: &str,
     ) -> AnswerPolicies {
-        use crate::policy::{PolicyContext, Scope};
+        use crate::policy::Scope;
         let p = self.policies.current();
         if !p.has_active(Scope::Authentication) && !p.has_active(Scope::Authorization) {
             return AnswerPolicies { hide_specific: false, no_detail_on_fail: false, no_detail_on_success: false };
         }
         let realm = realm.map(str::to_owned).or_else(|| self.realms.realm_name(None).ok());
-        let ctx = PolicyContext::for_request(login, realm.as_deref(), resolver, caller, self.clock.now_ms() / 1000);
+        let ctx = crate::policy::request_context(login, realm.as_deref(), resolver, caller, self.clock.now_ms() / 1000);
         let flag = |scope, action| p.flag(scope, action, &ctx).unwrap_or(true);
         AnswerPolicies {
             hide_specific: flag(Scope::Authentication, "hide_specific_error_message"),

@@ -5,9 +5,11 @@
 //! - [`dates`]: dates as admins and privacyIDEA's clients type them.
 //! - [`validity`]: a token's validity period and why a token takes part in no check.
 //! - [`rules`]: the check's decision rules (PIN and code, fail counter, counters, drift).
+//! - [`policy`]: the policy model: the action catalogue, conditions, and evaluation.
 //!
 //! It must never do I/O or depend on another workspace crate (`make lint` checks both).
 
 pub mod dates;
+pub mod policy;
 pub mod rules;
 pub mod validity;

@@ -3,28 +3,93 @@
 //! admin), priorities, and an evaluator that answers "what is the effective value of this action
 //! for this request, and which policies say so".
 //!
-//! - [`actions`]: the catalogue and the check of values.
-//! - [`conditions`]: parsing and matching of conditions.
-//! - [`snapshot`]: the compiled, in-memory policies the daemon evaluates on every request
-//!   ([`PolicyHandle::current`] → [`PolicySnapshot::value`]), and explanations.
+//! - the model (catalogue, conditions, compiled snapshot and its evaluation) is
+//!   [`countersign_core::policy`]'s, re-exported here;
+//! - [`PolicyHandle`]: the snapshot the daemon evaluates on every request
+//!   ([`PolicyHandle::current`] → [`PolicySnapshot::value`]), swapped whole on reload;
+//! - [`local_utc_offset_s`]: the machine's time zone, which time conditions are read in;
 //! - [`service`]: admin changes (each stored with its audit row, then the snapshot reloaded
 //!   before the change is acknowledged) and `policy check`.
 //!
 //! This module never enforces an action: /validate/check, enrolment and the admin API read
 //! values from the snapshot and decide what they mean. Evaluation never reads the database.
 
-pub mod actions;
-pub mod conditions;
+pub use countersign_core::policy::{actions, conditions, snapshot};
 pub mod service;
-pub mod snapshot;
 
-pub use actions::{ActionSpec, ActionValue, OtpPin, RateLimit, Scope, CATALOGUE};
-pub use conditions::local_utc_offset_s;
-pub use service::{CheckRequest, PolicyDefinition, PolicyService};
-pub use snapshot::{
-    client_of, CompiledPolicy, ConditionResult, Explanation, PolicyConflict, PolicyContext, PolicyExplanation,
-    PolicyHandle, PolicySnapshot,
+pub use countersign_core::policy::{
+    client_of, ActionSpec, ActionValue, CompiledPolicy, ConditionResult, Explanation, OtpPin, PolicyConflict,
+    PolicyContext, PolicyExplanation, PolicyInvalid, PolicySnapshot, RateLimit, Scope, CATALOGUE,
 };
+pub use service::{CheckRequest, PolicyDefinition, PolicyService};
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::store::Store;
+
+/// The current snapshot, swapped whole on reload.
+#[derive(Debug, Default)]
+pub struct PolicyHandle {
+    current: RwLock<Arc<PolicySnapshot>>,
+}
+
+impl PolicyHandle {
+    pub fn load(store: &Store) -> Result<PolicyHandle, PolicyError> {
+        Ok(PolicyHandle { current: RwLock::new(Arc::new(PolicySnapshot::build(&store.policies()?)?)) })
+    }
+
+    /// The snapshot to evaluate against; cheap (an `Arc` clone).
+    pub fn current(&self) -> Arc<PolicySnapshot> {
+        // The lock only guards an Arc swap; a poisoned lock still holds a complete snapshot.
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub fn reload(&self, store: &Store) -> Result<(), PolicyError> {
+        let fresh = Arc::new(PolicySnapshot::build(&store.policies()?)?);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+}
+
+/// The UTC offset of the machine's local time zone at `unix_s`, in seconds east of UTC (what
+/// privacyIDEA's time conditions use: the server's local time).
+pub fn local_utc_offset_s(unix_s: i64) -> i32 {
+    // time_t is 64-bit on every target the appliance supports.
+    let t: libc::time_t = unix_s;
+    local_offset(t)
+}
+
+#[allow(unsafe_code, reason = "localtime_r(3) is the only way to read the system time zone without a new dependency")]
+fn local_offset(t: libc::time_t) -> i32 {
+    // SAFETY: `tm` is a plain C struct for which all-zero bytes are valid; localtime_r writes
+    // only into it and reads only `t`; both live for the whole call. It is thread-safe.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    if r.is_null() {
+        0
+    } else {
+        i32::try_from(tm.tm_gmtoff).unwrap_or(0)
+    }
+}
+
+/// [`PolicyContext::for_request`] in the machine's local time zone, as privacyIDEA reads time
+/// conditions.
+pub fn request_context<'a>(
+    user: Option<&'a str>,
+    realm: Option<&'a str>,
+    resolver: Option<&'a str>,
+    caller: &str,
+    now_s: i64,
+) -> PolicyContext<'a> {
+    PolicyContext::for_request(user, realm, resolver, caller, now_s, local_utc_offset_s(now_s))
+}
+
+impl From<PolicyInvalid> for PolicyError {
+    fn from(e: PolicyInvalid) -> Self {
+        PolicyError::Invalid(e.0)
+    }
+}
 
 use crate::store::StoreError;
 

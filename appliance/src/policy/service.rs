@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Deserialize;
 
 use super::actions::{self, Scope};
-use super::snapshot::{CompiledPolicy, Explanation, PolicyContext, PolicyHandle, PolicySnapshot};
+use super::snapshot::{CompiledPolicy, Explanation, PolicyContext, PolicySnapshot};
+use super::PolicyHandle;
 use super::{local_utc_offset_s, PolicyError};
 use crate::clock::Clock;
 use crate::store::{AuthAuditRow, PolicyRecord, Store};

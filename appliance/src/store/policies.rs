@@ -5,34 +5,11 @@
 //! or a condition, and never evaluates a policy.
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{unique_as, AuthAuditRow, Store, StoreError};
 
-/// A policy as stored: names, lists and values, unparsed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyRecord {
-    pub name: String,
-    /// authentication | authorization | enrollment | admin
-    pub scope: String,
-    pub active: bool,
-    /// Lower number wins; at least 1.
-    pub priority: u32,
-    /// Action name → `true`/`false`, integer or text.
-    pub actions: serde_json::Map<String, serde_json::Value>,
-    pub realms: Vec<String>,
-    pub resolvers: Vec<String>,
-    pub users: Vec<String>,
-    pub clients: Vec<String>,
-    /// Weekday/time ranges; empty: always.
-    pub time: String,
-    pub admin_realms: Vec<String>,
-    pub admin_users: Vec<String>,
-    pub description: String,
-    /// Unix seconds; set by the store.
-    pub created_at: i64,
-    pub updated_at: i64,
-}
+pub use countersign_core::policy::PolicyRecord;
 
 const COLUMNS: &str = "name, scope, active, priority, actions, realms, resolvers, users, clients, time, \
                        admin_realms, admin_users, description, created_at, updated_at";

@@ -126,7 +126,7 @@ pub(super) fn allowed(st: &AppState, admin: &PiAdmin, action: &str, on: &Subject
     use crate::policy::PolicyContext;
     let ctx = PolicyContext {
         admin: Some(&admin.name),
-        ..PolicyContext::for_request(
+        ..crate::policy::request_context(
             on.user.as_deref(),
             on.realm.as_deref(),
             on.resolver.as_deref(),

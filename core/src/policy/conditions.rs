@@ -369,28 +369,6 @@ impl TimeSpec {
     }
 }
 
-/// The UTC offset of the machine's local time zone at `unix_s`, in seconds east of UTC (what
-/// privacyIDEA's time conditions use: the server's local time).
-pub fn local_utc_offset_s(unix_s: i64) -> i32 {
-    // time_t is 64-bit on every target the appliance supports.
-    let t: libc::time_t = unix_s;
-    local_offset(t)
-}
-
-#[allow(unsafe_code, reason = "localtime_r(3) is the only way to read the system time zone without a new dependency")]
-fn local_offset(t: libc::time_t) -> i32 {
-    // SAFETY: `tm` is a plain C struct for which all-zero bytes are valid; localtime_r writes
-    // only into it and reads only `t`; both live for the whole call. It is thread-safe.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: see above.
-    let r = unsafe { libc::localtime_r(&t, &mut tm) };
-    if r.is_null() {
-        0
-    } else {
-        i32::try_from(tm.tm_gmtoff).unwrap_or(0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]

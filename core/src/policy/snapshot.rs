@@ -3,19 +3,17 @@
 //! value of an action for a context with privacyIDEA's semantics; and the explanation of every
 //! policy's conditions for `policy check`.
 //!
-//! Evaluation is pure and never touches the database: the snapshot is swapped whole after each
-//! admin change ([`PolicyHandle::reload`]). It never decides what an action does.
+//! Evaluation is pure and never touches the database: the appliance swaps the snapshot whole
+//! after each admin change. It never decides what an action does.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, PoisonError, RwLock};
 
 use serde::Serialize;
 
 use super::actions::{self, ActionValue, Scope};
 use super::conditions::{ClientList, LocalTime, NameList, TimeSpec};
-use super::PolicyError;
-use crate::store::{PolicyRecord, Store};
+use super::{PolicyInvalid, PolicyRecord};
 
 /// What a request looks like to the policies.
 #[derive(Debug, Clone, Copy)]
@@ -28,8 +26,8 @@ pub struct PolicyContext<'a> {
     pub client: Option<IpAddr>,
     /// Unix seconds.
     pub now_s: i64,
-    /// Seconds east of UTC that time conditions are read in (see
-    /// [`super::local_utc_offset_s`]; 0 = UTC).
+    /// Seconds east of UTC that time conditions are read in (the appliance's local time zone;
+    /// 0 = UTC).
     pub utc_offset_s: i32,
     /// Admin scope: the administrator and the realm the administrator belongs to.
     pub admin: Option<&'a str>,
@@ -39,13 +37,14 @@ pub struct PolicyContext<'a> {
 impl<'a> PolicyContext<'a> {
     /// The context of a request: who it is about (user, realm, resolver), the client address
     /// in the audit's caller name (`ip:ADDR`, `service:NAME ip:ADDR`, ...; none on a Unix
-    /// socket), at `now_s` read in the appliance's local time.
+    /// socket), at `now_s` read `utc_offset_s` seconds east of UTC (the appliance's local time).
     pub fn for_request(
         user: Option<&'a str>,
         realm: Option<&'a str>,
         resolver: Option<&'a str>,
         caller: &str,
         now_s: i64,
+        utc_offset_s: i32,
     ) -> PolicyContext<'a> {
         PolicyContext {
             user,
@@ -53,7 +52,7 @@ impl<'a> PolicyContext<'a> {
             resolver,
             client: client_of(caller),
             now_s,
-            utc_offset_s: super::local_utc_offset_s(now_s),
+            utc_offset_s,
             admin: None,
             admin_realm: None,
         }
@@ -123,8 +122,8 @@ pub struct ConditionResult {
 
 impl CompiledPolicy {
     /// Checks every action and condition of a stored policy. The error names what is wrong.
-    pub fn compile(r: &PolicyRecord) -> Result<CompiledPolicy, PolicyError> {
-        let bad = |m: String| PolicyError::Invalid(format!("policy {}: {m}", r.name));
+    pub fn compile(r: &PolicyRecord) -> Result<CompiledPolicy, PolicyInvalid> {
+        let bad = |m: String| PolicyInvalid(format!("policy {}: {m}", r.name));
         let scope = Scope::parse(&r.scope).map_err(bad)?;
         if r.priority == 0 {
             return Err(bad("priority must be 1 or more (1 wins over 2)".into()));
@@ -239,7 +238,7 @@ pub struct PolicySnapshot {
 impl PolicySnapshot {
     /// Compiles stored policies; a stored policy this build cannot read fails the whole load
     /// (fail closed) with its name.
-    pub fn build(records: &[PolicyRecord]) -> Result<PolicySnapshot, PolicyError> {
+    pub fn build(records: &[PolicyRecord]) -> Result<PolicySnapshot, PolicyInvalid> {
         let mut snap = PolicySnapshot::default();
         for r in records {
             let p = CompiledPolicy::compile(r)?;
@@ -347,30 +346,6 @@ impl PolicySnapshot {
             time: LocalTime::at(ctx.now_s, ctx.utc_offset_s).to_string(),
             policies,
         }
-    }
-}
-
-/// The current snapshot, swapped whole on reload.
-#[derive(Debug, Default)]
-pub struct PolicyHandle {
-    current: RwLock<Arc<PolicySnapshot>>,
-}
-
-impl PolicyHandle {
-    pub fn load(store: &Store) -> Result<PolicyHandle, PolicyError> {
-        Ok(PolicyHandle { current: RwLock::new(Arc::new(PolicySnapshot::build(&store.policies()?)?)) })
-    }
-
-    /// The snapshot to evaluate against; cheap (an `Arc` clone).
-    pub fn current(&self) -> Arc<PolicySnapshot> {
-        // The lock only guards an Arc swap; a poisoned lock still holds a complete snapshot.
-        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    pub fn reload(&self, store: &Store) -> Result<(), PolicyError> {
-        let fresh = Arc::new(PolicySnapshot::build(&store.policies()?)?);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
-        Ok(())
     }
 }
 

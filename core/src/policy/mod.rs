@@ -1,0 +1,31 @@
+//! Policies as privacyIDEA admins know them: scopes, the action catalogue with privacyIDEA's
+//! names, conditions (realm, resolver, user, client network, weekday/time, admin realm and
+//! admin), priorities, and an evaluator that answers "what is the effective value of this action
+//! for this request, and which policies say so".
+//!
+//! - [`actions`]: the catalogue and the check of values.
+//! - [`conditions`]: parsing and matching of conditions.
+//! - [`record`]: a policy as stored and defined.
+//! - [`snapshot`]: the compiled policies evaluated on every request
+//!   ([`PolicySnapshot::value`]), and explanations.
+//!
+//! Evaluation is pure: the caller gives the time, its zone's offset and the request's names.
+//! This module never enforces an action: the appliance's services read values and decide what
+//! they mean.
+
+pub mod actions;
+pub mod conditions;
+pub mod record;
+pub mod snapshot;
+
+pub use actions::{ActionSpec, ActionValue, OtpPin, RateLimit, Scope, CATALOGUE};
+pub use record::PolicyRecord;
+pub use snapshot::{
+    client_of, CompiledPolicy, ConditionResult, Explanation, PolicyConflict, PolicyContext, PolicyExplanation,
+    PolicySnapshot,
+};
+
+/// A policy that cannot be compiled: what is wrong with it, naming the policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyInvalid(pub String);
