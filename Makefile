@@ -1,5 +1,5 @@
 # Countersign: the two set-up commands are `make run` and `make test`.
-.PHONY: run test bench deps build lint fmt unit integration systemd-check clean fuzz
+.PHONY: run test bench deps build lint fmt unit integration systemd-check clean fuzz deny
 
 CARGO ?= cargo
 VAR ?= var
@@ -46,6 +46,12 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@bash scripts/install-deps.sh --fuzz
 	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## make deny: licences, banned crates and sources of every dependency (cargo-deny, installed
+## from crates.io if missing; not part of `make test`, see docs/testing.md).
+deny:
+	@command -v cargo-deny >/dev/null || $(CARGO) install --locked cargo-deny
+	$(CARGO) deny --offline check licenses bans sources
 
 fmt:
 	$(CARGO) fmt --all
