@@ -9,6 +9,8 @@
 //!
 //! It must never do I/O or depend on another workspace crate (`make lint` checks both).
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod dates;
 pub mod policy;
 pub mod rules;

@@ -55,7 +55,10 @@ impl FailCounter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchVerdict {
     /// Accepted: the token's next allowed counter becomes `next`.
-    Accept { next: u64 },
+    Accept {
+        /// The counter after the accepted one.
+        next: u64,
+    },
     /// The code of the last accepted counter again: a replay, not a guess (counted nowhere).
     Replay,
     /// A counter below the next allowed one that is not the last accepted: refused, never an

@@ -5,7 +5,9 @@
 /// Why a token takes part in no check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unusable {
+    /// An admin disabled it.
     Disabled,
+    /// It was revoked, for good.
     Revoked,
     /// Its validity period has not begun.
     NotYetValid,
@@ -30,14 +32,19 @@ impl Unusable {
 /// [`Validity::UNTIL`]; plugins never see them ([`Validity::strip`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Validity {
+    /// From when it works (Unix ms); none: from the start.
     pub from_ms: Option<i64>,
+    /// Until when it works (Unix ms, exclusive); none: no end.
     pub until_ms: Option<i64>,
 }
 
 impl Validity {
+    /// The params key of the start.
     pub const FROM: &'static str = "valid_from_ms";
+    /// The params key of the end.
     pub const UNTIL: &'static str = "valid_until_ms";
 
+    /// The period a token's params hold.
     pub fn of(params: &serde_json::Value) -> Validity {
         Validity {
             from_ms: params.get(Self::FROM).and_then(serde_json::Value::as_i64),

@@ -13,15 +13,21 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
+    /// Checks of users' tokens (`/validate/check`): PINs, challenges, texts.
     Authentication,
+    /// What an authenticated user may do: rate limits, answer details.
     Authorization,
+    /// Token enrolment: limits, generated PINs, labels, lost tokens.
     Enrollment,
+    /// What each administrator may do, and on which realms.
     Admin,
 }
 
 impl Scope {
+    /// Every scope, in privacyIDEA's order.
     pub const ALL: [Scope; 4] = [Scope::Authentication, Scope::Authorization, Scope::Enrollment, Scope::Admin];
 
+    /// privacyIDEA's name of the scope.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Authentication => "authentication",
@@ -31,6 +37,7 @@ impl Scope {
         }
     }
 
+    /// The scope privacyIDEA's name names, or why the name is none.
     pub fn parse(s: &str) -> Result<Scope, String> {
         Scope::ALL
             .into_iter()
@@ -49,12 +56,16 @@ impl fmt::Display for Scope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ActionValue {
+    /// Set or explicitly unset.
     Bool(bool),
+    /// A number (a limit, a length, days).
     Int(i64),
+    /// A word, a template or a list.
     Text(String),
 }
 
 impl ActionValue {
+    /// The value, when it is a flag.
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             ActionValue::Bool(b) => Some(*b),
@@ -62,6 +73,7 @@ impl ActionValue {
         }
     }
 
+    /// The value, when it is a number.
     pub fn as_int(&self) -> Option<i64> {
         match self {
             ActionValue::Int(i) => Some(*i),
@@ -69,6 +81,7 @@ impl ActionValue {
         }
     }
 
+    /// The value, when it is text.
     pub fn as_text(&self) -> Option<&str> {
         match self {
             ActionValue::Text(s) => Some(s),
@@ -123,6 +136,7 @@ pub enum OtpPin {
 }
 
 impl OtpPin {
+    /// The mode privacyIDEA's value names (`tokenpin`, `userstore`, `none`).
     pub fn parse(s: &str) -> Option<OtpPin> {
         match s {
             "tokenpin" => Some(OtpPin::TokenPin),
@@ -136,11 +150,14 @@ impl OtpPin {
 /// "N per period", privacyIDEA's syntax `N/<number><s|m|h|d>`, e.g. `3/5m`, `10/24h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
+    /// How many in one period.
     pub count: u32,
+    /// The period, in seconds.
     pub period_s: u64,
 }
 
 impl RateLimit {
+    /// Reads `N/period`, or says what the syntax is.
     pub fn parse(s: &str) -> Result<RateLimit, String> {
         let bad = || format!("'{s}' is not N/period: a count, '/', then a period like 30s, 5m, 24h or 7d (e.g. 3/5m)");
         let (count, period) = s.trim().split_once('/').ok_or_else(bad)?;
@@ -173,7 +190,12 @@ pub enum Kind {
     /// Set (`true`) or explicitly unset (`false`, which overrides lower-priority policies).
     Bool,
     /// An integer in the range.
-    Int { min: i64, max: i64 },
+    Int {
+        /// The smallest value allowed.
+        min: i64,
+        /// The largest value allowed.
+        max: i64,
+    },
     /// One of these words.
     Choice(&'static [&'static str]),
     /// Free text (a message or a label template).
@@ -204,9 +226,13 @@ impl Kind {
 /// One action of the catalogue.
 #[derive(Debug, Clone, Copy)]
 pub struct ActionSpec {
+    /// privacyIDEA's name of the action.
     pub name: &'static str,
+    /// The scope it belongs to.
     pub scope: Scope,
+    /// The type of its value.
     pub kind: Kind,
+    /// What it does, for the catalogue listing and explanations.
     pub meaning: &'static str,
 }
 

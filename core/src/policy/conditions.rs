@@ -19,6 +19,7 @@ pub struct NameList {
 }
 
 impl NameList {
+    /// Reads a list of `what` (realms, users, ...), case-folded when `fold_case`; says which item is not a name.
     pub fn parse(what: &str, items: &[String], fold_case: bool) -> Result<NameList, String> {
         let mut l = NameList { fold_case, ..NameList::default() };
         for raw in items {
@@ -50,6 +51,7 @@ impl NameList {
         Ok(l)
     }
 
+    /// Whether the list lets every name through.
     pub fn is_any(&self) -> bool {
         self.any && self.exclude.is_empty()
     }
@@ -62,6 +64,7 @@ impl NameList {
         }
     }
 
+    /// Whether `value` (none: the request names none) passes the list.
     pub fn test(&self, value: Option<&str>) -> bool {
         if self.is_any() {
             return true;
@@ -166,6 +169,7 @@ pub struct ClientList {
 }
 
 impl ClientList {
+    /// Reads addresses and networks (`10.0.0.0/8`, `2001:db8::/32`, `!10.0.0.5`); says which item is not one.
     pub fn parse(items: &[String]) -> Result<ClientList, String> {
         let mut l = ClientList::default();
         for raw in items {
@@ -178,10 +182,12 @@ impl ClientList {
         Ok(l)
     }
 
+    /// Whether the list lets every client through.
     pub fn is_any(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty()
     }
 
+    /// Whether `client` (none: a Unix-socket caller) passes the list.
     pub fn test(&self, client: Option<IpAddr>) -> bool {
         if self.is_any() {
             return true;
@@ -193,6 +199,7 @@ impl ClientList {
             && (self.include.is_empty() || self.include.iter().any(|c| c.contains(ip)))
     }
 
+    /// Why `client` passes or not, for explanations.
     pub fn reason(&self, client: Option<IpAddr>) -> String {
         if self.is_any() {
             return "any client".into();
@@ -224,7 +231,9 @@ const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 /// A moment as a policy sees it: local weekday (0 = Monday) and minute of the day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LocalTime {
+    /// Monday is 0.
     pub weekday: usize,
+    /// Minutes since local midnight.
     pub minute: u16,
     /// The offset the local time was computed with, in seconds east of UTC.
     pub utc_offset_s: i32,
@@ -304,6 +313,7 @@ fn parse_clock(s: &str) -> Option<u16> {
 }
 
 impl TimeSpec {
+    /// Reads privacyIDEA's `DAYS: HH:MM-HH:MM` ranges, separated by commas; empty: any time.
     pub fn parse(text: &str) -> Result<TimeSpec, String> {
         let text = text.trim();
         let mut spec = TimeSpec { text: text.to_owned(), ranges: Vec::new() };
@@ -350,14 +360,17 @@ impl TimeSpec {
         Ok(spec)
     }
 
+    /// Whether every time passes.
     pub fn is_any(&self) -> bool {
         self.ranges.is_empty()
     }
 
+    /// Whether `t` lies in one of the ranges.
     pub fn test(&self, t: LocalTime) -> bool {
         self.is_any() || self.ranges.iter().any(|r| r.test(t))
     }
 
+    /// Why `t` passes or not, for explanations.
     pub fn reason(&self, t: LocalTime) -> String {
         if self.is_any() {
             "any time".into()

@@ -20,7 +20,9 @@ use super::{PolicyInvalid, PolicyRecord};
 pub struct PolicyContext<'a> {
     /// The authenticating user (or, in the admin scope, the user whose token is administered).
     pub user: Option<&'a str>,
+    /// The user's realm.
     pub realm: Option<&'a str>,
+    /// The resolver the user was found through.
     pub resolver: Option<&'a str>,
     /// The client's address (for RADIUS/PAM: the address the caller reports, else the peer).
     pub client: Option<IpAddr>,
@@ -31,6 +33,7 @@ pub struct PolicyContext<'a> {
     pub utc_offset_s: i32,
     /// Admin scope: the administrator and the realm the administrator belongs to.
     pub admin: Option<&'a str>,
+    /// The realm the administrator belongs to.
     pub admin_realm: Option<&'a str>,
 }
 
@@ -83,8 +86,11 @@ pub fn client_of(caller: &str) -> Option<IpAddr> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("conflicting policies for {scope} action {action} at priority {priority}: {}; give them different priorities or the same value", describe(.policies))]
 pub struct PolicyConflict {
+    /// The scope of the conflicting policies.
     pub scope: Scope,
+    /// The action they disagree on.
     pub action: String,
+    /// The priority they share.
     pub priority: u32,
     /// Each policy at that priority that matched, with its value.
     pub policies: Vec<(String, ActionValue)>,
@@ -97,10 +103,15 @@ fn describe(p: &[(String, ActionValue)]) -> String {
 /// One policy, ready to evaluate.
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
+    /// The policy's name.
     pub name: String,
+    /// Its scope.
     pub scope: Scope,
+    /// Whether it takes part in evaluation.
     pub active: bool,
+    /// Lower number wins.
     pub priority: u32,
+    /// Its actions, checked against the catalogue.
     pub actions: BTreeMap<String, ActionValue>,
     realms: NameList,
     resolvers: NameList,
@@ -116,7 +127,9 @@ pub struct CompiledPolicy {
 pub struct ConditionResult {
     /// realm, resolver, user, client, time, admin_realm, admin_user
     pub condition: &'static str,
+    /// Whether the condition let the request through.
     pub matched: bool,
+    /// Why, in words.
     pub reason: String,
 }
 
@@ -200,8 +213,11 @@ impl CompiledPolicy {
 /// How one policy of the scope fared in a check.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyExplanation {
+    /// The policy's name.
     pub name: String,
+    /// Its priority.
     pub priority: u32,
+    /// Whether it is active.
     pub active: bool,
     /// Active and every condition matched.
     pub matched: bool,
@@ -209,13 +225,16 @@ pub struct PolicyExplanation {
     pub sets: Option<ActionValue>,
     /// This policy supplied the effective value.
     pub effective: bool,
+    /// Each condition with whether it matched and why.
     pub conditions: Vec<ConditionResult>,
 }
 
 /// The answer of `policy check`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
+    /// The scope checked.
     pub scope: Scope,
+    /// The action checked.
     pub action: String,
     /// The effective value; `None`: no matching policy sets it (the default applies), or a conflict.
     pub value: Option<ActionValue>,

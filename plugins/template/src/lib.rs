@@ -5,28 +5,42 @@
 //!
 //! It never evaluates expressions: a placeholder is a name, nothing more.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::collections::BTreeMap;
 
+/// Why a template cannot be used: each says where and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
     #[error("unclosed '{{' at position {0}; write '{{{{' for a literal brace")]
+    /// A `{` that no `}` closes, at this position.
     Unclosed(usize),
     #[error("'}}' at position {0} without an opening '{{'; write '}}}}' for a literal brace")]
+    /// A `}` that no `{` opened, at this position.
     Stray(usize),
     #[error("'{{{0}}}' is not a valid placeholder: names are letters, digits and '_'")]
+    /// A placeholder whose name is not a name.
     BadName(String),
     #[error("unknown template variable '{name}'; known: {known}")]
-    Unknown { name: String, known: String },
+    /// A placeholder no variable answers.
+    Unknown {
+        /// The placeholder's name.
+        name: String,
+        /// The variables there are, for the message.
+        known: String,
+    },
 }
 
 /// How rendered values are escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
+    /// As they are.
     None,
     /// Inside a JSON string (the template is the string's content).
     Json,
     /// An `application/x-www-form-urlencoded` value or a URL query/path component.
     Url,
+    /// HTML text or an attribute value.
     Html,
 }
 

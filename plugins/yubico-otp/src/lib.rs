@@ -10,6 +10,8 @@
 //! "session counter" of the non-volatile memory, one per power-up), timestamp (u24 LE),
 //! session use counter (u8), random (u16 LE), CRC (u16 LE, one's complement).
 
+#![warn(missing_docs, unreachable_pub)]
+
 /// Characters of modhex, for 0 to 15.
 pub const MODHEX: &[u8; 16] = b"cbdefghijklnrtuv";
 /// Modhex characters of the encrypted token at the end of every OTP.
@@ -54,7 +56,9 @@ pub fn crc16(data: &[u8]) -> u16 {
 /// An OTP as typed: the public id (modhex, as typed, lower case) and the encrypted token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Typed {
+    /// The public id, modhex, lower case (empty when the OTP has none).
     pub public_id: String,
+    /// The encrypted token, decoded from modhex.
     pub token: [u8; 16],
 }
 
@@ -71,6 +75,7 @@ pub fn split(otp: &str) -> Option<Typed> {
 /// The fields of a decrypted token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fields {
+    /// The private id.
     pub uid: [u8; UID_LEN],
     /// Non-volatile counter, one per power-up (privacyIDEA's "usage counter").
     pub usage: u16,
@@ -78,6 +83,7 @@ pub struct Fields {
     pub timestamp: u32,
     /// OTPs since power-up (privacyIDEA's "session counter").
     pub session_use: u8,
+    /// Random bits.
     pub random: u16,
 }
 

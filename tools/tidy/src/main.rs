@@ -36,5 +36,6 @@ fn check() -> Result<Vec<String>, String> {
     let packages = countersign_tidy::packages(&metadata)?;
     let mut broken = countersign_tidy::crate_rules(&packages);
     broken.extend(countersign_tidy::cycle_rules(&packages)?);
+    broken.extend(countersign_tidy::lint_rules(&packages)?);
     Ok(broken)
 }
