@@ -71,14 +71,8 @@ pub enum EnrolCmd {
         reader: Option<String>,
         #[arg(long)]
         serial: Option<String>,
-        #[arg(long)]
-        digits: Option<u32>,
-        /// sha1, sha256 or sha512.
-        #[arg(long)]
-        hash: Option<String>,
-        /// TOTP period: 30 or 60.
-        #[arg(long)]
-        step: Option<u64>,
+        #[command(flatten)]
+        oath: crate::token::OathArgs,
         /// Read the OATH applet's password from standard input.
         #[arg(long)]
         oath_password_stdin: bool,
@@ -239,16 +233,16 @@ pub async fn enrol(conn: &mut Connection, cmd: &EnrolCmd, json_out: bool) -> any
             token_type,
             reader,
             serial,
-            digits,
-            hash,
-            step,
+            oath,
             oath_password_stdin,
             pin_stdin,
             description,
         } => {
             let mut body = json!({ "user": user, "realm": realm, "type": token_type, "reader": reader,
-                                   "serial": serial, "digits": digits, "hash": hash, "step": step,
-                                   "description": description });
+                                   "serial": serial, "description": description });
+            for (k, v) in oath.fields() {
+                body[k] = v;
+            }
             if let Some(p) = secret(*oath_password_stdin, "OATH password")? {
                 body["oath_password"] = p.into();
             }

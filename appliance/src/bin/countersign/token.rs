@@ -95,6 +95,28 @@ pub enum TokenCmd {
     },
 }
 
+/// The OATH parameters of a new token, alike for enrolment in software (`token init`) and on a
+/// card (`enrol oath`).
+#[derive(Debug, clap::Args)]
+pub struct OathArgs {
+    /// 6, 7 or 8.
+    #[arg(long)]
+    pub digits: Option<u32>,
+    /// sha1, sha256 or sha512.
+    #[arg(long)]
+    pub hash: Option<String>,
+    /// TOTP: 30 or 60 seconds.
+    #[arg(long)]
+    pub step: Option<u64>,
+}
+
+impl OathArgs {
+    /// The parameters as the enrolment bodies name them (`null` where not given).
+    pub fn fields(&self) -> [(&'static str, Value); 3] {
+        [("digits", json!(self.digits)), ("hash", json!(self.hash)), ("step", json!(self.step))]
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
     /// hotp, totp, spass, pw, registration, paper, tan, indexedsecret (or the type of another
@@ -109,15 +131,8 @@ pub struct InitArgs {
     /// Choose the serial instead of a generated one (OATH…/TOTP…).
     #[arg(long)]
     serial: Option<String>,
-    /// 6, 7 or 8.
-    #[arg(long)]
-    digits: Option<u32>,
-    /// sha1, sha256 or sha512.
-    #[arg(long)]
-    hash: Option<String>,
-    /// TOTP: 30 or 60 seconds.
-    #[arg(long)]
-    step: Option<u64>,
+    #[command(flatten)]
+    oath: OathArgs,
     /// Plugin options as JSON, for token types other than hotp and totp.
     #[arg(long)]
     params: Option<String>,
@@ -238,9 +253,7 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
                 user,
                 realm,
                 serial,
-                digits,
-                hash,
-                step,
+                oath,
                 params,
                 seed_stdin,
                 seed_format,
@@ -264,9 +277,9 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
             set(&mut body, "user", json!(user));
             set(&mut body, "realm", json!(realm));
             set(&mut body, "serial", json!(serial));
-            set(&mut body, "digits", json!(digits));
-            set(&mut body, "hash", json!(hash));
-            set(&mut body, "step", json!(step));
+            for (k, v) in oath.fields() {
+                set(&mut body, k, v);
+            }
             set(&mut body, "max_fail", json!(max_fail));
             set(&mut body, "description", json!(description));
             set(&mut body, "issuer", json!(issuer));
