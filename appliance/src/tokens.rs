@@ -75,7 +75,7 @@ pub enum SeedFormat {
 }
 
 /// An enrolment request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InitRequest {
     /// hotp, totp, or the type of another loaded token plugin.
@@ -126,29 +126,7 @@ impl InitRequest {
     /// A request for a token of `token_type` with nothing else set: the defaults, an
     /// HSM-generated seed, no owner.
     pub fn of_type(token_type: &str) -> InitRequest {
-        InitRequest {
-            token_type: token_type.to_owned(),
-            serial: None,
-            seed: None,
-            seed_format: SeedFormat::Hex,
-            digits: None,
-            hash: None,
-            step: None,
-            params: None,
-            password: None,
-            count: None,
-            window: None,
-            user: None,
-            realm: None,
-            pin: None,
-            max_fail: None,
-            fail_clear_s: None,
-            description: String::new(),
-            phone: None,
-            email: None,
-            issuer: None,
-            qr_png: false,
-        }
+        InitRequest { token_type: token_type.to_owned(), ..InitRequest::default() }
     }
 }
 
