@@ -20,6 +20,7 @@ pub mod devices;
 pub mod directory;
 pub mod enrolment;
 pub mod enrolment_qr;
+pub mod error_kinds;
 pub mod executor;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -3,6 +3,7 @@
 //! tested without a daemon; the appliance's services feed it and act on what it decides.
 //!
 //! - [`dates`]: dates as admins and privacyIDEA's clients type them.
+//! - [`error`]: the one error vocabulary ([`error::ErrorKind`]) the front-ends map once.
 //! - [`validity`]: a token's validity period and why a token takes part in no check.
 //! - [`rules`]: the check's decision rules (PIN and code, fail counter, counters, drift).
 //! - [`policy`]: the policy model: the action catalogue, conditions, and evaluation.
@@ -12,6 +13,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod dates;
+pub mod error;
 pub mod policy;
 pub mod rules;
 pub mod validity;

@@ -256,10 +256,7 @@ struct BackupRequest {
 /// An online backup: a signed checkpoint first, so the copy's audit tail is vouched for; the
 /// manifest signed by the audit key.
 async fn backup(State(st): State<AppState>, Body(b): Body<BackupRequest>) -> Result<Json<Value>, ApiError> {
-    let manifest = st.audit.backup(st.hsm.health().token, b.dir).await.map_err(|e| match e {
-        crate::backup::BackupError::Invalid(m) => ApiError::invalid(m),
-        other => ApiError::internal(other.to_string()),
-    })?;
+    let manifest = st.audit.backup(st.hsm.health().token, b.dir).await.map_err(ApiError::from)?;
     to_json(manifest)
 }
 

@@ -1,13 +1,16 @@
 //! The one JSON error shape of both sockets: `{"error": {"code": "...", "message": "..."}}`,
-//! and the mapping from service errors to HTTP status codes.
+//! and the one mapping from a kind of failure ([`countersign_core::error::ErrorKind`], which
+//! each service error says through `crate::error_kinds`) to an HTTP status and code.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use countersign_core::error::{Dependency, ErrorKind, Kinded};
 use countersign_hsm::HsmError;
 
 use crate::admin::AdminError;
+use crate::error_kinds::hsm_kind;
 use crate::policy::PolicyError;
 use crate::resolvers::ResolverError;
 use crate::signing::SigningError;
@@ -50,110 +53,96 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// The native API's words for a kind of failure: its HTTP status and code. The one place
+    /// they are decided.
+    pub fn of(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let (status, code) = match kind {
+            ErrorKind::Invalid => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+            ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ErrorKind::Unsupported => (StatusCode::BAD_REQUEST, "unsupported"),
+            ErrorKind::Unavailable(d) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                match d {
+                    Dependency::Hsm => "hsm_unavailable",
+                    Dependency::Plugin => "plugin_unavailable",
+                    Dependency::Resolver => "resolver_unavailable",
+                    Dependency::Audit => "audit_unavailable",
+                    Dependency::AuditKey => "audit_key_unavailable",
+                },
+            ),
+            ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError::new(status, code, message)
+    }
+
+    /// A service error in the native API's words; an HSM failure it wraps keeps the HSM's
+    /// message and its finer codes.
+    fn kinded(e: &(impl Kinded + std::fmt::Display), hsm: Option<&HsmError>) -> Self {
+        match hsm {
+            Some(h) => hsm_status(h),
+            None => ApiError::of(e.kind(), e.to_string()),
+        }
+    }
+}
+
+/// An HSM failure: its kind, except that an internal one says which (a key missing on the
+/// token, another HSM error), and the caller's input is named as the HSM named it.
 fn hsm_status(e: &HsmError) -> ApiError {
     match e {
-        HsmError::Unavailable { .. } => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "hsm_unavailable", e.to_string())
-        }
         HsmError::KeyNotFound(_) => {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "key_missing_on_token", e.to_string())
         }
-        HsmError::Unsupported(m) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported", m.clone()),
-        HsmError::InvalidInput(m) => ApiError::invalid(m.clone()),
-        _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hsm_error", e.to_string()),
+        HsmError::Unsupported(m) | HsmError::InvalidInput(m) => ApiError::of(hsm_kind(e), m.clone()),
+        _ => match hsm_kind(e) {
+            ErrorKind::Internal => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hsm_error", e.to_string()),
+            kind => ApiError::of(kind, e.to_string()),
+        },
     }
 }
 
 impl From<SigningError> for ApiError {
     fn from(e: SigningError) -> Self {
-        match &e {
-            SigningError::NotRegistered(_) | SigningError::NotGranted { .. } => {
-                ApiError::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
-            }
-            SigningError::UnknownKey(_) | SigningError::UnknownVersion { .. } => ApiError::not_found(e.to_string()),
-            SigningError::Unsupported(m) => ApiError::new(StatusCode::BAD_REQUEST, "unsupported", m.clone()),
-            SigningError::Invalid(m) => ApiError::invalid(m.clone()),
-            SigningError::Hsm(h) => hsm_status(h),
-            SigningError::Audit(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", e.to_string())
-            }
-        }
+        let hsm = if let SigningError::Hsm(h) = &e { Some(h) } else { None };
+        ApiError::kinded(&e, hsm)
     }
 }
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
-        match &e {
-            AdminError::Invalid(m) => ApiError::invalid(m.clone()),
-            AdminError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            AdminError::NotFound(_) => ApiError::not_found(e.to_string()),
-            AdminError::Hsm(h) => hsm_status(h),
-            AdminError::Store(_) | AdminError::Internal(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            }
-        }
+        let hsm = if let AdminError::Hsm(h) = &e { Some(h) } else { None };
+        ApiError::kinded(&e, hsm)
     }
 }
 
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
-        match &e {
-            TokenError::Invalid(m) | TokenError::OutOfSync(m) => ApiError::invalid(m.clone()),
-            TokenError::Duplicate(_) | TokenError::Revoked(_) | TokenError::Unassigned(_) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
-            TokenError::NotFound(_) => ApiError::not_found(e.to_string()),
-            TokenError::Hsm(h) => hsm_status(h),
-            TokenError::Plugin(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable", m.clone()),
-            TokenError::Store(_) | TokenError::Internal(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            }
-        }
+        let hsm = if let TokenError::Hsm(h) = &e { Some(h) } else { None };
+        ApiError::kinded(&e, hsm)
     }
 }
 
 impl From<PolicyError> for ApiError {
     fn from(e: PolicyError) -> Self {
-        match &e {
-            PolicyError::Invalid(m) => ApiError::invalid(m.clone()),
-            PolicyError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            PolicyError::NotFound(_) => ApiError::not_found(e.to_string()),
-            PolicyError::Store(_) | PolicyError::Internal(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            }
-        }
+        ApiError::kinded(&e, None)
     }
 }
 
 impl From<ValidateError> for ApiError {
     fn from(e: ValidateError) -> Self {
         match e {
-            ValidateError::Audit(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", e.to_string())
-            }
             ValidateError::Challenge(t) => t.into(),
-            ValidateError::HsmUnavailable => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "hsm_unavailable", e.to_string())
-            }
+            e => ApiError::kinded(&e, None),
         }
     }
 }
 
 impl From<ResolverError> for ApiError {
     fn from(e: ResolverError) -> Self {
-        match &e {
-            ResolverError::Invalid(m) => ApiError::invalid(m.clone()),
-            ResolverError::NotFound(_) => ApiError::not_found(e.to_string()),
-            ResolverError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            ResolverError::Unreachable { .. }
-            | ResolverError::Timeout { .. }
-            | ResolverError::Directory { .. }
-            | ResolverError::Source { .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "resolver_unavailable", e.to_string())
-            }
-            ResolverError::Hsm(h) => hsm_status(h),
-            ResolverError::Store(_) | ResolverError::Internal(_) => ApiError::internal(e.to_string()),
-        }
+        let hsm = if let ResolverError::Hsm(h) = &e { Some(h) } else { None };
+        ApiError::kinded(&e, hsm)
     }
 }
 
@@ -185,21 +174,56 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+impl From<crate::backup::BackupError> for ApiError {
+    fn from(e: crate::backup::BackupError) -> Self {
+        ApiError::kinded(&e, None)
+    }
+}
+
 impl From<crate::audit_trail::AuditTrailError> for ApiError {
     fn from(e: crate::audit_trail::AuditTrailError) -> Self {
-        use crate::audit_trail::AuditTrailError;
-        match &e {
-            AuditTrailError::Key(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_key_unavailable", e.to_string())
-            }
-            AuditTrailError::Store(_) | AuditTrailError::Internal(_) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            }
-        }
+        ApiError::kinded(&e, None)
     }
 }
 
 /// An answer serialised as JSON; a value that cannot be is an internal error.
 pub(super) fn to_json<T: serde::Serialize>(v: T) -> Result<axum::Json<serde_json::Value>, ApiError> {
     serde_json::to_value(v).map(axum::Json).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The native API's words for each kind, and a service error's kind reaching them: the
+    /// codes clients branch on stay what docs/api.md says.
+    #[test]
+    fn each_kind_has_one_status_and_code() {
+        let cases = [
+            (ErrorKind::Invalid, 400, "invalid_request"),
+            (ErrorKind::NotFound, 404, "not_found"),
+            (ErrorKind::Conflict, 409, "conflict"),
+            (ErrorKind::Forbidden, 403, "forbidden"),
+            (ErrorKind::Unsupported, 400, "unsupported"),
+            (ErrorKind::Unavailable(Dependency::Hsm), 503, "hsm_unavailable"),
+            (ErrorKind::Unavailable(Dependency::Plugin), 503, "plugin_unavailable"),
+            (ErrorKind::Unavailable(Dependency::Resolver), 503, "resolver_unavailable"),
+            (ErrorKind::Unavailable(Dependency::Audit), 503, "audit_unavailable"),
+            (ErrorKind::Unavailable(Dependency::AuditKey), 503, "audit_key_unavailable"),
+            (ErrorKind::Internal, 500, "internal"),
+        ];
+        for (kind, status, code) in cases {
+            let e = ApiError::of(kind, "m");
+            assert_eq!((e.status.as_u16(), e.code), (status, code), "{kind:?}");
+        }
+        let revoked = ApiError::from(TokenError::Revoked("token T is revoked".into()));
+        assert_eq!(
+            (revoked.status.as_u16(), revoked.code, revoked.message.as_str()),
+            (409, "conflict", "token T is revoked")
+        );
+        let missing = ApiError::from(TokenError::Hsm(HsmError::KeyNotFound("k".into())));
+        assert_eq!((missing.status.as_u16(), missing.code), (500, "key_missing_on_token"));
+        let bad = ApiError::from(SigningError::Hsm(HsmError::InvalidInput("too long".into())));
+        assert_eq!((bad.status.as_u16(), bad.code, bad.message.as_str()), (400, "invalid_request", "too long"));
+    }
 }

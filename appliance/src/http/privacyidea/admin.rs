@@ -62,18 +62,16 @@ pub(super) fn routes() -> Router<AppState> {
 
 fn token_error(e: TokenError) -> PiResponse {
     match e {
-        TokenError::Invalid(m) | TokenError::Duplicate(m) | TokenError::OutOfSync(m) => {
-            PiResponse::error(ErrorKind::Parameter, &m)
-        }
         // privacyIDEA's words: a revoked token is "locked".
         TokenError::Revoked(_) => {
             PiResponse::error(ErrorKind::TokenLocked, "This action is not possible, since the token is locked")
         }
-        TokenError::NotFound(m) => PiResponse::error(ErrorKind::Parameter, &format!("{m} does not exist")),
         TokenError::Unassigned(_) => {
             PiResponse::error(ErrorKind::Unassigned, "You can only define a lost token for an assigned token.")
         }
-        other => PiResponse::error(ErrorKind::Internal, &other.to_string()),
+        // A duplicate's message is privacyIDEA's parameter error with the name alone.
+        TokenError::Duplicate(m) => PiResponse::error(ErrorKind::Parameter, &m),
+        other => PiResponse::failure(&other),
     }
 }
 

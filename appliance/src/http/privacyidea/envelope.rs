@@ -5,6 +5,7 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use countersign_core::error::Kinded;
 use serde_json::{json, Map, Value};
 
 use super::COMPATIBLE_VERSION;
@@ -84,6 +85,20 @@ impl PiResponse {
     }
 
     /// A failed call with privacyIDEA's error code and message (`ERRnnn: ...`).
+    /// A service error in privacyIDEA's words: the one mapping from a kind of failure to its
+    /// error codes. The request's faults (wrong, unknown, conflicting) are ERR905 as privacyIDEA
+    /// answers them; what does not answer now is a 503; the rest is ERR500.
+    pub fn failure(e: &(impl Kinded + std::fmt::Display)) -> PiResponse {
+        use countersign_core::error::ErrorKind as Kind;
+        let kind = match e.kind() {
+            Kind::Invalid | Kind::NotFound | Kind::Conflict | Kind::Unsupported => ErrorKind::Parameter,
+            Kind::Forbidden => ErrorKind::Policy,
+            Kind::Unavailable(_) => ErrorKind::Unavailable,
+            Kind::Internal => ErrorKind::Internal,
+        };
+        PiResponse::error(kind, &e.to_string())
+    }
+
     pub fn error(kind: ErrorKind, message: &str) -> PiResponse {
         let (code, status) = kind.code_status();
         let message = match kind {

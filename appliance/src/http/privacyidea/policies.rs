@@ -30,13 +30,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 fn policy_error(e: PolicyError) -> PiResponse {
-    match e {
-        PolicyError::Invalid(m) => PiResponse::error(ErrorKind::Parameter, &m),
-        e @ (PolicyError::NotFound(_) | PolicyError::Duplicate(_)) => {
-            PiResponse::error(ErrorKind::Parameter, &e.to_string())
-        }
-        other => PiResponse::error(ErrorKind::Internal, &other.to_string()),
-    }
+    PiResponse::failure(&e)
 }
 
 /// A policy with privacyIDEA's field names.

@@ -32,13 +32,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 pub(super) fn resolver_error(e: ResolverError) -> PiResponse {
-    match e {
-        ResolverError::Invalid(m) => PiResponse::error(ErrorKind::Parameter, &m),
-        ResolverError::NotFound(_) | ResolverError::Duplicate(_) => {
-            PiResponse::error(ErrorKind::Parameter, &e.to_string())
-        }
-        other => PiResponse::error(ErrorKind::Internal, &other.to_string()),
-    }
+    PiResponse::failure(&e)
 }
 
 /// Runs `f` on the realms from a blocking thread (resolver changes reload from the store).

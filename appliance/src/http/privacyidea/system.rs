@@ -161,10 +161,8 @@ async fn delete_setting(State(st): State<AppState>, admin: PiAdmin, p: Params) -
 fn token_error(e: &crate::tokens::TokenError) -> PiResponse {
     use crate::tokens::TokenError;
     match e {
-        TokenError::Invalid(_) | TokenError::Duplicate(_) => PiResponse::error(ErrorKind::Parameter, &e.to_string()),
         TokenError::NotFound(_) => PiResponse::error(ErrorKind::NotFound, &e.to_string()),
-        TokenError::Hsm(_) => PiResponse::error(ErrorKind::Unavailable, &e.to_string()),
-        _ => PiResponse::error(ErrorKind::Internal, &e.to_string()),
+        _ => PiResponse::failure(e),
     }
 }
 

@@ -1,0 +1,140 @@
+//! What kind of failure each service error is ([`countersign_core::error::Kinded`]), in one
+//! place: the front-ends map kinds to their own words once (`http::error` to HTTP statuses and
+//! codes). A variant's kind follows from what the caller can do about it.
+//!
+//! It only classifies; it never builds an answer or changes an error.
+
+use countersign_core::error::{Dependency, ErrorKind, Kinded};
+use countersign_hsm::HsmError;
+
+use crate::admin::AdminError;
+use crate::audit_trail::AuditTrailError;
+use crate::backup::BackupError;
+use crate::policy::PolicyError;
+use crate::resolvers::ResolverError;
+use crate::signing::SigningError;
+use crate::store::StoreError;
+use crate::tokens::TokenError;
+use crate::validate::ValidateError;
+
+/// The kind of an HSM failure: unavailable while the token does not answer, the caller's input
+/// or an unsupported algorithm, else the appliance's fault (a key missing on the token, a
+/// failed operation).
+pub fn hsm_kind(e: &HsmError) -> ErrorKind {
+    match e {
+        HsmError::Unavailable { .. } => ErrorKind::Unavailable(Dependency::Hsm),
+        HsmError::Unsupported(_) => ErrorKind::Unsupported,
+        HsmError::InvalidInput(_) => ErrorKind::Invalid,
+        _ => ErrorKind::Internal,
+    }
+}
+
+impl Kinded for TokenError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            TokenError::Invalid(_) | TokenError::OutOfSync(_) => ErrorKind::Invalid,
+            TokenError::Duplicate(_) | TokenError::Revoked(_) | TokenError::Unassigned(_) => ErrorKind::Conflict,
+            TokenError::NotFound(_) => ErrorKind::NotFound,
+            TokenError::Hsm(h) => hsm_kind(h),
+            TokenError::Plugin(_) => ErrorKind::Unavailable(Dependency::Plugin),
+            TokenError::Store(_) | TokenError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl Kinded for AdminError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AdminError::Invalid(_) => ErrorKind::Invalid,
+            AdminError::Duplicate(_) => ErrorKind::Conflict,
+            AdminError::NotFound(_) => ErrorKind::NotFound,
+            AdminError::Hsm(h) => hsm_kind(h),
+            AdminError::Store(_) | AdminError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl Kinded for PolicyError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            PolicyError::Invalid(_) => ErrorKind::Invalid,
+            PolicyError::Duplicate(_) => ErrorKind::Conflict,
+            PolicyError::NotFound(_) => ErrorKind::NotFound,
+            PolicyError::Store(_) | PolicyError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl Kinded for ResolverError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ResolverError::Invalid(_) => ErrorKind::Invalid,
+            ResolverError::NotFound(_) => ErrorKind::NotFound,
+            ResolverError::Duplicate(_) => ErrorKind::Conflict,
+            ResolverError::Unreachable { .. }
+            | ResolverError::Timeout { .. }
+            | ResolverError::Directory { .. }
+            | ResolverError::Source { .. } => ErrorKind::Unavailable(Dependency::Resolver),
+            ResolverError::Hsm(h) => hsm_kind(h),
+            ResolverError::Store(_) | ResolverError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl Kinded for SigningError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            SigningError::NotRegistered(_) | SigningError::NotGranted { .. } => ErrorKind::Forbidden,
+            SigningError::UnknownKey(_) | SigningError::UnknownVersion { .. } => ErrorKind::NotFound,
+            SigningError::Unsupported(_) => ErrorKind::Unsupported,
+            SigningError::Invalid(_) => ErrorKind::Invalid,
+            SigningError::Hsm(h) => hsm_kind(h),
+            SigningError::Audit(_) => ErrorKind::Unavailable(Dependency::Audit),
+        }
+    }
+}
+
+impl Kinded for ValidateError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ValidateError::Audit(_) => ErrorKind::Unavailable(Dependency::Audit),
+            ValidateError::Challenge(t) => t.kind(),
+            ValidateError::HsmUnavailable => ErrorKind::Unavailable(Dependency::Hsm),
+        }
+    }
+}
+
+impl Kinded for AuditTrailError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AuditTrailError::Key(_) => ErrorKind::Unavailable(Dependency::AuditKey),
+            AuditTrailError::Store(_) | AuditTrailError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl Kinded for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Duplicate(_) | StoreError::Revoked(_) => ErrorKind::Conflict,
+            StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::Invalid(_) => ErrorKind::Invalid,
+            StoreError::AuditStopped => ErrorKind::Unavailable(Dependency::Audit),
+            StoreError::SealUnavailable(_) => ErrorKind::Unavailable(Dependency::Hsm),
+            StoreError::Open { .. }
+            | StoreError::Sql(_)
+            | StoreError::MigrationEdited { .. }
+            | StoreError::TooNew(_)
+            | StoreError::Tampered(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl Kinded for BackupError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            BackupError::Invalid(_) => ErrorKind::Invalid,
+            BackupError::Io { .. } | BackupError::Store(_) | BackupError::Sqlite(_) => ErrorKind::Internal,
+        }
+    }
+}

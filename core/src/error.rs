@@ -1,0 +1,45 @@
+//! The one error vocabulary: what kind of failure an error is, whatever service raised it. Each
+//! service's error type says its kind ([`Kinded`]); each front-end maps a kind to its own words
+//! once (the native API to an HTTP status and code, privacyIDEA's API to its error codes).
+//! Where a caller branches on more than the kind (a revoked token, a token without an owner),
+//! the service's error keeps a typed variant for it.
+
+/// What kind of failure an error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong; the caller can fix it (the message says how).
+    Invalid,
+    /// What the request names does not exist.
+    NotFound,
+    /// It exists already, or its state forbids the action (revoked, without an owner).
+    Conflict,
+    /// The caller may not do this.
+    Forbidden,
+    /// A feature or algorithm the appliance does not offer.
+    Unsupported,
+    /// Something the appliance needs does not answer now; the same request may succeed later.
+    Unavailable(Dependency),
+    /// The appliance failed; not the caller's to fix.
+    Internal,
+}
+
+/// What the appliance depends on that may not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// The HSM.
+    Hsm,
+    /// A token type's or gateway's plugin worker.
+    Plugin,
+    /// A user store (directory, file).
+    Resolver,
+    /// The audit trail: what is not recorded is not done.
+    Audit,
+    /// The key that signs the audit trail.
+    AuditKey,
+}
+
+/// An error that says what kind of failure it is.
+pub trait Kinded {
+    /// The kind of this failure.
+    fn kind(&self) -> ErrorKind;
+}
