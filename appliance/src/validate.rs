@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 
+use countersign_core::policy::check::{without_token, CheckPolicies, NoToken};
 use countersign_core::rules::{judge_match, otp_digits, split_pass, MatchVerdict};
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
 use secrecy::{ExposeSecret, SecretString};
@@ -453,7 +454,7 @@ impl ValidateService {
             Ok(r) => r,
             Err(r) => return (Decision::Reject(r), trace),
         };
-        trace.policies = rules.matched.clone();
+        trace.policies = rules.policies.matched.clone();
         let tokens = &subject.tokens;
         if let Some(tx) = &req.transaction_id {
             return (self.answer(ctx, tokens, req, tx).into(), trace);
@@ -594,7 +595,7 @@ impl ValidateService {
     /// login in any spelling or realm, or a serial) and how the PIN is checked (`otppin`).
     /// Conditions match the user as resolved. A conflict between policies refuses the check.
     fn rules(&self, ctx: &WorkerCtx<'_>, subject: &Subject, req: &CheckRequest) -> Result<Rules, Reject> {
-        use crate::policy::{OtpPin, Scope};
+        use crate::policy::Scope;
         let reject = Reject::other;
         let (login, realm) = (subject.login.as_deref(), subject.realm.as_deref());
         let policies = self.policies.current();
@@ -615,14 +616,12 @@ impl ValidateService {
         let conflict = |e: crate::policy::PolicyConflict| {
             reject(format!("policy conflict, refused: {e}"), "the check failed; ask an administrator")
         };
-        for (action, result, answer) in [
-            ("auth_max_fail", "reject", "too many failed authentications; try again later"),
-            ("auth_max_success", "accept", "too many authentications; try again later"),
+        let read = CheckPolicies::read(&policies, &pctx).map_err(conflict)?;
+        for (action, limit, result, answer) in [
+            ("auth_max_fail", &read.max_fail, "reject", "too many failed authentications; try again later"),
+            ("auth_max_success", &read.max_success, "accept", "too many authentications; try again later"),
         ] {
-            let Some((value, names)) = policies.value(Scope::Authorization, action, &pctx).map_err(conflict)? else {
-                continue;
-            };
-            let Some(limit) = value.as_rate() else { continue };
+            let Some((limit, names)) = limit else { continue };
             let since = now_ms.saturating_sub(i64::try_from(limit.period_s).unwrap_or(i64::MAX / 2000) * 1000);
             let seen = crate::store::recent_owner_checks(ctx.reader, &subject.key, result, since)
                 .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
@@ -642,38 +641,14 @@ impl ValidateService {
                 });
             }
         }
-        let otppin = match policies.value(Scope::Authentication, "otppin", &pctx).map_err(conflict)? {
-            Some((v, _)) => v.as_otppin().unwrap_or(OtpPin::TokenPin),
-            None => OtpPin::TokenPin,
-        };
-        let flag = |action: &str| policies.flag(Scope::Authentication, action, &pctx);
-        let matched = [Scope::Authentication, Scope::Authorization]
-            .into_iter()
-            .flat_map(|scope| policies.policies(scope))
-            .filter(|p| p.active && p.matches(&pctx))
-            .map(|p| p.name.clone())
-            .collect();
-        Ok(Rules {
-            matched,
-            otppin,
-            passthru: flag("passthru").map_err(conflict)?,
-            pass_on_no_token: flag("passOnNoToken").map_err(conflict)?,
-            pass_on_no_user: flag("passOnNoUser").map_err(conflict)?,
-            challenge_types: policies
-                .value(Scope::Authentication, "challenge_response", &pctx)
-                .map_err(conflict)?
-                .map(|(v, _)| v.as_list().into_iter().map(str::to_owned).collect())
-                .unwrap_or_default(),
-            login: login.map(str::to_owned),
-            realm: realm.map(str::to_owned),
-        })
+        Ok(Rules { policies: read, login: login.map(str::to_owned), realm: realm.map(str::to_owned) })
     }
 
     /// Whether `pin` is right for token `t` under `otppin`: the token's PIN, the owner's
     /// password in the realm's user store, or no PIN at all.
     fn pin_ok(&self, t: &TokenRecord, pin: &[u8], rules: &Rules) -> Result<bool, NotChecked> {
         use crate::policy::OtpPin;
-        match rules.otppin {
+        match rules.policies.otppin {
             OtpPin::TokenPin => {
                 if t.pin_verifier.is_some() {
                     work::note(|w| w.pin_checks += 1);
@@ -739,14 +714,14 @@ impl ValidateService {
                 // (a TAN or registration code answering a challenge would not be spent), and
                 // so does yubikey (its accept needs the host's judgement of the block).
                 (is_challenge_type(&t.token_type)
-                    || (rules.challenge_types.contains(&t.token_type)
+                    || (rules.policies.challenge_types.contains(&t.token_type)
                         && !crate::simple_tokens::is_simple_type(&t.token_type)
                         && t.token_type != "yubikey"))
                     && t.usable(now)
             })
             // Without a PIN (otppin=none) an empty pass asks for the challenge.
             .filter(|t| {
-                if rules.otppin == crate::policy::OtpPin::None {
+                if rules.policies.otppin == crate::policy::OtpPin::None {
                     pass.is_empty()
                 } else {
                     self.pin_ok(t, pass, rules).unwrap_or(false)
@@ -938,11 +913,10 @@ impl ValidateService {
             effect: TokenEffect::Pass,
         };
         let login = subject.login.as_deref().unwrap_or_default();
-        match subject.known {
-            false if rules.pass_on_no_user => Ok(pass("no such user; let through by policy passOnNoUser")),
-            false => Err(reject("no such user".into(), "no such user or no token", RejectKind::Guess)),
-            true if rules.pass_on_no_token => Ok(pass("the user has no token; let through by policy passOnNoToken")),
-            true if rules.passthru => {
+        match without_token(subject.known, &rules.policies) {
+            NoToken::Pass(why) => Ok(pass(why)),
+            NoToken::Reject(why) => Err(reject(why.into(), "no such user or no token", RejectKind::Guess)),
+            NoToken::CheckPassword => {
                 let password = SecretString::from(req.pass.expose_secret().to_owned());
                 match self.realms.check_password(subject.realm.as_deref(), login, &password) {
                     Ok(true) => Ok(pass("the user has no token; user store password accepted by policy passthru")),
@@ -956,7 +930,6 @@ impl ValidateService {
                     )),
                 }
             }
-            true => Err(reject("the user has no token".into(), "no such user or no token", RejectKind::Guess)),
         }
     }
 
@@ -1243,19 +1216,11 @@ struct AnswerPolicies {
     no_detail_on_success: bool,
 }
 
-/// What the policies say about one check.
+/// What the policies say about one check, and whom it is about (for `otppin=userstore`).
 #[derive(Default)]
 struct Rules {
-    /// The active authentication and authorization policies whose conditions matched.
-    matched: Vec<String>,
-    otppin: crate::policy::OtpPin,
-    /// passthru, passOnNoToken, passOnNoUser.
-    passthru: bool,
-    pass_on_no_token: bool,
-    pass_on_no_user: bool,
-    /// challenge_response: OTP token types whose PIN alone asks for a challenge.
-    challenge_types: Vec<String>,
-    /// The user the check names (or the token's owner), for `otppin=userstore`.
+    policies: CheckPolicies,
+    /// The user the check names (or the token's owner).
     login: Option<String>,
     realm: Option<String>,
 }

@@ -4,6 +4,7 @@
 //! for this request, and which policies say so".
 //!
 //! - [`actions`]: the catalogue and the check of values.
+//! - [`check`]: what the policies say about one check, and for a user without a token.
 //! - [`conditions`]: parsing and matching of conditions.
 //! - [`record`]: a policy as stored and defined.
 //! - [`snapshot`]: the compiled policies evaluated on every request
@@ -14,6 +15,7 @@
 //! they mean.
 
 pub mod actions;
+pub mod check;
 pub mod conditions;
 pub mod record;
 pub mod snapshot;
