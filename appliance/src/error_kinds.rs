@@ -5,7 +5,6 @@
 //! It only classifies; it never builds an answer or changes an error.
 
 use countersign_core::error::{Dependency, ErrorKind, Kinded};
-use countersign_hsm::HsmError;
 
 use crate::admin::AdminError;
 use crate::audit_trail::AuditTrailError;
@@ -17,25 +16,13 @@ use crate::store::StoreError;
 use crate::tokens::TokenError;
 use crate::validate::ValidateError;
 
-/// The kind of an HSM failure: unavailable while the token does not answer, the caller's input
-/// or an unsupported algorithm, else the appliance's fault (a key missing on the token, a
-/// failed operation).
-pub fn hsm_kind(e: &HsmError) -> ErrorKind {
-    match e {
-        HsmError::Unavailable { .. } => ErrorKind::Unavailable(Dependency::Hsm),
-        HsmError::Unsupported(_) => ErrorKind::Unsupported,
-        HsmError::InvalidInput(_) => ErrorKind::Invalid,
-        _ => ErrorKind::Internal,
-    }
-}
-
 impl Kinded for TokenError {
     fn kind(&self) -> ErrorKind {
         match self {
             TokenError::Invalid(_) | TokenError::OutOfSync(_) => ErrorKind::Invalid,
             TokenError::Duplicate(_) | TokenError::Revoked(_) | TokenError::Unassigned(_) => ErrorKind::Conflict,
             TokenError::NotFound(_) => ErrorKind::NotFound,
-            TokenError::Hsm(h) => hsm_kind(h),
+            TokenError::Hsm(h) => h.kind(),
             TokenError::Plugin(_) => ErrorKind::Unavailable(Dependency::Plugin),
             TokenError::Store(_) | TokenError::Internal(_) => ErrorKind::Internal,
         }
@@ -48,7 +35,7 @@ impl Kinded for AdminError {
             AdminError::Invalid(_) => ErrorKind::Invalid,
             AdminError::Duplicate(_) => ErrorKind::Conflict,
             AdminError::NotFound(_) => ErrorKind::NotFound,
-            AdminError::Hsm(h) => hsm_kind(h),
+            AdminError::Hsm(h) => h.kind(),
             AdminError::Store(_) | AdminError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -75,7 +62,7 @@ impl Kinded for ResolverError {
             | ResolverError::Timeout { .. }
             | ResolverError::Directory { .. }
             | ResolverError::Source { .. } => ErrorKind::Unavailable(Dependency::Resolver),
-            ResolverError::Hsm(h) => hsm_kind(h),
+            ResolverError::Hsm(h) => h.kind(),
             ResolverError::Store(_) | ResolverError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -88,7 +75,7 @@ impl Kinded for SigningError {
             SigningError::UnknownKey(_) | SigningError::UnknownVersion { .. } => ErrorKind::NotFound,
             SigningError::Unsupported(_) => ErrorKind::Unsupported,
             SigningError::Invalid(_) => ErrorKind::Invalid,
-            SigningError::Hsm(h) => hsm_kind(h),
+            SigningError::Hsm(h) => h.kind(),
             SigningError::Audit(_) => ErrorKind::Unavailable(Dependency::Audit),
         }
     }

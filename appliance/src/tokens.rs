@@ -7,6 +7,7 @@
 //! the user's app. List and show never include it. Every change writes an audit row in the
 //! same transaction.
 
+use countersign_core::policy::enrolment::EnrolPolicies;
 use std::sync::Arc;
 
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
@@ -150,23 +151,6 @@ pub struct Enrolled {
 
 /// A token row ready to store, its seed (empty for simple tokens), and what it shows once.
 type Prepared = (NewToken, Zeroizing<Vec<u8>>, Option<Shown>);
-
-/// What the enrollment-scope policies say about one new token.
-#[derive(Debug, Default)]
-struct EnrolPolicies {
-    max_tokens: Option<i64>,
-    random_pin: Option<i64>,
-    label: Option<String>,
-    issuer: Option<String>,
-    /// How many codes a paper token lists and how many TANs a tan token holds; each overrides
-    /// the request's count, as privacyIDEA's `papertoken_count`/`tantoken_count` do.
-    paper_count: Option<i64>,
-    tan_count: Option<i64>,
-    /// A lost token's replacement: days valid, password length and contents.
-    lost_days: Option<i64>,
-    lost_pw_len: Option<i64>,
-    lost_pw_contents: Option<String>,
-}
 
 /// privacyIDEA's defaults for a lost token's replacement (`lost_token`): valid 10 days, a
 /// password of 16 Base58 characters.
@@ -453,25 +437,9 @@ impl TokenService {
         login: Option<&str>,
         realm: Option<&str>,
     ) -> Result<EnrolPolicies, TokenError> {
-        use crate::policy::Scope;
         let ctx = crate::policy::request_context(login, realm, None, caller, self.clock.now_ms() / 1000);
-        let p = self.policies.current();
-        let value = |action: &str| {
-            p.value(Scope::Enrollment, action, &ctx)
-                .map(|v| v.map(|(v, _)| v))
-                .map_err(|e| TokenError::Invalid(format!("policy conflict, refused: {e}")))
-        };
-        Ok(EnrolPolicies {
-            max_tokens: value("max_token_per_user")?.and_then(|v| v.as_int()),
-            random_pin: value("otp_pin_random")?.and_then(|v| v.as_int()),
-            label: value("tokenlabel")?.and_then(|v| v.as_text().map(str::to_owned)),
-            issuer: value("tokenissuer")?.and_then(|v| v.as_text().map(str::to_owned)),
-            paper_count: value("papertoken_count")?.and_then(|v| v.as_int()),
-            tan_count: value("tantoken_count")?.and_then(|v| v.as_int()),
-            lost_days: value("losttoken_valid")?.and_then(|v| v.as_int()),
-            lost_pw_len: value("losttoken_PW_length")?.and_then(|v| v.as_int()),
-            lost_pw_contents: value("losttoken_PW_contents")?.and_then(|v| v.as_text().map(str::to_owned)),
-        })
+        EnrolPolicies::read(&self.policies.current(), &ctx)
+            .map_err(|e| TokenError::Invalid(format!("policy conflict, refused: {e}")))
     }
 
     /// The enrolment policy's `max_token_per_user` for `login` in `realm`, refusing at once

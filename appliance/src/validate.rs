@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use countersign_core::policy::check::{without_token, CheckPolicies, NoToken};
+use countersign_core::policy::check::{without_token, AnswerPolicies, CheckPolicies, NoToken};
 use countersign_core::rules::{judge_match, otp_digits, split_pass, MatchVerdict};
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
 use secrecy::{ExposeSecret, SecretString};
@@ -686,16 +686,12 @@ impl ValidateService {
         use crate::policy::Scope;
         let p = self.policies.current();
         if !p.has_active(Scope::Authentication) && !p.has_active(Scope::Authorization) {
-            return AnswerPolicies { hide_specific: false, no_detail_on_fail: false, no_detail_on_success: false };
+            // The common case: no policy, no context to build.
+            return AnswerPolicies::default();
         }
         let realm = realm.map(str::to_owned).or_else(|| self.realms.realm_name(None).ok());
         let ctx = crate::policy::request_context(login, realm.as_deref(), resolver, caller, self.clock.now_ms() / 1000);
-        let flag = |scope, action| p.flag(scope, action, &ctx).unwrap_or(true);
-        AnswerPolicies {
-            hide_specific: flag(Scope::Authentication, "hide_specific_error_message"),
-            no_detail_on_fail: flag(Scope::Authorization, "no_detail_on_fail"),
-            no_detail_on_success: flag(Scope::Authorization, "no_detail_on_success"),
-        }
+        AnswerPolicies::read(&p, &ctx)
     }
 
     /// Challenge-response tokens of the target whose PIN is the whole `pass`.
@@ -1207,13 +1203,6 @@ impl Rules {
     fn defaults(login: Option<&str>, realm: Option<&str>) -> Rules {
         Rules { login: login.map(str::to_owned), realm: realm.map(str::to_owned), ..Rules::default() }
     }
-}
-
-/// How much a check's answer may say.
-struct AnswerPolicies {
-    hide_specific: bool,
-    no_detail_on_fail: bool,
-    no_detail_on_success: bool,
 }
 
 /// What the policies say about one check, and whom it is about (for `otppin=userstore`).

@@ -73,3 +73,18 @@ pub(crate) fn rv_of(e: &CkError) -> Option<RvError> {
         _ => None,
     }
 }
+
+/// The kind of an HSM failure: unavailable while the token does not answer, the caller's input
+/// or an unsupported algorithm, else the appliance's fault (a key missing on the token, a failed
+/// operation, a PIN the token refuses).
+impl countersign_core::error::Kinded for HsmError {
+    fn kind(&self) -> countersign_core::error::ErrorKind {
+        use countersign_core::error::{Dependency, ErrorKind};
+        match self {
+            HsmError::Unavailable { .. } => ErrorKind::Unavailable(Dependency::Hsm),
+            HsmError::Unsupported(_) => ErrorKind::Unsupported,
+            HsmError::InvalidInput(_) => ErrorKind::Invalid,
+            _ => ErrorKind::Internal,
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! The one JSON error shape of both sockets: `{"error": {"code": "...", "message": "..."}}`,
 //! and the one mapping from a kind of failure ([`countersign_core::error::ErrorKind`], which
-//! each service error says through `crate::error_kinds`) to an HTTP status and code.
+//! each service error says in the `error_kinds` module) to an HTTP status and code.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
@@ -10,7 +10,6 @@ use countersign_core::error::{Dependency, ErrorKind, Kinded};
 use countersign_hsm::HsmError;
 
 use crate::admin::AdminError;
-use crate::error_kinds::hsm_kind;
 use crate::policy::PolicyError;
 use crate::resolvers::ResolverError;
 use crate::signing::SigningError;
@@ -95,8 +94,8 @@ fn hsm_status(e: &HsmError) -> ApiError {
         HsmError::KeyNotFound(_) => {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "key_missing_on_token", e.to_string())
         }
-        HsmError::Unsupported(m) | HsmError::InvalidInput(m) => ApiError::of(hsm_kind(e), m.clone()),
-        _ => match hsm_kind(e) {
+        HsmError::Unsupported(m) | HsmError::InvalidInput(m) => ApiError::of(e.kind(), m.clone()),
+        _ => match e.kind() {
             ErrorKind::Internal => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hsm_error", e.to_string()),
             kind => ApiError::of(kind, e.to_string()),
         },

@@ -80,6 +80,34 @@ impl CheckPolicies {
     }
 }
 
+/// How much a check's answer may say (privacyIDEA's `hide_specific_error_message`,
+/// `no_detail_on_fail`, `no_detail_on_success`). Policies that conflict hide: the answer says
+/// less, never more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnswerPolicies {
+    /// A rejected check says only that it failed, never why.
+    pub hide_specific: bool,
+    /// A failed check's answer carries no detail (token, type, message).
+    pub no_detail_on_fail: bool,
+    /// A successful check's answer carries no detail.
+    pub no_detail_on_success: bool,
+}
+
+impl AnswerPolicies {
+    /// The answer policies for the request `ctx` describes.
+    pub fn read(p: &PolicySnapshot, ctx: &PolicyContext<'_>) -> AnswerPolicies {
+        if !p.has_active(Scope::Authentication) && !p.has_active(Scope::Authorization) {
+            return AnswerPolicies::default();
+        }
+        let flag = |scope, action| p.flag(scope, action, ctx).unwrap_or(true);
+        AnswerPolicies {
+            hide_specific: flag(Scope::Authentication, "hide_specific_error_message"),
+            no_detail_on_fail: flag(Scope::Authorization, "no_detail_on_fail"),
+            no_detail_on_success: flag(Scope::Authorization, "no_detail_on_success"),
+        }
+    }
+}
+
 /// What the policies decide for a check whose user has no token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoToken {
@@ -184,6 +212,37 @@ mod tests {
             let other = read(&[policy("p", scope, actions.clone(), &["bob"])], "alice").unwrap();
             assert_eq!(other, d, "{scope} {actions} for bob only");
         }
+    }
+
+    #[test]
+    fn answer_policies_hide_what_they_name_and_a_conflict_hides_too() {
+        let ctx = PolicyContext::for_request(Some("alice"), Some("r"), None, "uid:0", 0, 0);
+        let answers = |policies: &[PolicyRecord]| AnswerPolicies::read(&PolicySnapshot::build(policies).unwrap(), &ctx);
+        let d = AnswerPolicies::default();
+        let cases = [
+            (
+                "authentication",
+                serde_json::json!({ "hide_specific_error_message": true }),
+                AnswerPolicies { hide_specific: true, ..d },
+            ),
+            (
+                "authorization",
+                serde_json::json!({ "no_detail_on_fail": true }),
+                AnswerPolicies { no_detail_on_fail: true, ..d },
+            ),
+            (
+                "authorization",
+                serde_json::json!({ "no_detail_on_success": true }),
+                AnswerPolicies { no_detail_on_success: true, ..d },
+            ),
+            ("authentication", serde_json::json!({ "otppin": "none" }), d),
+        ];
+        for (scope, actions, want) in cases {
+            assert_eq!(answers(&[policy("p", scope, actions.clone(), &[])]), want, "{actions}");
+        }
+        let on = policy("a", "authorization", serde_json::json!({ "no_detail_on_fail": true }), &[]);
+        let off = policy("b", "authorization", serde_json::json!({ "no_detail_on_fail": false }), &[]);
+        assert!(answers(&[on, off]).no_detail_on_fail, "a conflict says less");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`actions`]: the catalogue and the check of values.
 //! - [`check`]: what the policies say about one check, and for a user without a token.
 //! - [`conditions`]: parsing and matching of conditions.
+//! - [`enrolment`]: what the enrollment policies say about one new token.
 //! - [`record`]: a policy as stored and defined.
 //! - [`snapshot`]: the compiled policies evaluated on every request
 //!   ([`PolicySnapshot::value`]), and explanations.
@@ -17,6 +18,7 @@
 pub mod actions;
 pub mod check;
 pub mod conditions;
+pub mod enrolment;
 pub mod record;
 pub mod snapshot;
 
