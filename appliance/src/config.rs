@@ -160,6 +160,29 @@ pub struct ValidateSection {
     pub reject_floor_ms: u64,
 }
 
+/// The HTTP listener's TLS, parsed where the configuration is read: any other word is refused
+/// there, naming the three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// No TLS: loopback addresses only.
+    Off,
+    /// The operator's certificate chain and key (`cert_file`, `key_file`).
+    Files,
+    /// A key pair generated in the HSM, certified by the appliance CA for `server_names`.
+    ApplianceCa,
+}
+
+impl std::fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsMode::Off => "off",
+            TlsMode::Files => "files",
+            TlsMode::ApplianceCa => "appliance-ca",
+        })
+    }
+}
+
 /// The HTTP listener for `/validate/*` and the privacyIDEA-compatible API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,9 +192,8 @@ pub struct HttpSection {
     /// Callers of `/validate/check` and `/validate/radiuscheck` over HTTP must present a
     /// service account's API key (privacyIDEA's `api_key_required`).
     pub require_api_key: bool,
-    /// `off` (loopback addresses only), `files` (`cert_file` + `key_file`), or `appliance-ca`
-    /// (a key pair generated in the HSM, certified by the appliance CA for `server_names`).
-    pub tls: String,
+    /// How the listener speaks TLS; read from `off`, `files` or `appliance-ca`.
+    pub tls: TlsMode,
     /// PEM certificate chain (leaf first) and private key, for `tls = "files"`.
     pub cert_file: String,
     pub key_file: String,
@@ -401,22 +423,19 @@ impl Config {
         if self.api.socket == self.admin.socket {
             return bad("api.socket and admin.socket must differ".into());
         }
-        match self.http.tls.as_str() {
-            "off" => {}
-            "files" if self.http.cert_file.is_empty() || self.http.key_file.is_empty() => {
+        match self.http.tls {
+            TlsMode::Files if self.http.cert_file.is_empty() || self.http.key_file.is_empty() => {
                 return bad("http.tls = \"files\" needs http.cert_file and http.key_file".into())
             }
-            "files" => {}
-            "appliance-ca" if self.http.server_names.is_empty() => {
+            TlsMode::ApplianceCa if self.http.server_names.is_empty() => {
                 return bad(
                     "http.tls = \"appliance-ca\" needs http.server_names (the names and addresses clients use)".into()
                 )
             }
-            "appliance-ca" => {}
-            other => return bad(format!("http.tls must be off, files or appliance-ca, not {other:?}")),
+            TlsMode::Off | TlsMode::Files | TlsMode::ApplianceCa => {}
         }
         if let Some(addr) = self.http_listen()? {
-            if !addr.ip().is_loopback() && self.http.tls == "off" {
+            if !addr.ip().is_loopback() && self.http.tls == TlsMode::Off {
                 return bad(format!(
                     "http.listen {addr} is not a loopback address; beyond loopback the listener needs TLS: set \
                      http.tls to \"files\" or \"appliance-ca\""
@@ -578,6 +597,23 @@ mod tests {
         with("[plugins]\nhost_macs_per_s = 100\n[validate]\nsync_window = 100\n").validate().unwrap();
         assert!(with("[plugins]\nmemory_limit_mb = 8\n").validate().is_err());
         assert!(with("[plugins]\ncpu_limit_s = 1\n").validate().is_err());
+    }
+
+    #[test]
+    fn the_tls_mode_is_one_of_three_words_read_at_the_edge() {
+        let with = |extra: &str| -> Result<Config, String> {
+            Figment::from(Toml::string(FACTORY_DEFAULTS))
+                .merge(Toml::string(extra))
+                .extract()
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(with("").unwrap().http.tls, TlsMode::Off);
+        let ca = "[http]\ntls = \"appliance-ca\"\nserver_names = [\"a.example\"]\n";
+        assert_eq!(with(ca).unwrap().http.tls, TlsMode::ApplianceCa);
+        let e = with("[http]\ntls = \"fils\"\n").unwrap_err();
+        assert!(e.contains("off") && e.contains("files") && e.contains("appliance-ca"), "{e}");
+        let e = with("[http]\ntls = \"files\"\n").unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("needs http.cert_file and http.key_file"), "{e}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::{ServerConfig, SignatureAlgorithm, SignatureScheme};
 
 use crate::ca::CaService;
-use crate::config::HttpSection;
+use crate::config::{HttpSection, TlsMode};
 use crate::store::{AuthAuditRow, Store};
 
 const ROLE: &str = "tls-server";
@@ -65,8 +65,8 @@ pub fn server_config(
     clock: &crate::clock::Clock,
 ) -> Result<Option<ServerTls>, TlsError> {
     let mut renewal = None;
-    let mut config = match http.tls.as_str() {
-        "files" => {
+    let mut config = match http.tls {
+        TlsMode::Files => {
             let file_err = |path: &str| {
                 let path = path.to_owned();
                 move |e: rustls::pki_types::pem::Error| TlsError::File { path, reason: e.to_string() }
@@ -78,7 +78,7 @@ pub fn server_config(
             let key = PrivateKeyDer::from_pem_file(Path::new(&http.key_file)).map_err(file_err(&http.key_file))?;
             builder()?.with_no_client_auth().with_single_cert(chain, key)?
         }
-        "appliance-ca" => {
+        TlsMode::ApplianceCa => {
             let key = appliance_key(hsm, store, ca, &http.server_names, clock.now_ms() / 1000)?;
             let current = Arc::new(Current(RwLock::new(key)));
             renewal = Some(TlsRenewal {
@@ -91,7 +91,7 @@ pub fn server_config(
             });
             builder()?.with_no_client_auth().with_cert_resolver(current)
         }
-        _ => return Ok(None),
+        TlsMode::Off => return Ok(None),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(ServerTls { config: Arc::new(config), renewal }))
