@@ -144,7 +144,7 @@ impl CaService {
         if self.store.ca(CA_NAME)?.is_some() {
             return Err(CaError::Exists);
         }
-        let alg: KeyAlgorithm = self.cfg.algorithm.parse()?;
+        let alg: KeyAlgorithm = self.cfg.algorithm.key_algorithm();
         pki_alg(alg)?;
         let pair = self.hsm.generate_key_pair(&format!("countersign/ca/{CA_NAME}"), alg)?;
         let signer = HsmCaSigner { hsm: &self.hsm, key: pair.id.clone(), alg };

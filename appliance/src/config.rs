@@ -62,12 +62,43 @@ pub struct AuditSection {
     pub retention_interval_s: u64,
 }
 
+/// The appliance CA key's algorithm, parsed where the configuration is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CaAlgorithm {
+    /// ECDSA on P-256.
+    #[serde(rename = "ec-p256")]
+    EcP256,
+    /// ECDSA on P-384.
+    #[serde(rename = "ec-p384")]
+    EcP384,
+}
+
+impl CaAlgorithm {
+    /// The HSM's name of the algorithm.
+    pub fn key_algorithm(self) -> countersign_hsm::KeyAlgorithm {
+        match self {
+            CaAlgorithm::EcP256 => countersign_hsm::KeyAlgorithm::EcP256,
+            CaAlgorithm::EcP384 => countersign_hsm::KeyAlgorithm::EcP384,
+        }
+    }
+}
+
+/// What becomes of a card's new PUK, parsed where the configuration is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PukMode {
+    /// Random, kept sealed by the appliance for unblocking the card.
+    Sealed,
+    /// Random, shown once to the admin, not kept.
+    Show,
+}
+
 /// The appliance CA (its key in the HSM) and the certificates it issues to cards.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaSection {
-    /// ec-p256 or ec-p384.
-    pub algorithm: String,
+    /// The CA key's algorithm; read from `ec-p256` or `ec-p384`.
+    pub algorithm: CaAlgorithm,
     /// The CA's own subject (RFC 4514).
     pub subject: String,
     /// Validity of a self-signed CA certificate.
@@ -102,9 +133,8 @@ pub struct EnrolmentSection {
     pub pin_policy: crate::devices::piv::PinPolicy,
     /// Touch: default, never, always, cached.
     pub touch_policy: crate::devices::piv::TouchPolicy,
-    /// The card's new PUK: "sealed" (random, kept sealed by the appliance for unblocking) or
-    /// "show" (random, shown once to the admin, not kept).
-    pub puk: String,
+    /// The card's new PUK; read from `sealed` or `show`.
+    pub puk: PukMode,
     /// Issuer shown for OATH accounts written to a YubiKey.
     pub oath_issuer: String,
 }
@@ -469,9 +499,6 @@ impl Config {
         if self.validate.max_fail == 0 {
             return bad("validate.max_fail must be at least 1".into());
         }
-        if !matches!(self.ca.algorithm.as_str(), "ec-p256" | "ec-p384") {
-            return bad(format!("ca.algorithm must be ec-p256 or ec-p384, not {:?}", self.ca.algorithm));
-        }
         if self.ca.validity_days == 0 || self.ca.cert_validity_days == 0 {
             return bad("ca.validity_days and ca.cert_validity_days must be positive".into());
         }
@@ -483,9 +510,6 @@ impl Config {
         }
         if crate::devices::piv::Slot::parse(&self.enrolment.piv_slot).is_none() {
             return bad(format!("enrolment.piv_slot must be 9a or 9c, not {:?}", self.enrolment.piv_slot));
-        }
-        if !matches!(self.enrolment.puk.as_str(), "sealed" | "show") {
-            return bad(format!("enrolment.puk must be sealed or show, not {:?}", self.enrolment.puk));
         }
         if self.validate.sync_window < 2 || self.validate.sync_window > 10_000 {
             return bad("validate.sync_window must be between 2 and 10000".into());
@@ -600,7 +624,7 @@ mod tests {
     }
 
     #[test]
-    fn the_tls_mode_is_one_of_three_words_read_at_the_edge() {
+    fn modes_are_words_read_at_the_edge() {
         let with = |extra: &str| -> Result<Config, String> {
             Figment::from(Toml::string(FACTORY_DEFAULTS))
                 .merge(Toml::string(extra))
@@ -610,6 +634,10 @@ mod tests {
         assert_eq!(with("").unwrap().http.tls, TlsMode::Off);
         let ca = "[http]\ntls = \"appliance-ca\"\nserver_names = [\"a.example\"]\n";
         assert_eq!(with(ca).unwrap().http.tls, TlsMode::ApplianceCa);
+        assert_eq!(with("[ca]\nalgorithm = \"ec-p384\"\n").unwrap().ca.algorithm, CaAlgorithm::EcP384);
+        assert!(with("[ca]\nalgorithm = \"rsa-2048\"\n").unwrap_err().contains("ec-p256"));
+        assert_eq!(with("[enrolment]\npuk = \"show\"\n").unwrap().enrolment.puk, PukMode::Show);
+        assert!(with("[enrolment]\npuk = \"keep\"\n").unwrap_err().contains("sealed"));
         let e = with("[http]\ntls = \"fils\"\n").unwrap_err();
         assert!(e.contains("off") && e.contains("files") && e.contains("appliance-ca"), "{e}");
         let e = with("[http]\ntls = \"files\"\n").unwrap().validate().unwrap_err().to_string();

@@ -223,7 +223,7 @@ impl EnrolmentService {
             changes.done(if r.pin.is_some() { "the PIN given" } else { "a random PIN (shown once)" });
             let new_puk = self.secrets.random_digits(8)?;
             piv.change_puk(&current_puk, new_puk.as_bytes())?;
-            let keep_puk = self.cfg.puk == "sealed";
+            let keep_puk = self.cfg.puk == crate::config::PukMode::Sealed;
             let sealed_puk = if keep_puk {
                 Some(self.secrets.seal_device_secret(&info.kind, &card_serial, "puk", new_puk.as_bytes())?)
             } else {
