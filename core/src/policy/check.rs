@@ -138,21 +138,8 @@ mod tests {
 
     fn policy(name: &str, scope: &str, actions: serde_json::Value, users: &[&str]) -> PolicyRecord {
         PolicyRecord {
-            name: name.into(),
-            scope: scope.into(),
-            active: true,
-            priority: 1,
-            actions: actions.as_object().unwrap().clone(),
-            realms: Vec::new(),
-            resolvers: Vec::new(),
             users: users.iter().map(|u| (*u).to_owned()).collect(),
-            clients: Vec::new(),
-            time: String::new(),
-            admin_realms: Vec::new(),
-            admin_users: Vec::new(),
-            description: String::new(),
-            created_at: 0,
-            updated_at: 0,
+            ..PolicyRecord::new(name, scope, actions.as_object().unwrap().clone())
         }
     }
 

@@ -56,21 +56,8 @@ mod tests {
 
     fn policy(actions: serde_json::Value, realms: &[&str]) -> PolicyRecord {
         PolicyRecord {
-            name: "p".into(),
-            scope: "enrollment".into(),
-            active: true,
-            priority: 1,
-            actions: actions.as_object().unwrap().clone(),
             realms: realms.iter().map(|r| (*r).to_owned()).collect(),
-            resolvers: Vec::new(),
-            users: Vec::new(),
-            clients: Vec::new(),
-            time: String::new(),
-            admin_realms: Vec::new(),
-            admin_users: Vec::new(),
-            description: String::new(),
-            created_at: 0,
-            updated_at: 0,
+            ..PolicyRecord::new("p", "enrollment", actions.as_object().unwrap().clone())
         }
     }
 

@@ -37,3 +37,27 @@ pub struct PolicyRecord {
     /// Unix seconds of the last change; set by the store.
     pub updated_at: i64,
 }
+
+impl PolicyRecord {
+    /// An active policy `name` of `scope` with these actions, priority 1 and no conditions
+    /// (it applies to everyone); set the other fields for conditions.
+    pub fn new(name: &str, scope: &str, actions: serde_json::Map<String, serde_json::Value>) -> PolicyRecord {
+        PolicyRecord {
+            name: name.to_owned(),
+            scope: scope.to_owned(),
+            active: true,
+            priority: 1,
+            actions,
+            realms: Vec::new(),
+            resolvers: Vec::new(),
+            users: Vec::new(),
+            clients: Vec::new(),
+            time: String::new(),
+            admin_realms: Vec::new(),
+            admin_users: Vec::new(),
+            description: String::new(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+}

@@ -380,23 +380,7 @@ mod tests {
     const MON_10: i64 = 1_704_103_200;
 
     fn policy(name: &str, scope: &str, priority: u32, actions: serde_json::Value) -> PolicyRecord {
-        PolicyRecord {
-            name: name.into(),
-            scope: scope.into(),
-            active: true,
-            priority,
-            actions: actions.as_object().unwrap().clone(),
-            realms: vec![],
-            resolvers: vec![],
-            users: vec![],
-            clients: vec![],
-            time: String::new(),
-            admin_realms: vec![],
-            admin_users: vec![],
-            description: String::new(),
-            created_at: 0,
-            updated_at: 0,
-        }
+        PolicyRecord { priority, ..PolicyRecord::new(name, scope, actions.as_object().unwrap().clone()) }
     }
 
     fn ctx<'a>(user: &'a str, realm: &'a str, client: &str) -> PolicyContext<'a> {

@@ -89,21 +89,9 @@ fn main() -> anyhow::Result<()> {
             let mut actions = serde_json::Map::new();
             actions.insert("otppin".into(), "tokenpin".into());
             let p = countersign::store::PolicyRecord {
-                name: format!("p{i}"),
-                scope: "authentication".into(),
-                active: true,
                 priority: 1 + (i as u32 % 50),
-                actions,
-                realms: vec![],
-                resolvers: vec![],
                 users: vec![format!("u{i}")],
-                clients: vec![],
-                time: String::new(),
-                admin_realms: vec![],
-                admin_users: vec![],
-                description: String::new(),
-                created_at: 0,
-                updated_at: 0,
+                ..countersign::store::PolicyRecord::new(&format!("p{i}"), "authentication", actions)
             };
             plain.put_policy(&p, false, &audit)?;
         }
