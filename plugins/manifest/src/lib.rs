@@ -12,6 +12,8 @@
 //! matter. This crate never loads a library and holds no appliance key: publisher keys are
 //! software keys of whoever builds plugins.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -30,26 +32,83 @@ const SIGNED_PREFIX: &[u8] = b"countersign plugin manifest v1\n";
 pub const KNOWN_CAPABILITIES: &[&str] =
     &["hmac", "verify", "aes_ecb_decrypt", "random", "now", "http_request", "smtp_send"];
 
+/// Why a plugin is not loaded or a manifest not made: each names the plugin or file and the
+/// fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
+    /// The manifest or library could not be read.
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The manifest is not valid TOML of the expected fields.
     #[error("{path}: {message}")]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The manifest has no signature block.
     #[error("plugin {name}: not signed")]
-    Unsigned { name: String },
+    Unsigned {
+        /// The plugin.
+        name: String,
+    },
+    /// The signing publisher is not among the trusted ones.
     #[error("plugin {name}: signed by '{publisher}', which is not a trusted publisher")]
-    UntrustedPublisher { name: String, publisher: String },
+    UntrustedPublisher {
+        /// The plugin.
+        name: String,
+        /// The publisher its manifest names.
+        publisher: String,
+    },
+    /// The signature does not verify over the manifest.
     #[error("plugin {name}: the signature does not match the manifest")]
-    BadSignature { name: String },
+    BadSignature {
+        /// The plugin.
+        name: String,
+    },
+    /// The library's hash is not the one the manifest signs.
     #[error("plugin {name}: {library} has changed since it was signed (SHA-256 differs)")]
-    LibraryChanged { name: String, library: String },
+    LibraryChanged {
+        /// The plugin.
+        name: String,
+        /// The library's file name.
+        library: String,
+    },
+    /// Built for another major version of the plugin ABI.
     #[error("plugin {name}: built for plugin ABI {found}, this appliance speaks {expected}.x")]
-    AbiMajor { name: String, found: String, expected: u16 },
+    AbiMajor {
+        /// The plugin.
+        name: String,
+        /// The ABI it was built for.
+        found: String,
+        /// The ABI major version the appliance speaks.
+        expected: u16,
+    },
+    /// Needs a newer appliance.
     #[error("plugin {name}: needs appliance {needed} or newer, this is {running}")]
-    TooNew { name: String, needed: String, running: String },
+    TooNew {
+        /// The plugin.
+        name: String,
+        /// The version it needs.
+        needed: String,
+        /// The version running.
+        running: String,
+    },
+    /// Asks for a capability the host does not offer.
     #[error("plugin {name}: unknown capability '{capability}'")]
-    Capability { name: String, capability: String },
+    Capability {
+        /// The plugin.
+        name: String,
+        /// The capability asked for.
+        capability: String,
+    },
+    /// A publisher key that cannot be read or made.
     #[error("publisher key: {0}")]
     Key(String),
 }
@@ -68,7 +127,9 @@ pub struct SignatureBlock {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The plugin's name, unique on the appliance.
     pub name: String,
+    /// The plugin's own version.
     pub version: String,
     /// `token` or `gateway`.
     pub kind: String,
@@ -78,8 +139,11 @@ pub struct Manifest {
     pub library: String,
     /// Hex SHA-256 of the library.
     pub sha256: String,
+    /// The host capabilities it may call ([`KNOWN_CAPABILITIES`]).
     pub capabilities: BTreeSet<String>,
+    /// The oldest appliance version it runs on.
     pub min_appliance: String,
+    /// The publisher's signature; none before signing.
     pub signature: Option<SignatureBlock>,
 }
 
@@ -94,6 +158,7 @@ impl Manifest {
         out
     }
 
+    /// Reads a manifest (`path` for messages): known capabilities, a kind, a bare library file name.
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
         let m: Manifest =
             toml::from_str(text).map_err(|e| ManifestError::Format { path: path.into(), message: e.to_string() })?;
@@ -111,6 +176,7 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The manifest as `plugin.toml` text.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
     }
@@ -118,6 +184,7 @@ impl Manifest {
 
 /// A publisher's signing key (for building plugins). Zeroized on drop; Debug prints `***`.
 pub struct PublisherKey {
+    /// The publisher's name, as manifests name it.
     pub name: String,
     key: SigningKey,
 }
@@ -132,6 +199,7 @@ impl std::fmt::Debug for PublisherKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Publisher {
+    /// The publisher's name.
     pub name: String,
     /// Base64 of the 32-byte Ed25519 public key.
     pub ed25519: String,
@@ -142,10 +210,12 @@ pub struct Publisher {
 #[serde(deny_unknown_fields)]
 pub struct TrustedPublishers {
     #[serde(default)]
+    /// Each trusted publisher.
     pub publisher: Vec<Publisher>,
 }
 
 impl TrustedPublishers {
+    /// Reads the trusted publishers file.
     pub fn load(path: &Path) -> Result<TrustedPublishers, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.into(), source })?;
         toml::from_str(&text).map_err(|e| ManifestError::Format { path: path.into(), message: e.to_string() })
@@ -171,6 +241,7 @@ impl PublisherKey {
         zeroize::Zeroizing::new(format!("{}:{}\n", self.name, STANDARD.encode(self.key.to_bytes())))
     }
 
+    /// Reads a key file's text (`name:base64-secret`).
     pub fn from_file_text(text: &str) -> Result<PublisherKey, ManifestError> {
         let (name, b64) =
             text.trim().split_once(':').ok_or_else(|| ManifestError::Key("expected name:base64".into()))?;
@@ -212,7 +283,9 @@ fn read_text(path: &Path) -> Result<String, ManifestError> {
 /// A plugin that passed every check, with the library bytes that were hashed.
 #[derive(Clone)]
 pub struct VerifiedPlugin {
+    /// Its manifest, signature checked.
     pub manifest: Manifest,
+    /// The library's bytes, the very ones whose hash was checked.
     pub library: Vec<u8>,
 }
 
