@@ -89,12 +89,15 @@ pub struct AttestedKey {
     pub spki_der: Vec<u8>,
     /// "9a" from the subject CN "YubiKey PIV Attestation 9a".
     pub slot: Option<String>,
+    /// The card's serial number, when the attestation carries it.
     pub device_serial: Option<u32>,
+    /// The card's firmware version (major, minor, patch).
     pub firmware: Option<(u8, u8, u8)>,
     /// 1 never, 2 once per session, 3 always (Yubico's values).
     pub pin_policy: Option<u8>,
     /// 1 never, 2 always, 3 cached.
     pub touch_policy: Option<u8>,
+    /// Yubico's form factor code (keychain, nano, ...).
     pub form_factor: Option<u8>,
 }
 

@@ -5,7 +5,12 @@
 pub enum PkiError {
     /// Input bytes are not the DER structure they should be.
     #[error("{what} is not valid DER: {detail}; pass the DER bytes (not PEM or base64) of the whole object")]
-    Malformed { what: String, detail: String },
+    Malformed {
+        /// What was read.
+        what: String,
+        /// What the DER decoder found.
+        detail: String,
+    },
 
     /// A PEM text could not be read.
     #[error("PEM: {0}")]
@@ -13,7 +18,12 @@ pub enum PkiError {
 
     /// A subject template or RFC 4514 string could not be turned into a name.
     #[error("subject {subject:?} is not a usable RFC 4514 name: {reason}")]
-    BadSubject { subject: String, reason: String },
+    BadSubject {
+        /// The subject as given.
+        subject: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// A configuration value is out of range or unknown.
     #[error("configuration: {0}")]
@@ -29,11 +39,25 @@ pub enum PkiError {
 
     /// A certificate's notAfter is in the past.
     #[error("{what} expired at {not_after} (unix), it is now {now}; renew it or check the clock")]
-    Expired { what: String, not_after: i64, now: i64 },
+    Expired {
+        /// The certificate.
+        what: String,
+        /// Its end (Unix seconds).
+        not_after: i64,
+        /// Now (Unix seconds).
+        now: i64,
+    },
 
     /// A certificate's notBefore is in the future.
     #[error("{what} is not valid before {not_before} (unix), it is now {now}; check the clock")]
-    NotYetValid { what: String, not_before: i64, now: i64 },
+    NotYetValid {
+        /// The certificate.
+        what: String,
+        /// Its start (Unix seconds).
+        not_before: i64,
+        /// Now (Unix seconds).
+        now: i64,
+    },
 
     /// The CA certificate handed in does not carry the signer's public key.
     #[error(
@@ -53,15 +77,28 @@ pub enum PkiError {
     #[error(
         "the card's attestation certificate does not chain to a trusted root (issuer: {issuer}); install the issuing root in attestation_roots, or its intermediates"
     )]
-    Untrusted { issuer: String },
+    Untrusted {
+        /// The issuer the chain ends at.
+        issuer: String,
+    },
 
     /// A trust anchor file could not be read or holds no certificate.
     #[error("trust anchor file {path}: {reason}")]
-    TrustAnchorFile { path: String, reason: String },
+    TrustAnchorFile {
+        /// The file.
+        path: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
 
     /// Encoding a structure failed (should not happen with valid inputs).
     #[error("could not encode {what}: {detail}")]
-    Encode { what: String, detail: String },
+    Encode {
+        /// What was being encoded.
+        what: String,
+        /// What the encoder said.
+        detail: String,
+    },
 }
 
 impl PkiError {

@@ -17,6 +17,8 @@
 //! - `yubico-piv-attestation-intermediates.pem`: Yubico PIV Attestation A 1 / B 1 and Yubico Attestation
 //!   Intermediate A 1 / B 1, to pass as `intermediates`.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod attestation;
 mod ca;
 mod csr;

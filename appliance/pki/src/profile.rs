@@ -93,9 +93,13 @@ impl CaConfig {
 /// The values substituted into the subject template.
 #[derive(Debug, Clone, Copy)]
 pub struct SubjectVars<'a> {
+    /// `{login}`: the owner's login.
     pub login: &'a str,
+    /// `{realm}`: the owner's realm.
     pub realm: &'a str,
+    /// `{serial}`: the card's serial number.
     pub card_serial: &'a str,
+    /// `{token}`: the token's serial.
     pub token_serial: &'a str,
 }
 

@@ -7,7 +7,9 @@ use crate::PkiError;
 /// The CA key's algorithm: ECDSA on P-256 with SHA-256, or on P-384 with SHA-384.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaAlgorithm {
+    /// ECDSA on P-256 with SHA-256.
     EcP256,
+    /// ECDSA on P-384 with SHA-384.
     EcP384,
 }
 
@@ -40,6 +42,7 @@ impl CaAlgorithm {
 
 /// A CA signing key. Implementations hash `message` with the algorithm's hash themselves.
 pub trait CaSigner {
+    /// The key's algorithm.
     fn algorithm(&self) -> CaAlgorithm;
     /// The DER SubjectPublicKeyInfo of the CA key.
     fn public_key_spki_der(&self) -> Result<Vec<u8>, PkiError>;

@@ -21,22 +21,22 @@ pub(crate) struct ParsedCert {
 }
 
 impl ParsedCert {
-    pub fn parse(der: &[u8], what: &str) -> Result<Self, PkiError> {
+    pub(crate) fn parse(der: &[u8], what: &str) -> Result<Self, PkiError> {
         let cert = Certificate::from_der(der).map_err(|e| PkiError::malformed(what, e))?;
         let tbs = first_element(der).ok_or_else(|| PkiError::malformed(what, "no TBSCertificate inside"))?.to_vec();
         Ok(ParsedCert { cert, tbs })
     }
 
-    pub fn not_before(&self) -> i64 {
+    pub(crate) fn not_before(&self) -> i64 {
         unix_time(&self.cert.tbs_certificate.validity.not_before)
     }
 
-    pub fn not_after(&self) -> i64 {
+    pub(crate) fn not_after(&self) -> i64 {
         unix_time(&self.cert.tbs_certificate.validity.not_after)
     }
 
     /// Fails with Expired / NotYetValid naming `what`.
-    pub fn check_validity(&self, now: i64, what: &str) -> Result<(), PkiError> {
+    pub(crate) fn check_validity(&self, now: i64, what: &str) -> Result<(), PkiError> {
         if now < self.not_before() {
             return Err(PkiError::NotYetValid { what: what.to_string(), not_before: self.not_before(), now });
         }
@@ -47,7 +47,7 @@ impl ParsedCert {
     }
 
     /// Checks that this certificate's signature was made by `issuer`'s key.
-    pub fn verify_signed_by(&self, issuer: &SubjectPublicKeyInfoOwned) -> Result<(), PkiError> {
+    pub(crate) fn verify_signed_by(&self, issuer: &SubjectPublicKeyInfoOwned) -> Result<(), PkiError> {
         let signature = self
             .cert
             .signature
@@ -236,12 +236,15 @@ pub fn verify_signature(cert_der: &[u8], message: &[u8], signature: &[u8], now_u
 pub struct CertInfo {
     /// RFC 4514, most specific first.
     pub subject: String,
+    /// RFC 4514, most specific first.
     pub issuer: String,
     /// Lowercase hex of the serial number (an unsigned integer: no leading 00 sign byte).
     pub serial_hex: String,
     /// Unix seconds.
     pub not_before: i64,
+    /// Unix seconds.
     pub not_after: i64,
+    /// The DER SubjectPublicKeyInfo of the certified key.
     pub spki_der: Vec<u8>,
     /// Lowercase hex SHA-256 of the whole certificate DER.
     pub sha256_fingerprint: String,

@@ -347,6 +347,7 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-template",
     "countersign-yubico-otp",
     "countersign-plugin-manifest",
+    "countersign-pki",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
