@@ -29,7 +29,7 @@ use crate::executor::{Executor, ExecutorError, WorkerCtx};
 use crate::plugins::PluginHost;
 use crate::store::{
     open_challenges, recorded_owner_key, token_for_check, tokens_by_public_id, tokens_of_owner, unknown_owner_key,
-    AuthAuditRow, CheckRecord, CheckTarget, FailedToken, ThrottleEffect, TokenEffect, TokenRecord,
+    AuthAuditRow, CheckRecord, CheckTarget, FailedToken, ThrottleEffect, TokenEffect, TokenRecord, Unusable,
 };
 use crate::token_host::{call_for_token_seen, secret_ref, HostSaw};
 use crate::token_secrets::TokenSecrets;
@@ -951,14 +951,13 @@ impl ValidateService {
         let active: Vec<&TokenRecord> = tokens.iter().filter(|t| t.usable(now)).collect();
         if active.is_empty() {
             // One token: its reason; several: each token's, in the audit only.
-            let reasons: Vec<String> = tokens
-                .iter()
-                .filter_map(|t| t.unusable(now).map(|u| format!("{}: {}", t.serial, u.reason())))
-                .collect();
+            let why: Vec<(&str, Unusable)> =
+                tokens.iter().filter_map(|t| t.unusable(now).map(|u| (t.serial.as_str(), u))).collect();
+            let audit = why.iter().map(|(serial, u)| format!("{serial}: {}", u.reason())).collect::<Vec<_>>();
             return Err(reject(
-                &format!("no token of the target takes part in checks ({})", reasons.join("; ")),
-                match tokens.iter().filter_map(|t| t.unusable(now)).collect::<Vec<_>>().as_slice() {
-                    [one] => one.reason(),
+                &format!("no token of the target takes part in checks ({})", audit.join("; ")),
+                match why.as_slice() {
+                    [(_, one)] => one.reason(),
                     _ => "the token is disabled",
                 },
                 RejectKind::Other,

@@ -413,6 +413,21 @@ mod tests {
     }
 
     #[test]
+    fn a_documented_crate_without_its_lints_is_named() {
+        let dir = std::env::temp_dir().join(format!("tidy-lints-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (with, without) = (dir.join("with.rs"), dir.join("without.rs"));
+        std::fs::write(&with, "//! Doc.\n\n#![warn(missing_docs, unreachable_pub)]\n").unwrap();
+        std::fs::write(&without, "//! Doc.\n").unwrap();
+        let crate_at = |name: &str, lib: &Path| Package { lib: Some(lib.to_owned()), ..pkg(name, &[]) };
+        assert!(lint_rules(&[crate_at("countersign-core", &with)]).unwrap().is_empty());
+        let broken = lint_rules(&[crate_at("countersign-core", &without), crate_at("countersign", &without)]).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(broken.len(), 1, "only listed crates: {broken:?}");
+        assert!(broken[0].starts_with("countersign-core: its library root must turn on"), "{broken:?}");
+    }
+
+    #[test]
     fn crate_paths_are_read_in_every_form() {
         let text = "use crate::store::{A, B};\nuse crate::{tokens, policy::{Scope, x}};\n/// [`crate::clock::Clock`]\n\
                     let a = countersign_crate::nope; crate::self_check();";
