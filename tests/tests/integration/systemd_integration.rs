@@ -46,8 +46,10 @@ fn adopts_sockets_passed_by_socket_activation() {
     let trigger = {
         let api = api.clone();
         std::thread::spawn(move || {
+            // The socket file appears at bind(), a moment before listen(): a connection in
+            // between is refused, so wait for one that is accepted (it starts the daemon).
             let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while !api.exists() && std::time::Instant::now() < deadline {
+            while std::os::unix::net::UnixStream::connect(&api).is_err() && std::time::Instant::now() < deadline {
                 std::thread::yield_now();
             }
             request(&api, "GET", "/v1/health", None)
