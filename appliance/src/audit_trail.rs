@@ -13,7 +13,7 @@ use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
 
 use crate::clock::Clock;
 use crate::config::AuditSection;
-use crate::store::chain::{self, AuditSigner, ChainReport, Retention, RetentionReport};
+use crate::store::chain::{AuditSigner, ChainReport, Retention, RetentionReport};
 use crate::store::{Store, StoreError};
 
 const ROLE: &str = "audit-signing";
@@ -145,15 +145,10 @@ impl AuditTrail {
         AuditTrail { key, store, clock, cfg }
     }
 
-    /// Walks the whole chain (see [`chain::verify`]) inside one read transaction.
+    /// Walks the whole chain (see [`Store::verify_chain`]) inside one read transaction.
     pub async fn verify(&self) -> Result<ChainReport, AuditTrailError> {
         let t = self.clone();
-        blocking(move || {
-            let mut conn = t.store.reader_connection()?;
-            let tx = conn.transaction().map_err(StoreError::from)?;
-            Ok(chain::verify(&tx, &t.key)?)
-        })
-        .await
+        blocking(move || Ok(t.store.verify_chain(&t.key)?)).await
     }
 
     /// Signs the newest link unless a checkpoint covers it already.
@@ -163,8 +158,7 @@ impl AuditTrail {
     }
 
     fn checkpoint_blocking(&self) -> Result<Option<i64>, AuditTrailError> {
-        let mut conn = self.store.writer_connection()?;
-        Ok(chain::checkpoint(&mut conn, &self.key, self.clock.now_ms(), "periodic")?)
+        Ok(self.store.checkpoint_chain(&self.key, self.clock.now_ms(), "periodic")?)
     }
 
     /// The configured retention (`audit.retention_days`, `audit.retention_max_rows`), or
@@ -174,10 +168,7 @@ impl AuditTrail {
         blocking(move || {
             let now = t.clock.now_ms();
             let keep = override_keep.unwrap_or_else(|| t.configured_retention(now));
-            let mut conn = t.store.writer_connection()?;
-            // The cut's newest links must be vouched for before they become the anchor's past.
-            chain::checkpoint(&mut conn, &t.key, now, "retention")?;
-            let report = chain::retain(&mut conn, &t.key, keep, now)?;
+            let report = t.store.retain_audit(&t.key, keep, now)?;
             if report.removed_links > 0 || report.removed_legacy_rows > 0 {
                 tracing::info!(
                     removed = report.removed_links,

@@ -205,8 +205,8 @@ impl CaService {
     }
 
     fn signer(&self, rec: &CaRecord) -> Result<HsmCaSigner<'_>, CaError> {
-        let alg: KeyAlgorithm = rec.algorithm.parse()?;
-        Ok(HsmCaSigner { hsm: &self.hsm, key: KeyId::from_hex(&rec.hsm_key_id)?, alg })
+        let alg: KeyAlgorithm = rec.algorithm.parse().map_err(HsmError::from)?;
+        Ok(HsmCaSigner { hsm: &self.hsm, key: KeyId::from_hex(&rec.hsm_key_id).map_err(HsmError::from)?, alg })
     }
 
     /// The profile issued certificates follow.

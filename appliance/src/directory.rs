@@ -47,10 +47,7 @@ impl Directory {
             let mut versions = BTreeMap::new();
             for v in &app.versions {
                 let public_key = PublicKey::from_spki_der(&v.public_key_der).map_err(|e| {
-                    StoreError::Sql(rusqlite::Error::InvalidParameterName(format!(
-                        "stored public key of {} v{} is unreadable: {e}",
-                        app.name, v.version
-                    )))
+                    StoreError::Tampered(format!("stored public key of {} v{} is unreadable: {e}", app.name, v.version))
                 })?;
                 versions.insert(v.version, VersionEntry { key_id: v.key_id.clone(), state: v.state, public_key });
             }

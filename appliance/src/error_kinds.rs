@@ -110,6 +110,7 @@ impl Kinded for StoreError {
             StoreError::SealUnavailable(_) => ErrorKind::Unavailable(Dependency::Hsm),
             StoreError::Open { .. }
             | StoreError::Sql(_)
+            | StoreError::Io { .. }
             | StoreError::MigrationEdited { .. }
             | StoreError::TooNew(_)
             | StoreError::Tampered(_) => ErrorKind::Internal,
@@ -121,7 +122,7 @@ impl Kinded for BackupError {
     fn kind(&self) -> ErrorKind {
         match self {
             BackupError::Invalid(_) => ErrorKind::Invalid,
-            BackupError::Io { .. } | BackupError::Store(_) | BackupError::Sqlite(_) => ErrorKind::Internal,
+            BackupError::Io { .. } | BackupError::Store(_) => ErrorKind::Internal,
         }
     }
 }

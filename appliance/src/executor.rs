@@ -22,12 +22,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use countersign_hsm::Hsm;
-use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::store::row_seals::RowSeals;
+pub use crate::store::Committed;
 use crate::store::{
-    commit_check, insert_signature_rows, AuthAuditRow, CheckRecord, SignatureAuditRow, Store, StoreError, TokenEffect,
+    AuthAuditRow, CheckRecord, Reader, Record, SignatureAuditRow, Store, StoreError, TokenEffect, Writer,
 };
 
 /// Rows one commit covers at most.
@@ -36,19 +35,6 @@ const MAX_BATCH: usize = 256;
 /// gathered: every commit writes whole pages to the WAL, so one row per commit would write
 /// tens of kilobytes per request. Bounds the extra wait at about this many HSM operations.
 const COMMIT_AT: usize = 32;
-
-/// What a job leaves behind to commit.
-enum Record {
-    Signature(SignatureAuditRow),
-    Check(CheckRecord),
-}
-
-/// How a record fared in its commit: its audit row id, and whether a check's accept stood.
-#[derive(Debug, Clone, Copy)]
-pub struct Committed {
-    pub audit_id: i64,
-    pub accepted: bool,
-}
 
 /// Where a job's answer goes once its record is committed.
 trait Reply: Send {
@@ -96,9 +82,7 @@ struct Completed {
 #[derive(Debug)]
 pub struct WorkerCtx<'a> {
     pub hsm: &'a Hsm,
-    pub reader: &'a Connection,
-    /// What token and user rows read through `reader` are checked with.
-    pub seals: &'a RowSeals,
+    pub reader: &'a Reader,
 }
 
 /// A job leaves a record to commit, or nothing (a read).
@@ -117,10 +101,8 @@ struct Shared {
     ready: Condvar,
     /// Finished requests whose audit rows are not committed yet.
     pending: Mutex<Vec<Completed>>,
-    /// The one writer connection; holding it makes a worker the committer.
-    conn: Mutex<Connection>,
-    /// Token rows a commit changes are checked and sealed again with these.
-    seals: RowSeals,
+    /// The one writer; holding it makes a worker the committer.
+    conn: Mutex<Writer>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
@@ -149,26 +131,29 @@ pub enum ExecutorError {
     Audit(String),
     #[error("the request was lost by a worker that failed; it was not answered")]
     Lost,
+    #[error("the executor's worker thread could not be started: {0}")]
+    Start(std::io::Error),
+    #[error("the executor's database connections could not be opened: {0}")]
+    Store(#[from] StoreError),
 }
 
 impl Executor {
     /// Starts `workers` threads; they share one writer connection for their group commits.
-    pub fn start(hsm: Hsm, store: &Store, workers: usize) -> Result<Executor, StoreError> {
+    pub fn start(hsm: Hsm, store: &Store, workers: usize) -> Result<Executor, ExecutorError> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
             pending: Mutex::new(Vec::new()),
-            conn: Mutex::new(store.writer_connection()?),
-            seals: store.row_seals(),
+            conn: Mutex::new(store.writer()?),
             threads: Mutex::new(Vec::new()),
         });
         for i in 0..workers.max(1) {
-            let (hsm, for_worker, seals) = (hsm.clone(), shared.clone(), store.row_seals());
-            let reader = store.reader_connection()?;
+            let (hsm, for_worker) = (hsm.clone(), shared.clone());
+            let reader = store.reader()?;
             let t = std::thread::Builder::new()
                 .name(format!("hsm-worker-{i}"))
-                .spawn(move || worker(&WorkerCtx { hsm: &hsm, reader: &reader, seals: &seals }, &for_worker))
-                .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+                .spawn(move || worker(&WorkerCtx { hsm: &hsm, reader: &reader }, &for_worker))
+                .map_err(ExecutorError::Start)?;
             shared.threads.lock().unwrap_or_else(PoisonError::into_inner).push(t);
         }
         Ok(Executor { shared })
@@ -342,7 +327,7 @@ fn commit_pending(shared: &Shared) {
             continue;
         }
         let mut batch = batch;
-        let result = commit_records(&mut conn, &shared.seals, &mut batch);
+        let result = commit_records(&mut conn, &mut batch);
         drop(conn);
         match result {
             Ok(done) => {
@@ -362,30 +347,15 @@ fn commit_pending(shared: &Shared) {
 
 /// Writes a batch in one transaction, in order (so the first of two checks racing for a
 /// counter wins).
-fn commit_records(
-    conn: &mut Connection,
-    seals: &RowSeals,
-    batch: &mut [Completed],
-) -> Result<Vec<Committed>, StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut out = Vec::with_capacity(batch.len());
+fn commit_records(writer: &mut Writer, batch: &mut [Completed]) -> Result<Vec<Committed>, StoreError> {
     for c in batch.iter_mut() {
-        out.push(match &mut c.record {
-            Record::Signature(row) => {
-                let ids = insert_signature_rows(&tx, &[row])?;
-                Committed { audit_id: ids.first().copied().unwrap_or_default(), accepted: false }
+        if let Record::Check(rec) = &mut c.record {
+            if c.reply.gone() {
+                abandon(rec);
             }
-            Record::Check(rec) => {
-                if c.reply.gone() {
-                    abandon(rec);
-                }
-                let (audit_id, accepted) = commit_check(&tx, seals, rec)?;
-                Committed { audit_id, accepted }
-            }
-        });
+        }
     }
-    tx.commit()?;
-    Ok(out)
+    writer.commit(batch.iter_mut().map(|c| &mut c.record))
 }
 
 /// A check whose caller stopped waiting before its record was committed accepts nothing: an

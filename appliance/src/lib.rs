@@ -8,7 +8,7 @@
 pub mod admin;
 pub mod api_access;
 pub mod audit_trail;
-pub mod backup;
+pub use store::backup;
 pub mod ca;
 pub mod challenges;
 pub mod client;
@@ -46,8 +46,4 @@ pub mod validate;
 pub mod yubico_clients;
 pub mod yubikey;
 
-/// Milliseconds since the Unix epoch (the audit's clock).
-pub fn now_ms() -> i64 {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
+pub use store::now_ms;

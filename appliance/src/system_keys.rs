@@ -24,7 +24,7 @@ pub enum SystemKeyError {
 pub fn key_pair(hsm: &Hsm, store: &Store, role: &str, alg: KeyAlgorithm) -> Result<KeyId, SystemKeyError> {
     match store.system_key(role)? {
         Some(hex) => {
-            let id = KeyId::from_hex(&hex)?;
+            let id = KeyId::from_hex(&hex).map_err(countersign_hsm::HsmError::from)?;
             if !hsm.has_key(&id, false)? {
                 return Err(SystemKeyError::Missing { role: role.to_owned(), key: hex });
             }

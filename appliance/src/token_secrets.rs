@@ -50,7 +50,7 @@ pub struct TokenSecrets {
 
 fn key(hsm: &Hsm, store: &Store, role: &'static str, kind: SecretKeyKind) -> Result<KeyId, TokenSecretsError> {
     if let Some(hex) = store.system_key(role)? {
-        let id = KeyId::from_hex(&hex)?;
+        let id = KeyId::from_hex(&hex).map_err(countersign_hsm::HsmError::from)?;
         if !hsm.has_key(&id, true)? {
             return Err(TokenSecretsError::Missing { role, key_id: hex });
         }

@@ -22,7 +22,7 @@ use crate::config::ValidateSection;
 use crate::enrolment_qr::qr_png;
 use crate::plugins::PluginHost;
 use crate::simple_tokens::{is_simple_type, Shown};
-use crate::store::{change, AuthAuditRow, NewToken, Store, StoreError, TokenRecord, TokenView, User};
+use crate::store::{AuthAuditRow, NewToken, Store, StoreError, TokenChange, TokenRecord, TokenView, User};
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
 use crate::validate::plugin_params;
@@ -848,16 +848,16 @@ impl TokenService {
         serial: String,
         what: &'static str,
         detail: Option<String>,
-        f: impl FnOnce(&rusqlite::Transaction<'_>, &TokenRecord) -> Result<(), StoreError> + Send + 'static,
+        decide: impl FnOnce(&TokenRecord) -> Result<Vec<TokenChange>, StoreError> + Send + 'static,
     ) -> Result<TokenView, TokenError> {
         let store = self.store.clone();
         let expect = self.expect.clone();
         blocking(move || {
             let mut audit = audit_row(&caller, &format!("token/{what}"), Some(&serial));
             audit.detail = detail;
-            let guarded = move |tx: &rusqlite::Transaction<'_>, t: &TokenRecord| {
+            let guarded = move |t: &TokenRecord| {
                 still_expected(expect.as_deref(), t)?;
-                f(tx, t)
+                decide(t)
             };
             Ok(TokenView::from(&store.change_token(&serial, &audit, guarded)?))
         })
@@ -882,19 +882,20 @@ impl TokenService {
         .await?;
         // The owner row the login resolved to, named as that row is.
         let (user, realm) = owner;
-        self.change(caller, serial, "assign", detail, move |tx, t| {
-            change::assign(tx, t, Some((&user, Some(&realm))), limit)
+        self.change(caller, serial, "assign", detail, move |_| {
+            Ok(vec![TokenChange::Assign { user: Some((user, Some(realm))), limit }])
         })
         .await
     }
 
     pub async fn unassign(&self, caller: String, serial: String) -> Result<TokenView, TokenError> {
-        self.change(caller, serial, "unassign", None, |tx, t| change::assign(tx, t, None, None)).await
+        self.change(caller, serial, "unassign", None, |_| Ok(vec![TokenChange::Assign { user: None, limit: None }]))
+            .await
     }
 
     pub async fn set_active(&self, caller: String, serial: String, active: bool) -> Result<TokenView, TokenError> {
         let what = if active { "enable" } else { "disable" };
-        self.change(caller, serial, what, None, move |tx, t| change::set_active(tx, t, active)).await
+        self.change(caller, serial, what, None, move |_| Ok(vec![TokenChange::SetActive(active)])).await
     }
 
     /// Sets (or with `None`/empty, removes) the token's PIN.
@@ -912,7 +913,7 @@ impl TokenService {
             None => None,
         };
         let detail = Some(if verifier.is_some() { "PIN set" } else { "PIN removed" }.to_owned());
-        self.change(caller, serial, "setpin", detail, move |tx, t| change::set_pin(tx, t, verifier.as_deref())).await
+        self.change(caller, serial, "setpin", detail, move |_| Ok(vec![TokenChange::SetPin(verifier)])).await
     }
 
     pub async fn set(&self, caller: String, serial: String, s: TokenSettings) -> Result<TokenView, TokenError> {
@@ -938,32 +939,37 @@ impl TokenService {
                 None => {}
             }
         }
-        self.change(caller, serial, "set", Some(detail), move |tx, t| {
-            change::set_limits(tx, t, s.max_fail, s.fail_clear_s, s.otp_window)?;
-            if let Some(d) = &s.description {
-                change::set_description(tx, t, d)?;
+        self.change(caller, serial, "set", Some(detail), move |t| {
+            let mut changes = vec![TokenChange::SetLimits {
+                max_fail: s.max_fail,
+                clear_s: s.fail_clear_s,
+                otp_window: s.otp_window,
+            }];
+            if let Some(d) = s.description {
+                changes.push(TokenChange::SetDescription(d));
             }
             if s.valid_from_ms.is_some() || s.valid_until_ms.is_some() {
                 let mut v = crate::store::Validity::of(&t.params);
                 v.from_ms = s.valid_from_ms.unwrap_or(v.from_ms);
                 v.until_ms = s.valid_until_ms.unwrap_or(v.until_ms);
-                change::set_validity(tx, t, v)?;
+                changes.push(TokenChange::SetValidity(v));
             }
-            Ok(())
+            Ok(changes)
         })
         .await
     }
 
     pub async fn reset(&self, caller: String, serial: String) -> Result<TokenView, TokenError> {
-        self.change(caller, serial, "reset", Some("fail counter reset".into()), change::reset_fail).await
+        self.change(caller, serial, "reset", Some("fail counter reset".into()), |_| Ok(vec![TokenChange::ResetFail]))
+            .await
     }
 
     pub async fn revoke(&self, caller: String, serial: String) -> Result<TokenView, TokenError> {
-        self.change(caller, serial, "revoke", None, change::revoke).await
+        self.change(caller, serial, "revoke", None, |_| Ok(vec![TokenChange::Revoke])).await
     }
 
     pub async fn delete(&self, caller: String, serial: String) -> Result<(), TokenError> {
-        self.change(caller, serial, "delete", None, change::delete).await.map(|_| ())
+        self.change(caller, serial, "delete", None, |_| Ok(vec![TokenChange::Delete])).await.map(|_| ())
     }
 
     /// privacyIDEA's lost-token workflow: the owner of token `serial` gets a temporary pw token
@@ -1085,8 +1091,8 @@ impl TokenService {
             }
         })
         .await?;
-        self.change(caller, serial, "resync", Some(format!("counter moved to {next}")), move |tx, t| {
-            change::resync(tx, t, next)
+        self.change(caller, serial, "resync", Some(format!("counter moved to {next}")), move |_| {
+            Ok(vec![TokenChange::Resync(next)])
         })
         .await
     }
@@ -1175,25 +1181,29 @@ mod tests {
         // The helpdesk admin's right was judged on ann@helpdesk's token ...
         let seen = ExpectedOwner::of(&TokenView::from(&store.token("T1").unwrap()));
         // ... then another admin moved it to carl@default.
-        store.change_token("T1", &audit, |tx, t| change::assign(tx, t, Some(("carl", Some("default"))), None)).unwrap();
-        let disable = |tx: &rusqlite::Transaction<'_>, t: &TokenRecord| {
+        store
+            .change_token("T1", &audit, |_| {
+                Ok(vec![TokenChange::Assign { user: Some(("carl".into(), Some("default".into()))), limit: None }])
+            })
+            .unwrap();
+        let disable = |t: &TokenRecord| {
             still_expected(Some(&seen), t)?;
-            change::set_active(tx, t, false)
+            Ok(vec![TokenChange::SetActive(false)])
         };
         assert!(matches!(store.change_token("T1", &audit, disable), Err(StoreError::Invalid(_))));
         assert!(store.token("T1").unwrap().active, "nothing changed");
         // Unguarded callers (admin.sock) and a token still with its owner are not affected.
         store
-            .change_token("T1", &audit, |tx, t| {
+            .change_token("T1", &audit, |t| {
                 still_expected(None, t)?;
-                change::set_active(tx, t, false)
+                Ok(vec![TokenChange::SetActive(false)])
             })
             .unwrap();
         let now = ExpectedOwner::of(&TokenView::from(&store.token("T1").unwrap()));
         store
-            .change_token("T1", &audit, |tx, t| {
+            .change_token("T1", &audit, |t| {
                 still_expected(Some(&now), t)?;
-                change::set_active(tx, t, true)
+                Ok(vec![TokenChange::SetActive(true)])
             })
             .unwrap();
     }

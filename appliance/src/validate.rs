@@ -28,8 +28,8 @@ use crate::clock::Clock;
 use crate::executor::{Executor, ExecutorError, WorkerCtx};
 use crate::plugins::PluginHost;
 use crate::store::{
-    open_challenges, recorded_owner_key, token_for_check, tokens_by_public_id, tokens_of_owner, unknown_owner_key,
-    AuthAuditRow, CheckRecord, CheckTarget, FailedToken, ThrottleEffect, TokenEffect, TokenRecord, Unusable,
+    recorded_owner_key, unknown_owner_key, AuthAuditRow, CheckRecord, CheckTarget, FailedToken, ThrottleEffect,
+    TokenEffect, TokenRecord, Unusable,
 };
 use crate::token_host::{call_for_token_seen, secret_ref, HostSaw};
 use crate::token_secrets::TokenSecrets;
@@ -383,7 +383,7 @@ impl ValidateService {
     /// sealed again for a counted failure, one seal MAC. Whatever happens here decides nothing.
     fn pad_work(&self, ctx: &WorkerCtx<'_>, req: &CheckRequest, seals_a_row: bool) {
         if !seals_a_row {
-            ctx.seals.equal_work();
+            ctx.reader.equal_work();
         }
         let done = work::get();
         let Some(stand_in) = self.stand_in() else { return };
@@ -477,7 +477,7 @@ impl ValidateService {
                 Ok(Some(u)) => {
                     let owner = u.owner().map_err(|e| reject(e.to_string(), "the check failed; try again"))?;
                     Ok(Subject {
-                        tokens: tokens_of_owner(ctx.reader, ctx.seals, &owner).map_err(store)?,
+                        tokens: ctx.reader.tokens_of_owner(&owner).map_err(store)?,
                         key: owner.key(),
                         resolver: u.resolver().map(str::to_owned),
                         login: Some(u.user.login),
@@ -505,14 +505,14 @@ impl ValidateService {
             CheckTarget::PublicId(id) => {
                 // Only a public id that names exactly one token names a subject: with two, an
                 // OTP would be tried against keys it was not made for.
-                let tokens = tokens_by_public_id(ctx.reader, ctx.seals, id).map_err(store)?;
+                let tokens = ctx.reader.tokens_by_public_id(id).map_err(store)?;
                 match tokens.len() {
                     1 => self.subject_of_token(tokens),
                     _ => Ok(Subject::nobody(format!("yubikey:{id}"))),
                 }
             }
             CheckTarget::Serial(serial) => {
-                let tokens = token_for_check(ctx.reader, ctx.seals, serial).map_err(store)?;
+                let tokens = ctx.reader.token_for_check(serial).map_err(store)?;
                 match tokens.is_empty() {
                     true => Ok(Subject::nobody(format!("token:{serial}"))),
                     false => self.subject_of_token(tokens),
@@ -568,7 +568,7 @@ impl ValidateService {
         if self.throttle.base_ms == 0 {
             return Ok(());
         }
-        let state = crate::store::throttle_state(ctx.reader, &subject.key, caller).map_err(|e| Reject {
+        let state = ctx.reader.throttle_state(&subject.key, caller).map_err(|e| Reject {
             audit: format!("store: {e}"),
             answer: "the check failed; try again",
             effect: TokenEffect::None,
@@ -623,7 +623,9 @@ impl ValidateService {
         ] {
             let Some((limit, names)) = limit else { continue };
             let since = now_ms.saturating_sub(i64::try_from(limit.period_s).unwrap_or(i64::MAX / 2000) * 1000);
-            let seen = crate::store::recent_owner_checks(ctx.reader, &subject.key, result, since)
+            let seen = ctx
+                .reader
+                .recent_owner_checks(&subject.key, result, since)
                 .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
             if seen >= u64::from(limit.count) {
                 return Err(Reject {
@@ -738,7 +740,9 @@ impl ValidateService {
     ) -> Result<Accept, Reject> {
         let reject = Reject::other;
         let now = self.clock.now_ms();
-        let open = open_challenges(ctx.reader, tx, now)
+        let open = ctx
+            .reader
+            .open_challenges(tx, now)
             .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
         let candidates: Vec<(&TokenRecord, &crate::store::OpenChallenge)> = tokens
             .iter()
@@ -878,7 +882,9 @@ impl ValidateService {
         now_ms: i64,
     ) -> Result<(), String> {
         let nonce = c.nonce.as_deref().ok_or("the challenge has no nonce")?;
-        let cert = crate::store::token_certificate(ctx.reader, ctx.seals, t.id)
+        let cert = ctx
+            .reader
+            .token_certificate(t.id)
             .map_err(|e| format!("store: {e}"))?
             .ok_or("the token has no certificate")?;
         let pass = pass.trim();

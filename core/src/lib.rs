@@ -4,6 +4,7 @@
 //!
 //! - [`dates`]: dates as admins and privacyIDEA's clients type them.
 //! - [`error`]: the one error vocabulary ([`error::ErrorKind`]) the front-ends map once.
+//! - [`keys`]: the names of key algorithms, hashes, signature schemes and HSM key ids.
 //! - [`validity`]: a token's validity period and why a token takes part in no check.
 //! - [`rules`]: the check's decision rules (PIN and code, fail counter, counters, drift).
 //! - [`policy`]: the policy model: the action catalogue, conditions, and evaluation.
@@ -14,6 +15,7 @@
 
 pub mod dates;
 pub mod error;
+pub mod keys;
 pub mod policy;
 pub mod rules;
 pub mod validity;

@@ -34,6 +34,18 @@ pub enum HsmError {
     Operation { op: &'static str, detail: String },
 }
 
+impl From<countersign_core::keys::UnknownName> for HsmError {
+    fn from(e: countersign_core::keys::UnknownName) -> Self {
+        HsmError::Unsupported(e.to_string())
+    }
+}
+
+impl From<countersign_core::keys::BadKeyId> for HsmError {
+    fn from(e: countersign_core::keys::BadKeyId) -> Self {
+        HsmError::InvalidInput(e.to_string())
+    }
+}
+
 impl HsmError {
     pub(crate) fn op(op: &'static str, e: CkError) -> Self {
         let detail = match &e {

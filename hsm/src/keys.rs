@@ -11,43 +11,7 @@ use crate::pubkey::{curve_oid_der, PublicKey};
 use crate::token::OpError;
 use crate::{Hsm, HsmError, KeyAlgorithm, Result};
 
-/// The CKA_ID that names a key on the token; recorded in the appliance's store.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct KeyId(Vec<u8>);
-
-impl KeyId {
-    pub fn from_bytes(b: Vec<u8>) -> Self {
-        KeyId(b)
-    }
-
-    pub fn from_hex(s: &str) -> Result<Self> {
-        hex::decode(s)
-            .ok()
-            .filter(|b| !b.is_empty())
-            .map(KeyId)
-            .ok_or_else(|| HsmError::InvalidInput(format!("'{s}' is not a hex key id")))
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    pub fn to_hex(&self) -> String {
-        hex::encode(&self.0)
-    }
-}
-
-impl std::fmt::Display for KeyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
-impl std::fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyId({})", self.to_hex())
-    }
-}
+pub use countersign_core::keys::KeyId;
 
 /// A keypair that was just generated on the token.
 #[derive(Debug, Clone)]
@@ -202,7 +166,7 @@ impl Hsm {
         let _one_at_a_time = self.creating();
         let mut attempt = 1;
         loop {
-            let id = KeyId(self.random(KEY_ID_LEN)?);
+            let id = KeyId::from_bytes(self.random(KEY_ID_LEN)?);
             let raced = self.with_session(op, |_, s| match create(s, &id) {
                 Ok(()) => Ok(false),
                 Err(CkError::Pkcs11(RvError::GeneralError | RvError::TemplateInconsistent, _)) if attempt < TRIES => {

@@ -69,7 +69,7 @@ fn prepare(alg: KeyAlgorithm, scheme: SignScheme, hash: HashAlg, input: SignInpu
         },
         SignScheme::Ecdsa => Prepared { data: digest()?, mechanism: MechanismChoice::Ecdsa },
         SignScheme::RsaPkcs1v15 => {
-            let mut data = hash.digest_info_prefix().to_vec();
+            let mut data = crate::algorithms::digest_info_prefix(hash).to_vec();
             data.extend_from_slice(&digest()?);
             Prepared { data, mechanism: MechanismChoice::RsaPkcs }
         }

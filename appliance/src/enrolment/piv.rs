@@ -66,7 +66,7 @@ impl EnrolmentService {
             .as_deref()
             .unwrap_or(&self.cfg.piv_algorithm)
             .parse()
-            .map_err(|e: countersign_hsm::HsmError| EnrolError::new("invalid", e.to_string()))?;
+            .map_err(|e: countersign_core::keys::UnknownName| EnrolError::new("invalid", e.to_string()))?;
         crate::devices::piv::card_algorithm(alg)?;
         if let Some(p) = &r.pin {
             let n = p.expose_secret().len();

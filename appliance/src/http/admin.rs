@@ -117,10 +117,9 @@ async fn create_application(
     Origin(caller): Origin,
     Body(b): Body<NewApplication>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let alg = b
-        .algorithm
-        .parse()
-        .map_err(|e: countersign_hsm::HsmError| ApiError::new(StatusCode::BAD_REQUEST, "unsupported", e.to_string()))?;
+    let alg = b.algorithm.parse().map_err(|e: countersign_core::keys::UnknownName| {
+        ApiError::new(StatusCode::BAD_REQUEST, "unsupported", e.to_string())
+    })?;
     Ok((StatusCode::CREATED, to_json(st.admin.create_application(caller, b.name, alg).await?)?))
 }
 
@@ -217,11 +216,7 @@ struct ExportQuery {
 async fn audit_export(State(st): State<AppState>, Query(q): Query<ExportQuery>) -> axum::response::Response {
     let store = st.store.clone();
     super::ndjson::stream(move |lines| {
-        let result = (|| {
-            let mut conn = store.reader_connection()?;
-            let tx = conn.transaction().map_err(crate::store::StoreError::from)?;
-            crate::store::chain::export(&tx, q.after_seq, |v| lines.send(v))
-        })();
+        let result = store.export_chain(q.after_seq, |v| lines.send(v));
         if let Err(e) = result {
             lines.send(serde_json::json!({ "error": { "message": format!("the export stopped: {e}") } }));
         }

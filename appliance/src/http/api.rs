@@ -145,8 +145,10 @@ fn input(message: Option<&str>, digest: Option<&str>) -> Result<Input, ApiError>
     }
 }
 
-fn parse_opt<T: std::str::FromStr<Err = countersign_hsm::HsmError>>(v: Option<&str>) -> Result<Option<T>, ApiError> {
-    v.map(str::parse).transpose().map_err(|e: countersign_hsm::HsmError| {
+fn parse_opt<T: std::str::FromStr<Err = countersign_core::keys::UnknownName>>(
+    v: Option<&str>,
+) -> Result<Option<T>, ApiError> {
+    v.map(str::parse).transpose().map_err(|e: countersign_core::keys::UnknownName| {
         ApiError::new(axum::http::StatusCode::BAD_REQUEST, "unsupported", e.to_string())
     })
 }

@@ -185,14 +185,7 @@ pub(super) async fn ready(State(st): State<AppState>) -> Response {
 pub(super) async fn metrics(State(st): State<AppState>) -> Response {
     let health = st.hsm.health();
     let store = st.store.clone();
-    let gauges = tokio::time::timeout(
-        st.ops.probe_timeout,
-        tokio::task::spawn_blocking(move || {
-            let conn = store.reader_connection()?;
-            crate::store::store_gauges(&conn)
-        }),
-    )
-    .await;
+    let gauges = tokio::time::timeout(st.ops.probe_timeout, tokio::task::spawn_blocking(move || store.gauges())).await;
     let scraped = Scraped {
         hsm: Some(st.hsm.metrics()),
         hsm_ok: health.ok,

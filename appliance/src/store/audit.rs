@@ -1,5 +1,5 @@
 //! The signature audit: one row per signing or verification request. Rows are written in
-//! batches by the [`crate::executor`] workers (one transaction per batch) and read back with
+//! batches by the executor's workers (one transaction per batch) and read back with
 //! filters here.
 //!
 //! Rows record a SHA-256 of the signed input, never the input itself.

@@ -122,7 +122,7 @@ pub fn auth_link(prev: &[u8; 32], id: i64, r: &AuthAuditRow) -> [u8; 32] {
 ///
 /// The second flag is privacyIDEA's `missing_line`: the links before and after the row's own are
 /// both there (so the newest row, which has none after it yet, is `false`, as in privacyIDEA).
-pub fn auth_rows_linked(conn: &Connection, rows: &[AuthAuditRow]) -> Result<Vec<(bool, bool)>, StoreError> {
+pub(crate) fn auth_rows_linked(conn: &Connection, rows: &[AuthAuditRow]) -> Result<Vec<(bool, bool)>, StoreError> {
     let mut own = conn.prepare_cached("SELECT seq, hash FROM audit_chain WHERE tbl = 'auth' AND row_id = ?1")?;
     let mut before = conn.prepare_cached("SELECT hash FROM audit_chain WHERE seq = ?1")?;
     let anchor: Option<(i64, Vec<u8>)> = conn
@@ -313,7 +313,7 @@ fn problem(seq: Option<i64>, table: Option<ChainTable>, row_id: Option<i64>, tex
 /// Walks the whole chain on `conn` (a read transaction gives it one consistent view): every
 /// row against its link, every link against the one before, every checkpoint and the anchor
 /// against the audit key. Memory stays bounded: rows are streamed, in id order per table.
-pub fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, StoreError> {
+fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, StoreError> {
     let legacy = |t: &str| -> rusqlite::Result<i64> {
         Ok(conn.query_row("SELECT max_id FROM audit_legacy WHERE tbl = ?1", [t], |r| r.get(0)).optional()?.unwrap_or(0))
     };
@@ -501,7 +501,7 @@ pub fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport
 }
 
 /// Signs the newest link as a checkpoint unless one already covers it. Returns its seq.
-pub fn checkpoint(
+fn checkpoint(
     conn: &mut Connection,
     signer: &dyn AuditSigner,
     at_ms: i64,
@@ -548,7 +548,7 @@ const RETENTION_BATCH: i64 = 20_000;
 /// Removes the chain's beginning as `keep` says, a batch per transaction; before each batch it
 /// signs the last link it removes, which becomes the anchor the rest of the chain verifies
 /// from. Legacy rows go first, by the same age.
-pub fn retain(
+fn retain(
     conn: &mut Connection,
     signer: &dyn AuditSigner,
     keep: Retention,
@@ -621,7 +621,7 @@ pub fn retain(
 /// Every row from chain link `after_seq + 1` on, in chain order, as one JSON object each
 /// (`seq`, `table`, `link` hash in hex, and the row's columns), handed to `each` until it
 /// returns false. Streams: memory stays flat whatever the size.
-pub fn export(
+fn export(
     conn: &Connection,
     after_seq: i64,
     mut each: impl FnMut(serde_json::Value) -> bool,
@@ -665,4 +665,46 @@ pub fn export(
         }
     }
     Ok(n)
+}
+impl super::Store {
+    /// Walks the whole chain (see `verify` above) inside one read transaction on a connection
+    /// of its own.
+    pub fn verify_chain(&self, signer: &dyn AuditSigner) -> Result<ChainReport, StoreError> {
+        let mut conn = self.reader_connection()?;
+        let tx = conn.transaction()?;
+        verify(&tx, signer)
+    }
+
+    /// Signs the newest link unless a checkpoint covers it already; `kind` says why
+    /// (`periodic`, `retention`, ...). The new checkpoint's link, if one was made.
+    pub fn checkpoint_chain(
+        &self,
+        signer: &dyn AuditSigner,
+        at_ms: i64,
+        kind: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        checkpoint(&mut self.writer_connection()?, signer, at_ms, kind)
+    }
+
+    /// Checkpoints the newest link, then removes the oldest links `keep` lets go, leaving an
+    /// anchor that the next verification starts from.
+    pub fn retain_audit(
+        &self,
+        signer: &dyn AuditSigner,
+        keep: Retention,
+        now_ms: i64,
+    ) -> Result<RetentionReport, StoreError> {
+        let mut conn = self.writer_connection()?;
+        // The cut's newest links must be vouched for before they become the anchor's past.
+        checkpoint(&mut conn, signer, now_ms, "retention")?;
+        retain(&mut conn, signer, keep, now_ms)
+    }
+
+    /// The audit rows after link `after_seq`, in chain order, from one read transaction; each
+    /// row goes to `each` as JSON, which returns false to stop. The number of rows sent.
+    pub fn export_chain(&self, after_seq: i64, each: impl FnMut(serde_json::Value) -> bool) -> Result<u64, StoreError> {
+        let mut conn = self.reader_connection()?;
+        let tx = conn.transaction()?;
+        export(&tx, after_seq, each)
+    }
 }

@@ -80,7 +80,11 @@ pub struct DeliveryView {
 }
 
 /// Open challenges of `transaction_id` at `now_ms`, read on the caller's connection.
-pub fn open_challenges(conn: &Connection, transaction_id: &str, now_ms: i64) -> Result<Vec<OpenChallenge>, StoreError> {
+pub(crate) fn open_challenges(
+    conn: &Connection,
+    transaction_id: &str,
+    now_ms: i64,
+) -> Result<Vec<OpenChallenge>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT id, token_id, counter, expires_ms, nonce FROM challenge
          WHERE transaction_id = ?1 AND answered_ms IS NULL AND expires_ms > ?2",

@@ -116,7 +116,7 @@ impl Store {
                 json(&g.transport)?,
                 json(&g.credential_names)?,
                 g.sealed_credentials,
-                crate::now_ms() / 1000
+                crate::store::now_ms() / 1000
             ],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("gateway {}", g.name))))?;

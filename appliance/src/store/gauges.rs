@@ -15,8 +15,15 @@ pub struct StoreGauges {
     pub tokens: Vec<(String, bool, u64)>,
 }
 
-/// Reads the gauges on `conn`.
-pub fn store_gauges(conn: &Connection) -> Result<StoreGauges, StoreError> {
+impl super::Store {
+    /// Reads the gauges on a fresh read connection (so a busy admin connection cannot hold
+    /// up a metrics scrape).
+    pub fn gauges(&self) -> Result<StoreGauges, StoreError> {
+        store_gauges(&self.reader_connection()?)
+    }
+}
+
+fn store_gauges(conn: &Connection) -> Result<StoreGauges, StoreError> {
     let mut q = conn.prepare(
         "SELECT status, COUNT(*) FROM delivery WHERE status IN ('queued', 'sending') GROUP BY status ORDER BY status",
     )?;
@@ -36,7 +43,7 @@ pub fn store_gauges(conn: &Connection) -> Result<StoreGauges, StoreError> {
 /// The readiness check's write: one committed update of the probe row, on a connection of
 /// its own, so a database that can no longer commit (disk full, read-only file system, I/O
 /// errors) is reported before an authentication or an audit row fails on it.
-pub fn store_commits(conn: &mut Connection, now_ms: i64) -> Result<(), StoreError> {
+pub(crate) fn store_commits(conn: &mut Connection, now_ms: i64) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute("UPDATE store_probe SET at_ms = ?1 WHERE id = 1", [now_ms])?;
     tx.commit()?;
@@ -56,10 +63,4 @@ pub fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
-}
-
-/// The readiness check's trivial query: the database opens and answers.
-pub fn store_answers(conn: &Connection) -> Result<(), StoreError> {
-    conn.query_row("SELECT COUNT(*) FROM schema_migration", [], |r| r.get::<_, i64>(0))?;
-    Ok(())
 }

@@ -1,6 +1,6 @@
 //! Applications, their versioned master keypairs, integrations and grants.
 
-use countersign_hsm::{KeyAlgorithm, KeyId};
+use countersign_core::keys::{KeyAlgorithm, KeyId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -69,7 +69,7 @@ pub struct NewKeyVersion {
 }
 
 fn now_s() -> i64 {
-    crate::now_ms() / 1000
+    crate::store::now_ms() / 1000
 }
 
 fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {

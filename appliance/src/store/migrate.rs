@@ -56,7 +56,7 @@ pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_migration (version, name, sha256, applied_at) VALUES (?1, ?2, ?3, ?4)",
-            params![version, name, sum, crate::now_ms() / 1000],
+            params![version, name, sum, crate::store::now_ms() / 1000],
         )?;
         tx.commit()?;
         tracing::info!(version, name, "applied migration");

@@ -10,10 +10,12 @@
 
 mod api_access;
 mod audit;
+pub mod backup;
 pub mod chain;
 mod challenges;
 mod gateways;
 mod gauges;
+mod handles;
 mod hardware;
 mod jobs;
 mod keys;
@@ -31,38 +33,76 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use rusqlite::Connection;
 
-use crate::config::Synchronous;
-
 pub use api_access::{ApiAdminView, ServiceAccountView};
-pub(crate) use audit::insert_signature_rows;
 pub use audit::{AuditQuery, SignatureAuditRow};
 pub use challenges::{
-    open_challenges, AttemptRow, ChallengeQuery, ChallengeRow, DeliveryRecord, DeliveryView, OpenChallenge,
-    RoundOutcome,
+    AttemptRow, ChallengeQuery, ChallengeRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome,
 };
 pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
-pub use gauges::{free_bytes, store_answers, store_commits, store_gauges, StoreGauges};
-pub use hardware::{token_certificate, CaRecord, CertificateRow, DeviceRecord, DeviceView, SystemCertificate};
+use gauges::store_commits;
+pub use gauges::{free_bytes, StoreGauges};
+pub use handles::{Committed, Reader, Record, Writer};
+pub use hardware::{CaRecord, CertificateRow, DeviceRecord, DeviceView, SystemCertificate};
 pub use jobs::JobRun;
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use migrate::MIGRATIONS;
 pub use policies::PolicyRecord;
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
-pub(crate) use tokens::commit_check;
 pub use tokens::{
-    change, recent_audit, recent_owner_checks, recorded_owner_key, throttle_state, token_for_check,
-    tokens_by_public_id, tokens_of_owner, unknown_owner_key, AfterAccept, AuditFacts, AuthAuditQuery, AuthAuditRow,
-    CheckRecord, CheckTarget, DirectoryUser, FailedToken, NewToken, Owner, RecentAudit, ThrottleEffect, ThrottleState,
+    recorded_owner_key, unknown_owner_key, AfterAccept, AuditFacts, AuthAuditQuery, AuthAuditRow, CheckRecord,
+    CheckTarget, DirectoryUser, FailedToken, NewToken, Owner, RecentAudit, ThrottleEffect, ThrottleState, TokenChange,
     TokenEffect, TokenRecord, TokenView, Unusable, User, Validity,
 };
 pub use yubikey_clients::{Stored, YubikeyClientView};
 
+/// Milliseconds since the Unix epoch: the wall clock rows and audit rows are stamped with.
+pub fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// How hard SQLite works to keep a commit across a power loss (`store.synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit is on disk before it is answered.
+    Full,
+    /// A commit may be lost on power loss (never on a crash of the daemon); the WAL stays
+    /// consistent.
+    Normal,
+}
+
+/// What the database engine reported. Opaque on purpose: callers branch on [`StoreError`]'s
+/// variants, never on an engine's error codes, so another backend can report the same way.
+#[derive(Debug)]
+pub struct DbError(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(DbError(Box::new(e)))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open { path: PathBuf, source: DbError },
     #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(DbError),
+    #[error("{what}: {source}")]
+    Io { what: &'static str, source: std::io::Error },
     #[error("migration {version} ({name}) was changed after it was applied; restore the original file")]
     MigrationEdited { version: u32, name: String },
     #[error("the database was written by a newer Countersign (schema version {0}); upgrade countersignd")]
@@ -99,7 +139,8 @@ pub struct Store {
 }
 
 pub(crate) fn connect(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+    let conn =
+        Connection::open(path).map_err(|e| StoreError::Open { path: path.to_owned(), source: DbError(Box::new(e)) })?;
     let sync = match sync {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
@@ -118,10 +159,8 @@ impl Store {
     /// Opens (creating if needed) the database and applies pending migrations.
     pub fn open(path: &Path, sync: Synchronous) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.to_owned(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Open { path: path.to_owned(), source: DbError(Box::new(e)) })?;
         }
         let mut conn = connect(path, sync)?;
         migrate::apply(&mut conn)?;
@@ -134,16 +173,26 @@ impl Store {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A handle for one executor worker's look-ups on the check path.
+    pub fn reader(&self) -> Result<Reader, StoreError> {
+        Reader::open(self)
+    }
+
+    /// The hot path's writer, for group commits.
+    pub fn writer(&self) -> Result<Writer, StoreError> {
+        Writer::open(self)
+    }
+
     /// A connection for a hot-path writer. It never checkpoints the WAL itself (that would
     /// stall the requests waiting on its commit): [`Store::start_checkpointer`] does.
-    pub fn writer_connection(&self) -> Result<Connection, StoreError> {
+    pub(crate) fn writer_connection(&self) -> Result<Connection, StoreError> {
         let conn = connect(&self.path, self.sync)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         Ok(conn)
     }
 
     /// A read-only connection for a worker thread's hot-path reads.
-    pub fn reader_connection(&self) -> Result<Connection, StoreError> {
+    pub(crate) fn reader_connection(&self) -> Result<Connection, StoreError> {
         let conn = connect(&self.path, self.sync)?;
         conn.pragma_update(None, "query_only", true)?;
         Ok(conn)
@@ -161,7 +210,7 @@ impl Store {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
             })
-            .map_err(|e| StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            .map_err(|source| StoreError::Io { what: "the WAL checkpoint thread could not be started", source })?;
         Ok(())
     }
 
@@ -175,7 +224,7 @@ impl Store {
     pub fn start_sealing(&self, key: Arc<dyn seals::SealKey>, adopt: bool) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let adopted = seals::start(&tx, key.as_ref(), adopt, crate::now_ms())?;
+        let adopted = seals::start(&tx, key.as_ref(), adopt, crate::store::now_ms())?;
         tx.commit()?;
         if !adopted.is_empty() {
             tracing::info!(tables = ?adopted, "sealed tables as they are (first start that seals them)");
@@ -186,7 +235,7 @@ impl Store {
     /// Renews the seals of `tables` inside the change's transaction `tx`.
     pub(crate) fn reseal(&self, tx: &Connection, tables: &[&str]) -> Result<(), StoreError> {
         match self.seal_key.get() {
-            Some(key) => seals::reseal(tx, key.as_ref(), tables, crate::now_ms()),
+            Some(key) => seals::reseal(tx, key.as_ref(), tables, crate::store::now_ms()),
             None => Ok(()),
         }
     }

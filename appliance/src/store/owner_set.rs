@@ -105,7 +105,7 @@ fn mac(conn: &Connection, key: &dyn SealKey, bucket: i64) -> Result<Vec<u8>, Sto
 }
 
 /// Checks the seal of `bucket`; a missing or different seal is [`StoreError::Tampered`].
-pub fn verify(conn: &Connection, key: &dyn SealKey, bucket: i64) -> Result<(), StoreError> {
+pub(crate) fn verify(conn: &Connection, key: &dyn SealKey, bucket: i64) -> Result<(), StoreError> {
     let fresh = mac(conn, key, bucket)?;
     match stored_seal(conn, &seal_name(bucket))? {
         Some(m) if same_mac(&m, &fresh) => Ok(()),
@@ -116,13 +116,13 @@ pub fn verify(conn: &Connection, key: &dyn SealKey, bucket: i64) -> Result<(), S
 }
 
 /// Renews the seal of `bucket` from what `conn` (the change's transaction) sees now.
-pub fn reseal(conn: &Connection, key: &dyn SealKey, bucket: i64, now_ms: i64) -> Result<(), StoreError> {
+pub(crate) fn reseal(conn: &Connection, key: &dyn SealKey, bucket: i64, now_ms: i64) -> Result<(), StoreError> {
     super::seals::store_seal(conn, &seal_name(bucket), &mac(conn, key, bucket)?, now_ms)
 }
 
 /// User row `id`'s bucket as stored, and the bucket its identity columns put it in (`None`:
 /// the row is not there).
-pub fn buckets_of(conn: &Connection, id: i64) -> Result<Option<(Option<i64>, i64)>, StoreError> {
+pub(crate) fn buckets_of(conn: &Connection, id: i64) -> Result<Option<(Option<i64>, i64)>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT owner_bucket, realm_id, login, resolver, resolver_uid FROM app_user WHERE id = ?1")?
         .query_row([id], |r| {
@@ -135,7 +135,7 @@ pub fn buckets_of(conn: &Connection, id: i64) -> Result<Option<(Option<i64>, i64
 
 /// Sets `owner_bucket` of user row `id` from its identity columns; returns its bucket before and
 /// after (`None`: the row is not there).
-pub fn place(conn: &Connection, id: i64) -> Result<Option<(Option<i64>, i64)>, StoreError> {
+pub(crate) fn place(conn: &Connection, id: i64) -> Result<Option<(Option<i64>, i64)>, StoreError> {
     let Some((before, after)) = buckets_of(conn, id)? else { return Ok(None) };
     if before != Some(after) {
         conn.prepare_cached("UPDATE app_user SET owner_bucket = ?2 WHERE id = ?1")?.execute(params![id, after])?;

@@ -1,7 +1,7 @@
 //! Stored policies: create, replace, read, enable/disable and delete, each change together with
 //! its audit row in one transaction.
 //!
-//! This module stores what [`crate::policy`] has already checked; it never judges an action
+//! This module stores what the policy service has already checked; it never judges an action
 //! or a condition, and never evaluates a policy.
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
@@ -60,7 +60,7 @@ impl Store {
     ) -> Result<PolicyRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now = crate::now_ms() / 1000;
+        let now = crate::store::now_ms() / 1000;
         let values = params![
             p.name,
             p.scope,
@@ -127,7 +127,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE policy SET active = ?1, updated_at = ?2 WHERE name = ?3",
-            params![active, crate::now_ms() / 1000, name],
+            params![active, crate::store::now_ms() / 1000, name],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("policy {name}")));
@@ -149,7 +149,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
     use super::*;
-    use crate::config::Synchronous;
+    use crate::store::Synchronous;
 
     fn record(name: &str) -> PolicyRecord {
         let mut actions = serde_json::Map::new();

@@ -73,7 +73,7 @@ impl Store {
     pub fn insert_resolver(&self, r: &ResolverRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now = crate::now_ms() / 1000;
+        let now = crate::store::now_ms() / 1000;
         tx.execute(
             "INSERT INTO resolver (name, kind, options, sealed_bind_password, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -99,7 +99,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let id = resolver_id(&tx, name)?;
         // Updates are ordered: a reload that sees a newer stamp rebuilds the resolver.
-        let now_ms = crate::now_ms();
+        let now_ms = crate::store::now_ms();
         tx.execute(
             "UPDATE resolver SET options = ?2, updated_at = max(updated_at + 1, ?3) WHERE id = ?1",
             params![id, options.to_string(), now_ms / 1000],
@@ -185,7 +185,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO realm (name, is_default, created_at) VALUES (?1, 0, ?2)",
-            params![name, crate::now_ms() / 1000],
+            params![name, crate::store::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("realm {name}"))))?;
         self.reseal(&tx, &["realm"])?;

@@ -130,7 +130,7 @@ pub struct RowSeal {
 impl RowSeal {
     /// The seal of the row whose [`RowTable::select_list`] values start at column `at` of `r`;
     /// `None` when the row is absent there (a LEFT JOIN that found nothing).
-    pub fn read(r: &Row<'_>, table: RowTable, at: usize) -> rusqlite::Result<Option<RowSeal>> {
+    pub(crate) fn read(r: &Row<'_>, table: RowTable, at: usize) -> rusqlite::Result<Option<RowSeal>> {
         if matches!(r.get_ref(at)?, rusqlite::types::ValueRef::Null) {
             return Ok(None);
         }
@@ -184,7 +184,7 @@ impl RowSeals {
 
     /// Checks row `id` of `table` as it is now on `conn`, before a change to it; a row that
     /// is not there passes (the change then finds nothing to change).
-    pub fn verify_row(&self, conn: &Connection, table: RowTable, id: i64) -> Result<(), StoreError> {
+    pub(crate) fn verify_row(&self, conn: &Connection, table: RowTable, id: i64) -> Result<(), StoreError> {
         if self.0.is_none() {
             return Ok(());
         }
@@ -196,7 +196,7 @@ impl RowSeals {
 
     /// Renews the seal of row `id` of `table` from what `conn` (the change's transaction)
     /// sees now.
-    pub fn seal_row(&self, conn: &Connection, table: RowTable, id: i64) -> Result<(), StoreError> {
+    pub(crate) fn seal_row(&self, conn: &Connection, table: RowTable, id: i64) -> Result<(), StoreError> {
         match &self.0 {
             Some(key) => seal_row(conn, key.as_ref(), table, id),
             None => Ok(()),
@@ -205,7 +205,7 @@ impl RowSeals {
 
     /// Runs `change` on row `id` of `table`: verifies the row first and renews its seal after
     /// when `change` changed it. Returns what `change` returned (the rows it changed).
-    pub fn update(
+    pub(crate) fn update(
         &self,
         conn: &Connection,
         table: RowTable,
@@ -222,14 +222,14 @@ impl RowSeals {
 
     /// Recounts the tokens of user `user_id` after tokens were given to or taken from them,
     /// and renews the user row's seal.
-    pub fn recount(&self, conn: &Connection, user_id: i64) -> Result<(), StoreError> {
+    pub(crate) fn recount(&self, conn: &Connection, user_id: i64) -> Result<(), StoreError> {
         self.verify_row(conn, RowTable::User, user_id)?;
         self.recount_verified(conn, user_id)
     }
 
     /// [`RowSeals::recount`] of a row the caller checked earlier in this transaction (and
     /// changed since, so it would not verify now).
-    pub fn recount_verified(&self, conn: &Connection, user_id: i64) -> Result<(), StoreError> {
+    pub(crate) fn recount_verified(&self, conn: &Connection, user_id: i64) -> Result<(), StoreError> {
         conn.prepare_cached(
             "UPDATE app_user SET token_count = (SELECT count(*) FROM token WHERE user_id = ?1) WHERE id = ?1",
         )?
@@ -240,18 +240,18 @@ impl RowSeals {
     /// Checks the buckets of the user rows that `identities` would be in
     /// ([`super::owner_set`]): called when a check found no row for the user it resolved, so a
     /// row deleted outside the appliance is not taken for a user who never had one.
-    pub fn check_absent(&self, conn: &Connection, identities: &[Identity<'_>]) -> Result<(), StoreError> {
+    pub(crate) fn check_absent(&self, conn: &Connection, identities: &[Identity<'_>]) -> Result<(), StoreError> {
         self.check_buckets(conn, &identities.iter().map(Identity::bucket).collect::<Vec<_>>())
     }
 
     /// The buckets user row `id` is in (as stored, and as its identity says), for checking
     /// them before the row is changed or removed.
-    pub fn buckets_of(&self, conn: &Connection, id: i64) -> Result<Vec<i64>, StoreError> {
+    pub(crate) fn buckets_of(&self, conn: &Connection, id: i64) -> Result<Vec<i64>, StoreError> {
         Ok(super::owner_set::buckets_of(conn, id)?.map(|(s, c)| s.into_iter().chain([c]).collect()).unwrap_or_default())
     }
 
     /// Checks the seals of `buckets` before user rows in them are added, changed or removed.
-    pub fn check_buckets(&self, conn: &Connection, buckets: &[i64]) -> Result<(), StoreError> {
+    pub(crate) fn check_buckets(&self, conn: &Connection, buckets: &[i64]) -> Result<(), StoreError> {
         let Some(key) = &self.0 else { return Ok(()) };
         let mut seen = Vec::new();
         for &b in buckets {
@@ -266,7 +266,7 @@ impl RowSeals {
     /// After user rows were added or their identity changed (`placed`, each put into its
     /// bucket now) or rows removed (their buckets in `emptied`): seals every bucket touched
     /// again. The caller checked those buckets before the change.
-    pub fn users_changed(&self, conn: &Connection, placed: &[i64], emptied: &[i64]) -> Result<(), StoreError> {
+    pub(crate) fn users_changed(&self, conn: &Connection, placed: &[i64], emptied: &[i64]) -> Result<(), StoreError> {
         let mut touched = emptied.to_vec();
         for &id in placed {
             if let Some((before, after)) = super::owner_set::place(conn, id)? {
@@ -277,7 +277,7 @@ impl RowSeals {
         let Some(key) = &self.0 else { return Ok(()) };
         touched.sort_unstable();
         touched.dedup();
-        let now = crate::now_ms();
+        let now = crate::store::now_ms();
         for b in touched {
             super::owner_set::reseal(conn, key.as_ref(), b, now)?;
         }
@@ -348,11 +348,11 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use crate::store::seals::TestKey;
-    use crate::store::{AuthAuditRow, NewToken, Owner, Store, User};
+    use crate::store::{AuthAuditRow, NewToken, Owner, Store, TokenChange, User};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db"), crate::config::Synchronous::Normal).unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::store::Synchronous::Normal).unwrap();
         store.start_sealing(Arc::new(TestKey), true).unwrap();
         (dir, store)
     }
@@ -470,19 +470,19 @@ mod tests {
         token(&store, "T1", Some("alice"));
         token(&store, "T2", None);
         store
-            .change_token("T2", &audit(), |tx, t| crate::store::change::assign(tx, t, Some(("alice", None)), None))
+            .change_token("T2", &audit(), |_| {
+                Ok(vec![TokenChange::Assign { user: Some(("alice".into(), None)), limit: None }])
+            })
             .unwrap();
         assert_eq!(store.tokens_of_owner(&owner).unwrap().len(), 2);
-        store.change_token("T1", &audit(), crate::store::change::delete).unwrap();
+        store.change_token("T1", &audit(), |_| Ok(vec![TokenChange::Delete])).unwrap();
         assert_eq!(store.tokens_of_owner(&owner).unwrap().len(), 1);
-        store.change_token("T2", &audit(), |tx, t| crate::store::change::set_active(tx, t, false)).unwrap();
+        store.change_token("T2", &audit(), |_| Ok(vec![TokenChange::SetActive(false)])).unwrap();
         assert!(!store.token("T2").unwrap().active);
 
         // An edit followed by a legitimate change: the change is refused, not sealed over it.
         store.conn().execute("UPDATE token SET counter = 0, max_fail = 1000 WHERE serial = 'T2'", []).unwrap();
-        assert!(tampered(
-            store.change_token("T2", &audit(), |tx, t| crate::store::change::set_description(tx, t, "x"))
-        ));
+        assert!(tampered(store.change_token("T2", &audit(), |_| Ok(vec![TokenChange::SetDescription("x".into())]))));
         let seals = store.row_seals();
         let id: i64 = store.conn().query_row("SELECT id FROM token WHERE serial = 'T2'", [], |r| r.get(0)).unwrap();
         let conn = store.conn();

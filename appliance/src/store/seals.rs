@@ -88,7 +88,7 @@ fn query_of(table: &str) -> Result<&'static str, StoreError> {
 
 /// SHA-256 over the table's name and every value of every row, each tagged with its type and
 /// length, so no two different contents encode alike.
-pub fn digest(conn: &Connection, table: &str) -> Result<[u8; 32], StoreError> {
+pub(crate) fn digest(conn: &Connection, table: &str) -> Result<[u8; 32], StoreError> {
     let mut h = Sha256::new();
     h.update(DOMAIN);
     h.update((table.len() as u64).to_be_bytes());
@@ -161,7 +161,7 @@ pub(super) fn mark(conn: &Connection, key: &dyn SealKey, name: &str, now_ms: i64
 }
 
 /// Renews the seals of `tables` from what `conn` (the change's transaction) sees now.
-pub fn reseal(conn: &Connection, key: &dyn SealKey, tables: &[&str], now_ms: i64) -> Result<(), StoreError> {
+pub(crate) fn reseal(conn: &Connection, key: &dyn SealKey, tables: &[&str], now_ms: i64) -> Result<(), StoreError> {
     for table in tables {
         store_seal(conn, table, &mac_of(conn, key, table)?, now_ms)?;
     }
@@ -170,7 +170,7 @@ pub fn reseal(conn: &Connection, key: &dyn SealKey, tables: &[&str], now_ms: i64
 
 /// Checks the seals of `tables` against their content; a missing or different seal is
 /// [`StoreError::Tampered`].
-pub fn verify(conn: &Connection, key: &dyn SealKey, tables: &[&str]) -> Result<(), StoreError> {
+pub(crate) fn verify(conn: &Connection, key: &dyn SealKey, tables: &[&str]) -> Result<(), StoreError> {
     for table in tables {
         let Some(stored) = stored_seal(conn, table)? else {
             return Err(StoreError::Tampered(format!("table {table} has no seal")));
@@ -208,7 +208,12 @@ fn write_set(conn: &Connection, key: &dyn SealKey, now_ms: i64) -> Result<(), St
 /// table is sealed as it is. Otherwise the set of sealed tables and each of their seals must
 /// verify; a table this version seals for the first time (newly listed in [`SEALED_TABLES`]) is
 /// sealed as it is now, and returned.
-pub fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i64) -> Result<Vec<&'static str>, StoreError> {
+pub(crate) fn start(
+    conn: &Connection,
+    key: &dyn SealKey,
+    adopt: bool,
+    now_ms: i64,
+) -> Result<Vec<&'static str>, StoreError> {
     if adopt {
         reseal(conn, key, &all_tables(), now_ms)?;
         let mut adopted = all_tables();
@@ -274,7 +279,7 @@ mod tests {
 
     fn db() -> Connection {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(&dir.path().join("s.db"), crate::config::Synchronous::Normal).unwrap();
+        let store = crate::store::Store::open(&dir.path().join("s.db"), crate::store::Synchronous::Normal).unwrap();
         let conn = store.writer_connection().unwrap();
         std::mem::forget(dir);
         conn

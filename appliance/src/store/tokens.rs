@@ -333,8 +333,8 @@ impl AuthAuditRow {
         let caller = caller.into();
         AuthAuditRow {
             id: 0,
-            at_ms: crate::now_ms(),
-            client: crate::policy::client_of(&caller).map(|ip| ip.to_string()),
+            at_ms: crate::store::now_ms(),
+            client: countersign_core::policy::client_of(&caller).map(|ip| ip.to_string()),
             caller,
             action: action.into(),
             serial: None,
@@ -377,7 +377,12 @@ pub struct RecentAudit<'a> {
 /// Counts a resolved user's recent `validate/check` rows with `result` since `since_ms`,
 /// however the checks named the user (any spelling or realm of the login, or a token serial):
 /// the per-user limits `auth_max_fail` and `auth_max_success`.
-pub fn recent_owner_checks(conn: &Connection, owner: &str, result: &str, since_ms: i64) -> Result<u64, StoreError> {
+pub(crate) fn recent_owner_checks(
+    conn: &Connection,
+    owner: &str,
+    result: &str,
+    since_ms: i64,
+) -> Result<u64, StoreError> {
     let n: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM auth_audit WHERE owner = ?1 AND action = 'validate/check' AND result = ?2
@@ -420,7 +425,11 @@ pub fn unknown_owner_key(realm: &str, login: &str) -> String {
 /// their stable id, and rows recorded for them before ids were kept (found by login under
 /// the resolver's matching rule). The owner's rows and the tokens are checked against their
 /// seals, and the tokens found against each owner row's sealed count.
-pub fn tokens_of_owner(conn: &Connection, seals: &RowSeals, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
+pub(crate) fn tokens_of_owner(
+    conn: &Connection,
+    seals: &RowSeals,
+    owner: &Owner,
+) -> Result<Vec<TokenRecord>, StoreError> {
     let users = format!("SELECT u.id, u.token_count, u.login, {} FROM app_user u", RowTable::User.select_list("u"));
     let row = |r: &Row<'_>| -> rusqlite::Result<(i64, i64, String, Option<RowSeal>)> {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, RowSeal::read(r, RowTable::User, 3)?))
@@ -478,7 +487,7 @@ pub fn recorded_owner_key(t: &TokenRecord) -> Option<String> {
 
 /// Counts the rows `q` describes, on the caller's connection (the index by login, action,
 /// result and time, migration 0014, makes it read only the rows it counts). Rate limits (`auth_max_fail`, `/auth`) use it.
-pub fn recent_audit(conn: &Connection, q: &RecentAudit<'_>) -> Result<u64, StoreError> {
+pub(crate) fn recent_audit(conn: &Connection, q: &RecentAudit<'_>) -> Result<u64, StoreError> {
     let n: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM auth_audit WHERE login = ?1 AND at_ms >= ?2 AND action = ?3
@@ -605,7 +614,7 @@ pub struct ThrottleState {
 }
 
 /// Reads `owner`'s throttle counts (all sources, and `source`).
-pub fn throttle_state(conn: &Connection, owner: &str, source: &str) -> Result<ThrottleState, StoreError> {
+pub(crate) fn throttle_state(conn: &Connection, owner: &str, source: &str) -> Result<ThrottleState, StoreError> {
     let mut st = conn.prepare_cached("SELECT failures, last_ms FROM auth_throttle WHERE owner = ?1 AND source = ?2")?;
     let mut read = |src: &str| -> Result<(u32, i64), StoreError> {
         Ok(st.query_row(params![owner, src], |r| Ok((r.get(0)?, r.get(1)?))).optional()?.unwrap_or((0, 0)))
@@ -699,7 +708,7 @@ fn counter_sql(v: u64) -> Result<i64, StoreError> {
 /// to: there is deliberately no look-up of tokens by the login string.
 /// The yubikey tokens enrolled with `public_id` (`params.prefix`), checked as
 /// [`token_for_check`] checks its row.
-pub fn tokens_by_public_id(
+pub(crate) fn tokens_by_public_id(
     conn: &Connection,
     seals: &RowSeals,
     public_id: &str,
@@ -712,7 +721,11 @@ pub fn tokens_by_public_id(
     rows.into_iter().map(|t| checked(seals, t)).collect()
 }
 
-pub fn token_for_check(conn: &Connection, seals: &RowSeals, serial: &str) -> Result<Vec<TokenRecord>, StoreError> {
+pub(crate) fn token_for_check(
+    conn: &Connection,
+    seals: &RowSeals,
+    serial: &str,
+) -> Result<Vec<TokenRecord>, StoreError> {
     let mut st = conn.prepare_cached(&format!("SELECT {} {TOKEN_FROM} WHERE t.serial = ?1", token_columns()))?;
     let rows = st.query_map([serial], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(|t| checked(seals, t)).collect()
@@ -901,7 +914,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO system_key (role, hsm_key_id, created_at) VALUES (?1, ?2, ?3)",
-            params![role, key_id_hex, crate::now_ms() / 1000],
+            params![role, key_id_hex, crate::store::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("system key {role}"))))?;
         self.reseal(&tx, &["system_key"])?;
@@ -939,7 +952,7 @@ impl Store {
         tx.execute(
             "INSERT INTO app_user (realm_id, login, email, phone, given_name, surname, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::now_ms() / 1000],
+            params![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::store::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("user {} in realm {realm_name}", u.login))))?;
         let id = tx.last_insert_rowid();
@@ -1050,7 +1063,7 @@ impl Store {
                 tx.execute(
                     "INSERT INTO app_user (realm_id, login, created_at, resolver, resolver_uid)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![realm_id, u.login, crate::now_ms() / 1000, u.resolver, u.uid],
+                    params![realm_id, u.login, crate::store::now_ms() / 1000, u.resolver, u.uid],
                 )?;
                 tx.last_insert_rowid()
             }
@@ -1161,7 +1174,7 @@ impl Store {
                 t.fail_clear_s,
                 user_id,
                 t.description,
-                crate::now_ms() / 1000,
+                crate::store::now_ms() / 1000,
                 t.recipient,
                 device_id
             ],
@@ -1234,13 +1247,14 @@ impl Store {
         tokens_of_owner(&self.conn(), &self.row_seals(), owner)
     }
 
-    /// Changes one token in a transaction that also writes `audit`; `change` gets the
-    /// transaction and the token as it was, and returns the token as it is now.
+    /// Changes one token in a transaction that also writes `audit`: `decide` gets the token as
+    /// read (and checked) in that transaction and says what changes, or refuses; the changes
+    /// are applied in order. Returns the token as it is now.
     pub fn change_token(
         &self,
         serial: &str,
         audit: &AuthAuditRow,
-        change: impl FnOnce(&Transaction<'_>, &TokenRecord) -> Result<(), StoreError>,
+        decide: impl FnOnce(&TokenRecord) -> Result<Vec<TokenChange>, StoreError>,
     ) -> Result<TokenRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1248,7 +1262,9 @@ impl Store {
         // Read (and checked against its seal) before `change` touches it; sealed again after,
         // and the token counts of its owners before and after renewed.
         let before = Self::token_in(&tx, &seals, serial)?;
-        change(&tx, &before)?;
+        for change in decide(&before)? {
+            change.apply(&tx, &before)?;
+        }
         seals.seal_row(&tx, RowTable::Token, before.id)?;
         let owner_now: Option<i64> =
             tx.query_row("SELECT user_id FROM token WHERE id = ?1", [before.id], |r| r.get(0)).optional()?.flatten();
@@ -1285,13 +1301,13 @@ impl Store {
         };
         prepare(&old, earlier.as_ref(), &mut new)?;
         if let Some(e) = &earlier {
-            change::delete(&tx, e)?;
+            TokenChange::Delete.apply(&tx, e)?;
             if let Some(user_id) = e.owner_id {
                 seals.recount(&tx, user_id)?;
             }
         }
         Self::insert_token_in(&tx, &seals, &new, None)?;
-        change::set_active(&tx, &old, false)?;
+        TokenChange::SetActive(false).apply(&tx, &old)?;
         seals.seal_row(&tx, RowTable::Token, old.id)?;
         for audit in audits {
             insert_audit(&tx, audit)?;
@@ -1369,106 +1385,114 @@ impl Store {
     }
 }
 
-/// Helpers for [`Store::change_token`] closures.
-pub mod change {
-    use rusqlite::{params, Transaction};
-
-    use super::{counter_sql, Store, StoreError, TokenRecord};
-
-    /// Gives the token to `user` (none: to no one), who may then own at most `limit` tokens.
-    pub fn assign(
-        tx: &Transaction<'_>,
-        t: &TokenRecord,
-        user: Option<(&str, Option<&str>)>,
+/// One change to a token, applied by [`Store::change_token`] inside its transaction. Services
+/// say what changes as data; only the store knows how it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TokenChange {
+    /// Gives the token to `user` (login and realm; `None`: to no one), who may then own at
+    /// most `limit` tokens.
+    Assign {
+        /// The new owner, or none.
+        user: Option<(String, Option<String>)>,
+        /// The most tokens the new owner may have, if limited.
         limit: Option<i64>,
-    ) -> Result<(), StoreError> {
-        let user_id = match user {
-            Some((login, realm)) => {
-                let (id, realm) = Store::user_id(tx, login, realm)?;
-                super::owner_within_limit(tx, id, Some(t.id), limit, || format!("user {login} in realm {realm}"))?;
-                Some(id)
-            }
-            None => None,
-        };
-        tx.execute("UPDATE token SET user_id = ?1 WHERE id = ?2", params![user_id, t.id])?;
-        Ok(())
-    }
-
-    pub fn set_active(tx: &Transaction<'_>, t: &TokenRecord, active: bool) -> Result<(), StoreError> {
-        if t.revoked && active {
-            return Err(StoreError::Revoked(format!("token {} is revoked and cannot be enabled again", t.serial)));
-        }
-        tx.execute("UPDATE token SET active = ?1 WHERE id = ?2", params![active, t.id])?;
-        Ok(())
-    }
-
-    pub fn set_pin(tx: &Transaction<'_>, t: &TokenRecord, verifier: Option<&[u8]>) -> Result<(), StoreError> {
-        tx.execute("UPDATE token SET pin_verifier = ?1 WHERE id = ?2", params![verifier, t.id])?;
-        Ok(())
-    }
-
+    },
+    /// Enables or disables the token; a revoked token cannot be enabled again.
+    SetActive(bool),
+    /// Sets the PIN verifier (`None`: no PIN).
+    SetPin(Option<Vec<u8>>),
     /// Sets the fail limit, the time after which failures clear, and the OTP window; `None`
     /// keeps what is stored.
-    pub fn set_limits(
-        tx: &Transaction<'_>,
-        t: &TokenRecord,
+    SetLimits {
+        /// Failures before the token locks.
         max_fail: Option<u32>,
+        /// Seconds after the last failure when the failures clear.
         clear_s: Option<u32>,
+        /// Codes searched ahead of the counter.
         otp_window: Option<u32>,
-    ) -> Result<(), StoreError> {
-        tx.execute(
-            "UPDATE token SET max_fail = coalesce(?1, max_fail), fail_clear_s = coalesce(?2, fail_clear_s),
-                              otp_window = coalesce(?3, otp_window) WHERE id = ?4",
-            params![max_fail, clear_s, otp_window, t.id],
-        )?;
-        Ok(())
-    }
+    },
+    /// Sets the description.
+    SetDescription(String),
+    /// Sets the validity period ([`Validity`], kept in the token's params).
+    SetValidity(Validity),
+    /// Clears the fail counter, and the back-off of the token's owner (or of the token when it
+    /// has none): an admin reset opens both.
+    ResetFail,
+    /// Moves the counter to this value after a resync; never backwards, so an OTP accepted
+    /// before cannot become valid again.
+    Resync(u64),
+    /// Revokes the token for good (and disables it).
+    Revoke,
+    /// Deletes the token.
+    Delete,
+}
 
-    /// Sets the token's validity period ([`super::Validity`], kept in its params).
-    pub fn set_validity(tx: &Transaction<'_>, t: &TokenRecord, validity: super::Validity) -> Result<(), StoreError> {
-        let mut p = t.params.clone();
-        validity.write_into(&mut p);
-        tx.execute("UPDATE token SET params = ?1 WHERE id = ?2", params![p.to_string(), t.id])?;
-        Ok(())
-    }
-
-    pub fn set_description(tx: &Transaction<'_>, t: &TokenRecord, description: &str) -> Result<(), StoreError> {
-        tx.execute("UPDATE token SET description = ?1 WHERE id = ?2", params![description, t.id])?;
-        Ok(())
-    }
-
-    /// Clears the fail counter, and the back-off of the token's owner (or of the token when
-    /// it has none): an admin reset opens both.
-    pub fn reset_fail(tx: &Transaction<'_>, t: &TokenRecord) -> Result<(), StoreError> {
-        tx.execute("UPDATE token SET fail_count = 0, last_fail_ms = NULL WHERE id = ?1", [t.id])?;
-        let key = match super::recorded_owner_key(t) {
-            Some(key) => key,
-            None => format!("token:{}", t.serial),
-        };
-        tx.execute("DELETE FROM auth_throttle WHERE owner = ?1", [key])?;
-        Ok(())
-    }
-
-    /// Moves the counter to `next` after a resync; never backwards, so an OTP accepted before
-    /// cannot become valid again.
-    pub fn resync(tx: &Transaction<'_>, t: &TokenRecord, next: u64) -> Result<(), StoreError> {
-        let changed = tx.execute(
-            "UPDATE token SET counter = ?1, fail_count = 0, last_fail_ms = NULL WHERE id = ?2 AND counter <= ?1",
-            params![counter_sql(next)?, t.id],
-        )?;
-        if changed == 0 {
-            return Err(StoreError::Invalid("those OTPs were already used; resync needs two new ones".into()));
+impl TokenChange {
+    /// Writes this change of token `t` (as read in this transaction).
+    fn apply(&self, tx: &Transaction<'_>, t: &TokenRecord) -> Result<(), StoreError> {
+        match self {
+            TokenChange::Assign { user, limit } => {
+                let user_id = match user {
+                    Some((login, realm)) => {
+                        let (id, realm) = Store::user_id(tx, login, realm.as_deref())?;
+                        owner_within_limit(tx, id, Some(t.id), *limit, || format!("user {login} in realm {realm}"))?;
+                        Some(id)
+                    }
+                    None => None,
+                };
+                tx.execute("UPDATE token SET user_id = ?1 WHERE id = ?2", params![user_id, t.id])?;
+            }
+            TokenChange::SetActive(active) => {
+                if t.revoked && *active {
+                    return Err(StoreError::Revoked(format!(
+                        "token {} is revoked and cannot be enabled again",
+                        t.serial
+                    )));
+                }
+                tx.execute("UPDATE token SET active = ?1 WHERE id = ?2", params![active, t.id])?;
+            }
+            TokenChange::SetPin(verifier) => {
+                tx.execute("UPDATE token SET pin_verifier = ?1 WHERE id = ?2", params![verifier, t.id])?;
+            }
+            TokenChange::SetLimits { max_fail, clear_s, otp_window } => {
+                tx.execute(
+                    "UPDATE token SET max_fail = coalesce(?1, max_fail), fail_clear_s = coalesce(?2, fail_clear_s),
+                                      otp_window = coalesce(?3, otp_window) WHERE id = ?4",
+                    params![max_fail, clear_s, otp_window, t.id],
+                )?;
+            }
+            TokenChange::SetDescription(d) => {
+                tx.execute("UPDATE token SET description = ?1 WHERE id = ?2", params![d, t.id])?;
+            }
+            TokenChange::SetValidity(validity) => {
+                let mut p = t.params.clone();
+                validity.write_into(&mut p);
+                tx.execute("UPDATE token SET params = ?1 WHERE id = ?2", params![p.to_string(), t.id])?;
+            }
+            TokenChange::ResetFail => {
+                tx.execute("UPDATE token SET fail_count = 0, last_fail_ms = NULL WHERE id = ?1", [t.id])?;
+                let key = match recorded_owner_key(t) {
+                    Some(key) => key,
+                    None => format!("token:{}", t.serial),
+                };
+                tx.execute("DELETE FROM auth_throttle WHERE owner = ?1", [key])?;
+            }
+            TokenChange::Resync(next) => {
+                let changed = tx.execute(
+                    "UPDATE token SET counter = ?1, fail_count = 0, last_fail_ms = NULL WHERE id = ?2 AND counter <= ?1",
+                    params![counter_sql(*next)?, t.id],
+                )?;
+                if changed == 0 {
+                    return Err(StoreError::Invalid("those OTPs were already used; resync needs two new ones".into()));
+                }
+            }
+            TokenChange::Revoke => {
+                tx.execute("UPDATE token SET revoked = 1, active = 0 WHERE id = ?1", [t.id])?;
+            }
+            TokenChange::Delete => {
+                tx.execute("DELETE FROM token WHERE id = ?1", [t.id])?;
+            }
         }
-        Ok(())
-    }
-
-    pub fn revoke(tx: &Transaction<'_>, t: &TokenRecord) -> Result<(), StoreError> {
-        tx.execute("UPDATE token SET revoked = 1, active = 0 WHERE id = ?1", [t.id])?;
-        Ok(())
-    }
-
-    pub fn delete(tx: &Transaction<'_>, t: &TokenRecord) -> Result<(), StoreError> {
-        tx.execute("DELETE FROM token WHERE id = ?1", [t.id])?;
         Ok(())
     }
 }
@@ -1477,7 +1501,7 @@ pub mod change {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
-    use crate::config::Synchronous;
+    use crate::store::Synchronous;
 
     #[test]
     fn the_sealed_values_start_where_the_fields_end() {

@@ -94,7 +94,7 @@ mod tests {
     #[test]
     fn clients_are_kept_replaced_on_request_and_a_table_edited_offline_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db"), crate::config::Synchronous::Normal).unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::store::Synchronous::Normal).unwrap();
         store.start_sealing(Arc::new(TestKey), true).unwrap();
         let audit = AuthAuditRow::new("uid:0", "test", "ok");
         assert_eq!(store.put_yubikey_client("7", b"sealed-1", 1, false, &audit).unwrap(), Stored::Inserted);

@@ -188,7 +188,7 @@ fn rows_report(
         );
         let audit = AuthAuditRow::new("bench", "token/reset", "ok");
         let change = |s: &Store, serial: &str| {
-            s.change_token(serial, &audit, countersign::store::change::reset_fail).unwrap();
+            s.change_token(serial, &audit, |_| Ok(vec![countersign::store::TokenChange::ResetFail])).unwrap();
         };
         // Each store changes its own token (the unsealed store's changes leave their rows with
         // stale seals), in interleaved rounds: the database grows as the audit rows are written.

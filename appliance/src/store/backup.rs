@@ -22,8 +22,8 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::chain::AuditSigner;
-use crate::store::{Store, StoreError};
+use super::chain::AuditSigner;
+use super::{Store, StoreError};
 
 /// The database file inside a backup directory.
 pub const DB_FILE: &str = "countersign.db";
@@ -58,8 +58,12 @@ pub enum BackupError {
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for BackupError {
+    fn from(e: rusqlite::Error) -> Self {
+        BackupError::Store(StoreError::from(e))
+    }
 }
 
 fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError {
@@ -155,7 +159,7 @@ fn describe(path: &Path, hsm_token: &str) -> Result<Manifest, BackupError> {
     let (sha, bytes) = sha256_file(path)?;
     Ok(Manifest {
         format: FORMAT,
-        created_at_ms: crate::now_ms(),
+        created_at_ms: super::now_ms(),
         appliance_version: env!("CARGO_PKG_VERSION").into(),
         schema_version: migrations.last().map_or(0, |m| m.version),
         migrations,
@@ -269,7 +273,7 @@ pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn AuditSigner) ->
             manifest.database_file
         )));
     }
-    let newest = crate::store::MIGRATIONS.last().map_or(0, |m| m.0);
+    let newest = super::MIGRATIONS.last().map_or(0, |m| m.0);
     if manifest.schema_version > newest {
         return Err(BackupError::Invalid(format!(
             "the backup has schema version {}, newer than this appliance knows ({newest}); restore it with a newer \
@@ -305,7 +309,7 @@ pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn AuditSigner) ->
         )));
     }
     if to_db.exists() {
-        let kept = PathBuf::from(format!("{}.replaced-{}", to_db.display(), crate::now_ms()));
+        let kept = PathBuf::from(format!("{}.replaced-{}", to_db.display(), super::now_ms()));
         std::fs::rename(to_db, &kept).map_err(io("cannot move aside", to_db))?;
     }
     for suffix in ["-wal", "-shm"] {

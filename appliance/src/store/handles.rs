@@ -1,0 +1,126 @@
+//! The connections the executor's workers hold, as opaque handles: a [`Reader`] for the check
+//! path's look-ups and a [`Writer`] for group commits. Callers never see SQLite: they ask these
+//! handles for domain values, so another backend can offer the same handles.
+//!
+//! A handle never outlives its thread's use and is never shared between threads.
+
+use rusqlite::Connection;
+
+use super::audit::{insert_signature_rows, SignatureAuditRow};
+use super::challenges::{open_challenges, OpenChallenge};
+use super::hardware::{token_certificate, CertificateRow};
+use super::row_seals::RowSeals;
+use super::tokens::{
+    commit_check, recent_owner_checks, throttle_state, token_for_check, tokens_by_public_id, tokens_of_owner,
+    CheckRecord, Owner, ThrottleState, TokenRecord,
+};
+use super::{Store, StoreError};
+
+/// A read-only connection of its own, for one worker's look-ups on the check path. Token and
+/// user rows read through it are checked against their seals.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+    seals: RowSeals,
+}
+
+impl Reader {
+    pub(super) fn open(store: &Store) -> Result<Reader, StoreError> {
+        Ok(Reader { conn: store.reader_connection()?, seals: store.row_seals() })
+    }
+
+    /// The tokens of `owner` that a check may consider.
+    pub fn tokens_of_owner(&self, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
+        tokens_of_owner(&self.conn, &self.seals, owner)
+    }
+
+    /// The tokens that learned this Yubico public id.
+    pub fn tokens_by_public_id(&self, public_id: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        tokens_by_public_id(&self.conn, &self.seals, public_id)
+    }
+
+    /// The token with this serial (none or one).
+    pub fn token_for_check(&self, serial: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        token_for_check(&self.conn, &self.seals, serial)
+    }
+
+    /// The back-off counted for `owner` from `source` and from everywhere.
+    pub fn throttle_state(&self, owner: &str, source: &str) -> Result<ThrottleState, StoreError> {
+        throttle_state(&self.conn, owner, source)
+    }
+
+    /// Checks of `owner` with this result since `since_ms`.
+    pub fn recent_owner_checks(&self, owner: &str, result: &str, since_ms: i64) -> Result<u64, StoreError> {
+        recent_owner_checks(&self.conn, owner, result, since_ms)
+    }
+
+    /// The unanswered, unexpired challenges of a transaction.
+    pub fn open_challenges(&self, transaction_id: &str, now_ms: i64) -> Result<Vec<OpenChallenge>, StoreError> {
+        open_challenges(&self.conn, transaction_id, now_ms)
+    }
+
+    /// The certificate issued for a token (PIV), if any.
+    pub fn token_certificate(&self, token_id: i64) -> Result<Option<CertificateRow>, StoreError> {
+        token_certificate(&self.conn, &self.seals, token_id)
+    }
+
+    /// One seal MAC that decides nothing (see [`RowSeals::equal_work`]).
+    pub fn equal_work(&self) {
+        self.seals.equal_work();
+    }
+}
+
+/// What one request leaves to commit.
+#[derive(Debug)]
+pub enum Record {
+    /// A signature's audit row.
+    Signature(SignatureAuditRow),
+    /// A token check: its counter effect and audit row.
+    Check(CheckRecord),
+}
+
+/// How a record fared in its commit: its audit row id, and whether a check's accept stood.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed {
+    /// The audit row written for it.
+    pub audit_id: i64,
+    /// A check's accept stood (its compare-and-set won); always false for a signature.
+    pub accepted: bool,
+}
+
+/// The hot path's writer connection: commits batches of records in one transaction.
+#[derive(Debug)]
+pub struct Writer {
+    conn: Connection,
+    seals: RowSeals,
+}
+
+impl Writer {
+    pub(super) fn open(store: &Store) -> Result<Writer, StoreError> {
+        Ok(Writer { conn: store.writer_connection()?, seals: store.row_seals() })
+    }
+
+    /// Writes `records` in one transaction, in order, so the first of two checks racing for a
+    /// counter wins (the second's record becomes a reject before its audit row is written).
+    pub fn commit<'r>(
+        &mut self,
+        records: impl IntoIterator<Item = &'r mut Record>,
+    ) -> Result<Vec<Committed>, StoreError> {
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut out = Vec::new();
+        for record in records {
+            out.push(match record {
+                Record::Signature(row) => {
+                    let ids = insert_signature_rows(&tx, &[row])?;
+                    Committed { audit_id: ids.first().copied().unwrap_or_default(), accepted: false }
+                }
+                Record::Check(rec) => {
+                    let (audit_id, accepted) = commit_check(&tx, &self.seals, rec)?;
+                    Committed { audit_id, accepted }
+                }
+            });
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+}
