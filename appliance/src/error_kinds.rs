@@ -8,11 +8,9 @@ use countersign_core::error::{Dependency, ErrorKind, Kinded};
 
 use crate::admin::AdminError;
 use crate::audit_trail::AuditTrailError;
-use crate::backup::BackupError;
 use crate::policy::PolicyError;
 use crate::resolvers::ResolverError;
 use crate::signing::SigningError;
-use crate::store::StoreError;
 use crate::tokens::TokenError;
 use crate::validate::ValidateError;
 
@@ -96,33 +94,6 @@ impl Kinded for AuditTrailError {
         match self {
             AuditTrailError::Key(_) => ErrorKind::Unavailable(Dependency::AuditKey),
             AuditTrailError::Store(_) | AuditTrailError::Internal(_) => ErrorKind::Internal,
-        }
-    }
-}
-
-impl Kinded for StoreError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            StoreError::Duplicate(_) | StoreError::Revoked(_) => ErrorKind::Conflict,
-            StoreError::NotFound(_) => ErrorKind::NotFound,
-            StoreError::Invalid(_) => ErrorKind::Invalid,
-            StoreError::AuditStopped => ErrorKind::Unavailable(Dependency::Audit),
-            StoreError::SealUnavailable(_) => ErrorKind::Unavailable(Dependency::Hsm),
-            StoreError::Open { .. }
-            | StoreError::Sql(_)
-            | StoreError::Io { .. }
-            | StoreError::MigrationEdited { .. }
-            | StoreError::TooNew(_)
-            | StoreError::Tampered(_) => ErrorKind::Internal,
-        }
-    }
-}
-
-impl Kinded for BackupError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            BackupError::Invalid(_) => ErrorKind::Invalid,
-            BackupError::Io { .. } | BackupError::Store(_) => ErrorKind::Internal,
         }
     }
 }

@@ -36,7 +36,7 @@ pub mod resolvers;
 pub mod response_signing;
 pub mod signing;
 pub mod simple_tokens;
-pub mod store;
+pub use countersign_store as store;
 pub mod system_keys;
 pub mod tls;
 pub mod token_host;

@@ -6,7 +6,8 @@
 
 use rusqlite::Connection;
 
-use super::audit::{insert_signature_rows, SignatureAuditRow};
+use super::audit::SignatureAuditRow;
+use super::chain::insert_signature_rows;
 use super::challenges::{open_challenges, OpenChallenge};
 use super::hardware::{token_certificate, CertificateRow};
 use super::row_seals::RowSeals;

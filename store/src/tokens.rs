@@ -9,6 +9,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
+use super::audit::{AuthAuditRow, AUTH_COLUMNS};
+use super::chain::insert_audit;
 use super::row_seals::{Identity, RowSeal, RowSeals, RowTable};
 use super::{unique_as, Store, StoreError};
 pub use countersign_core::validity::{Unusable, Validity};
@@ -240,10 +242,11 @@ pub struct NewToken {
     pub owner_limit: Option<i64>,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 impl NewToken {
-    /// An HOTP token for the store's unit tests (its "sealed" seed is one byte: nothing opens it).
-    pub(crate) fn for_test(serial: &str, user: Option<(&str, &str)>) -> NewToken {
+    /// An HOTP token for unit tests of the store and the services above it (its "sealed" seed
+    /// is one byte: nothing opens it). Built only for tests (feature `test-support`).
+    pub fn for_test(serial: &str, user: Option<(&str, &str)>) -> NewToken {
         NewToken {
             serial: serial.into(),
             token_type: "hotp".into(),
@@ -263,37 +266,6 @@ impl NewToken {
     }
 }
 
-/// One authentication or token-administration event.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AuthAuditRow {
-    #[serde(default)]
-    pub id: i64,
-    pub at_ms: i64,
-    pub caller: String,
-    pub action: String,
-    pub serial: Option<String>,
-    pub login: Option<String>,
-    pub realm: Option<String>,
-    /// accept | reject | ok | refused | error
-    pub result: String,
-    pub detail: Option<String>,
-    /// The resolver the user was found through.
-    #[serde(default)]
-    pub resolver: Option<String>,
-    /// The caller's network address (HTTP callers); none on the sockets.
-    #[serde(default)]
-    pub client: Option<String>,
-    /// The policies that decided, comma-separated.
-    #[serde(default)]
-    pub policies: Option<String>,
-    /// How long the request took until this row was written.
-    #[serde(default)]
-    pub duration_ms: Option<i64>,
-    /// The resolved user the row is about ([`Owner::key`]), which per-user limits count by.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-}
-
 /// What an audit listing shows beside the rows: for each row, whether it matches its chain link
 /// and whether the links on both sides of it are there; and the current type of each token the
 /// rows name.
@@ -301,53 +273,6 @@ pub struct AuthAuditRow {
 pub struct AuditFacts {
     pub links: Vec<(bool, bool)>,
     pub token_types: std::collections::HashMap<String, String>,
-}
-
-/// The columns [`AuthAuditRow::from_row`] reads, in its order.
-pub(crate) const AUTH_COLUMNS: &str =
-    "id, at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms, owner";
-
-impl AuthAuditRow {
-    /// The row whose [`AUTH_COLUMNS`] start at column `at` of `r`.
-    pub(crate) fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<AuthAuditRow> {
-        Ok(AuthAuditRow {
-            id: r.get(at)?,
-            at_ms: r.get(at + 1)?,
-            caller: r.get(at + 2)?,
-            action: r.get(at + 3)?,
-            serial: r.get(at + 4)?,
-            login: r.get(at + 5)?,
-            realm: r.get(at + 6)?,
-            result: r.get(at + 7)?,
-            detail: r.get(at + 8)?,
-            resolver: r.get(at + 9)?,
-            client: r.get(at + 10)?,
-            policies: r.get(at + 11)?,
-            duration_ms: r.get(at + 12)?,
-            owner: r.get(at + 13)?,
-        })
-    }
-
-    /// A row stamped now, naming no token, user or detail yet.
-    pub fn new(caller: impl Into<String>, action: impl Into<String>, result: impl Into<String>) -> AuthAuditRow {
-        let caller = caller.into();
-        AuthAuditRow {
-            id: 0,
-            at_ms: crate::store::now_ms(),
-            client: countersign_core::policy::client_of(&caller).map(|ip| ip.to_string()),
-            caller,
-            action: action.into(),
-            serial: None,
-            login: None,
-            realm: None,
-            result: result.into(),
-            detail: None,
-            resolver: None,
-            policies: None,
-            duration_ms: None,
-            owner: None,
-        }
-    }
 }
 
 /// Filters for reading the authentication audit, newest first.
@@ -593,7 +518,7 @@ pub struct FailedToken {
     pub restart: bool,
 }
 
-/// What a check does to its user's throttle ([`auth_throttle`](crate::store::throttle_state)).
+/// What a check does to its user's throttle ([`auth_throttle`](crate::throttle_state)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ThrottleEffect {
     /// Nothing: a refused check, a replayed code, an error, or no user.
@@ -729,32 +654,6 @@ pub(crate) fn token_for_check(
     let mut st = conn.prepare_cached(&format!("SELECT {} {TOKEN_FROM} WHERE t.serial = ?1", token_columns()))?;
     let rows = st.query_map([serial], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(|t| checked(seals, t)).collect()
-}
-
-pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
-    let mut st = tx.prepare_cached(
-        "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail, resolver, client,
-                                 policies, duration_ms, owner)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?;
-    st.execute(params![
-        a.at_ms,
-        a.caller,
-        a.action,
-        a.serial,
-        a.login,
-        a.realm,
-        a.result,
-        a.detail,
-        a.resolver,
-        a.client,
-        a.policies,
-        a.duration_ms,
-        a.owner
-    ])?;
-    let id = tx.last_insert_rowid();
-    super::chain::link(tx, super::chain::ChainTable::Auth, id, a.at_ms, |prev| super::chain::auth_link(prev, id, a))?;
-    Ok(id)
 }
 
 /// Applies one check's effect and writes its audit row, inside the caller's transaction.
@@ -914,7 +813,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO system_key (role, hsm_key_id, created_at) VALUES (?1, ?2, ?3)",
-            params![role, key_id_hex, crate::store::now_ms() / 1000],
+            params![role, key_id_hex, crate::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("system key {role}"))))?;
         self.reseal(&tx, &["system_key"])?;
@@ -952,7 +851,7 @@ impl Store {
         tx.execute(
             "INSERT INTO app_user (realm_id, login, email, phone, given_name, surname, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::store::now_ms() / 1000],
+            params![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("user {} in realm {realm_name}", u.login))))?;
         let id = tx.last_insert_rowid();
@@ -1063,7 +962,7 @@ impl Store {
                 tx.execute(
                     "INSERT INTO app_user (realm_id, login, created_at, resolver, resolver_uid)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![realm_id, u.login, crate::store::now_ms() / 1000, u.resolver, u.uid],
+                    params![realm_id, u.login, crate::now_ms() / 1000, u.resolver, u.uid],
                 )?;
                 tx.last_insert_rowid()
             }
@@ -1174,7 +1073,7 @@ impl Store {
                 t.fail_clear_s,
                 user_id,
                 t.description,
-                crate::store::now_ms() / 1000,
+                crate::now_ms() / 1000,
                 t.recipient,
                 device_id
             ],
@@ -1501,7 +1400,7 @@ impl TokenChange {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
-    use crate::store::Synchronous;
+    use crate::Synchronous;
 
     #[test]
     fn the_sealed_values_start_where_the_fields_end() {

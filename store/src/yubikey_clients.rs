@@ -7,9 +7,9 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::tokens::insert_audit;
+use super::chain::insert_audit;
 use super::{Store, StoreError};
-use crate::store::AuthAuditRow;
+use crate::AuthAuditRow;
 
 /// What admins see of a client (never its key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,12 +89,12 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::store::seals::TestKey;
+    use crate::seals::TestKey;
 
     #[test]
     fn clients_are_kept_replaced_on_request_and_a_table_edited_offline_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db"), crate::store::Synchronous::Normal).unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::Synchronous::Normal).unwrap();
         store.start_sealing(Arc::new(TestKey), true).unwrap();
         let audit = AuthAuditRow::new("uid:0", "test", "ok");
         assert_eq!(store.put_yubikey_client("7", b"sealed-1", 1, false, &audit).unwrap(), Stored::Inserted);

@@ -8,9 +8,9 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::tokens::insert_audit;
+use super::chain::insert_audit;
 use super::{unique_as, Store, StoreError};
-use crate::store::AuthAuditRow;
+use crate::AuthAuditRow;
 
 /// What admins see of an API admin.
 #[derive(Debug, Clone, Serialize)]
@@ -33,7 +33,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO api_admin (name, password_verifier, created_at, session_epoch) VALUES (?1, ?2, ?3, ?4)",
-            params![name, verifier, crate::store::now_ms() / 1000, epoch],
+            params![name, verifier, crate::now_ms() / 1000, epoch],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("API admin {name}"))))?;
         insert_audit(&tx, audit)?;
@@ -87,7 +87,7 @@ impl Store {
     pub fn api_admin_logged_in(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute("UPDATE api_admin SET last_login_ms = ?2 WHERE name = ?1", params![name, crate::store::now_ms()])?;
+        tx.execute("UPDATE api_admin SET last_login_ms = ?2 WHERE name = ?1", params![name, crate::now_ms()])?;
         insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
@@ -117,7 +117,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO service_account (name, key_prefix, key_verifier, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, prefix, verifier, description, crate::store::now_ms() / 1000],
+            params![name, prefix, verifier, description, crate::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("service account {name}"))))?;
         insert_audit(&tx, audit)?;

@@ -1,10 +1,11 @@
-//! The signature audit: one row per signing or verification request. Rows are written in
-//! batches by the executor's workers (one transaction per batch) and read back with
-//! filters here.
+//! The audit's rows: the signature audit (one row per signing or verification request) and
+//! the authentication audit (one row per check or token-administration event), how they are
+//! read back, and the signature audit's filters. Rows are written, each with its chain link, by the
+//! chain module.
 //!
 //! Rows record a SHA-256 of the signed input, never the input itself.
 
-use rusqlite::{params, ToSql};
+use rusqlite::ToSql;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
@@ -59,42 +60,82 @@ impl SignatureAuditRow {
     }
 }
 
-/// Inserts `rows` in the caller's transaction and returns their ids, in order.
-pub(crate) fn insert_signature_rows(
-    tx: &rusqlite::Transaction<'_>,
-    rows: &[&SignatureAuditRow],
-) -> rusqlite::Result<Vec<i64>> {
-    let mut ids = Vec::with_capacity(rows.len());
-    {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO signature_audit (at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash,
-                                          input_kind, input_sha256, result, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?;
-        for r in rows {
-            st.execute(params![
-                r.at_ms,
-                r.uid,
-                r.pid,
-                r.integration,
-                r.operation,
-                r.key_name,
-                r.key_version,
-                r.scheme,
-                r.hash,
-                r.input_kind,
-                r.input_sha256,
-                r.result,
-                r.detail
-            ])?;
-            let id = tx.last_insert_rowid();
-            super::chain::link(tx, super::chain::ChainTable::Signature, id, r.at_ms, |prev| {
-                super::chain::signature_link(prev, id, r)
-            })?;
-            ids.push(id);
+/// One authentication or token-administration event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthAuditRow {
+    #[serde(default)]
+    pub id: i64,
+    pub at_ms: i64,
+    pub caller: String,
+    pub action: String,
+    pub serial: Option<String>,
+    pub login: Option<String>,
+    pub realm: Option<String>,
+    /// accept | reject | ok | refused | error
+    pub result: String,
+    pub detail: Option<String>,
+    /// The resolver the user was found through.
+    #[serde(default)]
+    pub resolver: Option<String>,
+    /// The caller's network address (HTTP callers); none on the sockets.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// The policies that decided, comma-separated.
+    #[serde(default)]
+    pub policies: Option<String>,
+    /// How long the request took until this row was written.
+    #[serde(default)]
+    pub duration_ms: Option<i64>,
+    /// The resolved user the row is about ([`Owner::key`]), which per-user limits count by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// The columns [`AuthAuditRow::from_row`] reads, in its order.
+pub(crate) const AUTH_COLUMNS: &str =
+    "id, at_ms, caller, action, serial, login, realm, result, detail, resolver, client, policies, duration_ms, owner";
+
+impl AuthAuditRow {
+    /// The row whose [`AUTH_COLUMNS`] start at column `at` of `r`.
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<AuthAuditRow> {
+        Ok(AuthAuditRow {
+            id: r.get(at)?,
+            at_ms: r.get(at + 1)?,
+            caller: r.get(at + 2)?,
+            action: r.get(at + 3)?,
+            serial: r.get(at + 4)?,
+            login: r.get(at + 5)?,
+            realm: r.get(at + 6)?,
+            result: r.get(at + 7)?,
+            detail: r.get(at + 8)?,
+            resolver: r.get(at + 9)?,
+            client: r.get(at + 10)?,
+            policies: r.get(at + 11)?,
+            duration_ms: r.get(at + 12)?,
+            owner: r.get(at + 13)?,
+        })
+    }
+
+    /// A row stamped now, naming no token, user or detail yet.
+    pub fn new(caller: impl Into<String>, action: impl Into<String>, result: impl Into<String>) -> AuthAuditRow {
+        let caller = caller.into();
+        AuthAuditRow {
+            id: 0,
+            at_ms: crate::now_ms(),
+            client: countersign_core::policy::client_of(&caller).map(|ip| ip.to_string()),
+            caller,
+            action: action.into(),
+            serial: None,
+            login: None,
+            realm: None,
+            result: result.into(),
+            detail: None,
+            resolver: None,
+            policies: None,
+            duration_ms: None,
+            owner: None,
         }
     }
-    Ok(ids)
 }
 
 /// The digest travels as hex in JSON and as bytes in the database.

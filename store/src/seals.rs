@@ -29,7 +29,7 @@ pub trait SealKey: Send + Sync + std::fmt::Debug {
     fn mac(&self, digest: &[u8]) -> Result<Vec<u8>, String>;
 
     /// The work of one MAC the key has not computed before, whose result is not used (the
-    /// equal work of a rejected guess, [`super::row_seals::RowSeals::equal_work`]).
+    /// equal work of a rejected guess, `RowSeals::equal_work` in the row seals).
     fn work(&self) {}
 }
 
@@ -74,7 +74,7 @@ pub const SEALED_TABLES: &[(&str, &str)] = &[
 
 /// The row of `table_seal` that seals the set of sealed tables itself, so a table's seal
 /// cannot be deleted to make the next start adopt the table as it is.
-const SET_ROW: &str = "*";
+pub(crate) const SET_ROW: &str = "*";
 
 const DOMAIN: &[u8] = b"countersign table seal v1\0";
 
@@ -185,7 +185,7 @@ pub(crate) fn verify(conn: &Connection, key: &dyn SealKey, tables: &[&str]) -> R
     Ok(())
 }
 
-fn set_mac(conn: &Connection, key: &dyn SealKey) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn set_mac(conn: &Connection, key: &dyn SealKey) -> Result<Vec<u8>, StoreError> {
     let mut h = Sha256::new();
     h.update(b"countersign sealed tables v1\0");
     let mut st = conn.prepare_cached("SELECT name FROM table_seal WHERE name != ?1 ORDER BY name")?;
@@ -200,59 +200,8 @@ fn set_mac(conn: &Connection, key: &dyn SealKey) -> Result<Vec<u8>, StoreError> 
         .map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal the set of sealed tables: {e}")))
 }
 
-fn write_set(conn: &Connection, key: &dyn SealKey, now_ms: i64) -> Result<(), StoreError> {
+pub(crate) fn write_set(conn: &Connection, key: &dyn SealKey, now_ms: i64) -> Result<(), StoreError> {
     store_seal(conn, SET_ROW, &set_mac(conn, key)?, now_ms)
-}
-
-/// Starts sealing on `conn` (a write transaction). `adopt` (the key was just generated): every
-/// table is sealed as it is. Otherwise the set of sealed tables and each of their seals must
-/// verify; a table this version seals for the first time (newly listed in [`SEALED_TABLES`]) is
-/// sealed as it is now, and returned.
-pub(crate) fn start(
-    conn: &Connection,
-    key: &dyn SealKey,
-    adopt: bool,
-    now_ms: i64,
-) -> Result<Vec<&'static str>, StoreError> {
-    if adopt {
-        reseal(conn, key, &all_tables(), now_ms)?;
-        let mut adopted = all_tables();
-        adopted.extend(super::row_seals::start(conn, key, true, now_ms)?);
-        if super::owner_set::start(conn, key, true, now_ms)? {
-            adopted.push("owners");
-        }
-        write_set(conn, key, now_ms)?;
-        return Ok(adopted);
-    }
-    let fresh = set_mac(conn, key)?;
-    match stored_seal(conn, SET_ROW)? {
-        Some(m) if same_mac(&m, &fresh) => {}
-        Some(_) => {
-            return Err(StoreError::Tampered("the set of sealed tables was changed (a seal removed or added)".into()))
-        }
-        None => return Err(StoreError::Tampered("the set of sealed tables has no seal".into())),
-    }
-    let mut sealed = Vec::new();
-    let mut new = Vec::new();
-    for table in all_tables() {
-        if stored_seal(conn, table)?.is_some() {
-            sealed.push(table);
-        } else {
-            new.push(table);
-        }
-    }
-    verify(conn, key, &sealed)?;
-    if !new.is_empty() {
-        reseal(conn, key, &new, now_ms)?;
-    }
-    new.extend(super::row_seals::start(conn, key, false, now_ms)?);
-    if super::owner_set::start(conn, key, false, now_ms)? {
-        new.push("owners");
-    }
-    if !new.is_empty() {
-        write_set(conn, key, now_ms)?;
-    }
-    Ok(new)
 }
 
 /// Every sealed table's name.
@@ -276,10 +225,11 @@ impl SealKey for TestKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sealing::start;
 
     fn db() -> Connection {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(&dir.path().join("s.db"), crate::store::Synchronous::Normal).unwrap();
+        let store = crate::Store::open(&dir.path().join("s.db"), crate::Synchronous::Normal).unwrap();
         let conn = store.writer_connection().unwrap();
         std::mem::forget(dir);
         conn

@@ -8,10 +8,10 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
+use super::chain::insert_audit;
 use super::row_seals::{RowSeal, RowSeals, RowTable};
-use super::tokens::insert_audit;
 use super::{Store, StoreError};
-use crate::store::{AuthAuditRow, NewToken, TokenRecord};
+use crate::{AuthAuditRow, NewToken, TokenRecord};
 
 /// The appliance CA as stored.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ fn ensure_device(
     firmware: Option<&str>,
     reader: &str,
 ) -> Result<i64, StoreError> {
-    let now = crate::store::now_ms() / 1000;
+    let now = crate::now_ms() / 1000;
     tx.execute(
         "INSERT INTO device (kind, serial, firmware, last_reader, enrolled_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
          ON CONFLICT (kind, serial) DO UPDATE SET firmware = excluded.firmware, last_reader = excluded.last_reader,
@@ -161,7 +161,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE ca SET certificate = ?2, updated_at = ?3 WHERE name = ?1",
-            params![name, der, crate::store::now_ms() / 1000],
+            params![name, der, crate::now_ms() / 1000],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("CA {name}")));
@@ -234,7 +234,7 @@ impl Store {
             "UPDATE device SET sealed_management_key = sealed_pending_key, sealed_pending_key = NULL,
                                updated_at = ?3
              WHERE kind = ?1 AND serial = ?2 AND sealed_pending_key IS NOT NULL",
-            params![kind, serial, crate::store::now_ms() / 1000],
+            params![kind, serial, crate::now_ms() / 1000],
         )?;
         Ok(())
     }
@@ -243,7 +243,7 @@ impl Store {
     pub fn set_device_puk(&self, kind: &str, serial: &str, sealed: Option<&[u8]>) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE device SET sealed_puk = ?3, updated_at = ?4 WHERE kind = ?1 AND serial = ?2",
-            params![kind, serial, sealed, crate::store::now_ms() / 1000],
+            params![kind, serial, sealed, crate::now_ms() / 1000],
         )?;
         Ok(())
     }
@@ -316,7 +316,7 @@ impl Store {
             "INSERT INTO system_certificate (role, certificate, names, not_after, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (role) DO UPDATE SET certificate = excluded.certificate, names = excluded.names,
                                               not_after = excluded.not_after, created_at = excluded.created_at",
-            params![role, der, serde_json::to_string(names).unwrap_or_default(), not_after, crate::store::now_ms() / 1000],
+            params![role, der, serde_json::to_string(names).unwrap_or_default(), not_after, crate::now_ms() / 1000],
         )?;
         insert_audit(&tx, audit)?;
         tx.commit()?;

@@ -13,8 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::audit::{SignatureAuditRow, SIGNATURE_COLUMNS};
-use super::tokens::{AuthAuditRow, AUTH_COLUMNS};
+use super::audit::{AuthAuditRow, SignatureAuditRow, AUTH_COLUMNS, SIGNATURE_COLUMNS};
 use super::StoreError;
 
 /// The hash before the first link.
@@ -666,6 +665,68 @@ fn export(
     }
     Ok(n)
 }
+/// Inserts `rows` in the caller's transaction and returns their ids, in order.
+pub(crate) fn insert_signature_rows(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[&SignatureAuditRow],
+) -> rusqlite::Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO signature_audit (at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash,
+                                          input_kind, input_sha256, result, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        for r in rows {
+            st.execute(params![
+                r.at_ms,
+                r.uid,
+                r.pid,
+                r.integration,
+                r.operation,
+                r.key_name,
+                r.key_version,
+                r.scheme,
+                r.hash,
+                r.input_kind,
+                r.input_sha256,
+                r.result,
+                r.detail
+            ])?;
+            let id = tx.last_insert_rowid();
+            link(tx, ChainTable::Signature, id, r.at_ms, |prev| signature_link(prev, id, r))?;
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail, resolver, client,
+                                 policies, duration_ms, owner)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    st.execute(params![
+        a.at_ms,
+        a.caller,
+        a.action,
+        a.serial,
+        a.login,
+        a.realm,
+        a.result,
+        a.detail,
+        a.resolver,
+        a.client,
+        a.policies,
+        a.duration_ms,
+        a.owner
+    ])?;
+    let id = tx.last_insert_rowid();
+    link(tx, ChainTable::Auth, id, a.at_ms, |prev| auth_link(prev, id, a))?;
+    Ok(id)
+}
+
 impl super::Store {
     /// Walks the whole chain (see `verify` above) inside one read transaction on a connection
     /// of its own.

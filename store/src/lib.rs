@@ -24,6 +24,7 @@ mod owner_set;
 mod policies;
 mod resolvers;
 pub mod row_seals;
+mod sealing;
 pub mod seals;
 mod tokens;
 mod yubikey_clients;
@@ -31,10 +32,11 @@ mod yubikey_clients;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
+use countersign_core::error::{Dependency, ErrorKind, Kinded};
 use rusqlite::Connection;
 
 pub use api_access::{ApiAdminView, ServiceAccountView};
-pub use audit::{AuditQuery, SignatureAuditRow};
+pub use audit::{AuditQuery, AuthAuditRow, SignatureAuditRow};
 pub use challenges::{
     AttemptRow, ChallengeQuery, ChallengeRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome,
 };
@@ -49,9 +51,9 @@ pub use migrate::MIGRATIONS;
 pub use policies::PolicyRecord;
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
-    recorded_owner_key, unknown_owner_key, AfterAccept, AuditFacts, AuthAuditQuery, AuthAuditRow, CheckRecord,
-    CheckTarget, DirectoryUser, FailedToken, NewToken, Owner, RecentAudit, ThrottleEffect, ThrottleState, TokenChange,
-    TokenEffect, TokenRecord, TokenView, Unusable, User, Validity,
+    recorded_owner_key, unknown_owner_key, AfterAccept, AuditFacts, AuthAuditQuery, CheckRecord, CheckTarget,
+    DirectoryUser, FailedToken, NewToken, Owner, RecentAudit, ThrottleEffect, ThrottleState, TokenChange, TokenEffect,
+    TokenRecord, TokenView, Unusable, User, Validity,
 };
 pub use yubikey_clients::{Stored, YubikeyClientView};
 
@@ -224,7 +226,7 @@ impl Store {
     pub fn start_sealing(&self, key: Arc<dyn seals::SealKey>, adopt: bool) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let adopted = seals::start(&tx, key.as_ref(), adopt, crate::store::now_ms())?;
+        let adopted = sealing::start(&tx, key.as_ref(), adopt, crate::now_ms())?;
         tx.commit()?;
         if !adopted.is_empty() {
             tracing::info!(tables = ?adopted, "sealed tables as they are (first start that seals them)");
@@ -235,7 +237,7 @@ impl Store {
     /// Renews the seals of `tables` inside the change's transaction `tx`.
     pub(crate) fn reseal(&self, tx: &Connection, tables: &[&str]) -> Result<(), StoreError> {
         match self.seal_key.get() {
-            Some(key) => seals::reseal(tx, key.as_ref(), tables, crate::store::now_ms()),
+            Some(key) => seals::reseal(tx, key.as_ref(), tables, crate::now_ms()),
             None => Ok(()),
         }
     }
@@ -262,7 +264,7 @@ impl Store {
         if tx.execute(&format!("DELETE FROM {table} WHERE {key_column} = ?1"), [key])? == 0 {
             return Err(StoreError::NotFound(format!("{what} {key}")));
         }
-        tokens::insert_audit(&tx, audit)?;
+        chain::insert_audit(&tx, audit)?;
         self.reseal(&tx, &[table])?;
         tx.commit()?;
         Ok(())
@@ -312,4 +314,23 @@ fn unique_as(e: rusqlite::Error, duplicate: impl FnOnce() -> StoreError) -> Stor
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
         || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// What kind of failure each StoreError is, for the front-ends' one mapping to their words.
+impl Kinded for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Duplicate(_) | StoreError::Revoked(_) => ErrorKind::Conflict,
+            StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::Invalid(_) => ErrorKind::Invalid,
+            StoreError::AuditStopped => ErrorKind::Unavailable(Dependency::Audit),
+            StoreError::SealUnavailable(_) => ErrorKind::Unavailable(Dependency::Hsm),
+            StoreError::Open { .. }
+            | StoreError::Sql(_)
+            | StoreError::Io { .. }
+            | StoreError::MigrationEdited { .. }
+            | StoreError::TooNew(_)
+            | StoreError::Tampered(_) => ErrorKind::Internal,
+        }
+    }
 }

@@ -60,7 +60,7 @@ impl Store {
     ) -> Result<PolicyRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now = crate::store::now_ms() / 1000;
+        let now = crate::now_ms() / 1000;
         let values = params![
             p.name,
             p.scope,
@@ -92,7 +92,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)"
         };
         tx.execute(sql, values).map_err(|e| unique_as(e, || StoreError::Duplicate(format!("policy {}", p.name))))?;
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         self.reseal(&tx, &["policy"])?;
         let stored = policy_in(&tx, &p.name)?;
         tx.commit()?;
@@ -127,12 +127,12 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "UPDATE policy SET active = ?1, updated_at = ?2 WHERE name = ?3",
-            params![active, crate::store::now_ms() / 1000, name],
+            params![active, crate::now_ms() / 1000, name],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("policy {name}")));
         }
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         self.reseal(&tx, &["policy"])?;
         let stored = policy_in(&tx, name)?;
         tx.commit()?;
@@ -149,7 +149,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
     use super::*;
-    use crate::store::Synchronous;
+    use crate::Synchronous;
 
     fn record(name: &str) -> PolicyRecord {
         let mut actions = serde_json::Map::new();
@@ -174,7 +174,7 @@ mod tests {
     }
 
     fn audits(store: &Store) -> Vec<String> {
-        store.auth_audit(&crate::store::AuthAuditQuery::default()).unwrap().into_iter().map(|r| r.action).collect()
+        store.auth_audit(&crate::AuthAuditQuery::default()).unwrap().into_iter().map(|r| r.action).collect()
     }
 
     #[test]

@@ -277,7 +277,7 @@ impl RowSeals {
         let Some(key) = &self.0 else { return Ok(()) };
         touched.sort_unstable();
         touched.dedup();
-        let now = crate::store::now_ms();
+        let now = crate::now_ms();
         for b in touched {
             super::owner_set::reseal(conn, key.as_ref(), b, now)?;
         }
@@ -347,12 +347,12 @@ pub(super) fn start(
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
-    use crate::store::seals::TestKey;
-    use crate::store::{AuthAuditRow, NewToken, Owner, Store, TokenChange, User};
+    use crate::seals::TestKey;
+    use crate::{AuthAuditRow, NewToken, Owner, Store, TokenChange, User};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db"), crate::store::Synchronous::Normal).unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::Synchronous::Normal).unwrap();
         store.start_sealing(Arc::new(TestKey), true).unwrap();
         (dir, store)
     }
@@ -494,7 +494,7 @@ mod tests {
     #[test]
     fn a_user_deleted_with_all_their_tokens_is_not_taken_for_one_who_never_had_any() {
         let (_dir, store) = store();
-        let user = crate::store::DirectoryUser {
+        let user = crate::DirectoryUser {
             resolver: "corp",
             uid: "uuid-1",
             login: "alice",
@@ -542,9 +542,9 @@ mod tests {
         let (_dir, store) = store();
         token(&store, "T1", None);
         let conn = store.writer_connection().unwrap();
-        assert!(crate::store::seals::start(&conn, &TestKey, false, 2).unwrap().is_empty());
+        assert!(crate::sealing::start(&conn, &TestKey, false, 2).unwrap().is_empty());
         conn.execute("UPDATE token SET counter = 0, row_mac = NULL", []).unwrap();
         conn.execute("DELETE FROM table_seal WHERE name = 'rows/token'", []).unwrap();
-        assert!(tampered(crate::store::seals::start(&conn, &TestKey, false, 3)));
+        assert!(tampered(crate::sealing::start(&conn, &TestKey, false, 3)));
     }
 }

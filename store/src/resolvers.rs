@@ -73,7 +73,7 @@ impl Store {
     pub fn insert_resolver(&self, r: &ResolverRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now = crate::store::now_ms() / 1000;
+        let now = crate::now_ms() / 1000;
         tx.execute(
             "INSERT INTO resolver (name, kind, options, sealed_bind_password, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -81,7 +81,7 @@ impl Store {
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("resolver {}", r.name))))?;
         self.reseal(&tx, &["resolver"])?;
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -99,7 +99,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let id = resolver_id(&tx, name)?;
         // Updates are ordered: a reload that sees a newer stamp rebuilds the resolver.
-        let now_ms = crate::store::now_ms();
+        let now_ms = crate::now_ms();
         tx.execute(
             "UPDATE resolver SET options = ?2, updated_at = max(updated_at + 1, ?3) WHERE id = ?1",
             params![id, options.to_string(), now_ms / 1000],
@@ -108,7 +108,7 @@ impl Store {
             tx.execute("UPDATE resolver SET sealed_bind_password = ?2 WHERE id = ?1", params![id, sealed])?;
         }
         self.reseal(&tx, &["resolver"])?;
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -134,7 +134,7 @@ impl Store {
         }
         tx.execute("DELETE FROM resolver WHERE id = ?1", [id])?;
         self.reseal(&tx, &["resolver"])?;
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -185,11 +185,11 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO realm (name, is_default, created_at) VALUES (?1, 0, ?2)",
-            params![name, crate::store::now_ms() / 1000],
+            params![name, crate::now_ms() / 1000],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("realm {name}"))))?;
         self.reseal(&tx, &["realm"])?;
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -223,7 +223,7 @@ impl Store {
         }
         tx.execute("DELETE FROM realm WHERE id = ?1", [id])?;
         self.reseal(&tx, &["realm", "realm_resolver"])?;
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -248,7 +248,7 @@ impl Store {
             .map_err(|e| unique_as(e, || StoreError::Invalid(format!("resolver {name} is listed twice"))))?;
         }
         self.reseal(&tx, &["realm_resolver"])?;
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -260,7 +260,7 @@ impl Store {
         tx.execute("UPDATE realm SET is_default = 0 WHERE is_default = 1 AND id <> ?1", [id])?;
         tx.execute("UPDATE realm SET is_default = 1 WHERE id = ?1", [id])?;
         self.reseal(&tx, &["realm"])?;
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -330,7 +330,7 @@ impl Store {
         self.row_seals().update(&tx, RowTable::User, id, || {
             tx.execute("UPDATE app_user SET password_verifier = ?2 WHERE id = ?1", params![id, verifier])
         })?;
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }

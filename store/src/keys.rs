@@ -4,7 +4,8 @@ use countersign_core::keys::{KeyAlgorithm, KeyId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::tokens::{insert_audit, AuthAuditRow};
+use super::chain::insert_audit;
+use super::AuthAuditRow;
 use super::{is_unique_violation, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,7 +70,7 @@ pub struct NewKeyVersion {
 }
 
 fn now_s() -> i64 {
-    crate::store::now_ms() / 1000
+    crate::now_ms() / 1000
 }
 
 fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {

@@ -116,11 +116,11 @@ impl Store {
                 json(&g.transport)?,
                 json(&g.credential_names)?,
                 g.sealed_credentials,
-                crate::store::now_ms() / 1000
+                crate::now_ms() / 1000
             ],
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("gateway {}", g.name))))?;
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -159,7 +159,7 @@ impl Store {
         if tx.execute("DELETE FROM gateway WHERE name = ?1", [name])? == 0 {
             return Err(StoreError::NotFound(format!("gateway {name}")));
         }
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }
@@ -180,7 +180,7 @@ impl Store {
             )
             .map_err(|e| unique_as(e, || StoreError::Invalid(format!("gateway {name} is listed twice"))))?;
         }
-        super::tokens::insert_audit(&tx, audit)?;
+        super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
     }

@@ -15,6 +15,7 @@
 //! label (never with a key the backup names), reads only `countersign.db` inside the backup
 //! directory (no other name, no symbolic link), and hashes the very bytes it puts in place.
 
+use countersign_core::error::{ErrorKind, Kinded};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -335,4 +336,14 @@ fn copy_hashed(src: &mut std::fs::File, to: &Path) -> Result<(String, u64), Back
     let copied = hash_copy(src, &mut out, to)?;
     out.sync_all().map_err(io("cannot write", to))?;
     Ok(copied)
+}
+
+/// What kind of failure each BackupError is, for the front-ends' one mapping to their words.
+impl Kinded for BackupError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            BackupError::Invalid(_) => ErrorKind::Invalid,
+            BackupError::Io { .. } | BackupError::Store(_) => ErrorKind::Internal,
+        }
+    }
 }

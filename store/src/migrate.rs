@@ -8,28 +8,28 @@ use super::StoreError;
 
 /// Every migration, in order: (version, name, SQL). A test checks this list against the folder.
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (1, "signing_foundation", include_str!("../../../migrations/0001_signing_foundation.sql")),
-    (2, "tokens", include_str!("../../../migrations/0002_tokens.sql")),
-    (3, "gateways", include_str!("../../../migrations/0003_gateways.sql")),
-    (4, "challenges", include_str!("../../../migrations/0004_challenges.sql")),
-    (5, "hardware", include_str!("../../../migrations/0005_hardware.sql")),
-    (6, "policies", include_str!("../../../migrations/0006_policies.sql")),
-    (7, "resolvers", include_str!("../../../migrations/0007_resolvers.sql")),
-    (8, "api_admins", include_str!("../../../migrations/0008_api_admins.sql")),
-    (9, "service_accounts", include_str!("../../../migrations/0009_service_accounts.sql")),
-    (10, "system_certificates", include_str!("../../../migrations/0010_system_certificates.sql")),
-    (11, "directory_users", include_str!("../../../migrations/0011_directory_users.sql")),
-    (12, "auth_audit_by_user", include_str!("../../../migrations/0012_auth_audit_by_user.sql")),
-    (13, "audit_chain", include_str!("../../../migrations/0013_audit_chain.sql")),
-    (14, "auth_audit_rate_index", include_str!("../../../migrations/0014_auth_audit_rate_index.sql")),
-    (15, "jobs_and_audit_fields", include_str!("../../../migrations/0015_jobs_and_audit_fields.sql")),
-    (16, "user_identity", include_str!("../../../migrations/0016_user_identity.sql")),
-    (17, "api_admin_sessions", include_str!("../../../migrations/0017_api_admin_sessions.sql")),
-    (18, "store_probe", include_str!("../../../migrations/0018_store_probe.sql")),
-    (19, "table_seals", include_str!("../../../migrations/0019_table_seals.sql")),
-    (20, "row_seals", include_str!("../../../migrations/0020_row_seals.sql")),
-    (21, "owner_set", include_str!("../../../migrations/0021_owner_set.sql")),
-    (22, "yubikey_clients", include_str!("../../../migrations/0022_yubikey_clients.sql")),
+    (1, "signing_foundation", include_str!("../../migrations/0001_signing_foundation.sql")),
+    (2, "tokens", include_str!("../../migrations/0002_tokens.sql")),
+    (3, "gateways", include_str!("../../migrations/0003_gateways.sql")),
+    (4, "challenges", include_str!("../../migrations/0004_challenges.sql")),
+    (5, "hardware", include_str!("../../migrations/0005_hardware.sql")),
+    (6, "policies", include_str!("../../migrations/0006_policies.sql")),
+    (7, "resolvers", include_str!("../../migrations/0007_resolvers.sql")),
+    (8, "api_admins", include_str!("../../migrations/0008_api_admins.sql")),
+    (9, "service_accounts", include_str!("../../migrations/0009_service_accounts.sql")),
+    (10, "system_certificates", include_str!("../../migrations/0010_system_certificates.sql")),
+    (11, "directory_users", include_str!("../../migrations/0011_directory_users.sql")),
+    (12, "auth_audit_by_user", include_str!("../../migrations/0012_auth_audit_by_user.sql")),
+    (13, "audit_chain", include_str!("../../migrations/0013_audit_chain.sql")),
+    (14, "auth_audit_rate_index", include_str!("../../migrations/0014_auth_audit_rate_index.sql")),
+    (15, "jobs_and_audit_fields", include_str!("../../migrations/0015_jobs_and_audit_fields.sql")),
+    (16, "user_identity", include_str!("../../migrations/0016_user_identity.sql")),
+    (17, "api_admin_sessions", include_str!("../../migrations/0017_api_admin_sessions.sql")),
+    (18, "store_probe", include_str!("../../migrations/0018_store_probe.sql")),
+    (19, "table_seals", include_str!("../../migrations/0019_table_seals.sql")),
+    (20, "row_seals", include_str!("../../migrations/0020_row_seals.sql")),
+    (21, "owner_set", include_str!("../../migrations/0021_owner_set.sql")),
+    (22, "yubikey_clients", include_str!("../../migrations/0022_yubikey_clients.sql")),
 ];
 
 pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
@@ -56,7 +56,7 @@ pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_migration (version, name, sha256, applied_at) VALUES (?1, ?2, ?3, ?4)",
-            params![version, name, sum, crate::store::now_ms() / 1000],
+            params![version, name, sum, crate::now_ms() / 1000],
         )?;
         tx.commit()?;
         tracing::info!(version, name, "applied migration");
