@@ -1,14 +1,14 @@
 //! PIV enrolment: the card generates the key, proves it by attestation, gets a certificate
 //! from the appliance CA, and leaves with a management key and PUK only the appliance knows.
 
-use countersign_hsm::KeyAlgorithm;
+use countersign_hsm::{KeyAlgorithm, PublicKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{selector, CardChanges, EnrolError, EnrolOutcome, EnrolmentService, Progress};
 use crate::devices::management_key::{ManagementKey, MgmAlgorithm};
-use crate::devices::piv::{Piv, Slot, ATTESTATION_OBJECT};
+use crate::devices::piv::{CardKey, Piv, Slot, ATTESTATION_OBJECT};
 use crate::store::{AuthAuditRow, CertificateRow, DeviceRecord, NewToken, TokenView};
 
 const FACTORY_PIN: &[u8] = b"123456";
@@ -155,7 +155,10 @@ impl EnrolmentService {
             self.require_default(&piv, 0x80, "PIN", r.current_pin.is_some())?;
             self.require_default(&piv, 0x81, "PUK", r.current_puk.is_some())?;
 
-            let public = piv.generate(slot, alg, self.cfg.pin_policy, self.cfg.touch_policy)?;
+            let public = match piv.generate(slot, alg, self.cfg.pin_policy, self.cfg.touch_policy)? {
+                CardKey::Ec { alg, point } => PublicKey::Ec { alg, point },
+                CardKey::Rsa { n, e } => PublicKey::Rsa { n, e },
+            };
             changes.done(format!("a new {alg} key in slot {} (any previous key there is gone)", slot.as_str()));
             let spki = public.to_spki_der()?;
             say("generate", format!("{alg} key generated on the card in slot {}", slot.as_str()));

@@ -111,7 +111,11 @@ pub const CONFINED: &[Confined] = &[
         allowed: &["countersign", "countersign-tests"],
         why: "HTTP lives in the front-ends and the admin-socket client; the tests speak HTTP to the daemon",
     },
-    Confined { dependency: "pcsc", allowed: &["countersign"], why: "card readers are reached only by the card module" },
+    Confined {
+        dependency: "pcsc",
+        allowed: &["countersign-card"],
+        why: "card readers are reached only through the card crate",
+    },
 ];
 
 /// Crates that must stay free of I/O: the core (decision rules tested without a daemon), and

@@ -162,8 +162,8 @@ mod tests {
         let r = exchange(&mut stuck, 0x00, 0xCB, 0x3F, 0xFF, &[0x5C, 0x03, 0x5F, 0xC1, 0x05]);
         assert!(matches!(r, Err(DeviceError::Protocol(_))), "{r:?}");
         assert_eq!(rounds, 1 + GET_RESPONSE_MAX);
-        let input = include_bytes!("../../../fuzz/regressions/apdu/stuck_get_response");
-        crate::fuzzing::apdu(input);
+        let input = include_bytes!("../../fuzz/regressions/apdu/stuck_get_response");
+        crate::fuzzing::card_answers(input);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! unless opened by serial, and resets the card when its handle drops. One client here serves
 //! both key algorithms and any reader. Nothing in this module logs a PIN, PUK or key.
 
-use countersign_hsm::{KeyAlgorithm, PublicKey};
+use countersign_core::keys::KeyAlgorithm;
 use zeroize::Zeroizing;
 
 use super::management_key::{ManagementKey, MgmAlgorithm};
@@ -259,7 +259,7 @@ impl<'a> Piv<'a> {
         alg: KeyAlgorithm,
         pin: PinPolicy,
         touch: TouchPolicy,
-    ) -> Result<PublicKey, DeviceError> {
+    ) -> Result<CardKey, DeviceError> {
         let mut template = vec![0x80, 0x01, card_algorithm(alg)?];
         if let Some(p) = pin.id() {
             template.extend_from_slice(&[0xAA, 0x01, p]);
@@ -370,8 +370,27 @@ pub(crate) fn answer_of(body: &[u8]) -> Result<&[u8], DeviceError> {
     tlv::find(inner, 0x82)?.ok_or_else(|| DeviceError::Protocol("no answer from the card".into()))
 }
 
+/// A public key a card generated, as the card gave it (the services encode it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardKey {
+    /// An EC key: its curve and uncompressed point (`04 || x || y`).
+    Ec {
+        /// The curve.
+        alg: KeyAlgorithm,
+        /// The uncompressed point.
+        point: Vec<u8>,
+    },
+    /// An RSA key: modulus and public exponent, big-endian.
+    Rsa {
+        /// The modulus.
+        n: Vec<u8>,
+        /// The public exponent.
+        e: Vec<u8>,
+    },
+}
+
 /// The public key in GENERATE's answer.
-pub(crate) fn public_key_of(body: &[u8], alg: KeyAlgorithm) -> Result<PublicKey, DeviceError> {
+pub(crate) fn public_key_of(body: &[u8], alg: KeyAlgorithm) -> Result<CardKey, DeviceError> {
     let key = tlv::find(body, 0x7F49)?.ok_or_else(|| DeviceError::Protocol("no public key template".into()))?;
     match alg {
         KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
@@ -380,12 +399,12 @@ pub(crate) fn public_key_of(body: &[u8], alg: KeyAlgorithm) -> Result<PublicKey,
             if point.len() != want || point.first() != Some(&0x04) {
                 return Err(DeviceError::Protocol(format!("the card returned a malformed {alg} point")));
             }
-            Ok(PublicKey::Ec { alg, point: point.to_vec() })
+            Ok(CardKey::Ec { alg, point: point.to_vec() })
         }
         _ => {
             let n = tlv::find(key, 0x81)?.ok_or_else(|| DeviceError::Protocol("no RSA modulus".into()))?;
             let e = tlv::find(key, 0x82)?.ok_or_else(|| DeviceError::Protocol("no RSA exponent".into()))?;
-            Ok(PublicKey::Rsa { n: n.to_vec(), e: e.to_vec() })
+            Ok(CardKey::Rsa { n: n.to_vec(), e: e.to_vec() })
         }
     }
 }

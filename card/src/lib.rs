@@ -8,7 +8,7 @@
 //! data, PINs or keys; errors name the reader and what the card said.
 
 #[doc(hidden)]
-pub(crate) mod fuzzing;
+pub mod fuzzing;
 pub mod management_key;
 pub mod oath;
 pub mod piv;

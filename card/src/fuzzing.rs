@@ -4,7 +4,7 @@
 //! This module owns no state and never talks to PC/SC; it must never change what the parsers
 //! do, only call them.
 
-use countersign_hsm::KeyAlgorithm;
+use countersign_core::keys::KeyAlgorithm;
 
 use super::transport::{exchange, Response};
 use super::{oath, piv, tlv, DeviceError};
@@ -13,7 +13,7 @@ use super::{oath, piv, tlv, DeviceError};
 /// rest is one answer (`SW1 SW2 data...`); odd, the rest is a script of answers
 /// (`len data[len] SW1 SW2`, repeated) that a card gives to one long command, its last answer
 /// repeated for as long as it is asked (a stuck card).
-pub(crate) fn card_answers(data: &[u8]) {
+pub fn card_answers(data: &[u8]) {
     let Some((mode, rest)) = data.split_first() else { return };
     let response = if mode & 1 == 0 {
         match rest {
