@@ -348,6 +348,7 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-yubico-otp",
     "countersign-plugin-manifest",
     "countersign-pki",
+    "countersign-plugin-abi",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
