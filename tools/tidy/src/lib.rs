@@ -349,6 +349,7 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-plugin-manifest",
     "countersign-pki",
     "countersign-plugin-abi",
+    "countersign-plugin-ipc",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
