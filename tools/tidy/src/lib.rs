@@ -350,6 +350,8 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-pki",
     "countersign-plugin-abi",
     "countersign-plugin-ipc",
+    "countersign-oath",
+    "countersign-simple-token",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
