@@ -352,6 +352,17 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-plugin-ipc",
     "countersign-oath",
     "countersign-simple-token",
+    "countersign-token-hotp",
+    "countersign-token-totp",
+    "countersign-token-sms",
+    "countersign-token-email",
+    "countersign-token-spass",
+    "countersign-token-pw",
+    "countersign-token-registration",
+    "countersign-token-tan",
+    "countersign-token-paper",
+    "countersign-token-indexedsecret",
+    "countersign-token-yubikey",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
