@@ -363,6 +363,8 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-token-paper",
     "countersign-token-indexedsecret",
     "countersign-token-yubikey",
+    "countersign-gateway-http-sms",
+    "countersign-gateway-smtp",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
