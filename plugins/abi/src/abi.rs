@@ -24,6 +24,7 @@ pub enum PluginKind {
 }
 
 impl PluginKind {
+    /// The kind a descriptor's `kind` field names; `None` for a number this host does not know.
     pub fn from_raw(v: u32) -> Option<PluginKind> {
         match v {
             1 => Some(PluginKind::Token),
@@ -32,6 +33,7 @@ impl PluginKind {
         }
     }
 
+    /// The kind's name as manifests and the daemon spell it (`token`, `gateway`).
     pub fn as_str(self) -> &'static str {
         match self {
             PluginKind::Token => "token",
@@ -44,6 +46,7 @@ impl PluginKind {
 #[repr(i32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// The call succeeded; the response holds the answer.
     Ok = 0,
     /// The callee panicked; the panic was caught at the boundary.
     Panic = 1,
@@ -56,6 +59,8 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status a raw return value stands for; an unknown number counts as
+    /// [`Status::Failed`], never as success.
     pub fn from_raw(v: i32) -> Status {
         match v {
             0 => Status::Ok,
@@ -71,11 +76,14 @@ impl Status {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ByteSlice {
+    /// The first byte; may be null when `len` is 0.
     pub ptr: *const u8,
+    /// How many bytes.
     pub len: usize,
 }
 
 impl ByteSlice {
+    /// Borrows `b` for one call; the slice must outlive every use of the result.
     pub fn new(b: &[u8]) -> ByteSlice {
         ByteSlice { ptr: b.as_ptr(), len: b.len() }
     }
@@ -96,12 +104,16 @@ impl ByteSlice {
 #[repr(C)]
 #[derive(Debug)]
 pub struct OwnedBytes {
+    /// The allocation, from the allocating side's `Vec`; null for [`OwnedBytes::EMPTY`].
     pub ptr: *mut u8,
+    /// Bytes in use.
     pub len: usize,
+    /// The `Vec`'s capacity, needed to give the allocation back to its allocator.
     pub cap: usize,
 }
 
 impl OwnedBytes {
+    /// Nothing allocated: the value an out slot holds before the callee fills it.
     pub const EMPTY: OwnedBytes = OwnedBytes { ptr: std::ptr::null_mut(), len: 0, cap: 0 };
 
     /// Hands a vector over; it must come back through [`OwnedBytes::into_vec`] on this side.
@@ -137,8 +149,11 @@ pub type HostFreeFn = unsafe extern "C" fn(*mut c_void, OwnedBytes);
 #[repr(C)]
 #[derive(Debug)]
 pub struct HostVTable {
+    /// The host's own state for this call, passed back to `call` and `free` untouched.
     pub ctx: *mut c_void,
+    /// Serves one capability request (see [`crate::protocol::HostRequest`]).
     pub call: HostCallFn,
+    /// Gives back the answer `call` allocated; the plugin calls it once per answer.
     pub free: HostFreeFn,
 }
 
@@ -151,15 +166,24 @@ pub type FreeFn = unsafe extern "C" fn(OwnedBytes);
 #[repr(C)]
 #[derive(Debug)]
 pub struct PluginDescriptor {
+    /// Always [`MAGIC`]: anything else is not a Countersign plugin.
     pub magic: [u8; 8],
+    /// The [`ABI_MAJOR`] the plugin was built for; must equal the host's.
     pub abi_major: u16,
+    /// The [`ABI_MINOR`] the plugin was built for.
     pub abi_minor: u16,
     /// A [`PluginKind`] as `u32`.
     pub kind: u32,
+    /// The plugin's name (UTF-8, static in the plugin).
     pub name: ByteSlice,
+    /// The plugin's version (UTF-8, static in the plugin).
     pub version: ByteSlice,
+    /// The [`crate::protocol::PROTOCOL_VERSION`] its messages follow.
     pub protocol_version: u32,
+    /// Handles one request. Must never unwind into the worker:
+    /// [`declare_plugin!`](crate::declare_plugin) catches panics and answers [`Status::Panic`].
     pub handle: HandleFn,
+    /// Gives back a response `handle` allocated.
     pub free: FreeFn,
 }
 
@@ -169,25 +193,45 @@ unsafe impl Sync for PluginDescriptor {}
 /// Why a descriptor is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DescriptorError {
+    /// The descriptor does not start with [`MAGIC`].
     #[error("not a Countersign plugin (bad magic)")]
     BadMagic,
+    /// Built for another major version of the ABI.
     #[error("plugin ABI {found}.x, this host speaks {expected}.x; rebuild the plugin")]
-    AbiMajor { found: u16, expected: u16 },
+    AbiMajor {
+        /// The major version the plugin was built for.
+        found: u16,
+        /// The major version this host speaks.
+        expected: u16,
+    },
+    /// A kind number that is not a [`PluginKind`].
     #[error("unknown plugin kind {0}")]
     Kind(u32),
+    /// The name or version is not UTF-8.
     #[error("plugin name or version is not UTF-8")]
     Text,
+    /// Speaks another version of the message protocol.
     #[error("plugin speaks message protocol {found}, this host {expected}")]
-    Protocol { found: u32, expected: u32 },
+    Protocol {
+        /// The protocol version the plugin speaks.
+        found: u32,
+        /// The protocol version this host speaks.
+        expected: u32,
+    },
 }
 
 /// The checked, owned view of a descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DescriptorInfo {
+    /// What the plugin is for.
     pub kind: PluginKind,
+    /// The plugin's name, as it declared it.
     pub name: String,
+    /// The plugin's version, as it declared it.
     pub version: String,
+    /// The ABI minor version it was built for.
     pub abi_minor: u16,
+    /// The message protocol version it speaks (equal to the host's once checked).
     pub protocol_version: u32,
 }
 

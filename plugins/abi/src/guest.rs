@@ -1,5 +1,6 @@
-//! The plugin's side: calling host capabilities, and the glue [`declare_plugin!`] generates
-//! around a plugin's handler (decode, dispatch, encode, catch panics).
+//! The plugin's side: calling host capabilities, and the glue
+//! [`declare_plugin!`](crate::declare_plugin) generates around a plugin's handler (decode,
+//! dispatch, encode, catch panics).
 
 #![allow(unsafe_code, reason = "plugin side of the FFI boundary")]
 
@@ -13,10 +14,14 @@ use crate::protocol::{
 /// Why a plugin's handler failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PluginError {
+    /// A host capability was refused or failed, or answered something unexpected; becomes
+    /// [`Status::HostError`].
     #[error("host capability failed: {0}")]
     Host(String),
+    /// The plugin failed for its own reason, given here; becomes [`Status::Failed`].
     #[error("{0}")]
     Failed(String),
+    /// The request is malformed or not one this plugin handles; becomes [`Status::BadRequest`].
     #[error("bad request: {0}")]
     BadRequest(String),
 }
@@ -169,6 +174,8 @@ pub unsafe fn free(bytes: OwnedBytes) {
 #[macro_export]
 macro_rules! declare_plugin {
     (kind: $kind:expr, name: $name:expr, version: $version:expr, handler: $handler:path $(,)?) => {
+        /// The plugin's entry symbol (`ENTRY_SYMBOL` of the plugin ABI): returns the plugin's
+        /// static descriptor, which the worker checks before it calls anything else.
         #[allow(unsafe_code, reason = "the plugin's exported entry symbol")]
         #[no_mangle]
         pub extern "C" fn countersign_plugin_entry() -> *const $crate::abi::PluginDescriptor {

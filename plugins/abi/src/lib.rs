@@ -16,6 +16,8 @@
 //! This crate never loads a library (only the worker does) and never sees a secret: host
 //! capabilities name secrets by reference.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod abi;
 pub mod guest;
 pub mod protocol;

@@ -16,11 +16,14 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Every message travels in an envelope that states its protocol version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope<T> {
+    /// The protocol version the sender speaks; a receiver refuses one it does not speak.
     pub protocol: u32,
+    /// The message itself.
     pub body: T,
 }
 
 impl<T> Envelope<T> {
+    /// Wraps `body` with this crate's [`PROTOCOL_VERSION`].
     pub fn new(body: T) -> Self {
         Envelope { protocol: PROTOCOL_VERSION, body }
     }
@@ -36,8 +39,11 @@ pub struct SecretRef(pub String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Hash {
+    /// SHA-1: RFC 4226's hash, and the OATH default.
     Sha1,
+    /// SHA-256.
     Sha256,
+    /// SHA-512.
     Sha512,
 }
 
@@ -49,35 +55,76 @@ pub enum PluginRequest {
     /// `otp` is valid. The host owns counters: it passes the first candidate and records the
     /// acceptance itself.
     CheckOtp {
+        /// The token's secret (seed, key or stored value), by reference.
         secret: SecretRef,
+        /// What the user typed after the PIN.
         otp: String,
+        /// The lowest counter or step the host still accepts.
         first: u64,
+        /// How many counters or steps past `first` (around the current step, for TOTP) to try.
         window: u32,
         /// Token-type options as enrolled (digits, hash, step, ...).
         params: serde_json::Value,
     },
     /// Find two consecutive counters (or steps) in `first ..= first + window` at which `otp1`
     /// and then `otp2` are valid; answers with the counter of `otp2`.
-    Resync { secret: SecretRef, otp1: String, otp2: String, first: u64, window: u32, params: serde_json::Value },
+    Resync {
+        /// The token's seed, by reference.
+        secret: SecretRef,
+        /// The first of the two codes.
+        otp1: String,
+        /// The code that follows `otp1`.
+        otp2: String,
+        /// The lowest counter or step the host still accepts.
+        first: u64,
+        /// How many counters or steps to search.
+        window: u32,
+        /// Token-type options as enrolled.
+        params: serde_json::Value,
+    },
     /// Challenge-response token: the code for `counter` and the message that carries it,
     /// from `template` (placeholders `{otp}`, `{serial}`, ...; `variables` holds the rest).
     CreateChallenge {
+        /// The token's seed, by reference.
         secret: SecretRef,
+        /// The counter the host reserved for this challenge.
         counter: u64,
+        /// Token-type options as enrolled.
         params: serde_json::Value,
+        /// The message text, with `{otp}` where the code goes.
         template: String,
+        /// Values for the template's other placeholders.
         #[serde(default)]
         variables: std::collections::BTreeMap<String, String>,
     },
     /// Counter-based token whose codes are printed (paper): the codes of `count` consecutive
     /// counters from `first`, for the enrolment answer.
-    Codes { secret: SecretRef, first: u64, count: u32, params: serde_json::Value },
+    Codes {
+        /// The token's seed, by reference.
+        secret: SecretRef,
+        /// The counter of the first code.
+        first: u64,
+        /// How many codes.
+        count: u32,
+        /// Token-type options as enrolled.
+        params: serde_json::Value,
+    },
     /// Gateway: are these definition options complete and valid? `credentials` names the
     /// credentials the definition holds (their values stay with the host).
-    CheckOptions { options: serde_json::Value, credentials: Vec<String> },
+    CheckOptions {
+        /// The gateway definition's options, as the admin wrote them.
+        options: serde_json::Value,
+        /// The names of the definition's credentials (never their values).
+        credentials: Vec<String>,
+    },
     /// Gateway: deliver `message` as the definition's `options` say, through the host's
     /// transport capabilities. Credentials are referenced as `SecretRef("credential:NAME")`.
-    Deliver { message: OutgoingMessage, options: serde_json::Value },
+    Deliver {
+        /// What to send, and to whom.
+        message: OutgoingMessage,
+        /// The gateway definition's options (checked by `CheckOptions` when it was saved).
+        options: serde_json::Value,
+    },
 }
 
 /// A message for a gateway to deliver.
@@ -99,33 +146,43 @@ pub struct OutgoingMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum PluginResponse {
+    /// The code is valid; the host records the acceptance (and refuses reuse) itself.
     Matched {
+        /// The counter or time step at which it matched (for a resync, that of `otp2`).
         counter: u64,
     },
+    /// The code is not valid anywhere the host allowed.
     NoMatch,
     /// The code of a new challenge and the text to send.
     Challenge {
+        /// The code the user must answer with.
         otp: String,
+        /// The rendered message that carries it.
         text: String,
     },
     /// The codes asked for by [`PluginRequest::Codes`], in counter order.
     Codes {
+        /// One code per counter, from the first asked.
         otps: Vec<String>,
     },
     /// The options are usable.
     OptionsOk,
     /// The options are not usable, and why (shown to the admin).
     OptionsInvalid {
+        /// What is wrong, in words the admin can act on.
         reason: String,
     },
     /// The provider accepted the message.
     Delivered {
+        /// A short account of the provider's answer (e.g. `HTTP 200`), for the audit.
         detail: String,
     },
     /// The provider did not; `retry` says whether trying again (here or on the next gateway)
     /// makes sense.
     NotDelivered {
+        /// Why, for the audit and the delivery log.
         detail: String,
+        /// Whether another attempt may succeed.
         retry: bool,
     },
 }
@@ -153,8 +210,18 @@ impl OutgoingMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HttpAuth {
-    Basic { username: String, password: SecretRef },
-    Bearer { token: SecretRef },
+    /// HTTP basic authentication; the host fills in the password.
+    Basic {
+        /// The user name, in the clear.
+        username: String,
+        /// The credential holding the password.
+        password: SecretRef,
+    },
+    /// An `Authorization: Bearer` header; the host fills in the token.
+    Bearer {
+        /// The credential holding the token.
+        token: SecretRef,
+    },
 }
 
 /// What a plugin asks of the host. The host checks each against the plugin's signed manifest.
@@ -163,8 +230,11 @@ pub enum HttpAuth {
 pub enum HostRequest {
     /// HMAC of each message under the secret; one MAC per message, in order.
     Hmac {
+        /// The key, by reference.
         secret: SecretRef,
+        /// The hash function of the HMAC.
         hash: Hash,
+        /// The messages to MAC (counters or time steps, for OATH).
         #[serde(with = "hex_list")]
         messages: Vec<Vec<u8>>,
     },
@@ -172,68 +242,106 @@ pub enum HostRequest {
     /// password, a registration code, one of the unused TANs, or the characters of an indexed
     /// secret at the positions of the challenge being answered)? The host compares, in
     /// constant time; the plugin never sees what is stored.
-    Verify { secret: SecretRef, value: String },
+    Verify {
+        /// What the host holds for the token, by reference.
+        secret: SecretRef,
+        /// What the user typed.
+        value: String,
+    },
     /// AES-128-ECB decryption of exactly one 16-byte block under the token's key (a Yubico
     /// OTP's token). The host decrypts: the key never reaches the plugin, and the host allows
     /// only the block(s) the call needs for its own token.
     AesEcbDecrypt {
+        /// The token's AES key, by reference.
         secret: SecretRef,
+        /// The ciphertext block; exactly 16 bytes.
         #[serde(with = "hex_bytes")]
         block: Vec<u8>,
     },
     /// Random bytes from the host (the HSM).
-    Random { len: u32 },
+    Random {
+        /// How many bytes.
+        len: u32,
+    },
     /// The host's clock (injected in tests).
     Now,
     /// An HTTP(S) request, made by the host only to the hosts the gateway definition allows.
     HttpRequest {
+        /// `GET`, `POST` or `PUT`; the host refuses any other method.
         method: String,
+        /// The full URL; its host must be one the gateway definition allows.
         url: String,
+        /// Headers whose values are no secret, as the plugin wrote them.
         headers: Vec<(String, String)>,
         /// Headers whose value is a credential (an API key header).
         #[serde(default)]
         secret_headers: Vec<(String, SecretRef)>,
+        /// The request body, if any.
         body: Option<String>,
+        /// How the host authenticates the request, if at all.
         auth: Option<HttpAuth>,
     },
     /// An e-mail, sent by the host through the gateway definition's SMTP server.
-    SmtpSend { from: String, to: Vec<String>, subject: String, text: String, html: Option<String> },
+    SmtpSend {
+        /// The sender address.
+        from: String,
+        /// The recipient addresses.
+        to: Vec<String>,
+        /// The subject line.
+        subject: String,
+        /// The plain-text body.
+        text: String,
+        /// An HTML alternative to `text`, if any.
+        html: Option<String>,
+    },
 }
 
 /// The host's answer to a [`HostRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum HostResponse {
+    /// The answer to [`HostRequest::Hmac`].
     Hmac {
+        /// One MAC per message, in the order asked.
         #[serde(with = "hex_list")]
         macs: Vec<Vec<u8>>,
     },
     /// The answer to [`HostRequest::Verify`]: whether the value matched.
     Verified {
+        /// True when the value matched what the host holds.
         matches: bool,
     },
     /// The answer to [`HostRequest::AesEcbDecrypt`]: the plaintext block.
     Decrypted {
+        /// The 16 plaintext bytes.
         #[serde(with = "hex_bytes")]
         block: Vec<u8>,
     },
+    /// The answer to [`HostRequest::Random`].
     Random {
+        /// As many bytes as asked.
         bytes: Vec<u8>,
     },
+    /// The answer to [`HostRequest::Now`].
     Now {
+        /// Unix time in milliseconds.
         unix_ms: i64,
     },
     /// The provider's answer. A refused or failed connection is `Refused`.
     Http {
+        /// The HTTP status code.
         status: u16,
+        /// The response body as text.
         body: String,
     },
     /// The SMTP server accepted the message.
     SmtpSent {
+        /// The server's reply code (e.g. `SMTP 250`).
         detail: String,
     },
     /// Not allowed by the manifest, or failed in the host; the plugin must fail its request.
     Refused {
+        /// Why, for the plugin's error.
         reason: String,
     },
 }
@@ -242,11 +350,11 @@ pub enum HostResponse {
 mod hex_list {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(hex::encode))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
         Vec::<String>::deserialize(d)?.iter().map(|h| hex::decode(h).map_err(serde::de::Error::custom)).collect()
     }
 }
@@ -255,11 +363,11 @@ mod hex_list {
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(v))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }

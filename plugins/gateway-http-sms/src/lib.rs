@@ -5,6 +5,8 @@
 //! only to hosts the definition allows, and puts credentials in place: this plugin never sees
 //! them and has no network of its own.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::collections::BTreeMap;
 
 use countersign_plugin_abi::abi::PluginKind;

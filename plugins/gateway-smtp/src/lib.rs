@@ -3,6 +3,8 @@
 //! only to the SMTP server of the gateway definition (with its TLS mode and login): this
 //! plugin never sees the server password and has no network of its own.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::abi::PluginKind;
 use countersign_plugin_abi::guest::{Host, PluginError};
 use countersign_plugin_abi::protocol::{HostRequest, HostResponse, PluginRequest, PluginResponse};

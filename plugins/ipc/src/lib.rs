@@ -19,6 +19,7 @@
 //! capability requests are handed to the caller's closure. Text that comes from a plugin
 //! leaves it only through [`plugin_text`].
 
+#![warn(missing_docs, unreachable_pub)]
 #![allow(unsafe_code, reason = "memfd_create, fcntl sealing and descriptor inheritance for the worker")]
 
 use std::io::{Read, Write};
@@ -64,39 +65,75 @@ pub const MAX_FRAME: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToWorker {
     /// A plugin protocol request (JSON text).
-    Call { request: String },
+    Call {
+        /// An enveloped plugin request
+        /// ([`PluginRequest`](countersign_plugin_abi::protocol::PluginRequest)) as JSON.
+        request: String,
+    },
     /// The answer to the worker's last `HostCall`.
-    HostReply { status: i32, response: String },
+    HostReply {
+        /// A [`Status`] as its raw number.
+        status: i32,
+        /// An enveloped host response as JSON, or an error text when `status` is not `Ok`.
+        response: String,
+    },
 }
 
 /// Worker → daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FromWorker {
     /// The library loaded and its descriptor checked out.
-    Ready { name: String, version: String, kind: String },
+    Ready {
+        /// The plugin's name, from its descriptor.
+        name: String,
+        /// The plugin's version, from its descriptor.
+        version: String,
+        /// Its kind (`token` or `gateway`).
+        kind: String,
+    },
     /// The plugin asks for a host capability (JSON text) while a call runs.
-    HostCall { request: String },
+    HostCall {
+        /// An enveloped host request, as the plugin wrote it (not yet trusted).
+        request: String,
+    },
     /// The call finished.
-    Done { status: i32, response: String },
+    Done {
+        /// The plugin's [`Status`] as its raw number.
+        status: i32,
+        /// The enveloped plugin response as JSON, or an error text when `status` is not `Ok`.
+        response: String,
+    },
 }
 
+/// Why starting or talking to a worker failed. After any of these during a call the worker is
+/// gone (killed if it still ran) and only that call fails; a new [`PluginProcess`] can be started.
 #[derive(Debug, thiserror::Error)]
 pub enum IpcError {
+    /// Making the library's memfd, spawning the worker, or reading or writing its socket failed.
     #[error("plugin worker I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A frame that breaks the protocol (too long, unknown tag, not UTF-8, out of turn), and why.
     #[error("plugin worker sent a bad frame: {0}")]
     Frame(String),
+    /// The deadline (of a call, or of start-up) that passed before the worker answered.
     #[error("plugin worker did not answer within {0:?}; it was killed")]
     Timeout(Duration),
+    /// The worker exited or closed its socket: its exit status (at start-up, with its first
+    /// stderr line).
     #[error("plugin worker died ({0})")]
     Crashed(String),
+    /// The worker would not load the library, and why. Nothing here makes it today: a worker
+    /// that refuses its library exits, which arrives as [`IpcError::Crashed`] with its reason.
     #[error("plugin worker refused the library: {0}")]
     Refused(String),
 }
 
 /// A message that travels in a frame.
 pub trait Frame: Sized {
+    /// Appends the tag and the message to `out`; [`write_frame`] puts the length before them.
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), IpcError>;
+    /// The message in a frame's body (tag and message, without the length); refuses a tag or
+    /// text this direction does not carry.
     fn decode(body: &[u8]) -> Result<Self, IpcError>;
 }
 
@@ -360,8 +397,11 @@ pub struct PluginProcess {
     sock: UnixStream,
     /// The worker's stderr (its own diagnostics, and whatever its plugin writes there).
     stderr: Option<std::process::ChildStderr>,
+    /// The loaded plugin's name, as the worker reported it.
     pub name: String,
+    /// The loaded plugin's version, as the worker reported it.
     pub version: String,
+    /// The loaded plugin's kind (`token` or `gateway`).
     pub kind: String,
 }
 

@@ -4,6 +4,8 @@
 //! The MACs come from the host ([`Host::hmac`]), which holds the seed: nothing here ever sees
 //! it. Counters are only proposed; the host records an acceptance and refuses reuse.
 
+#![warn(missing_docs, unreachable_pub)]
+
 #[cfg(feature = "software-host")]
 pub mod software_host;
 
@@ -15,8 +17,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OathParams {
+    /// Digits per code, 6 to 8 (default 6).
     #[serde(default = "default_digits")]
     pub digits: u32,
+    /// The HMAC's hash function (default SHA-1).
     #[serde(default = "default_hash")]
     pub hash: Hash,
     /// TOTP only: seconds per step.
@@ -42,6 +46,8 @@ fn default_step() -> u64 {
 }
 
 impl OathParams {
+    /// Reads the enrolment options a request carries; unknown fields, digits outside 6 to 8
+    /// and a zero step are a [`PluginError::BadRequest`].
     pub fn from_json(v: &serde_json::Value) -> Result<OathParams, PluginError> {
         let p: OathParams = serde_json::from_value(v.clone()).map_err(|e| PluginError::BadRequest(e.to_string()))?;
         if !(6..=8).contains(&p.digits) {

@@ -14,8 +14,11 @@ use hmac::{Hmac, Mac};
 /// Seeds by secret reference, the values `verify` accepts by secret reference, and the clock.
 #[derive(Debug, Default)]
 pub struct SoftwareHost {
+    /// HMAC keys by secret reference; an `hmac` call naming another reference is refused.
     pub seeds: HashMap<String, Vec<u8>>,
+    /// The values `verify` accepts, by secret reference; any other value does not match.
     pub verifiable: HashMap<String, Vec<String>>,
+    /// What `now` answers, Unix time in milliseconds.
     pub now_ms: i64,
 }
 

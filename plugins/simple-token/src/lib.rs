@@ -7,6 +7,8 @@
 //! ([`Host::verify`]) and owns what an accept changes (the counter, a spent TAN, a deleted
 //! registration token). These handlers must never keep, log or derive anything from the value.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::guest::{Host, PluginError};
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
 

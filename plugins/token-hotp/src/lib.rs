@@ -2,6 +2,8 @@
 //! look-ahead window the host allows, and resynchronises on two consecutive OTPs. The host
 //! computes the HMACs over the sealed seed and owns the counter.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::abi::PluginKind;
 use countersign_plugin_abi::guest::{Host, PluginError};
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};

@@ -3,6 +3,8 @@
 //! `verify`, which compares it with the sealed secret at the positions that challenge asked.
 //! The plugin never sees the secret or the positions.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::abi::PluginKind;
 
 countersign_plugin_abi::declare_plugin! {

@@ -2,6 +2,8 @@
 //! enrolment (`codes`) and checked as HOTP codes are (`countersign_oath::handle_counter_token`).
 //! The host computes the MACs over the sealed seed and owns the counter.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::abi::PluginKind;
 
 countersign_plugin_abi::declare_plugin! {

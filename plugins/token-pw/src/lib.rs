@@ -2,6 +2,8 @@
 //! the code is a fixed password, which the host holds only as an HSM-keyed verifier and
 //! compares itself (`verify`); the plugin never sees it.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::abi::PluginKind;
 
 countersign_plugin_abi::declare_plugin! {

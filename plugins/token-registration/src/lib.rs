@@ -2,6 +2,8 @@
 //! the host as an HSM-keyed verifier and compared by it (`verify`); the host deletes the token
 //! in the transaction that accepts it.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::abi::PluginKind;
 
 countersign_plugin_abi::declare_plugin! {

@@ -4,6 +4,8 @@
 //! computes the MACs over the sealed seed, owns counters and challenges, and delivers the
 //! message through its gateways.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::abi::PluginKind;
 
 countersign_plugin_abi::declare_plugin! {

@@ -1,6 +1,8 @@
 //! The spass token type (privacyIDEA's "simple pass") as a plugin: no OTP part, so a check
 //! matches when nothing follows the PIN. The host checks the PIN before the plugin is asked.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::abi::PluginKind;
 
 countersign_plugin_abi::declare_plugin! {

@@ -2,6 +2,8 @@
 //! holds as HSM-keyed verifiers and compares itself (`verify`), spending the one that matched
 //! in the transaction that accepts it.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::abi::PluginKind;
 
 countersign_plugin_abi::declare_plugin! {

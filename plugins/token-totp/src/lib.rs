@@ -3,6 +3,8 @@
 //! (so a code at or before the last accepted step is rejected); resynchronises on two
 //! consecutive OTPs. The host computes the HMACs over the sealed seed and owns the steps.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_oath::{find, find_pair, OathParams};
 use countersign_plugin_abi::abi::PluginKind;
 use countersign_plugin_abi::guest::{Host, PluginError};

@@ -8,6 +8,8 @@
 //! block it decrypted, so this plugin must never be the only judge of a match; it must never
 //! keep or log a plaintext.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use countersign_plugin_abi::abi::PluginKind;
 use countersign_plugin_abi::guest::{Host, PluginError};
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};

@@ -18,6 +18,7 @@
 //! Exit codes: 0 when the daemon closes the socket, 2 bad arguments, 3 library refused,
 //! 4 protocol error, 5 the sandbox could not be applied.
 
+#![warn(missing_docs, unreachable_pub)]
 #![allow(unsafe_code, reason = "the worker is where plugins are loaded and called through the C ABI")]
 
 mod sandbox;

@@ -15,12 +15,12 @@ use seccompiler::{
 
 /// Resource limits the daemon passes on the command line (`--memory-mb`, `--cpu-s`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Address space, in MiB (`RLIMIT_AS`).
-    pub memory_mb: u64,
+    pub(crate) memory_mb: u64,
     /// Processor time over the worker's life, in seconds (`RLIMIT_CPU`, soft = hard: the
     /// kernel sends SIGKILL when it is reached, which no handler can catch).
-    pub cpu_s: u64,
+    pub(crate) cpu_s: u64,
 }
 
 /// Every system call the worker allows unconditionally while loading and serving a plugin.
@@ -37,7 +37,7 @@ pub struct Limits {
 /// `io_uring_*`, `clone`/`clone3`/`fork`/`vfork`, `execve`, `ptrace`, `kill`/`tkill`/
 /// `rt_sigqueueinfo`/`rt_tgsigqueueinfo`/`pidfd_*`, `ioctl`, `memfd_create`, timers that
 /// could run plugin code between calls, `prctl`, `seccomp`, resource limit changes.
-pub const ALLOWED: &[(&str, i64)] = &[
+pub(crate) const ALLOWED: &[(&str, i64)] = &[
     ("read", libc::SYS_read),
     ("write", libc::SYS_write),
     ("close", libc::SYS_close),
@@ -73,7 +73,7 @@ pub const ALLOWED: &[(&str, i64)] = &[
 /// would have the kernel signal another process, nor `F_SETFL`'s `O_ASYNC`).
 /// `sendto` and `recvfrom` only without an address (Rust's `write`/`read` on the worker's
 /// connected socket), so never to a new destination.
-pub const CONDITIONAL: &[(&str, i64)] = &[
+pub(crate) const CONDITIONAL: &[(&str, i64)] = &[
     ("tgkill", libc::SYS_tgkill),
     ("fcntl", libc::SYS_fcntl),
     ("sendto", libc::SYS_sendto),
@@ -115,7 +115,7 @@ fn conditional_rules(pid: u32) -> Result<Vec<(i64, Vec<SeccompRule>)>, String> {
 
 /// The allowlist as a BPF program: the listed calls are allowed, everything else fails
 /// with EPERM.
-pub fn allowlist(pid: u32) -> Result<BpfProgram, String> {
+pub(crate) fn allowlist(pid: u32) -> Result<BpfProgram, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED.iter().map(|(_, n)| (*n, Vec::new())).collect();
     rules.extend(conditional_rules(pid)?);
     let arch = std::env::consts::ARCH.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
@@ -126,7 +126,7 @@ pub fn allowlist(pid: u32) -> Result<BpfProgram, String> {
 
 /// Closes every descriptor but stdin/stdout/stderr and `keep`: whatever the daemon might
 /// have leaked, the plugin never sees it.
-pub fn close_other_descriptors(keep: &[RawFd]) -> Result<(), String> {
+pub(crate) fn close_other_descriptors(keep: &[RawFd]) -> Result<(), String> {
     let mut keep: Vec<u32> = keep.iter().filter_map(|fd| u32::try_from(*fd).ok()).filter(|fd| *fd > 2).collect();
     keep.sort_unstable();
     let mut from = 3u32;
@@ -200,7 +200,7 @@ fn landlock() -> Result<(), String> {
 
 /// Applies every restriction, in an order where each step still has what it needs: limits,
 /// Landlock, then the seccomp allowlist (which no longer allows `prctl` or `landlock_*`).
-pub fn confine(l: Limits) -> Result<(), String> {
+pub(crate) fn confine(l: Limits) -> Result<(), String> {
     limits(l)?;
     landlock()?;
     let program = allowlist(std::process::id())?;

@@ -400,6 +400,23 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-yubico-otp",
     "countersign-plugin-manifest",
     "countersign-pki",
+    "countersign-plugin-abi",
+    "countersign-plugin-ipc",
+    "countersign-oath",
+    "countersign-simple-token",
+    "countersign-token-hotp",
+    "countersign-token-totp",
+    "countersign-token-sms",
+    "countersign-token-email",
+    "countersign-token-spass",
+    "countersign-token-pw",
+    "countersign-token-registration",
+    "countersign-token-tan",
+    "countersign-token-paper",
+    "countersign-token-indexedsecret",
+    "countersign-token-yubikey",
+    "countersign-gateway-http-sms",
+    "countersign-gateway-smtp",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
