@@ -1,5 +1,6 @@
-//! QR codes of enrolment URIs: a PNG (for web front ends and `--qr-png`) and text blocks for a
-//! terminal. The URI carries a seed, so nothing here writes it anywhere but the returned value.
+//! QR codes of enrolment URIs as PNG images (privacyIDEA's `googleurl.img`, web front ends;
+//! the CLI draws its own for a terminal). The URI carries a seed, so nothing here writes it
+//! anywhere but the returned value.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -41,39 +42,6 @@ pub fn qr_png(text: &str) -> Result<String, String> {
     Ok(STANDARD.encode(out))
 }
 
-/// The QR code drawn with half-block characters, two modules per character row, dark on a
-/// light quiet zone (scannable from a terminal with a dark or light theme).
-pub fn qr_terminal(text: &str) -> Result<String, String> {
-    let qr = code(text)?;
-    let width = qr.width();
-    let colors = qr.to_colors();
-    let dark = |x: isize, y: isize| -> bool {
-        x >= 0
-            && y >= 0
-            && (x as usize) < width
-            && (y as usize) < width
-            && colors[y as usize * width + x as usize] == Color::Dark
-    };
-    let q = 2isize;
-    let w = width as isize;
-    let mut out = String::new();
-    let mut y = -q;
-    while y < w + q {
-        for x in -q..w + q {
-            // Light modules print as full blocks so the code reads dark-on-light everywhere.
-            out.push(match (dark(x, y), dark(x, y + 1)) {
-                (false, false) => '█',
-                (true, false) => '▄',
-                (false, true) => '▀',
-                (true, true) => ' ',
-            });
-        }
-        out.push('\n');
-        y += 2;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +50,5 @@ mod tests {
     fn png_has_a_png_signature() {
         let png = STANDARD.decode(qr_png("otpauth://totp/x?secret=AAAA").unwrap()).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        assert!(qr_terminal("otpauth://totp/x?secret=AAAA").unwrap().lines().count() > 10);
     }
 }

@@ -154,7 +154,7 @@ pub fn on_socket(
             let (sock, stop, request, ok, failed) =
                 (sock.to_path_buf(), stop.clone(), request.clone(), ok.clone(), failed.clone());
             tasks.push(tokio::spawn(async move {
-                let mut conn = countersign::client::Connection::connect(&sock).await.expect("connect");
+                let mut conn = countersign_client::Connection::connect(&sock).await.expect("connect");
                 let mut lat = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let (method, uri, body) = request(c);

@@ -640,7 +640,7 @@ impl Drop for Daemon {
 pub fn request(sock: &Path, method: &str, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let mut c = countersign::client::Connection::connect(sock).await.unwrap();
+        let mut c = countersign_client::Connection::connect(sock).await.unwrap();
         let (status, bytes) = c.raw(method.parse().unwrap(), path, body).await.unwrap();
         let v = if bytes.is_empty() {
             Value::Null

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use countersign::config::Config;
 
 /// Countersign appliance daemon: HSM-backed signing over api.sock, administration over admin.sock.
@@ -13,14 +13,38 @@ use countersign::config::Config;
 struct Args {
     /// Extra configuration file, applied over the factory defaults and /etc/countersign/countersign.toml
     /// (repeatable; later files win).
-    #[arg(long = "config", short = 'c', value_name = "FILE")]
+    #[arg(long = "config", short = 'c', value_name = "FILE", global = true)]
     config: Vec<PathBuf>,
     /// Print the effective configuration (as JSON) and exit.
     #[arg(long)]
     print_config: bool,
     /// Do not read /etc/countersign/countersign.toml (development profiles).
-    #[arg(long)]
+    #[arg(long, global = true)]
     no_system_config: bool,
+    #[command(subcommand)]
+    command: Option<Offline>,
+}
+
+/// Work on the appliance's files with the daemon stopped (without one: run the daemon).
+#[derive(Debug, Subcommand)]
+enum Offline {
+    /// Put a backup in place as the database, with the daemon stopped. Opens the configured HSM
+    /// token, verifies the manifest's signature with the token's audit key and the copy against
+    /// the manifest, then replaces the database.
+    Restore {
+        /// The backup directory (holding manifest.json, manifest.sig and countersign.db).
+        #[arg(long)]
+        from: PathBuf,
+        /// The database file to create (default: the configuration's `store.path`).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Replace an existing database (it is kept beside it as `<db>.replaced-<time>`).
+        #[arg(long)]
+        force: bool,
+        /// Print the restored backup's manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,6 +65,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args, unhardened: &[String]) -> anyhow::Result<()> {
     let cfg = Config::load(&args.config, !args.no_system_config)?;
+    if let Some(Offline::Restore { from, db, force, json }) = &args.command {
+        return restore(&cfg, from, db.as_deref(), *force, *json);
+    }
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&cfg)?);
         return Ok(());
@@ -59,4 +86,36 @@ fn run(args: Args, unhardened: &[String]) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(countersign::daemon::run(cfg))
+}
+
+/// `countersignd restore`: the backup at `from` becomes the database.
+fn restore(
+    cfg: &Config,
+    from: &std::path::Path,
+    db: Option<&std::path::Path>,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let db = db.map_or_else(|| cfg.store.path.clone(), std::path::Path::to_path_buf);
+    let hsm = countersign_hsm::Hsm::open(cfg.hsm.hsm_config(), cfg.hsm.load_pin()?)?;
+    let key = countersign::audit_trail::TokenAuditKey::find(&hsm).map_err(anyhow::Error::msg)?;
+    let m = countersign::backup::restore(from, &db, force, &key)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+    } else {
+        let keys: Vec<String> = m.system_keys.iter().map(|k| format!("{} ({})", k.role, k.key_id)).collect();
+        println!(
+            "restored {} (schema {}, {} tokens, audit chain to link {}) as {}
+ it needs HSM token {} holding: {}
+start the daemon, then run `countersign audit verify`",
+            from.display(),
+            m.schema_version,
+            m.tokens,
+            m.audit.last_seq.map_or("-".into(), |s| s.to_string()),
+            db.display(),
+            m.hsm_token,
+            keys.join(", ")
+        );
+    }
+    Ok(())
 }

@@ -11,7 +11,7 @@ fn main() -> anyhow::Result<()> {
     let body = args.next().map(String::into_bytes);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (status, bytes) = rt.block_on(async {
-        let mut c = countersign::client::Connection::connect(&PathBuf::from(sock)).await?;
+        let mut c = countersign_client::Connection::connect(&PathBuf::from(sock)).await?;
         anyhow::Ok(c.raw(method.parse()?, &path, body).await?)
     })?;
     let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);

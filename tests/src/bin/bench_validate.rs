@@ -227,7 +227,7 @@ fn reject_timing(d: &Daemon, samples: usize) -> anyhow::Result<String> {
     ];
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let times: Vec<Vec<f64>> = rt.block_on(async {
-        let mut c = countersign::client::Connection::connect(&d.api_sock()).await?;
+        let mut c = countersign_client::Connection::connect(&d.api_sock()).await?;
         let mut times = vec![Vec::with_capacity(samples); kinds.len()];
         // A warm-up round of each kind first (the stand-in token is made on first use).
         for i in 0..=samples {

@@ -1,4 +1,4 @@
-//! `countersign backup` while the daemon works, and `countersign restore` into an empty data
+//! `countersign backup` while the daemon works, and `countersignd restore` into an empty data
 //! directory with the same HSM token: the same tokens authenticate (a code used before the
 //! backup stays used), the same signing key signs, and the same audit chain verifies.
 
@@ -18,10 +18,10 @@ fn accepted(d: &Daemon, pass: &str) -> bool {
     v["accepted"] == true
 }
 
-/// `countersign restore` as an operator runs it: with the daemon's configuration (to open its
-/// token and verify the backup's signature).
+/// `countersignd restore` as an operator runs it, with the daemon stopped: with the daemon's
+/// configuration (to open its token and verify the backup's signature).
 fn restore(d: &Daemon, from: &Path, db: &Path, extra: &[&str]) -> Output {
-    std::process::Command::new(countersign_tests::bin("countersign"))
+    std::process::Command::new(countersign_tests::bin("countersignd"))
         .env("SOFTHSM2_CONF", d.hsm.conf())
         .args(["restore", "--no-system-config", "--config"])
         .arg(&d.config)

@@ -18,7 +18,7 @@ fn sixty_four_concurrent_signatures_all_verify() {
             let sock = sock.clone();
             tasks.push(tokio::spawn(async move {
                 let msg = format!("concurrent message {i}");
-                let mut c = countersign::client::Connection::connect(&sock).await.unwrap();
+                let mut c = countersign_client::Connection::connect(&sock).await.unwrap();
                 let body = json!({ "message": b64(msg.as_bytes()) });
                 let (st, v) = c.request(hyper::Method::POST, "/v1/keys/busy/sign", Some(&body)).await.unwrap();
                 (msg, st.as_u16(), v)
@@ -64,7 +64,7 @@ fn rotations_under_signing_load_lose_no_request() {
             for c in 0..8 {
                 let sock = sock.clone();
                 tasks.push(tokio::spawn(async move {
-                    let mut conn = countersign::client::Connection::connect(&sock).await.unwrap();
+                    let mut conn = countersign_client::Connection::connect(&sock).await.unwrap();
                     let mut out = Vec::new();
                     for i in 0..60 {
                         let msg = format!("client {c} message {i}");

@@ -27,7 +27,7 @@ fn seed(u: usize) -> Vec<u8> {
 fn try_request(sock: &Path, method: &str, path: &str, body: &Value) -> Option<(u16, Value)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let mut c = countersign::client::Connection::connect(sock).await.ok()?;
+        let mut c = countersign_client::Connection::connect(sock).await.ok()?;
         let (status, bytes) = c.raw(method.parse().unwrap(), path, Some(body.to_string().into_bytes())).await.ok()?;
         Some((status.as_u16(), serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     })

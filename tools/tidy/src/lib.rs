@@ -108,7 +108,7 @@ pub const CONFINED: &[Confined] = &[
     },
     Confined {
         dependency: "hyper",
-        allowed: &["countersign", "countersign-tests"],
+        allowed: &["countersign", "countersign-client", "countersign-tests"],
         why: "HTTP lives in the front-ends and the admin-socket client; the tests speak HTTP to the daemon",
     },
     Confined {
@@ -161,6 +161,15 @@ pub const IO_CRATES: &[&str] = &[
     "rustls",
 ];
 
+/// Workspace crates a crate must never depend on, and why: the admin CLI reaches the daemon
+/// only through its socket, so it links none of the daemon's parts.
+pub const SEPARATED: &[(&str, &[&str], &str)] = &[(
+    "countersign-cli",
+    &["countersign", "countersign-store", "countersign-hsm", "countersign-card"],
+    "the admin CLI talks to the daemon's socket and must not link the services, the store, the HSM or the card \
+     readers",
+)];
+
 /// Crates that depend on no other workspace crate: the core sits under everything.
 pub const FOUNDATIONS: &[&str] = &["countersign-core"];
 
@@ -177,6 +186,11 @@ pub fn crate_rules(packages: &[Package]) -> Vec<String> {
         for rule in CONFINED {
             if p.deps.contains(rule.dependency) && !rule.allowed.contains(&p.name.as_str()) {
                 broken.push(format!("{} depends on {}: {}", p.name, rule.dependency, rule.why));
+            }
+        }
+        for (_, banned, why) in SEPARATED.iter().filter(|(name, _, _)| *name == p.name) {
+            for d in banned.iter().filter(|d| p.deps.contains(**d)) {
+                broken.push(format!("{} depends on {d}: {why}", p.name));
             }
         }
         if PURE.contains(&p.name.as_str()) {
@@ -417,6 +431,8 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-token-yubikey",
     "countersign-gateway-http-sms",
     "countersign-gateway-smtp",
+    "countersign-client",
+    "countersign-process",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
@@ -482,6 +498,14 @@ mod tests {
             crate_rules(&[pkg("countersign-core", &["countersign-plugin-abi"]), pkg("countersign-plugin-abi", &[])]);
         assert_eq!(broken.len(), 1, "{broken:?}");
         assert!(broken[0].starts_with("countersign-core depends on countersign-plugin-abi"), "{broken:?}");
+    }
+
+    #[test]
+    fn the_cli_linking_a_part_of_the_daemon_is_named() {
+        assert!(crate_rules(&[pkg("countersign-cli", &["countersign-client", "countersign-core"])]).is_empty());
+        let broken = crate_rules(&[pkg("countersign-cli", &["countersign-client", "countersign-store"])]);
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert!(broken[0].starts_with("countersign-cli depends on countersign-store"), "{broken:?}");
     }
 
     #[test]

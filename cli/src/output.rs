@@ -173,7 +173,7 @@ fn token_state(t: &Value) -> String {
 
 /// `expired` or `not yet valid` when the token's validity period excludes now.
 fn outside_validity(t: &Value) -> Option<&'static str> {
-    use countersign::store::{Unusable, Validity};
+    use countersign_core::validity::{Unusable, Validity};
     let now = i64::try_from(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
     )

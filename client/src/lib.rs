@@ -1,34 +1,57 @@
 //! A small HTTP/1.1 client for the appliance's Unix sockets, used by the CLI, the tests and the
 //! benchmark. One [`Connection`] is one kept-alive socket; requests on it are sequential.
+//!
+//! It links no part of the daemon: the CLI built on it cannot reach the store, the HSM or the
+//! services except through a socket the daemon authorises (`make lint` checks the CLI's
+//! dependencies). [`qr`] draws enrolment URIs for a terminal.
+
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod qr;
+
+/// The request method and answer status, as the client takes and gives them.
+pub use hyper::{Method, StatusCode};
 
 use std::path::{Path, PathBuf};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
-use hyper::{Method, Request, StatusCode};
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::UnixStream;
 
+/// What went wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The socket could not be reached.
     #[error("cannot connect to {path}: {source} (is countersignd running, and may you use this socket?)")]
-    Connect { path: PathBuf, source: std::io::Error },
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The connection failed mid-request.
     #[error("HTTP: {0}")]
     Http(#[from] hyper::Error),
+    /// The request could not be built (a bad URI).
     #[error("bad request: {0}")]
     Request(#[from] hyper::http::Error),
+    /// The answer was not what the endpoint sends.
     #[error("the daemon answered with something that is not JSON: {0}")]
     Decode(String),
 }
 
+/// One kept-alive connection to a socket of the daemon.
 #[derive(Debug)]
 pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
 }
 
 impl Connection {
+    /// Connects to the socket at `path`.
     pub async fn connect(path: &Path) -> Result<Connection, ClientError> {
         let stream =
             UnixStream::connect(path).await.map_err(|source| ClientError::Connect { path: path.to_owned(), source })?;

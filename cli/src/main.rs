@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use countersign::client::Connection;
-use hyper::{Method, StatusCode};
+use countersign_client::Connection;
+use countersign_client::{Method, StatusCode};
 use serde_json::{json, Value};
 
 /// Administer a Countersign appliance.
@@ -71,27 +71,13 @@ enum Command {
     /// by the daemon into DIR (absolute, new, writable by the daemon). HSM keys stay on the
     /// token: back the token up with the HSM's own means.
     Backup { dir: std::path::PathBuf },
-    /// Put a backup in place as the database, with the daemon stopped. Reads the daemon's
-    /// configuration to open its HSM token, verifies the manifest's signature with the token's
-    /// audit key and the copy against the manifest, then replaces the database. Does not use
+    /// Moved: restoring a backup opens the HSM and the database with the daemon stopped, which
+    /// is the daemon binary's work (`countersignd restore --from DIR`); this CLI only talks to
     /// the daemon's socket.
+    #[command(hide = true)]
     Restore {
-        /// The backup directory (holding manifest.json, manifest.sig and countersign.db).
-        #[arg(long)]
-        from: std::path::PathBuf,
-        /// The database file to create (default: the configuration's `store.path`).
-        #[arg(long)]
-        db: Option<std::path::PathBuf>,
-        /// The daemon's configuration files, as given to countersignd (repeatable; later files
-        /// win); /etc/countersign/countersign.toml is read first unless --no-system-config.
-        #[arg(long = "config", short = 'c', value_name = "FILE")]
-        config: Vec<std::path::PathBuf>,
-        /// Do not read /etc/countersign/countersign.toml.
-        #[arg(long)]
-        no_system_config: bool,
-        /// Replace an existing database (it is kept beside it as `<db>.replaced-<time>`).
-        #[arg(long)]
-        force: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Show the daemon's health (HSM state).
     Health,
@@ -242,9 +228,9 @@ enum AuditCmd {
 }
 
 fn main() -> ExitCode {
-    // The CLI may open the HSM (restore verifies a backup's signature) and writes databases:
-    // the same process protections as the daemon. Failures only weaken, never stop, a CLI.
-    let _ = countersign::process::harden();
+    // The CLI shows seeds and enrolment URIs once and reads bind passwords: the same process
+    // protections as the daemon. Failures only weaken, never stop, a CLI.
+    let _ = countersign_process::harden();
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -296,30 +282,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Command::Restore { from, db, force, config, no_system_config } => {
-            let cfg = countersign::config::Config::load(config, !*no_system_config)?;
-            let db = db.clone().unwrap_or_else(|| cfg.store.path.clone());
-            let hsm = countersign_hsm::Hsm::open(cfg.hsm.hsm_config(), cfg.hsm.load_pin()?)?;
-            let key = countersign::audit_trail::TokenAuditKey::find(&hsm).map_err(anyhow::Error::msg)?;
-            let m = countersign::backup::restore(from, &db, *force, &key)?;
-            if cli.json {
-                println!("{}", serde_json::to_string_pretty(&m)?);
-            } else {
-                let keys: Vec<String> = m.system_keys.iter().map(|k| format!("{} ({})", k.role, k.key_id)).collect();
-                println!(
-                    "restored {} (schema {}, {} tokens, audit chain to link {}) as {}
-                     it needs HSM token {} holding: {}
-start the daemon, then run `countersign audit verify`",
-                    from.display(),
-                    m.schema_version,
-                    m.tokens,
-                    m.audit.last_seq.map_or("-".into(), |s| s.to_string()),
-                    db.display(),
-                    m.hsm_token,
-                    keys.join(", ")
-                );
-            }
-            return Ok(());
+        Command::Restore { args } => {
+            anyhow::bail!(
+                "restore is done by the daemon binary, with the daemon stopped: run `countersignd restore {}` \
+                 (with the daemon's --config files); this CLI only talks to the daemon's socket",
+                args.join(" ")
+            );
         }
         Command::Backup { dir } => {
             (Method::POST, "/v1/admin/backup".into(), Some(json!({ "dir": dir })), output::View::Pretty)
@@ -531,7 +499,7 @@ start the daemon, then run `countersign audit verify`",
     if let Command::Token(cmd) = &cli.command {
         if !cli.json && token::draw_qr(cmd) {
             if let Some(uri) = answer.get("otpauth_uri").and_then(Value::as_str) {
-                print!("{}", countersign::enrolment_qr::qr_terminal(uri).map_err(anyhow::Error::msg)?);
+                print!("{}", countersign_client::qr::qr_terminal(uri).map_err(anyhow::Error::msg)?);
             }
         }
         token::after_init(cmd, &answer)?;

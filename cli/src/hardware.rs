@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use countersign::client::Connection;
-use hyper::Method;
+use countersign_client::Connection;
+use countersign_client::Method;
 use serde_json::{json, Value};
 
 use crate::token::stdin_line;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use hyper::Method;
+use countersign_client::Method;
 use serde_json::{json, Value};
 
 use crate::{enc, output::View};
@@ -325,7 +325,7 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
                     None => {}
                     Some("none") => body[key] = Value::Null,
                     Some(d) => {
-                        body[key] = countersign::dates::parse(d)
+                        body[key] = countersign_core::dates::parse(d)
                             .with_context(|| {
                                 format!("{d:?} is not a date; write it like 2026-12-31T08:00Z or 2026-12-31, or none")
                             })?

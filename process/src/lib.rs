@@ -10,6 +10,8 @@
 //!
 //! Owns: `harden()` and `state()`. Must never: loosen a limit it found tighter.
 
+#![warn(missing_docs, unreachable_pub)]
+
 use serde::Serialize;
 
 /// How the process is protected, as `/v1/health` reports it.

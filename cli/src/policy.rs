@@ -3,7 +3,7 @@
 //! for a user, realm, client and time and, per policy, what matched and why.
 
 use clap::{Args, Subcommand};
-use hyper::Method;
+use countersign_client::Method;
 use serde_json::{json, Map, Value};
 
 use crate::enc;

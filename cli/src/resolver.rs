@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use hyper::Method;
+use countersign_client::Method;
 use serde_json::{json, Value};
 
 use crate::enc;
