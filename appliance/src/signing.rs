@@ -267,7 +267,7 @@ impl SigningService {
         // A DER ECDSA signature becomes r || s here, where the key's curve is known; one that
         // does not decode is simply not valid (and audited as such).
         let signature = match (req.signature, plan.algorithm.ec_scalar_len()) {
-            (SignatureBytes::Der(der), Some(n)) => countersign_hsm::ecdsa_der_to_raw(&der, n).ok(),
+            (SignatureBytes::Der(der), Some(n)) => countersign_pki::ecdsa_der_to_raw(&der, n).ok(),
             (SignatureBytes::Der(b) | SignatureBytes::Raw(b), _) => Some(b),
         };
         let (result, _) = self

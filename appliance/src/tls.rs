@@ -9,7 +9,8 @@
 use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use countersign_hsm::{ecdsa_raw_to_der, HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
+use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
+use countersign_pki::ecdsa_raw_to_der;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};

@@ -26,7 +26,7 @@ pub use keys::{GeneratedKeyPair, KeyId, SecretKeyKind};
 pub use metrics::{Histogram, HistogramSnapshot, HsmMetricsSnapshot, LATENCY_BUCKETS_US};
 pub use pin::Pin;
 pub use pubkey::PublicKey;
-pub use signature::{ecdsa_der_to_raw, ecdsa_raw_to_der, SignInput};
+pub use signature::SignInput;
 pub use token::{Health, Hsm, HsmConfig, TokenSelector};
 
 /// Result type of this crate.

@@ -1,4 +1,5 @@
-//! Signing and verification with keys on the token, and the ECDSA signature encodings.
+//! Signing and verification with keys on the token (the ECDSA signature encodings live in
+//! `countersign-pki`).
 //!
 //! Messages are hashed here and the token signs the digest (`CKM_ECDSA`, `CKM_RSA_PKCS` over a
 //! DigestInfo, `CKM_RSA_PKCS_PSS`), which also serves callers that send a prehashed digest.
@@ -9,8 +10,6 @@ use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::ObjectClass;
-use der::asn1::UintRef;
-use der::{Decode, Encode};
 
 use crate::{HashAlg, Hsm, HsmError, KeyAlgorithm, KeyId, Result, SignScheme};
 
@@ -127,57 +126,9 @@ impl Hsm {
     }
 }
 
-#[derive(der::Sequence)]
-struct EcdsaSigDer<'a> {
-    r: UintRef<'a>,
-    s: UintRef<'a>,
-}
-
-/// Raw `r || s` to the ASN.1 `Ecdsa-Sig-Value` DER that X.509 and OpenSSL use.
-pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
-        return Err(HsmError::InvalidInput("raw ECDSA signature must be r || s of equal length".into()));
-    }
-    let (r, s) = raw.split_at(raw.len() / 2);
-    let enc = |e: der::Error| HsmError::Encoding(e.to_string());
-    EcdsaSigDer { r: UintRef::new(r).map_err(enc)?, s: UintRef::new(s).map_err(enc)? }.to_der().map_err(enc)
-}
-
-/// DER `Ecdsa-Sig-Value` to raw `r || s`, each scalar left-padded to `scalar_len` bytes.
-pub fn ecdsa_der_to_raw(der_sig: &[u8], scalar_len: usize) -> Result<Vec<u8>> {
-    let bad = || HsmError::InvalidInput("not a DER ECDSA signature for this curve".into());
-    let sig = EcdsaSigDer::from_der(der_sig).map_err(|_| bad())?;
-    let mut out = vec![0u8; scalar_len * 2];
-    for (i, v) in [sig.r.as_bytes(), sig.s.as_bytes()].into_iter().enumerate() {
-        if v.len() > scalar_len {
-            return Err(bad());
-        }
-        let end = scalar_len * (i + 1);
-        out[end - v.len()..end].copy_from_slice(v);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn der_round_trip_keeps_leading_zeros() {
-        let mut raw = vec![0u8; 64];
-        raw[1] = 0x80;
-        raw[32] = 0x7f;
-        raw[63] = 1;
-        let der = ecdsa_raw_to_der(&raw).unwrap();
-        assert_eq!(ecdsa_der_to_raw(&der, 32).unwrap(), raw);
-    }
-
-    #[test]
-    fn der_rejects_oversized_scalars() {
-        let raw = vec![0x11u8; 96];
-        let der = ecdsa_raw_to_der(&raw).unwrap();
-        assert!(ecdsa_der_to_raw(&der, 32).is_err());
-    }
 
     #[test]
     fn ed25519_refuses_digests() {

@@ -22,6 +22,7 @@
 mod attestation;
 mod ca;
 mod csr;
+mod ecdsa_sig;
 mod error;
 mod name;
 mod pem;
@@ -35,6 +36,7 @@ pub use attestation::{
 };
 pub use ca::{issue_certificate, self_signed_ca, BACKDATE_SECONDS, OID_MS_SMARTCARD_LOGON, OID_MS_UPN};
 pub use csr::ca_csr;
+pub use ecdsa_sig::{ecdsa_der_to_raw, ecdsa_raw_to_der};
 pub use error::PkiError;
 pub use name::{escape_rfc4514, parse_rfc4514};
 pub use pem::{certificates_from_pem, from_pem, to_pem};

@@ -6,7 +6,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use countersign_hsm::{ecdsa_raw_to_der, HashAlg, KeyAlgorithm, SignScheme};
+use countersign_core::keys::{HashAlg, KeyAlgorithm, SignScheme};
+use countersign_pki::ecdsa_raw_to_der;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -81,7 +81,7 @@ pub(crate) fn native_body(data: &[u8]) {
                     // What the signing service does with a DER signature for each curve.
                     if let crate::signing::SignatureBytes::Der(der) = &req.signature {
                         for n in [32, 48] {
-                            drop(countersign_hsm::ecdsa_der_to_raw(der, n));
+                            drop(countersign_pki::ecdsa_der_to_raw(der, n));
                         }
                     }
                 }
