@@ -145,7 +145,7 @@ impl Appliance {
             validate,
             policies,
             admin: AdminService::new(hsm.clone(), store.clone(), directory),
-            hsm: hsm.clone(),
+            hsm: crate::hsm_status::HsmStatus::new(hsm.clone()),
             own_uid: own_uid(),
             admin_uids: Arc::new(cfg.admin.allowed_uids.clone()),
             plugins,

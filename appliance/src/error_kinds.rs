@@ -4,7 +4,7 @@
 //!
 //! It only classifies; it never builds an answer or changes an error.
 
-use countersign_core::error::{Dependency, ErrorKind, Kinded};
+use countersign_core::error::{Dependency, ErrorKind, Kinded, Reason};
 
 use crate::admin::AdminError;
 use crate::audit_trail::AuditTrailError;
@@ -25,6 +25,14 @@ impl Kinded for TokenError {
             TokenError::Store(_) | TokenError::Internal(_) => ErrorKind::Internal,
         }
     }
+
+    fn reason(&self) -> Option<Reason> {
+        if let TokenError::Hsm(h) = self {
+            h.reason()
+        } else {
+            None
+        }
+    }
 }
 
 impl Kinded for AdminError {
@@ -35,6 +43,14 @@ impl Kinded for AdminError {
             AdminError::NotFound(_) => ErrorKind::NotFound,
             AdminError::Hsm(h) => h.kind(),
             AdminError::Store(_) | AdminError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn reason(&self) -> Option<Reason> {
+        if let AdminError::Hsm(h) = self {
+            h.reason()
+        } else {
+            None
         }
     }
 }
@@ -75,6 +91,14 @@ impl Kinded for SigningError {
             SigningError::Invalid(_) => ErrorKind::Invalid,
             SigningError::Hsm(h) => h.kind(),
             SigningError::Audit(_) => ErrorKind::Unavailable(Dependency::Audit),
+        }
+    }
+
+    fn reason(&self) -> Option<Reason> {
+        if let SigningError::Hsm(h) = self {
+            h.reason()
+        } else {
+            None
         }
     }
 }

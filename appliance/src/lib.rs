@@ -25,6 +25,7 @@ pub mod executor;
 pub mod fuzzing;
 pub mod gateway_host;
 pub mod gateways;
+pub mod hsm_status;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

@@ -38,8 +38,25 @@ pub enum Dependency {
     AuditKey,
 }
 
+/// A finer reason than the kind, for a front-end that names it: a stable code (where the kind's
+/// own code is not enough for a caller that branches) and the message meant for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    /// The code a front-end uses instead of the kind's, if any (`key_missing_on_token`).
+    pub code: Option<&'static str>,
+    /// What the caller is told.
+    pub message: String,
+}
+
 /// An error that says what kind of failure it is.
 pub trait Kinded {
     /// The kind of this failure.
     fn kind(&self) -> ErrorKind;
+
+    /// A finer reason, when this error has one or wraps one that has (an HSM error inside a
+    /// service's error keeps its own code and words); `None`: the kind and the error's
+    /// `Display` say all.
+    fn reason(&self) -> Option<Reason> {
+        None
+    }
 }

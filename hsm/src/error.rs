@@ -99,4 +99,18 @@ impl countersign_core::error::Kinded for HsmError {
             _ => ErrorKind::Internal,
         }
     }
+
+    /// A key missing on the token and any other internal HSM failure keep codes of their own;
+    /// the caller's input is named as the HSM named it, without the "invalid input" prefix.
+    fn reason(&self) -> Option<countersign_core::error::Reason> {
+        use countersign_core::error::{ErrorKind, Reason};
+        match self {
+            HsmError::KeyNotFound(_) => Some(Reason { code: Some("key_missing_on_token"), message: self.to_string() }),
+            HsmError::Unsupported(m) | HsmError::InvalidInput(m) => Some(Reason { code: None, message: m.clone() }),
+            _ if self.kind() == ErrorKind::Internal => {
+                Some(Reason { code: Some("hsm_error"), message: self.to_string() })
+            }
+            _ => None,
+        }
+    }
 }

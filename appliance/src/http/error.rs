@@ -6,8 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use countersign_core::error::{Dependency, ErrorKind, Kinded};
-use countersign_hsm::HsmError;
+use countersign_core::error::{Dependency, ErrorKind, Kinded, Reason};
 
 use crate::admin::AdminError;
 use crate::policy::PolicyError;
@@ -77,55 +76,38 @@ impl ApiError {
         ApiError::new(status, code, message)
     }
 
-    /// A service error in the native API's words; an HSM failure it wraps keeps the HSM's
-    /// message and its finer codes.
-    fn kinded(e: &(impl Kinded + std::fmt::Display), hsm: Option<&HsmError>) -> Self {
-        match hsm {
-            Some(h) => hsm_status(h),
+    /// A service error in the native API's words: its kind's status, and its finer reason's
+    /// code and words where it has one (an HSM failure it wraps keeps the HSM's).
+    fn kinded(e: &(impl Kinded + std::fmt::Display)) -> Self {
+        match e.reason() {
+            Some(Reason { code: Some(code), message }) => ApiError { code, ..ApiError::of(e.kind(), message) },
+            Some(Reason { code: None, message }) => ApiError::of(e.kind(), message),
             None => ApiError::of(e.kind(), e.to_string()),
         }
     }
 }
 
-/// An HSM failure: its kind, except that an internal one says which (a key missing on the
-/// token, another HSM error), and the caller's input is named as the HSM named it.
-fn hsm_status(e: &HsmError) -> ApiError {
-    match e {
-        HsmError::KeyNotFound(_) => {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "key_missing_on_token", e.to_string())
-        }
-        HsmError::Unsupported(m) | HsmError::InvalidInput(m) => ApiError::of(e.kind(), m.clone()),
-        _ => match e.kind() {
-            ErrorKind::Internal => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "hsm_error", e.to_string()),
-            kind => ApiError::of(kind, e.to_string()),
-        },
-    }
-}
-
 impl From<SigningError> for ApiError {
     fn from(e: SigningError) -> Self {
-        let hsm = if let SigningError::Hsm(h) = &e { Some(h) } else { None };
-        ApiError::kinded(&e, hsm)
+        ApiError::kinded(&e)
     }
 }
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
-        let hsm = if let AdminError::Hsm(h) = &e { Some(h) } else { None };
-        ApiError::kinded(&e, hsm)
+        ApiError::kinded(&e)
     }
 }
 
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
-        let hsm = if let TokenError::Hsm(h) = &e { Some(h) } else { None };
-        ApiError::kinded(&e, hsm)
+        ApiError::kinded(&e)
     }
 }
 
 impl From<PolicyError> for ApiError {
     fn from(e: PolicyError) -> Self {
-        ApiError::kinded(&e, None)
+        ApiError::kinded(&e)
     }
 }
 
@@ -133,15 +115,14 @@ impl From<ValidateError> for ApiError {
     fn from(e: ValidateError) -> Self {
         match e {
             ValidateError::Challenge(t) => t.into(),
-            e => ApiError::kinded(&e, None),
+            e => ApiError::kinded(&e),
         }
     }
 }
 
 impl From<ResolverError> for ApiError {
     fn from(e: ResolverError) -> Self {
-        let hsm = if let ResolverError::Hsm(h) = &e { Some(h) } else { None };
-        ApiError::kinded(&e, hsm)
+        ApiError::kinded(&e)
     }
 }
 
@@ -175,13 +156,13 @@ impl From<PathRejection> for ApiError {
 
 impl From<crate::backup::BackupError> for ApiError {
     fn from(e: crate::backup::BackupError) -> Self {
-        ApiError::kinded(&e, None)
+        ApiError::kinded(&e)
     }
 }
 
 impl From<crate::audit_trail::AuditTrailError> for ApiError {
     fn from(e: crate::audit_trail::AuditTrailError) -> Self {
-        ApiError::kinded(&e, None)
+        ApiError::kinded(&e)
     }
 }
 
@@ -193,6 +174,7 @@ pub(super) fn to_json<T: serde::Serialize>(v: T) -> Result<axum::Json<serde_json
 #[cfg(test)]
 mod tests {
     use super::*;
+    use countersign_hsm::HsmError;
 
     /// The native API's words for each kind, and a service error's kind reaching them: the
     /// codes clients branch on stay what docs/api.md says.

@@ -28,7 +28,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use countersign_hsm::Hsm;
 
 pub use error::ApiError;
 pub use extract::PeerCred;
@@ -64,7 +63,8 @@ pub struct AppState {
     pub validate: crate::validate::ValidateService,
     pub policies: crate::policy::PolicyService,
     pub admin: AdminService,
-    pub hsm: Hsm,
+    /// The HSM's state, probes and metrics (no key operation).
+    pub hsm: crate::hsm_status::HsmStatus,
     /// The daemon's own uid: always an admin.
     pub own_uid: u32,
     pub admin_uids: Arc<Vec<u32>>,
