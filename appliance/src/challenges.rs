@@ -24,24 +24,15 @@ use crate::clock::Clock;
 use crate::config::ChallengeSection;
 use crate::gateways::GatewayService;
 use crate::plugins::PluginHost;
+use crate::service_error::{blocking, TokenError};
 use crate::store::{AttemptRow, AuthAuditRow, RoundOutcome, Store, TokenRecord};
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
-use crate::tokens::{blocking, TokenError};
 
-/// Variables message templates may use.
-pub const TEMPLATE_VARIABLES: &[&str] = &["otp", "serial", "user", "realm", "transaction_id"];
+/// Variables message templates may use (the configuration checks templates against them).
+pub use crate::config::TEMPLATE_VARIABLES;
 
-/// Token types answered through a challenge.
-pub fn is_challenge_type(token_type: &str) -> bool {
-    matches!(token_type, "sms" | "email" | "certificate" | "indexedsecret")
-}
-
-/// Whether tokens of this type show their codes themselves (a challenge for one is answered
-/// with its next code; nothing is sent).
-pub fn is_otp_type(token_type: &str) -> bool {
-    matches!(token_type, "hotp" | "totp")
-}
+pub use countersign_core::token_kind::{is_challenge_type, is_otp_type};
 
 use crate::simple_tokens::DEFAULT_POSITIONS;
 
@@ -318,7 +309,7 @@ impl ChallengeService {
             let req = PluginRequest::CreateChallenge {
                 secret: secret_ref(t),
                 counter,
-                params: crate::validate::plugin_params(t),
+                params: crate::token_host::plugin_params(t),
                 template: template.clone(),
                 variables: variables.clone(),
             };
@@ -485,7 +476,7 @@ impl ChallengeService {
         q: crate::store::ChallengeQuery,
     ) -> Result<(Vec<crate::store::ChallengeRow>, u64), TokenError> {
         let store = self.store.clone();
-        crate::tokens::blocking(move || Ok(store.challenge_list(&q)?)).await
+        crate::service_error::blocking(move || Ok(store.challenge_list(&q)?)).await
     }
 
     /// How often [`ChallengeService::clean_up`] should run.
@@ -497,7 +488,7 @@ impl ChallengeService {
     /// `challenge.keep_deliveries_s` (a periodic job). Returns (challenges, deliveries).
     pub async fn clean_up(&self) -> Result<(usize, usize), TokenError> {
         let svc = self.clone();
-        crate::tokens::blocking(move || {
+        crate::service_error::blocking(move || {
             let now = svc.clock.now_ms();
             let keep = i64::try_from(svc.cfg.keep_deliveries_s).unwrap_or(i64::MAX / 2000) * 1000;
             Ok(svc.store.clean_up_challenges(now - 3_600_000, now - keep)?)

@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 pub const FACTORY_DEFAULTS: &str = include_str!("../../firmware-config/countersign.toml");
 /// The system-wide override file.
 pub const SYSTEM_CONFIG: &str = "/etc/countersign/countersign.toml";
+/// Variables a challenge's message template may use: what the challenge service fills in.
+pub const TEMPLATE_VARIABLES: &[&str] = &["otp", "serial", "user", "realm", "transaction_id"];
+
 /// The systemd credential that carries the HSM PIN.
 pub const PIN_CREDENTIAL: &str = "hsm-pin";
 
@@ -26,6 +29,12 @@ pub enum ConfigError {
     Invalid(String),
     #[error("configuration file {0} does not exist")]
     Missing(PathBuf),
+    /// The HSM PIN could not be read from the source the configuration names.
+    #[error("{0}")]
+    Pin(#[from] countersign_hsm::HsmError),
+    /// Neither a PIN file nor a systemd credential names the HSM PIN.
+    #[error("no HSM PIN source: set hsm.pin_file, or run under systemd with LoadCredential={PIN_CREDENTIAL}:<file>")]
+    NoPinSource,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -520,7 +529,7 @@ impl Config {
             ("email_subject", &self.challenge.email_subject),
             ("email_text", &self.challenge.email_text),
         ] {
-            if let Err(e) = countersign_template::check(t, crate::challenges::TEMPLATE_VARIABLES) {
+            if let Err(e) = countersign_template::check(t, TEMPLATE_VARIABLES) {
                 return bad(format!("challenge.{k}: {e}"));
             }
         }
@@ -582,15 +591,13 @@ impl HsmSection {
     }
 
     /// Reads the PIN from `pin_file`, or else from the systemd credential `hsm-pin`.
-    pub fn load_pin(&self) -> Result<Pin, anyhow::Error> {
+    pub fn load_pin(&self) -> Result<Pin, ConfigError> {
         if !self.pin_file.is_empty() {
             return Ok(Pin::from_file(Path::new(&self.pin_file))?);
         }
         match std::env::var_os("CREDENTIALS_DIRECTORY") {
             Some(dir) => Ok(Pin::from_file(&Path::new(&dir).join(PIN_CREDENTIAL))?),
-            None => anyhow::bail!(
-                "no HSM PIN source: set hsm.pin_file, or run under systemd with LoadCredential={PIN_CREDENTIAL}:<file>"
-            ),
+            None => Err(ConfigError::NoPinSource),
         }
     }
 }

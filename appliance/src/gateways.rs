@@ -15,9 +15,9 @@ use zeroize::Zeroizing;
 
 use crate::gateway_host::{call_for_gateway, check_url};
 use crate::plugins::PluginHost;
+use crate::service_error::{blocking, TokenError};
 use crate::store::{AuthAuditRow, GatewayRecord, GatewayView, SmtpTls, Store, Transport};
 use crate::token_secrets::TokenSecrets;
-use crate::tokens::{blocking, TokenError};
 
 /// A new gateway definition.
 #[derive(Debug, Deserialize)]

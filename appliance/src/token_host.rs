@@ -301,6 +301,18 @@ pub fn call_for_token_seen(
     }
 }
 
+/// The options the plugin gets: the enrolled parameters, plus the learned drift for TOTP.
+pub fn plugin_params(t: &TokenRecord) -> serde_json::Value {
+    let mut p = t.params.clone();
+    crate::store::Validity::strip(&mut p);
+    if t.token_type == "totp" {
+        if let Some(o) = p.as_object_mut() {
+            o.insert("drift".into(), t.drift.into());
+        }
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

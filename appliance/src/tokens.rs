@@ -16,55 +16,18 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::challenges::is_challenge_type;
 use crate::clock::Clock;
 use crate::config::ValidateSection;
 use crate::enrolment_qr::qr_png;
 use crate::plugins::PluginHost;
 use crate::simple_tokens::{is_simple_type, Shown};
 use crate::store::{AuthAuditRow, NewToken, Store, StoreError, TokenChange, TokenRecord, TokenView, User};
+use crate::token_host::plugin_params;
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
-use crate::validate::plugin_params;
+use countersign_core::token_kind::is_challenge_type;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0} does not exist")]
-    NotFound(String),
-    #[error("{0} already exists")]
-    Duplicate(String),
-    /// A resync's two OTPs are not consecutive codes of the token within the sync window.
-    #[error("{0}")]
-    OutOfSync(String),
-    /// The token is revoked: nothing may use or revive it.
-    #[error("{0}")]
-    Revoked(String),
-    /// The action needs a token with an owner (a lost token's replacement goes to its owner).
-    #[error("{0}")]
-    Unassigned(String),
-    #[error("HSM: {0}")]
-    Hsm(#[from] countersign_hsm::HsmError),
-    #[error("store: {0}")]
-    Store(StoreError),
-    #[error("{0}")]
-    Plugin(String),
-    #[error("internal: {0}")]
-    Internal(String),
-}
-
-impl From<StoreError> for TokenError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(m) => TokenError::NotFound(m),
-            StoreError::Duplicate(m) => TokenError::Duplicate(m),
-            StoreError::Invalid(m) => TokenError::Invalid(m),
-            StoreError::Revoked(m) => TokenError::Revoked(m),
-            other => TokenError::Store(other),
-        }
-    }
-}
+pub use crate::service_error::{blocking, TokenError};
 
 /// Where an imported seed comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -362,19 +325,12 @@ fn otpauth_uri(t: &NewToken, seed: &[u8], issuer: &str, account: &str) -> Secret
 }
 
 /// The base32 secret of an `otpauth://` URI.
-pub(crate) fn otpauth_secret(uri: &str) -> Option<&str> {
+pub fn otpauth_secret(uri: &str) -> Option<&str> {
     uri.split_once('?')?.1.split('&').find_map(|kv| kv.strip_prefix("secret="))
 }
 
 fn audit_row(caller: &str, action: &str, serial: Option<&str>) -> AuthAuditRow {
     AuthAuditRow { serial: serial.map(str::to_owned), ..AuthAuditRow::new(caller, action, "ok") }
-}
-
-/// Runs blocking store, HSM or plugin work off the async runtime.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, TokenError> + Send + 'static,
-) -> Result<T, TokenError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| TokenError::Internal(e.to_string()))?
 }
 
 /// Logins come from people and directories: any printable text without spaces, up to 128.
@@ -681,8 +637,9 @@ impl TokenService {
         let challenge = is_challenge_type(&r.token_type);
         let simple = is_simple_type(&r.token_type);
         let paper = r.token_type == "paper";
-        let oath =
-            matches!(r.token_type.as_str(), "sms" | "email") || crate::challenges::is_otp_type(&r.token_type) || paper;
+        let oath = matches!(r.token_type.as_str(), "sms" | "email")
+            || countersign_core::token_kind::is_otp_type(&r.token_type)
+            || paper;
         if r.password.is_some() && !matches!(r.token_type.as_str(), "pw" | "indexedsecret" | "tan") {
             return Err(TokenError::Invalid(
                 "a password applies to pw tokens (its password), indexedsecret tokens (the secret) and tan tokens \

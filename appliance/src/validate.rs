@@ -23,7 +23,6 @@ use countersign_core::rules::{judge_match, otp_digits, split_pass, MatchVerdict}
 use countersign_plugin_abi::protocol::{PluginRequest, PluginResponse};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::challenges::{is_challenge_type, is_otp_type};
 use crate::clock::Clock;
 use crate::executor::{Executor, ExecutorError, WorkerCtx};
 use crate::plugins::PluginHost;
@@ -31,8 +30,9 @@ use crate::store::{
     recorded_owner_key, unknown_owner_key, AuthAuditRow, CheckRecord, CheckTarget, FailedToken, ThrottleEffect,
     TokenEffect, TokenRecord, Unusable,
 };
-use crate::token_host::{call_for_token_seen, secret_ref, HostSaw};
+use crate::token_host::{call_for_token_seen, plugin_params, secret_ref, HostSaw};
 use crate::token_secrets::TokenSecrets;
+use countersign_core::token_kind::{is_challenge_type, is_otp_type};
 
 /// The answer every reject gets unless detailed errors are configured.
 pub const GENERIC_REJECT: &str = "wrong PIN or OTP";
@@ -103,7 +103,7 @@ pub enum ValidateError {
     #[error("the check could not be recorded, so it was not accepted: {0}")]
     Audit(#[from] ExecutorError),
     #[error("the challenge could not be created: {0}")]
-    Challenge(#[from] crate::tokens::TokenError),
+    Challenge(#[from] crate::service_error::TokenError),
     /// The HSM did not answer; nothing was accepted and no counter moved. The audit row
     /// (result `error`) records the detail.
     #[error("{HSM_UNAVAILABLE}")]
@@ -1341,18 +1341,6 @@ fn recognises_replay(t: &TokenRecord) -> bool {
     (is_otp_type(&t.token_type) || matches!(t.token_type.as_str(), "paper" | "yubikey"))
         && t.counter > 0
         && t.last_auth_ms.is_some()
-}
-
-/// The options the plugin gets: the enrolled parameters, plus the learned drift for TOTP.
-pub fn plugin_params(t: &TokenRecord) -> serde_json::Value {
-    let mut p = t.params.clone();
-    crate::store::Validity::strip(&mut p);
-    if t.token_type == "totp" {
-        if let Some(o) = p.as_object_mut() {
-            o.insert("drift".into(), t.drift.into());
-        }
-    }
-    p
 }
 
 /// For TOTP: the drift (in steps) between the accepted step and the appliance's clock.

@@ -7,6 +7,7 @@
 //! - [`keys`]: the names of key algorithms, hashes, signature schemes and HSM key ids.
 //! - [`validity`]: a token's validity period and why a token takes part in no check.
 //! - [`rules`]: the check's decision rules (PIN and code, fail counter, counters, drift).
+//! - [`token_kind`]: how a check treats a token of a given type.
 //! - [`policy`]: the policy model: the action catalogue, conditions, and evaluation.
 //!
 //! It must never do I/O or depend on another workspace crate (`make lint` checks both).
@@ -18,4 +19,5 @@ pub mod error;
 pub mod keys;
 pub mod policy;
 pub mod rules;
+pub mod token_kind;
 pub mod validity;

@@ -3,4 +3,4 @@
 //! scripted card. Input: a mode byte, then one answer or a script of answers.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| countersign::fuzzing::apdu(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| countersign_card::fuzzing::card_answers(data));

@@ -2,4 +2,4 @@
 //! `Body` extractor and the handler's checks. Input: a route byte, then the JSON body.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| countersign::fuzzing::native_body(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| countersign_http::fuzzing::native_body(data));

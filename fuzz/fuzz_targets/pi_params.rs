@@ -3,4 +3,4 @@
 //! Input: a content-type byte (`j`, `f`, `n`, other), the query, a newline, the body.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| countersign::fuzzing::pi_params(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| countersign_http::fuzzing::pi_params(data));

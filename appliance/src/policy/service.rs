@@ -101,7 +101,7 @@ pub struct PolicyService {
 
 /// The record a definition becomes, checked (name, description, every action and condition
 /// compiled) and with its action values as the evaluator reads them ("3" -> 3, "true" -> true).
-pub(crate) fn checked_record(name: String, def: PolicyDefinition) -> Result<PolicyRecord, PolicyError> {
+pub fn checked_record(name: String, def: PolicyDefinition) -> Result<PolicyRecord, PolicyError> {
     validate_name(&name)?;
     if def.description.len() > 1000 {
         return Err(PolicyError::Invalid("description: at most 1000 characters".into()));

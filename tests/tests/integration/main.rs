@@ -15,6 +15,7 @@ mod concurrency;
 mod crash_recovery;
 mod directory_users;
 mod failure_counting;
+mod fuzz_corpus;
 mod gateways;
 mod hardware_enrolment;
 mod hsm_faults;

@@ -6,7 +6,7 @@ use std::process::{Command, ExitCode};
 fn main() -> ExitCode {
     match check() {
         Ok(broken) if broken.is_empty() => {
-            println!("architecture: every dependency rule holds, no module cycle beyond its allowance");
+            println!("architecture: every dependency rule holds, no crate's modules form a cycle");
             ExitCode::SUCCESS
         }
         Ok(broken) => {

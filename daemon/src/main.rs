@@ -1,0 +1,124 @@
+//! `countersignd`: the appliance daemon. Parses arguments, loads the configuration and runs
+//! [`daemon::run`]; any start-up failure is one line on stderr and exit code 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod daemon;
+mod tls;
+
+use clap::{Parser, Subcommand};
+use countersign::config::Config;
+
+/// Countersign appliance daemon: HSM-backed signing over api.sock, administration over admin.sock.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Extra configuration file, applied over the factory defaults and /etc/countersign/countersign.toml
+    /// (repeatable; later files win).
+    #[arg(long = "config", short = 'c', value_name = "FILE", global = true)]
+    config: Vec<PathBuf>,
+    /// Print the effective configuration (as JSON) and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Do not read /etc/countersign/countersign.toml (development profiles).
+    #[arg(long, global = true)]
+    no_system_config: bool,
+    #[command(subcommand)]
+    command: Option<Offline>,
+}
+
+/// Work on the appliance's files with the daemon stopped (without one: run the daemon).
+#[derive(Debug, Subcommand)]
+enum Offline {
+    /// Put a backup in place as the database, with the daemon stopped. Opens the configured HSM
+    /// token, verifies the manifest's signature with the token's audit key and the copy against
+    /// the manifest, then replaces the database.
+    Restore {
+        /// The backup directory (holding manifest.json, manifest.sig and countersign.db).
+        #[arg(long)]
+        from: PathBuf,
+        /// The database file to create (default: the configuration's `store.path`).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Replace an existing database (it is kept beside it as `<db>.replaced-<time>`).
+        #[arg(long)]
+        force: bool,
+        /// Print the restored backup's manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    // Before anything reads the configuration (which names the PIN file): no core dumps, no
+    // same-uid ptrace, files private.
+    let unhardened = countersign::process::harden();
+    let args = Args::parse();
+    match run(args, &unhardened) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, whatever the cause chain looks like: operators grep for it.
+            let msg = format!("{e:#}");
+            eprintln!("countersignd: {}", msg.split_whitespace().collect::<Vec<_>>().join(" "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args, unhardened: &[String]) -> anyhow::Result<()> {
+    let cfg = Config::load(&args.config, !args.no_system_config)?;
+    if let Some(Offline::Restore { from, db, force, json }) = &args.command {
+        return restore(&cfg, from, db.as_deref(), *force, *json);
+    }
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&cfg)?);
+        return Ok(());
+    }
+    daemon::init_logging(&cfg);
+    for what in unhardened {
+        tracing::warn!(what = %what, "could not protect the process against core dumps; rely on the unit's LimitCORE=0");
+    }
+    // HSM work runs on the executor's own threads (hsm.workers, one per CPU by default); the
+    // async threads only parse and answer requests, so half the CPUs are plenty for them and
+    // fewer threads mean fewer context switches on a small appliance (measured in make bench).
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads((cpus / 2).max(1))
+        .thread_name("countersignd")
+        .enable_all()
+        .build()?;
+    rt.block_on(daemon::run(cfg))
+}
+
+/// `countersignd restore`: the backup at `from` becomes the database.
+fn restore(
+    cfg: &Config,
+    from: &std::path::Path,
+    db: Option<&std::path::Path>,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let db = db.map_or_else(|| cfg.store.path.clone(), std::path::Path::to_path_buf);
+    let hsm = countersign_hsm::Hsm::open(cfg.hsm.hsm_config(), cfg.hsm.load_pin()?)?;
+    let key = countersign::audit_trail::TokenAuditKey::find(&hsm).map_err(anyhow::Error::msg)?;
+    let m = countersign::backup::restore(from, &db, force, &key)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+    } else {
+        let keys: Vec<String> = m.system_keys.iter().map(|k| format!("{} ({})", k.role, k.key_id)).collect();
+        println!(
+            "restored {} (schema {}, {} tokens, audit chain to link {}) as {}
+ it needs HSM token {} holding: {}
+start the daemon, then run `countersign audit verify`",
+            from.display(),
+            m.schema_version,
+            m.tokens,
+            m.audit.last_seq.map_or("-".into(), |s| s.to_string()),
+            db.display(),
+            m.hsm_token,
+            keys.join(", ")
+        );
+    }
+    Ok(())
+}

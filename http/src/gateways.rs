@@ -1,0 +1,119 @@
+//! Gateway definitions and routes on `admin.sock` (`/v1/admin/gateways`,
+//! `/v1/admin/gateway-routes`). Wire types live here; [`countersign::gateways`] does the work.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use countersign_plugin_abi::protocol::OutgoingMessage;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::{to_json, ApiError};
+use super::extract::{Body, Origin, Path};
+use super::AppState;
+use countersign::gateways::NewGateway;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/gateways", get(list).post(define))
+        .route("/v1/admin/gateways/{name}", get(show).delete(remove))
+        .route("/v1/admin/gateways/{name}/test", post(test))
+        .route("/v1/admin/gateway-routes", get(routes_list))
+        .route("/v1/admin/gateway-routes/{token_type}", put(set_route))
+        .route("/v1/admin/deliveries", get(deliveries))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryQuery {
+    status: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn deliveries(
+    State(st): State<AppState>,
+    super::extract::Query(q): super::extract::Query<DeliveryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    to_json(serde_json::json!({ "deliveries": st.challenges.deliveries(q.status, limit).await? }))
+}
+
+async fn define(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Body(b): Body<NewGateway>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok((StatusCode::CREATED, to_json(st.gateways.define(caller, b).await?)?))
+}
+
+async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    to_json(serde_json::json!({ "gateways": st.gateways.list().await? }))
+}
+
+async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    to_json(st.gateways.show(name).await?)
+}
+
+async fn remove(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.gateways.remove(caller, name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A test message: the recipient and the text (variables optional).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestBody {
+    to: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default = "default_text")]
+    text: String,
+    #[serde(default)]
+    variables: std::collections::BTreeMap<String, String>,
+}
+
+fn default_text() -> String {
+    "Countersign gateway test".into()
+}
+
+async fn test(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(name): Path<String>,
+    Body(b): Body<TestBody>,
+) -> Result<Json<Value>, ApiError> {
+    let m = OutgoingMessage { to: b.to, subject: b.subject, text: b.text, variables: b.variables };
+    to_json(st.gateways.test(caller, name, m).await?)
+}
+
+async fn routes_list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let routes: Vec<Value> = st
+        .gateways
+        .routes()
+        .await?
+        .into_iter()
+        .map(|(t, g)| serde_json::json!({ "token_type": t, "gateways": g }))
+        .collect();
+    to_json(serde_json::json!({ "routes": routes }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteBody {
+    gateways: Vec<String>,
+}
+
+async fn set_route(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(token_type): Path<String>,
+    Body(b): Body<RouteBody>,
+) -> Result<StatusCode, ApiError> {
+    st.gateways.set_route(caller, token_type, b.gateways).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

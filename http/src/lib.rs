@@ -1,0 +1,172 @@
+//! The HTTP/1.1 layer on the Unix sockets: routers, limits, timeouts, the caller's identity
+//! from `SO_PEERCRED`, and serving until shutdown. Only this module knows status codes and wire
+//! formats; services behind it speak domain types.
+
+mod admin;
+mod api;
+mod conn;
+mod error;
+mod extract;
+mod fuzz_input;
+#[doc(hidden)]
+pub mod fuzzing;
+mod gateways;
+mod hardware;
+mod ndjson;
+mod ops;
+mod policies;
+mod privacyidea;
+mod resolvers;
+mod tokens;
+mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+pub use error::ApiError;
+pub use extract::PeerCred;
+pub use ops::OpsConfig;
+
+use countersign::admin::AdminService;
+use countersign::metrics::Listener;
+use countersign::signing::SigningService;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The audit chain's checkpoints, verification and retention.
+    pub audit: countersign::audit_trail::AuditTrail,
+    /// The periodic jobs and their last runs.
+    pub jobs: countersign::jobs::Jobs,
+    /// The database: online backups, audited reads, readiness checks and `/metrics` gauges.
+    pub store: Arc<countersign::store::Store>,
+    pub signing: SigningService,
+    pub tokens: countersign::tokens::TokenService,
+    pub ca: countersign::ca::CaService,
+    pub enrolment: countersign::enrolment::EnrolmentService,
+    /// Signs privacyIDEA-compatible responses.
+    pub responses: countersign::response_signing::ResponseSigner,
+    /// Admins and service accounts of the HTTP API.
+    pub api_access: countersign::api_access::ApiAccess,
+    /// Clients of the Yubico validation protocol (`/ttype/yubikey`) and its answers.
+    pub yubico: countersign::yubico_clients::YubicoClients,
+    /// Validation over HTTP needs a service account's API key.
+    pub require_api_key: bool,
+    pub gateways: countersign::gateways::GatewayService,
+    pub challenges: countersign::challenges::ChallengeService,
+    pub validate: countersign::validate::ValidateService,
+    pub policies: countersign::policy::PolicyService,
+    pub admin: AdminService,
+    /// The HSM's state, probes and metrics (no key operation).
+    pub hsm: countersign::hsm_status::HsmStatus,
+    /// The daemon's own uid: always an admin.
+    pub own_uid: u32,
+    pub admin_uids: Arc<Vec<u32>>,
+    pub plugins: Arc<countersign::plugins::PluginHost>,
+    pub realms: countersign::resolvers::Realms,
+    /// Request counters of `/metrics`.
+    pub metrics: Arc<countersign::metrics::Metrics>,
+    pub ops: OpsConfig,
+}
+
+impl AppState {
+    /// Whether `uid` administers this appliance: root, the daemon's own uid, `admin.allowed_uids`.
+    pub fn is_admin_uid(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.own_uid || self.admin_uids.contains(&uid)
+    }
+}
+
+/// Limits applied to every request on a socket.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub timeout: Duration,
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+}
+
+async fn with_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long; try again")
+            .into_response(),
+    }
+}
+
+fn finish(router: Router<AppState>, state: AppState, limits: Limits, listener: Listener) -> Router {
+    let metrics = state.metrics.clone();
+    let mut router = router
+        .route("/v1/health", get(ops::health))
+        .route("/v1/ready", get(ops::ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    if listener == Listener::Http {
+        // Last before the limits: every route and the fallback, whatever was merged above.
+        router = router.layer(middleware::from_fn_with_state(state.clone(), privacyidea::network_auth));
+    }
+    router
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(limits.timeout, with_timeout))
+        .layer(middleware::from_fn_with_state((metrics, listener), ops::track))
+        .with_state(state)
+}
+
+/// The router of `api.sock`: signing and validation.
+pub fn api_router(state: AppState, limits: Limits) -> Router {
+    finish(
+        api::routes().merge(validate::routes()).merge(validate::socket_routes()).merge(privacyidea::routes()),
+        state,
+        limits,
+        Listener::Api,
+    )
+}
+
+/// The router of the HTTP listener: validation and the privacyIDEA API. Every request, to any
+/// path, first passes the network authentication layer (outermost, so it also covers routes
+/// added later, the fallback and the operational routes).
+pub fn http_router(state: AppState, limits: Limits) -> Router {
+    let routes = validate::routes().merge(privacyidea::routes()).route("/metrics", get(ops::metrics));
+    finish(routes, state, limits, Listener::Http)
+}
+
+/// The router of `admin.sock`; every route requires an admin caller.
+pub fn admin_router(state: AppState, limits: Limits) -> Router {
+    let routes = admin::routes()
+        .merge(tokens::routes())
+        .merge(gateways::routes())
+        .merge(hardware::routes())
+        .merge(policies::routes())
+        .merge(privacyidea::admin_routes())
+        .merge(resolvers::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin::audit_reads))
+        // Scrapes are not audited (every 15 s or so, and they change nothing).
+        .route("/metrics", get(ops::metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin));
+    // Audit verification, retention and backups run as long as the database is large: their
+    // own (long) time limit instead of the per-request one.
+    let maintenance = admin::maintenance_routes()
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin::audit_reads))
+        .route_layer(middleware::from_fn_with_state(state.clone(), admin::require_admin))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(MAINTENANCE_TIMEOUT, with_timeout))
+        .with_state(state.clone());
+    finish(routes, state, limits, Listener::Admin).merge(maintenance)
+}
+
+/// The time limit of maintenance requests on `admin.sock`.
+const MAINTENANCE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+pub use conn::{descriptor_limit, fit_to_descriptors, serve_tcp, serve_unix, ConnLimits, Gate};

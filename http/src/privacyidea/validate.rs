@@ -1,0 +1,205 @@
+//! privacyIDEA's `/validate/check`, `/validate/radiuscheck`, `/validate/triggerchallenge` and
+//! `/validate/polltransaction`, answered by [`countersign::validate`] and shaped as privacyIDEA
+//! answers: `result.authentication` ACCEPT / REJECT / CHALLENGE, challenges in
+//! `detail.multi_challenge`, a successful RADIUS check as an empty 204.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::caller::{ApiCaller, Who};
+use super::envelope::{ErrorKind, PiResponse};
+use super::params::Params;
+use crate::AppState;
+use countersign::challenges::ChallengeView;
+use countersign::store::CheckTarget;
+use countersign::validate::{CheckOutcome, CheckRequest};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/validate/check", get(check).post(check))
+        .route("/validate/radiuscheck", get(radiuscheck).post(radiuscheck))
+        .route("/validate/triggerchallenge", get(trigger).post(trigger))
+        .route("/validate/polltransaction", get(poll).post(poll))
+}
+
+/// privacyIDEA's target rule: a serial, or a user (in `realm`, or the default realm).
+pub(super) fn target(p: &Params, is_realm: impl Fn(&str) -> bool) -> Result<CheckTarget, PiResponse> {
+    let (user, realm) = p.user_realm(is_realm);
+    match (p.owned("serial"), user) {
+        (_, Some(login)) => Ok(CheckTarget::User { login, realm }),
+        (Some(serial), None) => Ok(CheckTarget::Serial(serial)),
+        (None, None) => {
+            Err(PiResponse::error(ErrorKind::Parameter, "You need to specify a serial, user or credential_id."))
+        }
+    }
+}
+
+/// A challenge's `attributes` as privacyIDEA gives them: a card's nonce; for a sent code, until
+/// when it may be entered (`2026-12-06 12:14:21.564234`, as Python prints a time; UTC) and the
+/// RADIUS `state` privacyIDEA leaves empty.
+fn attributes(c: &ChallengeView) -> Value {
+    if let Some(n) = &c.nonce {
+        return json!({ "nonce": n });
+    }
+    match c.valid_until_ms {
+        Some(ms) => json!({ "state": Value::Null, "valid_until": super::times::python_datetime(ms, ' ') }),
+        None => Value::Null,
+    }
+}
+
+/// `detail` of a response that created challenges.
+fn challenge_detail(challenges: &[ChallengeView]) -> Value {
+    let multi: Vec<Value> = challenges
+        .iter()
+        .map(|c| {
+            json!({
+                "transaction_id": c.transaction_id,
+                "serial": c.serial,
+                "type": c.token_type,
+                "message": c.message,
+                "client_mode": c.client_mode,
+                "attributes": attributes(c),
+            })
+        })
+        .collect();
+    let messages: Vec<&str> = challenges.iter().map(|c| c.message.as_str()).collect();
+    let mut ids: Vec<&str> = challenges.iter().map(|c| c.transaction_id.as_str()).collect();
+    ids.dedup();
+    let first = challenges.first();
+    json!({
+        "message": messages.join(", "),
+        "messages": messages,
+        "multi_challenge": multi,
+        "transaction_id": first.map(|c| c.transaction_id.as_str()),
+        "transaction_ids": ids,
+        "serial": first.map(|c| c.serial.as_str()),
+        "type": first.map(|c| c.token_type.as_str()),
+        "client_mode": first.map(|c| c.client_mode),
+        "preferred_client_mode": first.map(|c| c.client_mode),
+        "attributes": first.map_or(Value::Null, attributes),
+    })
+}
+
+fn shape(o: &CheckOutcome) -> PiResponse {
+    if o.hide_detail {
+        // no_detail_on_success / no_detail_on_fail: privacyIDEA drops the detail.
+        let (value, authentication) = if o.accepted { (true, "ACCEPT") } else { (false, "REJECT") };
+        return PiResponse::ok(json!(value), Some(authentication), Value::Null);
+    }
+    if o.accepted && o.answered_challenge {
+        // privacyIDEA's words for an answered challenge: no type or length.
+        return PiResponse::ok(
+            json!(true),
+            Some("ACCEPT"),
+            json!({ "message": "Found matching challenge", "serial": o.serial }),
+        );
+    }
+    if o.accepted {
+        return PiResponse::ok(
+            json!(true),
+            Some("ACCEPT"),
+            match o.otp_len {
+                Some(len) => {
+                    json!({ "message": "matching 1 tokens", "serial": o.serial, "type": o.token_type, "otplen": len })
+                }
+                None => json!({ "message": "matching 1 tokens", "serial": o.serial, "type": o.token_type }),
+            },
+        );
+    }
+    if !o.challenges.is_empty() {
+        return PiResponse::ok(json!(false), Some("CHALLENGE"), challenge_detail(&o.challenges));
+    }
+    PiResponse::ok(json!(false), Some("REJECT"), json!({ "message": o.message }))
+}
+
+async fn decide(st: &AppState, caller: String, p: &Params) -> Result<CheckOutcome, PiResponse> {
+    let target = target(p, |r| st.realms.is_realm(r))?;
+    let pass = p.secret("pass")?;
+    // `state`: the RADIUS State attribute, which the FreeRADIUS module sends back as the
+    // transaction id (privacyIDEA reads either).
+    let transaction_id = p.owned("transaction_id").or_else(|| p.owned("state"));
+    if let Some(tx) = &transaction_id {
+        if tx.len() != 20 || !tx.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(PiResponse::error(ErrorKind::Parameter, "transaction_id is 20 digits"));
+        }
+    }
+    st.validate.check(CheckRequest { target, pass, transaction_id, caller }).await.map_err(|e| match e {
+        countersign::validate::ValidateError::HsmUnavailable => {
+            PiResponse::error(ErrorKind::Unavailable, &e.to_string())
+        }
+        e => PiResponse::error(ErrorKind::Internal, &e.to_string()),
+    })
+}
+
+async fn check(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+    // `http.require_api_key` is enforced for every route by the network layer
+    // (`caller::network_auth`), not here.
+    let decided = decide(&st, caller.audit_name, &p).await;
+    let answer = match decided {
+        Ok(o) => shape(&o),
+        Err(e) => e,
+    };
+    answer.finish(&st.responses, p.nonce().as_deref())
+}
+
+/// Accept: an empty 204; anything else: an empty 400 (what RADIUS front ends expect).
+async fn radiuscheck(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+    // `http.require_api_key` is enforced for every route by the network layer
+    // (`caller::network_auth`), not here.
+    let decided = decide(&st, caller.audit_name, &p).await;
+    match decided {
+        Ok(o) if o.accepted => StatusCode::NO_CONTENT.into_response(),
+        Ok(_) => StatusCode::BAD_REQUEST.into_response(),
+        Err(e) => e.finish(&st.responses, p.nonce().as_deref()),
+    }
+}
+
+/// Only callers the appliance knows may make it send messages: on `api.sock`, registered
+/// integrations and admins (by uid); over HTTP, API admins and service accounts.
+async fn trigger(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        match &caller.who {
+            Who::Socket(uid) => {
+                crate::validate::may_trigger(&st, *uid).map_err(|m| PiResponse::error(ErrorKind::Policy, &m))?
+            }
+            Who::Admin(_) | Who::Service(_) => {}
+            Who::Anonymous => {
+                return Err(PiResponse::error(
+                    ErrorKind::Authentication,
+                    "Authentication failure. Missing Authorization header.",
+                ))
+            }
+        }
+        let target = target(&p, |r| st.realms.is_realm(r))?;
+        let (_, challenges) = st
+            .validate
+            .trigger(caller.audit_name.clone(), target)
+            .await
+            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
+        // privacyIDEA marks an answer that created challenges as CHALLENGE.
+        let authentication = (!challenges.is_empty()).then_some("CHALLENGE");
+        Ok::<_, PiResponse>(PiResponse::ok(json!(challenges.len()), authentication, challenge_detail(&challenges)))
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// Whether a challenge of the transaction was answered out of band and waits to be used by
+/// `/validate/check` (privacyIDEA's push flow). A challenge answered through `/validate/check`
+/// is used up (privacyIDEA deletes it), so its transaction polls as pending, like an unknown
+/// one; no token type Countersign has yet is answered out of band (push tokens, issue 20, will
+/// add the waiting answers this reports).
+async fn poll(State(st): State<AppState>, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        p.required("transaction_id")?;
+        Ok::<_, PiResponse>(PiResponse::ok(json!(false), Some("REJECT"), json!({ "challenge_status": "pending" })))
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}

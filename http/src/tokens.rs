@@ -1,0 +1,226 @@
+//! Token lifecycle and internal users on `admin.sock` (`/v1/admin/tokens`, `/v1/admin/users`),
+//! and the authentication audit. Wire types live here; [`countersign::tokens`] does the work.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::{to_json, ApiError};
+use super::extract::{Body, Origin, Path, Query};
+use super::AppState;
+use countersign::store::{AuthAuditQuery, User};
+use countersign::tokens::{InitRequest, TokenSettings};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/tokens", get(list).post(init))
+        .route("/v1/admin/tokens/{serial}", get(show).delete(delete).patch(set))
+        .route("/v1/admin/tokens/{serial}/assign", post(assign))
+        .route("/v1/admin/tokens/{serial}/unassign", post(unassign))
+        .route("/v1/admin/tokens/{serial}/enable", post(enable))
+        .route("/v1/admin/tokens/{serial}/disable", post(disable))
+        .route("/v1/admin/tokens/{serial}/pin", post(set_pin))
+        .route("/v1/admin/tokens/{serial}/reset", post(reset))
+        .route("/v1/admin/tokens/{serial}/resync", post(resync))
+        .route("/v1/admin/tokens/{serial}/revoke", post(revoke))
+        .route("/v1/admin/tokens/{serial}/lost", post(lost))
+        .route("/v1/admin/users", get(users).post(create_user))
+        .route("/v1/admin/users/{login}", axum::routing::delete(delete_user))
+        .route("/v1/admin/audit/auth", get(audit))
+}
+
+async fn init(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Body(b): Body<InitRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok((StatusCode::CREATED, to_json(st.tokens.init(caller, b).await?)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    user: Option<String>,
+    realm: Option<String>,
+    #[serde(rename = "type")]
+    token_type: Option<String>,
+}
+
+async fn list(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+    to_json(serde_json::json!({ "tokens": st.tokens.list(q.user, q.realm, q.token_type).await? }))
+}
+
+async fn show(State(st): State<AppState>, Path(serial): Path<String>) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.show(serial).await?)
+}
+
+async fn set(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+    Body(b): Body<TokenSettings>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.set(caller, serial, b).await?)
+}
+
+async fn delete(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.tokens.delete(caller, serial).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    user: String,
+    realm: Option<String>,
+}
+
+async fn assign(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+    Body(b): Body<AssignBody>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.assign(caller, serial, b.user, b.realm).await?)
+}
+
+async fn unassign(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.unassign(caller, serial).await?)
+}
+
+async fn enable(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.set_active(caller, serial, true).await?)
+}
+
+async fn disable(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.set_active(caller, serial, false).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinBody {
+    /// Absent or empty: remove the PIN.
+    pin: Option<SecretString>,
+}
+
+async fn set_pin(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+    Body(b): Body<PinBody>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.set_pin(caller, serial, b.pin).await?)
+}
+
+async fn reset(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.reset(caller, serial).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResyncBody {
+    otp1: SecretString,
+    otp2: SecretString,
+}
+
+async fn resync(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+    Body(b): Body<ResyncBody>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.resync(caller, serial, b.otp1, b.otp2).await?)
+}
+
+async fn revoke(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.revoke(caller, serial).await?)
+}
+
+/// The token is lost: its owner gets a temporary password token with its PIN, and it is
+/// disabled ([`countersign::tokens::TokenService::lost`]). The password is in this answer only.
+async fn lost(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(serial): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    to_json(st.tokens.lost(caller, serial).await?)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RealmQuery {
+    realm: Option<String>,
+}
+
+async fn users(State(st): State<AppState>, Query(q): Query<RealmQuery>) -> Result<Json<Value>, ApiError> {
+    to_json(serde_json::json!({ "users": st.tokens.users(q.realm).await? }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    login: String,
+    realm: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    given_name: Option<String>,
+    surname: Option<String>,
+}
+
+async fn create_user(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Body(b): Body<NewUser>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let u = User {
+        login: b.login,
+        realm: b.realm.unwrap_or_default(),
+        email: b.email,
+        phone: b.phone,
+        given_name: b.given_name,
+        surname: b.surname,
+    };
+    Ok((StatusCode::CREATED, to_json(st.tokens.create_user(caller, u).await?)?))
+}
+
+async fn delete_user(
+    State(st): State<AppState>,
+    Origin(caller): Origin,
+    Path(login): Path<String>,
+    Query(q): Query<RealmQuery>,
+) -> Result<StatusCode, ApiError> {
+    st.tokens.delete_user(caller, login, q.realm).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn audit(State(st): State<AppState>, Query(q): Query<AuthAuditQuery>) -> Result<Json<Value>, ApiError> {
+    to_json(serde_json::json!({ "rows": st.tokens.audit(q).await? }))
+}
