@@ -32,6 +32,7 @@ use crate::store::{
 };
 use crate::token_host::{call_for_token_seen, plugin_params, secret_ref, HostSaw};
 use crate::token_secrets::TokenSecrets;
+use countersign_core::rules::{answer_by, judge_answer, AnswerBy, AnswerVerdict};
 use countersign_core::token_kind::{is_challenge_type, is_otp_type};
 
 /// The answer every reject gets unless detailed errors are configured.
@@ -761,101 +762,76 @@ impl ValidateService {
             if t.locked(now) {
                 return Err(locked(t));
             }
-            if t.token_type == "certificate" {
-                match self.signed_nonce(ctx, t, c, &code, now) {
-                    Ok(()) => {
-                        return Ok(Accept::by(
-                            t,
-                            "challenge answered: the card signed the nonce".into(),
-                            TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
-                        ))
-                    }
-                    Err(e) => {
-                        why = Some(e);
-                        continue;
-                    }
-                }
-            }
-            if t.token_type == "indexedsecret" {
-                // The characters at the positions this challenge asked (kept as its nonce); the
-                // host compares them with the sealed secret, the plugin only relays.
-                let asked: Vec<usize> = c
-                    .nonce
-                    .as_deref()
-                    .map(|n| String::from_utf8_lossy(n).split(',').filter_map(|p| p.parse().ok()).collect())
-                    .unwrap_or_default();
-                let mut params = plugin_params(t);
-                if let Some(o) = params.as_object_mut() {
-                    o.insert("positions".into(), serde_json::json!(asked));
-                }
-                let request = PluginRequest::CheckOtp {
-                    secret: secret_ref(t),
-                    otp: code.clone(),
-                    first: c.counter,
-                    window: 0,
-                    params,
-                };
-                match self.plugin_check_seen(t, &request) {
-                    Ok((PluginResponse::Matched { .. }, saw)) if saw.verified.is_some() => {
-                        return Ok(Accept::by(
-                            t,
-                            "challenge answered: the characters at the positions asked".into(),
-                            TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
-                        ))
-                    }
-                    Ok(_) => continue,
-                    Err(e) => return Err(plugin_failed(e, None)),
-                }
-            }
-            if crate::simple_tokens::is_simple_type(&t.token_type) || t.token_type == "yubikey" {
+            let by = answer_by(&t.token_type, t.counter, t.otp_window, c.counter, c.nonce.as_deref());
+            let answered = |detail: String| {
+                Accept::by(t, detail, TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id })
+            };
+            let (first, window) = match &by {
                 // No challenge is made for them (see trigger_candidates); none answers one.
-                continue;
-            }
-            if !is_challenge_type(&t.token_type) {
-                // An OTP token's challenge (challenge_response): any OTP the token accepts next.
-                let request = PluginRequest::CheckOtp {
-                    secret: secret_ref(t),
-                    otp: code.clone(),
-                    first: t.counter,
-                    window: t.otp_window,
-                    params: plugin_params(t),
-                };
-                match self.plugin_check(t, &request) {
-                    Ok(PluginResponse::Matched { counter }) if counter >= t.counter => {
-                        return Ok(Accept::by(
-                            t,
-                            format!("challenge answered with counter {counter}"),
-                            TokenEffect::AcceptChallenge {
-                                challenge_id: c.id,
-                                token_id: t.id,
-                                seen_counter: t.counter,
-                                seen_fail: t.fail_count,
-                                new_counter: counter.saturating_add(1),
-                                drift: drift(t, counter, now),
-                            },
-                        ))
+                AnswerBy::Nothing => continue,
+                AnswerBy::SignedNonce => {
+                    match self.signed_nonce(ctx, t, c, &code, now) {
+                        Ok(()) => return Ok(answered("challenge answered: the card signed the nonce".into())),
+                        Err(e) => why = Some(e),
                     }
-                    Ok(_) => continue,
-                    Err(e) => return Err(plugin_failed(e, None)),
+                    continue;
                 }
-            }
+                AnswerBy::Positions(asked) => {
+                    // The characters at the positions this challenge asked (kept as its nonce);
+                    // the host compares them with the sealed secret, the plugin only relays.
+                    let mut params = plugin_params(t);
+                    if let Some(o) = params.as_object_mut() {
+                        o.insert("positions".into(), serde_json::json!(asked));
+                    }
+                    let request = PluginRequest::CheckOtp {
+                        secret: secret_ref(t),
+                        otp: code.clone(),
+                        first: c.counter,
+                        window: 0,
+                        params,
+                    };
+                    let matched = match self.plugin_check_seen(t, &request) {
+                        Ok((PluginResponse::Matched { counter }, saw)) if saw.verified.is_some() => Some(counter),
+                        Ok(_) => None,
+                        Err(e) => return Err(plugin_failed(e, None)),
+                    };
+                    if judge_answer(&by, matched) == AnswerVerdict::Answered {
+                        return Ok(answered("challenge answered: the characters at the positions asked".into()));
+                    }
+                    continue;
+                }
+                AnswerBy::NextCode { first, window } => (*first, *window),
+                AnswerBy::ChallengeCode { counter } => (*counter, 0),
+            };
             let request = PluginRequest::CheckOtp {
                 secret: secret_ref(t),
                 otp: code.clone(),
-                first: c.counter,
-                window: 0,
+                first,
+                window,
                 params: plugin_params(t),
             };
-            match self.plugin_check(t, &request) {
-                Ok(PluginResponse::Matched { counter }) if counter == c.counter => {
+            let matched = match self.plugin_check(t, &request) {
+                Ok(PluginResponse::Matched { counter }) => Some(counter),
+                Ok(_) => None,
+                Err(e) => return Err(plugin_failed(e, None)),
+            };
+            match judge_answer(&by, matched) {
+                AnswerVerdict::Answered => return Ok(answered("challenge answered".into())),
+                AnswerVerdict::AcceptedNext { counter } => {
                     return Ok(Accept::by(
                         t,
-                        "challenge answered".into(),
-                        TokenEffect::AnswerChallenge { challenge_id: c.id, token_id: t.id },
+                        format!("challenge answered with counter {counter}"),
+                        TokenEffect::AcceptChallenge {
+                            challenge_id: c.id,
+                            token_id: t.id,
+                            seen_counter: t.counter,
+                            seen_fail: t.fail_count,
+                            new_counter: counter.saturating_add(1),
+                            drift: drift(t, counter, now),
+                        },
                     ))
                 }
-                Ok(_) => {}
-                Err(e) => return Err(plugin_failed(e, None)),
+                AnswerVerdict::Wrong => {}
             }
         }
         let (t, _) = candidates[0];

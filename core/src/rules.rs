@@ -95,6 +95,87 @@ pub fn totp_drift(step: u64, now_ms: i64, t0: u64, period: u64) -> i64 {
     i64::try_from(step).unwrap_or(i64::MAX).saturating_sub(i64::try_from(now_step).unwrap_or(i64::MAX))
 }
 
+/// How a token answers an open challenge, decided by its type: what its plugin is asked, and
+/// what a match must be to answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerBy {
+    /// A certificate token: the card's signature over the challenge's nonce, verified against
+    /// the enrolled certificate.
+    SignedNonce,
+    /// An indexedsecret token: the characters at these positions of the secret (the host
+    /// compares them; the plugin only relays).
+    Positions(Vec<usize>),
+    /// An OTP token's challenge (privacyIDEA's `challenge_response`): any code the token
+    /// accepts next, searched from its counter within its window.
+    NextCode {
+        /// The token's counter: where the search starts.
+        first: u64,
+        /// How many codes ahead it looks.
+        window: u32,
+    },
+    /// A challenge type that sends a code (sms, email): exactly the code made for the
+    /// challenge's counter.
+    ChallengeCode {
+        /// The counter the challenge's code was made at.
+        counter: u64,
+    },
+    /// The simple types and yubikey: no challenge is made for them, so none is answered.
+    Nothing,
+}
+
+/// How a token of `token_type` answers the open challenge made at `challenge_counter` (with
+/// `nonce`: an indexedsecret's asked positions, `3,7,12`).
+pub fn answer_by(
+    token_type: &str,
+    token_counter: u64,
+    otp_window: u32,
+    challenge_counter: u64,
+    nonce: Option<&[u8]>,
+) -> AnswerBy {
+    match token_type {
+        "certificate" => AnswerBy::SignedNonce,
+        "indexedsecret" => AnswerBy::Positions(asked_positions(nonce)),
+        "spass" | "pw" | "registration" | "tan" | "yubikey" => AnswerBy::Nothing,
+        t if crate::token_kind::is_challenge_type(t) => AnswerBy::ChallengeCode { counter: challenge_counter },
+        _ => AnswerBy::NextCode { first: token_counter, window: otp_window },
+    }
+}
+
+/// The positions an indexedsecret challenge asked, as kept in its nonce (`3,7,12`); what does
+/// not read as a position is left out.
+pub fn asked_positions(nonce: Option<&[u8]>) -> Vec<usize> {
+    nonce
+        .map(|n| String::from_utf8_lossy(n).split(',').filter_map(|p| p.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// What a match means for a challenge's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerVerdict {
+    /// The challenge is answered (it is spent; the token's counter does not move).
+    Answered,
+    /// An OTP token's next code answered it: the challenge is spent and the counter moves past
+    /// `counter`, as for an accepted code.
+    AcceptedNext {
+        /// The counter of the code that matched.
+        counter: u64,
+    },
+    /// Not this token's answer: try the next candidate, or reject.
+    Wrong,
+}
+
+/// Judges a plugin's match (`matched`: the counter of the code that matched, `None`: no match;
+/// for [`AnswerBy::SignedNonce`] and [`AnswerBy::Positions`], any `Some` once the host itself
+/// verified the answer).
+pub fn judge_answer(by: &AnswerBy, matched: Option<u64>) -> AnswerVerdict {
+    match (by, matched) {
+        (AnswerBy::NextCode { first, .. }, Some(c)) if c >= *first => AnswerVerdict::AcceptedNext { counter: c },
+        (AnswerBy::ChallengeCode { counter }, Some(c)) if c == *counter => AnswerVerdict::Answered,
+        (AnswerBy::SignedNonce | AnswerBy::Positions(_), Some(_)) => AnswerVerdict::Answered,
+        _ => AnswerVerdict::Wrong,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +261,52 @@ mod tests {
         ];
         for &(step, now_s, t0, period, want) in cases {
             assert_eq!(totp_drift(step, now_s * 1000, t0, period), want, "step {step} at {now_s}s");
+        }
+    }
+
+    #[test]
+    fn each_token_type_answers_a_challenge_its_own_way() {
+        let cases: [(&str, AnswerBy); 11] = [
+            ("certificate", AnswerBy::SignedNonce),
+            ("indexedsecret", AnswerBy::Positions(vec![3, 7, 12])),
+            ("sms", AnswerBy::ChallengeCode { counter: 40 }),
+            ("email", AnswerBy::ChallengeCode { counter: 40 }),
+            ("hotp", AnswerBy::NextCode { first: 9, window: 10 }),
+            ("totp", AnswerBy::NextCode { first: 9, window: 10 }),
+            ("paper", AnswerBy::NextCode { first: 9, window: 10 }),
+            ("spass", AnswerBy::Nothing),
+            ("pw", AnswerBy::Nothing),
+            ("tan", AnswerBy::Nothing),
+            ("yubikey", AnswerBy::Nothing),
+        ];
+        for (t, want) in cases {
+            assert_eq!(answer_by(t, 9, 10, 40, Some(b"3,7,12")), want, "{t}");
+        }
+        assert_eq!(asked_positions(Some(b"1, x,4")), vec![1, 4]);
+        assert_eq!(asked_positions(None), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_match_answers_a_challenge_only_where_its_rule_allows() {
+        use AnswerVerdict::{AcceptedNext, Answered, Wrong};
+        let next = AnswerBy::NextCode { first: 9, window: 10 };
+        let sent = AnswerBy::ChallengeCode { counter: 40 };
+        let cases: [(&AnswerBy, Option<u64>, AnswerVerdict); 10] = [
+            // An OTP token's next code: at or after its counter; an older code is a replay.
+            (&next, Some(9), AcceptedNext { counter: 9 }),
+            (&next, Some(15), AcceptedNext { counter: 15 }),
+            (&next, Some(8), Wrong),
+            (&next, None, Wrong),
+            // A sent code: only the challenge's own counter, not the next one or an earlier one.
+            (&sent, Some(40), Answered),
+            (&sent, Some(41), Wrong),
+            (&sent, Some(39), Wrong),
+            (&AnswerBy::Positions(vec![1]), Some(0), Answered),
+            (&AnswerBy::SignedNonce, None, Wrong),
+            (&AnswerBy::Nothing, Some(9), Wrong),
+        ];
+        for (by, matched, want) in cases {
+            assert_eq!(judge_answer(by, matched), want, "{by:?} {matched:?}");
         }
     }
 }

@@ -121,7 +121,7 @@ fn every_route() -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../appliance/src/http"), &mut out);
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../http/src"), &mut out);
     out.push("/no/such/route".into());
     out.sort();
     out.dedup();
