@@ -7,6 +7,8 @@
 //! either it proceeds only when exactly one card is present. This module never logs APDU
 //! data, PINs or keys; errors name the reader and what the card said.
 
+#![warn(missing_docs, unreachable_pub)]
+
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod management_key;
@@ -22,36 +24,54 @@ use serde::Serialize;
 
 pub use transport::{Card, Response};
 
+/// What went wrong with a reader or a card, in words that name the reader and say what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
+    /// The PC/SC service (pcscd) is not running, or stopped; the text is what PC/SC said.
     #[error("the smart card service is not available ({0}); start pcscd (systemctl start pcscd.socket) and try again")]
     NoService(String),
+    /// No reader is connected.
     #[error("no smart card reader is connected; plug one in and try again")]
     NoReaders,
+    /// The named reader (or `any reader`) holds no card.
     #[error("no card in reader {0}; insert the card and try again")]
     NoCard(String),
+    /// The card left the named reader (removed, reset or unpowered) during the operation.
     #[error("the card was removed from {0} during the operation")]
     Removed(String),
     #[error(
         "the card in {0} is in use by another program; close it (ykman, yubico-piv-tool, a browser) and try again"
     )]
+    /// Another program holds the card in the named reader.
     InUse(String),
+    /// The reader or the card asked for is not there (or no longer); the text says which.
     #[error("{0}")]
     NotFound(String),
+    /// Several cards are present and the request named none; the text lists them.
     #[error("{0}")]
     Ambiguous(String),
+    /// The card lacks the application the operation needs (no PIV or no OATH applet).
     #[error("{0}")]
     WrongKind(String),
+    /// The card refuses until unlocked: a PIN, PUK or key is blocked, or the OATH applet's password
+    /// is needed or was wrong.
     #[error("{0}")]
     Locked(String),
+    /// The card refused the management key tried in the mutual authentication.
     #[error("the card's management key is neither the factory default nor one this appliance set; reset the card's PIV application (ykman piv reset) or give its management key")]
     WrongManagementKey,
+    /// The card refused a command or answered wrongly; the text says what was asked and what the
+    /// card said (tries left, applet full, object missing, ...).
     #[error("{0}")]
     Card(String),
+    /// The card's answer was malformed or not what the protocol allows.
     #[error("unexpected answer from the card: {0}")]
     Protocol(String),
+    /// The request cannot be sent as given (a PIN of the wrong length, an algorithm the card cannot
+    /// generate, ...); the card was not asked.
     #[error("{0}")]
     Invalid(String),
+    /// Any other PC/SC failure, with the reader named.
     #[error("PC/SC: {0}")]
     Pcsc(String),
 }
@@ -83,12 +103,19 @@ impl DeviceError {
 /// What a reader holds.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReaderInfo {
+    /// The reader's name, as PC/SC gives it.
     pub reader: String,
+    /// Whether a card is in the reader.
     pub card_present: bool,
     /// `yubikey`, `piv` (another PIV card), `other`, or `none`.
     pub kind: String,
+    /// The card's answer to reset, in upper-case hex; `None` without a card, or when it could not
+    /// be read.
     pub atr: Option<String>,
+    /// A YubiKey's serial number (decimal), or another PIV card's CHUID GUID (hex); `None` when the
+    /// card could not be identified by one.
     pub serial: Option<String>,
+    /// A YubiKey's firmware version (`major.minor.patch`); `None` for other cards.
     pub firmware: Option<String>,
     /// Why the card could not be identified (in use elsewhere, unresponsive).
     pub note: Option<String>,
@@ -97,7 +124,9 @@ pub struct ReaderInfo {
 /// Which card an operation is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CardSelector {
+    /// The card in the reader of this name.
     Reader(String),
+    /// The card with this serial (as [`ReaderInfo::serial`] gives it), in whichever reader.
     Serial(String),
     /// The only card present.
     Only,
@@ -108,7 +137,9 @@ pub enum CardSelector {
 pub struct DeviceEvent {
     /// `watching` (first, once), `inserted`, `removed`, `reader-added`, `reader-removed`.
     pub event: String,
+    /// The reader's name; for `watching`, how many readers and cards there are, in words.
     pub reader: String,
+    /// What the reader now holds, for `inserted`; `None` for every other event.
     pub card: Option<ReaderInfo>,
 }
 

@@ -11,11 +11,17 @@ use super::DeviceError;
 /// YubiKey's factory management key (the same 24 bytes for 3DES and AES-192).
 pub const FACTORY_KEY: [u8; 24] = [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8];
 
+/// The algorithm of a PIV management key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MgmAlgorithm {
+    /// Three-key 3DES (24-byte key, 8-byte blocks): the factory default before YubiKey firmware
+    /// 5.7.
     TripleDes,
+    /// AES-128 (16-byte key).
     Aes128,
+    /// AES-192 (24-byte key): the factory default from YubiKey firmware 5.7 on.
     Aes192,
+    /// AES-256 (32-byte key).
     Aes256,
 }
 
@@ -30,6 +36,8 @@ impl MgmAlgorithm {
         }
     }
 
+    /// The algorithm with this PIV algorithm identifier; `None` for one that is not a management
+    /// key algorithm known here.
     pub fn from_id(id: u8) -> Option<MgmAlgorithm> {
         Some(match id {
             0x03 => MgmAlgorithm::TripleDes,
@@ -40,6 +48,7 @@ impl MgmAlgorithm {
         })
     }
 
+    /// The key's length in bytes.
     pub fn key_len(self) -> usize {
         match self {
             MgmAlgorithm::Aes128 => 16,
@@ -48,6 +57,7 @@ impl MgmAlgorithm {
         }
     }
 
+    /// The cipher's block length in bytes: the size of the authentication challenges.
     pub fn block_len(self) -> usize {
         match self {
             MgmAlgorithm::TripleDes => 8,
@@ -55,6 +65,8 @@ impl MgmAlgorithm {
         }
     }
 
+    /// The algorithm's name as the store records it and messages show it: `3des`, `aes128`,
+    /// `aes192` or `aes256`.
     pub fn as_str(self) -> &'static str {
         match self {
             MgmAlgorithm::TripleDes => "3des",
@@ -64,6 +76,7 @@ impl MgmAlgorithm {
         }
     }
 
+    /// The algorithm named by [`MgmAlgorithm::as_str`]; `None` for any other text.
     pub fn parse(s: &str) -> Option<MgmAlgorithm> {
         [MgmAlgorithm::TripleDes, MgmAlgorithm::Aes128, MgmAlgorithm::Aes192, MgmAlgorithm::Aes256]
             .into_iter()
@@ -73,6 +86,7 @@ impl MgmAlgorithm {
 
 /// A management key: algorithm and key bytes.
 pub struct ManagementKey {
+    /// The key's algorithm.
     pub alg: MgmAlgorithm,
     key: Zeroizing<Vec<u8>>,
 }
@@ -84,6 +98,7 @@ impl std::fmt::Debug for ManagementKey {
 }
 
 impl ManagementKey {
+    /// A key of `alg`; refuses bytes of the wrong length for it.
     pub fn new(alg: MgmAlgorithm, key: Zeroizing<Vec<u8>>) -> Result<ManagementKey, DeviceError> {
         if key.len() != alg.key_len() {
             return Err(DeviceError::Invalid(format!(
@@ -106,14 +121,19 @@ impl ManagementKey {
         }
     }
 
+    /// The key bytes, to seal in the HSM or give to the card; never to log or show.
     pub fn bytes(&self) -> &[u8] {
         &self.key
     }
 
+    /// Encrypts one block (of [`MgmAlgorithm::block_len`] bytes) with the key, for the mutual
+    /// authentication.
     pub fn encrypt_block(&self, block: &[u8]) -> Result<Vec<u8>, DeviceError> {
         self.crypt(block, true)
     }
 
+    /// Decrypts one block (of [`MgmAlgorithm::block_len`] bytes) with the key, for the mutual
+    /// authentication.
     pub fn decrypt_block(&self, block: &[u8]) -> Result<Vec<u8>, DeviceError> {
         self.crypt(block, false)
     }

@@ -11,6 +11,7 @@ use super::tlv;
 use super::transport::Card;
 use super::DeviceError;
 
+/// The application identifier of the YubiKey OATH applet, for SELECT.
 pub const OATH_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01];
 
 const TAG_NAME: u16 = 0x71;
@@ -24,19 +25,25 @@ const TAG_NAME_LIST: u16 = 0x72;
 /// OATH credential kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OathKind {
+    /// Counter-based (RFC 4226).
     Hotp,
+    /// Time-based (RFC 6238).
     Totp,
 }
 
 /// OATH HMAC algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OathHash {
+    /// HMAC-SHA-1.
     Sha1,
+    /// HMAC-SHA-256.
     Sha256,
+    /// HMAC-SHA-512.
     Sha512,
 }
 
 impl OathHash {
+    /// The algorithm named `sha1`, `sha256` or `sha512`; `None` for any other text.
     pub fn parse(s: &str) -> Option<OathHash> {
         match s {
             "sha1" => Some(OathHash::Sha1),
@@ -59,9 +66,13 @@ impl OathHash {
 pub struct NewCredential<'s> {
     /// `issuer:account`, with a `period/` prefix for TOTP periods other than 30 s.
     pub name: String,
+    /// HOTP or TOTP.
     pub kind: OathKind,
+    /// The HMAC algorithm codes are made with.
     pub hash: OathHash,
+    /// How many digits a code has.
     pub digits: u8,
+    /// The seed the HSM generated; written to the card once, never logged or kept.
     pub secret: &'s [u8],
     /// HOTP: the first counter.
     pub counter: u32,
@@ -81,6 +92,7 @@ pub struct Oath<'a> {
     salt: Vec<u8>,
     /// Present when an OATH password protects the applet.
     challenge: Option<Vec<u8>>,
+    /// The applet's version (the YubiKey's firmware), if SELECT gave one.
     pub version: Option<(u8, u8, u8)>,
 }
 
@@ -94,6 +106,8 @@ fn sw_error(sw: u16, what: &str) -> DeviceError {
 }
 
 impl<'a> Oath<'a> {
+    /// Selects the OATH applet on `card`; [`DeviceError::WrongKind`] when the card has none (not a
+    /// YubiKey).
     pub fn select(card: &'a Card) -> Result<Oath<'a>, DeviceError> {
         let r = card.send(0x00, 0xA4, 0x04, 0x00, OATH_AID)?;
         if !r.ok() {
@@ -107,6 +121,7 @@ impl<'a> Oath<'a> {
         Ok(Oath { card, salt, challenge, version })
     }
 
+    /// Whether an OATH password protects the applet ([`Oath::unlock`] must run first).
     pub fn password_protected(&self) -> bool {
         self.challenge.is_some()
     }
@@ -174,6 +189,7 @@ impl<'a> Oath<'a> {
         Ok(())
     }
 
+    /// Deletes the credential `name` from the card.
     pub fn delete(&self, name: &str) -> Result<(), DeviceError> {
         let r = self.card.send(0x00, 0x02, 0x00, 0x00, &tlv::tlv(TAG_NAME, name.as_bytes()))?;
         if !r.ok() {

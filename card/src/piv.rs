@@ -15,6 +15,7 @@ use super::tlv;
 use super::transport::{Card, Response};
 use super::DeviceError;
 
+/// The application identifier of the PIV applet, for SELECT.
 pub const PIV_AID: &[u8] = &[0xA0, 0x00, 0x00, 0x03, 0x08];
 
 /// Key reference of the card management key.
@@ -32,6 +33,7 @@ pub enum Slot {
 }
 
 impl Slot {
+    /// The slot named `9a` or `9c` (any case); `None` for any other text.
     pub fn parse(s: &str) -> Option<Slot> {
         match s.to_ascii_lowercase().as_str() {
             "9a" => Some(Slot::Authentication),
@@ -40,6 +42,7 @@ impl Slot {
         }
     }
 
+    /// The slot's PIV key reference (0x9A or 0x9C).
     pub fn key_ref(self) -> u8 {
         match self {
             Slot::Authentication => 0x9A,
@@ -55,6 +58,7 @@ impl Slot {
         }
     }
 
+    /// The slot's name: `9a` or `9c`.
     pub fn as_str(self) -> &'static str {
         match self {
             Slot::Authentication => "9a",
@@ -82,9 +86,13 @@ pub fn card_algorithm(alg: KeyAlgorithm) -> Result<u8, DeviceError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PinPolicy {
+    /// The card's default for the slot.
     Default,
+    /// The key is used without the PIN.
     Never,
+    /// The PIN once per session.
     Once,
+    /// The PIN before every use.
     Always,
 }
 
@@ -103,9 +111,13 @@ impl PinPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TouchPolicy {
+    /// The card's default for the slot.
     Default,
+    /// No touch needed.
     Never,
+    /// A touch for every use.
     Always,
+    /// A touch, which then counts for uses in the next few seconds.
     Cached,
 }
 
@@ -232,15 +244,18 @@ impl<'a> Piv<'a> {
         check(r, "setting the management key").map(|_| ())
     }
 
+    /// Presents the PIN (6 to 8 characters) to the card; a wrong one says how many tries are left.
     pub fn verify_pin(&self, pin: &[u8]) -> Result<(), DeviceError> {
         let r = self.card.send(0x00, 0x20, 0x00, PIN_REF, &padded(pin, "PIN")?)?;
         check(r, "PIN").map(|_| ())
     }
 
+    /// Changes the PIN from `old` to `new` (each 6 to 8 characters).
     pub fn change_pin(&self, old: &[u8], new: &[u8]) -> Result<(), DeviceError> {
         self.change_reference(PIN_REF, old, new, "PIN")
     }
 
+    /// Changes the PUK from `old` to `new` (each 6 to 8 characters).
     pub fn change_puk(&self, old: &[u8], new: &[u8]) -> Result<(), DeviceError> {
         self.change_reference(PUK_REF, old, new, "PUK")
     }

@@ -5,7 +5,7 @@
 use super::DeviceError;
 
 /// Appends one TLV.
-pub fn put(out: &mut Vec<u8>, tag: u16, value: &[u8]) {
+pub(crate) fn put(out: &mut Vec<u8>, tag: u16, value: &[u8]) {
     if tag > 0xFF {
         out.extend_from_slice(&tag.to_be_bytes());
     } else {
@@ -24,14 +24,14 @@ pub fn put(out: &mut Vec<u8>, tag: u16, value: &[u8]) {
 }
 
 /// One TLV as a new buffer.
-pub fn tlv(tag: u16, value: &[u8]) -> Vec<u8> {
+pub(crate) fn tlv(tag: u16, value: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(value.len() + 4);
     put(&mut out, tag, value);
     out
 }
 
 /// Splits `data` into its top-level TLVs.
-pub fn parse(mut data: &[u8]) -> Result<Vec<(u16, &[u8])>, DeviceError> {
+pub(crate) fn parse(mut data: &[u8]) -> Result<Vec<(u16, &[u8])>, DeviceError> {
     let bad = |what: &str| DeviceError::Protocol(format!("the card sent malformed TLV data ({what})"));
     let mut out = Vec::new();
     while !data.is_empty() {
@@ -56,7 +56,7 @@ pub fn parse(mut data: &[u8]) -> Result<Vec<(u16, &[u8])>, DeviceError> {
 }
 
 /// The value of the first TLV with `tag`.
-pub fn find(data: &[u8], tag: u16) -> Result<Option<&[u8]>, DeviceError> {
+pub(crate) fn find(data: &[u8], tag: u16) -> Result<Option<&[u8]>, DeviceError> {
     Ok(parse(data)?.into_iter().find(|(t, _)| *t == tag).map(|(_, v)| v))
 }
 

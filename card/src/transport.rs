@@ -16,7 +16,10 @@ const GET_RESPONSE_MAX: usize = 256;
 /// A response APDU: its data and status word.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The response's data field (all of it, after GET RESPONSE rounds); may hold key material, so
+    /// never logged.
     pub data: Vec<u8>,
+    /// The status word (`9000`: success).
     pub sw: u16,
 }
 
@@ -28,6 +31,7 @@ impl std::fmt::Debug for Response {
 }
 
 impl Response {
+    /// Whether the status word is `9000` (success).
     pub fn ok(&self) -> bool {
         self.sw == 0x9000
     }
@@ -51,6 +55,7 @@ impl Card {
         Card { card, reader }
     }
 
+    /// The name of the reader the card is in.
     pub fn reader(&self) -> &str {
         &self.reader
     }

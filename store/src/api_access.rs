@@ -15,8 +15,11 @@ use crate::AuthAuditRow;
 /// What admins see of an API admin.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiAdminView {
+    /// The admin's login name, unique.
     pub name: String,
+    /// When the admin was added, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// When the admin last logged in, in milliseconds since the Unix epoch; `None`: never.
     pub last_login_ms: Option<i64>,
 }
 
@@ -42,10 +45,13 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the admin `name` with its audit row and renews the table's seal; its sessions end
+    /// with it.
     pub fn remove_api_admin(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.delete_sealed_row("api_admin", "name", name, "API admin", audit)
     }
 
+    /// Every API admin, by name (never a verifier).
     pub fn api_admins(&self) -> Result<Vec<ApiAdminView>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare("SELECT name, created_at, last_login_ms FROM api_admin ORDER BY name")?;
@@ -97,14 +103,24 @@ impl Store {
 /// What admins see of a service account (never its key).
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceAccountView {
+    /// The account's name, unique.
     pub name: String,
+    /// The public start of its API key, by which a request's key is looked up; the rest of the key
+    /// is kept only as an HSM-keyed verifier.
     pub key_prefix: String,
+    /// What the account is for; empty when none was given.
     pub description: String,
+    /// When the account was added, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// When the account last used its key, in milliseconds since the Unix epoch; `None`: not
+    /// recorded.
     pub last_used_ms: Option<i64>,
 }
 
 impl Store {
+    /// Adds a service account whose key starts with `prefix` and whose key's HMAC verifier (made in
+    /// the HSM) is `verifier`, with its audit row, and renews the table's seal; refuses a name (or
+    /// prefix) already taken.
     pub fn add_service_account(
         &self,
         name: &str,
@@ -126,10 +142,13 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the service account `name` with its audit row and renews the table's seal; its key
+    /// stops working.
     pub fn remove_service_account(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.delete_sealed_row("service_account", "name", name, "service account", audit)
     }
 
+    /// Every service account, by name (never its key or verifier).
     pub fn service_accounts(&self) -> Result<Vec<ServiceAccountView>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare(

@@ -10,18 +10,32 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
 
+/// One signing-service request (sign, verify, public-key, list-keys) as the signature audit records
+/// it. Written before the answer: a request whose row cannot be committed gets no signature.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignatureAuditRow {
+    /// The row's id in `signature_audit`, given when it is inserted; 0 on a row not written yet.
     #[serde(default)]
     pub id: i64,
+    /// When the request arrived, in milliseconds since the Unix epoch.
     pub at_ms: i64,
+    /// The caller's Unix uid, from `SO_PEERCRED` on the socket (not what the caller claims).
     pub uid: u32,
+    /// The caller's process id from `SO_PEERCRED`, when the kernel gave one.
     pub pid: Option<i32>,
+    /// The name of the integration registered for `uid` at the time; `None`: the uid was not
+    /// registered.
     pub integration: Option<String>,
+    /// What was asked: `sign`, `verify`, `public-key` or `list-keys`.
     pub operation: String,
+    /// The application key the request named (`*` for `list-keys`).
     pub key_name: String,
+    /// The key version the request resolved to; `None` when it was refused before one was chosen.
     pub key_version: Option<u32>,
+    /// The signature scheme used (sign and verify only); `None` when refused before one was chosen.
     pub scheme: Option<String>,
+    /// The hash algorithm used with `scheme`; `None` for Ed25519, which takes none, or when refused
+    /// before one was chosen.
     pub hash: Option<String>,
     /// What the caller sent: `message`, or a `digest` it computed itself.
     pub input_kind: Option<String>,
@@ -30,6 +44,7 @@ pub struct SignatureAuditRow {
     pub input_sha256: Option<Vec<u8>>,
     /// ok | invalid | denied | error
     pub result: String,
+    /// Why the request failed or was refused, in words; `None` on success.
     pub detail: Option<String>,
 }
 
@@ -63,16 +78,26 @@ impl SignatureAuditRow {
 /// One authentication or token-administration event.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuthAuditRow {
+    /// The row's id in `auth_audit`, given when it is inserted; 0 on a row not written yet.
     #[serde(default)]
     pub id: i64,
+    /// When the event happened, in milliseconds since the Unix epoch.
     pub at_ms: i64,
+    /// Who asked: `uid:N` on a socket, `ip:ADDR` on the HTTP listener, or the daemon itself
+    /// (`daemon`, `countersignd`) for its own events.
     pub caller: String,
+    /// What was done: `validate/check`, `token/init`, `token/reset`, `plugin/restart`, ...
     pub action: String,
+    /// The token the event is about, if one.
     pub serial: Option<String>,
+    /// The login of the user the event is about, as the request or the admin named it; `None`: no
+    /// user named.
     pub login: Option<String>,
+    /// The realm of the user the event is about; `None`: no user, or none named.
     pub realm: Option<String>,
     /// accept | reject | ok | refused | error
     pub result: String,
+    /// More about the outcome in words (a reject's or an error's reason); `None`: nothing to add.
     pub detail: Option<String>,
     /// The resolver the user was found through.
     #[serde(default)]
@@ -142,14 +167,14 @@ impl AuthAuditRow {
 mod hex_digest {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(b) => s.serialize_str(&hex::encode(b)),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         Option::<String>::deserialize(d)?.map(|h| hex::decode(h).map_err(serde::de::Error::custom)).transpose()
     }
 }
@@ -158,15 +183,20 @@ mod hex_digest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Only requests that named this application key.
     pub key: Option<String>,
+    /// Only requests from this Unix uid.
     pub uid: Option<u32>,
+    /// Only rows with this result (`ok`, `invalid`, `denied`, `error`).
     pub result: Option<String>,
     /// Only rows with a smaller id (paging backwards).
     pub before_id: Option<i64>,
+    /// At most this many rows; 100 when `None`, never more than 10,000.
     pub limit: Option<u32>,
 }
 
 impl Store {
+    /// The signature audit rows that match `q`, newest first.
     pub fn signature_audit(&self, q: &AuditQuery) -> Result<Vec<SignatureAuditRow>, StoreError> {
         let mut sql = format!("SELECT {SIGNATURE_COLUMNS} FROM signature_audit WHERE 1=1");
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();

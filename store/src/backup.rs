@@ -28,6 +28,7 @@ use super::{Store, StoreError};
 
 /// The database file inside a backup directory.
 pub const DB_FILE: &str = "countersign.db";
+/// The manifest inside a backup directory: what the backup holds ([`Manifest`]).
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The audit key's signature over `manifest.json`.
 pub const SIGNATURE_FILE: &str = "manifest.sig";
@@ -40,6 +41,7 @@ const SIGNATURE_DOMAIN: &[u8] = b"countersign backup manifest v1\n";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestSignature {
+    /// The signature file's format version (1).
     pub format: u32,
     /// Always `ecdsa-p256-sha256` by the key labelled `countersign/system/audit-signing`.
     pub algorithm: String,
@@ -51,12 +53,24 @@ fn signed_message(manifest_bytes: &[u8]) -> Vec<u8> {
     [SIGNATURE_DOMAIN, manifest_bytes].concat()
 }
 
+/// Why a backup or a restore failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
+    /// Refused, in words an operator acts on: a bad path, an existing backup or database, a
+    /// signature that does not verify, a damaged copy, an unknown format or a newer schema.
     #[error("{0}")]
     Invalid(String),
+    /// A file of the backup or of the database could not be read, written, created or moved.
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        /// What could not be done (`cannot read`, `cannot create`, ...).
+        what: &'static str,
+        /// The file or directory it was done to.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The database failed while copying or describing it.
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -72,37 +86,55 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupE
     move |source| BackupError::Io { what, path, source }
 }
 
+/// One migration the backed-up database has applied.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MigrationEntry {
+    /// The migration's number.
     pub version: u32,
+    /// The migration's name.
     pub name: String,
+    /// The SHA-256 (hex) of the migration's SQL as it was applied.
     pub sha256: String,
 }
 
+/// One of the appliance's own HSM keys that the backed-up database names.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SystemKeyEntry {
+    /// The key's role (`token-seal`, `pin-verifier`, ...).
     pub role: String,
+    /// The key's CKA_ID on the HSM token, hex; the key itself is not in the backup.
     pub key_id: String,
 }
 
 /// Where the audit chain stood in the copy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditState {
+    /// The newest chain link; `None`: the chain was empty.
     pub last_seq: Option<i64>,
+    /// The newest signed checkpoint's link; `None`: none yet.
     pub last_checkpoint_seq: Option<i64>,
+    /// Where retention had cut the chain; `None`: never cut.
     pub anchor_seq: Option<i64>,
 }
 
 /// What a backup holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The manifest's format version (1); a restore refuses any other.
     pub format: u32,
+    /// When the backup was made, in milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// The Countersign version that made it.
     pub appliance_version: String,
+    /// The newest migration applied to the copy; a restore refuses one newer than it knows.
     pub schema_version: u32,
+    /// Every migration applied to the copy, in order.
     pub migrations: Vec<MigrationEntry>,
+    /// The copy's file name inside the backup directory: always [`DB_FILE`].
     pub database_file: String,
+    /// The copy's size in bytes.
     pub database_bytes: u64,
+    /// The SHA-256 (hex) of the copy, which a restore checks the bytes it puts in place against.
     pub database_sha256: String,
     /// The HSM token the keys are on (its label, as configured).
     pub hsm_token: String,
@@ -110,7 +142,9 @@ pub struct Manifest {
     pub system_keys: Vec<SystemKeyEntry>,
     /// Application key versions the database names (on that token).
     pub application_key_versions: u64,
+    /// How many tokens the copy holds.
     pub tokens: u64,
+    /// Where the audit chain stood in the copy.
     pub audit: AuditState,
 }
 

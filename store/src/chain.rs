@@ -25,11 +25,14 @@ const CHECKPOINT_DOMAIN: &[u8] = b"countersign audit checkpoint v1";
 /// Which audit table a link points into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChainTable {
+    /// `auth_audit`, the authentication and token-administration audit.
     Auth,
+    /// `signature_audit`, the signing-service audit.
     Signature,
 }
 
 impl ChainTable {
+    /// The name links store in `audit_chain.tbl`: `auth` or `signature`.
     pub fn as_str(self) -> &'static str {
         match self {
             ChainTable::Auth => "auth",
@@ -222,6 +225,7 @@ pub(crate) fn link(
 /// Signs and checks with the HSM's audit key: the chain's checkpoints here, backup manifests
 /// in `backup.rs` (each message behind its own domain prefix, so one never passes as the other).
 pub trait AuditSigner {
+    /// Signs `message` with the audit key; the error says why it could not, in words.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String>;
     /// Whether `signature` over `message` was made by the audit key.
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, String>;
@@ -234,26 +238,36 @@ pub struct ChainProblem {
     pub seq: Option<i64>,
     /// `auth_audit` or `signature_audit`, when a row is named.
     pub table: Option<String>,
+    /// The audit row's id in `table`, when a row is named.
     pub row_id: Option<i64>,
+    /// What is wrong and what it means, in words for an operator.
     pub problem: String,
 }
 
 /// What `audit verify` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainReport {
+    /// Whether the whole chain verified: no problem found.
     pub ok: bool,
+    /// How many links were walked (up to the first problem, if any).
     pub links: u64,
+    /// The first link walked; `None`: the chain is empty.
     pub first_seq: Option<i64>,
+    /// The last link walked; `None`: the chain is empty.
     pub last_seq: Option<i64>,
+    /// How many signed checkpoints matched their link and verified with the audit key.
     pub checkpoints_verified: u64,
+    /// The link of the newest checkpoint that verified; `None`: none did.
     pub last_checkpoint_seq: Option<i64>,
     /// Links after the last signed checkpoint: consistent, but not yet vouched for by the HSM.
     pub unsigned_tail: u64,
     /// Where retention cut the chain, and how many links it has removed in all.
     pub anchor_seq: Option<i64>,
+    /// How many links retention has removed so far, in all runs (0 without an anchor).
     pub removed_by_retention: u64,
     /// Rows from before the chain existed (migration 0013), which nothing vouches for.
     pub legacy_rows: u64,
+    /// The first problem found; `None` when `ok`.
     pub first_bad: Option<ChainProblem>,
 }
 
@@ -528,16 +542,23 @@ fn checkpoint(
 /// How much retention keeps: links newer than `keep_after_ms`, and at most `max_links`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Retention {
+    /// Keep the links stamped at or after this time (milliseconds since the Unix epoch); `None`: no
+    /// age limit.
     pub keep_after_ms: Option<i64>,
+    /// Keep at most this many of the newest links; `None`: no count limit.
     pub max_links: Option<u64>,
 }
 
 /// What a retention run removed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RetentionReport {
+    /// Chain links removed by this run, each with its audit row.
     pub removed_links: u64,
+    /// Audit rows from before the chain existed (migration 0013) removed by this run.
     pub removed_legacy_rows: u64,
+    /// How many transactions the run took, each with its own signed anchor.
     pub batches: u64,
+    /// The link the chain now starts after (the last one removed); `None`: nothing was cut.
     pub anchor_seq: Option<i64>,
 }
 

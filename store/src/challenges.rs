@@ -13,9 +13,14 @@ use super::{Store, StoreError};
 /// An open challenge, as the check reads it.
 #[derive(Debug, Clone)]
 pub struct OpenChallenge {
+    /// The challenge's row id.
     pub id: i64,
+    /// The row id of the token challenged.
     pub token_id: i64,
+    /// The counter whose code was sent (for an OTP challenge, the token's counter when it was
+    /// made).
     pub counter: u64,
+    /// When the challenge expires, in milliseconds since the Unix epoch.
     pub expires_ms: i64,
     /// Certificate tokens: the nonce the card must sign.
     pub nonce: Option<Vec<u8>>,
@@ -24,40 +29,62 @@ pub struct OpenChallenge {
 /// A delivery as stored.
 #[derive(Debug, Clone)]
 pub struct DeliveryRecord {
+    /// The delivery's row id.
     pub id: i64,
+    /// The token type (`sms`, `email`, ...), which chooses the gateway route.
     pub token_type: String,
+    /// The serial of the token whose code the message carries.
     pub serial: String,
+    /// The challenge's transaction id; `None` once the challenge was cleaned up.
     pub transaction_id: Option<String>,
+    /// Where the message goes: a phone number or an e-mail address.
     pub recipient: String,
+    /// The message (subject, text, variables as JSON) AES-GCM sealed under the HSM key
+    /// `token-seal`, bound to the transaction id and serial. It carries the code: never stored in
+    /// the clear.
     pub sealed_message: Vec<u8>,
+    /// `queued`, `sending`, `delivered`, `failed` or `expired`.
     pub status: String,
+    /// Gateway attempts made so far, over all rounds.
     pub attempts: u32,
+    /// When the delivery is given up if not sent, in milliseconds since the Unix epoch.
     pub expires_ms: i64,
 }
 
 /// One attempt through one gateway.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttemptRow {
+    /// When the attempt was made, in milliseconds since the Unix epoch.
     pub at_ms: i64,
+    /// The name of the gateway tried.
     pub gateway: String,
+    /// Whether the gateway took the message.
     pub delivered: bool,
+    /// What the gateway said, or why it failed; empty when nothing.
     pub detail: String,
 }
 
 /// How a round of attempts ended.
 #[derive(Debug, Clone)]
 pub enum RoundOutcome {
+    /// Delivered: the delivery is done.
     Delivered {
+        /// The name of the gateway that took the message.
         via: String,
     },
     /// Try again at `next_ms`.
     Retry {
+        /// When the next round is due, in milliseconds since the Unix epoch.
         next_ms: i64,
+        /// Why this round failed, kept as the delivery's last error.
         error: String,
     },
     /// Given up: expired, or nothing left to try.
     Failed {
+        /// Why the delivery failed, kept as its last error.
         error: String,
+        /// Whether it ran out of time (status `expired`) rather than failing for good (status
+        /// `failed`).
         expired: bool,
     },
 }
@@ -65,17 +92,29 @@ pub enum RoundOutcome {
 /// What `countersign delivery list` shows (never the message).
 #[derive(Debug, Clone, Serialize)]
 pub struct DeliveryView {
+    /// The delivery's row id.
     pub id: i64,
+    /// The serial of the token whose code the message carries.
     pub serial: String,
+    /// The token type, which chose the gateway route.
     pub token_type: String,
+    /// The challenge's transaction id; `None` once the challenge was cleaned up.
     pub transaction_id: Option<String>,
+    /// The phone number or e-mail address the message goes to.
     pub recipient: String,
+    /// `queued`, `sending`, `delivered`, `failed` or `expired`.
     pub status: String,
+    /// Gateway attempts made so far.
     pub attempts: u32,
+    /// The gateway that delivered it; `None` until one did.
     pub delivered_via: Option<String>,
+    /// The last round's error; `None` when none failed, or once delivered.
     pub last_error: Option<String>,
+    /// When it was queued, in milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// When it is given up if not sent, in milliseconds since the Unix epoch.
     pub expires_ms: i64,
+    /// Every attempt, oldest first.
     pub log: Vec<AttemptRow>,
 }
 
@@ -105,10 +144,16 @@ pub(crate) fn open_challenges(
 /// counter or the code (a listed code could be typed in by whoever reads the list).
 #[derive(Debug, Clone, Serialize)]
 pub struct ChallengeRow {
+    /// The challenge's row id.
     pub id: i64,
+    /// The transaction id (20 digits) shared by the challenges of one request.
     pub transaction_id: String,
+    /// The serial of the token challenged.
     pub serial: String,
+    /// When the challenge was made, in milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// When it expires, in milliseconds since the Unix epoch (an expired one is listed until it is
+    /// cleaned up).
     pub expires_ms: i64,
 }
 
@@ -116,10 +161,15 @@ pub struct ChallengeRow {
 /// id, each optional; oldest first unless `newest_first`.
 #[derive(Debug, Clone, Default)]
 pub struct ChallengeQuery {
+    /// Only tokens whose serial matches this pattern; `None` (or only `*`): any.
     pub serial: Option<String>,
+    /// Only challenges whose transaction id matches this pattern; `None` (or only `*`): any.
     pub transaction_id: Option<String>,
+    /// Newest first instead of oldest first.
     pub newest_first: bool,
+    /// Matching challenges to skip (paging).
     pub offset: u64,
+    /// At most this many challenges.
     pub limit: u64,
 }
 

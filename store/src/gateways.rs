@@ -28,6 +28,7 @@ fn default_timeout() -> u64 {
     5000
 }
 
+/// How the connection to an SMTP server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
@@ -39,11 +40,15 @@ pub enum SmtpTls {
     None,
 }
 
+/// The SMTP server an SMTP gateway hands its e-mail to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpServer {
+    /// The server's host name or IP address.
     pub host: String,
+    /// The server's TCP port.
     pub port: u16,
+    /// How the connection is protected.
     pub tls: SmtpTls,
     /// Login name; the password is the credential `smtp_password`.
     pub username: Option<String>,
@@ -56,26 +61,42 @@ pub struct SmtpServer {
 /// A gateway definition as stored.
 #[derive(Debug, Clone)]
 pub struct GatewayRecord {
+    /// The gateway's row id (ignored when inserting).
     pub id: i64,
+    /// The gateway's unique name, which routes name it by; its sealed credentials are bound to it.
     pub name: String,
+    /// The gateway plugin that shapes its messages.
     pub plugin: String,
+    /// The plugin's options as JSON; never a secret (those are credentials).
     pub options: serde_json::Value,
+    /// Where the daemon lets the plugin's requests go, and how.
     pub transport: Transport,
+    /// The names of the credentials the gateway holds (their values are only in
+    /// `sealed_credentials`).
     pub credential_names: Vec<String>,
+    /// The credentials (name to value, JSON), AES-GCM sealed under the HSM key `token-seal` with
+    /// the gateway's name as associated data; `None`: the gateway has none. Never in the clear.
     pub sealed_credentials: Option<Vec<u8>>,
+    /// When the gateway was defined, in seconds since the Unix epoch (ignored when inserting).
     pub created_at: i64,
 }
 
 /// What list and show report: everything but the credentials' values.
 #[derive(Debug, Clone, Serialize)]
 pub struct GatewayView {
+    /// The gateway's name.
     pub name: String,
+    /// The gateway plugin that shapes its messages.
     pub plugin: String,
+    /// The plugin's options as JSON.
     pub options: serde_json::Value,
+    /// Where the daemon lets the plugin's requests go, and how.
     pub transport: Transport,
+    /// The names of its credentials; never their values.
     pub credentials: Vec<String>,
     /// Token types that use it, with its position in their failover list.
     pub routes: Vec<(String, u32)>,
+    /// When the gateway was defined, in seconds since the Unix epoch.
     pub created_at: i64,
 }
 
@@ -103,6 +124,8 @@ fn json(v: &impl Serialize) -> Result<String, StoreError> {
 }
 
 impl Store {
+    /// Stores a new gateway definition (`g.id` and `g.created_at` are set here) with its audit row;
+    /// refuses a name already taken.
     pub fn insert_gateway(&self, g: &GatewayRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -125,6 +148,7 @@ impl Store {
         Ok(())
     }
 
+    /// The gateway named `name`.
     pub fn gateway(&self, name: &str) -> Result<GatewayRecord, StoreError> {
         self.conn()
             .query_row(&format!("SELECT {COLUMNS} FROM gateway WHERE name = ?1"), [name], from_row)
@@ -132,6 +156,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("gateway {name}")))
     }
 
+    /// Every gateway, by name.
     pub fn gateways(&self) -> Result<Vec<GatewayRecord>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM gateway ORDER BY name"))?;

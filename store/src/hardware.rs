@@ -16,49 +16,85 @@ use crate::{AuthAuditRow, NewToken, TokenRecord};
 /// The appliance CA as stored.
 #[derive(Debug, Clone)]
 pub struct CaRecord {
+    /// The CA's name (`appliance`).
     pub name: String,
+    /// The key pair's algorithm: `ec-p256` or `ec-p384`.
     pub algorithm: String,
+    /// The hex CKA_ID of the CA's key pair on the HSM; the private key never leaves it.
     pub hsm_key_id: String,
+    /// The CA's subject name, as configured.
     pub subject: String,
+    /// The CA certificate (DER), self-signed or issued by an external CA; `None` while a CSR waits
+    /// for the external CA.
     pub certificate: Option<Vec<u8>>,
+    /// The CSR (DER PKCS#10) made for an external CA; `None` when the CA is self-signed.
     pub csr: Option<Vec<u8>>,
+    /// When the CA was made, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// When the record last changed (a certificate imported), in seconds since the Unix epoch.
     pub updated_at: i64,
 }
 
 /// A card the appliance enrolled.
 #[derive(Debug, Clone)]
 pub struct DeviceRecord {
+    /// The card's row id.
     pub id: i64,
+    /// `yubikey` or `piv`.
     pub kind: String,
+    /// The card's serial, unique per kind.
     pub serial: String,
+    /// The firmware version the card reported; `None`: it reported none.
     pub firmware: Option<String>,
+    /// The PIV management key's algorithm (`3des`, `aes128`, `aes192`, `aes256`); `None`: the
+    /// appliance never changed the key.
     pub management_key_alg: Option<String>,
+    /// The management key the appliance set, AES-GCM sealed under the HSM key `token-seal` and
+    /// bound to the card; `None`: never set (or not yet confirmed). Never in the clear.
     pub sealed_management_key: Option<Vec<u8>>,
+    /// A management key recorded (sealed) before the card was told to take it, so a crash in
+    /// between loses nothing; `None` once the card confirmed it.
     pub sealed_pending_key: Option<Vec<u8>>,
+    /// The PUK the appliance set, sealed like the management key; `None` when it was shown once
+    /// instead of kept, or never changed.
     pub sealed_puk: Option<Vec<u8>>,
+    /// The reader the card was last seen in.
     pub last_reader: Option<String>,
 }
 
 /// What the API shows of a card: no sealed values.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceView {
+    /// `yubikey` or `piv`.
     pub kind: String,
+    /// The card's serial.
     pub serial: String,
+    /// The firmware version the card reported, if any.
     pub firmware: Option<String>,
+    /// Who holds the management key, in words: set by the appliance (sealed), change pending
+    /// confirmation, or not changed by the appliance.
     pub management_key: &'static str,
+    /// Whether the appliance keeps the card's PUK (sealed).
     pub puk_kept: bool,
+    /// The reader the card was last seen in.
     pub last_reader: Option<String>,
+    /// The serials of the tokens on the card.
     pub tokens: Vec<String>,
 }
 
 /// The certificate of a certificate token.
 #[derive(Debug, Clone)]
 pub struct CertificateRow {
+    /// The PIV slot holding the key: `9a` or `9c`.
     pub slot: String,
+    /// The certificate (DER) the appliance CA issued for the card's key; the private key never
+    /// leaves the card.
     pub certificate: Vec<u8>,
+    /// The attestation certificate (DER) the card gave for the key, if it gave one.
     pub attestation: Option<Vec<u8>>,
+    /// When the certificate expires, in seconds since the Unix epoch.
     pub not_after: i64,
+    /// The SHA-256 of the certificate's DER, in hex.
     pub fingerprint: String,
 }
 
@@ -109,6 +145,7 @@ fn ensure_device(
 }
 
 impl Store {
+    /// The CA record named `name` (`appliance`), if one was made.
     pub fn ca(&self, name: &str) -> Result<Option<CaRecord>, StoreError> {
         Ok(self
             .conn()
@@ -176,6 +213,7 @@ impl Store {
         Ok(Self::user_id(&self.conn(), login, realm)?.1)
     }
 
+    /// The card of this kind and serial, if the appliance enrolled it.
     pub fn device(&self, kind: &str, serial: &str) -> Result<Option<DeviceRecord>, StoreError> {
         device_in(&self.conn(), kind, serial)
     }
@@ -281,8 +319,11 @@ impl Store {
 /// A certificate the appliance holds for one of its own HSM keys.
 #[derive(Debug, Clone)]
 pub struct SystemCertificate {
+    /// The certificate, DER.
     pub der: Vec<u8>,
+    /// The DNS names and addresses it is for.
     pub names: Vec<String>,
+    /// When it expires, in seconds since the Unix epoch.
     pub not_after: i64,
 }
 
@@ -302,6 +343,7 @@ impl Store {
         }))
     }
 
+    /// Stores (or replaces) the certificate of the system key `role` with its audit row.
     pub fn set_system_certificate(
         &self,
         role: &str,

@@ -8,17 +8,26 @@ use super::{Store, StoreError};
 /// A job's last run, as `countersign jobs` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobRun {
+    /// The job's name.
     pub name: String,
+    /// When the last run started, in milliseconds since the Unix epoch.
     pub last_started_ms: i64,
+    /// When the last run ended, in milliseconds since the Unix epoch; `None` while it is still
+    /// going.
     pub last_ended_ms: Option<i64>,
     /// `None` while the run is still going.
     pub last_ok: Option<bool>,
+    /// What the last run reported; `None` while it is still going.
     pub last_detail: Option<String>,
+    /// How many runs have ended, in all.
     pub runs: i64,
+    /// How many of those failed.
     pub failures: i64,
 }
 
 impl Store {
+    /// Records that job `name` started at `at_ms` (milliseconds since the Unix epoch), clearing its
+    /// last outcome.
     pub fn job_started(&self, name: &str, at_ms: i64) -> Result<(), StoreError> {
         self.conn().execute(
             "INSERT INTO job_run (name, last_started_ms) VALUES (?1, ?2)
@@ -29,6 +38,8 @@ impl Store {
         Ok(())
     }
 
+    /// Records how job `name`'s run ended at `at_ms` (milliseconds since the Unix epoch), counting
+    /// it (and a failure when not `ok`). Does nothing for a job never started.
     pub fn job_ended(&self, name: &str, at_ms: i64, ok: bool, detail: &str) -> Result<(), StoreError> {
         self.conn().execute(
             "UPDATE job_run SET last_ended_ms = ?2, last_ok = ?3, last_detail = ?4, runs = runs + 1,
@@ -38,6 +49,7 @@ impl Store {
         Ok(())
     }
 
+    /// Every job's last run, by name.
     pub fn job_runs(&self) -> Result<Vec<JobRun>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare(

@@ -8,6 +8,7 @@ use super::chain::insert_audit;
 use super::AuthAuditRow;
 use super::{is_unique_violation, Store, StoreError};
 
+/// Where a key version is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
@@ -17,17 +18,27 @@ pub enum KeyState {
     Retired,
 }
 
+/// One version of an application's master keypair: the HSM holds the private key, this only names
+/// it.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyVersion {
+    /// The version number, from 1, one more at each rotation.
     pub version: u32,
+    /// The keypair's algorithm (the application's).
     pub algorithm: KeyAlgorithm,
+    /// The keypair's CKA_ID on the HSM (hex in JSON).
     #[serde(serialize_with = "ser_key_id")]
     pub key_id: KeyId,
+    /// The keypair's CKA_LABEL, for operators using pkcs11-tool.
     pub label: String,
+    /// The public key, SubjectPublicKeyInfo DER (not in JSON).
     #[serde(skip)]
     pub public_key_der: Vec<u8>,
+    /// Active (signs) or retired (only verifies).
     pub state: KeyState,
+    /// When the version was recorded, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// When it was retired, in seconds since the Unix epoch; `None` while active.
     pub retired_at: Option<i64>,
 }
 
@@ -35,27 +46,38 @@ fn ser_key_id<S: serde::Serializer>(k: &KeyId, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_str(&k.to_hex())
 }
 
+/// A signing application: a named key with versioned master keypairs in the HSM.
 #[derive(Debug, Clone, Serialize)]
 pub struct Application {
+    /// The application's row id.
     pub id: i64,
+    /// The application's unique name, which callers name its key by.
     pub name: String,
+    /// The algorithm of every one of its key versions.
     pub algorithm: KeyAlgorithm,
+    /// When the application was made, in seconds since the Unix epoch.
     pub created_at: i64,
     /// Oldest first.
     pub versions: Vec<KeyVersion>,
 }
 
 impl Application {
+    /// The version new signatures are made with; `None` if none is active.
     pub fn active(&self) -> Option<&KeyVersion> {
         self.versions.iter().find(|v| v.state == KeyState::Active)
     }
 }
 
+/// A local service allowed to ask for signatures: a Unix uid with a name and its grants.
 #[derive(Debug, Clone, Serialize)]
 pub struct Integration {
+    /// The integration's row id.
     pub id: i64,
+    /// The integration's unique name.
     pub name: String,
+    /// The Unix uid its requests come from (`SO_PEERCRED`), unique.
     pub uid: u32,
+    /// When it was registered, in seconds since the Unix epoch.
     pub created_at: i64,
     /// Names of the applications whose keys it may use.
     pub grants: Vec<String>,
@@ -64,8 +86,11 @@ pub struct Integration {
 /// A freshly generated keypair to record.
 #[derive(Debug, Clone)]
 pub struct NewKeyVersion {
+    /// The new keypair's CKA_ID on the HSM.
     pub key_id: KeyId,
+    /// The new keypair's CKA_LABEL.
     pub label: String,
+    /// Its public key, SubjectPublicKeyInfo DER.
     pub public_key_der: Vec<u8>,
 }
 
@@ -190,6 +215,8 @@ impl Store {
         self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
     }
 
+    /// The application `name` with its key versions, oldest first, once the tables' seals verify;
+    /// `None` if there is none.
     pub fn application(&self, name: &str) -> Result<Option<Application>, StoreError> {
         let conn = self.conn();
         self.verify_seals(&conn, &["application", "master_keypair"])?;
@@ -203,6 +230,7 @@ impl Store {
         .transpose()
     }
 
+    /// Every application with its key versions, by name, once the tables' seals verify.
     pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
         let conn = self.conn();
         self.verify_seals(&conn, &["application", "master_keypair"])?;
@@ -216,6 +244,8 @@ impl Store {
             .collect()
     }
 
+    /// Registers `uid` as the integration `name`, with its audit row, and renews the table's seal;
+    /// refuses a name or uid already registered.
     pub fn create_integration(&self, name: &str, uid: u32, audit: &AuthAuditRow) -> Result<Integration, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -234,6 +264,7 @@ impl Store {
         self.integration(name)?.ok_or_else(|| StoreError::NotFound(format!("integration '{name}'")))
     }
 
+    /// Removes the integration `name` and its grants, with its audit row, and renews the seals.
     pub fn delete_integration(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -248,10 +279,13 @@ impl Store {
         Ok(())
     }
 
+    /// The integration `name` with its grants, if there is one.
     pub fn integration(&self, name: &str) -> Result<Option<Integration>, StoreError> {
         Ok(self.integrations()?.into_iter().find(|i| i.name == name))
     }
 
+    /// Every integration with the names of the applications it may use, by name, once the tables'
+    /// seals verify.
     pub fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
         let conn = self.conn();
         self.verify_seals(&conn, &["integration", "integration_grant", "application"])?;

@@ -8,6 +8,8 @@
 //! later fails at once ("database is locked") when another connection committed in between,
 //! which `busy_timeout` cannot wait out.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod api_access;
 mod audit;
 pub mod backup;
@@ -97,27 +99,53 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Why a store operation failed. Callers branch on the variant ([`Kinded`] maps each to a kind
+/// of failure); the text is for people.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database file could not be opened (or its directory created).
     #[error("database {path}: {source}")]
-    Open { path: PathBuf, source: DbError },
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What the engine or the file system said.
+        source: DbError,
+    },
+    /// The database engine failed a statement.
     #[error("database: {0}")]
     Sql(DbError),
+    /// An operating system call around the store failed (a thread that could not be started).
     #[error("{what}: {source}")]
-    Io { what: &'static str, source: std::io::Error },
+    Io {
+        /// What could not be done, in words.
+        what: &'static str,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// An applied migration's SQL no longer matches what was applied: the store refuses to open.
     #[error("migration {version} ({name}) was changed after it was applied; restore the original file")]
-    MigrationEdited { version: u32, name: String },
+    MigrationEdited {
+        /// The migration's number.
+        version: u32,
+        /// The migration's name.
+        name: String,
+    },
+    /// The database has a schema version (the one given) newer than this build knows.
     #[error("the database was written by a newer Countersign (schema version {0}); upgrade countersignd")]
     TooNew(u32),
+    /// The object (named in the text) exists already.
     #[error("{0} already exists")]
     Duplicate(String),
+    /// The object (named in the text) does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The request cannot be carried out as asked; the text says why.
     #[error("{0}")]
     Invalid(String),
     /// The object's state forbids the change (a revoked token enabled again).
     #[error("{0}")]
     Revoked(String),
+    /// The audit writer has stopped, so nothing that must be audited can be done.
     #[error("the audit writer has stopped")]
     AuditStopped,
     /// A sealed table's content does not match its seal: changed outside the appliance.
@@ -216,6 +244,7 @@ impl Store {
         Ok(())
     }
 
+    /// The database file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -34,9 +34,27 @@ const MARKER: &str = "owners";
 /// resolver's matching rule, as SQLite's `lower` does it).
 #[derive(Debug, Clone, Copy)]
 pub enum Identity<'a> {
-    Internal { realm_id: i64, login: &'a str },
-    Directory { resolver: &'a str, uid: &'a str },
-    Unbound { resolver: &'a str, login: &'a str },
+    /// A user of the internal user store.
+    Internal {
+        /// The row id of the user's realm.
+        realm_id: i64,
+        /// The login exactly as typed.
+        login: &'a str,
+    },
+    /// A directory user bound to the stable id its resolver gave.
+    Directory {
+        /// The resolver's name.
+        resolver: &'a str,
+        /// The stable id the resolver gave the user.
+        uid: &'a str,
+    },
+    /// A directory user recorded before stable ids were kept.
+    Unbound {
+        /// The resolver's name.
+        resolver: &'a str,
+        /// The login; the bucket is found from its ASCII-lowercased form.
+        login: &'a str,
+    },
 }
 
 impl Identity<'_> {

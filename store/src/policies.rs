@@ -99,6 +99,7 @@ impl Store {
         Ok(stored)
     }
 
+    /// The policy `name`, once the table's seal verifies.
     pub fn policy(&self, name: &str) -> Result<PolicyRecord, StoreError> {
         let conn = self.conn();
         self.verify_seals(&conn, &["policy"])?;
@@ -139,6 +140,7 @@ impl Store {
         Ok(stored)
     }
 
+    /// Deletes the policy `name` with its audit row and renews the table's seal.
     pub fn delete_policy(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.delete_sealed_row("policy", "name", name, "policy", audit)
     }

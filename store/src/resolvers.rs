@@ -13,31 +13,47 @@ use super::{unique_as, AuthAuditRow, Store, StoreError};
 /// A resolver as stored.
 #[derive(Debug, Clone)]
 pub struct ResolverRecord {
+    /// The resolver's row id (ignored when inserting).
     pub id: i64,
+    /// The resolver's unique name; its sealed bind password is bound to it.
     pub name: String,
     /// `internal`, `passwd` or `ldap`.
     pub kind: String,
     /// Kind-specific options; never a secret.
     pub options: serde_json::Value,
+    /// LDAP only: the bind password, AES-GCM sealed under the HSM key `token-seal` with the
+    /// resolver's name as associated data; `None`: an anonymous bind, or no password. Never in the
+    /// clear.
     pub sealed_bind_password: Option<Vec<u8>>,
+    /// When the resolver was defined, in seconds since the Unix epoch (set when inserting).
     pub created_at: i64,
+    /// When it last changed, in seconds since the Unix epoch; every update raises it by at least
+    /// one, so a reload sees the change (set when inserting).
     pub updated_at: i64,
 }
 
 /// A realm with its resolvers in the order they are asked.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RealmRecord {
+    /// The realm's unique name.
     pub name: String,
+    /// Whether it is the default realm (exactly one is).
     pub default: bool,
+    /// The names of its resolvers, in the order they are asked (first first).
     pub resolvers: Vec<String>,
+    /// When the realm was made, in seconds since the Unix epoch.
     pub created_at: i64,
 }
 
 /// An internal user with the verifier of their password, if one is set.
 #[derive(Debug, Clone)]
 pub struct InternalUser {
+    /// The user's `app_user` row id.
     pub id: i64,
+    /// The user's login, realm and contact details.
     pub user: super::User,
+    /// The password's HMAC-SHA-256 verifier under the HSM key `pin-verifier`, bound to realm and
+    /// login; `None`: no password set. Never the password.
     pub password_verifier: Option<Vec<u8>>,
 }
 
@@ -70,6 +86,8 @@ fn realm_id(conn: &Connection, name: &str) -> Result<i64, StoreError> {
 }
 
 impl Store {
+    /// Stores a new resolver (`r.id` and the times are set here) with its audit row and renews the
+    /// table's seal; refuses a name already taken.
     pub fn insert_resolver(&self, r: &ResolverRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -139,6 +157,7 @@ impl Store {
         Ok(())
     }
 
+    /// The resolver `name`, once the table's seal verifies.
     pub fn resolver(&self, name: &str) -> Result<ResolverRecord, StoreError> {
         let conn = self.conn();
         self.verify_seals(&conn, &["resolver"])?;
@@ -147,6 +166,7 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("resolver {name}")))
     }
 
+    /// Every resolver, by name, once the table's seal verifies.
     pub fn resolvers(&self) -> Result<Vec<ResolverRecord>, StoreError> {
         let conn = self.conn();
         self.verify_seals(&conn, &["resolver"])?;
@@ -180,6 +200,8 @@ impl Store {
         Ok(out)
     }
 
+    /// Makes a realm without resolvers (not the default), with its audit row, and renews the
+    /// table's seal; refuses a name already taken.
     pub fn create_realm(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -253,6 +275,8 @@ impl Store {
         Ok(())
     }
 
+    /// Makes `realm` the default realm (and no other), with its audit row, and renews the table's
+    /// seal.
     pub fn set_default_realm(&self, realm: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -25,7 +25,10 @@ use super::StoreError;
 /// A table whose rows are sealed one by one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowTable {
+    /// `token`: users' tokens.
     Token,
+    /// `app_user`: recorded users (internal, and directory users who own tokens), with their token
+    /// counts.
     User,
     /// A certificate token's certificate (keyed by its token's id).
     Certificate,
@@ -79,8 +82,10 @@ const CERTIFICATE_COLUMNS: &[&str] = &["token_id", "slot", "certificate", "attes
 const DOMAIN: &[u8] = b"countersign row seal v1\0";
 
 impl RowTable {
+    /// Every table with row seals.
     pub const ALL: [RowTable; 3] = [RowTable::Token, RowTable::User, RowTable::Certificate];
 
+    /// The table's SQL name.
     pub fn name(self) -> &'static str {
         match self {
             RowTable::Token => "token",

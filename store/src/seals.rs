@@ -26,6 +26,8 @@ use super::StoreError;
 
 /// Computes the MAC of a table digest with the HSM's seal key.
 pub trait SealKey: Send + Sync + std::fmt::Debug {
+    /// The HMAC of `digest` under the HSM's table-seal key; the error says why the HSM could not
+    /// compute it.
     fn mac(&self, digest: &[u8]) -> Result<Vec<u8>, String>;
 
     /// The work of one MAC the key has not computed before, whose result is not used (the

@@ -18,17 +18,24 @@ pub use countersign_core::validity::{Unusable, Validity};
 /// A user of the internal user store.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct User {
+    /// The login, unique within its realm.
     pub login: String,
+    /// The realm's name; empty when creating a user means the default realm.
     pub realm: String,
+    /// The user's e-mail address; `None`: none recorded.
     pub email: Option<String>,
+    /// The user's phone number; `None`: none recorded.
     pub phone: Option<String>,
+    /// The user's given name; `None`: none recorded.
     pub given_name: Option<String>,
+    /// The user's surname; `None`: none recorded.
     pub surname: Option<String>,
 }
 
 /// A directory user about to be recorded as a token owner ([`Store::bind_directory_user`]).
 #[derive(Debug, Clone, Copy)]
 pub struct DirectoryUser<'a> {
+    /// The name of the resolver that found the user.
     pub resolver: &'a str,
     /// The resolver's stable id of the user.
     pub uid: &'a str,
@@ -36,9 +43,13 @@ pub struct DirectoryUser<'a> {
     pub login: &'a str,
     /// The resolver matches logins in any case.
     pub nocase: bool,
+    /// The e-mail address the directory gives; `None`: it gives none.
     pub email: Option<&'a str>,
+    /// The phone number the directory gives; `None`: it gives none.
     pub phone: Option<&'a str>,
+    /// The given name the directory gives; `None`: it gives none.
     pub given_name: Option<&'a str>,
+    /// The surname the directory gives; `None`: it gives none.
     pub surname: Option<&'a str>,
 }
 
@@ -46,31 +57,62 @@ pub struct DirectoryUser<'a> {
 /// shows a [`TokenView`].
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
+    /// The token's row id (0 on a record not stored yet, [`TokenRecord::unsaved`]).
     pub id: i64,
+    /// The token's serial, unique; the sealed seed is bound to it.
     pub serial: String,
+    /// The token type (`hotp`, `totp`, `sms`, `yubikey`, ...).
     pub token_type: String,
+    /// The token plugin that checks this token.
     pub plugin: String,
+    /// The options passed to the plugin, as JSON (digits, hash, step, the validity period, a
+    /// yubikey's public id as `prefix`); `Null` if the stored text does not parse. Never a secret.
     pub params: serde_json::Value,
+    /// How far a check searches: HOTP counters ahead of `counter`, TOTP time steps on either side
+    /// of now.
     pub otp_window: u32,
+    /// The token's secret as only the HSM can open or check it: the seed AES-GCM sealed under the
+    /// `token-seal` key with the serial as associated data, or HSM-keyed verifiers (pw,
+    /// registration and tan tokens); empty when the token has none (spass, certificate tokens).
+    /// Never a secret in the clear.
     pub sealed_seed: Vec<u8>,
+    /// HOTP: the next counter a code may have. TOTP: the first time step that may be accepted (the
+    /// last accepted step + 1). Only ever moves forward.
     pub counter: u64,
+    /// TOTP: the clock drift learned from accepted codes, in time steps; 0 otherwise.
     pub drift: i64,
+    /// The PIN's HMAC-SHA-256 verifier under the HSM key `pin-verifier`; `None`: the token has no
+    /// PIN. Never the PIN.
     pub pin_verifier: Option<Vec<u8>>,
+    /// Failed checks counted since the last accept or reset.
     pub fail_count: u32,
+    /// The `fail_count` at which the token locks.
     pub max_fail: u32,
+    /// Seconds after the last failure at which a locked token opens again; 0: only an admin reset
+    /// opens it.
     pub fail_clear_s: u32,
+    /// When the last failure was counted, in milliseconds since the Unix epoch; `None`: none since
+    /// the last admin reset or resync.
     pub last_fail_ms: Option<i64>,
+    /// When the token last accepted a check, in milliseconds since the Unix epoch; `None`: never.
     pub last_auth_ms: Option<i64>,
+    /// Whether the token is enabled; a disabled token takes part in no check.
     pub active: bool,
+    /// Whether the token was revoked: disabled for good, it can never be enabled again.
     pub revoked: bool,
+    /// The owner's login; `None`: the token is assigned to no one.
     pub login: Option<String>,
+    /// The owner's realm; `None`: the token is assigned to no one.
     pub realm: Option<String>,
+    /// The admin's description of the token; empty when none was given.
     pub description: String,
+    /// When the token was stored, in seconds since the Unix epoch.
     pub created_at: i64,
     /// Challenge-response tokens: the phone number or address codes go to; `None`: the user's.
     pub recipient: Option<String>,
-    /// The owner's phone and e-mail (internal user store).
+    /// The owner's phone number as their user row holds it; `None`: no owner, or none recorded.
     pub user_phone: Option<String>,
+    /// The owner's e-mail address as their user row holds it; `None`: no owner, or none recorded.
     pub user_email: Option<String>,
     /// The card the token lives on (`yubikey 12345678`), for hardware-enrolled tokens.
     pub device: Option<String>,
@@ -160,27 +202,50 @@ impl TokenRecord {
 /// What list/show report of a token: everything but its secrets.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenView {
+    /// The token's serial.
     pub serial: String,
+    /// The token type (`hotp`, `totp`, ...); `type` in JSON.
     #[serde(rename = "type")]
     pub token_type: String,
+    /// The token plugin that checks the token.
     pub plugin: String,
+    /// The plugin's options as JSON (digits, hash, step, validity period, ...).
     pub params: serde_json::Value,
+    /// How far a check searches: HOTP counters ahead, TOTP time steps on either side of now.
     pub otp_window: u32,
+    /// HOTP: the next counter a code may have; TOTP: the first time step that may be accepted.
     pub counter: u64,
+    /// TOTP: the clock drift learned, in time steps; 0 otherwise.
     pub drift: i64,
+    /// Whether the token has a PIN (its verifier, never shown, is stored).
     pub pin_set: bool,
+    /// Failed checks counted since the last accept or reset.
     pub fail_count: u32,
+    /// The `fail_count` at which the token locks.
     pub max_fail: u32,
+    /// Seconds after the last failure at which a locked token opens again; 0: only an admin reset
+    /// opens it.
     pub fail_clear_s: u32,
+    /// When the last failure was counted, in milliseconds since the Unix epoch; `None`: none since
+    /// the last admin reset or resync.
     pub last_fail_ms: Option<i64>,
+    /// When the token last accepted a check, in milliseconds since the Unix epoch; `None`: never.
     pub last_auth_ms: Option<i64>,
+    /// Whether the token is enabled.
     pub active: bool,
+    /// Whether the token was revoked (for good).
     pub revoked: bool,
+    /// The owner's login; `None`: assigned to no one.
     pub user: Option<String>,
+    /// The owner's realm; `None`: assigned to no one.
     pub realm: Option<String>,
+    /// The admin's description; empty when none was given.
     pub description: String,
+    /// When the token was stored, in seconds since the Unix epoch.
     pub created_at: i64,
+    /// Challenge-response tokens: the phone number or address codes go to; `None`: the owner's.
     pub recipient: Option<String>,
+    /// The card the token lives on (`yubikey 12345678`, `piv 1234`), for hardware-enrolled tokens.
     pub device: Option<String>,
     /// Where the owner lives: a resolver's name, or `None` for the internal user store.
     pub resolver: Option<String>,
@@ -225,18 +290,33 @@ impl From<&TokenRecord> for TokenView {
 /// A token about to be stored (its seed already sealed).
 #[derive(Debug, Clone)]
 pub struct NewToken {
+    /// The serial, which must not be taken yet.
     pub serial: String,
+    /// The token type (`hotp`, `totp`, ...).
     pub token_type: String,
+    /// The token plugin that will check the token.
     pub plugin: String,
+    /// The plugin's options as JSON (digits, hash, step, ...); never a secret.
     pub params: serde_json::Value,
+    /// How far a check searches: HOTP counters ahead, TOTP time steps on either side of now.
     pub otp_window: u32,
+    /// The secret as the HSM sealed it (or its verifiers, for pw, registration and tan tokens);
+    /// never the seed in the clear.
     pub sealed_seed: Vec<u8>,
+    /// The counter to start from (HOTP: the first counter a code may have).
     pub counter: u64,
+    /// The PIN's HMAC verifier under the HSM key `pin-verifier`; `None`: no PIN. Never the PIN.
     pub pin_verifier: Option<Vec<u8>>,
+    /// The number of failures at which the token locks.
     pub max_fail: u32,
+    /// Seconds after the last failure at which a locked token opens again; 0: only an admin reset.
     pub fail_clear_s: u32,
+    /// The owner's (login, realm), a user row that exists already; an empty realm means the default
+    /// realm; `None`: assigned to no one.
     pub user: Option<(String, String)>,
+    /// The admin's description; may be empty.
     pub description: String,
+    /// Challenge-response tokens: the phone number or address codes go to; `None`: the owner's.
     pub recipient: Option<String>,
     /// The most tokens `user` may then own (enrolment policy `max_token_per_user`).
     pub owner_limit: Option<i64>,
@@ -271,7 +351,10 @@ impl NewToken {
 /// rows name.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFacts {
+    /// For each row, in order: whether it matches its own chain link, and whether the links before
+    /// and after it are both there (the newest row has none after it yet).
     pub links: Vec<(bool, bool)>,
+    /// The current type of each serial the rows name; a deleted token's serial is absent.
     pub token_types: std::collections::HashMap<String, String>,
 }
 
@@ -279,11 +362,17 @@ pub struct AuditFacts {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthAuditQuery {
+    /// Only rows about this token serial.
     pub serial: Option<String>,
+    /// Only rows naming this login.
     pub user: Option<String>,
+    /// Only rows of this action (`validate/check`, `token/init`, ...).
     pub action: Option<String>,
+    /// Only rows with this result (`accept`, `reject`, `ok`, `refused`, `error`).
     pub result: Option<String>,
+    /// Only rows with a smaller id (paging backwards).
     pub before_id: Option<i64>,
+    /// At most this many rows; 100 when `None`, never more than 10,000.
     pub limit: Option<u32>,
 }
 
@@ -291,11 +380,17 @@ pub struct AuthAuditQuery {
 /// `since_ms`, with exactly this `realm` (as the request named it), and from `caller` if given.
 #[derive(Debug, Clone, Copy)]
 pub struct RecentAudit<'a> {
+    /// The action counted, as the rows record it (`validate/check`, ...).
     pub action: &'a str,
+    /// The login exactly as the rows record it.
     pub login: &'a str,
+    /// The realm exactly as the rows record it; `None` counts only rows that name no realm.
     pub realm: Option<&'a str>,
+    /// Only rows of this caller (`ip:ADDR`, `uid:N`); `None`: from any caller.
     pub caller: Option<&'a str>,
+    /// The result counted (`accept`, `reject`, ...).
     pub result: &'a str,
+    /// Only rows stamped at or after this time, in milliseconds since the Unix epoch.
     pub since_ms: i64,
 }
 
@@ -322,11 +417,24 @@ pub(crate) fn recent_owner_checks(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
     /// A user of the internal user store: their `app_user` row (an internal resolver's uid).
-    Internal { user_id: i64 },
+    Internal {
+        /// The user's `app_user` row id.
+        user_id: i64,
+    },
     /// A directory user: the resolver and the stable id it gave. `login` is the login as the
     /// directory spells it and `nocase` whether the resolver matches logins in any case; both
     /// only find rows recorded before stable ids were kept (`resolver_uid` NULL).
-    Directory { resolver: String, uid: String, login: String, nocase: bool },
+    Directory {
+        /// The name of the resolver that found the user.
+        resolver: String,
+        /// The stable id the resolver gave the user (LDAP: the mapped uid attribute; passwd:
+        /// the numeric uid).
+        uid: String,
+        /// The login as the directory spells it.
+        login: String,
+        /// Whether the resolver matches logins in any case (LDAP).
+        nocase: bool,
+    },
 }
 
 impl Owner {
@@ -450,9 +558,13 @@ fn owner_within_limit(
 /// Which tokens a check is about.
 #[derive(Debug, Clone)]
 pub enum CheckTarget {
+    /// The token with this serial.
     Serial(String),
+    /// The tokens of the user this login resolves to in `realm`.
     User {
+        /// The login as the request typed it.
         login: String,
+        /// The realm the request named; `None`: the default realm.
         realm: Option<String>,
     },
     /// A Yubico OTP's public id: the yubikey token enrolled with it (`params.prefix`), as
@@ -471,20 +583,44 @@ pub enum TokenEffect {
     /// Accept: move `counter` from `seen_counter` to `new_counter`, but only if neither the
     /// counter nor the fail counter changed since they were read; then, in the same
     /// transaction, what the accept does to the token beyond that (`then`).
-    Accept { token_id: i64, seen_counter: u64, seen_fail: u32, new_counter: u64, drift: Option<i64>, then: AfterAccept },
+    Accept {
+        /// The accepted token's row id.
+        token_id: i64,
+        /// The token's `counter` as the check read it.
+        seen_counter: u64,
+        /// The token's `fail_count` as the check read it.
+        seen_fail: u32,
+        /// The counter after the accepted code: the next one a code may have.
+        new_counter: u64,
+        /// TOTP: the clock drift learned, in time steps; `None` keeps the stored drift.
+        drift: Option<i64>,
+        /// What else the accept does to the token.
+        then: AfterAccept,
+    },
     /// The answer to a challenge was right: mark the challenge answered, but only if it is
     /// still open (not answered, not expired when the request arrived), and clear the fail
     /// counter.
-    AnswerChallenge { challenge_id: i64, token_id: i64 },
+    AnswerChallenge {
+        /// The answered challenge's row id.
+        challenge_id: i64,
+        /// The row id of the challenge's token.
+        token_id: i64,
+    },
     /// An OTP token answered its challenge (policy challenge_response): advance the counter
     /// as [`TokenEffect::Accept`] does, then mark the challenge answered as above. Either
     /// compare-and-set losing makes it a reject.
     AcceptChallenge {
+        /// The answered challenge's row id.
         challenge_id: i64,
+        /// The row id of the challenge's token.
         token_id: i64,
+        /// The token's `counter` as the check read it.
         seen_counter: u64,
+        /// The token's `fail_count` as the check read it.
         seen_fail: u32,
+        /// The counter after the accepted code: the next one a code may have.
         new_counter: u64,
+        /// TOTP: the clock drift learned, in time steps; `None` keeps the stored drift.
         drift: Option<i64>,
     },
     /// A failed attempt: count it on every token it was tried against (a wrong PIN of a user
@@ -500,18 +636,28 @@ pub enum AfterAccept {
     #[default]
     Keep,
     /// The token's stored secret becomes `secret` (a TAN list with the TAN just used spent).
-    Spend { secret: Vec<u8> },
+    Spend {
+        /// The token's new `sealed_seed`: its TAN verifiers with the one just used spent.
+        secret: Vec<u8>,
+    },
     /// The token is deleted (a registration code: usable once).
     Delete,
     /// A yubikey learns from its first accepted OTP what its enrolment did not give: its key
     /// sealed with the private id (`secret`), and its public id (`params.prefix`, set only if
     /// the token still has none), as privacyIDEA learns `yubikey.tokenid` and `yubikey.prefix`.
-    Learn { secret: Option<Vec<u8>>, public_id: Option<String> },
+    Learn {
+        /// The token's new `sealed_seed`: its AES key and the private id just learned, sealed
+        /// together under `token-seal`; `None`: the private id was known already.
+        secret: Option<Vec<u8>>,
+        /// The public id (modhex) to record as `params.prefix`; `None`: nothing to learn.
+        public_id: Option<String>,
+    },
 }
 
 /// One token a failed attempt counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailedToken {
+    /// The token's row id.
     pub token_id: i64,
     /// The clear timeout passed on the locked token and the attempt failed anyway: restart
     /// the count at one.
@@ -525,16 +671,28 @@ pub enum ThrottleEffect {
     #[default]
     None,
     /// A guess that failed: one more failure for the user, and for the user from `source`.
-    Failure { owner: String, source: String },
+    Failure {
+        /// The user's throttle key ([`Owner::key`], [`unknown_owner_key`], or `token:<serial>`
+        /// for a token without an owner).
+        owner: String,
+        /// Where the guess came from: the audit row's caller (`ip:ADDR`, `uid:N`, ...).
+        source: String,
+    },
     /// An accept (if it stands at commit): the user's failures are forgotten.
-    Success { owner: String },
+    Success {
+        /// The user's throttle key, as in [`ThrottleEffect::Failure`].
+        owner: String,
+    },
 }
 
 /// The throttle counts of one user: failures since their last success, in all and from one
 /// source, each with the time of the last one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ThrottleState {
+    /// The user's failures from every source, and when the last was counted (milliseconds since the
+    /// Unix epoch); `(0, 0)` without any.
     pub user: (u32, i64),
+    /// The same counts for the user from the check's source alone.
     pub source: (u32, i64),
 }
 
@@ -551,8 +709,11 @@ pub(crate) fn throttle_state(conn: &Connection, owner: &str, source: &str) -> Re
 /// reject (another request used the counter first); the row then says so.
 #[derive(Debug, Clone)]
 pub struct CheckRecord {
+    /// What the commit does to the token(s).
     pub effect: TokenEffect,
+    /// The check's audit row, written in the same transaction.
     pub audit: AuthAuditRow,
+    /// What the commit does to the user's throttle counts.
     pub throttle: ThrottleEffect,
 }
 
@@ -628,9 +789,6 @@ fn counter_sql(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Invalid(format!("counter {v} is out of range")))
 }
 
-/// The token a check by serial is about (none or one), read on the caller's connection (a
-/// worker's reader). A check by user reads [`tokens_of_owner`] of the user the login resolves
-/// to: there is deliberately no look-up of tokens by the login string.
 /// The yubikey tokens enrolled with `public_id` (`params.prefix`), checked as
 /// [`token_for_check`] checks its row.
 pub(crate) fn tokens_by_public_id(
@@ -646,6 +804,9 @@ pub(crate) fn tokens_by_public_id(
     rows.into_iter().map(|t| checked(seals, t)).collect()
 }
 
+/// The token a check by serial is about (none or one), read on the caller's connection (a
+/// worker's reader). A check by user reads [`tokens_of_owner`] of the user the login resolves
+/// to: there is deliberately no look-up of tokens by the login string.
 pub(crate) fn token_for_check(
     conn: &Connection,
     seals: &RowSeals,
@@ -808,6 +969,9 @@ impl Store {
         Ok(conn.query_row("SELECT hsm_key_id FROM system_key WHERE role = ?1", [role], |r| r.get(0)).optional()?)
     }
 
+    /// Records the CKA_ID (hex) of the key just generated on the HSM for `role` (`token-seal`,
+    /// `pin-verifier`, `table-seal`, ...) and renews the table's seal; refuses a role already
+    /// recorded ([`StoreError::Duplicate`]).
     pub fn insert_system_key(&self, role: &str, key_id_hex: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -864,6 +1028,8 @@ impl Store {
         Ok(User { realm: realm_name, ..u.clone() })
     }
 
+    /// The users of the internal user store, of `realm` only when given, ordered by realm and
+    /// login. Directory users recorded as token owners are not listed.
     pub fn users(&self, realm: Option<&str>) -> Result<Vec<User>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare(
@@ -1030,6 +1196,8 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a new token with its audit row in one transaction: sealed, counted on its owner,
+    /// refused beyond `t.owner_limit` or for a serial already taken. Returns the token as stored.
     pub fn insert_token(&self, t: &NewToken, audit: &AuthAuditRow) -> Result<TokenRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1116,6 +1284,7 @@ impl Store {
         checked(seals, t)
     }
 
+    /// The token with `serial`, checked against its row seal and its owner row's.
     pub fn token(&self, serial: &str) -> Result<TokenRecord, StoreError> {
         Self::token_in(&self.conn(), &self.row_seals(), serial)
     }
@@ -1223,11 +1392,13 @@ impl Store {
         Ok((old, replacement))
     }
 
-    /// Records an audit row on its own (refusals, plugin restarts).
+    /// How many audit rows `q` describes ([`RecentAudit`]), counted on the store's connection.
     pub fn recent_audit(&self, q: &RecentAudit<'_>) -> Result<u64, StoreError> {
         recent_audit(&self.conn(), q)
     }
 
+    /// Writes one audit row, with its chain link, in a transaction of its own (refusals, plugin
+    /// restarts); returns its id.
     pub fn audit_auth(&self, audit: &AuthAuditRow) -> Result<i64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1268,6 +1439,7 @@ impl Store {
         Ok(AuditFacts { links: linked, token_types: types })
     }
 
+    /// The authentication audit rows that match `q`, newest first.
     pub fn auth_audit(&self, q: &AuthAuditQuery) -> Result<Vec<AuthAuditRow>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare(&format!(

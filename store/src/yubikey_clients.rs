@@ -14,7 +14,9 @@ use crate::AuthAuditRow;
 /// What admins see of a client (never its key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct YubikeyClientView {
+    /// The client's id (privacyIDEA's `yubikey.apiid.<id>`), which its requests name.
     pub client_id: String,
+    /// When the client's key was stored (or last replaced), in seconds since the Unix epoch.
     pub created_at: i64,
 }
 
@@ -22,7 +24,9 @@ pub struct YubikeyClientView {
 /// `update` answers of `/system/setConfig`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
+    /// The client was new.
     Inserted,
+    /// The client existed; its key was replaced.
     Replaced,
 }
 
@@ -58,6 +62,8 @@ impl Store {
         Ok(stored)
     }
 
+    /// Removes the client `client_id` with its audit row and renews the table's seal; its requests
+    /// are no longer answered.
     pub fn remove_yubikey_client(&self, client_id: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.delete_sealed_row("yubikey_client", "client_id", client_id, "Yubico client", audit)
     }

@@ -433,6 +433,8 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-gateway-smtp",
     "countersign-client",
     "countersign-process",
+    "countersign-store",
+    "countersign-card",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
