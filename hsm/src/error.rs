@@ -6,32 +6,79 @@ use cryptoki::error::{Error as CkError, RvError};
 /// What can go wrong talking to the token.
 #[derive(Debug, thiserror::Error)]
 pub enum HsmError {
+    /// The PKCS#11 library could not be loaded.
     #[error("cannot load PKCS#11 module {path}: {reason} (check hsm.module in the configuration and that the library is installed)")]
-    ModuleLoad { path: String, reason: String },
+    ModuleLoad {
+        /// The module's path, as configured.
+        path: String,
+        /// Why loading failed, as the dynamic loader said.
+        reason: String,
+    },
+    /// `C_Initialize` failed (at open, or when a recovery initialises the module again); holds
+    /// the module's error.
     #[error("PKCS#11 module initialisation failed: {0}")]
     Initialize(String),
+    /// No slot holds an initialised token with the configured label or serial; holds the
+    /// selector as written by [`TokenSelector`](crate::TokenSelector)'s `Display`.
     #[error("no initialised token matches {0} (check hsm.token_label / hsm.token_serial and SOFTHSM2_CONF)")]
     TokenNotFound(String),
+    /// The token refused the user PIN (`CKR_PIN_INCORRECT`); holds the token selector, never
+    /// the PIN.
     #[error("HSM login failed: the user PIN was rejected by token {0} (check the PIN file)")]
     PinIncorrect(String),
+    /// The token's user PIN is locked (`CKR_PIN_LOCKED`); holds the token selector, never the
+    /// PIN.
     #[error("HSM login failed: the user PIN of token {0} is locked; unlock it with the SO PIN")]
     PinLocked(String),
+    /// The PIN file could not be used.
     #[error("cannot read the HSM PIN from {path}: {reason}")]
-    PinSource { path: String, reason: String },
+    PinSource {
+        /// The PIN file's path.
+        path: String,
+        /// Why it was refused: an I/O error, permissions open to group or others, or an empty
+        /// file. Never any of the file's contents.
+        reason: String,
+    },
+    /// No object with this CKA_ID and the needed class is on a token that otherwise answers;
+    /// holds the key id as hex.
     #[error("key {0} is not on the token")]
     KeyNotFound(String),
+    /// An algorithm, scheme or combination the appliance does not offer (for example an
+    /// Ed25519 key asked for a digest); holds the whole message.
     #[error("{0}")]
     Unsupported(String),
+    /// The caller's input is unusable (a digest of the wrong length, empty associated data, a
+    /// malformed key id, ...); holds what is wrong, never data to sign, seal or open.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A sealed blob does not open: wrong key or associated data, a tampered or truncated blob,
+    /// or an unknown format version. It is never worth retrying.
     #[error("AES-GCM open failed: the ciphertext or its associated data does not match")]
     OpenFailed,
+    /// A public key could not be read from the token, encoded, or parsed from DER; holds the
+    /// reason.
     #[error("public key encoding failed: {0}")]
     Encoding(String),
+    /// The token does not answer: a session, device or token error persisted through one
+    /// recovery, or the recovery itself failed. Callers fail closed.
     #[error("the HSM is not available ({op} failed with {rv:?} after re-opening sessions and retrying once); try again later")]
-    Unavailable { op: &'static str, rv: RvError },
+    Unavailable {
+        /// The operation, named by its PKCS#11 function (`C_Sign`, ...); the call that failed
+        /// may be a step of it, such as opening its session or finding its key.
+        op: &'static str,
+        /// The return code of the last failure.
+        rv: RvError,
+    },
+    /// Any other failure of a PKCS#11 call.
     #[error("HSM operation {op} failed: {detail}")]
-    Operation { op: &'static str, detail: String },
+    Operation {
+        /// The operation, named by its PKCS#11 function (`C_Sign`, `C_Login`, ...); the call
+        /// that failed may be a step of it, such as opening its session or finding its key.
+        op: &'static str,
+        /// The return code's name, the library's error, or what this crate found wrong (several
+        /// objects sharing one CKA_ID). Never key material or processed data.
+        detail: String,
+    },
 }
 
 impl From<countersign_core::keys::UnknownName> for HsmError {

@@ -16,7 +16,9 @@ pub use countersign_core::keys::KeyId;
 /// A keypair that was just generated on the token.
 #[derive(Debug, Clone)]
 pub struct GeneratedKeyPair {
+    /// The CKA_ID both halves carry (16 random bytes from the token); record it to use the key.
     pub id: KeyId,
+    /// The public half, as the token reports it.
     pub public_key: PublicKey,
 }
 

@@ -9,6 +9,8 @@
 //! It must never hand out key material, a raw session or an object handle, and never log a
 //! PIN or any data it signs, seals or opens.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod algorithms;
 mod error;
 mod keys;

@@ -37,12 +37,17 @@ impl Default for Histogram {
 /// [`LATENCY_BUCKETS_US`]), the count and the sum of observations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistogramSnapshot {
+    /// Observations at or below each bound of [`LATENCY_BUCKETS_US`], in its order; those
+    /// above every bound are in `count` only.
     pub cumulative: Vec<u64>,
+    /// Observations in total.
     pub count: u64,
+    /// Sum of the observed durations, in seconds (kept to the microsecond).
     pub sum_seconds: f64,
 }
 
 impl Histogram {
+    /// An empty histogram.
     pub const fn new() -> Histogram {
         Histogram {
             buckets: [const { AtomicU64::new(0) }; LATENCY_BUCKETS_US.len() + 1],
@@ -51,6 +56,7 @@ impl Histogram {
         }
     }
 
+    /// Records one duration, truncated to whole microseconds. Never blocks.
     pub fn observe(&self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let i = LATENCY_BUCKETS_US.iter().position(|b| us <= *b).unwrap_or(LATENCY_BUCKETS_US.len());
@@ -61,6 +67,8 @@ impl Histogram {
         self.sum_us.fetch_add(us, Ordering::Relaxed);
     }
 
+    /// The current counts. Each counter is read on its own, so an observation made meanwhile
+    /// may be counted in some of them and not yet in others.
     pub fn snapshot(&self) -> HistogramSnapshot {
         let mut running = 0;
         let cumulative = self.buckets[..LATENCY_BUCKETS_US.len()]
@@ -170,7 +178,10 @@ pub struct HsmMetricsSnapshot {
     pub errors: Vec<(&'static str, u64)>,
     /// Calls that failed closed (`HsmError::Unavailable`) after a recovery and a retry.
     pub unavailable: u64,
+    /// Recoveries that found the token and logged in again.
     pub recoveries_ok: u64,
+    /// Recoveries that failed: the token was not found again, the module could not be
+    /// initialised again, or the login failed.
     pub recoveries_failed: u64,
 }
 

@@ -28,11 +28,21 @@ pub(crate) fn curve_oid_der(alg: KeyAlgorithm) -> &'static [u8] {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicKey {
     /// Uncompressed SEC1 point `04 || X || Y`.
-    Ec { alg: KeyAlgorithm, point: Vec<u8> },
+    Ec {
+        /// The curve: [`KeyAlgorithm::EcP256`] or [`KeyAlgorithm::EcP384`].
+        alg: KeyAlgorithm,
+        /// The point, 65 bytes on P-256 and 97 on P-384.
+        point: Vec<u8>,
+    },
     /// The 32-byte Ed25519 public key.
     Ed25519(Vec<u8>),
     /// Big-endian modulus and public exponent.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        /// The modulus, big-endian.
+        n: Vec<u8>,
+        /// The public exponent, big-endian (65537, `01 00 01`, for keys generated here).
+        e: Vec<u8>,
+    },
 }
 
 fn enc(e: der::Error) -> HsmError {

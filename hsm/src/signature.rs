@@ -16,7 +16,10 @@ use crate::{HashAlg, Hsm, HsmError, KeyAlgorithm, KeyId, Result, SignScheme};
 /// What the caller hands in: the message itself, or its digest under the request's hash.
 #[derive(Debug, Clone, Copy)]
 pub enum SignInput<'a> {
+    /// The message itself; it is hashed here (Ed25519 signs it as it is).
     Message(&'a [u8]),
+    /// A digest the caller computed with the request's hash; it must be exactly that hash's
+    /// length, and Ed25519 refuses it.
     Digest(&'a [u8]),
 }
 

@@ -33,7 +33,9 @@ use crate::{HsmError, KeyId, Pin, Result};
 /// How the token is found among the module's slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSelector {
+    /// The token whose label, without its trailing padding spaces, equals this.
     Label(String),
+    /// The token whose serial number, without its trailing padding spaces, equals this.
     Serial(String),
 }
 
@@ -49,18 +51,29 @@ impl std::fmt::Display for TokenSelector {
 /// Where the token is and how many sessions to keep.
 #[derive(Debug, Clone)]
 pub struct HsmConfig {
+    /// Path of the PKCS#11 shared library to load.
     pub module: PathBuf,
+    /// Which of the module's initialised tokens to use; the first match wins.
     pub token: TokenSelector,
-    /// Upper bound of concurrently open operation sessions.
+    /// Upper bound of concurrently open operation sessions (0 counts as 1); the session that
+    /// holds the login comes on top.
     pub pool_size: usize,
 }
 
 /// What the token looks like from here, for health and readiness reports.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Health {
+    /// Whether the connection is healthy: no session, device or token error (and no failed
+    /// recovery) since the last successful operation. True exactly when `last_error` is `None`.
     pub ok: bool,
+    /// The token selector in words (`label '...'` or `serial '...'`).
     pub token: String,
+    /// Recoveries (sessions re-opened and login repeated) started since the token was opened,
+    /// successful or not.
     pub recoveries: u64,
+    /// Why the token last failed: the name of the return code that called for a recovery (such
+    /// as `DeviceError`), or why the recovery failed. `None` until a failure and again once an
+    /// operation succeeds. Never a PIN or processed data.
     pub last_error: Option<String>,
 }
 
