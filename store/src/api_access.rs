@@ -34,6 +34,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["api_admin"])?;
         tx.execute(
             "INSERT INTO api_admin (name, password_verifier, created_at, session_epoch) VALUES (?1, ?2, ?3, ?4)",
             params![name, verifier, crate::now_ms() / 1000, epoch],
@@ -80,6 +81,7 @@ impl Store {
     pub fn new_api_admin_epoch(&self, name: &str, epoch: &[u8], audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["api_admin"])?;
         if tx.execute("UPDATE api_admin SET session_epoch = ?2 WHERE name = ?1", params![name, epoch])? == 0 {
             return Err(StoreError::NotFound(format!("API admin {name}")));
         }
@@ -131,6 +133,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["service_account"])?;
         tx.execute(
             "INSERT INTO service_account (name, key_prefix, key_verifier, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![name, prefix, verifier, description, crate::now_ms() / 1000],

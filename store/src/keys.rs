@@ -153,6 +153,7 @@ impl Store {
     ) -> Result<Application, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["application", "master_keypair"])?;
         match tx.execute(
             "INSERT INTO application (name, algorithm, created_at) VALUES (?1, ?2, ?3)",
             params![name, alg.as_str(), now_s()],
@@ -193,6 +194,7 @@ impl Store {
     ) -> Result<Application, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["master_keypair"])?;
         let (app_id, alg): (i64, String) = tx
             .query_row("SELECT id, algorithm FROM application WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
@@ -249,6 +251,7 @@ impl Store {
     pub fn create_integration(&self, name: &str, uid: u32, audit: &AuthAuditRow) -> Result<Integration, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["integration"])?;
         match tx
             .execute("INSERT INTO integration (name, uid, created_at) VALUES (?1, ?2, ?3)", params![name, uid, now_s()])
         {
@@ -268,6 +271,7 @@ impl Store {
     pub fn delete_integration(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["integration", "integration_grant"])?;
         let n = tx.execute("DELETE FROM integration WHERE name = ?1", [name])?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("integration '{name}'")));
@@ -310,6 +314,7 @@ impl Store {
     pub fn grant(&self, integration: &str, application: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["integration_grant"])?;
         let (i, a) = ids(&tx, integration, application)?;
         tx.execute(
             "INSERT OR IGNORE INTO integration_grant (integration_id, application_id, granted_at) VALUES (?1, ?2, ?3)",
@@ -325,6 +330,7 @@ impl Store {
     pub fn revoke(&self, integration: &str, application: &str, audit: &AuthAuditRow) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["integration_grant"])?;
         let (i, a) = ids(&tx, integration, application)?;
         let n = tx.execute(
             "DELETE FROM integration_grant WHERE integration_id = ?1 AND application_id = ?2",

@@ -263,6 +263,16 @@ impl Store {
         self.seal_key.set(key).map_err(|_| StoreError::Invalid("table sealing was started twice".into()))
     }
 
+    /// Checks the seals of `tables` first thing in a change's transaction `tx`: a table edited
+    /// behind the daemon's back while it runs is refused here, before the change would seal the
+    /// edit in (and before the daemon reloads what the edit says).
+    pub(crate) fn check_seals(&self, tx: &Connection, tables: &[&str]) -> Result<(), StoreError> {
+        match self.seal_key.get() {
+            Some(key) => seals::verify(tx, key.as_ref(), tables),
+            None => Ok(()),
+        }
+    }
+
     /// Renews the seals of `tables` inside the change's transaction `tx`.
     pub(crate) fn reseal(&self, tx: &Connection, tables: &[&str]) -> Result<(), StoreError> {
         match self.seal_key.get() {
@@ -290,6 +300,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &[table])?;
         if tx.execute(&format!("DELETE FROM {table} WHERE {key_column} = ?1"), [key])? == 0 {
             return Err(StoreError::NotFound(format!("{what} {key}")));
         }

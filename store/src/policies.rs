@@ -60,6 +60,7 @@ impl Store {
     ) -> Result<PolicyRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["policy"])?;
         let now = crate::now_ms() / 1000;
         let values = params![
             p.name,
@@ -126,6 +127,7 @@ impl Store {
     ) -> Result<PolicyRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["policy"])?;
         let n = tx.execute(
             "UPDATE policy SET active = ?1, updated_at = ?2 WHERE name = ?3",
             params![active, crate::now_ms() / 1000, name],

@@ -91,6 +91,7 @@ impl Store {
     pub fn insert_resolver(&self, r: &ResolverRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["resolver"])?;
         let now = crate::now_ms() / 1000;
         tx.execute(
             "INSERT INTO resolver (name, kind, options, sealed_bind_password, created_at, updated_at)
@@ -115,6 +116,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["resolver"])?;
         let id = resolver_id(&tx, name)?;
         // Updates are ordered: a reload that sees a newer stamp rebuilds the resolver.
         let now_ms = crate::now_ms();
@@ -135,6 +137,7 @@ impl Store {
     pub fn delete_resolver(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["resolver"])?;
         let id = resolver_id(&tx, name)?;
         let realms: Vec<String> = {
             let mut st = tx.prepare(
@@ -205,6 +208,7 @@ impl Store {
     pub fn create_realm(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["realm"])?;
         tx.execute(
             "INSERT INTO realm (name, is_default, created_at) VALUES (?1, 0, ?2)",
             params![name, crate::now_ms() / 1000],
@@ -230,6 +234,7 @@ impl Store {
     pub fn delete_realm(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["realm", "realm_resolver"])?;
         let (id, default): (i64, bool) = tx
             .query_row("SELECT id, is_default FROM realm WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
@@ -259,6 +264,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["realm_resolver"])?;
         let realm_id = realm_id(&tx, realm)?;
         tx.execute("DELETE FROM realm_resolver WHERE realm_id = ?1", [realm_id])?;
         for (i, name) in resolvers.iter().enumerate() {
@@ -280,6 +286,7 @@ impl Store {
     pub fn set_default_realm(&self, realm: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["realm"])?;
         let id = realm_id(&tx, realm)?;
         tx.execute("UPDATE realm SET is_default = 0 WHERE is_default = 1 AND id <> ?1", [id])?;
         tx.execute("UPDATE realm SET is_default = 1 WHERE id = ?1", [id])?;

@@ -552,4 +552,19 @@ mod tests {
         conn.execute("DELETE FROM table_seal WHERE name = 'rows/token'", []).unwrap();
         assert!(tampered(crate::sealing::start(&conn, &TestKey, false, 3)));
     }
+
+    #[test]
+    fn a_sealed_table_edited_while_the_daemon_runs_is_not_sealed_in_by_the_next_change() {
+        let (_dir, store) = store();
+        store.create_integration("payments", 1000, &audit()).unwrap();
+        // Someone with write access to the database gives the integration another uid.
+        store.conn().execute("UPDATE integration SET uid = 0 WHERE name = 'payments'", []).unwrap();
+        // The next admin change to that table refuses, and changes nothing.
+        assert!(tampered(store.create_integration("billing", 1001, &audit())));
+        let n: i64 = store.conn().query_row("SELECT count(*) FROM integration", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1, "nothing was added");
+        // So the edit is still caught at the next start.
+        let conn = store.writer_connection().unwrap();
+        assert!(tampered(crate::seals::verify(&conn, &TestKey, &["integration"])));
+    }
 }

@@ -975,6 +975,7 @@ impl Store {
     pub fn insert_system_key(&self, role: &str, key_id_hex: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["system_key"])?;
         tx.execute(
             "INSERT INTO system_key (role, hsm_key_id, created_at) VALUES (?1, ?2, ?3)",
             params![role, key_id_hex, crate::now_ms() / 1000],

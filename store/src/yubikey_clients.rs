@@ -43,6 +43,7 @@ impl Store {
     ) -> Result<Stored, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["yubikey_client"])?;
         let exists = tx
             .query_row("SELECT 1 FROM yubikey_client WHERE client_id = ?1", [client_id], |_| Ok(()))
             .optional()?
