@@ -42,6 +42,7 @@ pub struct ConnLimits {
 /// Who a connection counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Peer {
+    /// A Unix socket's peer, by uid (`u32::MAX` when the kernel gave no credentials).
     Uid(u32),
     /// An IPv4 address, or an IPv6 /64 (one subscriber's usual allocation), as 16 bytes.
     Ip([u8; 16]),
@@ -97,10 +98,12 @@ impl Drop for Permit {
 }
 
 impl Gate {
+    /// A gate with nothing open yet; `name` names the listener in the log.
     pub fn new(name: &'static str, limits: ConnLimits) -> Arc<Gate> {
         Arc::new(Gate { name, limits, counts: Mutex::new(Counts::default()), refused: AtomicU64::new(0) })
     }
 
+    /// The caps this gate enforces.
     pub fn limits(&self) -> ConnLimits {
         self.limits
     }

@@ -15,18 +15,26 @@ use countersign::signing::SigningError;
 use countersign::tokens::TokenError;
 use countersign::validate::ValidateError;
 
+/// A failed request in the native API's words, answered as
+/// `{"error": {"code": "...", "message": "..."}}`; a 5xx is also logged.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The stable code clients branch on (`invalid_request`, `not_found`, `hsm_unavailable`...).
     pub code: &'static str,
+    /// Words for a person; must never carry a secret or a `pass`.
     pub message: String,
 }
 
 impl ApiError {
+    /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into() }
     }
 
+    /// 400 `invalid_request`: the request itself is wrong (a malformed body, query or path, a
+    /// missing or ill-formed field); the message says what to send instead.
     pub fn invalid(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
@@ -36,6 +44,7 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
+    /// 404 `not_found`: no such object, or no such endpoint.
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }

@@ -23,7 +23,7 @@ impl Connected<IncomingStream<'_, UnixListener>> for PeerCred {
 
 /// The caller of this request. Fails closed (403) if the kernel gave no credentials.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller(pub CallerId);
+pub(crate) struct Caller(pub CallerId);
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
@@ -36,7 +36,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
 /// A JSON body; rejections come out in the API's error shape.
 #[derive(Debug)]
-pub struct Body<T>(pub T);
+pub(crate) struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
@@ -48,7 +48,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 
 /// A query string; rejections come out in the API's error shape.
 #[derive(Debug)]
-pub struct Query<T>(pub T);
+pub(crate) struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
@@ -60,7 +60,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
 /// Path parameters; rejections come out in the API's error shape.
 #[derive(Debug)]
-pub struct Path<T>(pub T);
+pub(crate) struct Path<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
     type Rejection = ApiError;
@@ -72,7 +72,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
 
 /// Who sent a request, for the audit: `uid:N` on a Unix socket, `ip:ADDR` on the HTTP listener.
 #[derive(Debug, Clone)]
-pub struct Origin(pub String);
+pub(crate) struct Origin(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Origin {
     type Rejection = ApiError;

@@ -1,6 +1,15 @@
-//! The HTTP/1.1 layer on the Unix sockets: routers, limits, timeouts, the caller's identity
-//! from `SO_PEERCRED`, and serving until shutdown. Only this module knows status codes and wire
-//! formats; services behind it speak domain types.
+//! `countersign-http`: Countersign's HTTP front-ends. The native JSON API and the
+//! privacyIDEA-compatible API on the Unix sockets (`api.sock`, `admin.sock`) and the TCP
+//! listener (HTTP/1.1, plain on loopback or TLS); the caller authenticators (the peer's uid from
+//! `SO_PEERCRED` on a socket; a privacyIDEA session token or service account API key on the
+//! network); connection caps, body limits and time limits; and the one mapping, per front-end,
+//! of the core's `ErrorKind` and `Reason` to an HTTP status and a native code
+//! ([`ApiError::of`]) or a privacyIDEA error code.
+//!
+//! It asks the engine (`countersign`) for everything else, and touches neither the HSM nor SQL:
+//! signing, probes and database checks are engine calls.
+
+#![warn(missing_docs, unreachable_pub)]
 
 mod admin;
 mod api;
@@ -41,15 +50,21 @@ use countersign::signing::SigningService;
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The audit chain's checkpoints, verification and retention.
+    /// The audit chain's checkpoints, verification and retention, and online backups.
     pub audit: countersign::audit_trail::AuditTrail,
-    /// The periodic jobs and their last runs.
+    /// The periodic jobs and their last runs (`/v1/admin/jobs`).
     pub jobs: countersign::jobs::Jobs,
-    /// The database: online backups, audited reads, readiness checks and `/metrics` gauges.
+    /// The database: the audit rows of admin reads, the audit export, readiness checks and
+    /// `/metrics` gauges.
     pub store: Arc<countersign::store::Store>,
+    /// Signing and verifying with applications' keys for callers on `api.sock`, and which
+    /// integration a uid is.
     pub signing: SigningService,
+    /// Tokens and the internal users they belong to: enrol, list, change, revoke, delete.
     pub tokens: countersign::tokens::TokenService,
+    /// The appliance CA: showing it, creating it (self-signed or as a CSR), importing its certificate.
     pub ca: countersign::ca::CaService,
+    /// Enrolling PIV and OATH cards in the appliance's readers, with progress as it happens.
     pub enrolment: countersign::enrolment::EnrolmentService,
     /// Signs privacyIDEA-compatible responses.
     pub responses: countersign::response_signing::ResponseSigner,
@@ -57,22 +72,33 @@ pub struct AppState {
     pub api_access: countersign::api_access::ApiAccess,
     /// Clients of the Yubico validation protocol (`/ttype/yubikey`) and its answers.
     pub yubico: countersign::yubico_clients::YubicoClients,
-    /// Validation over HTTP needs a service account's API key.
+    /// `http.require_api_key`: on the network listener, a caller without a credential reaches
+    /// nothing but `/auth`.
     pub require_api_key: bool,
+    /// The SMS and email gateways, their failover order per token type, and test deliveries.
     pub gateways: countersign::gateways::GatewayService,
+    /// Open challenges and the delivery queue of their messages, for admins.
     pub challenges: countersign::challenges::ChallengeService,
+    /// Decides `/validate/check` and triggers challenges.
     pub validate: countersign::validate::ValidateService,
+    /// Policy administration, the snapshot in force, and explaining an action's effective value.
     pub policies: countersign::policy::PolicyService,
+    /// Applications and their keys, integrations and their grants, and the signature audit.
     pub admin: AdminService,
     /// The HSM's state, probes and metrics (no key operation).
     pub hsm: countersign::hsm_status::HsmStatus,
     /// The daemon's own uid: always an admin.
     pub own_uid: u32,
+    /// `admin.allowed_uids`: further uids that administer the appliance (see [`Self::is_admin_uid`]).
     pub admin_uids: Arc<Vec<u32>>,
+    /// The loaded plugins: their report, readiness and worker restarts.
     pub plugins: Arc<countersign::plugins::PluginHost>,
+    /// Realms and their resolvers: where users are looked up.
     pub realms: countersign::resolvers::Realms,
     /// Request counters of `/metrics`.
     pub metrics: Arc<countersign::metrics::Metrics>,
+    /// Probe time limits and the store's free-space floor for `/v1/health`, `/v1/ready` and
+    /// `/metrics`.
     pub ops: OpsConfig,
 }
 
@@ -83,10 +109,13 @@ impl AppState {
     }
 }
 
-/// Limits applied to every request on a socket.
+/// Limits applied to every request of a listener.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// The largest request body, in bytes (`api.max_body_bytes`); a larger body is refused.
     pub max_body_bytes: usize,
+    /// How long a request may take (`api.request_timeout_ms`); past it the caller gets 503
+    /// `timeout`. Maintenance routes on `admin.sock` have an hour instead.
     pub timeout: Duration,
 }
 
@@ -124,7 +153,8 @@ fn finish(router: Router<AppState>, state: AppState, limits: Limits, listener: L
         .with_state(state)
 }
 
-/// The router of `api.sock`: signing and validation.
+/// The router of `api.sock`: signing, validation, challenge triggers and the privacyIDEA API,
+/// callers known by uid.
 pub fn api_router(state: AppState, limits: Limits) -> Router {
     finish(
         api::routes().merge(validate::routes()).merge(validate::socket_routes()).merge(privacyidea::routes()),

@@ -14,20 +14,20 @@ const IN_FLIGHT: usize = 256;
 
 /// Where a job sends its lines; `send` returns false once the client has gone.
 #[derive(Debug)]
-pub struct Lines(mpsc::Sender<Value>);
+pub(crate) struct Lines(mpsc::Sender<Value>);
 
 impl Lines {
-    pub fn send(&self, v: Value) -> bool {
+    pub(crate) fn send(&self, v: Value) -> bool {
         self.0.blocking_send(v).is_ok()
     }
 
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.0.is_closed()
     }
 }
 
 /// Runs `job` on a blocking thread and streams what it sends.
-pub fn stream(job: impl FnOnce(&Lines) + Send + 'static) -> Response {
+pub(crate) fn stream(job: impl FnOnce(&Lines) + Send + 'static) -> Response {
     let (tx, rx) = mpsc::channel::<Value>(IN_FLIGHT);
     tokio::task::spawn_blocking(move || job(&Lines(tx)));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {

@@ -23,6 +23,8 @@ use countersign::metrics::{Listener, Metrics, Scraped};
 /// Readiness and scrape settings, the one-probe-at-a-time flag, and the last store probe.
 #[derive(Debug, Clone)]
 pub struct OpsConfig {
+    /// How long an HSM or store probe, or the store's `/metrics` gauges, may take
+    /// (`hsm.probe_timeout_ms`); past it the check counts as failed.
     pub probe_timeout: Duration,
     /// Free space below which the store is not ready (`store.min_free_mb`).
     pub min_free_bytes: u64,
@@ -31,6 +33,7 @@ pub struct OpsConfig {
 }
 
 impl OpsConfig {
+    /// Settings with no probe running and no store probe made yet.
     pub fn new(probe_timeout: Duration, min_free_bytes: u64) -> OpsConfig {
         OpsConfig {
             probe_timeout,

@@ -95,7 +95,7 @@ pub(super) fn may_trigger(st: &AppState, uid: u32) -> Result<(), String> {
     Err(format!("uid {uid} is not a registered integration; only integrations and admins may trigger challenges"))
 }
 
-/// Who may trigger challenges (and so make the appliance send messages).
+/// A trigger by serial, or by user (in `realm`, or the default realm).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TriggerBody {

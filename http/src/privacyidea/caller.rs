@@ -18,8 +18,9 @@ use crate::extract::Origin;
 use crate::AppState;
 use countersign::api_access::SessionError;
 
+/// Who a caller of the privacyIDEA-compatible API is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Who {
+pub(crate) enum Who {
     /// A process on `api.sock`, by uid.
     Socket(u32),
     /// An API admin, by name.
@@ -32,7 +33,7 @@ pub enum Who {
 
 /// The caller and how the audit names it.
 #[derive(Debug, Clone)]
-pub struct ApiCaller {
+pub(crate) struct ApiCaller {
     pub who: Who,
     /// `uid:N`, `ip:ADDR`, `pi-admin:NAME ip:ADDR` or `service:NAME ip:ADDR`.
     pub audit_name: String,
@@ -51,16 +52,16 @@ impl FromRequestParts<AppState> for ApiCaller {
 }
 
 /// Paths an anonymous caller may reach under `http.require_api_key`: only the login itself.
-pub const ANONYMOUS_PATHS: &[&str] = &["/auth"];
+pub(crate) const ANONYMOUS_PATHS: &[&str] = &["/auth"];
 
 /// Paths that need a credential even when `http.require_api_key` is off: `/metrics` tells
 /// which routes are used and how often, which users' clients need not know. Prometheus sends
 /// a service account's key as `Authorization: Bearer <key>`.
-pub const CREDENTIAL_PATHS: &[&str] = &["/metrics"];
+pub(crate) const CREDENTIAL_PATHS: &[&str] = &["/metrics"];
 
 /// The authentication layer of the network listener (see the module comment). Native routes
 /// (`/v1/...`) get the native error shape, the others privacyIDEA's envelope.
-pub async fn network_auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn network_auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let native = parts.uri.path().starts_with("/v1/");
     let refuse = |e: SessionError| -> Response {
@@ -128,7 +129,9 @@ async fn identify(parts: &mut Parts, st: &AppState) -> Result<ApiCaller, Session
     }
 }
 
-pub fn session_error(e: &SessionError) -> PiResponse {
+/// A refused credential in privacyIDEA's words: 401 with its authentication codes (4031, 4033,
+/// 4304, 4305), or ERR500 when the check itself failed.
+pub(crate) fn session_error(e: &SessionError) -> PiResponse {
     match e {
         SessionError::Internal(m) => PiResponse::error(ErrorKind::Internal, m),
         // privacyIDEA's words for a wrong password, without the full stop.

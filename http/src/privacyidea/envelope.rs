@@ -13,7 +13,7 @@ use countersign::response_signing::ResponseSigner;
 
 /// privacyIDEA's error codes for the errors this API answers.
 #[derive(Debug, Clone, Copy)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// ERR905, HTTP 400: a missing or malformed parameter.
     Parameter,
     /// ERR601, HTTP 404: the object named does not exist (privacyIDEA's message carries no
@@ -64,14 +64,14 @@ impl ErrorKind {
 
 /// A response of the privacyIDEA API, before it is signed.
 #[derive(Debug)]
-pub struct PiResponse {
+pub(crate) struct PiResponse {
     pub status: StatusCode,
     pub body: Value,
 }
 
 impl PiResponse {
     /// A successful call: `result.status` true, `result.value`, optional `authentication`.
-    pub fn ok(value: Value, authentication: Option<&str>, detail: Value) -> PiResponse {
+    pub(crate) fn ok(value: Value, authentication: Option<&str>, detail: Value) -> PiResponse {
         let mut result = json!({ "status": true, "value": value });
         if let Some(a) = authentication {
             result["authentication"] = a.into();
@@ -80,15 +80,14 @@ impl PiResponse {
     }
 
     /// A successful call that answers only `value` (admin endpoints).
-    pub fn value(value: Value) -> PiResponse {
+    pub(crate) fn value(value: Value) -> PiResponse {
         PiResponse::ok(value, None, Value::Null)
     }
 
-    /// A failed call with privacyIDEA's error code and message (`ERRnnn: ...`).
     /// A service error in privacyIDEA's words: the one mapping from a kind of failure to its
     /// error codes. The request's faults (wrong, unknown, conflicting) are ERR905 as privacyIDEA
     /// answers them; what does not answer now is a 503; the rest is ERR500.
-    pub fn failure(e: &(impl Kinded + std::fmt::Display)) -> PiResponse {
+    pub(crate) fn failure(e: &(impl Kinded + std::fmt::Display)) -> PiResponse {
         use countersign_core::error::ErrorKind as Kind;
         let kind = match e.kind() {
             Kind::Invalid | Kind::NotFound | Kind::Conflict | Kind::Unsupported => ErrorKind::Parameter,
@@ -99,7 +98,9 @@ impl PiResponse {
         PiResponse::error(kind, &e.to_string())
     }
 
-    pub fn error(kind: ErrorKind, message: &str) -> PiResponse {
+    /// A failed call with privacyIDEA's error code and message (`ERRnnn: ...`; not-found and
+    /// authentication errors carry the message alone, as privacyIDEA sends them).
+    pub(crate) fn error(kind: ErrorKind, message: &str) -> PiResponse {
         let (code, status) = kind.code_status();
         let message = match kind {
             ErrorKind::NotFound
@@ -117,7 +118,7 @@ impl PiResponse {
 
     /// Adds the caller's `nonce` (clients use it against replayed responses), signs, and
     /// serialises. A response that cannot be signed is not sent: the caller gets a 500.
-    pub fn finish(mut self, signer: &ResponseSigner, nonce: Option<&str>) -> Response {
+    pub(crate) fn finish(mut self, signer: &ResponseSigner, nonce: Option<&str>) -> Response {
         if let (Some(n), Some(obj)) = (nonce, self.body.as_object_mut()) {
             obj.insert("nonce".into(), n.into());
         }
@@ -173,7 +174,7 @@ fn envelope(result: Value, detail: Value, versionnumber: bool) -> Value {
 }
 
 /// `json.dumps(value, sort_keys=True)` as CPython writes it.
-pub fn python_json(v: &Value) -> String {
+pub(crate) fn python_json(v: &Value) -> String {
     let mut out = String::new();
     write_value(&mut out, v);
     out

@@ -43,7 +43,7 @@ pub(super) fn user_realm(st: &AppState, p: &params::Params) -> (Option<String>, 
 }
 
 /// The privacyIDEA version this API follows (clients read `versionnumber`).
-pub const COMPATIBLE_VERSION: &str = "3.10";
+pub(crate) const COMPATIBLE_VERSION: &str = "3.10";
 
 /// Routes served wherever validation is: `api.sock` and the HTTP listener.
 pub(super) fn routes() -> Router<AppState> {

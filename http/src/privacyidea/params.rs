@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::envelope::{ErrorKind, PiResponse};
 
 /// The parameters of one request. Debug never shows their values (`pass` is among them).
-pub struct Params(BTreeMap<String, String>);
+pub(crate) struct Params(BTreeMap<String, String>);
 
 impl std::fmt::Debug for Params {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,18 +27,18 @@ impl std::fmt::Debug for Params {
 
 impl Params {
     #[cfg(test)]
-    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
+    pub(crate) fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Params {
         Params(pairs.into_iter().collect())
     }
 
     /// Every parameter whose name starts with `prefix`, without it (`priority.<resolver>`).
-    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    pub(crate) fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         self.0.iter().filter_map(move |(k, v)| k.strip_prefix(prefix).map(|rest| (rest, v.as_str())))
     }
 
     /// A list parameter: a JSON list of strings, or comma-separated text as privacyIDEA's
     /// clients send it. Items are trimmed; empty ones dropped; missing: empty.
-    pub fn list(&self, name: &str) -> Result<Vec<String>, PiResponse> {
+    pub(crate) fn list(&self, name: &str) -> Result<Vec<String>, PiResponse> {
         let Some(v) = self.get(name) else { return Ok(Vec::new()) };
         let items: Vec<String> = if v.trim_start().starts_with('[') {
             serde_json::from_str(v).map_err(|_| {
@@ -51,7 +51,7 @@ impl Params {
     }
 
     /// A boolean parameter as privacyIDEA reads one (`true`, `True`, `1`, ...); missing: `default`.
-    pub fn flag(&self, name: &str, default: bool) -> bool {
+    pub(crate) fn flag(&self, name: &str, default: bool) -> bool {
         match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {
             None => default,
             Some(v) => matches!(v.as_str(), "1" | "true" | "yes" | "on"),
@@ -59,16 +59,16 @@ impl Params {
     }
 
     /// A non-empty parameter.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
-    pub fn owned(&self, name: &str) -> Option<String> {
+    pub(crate) fn owned(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_owned)
     }
 
     /// A required parameter; missing: privacyIDEA's ERR905 "Missing parameter".
-    pub fn required(&self, name: &str) -> Result<&str, PiResponse> {
+    pub(crate) fn required(&self, name: &str) -> Result<&str, PiResponse> {
         self.0
             .get(name)
             .map(String::as_str)
@@ -76,14 +76,14 @@ impl Params {
     }
 
     /// A secret parameter (`pass`); present but empty is allowed (a PIN-only trigger).
-    pub fn secret(&self, name: &str) -> Result<SecretString, PiResponse> {
+    pub(crate) fn secret(&self, name: &str) -> Result<SecretString, PiResponse> {
         self.required(name).map(SecretString::from)
     }
 
     /// A parameter of the route's path (`/realm/{realm}`): always there when the route matched,
     /// decoded again as privacyIDEA decodes its `view_args`, and overriding the same name in the
     /// query or body.
-    pub fn view_arg(&self, name: &str) -> String {
+    pub(crate) fn view_arg(&self, name: &str) -> String {
         self.owned(name).unwrap_or_default()
     }
 
@@ -92,7 +92,7 @@ impl Params {
     /// `corp` is a realm (split at the last `@`; otherwise the whole text is the login, an
     /// e-mail-like name in the default realm); `user=CORP\\alice` is `alice` in `CORP`; and a
     /// `realm` parameter, when given, overrides the realm either way.
-    pub fn user_realm(&self, is_realm: impl Fn(&str) -> bool) -> (Option<String>, Option<String>) {
+    pub(crate) fn user_realm(&self, is_realm: impl Fn(&str) -> bool) -> (Option<String>, Option<String>) {
         let Some(user) = self.get("user").map(str::trim) else {
             return (None, self.owned("realm"));
         };
@@ -107,7 +107,7 @@ impl Params {
         (Some(login), self.owned("realm").or(split_realm))
     }
 
-    pub fn nonce(&self) -> Option<String> {
+    pub(crate) fn nonce(&self) -> Option<String> {
         self.owned("nonce")
     }
 }

@@ -95,7 +95,7 @@ async fn show(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
 
 /// Splits privacyIDEA's action text (`otppin=userstore, passthru, smstext='Code: {otp}, bye'`)
 /// into action → value; a bare name is `true`. A JSON object is taken as it is.
-pub fn parse_actions(text: &str) -> Result<Map<String, Value>, String> {
+pub(crate) fn parse_actions(text: &str) -> Result<Map<String, Value>, String> {
     let text = text.trim();
     if text.starts_with('{') {
         return serde_json::from_str(text).map_err(|e| format!("action is not a JSON object: {e}"));

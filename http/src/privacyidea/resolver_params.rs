@@ -24,7 +24,7 @@ const CENSORED: &str = "__CENSORED__";
 
 /// A resolver definition as a privacyIDEA client gave it.
 #[derive(Debug)]
-pub struct PiResolver {
+pub(crate) struct PiResolver {
     pub kind: ResolverKind,
     pub options: Value,
     /// A new bind password; `None` keeps the stored one (or none, for a new resolver).
@@ -33,7 +33,7 @@ pub struct PiResolver {
 
 /// privacyIDEA's type names (`ldapresolver`, `passwdresolver`; privacyideaadm sends `LDAP`
 /// and `PASSWD`) and Countersign's own.
-pub fn kind(pi_type: &str) -> Result<ResolverKind, String> {
+pub(crate) fn kind(pi_type: &str) -> Result<ResolverKind, String> {
     let t = pi_type.trim().to_ascii_lowercase();
     match t.strip_suffix("resolver").unwrap_or(&t) {
         "ldap" => Ok(ResolverKind::Ldap),
@@ -46,7 +46,7 @@ pub fn kind(pi_type: &str) -> Result<ResolverKind, String> {
 }
 
 /// The type name privacyIDEA clients expect for a Countersign resolver kind.
-pub fn pi_type(kind: &str) -> String {
+pub(crate) fn pi_type(kind: &str) -> String {
     match kind {
         "ldap" | "passwd" => format!("{kind}resolver"),
         other => other.to_owned(),
@@ -74,7 +74,7 @@ fn number(p: &Params, name: &str) -> Result<Option<u64>, String> {
 }
 
 /// Reads a resolver definition from privacyIDEA's parameters.
-pub fn from_params(p: &Params) -> Result<PiResolver, String> {
+pub(crate) fn from_params(p: &Params) -> Result<PiResolver, String> {
     let kind = kind(p.get("type").ok_or("Missing parameter: 'type'")?)?;
     let (options, bind_password) = match kind {
         ResolverKind::Ldap => ldap(p)?,
@@ -169,7 +169,7 @@ fn ldap(p: &Params) -> Result<(Value, Option<SecretString>), String> {
 
 /// A stored resolver's options under privacyIDEA's names, for `GET /resolver/`. The bind
 /// password is never among them (`censor_keys` says one is set).
-pub fn to_pi_data(kind: &str, options: &Value, bind_password_set: bool) -> Value {
+pub(crate) fn to_pi_data(kind: &str, options: &Value, bind_password_set: bool) -> Value {
     match kind {
         "passwd" => json!({ "fileName": options.get("path").cloned().unwrap_or(Value::Null) }),
         "ldap" => match serde_json::from_value::<LdapOptions>(options.clone()) {

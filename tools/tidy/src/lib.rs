@@ -436,6 +436,7 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-store",
     "countersign-card",
     "countersign-hsm",
+    "countersign-http",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
