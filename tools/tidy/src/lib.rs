@@ -435,6 +435,7 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-process",
     "countersign-store",
     "countersign-card",
+    "countersign",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
