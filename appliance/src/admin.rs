@@ -11,18 +11,25 @@ use countersign_hsm::{Hsm, HsmError, KeyAlgorithm};
 use crate::directory::DirectoryHandle;
 use crate::store::{Application, AuditQuery, Integration, NewKeyVersion, SignatureAuditRow, Store, StoreError};
 
+/// Why an admin change or read of applications, integrations or the signature audit failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
+    /// The request is not acceptable (a malformed name); the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// An application or integration of that name (or an integration of that uid) exists.
     #[error("{0} already exists")]
     Duplicate(String),
+    /// The application, integration or grant named does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The HSM failed (generating a key pair, reading its public key).
     #[error("HSM: {0}")]
     Hsm(#[from] HsmError),
+    /// The store failed for a reason the request cannot fix.
     #[error("store: {0}")]
     Store(StoreError),
+    /// The blocking task doing the work failed.
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -37,6 +44,9 @@ impl From<StoreError> for AdminError {
     }
 }
 
+/// Applications (signing keys generated and rotated in the HSM), integrations and their
+/// grants, and the signature audit, for admins. Every change is audited and reloaded into the
+/// signing directory before it returns. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AdminService {
     hsm: Hsm,
@@ -81,6 +91,7 @@ fn label(app: &str, version: u32) -> String {
 }
 
 impl AdminService {
+    /// The service over the HSM, the store and the signing directory it reloads after changes.
     pub fn new(hsm: Hsm, store: Arc<Store>, directory: Arc<DirectoryHandle>) -> Self {
         AdminService { hsm, store, directory, changes: Arc::new(tokio::sync::Mutex::new(())) }
     }
@@ -111,6 +122,8 @@ impl AdminService {
         .await
     }
 
+    /// Creates application `name` with its first key pair (version 1), generated in the HSM as
+    /// `alg`; audited under `caller`. A key the store cannot record is destroyed again.
     pub async fn create_application(
         &self,
         caller: String,
@@ -149,10 +162,12 @@ impl AdminService {
         .await
     }
 
+    /// Every application with its key versions.
     pub async fn applications(&self) -> Result<Vec<Application>, AdminError> {
         self.blocking(|_, store| Ok(store.applications()?)).await
     }
 
+    /// Application `name` with its key versions.
     pub async fn application(&self, name: String) -> Result<Application, AdminError> {
         self.blocking(move |_, store| {
             store.application(&name)?.ok_or_else(|| AdminError::NotFound(format!("application '{name}'")))
@@ -160,6 +175,8 @@ impl AdminService {
         .await
     }
 
+    /// Registers integration `name` for the Unix uid `uid` (whose connections to `api.sock`
+    /// act as it), with no grants yet.
     pub async fn create_integration(&self, caller: String, name: String, uid: u32) -> Result<Integration, AdminError> {
         validate_name("integration", &name)?;
         self.change(move |_, store| {
@@ -174,6 +191,7 @@ impl AdminService {
         .await
     }
 
+    /// Removes integration `name` and its grants.
     pub async fn delete_integration(&self, caller: String, name: String) -> Result<(), AdminError> {
         self.change(move |_, store| {
             store.delete_integration(&name, &admin_audit(&caller, "integration/remove", name.clone()))?;
@@ -183,10 +201,13 @@ impl AdminService {
         .await
     }
 
+    /// Every integration with the applications it is granted.
     pub async fn integrations(&self) -> Result<Vec<Integration>, AdminError> {
         self.blocking(|_, store| Ok(store.integrations()?)).await
     }
 
+    /// Lets `integration` use `application`'s keys (granting twice changes nothing); returns
+    /// the integration as it now is.
     pub async fn grant(
         &self,
         caller: String,
@@ -202,6 +223,8 @@ impl AdminService {
         .await
     }
 
+    /// Withdraws `integration`'s grant of `application`; `NotFound` when there was none.
+    /// Returns the integration as it now is.
     pub async fn revoke(
         &self,
         caller: String,
@@ -221,6 +244,7 @@ impl AdminService {
         .await
     }
 
+    /// The signature audit rows `q` selects, newest first.
     pub async fn signature_audit(&self, q: AuditQuery) -> Result<Vec<SignatureAuditRow>, AdminError> {
         self.blocking(move |_, store| Ok(store.signature_audit(&q)?)).await
     }

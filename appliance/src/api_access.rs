@@ -33,33 +33,50 @@ pub const SESSION_SECONDS: i64 = 3600;
 /// The claims of a session token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
+    /// The API admin's name.
     pub username: String,
+    /// Empty: API admins belong to no realm.
     pub realm: String,
+    /// `admin`, the only role issued.
     pub role: String,
+    /// `password`, how the session was opened.
     pub authtype: String,
+    /// When the token was issued, Unix seconds.
     pub iat: i64,
+    /// When the token expires, Unix seconds ([`SESSION_SECONDS`] after `iat`).
     pub exp: i64,
+    /// The token's id: 12 random bytes from the HSM, hex.
     pub jti: String,
     /// The admin row's session epoch (hex) when the token was issued.
     pub epoch: String,
 }
 
+/// Why a login, a session token or an API key was not accepted. The messages are what the
+/// caller may read: they never say whether a name exists.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// The request carried no session token (the front-ends' case; nothing here returns it).
     #[error("Authentication failure. Missing Authorization header.")]
     Missing,
+    /// An unknown name or a wrong password, which read the same.
     #[error("Authentication failure. Wrong credentials.")]
     WrongCredentials,
+    /// The token does not parse, its MAC does not verify, or its admin is gone or has a new
+    /// session epoch (logged out, sessions revoked).
     #[error("Authentication failure. The session token is not valid.")]
     Invalid,
+    /// The token is past its `exp`.
     #[error("Authentication failure. The session token has expired; log in again.")]
     Expired,
+    /// This client failed too often; the seconds until its next attempt is checked.
     #[error("Authentication failure. Too many failed logins from this client; try again in {0} seconds.")]
     TooManyFailures(i64),
+    /// The store or the HSM failed.
     #[error("{0}")]
     Internal(String),
 }
 
+/// API admins and their sessions, and service accounts and their API keys. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ApiAccess {
     store: Arc<Store>,
@@ -82,10 +99,13 @@ fn valid_name(name: &str) -> Result<(), TokenError> {
 }
 
 impl ApiAccess {
+    /// The service over the store, the HSM keys that make verifiers and MACs, and the clock.
     pub fn new(store: Arc<Store>, secrets: TokenSecrets, clock: Clock) -> ApiAccess {
         ApiAccess { store, secrets, clock, logins: Arc::new(Mutex::new(())), throttle: Arc::default() }
     }
 
+    /// Adds API admin `name` with `password` (at least 12 characters), which is kept only as
+    /// its HSM verifier.
     pub fn add_admin(&self, caller: &str, name: &str, password: &SecretString) -> Result<ApiAdminView, TokenError> {
         valid_name(name)?;
         if password.expose_secret().chars().count() < 12 {
@@ -103,6 +123,7 @@ impl ApiAccess {
             .ok_or_else(|| TokenError::Internal("the admin just added is missing".into()))
     }
 
+    /// Removes API admin `name`; its sessions end with it.
     pub fn remove_admin(&self, caller: &str, name: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, "api-admin/remove", "ok");
         audit.login = Some(name.to_owned());
@@ -117,6 +138,7 @@ impl ApiAccess {
         Ok(self.store.new_api_admin_epoch(name, &epoch, &audit)?)
     }
 
+    /// Every API admin (names and times, no verifier).
     pub fn admins(&self) -> Result<Vec<ApiAdminView>, TokenError> {
         Ok(self.store.api_admins()?)
     }
@@ -227,12 +249,14 @@ impl ApiAccess {
         Ok((view, key))
     }
 
+    /// Removes service account `name`; its API key stops working.
     pub fn remove_service(&self, caller: &str, name: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, "service-account/remove", "ok");
         audit.login = Some(name.to_owned());
         Ok(self.store.remove_service_account(name, &audit)?)
     }
 
+    /// Every service account (names, key prefixes and times; no key or verifier).
     pub fn services(&self) -> Result<Vec<ServiceAccountView>, TokenError> {
         Ok(self.store.service_accounts()?)
     }

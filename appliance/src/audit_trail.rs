@@ -18,12 +18,17 @@ use crate::store::{Store, StoreError};
 
 const ROLE: &str = "audit-signing";
 
+/// Why a checkpoint, verification or retention run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditTrailError {
+    /// The audit key could not be found or generated. (Nothing here returns it today: the
+    /// store reports the audit key's failures as [`StoreError::Invalid`], through `Store`.)
     #[error(transparent)]
     Key(#[from] crate::system_keys::SystemKeyError),
+    /// The store failed, or the audit key could not sign or check a checkpoint.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The blocking task doing the work failed.
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -140,6 +145,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl AuditTrail {
+    /// The service; the audit key is found (or generated) at its first use.
     pub fn new(hsm: Hsm, store: Arc<Store>, clock: Clock, cfg: AuditSection) -> AuditTrail {
         let key = AuditKey { hsm, store: store.clone(), id: Arc::new(Mutex::new(None)) };
         AuditTrail { key, store, clock, cfg }

@@ -16,20 +16,29 @@ use crate::tokens::TokenError;
 /// The one CA the appliance runs.
 pub const CA_NAME: &str = "appliance";
 
+/// Why the CA could not be set up or could not issue.
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
+    /// No CA has been set up.
     #[error("the appliance CA is not set up; run `countersign ca init` first")]
     Missing,
+    /// The CA made a CSR and waits for the external CA's certificate.
     #[error("the appliance CA has a CSR but no certificate yet; import the certificate your CA issued with `countersign ca import-cert`")]
     NoCertificate,
+    /// `init` on an appliance that has its CA already.
     #[error("the appliance CA already exists; it is not replaced")]
     Exists,
+    /// The request is not acceptable (a certificate for another key, a key algorithm a CA
+    /// cannot use, a server certificate without a name).
     #[error("{0}")]
     Invalid(String),
+    /// The HSM failed (key generation, signing, random serials).
     #[error("HSM: {0}")]
     Hsm(#[from] HsmError),
+    /// A certificate or CSR could not be built or read.
     #[error("certificate: {0}")]
     Pki(#[from] PkiError),
+    /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -89,18 +98,28 @@ impl CaSigner for HsmCaSigner<'_> {
 /// What admins see of the CA.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaView {
+    /// The CA's name: always [`CA_NAME`].
     pub name: String,
+    /// The key's algorithm (`ec-p256`, `ec-p384`).
     pub algorithm: String,
+    /// The subject the CA was set up with (RFC 4514).
     pub subject: String,
+    /// The key pair's id on the HSM, hex (never the key itself).
     pub hsm_key_id: String,
     /// PEM; absent while a CSR waits for an external CA.
     pub certificate_pem: Option<String>,
+    /// PEM of the CSR made for an external CA; `None` for a self-signed CA.
     pub csr_pem: Option<String>,
+    /// When the certificate expires, Unix seconds; `None` without a certificate.
     pub not_after: Option<i64>,
+    /// Lowercase hex SHA-256 of the certificate's DER; `None` without a certificate.
     pub fingerprint: Option<String>,
+    /// Whether the certificate's subject is its issuer.
     pub self_signed: bool,
 }
 
+/// The appliance CA: set up, certificate import, and issuing to cards and to the appliance's
+/// own TLS listener. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CaService {
     store: Arc<Store>,
@@ -110,6 +129,7 @@ pub struct CaService {
 }
 
 impl CaService {
+    /// The service, issuing as `cfg` (`[ca]`) says.
     pub fn new(store: Arc<Store>, hsm: Hsm, cfg: CaSection, clock: crate::clock::Clock) -> CaService {
         CaService { store, hsm, cfg, clock }
     }
@@ -133,6 +153,7 @@ impl CaService {
         })
     }
 
+    /// The CA as admins see it; `Missing` before `init`.
     pub fn show(&self) -> Result<CaView, CaError> {
         let r = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
         self.view(&r)

@@ -52,21 +52,30 @@ fn retry_after(attempt_rounds: u32) -> Duration {
 /// What a caller learns about one challenge.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChallengeView {
+    /// The token challenged.
     pub serial: String,
+    /// Its type (`sms`, `email`, `certificate`, `indexedsecret`, `hotp`, ...).
     #[serde(rename = "type")]
     pub token_type: String,
+    /// The transaction id the answer must come with, shared by the challenges of one
+    /// trigger: 20 digits from the HSM.
     pub transaction_id: String,
     /// What to show the user.
     pub message: String,
+    /// How a client answers: `interactive` (type a code) or `piv` (sign the nonce with a card).
     pub client_mode: &'static str,
-    /// `delivered`, `queued` (retrying, or still being sent) or `failed`.
+    /// `delivered`, `queued` (retrying, or still being sent), `failed` (the token is locked,
+    /// has no recipient, or every round failed), `expired` (the challenge expired before a
+    /// round) or `none` (nothing to send: OTP, certificate and indexedsecret tokens).
     pub delivery: String,
+    /// Why a delivery is not `delivered` yet, or through which gateway it was; never the code.
     pub delivery_detail: Option<String>,
     /// Certificate tokens: the nonce (hex) to sign with the card's key, SHA-256 then ECDSA or
     /// RSA PKCS#1 v1.5; the answer is the signature (hex or base64) as `pass`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
-    /// Until when a sent code may be entered (Unix ms): challenges that send one.
+    /// Until when the challenge may be answered (Unix ms): challenge-response tokens (sms,
+    /// email, certificate, indexedsecret); `None` for OTP tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_until_ms: Option<i64>,
 }
@@ -92,6 +101,8 @@ struct SealedMessage {
     variables: BTreeMap<String, String>,
 }
 
+/// Challenges and the delivery of their messages: triggering, the delivery rounds and the
+/// background sender, listing and cleaning up. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ChallengeService {
     store: Arc<Store>,
@@ -119,6 +130,8 @@ fn mask(recipient: &str) -> String {
 }
 
 impl ChallengeService {
+    /// The service; `cfg` (`[challenge]`) gives the validity, the wait for the first round and
+    /// the default texts.
     pub fn new(
         store: Arc<Store>,
         policies: Arc<crate::policy::PolicyHandle>,
@@ -443,8 +456,9 @@ impl ChallengeService {
         Ok(Some((status.into(), detail)))
     }
 
-    /// Starts the background sender: deliveries a crash left `sending` are queued again, due
-    /// deliveries are sent, and expired challenges and old deliveries are removed every minute.
+    /// Starts the background sender thread: deliveries a crash left `sending` are queued
+    /// again, then due deliveries are sent (looked for every 500 ms). Expired challenges and
+    /// old deliveries are removed by [`ChallengeService::clean_up`], a periodic job.
     pub fn start_sender(&self) -> std::io::Result<()> {
         match self.store.requeue_interrupted(self.clock.now_ms()) {
             Ok(0) => {}
@@ -496,6 +510,8 @@ impl ChallengeService {
         .await
     }
 
+    /// Deliveries, newest first, with their attempts: those in `status` (all when `None`), at
+    /// most `limit`.
     pub async fn deliveries(
         &self,
         status: Option<String>,

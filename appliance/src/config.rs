@@ -23,10 +23,15 @@ pub const TEMPLATE_VARIABLES: &[&str] = &["otp", "serial", "user", "realm", "tra
 /// The systemd credential that carries the HSM PIN.
 pub const PIN_CREDENTIAL: &str = "hsm-pin";
 
+/// Why the configuration could not be loaded or was refused. Messages name keys and files,
+/// never a PIN.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A file does not parse, a key is unknown, or a value is out of range; the message names
+    /// the key.
     #[error("configuration: {0}")]
     Invalid(String),
+    /// A `--config` file that does not exist.
     #[error("configuration file {0} does not exist")]
     Missing(PathBuf),
     /// The HSM PIN could not be read from the source the configuration names.
@@ -37,22 +42,38 @@ pub enum ConfigError {
     NoPinSource,
 }
 
+/// The whole configuration, one field per TOML table, as [`Config::load`] layers and checks
+/// it. Holds no secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[hsm]`: the PKCS#11 module and token, where the PIN is read from, sessions and workers.
     pub hsm: HsmSection,
+    /// `[store]`: the SQLite database.
     pub store: StoreSection,
+    /// `[api]`: the signing API socket, and the body and time limits of every listener.
     pub api: SocketSection,
+    /// `[admin]`: the admin socket and the uids allowed to administer.
     pub admin: AdminSection,
+    /// `[log]`: log format and filter.
     pub log: LogSection,
+    /// `[plugins]`: where plugins come from, who may sign them, and their workers' limits.
     pub plugins: PluginsSection,
+    /// `[validate]`: how checks decide and answer (windows, fail counters, throttle).
     pub validate: ValidateSection,
+    /// `[http]`: the HTTP listener and its TLS.
     pub http: HttpSection,
+    /// `[connections]`: connection caps and timeouts of the three listeners.
     pub connections: ConnectionsSection,
+    /// `[clock]`: the test-only clock offset.
     pub clock: ClockSection,
+    /// `[challenge]`: challenge codes sent by SMS or e-mail and their delivery.
     pub challenge: ChallengeSection,
+    /// `[ca]`: the appliance CA and the certificates it issues.
     pub ca: CaSection,
+    /// `[enrolment]`: enrolling cards in readers at the appliance.
     pub enrolment: EnrolmentSection,
+    /// `[audit]`: audit checkpoints and retention.
     pub audit: AuditSection,
 }
 
@@ -116,8 +137,9 @@ pub struct CaSection {
     pub cert_validity_days: u32,
     /// Subject of issued certificates; `{login}`, `{realm}`, `{serial}` (card), `{token}`.
     pub cert_subject: String,
-    /// Extended key usages of issued certificates.
+    /// Issued certificates carry the extended key usage TLS client authentication.
     pub client_auth: bool,
+    /// Issued certificates carry the extended key usage Microsoft smart card logon.
     pub smartcard_logon: bool,
     /// When set, issued certificates carry the UPN `{login}@{upn_domain}` (Windows logon).
     pub upn_domain: String,
@@ -157,9 +179,13 @@ pub struct ChallengeSection {
     /// How long a request waits for the first delivery round before it answers (the delivery
     /// goes on in the background either way).
     pub delivery_wait_ms: u64,
-    /// Message templates; `{otp}`, `{serial}`, `{user}`, `{realm}`, `{transaction_id}`.
+    /// The SMS text template (an `smstext` policy may replace it for a user); variables
+    /// `{otp}`, `{serial}`, `{user}`, `{realm}`, `{transaction_id}`.
     pub sms_text: String,
+    /// The e-mail subject template, with the same variables.
     pub email_subject: String,
+    /// The e-mail text template (an `emailtext` policy may replace it for a user), with the
+    /// same variables.
     pub email_text: String,
     /// How long finished deliveries stay listed.
     pub keep_deliveries_s: u64,
@@ -233,8 +259,9 @@ pub struct HttpSection {
     pub require_api_key: bool,
     /// How the listener speaks TLS; read from `off`, `files` or `appliance-ca`.
     pub tls: TlsMode,
-    /// PEM certificate chain (leaf first) and private key, for `tls = "files"`.
+    /// PEM file of the certificate chain (leaf first), for `tls = "files"`.
     pub cert_file: String,
+    /// PEM file of the certificate's private key, for `tls = "files"`.
     pub key_file: String,
     /// DNS names and IP addresses of the listener, for `tls = "appliance-ca"`.
     pub server_names: Vec<String>,
@@ -253,19 +280,24 @@ pub struct ConnectionsSection {
     /// Time a client has to send a request's headers, and the longest a kept-alive connection
     /// may sit idle before its next request.
     pub header_timeout_ms: u64,
-    /// Open connections on `api.sock`, in all and per uid.
+    /// Open connections on `api.sock` in all.
     pub api_max: usize,
+    /// Open connections on `api.sock` per peer uid.
     pub api_max_per_peer: usize,
-    /// Open connections on `admin.sock`, in all and per uid; `admin_reserved` of them only
-    /// admin uids (root, the daemon's uid, `admin.allowed_uids`) may use.
+    /// Open connections on `admin.sock` in all.
     pub admin_max: usize,
+    /// Open connections on `admin.sock` per peer uid.
     pub admin_max_per_peer: usize,
+    /// How many of `admin_max` only admin uids (root, the daemon's uid, `admin.allowed_uids`)
+    /// may use; smaller than `admin_max`.
     pub admin_reserved: usize,
     /// `header_timeout_ms` of admin.sock: longer, since the CLI may hold its connection while
     /// an admin types a PIN; non-admin uids cannot fill admin.sock (caps and reserve).
     pub admin_header_timeout_ms: u64,
-    /// Open connections on the HTTP listener, in all and per client address.
+    /// Open connections on the HTTP listener in all.
     pub http_max: usize,
+    /// Open connections on the HTTP listener per client address (every local process is
+    /// 127.0.0.1).
     pub http_max_per_peer: usize,
 }
 
@@ -311,16 +343,25 @@ pub struct PluginsSection {
     pub host_macs_per_s: u64,
 }
 
+/// The HSM: which PKCS#11 module and token, where the PIN is read from, how many sessions and
+/// worker threads. It names the PIN's source only, never the PIN.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HsmSection {
+    /// The PKCS#11 module (shared library) to load.
     pub module: PathBuf,
+    /// Selects the token by its label; `None`: not set. `token_serial` wins when both are set.
     #[serde(default, deserialize_with = "opt_text")]
     pub token_label: Option<String>,
+    /// Selects the token by its serial number; `None`: not set.
     #[serde(default, deserialize_with = "opt_text")]
     pub token_serial: Option<String>,
+    /// A file holding the token's user PIN; empty: the systemd credential `hsm-pin`
+    /// ([`HsmSection::load_pin`]).
     #[serde(default)]
     pub pin_file: String,
+    /// Most HSM sessions used for operations at once (1 to 1024), shared by the workers, admin
+    /// operations and probes; one more session holds the login.
     pub pool_size: usize,
     /// Threads doing HSM work for requests; 0 means one per CPU. Raise it for a network HSM
     /// whose calls wait on the network rather than use this machine's CPU.
@@ -338,47 +379,67 @@ fn default_probe_timeout_ms() -> u64 {
 
 pub use crate::store::Synchronous;
 
+/// The SQLite database.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
+    /// The database file.
     pub path: PathBuf,
+    /// What an acknowledged write survives: `full` a power loss, `normal` a crash of the
+    /// daemon.
     pub synchronous: Synchronous,
     /// Readiness and health fail while the database's file system has less free space than
     /// this (MiB), so a load balancer moves traffic away before writes start failing.
     pub min_free_mb: u64,
 }
 
+/// The signing API socket (`[api]`), and the request limits every listener applies.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SocketSection {
+    /// Path of the signing API socket (`api.sock`); must differ from `admin.socket`.
     pub socket: PathBuf,
+    /// Octal mode of the socket file (`"0660"`; a number reads as its digits, [`parse_mode`]),
+    /// used only when the daemon creates the socket itself, not under systemd.
     #[serde(deserialize_with = "text")]
     pub socket_mode: String,
+    /// Largest request body accepted, in bytes (at least 1024), on every listener.
     pub max_body_bytes: usize,
+    /// Time limit of one request, in milliseconds (positive), on every listener.
     pub request_timeout_ms: u64,
 }
 
+/// The admin socket (`[admin]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSection {
+    /// Path of the admin socket (`admin.sock`).
     pub socket: PathBuf,
+    /// Octal mode of the socket file, as `api.socket_mode`.
     #[serde(deserialize_with = "text")]
     pub socket_mode: String,
+    /// Uids allowed to administer besides root and the daemon's own uid.
     #[serde(default)]
     pub allowed_uids: Vec<u32>,
 }
 
+/// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Readable lines (`human`).
     Human,
+    /// One JSON object per line (`json`).
     Json,
 }
 
+/// Logging (`[log]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSection {
+    /// Readable lines or JSON.
     pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `warn,countersign=debug`; `RUST_LOG` overrides it.
     pub filter: String,
 }
 

@@ -81,7 +81,9 @@ struct Completed {
 /// What a worker lends a job: the HSM, and a read connection of its own.
 #[derive(Debug)]
 pub struct WorkerCtx<'a> {
+    /// The HSM handle.
     pub hsm: &'a Hsm,
+    /// The worker's own read connection to the store.
     pub reader: &'a Reader,
 }
 
@@ -125,14 +127,20 @@ impl std::fmt::Debug for Executor {
     }
 }
 
+/// Why the executor gave no answer, or could not start. A request that fails this way was
+/// not answered with a result: a signature or an accept is only ever returned committed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecutorError {
+    /// The commit of the batch holding this request's record failed.
     #[error("the audit row could not be written: {0}")]
     Audit(String),
+    /// The job panicked on its worker, or the executor dropped it.
     #[error("the request was lost by a worker that failed; it was not answered")]
     Lost,
+    /// A worker thread could not be spawned ([`Executor::start`]).
     #[error("the executor's worker thread could not be started: {0}")]
     Start(std::io::Error),
+    /// The writer or a reader connection could not be opened ([`Executor::start`]).
     #[error("the executor's database connections could not be opened: {0}")]
     Store(#[from] StoreError),
 }

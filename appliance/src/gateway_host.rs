@@ -37,6 +37,8 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// Opens `gw`'s sealed credentials (none when it has none); `Err` says why, never with a
+    /// value.
     pub fn open(secrets: &TokenSecrets, gw: &GatewayRecord) -> Result<Credentials, String> {
         let Some(sealed) = &gw.sealed_credentials else {
             return Ok(Credentials(BTreeMap::new()));

@@ -23,10 +23,15 @@ use crate::token_secrets::TokenSecrets;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewGateway {
+    /// The gateway's name (1-64 of `a-z 0-9 - _ .`), which routes name it by.
     pub name: String,
+    /// The loaded gateway plugin that delivers through it.
     pub plugin: String,
+    /// The plugin's options (a provider URL, a sender, ...), checked by the plugin; no
+    /// secrets: those are `credentials`.
     #[serde(default = "empty_object")]
     pub options: serde_json::Value,
+    /// What its transport requests may reach (hosts, private addresses, SMTP server, time).
     pub transport: Transport,
     /// Credential name → value (a provider password, API key, SMTP password).
     #[serde(default)]
@@ -40,11 +45,16 @@ fn empty_object() -> serde_json::Value {
 /// The outcome of one delivery attempt through one gateway.
 #[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
+    /// The gateway tried.
     pub gateway: String,
+    /// Whether it delivered.
     pub delivered: bool,
+    /// What the plugin or the transport said, with the code replaced by `***`.
     pub detail: String,
 }
 
+/// Gateway definitions, the failover routes per token type, and single delivery attempts.
+/// Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct GatewayService {
     store: Arc<Store>,
@@ -103,10 +113,13 @@ fn check_transport(t: &Transport) -> Result<(), TokenError> {
 }
 
 impl GatewayService {
+    /// The service over the store, the plugin host and the HSM keys that seal credentials.
     pub fn new(store: Arc<Store>, plugins: Arc<PluginHost>, secrets: TokenSecrets) -> GatewayService {
         GatewayService { store, plugins, secrets }
     }
 
+    /// Defines gateway `g` after checking it (see the module doc), its credentials sealed by
+    /// the HSM; returns it as list and show report it (credential names only).
     pub async fn define(&self, caller: String, g: NewGateway) -> Result<GatewayView, TokenError> {
         let svc = self.clone();
         blocking(move || svc.define_blocking(&caller, g)).await
@@ -165,6 +178,7 @@ impl GatewayService {
         Ok(view(&stored, &self.store.routes()?))
     }
 
+    /// Every gateway with its place in each route; credentials by name only.
     pub async fn list(&self) -> Result<Vec<GatewayView>, TokenError> {
         let store = self.store.clone();
         blocking(move || {
@@ -174,17 +188,20 @@ impl GatewayService {
         .await
     }
 
+    /// Gateway `name` with its place in each route; credentials by name only.
     pub async fn show(&self, name: String) -> Result<GatewayView, TokenError> {
         let store = self.store.clone();
         blocking(move || Ok(view(&store.gateway(&name)?, &store.routes()?))).await
     }
 
+    /// Removes gateway `name`; refused while a route still names it.
     pub async fn remove(&self, caller: String, name: String) -> Result<(), TokenError> {
         let store = self.store.clone();
         blocking(move || Ok(store.delete_gateway(&name, &audit(&caller, "gateway/remove", name.clone()))?)).await
     }
 
-    /// Sets the failover order for `token_type`.
+    /// Sets the failover order for `token_type` (first tried first); an empty list removes
+    /// the route.
     pub async fn set_route(&self, caller: String, token_type: String, gateways: Vec<String>) -> Result<(), TokenError> {
         let store = self.store.clone();
         blocking(move || {
@@ -194,6 +211,7 @@ impl GatewayService {
         .await
     }
 
+    /// Every route: token type and its gateways in failover order.
     pub async fn routes(&self) -> Result<Vec<(String, Vec<String>)>, TokenError> {
         let store = self.store.clone();
         blocking(move || Ok(store.routes()?)).await

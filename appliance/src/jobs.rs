@@ -26,6 +26,7 @@ fn logged(name: &str, written: Result<Result<(), StoreError>, tokio::task::JoinE
     }
 }
 
+/// Runs and records the periodic jobs. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Jobs {
     store: Arc<Store>,
@@ -33,6 +34,7 @@ pub struct Jobs {
 }
 
 impl Jobs {
+    /// Jobs recorded in `store`, timed by `clock`.
     pub fn new(store: Arc<Store>, clock: Clock) -> Jobs {
         Jobs { store, clock }
     }
@@ -67,6 +69,7 @@ impl Jobs {
         logged(name, tokio::task::spawn_blocking(move || store.job_ended(name, ended, ok, &detail)).await);
     }
 
+    /// Every job's last run and its counts, by name (`countersign jobs`).
     pub async fn list(&self) -> Result<Vec<JobRun>, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.job_runs())

@@ -1,9 +1,17 @@
-//! The Countersign appliance as a library: configuration, the store, the signing, token,
-//! validation and admin services, the plugin host, the HTTP layer, and a small client for the
-//! appliance's sockets.
+//! Countersign's engine: the services behind the appliance's sockets and HTTP listener
+//! (signing, validation and challenges, tokens, policies, resolvers and realms, gateways, the
+//! CA and card enrolment, API access, the audit trail, key administration), the executor that
+//! runs HSM work and commits its records, and the plugin host. It speaks domain types: HTTP
+//! and the APIs' request and response formats belong to the front-ends, SQL to the store.
 //!
-//! The two binaries (`countersignd`, `countersign`) are thin shells over this crate. Nothing
-//! here links cryptoki: every key operation goes through `countersign_hsm`.
+//! Around it: `countersign-http` holds the HTTP front-ends (native API and privacyIDEA's);
+//! the daemon binary `countersignd` (`daemon/`) opens the HSM and the store, wires the
+//! services to the front-ends and serves them; the admin CLI `countersign-cli` (`cli/`)
+//! reaches the daemon only through its socket and links none of this crate; the store, with
+//! all SQL, is `countersign-store` (re-exported as [`store`]). Nothing here links cryptoki:
+//! every key operation goes through `countersign_hsm`.
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod admin;
 pub mod api_access;

@@ -20,8 +20,11 @@ use countersign_hsm::{Histogram, HistogramSnapshot, HsmMetricsSnapshot, LATENCY_
 /// The listeners requests arrive on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listener {
+    /// `api.sock`, the signing API.
     Api,
+    /// `admin.sock`.
     Admin,
+    /// The HTTP listener (`http.listen`).
     Http,
 }
 
@@ -72,6 +75,8 @@ pub struct Metrics {
 /// What the scrape collects from the rest of the daemon.
 #[derive(Debug, Default)]
 pub struct Scraped {
+    /// The HSM's operation counts, errors and recoveries; `None`: left out (only
+    /// `countersign_hsm_up` is written).
     pub hsm: Option<HsmMetricsSnapshot>,
     /// The HSM's state as last seen (no probe: scraping never touches the token).
     pub hsm_ok: bool,

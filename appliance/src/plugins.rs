@@ -104,19 +104,52 @@ struct Worker {
 /// Why a plugin call failed. The request fails; the daemon and other plugins go on.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginCallError {
+    /// No plugin of that name passed verification at start.
     #[error("no plugin {0} is loaded; check `countersign plugin list`")]
     NotLoaded(String),
+    /// The plugin's worker is down and waiting out its restart backoff.
     #[error("plugin {plugin} is restarting after failures; try again in {wait_ms} ms")]
-    Restarting { plugin: String, wait_ms: u64 },
+    Restarting {
+        /// The plugin's name.
+        plugin: String,
+        /// Milliseconds until the next restart may be tried.
+        wait_ms: u64,
+    },
+    /// The worker crashed, hung past `plugins.call_timeout_ms` or broke the protocol; it is
+    /// restarted.
     #[error("plugin {plugin}'s worker failed: {reason}")]
-    Worker { plugin: String, reason: String },
+    Worker {
+        /// The plugin's name.
+        plugin: String,
+        /// What happened, as plugin text (bounded, no control characters).
+        reason: String,
+    },
+    /// The plugin answered with an error status; its worker goes on.
     #[error("plugin {plugin} failed the request ({status:?}): {message}")]
-    Failed { plugin: String, status: Status, message: String },
+    Failed {
+        /// The plugin's name.
+        plugin: String,
+        /// The ABI status it returned.
+        status: Status,
+        /// Its message, as plugin text.
+        message: String,
+    },
+    /// The plugin's answer is not a message of this protocol version.
     #[error("plugin {plugin} answered something this appliance does not understand: {reason}")]
-    Protocol { plugin: String, reason: String },
+    Protocol {
+        /// The plugin's name.
+        plugin: String,
+        /// Why the answer was not understood.
+        reason: String,
+    },
     /// The plugin asked the host for more than the call allows; the call failed.
     #[error("plugin {plugin} asked for more than the call allows: {reason}")]
-    Overreach { plugin: String, reason: String },
+    Overreach {
+        /// The plugin's name.
+        plugin: String,
+        /// The first request refused, and why.
+        reason: String,
+    },
     /// The host could not serve the plugin's request because the HSM did not answer.
     #[error("{0}")]
     HsmUnavailable(String),
@@ -148,29 +181,45 @@ pub(crate) fn capability(req: &HostRequest) -> &'static str {
 /// What `countersign plugin list` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginReport {
+    /// The plugins that passed verification, by directory name order.
     pub loaded: Vec<LoadedReport>,
+    /// The plugin directories refused at start, and why.
     pub refused: Vec<RefusedReport>,
 }
 
+/// A loaded plugin as `countersign plugin list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadedReport {
+    /// Its name, as its signed manifest gives it.
     pub name: String,
+    /// Its version, from the manifest.
     pub version: String,
+    /// `token` or `gateway`.
     pub kind: String,
+    /// The host capabilities its manifest lists (`hmac`, `http_request`, ...).
     pub capabilities: Vec<String>,
+    /// The trusted publisher whose signature it carries.
     pub publisher: String,
     /// Whether every worker of the plugin runs.
     pub running: bool,
+    /// Worker restarts since the daemon started, over all its workers.
     pub restarts: u64,
+    /// How many worker processes it has.
     pub instances: usize,
 }
 
+/// A plugin directory refused at start.
 #[derive(Debug, Clone, Serialize)]
 pub struct RefusedReport {
+    /// The plugin's directory (or the plugin directory itself, when no publisher list could
+    /// be read).
     pub dir: PathBuf,
+    /// Why it was refused.
     pub reason: String,
 }
 
+/// The plugins that passed verification and their worker processes, started once at start
+/// ([`PluginHost::start`]). Shared by the services behind an `Arc`.
 #[derive(Debug, Default)]
 pub struct PluginHost {
     loaded: Vec<Loaded>,
@@ -278,6 +327,8 @@ impl PluginHost {
         host
     }
 
+    /// What `countersign plugin list` shows: loaded plugins with their workers' state, and
+    /// refused ones.
     pub fn report(&self) -> PluginReport {
         PluginReport {
             loaded: self

@@ -11,10 +11,13 @@ use crate::store::Store;
 
 const ROLE: &str = "response-signing";
 
+/// Why a response could not be signed or the public key not read.
 #[derive(Debug, thiserror::Error)]
 pub enum ResponseSigningError {
+    /// The HSM failed to sign or to give the public key.
     #[error("HSM: {0}")]
     Hsm(#[from] HsmError),
+    /// The key pair could not be found or generated ([`crate::system_keys::key_pair`]).
     #[error(transparent)]
     Key(#[from] crate::system_keys::SystemKeyError),
 }
@@ -29,6 +32,7 @@ pub struct ResponseSigner {
 }
 
 impl ResponseSigner {
+    /// The signer; its key pair is looked up (or generated) at the first signature.
     pub fn new(hsm: Hsm, store: Arc<Store>) -> ResponseSigner {
         ResponseSigner { hsm, store, key: Arc::new(Mutex::new(None)) }
     }

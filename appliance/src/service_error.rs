@@ -7,10 +7,14 @@ use countersign_store::StoreError;
 /// What went wrong in a token, gateway or challenge service.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// The request is not acceptable (a bad value, a refused option, a policy conflict); the
+    /// message says why and never holds a seed, PIN or password.
     #[error("{0}")]
     Invalid(String),
+    /// The token, user, gateway or other thing named does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// Something of that name exists already.
     #[error("{0} already exists")]
     Duplicate(String),
     /// A resync's two OTPs are not consecutive codes of the token within the sync window.
@@ -22,12 +26,16 @@ pub enum TokenError {
     /// The action needs a token with an owner (a lost token's replacement goes to its owner).
     #[error("{0}")]
     Unassigned(String),
+    /// The HSM failed (sealing, opening, a verifier, random bytes).
     #[error("HSM: {0}")]
     Hsm(#[from] countersign_hsm::HsmError),
+    /// The store failed for a reason the request cannot fix.
     #[error("store: {0}")]
     Store(StoreError),
+    /// A plugin call failed or answered something unexpected.
     #[error("{0}")]
     Plugin(String),
+    /// An internal step failed (a blocking task, an encoding).
     #[error("internal: {0}")]
     Internal(String),
 }

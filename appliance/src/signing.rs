@@ -17,32 +17,49 @@ use crate::store::{KeyState, SignatureAuditRow};
 /// Who is asking, as the kernel reported it for the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallerId {
+    /// The peer's Unix uid, which names its integration.
     pub uid: u32,
+    /// The peer's process id, when the kernel reported one (recorded in the audit).
     pub pid: Option<i32>,
 }
 
-/// The data to sign or verify.
+/// The data to sign or verify. Only its SHA-256 is ever recorded.
 #[derive(Debug, Clone)]
 pub enum Input {
+    /// The message itself: hashed here with the request's hash (Ed25519 signs it as it is).
     Message(Vec<u8>),
+    /// The caller's digest of the message under the request's hash, of that hash's length
+    /// (not for Ed25519).
     Digest(Vec<u8>),
 }
 
+/// A request to sign with an application's active key version.
 #[derive(Debug, Clone)]
 pub struct SignRequest {
+    /// The application whose key signs.
     pub key: String,
+    /// What to sign.
     pub input: Input,
+    /// The hash; `None`: the key's default (Ed25519 takes none).
     pub hash: Option<HashAlg>,
+    /// The scheme; `None`: the key's default.
     pub scheme: Option<SignScheme>,
 }
 
+/// A request to verify a signature with one of an application's key versions.
 #[derive(Debug, Clone)]
 pub struct VerifyRequest {
+    /// The application whose key verifies.
     pub key: String,
+    /// The key version; `None`: the active one.
     pub version: Option<u32>,
+    /// What was signed.
     pub input: Input,
+    /// The hash; `None`: the key's default (Ed25519 takes none).
     pub hash: Option<HashAlg>,
+    /// The scheme; `None`: the key's default.
     pub scheme: Option<SignScheme>,
+    /// The signature to check.
     pub signature: SignatureBytes,
 }
 
@@ -50,46 +67,82 @@ pub struct VerifyRequest {
 /// algorithms have one encoding (use `Raw`).
 #[derive(Debug, Clone)]
 pub enum SignatureBytes {
+    /// An ECDSA signature in DER; one that does not decode is simply not valid.
     Der(Vec<u8>),
+    /// Raw `r || s` for ECDSA; the one encoding of other algorithms.
     Raw(Vec<u8>),
 }
 
+/// A signature made, and what made it.
 #[derive(Debug, Clone)]
 pub struct Signed {
+    /// The application whose key signed.
     pub key: String,
+    /// The key version that signed (the active one).
     pub version: u32,
+    /// The key's algorithm.
     pub algorithm: KeyAlgorithm,
+    /// The scheme used.
     pub scheme: SignScheme,
+    /// The hash used; `None` for Ed25519.
     pub hash: Option<HashAlg>,
     /// ECDSA signatures are raw `r || s`.
     pub signature: Vec<u8>,
+    /// The id of the request's signature audit row, committed before this was returned.
     pub audit_id: i64,
 }
 
+/// A key the caller may use, as `list_keys` shows it.
 #[derive(Debug, Clone)]
 pub struct KeyView {
+    /// The application's name.
     pub name: String,
+    /// The key's algorithm.
     pub algorithm: KeyAlgorithm,
+    /// The version that signs; 0 when none is active.
     pub active_version: u32,
+    /// Every version and whether it is active or retired, in version order.
     pub versions: Vec<(u32, KeyState)>,
 }
 
+/// Why a signing request was refused or failed. Each is recorded in the signature audit, but
+/// for `Audit`, whose row could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
+    /// The caller's uid is not registered as an integration.
     #[error("uid {0} is not registered as an integration; ask an admin to run `countersign integration add`")]
     NotRegistered(u32),
+    /// The caller's integration may not use this key.
     #[error("integration '{integration}' is not granted key '{key}'")]
-    NotGranted { integration: String, key: String },
+    NotGranted {
+        /// The caller's integration.
+        integration: String,
+        /// The key it asked for.
+        key: String,
+    },
+    /// No application key of that name.
     #[error("no key named '{0}'")]
     UnknownKey(String),
+    /// The key has no such version.
     #[error("key '{key}' has no version {version}")]
-    UnknownVersion { key: String, version: u32 },
+    UnknownVersion {
+        /// The key asked for.
+        key: String,
+        /// The version asked for.
+        version: u32,
+    },
+    /// The key cannot do what was asked (a scheme of another algorithm, a hash or a digest
+    /// for Ed25519).
     #[error("{0}")]
     Unsupported(String),
+    /// The input is not acceptable (a digest of the wrong length).
     #[error("{0}")]
     Invalid(String),
+    /// The HSM failed; nothing was signed or verified.
     #[error("the HSM could not complete the request: {0}")]
     Hsm(HsmError),
+    /// The request's audit row could not be committed (or the request was lost): no
+    /// signature or verdict is returned.
     #[error("nothing was signed: {0}")]
     Audit(ExecutorError),
 }
@@ -104,6 +157,8 @@ impl From<HsmError> for SigningError {
     }
 }
 
+/// Signing and verification for integrations on `api.sock`, authorised from the directory
+/// snapshot and run on the executor. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SigningService {
     directory: Arc<DirectoryHandle>,
@@ -120,6 +175,7 @@ struct Plan {
 }
 
 impl SigningService {
+    /// The service over the signing directory and the executor.
     pub fn new(directory: Arc<DirectoryHandle>, executor: Executor) -> Self {
         SigningService { directory, executor }
     }
@@ -225,6 +281,8 @@ impl SigningService {
         Err(e)
     }
 
+    /// Signs with the active version of a key the caller's integration is granted; returns
+    /// only once the audit row is committed.
     pub async fn sign(&self, caller: CallerId, req: SignRequest) -> Result<Signed, SigningError> {
         let dir = self.directory.current();
         let mut row = audit_row(&dir, caller, "sign", &req.key, Some(&req.input));

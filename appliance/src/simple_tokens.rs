@@ -29,13 +29,17 @@ use crate::token_secrets::TokenSecrets;
 /// Bytes of one verifier (HMAC-SHA-256).
 pub const VERIFIER_LEN: usize = 32;
 
-/// privacyIDEA's defaults: a pw token's generated password has 12 characters, a registration
-/// code 24 (letters and digits, at least one of each); paper and tan tokens list 100 values.
+/// Characters of a pw token's generated password (letters and digits, at least one of
+/// each), as privacyIDEA makes them.
 pub const PASSWORD_LEN: usize = 12;
+/// Characters of a registration token's generated code (letters and digits, at least one of
+/// each), as privacyIDEA makes them.
 pub const REGISTRATION_CODE_LEN: usize = 24;
+/// How many values a paper or tan token lists when the request names no count
+/// (privacyIDEA's default).
 pub const DEFAULT_COUNT: u32 = 100;
-/// The most values one paper or tan token lists.
-/// (the paper plugin lists at most as many: `countersign_oath::MAX_CODES`).
+/// The most values one paper or tan token lists (the paper plugin lists at most as many:
+/// `countersign_oath::MAX_CODES`).
 pub const MAX_COUNT: u32 = 1000;
 
 /// The types this module makes material for.
@@ -89,14 +93,18 @@ pub struct Material {
     /// The enrolled parameters: `digits` (how many characters of `pass` follow the PIN), and
     /// for tan `count`.
     pub params: serde_json::Value,
+    /// What the enrolment answer shows once; `None`: nothing (spass, an indexedsecret whose
+    /// secret the admin gave, yubikey).
     pub shown: Option<Shown>,
 }
 
 /// Why a simple token cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum MaterialError {
+    /// The request is not acceptable for this type; the message never holds the value.
     #[error("{0}")]
     Invalid(String),
+    /// The HSM failed (random values, verifiers, sealing).
     #[error("HSM: {0}")]
     Hsm(#[from] HsmError),
 }

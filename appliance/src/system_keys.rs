@@ -7,14 +7,23 @@ use countersign_hsm::{Hsm, HsmError, KeyAlgorithm, KeyId};
 
 use crate::store::{Store, StoreError};
 
+/// Why a system key could not be found, generated or used.
 #[derive(Debug, thiserror::Error)]
 pub enum SystemKeyError {
+    /// The HSM failed (looking the key up, generating it).
     #[error("HSM: {0}")]
     Hsm(#[from] HsmError),
+    /// The store failed, or the token holds more than one key of the role's label.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The store names a key the token does not hold; it is never silently regenerated.
     #[error("the store names {role} key {key}, but the token does not hold it; restore the token from backup")]
-    Missing { role: String, key: String },
+    Missing {
+        /// The key's role (`audit-signing`, `response-signing`, `table-seal`, ...).
+        role: String,
+        /// The key id the store names, hex.
+        key: String,
+    },
     /// The table seals do not verify, or cannot be checked.
     #[error("{0}")]
     Sealing(String),

@@ -133,7 +133,11 @@ pub fn secret_ref(token: &TokenRecord) -> SecretRef {
 /// what the block it decrypted for a yubikey check holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostSaw {
+    /// The index of the stored value `verify` matched ([`crate::simple_tokens::verify`]);
+    /// `None`: no match, or no `verify` asked.
     pub verified: Option<usize>,
+    /// The host's judgement of the block it decrypted for a yubikey check; `None`: no block
+    /// decrypted, or the token is not a yubikey.
     pub yubikey: Option<crate::yubikey::Saw>,
 }
 

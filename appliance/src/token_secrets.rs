@@ -27,17 +27,27 @@ use crate::store::{Store, StoreError};
 const SEAL_ROLE: &str = "token-seal";
 const PIN_ROLE: &str = "pin-verifier";
 
+/// Why the two keys could not be found or made.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenSecretsError {
+    /// The HSM failed (looking a key up, generating it).
     #[error("HSM: {0}")]
     Hsm(#[from] HsmError),
+    /// The store failed (reading or recording the key's id).
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The store names a key the token does not hold: the wrong token, or a lost one. It is
+    /// never silently regenerated.
     #[error(
         "the store names {role} key {key_id}, but the token does not hold it; restore the token from backup or point \
          hsm.token_label at the right token"
     )]
-    Missing { role: &'static str, key_id: String },
+    Missing {
+        /// `token-seal` or `pin-verifier`.
+        role: &'static str,
+        /// The key id the store names, hex.
+        key_id: String,
+    },
 }
 
 /// Handles to the two keys.
@@ -101,6 +111,7 @@ impl TokenSecrets {
         })
     }
 
+    /// Seals a token's seed (or other secret kept in its row) for token `serial` only.
     pub fn seal_seed(&self, serial: &str, seed: &[u8]) -> Result<Vec<u8>, HsmError> {
         self.hsm.seal(&self.seal, &seed_aad(serial), seed)
     }
@@ -116,6 +127,7 @@ impl TokenSecrets {
         self.hsm.seal(&self.seal, &gateway_aad(gateway), plaintext)
     }
 
+    /// Opens gateway `gateway`'s sealed credentials; they open under no other name.
     pub fn open_gateway_credentials(&self, gateway: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         self.hsm.unseal(&self.seal, &gateway_aad(gateway), sealed)
     }
@@ -125,6 +137,7 @@ impl TokenSecrets {
         self.hsm.seal(&self.seal, &resolver_aad(resolver), password)
     }
 
+    /// Opens resolver `resolver`'s sealed bind password; it opens under no other name.
     pub fn open_resolver_password(&self, resolver: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         self.hsm.unseal(&self.seal, &resolver_aad(resolver), sealed)
     }
@@ -167,6 +180,7 @@ impl TokenSecrets {
         self.hsm.seal(&self.seal, &message_aad(transaction_id, serial), plaintext)
     }
 
+    /// Opens a queued message sealed for this transaction and token.
     pub fn open_message(
         &self,
         transaction_id: &str,
@@ -182,6 +196,7 @@ impl TokenSecrets {
         self.hsm.seal(&self.seal, &device_aad(kind, serial, what), secret)
     }
 
+    /// Opens a card secret sealed for this card kind, serial and `what`.
     pub fn open_device_secret(
         &self,
         kind: &str,

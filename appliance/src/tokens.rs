@@ -33,8 +33,10 @@ pub use crate::service_error::{blocking, TokenError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum SeedFormat {
+    /// Hexadecimal (the default).
     #[default]
     Hex,
+    /// Base32, as authenticator apps show seeds (padding optional).
     Base32,
 }
 
@@ -45,9 +47,12 @@ pub struct InitRequest {
     /// hotp, totp, or the type of another loaded token plugin.
     #[serde(rename = "type")]
     pub token_type: String,
+    /// The serial (1-64 of `A-Z a-z 0-9 - _ .`); `None`: the type's prefix and 8 hex digits
+    /// from the HSM.
     pub serial: Option<String>,
     /// Imported seed; absent: the HSM generates one.
     pub seed: Option<SecretString>,
+    /// How `seed` is written (white space and `-` are ignored).
     #[serde(default)]
     pub seed_format: SeedFormat,
     /// OATH: 6 or 8 (7 accepted too).
@@ -67,12 +72,22 @@ pub struct InitRequest {
     /// (`tantoken_count`); 100 by default.
     #[serde(default)]
     pub count: Option<u32>,
+    /// Counters (HOTP) or time steps (TOTP) a check looks at; `None`: `validate.hotp_window`
+    /// or `validate.totp_window`, and 0 for challenge, simple and yubikey tokens.
     pub window: Option<u32>,
+    /// The login of the token's owner; `None`: unassigned.
     pub user: Option<String>,
+    /// The owner's realm; `None`: the default realm.
     pub realm: Option<String>,
+    /// The token's PIN, kept only as its HSM verifier; `None` or empty: no PIN (unless a
+    /// policy has the appliance choose one).
     pub pin: Option<SecretString>,
+    /// Failed attempts before the token locks, at least 1; `None`: `validate.max_fail`.
     pub max_fail: Option<u32>,
+    /// Seconds after the last failure at which a locked token opens again (0: only a reset);
+    /// `None`: `validate.fail_clear_s`.
     pub fail_clear_s: Option<u32>,
+    /// Free text for admins.
     #[serde(default)]
     pub description: String,
     /// SMS tokens: the phone number codes go to (default: the user's).
@@ -97,11 +112,14 @@ impl InitRequest {
 /// What enrolment returns, once.
 #[derive(Debug, Serialize)]
 pub struct Enrolled {
+    /// The token as stored (no seed).
     pub token: TokenView,
     /// Carries the seed: shown at enrolment only, never again. None for tokens whose codes
     /// the appliance sends (sms, email): nobody needs their seed.
     #[serde(serialize_with = "expose")]
     pub otpauth_uri: Option<SecretString>,
+    /// The URI as a QR code, a base64 PNG, when the request asked for one; it carries the seed
+    /// too.
     pub qr_png: Option<String>,
     /// The PIN the appliance chose (policy otp_pin_random), shown this once.
     #[serde(serialize_with = "expose", skip_serializing_if = "Option::is_none")]
@@ -125,10 +143,14 @@ const LOST_PW_CONTENTS: &str = "8";
 /// works, and the lost token as it now is (disabled).
 #[derive(Debug, Serialize)]
 pub struct Replacement {
+    /// The lost token, now disabled.
     pub lost: TokenView,
+    /// The replacement, a pw token `lost<serial>`.
     pub token: TokenView,
+    /// The replacement's password, shown this once; it is kept only as its HSM verifier.
     #[serde(serialize_with = "expose_one")]
     pub password: SecretString,
+    /// Until when the replacement works, Unix ms.
     pub valid_until_ms: i64,
     /// Whether the lost token had a PIN, which the replacement now asks for too.
     pub pin_copied: bool,
@@ -149,15 +171,20 @@ fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok,
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenSettings {
+    /// Failed attempts before the token locks, at least 1; `None`: unchanged.
     pub max_fail: Option<u32>,
+    /// Seconds after the last failure at which a locked token opens again (0: only a reset);
+    /// `None`: unchanged.
     pub fail_clear_s: Option<u32>,
     /// How many counters (or time steps) past the stored one a check looks at.
     #[serde(default)]
     pub otp_window: Option<u32>,
+    /// The description; `None`: unchanged.
     pub description: Option<String>,
-    /// The validity period's start and end, Unix ms: absent keeps it, `null` removes it.
+    /// The validity period's start, Unix ms: absent keeps it, `null` removes it.
     #[serde(default, deserialize_with = "present")]
     pub valid_from_ms: Option<Option<i64>>,
+    /// The validity period's end, Unix ms: absent keeps it, `null` removes it.
     #[serde(default, deserialize_with = "present")]
     pub valid_until_ms: Option<Option<i64>>,
 }
@@ -171,6 +198,7 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 /// a wide window makes guessing easier (RFC 4226, section 7.4).
 pub const MAX_OTP_WINDOW: u32 = 1000;
 
+/// Token lifecycle for admins, and the internal users tokens belong to. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct TokenService {
     store: Arc<Store>,
@@ -190,13 +218,18 @@ pub struct TokenService {
 /// re-assignment cannot slip a token past a realm-limited admin's right.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedOwner {
+    /// The owner's login.
     pub user: Option<String>,
+    /// The owner's realm.
     pub realm: Option<String>,
+    /// The owner's resolver (`None` for internal users).
     pub resolver: Option<String>,
+    /// The owner's id in that resolver.
     pub user_id: Option<String>,
 }
 
 impl ExpectedOwner {
+    /// The owner `t` shows.
     pub fn of(t: &TokenView) -> ExpectedOwner {
         ExpectedOwner {
             user: t.user.clone(),
@@ -374,6 +407,7 @@ fn oath_params(r: &InitRequest) -> Result<serde_json::Value, TokenError> {
 }
 
 impl TokenService {
+    /// The service; `defaults` (`[validate]`) gives new tokens their windows and fail limits.
     pub fn new(
         store: Arc<Store>,
         realms: crate::resolvers::Realms,
@@ -509,6 +543,8 @@ impl TokenService {
         &self.defaults
     }
 
+    /// Enrols token `r` (checked, the enrolment policies applied, its seed sealed) and returns
+    /// what the enrolment shows once: the seed's `otpauth://` URI, a generated PIN or password.
     pub async fn init(&self, caller: String, r: InitRequest) -> Result<Enrolled, TokenError> {
         let svc = self.clone();
         blocking(move || svc.init_blocking(&caller, r)).await
@@ -765,6 +801,8 @@ impl TokenService {
         Ok((new, seed, material.and_then(|m| m.shown)))
     }
 
+    /// The tokens of `user` in `realm` (resolved as checks resolve them), or all tokens when
+    /// `user` is `None`; only those of `token_type` when given. Never a seed.
     pub async fn list(
         &self,
         user: Option<String>,
@@ -786,6 +824,7 @@ impl TokenService {
         .await
     }
 
+    /// Token `serial`, without its seed.
     pub async fn show(&self, serial: String) -> Result<TokenView, TokenError> {
         let store = self.store.clone();
         blocking(move || Ok(TokenView::from(&store.token(&serial)?))).await
@@ -821,6 +860,8 @@ impl TokenService {
         .await
     }
 
+    /// Assigns token `serial` to the user `user` names in `realm` (the default realm when
+    /// `None`), within the enrolment policy's `max_token_per_user`.
     pub async fn assign(
         &self,
         caller: String,
@@ -845,11 +886,13 @@ impl TokenService {
         .await
     }
 
+    /// Takes token `serial` from its owner.
     pub async fn unassign(&self, caller: String, serial: String) -> Result<TokenView, TokenError> {
         self.change(caller, serial, "unassign", None, |_| Ok(vec![TokenChange::Assign { user: None, limit: None }]))
             .await
     }
 
+    /// Enables or disables token `serial`; a revoked token cannot be enabled again.
     pub async fn set_active(&self, caller: String, serial: String, active: bool) -> Result<TokenView, TokenError> {
         let what = if active { "enable" } else { "disable" };
         self.change(caller, serial, what, None, move |_| Ok(vec![TokenChange::SetActive(active)])).await
@@ -873,6 +916,7 @@ impl TokenService {
         self.change(caller, serial, "setpin", detail, move |_| Ok(vec![TokenChange::SetPin(verifier)])).await
     }
 
+    /// Changes token `serial`'s settings `s` (what `s` leaves `None` stays).
     pub async fn set(&self, caller: String, serial: String, s: TokenSettings) -> Result<TokenView, TokenError> {
         if s.max_fail == Some(0) {
             return Err(TokenError::Invalid("max_fail must be at least 1".into()));
@@ -916,15 +960,19 @@ impl TokenService {
         .await
     }
 
+    /// Clears token `serial`'s fail counter, and the back-off of its owner (or of the token
+    /// when it has none).
     pub async fn reset(&self, caller: String, serial: String) -> Result<TokenView, TokenError> {
         self.change(caller, serial, "reset", Some("fail counter reset".into()), |_| Ok(vec![TokenChange::ResetFail]))
             .await
     }
 
+    /// Revokes token `serial` for good (and disables it).
     pub async fn revoke(&self, caller: String, serial: String) -> Result<TokenView, TokenError> {
         self.change(caller, serial, "revoke", None, |_| Ok(vec![TokenChange::Revoke])).await
     }
 
+    /// Deletes token `serial`.
     pub async fn delete(&self, caller: String, serial: String) -> Result<(), TokenError> {
         self.change(caller, serial, "delete", None, |_| Ok(vec![TokenChange::Delete])).await.map(|_| ())
     }
@@ -1054,6 +1102,7 @@ impl TokenService {
         .await
     }
 
+    /// Adds internal user `u` (in its realm, the default realm when it names none).
     pub async fn create_user(&self, caller: String, u: User) -> Result<User, TokenError> {
         let store = self.store.clone();
         blocking(move || {
@@ -1065,11 +1114,14 @@ impl TokenService {
         .await
     }
 
+    /// The internal users, of `realm` only when given.
     pub async fn users(&self, realm: Option<String>) -> Result<Vec<User>, TokenError> {
         let store = self.store.clone();
         blocking(move || Ok(store.users(realm.as_deref())?)).await
     }
 
+    /// Removes internal user `login` of `realm` (the default realm when `None`); their tokens
+    /// stay, unassigned.
     pub async fn delete_user(&self, caller: String, login: String, realm: Option<String>) -> Result<(), TokenError> {
         let store = self.store.clone();
         blocking(move || {
@@ -1081,6 +1133,7 @@ impl TokenService {
         .await
     }
 
+    /// The authentication audit rows `q` selects, newest first.
     pub async fn audit(&self, q: crate::store::AuthAuditQuery) -> Result<Vec<AuthAuditRow>, TokenError> {
         let store = self.store.clone();
         blocking(move || Ok(store.auth_audit(&q)?)).await

@@ -68,9 +68,12 @@ fn plugin_failed(e: crate::plugins::PluginCallError, serial: Option<String>) -> 
     }
 }
 
+/// One check: who or what is checked, and what the user typed.
 #[derive(Debug)]
 pub struct CheckRequest {
+    /// A token by serial, a user by login (and realm), or a Yubico OTP's public id.
     pub target: CheckTarget,
+    /// The PIN followed by the OTP, or the answer to a challenge; never logged or stored.
     pub pass: SecretString,
     /// The answer to a challenge: the transaction id it came with (`pass` is then the code).
     pub transaction_id: Option<String>,
@@ -78,8 +81,11 @@ pub struct CheckRequest {
     pub caller: String,
 }
 
+/// What a check answers. A reject names no token.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CheckOutcome {
+    /// Whether the check accepted, as committed (an accept that lost the race for its OTP is
+    /// a reject).
     pub accepted: bool,
     /// The token that accepted (never set on a reject, so a reject names no token).
     pub serial: Option<String>,
@@ -92,17 +98,24 @@ pub struct CheckOutcome {
     /// A policy (no_detail_on_success / no_detail_on_fail) says the answer carries no detail:
     /// `serial` and `token_type` are already cleared; privacyIDEA-style answers drop `detail`.
     pub hide_detail: bool,
+    /// What to tell the caller: `matching token found`, [`GENERIC_REJECT`], the reason of the
+    /// reject (with detailed errors), or, when challenges were created, what to enter next.
     pub message: String,
+    /// The id of the check's audit row, committed before this answer.
     pub audit_id: i64,
     /// Challenges this request created (a PIN-only check of challenge-response tokens).
     pub transaction_id: Option<String>,
+    /// The challenges created, one per token; empty when none was.
     pub challenges: Vec<crate::challenges::ChallengeView>,
 }
 
+/// Why a check got no answer. Nothing was accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
+    /// The check's record could not be committed (or the request was lost).
     #[error("the check could not be recorded, so it was not accepted: {0}")]
     Audit(#[from] ExecutorError),
+    /// The challenges of a PIN-only check or a trigger could not be created.
     #[error("the challenge could not be created: {0}")]
     Challenge(#[from] crate::service_error::TokenError),
     /// The HSM did not answer; nothing was accepted and no counter moved. The audit row
@@ -111,6 +124,8 @@ pub enum ValidateError {
     HsmUnavailable,
 }
 
+/// The checks of `/validate/check` (and of the Yubico protocol) and challenge triggers, made
+/// on the executor. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ValidateService {
     executor: Executor,
@@ -134,13 +149,18 @@ pub struct ValidateService {
 /// Attempts inside the delay are refused unchecked: no PIN, no plugin, no fail counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttle {
+    /// Failures of a user from one source allowed without delay.
     pub source_free: u32,
+    /// Failures of a user from all sources allowed without delay.
     pub user_free: u32,
+    /// The first delay, in milliseconds; 0 turns the throttle off.
     pub base_ms: u64,
+    /// The longest delay, in milliseconds.
     pub max_ms: u64,
 }
 
 impl Throttle {
+    /// The throttle `validate.throttle_*` configures.
     pub fn from_config(v: &crate::config::ValidateSection) -> Throttle {
         Throttle {
             source_free: v.throttle_source_free,
@@ -206,6 +226,8 @@ enum RejectKind {
 }
 
 impl ValidateService {
+    /// The service; `cfg` (`[validate]`) gives the detail of answers, the throttle and the
+    /// reject floor.
     #[allow(clippy::too_many_arguments, reason = "the service's collaborators, wired once in daemon.rs")]
     pub fn new(
         executor: Executor,
@@ -233,6 +255,8 @@ impl ValidateService {
         }
     }
 
+    /// Checks `req` and records the decision. Anything but an accept is answered no sooner
+    /// than `validate.reject_floor_ms` after the request arrived.
     pub async fn check(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
         let arrived = tokio::time::Instant::now();
         let outcome = self.check_now(req).await;
@@ -1370,11 +1394,11 @@ pub(crate) mod work {
     use crate::token_secrets::TokenSecrets;
 
     /// The stand-in token's serial (never a real one: serials have no spaces).
-    pub const STAND_IN_SERIAL: &str = "(equal work)";
+    pub(crate) const STAND_IN_SERIAL: &str = "(equal work)";
 
     /// What one check did.
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-    pub struct Work {
+    pub(crate) struct Work {
         pub pin_checks: u32,
         pub plugin_calls: u32,
     }
@@ -1383,11 +1407,13 @@ pub(crate) mod work {
         static WORK: Cell<Work> = const { Cell::new(Work { pin_checks: 0, plugin_calls: 0 }) };
     }
 
-    pub fn reset() {
+    /// Starts counting the current thread's check from nothing.
+    pub(crate) fn reset() {
         WORK.with(|w| w.set(Work::default()));
     }
 
-    pub fn note(f: impl FnOnce(&mut Work)) {
+    /// Counts work of the current thread's check.
+    pub(crate) fn note(f: impl FnOnce(&mut Work)) {
         WORK.with(|w| {
             let mut v = w.get();
             f(&mut v);
@@ -1396,20 +1422,21 @@ pub(crate) mod work {
     }
 
     /// What the current thread's check did so far.
-    pub fn get() -> Work {
+    pub(crate) fn get() -> Work {
         WORK.with(Cell::get)
     }
 
     /// A token that exists only in memory: its seed sealed by the HSM, a verifier of a
     /// random PIN, HOTP parameters and the default window.
     #[derive(Debug)]
-    pub struct StandIn {
+    pub(crate) struct StandIn {
         pub token: TokenRecord,
         pub verifier: Vec<u8>,
     }
 
     impl StandIn {
-        pub fn make(plugins: &PluginHost, secrets: &TokenSecrets) -> Option<StandIn> {
+        /// Makes the stand-in; `None` while the HSM cannot or no `token-hotp` plugin is loaded.
+        pub(crate) fn make(plugins: &PluginHost, secrets: &TokenSecrets) -> Option<StandIn> {
             if !plugins.has("token-hotp", "token") {
                 return None;
             }

@@ -54,15 +54,24 @@ pub const KEY_LEN: std::ops::RangeInclusive<usize> = 16..=64;
 /// What a request's answer says (the Yubico protocol's `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// The OTP was accepted (`OK`).
     Ok,
+    /// The OTP was not accepted, a replay included (`BAD_OTP`).
     BadOtp,
+    /// `h` is not the client's signature of the request (`BAD_SIGNATURE`).
     BadSignature,
+    /// `h`, `otp` or `nonce` is missing, or `otp` or `nonce` is not printable ASCII
+    /// (`MISSING_PARAMETER`).
     MissingParameter,
+    /// No id, or no client with that id (`NO_SUCH_CLIENT`); answered unsigned.
     NoSuchClient,
+    /// The appliance could not answer: the HSM, the store or the check failed
+    /// (`BACKEND_ERROR`).
     BackendError,
 }
 
 impl Status {
+    /// The protocol's word for it (`OK`, `BAD_OTP`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "OK",
@@ -79,6 +88,7 @@ impl Status {
 /// client signed), `h` among them.
 #[derive(Debug)]
 pub struct ProtocolRequest {
+    /// Every parameter as sent, name and value, in order.
     pub params: Vec<(String, String)>,
     /// How the audit names the caller (`ip:ADDR`, ...).
     pub caller: String,
@@ -100,8 +110,12 @@ impl ProtocolRequest {
 /// failure (`BACKEND_ERROR`: `unavailable` when the HSM did not answer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtocolAnswer {
+    /// The answer's status.
     pub status: Status,
+    /// The answer's lines (`nonce`, `otp`, `status`, `timestamp`, `h`), each ending in `\n`.
     pub text: String,
+    /// With [`Status::BackendError`]: the HSM did not answer (a front-end's 503 rather than
+    /// 500).
     pub unavailable: bool,
 }
 
@@ -176,13 +190,18 @@ pub fn decode_key(b64: &str) -> Result<Zeroizing<Vec<u8>>, TokenError> {
 /// A new client: the key as stored and, when the appliance made it, the key to show once.
 #[derive(Debug, Serialize)]
 pub struct AddedClient {
+    /// The client as listed (id and creation time; never the key).
     pub client: YubikeyClientView,
     /// `true`: the client existed and its key was replaced.
     pub replaced: bool,
+    /// The key the HSM made, in Base64, to show once; `None` when the admin gave the key. Never
+    /// serialised with the rest.
     #[serde(skip)]
     pub generated_key: Option<SecretString>,
 }
 
+/// The Yubico validation clients and the validation protocol at `/ttype/yubikey`. Cheap to
+/// clone.
 #[derive(Debug, Clone)]
 pub struct YubicoClients {
     store: Arc<Store>,
@@ -201,6 +220,7 @@ enum KeyError {
 }
 
 impl YubicoClients {
+    /// The clients over the store and the HSM keys; OTPs are checked by `validate`.
     pub fn new(store: Arc<Store>, secrets: TokenSecrets, clock: Clock, validate: ValidateService) -> YubicoClients {
         YubicoClients { store, secrets, clock, validate }
     }
@@ -240,6 +260,7 @@ impl YubicoClients {
         })
     }
 
+    /// Removes client `client_id` and its sealed key.
     pub fn remove(&self, caller: &str, client_id: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, "yubico-client/remove", "ok");
         audit.at_ms = self.clock.now_ms();
@@ -247,6 +268,7 @@ impl YubicoClients {
         Ok(self.store.remove_yubikey_client(client_id, &audit)?)
     }
 
+    /// Every client (ids and creation times; never a key).
     pub fn list(&self) -> Result<Vec<YubikeyClientView>, TokenError> {
         Ok(self.store.yubikey_clients()?)
     }

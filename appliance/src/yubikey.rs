@@ -116,6 +116,7 @@ pub enum Saw {
     WrongUid,
     /// A valid block with this token's private id (or the first, to be learned), at `counter`.
     Valid {
+        /// The OTP's counter as privacyIDEA compares it (`usage << 8 | session_use`).
         counter: u64,
         /// The key and the private id sealed anew, when the private id is learned now.
         learn: Option<Vec<u8>>,

@@ -37,6 +37,8 @@ struct PeerLog {
     last_seen_ms: i64,
 }
 
+/// The backoff state of every peer that failed recently, in memory; the module doc says
+/// how it decides.
 #[derive(Debug, Default)]
 pub struct LoginThrottle {
     peers: Mutex<HashMap<String, PeerLog>>,

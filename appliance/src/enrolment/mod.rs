@@ -32,16 +32,23 @@ use crate::tokens::{TokenError, TokenService};
 /// One step of an enrolment, as it happens.
 #[derive(Debug, Clone, Serialize)]
 pub struct Progress {
+    /// The step's name: `check`, `card`, `unlock`, `authenticate`, `generate`, `attest`,
+    /// `issue`, `write`, `management-key`, `pin` or `register`.
     pub step: &'static str,
+    /// What happened, for the admin; never a seed, PIN, PUK or key.
     pub detail: String,
 }
 
 /// What a successful enrolment returns.
 #[derive(Debug, Serialize)]
 pub struct EnrolOutcome {
+    /// The token registered.
     pub token: TokenView,
+    /// The reader the card was in.
     pub reader: String,
+    /// The card's serial number.
     pub card_serial: String,
+    /// The card's firmware version, when it reports one.
     pub firmware: Option<String>,
     /// PEM of the issued certificate (PIV).
     pub certificate_pem: Option<String>,
@@ -67,8 +74,10 @@ fn expose_opt<S: serde::Serializer>(v: &Option<secrecy::SecretString>, s: S) -> 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct EnrolError {
-    /// `card_missing`, `card_locked`, `wrong_card`, `not_found`, `invalid`, `attestation`, `card`, `internal`.
+    /// `card_missing`, `card_locked`, `wrong_card`, `not_found`, `invalid`, `duplicate`,
+    /// `revoked`, `unavailable`, `attestation`, `card` or `internal`.
     pub code: &'static str,
+    /// What went wrong, for the admin; never a seed, PIN, PUK or key.
     pub message: String,
     /// What the card holds now: "unchanged", or the changes made before the failure.
     pub card_state: String,
@@ -161,6 +170,8 @@ fn selector(reader: &Option<String>, serial: &Option<String>) -> Result<CardSele
     }
 }
 
+/// Enrolment of cards in readers at the appliance (PIV and OATH). Calls block on the card:
+/// run them off the async runtime. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EnrolmentService {
     store: Arc<Store>,
@@ -173,6 +184,8 @@ pub struct EnrolmentService {
 }
 
 impl EnrolmentService {
+    /// The service; `cfg` (`[enrolment]`) gives the attestation roots, the key and slot, the
+    /// PIN and touch policies and what becomes of the PUK.
     pub fn new(
         store: Arc<Store>,
         secrets: TokenSecrets,
@@ -184,6 +197,7 @@ impl EnrolmentService {
         EnrolmentService { store, secrets, tokens, ca, devices: Devices, cfg, clock }
     }
 
+    /// The card readers, to list them and the cards in them.
     pub fn devices(&self) -> &Devices {
         &self.devices
     }

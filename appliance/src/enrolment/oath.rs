@@ -14,25 +14,36 @@ use crate::tokens::InitRequest;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OathEnrolRequest {
+    /// The login of the user the token is for.
     pub user: String,
+    /// The user's realm; `None`: the default realm.
     pub realm: Option<String>,
     /// totp or hotp.
     #[serde(rename = "type")]
     pub token_type: String,
+    /// The reader the card is in; `None` (and no `serial`): the only card present.
     pub reader: Option<String>,
+    /// The card's serial, in whichever reader; not together with `reader`.
     pub serial: Option<String>,
+    /// Code length, 6 to 8; `None`: 6.
     pub digits: Option<u32>,
+    /// sha1, sha256 or sha512; `None`: sha1.
     pub hash: Option<String>,
+    /// TOTP time step, 30 or 60 seconds; `None`: 30.
     pub step: Option<u64>,
     /// The OATH applet's password, when one is set on the YubiKey.
     pub oath_password: Option<SecretString>,
     /// The token's PIN at the appliance (typed before the code at /validate/check).
     pub pin: Option<SecretString>,
+    /// The token's description.
     #[serde(default)]
     pub description: String,
 }
 
 impl EnrolmentService {
+    /// Writes an HSM-generated OATH credential to a YubiKey and registers the matching token
+    /// for `r.user`, reporting each step to `progress`; a failure is audited and says what the
+    /// card holds. Blocking.
     pub fn enrol_oath(
         &self,
         caller: &str,

@@ -18,9 +18,13 @@ const FACTORY_PUK: &[u8] = b"12345678";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PivEnrolRequest {
+    /// The login of the user the certificate and token are for.
     pub user: String,
+    /// The user's realm; `None`: the default realm.
     pub realm: Option<String>,
+    /// The reader the card is in; `None` (and no `serial`): the only card present.
     pub reader: Option<String>,
+    /// The card's serial, in whichever reader; not together with `reader`.
     pub serial: Option<String>,
     /// 9a (default from config) or 9c.
     pub slot: Option<String>,
@@ -28,16 +32,23 @@ pub struct PivEnrolRequest {
     pub algorithm: Option<String>,
     /// The card's new PIN; absent: the appliance picks 8 random digits and shows them once.
     pub pin: Option<SecretString>,
-    /// The card's PIN and PUK now, when they are not the factory defaults.
+    /// The card's PIN now, when it is not the factory default.
     pub current_pin: Option<SecretString>,
+    /// The card's PUK now, when it is not the factory default.
     pub current_puk: Option<SecretString>,
     /// The card's management key now (hex), when it is neither the default nor the appliance's.
     pub management_key: Option<SecretString>,
+    /// The token's description.
     #[serde(default)]
     pub description: String,
 }
 
 impl EnrolmentService {
+    /// Generates a key on a PIV card and checks the card's attestation of it (see
+    /// `enrolment.require_attestation`), issues and writes its certificate, gives the card a
+    /// random management key and PUK, sets its PIN and registers a certificate token for
+    /// `r.user`, reporting each step to `progress`; a failure is audited and says what the
+    /// card holds. Blocking.
     pub fn enrol_piv(
         &self,
         caller: &str,

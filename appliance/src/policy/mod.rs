@@ -34,6 +34,7 @@ pub struct PolicyHandle {
 }
 
 impl PolicyHandle {
+    /// The handle with a snapshot compiled from the stored policies.
     pub fn load(store: &Store) -> Result<PolicyHandle, PolicyError> {
         Ok(PolicyHandle { current: RwLock::new(Arc::new(PolicySnapshot::build(&store.policies()?)?)) })
     }
@@ -44,6 +45,8 @@ impl PolicyHandle {
         self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Compiles the stored policies again and swaps the snapshot in; on error the old one
+    /// stays.
     pub fn reload(&self, store: &Store) -> Result<(), PolicyError> {
         let fresh = Arc::new(PolicySnapshot::build(&store.policies()?)?);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
@@ -93,16 +96,22 @@ impl From<PolicyInvalid> for PolicyError {
 
 use crate::store::StoreError;
 
+/// Why a policy could not be stored, loaded or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// A name, scope, action, value or condition is not acceptable; the message says which.
     #[error("{0}")]
     Invalid(String),
+    /// No policy of that name.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// A policy of that name exists (and the request did not ask to replace it).
     #[error("{0} already exists")]
     Duplicate(String),
+    /// The store failed for a reason the request cannot fix.
     #[error("store: {0}")]
     Store(StoreError),
+    /// A blocking task failed, or a change was stored but the snapshot did not reload.
     #[error("internal: {0}")]
     Internal(String),
 }

@@ -33,27 +33,39 @@ pub struct PolicyDefinition {
     /// Required for POST; for PUT it comes from the path (and must agree if given).
     #[serde(default)]
     pub name: Option<String>,
+    /// `authentication`, `authorization`, `enrollment` or `admin`.
     pub scope: String,
+    /// Whether it takes part in evaluation; default true.
     #[serde(default = "yes")]
     pub active: bool,
+    /// Lower number wins, at least 1; default 1.
     #[serde(default = "one")]
     pub priority: u32,
     /// Action name → value (`true`, an integer or text; "3" and "true" are read as 3 and true).
     pub actions: serde_json::Map<String, serde_json::Value>,
+    /// The realms of the users it applies to (`!realm` excludes); empty: all.
     #[serde(default)]
     pub realms: Vec<String>,
+    /// The resolvers of the users it applies to; empty: all.
     #[serde(default)]
     pub resolvers: Vec<String>,
+    /// The users it applies to; empty: all.
     #[serde(default)]
     pub users: Vec<String>,
+    /// Client addresses and networks (`10.0.0.0/8`, `!10.0.0.5`); empty: all.
     #[serde(default)]
     pub clients: Vec<String>,
+    /// Weekday and time ranges as privacyIDEA writes them (`Mon-Fri: 08:00-18:00`), in the
+    /// appliance's local time; empty: always.
     #[serde(default)]
     pub time: String,
+    /// Admin scope: the realms of the administrators it applies to; empty: all.
     #[serde(default)]
     pub admin_realms: Vec<String>,
+    /// Admin scope: the administrators it applies to; empty: all.
     #[serde(default)]
     pub admin_users: Vec<String>,
+    /// What it is for, in the admin's words; at most 1000 characters.
     #[serde(default)]
     pub description: String,
 }
@@ -62,7 +74,9 @@ pub struct PolicyDefinition {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum CheckTime {
+    /// Unix seconds.
     Unix(i64),
+    /// Unix seconds as text, or a weekday and local time (`Sat 10:00`).
     Text(String),
 }
 
@@ -73,24 +87,33 @@ pub struct CheckRequest {
     /// Default: the scope the action belongs to.
     #[serde(default)]
     pub scope: Option<String>,
+    /// The action to explain, by its privacyIDEA name.
     pub action: String,
+    /// The user the request is about; `None`: no user.
     #[serde(default)]
     pub user: Option<String>,
+    /// The user's realm; `None`: none.
     #[serde(default)]
     pub realm: Option<String>,
+    /// The user's resolver; `None`: none.
     #[serde(default)]
     pub resolver: Option<String>,
+    /// The client's IP address; `None` or empty: no client.
     #[serde(default)]
     pub client: Option<String>,
     /// Default: now, in the appliance's local time zone.
     #[serde(default)]
     pub time: Option<CheckTime>,
+    /// The administrator making the request (admin scope); `None`: none.
     #[serde(default)]
     pub admin: Option<String>,
+    /// That administrator's realm; `None`: none.
     #[serde(default)]
     pub admin_realm: Option<String>,
 }
 
+/// Policy administration and `policy check`, over the snapshot handle the request paths
+/// evaluate. Changes run one at a time. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PolicyService {
     store: Arc<Store>,
@@ -201,6 +224,7 @@ fn weekday_time(s: &str) -> Result<i64, PolicyError> {
 }
 
 impl PolicyService {
+    /// The service over the store and the snapshot handle it reloads after each change.
     pub fn new(store: Arc<Store>, handle: Arc<PolicyHandle>, clock: Clock) -> PolicyService {
         PolicyService { store, handle, clock, writes: Arc::new(Mutex::new(())) }
     }
@@ -263,16 +287,19 @@ impl PolicyService {
         self.change(|s| Ok(s.put_policy(&record, replace, &row)?))
     }
 
+    /// Every stored policy.
     pub async fn list(&self) -> Result<Vec<PolicyRecord>, PolicyError> {
         let store = self.store.clone();
         Self::blocking(move || Ok(store.policies()?)).await
     }
 
+    /// Policy `name`.
     pub async fn show(&self, name: String) -> Result<PolicyRecord, PolicyError> {
         let store = self.store.clone();
         Self::blocking(move || Ok(store.policy(&name)?)).await
     }
 
+    /// Enables or disables policy `name`.
     pub async fn set_active(&self, caller: String, name: String, active: bool) -> Result<PolicyRecord, PolicyError> {
         let svc = self.clone();
         Self::blocking(move || {
@@ -283,6 +310,7 @@ impl PolicyService {
         .await
     }
 
+    /// Deletes policy `name`.
     pub async fn delete(&self, caller: String, name: String) -> Result<(), PolicyError> {
         let svc = self.clone();
         Self::blocking(move || {

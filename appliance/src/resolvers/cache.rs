@@ -19,10 +19,12 @@ pub struct UserCache {
 }
 
 impl UserCache {
+    /// An empty cache keeping users for `ttl`; zero: off.
     pub fn new(ttl: Duration) -> UserCache {
         UserCache { ttl, entries: Mutex::new(HashMap::new()) }
     }
 
+    /// Whether the cache keeps anything (a TTL above zero).
     pub fn enabled(&self) -> bool {
         !self.ttl.is_zero()
     }
@@ -43,6 +45,8 @@ impl UserCache {
         }
     }
 
+    /// Remembers `user`, found now under `login`. A full cache drops its expired entries,
+    /// then everything if still full.
     pub fn put(&self, login: &str, user: &UserInfo) {
         if !self.enabled() {
             return;
@@ -58,6 +62,7 @@ impl UserCache {
         entries.insert(login.to_owned(), (Instant::now(), user.clone()));
     }
 
+    /// Forgets every entry.
     pub fn clear(&self) {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }

@@ -20,6 +20,7 @@ pub struct InternalOptions {
     pub realm: String,
 }
 
+/// The internal users of one realm as a resolver.
 #[derive(Debug)]
 pub struct InternalResolver {
     name: String,
@@ -43,6 +44,7 @@ fn info(resolver: &str, id: i64, u: User) -> UserInfo {
 }
 
 impl InternalResolver {
+    /// The resolver `name` over the internal users of `options.realm`.
     pub fn new(name: &str, options: InternalOptions, store: Arc<Store>, secrets: TokenSecrets) -> InternalResolver {
         InternalResolver { name: name.to_owned(), realm: options.realm, store, secrets }
     }

@@ -40,11 +40,18 @@ pub enum SearchScope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AttributeMap {
+    /// The login (default `uid`); an entry without it is no user.
     pub login: String,
+    /// The user's stable id (default `entryUUID`; `dn`: the entry's DN, which is also used
+    /// when an entry lacks the attribute).
     pub uid: String,
+    /// The e-mail address (default `mail`).
     pub email: String,
+    /// The phone number (default `telephoneNumber`).
     pub phone: String,
+    /// The given name (default `givenName`).
     pub given_name: String,
+    /// The surname (default `sn`).
     pub surname: String,
 }
 
@@ -70,12 +77,15 @@ pub struct LdapOptions {
     /// The service account; none: anonymous look-ups.
     #[serde(default)]
     pub bind_dn: Option<String>,
+    /// Where searches start.
     pub base_dn: String,
     /// Search filter with `{login}` where the (escaped) login goes.
     #[serde(default = "default_filter")]
     pub filter: String,
+    /// How deep searches go; default `sub`.
     #[serde(default)]
     pub scope: SearchScope,
+    /// Which attribute gives which user field.
     #[serde(default)]
     pub attributes: AttributeMap,
     /// Upgrade `ldap://` connections with STARTTLS (required then).
@@ -87,8 +97,11 @@ pub struct LdapOptions {
     /// Allow binds and password checks over plain `ldap://` to a host that is not loopback.
     #[serde(default)]
     pub allow_cleartext: bool,
+    /// Time limit of connecting to one server (TCP, TLS, STARTTLS), 1 to 60000 ms; default
+    /// 3000.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_ms: u64,
+    /// Time limit of each operation (bind, search), 1 to 60000 ms; default 5000.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
     /// How long a found user is remembered; 0: not at all.
@@ -206,6 +219,9 @@ impl Drop for Conn {
     }
 }
 
+/// An LDAP directory as a resolver: one kept-alive look-up connection on a thread of its own,
+/// a user cache, and a bind per password check. Holds the bind password only as a
+/// `SecretString`.
 #[derive(Debug)]
 pub struct LdapResolver {
     name: String,
@@ -299,6 +315,7 @@ impl LdapResolver {
         })
     }
 
+    /// The options it was built with (no password among them).
     pub fn options(&self) -> &LdapOptions {
         &self.options
     }

@@ -24,17 +24,22 @@ pub use realms::{Realms, ResolverTest};
 /// A user as a resolver found them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserInfo {
+    /// The login as the source spells it.
     pub login: String,
     /// The user's stable id in its source (LDAP: the mapped uid attribute, else the DN;
     /// passwd: the numeric uid; internal: the row id).
     pub uid: String,
+    /// The e-mail address, when the source has one.
     pub email: Option<String>,
+    /// A phone number, when the source has one (passwd: the home-phone field of GECOS).
     pub phone: Option<String>,
     /// A mobile number apart from `phone`, where the source has one (passwd: the office-phone
     /// field of GECOS, as privacyIDEA reads it); text messages go here first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mobile: Option<String>,
+    /// The given name, when the source has one.
     pub given_name: Option<String>,
+    /// The surname, when the source has one.
     pub surname: Option<String>,
     /// Free text about the user (passwd: the whole GECOS field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,6 +54,7 @@ pub struct UserInfo {
 pub struct ResolvedUser {
     /// As the resolver found them: `login` as the source spells it.
     pub user: UserInfo,
+    /// The kind of resolver that found them.
     pub kind: ResolverKind,
     /// The realm that was asked.
     pub realm: String,
@@ -89,12 +95,16 @@ impl ResolvedUser {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResolverKind {
+    /// The appliance's own users of a realm, passwords as HSM verifiers.
     Internal,
+    /// A passwd-style flat file; holds no passwords.
     Passwd,
+    /// An LDAP directory; passwords checked by binding as the user.
     Ldap,
 }
 
 impl ResolverKind {
+    /// The kind's name: `internal`, `passwd` or `ldap`.
     pub fn as_str(self) -> &'static str {
         match self {
             ResolverKind::Internal => "internal",
@@ -103,6 +113,7 @@ impl ResolverKind {
         }
     }
 
+    /// The kind `s` names; `Invalid` for any other word.
     pub fn parse(s: &str) -> Result<ResolverKind, ResolverError> {
         match s {
             "internal" => Ok(ResolverKind::Internal),
@@ -123,24 +134,62 @@ impl fmt::Display for ResolverKind {
 /// password.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolverError {
+    /// A definition or request is not acceptable; the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// The realm, resolver or user named does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// A resolver or realm of that name exists already.
     #[error("{0} already exists")]
     Duplicate(String),
+    /// An LDAP server could not be reached or the connection failed.
     #[error("resolver {resolver}: cannot reach {server}: {detail}")]
-    Unreachable { resolver: String, server: String, detail: String },
+    Unreachable {
+        /// The resolver's name.
+        resolver: String,
+        /// The server's URI.
+        server: String,
+        /// The operation and the error.
+        detail: String,
+    },
+    /// An LDAP server did not answer in time.
     #[error("resolver {resolver}: {server} did not answer the {operation} within {timeout_ms} ms")]
-    Timeout { resolver: String, server: String, operation: &'static str, timeout_ms: u64 },
+    Timeout {
+        /// The resolver's name.
+        resolver: String,
+        /// The server's URI.
+        server: String,
+        /// `connection`, `bind` or `search`.
+        operation: &'static str,
+        /// The limit that passed: `connect_timeout_ms` for the connection, else `timeout_ms`.
+        timeout_ms: u64,
+    },
+    /// The directory answered with a refusal (an LDAP result code, a login matching several
+    /// entries).
     #[error("resolver {resolver}: {detail}")]
-    Directory { resolver: String, detail: String },
+    Directory {
+        /// The resolver's name.
+        resolver: String,
+        /// What the directory said.
+        detail: String,
+    },
+    /// The resolver's source cannot be used (a passwd file that cannot be read, a resolver
+    /// that could not be built).
     #[error("resolver {resolver}: {detail}")]
-    Source { resolver: String, detail: String },
+    Source {
+        /// The resolver's name.
+        resolver: String,
+        /// Why.
+        detail: String,
+    },
+    /// The HSM failed (a bind password's seal, a password verifier).
     #[error("HSM: {0}")]
     Hsm(#[from] countersign_hsm::HsmError),
+    /// The store failed for a reason the request cannot fix.
     #[error("store: {0}")]
     Store(crate::store::StoreError),
+    /// An internal step failed (a blocking task, the LDAP thread).
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -163,8 +212,10 @@ impl From<crate::store::StoreError> for ResolverError {
 /// Calls block: make them from a blocking thread (the executor's workers, `spawn_blocking`),
 /// never from an async task.
 pub trait Resolver: Send + Sync + fmt::Debug {
+    /// The resolver's name, as realms list it.
     fn name(&self) -> &str;
 
+    /// Its kind.
     fn kind(&self) -> ResolverKind;
 
     /// The user with this login, or `None` when the source does not know it.

@@ -2,17 +2,20 @@
 //!
 //! Each line is `login:password:uid:gid:gecos:home:shell` (`/etc/passwd` format; the password
 //! field is ignored). Empty lines and lines starting with `#` are skipped; a line with fewer
-//! than 5 fields is skipped (and counted in a warning). The GECOS field is read as the usual
-//! comma-separated list `full name,room,work phone,home phone,other`:
+//! than 5 fields is skipped (and counted in a warning). The GECOS field is read as
+//! privacyIDEA's passwd resolver reads the usual comma-separated list
+//! `full name,room,work phone,home phone,other...`:
 //!
-//! | user field   | from |
+//! | user field    | from |
 //! |---|---|
-//! | `login`      | field 1 |
-//! | `uid`        | field 3 (the numeric uid) |
-//! | `given_name` | the full name without its last word |
-//! | `surname`    | the last word of the full name |
-//! | `phone`      | work phone, else home phone |
-//! | `email`      | `other`, when it contains `@` |
+//! | `login`       | field 1 |
+//! | `uid`         | field 3 (the numeric uid) |
+//! | `given_name`  | the full name up to its first space (all of it when it has none) |
+//! | `surname`     | the full name after its first space |
+//! | `mobile`      | the work phone, when GECOS has at least four fields |
+//! | `phone`       | the home phone, when GECOS has at least four fields |
+//! | `email`       | the first field from the fifth on that looks like an address (`a@b.c`) |
+//! | `description` | the whole GECOS field |
 //!
 //! The file holds no passwords this module would check: `check_password` is always `false`.
 //! This module never writes the file.
@@ -40,6 +43,7 @@ struct Loaded {
     users: Arc<Vec<UserInfo>>,
 }
 
+/// A passwd-style file as a resolver; see the module doc for how lines become users.
 #[derive(Debug)]
 pub struct PasswdResolver {
     name: String,
@@ -51,7 +55,6 @@ fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-/// Parses the file's text; returns the users and the number of lines skipped as malformed.
 /// privacyIDEA's "very basic" e-mail test: something, `@`, something, `.`, something.
 fn looks_like_email(f: &str) -> bool {
     f.split_once('@').is_some_and(|(local, domain)| {
@@ -59,6 +62,8 @@ fn looks_like_email(f: &str) -> bool {
     })
 }
 
+/// Parses the file's text into the users of resolver `resolver`; returns them and the number
+/// of lines skipped as malformed.
 pub fn parse(resolver: &str, text: &str) -> (Vec<UserInfo>, usize) {
     let mut users = Vec::new();
     let mut bad = 0;
@@ -104,6 +109,8 @@ pub fn parse(resolver: &str, text: &str) -> (Vec<UserInfo>, usize) {
 }
 
 impl PasswdResolver {
+    /// The resolver `name` over the file `options.path` (absolute); the file is read at the
+    /// first look-up.
     pub fn new(name: &str, options: PasswdOptions) -> Result<PasswdResolver, ResolverError> {
         if !options.path.starts_with('/') {
             return Err(ResolverError::Invalid(format!("path '{}' must be absolute", options.path)));

@@ -35,8 +35,12 @@ pub const IMPLICIT_INTERNAL: &str = "(internal)";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewResolver {
+    /// Its name (1-64 of `a-z 0-9 - _ .`), which realms list it by.
     pub name: String,
+    /// Which kind of source it reads.
     pub kind: ResolverKind,
+    /// The kind's options (`InternalOptions`, `PasswdOptions`, `LdapOptions` as JSON);
+    /// checked, and stored with defaults filled in. Never a password.
     #[serde(default = "empty_object")]
     pub options: serde_json::Value,
     /// LDAP only; sealed at once, never shown again.
@@ -49,9 +53,12 @@ pub struct NewResolver {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResolverUpdate {
+    /// The new options, replacing all the old ones.
     pub options: serde_json::Value,
+    /// A new bind password (LDAP), sealed at once; `None`: keep the stored one.
     #[serde(default)]
     pub bind_password: Option<SecretString>,
+    /// Remove the stored bind password (not together with `bind_password`).
     #[serde(default)]
     pub clear_bind_password: bool,
 }
@@ -63,13 +70,21 @@ fn empty_object() -> serde_json::Value {
 /// What list and show report: everything but the bind password.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolverView {
+    /// Its row id.
     pub id: i64,
+    /// Its name.
     pub name: String,
+    /// `internal`, `passwd` or `ldap`.
     pub kind: String,
+    /// Its options as stored (no password among them).
     pub options: serde_json::Value,
+    /// Whether a sealed bind password is stored; the password itself is never shown.
     pub bind_password_set: bool,
+    /// The realms that list it.
     pub realms: Vec<String>,
+    /// When it was defined, Unix seconds.
     pub created_at: i64,
+    /// When it last changed, Unix seconds.
     pub updated_at: i64,
 }
 
@@ -77,17 +92,27 @@ pub struct ResolverView {
 /// and a password check when one was given.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolverTest {
+    /// The resolver tested.
     pub resolver: String,
+    /// Its kind.
     pub kind: ResolverKind,
+    /// The login looked up.
     pub login: String,
+    /// Whether the look-up (and the password check, if any) ran without an error.
     pub ok: bool,
+    /// Whether the source knows the login.
     pub found: bool,
+    /// The user as found; `None` when not found.
     pub user: Option<UserInfo>,
+    /// How long the look-up took, in milliseconds.
     pub lookup_ms: f64,
+    /// Whether the resolver can check passwords at all.
     pub holds_passwords: bool,
     /// `None` when no password was given.
     pub password_accepted: Option<bool>,
+    /// How long the password check took, in milliseconds; `None` when none was made.
     pub password_ms: Option<f64>,
+    /// The error that stopped the test; never a password.
     pub error: Option<String>,
 }
 
@@ -469,6 +494,8 @@ impl Realms {
         }
     }
 
+    /// Defines resolver `r` after checking its options (no connection is made), its bind
+    /// password sealed by the HSM.
     pub fn define_resolver(&self, caller: &str, r: NewResolver) -> Result<ResolverView, ResolverError> {
         name_ok("resolver", &r.name)?;
         let options = self.normalise(&r.name, r.kind, &r.options, r.bind_password.is_some())?;
@@ -493,6 +520,8 @@ impl Realms {
         self.show_resolver(&r.name)
     }
 
+    /// Replaces resolver `name`'s options and keeps, replaces or removes its bind password;
+    /// its kind stays.
     pub fn update_resolver(&self, caller: &str, name: &str, u: ResolverUpdate) -> Result<ResolverView, ResolverError> {
         let old = self.inner.store.resolver(name)?;
         let kind = ResolverKind::parse(&old.kind)?;
@@ -522,15 +551,18 @@ impl Realms {
         self.show_resolver(name)
     }
 
+    /// Removes resolver `name`; refused while a realm lists it.
     pub fn remove_resolver(&self, caller: &str, name: &str) -> Result<(), ResolverError> {
         self.inner.store.delete_resolver(name, &audit(caller, "resolver/remove", name.to_owned()))?;
         self.reload()
     }
 
+    /// Resolver `name` as stored.
     pub fn show_resolver(&self, name: &str) -> Result<ResolverView, ResolverError> {
         Ok(self.view(&self.inner.store.resolver(name)?, &self.inner.store.realms()?))
     }
 
+    /// Every resolver as stored.
     pub fn list_resolvers(&self) -> Result<Vec<ResolverView>, ResolverError> {
         let realms = self.inner.store.realms()?;
         Ok(self.inner.store.resolvers()?.iter().map(|r| self.view(r, &realms)).collect())
@@ -598,6 +630,7 @@ impl Realms {
         Ok(t)
     }
 
+    /// Every realm with its resolvers in order.
     pub fn list_realms(&self) -> Result<Vec<RealmRecord>, ResolverError> {
         Ok(self.inner.store.realms()?)
     }
@@ -634,6 +667,7 @@ impl Realms {
         self.show_realm(name)
     }
 
+    /// Realm `name` with its resolvers in order.
     pub fn show_realm(&self, name: &str) -> Result<RealmRecord, ResolverError> {
         self.inner
             .store
@@ -643,12 +677,14 @@ impl Realms {
             .ok_or_else(|| ResolverError::NotFound(format!("realm {name}")))
     }
 
+    /// Replaces `realm`'s resolvers; they are asked in this order.
     pub fn set_resolvers(&self, caller: &str, realm: &str, resolvers: &[String]) -> Result<(), ResolverError> {
         let detail = format!("{realm}: {}", resolvers.join(" → "));
         self.inner.store.set_realm_resolvers(realm, resolvers, &audit(caller, "realm/resolvers", detail))?;
         self.reload()
     }
 
+    /// Makes `realm` the default realm (and no other).
     pub fn set_default(&self, caller: &str, realm: &str) -> Result<(), ResolverError> {
         self.inner.store.set_default_realm(realm, &audit(caller, "realm/default", realm.to_owned()))?;
         self.reload()
@@ -671,6 +707,7 @@ impl Realms {
         Ok(true)
     }
 
+    /// Removes `realm`; refused for the default realm and while internal users live in it.
     pub fn remove_realm(&self, caller: &str, realm: &str) -> Result<(), ResolverError> {
         self.inner.store.delete_realm(realm, &audit(caller, "realm/remove", realm.to_owned()))?;
         self.reload()
@@ -707,6 +744,7 @@ impl Realms {
 
     // ---- async wrappers for the HTTP layer ----------------------------------------------
 
+    /// Runs `f` on these realms on a blocking thread (their calls block on the sources).
     pub async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Realms) -> Result<T, ResolverError> + Send + 'static,
