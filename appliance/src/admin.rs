@@ -39,6 +39,8 @@ impl From<StoreError> for AdminError {
         match e {
             StoreError::Duplicate(m) => AdminError::Duplicate(m),
             StoreError::NotFound(m) => AdminError::NotFound(m),
+            // The request's fault, as every other service maps it (not an internal error).
+            StoreError::Invalid(m) => AdminError::Invalid(m),
             other => AdminError::Store(other),
         }
     }
@@ -253,4 +255,19 @@ impl AdminService {
 /// The audit row of a signing-key or integration change.
 fn admin_audit(caller: &str, action: &str, detail: String) -> crate::store::AuthAuditRow {
     crate::store::AuthAuditRow { detail: Some(detail), ..crate::store::AuthAuditRow::new(caller, action, "ok") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stores_refusals_keep_their_kind() {
+        use countersign_core::error::{ErrorKind, Kinded};
+        let kind = |e: StoreError| AdminError::from(e).kind();
+        assert_eq!(kind(StoreError::Invalid("bad".into())), ErrorKind::Invalid);
+        assert_eq!(kind(StoreError::NotFound("x".into())), ErrorKind::NotFound);
+        assert_eq!(kind(StoreError::Duplicate("x".into())), ErrorKind::Conflict);
+        assert_eq!(kind(StoreError::Tampered("x".into())), ErrorKind::Internal);
+    }
 }

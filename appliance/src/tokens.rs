@@ -769,6 +769,11 @@ impl TokenService {
             _ if challenge || simple || r.token_type == "yubikey" => 0,
             _ => self.defaults.hotp_window,
         });
+        if window > MAX_OTP_WINDOW {
+            return Err(TokenError::Invalid(format!(
+                "the OTP window must be at most {MAX_OTP_WINDOW}: a wider one makes guessing easier"
+            )));
+        }
         let max_fail = r.max_fail.unwrap_or(self.defaults.max_fail);
         if max_fail == 0 {
             return Err(TokenError::Invalid("max_fail must be at least 1".into()));

@@ -219,6 +219,16 @@ fn imported_seeds_and_bad_enrolments() {
         assert!(err.contains(expect), "{args:?}: {err}");
         assert!(!err.contains("zz") || expect != "not valid", "the bad seed is echoed: {err}");
     }
+    // A look-ahead window past the cap makes guessing easier: refused at enrolment as by `set`.
+    let init = json!({ "type": "hotp", "window": 5000 }).to_string().into_bytes();
+    let (status, v) = countersign_tests::request(&d.admin_sock(), "POST", "/v1/admin/tokens", Some(init));
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("at most 1000"), "{v}");
+    let serial = e["token"]["serial"].as_str().unwrap();
+    let set = json!({ "otp_window": 5000 }).to_string().into_bytes();
+    let (status, v) =
+        countersign_tests::request(&d.admin_sock(), "PATCH", &format!("/v1/admin/tokens/{serial}"), Some(set));
+    assert_eq!(status, 400, "{v}");
 }
 
 #[test]
