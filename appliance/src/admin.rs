@@ -4,6 +4,7 @@
 //! Every change is committed to the store and then reloaded into the signing directory before
 //! it is acknowledged. It never handles private key material.
 
+use countersign_core::caller::Caller;
 use std::sync::Arc;
 
 use countersign_hsm::{Hsm, HsmError, KeyAlgorithm};
@@ -128,7 +129,7 @@ impl AdminService {
     /// `alg`; audited under `caller`. A key the store cannot record is destroyed again.
     pub async fn create_application(
         &self,
-        caller: String,
+        caller: Caller,
         name: String,
         alg: KeyAlgorithm,
     ) -> Result<Application, AdminError> {
@@ -149,7 +150,7 @@ impl AdminService {
     }
 
     /// Generates a new keypair version; the previous one is retired (verify only).
-    pub async fn rotate(&self, caller: String, name: String) -> Result<Application, AdminError> {
+    pub async fn rotate(&self, caller: Caller, name: String) -> Result<Application, AdminError> {
         self.change(move |hsm, store| {
             let app = store.application(&name)?.ok_or_else(|| AdminError::NotFound(format!("application '{name}'")))?;
             let version = store.next_version(&name)?;
@@ -179,7 +180,7 @@ impl AdminService {
 
     /// Registers integration `name` for the Unix uid `uid` (whose connections to `api.sock`
     /// act as it), with no grants yet.
-    pub async fn create_integration(&self, caller: String, name: String, uid: u32) -> Result<Integration, AdminError> {
+    pub async fn create_integration(&self, caller: Caller, name: String, uid: u32) -> Result<Integration, AdminError> {
         validate_name("integration", &name)?;
         self.change(move |_, store| {
             let i = store.create_integration(
@@ -194,7 +195,7 @@ impl AdminService {
     }
 
     /// Removes integration `name` and its grants.
-    pub async fn delete_integration(&self, caller: String, name: String) -> Result<(), AdminError> {
+    pub async fn delete_integration(&self, caller: Caller, name: String) -> Result<(), AdminError> {
         self.change(move |_, store| {
             store.delete_integration(&name, &admin_audit(&caller, "integration/remove", name.clone()))?;
             tracing::info!(integration = %name, "removed integration");
@@ -212,7 +213,7 @@ impl AdminService {
     /// the integration as it now is.
     pub async fn grant(
         &self,
-        caller: String,
+        caller: Caller,
         integration: String,
         application: String,
     ) -> Result<Integration, AdminError> {
@@ -229,7 +230,7 @@ impl AdminService {
     /// Returns the integration as it now is.
     pub async fn revoke(
         &self,
-        caller: String,
+        caller: Caller,
         integration: String,
         application: String,
     ) -> Result<Integration, AdminError> {
@@ -253,7 +254,7 @@ impl AdminService {
 }
 
 /// The audit row of a signing-key or integration change.
-fn admin_audit(caller: &str, action: &str, detail: String) -> crate::store::AuthAuditRow {
+fn admin_audit(caller: &Caller, action: &str, detail: String) -> crate::store::AuthAuditRow {
     crate::store::AuthAuditRow { detail: Some(detail), ..crate::store::AuthAuditRow::new(caller, action, "ok") }
 }
 

@@ -12,6 +12,7 @@
 //! Passwords and keys never leave this module in any form but their verifier; failed logins
 //! all read the same, whether the name exists or not.
 
+use countersign_core::caller::Caller;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -106,7 +107,7 @@ impl ApiAccess {
 
     /// Adds API admin `name` with `password` (at least 12 characters), which is kept only as
     /// its HSM verifier.
-    pub fn add_admin(&self, caller: &str, name: &str, password: &SecretString) -> Result<ApiAdminView, TokenError> {
+    pub fn add_admin(&self, caller: &Caller, name: &str, password: &SecretString) -> Result<ApiAdminView, TokenError> {
         valid_name(name)?;
         if password.expose_secret().chars().count() < 12 {
             return Err(TokenError::Invalid("an API admin password has at least 12 characters".into()));
@@ -124,14 +125,14 @@ impl ApiAccess {
     }
 
     /// Removes API admin `name`; its sessions end with it.
-    pub fn remove_admin(&self, caller: &str, name: &str) -> Result<(), TokenError> {
+    pub fn remove_admin(&self, caller: &Caller, name: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, "api-admin/remove", "ok");
         audit.login = Some(name.to_owned());
         Ok(self.store.remove_api_admin(name, &audit)?)
     }
 
     /// Ends every session of `name` (a new session epoch).
-    pub fn revoke_sessions(&self, caller: &str, name: &str, action: &str) -> Result<(), TokenError> {
+    pub fn revoke_sessions(&self, caller: &Caller, name: &str, action: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, action, "ok");
         audit.login = Some(name.to_owned());
         let epoch = self.secrets.random(16)?;
@@ -144,7 +145,12 @@ impl ApiAccess {
     }
 
     /// Checks the password and issues a session token.
-    pub fn login(&self, caller: &str, name: &str, password: &SecretString) -> Result<(String, Claims), SessionError> {
+    pub fn login(
+        &self,
+        caller: &Caller,
+        name: &str,
+        password: &SecretString,
+    ) -> Result<(String, Claims), SessionError> {
         let internal = |e: &dyn std::fmt::Display| SessionError::Internal(e.to_string());
         let _one_at_a_time = self.logins.lock().unwrap_or_else(PoisonError::into_inner);
         let now_ms = self.clock.now_ms();
@@ -227,7 +233,7 @@ impl ApiAccess {
     /// Creates a service account; returns its API key, shown this once.
     pub fn add_service(
         &self,
-        caller: &str,
+        caller: &Caller,
         name: &str,
         description: &str,
     ) -> Result<(ServiceAccountView, SecretString), TokenError> {
@@ -250,7 +256,7 @@ impl ApiAccess {
     }
 
     /// Removes service account `name`; its API key stops working.
-    pub fn remove_service(&self, caller: &str, name: &str) -> Result<(), TokenError> {
+    pub fn remove_service(&self, caller: &Caller, name: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, "service-account/remove", "ok");
         audit.login = Some(name.to_owned());
         Ok(self.store.remove_service_account(name, &audit)?)

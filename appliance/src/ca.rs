@@ -3,6 +3,7 @@
 //! to keys generated on cards. Every signature the CA makes is an HSM operation through
 //! [`HsmCaSigner`]; this module holds no private key material.
 
+use countersign_core::caller::Caller;
 use std::sync::Arc;
 
 use countersign_hsm::{Hsm, HsmError, KeyAlgorithm, KeyId, SignInput, SignScheme};
@@ -161,7 +162,7 @@ impl CaService {
 
     /// Creates the CA key pair in the HSM and either a self-signed certificate or, with
     /// `csr`, a certificate request for an external CA.
-    pub fn init(&self, caller: &str, csr: bool) -> Result<CaView, CaError> {
+    pub fn init(&self, caller: &Caller, csr: bool) -> Result<CaView, CaError> {
         if self.store.ca(CA_NAME)?.is_some() {
             return Err(CaError::Exists);
         }
@@ -210,7 +211,7 @@ impl CaService {
     }
 
     /// Installs the certificate an external CA issued for our CSR; it must carry our key.
-    pub fn import_certificate(&self, caller: &str, der: &[u8]) -> Result<CaView, CaError> {
+    pub fn import_certificate(&self, caller: &Caller, der: &[u8]) -> Result<CaView, CaError> {
         let rec = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
         let signer = self.signer(&rec)?;
         let info = countersign_pki::certificate_info(der)?;
@@ -259,7 +260,7 @@ impl CaService {
 
     /// Issues the appliance's own TLS server certificate for `spki_der` (a key in the HSM),
     /// valid for `names` (DNS names or IP addresses).
-    pub fn issue_server(&self, caller: &str, spki_der: &[u8], names: &[String]) -> Result<Vec<u8>, CaError> {
+    pub fn issue_server(&self, caller: &Caller, spki_der: &[u8], names: &[String]) -> Result<Vec<u8>, CaError> {
         let rec = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
         let ca_cert = rec.certificate.as_deref().ok_or(CaError::NoCertificate)?;
         let first = names.first().ok_or_else(|| CaError::Invalid("a server certificate needs a name".into()))?;
@@ -276,7 +277,7 @@ impl CaService {
         let signer = self.signer(&rec)?;
         let serial = self.hsm.random(16)?;
         let der = countersign_pki::issue_certificate(&signer, ca_cert, spki_der, &profile, &vars, &serial, self.now())?;
-        tracing::info!(caller, names = ?names, "issued the TLS server certificate");
+        tracing::info!(caller = %caller, names = ?names, "issued the TLS server certificate");
         Ok(der)
     }
 

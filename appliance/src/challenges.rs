@@ -12,6 +12,7 @@
 //!
 //! It never logs a code or a message text; queued texts are sealed by the HSM.
 
+use countersign_core::caller::Caller;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,7 +146,7 @@ impl ChallengeService {
     }
 
     /// The text policies (`smstext`, `emailtext`, `challenge_text`) for `t`'s owner.
-    fn texts(&self, t: &TokenRecord, caller: &str) -> Result<ChallengeTexts, TokenError> {
+    fn texts(&self, t: &TokenRecord, caller: &Caller) -> Result<ChallengeTexts, TokenError> {
         use crate::policy::Scope;
         let now_s = self.clock.now_ms() / 1000;
         let ctx = crate::policy::request_context(
@@ -176,7 +177,7 @@ impl ChallengeService {
     /// configured time.
     pub async fn trigger(
         &self,
-        caller: String,
+        caller: Caller,
         tokens: Vec<TokenRecord>,
     ) -> Result<(String, Vec<ChallengeView>), TokenError> {
         let svc = self.clone();
@@ -222,7 +223,7 @@ impl ChallengeService {
         Ok((tx_id, views))
     }
 
-    fn create(&self, caller: &str, tokens: &[TokenRecord]) -> Result<(String, Vec<Created>), TokenError> {
+    fn create(&self, caller: &Caller, tokens: &[TokenRecord]) -> Result<(String, Vec<Created>), TokenError> {
         let tx_id = transaction_id(&self.secrets)?;
         let now = self.clock.now_ms();
         let expires = now + i64::from(self.cfg.validity_s) * 1000;
@@ -411,7 +412,11 @@ impl ChallengeService {
                 at_ms: at,
                 serial: Some(d.serial.clone()),
                 detail: Some(format!("delivery {id} through {}: {}", attempt.gateway, attempt.detail)),
-                ..AuthAuditRow::new("daemon", "delivery/attempt", if delivered { "ok" } else { "error" })
+                ..AuthAuditRow::new(
+                    &Caller::appliance("daemon"),
+                    "delivery/attempt",
+                    if delivered { "ok" } else { "error" },
+                )
             };
             if let Err(e) = self.store.audit_auth(&row) {
                 tracing::error!(delivery = id, error = %e, "cannot audit a delivery attempt");

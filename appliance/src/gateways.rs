@@ -5,6 +5,7 @@
 //! Credentials arrive once, are sealed by the HSM and are never shown again; list and show
 //! name them only.
 
+use countersign_core::caller::Caller;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -62,7 +63,7 @@ pub struct GatewayService {
     secrets: TokenSecrets,
 }
 
-fn audit(caller: &str, action: &str, detail: String) -> AuthAuditRow {
+fn audit(caller: &Caller, action: &str, detail: String) -> AuthAuditRow {
     AuthAuditRow { detail: Some(detail), ..AuthAuditRow::new(caller, action, "ok") }
 }
 
@@ -120,12 +121,12 @@ impl GatewayService {
 
     /// Defines gateway `g` after checking it (see the module doc), its credentials sealed by
     /// the HSM; returns it as list and show report it (credential names only).
-    pub async fn define(&self, caller: String, g: NewGateway) -> Result<GatewayView, TokenError> {
+    pub async fn define(&self, caller: Caller, g: NewGateway) -> Result<GatewayView, TokenError> {
         let svc = self.clone();
         blocking(move || svc.define_blocking(&caller, g)).await
     }
 
-    fn define_blocking(&self, caller: &str, g: NewGateway) -> Result<GatewayView, TokenError> {
+    fn define_blocking(&self, caller: &Caller, g: NewGateway) -> Result<GatewayView, TokenError> {
         crate::admin::validate_name("gateway", &g.name).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if !self.plugins.has(&g.plugin, "gateway") {
             return Err(TokenError::Invalid(format!(
@@ -195,14 +196,14 @@ impl GatewayService {
     }
 
     /// Removes gateway `name`; refused while a route still names it.
-    pub async fn remove(&self, caller: String, name: String) -> Result<(), TokenError> {
+    pub async fn remove(&self, caller: Caller, name: String) -> Result<(), TokenError> {
         let store = self.store.clone();
         blocking(move || Ok(store.delete_gateway(&name, &audit(&caller, "gateway/remove", name.clone()))?)).await
     }
 
     /// Sets the failover order for `token_type` (first tried first); an empty list removes
     /// the route.
-    pub async fn set_route(&self, caller: String, token_type: String, gateways: Vec<String>) -> Result<(), TokenError> {
+    pub async fn set_route(&self, caller: Caller, token_type: String, gateways: Vec<String>) -> Result<(), TokenError> {
         let store = self.store.clone();
         blocking(move || {
             let detail = format!("{token_type}: {}", gateways.join(" → "));
@@ -218,7 +219,7 @@ impl GatewayService {
     }
 
     /// Sends `message` through gateway `name` once (no retry, no failover) and audits it.
-    pub async fn test(&self, caller: String, name: String, message: OutgoingMessage) -> Result<Attempt, TokenError> {
+    pub async fn test(&self, caller: Caller, name: String, message: OutgoingMessage) -> Result<Attempt, TokenError> {
         let svc = self.clone();
         blocking(move || {
             let gw = svc.store.gateway(&name)?;

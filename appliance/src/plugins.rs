@@ -20,6 +20,7 @@
 //! It never loads a library itself (the worker does), never trusts a plugin it could not
 //! verify, and never gives a plugin anything but the answers to the capabilities it may use.
 
+use countersign_core::caller::Caller;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -553,7 +554,8 @@ impl PluginHost {
     /// Records a plugin event in the authentication audit (the daemon is the caller).
     fn audit(&self, action: &str, result: &str, detail: String) {
         let Some(store) = &self.store else { return };
-        let row = AuthAuditRow { detail: Some(detail), ..AuthAuditRow::new("daemon", action, result) };
+        let row =
+            AuthAuditRow { detail: Some(detail), ..AuthAuditRow::new(&Caller::appliance("daemon"), action, result) };
         if let Err(e) = store.audit_auth(&row) {
             tracing::error!(action, error = %e, "could not audit a plugin event");
         }

@@ -7,6 +7,7 @@
 //! the user's app. List and show never include it. Every change writes an audit row in the
 //! same transaction.
 
+use countersign_core::caller::Caller;
 use countersign_core::policy::enrolment::EnrolPolicies;
 use std::sync::Arc;
 
@@ -362,7 +363,7 @@ pub fn otpauth_secret(uri: &str) -> Option<&str> {
     uri.split_once('?')?.1.split('&').find_map(|kv| kv.strip_prefix("secret="))
 }
 
-fn audit_row(caller: &str, action: &str, serial: Option<&str>) -> AuthAuditRow {
+fn audit_row(caller: &Caller, action: &str, serial: Option<&str>) -> AuthAuditRow {
     AuthAuditRow { serial: serial.map(str::to_owned), ..AuthAuditRow::new(caller, action, "ok") }
 }
 
@@ -423,7 +424,7 @@ impl TokenService {
     /// The enrolment policies for a token of `login` in `realm` (names as the realm resolves).
     fn enrol_policies(
         &self,
-        caller: &str,
+        caller: &Caller,
         login: Option<&str>,
         realm: Option<&str>,
     ) -> Result<EnrolPolicies, TokenError> {
@@ -435,7 +436,7 @@ impl TokenService {
     /// The enrolment policy's `max_token_per_user` for `login` in `realm`, refusing at once
     /// when the user is already there. For enrolments that touch a card before they store
     /// the token, which then carries the limit so its insert checks it again.
-    pub(crate) fn owner_limit(&self, caller: &str, login: &str, realm: &str) -> Result<Option<i64>, TokenError> {
+    pub(crate) fn owner_limit(&self, caller: &Caller, login: &str, realm: &str) -> Result<Option<i64>, TokenError> {
         let limit = self.enrol_policies(caller, Some(login), Some(realm))?.max_tokens;
         self.store.owner_within_limit(login, realm, limit)?;
         Ok(limit)
@@ -545,12 +546,12 @@ impl TokenService {
 
     /// Enrols token `r` (checked, the enrolment policies applied, its seed sealed) and returns
     /// what the enrolment shows once: the seed's `otpauth://` URI, a generated PIN or password.
-    pub async fn init(&self, caller: String, r: InitRequest) -> Result<Enrolled, TokenError> {
+    pub async fn init(&self, caller: Caller, r: InitRequest) -> Result<Enrolled, TokenError> {
         let svc = self.clone();
         blocking(move || svc.init_blocking(&caller, r)).await
     }
 
-    fn init_blocking(&self, caller: &str, mut r: InitRequest) -> Result<Enrolled, TokenError> {
+    fn init_blocking(&self, caller: &Caller, mut r: InitRequest) -> Result<Enrolled, TokenError> {
         let owner = match &r.user {
             Some(login) => Some(self.ensure_owner(login, r.realm.as_deref())?),
             None => None,
@@ -845,7 +846,7 @@ impl TokenService {
     /// an expected owner, the token as read inside the change's transaction must have it.
     async fn change(
         &self,
-        caller: String,
+        caller: Caller,
         serial: String,
         what: &'static str,
         detail: Option<String>,
@@ -869,7 +870,7 @@ impl TokenService {
     /// `None`), within the enrolment policy's `max_token_per_user`.
     pub async fn assign(
         &self,
-        caller: String,
+        caller: Caller,
         serial: String,
         user: String,
         realm: Option<String>,
@@ -892,13 +893,13 @@ impl TokenService {
     }
 
     /// Takes token `serial` from its owner.
-    pub async fn unassign(&self, caller: String, serial: String) -> Result<TokenView, TokenError> {
+    pub async fn unassign(&self, caller: Caller, serial: String) -> Result<TokenView, TokenError> {
         self.change(caller, serial, "unassign", None, |_| Ok(vec![TokenChange::Assign { user: None, limit: None }]))
             .await
     }
 
     /// Enables or disables token `serial`; a revoked token cannot be enabled again.
-    pub async fn set_active(&self, caller: String, serial: String, active: bool) -> Result<TokenView, TokenError> {
+    pub async fn set_active(&self, caller: Caller, serial: String, active: bool) -> Result<TokenView, TokenError> {
         let what = if active { "enable" } else { "disable" };
         self.change(caller, serial, what, None, move |_| Ok(vec![TokenChange::SetActive(active)])).await
     }
@@ -906,7 +907,7 @@ impl TokenService {
     /// Sets (or with `None`/empty, removes) the token's PIN.
     pub async fn set_pin(
         &self,
-        caller: String,
+        caller: Caller,
         serial: String,
         pin: Option<SecretString>,
     ) -> Result<TokenView, TokenError> {
@@ -922,7 +923,7 @@ impl TokenService {
     }
 
     /// Changes token `serial`'s settings `s` (what `s` leaves `None` stays).
-    pub async fn set(&self, caller: String, serial: String, s: TokenSettings) -> Result<TokenView, TokenError> {
+    pub async fn set(&self, caller: Caller, serial: String, s: TokenSettings) -> Result<TokenView, TokenError> {
         if s.max_fail == Some(0) {
             return Err(TokenError::Invalid("max_fail must be at least 1".into()));
         }
@@ -967,18 +968,18 @@ impl TokenService {
 
     /// Clears token `serial`'s fail counter, and the back-off of its owner (or of the token
     /// when it has none).
-    pub async fn reset(&self, caller: String, serial: String) -> Result<TokenView, TokenError> {
+    pub async fn reset(&self, caller: Caller, serial: String) -> Result<TokenView, TokenError> {
         self.change(caller, serial, "reset", Some("fail counter reset".into()), |_| Ok(vec![TokenChange::ResetFail]))
             .await
     }
 
     /// Revokes token `serial` for good (and disables it).
-    pub async fn revoke(&self, caller: String, serial: String) -> Result<TokenView, TokenError> {
+    pub async fn revoke(&self, caller: Caller, serial: String) -> Result<TokenView, TokenError> {
         self.change(caller, serial, "revoke", None, |_| Ok(vec![TokenChange::Revoke])).await
     }
 
     /// Deletes token `serial`.
-    pub async fn delete(&self, caller: String, serial: String) -> Result<(), TokenError> {
+    pub async fn delete(&self, caller: Caller, serial: String) -> Result<(), TokenError> {
         self.change(caller, serial, "delete", None, |_| Ok(vec![TokenChange::Delete])).await.map(|_| ())
     }
 
@@ -988,12 +989,12 @@ impl TokenService {
     /// policy `losttoken_valid` sets; the lost token is disabled in the same transaction. A
     /// second call replaces the first replacement (the user lost the password too). The
     /// password is in the answer only.
-    pub async fn lost(&self, caller: String, serial: String) -> Result<Replacement, TokenError> {
+    pub async fn lost(&self, caller: Caller, serial: String) -> Result<Replacement, TokenError> {
         let svc = self.clone();
         blocking(move || svc.lost_blocking(&caller, &serial)).await
     }
 
-    fn lost_blocking(&self, caller: &str, serial: &str) -> Result<Replacement, TokenError> {
+    fn lost_blocking(&self, caller: &Caller, serial: &str) -> Result<Replacement, TokenError> {
         let old = self.store.token(serial)?;
         still_expected(self.expect.as_deref(), &old)?;
         if old.revoked {
@@ -1070,7 +1071,7 @@ impl TokenService {
     /// Finds two consecutive OTPs within the sync window and moves the counter past them.
     pub async fn resync(
         &self,
-        caller: String,
+        caller: Caller,
         serial: String,
         otp1: SecretString,
         otp2: SecretString,
@@ -1108,7 +1109,7 @@ impl TokenService {
     }
 
     /// Adds internal user `u` (in its realm, the default realm when it names none).
-    pub async fn create_user(&self, caller: String, u: User) -> Result<User, TokenError> {
+    pub async fn create_user(&self, caller: Caller, u: User) -> Result<User, TokenError> {
         let store = self.store.clone();
         blocking(move || {
             validate_login(&u.login)?;
@@ -1127,7 +1128,7 @@ impl TokenService {
 
     /// Removes internal user `login` of `realm` (the default realm when `None`); their tokens
     /// stay, unassigned.
-    pub async fn delete_user(&self, caller: String, login: String, realm: Option<String>) -> Result<(), TokenError> {
+    pub async fn delete_user(&self, caller: Caller, login: String, realm: Option<String>) -> Result<(), TokenError> {
         let store = self.store.clone();
         blocking(move || {
             let mut audit = audit_row(&caller, "user/delete", None);
@@ -1178,7 +1179,7 @@ mod tests {
     fn a_change_authorised_on_one_owner_does_not_run_on_a_token_moved_meanwhile() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db"), crate::config::Synchronous::Normal).unwrap();
-        let audit = AuthAuditRow::new("uid:0", "test", "ok");
+        let audit = AuthAuditRow::new(&Caller::uid(0), "test", "ok");
         store.create_realm("helpdesk", &audit).unwrap();
         for (login, realm) in [("ann", "helpdesk"), ("carl", "default")] {
             let u = User {

@@ -16,6 +16,7 @@
     reason = "a Reject is made at most once per check and moved up one or two calls; boxing it would allocate on every reject"
 )]
 
+use countersign_core::caller::Caller;
 use std::sync::Arc;
 
 use countersign_core::policy::check::{without_token, AnswerPolicies, CheckPolicies, NoToken};
@@ -78,7 +79,7 @@ pub struct CheckRequest {
     /// The answer to a challenge: the transaction id it came with (`pass` is then the code).
     pub transaction_id: Option<String>,
     /// Who asks: `uid:N` or `ip:ADDR`.
-    pub caller: String,
+    pub caller: Caller,
 }
 
 /// What a check answers. A reject names no token.
@@ -278,7 +279,7 @@ impl ValidateService {
             serial,
             login,
             realm,
-            ..AuthAuditRow::new(req.caller.clone(), "validate/check", "reject")
+            ..AuthAuditRow::new(&req.caller, "validate/check", "reject")
         };
         let svc = self.clone();
         let caller = req.caller.clone();
@@ -359,7 +360,7 @@ impl ValidateService {
     /// authorised instead). No token: an empty list and no transaction id.
     pub async fn trigger(
         &self,
-        caller: String,
+        caller: Caller,
         target: CheckTarget,
     ) -> Result<(Option<String>, Vec<crate::challenges::ChallengeView>), ValidateError> {
         let svc = self.clone();
@@ -589,11 +590,11 @@ impl ValidateService {
     }
 
     /// Refuses, unchecked, an attempt inside its user's back-off delay ([`Throttle`]).
-    fn throttled(&self, ctx: &WorkerCtx<'_>, subject: &Subject, caller: &str) -> Result<(), Reject> {
+    fn throttled(&self, ctx: &WorkerCtx<'_>, subject: &Subject, caller: &Caller) -> Result<(), Reject> {
         if self.throttle.base_ms == 0 {
             return Ok(());
         }
-        let state = ctx.reader.throttle_state(&subject.key, caller).map_err(|e| Reject {
+        let state = ctx.reader.throttle_state(&subject.key, &caller.to_string()).map_err(|e| Reject {
             audit: format!("store: {e}"),
             answer: "the check failed; try again",
             effect: TokenEffect::None,
@@ -708,7 +709,7 @@ impl ValidateService {
         login: Option<&str>,
         realm: Option<&str>,
         resolver: Option<&str>,
-        caller: &str,
+        caller: &Caller,
     ) -> AnswerPolicies {
         use crate::policy::Scope;
         let p = self.policies.current();

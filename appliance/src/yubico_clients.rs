@@ -27,6 +27,7 @@
 //! Must never: log, store or return a client key in the clear (but the generated one, once);
 //! check an OTP for a request it has not authenticated.
 
+use countersign_core::caller::{Caller, Principal};
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -91,7 +92,7 @@ pub struct ProtocolRequest {
     /// Every parameter as sent, name and value, in order.
     pub params: Vec<(String, String)>,
     /// How the audit names the caller (`ip:ADDR`, ...).
-    pub caller: String,
+    pub caller: Caller,
 }
 
 impl ProtocolRequest {
@@ -230,7 +231,7 @@ impl YubicoClients {
     /// key (privacyIDEA's setConfig); otherwise it is a conflict.
     pub fn add(
         &self,
-        caller: &str,
+        caller: &Caller,
         client_id: &str,
         key_b64: Option<&SecretString>,
         replace: bool,
@@ -261,7 +262,7 @@ impl YubicoClients {
     }
 
     /// Removes client `client_id` and its sealed key.
-    pub fn remove(&self, caller: &str, client_id: &str) -> Result<(), TokenError> {
+    pub fn remove(&self, caller: &Caller, client_id: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, "yubico-client/remove", "ok");
         audit.at_ms = self.clock.now_ms();
         audit.detail = Some(format!("client {client_id}"));
@@ -342,7 +343,7 @@ impl YubicoClients {
             target,
             pass: SecretString::from(otp.to_owned()),
             transaction_id: None,
-            caller: format!("yubico:{client} {}", req.caller),
+            caller: req.caller.clone().as_principal(Principal::YubicoClient(client.to_string())),
         };
         match self.validate.check(check).await {
             Ok(o) if o.accepted => signed(Status::Ok, false),
@@ -357,7 +358,7 @@ impl YubicoClients {
 
     /// The audit row of a request refused before any check (the check writes its own).
     async fn refused(&self, req: &ProtocolRequest, client: &str, status: Status, why: &str) {
-        let mut row = AuthAuditRow::new(req.caller.clone(), AUDIT_ACTION, "refused");
+        let mut row = AuthAuditRow::new(&req.caller, AUDIT_ACTION, "refused");
         row.at_ms = self.clock.now_ms();
         let client: String = client.chars().take(64).collect();
         row.detail = Some(format!("{}: client {client:?}: {why}", status.as_str()));
@@ -435,7 +436,7 @@ mod tests {
                 ("nonce".into(), "".into()),
                 ("id".into(), "1".into()),
             ],
-            caller: "ip:127.0.0.1".into(),
+            caller: Caller::address([127, 0, 0, 1].into()),
         };
         assert_eq!(req.echoed("otp"), None);
         assert_eq!(req.get("nonce"), None, "empty is absent");

@@ -2,6 +2,7 @@
 //! HTTP, no HSM, no file system). Everything here works on values the caller gives it, so it is
 //! tested without a daemon; the appliance's services feed it and act on what it decides.
 //!
+//! - [`caller`]: who a request is from, typed once by the front-ends.
 //! - [`dates`]: dates as admins and privacyIDEA's clients type them.
 //! - [`error`]: the one error vocabulary ([`error::ErrorKind`]) the front-ends map once.
 //! - [`keys`]: the names of key algorithms, hashes, signature schemes and HSM key ids.
@@ -14,6 +15,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod caller;
 pub mod dates;
 pub mod error;
 pub mod keys;

@@ -20,6 +20,7 @@ use rustls::{ServerConfig, SignatureAlgorithm, SignatureScheme};
 use countersign::ca::CaService;
 use countersign::config::{HttpSection, TlsMode};
 use countersign::store::{AuthAuditRow, Store};
+use countersign_core::caller::Caller;
 
 const ROLE: &str = "tls-server";
 /// Renew the certificate when fewer days than this remain.
@@ -143,9 +144,11 @@ fn appliance_key(
     let leaf = match current {
         Some(c) => c.der,
         None => {
-            let der = ca.issue_server("countersignd", &spki, names).map_err(|e| TlsError::Ca(e.to_string()))?;
+            let der = ca
+                .issue_server(&Caller::appliance("countersignd"), &spki, names)
+                .map_err(|e| TlsError::Ca(e.to_string()))?;
             let not_after = countersign_pki::certificate_info(&der).map(|i| i.not_after).unwrap_or(now_s);
-            let mut audit = AuthAuditRow::new("countersignd", "tls/certificate", "ok");
+            let mut audit = AuthAuditRow::new(&Caller::appliance("countersignd"), "tls/certificate", "ok");
             audit.detail = Some(format!("TLS server certificate for {} issued by the appliance CA", names.join(", ")));
             store.set_system_certificate(ROLE, &der, names, not_after, &audit)?;
             der

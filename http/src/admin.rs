@@ -7,11 +7,12 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use countersign_core::caller::Caller;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::{to_json, ApiError};
-use super::extract::{Body, Caller, Origin, Path, Query};
+use super::extract::{Body, Origin, Path, Query, SocketPeer};
 use super::AppState;
 use countersign::store::AuditQuery;
 
@@ -65,7 +66,7 @@ pub(super) async fn audit_reads(
 /// cannot be written is logged; the read is still answered.
 pub(super) async fn record_read(
     st: &AppState,
-    caller: String,
+    caller: Caller,
     route: &str,
     status: StatusCode,
     duration_ms: Option<i64>,
@@ -80,7 +81,7 @@ pub(super) async fn record_read(
     let row = countersign::store::AuthAuditRow {
         detail: Some(format!("HTTP {}", status.as_u16())),
         duration_ms,
-        ..countersign::store::AuthAuditRow::new(caller, format!("read {route}"), result)
+        ..countersign::store::AuthAuditRow::new(&caller, format!("read {route}"), result)
     };
     let store = st.store.clone();
     match tokio::task::spawn_blocking(move || store.audit_auth(&row)).await {
@@ -92,7 +93,7 @@ pub(super) async fn record_read(
 
 pub(super) async fn require_admin(
     State(st): State<AppState>,
-    caller: Caller,
+    caller: SocketPeer,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {

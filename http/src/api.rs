@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::extract::{Body, Caller, Path, Query};
+use super::extract::{Body, Path, Query, SocketPeer};
 use super::AppState;
 use countersign::signing::{Input, SignRequest, SignatureBytes, VerifyRequest};
 
@@ -48,7 +48,7 @@ struct KeyOut {
     versions: Vec<KeyVersionOut>,
 }
 
-async fn list_keys(State(st): State<AppState>, Caller(caller): Caller) -> Result<Json<Value>, ApiError> {
+async fn list_keys(State(st): State<AppState>, SocketPeer(caller): SocketPeer) -> Result<Json<Value>, ApiError> {
     let keys: Vec<KeyOut> = st
         .signing
         .list_keys(caller)
@@ -87,7 +87,7 @@ fn kid(name: &str, version: u32) -> String {
 
 async fn public_key(
     State(st): State<AppState>,
-    Caller(caller): Caller,
+    SocketPeer(caller): SocketPeer,
     Path(name): Path<String>,
     Query(q): Query<VersionQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -189,7 +189,7 @@ pub(super) fn verify_request(key: String, body: VerifyBody) -> Result<VerifyRequ
 
 async fn sign(
     State(st): State<AppState>,
-    Caller(caller): Caller,
+    SocketPeer(caller): SocketPeer,
     Path(name): Path<String>,
     Body(body): Body<SignBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -213,7 +213,7 @@ async fn sign(
 
 async fn verify(
     State(st): State<AppState>,
-    Caller(caller): Caller,
+    SocketPeer(caller): SocketPeer,
     Path(name): Path<String>,
     Body(body): Body<VerifyBody>,
 ) -> Result<Json<Value>, ApiError> {

@@ -5,6 +5,7 @@ use axum::extract::connect_info::Connected;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::serve::IncomingStream;
+use countersign_core::caller::Caller;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 
@@ -23,12 +24,12 @@ impl Connected<IncomingStream<'_, UnixListener>> for PeerCred {
 
 /// The caller of this request. Fails closed (403) if the kernel gave no credentials.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Caller(pub CallerId);
+pub(crate) struct SocketPeer(pub CallerId);
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl<S: Send + Sync> FromRequestParts<S> for SocketPeer {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts.extensions.get::<axum::extract::ConnectInfo<PeerCred>>().and_then(|c| c.0 .0).map(Caller).ok_or_else(
+        parts.extensions.get::<axum::extract::ConnectInfo<PeerCred>>().and_then(|c| c.0 .0).map(SocketPeer).ok_or_else(
             || ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", "the caller's credentials are unknown"),
         )
     }
@@ -72,18 +73,18 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
 
 /// Who sent a request, for the audit: `uid:N` on a Unix socket, `ip:ADDR` on the HTTP listener.
 #[derive(Debug, Clone)]
-pub(crate) struct Origin(pub String);
+pub(crate) struct Origin(pub Caller);
 
 impl<S: Send + Sync> FromRequestParts<S> for Origin {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         if let Some(c) = parts.extensions.get::<axum::extract::ConnectInfo<PeerCred>>().and_then(|c| c.0 .0) {
-            return Ok(Origin(format!("uid:{}", c.uid)));
+            return Ok(Origin(Caller::uid(c.uid)));
         }
         if let Some(a) = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
             // An IPv4 client of a dual-stack listener arrives IPv4-mapped: name it as IPv4, so
             // policy address conditions and per-address limits see one form.
-            return Ok(Origin(format!("ip:{}", a.0.ip().to_canonical())));
+            return Ok(Origin(Caller::address(a.0.ip())));
         }
         Err(ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", "the caller's credentials are unknown"))
     }

@@ -3,6 +3,7 @@
 //! I/O, and the pure checks resolver options and policies get. Owns no state; never reaches a
 //! service, store, HSM or socket.
 
+use countersign_core::caller::Caller;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -49,15 +50,15 @@ pub(crate) fn evaluate(
     record: Result<countersign::store::PolicyRecord, countersign::policy::PolicyError>,
     user: &str,
     realm: &str,
-    caller: &str,
+    caller: &Caller,
 ) {
-    use countersign::policy::snapshot::{client_of, CompiledPolicy, PolicyContext};
+    use countersign::policy::snapshot::{CompiledPolicy, PolicyContext};
     let Ok(Ok(policy)) = record.map(|r| CompiledPolicy::compile(&r)) else { return };
     let ctx = PolicyContext {
         user: Some(user),
         realm: Some(realm),
         resolver: None,
-        client: client_of(caller),
+        client: caller.client(),
         now_s: 1_700_000_000,
         utc_offset_s: 3600,
         admin: Some(user),

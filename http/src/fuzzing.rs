@@ -36,7 +36,7 @@ pub fn native_body(data: &[u8]) {
     match route % 11 {
         0 => {
             if let Some(b) = extract::<super::validate::CheckBody>(body) {
-                drop(render(super::validate::check_request(b, "uid:0".into())));
+                drop(render(super::validate::check_request(b, countersign_core::caller::Caller::uid(0))));
             }
         }
         1 => {
@@ -66,7 +66,12 @@ pub fn native_body(data: &[u8]) {
         6 => {
             if let Some(def) = extract::<countersign::policy::PolicyDefinition>(body) {
                 let name = def.name.clone().unwrap_or_else(|| "fuzz".into());
-                evaluate(countersign::policy::service::checked_record(name, def), "alice", "corp", "ip:10.1.2.3");
+                evaluate(
+                    countersign::policy::service::checked_record(name, def),
+                    "alice",
+                    "corp",
+                    &countersign_core::caller::Caller::address([10, 1, 2, 3].into()),
+                );
             }
         }
         7 => drop(extract::<countersign::policy::CheckRequest>(body)),

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
+use countersign_core::caller::Caller;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
@@ -72,7 +73,7 @@ async fn check(
 }
 
 /// The check a body asks for, its target and transaction id checked.
-pub(super) fn check_request(b: CheckBody, caller: String) -> Result<CheckRequest, ApiError> {
+pub(super) fn check_request(b: CheckBody, caller: Caller) -> Result<CheckRequest, ApiError> {
     let target = match (&b.serial, &b.user, &b.realm, &b.transaction_id) {
         // Only a Yubico OTP: its public id names the token (privacyIDEA's check_yubikey_pass).
         (None, None, None, None) => countersign::yubikey::public_id_target(b.pass.expose_secret())
@@ -108,12 +109,12 @@ pub(super) struct TriggerBody {
 /// registered integrations and admins may, since it makes the appliance send messages.
 async fn trigger(
     State(st): State<AppState>,
-    super::extract::Caller(caller): super::extract::Caller,
+    super::extract::SocketPeer(caller): super::extract::SocketPeer,
     Body(b): Body<TriggerBody>,
 ) -> Result<Json<Value>, ApiError> {
     may_trigger(&st, caller.uid).map_err(|m| ApiError::new(axum::http::StatusCode::FORBIDDEN, "forbidden", m))?;
     let target = trigger_target(b)?;
-    let (tx, challenges) = st.validate.trigger(format!("uid:{}", caller.uid), target).await?;
+    let (tx, challenges) = st.validate.trigger(Caller::uid(caller.uid), target).await?;
     Ok(Json(serde_json::json!({
         "result": if challenges.is_empty() { "reject" } else { "challenge" },
         "transaction_id": tx,

@@ -5,6 +5,7 @@
 //!
 //! Rows record a SHA-256 of the signed input, never the input itself.
 
+use countersign_core::caller::Caller;
 use rusqlite::ToSql;
 use serde::{Deserialize, Serialize};
 
@@ -141,14 +142,13 @@ impl AuthAuditRow {
         })
     }
 
-    /// A row stamped now, naming no token, user or detail yet.
-    pub fn new(caller: impl Into<String>, action: impl Into<String>, result: impl Into<String>) -> AuthAuditRow {
-        let caller = caller.into();
+    /// A row stamped now for `caller`, naming no token, user or detail yet.
+    pub fn new(caller: &Caller, action: impl Into<String>, result: impl Into<String>) -> AuthAuditRow {
         AuthAuditRow {
             id: 0,
             at_ms: crate::now_ms(),
-            client: countersign_core::policy::client_of(&caller).map(|ip| ip.to_string()),
-            caller,
+            client: caller.client().map(|ip| ip.to_string()),
+            caller: caller.to_string(),
             action: action.into(),
             serial: None,
             login: None,

@@ -185,7 +185,7 @@ mod tests {
     fn crud_writes_an_audit_row_per_change() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), Synchronous::Normal).unwrap();
-        let a = |act: &str| AuthAuditRow::new("uid:0", act, "ok");
+        let a = |act: &str| AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), act, "ok");
         let stored = store.put_policy(&record("p1"), false, &a("policy/create")).unwrap();
         assert_eq!(stored.users, vec!["alice".to_owned()]);
         assert!(stored.created_at > 0);

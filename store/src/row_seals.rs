@@ -363,7 +363,7 @@ mod tests {
     }
 
     fn audit() -> AuthAuditRow {
-        AuthAuditRow::new("uid:0", "test", "ok")
+        AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), "test", "ok")
     }
 
     fn token(store: &Store, serial: &str, user: Option<&str>) {

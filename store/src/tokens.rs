@@ -1589,7 +1589,11 @@ mod tests {
         let ids: Vec<i64> = (0..3)
             .map(|i| {
                 store
-                    .audit_auth(&AuthAuditRow::new("uid:0", "validate/check", if i == 1 { "reject" } else { "accept" }))
+                    .audit_auth(&AuthAuditRow::new(
+                        &countersign_core::caller::Caller::uid(0),
+                        "validate/check",
+                        if i == 1 { "reject" } else { "accept" },
+                    ))
                     .unwrap()
             })
             .collect();
@@ -1609,7 +1613,9 @@ mod tests {
 
     fn token(store: &Store, serial: &str, user: Option<(&str, &str)>) {
         let t = NewToken::for_test(serial, user);
-        store.insert_token(&t, &AuthAuditRow::new("uid:0", "token/init", "ok")).unwrap();
+        store
+            .insert_token(&t, &AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), "token/init", "ok"))
+            .unwrap();
     }
 
     /// Rows recorded before stable ids (resolver set, resolver_uid NULL), as migration 0016
@@ -1619,7 +1625,7 @@ mod tests {
     fn rows_recorded_before_stable_ids_are_found_by_login_then_bound_and_merged() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), Synchronous::Normal).unwrap();
-        let audit = AuthAuditRow::new("uid:0", "realm/create", "ok");
+        let audit = AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), "realm/create", "ok");
         store.create_realm("other", &audit).unwrap();
         {
             let conn = store.conn();

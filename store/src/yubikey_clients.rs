@@ -103,7 +103,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.db"), crate::Synchronous::Normal).unwrap();
         store.start_sealing(Arc::new(TestKey), true).unwrap();
-        let audit = AuthAuditRow::new("uid:0", "test", "ok");
+        let audit = AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), "test", "ok");
         assert_eq!(store.put_yubikey_client("7", b"sealed-1", 1, false, &audit).unwrap(), Stored::Inserted);
         assert!(matches!(store.put_yubikey_client("7", b"sealed-2", 2, false, &audit), Err(StoreError::Duplicate(_))));
         assert_eq!(store.put_yubikey_client("7", b"sealed-2", 2, true, &audit).unwrap(), Stored::Replaced);

@@ -11,6 +11,7 @@
 //! State lives in memory, bounded to [`MAX_PEERS`] peers; the audit keeps every attempt.
 //! This module decides only when the next attempt may be checked; it never sees a password.
 
+use countersign_core::caller::{Caller, Origin, Principal};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
@@ -44,16 +45,21 @@ pub struct LoginThrottle {
     peers: Mutex<HashMap<String, PeerLog>>,
 }
 
-/// The peer an audit caller name (`uid:N`, `ip:ADDR`) stands for; IPv6 addresses by /64.
-pub fn peer_of(caller: &str) -> String {
-    match caller.strip_prefix("ip:").and_then(|a| a.parse::<IpAddr>().ok()).map(|ip| ip.to_canonical()) {
+/// The peer a caller known by its origin alone stands for (its uid, or its address, IPv6 by
+/// /64); an authenticated caller is its own peer.
+pub fn peer_of(caller: &Caller) -> String {
+    let address = match (&caller.principal, &caller.origin) {
+        (Principal::Origin, Origin::Address(ip)) => Some(ip.to_canonical()),
+        _ => None,
+    };
+    match address {
         Some(IpAddr::V6(v6)) => {
             let mut o = v6.octets();
             o[8..].fill(0);
             format!("ip:{}/64", std::net::Ipv6Addr::from(o))
         }
         Some(IpAddr::V4(v4)) => format!("ip:{v4}"),
-        None => caller.to_owned(),
+        None => caller.to_string(),
     }
 }
 
@@ -65,7 +71,7 @@ fn delay_ms(failures: usize) -> i64 {
 impl LoginThrottle {
     /// `Some(seconds)` when `caller`'s attempt for `name` at `now_ms` must wait; `None` when it
     /// may be checked.
-    pub fn wait_s(&self, caller: &str, name: &str, now_ms: i64) -> Option<i64> {
+    pub fn wait_s(&self, caller: &Caller, name: &str, now_ms: i64) -> Option<i64> {
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
         let log = peers.get_mut(&peer_of(caller))?;
         while log.failures.front().is_some_and(|(t, _)| *t < now_ms - WINDOW_MS) {
@@ -82,7 +88,7 @@ impl LoginThrottle {
     }
 
     /// Records a failed attempt.
-    pub fn failed(&self, caller: &str, name: &str, now_ms: i64) {
+    pub fn failed(&self, caller: &Caller, name: &str, now_ms: i64) {
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
         let log = entry(&mut peers, caller, now_ms);
         log.failures.push_back((now_ms, name.to_owned()));
@@ -93,7 +99,7 @@ impl LoginThrottle {
 
     /// Records a successful login: the peer becomes a known client of `name`, and that name's
     /// failures from it are forgotten (other names' stay).
-    pub fn succeeded(&self, caller: &str, name: &str, now_ms: i64) {
+    pub fn succeeded(&self, caller: &Caller, name: &str, now_ms: i64) {
         let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
         let log = entry(&mut peers, caller, now_ms);
         log.failures.retain(|(_, n)| n != name);
@@ -101,7 +107,7 @@ impl LoginThrottle {
     }
 }
 
-fn entry<'a>(peers: &'a mut HashMap<String, PeerLog>, caller: &str, now_ms: i64) -> &'a mut PeerLog {
+fn entry<'a>(peers: &'a mut HashMap<String, PeerLog>, caller: &Caller, now_ms: i64) -> &'a mut PeerLog {
     let key = peer_of(caller);
     if !peers.contains_key(&key) && peers.len() >= MAX_PEERS {
         if let Some(oldest) = peers.iter().min_by_key(|(_, l)| l.last_seen_ms).map(|(k, _)| k.clone()) {
@@ -119,67 +125,76 @@ mod tests {
 
     const S: i64 = 1000;
 
+    /// A caller as the front-ends make it, from its audit name (tests only).
+    fn c(name: &str) -> Caller {
+        match (name.strip_prefix("ip:"), name.strip_prefix("uid:")) {
+            (Some(ip), _) => Caller::address(ip.parse().unwrap()),
+            (_, Some(uid)) => Caller::uid(uid.parse().unwrap()),
+            _ => Caller::unknown(),
+        }
+    }
+
     #[test]
     fn failures_back_off_doubling_up_to_a_minute_never_a_lockout() {
         let t = LoginThrottle::default();
         let mut now = 1_000_000;
         for _ in 0..FREE_FAILURES - 1 {
-            assert_eq!(t.wait_s("ip:127.0.0.1", "ops", now), None);
-            t.failed("ip:127.0.0.1", "ops", now);
+            assert_eq!(t.wait_s(&c("ip:127.0.0.1"), "ops", now), None);
+            t.failed(&c("ip:127.0.0.1"), "ops", now);
         }
-        assert_eq!(t.wait_s("ip:127.0.0.1", "ops", now), None);
-        t.failed("ip:127.0.0.1", "ops", now);
+        assert_eq!(t.wait_s(&c("ip:127.0.0.1"), "ops", now), None);
+        t.failed(&c("ip:127.0.0.1"), "ops", now);
         // Five failures: the next attempt waits 1 s, then 2, 4, ... at most 60.
         let mut expected = 1;
         for _ in 0..10 {
-            assert_eq!(t.wait_s("ip:127.0.0.1", "ops", now), Some(expected));
+            assert_eq!(t.wait_s(&c("ip:127.0.0.1"), "ops", now), Some(expected));
             now += expected * S;
-            assert_eq!(t.wait_s("ip:127.0.0.1", "ops", now), None);
-            t.failed("ip:127.0.0.1", "ops", now);
+            assert_eq!(t.wait_s(&c("ip:127.0.0.1"), "ops", now), None);
+            t.failed(&c("ip:127.0.0.1"), "ops", now);
             expected = (expected * 2).min(MAX_DELAY_S);
         }
-        assert_eq!(t.wait_s("ip:127.0.0.1", "ops", now), Some(MAX_DELAY_S));
+        assert_eq!(t.wait_s(&c("ip:127.0.0.1"), "ops", now), Some(MAX_DELAY_S));
         // Other peers are not slowed down.
-        assert_eq!(t.wait_s("ip:127.0.0.2", "ops", now), None);
-        assert_eq!(t.wait_s("uid:1000", "ops", now), None);
+        assert_eq!(t.wait_s(&c("ip:127.0.0.2"), "ops", now), None);
+        assert_eq!(t.wait_s(&c("uid:1000"), "ops", now), None);
         // After the window the failures are forgotten.
-        assert_eq!(t.wait_s("ip:127.0.0.1", "ops", now + WINDOW_MS + S), None);
+        assert_eq!(t.wait_s(&c("ip:127.0.0.1"), "ops", now + WINDOW_MS + S), None);
     }
 
     #[test]
     fn a_known_client_is_not_slowed_by_guesses_of_other_names() {
         let t = LoginThrottle::default();
         let now = 5_000_000;
-        t.succeeded("ip:127.0.0.1", "ops", now);
+        t.succeeded(&c("ip:127.0.0.1"), "ops", now);
         for _ in 0..20 {
-            t.failed("ip:127.0.0.1", "root", now);
+            t.failed(&c("ip:127.0.0.1"), "root", now);
         }
-        assert!(t.wait_s("ip:127.0.0.1", "root", now).is_some(), "the guesser waits");
-        assert_eq!(t.wait_s("ip:127.0.0.1", "ops", now), None, "the known client of ops does not");
+        assert!(t.wait_s(&c("ip:127.0.0.1"), "root", now).is_some(), "the guesser waits");
+        assert_eq!(t.wait_s(&c("ip:127.0.0.1"), "ops", now), None, "the known client of ops does not");
         // Guesses of ops itself do slow ops down (at most a minute per attempt).
         for _ in 0..FREE_FAILURES {
-            t.failed("ip:127.0.0.1", "ops", now);
+            t.failed(&c("ip:127.0.0.1"), "ops", now);
         }
-        assert_eq!(t.wait_s("ip:127.0.0.1", "ops", now), Some(1));
+        assert_eq!(t.wait_s(&c("ip:127.0.0.1"), "ops", now), Some(1));
         // A success forgets that name's failures only.
-        t.succeeded("ip:127.0.0.1", "ops", now);
-        assert_eq!(t.wait_s("ip:127.0.0.1", "ops", now), None);
-        assert!(t.wait_s("ip:127.0.0.1", "root", now).is_some());
+        t.succeeded(&c("ip:127.0.0.1"), "ops", now);
+        assert_eq!(t.wait_s(&c("ip:127.0.0.1"), "ops", now), None);
+        assert!(t.wait_s(&c("ip:127.0.0.1"), "root", now).is_some());
     }
 
     #[test]
     fn ipv6_peers_are_grouped_by_64_and_mapped_ipv4_is_ipv4() {
-        assert_eq!(peer_of("ip:2001:db8:1:2::1"), peer_of("ip:2001:db8:1:2:aaaa::5"));
-        assert_ne!(peer_of("ip:2001:db8:1:2::1"), peer_of("ip:2001:db8:1:3::1"));
-        assert_eq!(peer_of("ip:::ffff:10.0.0.1"), "ip:10.0.0.1");
-        assert_eq!(peer_of("uid:1000"), "uid:1000");
+        assert_eq!(peer_of(&c("ip:2001:db8:1:2::1")), peer_of(&c("ip:2001:db8:1:2:aaaa::5")));
+        assert_ne!(peer_of(&c("ip:2001:db8:1:2::1")), peer_of(&c("ip:2001:db8:1:3::1")));
+        assert_eq!(peer_of(&c("ip:::ffff:10.0.0.1")), "ip:10.0.0.1");
+        assert_eq!(peer_of(&c("uid:1000")), "uid:1000");
     }
 
     #[test]
     fn the_peer_table_is_bounded() {
         let t = LoginThrottle::default();
         for i in 0..(MAX_PEERS + 10) {
-            t.failed(&format!("uid:{i}"), "ops", i64::try_from(i).unwrap());
+            t.failed(&Caller::uid(u32::try_from(i).unwrap()), "ops", i64::try_from(i).unwrap());
         }
         assert_eq!(t.peers.lock().unwrap().len(), MAX_PEERS);
     }

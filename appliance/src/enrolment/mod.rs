@@ -14,6 +14,7 @@
 mod oath;
 mod piv;
 
+use countersign_core::caller::Caller;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -208,7 +209,7 @@ impl EnrolmentService {
     }
 
     /// Records a failed enrolment in the audit (a successful one is audited with its token).
-    fn audit_failure(&self, caller: &str, action: &str, user: &str, realm: Option<&str>, e: &EnrolError) {
+    fn audit_failure(&self, caller: &Caller, action: &str, user: &str, realm: Option<&str>, e: &EnrolError) {
         let mut row = crate::store::AuthAuditRow::new(caller, action, "error");
         row.login = Some(user.to_owned());
         row.realm = realm.map(str::to_owned);
@@ -221,7 +222,7 @@ impl EnrolmentService {
     /// Runs an enrolment and audits it when it fails.
     fn audited(
         &self,
-        caller: &str,
+        caller: &Caller,
         action: &str,
         user: &str,
         realm: Option<&str>,

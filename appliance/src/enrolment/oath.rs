@@ -2,6 +2,7 @@
 //! applet, and the matching HOTP/TOTP token (seed sealed) is registered, linked to the card.
 //! The seed is never shown to anyone.
 
+use countersign_core::caller::Caller;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -46,7 +47,7 @@ impl EnrolmentService {
     /// card holds. Blocking.
     pub fn enrol_oath(
         &self,
-        caller: &str,
+        caller: &Caller,
         r: &OathEnrolRequest,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<EnrolOutcome, EnrolError> {
@@ -55,7 +56,7 @@ impl EnrolmentService {
 
     fn oath(
         &self,
-        caller: &str,
+        caller: &Caller,
         r: &OathEnrolRequest,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<EnrolOutcome, EnrolError> {

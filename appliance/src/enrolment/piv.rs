@@ -1,6 +1,7 @@
 //! PIV enrolment: the card generates the key, proves it by attestation, gets a certificate
 //! from the appliance CA, and leaves with a management key and PUK only the appliance knows.
 
+use countersign_core::caller::Caller;
 use countersign_hsm::{KeyAlgorithm, PublicKey};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -51,7 +52,7 @@ impl EnrolmentService {
     /// card holds. Blocking.
     pub fn enrol_piv(
         &self,
-        caller: &str,
+        caller: &Caller,
         r: &PivEnrolRequest,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<EnrolOutcome, EnrolError> {
@@ -60,7 +61,7 @@ impl EnrolmentService {
 
     fn piv(
         &self,
-        caller: &str,
+        caller: &Caller,
         r: &PivEnrolRequest,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<EnrolOutcome, EnrolError> {

@@ -18,11 +18,12 @@ pub use countersign_core::policy::{actions, conditions, snapshot};
 pub mod service;
 
 pub use countersign_core::policy::{
-    client_of, ActionSpec, ActionValue, CompiledPolicy, ConditionResult, Explanation, OtpPin, PolicyConflict,
-    PolicyContext, PolicyExplanation, PolicyInvalid, PolicySnapshot, RateLimit, Scope, CATALOGUE,
+    ActionSpec, ActionValue, CompiledPolicy, ConditionResult, Explanation, OtpPin, PolicyConflict, PolicyContext,
+    PolicyExplanation, PolicyInvalid, PolicySnapshot, RateLimit, Scope, CATALOGUE,
 };
 pub use service::{CheckRequest, PolicyDefinition, PolicyService};
 
+use countersign_core::caller::Caller;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::store::Store;
@@ -82,7 +83,7 @@ pub fn request_context<'a>(
     user: Option<&'a str>,
     realm: Option<&'a str>,
     resolver: Option<&'a str>,
-    caller: &str,
+    caller: &Caller,
     now_s: i64,
 ) -> PolicyContext<'a> {
     PolicyContext::for_request(user, realm, resolver, caller, now_s, local_utc_offset_s(now_s))

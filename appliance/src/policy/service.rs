@@ -6,6 +6,7 @@
 //! Changes are serialised so that a reload never installs an older state over a newer one.
 //! This module never enforces an action.
 
+use countersign_core::caller::Caller;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -204,7 +205,7 @@ fn summary(r: &PolicyRecord) -> String {
     s
 }
 
-fn audit(caller: &str, action: &str, name: &str, detail: String) -> AuthAuditRow {
+fn audit(caller: &Caller, action: &str, name: &str, detail: String) -> AuthAuditRow {
     AuthAuditRow { detail: Some(format!("policy {name}: {detail}")), ..AuthAuditRow::new(caller, action, "ok") }
 }
 
@@ -258,7 +259,7 @@ impl PolicyService {
     /// Defines a policy (`replace`: or overwrites the one of that name, as privacyIDEA does).
     pub async fn put(
         &self,
-        caller: String,
+        caller: Caller,
         name: Option<String>,
         def: PolicyDefinition,
         replace: bool,
@@ -269,7 +270,7 @@ impl PolicyService {
 
     fn put_blocking(
         &self,
-        caller: &str,
+        caller: &Caller,
         path_name: Option<String>,
         def: PolicyDefinition,
         replace: bool,
@@ -300,7 +301,7 @@ impl PolicyService {
     }
 
     /// Enables or disables policy `name`.
-    pub async fn set_active(&self, caller: String, name: String, active: bool) -> Result<PolicyRecord, PolicyError> {
+    pub async fn set_active(&self, caller: Caller, name: String, active: bool) -> Result<PolicyRecord, PolicyError> {
         let svc = self.clone();
         Self::blocking(move || {
             let action = if active { "policy/enable" } else { "policy/disable" };
@@ -311,7 +312,7 @@ impl PolicyService {
     }
 
     /// Deletes policy `name`.
-    pub async fn delete(&self, caller: String, name: String) -> Result<(), PolicyError> {
+    pub async fn delete(&self, caller: Caller, name: String) -> Result<(), PolicyError> {
         let svc = self.clone();
         Self::blocking(move || {
             let row = audit(&caller, "policy/delete", &name, "deleted".into());

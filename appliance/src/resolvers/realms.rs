@@ -11,6 +11,7 @@
 //! clear: bind passwords are sealed by the HSM when they arrive and opened only to build the
 //! resolver; user passwords become HSM verifiers.
 
+use countersign_core::caller::Caller;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
@@ -181,7 +182,7 @@ pub struct Realms {
     inner: Arc<Inner>,
 }
 
-fn audit(caller: &str, action: &str, detail: String) -> AuthAuditRow {
+fn audit(caller: &Caller, action: &str, detail: String) -> AuthAuditRow {
     AuthAuditRow { detail: Some(detail), ..AuthAuditRow::new(caller, action, "ok") }
 }
 
@@ -377,7 +378,7 @@ impl Realms {
     /// [`Realms::check_password`] for an admin, with an audit row (never the password).
     pub fn admin_check_password(
         &self,
-        caller: &str,
+        caller: &Caller,
         realm: Option<&str>,
         login: &str,
         password: &SecretString,
@@ -496,7 +497,7 @@ impl Realms {
 
     /// Defines resolver `r` after checking its options (no connection is made), its bind
     /// password sealed by the HSM.
-    pub fn define_resolver(&self, caller: &str, r: NewResolver) -> Result<ResolverView, ResolverError> {
+    pub fn define_resolver(&self, caller: &Caller, r: NewResolver) -> Result<ResolverView, ResolverError> {
         name_ok("resolver", &r.name)?;
         let options = self.normalise(&r.name, r.kind, &r.options, r.bind_password.is_some())?;
         let sealed = r.bind_password.as_ref().map(|p| self.seal(&r.name, p)).transpose()?;
@@ -522,7 +523,12 @@ impl Realms {
 
     /// Replaces resolver `name`'s options and keeps, replaces or removes its bind password;
     /// its kind stays.
-    pub fn update_resolver(&self, caller: &str, name: &str, u: ResolverUpdate) -> Result<ResolverView, ResolverError> {
+    pub fn update_resolver(
+        &self,
+        caller: &Caller,
+        name: &str,
+        u: ResolverUpdate,
+    ) -> Result<ResolverView, ResolverError> {
         let old = self.inner.store.resolver(name)?;
         let kind = ResolverKind::parse(&old.kind)?;
         if u.clear_bind_password && u.bind_password.is_some() {
@@ -552,7 +558,7 @@ impl Realms {
     }
 
     /// Removes resolver `name`; refused while a realm lists it.
-    pub fn remove_resolver(&self, caller: &str, name: &str) -> Result<(), ResolverError> {
+    pub fn remove_resolver(&self, caller: &Caller, name: &str) -> Result<(), ResolverError> {
         self.inner.store.delete_resolver(name, &audit(caller, "resolver/remove", name.to_owned()))?;
         self.reload()
     }
@@ -572,7 +578,7 @@ impl Realms {
     /// password is given, checks it; reports timings. Audited without the password.
     pub fn test_resolver(
         &self,
-        caller: &str,
+        caller: &Caller,
         name: &str,
         login: &str,
         password: Option<&SecretString>,
@@ -638,7 +644,7 @@ impl Realms {
     /// Creates a realm with its resolvers in order, optionally as the new default.
     pub fn create_realm(
         &self,
-        caller: &str,
+        caller: &Caller,
         name: &str,
         resolvers: &[String],
         default: bool,
@@ -678,14 +684,14 @@ impl Realms {
     }
 
     /// Replaces `realm`'s resolvers; they are asked in this order.
-    pub fn set_resolvers(&self, caller: &str, realm: &str, resolvers: &[String]) -> Result<(), ResolverError> {
+    pub fn set_resolvers(&self, caller: &Caller, realm: &str, resolvers: &[String]) -> Result<(), ResolverError> {
         let detail = format!("{realm}: {}", resolvers.join(" → "));
         self.inner.store.set_realm_resolvers(realm, resolvers, &audit(caller, "realm/resolvers", detail))?;
         self.reload()
     }
 
     /// Makes `realm` the default realm (and no other).
-    pub fn set_default(&self, caller: &str, realm: &str) -> Result<(), ResolverError> {
+    pub fn set_default(&self, caller: &Caller, realm: &str) -> Result<(), ResolverError> {
         self.inner.store.set_default_realm(realm, &audit(caller, "realm/default", realm.to_owned()))?;
         self.reload()
     }
@@ -694,7 +700,7 @@ impl Realms {
     /// the default realm is still the unused one every store starts with (no resolvers, no
     /// internal users), `realm` becomes the default and the unused one is removed, as if it had
     /// never been there; otherwise nothing changes. Returns whether it did.
-    pub fn take_over_unused_default(&self, caller: &str, realm: &str) -> Result<bool, ResolverError> {
+    pub fn take_over_unused_default(&self, caller: &Caller, realm: &str) -> Result<bool, ResolverError> {
         let realms = self.list_realms()?;
         let Some(old) = realms.iter().find(|r| r.default && r.name != realm && r.resolvers.is_empty()) else {
             return Ok(false);
@@ -708,7 +714,7 @@ impl Realms {
     }
 
     /// Removes `realm`; refused for the default realm and while internal users live in it.
-    pub fn remove_realm(&self, caller: &str, realm: &str) -> Result<(), ResolverError> {
+    pub fn remove_realm(&self, caller: &Caller, realm: &str) -> Result<(), ResolverError> {
         self.inner.store.delete_realm(realm, &audit(caller, "realm/remove", realm.to_owned()))?;
         self.reload()
     }
@@ -716,7 +722,7 @@ impl Realms {
     /// Sets an internal user's password (empty: removes it).
     pub fn set_user_password(
         &self,
-        caller: &str,
+        caller: &Caller,
         realm: Option<&str>,
         login: &str,
         password: &SecretString,

@@ -145,7 +145,10 @@ mod tests {
 
     fn read(policies: &[PolicyRecord], user: &str) -> Result<CheckPolicies, PolicyConflict> {
         let snapshot = PolicySnapshot::build(policies).unwrap();
-        CheckPolicies::read(&snapshot, &PolicyContext::for_request(Some(user), Some("r"), None, "uid:0", 0, 0))
+        CheckPolicies::read(
+            &snapshot,
+            &PolicyContext::for_request(Some(user), Some("r"), None, &crate::caller::Caller::uid(0), 0, 0),
+        )
     }
 
     /// Each authentication and authorization action a check reads, set alone, changes only its
@@ -203,7 +206,7 @@ mod tests {
 
     #[test]
     fn answer_policies_hide_what_they_name_and_a_conflict_hides_too() {
-        let ctx = PolicyContext::for_request(Some("alice"), Some("r"), None, "uid:0", 0, 0);
+        let ctx = PolicyContext::for_request(Some("alice"), Some("r"), None, &crate::caller::Caller::uid(0), 0, 0);
         let answers = |policies: &[PolicyRecord]| AnswerPolicies::read(&PolicySnapshot::build(policies).unwrap(), &ctx);
         let d = AnswerPolicies::default();
         let cases = [

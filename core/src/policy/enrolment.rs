@@ -83,7 +83,8 @@ mod tests {
                 EnrolPolicies { lost_pw_contents: Some("n".into()), ..d.clone() },
             ),
         ];
-        let ctx = |realm| PolicyContext::for_request(Some("alice"), Some(realm), None, "uid:0", 0, 0);
+        let ctx =
+            |realm| PolicyContext::for_request(Some("alice"), Some(realm), None, &crate::caller::Caller::uid(0), 0, 0);
         for (actions, want) in cases {
             let snapshot = PolicySnapshot::build(&[policy(actions.clone(), &["corp"])]).unwrap();
             assert_eq!(EnrolPolicies::read(&snapshot, &ctx("corp")).unwrap(), want, "{actions}");

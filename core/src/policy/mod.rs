@@ -25,8 +25,7 @@ pub mod snapshot;
 pub use actions::{ActionSpec, ActionValue, OtpPin, RateLimit, Scope, CATALOGUE};
 pub use record::PolicyRecord;
 pub use snapshot::{
-    client_of, CompiledPolicy, ConditionResult, Explanation, PolicyConflict, PolicyContext, PolicyExplanation,
-    PolicySnapshot,
+    CompiledPolicy, ConditionResult, Explanation, PolicyConflict, PolicyContext, PolicyExplanation, PolicySnapshot,
 };
 
 /// A policy that cannot be compiled: what is wrong with it, naming the policy.

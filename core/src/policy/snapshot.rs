@@ -38,14 +38,14 @@ pub struct PolicyContext<'a> {
 }
 
 impl<'a> PolicyContext<'a> {
-    /// The context of a request: who it is about (user, realm, resolver), the client address
-    /// in the audit's caller name (`ip:ADDR`, `service:NAME ip:ADDR`, ...; none on a Unix
-    /// socket), at `now_s` read `utc_offset_s` seconds east of UTC (the appliance's local time).
+    /// The context of a request: who it is about (user, realm, resolver), the caller's client
+    /// address (none on a Unix socket), at `now_s` read `utc_offset_s` seconds east of UTC (the
+    /// appliance's local time).
     pub fn for_request(
         user: Option<&'a str>,
         realm: Option<&'a str>,
         resolver: Option<&'a str>,
-        caller: &str,
+        caller: &crate::caller::Caller,
         now_s: i64,
         utc_offset_s: i32,
     ) -> PolicyContext<'a> {
@@ -53,7 +53,7 @@ impl<'a> PolicyContext<'a> {
             user,
             realm,
             resolver,
-            client: client_of(caller),
+            client: caller.client(),
             now_s,
             utc_offset_s,
             admin: None,
@@ -74,11 +74,6 @@ impl<'a> PolicyContext<'a> {
             admin_realm: None,
         }
     }
-}
-
-/// The client address in an audit caller name.
-pub fn client_of(caller: &str) -> Option<IpAddr> {
-    caller.split_whitespace().find_map(|w| w.strip_prefix("ip:")).and_then(|ip| ip.parse().ok())
 }
 
 /// Policies at the same (winning) priority give an action different values: the caller must

@@ -17,6 +17,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
+use countersign_core::caller::{Caller, Principal};
 use data_encoding::{BASE32_NOPAD, HEXLOWER};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -78,7 +79,7 @@ fn token_error(e: TokenError) -> PiResponse {
 /// An API admin, from the request's session token; anyone else gets 401.
 pub(super) struct PiAdmin {
     /// How the audit names the caller: `pi-admin:<name> ip:<addr>`.
-    pub(super) caller: String,
+    pub(super) caller: Caller,
     name: String,
 }
 
@@ -160,7 +161,7 @@ impl FromRequestParts<AppState> for PiAdmin {
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
         let c = ApiCaller::from_request_parts(parts, st).await?;
         match c.who {
-            Who::Admin(name) => Ok(PiAdmin { caller: c.audit_name, name }),
+            Who::Admin(name) => Ok(PiAdmin { caller: c.caller, name }),
             Who::Anonymous => Err(session_error(&SessionError::Missing).finish(&st.responses, None)),
             _ => Err(PiResponse::error(ErrorKind::Policy, "only an API admin (see /auth) may manage tokens")
                 .finish(&st.responses, None)),
@@ -209,7 +210,10 @@ async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> 
             .map_err(|e| session_error(&e))?;
         // Judged as the admin's next requests will be, from this client (admin policies may
         // name clients).
-        let admin = PiAdmin { caller: format!("pi-admin:{} {origin}", claims.username), name: claims.username.clone() };
+        let admin = PiAdmin {
+            caller: origin.clone().as_principal(Principal::ApiAdmin(claims.username.clone())),
+            name: claims.username.clone(),
+        };
         let rights = rights_of(&st, &admin);
         let menus = menus_of(&rights);
         Ok::<_, PiResponse>(PiResponse::ok(

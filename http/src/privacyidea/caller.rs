@@ -12,6 +12,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use countersign_core::caller::{Caller, Principal};
 
 use super::envelope::{ErrorKind, PiResponse};
 use crate::extract::Origin;
@@ -35,8 +36,9 @@ pub(crate) enum Who {
 #[derive(Debug, Clone)]
 pub(crate) struct ApiCaller {
     pub who: Who,
-    /// `uid:N`, `ip:ADDR`, `pi-admin:NAME ip:ADDR` or `service:NAME ip:ADDR`.
-    pub audit_name: String,
+    /// Who the request is from, as the audit names it (`uid:N`, `ip:ADDR`,
+    /// `pi-admin:NAME ip:ADDR`, `service:NAME ip:ADDR`).
+    pub caller: Caller,
 }
 
 impl FromRequestParts<AppState> for ApiCaller {
@@ -90,9 +92,9 @@ pub(crate) async fn network_auth(State(st): State<AppState>, req: Request, next:
 
 /// Who sent the request, from the socket's uid or the credential header.
 async fn identify(parts: &mut Parts, st: &AppState) -> Result<ApiCaller, SessionError> {
-    let origin = Origin::from_request_parts(parts, st).await.map(|o| o.0).unwrap_or_else(|_| "unknown".into());
-    if let Some(uid) = origin.strip_prefix("uid:").and_then(|u| u.parse::<u32>().ok()) {
-        return Ok(ApiCaller { who: Who::Socket(uid), audit_name: origin });
+    let origin = Origin::from_request_parts(parts, st).await.map(|o| o.0).unwrap_or_else(|_| Caller::unknown());
+    if let Some(uid) = origin.socket_uid() {
+        return Ok(ApiCaller { who: Who::Socket(uid), caller: origin });
     }
     let header = ["PI-Authorization", "Authorization"]
         .iter()
@@ -101,7 +103,7 @@ async fn identify(parts: &mut Parts, st: &AppState) -> Result<ApiCaller, Session
         .map(|v| v.trim().trim_start_matches("Bearer ").trim().to_owned())
         .filter(|v| !v.is_empty());
     let Some(credential) = header else {
-        return Ok(ApiCaller { who: Who::Anonymous, audit_name: origin });
+        return Ok(ApiCaller { who: Who::Anonymous, caller: origin });
     };
     let access = st.api_access.clone();
     let checked = tokio::task::spawn_blocking(move || {
@@ -118,12 +120,12 @@ async fn identify(parts: &mut Parts, st: &AppState) -> Result<ApiCaller, Session
     .unwrap_or_else(|e| Err(SessionError::Internal(e.to_string())));
     match checked {
         Ok(who) => {
-            let audit_name = match &who {
-                Who::Admin(n) => format!("pi-admin:{n} {origin}"),
-                Who::Service(n) => format!("service:{n} {origin}"),
+            let caller = match &who {
+                Who::Admin(n) => origin.as_principal(Principal::ApiAdmin(n.clone())),
+                Who::Service(n) => origin.as_principal(Principal::Service(n.clone())),
                 _ => origin,
             };
-            Ok(ApiCaller { who, audit_name })
+            Ok(ApiCaller { who, caller })
         }
         Err(e) => Err(e),
     }

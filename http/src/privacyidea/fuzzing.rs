@@ -91,7 +91,11 @@ fn read_all(p: &Params) {
     }
     if let Ok(def) = policies::definition(p) {
         let record = countersign::policy::service::checked_record("fuzz".into(), def);
-        let caller = format!("ip:{}", p.get("client_ip").unwrap_or("10.1.2.3"));
+        // An address that does not parse is a caller without one, as the transport gives it.
+        let caller = match p.get("client_ip").unwrap_or("10.1.2.3").parse() {
+            Ok(ip) => countersign_core::caller::Caller::address(ip),
+            Err(_) => countersign_core::caller::Caller::unknown(),
+        };
         evaluate(record, p.get("user").unwrap_or("alice"), p.get("realm").unwrap_or("corp"), &caller);
     }
 }

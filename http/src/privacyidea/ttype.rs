@@ -35,7 +35,7 @@ pub(super) fn admin_routes() -> Router<AppState> {
 /// form or JSON), and all of them are what the client signed.
 async fn yubikey(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
     let params = p.with_prefix("").map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-    let answer = st.yubico.validate(ProtocolRequest { params, caller: caller.audit_name }).await;
+    let answer = st.yubico.validate(ProtocolRequest { params, caller: caller.caller }).await;
     // privacyIDEA answers every protocol status with 200; the appliance's own failure is not one.
     let status = match (answer.status, answer.unavailable) {
         (Status::BackendError, true) => StatusCode::SERVICE_UNAVAILABLE,

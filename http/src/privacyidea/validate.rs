@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use countersign_core::caller::Caller;
 use serde_json::{json, Value};
 
 use super::caller::{ApiCaller, Who};
@@ -116,7 +117,7 @@ fn shape(o: &CheckOutcome) -> PiResponse {
     PiResponse::ok(json!(false), Some("REJECT"), json!({ "message": o.message }))
 }
 
-async fn decide(st: &AppState, caller: String, p: &Params) -> Result<CheckOutcome, PiResponse> {
+async fn decide(st: &AppState, caller: Caller, p: &Params) -> Result<CheckOutcome, PiResponse> {
     let target = target(p, |r| st.realms.is_realm(r))?;
     let pass = p.secret("pass")?;
     // `state`: the RADIUS State attribute, which the FreeRADIUS module sends back as the
@@ -138,7 +139,7 @@ async fn decide(st: &AppState, caller: String, p: &Params) -> Result<CheckOutcom
 async fn check(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
     // `http.require_api_key` is enforced for every route by the network layer
     // (`caller::network_auth`), not here.
-    let decided = decide(&st, caller.audit_name, &p).await;
+    let decided = decide(&st, caller.caller, &p).await;
     let answer = match decided {
         Ok(o) => shape(&o),
         Err(e) => e,
@@ -150,7 +151,7 @@ async fn check(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Resp
 async fn radiuscheck(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
     // `http.require_api_key` is enforced for every route by the network layer
     // (`caller::network_auth`), not here.
-    let decided = decide(&st, caller.audit_name, &p).await;
+    let decided = decide(&st, caller.caller, &p).await;
     match decided {
         Ok(o) if o.accepted => StatusCode::NO_CONTENT.into_response(),
         Ok(_) => StatusCode::BAD_REQUEST.into_response(),
@@ -178,7 +179,7 @@ async fn trigger(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Re
         let target = target(&p, |r| st.realms.is_realm(r))?;
         let (_, challenges) = st
             .validate
-            .trigger(caller.audit_name.clone(), target)
+            .trigger(caller.caller.clone(), target)
             .await
             .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
         // privacyIDEA marks an answer that created challenges as CHALLENGE.

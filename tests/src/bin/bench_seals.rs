@@ -83,7 +83,7 @@ fn main() -> anyhow::Result<()> {
     for rows in [10usize, 100, 1_000, 10_000] {
         let path = work.path().join(format!("seals-{rows}.db"));
         let plain = Store::open(&path, countersign::config::Synchronous::Normal)?;
-        let audit = AuthAuditRow::new("bench", "bench", "ok");
+        let audit = AuthAuditRow::new(&countersign_core::caller::Caller::appliance("bench"), "bench", "ok");
         for i in 0..rows {
             plain.create_integration(&format!("svc{i}"), 100_000 + i as u32, &audit)?;
             let mut actions = serde_json::Map::new();
@@ -186,7 +186,7 @@ fn rows_report(
                 read(&cold);
             }),
         );
-        let audit = AuthAuditRow::new("bench", "token/reset", "ok");
+        let audit = AuthAuditRow::new(&countersign_core::caller::Caller::appliance("bench"), "token/reset", "ok");
         let change = |s: &Store, serial: &str| {
             s.change_token(serial, &audit, |_| Ok(vec![countersign::store::TokenChange::ResetFail])).unwrap();
         };
