@@ -129,6 +129,7 @@ impl Store {
     pub fn insert_gateway(&self, g: &GatewayRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["gateway"])?;
         tx.execute(
             "INSERT INTO gateway (name, plugin, options, transport, credential_names, sealed_credentials, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -144,14 +145,18 @@ impl Store {
         )
         .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("gateway {}", g.name))))?;
         super::chain::insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["gateway"])?;
         tx.commit()?;
         Ok(())
     }
 
     /// The gateway named `name`.
+    /// Read with the table's seal checked: where a gateway may send is taken only as the
+    /// appliance wrote it.
     pub fn gateway(&self, name: &str) -> Result<GatewayRecord, StoreError> {
-        self.conn()
-            .query_row(&format!("SELECT {COLUMNS} FROM gateway WHERE name = ?1"), [name], from_row)
+        let conn = self.conn();
+        self.check_seals(&conn, &["gateway"])?;
+        conn.query_row(&format!("SELECT {COLUMNS} FROM gateway WHERE name = ?1"), [name], from_row)
             .optional()?
             .ok_or_else(|| StoreError::NotFound(format!("gateway {name}")))
     }
@@ -159,6 +164,7 @@ impl Store {
     /// Every gateway, by name.
     pub fn gateways(&self) -> Result<Vec<GatewayRecord>, StoreError> {
         let conn = self.conn();
+        self.check_seals(&conn, &["gateway"])?;
         let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM gateway ORDER BY name"))?;
         let rows = st.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -168,6 +174,7 @@ impl Store {
     pub fn delete_gateway(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["gateway", "gateway_route"])?;
         let used: Vec<String> = {
             let mut st = tx.prepare(
                 "SELECT r.token_type FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id WHERE g.name = ?1",
@@ -185,6 +192,7 @@ impl Store {
             return Err(StoreError::NotFound(format!("gateway {name}")));
         }
         super::chain::insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["gateway"])?;
         tx.commit()?;
         Ok(())
     }
@@ -193,6 +201,7 @@ impl Store {
     pub fn set_route(&self, token_type: &str, gateways: &[String], audit: &AuthAuditRow) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, &["gateway", "gateway_route"])?;
         tx.execute("DELETE FROM gateway_route WHERE token_type = ?1", [token_type])?;
         for (i, name) in gateways.iter().enumerate() {
             let id: i64 = tx
@@ -206,6 +215,7 @@ impl Store {
             .map_err(|e| unique_as(e, || StoreError::Invalid(format!("gateway {name} is listed twice"))))?;
         }
         super::chain::insert_audit(&tx, audit)?;
+        self.reseal(&tx, &["gateway_route"])?;
         tx.commit()?;
         Ok(())
     }
@@ -213,6 +223,7 @@ impl Store {
     /// Every route: token type → gateway names in failover order.
     pub fn routes(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
         let conn = self.conn();
+        self.check_seals(&conn, &["gateway", "gateway_route"])?;
         let mut st = conn.prepare(
             "SELECT r.token_type, g.name FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id
              ORDER BY r.token_type, r.position",

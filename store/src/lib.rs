@@ -263,9 +263,10 @@ impl Store {
         self.seal_key.set(key).map_err(|_| StoreError::Invalid("table sealing was started twice".into()))
     }
 
-    /// Checks the seals of `tables` first thing in a change's transaction `tx`: a table edited
-    /// behind the daemon's back while it runs is refused here, before the change would seal the
-    /// edit in (and before the daemon reloads what the edit says).
+    /// Checks the seals of `tables` first thing in a change's transaction `tx` (and on reads of
+    /// the gateways, which are not held in memory): a table edited behind the daemon's back
+    /// while it runs is refused here, before a change would seal the edit in or the daemon act
+    /// on what the edit says.
     pub(crate) fn check_seals(&self, tx: &Connection, tables: &[&str]) -> Result<(), StoreError> {
         match self.seal_key.get() {
             Some(key) => seals::verify(tx, key.as_ref(), tables),

@@ -567,4 +567,35 @@ mod tests {
         let conn = store.writer_connection().unwrap();
         assert!(tampered(crate::seals::verify(&conn, &TestKey, &["integration"])));
     }
+
+    #[test]
+    fn where_a_gateway_may_send_is_read_only_as_the_appliance_wrote_it() {
+        let (_dir, store) = store();
+        let g = crate::GatewayRecord {
+            id: 0,
+            name: "sms".into(),
+            plugin: "gateway-http-sms".into(),
+            options: serde_json::json!({}),
+            transport: crate::Transport {
+                allowed_hosts: vec!["sms.example".into()],
+                allow_private: false,
+                timeout_ms: 1000,
+                smtp: None,
+            },
+            credential_names: vec![],
+            sealed_credentials: None,
+            created_at: 0,
+        };
+        store.insert_gateway(&g, &audit()).unwrap();
+        store.set_route("sms", &["sms".into()], &audit()).unwrap();
+        assert_eq!(store.gateway("sms").unwrap().transport.allowed_hosts, ["sms.example"]);
+        assert_eq!(store.routes().unwrap().len(), 1);
+        // Someone with write access points the gateway (and its credentials) elsewhere.
+        let evil = r#"{"allowed_hosts":["evil.example"],"allow_private":true,"timeout_ms":1000,"smtp":null}"#;
+        store.conn().execute("UPDATE gateway SET transport = ?1", [evil]).unwrap();
+        assert!(tampered(store.gateway("sms")), "a delivery does not send there");
+        assert!(tampered(store.gateways()));
+        assert!(tampered(store.routes()));
+        assert!(tampered(store.insert_gateway(&crate::GatewayRecord { name: "b".into(), ..g }, &audit())));
+    }
 }

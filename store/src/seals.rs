@@ -72,6 +72,14 @@ pub const SEALED_TABLES: &[(&str, &str)] = &[
     ("system_key", "SELECT role, hsm_key_id, created_at FROM system_key ORDER BY role"),
     // Whose Yubico validation requests are answered, and under which (sealed) key.
     ("yubikey_client", "SELECT client_id, sealed_key, created_at FROM yubikey_client ORDER BY client_id"),
+    // Where challenge messages and the gateways' credentials may go (allowed hosts, private
+    // targets, SMTP server), and which gateways each token type fails over through.
+    (
+        "gateway",
+        "SELECT id, name, plugin, options, transport, credential_names, sealed_credentials, created_at FROM gateway \
+         ORDER BY id",
+    ),
+    ("gateway_route", "SELECT token_type, position, gateway_id FROM gateway_route ORDER BY token_type, position"),
 ];
 
 /// The row of `table_seal` that seals the set of sealed tables itself, so a table's seal
