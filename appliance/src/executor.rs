@@ -24,9 +24,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use countersign_hsm::Hsm;
 use tokio::sync::oneshot;
 
-pub use crate::store::Committed;
 use crate::store::{
-    AuthAuditRow, CheckRecord, Reader, Record, SignatureAuditRow, Store, StoreError, TokenEffect, Writer,
+    AuthAuditRow, CheckRecord, Committed, Reader, Record, SignatureAuditRow, Store, StoreError, TokenEffect, Writer,
 };
 
 /// Rows one commit covers at most.

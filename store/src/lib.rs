@@ -54,8 +54,8 @@ pub use policies::PolicyRecord;
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
     recorded_owner_key, unknown_owner_key, AfterAccept, AuditFacts, AuthAuditQuery, CheckRecord, CheckTarget,
-    DirectoryUser, FailedToken, NewToken, Owner, RecentAudit, ThrottleEffect, ThrottleState, TokenChange, TokenEffect,
-    TokenRecord, TokenView, Unusable, User, Validity,
+    DirectoryUser, FailedToken, NewToken, Owner, ThrottleEffect, ThrottleState, TokenChange, TokenEffect, TokenRecord,
+    TokenView, Unusable, User, Validity,
 };
 pub use yubikey_clients::{Stored, YubikeyClientView};
 

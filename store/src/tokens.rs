@@ -376,24 +376,6 @@ pub struct AuthAuditQuery {
     pub limit: Option<u32>,
 }
 
-/// Which recent audit rows to count: those of `action` with `result` for `login` since
-/// `since_ms`, with exactly this `realm` (as the request named it), and from `caller` if given.
-#[derive(Debug, Clone, Copy)]
-pub struct RecentAudit<'a> {
-    /// The action counted, as the rows record it (`validate/check`, ...).
-    pub action: &'a str,
-    /// The login exactly as the rows record it.
-    pub login: &'a str,
-    /// The realm exactly as the rows record it; `None` counts only rows that name no realm.
-    pub realm: Option<&'a str>,
-    /// Only rows of this caller (`ip:ADDR`, `uid:N`); `None`: from any caller.
-    pub caller: Option<&'a str>,
-    /// The result counted (`accept`, `reject`, ...).
-    pub result: &'a str,
-    /// Only rows stamped at or after this time, in milliseconds since the Unix epoch.
-    pub since_ms: i64,
-}
-
 /// Counts a resolved user's recent `validate/check` rows with `result` since `since_ms`,
 /// however the checks named the user (any spelling or realm of the login, or a token serial):
 /// the per-user limits `auth_max_fail` and `auth_max_success`.
@@ -516,18 +498,6 @@ pub fn recorded_owner_key(t: &TokenRecord) -> Option<String> {
         (Some(_), Some(r), Some(uid)) => Some(format!("{r}:{uid}")),
         _ => None,
     }
-}
-
-/// Counts the rows `q` describes, on the caller's connection (the index by login, action,
-/// result and time, migration 0014, makes it read only the rows it counts). Rate limits (`auth_max_fail`, `/auth`) use it.
-pub(crate) fn recent_audit(conn: &Connection, q: &RecentAudit<'_>) -> Result<u64, StoreError> {
-    let n: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM auth_audit WHERE login = ?1 AND at_ms >= ?2 AND action = ?3
-             AND result = ?4 AND realm IS ?5 AND (?6 IS NULL OR caller = ?6)",
-        )?
-        .query_row(params![q.login, q.since_ms, q.action, q.result, q.realm, q.caller], |r| r.get(0))?;
-    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Refuses to give user `user_id` another token when they own `limit` already (`except`: a
@@ -1391,11 +1361,6 @@ impl Store {
         let old = Self::token_in(&tx, &seals, old_serial)?;
         tx.commit()?;
         Ok((old, replacement))
-    }
-
-    /// How many audit rows `q` describes ([`RecentAudit`]), counted on the store's connection.
-    pub fn recent_audit(&self, q: &RecentAudit<'_>) -> Result<u64, StoreError> {
-        recent_audit(&self.conn(), q)
     }
 
     /// Writes one audit row, with its chain link, in a transaction of its own (refusals, plugin

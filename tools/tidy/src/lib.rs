@@ -502,6 +502,38 @@ mod tests {
         assert!(broken[0].starts_with("countersign-core depends on countersign-plugin-abi"), "{broken:?}");
     }
 
+    /// Each dependency rule issue 15 names, with the edge it allows and the edge it refuses.
+    #[test]
+    fn each_layering_rule_refuses_its_bad_edge() {
+        let allowed = [
+            pkg("countersign-store", &["rusqlite"]),
+            pkg("countersign-http", &["axum", "hyper", "countersign"]),
+            pkg("countersign", &["countersign-hsm", "countersign-store"]),
+            pkg("countersignd", &["countersign-hsm", "countersign-http"]),
+            pkg("countersign-card", &["pcsc"]),
+            pkg("countersign-cli", &["countersign-client", "countersign-core"]),
+        ];
+        assert!(crate_rules(&allowed).is_empty(), "{:?}", crate_rules(&allowed));
+        let refused: [(&str, &str); 9] = [
+            ("countersign", "rusqlite"),
+            ("countersign-http", "rusqlite"),
+            ("countersign", "axum"),
+            ("countersign-store", "hyper"),
+            ("countersign-http", "countersign-hsm"),
+            ("countersign-store", "countersign-hsm"),
+            ("countersign-core", "tokio"),
+            ("countersign-cli", "countersign"),
+            ("countersign-cli", "countersign-store"),
+        ];
+        for (name, dep) in refused {
+            let broken = crate_rules(&[pkg(name, &[dep]), pkg(dep, &[])]);
+            assert!(
+                broken.iter().any(|b| b.starts_with(&format!("{name} depends on {dep}"))),
+                "{name} -> {dep}: {broken:?}"
+            );
+        }
+    }
+
     #[test]
     fn the_cli_linking_a_part_of_the_daemon_is_named() {
         assert!(crate_rules(&[pkg("countersign-cli", &["countersign-client", "countersign-core"])]).is_empty());
