@@ -5,6 +5,7 @@
 //! it is acknowledged. It never handles private key material.
 
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use std::sync::Arc;
 
 use countersign_hsm::{Hsm, HsmError, KeyAlgorithm};
@@ -15,15 +16,10 @@ use crate::store::{Application, AuditQuery, Integration, NewKeyVersion, Signatur
 /// Why an admin change or read of applications, integrations or the signature audit failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    /// The request is not acceptable (a malformed name); the message says why.
-    #[error("{0}")]
-    Invalid(String),
-    /// An application or integration of that name (or an integration of that uid) exists.
-    #[error("{0} already exists")]
-    Duplicate(String),
-    /// The application, integration or grant named does not exist.
-    #[error("{0} does not exist")]
-    NotFound(String),
+    /// A malformed name; an application, integration or grant named that does not exist; or
+    /// an application or integration of that name (or an integration of that uid) that exists.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The HSM failed (generating a key pair, reading its public key).
     #[error("HSM: {0}")]
     Hsm(#[from] HsmError),
@@ -38,10 +34,7 @@ pub enum AdminError {
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Duplicate(m) => AdminError::Duplicate(m),
-            StoreError::NotFound(m) => AdminError::NotFound(m),
-            // The request's fault, as every other service maps it (not an internal error).
-            StoreError::Invalid(m) => AdminError::Invalid(m),
+            StoreError::Refused(r) => AdminError::Refused(r),
             other => AdminError::Store(other),
         }
     }
@@ -68,9 +61,9 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), AdminError> {
     if ok {
         Ok(())
     } else {
-        Err(AdminError::Invalid(format!(
+        Err(AdminError::Refused(Refusal::Invalid(format!(
             "{kind} name '{name}' is not valid: use 1-64 characters a-z 0-9 - _ . starting with a letter or digit"
-        )))
+        ))))
     }
 }
 
@@ -136,7 +129,7 @@ impl AdminService {
         validate_name("application", &name)?;
         self.change(move |hsm, store| {
             if store.application(&name)?.is_some() {
-                return Err(AdminError::Duplicate(format!("application '{name}'")));
+                return Err(AdminError::Refused(Refusal::Duplicate(format!("application '{name}'"))));
             }
             let label = label(&name, 1);
             let kp = hsm.generate_key_pair(&label, alg)?;
@@ -152,7 +145,9 @@ impl AdminService {
     /// Generates a new keypair version; the previous one is retired (verify only).
     pub async fn rotate(&self, caller: Caller, name: String) -> Result<Application, AdminError> {
         self.change(move |hsm, store| {
-            let app = store.application(&name)?.ok_or_else(|| AdminError::NotFound(format!("application '{name}'")))?;
+            let app = store
+                .application(&name)?
+                .ok_or_else(|| AdminError::Refused(Refusal::NotFound(format!("application '{name}'"))))?;
             let version = store.next_version(&name)?;
             let label = label(&name, version);
             let kp = hsm.generate_key_pair(&label, app.algorithm)?;
@@ -173,7 +168,9 @@ impl AdminService {
     /// Application `name` with its key versions.
     pub async fn application(&self, name: String) -> Result<Application, AdminError> {
         self.blocking(move |_, store| {
-            store.application(&name)?.ok_or_else(|| AdminError::NotFound(format!("application '{name}'")))
+            store
+                .application(&name)?
+                .ok_or_else(|| AdminError::Refused(Refusal::NotFound(format!("application '{name}'"))))
         })
         .await
     }
@@ -221,7 +218,9 @@ impl AdminService {
             let audit = admin_audit(&caller, "integration/grant", format!("{application} to {integration}"));
             store.grant(&integration, &application, &audit)?;
             tracing::info!(integration = %integration, application = %application, "granted key");
-            store.integration(&integration)?.ok_or_else(|| AdminError::NotFound(format!("integration '{integration}'")))
+            store
+                .integration(&integration)?
+                .ok_or_else(|| AdminError::Refused(Refusal::NotFound(format!("integration '{integration}'"))))
         })
         .await
     }
@@ -237,12 +236,14 @@ impl AdminService {
         self.change(move |_, store| {
             let audit = admin_audit(&caller, "integration/revoke", format!("{application} from {integration}"));
             if !store.revoke(&integration, &application, &audit)? {
-                return Err(AdminError::NotFound(format!(
+                return Err(AdminError::Refused(Refusal::NotFound(format!(
                     "a grant of application '{application}' to integration '{integration}'"
-                )));
+                ))));
             }
             tracing::info!(integration = %integration, application = %application, "revoked key");
-            store.integration(&integration)?.ok_or_else(|| AdminError::NotFound(format!("integration '{integration}'")))
+            store
+                .integration(&integration)?
+                .ok_or_else(|| AdminError::Refused(Refusal::NotFound(format!("integration '{integration}'"))))
         })
         .await
     }
@@ -266,9 +267,9 @@ mod tests {
     fn the_stores_refusals_keep_their_kind() {
         use countersign_core::error::{ErrorKind, Kinded};
         let kind = |e: StoreError| AdminError::from(e).kind();
-        assert_eq!(kind(StoreError::Invalid("bad".into())), ErrorKind::Invalid);
-        assert_eq!(kind(StoreError::NotFound("x".into())), ErrorKind::NotFound);
-        assert_eq!(kind(StoreError::Duplicate("x".into())), ErrorKind::Conflict);
+        assert_eq!(kind(StoreError::Refused(Refusal::Invalid("bad".into()))), ErrorKind::Invalid);
+        assert_eq!(kind(StoreError::Refused(Refusal::NotFound("x".into()))), ErrorKind::NotFound);
+        assert_eq!(kind(StoreError::Refused(Refusal::Duplicate("x".into()))), ErrorKind::Conflict);
         assert_eq!(kind(StoreError::Tampered("x".into())), ErrorKind::Internal);
     }
 }

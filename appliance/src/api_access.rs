@@ -13,6 +13,7 @@
 //! all read the same, whether the name exists or not.
 
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -91,10 +92,10 @@ pub struct ApiAccess {
 
 fn valid_name(name: &str) -> Result<(), TokenError> {
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) {
-        return Err(TokenError::Invalid(format!(
+        return Err(TokenError::Refused(Refusal::Invalid(format!(
             "admin name '{}' is not valid: 1-64 of A-Z a-z 0-9 - _ . @",
             name.escape_debug()
-        )));
+        ))));
     }
     Ok(())
 }
@@ -110,7 +111,9 @@ impl ApiAccess {
     pub fn add_admin(&self, caller: &Caller, name: &str, password: &SecretString) -> Result<ApiAdminView, TokenError> {
         valid_name(name)?;
         if password.expose_secret().chars().count() < 12 {
-            return Err(TokenError::Invalid("an API admin password has at least 12 characters".into()));
+            return Err(TokenError::Refused(Refusal::Invalid(
+                "an API admin password has at least 12 characters".into(),
+            )));
         }
         let verifier = self.secrets.api_admin_verifier(name, password.expose_secret().as_bytes())?;
         let mut audit = AuthAuditRow::new(caller, "api-admin/add", "ok");

@@ -4,6 +4,7 @@
 //! [`HsmCaSigner`]; this module holds no private key material.
 
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use std::sync::Arc;
 
 use countersign_hsm::{Hsm, HsmError, KeyAlgorithm, KeyId, SignInput, SignScheme};
@@ -48,9 +49,9 @@ impl From<CaError> for TokenError {
     fn from(e: CaError) -> TokenError {
         match e {
             CaError::Missing | CaError::NoCertificate | CaError::Invalid(_) | CaError::Pki(_) => {
-                TokenError::Invalid(e.to_string())
+                TokenError::Refused(Refusal::Invalid(e.to_string()))
             }
-            CaError::Exists => TokenError::Duplicate("the appliance CA".into()),
+            CaError::Exists => TokenError::Refused(Refusal::Duplicate("the appliance CA".into())),
             CaError::Hsm(h) => TokenError::Hsm(h),
             CaError::Store(s) => TokenError::from(s),
         }

@@ -13,6 +13,7 @@
 //! It never logs a code or a message text; queued texts are sealed by the HSM.
 
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,7 +160,7 @@ impl ChallengeService {
         let p = self.policies.current();
         let value = |action: &str| -> Result<Option<crate::policy::ActionValue>, TokenError> {
             Ok(p.value(Scope::Authentication, action, &ctx)
-                .map_err(|e| TokenError::Invalid(format!("policy conflict, refused: {e}")))?
+                .map_err(|e| TokenError::Refused(Refusal::Invalid(format!("policy conflict, refused: {e}"))))?
                 .map(|(v, _)| v))
         };
         let text = |action: &str| Ok::<_, TokenError>(value(action)?.and_then(|v| v.as_text().map(str::to_owned)));
@@ -336,7 +337,7 @@ impl ChallengeService {
             vars.insert("otp".into(), otp.to_string());
             let subject = if t.token_type == "email" {
                 countersign_template::render(&self.cfg.email_subject, &vars, countersign_template::Escape::None)
-                    .map_err(|e| TokenError::Invalid(e.to_string()))?
+                    .map_err(|e| TokenError::Refused(Refusal::Invalid(e.to_string())))?
             } else {
                 String::new()
             };

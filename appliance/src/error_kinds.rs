@@ -17,9 +17,9 @@ use crate::validate::ValidateError;
 impl Kinded for TokenError {
     fn kind(&self) -> ErrorKind {
         match self {
-            TokenError::Invalid(_) | TokenError::OutOfSync(_) => ErrorKind::Invalid,
-            TokenError::Duplicate(_) | TokenError::Revoked(_) | TokenError::Unassigned(_) => ErrorKind::Conflict,
-            TokenError::NotFound(_) => ErrorKind::NotFound,
+            TokenError::Refused(r) => r.kind(),
+            TokenError::OutOfSync(_) => ErrorKind::Invalid,
+            TokenError::Revoked(_) | TokenError::Unassigned(_) => ErrorKind::Conflict,
             TokenError::Hsm(h) => h.kind(),
             TokenError::Plugin(_) => ErrorKind::Unavailable(Dependency::Plugin),
             TokenError::Store(_) | TokenError::Internal(_) => ErrorKind::Internal,
@@ -38,9 +38,7 @@ impl Kinded for TokenError {
 impl Kinded for AdminError {
     fn kind(&self) -> ErrorKind {
         match self {
-            AdminError::Invalid(_) => ErrorKind::Invalid,
-            AdminError::Duplicate(_) => ErrorKind::Conflict,
-            AdminError::NotFound(_) => ErrorKind::NotFound,
+            AdminError::Refused(r) => r.kind(),
             AdminError::Hsm(h) => h.kind(),
             AdminError::Store(_) | AdminError::Internal(_) => ErrorKind::Internal,
         }
@@ -58,9 +56,7 @@ impl Kinded for AdminError {
 impl Kinded for PolicyError {
     fn kind(&self) -> ErrorKind {
         match self {
-            PolicyError::Invalid(_) => ErrorKind::Invalid,
-            PolicyError::Duplicate(_) => ErrorKind::Conflict,
-            PolicyError::NotFound(_) => ErrorKind::NotFound,
+            PolicyError::Refused(r) => r.kind(),
             PolicyError::Store(_) | PolicyError::Internal(_) => ErrorKind::Internal,
         }
     }
@@ -69,9 +65,7 @@ impl Kinded for PolicyError {
 impl Kinded for ResolverError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ResolverError::Invalid(_) => ErrorKind::Invalid,
-            ResolverError::NotFound(_) => ErrorKind::NotFound,
-            ResolverError::Duplicate(_) => ErrorKind::Conflict,
+            ResolverError::Refused(r) => r.kind(),
             ResolverError::Unreachable { .. }
             | ResolverError::Timeout { .. }
             | ResolverError::Directory { .. }

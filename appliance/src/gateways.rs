@@ -6,6 +6,7 @@
 //! name them only.
 
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -88,7 +89,7 @@ fn view(g: &GatewayRecord, routes: &[(String, Vec<String>)]) -> GatewayView {
 /// The transport settings on their own: sane limits, an SMTP server that needs TLS unless
 /// private targets are allowed.
 fn check_transport(t: &Transport) -> Result<(), TokenError> {
-    let bad = |m: String| Err(TokenError::Invalid(m));
+    let bad = |m: String| Err(TokenError::Refused(Refusal::Invalid(m)));
     if t.timeout_ms == 0 || t.timeout_ms > 60_000 {
         return bad(format!("transport.timeout_ms must be 1 to 60000, not {}", t.timeout_ms));
     }
@@ -127,12 +128,13 @@ impl GatewayService {
     }
 
     fn define_blocking(&self, caller: &Caller, g: NewGateway) -> Result<GatewayView, TokenError> {
-        crate::admin::validate_name("gateway", &g.name).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        crate::admin::validate_name("gateway", &g.name)
+            .map_err(|e| TokenError::Refused(Refusal::Invalid(e.to_string())))?;
         if !self.plugins.has(&g.plugin, "gateway") {
-            return Err(TokenError::Invalid(format!(
+            return Err(TokenError::Refused(Refusal::Invalid(format!(
                 "no gateway plugin '{}' is loaded; see `countersign plugin list`",
                 g.plugin
-            )));
+            ))));
         }
         check_transport(&g.transport)?;
         // A fixed URL (no placeholder in it) must point at an allowed host now, not at the first
@@ -141,7 +143,8 @@ impl GatewayService {
         if let Some(url) = g.options.get("url").and_then(serde_json::Value::as_str) {
             if !url.contains('{') {
                 let only_listed = Transport { allow_private: true, ..g.transport.clone() };
-                check_url(&only_listed, url).map_err(|e| TokenError::Invalid(format!("options.url: {e}")))?;
+                check_url(&only_listed, url)
+                    .map_err(|e| TokenError::Refused(Refusal::Invalid(format!("options.url: {e}"))))?;
             }
         }
         let credential_names: Vec<String> = g.credentials.keys().cloned().collect();
@@ -159,7 +162,10 @@ impl GatewayService {
         match call_for_gateway(&self.plugins, &self.secrets, &record, &req, "") {
             Ok(PluginResponse::OptionsOk) => {}
             Ok(PluginResponse::OptionsInvalid { reason }) => {
-                return Err(TokenError::Invalid(format!("plugin {} refuses the options: {reason}", g.plugin)))
+                return Err(TokenError::Refused(Refusal::Invalid(format!(
+                    "plugin {} refuses the options: {reason}",
+                    g.plugin
+                ))))
             }
             Ok(other) => return Err(TokenError::Plugin(format!("plugin {} answered {other:?}", g.plugin))),
             Err(e) => return Err(TokenError::Plugin(e.to_string())),

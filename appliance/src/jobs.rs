@@ -6,6 +6,7 @@
 //! decided in the check's own transaction. A failed run is logged and recorded, and the job
 //! runs again at its next interval; a job never runs twice at once.
 
+use countersign_core::error::Refusal;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -74,6 +75,6 @@ impl Jobs {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.job_runs())
             .await
-            .map_err(|e| StoreError::Invalid(format!("the job list could not be read: {e}")))?
+            .map_err(|e| StoreError::Refused(Refusal::Invalid(format!("the job list could not be read: {e}"))))?
     }
 }

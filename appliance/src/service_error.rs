@@ -2,21 +2,16 @@
 //! (store, HSM, plugin calls) off the async runtime. Kept apart from those services so that
 //! each can use it without depending on the others.
 
+use countersign_core::error::Refusal;
 use countersign_store::StoreError;
 
 /// What went wrong in a token, gateway or challenge service.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    /// The request is not acceptable (a bad value, a refused option, a policy conflict); the
-    /// message says why and never holds a seed, PIN or password.
-    #[error("{0}")]
-    Invalid(String),
-    /// The token, user, gateway or other thing named does not exist.
-    #[error("{0} does not exist")]
-    NotFound(String),
-    /// Something of that name exists already.
-    #[error("{0} already exists")]
-    Duplicate(String),
+    /// The request is not acceptable, or names a token, user, gateway or other thing that does
+    /// not exist or exists already.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// A resync's two OTPs are not consecutive codes of the token within the sync window.
     #[error("{0}")]
     OutOfSync(String),
@@ -43,9 +38,7 @@ pub enum TokenError {
 impl From<StoreError> for TokenError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(m) => TokenError::NotFound(m),
-            StoreError::Duplicate(m) => TokenError::Duplicate(m),
-            StoreError::Invalid(m) => TokenError::Invalid(m),
+            StoreError::Refused(r) => TokenError::Refused(r),
             StoreError::Revoked(m) => TokenError::Revoked(m),
             other => TokenError::Store(other),
         }

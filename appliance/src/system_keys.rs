@@ -3,6 +3,7 @@
 //! A role the store names but the token lacks is an error, never a silent regeneration: that
 //! would orphan everything the old key signed.
 
+use countersign_core::error::Refusal;
 use countersign_hsm::{Hsm, HsmError, KeyAlgorithm, KeyId};
 
 use crate::store::{Store, StoreError};
@@ -140,10 +141,10 @@ pub fn start_table_sealing(hsm: &Hsm, store: &Store) -> Result<(), SystemKeyErro
             (id, true)
         }
         more => {
-            return Err(SystemKeyError::Store(StoreError::Invalid(format!(
+            return Err(SystemKeyError::Store(StoreError::Refused(Refusal::Invalid(format!(
                 "the token holds {} keys labelled {label}; remove the ones the store does not name",
                 more.len()
-            ))))
+            )))))
         }
     };
     store.start_sealing(table_seal_key(hsm, id), adopt).map_err(|e| SystemKeyError::Sealing(e.to_string()))

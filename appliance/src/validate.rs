@@ -17,6 +17,7 @@
 )]
 
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use std::sync::Arc;
 
 use countersign_core::policy::check::{without_token, AnswerPolicies, CheckPolicies, NoToken};
@@ -511,7 +512,7 @@ impl ValidateService {
                         known: true,
                     })
                 }
-                Ok(None) | Err(crate::resolvers::ResolverError::NotFound(_)) => {
+                Ok(None) | Err(crate::resolvers::ResolverError::Refused(Refusal::NotFound(_))) => {
                     let realm_name =
                         self.realms.realm_name(realm.as_deref()).unwrap_or_else(|_| realm.clone().unwrap_or_default());
                     Ok(Subject {

@@ -28,6 +28,7 @@
 //! check an OTP for a request it has not authenticated.
 
 use countersign_core::caller::{Caller, Principal};
+use countersign_core::error::Refusal;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -162,28 +163,26 @@ pub fn timestamp(now_ms: i64) -> String {
 /// A client id: 1 to 64 characters from `A-Z a-z 0-9 . _ -` (Yubico's are numbers).
 pub fn valid_client_id(id: &str) -> Result<(), TokenError> {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
-        return Err(TokenError::Invalid(format!(
+        return Err(TokenError::Refused(Refusal::Invalid(format!(
             "a Yubico client id has 1 to 64 characters from A-Z a-z 0-9 . _ -, not {:?}",
             id.chars().take(70).collect::<String>()
-        )));
+        ))));
     }
     Ok(())
 }
 
 /// A key given in Base64 (privacyIDEA's form), decoded: 16 to 64 bytes.
 pub fn decode_key(b64: &str) -> Result<Zeroizing<Vec<u8>>, TokenError> {
-    let key = Zeroizing::new(
-        STANDARD
-            .decode(b64.trim())
-            .map_err(|_| TokenError::Invalid("a Yubico client key is standard Base64 (with padding)".into()))?,
-    );
+    let key = Zeroizing::new(STANDARD.decode(b64.trim()).map_err(|_| {
+        TokenError::Refused(Refusal::Invalid("a Yubico client key is standard Base64 (with padding)".into()))
+    })?);
     if !KEY_LEN.contains(&key.len()) {
-        return Err(TokenError::Invalid(format!(
+        return Err(TokenError::Refused(Refusal::Invalid(format!(
             "a Yubico client key has {} to {} bytes, not {}",
             KEY_LEN.start(),
             KEY_LEN.end(),
             key.len()
-        )));
+        ))));
     }
     Ok(key)
 }
@@ -300,7 +299,7 @@ impl YubicoClients {
             None => Ok(None),
         })
         .await
-        .unwrap_or_else(|e| Err(KeyError::Store(crate::store::StoreError::Invalid(e.to_string()))));
+        .unwrap_or_else(|e| Err(KeyError::Store(crate::store::StoreError::Refused(Refusal::Invalid(e.to_string())))));
         let client = id.as_deref().unwrap_or_default();
         let key = match key {
             Ok(Some(key)) => key,

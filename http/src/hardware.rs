@@ -7,6 +7,7 @@
 //! `{"error": {"code", "message", "card_state"}}`. The status is 200 once the stream starts;
 //! the last line says how it ended.
 
+use countersign_core::error::Refusal;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -129,8 +130,8 @@ async fn ca_import(
 ) -> Result<Json<Value>, ApiError> {
     let ca = st.ca.clone();
     let v = countersign::tokens::blocking(move || {
-        let der =
-            countersign_pki::from_pem(&b.pem).map_err(|e| countersign::tokens::TokenError::Invalid(e.to_string()))?;
+        let der = countersign_pki::from_pem(&b.pem)
+            .map_err(|e| countersign::tokens::TokenError::Refused(Refusal::Invalid(e.to_string())))?;
         ca.import_certificate(&caller, &der).map_err(Into::into)
     })
     .await?;

@@ -5,6 +5,7 @@
 //! transaction. An admin's `session_epoch` (random, replaced at logout) is what its session
 //! tokens are bound to.
 
+use countersign_core::error::Refusal;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -39,7 +40,7 @@ impl Store {
             "INSERT INTO api_admin (name, password_verifier, created_at, session_epoch) VALUES (?1, ?2, ?3, ?4)",
             params![name, verifier, crate::now_ms() / 1000, epoch],
         )
-        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("API admin {name}"))))?;
+        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("API admin {name}")))))?;
         insert_audit(&tx, audit)?;
         self.reseal(&tx, &["api_admin"])?;
         tx.commit()?;
@@ -83,7 +84,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         self.check_seals(&tx, &["api_admin"])?;
         if tx.execute("UPDATE api_admin SET session_epoch = ?2 WHERE name = ?1", params![name, epoch])? == 0 {
-            return Err(StoreError::NotFound(format!("API admin {name}")));
+            return Err(StoreError::Refused(Refusal::NotFound(format!("API admin {name}"))));
         }
         insert_audit(&tx, audit)?;
         self.reseal(&tx, &["api_admin"])?;
@@ -138,7 +139,7 @@ impl Store {
             "INSERT INTO service_account (name, key_prefix, key_verifier, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![name, prefix, verifier, description, crate::now_ms() / 1000],
         )
-        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("service account {name}"))))?;
+        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("service account {name}")))))?;
         insert_audit(&tx, audit)?;
         self.reseal(&tx, &["service_account"])?;
         tx.commit()?;

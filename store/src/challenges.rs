@@ -5,6 +5,7 @@
 //! expired`; `sending` is claimed by compare-and-set, so a delivery is attempted by one sender
 //! at a time, and a delivered one is never sent again. Message texts are stored sealed.
 
+use countersign_core::error::Refusal;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -226,7 +227,7 @@ impl Store {
                 r.get(0)
             })
             .optional()?
-            .ok_or_else(|| StoreError::NotFound("an active token".into()))?;
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound("an active token".into())))?;
         // The token row is checked against its seal before its counter moves, and sealed after.
         self.row_seals().update(&tx, super::row_seals::RowTable::Token, token_id, || {
             tx.execute(

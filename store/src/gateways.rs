@@ -2,6 +2,7 @@
 //!
 //! Credentials are stored only sealed; this module never sees them in the clear.
 
+use countersign_core::error::Refusal;
 use rusqlite::{params, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
@@ -120,7 +121,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<GatewayRecord> {
 const COLUMNS: &str = "id, name, plugin, options, transport, credential_names, sealed_credentials, created_at";
 
 fn json(v: &impl Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()))
+    serde_json::to_string(v).map_err(|e| StoreError::Refused(Refusal::Invalid(e.to_string())))
 }
 
 impl Store {
@@ -143,7 +144,7 @@ impl Store {
                 crate::now_ms() / 1000
             ],
         )
-        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("gateway {}", g.name))))?;
+        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("gateway {}", g.name)))))?;
         super::chain::insert_audit(&tx, audit)?;
         self.reseal(&tx, &["gateway"])?;
         tx.commit()?;
@@ -158,7 +159,7 @@ impl Store {
         self.check_seals(&conn, &["gateway"])?;
         conn.query_row(&format!("SELECT {COLUMNS} FROM gateway WHERE name = ?1"), [name], from_row)
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("gateway {name}")))
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))))
     }
 
     /// Every gateway, by name.
@@ -183,13 +184,13 @@ impl Store {
             rows.collect::<rusqlite::Result<_>>()?
         };
         if !used.is_empty() {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Refused(Refusal::Invalid(format!(
                 "gateway {name} is in the failover list of {}; change the route first",
                 used.join(", ")
-            )));
+            ))));
         }
         if tx.execute("DELETE FROM gateway WHERE name = ?1", [name])? == 0 {
-            return Err(StoreError::NotFound(format!("gateway {name}")));
+            return Err(StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))));
         }
         super::chain::insert_audit(&tx, audit)?;
         self.reseal(&tx, &["gateway"])?;
@@ -207,12 +208,14 @@ impl Store {
             let id: i64 = tx
                 .query_row("SELECT id FROM gateway WHERE name = ?1", [name], |r| r.get(0))
                 .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("gateway {name}")))?;
+                .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))))?;
             tx.execute(
                 "INSERT INTO gateway_route (token_type, position, gateway_id) VALUES (?1, ?2, ?3)",
                 params![token_type, i64::try_from(i + 1).unwrap_or(i64::MAX), id],
             )
-            .map_err(|e| unique_as(e, || StoreError::Invalid(format!("gateway {name} is listed twice"))))?;
+            .map_err(|e| {
+                unique_as(e, || StoreError::Refused(Refusal::Invalid(format!("gateway {name} is listed twice"))))
+            })?;
         }
         super::chain::insert_audit(&tx, audit)?;
         self.reseal(&tx, &["gateway_route"])?;

@@ -5,6 +5,7 @@
 //! Management keys and PUKs are stored only sealed (AES-GCM under an HSM key, bound to the
 //! card); nothing here can open them.
 
+use countersign_core::error::Refusal;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
@@ -186,7 +187,7 @@ impl Store {
                 ca.updated_at
             ],
         )
-        .map_err(|e| super::unique_as(e, || StoreError::Duplicate(format!("CA {}", ca.name))))?;
+        .map_err(|e| super::unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("CA {}", ca.name)))))?;
         insert_audit(&tx, audit)?;
         tx.commit()?;
         Ok(())
@@ -201,7 +202,7 @@ impl Store {
             params![name, der, crate::now_ms() / 1000],
         )?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("CA {name}")));
+            return Err(StoreError::Refused(Refusal::NotFound(format!("CA {name}"))));
         }
         insert_audit(&tx, audit)?;
         tx.commit()?;

@@ -1,5 +1,6 @@
 //! Applications, their versioned master keypairs, integrations and grants.
 
+use countersign_core::error::Refusal;
 use countersign_core::keys::{KeyAlgorithm, KeyId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -158,7 +159,9 @@ impl Store {
             "INSERT INTO application (name, algorithm, created_at) VALUES (?1, ?2, ?3)",
             params![name, alg.as_str(), now_s()],
         ) {
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::Duplicate(format!("application '{name}'"))),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Refused(Refusal::Duplicate(format!("application '{name}'"))))
+            }
             other => other?,
         };
         let id = tx.last_insert_rowid();
@@ -167,7 +170,7 @@ impl Store {
         self.reseal(&tx, &["application", "master_keypair"])?;
         tx.commit()?;
         drop(conn);
-        self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
+        self.application(name)?.ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))
     }
 
     /// The version number the next rotation of `name` will get.
@@ -181,7 +184,7 @@ impl Store {
             )
             .optional()?
             .flatten();
-        v.map(|v| v + 1).ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
+        v.map(|v| v + 1).ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))
     }
 
     /// Retires the active version of `name` and records `next` as the new active one.
@@ -198,7 +201,7 @@ impl Store {
         let (app_id, alg): (i64, String) = tx
             .query_row("SELECT id, algorithm FROM application WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))?;
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))?;
         let alg: KeyAlgorithm = alg.parse().map_err(conversion)?;
         tx.execute(
             "UPDATE master_keypair SET state = 'retired', retired_at = ?2 WHERE application_id = ?1 AND state = 'active'",
@@ -206,7 +209,9 @@ impl Store {
         )?;
         match insert_version(&tx, app_id, version, alg, next) {
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Duplicate(format!("version {version} of application '{name}'")))
+                return Err(StoreError::Refused(Refusal::Duplicate(format!(
+                    "version {version} of application '{name}'"
+                ))))
             }
             other => other?,
         }
@@ -214,7 +219,7 @@ impl Store {
         self.reseal(&tx, &["master_keypair"])?;
         tx.commit()?;
         drop(conn);
-        self.application(name)?.ok_or_else(|| StoreError::NotFound(format!("application '{name}'")))
+        self.application(name)?.ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))
     }
 
     /// The application `name` with its key versions, oldest first, once the tables' seals verify;
@@ -256,7 +261,9 @@ impl Store {
             .execute("INSERT INTO integration (name, uid, created_at) VALUES (?1, ?2, ?3)", params![name, uid, now_s()])
         {
             Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Duplicate(format!("an integration named '{name}' or with uid {uid}")))
+                return Err(StoreError::Refused(Refusal::Duplicate(format!(
+                    "an integration named '{name}' or with uid {uid}"
+                ))))
             }
             other => other?,
         };
@@ -264,7 +271,7 @@ impl Store {
         self.reseal(&tx, &["integration"])?;
         tx.commit()?;
         drop(conn);
-        self.integration(name)?.ok_or_else(|| StoreError::NotFound(format!("integration '{name}'")))
+        self.integration(name)?.ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("integration '{name}'"))))
     }
 
     /// Removes the integration `name` and its grants, with its audit row, and renews the seals.
@@ -274,7 +281,7 @@ impl Store {
         self.check_seals(&tx, &["integration", "integration_grant"])?;
         let n = tx.execute("DELETE FROM integration WHERE name = ?1", [name])?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("integration '{name}'")));
+            return Err(StoreError::Refused(Refusal::NotFound(format!("integration '{name}'"))));
         }
         insert_audit(&tx, audit)?;
         // Grants go with the integration (ON DELETE CASCADE).
@@ -360,10 +367,10 @@ fn ids(conn: &Connection, integration: &str, application: &str) -> Result<(i64, 
     let i: i64 = conn
         .query_row("SELECT id FROM integration WHERE name = ?1", [integration], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("integration '{integration}'")))?;
+        .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("integration '{integration}'"))))?;
     let a: i64 = conn
         .query_row("SELECT id FROM application WHERE name = ?1", [application], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("application '{application}'")))?;
+        .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{application}'"))))?;
     Ok((i, a))
 }

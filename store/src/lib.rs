@@ -31,6 +31,7 @@ pub mod seals;
 mod tokens;
 mod yubikey_clients;
 
+use countersign_core::error::Refusal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
@@ -133,15 +134,10 @@ pub enum StoreError {
     /// The database has a schema version (the one given) newer than this build knows.
     #[error("the database was written by a newer Countersign (schema version {0}); upgrade countersignd")]
     TooNew(u32),
-    /// The object (named in the text) exists already.
-    #[error("{0} already exists")]
-    Duplicate(String),
-    /// The object (named in the text) does not exist.
-    #[error("{0} does not exist")]
-    NotFound(String),
-    /// The request cannot be carried out as asked; the text says why.
-    #[error("{0}")]
-    Invalid(String),
+    /// The request names something that does not exist or exists already, or cannot be
+    /// carried out as asked; services pass it on unchanged.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The object's state forbids the change (a revoked token enabled again).
     #[error("{0}")]
     Revoked(String),
@@ -260,7 +256,9 @@ impl Store {
         if !adopted.is_empty() {
             tracing::info!(tables = ?adopted, "sealed tables as they are (first start that seals them)");
         }
-        self.seal_key.set(key).map_err(|_| StoreError::Invalid("table sealing was started twice".into()))
+        self.seal_key
+            .set(key)
+            .map_err(|_| StoreError::Refused(Refusal::Invalid("table sealing was started twice".into())))
     }
 
     /// Checks the seals of `tables` first thing in a change's transaction `tx` (and on reads of
@@ -289,7 +287,7 @@ impl Store {
 
     /// Deletes the row of the sealed `table` whose `key_column` is `key`, writes its audit row
     /// and renews the table's seal, in one transaction; without such a row nothing changes and
-    /// the answer is [`StoreError::NotFound`] naming `what`. `table` and `key_column` are the
+    /// the answer is a [`Refusal::NotFound`](countersign_core::error::Refusal::NotFound) naming `what`. `table` and `key_column` are the
     /// code's own names, never a request's.
     pub(crate) fn delete_sealed_row(
         &self,
@@ -303,7 +301,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         self.check_seals(&tx, &[table])?;
         if tx.execute(&format!("DELETE FROM {table} WHERE {key_column} = ?1"), [key])? == 0 {
-            return Err(StoreError::NotFound(format!("{what} {key}")));
+            return Err(StoreError::Refused(Refusal::NotFound(format!("{what} {key}"))));
         }
         chain::insert_audit(&tx, audit)?;
         self.reseal(&tx, &[table])?;
@@ -361,9 +359,8 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 impl Kinded for StoreError {
     fn kind(&self) -> ErrorKind {
         match self {
-            StoreError::Duplicate(_) | StoreError::Revoked(_) => ErrorKind::Conflict,
-            StoreError::NotFound(_) => ErrorKind::NotFound,
-            StoreError::Invalid(_) => ErrorKind::Invalid,
+            StoreError::Refused(r) => r.kind(),
+            StoreError::Revoked(_) => ErrorKind::Conflict,
             StoreError::AuditStopped => ErrorKind::Unavailable(Dependency::Audit),
             StoreError::SealUnavailable(_) => ErrorKind::Unavailable(Dependency::Hsm),
             StoreError::Open { .. }

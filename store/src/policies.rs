@@ -4,6 +4,7 @@
 //! This module stores what the policy service has already checked; it never judges an action
 //! or a condition, and never evaluates a policy.
 
+use countersign_core::error::Refusal;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::Serialize;
 
@@ -40,18 +41,18 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<PolicyRecord> {
 }
 
 fn json(v: &impl Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()))
+    serde_json::to_string(v).map_err(|e| StoreError::Refused(Refusal::Invalid(e.to_string())))
 }
 
 fn policy_in(tx: &Transaction<'_>, name: &str) -> Result<PolicyRecord, StoreError> {
     tx.query_row(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), [name], from_row)
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("policy {name}")))
+        .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("policy {name}"))))
 }
 
 impl Store {
     /// Stores a policy. `replace`: an existing policy of that name is overwritten (keeping its
-    /// creation time); otherwise an existing name is [`StoreError::Duplicate`].
+    /// creation time); otherwise an existing name is a [`Refusal::Duplicate`](countersign_core::error::Refusal::Duplicate).
     pub fn put_policy(
         &self,
         p: &PolicyRecord,
@@ -92,7 +93,8 @@ impl Store {
                                  admin_realms, admin_users, description, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)"
         };
-        tx.execute(sql, values).map_err(|e| unique_as(e, || StoreError::Duplicate(format!("policy {}", p.name))))?;
+        tx.execute(sql, values)
+            .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("policy {}", p.name)))))?;
         super::chain::insert_audit(&tx, audit)?;
         self.reseal(&tx, &["policy"])?;
         let stored = policy_in(&tx, &p.name)?;
@@ -106,7 +108,7 @@ impl Store {
         self.verify_seals(&conn, &["policy"])?;
         conn.query_row(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), [name], from_row)
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("policy {name}")))
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("policy {name}"))))
     }
 
     /// Every policy, by scope, priority and name.
@@ -133,7 +135,7 @@ impl Store {
             params![active, crate::now_ms() / 1000, name],
         )?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("policy {name}")));
+            return Err(StoreError::Refused(Refusal::NotFound(format!("policy {name}"))));
         }
         super::chain::insert_audit(&tx, audit)?;
         self.reseal(&tx, &["policy"])?;
@@ -189,15 +191,21 @@ mod tests {
         let stored = store.put_policy(&record("p1"), false, &a("policy/create")).unwrap();
         assert_eq!(stored.users, vec!["alice".to_owned()]);
         assert!(stored.created_at > 0);
-        assert!(matches!(store.put_policy(&record("p1"), false, &a("policy/create")), Err(StoreError::Duplicate(_))));
+        assert!(matches!(
+            store.put_policy(&record("p1"), false, &a("policy/create")),
+            Err(StoreError::Refused(Refusal::Duplicate(_)))
+        ));
         let mut changed = record("p1");
         changed.priority = 5;
         assert_eq!(store.put_policy(&changed, true, &a("policy/set")).unwrap().priority, 5);
         assert!(!store.set_policy_active("p1", false, &a("policy/disable")).unwrap().active);
         assert_eq!(store.policies().unwrap().len(), 1);
         store.delete_policy("p1", &a("policy/delete")).unwrap();
-        assert!(matches!(store.policy("p1"), Err(StoreError::NotFound(_))));
-        assert!(matches!(store.delete_policy("p1", &a("policy/delete")), Err(StoreError::NotFound(_))));
+        assert!(matches!(store.policy("p1"), Err(StoreError::Refused(Refusal::NotFound(_)))));
+        assert!(matches!(
+            store.delete_policy("p1", &a("policy/delete")),
+            Err(StoreError::Refused(Refusal::NotFound(_)))
+        ));
         assert_eq!(audits(&store), ["policy/delete", "policy/disable", "policy/set", "policy/create"]);
     }
 }

@@ -4,6 +4,7 @@
 //! This module never sees a password in the clear: bind passwords arrive sealed, user
 //! passwords as HMAC verifiers.
 
+use countersign_core::error::Refusal;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
@@ -76,13 +77,13 @@ const COLUMNS: &str = "id, name, kind, options, sealed_bind_password, created_at
 fn resolver_id(conn: &Connection, name: &str) -> Result<i64, StoreError> {
     conn.query_row("SELECT id FROM resolver WHERE name = ?1", [name], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("resolver {name}")))
+        .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("resolver {name}"))))
 }
 
 fn realm_id(conn: &Connection, name: &str) -> Result<i64, StoreError> {
     conn.query_row("SELECT id FROM realm WHERE name = ?1", [name], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("realm {name}")))
+        .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("realm {name}"))))
 }
 
 impl Store {
@@ -98,7 +99,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             params![r.name, r.kind, r.options.to_string(), r.sealed_bind_password, now],
         )
-        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("resolver {}", r.name))))?;
+        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("resolver {}", r.name)))))?;
         self.reseal(&tx, &["resolver"])?;
         super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
@@ -148,10 +149,10 @@ impl Store {
             rows.collect::<rusqlite::Result<_>>()?
         };
         if !realms.is_empty() {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Refused(Refusal::Invalid(format!(
                 "resolver {name} is used by realm {}; change the realm first",
                 realms.join(", ")
-            )));
+            ))));
         }
         tx.execute("DELETE FROM resolver WHERE id = ?1", [id])?;
         self.reseal(&tx, &["resolver"])?;
@@ -166,7 +167,7 @@ impl Store {
         self.verify_seals(&conn, &["resolver"])?;
         conn.query_row(&format!("SELECT {COLUMNS} FROM resolver WHERE name = ?1"), [name], from_row)
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("resolver {name}")))
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("resolver {name}"))))
     }
 
     /// Every resolver, by name, once the table's seal verifies.
@@ -213,7 +214,7 @@ impl Store {
             "INSERT INTO realm (name, is_default, created_at) VALUES (?1, 0, ?2)",
             params![name, crate::now_ms() / 1000],
         )
-        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("realm {name}"))))?;
+        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("realm {name}")))))?;
         self.reseal(&tx, &["realm"])?;
         super::chain::insert_audit(&tx, audit)?;
         tx.commit()?;
@@ -238,15 +239,17 @@ impl Store {
         let (id, default): (i64, bool) = tx
             .query_row("SELECT id, is_default FROM realm WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("realm {name}")))?;
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("realm {name}"))))?;
         if default {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Refused(Refusal::Invalid(format!(
                 "realm {name} is the default realm; make another the default first"
-            )));
+            ))));
         }
         let users: i64 = tx.query_row("SELECT count(*) FROM app_user WHERE realm_id = ?1", [id], |r| r.get(0))?;
         if users > 0 {
-            return Err(StoreError::Invalid(format!("realm {name} holds {users} internal user(s); remove them first")));
+            return Err(StoreError::Refused(Refusal::Invalid(format!(
+                "realm {name} holds {users} internal user(s); remove them first"
+            ))));
         }
         tx.execute("DELETE FROM realm WHERE id = ?1", [id])?;
         self.reseal(&tx, &["realm", "realm_resolver"])?;
@@ -273,7 +276,9 @@ impl Store {
                 "INSERT INTO realm_resolver (realm_id, resolver_id, priority) VALUES (?1, ?2, ?3)",
                 params![realm_id, id, i64::try_from(i + 1).unwrap_or(i64::MAX)],
             )
-            .map_err(|e| unique_as(e, || StoreError::Invalid(format!("resolver {name} is listed twice"))))?;
+            .map_err(|e| {
+                unique_as(e, || StoreError::Refused(Refusal::Invalid(format!("resolver {name} is listed twice"))))
+            })?;
         }
         self.reseal(&tx, &["realm_resolver"])?;
         super::chain::insert_audit(&tx, audit)?;
@@ -357,7 +362,7 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("user {login} in realm {realm}")))?;
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("user {login} in realm {realm}"))))?;
         self.row_seals().update(&tx, RowTable::User, id, || {
             tx.execute("UPDATE app_user SET password_verifier = ?2 WHERE id = ?1", params![id, verifier])
         })?;
@@ -372,6 +377,6 @@ impl Store {
         self.verify_seals(&conn, &["realm"])?;
         conn.query_row("SELECT name FROM realm WHERE is_default = 1", [], |r| r.get(0))
             .optional()?
-            .ok_or_else(|| StoreError::NotFound("default realm".into()))
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound("default realm".into())))
     }
 }

@@ -18,6 +18,7 @@
 //! Owns: the sealed tables' list and canonical encoding, `table_seal`. Must never: hold the
 //! key, or accept a table whose seal is missing once sealing has begun.
 
+use countersign_core::error::Refusal;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
@@ -93,7 +94,7 @@ fn query_of(table: &str) -> Result<&'static str, StoreError> {
         .iter()
         .find(|(t, _)| *t == table)
         .map(|(_, q)| *q)
-        .ok_or_else(|| StoreError::Invalid(format!("table {table} is not sealed")))
+        .ok_or_else(|| StoreError::Refused(Refusal::Invalid(format!("table {table} is not sealed"))))
 }
 
 /// SHA-256 over the table's name and every value of every row, each tagged with its type and

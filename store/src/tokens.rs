@@ -6,6 +6,7 @@
 //! only move forward, by compare-and-set in the same transaction as the audit row that
 //! records the acceptance ([`commit_check`]).
 
+use countersign_core::error::Refusal;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
@@ -517,10 +518,10 @@ fn owner_within_limit(
         |r| r.get(0),
     )?;
     if have >= limit {
-        return Err(StoreError::Invalid(format!(
+        return Err(StoreError::Refused(Refusal::Invalid(format!(
             "{} already has {have} token(s); policy max_token_per_user allows {limit}",
             who()
-        )));
+        ))));
     }
     Ok(())
 }
@@ -756,7 +757,7 @@ fn checked(seals: &RowSeals, t: TokenRecord) -> Result<TokenRecord, StoreError> 
 }
 
 fn counter_sql(v: u64) -> Result<i64, StoreError> {
-    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("counter {v} is out of range")))
+    i64::try_from(v).map_err(|_| StoreError::Refused(Refusal::Invalid(format!("counter {v} is out of range"))))
 }
 
 /// The yubikey tokens enrolled with `public_id` (`params.prefix`), checked as
@@ -941,7 +942,7 @@ impl Store {
 
     /// Records the CKA_ID (hex) of the key just generated on the HSM for `role` (`token-seal`,
     /// `pin-verifier`, `table-seal`, ...) and renews the table's seal; refuses a role already
-    /// recorded ([`StoreError::Duplicate`]).
+    /// recorded (a [`Refusal::Duplicate`](countersign_core::error::Refusal::Duplicate)).
     pub fn insert_system_key(&self, role: &str, key_id_hex: &str) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -950,7 +951,7 @@ impl Store {
             "INSERT INTO system_key (role, hsm_key_id, created_at) VALUES (?1, ?2, ?3)",
             params![role, key_id_hex, crate::now_ms() / 1000],
         )
-        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("system key {role}"))))?;
+        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("system key {role}")))))?;
         self.reseal(&tx, &["system_key"])?;
         tx.commit()?;
         Ok(())
@@ -961,7 +962,7 @@ impl Store {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("realm {}", realm.unwrap_or("(default)"))))
+        .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("realm {}", realm.unwrap_or("(default)")))))
     }
 
     pub(super) fn user_id(conn: &Connection, login: &str, realm: Option<&str>) -> Result<(i64, String), StoreError> {
@@ -971,7 +972,7 @@ impl Store {
                 r.get(0)
             })
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("user {login} in realm {realm_name}")))?;
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("user {login} in realm {realm_name}"))))?;
         Ok((id, realm_name))
     }
 
@@ -988,7 +989,9 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::now_ms() / 1000],
         )
-        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("user {} in realm {realm_name}", u.login))))?;
+        .map_err(|e| {
+            unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("user {} in realm {realm_name}", u.login))))
+        })?;
         let id = tx.last_insert_rowid();
         seals.seal_row(&tx, RowTable::User, id)?;
         seals.users_changed(&tx, &[id], &[])?;
@@ -1088,13 +1091,13 @@ impl Store {
                     )
                     .optional()?;
                 if let Some(other) = taken {
-                    return Err(StoreError::Invalid(format!(
+                    return Err(StoreError::Refused(Refusal::Invalid(format!(
                         "realm {realm_name} already has a user {} ({}), who is not the user resolver {} found; \
                          remove that user or use another realm",
                         u.login,
                         other.map_or_else(|| "an internal user".to_owned(), |r| format!("recorded from resolver {r}")),
                         u.resolver
-                    )));
+                    ))));
                 }
                 tx.execute(
                     "INSERT INTO app_user (realm_id, login, created_at, resolver, resolver_uid)
@@ -1131,7 +1134,7 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("internal user #{id}")))
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("internal user #{id}"))))
     }
 
     /// Directory users recorded before stable ids were kept: (resolver, login), for binding.
@@ -1217,7 +1220,7 @@ impl Store {
                 device_id
             ],
         )
-        .map_err(|e| unique_as(e, || StoreError::Duplicate(format!("token {}", t.serial))))?;
+        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("token {}", t.serial)))))?;
         let id = tx.last_insert_rowid();
         seals.seal_row(tx, RowTable::Token, id)?;
         if let Some(user_id) = user_id {
@@ -1251,7 +1254,7 @@ impl Store {
                 token_from_row,
             )
             .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("token {serial}")))?;
+            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("token {serial}"))))?;
         checked(seals, t)
     }
 
@@ -1335,7 +1338,7 @@ impl Store {
         let old = Self::token_in(&tx, &seals, old_serial)?;
         let earlier = match Self::token_in(&tx, &seals, &new.serial) {
             Ok(t) => Some(t),
-            Err(StoreError::NotFound(_)) => None,
+            Err(StoreError::Refused(Refusal::NotFound(_))) => None,
             Err(e) => return Err(e),
         };
         prepare(&old, earlier.as_ref(), &mut new)?;
@@ -1354,9 +1357,9 @@ impl Store {
         let replacement = Self::token_in(&tx, &seals, &new.serial)?;
         if replacement.owner_id != old.owner_id {
             // `new.user` names the old token's owner row; anything else is a bug, not a state.
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Refused(Refusal::Invalid(format!(
                 "the replacement of token {old_serial} would not belong to its owner; nothing was changed"
-            )));
+            ))));
         }
         let old = Self::token_in(&tx, &seals, old_serial)?;
         tx.commit()?;
@@ -1520,7 +1523,9 @@ impl TokenChange {
                     params![counter_sql(*next)?, t.id],
                 )?;
                 if changed == 0 {
-                    return Err(StoreError::Invalid("those OTPs were already used; resync needs two new ones".into()));
+                    return Err(StoreError::Refused(Refusal::Invalid(
+                        "those OTPs were already used; resync needs two new ones".into(),
+                    )));
                 }
             }
             TokenChange::Revoke => {
@@ -1634,6 +1639,9 @@ mod tests {
         assert_eq!(recorded_owner_key(&t).as_deref(), Some("corp:uuid-1"));
         // Another person of the same login in a realm is refused, not merged.
         let other = DirectoryUser { uid: "uuid-2", login: "ALICE", ..user };
-        assert!(matches!(store.bind_directory_user(Some("other"), &other), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            store.bind_directory_user(Some("other"), &other),
+            Err(StoreError::Refused(Refusal::Invalid(_)))
+        ));
     }
 }

@@ -4,6 +4,7 @@
 //! answered and under which key answers are signed. Each change writes its audit row in the
 //! same transaction.
 
+use countersign_core::error::Refusal;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -32,7 +33,7 @@ pub enum Stored {
 
 impl Store {
     /// Stores client `client_id` with its sealed key. With `replace`, an existing client's key
-    /// is replaced; without, an existing client is [`StoreError::Duplicate`].
+    /// is replaced; without, an existing client is a [`Refusal::Duplicate`](countersign_core::error::Refusal::Duplicate).
     pub fn put_yubikey_client(
         &self,
         client_id: &str,
@@ -49,7 +50,7 @@ impl Store {
             .optional()?
             .is_some();
         if exists && !replace {
-            return Err(StoreError::Duplicate(format!("Yubico client {client_id}")));
+            return Err(StoreError::Refused(Refusal::Duplicate(format!("Yubico client {client_id}"))));
         }
         tx.execute(
             "INSERT INTO yubikey_client (client_id, sealed_key, created_at) VALUES (?1, ?2, ?3)
@@ -105,7 +106,10 @@ mod tests {
         store.start_sealing(Arc::new(TestKey), true).unwrap();
         let audit = AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), "test", "ok");
         assert_eq!(store.put_yubikey_client("7", b"sealed-1", 1, false, &audit).unwrap(), Stored::Inserted);
-        assert!(matches!(store.put_yubikey_client("7", b"sealed-2", 2, false, &audit), Err(StoreError::Duplicate(_))));
+        assert!(matches!(
+            store.put_yubikey_client("7", b"sealed-2", 2, false, &audit),
+            Err(StoreError::Refused(Refusal::Duplicate(_)))
+        ));
         assert_eq!(store.put_yubikey_client("7", b"sealed-2", 2, true, &audit).unwrap(), Stored::Replaced);
         assert_eq!(store.yubikey_client_key("7").unwrap().as_deref(), Some(b"sealed-2".as_slice()));
         assert_eq!(store.yubikey_client_key("8").unwrap(), None);
@@ -119,7 +123,7 @@ mod tests {
         conn.execute("DELETE FROM yubikey_client WHERE client_id = 'evil'", []).unwrap();
         store.yubikey_client_key("7").unwrap();
         store.remove_yubikey_client("7", &audit).unwrap();
-        assert!(matches!(store.remove_yubikey_client("7", &audit), Err(StoreError::NotFound(_))));
+        assert!(matches!(store.remove_yubikey_client("7", &audit), Err(StoreError::Refused(Refusal::NotFound(_)))));
         assert_eq!(store.yubikey_client_key("7").unwrap(), None);
     }
 }

@@ -15,6 +15,7 @@ mod oath;
 mod piv;
 
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -108,9 +109,9 @@ impl From<DeviceError> for EnrolError {
 impl From<TokenError> for EnrolError {
     fn from(e: TokenError) -> EnrolError {
         let code = match &e {
-            TokenError::Invalid(_) | TokenError::OutOfSync(_) => "invalid",
-            TokenError::NotFound(_) => "not_found",
-            TokenError::Duplicate(_) => "duplicate",
+            TokenError::Refused(Refusal::Invalid(_)) | TokenError::OutOfSync(_) => "invalid",
+            TokenError::Refused(Refusal::NotFound(_)) => "not_found",
+            TokenError::Refused(Refusal::Duplicate(_)) => "duplicate",
             TokenError::Revoked(_) => "revoked",
             _ => "internal",
         };

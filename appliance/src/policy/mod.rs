@@ -24,6 +24,7 @@ pub use countersign_core::policy::{
 pub use service::{CheckRequest, PolicyDefinition, PolicyService};
 
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::store::Store;
@@ -91,7 +92,7 @@ pub fn request_context<'a>(
 
 impl From<PolicyInvalid> for PolicyError {
     fn from(e: PolicyInvalid) -> Self {
-        PolicyError::Invalid(e.0)
+        PolicyError::Refused(Refusal::Invalid(e.0))
     }
 }
 
@@ -100,15 +101,10 @@ use crate::store::StoreError;
 /// Why a policy could not be stored, loaded or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    /// A name, scope, action, value or condition is not acceptable; the message says which.
-    #[error("{0}")]
-    Invalid(String),
-    /// No policy of that name.
-    #[error("{0} does not exist")]
-    NotFound(String),
-    /// A policy of that name exists (and the request did not ask to replace it).
-    #[error("{0} already exists")]
-    Duplicate(String),
+    /// A name, scope, action, value or condition is not acceptable (the message says which);
+    /// no policy of that name; or one exists and the request did not ask to replace it.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// The store failed for a reason the request cannot fix.
     #[error("store: {0}")]
     Store(StoreError),
@@ -120,9 +116,7 @@ pub enum PolicyError {
 impl From<StoreError> for PolicyError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(m) => PolicyError::NotFound(m),
-            StoreError::Duplicate(m) => PolicyError::Duplicate(m),
-            StoreError::Invalid(m) => PolicyError::Invalid(m),
+            StoreError::Refused(r) => PolicyError::Refused(r),
             other => PolicyError::Store(other),
         }
     }

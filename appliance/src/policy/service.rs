@@ -7,6 +7,7 @@
 //! This module never enforces an action.
 
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -128,7 +129,7 @@ pub struct PolicyService {
 pub fn checked_record(name: String, def: PolicyDefinition) -> Result<PolicyRecord, PolicyError> {
     validate_name(&name)?;
     if def.description.len() > 1000 {
-        return Err(PolicyError::Invalid("description: at most 1000 characters".into()));
+        return Err(PolicyError::Refused(Refusal::Invalid("description: at most 1000 characters".into())));
     }
     let mut record = PolicyRecord {
         name,
@@ -164,11 +165,11 @@ fn validate_name(name: &str) -> Result<(), PolicyError> {
     if ok {
         Ok(())
     } else {
-        Err(PolicyError::Invalid(format!(
+        Err(PolicyError::Refused(Refusal::Invalid(format!(
             "policy name '{}' is not valid: 1-64 characters A-Z a-z 0-9 - _ . starting with a letter or digit \
              (not 'check' or 'actions')",
             name.escape_debug()
-        )))
+        ))))
     }
 }
 
@@ -211,7 +212,11 @@ fn audit(caller: &Caller, action: &str, name: &str, detail: String) -> AuthAudit
 
 /// "Mon 09:30" → Unix seconds in the first week of 2024 (2024-01-01 was a Monday), UTC.
 fn weekday_time(s: &str) -> Result<i64, PolicyError> {
-    let bad = || PolicyError::Invalid(format!("time '{s}' is not Unix seconds or a weekday and time like 'Sat 10:00'"));
+    let bad = || {
+        PolicyError::Refused(Refusal::Invalid(format!(
+            "time '{s}' is not Unix seconds or a weekday and time like 'Sat 10:00'"
+        )))
+    };
     let (day, hm) = s.trim().split_once(' ').ok_or_else(bad)?;
     let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
         .iter()
@@ -277,10 +282,12 @@ impl PolicyService {
     ) -> Result<PolicyRecord, PolicyError> {
         let name = match (path_name, def.name.clone()) {
             (Some(p), Some(b)) if p != b => {
-                return Err(PolicyError::Invalid(format!("the body names policy {b} but the path names {p}")))
+                return Err(PolicyError::Refused(Refusal::Invalid(format!(
+                    "the body names policy {b} but the path names {p}"
+                ))))
             }
             (Some(n), _) | (None, Some(n)) => n,
-            (None, None) => return Err(PolicyError::Invalid("a policy needs a name".into())),
+            (None, None) => return Err(PolicyError::Refused(Refusal::Invalid("a policy needs a name".into()))),
         };
         let record = checked_record(name.clone(), def)?;
         let action = if replace { "policy/set" } else { "policy/create" };
@@ -324,33 +331,41 @@ impl PolicyService {
     /// The effective value of an action for the described context, and why, per policy.
     pub fn check(&self, q: &CheckRequest) -> Result<Explanation, PolicyError> {
         let scope = match &q.scope {
-            Some(s) => Scope::parse(s).map_err(PolicyError::Invalid)?,
+            Some(s) => Scope::parse(s).map_err(|m| PolicyError::Refused(Refusal::Invalid(m)))?,
             None => match actions::lookup(&q.action) {
                 Some(a) => a.scope,
                 None => {
                     let names: Vec<&str> = actions::CATALOGUE.iter().map(|a| a.name).collect();
-                    return Err(PolicyError::Invalid(format!(
+                    return Err(PolicyError::Refused(Refusal::Invalid(format!(
                         "unknown action '{}'; accepted: {}",
                         q.action,
                         names.join(", ")
-                    )));
+                    ))));
                 }
             },
         };
         match actions::lookup(&q.action) {
             Some(a) if a.scope == scope => {}
             Some(a) => {
-                return Err(PolicyError::Invalid(format!(
+                return Err(PolicyError::Refused(Refusal::Invalid(format!(
                     "action {} belongs to scope {}, not {scope}",
                     a.name, a.scope
-                )))
+                ))))
             }
-            None => return Err(PolicyError::Invalid(format!("unknown action '{}' in scope {scope}", q.action))),
+            None => {
+                return Err(PolicyError::Refused(Refusal::Invalid(format!(
+                    "unknown action '{}' in scope {scope}",
+                    q.action
+                ))))
+            }
         }
-        let client: Option<IpAddr> = match q.client.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-            Some(c) => Some(c.parse().map_err(|_| PolicyError::Invalid(format!("client '{c}' is not an IP address")))?),
-            None => None,
-        };
+        let client: Option<IpAddr> =
+            match q.client.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+                Some(c) => Some(c.parse().map_err(|_| {
+                    PolicyError::Refused(Refusal::Invalid(format!("client '{c}' is not an IP address")))
+                })?),
+                None => None,
+            };
         let (now_s, utc_offset_s) = match &q.time {
             None => {
                 let now = self.clock.now_ms() / 1000;

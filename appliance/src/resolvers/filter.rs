@@ -4,6 +4,7 @@
 //! This module never passes a caller's text into a filter unescaped.
 
 use super::ResolverError;
+use countersign_core::error::Refusal;
 
 /// The placeholder a filter template carries for the login.
 pub const LOGIN: &str = "{login}";
@@ -28,7 +29,7 @@ pub fn escape(value: &str) -> String {
 /// Checks a filter template when a resolver is defined: parenthesised, balanced, with the
 /// login placeholder.
 pub fn check_template(template: &str) -> Result<(), ResolverError> {
-    let bad = |m: &str| Err(ResolverError::Invalid(format!("filter '{template}': {m}")));
+    let bad = |m: &str| Err(ResolverError::Refused(Refusal::Invalid(format!("filter '{template}': {m}"))));
     if !template.contains(LOGIN) {
         return bad("must contain {login}");
     }

@@ -14,6 +14,7 @@
 //! This module never logs or returns the bind password or a user's password; errors name the
 //! server and the operation only.
 
+use countersign_core::error::Refusal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -131,12 +132,13 @@ fn default_size_limit() -> u32 {
 impl LdapOptions {
     /// Checks the options when a resolver is defined; `has_password`: a bind password is set.
     pub fn check(&self, has_password: bool) -> Result<(), ResolverError> {
-        let bad = |m: String| Err(ResolverError::Invalid(m));
+        let bad = |m: String| Err(ResolverError::Refused(Refusal::Invalid(m)));
         if self.uris.is_empty() {
             return bad("uris: give at least one ldap:// or ldaps:// URI".into());
         }
         for u in &self.uris {
-            let parsed = url::Url::parse(u).map_err(|e| ResolverError::Invalid(format!("uri '{u}': {e}")))?;
+            let parsed =
+                url::Url::parse(u).map_err(|e| ResolverError::Refused(Refusal::Invalid(format!("uri '{u}': {e}"))))?;
             let host = parsed.host_str().unwrap_or_default();
             match parsed.scheme() {
                 "ldaps" if self.starttls => return bad(format!("uri '{u}': starttls is for ldap:// URIs")),
@@ -250,7 +252,7 @@ fn tls_config(ca_file: Option<&str>) -> Result<Arc<rustls::ClientConfig>, Resolv
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let bad = |e: String| ResolverError::Invalid(format!("ca_file {path}: {e}"));
+            let bad = |e: String| ResolverError::Refused(Refusal::Invalid(format!("ca_file {path}: {e}")));
             for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
                 roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
             }
@@ -412,7 +414,7 @@ impl LdapResolver {
             }
             return Ok(conn);
         }
-        Err(last.unwrap_or_else(|| ResolverError::Invalid("no LDAP server configured".into())))
+        Err(last.unwrap_or_else(|| ResolverError::Refused(Refusal::Invalid("no LDAP server configured".into()))))
     }
 
     /// The kept connection, opened if there is none.

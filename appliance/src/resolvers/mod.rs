@@ -14,6 +14,7 @@ pub mod ldap;
 pub mod passwd;
 pub mod realms;
 
+use countersign_core::error::Refusal;
 use std::fmt;
 
 use secrecy::SecretString;
@@ -119,7 +120,9 @@ impl ResolverKind {
             "internal" => Ok(ResolverKind::Internal),
             "passwd" => Ok(ResolverKind::Passwd),
             "ldap" => Ok(ResolverKind::Ldap),
-            other => Err(ResolverError::Invalid(format!("resolver kind '{other}' is not internal, passwd or ldap"))),
+            other => Err(ResolverError::Refused(Refusal::Invalid(format!(
+                "resolver kind '{other}' is not internal, passwd or ldap"
+            )))),
         }
     }
 }
@@ -134,15 +137,10 @@ impl fmt::Display for ResolverKind {
 /// password.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolverError {
-    /// A definition or request is not acceptable; the message says why.
-    #[error("{0}")]
-    Invalid(String),
-    /// The realm, resolver or user named does not exist.
-    #[error("{0} does not exist")]
-    NotFound(String),
-    /// A resolver or realm of that name exists already.
-    #[error("{0} already exists")]
-    Duplicate(String),
+    /// A definition or request is not acceptable (the message says why), or the realm,
+    /// resolver or user named does not exist, or one of that name exists already.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// An LDAP server could not be reached or the connection failed.
     #[error("resolver {resolver}: cannot reach {server}: {detail}")]
     Unreachable {
@@ -198,9 +196,7 @@ impl From<crate::store::StoreError> for ResolverError {
     fn from(e: crate::store::StoreError) -> Self {
         use crate::store::StoreError;
         match e {
-            StoreError::NotFound(m) => ResolverError::NotFound(m),
-            StoreError::Duplicate(m) => ResolverError::Duplicate(m),
-            StoreError::Invalid(m) => ResolverError::Invalid(m),
+            StoreError::Refused(r) => ResolverError::Refused(r),
             other => ResolverError::Store(other),
         }
     }

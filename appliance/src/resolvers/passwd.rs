@@ -20,6 +20,7 @@
 //! The file holds no passwords this module would check: `check_password` is always `false`.
 //! This module never writes the file.
 
+use countersign_core::error::Refusal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -113,7 +114,7 @@ impl PasswdResolver {
     /// first look-up.
     pub fn new(name: &str, options: PasswdOptions) -> Result<PasswdResolver, ResolverError> {
         if !options.path.starts_with('/') {
-            return Err(ResolverError::Invalid(format!("path '{}' must be absolute", options.path)));
+            return Err(ResolverError::Refused(Refusal::Invalid(format!("path '{}' must be absolute", options.path))));
         }
         Ok(PasswdResolver { name: name.to_owned(), path: PathBuf::from(options.path), loaded: Mutex::default() })
     }

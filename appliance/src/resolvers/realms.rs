@@ -12,6 +12,7 @@
 //! resolver; user passwords become HSM verifiers.
 
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
@@ -187,11 +188,12 @@ fn audit(caller: &Caller, action: &str, detail: String) -> AuthAuditRow {
 }
 
 fn options_as<T: serde::de::DeserializeOwned>(kind: ResolverKind, v: &serde_json::Value) -> Result<T, ResolverError> {
-    serde_json::from_value(v.clone()).map_err(|e| ResolverError::Invalid(format!("{kind} resolver options: {e}")))
+    serde_json::from_value(v.clone())
+        .map_err(|e| ResolverError::Refused(Refusal::Invalid(format!("{kind} resolver options: {e}"))))
 }
 
 fn name_ok(what: &str, name: &str) -> Result<(), ResolverError> {
-    crate::admin::validate_name(what, name).map_err(|e| ResolverError::Invalid(e.to_string()))
+    crate::admin::validate_name(what, name).map_err(|e| ResolverError::Refused(Refusal::Invalid(e.to_string())))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -234,8 +236,9 @@ impl Realms {
                 let password = match &r.sealed_bind_password {
                     Some(sealed) => {
                         let plain = self.inner.secrets.open_resolver_password(&r.name, sealed)?;
-                        let text = String::from_utf8(plain.to_vec())
-                            .map_err(|_| ResolverError::Invalid("the bind password is not UTF-8".into()))?;
+                        let text = String::from_utf8(plain.to_vec()).map_err(|_| {
+                            ResolverError::Refused(Refusal::Invalid("the bind password is not UTF-8".into()))
+                        })?;
                         Some(SecretString::from(text))
                     }
                     None => None,
@@ -309,8 +312,10 @@ impl Realms {
         let snap = self.snapshot();
         match realm.filter(|r| !r.is_empty()) {
             Some(r) if snap.realms.contains_key(r) => Ok(r.to_owned()),
-            Some(r) => Err(ResolverError::NotFound(format!("realm {r}"))),
-            None => snap.default.clone().ok_or_else(|| ResolverError::NotFound("default realm".into())),
+            Some(r) => Err(ResolverError::Refused(Refusal::NotFound(format!("realm {r}")))),
+            None => {
+                snap.default.clone().ok_or_else(|| ResolverError::Refused(Refusal::NotFound("default realm".into())))
+            }
         }
     }
 
@@ -427,7 +432,7 @@ impl Realms {
             .resolvers
             .get(name)
             .map(|b| b.resolver.clone())
-            .ok_or_else(|| ResolverError::NotFound(format!("resolver {name}")))
+            .ok_or_else(|| ResolverError::Refused(Refusal::NotFound(format!("resolver {name}"))))
     }
 
     // ---- administration -------------------------------------------------------------------
@@ -444,7 +449,7 @@ impl Realms {
         let to_value =
             |v: Result<serde_json::Value, serde_json::Error>| v.map_err(|e| ResolverError::Internal(e.to_string()));
         if has_password && kind != ResolverKind::Ldap {
-            return Err(ResolverError::Invalid(format!("a {kind} resolver takes no bind password")));
+            return Err(ResolverError::Refused(Refusal::Invalid(format!("a {kind} resolver takes no bind password"))));
         }
         match kind {
             ResolverKind::Internal => {
@@ -454,7 +459,7 @@ impl Realms {
                 }
                 let o: InternalOptions = options_as(kind, &v)?;
                 if !self.inner.store.realms()?.iter().any(|r| r.name == o.realm) {
-                    return Err(ResolverError::NotFound(format!("realm {}", o.realm)));
+                    return Err(ResolverError::Refused(Refusal::NotFound(format!("realm {}", o.realm))));
                 }
                 to_value(serde_json::to_value(o))
             }
@@ -467,7 +472,8 @@ impl Realms {
                 let o: LdapOptions = options_as(kind, options)?;
                 o.check(has_password)?;
                 if let Some(ca) = &o.ca_file {
-                    std::fs::metadata(ca).map_err(|e| ResolverError::Invalid(format!("ca_file {ca}: {e}")))?;
+                    std::fs::metadata(ca)
+                        .map_err(|e| ResolverError::Refused(Refusal::Invalid(format!("ca_file {ca}: {e}"))))?;
                 }
                 to_value(serde_json::to_value(o))
             }
@@ -477,7 +483,7 @@ impl Realms {
     fn seal(&self, name: &str, password: &SecretString) -> Result<Vec<u8>, ResolverError> {
         let p = password.expose_secret();
         if p.is_empty() {
-            return Err(ResolverError::Invalid("the bind password is empty".into()));
+            return Err(ResolverError::Refused(Refusal::Invalid("the bind password is empty".into())));
         }
         Ok(self.inner.secrets.seal_resolver_password(name, p.as_bytes())?)
     }
@@ -532,7 +538,9 @@ impl Realms {
         let old = self.inner.store.resolver(name)?;
         let kind = ResolverKind::parse(&old.kind)?;
         if u.clear_bind_password && u.bind_password.is_some() {
-            return Err(ResolverError::Invalid("give bind_password or clear_bind_password, not both".into()));
+            return Err(ResolverError::Refused(Refusal::Invalid(
+                "give bind_password or clear_bind_password, not both".into(),
+            )));
         }
         let has_password = u.bind_password.is_some() || (old.sealed_bind_password.is_some() && !u.clear_bind_password);
         let options = self.normalise(name, kind, &u.options, has_password)?;
@@ -680,7 +688,7 @@ impl Realms {
             .realms()?
             .into_iter()
             .find(|r| r.name == name)
-            .ok_or_else(|| ResolverError::NotFound(format!("realm {name}")))
+            .ok_or_else(|| ResolverError::Refused(Refusal::NotFound(format!("realm {name}"))))
     }
 
     /// Replaces `realm`'s resolvers; they are asked in this order.

@@ -18,6 +18,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use countersign_core::caller::{Caller, Principal};
+use countersign_core::error::Refusal;
 use data_encoding::{BASE32_NOPAD, HEXLOWER};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -71,7 +72,7 @@ fn token_error(e: TokenError) -> PiResponse {
             PiResponse::error(ErrorKind::Unassigned, "You can only define a lost token for an assigned token.")
         }
         // A duplicate's message is privacyIDEA's parameter error with the name alone.
-        TokenError::Duplicate(m) => PiResponse::error(ErrorKind::Parameter, &m),
+        TokenError::Refused(Refusal::Duplicate(m)) => PiResponse::error(ErrorKind::Parameter, &m),
         other => PiResponse::failure(&other),
     }
 }
@@ -464,7 +465,9 @@ async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
 /// A token named by serial that could not be loaded: privacyIDEA's 404 when it does not exist.
 fn token_lookup_error(e: TokenError) -> PiResponse {
     match e {
-        TokenError::NotFound(_) => PiResponse::error(ErrorKind::NotFound, "The requested token could not be found."),
+        TokenError::Refused(Refusal::NotFound(_)) => {
+            PiResponse::error(ErrorKind::NotFound, "The requested token could not be found.")
+        }
         other => token_error(other),
     }
 }
@@ -589,8 +592,8 @@ token_action!(resync, false, in_sync, |tokens, caller, p, serial| {
             Err(TokenError::OutOfSync(_)) => Ok(false),
             Err(e) => Err(e),
         },
-        (None, _) => Err(TokenError::Invalid("Missing parameter: 'otp1'".into())),
-        (_, None) => Err(TokenError::Invalid("Missing parameter: 'otp2'".into())),
+        (None, _) => Err(TokenError::Refused(Refusal::Invalid("Missing parameter: 'otp1'".into()))),
+        (_, None) => Err(TokenError::Refused(Refusal::Invalid("Missing parameter: 'otp2'".into()))),
     }
 });
 token_action!(revoke, true, |tokens, caller, p, serial| {

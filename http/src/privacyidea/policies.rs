@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use countersign_core::error::Refusal;
 use serde_json::{json, Map, Value};
 
 use super::admin::{allowed, audit_read, PiAdmin, Subject};
@@ -84,7 +85,7 @@ async fn show(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
         // A name no policy has is an empty list, as privacyIDEA answers.
         match st.policies.show(name).await {
             Ok(one) => Ok(PiResponse::value(json!([pi_policy(&one)]))),
-            Err(countersign::policy::PolicyError::NotFound(_)) => Ok(PiResponse::value(json!([]))),
+            Err(countersign::policy::PolicyError::Refused(Refusal::NotFound(_))) => Ok(PiResponse::value(json!([]))),
             Err(e) => Err(policy_error(e)),
         }
     }

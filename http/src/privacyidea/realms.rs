@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use countersign_core::error::Refusal;
 use serde_json::{json, Map, Value};
 
 use super::admin::{allowed, audit_read, PiAdmin, Subject};
@@ -97,10 +98,10 @@ async fn set_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Res
             let (added, failed): (Vec<String>, Vec<String>) =
                 wanted.into_iter().partition(|w| known.iter().any(|k| &k.name == w));
             if added.is_empty() {
-                return Err(ResolverError::Invalid(format!(
+                return Err(ResolverError::Refused(Refusal::Invalid(format!(
                     "none of the resolvers {} exists; define them first (POST /resolver/<name>)",
                     failed.join(", ")
-                )));
+                ))));
             }
             if realms.list_realms()?.iter().any(|r| r.name == name) {
                 realms.set_resolvers(&caller, &name, &added)?;
@@ -213,17 +214,17 @@ async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, p: Params) -> 
         let def = resolver_params::from_params(&p).map_err(|m| PiResponse::error(ErrorKind::Parameter, &m))?;
         let caller = admin.caller.clone();
         let view = with_realms(&st, move |realms| match realms.show_resolver(&name) {
-            Ok(old) if old.kind != def.kind.as_str() => Err(ResolverError::Invalid(format!(
+            Ok(old) if old.kind != def.kind.as_str() => Err(ResolverError::Refused(Refusal::Invalid(format!(
                 "resolver {name} is of type {}; delete it to define a {} resolver of that name",
                 resolver_params::pi_type(&old.kind),
                 resolver_params::pi_type(def.kind.as_str())
-            ))),
+            )))),
             Ok(_) => realms.update_resolver(
                 &caller,
                 &name,
                 ResolverUpdate { options: def.options, bind_password: def.bind_password, clear_bind_password: false },
             ),
-            Err(ResolverError::NotFound(_)) => realms.define_resolver(
+            Err(ResolverError::Refused(Refusal::NotFound(_))) => realms.define_resolver(
                 &caller,
                 NewResolver { name, kind: def.kind, options: def.options, bind_password: def.bind_password },
             ),

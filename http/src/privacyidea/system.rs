@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use countersign_core::error::Refusal;
 use serde_json::{json, Map, Value};
 
 use super::admin::{allowed, PiAdmin, Subject};
@@ -163,7 +164,7 @@ async fn delete_setting(State(st): State<AppState>, admin: PiAdmin, p: Params) -
 fn token_error(e: &countersign::tokens::TokenError) -> PiResponse {
     use countersign::tokens::TokenError;
     match e {
-        TokenError::NotFound(_) => PiResponse::error(ErrorKind::NotFound, &e.to_string()),
+        TokenError::Refused(Refusal::NotFound(_)) => PiResponse::error(ErrorKind::NotFound, &e.to_string()),
         _ => PiResponse::failure(e),
     }
 }
