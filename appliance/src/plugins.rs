@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use countersign_plugin_abi::abi::Status;
 use countersign_plugin_abi::protocol::PROTOCOL_VERSION;
 use countersign_plugin_abi::protocol::{Envelope, HostRequest, HostResponse, PluginRequest, PluginResponse};
-use countersign_plugin_ipc::{is_plugin_text, plugin_text, PluginProcess, WorkerLimits};
-use countersign_plugin_manifest::{verify, Manifest, TrustedPublishers};
+use countersign_plugin_ipc::{is_plugin_text, plugin_text, PluginProcess, SealedLibrary, WorkerLimits};
+use countersign_plugin_manifest::{check_library, verify_dir, Manifest, TrustedPublishers};
 use serde::Serialize;
 
 use crate::config::PluginsSection;
@@ -40,8 +40,8 @@ use crate::store::{AuthAuditRow, Store};
 #[derive(Debug)]
 struct Loaded {
     manifest: Manifest,
-    /// The verified library, kept to start workers again on exactly these bytes.
-    library: Vec<u8>,
+    /// The verified library, sealed, kept to start workers again on exactly these bytes.
+    library: SealedLibrary,
     workers: Vec<Mutex<Worker>>,
     /// Where the next call starts looking for an idle worker.
     next: std::sync::atomic::AtomicUsize,
@@ -250,6 +250,24 @@ fn trusted(cfg: &PluginsSection) -> Result<TrustedPublishers, String> {
     Ok(t)
 }
 
+/// A plugin whose signed manifest and library passed every check, its library sealed.
+struct Verified {
+    manifest: Manifest,
+    library: SealedLibrary,
+}
+
+/// Checks the plugin in `dir` (signature by a trusted publisher, ABI, appliance version),
+/// copies its library into a sealed memfd and hashes what the memfd holds: the bytes checked
+/// are the bytes every worker of it will load, and the daemon keeps no copy on its heap.
+fn verified(dir: &Path, trusted: &TrustedPublishers, abi: u16) -> Result<Verified, String> {
+    let (manifest, path) = verify_dir(dir, trusted, abi, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string())?;
+    let unreadable = |e: countersign_plugin_ipc::IpcError| format!("cannot read {}: {e}", path.display());
+    let library = SealedLibrary::from_file(&path).map_err(unreadable)?;
+    let bytes = library.reader().map_err(unreadable)?;
+    check_library(&manifest, &path, bytes).map_err(|e| e.to_string())?;
+    Ok(Verified { manifest, library })
+}
+
 impl PluginHost {
     /// Verifies and starts every plugin under `cfg.dir`. Blocking.
     pub fn start(cfg: &PluginsSection, store: Option<Arc<Store>>) -> PluginHost {
@@ -283,36 +301,35 @@ impl PluginHost {
         dirs.sort();
         let abi = countersign_plugin_abi::abi::ABI_MAJOR;
         for dir in dirs {
-            let outcome =
-                verify(&dir, &trusted, abi, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string()).and_then(|v| {
-                    let timeout = Duration::from_millis(cfg.start_timeout_ms);
-                    let limits = host.limits;
-                    let p = PluginProcess::spawn(&cfg.worker, &v.library, timeout, limits)
+            let outcome = verified(&dir, &trusted, abi).and_then(|v| {
+                let timeout = Duration::from_millis(cfg.start_timeout_ms);
+                let limits = host.limits;
+                let p = PluginProcess::spawn(&cfg.worker, &v.library, timeout, limits)
+                    .map_err(|e| plugin_text(&e.to_string()))?;
+                if p.name != v.manifest.name || p.kind != v.manifest.kind {
+                    return Err(format!(
+                        "the library says it is {} ({}), the manifest says {} ({})",
+                        plugin_text(&p.name),
+                        plugin_text(&p.kind),
+                        v.manifest.name,
+                        v.manifest.kind
+                    ));
+                }
+                let mut workers = vec![Mutex::new(Worker::running(p))];
+                for _ in 1..cfg.instances.max(1) {
+                    let more = PluginProcess::spawn(&cfg.worker, &v.library, timeout, limits)
                         .map_err(|e| plugin_text(&e.to_string()))?;
-                    if p.name != v.manifest.name || p.kind != v.manifest.kind {
-                        return Err(format!(
-                            "the library says it is {} ({}), the manifest says {} ({})",
-                            plugin_text(&p.name),
-                            plugin_text(&p.kind),
-                            v.manifest.name,
-                            v.manifest.kind
-                        ));
-                    }
-                    let mut workers = vec![Mutex::new(Worker::running(p))];
-                    for _ in 1..cfg.instances.max(1) {
-                        let more = PluginProcess::spawn(&cfg.worker, &v.library, timeout, limits)
-                            .map_err(|e| plugin_text(&e.to_string()))?;
-                        workers.push(Mutex::new(Worker::running(more)));
-                    }
-                    Ok(Loaded {
-                        manifest: v.manifest,
-                        library: v.library,
-                        workers,
-                        next: 0.into(),
-                        restarts: 0.into(),
-                        macs: Mutex::new(Bucket::full(host.macs_per_s * MAC_BURST_SECONDS)),
-                    })
-                });
+                    workers.push(Mutex::new(Worker::running(more)));
+                }
+                Ok(Loaded {
+                    manifest: v.manifest,
+                    library: v.library,
+                    workers,
+                    next: 0.into(),
+                    restarts: 0.into(),
+                    macs: Mutex::new(Bucket::full(host.macs_per_s * MAC_BURST_SECONDS)),
+                })
+            });
             match outcome {
                 Ok(l) => {
                     tracing::info!(plugin = %l.manifest.name, version = %l.manifest.version, "plugin loaded");
@@ -658,7 +675,7 @@ mod tests {
                 min_appliance: "0.1.0".into(),
                 signature: None,
             },
-            library: Vec::new(),
+            library: SealedLibrary::from_bytes(b"").unwrap(),
             workers: Vec::new(),
             next: 0.into(),
             restarts: 0.into(),

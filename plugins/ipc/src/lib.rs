@@ -257,24 +257,70 @@ pub fn read_frame<T: Frame>(r: &mut impl Read) -> Result<Option<T>, IpcError> {
     T::decode(&body).map(Some)
 }
 
-/// A sealed memfd with `bytes`: nobody can change it after this returns.
-fn sealed_memfd(name: &str, bytes: &[u8]) -> Result<OwnedFd, IpcError> {
-    let cname = std::ffi::CString::new(name).map_err(|e| IpcError::Frame(e.to_string()))?;
-    // SAFETY: memfd_create with a valid C string; the result is checked.
-    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().into());
+/// A plugin library's bytes in a sealed memfd: nobody can change them once it exists, so the
+/// bytes hashed against the signed manifest are the bytes every worker loads, for as long as
+/// the daemon keeps it. The daemon keeps one per plugin, not a copy on its heap: the memfd's
+/// pages are shared by every worker that maps the library (and by none of the daemon's), and
+/// a file is copied in by the kernel, never through the daemon's memory.
+#[derive(Debug)]
+pub struct SealedLibrary {
+    fd: OwnedFd,
+    len: u64,
+}
+
+impl SealedLibrary {
+    /// The library file at `path`, copied into a new memfd and sealed. Verify it with
+    /// [`SealedLibrary::reader`] before any worker is started on it.
+    pub fn from_file(path: &Path) -> Result<SealedLibrary, IpcError> {
+        let mut file = std::fs::File::open(path)?;
+        // `io::copy` between two files uses copy_file_range/sendfile: no user-space buffer.
+        Self::sealed_with(|memfd| std::io::copy(&mut file, memfd).map(drop))
     }
-    // SAFETY: fd is a fresh descriptor we own.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut file = std::fs::File::from(owned);
-    file.write_all(bytes)?;
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on our own descriptor with a valid command and argument.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(std::io::Error::last_os_error().into());
+
+    /// `bytes` in a new sealed memfd (tests, and libraries that are not files).
+    pub fn from_bytes(bytes: &[u8]) -> Result<SealedLibrary, IpcError> {
+        Self::sealed_with(|memfd| memfd.write_all(bytes))
     }
-    Ok(file.into())
+
+    /// A fresh memfd filled by `fill`, then sealed against every change, sealing included.
+    fn sealed_with(fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> Result<SealedLibrary, IpcError> {
+        let cname = c"countersign-plugin";
+        // SAFETY: memfd_create with a valid C string; the result is checked.
+        let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_ALLOW_SEALING | libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        // SAFETY: fd is a fresh descriptor we own.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut file = std::fs::File::from(owned);
+        fill(&mut file)?;
+        let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        // SAFETY: fcntl on our own descriptor with a valid command and argument.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let len = file.metadata()?.len();
+        Ok(SealedLibrary { fd: file.into(), len })
+    }
+
+    /// The sealed bytes from the start, read through a descriptor of its own (the sealed
+    /// memfd's offset is never moved), for hashing against the manifest.
+    pub fn reader(&self) -> Result<impl Read, IpcError> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = std::fs::File::open(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))?;
+        f.seek(SeekFrom::Start(0))?;
+        Ok(f)
+    }
+
+    /// The library's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the library is empty (no loader takes it).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Where the worker finds its two descriptors: the same numbers in every worker, so that
@@ -406,20 +452,19 @@ pub struct PluginProcess {
 }
 
 impl PluginProcess {
-    /// Starts `worker` on the verified library bytes and waits (up to `deadline`) for it to
-    /// load them and report the plugin's identity.
+    /// Starts `worker` on the verified library and waits (up to `deadline`) for it to load it
+    /// and report the plugin's identity.
     pub fn spawn(
         worker: &Path,
-        library: &[u8],
+        library: &SealedLibrary,
         deadline: Duration,
         limits: WorkerLimits,
     ) -> Result<PluginProcess, IpcError> {
         use std::os::unix::process::CommandExt;
         // Both descriptors are close-on-exec here: a worker spawned concurrently by another
         // thread inherits neither; this child gets them on fixed numbers, and nothing else.
-        let lib = sealed_memfd("countersign-plugin", library)?;
         let (ours, theirs) = UnixStream::pair()?;
-        let (ipc_fd, lib_fd) = (theirs.as_raw_fd(), lib.as_raw_fd());
+        let (ipc_fd, lib_fd) = (theirs.as_raw_fd(), library.fd.as_raw_fd());
         let mut cmd = Command::new(worker);
         cmd.arg("--ipc-fd")
             .arg(WORKER_IPC_FD.to_string())
@@ -438,7 +483,6 @@ impl PluginProcess {
         unsafe { cmd.pre_exec(move || place_descriptors(ipc_fd, lib_fd)) };
         let mut child = cmd.spawn()?;
         drop(theirs);
-        drop(lib);
         // Read between calls without waiting: a plugin's stderr is drained, never awaited.
         let stderr = child.stderr.take();
         if let Some(e) = &stderr {
@@ -625,6 +669,38 @@ impl Drop for PluginProcess {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_library_reads_back_its_bytes_and_cannot_be_changed() {
+        let lib = SealedLibrary::from_bytes(b"\x7fELF library bytes").unwrap();
+        assert_eq!(lib.len(), b"\x7fELF library bytes".len() as u64);
+        let mut back = Vec::new();
+        lib.reader().unwrap().read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"\x7fELF library bytes");
+        // Reading does not move what the next reader sees.
+        let mut again = Vec::new();
+        lib.reader().unwrap().read_to_end(&mut again).unwrap();
+        assert_eq!(again, back);
+        // Neither a write through a new descriptor nor a truncation is possible.
+        let path = format!("/proc/self/fd/{}", lib.fd.as_raw_fd());
+        let opened = std::fs::OpenOptions::new().write(true).open(&path);
+        let written = opened.and_then(|mut f| f.write_all(b"x"));
+        assert!(written.is_err(), "a sealed library took a write");
+        let file = std::fs::File::open(&path).unwrap();
+        assert!(file.set_len(1).is_err(), "a sealed library was truncated");
+    }
+
+    #[test]
+    fn a_file_is_sealed_as_it_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("libp.so");
+        std::fs::write(&path, b"first").unwrap();
+        let lib = SealedLibrary::from_file(&path).unwrap();
+        std::fs::write(&path, b"second, longer").unwrap();
+        let mut back = Vec::new();
+        lib.reader().unwrap().read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"first");
+    }
 
     #[test]
     fn plugin_text_is_bounded_and_has_no_control_characters() {

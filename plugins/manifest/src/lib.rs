@@ -311,14 +311,46 @@ pub fn verify(
     abi_major: u16,
     appliance_version: &str,
 ) -> Result<VerifiedPlugin, ManifestError> {
+    let (manifest, lib) = verify_dir(dir, trusted, abi_major, appliance_version)?;
+    let library = std::fs::read(&lib).map_err(|source| ManifestError::Read { path: lib.clone(), source })?;
+    check_library(&manifest, &lib, library.as_slice())?;
+    Ok(VerifiedPlugin { manifest, library })
+}
+
+/// Every check of [`verify`] on the plugin in `dir` but its library's bytes: the signed
+/// manifest, and the path of the library it names. The caller copies the library to where
+/// nothing can change it, then gives those bytes to [`check_library`] (the daemon hashes a
+/// sealed memfd, which is what its workers load).
+pub fn verify_dir(
+    dir: &Path,
+    trusted: &TrustedPublishers,
+    abi_major: u16,
+    appliance_version: &str,
+) -> Result<(Manifest, PathBuf), ManifestError> {
     let path = dir.join(MANIFEST_FILE);
     let m = verify_manifest(&path, &read_text(&path)?, trusted, abi_major, appliance_version)?;
     let lib = dir.join(&m.library);
-    let library = std::fs::read(&lib).map_err(|source| ManifestError::Read { path: lib, source })?;
-    if hex::encode(Sha256::digest(&library)) != m.sha256 {
-        return Err(ManifestError::LibraryChanged { name: m.name.clone(), library: m.library.clone() });
+    Ok((m, lib))
+}
+
+/// Whether `bytes`, read to the end, are the library `manifest` signed (its SHA-256), read in
+/// blocks so a library never needs to be in memory whole; `path` names it in errors.
+pub fn check_library(manifest: &Manifest, path: &Path, mut bytes: impl std::io::Read) -> Result<(), ManifestError> {
+    let mut hash = Sha256::new();
+    let mut block = [0u8; 64 * 1024];
+    loop {
+        let n = match bytes.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(ManifestError::Read { path: path.into(), source }),
+        };
+        hash.update(&block[..n]);
     }
-    Ok(VerifiedPlugin { manifest: m, library })
+    if hex::encode(hash.finalize()) != manifest.sha256 {
+        return Err(ManifestError::LibraryChanged { name: manifest.name.clone(), library: manifest.library.clone() });
+    }
+    Ok(())
 }
 
 /// Every check of [`verify`] but the library's hash, on the text of a `plugin.toml` read from

@@ -2,7 +2,8 @@
 //! one that never returns each fail only the request they were serving. The daemon stays up,
 //! the worker is started again (and the restart audited), and requests to healthy plugins, and
 //! later requests to the restarted one, are served. A host capability the plugin's manifest
-//! does not list is refused.
+//! does not list is refused. Workers are restarted on the library bytes verified at start,
+//! whatever the file on disk has become.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
@@ -44,6 +45,13 @@ fn a_misbehaving_plugin_fails_only_its_own_request() {
     assert!(last_check(&d)["detail"].as_str().unwrap().contains("plugin error"), "{}", last_check(&d));
     assert!(d.accepts(&good, healthy[0]));
     assert_eq!(misbehave(&d)["restarts"], 0);
+
+    // The library on disk is replaced after the daemon verified it (an attacker with write
+    // access to the plugin directory): restarts must load the verified bytes the daemon
+    // sealed at start, never the file again.
+    let lib = d.work.path().join("plugins").join(MISBEHAVE_PLUGIN.name).join(MISBEHAVE_PLUGIN.library);
+    std::fs::remove_file(&lib).unwrap();
+    std::fs::write(&lib, b"not the library the manifest signed").unwrap();
 
     // SIGSEGV: the worker dies; the request fails; a new worker is started and audited.
     assert!(!d.accepts(&four, "segv"));

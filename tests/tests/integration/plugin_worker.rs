@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use countersign_plugin_abi::abi::Status;
 use countersign_plugin_abi::protocol::{Envelope, HostResponse, PluginRequest, PluginResponse, SecretRef};
-use countersign_plugin_ipc::{IpcError, PluginProcess, WorkerLimits};
+use countersign_plugin_ipc::{IpcError, PluginProcess, SealedLibrary, WorkerLimits};
 
-fn library(name: &str) -> Vec<u8> {
-    std::fs::read(countersign_tests::bin(&format!("lib{name}.so"))).unwrap()
+fn library(name: &str) -> SealedLibrary {
+    SealedLibrary::from_file(&countersign_tests::bin(&format!("lib{name}.so"))).unwrap()
 }
 
 fn spawn_with(name: &str, limits: WorkerLimits) -> PluginProcess {
@@ -157,7 +157,7 @@ fn processor_time_is_cut_at_the_cpu_limit() {
 
 #[test]
 fn a_library_that_is_not_a_plugin_is_refused() {
-    let bytes = std::fs::read(countersign_tests::SOFTHSM_MODULE).unwrap();
+    let bytes = SealedLibrary::from_file(std::path::Path::new(countersign_tests::SOFTHSM_MODULE)).unwrap();
     let worker = countersign_tests::bin("countersign-plugin-worker");
     let r = PluginProcess::spawn(&worker, &bytes, Duration::from_secs(10), WorkerLimits::default());
     assert!(matches!(r, Err(IpcError::Crashed(ref why)) if why.contains("exit status: 3")), "{r:?}");
