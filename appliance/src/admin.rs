@@ -235,11 +235,7 @@ impl AdminService {
     ) -> Result<Integration, AdminError> {
         self.change(move |_, store| {
             let audit = admin_audit(&caller, "integration/revoke", format!("{application} from {integration}"));
-            if !store.revoke(&integration, &application, &audit)? {
-                return Err(AdminError::Refused(Refusal::NotFound(format!(
-                    "a grant of application '{application}' to integration '{integration}'"
-                ))));
-            }
+            store.revoke(&integration, &application, &audit)?;
             tracing::info!(integration = %integration, application = %application, "revoked key");
             store
                 .integration(&integration)?

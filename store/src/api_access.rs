@@ -33,18 +33,14 @@ impl Store {
         epoch: &[u8],
         audit: &AuthAuditRow,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["api_admin"])?;
-        tx.execute(
-            "INSERT INTO api_admin (name, password_verifier, created_at, session_epoch) VALUES (?1, ?2, ?3, ?4)",
-            params![name, verifier, crate::now_ms() / 1000, epoch],
-        )
-        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("API admin {name}")))))?;
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["api_admin"])?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["api_admin"], audit, |tx| {
+            tx.execute(
+                "INSERT INTO api_admin (name, password_verifier, created_at, session_epoch) VALUES (?1, ?2, ?3, ?4)",
+                params![name, verifier, crate::now_ms() / 1000, epoch],
+            )
+            .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("API admin {name}")))))?;
+            Ok(())
+        })
     }
 
     /// Removes the admin `name` with its audit row and renews the table's seal; its sessions end
@@ -65,7 +61,7 @@ impl Store {
     /// The verifier of `name`'s password; `None` for an unknown admin.
     pub fn api_admin_verifier(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["api_admin"])?;
+        self.check_seals(&conn, &["api_admin"])?;
         Ok(conn
             .query_row("SELECT password_verifier FROM api_admin WHERE name = ?1", [name], |r| r.get(0))
             .optional()?)
@@ -74,22 +70,18 @@ impl Store {
     /// The epoch `name`'s sessions are bound to; `None` for an unknown admin.
     pub fn api_admin_epoch(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["api_admin"])?;
+        self.check_seals(&conn, &["api_admin"])?;
         Ok(conn.query_row("SELECT session_epoch FROM api_admin WHERE name = ?1", [name], |r| r.get(0)).optional()?)
     }
 
     /// Replaces `name`'s session epoch, which ends every session issued to it (with its audit row).
     pub fn new_api_admin_epoch(&self, name: &str, epoch: &[u8], audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["api_admin"])?;
-        if tx.execute("UPDATE api_admin SET session_epoch = ?2 WHERE name = ?1", params![name, epoch])? == 0 {
-            return Err(StoreError::Refused(Refusal::NotFound(format!("API admin {name}"))));
-        }
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["api_admin"])?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["api_admin"], audit, |tx| {
+            if tx.execute("UPDATE api_admin SET session_epoch = ?2 WHERE name = ?1", params![name, epoch])? == 0 {
+                return Err(StoreError::Refused(Refusal::NotFound(format!("API admin {name}"))));
+            }
+            Ok(())
+        })
     }
 
     /// Records a login (with its audit row).
@@ -132,18 +124,14 @@ impl Store {
         description: &str,
         audit: &AuthAuditRow,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["service_account"])?;
-        tx.execute(
-            "INSERT INTO service_account (name, key_prefix, key_verifier, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, prefix, verifier, description, crate::now_ms() / 1000],
-        )
-        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("service account {name}")))))?;
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["service_account"])?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["service_account"], audit, |tx| {
+            tx.execute(
+                "INSERT INTO service_account (name, key_prefix, key_verifier, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![name, prefix, verifier, description, crate::now_ms() / 1000],
+            )
+            .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("service account {name}")))))?;
+            Ok(())
+        })
     }
 
     /// Removes the service account `name` with its audit row and renews the table's seal; its key
@@ -173,7 +161,7 @@ impl Store {
     /// The account whose key starts with `prefix`: (name, verifier).
     pub fn service_account_by_prefix(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["service_account"])?;
+        self.check_seals(&conn, &["service_account"])?;
         Ok(conn
             .query_row("SELECT name, key_verifier FROM service_account WHERE key_prefix = ?1", [prefix], |r| {
                 Ok((r.get(0)?, r.get(1)?))

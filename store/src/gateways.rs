@@ -128,27 +128,23 @@ impl Store {
     /// Stores a new gateway definition (`g.id` and `g.created_at` are set here) with its audit row;
     /// refuses a name already taken.
     pub fn insert_gateway(&self, g: &GatewayRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["gateway"])?;
-        tx.execute(
-            "INSERT INTO gateway (name, plugin, options, transport, credential_names, sealed_credentials, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                g.name,
-                g.plugin,
-                g.options.to_string(),
-                json(&g.transport)?,
-                json(&g.credential_names)?,
-                g.sealed_credentials,
-                crate::now_ms() / 1000
-            ],
-        )
-        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("gateway {}", g.name)))))?;
-        super::chain::insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["gateway"])?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["gateway"], audit, |tx| {
+            tx.execute(
+                "INSERT INTO gateway (name, plugin, options, transport, credential_names, sealed_credentials, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    g.name,
+                    g.plugin,
+                    g.options.to_string(),
+                    json(&g.transport)?,
+                    json(&g.credential_names)?,
+                    g.sealed_credentials,
+                    crate::now_ms() / 1000
+                ],
+            )
+            .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("gateway {}", g.name)))))?;
+            Ok(())
+        })
     }
 
     /// The gateway named `name`.
@@ -173,54 +169,46 @@ impl Store {
 
     /// Removes a gateway; refused while a token type still routes through it.
     pub fn delete_gateway(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["gateway", "gateway_route"])?;
-        let used: Vec<String> = {
-            let mut st = tx.prepare(
-                "SELECT r.token_type FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id WHERE g.name = ?1",
-            )?;
-            let rows = st.query_map([name], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        if !used.is_empty() {
-            return Err(StoreError::Refused(Refusal::Invalid(format!(
-                "gateway {name} is in the failover list of {}; change the route first",
-                used.join(", ")
-            ))));
-        }
-        if tx.execute("DELETE FROM gateway WHERE name = ?1", [name])? == 0 {
-            return Err(StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))));
-        }
-        super::chain::insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["gateway"])?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["gateway", "gateway_route"], audit, |tx| {
+            let used: Vec<String> = {
+                let mut st = tx.prepare(
+                    "SELECT r.token_type FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id WHERE g.name = ?1",
+                )?;
+                let rows = st.query_map([name], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            if !used.is_empty() {
+                return Err(StoreError::Refused(Refusal::Invalid(format!(
+                    "gateway {name} is in the failover list of {}; change the route first",
+                    used.join(", ")
+                ))));
+            }
+            if tx.execute("DELETE FROM gateway WHERE name = ?1", [name])? == 0 {
+                return Err(StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))));
+            }
+            Ok(())
+        })
     }
 
     /// Replaces the failover list of `token_type` (first = tried first); empty removes it.
     pub fn set_route(&self, token_type: &str, gateways: &[String], audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["gateway", "gateway_route"])?;
-        tx.execute("DELETE FROM gateway_route WHERE token_type = ?1", [token_type])?;
-        for (i, name) in gateways.iter().enumerate() {
-            let id: i64 = tx
-                .query_row("SELECT id FROM gateway WHERE name = ?1", [name], |r| r.get(0))
-                .optional()?
-                .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))))?;
-            tx.execute(
-                "INSERT INTO gateway_route (token_type, position, gateway_id) VALUES (?1, ?2, ?3)",
-                params![token_type, i64::try_from(i + 1).unwrap_or(i64::MAX), id],
-            )
-            .map_err(|e| {
-                unique_as(e, || StoreError::Refused(Refusal::Invalid(format!("gateway {name} is listed twice"))))
-            })?;
-        }
-        super::chain::insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["gateway_route"])?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["gateway", "gateway_route"], audit, |tx| {
+            tx.execute("DELETE FROM gateway_route WHERE token_type = ?1", [token_type])?;
+            for (i, name) in gateways.iter().enumerate() {
+                let id: i64 = tx
+                    .query_row("SELECT id FROM gateway WHERE name = ?1", [name], |r| r.get(0))
+                    .optional()?
+                    .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))))?;
+                tx.execute(
+                    "INSERT INTO gateway_route (token_type, position, gateway_id) VALUES (?1, ?2, ?3)",
+                    params![token_type, i64::try_from(i + 1).unwrap_or(i64::MAX), id],
+                )
+                .map_err(|e| {
+                    unique_as(e, || StoreError::Refused(Refusal::Invalid(format!("gateway {name} is listed twice"))))
+                })?;
+            }
+            Ok(())
+        })
     }
 
     /// Every route: token type → gateway names in failover order.

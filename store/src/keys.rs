@@ -5,7 +5,6 @@ use countersign_core::keys::{KeyAlgorithm, KeyId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::chain::insert_audit;
 use super::AuthAuditRow;
 use super::{is_unique_violation, Store, StoreError};
 
@@ -152,24 +151,20 @@ impl Store {
         first: &NewKeyVersion,
         audit: &AuthAuditRow,
     ) -> Result<Application, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["application", "master_keypair"])?;
-        match tx.execute(
-            "INSERT INTO application (name, algorithm, created_at) VALUES (?1, ?2, ?3)",
-            params![name, alg.as_str(), now_s()],
-        ) {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Refused(Refusal::Duplicate(format!("application '{name}'"))))
-            }
-            other => other?,
-        };
-        let id = tx.last_insert_rowid();
-        insert_version(&tx, id, 1, alg, first)?;
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["application", "master_keypair"])?;
-        tx.commit()?;
-        drop(conn);
+        self.sealed_change(&["application", "master_keypair"], audit, |tx| {
+            match tx.execute(
+                "INSERT INTO application (name, algorithm, created_at) VALUES (?1, ?2, ?3)",
+                params![name, alg.as_str(), now_s()],
+            ) {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::Refused(Refusal::Duplicate(format!("application '{name}'"))))
+                }
+                other => other?,
+            };
+            let id = tx.last_insert_rowid();
+            insert_version(tx, id, 1, alg, first)?;
+            Ok(())
+        })?;
         self.application(name)?.ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))
     }
 
@@ -195,30 +190,26 @@ impl Store {
         next: &NewKeyVersion,
         audit: &AuthAuditRow,
     ) -> Result<Application, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["master_keypair"])?;
-        let (app_id, alg): (i64, String) = tx
-            .query_row("SELECT id, algorithm FROM application WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))?;
-        let alg: KeyAlgorithm = alg.parse().map_err(conversion)?;
-        tx.execute(
-            "UPDATE master_keypair SET state = 'retired', retired_at = ?2 WHERE application_id = ?1 AND state = 'active'",
-            params![app_id, now_s()],
-        )?;
-        match insert_version(&tx, app_id, version, alg, next) {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Refused(Refusal::Duplicate(format!(
-                    "version {version} of application '{name}'"
-                ))))
+        self.sealed_change(&["master_keypair"], audit, |tx| {
+            let (app_id, alg): (i64, String) = tx
+                .query_row("SELECT id, algorithm FROM application WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))?;
+            let alg: KeyAlgorithm = alg.parse().map_err(conversion)?;
+            tx.execute(
+                "UPDATE master_keypair SET state = 'retired', retired_at = ?2 WHERE application_id = ?1 AND state = 'active'",
+                params![app_id, now_s()],
+            )?;
+            match insert_version(tx, app_id, version, alg, next) {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::Refused(Refusal::Duplicate(format!(
+                        "version {version} of application '{name}'"
+                    ))))
+                }
+                other => other?,
             }
-            other => other?,
-        }
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["master_keypair"])?;
-        tx.commit()?;
-        drop(conn);
+            Ok(())
+        })?;
         self.application(name)?.ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))
     }
 
@@ -226,7 +217,7 @@ impl Store {
     /// `None` if there is none.
     pub fn application(&self, name: &str) -> Result<Option<Application>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["application", "master_keypair"])?;
+        self.check_seals(&conn, &["application", "master_keypair"])?;
         let row = conn
             .query_row("SELECT id, name, algorithm, created_at FROM application WHERE name = ?1", [name], app_row)
             .optional()?;
@@ -240,7 +231,7 @@ impl Store {
     /// Every application with its key versions, by name, once the tables' seals verify.
     pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["application", "master_keypair"])?;
+        self.check_seals(&conn, &["application", "master_keypair"])?;
         let mut st = conn.prepare_cached("SELECT id, name, algorithm, created_at FROM application ORDER BY name")?;
         let apps: Vec<Application> = st.query_map([], app_row)?.collect::<rusqlite::Result<_>>()?;
         apps.into_iter()
@@ -254,40 +245,33 @@ impl Store {
     /// Registers `uid` as the integration `name`, with its audit row, and renews the table's seal;
     /// refuses a name or uid already registered.
     pub fn create_integration(&self, name: &str, uid: u32, audit: &AuthAuditRow) -> Result<Integration, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["integration"])?;
-        match tx
-            .execute("INSERT INTO integration (name, uid, created_at) VALUES (?1, ?2, ?3)", params![name, uid, now_s()])
-        {
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Refused(Refusal::Duplicate(format!(
-                    "an integration named '{name}' or with uid {uid}"
-                ))))
-            }
-            other => other?,
-        };
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["integration"])?;
-        tx.commit()?;
-        drop(conn);
+        self.sealed_change(&["integration"], audit, |tx| {
+            match tx.execute(
+                "INSERT INTO integration (name, uid, created_at) VALUES (?1, ?2, ?3)",
+                params![name, uid, now_s()],
+            ) {
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(StoreError::Refused(Refusal::Duplicate(format!(
+                        "an integration named '{name}' or with uid {uid}"
+                    ))))
+                }
+                other => other?,
+            };
+            Ok(())
+        })?;
         self.integration(name)?.ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("integration '{name}'"))))
     }
 
     /// Removes the integration `name` and its grants, with its audit row, and renews the seals.
     pub fn delete_integration(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["integration", "integration_grant"])?;
-        let n = tx.execute("DELETE FROM integration WHERE name = ?1", [name])?;
-        if n == 0 {
-            return Err(StoreError::Refused(Refusal::NotFound(format!("integration '{name}'"))));
-        }
-        insert_audit(&tx, audit)?;
-        // Grants go with the integration (ON DELETE CASCADE).
-        self.reseal(&tx, &["integration", "integration_grant"])?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["integration", "integration_grant"], audit, |tx| {
+            let n = tx.execute("DELETE FROM integration WHERE name = ?1", [name])?;
+            if n == 0 {
+                return Err(StoreError::Refused(Refusal::NotFound(format!("integration '{name}'"))));
+            }
+            // Grants go with the integration (ON DELETE CASCADE).
+            Ok(())
+        })
     }
 
     /// The integration `name` with its grants, if there is one.
@@ -299,7 +283,7 @@ impl Store {
     /// seals verify.
     pub fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["integration", "integration_grant", "application"])?;
+        self.check_seals(&conn, &["integration", "integration_grant", "application"])?;
         let mut st = conn.prepare_cached(
             "SELECT i.id, i.name, i.uid, i.created_at, group_concat(a.name, char(31))
              FROM integration i
@@ -319,36 +303,32 @@ impl Store {
 
     /// Lets `integration` use the keys of `application`. Granting twice is not an error.
     pub fn grant(&self, integration: &str, application: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["integration_grant"])?;
-        let (i, a) = ids(&tx, integration, application)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO integration_grant (integration_id, application_id, granted_at) VALUES (?1, ?2, ?3)",
-            params![i, a, now_s()],
-        )?;
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["integration_grant"])?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["integration_grant"], audit, |tx| {
+            let (i, a) = ids(tx, integration, application)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO integration_grant (integration_id, application_id, granted_at) VALUES (?1, ?2, ?3)",
+                params![i, a, now_s()],
+            )?;
+            Ok(())
+        })
     }
 
-    /// Withdraws a grant; returns whether there was one.
-    pub fn revoke(&self, integration: &str, application: &str, audit: &AuthAuditRow) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["integration_grant"])?;
-        let (i, a) = ids(&tx, integration, application)?;
-        let n = tx.execute(
-            "DELETE FROM integration_grant WHERE integration_id = ?1 AND application_id = ?2",
-            params![i, a],
-        )?;
-        if n > 0 {
-            insert_audit(&tx, audit)?;
-            self.reseal(&tx, &["integration_grant"])?;
-        }
-        tx.commit()?;
-        Ok(n > 0)
+    /// Withdraws a grant, with its audit row; without such a grant nothing changes and the
+    /// answer is a [`Refusal::NotFound`] naming it.
+    pub fn revoke(&self, integration: &str, application: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
+        self.sealed_change(&["integration_grant"], audit, |tx| {
+            let (i, a) = ids(tx, integration, application)?;
+            let n = tx.execute(
+                "DELETE FROM integration_grant WHERE integration_id = ?1 AND application_id = ?2",
+                params![i, a],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Refused(Refusal::NotFound(format!(
+                    "a grant of application '{application}' to integration '{integration}'"
+                ))));
+            }
+            Ok(())
+        })
     }
 }
 

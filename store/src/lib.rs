@@ -272,6 +272,28 @@ impl Store {
         }
     }
 
+    /// Changes sealed tables, the one way they change: in one immediate transaction the seals
+    /// of `tables` are checked first (a table edited behind the appliance's back is refused
+    /// before the change could seal the edit in), `change` runs, `audit` is written (what is
+    /// not recorded is not done), the seals of `tables` are renewed, and all of it commits
+    /// together. An error from `change` (or any step) rolls everything back: nothing changed,
+    /// nothing audited.
+    pub(crate) fn sealed_change<T>(
+        &self,
+        tables: &[&str],
+        audit: &AuthAuditRow,
+        change: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.check_seals(&tx, tables)?;
+        let out = change(&tx)?;
+        chain::insert_audit(&tx, audit)?;
+        self.reseal(&tx, tables)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// Renews the seals of `tables` inside the change's transaction `tx`.
     pub(crate) fn reseal(&self, tx: &Connection, tables: &[&str]) -> Result<(), StoreError> {
         match self.seal_key.get() {
@@ -297,24 +319,12 @@ impl Store {
         what: &str,
         audit: &AuthAuditRow,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &[table])?;
-        if tx.execute(&format!("DELETE FROM {table} WHERE {key_column} = ?1"), [key])? == 0 {
-            return Err(StoreError::Refused(Refusal::NotFound(format!("{what} {key}"))));
-        }
-        chain::insert_audit(&tx, audit)?;
-        self.reseal(&tx, &[table])?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Checks the seals of `tables` on `conn` before they are read for a decision.
-    pub(crate) fn verify_seals(&self, conn: &Connection, tables: &[&str]) -> Result<(), StoreError> {
-        match self.seal_key.get() {
-            Some(key) => seals::verify(conn, key.as_ref(), tables),
-            None => Ok(()),
-        }
+        self.sealed_change(&[table], audit, |tx| {
+            if tx.execute(&format!("DELETE FROM {table} WHERE {key_column} = ?1"), [key])? == 0 {
+                return Err(StoreError::Refused(Refusal::NotFound(format!("{what} {key}"))));
+            }
+            Ok(())
+        })
     }
 
     /// Whether the store can take writes: at least `min_free` bytes free where the database

@@ -5,7 +5,7 @@
 //! or a condition, and never evaluates a policy.
 
 use countersign_core::error::Refusal;
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{unique_as, AuthAuditRow, Store, StoreError};
@@ -44,7 +44,7 @@ fn json(v: &impl Serialize) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Refused(Refusal::Invalid(e.to_string())))
 }
 
-fn policy_in(tx: &Transaction<'_>, name: &str) -> Result<PolicyRecord, StoreError> {
+fn policy_in(tx: &Connection, name: &str) -> Result<PolicyRecord, StoreError> {
     tx.query_row(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), [name], from_row)
         .optional()?
         .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("policy {name}"))))
@@ -59,53 +59,48 @@ impl Store {
         replace: bool,
         audit: &AuthAuditRow,
     ) -> Result<PolicyRecord, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["policy"])?;
-        let now = crate::now_ms() / 1000;
-        let values = params![
-            p.name,
-            p.scope,
-            p.active,
-            p.priority,
-            json(&p.actions)?,
-            json(&p.realms)?,
-            json(&p.resolvers)?,
-            json(&p.users)?,
-            json(&p.clients)?,
-            p.time,
-            json(&p.admin_realms)?,
-            json(&p.admin_users)?,
-            p.description,
-            now,
-        ];
-        let sql = if replace {
-            "INSERT INTO policy (name, scope, active, priority, actions, realms, resolvers, users, clients, time,
-                                 admin_realms, admin_users, description, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
-             ON CONFLICT (name) DO UPDATE SET scope = excluded.scope, active = excluded.active,
-                 priority = excluded.priority, actions = excluded.actions, realms = excluded.realms,
-                 resolvers = excluded.resolvers, users = excluded.users, clients = excluded.clients,
-                 time = excluded.time, admin_realms = excluded.admin_realms, admin_users = excluded.admin_users,
-                 description = excluded.description, updated_at = excluded.updated_at"
-        } else {
-            "INSERT INTO policy (name, scope, active, priority, actions, realms, resolvers, users, clients, time,
-                                 admin_realms, admin_users, description, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)"
-        };
-        tx.execute(sql, values)
-            .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("policy {}", p.name)))))?;
-        super::chain::insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["policy"])?;
-        let stored = policy_in(&tx, &p.name)?;
-        tx.commit()?;
-        Ok(stored)
+        self.sealed_change(&["policy"], audit, |tx| {
+            let now = crate::now_ms() / 1000;
+            let values = params![
+                p.name,
+                p.scope,
+                p.active,
+                p.priority,
+                json(&p.actions)?,
+                json(&p.realms)?,
+                json(&p.resolvers)?,
+                json(&p.users)?,
+                json(&p.clients)?,
+                p.time,
+                json(&p.admin_realms)?,
+                json(&p.admin_users)?,
+                p.description,
+                now,
+            ];
+            let sql = if replace {
+                "INSERT INTO policy (name, scope, active, priority, actions, realms, resolvers, users, clients, time,
+                                     admin_realms, admin_users, description, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
+                 ON CONFLICT (name) DO UPDATE SET scope = excluded.scope, active = excluded.active,
+                     priority = excluded.priority, actions = excluded.actions, realms = excluded.realms,
+                     resolvers = excluded.resolvers, users = excluded.users, clients = excluded.clients,
+                     time = excluded.time, admin_realms = excluded.admin_realms, admin_users = excluded.admin_users,
+                     description = excluded.description, updated_at = excluded.updated_at"
+            } else {
+                "INSERT INTO policy (name, scope, active, priority, actions, realms, resolvers, users, clients, time,
+                                     admin_realms, admin_users, description, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)"
+            };
+            tx.execute(sql, values)
+                .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("policy {}", p.name)))))?;
+            policy_in(tx, &p.name)
+        })
     }
 
     /// The policy `name`, once the table's seal verifies.
     pub fn policy(&self, name: &str) -> Result<PolicyRecord, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["policy"])?;
+        self.check_seals(&conn, &["policy"])?;
         conn.query_row(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), [name], from_row)
             .optional()?
             .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("policy {name}"))))
@@ -114,7 +109,7 @@ impl Store {
     /// Every policy, by scope, priority and name.
     pub fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["policy"])?;
+        self.check_seals(&conn, &["policy"])?;
         let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM policy ORDER BY scope, priority, name"))?;
         let rows = st.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -127,21 +122,16 @@ impl Store {
         active: bool,
         audit: &AuthAuditRow,
     ) -> Result<PolicyRecord, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["policy"])?;
-        let n = tx.execute(
-            "UPDATE policy SET active = ?1, updated_at = ?2 WHERE name = ?3",
-            params![active, crate::now_ms() / 1000, name],
-        )?;
-        if n == 0 {
-            return Err(StoreError::Refused(Refusal::NotFound(format!("policy {name}"))));
-        }
-        super::chain::insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["policy"])?;
-        let stored = policy_in(&tx, name)?;
-        tx.commit()?;
-        Ok(stored)
+        self.sealed_change(&["policy"], audit, |tx| {
+            let n = tx.execute(
+                "UPDATE policy SET active = ?1, updated_at = ?2 WHERE name = ?3",
+                params![active, crate::now_ms() / 1000, name],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Refused(Refusal::NotFound(format!("policy {name}"))));
+            }
+            policy_in(tx, name)
+        })
     }
 
     /// Deletes the policy `name` with its audit row and renews the table's seal.

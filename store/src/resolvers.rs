@@ -90,20 +90,16 @@ impl Store {
     /// Stores a new resolver (`r.id` and the times are set here) with its audit row and renews the
     /// table's seal; refuses a name already taken.
     pub fn insert_resolver(&self, r: &ResolverRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["resolver"])?;
-        let now = crate::now_ms() / 1000;
-        tx.execute(
-            "INSERT INTO resolver (name, kind, options, sealed_bind_password, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![r.name, r.kind, r.options.to_string(), r.sealed_bind_password, now],
-        )
-        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("resolver {}", r.name)))))?;
-        self.reseal(&tx, &["resolver"])?;
-        super::chain::insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["resolver"], audit, |tx| {
+            let now = crate::now_ms() / 1000;
+            tx.execute(
+                "INSERT INTO resolver (name, kind, options, sealed_bind_password, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                params![r.name, r.kind, r.options.to_string(), r.sealed_bind_password, now],
+            )
+            .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("resolver {}", r.name)))))?;
+            Ok(())
+        })
     }
 
     /// Replaces a resolver's options (its kind stays); the sealed bind password is replaced
@@ -115,56 +111,48 @@ impl Store {
         sealed_bind_password: Option<Option<&[u8]>>,
         audit: &AuthAuditRow,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["resolver"])?;
-        let id = resolver_id(&tx, name)?;
-        // Updates are ordered: a reload that sees a newer stamp rebuilds the resolver.
-        let now_ms = crate::now_ms();
-        tx.execute(
-            "UPDATE resolver SET options = ?2, updated_at = max(updated_at + 1, ?3) WHERE id = ?1",
-            params![id, options.to_string(), now_ms / 1000],
-        )?;
-        if let Some(sealed) = sealed_bind_password {
-            tx.execute("UPDATE resolver SET sealed_bind_password = ?2 WHERE id = ?1", params![id, sealed])?;
-        }
-        self.reseal(&tx, &["resolver"])?;
-        super::chain::insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["resolver"], audit, |tx| {
+            let id = resolver_id(tx, name)?;
+            // Updates are ordered: a reload that sees a newer stamp rebuilds the resolver.
+            let now_ms = crate::now_ms();
+            tx.execute(
+                "UPDATE resolver SET options = ?2, updated_at = max(updated_at + 1, ?3) WHERE id = ?1",
+                params![id, options.to_string(), now_ms / 1000],
+            )?;
+            if let Some(sealed) = sealed_bind_password {
+                tx.execute("UPDATE resolver SET sealed_bind_password = ?2 WHERE id = ?1", params![id, sealed])?;
+            }
+            Ok(())
+        })
     }
 
     /// Removes a resolver; refused while a realm lists it.
     pub fn delete_resolver(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["resolver"])?;
-        let id = resolver_id(&tx, name)?;
-        let realms: Vec<String> = {
-            let mut st = tx.prepare(
-                "SELECT r.name FROM realm_resolver rr JOIN realm r ON r.id = rr.realm_id WHERE rr.resolver_id = ?1
-                 ORDER BY r.name",
-            )?;
-            let rows = st.query_map([id], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        if !realms.is_empty() {
-            return Err(StoreError::Refused(Refusal::Invalid(format!(
-                "resolver {name} is used by realm {}; change the realm first",
-                realms.join(", ")
-            ))));
-        }
-        tx.execute("DELETE FROM resolver WHERE id = ?1", [id])?;
-        self.reseal(&tx, &["resolver"])?;
-        super::chain::insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["resolver"], audit, |tx| {
+            let id = resolver_id(tx, name)?;
+            let realms: Vec<String> = {
+                let mut st = tx.prepare(
+                    "SELECT r.name FROM realm_resolver rr JOIN realm r ON r.id = rr.realm_id WHERE rr.resolver_id = ?1
+                     ORDER BY r.name",
+                )?;
+                let rows = st.query_map([id], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            if !realms.is_empty() {
+                return Err(StoreError::Refused(Refusal::Invalid(format!(
+                    "resolver {name} is used by realm {}; change the realm first",
+                    realms.join(", ")
+                ))));
+            }
+            tx.execute("DELETE FROM resolver WHERE id = ?1", [id])?;
+            Ok(())
+        })
     }
 
     /// The resolver `name`, once the table's seal verifies.
     pub fn resolver(&self, name: &str) -> Result<ResolverRecord, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["resolver"])?;
+        self.check_seals(&conn, &["resolver"])?;
         conn.query_row(&format!("SELECT {COLUMNS} FROM resolver WHERE name = ?1"), [name], from_row)
             .optional()?
             .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("resolver {name}"))))
@@ -173,7 +161,7 @@ impl Store {
     /// Every resolver, by name, once the table's seal verifies.
     pub fn resolvers(&self) -> Result<Vec<ResolverRecord>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["resolver"])?;
+        self.check_seals(&conn, &["resolver"])?;
         let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM resolver ORDER BY name"))?;
         let rows = st.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -182,7 +170,7 @@ impl Store {
     /// Every realm with its resolvers in priority order.
     pub fn realms(&self) -> Result<Vec<RealmRecord>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["realm", "realm_resolver", "resolver"])?;
+        self.check_seals(&conn, &["realm", "realm_resolver", "resolver"])?;
         let mut st = conn.prepare(
             "SELECT r.name, r.is_default, r.created_at, s.name FROM realm r
              LEFT JOIN realm_resolver rr ON rr.realm_id = r.id LEFT JOIN resolver s ON s.id = rr.resolver_id
@@ -207,18 +195,14 @@ impl Store {
     /// Makes a realm without resolvers (not the default), with its audit row, and renews the
     /// table's seal; refuses a name already taken.
     pub fn create_realm(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["realm"])?;
-        tx.execute(
-            "INSERT INTO realm (name, is_default, created_at) VALUES (?1, 0, ?2)",
-            params![name, crate::now_ms() / 1000],
-        )
-        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("realm {name}")))))?;
-        self.reseal(&tx, &["realm"])?;
-        super::chain::insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["realm"], audit, |tx| {
+            tx.execute(
+                "INSERT INTO realm (name, is_default, created_at) VALUES (?1, 0, ?2)",
+                params![name, crate::now_ms() / 1000],
+            )
+            .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("realm {name}")))))?;
+            Ok(())
+        })
     }
 
     /// Whether no user row lives in `realm` (internal users, or directory users recorded there).
@@ -233,29 +217,25 @@ impl Store {
 
     /// Removes a realm; refused for the default realm and while internal users live in it.
     pub fn delete_realm(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["realm", "realm_resolver"])?;
-        let (id, default): (i64, bool) = tx
-            .query_row("SELECT id, is_default FROM realm WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("realm {name}"))))?;
-        if default {
-            return Err(StoreError::Refused(Refusal::Invalid(format!(
-                "realm {name} is the default realm; make another the default first"
-            ))));
-        }
-        let users: i64 = tx.query_row("SELECT count(*) FROM app_user WHERE realm_id = ?1", [id], |r| r.get(0))?;
-        if users > 0 {
-            return Err(StoreError::Refused(Refusal::Invalid(format!(
-                "realm {name} holds {users} internal user(s); remove them first"
-            ))));
-        }
-        tx.execute("DELETE FROM realm WHERE id = ?1", [id])?;
-        self.reseal(&tx, &["realm", "realm_resolver"])?;
-        super::chain::insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["realm", "realm_resolver"], audit, |tx| {
+            let (id, default): (i64, bool) = tx
+                .query_row("SELECT id, is_default FROM realm WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("realm {name}"))))?;
+            if default {
+                return Err(StoreError::Refused(Refusal::Invalid(format!(
+                    "realm {name} is the default realm; make another the default first"
+                ))));
+            }
+            let users: i64 = tx.query_row("SELECT count(*) FROM app_user WHERE realm_id = ?1", [id], |r| r.get(0))?;
+            if users > 0 {
+                return Err(StoreError::Refused(Refusal::Invalid(format!(
+                    "realm {name} holds {users} internal user(s); remove them first"
+                ))));
+            }
+            tx.execute("DELETE FROM realm WHERE id = ?1", [id])?;
+            Ok(())
+        })
     }
 
     /// Replaces a realm's resolvers; the first is asked first.
@@ -265,40 +245,32 @@ impl Store {
         resolvers: &[String],
         audit: &AuthAuditRow,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["realm_resolver"])?;
-        let realm_id = realm_id(&tx, realm)?;
-        tx.execute("DELETE FROM realm_resolver WHERE realm_id = ?1", [realm_id])?;
-        for (i, name) in resolvers.iter().enumerate() {
-            let id = resolver_id(&tx, name)?;
-            tx.execute(
-                "INSERT INTO realm_resolver (realm_id, resolver_id, priority) VALUES (?1, ?2, ?3)",
-                params![realm_id, id, i64::try_from(i + 1).unwrap_or(i64::MAX)],
-            )
-            .map_err(|e| {
-                unique_as(e, || StoreError::Refused(Refusal::Invalid(format!("resolver {name} is listed twice"))))
-            })?;
-        }
-        self.reseal(&tx, &["realm_resolver"])?;
-        super::chain::insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["realm_resolver"], audit, |tx| {
+            let realm_id = realm_id(tx, realm)?;
+            tx.execute("DELETE FROM realm_resolver WHERE realm_id = ?1", [realm_id])?;
+            for (i, name) in resolvers.iter().enumerate() {
+                let id = resolver_id(tx, name)?;
+                tx.execute(
+                    "INSERT INTO realm_resolver (realm_id, resolver_id, priority) VALUES (?1, ?2, ?3)",
+                    params![realm_id, id, i64::try_from(i + 1).unwrap_or(i64::MAX)],
+                )
+                .map_err(|e| {
+                    unique_as(e, || StoreError::Refused(Refusal::Invalid(format!("resolver {name} is listed twice"))))
+                })?;
+            }
+            Ok(())
+        })
     }
 
     /// Makes `realm` the default realm (and no other), with its audit row, and renews the table's
     /// seal.
     pub fn set_default_realm(&self, realm: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["realm"])?;
-        let id = realm_id(&tx, realm)?;
-        tx.execute("UPDATE realm SET is_default = 0 WHERE is_default = 1 AND id <> ?1", [id])?;
-        tx.execute("UPDATE realm SET is_default = 1 WHERE id = ?1", [id])?;
-        self.reseal(&tx, &["realm"])?;
-        super::chain::insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.sealed_change(&["realm"], audit, |tx| {
+            let id = realm_id(tx, realm)?;
+            tx.execute("UPDATE realm SET is_default = 0 WHERE is_default = 1 AND id <> ?1", [id])?;
+            tx.execute("UPDATE realm SET is_default = 1 WHERE id = ?1", [id])?;
+            Ok(())
+        })
     }
 
     /// An internal user of `realm` (by name), with their password verifier; their row's seal
@@ -374,7 +346,7 @@ impl Store {
     /// The name of the default realm.
     pub fn default_realm(&self) -> Result<String, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["realm"])?;
+        self.check_seals(&conn, &["realm"])?;
         conn.query_row("SELECT name FROM realm WHERE is_default = 1", [], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::Refused(Refusal::NotFound("default realm".into())))

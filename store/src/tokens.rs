@@ -936,7 +936,7 @@ impl Store {
     /// The CKA_ID (hex) of the appliance key with this role, if it was created.
     pub fn system_key(&self, role: &str) -> Result<Option<String>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["system_key"])?;
+        self.check_seals(&conn, &["system_key"])?;
         Ok(conn.query_row("SELECT hsm_key_id FROM system_key WHERE role = ?1", [role], |r| r.get(0)).optional()?)
     }
 

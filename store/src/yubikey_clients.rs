@@ -74,7 +74,7 @@ impl Store {
     /// (privacyIDEA's admins read them from `/system/`).
     pub fn yubikey_clients(&self) -> Result<Vec<YubikeyClientView>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["yubikey_client"])?;
+        self.check_seals(&conn, &["yubikey_client"])?;
         let mut st = conn.prepare("SELECT client_id, created_at FROM yubikey_client ORDER BY client_id")?;
         let rows = st.query_map([], |r| Ok(YubikeyClientView { client_id: r.get(0)?, created_at: r.get(1)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -84,7 +84,7 @@ impl Store {
     /// checked first, so a client added or a key swapped offline is refused, not used.
     pub fn yubikey_client_key(&self, client_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let conn = self.conn();
-        self.verify_seals(&conn, &["yubikey_client"])?;
+        self.check_seals(&conn, &["yubikey_client"])?;
         Ok(conn
             .query_row("SELECT sealed_key FROM yubikey_client WHERE client_id = ?1", [client_id], |r| r.get(0))
             .optional()?)
