@@ -391,8 +391,7 @@ impl ChallengeService {
                 return Ok(Some(("failed".into(), Some(e.to_string()))));
             }
         };
-        let route =
-            self.store.routes()?.into_iter().find(|(t, _)| *t == d.token_type).map(|(_, g)| g).unwrap_or_default();
+        let route = self.store.route(&d.token_type)?;
         let outgoing = OutgoingMessage {
             to: d.recipient.clone(),
             subject: message.subject,
@@ -401,11 +400,8 @@ impl ChallengeService {
         };
         let mut attempts = Vec::new();
         let mut via = None;
-        for name in &route {
-            let attempt = match self.store.gateway(name) {
-                Ok(gw) => self.gateways.attempt(&gw, &outgoing),
-                Err(e) => crate::gateways::Attempt { gateway: name.clone(), delivered: false, detail: e.to_string() },
-            };
+        for gw in &route {
+            let attempt = self.gateways.attempt(gw, &outgoing);
             let delivered = attempt.delivered;
             tracing::info!(delivery = id, gateway = %attempt.gateway, delivered, detail = %attempt.detail, "delivery attempt");
             let at = self.clock.now_ms();

@@ -211,6 +211,22 @@ impl Store {
         })
     }
 
+    /// The gateways `token_type`'s messages go through, in failover order (none: no route),
+    /// read with both tables' seals checked once: a delivery attempt reads where it may send
+    /// in one look, as the appliance wrote it.
+    pub fn route(&self, token_type: &str) -> Result<Vec<GatewayRecord>, StoreError> {
+        let conn = self.conn();
+        self.check_seals(&conn, &["gateway", "gateway_route"])?;
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("g.{c}")).collect();
+        let mut st = conn.prepare(&format!(
+            "SELECT {} FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id
+             WHERE r.token_type = ?1 ORDER BY r.position",
+            columns.join(", ")
+        ))?;
+        let rows = st.query_map([token_type], from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Every route: token type → gateway names in failover order.
     pub fn routes(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
         let conn = self.conn();
