@@ -255,11 +255,15 @@ impl Store {
         expires_ms: i64,
     ) -> Result<i64, StoreError> {
         let conn = self.conn();
-        conn.execute(
+        let inserted = conn.execute(
             "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms)
              SELECT ?1, id, counter, ?3, ?4 FROM token WHERE id = ?2 AND active = 1 AND revoked = 0",
             params![transaction_id, token_id, now_ms, expires_ms],
         )?;
+        // Disabled or revoked since it was read: no challenge, and no id of some other row.
+        if inserted == 0 {
+            return Err(StoreError::Refused(Refusal::NotFound("an active token".into())));
+        }
         Ok(conn.last_insert_rowid())
     }
 
@@ -453,5 +457,33 @@ impl Store {
         let c = tx.execute("DELETE FROM challenge WHERE expires_ms < ?1", [challenges_before_ms])?;
         tx.commit()?;
         Ok((c, d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::{AuthAuditRow, NewToken, TokenChange};
+
+    fn audit() -> AuthAuditRow {
+        AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), "test", "ok")
+    }
+
+    #[test]
+    fn an_otp_challenge_is_only_made_for_an_active_token_and_names_its_own_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::Synchronous::Normal).unwrap();
+        let a = store.insert_token(&NewToken::for_test("A", None), &audit()).unwrap();
+        let b = store.insert_token(&NewToken::for_test("B", None), &audit()).unwrap();
+        let first = store.create_otp_challenge(a.id, "tx1", 0, 60_000).unwrap();
+        let second = store.create_otp_challenge(a.id, "tx2", 0, 60_000).unwrap();
+        assert_ne!(first, second);
+        store.change_token("B", &audit(), |_| Ok(vec![TokenChange::SetActive(false)])).unwrap();
+        // Nothing is inserted for the disabled token, and the answer is not the id of the last
+        // row this connection inserted (A's challenge).
+        let r = store.create_otp_challenge(b.id, "tx3", 0, 60_000);
+        assert!(matches!(r, Err(StoreError::Refused(Refusal::NotFound(_)))), "{r:?}");
+        assert!(open_challenges(&store.conn(), "tx3", 0).unwrap().is_empty());
     }
 }
