@@ -14,7 +14,7 @@ use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
 use crate::clock::Clock;
 use crate::config::AuditSection;
 use crate::store::chain::{AuditSigner, ChainReport, Retention, RetentionReport};
-use crate::store::{Store, StoreError};
+use crate::store::{AuthAuditRow, Store, StoreError};
 
 const ROLE: &str = "audit-signing";
 
@@ -155,6 +155,24 @@ impl AuditTrail {
     pub async fn verify(&self) -> Result<ChainReport, AuditTrailError> {
         let t = self.clone();
         blocking(move || Ok(t.store.verify_chain(&t.key)?)).await
+    }
+
+    /// Records `row` in the audit trail on its own (an admin's read: it changes nothing, but
+    /// who read what is on the record).
+    pub async fn record(&self, row: AuthAuditRow) -> Result<(), AuditTrailError> {
+        let store = self.store.clone();
+        blocking(move || {
+            store.audit_auth(&row)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The rows after link `after_seq`, each with its link, in chain order from one read
+    /// transaction, handed to `each` until it returns `false`; how many it was given.
+    /// Blocking: the caller streams from a thread of its own.
+    pub fn export(&self, after_seq: i64, each: impl FnMut(serde_json::Value) -> bool) -> Result<u64, AuditTrailError> {
+        Ok(self.store.export_chain(after_seq, each)?)
     }
 
     /// Signs the newest link unless a checkpoint covers it already.

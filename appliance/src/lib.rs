@@ -44,6 +44,7 @@ pub mod service_error;
 pub mod signing;
 pub mod simple_tokens;
 pub use countersign_store as store;
+pub mod store_status;
 pub mod system_keys;
 pub mod token_host;
 pub mod token_secrets;

@@ -126,7 +126,7 @@ impl Appliance {
         let state = AppState {
             jobs,
             audit,
-            store: store.clone(),
+            store: countersign::store_status::StoreStatus::new(store.clone()),
             signing: SigningService::new(directory.clone(), executor.clone()),
             tokens,
             responses: countersign::response_signing::ResponseSigner::new(hsm.clone(), store.clone()),

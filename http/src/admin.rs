@@ -83,11 +83,8 @@ pub(super) async fn record_read(
         duration_ms,
         ..countersign::store::AuthAuditRow::new(&caller, format!("read {route}"), result)
     };
-    let store = st.store.clone();
-    match tokio::task::spawn_blocking(move || store.audit_auth(&row)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(route, error = %e, "cannot audit a read"),
-        Err(e) => tracing::error!(route, error = %e, "cannot audit a read"),
+    if let Err(e) = st.audit.record(row).await {
+        tracing::error!(route, error = %e, "cannot audit a read");
     }
 }
 
@@ -215,9 +212,9 @@ struct ExportQuery {
 /// The audit as JSON lines in chain order (each row with its link), from one read
 /// transaction; a failure mid-way ends the stream with an `error` line.
 async fn audit_export(State(st): State<AppState>, Query(q): Query<ExportQuery>) -> axum::response::Response {
-    let store = st.store.clone();
+    let audit = st.audit.clone();
     super::ndjson::stream(move |lines| {
-        let result = store.export_chain(q.after_seq, |v| lines.send(v));
+        let result = audit.export(q.after_seq, |v| lines.send(v));
         if let Err(e) = result {
             lines.send(serde_json::json!({ "error": { "message": format!("the export stopped: {e}") } }));
         }

@@ -50,13 +50,13 @@ use countersign::signing::SigningService;
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The audit chain's checkpoints, verification and retention, and online backups.
+    /// The audit chain's checkpoints, verification, export and retention, online backups, and
+    /// the audit rows of admin reads.
     pub audit: countersign::audit_trail::AuditTrail,
     /// The periodic jobs and their last runs (`/v1/admin/jobs`).
     pub jobs: countersign::jobs::Jobs,
-    /// The database: the audit rows of admin reads, the audit export, readiness checks and
-    /// `/metrics` gauges.
-    pub store: Arc<countersign::store::Store>,
+    /// Whether the store takes writes, and its `/metrics` gauges (no data).
+    pub store: countersign::store_status::StoreStatus,
     /// Signing and verifying with applications' keys for callers on `api.sock`, and which
     /// integration a uid is.
     pub signing: SigningService,
