@@ -328,6 +328,14 @@ pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn AuditSigner) ->
     }
     // Copy first, hashing the bytes on their way: what is checked is what is put in place.
     let tmp = PathBuf::from(format!("{}.restoring", to_db.display()));
+    if tmp.exists() {
+        // Never removed here: it may be another restore's, running now.
+        return Err(BackupError::Invalid(format!(
+            "{} exists: an earlier restore was interrupted, or another is running now; if none is running, \
+             remove it and restore again",
+            tmp.display()
+        )));
+    }
     let copied = copy_hashed(&mut open_in_backup(from, DB_FILE)?, &tmp);
     let (sha, bytes) = match copied {
         Ok(x) => x,

@@ -168,6 +168,13 @@ fn restore_refuses_an_edited_manifest_a_foreign_file_a_symlink_and_an_unsigned_b
     let out = restore(&d, &dir, &target, &[]);
     assert!(!out.status.success() && stderr(&out).contains("unsigned"), "{}", stderr(&out));
     std::fs::write(dir.join("manifest.sig"), &sig_text).unwrap();
+    // What an interrupted restore left behind is named, never silently reused or removed.
+    let leftover = backups.path().join("restored.db.restoring");
+    std::fs::write(&leftover, b"half a database").unwrap();
+    let out = restore(&d, &dir, &target, &[]);
+    assert!(!out.status.success() && stderr(&out).contains("an earlier restore was interrupted"), "{}", stderr(&out));
+    assert!(leftover.exists() && !target.exists());
+    std::fs::remove_file(&leftover).unwrap();
     let out = restore(&d, &dir, &target, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     use std::os::unix::fs::PermissionsExt;
