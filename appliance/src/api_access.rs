@@ -281,6 +281,13 @@ impl ApiAccess {
             .secrets
             .api_admin_matches(&format!("service:{prefix}"), key.as_bytes(), &verifier)
             .map_err(|e| internal(&e))?;
-        Ok(ok.then_some(name))
+        if !ok {
+            return Ok(None);
+        }
+        // Bookkeeping for admins looking for unused keys, not a decision: a failure is logged.
+        if let Err(e) = self.store.service_account_used(&name, crate::now_ms()) {
+            tracing::warn!(account = %name, error = %e, "cannot record a service account's last use");
+        }
+        Ok(Some(name))
     }
 }

@@ -158,6 +158,18 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Records that `name` used its key at `now_ms`, at most once a minute (a write per request
+    /// would cost every request a transaction for a time admins read in minutes); outside the
+    /// table's seal, like an admin's last login.
+    pub fn service_account_used(&self, name: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE service_account SET last_used_ms = ?2
+             WHERE name = ?1 AND (last_used_ms IS NULL OR last_used_ms <= ?2 - 60000)",
+            params![name, now_ms],
+        )?;
+        Ok(())
+    }
+
     /// The account whose key starts with `prefix`: (name, verifier).
     pub fn service_account_by_prefix(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         let conn = self.conn();

@@ -379,6 +379,10 @@ fn service_account_keys_trigger_challenges_and_satisfy_require_api_key() {
     }
     let list = pi.d.cli_json(&["privacyidea", "service-list"]);
     assert!(!list.to_string().contains(&key));
+    // Admins see when a key was last used (to find keys nobody uses any more).
+    let accounts = list["service_accounts"].as_array().unwrap_or_else(|| panic!("{list}"));
+    let keycloak = accounts.iter().find(|a| a["name"] == "keycloak").unwrap();
+    assert!(keycloak["last_used_ms"].as_i64().is_some_and(|t| t > 0), "{keycloak}");
     // Removed: the key stops working at once.
     assert!(pi.d.cli(&["privacyidea", "service-remove", "keycloak"]).status.success());
     let (status, _) = pi.http_auth("POST", "/validate/check", Some(form), "user=alice&pass=287082", Some(&key));
