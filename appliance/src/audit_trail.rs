@@ -21,10 +21,6 @@ const ROLE: &str = "audit-signing";
 /// Why a checkpoint, verification or retention run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditTrailError {
-    /// The audit key could not be found or generated. (Nothing here returns it today: the
-    /// store reports the audit key's failures as a [`Refusal::Invalid`](countersign_core::error::Refusal::Invalid), through `Store`.)
-    #[error(transparent)]
-    Key(#[from] crate::system_keys::SystemKeyError),
     /// The store failed, or the audit key could not sign or check a checkpoint.
     #[error("store: {0}")]
     Store(#[from] StoreError),

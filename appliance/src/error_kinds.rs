@@ -110,8 +110,12 @@ impl Kinded for ValidateError {
 impl Kinded for AuditTrailError {
     fn kind(&self) -> ErrorKind {
         match self {
-            AuditTrailError::Key(_) => ErrorKind::Unavailable(Dependency::AuditKey),
-            AuditTrailError::Store(_) | AuditTrailError::Internal(_) => ErrorKind::Internal,
+            // The audit key or the HSM not answering is worth trying again; the rest is ours.
+            AuditTrailError::Store(e) => match e.kind() {
+                ErrorKind::Unavailable(d) => ErrorKind::Unavailable(d),
+                _ => ErrorKind::Internal,
+            },
+            AuditTrailError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

@@ -352,9 +352,9 @@ fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, St
     };
     let checks = |c: &Checkpoint| -> Result<bool, StoreError> {
         let Ok(hash) = <[u8; 32]>::try_from(c.hash.as_slice()) else { return Ok(false) };
-        signer.verify(&checkpoint_message(c.seq, &hash, c.at_ms), &c.signature).map_err(|e| {
-            StoreError::Refused(Refusal::Invalid(format!("the audit key could not check a checkpoint: {e}")))
-        })
+        signer
+            .verify(&checkpoint_message(c.seq, &hash, c.at_ms), &c.signature)
+            .map_err(|e| StoreError::AuditKey(format!("the audit key could not check a checkpoint: {e}")))
     };
 
     let anchor: Option<(Checkpoint, i64)> = conn
@@ -530,9 +530,9 @@ fn checkpoint(
         return Ok(None);
     }
     let hash = hash32(hash)?;
-    let signature = signer.sign(&checkpoint_message(seq, &hash, at_ms)).map_err(|e| {
-        StoreError::Refused(Refusal::Invalid(format!("the audit key could not sign a checkpoint: {e}")))
-    })?;
+    let signature = signer
+        .sign(&checkpoint_message(seq, &hash, at_ms))
+        .map_err(|e| StoreError::AuditKey(format!("the audit key could not sign a checkpoint: {e}")))?;
     conn.execute(
         "INSERT OR IGNORE INTO audit_checkpoint (seq, hash, at_ms, signature, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![seq, hash.as_slice(), at_ms, signature, kind],
@@ -610,9 +610,9 @@ fn retain(
         let to = cut.min(from + RETENTION_BATCH - 1);
         let hash: Vec<u8> = conn.query_row("SELECT hash FROM audit_chain WHERE seq = ?1", [to], |r| r.get(0))?;
         let hash = hash32(hash)?;
-        let signature = signer.sign(&checkpoint_message(to, &hash, now_ms)).map_err(|e| {
-            StoreError::Refused(Refusal::Invalid(format!("the audit key could not sign the retention anchor: {e}")))
-        })?;
+        let signature = signer
+            .sign(&checkpoint_message(to, &hash, now_ms))
+            .map_err(|e| StoreError::AuditKey(format!("the audit key could not sign the retention anchor: {e}")))?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (table, tbl) in [("auth_audit", "auth"), ("signature_audit", "signature")] {
             tx.execute(

@@ -141,9 +141,10 @@ pub enum StoreError {
     /// The object's state forbids the change (a revoked token enabled again).
     #[error("{0}")]
     Revoked(String),
-    /// The audit writer has stopped, so nothing that must be audited can be done.
-    #[error("the audit writer has stopped")]
-    AuditStopped,
+    /// The audit key (in the HSM) could not sign or check a checkpoint or anchor; the text
+    /// says which. The chain is unchanged; the same request may succeed once the HSM answers.
+    #[error("{0}")]
+    AuditKey(String),
     /// A sealed table's content does not match its seal: changed outside the appliance.
     #[error("{0}; the database was edited behind Countersign's back: restore it from a backup (docs/operations.md, \"Backup and restore\") and find out who had write access to it")]
     Tampered(String),
@@ -371,7 +372,7 @@ impl Kinded for StoreError {
         match self {
             StoreError::Refused(r) => r.kind(),
             StoreError::Revoked(_) => ErrorKind::Conflict,
-            StoreError::AuditStopped => ErrorKind::Unavailable(Dependency::Audit),
+            StoreError::AuditKey(_) => ErrorKind::Unavailable(Dependency::AuditKey),
             StoreError::SealUnavailable(_) => ErrorKind::Unavailable(Dependency::Hsm),
             StoreError::Open { .. }
             | StoreError::Sql(_)

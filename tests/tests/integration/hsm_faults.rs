@@ -142,6 +142,10 @@ fn episode(fault: &str, kind: &str) {
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["error"]["code"], "hsm_unavailable", "{v}");
     assert!(v.get("signature").is_none());
+    // The audit key cannot sign a checkpoint: unavailable (try again), not the admin's mistake.
+    let (status, v) = request(&f.d.admin_sock(), "POST", "/v1/admin/audit/checkpoint", None);
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["error"]["code"], "audit_key_unavailable", "{v}");
     let (status, v) = f.ready();
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["hsm"], false, "{v}");
