@@ -7,6 +7,7 @@
 //! a systemd credential, straight into a zeroizing type.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use countersign_hsm::{HsmConfig, Pin, TokenSelector};
 use figment::providers::{Env, Format, Toml};
@@ -18,7 +19,7 @@ pub const FACTORY_DEFAULTS: &str = include_str!("../../firmware-config/countersi
 /// The system-wide override file.
 pub const SYSTEM_CONFIG: &str = "/etc/countersign/countersign.toml";
 /// Variables a challenge's message template may use: what the challenge service fills in.
-pub const TEMPLATE_VARIABLES: &[&str] = &["otp", "serial", "user", "realm", "transaction_id"];
+pub use crate::challenges::TEMPLATE_VARIABLES;
 
 /// The systemd credential that carries the HSM PIN.
 pub const PIN_CREDENTIAL: &str = "hsm-pin";
@@ -104,11 +105,11 @@ pub enum CaAlgorithm {
 }
 
 impl CaAlgorithm {
-    /// The HSM's name of the algorithm.
-    pub fn key_algorithm(self) -> countersign_hsm::KeyAlgorithm {
+    /// The CA service's name of the algorithm.
+    pub fn settings(self) -> countersign_pki::CaAlgorithm {
         match self {
-            CaAlgorithm::EcP256 => countersign_hsm::KeyAlgorithm::EcP256,
-            CaAlgorithm::EcP384 => countersign_hsm::KeyAlgorithm::EcP384,
+            CaAlgorithm::EcP256 => countersign_pki::CaAlgorithm::EcP256,
+            CaAlgorithm::EcP384 => countersign_pki::CaAlgorithm::EcP384,
         }
     }
 }
@@ -613,6 +614,117 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// The services' settings, resolved from a checked [`Config`] by [`Config::settings`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The audit trail's, from `[audit]`.
+    pub audit: crate::audit_trail::AuditSettings,
+    /// The CA's, from `[ca]`.
+    pub ca: crate::ca::CaSettings,
+    /// The challenge service's, from `[challenge]`.
+    pub challenge: crate::challenges::ChallengeSettings,
+    /// Card enrolment's, from `[enrolment]`.
+    pub enrolment: crate::enrolment::EnrolmentSettings,
+    /// The plugin host's, from `[plugins]` (and `[hsm]` for the default instance count).
+    pub plugins: crate::plugins::PluginSettings,
+    /// The validate service's, from `[validate]`.
+    pub validate: crate::validate::ValidateSettings,
+    /// New tokens' defaults, from `[validate]`.
+    pub tokens: crate::tokens::TokenDefaults,
+}
+
+impl Config {
+    /// The services' settings: durations, paths and modes resolved from the sections.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let (a, c, ch, e, p, v) =
+            (&self.audit, &self.ca, &self.challenge, &self.enrolment, &self.plugins, &self.validate);
+        let piv_algorithm = match e.piv_algorithm.as_str() {
+            "ec-p256" => countersign_hsm::KeyAlgorithm::EcP256,
+            "ec-p384" => countersign_hsm::KeyAlgorithm::EcP384,
+            "rsa-2048" => countersign_hsm::KeyAlgorithm::Rsa2048,
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "enrolment.piv_algorithm must be ec-p256, ec-p384 or rsa-2048, not {other:?}"
+                )))
+            }
+        };
+        let piv_slot = crate::devices::piv::Slot::parse(&e.piv_slot).ok_or_else(|| {
+            ConfigError::Invalid(format!("enrolment.piv_slot must be 9a or 9c, not {:?}", e.piv_slot))
+        })?;
+        Ok(Settings {
+            audit: crate::audit_trail::AuditSettings {
+                checkpoint_interval: Duration::from_secs(a.checkpoint_interval_s),
+                retention_days: (a.retention_days > 0).then_some(a.retention_days),
+                retention_max_rows: (a.retention_max_rows > 0).then_some(a.retention_max_rows),
+                retention_interval: Duration::from_secs(a.retention_interval_s),
+            },
+            ca: crate::ca::CaSettings {
+                algorithm: c.algorithm.settings(),
+                subject: c.subject.clone(),
+                validity_days: c.validity_days,
+                cert_validity_days: c.cert_validity_days,
+                cert_subject: c.cert_subject.clone(),
+                client_auth: c.client_auth,
+                smartcard_logon: c.smartcard_logon,
+                upn_domain: Some(c.upn_domain.clone()).filter(|d| !d.is_empty()),
+            },
+            challenge: crate::challenges::ChallengeSettings {
+                validity: Duration::from_secs(u64::from(ch.validity_s)),
+                delivery_wait: Duration::from_millis(ch.delivery_wait_ms),
+                sms_text: ch.sms_text.clone(),
+                email_subject: ch.email_subject.clone(),
+                email_text: ch.email_text.clone(),
+                keep_deliveries: Duration::from_secs(ch.keep_deliveries_s),
+                cleanup_interval: Duration::from_secs(ch.cleanup_interval_s),
+            },
+            enrolment: crate::enrolment::EnrolmentSettings {
+                attestation_roots: e.attestation_roots.clone(),
+                attestation_intermediates: e.attestation_intermediates.clone(),
+                require_attestation: e.require_attestation,
+                piv_algorithm,
+                piv_slot,
+                pin_policy: e.pin_policy,
+                touch_policy: e.touch_policy,
+                puk: match e.puk {
+                    PukMode::Sealed => crate::enrolment::PukMode::Sealed,
+                    PukMode::Show => crate::enrolment::PukMode::Show,
+                },
+                oath_issuer: e.oath_issuer.clone(),
+            },
+            plugins: crate::plugins::PluginSettings {
+                dir: p.dir.clone(),
+                trusted_publishers: p.trusted_publishers.clone(),
+                extra_trusted_publishers: (!p.extra_trusted_publishers.is_empty())
+                    .then(|| PathBuf::from(&p.extra_trusted_publishers)),
+                worker: p.worker.clone(),
+                start_timeout: Duration::from_millis(p.start_timeout_ms),
+                instances: if p.instances == 0 { self.hsm.effective_workers() } else { p.instances },
+                call_timeout: Duration::from_millis(p.call_timeout_ms),
+                max_restart_backoff: Duration::from_millis(p.max_restart_backoff_ms),
+                limits: crate::plugins::WorkerLimits { memory_mb: p.memory_limit_mb, cpu_s: p.cpu_limit_s },
+                host_macs_per_s: p.host_macs_per_s,
+            },
+            validate: crate::validate::ValidateSettings {
+                detailed_errors: v.detailed_errors,
+                throttle: crate::validate::Throttle {
+                    source_free: v.throttle_source_free,
+                    user_free: v.throttle_user_free,
+                    base_ms: v.throttle_base_ms,
+                    max_ms: v.throttle_max_s.saturating_mul(1000),
+                },
+                reject_floor: Duration::from_millis(v.reject_floor_ms),
+            },
+            tokens: crate::tokens::TokenDefaults {
+                hotp_window: v.hotp_window,
+                totp_window: v.totp_window,
+                sync_window: v.sync_window,
+                max_fail: v.max_fail,
+                fail_clear_s: v.fail_clear_s,
+            },
+        })
     }
 }
 

@@ -69,11 +69,8 @@ impl Appliance {
         let secrets = TokenSecrets::open(&hsm, &store)?;
         let realms = countersign::resolvers::Realms::open(store.clone(), secrets.clone())?;
         let clock = Clock::new(&cfg.clock.offset_file);
-        let mut plugin_cfg = cfg.plugins.clone();
-        if plugin_cfg.instances == 0 {
-            plugin_cfg.instances = cfg.hsm.effective_workers();
-        }
-        let plugins = Arc::new(PluginHost::start(&plugin_cfg, Some(store.clone())));
+        let settings = cfg.settings()?;
+        let plugins = Arc::new(PluginHost::start(&settings.plugins, Some(store.clone())));
         let gateways = countersign::gateways::GatewayService::new(store.clone(), plugins.clone(), secrets.clone());
         let policies = countersign::policy::PolicyService::new(
             store.clone(),
@@ -87,7 +84,7 @@ impl Appliance {
             secrets.clone(),
             gateways.clone(),
             clock.clone(),
-            cfg.challenge.clone(),
+            settings.challenge,
         );
         challenges.start_sender()?;
         let tokens = TokenService::new(
@@ -97,20 +94,20 @@ impl Appliance {
             plugins.clone(),
             secrets.clone(),
             clock.clone(),
-            cfg.validate.clone(),
+            settings.tokens,
         );
         tokens.start_binding_recorded_owners();
-        let ca = countersign::ca::CaService::new(store.clone(), hsm.clone(), cfg.ca.clone(), clock.clone());
+        let ca = countersign::ca::CaService::new(store.clone(), hsm.clone(), settings.ca, clock.clone());
         let enrolment = countersign::enrolment::EnrolmentService::new(
             store.clone(),
             secrets.clone(),
             tokens.clone(),
             ca.clone(),
-            cfg.enrolment.clone(),
+            settings.enrolment,
             clock.clone(),
         );
         let audit =
-            countersign::audit_trail::AuditTrail::new(hsm.clone(), store.clone(), clock.clone(), cfg.audit.clone());
+            countersign::audit_trail::AuditTrail::new(hsm.clone(), store.clone(), clock.clone(), settings.audit);
         let jobs = countersign::jobs::Jobs::new(store.clone(), clock.clone());
         let clock_for_tls = clock.clone();
         let validate = ValidateService::new(
@@ -120,7 +117,7 @@ impl Appliance {
             plugins.clone(),
             secrets.clone(),
             clock.clone(),
-            &cfg.validate,
+            settings.validate,
             challenges.clone(),
         );
         let state = AppState {
