@@ -20,7 +20,6 @@ pub use store::backup;
 pub mod ca;
 pub mod challenges;
 pub mod clock;
-pub mod config;
 pub use countersign_card as devices;
 pub use countersign_core::dates;
 pub mod directory;

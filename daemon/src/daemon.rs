@@ -15,9 +15,9 @@ use countersign_hsm::Hsm;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
+use crate::config::{parse_mode, Config, LogFormat};
 use countersign::admin::AdminService;
 use countersign::clock::Clock;
-use countersign::config::{parse_mode, Config, LogFormat};
 use countersign::directory::DirectoryHandle;
 use countersign::executor::Executor;
 use countersign::plugins::PluginHost;

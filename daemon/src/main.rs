@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod config;
 mod daemon;
 mod tls;
 
+use crate::config::Config;
 use clap::{Parser, Subcommand};
-use countersign::config::Config;
 
 /// Countersign appliance daemon: HSM-backed signing over api.sock, administration over admin.sock.
 #[derive(Debug, Parser)]

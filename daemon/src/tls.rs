@@ -17,8 +17,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::{ServerConfig, SignatureAlgorithm, SignatureScheme};
 
+use crate::config::{HttpSection, TlsMode};
 use countersign::ca::CaService;
-use countersign::config::{HttpSection, TlsMode};
 use countersign::store::{AuthAuditRow, Store};
 use countersign_core::caller::Caller;
 

@@ -19,7 +19,7 @@ pub const FACTORY_DEFAULTS: &str = include_str!("../../firmware-config/countersi
 /// The system-wide override file.
 pub const SYSTEM_CONFIG: &str = "/etc/countersign/countersign.toml";
 /// Variables a challenge's message template may use: what the challenge service fills in.
-pub use crate::challenges::TEMPLATE_VARIABLES;
+pub use countersign::challenges::TEMPLATE_VARIABLES;
 
 /// The systemd credential that carries the HSM PIN.
 pub const PIN_CREDENTIAL: &str = "hsm-pin";
@@ -162,9 +162,9 @@ pub struct EnrolmentSection {
     /// 9a (authentication) or 9c (signature), unless the request names one.
     pub piv_slot: String,
     /// When the card asks for the PIN: default, never, once, always.
-    pub pin_policy: crate::devices::piv::PinPolicy,
+    pub pin_policy: countersign::devices::piv::PinPolicy,
     /// Touch: default, never, always, cached.
-    pub touch_policy: crate::devices::piv::TouchPolicy,
+    pub touch_policy: countersign::devices::piv::TouchPolicy,
     /// The card's new PUK; read from `sealed` or `show`.
     pub puk: PukMode,
     /// Issuer shown for OATH accounts written to a YubiKey.
@@ -378,7 +378,7 @@ fn default_probe_timeout_ms() -> u64 {
     2000
 }
 
-pub use crate::store::Synchronous;
+pub use countersign::store::Synchronous;
 
 /// The SQLite database.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -574,7 +574,7 @@ impl Config {
                 self.enrolment.piv_algorithm
             ));
         }
-        if crate::devices::piv::Slot::parse(&self.enrolment.piv_slot).is_none() {
+        if countersign::devices::piv::Slot::parse(&self.enrolment.piv_slot).is_none() {
             return bad(format!("enrolment.piv_slot must be 9a or 9c, not {:?}", self.enrolment.piv_slot));
         }
         if self.validate.sync_window < 2 || self.validate.sync_window > 10_000 {
@@ -621,19 +621,19 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The audit trail's, from `[audit]`.
-    pub audit: crate::audit_trail::AuditSettings,
+    pub audit: countersign::audit_trail::AuditSettings,
     /// The CA's, from `[ca]`.
-    pub ca: crate::ca::CaSettings,
+    pub ca: countersign::ca::CaSettings,
     /// The challenge service's, from `[challenge]`.
-    pub challenge: crate::challenges::ChallengeSettings,
+    pub challenge: countersign::challenges::ChallengeSettings,
     /// Card enrolment's, from `[enrolment]`.
-    pub enrolment: crate::enrolment::EnrolmentSettings,
+    pub enrolment: countersign::enrolment::EnrolmentSettings,
     /// The plugin host's, from `[plugins]` (and `[hsm]` for the default instance count).
-    pub plugins: crate::plugins::PluginSettings,
+    pub plugins: countersign::plugins::PluginSettings,
     /// The validate service's, from `[validate]`.
-    pub validate: crate::validate::ValidateSettings,
+    pub validate: countersign::validate::ValidateSettings,
     /// New tokens' defaults, from `[validate]`.
-    pub tokens: crate::tokens::TokenDefaults,
+    pub tokens: countersign::tokens::TokenDefaults,
 }
 
 impl Config {
@@ -651,17 +651,17 @@ impl Config {
                 )))
             }
         };
-        let piv_slot = crate::devices::piv::Slot::parse(&e.piv_slot).ok_or_else(|| {
+        let piv_slot = countersign::devices::piv::Slot::parse(&e.piv_slot).ok_or_else(|| {
             ConfigError::Invalid(format!("enrolment.piv_slot must be 9a or 9c, not {:?}", e.piv_slot))
         })?;
         Ok(Settings {
-            audit: crate::audit_trail::AuditSettings {
+            audit: countersign::audit_trail::AuditSettings {
                 checkpoint_interval: Duration::from_secs(a.checkpoint_interval_s),
                 retention_days: (a.retention_days > 0).then_some(a.retention_days),
                 retention_max_rows: (a.retention_max_rows > 0).then_some(a.retention_max_rows),
                 retention_interval: Duration::from_secs(a.retention_interval_s),
             },
-            ca: crate::ca::CaSettings {
+            ca: countersign::ca::CaSettings {
                 algorithm: c.algorithm.settings(),
                 subject: c.subject.clone(),
                 validity_days: c.validity_days,
@@ -671,7 +671,7 @@ impl Config {
                 smartcard_logon: c.smartcard_logon,
                 upn_domain: Some(c.upn_domain.clone()).filter(|d| !d.is_empty()),
             },
-            challenge: crate::challenges::ChallengeSettings {
+            challenge: countersign::challenges::ChallengeSettings {
                 validity: Duration::from_secs(u64::from(ch.validity_s)),
                 delivery_wait: Duration::from_millis(ch.delivery_wait_ms),
                 sms_text: ch.sms_text.clone(),
@@ -680,7 +680,7 @@ impl Config {
                 keep_deliveries: Duration::from_secs(ch.keep_deliveries_s),
                 cleanup_interval: Duration::from_secs(ch.cleanup_interval_s),
             },
-            enrolment: crate::enrolment::EnrolmentSettings {
+            enrolment: countersign::enrolment::EnrolmentSettings {
                 attestation_roots: e.attestation_roots.clone(),
                 attestation_intermediates: e.attestation_intermediates.clone(),
                 require_attestation: e.require_attestation,
@@ -689,12 +689,12 @@ impl Config {
                 pin_policy: e.pin_policy,
                 touch_policy: e.touch_policy,
                 puk: match e.puk {
-                    PukMode::Sealed => crate::enrolment::PukMode::Sealed,
-                    PukMode::Show => crate::enrolment::PukMode::Show,
+                    PukMode::Sealed => countersign::enrolment::PukMode::Sealed,
+                    PukMode::Show => countersign::enrolment::PukMode::Show,
                 },
                 oath_issuer: e.oath_issuer.clone(),
             },
-            plugins: crate::plugins::PluginSettings {
+            plugins: countersign::plugins::PluginSettings {
                 dir: p.dir.clone(),
                 trusted_publishers: p.trusted_publishers.clone(),
                 extra_trusted_publishers: (!p.extra_trusted_publishers.is_empty())
@@ -704,12 +704,12 @@ impl Config {
                 instances: if p.instances == 0 { self.hsm.effective_workers() } else { p.instances },
                 call_timeout: Duration::from_millis(p.call_timeout_ms),
                 max_restart_backoff: Duration::from_millis(p.max_restart_backoff_ms),
-                limits: crate::plugins::WorkerLimits { memory_mb: p.memory_limit_mb, cpu_s: p.cpu_limit_s },
+                limits: countersign::plugins::WorkerLimits { memory_mb: p.memory_limit_mb, cpu_s: p.cpu_limit_s },
                 host_macs_per_s: p.host_macs_per_s,
             },
-            validate: crate::validate::ValidateSettings {
+            validate: countersign::validate::ValidateSettings {
                 detailed_errors: v.detailed_errors,
-                throttle: crate::validate::Throttle {
+                throttle: countersign::validate::Throttle {
                     source_free: v.throttle_source_free,
                     user_free: v.throttle_user_free,
                     base_ms: v.throttle_base_ms,
@@ -717,7 +717,7 @@ impl Config {
                 },
                 reject_floor: Duration::from_millis(v.reject_floor_ms),
             },
-            tokens: crate::tokens::TokenDefaults {
+            tokens: countersign::tokens::TokenDefaults {
                 hotp_window: v.hotp_window,
                 totp_window: v.totp_window,
                 sync_window: v.sync_window,
