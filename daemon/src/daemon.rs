@@ -69,7 +69,7 @@ impl Appliance {
         let executor = Executor::start(hsm.clone(), &store, cfg.hsm.workers)?;
         let secrets = TokenSecrets::open(&hsm, &store)?;
         let realms = countersign::resolvers::Realms::open(store.clone(), secrets.clone())?;
-        let clock = Clock::new(&cfg.clock_offset_file);
+        let clock = Clock::new(cfg.clock_offset_file.as_deref());
         let plugins = Arc::new(PluginHost::start(&cfg.plugins, Some(store.clone())));
         let gateways = countersign::gateways::GatewayService::new(store.clone(), plugins.clone(), secrets.clone());
         let policies = countersign::policy::PolicyService::new(

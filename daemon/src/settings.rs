@@ -54,8 +54,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Logging (`[log]`).
     pub log: LogSettings,
-    /// For tests only: the file holding the clock offset; empty in production.
-    pub clock_offset_file: String,
+    /// For tests only: the file holding the clock offset; `None` in production.
+    pub clock_offset_file: Option<PathBuf>,
     /// The audit trail's (`[audit]`).
     pub audit: AuditSettings,
     /// The CA's (`[ca]`).
@@ -404,7 +404,7 @@ impl Settings {
             connections,
             http,
             log: LogSettings { format: cfg.log.format, filter: cfg.log.filter.clone() },
-            clock_offset_file: cfg.clock.offset_file.clone(),
+            clock_offset_file: (!cfg.clock.offset_file.is_empty()).then(|| PathBuf::from(&cfg.clock.offset_file)),
             audit: AuditSettings {
                 checkpoint_interval: Duration::from_secs(a.checkpoint_interval_s),
                 retention_days: (a.retention_days > 0).then_some(a.retention_days),
@@ -628,9 +628,18 @@ mod tests {
         assert_eq!(s.audit.retention_days, None);
         assert_eq!(s.audit.retention_max_rows, Some(10));
         assert_eq!(s.api_socket.mode, 0o640);
+        assert_eq!(s.clock_offset_file, None);
+        assert_eq!(s.plugins.extra_trusted_publishers, None);
+        assert_eq!(s.hsm.pin_file, None, "the factory defaults read the PIN from the systemd credential");
         let s = Settings::resolve(&raw("[ca]\nupn_domain = \"example.org\"\n[enrolment]\npuk = \"sealed\"\n")).unwrap();
         assert_eq!(s.ca.upn_domain.as_deref(), Some("example.org"));
         assert_eq!(s.enrolment.puk, PukMode::Sealed);
+        let s = Settings::resolve(&raw("[clock]\noffset_file = \"/run/t/offset\"\n[hsm]\npin_file = \"/run/t/pin\"\n\
+             [plugins]\nextra_trusted_publishers = \"/run/t/dev.pub\"\n"))
+        .unwrap();
+        assert_eq!(s.clock_offset_file.as_deref(), Some(Path::new("/run/t/offset")));
+        assert_eq!(s.hsm.pin_file.as_deref(), Some(Path::new("/run/t/pin")));
+        assert_eq!(s.plugins.extra_trusted_publishers.as_deref(), Some(Path::new("/run/t/dev.pub")));
     }
 
     #[test]
