@@ -339,7 +339,7 @@ pub struct HsmSection {
     #[serde(default, deserialize_with = "opt_text")]
     pub token_serial: Option<String>,
     /// A file holding the token's user PIN; empty: the systemd credential `hsm-pin`
-    /// ([`HsmSection::load_pin`]).
+    /// ([`crate::settings::HsmSettings::load_pin`]).
     #[serde(default)]
     pub pin_file: String,
     /// Most HSM sessions used for operations at once (1 to 1024), shared by the workers, admin
