@@ -12,11 +12,25 @@ use std::time::Duration;
 use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
 
 use crate::clock::Clock;
-use crate::config::AuditSection;
 use crate::store::chain::{AuditSigner, ChainReport, Retention, RetentionReport};
 use crate::store::{AuthAuditRow, Store, StoreError};
 
 const ROLE: &str = "audit-signing";
+
+/// How often the chain is vouched for and how long its rows are kept: resolved values, read
+/// from the configuration by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// Time between signed checkpoints of the chain (when rows were added); a second at least
+    /// is used. Rows newer than the last checkpoint are chained but not yet signed.
+    pub checkpoint_interval: Duration,
+    /// Rows older than this many days are removed; `None`: rows are kept whatever their age.
+    pub retention_days: Option<u32>,
+    /// At most this many rows are kept; `None`: no limit.
+    pub retention_max_rows: Option<u64>,
+    /// Time between retention runs; a minute at least is used.
+    pub retention_interval: Duration,
+}
 
 /// Why a checkpoint, verification or retention run failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +143,7 @@ pub struct AuditTrail {
     key: AuditKey,
     store: Arc<Store>,
     clock: Clock,
-    cfg: AuditSection,
+    cfg: AuditSettings,
 }
 
 /// Runs `f` on its own connection from a blocking thread: a verification or retention run is
@@ -142,7 +156,7 @@ async fn blocking<T: Send + 'static>(
 
 impl AuditTrail {
     /// The service; the audit key is found (or generated) at its first use.
-    pub fn new(hsm: Hsm, store: Arc<Store>, clock: Clock, cfg: AuditSection) -> AuditTrail {
+    pub fn new(hsm: Hsm, store: Arc<Store>, clock: Clock, cfg: AuditSettings) -> AuditTrail {
         let key = AuditKey { hsm, store: store.clone(), id: Arc::new(Mutex::new(None)) };
         AuditTrail { key, store, clock, cfg }
     }
@@ -204,17 +218,16 @@ impl AuditTrail {
 
     fn configured_retention(&self, now_ms: i64) -> Retention {
         Retention {
-            keep_after_ms: (self.cfg.retention_days > 0)
-                .then(|| now_ms - i64::from(self.cfg.retention_days) * 86_400_000),
-            max_links: (self.cfg.retention_max_rows > 0).then_some(self.cfg.retention_max_rows),
+            keep_after_ms: self.cfg.retention_days.map(|days| now_ms - i64::from(days) * 86_400_000),
+            max_links: self.cfg.retention_max_rows,
         }
     }
 
-    /// Registers the periodic jobs: a checkpoint every `checkpoint_interval_s`, and retention
-    /// every `retention_interval_s` when a limit is set.
+    /// Registers the periodic jobs: a checkpoint every `checkpoint_interval`, and retention
+    /// every `retention_interval` when a limit is set.
     pub fn schedule(&self, jobs: &crate::jobs::Jobs) {
         let t = self.clone();
-        jobs.spawn("audit-checkpoint", Duration::from_secs(self.cfg.checkpoint_interval_s.max(1)), move || {
+        jobs.spawn("audit-checkpoint", self.cfg.checkpoint_interval.max(Duration::from_secs(1)), move || {
             let t = t.clone();
             Box::pin(async move {
                 match t.checkpoint().await {
@@ -224,9 +237,9 @@ impl AuditTrail {
                 }
             })
         });
-        if self.cfg.retention_days > 0 || self.cfg.retention_max_rows > 0 {
+        if self.cfg.retention_days.is_some() || self.cfg.retention_max_rows.is_some() {
             let t = self.clone();
-            jobs.spawn("audit-retention", Duration::from_secs(self.cfg.retention_interval_s.max(60)), move || {
+            jobs.spawn("audit-retention", self.cfg.retention_interval.max(Duration::from_secs(60)), move || {
                 let t = t.clone();
                 Box::pin(async move {
                     let r = t.retain(None).await.map_err(|e| e.to_string())?;

@@ -11,12 +11,33 @@ use countersign_hsm::{Hsm, HsmError, KeyAlgorithm, KeyId, SignInput, SignScheme}
 use countersign_pki::{CaAlgorithm, CaSigner, CertificateProfile, PkiError, SubjectVars};
 use serde::Serialize;
 
-use crate::config::CaSection;
 use crate::store::{AuthAuditRow, CaRecord, Store, StoreError};
 use crate::tokens::TokenError;
 
 /// The one CA the appliance runs.
 pub const CA_NAME: &str = "appliance";
+
+/// The appliance CA and the certificates it issues: resolved values, read from the
+/// configuration by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaSettings {
+    /// The algorithm of the CA key generated in the HSM.
+    pub algorithm: CaAlgorithm,
+    /// The CA's own subject (RFC 4514).
+    pub subject: String,
+    /// Validity of a self-signed CA certificate, in days (positive).
+    pub validity_days: u32,
+    /// Validity of issued certificates, in days (positive; cut at the CA's own expiry).
+    pub cert_validity_days: u32,
+    /// Subject of issued certificates; `{login}`, `{realm}`, `{serial}` (card), `{token}`.
+    pub cert_subject: String,
+    /// Issued certificates carry the extended key usage TLS client authentication.
+    pub client_auth: bool,
+    /// Issued certificates carry the extended key usage Microsoft smart card logon.
+    pub smartcard_logon: bool,
+    /// When set, issued certificates carry the UPN `{login}@{upn_domain}` (Windows logon).
+    pub upn_domain: Option<String>,
+}
 
 /// Why the CA could not be set up or could not issue.
 #[derive(Debug, thiserror::Error)]
@@ -126,13 +147,13 @@ pub struct CaView {
 pub struct CaService {
     store: Arc<Store>,
     hsm: Hsm,
-    cfg: CaSection,
+    cfg: CaSettings,
     clock: crate::clock::Clock,
 }
 
 impl CaService {
-    /// The service, issuing as `cfg` (`[ca]`) says.
-    pub fn new(store: Arc<Store>, hsm: Hsm, cfg: CaSection, clock: crate::clock::Clock) -> CaService {
+    /// The service, issuing as `cfg` says.
+    pub fn new(store: Arc<Store>, hsm: Hsm, cfg: CaSettings, clock: crate::clock::Clock) -> CaService {
         CaService { store, hsm, cfg, clock }
     }
 
@@ -167,7 +188,10 @@ impl CaService {
         if self.store.ca(CA_NAME)?.is_some() {
             return Err(CaError::Exists);
         }
-        let alg: KeyAlgorithm = self.cfg.algorithm.key_algorithm();
+        let alg = match self.cfg.algorithm {
+            CaAlgorithm::EcP256 => KeyAlgorithm::EcP256,
+            CaAlgorithm::EcP384 => KeyAlgorithm::EcP384,
+        };
         pki_alg(alg)?;
         let pair = self.hsm.generate_key_pair(&format!("countersign/ca/{CA_NAME}"), alg)?;
         let signer = HsmCaSigner { hsm: &self.hsm, key: pair.id.clone(), alg };
@@ -239,7 +263,7 @@ impl CaService {
             subject: self.cfg.cert_subject.clone(),
             client_auth: self.cfg.client_auth,
             smartcard_logon: self.cfg.smartcard_logon,
-            upn_domain: Some(self.cfg.upn_domain.clone()).filter(|d| !d.is_empty()),
+            upn_domain: self.cfg.upn_domain.clone(),
             server_auth: false,
             server_names: Vec::new(),
         }

@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::clock::Clock;
-use crate::config::ChallengeSection;
 use crate::gateways::GatewayService;
 use crate::plugins::PluginHost;
 use crate::service_error::{blocking, TokenError};
@@ -31,8 +30,33 @@ use crate::store::{AttemptRow, AuthAuditRow, RoundOutcome, Store, TokenRecord};
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
 
-/// Variables message templates may use (the configuration checks templates against them).
-pub use crate::config::TEMPLATE_VARIABLES;
+/// Variables a challenge's message template may use: what this service fills in (the
+/// configuration checks templates against them).
+pub const TEMPLATE_VARIABLES: &[&str] = &["otp", "serial", "user", "realm", "transaction_id"];
+
+/// Challenge codes sent by SMS or e-mail and their delivery: resolved values, read from the
+/// configuration by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeSettings {
+    /// How long a challenge's code is valid.
+    pub validity: Duration,
+    /// How long a request waits for the first delivery round before it answers (the delivery
+    /// goes on in the background either way).
+    pub delivery_wait: Duration,
+    /// The SMS text template (an `smstext` policy may replace it for a user), using only
+    /// [`TEMPLATE_VARIABLES`].
+    pub sms_text: String,
+    /// The e-mail subject template, with the same variables.
+    pub email_subject: String,
+    /// The e-mail text template (an `emailtext` policy may replace it for a user), with the
+    /// same variables.
+    pub email_text: String,
+    /// How long finished deliveries stay listed.
+    pub keep_deliveries: Duration,
+    /// Time between runs of the job that removes expired challenges and old deliveries; a
+    /// second at least is used.
+    pub cleanup_interval: Duration,
+}
 
 pub use countersign_core::token_kind::{is_challenge_type, is_otp_type};
 
@@ -113,7 +137,7 @@ pub struct ChallengeService {
     secrets: TokenSecrets,
     gateways: GatewayService,
     clock: Clock,
-    cfg: ChallengeSection,
+    cfg: ChallengeSettings,
 }
 
 /// A 20-digit transaction id from the HSM's random generator.
@@ -132,8 +156,8 @@ fn mask(recipient: &str) -> String {
 }
 
 impl ChallengeService {
-    /// The service; `cfg` (`[challenge]`) gives the validity, the wait for the first round and
-    /// the default texts.
+    /// The service; `cfg` gives the validity, the wait for the first round and the default
+    /// texts.
     pub fn new(
         store: Arc<Store>,
         policies: Arc<crate::policy::PolicyHandle>,
@@ -141,7 +165,7 @@ impl ChallengeService {
         secrets: TokenSecrets,
         gateways: GatewayService,
         clock: Clock,
-        cfg: ChallengeSection,
+        cfg: ChallengeSettings,
     ) -> ChallengeService {
         ChallengeService { store, policies, plugins, secrets, gateways, clock, cfg }
     }
@@ -191,7 +215,7 @@ impl ChallengeService {
             };
             let svc = self.clone();
             let round = tokio::task::spawn_blocking(move || svc.round(id));
-            match tokio::time::timeout(Duration::from_millis(self.cfg.delivery_wait_ms), round).await {
+            match tokio::time::timeout(self.cfg.delivery_wait, round).await {
                 Ok(Ok(Ok(Some((status, detail))))) => {
                     view.delivery = status;
                     view.delivery_detail = detail;
@@ -227,7 +251,7 @@ impl ChallengeService {
     fn create(&self, caller: &Caller, tokens: &[TokenRecord]) -> Result<(String, Vec<Created>), TokenError> {
         let tx_id = transaction_id(&self.secrets)?;
         let now = self.clock.now_ms();
-        let expires = now + i64::from(self.cfg.validity_s) * 1000;
+        let expires = now.saturating_add(i64::try_from(self.cfg.validity.as_millis()).unwrap_or(i64::MAX));
         let mut out = Vec::new();
         // The callers chose the tokens: challenge-response types, and OTP tokens a
         // challenge_response policy names.
@@ -497,16 +521,16 @@ impl ChallengeService {
 
     /// How often [`ChallengeService::clean_up`] should run.
     pub fn cleanup_interval(&self) -> Duration {
-        Duration::from_secs(self.cfg.cleanup_interval_s.max(1))
+        self.cfg.cleanup_interval.max(Duration::from_secs(1))
     }
 
     /// Removes challenges expired an hour ago and finished deliveries older than
-    /// `challenge.keep_deliveries_s` (a periodic job). Returns (challenges, deliveries).
+    /// `keep_deliveries` (a periodic job). Returns (challenges, deliveries).
     pub async fn clean_up(&self) -> Result<(usize, usize), TokenError> {
         let svc = self.clone();
         crate::service_error::blocking(move || {
             let now = svc.clock.now_ms();
-            let keep = i64::try_from(svc.cfg.keep_deliveries_s).unwrap_or(i64::MAX / 2000) * 1000;
+            let keep = i64::try_from(svc.cfg.keep_deliveries.as_millis()).unwrap_or(i64::MAX / 2);
             Ok(svc.store.clean_up_challenges(now - 3_600_000, now - keep)?)
         })
         .await

@@ -4,7 +4,7 @@
 //! that file are added on every read, so tests can move time without waiting. Production
 //! configuration leaves it empty; the daemon warns at start when it is set.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The clock: the system clock, plus the offset in `clock.offset_file` when one is set.
 /// Cheap to clone.
@@ -14,14 +14,17 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// The clock with `offset_file`'s milliseconds added on every read; empty: the system
+    /// The clock with `offset_file`'s milliseconds added on every read; `None`: the system
     /// clock alone. Warns when a file is set.
-    pub fn new(offset_file: &str) -> Clock {
-        if offset_file.is_empty() {
+    pub fn new(offset_file: Option<&Path>) -> Clock {
+        let Some(file) = offset_file else {
             return Clock::default();
-        }
-        tracing::warn!(file = offset_file, "clock.offset_file is set: the clock can be moved by editing that file");
-        Clock { offset_file: Some(PathBuf::from(offset_file)) }
+        };
+        tracing::warn!(
+            file = file.to_string_lossy().as_ref(),
+            "clock.offset_file is set: the clock can be moved by editing that file"
+        );
+        Clock { offset_file: Some(file.to_path_buf()) }
     }
 
     /// Milliseconds since the Unix epoch.

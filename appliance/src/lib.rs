@@ -9,7 +9,10 @@
 //! services to the front-ends and serves them; the admin CLI `countersign-cli` (`cli/`)
 //! reaches the daemon only through its socket and links none of this crate; the store, with
 //! all SQL, is `countersign-store` (re-exported as [`store`]). Nothing here links cryptoki:
-//! every key operation goes through `countersign_hsm`.
+//! every key operation goes through `countersign_hsm`. Nothing here reads the configuration
+//! file either: each service takes its own settings type, defined next to it (for instance
+//! [`audit_trail::AuditSettings`], [`ca::CaSettings`], [`plugins::PluginSettings`]), which the
+//! daemon resolves from the file at its edge.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -20,7 +23,6 @@ pub use store::backup;
 pub mod ca;
 pub mod challenges;
 pub mod clock;
-pub mod config;
 pub use countersign_card as devices;
 pub use countersign_core::dates;
 pub mod directory;

@@ -28,11 +28,12 @@ use std::time::{Duration, Instant};
 use countersign_plugin_abi::abi::Status;
 use countersign_plugin_abi::protocol::PROTOCOL_VERSION;
 use countersign_plugin_abi::protocol::{Envelope, HostRequest, HostResponse, PluginRequest, PluginResponse};
-use countersign_plugin_ipc::{is_plugin_text, plugin_text, PluginProcess, SealedLibrary, WorkerLimits};
+/// Resource limits of one worker process ([`PluginSettings::limits`]).
+pub use countersign_plugin_ipc::WorkerLimits;
+use countersign_plugin_ipc::{is_plugin_text, plugin_text, PluginProcess, SealedLibrary};
 use countersign_plugin_manifest::{check_library, verify_dir, Manifest, TrustedPublishers};
 use serde::Serialize;
 
-use crate::config::PluginsSection;
 use crate::store::{AuthAuditRow, Store};
 
 /// A plugin that passed verification, and its workers: identical processes, so that
@@ -235,14 +236,41 @@ pub struct PluginHost {
     store: Option<Arc<Store>>,
 }
 
-fn trusted(cfg: &PluginsSection) -> Result<TrustedPublishers, String> {
+/// Where plugins come from, who may sign them, and their workers' limits: resolved values,
+/// read from the configuration by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSettings {
+    /// One subdirectory per plugin (library + signed plugin.toml). A missing directory means
+    /// no plugins.
+    pub dir: PathBuf,
+    /// Trusted publishers shipped with the appliance (a missing file: none).
+    pub trusted_publishers: PathBuf,
+    /// More trusted publishers (a development key); `None`: none.
+    pub extra_trusted_publishers: Option<PathBuf>,
+    /// The worker binary that loads one plugin.
+    pub worker: PathBuf,
+    /// How long a worker may take to load its plugin.
+    pub start_timeout: Duration,
+    /// Worker processes per plugin (one at least is started).
+    pub instances: usize,
+    /// How long one plugin call may take before its worker is killed and restarted.
+    pub call_timeout: Duration,
+    /// Longest wait between restarts of a worker that keeps failing.
+    pub max_restart_backoff: Duration,
+    /// Address space and processor time of one worker process.
+    pub limits: WorkerLimits,
+    /// HMACs one plugin may have the host compute per second, over all its workers (a burst
+    /// of five seconds' worth); past it, calls fail and the refusal is audited.
+    pub host_macs_per_s: u64,
+}
+
+fn trusted(cfg: &PluginSettings) -> Result<TrustedPublishers, String> {
     let mut t = if cfg.trusted_publishers.exists() {
         TrustedPublishers::load(&cfg.trusted_publishers).map_err(|e| e.to_string())?
     } else {
         TrustedPublishers::default()
     };
-    if !cfg.extra_trusted_publishers.is_empty() {
-        let extra = Path::new(&cfg.extra_trusted_publishers);
+    if let Some(extra) = &cfg.extra_trusted_publishers {
         if extra.exists() {
             t.publisher.extend(TrustedPublishers::load(extra).map_err(|e| e.to_string())?.publisher);
         }
@@ -270,13 +298,13 @@ fn verified(dir: &Path, trusted: &TrustedPublishers, abi: u16) -> Result<Verifie
 
 impl PluginHost {
     /// Verifies and starts every plugin under `cfg.dir`. Blocking.
-    pub fn start(cfg: &PluginsSection, store: Option<Arc<Store>>) -> PluginHost {
+    pub fn start(cfg: &PluginSettings, store: Option<Arc<Store>>) -> PluginHost {
         let mut host = PluginHost {
             worker_bin: cfg.worker.clone(),
-            start_timeout: Duration::from_millis(cfg.start_timeout_ms),
-            call_timeout: Duration::from_millis(cfg.call_timeout_ms),
-            max_backoff: Duration::from_millis(cfg.max_restart_backoff_ms),
-            limits: WorkerLimits { memory_mb: cfg.memory_limit_mb, cpu_s: cfg.cpu_limit_s },
+            start_timeout: cfg.start_timeout,
+            call_timeout: cfg.call_timeout,
+            max_backoff: cfg.max_restart_backoff,
+            limits: cfg.limits,
             macs_per_s: cfg.host_macs_per_s as f64,
             store,
             ..PluginHost::default()
@@ -302,7 +330,7 @@ impl PluginHost {
         let abi = countersign_plugin_abi::abi::ABI_MAJOR;
         for dir in dirs {
             let outcome = verified(&dir, &trusted, abi).and_then(|v| {
-                let timeout = Duration::from_millis(cfg.start_timeout_ms);
+                let timeout = cfg.start_timeout;
                 let limits = host.limits;
                 let p = PluginProcess::spawn(&cfg.worker, &v.library, timeout, limits)
                     .map_err(|e| plugin_text(&e.to_string()))?;

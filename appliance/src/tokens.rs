@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::clock::Clock;
-use crate::config::ValidateSection;
 use crate::enrolment_qr::qr_png;
 use crate::plugins::PluginHost;
 use crate::simple_tokens::{is_simple_type, Shown};
@@ -200,6 +199,23 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 /// a wide window makes guessing easier (RFC 4226, section 7.4).
 pub const MAX_OTP_WINDOW: u32 = 1000;
 
+/// What a new token gets when its enrolment does not say, and the resync window: resolved
+/// values, read from the configuration (`[validate]`) by the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenDefaults {
+    /// HOTP look-ahead window (counters after the next expected one) for new tokens.
+    pub hotp_window: u32,
+    /// TOTP window (steps on either side of the current one) for new tokens.
+    pub totp_window: u32,
+    /// Counters or steps searched for two consecutive OTPs when resynchronising.
+    pub sync_window: u32,
+    /// Failed attempts after which a new token rejects everything until reset (at least 1).
+    pub max_fail: u32,
+    /// Seconds after the last failure at which a new token, locked, opens again; 0: only a
+    /// reset. Kept in seconds, as the token's own setting is.
+    pub fail_clear_s: u32,
+}
+
 /// Token lifecycle for admins, and the internal users tokens belong to. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct TokenService {
@@ -209,7 +225,7 @@ pub struct TokenService {
     plugins: Arc<PluginHost>,
     secrets: TokenSecrets,
     clock: Clock,
-    defaults: ValidateSection,
+    defaults: TokenDefaults,
     /// The owner a caller authorised its change on ([`TokenService::expecting`]).
     expect: Option<Arc<ExpectedOwner>>,
 }
@@ -417,7 +433,7 @@ fn oath_params(r: &InitRequest) -> Result<serde_json::Value, TokenError> {
 }
 
 impl TokenService {
-    /// The service; `defaults` (`[validate]`) gives new tokens their windows and fail limits.
+    /// The service; `defaults` gives new tokens their windows and fail limits.
     pub fn new(
         store: Arc<Store>,
         realms: crate::resolvers::Realms,
@@ -425,7 +441,7 @@ impl TokenService {
         plugins: Arc<PluginHost>,
         secrets: TokenSecrets,
         clock: Clock,
-        defaults: ValidateSection,
+        defaults: TokenDefaults,
     ) -> TokenService {
         TokenService { store, realms, policies, plugins, secrets, clock, defaults, expect: None }
     }
@@ -557,7 +573,7 @@ impl TokenService {
     }
 
     /// The validation defaults new tokens get.
-    pub fn defaults(&self) -> &ValidateSection {
+    pub fn defaults(&self) -> &TokenDefaults {
         &self.defaults
     }
 
@@ -1212,7 +1228,7 @@ mod tests {
     #[test]
     fn a_change_authorised_on_one_owner_does_not_run_on_a_token_moved_meanwhile() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db"), crate::config::Synchronous::Normal).unwrap();
+        let store = Store::open(&dir.path().join("s.db"), crate::store::Synchronous::Normal).unwrap();
         let audit = AuthAuditRow::new(&Caller::uid(0), "test", "ok");
         store.create_realm("helpdesk", &audit).unwrap();
         for (login, realm) in [("ann", "helpdesk"), ("carl", "default")] {

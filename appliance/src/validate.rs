@@ -161,17 +161,20 @@ pub struct Throttle {
     pub max_ms: u64,
 }
 
-impl Throttle {
-    /// The throttle `validate.throttle_*` configures.
-    pub fn from_config(v: &crate::config::ValidateSection) -> Throttle {
-        Throttle {
-            source_free: v.throttle_source_free,
-            user_free: v.throttle_user_free,
-            base_ms: v.throttle_base_ms,
-            max_ms: v.throttle_max_s.saturating_mul(1000),
-        }
-    }
+/// How checks decide and answer: resolved values, read from the configuration by the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidateSettings {
+    /// Say in a reject why (unknown user, locked token, ...). Off: every reject reads the same,
+    /// so the answer does not reveal whether a user exists. The audit always records why.
+    pub detailed_errors: bool,
+    /// The back-off of failed checks per user and source.
+    pub throttle: Throttle,
+    /// A check that does not accept is answered no sooner than this after it arrived, so the
+    /// time of a reject does not tell an unknown user, a wrong PIN and a wrong OTP apart.
+    pub reject_floor: std::time::Duration,
+}
 
+impl Throttle {
     /// The delay after `failures` failures of which `free` pass without one.
     pub fn delay_ms(&self, failures: u32, free: u32) -> u64 {
         if self.base_ms == 0 || failures < free {
@@ -228,8 +231,7 @@ enum RejectKind {
 }
 
 impl ValidateService {
-    /// The service; `cfg` (`[validate]`) gives the detail of answers, the throttle and the
-    /// reject floor.
+    /// The service; `cfg` gives the detail of answers, the throttle and the reject floor.
     #[allow(clippy::too_many_arguments, reason = "the service's collaborators, wired once in daemon.rs")]
     pub fn new(
         executor: Executor,
@@ -238,10 +240,10 @@ impl ValidateService {
         plugins: Arc<PluginHost>,
         secrets: TokenSecrets,
         clock: Clock,
-        cfg: &crate::config::ValidateSection,
+        cfg: ValidateSettings,
         challenges: crate::challenges::ChallengeService,
     ) -> ValidateService {
-        let (detailed, throttle) = (cfg.detailed_errors, Throttle::from_config(cfg));
+        let (detailed, throttle) = (cfg.detailed_errors, cfg.throttle);
         ValidateService {
             executor,
             realms,
@@ -251,7 +253,7 @@ impl ValidateService {
             clock,
             detailed,
             throttle,
-            reject_floor: std::time::Duration::from_millis(cfg.reject_floor_ms),
+            reject_floor: cfg.reject_floor,
             challenges,
             stand_in: Arc::default(),
         }

@@ -15,9 +15,10 @@ use countersign_hsm::Hsm;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
+use crate::config::LogFormat;
+use crate::settings::{LogSettings, Settings};
 use countersign::admin::AdminService;
 use countersign::clock::Clock;
-use countersign::config::{parse_mode, Config, LogFormat};
 use countersign::directory::DirectoryHandle;
 use countersign::executor::Executor;
 use countersign::plugins::PluginHost;
@@ -26,19 +27,19 @@ use countersign::store::Store;
 use countersign::token_secrets::TokenSecrets;
 use countersign::tokens::TokenService;
 use countersign::validate::ValidateService;
-use countersign_http::{self as http, AppState, Limits};
+use countersign_http::{self as http, AppState};
 
 /// Sets up `tracing` as configured; `RUST_LOG` overrides the configured filter.
-pub fn init_logging(cfg: &Config) {
+pub fn init_logging(log: &LogSettings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.filter));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.filter));
     use std::io::IsTerminal;
     // Colour only for a person at a terminal; the journal and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none());
-    let _ = match cfg.log.format {
+    let _ = match log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),
     };
@@ -56,24 +57,20 @@ pub struct Appliance {
 
 impl Appliance {
     /// Opens the HSM and the store and builds the services. Blocking; call before serving.
-    pub fn open(cfg: &Config) -> anyhow::Result<Appliance> {
+    pub fn open(cfg: &Settings) -> anyhow::Result<Appliance> {
         let pin = cfg.hsm.load_pin()?;
-        let hsm = Hsm::open(cfg.hsm.hsm_config(), pin)?;
+        let hsm = Hsm::open(cfg.hsm.config.clone(), pin)?;
         let store = Arc::new(Store::open(&cfg.store.path, cfg.store.synchronous)?);
         // Before anything reads a table that grants power: their seals must verify.
         countersign::system_keys::start_table_sealing(&hsm, &store)?;
         let directory = Arc::new(DirectoryHandle::load(&store)?);
         check_keys_on_token(&hsm, &store)?;
         store.start_checkpointer()?;
-        let executor = Executor::start(hsm.clone(), &store, cfg.hsm.effective_workers())?;
+        let executor = Executor::start(hsm.clone(), &store, cfg.hsm.workers)?;
         let secrets = TokenSecrets::open(&hsm, &store)?;
         let realms = countersign::resolvers::Realms::open(store.clone(), secrets.clone())?;
-        let clock = Clock::new(&cfg.clock.offset_file);
-        let mut plugin_cfg = cfg.plugins.clone();
-        if plugin_cfg.instances == 0 {
-            plugin_cfg.instances = cfg.hsm.effective_workers();
-        }
-        let plugins = Arc::new(PluginHost::start(&plugin_cfg, Some(store.clone())));
+        let clock = Clock::new(cfg.clock_offset_file.as_deref());
+        let plugins = Arc::new(PluginHost::start(&cfg.plugins, Some(store.clone())));
         let gateways = countersign::gateways::GatewayService::new(store.clone(), plugins.clone(), secrets.clone());
         let policies = countersign::policy::PolicyService::new(
             store.clone(),
@@ -97,7 +94,7 @@ impl Appliance {
             plugins.clone(),
             secrets.clone(),
             clock.clone(),
-            cfg.validate.clone(),
+            cfg.tokens,
         );
         tokens.start_binding_recorded_owners();
         let ca = countersign::ca::CaService::new(store.clone(), hsm.clone(), cfg.ca.clone(), clock.clone());
@@ -120,7 +117,7 @@ impl Appliance {
             plugins.clone(),
             secrets.clone(),
             clock.clone(),
-            &cfg.validate,
+            cfg.validate,
             challenges.clone(),
         );
         let state = AppState {
@@ -147,19 +144,16 @@ impl Appliance {
             admin: AdminService::new(hsm.clone(), store.clone(), directory),
             hsm: countersign::hsm_status::HsmStatus::new(hsm.clone()),
             own_uid: own_uid(),
-            admin_uids: Arc::new(cfg.admin.allowed_uids.clone()),
+            admin_uids: Arc::new(cfg.admin_uids.clone()),
             plugins,
             realms,
             metrics: Arc::new(countersign::metrics::Metrics::default()),
-            ops: http::OpsConfig::new(
-                Duration::from_millis(cfg.hsm.probe_timeout_ms),
-                cfg.store.min_free_mb.saturating_mul(1024 * 1024),
-            ),
+            ops: http::OpsConfig::new(cfg.hsm.probe_timeout, cfg.store.min_free_bytes),
         };
-        let tls = if cfg.http.listen.is_empty() {
+        let tls = if cfg.http.listen.is_none() {
             None
         } else {
-            crate::tls::server_config(&cfg.http, &hsm, &store, &state.ca, &clock_for_tls)?
+            crate::tls::server_config(&cfg.http.tls, &hsm, &store, &state.ca, &clock_for_tls)?
         };
         Ok(Appliance { store, executor, state, tls })
     }
@@ -197,21 +191,21 @@ struct Listeners {
 
 /// Takes the sockets systemd passed (Unix sockets matched by path, a TCP socket by
 /// `http.listen`), or binds them.
-async fn listeners(cfg: &Config) -> anyhow::Result<Listeners> {
+async fn listeners(cfg: &Settings) -> anyhow::Result<Listeners> {
     let Inherited { unix: mut inherited, tcp } = inherited_listeners()?;
     let mut bound = Vec::new();
-    let mut take = |path: &Path, mode: &str, bound: &mut Vec<std::path::PathBuf>| -> anyhow::Result<UnixListener> {
+    let mut take = |path: &Path, mode: u32, bound: &mut Vec<std::path::PathBuf>| -> anyhow::Result<UnixListener> {
         if let Some(i) = inherited.iter().position(|(p, _)| p == path) {
             let (_, l) = inherited.swap_remove(i);
             l.set_nonblocking(true)?;
             return Ok(UnixListener::from_std(l)?);
         }
-        let l = bind(path, parse_mode(mode)?)?;
+        let l = bind(path, mode)?;
         bound.push(path.to_path_buf());
         Ok(l)
     };
-    let api = take(&cfg.api.socket, &cfg.api.socket_mode, &mut bound)?;
-    let admin = match take(&cfg.admin.socket, &cfg.admin.socket_mode, &mut bound) {
+    let api = take(&cfg.api_socket.path, cfg.api_socket.mode, &mut bound)?;
+    let admin = match take(&cfg.admin_socket.path, cfg.admin_socket.mode, &mut bound) {
         Ok(l) => l,
         Err(e) => {
             // Do not leave the api socket behind when the admin one cannot be had.
@@ -239,10 +233,10 @@ async fn listeners(cfg: &Config) -> anyhow::Result<Listeners> {
 /// The HTTP listener: the TCP socket systemd passed for `http.listen`, or one bound here.
 /// Under the shipped unit (`PrivateNetwork=yes`) only a passed socket is reachable.
 async fn http_listener(
-    cfg: &Config,
+    cfg: &Settings,
     mut passed: Vec<std::net::TcpListener>,
 ) -> anyhow::Result<Option<tokio::net::TcpListener>> {
-    let Some(addr) = cfg.http_listen()? else {
+    let Some(addr) = cfg.http.listen else {
         if !passed.is_empty() {
             tracing::warn!("systemd passed a TCP socket but http.listen is empty; it is not served");
         }
@@ -353,18 +347,9 @@ struct Gates {
     http: Arc<http::Gate>,
 }
 
-fn connection_gates(cfg: &Config) -> anyhow::Result<Gates> {
+fn connection_gates(cfg: &Settings) -> anyhow::Result<Gates> {
     let c = &cfg.connections;
-    let header_timeout = Duration::from_millis(c.header_timeout_ms);
-    let limits = |max, per_peer, reserved| http::ConnLimits { max, per_peer, reserved, header_timeout };
-    let wanted = [
-        limits(c.api_max, c.api_max_per_peer, 0),
-        http::ConnLimits {
-            header_timeout: Duration::from_millis(c.admin_header_timeout_ms),
-            ..limits(c.admin_max, c.admin_max_per_peer, c.admin_reserved)
-        },
-        limits(c.http_max, c.http_max_per_peer, 0),
-    ];
+    let wanted = [c.api, c.admin, c.http];
     let nofile = http::descriptor_limit();
     let fitted = http::fit_to_descriptors(nofile, c.fd_reserve, wanted).map_err(anyhow::Error::msg)?;
     if fitted != wanted {
@@ -385,8 +370,13 @@ fn connection_gates(cfg: &Config) -> anyhow::Result<Gates> {
     })
 }
 
+/// The HTTP listener's address for the log, empty when there is none.
+fn listen_text(cfg: &Settings) -> String {
+    cfg.http.listen.map(|a| a.to_string()).unwrap_or_default()
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(cfg: Config) -> anyhow::Result<()> {
+pub async fn run(cfg: Settings) -> anyhow::Result<()> {
     let mut stop = StopSignals::install()?;
     // Sockets first: a second daemon is refused before it touches the HSM, and clients that
     // connect during start-up wait in the backlog instead of failing.
@@ -401,8 +391,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    let limits =
-        Limits { max_body_bytes: cfg.api.max_body_bytes, timeout: Duration::from_millis(cfg.api.request_timeout_ms) };
+    let limits = cfg.limits;
     let (stop_tx, stop_rx) = watch::channel(false);
     let gates = connection_gates(&cfg)?;
     let api = tokio::spawn(http::serve_unix(
@@ -426,21 +415,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let router = http::http_router(appliance.state.clone(), limits);
         let tls = appliance.tls.as_ref().map(|t| t.config.clone());
         if tls.is_some() {
-            tracing::info!(listen = %cfg.http.listen, tls = %cfg.http.tls, "HTTPS listener for /validate and the privacyIDEA API");
+            tracing::info!(listen = %listen_text(&cfg), tls = %cfg.http.tls, "HTTPS listener for /validate and the privacyIDEA API");
         } else {
-            tracing::info!(listen = %cfg.http.listen, "HTTP listener (loopback) for /validate and the privacyIDEA API");
+            tracing::info!(listen = %listen_text(&cfg), "HTTP listener (loopback) for /validate and the privacyIDEA API");
         }
         tokio::spawn(http::serve_tcp(l, router, gates.http, tls, stop_rx))
     });
     tracing::info!(
-        api = %cfg.api.socket.display(), admin = %cfg.admin.socket.display(), db = %appliance.store.path().display(),
+        api = %cfg.api_socket.path.display(), admin = %cfg.admin_socket.path.display(), db = %appliance.store.path().display(),
         "countersignd ready"
     );
     let jobs = appliance.state.jobs.clone();
     appliance.state.audit.schedule(&jobs);
     let challenges = appliance.state.challenges.clone();
     if let Some(renewal) = appliance.tls.as_ref().and_then(|t| t.renewal.clone()) {
-        jobs.spawn("tls-renewal", Duration::from_secs(cfg.http.tls_renewal_interval_s.max(1)), move || {
+        jobs.spawn("tls-renewal", cfg.http.tls_renewal_interval.max(Duration::from_secs(1)), move || {
             let r = renewal.clone();
             Box::pin(async move {
                 match tokio::task::spawn_blocking(move || r.renew_if_due()).await {

@@ -1,14 +1,19 @@
-//! `countersignd`: the appliance daemon. Parses arguments, loads the configuration and runs
-//! [`daemon::run`]; any start-up failure is one line on stderr and exit code 1.
+//! `countersignd`: the appliance daemon. Parses arguments, loads the configuration
+//! ([`config`]), resolves it into settings ([`settings`]) and runs [`daemon::run`]; any
+//! start-up failure is one line on stderr and exit code 1.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod config;
 mod daemon;
+mod settings;
 mod tls;
 
 use clap::{Parser, Subcommand};
-use countersign::config::Config;
+
+use crate::config::Config;
+use crate::settings::Settings;
 
 /// Countersign appliance daemon: HSM-backed signing over api.sock, administration over admin.sock.
 #[derive(Debug, Parser)]
@@ -67,15 +72,16 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args, unhardened: &[String]) -> anyhow::Result<()> {
-    let cfg = Config::load(&args.config, !args.no_system_config)?;
+    let raw = Config::load(&args.config, !args.no_system_config)?;
+    let cfg = Settings::resolve(&raw)?;
     if let Some(Offline::Restore { from, db, force, json }) = &args.command {
         return restore(&cfg, from, db.as_deref(), *force, *json);
     }
     if args.print_config {
-        println!("{}", serde_json::to_string_pretty(&cfg)?);
+        println!("{}", serde_json::to_string_pretty(&raw)?);
         return Ok(());
     }
-    daemon::init_logging(&cfg);
+    daemon::init_logging(&cfg.log);
     for what in unhardened {
         tracing::warn!(what = %what, "could not protect the process against core dumps; rely on the unit's LimitCORE=0");
     }
@@ -93,14 +99,14 @@ fn run(args: Args, unhardened: &[String]) -> anyhow::Result<()> {
 
 /// `countersignd restore`: the backup at `from` becomes the database.
 fn restore(
-    cfg: &Config,
+    cfg: &Settings,
     from: &std::path::Path,
     db: Option<&std::path::Path>,
     force: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let db = db.map_or_else(|| cfg.store.path.clone(), std::path::Path::to_path_buf);
-    let hsm = countersign_hsm::Hsm::open(cfg.hsm.hsm_config(), cfg.hsm.load_pin()?)?;
+    let hsm = countersign_hsm::Hsm::open(cfg.hsm.config.clone(), cfg.hsm.load_pin()?)?;
     let key = countersign::audit_trail::TokenAuditKey::find(&hsm).map_err(anyhow::Error::msg)?;
     let m = countersign::backup::restore(from, &db, force, &key)?;
     if json {

@@ -17,8 +17,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::{ServerConfig, SignatureAlgorithm, SignatureScheme};
 
+use crate::settings::HttpTls;
 use countersign::ca::CaService;
-use countersign::config::{HttpSection, TlsMode};
 use countersign::store::{AuthAuditRow, Store};
 use countersign_core::caller::Caller;
 
@@ -60,40 +60,40 @@ pub struct ServerTls {
 
 /// The listener's TLS configuration; `None` when `http.tls = "off"`.
 pub fn server_config(
-    http: &HttpSection,
+    tls: &HttpTls,
     hsm: &Hsm,
     store: &Arc<Store>,
     ca: &CaService,
     clock: &countersign::clock::Clock,
 ) -> Result<Option<ServerTls>, TlsError> {
     let mut renewal = None;
-    let mut config = match http.tls {
-        TlsMode::Files => {
-            let file_err = |path: &str| {
-                let path = path.to_owned();
+    let mut config = match tls {
+        HttpTls::Files { cert_file, key_file } => {
+            let file_err = |path: &Path| {
+                let path = path.display().to_string();
                 move |e: rustls::pki_types::pem::Error| TlsError::File { path, reason: e.to_string() }
             };
-            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(Path::new(&http.cert_file))
-                .map_err(file_err(&http.cert_file))?
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+                .map_err(file_err(cert_file))?
                 .collect::<Result<_, _>>()
-                .map_err(file_err(&http.cert_file))?;
-            let key = PrivateKeyDer::from_pem_file(Path::new(&http.key_file)).map_err(file_err(&http.key_file))?;
+                .map_err(file_err(cert_file))?;
+            let key = PrivateKeyDer::from_pem_file(key_file).map_err(file_err(key_file))?;
             builder()?.with_no_client_auth().with_single_cert(chain, key)?
         }
-        TlsMode::ApplianceCa => {
-            let key = appliance_key(hsm, store, ca, &http.server_names, clock.now_ms() / 1000)?;
+        HttpTls::ApplianceCa { server_names } => {
+            let key = appliance_key(hsm, store, ca, server_names, clock.now_ms() / 1000)?;
             let current = Arc::new(Current(RwLock::new(key)));
             renewal = Some(TlsRenewal {
                 current: current.clone(),
                 hsm: hsm.clone(),
                 store: store.clone(),
                 ca: ca.clone(),
-                names: http.server_names.clone(),
+                names: server_names.clone(),
                 clock: clock.clone(),
             });
             builder()?.with_no_client_auth().with_cert_resolver(current)
         }
-        TlsMode::Off => return Ok(None),
+        HttpTls::Off => return Ok(None),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(ServerTls { config: Arc::new(config), renewal }))

@@ -16,6 +16,7 @@ mod piv;
 
 use countersign_core::caller::Caller;
 use countersign_core::error::Refusal;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -25,11 +26,46 @@ pub use piv::PivEnrolRequest;
 
 use crate::ca::CaService;
 use crate::clock::Clock;
-use crate::config::EnrolmentSection;
 use crate::devices::{CardSelector, DeviceError, Devices};
 use crate::store::{Store, TokenView};
 use crate::token_secrets::TokenSecrets;
 use crate::tokens::{TokenError, TokenService};
+
+/// Enrolling cards in readers at the appliance: resolved values, read from the configuration
+/// by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentSettings {
+    /// PEM files of the roots a card's PIV attestation must chain to (Yubico's in production);
+    /// empty: attestation is not verified against roots.
+    pub attestation_roots: Vec<PathBuf>,
+    /// PEM files of intermediates between those roots and a card's f9 certificate (YubiKey
+    /// firmware 5.7.4 on chains through intermediates the card does not hold).
+    pub attestation_intermediates: Vec<PathBuf>,
+    /// Refuse cards that cannot prove their key was generated on them.
+    pub require_attestation: bool,
+    /// The key generated on the card unless the request names one: ec-p256, ec-p384 or
+    /// rsa-2048.
+    pub piv_algorithm: countersign_hsm::KeyAlgorithm,
+    /// The slot used unless the request names one.
+    pub piv_slot: crate::devices::piv::Slot,
+    /// When the card asks for the PIN.
+    pub pin_policy: crate::devices::piv::PinPolicy,
+    /// When the card asks for a touch.
+    pub touch_policy: crate::devices::piv::TouchPolicy,
+    /// What becomes of the card's new PUK.
+    pub puk: PukMode,
+    /// Issuer shown for OATH accounts written to a YubiKey.
+    pub oath_issuer: String,
+}
+
+/// What becomes of a card's new PUK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PukMode {
+    /// Random, kept sealed by the appliance for unblocking the card.
+    Sealed,
+    /// Random, shown once to the admin, not kept.
+    Show,
+}
 
 /// One step of an enrolment, as it happens.
 #[derive(Debug, Clone, Serialize)]
@@ -181,19 +217,19 @@ pub struct EnrolmentService {
     tokens: TokenService,
     ca: CaService,
     devices: Devices,
-    cfg: EnrolmentSection,
+    cfg: EnrolmentSettings,
     clock: Clock,
 }
 
 impl EnrolmentService {
-    /// The service; `cfg` (`[enrolment]`) gives the attestation roots, the key and slot, the
+    /// The service; `cfg` gives the attestation roots, the key and slot, the
     /// PIN and touch policies and what becomes of the PUK.
     pub fn new(
         store: Arc<Store>,
         secrets: TokenSecrets,
         tokens: TokenService,
         ca: CaService,
-        cfg: EnrolmentSection,
+        cfg: EnrolmentSettings,
         clock: Clock,
     ) -> EnrolmentService {
         EnrolmentService { store, secrets, tokens, ca, devices: Devices, cfg, clock }

@@ -71,14 +71,16 @@ impl EnrolmentService {
         let (user, realm) = self.tokens.ensure_owner(&r.user, r.realm.as_deref())?;
         let owner_limit = self.tokens.owner_limit(caller, &user, &realm)?;
         self.ca.ready()?;
-        let slot = Slot::parse(r.slot.as_deref().unwrap_or(&self.cfg.piv_slot))
-            .ok_or_else(|| EnrolError::new("invalid", "slot must be 9a or 9c"))?;
-        let alg: KeyAlgorithm = r
-            .algorithm
-            .as_deref()
-            .unwrap_or(&self.cfg.piv_algorithm)
-            .parse()
-            .map_err(|e: countersign_core::keys::UnknownName| EnrolError::new("invalid", e.to_string()))?;
+        let slot = match r.slot.as_deref() {
+            Some(s) => Slot::parse(s).ok_or_else(|| EnrolError::new("invalid", "slot must be 9a or 9c"))?,
+            None => self.cfg.piv_slot,
+        };
+        let alg: KeyAlgorithm = match r.algorithm.as_deref() {
+            Some(a) => {
+                a.parse().map_err(|e: countersign_core::keys::UnknownName| EnrolError::new("invalid", e.to_string()))?
+            }
+            None => self.cfg.piv_algorithm,
+        };
         crate::devices::piv::card_algorithm(alg)?;
         if let Some(p) = &r.pin {
             let n = p.expose_secret().len();
@@ -238,7 +240,7 @@ impl EnrolmentService {
             changes.done(if r.pin.is_some() { "the PIN given" } else { "a random PIN (shown once)" });
             let new_puk = self.secrets.random_digits(8)?;
             piv.change_puk(&current_puk, new_puk.as_bytes())?;
-            let keep_puk = self.cfg.puk == crate::config::PukMode::Sealed;
+            let keep_puk = self.cfg.puk == super::PukMode::Sealed;
             let sealed_puk = if keep_puk {
                 Some(self.secrets.seal_device_secret(&info.kind, &card_serial, "puk", new_puk.as_bytes())?)
             } else {

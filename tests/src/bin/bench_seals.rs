@@ -82,7 +82,7 @@ fn main() -> anyhow::Result<()> {
     );
     for rows in [10usize, 100, 1_000, 10_000] {
         let path = work.path().join(format!("seals-{rows}.db"));
-        let plain = Store::open(&path, countersign::config::Synchronous::Normal)?;
+        let plain = Store::open(&path, countersign::store::Synchronous::Normal)?;
         let audit = AuthAuditRow::new(&countersign_core::caller::Caller::appliance("bench"), "bench", "ok");
         for i in 0..rows {
             plain.create_integration(&format!("svc{i}"), 100_000 + i as u32, &audit)?;
@@ -95,7 +95,7 @@ fn main() -> anyhow::Result<()> {
             };
             plain.put_policy(&p, false, &audit)?;
         }
-        let sealed = Store::open(&path, countersign::config::Synchronous::Normal)?;
+        let sealed = Store::open(&path, countersign::store::Synchronous::Normal)?;
         sealed.start_sealing(key.clone(), true)?;
         let n = if rows >= 10_000 { (iterations / 10).max(5) } else { iterations };
         let ui = time(n, || {
@@ -149,7 +149,7 @@ fn rows_report(
     );
     for tokens in [1_000usize, 100_000] {
         let path = dir.join(format!("rows-{tokens}.db"));
-        let plain = Store::open(&path, countersign::config::Synchronous::Normal)?;
+        let plain = Store::open(&path, countersign::store::Synchronous::Normal)?;
         {
             // Users and tokens written directly: the store's API would take minutes for 100,000.
             let mut conn = rusqlite::Connection::open(&path)?;
@@ -167,9 +167,9 @@ fn rows_report(
             }
             tx.commit()?;
         }
-        let hot = Store::open(&path, countersign::config::Synchronous::Normal)?;
+        let hot = Store::open(&path, countersign::store::Synchronous::Normal)?;
         hot.start_sealing(remembering.clone(), true)?;
-        let cold = Store::open(&path, countersign::config::Synchronous::Normal)?;
+        let cold = Store::open(&path, countersign::store::Synchronous::Normal)?;
         cold.start_sealing(raw.clone(), false)?;
         let serial = format!("T{}", tokens / 2);
         let read = |s: &Store| s.token(&serial).unwrap();

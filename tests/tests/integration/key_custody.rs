@@ -106,7 +106,7 @@ fn a_sealed_seed_opens_only_under_its_own_serial() {
     let hsm = countersign_tests::shared_hsm();
     let dir = tempfile::tempdir().unwrap();
     let store =
-        countersign::store::Store::open(&dir.path().join("s.db"), countersign::config::Synchronous::Normal).unwrap();
+        countersign::store::Store::open(&dir.path().join("s.db"), countersign::store::Synchronous::Normal).unwrap();
     let secrets = countersign::token_secrets::TokenSecrets::open(&hsm, &store).unwrap();
     let sealed = secrets.seal_seed("OATH0001", b"12345678901234567890").unwrap();
     assert_eq!(secrets.open_seed("OATH0001", &sealed).unwrap().as_slice(), b"12345678901234567890");

@@ -112,6 +112,12 @@ pub const CONFINED: &[Confined] = &[
         why: "HTTP lives in the front-ends and the admin-socket client; the tests speak HTTP to the daemon",
     },
     Confined {
+        dependency: "figment",
+        allowed: &["countersignd"],
+        why: "the configuration file is read at the daemon's edge, which resolves it into the settings the \
+              services and front-ends take; they never see a file section",
+    },
+    Confined {
         dependency: "pcsc",
         allowed: &["countersign-card"],
         why: "card readers are reached only through the card crate",
@@ -509,12 +515,12 @@ mod tests {
             pkg("countersign-store", &["rusqlite"]),
             pkg("countersign-http", &["axum", "hyper", "countersign"]),
             pkg("countersign", &["countersign-hsm", "countersign-store"]),
-            pkg("countersignd", &["countersign-hsm", "countersign-http"]),
+            pkg("countersignd", &["countersign-hsm", "countersign-http", "figment"]),
             pkg("countersign-card", &["pcsc"]),
             pkg("countersign-cli", &["countersign-client", "countersign-core"]),
         ];
         assert!(crate_rules(&allowed).is_empty(), "{:?}", crate_rules(&allowed));
-        let refused: [(&str, &str); 9] = [
+        let refused: [(&str, &str); 11] = [
             ("countersign", "rusqlite"),
             ("countersign-http", "rusqlite"),
             ("countersign", "axum"),
@@ -524,6 +530,8 @@ mod tests {
             ("countersign-core", "tokio"),
             ("countersign-cli", "countersign"),
             ("countersign-cli", "countersign-store"),
+            ("countersign", "figment"),
+            ("countersign-http", "figment"),
         ];
         for (name, dep) in refused {
             let broken = crate_rules(&[pkg(name, &[dep]), pkg(dep, &[])]);

@@ -1,14 +1,18 @@
-//! The appliance configuration: factory defaults compiled in from `firmware-config/`, then
+//! The configuration file, raw: factory defaults compiled in from `firmware-config/`, then
 //! `/etc/countersign/countersign.toml`, then `--config` files, then `COUNTERSIGN_<SECTION>__<KEY>`
-//! environment variables. Unknown keys are refused so that a typo never silently falls back to
-//! a default.
+//! environment variables, layered with figment and deserialised into one section per TOML
+//! table ([`Config::load`]). Unknown keys are refused so that a typo never silently falls back
+//! to a default, and mode words with a closed set of spellings (`http.tls`, `ca.algorithm`,
+//! `enrolment.puk`, `log.format`, ...) are refused here by serde, naming the accepted ones.
 //!
-//! This module holds no secret: the HSM PIN is read by [`HsmSection::load_pin`] from a file or
-//! a systemd credential, straight into a zeroizing type.
+//! This module owns the file's format and the layering. It must never check values across
+//! keys or resolve them ([`crate::settings`] does, into the types the services take), must
+//! never be seen by the engine (`make lint` keeps figment in the daemon), and holds no secret:
+//! the HSM PIN is read by [`crate::settings::HsmSettings::load_pin`] from a file or a systemd
+//! credential, straight into a zeroizing type.
 
 use std::path::{Path, PathBuf};
 
-use countersign_hsm::{HsmConfig, Pin, TokenSelector};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -17,8 +21,6 @@ use serde::{Deserialize, Serialize};
 pub const FACTORY_DEFAULTS: &str = include_str!("../../firmware-config/countersign.toml");
 /// The system-wide override file.
 pub const SYSTEM_CONFIG: &str = "/etc/countersign/countersign.toml";
-/// Variables a challenge's message template may use: what the challenge service fills in.
-pub const TEMPLATE_VARIABLES: &[&str] = &["otp", "serial", "user", "realm", "transaction_id"];
 
 /// The systemd credential that carries the HSM PIN.
 pub const PIN_CREDENTIAL: &str = "hsm-pin";
@@ -42,8 +44,8 @@ pub enum ConfigError {
     NoPinSource,
 }
 
-/// The whole configuration, one field per TOML table, as [`Config::load`] layers and checks
-/// it. Holds no secret.
+/// The whole configuration, one field per TOML table, as [`Config::load`] layers it (its
+/// values checked and resolved by [`crate::settings::Settings::resolve`]). Holds no secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -103,16 +105,6 @@ pub enum CaAlgorithm {
     EcP384,
 }
 
-impl CaAlgorithm {
-    /// The HSM's name of the algorithm.
-    pub fn key_algorithm(self) -> countersign_hsm::KeyAlgorithm {
-        match self {
-            CaAlgorithm::EcP256 => countersign_hsm::KeyAlgorithm::EcP256,
-            CaAlgorithm::EcP384 => countersign_hsm::KeyAlgorithm::EcP384,
-        }
-    }
-}
-
 /// What becomes of a card's new PUK, parsed where the configuration is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,9 +153,9 @@ pub struct EnrolmentSection {
     /// 9a (authentication) or 9c (signature), unless the request names one.
     pub piv_slot: String,
     /// When the card asks for the PIN: default, never, once, always.
-    pub pin_policy: crate::devices::piv::PinPolicy,
+    pub pin_policy: countersign::devices::piv::PinPolicy,
     /// Touch: default, never, always, cached.
-    pub touch_policy: crate::devices::piv::TouchPolicy,
+    pub touch_policy: countersign::devices::piv::TouchPolicy,
     /// The card's new PUK; read from `sealed` or `show`.
     pub puk: PukMode,
     /// Issuer shown for OATH accounts written to a YubiKey.
@@ -236,16 +228,6 @@ pub enum TlsMode {
     Files,
     /// A key pair generated in the HSM, certified by the appliance CA for `server_names`.
     ApplianceCa,
-}
-
-impl std::fmt::Display for TlsMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            TlsMode::Off => "off",
-            TlsMode::Files => "files",
-            TlsMode::ApplianceCa => "appliance-ca",
-        })
-    }
 }
 
 /// The HTTP listener for `/validate/*` and the privacyIDEA-compatible API.
@@ -357,7 +339,7 @@ pub struct HsmSection {
     #[serde(default, deserialize_with = "opt_text")]
     pub token_serial: Option<String>,
     /// A file holding the token's user PIN; empty: the systemd credential `hsm-pin`
-    /// ([`HsmSection::load_pin`]).
+    /// ([`crate::settings::HsmSettings::load_pin`]).
     #[serde(default)]
     pub pin_file: String,
     /// Most HSM sessions used for operations at once (1 to 1024), shared by the workers, admin
@@ -377,7 +359,7 @@ fn default_probe_timeout_ms() -> u64 {
     2000
 }
 
-pub use crate::store::Synchronous;
+pub use countersign::store::Synchronous;
 
 /// The SQLite database.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -399,7 +381,7 @@ pub struct StoreSection {
 pub struct SocketSection {
     /// Path of the signing API socket (`api.sock`); must differ from `admin.socket`.
     pub socket: PathBuf,
-    /// Octal mode of the socket file (`"0660"`; a number reads as its digits, [`parse_mode`]),
+    /// Octal mode of the socket file (`"0660"`; a number reads as its digits, [`crate::settings::parse_mode`]),
     /// used only when the daemon creates the socket itself, not under systemd.
     #[serde(deserialize_with = "text")]
     pub socket_mode: String,
@@ -464,16 +446,6 @@ fn opt_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D:
 }
 
 impl Config {
-    /// The HTTP listener's address, if one is configured.
-    pub fn http_listen(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
-        if self.http.listen.is_empty() {
-            return Ok(None);
-        }
-        self.http.listen.parse().map(Some).map_err(|_| {
-            ConfigError::Invalid(format!("http.listen '{}' is not an address like 127.0.0.1:8080", self.http.listen))
-        })
-    }
-
     /// Loads the layered configuration. `files` are the `--config` arguments, applied in order;
     /// `system` says whether `/etc/countersign/countersign.toml` takes part (the development
     /// profile leaves it out so that a machine's settings cannot leak into `make run`).
@@ -491,128 +463,7 @@ impl Config {
         // Only variables with a section separator are configuration, so that unrelated
         // COUNTERSIGN_* variables (the CLI's, for instance) do not count as unknown keys.
         let env = Env::prefixed("COUNTERSIGN_").filter(|k| k.as_str().contains("__")).split("__");
-        let cfg: Config = fig.merge(env).extract().map_err(|e| ConfigError::Invalid(one_line(&e)))?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m: String| Err(ConfigError::Invalid(m));
-        if self.hsm.token_label.is_none() && self.hsm.token_serial.is_none() {
-            return bad("set hsm.token_label or hsm.token_serial".into());
-        }
-        if self.hsm.pool_size == 0 || self.hsm.pool_size > 1024 {
-            return bad("hsm.pool_size must be between 1 and 1024".into());
-        }
-        if self.hsm.workers > self.hsm.pool_size {
-            return bad("hsm.workers cannot exceed hsm.pool_size (each worker needs a session)".into());
-        }
-        parse_mode(&self.api.socket_mode)?;
-        parse_mode(&self.admin.socket_mode)?;
-        if self.api.max_body_bytes < 1024 {
-            return bad("api.max_body_bytes must be at least 1024".into());
-        }
-        if self.api.request_timeout_ms == 0 {
-            return bad("api.request_timeout_ms must be positive".into());
-        }
-        if self.api.socket == self.admin.socket {
-            return bad("api.socket and admin.socket must differ".into());
-        }
-        match self.http.tls {
-            TlsMode::Files if self.http.cert_file.is_empty() || self.http.key_file.is_empty() => {
-                return bad("http.tls = \"files\" needs http.cert_file and http.key_file".into())
-            }
-            TlsMode::ApplianceCa if self.http.server_names.is_empty() => {
-                return bad(
-                    "http.tls = \"appliance-ca\" needs http.server_names (the names and addresses clients use)".into()
-                )
-            }
-            TlsMode::Off | TlsMode::Files | TlsMode::ApplianceCa => {}
-        }
-        if let Some(addr) = self.http_listen()? {
-            if !addr.ip().is_loopback() && self.http.tls == TlsMode::Off {
-                return bad(format!(
-                    "http.listen {addr} is not a loopback address; beyond loopback the listener needs TLS: set \
-                     http.tls to \"files\" or \"appliance-ca\""
-                ));
-            }
-        }
-        let c = &self.connections;
-        if c.header_timeout_ms == 0 || c.admin_header_timeout_ms == 0 {
-            return bad("connections.header_timeout_ms and connections.admin_header_timeout_ms must be positive".into());
-        }
-        if [c.api_max, c.api_max_per_peer, c.admin_max, c.admin_max_per_peer, c.http_max, c.http_max_per_peer]
-            .contains(&0)
-        {
-            return bad("connections.*_max and connections.*_max_per_peer must be at least 1".into());
-        }
-        if c.admin_reserved >= c.admin_max {
-            return bad("connections.admin_reserved must be smaller than connections.admin_max".into());
-        }
-        if self.validate.reject_floor_ms > 10_000 {
-            return bad(format!(
-                "validate.reject_floor_ms must be at most 10000, not {}",
-                self.validate.reject_floor_ms
-            ));
-        }
-        if self.validate.throttle_max_s > 86_400 || self.validate.throttle_base_ms > 3_600_000 {
-            return bad(format!(
-                "validate.throttle_max_s must be at most 86400 (not {}) and validate.throttle_base_ms at most 3600000 (not {})",
-                self.validate.throttle_max_s, self.validate.throttle_base_ms
-            ));
-        }
-        if self.validate.max_fail == 0 {
-            return bad("validate.max_fail must be at least 1".into());
-        }
-        if self.ca.validity_days == 0 || self.ca.cert_validity_days == 0 {
-            return bad("ca.validity_days and ca.cert_validity_days must be positive".into());
-        }
-        if !matches!(self.enrolment.piv_algorithm.as_str(), "ec-p256" | "ec-p384" | "rsa-2048") {
-            return bad(format!(
-                "enrolment.piv_algorithm must be ec-p256, ec-p384 or rsa-2048, not {:?}",
-                self.enrolment.piv_algorithm
-            ));
-        }
-        if crate::devices::piv::Slot::parse(&self.enrolment.piv_slot).is_none() {
-            return bad(format!("enrolment.piv_slot must be 9a or 9c, not {:?}", self.enrolment.piv_slot));
-        }
-        if self.validate.sync_window < 2 || self.validate.sync_window > 10_000 {
-            return bad("validate.sync_window must be between 2 and 10000".into());
-        }
-        if self.validate.hotp_window > 1000 || self.validate.totp_window > 100 {
-            return bad("validate.hotp_window is at most 1000 and validate.totp_window at most 100".into());
-        }
-        if self.challenge.validity_s == 0 || self.challenge.validity_s > 86_400 {
-            return bad("challenge.validity_s must be 1 to 86400".into());
-        }
-        for (k, t) in [
-            ("sms_text", &self.challenge.sms_text),
-            ("email_subject", &self.challenge.email_subject),
-            ("email_text", &self.challenge.email_text),
-        ] {
-            if let Err(e) = countersign_template::check(t, TEMPLATE_VARIABLES) {
-                return bad(format!("challenge.{k}: {e}"));
-            }
-        }
-        if self.plugins.instances > 64 {
-            return bad("plugins.instances is at most 64".into());
-        }
-        if self.plugins.call_timeout_ms == 0 {
-            return bad("plugins.call_timeout_ms must be positive".into());
-        }
-        if self.plugins.memory_limit_mb < 32 || self.plugins.cpu_limit_s < 2 {
-            return bad("plugins.memory_limit_mb must be at least 32 and plugins.cpu_limit_s at least 2".into());
-        }
-        // Five seconds of the MAC budget must hold the largest legitimate call: a TOTP resync
-        // over validate.sync_window steps on either side.
-        let resync = 2 * u64::from(self.validate.sync_window) + 2;
-        if self.plugins.host_macs_per_s.saturating_mul(5) < resync {
-            return bad(format!(
-                "plugins.host_macs_per_s must be at least {} so that a resync over validate.sync_window fits its five-second burst",
-                resync.div_ceil(5)
-            ));
-        }
-        Ok(())
+        fig.merge(env).extract().map_err(|e| ConfigError::Invalid(one_line(&e)))
     }
 }
 
@@ -625,52 +476,15 @@ fn one_line(e: &figment::Error) -> String {
         .join("; ")
 }
 
-/// Parses an octal file mode such as `"0660"`.
-pub fn parse_mode(s: &str) -> Result<u32, ConfigError> {
-    u32::from_str_radix(s.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|m| *m <= 0o777)
-        .ok_or_else(|| ConfigError::Invalid(format!("'{s}' is not an octal file mode like 0660")))
-}
-
-impl HsmSection {
-    /// The parameters `countersign_hsm` needs to find the token.
-    pub fn hsm_config(&self) -> HsmConfig {
-        let token = match (&self.token_serial, &self.token_label) {
-            (Some(serial), _) => TokenSelector::Serial(serial.clone()),
-            (None, Some(label)) => TokenSelector::Label(label.clone()),
-            (None, None) => TokenSelector::Label(String::new()),
-        };
-        HsmConfig { module: self.module.clone(), token, pool_size: self.pool_size }
-    }
-
-    /// The number of executor threads: `workers`, or one per CPU, never more than the pool.
-    pub fn effective_workers(&self) -> usize {
-        let n =
-            if self.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { self.workers };
-        n.clamp(1, self.pool_size)
-    }
-
-    /// Reads the PIN from `pin_file`, or else from the systemd credential `hsm-pin`.
-    pub fn load_pin(&self) -> Result<Pin, ConfigError> {
-        if !self.pin_file.is_empty() {
-            return Ok(Pin::from_file(Path::new(&self.pin_file))?);
-        }
-        match std::env::var_os("CREDENTIALS_DIRECTORY") {
-            Some(dir) => Ok(Pin::from_file(&Path::new(&dir).join(PIN_CREDENTIAL))?),
-            None => Err(ConfigError::NoPinSource),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::{parse_mode, Settings};
 
     #[test]
     fn factory_defaults_parse() {
         let cfg: Config = Figment::from(Toml::string(FACTORY_DEFAULTS)).extract().unwrap();
-        cfg.validate().unwrap();
+        Settings::resolve(&cfg).unwrap();
         assert_eq!(cfg.hsm.token_label.as_deref(), Some("countersign"));
     }
 
@@ -679,11 +493,11 @@ mod tests {
         let with = |extra: &str| -> Config {
             Figment::from(Toml::string(FACTORY_DEFAULTS)).merge(Toml::string(extra)).extract().unwrap()
         };
-        let e = with("[plugins]\nhost_macs_per_s = 100\n").validate().unwrap_err().to_string();
+        let e = Settings::resolve(&with("[plugins]\nhost_macs_per_s = 100\n")).unwrap_err().to_string();
         assert!(e.contains("plugins.host_macs_per_s must be at least 401"), "{e}");
-        with("[plugins]\nhost_macs_per_s = 100\n[validate]\nsync_window = 100\n").validate().unwrap();
-        assert!(with("[plugins]\nmemory_limit_mb = 8\n").validate().is_err());
-        assert!(with("[plugins]\ncpu_limit_s = 1\n").validate().is_err());
+        Settings::resolve(&with("[plugins]\nhost_macs_per_s = 100\n[validate]\nsync_window = 100\n")).unwrap();
+        assert!(Settings::resolve(&with("[plugins]\nmemory_limit_mb = 8\n")).is_err());
+        assert!(Settings::resolve(&with("[plugins]\ncpu_limit_s = 1\n")).is_err());
     }
 
     #[test]
@@ -703,7 +517,7 @@ mod tests {
         assert!(with("[enrolment]\npuk = \"keep\"\n").unwrap_err().contains("sealed"));
         let e = with("[http]\ntls = \"fils\"\n").unwrap_err();
         assert!(e.contains("off") && e.contains("files") && e.contains("appliance-ca"), "{e}");
-        let e = with("[http]\ntls = \"files\"\n").unwrap().validate().unwrap_err().to_string();
+        let e = Settings::resolve(&with("[http]\ntls = \"files\"\n").unwrap()).unwrap_err().to_string();
         assert!(e.contains("needs http.cert_file and http.key_file"), "{e}");
     }
 
@@ -732,11 +546,5 @@ mod tests {
             .unwrap_err();
         let line = one_line(&e);
         assert!(!line.contains('\n') && !line.contains("default."), "{line}");
-    }
-
-    #[test]
-    fn modes_parse() {
-        assert_eq!(parse_mode("0660").unwrap(), 0o660);
-        assert!(parse_mode("999").is_err());
     }
 }
