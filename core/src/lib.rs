@@ -3,6 +3,7 @@
 //! tested without a daemon; the appliance's services feed it and act on what it decides.
 //!
 //! - [`caller`]: who a request is from, typed once by the front-ends.
+//! - [`check`]: what a check's commit does to its tokens and its user's throttle.
 //! - [`dates`]: dates as admins and privacyIDEA's clients type them.
 //! - [`error`]: the one error vocabulary ([`error::ErrorKind`]) the front-ends map once.
 //! - [`keys`]: the names of key algorithms, hashes, signature schemes and HSM key ids.
@@ -16,6 +17,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod caller;
+pub mod check;
 pub mod dates;
 pub mod error;
 pub mod keys;

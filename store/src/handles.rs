@@ -13,9 +13,10 @@ use super::hardware::{token_certificate, CertificateRow};
 use super::row_seals::RowSeals;
 use super::tokens::{
     commit_check, recent_owner_checks, throttle_state, token_for_check, tokens_by_public_id, tokens_of_owner,
-    CheckRecord, Owner, ThrottleState, TokenRecord,
+    CheckRecord, Owner, TokenRecord,
 };
 use super::{Store, StoreError};
+use countersign_core::check::ThrottleState;
 
 /// A read-only connection of its own, for one worker's look-ups on the check path. Token and
 /// user rows read through it are checked against their seals.

@@ -43,6 +43,7 @@ pub use audit::{AuditQuery, AuthAuditRow, SignatureAuditRow};
 pub use challenges::{
     AttemptRow, ChallengeQuery, ChallengeRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome,
 };
+pub use countersign_core::check::{AfterAccept, CheckTarget, FailedToken, ThrottleEffect, ThrottleState, TokenEffect};
 pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
 use gauges::store_commits;
 pub use gauges::{free_bytes, StoreGauges};
@@ -54,9 +55,8 @@ pub use migrate::MIGRATIONS;
 pub use policies::PolicyRecord;
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
-    recorded_owner_key, unknown_owner_key, AfterAccept, AuditFacts, AuthAuditQuery, CheckRecord, CheckTarget,
-    DirectoryUser, FailedToken, NewToken, Owner, ThrottleEffect, ThrottleState, TokenChange, TokenEffect, TokenRecord,
-    TokenView, Unusable, User, Validity,
+    recorded_owner_key, unknown_owner_key, AuditFacts, AuthAuditQuery, CheckRecord, DirectoryUser, NewToken, Owner,
+    TokenChange, TokenRecord, TokenView, Unusable, User, Validity,
 };
 pub use yubikey_clients::{Stored, YubikeyClientView};
 
