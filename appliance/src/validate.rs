@@ -17,6 +17,7 @@
 )]
 
 use countersign_core::caller::Caller;
+use countersign_core::check::RejectKind;
 use countersign_core::error::Refusal;
 use std::sync::Arc;
 
@@ -214,20 +215,6 @@ impl Reject {
     fn other(audit: String, answer: &'static str) -> Reject {
         Reject { audit, answer, effect: TokenEffect::None, serial: None, kind: RejectKind::Other }
     }
-}
-
-/// What a reject counts as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RejectKind {
-    /// A wrong PIN, OTP, answer or password, or a user or token that does not exist (which
-    /// must count exactly like a wrong PIN, or the throttle would tell who exists): a failure
-    /// for the user's throttle.
-    Guess,
-    /// Not checked at all (throttled, or a per-user limit reached): audited as `refused`,
-    /// counted nowhere.
-    Refused,
-    /// Anything else (disabled or locked token, a replayed code, an error): counted nowhere.
-    Other,
 }
 
 impl ValidateService {

@@ -1,7 +1,7 @@
 //! The data of one check as the decision leaves it for the commit: which tokens it is about
 //! ([`CheckTarget`]), what its commit does to a token ([`TokenEffect`], [`AfterAccept`],
 //! [`FailedToken`]) and to its user's throttle ([`ThrottleEffect`], read back as
-//! [`ThrottleState`]). The engine decides them; the store applies them in the commit's
+//! [`ThrottleState`]), and what a reject counts as ([`RejectKind`]). The engine decides them; the store applies them in the commit's
 //! transaction, where every compare-and-set is checked against the row as it is then.
 //!
 //! Plain values: nothing here reads or writes anything.
@@ -145,4 +145,18 @@ pub struct ThrottleState {
     pub user: (u32, i64),
     /// The same counts for the user from the check's source alone.
     pub source: (u32, i64),
+}
+
+/// What a reject counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectKind {
+    /// A wrong PIN, OTP, answer or password, or a user or token that does not exist (which
+    /// must count exactly like a wrong PIN, or the throttle would tell who exists): a failure
+    /// for the user's throttle.
+    Guess,
+    /// Not checked at all (throttled, or a per-user limit reached): audited as `refused`,
+    /// counted nowhere.
+    Refused,
+    /// Anything else (disabled or locked token, a replayed code, an error): counted nowhere.
+    Other,
 }
