@@ -55,7 +55,7 @@ pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
     recorded_owner_key, unknown_owner_key, AfterAccept, AuditFacts, AuthAuditQuery, CheckRecord, CheckTarget,
     DirectoryUser, FailedToken, NewToken, Owner, ThrottleEffect, ThrottleState, TokenChange, TokenEffect, TokenRecord,
-    TokenView, Unusable, User, Validity,
+    Unusable, User, Validity,
 };
 pub use yubikey_clients::{Stored, YubikeyClientView};
 

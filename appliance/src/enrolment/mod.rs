@@ -26,9 +26,10 @@ use crate::ca::CaService;
 use crate::clock::Clock;
 use crate::config::EnrolmentSection;
 use crate::devices::{CardSelector, DeviceError, Devices};
-use crate::store::{Store, TokenView};
+use crate::store::Store;
 use crate::token_secrets::TokenSecrets;
 use crate::tokens::{TokenError, TokenService};
+use countersign_api::Token;
 
 /// One step of an enrolment, as it happens.
 #[derive(Debug, Clone, Serialize)]
@@ -44,7 +45,7 @@ pub struct Progress {
 #[derive(Debug, Serialize)]
 pub struct EnrolOutcome {
     /// The token registered.
-    pub token: TokenView,
+    pub token: Token,
     /// The reader the card was in.
     pub reader: String,
     /// The card's serial number.
