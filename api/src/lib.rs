@@ -3,10 +3,15 @@
 //! builds these types and serialises them; the admin CLI and the tests deserialise them, so a
 //! renamed or retyped field is a compile error on both sides instead of a blank column.
 //!
-//! - [`token`]: tokens, internal users, and the answers of enrolment and of a lost token.
+//! - [`token`]: tokens, the answers of enrolment and of a lost token, and the token
+//!   requests' bodies.
+//! - [`user`]: users of the internal user store.
 //!
-//! Field order is wire order: serde writes fields in declaration order, and the answers are
-//! held byte for byte by the integration tests, so fields are never reordered.
+//! Secrets shown once (an enrolment URI, a password, a PIN) are [`SecretString`] on both sides:
+//! zeroized when dropped, never in `Debug`.
+//!
+//! The server writes an answer's keys in sorted order (it passes through `serde_json::Value`,
+//! `http/src/answer.rs`), as the API always has, so declaration order here is for readers.
 //!
 //! It must never do I/O, nor depend on the engine, the store, the HSM, the HTTP crate or tokio
 //! (`make lint` checks it): it is data both sides of a socket share, nothing more. Rows are
@@ -14,6 +19,10 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod secret;
 pub mod token;
+pub mod user;
 
-pub use token::Token;
+pub use secrecy::{ExposeSecret, SecretString};
+pub use token::{Enrolled, Replacement, Token, TokenList};
+pub use user::{User, UserList};

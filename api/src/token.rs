@@ -1,6 +1,9 @@
 //! Tokens as the native API shows them (`/v1/admin/tokens`).
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+
+use crate::secret::{expose, expose_list, expose_opt};
 
 /// What list/show report of a token: everything but its secrets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,4 +58,89 @@ pub struct Token {
     /// The owner's id in their resolver (a directory's stable id, an internal user's row id);
     /// `None` without an owner, or for a directory owner not bound to a stable id yet.
     pub user_id: Option<String>,
+}
+
+/// `GET /v1/admin/tokens`: the tokens selected, in the store's order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenList {
+    /// The tokens, never with a seed.
+    pub tokens: Vec<Token>,
+}
+
+/// `POST /v1/admin/tokens`: what enrolment returns, once.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Enrolled {
+    /// The token as stored (no seed).
+    pub token: Token,
+    /// Carries the seed: shown at enrolment only, never again. `null` for tokens whose codes
+    /// the appliance sends (sms, email): nobody needs their seed.
+    #[serde(serialize_with = "expose_opt")]
+    pub otpauth_uri: Option<SecretString>,
+    /// The URI as a QR code, a base64 PNG, when the request asked for one; it carries the seed
+    /// too.
+    pub qr_png: Option<String>,
+    /// The PIN the appliance chose (policy otp_pin_random), shown this once; absent otherwise.
+    #[serde(default, serialize_with = "expose_opt", skip_serializing_if = "Option::is_none")]
+    pub pin: Option<SecretString>,
+    /// A pw token's password, shown this once; absent for other types.
+    #[serde(default, serialize_with = "expose_opt", skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretString>,
+    /// A registration token's code, shown this once (it works once); absent for other types.
+    #[serde(default, serialize_with = "expose_opt", skip_serializing_if = "Option::is_none")]
+    pub registration_code: Option<SecretString>,
+    /// An indexedsecret token's secret when the HSM made it, shown this once; absent otherwise.
+    #[serde(default, serialize_with = "expose_opt", skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretString>,
+    /// A paper token's next codes or a tan token's TANs, in order, shown this once; absent for
+    /// other types.
+    #[serde(default, serialize_with = "expose_list", skip_serializing_if = "Option::is_none")]
+    pub otps: Option<Vec<SecretString>>,
+}
+
+/// `POST /v1/admin/tokens/{serial}/lost`: a lost token's replacement, shown once: the new pw
+/// token, its password and until when it works, and the lost token as it now is (disabled).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Replacement {
+    /// The lost token, now disabled.
+    pub lost: Token,
+    /// The replacement, a pw token `lost<serial>`.
+    pub token: Token,
+    /// The replacement's password, shown this once; it is kept only as its HSM verifier.
+    #[serde(serialize_with = "expose")]
+    pub password: SecretString,
+    /// Until when the replacement works, Unix ms.
+    pub valid_until_ms: i64,
+    /// Whether the lost token had a PIN, which the replacement now asks for too.
+    pub pin_copied: bool,
+}
+
+/// `POST /v1/admin/tokens/{serial}/assign`: the token's new owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// The owner's login.
+    pub user: String,
+    /// The owner's realm; `None`: the default realm.
+    pub realm: Option<String>,
+}
+
+/// `POST /v1/admin/tokens/{serial}/pin`: the token's new PIN.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    /// The PIN; absent or empty: remove the PIN.
+    #[serde(default, serialize_with = "expose_opt")]
+    pub pin: Option<SecretString>,
+}
+
+/// `POST /v1/admin/tokens/{serial}/resync`: two consecutive codes the token showed.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResyncRequest {
+    /// The first code.
+    #[serde(serialize_with = "expose")]
+    pub otp1: SecretString,
+    /// The code after it.
+    #[serde(serialize_with = "expose")]
+    pub otp2: SecretString,
 }

@@ -26,7 +26,7 @@ use crate::store::{AuthAuditRow, NewToken, Store, StoreError, TokenChange, Token
 use crate::token_host::plugin_params;
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
-use countersign_api::Token;
+use countersign_api::{Replacement, Token};
 use countersign_core::token_kind::is_challenge_type;
 
 pub use crate::service_error::{blocking, TokenError};
@@ -146,24 +146,22 @@ impl InitRequest {
     }
 }
 
-/// What enrolment returns, once.
-#[derive(Debug, Serialize)]
+/// What enrolment returns, once. The native API answers it as `countersign_api::Enrolled`,
+/// privacyIDEA's as its init `detail`.
+#[derive(Debug)]
 pub struct Enrolled {
     /// The token as stored (no seed).
     pub token: Token,
     /// Carries the seed: shown at enrolment only, never again. None for tokens whose codes
     /// the appliance sends (sms, email): nobody needs their seed.
-    #[serde(serialize_with = "expose")]
     pub otpauth_uri: Option<SecretString>,
     /// The URI as a QR code, a base64 PNG, when the request asked for one; it carries the seed
     /// too.
     pub qr_png: Option<String>,
     /// The PIN the appliance chose (policy otp_pin_random), shown this once.
-    #[serde(serialize_with = "expose", skip_serializing_if = "Option::is_none")]
     pub pin: Option<SecretString>,
-    /// What a simple token shows this once: a pw token's `password`, a registration token's
-    /// `registration_code`, a paper token's next codes or a tan token's TANs (`otps`).
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    /// What a simple token shows this once: a pw token's password, a registration token's
+    /// code, a paper token's next codes or a tan token's TANs.
     pub shown: Option<Shown>,
 }
 
@@ -175,34 +173,6 @@ type Prepared = (NewToken, Zeroizing<Vec<u8>>, Option<Shown>);
 const LOST_VALID_DAYS: i64 = 10;
 const LOST_PW_LEN: i64 = 16;
 const LOST_PW_CONTENTS: &str = "8";
-
-/// A lost token's replacement, shown once: the new pw token, its password and until when it
-/// works, and the lost token as it now is (disabled).
-#[derive(Debug, Serialize)]
-pub struct Replacement {
-    /// The lost token, now disabled.
-    pub lost: Token,
-    /// The replacement, a pw token `lost<serial>`.
-    pub token: Token,
-    /// The replacement's password, shown this once; it is kept only as its HSM verifier.
-    #[serde(serialize_with = "expose_one")]
-    pub password: SecretString,
-    /// Until when the replacement works, Unix ms.
-    pub valid_until_ms: i64,
-    /// Whether the lost token had a PIN, which the replacement now asks for too.
-    pub pin_copied: bool,
-}
-
-fn expose_one<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(v.expose_secret())
-}
-
-fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => s.serialize_str(v.expose_secret()),
-        None => s.serialize_none(),
-    }
-}
 
 /// Settings an admin may change on a token.
 #[derive(Debug, Clone, Default, Deserialize)]

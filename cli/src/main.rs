@@ -494,7 +494,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        print!("{}", output::render(view, &answer));
+        print!("{}", output::render(view, &answer)?);
     }
     if let Command::Token(cmd) = &cli.command {
         if !cli.json && token::draw_qr(cmd) {

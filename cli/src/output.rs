@@ -1,5 +1,13 @@
 //! Human-readable rendering of the daemon's JSON answers as aligned tables.
+//!
+//! An answer with a type in `countersign_api` is read into it first and rendered from its
+//! fields, so a field the server renames or retypes is a compile error here (or, against a
+//! daemon of another version, an error naming the type), never a blank column. The views still
+//! read from `serde_json::Value` by name are those whose answers have no type there yet.
 
+use anyhow::Context;
+use countersign_api::{Enrolled, ExposeSecret, Replacement, Token, TokenList, User, UserList};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy)]
@@ -157,14 +165,14 @@ fn flag(v: &Value, key: &str, yes: &str, no: &str) -> String {
     if v.get(key).and_then(Value::as_bool) == Some(true) { yes } else { no }.into()
 }
 
-fn token_state(t: &Value) -> String {
-    if t.get("revoked").and_then(Value::as_bool) == Some(true) {
+fn token_state(t: &Token) -> String {
+    if t.revoked {
         "revoked".into()
-    } else if t.get("active").and_then(Value::as_bool) != Some(true) {
+    } else if !t.active {
         "disabled".into()
     } else if let Some(state) = outside_validity(t) {
         state.into()
-    } else if t.get("fail_count").and_then(Value::as_u64) >= t.get("max_fail").and_then(Value::as_u64) {
+    } else if t.fail_count >= t.max_fail {
         "locked".into()
     } else {
         "active".into()
@@ -172,33 +180,45 @@ fn token_state(t: &Value) -> String {
 }
 
 /// `expired` or `not yet valid` when the token's validity period excludes now.
-fn outside_validity(t: &Value) -> Option<&'static str> {
+fn outside_validity(t: &Token) -> Option<&'static str> {
     use countersign_core::validity::{Unusable, Validity};
     let now = i64::try_from(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
     )
     .unwrap_or(i64::MAX);
-    match Validity::of(t.get("params").unwrap_or(&Value::Null)).outside(now)? {
+    match Validity::of(&t.params).outside(now)? {
         Unusable::NotYetValid => Some("not yet valid"),
         _ => Some("expired"),
     }
 }
 
-fn token_row(t: &Value) -> Vec<String> {
-    let user = match (t.get("user").and_then(Value::as_str), t.get("realm").and_then(Value::as_str)) {
+fn token_row(t: &Token) -> Vec<String> {
+    let user = match (&t.user, &t.realm) {
         (Some(u), Some(r)) => format!("{u}@{r}"),
         _ => "-".into(),
     };
     vec![
-        s(t, "serial"),
-        s(t, "type"),
+        t.serial.clone(),
+        t.token_type.clone(),
         user,
         token_state(t),
-        format!("{}/{}", s(t, "fail_count"), s(t, "max_fail")),
-        flag(t, "pin_set", "yes", "no"),
-        s(t, "counter"),
-        s(t, "description"),
+        format!("{}/{}", t.fail_count, t.max_fail),
+        if t.pin_set { "yes" } else { "no" }.into(),
+        t.counter.to_string(),
+        t.description.clone(),
     ]
+}
+
+/// An optional text as a cell: `-` when absent.
+fn opt(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+/// The answer read into its `countersign_api` type.
+fn typed<T: DeserializeOwned>(v: &Value) -> anyhow::Result<T> {
+    T::deserialize(v).with_context(|| {
+        format!("the daemon's answer is not the {} this CLI knows (another version?)", std::any::type_name::<T>())
+    })
 }
 
 const TOKEN_HEADER: [&str; 8] = ["SERIAL", "TYPE", "USER", "STATE", "FAILS", "PIN", "COUNTER", "DESCRIPTION"];
@@ -212,9 +232,14 @@ fn s(v: &Value, key: &str) -> String {
 }
 
 fn when(v: &Value, key: &str, millis: bool) -> String {
-    let Some(t) = v.get(key).and_then(Value::as_i64) else {
-        return "-".into();
-    };
+    match v.get(key).and_then(Value::as_i64) {
+        Some(t) => time(t, millis),
+        None => "-".into(),
+    }
+}
+
+/// A time (Unix seconds, or milliseconds when `millis`) as UTC `YYYY-MM-DD HH:MM:SSZ`.
+fn time(t: i64, millis: bool) -> String {
     let secs = if millis { t / 1000 } else { t };
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -260,8 +285,8 @@ fn list<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
     v.get(key).and_then(Value::as_array).into_iter().flatten()
 }
 
-pub fn render(view: View, v: &Value) -> String {
-    match view {
+pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
+    Ok(match view {
         View::Application => {
             let mut out = format!("application {}  ({})\n", s(v, "name"), s(v, "algorithm"));
             let rows = list(v, "versions")
@@ -425,52 +450,55 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             out
         }
         View::Enrolled => {
-            let t = v.get("token").cloned().unwrap_or_default();
-            let mut out = table(&TOKEN_HEADER, vec![token_row(&t)]);
-            if v.get("otpauth_uri").is_some_and(|u| !u.is_null()) {
-                out += &format!("\nEnrolment URI (shown once; it holds the seed):\n{}\n\n", s(v, "otpauth_uri"));
+            let e: Enrolled = typed(v)?;
+            let mut out = table(&TOKEN_HEADER, vec![token_row(&e.token)]);
+            if let Some(uri) = &e.otpauth_uri {
+                out += &format!("\nEnrolment URI (shown once; it holds the seed):\n{}\n\n", uri.expose_secret());
             }
-            if v.get("password").is_some() {
-                out += &format!("\nPassword (shown once):\n{}\n", s(v, "password"));
+            if let Some(p) = &e.password {
+                out += &format!("\nPassword (shown once):\n{}\n", p.expose_secret());
             }
-            if v.get("secret").is_some() {
-                out += &format!("\nSecret (shown once; the user types characters of it):\n{}\n", s(v, "secret"));
+            if let Some(secret) = &e.secret {
+                out +=
+                    &format!("\nSecret (shown once; the user types characters of it):\n{}\n", secret.expose_secret());
             }
-            if v.get("registration_code").is_some() {
-                out += &format!("\nRegistration code (shown once; it works once):\n{}\n", s(v, "registration_code"));
+            if let Some(c) = &e.registration_code {
+                out += &format!("\nRegistration code (shown once; it works once):\n{}\n", c.expose_secret());
             }
-            if let Some(otps) = v.get("otps").and_then(Value::as_array) {
+            if let Some(otps) = &e.otps {
                 out += "\nCodes (shown once; each works once):\n";
                 for (i, o) in otps.iter().enumerate() {
-                    out += &format!("{:>4}  {}\n", i + 1, o.as_str().unwrap_or_default());
+                    out += &format!("{:>4}  {}\n", i + 1, o.expose_secret());
                 }
             }
             out
         }
         View::Replacement => {
-            let (lost, token) =
-                (v.get("lost").cloned().unwrap_or_default(), v.get("token").cloned().unwrap_or_default());
-            let mut out = table(&TOKEN_HEADER, vec![token_row(&lost), token_row(&token)]);
+            let r: Replacement = typed(v)?;
+            let mut out = table(&TOKEN_HEADER, vec![token_row(&r.lost), token_row(&r.token)]);
             out += &format!(
                 "\nToken {} is disabled. Until {} its owner signs in with {} followed by this password \
                  (shown once):\n{}\n",
-                s(&lost, "serial"),
-                when(v, "valid_until_ms", true),
-                if v.get("pin_copied").and_then(Value::as_bool) == Some(true) {
-                    "the PIN of the lost token"
-                } else {
-                    "no PIN (the lost token had none)"
-                },
-                s(v, "password")
+                r.lost.serial,
+                time(r.valid_until_ms, true),
+                if r.pin_copied { "the PIN of the lost token" } else { "no PIN (the lost token had none)" },
+                r.password.expose_secret()
             );
             out
         }
-        View::Token => table(&TOKEN_HEADER, vec![token_row(v)]),
-        View::Tokens => table(&TOKEN_HEADER, list(v, "tokens").map(token_row).collect()),
-        View::User => format!("user {} in realm {}\n", s(v, "login"), s(v, "realm")),
+        View::Token => table(&TOKEN_HEADER, vec![token_row(&typed::<Token>(v)?)]),
+        View::Tokens => table(&TOKEN_HEADER, typed::<TokenList>(v)?.tokens.iter().map(token_row).collect()),
+        View::User => {
+            let u: User = typed(v)?;
+            format!("user {} in realm {}\n", u.login, u.realm)
+        }
         View::Users => table(
             &["LOGIN", "REALM", "EMAIL", "PHONE"],
-            list(v, "users").map(|u| vec![s(u, "login"), s(u, "realm"), s(u, "email"), s(u, "phone")]).collect(),
+            typed::<UserList>(v)?
+                .users
+                .iter()
+                .map(|u| vec![u.login.clone(), u.realm.clone(), opt(&u.email), opt(&u.phone)])
+                .collect(),
         ),
         View::AuthAudit => table(
             &["ID", "TIME", "CALLER", "ACTION", "SERIAL", "USER", "RESULT", "DETAIL"],
@@ -583,5 +611,5 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
         }
         View::Resolver | View::Pretty => serde_json::to_string_pretty(v).unwrap_or_default() + "\n",
         View::Done => "done\n".into(),
-    }
+    })
 }

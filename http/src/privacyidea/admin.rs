@@ -605,7 +605,7 @@ token_action!(losttoken, false, lost_answer, |tokens, caller, p, serial| {
 
 /// privacyIDEA's answer to `/token/lost`: the replacement's serial and password (shown this
 /// once) and until when it works; `valid_to` is the placeholder privacyIDEA sends.
-fn lost_answer(done: Vec<(Token, countersign::tokens::Replacement)>) -> PiResponse {
+fn lost_answer(done: Vec<(Token, countersign_api::Replacement)>) -> PiResponse {
     match done.first() {
         Some((before, r)) => PiResponse::value(json!({
             "serial": r.token.serial,

@@ -1,0 +1,45 @@
+//! Users of the internal user store as the native API shows them (`/v1/admin/users`).
+
+use serde::{Deserialize, Serialize};
+
+/// A user of the internal user store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    /// The login, unique within its realm.
+    pub login: String,
+    /// The realm's name.
+    pub realm: String,
+    /// The user's e-mail address; `None`: none recorded.
+    pub email: Option<String>,
+    /// The user's phone number; `None`: none recorded.
+    pub phone: Option<String>,
+    /// The user's given name; `None`: none recorded.
+    pub given_name: Option<String>,
+    /// The user's surname; `None`: none recorded.
+    pub surname: Option<String>,
+}
+
+/// `GET /v1/admin/users`: the internal users, of one realm when asked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserList {
+    /// The users.
+    pub users: Vec<User>,
+}
+
+/// `POST /v1/admin/users`: a new internal user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// The login, unique within its realm.
+    pub login: String,
+    /// The realm; `None`: the default realm.
+    pub realm: Option<String>,
+    /// The user's e-mail address.
+    pub email: Option<String>,
+    /// The user's phone number.
+    pub phone: Option<String>,
+    /// The user's given name.
+    pub given_name: Option<String>,
+    /// The user's surname.
+    pub surname: Option<String>,
+}
