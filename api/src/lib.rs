@@ -6,6 +6,8 @@
 //! - [`token`]: tokens, the answers of enrolment and of a lost token, and the token
 //!   requests' bodies.
 //! - [`user`]: users of the internal user store.
+//! - [`plugin`]: the plugins the daemon runs and the plugin directories it refused.
+//! - [`gateway`]: a delivery attempt through a gateway.
 //!
 //! Secrets shown once (an enrolment URI, a password, a PIN) are [`SecretString`] on both sides:
 //! zeroized when dropped, never in `Debug`.
@@ -19,6 +21,8 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod gateway;
+pub mod plugin;
 mod secret;
 pub mod token;
 pub mod user;
