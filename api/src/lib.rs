@@ -7,7 +7,8 @@
 //!   requests' bodies.
 //! - [`user`]: users of the internal user store.
 //! - [`plugin`]: the plugins the daemon runs and the plugin directories it refused.
-//! - [`gateway`]: a delivery attempt through a gateway.
+//! - [`gateway`]: a delivery attempt through a gateway, and the gateway routes.
+//! - [`policy`]: policies, the action catalogue and `policy check` (the core's policy model).
 //!
 //! Secrets shown once (an enrolment URI, a password, a PIN) are [`SecretString`] on both sides:
 //! zeroized when dropped, never in `Debug`.
@@ -23,6 +24,7 @@
 
 pub mod gateway;
 pub mod plugin;
+pub mod policy;
 mod secret;
 pub mod token;
 pub mod user;

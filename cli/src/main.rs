@@ -476,12 +476,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         anyhow::bail!("{msg} (HTTP {})", status.as_u16());
     }
-    if matches!(view, output::View::Attempt) && answer.get("delivered").and_then(Value::as_bool) == Some(false) {
-        if cli.json {
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+    if matches!(view, output::View::Attempt) {
+        let attempt: countersign_api::gateway::Attempt = output::typed(&answer)?;
+        if !attempt.delivered {
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            }
+            anyhow::bail!("not delivered: {}", attempt.detail);
         }
-        let detail = answer.get("detail").and_then(Value::as_str).unwrap_or("no detail");
-        anyhow::bail!("not delivered: {detail}");
     }
     if matches!(view, output::View::ResolverTest) && answer.get("ok").and_then(Value::as_bool) == Some(false) {
         if cli.json {
@@ -504,11 +506,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         token::after_init(cmd, &answer)?;
     }
-    if let Some(conflict) =
-        answer.get("conflict").and_then(Value::as_str).filter(|_| matches!(view, output::View::PolicyCheck))
-    {
-        // The request would be refused: scripts must see a failure.
-        anyhow::bail!("{conflict}");
+    if matches!(view, output::View::PolicyCheck) {
+        if let Some(conflict) = output::typed::<countersign_api::policy::PolicyCheck>(&answer)?.conflict {
+            // The request would be refused: scripts must see a failure.
+            anyhow::bail!("{conflict}");
+        }
     }
     if matches!(view, output::View::AuditVerify) && answer.get("ok").and_then(Value::as_bool) != Some(true) {
         // Monitoring scripts read the exit code: a broken chain is a failure.

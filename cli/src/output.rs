@@ -6,6 +6,9 @@
 //! read from `serde_json::Value` by name are those whose answers have no type there yet.
 
 use anyhow::Context;
+use countersign_api::gateway::{Attempt, RouteList};
+use countersign_api::plugin::PluginReport;
+use countersign_api::policy::{Policy, PolicyActions, PolicyCheck, PolicyList};
 use countersign_api::{Enrolled, ExposeSecret, Replacement, Token, TokenList, User, UserList};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -86,16 +89,10 @@ const GATEWAY_HEADER: [&str; 6] = ["NAME", "PLUGIN", "ALLOWED HOSTS", "SMTP", "C
 
 const POLICY_HEADER: [&str; 6] = ["NAME", "SCOPE", "PRIORITY", "STATE", "ACTIONS", "CONDITIONS"];
 
-fn strings(v: &Value, key: &str) -> Vec<String> {
-    list(v, key).filter_map(Value::as_str).map(str::to_owned).collect()
-}
-
-fn policy_row(p: &Value) -> Vec<String> {
+fn policy_row(p: &Policy) -> Vec<String> {
     let actions: Vec<String> = p
-        .get("actions")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
+        .actions
+        .iter()
         .map(|(k, v)| match v {
             Value::Bool(true) => k.clone(),
             Value::String(s) => format!("{k}={s}"),
@@ -103,66 +100,61 @@ fn policy_row(p: &Value) -> Vec<String> {
         })
         .collect();
     let mut conditions: Vec<String> = Vec::new();
-    for (key, label) in [
-        ("realms", "realm"),
-        ("resolvers", "resolver"),
-        ("users", "user"),
-        ("clients", "client"),
-        ("admin_realms", "admin-realm"),
-        ("admin_users", "admin"),
+    for (l, label) in [
+        (&p.realms, "realm"),
+        (&p.resolvers, "resolver"),
+        (&p.users, "user"),
+        (&p.clients, "client"),
+        (&p.admin_realms, "admin-realm"),
+        (&p.admin_users, "admin"),
     ] {
-        let l = strings(p, key);
         if !l.is_empty() {
             conditions.push(format!("{label}={}", l.join(",")));
         }
     }
-    if let Some(t) = p.get("time").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-        conditions.push(format!("time={t}"));
+    if !p.time.is_empty() {
+        conditions.push(format!("time={}", p.time));
     }
     vec![
-        s(p, "name"),
-        s(p, "scope"),
-        s(p, "priority"),
-        flag(p, "active", "active", "inactive"),
+        p.name.clone(),
+        p.scope.clone(),
+        p.priority.to_string(),
+        if p.active { "active" } else { "inactive" }.into(),
         actions.join(" "),
         if conditions.is_empty() { "any".into() } else { conditions.join(" ") },
     ]
 }
 
-fn policy_check(v: &Value) -> String {
-    let action = s(v, "action");
-    let mut out = format!("{action} ({}) at {}: ", s(v, "scope"), s(v, "time"));
-    if let Some(c) = v.get("conflict").and_then(Value::as_str) {
+fn policy_check(e: &PolicyCheck) -> String {
+    let action = &e.action;
+    let mut out = format!("{action} ({}) at {}: ", e.scope.as_str(), e.time);
+    if let Some(c) = &e.conflict {
         out += &format!("CONFLICT, a request would be refused\n  {c}\n");
-    } else if v.get("value").is_none_or(Value::is_null) {
-        out += "not set by any matching policy (the default applies)\n";
+    } else if let Some(value) = &e.value {
+        out += &format!("{value}  (from {})\n", e.from.join(", "));
     } else {
-        out += &format!("{}  (from {})\n", s(v, "value"), strings(v, "from").join(", "));
+        out += "not set by any matching policy (the default applies)\n";
     }
-    for p in list(v, "policies") {
-        let state = if p.get("active").and_then(Value::as_bool) != Some(true) {
+    for p in &e.policies {
+        let state = if !p.active {
             "inactive"
-        } else if p.get("matched").and_then(Value::as_bool) == Some(true) {
+        } else if p.matched {
             "matched"
         } else {
             "not matched"
         };
-        let sets = match p.get("sets") {
-            Some(Value::Null) | None => format!("does not set {action}"),
-            Some(_) => format!("sets {action}={}", s(p, "sets")),
+        let sets = match &p.sets {
+            None => format!("does not set {action}"),
+            Some(v) => format!("sets {action}={v}"),
         };
-        let effective = if p.get("effective").and_then(Value::as_bool) == Some(true) { "  <- effective" } else { "" };
-        out += &format!("\npolicy {} (priority {}): {state}, {sets}{effective}\n", s(p, "name"), s(p, "priority"));
-        for c in list(p, "conditions") {
-            let mark = if c.get("matched").and_then(Value::as_bool) == Some(true) { "yes" } else { "NO " };
-            out += &format!("  {mark} {:<11} {}\n", s(c, "condition"), s(c, "reason"));
+        let effective = if p.effective { "  <- effective" } else { "" };
+        out += &format!("\npolicy {} (priority {}): {state}, {sets}{effective}\n", p.name, p.priority);
+        for c in &p.conditions {
+            let mark = if c.matched { "yes" } else { "NO " };
+            out += &format!("  {mark} {:<11} {}\n", c.condition, c.reason);
         }
     }
     out
-}
-
-fn flag(v: &Value, key: &str, yes: &str, no: &str) -> String {
-    if v.get(key).and_then(Value::as_bool) == Some(true) { yes } else { no }.into()
 }
 
 fn token_state(t: &Token) -> String {
@@ -215,7 +207,7 @@ fn opt(v: &Option<String>) -> String {
 }
 
 /// The answer read into its `countersign_api` type.
-fn typed<T: DeserializeOwned>(v: &Value) -> anyhow::Result<T> {
+pub fn typed<T: DeserializeOwned>(v: &Value) -> anyhow::Result<T> {
     T::deserialize(v).with_context(|| {
         format!("the daemon's answer is not the {} this CLI knows (another version?)", std::any::type_name::<T>())
     })
@@ -425,24 +417,25 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             )
         }
         View::Plugins => {
-            let rows = list(v, "loaded")
+            let r: PluginReport = typed(v)?;
+            let rows = r
+                .loaded
+                .iter()
                 .map(|p| {
-                    let caps: Vec<String> =
-                        list(p, "capabilities").filter_map(Value::as_str).map(str::to_owned).collect();
                     vec![
-                        s(p, "name"),
-                        s(p, "version"),
-                        s(p, "kind"),
-                        caps.join(","),
-                        s(p, "publisher"),
-                        if p.get("running").and_then(Value::as_bool) == Some(true) { "running" } else { "stopped" }
-                            .into(),
-                        s(p, "restarts"),
+                        p.name.clone(),
+                        p.version.clone(),
+                        p.kind.clone(),
+                        p.capabilities.join(","),
+                        p.publisher.clone(),
+                        if p.running { "running" } else { "stopped" }.into(),
+                        p.restarts.to_string(),
                     ]
                 })
                 .collect();
             let mut out = table(&["NAME", "VERSION", "KIND", "CAPABILITIES", "PUBLISHER", "WORKER", "RESTARTS"], rows);
-            let refused: Vec<Vec<String>> = list(v, "refused").map(|r| vec![s(r, "dir"), s(r, "reason")]).collect();
+            let refused: Vec<Vec<String>> =
+                r.refused.iter().map(|r| vec![r.dir.display().to_string(), r.reason.clone()]).collect();
             if !refused.is_empty() {
                 out += "\nrefused:\n";
                 out += &table(&["DIRECTORY", "REASON"], refused);
@@ -521,12 +514,7 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
         View::Gateways => table(&GATEWAY_HEADER, list(v, "gateways").map(gateway_row).collect()),
         View::Routes => table(
             &["TOKEN TYPE", "GATEWAYS (FAILOVER ORDER)"],
-            list(v, "routes")
-                .map(|r| {
-                    let g: Vec<String> = list(r, "gateways").filter_map(Value::as_str).map(str::to_owned).collect();
-                    vec![s(r, "token_type"), g.join(" -> ")]
-                })
-                .collect(),
+            typed::<RouteList>(v)?.routes.iter().map(|r| vec![r.token_type.clone(), r.gateways.join(" -> ")]).collect(),
         ),
         View::Deliveries => {
             let mut out = String::new();
@@ -547,20 +535,28 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             out += &table(&["ID", "CREATED", "SERIAL", "TO", "STATUS", "ATTEMPTS", "VIA", "LAST ERROR"], rows);
             out
         }
-        View::Attempt => format!("delivered through {}: {}\n", s(v, "gateway"), s(v, "detail")),
+        View::Attempt => {
+            let a: Attempt = typed(v)?;
+            format!("delivered through {}: {}\n", a.gateway, a.detail)
+        }
         View::Policy => {
-            let mut out = table(&POLICY_HEADER, vec![policy_row(v)]);
-            if let Some(d) = v.get("description").and_then(Value::as_str).filter(|d| !d.is_empty()) {
-                out += &format!("description: {d}\n");
+            let p: Policy = typed(v)?;
+            let mut out = table(&POLICY_HEADER, vec![policy_row(&p)]);
+            if !p.description.is_empty() {
+                out += &format!("description: {}\n", p.description);
             }
-            out += &format!("created {}, changed {}\n", when(v, "created_at", false), when(v, "updated_at", false));
+            out += &format!("created {}, changed {}\n", time(p.created_at, false), time(p.updated_at, false));
             out
         }
-        View::Policies => table(&POLICY_HEADER, list(v, "policies").map(policy_row).collect()),
-        View::PolicyCheck => policy_check(v),
+        View::Policies => table(&POLICY_HEADER, typed::<PolicyList>(v)?.policies.iter().map(policy_row).collect()),
+        View::PolicyCheck => policy_check(&typed(v)?),
         View::PolicyActions => table(
             &["ACTION", "SCOPE", "VALUE", "MEANING"],
-            list(v, "actions").map(|a| vec![s(a, "name"), s(a, "scope"), s(a, "value"), s(a, "meaning")]).collect(),
+            typed::<PolicyActions>(v)?
+                .actions
+                .iter()
+                .map(|a| vec![a.name.clone(), a.scope.as_str().to_owned(), a.value.clone(), a.meaning.clone()])
+                .collect(),
         ),
         View::Resolvers => {
             let rows = list(v, "resolvers")

@@ -11,6 +11,7 @@ use countersign_core::caller::Caller;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::answer::Answer;
 use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query, SocketPeer};
 use super::AppState;
@@ -261,6 +262,6 @@ async fn jobs(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     to_json(serde_json::json!({ "jobs": runs }))
 }
 
-async fn plugins(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    to_json(st.plugins.report())
+async fn plugins(State(st): State<AppState>) -> Result<Answer<countersign_api::plugin::PluginReport>, ApiError> {
+    Ok(Answer(st.plugins.report()))
 }
