@@ -1,5 +1,6 @@
 //! Tokens as the native API shows them (`/v1/admin/tokens`).
 
+use countersign_core::rules::FailCounter;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -25,16 +26,13 @@ pub struct Token {
     pub drift: i64,
     /// Whether the token has a PIN (its verifier, never shown, is stored).
     pub pin_set: bool,
-    /// Failed checks counted since the last accept or reset.
-    pub fail_count: u32,
-    /// The `fail_count` at which the token locks.
-    pub max_fail: u32,
-    /// Seconds after the last failure at which a locked token opens again; 0: only an admin reset
-    /// opens it.
-    pub fail_clear_s: u32,
-    /// When the last failure was counted, in milliseconds since the Unix epoch; `None`: none since
-    /// the last admin reset or resync.
-    pub last_fail_ms: Option<i64>,
+    /// The fail counter, flattened into the token's fields: `fail_count` (failed checks since
+    /// the last accept or reset), `max_fail` (the count that locks the token), `fail_clear_s`
+    /// (seconds after the last failure at which a locked token opens again; 0: only an admin
+    /// reset opens it) and `last_fail_ms` (the last failure, Unix ms; `null`: none since the last
+    /// admin reset or resync).
+    #[serde(flatten)]
+    pub fails: FailCounter,
     /// When the token last accepted a check, in milliseconds since the Unix epoch; `None`: never.
     pub last_auth_ms: Option<i64>,
     /// Whether the token is enabled.

@@ -164,7 +164,7 @@ fn token_state(t: &Token) -> String {
         "disabled".into()
     } else if let Some(state) = outside_validity(t) {
         state.into()
-    } else if t.fail_count >= t.max_fail {
+    } else if t.fails.count >= t.fails.max {
         "locked".into()
     } else {
         "active".into()
@@ -194,7 +194,7 @@ fn token_row(t: &Token) -> Vec<String> {
         t.token_type.clone(),
         user,
         token_state(t),
-        format!("{}/{}", t.fail_count, t.max_fail),
+        format!("{}/{}", t.fails.count, t.fails.max),
         if t.pin_set { "yes" } else { "no" }.into(),
         t.counter.to_string(),
         t.description.clone(),

@@ -13,6 +13,7 @@ use super::audit::{AuthAuditRow, AUTH_COLUMNS};
 use super::chain::insert_audit;
 use super::row_seals::{Identity, RowSeal, RowSeals, RowTable};
 use super::{unique_as, Store, StoreError};
+use countersign_core::rules::FailCounter;
 pub use countersign_core::validity::{Unusable, Validity};
 
 /// A user of the internal user store.
@@ -84,16 +85,8 @@ pub struct TokenRecord {
     /// The PIN's HMAC-SHA-256 verifier under the HSM key `pin-verifier`; `None`: the token has no
     /// PIN. Never the PIN.
     pub pin_verifier: Option<Vec<u8>>,
-    /// Failed checks counted since the last accept or reset.
-    pub fail_count: u32,
-    /// The `fail_count` at which the token locks.
-    pub max_fail: u32,
-    /// Seconds after the last failure at which a locked token opens again; 0: only an admin reset
-    /// opens it.
-    pub fail_clear_s: u32,
-    /// When the last failure was counted, in milliseconds since the Unix epoch; `None`: none since
-    /// the last admin reset or resync.
-    pub last_fail_ms: Option<i64>,
+    /// Failed checks, the count that locks the token, its clear timeout and the last failure.
+    pub fails: FailCounter,
     /// When the token last accepted a check, in milliseconds since the Unix epoch; `None`: never.
     pub last_auth_ms: Option<i64>,
     /// Whether the token is enabled; a disabled token takes part in no check.
@@ -143,10 +136,7 @@ impl TokenRecord {
             counter: new.counter,
             drift: 0,
             pin_verifier: None,
-            fail_count: 0,
-            max_fail: new.max_fail,
-            fail_clear_s: new.fail_clear_s,
-            last_fail_ms: None,
+            fails: FailCounter { count: 0, max: new.max_fail, clear_s: new.fail_clear_s, last_fail_ms: None },
             last_auth_ms: None,
             active: false,
             revoked: false,
@@ -167,13 +157,8 @@ impl TokenRecord {
     }
 
     /// The token's fail counter, for the rules that judge it.
-    pub fn fail_counter(&self) -> countersign_core::rules::FailCounter {
-        countersign_core::rules::FailCounter {
-            count: self.fail_count,
-            max: self.max_fail,
-            clear_s: self.fail_clear_s,
-            last_fail_ms: self.last_fail_ms,
-        }
+    pub fn fail_counter(&self) -> FailCounter {
+        self.fails
     }
 
     /// Whether the fail counter locks the token at `now_ms`.
@@ -632,10 +617,7 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         counter: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
         drift: r.get(8)?,
         pin_verifier: r.get(9)?,
-        fail_count: r.get(10)?,
-        max_fail: r.get(11)?,
-        fail_clear_s: r.get(12)?,
-        last_fail_ms: r.get(13)?,
+        fails: FailCounter { count: r.get(10)?, max: r.get(11)?, clear_s: r.get(12)?, last_fail_ms: r.get(13)? },
         last_auth_ms: r.get(14)?,
         active: r.get(15)?,
         revoked: r.get(16)?,
