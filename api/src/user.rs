@@ -1,23 +1,10 @@
 //! Users of the internal user store as the native API shows them (`/v1/admin/users`).
+//!
+//! A user on the wire is the core's [`User`] as the store keeps it: re-exported, not copied.
 
 use serde::{Deserialize, Serialize};
 
-/// A user of the internal user store.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct User {
-    /// The login, unique within its realm.
-    pub login: String,
-    /// The realm's name.
-    pub realm: String,
-    /// The user's e-mail address; `None`: none recorded.
-    pub email: Option<String>,
-    /// The user's phone number; `None`: none recorded.
-    pub phone: Option<String>,
-    /// The user's given name; `None`: none recorded.
-    pub given_name: Option<String>,
-    /// The user's surname; `None`: none recorded.
-    pub surname: Option<String>,
-}
+pub use countersign_core::user::User;
 
 /// `GET /v1/admin/users`: the internal users, of one realm when asked.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,6 +10,7 @@
 //! - [`rules`]: the check's decision rules (PIN and code, fail counter, counters, drift).
 //! - [`token_kind`]: how a check treats a token of a given type.
 //! - [`policy`]: the policy model: the action catalogue, conditions, and evaluation.
+//! - [`user`]: a user of the internal user store.
 //!
 //! It must never do I/O or depend on another workspace crate (`make lint` checks both).
 
@@ -22,4 +23,5 @@ pub mod keys;
 pub mod policy;
 pub mod rules;
 pub mod token_kind;
+pub mod user;
 pub mod validity;

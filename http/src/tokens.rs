@@ -187,20 +187,14 @@ struct RealmQuery {
 }
 
 async fn users(State(st): State<AppState>, Query(q): Query<RealmQuery>) -> Result<Answer<UserList>, ApiError> {
-    Ok(Answer(UserList { users: st.tokens.users(q.realm).await?.into_iter().map(api_user).collect() }))
-}
-
-/// An internal user as the API shows it.
-fn api_user(u: User) -> countersign_api::User {
-    let User { login, realm, email, phone, given_name, surname } = u;
-    countersign_api::User { login, realm, email, phone, given_name, surname }
+    Ok(Answer(UserList { users: st.tokens.users(q.realm).await? }))
 }
 
 async fn create_user(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Body(b): Body<NewUser>,
-) -> Result<(StatusCode, Answer<countersign_api::User>), ApiError> {
+) -> Result<(StatusCode, Answer<User>), ApiError> {
     let u = User {
         login: b.login,
         realm: b.realm.unwrap_or_default(),
@@ -209,7 +203,7 @@ async fn create_user(
         given_name: b.given_name,
         surname: b.surname,
     };
-    Ok((StatusCode::CREATED, Answer(api_user(st.tokens.create_user(caller, u).await?))))
+    Ok((StatusCode::CREATED, Answer(st.tokens.create_user(caller, u).await?)))
 }
 
 async fn delete_user(

@@ -14,24 +14,8 @@ use super::chain::insert_audit;
 use super::row_seals::{Identity, RowSeal, RowSeals, RowTable};
 use super::{unique_as, Store, StoreError};
 use countersign_core::rules::FailCounter;
+pub use countersign_core::user::User;
 pub use countersign_core::validity::{Unusable, Validity};
-
-/// A user of the internal user store.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct User {
-    /// The login, unique within its realm.
-    pub login: String,
-    /// The realm's name; empty when creating a user means the default realm.
-    pub realm: String,
-    /// The user's e-mail address; `None`: none recorded.
-    pub email: Option<String>,
-    /// The user's phone number; `None`: none recorded.
-    pub phone: Option<String>,
-    /// The user's given name; `None`: none recorded.
-    pub given_name: Option<String>,
-    /// The user's surname; `None`: none recorded.
-    pub surname: Option<String>,
-}
 
 /// A directory user about to be recorded as a token owner ([`Store::bind_directory_user`]).
 #[derive(Debug, Clone, Copy)]
