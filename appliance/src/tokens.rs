@@ -8,6 +8,7 @@
 //! same transaction.
 
 use countersign_core::caller::Caller;
+use countersign_core::names::{Login, Serial};
 use countersign_core::policy::enrolment::EnrolPolicies;
 use std::sync::Arc;
 
@@ -292,13 +293,9 @@ fn serial_prefix(token_type: &str) -> String {
     }
 }
 
+/// The serial rule is the core's ([`Serial`]).
 fn validate_serial(s: &str) -> Result<(), TokenError> {
-    let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(TokenError::Invalid(format!("serial '{s}' is not valid: use 1-64 characters A-Z a-z 0-9 - _ .")))
-    }
+    Serial::check(s).map_err(|e| TokenError::Invalid(e.to_string()))
 }
 
 fn decode_seed(seed: &SecretString, format: SeedFormat) -> Result<Zeroizing<Vec<u8>>, TokenError> {
@@ -370,15 +367,9 @@ fn audit_row(caller: &Caller, action: &str, serial: Option<&str>) -> AuthAuditRo
     AuthAuditRow { serial: serial.map(str::to_owned), ..AuthAuditRow::new(caller, action, "ok") }
 }
 
-/// Logins come from people and directories: any printable text without spaces, up to 128.
+/// The login rule is the core's ([`Login`]): logins come from people and directories.
 fn validate_login(login: &str) -> Result<(), TokenError> {
-    if login.is_empty() || login.len() > 128 || login.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(TokenError::Invalid(format!(
-            "login '{}' is not valid: 1-128 characters, no spaces",
-            login.escape_debug()
-        )));
-    }
-    Ok(())
+    Login::check(login).map_err(|e| TokenError::Invalid(e.to_string()))
 }
 
 /// The OATH parameters of a new token, checked.

@@ -6,6 +6,7 @@
 //! - [`dates`]: dates as admins and privacyIDEA's clients type them.
 //! - [`error`]: the one error vocabulary ([`error::ErrorKind`]) the front-ends map once.
 //! - [`keys`]: the names of key algorithms, hashes, signature schemes and HSM key ids.
+//! - [`names`]: serials, logins and object names, each checked once where it is made.
 //! - [`validity`]: a token's validity period and why a token takes part in no check.
 //! - [`rules`]: the check's decision rules (PIN and code, fail counter, counters, drift).
 //! - [`token_kind`]: how a check treats a token of a given type.
@@ -20,6 +21,7 @@ pub mod caller;
 pub mod dates;
 pub mod error;
 pub mod keys;
+pub mod names;
 pub mod policy;
 pub mod rules;
 pub mod token_kind;
