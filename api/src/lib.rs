@@ -8,6 +8,7 @@
 //! - [`user`]: users of the internal user store.
 //! - [`plugin`]: the plugins the daemon runs and the plugin directories it refused.
 //! - [`gateway`]: a delivery attempt through a gateway, and the gateway routes.
+//! - [`health`]: the daemon's health (the HSM, the store, the process).
 //! - [`policy`]: policies, the action catalogue and `policy check` (the core's policy model).
 //!
 //! Secrets shown once (an enrolment URI, a password, a PIN) are [`SecretString`] on both sides:
@@ -23,6 +24,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod gateway;
+pub mod health;
 pub mod plugin;
 pub mod policy;
 mod secret;

@@ -7,6 +7,7 @@
 
 use anyhow::Context;
 use countersign_api::gateway::{Attempt, RouteList};
+use countersign_api::health::Health;
 use countersign_api::plugin::PluginReport;
 use countersign_api::policy::{Policy, PolicyActions, PolicyCheck, PolicyList};
 use countersign_api::{Enrolled, ExposeSecret, Replacement, Token, TokenList, User, UserList};
@@ -405,15 +406,15 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             out
         }
         View::Health => {
-            let hsm = v.get("hsm").cloned().unwrap_or_default();
+            let h: Health = typed(v)?;
             format!(
                 "status: {}\nversion: {}\nhsm: {} ({}), recoveries {}, last error {}\n",
-                s(v, "status"),
-                s(v, "version"),
-                if hsm.get("ok").and_then(Value::as_bool) == Some(true) { "ok" } else { "NOT OK" },
-                s(&hsm, "token"),
-                s(&hsm, "recoveries"),
-                s(&hsm, "last_error"),
+                h.status,
+                h.version,
+                if h.hsm.ok { "ok" } else { "NOT OK" },
+                h.hsm.token,
+                h.hsm.recoveries,
+                opt(&h.hsm.last_error),
             )
         }
         View::Plugins => {
