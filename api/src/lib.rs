@@ -9,6 +9,7 @@
 //! - [`plugin`]: the plugins the daemon runs and the plugin directories it refused.
 //! - [`gateway`]: a delivery attempt through a gateway, and the gateway routes.
 //! - [`health`]: the daemon's health (the HSM, the store, the process).
+//! - [`resolver`]: user resolvers (the internal store, passwd files, LDAP directories).
 //! - [`policy`]: policies, the action catalogue and `policy check` (the core's policy model).
 //!
 //! Secrets shown once (an enrolment URI, a password, a PIN) are [`SecretString`] on both sides:
@@ -27,6 +28,7 @@ pub mod gateway;
 pub mod health;
 pub mod plugin;
 pub mod policy;
+pub mod resolver;
 mod secret;
 pub mod token;
 pub mod user;
