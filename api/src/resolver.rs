@@ -22,3 +22,10 @@ pub struct ResolverView {
     /// When it last changed, Unix seconds.
     pub updated_at: i64,
 }
+
+/// `GET /v1/admin/resolvers`: every resolver.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolverList {
+    /// The resolvers, by name.
+    pub resolvers: Vec<ResolverView>,
+}

@@ -10,6 +10,7 @@ use countersign_api::gateway::{Attempt, RouteList};
 use countersign_api::health::Health;
 use countersign_api::plugin::PluginReport;
 use countersign_api::policy::{Policy, PolicyActions, PolicyCheck, PolicyList};
+use countersign_api::resolver::ResolverList;
 use countersign_api::{Enrolled, ExposeSecret, Replacement, Token, TokenList, User, UserList};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -560,15 +561,15 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
                 .collect(),
         ),
         View::Resolvers => {
-            let rows = list(v, "resolvers")
+            let rows = typed::<ResolverList>(v)?
+                .resolvers
+                .iter()
                 .map(|r| {
-                    let realms: Vec<String> = list(r, "realms").filter_map(Value::as_str).map(str::to_owned).collect();
                     vec![
-                        s(r, "name"),
-                        s(r, "kind"),
-                        if r.get("bind_password_set").and_then(Value::as_bool) == Some(true) { "yes" } else { "no" }
-                            .into(),
-                        if realms.is_empty() { "-".into() } else { realms.join(",") },
+                        r.name.clone(),
+                        r.kind.clone(),
+                        if r.bind_password_set { "yes" } else { "no" }.into(),
+                        if r.realms.is_empty() { "-".into() } else { r.realms.join(",") },
                     ]
                 })
                 .collect();

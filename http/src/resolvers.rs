@@ -11,10 +11,12 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::answer::Answer;
 use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query};
 use super::AppState;
 use countersign::resolvers::realms::{NewResolver, ResolverUpdate};
+use countersign_api::resolver::{ResolverList, ResolverView};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -33,16 +35,16 @@ async fn define(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Body(b): Body<NewResolver>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    Ok((StatusCode::CREATED, to_json(st.realms.run(move |r| r.define_resolver(&caller, b)).await?)?))
+) -> Result<(StatusCode, Answer<ResolverView>), ApiError> {
+    Ok((StatusCode::CREATED, Answer(st.realms.run(move |r| r.define_resolver(&caller, b)).await?)))
 }
 
-async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    to_json(json!({ "resolvers": st.realms.run(|r| r.list_resolvers()).await? }))
+async fn list(State(st): State<AppState>) -> Result<Answer<ResolverList>, ApiError> {
+    Ok(Answer(ResolverList { resolvers: st.realms.run(|r| r.list_resolvers()).await? }))
 }
 
-async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    to_json(st.realms.run(move |r| r.show_resolver(&name)).await?)
+async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Answer<ResolverView>, ApiError> {
+    Ok(Answer(st.realms.run(move |r| r.show_resolver(&name)).await?))
 }
 
 async fn update(
@@ -50,8 +52,8 @@ async fn update(
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<ResolverUpdate>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.realms.run(move |r| r.update_resolver(&caller, &name, b)).await?)
+) -> Result<Answer<ResolverView>, ApiError> {
+    Ok(Answer(st.realms.run(move |r| r.update_resolver(&caller, &name, b)).await?))
 }
 
 async fn remove(
