@@ -142,3 +142,101 @@ pub struct ResyncRequest {
     #[serde(serialize_with = "expose")]
     pub otp2: SecretString,
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn token() -> Token {
+        Token {
+            serial: "OATH0001".into(),
+            token_type: "hotp".into(),
+            plugin: "hotp".into(),
+            params: serde_json::json!({ "digits": 6 }),
+            otp_window: 10,
+            counter: 3,
+            drift: 0,
+            pin_set: true,
+            fails: FailCounter { count: 1, max: 10, clear_s: 0, last_fail_ms: None },
+            last_auth_ms: Some(5),
+            active: true,
+            revoked: false,
+            user: Some("alice".into()),
+            realm: Some("corp".into()),
+            description: String::new(),
+            created_at: 7,
+            recipient: None,
+            device: None,
+            resolver: None,
+            user_id: Some("1".into()),
+        }
+    }
+
+    fn keys(v: &serde_json::Value) -> Vec<&str> {
+        v.as_object().unwrap().keys().map(String::as_str).collect()
+    }
+
+    /// The token answer's keys are docs/api.md's, the fail counter flattened into them.
+    #[test]
+    fn a_token_has_the_documented_keys() {
+        let v = serde_json::to_value(token()).unwrap();
+        assert_eq!(
+            keys(&v),
+            [
+                "active",
+                "counter",
+                "created_at",
+                "description",
+                "device",
+                "drift",
+                "fail_clear_s",
+                "fail_count",
+                "last_auth_ms",
+                "last_fail_ms",
+                "max_fail",
+                "otp_window",
+                "params",
+                "pin_set",
+                "plugin",
+                "realm",
+                "recipient",
+                "resolver",
+                "revoked",
+                "serial",
+                "type",
+                "user",
+                "user_id",
+            ]
+        );
+        assert_eq!(v["last_fail_ms"], serde_json::Value::Null);
+        let back: Token = serde_json::from_value(v).unwrap();
+        assert_eq!(back.fails, token().fails);
+    }
+
+    /// What enrolment shows once is a key of its own, present only for the types that have it;
+    /// the URI and the PNG are always there (null when none).
+    #[test]
+    fn enrolment_shows_only_what_the_type_has() {
+        let plain = Enrolled {
+            token: token(),
+            otpauth_uri: None,
+            qr_png: None,
+            pin: None,
+            password: None,
+            registration_code: None,
+            secret: None,
+            otps: None,
+        };
+        let v = serde_json::to_value(&plain).unwrap();
+        assert_eq!(keys(&v), ["otpauth_uri", "qr_png", "token"]);
+        let tan = Enrolled { otps: Some(vec![SecretString::from("1234"), SecretString::from("5678")]), ..plain };
+        let v = serde_json::to_value(&tan).unwrap();
+        assert_eq!(v["otps"], serde_json::json!(["1234", "5678"]));
+        let back: Enrolled = serde_json::from_value(v).unwrap();
+        let otps: Vec<&str> = back.otps.iter().flatten().map(ExposeSecret::expose_secret).collect();
+        assert_eq!(otps, ["1234", "5678"]);
+        assert!(back.password.is_none());
+    }
+}
