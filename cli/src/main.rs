@@ -498,13 +498,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         print!("{}", output::render(view, &answer)?);
     }
-    if let Command::Token(cmd) = &cli.command {
+    if let Command::Token(cmd @ token::TokenCmd::Init(_)) = &cli.command {
+        let enrolled: countersign_api::Enrolled = output::typed(&answer)?;
         if !cli.json && token::draw_qr(cmd) {
-            if let Some(uri) = answer.get("otpauth_uri").and_then(Value::as_str) {
-                print!("{}", countersign_client::qr::qr_terminal(uri).map_err(anyhow::Error::msg)?);
+            if let Some(uri) = &enrolled.otpauth_uri {
+                use countersign_api::ExposeSecret;
+                print!("{}", countersign_client::qr::qr_terminal(uri.expose_secret()).map_err(anyhow::Error::msg)?);
             }
         }
-        token::after_init(cmd, &answer)?;
+        token::after_init(cmd, &enrolled)?;
     }
     if matches!(view, output::View::PolicyCheck) {
         if let Some(conflict) = output::typed::<countersign_api::policy::PolicyCheck>(&answer)?.conflict {
