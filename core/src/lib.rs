@@ -2,9 +2,11 @@
 //! HTTP, no HSM, no file system). Everything here works on values the caller gives it, so it is
 //! tested without a daemon; the appliance's services feed it and act on what it decides.
 //!
+//! - [`audit_chain`]: what a verification of the audit chain found.
 //! - [`caller`]: who a request is from, typed once by the front-ends.
 //! - [`dates`]: dates as admins and privacyIDEA's clients type them.
 //! - [`error`]: the one error vocabulary ([`error::ErrorKind`]) the front-ends map once.
+//! - [`jobs`]: a periodic job's last run.
 //! - [`keys`]: the names of key algorithms, hashes, signature schemes and HSM key ids.
 //! - [`names`]: serials, logins and object names, each checked once where it is made.
 //! - [`validity`]: a token's validity period and why a token takes part in no check.
@@ -17,9 +19,11 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod audit_chain;
 pub mod caller;
 pub mod dates;
 pub mod error;
+pub mod jobs;
 pub mod keys;
 pub mod names;
 pub mod policy;
