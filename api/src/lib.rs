@@ -8,6 +8,8 @@
 //! - [`user`]: users of the internal user store.
 //! - [`plugin`]: the plugins the daemon runs and the plugin directories it refused.
 //! - [`gateway`]: a delivery attempt through a gateway, and the gateway routes.
+//! - [`audit`]: what `audit verify` found.
+//! - [`jobs`]: the periodic jobs' last runs.
 //! - [`health`]: the daemon's health (the HSM, the store, the process).
 //! - [`resolver`]: user resolvers (the internal store, passwd files, LDAP directories).
 //! - [`policy`]: policies, the action catalogue and `policy check` (the core's policy model).
@@ -24,8 +26,10 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod audit;
 pub mod gateway;
 pub mod health;
+pub mod jobs;
 pub mod plugin;
 pub mod policy;
 pub mod resolver;

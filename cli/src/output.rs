@@ -6,8 +6,10 @@
 //! read from `serde_json::Value` by name are those whose answers have no type there yet.
 
 use anyhow::Context;
+use countersign_api::audit::ChainReport;
 use countersign_api::gateway::{Attempt, RouteList};
 use countersign_api::health::Health;
+use countersign_api::jobs::JobList;
 use countersign_api::plugin::PluginReport;
 use countersign_api::policy::{Policy, PolicyActions, PolicyCheck, PolicyList};
 use countersign_api::resolver::ResolverList;
@@ -350,58 +352,62 @@ pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
             table(&["ID", "TIME", "UID", "INTEGRATION", "OP", "KEY", "RESULT", "DETAIL"], rows)
         }
         View::Jobs => {
-            let rows = list(v, "jobs")
+            let rows = typed::<JobList>(v)?
+                .jobs
+                .iter()
                 .map(|j| {
-                    let outcome = match j.get("last_ok").and_then(Value::as_bool) {
+                    let outcome = match j.last_ok {
                         Some(true) => "ok",
                         Some(false) => "FAILED",
                         None => "running",
                     };
                     vec![
-                        s(j, "name"),
-                        s(j, "last_started_ms"),
+                        j.name.clone(),
+                        j.last_started_ms.to_string(),
                         outcome.to_owned(),
-                        s(j, "runs"),
-                        s(j, "failures"),
-                        s(j, "last_detail"),
+                        j.runs.to_string(),
+                        j.failures.to_string(),
+                        opt(&j.last_detail),
                     ]
                 })
                 .collect();
             table(&["JOB", "LAST START (ms)", "LAST RUN", "RUNS", "FAILURES", "DETAIL"], rows)
         }
         View::AuditVerify => {
+            let r: ChainReport = typed(v)?;
+            let n = |x: Option<i64>| x.map_or_else(|| "-".into(), |x| x.to_string());
             let mut out = format!(
                 "audit chain: {}
 links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tail: {}
 ",
-                if v.get("ok").and_then(Value::as_bool) == Some(true) { "ok" } else { "BROKEN" },
-                s(v, "links"),
-                s(v, "first_seq"),
-                s(v, "last_seq"),
-                s(v, "checkpoints_verified"),
-                s(v, "last_checkpoint_seq"),
-                s(v, "unsigned_tail"),
+                if r.ok { "ok" } else { "BROKEN" },
+                r.links,
+                n(r.first_seq),
+                n(r.last_seq),
+                r.checkpoints_verified,
+                n(r.last_checkpoint_seq),
+                r.unsigned_tail,
             );
-            if v.get("anchor_seq").is_some_and(|a| !a.is_null()) {
+            if r.anchor_seq.is_some() {
                 out += &format!(
                     "retention: starts after link {} ({} links removed)
 ",
-                    s(v, "anchor_seq"),
-                    s(v, "removed_by_retention")
+                    n(r.anchor_seq),
+                    r.removed_by_retention
                 );
             }
-            if v.get("legacy_rows").and_then(Value::as_u64).is_some_and(|n| n > 0) {
+            if r.legacy_rows > 0 {
                 out += &format!(
                     "rows from before the chain (not verifiable): {}
 ",
-                    s(v, "legacy_rows")
+                    r.legacy_rows
                 );
             }
-            if let Some(b) = v.get("first_bad").filter(|b| !b.is_null()) {
+            if let Some(b) = &r.first_bad {
                 out += &format!(
                     "first bad: {}
 ",
-                    s(b, "problem")
+                    b.problem
                 );
             }
             out
