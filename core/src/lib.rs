@@ -13,6 +13,7 @@
 //! - [`rules`]: the check's decision rules (PIN and code, fail counter, counters, drift).
 //! - [`token_kind`]: how a check treats a token of a given type.
 //! - [`policy`]: the policy model: the action catalogue, conditions, and evaluation.
+//! - [`realm`]: a realm and its resolvers' order.
 //! - [`user`]: a user of the internal user store.
 //!
 //! It must never do I/O or depend on another workspace crate (`make lint` checks both).
@@ -27,6 +28,7 @@ pub mod jobs;
 pub mod keys;
 pub mod names;
 pub mod policy;
+pub mod realm;
 pub mod rules;
 pub mod token_kind;
 pub mod user;
