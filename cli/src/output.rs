@@ -12,7 +12,7 @@ use countersign_api::health::Health;
 use countersign_api::jobs::JobList;
 use countersign_api::plugin::PluginReport;
 use countersign_api::policy::{Policy, PolicyActions, PolicyCheck, PolicyList};
-use countersign_api::resolver::ResolverList;
+use countersign_api::resolver::{RealmList, ResolverList};
 use countersign_api::{Enrolled, ExposeSecret, Replacement, Token, TokenList, User, UserList};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -582,13 +582,14 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             table(&["NAME", "KIND", "BIND PASSWORD", "REALMS"], rows)
         }
         View::Realms => {
-            let rows = list(v, "realms")
+            let rows = typed::<RealmList>(v)?
+                .realms
+                .iter()
                 .map(|r| {
-                    let res: Vec<String> = list(r, "resolvers").filter_map(Value::as_str).map(str::to_owned).collect();
                     vec![
-                        s(r, "name"),
-                        if r.get("default").and_then(Value::as_bool) == Some(true) { "yes" } else { "" }.into(),
-                        if res.is_empty() { "(internal users)".into() } else { res.join(" → ") },
+                        r.name.clone(),
+                        if r.default { "yes" } else { "" }.into(),
+                        if r.resolvers.is_empty() { "(internal users)".into() } else { r.resolvers.join(" → ") },
                     ]
                 })
                 .collect();
