@@ -6,6 +6,7 @@
 
 use countersign_core::caller::Caller;
 use countersign_core::error::Refusal;
+use countersign_core::names::ObjectName;
 use std::sync::Arc;
 
 use countersign_hsm::{Hsm, HsmError, KeyAlgorithm};
@@ -52,19 +53,10 @@ pub struct AdminService {
     changes: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// Names of applications and integrations: short, lowercase, safe in labels and URLs.
+/// Names of applications, integrations, gateways, resolvers and realms: the core's rule
+/// ([`ObjectName`]), with the error naming the `kind`.
 pub fn validate_name(kind: &str, name: &str) -> Result<(), AdminError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(AdminError::Refused(Refusal::Invalid(format!(
-            "{kind} name '{name}' is not valid: use 1-64 characters a-z 0-9 - _ . starting with a letter or digit"
-        ))))
-    }
+    ObjectName::check_as(kind, name).map_err(|e| AdminError::Refused(Refusal::Invalid(e.to_string())))
 }
 
 /// A keypair the store could not record is destroyed again, so that the token holds no key

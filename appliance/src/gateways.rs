@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use countersign_plugin_abi::protocol::{OutgoingMessage, PluginRequest, PluginResponse};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+pub use countersign_api::gateway::Attempt;
 use zeroize::Zeroizing;
 
 use crate::gateway_host::{call_for_gateway, check_url};
@@ -42,17 +44,6 @@ pub struct NewGateway {
 
 fn empty_object() -> serde_json::Value {
     serde_json::json!({})
-}
-
-/// The outcome of one delivery attempt through one gateway.
-#[derive(Debug, Clone, Serialize)]
-pub struct Attempt {
-    /// The gateway tried.
-    pub gateway: String,
-    /// Whether it delivered.
-    pub delivered: bool,
-    /// What the plugin or the transport said, with the code replaced by `***`.
-    pub detail: String,
 }
 
 /// Gateway definitions, the failover routes per token type, and single delivery attempts.

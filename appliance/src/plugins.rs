@@ -32,9 +32,9 @@ use countersign_plugin_abi::protocol::{Envelope, HostRequest, HostResponse, Plug
 pub use countersign_plugin_ipc::WorkerLimits;
 use countersign_plugin_ipc::{is_plugin_text, plugin_text, PluginProcess, SealedLibrary};
 use countersign_plugin_manifest::{check_library, verify_dir, Manifest, TrustedPublishers};
-use serde::Serialize;
 
 use crate::store::{AuthAuditRow, Store};
+pub use countersign_api::plugin::{LoadedReport, PluginReport, RefusedReport};
 
 /// A plugin that passed verification, and its workers: identical processes, so that
 /// requests on several executor threads do not queue behind one another.
@@ -178,46 +178,6 @@ pub(crate) fn capability(req: &HostRequest) -> &'static str {
         HostRequest::HttpRequest { .. } => "http_request",
         HostRequest::SmtpSend { .. } => "smtp_send",
     }
-}
-
-/// What `countersign plugin list` shows.
-#[derive(Debug, Clone, Serialize)]
-pub struct PluginReport {
-    /// The plugins that passed verification, by directory name order.
-    pub loaded: Vec<LoadedReport>,
-    /// The plugin directories refused at start, and why.
-    pub refused: Vec<RefusedReport>,
-}
-
-/// A loaded plugin as `countersign plugin list` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct LoadedReport {
-    /// Its name, as its signed manifest gives it.
-    pub name: String,
-    /// Its version, from the manifest.
-    pub version: String,
-    /// `token` or `gateway`.
-    pub kind: String,
-    /// The host capabilities its manifest lists (`hmac`, `http_request`, ...).
-    pub capabilities: Vec<String>,
-    /// The trusted publisher whose signature it carries.
-    pub publisher: String,
-    /// Whether every worker of the plugin runs.
-    pub running: bool,
-    /// Worker restarts since the daemon started, over all its workers.
-    pub restarts: u64,
-    /// How many worker processes it has.
-    pub instances: usize,
-}
-
-/// A plugin directory refused at start.
-#[derive(Debug, Clone, Serialize)]
-pub struct RefusedReport {
-    /// The plugin's directory (or the plugin directory itself, when no publisher list could
-    /// be read).
-    pub dir: PathBuf,
-    /// Why it was refused.
-    pub reason: String,
 }
 
 /// The plugins that passed verification and their worker processes, started once at start

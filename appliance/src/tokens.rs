@@ -9,6 +9,7 @@
 
 use countersign_core::caller::Caller;
 use countersign_core::error::Refusal;
+use countersign_core::names::{Login, Serial};
 use countersign_core::policy::enrolment::EnrolPolicies;
 use std::sync::Arc;
 
@@ -22,13 +23,46 @@ use crate::clock::Clock;
 use crate::enrolment_qr::qr_png;
 use crate::plugins::PluginHost;
 use crate::simple_tokens::{is_simple_type, Shown};
-use crate::store::{AuthAuditRow, NewToken, Store, StoreError, TokenChange, TokenRecord, TokenView, User};
+use crate::store::{AuthAuditRow, NewToken, Store, StoreError, TokenChange, TokenRecord, User};
 use crate::token_host::plugin_params;
 use crate::token_host::{call_for_token, secret_ref};
 use crate::token_secrets::TokenSecrets;
+use countersign_api::{Replacement, Token};
 use countersign_core::token_kind::is_challenge_type;
 
 pub use crate::service_error::{blocking, TokenError};
+
+/// Token `t` as the native API shows it: the row without its secrets (the sealed seed, the PIN
+/// verifier: only whether a PIN is set), its owner named as callers name owners (the resolver
+/// and the owner's id there: a directory's stable id, an internal user's row id). The one place
+/// a token row becomes the wire type.
+pub fn api_token(t: &TokenRecord) -> Token {
+    Token {
+        serial: t.serial.clone(),
+        token_type: t.token_type.clone(),
+        plugin: t.plugin.clone(),
+        params: t.params.clone(),
+        otp_window: t.otp_window,
+        counter: t.counter,
+        drift: t.drift,
+        pin_set: t.pin_verifier.is_some(),
+        fails: t.fails,
+        last_auth_ms: t.last_auth_ms,
+        active: t.active,
+        revoked: t.revoked,
+        user: t.login.clone(),
+        realm: t.realm.clone(),
+        description: t.description.clone(),
+        created_at: t.created_at,
+        recipient: t.recipient.clone(),
+        device: t.device.clone(),
+        resolver: t.owner_resolver.clone(),
+        user_id: match (&t.owner_resolver, &t.owner_uid, t.owner_id) {
+            (Some(_), uid, _) => uid.clone(),
+            (None, _, id) => id.map(|i| i.to_string()),
+        },
+    }
+}
 
 /// Where an imported seed comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -110,24 +144,22 @@ impl InitRequest {
     }
 }
 
-/// What enrolment returns, once.
-#[derive(Debug, Serialize)]
+/// What enrolment returns, once. The native API answers it as `countersign_api::Enrolled`,
+/// privacyIDEA's as its init `detail`.
+#[derive(Debug)]
 pub struct Enrolled {
     /// The token as stored (no seed).
-    pub token: TokenView,
+    pub token: Token,
     /// Carries the seed: shown at enrolment only, never again. None for tokens whose codes
     /// the appliance sends (sms, email): nobody needs their seed.
-    #[serde(serialize_with = "expose")]
     pub otpauth_uri: Option<SecretString>,
     /// The URI as a QR code, a base64 PNG, when the request asked for one; it carries the seed
     /// too.
     pub qr_png: Option<String>,
     /// The PIN the appliance chose (policy otp_pin_random), shown this once.
-    #[serde(serialize_with = "expose", skip_serializing_if = "Option::is_none")]
     pub pin: Option<SecretString>,
-    /// What a simple token shows this once: a pw token's `password`, a registration token's
-    /// `registration_code`, a paper token's next codes or a tan token's TANs (`otps`).
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    /// What a simple token shows this once: a pw token's password, a registration token's
+    /// code, a paper token's next codes or a tan token's TANs.
     pub shown: Option<Shown>,
 }
 
@@ -139,34 +171,6 @@ type Prepared = (NewToken, Zeroizing<Vec<u8>>, Option<Shown>);
 const LOST_VALID_DAYS: i64 = 10;
 const LOST_PW_LEN: i64 = 16;
 const LOST_PW_CONTENTS: &str = "8";
-
-/// A lost token's replacement, shown once: the new pw token, its password and until when it
-/// works, and the lost token as it now is (disabled).
-#[derive(Debug, Serialize)]
-pub struct Replacement {
-    /// The lost token, now disabled.
-    pub lost: TokenView,
-    /// The replacement, a pw token `lost<serial>`.
-    pub token: TokenView,
-    /// The replacement's password, shown this once; it is kept only as its HSM verifier.
-    #[serde(serialize_with = "expose_one")]
-    pub password: SecretString,
-    /// Until when the replacement works, Unix ms.
-    pub valid_until_ms: i64,
-    /// Whether the lost token had a PIN, which the replacement now asks for too.
-    pub pin_copied: bool,
-}
-
-fn expose_one<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(v.expose_secret())
-}
-
-fn expose<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(v) => s.serialize_str(v.expose_secret()),
-        None => s.serialize_none(),
-    }
-}
 
 /// Settings an admin may change on a token.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -248,7 +252,7 @@ pub struct ExpectedOwner {
 
 impl ExpectedOwner {
     /// The owner `t` shows.
-    pub fn of(t: &TokenView) -> ExpectedOwner {
+    pub fn of(t: &Token) -> ExpectedOwner {
         ExpectedOwner {
             user: t.user.clone(),
             realm: t.realm.clone(),
@@ -259,7 +263,7 @@ impl ExpectedOwner {
 
     /// Whether `t`, as read now, has this owner: compared as callers see owners (a view).
     fn holds_for(&self, t: &TokenRecord) -> bool {
-        *self == ExpectedOwner::of(&TokenView::from(t))
+        *self == ExpectedOwner::of(&api_token(t))
     }
 }
 
@@ -306,15 +310,9 @@ fn serial_prefix(token_type: &str) -> String {
     }
 }
 
+/// The serial rule is the core's ([`Serial`]).
 fn validate_serial(s: &str) -> Result<(), TokenError> {
-    let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(TokenError::Refused(Refusal::Invalid(format!(
-            "serial '{s}' is not valid: use 1-64 characters A-Z a-z 0-9 - _ ."
-        ))))
-    }
+    Serial::check(s).map_err(|e| TokenError::Refused(Refusal::Invalid(e.to_string())))
 }
 
 fn decode_seed(seed: &SecretString, format: SeedFormat) -> Result<Zeroizing<Vec<u8>>, TokenError> {
@@ -388,15 +386,9 @@ fn audit_row(caller: &Caller, action: &str, serial: Option<&str>) -> AuthAuditRo
     AuthAuditRow { serial: serial.map(str::to_owned), ..AuthAuditRow::new(caller, action, "ok") }
 }
 
-/// Logins come from people and directories: any printable text without spaces, up to 128.
+/// The login rule is the core's ([`Login`]): logins come from people and directories.
 fn validate_login(login: &str) -> Result<(), TokenError> {
-    if login.is_empty() || login.len() > 128 || login.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(TokenError::Refused(Refusal::Invalid(format!(
-            "login '{}' is not valid: 1-128 characters, no spaces",
-            login.escape_debug()
-        ))));
-    }
-    Ok(())
+    Login::check(login).map_err(|e| TokenError::Refused(Refusal::Invalid(e.to_string())))
 }
 
 /// The OATH parameters of a new token, checked.
@@ -657,7 +649,7 @@ impl TokenService {
             (Some(u), true) => Some(qr_png(u.expose_secret()).map_err(TokenError::Internal)?),
             _ => None,
         };
-        Ok(Enrolled { token: TokenView::from(&rec), otpauth_uri: uri, qr_png: png, pin: random_pin, shown })
+        Ok(Enrolled { token: api_token(&rec), otpauth_uri: uri, qr_png: png, pin: random_pin, shown })
     }
 
     /// A paper token's sheet: the codes of its first `count` counters (100 by default), from
@@ -858,7 +850,7 @@ impl TokenService {
         user: Option<String>,
         realm: Option<String>,
         token_type: Option<String>,
-    ) -> Result<Vec<TokenView>, TokenError> {
+    ) -> Result<Vec<Token>, TokenError> {
         let svc = self.clone();
         blocking(move || {
             let tokens = match &user {
@@ -869,15 +861,15 @@ impl TokenService {
                     .collect(),
                 None => svc.store.tokens(None, token_type.as_deref())?,
             };
-            Ok(tokens.iter().map(TokenView::from).collect())
+            Ok(tokens.iter().map(api_token).collect())
         })
         .await
     }
 
     /// Token `serial`, without its seed.
-    pub async fn show(&self, serial: String) -> Result<TokenView, TokenError> {
+    pub async fn show(&self, serial: String) -> Result<Token, TokenError> {
         let store = self.store.clone();
-        blocking(move || Ok(TokenView::from(&store.token(&serial)?))).await
+        blocking(move || Ok(api_token(&store.token(&serial)?))).await
     }
 
     /// This service, for changes that run only while the token still has `owner` (the owner
@@ -895,7 +887,7 @@ impl TokenService {
         what: &'static str,
         detail: Option<String>,
         decide: impl FnOnce(&TokenRecord) -> Result<Vec<TokenChange>, StoreError> + Send + 'static,
-    ) -> Result<TokenView, TokenError> {
+    ) -> Result<Token, TokenError> {
         let store = self.store.clone();
         let expect = self.expect.clone();
         blocking(move || {
@@ -905,7 +897,7 @@ impl TokenService {
                 still_expected(expect.as_deref(), t)?;
                 decide(t)
             };
-            Ok(TokenView::from(&store.change_token(&serial, &audit, guarded)?))
+            Ok(api_token(&store.change_token(&serial, &audit, guarded)?))
         })
         .await
     }
@@ -918,7 +910,7 @@ impl TokenService {
         serial: String,
         user: String,
         realm: Option<String>,
-    ) -> Result<TokenView, TokenError> {
+    ) -> Result<Token, TokenError> {
         let detail = Some(format!("to {user}{}", realm.as_deref().map(|r| format!("@{r}")).unwrap_or_default()));
         let svc = self.clone();
         let (u, r, c) = (user.clone(), realm.clone(), caller.clone());
@@ -937,13 +929,13 @@ impl TokenService {
     }
 
     /// Takes token `serial` from its owner.
-    pub async fn unassign(&self, caller: Caller, serial: String) -> Result<TokenView, TokenError> {
+    pub async fn unassign(&self, caller: Caller, serial: String) -> Result<Token, TokenError> {
         self.change(caller, serial, "unassign", None, |_| Ok(vec![TokenChange::Assign { user: None, limit: None }]))
             .await
     }
 
     /// Enables or disables token `serial`; a revoked token cannot be enabled again.
-    pub async fn set_active(&self, caller: Caller, serial: String, active: bool) -> Result<TokenView, TokenError> {
+    pub async fn set_active(&self, caller: Caller, serial: String, active: bool) -> Result<Token, TokenError> {
         let what = if active { "enable" } else { "disable" };
         self.change(caller, serial, what, None, move |_| Ok(vec![TokenChange::SetActive(active)])).await
     }
@@ -954,7 +946,7 @@ impl TokenService {
         caller: Caller,
         serial: String,
         pin: Option<SecretString>,
-    ) -> Result<TokenView, TokenError> {
+    ) -> Result<Token, TokenError> {
         let verifier = match pin.as_ref().filter(|p| !p.expose_secret().is_empty()) {
             Some(p) => {
                 let (secrets, s, p) = (self.secrets.clone(), serial.clone(), p.clone());
@@ -967,7 +959,7 @@ impl TokenService {
     }
 
     /// Changes token `serial`'s settings `s` (what `s` leaves `None` stays).
-    pub async fn set(&self, caller: Caller, serial: String, s: TokenSettings) -> Result<TokenView, TokenError> {
+    pub async fn set(&self, caller: Caller, serial: String, s: TokenSettings) -> Result<Token, TokenError> {
         if s.max_fail == Some(0) {
             return Err(TokenError::Refused(Refusal::Invalid("max_fail must be at least 1".into())));
         }
@@ -1014,13 +1006,13 @@ impl TokenService {
 
     /// Clears token `serial`'s fail counter, and the back-off of its owner (or of the token
     /// when it has none).
-    pub async fn reset(&self, caller: Caller, serial: String) -> Result<TokenView, TokenError> {
+    pub async fn reset(&self, caller: Caller, serial: String) -> Result<Token, TokenError> {
         self.change(caller, serial, "reset", Some("fail counter reset".into()), |_| Ok(vec![TokenChange::ResetFail]))
             .await
     }
 
     /// Revokes token `serial` for good (and disables it).
-    pub async fn revoke(&self, caller: Caller, serial: String) -> Result<TokenView, TokenError> {
+    pub async fn revoke(&self, caller: Caller, serial: String) -> Result<Token, TokenError> {
         self.change(caller, serial, "revoke", None, |_| Ok(vec![TokenChange::Revoke])).await
     }
 
@@ -1111,8 +1103,8 @@ impl TokenService {
         })?;
         Ok(Replacement {
             pin_copied: token.pin_verifier.is_some(),
-            lost: TokenView::from(&lost),
-            token: TokenView::from(&token),
+            lost: api_token(&lost),
+            token: api_token(&token),
             password: SecretString::from(password.as_str()),
             valid_until_ms: until,
         })
@@ -1125,7 +1117,7 @@ impl TokenService {
         serial: String,
         otp1: SecretString,
         otp2: SecretString,
-    ) -> Result<TokenView, TokenError> {
+    ) -> Result<Token, TokenError> {
         let svc = self.clone();
         let s = serial.clone();
         let next = blocking(move || {
@@ -1245,7 +1237,7 @@ mod tests {
         let t = NewToken::for_test("T1", Some(("ann", "helpdesk")));
         store.insert_token(&t, &audit).unwrap();
         // The helpdesk admin's right was judged on ann@helpdesk's token ...
-        let seen = ExpectedOwner::of(&TokenView::from(&store.token("T1").unwrap()));
+        let seen = ExpectedOwner::of(&api_token(&store.token("T1").unwrap()));
         // ... then another admin moved it to carl@default.
         store
             .change_token("T1", &audit, |_| {
@@ -1265,7 +1257,7 @@ mod tests {
                 Ok(vec![TokenChange::SetActive(false)])
             })
             .unwrap();
-        let now = ExpectedOwner::of(&TokenView::from(&store.token("T1").unwrap()));
+        let now = ExpectedOwner::of(&api_token(&store.token("T1").unwrap()));
         store
             .change_token("T1", &audit, |t| {
                 still_expected(Some(&now), t)?;

@@ -840,7 +840,7 @@ impl ValidateService {
                             challenge_id: c.id,
                             token_id: t.id,
                             seen_counter: t.counter,
-                            seen_fail: t.fail_count,
+                            seen_fail: t.fails.count,
                             new_counter: counter.saturating_add(1),
                             drift: drift(t, counter, now),
                         },
@@ -1083,7 +1083,7 @@ impl ValidateService {
                     TokenEffect::Accept {
                         token_id: token.id,
                         seen_counter: token.counter,
-                        seen_fail: token.fail_count,
+                        seen_fail: token.fails.count,
                         new_counter: next,
                         drift: drift(token, counter, now),
                         then,
@@ -1311,7 +1311,7 @@ fn locked(t: &TokenRecord) -> Reject {
     Reject {
         audit: format!(
             "token locked: {} failed attempts reached max fail {}; reset it or wait for the clear timeout",
-            t.fail_count, t.max_fail
+            t.fails.count, t.fails.max
         ),
         answer: "the token is locked after too many failed attempts",
         effect: TokenEffect::None,

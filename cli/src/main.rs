@@ -476,12 +476,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         anyhow::bail!("{msg} (HTTP {})", status.as_u16());
     }
-    if matches!(view, output::View::Attempt) && answer.get("delivered").and_then(Value::as_bool) == Some(false) {
-        if cli.json {
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+    if matches!(view, output::View::Attempt) {
+        let attempt: countersign_api::gateway::Attempt = output::typed(&answer)?;
+        if !attempt.delivered {
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            }
+            anyhow::bail!("not delivered: {}", attempt.detail);
         }
-        let detail = answer.get("detail").and_then(Value::as_str).unwrap_or("no detail");
-        anyhow::bail!("not delivered: {detail}");
     }
     if matches!(view, output::View::ResolverTest) && answer.get("ok").and_then(Value::as_bool) == Some(false) {
         if cli.json {
@@ -494,23 +496,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
-        print!("{}", output::render(view, &answer));
+        print!("{}", output::render(view, &answer)?);
     }
-    if let Command::Token(cmd) = &cli.command {
+    if let Command::Token(cmd @ token::TokenCmd::Init(_)) = &cli.command {
+        let enrolled: countersign_api::Enrolled = output::typed(&answer)?;
         if !cli.json && token::draw_qr(cmd) {
-            if let Some(uri) = answer.get("otpauth_uri").and_then(Value::as_str) {
-                print!("{}", countersign_client::qr::qr_terminal(uri).map_err(anyhow::Error::msg)?);
+            if let Some(uri) = &enrolled.otpauth_uri {
+                use countersign_api::ExposeSecret;
+                print!("{}", countersign_client::qr::qr_terminal(uri.expose_secret()).map_err(anyhow::Error::msg)?);
             }
         }
-        token::after_init(cmd, &answer)?;
+        token::after_init(cmd, &enrolled)?;
     }
-    if let Some(conflict) =
-        answer.get("conflict").and_then(Value::as_str).filter(|_| matches!(view, output::View::PolicyCheck))
-    {
-        // The request would be refused: scripts must see a failure.
-        anyhow::bail!("{conflict}");
+    if matches!(view, output::View::PolicyCheck) {
+        if let Some(conflict) = output::typed::<countersign_api::policy::PolicyCheck>(&answer)?.conflict {
+            // The request would be refused: scripts must see a failure.
+            anyhow::bail!("{conflict}");
+        }
     }
-    if matches!(view, output::View::AuditVerify) && answer.get("ok").and_then(Value::as_bool) != Some(true) {
+    if matches!(view, output::View::AuditVerify) && !output::typed::<countersign_api::audit::ChainReport>(&answer)?.ok {
         // Monitoring scripts read the exit code: a broken chain is a failure.
         anyhow::bail!("the audit chain does not verify");
     }

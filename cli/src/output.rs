@@ -1,5 +1,20 @@
 //! Human-readable rendering of the daemon's JSON answers as aligned tables.
+//!
+//! An answer with a type in `countersign_api` is read into it first and rendered from its
+//! fields, so a field the server renames or retypes is a compile error here (or, against a
+//! daemon of another version, an error naming the type), never a blank column. The views still
+//! read from `serde_json::Value` by name are those whose answers have no type there yet.
 
+use anyhow::Context;
+use countersign_api::audit::ChainReport;
+use countersign_api::gateway::{Attempt, RouteList};
+use countersign_api::health::Health;
+use countersign_api::jobs::JobList;
+use countersign_api::plugin::PluginReport;
+use countersign_api::policy::{Policy, PolicyActions, PolicyCheck, PolicyList};
+use countersign_api::resolver::{RealmList, ResolverList};
+use countersign_api::{Enrolled, ExposeSecret, Replacement, Token, TokenList, User, UserList};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy)]
@@ -78,16 +93,10 @@ const GATEWAY_HEADER: [&str; 6] = ["NAME", "PLUGIN", "ALLOWED HOSTS", "SMTP", "C
 
 const POLICY_HEADER: [&str; 6] = ["NAME", "SCOPE", "PRIORITY", "STATE", "ACTIONS", "CONDITIONS"];
 
-fn strings(v: &Value, key: &str) -> Vec<String> {
-    list(v, key).filter_map(Value::as_str).map(str::to_owned).collect()
-}
-
-fn policy_row(p: &Value) -> Vec<String> {
+fn policy_row(p: &Policy) -> Vec<String> {
     let actions: Vec<String> = p
-        .get("actions")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
+        .actions
+        .iter()
         .map(|(k, v)| match v {
             Value::Bool(true) => k.clone(),
             Value::String(s) => format!("{k}={s}"),
@@ -95,76 +104,71 @@ fn policy_row(p: &Value) -> Vec<String> {
         })
         .collect();
     let mut conditions: Vec<String> = Vec::new();
-    for (key, label) in [
-        ("realms", "realm"),
-        ("resolvers", "resolver"),
-        ("users", "user"),
-        ("clients", "client"),
-        ("admin_realms", "admin-realm"),
-        ("admin_users", "admin"),
+    for (l, label) in [
+        (&p.realms, "realm"),
+        (&p.resolvers, "resolver"),
+        (&p.users, "user"),
+        (&p.clients, "client"),
+        (&p.admin_realms, "admin-realm"),
+        (&p.admin_users, "admin"),
     ] {
-        let l = strings(p, key);
         if !l.is_empty() {
             conditions.push(format!("{label}={}", l.join(",")));
         }
     }
-    if let Some(t) = p.get("time").and_then(Value::as_str).filter(|t| !t.is_empty()) {
-        conditions.push(format!("time={t}"));
+    if !p.time.is_empty() {
+        conditions.push(format!("time={}", p.time));
     }
     vec![
-        s(p, "name"),
-        s(p, "scope"),
-        s(p, "priority"),
-        flag(p, "active", "active", "inactive"),
+        p.name.clone(),
+        p.scope.clone(),
+        p.priority.to_string(),
+        if p.active { "active" } else { "inactive" }.into(),
         actions.join(" "),
         if conditions.is_empty() { "any".into() } else { conditions.join(" ") },
     ]
 }
 
-fn policy_check(v: &Value) -> String {
-    let action = s(v, "action");
-    let mut out = format!("{action} ({}) at {}: ", s(v, "scope"), s(v, "time"));
-    if let Some(c) = v.get("conflict").and_then(Value::as_str) {
+fn policy_check(e: &PolicyCheck) -> String {
+    let action = &e.action;
+    let mut out = format!("{action} ({}) at {}: ", e.scope.as_str(), e.time);
+    if let Some(c) = &e.conflict {
         out += &format!("CONFLICT, a request would be refused\n  {c}\n");
-    } else if v.get("value").is_none_or(Value::is_null) {
-        out += "not set by any matching policy (the default applies)\n";
+    } else if let Some(value) = &e.value {
+        out += &format!("{value}  (from {})\n", e.from.join(", "));
     } else {
-        out += &format!("{}  (from {})\n", s(v, "value"), strings(v, "from").join(", "));
+        out += "not set by any matching policy (the default applies)\n";
     }
-    for p in list(v, "policies") {
-        let state = if p.get("active").and_then(Value::as_bool) != Some(true) {
+    for p in &e.policies {
+        let state = if !p.active {
             "inactive"
-        } else if p.get("matched").and_then(Value::as_bool) == Some(true) {
+        } else if p.matched {
             "matched"
         } else {
             "not matched"
         };
-        let sets = match p.get("sets") {
-            Some(Value::Null) | None => format!("does not set {action}"),
-            Some(_) => format!("sets {action}={}", s(p, "sets")),
+        let sets = match &p.sets {
+            None => format!("does not set {action}"),
+            Some(v) => format!("sets {action}={v}"),
         };
-        let effective = if p.get("effective").and_then(Value::as_bool) == Some(true) { "  <- effective" } else { "" };
-        out += &format!("\npolicy {} (priority {}): {state}, {sets}{effective}\n", s(p, "name"), s(p, "priority"));
-        for c in list(p, "conditions") {
-            let mark = if c.get("matched").and_then(Value::as_bool) == Some(true) { "yes" } else { "NO " };
-            out += &format!("  {mark} {:<11} {}\n", s(c, "condition"), s(c, "reason"));
+        let effective = if p.effective { "  <- effective" } else { "" };
+        out += &format!("\npolicy {} (priority {}): {state}, {sets}{effective}\n", p.name, p.priority);
+        for c in &p.conditions {
+            let mark = if c.matched { "yes" } else { "NO " };
+            out += &format!("  {mark} {:<11} {}\n", c.condition, c.reason);
         }
     }
     out
 }
 
-fn flag(v: &Value, key: &str, yes: &str, no: &str) -> String {
-    if v.get(key).and_then(Value::as_bool) == Some(true) { yes } else { no }.into()
-}
-
-fn token_state(t: &Value) -> String {
-    if t.get("revoked").and_then(Value::as_bool) == Some(true) {
+fn token_state(t: &Token) -> String {
+    if t.revoked {
         "revoked".into()
-    } else if t.get("active").and_then(Value::as_bool) != Some(true) {
+    } else if !t.active {
         "disabled".into()
     } else if let Some(state) = outside_validity(t) {
         state.into()
-    } else if t.get("fail_count").and_then(Value::as_u64) >= t.get("max_fail").and_then(Value::as_u64) {
+    } else if t.fails.count >= t.fails.max {
         "locked".into()
     } else {
         "active".into()
@@ -172,33 +176,45 @@ fn token_state(t: &Value) -> String {
 }
 
 /// `expired` or `not yet valid` when the token's validity period excludes now.
-fn outside_validity(t: &Value) -> Option<&'static str> {
+fn outside_validity(t: &Token) -> Option<&'static str> {
     use countersign_core::validity::{Unusable, Validity};
     let now = i64::try_from(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0),
     )
     .unwrap_or(i64::MAX);
-    match Validity::of(t.get("params").unwrap_or(&Value::Null)).outside(now)? {
+    match Validity::of(&t.params).outside(now)? {
         Unusable::NotYetValid => Some("not yet valid"),
         _ => Some("expired"),
     }
 }
 
-fn token_row(t: &Value) -> Vec<String> {
-    let user = match (t.get("user").and_then(Value::as_str), t.get("realm").and_then(Value::as_str)) {
+fn token_row(t: &Token) -> Vec<String> {
+    let user = match (&t.user, &t.realm) {
         (Some(u), Some(r)) => format!("{u}@{r}"),
         _ => "-".into(),
     };
     vec![
-        s(t, "serial"),
-        s(t, "type"),
+        t.serial.clone(),
+        t.token_type.clone(),
         user,
         token_state(t),
-        format!("{}/{}", s(t, "fail_count"), s(t, "max_fail")),
-        flag(t, "pin_set", "yes", "no"),
-        s(t, "counter"),
-        s(t, "description"),
+        format!("{}/{}", t.fails.count, t.fails.max),
+        if t.pin_set { "yes" } else { "no" }.into(),
+        t.counter.to_string(),
+        t.description.clone(),
     ]
+}
+
+/// An optional text as a cell: `-` when absent.
+fn opt(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+/// The answer read into its `countersign_api` type.
+pub fn typed<T: DeserializeOwned>(v: &Value) -> anyhow::Result<T> {
+    T::deserialize(v).with_context(|| {
+        format!("the daemon's answer is not the {} this CLI knows (another version?)", std::any::type_name::<T>())
+    })
 }
 
 const TOKEN_HEADER: [&str; 8] = ["SERIAL", "TYPE", "USER", "STATE", "FAILS", "PIN", "COUNTER", "DESCRIPTION"];
@@ -212,9 +228,14 @@ fn s(v: &Value, key: &str) -> String {
 }
 
 fn when(v: &Value, key: &str, millis: bool) -> String {
-    let Some(t) = v.get(key).and_then(Value::as_i64) else {
-        return "-".into();
-    };
+    match v.get(key).and_then(Value::as_i64) {
+        Some(t) => time(t, millis),
+        None => "-".into(),
+    }
+}
+
+/// A time (Unix seconds, or milliseconds when `millis`) as UTC `YYYY-MM-DD HH:MM:SSZ`.
+fn time(t: i64, millis: bool) -> String {
     let secs = if millis { t / 1000 } else { t };
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -260,8 +281,8 @@ fn list<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
     v.get(key).and_then(Value::as_array).into_iter().flatten()
 }
 
-pub fn render(view: View, v: &Value) -> String {
-    match view {
+pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
+    Ok(match view {
         View::Application => {
             let mut out = format!("application {}  ({})\n", s(v, "name"), s(v, "algorithm"));
             let rows = list(v, "versions")
@@ -331,93 +352,98 @@ pub fn render(view: View, v: &Value) -> String {
             table(&["ID", "TIME", "UID", "INTEGRATION", "OP", "KEY", "RESULT", "DETAIL"], rows)
         }
         View::Jobs => {
-            let rows = list(v, "jobs")
+            let rows = typed::<JobList>(v)?
+                .jobs
+                .iter()
                 .map(|j| {
-                    let outcome = match j.get("last_ok").and_then(Value::as_bool) {
+                    let outcome = match j.last_ok {
                         Some(true) => "ok",
                         Some(false) => "FAILED",
                         None => "running",
                     };
                     vec![
-                        s(j, "name"),
-                        s(j, "last_started_ms"),
+                        j.name.clone(),
+                        j.last_started_ms.to_string(),
                         outcome.to_owned(),
-                        s(j, "runs"),
-                        s(j, "failures"),
-                        s(j, "last_detail"),
+                        j.runs.to_string(),
+                        j.failures.to_string(),
+                        opt(&j.last_detail),
                     ]
                 })
                 .collect();
             table(&["JOB", "LAST START (ms)", "LAST RUN", "RUNS", "FAILURES", "DETAIL"], rows)
         }
         View::AuditVerify => {
+            let r: ChainReport = typed(v)?;
+            let n = |x: Option<i64>| x.map_or_else(|| "-".into(), |x| x.to_string());
             let mut out = format!(
                 "audit chain: {}
 links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tail: {}
 ",
-                if v.get("ok").and_then(Value::as_bool) == Some(true) { "ok" } else { "BROKEN" },
-                s(v, "links"),
-                s(v, "first_seq"),
-                s(v, "last_seq"),
-                s(v, "checkpoints_verified"),
-                s(v, "last_checkpoint_seq"),
-                s(v, "unsigned_tail"),
+                if r.ok { "ok" } else { "BROKEN" },
+                r.links,
+                n(r.first_seq),
+                n(r.last_seq),
+                r.checkpoints_verified,
+                n(r.last_checkpoint_seq),
+                r.unsigned_tail,
             );
-            if v.get("anchor_seq").is_some_and(|a| !a.is_null()) {
+            if r.anchor_seq.is_some() {
                 out += &format!(
                     "retention: starts after link {} ({} links removed)
 ",
-                    s(v, "anchor_seq"),
-                    s(v, "removed_by_retention")
+                    n(r.anchor_seq),
+                    r.removed_by_retention
                 );
             }
-            if v.get("legacy_rows").and_then(Value::as_u64).is_some_and(|n| n > 0) {
+            if r.legacy_rows > 0 {
                 out += &format!(
                     "rows from before the chain (not verifiable): {}
 ",
-                    s(v, "legacy_rows")
+                    r.legacy_rows
                 );
             }
-            if let Some(b) = v.get("first_bad").filter(|b| !b.is_null()) {
+            if let Some(b) = &r.first_bad {
                 out += &format!(
                     "first bad: {}
 ",
-                    s(b, "problem")
+                    b.problem
                 );
             }
             out
         }
         View::Health => {
-            let hsm = v.get("hsm").cloned().unwrap_or_default();
+            let h: Health = typed(v)?;
             format!(
                 "status: {}\nversion: {}\nhsm: {} ({}), recoveries {}, last error {}\n",
-                s(v, "status"),
-                s(v, "version"),
-                if hsm.get("ok").and_then(Value::as_bool) == Some(true) { "ok" } else { "NOT OK" },
-                s(&hsm, "token"),
-                s(&hsm, "recoveries"),
-                s(&hsm, "last_error"),
+                h.status,
+                h.version,
+                if h.hsm.ok { "ok" } else { "NOT OK" },
+                h.hsm.token,
+                h.hsm.recoveries,
+                opt(&h.hsm.last_error),
             )
         }
         View::Plugins => {
-            let rows = list(v, "loaded")
+            let r: PluginReport = typed(v)?;
+            let rows = r
+                .loaded
+                .iter()
                 .map(|p| {
-                    let caps: Vec<String> =
-                        list(p, "capabilities").filter_map(Value::as_str).map(str::to_owned).collect();
                     vec![
-                        s(p, "name"),
-                        s(p, "version"),
-                        s(p, "kind"),
-                        caps.join(","),
-                        s(p, "publisher"),
-                        if p.get("running").and_then(Value::as_bool) == Some(true) { "running" } else { "stopped" }
-                            .into(),
-                        s(p, "restarts"),
+                        p.name.clone(),
+                        p.version.clone(),
+                        p.kind.clone(),
+                        p.capabilities.join(","),
+                        p.publisher.clone(),
+                        if p.running { "running" } else { "stopped" }.into(),
+                        p.restarts.to_string(),
                     ]
                 })
                 .collect();
             let mut out = table(&["NAME", "VERSION", "KIND", "CAPABILITIES", "PUBLISHER", "WORKER", "RESTARTS"], rows);
-            let refused: Vec<Vec<String>> = list(v, "refused").map(|r| vec![s(r, "dir"), s(r, "reason")]).collect();
+            let refused: Vec<Vec<String>> =
+                r.refused.iter().map(|r| vec![r.dir.display().to_string(), r.reason.clone()]).collect();
             if !refused.is_empty() {
                 out += "\nrefused:\n";
                 out += &table(&["DIRECTORY", "REASON"], refused);
@@ -425,52 +451,55 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             out
         }
         View::Enrolled => {
-            let t = v.get("token").cloned().unwrap_or_default();
-            let mut out = table(&TOKEN_HEADER, vec![token_row(&t)]);
-            if v.get("otpauth_uri").is_some_and(|u| !u.is_null()) {
-                out += &format!("\nEnrolment URI (shown once; it holds the seed):\n{}\n\n", s(v, "otpauth_uri"));
+            let e: Enrolled = typed(v)?;
+            let mut out = table(&TOKEN_HEADER, vec![token_row(&e.token)]);
+            if let Some(uri) = &e.otpauth_uri {
+                out += &format!("\nEnrolment URI (shown once; it holds the seed):\n{}\n\n", uri.expose_secret());
             }
-            if v.get("password").is_some() {
-                out += &format!("\nPassword (shown once):\n{}\n", s(v, "password"));
+            if let Some(p) = &e.password {
+                out += &format!("\nPassword (shown once):\n{}\n", p.expose_secret());
             }
-            if v.get("secret").is_some() {
-                out += &format!("\nSecret (shown once; the user types characters of it):\n{}\n", s(v, "secret"));
+            if let Some(secret) = &e.secret {
+                out +=
+                    &format!("\nSecret (shown once; the user types characters of it):\n{}\n", secret.expose_secret());
             }
-            if v.get("registration_code").is_some() {
-                out += &format!("\nRegistration code (shown once; it works once):\n{}\n", s(v, "registration_code"));
+            if let Some(c) = &e.registration_code {
+                out += &format!("\nRegistration code (shown once; it works once):\n{}\n", c.expose_secret());
             }
-            if let Some(otps) = v.get("otps").and_then(Value::as_array) {
+            if let Some(otps) = &e.otps {
                 out += "\nCodes (shown once; each works once):\n";
                 for (i, o) in otps.iter().enumerate() {
-                    out += &format!("{:>4}  {}\n", i + 1, o.as_str().unwrap_or_default());
+                    out += &format!("{:>4}  {}\n", i + 1, o.expose_secret());
                 }
             }
             out
         }
         View::Replacement => {
-            let (lost, token) =
-                (v.get("lost").cloned().unwrap_or_default(), v.get("token").cloned().unwrap_or_default());
-            let mut out = table(&TOKEN_HEADER, vec![token_row(&lost), token_row(&token)]);
+            let r: Replacement = typed(v)?;
+            let mut out = table(&TOKEN_HEADER, vec![token_row(&r.lost), token_row(&r.token)]);
             out += &format!(
                 "\nToken {} is disabled. Until {} its owner signs in with {} followed by this password \
                  (shown once):\n{}\n",
-                s(&lost, "serial"),
-                when(v, "valid_until_ms", true),
-                if v.get("pin_copied").and_then(Value::as_bool) == Some(true) {
-                    "the PIN of the lost token"
-                } else {
-                    "no PIN (the lost token had none)"
-                },
-                s(v, "password")
+                r.lost.serial,
+                time(r.valid_until_ms, true),
+                if r.pin_copied { "the PIN of the lost token" } else { "no PIN (the lost token had none)" },
+                r.password.expose_secret()
             );
             out
         }
-        View::Token => table(&TOKEN_HEADER, vec![token_row(v)]),
-        View::Tokens => table(&TOKEN_HEADER, list(v, "tokens").map(token_row).collect()),
-        View::User => format!("user {} in realm {}\n", s(v, "login"), s(v, "realm")),
+        View::Token => table(&TOKEN_HEADER, vec![token_row(&typed::<Token>(v)?)]),
+        View::Tokens => table(&TOKEN_HEADER, typed::<TokenList>(v)?.tokens.iter().map(token_row).collect()),
+        View::User => {
+            let u: User = typed(v)?;
+            format!("user {} in realm {}\n", u.login, u.realm)
+        }
         View::Users => table(
             &["LOGIN", "REALM", "EMAIL", "PHONE"],
-            list(v, "users").map(|u| vec![s(u, "login"), s(u, "realm"), s(u, "email"), s(u, "phone")]).collect(),
+            typed::<UserList>(v)?
+                .users
+                .iter()
+                .map(|u| vec![u.login.clone(), u.realm.clone(), opt(&u.email), opt(&u.phone)])
+                .collect(),
         ),
         View::AuthAudit => table(
             &["ID", "TIME", "CALLER", "ACTION", "SERIAL", "USER", "RESULT", "DETAIL"],
@@ -493,12 +522,7 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
         View::Gateways => table(&GATEWAY_HEADER, list(v, "gateways").map(gateway_row).collect()),
         View::Routes => table(
             &["TOKEN TYPE", "GATEWAYS (FAILOVER ORDER)"],
-            list(v, "routes")
-                .map(|r| {
-                    let g: Vec<String> = list(r, "gateways").filter_map(Value::as_str).map(str::to_owned).collect();
-                    vec![s(r, "token_type"), g.join(" -> ")]
-                })
-                .collect(),
+            typed::<RouteList>(v)?.routes.iter().map(|r| vec![r.token_type.clone(), r.gateways.join(" -> ")]).collect(),
         ),
         View::Deliveries => {
             let mut out = String::new();
@@ -519,44 +543,53 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             out += &table(&["ID", "CREATED", "SERIAL", "TO", "STATUS", "ATTEMPTS", "VIA", "LAST ERROR"], rows);
             out
         }
-        View::Attempt => format!("delivered through {}: {}\n", s(v, "gateway"), s(v, "detail")),
+        View::Attempt => {
+            let a: Attempt = typed(v)?;
+            format!("delivered through {}: {}\n", a.gateway, a.detail)
+        }
         View::Policy => {
-            let mut out = table(&POLICY_HEADER, vec![policy_row(v)]);
-            if let Some(d) = v.get("description").and_then(Value::as_str).filter(|d| !d.is_empty()) {
-                out += &format!("description: {d}\n");
+            let p: Policy = typed(v)?;
+            let mut out = table(&POLICY_HEADER, vec![policy_row(&p)]);
+            if !p.description.is_empty() {
+                out += &format!("description: {}\n", p.description);
             }
-            out += &format!("created {}, changed {}\n", when(v, "created_at", false), when(v, "updated_at", false));
+            out += &format!("created {}, changed {}\n", time(p.created_at, false), time(p.updated_at, false));
             out
         }
-        View::Policies => table(&POLICY_HEADER, list(v, "policies").map(policy_row).collect()),
-        View::PolicyCheck => policy_check(v),
+        View::Policies => table(&POLICY_HEADER, typed::<PolicyList>(v)?.policies.iter().map(policy_row).collect()),
+        View::PolicyCheck => policy_check(&typed(v)?),
         View::PolicyActions => table(
             &["ACTION", "SCOPE", "VALUE", "MEANING"],
-            list(v, "actions").map(|a| vec![s(a, "name"), s(a, "scope"), s(a, "value"), s(a, "meaning")]).collect(),
+            typed::<PolicyActions>(v)?
+                .actions
+                .iter()
+                .map(|a| vec![a.name.clone(), a.scope.as_str().to_owned(), a.value.clone(), a.meaning.clone()])
+                .collect(),
         ),
         View::Resolvers => {
-            let rows = list(v, "resolvers")
+            let rows = typed::<ResolverList>(v)?
+                .resolvers
+                .iter()
                 .map(|r| {
-                    let realms: Vec<String> = list(r, "realms").filter_map(Value::as_str).map(str::to_owned).collect();
                     vec![
-                        s(r, "name"),
-                        s(r, "kind"),
-                        if r.get("bind_password_set").and_then(Value::as_bool) == Some(true) { "yes" } else { "no" }
-                            .into(),
-                        if realms.is_empty() { "-".into() } else { realms.join(",") },
+                        r.name.clone(),
+                        r.kind.clone(),
+                        if r.bind_password_set { "yes" } else { "no" }.into(),
+                        if r.realms.is_empty() { "-".into() } else { r.realms.join(",") },
                     ]
                 })
                 .collect();
             table(&["NAME", "KIND", "BIND PASSWORD", "REALMS"], rows)
         }
         View::Realms => {
-            let rows = list(v, "realms")
+            let rows = typed::<RealmList>(v)?
+                .realms
+                .iter()
                 .map(|r| {
-                    let res: Vec<String> = list(r, "resolvers").filter_map(Value::as_str).map(str::to_owned).collect();
                     vec![
-                        s(r, "name"),
-                        if r.get("default").and_then(Value::as_bool) == Some(true) { "yes" } else { "" }.into(),
-                        if res.is_empty() { "(internal users)".into() } else { res.join(" → ") },
+                        r.name.clone(),
+                        if r.default { "yes" } else { "" }.into(),
+                        if r.resolvers.is_empty() { "(internal users)".into() } else { r.resolvers.join(" → ") },
                     ]
                 })
                 .collect();
@@ -583,5 +616,5 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
         }
         View::Resolver | View::Pretty => serde_json::to_string_pretty(v).unwrap_or_default() + "\n",
         View::Done => "done\n".into(),
-    }
+    })
 }

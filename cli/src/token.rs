@@ -374,7 +374,7 @@ pub fn user_request(cmd: &UserCmd) -> anyhow::Result<Request> {
 }
 
 /// After an enrolment: writes the PNG the daemon returned, if asked, readable by the owner only.
-pub fn after_init(cmd: &TokenCmd, answer: &Value) -> anyhow::Result<()> {
+pub fn after_init(cmd: &TokenCmd, answer: &countersign_api::Enrolled) -> anyhow::Result<()> {
     let TokenCmd::Init(a) = cmd else {
         return Ok(());
     };
@@ -385,8 +385,8 @@ pub fn after_init(cmd: &TokenCmd, answer: &Value) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let png = answer
-        .get("qr_png")
-        .and_then(Value::as_str)
+        .qr_png
+        .as_deref()
         .context("the daemon returned no PNG")
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).context("the PNG is not base64"))?;
     let mut f = std::fs::OpenOptions::new()

@@ -18,16 +18,22 @@ pub fn otp_digits(params: &serde_json::Value) -> usize {
     usize::try_from(params.get("digits").and_then(serde_json::Value::as_u64).unwrap_or(6)).unwrap_or(6)
 }
 
-/// A token's fail counter as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A token's fail counter as stored, and as the native API shows it: a token's answer carries
+/// it flattened, under the names `fail_count`, `max_fail`, `fail_clear_s` and `last_fail_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FailCounter {
-    /// Failures counted.
+    /// Failures counted since the last accept or reset.
+    #[serde(rename = "fail_count")]
     pub count: u32,
     /// The count at which the token locks.
+    #[serde(rename = "max_fail")]
     pub max: u32,
-    /// Seconds after the last failure at which a locked token opens again; 0: never.
+    /// Seconds after the last failure at which a locked token opens again; 0: only an admin
+    /// reset opens it.
+    #[serde(rename = "fail_clear_s")]
     pub clear_s: u32,
-    /// When the last failure was counted (Unix ms).
+    /// When the last failure was counted (Unix ms); `None`: none since the last admin reset or
+    /// resync.
     pub last_fail_ms: Option<i64>,
 }
 

@@ -11,10 +11,13 @@ use countersign_core::caller::Caller;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::answer::Answer;
 use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query, SocketPeer};
 use super::AppState;
 use countersign::store::AuditQuery;
+use countersign_api::audit::ChainReport;
+use countersign_api::jobs::JobList;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -193,8 +196,8 @@ async fn audit(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> Resul
 }
 
 /// The whole chain checked: `ok`, counts, and the first bad row when there is one.
-async fn audit_verify(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    to_json(st.audit.verify().await?)
+async fn audit_verify(State(st): State<AppState>) -> Result<Answer<ChainReport>, ApiError> {
+    Ok(Answer(st.audit.verify().await?))
 }
 
 async fn audit_checkpoint(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -253,11 +256,11 @@ async fn backup(State(st): State<AppState>, Body(b): Body<BackupRequest>) -> Res
     to_json(manifest)
 }
 
-async fn jobs(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let runs = st.jobs.list().await.map_err(|e| ApiError::internal(e.to_string()))?;
-    to_json(serde_json::json!({ "jobs": runs }))
+async fn jobs(State(st): State<AppState>) -> Result<Answer<JobList>, ApiError> {
+    let jobs = st.jobs.list().await.map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Answer(JobList { jobs }))
 }
 
-async fn plugins(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    to_json(st.plugins.report())
+async fn plugins(State(st): State<AppState>) -> Result<Answer<countersign_api::plugin::PluginReport>, ApiError> {
+    Ok(Answer(st.plugins.report()))
 }

@@ -1,14 +1,17 @@
 //! Gateway definitions and routes on `admin.sock` (`/v1/admin/gateways`,
-//! `/v1/admin/gateway-routes`). Wire types live here; [`countersign::gateways`] does the work.
+//! `/v1/admin/gateway-routes`). The request bodies not yet in `countersign_api` live here;
+//! [`countersign::gateways`] does the work.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use countersign_api::gateway::{Attempt, Route, RouteList, RouteRequest};
 use countersign_plugin_abi::protocol::OutgoingMessage;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::answer::Answer;
 use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path};
 use super::AppState;
@@ -86,33 +89,21 @@ async fn test(
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<TestBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Answer<Attempt>, ApiError> {
     let m = OutgoingMessage { to: b.to, subject: b.subject, text: b.text, variables: b.variables };
-    to_json(st.gateways.test(caller, name, m).await?)
+    Ok(Answer(st.gateways.test(caller, name, m).await?))
 }
 
-async fn routes_list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let routes: Vec<Value> = st
-        .gateways
-        .routes()
-        .await?
-        .into_iter()
-        .map(|(t, g)| serde_json::json!({ "token_type": t, "gateways": g }))
-        .collect();
-    to_json(serde_json::json!({ "routes": routes }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RouteBody {
-    gateways: Vec<String>,
+async fn routes_list(State(st): State<AppState>) -> Result<Answer<RouteList>, ApiError> {
+    let routes = st.gateways.routes().await?.into_iter().map(|(token_type, gateways)| Route { token_type, gateways });
+    Ok(Answer(RouteList { routes: routes.collect() }))
 }
 
 async fn set_route(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(token_type): Path<String>,
-    Body(b): Body<RouteBody>,
+    Body(b): Body<RouteRequest>,
 ) -> Result<StatusCode, ApiError> {
     st.gateways.set_route(caller, token_type, b.gateways).await?;
     Ok(StatusCode::NO_CONTENT)

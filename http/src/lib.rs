@@ -12,6 +12,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod admin;
+mod answer;
 mod api;
 mod conn;
 mod error;

@@ -17,8 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use countersign::hsm_status::Health;
 
+use super::answer::Answer;
 use super::AppState;
 use countersign::metrics::{Listener, Metrics, Scraped};
+use countersign_api::health::{Health as HealthAnswer, HsmHealth, StoreHealth};
 
 /// Readiness and scrape settings, the one-probe-at-a-time flag, and the last store probe.
 #[derive(Debug, Clone)]
@@ -142,14 +144,15 @@ pub(super) async fn health(State(st): State<AppState>) -> Response {
     let store = probe_store(&st).await;
     let ok = ok && store.is_ok();
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = serde_json::json!({
-        "status": if ok { "ok" } else { "degraded" },
-        "version": env!("CARGO_PKG_VERSION"),
-        "hsm": hsm,
-        "store": { "ok": store.is_ok(), "error": store.err() },
-        "process": countersign::process::state(),
-    });
-    (status, Json(body)).into_response()
+    let body = HealthAnswer {
+        status: if ok { "ok" } else { "degraded" }.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        hsm: HsmHealth { ok: hsm.ok, token: hsm.token, recoveries: hsm.recoveries, last_error: hsm.last_error },
+        store: StoreHealth { ok: store.is_ok(), error: store.err() },
+        // Reason: a struct of flags and numbers always serialises; null would only say "unknown".
+        process: serde_json::to_value(countersign::process::state()).unwrap_or_default(),
+    };
+    (status, Answer(body)).into_response()
 }
 
 /// Readiness: 200 when the HSM answers a probe, the store answers a query and every plugin

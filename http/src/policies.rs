@@ -1,14 +1,16 @@
 //! Policies on `admin.sock` (`/v1/admin/policies`): define, replace, list, show, enable,
-//! disable, delete, the action catalogue, and `check`. Wire types live in
-//! [`countersign::policy::service`]; [`countersign::policy`] does the work.
+//! disable, delete, the action catalogue, and `check`. The answers are `countersign_api`'s
+//! types; the request bodies live in [`countersign::policy::service`]; [`countersign::policy`]
+//! does the work.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Router;
+use countersign_api::policy::{Policy, PolicyAction, PolicyActions, PolicyCheck, PolicyList};
 
-use super::error::{to_json, ApiError};
+use super::answer::Answer;
+use super::error::ApiError;
 use super::extract::{Body, Origin, Path, Query};
 use super::AppState;
 use countersign::policy::{CheckRequest, PolicyDefinition, Scope, CATALOGUE};
@@ -23,16 +25,16 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/policies/{name}/disable", post(disable))
 }
 
-async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    to_json(json!({ "policies": st.policies.list().await? }))
+async fn list(State(st): State<AppState>) -> Result<Answer<PolicyList>, ApiError> {
+    Ok(Answer(PolicyList { policies: st.policies.list().await? }))
 }
 
 async fn create(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Body(b): Body<PolicyDefinition>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    Ok((StatusCode::CREATED, to_json(st.policies.put(caller, None, b, false).await?)?))
+) -> Result<(StatusCode, Answer<Policy>), ApiError> {
+    Ok((StatusCode::CREATED, Answer(st.policies.put(caller, None, b, false).await?)))
 }
 
 async fn replace(
@@ -40,12 +42,12 @@ async fn replace(
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<PolicyDefinition>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.policies.put(caller, Some(name), b, true).await?)
+) -> Result<Answer<Policy>, ApiError> {
+    Ok(Answer(st.policies.put(caller, Some(name), b, true).await?))
 }
 
-async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    to_json(st.policies.show(name).await?)
+async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Answer<Policy>, ApiError> {
+    Ok(Answer(st.policies.show(name).await?))
 }
 
 async fn remove(
@@ -61,16 +63,16 @@ async fn enable(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.policies.set_active(caller, name, true).await?)
+) -> Result<Answer<Policy>, ApiError> {
+    Ok(Answer(st.policies.set_active(caller, name, true).await?))
 }
 
 async fn disable(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.policies.set_active(caller, name, false).await?)
+) -> Result<Answer<Policy>, ApiError> {
+    Ok(Answer(st.policies.set_active(caller, name, false).await?))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -79,16 +81,21 @@ struct CatalogueQuery {
     scope: Option<String>,
 }
 
-async fn catalogue(Query(q): Query<CatalogueQuery>) -> Result<Json<Value>, ApiError> {
+async fn catalogue(Query(q): Query<CatalogueQuery>) -> Result<Answer<PolicyActions>, ApiError> {
     let scope = q.scope.as_deref().map(Scope::parse).transpose().map_err(ApiError::invalid)?;
-    let actions: Vec<Value> = CATALOGUE
+    let actions = CATALOGUE
         .iter()
         .filter(|a| scope.is_none_or(|s| a.scope == s))
-        .map(|a| json!({ "name": a.name, "scope": a.scope, "value": a.kind.describe(), "meaning": a.meaning }))
+        .map(|a| PolicyAction {
+            name: a.name.to_owned(),
+            scope: a.scope,
+            value: a.kind.describe(),
+            meaning: a.meaning.to_owned(),
+        })
         .collect();
-    Ok(Json(json!({ "actions": actions })))
+    Ok(Answer(PolicyActions { actions }))
 }
 
-async fn check(State(st): State<AppState>, Body(q): Body<CheckRequest>) -> Result<Json<Value>, ApiError> {
-    to_json(st.policies.check(&q)?)
+async fn check(State(st): State<AppState>, Body(q): Body<CheckRequest>) -> Result<Answer<PolicyCheck>, ApiError> {
+    Ok(Answer(st.policies.check(&q)?))
 }

@@ -11,10 +11,12 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::answer::Answer;
 use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query};
 use super::AppState;
 use countersign::resolvers::realms::{NewResolver, ResolverUpdate};
+use countersign_api::resolver::{NewRealm, Realm, RealmChange, RealmList, ResolverList, ResolverView};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -33,16 +35,16 @@ async fn define(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Body(b): Body<NewResolver>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    Ok((StatusCode::CREATED, to_json(st.realms.run(move |r| r.define_resolver(&caller, b)).await?)?))
+) -> Result<(StatusCode, Answer<ResolverView>), ApiError> {
+    Ok((StatusCode::CREATED, Answer(st.realms.run(move |r| r.define_resolver(&caller, b)).await?)))
 }
 
-async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    to_json(json!({ "resolvers": st.realms.run(|r| r.list_resolvers()).await? }))
+async fn list(State(st): State<AppState>) -> Result<Answer<ResolverList>, ApiError> {
+    Ok(Answer(ResolverList { resolvers: st.realms.run(|r| r.list_resolvers()).await? }))
 }
 
-async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    to_json(st.realms.run(move |r| r.show_resolver(&name)).await?)
+async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Answer<ResolverView>, ApiError> {
+    Ok(Answer(st.realms.run(move |r| r.show_resolver(&name)).await?))
 }
 
 async fn update(
@@ -50,8 +52,8 @@ async fn update(
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<ResolverUpdate>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.realms.run(move |r| r.update_resolver(&caller, &name, b)).await?)
+) -> Result<Answer<ResolverView>, ApiError> {
+    Ok(Answer(st.realms.run(move |r| r.update_resolver(&caller, &name, b)).await?))
 }
 
 async fn remove(
@@ -80,37 +82,17 @@ async fn test(
     to_json(st.realms.run(move |r| r.test_resolver(&caller, &name, &b.login, b.password.as_ref())).await?)
 }
 
-async fn realms(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    to_json(json!({ "realms": st.realms.run(|r| r.list_realms()).await? }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewRealm {
-    name: String,
-    #[serde(default)]
-    resolvers: Vec<String>,
-    #[serde(default)]
-    default: bool,
+async fn realms(State(st): State<AppState>) -> Result<Answer<RealmList>, ApiError> {
+    Ok(Answer(RealmList { realms: st.realms.run(|r| r.list_realms()).await? }))
 }
 
 async fn create_realm(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Body(b): Body<NewRealm>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Answer<Realm>), ApiError> {
     let realm = st.realms.run(move |r| r.create_realm(&caller, &b.name, &b.resolvers, b.default)).await?;
-    Ok((StatusCode::CREATED, to_json(realm)?))
-}
-
-/// A change to a realm: its resolvers in order (replacing the list), and/or make it the default.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RealmChange {
-    #[serde(default)]
-    resolvers: Option<Vec<String>>,
-    #[serde(default)]
-    default: bool,
+    Ok((StatusCode::CREATED, Answer(realm)))
 }
 
 async fn change_realm(
@@ -118,7 +100,7 @@ async fn change_realm(
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<RealmChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Answer<Realm>, ApiError> {
     let realm = st
         .realms
         .run(move |r| {
@@ -131,7 +113,7 @@ async fn change_realm(
             r.show_realm(&name)
         })
         .await?;
-    to_json(realm)
+    Ok(Answer(realm))
 }
 
 async fn remove_realm(

@@ -1,17 +1,22 @@
 //! Token lifecycle and internal users on `admin.sock` (`/v1/admin/tokens`, `/v1/admin/users`),
-//! and the authentication audit. Wire types live here; [`countersign::tokens`] does the work.
+//! and the authentication audit. The wire types are `countersign_api`'s; [`countersign::tokens`]
+//! does the work.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use secrecy::SecretString;
+use countersign_api::token::{AssignRequest, PinRequest, ResyncRequest};
+use countersign_api::user::NewUser;
+use countersign_api::{Enrolled, Replacement, Token, TokenList, UserList};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::answer::Answer;
 use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query};
 use super::AppState;
+use countersign::simple_tokens::Shown;
 use countersign::store::{AuthAuditQuery, User};
 use countersign::tokens::{InitRequest, TokenSettings};
 
@@ -37,8 +42,30 @@ async fn init(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Body(b): Body<InitRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    Ok((StatusCode::CREATED, to_json(st.tokens.init(caller, b).await?)?))
+) -> Result<(StatusCode, Answer<Enrolled>), ApiError> {
+    Ok((StatusCode::CREATED, Answer(enrolled(st.tokens.init(caller, b).await?))))
+}
+
+/// The enrolment answer: what the token shows once goes in the field of its kind.
+fn enrolled(e: countersign::tokens::Enrolled) -> Enrolled {
+    let mut answer = Enrolled {
+        token: e.token,
+        otpauth_uri: e.otpauth_uri,
+        qr_png: e.qr_png,
+        pin: e.pin,
+        password: None,
+        registration_code: None,
+        secret: None,
+        otps: None,
+    };
+    match e.shown {
+        None => {}
+        Some(Shown::Password(p)) => answer.password = Some(p),
+        Some(Shown::RegistrationCode(c)) => answer.registration_code = Some(c),
+        Some(Shown::Secret(s)) => answer.secret = Some(s),
+        Some(Shown::Otps(o)) => answer.otps = Some(o),
+    }
+    answer
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,12 +77,12 @@ struct ListQuery {
     token_type: Option<String>,
 }
 
-async fn list(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
-    to_json(serde_json::json!({ "tokens": st.tokens.list(q.user, q.realm, q.token_type).await? }))
+async fn list(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Answer<TokenList>, ApiError> {
+    Ok(Answer(TokenList { tokens: st.tokens.list(q.user, q.realm, q.token_type).await? }))
 }
 
-async fn show(State(st): State<AppState>, Path(serial): Path<String>) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.show(serial).await?)
+async fn show(State(st): State<AppState>, Path(serial): Path<String>) -> Result<Answer<Token>, ApiError> {
+    Ok(Answer(st.tokens.show(serial).await?))
 }
 
 async fn set(
@@ -63,8 +90,8 @@ async fn set(
     Origin(caller): Origin,
     Path(serial): Path<String>,
     Body(b): Body<TokenSettings>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.set(caller, serial, b).await?)
+) -> Result<Answer<Token>, ApiError> {
+    Ok(Answer(st.tokens.set(caller, serial, b).await?))
 }
 
 async fn delete(
@@ -76,92 +103,71 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AssignBody {
-    user: String,
-    realm: Option<String>,
-}
-
 async fn assign(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
-    Body(b): Body<AssignBody>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.assign(caller, serial, b.user, b.realm).await?)
+    Body(b): Body<AssignRequest>,
+) -> Result<Answer<Token>, ApiError> {
+    Ok(Answer(st.tokens.assign(caller, serial, b.user, b.realm).await?))
 }
 
 async fn unassign(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.unassign(caller, serial).await?)
+) -> Result<Answer<Token>, ApiError> {
+    Ok(Answer(st.tokens.unassign(caller, serial).await?))
 }
 
 async fn enable(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.set_active(caller, serial, true).await?)
+) -> Result<Answer<Token>, ApiError> {
+    Ok(Answer(st.tokens.set_active(caller, serial, true).await?))
 }
 
 async fn disable(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.set_active(caller, serial, false).await?)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PinBody {
-    /// Absent or empty: remove the PIN.
-    pin: Option<SecretString>,
+) -> Result<Answer<Token>, ApiError> {
+    Ok(Answer(st.tokens.set_active(caller, serial, false).await?))
 }
 
 async fn set_pin(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
-    Body(b): Body<PinBody>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.set_pin(caller, serial, b.pin).await?)
+    Body(b): Body<PinRequest>,
+) -> Result<Answer<Token>, ApiError> {
+    Ok(Answer(st.tokens.set_pin(caller, serial, b.pin).await?))
 }
 
 async fn reset(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.reset(caller, serial).await?)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ResyncBody {
-    otp1: SecretString,
-    otp2: SecretString,
+) -> Result<Answer<Token>, ApiError> {
+    Ok(Answer(st.tokens.reset(caller, serial).await?))
 }
 
 async fn resync(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
-    Body(b): Body<ResyncBody>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.resync(caller, serial, b.otp1, b.otp2).await?)
+    Body(b): Body<ResyncRequest>,
+) -> Result<Answer<Token>, ApiError> {
+    Ok(Answer(st.tokens.resync(caller, serial, b.otp1, b.otp2).await?))
 }
 
 async fn revoke(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.revoke(caller, serial).await?)
+) -> Result<Answer<Token>, ApiError> {
+    Ok(Answer(st.tokens.revoke(caller, serial).await?))
 }
 
 /// The token is lost: its owner gets a temporary password token with its PIN, and it is
@@ -170,8 +176,8 @@ async fn lost(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.tokens.lost(caller, serial).await?)
+) -> Result<Answer<Replacement>, ApiError> {
+    Ok(Answer(st.tokens.lost(caller, serial).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,26 +186,15 @@ struct RealmQuery {
     realm: Option<String>,
 }
 
-async fn users(State(st): State<AppState>, Query(q): Query<RealmQuery>) -> Result<Json<Value>, ApiError> {
-    to_json(serde_json::json!({ "users": st.tokens.users(q.realm).await? }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewUser {
-    login: String,
-    realm: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    given_name: Option<String>,
-    surname: Option<String>,
+async fn users(State(st): State<AppState>, Query(q): Query<RealmQuery>) -> Result<Answer<UserList>, ApiError> {
+    Ok(Answer(UserList { users: st.tokens.users(q.realm).await? }))
 }
 
 async fn create_user(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Body(b): Body<NewUser>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Answer<User>), ApiError> {
     let u = User {
         login: b.login,
         realm: b.realm.unwrap_or_default(),
@@ -208,7 +203,7 @@ async fn create_user(
         given_name: b.given_name,
         surname: b.surname,
     };
-    Ok((StatusCode::CREATED, to_json(st.tokens.create_user(caller, u).await?)?))
+    Ok((StatusCode::CREATED, Answer(st.tokens.create_user(caller, u).await?)))
 }
 
 async fn delete_user(

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::audit::{AuthAuditRow, SignatureAuditRow, AUTH_COLUMNS, SIGNATURE_COLUMNS};
 use super::StoreError;
+pub use countersign_core::audit_chain::{ChainProblem, ChainReport};
 
 /// The hash before the first link.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -230,46 +231,6 @@ pub trait AuditSigner {
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String>;
     /// Whether `signature` over `message` was made by the audit key.
     fn verify(&self, message: &[u8], signature: &[u8]) -> Result<bool, String>;
-}
-
-/// The first problem a verification found.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct ChainProblem {
-    /// The chain link, when the problem is at one.
-    pub seq: Option<i64>,
-    /// `auth_audit` or `signature_audit`, when a row is named.
-    pub table: Option<String>,
-    /// The audit row's id in `table`, when a row is named.
-    pub row_id: Option<i64>,
-    /// What is wrong and what it means, in words for an operator.
-    pub problem: String,
-}
-
-/// What `audit verify` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct ChainReport {
-    /// Whether the whole chain verified: no problem found.
-    pub ok: bool,
-    /// How many links were walked (up to the first problem, if any).
-    pub links: u64,
-    /// The first link walked; `None`: the chain is empty.
-    pub first_seq: Option<i64>,
-    /// The last link walked; `None`: the chain is empty.
-    pub last_seq: Option<i64>,
-    /// How many signed checkpoints matched their link and verified with the audit key.
-    pub checkpoints_verified: u64,
-    /// The link of the newest checkpoint that verified; `None`: none did.
-    pub last_checkpoint_seq: Option<i64>,
-    /// Links after the last signed checkpoint: consistent, but not yet vouched for by the HSM.
-    pub unsigned_tail: u64,
-    /// Where retention cut the chain, and how many links it has removed in all.
-    pub anchor_seq: Option<i64>,
-    /// How many links retention has removed so far, in all runs (0 without an anchor).
-    pub removed_by_retention: u64,
-    /// Rows from before the chain existed (migration 0013), which nothing vouches for.
-    pub legacy_rows: u64,
-    /// The first problem found; `None` when `ok`.
-    pub first_bad: Option<ChainProblem>,
 }
 
 struct Checkpoint {

@@ -56,7 +56,7 @@ pub use policies::PolicyRecord;
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
     recorded_owner_key, unknown_owner_key, AuditFacts, AuthAuditQuery, CheckRecord, DirectoryUser, NewToken, Owner,
-    TokenChange, TokenRecord, TokenView, Unusable, User, Validity,
+    TokenChange, TokenRecord, Unusable, User, Validity,
 };
 pub use yubikey_clients::{Stored, YubikeyClientView};
 

@@ -5,8 +5,8 @@
 //! passwords as HMAC verifiers.
 
 use countersign_core::error::Refusal;
+pub use countersign_core::realm::RealmRecord;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
 
 use super::row_seals::{Identity, RowSeal, RowTable};
 use super::{unique_as, AuthAuditRow, Store, StoreError};
@@ -31,19 +31,6 @@ pub struct ResolverRecord {
     /// When it last changed, in seconds since the Unix epoch; every update raises it by at least
     /// one, so a reload sees the change (set when inserting).
     pub updated_at: i64,
-}
-
-/// A realm with its resolvers in the order they are asked.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RealmRecord {
-    /// The realm's unique name.
-    pub name: String,
-    /// Whether it is the default realm (exactly one is).
-    pub default: bool,
-    /// The names of its resolvers, in the order they are asked (first first).
-    pub resolvers: Vec<String>,
-    /// When the realm was made, in seconds since the Unix epoch.
-    pub created_at: i64,
 }
 
 /// An internal user with the verifier of their password, if one is set.

@@ -15,24 +15,9 @@ use super::audit::{AuthAuditRow, AUTH_COLUMNS};
 use super::chain::insert_audit;
 use super::row_seals::{Identity, RowSeal, RowSeals, RowTable};
 use super::{unique_as, Store, StoreError};
+use countersign_core::rules::FailCounter;
+pub use countersign_core::user::User;
 pub use countersign_core::validity::{Unusable, Validity};
-
-/// A user of the internal user store.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct User {
-    /// The login, unique within its realm.
-    pub login: String,
-    /// The realm's name; empty when creating a user means the default realm.
-    pub realm: String,
-    /// The user's e-mail address; `None`: none recorded.
-    pub email: Option<String>,
-    /// The user's phone number; `None`: none recorded.
-    pub phone: Option<String>,
-    /// The user's given name; `None`: none recorded.
-    pub given_name: Option<String>,
-    /// The user's surname; `None`: none recorded.
-    pub surname: Option<String>,
-}
 
 /// A directory user about to be recorded as a token owner ([`Store::bind_directory_user`]).
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +41,7 @@ pub struct DirectoryUser<'a> {
 }
 
 /// A token as stored. `sealed_seed` and `pin_verifier` never leave the appliance: the API
-/// shows a [`TokenView`].
+/// shows a `countersign_api::Token`, which the engine makes of this row.
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
     /// The token's row id (0 on a record not stored yet, [`TokenRecord::unsaved`]).
@@ -86,16 +71,8 @@ pub struct TokenRecord {
     /// The PIN's HMAC-SHA-256 verifier under the HSM key `pin-verifier`; `None`: the token has no
     /// PIN. Never the PIN.
     pub pin_verifier: Option<Vec<u8>>,
-    /// Failed checks counted since the last accept or reset.
-    pub fail_count: u32,
-    /// The `fail_count` at which the token locks.
-    pub max_fail: u32,
-    /// Seconds after the last failure at which a locked token opens again; 0: only an admin reset
-    /// opens it.
-    pub fail_clear_s: u32,
-    /// When the last failure was counted, in milliseconds since the Unix epoch; `None`: none since
-    /// the last admin reset or resync.
-    pub last_fail_ms: Option<i64>,
+    /// Failed checks, the count that locks the token, its clear timeout and the last failure.
+    pub fails: FailCounter,
     /// When the token last accepted a check, in milliseconds since the Unix epoch; `None`: never.
     pub last_auth_ms: Option<i64>,
     /// Whether the token is enabled; a disabled token takes part in no check.
@@ -145,10 +122,7 @@ impl TokenRecord {
             counter: new.counter,
             drift: 0,
             pin_verifier: None,
-            fail_count: 0,
-            max_fail: new.max_fail,
-            fail_clear_s: new.fail_clear_s,
-            last_fail_ms: None,
+            fails: FailCounter { count: 0, max: new.max_fail, clear_s: new.fail_clear_s, last_fail_ms: None },
             last_auth_ms: None,
             active: false,
             revoked: false,
@@ -169,13 +143,8 @@ impl TokenRecord {
     }
 
     /// The token's fail counter, for the rules that judge it.
-    pub fn fail_counter(&self) -> countersign_core::rules::FailCounter {
-        countersign_core::rules::FailCounter {
-            count: self.fail_count,
-            max: self.max_fail,
-            clear_s: self.fail_clear_s,
-            last_fail_ms: self.last_fail_ms,
-        }
+    pub fn fail_counter(&self) -> FailCounter {
+        self.fails
     }
 
     /// Whether the fail counter locks the token at `now_ms`.
@@ -198,94 +167,6 @@ impl TokenRecord {
     /// Whether the token takes part in checks at `now_ms` ([`Self::unusable`]).
     pub fn usable(&self, now_ms: i64) -> bool {
         self.unusable(now_ms).is_none()
-    }
-}
-
-/// What list/show report of a token: everything but its secrets.
-#[derive(Debug, Clone, Serialize)]
-pub struct TokenView {
-    /// The token's serial.
-    pub serial: String,
-    /// The token type (`hotp`, `totp`, ...); `type` in JSON.
-    #[serde(rename = "type")]
-    pub token_type: String,
-    /// The token plugin that checks the token.
-    pub plugin: String,
-    /// The plugin's options as JSON (digits, hash, step, validity period, ...).
-    pub params: serde_json::Value,
-    /// How far a check searches: HOTP counters ahead, TOTP time steps on either side of now.
-    pub otp_window: u32,
-    /// HOTP: the next counter a code may have; TOTP: the first time step that may be accepted.
-    pub counter: u64,
-    /// TOTP: the clock drift learned, in time steps; 0 otherwise.
-    pub drift: i64,
-    /// Whether the token has a PIN (its verifier, never shown, is stored).
-    pub pin_set: bool,
-    /// Failed checks counted since the last accept or reset.
-    pub fail_count: u32,
-    /// The `fail_count` at which the token locks.
-    pub max_fail: u32,
-    /// Seconds after the last failure at which a locked token opens again; 0: only an admin reset
-    /// opens it.
-    pub fail_clear_s: u32,
-    /// When the last failure was counted, in milliseconds since the Unix epoch; `None`: none since
-    /// the last admin reset or resync.
-    pub last_fail_ms: Option<i64>,
-    /// When the token last accepted a check, in milliseconds since the Unix epoch; `None`: never.
-    pub last_auth_ms: Option<i64>,
-    /// Whether the token is enabled.
-    pub active: bool,
-    /// Whether the token was revoked (for good).
-    pub revoked: bool,
-    /// The owner's login; `None`: assigned to no one.
-    pub user: Option<String>,
-    /// The owner's realm; `None`: assigned to no one.
-    pub realm: Option<String>,
-    /// The admin's description; empty when none was given.
-    pub description: String,
-    /// When the token was stored, in seconds since the Unix epoch.
-    pub created_at: i64,
-    /// Challenge-response tokens: the phone number or address codes go to; `None`: the owner's.
-    pub recipient: Option<String>,
-    /// The card the token lives on (`yubikey 12345678`, `piv 1234`), for hardware-enrolled tokens.
-    pub device: Option<String>,
-    /// Where the owner lives: a resolver's name, or `None` for the internal user store.
-    pub resolver: Option<String>,
-    /// The owner's id in their resolver (a directory's stable id, an internal user's row id);
-    /// `None` without an owner, or for a directory owner not bound to a stable id yet.
-    pub user_id: Option<String>,
-}
-
-impl From<&TokenRecord> for TokenView {
-    fn from(t: &TokenRecord) -> Self {
-        TokenView {
-            serial: t.serial.clone(),
-            token_type: t.token_type.clone(),
-            plugin: t.plugin.clone(),
-            params: t.params.clone(),
-            otp_window: t.otp_window,
-            counter: t.counter,
-            drift: t.drift,
-            pin_set: t.pin_verifier.is_some(),
-            fail_count: t.fail_count,
-            max_fail: t.max_fail,
-            fail_clear_s: t.fail_clear_s,
-            last_fail_ms: t.last_fail_ms,
-            last_auth_ms: t.last_auth_ms,
-            active: t.active,
-            revoked: t.revoked,
-            user: t.login.clone(),
-            realm: t.realm.clone(),
-            description: t.description.clone(),
-            created_at: t.created_at,
-            recipient: t.recipient.clone(),
-            device: t.device.clone(),
-            resolver: t.owner_resolver.clone(),
-            user_id: match (&t.owner_resolver, &t.owner_uid, t.owner_id) {
-                (Some(_), uid, _) => uid.clone(),
-                (None, _, id) => id.map(|i| i.to_string()),
-            },
-        }
     }
 }
 
@@ -581,10 +462,7 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         counter: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
         drift: r.get(8)?,
         pin_verifier: r.get(9)?,
-        fail_count: r.get(10)?,
-        max_fail: r.get(11)?,
-        fail_clear_s: r.get(12)?,
-        last_fail_ms: r.get(13)?,
+        fails: FailCounter { count: r.get(10)?, max: r.get(11)?, clear_s: r.get(12)?, last_fail_ms: r.get(13)? },
         last_auth_ms: r.get(14)?,
         active: r.get(15)?,
         revoked: r.get(16)?,

@@ -27,9 +27,10 @@ pub use piv::PivEnrolRequest;
 use crate::ca::CaService;
 use crate::clock::Clock;
 use crate::devices::{CardSelector, DeviceError, Devices};
-use crate::store::{Store, TokenView};
+use crate::store::Store;
 use crate::token_secrets::TokenSecrets;
 use crate::tokens::{TokenError, TokenService};
+use countersign_api::Token;
 
 /// Enrolling cards in readers at the appliance: resolved values, read from the configuration
 /// by the daemon.
@@ -81,7 +82,7 @@ pub struct Progress {
 #[derive(Debug, Serialize)]
 pub struct EnrolOutcome {
     /// The token registered.
-    pub token: TokenView,
+    pub token: Token,
     /// The reader the card was in.
     pub reader: String,
     /// The card's serial number.

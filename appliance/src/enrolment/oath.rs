@@ -8,7 +8,8 @@ use serde::Deserialize;
 
 use super::{selector, EnrolError, EnrolOutcome, EnrolmentService, Progress};
 use crate::devices::oath::{NewCredential, Oath, OathHash, OathKind};
-use crate::store::{AuthAuditRow, TokenView};
+use crate::store::AuthAuditRow;
+use crate::tokens::api_token;
 use crate::tokens::InitRequest;
 
 /// `countersign enrol oath`.
@@ -169,7 +170,7 @@ impl EnrolmentService {
         };
         say("register", format!("{} token {} registered for {}", r.token_type, rec.serial, r.user));
         Ok(EnrolOutcome {
-            token: TokenView::from(&rec),
+            token: api_token(&rec),
             reader: info.reader.clone(),
             card_serial,
             firmware: info.firmware.clone(),

@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 use super::{selector, CardChanges, EnrolError, EnrolOutcome, EnrolmentService, Progress};
 use crate::devices::management_key::{ManagementKey, MgmAlgorithm};
 use crate::devices::piv::{CardKey, Piv, Slot, ATTESTATION_OBJECT};
-use crate::store::{AuthAuditRow, CertificateRow, DeviceRecord, NewToken, TokenView};
+use crate::store::{AuthAuditRow, CertificateRow, DeviceRecord, NewToken};
+use crate::tokens::api_token;
 
 const FACTORY_PIN: &[u8] = b"123456";
 const FACTORY_PUK: &[u8] = b"12345678";
@@ -298,7 +299,7 @@ impl EnrolmentService {
             )?;
             say("register", format!("certificate token {token_serial} registered for {}", r.user));
             Ok(EnrolOutcome {
-                token: TokenView::from(&rec),
+                token: api_token(&rec),
                 reader: info.reader.clone(),
                 card_serial,
                 firmware: info.firmware.clone(),

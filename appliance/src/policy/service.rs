@@ -8,6 +8,7 @@
 
 use countersign_core::caller::Caller;
 use countersign_core::error::Refusal;
+use countersign_core::names::PolicyName;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -153,24 +154,9 @@ pub fn checked_record(name: String, def: PolicyDefinition) -> Result<PolicyRecor
     Ok(record)
 }
 
-/// Names: letters, digits, `_ - .`, 1-64, starting with a letter or digit; `check` and
-/// `actions` are routes.
+/// The policy name rule is the core's ([`PolicyName`]).
 fn validate_name(name: &str) -> Result<(), PolicyError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && name != "check"
-        && name != "actions";
-    if ok {
-        Ok(())
-    } else {
-        Err(PolicyError::Refused(Refusal::Invalid(format!(
-            "policy name '{}' is not valid: 1-64 characters A-Z a-z 0-9 - _ . starting with a letter or digit \
-             (not 'check' or 'actions')",
-            name.escape_debug()
-        ))))
-    }
+    PolicyName::check(name).map_err(|e| PolicyError::Refused(Refusal::Invalid(e.to_string())))
 }
 
 fn trimmed(l: Vec<String>) -> Vec<String> {

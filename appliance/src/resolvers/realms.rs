@@ -11,6 +11,7 @@
 //! clear: bind passwords are sealed by the HSM when they arrive and opened only to build the
 //! resolver; user passwords become HSM verifiers.
 
+pub use countersign_api::resolver::ResolverView;
 use countersign_core::caller::Caller;
 use countersign_core::error::Refusal;
 use std::collections::HashMap;
@@ -67,27 +68,6 @@ pub struct ResolverUpdate {
 
 fn empty_object() -> serde_json::Value {
     serde_json::json!({})
-}
-
-/// What list and show report: everything but the bind password.
-#[derive(Debug, Clone, Serialize)]
-pub struct ResolverView {
-    /// Its row id.
-    pub id: i64,
-    /// Its name.
-    pub name: String,
-    /// `internal`, `passwd` or `ldap`.
-    pub kind: String,
-    /// Its options as stored (no password among them).
-    pub options: serde_json::Value,
-    /// Whether a sealed bind password is stored; the password itself is never shown.
-    pub bind_password_set: bool,
-    /// The realms that list it.
-    pub realms: Vec<String>,
-    /// When it was defined, Unix seconds.
-    pub created_at: i64,
-    /// When it last changed, Unix seconds.
-    pub updated_at: i64,
 }
 
 /// The outcome of `resolver test`: a look-up straight from the source (no cache), its timing,

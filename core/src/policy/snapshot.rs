@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::actions::{self, ActionValue, Scope};
 use super::conditions::{ClientList, LocalTime, NameList, TimeSpec};
@@ -118,10 +118,10 @@ pub struct CompiledPolicy {
 }
 
 /// One condition of one policy against one context.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConditionResult {
     /// realm, resolver, user, client, time, admin_realm, admin_user
-    pub condition: &'static str,
+    pub condition: String,
     /// Whether the condition let the request through.
     pub matched: bool,
     /// Why, in words.
@@ -185,7 +185,7 @@ impl CompiledPolicy {
     /// Every condition with whether it matched and why.
     pub fn conditions(&self, ctx: &PolicyContext<'_>) -> Vec<ConditionResult> {
         let t = LocalTime::at(ctx.now_s, ctx.utc_offset_s);
-        let r = |condition, matched, reason| ConditionResult { condition, matched, reason };
+        let r = |condition: &str, matched, reason| ConditionResult { condition: condition.to_owned(), matched, reason };
         let mut out = vec![
             r("realm", self.realms.test(ctx.realm), self.realms.reason("realm", ctx.realm)),
             r("resolver", self.resolvers.test(ctx.resolver), self.resolvers.reason("resolver", ctx.resolver)),
@@ -206,7 +206,7 @@ impl CompiledPolicy {
 }
 
 /// How one policy of the scope fared in a check.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PolicyExplanation {
     /// The policy's name.
     pub name: String,
@@ -225,7 +225,7 @@ pub struct PolicyExplanation {
 }
 
 /// The answer of `policy check`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Explanation {
     /// The scope checked.
     pub scope: Scope,

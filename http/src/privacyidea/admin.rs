@@ -29,8 +29,8 @@ use super::params::Params;
 use crate::extract::Origin;
 use crate::AppState;
 use countersign::api_access::SessionError;
-use countersign::store::TokenView;
 use countersign::tokens::{ExpectedOwner, InitRequest, SeedFormat, TokenError, TokenService, TokenSettings};
+use countersign_api::Token;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -100,7 +100,7 @@ impl Subject {
     }
 
     /// The token's owner, realm and resolver as loaded from the store (none when unassigned).
-    pub(super) fn of_token(t: &TokenView) -> Subject {
+    pub(super) fn of_token(t: &Token) -> Subject {
         Subject { user: t.user.clone(), realm: t.realm.clone(), resolver: t.resolver.clone() }
     }
 
@@ -247,7 +247,7 @@ async fn logout(State(st): State<AppState>, admin: PiAdmin) -> Result<axum::http
 }
 
 /// A token as privacyIDEA lists it.
-fn pi_token(t: &TokenView, id: usize) -> Value {
+fn pi_token(t: &Token, id: usize) -> Value {
     let digits = t.params.get("digits").cloned().unwrap_or(json!(6));
     let mut info = serde_json::Map::new();
     if let Some(h) = t.params.get("hash").and_then(Value::as_str) {
@@ -286,8 +286,8 @@ fn pi_token(t: &TokenView, id: usize) -> Value {
             (Some(_), None) => "internal".into(),
         },
         "user_id": t.user_id.clone().unwrap_or_default(),
-        "maxfail": t.max_fail,
-        "failcount": t.fail_count,
+        "maxfail": t.fails.max,
+        "failcount": t.fails.count,
         "count": t.counter,
         "count_window": t.otp_window,
         "sync_window": 1000,
@@ -484,7 +484,7 @@ async fn each_token<F, Fut, T>(
     p: &Params,
     by_user: bool,
     f: F,
-) -> Result<Vec<(TokenView, T)>, PiResponse>
+) -> Result<Vec<(Token, T)>, PiResponse>
 where
     F: Fn(TokenService, String) -> Fut,
     Fut: std::future::Future<Output = Result<T, TokenError>>,
@@ -510,7 +510,7 @@ where
 }
 
 /// privacyIDEA's answer to a change: how many tokens it changed.
-fn changed<T>(tokens: Vec<(TokenView, T)>) -> PiResponse {
+fn changed<T>(tokens: Vec<(Token, T)>) -> PiResponse {
     PiResponse::value(json!(tokens.len()))
 }
 
@@ -537,7 +537,7 @@ macro_rules! token_action {
 
 /// privacyIDEA counts the tokens whose state the change turned (enabling an enabled token
 /// counts 0).
-fn turned<T>(active: bool) -> impl Fn(Vec<(TokenView, T)>) -> PiResponse {
+fn turned<T>(active: bool) -> impl Fn(Vec<(Token, T)>) -> PiResponse {
     move |tokens| PiResponse::value(json!(tokens.iter().filter(|(before, _)| before.active != active).count()))
 }
 
@@ -581,7 +581,7 @@ token_action!(setpin, false, |tokens, caller, p, serial| {
 });
 /// privacyIDEA answers a resync with whether the token is in sync now: two codes that are not
 /// consecutive are `false`, not an error.
-fn in_sync(tokens: Vec<(TokenView, bool)>) -> PiResponse {
+fn in_sync(tokens: Vec<(Token, bool)>) -> PiResponse {
     PiResponse::value(json!(tokens.iter().all(|(_, synced)| *synced)))
 }
 
@@ -608,7 +608,7 @@ token_action!(losttoken, false, lost_answer, |tokens, caller, p, serial| {
 
 /// privacyIDEA's answer to `/token/lost`: the replacement's serial and password (shown this
 /// once) and until when it works; `valid_to` is the placeholder privacyIDEA sends.
-fn lost_answer(done: Vec<(TokenView, countersign::tokens::Replacement)>) -> PiResponse {
+fn lost_answer(done: Vec<(Token, countersign_api::Replacement)>) -> PiResponse {
     match done.first() {
         Some((before, r)) => PiResponse::value(json!({
             "serial": r.token.serial,
