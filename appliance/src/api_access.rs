@@ -23,9 +23,9 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
+use crate::service_error::{blocking, TokenError};
 use crate::store::{ApiAdminView, AuthAuditRow, ServiceAccountView, Store};
 use crate::token_secrets::TokenSecrets;
-use crate::tokens::TokenError;
 
 pub mod throttle;
 
@@ -106,9 +106,13 @@ impl ApiAccess {
         ApiAccess { store, secrets, clock, logins: Arc::new(Mutex::new(())), throttle: Arc::default() }
     }
 
-    /// Adds API admin `name` with `password` (at least 12 characters), which is kept only as
-    /// its HSM verifier.
-    pub fn add_admin(&self, caller: &Caller, name: &str, password: &SecretString) -> Result<ApiAdminView, TokenError> {
+    /// [`Self::add_admin`] on the calling thread.
+    fn add_admin_blocking(
+        &self,
+        caller: &Caller,
+        name: &str,
+        password: &SecretString,
+    ) -> Result<ApiAdminView, TokenError> {
         valid_name(name)?;
         if password.expose_secret().chars().count() < 12 {
             return Err(TokenError::Refused(Refusal::Invalid(
@@ -127,24 +131,77 @@ impl ApiAccess {
             .ok_or_else(|| TokenError::Internal("the admin just added is missing".into()))
     }
 
-    /// Removes API admin `name`; its sessions end with it.
-    pub fn remove_admin(&self, caller: &Caller, name: &str) -> Result<(), TokenError> {
+    /// [`Self::remove_admin`] on the calling thread.
+    fn remove_admin_blocking(&self, caller: &Caller, name: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, "api-admin/remove", "ok");
         audit.login = Some(name.to_owned());
         Ok(self.store.remove_api_admin(name, &audit)?)
     }
 
-    /// Ends every session of `name` (a new session epoch).
-    pub fn revoke_sessions(&self, caller: &Caller, name: &str, action: &str) -> Result<(), TokenError> {
+    /// [`Self::revoke_sessions`] on the calling thread.
+    fn revoke_sessions_blocking(&self, caller: &Caller, name: &str, action: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, action, "ok");
         audit.login = Some(name.to_owned());
         let epoch = self.secrets.random(16)?;
         Ok(self.store.new_api_admin_epoch(name, &epoch, &audit)?)
     }
 
-    /// Every API admin (names and times, no verifier).
-    pub fn admins(&self) -> Result<Vec<ApiAdminView>, TokenError> {
+    /// [`Self::admins`] on the calling thread.
+    fn admins_blocking(&self) -> Result<Vec<ApiAdminView>, TokenError> {
         Ok(self.store.api_admins()?)
+    }
+
+    /// Adds API admin `name` with `password` (at least 12 characters), which is kept only as
+    /// its HSM verifier.
+    pub async fn add_admin(
+        &self,
+        caller: Caller,
+        name: String,
+        password: SecretString,
+    ) -> Result<ApiAdminView, TokenError> {
+        let this = self.clone();
+        blocking(move || this.add_admin_blocking(&caller, &name, &password)).await
+    }
+
+    /// Removes API admin `name`; its sessions end with it.
+    pub async fn remove_admin(&self, caller: Caller, name: String) -> Result<(), TokenError> {
+        let this = self.clone();
+        blocking(move || this.remove_admin_blocking(&caller, &name)).await
+    }
+
+    /// Ends every session of `name` (a new session epoch); `action` names it in the audit.
+    pub async fn revoke_sessions(&self, caller: Caller, name: String, action: &'static str) -> Result<(), TokenError> {
+        let this = self.clone();
+        blocking(move || this.revoke_sessions_blocking(&caller, &name, action)).await
+    }
+
+    /// Every API admin (names and times, no verifier).
+    pub async fn admins(&self) -> Result<Vec<ApiAdminView>, TokenError> {
+        let this = self.clone();
+        blocking(move || this.admins_blocking()).await
+    }
+
+    /// Creates a service account; returns its API key, shown this once.
+    pub async fn add_service(
+        &self,
+        caller: Caller,
+        name: String,
+        description: String,
+    ) -> Result<(ServiceAccountView, SecretString), TokenError> {
+        let this = self.clone();
+        blocking(move || this.add_service_blocking(&caller, &name, &description)).await
+    }
+
+    /// Removes service account `name`; its API key stops working.
+    pub async fn remove_service(&self, caller: Caller, name: String) -> Result<(), TokenError> {
+        let this = self.clone();
+        blocking(move || this.remove_service_blocking(&caller, &name)).await
+    }
+
+    /// Every service account (names, key prefixes and times; no key or verifier).
+    pub async fn services(&self) -> Result<Vec<ServiceAccountView>, TokenError> {
+        let this = self.clone();
+        blocking(move || this.services_blocking()).await
     }
 
     /// Checks the password and issues a session token.
@@ -233,8 +290,8 @@ impl ApiAccess {
         }
     }
 
-    /// Creates a service account; returns its API key, shown this once.
-    pub fn add_service(
+    /// [`Self::add_service`] on the calling thread.
+    fn add_service_blocking(
         &self,
         caller: &Caller,
         name: &str,
@@ -258,15 +315,15 @@ impl ApiAccess {
         Ok((view, key))
     }
 
-    /// Removes service account `name`; its API key stops working.
-    pub fn remove_service(&self, caller: &Caller, name: &str) -> Result<(), TokenError> {
+    /// [`Self::remove_service`] on the calling thread.
+    fn remove_service_blocking(&self, caller: &Caller, name: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, "service-account/remove", "ok");
         audit.login = Some(name.to_owned());
         Ok(self.store.remove_service_account(name, &audit)?)
     }
 
-    /// Every service account (names, key prefixes and times; no key or verifier).
-    pub fn services(&self) -> Result<Vec<ServiceAccountView>, TokenError> {
+    /// [`Self::services`] on the calling thread.
+    fn services_blocking(&self) -> Result<Vec<ServiceAccountView>, TokenError> {
         Ok(self.store.service_accounts()?)
     }
 

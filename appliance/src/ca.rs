@@ -11,8 +11,8 @@ use countersign_hsm::{Hsm, HsmError, KeyAlgorithm, KeyId, SignInput, SignScheme}
 use countersign_pki::{CaAlgorithm, CaSigner, CertificateProfile, PkiError, SubjectVars};
 use serde::Serialize;
 
+use crate::service_error::{blocking, TokenError};
 use crate::store::{AuthAuditRow, CaRecord, Store, StoreError};
-use crate::tokens::TokenError;
 
 /// The one CA the appliance runs.
 pub const CA_NAME: &str = "appliance";
@@ -176,15 +176,38 @@ impl CaService {
         })
     }
 
-    /// The CA as admins see it; `Missing` before `init`.
-    pub fn show(&self) -> Result<CaView, CaError> {
-        let r = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
-        self.view(&r)
+    /// The CA as admins see it; refused before `init`.
+    pub async fn show(&self) -> Result<CaView, TokenError> {
+        let this = self.clone();
+        blocking(move || Ok(this.show_blocking()?)).await
     }
 
     /// Creates the CA key pair in the HSM and either a self-signed certificate or, with
     /// `csr`, a certificate request for an external CA.
-    pub fn init(&self, caller: &Caller, csr: bool) -> Result<CaView, CaError> {
+    pub async fn init(&self, caller: Caller, csr: bool) -> Result<CaView, TokenError> {
+        let this = self.clone();
+        blocking(move || Ok(this.init_blocking(&caller, csr)?)).await
+    }
+
+    /// Installs the certificate (PEM) an external CA issued for our CSR; it must carry our key.
+    pub async fn import_pem(&self, caller: Caller, pem: String) -> Result<CaView, TokenError> {
+        let this = self.clone();
+        blocking(move || {
+            let der =
+                countersign_pki::from_pem(&pem).map_err(|e| TokenError::Refused(Refusal::Invalid(e.to_string())))?;
+            Ok(this.import_certificate_blocking(&caller, &der)?)
+        })
+        .await
+    }
+
+    /// [`Self::show`] on the calling thread; `Missing` before `init`.
+    fn show_blocking(&self) -> Result<CaView, CaError> {
+        let r = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
+        self.view(&r)
+    }
+
+    /// [`Self::init`] on the calling thread.
+    fn init_blocking(&self, caller: &Caller, csr: bool) -> Result<CaView, CaError> {
         if self.store.ca(CA_NAME)?.is_some() {
             return Err(CaError::Exists);
         }
@@ -235,8 +258,8 @@ impl CaService {
         self.view(&rec)
     }
 
-    /// Installs the certificate an external CA issued for our CSR; it must carry our key.
-    pub fn import_certificate(&self, caller: &Caller, der: &[u8]) -> Result<CaView, CaError> {
+    /// [`Self::import_pem`] on the calling thread, with the certificate as DER.
+    fn import_certificate_blocking(&self, caller: &Caller, der: &[u8]) -> Result<CaView, CaError> {
         let rec = self.store.ca(CA_NAME)?.ok_or(CaError::Missing)?;
         let signer = self.signer(&rec)?;
         let info = countersign_pki::certificate_info(der)?;
@@ -248,7 +271,7 @@ impl CaService {
         let mut audit = AuthAuditRow::new(caller, "ca/import-cert", "ok");
         audit.detail = Some(format!("certificate {} issued by {}", info.sha256_fingerprint, info.issuer));
         self.store.set_ca_certificate(CA_NAME, der, &audit)?;
-        self.show()
+        self.show_blocking()
     }
 
     fn signer(&self, rec: &CaRecord) -> Result<HsmCaSigner<'_>, CaError> {

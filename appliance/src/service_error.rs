@@ -46,7 +46,7 @@ impl From<StoreError> for TokenError {
 }
 
 /// Runs blocking store, HSM or plugin work off the async runtime.
-pub async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, TokenError> + Send + 'static,
 ) -> Result<T, TokenError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| TokenError::Internal(e.to_string()))?

@@ -30,7 +30,8 @@ use crate::token_secrets::TokenSecrets;
 use countersign_api::{Replacement, Token};
 use countersign_core::token_kind::is_challenge_type;
 
-pub use crate::service_error::{blocking, TokenError};
+pub(crate) use crate::service_error::blocking;
+pub use crate::service_error::TokenError;
 
 /// Token `t` as the native API shows it: the row without its secrets (the sealed seed, the PIN
 /// verifier: only whether a PIN is set), its owner named as callers name owners (the resolver

@@ -40,6 +40,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::clock::Clock;
+use crate::service_error::blocking;
 use crate::store::{AuthAuditRow, CheckTarget, Store, Stored, YubikeyClientView};
 use crate::token_secrets::TokenSecrets;
 use crate::tokens::TokenError;
@@ -228,7 +229,31 @@ impl YubicoClients {
     /// Adds client `client_id` with the Base64 key given, or with [`GENERATED_KEY_LEN`] bytes
     /// from the HSM (returned to be shown once). `replace`: an existing client gets the new
     /// key (privacyIDEA's setConfig); otherwise it is a conflict.
-    pub fn add(
+    pub async fn add(
+        &self,
+        caller: Caller,
+        client_id: String,
+        key_b64: Option<SecretString>,
+        replace: bool,
+    ) -> Result<AddedClient, TokenError> {
+        let this = self.clone();
+        blocking(move || this.add_blocking(&caller, &client_id, key_b64.as_ref(), replace)).await
+    }
+
+    /// Removes client `client_id` and its sealed key.
+    pub async fn remove(&self, caller: Caller, client_id: String) -> Result<(), TokenError> {
+        let this = self.clone();
+        blocking(move || this.remove_blocking(&caller, &client_id)).await
+    }
+
+    /// Every client (ids and creation times; never a key).
+    pub async fn list(&self) -> Result<Vec<YubikeyClientView>, TokenError> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.yubikey_clients()?)).await
+    }
+
+    /// [`Self::add`] on the calling thread.
+    fn add_blocking(
         &self,
         caller: &Caller,
         client_id: &str,
@@ -260,17 +285,12 @@ impl YubicoClients {
         })
     }
 
-    /// Removes client `client_id` and its sealed key.
-    pub fn remove(&self, caller: &Caller, client_id: &str) -> Result<(), TokenError> {
+    /// [`Self::remove`] on the calling thread.
+    fn remove_blocking(&self, caller: &Caller, client_id: &str) -> Result<(), TokenError> {
         let mut audit = AuthAuditRow::new(caller, "yubico-client/remove", "ok");
         audit.at_ms = self.clock.now_ms();
         audit.detail = Some(format!("client {client_id}"));
         Ok(self.store.remove_yubikey_client(client_id, &audit)?)
-    }
-
-    /// Every client (ids and creation times; never a key).
-    pub fn list(&self) -> Result<Vec<YubikeyClientView>, TokenError> {
-        Ok(self.store.yubikey_clients()?)
     }
 
     /// The opened key of `client_id`; `None` for an unknown client.

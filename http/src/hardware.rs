@@ -7,7 +7,6 @@
 //! `{"error": {"code", "message", "card_state"}}`. The status is 200 once the stream starts;
 //! the last line says how it ended.
 
-use countersign_core::error::Refusal;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -93,8 +92,7 @@ async fn enrol_oath(State(st): State<AppState>, Origin(caller): Origin, Body(b):
 }
 
 async fn ca_show(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let ca = st.ca.clone();
-    let v = countersign::tokens::blocking(move || ca.show().map_err(Into::into)).await?;
+    let v = st.ca.show().await?;
     Ok(Json(json!({ "ca": v })))
 }
 
@@ -111,8 +109,7 @@ async fn ca_init(
     Origin(caller): Origin,
     Body(b): Body<CaInit>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let ca = st.ca.clone();
-    let v = countersign::tokens::blocking(move || ca.init(&caller, b.csr).map_err(Into::into)).await?;
+    let v = st.ca.init(caller, b.csr).await?;
     Ok((StatusCode::CREATED, Json(json!({ "ca": v }))))
 }
 
@@ -128,12 +125,6 @@ async fn ca_import(
     Origin(caller): Origin,
     Body(b): Body<CaImport>,
 ) -> Result<Json<Value>, ApiError> {
-    let ca = st.ca.clone();
-    let v = countersign::tokens::blocking(move || {
-        let der = countersign_pki::from_pem(&b.pem)
-            .map_err(|e| countersign::tokens::TokenError::Refused(Refusal::Invalid(e.to_string())))?;
-        ca.import_certificate(&caller, &der).map_err(Into::into)
-    })
-    .await?;
+    let v = st.ca.import_pem(caller, b.pem).await?;
     Ok(Json(json!({ "ca": v })))
 }

@@ -84,14 +84,12 @@ async fn add_service(
     super::extract::Body(b): super::extract::Body<NewService>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     use secrecy::ExposeSecret;
-    let access = st.api_access.clone();
-    let (v, key) = countersign::tokens::blocking(move || access.add_service(&caller, &b.name, &b.description)).await?;
+    let (v, key) = st.api_access.add_service(caller, b.name, b.description).await?;
     Ok((axum::http::StatusCode::CREATED, Json(json!({ "service_account": v, "api_key": key.expose_secret() }))))
 }
 
 async fn list_services(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let access = st.api_access.clone();
-    let v = countersign::tokens::blocking(move || access.services()).await?;
+    let v = st.api_access.services().await?;
     Ok(Json(json!({ "service_accounts": v })))
 }
 
@@ -100,8 +98,7 @@ async fn remove_service(
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Path(name): super::extract::Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let access = st.api_access.clone();
-    countersign::tokens::blocking(move || access.remove_service(&caller, &name)).await?;
+    st.api_access.remove_service(caller, name).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -117,14 +114,12 @@ async fn add_admin(
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Body(b): super::extract::Body<NewAdmin>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
-    let admins = st.api_access.clone();
-    let v = countersign::tokens::blocking(move || admins.add_admin(&caller, &b.name, &b.password)).await?;
+    let v = st.api_access.add_admin(caller, b.name, b.password).await?;
     Ok((axum::http::StatusCode::CREATED, Json(json!({ "admin": v }))))
 }
 
 async fn list_admins(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let admins = st.api_access.clone();
-    let v = countersign::tokens::blocking(move || admins.admins()).await?;
+    let v = st.api_access.admins().await?;
     Ok(Json(json!({ "admins": v })))
 }
 
@@ -133,8 +128,7 @@ async fn remove_admin(
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Path(name): super::extract::Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let admins = st.api_access.clone();
-    countersign::tokens::blocking(move || admins.remove_admin(&caller, &name)).await?;
+    st.api_access.remove_admin(caller, name).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -144,8 +138,7 @@ async fn revoke_admin_sessions(
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Path(name): super::extract::Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    let admins = st.api_access.clone();
-    countersign::tokens::blocking(move || admins.revoke_sessions(&caller, &name, "api-admin/revoke-sessions")).await?;
+    st.api_access.revoke_sessions(caller, name, "api-admin/revoke-sessions").await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -54,11 +54,7 @@ const CENSORED: &str = "__CENSORED__";
 
 /// The settings, with the Yubico validation clients as `yubikey.apiid.<id>`: `__CENSORED__`.
 async fn all_settings(st: &AppState) -> Result<Map<String, Value>, PiResponse> {
-    let clients = st.yubico.clone();
-    let listed = tokio::task::spawn_blocking(move || clients.list())
-        .await
-        .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?
-        .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
+    let listed = st.yubico.list().await.map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
     let mut m = behaviour();
     for c in listed {
         m.insert(format!("{YUBICO_CLIENT}{}", c.client_id), json!(CENSORED));
@@ -118,19 +114,13 @@ async fn set_config(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Re
                 })
                 .map_err(|e| PiResponse::error(ErrorKind::Parameter, &e.to_string()))?;
         }
-        let yubico = st.yubico.clone();
-        let caller = admin.caller.clone();
-        let stored = tokio::task::spawn_blocking(move || {
-            let mut result = Map::new();
-            for (key, id, value) in clients {
-                let added = yubico.add(&caller, &id, Some(&value), true)?;
-                result.insert(key, json!(if added.replaced { "update" } else { "insert" }));
-            }
-            Ok::<_, countersign::tokens::TokenError>(result)
-        })
-        .await
-        .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
-        stored.map(|m| PiResponse::value(Value::Object(m))).map_err(|e| token_error(&e))
+        let mut result = Map::new();
+        for (key, id, value) in clients {
+            let added =
+                st.yubico.add(admin.caller.clone(), id, Some(value), true).await.map_err(|e| token_error(&e))?;
+            result.insert(key, json!(if added.replaced { "update" } else { "insert" }));
+        }
+        Ok(PiResponse::value(Value::Object(result)))
     }
     .await;
     respond(&st.responses, p.nonce().as_deref(), answer)
@@ -148,12 +138,7 @@ async fn delete_setting(State(st): State<AppState>, admin: PiAdmin, p: Params) -
                 &format!("only {YUBICO_CLIENT}<client id> can be deleted; Countersign is configured in its files"),
             ));
         };
-        let yubico = st.yubico.clone();
-        let caller = admin.caller.clone();
-        tokio::task::spawn_blocking(move || yubico.remove(&caller, &id))
-            .await
-            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?
-            .map_err(|e| token_error(&e))?;
+        st.yubico.remove(admin.caller.clone(), id).await.map_err(|e| token_error(&e))?;
         Ok(PiResponse::value(json!(true)))
     }
     .await;

@@ -63,9 +63,7 @@ async fn add_client(
     crate::extract::Body(b): crate::extract::Body<NewClient>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     use secrecy::ExposeSecret;
-    let yubico = st.yubico.clone();
-    let added =
-        countersign::tokens::blocking(move || yubico.add(&caller, &b.client_id, b.key.as_ref(), b.replace)).await?;
+    let added = st.yubico.add(caller, b.client_id, b.key, b.replace).await?;
     let mut answer = json!({ "client": added.client, "replaced": added.replaced });
     if let Some(key) = &added.generated_key {
         answer["key"] = key.expose_secret().into();
@@ -74,8 +72,7 @@ async fn add_client(
 }
 
 async fn list_clients(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let yubico = st.yubico.clone();
-    let clients = countersign::tokens::blocking(move || yubico.list()).await?;
+    let clients = st.yubico.list().await?;
     Ok(Json(json!({ "clients": clients })))
 }
 
@@ -84,7 +81,6 @@ async fn remove_client(
     crate::extract::Origin(caller): crate::extract::Origin,
     crate::extract::Path(id): crate::extract::Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let yubico = st.yubico.clone();
-    countersign::tokens::blocking(move || yubico.remove(&caller, &id)).await?;
+    st.yubico.remove(caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
