@@ -100,6 +100,13 @@ fn valid_name(name: &str) -> Result<(), TokenError> {
     Ok(())
 }
 
+/// Runs session work (HSM MACs and verifiers, store reads) off the async runtime.
+async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SessionError> + Send + 'static,
+) -> Result<T, SessionError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| SessionError::Internal(e.to_string()))?
+}
+
 impl ApiAccess {
     /// The service over the store, the HSM keys that make verifiers and MACs, and the clock.
     pub fn new(store: Arc<Store>, secrets: TokenSecrets, clock: Clock) -> ApiAccess {
@@ -204,8 +211,33 @@ impl ApiAccess {
         blocking(move || this.services_blocking()).await
     }
 
-    /// Checks the password and issues a session token.
-    pub fn login(
+    /// Checks `name`'s password (from `caller`, for the login throttle and the audit) and
+    /// issues a session token with its claims.
+    pub async fn login(
+        &self,
+        caller: Caller,
+        name: String,
+        password: SecretString,
+    ) -> Result<(String, Claims), SessionError> {
+        let this = self.clone();
+        off_runtime(move || this.login_blocking(&caller, &name, &password)).await
+    }
+
+    /// Checks a session token: its MAC, its expiry, and that its admin still exists with the
+    /// session epoch the token was issued under; its claims.
+    pub async fn verify(&self, token: String) -> Result<Claims, SessionError> {
+        let this = self.clone();
+        off_runtime(move || this.verify_blocking(&token)).await
+    }
+
+    /// The service account an API key belongs to; `None` for a key that is not one.
+    pub async fn verify_key(&self, key: String) -> Result<Option<String>, SessionError> {
+        let this = self.clone();
+        off_runtime(move || this.verify_key_blocking(&key)).await
+    }
+
+    /// [`Self::login`] on the calling thread.
+    fn login_blocking(
         &self,
         caller: &Caller,
         name: &str,
@@ -264,9 +296,8 @@ impl ApiAccess {
         Ok((format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac)), claims))
     }
 
-    /// Checks a session token: its MAC, its expiry, and that its admin still exists with the
-    /// session epoch the token was issued under.
-    pub fn verify(&self, token: &str) -> Result<Claims, SessionError> {
+    /// [`Self::verify`] on the calling thread.
+    fn verify_blocking(&self, token: &str) -> Result<Claims, SessionError> {
         let token = token.trim().strip_prefix("Bearer ").unwrap_or(token.trim());
         let (input, mac) = token.rsplit_once('.').ok_or(SessionError::Invalid)?;
         let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| SessionError::Invalid)?;
@@ -327,8 +358,8 @@ impl ApiAccess {
         Ok(self.store.service_accounts()?)
     }
 
-    /// The service account an API key belongs to; `None` for a key that is not one.
-    pub fn verify_key(&self, key: &str) -> Result<Option<String>, SessionError> {
+    /// [`Self::verify_key`] on the calling thread.
+    fn verify_key_blocking(&self, key: &str) -> Result<Option<String>, SessionError> {
         let Some((prefix, _)) = key.strip_prefix("cs_").and_then(|k| k.split_once('_')) else { return Ok(None) };
         let internal = |e: &dyn std::fmt::Display| SessionError::Internal(e.to_string());
         let Some((name, verifier)) = self.store.service_account_by_prefix(prefix).map_err(|e| internal(&e))? else {

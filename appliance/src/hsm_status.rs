@@ -33,8 +33,13 @@ impl HsmStatus {
         self.hsm.metrics()
     }
 
-    /// `len` random bytes from the token. Blocking. `Err`: why the token gave none.
-    pub fn random(&self, len: usize) -> Result<Vec<u8>, String> {
-        self.hsm.random(len).map_err(|e| e.to_string())
+    /// `len` random bytes from the token (asked off the async runtime). `Err`: why the token
+    /// gave none.
+    pub async fn random(&self, len: usize) -> Result<Vec<u8>, String> {
+        let hsm = self.hsm.clone();
+        match tokio::task::spawn_blocking(move || hsm.random(len)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }

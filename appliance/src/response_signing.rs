@@ -20,6 +20,9 @@ pub enum ResponseSigningError {
     /// The key pair could not be found or generated ([`crate::system_keys::key_pair`]).
     #[error(transparent)]
     Key(#[from] crate::system_keys::SystemKeyError),
+    /// The blocking task doing the work failed.
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 /// Signs response bodies with the HSM key; created lazily so daemons that never serve the
@@ -60,9 +63,14 @@ impl ResponseSigner {
         Ok(format!("rsa_sha256_pss:{}", hex::encode(sig)))
     }
 
-    /// The public key clients verify with, PEM.
-    pub fn public_key_pem(&self) -> Result<String, ResponseSigningError> {
-        let key = self.key()?;
-        Ok(self.hsm.public_key(&key, KeyAlgorithm::Rsa2048)?.to_pem()?)
+    /// The public key clients verify with, PEM (read from the HSM off the async runtime).
+    pub async fn public_key_pem(&self) -> Result<String, ResponseSigningError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let key = this.key()?;
+            Ok(this.hsm.public_key(&key, KeyAlgorithm::Rsa2048)?.to_pem()?)
+        })
+        .await
+        .map_err(|e| ResponseSigningError::Internal(e.to_string()))?
     }
 }

@@ -203,12 +203,8 @@ async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> 
     let answer = async {
         let name = p.required("username")?.to_owned();
         let password = p.secret("password")?;
-        let admins = st.api_access.clone();
-        let from = origin.clone();
-        let (token, claims) = tokio::task::spawn_blocking(move || admins.login(&from, &name, &password))
-            .await
-            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?
-            .map_err(|e| session_error(&e))?;
+        let (token, claims) =
+            st.api_access.login(origin.clone(), name, password).await.map_err(|e| session_error(&e))?;
         // Judged as the admin's next requests will be, from this client (admin policies may
         // name clients).
         let admin = PiAdmin {

@@ -105,19 +105,15 @@ async fn identify(parts: &mut Parts, st: &AppState) -> Result<ApiCaller, Session
     let Some(credential) = header else {
         return Ok(ApiCaller { who: Who::Anonymous, caller: origin });
     };
-    let access = st.api_access.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        if credential.starts_with("cs_") {
-            match access.verify_key(&credential)? {
-                Some(name) => Ok(Who::Service(name)),
-                None => Err(SessionError::WrongCredentials),
-            }
-        } else {
-            access.verify(&credential).map(|c| Who::Admin(c.username))
+    let checked = if credential.starts_with("cs_") {
+        match st.api_access.verify_key(credential).await {
+            Ok(Some(name)) => Ok(Who::Service(name)),
+            Ok(None) => Err(SessionError::WrongCredentials),
+            Err(e) => Err(e),
         }
-    })
-    .await
-    .unwrap_or_else(|e| Err(SessionError::Internal(e.to_string())));
+    } else {
+        st.api_access.verify(credential).await.map(|c| Who::Admin(c.username))
+    };
     match checked {
         Ok(who) => {
             let caller = match &who {

@@ -143,10 +143,6 @@ async fn revoke_admin_sessions(
 }
 
 async fn public_key(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let signer = st.responses.clone();
-    let pem = tokio::task::spawn_blocking(move || signer.public_key_pem())
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let pem = st.responses.public_key_pem().await.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(json!({ "algorithm": "rsa_sha256_pss", "public_key_pem": pem })))
 }

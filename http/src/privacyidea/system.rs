@@ -170,11 +170,10 @@ async fn random(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respon
                 PiResponse::error(ErrorKind::Parameter, &format!("len must be a number from 1 to {MAX_RANDOM}"))
             })?,
         };
-        let hsm = st.hsm.clone();
-        let bytes = tokio::task::spawn_blocking(move || hsm.random(len))
-            .await
-            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?
-            .map_err(|e| PiResponse::error(ErrorKind::Unavailable, &format!("the HSM gave no random bytes: {e}")))?;
+        let bytes =
+            st.hsm.random(len).await.map_err(|e| {
+                PiResponse::error(ErrorKind::Unavailable, &format!("the HSM gave no random bytes: {e}"))
+            })?;
         let text = match p.get("encode") {
             Some("b64") => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &bytes),
             _ => hex::encode(&bytes),
