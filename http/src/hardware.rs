@@ -37,11 +37,7 @@ fn device_error(e: countersign::devices::DeviceError) -> ApiError {
 }
 
 async fn devices(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let svc = st.enrolment.clone();
-    let (readers, enrolled) = tokio::task::spawn_blocking(move || (svc.devices().list(), svc.enrolled()))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let enrolled = enrolled.map_err(|e| ApiError::internal(e.to_string()))?;
+    let (readers, enrolled) = st.enrolment.devices_report().await.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(json!({ "readers": readers.map_err(device_error)?, "enrolled": enrolled })))
 }
 

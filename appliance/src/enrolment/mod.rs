@@ -246,6 +246,20 @@ impl EnrolmentService {
         Ok(self.store.devices()?)
     }
 
+    /// The readers with the cards in them, and the enrolled cards, read off the async runtime.
+    /// The readers' part keeps its own error when PC/SC does not answer (the caller answers it
+    /// as the readers being unavailable); `Err`: the enrolled cards could not be read.
+    #[allow(clippy::type_complexity, reason = "two answers, each with its own error, as the caller shows them")]
+    pub async fn devices_report(
+        &self,
+    ) -> Result<(Result<Vec<crate::devices::ReaderInfo>, DeviceError>, Vec<crate::store::DeviceView>), EnrolError> {
+        let this = self.clone();
+        let (readers, enrolled) = tokio::task::spawn_blocking(move || (this.devices().list(), this.enrolled()))
+            .await
+            .map_err(|e| EnrolError::new("internal", e.to_string()))?;
+        Ok((readers, enrolled?))
+    }
+
     /// Records a failed enrolment in the audit (a successful one is audited with its token).
     fn audit_failure(&self, caller: &Caller, action: &str, user: &str, realm: Option<&str>, e: &EnrolError) {
         let mut row = crate::store::AuthAuditRow::new(caller, action, "error");
