@@ -3,6 +3,7 @@
 //! builds these types and serialises them; the admin CLI and the tests deserialise them, so a
 //! renamed or retyped field is a compile error on both sides instead of a blank column.
 //!
+//! - [`application`]: signing applications with their key versions, and integrations.
 //! - [`token`]: tokens, the answers of enrolment and of a lost token, and the token
 //!   requests' bodies.
 //! - [`user`]: users of the internal user store.
@@ -26,6 +27,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod application;
 pub mod audit;
 pub mod gateway;
 pub mod health;

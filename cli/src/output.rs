@@ -6,7 +6,8 @@
 //! read from `serde_json::Value` by name are those whose answers have no type there yet.
 
 use anyhow::Context;
-use countersign_api::audit::ChainReport;
+use countersign_api::application::{Application, ApplicationList, Integration, IntegrationList, KeyState};
+use countersign_api::audit::{AuthAudit, ChainReport, SignatureAudit};
 use countersign_api::gateway::{Attempt, RouteList};
 use countersign_api::health::Health;
 use countersign_api::jobs::JobList;
@@ -205,6 +206,14 @@ fn token_row(t: &Token) -> Vec<String> {
     ]
 }
 
+/// A key version's state as the API writes it.
+fn key_state(s: KeyState) -> &'static str {
+    match s {
+        KeyState::Active => "active",
+        KeyState::Retired => "retired",
+    }
+}
+
 /// An optional text as a cell: `-` when absent.
 fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
@@ -284,16 +293,19 @@ fn list<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
 pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
     Ok(match view {
         View::Application => {
-            let mut out = format!("application {}  ({})\n", s(v, "name"), s(v, "algorithm"));
-            let rows = list(v, "versions")
+            let a: Application = typed(v)?;
+            let mut out = format!("application {}  ({})\n", a.name, a.algorithm);
+            let rows = a
+                .versions
+                .iter()
                 .map(|k| {
                     vec![
-                        s(k, "version"),
-                        s(k, "state"),
-                        s(k, "key_id"),
-                        s(k, "label"),
-                        when(k, "created_at", false),
-                        when(k, "retired_at", false),
+                        k.version.to_string(),
+                        key_state(k.state).into(),
+                        k.key_id.clone(),
+                        k.label.clone(),
+                        time(k.created_at, false),
+                        k.retired_at.map_or_else(|| "-".into(), |t| time(t, false)),
                     ]
                 })
                 .collect();
@@ -301,51 +313,52 @@ pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
             out
         }
         View::Applications => {
-            let rows = list(v, "applications")
+            let rows = typed::<ApplicationList>(v)?
+                .applications
+                .iter()
                 .map(|a| {
-                    let active = list(a, "versions").find(|k| s(k, "state") == "active").map(|k| s(k, "version"));
-                    let count = list(a, "versions").count();
                     vec![
-                        s(a, "name"),
-                        s(a, "algorithm"),
-                        active.unwrap_or_else(|| "-".into()),
-                        count.to_string(),
-                        when(a, "created_at", false),
+                        a.name.clone(),
+                        a.algorithm.to_string(),
+                        a.active().map_or_else(|| "-".into(), |k| k.version.to_string()),
+                        a.versions.len().to_string(),
+                        time(a.created_at, false),
                     ]
                 })
                 .collect();
             table(&["NAME", "ALGORITHM", "ACTIVE", "VERSIONS", "CREATED"], rows)
         }
         View::Integration => {
-            let grants: Vec<String> = list(v, "grants").filter_map(Value::as_str).map(str::to_owned).collect();
+            let i: Integration = typed(v)?;
             format!(
                 "integration {}  uid {}\ngranted: {}\n",
-                s(v, "name"),
-                s(v, "uid"),
-                if grants.is_empty() { "(nothing)".into() } else { grants.join(", ") }
+                i.name,
+                i.uid,
+                if i.grants.is_empty() { "(nothing)".into() } else { i.grants.join(", ") }
             )
         }
         View::Integrations => {
-            let rows = list(v, "integrations")
-                .map(|i| {
-                    let grants: Vec<String> = list(i, "grants").filter_map(Value::as_str).map(str::to_owned).collect();
-                    vec![s(i, "name"), s(i, "uid"), grants.join(","), when(i, "created_at", false)]
-                })
+            let rows = typed::<IntegrationList>(v)?
+                .integrations
+                .iter()
+                .map(|i| vec![i.name.clone(), i.uid.to_string(), i.grants.join(","), time(i.created_at, false)])
                 .collect();
             table(&["NAME", "UID", "GRANTS", "CREATED"], rows)
         }
         View::Audit => {
-            let rows = list(v, "rows")
+            let rows = typed::<SignatureAudit>(v)?
+                .rows
+                .iter()
                 .map(|r| {
                     vec![
-                        s(r, "id"),
-                        when(r, "at_ms", true),
-                        s(r, "uid"),
-                        s(r, "integration"),
-                        s(r, "operation"),
-                        format!("{}#{}", s(r, "key_name"), s(r, "key_version")),
-                        s(r, "result"),
-                        s(r, "detail"),
+                        r.id.to_string(),
+                        time(r.at_ms, true),
+                        r.uid.to_string(),
+                        opt(&r.integration),
+                        r.operation.clone(),
+                        format!("{}#{}", r.key_name, r.key_version.map_or_else(|| "-".into(), |k| k.to_string())),
+                        r.result.clone(),
+                        opt(&r.detail),
                     ]
                 })
                 .collect();
@@ -503,17 +516,19 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
         ),
         View::AuthAudit => table(
             &["ID", "TIME", "CALLER", "ACTION", "SERIAL", "USER", "RESULT", "DETAIL"],
-            list(v, "rows")
+            typed::<AuthAudit>(v)?
+                .rows
+                .iter()
                 .map(|r| {
                     vec![
-                        s(r, "id"),
-                        when(r, "at_ms", true),
-                        s(r, "caller"),
-                        s(r, "action"),
-                        s(r, "serial"),
-                        s(r, "login"),
-                        s(r, "result"),
-                        s(r, "detail"),
+                        r.id.to_string(),
+                        time(r.at_ms, true),
+                        r.caller.clone(),
+                        r.action.clone(),
+                        opt(&r.serial),
+                        opt(&r.login),
+                        r.result.clone(),
+                        opt(&r.detail),
                     ]
                 })
                 .collect(),
