@@ -8,7 +8,8 @@
 //!   requests' bodies.
 //! - [`user`]: users of the internal user store.
 //! - [`plugin`]: the plugins the daemon runs and the plugin directories it refused.
-//! - [`gateway`]: a delivery attempt through a gateway, and the gateway routes.
+//! - [`gateway`]: gateways, a delivery attempt through a gateway, the gateway routes, and the
+//!   deliveries of codes.
 //! - [`audit`]: what `audit verify` found.
 //! - [`jobs`]: the periodic jobs' last runs.
 //! - [`health`]: the daemon's health (the HSM, the store, the process).

@@ -8,7 +8,7 @@
 use anyhow::Context;
 use countersign_api::application::{Application, ApplicationList, Integration, IntegrationList, KeyState};
 use countersign_api::audit::{AuthAudit, ChainReport, SignatureAudit};
-use countersign_api::gateway::{Attempt, RouteList};
+use countersign_api::gateway::{Attempt, DeliveryList, Gateway, GatewayList, RouteList, SmtpTls};
 use countersign_api::health::Health;
 use countersign_api::jobs::JobList;
 use countersign_api::plugin::PluginReport;
@@ -55,37 +55,26 @@ pub enum View {
     Done,
 }
 
-fn gateway_row(g: &Value) -> Vec<String> {
-    let hosts: Vec<String> = g
-        .pointer("/transport/allowed_hosts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
-    let smtp = g
-        .pointer("/transport/smtp")
-        .filter(|v| !v.is_null())
-        .map(|s| format!("{}:{} ({})", self::s(s, "host"), self::s(s, "port"), self::s(s, "tls")))
-        .unwrap_or_else(|| "-".into());
-    let creds: Vec<String> = list(g, "credentials").filter_map(Value::as_str).map(str::to_owned).collect();
-    let routes: Vec<String> = list(g, "routes")
-        .filter_map(Value::as_array)
-        .map(|r| {
-            format!(
-                "{}#{}",
-                r.first().and_then(Value::as_str).unwrap_or("?"),
-                r.get(1).map(Value::to_string).unwrap_or_default()
-            )
-        })
-        .collect();
+fn gateway_row(g: &Gateway) -> Vec<String> {
+    let hosts = &g.transport.allowed_hosts;
+    let smtp = g.transport.smtp.as_ref().map_or_else(
+        || "-".into(),
+        |s| {
+            let tls = match s.tls {
+                SmtpTls::Starttls => "starttls",
+                SmtpTls::Tls => "tls",
+                SmtpTls::None => "none",
+            };
+            format!("{}:{} ({tls})", s.host, s.port)
+        },
+    );
+    let routes: Vec<String> = g.routes.iter().map(|(t, i)| format!("{t}#{i}")).collect();
     vec![
-        s(g, "name"),
-        s(g, "plugin"),
+        g.name.clone(),
+        g.plugin.clone(),
         if hosts.is_empty() { "-".into() } else { hosts.join(",") },
         smtp,
-        creds.join(","),
+        g.credentials.join(","),
         routes.join(","),
     ]
 }
@@ -236,13 +225,6 @@ fn s(v: &Value, key: &str) -> String {
     }
 }
 
-fn when(v: &Value, key: &str, millis: bool) -> String {
-    match v.get(key).and_then(Value::as_i64) {
-        Some(t) => time(t, millis),
-        None => "-".into(),
-    }
-}
-
 /// A time (Unix seconds, or milliseconds when `millis`) as UTC `YYYY-MM-DD HH:MM:SSZ`.
 fn time(t: i64, millis: bool) -> String {
     let secs = if millis { t / 1000 } else { t };
@@ -284,10 +266,6 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
         out += &line(r);
     }
     out
-}
-
-fn list<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
-    v.get(key).and_then(Value::as_array).into_iter().flatten()
 }
 
 pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
@@ -533,30 +511,30 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
                 })
                 .collect(),
         ),
-        View::Gateway => table(&GATEWAY_HEADER, vec![gateway_row(v)]),
-        View::Gateways => table(&GATEWAY_HEADER, list(v, "gateways").map(gateway_row).collect()),
+        View::Gateway => table(&GATEWAY_HEADER, vec![gateway_row(&typed(v)?)]),
+        View::Gateways => table(&GATEWAY_HEADER, typed::<GatewayList>(v)?.gateways.iter().map(gateway_row).collect()),
         View::Routes => table(
             &["TOKEN TYPE", "GATEWAYS (FAILOVER ORDER)"],
             typed::<RouteList>(v)?.routes.iter().map(|r| vec![r.token_type.clone(), r.gateways.join(" -> ")]).collect(),
         ),
         View::Deliveries => {
-            let mut out = String::new();
-            let rows = list(v, "deliveries")
+            let rows = typed::<DeliveryList>(v)?
+                .deliveries
+                .iter()
                 .map(|d| {
                     vec![
-                        s(d, "id"),
-                        when(d, "created_ms", true),
-                        s(d, "serial"),
-                        s(d, "recipient"),
-                        s(d, "status"),
-                        s(d, "attempts"),
-                        s(d, "delivered_via"),
-                        s(d, "last_error"),
+                        d.id.to_string(),
+                        time(d.created_ms, true),
+                        d.serial.clone(),
+                        d.recipient.clone(),
+                        d.status.clone(),
+                        d.attempts.to_string(),
+                        opt(&d.delivered_via),
+                        opt(&d.last_error),
                     ]
                 })
                 .collect();
-            out += &table(&["ID", "CREATED", "SERIAL", "TO", "STATUS", "ATTEMPTS", "VIA", "LAST ERROR"], rows);
-            out
+            table(&["ID", "CREATED", "SERIAL", "TO", "STATUS", "ATTEMPTS", "VIA", "LAST ERROR"], rows)
         }
         View::Attempt => {
             let a: Attempt = typed(v)?;

@@ -33,25 +33,6 @@ pub struct GatewayRecord {
     pub created_at: i64,
 }
 
-/// What list and show report: everything but the credentials' values.
-#[derive(Debug, Clone, Serialize)]
-pub struct GatewayView {
-    /// The gateway's name.
-    pub name: String,
-    /// The gateway plugin that shapes its messages.
-    pub plugin: String,
-    /// The plugin's options as JSON.
-    pub options: serde_json::Value,
-    /// Where the daemon lets the plugin's requests go, and how.
-    pub transport: Transport,
-    /// The names of its credentials; never their values.
-    pub credentials: Vec<String>,
-    /// Token types that use it, with its position in their failover list.
-    pub routes: Vec<(String, u32)>,
-    /// When the gateway was defined, in seconds since the Unix epoch.
-    pub created_at: i64,
-}
-
 fn from_row(r: &Row<'_>) -> rusqlite::Result<GatewayRecord> {
     let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
     let bad = |i: usize, e: serde_json::Error| {
