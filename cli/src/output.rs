@@ -2,8 +2,8 @@
 //!
 //! An answer with a type in `countersign_api` is read into it first and rendered from its
 //! fields, so a field the server renames or retypes is a compile error here (or, against a
-//! daemon of another version, an error naming the type), never a blank column. The views still
-//! read from `serde_json::Value` by name are those whose answers have no type there yet.
+//! daemon of another version, an error naming the type), never a blank column. Only the raw
+//! views (`Pretty`, and `Resolver`, shown as indented JSON) print the answer as it came.
 
 use anyhow::Context;
 use countersign_api::application::{Application, ApplicationList, Integration, IntegrationList, KeyState};
@@ -13,7 +13,7 @@ use countersign_api::health::Health;
 use countersign_api::jobs::JobList;
 use countersign_api::plugin::PluginReport;
 use countersign_api::policy::{Policy, PolicyActions, PolicyCheck, PolicyList};
-use countersign_api::resolver::{RealmList, ResolverList};
+use countersign_api::resolver::{RealmList, ResolverList, ResolverTest};
 use countersign_api::{Enrolled, ExposeSecret, Replacement, Token, TokenList, User, UserList};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -216,14 +216,6 @@ pub fn typed<T: DeserializeOwned>(v: &Value) -> anyhow::Result<T> {
 }
 
 const TOKEN_HEADER: [&str; 8] = ["SERIAL", "TYPE", "USER", "STATE", "FAILS", "PIN", "COUNTER", "DESCRIPTION"];
-
-fn s(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(x)) => x.clone(),
-        Some(Value::Null) | None => "-".into(),
-        Some(other) => other.to_string(),
-    }
-}
 
 /// A time (Unix seconds, or milliseconds when `millis`) as UTC `YYYY-MM-DD HH:MM:SSZ`.
 fn time(t: i64, millis: bool) -> String {
@@ -589,20 +581,28 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             table(&["NAME", "DEFAULT", "RESOLVERS"], rows)
         }
         View::ResolverTest => {
+            let t: ResolverTest = typed(v)?;
             let mut out = format!(
                 "resolver {} ({}): {} {} in {:.1} ms\n",
-                s(v, "resolver"),
-                s(v, "kind"),
-                s(v, "login"),
-                if v.get("found").and_then(Value::as_bool) == Some(true) { "found" } else { "not found" },
-                v.get("lookup_ms").and_then(Value::as_f64).unwrap_or_default()
+                t.resolver,
+                t.kind,
+                t.login,
+                if t.found { "found" } else { "not found" },
+                t.lookup_ms
             );
-            if let Some(u) = v.get("user").filter(|u| !u.is_null()) {
-                for k in ["login", "uid", "given_name", "surname", "email", "phone"] {
-                    out += &format!("  {k:<11} {}\n", s(u, k));
+            if let Some(u) = &t.user {
+                for (k, x) in [
+                    ("login", Some(&u.login)),
+                    ("uid", Some(&u.uid)),
+                    ("given_name", u.given_name.as_ref()),
+                    ("surname", u.surname.as_ref()),
+                    ("email", u.email.as_ref()),
+                    ("phone", u.phone.as_ref()),
+                ] {
+                    out += &format!("  {k:<11} {}\n", x.map_or("-", String::as_str));
                 }
             }
-            if let Some(ok) = v.get("password_accepted").and_then(Value::as_bool) {
+            if let Some(ok) = t.password_accepted {
                 out += &format!("password {}\n", if ok { "accepted" } else { "refused" });
             }
             out
