@@ -10,10 +10,11 @@
 //! - [`plugin`]: the plugins the daemon runs and the plugin directories it refused.
 //! - [`gateway`]: gateways, a delivery attempt through a gateway, the gateway routes, and the
 //!   deliveries of codes.
-//! - [`audit`]: what `audit verify` found.
+//! - [`audit`]: the signature and authentication audit rows, and what `audit verify` found.
 //! - [`jobs`]: the periodic jobs' last runs.
 //! - [`health`]: the daemon's health (the HSM, the store, the process).
-//! - [`resolver`]: user resolvers (the internal store, passwd files, LDAP directories).
+//! - [`resolver`]: user resolvers (the internal store, passwd files, LDAP directories), a
+//!   resolver test, and realms.
 //! - [`policy`]: policies, the action catalogue and `policy check` (the core's policy model).
 //!
 //! Secrets shown once (an enrolment URI, a password, a PIN) are [`SecretString`] on both sides:

@@ -311,6 +311,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_application_answers_without_its_public_key_and_with_its_key_id_in_hex() {
+        use countersign_core::keys::KeyId;
+        let row = crate::store::Application {
+            id: 7,
+            name: "billing".into(),
+            algorithm: KeyAlgorithm::EcP256,
+            created_at: 1_700_000_000,
+            versions: vec![crate::store::KeyVersion {
+                version: 1,
+                algorithm: KeyAlgorithm::EcP256,
+                key_id: KeyId::from_bytes(vec![0x0a, 0xff]),
+                label: "countersign:billing:v1".into(),
+                public_key_der: vec![1, 2, 3],
+                state: crate::store::KeyState::Active,
+                created_at: 1_700_000_001,
+                retired_at: None,
+            }],
+        };
+        let json = serde_json::to_value(application(row)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": 7, "name": "billing", "algorithm": "ec-p256", "created_at": 1_700_000_000,
+                "versions": [{
+                    "version": 1, "algorithm": "ec-p256", "key_id": "0aff",
+                    "label": "countersign:billing:v1", "state": "active",
+                    "created_at": 1_700_000_001, "retired_at": null
+                }]
+            })
+        );
+        let back: Application = serde_json::from_value(json).unwrap();
+        assert_eq!(back.active().map(|k| k.key_id.as_str()), Some("0aff"));
+    }
+
+    #[test]
     fn the_stores_refusals_keep_their_kind() {
         use countersign_core::error::{ErrorKind, Kinded};
         let kind = |e: StoreError| AdminError::from(e).kind();
