@@ -3,15 +3,18 @@
 //! builds these types and serialises them; the admin CLI and the tests deserialise them, so a
 //! renamed or retyped field is a compile error on both sides instead of a blank column.
 //!
+//! - [`application`]: signing applications with their key versions, and integrations.
 //! - [`token`]: tokens, the answers of enrolment and of a lost token, and the token
 //!   requests' bodies.
 //! - [`user`]: users of the internal user store.
 //! - [`plugin`]: the plugins the daemon runs and the plugin directories it refused.
-//! - [`gateway`]: a delivery attempt through a gateway, and the gateway routes.
-//! - [`audit`]: what `audit verify` found.
+//! - [`gateway`]: gateways, a delivery attempt through a gateway, the gateway routes, and the
+//!   deliveries of codes.
+//! - [`audit`]: the signature and authentication audit rows, and what `audit verify` found.
 //! - [`jobs`]: the periodic jobs' last runs.
 //! - [`health`]: the daemon's health (the HSM, the store, the process).
-//! - [`resolver`]: user resolvers (the internal store, passwd files, LDAP directories).
+//! - [`resolver`]: user resolvers (the internal store, passwd files, LDAP directories), a
+//!   resolver test, and realms.
 //! - [`policy`]: policies, the action catalogue and `policy check` (the core's policy model).
 //!
 //! Secrets shown once (an enrolment URI, a password, a PIN) are [`SecretString`] on both sides:
@@ -26,6 +29,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod application;
 pub mod audit;
 pub mod gateway;
 pub mod health;

@@ -67,3 +67,57 @@ pub struct RealmChange {
     #[serde(default)]
     pub default: bool,
 }
+
+/// A user as a resolver found them, straight from the source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoundUser {
+    /// The login as the source spells it.
+    pub login: String,
+    /// The user's stable id in its source (LDAP: the mapped uid attribute, else the DN;
+    /// passwd: the numeric uid; internal: the row id).
+    pub uid: String,
+    /// The e-mail address, when the source has one.
+    pub email: Option<String>,
+    /// A phone number, when the source has one.
+    pub phone: Option<String>,
+    /// A mobile number apart from `phone`, where the source has one; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
+    /// The given name, when the source has one.
+    pub given_name: Option<String>,
+    /// The surname, when the source has one.
+    pub surname: Option<String>,
+    /// Free text about the user (passwd: the whole GECOS field); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The resolver that found the user.
+    pub resolver: String,
+}
+
+/// `POST /v1/admin/resolvers/{name}/test`: a look-up straight from the source (no cache), its
+/// timing, and a password check when one was given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolverTest {
+    /// The resolver tested.
+    pub resolver: String,
+    /// Its kind: `internal`, `passwd` or `ldap`.
+    pub kind: String,
+    /// The login looked up.
+    pub login: String,
+    /// Whether the look-up (and the password check, if any) ran without an error.
+    pub ok: bool,
+    /// Whether the source knows the login.
+    pub found: bool,
+    /// The user as found; `None` when not found.
+    pub user: Option<FoundUser>,
+    /// How long the look-up took, in milliseconds.
+    pub lookup_ms: f64,
+    /// Whether the resolver can check passwords at all.
+    pub holds_passwords: bool,
+    /// `None` when no password was given.
+    pub password_accepted: Option<bool>,
+    /// How long the password check took, in milliseconds; `None` when none was made.
+    pub password_ms: Option<f64>,
+    /// The error that stopped the test; never a password.
+    pub error: Option<String>,
+}

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use countersign_hsm::{Hsm, HsmError, KeyAlgorithm};
 
 use crate::directory::DirectoryHandle;
-use crate::store::{Application, AuditQuery, Integration, NewKeyVersion, SignatureAuditRow, Store, StoreError};
+use crate::store::{AuditQuery, NewKeyVersion, SignatureAuditRow, Store, StoreError};
+use countersign_api::application::{Application, Integration, KeyState, KeyVersion};
 
 /// Why an admin change or read of applications, integrations or the signature audit failed.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +130,7 @@ impl AdminService {
             let audit = admin_audit(&caller, "app/create", format!("{name}: {alg}, key {}", first.key_id));
             let app = recorded_or_destroyed(hsm, &first, store.create_application(&name, alg, &first, &audit))?;
             tracing::info!(application = %name, algorithm = %alg, key_id = %first.key_id, "created application");
-            Ok(app)
+            Ok(application(app))
         })
         .await
     }
@@ -147,14 +148,14 @@ impl AdminService {
             let audit = admin_audit(&caller, "app/rotate", format!("{name}: version {version}, key {}", next.key_id));
             let app = recorded_or_destroyed(hsm, &next, store.add_key_version(&name, version, &next, &audit))?;
             tracing::info!(application = %name, version, key_id = %next.key_id, "rotated master keypair");
-            Ok(app)
+            Ok(application(app))
         })
         .await
     }
 
     /// Every application with its key versions.
     pub async fn applications(&self) -> Result<Vec<Application>, AdminError> {
-        self.blocking(|_, store| Ok(store.applications()?)).await
+        self.blocking(|_, store| Ok(store.applications()?.into_iter().map(application).collect())).await
     }
 
     /// Application `name` with its key versions.
@@ -162,6 +163,7 @@ impl AdminService {
         self.blocking(move |_, store| {
             store
                 .application(&name)?
+                .map(application)
                 .ok_or_else(|| AdminError::Refused(Refusal::NotFound(format!("application '{name}'"))))
         })
         .await
@@ -178,7 +180,7 @@ impl AdminService {
                 &admin_audit(&caller, "integration/add", format!("{name}: uid {uid}")),
             )?;
             tracing::info!(integration = %name, uid, "registered integration");
-            Ok(i)
+            Ok(integration(i))
         })
         .await
     }
@@ -195,7 +197,7 @@ impl AdminService {
 
     /// Every integration with the applications it is granted.
     pub async fn integrations(&self) -> Result<Vec<Integration>, AdminError> {
-        self.blocking(|_, store| Ok(store.integrations()?)).await
+        self.blocking(|_, store| Ok(store.integrations()?.into_iter().map(integration).collect())).await
     }
 
     /// Lets `integration` use `application`'s keys (granting twice changes nothing); returns
@@ -212,6 +214,7 @@ impl AdminService {
             tracing::info!(integration = %integration, application = %application, "granted key");
             store
                 .integration(&integration)?
+                .map(self::integration)
                 .ok_or_else(|| AdminError::Refused(Refusal::NotFound(format!("integration '{integration}'"))))
         })
         .await
@@ -231,14 +234,70 @@ impl AdminService {
             tracing::info!(integration = %integration, application = %application, "revoked key");
             store
                 .integration(&integration)?
+                .map(self::integration)
                 .ok_or_else(|| AdminError::Refused(Refusal::NotFound(format!("integration '{integration}'"))))
         })
         .await
     }
 
     /// The signature audit rows `q` selects, newest first.
-    pub async fn signature_audit(&self, q: AuditQuery) -> Result<Vec<SignatureAuditRow>, AdminError> {
-        self.blocking(move |_, store| Ok(store.signature_audit(&q)?)).await
+    pub async fn signature_audit(
+        &self,
+        q: AuditQuery,
+    ) -> Result<Vec<countersign_api::audit::SignatureAuditRow>, AdminError> {
+        self.blocking(move |_, store| Ok(store.signature_audit(&q)?.into_iter().map(signature_row).collect())).await
+    }
+}
+
+/// An application as the native API shows it: its key versions without their public keys,
+/// each HSM key id as hex.
+fn application(a: crate::store::Application) -> Application {
+    Application {
+        id: a.id,
+        name: a.name,
+        algorithm: a.algorithm,
+        created_at: a.created_at,
+        versions: a.versions.into_iter().map(key_version).collect(),
+    }
+}
+
+fn key_version(k: crate::store::KeyVersion) -> KeyVersion {
+    KeyVersion {
+        version: k.version,
+        algorithm: k.algorithm,
+        key_id: k.key_id.to_hex(),
+        label: k.label,
+        state: match k.state {
+            crate::store::KeyState::Active => KeyState::Active,
+            crate::store::KeyState::Retired => KeyState::Retired,
+        },
+        created_at: k.created_at,
+        retired_at: k.retired_at,
+    }
+}
+
+/// An integration as the native API shows it.
+fn integration(i: crate::store::Integration) -> Integration {
+    Integration { id: i.id, name: i.name, uid: i.uid, created_at: i.created_at, grants: i.grants }
+}
+
+/// A signature audit row as the native API shows it: the input's digest as hex.
+fn signature_row(r: SignatureAuditRow) -> countersign_api::audit::SignatureAuditRow {
+    countersign_api::audit::SignatureAuditRow {
+        id: r.id,
+        at_ms: r.at_ms,
+        uid: r.uid,
+        pid: r.pid,
+        integration: r.integration,
+        operation: r.operation,
+        key_name: r.key_name,
+        key_version: r.key_version,
+        scheme: r.scheme,
+        hash: r.hash,
+        input_kind: r.input_kind,
+        input_sha256: r.input_sha256.map(hex::encode),
+        result: r.result,
+        detail: r.detail,
     }
 }
 
@@ -250,6 +309,41 @@ fn admin_audit(caller: &Caller, action: &str, detail: String) -> crate::store::A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_application_answers_without_its_public_key_and_with_its_key_id_in_hex() {
+        use countersign_core::keys::KeyId;
+        let row = crate::store::Application {
+            id: 7,
+            name: "billing".into(),
+            algorithm: KeyAlgorithm::EcP256,
+            created_at: 1_700_000_000,
+            versions: vec![crate::store::KeyVersion {
+                version: 1,
+                algorithm: KeyAlgorithm::EcP256,
+                key_id: KeyId::from_bytes(vec![0x0a, 0xff]),
+                label: "countersign:billing:v1".into(),
+                public_key_der: vec![1, 2, 3],
+                state: crate::store::KeyState::Active,
+                created_at: 1_700_000_001,
+                retired_at: None,
+            }],
+        };
+        let json = serde_json::to_value(application(row)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "id": 7, "name": "billing", "algorithm": "ec-p256", "created_at": 1_700_000_000,
+                "versions": [{
+                    "version": 1, "algorithm": "ec-p256", "key_id": "0aff",
+                    "label": "countersign:billing:v1", "state": "active",
+                    "created_at": 1_700_000_001, "retired_at": null
+                }]
+            })
+        );
+        let back: Application = serde_json::from_value(json).unwrap();
+        assert_eq!(back.active().map(|k| k.key_id.as_str()), Some("0aff"));
+    }
 
     #[test]
     fn the_stores_refusals_keep_their_kind() {

@@ -542,8 +542,31 @@ impl ChallengeService {
         &self,
         status: Option<String>,
         limit: u32,
-    ) -> Result<Vec<crate::store::DeliveryView>, TokenError> {
+    ) -> Result<Vec<countersign_api::gateway::Delivery>, TokenError> {
         let store = self.store.clone();
-        blocking(move || Ok(store.deliveries(status.as_deref(), limit)?)).await
+        blocking(move || Ok(store.deliveries(status.as_deref(), limit)?.into_iter().map(delivery).collect())).await
+    }
+}
+
+/// A delivery as the native API shows it.
+fn delivery(d: crate::store::DeliveryView) -> countersign_api::gateway::Delivery {
+    use countersign_api::gateway::{Delivery, DeliveryAttempt};
+    Delivery {
+        id: d.id,
+        serial: d.serial,
+        token_type: d.token_type,
+        transaction_id: d.transaction_id,
+        recipient: d.recipient,
+        status: d.status,
+        attempts: d.attempts,
+        delivered_via: d.delivered_via,
+        last_error: d.last_error,
+        created_ms: d.created_ms,
+        expires_ms: d.expires_ms,
+        log: d
+            .log
+            .into_iter()
+            .map(|a| DeliveryAttempt { at_ms: a.at_ms, gateway: a.gateway, delivered: a.delivered, detail: a.detail })
+            .collect(),
     }
 }

@@ -20,8 +20,9 @@ use zeroize::Zeroizing;
 use crate::gateway_host::{call_for_gateway, check_url};
 use crate::plugins::PluginHost;
 use crate::service_error::{blocking, TokenError};
-use crate::store::{AuthAuditRow, GatewayRecord, GatewayView, SmtpTls, Store, Transport};
+use crate::store::{AuthAuditRow, GatewayRecord, SmtpTls, Store, Transport};
 use crate::token_secrets::TokenSecrets;
+use countersign_api::gateway::Gateway;
 
 /// A new gateway definition.
 #[derive(Debug, Deserialize)]
@@ -59,14 +60,14 @@ fn audit(caller: &Caller, action: &str, detail: String) -> AuthAuditRow {
     AuthAuditRow { detail: Some(detail), ..AuthAuditRow::new(caller, action, "ok") }
 }
 
-fn view(g: &GatewayRecord, routes: &[(String, Vec<String>)]) -> GatewayView {
+fn view(g: &GatewayRecord, routes: &[(String, Vec<String>)]) -> Gateway {
     let routes = routes
         .iter()
         .filter_map(|(t, list)| {
             list.iter().position(|n| *n == g.name).map(|i| (t.clone(), u32::try_from(i + 1).unwrap_or(0)))
         })
         .collect();
-    GatewayView {
+    Gateway {
         name: g.name.clone(),
         plugin: g.plugin.clone(),
         options: g.options.clone(),
@@ -113,12 +114,12 @@ impl GatewayService {
 
     /// Defines gateway `g` after checking it (see the module doc), its credentials sealed by
     /// the HSM; returns it as list and show report it (credential names only).
-    pub async fn define(&self, caller: Caller, g: NewGateway) -> Result<GatewayView, TokenError> {
+    pub async fn define(&self, caller: Caller, g: NewGateway) -> Result<Gateway, TokenError> {
         let svc = self.clone();
         blocking(move || svc.define_blocking(&caller, g)).await
     }
 
-    fn define_blocking(&self, caller: &Caller, g: NewGateway) -> Result<GatewayView, TokenError> {
+    fn define_blocking(&self, caller: &Caller, g: NewGateway) -> Result<Gateway, TokenError> {
         crate::admin::validate_name("gateway", &g.name)
             .map_err(|e| TokenError::Refused(Refusal::Invalid(e.to_string())))?;
         if !self.plugins.has(&g.plugin, "gateway") {
@@ -177,7 +178,7 @@ impl GatewayService {
     }
 
     /// Every gateway with its place in each route; credentials by name only.
-    pub async fn list(&self) -> Result<Vec<GatewayView>, TokenError> {
+    pub async fn list(&self) -> Result<Vec<Gateway>, TokenError> {
         let store = self.store.clone();
         blocking(move || {
             let routes = store.routes()?;
@@ -187,7 +188,7 @@ impl GatewayService {
     }
 
     /// Gateway `name` with its place in each route; credentials by name only.
-    pub async fn show(&self, name: String) -> Result<GatewayView, TokenError> {
+    pub async fn show(&self, name: String) -> Result<Gateway, TokenError> {
         let store = self.store.clone();
         blocking(move || Ok(view(&store.gateway(&name)?, &store.routes()?))).await
     }

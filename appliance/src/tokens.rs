@@ -1188,6 +1188,14 @@ impl TokenService {
         blocking(move || Ok(store.auth_audit(&q)?)).await
     }
 
+    /// The authentication audit rows `q` selects, newest first, as the native API shows them.
+    pub async fn audit_rows(
+        &self,
+        q: crate::store::AuthAuditQuery,
+    ) -> Result<Vec<countersign_api::audit::AuthAuditRow>, TokenError> {
+        Ok(self.audit(q).await?.into_iter().map(auth_audit_row).collect())
+    }
+
     /// For each audit row: whether it still matches its chain link, and whether the links on
     /// both sides of it are there; and the token types of the
     /// serials the rows name.
@@ -1207,6 +1215,26 @@ impl TokenService {
     pub async fn audit_count(&self, q: crate::store::AuthAuditQuery) -> Result<u64, TokenError> {
         let store = self.store.clone();
         blocking(move || Ok(store.auth_audit_count(&q)?)).await
+    }
+}
+
+/// An authentication audit row as the native API shows it.
+fn auth_audit_row(r: AuthAuditRow) -> countersign_api::audit::AuthAuditRow {
+    countersign_api::audit::AuthAuditRow {
+        id: r.id,
+        at_ms: r.at_ms,
+        caller: r.caller,
+        action: r.action,
+        serial: r.serial,
+        login: r.login,
+        realm: r.realm,
+        result: r.result,
+        detail: r.detail,
+        resolver: r.resolver,
+        client: r.client,
+        policies: r.policies,
+        duration_ms: r.duration_ms,
+        owner: r.owner,
     }
 }
 

@@ -485,13 +485,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::bail!("not delivered: {}", attempt.detail);
         }
     }
-    if matches!(view, output::View::ResolverTest) && answer.get("ok").and_then(Value::as_bool) == Some(false) {
-        if cli.json {
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+    if matches!(view, output::View::ResolverTest) {
+        let t: countersign_api::resolver::ResolverTest = output::typed(&answer)?;
+        if !t.ok {
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&answer)?);
+            }
+            anyhow::bail!("{} (after {:.0} ms)", t.error.as_deref().unwrap_or("no detail"), t.lookup_ms);
         }
-        let error = answer.get("error").and_then(Value::as_str).unwrap_or("no detail");
-        let ms = answer.get("lookup_ms").and_then(Value::as_f64).unwrap_or_default();
-        anyhow::bail!("{error} (after {ms:.0} ms)");
     }
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);

@@ -2,17 +2,18 @@
 //!
 //! An answer with a type in `countersign_api` is read into it first and rendered from its
 //! fields, so a field the server renames or retypes is a compile error here (or, against a
-//! daemon of another version, an error naming the type), never a blank column. The views still
-//! read from `serde_json::Value` by name are those whose answers have no type there yet.
+//! daemon of another version, an error naming the type), never a blank column. Only the raw
+//! views (`Pretty`, and `Resolver`, shown as indented JSON) print the answer as it came.
 
 use anyhow::Context;
-use countersign_api::audit::ChainReport;
-use countersign_api::gateway::{Attempt, RouteList};
+use countersign_api::application::{Application, ApplicationList, Integration, IntegrationList, KeyState};
+use countersign_api::audit::{AuthAudit, ChainReport, SignatureAudit};
+use countersign_api::gateway::{Attempt, DeliveryList, Gateway, GatewayList, RouteList, SmtpTls};
 use countersign_api::health::Health;
 use countersign_api::jobs::JobList;
 use countersign_api::plugin::PluginReport;
 use countersign_api::policy::{Policy, PolicyActions, PolicyCheck, PolicyList};
-use countersign_api::resolver::{RealmList, ResolverList};
+use countersign_api::resolver::{RealmList, ResolverList, ResolverTest};
 use countersign_api::{Enrolled, ExposeSecret, Replacement, Token, TokenList, User, UserList};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -54,37 +55,26 @@ pub enum View {
     Done,
 }
 
-fn gateway_row(g: &Value) -> Vec<String> {
-    let hosts: Vec<String> = g
-        .pointer("/transport/allowed_hosts")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
-    let smtp = g
-        .pointer("/transport/smtp")
-        .filter(|v| !v.is_null())
-        .map(|s| format!("{}:{} ({})", self::s(s, "host"), self::s(s, "port"), self::s(s, "tls")))
-        .unwrap_or_else(|| "-".into());
-    let creds: Vec<String> = list(g, "credentials").filter_map(Value::as_str).map(str::to_owned).collect();
-    let routes: Vec<String> = list(g, "routes")
-        .filter_map(Value::as_array)
-        .map(|r| {
-            format!(
-                "{}#{}",
-                r.first().and_then(Value::as_str).unwrap_or("?"),
-                r.get(1).map(Value::to_string).unwrap_or_default()
-            )
-        })
-        .collect();
+fn gateway_row(g: &Gateway) -> Vec<String> {
+    let hosts = &g.transport.allowed_hosts;
+    let smtp = g.transport.smtp.as_ref().map_or_else(
+        || "-".into(),
+        |s| {
+            let tls = match s.tls {
+                SmtpTls::Starttls => "starttls",
+                SmtpTls::Tls => "tls",
+                SmtpTls::None => "none",
+            };
+            format!("{}:{} ({tls})", s.host, s.port)
+        },
+    );
+    let routes: Vec<String> = g.routes.iter().map(|(t, i)| format!("{t}#{i}")).collect();
     vec![
-        s(g, "name"),
-        s(g, "plugin"),
+        g.name.clone(),
+        g.plugin.clone(),
         if hosts.is_empty() { "-".into() } else { hosts.join(",") },
         smtp,
-        creds.join(","),
+        g.credentials.join(","),
         routes.join(","),
     ]
 }
@@ -205,6 +195,14 @@ fn token_row(t: &Token) -> Vec<String> {
     ]
 }
 
+/// A key version's state as the API writes it.
+fn key_state(s: KeyState) -> &'static str {
+    match s {
+        KeyState::Active => "active",
+        KeyState::Retired => "retired",
+    }
+}
+
 /// An optional text as a cell: `-` when absent.
 fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
@@ -218,21 +216,6 @@ pub fn typed<T: DeserializeOwned>(v: &Value) -> anyhow::Result<T> {
 }
 
 const TOKEN_HEADER: [&str; 8] = ["SERIAL", "TYPE", "USER", "STATE", "FAILS", "PIN", "COUNTER", "DESCRIPTION"];
-
-fn s(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(x)) => x.clone(),
-        Some(Value::Null) | None => "-".into(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn when(v: &Value, key: &str, millis: bool) -> String {
-    match v.get(key).and_then(Value::as_i64) {
-        Some(t) => time(t, millis),
-        None => "-".into(),
-    }
-}
 
 /// A time (Unix seconds, or milliseconds when `millis`) as UTC `YYYY-MM-DD HH:MM:SSZ`.
 fn time(t: i64, millis: bool) -> String {
@@ -277,23 +260,22 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-fn list<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
-    v.get(key).and_then(Value::as_array).into_iter().flatten()
-}
-
 pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
     Ok(match view {
         View::Application => {
-            let mut out = format!("application {}  ({})\n", s(v, "name"), s(v, "algorithm"));
-            let rows = list(v, "versions")
+            let a: Application = typed(v)?;
+            let mut out = format!("application {}  ({})\n", a.name, a.algorithm);
+            let rows = a
+                .versions
+                .iter()
                 .map(|k| {
                     vec![
-                        s(k, "version"),
-                        s(k, "state"),
-                        s(k, "key_id"),
-                        s(k, "label"),
-                        when(k, "created_at", false),
-                        when(k, "retired_at", false),
+                        k.version.to_string(),
+                        key_state(k.state).into(),
+                        k.key_id.clone(),
+                        k.label.clone(),
+                        time(k.created_at, false),
+                        k.retired_at.map_or_else(|| "-".into(), |t| time(t, false)),
                     ]
                 })
                 .collect();
@@ -301,51 +283,52 @@ pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
             out
         }
         View::Applications => {
-            let rows = list(v, "applications")
+            let rows = typed::<ApplicationList>(v)?
+                .applications
+                .iter()
                 .map(|a| {
-                    let active = list(a, "versions").find(|k| s(k, "state") == "active").map(|k| s(k, "version"));
-                    let count = list(a, "versions").count();
                     vec![
-                        s(a, "name"),
-                        s(a, "algorithm"),
-                        active.unwrap_or_else(|| "-".into()),
-                        count.to_string(),
-                        when(a, "created_at", false),
+                        a.name.clone(),
+                        a.algorithm.to_string(),
+                        a.active().map_or_else(|| "-".into(), |k| k.version.to_string()),
+                        a.versions.len().to_string(),
+                        time(a.created_at, false),
                     ]
                 })
                 .collect();
             table(&["NAME", "ALGORITHM", "ACTIVE", "VERSIONS", "CREATED"], rows)
         }
         View::Integration => {
-            let grants: Vec<String> = list(v, "grants").filter_map(Value::as_str).map(str::to_owned).collect();
+            let i: Integration = typed(v)?;
             format!(
                 "integration {}  uid {}\ngranted: {}\n",
-                s(v, "name"),
-                s(v, "uid"),
-                if grants.is_empty() { "(nothing)".into() } else { grants.join(", ") }
+                i.name,
+                i.uid,
+                if i.grants.is_empty() { "(nothing)".into() } else { i.grants.join(", ") }
             )
         }
         View::Integrations => {
-            let rows = list(v, "integrations")
-                .map(|i| {
-                    let grants: Vec<String> = list(i, "grants").filter_map(Value::as_str).map(str::to_owned).collect();
-                    vec![s(i, "name"), s(i, "uid"), grants.join(","), when(i, "created_at", false)]
-                })
+            let rows = typed::<IntegrationList>(v)?
+                .integrations
+                .iter()
+                .map(|i| vec![i.name.clone(), i.uid.to_string(), i.grants.join(","), time(i.created_at, false)])
                 .collect();
             table(&["NAME", "UID", "GRANTS", "CREATED"], rows)
         }
         View::Audit => {
-            let rows = list(v, "rows")
+            let rows = typed::<SignatureAudit>(v)?
+                .rows
+                .iter()
                 .map(|r| {
                     vec![
-                        s(r, "id"),
-                        when(r, "at_ms", true),
-                        s(r, "uid"),
-                        s(r, "integration"),
-                        s(r, "operation"),
-                        format!("{}#{}", s(r, "key_name"), s(r, "key_version")),
-                        s(r, "result"),
-                        s(r, "detail"),
+                        r.id.to_string(),
+                        time(r.at_ms, true),
+                        r.uid.to_string(),
+                        opt(&r.integration),
+                        r.operation.clone(),
+                        format!("{}#{}", r.key_name, r.key_version.map_or_else(|| "-".into(), |k| k.to_string())),
+                        r.result.clone(),
+                        opt(&r.detail),
                     ]
                 })
                 .collect();
@@ -503,45 +486,47 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
         ),
         View::AuthAudit => table(
             &["ID", "TIME", "CALLER", "ACTION", "SERIAL", "USER", "RESULT", "DETAIL"],
-            list(v, "rows")
+            typed::<AuthAudit>(v)?
+                .rows
+                .iter()
                 .map(|r| {
                     vec![
-                        s(r, "id"),
-                        when(r, "at_ms", true),
-                        s(r, "caller"),
-                        s(r, "action"),
-                        s(r, "serial"),
-                        s(r, "login"),
-                        s(r, "result"),
-                        s(r, "detail"),
+                        r.id.to_string(),
+                        time(r.at_ms, true),
+                        r.caller.clone(),
+                        r.action.clone(),
+                        opt(&r.serial),
+                        opt(&r.login),
+                        r.result.clone(),
+                        opt(&r.detail),
                     ]
                 })
                 .collect(),
         ),
-        View::Gateway => table(&GATEWAY_HEADER, vec![gateway_row(v)]),
-        View::Gateways => table(&GATEWAY_HEADER, list(v, "gateways").map(gateway_row).collect()),
+        View::Gateway => table(&GATEWAY_HEADER, vec![gateway_row(&typed(v)?)]),
+        View::Gateways => table(&GATEWAY_HEADER, typed::<GatewayList>(v)?.gateways.iter().map(gateway_row).collect()),
         View::Routes => table(
             &["TOKEN TYPE", "GATEWAYS (FAILOVER ORDER)"],
             typed::<RouteList>(v)?.routes.iter().map(|r| vec![r.token_type.clone(), r.gateways.join(" -> ")]).collect(),
         ),
         View::Deliveries => {
-            let mut out = String::new();
-            let rows = list(v, "deliveries")
+            let rows = typed::<DeliveryList>(v)?
+                .deliveries
+                .iter()
                 .map(|d| {
                     vec![
-                        s(d, "id"),
-                        when(d, "created_ms", true),
-                        s(d, "serial"),
-                        s(d, "recipient"),
-                        s(d, "status"),
-                        s(d, "attempts"),
-                        s(d, "delivered_via"),
-                        s(d, "last_error"),
+                        d.id.to_string(),
+                        time(d.created_ms, true),
+                        d.serial.clone(),
+                        d.recipient.clone(),
+                        d.status.clone(),
+                        d.attempts.to_string(),
+                        opt(&d.delivered_via),
+                        opt(&d.last_error),
                     ]
                 })
                 .collect();
-            out += &table(&["ID", "CREATED", "SERIAL", "TO", "STATUS", "ATTEMPTS", "VIA", "LAST ERROR"], rows);
-            out
+            table(&["ID", "CREATED", "SERIAL", "TO", "STATUS", "ATTEMPTS", "VIA", "LAST ERROR"], rows)
         }
         View::Attempt => {
             let a: Attempt = typed(v)?;
@@ -596,20 +581,28 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             table(&["NAME", "DEFAULT", "RESOLVERS"], rows)
         }
         View::ResolverTest => {
+            let t: ResolverTest = typed(v)?;
             let mut out = format!(
                 "resolver {} ({}): {} {} in {:.1} ms\n",
-                s(v, "resolver"),
-                s(v, "kind"),
-                s(v, "login"),
-                if v.get("found").and_then(Value::as_bool) == Some(true) { "found" } else { "not found" },
-                v.get("lookup_ms").and_then(Value::as_f64).unwrap_or_default()
+                t.resolver,
+                t.kind,
+                t.login,
+                if t.found { "found" } else { "not found" },
+                t.lookup_ms
             );
-            if let Some(u) = v.get("user").filter(|u| !u.is_null()) {
-                for k in ["login", "uid", "given_name", "surname", "email", "phone"] {
-                    out += &format!("  {k:<11} {}\n", s(u, k));
+            if let Some(u) = &t.user {
+                for (k, x) in [
+                    ("login", Some(&u.login)),
+                    ("uid", Some(&u.uid)),
+                    ("given_name", u.given_name.as_ref()),
+                    ("surname", u.surname.as_ref()),
+                    ("email", u.email.as_ref()),
+                    ("phone", u.phone.as_ref()),
+                ] {
+                    out += &format!("  {k:<11} {}\n", x.map_or("-", String::as_str));
                 }
             }
-            if let Some(ok) = v.get("password_accepted").and_then(Value::as_bool) {
+            if let Some(ok) = t.password_accepted {
                 out += &format!("password {}\n", if ok { "accepted" } else { "refused" });
             }
             out

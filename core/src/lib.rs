@@ -8,6 +8,7 @@
 //! - [`dates`]: dates as admins and privacyIDEA's clients type them.
 //! - [`error`]: the one error vocabulary ([`error::ErrorKind`]) the front-ends map once.
 //! - [`jobs`]: a periodic job's last run.
+//! - [`gateway`]: a message gateway's transport (allowed hosts, SMTP server, time limit).
 //! - [`keys`]: the names of key algorithms, hashes, signature schemes and HSM key ids.
 //! - [`names`]: serials, logins and object names, each checked once where it is made.
 //! - [`validity`]: a token's validity period and why a token takes part in no check.
@@ -26,6 +27,7 @@ pub mod caller;
 pub mod check;
 pub mod dates;
 pub mod error;
+pub mod gateway;
 pub mod jobs;
 pub mod keys;
 pub mod names;

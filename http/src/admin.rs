@@ -16,7 +16,8 @@ use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query, SocketPeer};
 use super::AppState;
 use countersign::store::AuditQuery;
-use countersign_api::audit::ChainReport;
+use countersign_api::application::{Application, ApplicationList, Integration, IntegrationList};
+use countersign_api::audit::{ChainReport, SignatureAudit};
 use countersign_api::jobs::JobList;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -117,27 +118,30 @@ async fn create_application(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Body(b): Body<NewApplication>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Answer<Application>), ApiError> {
     let alg = b.algorithm.parse().map_err(|e: countersign_core::keys::UnknownName| {
         ApiError::new(StatusCode::BAD_REQUEST, "unsupported", e.to_string())
     })?;
-    Ok((StatusCode::CREATED, to_json(st.admin.create_application(caller, b.name, alg).await?)?))
+    Ok((StatusCode::CREATED, Answer(st.admin.create_application(caller, b.name, alg).await?)))
 }
 
-async fn list_applications(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    to_json(serde_json::json!({ "applications": st.admin.applications().await? }))
+async fn list_applications(State(st): State<AppState>) -> Result<Answer<ApplicationList>, ApiError> {
+    Ok(Answer(ApplicationList { applications: st.admin.applications().await? }))
 }
 
-async fn show_application(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    to_json(st.admin.application(name).await?)
+async fn show_application(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Answer<Application>, ApiError> {
+    Ok(Answer(st.admin.application(name).await?))
 }
 
 async fn rotate(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.admin.rotate(caller, name).await?)
+) -> Result<Answer<Application>, ApiError> {
+    Ok(Answer(st.admin.rotate(caller, name).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,12 +155,12 @@ async fn create_integration(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Body(b): Body<NewIntegration>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    Ok((StatusCode::CREATED, to_json(st.admin.create_integration(caller, b.name, b.uid).await?)?))
+) -> Result<(StatusCode, Answer<Integration>), ApiError> {
+    Ok((StatusCode::CREATED, Answer(st.admin.create_integration(caller, b.name, b.uid).await?)))
 }
 
-async fn list_integrations(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    to_json(serde_json::json!({ "integrations": st.admin.integrations().await? }))
+async fn list_integrations(State(st): State<AppState>) -> Result<Answer<IntegrationList>, ApiError> {
+    Ok(Answer(IntegrationList { integrations: st.admin.integrations().await? }))
 }
 
 async fn delete_integration(
@@ -179,20 +183,20 @@ async fn grant(
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<NewGrant>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.admin.grant(caller, name, b.application).await?)
+) -> Result<Answer<Integration>, ApiError> {
+    Ok(Answer(st.admin.grant(caller, name, b.application).await?))
 }
 
 async fn revoke(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Path((name, application)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.admin.revoke(caller, name, application).await?)
+) -> Result<Answer<Integration>, ApiError> {
+    Ok(Answer(st.admin.revoke(caller, name, application).await?))
 }
 
-async fn audit(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> Result<Json<Value>, ApiError> {
-    to_json(serde_json::json!({ "rows": st.admin.signature_audit(q).await? }))
+async fn audit(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> Result<Answer<SignatureAudit>, ApiError> {
+    Ok(Answer(SignatureAudit { rows: st.admin.signature_audit(q).await? }))
 }
 
 /// The whole chain checked: `ok`, counts, and the first bad row when there is one.

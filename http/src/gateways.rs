@@ -5,14 +5,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
-use countersign_api::gateway::{Attempt, Route, RouteList, RouteRequest};
+use axum::Router;
+use countersign_api::gateway::{Attempt, DeliveryList, Gateway, GatewayList, Route, RouteList, RouteRequest};
 use countersign_plugin_abi::protocol::OutgoingMessage;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::answer::Answer;
-use super::error::{to_json, ApiError};
+use super::error::ApiError;
 use super::extract::{Body, Origin, Path};
 use super::AppState;
 use countersign::gateways::NewGateway;
@@ -37,25 +36,25 @@ struct DeliveryQuery {
 async fn deliveries(
     State(st): State<AppState>,
     super::extract::Query(q): super::extract::Query<DeliveryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Answer<DeliveryList>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(10_000);
-    to_json(serde_json::json!({ "deliveries": st.challenges.deliveries(q.status, limit).await? }))
+    Ok(Answer(DeliveryList { deliveries: st.challenges.deliveries(q.status, limit).await? }))
 }
 
 async fn define(
     State(st): State<AppState>,
     Origin(caller): Origin,
     Body(b): Body<NewGateway>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    Ok((StatusCode::CREATED, to_json(st.gateways.define(caller, b).await?)?))
+) -> Result<(StatusCode, Answer<Gateway>), ApiError> {
+    Ok((StatusCode::CREATED, Answer(st.gateways.define(caller, b).await?)))
 }
 
-async fn list(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
-    to_json(serde_json::json!({ "gateways": st.gateways.list().await? }))
+async fn list(State(st): State<AppState>) -> Result<Answer<GatewayList>, ApiError> {
+    Ok(Answer(GatewayList { gateways: st.gateways.list().await? }))
 }
 
-async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    to_json(st.gateways.show(name).await?)
+async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Answer<Gateway>, ApiError> {
+    Ok(Answer(st.gateways.show(name).await?))
 }
 
 async fn remove(

@@ -16,7 +16,7 @@ use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query};
 use super::AppState;
 use countersign::resolvers::realms::{NewResolver, ResolverUpdate};
-use countersign_api::resolver::{NewRealm, Realm, RealmChange, RealmList, ResolverList, ResolverView};
+use countersign_api::resolver::{NewRealm, Realm, RealmChange, RealmList, ResolverList, ResolverTest, ResolverView};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -78,8 +78,8 @@ async fn test(
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<TestBody>,
-) -> Result<Json<Value>, ApiError> {
-    to_json(st.realms.run(move |r| r.test_resolver(&caller, &name, &b.login, b.password.as_ref())).await?)
+) -> Result<Answer<ResolverTest>, ApiError> {
+    Ok(Answer(st.realms.run(move |r| r.test_resolver(&caller, &name, &b.login, b.password.as_ref())).await?))
 }
 
 async fn realms(State(st): State<AppState>) -> Result<Answer<RealmList>, ApiError> {

@@ -5,15 +5,15 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
+use countersign_api::audit::AuthAudit;
 use countersign_api::token::{AssignRequest, PinRequest, ResyncRequest};
 use countersign_api::user::NewUser;
 use countersign_api::{Enrolled, Replacement, Token, TokenList, UserList};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::answer::Answer;
-use super::error::{to_json, ApiError};
+use super::error::ApiError;
 use super::extract::{Body, Origin, Path, Query};
 use super::AppState;
 use countersign::simple_tokens::Shown;
@@ -216,6 +216,6 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn audit(State(st): State<AppState>, Query(q): Query<AuthAuditQuery>) -> Result<Json<Value>, ApiError> {
-    to_json(serde_json::json!({ "rows": st.tokens.audit(q).await? }))
+async fn audit(State(st): State<AppState>, Query(q): Query<AuthAuditQuery>) -> Result<Answer<AuthAudit>, ApiError> {
+    Ok(Answer(AuthAudit { rows: st.tokens.audit_rows(q).await? }))
 }

@@ -53,7 +53,7 @@ pub struct DeliveryRecord {
 }
 
 /// One attempt through one gateway.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AttemptRow {
     /// When the attempt was made, in milliseconds since the Unix epoch.
     pub at_ms: i64,
@@ -90,8 +90,9 @@ pub enum RoundOutcome {
     },
 }
 
-/// What `countersign delivery list` shows (never the message).
-#[derive(Debug, Clone, Serialize)]
+/// A delivery as `countersign delivery list` shows it (never the message); the native API
+/// shows it as `countersign_api::gateway::Delivery`, which the engine makes of this row.
+#[derive(Debug, Clone)]
 pub struct DeliveryView {
     /// The delivery's row id.
     pub id: i64,

@@ -4,60 +4,11 @@
 
 use countersign_core::error::Refusal;
 use rusqlite::{params, OptionalExtension, Row};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{unique_as, AuthAuditRow, Store, StoreError};
 
-/// What the daemon enforces when it carries out a gateway plugin's transport requests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Transport {
-    /// Host names (or IP addresses) HTTP requests may go to.
-    #[serde(default)]
-    pub allowed_hosts: Vec<String>,
-    /// Allow loopback, private, link-local and other non-public addresses.
-    #[serde(default)]
-    pub allow_private: bool,
-    /// Connect + answer time limit for one transport request.
-    #[serde(default = "default_timeout")]
-    pub timeout_ms: u64,
-    /// The SMTP server e-mail goes to (SMTP gateways).
-    pub smtp: Option<SmtpServer>,
-}
-
-fn default_timeout() -> u64 {
-    5000
-}
-
-/// How the connection to an SMTP server is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    /// Plain connection upgraded with STARTTLS (required).
-    Starttls,
-    /// TLS from the first byte (port 465).
-    Tls,
-    /// No TLS: only with `allow_private` (a relay on the same host or network).
-    None,
-}
-
-/// The SMTP server an SMTP gateway hands its e-mail to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmtpServer {
-    /// The server's host name or IP address.
-    pub host: String,
-    /// The server's TCP port.
-    pub port: u16,
-    /// How the connection is protected.
-    pub tls: SmtpTls,
-    /// Login name; the password is the credential `smtp_password`.
-    pub username: Option<String>,
-    /// A CA certificate (PEM file) to trust for this server besides the public roots, for a
-    /// relay with a certificate from an internal CA.
-    #[serde(default)]
-    pub ca_file: Option<String>,
-}
+pub use countersign_core::gateway::{SmtpServer, SmtpTls, Transport};
 
 /// A gateway definition as stored.
 #[derive(Debug, Clone)]
@@ -79,25 +30,6 @@ pub struct GatewayRecord {
     /// the gateway's name as associated data; `None`: the gateway has none. Never in the clear.
     pub sealed_credentials: Option<Vec<u8>>,
     /// When the gateway was defined, in seconds since the Unix epoch (ignored when inserting).
-    pub created_at: i64,
-}
-
-/// What list and show report: everything but the credentials' values.
-#[derive(Debug, Clone, Serialize)]
-pub struct GatewayView {
-    /// The gateway's name.
-    pub name: String,
-    /// The gateway plugin that shapes its messages.
-    pub plugin: String,
-    /// The plugin's options as JSON.
-    pub options: serde_json::Value,
-    /// Where the daemon lets the plugin's requests go, and how.
-    pub transport: Transport,
-    /// The names of its credentials; never their values.
-    pub credentials: Vec<String>,
-    /// Token types that use it, with its position in their failover list.
-    pub routes: Vec<(String, u32)>,
-    /// When the gateway was defined, in seconds since the Unix epoch.
     pub created_at: i64,
 }
 

@@ -3,13 +3,12 @@
 use countersign_core::error::Refusal;
 use countersign_core::keys::{KeyAlgorithm, KeyId};
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
 
 use super::AuthAuditRow;
 use super::{is_unique_violation, Store, StoreError};
 
 /// Where a key version is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     /// The version new signatures are made with.
@@ -19,20 +18,19 @@ pub enum KeyState {
 }
 
 /// One version of an application's master keypair: the HSM holds the private key, this only names
-/// it.
-#[derive(Debug, Clone, Serialize)]
+/// it. The native API shows it as `countersign_api::application::KeyVersion`, which the engine
+/// makes of this row.
+#[derive(Debug, Clone)]
 pub struct KeyVersion {
     /// The version number, from 1, one more at each rotation.
     pub version: u32,
     /// The keypair's algorithm (the application's).
     pub algorithm: KeyAlgorithm,
-    /// The keypair's CKA_ID on the HSM (hex in JSON).
-    #[serde(serialize_with = "ser_key_id")]
+    /// The keypair's CKA_ID on the HSM.
     pub key_id: KeyId,
     /// The keypair's CKA_LABEL, for operators using pkcs11-tool.
     pub label: String,
-    /// The public key, SubjectPublicKeyInfo DER (not in JSON).
-    #[serde(skip)]
+    /// The public key, SubjectPublicKeyInfo DER.
     pub public_key_der: Vec<u8>,
     /// Active (signs) or retired (only verifies).
     pub state: KeyState,
@@ -42,12 +40,9 @@ pub struct KeyVersion {
     pub retired_at: Option<i64>,
 }
 
-fn ser_key_id<S: serde::Serializer>(k: &KeyId, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&k.to_hex())
-}
-
-/// A signing application: a named key with versioned master keypairs in the HSM.
-#[derive(Debug, Clone, Serialize)]
+/// A signing application: a named key with versioned master keypairs in the HSM. The native API
+/// shows it as `countersign_api::application::Application`, which the engine makes of this row.
+#[derive(Debug, Clone)]
 pub struct Application {
     /// The application's row id.
     pub id: i64,
@@ -68,8 +63,10 @@ impl Application {
     }
 }
 
-/// A local service allowed to ask for signatures: a Unix uid with a name and its grants.
-#[derive(Debug, Clone, Serialize)]
+/// A local service allowed to ask for signatures: a Unix uid with a name and its grants. The
+/// native API shows it as `countersign_api::application::Integration`, which the engine makes of
+/// this row.
+#[derive(Debug, Clone)]
 pub struct Integration {
     /// The integration's row id.
     pub id: i64,

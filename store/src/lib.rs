@@ -44,7 +44,7 @@ pub use challenges::{
     AttemptRow, ChallengeQuery, ChallengeRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome,
 };
 pub use countersign_core::check::{AfterAccept, CheckTarget, FailedToken, ThrottleEffect, ThrottleState, TokenEffect};
-pub use gateways::{GatewayRecord, GatewayView, SmtpServer, SmtpTls, Transport};
+pub use gateways::{GatewayRecord, SmtpServer, SmtpTls, Transport};
 use gauges::store_commits;
 pub use gauges::{free_bytes, StoreGauges};
 pub use handles::{Committed, Reader, Record, Writer};

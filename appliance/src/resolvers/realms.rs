@@ -11,7 +11,7 @@
 //! clear: bind passwords are sealed by the HSM when they arrive and opened only to build the
 //! resolver; user passwords become HSM verifiers.
 
-pub use countersign_api::resolver::ResolverView;
+pub use countersign_api::resolver::{FoundUser, ResolverTest, ResolverView};
 use countersign_core::caller::Caller;
 use countersign_core::error::Refusal;
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::internal::{InternalOptions, InternalResolver};
 use super::ldap::{LdapOptions, LdapResolver};
@@ -70,32 +70,19 @@ fn empty_object() -> serde_json::Value {
     serde_json::json!({})
 }
 
-/// The outcome of `resolver test`: a look-up straight from the source (no cache), its timing,
-/// and a password check when one was given.
-#[derive(Debug, Clone, Serialize)]
-pub struct ResolverTest {
-    /// The resolver tested.
-    pub resolver: String,
-    /// Its kind.
-    pub kind: ResolverKind,
-    /// The login looked up.
-    pub login: String,
-    /// Whether the look-up (and the password check, if any) ran without an error.
-    pub ok: bool,
-    /// Whether the source knows the login.
-    pub found: bool,
-    /// The user as found; `None` when not found.
-    pub user: Option<UserInfo>,
-    /// How long the look-up took, in milliseconds.
-    pub lookup_ms: f64,
-    /// Whether the resolver can check passwords at all.
-    pub holds_passwords: bool,
-    /// `None` when no password was given.
-    pub password_accepted: Option<bool>,
-    /// How long the password check took, in milliseconds; `None` when none was made.
-    pub password_ms: Option<f64>,
-    /// The error that stopped the test; never a password.
-    pub error: Option<String>,
+/// A user as `resolver test` shows them.
+fn found_user(u: UserInfo) -> FoundUser {
+    FoundUser {
+        login: u.login,
+        uid: u.uid,
+        email: u.email,
+        phone: u.phone,
+        mobile: u.mobile,
+        given_name: u.given_name,
+        surname: u.surname,
+        description: u.description,
+        resolver: u.resolver,
+    }
 }
 
 /// A resolver that could not be built (its sealed password does not open, its CA file is
@@ -574,7 +561,7 @@ impl Realms {
         let r = self.resolver(name)?;
         let mut t = ResolverTest {
             resolver: name.to_owned(),
-            kind: r.kind(),
+            kind: r.kind().as_str().to_owned(),
             login: login.to_owned(),
             ok: true,
             found: false,
@@ -591,7 +578,7 @@ impl Realms {
         match found {
             Ok(u) => {
                 t.found = u.is_some();
-                t.user = u;
+                t.user = u.map(found_user);
             }
             Err(e) => {
                 t.ok = false;
