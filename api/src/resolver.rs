@@ -1,6 +1,8 @@
 //! User resolvers and realms as the native API shows them (`/v1/admin/resolvers`,
 //! `/v1/admin/realms`).
 
+/// A user as a resolver found them, straight from the source: the core's record, not a copy.
+pub use countersign_core::user::UserInfo as FoundUser;
 use serde::{Deserialize, Serialize};
 
 /// What list and show report: everything but the bind password.
@@ -66,32 +68,6 @@ pub struct RealmChange {
     /// Make it the default realm.
     #[serde(default)]
     pub default: bool,
-}
-
-/// A user as a resolver found them, straight from the source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FoundUser {
-    /// The login as the source spells it.
-    pub login: String,
-    /// The user's stable id in its source (LDAP: the mapped uid attribute, else the DN;
-    /// passwd: the numeric uid; internal: the row id).
-    pub uid: String,
-    /// The e-mail address, when the source has one.
-    pub email: Option<String>,
-    /// A phone number, when the source has one.
-    pub phone: Option<String>,
-    /// A mobile number apart from `phone`, where the source has one; absent when none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mobile: Option<String>,
-    /// The given name, when the source has one.
-    pub given_name: Option<String>,
-    /// The surname, when the source has one.
-    pub surname: Option<String>,
-    /// Free text about the user (passwd: the whole GECOS field); absent when none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// The resolver that found the user.
-    pub resolver: String,
 }
 
 /// `POST /v1/admin/resolvers/{name}/test`: a look-up straight from the source (no cache), its

@@ -20,34 +20,8 @@ use std::fmt;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub use countersign_core::user::UserInfo;
 pub use realms::{Realms, ResolverTest};
-
-/// A user as a resolver found them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserInfo {
-    /// The login as the source spells it.
-    pub login: String,
-    /// The user's stable id in its source (LDAP: the mapped uid attribute, else the DN;
-    /// passwd: the numeric uid; internal: the row id).
-    pub uid: String,
-    /// The e-mail address, when the source has one.
-    pub email: Option<String>,
-    /// A phone number, when the source has one (passwd: the home-phone field of GECOS).
-    pub phone: Option<String>,
-    /// A mobile number apart from `phone`, where the source has one (passwd: the office-phone
-    /// field of GECOS, as privacyIDEA reads it); text messages go here first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mobile: Option<String>,
-    /// The given name, when the source has one.
-    pub given_name: Option<String>,
-    /// The surname, when the source has one.
-    pub surname: Option<String>,
-    /// Free text about the user (passwd: the whole GECOS field).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// The resolver that found the user.
-    pub resolver: String,
-}
 
 /// A user as a realm resolved them: who they are ([`ResolvedUser::owner`]), whatever login
 /// spelling or realm reached them.

@@ -70,21 +70,6 @@ fn empty_object() -> serde_json::Value {
     serde_json::json!({})
 }
 
-/// A user as `resolver test` shows them.
-fn found_user(u: UserInfo) -> FoundUser {
-    FoundUser {
-        login: u.login,
-        uid: u.uid,
-        email: u.email,
-        phone: u.phone,
-        mobile: u.mobile,
-        given_name: u.given_name,
-        surname: u.surname,
-        description: u.description,
-        resolver: u.resolver,
-    }
-}
-
 /// A resolver that could not be built (its sealed password does not open, its CA file is
 /// unreadable...): every call fails with the reason, so a realm never skips it silently.
 #[derive(Debug)]
@@ -578,7 +563,7 @@ impl Realms {
         match found {
             Ok(u) => {
                 t.found = u.is_some();
-                t.user = u.map(found_user);
+                t.user = u;
             }
             Err(e) => {
                 t.ok = false;
