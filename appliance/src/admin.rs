@@ -92,7 +92,7 @@ impl AdminService {
     ) -> Result<T, AdminError> {
         let hsm = self.hsm.clone();
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&hsm, &store)).await.map_err(|e| AdminError::Internal(e.to_string()))?
+        crate::service_error::off_runtime(move || f(&hsm, &store), AdminError::Internal).await
     }
 
     /// Runs a change and reloads the signing directory before returning. Each change writes

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
-use crate::service_error::{blocking, TokenError};
+use crate::service_error::{blocking, off_runtime, TokenError};
 use crate::store::{ApiAdminView, AuthAuditRow, ServiceAccountView, Store};
 use crate::token_secrets::TokenSecrets;
 
@@ -98,13 +98,6 @@ fn valid_name(name: &str) -> Result<(), TokenError> {
         ))));
     }
     Ok(())
-}
-
-/// Runs session work (HSM MACs and verifiers, store reads) off the async runtime.
-async fn off_runtime<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, SessionError> + Send + 'static,
-) -> Result<T, SessionError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| SessionError::Internal(e.to_string()))?
 }
 
 impl ApiAccess {
@@ -220,20 +213,20 @@ impl ApiAccess {
         password: SecretString,
     ) -> Result<(String, Claims), SessionError> {
         let this = self.clone();
-        off_runtime(move || this.login_blocking(&caller, &name, &password)).await
+        off_runtime(move || this.login_blocking(&caller, &name, &password), SessionError::Internal).await
     }
 
     /// Checks a session token: its MAC, its expiry, and that its admin still exists with the
     /// session epoch the token was issued under; its claims.
     pub async fn verify(&self, token: String) -> Result<Claims, SessionError> {
         let this = self.clone();
-        off_runtime(move || this.verify_blocking(&token)).await
+        off_runtime(move || this.verify_blocking(&token), SessionError::Internal).await
     }
 
     /// The service account an API key belongs to; `None` for a key that is not one.
     pub async fn verify_key(&self, key: String) -> Result<Option<String>, SessionError> {
         let this = self.clone();
-        off_runtime(move || this.verify_key_blocking(&key)).await
+        off_runtime(move || this.verify_key_blocking(&key), SessionError::Internal).await
     }
 
     /// [`Self::login`] on the calling thread.

@@ -151,7 +151,7 @@ pub struct AuditTrail {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AuditTrailError> + Send + 'static,
 ) -> Result<T, AuditTrailError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| AuditTrailError::Internal(e.to_string()))?
+    crate::service_error::off_runtime(f, AuditTrailError::Internal).await
 }
 
 impl AuditTrail {

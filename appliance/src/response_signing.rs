@@ -66,11 +66,13 @@ impl ResponseSigner {
     /// The public key clients verify with, PEM (read from the HSM off the async runtime).
     pub async fn public_key_pem(&self) -> Result<String, ResponseSigningError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let key = this.key()?;
-            Ok(this.hsm.public_key(&key, KeyAlgorithm::Rsa2048)?.to_pem()?)
-        })
+        crate::service_error::off_runtime(
+            move || {
+                let key = this.key()?;
+                Ok(this.hsm.public_key(&key, KeyAlgorithm::Rsa2048)?.to_pem()?)
+            },
+            ResponseSigningError::Internal,
+        )
         .await
-        .map_err(|e| ResponseSigningError::Internal(e.to_string()))?
     }
 }

@@ -49,5 +49,15 @@ impl From<StoreError> for TokenError {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, TokenError> + Send + 'static,
 ) -> Result<T, TokenError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| TokenError::Internal(e.to_string()))?
+    off_runtime(f, TokenError::Internal).await
+}
+
+/// Runs `f` on a blocking thread; a task that could not finish (it panicked, or the runtime is
+/// shutting down) becomes `internal`'s error. Every service's blocking work goes through here,
+/// each with its own error type.
+pub(crate) async fn off_runtime<T: Send + 'static, E: Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+    internal: fn(String) -> E,
+) -> Result<T, E> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| internal(e.to_string()))?
 }

@@ -234,7 +234,7 @@ impl PolicyService {
     async fn blocking<T: Send + 'static>(
         f: impl FnOnce() -> Result<T, PolicyError> + Send + 'static,
     ) -> Result<T, PolicyError> {
-        tokio::task::spawn_blocking(f).await.map_err(|e| PolicyError::Internal(e.to_string()))?
+        crate::service_error::off_runtime(f, PolicyError::Internal).await
     }
 
     /// Runs a store change and reloads the snapshot, one change at a time.

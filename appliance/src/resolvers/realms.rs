@@ -151,7 +151,7 @@ fn name_ok(what: &str, name: &str) -> Result<(), ResolverError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ResolverError> + Send + 'static,
 ) -> Result<T, ResolverError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ResolverError::Internal(e.to_string()))?
+    crate::service_error::off_runtime(f, ResolverError::Internal).await
 }
 
 impl Realms {
