@@ -366,7 +366,7 @@ impl ApiAccess {
             return Ok(None);
         }
         // Bookkeeping for admins looking for unused keys, not a decision: a failure is logged.
-        if let Err(e) = self.store.service_account_used(&name, crate::now_ms()) {
+        if let Err(e) = self.store.service_account_used(&name, self.clock.now_ms()) {
             tracing::warn!(account = %name, error = %e, "cannot record a service account's last use");
         }
         Ok(Some(name))
