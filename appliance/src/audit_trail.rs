@@ -146,6 +146,15 @@ pub struct AuditTrail {
     cfg: AuditSettings,
 }
 
+/// An admin's limits for one retention run, instead of the configured ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionLimits {
+    /// Remove rows older than this many days; `None`: no age limit.
+    pub older_than_days: Option<u32>,
+    /// Keep at most this many rows; `None`: no count limit.
+    pub max_rows: Option<u64>,
+}
+
 /// Runs `f` on its own connection from a blocking thread: a verification or retention run is
 /// long and must not hold the daemon's writer.
 async fn blocking<T: Send + 'static>(
@@ -196,12 +205,18 @@ impl AuditTrail {
     }
 
     /// The configured retention (`audit.retention_days`, `audit.retention_max_rows`), or
-    /// `override_keep` when an admin runs it with other limits.
-    pub async fn retain(&self, override_keep: Option<Retention>) -> Result<RetentionReport, AuditTrailError> {
+    /// `limits` when an admin runs it with other ones; ages count back from the service's clock.
+    pub async fn retain(&self, limits: Option<RetentionLimits>) -> Result<RetentionReport, AuditTrailError> {
         let t = self.clone();
         blocking(move || {
             let now = t.clock.now_ms();
-            let keep = override_keep.unwrap_or_else(|| t.configured_retention(now));
+            let keep = match limits {
+                Some(l) => Retention {
+                    keep_after_ms: l.older_than_days.map(|d| now - i64::from(d) * 86_400_000),
+                    max_links: l.max_rows,
+                },
+                None => t.configured_retention(now),
+            };
             let report = t.store.retain_audit(&t.key, keep, now)?;
             if report.removed_links > 0 || report.removed_legacy_rows > 0 {
                 tracing::info!(

@@ -239,11 +239,12 @@ struct RetainRequest {
 }
 
 async fn audit_retain(State(st): State<AppState>, Body(b): Body<RetainRequest>) -> Result<Json<Value>, ApiError> {
-    let keep = (b.max_rows.is_some() || b.older_than_days.is_some()).then(|| countersign::store::chain::Retention {
-        keep_after_ms: b.older_than_days.map(|d| countersign::now_ms() - i64::from(d) * 86_400_000),
-        max_links: b.max_rows,
-    });
-    to_json(st.audit.retain(keep).await?)
+    let limits =
+        (b.max_rows.is_some() || b.older_than_days.is_some()).then_some(countersign::audit_trail::RetentionLimits {
+            older_than_days: b.older_than_days,
+            max_rows: b.max_rows,
+        });
+    to_json(st.audit.retain(limits).await?)
 }
 
 #[derive(Debug, Deserialize)]
