@@ -25,6 +25,9 @@ pub const SYSTEM_CONFIG: &str = "/etc/countersign/countersign.toml";
 /// The systemd credential that carries the HSM PIN.
 pub const PIN_CREDENTIAL: &str = "hsm-pin";
 
+/// The systemd credential that carries the PostgreSQL password.
+pub const STORE_PASSWORD_CREDENTIAL: &str = "store-password";
+
 /// Why the configuration could not be loaded or was refused. Messages name keys and files,
 /// never a PIN.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +42,9 @@ pub enum ConfigError {
     /// The HSM PIN could not be read from the source the configuration names.
     #[error("{0}")]
     Pin(#[from] countersign_hsm::HsmError),
+    /// The PostgreSQL password or CA file could not be read, or the connection string is wrong.
+    #[error("store: {0}")]
+    Store(String),
     /// Neither a PIN file nor a systemd credential names the HSM PIN.
     #[error("no HSM PIN source: set hsm.pin_file, or run under systemd with LoadCredential={PIN_CREDENTIAL}:<file>")]
     NoPinSource,
@@ -51,7 +57,7 @@ pub enum ConfigError {
 pub struct Config {
     /// `[hsm]`: the PKCS#11 module and token, where the PIN is read from, sessions and workers.
     pub hsm: HsmSection,
-    /// `[store]`: the SQLite database.
+    /// `[store]`: the database (SQLite or PostgreSQL).
     pub store: StoreSection,
     /// `[api]`: the signing API socket, and the body and time limits of every listener.
     pub api: SocketSection,
@@ -361,12 +367,38 @@ fn default_probe_timeout_ms() -> u64 {
 
 pub use countersign::store::Synchronous;
 
-/// The SQLite database.
+/// Which database engine holds the store (`store.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// One appliance on a SQLite file (`store.path`): the embedded default.
+    #[default]
+    Sqlite,
+    /// Several appliances on one PostgreSQL database (`store.postgres_url`).
+    Postgres,
+}
+
+/// The database (`[store]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
-    /// The database file.
+    /// Which engine: `sqlite` (default) or `postgres`.
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// The SQLite database file (backend `sqlite`).
     pub path: PathBuf,
+    /// Backend `postgres`: the connection string, without the password (`host=/run/postgresql
+    /// dbname=countersign user=countersign`, or `postgres://countersign@db.example/countersign`).
+    #[serde(default)]
+    pub postgres_url: String,
+    /// Backend `postgres`: a file holding the database password; empty: the systemd credential
+    /// `store-password` when there is one, else no password (peer or certificate login).
+    #[serde(default)]
+    pub postgres_password_file: String,
+    /// Backend `postgres`: PEM certificates the server's TLS certificate must chain to; set, the
+    /// connection requires TLS. Empty: no TLS (a Unix socket, or a network the operator trusts).
+    #[serde(default)]
+    pub postgres_ca_file: String,
     /// What an acknowledged write survives: `full` a power loss, `normal` a crash of the
     /// daemon.
     pub synchronous: Synchronous,

@@ -60,7 +60,7 @@ impl Appliance {
     pub fn open(cfg: &Settings) -> anyhow::Result<Appliance> {
         let pin = cfg.hsm.load_pin()?;
         let hsm = Hsm::open(cfg.hsm.config.clone(), pin)?;
-        let store = Arc::new(Store::open(&cfg.store.path, cfg.store.synchronous)?);
+        let store = Arc::new(Store::open_at(&cfg.store.location()?)?);
         // Before anything reads a table that grants power: their seals must verify.
         countersign::system_keys::start_table_sealing(&hsm, &store)?;
         let directory = Arc::new(DirectoryHandle::load(&store)?);
@@ -422,7 +422,7 @@ pub async fn run(cfg: Settings) -> anyhow::Result<()> {
         tokio::spawn(http::serve_tcp(l, router, gates.http, tls, stop_rx))
     });
     tracing::info!(
-        api = %cfg.api_socket.path.display(), admin = %cfg.admin_socket.path.display(), db = %appliance.store.path().display(),
+        api = %cfg.api_socket.path.display(), admin = %cfg.admin_socket.path.display(), db = %appliance.store.location(),
         "countersignd ready"
     );
     let jobs = appliance.state.jobs.clone();

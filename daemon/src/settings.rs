@@ -30,7 +30,9 @@ use countersign::validate::{Throttle, ValidateSettings};
 use countersign_hsm::{HsmConfig, KeyAlgorithm, Pin, TokenSelector};
 use countersign_http::{ConnLimits, Limits};
 
-use crate::config::{self, Config, ConfigError, LogFormat, TlsMode, PIN_CREDENTIAL};
+use crate::config::{
+    self, Config, ConfigError, LogFormat, StoreBackend, TlsMode, PIN_CREDENTIAL, STORE_PASSWORD_CREDENTIAL,
+};
 
 /// Everything the daemon wires, resolved from the configuration by [`Settings::resolve`].
 #[derive(Debug, Clone)]
@@ -99,15 +101,60 @@ impl HsmSettings {
     }
 }
 
-/// The SQLite database.
+/// The database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
-    /// The database file.
+    /// The SQLite database file (also where `restore` puts a backup).
     pub path: PathBuf,
-    /// What an acknowledged write survives.
+    /// What an acknowledged write survives (SQLite).
     pub synchronous: Synchronous,
     /// Readiness and health fail below this much free space on the database's file system.
     pub min_free_bytes: u64,
+    /// `Some`: the store is on PostgreSQL, not on `path`.
+    pub postgres: Option<PostgresSettings>,
+}
+
+/// Where the PostgreSQL database is and how to log in (`store.postgres_*`). Holds no password:
+/// [`StoreSettings::location`] reads it when the store is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresSettings {
+    /// The connection string, without a password.
+    pub url: String,
+    /// The password file; `None`: the systemd credential `store-password`, if any.
+    pub password_file: Option<PathBuf>,
+    /// The CA file for TLS; `None`: no TLS.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl StoreSettings {
+    /// Where the store is, with the PostgreSQL password and CA read from their files.
+    pub fn location(&self) -> Result<countersign::store::Location, ConfigError> {
+        let Some(pg) = &self.postgres else {
+            return Ok(countersign::store::Location::Sqlite { path: self.path.clone(), sync: self.synchronous });
+        };
+        let password_file = pg.password_file.clone().or_else(|| {
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+            let file = Path::new(&dir).join(STORE_PASSWORD_CREDENTIAL);
+            file.exists().then_some(file)
+        });
+        let password = match &password_file {
+            Some(f) => {
+                let text = zeroize::Zeroizing::new(std::fs::read_to_string(f).map_err(|e| {
+                    ConfigError::Store(format!("cannot read the PostgreSQL password file {}: {e}", f.display()))
+                })?);
+                Some(zeroize::Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned()))
+            }
+            None => None,
+        };
+        let mut target = countersign::store::PgTarget::parse(&pg.url, password.as_deref().map(String::as_str))
+            .map_err(ConfigError::Store)?;
+        if let Some(ca) = &pg.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| ConfigError::Store(format!("cannot read store.postgres_ca_file {}: {e}", ca.display())))?;
+            target = target.with_tls(&pem).map_err(ConfigError::Store)?;
+        }
+        Ok(countersign::store::Location::Postgres(Box::new(target)))
+    }
 }
 
 /// A Unix socket the daemon listens on.
@@ -396,6 +443,23 @@ impl Settings {
                 path: cfg.store.path.clone(),
                 synchronous: cfg.store.synchronous,
                 min_free_bytes: cfg.store.min_free_mb.saturating_mul(1024 * 1024),
+                postgres: match cfg.store.backend {
+                    StoreBackend::Sqlite => None,
+                    StoreBackend::Postgres if cfg.store.postgres_url.trim().is_empty() => {
+                        return Err(ConfigError::Invalid(
+                            "store.backend = \"postgres\" needs store.postgres_url (the connection string, without \
+                             the password)"
+                                .into(),
+                        ))
+                    }
+                    StoreBackend::Postgres => Some(PostgresSettings {
+                        url: cfg.store.postgres_url.clone(),
+                        password_file: (!cfg.store.postgres_password_file.is_empty())
+                            .then(|| PathBuf::from(&cfg.store.postgres_password_file)),
+                        ca_file: (!cfg.store.postgres_ca_file.is_empty())
+                            .then(|| PathBuf::from(&cfg.store.postgres_ca_file)),
+                    }),
+                },
             },
             api_socket,
             admin_socket,

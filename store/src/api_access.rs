@@ -6,11 +6,11 @@
 //! tokens are bound to.
 
 use countersign_core::error::Refusal;
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::chain::insert_audit;
 use super::{unique_as, Store, StoreError};
+use crate::db::args;
 use crate::AuthAuditRow;
 
 /// What admins see of an API admin.
@@ -36,7 +36,7 @@ impl Store {
         self.sealed_change(&["api_admin"], audit, |tx| {
             tx.execute(
                 "INSERT INTO api_admin (name, password_verifier, created_at, session_epoch) VALUES (?1, ?2, ?3, ?4)",
-                params![name, verifier, crate::now_ms() / 1000, epoch],
+                args![name, verifier, crate::now_ms() / 1000, epoch],
             )
             .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("API admin {name}")))))?;
             Ok(())
@@ -51,33 +51,33 @@ impl Store {
 
     /// Every API admin, by name (never a verifier).
     pub fn api_admins(&self) -> Result<Vec<ApiAdminView>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare("SELECT name, created_at, last_login_ms FROM api_admin ORDER BY name")?;
-        let rows = st
-            .query_map([], |r| Ok(ApiAdminView { name: r.get(0)?, created_at: r.get(1)?, last_login_ms: r.get(2)? }))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|conn| {
+            conn.query_map("SELECT name, created_at, last_login_ms FROM api_admin ORDER BY name", args![], |r| {
+                Ok(ApiAdminView { name: r.get(0)?, created_at: r.get(1)?, last_login_ms: r.get(2)? })
+            })
+        })
     }
 
     /// The verifier of `name`'s password; `None` for an unknown admin.
     pub fn api_admin_verifier(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["api_admin"])?;
-        Ok(conn
-            .query_row("SELECT password_verifier FROM api_admin WHERE name = ?1", [name], |r| r.get(0))
-            .optional()?)
+        self.read(|conn| {
+            self.check_seals(conn, &["api_admin"])?;
+            conn.query_opt("SELECT password_verifier FROM api_admin WHERE name = ?1", args![name], |r| r.get(0))
+        })
     }
 
     /// The epoch `name`'s sessions are bound to; `None` for an unknown admin.
     pub fn api_admin_epoch(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["api_admin"])?;
-        Ok(conn.query_row("SELECT session_epoch FROM api_admin WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+        self.read(|conn| {
+            self.check_seals(conn, &["api_admin"])?;
+            conn.query_opt("SELECT session_epoch FROM api_admin WHERE name = ?1", args![name], |r| r.get(0))
+        })
     }
 
     /// Replaces `name`'s session epoch, which ends every session issued to it (with its audit row).
     pub fn new_api_admin_epoch(&self, name: &str, epoch: &[u8], audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.sealed_change(&["api_admin"], audit, |tx| {
-            if tx.execute("UPDATE api_admin SET session_epoch = ?2 WHERE name = ?1", params![name, epoch])? == 0 {
+            if tx.execute("UPDATE api_admin SET session_epoch = ?2 WHERE name = ?1", args![name, epoch])? == 0 {
                 return Err(StoreError::Refused(Refusal::NotFound(format!("API admin {name}"))));
             }
             Ok(())
@@ -86,12 +86,11 @@ impl Store {
 
     /// Records a login (with its audit row).
     pub fn api_admin_logged_in(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute("UPDATE api_admin SET last_login_ms = ?2 WHERE name = ?1", params![name, crate::now_ms()])?;
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| {
+            tx.execute("UPDATE api_admin SET last_login_ms = ?2 WHERE name = ?1", args![name, crate::now_ms()])?;
+            insert_audit(tx, audit)?;
+            Ok(())
+        })
     }
 }
 
@@ -127,7 +126,7 @@ impl Store {
         self.sealed_change(&["service_account"], audit, |tx| {
             tx.execute(
                 "INSERT INTO service_account (name, key_prefix, key_verifier, description, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, prefix, verifier, description, crate::now_ms() / 1000],
+                args![name, prefix, verifier, description, crate::now_ms() / 1000],
             )
             .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("service account {name}")))))?;
             Ok(())
@@ -142,42 +141,44 @@ impl Store {
 
     /// Every service account, by name (never its key or verifier).
     pub fn service_accounts(&self) -> Result<Vec<ServiceAccountView>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT name, key_prefix, description, created_at, last_used_ms FROM service_account ORDER BY name",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(ServiceAccountView {
-                name: r.get(0)?,
-                key_prefix: r.get(1)?,
-                description: r.get(2)?,
-                created_at: r.get(3)?,
-                last_used_ms: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|conn| {
+            conn.query_map(
+                "SELECT name, key_prefix, description, created_at, last_used_ms FROM service_account ORDER BY name",
+                args![],
+                |r| {
+                    Ok(ServiceAccountView {
+                        name: r.get(0)?,
+                        key_prefix: r.get(1)?,
+                        description: r.get(2)?,
+                        created_at: r.get(3)?,
+                        last_used_ms: r.get(4)?,
+                    })
+                },
+            )
+        })
     }
 
     /// Records that `name` used its key at `now_ms`, at most once a minute (a write per request
     /// would cost every request a transaction for a time admins read in minutes); outside the
     /// table's seal, like an admin's last login.
     pub fn service_account_used(&self, name: &str, now_ms: i64) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE service_account SET last_used_ms = ?2
-             WHERE name = ?1 AND (last_used_ms IS NULL OR last_used_ms <= ?2 - 60000)",
-            params![name, now_ms],
-        )?;
+        self.read(|conn| {
+            conn.execute(
+                "UPDATE service_account SET last_used_ms = ?2
+                 WHERE name = ?1 AND (last_used_ms IS NULL OR last_used_ms <= ?2 - 60000)",
+                args![name, now_ms],
+            )
+        })?;
         Ok(())
     }
 
     /// The account whose key starts with `prefix`: (name, verifier).
     pub fn service_account_by_prefix(&self, prefix: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["service_account"])?;
-        Ok(conn
-            .query_row("SELECT name, key_verifier FROM service_account WHERE key_prefix = ?1", [prefix], |r| {
+        self.read(|conn| {
+            self.check_seals(conn, &["service_account"])?;
+            conn.query_opt("SELECT name, key_verifier FROM service_account WHERE key_prefix = ?1", args![prefix], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
-            .optional()?)
+        })
     }
 }

@@ -5,8 +5,8 @@
 //!
 //! Rows record a SHA-256 of the signed input, never the input itself.
 
+use crate::db::{Param, Row};
 use countersign_core::caller::Caller;
-use rusqlite::ToSql;
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
@@ -56,7 +56,7 @@ pub(crate) const SIGNATURE_COLUMNS: &str =
 
 impl SignatureAuditRow {
     /// The row whose [`SIGNATURE_COLUMNS`] start at column `at` of `r`.
-    pub(crate) fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<SignatureAuditRow> {
+    pub(crate) fn from_row(r: &Row<'_>, at: usize) -> Result<SignatureAuditRow, StoreError> {
         Ok(SignatureAuditRow {
             id: r.get(at)?,
             at_ms: r.get(at + 1)?,
@@ -123,7 +123,7 @@ pub(crate) const AUTH_COLUMNS: &str =
 
 impl AuthAuditRow {
     /// The row whose [`AUTH_COLUMNS`] start at column `at` of `r`.
-    pub(crate) fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<AuthAuditRow> {
+    pub(crate) fn from_row(r: &Row<'_>, at: usize) -> Result<AuthAuditRow, StoreError> {
         Ok(AuthAuditRow {
             id: r.get(at)?,
             at_ms: r.get(at + 1)?,
@@ -199,7 +199,7 @@ impl Store {
     /// The signature audit rows that match `q`, newest first.
     pub fn signature_audit(&self, q: &AuditQuery) -> Result<Vec<SignatureAuditRow>, StoreError> {
         let mut sql = format!("SELECT {SIGNATURE_COLUMNS} FROM signature_audit WHERE 1=1");
-        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        let mut args: Vec<Box<dyn Param>> = Vec::new();
         if let Some(k) = &q.key {
             args.push(Box::new(k.clone()));
             sql.push_str(&format!(" AND key_name = ?{}", args.len()));
@@ -218,9 +218,7 @@ impl Store {
         }
         args.push(Box::new(i64::from(q.limit.unwrap_or(100).min(10_000))));
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
-        let conn = self.conn();
-        let mut st = conn.prepare(&sql)?;
-        let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| SignatureAuditRow::from_row(r, 0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let args: Vec<&dyn Param> = args.iter().map(|a| a.as_ref() as &dyn Param).collect();
+        self.read(|conn| conn.query_map(&sql, &args, |r| SignatureAuditRow::from_row(r, 0)))
     }
 }

@@ -227,7 +227,14 @@ pub fn backup(store: &Store, hsm_token: &str, dir: &Path, key: &dyn AuditSigner)
     let target = db.to_str().ok_or_else(|| BackupError::Invalid("the backup path is not UTF-8".into()))?;
     // A read transaction on the main database; it writes only the new file (a read-only
     // connection may not write even that).
-    store.writer_connection()?.execute("VACUUM INTO ?1", [target])?;
+    let crate::db::Conn::Sqlite(conn) = store.writer_connection()? else {
+        return Err(BackupError::Invalid(
+            "backup copies a SQLite store; a PostgreSQL store is backed up with pg_dump (docs/operations.md, \
+             \"Running several appliances\")"
+                .into(),
+        ));
+    };
+    conn.execute("VACUUM INTO ?1", [target])?;
     let manifest = describe(&db, hsm_token)?;
     let text = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Invalid(e.to_string()))?;
     let signature = key

@@ -10,7 +10,9 @@
 //! module only stores and checks: signing is the caller's ([`AuditSigner`]).
 
 use countersign_core::error::Refusal;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::collections::VecDeque;
+
+use crate::db::{args, Row, Sql};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -126,23 +128,20 @@ pub fn auth_link(prev: &[u8; 32], id: i64, r: &AuthAuditRow) -> [u8; 32] {
 ///
 /// The second flag is privacyIDEA's `missing_line`: the links before and after the row's own are
 /// both there (so the newest row, which has none after it yet, is `false`, as in privacyIDEA).
-pub(crate) fn auth_rows_linked(conn: &Connection, rows: &[AuthAuditRow]) -> Result<Vec<(bool, bool)>, StoreError> {
-    let mut own = conn.prepare_cached("SELECT seq, hash FROM audit_chain WHERE tbl = 'auth' AND row_id = ?1")?;
-    let mut before = conn.prepare_cached("SELECT hash FROM audit_chain WHERE seq = ?1")?;
-    let anchor: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT seq, hash FROM audit_anchor WHERE id = 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+pub(crate) fn auth_rows_linked(conn: &dyn Sql, rows: &[AuthAuditRow]) -> Result<Vec<(bool, bool)>, StoreError> {
+    const OWN: &str = "SELECT seq, hash FROM audit_chain WHERE tbl = 'auth' AND row_id = ?1";
+    const AT: &str = "SELECT hash FROM audit_chain WHERE seq = ?1";
+    let anchor: Option<(i64, Vec<u8>)> =
+        conn.query_opt("SELECT seq, hash FROM audit_anchor WHERE id = 1", args![], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
-        let Some((seq, hash)) =
-            own.query_row([r.id], |x| Ok((x.get::<_, i64>(0)?, x.get::<_, Vec<u8>>(1)?))).optional()?
+        let Some((seq, hash)) = conn.query_opt(OWN, args![r.id], |x| Ok((x.get::<i64>(0)?, x.get::<Vec<u8>>(1)?)))?
         else {
             out.push((false, false));
             continue;
         };
-        let after = before.query_row([seq + 1], |_| Ok(())).optional()?.is_some();
-        let prev: Option<[u8; 32]> = match before.query_row([seq - 1], |x| x.get::<_, Vec<u8>>(0)).optional()? {
+        let after = conn.query_opt(AT, args![seq + 1], |_| Ok(()))?.is_some();
+        let prev: Option<[u8; 32]> = match conn.query_opt(AT, args![seq - 1], |x| x.get::<Vec<u8>>(0))? {
             Some(h) => h.try_into().ok(),
             None => match &anchor {
                 Some((a, h)) if *a == seq - 1 => h.clone().try_into().ok(),
@@ -185,24 +184,20 @@ pub fn checkpoint_message(seq: i64, hash: &[u8; 32], at_ms: i64) -> Vec<u8> {
     m
 }
 
-fn hash32(v: Vec<u8>) -> rusqlite::Result<[u8; 32]> {
+fn hash32(v: Vec<u8>) -> Result<[u8; 32], StoreError> {
     <[u8; 32]>::try_from(v.as_slice())
-        .map_err(|_| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, "hash length".into()))
+        .map_err(|_| StoreError::Sql(crate::DbError::other(format!("a chain hash has {} bytes, not 32", v.len()))))
 }
 
 /// The newest link (or the anchor, or genesis): the seq and hash the next link builds on.
 /// Seqs are given here, not by SQLite, so they never restart after retention emptied the chain.
-fn head(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
-    let last: Option<(i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+fn head(conn: &dyn Sql) -> Result<(i64, [u8; 32]), StoreError> {
+    let pair = |r: &Row<'_>| Ok((r.get(0)?, r.get(1)?));
+    let last: Option<(i64, Vec<u8>)> =
+        conn.query_opt("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1", args![], pair)?;
     let last = match last {
         Some(l) => Some(l),
-        None => conn
-            .prepare_cached("SELECT seq, hash FROM audit_anchor WHERE id = 1")?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?,
+        None => conn.query_opt("SELECT seq, hash FROM audit_anchor WHERE id = 1", args![], pair)?,
     };
     match last {
         Some((seq, h)) => Ok((seq, hash32(h)?)),
@@ -212,15 +207,17 @@ fn head(conn: &Connection) -> rusqlite::Result<(i64, [u8; 32])> {
 
 /// Appends the link of a row just inserted in `tx`; `hash` computes it from the previous one.
 pub(crate) fn link(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     table: ChainTable,
     row_id: i64,
     at_ms: i64,
     hash: impl FnOnce(&[u8; 32]) -> [u8; 32],
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     let (seq, prev) = head(tx)?;
-    tx.prepare_cached("INSERT INTO audit_chain (seq, tbl, row_id, at_ms, hash) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![seq + 1, table.as_str(), row_id, at_ms, hash(&prev).as_slice()])?;
+    tx.execute(
+        "INSERT INTO audit_chain (seq, tbl, row_id, at_ms, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+        args![seq + 1, table.as_str(), row_id, at_ms, hash(&prev).as_slice()],
+    )?;
     Ok(())
 }
 
@@ -240,11 +237,46 @@ struct Checkpoint {
     signature: Vec<u8>,
 }
 
+/// Rows read in key order a page at a time (`?1`: the last key read, `?2`: the page size), so
+/// several walks go side by side on one connection in bounded memory, on every engine.
+struct Pages<T> {
+    sql: String,
+    after: i64,
+    buf: VecDeque<(i64, T)>,
+    done: bool,
+    read: fn(&Row<'_>) -> Result<(i64, T), StoreError>,
+}
+
+/// Rows per page of a walk.
+const PAGE: i64 = 2_000;
+
+impl<T> Pages<T> {
+    fn new(sql: String, after: i64, read: fn(&Row<'_>) -> Result<(i64, T), StoreError>) -> Pages<T> {
+        Pages { sql, after, buf: VecDeque::new(), done: false, read }
+    }
+
+    fn peek(&mut self, conn: &dyn Sql) -> Result<Option<&(i64, T)>, StoreError> {
+        if self.buf.is_empty() && !self.done {
+            let page = conn.query_map(&self.sql, args![self.after, PAGE], self.read)?;
+            self.done = i64::try_from(page.len()).unwrap_or(i64::MAX) < PAGE;
+            if let Some((k, _)) = page.last() {
+                self.after = *k;
+            }
+            self.buf.extend(page);
+        }
+        Ok(self.buf.front())
+    }
+
+    fn next(&mut self, conn: &dyn Sql) -> Result<Option<(i64, T)>, StoreError> {
+        self.peek(conn)?;
+        Ok(self.buf.pop_front())
+    }
+}
+
 /// Rows of one audit table in id order, recomputing their link hash on demand.
-struct RowCursor<'c> {
+struct RowCursor {
     table: ChainTable,
-    rows: rusqlite::Rows<'c>,
-    peeked: Option<(i64, RowData)>,
+    rows: Pages<RowData>,
 }
 
 enum RowData {
@@ -261,23 +293,29 @@ impl RowData {
     }
 }
 
-impl<'c> RowCursor<'c> {
-    fn peek(&mut self) -> rusqlite::Result<Option<i64>> {
-        if self.peeked.is_none() {
-            if let Some(row) = self.rows.next()? {
-                let id: i64 = row.get(0)?;
-                let data = match self.table {
-                    ChainTable::Auth => RowData::Auth(AuthAuditRow::from_row(row, 0)?),
-                    ChainTable::Signature => RowData::Signature(SignatureAuditRow::from_row(row, 0)?),
-                };
-                self.peeked = Some((id, data));
-            }
-        }
-        Ok(self.peeked.as_ref().map(|(id, _)| *id))
+impl RowCursor {
+    fn new(table: ChainTable, after: i64) -> RowCursor {
+        let rows = match table {
+            ChainTable::Auth => Pages::new(
+                format!("SELECT {AUTH_COLUMNS} FROM auth_audit WHERE id > ?1 ORDER BY id LIMIT ?2"),
+                after,
+                |r| Ok((r.get(0)?, RowData::Auth(AuthAuditRow::from_row(r, 0)?))),
+            ),
+            ChainTable::Signature => Pages::new(
+                format!("SELECT {SIGNATURE_COLUMNS} FROM signature_audit WHERE id > ?1 ORDER BY id LIMIT ?2"),
+                after,
+                |r| Ok((r.get(0)?, RowData::Signature(SignatureAuditRow::from_row(r, 0)?))),
+            ),
+        };
+        RowCursor { table, rows }
     }
 
-    fn take(&mut self) -> Option<(i64, RowData)> {
-        self.peeked.take()
+    fn peek(&mut self, conn: &dyn Sql) -> Result<Option<i64>, StoreError> {
+        Ok(self.rows.peek(conn)?.map(|(id, _)| *id))
+    }
+
+    fn take(&mut self, conn: &dyn Sql) -> Result<Option<(i64, RowData)>, StoreError> {
+        self.rows.next(conn)
     }
 }
 
@@ -288,14 +326,14 @@ fn problem(seq: Option<i64>, table: Option<ChainTable>, row_id: Option<i64>, tex
 /// Walks the whole chain on `conn` (a read transaction gives it one consistent view): every
 /// row against its link, every link against the one before, every checkpoint and the anchor
 /// against the audit key. Memory stays bounded: rows are streamed, in id order per table.
-fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, StoreError> {
-    let legacy = |t: &str| -> rusqlite::Result<i64> {
-        Ok(conn.query_row("SELECT max_id FROM audit_legacy WHERE tbl = ?1", [t], |r| r.get(0)).optional()?.unwrap_or(0))
+fn verify(conn: &dyn Sql, signer: &dyn AuditSigner) -> Result<ChainReport, StoreError> {
+    let legacy = |t: &str| -> Result<i64, StoreError> {
+        Ok(conn.query_opt("SELECT max_id FROM audit_legacy WHERE tbl = ?1", args![t], |r| r.get(0))?.unwrap_or(0))
     };
     let (legacy_auth, legacy_sig) = (legacy("auth")?, legacy("signature")?);
     let legacy_rows: i64 = conn.query_row(
         "SELECT (SELECT count(*) FROM auth_audit WHERE id <= ?1) + (SELECT count(*) FROM signature_audit WHERE id <= ?2)",
-        params![legacy_auth, legacy_sig],
+        args![legacy_auth, legacy_sig],
         |r| r.get(0),
     )?;
     let mut report = ChainReport {
@@ -318,11 +356,10 @@ fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, St
             .map_err(|e| StoreError::AuditKey(format!("the audit key could not check a checkpoint: {e}")))
     };
 
-    let anchor: Option<(Checkpoint, i64)> = conn
-        .query_row("SELECT seq, hash, at_ms, signature, removed FROM audit_anchor WHERE id = 1", [], |r| {
+    let anchor: Option<(Checkpoint, i64)> =
+        conn.query_opt("SELECT seq, hash, at_ms, signature, removed FROM audit_anchor WHERE id = 1", args![], |r| {
             Ok((Checkpoint { seq: r.get(0)?, hash: r.get(1)?, at_ms: r.get(2)?, signature: r.get(3)? }, r.get(4)?))
-        })
-        .optional()?;
+        })?;
     let (mut prev, mut prev_seq) = (GENESIS, 0i64);
     if let Some((a, removed)) = &anchor {
         report.anchor_seq = Some(a.seq);
@@ -341,22 +378,22 @@ fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, St
         prev_seq = a.seq;
     }
 
-    let mut checkpoints = conn.prepare("SELECT seq, hash, at_ms, signature FROM audit_checkpoint ORDER BY seq")?;
-    let mut checkpoints = checkpoints
-        .query_map([], |r| Ok(Checkpoint { seq: r.get(0)?, hash: r.get(1)?, at_ms: r.get(2)?, signature: r.get(3)? }))?
-        .peekable();
-    let mut links = conn.prepare("SELECT seq, tbl, row_id, hash FROM audit_chain ORDER BY seq")?;
-    let mut links = links.query([])?;
-    let mut auth_stmt = conn.prepare(&format!("SELECT {AUTH_COLUMNS} FROM auth_audit WHERE id > ?1 ORDER BY id"))?;
-    let mut sig_stmt =
-        conn.prepare(&format!("SELECT {SIGNATURE_COLUMNS} FROM signature_audit WHERE id > ?1 ORDER BY id"))?;
-    let mut auth = RowCursor { table: ChainTable::Auth, rows: auth_stmt.query([legacy_auth])?, peeked: None };
-    let mut sigs = RowCursor { table: ChainTable::Signature, rows: sig_stmt.query([legacy_sig])?, peeked: None };
+    let mut checkpoints: Pages<Checkpoint> = Pages::new(
+        "SELECT seq, hash, at_ms, signature FROM audit_checkpoint WHERE seq > ?1 ORDER BY seq LIMIT ?2".into(),
+        i64::MIN,
+        |r| Ok((r.get(0)?, Checkpoint { seq: r.get(0)?, hash: r.get(1)?, at_ms: r.get(2)?, signature: r.get(3)? })),
+    );
+    let mut links: Pages<(String, i64, Vec<u8>)> = Pages::new(
+        "SELECT seq, tbl, row_id, hash FROM audit_chain WHERE seq > ?1 ORDER BY seq LIMIT ?2".into(),
+        i64::MIN,
+        |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))),
+    );
+    let mut auth = RowCursor::new(ChainTable::Auth, legacy_auth);
+    let mut sigs = RowCursor::new(ChainTable::Signature, legacy_sig);
 
     let mut since_checkpoint = 0u64;
     let bad = loop {
-        let Some(l) = links.next()? else { break None };
-        let (seq, tbl, row_id, stored): (i64, String, i64, Vec<u8>) = (l.get(0)?, l.get(1)?, l.get(2)?, l.get(3)?);
+        let Some((seq, (tbl, row_id, stored))) = links.next(conn)? else { break None };
         let table = if tbl == "auth" { ChainTable::Auth } else { ChainTable::Signature };
         report.first_seq.get_or_insert(seq);
         report.last_seq = Some(seq);
@@ -375,7 +412,7 @@ fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, St
             ));
         }
         let cursor = if table == ChainTable::Auth { &mut auth } else { &mut sigs };
-        match cursor.peek()? {
+        match cursor.peek(conn)? {
             Some(id) if id < row_id => {
                 break Some(problem(
                     None,
@@ -394,7 +431,7 @@ fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, St
                 ))
             }
         }
-        let Some((id, row)) = cursor.take() else { break None };
+        let Some((id, row)) = cursor.take(conn)? else { break None };
         let computed = row.link(&prev, id);
         if computed.as_slice() != stored.as_slice() {
             break Some(problem(
@@ -410,10 +447,10 @@ fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, St
         }
         prev = computed;
         prev_seq = seq;
-        while checkpoints.peek().is_some_and(|c| c.as_ref().is_ok_and(|c| c.seq < seq)) {
-            checkpoints.next();
+        while checkpoints.peek(conn)?.is_some_and(|(s, _)| *s < seq) {
+            checkpoints.next(conn)?;
         }
-        if let Some(Ok(c)) = checkpoints.peek() {
+        if let Some((_, c)) = checkpoints.peek(conn)? {
             if c.seq == seq {
                 if c.hash.as_slice() != prev.as_slice() || !checks(c)? {
                     break Some(problem(
@@ -430,7 +467,7 @@ fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, St
                 report.checkpoints_verified += 1;
                 report.last_checkpoint_seq = Some(seq);
                 since_checkpoint = 0;
-                checkpoints.next();
+                checkpoints.next(conn)?;
             }
         }
     };
@@ -438,8 +475,8 @@ fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, St
         Some(b) => Some(b),
         None => {
             // Rows no link points at, and checkpoints beyond the chain's end.
-            let extra = |c: &mut RowCursor<'_>| -> rusqlite::Result<Option<ChainProblem>> {
-                Ok(c.peek()?.map(|id| {
+            let extra = |c: &mut RowCursor| -> Result<Option<ChainProblem>, StoreError> {
+                Ok(c.peek(conn)?.map(|id| {
                     problem(
                         None,
                         Some(c.table),
@@ -453,7 +490,7 @@ fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, St
             };
             match (extra(&mut auth)?, extra(&mut sigs)?) {
                 (Some(p), _) | (None, Some(p)) => Some(p),
-                (None, None) => match checkpoints.find_map(Result::ok).filter(|c| c.seq > prev_seq) {
+                (None, None) => match checkpoints.next(conn)?.map(|(_, c)| c).filter(|c| c.seq > prev_seq) {
                     Some(c) => Some(problem(
                         Some(prev_seq + 1),
                         None,
@@ -477,27 +514,34 @@ fn verify(conn: &Connection, signer: &dyn AuditSigner) -> Result<ChainReport, St
 
 /// Signs the newest link as a checkpoint unless one already covers it. Returns its seq.
 fn checkpoint(
-    conn: &mut Connection,
+    store: &super::Store,
     signer: &dyn AuditSigner,
     at_ms: i64,
     kind: &str,
 ) -> Result<Option<i64>, StoreError> {
-    let newest: Option<(i64, Vec<u8>)> = conn
-        .query_row("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+    let (newest, covered): (Option<(i64, Vec<u8>)>, Option<i64>) = store.read_apart(|conn| {
+        let newest = conn.query_opt("SELECT seq, hash FROM audit_chain ORDER BY seq DESC LIMIT 1", args![], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok((newest, conn.query_value("SELECT max(seq) FROM audit_checkpoint", args![])?))
+    })?;
     let Some((seq, hash)) = newest else { return Ok(None) };
-    let covered: Option<i64> = conn.query_row("SELECT max(seq) FROM audit_checkpoint", [], |r| r.get(0))?;
     if covered.is_some_and(|c| c >= seq) {
         return Ok(None);
     }
     let hash = hash32(hash)?;
+    // Signed outside any transaction: the HSM's time does not hold up writers. Two runs that
+    // race sign the same link; the second insert is a no-op.
     let signature = signer
         .sign(&checkpoint_message(seq, &hash, at_ms))
         .map_err(|e| StoreError::AuditKey(format!("the audit key could not sign a checkpoint: {e}")))?;
-    conn.execute(
-        "INSERT OR IGNORE INTO audit_checkpoint (seq, hash, at_ms, signature, kind) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![seq, hash.as_slice(), at_ms, signature, kind],
-    )?;
+    store.write_apart(|conn| {
+        conn.execute(
+            "INSERT INTO audit_checkpoint (seq, hash, at_ms, signature, kind) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (seq) DO NOTHING",
+            args![seq, hash.as_slice(), at_ms, signature, kind],
+        )
+    })?;
     Ok(Some(seq))
 }
 
@@ -531,22 +575,23 @@ const RETENTION_BATCH: i64 = 20_000;
 /// signs the last link it removes, which becomes the anchor the rest of the chain verifies
 /// from. Legacy rows go first, by the same age.
 fn retain(
-    conn: &mut Connection,
+    store: &super::Store,
     signer: &dyn AuditSigner,
     keep: Retention,
     now_ms: i64,
 ) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();
-    let (first, last): (Option<i64>, Option<i64>) =
-        conn.query_row("SELECT min(seq), max(seq) FROM audit_chain", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (first, last): (Option<i64>, Option<i64>) = store.read_apart(|conn| {
+        conn.query_row("SELECT min(seq), max(seq) FROM audit_chain", args![], |r| Ok((r.get(0)?, r.get(1)?)))
+    })?;
     let mut cut: Option<i64> = None;
     if let (Some(max), Some(last)) = (keep.max_links, last) {
         let c = last - i64::try_from(max).unwrap_or(i64::MAX);
         cut = cut.max(Some(c).filter(|c| *c >= first.unwrap_or(0)));
     }
     if let Some(after) = keep.keep_after_ms {
-        let c: Option<i64> =
-            conn.query_row("SELECT max(seq) FROM audit_chain WHERE at_ms < ?1", [after], |r| r.get(0))?;
+        let c: Option<i64> = store
+            .read_apart(|conn| conn.query_value("SELECT max(seq) FROM audit_chain WHERE at_ms < ?1", args![after]))?;
         cut = cut.max(c);
     }
     // Legacy rows are older than every link: they go when the cut reaches the chain, or by age.
@@ -557,41 +602,41 @@ fn retain(
     };
     if let Some(before) = legacy_before {
         for (table, tbl) in [("auth_audit", "auth"), ("signature_audit", "signature")] {
-            let n = conn.execute(
-                &format!(
-                    "DELETE FROM {table} WHERE id <= (SELECT max_id FROM audit_legacy WHERE tbl = ?1) AND at_ms < ?2"
-                ),
-                params![tbl, before],
-            )?;
+            let sql = format!(
+                "DELETE FROM {table} WHERE id <= (SELECT max_id FROM audit_legacy WHERE tbl = ?1) AND at_ms < ?2"
+            );
+            let n = store.write_apart(|conn| conn.execute(&sql, args![tbl, before]))?;
             report.removed_legacy_rows += n as u64;
         }
     }
     let (Some(cut), Some(mut from)) = (cut, first) else { return Ok(report) };
     while from <= cut {
         let to = cut.min(from + RETENTION_BATCH - 1);
-        let hash: Vec<u8> = conn.query_row("SELECT hash FROM audit_chain WHERE seq = ?1", [to], |r| r.get(0))?;
+        let hash: Vec<u8> =
+            store.read_apart(|conn| conn.query_value("SELECT hash FROM audit_chain WHERE seq = ?1", args![to]))?;
         let hash = hash32(hash)?;
         let signature = signer
             .sign(&checkpoint_message(to, &hash, now_ms))
             .map_err(|e| StoreError::AuditKey(format!("the audit key could not sign the retention anchor: {e}")))?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for (table, tbl) in [("auth_audit", "auth"), ("signature_audit", "signature")] {
+        let removed = store.write_apart(|tx| {
+            for (table, tbl) in [("auth_audit", "auth"), ("signature_audit", "signature")] {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE id IN (SELECT row_id FROM audit_chain WHERE tbl = ?1 AND seq <= ?2)"
+                    ),
+                    args![tbl, to],
+                )?;
+            }
+            let removed = tx.execute("DELETE FROM audit_chain WHERE seq <= ?1", args![to])?;
+            tx.execute("DELETE FROM audit_checkpoint WHERE seq <= ?1", args![to])?;
             tx.execute(
-                &format!(
-                    "DELETE FROM {table} WHERE id IN (SELECT row_id FROM audit_chain WHERE tbl = ?1 AND seq <= ?2)"
-                ),
-                params![tbl, to],
+                "INSERT INTO audit_anchor (id, seq, hash, at_ms, signature, removed) VALUES (1, ?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at_ms = excluded.at_ms,
+                     signature = excluded.signature, removed = audit_anchor.removed + excluded.removed",
+                args![to, hash.as_slice(), now_ms, signature, removed as i64],
             )?;
-        }
-        let removed = tx.execute("DELETE FROM audit_chain WHERE seq <= ?1", [to])?;
-        tx.execute("DELETE FROM audit_checkpoint WHERE seq <= ?1", [to])?;
-        tx.execute(
-            "INSERT INTO audit_anchor (id, seq, hash, at_ms, signature, removed) VALUES (1, ?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at_ms = excluded.at_ms,
-                 signature = excluded.signature, removed = audit_anchor.removed + excluded.removed",
-            params![to, hash.as_slice(), now_ms, signature, removed as i64],
-        )?;
-        tx.commit()?;
+            Ok(removed)
+        })?;
         report.removed_links += removed as u64;
         report.batches += 1;
         report.anchor_seq = Some(to);
@@ -603,40 +648,43 @@ fn retain(
 /// Every row from chain link `after_seq + 1` on, in chain order, as one JSON object each
 /// (`seq`, `table`, `link` hash in hex, and the row's columns), handed to `each` until it
 /// returns false. Streams: memory stays flat whatever the size.
-fn export(
-    conn: &Connection,
-    after_seq: i64,
-    mut each: impl FnMut(serde_json::Value) -> bool,
-) -> Result<u64, StoreError> {
-    let mut st = conn.prepare(&format!(
-        "SELECT c.seq, c.tbl, c.hash, {}, {} FROM audit_chain c
-         LEFT JOIN auth_audit a ON c.tbl = 'auth' AND a.id = c.row_id
-         LEFT JOIN signature_audit s ON c.tbl = 'signature' AND s.id = c.row_id
-         WHERE c.seq > ?1 ORDER BY c.seq",
-        AUTH_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", "),
-        SIGNATURE_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", "),
-    ))?;
-    let mut rows = st.query([after_seq])?;
+fn export(conn: &dyn Sql, after_seq: i64, mut each: impl FnMut(serde_json::Value) -> bool) -> Result<u64, StoreError> {
+    /// One exported link: its seq, table, hash, and the row as JSON (`null`: the row is gone).
+    type Line = (String, Vec<u8>, serde_json::Value);
+    let mut rows: Pages<Line> = Pages::new(
+        format!(
+            "SELECT c.seq, c.tbl, c.hash, {}, {} FROM audit_chain c
+             LEFT JOIN auth_audit a ON c.tbl = 'auth' AND a.id = c.row_id
+             LEFT JOIN signature_audit s ON c.tbl = 'signature' AND s.id = c.row_id
+             WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
+            AUTH_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", "),
+            SIGNATURE_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", "),
+        ),
+        after_seq,
+        |r| {
+            // A link whose row is gone exports with `row: null` (verify says why).
+            const AUTH_AT: usize = 3;
+            let sig_at = AUTH_AT + AUTH_COLUMNS.split(", ").count();
+            let (seq, tbl, hash): (i64, String, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let row = if tbl == "auth" {
+                match r.get::<Option<i64>>(AUTH_AT)? {
+                    Some(_) => serde_json::to_value(AuthAuditRow::from_row(r, AUTH_AT)?),
+                    None => Ok(serde_json::Value::Null),
+                }
+            } else {
+                match r.get::<Option<i64>>(sig_at)? {
+                    Some(_) => serde_json::to_value(SignatureAuditRow::from_row(r, sig_at)?),
+                    None => Ok(serde_json::Value::Null),
+                }
+            }
+            .map_err(|e| {
+                StoreError::Refused(Refusal::Invalid(format!("audit row {seq} cannot be written as JSON: {e}")))
+            })?;
+            Ok((seq, (tbl, hash, row)))
+        },
+    );
     let mut n = 0u64;
-    // A link whose row is gone exports with `row: null` (verify says why).
-    const AUTH_AT: usize = 3;
-    let sig_at = AUTH_AT + AUTH_COLUMNS.split(", ").count();
-    while let Some(r) = rows.next()? {
-        let (seq, tbl, hash): (i64, String, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
-        let row = if tbl == "auth" {
-            match r.get::<_, Option<i64>>(AUTH_AT)? {
-                Some(_) => serde_json::to_value(AuthAuditRow::from_row(r, AUTH_AT)?),
-                None => Ok(serde_json::Value::Null),
-            }
-        } else {
-            match r.get::<_, Option<i64>>(sig_at)? {
-                Some(_) => serde_json::to_value(SignatureAuditRow::from_row(r, sig_at)?),
-                None => Ok(serde_json::Value::Null),
-            }
-        }
-        .map_err(|e| {
-            StoreError::Refused(Refusal::Invalid(format!("audit row {seq} cannot be written as JSON: {e}")))
-        })?;
+    while let Some((seq, (tbl, hash, row))) = rows.next(conn)? {
         let line = serde_json::json!({
             "seq": seq,
             "table": if tbl == "auth" { "auth_audit" } else { "signature_audit" },
@@ -651,34 +699,31 @@ fn export(
     Ok(n)
 }
 /// Inserts `rows` in the caller's transaction and returns their ids, in order.
-pub(crate) fn insert_signature_rows(
-    tx: &rusqlite::Transaction<'_>,
-    rows: &[&SignatureAuditRow],
-) -> rusqlite::Result<Vec<i64>> {
+pub(crate) fn insert_signature_rows(tx: &dyn Sql, rows: &[&SignatureAuditRow]) -> Result<Vec<i64>, StoreError> {
     let mut ids = Vec::with_capacity(rows.len());
     {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO signature_audit (at_ms, uid, pid, integration, operation, key_name, key_version, scheme, hash,
-                                          input_kind, input_sha256, result, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?;
+        const INSERT: &str = "INSERT INTO signature_audit (at_ms, uid, pid, integration, operation, key_name, \
+                              key_version, scheme, hash, input_kind, input_sha256, result, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id";
         for r in rows {
-            st.execute(params![
-                r.at_ms,
-                r.uid,
-                r.pid,
-                r.integration,
-                r.operation,
-                r.key_name,
-                r.key_version,
-                r.scheme,
-                r.hash,
-                r.input_kind,
-                r.input_sha256,
-                r.result,
-                r.detail
-            ])?;
-            let id = tx.last_insert_rowid();
+            let id = tx.insert(
+                INSERT,
+                args![
+                    r.at_ms,
+                    r.uid,
+                    r.pid,
+                    r.integration,
+                    r.operation,
+                    r.key_name,
+                    r.key_version,
+                    r.scheme,
+                    r.hash,
+                    r.input_kind,
+                    r.input_sha256,
+                    r.result,
+                    r.detail
+                ],
+            )?;
             link(tx, ChainTable::Signature, id, r.at_ms, |prev| signature_link(prev, id, r))?;
             ids.push(id);
         }
@@ -686,28 +731,27 @@ pub(crate) fn insert_signature_rows(
     Ok(ids)
 }
 
-pub(crate) fn insert_audit(tx: &Transaction<'_>, a: &AuthAuditRow) -> rusqlite::Result<i64> {
-    let mut st = tx.prepare_cached(
+pub(crate) fn insert_audit(tx: &dyn Sql, a: &AuthAuditRow) -> Result<i64, StoreError> {
+    let id = tx.insert(
         "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail, resolver, client,
                                  policies, duration_ms, owner)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
+        args![
+            a.at_ms,
+            a.caller,
+            a.action,
+            a.serial,
+            a.login,
+            a.realm,
+            a.result,
+            a.detail,
+            a.resolver,
+            a.client,
+            a.policies,
+            a.duration_ms,
+            a.owner
+        ],
     )?;
-    st.execute(params![
-        a.at_ms,
-        a.caller,
-        a.action,
-        a.serial,
-        a.login,
-        a.realm,
-        a.result,
-        a.detail,
-        a.resolver,
-        a.client,
-        a.policies,
-        a.duration_ms,
-        a.owner
-    ])?;
-    let id = tx.last_insert_rowid();
     link(tx, ChainTable::Auth, id, a.at_ms, |prev| auth_link(prev, id, a))?;
     Ok(id)
 }
@@ -716,9 +760,7 @@ impl super::Store {
     /// Walks the whole chain (see `verify` above) inside one read transaction on a connection
     /// of its own.
     pub fn verify_chain(&self, signer: &dyn AuditSigner) -> Result<ChainReport, StoreError> {
-        let mut conn = self.reader_connection()?;
-        let tx = conn.transaction()?;
-        verify(&tx, signer)
+        self.snapshot_apart(|conn| verify(conn, signer))
     }
 
     /// Signs the newest link unless a checkpoint covers it already; `kind` says why
@@ -729,7 +771,7 @@ impl super::Store {
         at_ms: i64,
         kind: &str,
     ) -> Result<Option<i64>, StoreError> {
-        checkpoint(&mut self.writer_connection()?, signer, at_ms, kind)
+        checkpoint(self, signer, at_ms, kind)
     }
 
     /// Checkpoints the newest link, then removes the oldest links `keep` lets go, leaving an
@@ -740,17 +782,14 @@ impl super::Store {
         keep: Retention,
         now_ms: i64,
     ) -> Result<RetentionReport, StoreError> {
-        let mut conn = self.writer_connection()?;
         // The cut's newest links must be vouched for before they become the anchor's past.
-        checkpoint(&mut conn, signer, now_ms, "retention")?;
-        retain(&mut conn, signer, keep, now_ms)
+        checkpoint(self, signer, now_ms, "retention")?;
+        retain(self, signer, keep, now_ms)
     }
 
     /// The audit rows after link `after_seq`, in chain order, from one read transaction; each
     /// row goes to `each` as JSON, which returns false to stop. The number of rows sent.
     pub fn export_chain(&self, after_seq: i64, each: impl FnMut(serde_json::Value) -> bool) -> Result<u64, StoreError> {
-        let mut conn = self.reader_connection()?;
-        let tx = conn.transaction()?;
-        export(&tx, after_seq, each)
+        self.snapshot_apart(|conn| export(conn, after_seq, each))
     }
 }

@@ -6,9 +6,9 @@
 //! at a time, and a delivered one is never sent again. Message texts are stored sealed.
 
 use countersign_core::error::Refusal;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
+use super::db::{args, Row, Sql};
 use super::{Store, StoreError};
 
 /// An open challenge, as the check reads it.
@@ -122,24 +122,24 @@ pub struct DeliveryView {
 
 /// Open challenges of `transaction_id` at `now_ms`, read on the caller's connection.
 pub(crate) fn open_challenges(
-    conn: &Connection,
+    conn: &dyn Sql,
     transaction_id: &str,
     now_ms: i64,
 ) -> Result<Vec<OpenChallenge>, StoreError> {
-    let mut st = conn.prepare_cached(
+    conn.query_map(
         "SELECT id, token_id, counter, expires_ms, nonce FROM challenge
          WHERE transaction_id = ?1 AND answered_ms IS NULL AND expires_ms > ?2",
-    )?;
-    let rows = st.query_map(params![transaction_id, now_ms], |r| {
-        Ok(OpenChallenge {
-            id: r.get(0)?,
-            token_id: r.get(1)?,
-            counter: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-            expires_ms: r.get(3)?,
-            nonce: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        args![transaction_id, now_ms],
+        |r| {
+            Ok(OpenChallenge {
+                id: r.get(0)?,
+                token_id: r.get(1)?,
+                counter: u64::try_from(r.get::<i64>(2)?).unwrap_or(0),
+                expires_ms: r.get(3)?,
+                nonce: r.get(4)?,
+            })
+        },
+    )
 }
 
 /// An unanswered challenge as admins list it: which token, which transaction, when. Never the
@@ -195,7 +195,7 @@ const DELIVERY_COLUMNS: &str =
     "d.id, d.token_type, d.serial, c.transaction_id, d.recipient, d.sealed_message, d.status,
     d.attempts, d.expires_ms";
 
-fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
+fn delivery_from_row(r: &Row<'_>) -> Result<DeliveryRecord, StoreError> {
     Ok(DeliveryRecord {
         id: r.get(0)?,
         token_type: r.get(1)?,
@@ -221,29 +221,28 @@ impl Store {
         expires_ms: i64,
         nonce: Option<&[u8]>,
     ) -> Result<(i64, u64), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let counter: i64 = tx
-            .query_row("SELECT counter FROM token WHERE id = ?1 AND active = 1 AND revoked = 0", [token_id], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .ok_or_else(|| StoreError::Refused(Refusal::NotFound("an active token".into())))?;
-        // The token row is checked against its seal before its counter moves, and sealed after.
-        self.row_seals().update(&tx, super::row_seals::RowTable::Token, token_id, || {
-            tx.execute(
-                "UPDATE token SET counter = ?1 WHERE id = ?2 AND counter = ?3",
-                params![counter + 1, token_id, counter],
-            )
-        })?;
-        tx.execute(
-            "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms, nonce)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![transaction_id, token_id, counter, now_ms, expires_ms, nonce],
-        )?;
-        let id = tx.last_insert_rowid();
-        tx.commit()?;
-        Ok((id, u64::try_from(counter).unwrap_or(0)))
+        self.write(|tx| {
+            let counter: i64 = tx
+                .query_opt(
+                    "SELECT counter FROM token WHERE id = ?1 AND active = 1 AND revoked = 0",
+                    args![token_id],
+                    |r| r.get(0),
+                )?
+                .ok_or_else(|| StoreError::Refused(Refusal::NotFound("an active token".into())))?;
+            // The token row is checked against its seal before its counter moves, and sealed after.
+            self.row_seals().update(tx, super::row_seals::RowTable::Token, token_id, || {
+                tx.execute(
+                    "UPDATE token SET counter = ?1 WHERE id = ?2 AND counter = ?3",
+                    args![counter + 1, token_id, counter],
+                )
+            })?;
+            let id = tx.insert(
+                "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms, nonce)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+                args![transaction_id, token_id, counter, now_ms, expires_ms, nonce],
+            )?;
+            Ok((id, u64::try_from(counter).unwrap_or(0)))
+        })
     }
 
     /// Records a challenge for an OTP token (policy challenge_response) without reserving a
@@ -255,17 +254,17 @@ impl Store {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        let inserted = conn.execute(
-            "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms)
-             SELECT ?1, id, counter, ?3, ?4 FROM token WHERE id = ?2 AND active = 1 AND revoked = 0",
-            params![transaction_id, token_id, now_ms, expires_ms],
-        )?;
+        let inserted: Option<i64> = self.read(|conn| {
+            conn.query_opt(
+                "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms)
+                 SELECT ?1, id, counter, ?3, ?4 FROM token WHERE id = ?2 AND active = 1 AND revoked = 0
+                 RETURNING id",
+                args![transaction_id, token_id, now_ms, expires_ms],
+                |r| r.get(0),
+            )
+        })?;
         // Disabled or revoked since it was read: no challenge, and no id of some other row.
-        if inserted == 0 {
-            return Err(StoreError::Refused(Refusal::NotFound("an active token".into())));
-        }
-        Ok(conn.last_insert_rowid())
+        inserted.ok_or_else(|| StoreError::Refused(Refusal::NotFound("an active token".into())))
     }
 
     /// Queues a delivery (status `queued`, due now).
@@ -280,43 +279,45 @@ impl Store {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO delivery (challenge_id, token_type, serial, recipient, sealed_message, status, next_attempt_ms,
-                                   expires_ms, created_ms, updated_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?6, ?6)",
-            params![challenge_id, token_type, serial, recipient, sealed_message, now_ms, expires_ms],
-        )?;
-        Ok(conn.last_insert_rowid())
+        self.read(|conn| {
+            conn.insert(
+                "INSERT INTO delivery (challenge_id, token_type, serial, recipient, sealed_message, status, next_attempt_ms,
+                                       expires_ms, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?6, ?6) RETURNING id",
+                args![challenge_id, token_type, serial, recipient, sealed_message, now_ms, expires_ms],
+            )
+        })
     }
 
     /// Claims a queued delivery for sending; `None` if someone else has it or it is done.
     pub fn claim_delivery(&self, id: i64, now_ms: i64) -> Result<Option<DeliveryRecord>, StoreError> {
-        let conn = self.conn();
-        let claimed = conn.execute(
-            "UPDATE delivery SET status = 'sending', updated_ms = ?2 WHERE id = ?1 AND status = 'queued'",
-            params![id, now_ms],
-        )?;
-        if claimed == 0 {
-            return Ok(None);
-        }
-        Ok(conn
-            .query_row(
-                &format!("SELECT {DELIVERY_COLUMNS} FROM delivery d LEFT JOIN challenge c ON c.id = d.challenge_id WHERE d.id = ?1"),
-                [id],
+        self.read(|conn| {
+            let claimed = conn.execute(
+                "UPDATE delivery SET status = 'sending', updated_ms = ?2 WHERE id = ?1 AND status = 'queued'",
+                args![id, now_ms],
+            )?;
+            if claimed == 0 {
+                return Ok(None);
+            }
+            conn.query_opt(
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM delivery d LEFT JOIN challenge c ON c.id = d.challenge_id WHERE d.id = ?1"
+                ),
+                args![id],
                 delivery_from_row,
             )
-            .optional()?)
+        })
     }
 
     /// Ids of queued deliveries that are due.
     pub fn due_deliveries(&self, now_ms: i64, limit: u32) -> Result<Vec<i64>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare_cached(
-            "SELECT id FROM delivery WHERE status = 'queued' AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![now_ms, limit], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.read(|conn| {
+            conn.query_map(
+                "SELECT id FROM delivery WHERE status = 'queued' AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2",
+                args![now_ms, limit],
+                |r| r.get(0),
+            )
+        })
     }
 
     /// Records a round of attempts and its outcome, in one transaction.
@@ -327,119 +328,124 @@ impl Store {
         outcome: &RoundOutcome,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for a in attempts {
-            tx.execute(
-                "INSERT INTO delivery_attempt (delivery_id, at_ms, gateway, result, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, a.at_ms, a.gateway, if a.delivered { "delivered" } else { "failed" }, a.detail],
-            )?;
-        }
-        let n = i64::try_from(attempts.len()).unwrap_or(0);
-        match outcome {
-            RoundOutcome::Delivered { via } => tx.execute(
-                "UPDATE delivery SET status = 'delivered', delivered_via = ?2, attempts = attempts + ?3, updated_ms = ?4,
-                        last_error = NULL WHERE id = ?1",
-                params![id, via, n, now_ms],
-            )?,
-            RoundOutcome::Retry { next_ms, error } => tx.execute(
-                "UPDATE delivery SET status = 'queued', next_attempt_ms = ?2, attempts = attempts + ?3, updated_ms = ?4,
-                        last_error = ?5 WHERE id = ?1",
-                params![id, next_ms, n, now_ms, error],
-            )?,
-            RoundOutcome::Failed { error, expired } => tx.execute(
-                "UPDATE delivery SET status = ?2, attempts = attempts + ?3, updated_ms = ?4, last_error = ?5 WHERE id = ?1",
-                params![id, if *expired { "expired" } else { "failed" }, n, now_ms, error],
-            )?,
-        };
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| {
+            for a in attempts {
+                tx.execute(
+                    "INSERT INTO delivery_attempt (delivery_id, at_ms, gateway, result, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    args![id, a.at_ms, a.gateway, if a.delivered { "delivered" } else { "failed" }, a.detail],
+                )?;
+            }
+            let n = i64::try_from(attempts.len()).unwrap_or(0);
+            match outcome {
+                RoundOutcome::Delivered { via } => tx.execute(
+                    "UPDATE delivery SET status = 'delivered', delivered_via = ?2, attempts = attempts + ?3, updated_ms = ?4,
+                            last_error = NULL WHERE id = ?1",
+                    args![id, via, n, now_ms],
+                )?,
+                RoundOutcome::Retry { next_ms, error } => tx.execute(
+                    "UPDATE delivery SET status = 'queued', next_attempt_ms = ?2, attempts = attempts + ?3, updated_ms = ?4,
+                            last_error = ?5 WHERE id = ?1",
+                    args![id, next_ms, n, now_ms, error],
+                )?,
+                RoundOutcome::Failed { error, expired } => tx.execute(
+                    "UPDATE delivery SET status = ?2, attempts = attempts + ?3, updated_ms = ?4, last_error = ?5 WHERE id = ?1",
+                    args![id, if *expired { "expired" } else { "failed" }, n, now_ms, error],
+                )?,
+            };
+            Ok(())
+        })
     }
 
     /// After a crash, deliveries left `sending` go back to the queue (at-least-once: a message
     /// whose provider accepted it just before the crash may be sent again).
     pub fn requeue_interrupted(&self, now_ms: i64) -> Result<usize, StoreError> {
-        Ok(self.conn().execute(
-            "UPDATE delivery SET status = 'queued', next_attempt_ms = ?1, updated_ms = ?1 WHERE status = 'sending'",
-            [now_ms],
-        )?)
+        self.read(|conn| {
+            conn.execute(
+                "UPDATE delivery SET status = 'queued', next_attempt_ms = ?1, updated_ms = ?1 WHERE status = 'sending'",
+                args![now_ms],
+            )
+        })
     }
 
     /// Challenges not answered yet (an answered one is spent, as privacyIDEA deletes it), and
     /// how many match in all.
     pub fn challenge_list(&self, q: &ChallengeQuery) -> Result<(Vec<ChallengeRow>, u64), StoreError> {
-        let conn = self.conn();
         let serial = q.serial.as_deref().filter(|s| !s.trim_matches('*').is_empty()).map(like_pattern);
         let tx = q.transaction_id.as_deref().filter(|s| !s.trim_matches('*').is_empty()).map(like_pattern);
+        // Patterns match regardless of ASCII case, on every engine (SQLite's LIKE does so by
+        // itself, PostgreSQL's does not).
         let filter = "FROM challenge c JOIN token t ON t.id = c.token_id
              WHERE c.answered_ms IS NULL
-               AND (?1 IS NULL OR t.serial LIKE ?1 ESCAPE '\\')
-               AND (?2 IS NULL OR c.transaction_id LIKE ?2 ESCAPE '\\')";
-        let total: i64 = conn.query_row(&format!("SELECT count(*) {filter}"), params![serial, tx], |r| r.get(0))?;
+               AND (?1 IS NULL OR lower(t.serial) LIKE lower(?1) ESCAPE '\\')
+               AND (?2 IS NULL OR lower(c.transaction_id) LIKE lower(?2) ESCAPE '\\')";
         let order = if q.newest_first { "DESC" } else { "ASC" };
-        let mut st = conn.prepare(&format!(
-            "SELECT c.id, c.transaction_id, t.serial, c.created_ms, c.expires_ms {filter}
-             ORDER BY c.created_ms {order}, c.id {order} LIMIT ?3 OFFSET ?4"
-        ))?;
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
         let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
-        let rows = st
-            .query_map(params![serial, tx, limit, offset], |r| {
-                Ok(ChallengeRow {
-                    id: r.get(0)?,
-                    transaction_id: r.get(1)?,
-                    serial: r.get(2)?,
-                    created_ms: r.get(3)?,
-                    expires_ms: r.get(4)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        let (rows, total) = self.read(|conn| {
+            let total: i64 = conn.query_value(&format!("SELECT count(*) {filter}"), args![serial, tx])?;
+            let rows = conn.query_map(
+                &format!(
+                    "SELECT c.id, c.transaction_id, t.serial, c.created_ms, c.expires_ms {filter}
+                     ORDER BY c.created_ms {order}, c.id {order} LIMIT ?3 OFFSET ?4"
+                ),
+                args![serial, tx, limit, offset],
+                |r| {
+                    Ok(ChallengeRow {
+                        id: r.get(0)?,
+                        transaction_id: r.get(1)?,
+                        serial: r.get(2)?,
+                        created_ms: r.get(3)?,
+                        expires_ms: r.get(4)?,
+                    })
+                },
+            )?;
+            Ok((rows, total))
+        })?;
         Ok((rows, u64::try_from(total).unwrap_or(0)))
     }
 
     /// Deliveries, newest first, with their attempts.
     pub fn deliveries(&self, status: Option<&str>, limit: u32) -> Result<Vec<DeliveryView>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT d.id, d.serial, d.token_type, c.transaction_id, d.recipient, d.status, d.attempts, d.delivered_via,
-                    d.last_error, d.created_ms, d.expires_ms
-             FROM delivery d LEFT JOIN challenge c ON c.id = d.challenge_id
-             WHERE ?1 IS NULL OR d.status = ?1 ORDER BY d.id DESC LIMIT ?2",
-        )?;
-        let mut out: Vec<DeliveryView> = st
-            .query_map(params![status, limit], |r| {
-                Ok(DeliveryView {
-                    id: r.get(0)?,
-                    serial: r.get(1)?,
-                    token_type: r.get(2)?,
-                    transaction_id: r.get(3)?,
-                    recipient: r.get(4)?,
-                    status: r.get(5)?,
-                    attempts: r.get(6)?,
-                    delivered_via: r.get(7)?,
-                    last_error: r.get(8)?,
-                    created_ms: r.get(9)?,
-                    expires_ms: r.get(10)?,
-                    log: Vec::new(),
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut st = conn.prepare_cached(
-            "SELECT at_ms, gateway, result, detail FROM delivery_attempt WHERE delivery_id = ?1 ORDER BY id",
-        )?;
-        for d in &mut out {
-            d.log = st
-                .query_map([d.id], |r| {
-                    Ok(AttemptRow {
-                        at_ms: r.get(0)?,
-                        gateway: r.get(1)?,
-                        delivered: r.get::<_, String>(2)? == "delivered",
-                        detail: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+        self.read(|conn| {
+            let mut out: Vec<DeliveryView> = conn.query_map(
+                "SELECT d.id, d.serial, d.token_type, c.transaction_id, d.recipient, d.status, d.attempts, d.delivered_via,
+                        d.last_error, d.created_ms, d.expires_ms
+                 FROM delivery d LEFT JOIN challenge c ON c.id = d.challenge_id
+                 WHERE ?1 IS NULL OR d.status = ?1 ORDER BY d.id DESC LIMIT ?2",
+                args![status, limit],
+                |r| {
+                    Ok(DeliveryView {
+                        id: r.get(0)?,
+                        serial: r.get(1)?,
+                        token_type: r.get(2)?,
+                        transaction_id: r.get(3)?,
+                        recipient: r.get(4)?,
+                        status: r.get(5)?,
+                        attempts: r.get(6)?,
+                        delivered_via: r.get(7)?,
+                        last_error: r.get(8)?,
+                        created_ms: r.get(9)?,
+                        expires_ms: r.get(10)?,
+                        log: Vec::new(),
                     })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-        }
-        Ok(out)
+                },
+            )?;
+            for d in &mut out {
+                d.log = conn.query_map(
+                    "SELECT at_ms, gateway, result, detail FROM delivery_attempt WHERE delivery_id = ?1 ORDER BY id",
+                    args![d.id],
+                    |r| {
+                        Ok(AttemptRow {
+                            at_ms: r.get(0)?,
+                            gateway: r.get(1)?,
+                            delivered: r.get::<String>(2)? == "delivered",
+                            detail: r.get::<Option<String>>(3)?.unwrap_or_default(),
+                        })
+                    },
+                )?;
+            }
+            Ok(out)
+        })
     }
 
     /// Removes challenges expired before `challenges_before_ms` and finished deliveries last
@@ -449,15 +455,14 @@ impl Store {
         challenges_before_ms: i64,
         deliveries_before_ms: i64,
     ) -> Result<(usize, usize), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let d = tx.execute(
-            "DELETE FROM delivery WHERE status IN ('delivered', 'failed', 'expired') AND updated_ms < ?1",
-            [deliveries_before_ms],
-        )?;
-        let c = tx.execute("DELETE FROM challenge WHERE expires_ms < ?1", [challenges_before_ms])?;
-        tx.commit()?;
-        Ok((c, d))
+        self.write(|tx| {
+            let d = tx.execute(
+                "DELETE FROM delivery WHERE status IN ('delivered', 'failed', 'expired') AND updated_ms < ?1",
+                args![deliveries_before_ms],
+            )?;
+            let c = tx.execute("DELETE FROM challenge WHERE expires_ms < ?1", args![challenges_before_ms])?;
+            Ok((c, d))
+        })
     }
 }
 

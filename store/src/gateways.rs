@@ -3,10 +3,10 @@
 //! Credentials are stored only sealed; this module never sees them in the clear.
 
 use countersign_core::error::Refusal;
-use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
-use super::{unique_as, AuthAuditRow, Store, StoreError};
+use super::db::{args, Row};
+use super::{unique_as, AuthAuditRow, DbError, Store, StoreError};
 
 pub use countersign_core::gateway::{SmtpServer, SmtpTls, Transport};
 
@@ -33,11 +33,9 @@ pub struct GatewayRecord {
     pub created_at: i64,
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<GatewayRecord> {
-    let json = |i: usize| -> rusqlite::Result<String> { r.get(i) };
-    let bad = |i: usize, e: serde_json::Error| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
-    };
+fn from_row(r: &Row<'_>) -> Result<GatewayRecord, StoreError> {
+    let json = |i: usize| -> Result<String, StoreError> { r.get(i) };
+    let bad = |i: usize, e: serde_json::Error| StoreError::Sql(DbError::other(format!("column {i}: {e}")));
     Ok(GatewayRecord {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -64,7 +62,7 @@ impl Store {
             tx.execute(
                 "INSERT INTO gateway (name, plugin, options, transport, credential_names, sealed_credentials, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
+                args![
                     g.name,
                     g.plugin,
                     g.options.to_string(),
@@ -83,39 +81,36 @@ impl Store {
     /// Read with the table's seal checked: where a gateway may send is taken only as the
     /// appliance wrote it.
     pub fn gateway(&self, name: &str) -> Result<GatewayRecord, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["gateway"])?;
-        conn.query_row(&format!("SELECT {COLUMNS} FROM gateway WHERE name = ?1"), [name], from_row)
-            .optional()?
-            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))))
+        self.read(|conn| {
+            self.check_seals(conn, &["gateway"])?;
+            conn.query_opt(&format!("SELECT {COLUMNS} FROM gateway WHERE name = ?1"), args![name], from_row)?
+                .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))))
+        })
     }
 
     /// Every gateway, by name.
     pub fn gateways(&self) -> Result<Vec<GatewayRecord>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["gateway"])?;
-        let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM gateway ORDER BY name"))?;
-        let rows = st.query_map([], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.read(|conn| {
+            self.check_seals(conn, &["gateway"])?;
+            conn.query_map(&format!("SELECT {COLUMNS} FROM gateway ORDER BY name"), args![], from_row)
+        })
     }
 
     /// Removes a gateway; refused while a token type still routes through it.
     pub fn delete_gateway(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.sealed_change(&["gateway", "gateway_route"], audit, |tx| {
-            let used: Vec<String> = {
-                let mut st = tx.prepare(
-                    "SELECT r.token_type FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id WHERE g.name = ?1",
-                )?;
-                let rows = st.query_map([name], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
+            let used: Vec<String> = tx.query_map(
+                "SELECT r.token_type FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id WHERE g.name = ?1",
+                args![name],
+                |r| r.get(0),
+            )?;
             if !used.is_empty() {
                 return Err(StoreError::Refused(Refusal::Invalid(format!(
                     "gateway {name} is in the failover list of {}; change the route first",
                     used.join(", ")
                 ))));
             }
-            if tx.execute("DELETE FROM gateway WHERE name = ?1", [name])? == 0 {
+            if tx.execute("DELETE FROM gateway WHERE name = ?1", args![name])? == 0 {
                 return Err(StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))));
             }
             Ok(())
@@ -125,15 +120,14 @@ impl Store {
     /// Replaces the failover list of `token_type` (first = tried first); empty removes it.
     pub fn set_route(&self, token_type: &str, gateways: &[String], audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.sealed_change(&["gateway", "gateway_route"], audit, |tx| {
-            tx.execute("DELETE FROM gateway_route WHERE token_type = ?1", [token_type])?;
+            tx.execute("DELETE FROM gateway_route WHERE token_type = ?1", args![token_type])?;
             for (i, name) in gateways.iter().enumerate() {
                 let id: i64 = tx
-                    .query_row("SELECT id FROM gateway WHERE name = ?1", [name], |r| r.get(0))
-                    .optional()?
+                    .query_opt("SELECT id FROM gateway WHERE name = ?1", args![name], |r| r.get(0))?
                     .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("gateway {name}"))))?;
                 tx.execute(
                     "INSERT INTO gateway_route (token_type, position, gateway_id) VALUES (?1, ?2, ?3)",
-                    params![token_type, i64::try_from(i + 1).unwrap_or(i64::MAX), id],
+                    args![token_type, i64::try_from(i + 1).unwrap_or(i64::MAX), id],
                 )
                 .map_err(|e| {
                     unique_as(e, || StoreError::Refused(Refusal::Invalid(format!("gateway {name} is listed twice"))))
@@ -147,30 +141,34 @@ impl Store {
     /// read with both tables' seals checked once: a delivery attempt reads where it may send
     /// in one look, as the appliance wrote it.
     pub fn route(&self, token_type: &str) -> Result<Vec<GatewayRecord>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["gateway", "gateway_route"])?;
-        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("g.{c}")).collect();
-        let mut st = conn.prepare(&format!(
-            "SELECT {} FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id
-             WHERE r.token_type = ?1 ORDER BY r.position",
-            columns.join(", ")
-        ))?;
-        let rows = st.query_map([token_type], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.read(|conn| {
+            self.check_seals(conn, &["gateway", "gateway_route"])?;
+            let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("g.{c}")).collect();
+            conn.query_map(
+                &format!(
+                    "SELECT {} FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id
+                     WHERE r.token_type = ?1 ORDER BY r.position",
+                    columns.join(", ")
+                ),
+                args![token_type],
+                from_row,
+            )
+        })
     }
 
     /// Every route: token type → gateway names in failover order.
     pub fn routes(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["gateway", "gateway_route"])?;
-        let mut st = conn.prepare(
-            "SELECT r.token_type, g.name FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id
-             ORDER BY r.token_type, r.position",
-        )?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = self.read(|conn| {
+            self.check_seals(conn, &["gateway", "gateway_route"])?;
+            conn.query_map(
+                "SELECT r.token_type, g.name FROM gateway_route r JOIN gateway g ON g.id = r.gateway_id
+                 ORDER BY r.token_type, r.position",
+                args![],
+                |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+            )
+        })?;
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for row in rows {
-            let (t, g) = row?;
+        for (t, g) in rows {
             match out.last_mut() {
                 Some((last, list)) if *last == t => list.push(g),
                 _ => out.push((t, vec![g])),

@@ -2,7 +2,7 @@
 //! a connection of the caller's (a fresh read-only one), never on the admin connection, so a
 //! scrape cannot wait behind an admin change. Reads only; never returns a row's content.
 
-use rusqlite::Connection;
+use crate::db::{args, Conn, Sql};
 
 use super::StoreError;
 
@@ -19,34 +19,30 @@ impl super::Store {
     /// Reads the gauges on a fresh read connection (so a busy admin connection cannot hold
     /// up a metrics scrape).
     pub fn gauges(&self) -> Result<StoreGauges, StoreError> {
-        store_gauges(&self.reader_connection()?)
+        store_gauges(self.reader_connection()?.sql())
     }
 }
 
-fn store_gauges(conn: &Connection) -> Result<StoreGauges, StoreError> {
-    let mut q = conn.prepare(
+fn store_gauges(conn: &dyn Sql) -> Result<StoreGauges, StoreError> {
+    let deliveries_pending = conn.query_map(
         "SELECT status, COUNT(*) FROM delivery WHERE status IN ('queued', 'sending') GROUP BY status ORDER BY status",
+        args![],
+        |r| Ok((r.get::<String>(0)?, r.get::<u64>(1)?)),
     )?;
-    let deliveries_pending = q
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-        .map(|r| r.map(|(s, n)| (s, u64::try_from(n).unwrap_or(0))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut q =
-        conn.prepare("SELECT type, active = 1 AND revoked = 0, COUNT(*) FROM token GROUP BY 1, 2 ORDER BY 1, 2")?;
-    let tokens = q
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?)))?
-        .map(|r| r.map(|(t, a, n)| (t, a, u64::try_from(n).unwrap_or(0))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let tokens = conn.query_map(
+        "SELECT type, CASE WHEN active = 1 AND revoked = 0 THEN 1 ELSE 0 END, COUNT(*) FROM token GROUP BY 1, 2 \
+         ORDER BY 1, 2",
+        args![],
+        |r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?, r.get::<u64>(2)?)),
+    )?;
     Ok(StoreGauges { deliveries_pending, tokens })
 }
 
 /// The readiness check's write: one committed update of the probe row, on a connection of
 /// its own, so a database that can no longer commit (disk full, read-only file system, I/O
 /// errors) is reported before an authentication or an audit row fails on it.
-pub(crate) fn store_commits(conn: &mut Connection, now_ms: i64) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute("UPDATE store_probe SET at_ms = ?1 WHERE id = 1", [now_ms])?;
-    tx.commit()?;
+pub(crate) fn store_commits(conn: &mut Conn, now_ms: i64) -> Result<(), StoreError> {
+    conn.write(|tx| tx.execute("UPDATE store_probe SET at_ms = ?1 WHERE id = 1", args![now_ms]))?;
     Ok(())
 }
 

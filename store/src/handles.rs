@@ -1,10 +1,10 @@
 //! The connections the executor's workers hold, as opaque handles: a [`Reader`] for the check
 //! path's look-ups and a [`Writer`] for group commits. Callers never see SQLite: they ask these
-//! handles for domain values, so another backend can offer the same handles.
+//! handles for domain values, whichever engine is behind them.
 //!
 //! A handle never outlives its thread's use and is never shared between threads.
 
-use rusqlite::Connection;
+use crate::db::Conn;
 
 use super::audit::SignatureAuditRow;
 use super::chain::insert_signature_rows;
@@ -22,7 +22,7 @@ use countersign_core::check::ThrottleState;
 /// user rows read through it are checked against their seals.
 #[derive(Debug)]
 pub struct Reader {
-    conn: Connection,
+    conn: Conn,
     seals: RowSeals,
 }
 
@@ -33,37 +33,37 @@ impl Reader {
 
     /// The tokens of `owner` that a check may consider.
     pub fn tokens_of_owner(&self, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
-        tokens_of_owner(&self.conn, &self.seals, owner)
+        tokens_of_owner(self.conn.sql(), &self.seals, owner)
     }
 
     /// The tokens that learned this Yubico public id.
     pub fn tokens_by_public_id(&self, public_id: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        tokens_by_public_id(&self.conn, &self.seals, public_id)
+        tokens_by_public_id(self.conn.sql(), &self.seals, public_id)
     }
 
     /// The token with this serial (none or one).
     pub fn token_for_check(&self, serial: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        token_for_check(&self.conn, &self.seals, serial)
+        token_for_check(self.conn.sql(), &self.seals, serial)
     }
 
     /// The back-off counted for `owner` from `source` and from everywhere.
     pub fn throttle_state(&self, owner: &str, source: &str) -> Result<ThrottleState, StoreError> {
-        throttle_state(&self.conn, owner, source)
+        throttle_state(self.conn.sql(), owner, source)
     }
 
     /// Checks of `owner` with this result since `since_ms`.
     pub fn recent_owner_checks(&self, owner: &str, result: &str, since_ms: i64) -> Result<u64, StoreError> {
-        recent_owner_checks(&self.conn, owner, result, since_ms)
+        recent_owner_checks(self.conn.sql(), owner, result, since_ms)
     }
 
     /// The unanswered, unexpired challenges of a transaction.
     pub fn open_challenges(&self, transaction_id: &str, now_ms: i64) -> Result<Vec<OpenChallenge>, StoreError> {
-        open_challenges(&self.conn, transaction_id, now_ms)
+        open_challenges(self.conn.sql(), transaction_id, now_ms)
     }
 
     /// The certificate issued for a token (PIV), if any.
     pub fn token_certificate(&self, token_id: i64) -> Result<Option<CertificateRow>, StoreError> {
-        token_certificate(&self.conn, &self.seals, token_id)
+        token_certificate(self.conn.sql(), &self.seals, token_id)
     }
 
     /// One seal MAC that decides nothing (see [`RowSeals::equal_work`]).
@@ -93,7 +93,7 @@ pub struct Committed {
 /// The hot path's writer connection: commits batches of records in one transaction.
 #[derive(Debug)]
 pub struct Writer {
-    conn: Connection,
+    conn: Conn,
     seals: RowSeals,
 }
 
@@ -108,21 +108,22 @@ impl Writer {
         &mut self,
         records: impl IntoIterator<Item = &'r mut Record>,
     ) -> Result<Vec<Committed>, StoreError> {
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut out = Vec::new();
-        for record in records {
-            out.push(match record {
-                Record::Signature(row) => {
-                    let ids = insert_signature_rows(&tx, &[row])?;
-                    Committed { audit_id: ids.first().copied().unwrap_or_default(), accepted: false }
-                }
-                Record::Check(rec) => {
-                    let (audit_id, accepted) = commit_check(&tx, &self.seals, rec)?;
-                    Committed { audit_id, accepted }
-                }
-            });
-        }
-        tx.commit()?;
-        Ok(out)
+        let seals = &self.seals;
+        self.conn.write(|tx| {
+            let mut out = Vec::new();
+            for record in records {
+                out.push(match record {
+                    Record::Signature(row) => {
+                        let ids = insert_signature_rows(tx, &[row])?;
+                        Committed { audit_id: ids.first().copied().unwrap_or_default(), accepted: false }
+                    }
+                    Record::Check(rec) => {
+                        let (audit_id, accepted) = commit_check(tx, seals, rec)?;
+                        Committed { audit_id, accepted }
+                    }
+                });
+            }
+            Ok(out)
+        })
     }
 }

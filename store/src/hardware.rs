@@ -6,12 +6,12 @@
 //! card); nothing here can open them.
 
 use countersign_core::error::Refusal;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::chain::insert_audit;
 use super::row_seals::{RowSeal, RowSeals, RowTable};
 use super::{Store, StoreError};
+use crate::db::{args, Row, Sql};
 use crate::{AuthAuditRow, NewToken, TokenRecord};
 
 /// The appliance CA as stored.
@@ -103,7 +103,7 @@ const DEVICE_COLUMNS: &str =
     "id, kind, serial, firmware, management_key_alg, sealed_management_key, sealed_pending_key,
     sealed_puk, last_reader";
 
-fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
+fn device_from_row(r: &Row<'_>) -> Result<DeviceRecord, StoreError> {
     Ok(DeviceRecord {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -117,19 +117,17 @@ fn device_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
     })
 }
 
-fn device_in(conn: &Connection, kind: &str, serial: &str) -> Result<Option<DeviceRecord>, StoreError> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {DEVICE_COLUMNS} FROM device WHERE kind = ?1 AND serial = ?2"),
-            params![kind, serial],
-            device_from_row,
-        )
-        .optional()?)
+fn device_in(conn: &dyn Sql, kind: &str, serial: &str) -> Result<Option<DeviceRecord>, StoreError> {
+    conn.query_opt(
+        &format!("SELECT {DEVICE_COLUMNS} FROM device WHERE kind = ?1 AND serial = ?2"),
+        args![kind, serial],
+        device_from_row,
+    )
 }
 
 /// The card's row, created when the appliance meets it for the first time.
 fn ensure_device(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     kind: &str,
     serial: &str,
     firmware: Option<&str>,
@@ -140,19 +138,18 @@ fn ensure_device(
         "INSERT INTO device (kind, serial, firmware, last_reader, enrolled_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)
          ON CONFLICT (kind, serial) DO UPDATE SET firmware = excluded.firmware, last_reader = excluded.last_reader,
                                                   updated_at = excluded.updated_at",
-        params![kind, serial, firmware, reader, now],
+        args![kind, serial, firmware, reader, now],
     )?;
-    Ok(tx.query_row("SELECT id FROM device WHERE kind = ?1 AND serial = ?2", params![kind, serial], |r| r.get(0))?)
+    tx.query_value("SELECT id FROM device WHERE kind = ?1 AND serial = ?2", args![kind, serial])
 }
 
 impl Store {
     /// The CA record named `name` (`appliance`), if one was made.
     pub fn ca(&self, name: &str) -> Result<Option<CaRecord>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.read(|conn| {
+            conn.query_opt(
                 "SELECT name, algorithm, hsm_key_id, subject, certificate, csr, created_at, updated_at FROM ca WHERE name = ?1",
-                [name],
+                args![name],
                 |r| {
                     Ok(CaRecord {
                         name: r.get(0)?,
@@ -166,83 +163,88 @@ impl Store {
                     })
                 },
             )
-            .optional()?)
+        })
     }
 
     /// Records a new CA (its key already on the token).
     pub fn insert_ca(&self, ca: &CaRecord, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO ca (name, algorithm, hsm_key_id, subject, certificate, csr, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                ca.name,
-                ca.algorithm,
-                ca.hsm_key_id,
-                ca.subject,
-                ca.certificate,
-                ca.csr,
-                ca.created_at,
-                ca.updated_at
-            ],
-        )
-        .map_err(|e| super::unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("CA {}", ca.name)))))?;
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO ca (name, algorithm, hsm_key_id, subject, certificate, csr, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                args![
+                    ca.name,
+                    ca.algorithm,
+                    ca.hsm_key_id,
+                    ca.subject,
+                    ca.certificate,
+                    ca.csr,
+                    ca.created_at,
+                    ca.updated_at
+                ],
+            )
+            .map_err(|e| super::unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("CA {}", ca.name)))))?;
+            insert_audit(tx, audit)?;
+            Ok(())
+        })
     }
 
     /// Installs the CA certificate an external CA issued for the CSR.
     pub fn set_ca_certificate(&self, name: &str, der: &[u8], audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let n = tx.execute(
-            "UPDATE ca SET certificate = ?2, updated_at = ?3 WHERE name = ?1",
-            params![name, der, crate::now_ms() / 1000],
-        )?;
-        if n == 0 {
-            return Err(StoreError::Refused(Refusal::NotFound(format!("CA {name}"))));
-        }
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE ca SET certificate = ?2, updated_at = ?3 WHERE name = ?1",
+                args![name, der, crate::now_ms() / 1000],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Refused(Refusal::NotFound(format!("CA {name}"))));
+            }
+            insert_audit(tx, audit)?;
+            Ok(())
+        })
     }
 
     /// The realm a user is in (the default realm when `realm` is None); NotFound otherwise.
     pub fn user_realm(&self, login: &str, realm: Option<&str>) -> Result<String, StoreError> {
-        Ok(Self::user_id(&self.conn(), login, realm)?.1)
+        self.read(|conn| Ok(Self::user_id(conn, login, realm)?.1))
     }
 
     /// The card of this kind and serial, if the appliance enrolled it.
     pub fn device(&self, kind: &str, serial: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        device_in(&self.conn(), kind, serial)
+        self.read(|conn| device_in(conn, kind, serial))
     }
 
     /// Every enrolled card and the serials of its tokens.
     pub fn devices(&self) -> Result<Vec<DeviceView>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(&format!("SELECT {DEVICE_COLUMNS} FROM device ORDER BY kind, serial"))?;
-        let rows: Vec<DeviceRecord> = st.query_map([], device_from_row)?.collect::<Result<_, _>>()?;
-        let mut tok = conn.prepare("SELECT serial FROM token WHERE device_id = ?1 ORDER BY serial")?;
-        rows.into_iter()
-            .map(|d| {
-                let tokens = tok.query_map([d.id], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
-                Ok(DeviceView {
-                    management_key: match (&d.sealed_management_key, &d.sealed_pending_key) {
-                        (Some(_), _) => "set by the appliance (sealed)",
-                        (None, Some(_)) => "change pending confirmation",
-                        (None, None) => "not changed by the appliance",
-                    },
-                    puk_kept: d.sealed_puk.is_some(),
-                    kind: d.kind,
-                    serial: d.serial,
-                    firmware: d.firmware,
-                    last_reader: d.last_reader,
-                    tokens,
+        self.read(|conn| {
+            let rows: Vec<DeviceRecord> = conn.query_map(
+                &format!("SELECT {DEVICE_COLUMNS} FROM device ORDER BY kind, serial"),
+                args![],
+                device_from_row,
+            )?;
+            rows.into_iter()
+                .map(|d| {
+                    let tokens: Vec<String> = conn.query_map(
+                        "SELECT serial FROM token WHERE device_id = ?1 ORDER BY serial",
+                        args![d.id],
+                        |r| r.get(0),
+                    )?;
+                    Ok(DeviceView {
+                        management_key: match (&d.sealed_management_key, &d.sealed_pending_key) {
+                            (Some(_), _) => "set by the appliance (sealed)",
+                            (None, Some(_)) => "change pending confirmation",
+                            (None, None) => "not changed by the appliance",
+                        },
+                        puk_kept: d.sealed_puk.is_some(),
+                        kind: d.kind,
+                        serial: d.serial,
+                        firmware: d.firmware,
+                        last_reader: d.last_reader,
+                        tokens,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Records the management key about to be set on a card, before the card is told: a crash
@@ -256,34 +258,37 @@ impl Store {
         alg: &str,
         sealed: &[u8],
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let id = ensure_device(&tx, kind, serial, firmware, reader)?;
-        tx.execute(
-            "UPDATE device SET sealed_pending_key = ?2, management_key_alg = ?3 WHERE id = ?1",
-            params![id, sealed, alg],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| {
+            let id = ensure_device(tx, kind, serial, firmware, reader)?;
+            tx.execute(
+                "UPDATE device SET sealed_pending_key = ?2, management_key_alg = ?3 WHERE id = ?1",
+                args![id, sealed, alg],
+            )?;
+            Ok(())
+        })
     }
 
     /// The card confirmed the staged key: it becomes the card's key.
     pub fn confirm_management_key(&self, kind: &str, serial: &str) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE device SET sealed_management_key = sealed_pending_key, sealed_pending_key = NULL,
-                               updated_at = ?3
-             WHERE kind = ?1 AND serial = ?2 AND sealed_pending_key IS NOT NULL",
-            params![kind, serial, crate::now_ms() / 1000],
-        )?;
+        self.read(|conn| {
+            conn.execute(
+                "UPDATE device SET sealed_management_key = sealed_pending_key, sealed_pending_key = NULL,
+                                   updated_at = ?3
+                 WHERE kind = ?1 AND serial = ?2 AND sealed_pending_key IS NOT NULL",
+                args![kind, serial, crate::now_ms() / 1000],
+            )
+        })?;
         Ok(())
     }
 
     /// Keeps the card's new PUK, sealed.
     pub fn set_device_puk(&self, kind: &str, serial: &str, sealed: Option<&[u8]>) -> Result<(), StoreError> {
-        self.conn().execute(
-            "UPDATE device SET sealed_puk = ?3, updated_at = ?4 WHERE kind = ?1 AND serial = ?2",
-            params![kind, serial, sealed, crate::now_ms() / 1000],
-        )?;
+        self.read(|conn| {
+            conn.execute(
+                "UPDATE device SET sealed_puk = ?3, updated_at = ?4 WHERE kind = ?1 AND serial = ?2",
+                args![kind, serial, sealed, crate::now_ms() / 1000],
+            )
+        })?;
         Ok(())
     }
 
@@ -297,23 +302,21 @@ impl Store {
         audit: &AuthAuditRow,
     ) -> Result<TokenRecord, StoreError> {
         let (kind, serial, firmware, reader) = device;
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let device_id = ensure_device(&tx, kind, serial, firmware, reader)?;
-        let seals = self.row_seals();
-        let token_id = Self::insert_token_in(&tx, &seals, token, Some(device_id))?;
-        if let Some(c) = certificate {
-            tx.execute(
-                "INSERT INTO token_certificate (token_id, slot, certificate, attestation, not_after, fingerprint)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![token_id, c.slot, c.certificate, c.attestation, c.not_after, c.fingerprint],
-            )?;
-            seals.seal_row(&tx, RowTable::Certificate, token_id)?;
-        }
-        insert_audit(&tx, audit)?;
-        let rec = Self::token_in(&tx, &seals, &token.serial)?;
-        tx.commit()?;
-        Ok(rec)
+        self.write(|tx| {
+            let device_id = ensure_device(tx, kind, serial, firmware, reader)?;
+            let seals = self.row_seals();
+            let token_id = Self::insert_token_in(tx, &seals, token, Some(device_id))?;
+            if let Some(c) = certificate {
+                tx.execute(
+                    "INSERT INTO token_certificate (token_id, slot, certificate, attestation, not_after, fingerprint)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    args![token_id, c.slot, c.certificate, c.attestation, c.not_after, c.fingerprint],
+                )?;
+                seals.seal_row(tx, RowTable::Certificate, token_id)?;
+            }
+            insert_audit(tx, audit)?;
+            Self::token_in(tx, &seals, &token.serial)
+        })
     }
 }
 
@@ -331,12 +334,13 @@ pub struct SystemCertificate {
 impl Store {
     /// The certificate of a system key (`tls-server`).
     pub fn system_certificate(&self, role: &str) -> Result<Option<SystemCertificate>, StoreError> {
-        let row: Option<(Vec<u8>, String, i64)> = self
-            .conn()
-            .query_row("SELECT certificate, names, not_after FROM system_certificate WHERE role = ?1", [role], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .optional()?;
+        let row: Option<(Vec<u8>, String, i64)> = self.read(|conn| {
+            conn.query_opt(
+                "SELECT certificate, names, not_after FROM system_certificate WHERE role = ?1",
+                args![role],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+        })?;
         Ok(row.map(|(der, names, not_after)| SystemCertificate {
             der,
             names: serde_json::from_str(&names).unwrap_or_default(),
@@ -353,33 +357,33 @@ impl Store {
         not_after: i64,
         audit: &AuthAuditRow,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO system_certificate (role, certificate, names, not_after, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (role) DO UPDATE SET certificate = excluded.certificate, names = excluded.names,
-                                              not_after = excluded.not_after, created_at = excluded.created_at",
-            params![role, der, serde_json::to_string(names).unwrap_or_default(), not_after, crate::now_ms() / 1000],
-        )?;
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO system_certificate (role, certificate, names, not_after, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (role) DO UPDATE SET certificate = excluded.certificate, names = excluded.names,
+                                                  not_after = excluded.not_after, created_at = excluded.created_at",
+                args![role, der, serde_json::to_string(names).unwrap_or_default(), not_after, crate::now_ms() / 1000],
+            )?;
+            insert_audit(tx, audit)?;
+            Ok(())
+        })
     }
 }
 
 /// The certificate of a certificate token, read on an executor worker's connection.
 pub(crate) fn token_certificate(
-    conn: &Connection,
+    conn: &dyn Sql,
     seals: &RowSeals,
     token_id: i64,
 ) -> Result<Option<CertificateRow>, StoreError> {
-    let found = conn
-        .prepare_cached(&format!(
+    let found = conn.query_opt(
+        &format!(
             "SELECT slot, certificate, attestation, not_after, fingerprint, {} FROM token_certificate c
              WHERE c.token_id = ?1",
             RowTable::Certificate.select_list("c")
-        ))?
-        .query_row([token_id], |r| {
+        ),
+        args![token_id],
+        |r| {
             let row = CertificateRow {
                 slot: r.get(0)?,
                 certificate: r.get(1)?,
@@ -388,8 +392,8 @@ pub(crate) fn token_certificate(
                 fingerprint: r.get(4)?,
             };
             Ok((row, RowSeal::read(r, RowTable::Certificate, 5)?.unwrap_or_default()))
-        })
-        .optional()?;
+        },
+    )?;
     let Some((row, seal)) = found else { return Ok(None) };
     seals.check(&seal, || format!("the certificate of token #{token_id}"))?;
     Ok(Some(row))

@@ -2,10 +2,10 @@
 
 use countersign_core::error::Refusal;
 use countersign_core::keys::{KeyAlgorithm, KeyId};
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::db::{args, Row, Sql};
 use super::AuthAuditRow;
-use super::{is_unique_violation, Store, StoreError};
+use super::{unique_as, DbError, Store, StoreError};
 
 /// Where a key version is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -95,46 +95,48 @@ fn now_s() -> i64 {
     crate::now_ms() / 1000
 }
 
-fn conversion(e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+/// A stored value (an algorithm, a key id) that does not parse, as a database error.
+fn conversion(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Sql(DbError::other(format!("a stored value does not parse: {e}")))
 }
 
-fn key_version(r: &Row<'_>) -> rusqlite::Result<KeyVersion> {
-    let alg: String = r.get("algorithm")?;
-    let key_id: String = r.get("hsm_key_id")?;
-    let state: String = r.get("state")?;
+/// A `master_keypair` row, its columns in the order [`load_versions`] selects them.
+fn key_version(r: &Row<'_>) -> Result<KeyVersion, StoreError> {
+    let alg: String = r.get(1)?;
+    let key_id: String = r.get(2)?;
+    let state: String = r.get(5)?;
     Ok(KeyVersion {
-        version: r.get("version")?,
+        version: r.get(0)?,
         algorithm: alg.parse().map_err(conversion)?,
         key_id: KeyId::from_hex(&key_id).map_err(conversion)?,
-        label: r.get("hsm_label")?,
-        public_key_der: r.get("public_key")?,
+        label: r.get(3)?,
+        public_key_der: r.get(4)?,
         state: if state == "active" { KeyState::Active } else { KeyState::Retired },
-        created_at: r.get("created_at")?,
-        retired_at: r.get("retired_at")?,
+        created_at: r.get(6)?,
+        retired_at: r.get(7)?,
     })
 }
 
-fn load_versions(conn: &Connection, app_id: i64) -> rusqlite::Result<Vec<KeyVersion>> {
-    let mut st = conn.prepare_cached(
+fn load_versions(conn: &dyn Sql, app_id: i64) -> Result<Vec<KeyVersion>, StoreError> {
+    conn.query_map(
         "SELECT version, algorithm, hsm_key_id, hsm_label, public_key, state, created_at, retired_at
          FROM master_keypair WHERE application_id = ?1 ORDER BY version",
-    )?;
-    let rows = st.query_map([app_id], key_version)?;
-    rows.collect()
+        args![app_id],
+        key_version,
+    )
 }
 
 fn insert_version(
-    conn: &Connection,
+    conn: &dyn Sql,
     app_id: i64,
     version: u32,
     alg: KeyAlgorithm,
     k: &NewKeyVersion,
-) -> rusqlite::Result<()> {
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO master_keypair (application_id, version, algorithm, hsm_key_id, hsm_label, public_key, state, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7)",
-        params![app_id, version, alg.as_str(), k.key_id.to_hex(), k.label, k.public_key_der, now_s()],
+        args![app_id, version, alg.as_str(), k.key_id.to_hex(), k.label, k.public_key_der, now_s()],
     )?;
     Ok(())
 }
@@ -149,16 +151,14 @@ impl Store {
         audit: &AuthAuditRow,
     ) -> Result<Application, StoreError> {
         self.sealed_change(&["application", "master_keypair"], audit, |tx| {
-            match tx.execute(
-                "INSERT INTO application (name, algorithm, created_at) VALUES (?1, ?2, ?3)",
-                params![name, alg.as_str(), now_s()],
-            ) {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::Refused(Refusal::Duplicate(format!("application '{name}'"))))
-                }
-                other => other?,
-            };
-            let id = tx.last_insert_rowid();
+            let id = tx
+                .insert(
+                    "INSERT INTO application (name, algorithm, created_at) VALUES (?1, ?2, ?3) RETURNING id",
+                    args![name, alg.as_str(), now_s()],
+                )
+                .map_err(|e| {
+                    unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("application '{name}'"))))
+                })?;
             insert_version(tx, id, 1, alg, first)?;
             Ok(())
         })?;
@@ -167,15 +167,12 @@ impl Store {
 
     /// The version number the next rotation of `name` will get.
     pub fn next_version(&self, name: &str) -> Result<u32, StoreError> {
-        let conn = self.conn();
-        let v: Option<u32> = conn
-            .query_row(
+        let v: Option<u32> = self.read(|conn| {
+            conn.query_value(
                 "SELECT max(k.version) FROM master_keypair k JOIN application a ON a.id = k.application_id WHERE a.name = ?1",
-                [name],
-                |r| r.get(0),
+                args![name],
             )
-            .optional()?
-            .flatten();
+        })?;
         v.map(|v| v + 1).ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))
     }
 
@@ -189,22 +186,20 @@ impl Store {
     ) -> Result<Application, StoreError> {
         self.sealed_change(&["master_keypair"], audit, |tx| {
             let (app_id, alg): (i64, String) = tx
-                .query_row("SELECT id, algorithm FROM application WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?
+                .query_opt("SELECT id, algorithm FROM application WHERE name = ?1", args![name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
                 .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))?;
             let alg: KeyAlgorithm = alg.parse().map_err(conversion)?;
             tx.execute(
                 "UPDATE master_keypair SET state = 'retired', retired_at = ?2 WHERE application_id = ?1 AND state = 'active'",
-                params![app_id, now_s()],
+                args![app_id, now_s()],
             )?;
-            match insert_version(tx, app_id, version, alg, next) {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::Refused(Refusal::Duplicate(format!(
-                        "version {version} of application '{name}'"
-                    ))))
-                }
-                other => other?,
-            }
+            insert_version(tx, app_id, version, alg, next).map_err(|e| {
+                unique_as(e, || {
+                    StoreError::Refused(Refusal::Duplicate(format!("version {version} of application '{name}'")))
+                })
+            })?;
             Ok(())
         })?;
         self.application(name)?.ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))
@@ -213,47 +208,52 @@ impl Store {
     /// The application `name` with its key versions, oldest first, once the tables' seals verify;
     /// `None` if there is none.
     pub fn application(&self, name: &str) -> Result<Option<Application>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["application", "master_keypair"])?;
-        let row = conn
-            .query_row("SELECT id, name, algorithm, created_at FROM application WHERE name = ?1", [name], app_row)
-            .optional()?;
-        row.map(|mut a| {
-            a.versions = load_versions(&conn, a.id)?;
-            Ok(a)
+        self.read(|conn| {
+            self.check_seals(conn, &["application", "master_keypair"])?;
+            let row = conn.query_opt(
+                "SELECT id, name, algorithm, created_at FROM application WHERE name = ?1",
+                args![name],
+                app_row,
+            )?;
+            row.map(|mut a| {
+                a.versions = load_versions(conn, a.id)?;
+                Ok(a)
+            })
+            .transpose()
         })
-        .transpose()
     }
 
     /// Every application with its key versions, by name, once the tables' seals verify.
     pub fn applications(&self) -> Result<Vec<Application>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["application", "master_keypair"])?;
-        let mut st = conn.prepare_cached("SELECT id, name, algorithm, created_at FROM application ORDER BY name")?;
-        let apps: Vec<Application> = st.query_map([], app_row)?.collect::<rusqlite::Result<_>>()?;
-        apps.into_iter()
-            .map(|mut a| {
-                a.versions = load_versions(&conn, a.id)?;
-                Ok(a)
-            })
-            .collect()
+        self.read(|conn| {
+            self.check_seals(conn, &["application", "master_keypair"])?;
+            let apps: Vec<Application> = conn.query_map(
+                "SELECT id, name, algorithm, created_at FROM application ORDER BY name",
+                args![],
+                app_row,
+            )?;
+            apps.into_iter()
+                .map(|mut a| {
+                    a.versions = load_versions(conn, a.id)?;
+                    Ok(a)
+                })
+                .collect()
+        })
     }
 
     /// Registers `uid` as the integration `name`, with its audit row, and renews the table's seal;
     /// refuses a name or uid already registered.
     pub fn create_integration(&self, name: &str, uid: u32, audit: &AuthAuditRow) -> Result<Integration, StoreError> {
         self.sealed_change(&["integration"], audit, |tx| {
-            match tx.execute(
+            tx.execute(
                 "INSERT INTO integration (name, uid, created_at) VALUES (?1, ?2, ?3)",
-                params![name, uid, now_s()],
-            ) {
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(StoreError::Refused(Refusal::Duplicate(format!(
-                        "an integration named '{name}' or with uid {uid}"
-                    ))))
-                }
-                other => other?,
-            };
+                args![name, uid, now_s()],
+            )
+            .map_err(|e| {
+                unique_as(e, || {
+                    StoreError::Refused(Refusal::Duplicate(format!("an integration named '{name}' or with uid {uid}")))
+                })
+            })?;
             Ok(())
         })?;
         self.integration(name)?.ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("integration '{name}'"))))
@@ -262,7 +262,7 @@ impl Store {
     /// Removes the integration `name` and its grants, with its audit row, and renews the seals.
     pub fn delete_integration(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.sealed_change(&["integration", "integration_grant"], audit, |tx| {
-            let n = tx.execute("DELETE FROM integration WHERE name = ?1", [name])?;
+            let n = tx.execute("DELETE FROM integration WHERE name = ?1", args![name])?;
             if n == 0 {
                 return Err(StoreError::Refused(Refusal::NotFound(format!("integration '{name}'"))));
             }
@@ -279,23 +279,42 @@ impl Store {
     /// Every integration with the names of the applications it may use, by name, once the tables'
     /// seals verify.
     pub fn integrations(&self) -> Result<Vec<Integration>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["integration", "integration_grant", "application"])?;
-        let mut st = conn.prepare_cached(
-            "SELECT i.id, i.name, i.uid, i.created_at, group_concat(a.name, char(31))
-             FROM integration i
-             LEFT JOIN integration_grant g ON g.integration_id = i.id
-             LEFT JOIN application a ON a.id = g.application_id
-             GROUP BY i.id ORDER BY i.name",
-        )?;
-        let rows = st.query_map([], |r| {
-            let grants: Option<String> = r.get(4)?;
-            let mut grants: Vec<String> =
-                grants.map(|g| g.split('\u{1f}').map(str::to_owned).collect()).unwrap_or_default();
-            grants.sort();
-            Ok(Integration { id: r.get(0)?, name: r.get(1)?, uid: r.get(2)?, created_at: r.get(3)?, grants })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.read(|conn| {
+            self.check_seals(conn, &["integration", "integration_grant", "application"])?;
+            // One row per grant (or one with no application for an integration without any),
+            // gathered here: the engines name their string aggregates differently.
+            let rows = conn.query_map(
+                "SELECT i.id, i.name, i.uid, i.created_at, a.name
+                 FROM integration i
+                 LEFT JOIN integration_grant g ON g.integration_id = i.id
+                 LEFT JOIN application a ON a.id = g.application_id
+                 ORDER BY i.name, i.id",
+                args![],
+                |r| {
+                    let i = Integration {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        uid: r.get(2)?,
+                        created_at: r.get(3)?,
+                        grants: Vec::new(),
+                    };
+                    Ok((i, r.get::<Option<String>>(4)?))
+                },
+            )?;
+            let mut out: Vec<Integration> = Vec::new();
+            for (i, grant) in rows {
+                if out.last().map(|last| last.id) != Some(i.id) {
+                    out.push(i);
+                }
+                if let (Some(last), Some(g)) = (out.last_mut(), grant) {
+                    last.grants.push(g);
+                }
+            }
+            for i in &mut out {
+                i.grants.sort();
+            }
+            Ok(out)
+        })
     }
 
     /// Lets `integration` use the keys of `application`. Granting twice is not an error.
@@ -303,8 +322,9 @@ impl Store {
         self.sealed_change(&["integration_grant"], audit, |tx| {
             let (i, a) = ids(tx, integration, application)?;
             tx.execute(
-                "INSERT OR IGNORE INTO integration_grant (integration_id, application_id, granted_at) VALUES (?1, ?2, ?3)",
-                params![i, a, now_s()],
+                "INSERT INTO integration_grant (integration_id, application_id, granted_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                args![i, a, now_s()],
             )?;
             Ok(())
         })
@@ -317,7 +337,7 @@ impl Store {
             let (i, a) = ids(tx, integration, application)?;
             let n = tx.execute(
                 "DELETE FROM integration_grant WHERE integration_id = ?1 AND application_id = ?2",
-                params![i, a],
+                args![i, a],
             )?;
             if n == 0 {
                 return Err(StoreError::Refused(Refusal::NotFound(format!(
@@ -329,7 +349,7 @@ impl Store {
     }
 }
 
-fn app_row(r: &Row<'_>) -> rusqlite::Result<Application> {
+fn app_row(r: &Row<'_>) -> Result<Application, StoreError> {
     let alg: String = r.get(2)?;
     Ok(Application {
         id: r.get(0)?,
@@ -340,14 +360,12 @@ fn app_row(r: &Row<'_>) -> rusqlite::Result<Application> {
     })
 }
 
-fn ids(conn: &Connection, integration: &str, application: &str) -> Result<(i64, i64), StoreError> {
+fn ids(conn: &dyn Sql, integration: &str, application: &str) -> Result<(i64, i64), StoreError> {
     let i: i64 = conn
-        .query_row("SELECT id FROM integration WHERE name = ?1", [integration], |r| r.get(0))
-        .optional()?
+        .query_opt("SELECT id FROM integration WHERE name = ?1", args![integration], |r| r.get(0))?
         .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("integration '{integration}'"))))?;
     let a: i64 = conn
-        .query_row("SELECT id FROM application WHERE name = ?1", [application], |r| r.get(0))
-        .optional()?
+        .query_opt("SELECT id FROM application WHERE name = ?1", args![application], |r| r.get(0))?
         .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{application}'"))))?;
     Ok((i, a))
 }

@@ -15,6 +15,7 @@ mod audit;
 pub mod backup;
 pub mod chain;
 mod challenges;
+pub mod db;
 mod gateways;
 mod gauges;
 mod handles;
@@ -28,6 +29,8 @@ mod resolvers;
 pub mod row_seals;
 mod sealing;
 pub mod seals;
+#[cfg(test)]
+mod testing;
 mod tokens;
 mod yubikey_clients;
 
@@ -36,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use countersign_core::error::{Dependency, ErrorKind, Kinded};
+use db::{args, Sql};
 use rusqlite::Connection;
 
 pub use api_access::{ApiAdminView, ServiceAccountView};
@@ -44,6 +48,7 @@ pub use challenges::{
     AttemptRow, ChallengeQuery, ChallengeRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome,
 };
 pub use countersign_core::check::{AfterAccept, CheckTarget, FailedToken, ThrottleEffect, ThrottleState, TokenEffect};
+pub use db::pg::PgTarget;
 pub use gateways::{GatewayRecord, SmtpServer, SmtpTls, Transport};
 use gauges::store_commits;
 pub use gauges::{free_bytes, StoreGauges};
@@ -51,7 +56,7 @@ pub use handles::{Committed, Reader, Record, Writer};
 pub use hardware::{CaRecord, CertificateRow, DeviceRecord, DeviceView, SystemCertificate};
 pub use jobs::JobRun;
 pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
-pub use migrate::MIGRATIONS;
+pub use migrate::{MIGRATIONS, PG_MIGRATIONS};
 pub use policies::PolicyRecord;
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
@@ -78,25 +83,35 @@ pub enum Synchronous {
 }
 
 /// What the database engine reported. Opaque on purpose: callers branch on [`StoreError`]'s
-/// variants, never on an engine's error codes, so another backend can report the same way.
+/// variants and on [`DbError::code`], never on an engine's own error codes, so every backend
+/// reports the same way.
 #[derive(Debug)]
-pub struct DbError(Box<dyn std::error::Error + Send + Sync>);
+pub struct DbError {
+    code: db::DbCode,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl DbError {
+    /// A failure the store itself found (a row missing, a value of the wrong type).
+    pub(crate) fn other(text: String) -> DbError {
+        DbError { code: db::DbCode::Other, source: text.into() }
+    }
+
+    /// What kind of failure it was.
+    pub fn code(&self) -> db::DbCode {
+        self.code
+    }
+}
 
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        self.source.fmt(f)
     }
 }
 
 impl std::error::Error for DbError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sql(DbError(Box::new(e)))
+        self.source.source()
     }
 }
 
@@ -153,21 +168,43 @@ pub enum StoreError {
     SealUnavailable(String),
 }
 
-/// The store. Admin reads and writes share one connection; the executor's workers write the
-/// signature audit on connections of their own ([`Store::writer_connection`]).
+/// Where the store's database is: a SQLite file (the embedded default) or a PostgreSQL
+/// database that several appliances share.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A SQLite database file, and how hard commits are kept.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// `store.synchronous`.
+        sync: Synchronous,
+    },
+    /// A PostgreSQL database.
+    Postgres(Box<db::pg::PgTarget>),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite { path, .. } => write!(f, "sqlite:{}", path.display()),
+            Location::Postgres(t) => write!(f, "postgres:{t}"),
+        }
+    }
+}
+
+/// The store. Admin reads and writes share one connection; the executor's workers read and
+/// write on connections of their own ([`Store::reader`], [`Store::writer`]).
 #[derive(Debug)]
 pub struct Store {
-    conn: Mutex<Connection>,
-    path: PathBuf,
-    sync: Synchronous,
+    conn: Mutex<db::Conn>,
+    location: Location,
     /// The HSM key of the table seals; set once at start, before the first change. Unset only
     /// in the store's own unit tests, which run without an HSM.
     seal_key: OnceLock<Arc<dyn seals::SealKey>>,
 }
 
 pub(crate) fn connect(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
-    let conn =
-        Connection::open(path).map_err(|e| StoreError::Open { path: path.to_owned(), source: DbError(Box::new(e)) })?;
+    let conn = Connection::open(path).map_err(|e| StoreError::Open { path: path.to_owned(), source: e.into() })?;
     let sync = match sync {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
@@ -183,21 +220,45 @@ pub(crate) fn connect(path: &Path, sync: Synchronous) -> Result<Connection, Stor
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and applies pending migrations.
+    /// Opens (creating if needed) the SQLite database at `path` and applies pending migrations.
     pub fn open(path: &Path, sync: Synchronous) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Open { path: path.to_owned(), source: DbError(Box::new(e)) })?;
-        }
-        let mut conn = connect(path, sync)?;
-        migrate::apply(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn), path: path.to_owned(), sync, seal_key: OnceLock::new() })
+        Store::open_at(&Location::Sqlite { path: path.to_owned(), sync })
     }
 
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic mid-transaction drops the Transaction, which rolls back; the connection
-        // itself stays usable.
+    /// Opens the database at `location` and applies pending migrations (on PostgreSQL under a
+    /// lock, so nodes starting together apply each once).
+    pub fn open_at(location: &Location) -> Result<Store, StoreError> {
+        let mut conn = match location {
+            Location::Sqlite { path, sync } => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                        path: path.to_owned(),
+                        source: DbError { code: db::DbCode::Unavailable, source: Box::new(e) },
+                    })?;
+                }
+                db::Conn::Sqlite(connect(path, *sync)?)
+            }
+            Location::Postgres(target) => db::Conn::Pg(Box::new(db::pg::PgConn::open(target)?)),
+        };
+        migrate::apply(&mut conn)?;
+        Ok(Store { conn: Mutex::new(conn), location: location.clone(), seal_key: OnceLock::new() })
+    }
+
+    fn admin(&self) -> MutexGuard<'_, db::Conn> {
+        // A panic mid-transaction rolls the transaction back (SQLite: the Transaction's drop;
+        // PostgreSQL: the next BEGIN fails until ROLLBACK, which `write` sends on error); the
+        // connection itself stays usable.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A SQLite connection of its own to the store's file, for the store's unit tests that
+    /// edit rows behind the store's back.
+    #[cfg(test)]
+    pub(crate) fn conn(&self) -> Connection {
+        match &self.location {
+            Location::Sqlite { path, sync } => connect(path, *sync).unwrap_or_else(|e| panic!("{e}")),
+            Location::Postgres(_) => panic!("the store's unit tests run on SQLite"),
+        }
     }
 
     /// A handle for one executor worker's look-ups on the check path.
@@ -210,25 +271,40 @@ impl Store {
         Writer::open(self)
     }
 
-    /// A connection for a hot-path writer. It never checkpoints the WAL itself (that would
-    /// stall the requests waiting on its commit): [`Store::start_checkpointer`] does.
-    pub(crate) fn writer_connection(&self) -> Result<Connection, StoreError> {
-        let conn = connect(&self.path, self.sync)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        Ok(conn)
+    /// A connection for a hot-path writer. On SQLite it never checkpoints the WAL itself (that
+    /// would stall the requests waiting on its commit): [`Store::start_checkpointer`] does.
+    pub(crate) fn writer_connection(&self) -> Result<db::Conn, StoreError> {
+        match &self.location {
+            Location::Sqlite { path, sync } => {
+                let conn = connect(path, *sync)?;
+                conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+                Ok(db::Conn::Sqlite(conn))
+            }
+            Location::Postgres(t) => Ok(db::Conn::Pg(Box::new(db::pg::PgConn::open(t)?))),
+        }
     }
 
     /// A read-only connection for a worker thread's hot-path reads.
-    pub(crate) fn reader_connection(&self) -> Result<Connection, StoreError> {
-        let conn = connect(&self.path, self.sync)?;
-        conn.pragma_update(None, "query_only", true)?;
-        Ok(conn)
+    pub(crate) fn reader_connection(&self) -> Result<db::Conn, StoreError> {
+        match &self.location {
+            Location::Sqlite { path, sync } => {
+                let conn = connect(path, *sync)?;
+                conn.pragma_update(None, "query_only", true)?;
+                Ok(db::Conn::Sqlite(conn))
+            }
+            Location::Postgres(t) => {
+                let conn = db::pg::PgConn::open(t)?;
+                conn.batch("SET default_transaction_read_only = on")?;
+                Ok(db::Conn::Pg(Box::new(conn)))
+            }
+        }
     }
 
-    /// Copies the WAL back into the database once a second on a thread of its own, without
-    /// blocking writers (PASSIVE checkpoints).
+    /// On SQLite, copies the WAL back into the database once a second on a thread of its own,
+    /// without blocking writers (PASSIVE checkpoints). PostgreSQL checkpoints itself.
     pub fn start_checkpointer(&self) -> Result<(), StoreError> {
-        let conn = connect(&self.path, self.sync)?;
+        let Location::Sqlite { path, sync } = &self.location else { return Ok(()) };
+        let conn = connect(path, *sync)?;
         std::thread::Builder::new()
             .name("wal-checkpoint".into())
             .spawn(move || loop {
@@ -241,19 +317,69 @@ impl Store {
         Ok(())
     }
 
-    /// The database file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the database is.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The SQLite database file's path; `None` on PostgreSQL.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.location {
+            Location::Sqlite { path, .. } => Some(path),
+            Location::Postgres(_) => None,
+        }
+    }
+
+    /// Which SQL engine the store runs on.
+    pub fn dialect(&self) -> db::Dialect {
+        match &self.location {
+            Location::Sqlite { .. } => db::Dialect::Sqlite,
+            Location::Postgres(_) => db::Dialect::Postgres,
+        }
+    }
+
+    /// Runs `f` on the admin connection outside any transaction: each statement sees what was
+    /// committed when it ran. For single look-ups and listings that need no consistent view.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        f(self.admin().sql())
+    }
+
+    /// Runs `f` in a read transaction: every statement sees the database as it was when the
+    /// first one ran.
+    pub(crate) fn snapshot<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.admin().snapshot(f)
+    }
+
+    /// Runs `f` in a write transaction, committed when `f` returns `Ok` and rolled back when
+    /// it returns an error (nothing of it is kept). SQLite takes the write lock at the start
+    /// (`BEGIN IMMEDIATE`, see the module's doc).
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.admin().write(f)
+    }
+
+    /// Runs `f` on a connection of its own, outside any transaction: for jobs that read much
+    /// and must not hold the admin connection meanwhile.
+    pub(crate) fn read_apart<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        f(self.reader_connection()?.sql())
+    }
+
+    /// Runs `f` in a read transaction on a connection of its own (one consistent view for a
+    /// long walk, without holding the admin connection).
+    pub(crate) fn snapshot_apart<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.reader_connection()?.snapshot(f)
+    }
+
+    /// Runs `f` in a write transaction on a connection of its own (jobs: checkpoints,
+    /// retention), committed when it returns `Ok`.
+    pub(crate) fn write_apart<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.writer_connection()?.write(f)
     }
 
     /// Starts sealing with `key`. `adopt`: seal every table as it is now (the key was just
     /// generated, on the first start with sealing); otherwise every seal must verify, or the
     /// store refuses with [`StoreError::Tampered`].
     pub fn start_sealing(&self, key: Arc<dyn seals::SealKey>, adopt: bool) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let adopted = sealing::start(&tx, key.as_ref(), adopt, crate::now_ms())?;
-        tx.commit()?;
+        let adopted = self.write(|tx| sealing::start(tx, key.as_ref(), adopt, crate::now_ms()))?;
         if !adopted.is_empty() {
             tracing::info!(tables = ?adopted, "sealed tables as they are (first start that seals them)");
         }
@@ -266,14 +392,14 @@ impl Store {
     /// the gateways, which are not held in memory): a table edited behind the daemon's back
     /// while it runs is refused here, before a change would seal the edit in or the daemon act
     /// on what the edit says.
-    pub(crate) fn check_seals(&self, tx: &Connection, tables: &[&str]) -> Result<(), StoreError> {
+    pub(crate) fn check_seals(&self, tx: &dyn Sql, tables: &[&str]) -> Result<(), StoreError> {
         match self.seal_key.get() {
             Some(key) => seals::verify(tx, key.as_ref(), tables),
             None => Ok(()),
         }
     }
 
-    /// Changes sealed tables, the one way they change: in one immediate transaction the seals
+    /// Changes sealed tables, the one way they change: in one write transaction the seals
     /// of `tables` are checked first (a table edited behind the appliance's back is refused
     /// before the change could seal the edit in), `change` runs, `audit` is written (what is
     /// not recorded is not done), the seals of `tables` are renewed, and all of it commits
@@ -283,20 +409,19 @@ impl Store {
         &self,
         tables: &[&str],
         audit: &AuthAuditRow,
-        change: impl FnOnce(&Connection) -> Result<T, StoreError>,
+        change: impl FnOnce(&dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, tables)?;
-        let out = change(&tx)?;
-        chain::insert_audit(&tx, audit)?;
-        self.reseal(&tx, tables)?;
-        tx.commit()?;
-        Ok(out)
+        self.write(|tx| {
+            self.check_seals(tx, tables)?;
+            let out = change(tx)?;
+            chain::insert_audit(tx, audit)?;
+            self.reseal(tx, tables)?;
+            Ok(out)
+        })
     }
 
     /// Renews the seals of `tables` inside the change's transaction `tx`.
-    pub(crate) fn reseal(&self, tx: &Connection, tables: &[&str]) -> Result<(), StoreError> {
+    pub(crate) fn reseal(&self, tx: &dyn Sql, tables: &[&str]) -> Result<(), StoreError> {
         match self.seal_key.get() {
             Some(key) => seals::reseal(tx, key.as_ref(), tables, crate::now_ms()),
             None => Ok(()),
@@ -321,18 +446,29 @@ impl Store {
         audit: &AuthAuditRow,
     ) -> Result<(), StoreError> {
         self.sealed_change(&[table], audit, |tx| {
-            if tx.execute(&format!("DELETE FROM {table} WHERE {key_column} = ?1"), [key])? == 0 {
+            if tx.execute(&format!("DELETE FROM {table} WHERE {key_column} = ?1"), args![key])? == 0 {
                 return Err(StoreError::Refused(Refusal::NotFound(format!("{what} {key}"))));
             }
             Ok(())
         })
     }
 
-    /// Whether the store can take writes: at least `min_free` bytes free where the database
-    /// lives (its directory, where the -wal file grows too), and a probe row update commits.
+    /// Whether the store can take writes: on SQLite at least `min_free` bytes free where the
+    /// database lives, and on every engine a probe row update commits.
     /// The reason when not, in words an operator acts on.
     pub fn check_writable(&self, min_free: u64, now_ms: i64) -> Result<(), String> {
-        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if let Location::Sqlite { path, .. } = &self.location {
+            Self::check_free(path, min_free)?;
+        }
+        let mut conn =
+            self.writer_connection().map_err(|e| format!("the database cannot be opened for writing: {e}"))?;
+        store_commits(&mut conn, now_ms).map_err(|e| format!("the database cannot commit a write: {e}"))
+    }
+
+    /// At least `min_free` bytes free where the SQLite file lives (its directory, where the
+    /// -wal file grows too). PostgreSQL's server watches its own disk.
+    fn check_free(path: &Path, min_free: u64) -> Result<(), String> {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         match free_bytes(dir) {
             Ok(free) if free < min_free => {
                 return Err(format!(
@@ -346,24 +482,16 @@ impl Store {
             Ok(_) => {}
             Err(e) => return Err(format!("cannot read the free space of {}: {e}", dir.display())),
         }
-        let mut conn =
-            self.writer_connection().map_err(|e| format!("the database cannot be opened for writing: {e}"))?;
-        store_commits(&mut conn, now_ms).map_err(|e| format!("the database cannot commit a write: {e}"))
+        Ok(())
     }
 }
 
 /// A unique-constraint violation as `duplicate()` says it; any other error as it is.
-fn unique_as(e: rusqlite::Error, duplicate: impl FnOnce() -> StoreError) -> StoreError {
-    if is_unique_violation(&e) {
-        duplicate()
-    } else {
-        e.into()
+fn unique_as(e: impl Into<StoreError>, duplicate: impl FnOnce() -> StoreError) -> StoreError {
+    match e.into() {
+        StoreError::Sql(d) if d.code == db::DbCode::Unique => duplicate(),
+        e => e,
     }
-}
-
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-        || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 /// What kind of failure each StoreError is, for the front-ends' one mapping to their words.

@@ -1,7 +1,10 @@
-//! Applies the numbered SQL files of `migrations/` in order, each in its own transaction, and
-//! refuses to start when an applied file was edited or the database is newer than this build.
+//! Applies the numbered SQL files of `migrations/` (SQLite) or `migrations/postgres/`
+//! (PostgreSQL) in order, and refuses to start when an applied file was edited or the database
+//! is newer than this build. On SQLite each file has its own transaction; on PostgreSQL all
+//! pending files go in one transaction that first takes an advisory lock, so nodes starting
+//! together wait for each other and apply each file once (PostgreSQL's DDL is transactional).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{args, Conn, Dialect, Sql};
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
@@ -32,35 +35,62 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (22, "yubikey_clients", include_str!("../../migrations/0022_yubikey_clients.sql")),
 ];
 
-pub(super) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migration (
-            version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-    )?;
-    let newest: Option<u32> = conn.query_row("SELECT max(version) FROM schema_migration", [], |r| r.get(0))?;
-    let known = MIGRATIONS.last().map_or(0, |m| m.0);
+/// PostgreSQL's migrations, in order: (version, name, SQL). Numbered on their own: the first
+/// is the schema SQLite's 22 files leave.
+pub const PG_MIGRATIONS: &[(u32, &str, &str)] =
+    &[(1, "schema", include_str!("../../migrations/postgres/0001_schema.sql"))];
+
+/// The advisory lock key the PostgreSQL migrations run under ("countersign" in ASCII, cut to
+/// 64 bits): any fixed number no other application on the server uses.
+const MIGRATION_LOCK: i64 = 0x636f_756e_7465_7273;
+
+const SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migration (
+    version BIGINT PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+pub(super) fn apply(conn: &mut Conn) -> Result<(), StoreError> {
+    match conn {
+        Conn::Sqlite(_) => {
+            conn.sql().batch(SCHEMA_TABLE)?;
+            for m in MIGRATIONS {
+                conn.write(|tx| apply_one(tx, MIGRATIONS, m))?;
+            }
+            Ok(())
+        }
+        Conn::Pg(_) => conn.write(|tx| {
+            tx.query_row("SELECT pg_advisory_xact_lock(?1)", args![MIGRATION_LOCK], |_| Ok(()))?;
+            tx.batch(SCHEMA_TABLE)?;
+            for m in PG_MIGRATIONS {
+                apply_one(tx, PG_MIGRATIONS, m)?;
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// Applies migration `m` of `all` on `tx` unless it was applied (then its text must be
+/// unchanged); refuses a database that has migrations newer than `all`.
+fn apply_one(tx: &dyn Sql, all: &[(u32, &str, &str)], m: &(u32, &str, &str)) -> Result<(), StoreError> {
+    let (version, name, sql) = *m;
+    let newest: Option<u32> = tx.query_value("SELECT max(version) FROM schema_migration", args![])?;
+    let known = all.last().map_or(0, |m| m.0);
     if let Some(v) = newest.filter(|v| *v > known) {
         return Err(StoreError::TooNew(v));
     }
-    for (version, name, sql) in MIGRATIONS {
-        let sum = hex::encode(Sha256::digest(sql.as_bytes()));
-        let applied: Option<String> = conn
-            .query_row("SELECT sha256 FROM schema_migration WHERE version = ?1", [version], |r| r.get(0))
-            .optional()?;
-        match applied {
-            Some(s) if s == sum => continue,
-            Some(_) => return Err(StoreError::MigrationEdited { version: *version, name: (*name).to_owned() }),
-            None => {}
-        }
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)?;
-        tx.execute(
-            "INSERT INTO schema_migration (version, name, sha256, applied_at) VALUES (?1, ?2, ?3, ?4)",
-            params![version, name, sum, crate::now_ms() / 1000],
-        )?;
-        tx.commit()?;
-        tracing::info!(version, name, "applied migration");
+    let sum = hex::encode(Sha256::digest(sql.as_bytes()));
+    let applied: Option<String> =
+        tx.query_opt("SELECT sha256 FROM schema_migration WHERE version = ?1", args![version], |r| r.get(0))?;
+    match applied {
+        Some(s) if s == sum => return Ok(()),
+        Some(_) => return Err(StoreError::MigrationEdited { version, name: name.to_owned() }),
+        None => {}
     }
+    tx.batch(sql)?;
+    tx.execute(
+        "INSERT INTO schema_migration (version, name, sha256, applied_at) VALUES (?1, ?2, ?3, ?4)",
+        args![version, name, sum, crate::now_ms() / 1000],
+    )?;
+    let engine = if tx.dialect() == Dialect::Postgres { "postgres" } else { "sqlite" };
+    tracing::info!(version, name, engine, "applied migration");
     Ok(())
 }
 
@@ -83,15 +113,15 @@ mod tests {
 
     #[test]
     fn edited_migration_is_refused() {
-        let mut conn = Connection::open_in_memory().unwrap();
+        let mut conn = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap());
         apply(&mut conn).unwrap();
-        conn.execute("UPDATE schema_migration SET sha256 = 'x' WHERE version = 1", []).unwrap();
+        conn.sql().execute("UPDATE schema_migration SET sha256 = 'x' WHERE version = 1", args![]).unwrap();
         assert!(matches!(apply(&mut conn), Err(StoreError::MigrationEdited { version: 1, .. })));
     }
 
     #[test]
     fn reapplying_is_a_no_op() {
-        let mut conn = Connection::open_in_memory().unwrap();
+        let mut conn = Conn::Sqlite(rusqlite::Connection::open_in_memory().unwrap());
         apply(&mut conn).unwrap();
         apply(&mut conn).unwrap();
     }

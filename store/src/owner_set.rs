@@ -12,7 +12,7 @@
 //! Owns: `app_user.owner_bucket`, the `owners/<n>` seals. Must never: change which rows a
 //! bucket holds without renewing its seal, or renew the seal of a bucket it has not checked.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{args, Sql};
 use sha2::{Digest, Sha256};
 
 use super::seals::{hash_value, mark, same_mac, stored_seal, SealKey};
@@ -100,30 +100,31 @@ fn seal_name(bucket: i64) -> String {
 }
 
 /// SHA-256 over the identity columns of every row in `bucket`, in id order.
-fn digest(conn: &Connection, bucket: i64) -> Result<[u8; 32], StoreError> {
+fn digest(conn: &dyn Sql, bucket: i64) -> Result<[u8; 32], StoreError> {
     let mut h = Sha256::new();
     h.update(DOMAIN);
     h.update(bucket.to_be_bytes());
-    let mut st = conn.prepare_cached(
+    conn.each_row(
         "SELECT id, realm_id, login, resolver, resolver_uid FROM app_user WHERE owner_bucket = ?1 ORDER BY id",
+        args![bucket],
+        &mut |r| {
+            h.update(b"R");
+            for i in 0..5 {
+                hash_value(&mut h, r.value(i)?);
+            }
+            Ok(())
+        },
     )?;
-    let mut rows = st.query([bucket])?;
-    while let Some(r) = rows.next()? {
-        h.update(b"R");
-        for i in 0..5 {
-            hash_value(&mut h, r.get_ref(i)?);
-        }
-    }
     Ok(h.finalize().into())
 }
 
-fn mac(conn: &Connection, key: &dyn SealKey, bucket: i64) -> Result<Vec<u8>, StoreError> {
+fn mac(conn: &dyn Sql, key: &dyn SealKey, bucket: i64) -> Result<Vec<u8>, StoreError> {
     key.mac(&digest(conn, bucket)?)
         .map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal or check the users: {e}")))
 }
 
 /// Checks the seal of `bucket`; a missing or different seal is [`StoreError::Tampered`].
-pub(crate) fn verify(conn: &Connection, key: &dyn SealKey, bucket: i64) -> Result<(), StoreError> {
+pub(crate) fn verify(conn: &dyn Sql, key: &dyn SealKey, bucket: i64) -> Result<(), StoreError> {
     let fresh = mac(conn, key, bucket)?;
     match stored_seal(conn, &seal_name(bucket))? {
         Some(m) if same_mac(&m, &fresh) => Ok(()),
@@ -134,29 +135,30 @@ pub(crate) fn verify(conn: &Connection, key: &dyn SealKey, bucket: i64) -> Resul
 }
 
 /// Renews the seal of `bucket` from what `conn` (the change's transaction) sees now.
-pub(crate) fn reseal(conn: &Connection, key: &dyn SealKey, bucket: i64, now_ms: i64) -> Result<(), StoreError> {
+pub(crate) fn reseal(conn: &dyn Sql, key: &dyn SealKey, bucket: i64, now_ms: i64) -> Result<(), StoreError> {
     super::seals::store_seal(conn, &seal_name(bucket), &mac(conn, key, bucket)?, now_ms)
 }
 
 /// User row `id`'s bucket as stored, and the bucket its identity columns put it in (`None`:
 /// the row is not there).
-pub(crate) fn buckets_of(conn: &Connection, id: i64) -> Result<Option<(Option<i64>, i64)>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT owner_bucket, realm_id, login, resolver, resolver_uid FROM app_user WHERE id = ?1")?
-        .query_row([id], |r| {
+pub(crate) fn buckets_of(conn: &dyn Sql, id: i64) -> Result<Option<(Option<i64>, i64)>, StoreError> {
+    conn.query_opt(
+        "SELECT owner_bucket, realm_id, login, resolver, resolver_uid FROM app_user WHERE id = ?1",
+        args![id],
+        |r| {
             let (login, resolver, uid): (String, Option<String>, Option<String>) = (r.get(2)?, r.get(3)?, r.get(4)?);
             let bucket = Identity::of_row(r.get(1)?, &login, resolver.as_deref(), uid.as_deref()).bucket();
-            Ok((r.get::<_, Option<i64>>(0)?, bucket))
-        })
-        .optional()?)
+            Ok((r.get::<Option<i64>>(0)?, bucket))
+        },
+    )
 }
 
 /// Sets `owner_bucket` of user row `id` from its identity columns; returns its bucket before and
 /// after (`None`: the row is not there).
-pub(crate) fn place(conn: &Connection, id: i64) -> Result<Option<(Option<i64>, i64)>, StoreError> {
+pub(crate) fn place(conn: &dyn Sql, id: i64) -> Result<Option<(Option<i64>, i64)>, StoreError> {
     let Some((before, after)) = buckets_of(conn, id)? else { return Ok(None) };
     if before != Some(after) {
-        conn.prepare_cached("UPDATE app_user SET owner_bucket = ?2 WHERE id = ?1")?.execute(params![id, after])?;
+        conn.execute("UPDATE app_user SET owner_bucket = ?2 WHERE id = ?1", args![id, after])?;
     }
     Ok(Some((before, after)))
 }
@@ -164,14 +166,11 @@ pub(crate) fn place(conn: &Connection, id: i64) -> Result<Option<(Option<i64>, i
 /// Starts the bucket seals on `conn` (a write transaction): the first time (`adopt`, or a store
 /// whose buckets were never sealed), every user row is placed in its bucket and every bucket
 /// sealed as it is, and the marker written (covered by the set seal). Returns whether it did.
-pub(super) fn start(conn: &Connection, key: &dyn SealKey, adopt: bool, now_ms: i64) -> Result<bool, StoreError> {
+pub(super) fn start(conn: &dyn Sql, key: &dyn SealKey, adopt: bool, now_ms: i64) -> Result<bool, StoreError> {
     if !adopt && stored_seal(conn, MARKER)?.is_some() {
         return Ok(false);
     }
-    let ids: Vec<i64> = conn
-        .prepare("SELECT id FROM app_user ORDER BY id")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let ids: Vec<i64> = conn.query_map("SELECT id FROM app_user ORDER BY id", args![], |r| r.get(0))?;
     for id in ids {
         place(conn, id)?;
     }

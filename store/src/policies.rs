@@ -4,8 +4,8 @@
 //! This module stores what the policy service has already checked; it never judges an action
 //! or a condition, and never evaluates a policy.
 
+use crate::db::{args, Row, Sql};
 use countersign_core::error::Refusal;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{unique_as, AuthAuditRow, Store, StoreError};
@@ -15,11 +15,10 @@ pub use countersign_core::policy::PolicyRecord;
 const COLUMNS: &str = "name, scope, active, priority, actions, realms, resolvers, users, clients, time, \
                        admin_realms, admin_users, description, created_at, updated_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<PolicyRecord> {
-    fn parse<T: serde::de::DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
+fn from_row(r: &Row<'_>) -> Result<PolicyRecord, StoreError> {
+    fn parse<T: serde::de::DeserializeOwned>(r: &Row<'_>, i: usize) -> Result<T, StoreError> {
         let text: String = r.get(i)?;
-        serde_json::from_str(&text)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+        serde_json::from_str(&text).map_err(|e| StoreError::Sql(crate::DbError::other(format!("column {i}: {e}"))))
     }
     Ok(PolicyRecord {
         name: r.get(0)?,
@@ -44,9 +43,8 @@ fn json(v: &impl Serialize) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Refused(Refusal::Invalid(e.to_string())))
 }
 
-fn policy_in(tx: &Connection, name: &str) -> Result<PolicyRecord, StoreError> {
-    tx.query_row(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), [name], from_row)
-        .optional()?
+fn policy_in(tx: &dyn Sql, name: &str) -> Result<PolicyRecord, StoreError> {
+    tx.query_opt(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), args![name], from_row)?
         .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("policy {name}"))))
 }
 
@@ -61,7 +59,7 @@ impl Store {
     ) -> Result<PolicyRecord, StoreError> {
         self.sealed_change(&["policy"], audit, |tx| {
             let now = crate::now_ms() / 1000;
-            let values = params![
+            let values = args![
                 p.name,
                 p.scope,
                 p.active,
@@ -99,20 +97,18 @@ impl Store {
 
     /// The policy `name`, once the table's seal verifies.
     pub fn policy(&self, name: &str) -> Result<PolicyRecord, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["policy"])?;
-        conn.query_row(&format!("SELECT {COLUMNS} FROM policy WHERE name = ?1"), [name], from_row)
-            .optional()?
-            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("policy {name}"))))
+        self.read(|conn| {
+            self.check_seals(conn, &["policy"])?;
+            policy_in(conn, name)
+        })
     }
 
     /// Every policy, by scope, priority and name.
     pub fn policies(&self) -> Result<Vec<PolicyRecord>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["policy"])?;
-        let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM policy ORDER BY scope, priority, name"))?;
-        let rows = st.query_map([], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.read(|conn| {
+            self.check_seals(conn, &["policy"])?;
+            conn.query_map(&format!("SELECT {COLUMNS} FROM policy ORDER BY scope, priority, name"), args![], from_row)
+        })
     }
 
     /// Turns a policy on or off.
@@ -125,7 +121,7 @@ impl Store {
         self.sealed_change(&["policy"], audit, |tx| {
             let n = tx.execute(
                 "UPDATE policy SET active = ?1, updated_at = ?2 WHERE name = ?3",
-                params![active, crate::now_ms() / 1000, name],
+                args![active, crate::now_ms() / 1000, name],
             )?;
             if n == 0 {
                 return Err(StoreError::Refused(Refusal::NotFound(format!("policy {name}"))));

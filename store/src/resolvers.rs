@@ -4,9 +4,9 @@
 //! This module never sees a password in the clear: bind passwords arrive sealed, user
 //! passwords as HMAC verifiers.
 
+use crate::db::{args, Row, Sql};
 use countersign_core::error::Refusal;
 pub use countersign_core::realm::RealmRecord;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::row_seals::{Identity, RowSeal, RowTable};
 use super::{unique_as, AuthAuditRow, Store, StoreError};
@@ -45,14 +45,14 @@ pub struct InternalUser {
     pub password_verifier: Option<Vec<u8>>,
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<ResolverRecord> {
+fn from_row(r: &Row<'_>) -> Result<ResolverRecord, StoreError> {
     let options: String = r.get(3)?;
     Ok(ResolverRecord {
         id: r.get(0)?,
         name: r.get(1)?,
         kind: r.get(2)?,
         options: serde_json::from_str(&options)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?,
+            .map_err(|e| StoreError::Sql(crate::DbError::other(format!("column 3: {e}"))))?,
         sealed_bind_password: r.get(4)?,
         created_at: r.get(5)?,
         updated_at: r.get(6)?,
@@ -61,15 +61,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ResolverRecord> {
 
 const COLUMNS: &str = "id, name, kind, options, sealed_bind_password, created_at, updated_at";
 
-fn resolver_id(conn: &Connection, name: &str) -> Result<i64, StoreError> {
-    conn.query_row("SELECT id FROM resolver WHERE name = ?1", [name], |r| r.get(0))
-        .optional()?
+fn resolver_id(conn: &dyn Sql, name: &str) -> Result<i64, StoreError> {
+    conn.query_opt("SELECT id FROM resolver WHERE name = ?1", args![name], |r| r.get(0))?
         .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("resolver {name}"))))
 }
 
-fn realm_id(conn: &Connection, name: &str) -> Result<i64, StoreError> {
-    conn.query_row("SELECT id FROM realm WHERE name = ?1", [name], |r| r.get(0))
-        .optional()?
+fn realm_id(conn: &dyn Sql, name: &str) -> Result<i64, StoreError> {
+    conn.query_opt("SELECT id FROM realm WHERE name = ?1", args![name], |r| r.get(0))?
         .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("realm {name}"))))
 }
 
@@ -82,7 +80,7 @@ impl Store {
             tx.execute(
                 "INSERT INTO resolver (name, kind, options, sealed_bind_password, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                params![r.name, r.kind, r.options.to_string(), r.sealed_bind_password, now],
+                args![r.name, r.kind, r.options.to_string(), r.sealed_bind_password, now],
             )
             .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("resolver {}", r.name)))))?;
             Ok(())
@@ -100,14 +98,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.sealed_change(&["resolver"], audit, |tx| {
             let id = resolver_id(tx, name)?;
-            // Updates are ordered: a reload that sees a newer stamp rebuilds the resolver.
+            // Updates are ordered: a reload that sees a newer stamp rebuilds the resolver. (The
+            // larger of the two by CASE: a two-argument max() is SQLite's alone.)
             let now_ms = crate::now_ms();
             tx.execute(
-                "UPDATE resolver SET options = ?2, updated_at = max(updated_at + 1, ?3) WHERE id = ?1",
-                params![id, options.to_string(), now_ms / 1000],
+                "UPDATE resolver SET options = ?2,
+                     updated_at = CASE WHEN updated_at + 1 > ?3 THEN updated_at + 1 ELSE ?3 END
+                 WHERE id = ?1",
+                args![id, options.to_string(), now_ms / 1000],
             )?;
             if let Some(sealed) = sealed_bind_password {
-                tx.execute("UPDATE resolver SET sealed_bind_password = ?2 WHERE id = ?1", params![id, sealed])?;
+                tx.execute("UPDATE resolver SET sealed_bind_password = ?2 WHERE id = ?1", args![id, sealed])?;
             }
             Ok(())
         })
@@ -117,58 +118,54 @@ impl Store {
     pub fn delete_resolver(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.sealed_change(&["resolver"], audit, |tx| {
             let id = resolver_id(tx, name)?;
-            let realms: Vec<String> = {
-                let mut st = tx.prepare(
-                    "SELECT r.name FROM realm_resolver rr JOIN realm r ON r.id = rr.realm_id WHERE rr.resolver_id = ?1
-                     ORDER BY r.name",
-                )?;
-                let rows = st.query_map([id], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
+            let realms: Vec<String> = tx.query_map(
+                "SELECT r.name FROM realm_resolver rr JOIN realm r ON r.id = rr.realm_id WHERE rr.resolver_id = ?1
+                 ORDER BY r.name",
+                args![id],
+                |r| r.get(0),
+            )?;
             if !realms.is_empty() {
                 return Err(StoreError::Refused(Refusal::Invalid(format!(
                     "resolver {name} is used by realm {}; change the realm first",
                     realms.join(", ")
                 ))));
             }
-            tx.execute("DELETE FROM resolver WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM resolver WHERE id = ?1", args![id])?;
             Ok(())
         })
     }
 
     /// The resolver `name`, once the table's seal verifies.
     pub fn resolver(&self, name: &str) -> Result<ResolverRecord, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["resolver"])?;
-        conn.query_row(&format!("SELECT {COLUMNS} FROM resolver WHERE name = ?1"), [name], from_row)
-            .optional()?
-            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("resolver {name}"))))
+        self.read(|conn| {
+            self.check_seals(conn, &["resolver"])?;
+            conn.query_opt(&format!("SELECT {COLUMNS} FROM resolver WHERE name = ?1"), args![name], from_row)?
+                .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("resolver {name}"))))
+        })
     }
 
     /// Every resolver, by name, once the table's seal verifies.
     pub fn resolvers(&self) -> Result<Vec<ResolverRecord>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["resolver"])?;
-        let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM resolver ORDER BY name"))?;
-        let rows = st.query_map([], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.read(|conn| {
+            self.check_seals(conn, &["resolver"])?;
+            conn.query_map(&format!("SELECT {COLUMNS} FROM resolver ORDER BY name"), args![], from_row)
+        })
     }
 
     /// Every realm with its resolvers in priority order.
     pub fn realms(&self) -> Result<Vec<RealmRecord>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["realm", "realm_resolver", "resolver"])?;
-        let mut st = conn.prepare(
-            "SELECT r.name, r.is_default, r.created_at, s.name FROM realm r
-             LEFT JOIN realm_resolver rr ON rr.realm_id = r.id LEFT JOIN resolver s ON s.id = rr.resolver_id
-             ORDER BY r.name, rr.priority",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<String>>(3)?))
+        let rows = self.read(|conn| {
+            self.check_seals(conn, &["realm", "realm_resolver", "resolver"])?;
+            conn.query_map(
+                "SELECT r.name, r.is_default, r.created_at, s.name FROM realm r
+                 LEFT JOIN realm_resolver rr ON rr.realm_id = r.id LEFT JOIN resolver s ON s.id = rr.resolver_id
+                 ORDER BY r.name, rr.priority",
+                args![],
+                |r| Ok((r.get::<String>(0)?, r.get::<bool>(1)?, r.get::<i64>(2)?, r.get::<Option<String>>(3)?)),
+            )
         })?;
         let mut out: Vec<RealmRecord> = Vec::new();
-        for row in rows {
-            let (name, default, created_at, resolver) = row?;
+        for (name, default, created_at, resolver) in rows {
             if out.last().is_none_or(|l| l.name != name) {
                 out.push(RealmRecord { name, default, resolvers: Vec::new(), created_at });
             }
@@ -185,7 +182,7 @@ impl Store {
         self.sealed_change(&["realm"], audit, |tx| {
             tx.execute(
                 "INSERT INTO realm (name, is_default, created_at) VALUES (?1, 0, ?2)",
-                params![name, crate::now_ms() / 1000],
+                args![name, crate::now_ms() / 1000],
             )
             .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("realm {name}")))))?;
             Ok(())
@@ -194,11 +191,12 @@ impl Store {
 
     /// Whether no user row lives in `realm` (internal users, or directory users recorded there).
     pub fn realm_is_empty(&self, realm: &str) -> Result<bool, StoreError> {
-        let n: i64 = self.conn().query_row(
-            "SELECT count(*) FROM app_user WHERE realm_id = (SELECT id FROM realm WHERE name = ?1)",
-            [realm],
-            |r| r.get(0),
-        )?;
+        let n: i64 = self.read(|conn| {
+            conn.query_value(
+                "SELECT count(*) FROM app_user WHERE realm_id = (SELECT id FROM realm WHERE name = ?1)",
+                args![realm],
+            )
+        })?;
         Ok(n == 0)
     }
 
@@ -206,21 +204,22 @@ impl Store {
     pub fn delete_realm(&self, name: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.sealed_change(&["realm", "realm_resolver"], audit, |tx| {
             let (id, default): (i64, bool) = tx
-                .query_row("SELECT id, is_default FROM realm WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?
+                .query_opt("SELECT id, is_default FROM realm WHERE name = ?1", args![name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
                 .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("realm {name}"))))?;
             if default {
                 return Err(StoreError::Refused(Refusal::Invalid(format!(
                     "realm {name} is the default realm; make another the default first"
                 ))));
             }
-            let users: i64 = tx.query_row("SELECT count(*) FROM app_user WHERE realm_id = ?1", [id], |r| r.get(0))?;
+            let users: i64 = tx.query_value("SELECT count(*) FROM app_user WHERE realm_id = ?1", args![id])?;
             if users > 0 {
                 return Err(StoreError::Refused(Refusal::Invalid(format!(
                     "realm {name} holds {users} internal user(s); remove them first"
                 ))));
             }
-            tx.execute("DELETE FROM realm WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM realm WHERE id = ?1", args![id])?;
             Ok(())
         })
     }
@@ -234,12 +233,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.sealed_change(&["realm_resolver"], audit, |tx| {
             let realm_id = realm_id(tx, realm)?;
-            tx.execute("DELETE FROM realm_resolver WHERE realm_id = ?1", [realm_id])?;
+            tx.execute("DELETE FROM realm_resolver WHERE realm_id = ?1", args![realm_id])?;
             for (i, name) in resolvers.iter().enumerate() {
                 let id = resolver_id(tx, name)?;
                 tx.execute(
                     "INSERT INTO realm_resolver (realm_id, resolver_id, priority) VALUES (?1, ?2, ?3)",
-                    params![realm_id, id, i64::try_from(i + 1).unwrap_or(i64::MAX)],
+                    args![realm_id, id, i64::try_from(i + 1).unwrap_or(i64::MAX)],
                 )
                 .map_err(|e| {
                     unique_as(e, || StoreError::Refused(Refusal::Invalid(format!("resolver {name} is listed twice"))))
@@ -254,8 +253,8 @@ impl Store {
     pub fn set_default_realm(&self, realm: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.sealed_change(&["realm"], audit, |tx| {
             let id = realm_id(tx, realm)?;
-            tx.execute("UPDATE realm SET is_default = 0 WHERE is_default = 1 AND id <> ?1", [id])?;
-            tx.execute("UPDATE realm SET is_default = 1 WHERE id = ?1", [id])?;
+            tx.execute("UPDATE realm SET is_default = 0 WHERE is_default = 1 AND id <> ?1", args![id])?;
+            tx.execute("UPDATE realm SET is_default = 1 WHERE id = ?1", args![id])?;
             Ok(())
         })
     }
@@ -263,38 +262,43 @@ impl Store {
     /// An internal user of `realm` (by name), with their password verifier; their row's seal
     /// is checked first.
     pub fn internal_user(&self, realm: &str, login: &str) -> Result<Option<InternalUser>, StoreError> {
-        let conn = self.conn();
-        let found = conn
-            .prepare_cached(&format!(
-                "SELECT u.id, u.login, r.name, u.email, u.phone, u.given_name, u.surname, u.password_verifier, {}
-                 FROM app_user u JOIN realm r ON r.id = u.realm_id
-                 WHERE r.name = ?1 AND u.login = ?2 AND u.resolver IS NULL",
-                RowTable::User.select_list("u")
-            ))?
-            .query_row(params![realm, login], |r| {
-                let user = InternalUser {
-                    id: r.get(0)?,
-                    user: super::User {
-                        login: r.get(1)?,
-                        realm: r.get(2)?,
-                        email: r.get(3)?,
-                        phone: r.get(4)?,
-                        given_name: r.get(5)?,
-                        surname: r.get(6)?,
-                    },
-                    password_verifier: r.get(7)?,
-                };
-                Ok((user, RowSeal::read(r, RowTable::User, 8)?))
-            })
-            .optional()?;
-        let Some((user, seal)) = found else {
-            // Not there: prove the row was never there rather than deleted behind our back
-            // (an internal user deleted so would become unknown, and passOnNoUser let in).
-            let realm_id: Option<i64> =
-                conn.query_row("SELECT id FROM realm WHERE name = ?1", [realm], |r| r.get(0)).optional()?;
-            if let Some(realm_id) = realm_id {
-                self.row_seals().check_absent(&conn, &[Identity::Internal { realm_id, login }])?;
+        let found = self.read(|conn| {
+            let found = conn.query_opt(
+                &format!(
+                    "SELECT u.id, u.login, r.name, u.email, u.phone, u.given_name, u.surname, u.password_verifier, {}
+                     FROM app_user u JOIN realm r ON r.id = u.realm_id
+                     WHERE r.name = ?1 AND u.login = ?2 AND u.resolver IS NULL",
+                    RowTable::User.select_list("u")
+                ),
+                args![realm, login],
+                |r| {
+                    let user = InternalUser {
+                        id: r.get(0)?,
+                        user: super::User {
+                            login: r.get(1)?,
+                            realm: r.get(2)?,
+                            email: r.get(3)?,
+                            phone: r.get(4)?,
+                            given_name: r.get(5)?,
+                            surname: r.get(6)?,
+                        },
+                        password_verifier: r.get(7)?,
+                    };
+                    Ok((user, RowSeal::read(r, RowTable::User, 8)?))
+                },
+            )?;
+            if found.is_none() {
+                // Not there: prove the row was never there rather than deleted behind our back
+                // (an internal user deleted so would become unknown, and passOnNoUser let in).
+                let realm_id: Option<i64> =
+                    conn.query_opt("SELECT id FROM realm WHERE name = ?1", args![realm], |r| r.get(0))?;
+                if let Some(realm_id) = realm_id {
+                    self.row_seals().check_absent(conn, &[Identity::Internal { realm_id, login }])?;
+                }
             }
+            Ok(found)
+        })?;
+        let Some((user, seal)) = found else {
             return Ok(None);
         };
         if let Some(seal) = seal {
@@ -311,31 +315,29 @@ impl Store {
         verifier: Option<&[u8]>,
         audit: &AuthAuditRow,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let id: i64 = tx
-            .query_row(
-                "SELECT id FROM app_user
-                 WHERE login = ?2 AND realm_id = (SELECT id FROM realm WHERE name = ?1) AND resolver IS NULL",
-                params![realm, login],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("user {login} in realm {realm}"))))?;
-        self.row_seals().update(&tx, RowTable::User, id, || {
-            tx.execute("UPDATE app_user SET password_verifier = ?2 WHERE id = ?1", params![id, verifier])
-        })?;
-        super::chain::insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| {
+            let id: i64 = tx
+                .query_opt(
+                    "SELECT id FROM app_user
+                     WHERE login = ?2 AND realm_id = (SELECT id FROM realm WHERE name = ?1) AND resolver IS NULL",
+                    args![realm, login],
+                    |r| r.get(0),
+                )?
+                .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("user {login} in realm {realm}"))))?;
+            self.row_seals().update(tx, RowTable::User, id, || {
+                tx.execute("UPDATE app_user SET password_verifier = ?2 WHERE id = ?1", args![id, verifier])
+            })?;
+            super::chain::insert_audit(tx, audit)?;
+            Ok(())
+        })
     }
 
     /// The name of the default realm.
     pub fn default_realm(&self) -> Result<String, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["realm"])?;
-        conn.query_row("SELECT name FROM realm WHERE is_default = 1", [], |r| r.get(0))
-            .optional()?
-            .ok_or_else(|| StoreError::Refused(Refusal::NotFound("default realm".into())))
+        self.read(|conn| {
+            self.check_seals(conn, &["realm"])?;
+            conn.query_opt("SELECT name FROM realm WHERE is_default = 1", args![], |r| r.get(0))?
+                .ok_or_else(|| StoreError::Refused(Refusal::NotFound("default realm".into())))
+        })
     }
 }

@@ -15,12 +15,12 @@
 
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
 use sha2::{Digest, Sha256};
 
 pub use super::owner_set::Identity;
 use super::seals::{hash_value, mark, same_mac, stored_seal, SealKey};
 use super::StoreError;
+use crate::db::{args, Row, Sql, Value};
 
 /// A table whose rows are sealed one by one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,8 +135,8 @@ pub struct RowSeal {
 impl RowSeal {
     /// The seal of the row whose [`RowTable::select_list`] values start at column `at` of `r`;
     /// `None` when the row is absent there (a LEFT JOIN that found nothing).
-    pub(crate) fn read(r: &Row<'_>, table: RowTable, at: usize) -> rusqlite::Result<Option<RowSeal>> {
-        if matches!(r.get_ref(at)?, rusqlite::types::ValueRef::Null) {
+    pub(crate) fn read(r: &Row<'_>, table: RowTable, at: usize) -> Result<Option<RowSeal>, StoreError> {
+        if r.value(at)? == Value::Null {
             return Ok(None);
         }
         let mut h = Sha256::new();
@@ -145,7 +145,7 @@ impl RowSeal {
         h.update(b"\0");
         let n = table.columns().len();
         for i in at..at + n {
-            hash_value(&mut h, r.get_ref(i)?);
+            hash_value(&mut h, r.value(i)?);
         }
         Ok(Some(RowSeal { digest: h.finalize().into(), mac: r.get(at + n)? }))
     }
@@ -182,14 +182,14 @@ impl RowSeals {
         Ok(())
     }
 
-    fn read(conn: &Connection, table: RowTable, id: i64) -> Result<Option<RowSeal>, StoreError> {
+    fn read(conn: &dyn Sql, table: RowTable, id: i64) -> Result<Option<RowSeal>, StoreError> {
         let sql = format!("SELECT {} FROM {} r WHERE r.{} = ?1", table.select_list("r"), table.name(), table.key());
-        Ok(conn.prepare_cached(&sql)?.query_row([id], |r| RowSeal::read(r, table, 0)).optional()?.flatten())
+        Ok(conn.query_opt(&sql, args![id], |r| RowSeal::read(r, table, 0))?.flatten())
     }
 
     /// Checks row `id` of `table` as it is now on `conn`, before a change to it; a row that
     /// is not there passes (the change then finds nothing to change).
-    pub(crate) fn verify_row(&self, conn: &Connection, table: RowTable, id: i64) -> Result<(), StoreError> {
+    pub(crate) fn verify_row(&self, conn: &dyn Sql, table: RowTable, id: i64) -> Result<(), StoreError> {
         if self.0.is_none() {
             return Ok(());
         }
@@ -201,7 +201,7 @@ impl RowSeals {
 
     /// Renews the seal of row `id` of `table` from what `conn` (the change's transaction)
     /// sees now.
-    pub(crate) fn seal_row(&self, conn: &Connection, table: RowTable, id: i64) -> Result<(), StoreError> {
+    pub(crate) fn seal_row(&self, conn: &dyn Sql, table: RowTable, id: i64) -> Result<(), StoreError> {
         match &self.0 {
             Some(key) => seal_row(conn, key.as_ref(), table, id),
             None => Ok(()),
@@ -212,10 +212,10 @@ impl RowSeals {
     /// when `change` changed it. Returns what `change` returned (the rows it changed).
     pub(crate) fn update(
         &self,
-        conn: &Connection,
+        conn: &dyn Sql,
         table: RowTable,
         id: i64,
-        change: impl FnOnce() -> rusqlite::Result<usize>,
+        change: impl FnOnce() -> Result<usize, StoreError>,
     ) -> Result<usize, StoreError> {
         self.verify_row(conn, table, id)?;
         let changed = change()?;
@@ -227,36 +227,36 @@ impl RowSeals {
 
     /// Recounts the tokens of user `user_id` after tokens were given to or taken from them,
     /// and renews the user row's seal.
-    pub(crate) fn recount(&self, conn: &Connection, user_id: i64) -> Result<(), StoreError> {
+    pub(crate) fn recount(&self, conn: &dyn Sql, user_id: i64) -> Result<(), StoreError> {
         self.verify_row(conn, RowTable::User, user_id)?;
         self.recount_verified(conn, user_id)
     }
 
     /// [`RowSeals::recount`] of a row the caller checked earlier in this transaction (and
     /// changed since, so it would not verify now).
-    pub(crate) fn recount_verified(&self, conn: &Connection, user_id: i64) -> Result<(), StoreError> {
-        conn.prepare_cached(
+    pub(crate) fn recount_verified(&self, conn: &dyn Sql, user_id: i64) -> Result<(), StoreError> {
+        conn.execute(
             "UPDATE app_user SET token_count = (SELECT count(*) FROM token WHERE user_id = ?1) WHERE id = ?1",
-        )?
-        .execute([user_id])?;
+            args![user_id],
+        )?;
         self.seal_row(conn, RowTable::User, user_id)
     }
 
     /// Checks the buckets of the user rows that `identities` would be in
     /// ([`super::owner_set`]): called when a check found no row for the user it resolved, so a
     /// row deleted outside the appliance is not taken for a user who never had one.
-    pub(crate) fn check_absent(&self, conn: &Connection, identities: &[Identity<'_>]) -> Result<(), StoreError> {
+    pub(crate) fn check_absent(&self, conn: &dyn Sql, identities: &[Identity<'_>]) -> Result<(), StoreError> {
         self.check_buckets(conn, &identities.iter().map(Identity::bucket).collect::<Vec<_>>())
     }
 
     /// The buckets user row `id` is in (as stored, and as its identity says), for checking
     /// them before the row is changed or removed.
-    pub(crate) fn buckets_of(&self, conn: &Connection, id: i64) -> Result<Vec<i64>, StoreError> {
+    pub(crate) fn buckets_of(&self, conn: &dyn Sql, id: i64) -> Result<Vec<i64>, StoreError> {
         Ok(super::owner_set::buckets_of(conn, id)?.map(|(s, c)| s.into_iter().chain([c]).collect()).unwrap_or_default())
     }
 
     /// Checks the seals of `buckets` before user rows in them are added, changed or removed.
-    pub(crate) fn check_buckets(&self, conn: &Connection, buckets: &[i64]) -> Result<(), StoreError> {
+    pub(crate) fn check_buckets(&self, conn: &dyn Sql, buckets: &[i64]) -> Result<(), StoreError> {
         let Some(key) = &self.0 else { return Ok(()) };
         let mut seen = Vec::new();
         for &b in buckets {
@@ -271,7 +271,7 @@ impl RowSeals {
     /// After user rows were added or their identity changed (`placed`, each put into its
     /// bucket now) or rows removed (their buckets in `emptied`): seals every bucket touched
     /// again. The caller checked those buckets before the change.
-    pub(crate) fn users_changed(&self, conn: &Connection, placed: &[i64], emptied: &[i64]) -> Result<(), StoreError> {
+    pub(crate) fn users_changed(&self, conn: &dyn Sql, placed: &[i64], emptied: &[i64]) -> Result<(), StoreError> {
         let mut touched = emptied.to_vec();
         for &id in placed {
             if let Some((before, after)) = super::owner_set::place(conn, id)? {
@@ -311,11 +311,10 @@ impl RowSeals {
     }
 }
 
-fn seal_row(conn: &Connection, key: &dyn SealKey, table: RowTable, id: i64) -> Result<(), StoreError> {
+fn seal_row(conn: &dyn Sql, key: &dyn SealKey, table: RowTable, id: i64) -> Result<(), StoreError> {
     let Some(seal) = RowSeals::read(conn, table, id)? else { return Ok(()) };
     let mac = RowSeals::mac(key, &seal.digest)?;
-    conn.prepare_cached(&format!("UPDATE {} SET row_mac = ?1 WHERE {} = ?2", table.name(), table.key()))?
-        .execute(params![mac, id])?;
+    conn.execute(&format!("UPDATE {} SET row_mac = ?1 WHERE {} = ?2", table.name(), table.key()), args![mac, id])?;
     Ok(())
 }
 
@@ -325,7 +324,7 @@ fn seal_row(conn: &Connection, key: &dyn SealKey, table: RowTable, id: i64) -> R
 /// seal, so removing it to make the next start adopt edited rows does not go unnoticed.
 /// Returns the tables adopted.
 pub(super) fn start(
-    conn: &Connection,
+    conn: &dyn Sql,
     key: &dyn SealKey,
     adopt: bool,
     now_ms: i64,
@@ -335,10 +334,8 @@ pub(super) fn start(
         if !adopt && stored_seal(conn, &table.marker())?.is_some() {
             continue;
         }
-        let ids: Vec<i64> = conn
-            .prepare(&format!("SELECT {key} FROM {} ORDER BY {key}", table.name(), key = table.key()))?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let sql = format!("SELECT {key} FROM {} ORDER BY {key}", table.name(), key = table.key());
+        let ids: Vec<i64> = conn.query_map(&sql, args![], |r| r.get(0))?;
         for id in ids {
             seal_row(conn, key, table, id)?;
         }
@@ -424,12 +421,12 @@ mod tests {
             .conn()
             .execute(
                 "UPDATE token SET user_id = (SELECT id FROM app_user WHERE login = 'alice') WHERE id = ?1",
-                [t2_id],
+                rusqlite::params![t2_id],
             )
             .unwrap();
         assert!(tampered(store.token("T2")));
         assert!(tampered(store.tokens_of_owner(&owner)));
-        store.conn().execute("UPDATE token SET user_id = NULL WHERE id = ?1", [t2_id]).unwrap();
+        store.conn().execute("UPDATE token SET user_id = NULL WHERE id = ?1", rusqlite::params![t2_id]).unwrap();
         // A row added outside (with the seal of another row) does not verify.
         store
             .conn()
@@ -492,7 +489,7 @@ mod tests {
         let id: i64 = store.conn().query_row("SELECT id FROM token WHERE serial = 'T2'", [], |r| r.get(0)).unwrap();
         let conn = store.conn();
         assert!(tampered(
-            seals.update(&conn, RowTable::Token, id, || conn.execute("UPDATE token SET counter = 5", []))
+            seals.update(&conn, RowTable::Token, id, || Ok(conn.execute("UPDATE token SET counter = 5", [])?))
         ));
     }
 
@@ -546,7 +543,7 @@ mod tests {
     fn removing_the_marker_cannot_make_the_next_start_adopt_edited_rows() {
         let (_dir, store) = store();
         token(&store, "T1", None);
-        let conn = store.writer_connection().unwrap();
+        let conn = store.conn();
         assert!(crate::sealing::start(&conn, &TestKey, false, 2).unwrap().is_empty());
         conn.execute("UPDATE token SET counter = 0, row_mac = NULL", []).unwrap();
         conn.execute("DELETE FROM table_seal WHERE name = 'rows/token'", []).unwrap();
@@ -564,7 +561,7 @@ mod tests {
         let n: i64 = store.conn().query_row("SELECT count(*) FROM integration", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 1, "nothing was added");
         // So the edit is still caught at the next start.
-        let conn = store.writer_connection().unwrap();
+        let conn = store.conn();
         assert!(tampered(crate::seals::verify(&conn, &TestKey, &["integration"])));
     }
 
@@ -592,7 +589,7 @@ mod tests {
         assert_eq!(store.routes().unwrap().len(), 1);
         // Someone with write access points the gateway (and its credentials) elsewhere.
         let evil = r#"{"allowed_hosts":["evil.example"],"allow_private":true,"timeout_ms":1000,"smtp":null}"#;
-        store.conn().execute("UPDATE gateway SET transport = ?1", [evil]).unwrap();
+        store.conn().execute("UPDATE gateway SET transport = ?1", rusqlite::params![evil]).unwrap();
         assert!(tampered(store.gateway("sms")), "a delivery does not send there");
         assert!(tampered(store.gateways()));
         assert!(tampered(store.routes()));

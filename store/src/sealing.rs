@@ -2,17 +2,16 @@
 //! of users, adopted together on a new key or verified together on a known one. Only the order
 //! of that start lives here; each kind of seal keeps its own rules in its module.
 
-use rusqlite::Connection;
-
 use super::seals::{all_tables, reseal, same_mac, set_mac, stored_seal, verify, write_set, SealKey, SET_ROW};
 use super::{owner_set, row_seals, StoreError};
+use crate::db::Sql;
 
 /// Starts sealing on `conn` (a write transaction). `adopt` (the key was just generated): every
 /// table is sealed as it is. Otherwise the set of sealed tables and each of their seals must
 /// verify; a table this version seals for the first time (newly listed in `SEALED_TABLES`) is
 /// sealed as it is now, and returned.
 pub(crate) fn start(
-    conn: &Connection,
+    conn: &dyn Sql,
     key: &dyn SealKey,
     adopt: bool,
     now_ms: i64,

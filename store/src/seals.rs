@@ -18,9 +18,8 @@
 //! Owns: the sealed tables' list and canonical encoding, `table_seal`. Must never: hold the
 //! key, or accept a table whose seal is missing once sealing has begun.
 
+use crate::db::{args, Sql, Value};
 use countersign_core::error::Refusal;
-use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
@@ -99,37 +98,41 @@ fn query_of(table: &str) -> Result<&'static str, StoreError> {
 
 /// SHA-256 over the table's name and every value of every row, each tagged with its type and
 /// length, so no two different contents encode alike.
-pub(crate) fn digest(conn: &Connection, table: &str) -> Result<[u8; 32], StoreError> {
+pub(crate) fn digest(conn: &dyn Sql, table: &str) -> Result<[u8; 32], StoreError> {
     let mut h = Sha256::new();
     h.update(DOMAIN);
     h.update((table.len() as u64).to_be_bytes());
     h.update(table.as_bytes());
-    let mut st = conn.prepare_cached(query_of(table)?)?;
-    let columns = st.column_count();
-    let mut rows = st.query([])?;
-    while let Some(r) = rows.next()? {
+    conn.each_row(query_of(table)?, args![], &mut |r| {
         h.update(b"R");
-        for i in 0..columns {
-            hash_value(&mut h, r.get_ref(i)?);
+        for i in 0..r.width() {
+            hash_value(&mut h, r.value(i)?);
         }
-    }
+        Ok(())
+    })?;
     Ok(h.finalize().into())
 }
 
 /// Adds one value to a digest, tagged with its type and (for bytes) its length, so no two
 /// different sequences of values encode alike. Shared with the row seals.
-pub(super) fn hash_value(h: &mut Sha256, v: ValueRef<'_>) {
+pub(super) fn hash_value(h: &mut Sha256, v: Value<'_>) {
     match v {
-        ValueRef::Null => h.update(b"n"),
-        ValueRef::Integer(v) => {
+        Value::Null => h.update(b"n"),
+        Value::Int(v) => {
             h.update(b"i");
             h.update(v.to_be_bytes());
         }
-        ValueRef::Real(v) => {
+        Value::Real(v) => {
             h.update(b"f");
             h.update(v.to_bits().to_be_bytes());
         }
-        ValueRef::Text(b) | ValueRef::Blob(b) => {
+        Value::Text(t) => {
+            let b = t.as_bytes();
+            h.update(b"b");
+            h.update((b.len() as u64).to_be_bytes());
+            h.update(b);
+        }
+        Value::Blob(b) => {
             h.update(b"b");
             h.update((b.len() as u64).to_be_bytes());
             h.update(b);
@@ -137,24 +140,24 @@ pub(super) fn hash_value(h: &mut Sha256, v: ValueRef<'_>) {
     }
 }
 
-fn mac_of(conn: &Connection, key: &dyn SealKey, table: &str) -> Result<Vec<u8>, StoreError> {
+fn mac_of(conn: &dyn Sql, key: &dyn SealKey, table: &str) -> Result<Vec<u8>, StoreError> {
     let d = digest(conn, table)?;
     key.mac(&d).map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal or check table {table}: {e}")))
 }
 
 /// Writes (or renews) the `table_seal` row `name`: a table's seal, a bucket's, or a marker.
-pub(super) fn store_seal(conn: &Connection, name: &str, mac: &[u8], now_ms: i64) -> Result<(), StoreError> {
-    conn.prepare_cached(
+pub(super) fn store_seal(conn: &dyn Sql, name: &str, mac: &[u8], now_ms: i64) -> Result<(), StoreError> {
+    conn.execute(
         "INSERT INTO table_seal (name, mac, sealed_at_ms) VALUES (?1, ?2, ?3)
          ON CONFLICT(name) DO UPDATE SET mac = excluded.mac, sealed_at_ms = excluded.sealed_at_ms",
-    )?
-    .execute(params![name, mac, now_ms])?;
+        args![name, mac, now_ms],
+    )?;
     Ok(())
 }
 
 /// The stored `table_seal` row `name`'s MAC, if there is one.
-pub(super) fn stored_seal(conn: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(conn.prepare_cached("SELECT mac FROM table_seal WHERE name = ?1")?.query_row([name], |r| r.get(0)).optional()?)
+pub(super) fn stored_seal(conn: &dyn Sql, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    conn.query_opt("SELECT mac FROM table_seal WHERE name = ?1", args![name], |r| r.get(0))
 }
 
 /// Whether a stored MAC is the fresh one, compared in constant time.
@@ -164,7 +167,7 @@ pub(super) fn same_mac(stored: &[u8], fresh: &[u8]) -> bool {
 
 /// Writes the marker `name` that records that something is sealed (a MAC of the name itself;
 /// markers are covered by the set seal, so removing one does not go unnoticed).
-pub(super) fn mark(conn: &Connection, key: &dyn SealKey, name: &str, now_ms: i64) -> Result<(), StoreError> {
+pub(super) fn mark(conn: &dyn Sql, key: &dyn SealKey, name: &str, now_ms: i64) -> Result<(), StoreError> {
     let mac = key
         .mac(&Sha256::digest(name.as_bytes()))
         .map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal {name}: {e}")))?;
@@ -172,7 +175,7 @@ pub(super) fn mark(conn: &Connection, key: &dyn SealKey, name: &str, now_ms: i64
 }
 
 /// Renews the seals of `tables` from what `conn` (the change's transaction) sees now.
-pub(crate) fn reseal(conn: &Connection, key: &dyn SealKey, tables: &[&str], now_ms: i64) -> Result<(), StoreError> {
+pub(crate) fn reseal(conn: &dyn Sql, key: &dyn SealKey, tables: &[&str], now_ms: i64) -> Result<(), StoreError> {
     for table in tables {
         store_seal(conn, table, &mac_of(conn, key, table)?, now_ms)?;
     }
@@ -181,7 +184,7 @@ pub(crate) fn reseal(conn: &Connection, key: &dyn SealKey, tables: &[&str], now_
 
 /// Checks the seals of `tables` against their content; a missing or different seal is
 /// [`StoreError::Tampered`].
-pub(crate) fn verify(conn: &Connection, key: &dyn SealKey, tables: &[&str]) -> Result<(), StoreError> {
+pub(crate) fn verify(conn: &dyn Sql, key: &dyn SealKey, tables: &[&str]) -> Result<(), StoreError> {
     for table in tables {
         let Some(stored) = stored_seal(conn, table)? else {
             return Err(StoreError::Tampered(format!("table {table} has no seal")));
@@ -196,22 +199,21 @@ pub(crate) fn verify(conn: &Connection, key: &dyn SealKey, tables: &[&str]) -> R
     Ok(())
 }
 
-pub(crate) fn set_mac(conn: &Connection, key: &dyn SealKey) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn set_mac(conn: &dyn Sql, key: &dyn SealKey) -> Result<Vec<u8>, StoreError> {
     let mut h = Sha256::new();
     h.update(b"countersign sealed tables v1\0");
-    let mut st = conn.prepare_cached("SELECT name FROM table_seal WHERE name != ?1 ORDER BY name")?;
-    let mut rows = st.query([SET_ROW])?;
-    while let Some(r) = rows.next()? {
+    conn.each_row("SELECT name FROM table_seal WHERE name != ?1 ORDER BY name", args![SET_ROW], &mut |r| {
         let name: String = r.get(0)?;
         h.update((name.len() as u64).to_be_bytes());
         h.update(name.as_bytes());
-    }
+        Ok(())
+    })?;
     let digest: [u8; 32] = h.finalize().into();
     key.mac(&digest)
         .map_err(|e| StoreError::SealUnavailable(format!("the HSM could not seal the set of sealed tables: {e}")))
 }
 
-pub(crate) fn write_set(conn: &Connection, key: &dyn SealKey, now_ms: i64) -> Result<(), StoreError> {
+pub(crate) fn write_set(conn: &dyn Sql, key: &dyn SealKey, now_ms: i64) -> Result<(), StoreError> {
     store_seal(conn, SET_ROW, &set_mac(conn, key)?, now_ms)
 }
 
@@ -238,10 +240,10 @@ mod tests {
     use super::*;
     use crate::sealing::start;
 
-    fn db() -> Connection {
+    fn db() -> rusqlite::Connection {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::Store::open(&dir.path().join("s.db"), crate::Synchronous::Normal).unwrap();
-        let conn = store.writer_connection().unwrap();
+        let conn = store.conn();
         std::mem::forget(dir);
         conn
     }

@@ -8,13 +8,14 @@
 
 use countersign_core::check::{AfterAccept, ThrottleEffect, ThrottleState, TokenEffect};
 use countersign_core::error::Refusal;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 use super::audit::{AuthAuditRow, AUTH_COLUMNS};
 use super::chain::insert_audit;
 use super::row_seals::{Identity, RowSeal, RowSeals, RowTable};
 use super::{unique_as, Store, StoreError};
+use crate::db::{args, Dialect, Row, Sql};
 use countersign_core::rules::FailCounter;
 pub use countersign_core::user::User;
 pub use countersign_core::validity::{Unusable, Validity};
@@ -262,18 +263,12 @@ pub struct AuthAuditQuery {
 /// Counts a resolved user's recent `validate/check` rows with `result` since `since_ms`,
 /// however the checks named the user (any spelling or realm of the login, or a token serial):
 /// the per-user limits `auth_max_fail` and `auth_max_success`.
-pub(crate) fn recent_owner_checks(
-    conn: &Connection,
-    owner: &str,
-    result: &str,
-    since_ms: i64,
-) -> Result<u64, StoreError> {
-    let n: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM auth_audit WHERE owner = ?1 AND action = 'validate/check' AND result = ?2
-             AND at_ms >= ?3",
-        )?
-        .query_row(params![owner, result, since_ms], |r| r.get(0))?;
+pub(crate) fn recent_owner_checks(conn: &dyn Sql, owner: &str, result: &str, since_ms: i64) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_value(
+        "SELECT count(*) FROM auth_audit WHERE owner = ?1 AND action = 'validate/check' AND result = ?2
+         AND at_ms >= ?3",
+        args![owner, result, since_ms],
+    )?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
@@ -323,30 +318,33 @@ pub fn unknown_owner_key(realm: &str, login: &str) -> String {
 /// their stable id, and rows recorded for them before ids were kept (found by login under
 /// the resolver's matching rule). The owner's rows and the tokens are checked against their
 /// seals, and the tokens found against each owner row's sealed count.
-pub(crate) fn tokens_of_owner(
-    conn: &Connection,
-    seals: &RowSeals,
-    owner: &Owner,
-) -> Result<Vec<TokenRecord>, StoreError> {
-    let users = format!("SELECT u.id, u.token_count, u.login, {} FROM app_user u", RowTable::User.select_list("u"));
-    let row = |r: &Row<'_>| -> rusqlite::Result<(i64, i64, String, Option<RowSeal>)> {
+pub(crate) fn tokens_of_owner(conn: &dyn Sql, seals: &RowSeals, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
+    // The statements are built once: this runs on every check by user.
+    static INTERNAL: LazyLock<String> =
+        LazyLock::new(|| format!("{} WHERE u.id = ?1 AND u.resolver IS NULL", owner_select()));
+    // Two look-ups, each on its own index (an OR across them would scan every user).
+    static DIRECTORY: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "{} WHERE u.id IN (SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid = ?2
+                 UNION SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid IS NULL
+                     AND (login = ?3 OR (?4 = 1 AND lower(login) = lower(?3))))
+             ORDER BY u.id",
+            owner_select()
+        )
+    });
+    static TOKENS: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {} {TOKEN_FROM} WHERE t.user_id = ?1", token_columns()));
+    fn owner_select() -> String {
+        format!("SELECT u.id, u.token_count, u.login, {} FROM app_user u", RowTable::User.select_list("u"))
+    }
+    let row = |r: &Row<'_>| -> Result<(i64, i64, String, Option<RowSeal>), StoreError> {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, RowSeal::read(r, RowTable::User, 3)?))
     };
     let owners = match owner {
-        Owner::Internal { user_id } => conn
-            .prepare_cached(&format!("{users} WHERE u.id = ?1 AND u.resolver IS NULL"))?
-            .query_map([user_id], row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
-        // Two look-ups, each on its own index (an OR across them would scan every user).
-        Owner::Directory { resolver, uid, login, nocase } => conn
-            .prepare_cached(&format!(
-                "{users} WHERE u.id IN (SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid = ?2
-                     UNION SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid IS NULL
-                         AND (login = ?3 OR (?4 AND lower(login) = lower(?3))))
-                 ORDER BY u.id"
-            ))?
-            .query_map(params![resolver, uid, login, nocase], row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?,
+        Owner::Internal { user_id } => conn.query_map(&INTERNAL, args![user_id], row)?,
+        Owner::Directory { resolver, uid, login, nocase } => {
+            conn.query_map(&DIRECTORY, args![resolver, uid, login, nocase], row)?
+        }
     };
     if owners.is_empty() {
         // No row for this user: prove it was never there (not deleted behind the appliance's back).
@@ -356,16 +354,19 @@ pub(crate) fn tokens_of_owner(
         }
     }
     let mut tokens = Vec::new();
-    let mut st = conn.prepare_cached(&format!("SELECT {} {TOKEN_FROM} WHERE t.user_id = ?1", token_columns()))?;
     for (id, count, login, seal) in owners {
         if let Some(seal) = &seal {
             seals.check(seal, || format!("user {login} (#{id})"))?;
         }
-        let theirs = st.query_map([id], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        seals.check_count(id, count, theirs.len(), &login)?;
-        for t in theirs {
+        // Read straight into `tokens`; this owner's are those from `first` on.
+        let first = tokens.len();
+        conn.each_row(&TOKENS, args![id], &mut |r| {
+            tokens.push(token_from_row(r)?);
+            Ok(())
+        })?;
+        seals.check_count(id, count, tokens.len() - first, &login)?;
+        for t in &tokens[first..] {
             seals.check(&t.seal, || format!("token {}", t.serial))?;
-            tokens.push(t);
         }
     }
     tokens.sort_by_key(|t| t.id);
@@ -387,17 +388,16 @@ pub fn recorded_owner_key(t: &TokenRecord) -> Option<String> {
 /// token being re-assigned, which does not count). Called inside the transaction that gives
 /// the token, so two concurrent enrolments cannot both pass the limit.
 fn owner_within_limit(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     user_id: i64,
     except: Option<i64>,
     limit: Option<i64>,
     who: impl FnOnce() -> String,
 ) -> Result<(), StoreError> {
     let Some(limit) = limit else { return Ok(()) };
-    let have: i64 = tx.query_row(
-        "SELECT count(*) FROM token WHERE user_id = ?1 AND id IS NOT ?2",
-        params![user_id, except],
-        |r| r.get(0),
+    let have: i64 = tx.query_value(
+        "SELECT count(*) FROM token WHERE user_id = ?1 AND (?2 IS NULL OR id <> ?2)",
+        args![user_id, except],
     )?;
     if have >= limit {
         return Err(StoreError::Refused(Refusal::Invalid(format!(
@@ -409,10 +409,15 @@ fn owner_within_limit(
 }
 
 /// Reads `owner`'s throttle counts (all sources, and `source`).
-pub(crate) fn throttle_state(conn: &Connection, owner: &str, source: &str) -> Result<ThrottleState, StoreError> {
-    let mut st = conn.prepare_cached("SELECT failures, last_ms FROM auth_throttle WHERE owner = ?1 AND source = ?2")?;
-    let mut read = |src: &str| -> Result<(u32, i64), StoreError> {
-        Ok(st.query_row(params![owner, src], |r| Ok((r.get(0)?, r.get(1)?))).optional()?.unwrap_or((0, 0)))
+pub(crate) fn throttle_state(conn: &dyn Sql, owner: &str, source: &str) -> Result<ThrottleState, StoreError> {
+    let read = |src: &str| -> Result<(u32, i64), StoreError> {
+        Ok(conn
+            .query_opt(
+                "SELECT failures, last_ms FROM auth_throttle WHERE owner = ?1 AND source = ?2",
+                args![owner, src],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .unwrap_or((0, 0)))
     };
     Ok(ThrottleState { user: read("*")?, source: read(source)? })
 }
@@ -449,7 +454,15 @@ fn token_columns() -> &'static str {
 const TOKEN_FROM: &str = "FROM token t LEFT JOIN app_user u ON u.id = t.user_id LEFT JOIN realm r ON r.id = u.realm_id
     LEFT JOIN device d ON d.id = t.device_id";
 
-fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+/// The token with serial `?1` (none or one), as [`token_from_row`] reads it; built once, for
+/// the check path.
+fn token_by_serial() -> &'static str {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {} {TOKEN_FROM} WHERE t.serial = ?1", token_columns()));
+    &SQL
+}
+
+fn token_from_row(r: &Row<'_>) -> Result<TokenRecord, StoreError> {
     let params: String = r.get(4)?;
     Ok(TokenRecord {
         id: r.get(0)?,
@@ -459,7 +472,7 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
         otp_window: r.get(5)?,
         sealed_seed: r.get(6)?,
-        counter: u64::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
+        counter: u64::try_from(r.get::<i64>(7)?).unwrap_or(0),
         drift: r.get(8)?,
         pin_verifier: r.get(9)?,
         fails: FailCounter { count: r.get(10)?, max: r.get(11)?, clear_s: r.get(12)?, last_fail_ms: r.get(13)? },
@@ -473,7 +486,7 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         recipient: r.get(21)?,
         user_phone: r.get(22)?,
         user_email: r.get(23)?,
-        device: match (r.get::<_, Option<String>>(24)?, r.get::<_, Option<String>>(25)?) {
+        device: match (r.get::<Option<String>>(24)?, r.get::<Option<String>>(25)?) {
             (Some(kind), Some(serial)) => Some(format!("{kind} {serial}")),
             _ => None,
         },
@@ -486,12 +499,20 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
 }
 
 /// Checks the seals of a token row as read and of its owner's row.
-fn checked(seals: &RowSeals, t: TokenRecord) -> Result<TokenRecord, StoreError> {
+fn check_token(seals: &RowSeals, t: &TokenRecord) -> Result<(), StoreError> {
     seals.check(&t.seal, || format!("token {}", t.serial))?;
     if let Some(owner) = &t.owner_seal {
         seals.check(owner, || format!("the owner of token {}", t.serial))?;
     }
-    Ok(t)
+    Ok(())
+}
+
+/// `tokens` once each is checked against its seals ([`check_token`]).
+fn checked(seals: &RowSeals, tokens: Vec<TokenRecord>) -> Result<Vec<TokenRecord>, StoreError> {
+    for t in &tokens {
+        check_token(seals, t)?;
+    }
+    Ok(tokens)
 }
 
 fn counter_sql(v: u64) -> Result<i64, StoreError> {
@@ -501,40 +522,42 @@ fn counter_sql(v: u64) -> Result<i64, StoreError> {
 /// The yubikey tokens enrolled with `public_id` (`params.prefix`), checked as
 /// [`token_for_check`] checks its row.
 pub(crate) fn tokens_by_public_id(
-    conn: &Connection,
+    conn: &dyn Sql,
     seals: &RowSeals,
     public_id: &str,
 ) -> Result<Vec<TokenRecord>, StoreError> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {} {TOKEN_FROM} WHERE t.type = 'yubikey' AND json_extract(t.params, '$.prefix') = ?1",
-        token_columns()
-    ))?;
-    let rows = st.query_map([public_id], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(|t| checked(seals, t)).collect()
+    // `params` is JSON kept as text; each engine reads a member of it with its own functions.
+    static SQLITE: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {} {TOKEN_FROM} WHERE t.type = 'yubikey' AND json_extract(t.params, '$.prefix') = ?1",
+            token_columns()
+        )
+    });
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {} {TOKEN_FROM} WHERE t.type = 'yubikey' AND (CAST(t.params AS JSONB) ->> 'prefix') = ?1",
+            token_columns()
+        )
+    });
+    let sql = match conn.dialect() {
+        Dialect::Sqlite => &SQLITE,
+        Dialect::Postgres => &POSTGRES,
+    };
+    checked(seals, conn.query_map(sql, args![public_id], token_from_row)?)
 }
 
 /// The token a check by serial is about (none or one), read on the caller's connection (a
 /// worker's reader). A check by user reads [`tokens_of_owner`] of the user the login resolves
 /// to: there is deliberately no look-up of tokens by the login string.
-pub(crate) fn token_for_check(
-    conn: &Connection,
-    seals: &RowSeals,
-    serial: &str,
-) -> Result<Vec<TokenRecord>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("SELECT {} {TOKEN_FROM} WHERE t.serial = ?1", token_columns()))?;
-    let rows = st.query_map([serial], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter().map(|t| checked(seals, t)).collect()
+pub(crate) fn token_for_check(conn: &dyn Sql, seals: &RowSeals, serial: &str) -> Result<Vec<TokenRecord>, StoreError> {
+    checked(seals, conn.query_map(token_by_serial(), args![serial], token_from_row)?)
 }
 
 /// Applies one check's effect and writes its audit row, inside the caller's transaction.
 /// Returns the row id and whether an accept stood (false: the compare-and-set lost, and the
 /// audit row was rewritten as a reject before it was written).
 /// Every token row it changes is checked against its seal first and sealed again after.
-pub(crate) fn commit_check(
-    tx: &Transaction<'_>,
-    seals: &RowSeals,
-    rec: &mut CheckRecord,
-) -> Result<(i64, bool), StoreError> {
+pub(crate) fn commit_check(tx: &dyn Sql, seals: &RowSeals, rec: &mut CheckRecord) -> Result<(i64, bool), StoreError> {
     let at = rec.audit.at_ms;
     let accepted = match &rec.effect {
         TokenEffect::None => false,
@@ -558,11 +581,11 @@ pub(crate) fn commit_check(
         TokenEffect::Fail(tokens) => {
             for t in tokens {
                 seals.update(tx, RowTable::Token, t.token_id, || {
-                    tx.prepare_cached(
-                        "UPDATE token SET fail_count = CASE WHEN ?3 THEN 1 ELSE fail_count + 1 END, last_fail_ms = ?1
+                    tx.execute(
+                        "UPDATE token SET fail_count = CASE WHEN ?3 = 1 THEN 1 ELSE fail_count + 1 END, last_fail_ms = ?1
                          WHERE id = ?2",
-                    )?
-                    .execute(params![at, t.token_id, t.restart])
+                        args![at, t.token_id, t.restart],
+                    )
                 })?;
             }
             false
@@ -572,15 +595,17 @@ pub(crate) fn commit_check(
         ThrottleEffect::None => {}
         ThrottleEffect::Failure { owner, source } => {
             for src in ["*", source.as_str()] {
-                tx.prepare_cached(
+                // The stored count qualified by the table's name: PostgreSQL finds a bare
+                // `failures` ambiguous beside `excluded.failures`.
+                tx.execute(
                     "INSERT INTO auth_throttle (owner, source, failures, last_ms) VALUES (?1, ?2, 1, ?3)
-                     ON CONFLICT (owner, source) DO UPDATE SET failures = failures + 1, last_ms = ?3",
-                )?
-                .execute(params![owner, src, at])?;
+                     ON CONFLICT (owner, source) DO UPDATE SET failures = auth_throttle.failures + 1, last_ms = ?3",
+                    args![owner, src, at],
+                )?;
             }
         }
         ThrottleEffect::Success { owner } if accepted => {
-            tx.prepare_cached("DELETE FROM auth_throttle WHERE owner = ?1")?.execute([owner])?;
+            tx.execute("DELETE FROM auth_throttle WHERE owner = ?1", args![owner])?;
         }
         ThrottleEffect::Success { .. } => {}
     }
@@ -591,7 +616,7 @@ pub(crate) fn commit_check(
 /// a lost race turns the record into a reject and does nothing else.
 #[allow(clippy::too_many_arguments, reason = "the fields of TokenEffect::Accept, plus where to apply them")]
 fn advance_counter(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     seals: &RowSeals,
     rec: &mut CheckRecord,
     token_id: i64,
@@ -603,36 +628,44 @@ fn advance_counter(
 ) -> Result<bool, StoreError> {
     let at = rec.audit.at_ms;
     let changed = seals.update(tx, RowTable::Token, token_id, || {
-        let moved = tx
-            .prepare_cached(
-                "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
-                 WHERE id = ?4 AND counter = ?5 AND fail_count = ?6 AND active = 1 AND revoked = 0",
-            )?
-            .execute(params![
+        let moved = tx.execute(
+            "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
+             WHERE id = ?4 AND counter = ?5 AND fail_count = ?6 AND active = 1 AND revoked = 0",
+            args![
                 i64::try_from(new_counter).unwrap_or(i64::MAX),
                 at,
                 drift,
                 token_id,
                 i64::try_from(seen_counter).unwrap_or(i64::MAX),
                 seen_fail
-            ])?;
+            ],
+        )?;
         if let (1, AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), .. }) = (moved, then) {
-            tx.prepare_cached("UPDATE token SET sealed_seed = ?1 WHERE id = ?2")?.execute(params![secret, token_id])?;
+            tx.execute("UPDATE token SET sealed_seed = ?1 WHERE id = ?2", args![secret, token_id])?;
         }
         if let (1, AfterAccept::Learn { public_id: Some(public_id), .. }) = (moved, then) {
-            tx.prepare_cached(
-                "UPDATE token SET params = json_set(params, '$.prefix', ?1)
-                 WHERE id = ?2 AND json_extract(params, '$.prefix') IS NULL",
-            )?
-            .execute(params![public_id, token_id])?;
+            // `params` is JSON kept as text; each engine sets a member with its own functions.
+            let sql = match tx.dialect() {
+                Dialect::Sqlite => {
+                    "UPDATE token SET params = json_set(params, '$.prefix', ?1)
+                     WHERE id = ?2 AND json_extract(params, '$.prefix') IS NULL"
+                }
+                Dialect::Postgres => {
+                    "UPDATE token
+                     SET params = CAST(jsonb_set(CAST(params AS JSONB), '{prefix}', to_jsonb(CAST(?1 AS TEXT))) AS TEXT)
+                     WHERE id = ?2 AND (CAST(params AS JSONB) ->> 'prefix') IS NULL"
+                }
+            };
+            tx.execute(sql, args![public_id, token_id])?;
         }
         Ok(moved)
     })?;
     if changed == 1 && *then == AfterAccept::Delete {
         // Used once: gone in the transaction that accepted it, with its owner's sealed count.
-        let owner: Option<i64> =
-            tx.query_row("SELECT user_id FROM token WHERE id = ?1", [token_id], |r| r.get(0)).optional()?.flatten();
-        tx.prepare_cached("DELETE FROM token WHERE id = ?1")?.execute([token_id])?;
+        let owner: Option<i64> = tx
+            .query_opt("SELECT user_id FROM token WHERE id = ?1", args![token_id], |r| r.get::<Option<i64>>(0))?
+            .flatten();
+        tx.execute("DELETE FROM token WHERE id = ?1", args![token_id])?;
         if let Some(user_id) = owner {
             seals.recount(tx, user_id)?;
         }
@@ -646,22 +679,20 @@ fn advance_counter(
 
 /// Marks an open challenge answered (compare-and-set); a lost race turns the record into a reject.
 fn answer_challenge(
-    tx: &Transaction<'_>,
+    tx: &dyn Sql,
     seals: &RowSeals,
     rec: &mut CheckRecord,
     challenge_id: i64,
     token_id: i64,
 ) -> Result<bool, StoreError> {
     let at = rec.audit.at_ms;
-    let changed = tx
-        .prepare_cached(
-            "UPDATE challenge SET answered_ms = ?1 WHERE id = ?2 AND answered_ms IS NULL AND expires_ms > ?1",
-        )?
-        .execute(params![at, challenge_id])?;
+    let changed = tx.execute(
+        "UPDATE challenge SET answered_ms = ?1 WHERE id = ?2 AND answered_ms IS NULL AND expires_ms > ?1",
+        args![at, challenge_id],
+    )?;
     if changed == 1 {
         seals.update(tx, RowTable::Token, token_id, || {
-            tx.prepare_cached("UPDATE token SET fail_count = 0, last_auth_ms = ?1 WHERE id = ?2")?
-                .execute(params![at, token_id])
+            tx.execute("UPDATE token SET fail_count = 0, last_auth_ms = ?1 WHERE id = ?2", args![at, token_id])
         })?;
     } else {
         rec.audit.result = "reject".into();
@@ -673,93 +704,94 @@ fn answer_challenge(
 impl Store {
     /// The CKA_ID (hex) of the appliance key with this role, if it was created.
     pub fn system_key(&self, role: &str) -> Result<Option<String>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["system_key"])?;
-        Ok(conn.query_row("SELECT hsm_key_id FROM system_key WHERE role = ?1", [role], |r| r.get(0)).optional()?)
+        self.read(|conn| {
+            self.check_seals(conn, &["system_key"])?;
+            conn.query_opt("SELECT hsm_key_id FROM system_key WHERE role = ?1", args![role], |r| r.get(0))
+        })
     }
 
     /// Records the CKA_ID (hex) of the key just generated on the HSM for `role` (`token-seal`,
     /// `pin-verifier`, `table-seal`, ...) and renews the table's seal; refuses a role already
     /// recorded (a [`Refusal::Duplicate`](countersign_core::error::Refusal::Duplicate)).
     pub fn insert_system_key(&self, role: &str, key_id_hex: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["system_key"])?;
-        tx.execute(
-            "INSERT INTO system_key (role, hsm_key_id, created_at) VALUES (?1, ?2, ?3)",
-            params![role, key_id_hex, crate::now_ms() / 1000],
-        )
-        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("system key {role}")))))?;
-        self.reseal(&tx, &["system_key"])?;
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| {
+            self.check_seals(tx, &["system_key"])?;
+            tx.execute(
+                "INSERT INTO system_key (role, hsm_key_id, created_at) VALUES (?1, ?2, ?3)",
+                args![role, key_id_hex, crate::now_ms() / 1000],
+            )
+            .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("system key {role}")))))?;
+            self.reseal(tx, &["system_key"])
+        })
     }
 
-    fn realm_id(conn: &Connection, realm: Option<&str>) -> Result<(i64, String), StoreError> {
-        conn.query_row("SELECT id, name FROM realm WHERE (?1 IS NULL AND is_default = 1) OR name = ?1", [realm], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?
+    fn realm_id(conn: &dyn Sql, realm: Option<&str>) -> Result<(i64, String), StoreError> {
+        conn.query_opt(
+            "SELECT id, name FROM realm WHERE (?1 IS NULL AND is_default = 1) OR name = ?1",
+            args![realm],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
         .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("realm {}", realm.unwrap_or("(default)")))))
     }
 
-    pub(super) fn user_id(conn: &Connection, login: &str, realm: Option<&str>) -> Result<(i64, String), StoreError> {
+    pub(super) fn user_id(conn: &dyn Sql, login: &str, realm: Option<&str>) -> Result<(i64, String), StoreError> {
         let (realm_id, realm_name) = Self::realm_id(conn, realm)?;
         let id = conn
-            .query_row("SELECT id FROM app_user WHERE realm_id = ?1 AND login = ?2", params![realm_id, login], |r| {
+            .query_opt("SELECT id FROM app_user WHERE realm_id = ?1 AND login = ?2", args![realm_id, login], |r| {
                 r.get(0)
-            })
-            .optional()?
+            })?
             .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("user {login} in realm {realm_name}"))))?;
         Ok((id, realm_name))
     }
 
     /// Adds a user to the internal store of `realm` (the default realm when `None`).
     pub fn create_user(&self, u: &User, audit: &AuthAuditRow) -> Result<User, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let realm = if u.realm.is_empty() { None } else { Some(u.realm.as_str()) };
-        let (realm_id, realm_name) = Self::realm_id(&tx, realm)?;
-        let seals = self.row_seals();
-        seals.check_absent(&tx, &[Identity::Internal { realm_id, login: &u.login }])?;
-        tx.execute(
-            "INSERT INTO app_user (realm_id, login, email, phone, given_name, surname, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::now_ms() / 1000],
-        )
-        .map_err(|e| {
-            unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("user {} in realm {realm_name}", u.login))))
-        })?;
-        let id = tx.last_insert_rowid();
-        seals.seal_row(&tx, RowTable::User, id)?;
-        seals.users_changed(&tx, &[id], &[])?;
-        let mut a = audit.clone();
-        a.realm = Some(realm_name.clone());
-        insert_audit(&tx, &a)?;
-        tx.commit()?;
-        Ok(User { realm: realm_name, ..u.clone() })
+        self.write(|tx| {
+            let realm = if u.realm.is_empty() { None } else { Some(u.realm.as_str()) };
+            let (realm_id, realm_name) = Self::realm_id(tx, realm)?;
+            let seals = self.row_seals();
+            seals.check_absent(tx, &[Identity::Internal { realm_id, login: &u.login }])?;
+            let id = tx
+                .insert(
+                    "INSERT INTO app_user (realm_id, login, email, phone, given_name, surname, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                    args![realm_id, u.login, u.email, u.phone, u.given_name, u.surname, crate::now_ms() / 1000],
+                )
+                .map_err(|e| {
+                    unique_as(e, || {
+                        StoreError::Refused(Refusal::Duplicate(format!("user {} in realm {realm_name}", u.login)))
+                    })
+                })?;
+            seals.seal_row(tx, RowTable::User, id)?;
+            seals.users_changed(tx, &[id], &[])?;
+            let mut a = audit.clone();
+            a.realm = Some(realm_name.clone());
+            insert_audit(tx, &a)?;
+            Ok(User { realm: realm_name, ..u.clone() })
+        })
     }
 
     /// The users of the internal user store, of `realm` only when given, ordered by realm and
     /// login. Directory users recorded as token owners are not listed.
     pub fn users(&self, realm: Option<&str>) -> Result<Vec<User>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT u.login, r.name, u.email, u.phone, u.given_name, u.surname FROM app_user u
-             JOIN realm r ON r.id = u.realm_id WHERE (?1 IS NULL OR r.name = ?1) AND u.resolver IS NULL
-             ORDER BY r.name, u.login",
-        )?;
-        let rows = st.query_map([realm], |r| {
-            Ok(User {
-                login: r.get(0)?,
-                realm: r.get(1)?,
-                email: r.get(2)?,
-                phone: r.get(3)?,
-                given_name: r.get(4)?,
-                surname: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.read(|conn| {
+            conn.query_map(
+                "SELECT u.login, r.name, u.email, u.phone, u.given_name, u.surname FROM app_user u
+                 JOIN realm r ON r.id = u.realm_id WHERE (?1 IS NULL OR r.name = ?1) AND u.resolver IS NULL
+                 ORDER BY r.name, u.login",
+                args![realm],
+                |r| {
+                    Ok(User {
+                        login: r.get(0)?,
+                        realm: r.get(1)?,
+                        email: r.get(2)?,
+                        phone: r.get(3)?,
+                        given_name: r.get(4)?,
+                        surname: r.get(5)?,
+                    })
+                },
+            )
+        })
     }
 
     /// Records a directory user as a token owner and returns the owner row's (login, realm).
@@ -774,156 +806,148 @@ impl Store {
         realm: Option<&str>,
         u: &DirectoryUser<'_>,
     ) -> Result<(String, String), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (realm_id, realm_name) = Self::realm_id(&tx, realm)?;
-        let contact = |tx: &Transaction<'_>, id: i64| {
-            tx.execute(
-                "UPDATE app_user SET email = ?2, phone = ?3, given_name = ?4, surname = ?5 WHERE id = ?1",
-                params![id, u.email, u.phone, u.given_name, u.surname],
-            )
-        };
-        let owner_of = |tx: &Transaction<'_>, id: i64| -> rusqlite::Result<(String, String)> {
-            tx.query_row(
-                "SELECT u.login, r.name FROM app_user u JOIN realm r ON r.id = u.realm_id WHERE u.id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-        };
-        let bound: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid = ?2",
-                params![u.resolver, u.uid],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let legacy: Vec<i64> = {
-            let mut st = tx.prepare(
-                "SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid IS NULL
-                   AND (login = ?2 OR (?3 AND lower(login) = lower(?2)))
-                 ORDER BY realm_id = ?4 DESC, id",
-            )?;
-            let rows = st.query_map(params![u.resolver, u.login, u.nocase, realm_id], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        // Every row this changes is checked before it is changed, and sealed again at the end.
-        let seals = self.row_seals();
-        let mut buckets = vec![Identity::Directory { resolver: u.resolver, uid: u.uid }.bucket()];
-        for &id in bound.iter().chain(&legacy) {
-            seals.verify_row(&tx, RowTable::User, id)?;
-            buckets.extend(seals.buckets_of(&tx, id)?);
-        }
-        seals.check_buckets(&tx, &buckets)?;
-        let keep = match (bound, legacy.first()) {
-            (Some(id), _) => id,
-            (None, Some(&id)) => {
-                tx.execute("UPDATE app_user SET resolver_uid = ?2 WHERE id = ?1", params![id, u.uid])?;
-                id
-            }
-            (None, None) => {
-                let taken: Option<Option<String>> = tx
-                    .query_row(
-                        "SELECT resolver FROM app_user WHERE realm_id = ?1 AND login = ?2",
-                        params![realm_id, u.login],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(other) = taken {
-                    return Err(StoreError::Refused(Refusal::Invalid(format!(
-                        "realm {realm_name} already has a user {} ({}), who is not the user resolver {} found; \
-                         remove that user or use another realm",
-                        u.login,
-                        other.map_or_else(|| "an internal user".to_owned(), |r| format!("recorded from resolver {r}")),
-                        u.resolver
-                    ))));
-                }
+        self.write(|tx| {
+            let (realm_id, realm_name) = Self::realm_id(tx, realm)?;
+            let contact = |tx: &dyn Sql, id: i64| {
                 tx.execute(
-                    "INSERT INTO app_user (realm_id, login, created_at, resolver, resolver_uid)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![realm_id, u.login, crate::now_ms() / 1000, u.resolver, u.uid],
-                )?;
-                tx.last_insert_rowid()
+                    "UPDATE app_user SET email = ?2, phone = ?3, given_name = ?4, surname = ?5 WHERE id = ?1",
+                    args![id, u.email, u.phone, u.given_name, u.surname],
+                )
+            };
+            let owner_of = |tx: &dyn Sql, id: i64| -> Result<(String, String), StoreError> {
+                tx.query_row(
+                    "SELECT u.login, r.name FROM app_user u JOIN realm r ON r.id = u.realm_id WHERE u.id = ?1",
+                    args![id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            };
+            let bound: Option<i64> = tx.query_opt(
+                "SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid = ?2",
+                args![u.resolver, u.uid],
+                |r| r.get(0),
+            )?;
+            let legacy: Vec<i64> = tx.query_map(
+                "SELECT id FROM app_user WHERE resolver = ?1 AND resolver_uid IS NULL
+                   AND (login = ?2 OR (?3 = 1 AND lower(login) = lower(?2)))
+                 ORDER BY realm_id = ?4 DESC, id",
+                args![u.resolver, u.login, u.nocase, realm_id],
+                |r| r.get(0),
+            )?;
+            // Every row this changes is checked before it is changed, and sealed again at the end.
+            let seals = self.row_seals();
+            let mut buckets = vec![Identity::Directory { resolver: u.resolver, uid: u.uid }.bucket()];
+            for &id in bound.iter().chain(&legacy) {
+                seals.verify_row(tx, RowTable::User, id)?;
+                buckets.extend(seals.buckets_of(tx, id)?);
             }
-        };
-        // Rows of the same person recorded under other realms or spellings: one owner now.
-        for &other in legacy.iter().filter(|&&id| id != keep) {
-            for token in Self::token_ids_of(&tx, other)? {
-                seals.update(&tx, RowTable::Token, token, || {
-                    tx.execute("UPDATE token SET user_id = ?1 WHERE id = ?2", params![keep, token])
-                })?;
+            seals.check_buckets(tx, &buckets)?;
+            let keep = match (bound, legacy.first()) {
+                (Some(id), _) => id,
+                (None, Some(&id)) => {
+                    tx.execute("UPDATE app_user SET resolver_uid = ?2 WHERE id = ?1", args![id, u.uid])?;
+                    id
+                }
+                (None, None) => {
+                    let taken: Option<Option<String>> = tx.query_opt(
+                        "SELECT resolver FROM app_user WHERE realm_id = ?1 AND login = ?2",
+                        args![realm_id, u.login],
+                        |r| r.get(0),
+                    )?;
+                    if let Some(other) = taken {
+                        return Err(StoreError::Refused(Refusal::Invalid(format!(
+                            "realm {realm_name} already has a user {} ({}), who is not the user resolver {} found; \
+                             remove that user or use another realm",
+                            u.login,
+                            other.map_or_else(
+                                || "an internal user".to_owned(),
+                                |r| format!("recorded from resolver {r}")
+                            ),
+                            u.resolver
+                        ))));
+                    }
+                    tx.insert(
+                        "INSERT INTO app_user (realm_id, login, created_at, resolver, resolver_uid)
+                         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                        args![realm_id, u.login, crate::now_ms() / 1000, u.resolver, u.uid],
+                    )?
+                }
+            };
+            // Rows of the same person recorded under other realms or spellings: one owner now.
+            for &other in legacy.iter().filter(|&&id| id != keep) {
+                for token in Self::token_ids_of(tx, other)? {
+                    seals.update(tx, RowTable::Token, token, || {
+                        tx.execute("UPDATE token SET user_id = ?1 WHERE id = ?2", args![keep, token])
+                    })?;
+                }
+                tx.execute("DELETE FROM app_user WHERE id = ?1", args![other])?;
             }
-            tx.execute("DELETE FROM app_user WHERE id = ?1", [other])?;
-        }
-        contact(&tx, keep)?;
-        seals.recount_verified(&tx, keep)?;
-        seals.users_changed(&tx, &[keep], &buckets)?;
-        let owner = owner_of(&tx, keep)?;
-        tx.commit()?;
-        Ok(owner)
+            contact(tx, keep)?;
+            seals.recount_verified(tx, keep)?;
+            seals.users_changed(tx, &[keep], &buckets)?;
+            owner_of(tx, keep)
+        })
     }
 
     /// An internal user's (login, realm) by row id.
     pub fn internal_user_by_id(&self, id: i64) -> Result<(String, String), StoreError> {
-        self.conn()
-            .query_row(
+        self.read(|conn| {
+            conn.query_opt(
                 "SELECT u.login, r.name FROM app_user u JOIN realm r ON r.id = u.realm_id
                  WHERE u.id = ?1 AND u.resolver IS NULL",
-                [id],
+                args![id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
+            )?
             .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("internal user #{id}"))))
+        })
     }
 
     /// Directory users recorded before stable ids were kept: (resolver, login), for binding.
     pub fn unbound_directory_users(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT u.resolver, u.login, r.name FROM app_user u JOIN realm r ON r.id = u.realm_id
-             WHERE u.resolver IS NOT NULL AND u.resolver_uid IS NULL ORDER BY u.id",
-        )?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.read(|conn| {
+            conn.query_map(
+                "SELECT u.resolver, u.login, r.name FROM app_user u JOIN realm r ON r.id = u.realm_id
+                 WHERE u.resolver IS NOT NULL AND u.resolver_uid IS NULL ORDER BY u.id",
+                args![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+        })
     }
 
     /// Removes a user; their tokens stay, unassigned.
     pub fn delete_user(&self, login: &str, realm: Option<&str>, audit: &AuthAuditRow) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, _) = Self::user_id(&tx, login, realm)?;
-        let seals = self.row_seals();
-        seals.verify_row(&tx, RowTable::User, id)?;
-        let buckets = seals.buckets_of(&tx, id)?;
-        seals.check_buckets(&tx, &buckets)?;
-        // Explicitly, not by the foreign key's ON DELETE SET NULL: each token row is sealed again.
-        for token in Self::token_ids_of(&tx, id)? {
-            seals.update(&tx, RowTable::Token, token, || {
-                tx.execute("UPDATE token SET user_id = NULL WHERE id = ?1", [token])
-            })?;
-        }
-        tx.execute("DELETE FROM app_user WHERE id = ?1", [id])?;
-        seals.users_changed(&tx, &[], &buckets)?;
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.write(|tx| {
+            let (id, _) = Self::user_id(tx, login, realm)?;
+            let seals = self.row_seals();
+            seals.verify_row(tx, RowTable::User, id)?;
+            let buckets = seals.buckets_of(tx, id)?;
+            seals.check_buckets(tx, &buckets)?;
+            // Explicitly, not by the foreign key's ON DELETE SET NULL: each token row is sealed again.
+            for token in Self::token_ids_of(tx, id)? {
+                seals.update(tx, RowTable::Token, token, || {
+                    tx.execute("UPDATE token SET user_id = NULL WHERE id = ?1", args![token])
+                })?;
+            }
+            tx.execute("DELETE FROM app_user WHERE id = ?1", args![id])?;
+            seals.users_changed(tx, &[], &buckets)?;
+            insert_audit(tx, audit)?;
+            Ok(())
+        })
     }
 
     /// Stores a new token with its audit row in one transaction: sealed, counted on its owner,
     /// refused beyond `t.owner_limit` or for a serial already taken. Returns the token as stored.
     pub fn insert_token(&self, t: &NewToken, audit: &AuthAuditRow) -> Result<TokenRecord, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let seals = self.row_seals();
-        Self::insert_token_in(&tx, &seals, t, None)?;
-        insert_audit(&tx, audit)?;
-        let rec = Self::token_in(&tx, &seals, &t.serial)?;
-        tx.commit()?;
-        Ok(rec)
+        self.write(|tx| {
+            let seals = self.row_seals();
+            Self::insert_token_in(tx, &seals, t, None)?;
+            insert_audit(tx, audit)?;
+            Self::token_in(tx, &seals, &t.serial)
+        })
     }
 
     /// Inserts a token inside `tx`, sealed, and counts it on its owner; returns its row id.
     pub(super) fn insert_token_in(
-        tx: &Transaction<'_>,
+        tx: &dyn Sql,
         seals: &RowSeals,
         t: &NewToken,
         device_id: Option<i64>,
@@ -936,30 +960,30 @@ impl Store {
             }
             None => None,
         };
-        tx.execute(
-            "INSERT INTO token (serial, type, plugin, params, otp_window, sealed_seed, counter, pin_verifier, max_fail,
-                                fail_clear_s, user_id, description, created_at, recipient, device_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            params![
-                t.serial,
-                t.token_type,
-                t.plugin,
-                t.params.to_string(),
-                t.otp_window,
-                t.sealed_seed,
-                counter_sql(t.counter)?,
-                t.pin_verifier,
-                t.max_fail,
-                t.fail_clear_s,
-                user_id,
-                t.description,
-                crate::now_ms() / 1000,
-                t.recipient,
-                device_id
-            ],
-        )
-        .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("token {}", t.serial)))))?;
-        let id = tx.last_insert_rowid();
+        let id = tx
+            .insert(
+                "INSERT INTO token (serial, type, plugin, params, otp_window, sealed_seed, counter, pin_verifier,
+                                    max_fail, fail_clear_s, user_id, description, created_at, recipient, device_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) RETURNING id",
+                args![
+                    t.serial,
+                    t.token_type,
+                    t.plugin,
+                    t.params.to_string(),
+                    t.otp_window,
+                    t.sealed_seed,
+                    counter_sql(t.counter)?,
+                    t.pin_verifier,
+                    t.max_fail,
+                    t.fail_clear_s,
+                    user_id,
+                    t.description,
+                    crate::now_ms() / 1000,
+                    t.recipient,
+                    device_id
+                ],
+            )
+            .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("token {}", t.serial)))))?;
         seals.seal_row(tx, RowTable::Token, id)?;
         if let Some(user_id) = user_id {
             seals.recount(tx, user_id)?;
@@ -968,37 +992,31 @@ impl Store {
     }
 
     /// The ids of user `user_id`'s tokens.
-    fn token_ids_of(conn: &Connection, user_id: i64) -> Result<Vec<i64>, StoreError> {
-        let mut st = conn.prepare_cached("SELECT id FROM token WHERE user_id = ?1 ORDER BY id")?;
-        let ids = st.query_map([user_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-        Ok(ids)
+    fn token_ids_of(conn: &dyn Sql, user_id: i64) -> Result<Vec<i64>, StoreError> {
+        conn.query_map("SELECT id FROM token WHERE user_id = ?1 ORDER BY id", args![user_id], |r| r.get(0))
     }
 
     /// Whether `login` in `realm` may receive another token under `limit`: an early answer for
     /// enrolments that touch a card first. Their insert checks again, in its transaction.
     pub fn owner_within_limit(&self, login: &str, realm: &str, limit: Option<i64>) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let (id, realm) = Self::user_id(&tx, login, Some(realm))?;
-        owner_within_limit(&tx, id, None, limit, || format!("user {login} in realm {realm}"))
+        self.snapshot(|tx| {
+            let (id, realm) = Self::user_id(tx, login, Some(realm))?;
+            owner_within_limit(tx, id, None, limit, || format!("user {login} in realm {realm}"))
+        })
     }
 
     /// A token by serial, checked against its seal (and its owner row's).
-    pub(super) fn token_in(conn: &Connection, seals: &RowSeals, serial: &str) -> Result<TokenRecord, StoreError> {
+    pub(super) fn token_in(conn: &dyn Sql, seals: &RowSeals, serial: &str) -> Result<TokenRecord, StoreError> {
         let t = conn
-            .query_row(
-                &format!("SELECT {} {TOKEN_FROM} WHERE t.serial = ?1", token_columns()),
-                [serial],
-                token_from_row,
-            )
-            .optional()?
+            .query_opt(token_by_serial(), args![serial], token_from_row)?
             .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("token {serial}"))))?;
-        checked(seals, t)
+        check_token(seals, &t)?;
+        Ok(t)
     }
 
     /// The token with `serial`, checked against its row seal and its owner row's.
     pub fn token(&self, serial: &str) -> Result<TokenRecord, StoreError> {
-        Self::token_in(&self.conn(), &self.row_seals(), serial)
+        self.read(|conn| Self::token_in(conn, &self.row_seals(), serial))
     }
 
     /// Tokens, optionally only a user's (login, realm) or one type's.
@@ -1007,24 +1025,27 @@ impl Store {
         user: Option<(&str, Option<&str>)>,
         token_type: Option<&str>,
     ) -> Result<Vec<TokenRecord>, StoreError> {
-        let conn = self.conn();
-        let user_id = match user {
-            Some((login, realm)) => Some(Self::user_id(&conn, login, realm)?.0),
-            None => None,
-        };
-        let mut st = conn.prepare(&format!(
-            "SELECT {} {TOKEN_FROM} WHERE (?1 IS NULL OR t.user_id = ?1) AND (?2 IS NULL OR t.type = ?2)
-             ORDER BY t.serial",
-            token_columns()
-        ))?;
-        let rows = st.query_map(params![user_id, token_type], token_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        let seals = self.row_seals();
-        rows.into_iter().map(|t| checked(&seals, t)).collect()
+        self.read(|conn| {
+            let user_id = match user {
+                Some((login, realm)) => Some(Self::user_id(conn, login, realm)?.0),
+                None => None,
+            };
+            let rows = conn.query_map(
+                &format!(
+                    "SELECT {} {TOKEN_FROM} WHERE (?1 IS NULL OR t.user_id = ?1) AND (?2 IS NULL OR t.type = ?2)
+                     ORDER BY t.serial",
+                    token_columns()
+                ),
+                args![user_id, token_type],
+                token_from_row,
+            )?;
+            checked(&self.row_seals(), rows)
+        })
     }
 
     /// The tokens of a resolved user ([`tokens_of_owner`]).
     pub fn tokens_of_owner(&self, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
-        tokens_of_owner(&self.conn(), &self.row_seals(), owner)
+        self.read(|conn| tokens_of_owner(conn, &self.row_seals(), owner))
     }
 
     /// Changes one token in a transaction that also writes `audit`: `decide` gets the token as
@@ -1036,25 +1057,30 @@ impl Store {
         audit: &AuthAuditRow,
         decide: impl FnOnce(&TokenRecord) -> Result<Vec<TokenChange>, StoreError>,
     ) -> Result<TokenRecord, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let seals = self.row_seals();
-        // Read (and checked against its seal) before `change` touches it; sealed again after,
-        // and the token counts of its owners before and after renewed.
-        let before = Self::token_in(&tx, &seals, serial)?;
-        for change in decide(&before)? {
-            change.apply(&tx, &before)?;
-        }
-        seals.seal_row(&tx, RowTable::Token, before.id)?;
-        let owner_now: Option<i64> =
-            tx.query_row("SELECT user_id FROM token WHERE id = ?1", [before.id], |r| r.get(0)).optional()?.flatten();
-        for user_id in before.owner_id.into_iter().chain(owner_now.filter(|o| Some(*o) != before.owner_id)) {
-            seals.recount(&tx, user_id)?;
-        }
-        insert_audit(&tx, audit)?;
-        let after = Self::token_in(&tx, &seals, serial).unwrap_or(before);
-        tx.commit()?;
-        Ok(after)
+        self.write(|tx| {
+            let seals = self.row_seals();
+            // Read (and checked against its seal) before `change` touches it; sealed again after,
+            // and the token counts of its owners before and after renewed.
+            let before = Self::token_in(tx, &seals, serial)?;
+            for change in decide(&before)? {
+                change.apply(tx, &before)?;
+            }
+            seals.seal_row(tx, RowTable::Token, before.id)?;
+            let owner_now: Option<i64> = tx
+                .query_opt("SELECT user_id FROM token WHERE id = ?1", args![before.id], |r| r.get::<Option<i64>>(0))?
+                .flatten();
+            for user_id in before.owner_id.into_iter().chain(owner_now.filter(|o| Some(*o) != before.owner_id)) {
+                seals.recount(tx, user_id)?;
+            }
+            insert_audit(tx, audit)?;
+            // A deleted token is answered as it was; any other failure fails the change (on
+            // PostgreSQL a failed statement aborts the transaction, which must not then commit).
+            match Self::token_in(tx, &seals, serial) {
+                Ok(after) => Ok(after),
+                Err(StoreError::Refused(Refusal::NotFound(_))) => Ok(before),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// Stores `new` in place of the token `old_serial` in one transaction (privacyIDEA's lost
@@ -1070,61 +1096,56 @@ impl Store {
         audits: &[AuthAuditRow],
         prepare: impl FnOnce(&TokenRecord, Option<&TokenRecord>, &mut NewToken) -> Result<(), StoreError>,
     ) -> Result<(TokenRecord, TokenRecord), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let seals = self.row_seals();
-        let old = Self::token_in(&tx, &seals, old_serial)?;
-        let earlier = match Self::token_in(&tx, &seals, &new.serial) {
-            Ok(t) => Some(t),
-            Err(StoreError::Refused(Refusal::NotFound(_))) => None,
-            Err(e) => return Err(e),
-        };
-        prepare(&old, earlier.as_ref(), &mut new)?;
-        if let Some(e) = &earlier {
-            TokenChange::Delete.apply(&tx, e)?;
-            if let Some(user_id) = e.owner_id {
-                seals.recount(&tx, user_id)?;
+        self.write(|tx| {
+            let seals = self.row_seals();
+            let old = Self::token_in(tx, &seals, old_serial)?;
+            let earlier = match Self::token_in(tx, &seals, &new.serial) {
+                Ok(t) => Some(t),
+                Err(StoreError::Refused(Refusal::NotFound(_))) => None,
+                Err(e) => return Err(e),
+            };
+            prepare(&old, earlier.as_ref(), &mut new)?;
+            if let Some(e) = &earlier {
+                TokenChange::Delete.apply(tx, e)?;
+                if let Some(user_id) = e.owner_id {
+                    seals.recount(tx, user_id)?;
+                }
             }
-        }
-        Self::insert_token_in(&tx, &seals, &new, None)?;
-        TokenChange::SetActive(false).apply(&tx, &old)?;
-        seals.seal_row(&tx, RowTable::Token, old.id)?;
-        for audit in audits {
-            insert_audit(&tx, audit)?;
-        }
-        let replacement = Self::token_in(&tx, &seals, &new.serial)?;
-        if replacement.owner_id != old.owner_id {
-            // `new.user` names the old token's owner row; anything else is a bug, not a state.
-            return Err(StoreError::Refused(Refusal::Invalid(format!(
-                "the replacement of token {old_serial} would not belong to its owner; nothing was changed"
-            ))));
-        }
-        let old = Self::token_in(&tx, &seals, old_serial)?;
-        tx.commit()?;
-        Ok((old, replacement))
+            Self::insert_token_in(tx, &seals, &new, None)?;
+            TokenChange::SetActive(false).apply(tx, &old)?;
+            seals.seal_row(tx, RowTable::Token, old.id)?;
+            for audit in audits {
+                insert_audit(tx, audit)?;
+            }
+            let replacement = Self::token_in(tx, &seals, &new.serial)?;
+            if replacement.owner_id != old.owner_id {
+                // `new.user` names the old token's owner row; anything else is a bug, not a state.
+                return Err(StoreError::Refused(Refusal::Invalid(format!(
+                    "the replacement of token {old_serial} would not belong to its owner; nothing was changed"
+                ))));
+            }
+            let old = Self::token_in(tx, &seals, old_serial)?;
+            Ok((old, replacement))
+        })
     }
 
     /// Writes one audit row, with its chain link, in a transaction of its own (refusals, plugin
     /// restarts); returns its id.
     pub fn audit_auth(&self, audit: &AuthAuditRow) -> Result<i64, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let id = insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(id)
+        self.write(|tx| insert_audit(tx, audit))
     }
 
     /// How many rows match `q`'s filters (`before_id` and `limit` aside), counted on a read
     /// connection of its own so a long count never holds up writers.
     pub fn auth_audit_count(&self, q: &AuthAuditQuery) -> Result<u64, StoreError> {
-        let conn = self.reader_connection()?;
-        let n: i64 = conn.query_row(
-            "SELECT count(*) FROM auth_audit
-             WHERE (?1 IS NULL OR serial = ?1) AND (?2 IS NULL OR login = ?2) AND (?3 IS NULL OR action = ?3)
-               AND (?4 IS NULL OR result = ?4)",
-            params![q.serial, q.user, q.action, q.result],
-            |r| r.get(0),
-        )?;
+        let n: i64 = self.read_apart(|conn| {
+            conn.query_value(
+                "SELECT count(*) FROM auth_audit
+                 WHERE (?1 IS NULL OR serial = ?1) AND (?2 IS NULL OR login = ?2) AND (?3 IS NULL OR action = ?3)
+                   AND (?4 IS NULL OR result = ?4)",
+                args![q.serial, q.user, q.action, q.result],
+            )
+        })?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -1132,34 +1153,36 @@ impl Store {
     /// ([`super::chain::auth_rows_linked`]),
     /// and the current type of each token the rows name (a deleted token has none).
     pub fn auth_audit_facts(&self, rows: &[AuthAuditRow]) -> Result<AuditFacts, StoreError> {
-        let conn = self.conn();
-        let linked = super::chain::auth_rows_linked(&conn, rows)?;
-        let mut st = conn.prepare_cached("SELECT type FROM token WHERE serial = ?1")?;
-        let mut types = std::collections::HashMap::new();
-        for serial in rows.iter().filter_map(|r| r.serial.as_deref()) {
-            if !types.contains_key(serial) {
-                if let Some(t) = st.query_row([serial], |r| r.get::<_, String>(0)).optional()? {
-                    types.insert(serial.to_owned(), t);
+        self.read(|conn| {
+            let linked = super::chain::auth_rows_linked(conn, rows)?;
+            let mut types = std::collections::HashMap::new();
+            for serial in rows.iter().filter_map(|r| r.serial.as_deref()) {
+                if !types.contains_key(serial) {
+                    if let Some(t) = conn
+                        .query_opt("SELECT type FROM token WHERE serial = ?1", args![serial], |r| r.get::<String>(0))?
+                    {
+                        types.insert(serial.to_owned(), t);
+                    }
                 }
             }
-        }
-        Ok(AuditFacts { links: linked, token_types: types })
+            Ok(AuditFacts { links: linked, token_types: types })
+        })
     }
 
     /// The authentication audit rows that match `q`, newest first.
     pub fn auth_audit(&self, q: &AuthAuditQuery) -> Result<Vec<AuthAuditRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(&format!(
-            "SELECT {AUTH_COLUMNS} FROM auth_audit
-             WHERE (?1 IS NULL OR serial = ?1) AND (?2 IS NULL OR login = ?2) AND (?3 IS NULL OR action = ?3)
-               AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR id < ?5)
-             ORDER BY id DESC LIMIT ?6"
-        ))?;
-        let rows = st.query_map(
-            params![q.serial, q.user, q.action, q.result, q.before_id, i64::from(q.limit.unwrap_or(100).min(10_000))],
-            |r| AuthAuditRow::from_row(r, 0),
-        )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.read(|conn| {
+            conn.query_map(
+                &format!(
+                    "SELECT {AUTH_COLUMNS} FROM auth_audit
+                     WHERE (?1 IS NULL OR serial = ?1) AND (?2 IS NULL OR login = ?2) AND (?3 IS NULL OR action = ?3)
+                       AND (?4 IS NULL OR result = ?4) AND (?5 IS NULL OR id < ?5)
+                     ORDER BY id DESC LIMIT ?6"
+                ),
+                args![q.serial, q.user, q.action, q.result, q.before_id, i64::from(q.limit.unwrap_or(100).min(10_000))],
+                |r| AuthAuditRow::from_row(r, 0),
+            )
+        })
     }
 }
 
@@ -1207,7 +1230,7 @@ pub enum TokenChange {
 
 impl TokenChange {
     /// Writes this change of token `t` (as read in this transaction).
-    fn apply(&self, tx: &Transaction<'_>, t: &TokenRecord) -> Result<(), StoreError> {
+    fn apply(&self, tx: &dyn Sql, t: &TokenRecord) -> Result<(), StoreError> {
         match self {
             TokenChange::Assign { user, limit } => {
                 let user_id = match user {
@@ -1218,7 +1241,7 @@ impl TokenChange {
                     }
                     None => None,
                 };
-                tx.execute("UPDATE token SET user_id = ?1 WHERE id = ?2", params![user_id, t.id])?;
+                tx.execute("UPDATE token SET user_id = ?1 WHERE id = ?2", args![user_id, t.id])?;
             }
             TokenChange::SetActive(active) => {
                 if t.revoked && *active {
@@ -1227,38 +1250,38 @@ impl TokenChange {
                         t.serial
                     )));
                 }
-                tx.execute("UPDATE token SET active = ?1 WHERE id = ?2", params![active, t.id])?;
+                tx.execute("UPDATE token SET active = ?1 WHERE id = ?2", args![active, t.id])?;
             }
             TokenChange::SetPin(verifier) => {
-                tx.execute("UPDATE token SET pin_verifier = ?1 WHERE id = ?2", params![verifier, t.id])?;
+                tx.execute("UPDATE token SET pin_verifier = ?1 WHERE id = ?2", args![verifier, t.id])?;
             }
             TokenChange::SetLimits { max_fail, clear_s, otp_window } => {
                 tx.execute(
                     "UPDATE token SET max_fail = coalesce(?1, max_fail), fail_clear_s = coalesce(?2, fail_clear_s),
                                       otp_window = coalesce(?3, otp_window) WHERE id = ?4",
-                    params![max_fail, clear_s, otp_window, t.id],
+                    args![max_fail, clear_s, otp_window, t.id],
                 )?;
             }
             TokenChange::SetDescription(d) => {
-                tx.execute("UPDATE token SET description = ?1 WHERE id = ?2", params![d, t.id])?;
+                tx.execute("UPDATE token SET description = ?1 WHERE id = ?2", args![d, t.id])?;
             }
             TokenChange::SetValidity(validity) => {
                 let mut p = t.params.clone();
                 validity.write_into(&mut p);
-                tx.execute("UPDATE token SET params = ?1 WHERE id = ?2", params![p.to_string(), t.id])?;
+                tx.execute("UPDATE token SET params = ?1 WHERE id = ?2", args![p.to_string(), t.id])?;
             }
             TokenChange::ResetFail => {
-                tx.execute("UPDATE token SET fail_count = 0, last_fail_ms = NULL WHERE id = ?1", [t.id])?;
+                tx.execute("UPDATE token SET fail_count = 0, last_fail_ms = NULL WHERE id = ?1", args![t.id])?;
                 let key = match recorded_owner_key(t) {
                     Some(key) => key,
                     None => format!("token:{}", t.serial),
                 };
-                tx.execute("DELETE FROM auth_throttle WHERE owner = ?1", [key])?;
+                tx.execute("DELETE FROM auth_throttle WHERE owner = ?1", args![key])?;
             }
             TokenChange::Resync(next) => {
                 let changed = tx.execute(
                     "UPDATE token SET counter = ?1, fail_count = 0, last_fail_ms = NULL WHERE id = ?2 AND counter <= ?1",
-                    params![counter_sql(*next)?, t.id],
+                    args![counter_sql(*next)?, t.id],
                 )?;
                 if changed == 0 {
                     return Err(StoreError::Refused(Refusal::Invalid(
@@ -1267,10 +1290,10 @@ impl TokenChange {
                 }
             }
             TokenChange::Revoke => {
-                tx.execute("UPDATE token SET revoked = 1, active = 0 WHERE id = ?1", [t.id])?;
+                tx.execute("UPDATE token SET revoked = 1, active = 0 WHERE id = ?1", args![t.id])?;
             }
             TokenChange::Delete => {
-                tx.execute("DELETE FROM token WHERE id = ?1", [t.id])?;
+                tx.execute("DELETE FROM token WHERE id = ?1", args![t.id])?;
             }
         }
         Ok(())
@@ -1282,6 +1305,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use crate::Synchronous;
+    use rusqlite::params;
 
     #[test]
     fn the_sealed_values_start_where_the_fields_end() {

@@ -5,11 +5,11 @@
 //! same transaction.
 
 use countersign_core::error::Refusal;
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::chain::insert_audit;
 use super::{Store, StoreError};
+use crate::db::args;
 use crate::AuthAuditRow;
 
 /// What admins see of a client (never its key).
@@ -42,26 +42,24 @@ impl Store {
         replace: bool,
         audit: &AuthAuditRow,
     ) -> Result<Stored, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        self.check_seals(&tx, &["yubikey_client"])?;
-        let exists = tx
-            .query_row("SELECT 1 FROM yubikey_client WHERE client_id = ?1", [client_id], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if exists && !replace {
-            return Err(StoreError::Refused(Refusal::Duplicate(format!("Yubico client {client_id}"))));
-        }
-        tx.execute(
-            "INSERT INTO yubikey_client (client_id, sealed_key, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT(client_id) DO UPDATE SET sealed_key = excluded.sealed_key, created_at = excluded.created_at",
-            params![client_id, sealed_key, created_at],
-        )?;
-        let stored = if exists { Stored::Replaced } else { Stored::Inserted };
-        insert_audit(&tx, audit)?;
-        self.reseal(&tx, &["yubikey_client"])?;
-        tx.commit()?;
-        Ok(stored)
+        self.write(|tx| {
+            self.check_seals(tx, &["yubikey_client"])?;
+            let exists = tx
+                .query_opt("SELECT 1 FROM yubikey_client WHERE client_id = ?1", args![client_id], |_| Ok(()))?
+                .is_some();
+            if exists && !replace {
+                return Err(StoreError::Refused(Refusal::Duplicate(format!("Yubico client {client_id}"))));
+            }
+            tx.execute(
+                "INSERT INTO yubikey_client (client_id, sealed_key, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (client_id) DO UPDATE SET sealed_key = excluded.sealed_key, created_at = excluded.created_at",
+                args![client_id, sealed_key, created_at],
+            )?;
+            let stored = if exists { Stored::Replaced } else { Stored::Inserted };
+            insert_audit(tx, audit)?;
+            self.reseal(tx, &["yubikey_client"])?;
+            Ok(stored)
+        })
     }
 
     /// Removes the client `client_id` with its audit row and renews the table's seal; its requests
@@ -73,21 +71,21 @@ impl Store {
     /// Every client, by id; checked against the table's seal, since listings feed decisions
     /// (privacyIDEA's admins read them from `/system/`).
     pub fn yubikey_clients(&self) -> Result<Vec<YubikeyClientView>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["yubikey_client"])?;
-        let mut st = conn.prepare("SELECT client_id, created_at FROM yubikey_client ORDER BY client_id")?;
-        let rows = st.query_map([], |r| Ok(YubikeyClientView { client_id: r.get(0)?, created_at: r.get(1)? }))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|conn| {
+            self.check_seals(conn, &["yubikey_client"])?;
+            conn.query_map("SELECT client_id, created_at FROM yubikey_client ORDER BY client_id", args![], |r| {
+                Ok(YubikeyClientView { client_id: r.get(0)?, created_at: r.get(1)? })
+            })
+        })
     }
 
     /// The sealed key of `client_id`; `None` for an unknown client. The table's seal is
     /// checked first, so a client added or a key swapped offline is refused, not used.
     pub fn yubikey_client_key(&self, client_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let conn = self.conn();
-        self.check_seals(&conn, &["yubikey_client"])?;
-        Ok(conn
-            .query_row("SELECT sealed_key FROM yubikey_client WHERE client_id = ?1", [client_id], |r| r.get(0))
-            .optional()?)
+        self.read(|conn| {
+            self.check_seals(conn, &["yubikey_client"])?;
+            conn.query_opt("SELECT sealed_key FROM yubikey_client WHERE client_id = ?1", args![client_id], |r| r.get(0))
+        })
     }
 }
 
@@ -115,7 +113,7 @@ mod tests {
         assert_eq!(store.yubikey_client_key("8").unwrap(), None);
         assert_eq!(store.yubikey_clients().unwrap(), vec![YubikeyClientView { client_id: "7".into(), created_at: 2 }]);
         // A key swapped or a client added behind the appliance's back is refused, not used.
-        let conn = store.writer_connection().unwrap();
+        let conn = store.conn();
         conn.execute("INSERT INTO yubikey_client (client_id, sealed_key, created_at) VALUES ('evil', x'00', 1)", [])
             .unwrap();
         assert!(matches!(store.yubikey_client_key("7"), Err(StoreError::Tampered(_))));

@@ -96,6 +96,11 @@ pub const CONFINED: &[Confined] = &[
               prove tampering is caught",
     },
     Confined {
+        dependency: "postgres",
+        allowed: &["countersign-store", "countersign-tests"],
+        why: "SQL lives in the store, on either engine; the cluster tests prepare and inspect their own database",
+    },
+    Confined {
         dependency: "countersign-hsm",
         allowed: &["countersign", "countersignd", "countersign-tests"],
         why: "keys are used only by the services (`countersign`) and the daemon's wiring (`countersignd`); the \
@@ -154,6 +159,7 @@ pub const PURE: &[&str] = &[
 pub const IO_CRATES: &[&str] = &[
     "tokio",
     "rusqlite",
+    "postgres",
     "cryptoki",
     "libloading",
     "axum",
