@@ -155,6 +155,11 @@ fn mask(recipient: &str) -> String {
     format!("***{}", chars[chars.len() - keep..].iter().collect::<String>())
 }
 
+/// How long a delivery's claim holds without renewal before another sender may take it over:
+/// one attempt's longest transport timeout (60 s) and a margin for clocks that differ between
+/// appliances.
+pub const DELIVERY_LEASE_MS: i64 = 90_000;
+
 impl ChallengeService {
     /// The service; `cfg` gives the validity, the wait for the first round and the default
     /// texts.
@@ -424,7 +429,16 @@ impl ChallengeService {
         };
         let mut attempts = Vec::new();
         let mut via = None;
-        for gw in &route {
+        for (n, gw) in route.iter().enumerate() {
+            // The claim is renewed before every attempt after the first, so it ages only when
+            // this sender stopped; one whose claim was taken over sends nothing more.
+            if n > 0 && !self.store.renew_delivery_claim(id, self.clock.now_ms())? {
+                tracing::warn!(
+                    delivery = id,
+                    "the delivery's claim was lost (taken over after the lease); not sending"
+                );
+                return Ok(None);
+            }
             let attempt = self.gateways.attempt(gw, &outgoing);
             let delivered = attempt.delivered;
             tracing::info!(delivery = id, gateway = %attempt.gateway, delivered, detail = %attempt.detail, "delivery attempt");
@@ -482,18 +496,25 @@ impl ChallengeService {
         Ok(Some((status.into(), detail)))
     }
 
-    /// Starts the background sender thread: deliveries a crash left `sending` are queued
-    /// again, then due deliveries are sent (looked for every 500 ms). Expired challenges and
+    /// Starts the background sender thread: due deliveries are sent (looked for every 500 ms),
+    /// each claimed by one sender of all the appliances on the database; deliveries whose
+    /// sender stopped are queued again after [`DELIVERY_LEASE_MS`]. Expired challenges and
     /// old deliveries are removed by [`ChallengeService::clean_up`], a periodic job.
     pub fn start_sender(&self) -> std::io::Result<()> {
-        match self.store.requeue_interrupted(self.clock.now_ms()) {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(deliveries = n, "deliveries interrupted by a crash are queued again"),
-            Err(e) => tracing::error!(error = %e, "cannot requeue interrupted deliveries"),
-        }
         let svc = self.clone();
+        let mut rounds = 0u32;
         std::thread::Builder::new().name("delivery-sender".into()).spawn(move || loop {
             let now = svc.clock.now_ms();
+            // At start and every ~10 s: deliveries whose sender stopped (this node before a
+            // crash, or another node that died) are queued again once their claim aged.
+            if rounds % 20 == 0 {
+                match svc.store.requeue_interrupted(now, DELIVERY_LEASE_MS) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(deliveries = n, "deliveries whose sender stopped are queued again"),
+                    Err(e) => tracing::error!(error = %e, "cannot requeue interrupted deliveries"),
+                }
+            }
+            rounds = rounds.wrapping_add(1);
             match svc.store.due_deliveries(now, 32) {
                 Ok(ids) => {
                     for id in ids {

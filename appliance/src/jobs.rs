@@ -1,6 +1,8 @@
 //! The daemon's periodic jobs in one place: signing audit checkpoints, audit retention, and
 //! removing expired challenges and old deliveries. Each runs on its own interval; every run is
-//! recorded in `job_run` (start, end, outcome, detail, counts) for `countersign jobs`.
+//! recorded in `job_run` (start, end, outcome, detail, counts) for `countersign jobs`. Several
+//! appliances on one database run each job once per interval: a run starts only after its
+//! claim on the job's row won ([`Store::claim_job`]).
 //!
 //! Fail counters need no job: a locked token opens at its first check after its clear time,
 //! decided in the check's own transaction. A failed run is logged and recorded, and the job
@@ -49,15 +51,33 @@ impl Jobs {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                jobs.run_once(name, job()).await;
+                jobs.run_once(name, every, &job).await;
             }
         });
     }
 
-    async fn run_once(&self, name: &'static str, run: JobFuture) {
+    /// Runs `job` once unless another appliance on the same database (or this one, before a
+    /// restart) already started this interval's run ([`Store::claim_job`]).
+    async fn run_once(&self, name: &'static str, every: Duration, job: &(impl Fn() -> JobFuture + Send + Sync)) {
         let started = self.clock.now_ms();
         let store = self.store.clone();
-        logged(name, tokio::task::spawn_blocking(move || store.job_started(name, started)).await);
+        let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+        match tokio::task::spawn_blocking(move || store.claim_job(name, started, every_ms)).await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                tracing::debug!(job = name, "another appliance ran this interval's run");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(job = name, error = %e, "cannot claim a job run; it is tried at its next interval");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(job = name, error = %e, "cannot claim a job run; it is tried at its next interval");
+                return;
+            }
+        }
+        let run = job();
         let (ok, detail) = match run.await {
             Ok(d) => (true, d),
             Err(e) => {

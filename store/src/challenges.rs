@@ -356,15 +356,29 @@ impl Store {
         })
     }
 
-    /// After a crash, deliveries left `sending` go back to the queue (at-least-once: a message
-    /// whose provider accepted it just before the crash may be sent again).
-    pub fn requeue_interrupted(&self, now_ms: i64) -> Result<usize, StoreError> {
+    /// Deliveries left `sending` by a sender that stopped (a crash, a node that died) go back to
+    /// the queue once their claim is older than `lease_ms`: a live sender renews its claim
+    /// before every attempt ([`Store::renew_delivery_claim`]), so only an abandoned one ages.
+    /// At-least-once: a message whose provider accepted it just before the crash may be sent
+    /// again.
+    pub fn requeue_interrupted(&self, now_ms: i64, lease_ms: i64) -> Result<usize, StoreError> {
         self.read(|conn| {
             conn.execute(
-                "UPDATE delivery SET status = 'queued', next_attempt_ms = ?1, updated_ms = ?1 WHERE status = 'sending'",
-                args![now_ms],
+                "UPDATE delivery SET status = 'queued', next_attempt_ms = ?1, updated_ms = ?1
+                 WHERE status = 'sending' AND updated_ms < ?2",
+                args![now_ms, now_ms - lease_ms],
             )
         })
+    }
+
+    /// Renews this sender's claim on delivery `id` before its next attempt; `false`: the claim
+    /// was lost (it aged past the lease and was queued again, and maybe claimed by another
+    /// sender), so this sender must not send.
+    pub fn renew_delivery_claim(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let n = self.read(|conn| {
+            conn.execute("UPDATE delivery SET updated_ms = ?2 WHERE id = ?1 AND status = 'sending'", args![id, now_ms])
+        })?;
+        Ok(n == 1)
     }
 
     /// Challenges not answered yet (an answered one is spent, as privacyIDEA deletes it), and
@@ -491,5 +505,39 @@ mod tests {
         let r = store.create_otp_challenge(b.id, "tx3", 0, 60_000);
         assert!(matches!(r, Err(StoreError::Refused(Refusal::NotFound(_)))), "{r:?}");
         assert!(open_challenges(&store.conn(), "tx3", 0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_delivery_is_sent_by_one_sender_and_taken_over_only_after_its_lease() {
+        crate::testing::each_store(|store, engine| {
+            let t = store.insert_token(&NewToken::for_test("D", None), &audit()).unwrap();
+            let ch = store.create_otp_challenge(t.id, "txd", 0, 600_000).unwrap();
+            let id = store.queue_delivery(ch, "sms", "D", "+100", b"sealed", 1_000, 600_000).unwrap();
+            assert!(store.claim_delivery(id, 1_000).unwrap().is_some(), "{engine}");
+            assert!(store.claim_delivery(id, 1_001).unwrap().is_none(), "{engine}: claimed twice");
+            // A live sender renews before each attempt; the claim does not age.
+            assert!(store.renew_delivery_claim(id, 50_000).unwrap(), "{engine}");
+            assert_eq!(store.requeue_interrupted(100_000, 90_000).unwrap(), 0, "{engine}: taken from a live sender");
+            // The sender stops; past the lease another sender takes the delivery over, and the
+            // first, if it comes back, has lost its claim.
+            assert_eq!(store.requeue_interrupted(141_000, 90_000).unwrap(), 1, "{engine}");
+            assert!(store.claim_delivery(id, 141_000).unwrap().is_some(), "{engine}: not taken over");
+            store.requeue_interrupted(400_000, 90_000).unwrap();
+            assert!(!store.renew_delivery_claim(id, 400_001).unwrap(), "{engine}: the first sender kept its claim");
+        });
+    }
+
+    #[test]
+    fn a_job_runs_once_per_interval_whoever_claims_it() {
+        crate::testing::each_store(|store, engine| {
+            assert!(store.claim_job("checkpoint", 100_000, 60_000).unwrap(), "{engine}");
+            assert!(!store.claim_job("checkpoint", 100_500, 60_000).unwrap(), "{engine}: a second node ran it too");
+            store.job_ended("checkpoint", 101_000, true, "ok").unwrap();
+            assert!(!store.claim_job("checkpoint", 130_000, 60_000).unwrap(), "{engine}: ran twice in one interval");
+            assert!(store.claim_job("checkpoint", 160_000, 60_000).unwrap(), "{engine}: the next interval's run");
+            // Still running (its node died): the next run waits until the claim is stale.
+            assert!(!store.claim_job("checkpoint", 220_000, 60_000).unwrap(), "{engine}: started beside a running one");
+            assert!(store.claim_job("checkpoint", 341_000, 60_000).unwrap(), "{engine}: a dead node's claim held");
+        });
     }
 }

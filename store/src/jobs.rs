@@ -6,18 +6,27 @@ use crate::db::args;
 pub use countersign_core::jobs::JobRun;
 
 impl Store {
-    /// Records that job `name` started at `at_ms` (milliseconds since the Unix epoch), clearing its
-    /// last outcome.
-    pub fn job_started(&self, name: &str, at_ms: i64) -> Result<(), StoreError> {
-        self.read(|conn| {
-            conn.execute(
+    /// Claims this interval's run of job `name` at `at_ms` (milliseconds since the Unix epoch),
+    /// clearing its last outcome; `false`: another node (or an earlier run here) started it
+    /// less than 90 % of `every_ms` ago, or it is still running and started less than
+    /// `2 × every_ms + 60 s` ago (past that, its node is taken for dead). One statement, a
+    /// compare-and-set on the job's row, so every appliance on one database runs each job
+    /// once per interval.
+    pub fn claim_job(&self, name: &str, at_ms: i64, every_ms: i64) -> Result<bool, StoreError> {
+        let recent = at_ms - every_ms / 10 * 9;
+        let stale = at_ms - every_ms.saturating_mul(2) - 60_000;
+        let claimed = self.read(|conn| {
+            conn.query_opt(
                 "INSERT INTO job_run (name, last_started_ms) VALUES (?1, ?2)
-             ON CONFLICT (name) DO UPDATE SET last_started_ms = ?2, last_ended_ms = NULL, last_ok = NULL,
-                 last_detail = NULL",
-                args![name, at_ms],
+                 ON CONFLICT (name) DO UPDATE SET last_started_ms = ?2, last_ended_ms = NULL, last_ok = NULL,
+                     last_detail = NULL
+                 WHERE job_run.last_started_ms <= ?3 AND (job_run.last_ended_ms IS NOT NULL OR job_run.last_started_ms <= ?4)
+                 RETURNING name",
+                args![name, at_ms, recent, stale],
+                |_| Ok(()),
             )
         })?;
-        Ok(())
+        Ok(claimed.is_some())
     }
 
     /// Records how job `name`'s run ended at `at_ms` (milliseconds since the Unix epoch), counting
