@@ -23,6 +23,7 @@ pub use store::backup;
 pub mod ca;
 pub mod challenges;
 pub mod clock;
+pub mod config_watch;
 pub use countersign_card as devices;
 pub use countersign_core::dates;
 pub mod directory;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::config_watch::ConfigWatch;
 use crate::store::{Store, StoreError};
 pub use countersign_store::StoreGauges;
 
@@ -11,12 +12,20 @@ pub use countersign_store::StoreGauges;
 #[derive(Debug, Clone)]
 pub struct StoreStatus {
     store: Arc<Store>,
+    watch: ConfigWatch,
 }
 
 impl StoreStatus {
-    /// The status handle of this store.
-    pub fn new(store: Arc<Store>) -> StoreStatus {
-        StoreStatus { store }
+    /// The status handle of this store; `watch` says whether this appliance's view of changes
+    /// other appliances made is current.
+    pub fn new(store: Arc<Store>, watch: ConfigWatch) -> StoreStatus {
+        StoreStatus { store, watch }
+    }
+
+    /// Why this appliance's view of the configuration is stale (another appliance's change
+    /// may not have reached it), if it is.
+    pub fn config_stale(&self) -> Option<String> {
+        self.watch.stale()
     }
 
     /// Whether the store takes writes: at least `min_free` bytes free where the database lives,

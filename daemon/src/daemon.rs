@@ -19,6 +19,7 @@ use crate::config::LogFormat;
 use crate::settings::{LogSettings, Settings};
 use countersign::admin::AdminService;
 use countersign::clock::Clock;
+use countersign::config_watch::ConfigWatch;
 use countersign::directory::DirectoryHandle;
 use countersign::executor::Executor;
 use countersign::plugins::PluginHost;
@@ -53,6 +54,26 @@ pub struct Appliance {
     pub state: AppState,
     /// The HTTP listener's TLS (`http.tls`), when it has one.
     pub tls: Option<crate::tls::ServerTls>,
+}
+
+/// On PostgreSQL, where several appliances share the database, starts the watcher that reloads
+/// what another appliance changed (policies, realms and resolvers, the signing directory).
+fn config_watch(
+    store: &Arc<Store>,
+    directory: &Arc<DirectoryHandle>,
+    policies: &countersign::policy::PolicyService,
+    realms: &countersign::resolvers::Realms,
+) -> anyhow::Result<ConfigWatch> {
+    if store.dialect() == countersign::store::db::Dialect::Sqlite {
+        return Ok(ConfigWatch::single());
+    }
+    let (store2, directory, policies, realms) = (store.clone(), directory.clone(), policies.handle(), realms.clone());
+    let reload: countersign::config_watch::Reload = Box::new(move || {
+        policies.reload(&store2).map_err(|e| format!("policies: {e}"))?;
+        realms.reload().map_err(|e| format!("realms and resolvers: {e}"))?;
+        directory.reload(&store2).map_err(|e| format!("the signing directory: {e}"))
+    });
+    Ok(ConfigWatch::start(store.clone(), reload)?)
 }
 
 impl Appliance {
@@ -120,10 +141,11 @@ impl Appliance {
             cfg.validate,
             challenges.clone(),
         );
+        let watch = config_watch(&store, &directory, &policies, &realms)?;
         let state = AppState {
             jobs,
             audit,
-            store: countersign::store_status::StoreStatus::new(store.clone()),
+            store: countersign::store_status::StoreStatus::new(store.clone(), watch),
             signing: SigningService::new(directory.clone(), executor.clone()),
             tokens,
             responses: countersign::response_signing::ResponseSigner::new(hsm.clone(), store.clone()),

@@ -155,8 +155,9 @@ pub(super) async fn health(State(st): State<AppState>) -> Response {
     (status, Answer(body)).into_response()
 }
 
-/// Readiness: 200 when the HSM answers a probe, the store answers a query and every plugin
-/// worker runs; else 503 with every reason.
+/// Readiness: 200 when the HSM answers a probe, the store answers a query, this appliance's
+/// view of the configuration is current (changes other appliances on the database made have
+/// reached it) and every plugin worker runs; else 503 with every reason.
 pub(super) async fn ready(State(st): State<AppState>) -> Response {
     let mut reasons = Vec::new();
     let hsm = probe_hsm(&st).await;
@@ -170,6 +171,9 @@ pub(super) async fn ready(State(st): State<AppState>) -> Response {
             false
         }
     };
+    let stale = st.store.config_stale();
+    let config_current = stale.is_none();
+    reasons.extend(stale);
     let plugins = st.plugins.not_ready();
     let plugins_ok = plugins.is_empty();
     reasons.extend(plugins);
@@ -178,6 +182,7 @@ pub(super) async fn ready(State(st): State<AppState>) -> Response {
         "ready": ready,
         "hsm": hsm.is_ok(),
         "store": store_ok,
+        "config_current": config_current,
         "plugins": plugins_ok,
         "reasons": reasons,
         "version": env!("CARGO_PKG_VERSION"),

@@ -15,6 +15,7 @@ mod audit;
 pub mod backup;
 pub mod chain;
 mod challenges;
+mod config_version;
 pub mod db;
 mod gateways;
 mod gauges;
@@ -47,6 +48,7 @@ pub use audit::{AuditQuery, AuthAuditRow, SignatureAuditRow};
 pub use challenges::{
     AttemptRow, ChallengeQuery, ChallengeRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome,
 };
+pub use config_version::VersionWatch;
 pub use countersign_core::check::{AfterAccept, CheckTarget, FailedToken, ThrottleEffect, ThrottleState, TokenEffect};
 pub use db::pg::PgTarget;
 pub use gateways::{GatewayRecord, SmtpServer, SmtpTls, Transport};
@@ -421,7 +423,12 @@ impl Store {
     }
 
     /// Renews the seals of `tables` inside the change's transaction `tx`.
+    /// Also moves the configuration version on, so appliances sharing the database learn
+    /// of the change ([`Store::config_version`]).
     pub(crate) fn reseal(&self, tx: &dyn Sql, tables: &[&str]) -> Result<(), StoreError> {
+        if !tables.is_empty() {
+            tx.execute("UPDATE config_version SET version = version + 1 WHERE id = 1", args![])?;
+        }
         match self.seal_key.get() {
             Some(key) => seals::reseal(tx, key.as_ref(), tables, crate::now_ms()),
             None => Ok(()),

@@ -33,12 +33,15 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (20, "row_seals", include_str!("../../migrations/0020_row_seals.sql")),
     (21, "owner_set", include_str!("../../migrations/0021_owner_set.sql")),
     (22, "yubikey_clients", include_str!("../../migrations/0022_yubikey_clients.sql")),
+    (23, "config_version", include_str!("../../migrations/0023_config_version.sql")),
 ];
 
 /// PostgreSQL's migrations, in order: (version, name, SQL). Numbered on their own: the first
 /// is the schema SQLite's 22 files leave.
-pub const PG_MIGRATIONS: &[(u32, &str, &str)] =
-    &[(1, "schema", include_str!("../../migrations/postgres/0001_schema.sql"))];
+pub const PG_MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "schema", include_str!("../../migrations/postgres/0001_schema.sql")),
+    (2, "config_version", include_str!("../../migrations/postgres/0002_config_version.sql")),
+];
 
 /// The advisory lock key the PostgreSQL migrations run under ("countersign" in ASCII, cut to
 /// 64 bits): any fixed number no other application on the server uses.
@@ -109,6 +112,32 @@ mod tests {
         files.sort();
         let listed: Vec<String> = MIGRATIONS.iter().map(|(v, n, _)| format!("{v:04}_{n}.sql")).collect();
         assert_eq!(files, listed);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/postgres");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<String> = PG_MIGRATIONS.iter().map(|(v, n, _)| format!("{v:04}_{n}.sql")).collect();
+        assert_eq!(files, listed);
+    }
+
+    #[test]
+    fn a_change_to_a_sealed_table_moves_the_configuration_version_on() {
+        crate::testing::each_store(|store, engine| {
+            let watch = store.version_watch().unwrap();
+            let before = watch.version().unwrap();
+            let audit = crate::AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), "test", "ok");
+            store.sealed_change(&["policy"], &audit, |_| Ok(())).unwrap();
+            assert_eq!(watch.version().unwrap(), before + 1, "{engine}");
+            // A change that fails moves nothing.
+            let failed: Result<(), StoreError> = store.sealed_change(&["policy"], &audit, |_| {
+                Err(StoreError::Refused(countersign_core::error::Refusal::Invalid("no".into())))
+            });
+            assert!(failed.is_err());
+            assert_eq!(watch.version().unwrap(), before + 1, "{engine}");
+        });
     }
 
     #[test]
