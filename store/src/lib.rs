@@ -16,6 +16,7 @@ pub mod backup;
 pub mod chain;
 mod challenges;
 mod config_version;
+pub mod copy;
 pub mod db;
 mod gateways;
 mod gauges;
