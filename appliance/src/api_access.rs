@@ -87,7 +87,7 @@ pub struct ApiAccess {
     /// Logins run one at a time, so parallel guesses cannot all pass the backoff before any of
     /// them is counted. A login costs one HSM operation.
     logins: Arc<Mutex<()>>,
-    throttle: Arc<throttle::LoginThrottle>,
+    throttle: throttle::LoginThrottle,
 }
 
 fn valid_name(name: &str) -> Result<(), TokenError> {
@@ -103,7 +103,13 @@ fn valid_name(name: &str) -> Result<(), TokenError> {
 impl ApiAccess {
     /// The service over the store, the HSM keys that make verifiers and MACs, and the clock.
     pub fn new(store: Arc<Store>, secrets: TokenSecrets, clock: Clock) -> ApiAccess {
-        ApiAccess { store, secrets, clock, logins: Arc::new(Mutex::new(())), throttle: Arc::default() }
+        ApiAccess {
+            throttle: throttle::LoginThrottle::new(store.clone()),
+            store,
+            secrets,
+            clock,
+            logins: Arc::new(Mutex::new(())),
+        }
     }
 
     /// [`Self::add_admin`] on the calling thread.
@@ -239,7 +245,7 @@ impl ApiAccess {
         let internal = |e: &dyn std::fmt::Display| SessionError::Internal(e.to_string());
         let _one_at_a_time = self.logins.lock().unwrap_or_else(PoisonError::into_inner);
         let now_ms = self.clock.now_ms();
-        if let Some(wait) = self.throttle.wait_s(caller, name, now_ms) {
+        if let Some(wait) = self.throttle.wait_s(caller, name, now_ms).map_err(|e| internal(&e))? {
             let mut audit = AuthAuditRow::new(caller, "api/auth", "refused");
             audit.login = Some(name.to_owned());
             audit.detail = Some(format!("this client failed repeatedly; next attempt checked in {wait} s"));
@@ -262,11 +268,11 @@ impl ApiAccess {
         audit.login = Some(name.to_owned());
         if !ok {
             audit.detail = Some(if verifier.is_some() { "wrong password".into() } else { "no such API admin".into() });
-            self.throttle.failed(caller, name, now_ms);
+            self.throttle.failed(caller, name, now_ms).map_err(|e| internal(&e))?;
             self.store.audit_auth(&audit).map_err(|e| internal(&e))?;
             return Err(SessionError::WrongCredentials);
         }
-        self.throttle.succeeded(caller, name, now_ms);
+        self.throttle.succeeded(caller, name, now_ms).map_err(|e| internal(&e))?;
         // Deleted meanwhile: no session.
         let epoch =
             self.store.api_admin_epoch(name).map_err(|e| internal(&e))?.ok_or(SessionError::WrongCredentials)?;

@@ -54,6 +54,8 @@ const TABLES: &[(&str, Option<&str>)] = &[
     ("table_seal", None),
     ("yubikey_client", None),
     ("config_version", None),
+    ("login_failure", Some("id")),
+    ("login_known", None),
 ];
 
 /// Tables a fresh store fills itself (its migrations seed them); a target holding only these
