@@ -36,6 +36,8 @@ pub enum Dependency {
     Audit,
     /// The key that signs the audit trail.
     AuditKey,
+    /// The database: not reachable, restarting, or too busy to take the work in time.
+    Store,
 }
 
 /// A finer reason than the kind, for a front-end that names it: a stable code (where the kind's

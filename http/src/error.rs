@@ -78,6 +78,7 @@ impl ApiError {
                     Dependency::Resolver => "resolver_unavailable",
                     Dependency::Audit => "audit_unavailable",
                     Dependency::AuditKey => "audit_key_unavailable",
+                    Dependency::Store => "store_unavailable",
                 },
             ),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -200,6 +201,7 @@ mod tests {
             (ErrorKind::Unavailable(Dependency::Resolver), 503, "resolver_unavailable"),
             (ErrorKind::Unavailable(Dependency::Audit), 503, "audit_unavailable"),
             (ErrorKind::Unavailable(Dependency::AuditKey), 503, "audit_key_unavailable"),
+            (ErrorKind::Unavailable(Dependency::Store), 503, "store_unavailable"),
             (ErrorKind::Internal, 500, "internal"),
         ];
         for (kind, status, code) in cases {

@@ -512,6 +512,10 @@ impl Kinded for StoreError {
             StoreError::Revoked(_) => ErrorKind::Conflict,
             StoreError::AuditKey(_) => ErrorKind::Unavailable(Dependency::AuditKey),
             StoreError::SealUnavailable(_) => ErrorKind::Unavailable(Dependency::Hsm),
+            // Nothing was changed; the same request may succeed once the database answers.
+            StoreError::Sql(d) if matches!(d.code, db::DbCode::Unavailable | db::DbCode::Conflict) => {
+                ErrorKind::Unavailable(Dependency::Store)
+            }
             StoreError::Open { .. }
             | StoreError::Sql(_)
             | StoreError::Io { .. }
