@@ -595,6 +595,7 @@ mod tests {
             ("[validate]\nthrottle_max_s = 86401\n", "validate.throttle_max_s must be at most 86400 (not 86401)"),
             ("[validate]\nthrottle_base_ms = 3600001\n", "validate.throttle_base_ms at most 3600000 (not 3600001)"),
             ("[validate]\nmax_fail = 0\n", "validate.max_fail must be at least 1"),
+            ("[store]\nbackend = \"postgres\"\n", "store.backend = \"postgres\" needs store.postgres_url"),
             ("[ca]\nvalidity_days = 0\n", "ca.validity_days and ca.cert_validity_days must be positive"),
             ("[ca]\ncert_validity_days = 0\n", "ca.validity_days and ca.cert_validity_days must be positive"),
             (
@@ -639,6 +640,30 @@ mod tests {
     }
 
     /// A token is named by serial or label; with neither the daemon could not find one.
+    #[test]
+    fn a_postgres_store_reads_its_password_from_its_file_and_refuses_one_in_the_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let cfg = Settings::resolve(&raw(&format!(
+            "[store]\nbackend = \"postgres\"\npostgres_url = \"host=/run/postgresql dbname=cs user=cs\"\n\
+             postgres_password_file = \"{}\"\n",
+            pw.display()
+        )))
+        .unwrap();
+        let location = cfg.store.location().unwrap();
+        assert!(matches!(location, countersign::store::Location::Postgres(_)));
+        assert!(!format!("{location:?}").contains("s3cret"));
+        let cfg =
+            Settings::resolve(&raw("[store]\nbackend = \"postgres\"\npostgres_url = \"postgres://cs:s3cret@db/cs\"\n"))
+                .unwrap();
+        let e = cfg.store.location().unwrap_err().to_string();
+        assert!(e.contains("holds a password") && !e.contains("s3cret"), "{e}");
+        // The default stays SQLite at store.path.
+        let cfg = Settings::resolve(&raw("")).unwrap();
+        assert!(matches!(cfg.store.location().unwrap(), countersign::store::Location::Sqlite { .. }));
+    }
+
     #[test]
     fn a_token_without_label_or_serial_is_refused_and_the_serial_wins() {
         let mut cfg = raw("");

@@ -67,6 +67,16 @@ impl PgTarget {
         }
         config.application_name("countersignd");
         config.connect_timeout(std::time::Duration::from_secs(5));
+        // Bounded waits, so a stuck peer fails requests closed instead of hanging them: the
+        // write lock (or a row) not granted within 5 s, a statement running past 30 s, and a
+        // session idle inside a transaction for 10 s (a hung node holding the write lock) all
+        // end in an error. Same role as SQLite's busy_timeout.
+        let ours = "-c lock_timeout=5s -c statement_timeout=30s -c idle_in_transaction_session_timeout=10s";
+        let options = match config.get_options() {
+            Some(theirs) if !theirs.trim().is_empty() => format!("{theirs} {ours}"),
+            _ => ours.to_owned(),
+        };
+        config.options(&options);
         Ok(PgTarget { config, tls: None })
     }
 
@@ -344,5 +354,38 @@ impl From<postgres::Error> for DbError {
             None => e.to_string(),
         };
         DbError { code, source: text.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn a_connection_string_with_a_password_is_refused_and_the_password_is_never_printed() {
+        let e = PgTarget::parse("postgres://cs:hunter2@db.example/cs", None).unwrap_err();
+        assert!(e.contains("holds a password") && !e.contains("hunter2"), "{e}");
+        let e = PgTarget::parse("host=db.example dbname=cs user=cs password=hunter2", None).unwrap_err();
+        assert!(e.contains("holds a password"), "{e}");
+        let t = PgTarget::parse("host=db.example dbname=cs user=cs", Some("hunter2")).unwrap();
+        let shown = format!("{t:?} {t}");
+        assert!(!shown.contains("hunter2") && shown.contains("***"), "{shown}");
+        assert_eq!(t.to_string(), "//db.example/cs");
+    }
+
+    #[test]
+    fn a_ca_file_without_a_certificate_is_refused() {
+        let t = PgTarget::parse("host=db.example dbname=cs", None).unwrap();
+        assert!(t.clone().with_tls(b"not a certificate").is_err());
+        assert!(t.with_tls(b"").is_err());
+    }
+
+    #[test]
+    fn numbered_parameters_become_dollars_outside_quoted_text() {
+        assert_eq!(
+            translate("SELECT a FROM t WHERE b = ?1 AND c = '?2' OR d = ?12"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?2' OR d = $12"
+        );
     }
 }
