@@ -38,7 +38,8 @@ struct Args {
 enum Offline {
     /// Put a backup in place as the database, with the daemon stopped. Opens the configured HSM
     /// token, verifies the manifest's signature with the token's audit key and the copy against
-    /// the manifest, then replaces the database.
+    /// the manifest, then replaces the database (SQLite), or copies it into the configured
+    /// PostgreSQL database, which must be empty, and proves the result with the token.
     Restore {
         /// The backup directory (holding manifest.json, manifest.sig and countersign.db).
         #[arg(long)]
@@ -129,18 +130,8 @@ fn copy_store(cfg: &Settings, from: Option<&std::path::Path>, json: bool) -> any
     let source = Store::open(&from, cfg.store.synchronous)?;
     let target = Store::open_at(&to)?;
     let report = countersign::store::copy::copy(&source, &target)?;
-    // Proof with the HSM: the seals copied as they were (a start that finds the table-seal key
-    // verifies every seal), and the chain verifies from its first link to its last.
     let hsm = countersign_hsm::Hsm::open(cfg.hsm.config.clone(), cfg.hsm.load_pin()?)?;
-    countersign::system_keys::start_table_sealing(&hsm, &target)?;
-    let key = countersign::audit_trail::TokenAuditKey::find(&hsm).map_err(anyhow::Error::msg)?;
-    let chain = target.verify_chain(&key)?;
-    if !chain.ok {
-        anyhow::bail!(
-            "the copy's audit chain does not verify: {}",
-            chain.first_bad.map(|p| p.problem).unwrap_or_default()
-        );
-    }
+    let chain = prove(&hsm, &target, "copy")?;
     if json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "copy": report, "chain": chain }))?);
     } else {
@@ -159,6 +150,57 @@ fn copy_store(cfg: &Settings, from: Option<&std::path::Path>, json: bool) -> any
     Ok(())
 }
 
+/// Proves a store that was filled by a copy (`copy-store`, or a restore into PostgreSQL) with
+/// the HSM: the seals copied as they were (a start that finds the table-seal key verifies every
+/// seal), and the audit chain verifies from its first link to its last.
+fn prove(
+    hsm: &countersign_hsm::Hsm,
+    store: &countersign::store::Store,
+    what: &str,
+) -> anyhow::Result<countersign::store::chain::ChainReport> {
+    countersign::system_keys::start_table_sealing(hsm, store)?;
+    let key = countersign::audit_trail::TokenAuditKey::find(hsm).map_err(anyhow::Error::msg)?;
+    let chain = store.verify_chain(&key)?;
+    if !chain.ok {
+        anyhow::bail!(
+            "the {what}'s audit chain does not verify: {}",
+            chain.first_bad.map(|p| p.problem).unwrap_or_default()
+        );
+    }
+    Ok(chain)
+}
+
+/// `countersignd restore` onto PostgreSQL: the backup at `from` copied into the configured
+/// (empty) database, then proven with the HSM.
+fn restore_into_postgres(cfg: &Settings, from: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let location = cfg.store.location()?;
+    let target = countersign::store::Store::open_at(&location)?;
+    let hsm = countersign_hsm::Hsm::open(cfg.hsm.config.clone(), cfg.hsm.load_pin()?)?;
+    let key = countersign::audit_trail::TokenAuditKey::find(&hsm).map_err(anyhow::Error::msg)?;
+    // The working copy goes beside the SQLite path's directory (the daemon's state directory).
+    let work = cfg.store.path.parent().map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_path_buf);
+    let (m, report) = countersign::backup::restore_into(from, &target, &work, &key)?;
+    let chain = prove(&hsm, &target, "restored database")?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "manifest": m, "copy": report, "chain": chain }))?
+        );
+    } else {
+        println!(
+            "restored {} (schema {}, {} tokens, audit chain to link {}) into {location}: {} rows\n\
+             table seals verify; audit chain verifies ({} links)\nstart the daemons",
+            from.display(),
+            m.schema_version,
+            m.tokens,
+            m.audit.last_seq.map_or("-".into(), |s| s.to_string()),
+            report.rows,
+            chain.links
+        );
+    }
+    Ok(())
+}
+
 /// `countersignd restore`: the backup at `from` becomes the database.
 fn restore(
     cfg: &Settings,
@@ -167,6 +209,15 @@ fn restore(
     force: bool,
     json: bool,
 ) -> anyhow::Result<()> {
+    if cfg.store.postgres.is_some() && db.is_none() {
+        if force {
+            anyhow::bail!(
+                "--force does not apply to PostgreSQL: restore into a new, empty database (set store.postgres_url \
+                 to it)"
+            );
+        }
+        return restore_into_postgres(cfg, from, json);
+    }
     let db = db.map_or_else(|| cfg.store.path.clone(), std::path::Path::to_path_buf);
     let hsm = countersign_hsm::Hsm::open(cfg.hsm.config.clone(), cfg.hsm.load_pin()?)?;
     let key = countersign::audit_trail::TokenAuditKey::find(&hsm).map_err(anyhow::Error::msg)?;

@@ -227,14 +227,14 @@ pub fn backup(store: &Store, hsm_token: &str, dir: &Path, key: &dyn AuditSigner)
     let target = db.to_str().ok_or_else(|| BackupError::Invalid("the backup path is not UTF-8".into()))?;
     // A read transaction on the main database; it writes only the new file (a read-only
     // connection may not write even that).
-    let crate::db::Conn::Sqlite(conn) = store.writer_connection()? else {
-        return Err(BackupError::Invalid(
-            "backup copies a SQLite store; a PostgreSQL store is backed up with pg_dump (docs/operations.md, \
-             \"Running several appliances\")"
-                .into(),
-        ));
-    };
-    conn.execute("VACUUM INTO ?1", [target])?;
+    match store.writer_connection()? {
+        crate::db::Conn::Sqlite(conn) => {
+            conn.execute("VACUUM INTO ?1", [target])?;
+        }
+        // A PostgreSQL store is copied, from one snapshot, into a SQLite file of the same
+        // schema: the backup has one format whatever the engine, and restores into either.
+        crate::db::Conn::Pg(_) => snapshot_of_postgres(store, dir, target)?,
+    }
     let manifest = describe(&db, hsm_token)?;
     let text = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::Invalid(e.to_string()))?;
     let signature = key
@@ -247,6 +247,26 @@ pub fn backup(store: &Store, hsm_token: &str, dir: &Path, key: &dyn AuditSigner)
     std::fs::write(&sig_path, sig_text).map_err(io("cannot write", &sig_path))?;
     std::fs::write(&manifest_path, text).map_err(io("cannot write", &manifest_path))?;
     Ok(manifest)
+}
+
+/// Copies the PostgreSQL `store` into a new SQLite file `target` in `dir`: first into a working
+/// file (a store of its own), then `VACUUM INTO` the target, so the backup is one file with no
+/// WAL beside it. The working files are removed whatever happens.
+fn snapshot_of_postgres(store: &Store, dir: &Path, target: &str) -> Result<(), BackupError> {
+    let work = dir.join(".copying.db");
+    let result = (|| -> Result<(), BackupError> {
+        let file = Store::open(&work, super::Synchronous::Normal)?;
+        super::copy::copy(store, &file)?;
+        let crate::db::Conn::Sqlite(conn) = file.writer_connection()? else {
+            return Err(BackupError::Invalid("the working copy is not a SQLite file".into()));
+        };
+        conn.execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    })();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", work.display()));
+    }
+    result
 }
 
 /// Reads a file of the backup directory by its fixed name: a regular file, not a symbolic link.
@@ -272,11 +292,10 @@ fn read_in_backup(from: &Path, name: &str, limit: u64) -> Result<Vec<u8>, Backup
     Ok(bytes)
 }
 
-/// Puts the backup in `from` in place as the database `to_db`, with the daemon stopped.
-/// Verifies the manifest's signature with `key` (the token's audit key) and the copy against
-/// the manifest first; refuses a schema newer than this version knows; replaces an existing
-/// database only with `force` (the old one is kept beside it).
-pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn AuditSigner) -> Result<Manifest, BackupError> {
+/// The manifest of the backup in `from`, once its signature verified with `key` (the token's
+/// audit key), its format and database file name are this version's, and its schema is not
+/// newer than this version knows.
+fn verified_manifest(from: &Path, key: &dyn AuditSigner) -> Result<Manifest, BackupError> {
     // Manifests are a few KiB; a huge file is not one.
     let text = read_in_backup(from, MANIFEST_FILE, 1 << 20)?;
     let sig_bytes = read_in_backup(from, SIGNATURE_FILE, 1 << 16).map_err(|e| {
@@ -323,6 +342,57 @@ pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn AuditSigner) ->
             manifest.schema_version
         )));
     }
+    Ok(manifest)
+}
+
+/// Copies the backup's database to `tmp` (a new file), hashing the bytes on their way, and
+/// checks them against `manifest`: what is checked is what is used. `tmp` is removed when they
+/// do not match.
+fn copy_checked(from: &Path, manifest: &Manifest, tmp: &Path) -> Result<(), BackupError> {
+    let (sha, bytes) = copy_hashed(&mut open_in_backup(from, DB_FILE)?, tmp).inspect_err(|_| {
+        let _ = std::fs::remove_file(tmp);
+    })?;
+    if sha != manifest.database_sha256 || bytes != manifest.database_bytes {
+        let _ = std::fs::remove_file(tmp);
+        return Err(BackupError::Invalid(format!(
+            "{} does not match its manifest (SHA-256 or size differs): the backup is damaged",
+            from.join(DB_FILE).display()
+        )));
+    }
+    Ok(())
+}
+
+/// Restores the backup in `from` into the store `to`, which must hold no data yet (a new
+/// PostgreSQL database for a cluster, with every daemon stopped): the manifest verified as
+/// [`restore`] does, the backup's database copied and checked into a working file in `work`,
+/// then every row copied into `to` in one transaction. The caller proves the result with the
+/// HSM (seals, `audit verify`).
+pub fn restore_into(
+    from: &Path,
+    to: &Store,
+    work: &Path,
+    key: &dyn AuditSigner,
+) -> Result<(Manifest, super::copy::CopyReport), BackupError> {
+    let manifest = verified_manifest(from, key)?;
+    std::fs::create_dir_all(work).map_err(io("cannot create", work))?;
+    let tmp = work.join(format!("countersign-restore-{}.db", super::now_ms()));
+    copy_checked(from, &manifest, &tmp)?;
+    let result = (|| -> Result<super::copy::CopyReport, StoreError> {
+        let source = Store::open(&tmp, super::Synchronous::Normal)?;
+        super::copy::copy(&source, to)
+    })();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
+    }
+    Ok((manifest, result?))
+}
+
+/// Puts the backup in `from` in place as the SQLite database `to_db`, with the daemon stopped.
+/// Verifies the manifest's signature with `key` (the token's audit key) and the copy against
+/// the manifest first; refuses a schema newer than this version knows; replaces an existing
+/// database only with `force` (the old one is kept beside it).
+pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn AuditSigner) -> Result<Manifest, BackupError> {
+    let manifest = verified_manifest(from, key)?;
     if to_db.exists() && !force {
         return Err(BackupError::Invalid(format!(
             "{} exists; stop the daemon and give --force to replace it (it is kept as {}.replaced-<time>)",
@@ -343,21 +413,7 @@ pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn AuditSigner) ->
             tmp.display()
         )));
     }
-    let copied = copy_hashed(&mut open_in_backup(from, DB_FILE)?, &tmp);
-    let (sha, bytes) = match copied {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    if sha != manifest.database_sha256 || bytes != manifest.database_bytes {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(BackupError::Invalid(format!(
-            "{} does not match its manifest (SHA-256 or size differs): the backup is damaged",
-            from.join(DB_FILE).display()
-        )));
-    }
+    copy_checked(from, &manifest, &tmp)?;
     if to_db.exists() {
         let kept = PathBuf::from(format!("{}.replaced-{}", to_db.display(), super::now_ms()));
         std::fs::rename(to_db, &kept).map_err(io("cannot move aside", to_db))?;

@@ -1,11 +1,13 @@
-//! Moving an appliance to another engine: every row of every table copied from one store into
-//! an empty one (a SQLite appliance's file into the PostgreSQL database a cluster will share),
-//! ids kept, in one transaction on the target. Seals, row seals and the audit chain are copied
+//! Moving an appliance's data between stores: every row of every table copied from one store
+//! into an empty one, ids kept, in one transaction on the target: a SQLite appliance's file into
+//! the PostgreSQL database a cluster will share (`countersignd copy-store`), and a PostgreSQL
+//! store into a SQLite file and back (its backups, [`crate::backup`]). Seals, row seals and the audit chain are copied
 //! as they are and verify there as they did here, because both engines encode values alike
 //! and order text byte by byte ([`crate::seals::hash_value`], the PostgreSQL schema's
 //! `COLLATE "C"`); the caller proves it afterwards with the HSM (seals and `audit verify`).
 //!
-//! Offline: the source's daemon must be stopped, or rows written meanwhile are not copied.
+//! From a running store the copy is one consistent snapshot (a backup); into a store, the
+//! target's daemon must be stopped.
 //!
 //! Owns: the copy order and the per-table check. Must never: write into a store that holds
 //! data already, or leave a partial copy (it is one transaction, rolled back on any error).
@@ -13,7 +15,7 @@
 use countersign_core::error::Refusal;
 use serde::Serialize;
 
-use super::db::{args, Kind, Param, Sql, Value};
+use super::db::{args, Dialect, Kind, Param, Sql, Value};
 use super::{Store, StoreError};
 
 /// Every table, parents before children (foreign keys), with its row-id column when the
@@ -111,41 +113,51 @@ fn owned(v: Value<'_>, kind: Kind) -> Owned {
     Owned { kind, value }
 }
 
-/// The columns of `table` in the target, in order, with their types (PostgreSQL's catalogue).
+/// The columns of `table` in the target, in order, with their types (from the engine's
+/// catalogue: PostgreSQL's `information_schema`, SQLite's `table_info`).
 fn target_columns(to: &dyn Sql, table: &str) -> Result<Vec<(String, Kind)>, StoreError> {
-    to.query_map(
-        "SELECT column_name, data_type FROM information_schema.columns
-         WHERE table_schema = current_schema() AND table_name = ?1 ORDER BY ordinal_position",
-        args![table],
-        |r| {
-            let (name, ty): (String, String) = (r.get(0)?, r.get(1)?);
-            let kind = match ty.as_str() {
-                "bigint" | "integer" | "smallint" => Kind::Int,
-                "double precision" | "real" => Kind::Real,
-                "bytea" => Kind::Blob,
-                _ => Kind::Text,
-            };
-            Ok((name, kind))
-        },
-    )
+    let sql = match to.dialect() {
+        Dialect::Postgres => {
+            "SELECT column_name, data_type FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = ?1 ORDER BY ordinal_position"
+        }
+        Dialect::Sqlite => "SELECT name, type FROM pragma_table_info(?1) ORDER BY cid",
+    };
+    to.query_map(sql, args![table], |r| {
+        let (name, ty): (String, String) = (r.get(0)?, r.get(1)?);
+        let kind = match ty.to_ascii_lowercase().as_str() {
+            "bigint" | "integer" | "smallint" => Kind::Int,
+            "double precision" | "real" => Kind::Real,
+            "bytea" | "blob" => Kind::Blob,
+            _ => Kind::Text,
+        };
+        Ok((name, kind))
+    })
 }
 
-/// Copies every row of `from` into `to`, which must be a PostgreSQL store holding no data yet
-/// (only what its migrations seeded). One transaction on `to`, one snapshot of `from`.
+/// Every table of the target's schema (but `schema_migration`, which each engine keeps itself).
+fn target_tables(to: &dyn Sql) -> Result<Vec<String>, StoreError> {
+    let sql = match to.dialect() {
+        Dialect::Postgres => {
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() \
+             AND table_type = 'BASE TABLE' AND table_name <> 'schema_migration' ORDER BY table_name"
+        }
+        Dialect::Sqlite => {
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name <> 'schema_migration' ORDER BY name"
+        }
+    };
+    to.query_map(sql, args![], |r| r.get(0))
+}
+
+/// Copies every row of `from` into `to`, which must hold no data yet (only what its
+/// migrations seeded). One transaction on `to`, one snapshot of `from`.
 pub fn copy(from: &Store, to: &Store) -> Result<CopyReport, StoreError> {
-    if to.dialect() != super::db::Dialect::Postgres {
-        return Err(Refusal::Invalid("a store is copied into a PostgreSQL database".into()).into());
-    }
     from.snapshot_apart(|src| {
         to.write_apart(|dst| {
             let listed: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
-            let present: Vec<String> = dst.query_map(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() \
-                 AND table_type = 'BASE TABLE' ORDER BY table_name",
-                args![],
-                |r| r.get(0),
-            )?;
-            if let Some(t) = present.iter().find(|t| *t != "schema_migration" && !listed.contains(&t.as_str())) {
+            let present = target_tables(dst)?;
+            if let Some(t) = present.iter().find(|t| !listed.contains(&t.as_str())) {
                 return Err(StoreError::Refused(Refusal::Invalid(format!(
                     "table {t} is not in the copy's list: this build cannot copy this schema completely"
                 ))));
@@ -185,7 +197,7 @@ pub fn copy(from: &Store, to: &Store) -> Result<CopyReport, StoreError> {
                     copied += 1;
                     Ok(())
                 })?;
-                if let Some(id) = id {
+                if let (Some(id), Dialect::Postgres) = (id, dst.dialect()) {
                     // The next id the engine gives is past every copied one.
                     dst.query_row(
                         &format!(
@@ -250,5 +262,38 @@ mod tests {
         let again = copy(&from, &to);
         assert!(matches!(again, Err(StoreError::Refused(_))), "{again:?}");
         assert!(to.token("T3").is_ok());
+    }
+
+    #[test]
+    fn a_postgres_store_goes_into_a_sqlite_file_and_back_unchanged() {
+        let Some(server) = crate::testing::pg_server() else {
+            eprintln!("COUNTERSIGN_TEST_PG is not set: the copy needs a PostgreSQL server (make test sets one)");
+            return;
+        };
+        let open = || {
+            let url = crate::testing::fresh_pg_database(&server);
+            Store::open_at(&Location::Postgres(Box::new(PgTarget::parse(&url, None).unwrap()))).unwrap()
+        };
+        let pg = open();
+        let audit = AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), "test", "ok");
+        for serial in ["A", "B", "C"] {
+            pg.insert_token(&NewToken::for_test(serial, None), &audit).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = Store::open(&dir.path().join("b.db"), crate::Synchronous::Normal).unwrap();
+        let out = copy(&pg, &file).unwrap();
+        let back = open();
+        let home = copy(&file, &back).unwrap();
+        assert_eq!(out.tables, home.tables);
+        let dump = |s: &Store| {
+            s.read(|c| {
+                c.query_map("SELECT id, serial, counter, sealed_seed FROM token ORDER BY id", args![], |r| {
+                    Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?, r.get::<Vec<u8>>(3)?))
+                })
+            })
+            .unwrap()
+        };
+        assert_eq!(dump(&pg), dump(&back));
+        assert_eq!(dump(&pg), dump(&file));
     }
 }
