@@ -35,6 +35,9 @@ for n in "${needs[@]}"; do
 done
 # python3 -m venv needs ensurepip (python3-venv); its path depends on the Python version.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=("python3-venv")
+# PostgreSQL's server binaries for make test's private server (scripts/test-postgres.sh); their
+# path depends on the major version.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=("postgresql")
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -13,17 +13,23 @@
 )]
 
 pub mod bench;
+pub mod cluster;
+pub mod postgres;
 pub mod privacyidea;
 pub mod slapd;
+
+pub use postgres::{backend_is_postgres, skip_on_postgres, PgDatabase, PgServer};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
+
+pub use cluster::Cluster;
 
 pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
@@ -178,11 +184,17 @@ fn random_pin() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// A running `countersignd` on its own token, database and sockets.
+/// A running `countersignd` on its own token, database and sockets (or, in a [`Cluster`], on
+/// a token and a PostgreSQL database it shares with the other nodes).
+///
+/// The database is a SQLite file in the work directory, or with `COUNTERSIGN_TEST_BACKEND=postgres`
+/// a fresh database on the `COUNTERSIGN_TEST_PG` server.
 #[derive(Debug)]
 pub struct Daemon {
-    pub hsm: SoftHsm,
+    pub hsm: Arc<SoftHsm>,
     pub work: TempDir,
+    /// The PostgreSQL database, when the daemon runs on one (else the SQLite file [`Daemon::db`]).
+    pub pg: Option<Arc<PgDatabase>>,
     pub config: PathBuf,
     /// Extra configuration layered over `config` (the `extra` of [`Daemon::start`]).
     pub overlay: PathBuf,
@@ -205,7 +217,13 @@ impl Daemon {
 
     /// Like [`Daemon::start`] but does not start the process; set `env`/`wrapper`, then `spawn`.
     pub fn configure(extra: &str) -> Daemon {
-        let hsm = SoftHsm::new("countersign-test");
+        let pg = backend_is_postgres().then(|| Arc::new(PgDatabase::fresh()));
+        Daemon::configure_on(Arc::new(SoftHsm::new("countersign-test")), pg, extra)
+    }
+
+    /// Like [`Daemon::configure`], on a given token and database (`None`: a SQLite file in the
+    /// work directory), which other daemons may share.
+    pub fn configure_on(hsm: Arc<SoftHsm>, pg: Option<Arc<PgDatabase>>, extra: &str) -> Daemon {
         let work = tempfile::Builder::new().prefix("cs-daemon-").tempdir().unwrap();
         // Other uids must reach the sockets for the authorisation tests.
         use std::os::unix::fs::PermissionsExt;
@@ -213,17 +231,31 @@ impl Daemon {
         let config = work.path().join("countersign.toml");
         let overlay = work.path().join("overlay.toml");
         std::fs::write(&overlay, extra).unwrap();
-        let d =
-            Daemon { hsm, work, config, overlay, env: Vec::new(), wrapper: Vec::new(), test_clock: true, child: None };
+        let d = Daemon {
+            hsm,
+            work,
+            pg,
+            config,
+            overlay,
+            env: Vec::new(),
+            wrapper: Vec::new(),
+            test_clock: true,
+            child: None,
+        };
         d.write_config();
         d
     }
 
     fn write_config(&self) {
         let w = self.work.path();
+        // On PostgreSQL the path is still set (the key is required) but names no file in use.
+        let backend = match &self.pg {
+            Some(db) => format!("backend = \"postgres\"\npostgres_url = \"{}\"\n", db.url()),
+            None => String::new(),
+        };
         let text = format!(
             "[hsm]\nmodule = \"{SOFTHSM_MODULE}\"\ntoken_label = \"{}\"\npin_file = \"{}\"\npool_size = 16\n\
-             [store]\npath = \"{}\"\nsynchronous = \"normal\"\n\
+             [store]\n{backend}path = \"{}\"\nsynchronous = \"normal\"\n\
              [api]\nsocket = \"{}\"\nsocket_mode = \"0666\"\nmax_body_bytes = 65536\nrequest_timeout_ms = 10000\n\
              [admin]\nsocket = \"{}\"\nsocket_mode = \"0666\"\n\
              [log]\nformat = \"human\"\nfilter = \"info\"\n",
@@ -244,12 +276,18 @@ impl Daemon {
         self.work.path().join("admin.sock")
     }
 
+    /// The SQLite database file. Panics on PostgreSQL, where there is none: a test that reads
+    /// the file skips there ([`skip_on_postgres`]).
     pub fn db(&self) -> PathBuf {
+        assert!(
+            self.pg.is_none(),
+            "this daemon runs on PostgreSQL: it has no SQLite file (skip the test there with skip_on_postgres)"
+        );
         self.work.path().join("countersign.db")
     }
 
     /// Whether `needle` is in the database, its WAL or its shared memory file (at least two of
-    /// them must exist, or the scan would prove nothing).
+    /// them must exist, or the scan would prove nothing). SQLite only ([`Daemon::db`]).
     pub fn at_rest(&self, needle: &[u8]) -> bool {
         let files = ["", "-wal", "-shm"].map(|suffix| format!("{}{suffix}", self.db().display()));
         let found: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();

@@ -117,6 +117,9 @@ fn edited_deleted_inserted_or_reordered_rows_are_named_and_an_untouched_log_veri
     assert!(v["links"].as_u64().unwrap() >= 8, "{v}");
     assert_eq!(v["unsigned_tail"], 0, "{v}");
     assert!(v["checkpoints_verified"].as_u64().unwrap() >= 1, "{v}");
+    if countersign_tests::skip_on_postgres("the rows are edited in the SQLite file") {
+        return;
+    }
 
     let c = db(&d);
     // A rejected check, somewhere in the middle.
@@ -242,6 +245,9 @@ fn retention_cuts_the_oldest_rows_and_the_rest_still_verifies() {
     // New rows chain on from the cut, and still verify.
     d.check(json!({ "user": "alice", "pass": CODES[2] }));
     assert_eq!(assert_ok(&d)["links"], 11);
+    if countersign_tests::skip_on_postgres("the anchor is edited in the SQLite file") {
+        return;
+    }
     // The anchor is signed: moving the start of the chain is caught.
     db(&d).execute("UPDATE audit_anchor SET seq = seq - 1", []).unwrap();
     let (v, ok) = verify(&d);
@@ -259,6 +265,9 @@ fn kb(pid: u32, field: &str) -> u64 {
 /// 100 MB, and the chain verifies after it.
 #[test]
 fn retention_on_ten_million_rows_stays_within_100_mb_and_keeps_the_chain_verifiable() {
+    if countersign_tests::skip_on_postgres("the rows are written straight into the SQLite file") {
+        return;
+    }
     let n: i64 = std::env::var("AUDIT_RETENTION_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     let mut d = Daemon::with_plugins(&[HOTP_PLUGIN], "");
     d.cli_json(&["user", "add", "alice"]);

@@ -46,6 +46,11 @@ fn public_key(d: &Daemon) -> Value {
 
 #[test]
 fn a_restored_backup_authenticates_the_same_tokens_and_verifies_the_same_audit_chain() {
+    if countersign_tests::skip_on_postgres(
+        "backups copy the SQLite file (a PostgreSQL store is backed up with pg_dump)",
+    ) {
+        return;
+    }
     let mut d = Daemon::with_plugins(&[HOTP_PLUGIN], "");
     d.cli_json(&["user", "add", "alice"]);
     d.cli_json_stdin(&["token", "init", "--type", "hotp", "--user", "alice", "--seed-stdin"], &format!("{SEED}\n"));
@@ -100,6 +105,11 @@ fn a_restored_backup_authenticates_the_same_tokens_and_verifies_the_same_audit_c
 
 #[test]
 fn a_damaged_backup_or_a_relative_backup_directory_is_refused() {
+    if countersign_tests::skip_on_postgres(
+        "backups copy the SQLite file (a PostgreSQL store is backed up with pg_dump)",
+    ) {
+        return;
+    }
     let d = Daemon::with_plugins(&[HOTP_PLUGIN], "");
     d.cli_json(&["user", "add", "alice"]);
     let backups = tempfile::tempdir().unwrap();
@@ -126,6 +136,11 @@ fn a_damaged_backup_or_a_relative_backup_directory_is_refused() {
 /// audit key and names nothing but `countersign.db`.
 #[test]
 fn restore_refuses_an_edited_manifest_a_foreign_file_a_symlink_and_an_unsigned_backup() {
+    if countersign_tests::skip_on_postgres(
+        "backups copy the SQLite file (a PostgreSQL store is backed up with pg_dump)",
+    ) {
+        return;
+    }
     let d = Daemon::with_plugins(&[HOTP_PLUGIN], "");
     d.cli_json(&["user", "add", "alice"]);
     let backups = tempfile::tempdir().unwrap();

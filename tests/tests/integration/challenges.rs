@@ -71,10 +71,12 @@ fn email_code_works_once_only_with_its_transaction_id_and_not_after_expiry() {
     assert!(code.chars().all(|c| c.is_ascii_digit()), "{}", mails[0]);
 
     // The queued message (it carries the code) is sealed at rest.
-    let sent = format!("Your sign-in code is {code}");
-    for suffix in ["", "-wal", "-shm"] {
-        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", d.db().display())) {
-            assert!(!bytes.windows(sent.len()).any(|w| w == sent.as_bytes()), "message text in db{suffix}");
+    if !countersign_tests::skip_on_postgres("the scan of the SQLite files for the queued message") {
+        let sent = format!("Your sign-in code is {code}");
+        for suffix in ["", "-wal", "-shm"] {
+            if let Ok(bytes) = std::fs::read(format!("{}{suffix}", d.db().display())) {
+                assert!(!bytes.windows(sent.len()).any(|w| w == sent.as_bytes()), "message text in db{suffix}");
+            }
         }
     }
 

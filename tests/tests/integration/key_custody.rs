@@ -82,18 +82,35 @@ fn a_key_deleted_from_the_token_fails_its_requests_but_not_the_daemon() {
 #[test]
 fn a_key_the_store_cannot_record_is_destroyed_on_the_token() {
     let d = Daemon::start("");
-    // Make the store refuse new key versions, as a full disk or a broken database would.
-    let db = rusqlite::Connection::open(d.db()).unwrap();
-    db.execute_batch(
-        "CREATE TRIGGER refuse_keys BEFORE INSERT ON master_keypair BEGIN SELECT RAISE(ABORT, 'refused by test'); END;",
-    )
-    .unwrap();
+    // Make the store refuse new key versions, as a full disk or a broken database would: a
+    // trigger in the SQLite file, or on PostgreSQL in the daemon's database.
+    let refuse = |on: bool| {
+        match &d.pg {
+        Some(pg) => pg
+            .client()
+            .batch_execute(if on {
+                "CREATE FUNCTION refuse_keys() RETURNS trigger LANGUAGE plpgsql AS                  $$ BEGIN RAISE EXCEPTION 'refused by test'; END $$;                  CREATE TRIGGER refuse_keys BEFORE INSERT ON master_keypair                  FOR EACH ROW EXECUTE FUNCTION refuse_keys();"
+            } else {
+                "DROP TRIGGER refuse_keys ON master_keypair; DROP FUNCTION refuse_keys();"
+            })
+            .unwrap(),
+        None => rusqlite::Connection::open(d.db())
+            .unwrap()
+            .execute_batch(if on {
+                "CREATE TRIGGER refuse_keys BEFORE INSERT ON master_keypair BEGIN SELECT RAISE(ABORT, 'refused by test'); END;"
+            } else {
+                "DROP TRIGGER refuse_keys;"
+            })
+            .unwrap(),
+    }
+    };
+    refuse(true);
     let out = d.cli(&["app", "create", "unrecorded", "--algorithm", "ec-p256"]);
     assert!(!out.status.success());
     let listing = d.hsm.pkcs11_tool(&["--list-objects"]);
     let text = String::from_utf8_lossy(&listing.stdout);
     assert!(!text.contains("countersign/app/unrecorded"), "orphaned key left on the token:\n{text}");
-    db.execute_batch("DROP TRIGGER refuse_keys;").unwrap();
+    refuse(false);
     let app = d.cli_json(&["app", "create", "unrecorded", "--algorithm", "ec-p256"]);
     assert_eq!(app["versions"][0]["version"], 1);
 }

@@ -324,13 +324,15 @@ fn clients_are_managed_on_the_admin_socket_and_their_keys_stay_sealed() {
     assert_eq!(field(&lines(&text), "status"), "MISSING_PARAMETER", "{text:?}");
 
     // Neither key is in the database files, raw or in Base64.
-    for needle in [
-        STANDARD.decode(&made).unwrap(),
-        made.clone().into_bytes(),
-        STANDARD.decode(given).unwrap(),
-        given.as_bytes().to_vec(),
-    ] {
-        assert!(!d.at_rest(&needle), "{} is in the database files", String::from_utf8_lossy(&needle));
+    if !countersign_tests::skip_on_postgres("the scan of the SQLite files for the client keys") {
+        for needle in [
+            STANDARD.decode(&made).unwrap(),
+            made.clone().into_bytes(),
+            STANDARD.decode(given).unwrap(),
+            given.as_bytes().to_vec(),
+        ] {
+            assert!(!d.at_rest(&needle), "{} is in the database files", String::from_utf8_lossy(&needle));
+        }
     }
 
     // Removed: NO_SUCH_CLIENT at once.

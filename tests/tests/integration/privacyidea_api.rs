@@ -372,9 +372,11 @@ fn service_account_keys_trigger_challenges_and_satisfy_require_api_key() {
     let (status, _) = pi.http_auth("GET", "/token/", None, "", Some(&key));
     assert_eq!(status, 403);
     // The key is not in the database files; the listing shows only its prefix.
-    for f in ["countersign.db", "countersign.db-wal"] {
-        if let Ok(bytes) = std::fs::read(pi.d.work.path().join(f)) {
-            assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()), "the API key is in {f}");
+    if !countersign_tests::skip_on_postgres("the scan of the SQLite files for the API key") {
+        for f in ["countersign.db", "countersign.db-wal"] {
+            if let Ok(bytes) = std::fs::read(pi.d.work.path().join(f)) {
+                assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()), "the API key is in {f}");
+            }
         }
     }
     let list = pi.d.cli_json(&["privacyidea", "service-list"]);

@@ -151,10 +151,12 @@ fn an_ldap_resolver_and_realm_defined_the_privacyidea_way_serve_an_ldap_user() {
     assert!(pi.accepts("alice", &format!("rabbit{}", CODES[1])), "the kept bind password still binds");
 
     // The bind password is sealed: not in the database files.
-    for suffix in ["", "-wal", "-shm"] {
-        let path = format!("{}{suffix}", pi.d.db().display());
-        if let Ok(bytes) = std::fs::read(&path) {
-            assert!(!bytes.windows(READER_PASSWORD.len()).any(|w| w == READER_PASSWORD.as_bytes()), "{path}");
+    if !countersign_tests::skip_on_postgres("the scan of the SQLite files for the bind password") {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = format!("{}{suffix}", pi.d.db().display());
+            if let Ok(bytes) = std::fs::read(&path) {
+                assert!(!bytes.windows(READER_PASSWORD.len()).any(|w| w == READER_PASSWORD.as_bytes()), "{path}");
+            }
         }
     }
 

@@ -35,6 +35,11 @@ fn the_daemon_forbids_core_dumps_itself_and_creates_private_files() {
 
     // Something written, so the -wal exists; then a backup.
     d.cli_json(&["user", "add", "alice"]);
+    if countersign_tests::skip_on_postgres(
+        "the modes of the SQLite files and of a backup (which copies the SQLite file)",
+    ) {
+        return;
+    }
     for suffix in ["", "-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{suffix}", d.db().display()));
         assert_eq!(mode(&p), 0o600, "{} is private", p.display());
@@ -114,6 +119,9 @@ fn ready_until(d: &Daemon, want: u16) -> (u16, serde_json::Value) {
 
 #[test]
 fn a_full_disk_makes_the_daemon_unready_and_unhealthy_until_space_comes_back() {
+    if countersign_tests::skip_on_postgres("the store's free space is that of the SQLite file's file system") {
+        return;
+    }
     let disk = SmallDisk::new(24);
     let db = disk.path().join("countersign.db");
     let d = Daemon::start(&format!("[store]\npath = \"{}\"\nmin_free_mb = 4\n", db.display()));

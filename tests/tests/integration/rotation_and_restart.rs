@@ -91,6 +91,9 @@ fn rotation_signs_with_v2_and_v1_still_verifies_across_restart() {
     let first_sign = audit.iter().rev().find(|r| r["operation"] == "sign").unwrap();
     assert_eq!(first_sign["key_version"], 1);
     assert_eq!(first_sign["input_sha256"].as_str().unwrap().len(), 64);
+    if countersign_tests::skip_on_postgres("the scan of the SQLite file for the signed data") {
+        return;
+    }
     let db = std::fs::read(d.db()).unwrap();
     assert!(!db.windows(m1.len()).any(|w| w == m1), "signed data must not be stored");
 }

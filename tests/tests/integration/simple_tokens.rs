@@ -49,9 +49,10 @@ impl Setup {
         (v["accepted"].as_bool().unwrap(), v["message"].as_str().unwrap_or_default().to_owned())
     }
 
-    /// Whether `needle` is in the database files.
+    /// Whether `needle` is in the database files; on PostgreSQL (no file to read) the scan is
+    /// skipped, said on stderr, and the answer is false.
     fn at_rest(&self, needle: &str) -> bool {
-        self.d.at_rest(needle.as_bytes())
+        !countersign_tests::skip_on_postgres("a scan of the SQLite files") && self.d.at_rest(needle.as_bytes())
     }
 
     fn token_exists(&self, serial: &str) -> bool {
