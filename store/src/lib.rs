@@ -206,6 +206,8 @@ pub struct Store {
     /// The HSM key of the table seals; set once at start, before the first change. Unset only
     /// in the store's own unit tests, which run without an HSM.
     seal_key: OnceLock<Arc<dyn seals::SealKey>>,
+    /// PostgreSQL: the readiness probe's connection, kept between probes.
+    probe: Mutex<Option<db::Conn>>,
 }
 
 pub(crate) fn connect(path: &Path, sync: Synchronous) -> Result<Connection, StoreError> {
@@ -246,7 +248,12 @@ impl Store {
             Location::Postgres(target) => db::Conn::Pg(Box::new(db::pg::PgConn::open(target)?)),
         };
         migrate::apply(&mut conn)?;
-        Ok(Store { conn: Mutex::new(conn), location: location.clone(), seal_key: OnceLock::new() })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            location: location.clone(),
+            seal_key: OnceLock::new(),
+            probe: Mutex::new(None),
+        })
     }
 
     fn admin(&self) -> MutexGuard<'_, db::Conn> {
@@ -470,9 +477,21 @@ impl Store {
         if let Location::Sqlite { path, .. } = &self.location {
             Self::check_free(path, min_free)?;
         }
-        let mut conn =
-            self.writer_connection().map_err(|e| format!("the database cannot be opened for writing: {e}"))?;
-        store_commits(&mut conn, now_ms).map_err(|e| format!("the database cannot commit a write: {e}"))
+        // SQLite: a fresh connection each time (cheap, and it proves the file opens). PostgreSQL:
+        // one kept connection, which reconnects by itself after a break, so probes do not open a
+        // server session each.
+        if self.dialect() == db::Dialect::Sqlite {
+            let mut conn =
+                self.writer_connection().map_err(|e| format!("the database cannot be opened for writing: {e}"))?;
+            return store_commits(&mut conn, now_ms).map_err(|e| format!("the database cannot commit a write: {e}"));
+        }
+        let mut probe = self.probe.lock().unwrap_or_else(PoisonError::into_inner);
+        if probe.is_none() {
+            *probe =
+                Some(self.writer_connection().map_err(|e| format!("the database cannot be reached for writing: {e}"))?);
+        }
+        let Some(conn) = probe.as_mut() else { return Err("no probe connection".into()) };
+        store_commits(conn, now_ms).map_err(|e| format!("the database cannot commit a write: {e}"))
     }
 
     /// At least `min_free` bytes free where the SQLite file lives (its directory, where the
