@@ -866,6 +866,11 @@ pub struct SmtpServer {
 impl SmtpServer {
     pub fn start() -> SmtpServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        SmtpServer::start_on(port)
+    }
+
+    /// Like [`SmtpServer::start`], on a chosen port (a gateway may point there before it runs).
+    pub fn start_on(port: u16) -> SmtpServer {
         let maildir = tempfile::Builder::new().prefix("cs-mail-").tempdir().unwrap();
         // Debian's python3 (the one python3-aiosmtpd installs into), not whatever is first on PATH.
         let child = Command::new("/usr/bin/python3")

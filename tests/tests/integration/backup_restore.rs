@@ -47,7 +47,7 @@ fn public_key(d: &Daemon) -> Value {
 #[test]
 fn a_restored_backup_authenticates_the_same_tokens_and_verifies_the_same_audit_chain() {
     if countersign_tests::skip_on_postgres(
-        "backups copy the SQLite file (a PostgreSQL store is backed up with pg_dump)",
+        "these tests restore into, damage or list the SQLite file of one appliance",
     ) {
         return;
     }
@@ -106,7 +106,7 @@ fn a_restored_backup_authenticates_the_same_tokens_and_verifies_the_same_audit_c
 #[test]
 fn a_damaged_backup_or_a_relative_backup_directory_is_refused() {
     if countersign_tests::skip_on_postgres(
-        "backups copy the SQLite file (a PostgreSQL store is backed up with pg_dump)",
+        "these tests restore into, damage or list the SQLite file of one appliance",
     ) {
         return;
     }
@@ -137,7 +137,7 @@ fn a_damaged_backup_or_a_relative_backup_directory_is_refused() {
 #[test]
 fn restore_refuses_an_edited_manifest_a_foreign_file_a_symlink_and_an_unsigned_backup() {
     if countersign_tests::skip_on_postgres(
-        "backups copy the SQLite file (a PostgreSQL store is backed up with pg_dump)",
+        "these tests restore into, damage or list the SQLite file of one appliance",
     ) {
         return;
     }

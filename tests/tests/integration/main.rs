@@ -11,6 +11,7 @@ mod authorisation;
 mod backup_restore;
 mod bad_requests;
 mod challenges;
+mod cluster;
 mod concurrency;
 mod crash_recovery;
 mod directory_users;
