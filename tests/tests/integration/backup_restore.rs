@@ -46,9 +46,7 @@ fn public_key(d: &Daemon) -> Value {
 
 #[test]
 fn a_restored_backup_authenticates_the_same_tokens_and_verifies_the_same_audit_chain() {
-    if countersign_tests::skip_on_postgres(
-        "these tests restore into, damage or list the SQLite file of one appliance",
-    ) {
+    if countersign_tests::skip_on_postgres("the test restores into or damages the SQLite file") {
         return;
     }
     let mut d = Daemon::with_plugins(&[HOTP_PLUGIN], "");
@@ -105,9 +103,7 @@ fn a_restored_backup_authenticates_the_same_tokens_and_verifies_the_same_audit_c
 
 #[test]
 fn a_damaged_backup_or_a_relative_backup_directory_is_refused() {
-    if countersign_tests::skip_on_postgres(
-        "these tests restore into, damage or list the SQLite file of one appliance",
-    ) {
+    if countersign_tests::skip_on_postgres("the test restores into or damages the SQLite file") {
         return;
     }
     let d = Daemon::with_plugins(&[HOTP_PLUGIN], "");
@@ -136,9 +132,7 @@ fn a_damaged_backup_or_a_relative_backup_directory_is_refused() {
 /// audit key and names nothing but `countersign.db`.
 #[test]
 fn restore_refuses_an_edited_manifest_a_foreign_file_a_symlink_and_an_unsigned_backup() {
-    if countersign_tests::skip_on_postgres(
-        "these tests restore into, damage or list the SQLite file of one appliance",
-    ) {
+    if countersign_tests::skip_on_postgres("the test restores into or damages the SQLite file") {
         return;
     }
     let d = Daemon::with_plugins(&[HOTP_PLUGIN], "");
