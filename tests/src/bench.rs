@@ -178,3 +178,116 @@ pub fn on_socket(
     });
     (lat, secs, failed.load(Ordering::Relaxed))
 }
+
+/// A daemon profiled under callgrind (`--callgrind DIR` of the bench binaries): instruction
+/// counts repeat under load where wall-clock times do not. The daemon runs under
+/// `valgrind --tool=callgrind`; each measured row is zeroed before and dumped after
+/// (`callgrind_control`), so a dump holds that row's requests only.
+#[derive(Debug, Clone)]
+pub struct Callgrind {
+    pub dir: std::path::PathBuf,
+}
+
+impl Callgrind {
+    /// The program and arguments to run the daemon under (`Daemon::wrapper`).
+    pub fn wrapper(&self) -> Vec<String> {
+        vec![
+            "valgrind".into(),
+            "--tool=callgrind".into(),
+            "--quiet".into(),
+            format!("--callgrind-out-file={}/callgrind.out.%p", self.dir.display()),
+        ]
+    }
+
+    /// Runs `row` with the daemon's counters zeroed before and dumped (named `label`) after;
+    /// prints the requests the row made, to divide the dump's totals by.
+    pub fn measure(&self, pid: Option<u32>, label: &str, row: impl FnOnce() -> Run) -> Run {
+        let pid = pid.expect("the daemon runs").to_string();
+        let control = |args: &[&str]| {
+            let out = std::process::Command::new("callgrind_control").args(args).arg(&pid).output();
+            assert!(out.is_ok_and(|o| o.status.success()), "callgrind_control {args:?} failed");
+        };
+        control(&["-z"]);
+        let run = row();
+        control(&["-d", label]);
+        eprintln!("callgrind: {label}: {} requests in {:.1} s", run.ops, run.secs);
+        run
+    }
+}
+
+/// CPU time used so far, in seconds (user, system): of a process and, with `children`, of its
+/// children that are still running (the daemon's plugin workers), read from `/proc`.
+pub fn cpu_of(pid: u32, children: bool) -> (f64, f64) {
+    // utime and stime are fields 14 and 15 of /proc/PID/stat, in clock ticks; the fields
+    // after the command name (which may hold spaces) start at field 3.
+    fn stat(path: &str) -> Option<(u32, f64, f64)> {
+        let s = std::fs::read_to_string(path).ok()?;
+        let rest: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = 100.0;
+        Some((
+            rest.get(1)?.parse().ok()?,
+            rest.get(11)?.parse::<f64>().ok()? / ticks,
+            rest.get(12)?.parse::<f64>().ok()? / ticks,
+        ))
+    }
+    let (mut user, mut sys) = stat(&format!("/proc/{pid}/stat")).map_or((0.0, 0.0), |(_, u, s)| (u, s));
+    if !children {
+        return (user, sys);
+    }
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(child) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if let Some((ppid, u, s)) = stat(&format!("/proc/{child}/stat")) {
+            if ppid == pid {
+                user += u;
+                sys += s;
+            }
+        }
+    }
+    (user, sys)
+}
+
+/// What a row cost in CPU, per operation: the daemon's (with its plugin workers) and this
+/// process's (the clients'), each user and system, in microseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuPerOp {
+    pub daemon_user_us: f64,
+    pub daemon_sys_us: f64,
+    pub client_user_us: f64,
+    pub client_sys_us: f64,
+}
+
+/// Runs `row` and measures the CPU it cost the daemon `pid` and this process, per operation.
+pub fn with_cpu(pid: Option<u32>, row: impl FnOnce() -> Run) -> (Run, CpuPerOp) {
+    let pid = pid.expect("the daemon runs");
+    let me = std::process::id();
+    let (d0, c0) = (cpu_of(pid, true), cpu_of(me, false));
+    let run = row();
+    let (d1, c1) = (cpu_of(pid, true), cpu_of(me, false));
+    let per = |a: f64, b: f64| (b - a) * 1e6 / run.ops.max(1) as f64;
+    let cpu = CpuPerOp {
+        daemon_user_us: per(d0.0, d1.0),
+        daemon_sys_us: per(d0.1, d1.1),
+        client_user_us: per(c0.0, c1.0),
+        client_sys_us: per(c0.1, c1.1),
+    };
+    (run, cpu)
+}
+
+/// A Markdown table of the median (by the daemon's total) CPU per operation of each row.
+pub fn cpu_rows(labels: &[String], rounds: &[Vec<CpuPerOp>]) -> String {
+    let mut out = "| path | daemon user µs | daemon system µs | clients user µs | clients system µs |\n\
+                   |---|---:|---:|---:|---:|\n"
+        .to_owned();
+    for (row, label) in labels.iter().enumerate() {
+        let mut cpus: Vec<CpuPerOp> = rounds.iter().filter_map(|r| r.get(row).copied()).collect();
+        cpus.sort_by(|a, b| (a.daemon_user_us + a.daemon_sys_us).total_cmp(&(b.daemon_user_us + b.daemon_sys_us)));
+        if let Some(c) = cpus.get(cpus.len() / 2) {
+            out += &format!(
+                "| {label} | {:.0} | {:.0} | {:.0} | {:.0} |\n",
+                c.daemon_user_us, c.daemon_sys_us, c.client_user_us, c.client_sys_us
+            );
+        }
+    }
+    out
+}

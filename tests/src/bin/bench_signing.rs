@@ -4,7 +4,8 @@
 //!
 //! Run it from the release build (`make bench`); it starts its own token and daemon.
 //! Options: `--seconds N` per measurement (default 5), `--rounds N` (default 3), `--out FILE`
-//! for the Markdown report.
+//! for the Markdown report, `--callgrind DIR`: the daemon runs under callgrind, and each
+//! socket row (no raw rows) is dumped into DIR on its own.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
 use countersign_tests::bench::{
-    machine, median, median_rows, memory, on_socket, on_threads, summarise, write_report, Run,
+    cpu_rows, machine, median, median_rows, memory, on_socket, on_threads, summarise, with_cpu, write_report,
+    Callgrind, Run,
 };
 use countersign_tests::{b64, Daemon};
 
@@ -61,6 +63,7 @@ fn main() -> anyhow::Result<()> {
     let mut out: Option<PathBuf> = None;
     // For profiling the daemon alone: skip the raw rows.
     let mut socket_only = false;
+    let mut callgrind: Option<Callgrind> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -68,13 +71,18 @@ fn main() -> anyhow::Result<()> {
             "--out" => out = args.next().map(PathBuf::from),
             "--rounds" => rounds_n = args.next().and_then(|s| s.parse().ok()).unwrap_or(rounds_n).max(1),
             "--socket-only" => socket_only = true,
-            other => anyhow::bail!("unknown argument {other}; use --seconds N --rounds N --out FILE"),
+            "--callgrind" => callgrind = args.next().map(|dir| Callgrind { dir: PathBuf::from(dir) }),
+            other => anyhow::bail!("unknown argument {other}; use --seconds N --rounds N --out FILE --callgrind DIR"),
         }
     }
     let dur = Duration::from_secs(secs);
     let uid = countersign_tests::own_uid();
 
-    let d = Daemon::start("");
+    let mut d = Daemon::configure("");
+    if let Some(c) = &callgrind {
+        d.wrapper = c.wrapper();
+    }
+    d.spawn().map_err(anyhow::Error::msg)?;
     d.provision("bench", "ec-p256", "bench", uid);
     let app = d.cli_json(&["app", "show", "bench"]);
     let key = KeyId::from_hex(app["versions"][0]["key_id"].as_str().unwrap_or_default())?;
@@ -85,6 +93,13 @@ fn main() -> anyhow::Result<()> {
     let _ = raw(&hsm, &key, 2, Duration::from_millis(300));
     let _ = socket(&d.api_sock(), 16, Duration::from_millis(300));
 
+    if let Some(c) = &callgrind {
+        let sock = d.api_sock();
+        c.measure(d.pid(), "sign-16", || socket(&sock, 16, dur));
+        c.measure(d.pid(), "sign-1", || socket(&sock, 1, dur));
+        c.measure(d.pid(), "keys-16", || socket_req(&sock, 16, dur, Req::ListKeys));
+        return Ok(());
+    }
     if socket_only {
         let r = socket(&d.api_sock(), 16, dur);
         println!("{}: {:.0}/s p99 {:.3} ms", r.label, r.per_sec(), r.p99_ms);
@@ -94,14 +109,17 @@ fn main() -> anyhow::Result<()> {
     // the rows are interleaved over several rounds and each reports its median round, and the
     // ratio is taken per round (raw and socket measured back to back) before its median.
     let mut rounds: Vec<Vec<Run>> = Vec::new();
+    // The CPU each socket row cost per request, the daemon's and the clients' (user, system).
+    let mut cpu_rounds = Vec::new();
+    let sock = d.api_sock();
     for _ in 0..rounds_n {
-        rounds.push(vec![
-            raw(&hsm, &key, 1, dur),
-            raw(&hsm, &key, 2, dur),
-            socket(&d.api_sock(), 1, dur),
-            socket(&d.api_sock(), 16, dur),
-            socket_req(&d.api_sock(), 16, dur, Req::ListKeys),
-        ]);
+        let (raw1, r1) = with_cpu(d.pid(), || raw(&hsm, &key, 1, dur));
+        let (raw2, r2) = with_cpu(d.pid(), || raw(&hsm, &key, 2, dur));
+        let (one, c1) = with_cpu(d.pid(), || socket(&sock, 1, dur));
+        let (many, c16) = with_cpu(d.pid(), || socket(&sock, 16, dur));
+        let (keys, ck) = with_cpu(d.pid(), || socket_req(&sock, 16, dur, Req::ListKeys));
+        rounds.push(vec![raw1, raw2, one, many, keys]);
+        cpu_rounds.push(vec![r1, r2, c1, c16, ck]);
     }
     let ratio16 = median(rounds.iter().map(|r| r[3].per_sec() / r[1].per_sec()).collect());
     let ratio1 = median(rounds.iter().map(|r| r[2].per_sec() / r[0].per_sec()).collect());
@@ -113,6 +131,10 @@ fn main() -> anyhow::Result<()> {
         machine()
     );
     report += &median_rows(&rounds, "signatures");
+    report += "\nCPU per request (median round), from /proc: the daemon's (with its plugin workers) and this \
+               process's (the clients', or the raw rows' own threads):\n\n";
+    let labels: Vec<String> = rounds[0].iter().map(|r| r.label.clone()).collect();
+    report += &cpu_rows(&labels, &cpu_rounds);
     report += "\n";
     report += &memory(d.pid(), "Daemon");
     report += &format!(

@@ -10,7 +10,9 @@
 //!
 //! Run it from the release build (`make bench`); it starts its own token and daemon.
 //! Options: `--seconds N` per measurement (default 5), `--rounds N` (default 3), `--samples N`
-//! rejects of each kind for the timing comparison (default 400), `--out FILE`.
+//! rejects of each kind for the timing comparison (default 400), `--out FILE`, `--callgrind DIR`:
+//! the daemon runs under callgrind, and the check rows by serial (32 and 1 client) and by user
+//! are each dumped into DIR on their own (nothing else runs).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
@@ -21,7 +23,8 @@ use std::time::Duration;
 
 use countersign_hsm::{HashAlg, Hsm, KeyId};
 use countersign_tests::bench::{
-    machine, median, median_rows, memory, on_socket, on_threads, summarise, write_report, Run,
+    cpu_rows, machine, median, median_rows, memory, on_socket, on_threads, summarise, with_cpu, write_report,
+    Callgrind, Run,
 };
 use countersign_tests::{hotp, Daemon, HOTP_PLUGIN};
 
@@ -87,6 +90,7 @@ fn main() -> anyhow::Result<()> {
     let mut rounds_n = 3usize;
     let mut samples = 400usize;
     let mut out: Option<PathBuf> = None;
+    let mut callgrind: Option<Callgrind> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -94,7 +98,10 @@ fn main() -> anyhow::Result<()> {
             "--out" => out = args.next().map(PathBuf::from),
             "--rounds" => rounds_n = args.next().and_then(|s| s.parse().ok()).unwrap_or(rounds_n).max(1),
             "--samples" => samples = args.next().and_then(|s| s.parse().ok()).unwrap_or(samples).max(10),
-            other => anyhow::bail!("unknown argument {other}; use --seconds N --rounds N --samples N --out FILE"),
+            "--callgrind" => callgrind = args.next().map(|dir| Callgrind { dir: PathBuf::from(dir) }),
+            other => anyhow::bail!(
+                "unknown argument {other}; use --seconds N --rounds N --samples N --out FILE --callgrind DIR"
+            ),
         }
     }
     let dur = Duration::from_secs(secs);
@@ -103,6 +110,9 @@ fn main() -> anyhow::Result<()> {
     // The look-ahead window of a whole run: clients that time out mid-request skip a code.
     // Throttling off: the timing comparison sends hundreds of rejects for one user.
     d.install_plugins(&[HOTP_PLUGIN], "[validate]\nhotp_window = 10\nthrottle_base_ms = 0\n");
+    if let Some(c) = &callgrind {
+        d.wrapper = c.wrapper();
+    }
     d.spawn().map_err(anyhow::Error::msg)?;
     let serials: Vec<String> = (0..CLIENTS)
         .map(|c| {
@@ -130,6 +140,14 @@ fn main() -> anyhow::Result<()> {
     let hsm = d.hsm.open(16);
     let counters: Arc<Vec<AtomicU64>> = Arc::new((0..CLIENTS).map(|_| AtomicU64::new(0)).collect());
     let _ = run(&d.api_sock(), &serials, &counters, CLIENTS, Duration::from_millis(500), Target::Serial);
+    if let Some(c) = &callgrind {
+        let (sock, serials, counters) = (&d.api_sock(), &serials, &counters);
+        let row = |clients, target| move || run(sock, serials, counters, clients, dur, target).0;
+        c.measure(d.pid(), "serial-32", row(CLIENTS, Target::Serial));
+        c.measure(d.pid(), "serial-1", row(1, Target::Serial));
+        c.measure(d.pid(), "user-32", row(CLIENTS, Target::User));
+        return Ok(());
+    }
     // Policies a privacyIDEA site typically has: how the PIN is checked, and a per-user limit of
     // failed authentications (a count over the audit index on every check). Enabled only for
     // the last row of each round.
@@ -157,18 +175,30 @@ fn main() -> anyhow::Result<()> {
     };
 
     let mut rounds: Vec<Vec<Run>> = Vec::new();
+    // The CPU each row cost per check, the daemon's and the clients' (user, system).
+    let mut cpu_rounds = Vec::new();
     let mut rejected = 0;
+    let sock = d.api_sock();
     for _ in 0..rounds_n {
-        let raw = raw_hsm(&hsm, &pin_key, &seal_key, 2, dur);
-        let (one, r1) = run(&d.api_sock(), &serials, &counters, 1, dur, Target::Serial);
-        let (many, r32) = run(&d.api_sock(), &serials, &counters, CLIENTS, dur, Target::Serial);
-        let (by_user, ru) = run(&d.api_sock(), &serials, &counters, CLIENTS, dur, Target::User);
+        let mut rejects = 0;
+        let mut row = |clients, target| {
+            with_cpu(d.pid(), || {
+                let (run, r) = run(&sock, &serials, &counters, clients, dur, target);
+                rejects += r;
+                run
+            })
+        };
+        let (raw, cr) = with_cpu(d.pid(), || raw_hsm(&hsm, &pin_key, &seal_key, 2, dur));
+        let (one, c1) = row(1, Target::Serial);
+        let (many, c32) = row(CLIENTS, Target::Serial);
+        let (by_user, cu) = row(CLIENTS, Target::User);
         policies(true)?;
-        let (mut with_policies, rp) = run(&d.api_sock(), &serials, &counters, CLIENTS, dur, Target::User);
+        let (mut with_policies, cp) = row(CLIENTS, Target::User);
         with_policies.label = format!("by user, policies otppin + auth_max_fail active, {CLIENTS} client(s)");
         policies(false)?;
-        rejected += r1 + r32 + ru + rp;
+        rejected += rejects;
         rounds.push(vec![raw, one, many, by_user, with_policies]);
+        cpu_rounds.push(vec![cr, c1, c32, cu, cp]);
     }
     let mut report = format!(
         "## Validation: /v1/validate/check with valid HOTP codes\n\nMachine: {}\n\
@@ -181,6 +211,10 @@ fn main() -> anyhow::Result<()> {
         machine()
     );
     report += &median_rows(&rounds, "checks");
+    report += "\nCPU per check (median round), from /proc: the daemon's (with its plugin workers) and this \
+               process's (the clients', or the raw row's own threads):\n\n";
+    let labels: Vec<String> = rounds[0].iter().map(|r| r.label.clone()).collect();
+    report += &cpu_rows(&labels, &cpu_rounds);
     let ratio = median(rounds.iter().map(|r| r[2].per_sec() / r[0].per_sec()).collect());
     report += &format!(
         "\n32 clients / the raw HSM work of a check on 2 threads (median of per-round ratios): **{:.0}%**. \
