@@ -41,13 +41,26 @@ pub fn key_pair(hsm: &Hsm, store: &Store, role: &str, alg: KeyAlgorithm) -> Resu
             Ok(id)
         }
         None => {
-            let pair = hsm.generate_key_pair(&format!("countersign/system/{role}"), alg)?;
-            if let Err(e) = store.insert_system_key(role, &pair.id.to_hex()) {
-                let _ = hsm.destroy_objects(&pair.id);
-                return Err(e.into());
+            // Made under the store's write lock: appliances on one database that need the key
+            // at the same first use make it once; the others find it.
+            let (hex, made) = store.system_key_or_make(
+                role,
+                || -> Result<String, SystemKeyError> {
+                    Ok(hsm.generate_key_pair(&format!("countersign/system/{role}"), alg)?.id.to_hex())
+                },
+                |hex| {
+                    if let Ok(id) = KeyId::from_hex(hex) {
+                        let _ = hsm.destroy_objects(&id);
+                    }
+                },
+            )?;
+            let id = KeyId::from_hex(&hex).map_err(countersign_hsm::HsmError::from)?;
+            if made {
+                tracing::info!(key_id = %id, role, "generated a system key pair on the token");
+            } else if !hsm.has_key(&id, false)? {
+                return Err(SystemKeyError::Missing { role: role.to_owned(), key: hex });
             }
-            tracing::info!(key_id = %pair.id, role, "generated a system key pair on the token");
-            Ok(pair.id)
+            Ok(id)
         }
     }
 }
@@ -129,16 +142,26 @@ pub fn start_table_sealing(hsm: &Hsm, store: &Store) -> Result<(), SystemKeyErro
     let (id, adopt) = match found.as_slice() {
         [id] => (id.clone(), false),
         [] => {
-            if let Some(hex) = store.system_key(ROLE)? {
+            // Made under the store's write lock, so two appliances starting on a new database
+            // make one key; a store that names a key the token lacks is refused.
+            let (hex, made) = store.system_key_or_make(
+                ROLE,
+                || -> Result<String, SystemKeyError> {
+                    Ok(hsm.generate_secret_key(&label, countersign_hsm::SecretKeyKind::Hmac)?.to_hex())
+                },
+                |hex| {
+                    if let Ok(id) = KeyId::from_hex(hex) {
+                        let _ = hsm.destroy_objects(&id);
+                    }
+                },
+            )?;
+            let id = KeyId::from_hex(&hex).map_err(countersign_hsm::HsmError::from)?;
+            if made {
+                tracing::info!(key_id = %id, "generated the table-seal key; sealing the tables that grant power");
+            } else if !hsm.has_key(&id, true)? {
                 return Err(SystemKeyError::Missing { role: ROLE.to_owned(), key: hex });
             }
-            let id = hsm.generate_secret_key(&label, countersign_hsm::SecretKeyKind::Hmac)?;
-            if let Err(e) = store.insert_system_key(ROLE, &id.to_hex()) {
-                let _ = hsm.destroy_objects(&id);
-                return Err(e.into());
-            }
-            tracing::info!(key_id = %id, "generated the table-seal key; sealing the tables that grant power");
-            (id, true)
+            (id, made)
         }
         more => {
             return Err(SystemKeyError::Store(StoreError::Refused(Refusal::Invalid(format!(

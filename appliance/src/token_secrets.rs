@@ -66,13 +66,25 @@ fn key(hsm: &Hsm, store: &Store, role: &'static str, kind: SecretKeyKind) -> Res
         }
         return Ok(id);
     }
-    let id = hsm.generate_secret_key(&format!("countersign/system/{role}"), kind)?;
-    if let Err(e) = store.insert_system_key(role, &id.to_hex()) {
+    // Made under the store's write lock: appliances starting together make it once.
+    let (hex, made) = store.system_key_or_make(
+        role,
+        || -> Result<String, TokenSecretsError> {
+            Ok(hsm.generate_secret_key(&format!("countersign/system/{role}"), kind)?.to_hex())
+        },
         // Keep no key on the token that the store does not name.
-        let _ = hsm.destroy_objects(&id);
-        return Err(e.into());
+        |hex| {
+            if let Ok(id) = KeyId::from_hex(hex) {
+                let _ = hsm.destroy_objects(&id);
+            }
+        },
+    )?;
+    let id = KeyId::from_hex(&hex).map_err(countersign_hsm::HsmError::from)?;
+    if made {
+        tracing::info!(role, key_id = %id, "generated a system key on the token");
+    } else if !hsm.has_key(&id, true)? {
+        return Err(TokenSecretsError::Missing { role, key_id: hex });
     }
-    tracing::info!(role, key_id = %id, "generated a system key on the token");
     Ok(id)
 }
 

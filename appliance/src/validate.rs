@@ -840,7 +840,6 @@ impl ValidateService {
                             challenge_id: c.id,
                             token_id: t.id,
                             seen_counter: t.counter,
-                            seen_fail: t.fails.count,
                             new_counter: counter.saturating_add(1),
                             drift: drift(t, counter, now),
                         },
@@ -1083,7 +1082,6 @@ impl ValidateService {
                     TokenEffect::Accept {
                         token_id: token.id,
                         seen_counter: token.counter,
-                        seen_fail: token.fails.count,
                         new_counter: next,
                         drift: drift(token, counter, now),
                         then,

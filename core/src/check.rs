@@ -31,16 +31,14 @@ pub enum TokenEffect {
     /// Accepted by a policy without a token (passOnNoToken, passOnNoUser, passthru): nothing
     /// to change but the audit row.
     Pass,
-    /// Accept: move `counter` from `seen_counter` to `new_counter`, but only if neither the
-    /// counter nor the fail counter changed since they were read; then, in the same
-    /// transaction, what the accept does to the token beyond that (`then`).
+    /// Accept: move `counter` from `seen_counter` to `new_counter`, but only if the counter did
+    /// not change since it was read and failures counted meanwhile did not lock the token;
+    /// then, in the same transaction, what the accept does to the token beyond that (`then`).
     Accept {
         /// The accepted token's row id.
         token_id: i64,
         /// The token's `counter` as the check read it.
         seen_counter: u64,
-        /// The token's `fail_count` as the check read it.
-        seen_fail: u32,
         /// The counter after the accepted code: the next one a code may have.
         new_counter: u64,
         /// TOTP: the clock drift learned, in time steps; `None` keeps the stored drift.
@@ -67,8 +65,6 @@ pub enum TokenEffect {
         token_id: i64,
         /// The token's `counter` as the check read it.
         seen_counter: u64,
-        /// The token's `fail_count` as the check read it.
-        seen_fail: u32,
         /// The counter after the accepted code: the next one a code may have.
         new_counter: u64,
         /// TOTP: the clock drift learned, in time steps; `None` keeps the stored drift.

@@ -563,16 +563,16 @@ pub(crate) fn commit_check(tx: &dyn Sql, seals: &RowSeals, rec: &mut CheckRecord
         TokenEffect::None => false,
         // A policy let the user through without a token (passOnNoToken, passOnNoUser, passthru).
         TokenEffect::Pass => true,
-        TokenEffect::Accept { token_id, seen_counter, seen_fail, new_counter, drift, then } => {
+        TokenEffect::Accept { token_id, seen_counter, new_counter, drift, then } => {
             let then = then.clone();
-            advance_counter(tx, seals, rec, *token_id, *seen_counter, *seen_fail, *new_counter, *drift, &then)?
+            advance_counter(tx, seals, rec, *token_id, *seen_counter, *new_counter, *drift, &then)?
         }
-        TokenEffect::AcceptChallenge { challenge_id, token_id, seen_counter, seen_fail, new_counter, drift } => {
+        TokenEffect::AcceptChallenge { challenge_id, token_id, seen_counter, new_counter, drift } => {
             let (challenge_id, token_id) = (*challenge_id, *token_id);
-            let (seen_counter, seen_fail, new_counter, drift) = (*seen_counter, *seen_fail, *new_counter, *drift);
+            let (seen_counter, new_counter, drift) = (*seen_counter, *new_counter, *drift);
             // The counter first: its compare-and-set reads the fail count that answering resets.
             // A challenge lost after it means the OTP is spent and the check still refused.
-            advance_counter(tx, seals, rec, token_id, seen_counter, seen_fail, new_counter, drift, &AfterAccept::Keep)?
+            advance_counter(tx, seals, rec, token_id, seen_counter, new_counter, drift, &AfterAccept::Keep)?
                 && answer_challenge(tx, seals, rec, challenge_id, token_id)?
         }
         TokenEffect::AnswerChallenge { challenge_id, token_id } => {
@@ -621,7 +621,6 @@ fn advance_counter(
     rec: &mut CheckRecord,
     token_id: i64,
     seen_counter: u64,
-    seen_fail: u32,
     new_counter: u64,
     drift: Option<i64>,
     then: &AfterAccept,
@@ -629,15 +628,20 @@ fn advance_counter(
     let at = rec.audit.at_ms;
     let changed = seals.update(tx, RowTable::Token, token_id, || {
         let moved = tx.execute(
+            // The counter as the check read it (so a code is spent once), and the token not locked
+            // as it stands now: failures counted meanwhile (on this or another appliance) lock it
+            // only if they reached max_fail before the clear timeout (`FailCounter::locked`);
+            // below that, the accept resets the count as it would in any serial order.
             "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
-             WHERE id = ?4 AND counter = ?5 AND fail_count = ?6 AND active = 1 AND revoked = 0",
+             WHERE id = ?4 AND counter = ?5 AND active = 1 AND revoked = 0
+               AND (fail_count < max_fail
+                    OR (fail_clear_s > 0 AND last_fail_ms IS NOT NULL AND ?2 - last_fail_ms >= fail_clear_s * 1000))",
             args![
                 i64::try_from(new_counter).unwrap_or(i64::MAX),
                 at,
                 drift,
                 token_id,
-                i64::try_from(seen_counter).unwrap_or(i64::MAX),
-                seen_fail
+                i64::try_from(seen_counter).unwrap_or(i64::MAX)
             ],
         )?;
         if let (1, AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), .. }) = (moved, then) {
@@ -710,19 +714,55 @@ impl Store {
         })
     }
 
-    /// Records the CKA_ID (hex) of the key just generated on the HSM for `role` (`token-seal`,
-    /// `pin-verifier`, `table-seal`, ...) and renews the table's seal; refuses a role already
-    /// recorded (a [`Refusal::Duplicate`](countersign_core::error::Refusal::Duplicate)).
-    pub fn insert_system_key(&self, role: &str, key_id_hex: &str) -> Result<(), StoreError> {
-        self.write(|tx| {
+    /// The CKA_ID (hex) of `role`'s system key, made by `make` (which generates it on the HSM
+    /// and gives its id) when the store names none yet; `true` when it was made now. The look-up,
+    /// `make` and the insert run in one write transaction, so appliances sharing the database
+    /// that need the key at the same moment make it once: the others wait and find it. When the
+    /// made key cannot be recorded, `undo` gets its id (to destroy it: the token keeps no key the
+    /// store does not name).
+    pub fn system_key_or_make<E: From<StoreError>>(
+        &self,
+        role: &str,
+        make: impl FnOnce() -> Result<String, E>,
+        undo: impl FnOnce(&str),
+    ) -> Result<(String, bool), E> {
+        let mut failed: Option<E> = None;
+        let mut made: Option<String> = None;
+        let out = self.write(|tx| {
             self.check_seals(tx, &["system_key"])?;
+            if let Some(hex) =
+                tx.query_opt("SELECT hsm_key_id FROM system_key WHERE role = ?1", args![role], |r| r.get(0))?
+            {
+                return Ok(Some((hex, false)));
+            }
+            let hex = match make() {
+                Ok(hex) => hex,
+                Err(e) => {
+                    failed = Some(e);
+                    return Ok(None);
+                }
+            };
+            made = Some(hex.clone());
             tx.execute(
                 "INSERT INTO system_key (role, hsm_key_id, created_at) VALUES (?1, ?2, ?3)",
-                args![role, key_id_hex, crate::now_ms() / 1000],
-            )
-            .map_err(|e| unique_as(e, || StoreError::Refused(Refusal::Duplicate(format!("system key {role}")))))?;
-            self.reseal(tx, &["system_key"])
-        })
+                args![role, hex, crate::now_ms() / 1000],
+            )?;
+            self.reseal(tx, &["system_key"])?;
+            Ok(Some((hex, true)))
+        });
+        match (out, failed) {
+            (_, Some(e)) => Err(e),
+            (Ok(Some(found)), None) => Ok(found),
+            (Ok(None), None) => {
+                Err(StoreError::Refused(Refusal::Invalid(format!("system key {role} was not made"))).into())
+            }
+            (Err(e), None) => {
+                if let Some(hex) = made {
+                    undo(&hex);
+                }
+                Err(e.into())
+            }
+        }
     }
 
     fn realm_id(conn: &dyn Sql, realm: Option<&str>) -> Result<(i64, String), StoreError> {
@@ -1405,5 +1445,47 @@ mod tests {
             store.bind_directory_user(Some("other"), &other),
             Err(StoreError::Refused(Refusal::Invalid(_)))
         ));
+    }
+
+    #[test]
+    fn a_system_key_is_made_once_however_many_appliances_need_it_at_once() {
+        crate::testing::each_store(|store, engine| {
+            let made = std::sync::atomic::AtomicU32::new(0);
+            let handles: Vec<Store> = (0..4).map(|_| Store::open_at(store.location()).unwrap()).collect();
+            let ids: Vec<(String, bool)> = std::thread::scope(|s| {
+                let runs: Vec<_> = handles
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        let made = &made;
+                        s.spawn(move || {
+                            h.system_key_or_make(
+                                "response-signing",
+                                || -> Result<String, StoreError> {
+                                    made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                    std::thread::sleep(std::time::Duration::from_millis(50));
+                                    Ok(format!("{i:032x}"))
+                                },
+                                |_| panic!("nothing to undo"),
+                            )
+                            .unwrap()
+                        })
+                    })
+                    .collect();
+                runs.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 1, "{engine}: made {made:?} times");
+            assert_eq!(ids.iter().filter(|(_, m)| *m).count(), 1, "{engine}");
+            assert!(ids.iter().all(|(h, _)| *h == ids[0].0), "{engine}: {ids:?}");
+            assert_eq!(store.system_key("response-signing").unwrap(), Some(ids[0].0.clone()));
+            // A make that fails records nothing.
+            let failed = store.system_key_or_make(
+                "audit-signing",
+                || Err(StoreError::Refused(Refusal::Invalid("the HSM said no".into()))),
+                |_| {},
+            );
+            assert!(failed.is_err());
+            assert_eq!(store.system_key("audit-signing").unwrap(), None, "{engine}");
+        });
     }
 }

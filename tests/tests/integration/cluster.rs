@@ -758,9 +758,6 @@ fn with_the_database_stopped_for_ten_seconds_nothing_is_accepted_wrongly_no_answ
 }
 
 #[test]
-#[ignore = "product bug: a failed check of a token makes a concurrent check with a valid, unused code of it \
-            lose its compare-and-set (store/src/tokens.rs: the accept's UPDATE compares fail_count) and be \
-            refused as 'the OTP was already used'; see the issue 16 test report"]
 fn a_valid_code_is_accepted_while_wrong_codes_for_its_token_arrive() {
     let c = Cluster::start(2, &[HOTP_PLUGIN], VALIDATE);
     let seed = random_seed();
@@ -799,10 +796,6 @@ fn a_valid_code_is_accepted_while_wrong_codes_for_its_token_arrive() {
 }
 
 #[test]
-#[ignore = "product bug: nodes that make the response-signing key at the same first use race: the losers \
-            answer 500 ('system key response-signing already exists'), and a loser then never finds the \
-            winner's key on the shared token ('the store names response-signing key ..., but the token does \
-            not hold it'); see the issue 16 test report"]
 fn the_first_signed_answers_on_several_nodes_at_once_are_all_signed() {
     // No node made the response-signing key before: the first privacyIDEA answers make it.
     let c = Cluster::start_cold(3, &[HOTP_PLUGIN], VALIDATE);
