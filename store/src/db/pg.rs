@@ -126,6 +126,24 @@ impl std::fmt::Debug for PgConn {
     }
 }
 
+/// The `postgres` client closes its connection by blocking on its own runtime, which panics on
+/// a thread that drives an async runtime (a daemon dropping its executor at shutdown, a handle
+/// dropped in async code). There the client is handed to a thread of its own to be dropped.
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        let Some(client) = self.client.get_mut().take() else { return };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let closing = std::thread::Builder::new().name("pg-close".into()).spawn(move || drop(client));
+            if let Err(e) = closing {
+                // The connection is left to the server, which closes it when the process ends.
+                tracing::warn!(error = %e, "cannot close a PostgreSQL connection");
+            }
+        } else {
+            drop(client);
+        }
+    }
+}
+
 impl PgConn {
     /// Opens a connection to `target`.
     pub fn open(target: &PgTarget) -> Result<PgConn, StoreError> {

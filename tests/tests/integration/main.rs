@@ -44,6 +44,7 @@ mod rotation_and_restart;
 mod signing_verifies_with_openssl;
 mod simple_tokens;
 mod startup_failures;
+mod store_copy;
 mod systemd_integration;
 mod token_lifecycle;
 mod token_selection;
