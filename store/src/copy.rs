@@ -1,7 +1,7 @@
 //! Moving an appliance's data between stores: every row of every table copied from one store
 //! into an empty one, ids kept, in one transaction on the target: a SQLite appliance's file into
 //! the PostgreSQL database a cluster will share (`countersignd copy-store`), and a PostgreSQL
-//! store into a SQLite file and back (its backups, [`crate::backup`]). Seals, row seals and the audit chain are copied
+//! store into a SQLite file and back (its backups). Seals, row seals and the audit chain are copied
 //! as they are and verify there as they did here, because both engines encode values alike
 //! and order text byte by byte ([`crate::seals::hash_value`], the PostgreSQL schema's
 //! `COLLATE "C"`); the caller proves it afterwards with the HSM (seals and `audit verify`).
