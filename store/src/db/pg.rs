@@ -6,7 +6,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::error::Error as _;
 
 use postgres::error::SqlState;
 use postgres::types::{IsNull, ToSql, Type};
@@ -360,8 +359,12 @@ impl From<postgres::Error> for DbError {
                 DbCode::Unavailable
             }
             Some(_) => DbCode::Other,
-            None if e.is_closed() || e.source().is_some_and(|s| s.is::<std::io::Error>()) => DbCode::Unavailable,
-            None => DbCode::Unavailable,
+            // No server code: the connection failed (closed, an I/O error, a connect timeout),
+            // or the client refused a value (a type it cannot convert: the store's own bug).
+            None if e.is_closed() || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) => {
+                DbCode::Unavailable
+            }
+            None => DbCode::Other,
         };
         // The server's message with its detail, which names the constraint or the value.
         let text = match e.as_db_error() {
