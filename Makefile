@@ -19,7 +19,8 @@ run: deps
 ## private PostgreSQL server (scripts/test-postgres.sh, in a temporary directory, stopped at the
 ## end even when a test fails) named by COUNTERSIGN_TEST_PG, on which the store's unit tests run
 ## too and the cluster tests put their nodes. Then the validation, challenge, signing and audit
-## suites again with their daemons on PostgreSQL (COUNTERSIGN_TEST_BACKEND=postgres).
+## suites again with their daemons on PostgreSQL (COUNTERSIGN_TEST_BACKEND=postgres; --workspace,
+## as the first pass, so the test binary is not built again with other features).
 PG_SUITES = token_validation:: challenges:: failure_counting:: token_lifecycle:: audit_chain:: \
 	signing_verifies_with_openssl:: hsm_operations:: concurrency:: crash_recovery::
 # Known product bugs on PostgreSQL, skipped in that pass only (they run on SQLite):
@@ -33,8 +34,8 @@ test: deps lint build systemd-check
 	echo "COUNTERSIGN_TEST_PG=\"$$COUNTERSIGN_TEST_PG\""; \
 	echo "$(CARGO) test --workspace --all-targets"; \
 	$(CARGO) test --workspace --all-targets; \
-	echo "COUNTERSIGN_TEST_BACKEND=postgres $(CARGO) test -p countersign-tests --test integration -- $(PG_SUITES) $(PG_SKIP)"; \
-	COUNTERSIGN_TEST_BACKEND=postgres $(CARGO) test -p countersign-tests --test integration -- $(PG_SUITES) $(PG_SKIP)
+	echo "COUNTERSIGN_TEST_BACKEND=postgres $(CARGO) test --workspace --test integration -- $(PG_SUITES) $(PG_SKIP)"; \
+	COUNTERSIGN_TEST_BACKEND=postgres $(CARGO) test --workspace --test integration -- $(PG_SUITES) $(PG_SKIP)
 
 build:
 	$(CARGO) build --workspace
