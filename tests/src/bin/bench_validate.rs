@@ -12,7 +12,8 @@
 //! Options: `--seconds N` per measurement (default 5), `--rounds N` (default 3), `--samples N`
 //! rejects of each kind for the timing comparison (default 400), `--out FILE`, `--callgrind DIR`:
 //! the daemon runs under callgrind, and the check rows by serial (32 and 1 client) and by user
-//! are each dumped into DIR on their own (nothing else runs).
+//! are each dumped into DIR on their own (nothing else runs); `--socket-only`: only the row by
+//! serial at 32 clients, once (for profiling the daemon from outside).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
@@ -91,6 +92,7 @@ fn main() -> anyhow::Result<()> {
     let mut samples = 400usize;
     let mut out: Option<PathBuf> = None;
     let mut callgrind: Option<Callgrind> = None;
+    let mut socket_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -99,8 +101,10 @@ fn main() -> anyhow::Result<()> {
             "--rounds" => rounds_n = args.next().and_then(|s| s.parse().ok()).unwrap_or(rounds_n).max(1),
             "--samples" => samples = args.next().and_then(|s| s.parse().ok()).unwrap_or(samples).max(10),
             "--callgrind" => callgrind = args.next().map(|dir| Callgrind { dir: PathBuf::from(dir) }),
+            "--socket-only" => socket_only = true,
             other => anyhow::bail!(
-                "unknown argument {other}; use --seconds N --rounds N --samples N --out FILE --callgrind DIR"
+                "unknown argument {other}; use --seconds N --rounds N --samples N --out FILE --callgrind DIR \
+                 --socket-only"
             ),
         }
     }
@@ -140,6 +144,11 @@ fn main() -> anyhow::Result<()> {
     let hsm = d.hsm.open(16);
     let counters: Arc<Vec<AtomicU64>> = Arc::new((0..CLIENTS).map(|_| AtomicU64::new(0)).collect());
     let _ = run(&d.api_sock(), &serials, &counters, CLIENTS, Duration::from_millis(500), Target::Serial);
+    if socket_only {
+        let (r, rejected) = run(&d.api_sock(), &serials, &counters, CLIENTS, dur, Target::Serial);
+        println!("{}: {:.0}/s p99 {:.3} ms, {rejected} not accepted", r.label, r.per_sec(), r.p99_ms);
+        return Ok(());
+    }
     if let Some(c) = &callgrind {
         let (sock, serials, counters) = (&d.api_sock(), &serials, &counters);
         let row = |clients, target| move || run(sock, serials, counters, clients, dur, target).0;
