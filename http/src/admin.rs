@@ -14,13 +14,13 @@ use serde_json::Value;
 use super::answer::Answer;
 use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query, SocketPeer};
-use super::AppState;
+use super::{AppState, SharedState};
 use countersign::store::AuditQuery;
 use countersign_api::application::{Application, ApplicationList, Integration, IntegrationList};
 use countersign_api::audit::{ChainReport, SignatureAudit};
 use countersign_api::jobs::JobList;
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/v1/admin/applications", get(list_applications).post(create_application))
         .route("/v1/admin/applications/{name}", get(show_application))
@@ -36,7 +36,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// Routes whose work grows with the database (verification, retention, backup).
-pub(super) fn maintenance_routes() -> Router<AppState> {
+pub(super) fn maintenance_routes() -> Router<SharedState> {
     Router::new()
         .route("/v1/admin/audit/verify", post(audit_verify))
         .route("/v1/admin/audit/retain", post(audit_retain))
@@ -49,7 +49,7 @@ pub(super) fn maintenance_routes() -> Router<AppState> {
 /// written is still answered, and the failure logged: reads change nothing, and an operator
 /// must be able to look when the audit is in trouble.
 pub(super) async fn audit_reads(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     path: axum::extract::MatchedPath,
     req: Request,
@@ -93,7 +93,7 @@ pub(super) async fn record_read(
 }
 
 pub(super) async fn require_admin(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     caller: SocketPeer,
     req: Request,
     next: Next,
@@ -115,7 +115,7 @@ struct NewApplication {
 }
 
 async fn create_application(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<NewApplication>,
 ) -> Result<(StatusCode, Answer<Application>), ApiError> {
@@ -125,19 +125,19 @@ async fn create_application(
     Ok((StatusCode::CREATED, Answer(st.admin.create_application(caller, b.name, alg).await?)))
 }
 
-async fn list_applications(State(st): State<AppState>) -> Result<Answer<ApplicationList>, ApiError> {
+async fn list_applications(State(st): State<SharedState>) -> Result<Answer<ApplicationList>, ApiError> {
     Ok(Answer(ApplicationList { applications: st.admin.applications().await? }))
 }
 
 async fn show_application(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Path(name): Path<String>,
 ) -> Result<Answer<Application>, ApiError> {
     Ok(Answer(st.admin.application(name).await?))
 }
 
 async fn rotate(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
 ) -> Result<Answer<Application>, ApiError> {
@@ -152,19 +152,19 @@ struct NewIntegration {
 }
 
 async fn create_integration(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<NewIntegration>,
 ) -> Result<(StatusCode, Answer<Integration>), ApiError> {
     Ok((StatusCode::CREATED, Answer(st.admin.create_integration(caller, b.name, b.uid).await?)))
 }
 
-async fn list_integrations(State(st): State<AppState>) -> Result<Answer<IntegrationList>, ApiError> {
+async fn list_integrations(State(st): State<SharedState>) -> Result<Answer<IntegrationList>, ApiError> {
     Ok(Answer(IntegrationList { integrations: st.admin.integrations().await? }))
 }
 
 async fn delete_integration(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -179,7 +179,7 @@ struct NewGrant {
 }
 
 async fn grant(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<NewGrant>,
@@ -188,23 +188,23 @@ async fn grant(
 }
 
 async fn revoke(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path((name, application)): Path<(String, String)>,
 ) -> Result<Answer<Integration>, ApiError> {
     Ok(Answer(st.admin.revoke(caller, name, application).await?))
 }
 
-async fn audit(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> Result<Answer<SignatureAudit>, ApiError> {
+async fn audit(State(st): State<SharedState>, Query(q): Query<AuditQuery>) -> Result<Answer<SignatureAudit>, ApiError> {
     Ok(Answer(SignatureAudit { rows: st.admin.signature_audit(q).await? }))
 }
 
 /// The whole chain checked: `ok`, counts, and the first bad row when there is one.
-async fn audit_verify(State(st): State<AppState>) -> Result<Answer<ChainReport>, ApiError> {
+async fn audit_verify(State(st): State<SharedState>) -> Result<Answer<ChainReport>, ApiError> {
     Ok(Answer(st.audit.verify().await?))
 }
 
-async fn audit_checkpoint(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn audit_checkpoint(State(st): State<SharedState>) -> Result<Json<Value>, ApiError> {
     to_json(serde_json::json!({ "checkpoint_seq": st.audit.checkpoint().await? }))
 }
 
@@ -218,7 +218,7 @@ struct ExportQuery {
 
 /// The audit as JSON lines in chain order (each row with its link), from one read
 /// transaction; a failure mid-way ends the stream with an `error` line.
-async fn audit_export(State(st): State<AppState>, Query(q): Query<ExportQuery>) -> axum::response::Response {
+async fn audit_export(State(st): State<SharedState>, Query(q): Query<ExportQuery>) -> axum::response::Response {
     let audit = st.audit.clone();
     super::ndjson::stream(move |lines| {
         let result = audit.export(q.after_seq, |v| lines.send(v));
@@ -238,7 +238,7 @@ struct RetainRequest {
     older_than_days: Option<u32>,
 }
 
-async fn audit_retain(State(st): State<AppState>, Body(b): Body<RetainRequest>) -> Result<Json<Value>, ApiError> {
+async fn audit_retain(State(st): State<SharedState>, Body(b): Body<RetainRequest>) -> Result<Json<Value>, ApiError> {
     let limits =
         (b.max_rows.is_some() || b.older_than_days.is_some()).then_some(countersign::audit_trail::RetentionLimits {
             older_than_days: b.older_than_days,
@@ -256,16 +256,16 @@ struct BackupRequest {
 
 /// An online backup: a signed checkpoint first, so the copy's audit tail is vouched for; the
 /// manifest signed by the audit key.
-async fn backup(State(st): State<AppState>, Body(b): Body<BackupRequest>) -> Result<Json<Value>, ApiError> {
+async fn backup(State(st): State<SharedState>, Body(b): Body<BackupRequest>) -> Result<Json<Value>, ApiError> {
     let manifest = st.audit.backup(st.hsm.health().token, b.dir).await.map_err(ApiError::from)?;
     to_json(manifest)
 }
 
-async fn jobs(State(st): State<AppState>) -> Result<Answer<JobList>, ApiError> {
+async fn jobs(State(st): State<SharedState>) -> Result<Answer<JobList>, ApiError> {
     let jobs = st.jobs.list().await.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Answer(JobList { jobs }))
 }
 
-async fn plugins(State(st): State<AppState>) -> Result<Answer<countersign_api::plugin::PluginReport>, ApiError> {
+async fn plugins(State(st): State<SharedState>) -> Result<Answer<countersign_api::plugin::PluginReport>, ApiError> {
     Ok(Answer(st.plugins.report()))
 }

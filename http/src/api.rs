@@ -13,10 +13,10 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::extract::{Body, Path, Query, SocketPeer};
-use super::AppState;
+use super::SharedState;
 use countersign::signing::{Input, SignRequest, SignatureBytes, VerifyRequest};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/v1/keys", get(list_keys))
         .route("/v1/keys/{name}/public-key", get(public_key))
@@ -48,7 +48,7 @@ struct KeyOut {
     versions: Vec<KeyVersionOut>,
 }
 
-async fn list_keys(State(st): State<AppState>, SocketPeer(caller): SocketPeer) -> Result<Json<Value>, ApiError> {
+async fn list_keys(State(st): State<SharedState>, SocketPeer(caller): SocketPeer) -> Result<Json<Value>, ApiError> {
     let keys: Vec<KeyOut> = st
         .signing
         .list_keys(caller)
@@ -86,7 +86,7 @@ fn kid(name: &str, version: u32) -> String {
 }
 
 async fn public_key(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     SocketPeer(caller): SocketPeer,
     Path(name): Path<String>,
     Query(q): Query<VersionQuery>,
@@ -188,7 +188,7 @@ pub(super) fn verify_request(key: String, body: VerifyBody) -> Result<VerifyRequ
 }
 
 async fn sign(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     SocketPeer(caller): SocketPeer,
     Path(name): Path<String>,
     Body(body): Body<SignBody>,
@@ -212,7 +212,7 @@ async fn sign(
 }
 
 async fn verify(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     SocketPeer(caller): SocketPeer,
     Path(name): Path<String>,
     Body(body): Body<VerifyBody>,

@@ -13,10 +13,10 @@ use serde::Deserialize;
 use super::answer::Answer;
 use super::error::ApiError;
 use super::extract::{Body, Origin, Path};
-use super::AppState;
+use super::SharedState;
 use countersign::gateways::NewGateway;
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/v1/admin/gateways", get(list).post(define))
         .route("/v1/admin/gateways/{name}", get(show).delete(remove))
@@ -34,7 +34,7 @@ struct DeliveryQuery {
 }
 
 async fn deliveries(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     super::extract::Query(q): super::extract::Query<DeliveryQuery>,
 ) -> Result<Answer<DeliveryList>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(10_000);
@@ -42,23 +42,23 @@ async fn deliveries(
 }
 
 async fn define(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<NewGateway>,
 ) -> Result<(StatusCode, Answer<Gateway>), ApiError> {
     Ok((StatusCode::CREATED, Answer(st.gateways.define(caller, b).await?)))
 }
 
-async fn list(State(st): State<AppState>) -> Result<Answer<GatewayList>, ApiError> {
+async fn list(State(st): State<SharedState>) -> Result<Answer<GatewayList>, ApiError> {
     Ok(Answer(GatewayList { gateways: st.gateways.list().await? }))
 }
 
-async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Answer<Gateway>, ApiError> {
+async fn show(State(st): State<SharedState>, Path(name): Path<String>) -> Result<Answer<Gateway>, ApiError> {
     Ok(Answer(st.gateways.show(name).await?))
 }
 
 async fn remove(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -84,7 +84,7 @@ fn default_text() -> String {
 }
 
 async fn test(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<TestBody>,
@@ -93,13 +93,13 @@ async fn test(
     Ok(Answer(st.gateways.test(caller, name, m).await?))
 }
 
-async fn routes_list(State(st): State<AppState>) -> Result<Answer<RouteList>, ApiError> {
+async fn routes_list(State(st): State<SharedState>) -> Result<Answer<RouteList>, ApiError> {
     let routes = st.gateways.routes().await?.into_iter().map(|(token_type, gateways)| Route { token_type, gateways });
     Ok(Answer(RouteList { routes: routes.collect() }))
 }
 
 async fn set_route(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(token_type): Path<String>,
     Body(b): Body<RouteRequest>,

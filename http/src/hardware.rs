@@ -19,10 +19,10 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{Body, Origin, Query};
-use super::AppState;
+use super::SharedState;
 use countersign::enrolment::{EnrolError, EnrolOutcome, OathEnrolRequest, PivEnrolRequest, Progress};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/v1/admin/devices", get(devices))
         .route("/v1/admin/devices/watch", get(watch))
@@ -36,7 +36,7 @@ fn device_error(e: countersign::devices::DeviceError) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "devices_unavailable", e.to_string())
 }
 
-async fn devices(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn devices(State(st): State<SharedState>) -> Result<Json<Value>, ApiError> {
     let (readers, enrolled) = st.enrolment.devices_report().await.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(json!({ "readers": readers.map_err(device_error)?, "enrolled": enrolled })))
 }
@@ -48,7 +48,7 @@ struct WatchQuery {
     seconds: Option<u64>,
 }
 
-async fn watch(State(st): State<AppState>, Query(q): Query<WatchQuery>) -> Response {
+async fn watch(State(st): State<SharedState>, Query(q): Query<WatchQuery>) -> Response {
     let until = Instant::now() + Duration::from_secs(q.seconds.unwrap_or(60).min(3600));
     let svc = st.enrolment.clone();
     super::ndjson::stream(move |tx| {
@@ -77,17 +77,21 @@ fn progress_line(tx: &super::ndjson::Lines) -> impl FnMut(Progress) + '_ {
     }
 }
 
-async fn enrol_piv(State(st): State<AppState>, Origin(caller): Origin, Body(b): Body<PivEnrolRequest>) -> Response {
+async fn enrol_piv(State(st): State<SharedState>, Origin(caller): Origin, Body(b): Body<PivEnrolRequest>) -> Response {
     let svc = st.enrolment.clone();
     super::ndjson::stream(move |tx| finish(tx, svc.enrol_piv(&caller, &b, &mut progress_line(tx))))
 }
 
-async fn enrol_oath(State(st): State<AppState>, Origin(caller): Origin, Body(b): Body<OathEnrolRequest>) -> Response {
+async fn enrol_oath(
+    State(st): State<SharedState>,
+    Origin(caller): Origin,
+    Body(b): Body<OathEnrolRequest>,
+) -> Response {
     let svc = st.enrolment.clone();
     super::ndjson::stream(move |tx| finish(tx, svc.enrol_oath(&caller, &b, &mut progress_line(tx))))
 }
 
-async fn ca_show(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn ca_show(State(st): State<SharedState>) -> Result<Json<Value>, ApiError> {
     let v = st.ca.show().await?;
     Ok(Json(json!({ "ca": v })))
 }
@@ -101,7 +105,7 @@ struct CaInit {
 }
 
 async fn ca_init(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<CaInit>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -117,7 +121,7 @@ struct CaImport {
 }
 
 async fn ca_import(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<CaImport>,
 ) -> Result<Json<Value>, ApiError> {

@@ -103,6 +103,11 @@ pub struct AppState {
     pub ops: OpsConfig,
 }
 
+/// The routers' state: the one [`AppState`], shared. Every layer and handler of a request
+/// clones its state, so it is a pointer: cloning the services themselves cost more than
+/// the HTTP parsing of a request.
+pub(crate) type SharedState = Arc<AppState>;
+
 impl AppState {
     /// Whether `uid` administers this appliance: root, the daemon's own uid, `admin.allowed_uids`.
     pub fn is_admin_uid(&self, uid: u32) -> bool {
@@ -136,7 +141,7 @@ async fn with_timeout(State(limit): State<Duration>, req: Request, next: Next) -
     }
 }
 
-fn finish(router: Router<AppState>, state: AppState, limits: Limits, listener: Listener) -> Router {
+fn finish(router: Router<SharedState>, state: SharedState, limits: Limits, listener: Listener) -> Router {
     let metrics = state.metrics.clone();
     let mut router = router
         .route("/v1/health", get(ops::health))
@@ -157,6 +162,7 @@ fn finish(router: Router<AppState>, state: AppState, limits: Limits, listener: L
 /// The router of `api.sock`: signing, validation, challenge triggers and the privacyIDEA API,
 /// callers known by uid.
 pub fn api_router(state: AppState, limits: Limits) -> Router {
+    let state = Arc::new(state);
     finish(
         api::routes().merge(validate::routes()).merge(validate::socket_routes()).merge(privacyidea::routes()),
         state,
@@ -169,12 +175,14 @@ pub fn api_router(state: AppState, limits: Limits) -> Router {
 /// path, first passes the network authentication layer (outermost, so it also covers routes
 /// added later, the fallback and the operational routes).
 pub fn http_router(state: AppState, limits: Limits) -> Router {
+    let state = Arc::new(state);
     let routes = validate::routes().merge(privacyidea::routes()).route("/metrics", get(ops::metrics));
     finish(routes, state, limits, Listener::Http)
 }
 
 /// The router of `admin.sock`; every route requires an admin caller.
 pub fn admin_router(state: AppState, limits: Limits) -> Router {
+    let state = Arc::new(state);
     let routes = admin::routes()
         .merge(tokens::routes())
         .merge(gateways::routes())

@@ -18,7 +18,7 @@ use axum::Json;
 use countersign::hsm_status::Health;
 
 use super::answer::Answer;
-use super::AppState;
+use super::{AppState, SharedState};
 use countersign::metrics::{Listener, Metrics, Scraped};
 use countersign_api::health::{Health as HealthAnswer, HsmHealth, StoreHealth};
 
@@ -129,7 +129,7 @@ pub(super) async fn probe_hsm(st: &AppState) -> Result<Health, String> {
 
 /// Liveness: the process answers. It also describes the HSM (probed, within the timeout) and
 /// answers 503 when the token does not, as monitoring scripts expect.
-pub(super) async fn health(State(st): State<AppState>) -> Response {
+pub(super) async fn health(State(st): State<SharedState>) -> Response {
     let (ok, hsm) = match probe_hsm(&st).await {
         Ok(h) => (true, h),
         Err(why) => {
@@ -158,7 +158,7 @@ pub(super) async fn health(State(st): State<AppState>) -> Response {
 /// Readiness: 200 when the HSM answers a probe, the store answers a query, this appliance's
 /// view of the configuration is current (changes other appliances on the database made have
 /// reached it) and every plugin worker runs; else 503 with every reason.
-pub(super) async fn ready(State(st): State<AppState>) -> Response {
+pub(super) async fn ready(State(st): State<SharedState>) -> Response {
     let mut reasons = Vec::new();
     let hsm = probe_hsm(&st).await;
     if let Err(why) = &hsm {
@@ -193,7 +193,7 @@ pub(super) async fn ready(State(st): State<AppState>) -> Response {
 
 /// `/metrics`: never probes the token; the store's counts come from a fresh read connection
 /// within the probe timeout (left out, with `countersign_store_up 0`, if it does not answer).
-pub(super) async fn metrics(State(st): State<AppState>) -> Response {
+pub(super) async fn metrics(State(st): State<SharedState>) -> Response {
     let health = st.hsm.health();
     let store = st.store.clone();
     let gauges = tokio::time::timeout(st.ops.probe_timeout, tokio::task::spawn_blocking(move || store.gauges())).await;

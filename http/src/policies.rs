@@ -12,10 +12,10 @@ use countersign_api::policy::{Policy, PolicyAction, PolicyActions, PolicyCheck, 
 use super::answer::Answer;
 use super::error::ApiError;
 use super::extract::{Body, Origin, Path, Query};
-use super::AppState;
+use super::SharedState;
 use countersign::policy::{CheckRequest, PolicyDefinition, Scope, CATALOGUE};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/v1/admin/policies", get(list).post(create))
         .route("/v1/admin/policies/actions", get(catalogue))
@@ -25,12 +25,12 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/admin/policies/{name}/disable", post(disable))
 }
 
-async fn list(State(st): State<AppState>) -> Result<Answer<PolicyList>, ApiError> {
+async fn list(State(st): State<SharedState>) -> Result<Answer<PolicyList>, ApiError> {
     Ok(Answer(PolicyList { policies: st.policies.list().await? }))
 }
 
 async fn create(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<PolicyDefinition>,
 ) -> Result<(StatusCode, Answer<Policy>), ApiError> {
@@ -38,7 +38,7 @@ async fn create(
 }
 
 async fn replace(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<PolicyDefinition>,
@@ -46,12 +46,12 @@ async fn replace(
     Ok(Answer(st.policies.put(caller, Some(name), b, true).await?))
 }
 
-async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Answer<Policy>, ApiError> {
+async fn show(State(st): State<SharedState>, Path(name): Path<String>) -> Result<Answer<Policy>, ApiError> {
     Ok(Answer(st.policies.show(name).await?))
 }
 
 async fn remove(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -60,7 +60,7 @@ async fn remove(
 }
 
 async fn enable(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
 ) -> Result<Answer<Policy>, ApiError> {
@@ -68,7 +68,7 @@ async fn enable(
 }
 
 async fn disable(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
 ) -> Result<Answer<Policy>, ApiError> {
@@ -96,6 +96,6 @@ async fn catalogue(Query(q): Query<CatalogueQuery>) -> Result<Answer<PolicyActio
     Ok(Answer(PolicyActions { actions }))
 }
 
-async fn check(State(st): State<AppState>, Body(q): Body<CheckRequest>) -> Result<Answer<PolicyCheck>, ApiError> {
+async fn check(State(st): State<SharedState>, Body(q): Body<CheckRequest>) -> Result<Answer<PolicyCheck>, ApiError> {
     Ok(Answer(st.policies.check(&q)?))
 }

@@ -14,11 +14,11 @@ use serde_json::{json, Value};
 use super::answer::Answer;
 use super::error::{to_json, ApiError};
 use super::extract::{Body, Origin, Path, Query};
-use super::AppState;
+use super::SharedState;
 use countersign::resolvers::realms::{NewResolver, ResolverUpdate};
 use countersign_api::resolver::{NewRealm, Realm, RealmChange, RealmList, ResolverList, ResolverTest, ResolverView};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/v1/admin/resolvers", get(list).post(define))
         .route("/v1/admin/resolvers/{name}", get(show).put(update).delete(remove))
@@ -32,23 +32,23 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn define(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<NewResolver>,
 ) -> Result<(StatusCode, Answer<ResolverView>), ApiError> {
     Ok((StatusCode::CREATED, Answer(st.realms.run(move |r| r.define_resolver(&caller, b)).await?)))
 }
 
-async fn list(State(st): State<AppState>) -> Result<Answer<ResolverList>, ApiError> {
+async fn list(State(st): State<SharedState>) -> Result<Answer<ResolverList>, ApiError> {
     Ok(Answer(ResolverList { resolvers: st.realms.run(|r| r.list_resolvers()).await? }))
 }
 
-async fn show(State(st): State<AppState>, Path(name): Path<String>) -> Result<Answer<ResolverView>, ApiError> {
+async fn show(State(st): State<SharedState>, Path(name): Path<String>) -> Result<Answer<ResolverView>, ApiError> {
     Ok(Answer(st.realms.run(move |r| r.show_resolver(&name)).await?))
 }
 
 async fn update(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<ResolverUpdate>,
@@ -57,7 +57,7 @@ async fn update(
 }
 
 async fn remove(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -74,7 +74,7 @@ struct TestBody {
 }
 
 async fn test(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<TestBody>,
@@ -82,12 +82,12 @@ async fn test(
     Ok(Answer(st.realms.run(move |r| r.test_resolver(&caller, &name, &b.login, b.password.as_ref())).await?))
 }
 
-async fn realms(State(st): State<AppState>) -> Result<Answer<RealmList>, ApiError> {
+async fn realms(State(st): State<SharedState>) -> Result<Answer<RealmList>, ApiError> {
     Ok(Answer(RealmList { realms: st.realms.run(|r| r.list_realms()).await? }))
 }
 
 async fn create_realm(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<NewRealm>,
 ) -> Result<(StatusCode, Answer<Realm>), ApiError> {
@@ -96,7 +96,7 @@ async fn create_realm(
 }
 
 async fn change_realm(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<RealmChange>,
@@ -117,7 +117,7 @@ async fn change_realm(
 }
 
 async fn remove_realm(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -133,7 +133,7 @@ struct UsersQuery {
 }
 
 async fn realm_users(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Path(name): Path<String>,
     Query(q): Query<UsersQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -144,7 +144,7 @@ async fn realm_users(
 
 /// A user found through the realm (resolver order, caches used), with the time it took.
 async fn realm_user(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Path((name, login)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let (user, ms) = st
@@ -170,7 +170,7 @@ struct PasswordCheck {
 
 /// Checks a user's password in the realm's resolvers (what `otppin=userstore` will do).
 async fn check_password(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(name): Path<String>,
     Body(b): Body<PasswordCheck>,
@@ -195,7 +195,7 @@ struct SetPassword {
 }
 
 async fn set_password(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(login): Path<String>,
     Body(b): Body<SetPassword>,

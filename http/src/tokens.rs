@@ -15,12 +15,12 @@ use serde::Deserialize;
 use super::answer::Answer;
 use super::error::ApiError;
 use super::extract::{Body, Origin, Path, Query};
-use super::AppState;
+use super::SharedState;
 use countersign::simple_tokens::Shown;
 use countersign::store::{AuthAuditQuery, User};
 use countersign::tokens::{InitRequest, TokenSettings};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/v1/admin/tokens", get(list).post(init))
         .route("/v1/admin/tokens/{serial}", get(show).delete(delete).patch(set))
@@ -39,7 +39,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn init(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<InitRequest>,
 ) -> Result<(StatusCode, Answer<Enrolled>), ApiError> {
@@ -77,16 +77,16 @@ struct ListQuery {
     token_type: Option<String>,
 }
 
-async fn list(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Result<Answer<TokenList>, ApiError> {
+async fn list(State(st): State<SharedState>, Query(q): Query<ListQuery>) -> Result<Answer<TokenList>, ApiError> {
     Ok(Answer(TokenList { tokens: st.tokens.list(q.user, q.realm, q.token_type).await? }))
 }
 
-async fn show(State(st): State<AppState>, Path(serial): Path<String>) -> Result<Answer<Token>, ApiError> {
+async fn show(State(st): State<SharedState>, Path(serial): Path<String>) -> Result<Answer<Token>, ApiError> {
     Ok(Answer(st.tokens.show(serial).await?))
 }
 
 async fn set(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
     Body(b): Body<TokenSettings>,
@@ -95,7 +95,7 @@ async fn set(
 }
 
 async fn delete(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -104,7 +104,7 @@ async fn delete(
 }
 
 async fn assign(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
     Body(b): Body<AssignRequest>,
@@ -113,7 +113,7 @@ async fn assign(
 }
 
 async fn unassign(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
 ) -> Result<Answer<Token>, ApiError> {
@@ -121,7 +121,7 @@ async fn unassign(
 }
 
 async fn enable(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
 ) -> Result<Answer<Token>, ApiError> {
@@ -129,7 +129,7 @@ async fn enable(
 }
 
 async fn disable(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
 ) -> Result<Answer<Token>, ApiError> {
@@ -137,7 +137,7 @@ async fn disable(
 }
 
 async fn set_pin(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
     Body(b): Body<PinRequest>,
@@ -146,7 +146,7 @@ async fn set_pin(
 }
 
 async fn reset(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
 ) -> Result<Answer<Token>, ApiError> {
@@ -154,7 +154,7 @@ async fn reset(
 }
 
 async fn resync(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
     Body(b): Body<ResyncRequest>,
@@ -163,7 +163,7 @@ async fn resync(
 }
 
 async fn revoke(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
 ) -> Result<Answer<Token>, ApiError> {
@@ -173,7 +173,7 @@ async fn revoke(
 /// The token is lost: its owner gets a temporary password token with its PIN, and it is
 /// disabled ([`countersign::tokens::TokenService::lost`]). The password is in this answer only.
 async fn lost(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(serial): Path<String>,
 ) -> Result<Answer<Replacement>, ApiError> {
@@ -186,12 +186,12 @@ struct RealmQuery {
     realm: Option<String>,
 }
 
-async fn users(State(st): State<AppState>, Query(q): Query<RealmQuery>) -> Result<Answer<UserList>, ApiError> {
+async fn users(State(st): State<SharedState>, Query(q): Query<RealmQuery>) -> Result<Answer<UserList>, ApiError> {
     Ok(Answer(UserList { users: st.tokens.users(q.realm).await? }))
 }
 
 async fn create_user(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<NewUser>,
 ) -> Result<(StatusCode, Answer<User>), ApiError> {
@@ -207,7 +207,7 @@ async fn create_user(
 }
 
 async fn delete_user(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Path(login): Path<String>,
     Query(q): Query<RealmQuery>,
@@ -216,6 +216,6 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn audit(State(st): State<AppState>, Query(q): Query<AuthAuditQuery>) -> Result<Answer<AuthAudit>, ApiError> {
+async fn audit(State(st): State<SharedState>, Query(q): Query<AuthAuditQuery>) -> Result<Answer<AuthAudit>, ApiError> {
     Ok(Answer(AuthAudit { rows: st.tokens.audit_rows(q).await? }))
 }

@@ -11,16 +11,16 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::extract::{Body, Origin};
-use super::AppState;
+use super::{AppState, SharedState};
 use countersign::store::CheckTarget;
 use countersign::validate::CheckRequest;
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new().route("/v1/validate/check", post(check))
 }
 
 /// Routes only `api.sock` serves: they need a caller known by uid.
-pub(super) fn socket_routes() -> Router<AppState> {
+pub(super) fn socket_routes() -> Router<SharedState> {
     Router::new().route("/v1/validate/triggerchallenge", post(trigger))
 }
 
@@ -51,7 +51,7 @@ pub(super) struct CheckBody {
 }
 
 async fn check(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     Origin(caller): Origin,
     Body(b): Body<CheckBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -108,7 +108,7 @@ pub(super) struct TriggerBody {
 /// Sends codes to a user's (or a token's) challenge-response tokens without a PIN: only
 /// registered integrations and admins may, since it makes the appliance send messages.
 async fn trigger(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     super::extract::SocketPeer(caller): super::extract::SocketPeer,
     Body(b): Body<TriggerBody>,
 ) -> Result<Json<Value>, ApiError> {

@@ -27,12 +27,12 @@ use super::caller::{session_error, ApiCaller, Who};
 use super::envelope::{ErrorKind, PiResponse};
 use super::params::Params;
 use crate::extract::Origin;
-use crate::AppState;
+use crate::{AppState, SharedState};
 use countersign::api_access::SessionError;
 use countersign::tokens::{ExpectedOwner, InitRequest, SeedFormat, TokenError, TokenService, TokenSettings};
 use countersign_api::Token;
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/auth", post(auth))
         .route("/v1/auth/logout", post(logout))
@@ -156,10 +156,10 @@ pub(super) async fn audit_read(st: &AppState, admin: &PiAdmin, route: &str, answ
     crate::admin::record_read(st, admin.caller.clone(), route, status, None).await;
 }
 
-impl FromRequestParts<AppState> for PiAdmin {
+impl FromRequestParts<SharedState> for PiAdmin {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, st: &SharedState) -> Result<Self, Self::Rejection> {
         let c = ApiCaller::from_request_parts(parts, st).await?;
         match c.who {
             Who::Admin(name) => Ok(PiAdmin { caller: c.caller, name }),
@@ -198,7 +198,7 @@ fn menus_of(rights: &[&str]) -> Vec<&'static str> {
     .collect()
 }
 
-async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> Response {
+async fn auth(State(st): State<SharedState>, Origin(origin): Origin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
         let name = p.required("username")?.to_owned();
@@ -236,7 +236,7 @@ async fn auth(State(st): State<AppState>, Origin(origin): Origin, p: Params) -> 
 
 /// Ends the caller's sessions: every session token of this API admin stops working at once
 /// (privacyIDEA has no logout; its clients just forget the token).
-async fn logout(State(st): State<AppState>, admin: PiAdmin) -> Result<axum::http::StatusCode, crate::ApiError> {
+async fn logout(State(st): State<SharedState>, admin: PiAdmin) -> Result<axum::http::StatusCode, crate::ApiError> {
     st.api_access.revoke_sessions(admin.caller, admin.name, "api/logout").await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
@@ -315,7 +315,7 @@ pub(super) fn page_window(page: usize, size: usize, count: usize) -> (usize, Opt
     (start, next, prev)
 }
 
-async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn list(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
         let page = page_of(&p, "page", 1)?;
@@ -350,7 +350,7 @@ async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
     csv.unwrap_or_else(|| answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref()))
 }
 
-async fn init(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn init(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
         let token_type = p.get("type").unwrap_or("hotp").to_ascii_lowercase();
@@ -514,7 +514,7 @@ macro_rules! token_action {
         token_action!($name, $by_user, changed, |$tokens, $caller, $p, $serial| $body);
     };
     ($name:ident, $by_user:expr, $answer:expr, |$tokens:ident, $caller:ident, $p:ident, $serial:ident| $body:expr) => {
-        async fn $name(State(st): State<AppState>, admin: PiAdmin, $p: Params) -> Response {
+        async fn $name(State(st): State<SharedState>, admin: PiAdmin, $p: Params) -> Response {
             let nonce = $p.nonce();
             let $caller = admin.caller.clone();
             let answer =
@@ -553,7 +553,7 @@ token_action!(reset, true, |tokens, caller, p, serial| {
     tokens.reset(caller, serial).await
 });
 /// Assigning needs the right on the token as it is (its current owner) and on the new owner.
-async fn assign(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn assign(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
         let (user, realm) = super::user_realm(&st, &p);
@@ -632,7 +632,7 @@ const UNSUPPORTED_SETTINGS: &[(&str, &str)] = &[
 /// `/token/set`: the attributes privacyIDEA 3.11 reads (snake_case names only; privacyideaadm's
 /// older camelCase names are ignored there too), on the token `serial`. The answer counts the
 /// attributes set, as privacyIDEA's does.
-async fn set(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn set(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
         p.required("serial")?;
@@ -691,7 +691,7 @@ async fn set(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response 
 }
 
 /// `/token/description`: the description of the token `serial`.
-async fn description(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn description(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
         let text = p.required("description")?.to_owned();
@@ -711,7 +711,7 @@ async fn description(State(st): State<AppState>, admin: PiAdmin, p: Params) -> R
 /// `GET /token/challenges/[<serial>]`: the challenges not answered yet, in privacyIDEA's page
 /// shape. Never a code: `challenge` and `data` are empty, as privacyIDEA leaves them for OTP
 /// tokens. Needs `getchallenges` on the whole system: a challenge list crosses realms.
-async fn challenges(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn challenges(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
         allowed(&st, &admin, "getchallenges", &Subject::system())?;
@@ -763,7 +763,7 @@ async fn challenges(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Re
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
 }
 
-async fn remove(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn remove(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let serial = p.view_arg("serial");
     let answer = async {
         let token = st.tokens.show(serial.clone()).await.map_err(token_lookup_error)?;

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use super::admin::{allowed, audit_read, PiAdmin, Subject};
 use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
-use crate::AppState;
+use crate::SharedState;
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new().route("/audit/", get(audit))
 }
 
@@ -133,7 +133,7 @@ fn internal(e: impl std::fmt::Display) -> PiResponse {
 /// `{"auditdata": [...], "count", "current", "next", "prev"}`, newest first. `count` is the
 /// number of rows matching the filters (counted on a read connection of its own: on a large
 /// audit without filters that takes a moment, as in privacyIDEA).
-async fn audit(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn audit(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let r = async {
         allowed(&st, &admin, "auditlog", &Subject::system())?;
         let page: usize = p.get("page").and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(1);

@@ -16,7 +16,7 @@ use countersign_core::caller::{Caller, Principal};
 
 use super::envelope::{ErrorKind, PiResponse};
 use crate::extract::Origin;
-use crate::AppState;
+use crate::{AppState, SharedState};
 use countersign::api_access::SessionError;
 
 /// Who a caller of the privacyIDEA-compatible API is.
@@ -41,10 +41,10 @@ pub(crate) struct ApiCaller {
     pub caller: Caller,
 }
 
-impl FromRequestParts<AppState> for ApiCaller {
+impl FromRequestParts<SharedState> for ApiCaller {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, st: &SharedState) -> Result<Self, Self::Rejection> {
         // Identified once by the network layer: reuse its answer.
         if let Some(c) = parts.extensions.get::<ApiCaller>() {
             return Ok(c.clone());
@@ -63,7 +63,7 @@ pub(crate) const CREDENTIAL_PATHS: &[&str] = &["/metrics"];
 
 /// The authentication layer of the network listener (see the module comment). Native routes
 /// (`/v1/...`) get the native error shape, the others privacyIDEA's envelope.
-pub(crate) async fn network_auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn network_auth(State(st): State<SharedState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let native = parts.uri.path().starts_with("/v1/");
     let refuse = |e: SessionError| -> Response {

@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 pub(super) use caller::network_auth;
 
 use super::error::ApiError;
-use super::AppState;
+use super::{AppState, SharedState};
 
 /// The user and realm a request names, split as privacyIDEA splits `user@realm`
 /// ([`Params::user_realm`]) against the realms that exist now.
@@ -46,7 +46,7 @@ pub(super) fn user_realm(st: &AppState, p: &params::Params) -> (Option<String>, 
 pub(crate) const COMPATIBLE_VERSION: &str = "3.10";
 
 /// Routes served wherever validation is: `api.sock` and the HTTP listener.
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     validate::routes()
         .merge(admin::routes())
         .merge(realms::routes())
@@ -58,7 +58,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// Admin routes: the public key clients verify response signatures with.
-pub(super) fn admin_routes() -> Router<AppState> {
+pub(super) fn admin_routes() -> Router<SharedState> {
     Router::new()
         .route("/v1/admin/privacyidea/public-key", get(public_key))
         .route("/v1/admin/privacyidea/admins", get(list_admins).post(add_admin))
@@ -79,7 +79,7 @@ struct NewService {
 
 /// Answers the new API key once; it is never shown again.
 async fn add_service(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Body(b): super::extract::Body<NewService>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
@@ -88,13 +88,13 @@ async fn add_service(
     Ok((axum::http::StatusCode::CREATED, Json(json!({ "service_account": v, "api_key": key.expose_secret() }))))
 }
 
-async fn list_services(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn list_services(State(st): State<SharedState>) -> Result<Json<Value>, ApiError> {
     let v = st.api_access.services().await?;
     Ok(Json(json!({ "service_accounts": v })))
 }
 
 async fn remove_service(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Path(name): super::extract::Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
@@ -110,7 +110,7 @@ struct NewAdmin {
 }
 
 async fn add_admin(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Body(b): super::extract::Body<NewAdmin>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
@@ -118,13 +118,13 @@ async fn add_admin(
     Ok((axum::http::StatusCode::CREATED, Json(json!({ "admin": v }))))
 }
 
-async fn list_admins(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn list_admins(State(st): State<SharedState>) -> Result<Json<Value>, ApiError> {
     let v = st.api_access.admins().await?;
     Ok(Json(json!({ "admins": v })))
 }
 
 async fn remove_admin(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Path(name): super::extract::Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
@@ -134,7 +134,7 @@ async fn remove_admin(
 
 /// Ends every session of an API admin (for example after its password may have leaked).
 async fn revoke_admin_sessions(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     super::extract::Origin(caller): super::extract::Origin,
     super::extract::Path(name): super::extract::Path<String>,
 ) -> Result<axum::http::StatusCode, ApiError> {
@@ -142,7 +142,7 @@ async fn revoke_admin_sessions(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
-async fn public_key(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn public_key(State(st): State<SharedState>) -> Result<Json<Value>, ApiError> {
     let pem = st.responses.public_key_pem().await.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(json!({ "algorithm": "rsa_sha256_pss", "public_key_pem": pem })))
 }

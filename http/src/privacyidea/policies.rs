@@ -18,11 +18,11 @@ use serde_json::{json, Map, Value};
 use super::admin::{allowed, audit_read, PiAdmin, Subject};
 use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
-use crate::AppState;
+use crate::SharedState;
 use countersign::policy::{PolicyDefinition, PolicyError};
 use countersign::store::PolicyRecord;
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/policy/", get(list))
         .route("/policy/{name}", get(show).post(set).delete(remove))
@@ -59,7 +59,7 @@ fn pi_policy(x: &PolicyRecord) -> Value {
     })
 }
 
-async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn list(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let r = async {
         allowed(&st, &admin, "policyread", &Subject::system())?;
         let list = st.policies.list().await.map_err(policy_error)?;
@@ -78,7 +78,7 @@ async fn list(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response
 }
 
 /// privacyIDEA answers a list here too (of the one policy).
-async fn show(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn show(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("name");
     let r = async {
         allowed(&st, &admin, "policyread", &Subject::system())?;
@@ -191,7 +191,7 @@ pub(super) fn definition(p: &Params) -> Result<PolicyDefinition, PiResponse> {
 }
 
 /// Defines the policy or replaces the one of that name, as privacyIDEA does.
-async fn set(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn set(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("name");
     let r = async {
         allowed(&st, &admin, "policywrite", &Subject::system())?;
@@ -203,7 +203,7 @@ async fn set(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response 
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn switch(st: AppState, admin: PiAdmin, name: String, p: Params, active: bool) -> Response {
+async fn switch(st: SharedState, admin: PiAdmin, name: String, p: Params, active: bool) -> Response {
     let r = async {
         allowed(&st, &admin, "policywrite", &Subject::system())?;
         st.policies.set_active(admin.caller.clone(), name, active).await.map_err(policy_error)?;
@@ -213,17 +213,17 @@ async fn switch(st: AppState, admin: PiAdmin, name: String, p: Params, active: b
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn enable(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn enable(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("name");
     switch(st, admin, name, p, true).await
 }
 
-async fn disable(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn disable(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("name");
     switch(st, admin, name, p, false).await
 }
 
-async fn remove(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn remove(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("name");
     let r = async {
         allowed(&st, &admin, "policydelete", &Subject::system())?;

@@ -17,12 +17,12 @@ use super::admin::{allowed, audit_read, PiAdmin, Subject};
 use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
 use super::resolver_params;
-use crate::AppState;
+use crate::{AppState, SharedState};
 use countersign::resolvers::realms::{NewResolver, ResolverUpdate};
 use countersign::resolvers::{Realms, ResolverError};
 use countersign::store::RealmRecord;
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/realm/", get(realms))
         .route("/realm/{realm}", post(set_realm).delete(delete_realm))
@@ -63,7 +63,7 @@ fn realm_map(list: &[RealmRecord], resolvers: &[countersign::resolvers::realms::
     Value::Object(out)
 }
 
-async fn realms(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn realms(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     // Every API admin may read the realms, as in privacyIDEA (its UI needs them).
     let r = with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await;
     let r = r.map(|(list, resolvers)| PiResponse::value(realm_map(&list, &resolvers)));
@@ -74,7 +74,7 @@ async fn realms(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Respon
 /// Creates the realm or replaces its resolvers: `resolvers` (comma-separated or a list), in
 /// the order of `priority.<resolver>` where given (lower first), else as listed. Unknown
 /// resolvers are reported in `failed`, as privacyIDEA does; the others make up the realm.
-async fn set_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn set_realm(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("realm");
     let r = async {
         allowed(&st, &admin, "resolverwrite", &Subject::system())?;
@@ -119,7 +119,7 @@ async fn set_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Res
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn delete_realm(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("realm");
     let r = async {
         allowed(&st, &admin, "resolverdelete", &Subject::system())?;
@@ -131,7 +131,7 @@ async fn delete_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> 
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn default_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn default_realm(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     // Every API admin may read the realms, as in privacyIDEA (its UI needs them).
     let r = with_realms(&st, |r| Ok((r.list_realms()?, r.list_resolvers()?))).await;
     let r = r.map(|(list, resolvers)| {
@@ -142,7 +142,7 @@ async fn default_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) ->
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn set_default_realm(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn set_default_realm(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("realm");
     let r = async {
         allowed(&st, &admin, "resolverwrite", &Subject::system())?;
@@ -156,7 +156,7 @@ async fn set_default_realm(State(st): State<AppState>, admin: PiAdmin, p: Params
 
 /// privacyIDEA can run without a default realm; Countersign cannot (a user named without a
 /// realm must land somewhere definite), so this is refused with what to do instead.
-async fn clear_default_realm(State(st): State<AppState>, _a: PiAdmin, p: Params) -> Response {
+async fn clear_default_realm(State(st): State<SharedState>, _a: PiAdmin, p: Params) -> Response {
     let e = PiResponse::error(
         ErrorKind::Parameter,
         "Countersign always has a default realm; make another realm the default with POST /defaultrealm/<realm>",
@@ -182,7 +182,7 @@ fn resolver_map(list: &[countersign::resolvers::realms::ResolverView]) -> Value 
     Value::Object(out)
 }
 
-async fn resolvers(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn resolvers(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let r = async {
         allowed(&st, &admin, "resolverread", &Subject::system())?;
         let list = with_realms(&st, |r| r.list_resolvers()).await?;
@@ -193,7 +193,7 @@ async fn resolvers(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Res
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn resolver(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn resolver(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("resolver");
     let r = async {
         allowed(&st, &admin, "resolverread", &Subject::system())?;
@@ -207,7 +207,7 @@ async fn resolver(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Resp
 
 /// Defines the resolver, or replaces the options of the one of that name (its type cannot
 /// change; its bind password is kept unless `BINDPW` gives a new one). Answers its id.
-async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn set_resolver(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("resolver");
     let r = async {
         allowed(&st, &admin, "resolverwrite", &Subject::system())?;
@@ -237,7 +237,7 @@ async fn set_resolver(State(st): State<AppState>, admin: PiAdmin, p: Params) -> 
     respond(&st.responses, p.nonce().as_deref(), r)
 }
 
-async fn delete_resolver(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn delete_resolver(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let name = p.view_arg("resolver");
     let r = async {
         allowed(&st, &admin, "resolverdelete", &Subject::system())?;

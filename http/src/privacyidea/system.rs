@@ -18,9 +18,9 @@ use serde_json::{json, Map, Value};
 use super::admin::{allowed, PiAdmin, Subject};
 use super::envelope::{respond, ErrorKind, PiResponse};
 use super::params::Params;
-use crate::AppState;
+use crate::{AppState, SharedState};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/system/", get(settings))
         .route("/system/hsm", get(hsm))
@@ -62,14 +62,14 @@ async fn all_settings(st: &AppState) -> Result<Map<String, Value>, PiResponse> {
     Ok(m)
 }
 
-async fn settings(State(st): State<AppState>, _admin: PiAdmin, p: Params) -> Response {
+async fn settings(State(st): State<SharedState>, _admin: PiAdmin, p: Params) -> Response {
     let answer = all_settings(&st).await.map(|m| PiResponse::value(Value::Object(m)));
     respond(&st.responses, p.nonce().as_deref(), answer)
 }
 
 /// One setting by name; `null` for a name Countersign has no such setting for (as privacyIDEA
 /// answers for a key that was never set).
-async fn setting(State(st): State<AppState>, _admin: PiAdmin, p: Params) -> Response {
+async fn setting(State(st): State<SharedState>, _admin: PiAdmin, p: Params) -> Response {
     let key = p.view_arg("key");
     let answer = all_settings(&st).await.map(|mut m| PiResponse::value(m.remove(&key).unwrap_or(Value::Null)));
     respond(&st.responses, p.nonce().as_deref(), answer)
@@ -80,7 +80,7 @@ async fn setting(State(st): State<AppState>, _admin: PiAdmin, p: Params) -> Resp
 /// `<key>.desc` are accepted and ignored, as privacyIDEA keeps them beside the value. Any other
 /// key refuses the whole request before anything changes. Needs `configwrite`. Answers
 /// `{"<key>": "insert" | "update"}`, as privacyIDEA does.
-async fn set_config(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn set_config(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let answer = async {
         allowed(&st, &admin, "configwrite", &Subject::system())?;
         let mut clients = Vec::new();
@@ -128,7 +128,7 @@ async fn set_config(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Re
 
 /// privacyIDEA's `DELETE /system/<key>` for `yubikey.apiid.<client id>`: the client is removed
 /// (`true`). Countersign's behaviour settings cannot be deleted. Needs `configdelete`.
-async fn delete_setting(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn delete_setting(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let answer = async {
         allowed(&st, &admin, "configdelete", &Subject::system())?;
         let key = p.view_arg("key");
@@ -154,14 +154,14 @@ fn token_error(e: &countersign::tokens::TokenError) -> PiResponse {
     }
 }
 
-async fn hsm(State(st): State<AppState>, _admin: PiAdmin, p: Params) -> Response {
+async fn hsm(State(st): State<SharedState>, _admin: PiAdmin, p: Params) -> Response {
     let ready = crate::ops::probe_hsm(&st).await.is_ok();
     respond(&st.responses, p.nonce().as_deref(), Ok(PiResponse::value(json!({ "is_ready": ready }))))
 }
 
 /// `len` bytes (20 unless given, at most [`MAX_RANDOM`]) from the HSM's generator, hex, or Base64
 /// with `encode=b64`. Needs `getrandom`.
-async fn random(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn random(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let answer = async {
         allowed(&st, &admin, "getrandom", &Subject::system())?;
         let len = match p.get("len") {

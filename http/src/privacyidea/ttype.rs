@@ -16,16 +16,16 @@ use serde_json::{json, Value};
 use super::caller::ApiCaller;
 use super::params::Params;
 use crate::error::ApiError;
-use crate::AppState;
+use crate::SharedState;
 use countersign::yubico_clients::{ProtocolRequest, Status};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new().route("/ttype/yubikey", get(yubikey).post(yubikey))
 }
 
 /// Admin socket: `/v1/admin/yubico-clients` (list, add) and `/v1/admin/yubico-clients/{id}`
 /// (remove).
-pub(super) fn admin_routes() -> Router<AppState> {
+pub(super) fn admin_routes() -> Router<SharedState> {
     Router::new()
         .route("/v1/admin/yubico-clients", get(list_clients).post(add_client))
         .route("/v1/admin/yubico-clients/{id}", axum::routing::delete(remove_client))
@@ -33,7 +33,7 @@ pub(super) fn admin_routes() -> Router<AppState> {
 
 /// One protocol request. Its parameters are read as privacyIDEA reads any request's (query,
 /// form or JSON), and all of them are what the client signed.
-async fn yubikey(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+async fn yubikey(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Response {
     let params = p.with_prefix("").map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     let answer = st.yubico.validate(ProtocolRequest { params, caller: caller.caller }).await;
     // privacyIDEA answers every protocol status with 200; the appliance's own failure is not one.
@@ -58,7 +58,7 @@ struct NewClient {
 }
 
 async fn add_client(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     crate::extract::Origin(caller): crate::extract::Origin,
     crate::extract::Body(b): crate::extract::Body<NewClient>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -71,13 +71,13 @@ async fn add_client(
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
-async fn list_clients(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn list_clients(State(st): State<SharedState>) -> Result<Json<Value>, ApiError> {
     let clients = st.yubico.list().await?;
     Ok(Json(json!({ "clients": clients })))
 }
 
 async fn remove_client(
-    State(st): State<AppState>,
+    State(st): State<SharedState>,
     crate::extract::Origin(caller): crate::extract::Origin,
     crate::extract::Path(id): crate::extract::Path<String>,
 ) -> Result<StatusCode, ApiError> {

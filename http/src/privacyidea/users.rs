@@ -15,13 +15,13 @@ use super::admin::{allowed, audit_read, PiAdmin, Subject};
 use super::envelope::PiResponse;
 use super::params::Params;
 use super::realms::resolver_error;
-use crate::AppState;
+use crate::SharedState;
 use countersign::resolvers::UserInfo;
 
 /// The most users one listing answers (privacyIDEA has no limit; a directory can be large).
 const MAX_USERS: usize = 10_000;
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new().route("/user/", get(users))
 }
 
@@ -57,7 +57,7 @@ fn pi_user(u: &UserInfo) -> Value {
     })
 }
 
-async fn users(State(st): State<AppState>, admin: PiAdmin, p: Params) -> Response {
+async fn users(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
         let realm = st.realms.realm_name(p.get("realm")).map_err(resolver_error)?;

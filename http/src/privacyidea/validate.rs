@@ -14,12 +14,12 @@ use serde_json::{json, Value};
 use super::caller::{ApiCaller, Who};
 use super::envelope::{ErrorKind, PiResponse};
 use super::params::Params;
-use crate::AppState;
+use crate::{AppState, SharedState};
 use countersign::challenges::ChallengeView;
 use countersign::store::CheckTarget;
 use countersign::validate::{CheckOutcome, CheckRequest};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes() -> Router<SharedState> {
     Router::new()
         .route("/validate/check", get(check).post(check))
         .route("/validate/radiuscheck", get(radiuscheck).post(radiuscheck))
@@ -136,7 +136,7 @@ async fn decide(st: &AppState, caller: Caller, p: &Params) -> Result<CheckOutcom
     })
 }
 
-async fn check(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+async fn check(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Response {
     // `http.require_api_key` is enforced for every route by the network layer
     // (`caller::network_auth`), not here.
     let decided = decide(&st, caller.caller, &p).await;
@@ -148,7 +148,7 @@ async fn check(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Resp
 }
 
 /// Accept: an empty 204; anything else: an empty 400 (what RADIUS front ends expect).
-async fn radiuscheck(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+async fn radiuscheck(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Response {
     // `http.require_api_key` is enforced for every route by the network layer
     // (`caller::network_auth`), not here.
     let decided = decide(&st, caller.caller, &p).await;
@@ -161,7 +161,7 @@ async fn radiuscheck(State(st): State<AppState>, caller: ApiCaller, p: Params) -
 
 /// Only callers the appliance knows may make it send messages: on `api.sock`, registered
 /// integrations and admins (by uid); over HTTP, API admins and service accounts.
-async fn trigger(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Response {
+async fn trigger(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
         match &caller.who {
@@ -195,7 +195,7 @@ async fn trigger(State(st): State<AppState>, caller: ApiCaller, p: Params) -> Re
 /// is used up (privacyIDEA deletes it), so its transaction polls as pending, like an unknown
 /// one; no token type Countersign has yet is answered out of band (push tokens, issue 20, will
 /// add the waiting answers this reports).
-async fn poll(State(st): State<AppState>, p: Params) -> Response {
+async fn poll(State(st): State<SharedState>, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
         p.required("transaction_id")?;
