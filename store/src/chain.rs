@@ -205,20 +205,100 @@ fn head(conn: &dyn Sql) -> Result<(i64, [u8; 32]), StoreError> {
     }
 }
 
-/// Appends the link of a row just inserted in `tx`; `hash` computes it from the previous one.
-pub(crate) fn link(
-    tx: &dyn Sql,
-    table: ChainTable,
-    row_id: i64,
-    at_ms: i64,
-    hash: impl FnOnce(&[u8; 32]) -> [u8; 32],
-) -> Result<(), StoreError> {
-    let (seq, prev) = head(tx)?;
-    tx.execute(
-        "INSERT INTO audit_chain (seq, tbl, row_id, at_ms, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
-        args![seq + 1, table.as_str(), row_id, at_ms, hash(&prev).as_slice()],
-    )?;
-    Ok(())
+/// The end of the chain as one write transaction appends to it: the head is read at the
+/// transaction's first link and then carried in memory, so a group commit of many audit rows
+/// reads it once. It lives no longer than its transaction and is never carried into the next:
+/// on PostgreSQL other appliances append between two transactions (each appends under the
+/// write lock it takes first, so within one transaction nobody else does). A link written
+/// behind its back in the same transaction cannot go unnoticed: the next link it writes would
+/// repeat that seq, which the chain's primary key refuses, failing the transaction.
+#[derive(Debug, Default)]
+pub(crate) struct ChainTail {
+    /// The seq and hash of the newest link, once read or written in this transaction.
+    head: Option<(i64, [u8; 32])>,
+}
+
+impl ChainTail {
+    /// Appends the link of a row just inserted in `tx`; `hash` computes it from the previous one.
+    fn link(
+        &mut self,
+        tx: &dyn Sql,
+        table: ChainTable,
+        row_id: i64,
+        at_ms: i64,
+        hash: impl FnOnce(&[u8; 32]) -> [u8; 32],
+    ) -> Result<(), StoreError> {
+        let (seq, prev) = match self.head {
+            Some(h) => h,
+            None => head(tx)?,
+        };
+        let (seq, hash) = (seq + 1, hash(&prev));
+        tx.execute(
+            "INSERT INTO audit_chain (seq, tbl, row_id, at_ms, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
+            args![seq, table.as_str(), row_id, at_ms, hash.as_slice()],
+        )?;
+        // Only once the link is written: a failed insert leaves the head where it was.
+        self.head = Some((seq, hash));
+        Ok(())
+    }
+
+    /// Inserts a signature audit row and its link in the caller's transaction; the row's id.
+    pub(crate) fn signature_row(&mut self, tx: &dyn Sql, r: &SignatureAuditRow) -> Result<i64, StoreError> {
+        let id = tx.insert(
+            "INSERT INTO signature_audit (at_ms, uid, pid, integration, operation, key_name, key_version, scheme,
+                                          hash, input_kind, input_sha256, result, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
+            args![
+                r.at_ms,
+                r.uid,
+                r.pid,
+                r.integration,
+                r.operation,
+                r.key_name,
+                r.key_version,
+                r.scheme,
+                r.hash,
+                r.input_kind,
+                r.input_sha256,
+                r.result,
+                r.detail
+            ],
+        )?;
+        self.link(tx, ChainTable::Signature, id, r.at_ms, |prev| signature_link(prev, id, r))?;
+        Ok(id)
+    }
+
+    /// Inserts an authentication audit row and its link in the caller's transaction; the row's id.
+    pub(crate) fn auth_row(&mut self, tx: &dyn Sql, a: &AuthAuditRow) -> Result<i64, StoreError> {
+        let id = tx.insert(
+            "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail, resolver, client,
+                                     policies, duration_ms, owner)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
+            args![
+                a.at_ms,
+                a.caller,
+                a.action,
+                a.serial,
+                a.login,
+                a.realm,
+                a.result,
+                a.detail,
+                a.resolver,
+                a.client,
+                a.policies,
+                a.duration_ms,
+                a.owner
+            ],
+        )?;
+        self.link(tx, ChainTable::Auth, id, a.at_ms, |prev| auth_link(prev, id, a))?;
+        Ok(id)
+    }
+}
+
+/// Inserts one authentication audit row and its link in the caller's transaction (which writes
+/// no other link); the row's id.
+pub(crate) fn insert_audit(tx: &dyn Sql, a: &AuthAuditRow) -> Result<i64, StoreError> {
+    ChainTail::default().auth_row(tx, a)
 }
 
 /// Signs and checks with the HSM's audit key: the chain's checkpoints here, backup manifests
@@ -698,64 +778,6 @@ fn export(conn: &dyn Sql, after_seq: i64, mut each: impl FnMut(serde_json::Value
     }
     Ok(n)
 }
-/// Inserts `rows` in the caller's transaction and returns their ids, in order.
-pub(crate) fn insert_signature_rows(tx: &dyn Sql, rows: &[&SignatureAuditRow]) -> Result<Vec<i64>, StoreError> {
-    let mut ids = Vec::with_capacity(rows.len());
-    {
-        const INSERT: &str = "INSERT INTO signature_audit (at_ms, uid, pid, integration, operation, key_name, \
-                              key_version, scheme, hash, input_kind, input_sha256, result, detail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id";
-        for r in rows {
-            let id = tx.insert(
-                INSERT,
-                args![
-                    r.at_ms,
-                    r.uid,
-                    r.pid,
-                    r.integration,
-                    r.operation,
-                    r.key_name,
-                    r.key_version,
-                    r.scheme,
-                    r.hash,
-                    r.input_kind,
-                    r.input_sha256,
-                    r.result,
-                    r.detail
-                ],
-            )?;
-            link(tx, ChainTable::Signature, id, r.at_ms, |prev| signature_link(prev, id, r))?;
-            ids.push(id);
-        }
-    }
-    Ok(ids)
-}
-
-pub(crate) fn insert_audit(tx: &dyn Sql, a: &AuthAuditRow) -> Result<i64, StoreError> {
-    let id = tx.insert(
-        "INSERT INTO auth_audit (at_ms, caller, action, serial, login, realm, result, detail, resolver, client,
-                                 policies, duration_ms, owner)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
-        args![
-            a.at_ms,
-            a.caller,
-            a.action,
-            a.serial,
-            a.login,
-            a.realm,
-            a.result,
-            a.detail,
-            a.resolver,
-            a.client,
-            a.policies,
-            a.duration_ms,
-            a.owner
-        ],
-    )?;
-    link(tx, ChainTable::Auth, id, a.at_ms, |prev| auth_link(prev, id, a))?;
-    Ok(id)
-}
-
 impl super::Store {
     /// Walks the whole chain (see `verify` above) inside one read transaction on a connection
     /// of its own.

@@ -7,7 +7,7 @@
 use crate::db::Conn;
 
 use super::audit::SignatureAuditRow;
-use super::chain::insert_signature_rows;
+use super::chain::ChainTail;
 use super::challenges::{open_challenges, OpenChallenge};
 use super::hardware::{token_certificate, CertificateRow};
 use super::row_seals::RowSeals;
@@ -110,15 +110,14 @@ impl Writer {
     ) -> Result<Vec<Committed>, StoreError> {
         let seals = &self.seals;
         self.conn.write(|tx| {
+            // The chain's head is read once for the whole batch, in its transaction.
+            let mut tail = ChainTail::default();
             let mut out = Vec::new();
             for record in records {
                 out.push(match record {
-                    Record::Signature(row) => {
-                        let ids = insert_signature_rows(tx, &[row])?;
-                        Committed { audit_id: ids.first().copied().unwrap_or_default(), accepted: false }
-                    }
+                    Record::Signature(row) => Committed { audit_id: tail.signature_row(tx, row)?, accepted: false },
                     Record::Check(rec) => {
-                        let (audit_id, accepted) = commit_check(tx, seals, rec)?;
+                        let (audit_id, accepted) = commit_check(tx, seals, &mut tail, rec)?;
                         Committed { audit_id, accepted }
                     }
                 });

@@ -13,7 +13,7 @@
 //! Owns: the sealed columns of `token` and `app_user`, `row_mac`, `token_count`. Must never:
 //! write a sealed row without renewing its seal, or renew the seal of a row it has not verified.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use sha2::{Digest, Sha256};
 
@@ -118,6 +118,26 @@ impl RowTable {
         self.columns().len() + 1
     }
 
+    /// `SELECT` of a row's sealed columns and seal by its key (`?1`), as [`RowSeal::read`] takes
+    /// them; and the `UPDATE` of its seal (`?1`, the key `?2`). Built once per table: they run
+    /// twice in every check's commit.
+    fn statements(self) -> &'static (String, String) {
+        fn build(t: RowTable) -> (String, String) {
+            (
+                format!("SELECT {} FROM {} r WHERE r.{} = ?1", t.select_list("r"), t.name(), t.key()),
+                format!("UPDATE {} SET row_mac = ?1 WHERE {} = ?2", t.name(), t.key()),
+            )
+        }
+        static TOKEN: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::Token));
+        static USER: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::User));
+        static CERTIFICATE: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::Certificate));
+        match self {
+            RowTable::Token => &TOKEN,
+            RowTable::User => &USER,
+            RowTable::Certificate => &CERTIFICATE,
+        }
+    }
+
     /// The name of the `table_seal` row that records that this table's rows are sealed, so
     /// the next start does not take unsealed rows for rows of an older version.
     fn marker(self) -> String {
@@ -183,8 +203,7 @@ impl RowSeals {
     }
 
     fn read(conn: &dyn Sql, table: RowTable, id: i64) -> Result<Option<RowSeal>, StoreError> {
-        let sql = format!("SELECT {} FROM {} r WHERE r.{} = ?1", table.select_list("r"), table.name(), table.key());
-        Ok(conn.query_opt(&sql, args![id], |r| RowSeal::read(r, table, 0))?.flatten())
+        Ok(conn.query_opt(&table.statements().0, args![id], |r| RowSeal::read(r, table, 0))?.flatten())
     }
 
     /// Checks row `id` of `table` as it is now on `conn`, before a change to it; a row that
@@ -314,7 +333,7 @@ impl RowSeals {
 fn seal_row(conn: &dyn Sql, key: &dyn SealKey, table: RowTable, id: i64) -> Result<(), StoreError> {
     let Some(seal) = RowSeals::read(conn, table, id)? else { return Ok(()) };
     let mac = RowSeals::mac(key, &seal.digest)?;
-    conn.execute(&format!("UPDATE {} SET row_mac = ?1 WHERE {} = ?2", table.name(), table.key()), args![mac, id])?;
+    conn.execute(&table.statements().1, args![mac, id])?;
     Ok(())
 }
 

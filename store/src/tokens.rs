@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 
 use super::audit::{AuthAuditRow, AUTH_COLUMNS};
-use super::chain::insert_audit;
+use super::chain::{insert_audit, ChainTail};
 use super::row_seals::{Identity, RowSeal, RowSeals, RowTable};
 use super::{unique_as, Store, StoreError};
 use crate::db::{args, Dialect, Row, Sql};
@@ -556,8 +556,14 @@ pub(crate) fn token_for_check(conn: &dyn Sql, seals: &RowSeals, serial: &str) ->
 /// Applies one check's effect and writes its audit row, inside the caller's transaction.
 /// Returns the row id and whether an accept stood (false: the compare-and-set lost, and the
 /// audit row was rewritten as a reject before it was written).
-/// Every token row it changes is checked against its seal first and sealed again after.
-pub(crate) fn commit_check(tx: &dyn Sql, seals: &RowSeals, rec: &mut CheckRecord) -> Result<(i64, bool), StoreError> {
+/// Every token row it changes is checked against its seal first and sealed again after. The
+/// audit row's link goes after `tail`, the chain as the transaction has written it so far.
+pub(crate) fn commit_check(
+    tx: &dyn Sql,
+    seals: &RowSeals,
+    tail: &mut ChainTail,
+    rec: &mut CheckRecord,
+) -> Result<(i64, bool), StoreError> {
     let at = rec.audit.at_ms;
     let accepted = match &rec.effect {
         TokenEffect::None => false,
@@ -609,7 +615,7 @@ pub(crate) fn commit_check(tx: &dyn Sql, seals: &RowSeals, rec: &mut CheckRecord
         }
         ThrottleEffect::Success { .. } => {}
     }
-    Ok((insert_audit(tx, &rec.audit)?, accepted))
+    Ok((tail.auth_row(tx, &rec.audit)?, accepted))
 }
 
 /// The counter compare-and-set of an accept, then what the accept does beyond it (`then`);

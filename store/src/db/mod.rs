@@ -352,6 +352,25 @@ pub trait Sql {
 
     /// Runs statements with no parameters, one after another (migrations, pragmas).
     fn batch(&self, sql: &str) -> Result<(), StoreError>;
+
+    /// Runs an `INSERT INTO ... VALUES (...) RETURNING id` into a table whose `id` is its
+    /// integer primary key, and gives the id. An engine may run it its own cheaper way
+    /// (SQLite: without the `RETURNING`, reading the row id the insert made).
+    fn insert_id(&self, sql: &str, params: &[&dyn Param]) -> Result<i64, StoreError> {
+        first_id(self, sql, params)
+    }
+}
+
+/// The id an `INSERT ... RETURNING id` returned, as the statement is written.
+pub(crate) fn first_id(conn: &(impl Sql + ?Sized), sql: &str, params: &[&dyn Param]) -> Result<i64, StoreError> {
+    let mut id = None;
+    conn.each_row(sql, params, &mut |r| {
+        if id.is_none() {
+            id = Some(r.get(0)?);
+        }
+        Ok(())
+    })?;
+    id.ok_or_else(|| StoreError::Sql(DbError::other(no_row(sql))))
 }
 
 impl dyn Sql + '_ {
@@ -404,9 +423,10 @@ impl dyn Sql + '_ {
         self.query_row(sql, params, |r| r.get(0))
     }
 
-    /// Runs an `INSERT ... RETURNING id` and gives the id.
+    /// Runs an `INSERT INTO ... VALUES (...) RETURNING id` into a table whose `id` is its
+    /// integer primary key, and gives the id ([`Sql::insert_id`]).
     pub fn insert(&self, sql: &str, params: &[&dyn Param]) -> Result<i64, StoreError> {
-        self.query_value(sql, params)
+        self.insert_id(sql, params)
     }
 }
 
@@ -458,12 +478,7 @@ impl Conn {
     /// so two nodes racing for one code cannot both win.
     pub fn write<T>(&mut self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
         match self {
-            Conn::Sqlite(c) => {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let out = f(&*tx)?;
-                tx.commit()?;
-                Ok(out)
-            }
+            Conn::Sqlite(c) => sqlite::write(c, f),
             Conn::Pg(c) => c.transaction("BEGIN ISOLATION LEVEL READ COMMITTED", |tx| {
                 // Every write transaction of every node takes one lock first, as SQLite's
                 // BEGIN IMMEDIATE does on one machine: the audit chain's next link is the

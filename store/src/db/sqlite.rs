@@ -1,5 +1,6 @@
-//! [`Sql`] on a SQLite connection (rusqlite): statements are cached per connection, values
-//! bound by reference, rows read in place.
+//! [`Sql`] on a SQLite connection (rusqlite): statements are cached per connection (the
+//! transactions' `BEGIN IMMEDIATE` and `COMMIT` too), values bound by reference, rows read in
+//! place, and an insert's id read from the connection rather than through `RETURNING`.
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::Connection;
@@ -37,6 +38,40 @@ pub(super) fn value<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<Value<'r>,
     })
 }
 
+/// Runs `f` in a write transaction (`BEGIN IMMEDIATE`: SQLite's write lock is taken first),
+/// committed when it returns `Ok`, rolled back when it fails or panics. `BEGIN` and `COMMIT`
+/// are prepared once per connection like any other statement (rusqlite's own transactions
+/// compile them again each time, which on the hot path cost as much as a small insert).
+pub(super) fn write<T>(c: &Connection, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    c.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let open = Open(c);
+    let out = f(c)?;
+    c.prepare_cached("COMMIT")?.execute([])?;
+    drop(open);
+    Ok(out)
+}
+
+/// A transaction this module began: rolled back when dropped before it ended (a failed or
+/// panicking transaction, or a `COMMIT` that failed).
+struct Open<'c>(&'c Connection);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            if let Err(e) = self.0.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "a failed transaction could not be rolled back");
+            }
+        }
+    }
+}
+
+/// `sql` without its `RETURNING id` when it is a plain `INSERT INTO ... RETURNING id` (no
+/// conflict clause, which could update a row instead and leave no new row id).
+fn without_returning(sql: &str) -> Option<&str> {
+    let plain = sql.trim_end().strip_suffix("RETURNING id")?;
+    (sql.trim_start().starts_with("INSERT INTO") && !plain.contains("ON CONFLICT")).then_some(plain)
+}
+
 impl Sql for Connection {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
@@ -62,6 +97,19 @@ impl Sql for Connection {
 
     fn batch(&self, sql: &str) -> Result<(), StoreError> {
         Ok(self.execute_batch(sql)?)
+    }
+
+    /// SQLite answers `RETURNING` through a temporary table it builds and drops per statement
+    /// (about a third of an audit row's cost): a plain insert runs without it, and the id is the
+    /// row id it made, which is `id` (every table's `id` is its `INTEGER PRIMARY KEY`).
+    fn insert_id(&self, sql: &str, params: &[&dyn Param]) -> Result<i64, StoreError> {
+        match without_returning(sql) {
+            Some(plain) => {
+                self.prepare_cached(plain)?.execute(rusqlite::params_from_iter(binds(params)))?;
+                Ok(self.last_insert_rowid())
+            }
+            None => super::first_id(self, sql, params),
+        }
     }
 }
 
@@ -108,5 +156,68 @@ impl Sql for rusqlite::Transaction<'_> {
 
     fn batch(&self, sql: &str) -> Result<(), StoreError> {
         Sql::batch(&**self, sql)
+    }
+
+    fn insert_id(&self, sql: &str, params: &[&dyn Param]) -> Result<i64, StoreError> {
+        Sql::insert_id(&**self, sql, params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+    use crate::db::{args, Conn};
+
+    fn conn() -> Conn {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT UNIQUE, v INTEGER)").unwrap();
+        Conn::Sqlite(c)
+    }
+
+    #[test]
+    fn an_insert_gives_the_id_of_its_row_with_or_without_returning() {
+        let mut c = conn();
+        let ids = c
+            .write(|tx| {
+                let a = tx.insert("INSERT INTO t (k, v) VALUES (?1, ?2) RETURNING id", args!["a", 1])?;
+                let b = tx.insert("\n  INSERT INTO t (k, v)\n VALUES (?1, ?2)\n RETURNING id\n ", args!["b", 2])?;
+                // A conflict clause may update a row instead of making one: run as written.
+                let a_again = tx.insert(
+                    "INSERT INTO t (k, v) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET v = excluded.v RETURNING id",
+                    args!["a", 3],
+                )?;
+                Ok((a, b, a_again))
+            })
+            .unwrap();
+        assert_eq!(ids, (1, 2, 1));
+        assert_eq!(
+            without_returning("INSERT INTO t (k) VALUES (?1) RETURNING id"),
+            Some("INSERT INTO t (k) VALUES (?1) ")
+        );
+        assert_eq!(without_returning("INSERT OR IGNORE INTO t (k) VALUES (?1) RETURNING id"), None);
+        assert_eq!(without_returning("UPDATE t SET v = 1 RETURNING id"), None);
+    }
+
+    #[test]
+    fn a_failed_or_panicking_transaction_is_rolled_back_and_the_next_one_runs() {
+        let mut c = conn();
+        let failed: Result<(), StoreError> = c.write(|tx| {
+            tx.execute("INSERT INTO t (k, v) VALUES ('a', 1)", args![])?;
+            Err(StoreError::Sql(DbError::other("no".to_owned())))
+        });
+        assert!(failed.is_err());
+        let Conn::Sqlite(raw) = &c else { unreachable!() };
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<(), StoreError> = write(raw, |tx| {
+                tx.execute("INSERT INTO t (k, v) VALUES ('b', 2)", args![])?;
+                panic!("mid-transaction");
+            });
+        }));
+        assert!(panicked.is_err());
+        assert!(raw.is_autocommit(), "the transaction was left open");
+        c.write(|tx| tx.execute("INSERT INTO t (k, v) VALUES ('c', 3)", args![])).unwrap();
+        let keys = c.sql().query_map("SELECT k FROM t ORDER BY k", args![], |r| r.get::<String>(0)).unwrap();
+        assert_eq!(keys, ["c"]);
     }
 }
