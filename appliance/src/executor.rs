@@ -1,14 +1,16 @@
-//! The executor runs HSM work for requests on a few dedicated threads, in batches, and commits
-//! each batch's records (signature audit rows; token checks with their counter updates and
-//! audit rows) in one transaction before any caller in the batch gets its answer.
+//! The executor runs HSM work for requests on a few dedicated threads, and commits each
+//! request's record (a signature audit row; a token check with its counter update and audit
+//! row) before its caller gets the answer.
 //!
-//! Each worker takes one request at a time, so every worker stays busy with HSM work. Records
-//! are committed by group commit without a thread of their own: a finished request puts its
-//! record on the pending list; while more requests are queued the worker goes on, and once the
-//! queue is empty (or enough records gathered) whichever worker finds the database free
-//! commits every pending record in one transaction and answers those callers. Under load the
-//! workers never sleep and commits cover many records, so a request costs one queue push, a
-//! share of one commit and one reply, and no extra thread hand-off.
+//! Two kinds of threads: `hsm.workers` HSM workers, which only ever run jobs (HSM and plugin
+//! work, and the reads a check needs on a connection of their own), and one writer, which owns
+//! the write connection and commits the records the workers leave (group commit). A worker
+//! that finishes a job puts its record on the pending list and takes the next job at once: it
+//! never waits for the database. The writer commits every pending record in one transaction,
+//! in the order they finished, then answers those callers; records that finish while it
+//! commits wait for its next transaction, so the busier the appliance, the more records share
+//! a commit. While jobs are still queued it lets records gather (up to [`COMMIT_AT`], or
+//! [`MAX_WAIT`]), since every commit writes whole pages to the WAL whatever it holds.
 //!
 //! A token check's acceptance is a compare-and-set inside that transaction: of two checks that
 //! read the same counter, the first in the batch wins and the second's record becomes a reject
@@ -20,6 +22,7 @@
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use countersign_hsm::Hsm;
 use tokio::sync::oneshot;
@@ -33,7 +36,10 @@ const MAX_BATCH: usize = 256;
 /// While more requests are queued, finished rows wait for a commit until this many have
 /// gathered: every commit writes whole pages to the WAL, so one row per commit would write
 /// tens of kilobytes per request. Bounds the extra wait at about this many HSM operations.
-const COMMIT_AT: usize = 32;
+pub const COMMIT_AT: usize = 32;
+/// The longest a finished row waits for its commit while requests stay queued (jobs that make
+/// no record, such as reads, could otherwise keep the queue from ever emptying).
+pub const MAX_WAIT: Duration = Duration::from_millis(2);
 
 /// Where a job's answer goes once its record is committed.
 trait Reply: Send {
@@ -89,27 +95,49 @@ pub struct WorkerCtx<'a> {
 /// A job leaves a record to commit, or nothing (a read).
 type Job = Box<dyn FnOnce(&WorkerCtx<'_>) -> Option<Completed> + Send>;
 
+/// What the workers and the writer share, under one lock: jobs waiting for a worker, and
+/// records waiting for a commit.
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
     idle_workers: usize,
-    /// Set at shutdown: workers finish the queue, commit, and exit.
+    /// Finished requests whose records are not committed yet, in the order they finished.
+    pending: Vec<Completed>,
+    /// When the oldest pending record finished.
+    pending_since: Option<Instant>,
+    /// Whether the writer sleeps until told that records are ready.
+    writer_waiting: bool,
+    /// Workers still running; the writer stops once none is left and nothing is pending.
+    live_workers: usize,
+    /// Set at shutdown: workers finish the queue and exit, the writer commits what they left.
     closing: bool,
+}
+
+impl Queue {
+    /// Whether the pending records should be committed now: nothing else is queued (the
+    /// workers have no more to add soon), enough gathered, the oldest waited long enough, or
+    /// the executor is closing.
+    fn commit_due(&self, now: Instant) -> bool {
+        !self.pending.is_empty()
+            && (self.jobs.is_empty()
+                || self.pending.len() >= COMMIT_AT
+                || self.closing
+                || self.pending_since.is_some_and(|t| now.duration_since(t) >= MAX_WAIT))
+    }
 }
 
 struct Shared {
     queue: Mutex<Queue>,
-    ready: Condvar,
-    /// Finished requests whose audit rows are not committed yet.
-    pending: Mutex<Vec<Completed>>,
-    /// The one writer; holding it makes a worker the committer.
-    conn: Mutex<Writer>,
+    /// Signalled when a job is queued (an idle worker takes it).
+    job_ready: Condvar,
+    /// Signalled when pending records are due a commit, and at shutdown.
+    commit_ready: Condvar,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        // Jobs run outside the lock, so a poisoned queue is still a consistent queue.
+        // Jobs and commits run outside the lock, so a poisoned queue is still a consistent queue.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -145,25 +173,41 @@ pub enum ExecutorError {
 }
 
 impl Executor {
-    /// Starts `workers` threads; they share one writer connection for their group commits.
+    /// Starts `workers` HSM worker threads, each with a read connection of its own, and the
+    /// writer thread with the write connection.
     pub fn start(hsm: Hsm, store: &Store, workers: usize) -> Result<Executor, ExecutorError> {
+        let workers = workers.max(1);
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
-            ready: Condvar::new(),
-            pending: Mutex::new(Vec::new()),
-            conn: Mutex::new(store.writer()?),
+            job_ready: Condvar::new(),
+            commit_ready: Condvar::new(),
             threads: Mutex::new(Vec::new()),
         });
-        for i in 0..workers.max(1) {
-            let (hsm, for_worker) = (hsm.clone(), shared.clone());
-            let reader = store.reader()?;
-            let t = std::thread::Builder::new()
-                .name(format!("hsm-worker-{i}"))
-                .spawn(move || worker(&WorkerCtx { hsm: &hsm, reader: &reader }, &for_worker))
-                .map_err(ExecutorError::Start)?;
+        let executor = Executor { shared: shared.clone() };
+        let spawn = |name: String, body: Box<dyn FnOnce() + Send>| -> Result<(), ExecutorError> {
+            let t = std::thread::Builder::new().name(name).spawn(body).map_err(ExecutorError::Start)?;
             shared.threads.lock().unwrap_or_else(PoisonError::into_inner).push(t);
+            Ok(())
+        };
+        let mut writer = store.writer()?;
+        let readers = (0..workers).map(|_| store.reader()).collect::<Result<Vec<Reader>, StoreError>>()?;
+        let for_writer = shared.clone();
+        spawn("audit-writer".into(), Box::new(move || write_loop(&mut writer, &for_writer)))?;
+        for (i, reader) in readers.into_iter().enumerate() {
+            let (hsm, for_worker) = (hsm.clone(), shared.clone());
+            shared.lock().live_workers += 1;
+            let started = spawn(
+                format!("hsm-worker-{i}"),
+                Box::new(move || worker(&WorkerCtx { hsm: &hsm, reader: &reader }, &for_worker)),
+            );
+            if let Err(e) = started {
+                shared.lock().live_workers -= 1;
+                // The threads started so far stop: nothing was queued yet.
+                executor.shutdown();
+                return Err(e);
+            }
         }
-        Ok(Executor { shared })
+        Ok(executor)
     }
 
     /// Runs `work` on a worker; it returns the caller's value and completes `row` with what
@@ -252,7 +296,7 @@ impl Executor {
             q.idle_workers > 0
         };
         if wake {
-            self.shared.ready.notify_one();
+            self.shared.job_ready.notify_one();
         }
     }
 
@@ -261,11 +305,12 @@ impl Executor {
         self.submit(row, false, |_, _| ()).await.map(|(_, id)| id)
     }
 
-    /// Lets the workers finish every queued request and commit its row, then stops them.
-    /// Called at shutdown, after the sockets stopped taking requests.
+    /// Lets the workers finish every queued request and the writer commit its row, then stops
+    /// them. Called at shutdown, after the sockets stopped taking requests.
     pub fn shutdown(&self) {
         self.shared.lock().closing = true;
-        self.shared.ready.notify_all();
+        self.shared.job_ready.notify_all();
+        self.shared.commit_ready.notify_all();
         let threads = std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
         for t in threads {
             let _ = t.join();
@@ -273,70 +318,81 @@ impl Executor {
     }
 }
 
+/// An HSM worker: runs jobs one at a time, leaves their records for the writer, and wakes it
+/// when they are due a commit.
 fn worker(ctx: &WorkerCtx<'_>, shared: &Shared) {
+    let mut done: Option<Completed> = None;
     loop {
         let job = {
             let mut q = shared.lock();
-            loop {
+            if let Some(d) = done.take() {
+                if q.pending.is_empty() {
+                    q.pending_since = Some(Instant::now());
+                }
+                q.pending.push(d);
+            }
+            let job = loop {
+                // Tell the writer before taking the next job: once this queue is empty, nobody
+                // else may come along to.
+                if q.writer_waiting && q.commit_due(Instant::now()) {
+                    q.writer_waiting = false;
+                    shared.commit_ready.notify_one();
+                }
                 if let Some(job) = q.jobs.pop_front() {
-                    break job;
+                    break Some(job);
                 }
                 if q.closing {
-                    drop(q);
-                    commit_pending(shared);
-                    return;
+                    break None;
                 }
                 q.idle_workers += 1;
-                q = shared.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
+                q = shared.job_ready.wait(q).unwrap_or_else(PoisonError::into_inner);
                 q.idle_workers -= 1;
-            }
+            };
+            let Some(job) = job else {
+                q.live_workers -= 1;
+                drop(q);
+                shared.commit_ready.notify_one();
+                return;
+            };
+            job
         };
         // A job that panics loses only its own answer (its caller sees `Lost`).
-        let pending = match std::panic::catch_unwind(AssertUnwindSafe(|| job(ctx))) {
-            Ok(Some(done)) => {
-                let mut p = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                p.push(done);
-                p.len()
-            }
-            // A read, or a job that panicked: nothing new to commit.
-            Ok(None) | Err(_) => shared.pending.lock().unwrap_or_else(PoisonError::into_inner).len(),
-        };
-        // More work queued: sign it first and commit the rows together, unless enough have
-        // gathered. Nothing queued: commit now, nobody else will come along to do it.
-        if pending < COMMIT_AT && !shared.lock().jobs.is_empty() {
-            continue;
-        }
-        commit_pending(shared);
+        done = std::panic::catch_unwind(AssertUnwindSafe(|| job(ctx))).ok().flatten();
     }
 }
 
-/// Group commit: if no other worker is committing, commit every pending row and answer those
-/// callers; repeat while rows keep arriving. If another worker is committing, it will pick up
-/// the rows added meanwhile (it re-checks the list after releasing the database), so no row is
-/// ever left waiting.
-fn commit_pending(shared: &Shared) {
+/// The writer: commits every pending record in one transaction once they are due, answers
+/// those callers, and repeats; at shutdown, once the workers are gone and nothing is pending.
+fn write_loop(writer: &mut Writer, shared: &Shared) {
     loop {
-        let mut conn = match shared.conn.try_lock() {
-            Ok(c) => c,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return,
-        };
-        let batch: Vec<Completed> = {
-            let mut p = shared.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let n = p.len().min(MAX_BATCH);
-            p.drain(..n).collect()
-        };
-        if batch.is_empty() {
-            drop(conn);
-            if shared.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty() {
-                return;
+        let mut batch: Vec<Completed> = {
+            let mut q = shared.lock();
+            loop {
+                let now = Instant::now();
+                if q.commit_due(now) {
+                    break;
+                }
+                if q.closing && q.live_workers == 0 && q.pending.is_empty() {
+                    return;
+                }
+                // Records wait while jobs are queued: wake up when the oldest has waited long
+                // enough, or when a worker says they are due.
+                q.writer_waiting = true;
+                q = match q.pending_since {
+                    Some(t) => {
+                        let left = MAX_WAIT.saturating_sub(now.duration_since(t));
+                        shared.commit_ready.wait_timeout(q, left).unwrap_or_else(PoisonError::into_inner).0
+                    }
+                    None => shared.commit_ready.wait(q).unwrap_or_else(PoisonError::into_inner),
+                };
+                q.writer_waiting = false;
             }
-            continue;
-        }
-        let mut batch = batch;
-        let result = commit_records(&mut conn, &mut batch);
-        drop(conn);
-        match result {
+            let n = q.pending.len().min(MAX_BATCH);
+            let batch = q.pending.drain(..n).collect();
+            q.pending_since = if q.pending.is_empty() { None } else { Some(Instant::now()) };
+            batch
+        };
+        match commit_records(writer, &mut batch) {
             Ok(done) => {
                 for (c, d) in batch.into_iter().zip(done) {
                     c.reply.send(Ok(d));
