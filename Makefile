@@ -48,15 +48,20 @@ systemd-check:
 	@bash systemd/check-security.sh
 
 ## make bench: signing over api.sock vs raw C_Sign, /v1/validate/check with valid HOTP codes and
-## the timing of rejects, what the table seals cost, and an idle `make run` daemon's memory;
-## writes target/bench/signing.md, target/bench/validate.md, target/bench/seals.md and
-## target/bench/memory.md (copy the figures to docs/benchmarks.md).
+## the timing of rejects, what the table seals cost, an idle `make run` daemon's memory, and the
+## appliance on a local PostgreSQL server (durable settings, pg_stat_statements; a private
+## server in a temporary directory, stopped at the end); writes target/bench/signing.md,
+## validate.md, seals.md, memory.md and postgres.md (copy the figures to docs/benchmarks.md).
 bench: deps
 	$(CARGO) build --release --workspace
 	./target/release/bench-signing --out target/bench/signing.md
 	./target/release/bench-validate --out target/bench/validate.md
 	./target/release/bench-seals --out target/bench/seals.md
 	bash scripts/bench-memory.sh target/release target/bench/memory.md
+	@set -e; pg=$$(mktemp -d /tmp/cs-bench-pg-XXXXXX); \
+	trap 'bash scripts/test-postgres.sh stop "$$pg"; rm -rf "$$pg"' EXIT; trap 'exit 130' INT TERM; \
+	server=$$(PG_PROFILE=bench bash scripts/test-postgres.sh start "$$pg"); \
+	./target/release/bench-postgres --server "$$server" --out target/bench/postgres.md
 
 ## make fuzz: every fuzz target in fuzz/ for FUZZ_SECONDS seconds each (default 60), one at a
 ## time in one process; fails if any target finds a crash (kept under fuzz/artifacts/<target>/).

@@ -8,7 +8,11 @@
 #   scripts/test-postgres.sh stop DIR    stops it (nothing to do when it does not run)
 #
 # Test settings, never for data anyone keeps: fsync=off, synchronous_commit=off, no TCP
-# (listen_addresses=''), max_connections=300. Run as root, the server runs as the `postgres`
+# (listen_addresses=''), max_connections=300. With PG_PROFILE=bench (make bench), a server as an
+# operator would run it instead: fsync and synchronous_commit on (every commit waits for its WAL
+# flush, as the appliance's own SQLite does), and pg_stat_statements loaded so bench-postgres can
+# count the statements each check costs. The profile is written when DIR is created; use a
+# directory of its own for each. Run as root, the server runs as the `postgres`
 # user (PostgreSQL refuses root) and DIR is given to it; run as another user, it runs as that
 # user. The binaries come from PG_BIN, else the newest /usr/lib/postgresql/*/bin.
 set -euo pipefail
@@ -41,6 +45,15 @@ case "$cmd" in
     chmod 0755 "$dir"
     as_server test -r "$dir" -a -w "$dir" -a -x "$dir" \
       || { echo "$0: $dir is not usable by the server's user (check its parent directories)" >&2; exit 1; }
+    if [ "${PG_PROFILE:-test}" = bench ]; then
+      settings="fsync = on
+synchronous_commit = on
+shared_preload_libraries = 'pg_stat_statements'"
+    else
+      settings="fsync = off
+synchronous_commit = off
+full_page_writes = off"
+    fi
     if [ ! -f "$dir/data/PG_VERSION" ]; then
       as_server "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --locale=C.UTF-8 --encoding=UTF8 \
         >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
@@ -51,9 +64,7 @@ listen_addresses = ''
 unix_socket_directories = '$dir'
 unix_socket_permissions = 0777
 max_connections = 300
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$settings
 log_min_messages = warning
 EOF
     fi

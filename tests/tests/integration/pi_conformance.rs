@@ -551,11 +551,20 @@ const SENT_CODE_CHALLENGE: &[&str] = &[
     "detail.multi_challenge.*.message",
 ];
 
-/// The one-time code in the newest of `mails` that `seen` does not hold yet: the first run of
-/// exactly six digits in its body (decoded from Base64 when the server encoded it so).
-fn new_code(mails: &[String], seen: &mut std::collections::HashSet<String>) -> String {
+/// The one-time code in the one mail on `smtp` that `seen` does not hold yet: the first run of
+/// exactly six digits in its body (decoded from Base64 when the server encoded it so). Waits up
+/// to 20 s for that mail: Countersign answers the trigger once its first delivery attempt ended
+/// or its wait for it ran out (on a loaded machine the mail may still be on its way).
+fn new_code(smtp: &SmtpServer, seen: &mut std::collections::HashSet<String>) -> String {
     use base64::Engine;
-    let fresh: Vec<&String> = mails.iter().filter(|m| !seen.contains(*m)).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let fresh = loop {
+        let fresh: Vec<String> = smtp.messages().into_iter().filter(|m| !seen.contains(m)).collect();
+        if !fresh.is_empty() || std::time::Instant::now() > deadline {
+            break fresh;
+        }
+        std::thread::yield_now();
+    };
     assert_eq!(fresh.len(), 1, "one new mail expected: {fresh:?}");
     let mail = fresh[0].clone();
     seen.insert(mail.clone());
@@ -633,7 +642,7 @@ fn email_challenge_response_completes_for_every_client() {
         let tx = |v: &Value| v["detail"]["transaction_id"].as_str().unwrap_or_default().to_owned();
         let (ptx, ctx) = (tx(&triggered.0), tx(&triggered.1));
         found.exchange(&format!("{client}: the PIN alone"), triggered, Some("CHALLENGE"));
-        let (pcode, ccode) = (new_code(&pi_smtp.messages(), &mut pi_seen), new_code(&cs_smtp.messages(), &mut cs_seen));
+        let (pcode, ccode) = (new_code(&pi_smtp, &mut pi_seen), new_code(&cs_smtp, &mut cs_seen));
         let pa = [("user", user), ("realm", "test"), ("pass", pcode.as_str()), (tx_name, ptx.as_str())];
         let ca = [("user", user), ("realm", "test"), ("pass", ccode.as_str()), (tx_name, ctx.as_str())];
         found.exchange(
