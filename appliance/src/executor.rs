@@ -261,10 +261,14 @@ impl Executor {
             if tx.is_closed() {
                 audit.result = "error".into();
                 audit.detail = Some("abandoned: the caller stopped waiting before the check ran".into());
-                let rec = CheckRecord { effect: TokenEffect::None, audit, throttle: Default::default() };
+                let rec =
+                    CheckRecord { effect: TokenEffect::None, audit, throttle: Default::default(), foreseen: None };
                 return Some(Completed { record: Record::Check(rec), reply: Box::new(Nobody) });
             }
-            let (rec, value) = work(ctx, audit);
+            let (mut rec, value) = work(ctx, audit);
+            // An accept's new row seal, computed here while the other worker runs: the writer
+            // (one thread for all) then finds it remembered.
+            ctx.reader.foresee(&mut rec);
             Some(Completed { record: Record::Check(rec), reply: Box::new(Waiting { tx, value }) })
         });
         self.push(job);

@@ -1141,7 +1141,8 @@ impl ValidateService {
                 audit.result = "challenge".into();
                 let serials: Vec<&str> = tokens.iter().map(|t| t.serial.as_str()).collect();
                 audit.detail = Some(format!("PIN matched; challenge for {}", serials.join(", ")));
-                let rec = CheckRecord { effect: TokenEffect::None, audit, throttle: ThrottleEffect::None };
+                let rec =
+                    CheckRecord { effect: TokenEffect::None, audit, throttle: ThrottleEffect::None, foreseen: None };
                 (rec, Answer::Trigger(tokens))
             }
             Decision::Accept(a) => {
@@ -1150,7 +1151,7 @@ impl ValidateService {
                 audit.serial = Some(a.serial.clone()).filter(|s| !s.is_empty());
                 audit.detail = Some(a.detail);
                 let throttle = if owner.is_empty() { ThrottleEffect::None } else { ThrottleEffect::Success { owner } };
-                let rec = CheckRecord { effect: a.effect, audit, throttle };
+                let rec = CheckRecord { effect: a.effect, audit, throttle, foreseen: None };
                 (
                     rec,
                     Answer::Accept {
@@ -1167,7 +1168,10 @@ impl ValidateService {
                 if audit.serial.is_none() {
                     audit.serial = r.serial;
                 }
-                (CheckRecord { effect: TokenEffect::None, audit, throttle: ThrottleEffect::None }, Answer::Unavailable)
+                (
+                    CheckRecord { effect: TokenEffect::None, audit, throttle: ThrottleEffect::None, foreseen: None },
+                    Answer::Unavailable,
+                )
             }
             Decision::Reject(r) => {
                 audit.result = if r.kind == RejectKind::Refused { "refused" } else { "reject" }.into();
@@ -1181,7 +1185,7 @@ impl ValidateService {
                     }
                     _ => ThrottleEffect::None,
                 };
-                (CheckRecord { effect: r.effect, audit, throttle }, Answer::Reject(r.answer))
+                (CheckRecord { effect: r.effect, audit, throttle, foreseen: None }, Answer::Reject(r.answer))
             }
         };
         let mut rec = rec;

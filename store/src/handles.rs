@@ -4,6 +4,8 @@
 //!
 //! A handle never outlives its thread's use and is never shared between threads.
 
+use std::sync::{Mutex, PoisonError};
+
 use crate::db::Conn;
 
 use super::audit::SignatureAuditRow;
@@ -12,8 +14,8 @@ use super::challenges::{open_challenges, OpenChallenge};
 use super::hardware::{token_certificate, CertificateRow};
 use super::row_seals::RowSeals;
 use super::tokens::{
-    commit_check, recent_owner_checks, throttle_state, token_for_check, tokens_by_public_id, tokens_of_owner,
-    CheckRecord, Owner, TokenRecord,
+    accepted_digest, commit_check, foreseen, recent_owner_checks, throttle_state, token_for_check, tokens_by_public_id,
+    tokens_of_owner, CheckRecord, Owner, TokenRecord,
 };
 use super::{Store, StoreError};
 use countersign_core::check::ThrottleState;
@@ -24,26 +26,47 @@ use countersign_core::check::ThrottleState;
 pub struct Reader {
     conn: Conn,
     seals: RowSeals,
+    /// The token rows the latest look-up returned, as read: what [`Reader::foresee`] works
+    /// out an accept's new row seal from. Replaced by each look-up, emptied by `foresee`.
+    last_read: Mutex<Vec<TokenRecord>>,
 }
 
 impl Reader {
     pub(super) fn open(store: &Store) -> Result<Reader, StoreError> {
-        Ok(Reader { conn: store.reader_connection()?, seals: store.row_seals() })
+        Ok(Reader { conn: store.reader_connection()?, seals: store.row_seals(), last_read: Mutex::default() })
+    }
+
+    fn read(&self, tokens: Result<Vec<TokenRecord>, StoreError>) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut last = self.last_read.lock().unwrap_or_else(PoisonError::into_inner);
+        last.clear();
+        if let Ok(t) = &tokens {
+            last.extend_from_slice(t);
+        }
+        tokens
     }
 
     /// The tokens of `owner` that a check may consider.
     pub fn tokens_of_owner(&self, owner: &Owner) -> Result<Vec<TokenRecord>, StoreError> {
-        tokens_of_owner(self.conn.sql(), &self.seals, owner)
+        self.read(tokens_of_owner(self.conn.sql(), &self.seals, owner))
     }
 
     /// The tokens that learned this Yubico public id.
     pub fn tokens_by_public_id(&self, public_id: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        tokens_by_public_id(self.conn.sql(), &self.seals, public_id)
+        self.read(tokens_by_public_id(self.conn.sql(), &self.seals, public_id))
     }
 
     /// The token with this serial (none or one).
     pub fn token_for_check(&self, serial: &str) -> Result<Vec<TokenRecord>, StoreError> {
-        token_for_check(self.conn.sql(), &self.seals, serial)
+        self.read(token_for_check(self.conn.sql(), &self.seals, serial))
+    }
+
+    /// Before `rec` goes to its commit: when it accepts a token this reader's latest look-up
+    /// returned, seals the row the accept will leave, here on the worker's thread, and puts
+    /// that in `rec` ([`CheckRecord::foreseen`]): the commit (one thread for every worker)
+    /// then changes the row in one statement if it is still the row that was read.
+    pub fn foresee(&self, rec: &mut CheckRecord) {
+        let read = std::mem::take(&mut *self.last_read.lock().unwrap_or_else(PoisonError::into_inner));
+        rec.foreseen = read.iter().find_map(|t| foreseen(t, self.seals.foresee(&accepted_digest(t, rec)?)?));
     }
 
     /// The back-off counted for `owner` from `source` and from everywhere.

@@ -18,7 +18,7 @@ use std::sync::{Arc, LazyLock};
 use sha2::{Digest, Sha256};
 
 pub use super::owner_set::Identity;
-use super::seals::{hash_value, mark, same_mac, stored_seal, SealKey};
+use super::seals::{encode_value, hash_value, mark, same_mac, stored_seal, SealKey};
 use super::StoreError;
 use crate::db::{args, Row, Sql, Value};
 
@@ -150,6 +150,18 @@ impl RowTable {
 pub struct RowSeal {
     digest: [u8; 32],
     mac: Option<Vec<u8>>,
+    /// A token row's sealed values as hashed, so that the digest of a change known ahead (an
+    /// accept's counter update) can be worked out before the commit makes it: see
+    /// [`RowSeal::digest_after`]. Not kept for other tables.
+    image: Option<Box<RowImage>>,
+}
+
+/// The bytes each sealed column contributed to a row's digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RowImage {
+    bytes: Vec<u8>,
+    /// Where each column's bytes end in `bytes`.
+    ends: Vec<usize>,
 }
 
 impl RowSeal {
@@ -159,16 +171,64 @@ impl RowSeal {
         if r.value(at)? == Value::Null {
             return Ok(None);
         }
+        let n = table.columns().len();
+        let mut image = RowImage { bytes: Vec::with_capacity(256), ends: Vec::with_capacity(n) };
+        for i in at..at + n {
+            encode_value(r.value(i)?, |b| image.bytes.extend_from_slice(b));
+            image.ends.push(image.bytes.len());
+        }
+        let digest = image.digest(table, &[]);
+        let image = (table == RowTable::Token).then(|| Box::new(image));
+        Ok(Some(RowSeal { digest, mac: r.get(at + n)?, image }))
+    }
+
+    /// The seal stored with the row, as read.
+    pub(crate) fn mac(&self) -> Option<&[u8]> {
+        self.mac.as_deref()
+    }
+
+    /// The row's digest as read.
+    #[cfg(test)]
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+
+    /// The digest this row will have once `changes` (column, new value) are made to it, and
+    /// nothing else: what its seal will be computed over. `None` when the row's values were
+    /// not kept or a column is not sealed. Only a forecast: the commit seals the row as it
+    /// finds it after the change, whatever this said.
+    pub(crate) fn digest_after(&self, table: RowTable, changes: &[(&str, Value<'_>)]) -> Option<[u8; 32]> {
+        let image = self.image.as_deref()?;
+        let mut at = Vec::with_capacity(changes.len());
+        for (column, value) in changes {
+            at.push((table.columns().iter().position(|c| c == column)?, *value));
+        }
+        Some(image.digest(table, &at))
+    }
+}
+
+impl RowImage {
+    /// The digest of the row with the values of the columns in `replaced` (by position) put
+    /// in place of those kept.
+    fn digest(&self, table: RowTable, replaced: &[(usize, Value<'_>)]) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(DOMAIN);
         h.update(table.name().as_bytes());
         h.update(b"\0");
-        let n = table.columns().len();
-        for i in at..at + n {
-            hash_value(&mut h, r.value(i)?);
+        let mut start = 0;
+        for (i, &end) in self.ends.iter().enumerate() {
+            match replaced.iter().find(|(at, _)| *at == i) {
+                Some((_, value)) => hash_value(&mut h, *value),
+                None => h.update(&self.bytes[start..end]),
+            }
+            start = end;
         }
-        Ok(Some(RowSeal { digest: h.finalize().into(), mac: r.get(at + n)? }))
+        h.finalize().into()
     }
+}
+
+fn key_mac(key: &dyn SealKey, digest: &[u8; 32]) -> Option<Vec<u8>> {
+    key.mac(digest).ok()
 }
 
 /// The row seals' handle: the seal key, or none in the store's own unit tests (no HSM), where
@@ -306,6 +366,13 @@ impl RowSeals {
             super::owner_set::reseal(conn, key.as_ref(), b, now)?;
         }
         Ok(())
+    }
+
+    /// The seal of a row whose digest will be `digest`, computed now on the caller's thread (a
+    /// worker's), so the HSM work is not done by the one thread that commits; remembered like
+    /// every MAC. `None` without a key, or when the HSM failed (the commit then meets it).
+    pub(crate) fn foresee(&self, digest: &[u8; 32]) -> Option<Vec<u8>> {
+        key_mac(self.0.as_deref()?, digest)
     }
 
     /// One seal MAC that decides nothing: the work a counted failure's new row seal costs, for

@@ -116,26 +116,32 @@ pub(crate) fn digest(conn: &dyn Sql, table: &str) -> Result<[u8; 32], StoreError
 /// Adds one value to a digest, tagged with its type and (for bytes) its length, so no two
 /// different sequences of values encode alike. Shared with the row seals.
 pub(super) fn hash_value(h: &mut Sha256, v: Value<'_>) {
+    encode_value(v, |bytes| h.update(bytes));
+}
+
+/// The bytes [`hash_value`] hashes for `v`, handed to `put` piece by piece (a row seal keeps
+/// them to work out the digest of a change ahead of it).
+pub(super) fn encode_value(v: Value<'_>, mut put: impl FnMut(&[u8])) {
     match v {
-        Value::Null => h.update(b"n"),
+        Value::Null => put(b"n"),
         Value::Int(v) => {
-            h.update(b"i");
-            h.update(v.to_be_bytes());
+            put(b"i");
+            put(&v.to_be_bytes());
         }
         Value::Real(v) => {
-            h.update(b"f");
-            h.update(v.to_bits().to_be_bytes());
+            put(b"f");
+            put(&v.to_bits().to_be_bytes());
         }
         Value::Text(t) => {
             let b = t.as_bytes();
-            h.update(b"b");
-            h.update((b.len() as u64).to_be_bytes());
-            h.update(b);
+            put(b"b");
+            put(&(b.len() as u64).to_be_bytes());
+            put(b);
         }
         Value::Blob(b) => {
-            h.update(b"b");
-            h.update((b.len() as u64).to_be_bytes());
-            h.update(b);
+            put(b"b");
+            put(&(b.len() as u64).to_be_bytes());
+            put(b);
         }
     }
 }

@@ -15,7 +15,7 @@ use super::audit::{AuthAuditRow, AUTH_COLUMNS};
 use super::chain::{insert_audit, ChainTail};
 use super::row_seals::{Identity, RowSeal, RowSeals, RowTable};
 use super::{unique_as, Store, StoreError};
-use crate::db::{args, Dialect, Row, Sql};
+use crate::db::{args, Dialect, Row, Sql, Value};
 use countersign_core::rules::FailCounter;
 pub use countersign_core::user::User;
 pub use countersign_core::validity::{Unusable, Validity};
@@ -432,6 +432,26 @@ pub struct CheckRecord {
     pub audit: AuthAuditRow,
     /// What the commit does to the user's throttle counts.
     pub throttle: ThrottleEffect,
+    /// An accept's new row seal, worked out by the worker ([`crate::Reader::foresee`]); `None`
+    /// when nothing was foreseen (the commit then seals the row itself).
+    pub foreseen: Option<Box<Foreseen>>,
+}
+
+/// The row an accept will leave, sealed ahead by the worker that decided it: the token row's
+/// seal as the worker read (and checked) it, and the seal of the row once the accept's
+/// changes are made. The commit makes the change in one statement when the row still has the
+/// seal it was read with (so it is the row the forecast was made from).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Foreseen {
+    token_id: i64,
+    seal_as_read: Vec<u8>,
+    seal_after: Vec<u8>,
+}
+
+impl std::fmt::Debug for Foreseen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Foreseen").field("token_id", &self.token_id).finish_non_exhaustive()
+    }
 }
 
 const TOKEN_FIELDS: &str = "t.id, t.serial, t.type, t.plugin, t.params, t.otp_window, t.sealed_seed, t.counter,
@@ -618,6 +638,51 @@ pub(crate) fn commit_check(
     Ok((tail.auth_row(tx, &rec.audit)?, accepted))
 }
 
+/// The digest token row `t` (as read) will have if `rec` accepts it: the columns
+/// [`advance_counter`]'s UPDATE sets when it wins, in its place (keep the two in step). `None`
+/// when `rec` accepts no counter of `t` as read, or the change is not known ahead (a learned
+/// public id rewrites `params` in SQL; a registration code's row is deleted).
+pub(crate) fn accepted_digest(t: &TokenRecord, rec: &CheckRecord) -> Option<[u8; 32]> {
+    accepted_change(t, rec).map(|(_, digest)| digest)
+}
+
+/// [`Foreseen`] for `rec`'s accept of `t` as read, given the new digest's seal (`mac`).
+pub(crate) fn foreseen(t: &TokenRecord, mac: Vec<u8>) -> Option<Box<Foreseen>> {
+    Some(Box::new(Foreseen { token_id: t.id, seal_as_read: t.seal.mac()?.to_vec(), seal_after: mac }))
+}
+
+/// The token id and new digest of `rec`'s accept of `t` (see [`accepted_digest`]).
+fn accepted_change(t: &TokenRecord, rec: &CheckRecord) -> Option<(i64, [u8; 32])> {
+    let (token_id, seen_counter, new_counter, drift, then) = match &rec.effect {
+        TokenEffect::Accept { token_id, seen_counter, new_counter, drift, then } => {
+            (*token_id, *seen_counter, *new_counter, *drift, then)
+        }
+        TokenEffect::AcceptChallenge { token_id, seen_counter, new_counter, drift, .. } => {
+            (*token_id, *seen_counter, *new_counter, *drift, &AfterAccept::Keep)
+        }
+        _ => return None,
+    };
+    if t.id != token_id || t.counter != seen_counter {
+        return None;
+    }
+    let mut changes = vec![
+        ("counter", Value::Int(i64::try_from(new_counter).ok()?)),
+        ("fail_count", Value::Int(0)),
+        ("last_auth_ms", Value::Int(rec.audit.at_ms)),
+    ];
+    if let Some(d) = drift {
+        changes.push(("drift", Value::Int(d)));
+    }
+    match then {
+        AfterAccept::Keep | AfterAccept::Learn { secret: None, public_id: None } => {}
+        AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), public_id: None } => {
+            changes.push(("sealed_seed", Value::Blob(secret)));
+        }
+        AfterAccept::Delete | AfterAccept::Learn { public_id: Some(_), .. } => return None,
+    }
+    Some((token_id, t.seal.digest_after(RowTable::Token, &changes)?))
+}
+
 /// The counter compare-and-set of an accept, then what the accept does beyond it (`then`);
 /// a lost race turns the record into a reject and does nothing else.
 #[allow(clippy::too_many_arguments, reason = "the fields of TokenEffect::Accept, plus where to apply them")]
@@ -632,6 +697,40 @@ fn advance_counter(
     then: &AfterAccept,
 ) -> Result<bool, StoreError> {
     let at = rec.audit.at_ms;
+    let counter = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    // Foreseen: the row still has the seal the worker read and checked, so it is that row, and
+    // the worker sealed the row this change leaves. One statement instead of the check, the
+    // change and the new seal; if the row moved on, the way below decides as before.
+    if let Some(f) = rec.foreseen.as_ref().filter(|f| f.token_id == token_id) {
+        let secret = match then {
+            AfterAccept::Keep | AfterAccept::Learn { secret: None, public_id: None } => None,
+            AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), public_id: None } => {
+                Some(secret.as_slice())
+            }
+            // Never foreseen (see accepted_change); a stray forecast is ignored.
+            AfterAccept::Delete | AfterAccept::Learn { public_id: Some(_), .. } => return Err(foreseen_wrongly()),
+        };
+        let moved = tx.execute(
+            "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift),
+                              sealed_seed = coalesce(?6, sealed_seed), row_mac = ?7
+             WHERE id = ?4 AND counter = ?5 AND active = 1 AND revoked = 0 AND row_mac = ?8
+               AND (fail_count < max_fail
+                    OR (fail_clear_s > 0 AND last_fail_ms IS NOT NULL AND ?2 - last_fail_ms >= fail_clear_s * 1000))",
+            args![
+                counter(new_counter),
+                at,
+                drift,
+                token_id,
+                counter(seen_counter),
+                secret,
+                f.seal_after.as_slice(),
+                f.seal_as_read.as_slice()
+            ],
+        )?;
+        if moved == 1 {
+            return Ok(true);
+        }
+    }
     let changed = seals.update(tx, RowTable::Token, token_id, || {
         let moved = tx.execute(
             // The counter as the check read it (so a code is spent once), and the token not locked
@@ -642,13 +741,7 @@ fn advance_counter(
              WHERE id = ?4 AND counter = ?5 AND active = 1 AND revoked = 0
                AND (fail_count < max_fail
                     OR (fail_clear_s > 0 AND last_fail_ms IS NOT NULL AND ?2 - last_fail_ms >= fail_clear_s * 1000))",
-            args![
-                i64::try_from(new_counter).unwrap_or(i64::MAX),
-                at,
-                drift,
-                token_id,
-                i64::try_from(seen_counter).unwrap_or(i64::MAX)
-            ],
+            args![counter(new_counter), at, drift, token_id, counter(seen_counter)],
         )?;
         if let (1, AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), .. }) = (moved, then) {
             tx.execute("UPDATE token SET sealed_seed = ?1 WHERE id = ?2", args![secret, token_id])?;
@@ -685,6 +778,11 @@ fn advance_counter(
         rec.audit.detail = Some("the OTP was already used, or the token changed meanwhile".into());
     }
     Ok(changed == 1)
+}
+
+/// A forecast made for a change that is never foreseen: a bug in the engine, refused.
+fn foreseen_wrongly() -> StoreError {
+    StoreError::Refused(Refusal::Invalid("an accept that deletes the token or learns its id cannot be foreseen".into()))
 }
 
 /// Marks an open challenge answered (compare-and-set); a lost race turns the record into a reject.
@@ -1350,6 +1448,7 @@ impl TokenChange {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+    use crate::handles::Record;
     use crate::Synchronous;
     use rusqlite::params;
 
@@ -1394,6 +1493,81 @@ mod tests {
         store
             .insert_token(&t, &AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), "token/init", "ok"))
             .unwrap();
+    }
+
+    /// The seal an accept's worker computes ahead is over the row its commit leaves: for each
+    /// change known ahead, the forecast digest equals the digest of the row as read after the
+    /// real commit, and the row the one-statement commit leaves verifies; changes made in SQL
+    /// (a learned public id) or deleting the row have none. A row changed between the
+    /// forecast and the commit (here, a failure counted meanwhile) is committed the long way
+    /// and verifies too.
+    #[test]
+    fn an_accepts_forecast_seal_is_the_seal_of_the_row_it_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), Synchronous::Normal).unwrap();
+        token(&store, "F1", None);
+        store.start_sealing(std::sync::Arc::new(crate::seals::TestKey), true).unwrap();
+        let reader = store.reader().unwrap();
+        let mut writer = store.writer().unwrap();
+        let cases = [
+            (AfterAccept::Keep, None, true),
+            (AfterAccept::Keep, Some(-3), true),
+            (AfterAccept::Spend { secret: vec![7; 40] }, Some(2), true),
+            (AfterAccept::Learn { secret: Some(vec![9; 48]), public_id: None }, None, true),
+            (AfterAccept::Learn { secret: None, public_id: None }, None, true),
+            (AfterAccept::Learn { secret: None, public_id: Some("cccccccccccb".into()) }, None, false),
+            (AfterAccept::Delete, None, false),
+        ];
+        let caller = countersign_core::caller::Caller::uid(0);
+        let fail = |writer: &mut crate::Writer, id: i64| {
+            let effect = TokenEffect::Fail(vec![countersign_core::check::FailedToken { token_id: id, restart: false }]);
+            let audit = AuthAuditRow::new(&caller, "validate/check", "reject");
+            let rec = CheckRecord { effect, audit, throttle: ThrottleEffect::None, foreseen: None };
+            writer.commit([&mut Record::Check(rec)]).unwrap();
+        };
+        for (i, (then, drift, known)) in cases.iter().cloned().chain(cases.iter().cloned()).enumerate() {
+            // The second time round, the row changes between the forecast and the commit.
+            let disturbed = i >= cases.len();
+            // A failure first, so the accept has a fail count to reset.
+            let id = reader.token_for_check("F1").unwrap()[0].id;
+            fail(&mut writer, id);
+            let t = reader.token_for_check("F1").unwrap().remove(0);
+            assert!(t.fails.count >= 1);
+            let mut audit = AuthAuditRow::new(&caller, "validate/check", "accept");
+            audit.at_ms = 1_000_000 + i64::try_from(i).unwrap();
+            let effect = TokenEffect::Accept {
+                token_id: t.id,
+                seen_counter: t.counter,
+                new_counter: t.counter + 3,
+                drift,
+                then: then.clone(),
+            };
+            let mut rec = CheckRecord { effect, audit, throttle: ThrottleEffect::None, foreseen: None };
+            let forecast = accepted_digest(&t, &rec);
+            assert_eq!(forecast.is_some(), known, "{then:?}");
+            let mut stale = rec.clone();
+            if let TokenEffect::Accept { seen_counter, .. } = &mut stale.effect {
+                *seen_counter += 1;
+            }
+            assert_eq!(accepted_digest(&t, &stale), None, "a counter the row no longer has forecasts nothing");
+            reader.foresee(&mut rec);
+            assert_eq!(rec.foreseen.is_some(), known, "{then:?}");
+            if then == AfterAccept::Delete {
+                continue;
+            }
+            if disturbed {
+                fail(&mut writer, t.id);
+            }
+            let mut record = Record::Check(rec);
+            let committed = writer.commit([&mut record]).unwrap();
+            assert!(committed[0].accepted, "{then:?}");
+            // Read back through the seal check: the row verifies whichever way it was committed.
+            let after = reader.token_for_check("F1").unwrap().remove(0);
+            assert_eq!((after.counter, after.fails.count), (t.counter + 3, 0), "{then:?}");
+            if let (Some(forecast), false) = (forecast, disturbed) {
+                assert_eq!(after.seal.digest(), forecast, "{then:?}");
+            }
+        }
     }
 
     /// Rows recorded before stable ids (resolver set, resolver_uid NULL), as migration 0016

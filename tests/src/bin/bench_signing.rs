@@ -5,7 +5,9 @@
 //! Run it from the release build (`make bench`); it starts its own token and daemon.
 //! Options: `--seconds N` per measurement (default 5), `--rounds N` (default 3), `--out FILE`
 //! for the Markdown report, `--callgrind DIR`: the daemon runs under callgrind, and each
-//! socket row (no raw rows) is dumped into DIR on its own.
+//! socket row (no raw rows) is dumped into DIR on its own; `--socket-only`: only the 16-client
+//! row, once; `--config TOML`: daemon settings to try, applied over the bench's own
+//! (`"[hsm]\nworkers = 3"`).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
@@ -64,6 +66,8 @@ fn main() -> anyhow::Result<()> {
     // For profiling the daemon alone: skip the raw rows.
     let mut socket_only = false;
     let mut callgrind: Option<Callgrind> = None;
+    // Daemon settings to try (TOML, applied over the bench's own, e.g. "[hsm]\nworkers = 3").
+    let mut overlay = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -71,14 +75,15 @@ fn main() -> anyhow::Result<()> {
             "--out" => out = args.next().map(PathBuf::from),
             "--rounds" => rounds_n = args.next().and_then(|s| s.parse().ok()).unwrap_or(rounds_n).max(1),
             "--socket-only" => socket_only = true,
+            "--config" => overlay = args.next().unwrap_or_default(),
             "--callgrind" => callgrind = args.next().map(|dir| Callgrind { dir: PathBuf::from(dir) }),
-            other => anyhow::bail!("unknown argument {other}; use --seconds N --rounds N --out FILE --callgrind DIR"),
+            other => anyhow::bail!("unknown argument {other}; use --seconds N --rounds N --out FILE --callgrind DIR --socket-only --config TOML"),
         }
     }
     let dur = Duration::from_secs(secs);
     let uid = countersign_tests::own_uid();
 
-    let mut d = Daemon::configure("");
+    let mut d = Daemon::configure(&overlay);
     if let Some(c) = &callgrind {
         d.wrapper = c.wrapper();
     }

@@ -13,7 +13,8 @@
 //! rejects of each kind for the timing comparison (default 400), `--out FILE`, `--callgrind DIR`:
 //! the daemon runs under callgrind, and the check rows by serial (32 and 1 client) and by user
 //! are each dumped into DIR on their own (nothing else runs); `--socket-only`: only the row by
-//! serial at 32 clients, once (for profiling the daemon from outside).
+//! serial at 32 clients, once (for profiling the daemon from outside); `--config TOML`: daemon
+//! settings to try, applied over the bench's own (`"[hsm]\nworkers = 3"`).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
@@ -93,6 +94,8 @@ fn main() -> anyhow::Result<()> {
     let mut out: Option<PathBuf> = None;
     let mut callgrind: Option<Callgrind> = None;
     let mut socket_only = false;
+    // Daemon settings to try (TOML, applied over the bench's own, e.g. "[hsm]\nworkers = 3").
+    let mut overlay = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -102,14 +105,15 @@ fn main() -> anyhow::Result<()> {
             "--samples" => samples = args.next().and_then(|s| s.parse().ok()).unwrap_or(samples).max(10),
             "--callgrind" => callgrind = args.next().map(|dir| Callgrind { dir: PathBuf::from(dir) }),
             "--socket-only" => socket_only = true,
+            "--config" => overlay = args.next().unwrap_or_default(),
             other => anyhow::bail!(
                 "unknown argument {other}; use --seconds N --rounds N --samples N --out FILE --callgrind DIR \
-                 --socket-only"
+                 --socket-only --config TOML"
             ),
         }
     }
     let dur = Duration::from_secs(secs);
-    let mut d = Daemon::configure("");
+    let mut d = Daemon::configure(&overlay);
     d.test_clock = false;
     // The look-ahead window of a whole run: clients that time out mid-request skip a code.
     // Throttling off: the timing comparison sends hundreds of rejects for one user.
