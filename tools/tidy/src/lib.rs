@@ -153,6 +153,7 @@ pub const PURE: &[&str] = &[
     "countersign-token-yubikey",
     "countersign-gateway-http-sms",
     "countersign-gateway-smtp",
+    "countersign-webauthn",
 ];
 
 /// Dependencies that do I/O (or load code), which a [`PURE`] crate must not have.
@@ -461,6 +462,7 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-hsm",
     "countersign-http",
     "countersign",
+    "countersign-webauthn",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
