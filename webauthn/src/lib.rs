@@ -36,6 +36,8 @@ mod cose;
 mod error;
 pub mod limits;
 #[cfg(test)]
+mod pi_fixtures;
+#[cfg(test)]
 mod testkit;
 
 pub use assertion::{
