@@ -101,6 +101,9 @@ struct Worker {
     /// No restart before this instant.
     not_before: Option<Instant>,
     restarts: u64,
+    /// When the process's processor time was last read, and what it was: see
+    /// [`PluginHost::retire_if_spent`].
+    cpu_seen: Option<(Instant, Duration)>,
 }
 
 /// Why a plugin call failed. The request fails; the daemon and other plugins go on.
@@ -400,7 +403,7 @@ impl PluginHost {
 
 impl Worker {
     fn running(p: PluginProcess) -> Worker {
-        Worker { process: Some(p), failures: 0, not_before: None, restarts: 0 }
+        Worker { process: Some(p), failures: 0, not_before: None, restarts: 0, cpu_seen: None }
     }
 }
 
@@ -547,9 +550,23 @@ impl PluginHost {
 
     /// Replaces a worker that has used half of its processor time limit, between calls, so
     /// that no healthy worker is killed by the limit in the middle of one.
+    /// The time is read from `/proc` (4 system calls and a parse, on every check), so only
+    /// when it could have reached half the limit since it was last read: a process uses at
+    /// most every CPU for the time that passed.
     fn retire_if_spent(&self, plugin: &Loaded, worker: &mut Worker) {
+        static CPUS: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
+            std::thread::available_parallelism().map_or(64, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        });
+        let half = Duration::from_millis(self.limits.cpu_s.saturating_mul(500));
+        if let Some((at, spent)) = worker.cpu_seen {
+            if spent.saturating_add(at.elapsed().saturating_mul(*CPUS)) < half {
+                return;
+            }
+        }
         let spent = worker.process.as_ref().and_then(PluginProcess::cpu_time);
+        worker.cpu_seen = spent.map(|t| (Instant::now(), t));
         if spent.is_some_and(|t| t.as_secs().saturating_mul(2) >= self.limits.cpu_s) {
+            worker.cpu_seen = None;
             tracing::info!(plugin = %plugin.manifest.name, "plugin worker used half its processor time; replacing it");
             worker.process = None;
             let _ = self.ensure_running(plugin, worker);
@@ -600,6 +617,7 @@ impl PluginHost {
         let (result, detail) = match started {
             Ok(p) => {
                 worker.process = Some(p);
+                worker.cpu_seen = None;
                 tracing::info!(plugin = %name, restarts = worker.restarts, "plugin worker restarted");
                 ("ok", format!("worker restarted (restart {}, after {} failures)", worker.restarts, worker.failures))
             }
