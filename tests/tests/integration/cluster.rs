@@ -758,10 +758,22 @@ fn with_the_database_stopped_for_ten_seconds_nothing_is_accepted_wrongly_no_answ
     }
     assert!(answered.is_disjoint(&hidden), "a code both accepted and rejected as used: {answered:?} {hidden:?}");
     let audited = check_rows(&c, &serial).get("accept").copied().unwrap_or(0);
+    // Why each check of this token was refused, for the message when the counts disagree.
+    let reasons: Vec<(String, i64)> = c
+        .db
+        .client()
+        .query(
+            "SELECT coalesce(detail, ''), count(*) FROM auth_audit WHERE serial = $1 AND result <> 'accept' GROUP BY 1",
+            &[&serial],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     assert_eq!(
         audited,
         (answered.len() + hidden.len()) as i64,
-        "{} accepts answered, {} hidden by an error",
+        "{} accepts answered, {} hidden by an error ({hidden:?}); refusals in the audit: {reasons:?}",
         answered.len(),
         hidden.len()
     );
