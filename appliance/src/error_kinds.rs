@@ -103,6 +103,7 @@ impl Kinded for ValidateError {
             ValidateError::Audit(_) => ErrorKind::Unavailable(Dependency::Audit),
             ValidateError::Challenge(t) => t.kind(),
             ValidateError::HsmUnavailable => ErrorKind::Unavailable(Dependency::Hsm),
+            ValidateError::StoreUnavailable => ErrorKind::Unavailable(Dependency::Store),
         }
     }
 }

@@ -44,6 +44,8 @@ pub const GENERIC_REJECT: &str = "wrong PIN or OTP";
 /// What a check answers while the HSM cannot open seeds or verify PINs: an error, never a
 /// reject the user would count as a wrong code, and never an accept.
 pub const HSM_UNAVAILABLE: &str = "the HSM is not available; try again";
+/// The answer (and error) of a check whose reads the database could not serve.
+pub const STORE_UNAVAILABLE: &str = "the database is not available; try again";
 
 /// A check that could not be made (as opposed to a wrong PIN): why, and whether the HSM was
 /// the reason.
@@ -55,6 +57,19 @@ struct NotChecked {
 /// The reject of a check the HSM could not make. `record` turns it into an error answer.
 fn hsm_reject(audit: String, serial: Option<String>) -> Reject {
     Reject { audit, answer: HSM_UNAVAILABLE, effect: TokenEffect::None, serial, kind: RejectKind::Other }
+}
+
+/// The reject of a check a read of the store failed: when the database or the HSM (a row's
+/// seal) did not answer, an error answer, not a reject (a client then tries another
+/// appliance, and "wrong code" is never said of a code nobody checked); otherwise a reject.
+fn store_failed(e: &crate::store::StoreError, serial: Option<String>) -> Reject {
+    use countersign_core::error::{Dependency, ErrorKind, Kinded};
+    let answer = match e.kind() {
+        ErrorKind::Unavailable(Dependency::Store) => STORE_UNAVAILABLE,
+        ErrorKind::Unavailable(Dependency::Hsm) => HSM_UNAVAILABLE,
+        _ => "the check failed; try again",
+    };
+    Reject { audit: format!("store: {e}"), answer, effect: TokenEffect::None, serial, kind: RejectKind::Other }
 }
 
 /// The reject of a failed plugin call: the HSM's unavailability, or a plugin error.
@@ -125,6 +140,10 @@ pub enum ValidateError {
     /// (result `error`) records the detail.
     #[error("{HSM_UNAVAILABLE}")]
     HsmUnavailable,
+    /// The database could not serve the check's reads; nothing was accepted and no counter
+    /// moved. The audit row (result `error`), when it could be written, records the detail.
+    #[error("{STORE_UNAVAILABLE}")]
+    StoreUnavailable,
 }
 
 /// The checks of `/validate/check` (and of the Yubico protocol) and challenge triggers, made
@@ -292,8 +311,10 @@ impl ValidateService {
                 (rec, (answer, answers))
             })
             .await?;
-        if matches!(answer, Answer::Unavailable) {
-            return Err(ValidateError::HsmUnavailable);
+        match answer {
+            Answer::Unavailable(STORE_UNAVAILABLE) => return Err(ValidateError::StoreUnavailable),
+            Answer::Unavailable(_) => return Err(ValidateError::HsmUnavailable),
+            _ => {}
         }
         if let Answer::Trigger(tokens) = answer {
             let (tx, challenges) = self.challenges.trigger(caller, tokens).await?;
@@ -487,7 +508,7 @@ impl ValidateService {
     /// owner is the user. A directory that cannot answer fails the check closed.
     fn subject(&self, ctx: &WorkerCtx<'_>, target: &CheckTarget) -> Result<Subject, Reject> {
         let reject = Reject::other;
-        let store = |e: crate::store::StoreError| reject(format!("store: {e}"), "the check failed; try again");
+        let store = |e: crate::store::StoreError| store_failed(&e, None);
         match target {
             CheckTarget::User { login, realm } => match self.realms.resolve(realm.as_deref(), login) {
                 Ok(Some(u)) => {
@@ -584,13 +605,7 @@ impl ValidateService {
         if self.throttle.base_ms == 0 {
             return Ok(());
         }
-        let state = ctx.reader.throttle_state(&subject.key, &caller.to_string()).map_err(|e| Reject {
-            audit: format!("store: {e}"),
-            answer: "the check failed; try again",
-            effect: TokenEffect::None,
-            serial: None,
-            kind: RejectKind::Other,
-        })?;
+        let state = ctx.reader.throttle_state(&subject.key, &caller.to_string()).map_err(|e| store_failed(&e, None))?;
         match self.throttle.wait(&state, self.clock.now_ms()) {
             None => Ok(()),
             Some((wait_ms, scope, failures)) => Err(Reject {
@@ -639,10 +654,8 @@ impl ValidateService {
         ] {
             let Some((limit, names)) = limit else { continue };
             let since = now_ms.saturating_sub(i64::try_from(limit.period_s).unwrap_or(i64::MAX / 2000) * 1000);
-            let seen = ctx
-                .reader
-                .recent_owner_checks(&subject.key, result, since)
-                .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
+            let seen =
+                ctx.reader.recent_owner_checks(&subject.key, result, since).map_err(|e| store_failed(&e, None))?;
             if seen >= u64::from(limit.count) {
                 return Err(Reject {
                     audit: format!(
@@ -756,10 +769,7 @@ impl ValidateService {
     ) -> Result<Accept, Reject> {
         let reject = Reject::other;
         let now = self.clock.now_ms();
-        let open = ctx
-            .reader
-            .open_challenges(tx, now)
-            .map_err(|e| reject(format!("store: {e}"), "the check failed; try again"))?;
+        let open = ctx.reader.open_challenges(tx, now).map_err(|e| store_failed(&e, None))?;
         let candidates: Vec<(&TokenRecord, &crate::store::OpenChallenge)> = tokens
             .iter()
             .filter(|t| t.usable(now))
@@ -1162,7 +1172,7 @@ impl ValidateService {
                     },
                 )
             }
-            Decision::Reject(r) if r.answer == HSM_UNAVAILABLE => {
+            Decision::Reject(r) if r.answer == HSM_UNAVAILABLE || r.answer == STORE_UNAVAILABLE => {
                 audit.result = "error".into();
                 audit.detail = Some(r.audit);
                 if audit.serial.is_none() {
@@ -1170,7 +1180,7 @@ impl ValidateService {
                 }
                 (
                     CheckRecord { effect: TokenEffect::None, audit, throttle: ThrottleEffect::None, foreseen: None },
-                    Answer::Unavailable,
+                    Answer::Unavailable(r.answer),
                 )
             }
             Decision::Reject(r) => {
@@ -1304,8 +1314,9 @@ enum Answer {
     },
     Reject(&'static str),
     Trigger(Vec<TokenRecord>),
-    /// The HSM did not answer: an error, not a reject.
-    Unavailable,
+    /// The HSM or the database did not answer (which: its answer, [`HSM_UNAVAILABLE`] or
+    /// [`STORE_UNAVAILABLE`]): an error, not a reject.
+    Unavailable(&'static str),
 }
 
 /// The reject of a token its fail counter locks.
@@ -1352,6 +1363,20 @@ mod tests {
     use crate::store::ThrottleState;
 
     const T: Throttle = Throttle { source_free: 3, user_free: 5, base_ms: 1000, max_ms: 8000 };
+
+    /// A read the database or the HSM could not serve makes the check an error answer (a
+    /// client tries another appliance), never a reject ("wrong code" of a code nobody
+    /// checked); other store failures stay rejects.
+    #[test]
+    fn a_read_the_database_or_hsm_could_not_serve_is_an_error_not_a_reject() {
+        use crate::store::{db::DbCode, DbError, StoreError};
+        let answer = |e: StoreError| store_failed(&e, None).answer;
+        assert_eq!(answer(StoreError::Sql(DbError::new(DbCode::Unavailable, "connection lost"))), STORE_UNAVAILABLE);
+        assert_eq!(answer(StoreError::Sql(DbError::new(DbCode::Conflict, "lock timeout"))), STORE_UNAVAILABLE);
+        assert_eq!(answer(StoreError::SealUnavailable("no session".into())), HSM_UNAVAILABLE);
+        assert_eq!(answer(StoreError::Tampered("token T1".into())), "the check failed; try again");
+        assert_eq!(answer(StoreError::Sql(DbError::new(DbCode::Other, "bad value"))), "the check failed; try again");
+    }
 
     #[test]
     fn back_off_doubles_after_the_free_failures_up_to_the_cap() {

@@ -367,7 +367,7 @@ impl YubicoClients {
         match self.validate.check(check).await {
             Ok(o) if o.accepted => signed(Status::Ok, false),
             Ok(_) => signed(Status::BadOtp, false),
-            Err(ValidateError::HsmUnavailable) => signed(Status::BackendError, true),
+            Err(ValidateError::HsmUnavailable | ValidateError::StoreUnavailable) => signed(Status::BackendError, true),
             Err(e) => {
                 tracing::error!(error = %e, "a Yubico validation request could not be checked");
                 signed(Status::BackendError, false)

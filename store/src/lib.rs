@@ -102,6 +102,12 @@ impl DbError {
         DbError { code: db::DbCode::Other, source: text.into() }
     }
 
+    /// A failure of kind `code` with `text` as its cause: for the engines, and for callers'
+    /// tests of how they answer each kind.
+    pub fn new(code: db::DbCode, text: &str) -> DbError {
+        DbError { code, source: text.to_owned().into() }
+    }
+
     /// What kind of failure it was.
     pub fn code(&self) -> db::DbCode {
         self.code

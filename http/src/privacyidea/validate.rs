@@ -129,7 +129,8 @@ async fn decide(st: &AppState, caller: Caller, p: &Params) -> Result<CheckOutcom
         }
     }
     st.validate.check(CheckRequest { target, pass, transaction_id, caller }).await.map_err(|e| match e {
-        countersign::validate::ValidateError::HsmUnavailable => {
+        countersign::validate::ValidateError::HsmUnavailable
+        | countersign::validate::ValidateError::StoreUnavailable => {
             PiResponse::error(ErrorKind::Unavailable, &e.to_string())
         }
         e => PiResponse::error(ErrorKind::Internal, &e.to_string()),
