@@ -379,11 +379,16 @@ impl ValidateService {
             .executor
             .read(move |ctx| {
                 // The tokens of the user the login resolves to; an unknown user (or a directory
-                // that cannot answer) gets no challenge.
-                Ok::<_, crate::store::StoreError>(svc.subject(ctx, &target).map(|s| s.tokens).unwrap_or_default())
+                // that cannot answer) gets no challenge. A database or HSM that could not serve
+                // the reads is an error, as for a check (see `store_failed`).
+                match svc.subject(ctx, &target) {
+                    Ok(s) => Ok(s.tokens),
+                    Err(r) if r.answer == STORE_UNAVAILABLE => Err(ValidateError::StoreUnavailable),
+                    Err(r) if r.answer == HSM_UNAVAILABLE => Err(ValidateError::HsmUnavailable),
+                    Err(_) => Ok(Vec::new()),
+                }
             })
-            .await?
-            .map_err(|e: crate::store::StoreError| ValidateError::Challenge(e.into()))?;
+            .await??;
         // As privacyIDEA triggers them: challenge-response tokens, and OTP tokens too (their
         // challenge is answered by the next code).
         let now = self.clock.now_ms();
