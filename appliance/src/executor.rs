@@ -266,8 +266,8 @@ impl Executor {
                 return Some(Completed { record: Record::Check(rec), reply: Box::new(Nobody) });
             }
             let (mut rec, value) = work(ctx, audit);
-            // An accept's new row seal, computed here while the other worker runs: the writer
-            // (one thread for all) then finds it remembered.
+            // An accept's new row seal, computed here while the other workers run: the writer
+            // (one thread for all) then makes the change in one statement, without the HSM.
             ctx.reader.foresee(&mut rec);
             Some(Completed { record: Record::Check(rec), reply: Box::new(Waiting { tx, value }) })
         });

@@ -550,6 +550,7 @@ impl PluginHost {
 
     /// Replaces a worker that has used half of its processor time limit, between calls, so
     /// that no healthy worker is killed by the limit in the middle of one.
+    ///
     /// The time is read from `/proc` (4 system calls and a parse, on every check), so only
     /// when it could have reached half the limit since it was last read: a process uses at
     /// most every CPU for the time that passed.

@@ -62,14 +62,25 @@ fn hsm_reject(audit: String, serial: Option<String>) -> Reject {
 /// The reject of a check a read of the store failed: when the database or the HSM (a row's
 /// seal) did not answer, an error answer, not a reject (a client then tries another
 /// appliance, and "wrong code" is never said of a code nobody checked); otherwise a reject.
-fn store_failed(e: &crate::store::StoreError, serial: Option<String>) -> Reject {
+fn store_failed(e: crate::store::StoreError) -> Reject {
     use countersign_core::error::{Dependency, ErrorKind, Kinded};
     let answer = match e.kind() {
         ErrorKind::Unavailable(Dependency::Store) => STORE_UNAVAILABLE,
         ErrorKind::Unavailable(Dependency::Hsm) => HSM_UNAVAILABLE,
         _ => "the check failed; try again",
     };
-    Reject { audit: format!("store: {e}"), answer, effect: TokenEffect::None, serial, kind: RejectKind::Other }
+    Reject::other(format!("store: {e}"), answer)
+}
+
+/// The error a reject's answer stands for when it is not a reject at all: the HSM or the
+/// database could not serve the check ([`hsm_reject`], [`store_failed`]). The one place the
+/// answer texts are told apart.
+fn unavailable(answer: &str) -> Option<ValidateError> {
+    match answer {
+        HSM_UNAVAILABLE => Some(ValidateError::HsmUnavailable),
+        STORE_UNAVAILABLE => Some(ValidateError::StoreUnavailable),
+        _ => None,
+    }
 }
 
 /// The reject of a failed plugin call: the HSM's unavailability, or a plugin error.
@@ -311,10 +322,8 @@ impl ValidateService {
                 (rec, (answer, answers))
             })
             .await?;
-        match answer {
-            Answer::Unavailable(STORE_UNAVAILABLE) => return Err(ValidateError::StoreUnavailable),
-            Answer::Unavailable(_) => return Err(ValidateError::HsmUnavailable),
-            _ => {}
+        if let Answer::Unavailable(e) = answer {
+            return Err(e);
         }
         if let Answer::Trigger(tokens) = answer {
             let (tx, challenges) = self.challenges.trigger(caller, tokens).await?;
@@ -381,12 +390,9 @@ impl ValidateService {
                 // The tokens of the user the login resolves to; an unknown user (or a directory
                 // that cannot answer) gets no challenge. A database or HSM that could not serve
                 // the reads is an error, as for a check (see `store_failed`).
-                match svc.subject(ctx, &target) {
-                    Ok(s) => Ok(s.tokens),
-                    Err(r) if r.answer == STORE_UNAVAILABLE => Err(ValidateError::StoreUnavailable),
-                    Err(r) if r.answer == HSM_UNAVAILABLE => Err(ValidateError::HsmUnavailable),
-                    Err(_) => Ok(Vec::new()),
-                }
+                svc.subject(ctx, &target)
+                    .map(|s| s.tokens)
+                    .or_else(|r| unavailable(r.answer).map_or(Ok(Vec::new()), Err))
             })
             .await??;
         // As privacyIDEA triggers them: challenge-response tokens, and OTP tokens too (their
@@ -513,13 +519,12 @@ impl ValidateService {
     /// owner is the user. A directory that cannot answer fails the check closed.
     fn subject(&self, ctx: &WorkerCtx<'_>, target: &CheckTarget) -> Result<Subject, Reject> {
         let reject = Reject::other;
-        let store = |e: crate::store::StoreError| store_failed(&e, None);
         match target {
             CheckTarget::User { login, realm } => match self.realms.resolve(realm.as_deref(), login) {
                 Ok(Some(u)) => {
                     let owner = u.owner().map_err(|e| reject(e.to_string(), "the check failed; try again"))?;
                     Ok(Subject {
-                        tokens: ctx.reader.tokens_of_owner(&owner).map_err(store)?,
+                        tokens: ctx.reader.tokens_of_owner(&owner).map_err(store_failed)?,
                         key: owner.key(),
                         resolver: u.resolver().map(str::to_owned),
                         login: Some(u.user.login),
@@ -547,14 +552,14 @@ impl ValidateService {
             CheckTarget::PublicId(id) => {
                 // Only a public id that names exactly one token names a subject: with two, an
                 // OTP would be tried against keys it was not made for.
-                let tokens = ctx.reader.tokens_by_public_id(id).map_err(store)?;
+                let tokens = ctx.reader.tokens_by_public_id(id).map_err(store_failed)?;
                 match tokens.len() {
                     1 => self.subject_of_token(tokens),
                     _ => Ok(Subject::nobody(format!("yubikey:{id}"))),
                 }
             }
             CheckTarget::Serial(serial) => {
-                let tokens = ctx.reader.token_for_check(serial).map_err(store)?;
+                let tokens = ctx.reader.token_for_check(serial).map_err(store_failed)?;
                 match tokens.is_empty() {
                     true => Ok(Subject::nobody(format!("token:{serial}"))),
                     false => self.subject_of_token(tokens),
@@ -610,7 +615,7 @@ impl ValidateService {
         if self.throttle.base_ms == 0 {
             return Ok(());
         }
-        let state = ctx.reader.throttle_state(&subject.key, &caller.to_string()).map_err(|e| store_failed(&e, None))?;
+        let state = ctx.reader.throttle_state(&subject.key, &caller.to_string()).map_err(store_failed)?;
         match self.throttle.wait(&state, self.clock.now_ms()) {
             None => Ok(()),
             Some((wait_ms, scope, failures)) => Err(Reject {
@@ -659,8 +664,7 @@ impl ValidateService {
         ] {
             let Some((limit, names)) = limit else { continue };
             let since = now_ms.saturating_sub(i64::try_from(limit.period_s).unwrap_or(i64::MAX / 2000) * 1000);
-            let seen =
-                ctx.reader.recent_owner_checks(&subject.key, result, since).map_err(|e| store_failed(&e, None))?;
+            let seen = ctx.reader.recent_owner_checks(&subject.key, result, since).map_err(store_failed)?;
             if seen >= u64::from(limit.count) {
                 return Err(Reject {
                     audit: format!(
@@ -774,7 +778,7 @@ impl ValidateService {
     ) -> Result<Accept, Reject> {
         let reject = Reject::other;
         let now = self.clock.now_ms();
-        let open = ctx.reader.open_challenges(tx, now).map_err(|e| store_failed(&e, None))?;
+        let open = ctx.reader.open_challenges(tx, now).map_err(store_failed)?;
         let candidates: Vec<(&TokenRecord, &crate::store::OpenChallenge)> = tokens
             .iter()
             .filter(|t| t.usable(now))
@@ -1177,30 +1181,34 @@ impl ValidateService {
                     },
                 )
             }
-            Decision::Reject(r) if r.answer == HSM_UNAVAILABLE || r.answer == STORE_UNAVAILABLE => {
-                audit.result = "error".into();
-                audit.detail = Some(r.audit);
-                if audit.serial.is_none() {
-                    audit.serial = r.serial;
-                }
-                (
-                    CheckRecord { effect: TokenEffect::None, audit, throttle: ThrottleEffect::None, foreseen: None },
-                    Answer::Unavailable(r.answer),
-                )
-            }
             Decision::Reject(r) => {
-                audit.result = if r.kind == RejectKind::Refused { "refused" } else { "reject" }.into();
                 audit.detail = Some(r.audit);
                 if audit.serial.is_none() {
                     audit.serial = r.serial;
                 }
-                let throttle = match r.kind {
-                    RejectKind::Guess if !owner.is_empty() => {
-                        ThrottleEffect::Failure { owner, source: audit.caller.clone() }
+                match unavailable(r.answer) {
+                    // Not a reject: the check could not be made.
+                    Some(error) => {
+                        audit.result = "error".into();
+                        let rec = CheckRecord {
+                            effect: TokenEffect::None,
+                            audit,
+                            throttle: ThrottleEffect::None,
+                            foreseen: None,
+                        };
+                        (rec, Answer::Unavailable(error))
                     }
-                    _ => ThrottleEffect::None,
-                };
-                (CheckRecord { effect: r.effect, audit, throttle, foreseen: None }, Answer::Reject(r.answer))
+                    None => {
+                        audit.result = if r.kind == RejectKind::Refused { "refused" } else { "reject" }.into();
+                        let throttle = match r.kind {
+                            RejectKind::Guess if !owner.is_empty() => {
+                                ThrottleEffect::Failure { owner, source: audit.caller.clone() }
+                            }
+                            _ => ThrottleEffect::None,
+                        };
+                        (CheckRecord { effect: r.effect, audit, throttle, foreseen: None }, Answer::Reject(r.answer))
+                    }
+                }
             }
         };
         let mut rec = rec;
@@ -1319,9 +1327,8 @@ enum Answer {
     },
     Reject(&'static str),
     Trigger(Vec<TokenRecord>),
-    /// The HSM or the database did not answer (which: its answer, [`HSM_UNAVAILABLE`] or
-    /// [`STORE_UNAVAILABLE`]): an error, not a reject.
-    Unavailable(&'static str),
+    /// The HSM or the database did not answer: an error, not a reject.
+    Unavailable(ValidateError),
 }
 
 /// The reject of a token its fail counter locks.
@@ -1375,12 +1382,17 @@ mod tests {
     #[test]
     fn a_read_the_database_or_hsm_could_not_serve_is_an_error_not_a_reject() {
         use crate::store::{db::DbCode, DbError, StoreError};
-        let answer = |e: StoreError| store_failed(&e, None).answer;
+        let answer = |e: StoreError| store_failed(e).answer;
         assert_eq!(answer(StoreError::Sql(DbError::new(DbCode::Unavailable, "connection lost"))), STORE_UNAVAILABLE);
         assert_eq!(answer(StoreError::Sql(DbError::new(DbCode::Conflict, "lock timeout"))), STORE_UNAVAILABLE);
         assert_eq!(answer(StoreError::SealUnavailable("no session".into())), HSM_UNAVAILABLE);
         assert_eq!(answer(StoreError::Tampered("token T1".into())), "the check failed; try again");
         assert_eq!(answer(StoreError::Sql(DbError::new(DbCode::Other, "bad value"))), "the check failed; try again");
+        // Each such answer is the error the caller gets; any other answer is a reject.
+        assert!(matches!(unavailable(STORE_UNAVAILABLE), Some(ValidateError::StoreUnavailable)));
+        assert!(matches!(unavailable(HSM_UNAVAILABLE), Some(ValidateError::HsmUnavailable)));
+        assert!(unavailable("the check failed; try again").is_none());
+        assert!(unavailable(GENERIC_REJECT).is_none());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::hardware::{token_certificate, CertificateRow};
 use super::row_seals::RowSeals;
 use super::tokens::{
     accepted_digest, commit_check, foreseen, recent_owner_checks, throttle_state, token_for_check, tokens_by_public_id,
-    tokens_of_owner, CheckRecord, Owner, TokenRecord,
+    tokens_of_owner, CheckRecord, Owner, ReadToken, TokenRecord,
 };
 use super::{Store, StoreError};
 use countersign_core::check::ThrottleState;
@@ -28,7 +28,7 @@ pub struct Reader {
     seals: RowSeals,
     /// The token rows the latest look-up returned, as read: what [`Reader::foresee`] works
     /// out an accept's new row seal from. Replaced by each look-up, emptied by `foresee`.
-    last_read: Mutex<Vec<TokenRecord>>,
+    last_read: Mutex<Vec<ReadToken>>,
 }
 
 impl Reader {
@@ -40,7 +40,7 @@ impl Reader {
         let mut last = self.last_read.lock().unwrap_or_else(PoisonError::into_inner);
         last.clear();
         if let Ok(t) = &tokens {
-            last.extend_from_slice(t);
+            last.extend(t.iter().map(ReadToken::from));
         }
         tokens
     }

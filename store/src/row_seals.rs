@@ -172,14 +172,22 @@ impl RowSeal {
             return Ok(None);
         }
         let n = table.columns().len();
-        let mut image = RowImage { bytes: Vec::with_capacity(256), ends: Vec::with_capacity(n) };
+        let mut h = digest_start(table);
+        // Only a token row's values are kept: no other row's change is foreseen.
+        let mut image =
+            (table == RowTable::Token).then(|| Box::new(RowImage { bytes: Vec::with_capacity(256), ends: Vec::new() }));
         for i in at..at + n {
-            encode_value(r.value(i)?, |b| image.bytes.extend_from_slice(b));
-            image.ends.push(image.bytes.len());
+            encode_value(r.value(i)?, |b| {
+                h.update(b);
+                if let Some(image) = image.as_mut() {
+                    image.bytes.extend_from_slice(b);
+                }
+            });
+            if let Some(image) = image.as_mut() {
+                image.ends.push(image.bytes.len());
+            }
         }
-        let digest = image.digest(table, &[]);
-        let image = (table == RowTable::Token).then(|| Box::new(image));
-        Ok(Some(RowSeal { digest, mac: r.get(at + n)?, image }))
+        Ok(Some(RowSeal { digest: h.finalize().into(), mac: r.get(at + n)?, image }))
     }
 
     /// The seal stored with the row, as read.
@@ -211,10 +219,7 @@ impl RowImage {
     /// The digest of the row with the values of the columns in `replaced` (by position) put
     /// in place of those kept.
     fn digest(&self, table: RowTable, replaced: &[(usize, Value<'_>)]) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(DOMAIN);
-        h.update(table.name().as_bytes());
-        h.update(b"\0");
+        let mut h = digest_start(table);
         let mut start = 0;
         for (i, &end) in self.ends.iter().enumerate() {
             match replaced.iter().find(|(at, _)| *at == i) {
@@ -227,8 +232,13 @@ impl RowImage {
     }
 }
 
-fn key_mac(key: &dyn SealKey, digest: &[u8; 32]) -> Option<Vec<u8>> {
-    key.mac(digest).ok()
+/// A row digest's hasher, its domain and table name in: the values follow.
+fn digest_start(table: RowTable) -> Sha256 {
+    let mut h = Sha256::new();
+    h.update(DOMAIN);
+    h.update(table.name().as_bytes());
+    h.update(b"\0");
+    h
 }
 
 /// The row seals' handle: the seal key, or none in the store's own unit tests (no HSM), where
@@ -372,7 +382,7 @@ impl RowSeals {
     /// worker's), so the HSM work is not done by the one thread that commits; remembered like
     /// every MAC. `None` without a key, or when the HSM failed (the commit then meets it).
     pub(crate) fn foresee(&self, digest: &[u8; 32]) -> Option<Vec<u8>> {
-        key_mac(self.0.as_deref()?, digest)
+        self.0.as_deref()?.mac(digest).ok()
     }
 
     /// One seal MAC that decides nothing: the work a counted failure's new row seal costs, for

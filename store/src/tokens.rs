@@ -441,7 +441,7 @@ pub struct CheckRecord {
 /// seal as the worker read (and checked) it, and the seal of the row once the accept's
 /// changes are made. The commit makes the change in one statement when the row still has the
 /// seal it was read with (so it is the row the forecast was made from).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Foreseen {
     token_id: i64,
     seal_as_read: Vec<u8>,
@@ -638,21 +638,39 @@ pub(crate) fn commit_check(
     Ok((tail.auth_row(tx, &rec.audit)?, accepted))
 }
 
+/// What a check's worker keeps of a token row it read, to foresee an accept's new seal: the
+/// row's id, its counter and its seal (with the values it was computed over).
+#[derive(Debug, Clone)]
+pub(crate) struct ReadToken {
+    id: i64,
+    counter: u64,
+    seal: RowSeal,
+}
+
+impl From<&TokenRecord> for ReadToken {
+    fn from(t: &TokenRecord) -> ReadToken {
+        ReadToken { id: t.id, counter: t.counter, seal: t.seal.clone() }
+    }
+}
+
+/// The token's new `sealed_seed` an accept stores (`Some(None)`: none), or `None` when the
+/// change is not known ahead: a learned public id rewrites `params` in SQL, a registration
+/// code's row is deleted.
+fn new_secret(then: &AfterAccept) -> Option<Option<&[u8]>> {
+    match then {
+        AfterAccept::Keep | AfterAccept::Learn { secret: None, public_id: None } => Some(None),
+        AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), public_id: None } => {
+            Some(Some(secret))
+        }
+        AfterAccept::Delete | AfterAccept::Learn { public_id: Some(_), .. } => None,
+    }
+}
+
 /// The digest token row `t` (as read) will have if `rec` accepts it: the columns
-/// [`advance_counter`]'s UPDATE sets when it wins, in its place (keep the two in step). `None`
-/// when `rec` accepts no counter of `t` as read, or the change is not known ahead (a learned
-/// public id rewrites `params` in SQL; a registration code's row is deleted).
-pub(crate) fn accepted_digest(t: &TokenRecord, rec: &CheckRecord) -> Option<[u8; 32]> {
-    accepted_change(t, rec).map(|(_, digest)| digest)
-}
-
-/// [`Foreseen`] for `rec`'s accept of `t` as read, given the new digest's seal (`mac`).
-pub(crate) fn foreseen(t: &TokenRecord, mac: Vec<u8>) -> Option<Box<Foreseen>> {
-    Some(Box::new(Foreseen { token_id: t.id, seal_as_read: t.seal.mac()?.to_vec(), seal_after: mac }))
-}
-
-/// The token id and new digest of `rec`'s accept of `t` (see [`accepted_digest`]).
-fn accepted_change(t: &TokenRecord, rec: &CheckRecord) -> Option<(i64, [u8; 32])> {
+/// [`advance_counter`]'s UPDATE sets when it wins, in its place (both of its statements share
+/// `not_locked!` and [`new_secret`] with this; keep the columns in step). `None` when `rec` accepts no
+/// counter of `t` as read, or the change is not known ahead ([`new_secret`]).
+pub(crate) fn accepted_digest(t: &ReadToken, rec: &CheckRecord) -> Option<[u8; 32]> {
     let (token_id, seen_counter, new_counter, drift, then) = match &rec.effect {
         TokenEffect::Accept { token_id, seen_counter, new_counter, drift, then } => {
             (*token_id, *seen_counter, *new_counter, *drift, then)
@@ -673,16 +691,27 @@ fn accepted_change(t: &TokenRecord, rec: &CheckRecord) -> Option<(i64, [u8; 32])
     if let Some(d) = drift {
         changes.push(("drift", Value::Int(d)));
     }
-    match then {
-        AfterAccept::Keep | AfterAccept::Learn { secret: None, public_id: None } => {}
-        AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), public_id: None } => {
-            changes.push(("sealed_seed", Value::Blob(secret)));
-        }
-        AfterAccept::Delete | AfterAccept::Learn { public_id: Some(_), .. } => return None,
+    if let Some(secret) = new_secret(then)? {
+        changes.push(("sealed_seed", Value::Blob(secret)));
     }
-    Some((token_id, t.seal.digest_after(RowTable::Token, &changes)?))
+    t.seal.digest_after(RowTable::Token, &changes)
 }
 
+/// [`Foreseen`] for an accept of `t` as read, given the seal of the row it leaves (`mac`).
+pub(crate) fn foreseen(t: &ReadToken, mac: Vec<u8>) -> Option<Box<Foreseen>> {
+    Some(Box::new(Foreseen { token_id: t.id, seal_as_read: t.seal.mac()?.to_vec(), seal_after: mac }))
+}
+
+/// The condition under which an accept may move a token's counter: not locked as the token
+/// stands now (failures counted meanwhile, on this or another appliance, lock it only if they
+/// reached max_fail before the clear timeout, as `FailCounter::locked` says; `?2` is the
+/// check's time).
+macro_rules! not_locked {
+    () => {
+        "(fail_count < max_fail
+          OR (fail_clear_s > 0 AND last_fail_ms IS NOT NULL AND ?2 - last_fail_ms >= fail_clear_s * 1000))"
+    };
+}
 /// The counter compare-and-set of an accept, then what the accept does beyond it (`then`);
 /// a lost race turns the record into a reject and does nothing else.
 #[allow(clippy::too_many_arguments, reason = "the fields of TokenEffect::Accept, plus where to apply them")]
@@ -701,21 +730,15 @@ fn advance_counter(
     // Foreseen: the row still has the seal the worker read and checked, so it is that row, and
     // the worker sealed the row this change leaves. One statement instead of the check, the
     // change and the new seal; if the row moved on, the way below decides as before.
-    if let Some(f) = rec.foreseen.as_ref().filter(|f| f.token_id == token_id) {
-        let secret = match then {
-            AfterAccept::Keep | AfterAccept::Learn { secret: None, public_id: None } => None,
-            AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), public_id: None } => {
-                Some(secret.as_slice())
-            }
-            // Never foreseen (see accepted_change); a stray forecast is ignored.
-            AfterAccept::Delete | AfterAccept::Learn { public_id: Some(_), .. } => return Err(foreseen_wrongly()),
-        };
+    let foreseen = rec.foreseen.as_ref().filter(|f| f.token_id == token_id);
+    if let (Some(f), Some(secret)) = (foreseen, new_secret(then)) {
         let moved = tx.execute(
-            "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift),
-                              sealed_seed = coalesce(?6, sealed_seed), row_mac = ?7
-             WHERE id = ?4 AND counter = ?5 AND active = 1 AND revoked = 0 AND row_mac = ?8
-               AND (fail_count < max_fail
-                    OR (fail_clear_s > 0 AND last_fail_ms IS NOT NULL AND ?2 - last_fail_ms >= fail_clear_s * 1000))",
+            concat!(
+                "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift),
+                                  sealed_seed = coalesce(?6, sealed_seed), row_mac = ?7
+                 WHERE id = ?4 AND counter = ?5 AND active = 1 AND revoked = 0 AND row_mac = ?8 AND ",
+                not_locked!()
+            ),
             args![
                 counter(new_counter),
                 at,
@@ -734,13 +757,13 @@ fn advance_counter(
     let changed = seals.update(tx, RowTable::Token, token_id, || {
         let moved = tx.execute(
             // The counter as the check read it (so a code is spent once), and the token not locked
-            // as it stands now: failures counted meanwhile (on this or another appliance) lock it
-            // only if they reached max_fail before the clear timeout (`FailCounter::locked`);
-            // below that, the accept resets the count as it would in any serial order.
-            "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
-             WHERE id = ?4 AND counter = ?5 AND active = 1 AND revoked = 0
-               AND (fail_count < max_fail
-                    OR (fail_clear_s > 0 AND last_fail_ms IS NOT NULL AND ?2 - last_fail_ms >= fail_clear_s * 1000))",
+            // as it stands now (`not_locked!`); below the lock, the accept resets the count as it
+            // would in any serial order.
+            concat!(
+                "UPDATE token SET counter = ?1, fail_count = 0, last_auth_ms = ?2, drift = coalesce(?3, drift)
+                 WHERE id = ?4 AND counter = ?5 AND active = 1 AND revoked = 0 AND ",
+                not_locked!()
+            ),
             args![counter(new_counter), at, drift, token_id, counter(seen_counter)],
         )?;
         if let (1, AfterAccept::Spend { secret } | AfterAccept::Learn { secret: Some(secret), .. }) = (moved, then) {
@@ -778,11 +801,6 @@ fn advance_counter(
         rec.audit.detail = Some("the OTP was already used, or the token changed meanwhile".into());
     }
     Ok(changed == 1)
-}
-
-/// A forecast made for a change that is never foreseen: a bug in the engine, refused.
-fn foreseen_wrongly() -> StoreError {
-    StoreError::Refused(Refusal::Invalid("an accept that deletes the token or learns its id cannot be foreseen".into()))
 }
 
 /// Marks an open challenge answered (compare-and-set); a lost race turns the record into a reject.
@@ -1506,7 +1524,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), Synchronous::Normal).unwrap();
         token(&store, "F1", None);
-        store.start_sealing(std::sync::Arc::new(crate::seals::TestKey), true).unwrap();
+        // The test key, counting its MACs: a foreseen accept's commit needs none.
+        #[derive(Debug, Default)]
+        struct Counting(std::sync::atomic::AtomicUsize);
+        impl crate::seals::SealKey for Counting {
+            fn mac(&self, digest: &[u8]) -> Result<Vec<u8>, String> {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                crate::seals::TestKey.mac(digest)
+            }
+        }
+        let key = std::sync::Arc::new(Counting::default());
+        let macs = || key.0.load(std::sync::atomic::Ordering::SeqCst);
+        store.start_sealing(key.clone(), true).unwrap();
         let reader = store.reader().unwrap();
         let mut writer = store.writer().unwrap();
         let cases = [
@@ -1543,13 +1572,17 @@ mod tests {
                 then: then.clone(),
             };
             let mut rec = CheckRecord { effect, audit, throttle: ThrottleEffect::None, foreseen: None };
-            let forecast = accepted_digest(&t, &rec);
+            let forecast = accepted_digest(&ReadToken::from(&t), &rec);
             assert_eq!(forecast.is_some(), known, "{then:?}");
             let mut stale = rec.clone();
             if let TokenEffect::Accept { seen_counter, .. } = &mut stale.effect {
                 *seen_counter += 1;
             }
-            assert_eq!(accepted_digest(&t, &stale), None, "a counter the row no longer has forecasts nothing");
+            assert_eq!(
+                accepted_digest(&ReadToken::from(&t), &stale),
+                None,
+                "a counter the row no longer has forecasts nothing"
+            );
             reader.foresee(&mut rec);
             assert_eq!(rec.foreseen.is_some(), known, "{then:?}");
             if then == AfterAccept::Delete {
@@ -1559,8 +1592,12 @@ mod tests {
                 fail(&mut writer, t.id);
             }
             let mut record = Record::Check(rec);
+            let before = macs();
             let committed = writer.commit([&mut record]).unwrap();
             assert!(committed[0].accepted, "{then:?}");
+            // Foreseen and undisturbed: one statement, no MAC; otherwise the row was checked
+            // and sealed again in the commit.
+            assert_eq!(macs() == before, known && !disturbed, "{then:?}, disturbed: {disturbed}");
             // Read back through the seal check: the row verifies whichever way it was committed.
             let after = reader.token_for_check("F1").unwrap().remove(0);
             assert_eq!((after.counter, after.fails.count), (t.counter + 3, 0), "{then:?}");

@@ -618,7 +618,6 @@ impl Daemon {
         c.wait_with_output().unwrap()
     }
 
-    /// The authentication audit, newest first.
     /// A request on admin.sock that must succeed (2xx); its answer.
     pub fn admin_ok(&self, method: &str, path: &str, body: Value) -> Value {
         let (status, v) = request(&self.admin_sock(), method, path, Some(body.to_string().into_bytes()));

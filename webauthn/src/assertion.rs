@@ -3,9 +3,10 @@
 //! anything else, of an assertion whose signature did not verify.
 
 use crate::authdata::{AuthenticatorData, Flags};
-use crate::client_data::{verify_client_data, Ceremony, ClientDataExpectations};
+use crate::client_data::Ceremony;
 use crate::cose::CoseKey;
 use crate::error::Error;
+use crate::expected::Expected;
 
 /// What to do when the sign counter did not advance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,16 +21,8 @@ pub enum CounterPolicy {
 /// What the relying party expects of an assertion.
 #[derive(Debug, Clone)]
 pub struct AssertionExpectations {
-    /// The RP id (e.g. `example.com`), whose SHA-256 authenticatorData must carry.
-    pub rp_id: String,
-    /// The allowed origins, compared exactly.
-    pub origins: Vec<String>,
-    /// Whether `crossOrigin: true` is accepted.
-    pub allow_cross_origin: bool,
-    /// The exact challenge bytes issued (see the crate documentation on challenges).
-    pub challenge: Vec<u8>,
-    /// Whether the UV flag is required.
-    pub require_user_verification: bool,
+    /// What either ceremony expects (RP, origins, challenge, user verification).
+    pub common: Expected,
     /// What a sign counter that did not advance leads to.
     pub counter_policy: CounterPolicy,
 }
@@ -96,17 +89,9 @@ pub fn verify_assertion(
     client_data_json: &[u8],
     signature: &[u8],
 ) -> Result<AssertionOutcome, Error> {
-    let client_data_hash = verify_client_data(
-        &ClientDataExpectations {
-            ceremony: Ceremony::Get,
-            challenge: &expected.challenge,
-            origins: &expected.origins,
-            allow_cross_origin: expected.allow_cross_origin,
-        },
-        client_data_json,
-    )?;
+    let client_data_hash = expected.common.client_data(Ceremony::Get, client_data_json)?;
     let data = AuthenticatorData::parse(authenticator_data)?;
-    data.check_common(&expected.rp_id, expected.require_user_verification)?;
+    expected.common.authenticator_data(&data)?;
     let key = CoseKey::parse(&stored.cose_key)?;
     let mut signed = Vec::with_capacity(authenticator_data.len() + client_data_hash.len());
     signed.extend_from_slice(authenticator_data);
@@ -136,11 +121,7 @@ mod tests {
 
     fn expect() -> AssertionExpectations {
         AssertionExpectations {
-            rp_id: RP_ID.to_owned(),
-            origins: vec![ORIGIN.to_owned()],
-            allow_cross_origin: false,
-            challenge: CHALLENGE.to_vec(),
-            require_user_verification: false,
+            common: testkit::expected(RP_ID, ORIGIN, CHALLENGE),
             counter_policy: CounterPolicy::Reject,
         }
     }
@@ -252,7 +233,8 @@ mod tests {
             .into_bytes();
         let a = build(&key, RP_ID, UP, 1, cd);
         assert_eq!(verify(&expect(), &key, 0, &a).unwrap_err(), Error::CrossOriginNotAllowed);
-        let e = AssertionExpectations { allow_cross_origin: true, ..expect() };
+        let mut e = expect();
+        e.common.allow_cross_origin = true;
         verify(&e, &key, 0, &a).unwrap();
     }
 
@@ -282,7 +264,8 @@ mod tests {
     #[test]
     fn missing_user_verification_is_refused_when_required() {
         let key = TestKey::p256(7);
-        let e = AssertionExpectations { require_user_verification: true, ..expect() };
+        let mut e = expect();
+        e.common.require_user_verification = true;
         assert_eq!(verify(&e, &key, 0, &assertion(&key, UP, 1)).unwrap_err(), Error::UserNotVerified);
         verify(&e, &key, 0, &assertion(&key, UP | UV, 1)).unwrap();
     }

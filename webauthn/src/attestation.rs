@@ -9,24 +9,17 @@ use ciborium::value::Value;
 use crate::authdata::{AuthenticatorData, Flags};
 use crate::cbor;
 use crate::certs;
-use crate::client_data::{verify_client_data, Ceremony, ClientDataExpectations};
+use crate::client_data::Ceremony;
 use crate::cose::PublicKey;
 use crate::error::{bounded, Error};
+use crate::expected::Expected;
 use crate::limits;
 
 /// What the relying party expects of a registration.
 #[derive(Debug, Clone)]
 pub struct RegistrationExpectations {
-    /// The RP id (e.g. `example.com`), whose SHA-256 authenticatorData must carry.
-    pub rp_id: String,
-    /// The allowed origins, compared exactly.
-    pub origins: Vec<String>,
-    /// Whether `crossOrigin: true` is accepted.
-    pub allow_cross_origin: bool,
-    /// The exact challenge bytes issued (see the crate documentation on challenges).
-    pub challenge: Vec<u8>,
-    /// Whether the UV flag is required.
-    pub require_user_verification: bool,
+    /// What either ceremony expects (RP, origins, challenge, user verification).
+    pub common: Expected,
     /// Attestation roots (DER certificates). Empty: x5c attestations are verified as far as
     /// they go and reported as [`AttestationType::Basic`] `{ trusted: false }`.
     pub trust_anchors: Vec<Vec<u8>>,
@@ -135,15 +128,7 @@ pub fn verify_registration(
     client_data_json: &[u8],
 ) -> Result<RegisteredCredential, Error> {
     bounded("attestationObject", attestation_object, limits::MAX_ATTESTATION_OBJECT)?;
-    let client_data_hash = verify_client_data(
-        &ClientDataExpectations {
-            ceremony: Ceremony::Create,
-            challenge: &expected.challenge,
-            origins: &expected.origins,
-            allow_cross_origin: expected.allow_cross_origin,
-        },
-        client_data_json,
-    )?;
+    let client_data_hash = expected.common.client_data(Ceremony::Create, client_data_json)?;
     let mut top = cbor::map_entries(cbor::read_exact(attestation_object, "attestationObject")?, "attestationObject")?;
     let fmt = match cbor::take_text_key(&mut top, "fmt") {
         Some(Value::Text(t)) => t,
@@ -159,7 +144,7 @@ pub fn verify_registration(
         .ok_or_else(|| Error::AttestationObject("attStmt is missing".to_owned()))?;
 
     let data = AuthenticatorData::parse(&auth_data_bytes)?;
-    data.check_common(&expected.rp_id, expected.require_user_verification)?;
+    expected.common.authenticator_data(&data)?;
     let Some(credential) = data.attested.as_ref() else {
         return Err(Error::NoAttestedCredential);
     };
@@ -262,11 +247,7 @@ mod tests {
 
     fn expect(anchors: &[&[u8]]) -> RegistrationExpectations {
         RegistrationExpectations {
-            rp_id: RP_ID.to_owned(),
-            origins: vec![ORIGIN.to_owned()],
-            allow_cross_origin: false,
-            challenge: CHALLENGE.to_vec(),
-            require_user_verification: false,
+            common: testkit::expected(RP_ID, ORIGIN, CHALLENGE),
             trust_anchors: anchors.iter().map(|a| a.to_vec()).collect(),
             now_unix: NOW,
         }
@@ -491,7 +472,8 @@ mod tests {
         let key = TestKey::p256(7);
         let err = verify_registration(&expect(&[]), &packed_self(&key, AT, &create_cd()), &create_cd()).unwrap_err();
         assert_eq!(err, Error::UserNotPresent);
-        let e = RegistrationExpectations { require_user_verification: true, ..expect(&[]) };
+        let mut e = expect(&[]);
+        e.common.require_user_verification = true;
         let err = verify_registration(&e, &packed_self(&key, UP | AT, &create_cd()), &create_cd()).unwrap_err();
         assert_eq!(err, Error::UserNotVerified);
         verify_registration(&e, &packed_self(&key, UP | UV | AT, &create_cd()), &create_cd()).unwrap();

@@ -34,6 +34,7 @@ mod certs;
 mod client_data;
 mod cose;
 mod error;
+mod expected;
 pub mod limits;
 #[cfg(test)]
 mod pi_fixtures;
@@ -50,3 +51,4 @@ pub use authdata::{AttestedCredential, AuthenticatorData, Flags};
 pub use client_data::{verify_client_data, Ceremony, ClientDataExpectations};
 pub use cose::{CoseKey, PublicKey, COSE_ALG_EDDSA, COSE_ALG_ES256, COSE_ALG_RS256};
 pub use error::Error;
+pub use expected::Expected;

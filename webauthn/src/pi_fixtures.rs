@@ -10,7 +10,7 @@ use base64::Engine;
 
 use crate::{
     verify_assertion, verify_registration, AssertionExpectations, AttestationFormat, AttestationType, CounterPolicy,
-    CounterStatus, Error, RegistrationExpectations, StoredCredential,
+    CounterStatus, Error, Expected, RegistrationExpectations, StoredCredential,
 };
 
 const ORIGIN: &str = "https://cool.nils:5000";
@@ -65,13 +65,14 @@ fn b64(s: &str) -> Vec<u8> {
     STANDARD.decode(s).unwrap()
 }
 
+/// What privacyIDEA's test relying party expects, with `challenge`.
+fn expected(challenge: &[u8]) -> Expected {
+    crate::testkit::expected(RP_ID, ORIGIN, challenge)
+}
+
 fn registration() -> crate::RegisteredCredential {
     let expected = RegistrationExpectations {
-        rp_id: RP_ID.to_owned(),
-        origins: vec![ORIGIN.to_owned()],
-        allow_cross_origin: false,
-        challenge: REGISTRATION_CHALLENGE.as_bytes().to_vec(),
-        require_user_verification: false,
+        common: expected(REGISTRATION_CHALLENGE.as_bytes()),
         trust_anchors: vec![],
         now_unix: NOW,
     };
@@ -79,14 +80,9 @@ fn registration() -> crate::RegisteredCredential {
 }
 
 fn assertion_expectations(challenge: &str, require_uv: bool) -> AssertionExpectations {
-    AssertionExpectations {
-        rp_id: RP_ID.to_owned(),
-        origins: vec![ORIGIN.to_owned()],
-        allow_cross_origin: false,
-        challenge: challenge.as_bytes().to_vec(),
-        require_user_verification: require_uv,
-        counter_policy: CounterPolicy::Reject,
-    }
+    let mut common = expected(challenge.as_bytes());
+    common.require_user_verification = require_uv;
+    AssertionExpectations { common, counter_policy: CounterPolicy::Reject }
 }
 
 #[test]
@@ -106,20 +102,16 @@ fn privacyidea_yubikey_packed_registration_verifies() {
 #[test]
 fn privacyidea_yubikey_registration_refuses_another_challenge_or_origin() {
     let mut expected = RegistrationExpectations {
-        rp_id: RP_ID.to_owned(),
-        origins: vec![ORIGIN.to_owned()],
-        allow_cross_origin: false,
         // The base64url-decoded nonce is not what a passkey client signed over.
-        challenge: base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(REGISTRATION_CHALLENGE).unwrap(),
-        require_user_verification: false,
+        common: expected(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(REGISTRATION_CHALLENGE).unwrap()),
         trust_anchors: vec![],
         now_unix: NOW,
     };
     let att = b64(REGISTRATION_ATTESTATION);
     let cd = b64(REGISTRATION_CLIENT_DATA);
     assert_eq!(verify_registration(&expected, &att, &cd).unwrap_err(), Error::ChallengeMismatch);
-    expected.challenge = REGISTRATION_CHALLENGE.as_bytes().to_vec();
-    expected.origins = vec!["https://cool.nils".to_owned()];
+    expected.common.challenge = REGISTRATION_CHALLENGE.as_bytes().to_vec();
+    expected.common.origins = vec!["https://cool.nils".to_owned()];
     assert!(matches!(verify_registration(&expected, &att, &cd), Err(Error::OriginNotAllowed(_))));
 }
 

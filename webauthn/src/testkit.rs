@@ -105,6 +105,17 @@ impl TestKey {
     }
 }
 
+/// A relying party's expectations: `rp_id`, one `origin`, `challenge`, nothing more required.
+pub(crate) fn expected(rp_id: &str, origin: &str, challenge: &[u8]) -> crate::Expected {
+    crate::Expected {
+        rp_id: rp_id.to_owned(),
+        origins: vec![origin.to_owned()],
+        allow_cross_origin: false,
+        challenge: challenge.to_vec(),
+        require_user_verification: false,
+    }
+}
+
 pub(crate) fn cbor(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     ciborium::ser::into_writer(value, &mut out).unwrap();

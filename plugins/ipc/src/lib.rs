@@ -409,23 +409,18 @@ impl Deadline<'_> {
             }
         }
     }
-}
 
-impl Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if std::mem::take(&mut self.first_read) {
-            self.wait(libc::POLLIN)?;
-        }
+    /// Runs `op`, a non-blocking `recv` or `send` on the socket, until it moves some bytes;
+    /// whenever it would block, polls for `events` with the time left.
+    fn without_blocking(&self, events: libc::c_short, mut op: impl FnMut(RawFd) -> isize) -> std::io::Result<usize> {
         loop {
-            // SAFETY: recv on our live socket into a live buffer of its length.
-            let n =
-                unsafe { libc::recv(self.sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-            if n >= 0 {
-                return Ok(n as usize);
+            let n = op(self.sock.as_raw_fd());
+            if let Ok(n) = usize::try_from(n) {
+                return Ok(n);
             }
             let e = std::io::Error::last_os_error();
             match e.kind() {
-                std::io::ErrorKind::WouldBlock => self.wait(libc::POLLIN)?,
+                std::io::ErrorKind::WouldBlock => self.wait(events)?,
                 std::io::ErrorKind::Interrupted => {}
                 _ => return Err(e),
             }
@@ -433,30 +428,26 @@ impl Read for Deadline<'_> {
     }
 }
 
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if std::mem::take(&mut self.first_read) {
+            self.wait(libc::POLLIN)?;
+        }
+        // SAFETY: recv on our live socket into a live buffer of its length.
+        self.without_blocking(libc::POLLIN, |fd| unsafe {
+            libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+        })
+    }
+}
+
 impl Write for Deadline<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        loop {
-            // Non-blocking: a socket with room takes some bytes now; when it has none, the
-            // rest waits for a poll, never past the deadline.
-            // SAFETY: send on our live socket from a live buffer.
-            let n = unsafe {
-                libc::send(
-                    self.sock.as_raw_fd(),
-                    buf.as_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = std::io::Error::last_os_error();
-            match e.kind() {
-                std::io::ErrorKind::WouldBlock => self.wait(libc::POLLOUT)?,
-                std::io::ErrorKind::Interrupted => {}
-                _ => return Err(e),
-            }
-        }
+        // Non-blocking: a socket with room takes some bytes now; when it has none, the rest
+        // waits for a poll, never past the deadline.
+        // SAFETY: send on our live socket from a live buffer of its length.
+        self.without_blocking(libc::POLLOUT, |fd| unsafe {
+            libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+        })
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

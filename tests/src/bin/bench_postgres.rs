@@ -33,16 +33,9 @@ fn seed(client: usize) -> Vec<u8> {
 fn enrol(d: &Daemon) -> Vec<String> {
     (0..CLIENTS)
         .map(|c| {
-            let hex: String = seed(c).iter().map(|b| format!("{b:02x}")).collect();
-            let body = serde_json::json!({ "type": "hotp", "seed": hex, "pin": PIN, "max_fail": 1000 });
-            let (st, v) = countersign_tests::request(
-                &d.admin_sock(),
-                "POST",
-                "/v1/admin/tokens",
-                Some(body.to_string().into_bytes()),
-            );
-            assert_eq!(st, 201, "{v}");
-            v["token"]["serial"].as_str().unwrap().to_owned()
+            let body =
+                serde_json::json!({ "type": "hotp", "seed": hex::encode(seed(c)), "pin": PIN, "max_fail": 1000 });
+            d.admin_ok("POST", "/v1/admin/tokens", body)["token"]["serial"].as_str().unwrap().to_owned()
         })
         .collect()
 }

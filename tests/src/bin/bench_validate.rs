@@ -124,18 +124,11 @@ fn main() -> anyhow::Result<()> {
     d.spawn().map_err(anyhow::Error::msg)?;
     let serials: Vec<String> = (0..CLIENTS)
         .map(|c| {
-            let hex: String = seed(c).iter().map(|b| format!("{b:02x}")).collect();
             d.cli_json(&["user", "add", &format!("u{c}")]);
-            let body =
-                serde_json::json!({ "type": "hotp", "seed": hex, "pin": PIN, "max_fail": 1000, "user": format!("u{c}") });
-            let (st, v) = countersign_tests::request(
-                &d.admin_sock(),
-                "POST",
-                "/v1/admin/tokens",
-                Some(body.to_string().into_bytes()),
-            );
-            assert_eq!(st, 201, "{v}");
-            v["token"]["serial"].as_str().unwrap().to_owned()
+            let body = serde_json::json!({
+                "type": "hotp", "seed": hex::encode(seed(c)), "pin": PIN, "max_fail": 1000, "user": format!("u{c}")
+            });
+            d.admin_ok("POST", "/v1/admin/tokens", body)["token"]["serial"].as_str().unwrap().to_owned()
         })
         .collect();
     let serials = Arc::new(serials);
