@@ -26,6 +26,9 @@ needs=(
   "pcsc_scan:pcsc-tools"
   "/usr/sbin/slapd:slapd"
   "ldapsearch:ldap-utils"
+  "/usr/bin/chromium:chromium"
+  "node:nodejs"
+  "npm:npm"
 )
 missing=()
 for n in "${needs[@]}"; do
@@ -82,8 +85,32 @@ if [ ! -x "$root/.tools/privacyidea/bin/pi-manage" ]; then
   python3 -m venv "$root/.tools/privacyidea"
   "$root/.tools/privacyidea/bin/pip" install -q privacyidea==3.11.4
 fi
+# playwright-core for the WebAuthn browser harness (tests/tools/webauthn_browser): pinned, with
+# npm into .tools/node (ignored by git). It drives Debian's chromium (installed above) through
+# executablePath, so no browser is ever downloaded (PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD, and no
+# install scripts run). It needs Node.js 20 or later (Debian 12's own nodejs is 18).
+playwright=1.65.2
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "node $(node --version) is too old for playwright-core $playwright: install Node.js 20 or later (e.g. NodeSource's nodejs) and run again" >&2
+  exit 1
+fi
+if [ "$(PW_PKG="$root/.tools/node/node_modules/playwright-core/package.json" \
+  node -p 'try { require(process.env.PW_PKG).version } catch { "" }')" != "$playwright" ]; then
+  echo "installing playwright-core $playwright into .tools/node"
+  mkdir -p "$root/.tools/node"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$root/.tools/node" --save-exact --ignore-scripts \
+    --no-audit --no-fund --loglevel=error "playwright-core@$playwright" >/dev/null
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install the Rust toolchain (rustup, stable >= 1.85) and run again" >&2
+  exit 1
+fi
+# The passkey-rs authenticator `make test` builds (tests/tools/passkey-rs-authenticator, its own
+# workspace) needs Rust 1.87 or later (passkey-rs 0.6); the project itself needs 1.85.
+rust_minor=$(rustc --version | sed -nE 's/^rustc 1\.([0-9]+)\..*/\1/p')
+if [ "${rust_minor:-0}" -lt 87 ]; then
+  echo "$(rustc --version) is too old for tests/tools/passkey-rs-authenticator (passkey-rs 0.6 needs Rust 1.87, make test builds it): rustup update stable, and run again" >&2
   exit 1
 fi
 for c in fmt clippy; do

@@ -42,5 +42,5 @@ pub mod token;
 pub mod user;
 
 pub use secrecy::{ExposeSecret, SecretString};
-pub use token::{Enrolled, Replacement, Token, TokenList};
+pub use token::{Enrolled, Replacement, Token, TokenList, WebauthnEnrolment};
 pub use user::{User, UserList};

@@ -93,6 +93,35 @@ pub struct Enrolled {
     /// other types.
     #[serde(default, serialize_with = "expose_list", skip_serializing_if = "Option::is_none")]
     pub otps: Option<Vec<SecretString>>,
+    /// A webauthn token: what the client's authenticator needs (the first step), or what it
+    /// registered (the second); absent for other types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<WebauthnEnrolment>,
+}
+
+/// The webauthn part of an enrolment answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum WebauthnEnrolment {
+    /// The first step: send `public_key` to `navigator.credentials.create({ publicKey })` (it is
+    /// WebAuthn's `PublicKeyCredentialCreationOptionsJSON`: binary fields base64url, as
+    /// `PublicKeyCredential.parseCreationOptionsFromJSON` takes them), then the answer with
+    /// `transaction_id` before `valid_until_ms`.
+    Register {
+        /// The transaction the second step names.
+        transaction_id: String,
+        /// The creation options.
+        public_key: serde_json::Value,
+        /// Until when the registration may be finished (Unix ms).
+        valid_until_ms: i64,
+    },
+    /// The second step: the credential registered.
+    Registered {
+        /// What the attestation proved: `format/type` (`packed/basic-trusted`, `none/none`, ...).
+        attestation: String,
+        /// The authenticator model's AAGUID, hex.
+        aaguid: String,
+    },
 }
 
 /// `POST /v1/admin/tokens/{serial}/lost`: a lost token's replacement, shown once: the new pw
@@ -228,6 +257,7 @@ mod tests {
             registration_code: None,
             secret: None,
             otps: None,
+            webauthn: None,
         };
         let v = serde_json::to_value(&plain).unwrap();
         assert_eq!(keys(&v), ["otpauth_uri", "qr_png", "token"]);

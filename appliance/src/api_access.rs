@@ -88,6 +88,9 @@ pub struct ApiAccess {
     /// them is counted. A login costs one HSM operation.
     logins: Arc<Mutex<()>>,
     throttle: throttle::LoginThrottle,
+    /// Realms whose users' passkeys sign in the API admin of the same name
+    /// ([`ApiAccess::with_passkey_realms`]).
+    passkey_realms: Arc<Vec<String>>,
 }
 
 fn valid_name(name: &str) -> Result<(), TokenError> {
@@ -109,7 +112,75 @@ impl ApiAccess {
             secrets,
             clock,
             logins: Arc::new(Mutex::new(())),
+            passkey_realms: Arc::new(Vec::new()),
         }
+    }
+
+    /// The service letting passkeys of users in `realms` sign in API admins (privacyIDEA's
+    /// superuser realms): a passkey sign-in of `alice` in one of them opens a session of the API
+    /// admin `alice`, if there is one. Empty (the default): no passkey signs an admin in.
+    pub fn with_passkey_realms(mut self, realms: Vec<String>) -> ApiAccess {
+        self.passkey_realms = Arc::new(realms);
+        self
+    }
+
+    /// Records a passkey login at `/auth` that the check refused (`why`, for the audit; the
+    /// check's own row has the detail).
+    pub async fn passkey_refused(&self, caller: Caller, why: String) -> Result<(), SessionError> {
+        let this = self.clone();
+        off_runtime(
+            move || {
+                let mut audit = AuthAuditRow::new(&caller, "api/auth", "reject");
+                audit.detail = Some(format!("passkey login refused: {why}"));
+                this.store.audit_auth(&audit).map(|_| ()).map_err(|e| SessionError::Internal(e.to_string()))
+            },
+            SessionError::Internal,
+        )
+        .await
+    }
+
+    /// A session for the API admin `login`, whose passkey sign-in (`serial`, of `login` in
+    /// `realm`) the check just accepted with user verification: only when `realm` is one of
+    /// the passkey realms and an API admin of that name exists. Audited either way.
+    pub async fn passkey_login(
+        &self,
+        caller: Caller,
+        login: String,
+        realm: String,
+        serial: String,
+    ) -> Result<(String, Claims), SessionError> {
+        let this = self.clone();
+        off_runtime(
+            move || {
+                let internal = |e: &dyn std::fmt::Display| SessionError::Internal(e.to_string());
+                let mut audit = AuthAuditRow::new(&caller, "api/auth", "ok");
+                audit.login = Some(login.clone());
+                audit.realm = Some(realm.clone());
+                audit.serial = Some(serial.clone());
+                let admin = this.passkey_realms.contains(&realm);
+                let epoch = match admin {
+                    true => this.store.api_admin_epoch(&login).map_err(|e| internal(&e))?,
+                    false => None,
+                };
+                let Some(epoch) = epoch else {
+                    audit.result = "reject".into();
+                    audit.detail = Some(format!(
+                        "passkey {serial} of {login} in realm {realm}: {}",
+                        if admin {
+                            "no API admin has this name"
+                        } else {
+                            "the realm is not one of webauthn.admin_realms"
+                        }
+                    ));
+                    this.store.audit_auth(&audit).map_err(|e| internal(&e))?;
+                    return Err(SessionError::WrongCredentials);
+                };
+                audit.detail = Some(format!("passkey {serial} of {login} in realm {realm}, user verified"));
+                this.issue_session(&login, epoch, "passkey", &audit)
+            },
+            SessionError::Internal,
+        )
+        .await
     }
 
     /// [`Self::add_admin`] on the calling thread.
@@ -276,12 +347,25 @@ impl ApiAccess {
         // Deleted meanwhile: no session.
         let epoch =
             self.store.api_admin_epoch(name).map_err(|e| internal(&e))?.ok_or(SessionError::WrongCredentials)?;
+        self.issue_session(name, epoch, "password", &audit)
+    }
+
+    /// A session token of API admin `name` under its session `epoch`, recording the login
+    /// (`audit`).
+    fn issue_session(
+        &self,
+        name: &str,
+        epoch: Vec<u8>,
+        authtype: &str,
+        audit: &AuthAuditRow,
+    ) -> Result<(String, Claims), SessionError> {
+        let internal = |e: &dyn std::fmt::Display| SessionError::Internal(e.to_string());
         let now = self.clock.now_ms() / 1000;
         let claims = Claims {
             username: name.to_owned(),
             realm: String::new(),
             role: "admin".into(),
-            authtype: "password".into(),
+            authtype: authtype.into(),
             iat: now,
             exp: now + SESSION_SECONDS,
             jti: hex::encode(self.secrets.random(12).map_err(|e| internal(&e))?),
@@ -291,7 +375,7 @@ impl ApiAccess {
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(|e| internal(&e))?);
         let input = format!("{header}.{body}");
         let mac = self.secrets.session_mac(input.as_bytes()).map_err(|e| internal(&e))?;
-        self.store.api_admin_logged_in(name, &audit).map_err(|e| internal(&e))?;
+        self.store.api_admin_logged_in(name, audit).map_err(|e| internal(&e))?;
         Ok((format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac)), claims))
     }
 

@@ -62,6 +62,10 @@ pub use countersign_core::token_kind::{is_challenge_type, is_otp_type};
 
 use crate::simple_tokens::DEFAULT_POSITIONS;
 
+/// The most usernameless sign-ins open at a time: each is a row that a request without any
+/// credential makes, kept until it expires.
+pub const MAX_OPEN_SIGN_INS: i64 = 10_000;
+
 /// Bytes of a certificate token's nonce.
 const NONCE_LEN: usize = 32;
 
@@ -101,9 +105,13 @@ pub struct ChallengeView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     /// Until when the challenge may be answered (Unix ms): challenge-response tokens (sms,
-    /// email, certificate, indexedsecret); `None` for OTP tokens.
+    /// email, certificate, indexedsecret, webauthn); `None` for OTP tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_until_ms: Option<i64>,
+    /// webauthn tokens: what `navigator.credentials.get` needs (privacyIDEA's
+    /// `webAuthnSignRequest`); the answer is the assertion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<crate::webauthn::SignRequest>,
 }
 
 /// Per-user texts from policies; `None`: the configured default.
@@ -202,6 +210,55 @@ impl ChallengeService {
         })
     }
 
+    /// A sign-in challenge bound to no token, for a usernameless passkey sign-in (privacyIDEA's
+    /// `/validate/initialize type=passkey`): 32 HSM bytes whose base64url string the
+    /// authenticator signs over (as privacyIDEA's passkey clients do), the RP id of the
+    /// enrollment policy, user verification, text and timeout of the authentication policies.
+    /// Anyone may ask (no credential), so at most [`MAX_OPEN_SIGN_INS`] are open at a time.
+    pub async fn sign_in(&self, caller: Caller) -> Result<crate::webauthn::SignIn, TokenError> {
+        let svc = self.clone();
+        blocking(move || {
+            let now = svc.clock.now_ms();
+            let ctx = crate::policy::request_context(None, None, None, &caller, now / 1000);
+            let snapshot = svc.policies.current();
+            let conflict = |e: crate::policy::PolicyConflict| {
+                TokenError::Refused(Refusal::Invalid(format!("policy conflict, refused: {e}")))
+            };
+            let enrol = countersign_core::policy::WebauthnEnrolPolicies::read(&snapshot, &ctx).map_err(conflict)?;
+            let auth = countersign_core::policy::WebauthnAuthPolicies::read(&snapshot, &ctx).map_err(conflict)?;
+            let rp_id = enrol.rp_id.ok_or_else(|| {
+                TokenError::Refused(Refusal::Invalid(
+                    "Missing policy for webauthn_relying_party_id, unable to create challenge! An admin sets it \
+                     (scope enrollment)"
+                        .into(),
+                ))
+            })?;
+            let challenge = crate::webauthn::b64url(&svc.secrets.random(crate::webauthn::CHALLENGE_LEN)?);
+            let transaction_id = transaction_id(&svc.secrets)?;
+            let timeout_ms = u64::from(auth.timeout_s).saturating_mul(1000);
+            let valid_until_ms = now.saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX));
+            let uv = auth.user_verification.as_str();
+            svc.store.create_sign_in(
+                &transaction_id,
+                challenge.as_bytes(),
+                uv,
+                now,
+                valid_until_ms,
+                MAX_OPEN_SIGN_INS,
+            )?;
+            Ok(crate::webauthn::SignIn {
+                transaction_id,
+                challenge,
+                rp_id,
+                user_verification: uv,
+                message: auth.passkey_challenge_text,
+                timeout_ms,
+                valid_until_ms,
+            })
+        })
+        .await
+    }
+
     /// Creates a challenge for each challenge-response token in `tokens` (one transaction id
     /// for all), queues their messages and waits for the first delivery round up to the
     /// configured time.
@@ -275,6 +332,7 @@ impl ChallengeService {
                 delivery_detail: None,
                 nonce: None,
                 valid_until_ms: is_challenge_type(&t.token_type).then_some(expires),
+                webauthn: None,
             };
             if t.locked(now) {
                 // No messages for a locked token: an attacker with the PIN could otherwise make
@@ -287,7 +345,7 @@ impl ChallengeService {
             if !is_challenge_type(&t.token_type) {
                 // An OTP token: the user reads the code from the token; nothing is sent.
                 let texts = self.texts(t, caller)?;
-                self.store.create_otp_challenge(t.id, &tx_id, now, expires)?;
+                self.store.create_unreserved_challenge(t.id, &tx_id, now, expires, None)?;
                 // privacyIDEA's default text, which clients may show or match as it is.
                 view.message = texts.message.unwrap_or_else(|| "please enter otp: ".into());
                 view.delivery = "none".into();
@@ -302,6 +360,23 @@ impl ChallengeService {
                 view.client_mode = "piv";
                 view.delivery = "none".into();
                 view.nonce = Some(hex::encode(nonce));
+                out.push((view, None));
+                continue;
+            }
+            if t.token_type == "webauthn" {
+                // The authenticator signs over the nonce; the counter is its sign count, so the
+                // challenge reserves none.
+                let credential = self.store.webauthn_credential(t.id)?.ok_or_else(|| {
+                    TokenError::Refused(Refusal::NotFound(format!("the WebAuthn credential of token {}", t.serial)))
+                })?;
+                let policies = crate::webauthn::auth_policies(&self.policies, t, caller, now / 1000)
+                    .map_err(|m| TokenError::Refused(Refusal::Invalid(m)))?;
+                let nonce = self.secrets.random(NONCE_LEN)?;
+                self.store.create_unreserved_challenge(t.id, &tx_id, now, expires, Some(&nonce))?;
+                view.message = policies.challenge_text.replace("{0!s}", &t.description);
+                view.client_mode = "webauthn";
+                view.delivery = "none".into();
+                view.webauthn = Some(crate::webauthn::sign_request(&credential, &nonce, &policies));
                 out.push((view, None));
                 continue;
             }

@@ -435,6 +435,7 @@ fn abandon(rec: &mut CheckRecord) {
             | TokenEffect::Accept { .. }
             | TokenEffect::AnswerChallenge { .. }
             | TokenEffect::AcceptChallenge { .. }
+            | TokenEffect::AcceptSignIn { .. }
     );
     if accepting {
         rec.effect = TokenEffect::None;

@@ -53,6 +53,8 @@ pub mod token_host;
 pub mod token_secrets;
 pub mod tokens;
 pub mod validate;
+pub mod webauthn;
+mod webauthn_enrolment;
 pub mod yubico_clients;
 pub mod yubikey;
 

@@ -661,6 +661,7 @@ fn sanitise_response(r: PluginResponse) -> PluginResponse {
         PluginResponse::NotDelivered { detail, retry } => {
             PluginResponse::NotDelivered { detail: plugin_text(&detail), retry }
         }
+        PluginResponse::Refused { reason } => PluginResponse::Refused { reason: plugin_text(&reason) },
         other => other,
     }
 }

@@ -135,6 +135,11 @@ pub struct InitRequest {
     /// Also return the QR code as a PNG (base64).
     #[serde(default)]
     pub qr_png: bool,
+    /// webauthn: the second step of the enrolment (the authenticator's registration for the
+    /// token `serial` names); absent: the first step, whose answer holds what the client's
+    /// authenticator needs.
+    #[serde(default)]
+    pub webauthn: Option<crate::webauthn::Registration>,
 }
 
 impl InitRequest {
@@ -162,6 +167,9 @@ pub struct Enrolled {
     /// What a simple token shows this once: a pw token's password, a registration token's
     /// code, a paper token's next codes or a tan token's TANs.
     pub shown: Option<Shown>,
+    /// webauthn: what the client's authenticator needs (first step), or what registered
+    /// (second step).
+    pub webauthn: Option<crate::webauthn::Enrolment>,
 }
 
 /// A token row ready to store, its seed (empty for simple tokens), and what it shows once.
@@ -224,15 +232,17 @@ pub struct TokenDefaults {
 /// Token lifecycle for admins, and the internal users tokens belong to. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct TokenService {
-    store: Arc<Store>,
+    pub(crate) store: Arc<Store>,
     realms: crate::resolvers::Realms,
-    policies: Arc<crate::policy::PolicyHandle>,
-    plugins: Arc<PluginHost>,
-    secrets: TokenSecrets,
-    clock: Clock,
+    pub(crate) policies: Arc<crate::policy::PolicyHandle>,
+    pub(crate) plugins: Arc<PluginHost>,
+    pub(crate) secrets: TokenSecrets,
+    pub(crate) clock: Clock,
     defaults: TokenDefaults,
     /// The owner a caller authorised its change on ([`TokenService::expecting`]).
-    expect: Option<Arc<ExpectedOwner>>,
+    pub(crate) expect: Option<Arc<ExpectedOwner>>,
+    /// WebAuthn's attestation roots ([`TokenService::with_webauthn`]).
+    pub(crate) webauthn: Arc<crate::webauthn::WebauthnSettings>,
 }
 
 /// A token's owner as a caller saw it when it authorised a change: user, realm, resolver and
@@ -270,7 +280,7 @@ impl ExpectedOwner {
 
 /// Refuses a change when the token, as read inside the change's transaction, no longer has the
 /// owner the caller's right was judged on.
-fn still_expected(expect: Option<&ExpectedOwner>, t: &TokenRecord) -> Result<(), StoreError> {
+pub(crate) fn still_expected(expect: Option<&ExpectedOwner>, t: &TokenRecord) -> Result<(), StoreError> {
     if expect.is_some_and(|e| !e.holds_for(t)) {
         return Err(StoreError::Refused(Refusal::Invalid(format!(
             "token {} changed owner while this request was being authorised; nothing was changed, try again",
@@ -282,7 +292,8 @@ fn still_expected(expect: Option<&ExpectedOwner>, t: &TokenRecord) -> Result<(),
 
 /// The plugin that checks tokens of `token_type`: `token-<type>`, or a plugin of that name.
 fn plugin_for(plugins: &PluginHost, token_type: &str) -> Result<String, TokenError> {
-    let conventional = format!("token-{token_type}");
+    // A passkey's ceremonies are WebAuthn's: one plugin verifies both types.
+    let conventional = format!("token-{}", if token_type == "passkey" { "webauthn" } else { token_type });
     if plugins.has(&conventional, "token") {
         return Ok(conventional);
     }
@@ -307,6 +318,8 @@ fn serial_prefix(token_type: &str) -> String {
         "tan" => "PITN".into(),
         "indexedsecret" => "PIIX".into(),
         "yubikey" => "UBAM".into(),
+        "webauthn" => "WAN".into(),
+        "passkey" => "PIPK".into(),
         other => other.chars().filter(char::is_ascii_alphanumeric).take(4).collect::<String>().to_ascii_uppercase(),
     }
 }
@@ -345,7 +358,9 @@ fn decode_seed(seed: &SecretString, format: SeedFormat) -> Result<Zeroizing<Vec<
 /// for codes the appliance sends (sms, email), cards, simple tokens (no seed) or paper (its
 /// codes are printed; the seed stays sealed).
 fn shows_seed(token_type: &str) -> bool {
-    !is_challenge_type(token_type) && !is_simple_type(token_type) && !matches!(token_type, "paper" | "yubikey")
+    !is_challenge_type(token_type)
+        && !is_simple_type(token_type)
+        && !matches!(token_type, "paper" | "yubikey" | "webauthn" | "passkey")
 }
 
 /// `otpauth://` URI for authenticator apps (Key Uri Format).
@@ -436,7 +451,23 @@ impl TokenService {
         clock: Clock,
         defaults: TokenDefaults,
     ) -> TokenService {
-        TokenService { store, realms, policies, plugins, secrets, clock, defaults, expect: None }
+        TokenService {
+            store,
+            realms,
+            policies,
+            plugins,
+            secrets,
+            clock,
+            defaults,
+            expect: None,
+            webauthn: Arc::new(crate::webauthn::WebauthnSettings::default()),
+        }
+    }
+
+    /// The service with WebAuthn's settings (the attestation roots registrations may chain to).
+    pub fn with_webauthn(mut self, settings: crate::webauthn::WebauthnSettings) -> TokenService {
+        self.webauthn = Arc::new(settings);
+        self
     }
 
     /// The enrolment policies for a token of `login` in `realm` (names as the realm resolves).
@@ -578,6 +609,9 @@ impl TokenService {
     }
 
     fn init_blocking(&self, caller: &Caller, mut r: InitRequest) -> Result<Enrolled, TokenError> {
+        if let Some(reg) = r.webauthn.take() {
+            return self.finish_webauthn(caller, &r, &reg);
+        }
         let owner = match &r.user {
             Some(login) => Some(self.ensure_owner(login, r.realm.as_deref())?),
             None => None,
@@ -606,6 +640,10 @@ impl TokenService {
         if let Some(n) = forced_count {
             r.count = Some(u32::try_from(n).unwrap_or(u32::MAX));
         }
+        let webauthn = match r.token_type.as_str() {
+            "webauthn" | "passkey" => Some(self.start_webauthn(caller, &mut r, realm.as_deref())?),
+            _ => None,
+        };
         let (mut new, seed, mut shown) = self.prepare_shown(&r)?;
         new.owner_limit = policies.max_tokens;
         if new.token_type == "paper" {
@@ -630,6 +668,11 @@ impl TokenService {
             }
             "indexedsecret" => "type indexedsecret, secret generated by the HSM (sealed by the HSM)".to_owned(),
             "yubikey" => "type yubikey, AES key given (sealed by the HSM)".to_owned(),
+            "webauthn" | "passkey" => format!(
+                "type {}, registration started for RP {}",
+                r.token_type,
+                webauthn.as_ref().map(|w| w.rp_id.as_str()).unwrap_or_default()
+            ),
             t => format!("type {t}, {} seed", if r.seed.is_some() { "imported" } else { "generated" }),
         });
         let rec = self.store.insert_token(&new, &audit)?;
@@ -645,12 +688,16 @@ impl TokenService {
             Some(t) => fill(t),
             None => rec.login.clone().unwrap_or_else(|| serial.clone()),
         };
+        let webauthn = match webauthn {
+            Some(w) => Some(self.webauthn_challenge(&rec, w)?),
+            None => None,
+        };
         let uri = shows_seed(&r.token_type).then(|| otpauth_uri(&new, &seed, &issuer, &account));
         let png = match (&uri, r.qr_png) {
             (Some(u), true) => Some(qr_png(u.expose_secret()).map_err(TokenError::Internal)?),
             _ => None,
         };
-        Ok(Enrolled { token: api_token(&rec), otpauth_uri: uri, qr_png: png, pin: random_pin, shown })
+        Ok(Enrolled { token: api_token(&rec), otpauth_uri: uri, qr_png: png, pin: random_pin, shown, webauthn })
     }
 
     /// A paper token's sheet: the codes of its first `count` counters (100 by default), from
@@ -790,8 +837,10 @@ impl TokenService {
             None => r.params.clone().unwrap_or_else(|| serde_json::json!({})),
         };
         let hash = params.get("hash").and_then(serde_json::Value::as_str).unwrap_or("sha1");
+        // A webauthn token holds no secret: its credential's public key comes with the second step.
+        let webauthn = matches!(r.token_type.as_str(), "webauthn" | "passkey");
         let seed = match &r.seed {
-            _ if simple || r.token_type == "yubikey" => Zeroizing::new(Vec::new()),
+            _ if simple || webauthn || r.token_type == "yubikey" => Zeroizing::new(Vec::new()),
             Some(s) => decode_seed(s, r.seed_format)?,
             // As long as the hash's output, as RFC 4226 and 6238 recommend.
             None => Zeroizing::new(self.secrets.random(match hash {
@@ -804,7 +853,7 @@ impl TokenService {
             "totp" => self.defaults.totp_window,
             // A challenge's code is checked at exactly its counter; a simple token's value
             // has no counter to look ahead by.
-            _ if challenge || simple || r.token_type == "yubikey" => 0,
+            _ if challenge || simple || webauthn || r.token_type == "yubikey" => 0,
             _ => self.defaults.hotp_window,
         });
         if window > MAX_OTP_WINDOW {
@@ -830,6 +879,7 @@ impl TokenService {
             otp_window: window,
             sealed_seed: match &material {
                 Some(m) => m.stored.clone(),
+                None if webauthn => Vec::new(),
                 None => self.secrets.seal_seed(&serial, &seed)?,
             },
             counter: 0,

@@ -108,6 +108,12 @@ pub struct CheckRequest {
     pub transaction_id: Option<String>,
     /// Who asks: `uid:N` or `ip:ADDR`.
     pub caller: Caller,
+    /// The answer to a webauthn token's challenge: the authenticator's assertion (`pass` is
+    /// then not read).
+    pub webauthn: Option<crate::webauthn::Assertion>,
+    /// The assertion must carry user verification whatever the policies say (an API admin's
+    /// passkey login).
+    pub require_user_verification: bool,
 }
 
 /// What a check answers. A reject names no token.
@@ -136,6 +142,12 @@ pub struct CheckOutcome {
     pub transaction_id: Option<String>,
     /// The challenges created, one per token; empty when none was.
     pub challenges: Vec<crate::challenges::ChallengeView>,
+    /// The login of the user the accepted token belongs to (privacyIDEA's `detail.username`
+    /// when a credential, not a user, named the token); on accept only (answers that
+    /// `hide_detail` leave it out).
+    pub user: Option<String>,
+    /// That user's realm, likewise.
+    pub realm: Option<String>,
 }
 
 /// Why a check got no answer. Nothing was accepted.
@@ -292,7 +304,7 @@ impl ValidateService {
         let (serial, login, realm) = match &req.target {
             CheckTarget::Serial(s) => (Some(s.clone()), None, None),
             CheckTarget::User { login, realm } => (None, Some(login.clone()), realm.clone()),
-            CheckTarget::PublicId(_) => (None, None, None),
+            CheckTarget::PublicId(_) | CheckTarget::Credential(_) => (None, None, None),
         };
         let audit = AuthAuditRow {
             at_ms: self.clock.now_ms(),
@@ -303,14 +315,14 @@ impl ValidateService {
         };
         let svc = self.clone();
         let caller = req.caller.clone();
-        let ((answer, answers), committed) = self
+        let ((answer, answers, user), committed) = self
             .executor
             .check(audit, move |ctx, audit| {
                 let (decision, trace) = svc.decide_all(ctx, &req);
                 // Decided on the user as resolved (the login typed only when resolving failed).
                 let typed = match &req.target {
                     CheckTarget::User { login, realm } => (Some(login.as_str()), realm.as_deref()),
-                    CheckTarget::Serial(_) | CheckTarget::PublicId(_) => (None, None),
+                    CheckTarget::Serial(_) | CheckTarget::PublicId(_) | CheckTarget::Credential(_) => (None, None),
                 };
                 let answers = svc.answer_policies(
                     trace.login.as_deref().or(typed.0),
@@ -318,8 +330,9 @@ impl ValidateService {
                     trace.resolver.as_deref(),
                     &req.caller,
                 );
+                let user = (trace.login.clone(), trace.realm.clone());
                 let (rec, answer) = svc.record(decision, trace, audit);
-                (rec, (answer, answers))
+                (rec, (answer, answers, user))
             })
             .await?;
         if let Answer::Unavailable(e) = answer {
@@ -338,6 +351,8 @@ impl ValidateService {
                 audit_id: committed.audit_id,
                 transaction_id: Some(tx),
                 challenges,
+                user: None,
+                realm: None,
             });
         }
         // hide_specific_error_message overrides validate.detailed_errors for whom it applies.
@@ -362,6 +377,7 @@ impl ValidateService {
         let hide_detail = if committed.accepted { answers.no_detail_on_success } else { answers.no_detail_on_fail };
         let (serial, token_type, otp_len) =
             if hide_detail { (None, None, None) } else { (serial, token_type, otp_len) };
+        let (user, realm) = if committed.accepted { user } else { (None, None) };
         Ok(CheckOutcome {
             accepted: committed.accepted,
             serial,
@@ -373,6 +389,8 @@ impl ValidateService {
             audit_id: committed.audit_id,
             transaction_id: None,
             challenges: Vec::new(),
+            user,
+            realm,
         })
     }
 
@@ -556,6 +574,13 @@ impl ValidateService {
                 match tokens.len() {
                     1 => self.subject_of_token(tokens),
                     _ => Ok(Subject::nobody(format!("yubikey:{id}"))),
+                }
+            }
+            CheckTarget::Credential(id) => {
+                // Through the credential's unique index: one token or none, never a scan.
+                match ctx.reader.token_of_credential(id).map_err(store_failed)? {
+                    Some((t, _)) => self.subject_of_token(vec![t]),
+                    None => Ok(Subject::nobody(format!("credential:{}", crate::webauthn::b64url(id)))),
                 }
             }
             CheckTarget::Serial(serial) => {
@@ -785,6 +810,13 @@ impl ValidateService {
             .filter_map(|t| open.iter().find(|c| c.token_id == t.id).map(|c| (t, c)))
             .collect();
         if candidates.is_empty() {
+            // A usernameless passkey sign-in: a challenge bound to no token, answered by the
+            // passkey whose credential named the target.
+            if let Some(assertion) = &req.webauthn {
+                if let Some(sign_in) = ctx.reader.open_sign_in(tx, now).map_err(store_failed)? {
+                    return self.sign_in(ctx, tokens, &assertion.credential_id, &sign_in, req, now);
+                }
+            }
             return Err(reject(
                 format!("no open challenge {tx} for this target (unknown, answered or expired)"),
                 "no open challenge with this transaction_id; request a new code",
@@ -806,6 +838,14 @@ impl ValidateService {
                 AnswerBy::SignedNonce => {
                     match self.signed_nonce(ctx, t, c, &code, now) {
                         Ok(()) => return Ok(answered("challenge answered: the card signed the nonce".into())),
+                        Err(e) => why = Some(e),
+                    }
+                    continue;
+                }
+                AnswerBy::Assertion => {
+                    let nonce = c.nonce.as_deref().unwrap_or_default();
+                    match self.assertion(ctx, t, nonce, Spend::Challenge(c.id), None, req, now) {
+                        Ok(done) => return Ok(done),
                         Err(e) => why = Some(e),
                     }
                     continue;
@@ -878,6 +918,169 @@ impl ValidateService {
             serial: Some(t.serial.clone()),
             kind: RejectKind::Guess,
         })
+    }
+
+    /// The answer to a sign-in challenge bound to no token: the passkey among `tokens` (the
+    /// target the credential named) whose credential it is, its owner still known to its
+    /// resolver, verified as [`Self::assertion`] verifies; the user verification the challenge
+    /// asked for is required when it said `required`.
+    fn sign_in(
+        &self,
+        ctx: &WorkerCtx<'_>,
+        tokens: &[TokenRecord],
+        credential_id: &[u8],
+        sign_in: &crate::store::OpenSignIn,
+        req: &CheckRequest,
+        now: i64,
+    ) -> Result<Accept, Reject> {
+        let refuse = |t: &TokenRecord, why: String| Reject {
+            audit: format!("passkey sign-in refused: {why}"),
+            answer: "wrong PIN or OTP",
+            effect: TokenEffect::Fail(vec![failed(t, now)]),
+            serial: Some(t.serial.clone()),
+            kind: RejectKind::Guess,
+        };
+        // The target's passkey whose credential this is (a user named in the request may have
+        // several).
+        let mut found = None;
+        for t in tokens.iter().filter(|t| t.token_type == "passkey") {
+            let c = ctx.reader.webauthn_credential(t.id).map_err(store_failed)?;
+            if c.is_some_and(|c| c.credential_id == credential_id) {
+                found = Some(t);
+                break;
+            }
+        }
+        let Some(t) = found else {
+            return Err(Reject {
+                audit: "passkey sign-in refused: no passkey has this credential".into(),
+                answer: "wrong PIN or OTP",
+                effect: TokenEffect::None,
+                serial: None,
+                kind: RejectKind::Guess,
+            });
+        };
+        if let Some(u) = t.unusable(now) {
+            return Err(Reject::other(format!("passkey sign-in refused: {}", u.reason()), u.reason()));
+        }
+        if t.locked(now) {
+            return Err(locked(t));
+        }
+        // The passkey's owner must still exist: a user removed from the directory (or whose
+        // row was removed) signs in no more, whatever their authenticator holds.
+        let (Some(login), Some(realm)) = (t.login.as_deref(), t.realm.as_deref()) else {
+            return Err(refuse(t, "the passkey belongs to no user".into()));
+        };
+        match self.realms.resolve(Some(realm), login) {
+            Ok(Some(u)) if u.owner().ok().map(|o| o.key()) == self.owner_key(t).ok() => {}
+            Ok(_) | Err(crate::resolvers::ResolverError::Refused(Refusal::NotFound(_))) => {
+                return Err(refuse(t, format!("its user {login} in realm {realm} no longer exists")))
+            }
+            Err(e) => {
+                return Err(Reject::other(
+                    format!("the user store could not be asked about {login}: {e}"),
+                    "the user store could not be reached; try again",
+                ))
+            }
+        }
+        let required = sign_in.user_verification == "required" || req.require_user_verification;
+        self.assertion(ctx, t, &sign_in.nonce, Spend::SignIn(sign_in.id), Some(required), req, now)
+            .map_err(|why| refuse(t, why))
+    }
+
+    /// Checks a webauthn or passkey token's answer: the assertion for this token's credential,
+    /// verified by its plugin against the challenge's `nonce` and the policies' origins and user
+    /// verification (or at least `uv_required` when the challenge itself asked for it); the sign
+    /// count judged here against the row as read. The accept spends the challenge and moves the
+    /// counter to the new sign count, by compare-and-set.
+    #[allow(clippy::too_many_arguments, reason = "one check's parts, as answer and sign_in hold them")]
+    fn assertion(
+        &self,
+        ctx: &WorkerCtx<'_>,
+        t: &TokenRecord,
+        nonce: &[u8],
+        spend: Spend,
+        uv_required: Option<bool>,
+        req: &CheckRequest,
+        now_ms: i64,
+    ) -> Result<Accept, String> {
+        use crate::webauthn::{judge_sign_count, SignCountVerdict};
+        let assertion = req.webauthn.as_ref().ok_or("the answer holds no WebAuthn assertion")?;
+        if nonce.is_empty() {
+            return Err("the challenge has no nonce".into());
+        }
+        let credential = ctx
+            .reader
+            .webauthn_credential(t.id)
+            .map_err(|e| format!("store: {e}"))?
+            .ok_or("the token has no registered credential")?;
+        // Constant time is not needed: the credential id is no secret.
+        if assertion.credential_id != credential.credential_id {
+            return Err("the assertion is for another credential than this token's".into());
+        }
+        // The user handle, when sent, is the owner's (§7.2); a usernameless sign-in, which
+        // identified nobody before, must send it.
+        match (assertion.user_handle_matches(credential.user_handle.as_deref()), spend) {
+            (Some(false), _) => return Err("the assertion's user handle is not the credential owner's".into()),
+            (None, Spend::SignIn(_)) => return Err("a passkey sign-in's assertion carries no user handle".into()),
+            _ => {}
+        }
+        let mut policies = crate::webauthn::auth_policies(&self.policies, t, &req.caller, now_ms / 1000)?;
+        if uv_required == Some(true) {
+            policies.user_verification = countersign_core::policy::UserVerification::Required;
+        }
+        let request = crate::webauthn::assert_request(&credential, nonce, &policies, assertion);
+        let (sign_count, flags) = match self.plugin_check(t, &request) {
+            Ok(PluginResponse::WebauthnAsserted { sign_count, flags }) => (sign_count, flags),
+            Ok(PluginResponse::Refused { reason }) => return Err(reason),
+            Ok(other) => return Err(format!("plugin {} answered an assertion with {other:?}", t.plugin)),
+            Err(e) => return Err(format!("plugin {}: {e}", t.plugin)),
+        };
+        // Backup eligibility is a property of the credential (WebAuthn L3 §7.2): it may not
+        // change after the registration.
+        if (flags ^ credential.flags) & crate::webauthn::FLAG_BE != 0 {
+            return Err("the backup eligibility (BE) flag is not the one the credential was registered with".into());
+        }
+        if !policies.aaguids.is_empty()
+            && !policies.aaguids.iter().any(|a| countersign_core::policy::webauthn::aaguid_hex(a) == credential.aaguid)
+        {
+            return Err(format!(
+                "the authenticator model (AAGUID {}) is not in the policy webauthn_authenticator_selection_list",
+                credential.aaguid
+            ));
+        }
+        let (next, regressed) = match judge_sign_count(t.counter, sign_count, policies.sign_count) {
+            SignCountVerdict::Accept { next, regressed } => (next, regressed),
+            SignCountVerdict::Regressed => {
+                return Err(format!(
+                    "the sign count did not advance ({sign_count} after {}): a cloned authenticator or a replayed \
+                     assertion",
+                    t.counter
+                ))
+            }
+        };
+        let detail = format!(
+            "{}: WebAuthn assertion, AAGUID {}, flags {}, sign count {sign_count}{}",
+            match spend {
+                Spend::Challenge(_) => "challenge answered",
+                Spend::SignIn(_) => "passkey sign-in",
+            },
+            credential.aaguid,
+            crate::webauthn::flags_text(flags),
+            if regressed { " (did not advance; accepted by policy webauthn_sign_count warn)" } else { "" }
+        );
+        let effect = match spend {
+            Spend::Challenge(challenge_id) => TokenEffect::AcceptChallenge {
+                challenge_id,
+                token_id: t.id,
+                seen_counter: t.counter,
+                new_counter: next,
+                drift: None,
+            },
+            Spend::SignIn(sign_in_id) => {
+                TokenEffect::AcceptSignIn { sign_in_id, token_id: t.id, seen_counter: t.counter, new_counter: next }
+            }
+        };
+        Ok(Accept::by(t, detail, effect))
     }
 
     /// Checks a certificate token's answer: `pass` is the card's signature (hex or base64)
@@ -956,7 +1159,7 @@ impl ValidateService {
         let tokens = &subject.tokens;
         if tokens.is_empty() {
             return match &req.target {
-                CheckTarget::Serial(_) | CheckTarget::PublicId(_) => {
+                CheckTarget::Serial(_) | CheckTarget::PublicId(_) | CheckTarget::Credential(_) => {
                     Err(reject("no such token", "no such token", RejectKind::Guess))
                 }
                 CheckTarget::User { .. } => self.without_token(subject, req, rules),
@@ -980,7 +1183,9 @@ impl ValidateService {
         }
         // Codes of challenge-response tokens are answers to challenges, never checked without
         // one. Their PINs were tried already (a PIN alone asks for a challenge).
-        let usable: Vec<&TokenRecord> = active.iter().copied().filter(|t| !is_challenge_type(&t.token_type)).collect();
+        // Nor are passkeys: they answer sign-in challenges only (a usernameless sign-in).
+        let usable: Vec<&TokenRecord> =
+            active.iter().copied().filter(|t| !is_challenge_type(&t.token_type) && t.token_type != "passkey").collect();
         // A wrong PIN counts against every active token of the target: each was tried, so
         // guessing the PIN of a user with several tokens costs as much as with one.
         let wrong_pin = |audit: &str, answer: &'static str| Reject {
@@ -1313,8 +1518,22 @@ impl Accept {
 
     /// Whether the accept answered a challenge (privacyIDEA words that differently).
     fn answered_challenge(&self) -> bool {
-        matches!(self.effect, TokenEffect::AnswerChallenge { .. } | TokenEffect::AcceptChallenge { .. })
+        matches!(
+            self.effect,
+            TokenEffect::AnswerChallenge { .. }
+                | TokenEffect::AcceptChallenge { .. }
+                | TokenEffect::AcceptSignIn { .. }
+        )
     }
+}
+
+/// Which challenge an assertion's accept spends.
+#[derive(Debug, Clone, Copy)]
+enum Spend {
+    /// A challenge of the token (`challenge` row).
+    Challenge(i64),
+    /// A sign-in challenge bound to no token (`sign_in_challenge` row).
+    SignIn(i64),
 }
 
 /// What the worker hands back to the request.

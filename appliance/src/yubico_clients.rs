@@ -363,6 +363,8 @@ impl YubicoClients {
             pass: SecretString::from(otp.to_owned()),
             transaction_id: None,
             caller: req.caller.clone().as_principal(Principal::YubicoClient(client.to_string())),
+            webauthn: None,
+            require_user_verification: false,
         };
         match self.validate.check(check).await {
             Ok(o) if o.accepted => signed(Status::Ok, false),

@@ -81,7 +81,8 @@ pub struct SetArgs {
 pub struct CheckArgs {
     #[arg(long)]
     action: String,
-    /// Default: the scope the action belongs to.
+    /// Default: the scope the action belongs to (needed for the actions privacyIDEA names in two scopes,
+    /// such as webauthn_timeout).
     #[arg(long)]
     scope: Option<String>,
     #[arg(long)]

@@ -21,6 +21,9 @@ pub enum CheckTarget {
     /// A Yubico OTP's public id: the yubikey token enrolled with it (`params.prefix`), as
     /// privacyIDEA's `check_yubikey_pass` finds it by `yubikey.prefix`.
     PublicId(String),
+    /// A WebAuthn credential id: the webauthn token that registered it, as privacyIDEA finds
+    /// the token of an assertion sent without a user.
+    Credential(Vec<u8>),
 }
 
 /// What a check's commit does to its token, decided before the commit from the row as read.
@@ -69,6 +72,20 @@ pub enum TokenEffect {
         new_counter: u64,
         /// TOTP: the clock drift learned, in time steps; `None` keeps the stored drift.
         drift: Option<i64>,
+    },
+    /// A passkey answered a sign-in challenge bound to no token (a usernameless sign-in,
+    /// privacyIDEA's `/validate/initialize`): spend that challenge by compare-and-set, and move
+    /// the counter (the sign count) as [`TokenEffect::Accept`] does. Either losing makes it a
+    /// reject.
+    AcceptSignIn {
+        /// The sign-in challenge's row id.
+        sign_in_id: i64,
+        /// The passkey token's row id.
+        token_id: i64,
+        /// The token's `counter` as the check read it.
+        seen_counter: u64,
+        /// The counter after the accept: the authenticator's sign count.
+        new_counter: u64,
     },
     /// A failed attempt: count it on every token it was tried against (a wrong PIN of a user
     /// with several tokens counts on each, as privacyIDEA does).

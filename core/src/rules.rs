@@ -125,6 +125,9 @@ pub enum AnswerBy {
         /// The counter the challenge's code was made at.
         counter: u64,
     },
+    /// A webauthn token: an assertion over the challenge's nonce, verified by its plugin
+    /// with the stored credential, its sign count judged by the host.
+    Assertion,
     /// The simple types and yubikey: no challenge is made for them, so none is answered.
     Nothing,
 }
@@ -140,8 +143,10 @@ pub fn answer_by(
 ) -> AnswerBy {
     match token_type {
         "certificate" => AnswerBy::SignedNonce,
+        "webauthn" => AnswerBy::Assertion,
         "indexedsecret" => AnswerBy::Positions(asked_positions(nonce)),
-        "spass" | "pw" | "registration" | "tan" | "yubikey" => AnswerBy::Nothing,
+        // passkey: its sign-in challenges are bound to no token (a usernameless sign-in).
+        "spass" | "pw" | "registration" | "tan" | "yubikey" | "passkey" => AnswerBy::Nothing,
         t if crate::token_kind::is_challenge_type(t) => AnswerBy::ChallengeCode { counter: challenge_counter },
         _ => AnswerBy::NextCode { first: token_counter, window: otp_window },
     }

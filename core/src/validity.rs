@@ -13,6 +13,10 @@ pub enum Unusable {
     NotYetValid,
     /// Its validity period has ended (a lost token's temporary replacement, after its days).
     Expired,
+    /// Its enrolment has a second step that did not happen yet (a webauthn or passkey token
+    /// waiting for its authenticator's registration: privacyIDEA's `rollout_state`
+    /// `clientwait`).
+    Unfinished,
 }
 
 impl Unusable {
@@ -23,6 +27,7 @@ impl Unusable {
             Unusable::Revoked => "the token is revoked",
             Unusable::NotYetValid => "the token's validity period has not begun",
             Unusable::Expired => "the token's validity period has ended",
+            Unusable::Unfinished => "the token's enrolment is not finished",
         }
     }
 }

@@ -83,6 +83,20 @@ pub struct Config {
     pub enrolment: EnrolmentSection,
     /// `[audit]`: audit checkpoints and retention.
     pub audit: AuditSection,
+    /// `[webauthn]`: what WebAuthn registrations are checked against.
+    pub webauthn: WebauthnSection,
+}
+
+/// WebAuthn registrations: the roots an authenticator's attestation may chain to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebauthnSection {
+    /// PEM files of the attestation roots a `packed` or `fido-u2f` attestation may chain to
+    /// (policy `webauthn_authenticator_attestation_level` `trusted`); Yubico's ships.
+    pub attestation_roots: Vec<PathBuf>,
+    /// Realms whose users' passkeys sign in the privacyIDEA API admin of the same name at
+    /// `/auth` (privacyIDEA's superuser realms); empty: none.
+    pub admin_realms: Vec<String>,
 }
 
 /// The audit trail: how often the chain is vouched for, and how long rows are kept.

@@ -116,7 +116,8 @@ impl Appliance {
             secrets.clone(),
             clock.clone(),
             cfg.tokens,
-        );
+        )
+        .with_webauthn(cfg.webauthn.clone());
         tokens.start_binding_recorded_owners();
         let ca = countersign::ca::CaService::new(store.clone(), hsm.clone(), cfg.ca.clone(), clock.clone());
         let enrolment = countersign::enrolment::EnrolmentService::new(
@@ -150,7 +151,8 @@ impl Appliance {
             tokens,
             responses: countersign::response_signing::ResponseSigner::new(hsm.clone(), store.clone()),
             require_api_key: cfg.http.require_api_key,
-            api_access: countersign::api_access::ApiAccess::new(store.clone(), secrets.clone(), clock.clone()),
+            api_access: countersign::api_access::ApiAccess::new(store.clone(), secrets.clone(), clock.clone())
+                .with_passkey_realms(cfg.webauthn.admin_realms.clone()),
             ca,
             enrolment,
             gateways: gateways.clone(),

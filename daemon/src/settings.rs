@@ -72,6 +72,8 @@ pub struct Settings {
     pub validate: ValidateSettings,
     /// New tokens' defaults and the resync window (`[validate]`).
     pub tokens: TokenDefaults,
+    /// WebAuthn's attestation roots (`[webauthn]`).
+    pub webauthn: countersign::webauthn::WebauthnSettings,
 }
 
 /// The HSM: where the token is, where the PIN is read from, how many threads do HSM work.
@@ -527,6 +529,10 @@ impl Settings {
                 sync_window: v.sync_window,
                 max_fail: v.max_fail,
                 fail_clear_s: v.fail_clear_s,
+            },
+            webauthn: countersign::webauthn::WebauthnSettings {
+                attestation_roots: cfg.webauthn.attestation_roots.clone(),
+                admin_realms: cfg.webauthn.admin_realms.clone(),
             },
         })
     }

@@ -57,6 +57,7 @@ fn enrolled(e: countersign::tokens::Enrolled) -> Enrolled {
         registration_code: None,
         secret: None,
         otps: None,
+        webauthn: e.webauthn.as_ref().map(countersign::webauthn::Enrolment::to_api),
     };
     match e.shown {
         None => {}

@@ -45,9 +45,46 @@ pub(super) struct CheckBody {
     serial: Option<String>,
     user: Option<String>,
     realm: Option<String>,
-    /// The token PIN followed by the OTP; with `transaction_id`, the code sent in the challenge.
+    /// The token PIN followed by the OTP; with `transaction_id`, the code sent in the challenge
+    /// (with `webauthn`, not read: send an empty one).
+    #[serde(default = "empty_pass")]
     pass: SecretString,
     transaction_id: Option<String>,
+    /// The answer to a webauthn challenge: the authenticator's assertion.
+    webauthn: Option<AssertionBody>,
+}
+
+fn empty_pass() -> SecretString {
+    SecretString::from("")
+}
+
+/// An assertion (`navigator.credentials.get`'s answer), its byte strings base64url.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AssertionBody {
+    credential_id: String,
+    client_data_json: String,
+    authenticator_data: String,
+    signature: String,
+    user_handle: Option<String>,
+}
+
+impl AssertionBody {
+    fn decode(&self) -> Result<countersign::webauthn::Assertion, ApiError> {
+        use countersign::webauthn::decode_b64;
+        let d = |name: &str, v: &str| decode_b64(name, v).map_err(ApiError::invalid);
+        Ok(countersign::webauthn::Assertion {
+            credential_id: d("webauthn.credential_id", &self.credential_id)?,
+            client_data_json: d("webauthn.client_data_json", &self.client_data_json)?,
+            authenticator_data: d("webauthn.authenticator_data", &self.authenticator_data)?,
+            signature: d("webauthn.signature", &self.signature)?,
+            user_handle: self
+                .user_handle
+                .as_deref()
+                .map(|h| Ok::<_, ApiError>((d("webauthn.user_handle", h)?, h.to_owned())))
+                .transpose()?,
+        })
+    }
 }
 
 async fn check(
@@ -74,7 +111,15 @@ async fn check(
 
 /// The check a body asks for, its target and transaction id checked.
 pub(super) fn check_request(b: CheckBody, caller: Caller) -> Result<CheckRequest, ApiError> {
+    let webauthn = b.webauthn.as_ref().map(AssertionBody::decode).transpose()?;
+    if webauthn.is_some() && b.transaction_id.is_none() {
+        return Err(ApiError::invalid("a webauthn answer comes with the challenge's 'transaction_id'"));
+    }
     let target = match (&b.serial, &b.user, &b.realm, &b.transaction_id) {
+        // An assertion without a user or serial: its credential names the token.
+        (None, None, None, Some(_)) if webauthn.is_some() => {
+            CheckTarget::Credential(webauthn.as_ref().map(|a| a.credential_id.clone()).unwrap_or_default())
+        }
         // Only a Yubico OTP: its public id names the token (privacyIDEA's check_yubikey_pass).
         (None, None, None, None) => countersign::yubikey::public_id_target(b.pass.expose_secret())
             .ok_or_else(|| ApiError::invalid("send 'serial', or 'user' with an optional 'realm', and 'pass'"))?,
@@ -85,7 +130,14 @@ pub(super) fn check_request(b: CheckBody, caller: Caller) -> Result<CheckRequest
             return Err(ApiError::invalid("'transaction_id' is 20 digits"));
         }
     }
-    Ok(CheckRequest { target, pass: b.pass, transaction_id: b.transaction_id, caller })
+    Ok(CheckRequest {
+        target,
+        pass: b.pass,
+        transaction_id: b.transaction_id,
+        caller,
+        webauthn,
+        require_user_verification: false,
+    })
 }
 
 /// Whether uid `uid` may trigger challenges: registered integrations and admins only.

@@ -245,26 +245,42 @@ impl Store {
         })
     }
 
-    /// Records a challenge for an OTP token (policy challenge_response) without reserving a
-    /// counter: its answer is any OTP the token accepts next.
-    pub fn create_otp_challenge(
+    /// The open (unanswered, unexpired at `now_ms`) challenge of `transaction_id` for token
+    /// `token_id`, if there is one.
+    pub fn open_challenge(
+        &self,
+        transaction_id: &str,
+        token_id: i64,
+        now_ms: i64,
+    ) -> Result<Option<OpenChallenge>, StoreError> {
+        let open = self.read(|conn| open_challenges(conn, transaction_id, now_ms))?;
+        Ok(open.into_iter().find(|c| c.token_id == token_id))
+    }
+
+    /// Records a challenge that reserves no counter: an OTP token's (policy challenge_response;
+    /// its answer is any OTP the token accepts next), or a webauthn token's, whose counter is
+    /// the authenticator's sign count and whose `nonce` holds the bytes to sign over. Returns
+    /// the challenge id and the token's counter as it was.
+    pub fn create_unreserved_challenge(
         &self,
         token_id: i64,
         transaction_id: &str,
         now_ms: i64,
         expires_ms: i64,
-    ) -> Result<i64, StoreError> {
-        let inserted: Option<i64> = self.read(|conn| {
+        nonce: Option<&[u8]>,
+    ) -> Result<(i64, u64), StoreError> {
+        let inserted: Option<(i64, i64)> = self.read(|conn| {
             conn.query_opt(
-                "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms)
-                 SELECT ?1, id, counter, ?3, ?4 FROM token WHERE id = ?2 AND active = 1 AND revoked = 0
-                 RETURNING id",
-                args![transaction_id, token_id, now_ms, expires_ms],
-                |r| r.get(0),
+                "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms, nonce)
+                 SELECT ?1, id, counter, ?3, ?4, ?5 FROM token WHERE id = ?2 AND active = 1 AND revoked = 0
+                 RETURNING id, counter",
+                args![transaction_id, token_id, now_ms, expires_ms, nonce],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
         })?;
         // Disabled or revoked since it was read: no challenge, and no id of some other row.
-        inserted.ok_or_else(|| StoreError::Refused(Refusal::NotFound("an active token".into())))
+        let (id, counter) = inserted.ok_or_else(|| StoreError::Refused(Refusal::NotFound("an active token".into())))?;
+        Ok((id, u64::try_from(counter).unwrap_or(0)))
     }
 
     /// Queues a delivery (status `queued`, due now).
@@ -475,7 +491,8 @@ impl Store {
                 args![deliveries_before_ms],
             )?;
             let c = tx.execute("DELETE FROM challenge WHERE expires_ms < ?1", args![challenges_before_ms])?;
-            Ok((c, d))
+            let s = tx.execute("DELETE FROM sign_in_challenge WHERE expires_ms < ?1", args![challenges_before_ms])?;
+            Ok((c + s, d))
         })
     }
 }
@@ -496,13 +513,13 @@ mod tests {
         let store = Store::open(&dir.path().join("s.db"), crate::Synchronous::Normal).unwrap();
         let a = store.insert_token(&NewToken::for_test("A", None), &audit()).unwrap();
         let b = store.insert_token(&NewToken::for_test("B", None), &audit()).unwrap();
-        let first = store.create_otp_challenge(a.id, "tx1", 0, 60_000).unwrap();
-        let second = store.create_otp_challenge(a.id, "tx2", 0, 60_000).unwrap();
+        let first = store.create_unreserved_challenge(a.id, "tx1", 0, 60_000, None).unwrap().0;
+        let second = store.create_unreserved_challenge(a.id, "tx2", 0, 60_000, None).unwrap().0;
         assert_ne!(first, second);
         store.change_token("B", &audit(), |_| Ok(vec![TokenChange::SetActive(false)])).unwrap();
         // Nothing is inserted for the disabled token, and the answer is not the id of the last
         // row this connection inserted (A's challenge).
-        let r = store.create_otp_challenge(b.id, "tx3", 0, 60_000);
+        let r = store.create_unreserved_challenge(b.id, "tx3", 0, 60_000, None);
         assert!(matches!(r, Err(StoreError::Refused(Refusal::NotFound(_)))), "{r:?}");
         assert!(open_challenges(&store.conn(), "tx3", 0).unwrap().is_empty());
     }
@@ -511,7 +528,7 @@ mod tests {
     fn a_delivery_is_sent_by_one_sender_and_taken_over_only_after_its_lease() {
         crate::testing::each_store(|store, engine| {
             let t = store.insert_token(&NewToken::for_test("D", None), &audit()).unwrap();
-            let ch = store.create_otp_challenge(t.id, "txd", 0, 600_000).unwrap();
+            let ch = store.create_unreserved_challenge(t.id, "txd", 0, 600_000, None).unwrap().0;
             let id = store.queue_delivery(ch, "sms", "D", "+100", b"sealed", 1_000, 600_000).unwrap();
             assert!(store.claim_delivery(id, 1_000).unwrap().is_some(), "{engine}");
             assert!(store.claim_delivery(id, 1_001).unwrap().is_none(), "{engine}: claimed twice");

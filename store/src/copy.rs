@@ -36,6 +36,8 @@ const TABLES: &[(&str, Option<&str>)] = &[
     ("device", Some("id")),
     ("token", Some("id")),
     ("token_certificate", None),
+    ("webauthn_credential", None),
+    ("sign_in_challenge", Some("id")),
     ("auth_audit", Some("id")),
     ("gateway", Some("id")),
     ("gateway_route", None),

@@ -14,9 +14,10 @@ use super::challenges::{open_challenges, OpenChallenge};
 use super::hardware::{token_certificate, CertificateRow};
 use super::row_seals::RowSeals;
 use super::tokens::{
-    accepted_digest, commit_check, foreseen, recent_owner_checks, throttle_state, token_for_check, tokens_by_public_id,
-    tokens_of_owner, CheckRecord, Owner, ReadToken, TokenRecord,
+    accepted_digest, commit_check, foreseen, recent_owner_checks, throttle_state, token_by_id, token_for_check,
+    tokens_by_public_id, tokens_of_owner, CheckRecord, Owner, ReadToken, TokenRecord,
 };
+use super::webauthn::{open_sign_in, token_of_credential, webauthn_credential, OpenSignIn, WebauthnCredential};
 use super::{Store, StoreError};
 use countersign_core::check::ThrottleState;
 
@@ -87,6 +88,28 @@ impl Reader {
     /// The certificate issued for a token (PIV), if any.
     pub fn token_certificate(&self, token_id: i64) -> Result<Option<CertificateRow>, StoreError> {
         token_certificate(self.conn.sql(), &self.seals, token_id)
+    }
+
+    /// The open sign-in challenge (bound to no token) of a transaction.
+    pub fn open_sign_in(&self, transaction_id: &str, now_ms: i64) -> Result<Option<OpenSignIn>, StoreError> {
+        open_sign_in(self.conn.sql(), transaction_id, now_ms)
+    }
+
+    /// The WebAuthn credential of a token, if its registration finished.
+    pub fn webauthn_credential(&self, token_id: i64) -> Result<Option<WebauthnCredential>, StoreError> {
+        webauthn_credential(self.conn.sql(), &self.seals, token_id)
+    }
+
+    /// The token a WebAuthn credential id belongs to (by the unique index), checked against
+    /// its seal, with its credential; `None` when no token has it.
+    pub fn token_of_credential(
+        &self,
+        credential_id: &[u8],
+    ) -> Result<Option<(TokenRecord, WebauthnCredential)>, StoreError> {
+        let conn = self.conn.sql();
+        let Some(token_id) = token_of_credential(conn, credential_id)? else { return Ok(None) };
+        let Some(token) = token_by_id(conn, &self.seals, token_id)? else { return Ok(None) };
+        Ok(webauthn_credential(conn, &self.seals, token_id)?.map(|c| (token, c)))
     }
 
     /// One seal MAC that decides nothing (see [`RowSeals::equal_work`]).

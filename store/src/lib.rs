@@ -35,6 +35,7 @@ pub mod seals;
 #[cfg(test)]
 mod testing;
 mod tokens;
+mod webauthn;
 mod yubikey_clients;
 
 use countersign_core::error::Refusal;
@@ -66,8 +67,9 @@ pub use policies::PolicyRecord;
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
     recorded_owner_key, unknown_owner_key, AuditFacts, AuthAuditQuery, CheckRecord, DirectoryUser, NewToken, Owner,
-    TokenChange, TokenRecord, Unusable, User, Validity,
+    TokenChange, TokenRecord, Unusable, User, Validity, CLIENTWAIT, ROLLOUT_STATE,
 };
+pub use webauthn::{OpenSignIn, Registration, WebauthnCredential};
 pub use yubikey_clients::{Stored, YubikeyClientView};
 
 /// Milliseconds since the Unix epoch: the wall clock rows and audit rows are stamped with.

@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (22, "yubikey_clients", include_str!("../../migrations/0022_yubikey_clients.sql")),
     (23, "config_version", include_str!("../../migrations/0023_config_version.sql")),
     (24, "login_throttle", include_str!("../../migrations/0024_login_throttle.sql")),
+    (25, "webauthn", include_str!("../../migrations/0025_webauthn.sql")),
 ];
 
 /// PostgreSQL's migrations, in order: (version, name, SQL). Numbered on their own: the first
@@ -43,6 +44,7 @@ pub const PG_MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "schema", include_str!("../../migrations/postgres/0001_schema.sql")),
     (2, "config_version", include_str!("../../migrations/postgres/0002_config_version.sql")),
     (3, "login_throttle", include_str!("../../migrations/postgres/0003_login_throttle.sql")),
+    (4, "webauthn", include_str!("../../migrations/postgres/0004_webauthn.sql")),
 ];
 
 /// The advisory lock key the PostgreSQL migrations run under ("countersign" in ASCII, cut to

@@ -32,6 +32,9 @@ pub enum RowTable {
     User,
     /// A certificate token's certificate (keyed by its token's id).
     Certificate,
+    /// A webauthn or passkey token's credential (keyed by its token's id): its public key and
+    /// credential id decide whose assertion a check accepts.
+    Credential,
 }
 
 /// The sealed columns of `token`, in digest order: all of them but the seal.
@@ -79,11 +82,25 @@ const USER_COLUMNS: &[&str] = &[
 /// The sealed columns of `token_certificate`.
 const CERTIFICATE_COLUMNS: &[&str] = &["token_id", "slot", "certificate", "attestation", "not_after", "fingerprint"];
 
+/// The sealed columns of `webauthn_credential`.
+const CREDENTIAL_COLUMNS: &[&str] = &[
+    "token_id",
+    "credential_id",
+    "public_key",
+    "alg",
+    "aaguid",
+    "rp_id",
+    "user_handle",
+    "attestation",
+    "flags",
+    "created_at",
+];
+
 const DOMAIN: &[u8] = b"countersign row seal v1\0";
 
 impl RowTable {
     /// Every table with row seals.
-    pub const ALL: [RowTable; 3] = [RowTable::Token, RowTable::User, RowTable::Certificate];
+    pub const ALL: [RowTable; 4] = [RowTable::Token, RowTable::User, RowTable::Certificate, RowTable::Credential];
 
     /// The table's SQL name.
     pub fn name(self) -> &'static str {
@@ -91,6 +108,7 @@ impl RowTable {
             RowTable::Token => "token",
             RowTable::User => "app_user",
             RowTable::Certificate => "token_certificate",
+            RowTable::Credential => "webauthn_credential",
         }
     }
 
@@ -99,6 +117,7 @@ impl RowTable {
             RowTable::Token => TOKEN_COLUMNS,
             RowTable::User => USER_COLUMNS,
             RowTable::Certificate => CERTIFICATE_COLUMNS,
+            RowTable::Credential => CREDENTIAL_COLUMNS,
         }
     }
 
@@ -131,10 +150,12 @@ impl RowTable {
         static TOKEN: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::Token));
         static USER: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::User));
         static CERTIFICATE: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::Certificate));
+        static CREDENTIAL: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::Credential));
         match self {
             RowTable::Token => &TOKEN,
             RowTable::User => &USER,
             RowTable::Certificate => &CERTIFICATE,
+            RowTable::Credential => &CREDENTIAL,
         }
     }
 

@@ -160,6 +160,8 @@ impl TokenRecord {
             Some(Unusable::Revoked)
         } else if !self.active {
             Some(Unusable::Disabled)
+        } else if self.params.get(ROLLOUT_STATE).and_then(serde_json::Value::as_str) == Some(CLIENTWAIT) {
+            Some(Unusable::Unfinished)
         } else {
             Validity::of(&self.params).outside(now_ms)
         }
@@ -170,6 +172,12 @@ impl TokenRecord {
         self.unusable(now_ms).is_none()
     }
 }
+
+/// The params member that says how far a two-step enrolment got (privacyIDEA's
+/// `rollout_state`); [`CLIENTWAIT`] while the second step is missing.
+pub const ROLLOUT_STATE: &str = "rollout_state";
+/// [`ROLLOUT_STATE`] of a token whose enrolment waits for its client's second step.
+pub const CLIENTWAIT: &str = "clientwait";
 
 /// A token about to be stored (its seed already sealed).
 #[derive(Debug, Clone)]
@@ -573,6 +581,13 @@ pub(crate) fn token_for_check(conn: &dyn Sql, seals: &RowSeals, serial: &str) ->
     checked(seals, conn.query_map(token_by_serial(), args![serial], token_from_row)?)
 }
 
+/// The token with row id `id` (none or one), checked as [`token_for_check`] checks its row: a
+/// usernameless check finds it through its credential's index.
+pub(crate) fn token_by_id(conn: &dyn Sql, seals: &RowSeals, id: i64) -> Result<Option<TokenRecord>, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {} {TOKEN_FROM} WHERE t.id = ?1", token_columns()));
+    Ok(checked(seals, conn.query_map(&SQL, args![id], token_from_row)?)?.pop())
+}
+
 /// Applies one check's effect and writes its audit row, inside the caller's transaction.
 /// Returns the row id and whether an accept stood (false: the compare-and-set lost, and the
 /// audit row was rewritten as a reject before it was written).
@@ -603,6 +618,12 @@ pub(crate) fn commit_check(
         }
         TokenEffect::AnswerChallenge { challenge_id, token_id } => {
             answer_challenge(tx, seals, rec, *challenge_id, *token_id)?
+        }
+        TokenEffect::AcceptSignIn { sign_in_id, token_id, seen_counter, new_counter } => {
+            let (sign_in_id, token_id, seen_counter, new_counter) =
+                (*sign_in_id, *token_id, *seen_counter, *new_counter);
+            advance_counter(tx, seals, rec, token_id, seen_counter, new_counter, None, &AfterAccept::Keep)?
+                && spend_sign_in(tx, rec, sign_in_id)?
         }
         TokenEffect::Fail(tokens) => {
             for t in tokens {
@@ -677,6 +698,9 @@ pub(crate) fn accepted_digest(t: &ReadToken, rec: &CheckRecord) -> Option<[u8; 3
         }
         TokenEffect::AcceptChallenge { token_id, seen_counter, new_counter, drift, .. } => {
             (*token_id, *seen_counter, *new_counter, *drift, &AfterAccept::Keep)
+        }
+        TokenEffect::AcceptSignIn { token_id, seen_counter, new_counter, .. } => {
+            (*token_id, *seen_counter, *new_counter, None, &AfterAccept::Keep)
         }
         _ => return None,
     };
@@ -823,6 +847,22 @@ fn answer_challenge(
     } else {
         rec.audit.result = "reject".into();
         rec.audit.detail = Some("the challenge was already answered or has expired".into());
+    }
+    Ok(changed == 1)
+}
+
+/// Spends sign-in challenge `sign_in_id` for the accept in `rec`: only if it is still open
+/// (not answered, not expired when the request arrived). A sign-in challenge is answered once,
+/// by whichever credential comes first.
+fn spend_sign_in(tx: &dyn Sql, rec: &mut CheckRecord, sign_in_id: i64) -> Result<bool, StoreError> {
+    let at = rec.audit.at_ms;
+    let changed = tx.execute(
+        "UPDATE sign_in_challenge SET answered_ms = ?1 WHERE id = ?2 AND answered_ms IS NULL AND expires_ms > ?1",
+        args![at, sign_in_id],
+    )?;
+    if changed != 1 {
+        rec.audit.result = "reject".into();
+        rec.audit.detail = Some("the sign-in challenge was already answered or has expired".into());
     }
     Ok(changed == 1)
 }

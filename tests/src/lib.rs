@@ -502,6 +502,14 @@ pub const YUBIKEY_PLUGIN: PluginSpec = PluginSpec {
     capabilities: &["aes_ecb_decrypt"],
 };
 
+/// WebAuthn and passkey ceremonies: no host capability (public keys and bytes only).
+pub const WEBAUTHN_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_token_webauthn.so",
+    name: "token-webauthn",
+    kind: "token",
+    capabilities: &[],
+};
+
 /// The misbehaving test plugin; its manifest grants no capability, so its `hmac` request is
 /// refused by the host.
 pub const MISBEHAVE_PLUGIN: PluginSpec = PluginSpec {

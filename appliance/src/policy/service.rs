@@ -316,34 +316,42 @@ impl PolicyService {
 
     /// The effective value of an action for the described context, and why, per policy.
     pub fn check(&self, q: &CheckRequest) -> Result<Explanation, PolicyError> {
+        let unknown = || {
+            let names: Vec<&str> = actions::CATALOGUE.iter().map(|a| a.name).collect();
+            PolicyError::Refused(Refusal::Invalid(format!(
+                "unknown action '{}'; accepted: {}",
+                q.action,
+                names.join(", ")
+            )))
+        };
+        // Some of privacyIDEA's actions have one name in two scopes (webauthn_timeout, ...):
+        // the scope must then be given.
         let scope = match &q.scope {
             Some(s) => Scope::parse(s).map_err(|m| PolicyError::Refused(Refusal::Invalid(m)))?,
-            None => match actions::lookup(&q.action) {
-                Some(a) => a.scope,
-                None => {
-                    let names: Vec<&str> = actions::CATALOGUE.iter().map(|a| a.name).collect();
+            None => match actions::scopes_of(&q.action).as_slice() {
+                [] => return Err(unknown()),
+                [one] => *one,
+                several => {
+                    let names: Vec<&str> = several.iter().map(|s| s.as_str()).collect();
                     return Err(PolicyError::Refused(Refusal::Invalid(format!(
-                        "unknown action '{}'; accepted: {}",
+                        "action {} is in scopes {}; say which with scope",
                         q.action,
-                        names.join(", ")
+                        names.join(" and ")
                     ))));
                 }
             },
         };
-        match actions::lookup(&q.action) {
-            Some(a) if a.scope == scope => {}
-            Some(a) => {
-                return Err(PolicyError::Refused(Refusal::Invalid(format!(
-                    "action {} belongs to scope {}, not {scope}",
-                    a.name, a.scope
-                ))))
+        if actions::lookup_in(scope, &q.action).is_none() {
+            let scopes = actions::scopes_of(&q.action);
+            if scopes.is_empty() {
+                return Err(unknown());
             }
-            None => {
-                return Err(PolicyError::Refused(Refusal::Invalid(format!(
-                    "unknown action '{}' in scope {scope}",
-                    q.action
-                ))))
-            }
+            let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+            return Err(PolicyError::Refused(Refusal::Invalid(format!(
+                "action {} belongs to scope {}, not {scope}",
+                q.action,
+                names.join(" and ")
+            ))));
         }
         let client: Option<IpAddr> =
             match q.client.as_deref().map(str::trim).filter(|c| !c.is_empty()) {

@@ -9,6 +9,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::fido;
+
 /// The area a policy applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -206,6 +208,20 @@ pub enum Kind {
     TokenTypes,
     /// `N/period`.
     Rate,
+    /// Words of this set separated by spaces or commas (WebAuthn transports); stored once each,
+    /// in the order given.
+    Words(&'static [&'static str]),
+    /// privacyIDEA's words for WebAuthn signature algorithms (and Countersign's `eddsa`), at least
+    /// one of which Countersign verifies; stored in the order of preference.
+    Algorithms,
+    /// AAGUIDs (authenticator models) separated by spaces or commas; stored as 32 lower-case
+    /// hexadecimal digits each.
+    Aaguids,
+    /// Web origins (`https://host[:port]`) separated by spaces or commas; stored as browsers
+    /// report them.
+    Origins,
+    /// A domain name (a WebAuthn relying party ID); stored in lower case.
+    Domain,
 }
 
 impl Kind {
@@ -219,6 +235,14 @@ impl Kind {
             Kind::Letters(l) => format!("a word of the letters {l}"),
             Kind::TokenTypes => "token types separated by spaces, e.g. 'hotp totp'".into(),
             Kind::Rate => "N/period, e.g. 3/5m (periods: s, m, h, d)".into(),
+            Kind::Words(w) => format!("words of {} separated by spaces", w.join(", ")),
+            Kind::Algorithms => format!(
+                "words of {} separated by spaces, at least one other than rsassa-pss",
+                fido::ALGORITHM_WORDS.join(", ")
+            ),
+            Kind::Aaguids => "AAGUIDs (32 hexadecimal digits, with or without dashes) separated by spaces".into(),
+            Kind::Origins => "origins like https://login.example.com or https://host:8443, separated by spaces".into(),
+            Kind::Domain => "a domain name, e.g. example.com".into(),
         }
     }
 }
@@ -246,7 +270,11 @@ const fn admin(name: &'static str, meaning: &'static str) -> ActionSpec {
 
 use Scope::{Authentication as AUTHN, Authorization as AUTHZ, Enrollment as ENROL};
 
-/// Every action, by scope. Names are privacyIDEA's and unique across scopes.
+/// Every action, by scope. Names are privacyIDEA's and unique within a scope; as in privacyIDEA,
+/// a few WebAuthn actions have the same name in two scopes (`webauthn_timeout`,
+/// `webauthn_user_verification_requirement` and `webauthn_challenge_text` in authentication and
+/// enrollment, `webauthn_authenticator_selection_list` in authorization and enrollment), each with
+/// its own meaning: look them up with [`lookup_in`].
 pub const CATALOGUE: &[ActionSpec] = &[
     spec(
         "otppin",
@@ -279,10 +307,65 @@ pub const CATALOGUE: &[ActionSpec] = &[
         Kind::Bool,
         "a rejected check says only that it failed, never why (no user, no token, locked, ...)",
     ),
+    spec(
+        "webauthn_allowed_transports",
+        AUTHN,
+        Kind::Words(fido::TRANSPORT_WORDS),
+        "the transports a WebAuthn challenge names for reaching the authenticator, a hint to the browser that is \
+         not checked (usb ble nfc internal by default)",
+    ),
+    spec(
+        "webauthn_timeout",
+        AUTHN,
+        Kind::Int { min: 1, max: 600 },
+        "seconds the browser waits for the user to confirm a WebAuthn sign-in (60 by default); a hint to the \
+         client, apart from how long the challenge stays valid",
+    ),
+    spec(
+        "webauthn_user_verification_requirement",
+        AUTHN,
+        Kind::Choice(&["required", "preferred", "discouraged"]),
+        "whether a WebAuthn or passkey sign-in asks the authenticator to verify the user (PIN, biometrics); \
+         required refuses a sign-in without it (preferred by default)",
+    ),
+    spec(
+        "webauthn_challenge_text",
+        AUTHN,
+        Kind::Text,
+        "the message of a WebAuthn challenge; {0!s} is replaced by the token's description (by default: Please \
+         confirm with your WebAuthn token ({0!s}))",
+    ),
+    spec(
+        "webauthn_sign_count",
+        AUTHN,
+        Kind::Choice(&["reject", "warn"]),
+        "Countersign's, not in privacyIDEA: what a WebAuthn or passkey signature counter that did not advance \
+         leads to: reject refuses the sign-in (the authenticator may have been cloned; the default), warn accepts \
+         it and the audit says so",
+    ),
+    spec(
+        "passkey_challenge_text",
+        AUTHN,
+        Kind::Text,
+        "the message of a passkey challenge (by default: Please authenticate with your passkey!)",
+    ),
+    spec(
+        "passkey_trigger_by_pin",
+        AUTHN,
+        Kind::Bool,
+        "a passkey's PIN (or /validate/triggerchallenge) triggers a passkey challenge as for other challenge \
+         tokens; without it passkeys answer only challenges from /validate/initialize",
+    ),
     spec("auth_max_fail", AUTHZ, Kind::Rate, "at most N failed authentications of the user within the period"),
     spec("auth_max_success", AUTHZ, Kind::Rate, "at most N successful authentications of the user within the period"),
     spec("no_detail_on_fail", AUTHZ, Kind::Bool, "a failed check's answer carries no detail (token, type, message)"),
     spec("no_detail_on_success", AUTHZ, Kind::Bool, "a successful check's answer carries no detail"),
+    spec(
+        "webauthn_authenticator_selection_list",
+        AUTHZ,
+        Kind::Aaguids,
+        "only WebAuthn authenticators of these models (AAGUIDs) may sign in; unset: any model",
+    ),
     spec("max_token_per_user", ENROL, Kind::Int { min: 1, max: 1000 }, "a user may own at most this many tokens"),
     spec("otp_pin_random", ENROL, Kind::Int { min: 1, max: 64 }, "enrolment sets a random PIN of this many characters"),
     spec("tokenlabel", ENROL, Kind::Text, "the account label in the enrolment URI, e.g. {user}@{realm}"),
@@ -317,6 +400,111 @@ pub const CATALOGUE: &[ActionSpec] = &[
         Kind::Letters("cCns8"),
         "the characters of a lost token's temporary password: c lower case, C upper case, n digits, s special \
          characters, 8 Base58 (8 by default)",
+    ),
+    spec(
+        "webauthn_relying_party_id",
+        ENROL,
+        Kind::Domain,
+        "the relying party ID new WebAuthn and passkey tokens are bound to: a domain name equal to, or a \
+         registrable suffix of, the host of every site they sign in to; needed to enrol them, and the relying \
+         party of passkey sign-ins that name no user",
+    ),
+    spec(
+        "webauthn_relying_party_name",
+        ENROL,
+        Kind::Text,
+        "the name of the relying party authenticators show when registering; needed to enrol WebAuthn and passkey \
+         tokens",
+    ),
+    spec(
+        "webauthn_timeout",
+        ENROL,
+        Kind::Int { min: 1, max: 600 },
+        "seconds the browser waits for the user to confirm a WebAuthn registration (60 by default)",
+    ),
+    spec(
+        "webauthn_authenticator_attachment",
+        ENROL,
+        Kind::Choice(&["platform", "cross-platform", "either"]),
+        "which authenticators may register a WebAuthn token: built into the device (platform), removable \
+         (cross-platform) or either (the default)",
+    ),
+    spec(
+        "webauthn_authenticator_selection_list",
+        ENROL,
+        Kind::Aaguids,
+        "only authenticators of these models (AAGUIDs) may register a WebAuthn token; unset: any model",
+    ),
+    spec(
+        "webauthn_user_verification_requirement",
+        ENROL,
+        Kind::Choice(&["required", "preferred", "discouraged"]),
+        "whether registering a WebAuthn or passkey token asks the authenticator to verify the user (PIN, \
+         biometrics); required refuses a registration without it (preferred by default)",
+    ),
+    spec(
+        "webauthn_public_key_credential_algorithms",
+        ENROL,
+        Kind::Algorithms,
+        "the signature algorithms a new WebAuthn or passkey credential may use, in privacyIDEA's words: ecdsa \
+         (ES256), rsassa-pkcs1v1_5 (RS256), and rsassa-pss, which is accepted but never offered as Countersign does \
+         not verify it; eddsa (Ed25519) is Countersign's, not in privacyIDEA (by default: ecdsa, eddsa, \
+         rsassa-pkcs1v1_5)",
+    ),
+    spec(
+        "webauthn_authenticator_attestation_form",
+        ENROL,
+        Kind::Choice(&["none", "indirect", "direct"]),
+        "the attestation a WebAuthn registration asks for: none, indirect (the browser may anonymise it) or direct \
+         (the default)",
+    ),
+    spec(
+        "webauthn_authenticator_attestation_level",
+        ENROL,
+        Kind::Choice(&["none", "untrusted", "trusted"]),
+        "how strictly a WebAuthn registration's attestation is checked: none accepts any registration, untrusted \
+         needs an attestation but it may be self-signed or of an unknown maker (the default), trusted needs one \
+         that chains to a configured attestation root",
+    ),
+    spec(
+        "webauthn_avoid_double_registration",
+        ENROL,
+        Kind::Bool,
+        "an authenticator the user already has as a WebAuthn token cannot be registered for them again",
+    ),
+    spec(
+        "webauthn_challenge_text",
+        ENROL,
+        Kind::Text,
+        "the message asking the user to confirm a WebAuthn registration (by default: Please confirm with your \
+         WebAuthn token)",
+    ),
+    spec(
+        "webauthn_max_token_per_user",
+        ENROL,
+        Kind::Int { min: 1, max: 1000 },
+        "a user may own at most this many WebAuthn tokens",
+    ),
+    spec(
+        "webauthn_max_active_token_per_user",
+        ENROL,
+        Kind::Int { min: 1, max: 1000 },
+        "a user may own at most this many active WebAuthn tokens",
+    ),
+    spec(
+        "webauthn_allowed_origins",
+        ENROL,
+        Kind::Origins,
+        "Countersign's, not in privacyIDEA: the web origins WebAuthn and passkey registrations and sign-ins may \
+         come from, compared exactly with what the browser reports; read for sign-ins too, like the relying party \
+         ID (by default: https://<relying party ID>)",
+    ),
+    spec(
+        "passkey_attestation_conveyance_preference",
+        ENROL,
+        Kind::Choice(&["none", "indirect", "direct", "enterprise"]),
+        "the attestation a passkey registration asks for (none by default); the WebAuthn attestation actions do \
+         not apply to passkeys",
     ),
     admin("enrollHOTP", "enrol HOTP tokens"),
     admin("enrollTOTP", "enrol TOTP tokens"),
@@ -359,9 +547,20 @@ pub const CATALOGUE: &[ActionSpec] = &[
     admin("caconnectorwrite", "create the appliance CA and import its certificate"),
 ];
 
-/// The catalogue entry of `name`, if any scope has it.
+/// The first catalogue entry of `name`, if any scope has it. A name may belong to several
+/// scopes ([`scopes_of`]); [`lookup_in`] finds the entry of one scope.
 pub fn lookup(name: &str) -> Option<&'static ActionSpec> {
     CATALOGUE.iter().find(|a| a.name == name)
+}
+
+/// The catalogue entry of `name` in `scope`, if that scope has it.
+pub fn lookup_in(scope: Scope, name: &str) -> Option<&'static ActionSpec> {
+    CATALOGUE.iter().find(|a| a.scope == scope && a.name == name)
+}
+
+/// The scopes that have an action `name`, in the catalogue's order.
+pub fn scopes_of(name: &str) -> Vec<Scope> {
+    CATALOGUE.iter().filter(|a| a.name == name).map(|a| a.scope).collect()
 }
 
 /// The actions of one scope.
@@ -372,10 +571,14 @@ pub fn in_scope(scope: Scope) -> impl Iterator<Item = &'static ActionSpec> {
 /// Checks one action of a policy in `scope` and returns its value in the stored form (strings
 /// "3" or "true" from a command line become 3 and true).
 pub fn check(scope: Scope, name: &str, value: &serde_json::Value) -> Result<ActionValue, String> {
-    let spec = match lookup(name) {
-        Some(s) if s.scope == scope => s,
-        Some(s) => return Err(format!("action {name} belongs to scope {}, not {scope}", s.scope)),
-        None => {
+    let spec = match (lookup_in(scope, name), scopes_of(name).as_slice()) {
+        (Some(s), _) => s,
+        (None, [one]) => return Err(format!("action {name} belongs to scope {one}, not {scope}")),
+        (None, [_, ..]) => {
+            let all: Vec<&str> = scopes_of(name).into_iter().map(Scope::as_str).collect();
+            return Err(format!("action {name} belongs to scopes {}, not {scope}", all.join(", ")));
+        }
+        (None, []) => {
             let names: Vec<&str> = in_scope(scope).map(|a| a.name).collect();
             let hint = CATALOGUE
                 .iter()
@@ -434,7 +637,61 @@ pub fn check(scope: Scope, name: &str, value: &serde_json::Value) -> Result<Acti
             // Stored without spaces ("3 / 5m" -> "3/5m"); the reading is the same.
             Ok(ActionValue::Text(t.split_whitespace().collect()))
         }
+        Kind::Words(choices) => {
+            let words = list(name, text.ok_or_else(wrong)?, Ok)?;
+            if let Some(w) = words.iter().find(|w| !choices.contains(w)) {
+                return Err(format!("action {name}: unknown word '{w}'; accepted: {}", choices.join(", ")));
+            }
+            Ok(ActionValue::Text(words.join(" ")))
+        }
+        Kind::Algorithms => {
+            let accepted = fido::ALGORITHM_WORDS;
+            let words = list(name, text.ok_or_else(wrong)?, Ok)?;
+            if let Some(w) = words.iter().find(|w| !accepted.contains(w)) {
+                return Err(format!("action {name}: unknown algorithm '{w}'; accepted: {}", accepted.join(", ")));
+            }
+            let words: Vec<&str> = accepted.iter().copied().filter(|a| words.contains(a)).collect();
+            if words.iter().all(|w| fido::algorithm_cose(w).is_none()) {
+                return Err(format!(
+                    "action {name}: Countersign does not verify RSASSA-PSS (COSE -37) and never offers it; \
+                     name ecdsa, eddsa or rsassa-pkcs1v1_5 as well"
+                ));
+            }
+            Ok(ActionValue::Text(words.join(" ")))
+        }
+        Kind::Aaguids => {
+            let aaguids = list(name, text.ok_or_else(wrong)?, |w| fido::parse_aaguid(w).map(|a| fido::aaguid_hex(&a)))?;
+            Ok(ActionValue::Text(aaguids.join(" ")))
+        }
+        Kind::Origins => Ok(ActionValue::Text(list(name, text.ok_or_else(wrong)?, fido::parse_origin)?.join(" "))),
+        Kind::Domain => {
+            let d = fido::parse_domain(text.ok_or_else(wrong)?).map_err(|e| format!("action {name}: {e}"))?;
+            Ok(ActionValue::Text(d))
+        }
     }
+}
+
+/// The items of a list value (separated by spaces or commas), each read by `item`, in the
+/// order given and once each; at least one.
+fn list<'t, T: PartialEq>(
+    name: &str,
+    text: &'t str,
+    item: impl Fn(&'t str) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    if text.len() > 1000 {
+        return Err(format!("action {name} takes at most 1000 characters"));
+    }
+    let mut out = Vec::new();
+    for w in fido::words(text) {
+        let v = item(w).map_err(|e| format!("action {name}: {e}"))?;
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("action {name} takes at least one item, separated by spaces"));
+    }
+    Ok(out)
 }
 
 /// The stored JSON of a value.
@@ -495,9 +752,31 @@ mod tests {
     }
 
     #[test]
-    fn names_are_unique_across_scopes() {
+    fn names_are_unique_within_a_scope() {
         for (i, a) in CATALOGUE.iter().enumerate() {
-            assert!(CATALOGUE[i + 1..].iter().all(|b| b.name != a.name), "{} twice", a.name);
+            let again = CATALOGUE[i + 1..].iter().any(|b| b.name == a.name && b.scope == a.scope);
+            assert!(!again, "{} twice in {}", a.name, a.scope);
         }
+        // Only privacyIDEA's WebAuthn actions share a name across scopes.
+        let mut names: Vec<&str> = Vec::new();
+        for a in CATALOGUE.iter().filter(|a| scopes_of(a.name).len() > 1) {
+            if !names.contains(&a.name) {
+                names.push(a.name);
+            }
+        }
+        assert_eq!(
+            names,
+            [
+                "webauthn_timeout",
+                "webauthn_user_verification_requirement",
+                "webauthn_challenge_text",
+                "webauthn_authenticator_selection_list"
+            ]
+        );
+        assert_eq!(
+            lookup_in(Scope::Authorization, "webauthn_authenticator_selection_list").unwrap().scope,
+            Scope::Authorization
+        );
+        assert!(lookup_in(Scope::Authorization, "webauthn_timeout").is_none());
     }
 }

@@ -201,10 +201,14 @@ fn menus_of(rights: &[&str]) -> Vec<&'static str> {
 async fn auth(State(st): State<SharedState>, Origin(origin): Origin, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
-        let name = p.required("username")?.to_owned();
-        let password = p.secret("password")?;
-        let (token, claims) =
-            st.api_access.login(origin.clone(), name, password).await.map_err(|e| session_error(&e))?;
+        let (token, claims) = match super::webauthn::assertion(&p)? {
+            Some(assertion) => passkey_login(&st, &origin, &p, assertion).await?,
+            None => {
+                let name = p.required("username")?.to_owned();
+                let password = p.secret("password")?;
+                st.api_access.login(origin.clone(), name, password).await.map_err(|e| session_error(&e))?
+            }
+        };
         // Judged as the admin's next requests will be, from this client (admin policies may
         // name clients).
         let admin = PiAdmin {
@@ -232,6 +236,47 @@ async fn auth(State(st): State<SharedState>, Origin(origin): Origin, p: Params) 
     }
     .await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// privacyIDEA 3.11's passkey login at `/auth`: the answer to a `/validate/initialize`
+/// sign-in (`transaction_id`, `credential_id`, `authenticatorData`, `clientDataJSON`,
+/// `signature`, `userHandle`), checked as `/validate/check` checks it but with user verification
+/// required; the passkey's owner, in one of `webauthn.admin_realms`, names the API admin.
+async fn passkey_login(
+    st: &AppState,
+    origin: &Caller,
+    p: &Params,
+    assertion: countersign::webauthn::Assertion,
+) -> Result<(String, countersign::api_access::Claims), PiResponse> {
+    let refused = || PiResponse::error(ErrorKind::WrongCredentials, "Authentication failure using passkey.");
+    let check = countersign::validate::CheckRequest {
+        target: countersign::store::CheckTarget::Credential(assertion.credential_id.clone()),
+        pass: secrecy::SecretString::from(""),
+        transaction_id: Some(p.required("transaction_id")?.to_owned()),
+        caller: origin.clone(),
+        webauthn: Some(assertion),
+        require_user_verification: true,
+    };
+    let o = st.validate.check(check).await.map_err(|e| match e {
+        countersign::validate::ValidateError::HsmUnavailable
+        | countersign::validate::ValidateError::StoreUnavailable => {
+            PiResponse::error(ErrorKind::Unavailable, &e.to_string())
+        }
+        e => PiResponse::error(ErrorKind::Internal, &e.to_string()),
+    })?;
+    match (o.accepted, o.token_type.as_deref(), o.user, o.realm, o.serial) {
+        (true, Some("passkey"), Some(login), Some(realm), Some(serial)) => {
+            st.api_access.passkey_login(origin.clone(), login, realm, serial).await.map_err(|e| session_error(&e))
+        }
+        (accepted, kind, ..) => {
+            let why = match (accepted, kind) {
+                (true, _) => "the credential is not a passkey's".to_owned(),
+                (false, _) => format!("the sign-in was not accepted ({}; audit row {})", o.message, o.audit_id),
+            };
+            st.api_access.passkey_refused(origin.clone(), why).await.map_err(|e| session_error(&e))?;
+            Err(refused())
+        }
+    }
 }
 
 /// Ends the caller's sessions: every session token of this API admin stops working at once
@@ -288,7 +333,8 @@ fn pi_token(t: &Token, id: usize) -> Value {
         "sync_window": 1000,
         "otplen": digits,
         "info": info,
-        "rollout_state": "",
+        // A two-step enrolment's state (webauthn, passkey: `clientwait`, then `enrolled`).
+        "rollout_state": t.params.get(countersign::store::ROLLOUT_STATE).and_then(Value::as_str).unwrap_or_default(),
         "tokengroup": [],
         "container_serial": "",
         // privacyIDEA says null for a token without an owner.
@@ -354,6 +400,11 @@ async fn init(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Respo
     let nonce = p.nonce();
     let answer = async {
         let token_type = p.get("type").unwrap_or("hotp").to_ascii_lowercase();
+        if matches!(token_type.as_str(), "webauthn" | "passkey") {
+            if let Some(reg) = super::webauthn::registration(&p)? {
+                return finish_webauthn(&st, &admin, &p, reg).await;
+            }
+        }
         let (user, realm) = super::user_realm(&st, &p);
         let subject = match &user {
             Some(user) => Subject::user_in(&st, user, realm.as_deref())?,
@@ -422,6 +473,7 @@ async fn init(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Respo
             email: p.owned("email"),
             issuer: p.owned("tokenissuer"),
             qr_png: true,
+            webauthn: None,
         };
         let e = st.tokens.init(admin.caller, req).await.map_err(token_error)?;
         let mut detail = json!({ "serial": e.token.serial, "rollout_state": "" });
@@ -451,10 +503,38 @@ async fn init(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Respo
         }
         super::init_detail::shown(e.shown.as_ref(), &mut detail)
             .map_err(|e| PiResponse::error(ErrorKind::Internal, &e))?;
+        super::webauthn::init_detail(e.webauthn.as_ref(), &mut detail);
         Ok::<_, PiResponse>(PiResponse::ok(json!(true), None, detail))
     }
     .await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// The second step of a webauthn enrolment: the admin's right judged on the token as loaded
+/// (its owner and realm, not the user the request names), and the registration run only if the
+/// token still has that owner.
+async fn finish_webauthn(
+    st: &AppState,
+    admin: &PiAdmin,
+    p: &Params,
+    reg: countersign::webauthn::Registration,
+) -> Result<PiResponse, PiResponse> {
+    let serial = p.owned("serial").ok_or_else(|| {
+        PiResponse::error(ErrorKind::Parameter, "Missing parameter: serial (the token of the enrolment's first step)")
+    })?;
+    let t = st.tokens.show(serial.clone()).await.map_err(token_lookup_error)?;
+    allowed(st, admin, &format!("enroll{}", t.token_type.to_ascii_uppercase()), &Subject::of_token(&t))?;
+    let req = InitRequest {
+        token_type: t.token_type.clone(),
+        serial: Some(serial),
+        description: p.owned("description").unwrap_or_default(),
+        webauthn: Some(reg),
+        ..InitRequest::default()
+    };
+    let e = st.tokens.expecting(ExpectedOwner::of(&t)).init(admin.caller.clone(), req).await.map_err(token_error)?;
+    let mut detail = json!({ "serial": e.token.serial });
+    super::webauthn::init_detail(e.webauthn.as_ref(), &mut detail);
+    Ok(PiResponse::ok(json!(true), None, detail))
 }
 
 /// A token named by serial that could not be loaded: privacyIDEA's 404 when it does not exist.

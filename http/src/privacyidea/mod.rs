@@ -25,6 +25,7 @@ mod times;
 mod ttype;
 mod users;
 mod validate;
+mod webauthn;
 
 use axum::extract::State;
 use axum::routing::get;

@@ -25,6 +25,7 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/validate/radiuscheck", get(radiuscheck).post(radiuscheck))
         .route("/validate/triggerchallenge", get(trigger).post(trigger))
         .route("/validate/polltransaction", get(poll).post(poll))
+        .route("/validate/initialize", get(initialize).post(initialize))
 }
 
 /// privacyIDEA's target rule: a serial, or a user (in `realm`, or the default realm).
@@ -43,6 +44,9 @@ pub(super) fn target(p: &Params, is_realm: impl Fn(&str) -> bool) -> Result<Chec
 /// when it may be entered (`2026-12-06 12:14:21.564234`, as Python prints a time; UTC) and the
 /// RADIUS `state` privacyIDEA leaves empty.
 fn attributes(c: &ChallengeView) -> Value {
+    if let Some(w) = &c.webauthn {
+        return super::webauthn::attributes(w);
+    }
     if let Some(n) = &c.nonce {
         return json!({ "nonce": n });
     }
@@ -92,12 +96,13 @@ fn shape(o: &CheckOutcome) -> PiResponse {
         return PiResponse::ok(json!(value), Some(authentication), Value::Null);
     }
     if o.accepted && o.answered_challenge {
-        // privacyIDEA's words for an answered challenge: no type or length.
-        return PiResponse::ok(
-            json!(true),
-            Some("ACCEPT"),
-            json!({ "message": "Found matching challenge", "serial": o.serial }),
-        );
+        // privacyIDEA's words for an answered challenge: no type or length; for a webauthn
+        // answer the user the token belongs to (its clients may have sent none).
+        let mut detail = json!({ "message": "Found matching challenge", "serial": o.serial });
+        if matches!(o.token_type.as_deref(), Some("webauthn" | "passkey")) {
+            detail["username"] = json!(o.user);
+        }
+        return PiResponse::ok(json!(true), Some("ACCEPT"), detail);
     }
     if o.accepted {
         return PiResponse::ok(
@@ -118,23 +123,39 @@ fn shape(o: &CheckOutcome) -> PiResponse {
 }
 
 async fn decide(st: &AppState, caller: Caller, p: &Params) -> Result<CheckOutcome, PiResponse> {
-    let target = target(p, |r| st.realms.is_realm(r))?;
-    let pass = p.secret("pass")?;
+    // A webauthn answer: the assertion instead of a pass, its token found by the user's open
+    // challenge, by serial, or (neither given) by its credential id.
+    let webauthn = super::webauthn::assertion(p)?;
+    let target = match (&webauthn, target(p, |r| st.realms.is_realm(r))) {
+        (_, Ok(t)) => t,
+        (Some(a), Err(_)) => CheckTarget::Credential(a.credential_id.clone()),
+        (None, Err(e)) => return Err(e),
+    };
+    let pass = match &webauthn {
+        Some(_) => secrecy::SecretString::from(p.get("pass").unwrap_or_default()),
+        None => p.secret("pass")?,
+    };
     // `state`: the RADIUS State attribute, which the FreeRADIUS module sends back as the
     // transaction id (privacyIDEA reads either).
     let transaction_id = p.owned("transaction_id").or_else(|| p.owned("state"));
+    if webauthn.is_some() && transaction_id.is_none() {
+        return Err(PiResponse::error(ErrorKind::Parameter, "Missing parameter: transaction_id"));
+    }
     if let Some(tx) = &transaction_id {
         if tx.len() != 20 || !tx.bytes().all(|c| c.is_ascii_digit()) {
             return Err(PiResponse::error(ErrorKind::Parameter, "transaction_id is 20 digits"));
         }
     }
-    st.validate.check(CheckRequest { target, pass, transaction_id, caller }).await.map_err(|e| match e {
-        countersign::validate::ValidateError::HsmUnavailable
-        | countersign::validate::ValidateError::StoreUnavailable => {
-            PiResponse::error(ErrorKind::Unavailable, &e.to_string())
-        }
-        e => PiResponse::error(ErrorKind::Internal, &e.to_string()),
-    })
+    st.validate
+        .check(CheckRequest { target, pass, transaction_id, caller, webauthn, require_user_verification: false })
+        .await
+        .map_err(|e| match e {
+            countersign::validate::ValidateError::HsmUnavailable
+            | countersign::validate::ValidateError::StoreUnavailable => {
+                PiResponse::error(ErrorKind::Unavailable, &e.to_string())
+            }
+            e => PiResponse::error(ErrorKind::Internal, &e.to_string()),
+        })
 }
 
 async fn check(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Response {
@@ -186,6 +207,30 @@ async fn trigger(State(st): State<SharedState>, caller: ApiCaller, p: Params) ->
         // privacyIDEA marks an answer that created challenges as CHALLENGE.
         let authentication = (!challenges.is_empty()).then_some("CHALLENGE");
         Ok::<_, PiResponse>(PiResponse::ok(json!(challenges.len()), authentication, challenge_detail(&challenges)))
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// A usernameless passkey sign-in's challenge (privacyIDEA 3.11's `/validate/initialize
+/// type=passkey`): no credential is needed, as none is known yet; the answer is a
+/// `/validate/check` with the assertion and this `transaction_id`, and names the user.
+async fn initialize(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        let kind = p.required("type")?;
+        if kind != "passkey" {
+            return Err(PiResponse::error(
+                ErrorKind::Parameter,
+                &format!("Unsupported token type '{kind}' for authentication initialization!"),
+            ));
+        }
+        let s = st.challenges.sign_in(caller.caller).await.map_err(|e| PiResponse::failure(&e))?;
+        Ok::<_, PiResponse>(PiResponse::ok(
+            json!(false),
+            Some("REJECT"),
+            json!({ "transaction_id": s.transaction_id, "passkey": super::webauthn::sign_in(&s) }),
+        ))
     }
     .await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())

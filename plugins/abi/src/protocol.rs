@@ -109,6 +109,43 @@ pub enum PluginRequest {
         /// Token-type options as enrolled.
         params: serde_json::Value,
     },
+    /// WebAuthn registration: verify an attestation (attestationObject and clientDataJSON)
+    /// against what the host expects and the attestation roots it trusts. The host owns the
+    /// challenge, decides which attestation it accepts and stores the credential; nothing here is
+    /// secret (public keys and certificates only).
+    WebauthnRegister {
+        /// What the relying party expects.
+        expected: WebauthnExpected,
+        /// Attestation roots the admin trusts (DER certificates).
+        #[serde(with = "hex_list")]
+        trust_anchors: Vec<Vec<u8>>,
+        /// The time certificates must be valid at (Unix seconds, the host's clock).
+        now_unix: u64,
+        /// The attestationObject as the client sent it.
+        #[serde(with = "hex_bytes")]
+        attestation_object: Vec<u8>,
+        /// The clientDataJSON as the client sent it.
+        #[serde(with = "hex_bytes")]
+        client_data_json: Vec<u8>,
+    },
+    /// WebAuthn authentication: verify an assertion with the stored credential public key.
+    /// The plugin reports the sign count it saw; the host judges it against the stored one.
+    WebauthnAssert {
+        /// What the relying party expects.
+        expected: WebauthnExpected,
+        /// The credential's COSE_Key, as stored at registration.
+        #[serde(with = "hex_bytes")]
+        cose_key: Vec<u8>,
+        /// authenticatorData as the client sent it.
+        #[serde(with = "hex_bytes")]
+        authenticator_data: Vec<u8>,
+        /// clientDataJSON as the client sent it.
+        #[serde(with = "hex_bytes")]
+        client_data_json: Vec<u8>,
+        /// The signature over `authenticatorData || SHA-256(clientDataJSON)`.
+        #[serde(with = "hex_bytes")]
+        signature: Vec<u8>,
+    },
     /// Gateway: are these definition options complete and valid? `credentials` names the
     /// credentials the definition holds (their values stay with the host).
     CheckOptions {
@@ -125,6 +162,23 @@ pub enum PluginRequest {
         /// The gateway definition's options (checked by `CheckOptions` when it was saved).
         options: serde_json::Value,
     },
+}
+
+/// What the relying party expects of a WebAuthn ceremony, as the host decided it from its
+/// policies and the challenge it issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebauthnExpected {
+    /// The RP id whose SHA-256 authenticatorData must carry.
+    pub rp_id: String,
+    /// The origins clientDataJSON may name, compared exactly.
+    pub origins: Vec<String>,
+    /// Whether `crossOrigin: true` is accepted.
+    pub allow_cross_origin: bool,
+    /// The exact bytes the authenticator was asked to sign over as the challenge.
+    #[serde(with = "hex_bytes")]
+    pub challenge: Vec<u8>,
+    /// Whether the UV flag is required.
+    pub require_user_verification: bool,
 }
 
 /// A message for a gateway to deliver.
@@ -153,6 +207,41 @@ pub enum PluginResponse {
     },
     /// The code is not valid anywhere the host allowed.
     NoMatch,
+    /// A WebAuthn registration verified: the credential to store.
+    WebauthnRegistered {
+        /// The credential id.
+        #[serde(with = "hex_bytes")]
+        credential_id: Vec<u8>,
+        /// The credential public key as a COSE_Key.
+        #[serde(with = "hex_bytes")]
+        cose_key: Vec<u8>,
+        /// The COSE algorithm of the key.
+        alg: i64,
+        /// The authenticator model's AAGUID (all zero when unknown).
+        #[serde(with = "hex_bytes")]
+        aaguid: Vec<u8>,
+        /// The sign count at registration.
+        sign_count: u32,
+        /// authenticatorData's flags byte (UP, UV, BE, BS, ...).
+        flags: u8,
+        /// The attestation statement format: `none`, `packed` or `fido-u2f`.
+        format: String,
+        /// What the attestation proves: `none`, `self`, `basic` (a chain to no trusted root)
+        /// or `basic-trusted` (a chain to one of the trust anchors).
+        attestation: String,
+    },
+    /// A WebAuthn assertion verified (signature, challenge, origin, RP id, flags).
+    WebauthnAsserted {
+        /// The sign count the authenticator reported (the host compares it with the stored one).
+        sign_count: u32,
+        /// authenticatorData's flags byte.
+        flags: u8,
+    },
+    /// The ceremony's bytes did not verify, and why (for the audit).
+    Refused {
+        /// What was wrong.
+        reason: String,
+    },
     /// The code of a new challenge and the text to send.
     Challenge {
         /// The code the user must answer with.

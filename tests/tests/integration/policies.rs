@@ -291,6 +291,21 @@ fn policies_defined_checked_explained_refused_and_audited() {
         "losttoken_valid",
         "losttoken_PW_length",
         "losttoken_PW_contents",
+        "webauthn_relying_party_id",
+        "webauthn_relying_party_name",
+        "webauthn_timeout",
+        "webauthn_authenticator_attachment",
+        "webauthn_authenticator_selection_list",
+        "webauthn_user_verification_requirement",
+        "webauthn_public_key_credential_algorithms",
+        "webauthn_authenticator_attestation_form",
+        "webauthn_authenticator_attestation_level",
+        "webauthn_avoid_double_registration",
+        "webauthn_challenge_text",
+        "webauthn_max_token_per_user",
+        "webauthn_max_active_token_per_user",
+        "webauthn_allowed_origins",
+        "passkey_attestation_conveyance_preference",
     ];
     assert_eq!((status, names), (200, enrolment));
     assert_eq!(request(&sock, "GET", "/v1/admin/policies/nope", None).0, 404);
