@@ -64,7 +64,7 @@ use crate::simple_tokens::DEFAULT_POSITIONS;
 
 /// The most usernameless sign-ins open at a time: each is a row that a request without any
 /// credential makes, kept until it expires.
-pub const MAX_OPEN_SIGN_INS: i64 = 10_000;
+pub const MAX_OPEN_SIGN_INS: i64 = 100_000;
 
 /// Bytes of a certificate token's nonce.
 const NONCE_LEN: usize = 32;

@@ -386,11 +386,16 @@ pub fn judge_registration(
     if credential_id.is_empty() || credential_id.len() > 1023 {
         return Err("the webauthn plugin reported a credential id of an impossible length".into());
     }
-    if !matches!(format.as_str(), "none" | "packed" | "fido-u2f") {
+    // A format's name goes into the audit: a registry identifier, nothing else. Which formats
+    // the plugin verifies is its business; what they prove is judged below.
+    if format.is_empty()
+        || format.len() > 32
+        || !format.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return Err(format!("the webauthn plugin reported an unknown attestation format {format:?}"));
     }
     let proven = match attestation.as_str() {
-        "none" => AttestationLevel::None,
+        "none" | "unverified" => AttestationLevel::None,
         "self" | "basic" => AttestationLevel::Untrusted,
         "basic-trusted" => AttestationLevel::Trusted,
         other => return Err(format!("the webauthn plugin reported an unknown attestation type {other:?}")),
@@ -550,6 +555,17 @@ mod tests {
         assert_eq!(ok.aaguid, "07".repeat(16));
         p.attestation_level = AttestationLevel::None;
         assert!(judge_registration(registered("none", [0; 16]), &p, "example.com", None).is_ok());
+        // A format the plugin does not verify proves nothing: only level none takes it.
+        let mut unverified = registered("unverified", [0; 16]);
+        if let PluginResponse::WebauthnRegistered { format, .. } = &mut unverified {
+            *format = "tpm".into();
+        }
+        assert_eq!(
+            judge_registration(unverified.clone(), &p, "example.com", None).unwrap().attestation,
+            "tpm/unverified"
+        );
+        let strict = WebauthnEnrolPolicies { attestation_level: AttestationLevel::Untrusted, ..Default::default() };
+        assert!(judge_registration(unverified, &strict, "example.com", None).unwrap_err().contains("tpm, unverified"));
         p.aaguids = vec![[9; 16]];
         let e = judge_registration(registered("none", [0; 16]), &p, "example.com", None).unwrap_err();
         assert!(e.contains("webauthn_authenticator_selection_list"), "{e}");
@@ -557,6 +573,11 @@ mod tests {
         let refused = PluginResponse::Refused { reason: "origin".into() };
         assert!(judge_registration(refused, &p, "example.com", None).unwrap_err().contains("origin"));
         assert!(judge_registration(registered("invented", [9; 16]), &p, "example.com", None).is_err());
+        let mut odd = registered("none", [9; 16]);
+        if let PluginResponse::WebauthnRegistered { format, .. } = &mut odd {
+            *format = "packed\nresult=ok".into();
+        }
+        assert!(judge_registration(odd, &p, "example.com", None).unwrap_err().contains("format"));
     }
 
     #[test]

@@ -36,7 +36,15 @@ pub enum AttestationFormat {
     Packed,
     /// `fido-u2f`.
     FidoU2f,
+    /// A registered format this verifier does not verify (`tpm`, `android-key`,
+    /// `android-safetynet`, `apple`): its statement is not looked at, and it proves nothing
+    /// ([`AttestationType::None`]); the caller decides whether an unattested credential will do.
+    Unverified(&'static str),
 }
+
+/// The registered formats (IANA's WebAuthn registry) this verifier reads as
+/// [`AttestationFormat::Unverified`].
+pub const UNVERIFIED_FORMATS: [&str; 4] = ["tpm", "android-key", "android-safetynet", "apple"];
 
 /// What the attestation proves about the authenticator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +229,12 @@ pub fn verify_registration(
             let trusted = certs::verify_chain(std::slice::from_ref(&leaf), &expected.trust_anchors, expected.now_unix)?;
             (AttestationFormat::FidoU2f, AttestationType::Basic { trusted })
         }
-        other => return Err(Error::UnsupportedFormat(other.to_owned())),
+        other => match UNVERIFIED_FORMATS.iter().find(|f| **f == other) {
+            // Everything but the statement was checked above: the credential is as sound as
+            // one registered with `none`.
+            Some(known) => (AttestationFormat::Unverified(known), AttestationType::None),
+            None => return Err(Error::UnsupportedFormat(other.to_owned())),
+        },
     };
 
     Ok(RegisteredCredential {
@@ -498,12 +511,19 @@ mod tests {
         assert!(matches!(&err, Error::UnsupportedKey(m) if m.contains("-35")), "{err}");
     }
 
+    /// A registered format the verifier does not verify proves nothing but registers (the rest
+    /// of the ceremony checked); an unregistered one is refused.
     #[test]
-    fn unsupported_format_is_refused() {
+    fn unverified_formats_prove_nothing_and_unknown_ones_are_refused() {
         let key = TestKey::p256(7);
         let ad = testkit::auth_data(RP_ID, UP | AT, 0, Some(&key.cose()));
-        let err = verify_registration(&expect(&[]), &object("tpm", vec![], &ad), &create_cd()).unwrap_err();
-        assert_eq!(err, Error::UnsupportedFormat("tpm".to_owned()));
+        let tpm = verify_registration(&expect(&[]), &object("tpm", vec![], &ad), &create_cd()).unwrap();
+        assert_eq!((tpm.format, tpm.attestation), (AttestationFormat::Unverified("tpm"), AttestationType::None));
+        let err = verify_registration(&expect(&[]), &object("x-vendor", vec![], &ad), &create_cd()).unwrap_err();
+        assert_eq!(err, Error::UnsupportedFormat("x-vendor".to_owned()));
+        // The ceremony's other checks still apply.
+        let other_rp = testkit::auth_data("evil.example", UP | AT, 0, Some(&key.cose()));
+        assert!(verify_registration(&expect(&[]), &object("tpm", vec![], &other_rp), &create_cd()).is_err());
     }
 
     #[test]

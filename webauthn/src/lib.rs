@@ -46,6 +46,7 @@ pub use assertion::{
 };
 pub use attestation::{
     verify_registration, AttestationFormat, AttestationType, RegisteredCredential, RegistrationExpectations,
+    UNVERIFIED_FORMATS,
 };
 pub use authdata::{AttestedCredential, AuthenticatorData, Flags};
 pub use client_data::{verify_client_data, Ceremony, ClientDataExpectations};

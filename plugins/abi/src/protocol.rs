@@ -224,10 +224,13 @@ pub enum PluginResponse {
         sign_count: u32,
         /// authenticatorData's flags byte (UP, UV, BE, BS, ...).
         flags: u8,
-        /// The attestation statement format: `none`, `packed` or `fido-u2f`.
+        /// The attestation statement format: `none`, `packed`, `fido-u2f`, or a registered
+        /// format the plugin does not verify (`tpm`, `android-key`, `android-safetynet`,
+        /// `apple`).
         format: String,
-        /// What the attestation proves: `none`, `self`, `basic` (a chain to no trusted root)
-        /// or `basic-trusted` (a chain to one of the trust anchors).
+        /// What the attestation proves: `none`, `unverified` (a format not verified: nothing),
+        /// `self`, `basic` (a chain to no trusted root) or `basic-trusted` (a chain to one of
+        /// the trust anchors).
         attestation: String,
     },
     /// A WebAuthn assertion verified (signature, challenge, origin, RP id, flags).

@@ -52,9 +52,11 @@ pub fn handle(_host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, Pl
                         AttestationFormat::None => "none",
                         AttestationFormat::Packed => "packed",
                         AttestationFormat::FidoU2f => "fido-u2f",
+                        AttestationFormat::Unverified(name) => name,
                     }
                     .to_owned(),
                     attestation: match c.attestation {
+                        AttestationType::None if matches!(c.format, AttestationFormat::Unverified(_)) => "unverified",
                         AttestationType::None => "none",
                         AttestationType::SelfAttestation => "self",
                         AttestationType::Basic { trusted: false } => "basic",
