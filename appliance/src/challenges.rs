@@ -112,6 +112,10 @@ pub struct ChallengeView {
     /// `webAuthnSignRequest`); the answer is the assertion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webauthn: Option<crate::webauthn::SignRequest>,
+    /// passkeys (`passkey_trigger_by_pin`): the challenge string whose UTF-8 bytes the passkey
+    /// signs, with the RP id and user verification; the answer is the assertion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<crate::webauthn::PasskeyChallenge>,
 }
 
 /// Per-user texts from policies; `None`: the configured default.
@@ -333,12 +337,35 @@ impl ChallengeService {
                 nonce: None,
                 valid_until_ms: is_challenge_type(&t.token_type).then_some(expires),
                 webauthn: None,
+                passkey: None,
             };
             if t.locked(now) {
                 // No messages for a locked token: an attacker with the PIN could otherwise make
                 // the appliance send codes at will.
                 view.message = "the token is locked after too many failed attempts".into();
                 view.delivery_detail = Some("not sent: the token is locked".into());
+                out.push((view, None));
+                continue;
+            }
+            if t.token_type == "passkey" {
+                // passkey_trigger_by_pin: the passkey signs over the challenge string's bytes,
+                // as at a usernameless sign-in; the counter is its sign count.
+                let credential = self.store.webauthn_credential(t.id)?.ok_or_else(|| {
+                    TokenError::Refused(Refusal::NotFound(format!("the WebAuthn credential of token {}", t.serial)))
+                })?;
+                let policies = crate::webauthn::auth_policies(&self.policies, t, caller, now / 1000)
+                    .map_err(|m| TokenError::Refused(Refusal::Invalid(m)))?;
+                let challenge = crate::webauthn::b64url(&self.secrets.random(crate::webauthn::CHALLENGE_LEN)?);
+                self.store.create_unreserved_challenge(t.id, &tx_id, now, expires, Some(challenge.as_bytes()))?;
+                view.message = policies.passkey_challenge_text.clone();
+                view.client_mode = "webauthn";
+                view.delivery = "none".into();
+                view.valid_until_ms = Some(expires);
+                view.passkey = Some(crate::webauthn::PasskeyChallenge {
+                    challenge,
+                    rp_id: credential.rp_id,
+                    user_verification: policies.user_verification.as_str(),
+                });
                 out.push((view, None));
                 continue;
             }

@@ -418,7 +418,12 @@ impl ValidateService {
         let now = self.clock.now_ms();
         let tokens: Vec<TokenRecord> = tokens
             .into_iter()
-            .filter(|t| (is_challenge_type(&t.token_type) || is_otp_type(&t.token_type)) && t.usable(now))
+            .filter(|t| {
+                let passkey_by_pin = t.token_type == "passkey"
+                    && crate::webauthn::auth_policies(&self.policies, t, &caller, now / 1000)
+                        .is_ok_and(|p| p.passkey_trigger_by_pin);
+                (is_challenge_type(&t.token_type) || is_otp_type(&t.token_type) || passkey_by_pin) && t.usable(now)
+            })
             .collect();
         if tokens.is_empty() {
             return Ok((None, Vec::new()));
@@ -775,6 +780,7 @@ impl ValidateService {
                 // (a TAN or registration code answering a challenge would not be spent), and
                 // so does yubikey (its accept needs the host's judgement of the block).
                 (is_challenge_type(&t.token_type)
+                    || (t.token_type == "passkey" && rules.policies.passkey_by_pin)
                     || (rules.policies.challenge_types.contains(&t.token_type)
                         && !crate::simple_tokens::is_simple_type(&t.token_type)
                         && t.token_type != "yubikey"))

@@ -266,6 +266,19 @@ pub struct SignIn {
     pub valid_until_ms: i64,
 }
 
+/// A passkey's challenge triggered by its PIN (privacyIDEA's `passkey_trigger_by_pin`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PasskeyChallenge {
+    /// The challenge string; the passkey signs over its UTF-8 bytes.
+    pub challenge: String,
+    /// The RP id the passkey was registered for.
+    #[serde(rename = "rpId")]
+    pub rp_id: String,
+    /// `required`, `preferred` or `discouraged`.
+    #[serde(rename = "userVerification")]
+    pub user_verification: &'static str,
+}
+
 /// A challenge's sign request, privacyIDEA's `attributes.webAuthnSignRequest`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SignRequest {

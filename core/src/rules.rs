@@ -143,10 +143,10 @@ pub fn answer_by(
 ) -> AnswerBy {
     match token_type {
         "certificate" => AnswerBy::SignedNonce,
-        "webauthn" => AnswerBy::Assertion,
+        // A passkey's bound challenges come from passkey_trigger_by_pin.
+        "webauthn" | "passkey" => AnswerBy::Assertion,
         "indexedsecret" => AnswerBy::Positions(asked_positions(nonce)),
-        // passkey: its sign-in challenges are bound to no token (a usernameless sign-in).
-        "spass" | "pw" | "registration" | "tan" | "yubikey" | "passkey" => AnswerBy::Nothing,
+        "spass" | "pw" | "registration" | "tan" | "yubikey" => AnswerBy::Nothing,
         t if crate::token_kind::is_challenge_type(t) => AnswerBy::ChallengeCode { counter: challenge_counter },
         _ => AnswerBy::NextCode { first: token_counter, window: otp_window },
     }

@@ -22,6 +22,9 @@ pub struct CheckPolicies {
     pub pass_on_no_user: bool,
     /// OTP token types whose PIN alone asks for a challenge (`challenge_response`).
     pub challenge_types: Vec<String>,
+    /// A passkey's PIN alone asks for a challenge its passkey answers
+    /// (`passkey_trigger_by_pin`); off, passkeys answer usernameless sign-ins only.
+    pub passkey_by_pin: bool,
     /// At most this many failed checks of the user in the period (`auth_max_fail`), and the
     /// policies that say so.
     pub max_fail: Option<(RateLimit, Vec<String>)>,
@@ -39,6 +42,7 @@ impl Default for CheckPolicies {
             pass_on_no_token: false,
             pass_on_no_user: false,
             challenge_types: Vec::new(),
+            passkey_by_pin: false,
             max_fail: None,
             max_success: None,
         }
@@ -74,6 +78,7 @@ impl CheckPolicies {
                 .value(Scope::Authentication, "challenge_response", ctx)?
                 .map(|(v, _)| v.as_list().into_iter().map(str::to_owned).collect())
                 .unwrap_or_default(),
+            passkey_by_pin: flag("passkey_trigger_by_pin")?,
             max_fail: rate("auth_max_fail")?,
             max_success: rate("auth_max_success")?,
         })
@@ -183,6 +188,11 @@ mod tests {
                 "authentication",
                 serde_json::json!({ "challenge_response": "hotp totp" }),
                 CheckPolicies { challenge_types: vec!["hotp".into(), "totp".into()], ..d.clone() },
+            ),
+            (
+                "authentication",
+                serde_json::json!({ "passkey_trigger_by_pin": true }),
+                CheckPolicies { passkey_by_pin: true, ..d.clone() },
             ),
             (
                 "authorization",

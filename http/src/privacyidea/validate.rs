@@ -61,14 +61,21 @@ fn challenge_detail(challenges: &[ChallengeView]) -> Value {
     let multi: Vec<Value> = challenges
         .iter()
         .map(|c| {
-            json!({
+            let mut entry = json!({
                 "transaction_id": c.transaction_id,
                 "serial": c.serial,
                 "type": c.token_type,
                 "message": c.message,
                 "client_mode": c.client_mode,
                 "attributes": attributes(c),
-            })
+            });
+            // privacyIDEA puts a passkey's challenge on the entry itself, not in `attributes`.
+            if let Some(p) = &c.passkey {
+                entry["challenge"] = json!(p.challenge);
+                entry["rpId"] = json!(p.rp_id);
+                entry["userVerification"] = json!(p.user_verification);
+            }
+            entry
         })
         .collect();
     let messages: Vec<&str> = challenges.iter().map(|c| c.message.as_str()).collect();

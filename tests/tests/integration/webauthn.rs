@@ -476,6 +476,24 @@ fn a_passkey_signs_in_without_a_user_name_once_per_challenge() {
     // The challenge is spent: neither a replay nor another passkey answers it.
     assert!(!accepted(&sign_in(&alice, &tx, &challenge)), "a second answer to one sign-in");
     assert!(!accepted(&sign_in(&bob, &tx, &challenge)), "another passkey, same sign-in");
+    // passkey_trigger_by_pin: the (empty) PIN asks for a challenge the passkey answers, its
+    // fields on the multi_challenge entry as privacyIDEA puts them.
+    let v = rp.check(&[("user", "alice"), ("realm", "test"), ("pass", "")]);
+    assert_eq!(v["result"]["authentication"], "REJECT", "without the policy: {v}");
+    rp.policy("by-pin", "authentication", "passkey_trigger_by_pin");
+    let v = rp.check(&[("user", "alice"), ("realm", "test"), ("pass", "")]);
+    assert_eq!(v["result"]["authentication"], "CHALLENGE", "{v}");
+    let entry = &v["detail"]["multi_challenge"][0];
+    assert_eq!(
+        (&entry["type"], &entry["client_mode"], &entry["rpId"]),
+        (&json!("passkey"), &json!("webauthn"), &json!(RP))
+    );
+    let (tx, challenge) = (entry["transaction_id"].as_str().unwrap(), entry["challenge"].as_str().unwrap());
+    let (_, v) = rp.passkey_answer("/validate/check", &alice, tx, challenge, json!({}));
+    assert!(accepted(&v), "{v}");
+    assert_eq!(v["detail"]["username"], "alice", "{v}");
+    let (_, v) = rp.passkey_answer("/validate/check", &alice, tx, challenge, json!({}));
+    assert!(!accepted(&v), "its challenge is spent: {v}");
     // A disabled passkey signs in no more.
     rp.admin("/token/disable", &[("serial", &serial)]);
     let (tx, challenge) = rp.initialize();
