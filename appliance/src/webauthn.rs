@@ -432,6 +432,12 @@ pub fn judge_registration(
             aaguid_hex(&aaguid)
         ));
     }
+    // The key must be of an algorithm the registration offered (WebAuthn §7.1).
+    if !policies.algorithms.contains(&alg) {
+        return Err(format!(
+            "the credential's algorithm ({alg}) is not one the policy webauthn_public_key_credential_algorithms offers"
+        ));
+    }
     Ok(WebauthnCredential {
         credential_id,
         public_key: cose_key,
@@ -583,6 +589,13 @@ mod tests {
         let e = judge_registration(registered("none", [0; 16]), &p, "example.com", None).unwrap_err();
         assert!(e.contains("webauthn_authenticator_selection_list"), "{e}");
         assert!(judge_registration(registered("none", [9; 16]), &p, "example.com", None).is_ok());
+        let rs256_only = WebauthnEnrolPolicies {
+            attestation_level: AttestationLevel::None,
+            algorithms: vec![-257],
+            ..Default::default()
+        };
+        let e = judge_registration(registered("none", [9; 16]), &rs256_only, "example.com", None).unwrap_err();
+        assert!(e.contains("webauthn_public_key_credential_algorithms"), "{e}");
         let refused = PluginResponse::Refused { reason: "origin".into() };
         assert!(judge_registration(refused, &p, "example.com", None).unwrap_err().contains("origin"));
         assert!(judge_registration(registered("invented", [9; 16]), &p, "example.com", None).is_err());
