@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod postgres;
 pub mod privacyidea;
 pub mod slapd;
+pub mod webauthn;
 
 pub use postgres::{backend_is_postgres, skip_on_postgres, PgDatabase, PgServer};
 

@@ -54,4 +54,5 @@ mod user_identity;
 mod webauthn;
 mod webauthn_browser;
 mod webauthn_passkey_rs;
+mod webauthn_verifier;
 mod yubikey;

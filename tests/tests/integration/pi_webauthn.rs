@@ -17,14 +17,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use countersign_tests::privacyidea::{differences, Findings, Pair, PerServer, Shape};
+use countersign_tests::webauthn::{rp_policy, soft, SoftCredential, ORIGIN, PASSWD, RP_ID, RP_NAME};
 use countersign_tests::WEBAUTHN_PLUGIN;
 use serde_json::{json, Value};
-
-const ORIGIN: &str = "https://example.com";
 
 /// The first enrolment step's own values: each server's serial (the client's `user.id`), nonce
 /// and transaction.
@@ -93,48 +89,6 @@ const REPORTED: &[&str] = &["detail.webAuthnRegisterRequest.displayName", "detai
 /// (...)`), which differs as [`REPORTED`] says.
 const CHALLENGE_REPORTED: &[&str] = &["detail.message", "detail.messages.*", "detail.multi_challenge.*.message"];
 
-/// Runs the software authenticator's `command` with `options`: its JSON answer.
-fn soft(command: &str, options: &Value) -> Value {
-    use std::io::Write;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/soft_authenticator.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .spawn()
-        .expect("python3 runs (scripts/install-deps.sh installs it)");
-    child.stdin.take().unwrap().write_all(options.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "soft_authenticator {command}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn b64url(b: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-/// A registration answering `request` (a `webAuthnRegisterRequest`) as a browser makes it,
-/// the credential kept in `state`, attested as `attestation` says.
-fn create(state: &Path, request: &Value, attestation: &Value) -> Value {
-    let mut options = json!({
-        "rp_id": request["relyingParty"]["id"],
-        "origin": ORIGIN,
-        // The client decodes the nonce and the browser encodes it again: the same string.
-        "challenge": request["nonce"],
-        "user_id": b64url(request["serialNumber"].as_str().unwrap().as_bytes()),
-        "user_name": request["name"],
-        "state": state.to_str().unwrap(),
-    });
-    for (k, v) in attestation.as_object().unwrap() {
-        options[k] = v.clone();
-    }
-    soft("create", &options)
-}
-
 /// Name-value pairs of owned values, as the harness takes them.
 fn refs<'a>(params: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     params.iter().map(|(k, v)| (*k, v.as_str())).collect()
@@ -154,20 +108,10 @@ fn registration(request: &Value, made: &Value) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The answer to the challenge `entry` (a `multi_challenge` entry) by the credential in
-/// `state`, made with the authenticator's `extra` options.
-fn answer(entry: &Value, state: &Path, extra: &Value) -> Vec<(&'static str, String)> {
-    let sign = &entry["attributes"]["webAuthnSignRequest"];
-    let mut options = json!({
-        "state": state.to_str().unwrap(),
-        "rp_id": sign["rpId"],
-        "origin": ORIGIN,
-        "challenge": sign["challenge"],
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        options[k] = v.clone();
-    }
-    let a = soft("get", &options);
+/// The answer to the challenge `entry` (a `multi_challenge` entry) by `credential`, made with
+/// the authenticator's `extra` options.
+fn answer(entry: &Value, credential: &SoftCredential, extra: &Value) -> Vec<(&'static str, String)> {
+    let a = credential.get(&entry["attributes"]["webAuthnSignRequest"], extra.clone());
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     vec![
         ("user", "alice".into()),
@@ -247,21 +191,13 @@ fn admin_headers(session: &str, origin: bool) -> Vec<(&str, &str)> {
 fn start() -> Pair {
     let p = Pair::start_with(&[WEBAUTHN_PLUGIN], "[validate]\nthrottle_base_ms = 0\n");
     let passwd = p.cs.work.path().join("passwd");
-    std::fs::write(
-        &passwd,
-        "alice:x:1000:1000:alice,,,:/home/alice:/bin/sh\nbob:x:1001:1001:bob,,,:/home/bob:/bin/sh\n",
-    )
-    .unwrap();
+    std::fs::write(&passwd, PASSWD).unwrap();
     p.admin("POST", "/resolver/files", &[("type", "passwdresolver"), ("fileName", passwd.to_str().unwrap())]);
     p.admin("POST", "/realm/test", &[("resolvers", "files")]);
     p.admin(
         "POST",
         "/policy/rp",
-        &[
-            ("scope", "enrollment"),
-            ("action", "webauthn_relying_party_id=example.com, webauthn_relying_party_name=Example Corp"),
-            ("realm", "test"),
-        ],
+        &[("scope", "enrollment"), ("action", &rp_policy(RP_ID, RP_NAME, None)), ("realm", "test")],
     );
     p
 }
@@ -298,7 +234,8 @@ fn webauthn_tokens_enrol_and_answer_challenges_as_privacyidea_does() {
     judge(&mut found, "the first enrolment step", answers, REGISTER_OWN, None, REGISTER_ALLOWED);
 
     // The second step: each server's own credential, registered from the same origin.
-    let (pm, cm) = (create(&pi_state, &pr, &x5c), create(&cs_state, &cr, &x5c));
+    let (pi_credential, pm) = SoftCredential::create(pi_state, &pr, x5c.clone());
+    let (cs_credential, cm) = SoftCredential::create(cs_state, &cr, x5c);
     let (p2, c2) = (registration(&pr, &pm), registration(&cr, &cm));
     let answers = init((&refs(&p2), &refs(&c2)), true, &[]);
     judge(&mut found, "the second enrolment step", answers, &[], None, REGISTERED_ALLOWED);
@@ -313,7 +250,7 @@ fn webauthn_tokens_enrol_and_answer_challenges_as_privacyidea_does() {
         entries
     };
     let (pc, cc) = challenge(&mut found, "the PIN-only check");
-    let (pa, ca) = (answer(&pc, &pi_state, &json!({})), answer(&cc, &cs_state, &json!({})));
+    let (pa, ca) = (answer(&pc, &pi_credential, &json!({})), answer(&cc, &cs_credential, &json!({})));
     let accepted = check((&refs(&pa), &refs(&ca)), ANSWER_OWN);
     judge(&mut found, "the assertion", accepted, ANSWER_OWN, Some("ACCEPT"), &[]);
 
@@ -334,12 +271,12 @@ fn webauthn_tokens_enrol_and_answer_challenges_as_privacyidea_does() {
     ];
     for (what, extra) in refusals {
         let (pc, cc) = challenge(&mut found, &format!("the PIN-only check before an assertion {what}"));
-        let (pa, ca) = (answer(&pc, &pi_state, &extra), answer(&cc, &cs_state, &extra));
+        let (pa, ca) = (answer(&pc, &pi_credential, &extra), answer(&cc, &cs_credential, &extra));
         let refused = check((&refs(&pa), &refs(&ca)), ANSWER_OWN);
         judge(&mut found, &format!("an assertion {what}"), refused, ANSWER_OWN, Some("REJECT"), REFUSED_ALLOWED);
     }
     let (pc, cc) = challenge(&mut found, "the PIN-only check after the refusals");
-    let (pa, ca) = (answer(&pc, &pi_state, &json!({})), answer(&cc, &cs_state, &json!({})));
+    let (pa, ca) = (answer(&pc, &pi_credential, &json!({})), answer(&cc, &cs_credential, &json!({})));
     let accepted = check((&refs(&pa), &refs(&ca)), ANSWER_OWN);
     judge(&mut found, "an assertion after the refusals", accepted, ANSWER_OWN, Some("ACCEPT"), &[]);
 
@@ -350,10 +287,8 @@ fn webauthn_tokens_enrol_and_answer_challenges_as_privacyidea_does() {
     let (pv, cv, _) = init((&first, &first), false, REGISTER_OWN);
     let (pr, cr) = (&pv["detail"]["webAuthnRegisterRequest"], &cv["detail"]["webAuthnRegisterRequest"]);
     let own_attestation = json!({ "attestation": "packed-self" });
-    let (pm, cm) = (
-        create(&dir.path().join("pi-bob.json"), pr, &own_attestation),
-        create(&dir.path().join("cs-bob.json"), cr, &own_attestation),
-    );
+    let (_, pm) = SoftCredential::create(dir.path().join("pi-bob.json"), pr, own_attestation.clone());
+    let (_, cm) = SoftCredential::create(dir.path().join("cs-bob.json"), cr, own_attestation);
     let (p2, c2) = (registration(pr, &pm), registration(cr, &cm));
     let (pv, cv, _) = init((&refs(&p2), &refs(&c2)), true, &[]);
     if pv["result"]["error"]["code"] != -500 || cv["detail"]["attestation"] != "packed/self" {

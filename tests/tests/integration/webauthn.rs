@@ -9,228 +9,33 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use countersign_tests::privacyidea::{send, session, Shape, ADMIN};
-use countersign_tests::{Daemon, WEBAUTHN_PLUGIN};
+use countersign_tests::privacyidea::{send, Shape};
+use countersign_tests::webauthn::{accepted, b64url, soft, text, RelyingParty, SoftCredential, ORIGIN, RP_ID, RP_NAME};
 use serde_json::{json, Value};
 
-const RP: &str = "example.com";
-const ORIGIN: &str = "https://example.com";
-
-/// One credential of the software authenticator, kept in its state file.
-struct Authenticator {
-    state: PathBuf,
-}
-
-fn authenticator_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/soft_authenticator.py")
-}
-
-/// Runs the software authenticator's `command` with `options`: its JSON answer.
-fn soft(command: &str, options: &Value) -> Value {
-    use std::io::Write;
-    let mut child = Command::new("python3")
-        .arg(authenticator_script())
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .spawn()
-        .expect("python3 runs (scripts/install-deps.sh installs it)");
-    child.stdin.take().unwrap().write_all(options.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "soft_authenticator {command}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-impl Authenticator {
-    /// A registration answering `request` (the first step's `webAuthnRegisterRequest`) from
-    /// `origin`, with `extra` options (attestation, uv, root, ...): the credential and the
-    /// answer's parts.
-    fn create(dir: &Path, name: &str, request: &Value, origin: &str, extra: Value) -> (Authenticator, Value) {
-        let state = dir.join(format!("{name}.json"));
-        let serial = request["serialNumber"].as_str().unwrap();
-        let mut options = json!({
-            "rp_id": request["relyingParty"]["id"],
-            "origin": origin,
-            // The client decodes the nonce and the browser encodes it again: the same string.
-            "challenge": request["nonce"],
-            "user_id": base64url(serial.as_bytes()),
-            "user_name": request["name"],
-            "attestation": "packed-self",
-            "state": state.to_str().unwrap(),
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            options[k] = v.clone();
-        }
-        let made = soft("create", &options);
-        (Authenticator { state }, made)
-    }
-
-    /// An assertion for the challenge `sign` (a `webAuthnSignRequest`), with `extra` options.
-    fn get(&self, sign: &Value, extra: Value) -> Value {
-        let mut options = json!({
-            "state": self.state.to_str().unwrap(),
-            "rp_id": sign["rpId"],
-            "origin": ORIGIN,
-            "challenge": sign["challenge"],
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            options[k] = v.clone();
-        }
-        soft("get", &options)
-    }
-}
-
-fn base64url(b: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-/// A daemon with the webauthn plugin and an HTTP listener, an API admin, a realm `test` over a
-/// passwd resolver with alice and bob, and the relying party's policies.
-struct Rp {
-    d: Daemon,
-    port: u16,
-    auth: String,
-    dir: tempfile::TempDir,
-}
-
-impl Rp {
-    fn start(config: &str) -> Rp {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let d = Daemon::with_plugins(
-            &[WEBAUTHN_PLUGIN],
-            &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[validate]\nthrottle_base_ms = 0\n{config}"),
-        );
-        let out = d.cli_stdin(&["privacyidea", "admin-add", ADMIN.0], &format!("{}\n", ADMIN.1));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let auth = session(port);
-        let dir = tempfile::tempdir().unwrap();
-        let passwd = dir.path().join("passwd");
-        std::fs::write(
-            &passwd,
-            "alice:x:1000:1000:alice,,,:/home/alice:/bin/sh\nbob:x:1001:1001:bob,,,:/home/bob:/bin/sh\n",
-        )
-        .unwrap();
-        let rp = Rp { d, port, auth, dir };
-        rp.admin("/resolver/files", &[("type", "passwdresolver"), ("fileName", passwd.to_str().unwrap())]);
-        rp.admin("/realm/test", &[("resolvers", "files")]);
-        rp.policy(
-            "rp",
-            "enrollment",
-            &format!("webauthn_relying_party_id={RP}, webauthn_relying_party_name=Example Corp"),
-        );
-        rp
-    }
-
-    fn admin(&self, path: &str, params: &[(&str, &str)]) -> Value {
-        let (status, v) = send(self.port, Shape::Form, "POST", path, params, &[("Authorization", &self.auth)]);
-        assert!(status == 200 && v["result"]["status"] == true, "POST {path} -> {status} {v}");
-        v
-    }
-
-    fn admin_status(&self, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
-        send(self.port, Shape::Form, "POST", path, params, &[("Authorization", &self.auth)])
-    }
-
-    fn policy(&self, name: &str, scope: &str, action: &str) {
-        self.admin(&format!("/policy/{name}"), &[("scope", scope), ("action", action), ("active", "true")]);
-    }
-
-    fn check(&self, params: &[(&str, &str)]) -> Value {
-        let (status, v) = send(self.port, Shape::Form, "POST", "/validate/check", params, &[]);
-        assert_eq!(status, 200, "{v}");
-        v
-    }
-
-    /// The first enrolment step for `user`: its answer's `webAuthnRegisterRequest`.
-    fn begin(&self, user: &str) -> Value {
-        let v = self.admin("/token/init", &[("type", "webauthn"), ("user", user), ("realm", "test"), ("pin", "1234")]);
-        assert_eq!(v["detail"]["rollout_state"], "clientwait", "{v}");
-        v["detail"]["webAuthnRegisterRequest"].clone()
-    }
-
-    /// The second step with the authenticator's answer: status and answer.
-    fn finish(&self, request: &Value, made: &Value) -> (u16, Value) {
-        self.admin_status(
-            "/token/init",
-            &[
-                ("type", "webauthn"),
-                ("serial", request["serialNumber"].as_str().unwrap()),
-                ("transaction_id", request["transaction_id"].as_str().unwrap()),
-                ("regdata", made["attestation_object"].as_str().unwrap()),
-                ("clientdata", made["client_data_json"].as_str().unwrap()),
-            ],
-        )
-    }
-
-    /// Enrols a webauthn token for `user` with a packed self attestation.
-    fn enrol(&self, user: &str) -> (Authenticator, Value, String) {
-        let request = self.begin(user);
-        let (a, made) = Authenticator::create(self.dir.path(), user, &request, ORIGIN, json!({}));
-        let (status, v) = self.finish(&request, &made);
-        assert_eq!(status, 200, "{v}");
-        (a, made, request["serialNumber"].as_str().unwrap().to_owned())
-    }
-
-    /// A PIN-only check of `user`: the challenge's transaction id and sign request.
-    fn challenge(&self, user: &str) -> (String, Value) {
-        let v = self.check(&[("user", user), ("realm", "test"), ("pass", "1234")]);
-        assert_eq!(v["result"]["authentication"], "CHALLENGE", "{v}");
-        let c = &v["detail"]["multi_challenge"][0];
-        assert_eq!(c["client_mode"], "webauthn", "{v}");
-        assert_eq!(c["attributes"]["hideResponseInput"], true, "{v}");
-        (c["transaction_id"].as_str().unwrap().to_owned(), c["attributes"]["webAuthnSignRequest"].clone())
-    }
-
-    /// The answer to transaction `tx` with `assertion`, as `user`: the check's answer.
-    fn answer(&self, user: Option<&str>, tx: &str, assertion: &Value) -> Value {
-        let mut params = vec![
-            ("transaction_id", tx),
-            ("pass", ""),
-            ("credentialid", assertion["credential_id"].as_str().unwrap()),
-            ("clientdata", assertion["client_data_json"].as_str().unwrap()),
-            ("signaturedata", assertion["signature"].as_str().unwrap()),
-            ("authenticatordata", assertion["authenticator_data"].as_str().unwrap()),
-        ];
-        if let Some(u) = user {
-            params.extend([("user", u), ("realm", "test")]);
-        }
-        self.check(&params)
-    }
-
-    /// The detail of the newest audit row of `action` for `serial`.
-    fn last_audit(&self, serial: &str) -> Value {
-        self.d
-            .auth_audit()
-            .into_iter()
-            .filter(|r| r["serial"] == serial)
-            .max_by_key(|r| r["id"].as_i64().unwrap())
-            .unwrap_or_else(|| panic!("no audit row for {serial}"))
-    }
-}
-
-fn accepted(v: &Value) -> bool {
-    v["result"]["authentication"] == "ACCEPT" && v["result"]["value"] == true
+/// Enrols a webauthn token for `user` with a packed self attestation: the credential, the
+/// authenticator's answer and the serial.
+fn enrol(rp: &RelyingParty, user: &str) -> (SoftCredential, Value, String) {
+    let request = rp.begin(user);
+    let (a, made) = SoftCredential::create(rp.state_file(user), &request, json!({}));
+    let (status, v) = rp.finish(&request, &made);
+    assert_eq!(status, 200, "{v}");
+    (a, made, text(&request, "serialNumber").to_owned())
 }
 
 #[test]
 fn a_webauthn_token_registers_in_two_steps_and_answers_its_challenges_once() {
-    let rp = Rp::start("");
+    let rp = RelyingParty::start("");
     // privacyIDEA refuses `none` attestation by default (level untrusted): so does Countersign.
     let request = rp.begin("alice");
-    assert_eq!(request["relyingParty"], json!({ "id": RP, "name": "Example Corp" }));
+    assert_eq!(request["relyingParty"], json!({ "id": RP_ID, "name": RP_NAME }));
     assert_eq!(request["pubKeyCredAlgorithms"][0], json!({ "type": "public-key", "alg": -7 }));
     assert_eq!(request["authenticatorSelection"]["userVerification"], "preferred");
     let serial = request["serialNumber"].as_str().unwrap().to_owned();
     // A token waiting for its registration takes part in no check.
     let v = rp.check(&[("user", "alice"), ("realm", "test"), ("pass", "1234")]);
     assert_eq!(v["result"]["authentication"], "REJECT", "{v}");
-    let (_, none) = Authenticator::create(rp.dir.path(), "none", &request, ORIGIN, json!({ "attestation": "none" }));
+    let (_, none) = SoftCredential::create(rp.state_file("none"), &request, json!({ "attestation": "none" }));
     let (status, v) = rp.finish(&request, &none);
     assert_eq!(status, 400, "{v}");
     assert!(v["result"]["error"]["message"].as_str().unwrap().contains("attestation"), "{v}");
@@ -238,10 +43,11 @@ fn a_webauthn_token_registers_in_two_steps_and_answers_its_challenges_once() {
     assert_eq!(refused["result"], "reject", "{refused}");
     assert!(refused["detail"].as_str().unwrap().contains("webauthn registration refused"), "{refused}");
     // A registration from another origin does not verify.
-    let (_, elsewhere) = Authenticator::create(rp.dir.path(), "o", &request, "https://evil.example", json!({}));
+    let (_, elsewhere) =
+        SoftCredential::create(rp.state_file("o"), &request, json!({ "origin": "https://evil.example" }));
     assert_eq!(rp.finish(&request, &elsewhere).0, 400);
     // The packed self attestation is accepted, once.
-    let (a, made) = Authenticator::create(rp.dir.path(), "alice", &request, ORIGIN, json!({}));
+    let (a, made) = SoftCredential::create(rp.state_file("alice"), &request, json!({}));
     let (status, v) = rp.finish(&request, &made);
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["detail"]["webAuthnRegisterResponse"]["subject"], "Generic WebAuthn Token", "{v}");
@@ -252,7 +58,7 @@ fn a_webauthn_token_registers_in_two_steps_and_answers_its_challenges_once() {
 
     // The PIN asks for a challenge naming the credential; the assertion answers it once.
     let (tx, sign) = rp.challenge("alice");
-    assert_eq!(sign["rpId"], RP);
+    assert_eq!(sign["rpId"], RP_ID);
     assert_eq!(sign["allowCredentials"][0]["id"], made["credential_id"]);
     let assertion = a.get(&sign, json!({}));
     let v = rp.answer(Some("alice"), &tx, &assertion);
@@ -281,23 +87,11 @@ fn a_webauthn_token_registers_in_two_steps_and_answers_its_challenges_once() {
     // A user handle that is not the credential owner's (the serial, for a webauthn token).
     let (tx, sign) = rp.challenge("alice");
     let handled = a.get(&sign, json!({ "counter": 50 }));
-    let mut params = vec![
-        ("transaction_id", tx.as_str()),
-        ("user", "alice"),
-        ("realm", "test"),
-        ("pass", ""),
-        ("credentialid", handled["credential_id"].as_str().unwrap()),
-        ("clientdata", handled["client_data_json"].as_str().unwrap()),
-        ("signaturedata", handled["signature"].as_str().unwrap()),
-        ("authenticatordata", handled["authenticator_data"].as_str().unwrap()),
-    ];
-    params.push(("userhandle", "someone-else"));
-    assert!(!accepted(&rp.check(&params)), "another user's handle");
+    let v = rp.answer_with(Some("alice"), &tx, &handled, Some("someone-else"));
+    assert!(!accepted(&v), "another user's handle");
     assert!(rp.last_audit(&serial)["detail"].as_str().unwrap().contains("user handle"));
     // The serial's characters as sent, as privacyIDEA's clients have sent them, are the owner's.
-    params.pop();
-    params.push(("userhandle", &serial));
-    let v = rp.check(&params);
+    let v = rp.answer_with(Some("alice"), &tx, &handled, Some(&serial));
     assert!(accepted(&v), "the serial as user handle: {v}");
 
     // An assertion made for one challenge does not answer another.
@@ -317,7 +111,7 @@ fn a_webauthn_token_registers_in_two_steps_and_answers_its_challenges_once() {
     assert!(accepted(&rp.answer(Some("alice"), &tx, &a.get(&sign, json!({ "counter": 201 })))));
 
     // Another user's credential does not answer alice's challenge, even when sent as alice.
-    let (b, _, _) = rp.enrol("bob");
+    let (b, _, _) = enrol(&rp, "bob");
     let (tx, sign) = rp.challenge("alice");
     let v = rp.answer(Some("alice"), &tx, &b.get(&sign, json!({})));
     assert!(!accepted(&v), "{v}");
@@ -347,18 +141,18 @@ fn attestation_is_trusted_only_through_a_configured_root_and_aaguids_are_allowed
     let trusted = make_root("trusted");
     let other = make_root("other");
     let trusted_path = roots.path().join("trusted.pem");
-    let rp = Rp::start(&format!("[webauthn]\nattestation_roots = [\"{}\"]\n", trusted_path.display()));
+    let rp = RelyingParty::start(&format!("[webauthn]\nattestation_roots = [\"{}\"]\n", trusted_path.display()));
     rp.policy("level", "enrollment", "webauthn_authenticator_attestation_level=trusted");
     let aaguid = "0102030405060708090a0b0c0d0e0f10";
     let x5c = |root: &(String, String)| json!({ "attestation": "packed-x5c", "ca_key_pem": root.0, "ca_cert_pem": root.1, "aaguid": aaguid });
     // From another root: refused; self attestation: refused; from the configured root: accepted.
     let request = rp.begin("alice");
-    let (_, made) = Authenticator::create(rp.dir.path(), "o", &request, ORIGIN, x5c(&other));
+    let (_, made) = SoftCredential::create(rp.state_file("o"), &request, x5c(&other));
     let (status, v) = rp.finish(&request, &made);
     assert_eq!(status, 400, "another root: {v}");
-    let (_, made) = Authenticator::create(rp.dir.path(), "s", &request, ORIGIN, json!({}));
+    let (_, made) = SoftCredential::create(rp.state_file("s"), &request, json!({}));
     assert_eq!(rp.finish(&request, &made).0, 400, "self attestation under level trusted");
-    let (_, made) = Authenticator::create(rp.dir.path(), "t", &request, ORIGIN, x5c(&trusted));
+    let (_, made) = SoftCredential::create(rp.state_file("t"), &request, x5c(&trusted));
     let (status, v) = rp.finish(&request, &made);
     assert_eq!((status, &v["detail"]["attestation"]), (200, &json!("packed/basic-trusted")), "{v}");
     assert_eq!(v["detail"]["aaguid"], aaguid);
@@ -367,85 +161,61 @@ fn attestation_is_trusted_only_through_a_configured_root_and_aaguids_are_allowed
     rp.policy("models", "enrollment", "webauthn_authenticator_selection_list=ffffffffffffffffffffffffffffffff");
     let request = rp.begin("bob");
     assert_eq!(request["authenticatorSelectionList"], json!(["ffffffffffffffffffffffffffffffff"]));
-    let (_, made) = Authenticator::create(rp.dir.path(), "b", &request, ORIGIN, x5c(&trusted));
+    let (_, made) = SoftCredential::create(rp.state_file("b"), &request, x5c(&trusted));
     let (status, v) = rp.finish(&request, &made);
     assert_eq!(status, 400, "{v}");
     assert!(v["result"]["error"]["message"].as_str().unwrap().contains("webauthn_authenticator_selection_list"));
-    let (_, made) = Authenticator::create(
-        rp.dir.path(),
-        "b2",
+    let (_, made) = SoftCredential::create(
+        rp.state_file("b2"),
         &request,
-        ORIGIN,
         json!({ "attestation": "packed-x5c", "ca_key_pem": trusted.0, "ca_cert_pem": trusted.1,
                 "aaguid": "ffffffffffffffffffffffffffffffff" }),
     );
     assert_eq!(rp.finish(&request, &made).0, 200);
 }
 
-impl Rp {
-    /// Enrols a passkey for `user` in two steps (`detail.passkey_registration`, whose challenge
-    /// the authenticator signs as the string's UTF-8 bytes, as privacyIDEA's clients do).
-    fn enrol_passkey(&self, user: &str) -> (Authenticator, String) {
-        let v = self.admin("/token/init", &[("type", "passkey"), ("user", user), ("realm", "test")]);
-        let reg = &v["detail"]["passkey_registration"];
-        assert_eq!(reg["authenticatorSelection"]["residentKey"], "required", "{v}");
-        assert_eq!(reg["rp"], json!({ "id": RP, "name": "Example Corp" }));
-        let serial = v["detail"]["serial"].as_str().unwrap().to_owned();
-        let challenge = reg["challenge"].as_str().unwrap();
-        let state = self.dir.path().join(format!("{user}-passkey.json"));
-        let made = soft(
-            "create",
-            &json!({
-                "rp_id": RP,
-                "origin": ORIGIN,
-                // The UTF-8 bytes of the challenge string are what is signed.
-                "challenge": base64url(challenge.as_bytes()),
-                "user_id": reg["user"]["id"],
-                "user_name": user,
-                "attestation": "none",
-                "state": state.to_str().unwrap(),
-            }),
-        );
-        let (status, v) = self.admin_status(
-            "/token/init",
-            &[
-                ("type", "passkey"),
-                ("serial", &serial),
-                ("transaction_id", v["detail"]["transaction_id"].as_str().unwrap()),
-                ("attestationObject", made["attestation_object"].as_str().unwrap()),
-                ("clientDataJSON", made["client_data_json"].as_str().unwrap()),
-                ("credential_id", made["credential_id"].as_str().unwrap()),
-            ],
-        );
-        assert_eq!(status, 200, "{v}");
-        (Authenticator { state }, serial)
-    }
+/// Enrols a passkey for `user` in two steps (`detail.passkey_registration`, whose challenge the
+/// authenticator signs as the string's UTF-8 bytes, as privacyIDEA's clients do).
+fn enrol_passkey(rp: &RelyingParty, user: &str) -> (SoftCredential, String) {
+    let (serial, tx, reg) = rp.begin_passkey(user);
+    assert_eq!(reg["rp"], json!({ "id": RP_ID, "name": RP_NAME }));
+    let state = rp.state_file(&format!("{user}-passkey"));
+    let made = soft(
+        "create",
+        &json!({
+            "rp_id": RP_ID,
+            "origin": ORIGIN,
+            // The UTF-8 bytes of the challenge string are what is signed.
+            "challenge": b64url(text(&reg, "challenge").as_bytes()),
+            "user_id": reg["user"]["id"],
+            "user_name": user,
+            "attestation": "none",
+            "state": state.to_str().unwrap(),
+        }),
+    );
+    let (status, v) = rp.finish_passkey(&serial, &tx, &made);
+    assert_eq!(status, 200, "{v}");
+    (SoftCredential { state }, serial)
+}
 
-    /// A usernameless sign-in's challenge: its transaction id and challenge string.
-    fn initialize(&self) -> (String, String) {
-        let (status, v) = send(self.port, Shape::Form, "POST", "/validate/initialize", &[("type", "passkey")], &[]);
-        assert_eq!(status, 200, "{v}");
-        let p = v["detail"]["passkey"].clone();
-        assert_eq!(p["rpId"], json!(RP), "{v}");
-        (p["transaction_id"].as_str().unwrap().to_owned(), p["challenge"].as_str().unwrap().to_owned())
-    }
+/// A usernameless sign-in's challenge: its transaction id and challenge string.
+fn initialize(rp: &RelyingParty) -> (String, String) {
+    let p = rp.initialize_passkey();
+    (text(&p, "transaction_id").to_owned(), text(&p, "challenge").to_owned())
+}
 
-    /// The passkey's answer to sign-in `tx` sent to `path` (`/validate/check` or `/auth`), with
-    /// `extra` authenticator options: status and answer.
-    fn passkey_answer(&self, path: &str, who: &Authenticator, tx: &str, challenge: &str, extra: Value) -> (u16, Value) {
-        let a = who.get(&json!({ "rpId": RP, "challenge": base64url(challenge.as_bytes()) }), extra);
-        let mut params = vec![
-            ("transaction_id", tx),
-            ("credential_id", a["credential_id"].as_str().unwrap()),
-            ("authenticatorData", a["authenticator_data"].as_str().unwrap()),
-            ("clientDataJSON", a["client_data_json"].as_str().unwrap()),
-            ("signature", a["signature"].as_str().unwrap()),
-        ];
-        if let Some(h) = a["user_handle"].as_str() {
-            params.push(("userHandle", h));
-        }
-        send(self.port, Shape::Json, "POST", path, &params, &[])
-    }
+/// The passkey's answer to sign-in `tx` sent to `path` (`/validate/check` or `/auth`), with
+/// `extra` authenticator options: status and answer.
+fn passkey_answer(
+    rp: &RelyingParty,
+    path: &str,
+    who: &SoftCredential,
+    tx: &str,
+    challenge: &str,
+    extra: Value,
+) -> (u16, Value) {
+    let a = who.get(&json!({ "rpId": RP_ID, "challenge": b64url(challenge.as_bytes()) }), extra);
+    rp.passkey_answer(path, tx, &a)
 }
 
 /// A passkey: enrolled in two steps, then a usernameless sign-in: `/validate/initialize
@@ -453,25 +223,25 @@ impl Rp {
 /// per challenge; refused for a disabled token and for a user the resolver no longer knows.
 #[test]
 fn a_passkey_signs_in_without_a_user_name_once_per_challenge() {
-    let rp = Rp::start("");
-    let (alice, serial) = rp.enrol_passkey("alice");
-    let (bob, _) = rp.enrol_passkey("bob");
+    let rp = RelyingParty::start("");
+    let (alice, serial) = enrol_passkey(&rp, "alice");
+    let (bob, _) = enrol_passkey(&rp, "bob");
     // A passkey takes part in no PIN check.
     let v = rp.check(&[("user", "alice"), ("realm", "test"), ("pass", "")]);
     assert_eq!(v["result"]["authentication"], "REJECT", "{v}");
-    let sign_in = |who: &Authenticator, tx: &str, challenge: &str| {
-        let (status, v) = rp.passkey_answer("/validate/check", who, tx, challenge, json!({}));
+    let sign_in = |who: &SoftCredential, tx: &str, challenge: &str| {
+        let (status, v) = passkey_answer(&rp, "/validate/check", who, tx, challenge, json!({}));
         assert_eq!(status, 200, "{v}");
         v
     };
-    let (tx, challenge) = rp.initialize();
+    let (tx, challenge) = initialize(&rp);
     let v = sign_in(&alice, &tx, &challenge);
     assert!(accepted(&v), "{v}");
     assert_eq!((&v["detail"]["username"], &v["detail"]["serial"]), (&json!("alice"), &json!(serial)), "{v}");
     assert!(rp.last_audit(&serial)["detail"].as_str().unwrap().contains("passkey sign-in"));
     // Without its user handle a sign-in identifies nobody: refused.
-    let (tx2, challenge2) = rp.initialize();
-    let (_, v) = rp.passkey_answer("/validate/check", &alice, &tx2, &challenge2, json!({ "user_handle": false }));
+    let (tx2, challenge2) = initialize(&rp);
+    let (_, v) = passkey_answer(&rp, "/validate/check", &alice, &tx2, &challenge2, json!({ "user_handle": false }));
     assert!(!accepted(&v), "no user handle: {v}");
     // The challenge is spent: neither a replay nor another passkey answers it.
     assert!(!accepted(&sign_in(&alice, &tx, &challenge)), "a second answer to one sign-in");
@@ -486,23 +256,23 @@ fn a_passkey_signs_in_without_a_user_name_once_per_challenge() {
     let entry = &v["detail"]["multi_challenge"][0];
     assert_eq!(
         (&entry["type"], &entry["client_mode"], &entry["rpId"]),
-        (&json!("passkey"), &json!("webauthn"), &json!(RP))
+        (&json!("passkey"), &json!("webauthn"), &json!(RP_ID))
     );
     let (tx, challenge) = (entry["transaction_id"].as_str().unwrap(), entry["challenge"].as_str().unwrap());
-    let (_, v) = rp.passkey_answer("/validate/check", &alice, tx, challenge, json!({}));
+    let (_, v) = passkey_answer(&rp, "/validate/check", &alice, tx, challenge, json!({}));
     assert!(accepted(&v), "{v}");
     assert_eq!(v["detail"]["username"], "alice", "{v}");
-    let (_, v) = rp.passkey_answer("/validate/check", &alice, tx, challenge, json!({}));
+    let (_, v) = passkey_answer(&rp, "/validate/check", &alice, tx, challenge, json!({}));
     assert!(!accepted(&v), "its challenge is spent: {v}");
     // A disabled passkey signs in no more.
     rp.admin("/token/disable", &[("serial", &serial)]);
-    let (tx, challenge) = rp.initialize();
+    let (tx, challenge) = initialize(&rp);
     assert!(!accepted(&sign_in(&alice, &tx, &challenge)), "a disabled passkey");
     // Nor does the passkey of a user the resolver no longer knows.
-    let (tx, challenge) = rp.initialize();
+    let (tx, challenge) = initialize(&rp);
     assert!(accepted(&sign_in(&bob, &tx, &challenge)), "bob, while he exists");
     std::fs::write(rp.dir.path().join("passwd"), "alice:x:1000:1000:alice,,,:/home/alice:/bin/sh\n").unwrap();
-    let (tx, challenge) = rp.initialize();
+    let (tx, challenge) = initialize(&rp);
     let v = sign_in(&bob, &tx, &challenge);
     assert!(!accepted(&v), "a deleted user's passkey: {v}");
 }
@@ -512,37 +282,34 @@ fn a_passkey_signs_in_without_a_user_name_once_per_challenge() {
 /// only; a passkey of a user who is no API admin, or of a realm not listed, opens none.
 #[test]
 fn a_passkey_signs_an_api_admin_in_from_an_admin_realm_with_user_verification() {
-    let rp = Rp::start("[webauthn]\nadmin_realms = [\"test\"]\n");
-    let out = rp.d.cli_stdin(&["privacyidea", "admin-add", "alice"], "a long admin password\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (alice, _) = rp.enrol_passkey("alice");
-    let (bob, _) = rp.enrol_passkey("bob");
+    let rp = RelyingParty::start("[webauthn]\nadmin_realms = [\"test\"]\n");
+    rp.add_api_admin("alice");
+    let (alice, _) = enrol_passkey(&rp, "alice");
+    let (bob, _) = enrol_passkey(&rp, "bob");
     // Without user verification: refused, whatever the policies say.
-    let (tx, challenge) = rp.initialize();
-    let (status, v) = rp.passkey_answer("/auth", &alice, &tx, &challenge, json!({ "uv": false }));
+    let (tx, challenge) = initialize(&rp);
+    let (status, v) = passkey_answer(&rp, "/auth", &alice, &tx, &challenge, json!({ "uv": false }));
     assert_eq!(status, 401, "{v}");
-    let (tx, challenge) = rp.initialize();
-    let (status, v) = rp.passkey_answer("/auth", &alice, &tx, &challenge, json!({}));
+    let (tx, challenge) = initialize(&rp);
+    let (status, v) = passkey_answer(&rp, "/auth", &alice, &tx, &challenge, json!({}));
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["result"]["value"]["username"], "alice", "{v}");
     let token = v["result"]["value"]["token"].as_str().unwrap();
     let (status, v) = send(rp.port, Shape::Query, "GET", "/token/", &[], &[("Authorization", token)]);
     assert_eq!(status, 200, "the session works: {v}");
     // bob has a passkey in the admin realm but is no API admin.
-    let (tx, challenge) = rp.initialize();
-    assert_eq!(rp.passkey_answer("/auth", &bob, &tx, &challenge, json!({})).0, 401);
-    let audit = rp.d.auth_audit();
-    let last = audit.iter().filter(|r| r["action"] == "api/auth").max_by_key(|r| r["id"].as_i64().unwrap()).unwrap();
+    let (tx, challenge) = initialize(&rp);
+    assert_eq!(passkey_answer(&rp, "/auth", &bob, &tx, &challenge, json!({})).0, 401);
+    let last = rp.last_login_audit();
     assert!(last["detail"].as_str().unwrap().contains("no API admin"), "{last}");
 }
 
 /// Without `webauthn.admin_realms`, no passkey signs an API admin in.
 #[test]
 fn no_passkey_signs_an_api_admin_in_unless_its_realm_is_listed() {
-    let rp = Rp::start("");
-    let out = rp.d.cli_stdin(&["privacyidea", "admin-add", "alice"], "a long admin password\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let (alice, _) = rp.enrol_passkey("alice");
-    let (tx, challenge) = rp.initialize();
-    assert_eq!(rp.passkey_answer("/auth", &alice, &tx, &challenge, json!({})).0, 401);
+    let rp = RelyingParty::start("");
+    rp.add_api_admin("alice");
+    let (alice, _) = enrol_passkey(&rp, "alice");
+    let (tx, challenge) = initialize(&rp);
+    assert_eq!(passkey_answer(&rp, "/auth", &alice, &tx, &challenge, json!({})).0, 401);
 }

@@ -28,233 +28,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use countersign_tests::privacyidea::{send, session, Shape, ADMIN};
-use countersign_tests::{http, request, Daemon, WEBAUTHN_PLUGIN};
+use countersign_tests::privacyidea::{send, Shape};
+use countersign_tests::webauthn::{
+    accepted, pi_creation_options, pi_request_options, rp_policy, text, unb64url, Browser, RelyingParty,
+};
 use serde_json::{json, Value};
 
-const SKIP_VAR: &str = "COUNTERSIGN_SKIP_BROWSER";
-const INSTALL: &str = "run scripts/install-deps.sh (`make deps`), or set COUNTERSIGN_SKIP_BROWSER=1 to skip locally";
-/// How long one answer of the driver may take (the browser's start included, for the first).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 const RP_NAME: &str = "Countersign browser test";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate lies in the workspace").to_path_buf()
-}
-
-/// The driver process (Chromium with one virtual authenticator), spoken to in JSON lines.
-struct Browser {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    answers: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-    /// `http://localhost:<port>`, the page's origin.
-    origin: String,
-}
-
-impl Browser {
-    /// Starts the driver; `None` when the browser tests are skipped (`COUNTERSIGN_SKIP_BROWSER=1`).
-    fn start(test: &str) -> Option<Browser> {
-        Browser::start_with(test, &[])
-    }
-
-    /// [`Browser::start`] with the driver's `args` (`--user-verification=false`, ...).
-    fn start_with(test: &str, args: &[&str]) -> Option<Browser> {
-        if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
-            println!("{test}: skipped ({SKIP_VAR}=1): the Chromium WebAuthn checks did not run");
-            return None;
-        }
-        let chromium = std::env::var("COUNTERSIGN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-        let playwright = repo().join(".tools/node/node_modules/playwright-core/package.json");
-        let node = Command::new("node").arg("--version").output();
-        assert!(node.is_ok_and(|o| o.status.success()), "node (Node.js) is missing: {INSTALL}");
-        assert!(Path::new(&chromium).exists(), "Chromium is missing at {chromium}: {INSTALL}");
-        assert!(playwright.exists(), "playwright-core is missing ({} not found): {INSTALL}", playwright.display());
-
-        let started = Instant::now();
-        let mut child = Command::new("node")
-            .arg(repo().join("tests/tools/webauthn_browser/driver.mjs"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("node starts the driver");
-        let stdout = child.stdout.take().expect("driver stdout");
-        let (tx, answers) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        let child_stderr = child.stderr.take().expect("driver stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(child_stderr).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("driver: {line}");
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let stdin = child.stdin.take();
-        let mut browser = Browser { child, stdin, answers, stderr, origin: String::new() };
-        let info = browser.ok(json!({ "op": "info" }));
-        assert_eq!(info["rp_id"], "localhost", "{info}");
-        browser.origin = info["origin"].as_str().expect("info.origin").to_owned();
-        println!(
-            "{test}: Chromium {} ready at {} in {} ms (browser and authenticator {} ms)",
-            info["browser"].as_str().unwrap_or("?"),
-            browser.origin,
-            started.elapsed().as_millis(),
-            info["startup_ms"]
-        );
-        Some(browser)
-    }
-
-    /// Sends `command`; the answer, whatever it says.
-    fn call(&mut self, command: &Value) -> Value {
-        let stdin = self.stdin.as_mut().expect("driver stdin");
-        writeln!(stdin, "{command}").and_then(|()| stdin.flush()).unwrap_or_else(|e| {
-            panic!("cannot write to the driver ({e}); its stderr: {}", self.stderr.lock().unwrap())
-        });
-        match self.answers.recv_timeout(ANSWER_TIMEOUT) {
-            Ok(line) => {
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("driver answered non-JSON {line:?}: {e}"))
-            }
-            Err(e) => {
-                // Give a driver that is exiting a moment to say why.
-                std::thread::sleep(Duration::from_millis(200));
-                panic!(
-                    "no answer from the driver to {} ({e}); its stderr: {}",
-                    command["op"],
-                    self.stderr.lock().unwrap()
-                )
-            }
-        }
-    }
-
-    /// Sends `command`; the answer, which must be `ok`.
-    fn ok(&mut self, command: Value) -> Value {
-        let answer = self.call(&command);
-        assert_eq!(answer["ok"], true, "{} failed: {answer}", command["op"]);
-        answer
-    }
-
-    /// Runs a ceremony (`create` or `get`) with `public_key`, printing how long it took: the
-    /// browser's answer (`ok` false when it refused).
-    fn ceremony(&mut self, label: &str, op: &str, public_key: Value) -> Value {
-        let t = Instant::now();
-        let answer = self.call(&json!({ "op": op, "publicKey": public_key }));
-        println!("  {label}: {} ms", t.elapsed().as_millis());
-        answer
-    }
-
-    /// The sign count the virtual authenticator keeps for `credential_id` (base64url).
-    fn sign_count(&mut self, credential_id: &str) -> u64 {
-        let creds = self.ok(json!({ "op": "credentials" }));
-        let c = creds["credentials"].as_array().unwrap().iter().find(|c| c["id"] == credential_id);
-        c.unwrap_or_else(|| panic!("the authenticator has no credential {credential_id}: {creds}"))["signCount"]
-            .as_u64()
-            .unwrap()
-    }
-
-    fn set_uv(&mut self, verified: bool) {
-        self.ok(json!({ "op": "set_uv", "verified": verified }));
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = writeln!(stdin, r#"{{"op":"quit"}}"#);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn b64url(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn unb64url(v: &Value) -> Vec<u8> {
-    URL_SAFE_NO_PAD.decode(v.as_str().unwrap_or_else(|| panic!("{v} is not a string"))).unwrap()
-}
 
 /// The driver's base64url bytes in standard base64 with padding, as privacyIDEA's web UI sends
 /// WebAuthn's binaries (its `Base64Service.bytesToBase64`, `btoa`).
 fn b64std(v: &Value) -> String {
     STANDARD.encode(unb64url(v))
-}
-
-/// The creation options privacyIDEA's client (`pi_webauthn.register` in its `pi-webauthn.js`;
-/// its newer web UI maps the same fields) builds from `webAuthnRegisterRequest`, in the driver's
-/// JSON form (byte strings base64url, which the page decodes as the client does):
-/// `challenge` is the `nonce` base64url-decoded, `user.id` the UTF-8 bytes of `serialNumber`,
-/// `rp` the `relyingParty`, `pubKeyCredParams` the `pubKeyCredAlgorithms`, `timeout` (60000)
-/// and `attestation` (`direct`) as given, `authenticatorSelection` when given, the
-/// `authenticatorSelectionList` as the `authnSel` extension, `excludeCredentials` by id.
-fn pi_creation_options(request: &Value) -> Value {
-    let serial = request["serialNumber"].as_str().unwrap();
-    let mut options = json!({
-        "challenge": request["nonce"],
-        "rp": request["relyingParty"],
-        "user": { "id": b64url(serial.as_bytes()), "name": request["name"], "displayName": request["displayName"] },
-        "pubKeyCredParams": request["pubKeyCredAlgorithms"],
-        "timeout": request.get("timeout").cloned().unwrap_or(json!(60000)),
-        "attestation": request.get("attestation").cloned().unwrap_or(json!("direct")),
-        "extensions": {},
-    });
-    if let Some(s) = request.get("authenticatorSelection") {
-        options["authenticatorSelection"] = s.clone();
-    }
-    if let Some(list) = request.get("authenticatorSelectionList") {
-        options["extensions"]["authnSel"] = list.clone();
-    }
-    if let Some(exclude) = request.get("excludeCredentials").and_then(Value::as_array) {
-        options["excludeCredentials"] = exclude
-            .iter()
-            .map(|x| json!({ "id": x["id"], "transports": x["transports"], "type": x["type"] }))
-            .collect();
-    }
-    options
-}
-
-/// The request options privacyIDEA's client (`pi_webauthn.sign`) builds from
-/// `webAuthnSignRequest`: the challenge base64url-decoded, `allowCredentials` by id with their
-/// type and transports, `rpId`, `userVerification`, `timeout` (60000).
-fn pi_request_options(sign: &Value) -> Value {
-    json!({
-        "challenge": sign["challenge"],
-        "allowCredentials": sign["allowCredentials"].as_array().unwrap().iter()
-            .map(|x| json!({ "id": x["id"], "type": x["type"], "transports": x["transports"] }))
-            .collect::<Vec<_>>(),
-        "rpId": sign["rpId"],
-        "userVerification": sign["userVerification"],
-        "timeout": sign.get("timeout").cloned().unwrap_or(json!(60000)),
-    })
 }
 
 /// The creation options privacyIDEA's web UI (its `EnrollPasskeyComponent`) builds from
@@ -292,174 +81,54 @@ fn pi_passkey_request_options(passkey: &Value) -> Value {
     json!({ "challenge_text": challenge, "rpId": passkey["rpId"], "userVerification": "required" })
 }
 
-/// A daemon with the webauthn plugin and an HTTP listener, an API admin, a realm `test` over a
-/// passwd resolver with alice and bob, and the relying party `localhost` whose allowed origin is
-/// the browser's page.
-struct Rp {
-    d: Daemon,
-    port: u16,
-    auth: String,
-    _dir: tempfile::TempDir,
+/// The relying party `localhost` whose allowed origin is the browser's page (`origin`), with
+/// `config` (more TOML) for the daemon.
+fn relying_party(origin: &str, config: &str) -> RelyingParty {
+    let started = Instant::now();
+    let rp = RelyingParty::start_for("localhost", RP_NAME, Some(origin), config);
+    println!("  daemon with the relying party ready in {} ms", started.elapsed().as_millis());
+    rp
 }
 
-impl Rp {
-    fn start(origin: &str) -> Rp {
-        Rp::start_with(origin, "")
-    }
-
-    /// [`Rp::start`] with `config` (more TOML) for the daemon.
-    fn start_with(origin: &str, config: &str) -> Rp {
-        let started = Instant::now();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let d = Daemon::with_plugins(
-            &[WEBAUTHN_PLUGIN],
-            &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[validate]\nthrottle_base_ms = 0\n{config}"),
-        );
-        let out = d.cli_stdin(&["privacyidea", "admin-add", ADMIN.0], &format!("{}\n", ADMIN.1));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let auth = session(port);
-        let dir = tempfile::tempdir().unwrap();
-        let passwd = dir.path().join("passwd");
-        std::fs::write(
-            &passwd,
-            "alice:x:1000:1000:alice,,,:/home/alice:/bin/sh\nbob:x:1001:1001:bob,,,:/home/bob:/bin/sh\n",
-        )
-        .unwrap();
-        let rp = Rp { d, port, auth, _dir: dir };
-        rp.admin("/resolver/files", &[("type", "passwdresolver"), ("fileName", passwd.to_str().unwrap())]);
-        rp.admin("/realm/test", &[("resolvers", "files")]);
-        rp.policy(
-            "rp",
-            "enrollment",
-            &format!(
-                "webauthn_relying_party_id=localhost, webauthn_relying_party_name={RP_NAME}, \
-                 webauthn_allowed_origins={origin}"
-            ),
-        );
-        println!("  daemon with the relying party ready in {} ms", started.elapsed().as_millis());
-        rp
-    }
-
-    fn admin(&self, path: &str, params: &[(&str, &str)]) -> Value {
-        let (status, v) = self.admin_status(path, params);
-        assert!(status == 200 && v["result"]["status"] == true, "POST {path} -> {status} {v}");
-        v
-    }
-
-    fn admin_status(&self, path: &str, params: &[(&str, &str)]) -> (u16, Value) {
-        send(self.port, Shape::Form, "POST", path, params, &[("Authorization", &self.auth)])
-    }
-
-    fn policy(&self, name: &str, scope: &str, action: &str) {
-        self.admin(&format!("/policy/{name}"), &[("scope", scope), ("action", action), ("active", "true")]);
-    }
-
-    /// privacyIDEA's `/validate/check`.
-    fn check(&self, params: &[(&str, &str)]) -> Value {
-        let (status, v) = send(self.port, Shape::Form, "POST", "/validate/check", params, &[]);
-        assert_eq!(status, 200, "{v}");
-        v
-    }
-
-    /// A PIN-only check of `user`: the transaction id and the sign request of its one challenge.
-    fn challenge(&self, user: &str) -> (String, Value) {
-        let v = self.check(&[("user", user), ("realm", "test"), ("pass", "1234")]);
-        assert_eq!(v["result"]["authentication"], "CHALLENGE", "{v}");
-        let c = &v["detail"]["multi_challenge"][0];
-        assert_eq!(c["client_mode"], "webauthn", "{v}");
-        (c["transaction_id"].as_str().unwrap().to_owned(), c["attributes"]["webAuthnSignRequest"].clone())
-    }
-
-    /// The answer to transaction `tx` with the browser's `assertion` (its `get` answer), as
-    /// privacyIDEA's client sends it: the check's answer.
-    fn answer(&self, user: &str, tx: &str, assertion: &Value) -> Value {
-        let r = &assertion["response"];
-        // pi-webauthn.js sends a user handle only when the authenticator gave one, as the text
-        // its bytes spell (the serial).
-        let handle = (!r["userHandle"].is_null()).then(|| String::from_utf8(unb64url(&r["userHandle"])).unwrap());
-        let mut params = vec![
-            ("user", user),
-            ("realm", "test"),
-            ("transaction_id", tx),
-            ("pass", ""),
-            ("credentialid", assertion["id"].as_str().unwrap()),
-            ("clientdata", r["clientDataJSON"].as_str().unwrap()),
-            ("signaturedata", r["signature"].as_str().unwrap()),
-            ("authenticatordata", r["authenticatorData"].as_str().unwrap()),
-        ];
-        if let Some(h) = &handle {
-            params.push(("userhandle", h));
-        }
-        self.check(&params)
-    }
-
-    /// The newest audit row of token `serial`.
-    fn last_audit(&self, serial: &str) -> Value {
-        self.d
-            .auth_audit()
-            .into_iter()
-            .filter(|r| r["serial"] == serial)
-            .max_by_key(|r| r["id"].as_i64().unwrap())
-            .unwrap_or_else(|| panic!("no audit row for {serial}"))
-    }
-
-    /// The sign count the newest audit row of `serial` reports for an accepted assertion.
-    fn audited_sign_count(&self, serial: &str) -> u64 {
-        let row = self.last_audit(serial);
-        let detail = row["detail"].as_str().unwrap_or_default();
-        assert!(row["result"] == "accept" && detail.contains("WebAuthn assertion"), "{row}");
-        let at = detail.find("sign count ").unwrap_or_else(|| panic!("no sign count audited: {row}"));
-        detail[at + "sign count ".len()..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
-    }
-
-    /// A request on admin.sock: status and answer.
-    fn native_admin(&self, body: Value) -> (u16, Value) {
-        request(&self.d.admin_sock(), "POST", "/v1/admin/tokens", Some(body.to_string().into_bytes()))
-    }
-
-    /// `body` POSTed as JSON, as privacyIDEA's web UI (Angular's `HttpClient`) sends it, with
-    /// the `authorization` header when given: status and answer.
-    fn post_json(&self, path: &str, body: &Value, authorization: Option<&str>) -> (u16, Value) {
-        let mut headers = vec![("Content-Type", "application/json")];
-        if let Some(a) = authorization {
-            headers.push(("Authorization", a));
-        }
-        let (status, text) = http(self.port, "POST", path, &headers, &body.to_string());
-        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("POST {path} -> {status} {text:?}: {e}")))
-    }
-
-    /// A usernameless sign-in as privacyIDEA's web UI starts it (`POST /validate/initialize`
-    /// with `{"type": "passkey"}`): `detail.passkey`.
-    fn passkey_sign_in(&self) -> Value {
-        let (status, v) = self.post_json("/validate/initialize", &json!({ "type": "passkey" }), None);
-        assert_eq!(status, 200, "{v}");
-        assert_eq!((&v["result"]["value"], &v["result"]["authentication"]), (&json!(false), &json!("REJECT")), "{v}");
-        let p = v["detail"]["passkey"].clone();
-        assert_eq!(p["rpId"], "localhost", "{v}");
-        assert_eq!(p["transaction_id"], v["detail"]["transaction_id"], "{v}");
-        p
-    }
-
-    /// The browser's `assertion` answering passkey sign-in `tx` at `path` (`/validate/check`,
-    /// or `/auth` for an API admin), as privacyIDEA's web UI sends it: no user, the credential's
-    /// id as the browser gives it, the binaries in standard base64: status and answer.
-    fn passkey_answer(&self, path: &str, tx: &str, assertion: &Value) -> (u16, Value) {
-        let r = &assertion["response"];
-        assert!(!r["userHandle"].is_null(), "a discoverable credential gives its user handle: {assertion}");
-        let body = json!({
-            "transaction_id": tx,
-            "credential_id": assertion["id"],
-            "authenticatorData": b64std(&r["authenticatorData"]),
-            "clientDataJSON": b64std(&r["clientDataJSON"]),
-            "signature": b64std(&r["signature"]),
-            "userHandle": b64std(&r["userHandle"]),
-        });
-        self.post_json(path, &body, None)
-    }
+/// The browser's `get` answer in the authenticator programs' form (`credential_id`,
+/// `client_data_json`, `signature`, `authenticator_data`, `user_handle`), each binary by `encode`.
+fn assertion_parts(assertion: &Value, encode: fn(&Value) -> Value) -> Value {
+    let r = &assertion["response"];
+    json!({
+        "credential_id": assertion["id"],
+        "client_data_json": encode(&r["clientDataJSON"]),
+        "signature": encode(&r["signature"]),
+        "authenticator_data": encode(&r["authenticatorData"]),
+        "user_handle": if r["userHandle"].is_null() { Value::Null } else { encode(&r["userHandle"]) },
+    })
 }
 
-fn accepted(v: &Value) -> bool {
-    v["result"]["authentication"] == "ACCEPT" && v["result"]["value"] == true
+/// The answer to transaction `tx` with the browser's `assertion` (its `get` answer), as
+/// privacyIDEA's client sends it (a user handle only when the authenticator gave one, as the
+/// text its bytes spell): the check's answer.
+fn pi_answer(rp: &RelyingParty, user: &str, tx: &str, assertion: &Value) -> Value {
+    rp.answer_as_client(user, tx, &assertion_parts(assertion, Value::clone))
+}
+
+/// A usernameless sign-in as privacyIDEA's web UI starts it (`POST /validate/initialize` with
+/// `{"type": "passkey"}`): `detail.passkey`.
+fn passkey_sign_in(rp: &RelyingParty) -> Value {
+    let (status, v) = rp.post_json("/validate/initialize", &json!({ "type": "passkey" }), None);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!((&v["result"]["value"], &v["result"]["authentication"]), (&json!(false), &json!("REJECT")), "{v}");
+    let p = v["detail"]["passkey"].clone();
+    assert_eq!(p["rpId"], "localhost", "{v}");
+    assert_eq!(p["transaction_id"], v["detail"]["transaction_id"], "{v}");
+    p
+}
+
+/// The browser's `assertion` answering passkey sign-in `tx` at `path` (`/validate/check`, or
+/// `/auth` for an API admin), as privacyIDEA's web UI sends it: no user, the credential's id as
+/// the browser gives it, the binaries in standard base64: status and answer.
+fn passkey_answer(rp: &RelyingParty, path: &str, tx: &str, assertion: &Value) -> (u16, Value) {
+    let r = &assertion["response"];
+    assert!(!r["userHandle"].is_null(), "a discoverable credential gives its user handle: {assertion}");
+    rp.passkey_answer(path, tx, &assertion_parts(assertion, |v| json!(b64std(v))))
 }
 
 /// privacyIDEA's `/token/init` in two steps and `/validate/check` with the browser, through the
@@ -467,31 +136,24 @@ fn accepted(v: &Value) -> bool {
 /// in twice (the count advancing in the audit, as on the authenticator), a replay refused.
 #[test]
 fn chromium_registers_and_signs_in_through_privacyideas_api() {
-    let Some(mut browser) = Browser::start("privacyidea_api") else { return };
-    let rp = Rp::start(&browser.origin);
+    let Some(mut browser) = Browser::start("privacyidea_api", &[]) else { return };
+    let rp = relying_party(&browser.origin, "");
 
     let t = Instant::now();
-    let v = rp.admin("/token/init", &[("type", "webauthn"), ("user", "alice"), ("realm", "test"), ("pin", "1234")]);
+    let request = rp.begin("alice");
     println!("  /token/init step 1: {} ms", t.elapsed().as_millis());
-    let request = v["detail"]["webAuthnRegisterRequest"].clone();
-    assert_eq!(request["relyingParty"], json!({ "id": "localhost", "name": RP_NAME }), "{v}");
-    assert_eq!(request["attestation"], "direct", "{v}");
-    let serial = request["serialNumber"].as_str().unwrap().to_owned();
-    assert_eq!(v["detail"]["serial"], serial.as_str());
+    assert_eq!(request["relyingParty"], json!({ "id": "localhost", "name": RP_NAME }), "{request}");
+    assert_eq!(request["attestation"], "direct", "{request}");
+    let serial = text(&request, "serialNumber").to_owned();
 
     let made = browser.ceremony("create (privacyIDEA's options)", "create", pi_creation_options(&request));
     assert_eq!(made["ok"], true, "Chromium refused privacyIDEA's creation options: {made}");
     let credential_id = made["rawId"].as_str().unwrap().to_owned();
     let t = Instant::now();
-    let (status, v) = rp.admin_status(
-        "/token/init",
-        &[
-            ("type", "webauthn"),
-            ("serial", &serial),
-            ("transaction_id", request["transaction_id"].as_str().unwrap()),
-            ("regdata", made["response"]["attestationObject"].as_str().unwrap()),
-            ("clientdata", made["response"]["clientDataJSON"].as_str().unwrap()),
-        ],
+    let (status, v) = rp.finish_with(
+        &request,
+        text(&made["response"], "attestationObject"),
+        text(&made["response"], "clientDataJSON"),
     );
     println!("  /token/init step 2: {} ms", t.elapsed().as_millis());
     assert_eq!(status, 200, "Chromium's registration refused: {v}");
@@ -520,7 +182,7 @@ fn chromium_registers_and_signs_in_through_privacyideas_api() {
         let handle = &assertion["response"]["userHandle"];
         assert!(handle.is_null() || unb64url(handle) == serial.as_bytes(), "{assertion}");
         let t = Instant::now();
-        let v = rp.answer("alice", &tx, &assertion);
+        let v = pi_answer(&rp, "alice", &tx, &assertion);
         println!("  /validate/check answer #{i}: {} ms", t.elapsed().as_millis());
         assert!(accepted(&v), "sign-in #{i}: {v}");
         assert_eq!(v["detail"]["serial"], serial.as_str(), "{v}");
@@ -536,17 +198,16 @@ fn chromium_registers_and_signs_in_through_privacyideas_api() {
     assert_eq!(browser.sign_count(&credential_id), counts[1], "the audit reports the authenticator's count");
 
     // The first assertion again: its challenge is spent.
-    let v = rp.answer("alice", first["tx"].as_str().unwrap(), &first["assertion"]);
+    let v = pi_answer(&rp, "alice", first["tx"].as_str().unwrap(), &first["assertion"]);
     assert!(!accepted(&v), "a replayed assertion: {v}");
-    let rows = rp.d.auth_audit();
-    let newest = rows.into_iter().max_by_key(|r| r["id"].as_i64().unwrap()).unwrap();
+    let newest = rp.newest_audit();
     let detail = newest["detail"].as_str().unwrap_or_default();
     assert!(newest["result"] == "reject" && detail.contains("no open challenge"), "{newest}");
 }
 
 /// Enrols a webauthn token for `user` through the native API, the browser answering: the
 /// serial, the browser's credential id, and the second step's status and answer.
-fn native_enrol(rp: &Rp, browser: &mut Browser, user: &str, label: &str) -> (String, String, u16, Value) {
+fn native_enrol(rp: &RelyingParty, browser: &mut Browser, user: &str, label: &str) -> (String, String, u16, Value) {
     let t = Instant::now();
     let (status, v) = rp.native_admin(json!({ "type": "webauthn", "user": user, "realm": "test", "pin": "1234" }));
     println!("  POST /v1/admin/tokens step 1 ({label}): {} ms", t.elapsed().as_millis());
@@ -575,7 +236,14 @@ fn native_enrol(rp: &Rp, browser: &mut Browser, user: &str, label: &str) -> (Str
 
 /// Signs in as `user` with its one webauthn token `serial` through the native API, the
 /// browser answering the challenge: the answer's check.
-fn native_sign_in(rp: &Rp, browser: &mut Browser, user: &str, serial: &str, credential_id: &str, label: &str) -> Value {
+fn native_sign_in(
+    rp: &RelyingParty,
+    browser: &mut Browser,
+    user: &str,
+    serial: &str,
+    credential_id: &str,
+    label: &str,
+) -> Value {
     let (status, v) = rp.d.check(json!({ "user": user, "realm": "test", "pass": "1234" }));
     assert_eq!((status, &v["result"]), (200, &json!("challenge")), "{v}");
     let c = &v["challenges"][0];
@@ -609,8 +277,8 @@ fn native_sign_in(rp: &Rp, browser: &mut Browser, user: &str, serial: &str, cred
 /// attestation refused under the default level and accepted with level `none`.
 #[test]
 fn chromium_registers_and_signs_in_through_the_native_api() {
-    let Some(mut browser) = Browser::start("native_api") else { return };
-    let rp = Rp::start(&browser.origin);
+    let Some(mut browser) = Browser::start("native_api", &[]) else { return };
+    let rp = relying_party(&browser.origin, "");
 
     let (serial, credential_id, status, v) = native_enrol(&rp, &mut browser, "bob", "direct");
     assert!((200..300).contains(&status), "Chromium's registration refused: {status} {v}");
@@ -649,23 +317,15 @@ fn chromium_registers_and_signs_in_through_the_native_api() {
 /// an origin the policies do not list.
 #[test]
 fn chromium_refusals_sign_nobody_in() {
-    let Some(mut browser) = Browser::start("refusals") else { return };
-    let rp = Rp::start(&browser.origin);
-    let v = rp.admin("/token/init", &[("type", "webauthn"), ("user", "alice"), ("realm", "test"), ("pin", "1234")]);
-    let request = v["detail"]["webAuthnRegisterRequest"].clone();
-    let serial = request["serialNumber"].as_str().unwrap().to_owned();
+    let Some(mut browser) = Browser::start("refusals", &[]) else { return };
+    let rp = relying_party(&browser.origin, "");
+    let request = rp.begin("alice");
+    let serial = text(&request, "serialNumber").to_owned();
     let made = browser.ceremony("create", "create", pi_creation_options(&request));
     assert_eq!(made["ok"], true, "{made}");
-    rp.admin(
-        "/token/init",
-        &[
-            ("type", "webauthn"),
-            ("serial", &serial),
-            ("transaction_id", request["transaction_id"].as_str().unwrap()),
-            ("regdata", made["response"]["attestationObject"].as_str().unwrap()),
-            ("clientdata", made["response"]["clientDataJSON"].as_str().unwrap()),
-        ],
-    );
+    let r = &made["response"];
+    let (status, v) = rp.finish_with(&request, text(r, "attestationObject"), text(r, "clientDataJSON"));
+    assert!(status == 200 && v["result"]["status"] == true, "POST /token/init -> {status} {v}");
 
     // User verification required by policy; the authenticator's is off.
     rp.policy("uv", "authentication", "webauthn_user_verification_requirement=required");
@@ -675,7 +335,7 @@ fn chromium_refusals_sign_nobody_in() {
     let answer = browser.ceremony("get (UV required, UV off)", "get", pi_request_options(&sign));
     if answer["ok"] == true {
         // Had the browser answered, the appliance must not accept it.
-        let v = rp.answer("alice", &tx, &answer);
+        let v = pi_answer(&rp, "alice", &tx, &answer);
         assert!(!accepted(&v), "an assertion without UV where UV is required: {v}");
         println!("  UV required, UV off: Chromium answered; the appliance refused it");
     } else {
@@ -689,7 +349,7 @@ fn chromium_refusals_sign_nobody_in() {
     options["userVerification"] = json!("discouraged");
     let assertion = browser.ceremony("get (UV required, page asks discouraged)", "get", options);
     assert_eq!(assertion["ok"], true, "{assertion}");
-    let v = rp.answer("alice", &tx, &assertion);
+    let v = pi_answer(&rp, "alice", &tx, &assertion);
     assert!(!accepted(&v), "an assertion without UV where UV is required: {v}");
     let row = rp.last_audit(&serial);
     assert!(row["result"] == "reject" && row["detail"].as_str().unwrap().contains("user verification"), "{row}");
@@ -698,21 +358,17 @@ fn chromium_refusals_sign_nobody_in() {
     let (tx, sign) = rp.challenge("alice");
     let assertion = browser.ceremony("get (UV required, UV on)", "get", pi_request_options(&sign));
     assert_eq!(assertion["ok"], true, "{assertion}");
-    let v = rp.answer("alice", &tx, &assertion);
+    let v = pi_answer(&rp, "alice", &tx, &assertion);
     assert!(accepted(&v), "{v}");
     assert!(rp.last_audit(&serial)["detail"].as_str().unwrap().contains("flags UP UV"));
 
     // Without webauthn_allowed_origins only https://localhost is allowed: the page's http
     // origin is refused.
-    rp.policy(
-        "rp",
-        "enrollment",
-        &format!("webauthn_relying_party_id=localhost, webauthn_relying_party_name={RP_NAME}"),
-    );
+    rp.policy("rp", "enrollment", &rp_policy("localhost", RP_NAME, None));
     let (tx, sign) = rp.challenge("alice");
     let assertion = browser.ceremony("get (origin not allowed)", "get", pi_request_options(&sign));
     assert_eq!(assertion["ok"], true, "{assertion}");
-    let v = rp.answer("alice", &tx, &assertion);
+    let v = pi_answer(&rp, "alice", &tx, &assertion);
     assert!(!accepted(&v), "an origin the policy does not list: {v}");
     let row = rp.last_audit(&serial);
     assert!(row["result"] == "reject" && row["detail"].as_str().unwrap().contains("origin"), "{row}");
@@ -733,26 +389,22 @@ struct Passkey {
 /// step as the web UI sends it (JSON: `type`, `serial`, `transaction_id`, `credential_id`,
 /// `rawId`, `authenticatorAttachment`, `attestationObject`, `clientDataJSON` in standard base64,
 /// `credProps`). The passkey and the second step's status and answer.
-fn pi_passkey_enrol(rp: &Rp, browser: &mut Browser, user: &str, label: &str) -> (Passkey, u16, Value) {
+fn pi_passkey_enrol(rp: &RelyingParty, browser: &mut Browser, user: &str, label: &str) -> (Passkey, u16, Value) {
     let t = Instant::now();
-    let v = rp.admin("/token/init", &[("type", "passkey"), ("user", user), ("realm", "test")]);
+    let (serial, tx, reg) = rp.begin_passkey(user);
     println!("  /token/init type=passkey step 1 ({label}): {} ms", t.elapsed().as_millis());
-    let detail = &v["detail"];
-    assert_eq!(detail["rollout_state"], "clientwait", "{v}");
-    let reg = detail["passkey_registration"].clone();
-    assert_eq!(reg["rp"], json!({ "id": "localhost", "name": RP_NAME }), "{v}");
-    assert_eq!(reg["user"]["name"], user, "{v}");
-    assert_eq!(unb64url(&reg["user"]["id"]).len(), 64, "a random 64-byte user handle: {v}");
+    assert_eq!(reg["rp"], json!({ "id": "localhost", "name": RP_NAME }), "{reg}");
+    assert_eq!(reg["user"]["name"], user, "{reg}");
+    assert_eq!(unb64url(&reg["user"]["id"]).len(), 64, "a random 64-byte user handle: {reg}");
     let selection = &reg["authenticatorSelection"];
     assert_eq!(
         (&selection["residentKey"], &selection["requireResidentKey"]),
         (&json!("required"), &json!(true)),
-        "{v}"
+        "{reg}"
     );
     let conveyance = reg["attestation"].as_str().unwrap_or_default();
-    assert!(["none", "indirect", "direct"].contains(&conveyance), "{v}");
+    assert!(["none", "indirect", "direct"].contains(&conveyance), "{reg}");
     println!("  passkey_registration: attestation {conveyance:?}, user.displayName {}", reg["user"]["displayName"]);
-    let serial = detail["serial"].as_str().unwrap().to_owned();
 
     let made = browser.ceremony(
         &format!("create ({label}, privacyIDEA's web UI options)"),
@@ -765,16 +417,14 @@ fn pi_passkey_enrol(rp: &Rp, browser: &mut Browser, user: &str, label: &str) -> 
     let props = made["clientExtensionResults"]["credProps"].clone();
     assert_eq!(props["rk"], true, "{made}");
     let credential_id = made["rawId"].as_str().unwrap().to_owned();
-    let creds = browser.ok(json!({ "op": "credentials" }));
-    let kept = creds["credentials"].as_array().unwrap().iter().find(|c| c["id"] == credential_id.as_str()).cloned();
-    let kept = kept.unwrap_or_else(|| panic!("the authenticator has no credential {credential_id}: {creds}"));
+    let kept = browser.credential(&credential_id);
     assert_eq!((&kept["isResidentCredential"], &kept["userHandle"]), (&json!(true), &reg["user"]["id"]), "{kept}");
 
     let r = &made["response"];
     let body = json!({
         "type": "passkey",
         "serial": serial,
-        "transaction_id": detail["transaction_id"],
+        "transaction_id": tx,
         "credential_id": made["id"],
         "rawId": b64std(&made["rawId"]),
         "authenticatorAttachment": made["authenticatorAttachment"],
@@ -791,17 +441,10 @@ fn pi_passkey_enrol(rp: &Rp, browser: &mut Browser, user: &str, label: &str) -> 
 
 /// A daemon whose realm `test` is an admin realm (`[webauthn] admin_realms`), with an API admin
 /// `alice` besides the owner of the same name in that realm.
-fn admin_realm_rp(origin: &str) -> Rp {
-    let rp = Rp::start_with(origin, "[webauthn]\nadmin_realms = [\"test\"]\n");
-    let out = rp.d.cli_stdin(&["privacyidea", "admin-add", "alice"], "a long admin password\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+fn admin_realm_rp(origin: &str) -> RelyingParty {
+    let rp = relying_party(origin, "[webauthn]\nadmin_realms = [\"test\"]\n");
+    rp.add_api_admin("alice");
     rp
-}
-
-/// The newest `api/auth` audit row.
-fn last_login_audit(rp: &Rp) -> Value {
-    let rows = rp.d.auth_audit();
-    rows.into_iter().filter(|r| r["action"] == "api/auth").max_by_key(|r| r["id"].as_i64().unwrap()).unwrap()
 }
 
 /// A passkey as privacyIDEA's web UI enrols and uses it, Chromium's authenticator verifying the
@@ -812,7 +455,7 @@ fn last_login_audit(rp: &Rp) -> Value {
 /// with a session that works.
 #[test]
 fn chromium_passkey_signs_in_without_a_user_name_and_signs_an_api_admin_in() {
-    let Some(mut browser) = Browser::start("passkey") else { return };
+    let Some(mut browser) = Browser::start("passkey", &[]) else { return };
     let rp = admin_realm_rp(&browser.origin);
 
     let (pk, status, v) = pi_passkey_enrol(&rp, &mut browser, "alice", "UV on");
@@ -823,7 +466,7 @@ fn chromium_passkey_signs_in_without_a_user_name_and_signs_an_api_admin_in() {
     let mut counts = Vec::new();
     let mut first = None;
     for i in 1..=2 {
-        let p = rp.passkey_sign_in();
+        let p = passkey_sign_in(&rp);
         let tx = p["transaction_id"].as_str().unwrap().to_owned();
         let assertion = browser.ceremony(
             &format!("get #{i} (privacyIDEA's web UI options, no allowCredentials)"),
@@ -834,7 +477,7 @@ fn chromium_passkey_signs_in_without_a_user_name_and_signs_an_api_admin_in() {
         assert_eq!(assertion["rawId"], pk.credential_id.as_str(), "{assertion}");
         assert_eq!(assertion["response"]["userHandle"], pk.user_handle.as_str(), "{assertion}");
         let t = Instant::now();
-        let (status, v) = rp.passkey_answer("/validate/check", &tx, &assertion);
+        let (status, v) = passkey_answer(&rp, "/validate/check", &tx, &assertion);
         println!("  /validate/check passkey answer #{i}: {} ms", t.elapsed().as_millis());
         assert_eq!(status, 200, "{v}");
         assert!(accepted(&v), "usernameless sign-in #{i}: {v}");
@@ -853,26 +496,25 @@ fn chromium_passkey_signs_in_without_a_user_name_and_signs_an_api_admin_in() {
     // The first sign-in is spent: neither its assertion again nor a fresh one of the same
     // passkey over its challenge answers it.
     let (tx, p, assertion) = first.unwrap();
-    let (status, v) = rp.passkey_answer("/validate/check", &tx, &assertion);
+    let (status, v) = passkey_answer(&rp, "/validate/check", &tx, &assertion);
     assert!(status == 200 && !accepted(&v), "a replayed passkey assertion: {status} {v}");
     let fresh = browser.ceremony("get (a spent sign-in's challenge)", "get", pi_passkey_request_options(&p));
     assert_eq!(fresh["ok"], true, "{fresh}");
-    let (status, v) = rp.passkey_answer("/validate/check", &tx, &fresh);
+    let (status, v) = passkey_answer(&rp, "/validate/check", &tx, &fresh);
     assert!(status == 200 && !accepted(&v), "a fresh assertion answering a spent sign-in: {status} {v}");
     assert_eq!(v["result"]["authentication"], "REJECT", "{v}");
     assert!(v["detail"]["username"].is_null(), "a refused sign-in names nobody: {v}");
-    let rows = rp.d.auth_audit();
-    let newest = rows.into_iter().max_by_key(|r| r["id"].as_i64().unwrap()).unwrap();
+    let newest = rp.newest_audit();
     println!("  spent sign-in refused: {}", newest["detail"]);
     assert_eq!(newest["result"], "reject", "{newest}");
 
     // The API admin alice signs in with her passkey at /auth.
-    let p = rp.passkey_sign_in();
+    let p = passkey_sign_in(&rp);
     let tx = p["transaction_id"].as_str().unwrap().to_owned();
     let assertion = browser.ceremony("get (admin login)", "get", pi_passkey_request_options(&p));
     assert_eq!(assertion["ok"], true, "{assertion}");
     let t = Instant::now();
-    let (status, v) = rp.passkey_answer("/auth", &tx, &assertion);
+    let (status, v) = passkey_answer(&rp, "/auth", &tx, &assertion);
     println!("  /auth passkey answer: {} ms", t.elapsed().as_millis());
     assert_eq!(status, 200, "the passkey login at /auth: {v}");
     let value = &v["result"]["value"];
@@ -882,10 +524,10 @@ fn chromium_passkey_signs_in_without_a_user_name_and_signs_an_api_admin_in() {
     assert_eq!(status, 200, "the passkey's session works: {list}");
     let tokens = list["result"]["value"]["tokens"].as_array().unwrap();
     assert!(tokens.iter().any(|t| t["serial"] == pk.serial.as_str() && t["tokentype"] == "passkey"), "{list}");
-    let row = last_login_audit(&rp);
+    let row = rp.last_login_audit();
     assert!(row["result"] == "ok" && row["detail"].as_str().unwrap().contains("user verified"), "{row}");
     // That login is spent too.
-    let (status, v) = rp.passkey_answer("/auth", &tx, &assertion);
+    let (status, v) = passkey_answer(&rp, "/auth", &tx, &assertion);
     assert_eq!(status, 401, "a replayed passkey login: {v}");
 }
 
@@ -899,17 +541,17 @@ fn chromium_passkey_signs_in_without_a_user_name_and_signs_an_api_admin_in() {
 /// in (no policy requires UV) but no API admin (`/auth` requires it), audited with the reason.
 #[test]
 fn a_passkey_without_user_verification_signs_no_api_admin_in() {
-    let Some(mut browser) = Browser::start_with("passkey_without_uv", &["--user-verification=false"]) else { return };
+    let Some(mut browser) = Browser::start("passkey_without_uv", &["--user-verification=false"]) else { return };
     let rp = admin_realm_rp(&browser.origin);
     let (pk, status, v) = pi_passkey_enrol(&rp, &mut browser, "alice", "no UV");
     assert_eq!(status, 200, "Chromium's passkey registration without UV refused: {v}");
 
     // privacyIDEA's web UI asks for user verification.
-    let p = rp.passkey_sign_in();
+    let p = passkey_sign_in(&rp);
     let tx = p["transaction_id"].as_str().unwrap().to_owned();
     let answer = browser.ceremony("get (web UI asks UV, no UV)", "get", pi_passkey_request_options(&p));
     if answer["ok"] == true {
-        let (status, v) = rp.passkey_answer("/auth", &tx, &answer);
+        let (status, v) = passkey_answer(&rp, "/auth", &tx, &answer);
         assert_eq!(status, 401, "an admin login without UV: {v}");
         println!("  UV required, no UV: Chromium answered; /auth refused it");
     } else {
@@ -918,12 +560,12 @@ fn a_passkey_without_user_verification_signs_no_api_admin_in() {
     }
 
     // Nor a usernameless request that lets it do without.
-    let p = rp.passkey_sign_in();
+    let p = passkey_sign_in(&rp);
     let mut options = pi_passkey_request_options(&p);
     options["userVerification"] = json!("preferred");
     let answer = browser.ceremony("get (page asks preferred, no allowCredentials)", "get", options);
     if answer["ok"] == true {
-        let (status, v) = rp.passkey_answer("/auth", p["transaction_id"].as_str().unwrap(), &answer);
+        let (status, v) = passkey_answer(&rp, "/auth", p["transaction_id"].as_str().unwrap(), &answer);
         assert_eq!(status, 401, "an admin login without UV: {v}");
         println!("  usernameless, UV preferred, no UV: Chromium answered; /auth refused it");
     } else {
@@ -934,7 +576,7 @@ fn a_passkey_without_user_verification_signs_no_api_admin_in() {
     // A page that names the credential and asks for verification only if possible gets an
     // assertion without UV ...
     let mut without_uv = |label: &str| {
-        let p = rp.passkey_sign_in();
+        let p = passkey_sign_in(&rp);
         let mut options = pi_passkey_request_options(&p);
         options["userVerification"] = json!("preferred");
         options["allowCredentials"] = json!([{ "id": pk.credential_id, "type": "public-key" }]);
@@ -944,7 +586,7 @@ fn a_passkey_without_user_verification_signs_no_api_admin_in() {
     };
     // ... which signs no admin in ...
     let (tx, assertion) = without_uv("get (page asks preferred, admin login)");
-    let (status, v) = rp.passkey_answer("/auth", &tx, &assertion);
+    let (status, v) = passkey_answer(&rp, "/auth", &tx, &assertion);
     assert_eq!(status, 401, "an admin login without UV: {v}");
     // privacyIDEA's message (with ERR4031 there and in docs/api.md; Countersign answers 4033).
     assert_eq!(v["result"]["error"]["message"], "Authentication failure using passkey.", "{v}");
@@ -953,7 +595,7 @@ fn a_passkey_without_user_verification_signs_no_api_admin_in() {
     assert!(row["result"] == "reject" && row["detail"].as_str().unwrap().contains("user verification"), "{row}");
     // ... but signs the user in, which no policy requires UV for.
     let (tx, assertion) = without_uv("get (page asks preferred, user sign-in)");
-    let (status, v) = rp.passkey_answer("/validate/check", &tx, &assertion);
+    let (status, v) = passkey_answer(&rp, "/validate/check", &tx, &assertion);
     assert!(status == 200 && accepted(&v), "a user's sign-in without UV: {status} {v}");
     assert_eq!(v["detail"]["username"], "alice", "{v}");
     let detail = rp.last_audit(&pk.serial)["detail"].as_str().unwrap().to_owned();

@@ -65,21 +65,18 @@
     return { ok: false, error: `${name}: ${message}` };
   }
 
-  async function create(json) {
+  // Runs navigator.credentials[kind] with the options `build` makes of `json`, and answers the
+  // credential as JSON, its response's fields as `response` picks them.
+  async function ceremony(kind, build, json, response) {
     try {
-      const credential = await navigator.credentials.create({ publicKey: creationOptions(json) });
-      const r = credential.response;
+      const credential = await navigator.credentials[kind]({ publicKey: build(json) });
       return {
         ok: true,
         id: credential.id,
         rawId: toBase64url(credential.rawId),
         type: credential.type,
         authenticatorAttachment: credential.authenticatorAttachment,
-        response: {
-          clientDataJSON: toBase64url(r.clientDataJSON),
-          attestationObject: toBase64url(r.attestationObject),
-          transports: typeof r.getTransports === 'function' ? r.getTransports() : [],
-        },
+        response: response(credential.response),
         clientExtensionResults: credential.getClientExtensionResults(),
       };
     } catch (e) {
@@ -87,27 +84,21 @@
     }
   }
 
-  async function get(json) {
-    try {
-      const credential = await navigator.credentials.get({ publicKey: requestOptions(json) });
-      const r = credential.response;
-      return {
-        ok: true,
-        id: credential.id,
-        rawId: toBase64url(credential.rawId),
-        type: credential.type,
-        authenticatorAttachment: credential.authenticatorAttachment,
-        response: {
-          clientDataJSON: toBase64url(r.clientDataJSON),
-          authenticatorData: toBase64url(r.authenticatorData),
-          signature: toBase64url(r.signature),
-          userHandle: r.userHandle ? toBase64url(r.userHandle) : null,
-        },
-        clientExtensionResults: credential.getClientExtensionResults(),
-      };
-    } catch (e) {
-      return failure(e);
-    }
+  function create(json) {
+    return ceremony('create', creationOptions, json, (r) => ({
+      clientDataJSON: toBase64url(r.clientDataJSON),
+      attestationObject: toBase64url(r.attestationObject),
+      transports: typeof r.getTransports === 'function' ? r.getTransports() : [],
+    }));
+  }
+
+  function get(json) {
+    return ceremony('get', requestOptions, json, (r) => ({
+      clientDataJSON: toBase64url(r.clientDataJSON),
+      authenticatorData: toBase64url(r.authenticatorData),
+      signature: toBase64url(r.signature),
+      userHandle: r.userHandle ? toBase64url(r.userHandle) : null,
+    }));
   }
 
   window.countersignWebauthn = { create, get };

@@ -8,7 +8,7 @@
 // UTF-8 text challenge, and prints what came back: the attestation format, clientDataJSON, the
 // authenticatorData flags and sign counts, and how long each step took. It checks only the shape
 // and the obvious (challenge echoed, counter advancing); the signatures are verified by the Rust
-// test webauthn/tests/chromium_authenticator.rs. Exits non-zero when something is off.
+// test tests/tests/integration/webauthn_verifier/chromium.rs. Exits non-zero when something is off.
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -1,111 +1,40 @@
 //! The verifier against an independent client: `tests/tools/soft_authenticator.py` (Python and
-//! its `cryptography` package, written apart from this crate) registers credentials and signs
+//! its `cryptography` package, written apart from the verifier) registers credentials and signs
 //! assertions as a browser and an authenticator do, and these tests check that
 //! `countersign-webauthn` accepts what it sends honestly, for each algorithm and attestation
 //! format, and refuses what it is told to get wrong (origin, challenge, RP id, ceremony type,
 //! flags, tampered bytes, a counter going backwards).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
+use countersign_tests::webauthn::{b64url, field, python, soft_authenticator, try_soft, with};
 use countersign_webauthn::{
-    verify_assertion, verify_registration, AssertionExpectations, AssertionOutcome, AttestationFormat, AttestationType,
-    CounterPolicy, CounterStatus, Error, Expected, RegisteredCredential, RegistrationExpectations, StoredCredential,
-    COSE_ALG_EDDSA, COSE_ALG_ES256, COSE_ALG_RS256,
+    AssertionExpectations, AttestationFormat, AttestationType, CounterPolicy, CounterStatus, Error, Expected,
+    RegisteredCredential, RegistrationExpectations, COSE_ALG_EDDSA, COSE_ALG_ES256, COSE_ALG_RS256,
 };
 use serde_json::{json, Value};
 
+use super::{now, stored, verify_created, verify_got, REGISTRATION_CHALLENGE, USER_ID};
+
 const RP_ID: &str = "login.example.com";
 const ORIGIN: &str = "https://login.example.com";
-const REGISTRATION_CHALLENGE: &[u8] = b"registration challenge, 32 bytes";
 const ASSERTION_CHALLENGE: &[u8] = b"assertion challenge of 32 bytes!";
-const USER_ID: &[u8] = b"user-0001";
 const AAGUID: [u8; 16] =
     [0xc5, 0xef, 0x55, 0xff, 0xad, 0x9a, 0x4b, 0x9f, 0xb5, 0x80, 0xad, 0xeb, 0xaf, 0xe7, 0x9e, 0xf4];
 const ALGS: [i64; 3] = [COSE_ALG_ES256, COSE_ALG_EDDSA, COSE_ALG_RS256];
 /// authenticatorData's offset of the signCount's last byte (after rpIdHash and flags).
 const COUNTER_LAST_BYTE: i64 = 36;
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/tools/soft_authenticator.py")
-}
-
-/// Runs `python3` with `args`, `input` on stdin: the JSON object it prints, or its stderr when
-/// it fails.
-fn python(args: &[&std::ffi::OsStr], input: &str) -> Result<Value, String> {
-    let mut child = Command::new("python3")
-        .args(args)
-        // Importing the module must not leave a __pycache__ in the source tree.
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs (with the cryptography package)");
-    child.stdin.take().expect("stdin is piped").write_all(input.as_bytes()).expect("python3 reads its input");
-    let out = child.wait_with_output().expect("python3 finishes");
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).expect("one JSON object on stdout"))
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// Runs one command of the soft authenticator with `options`.
-fn run(command: &str, options: &Value) -> Result<Value, String> {
-    python(&[script().as_os_str(), command.as_ref()], &options.to_string())
-}
-
-fn b64(data: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(data)
-}
-
-fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A base64url field of the script's answer, decoded.
-fn field(answer: &Value, name: &str) -> Vec<u8> {
-    let text = answer[name].as_str().unwrap_or_else(|| panic!("{name} is not a string in {answer}"));
-    URL_SAFE_NO_PAD.decode(text).unwrap_or_else(|e| panic!("{name} is not base64url: {e}"))
-}
-
 fn pem_to_der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
     let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
-    STANDARD.decode(body).expect("PEM body is base64")
+    base64::engine::general_purpose::STANDARD.decode(body).expect("PEM body is base64")
 }
 
 fn root_der(answer: &Value) -> Vec<u8> {
     pem_to_der(answer["root_pem"].as_str().unwrap_or_else(|| panic!("no root_pem in {answer}")))
 }
 
-/// `base` with the members of `extra` added or replaced.
-fn with(mut base: Value, extra: Value) -> Value {
-    let (Some(members), Value::Object(extra)) = (base.as_object_mut(), extra) else {
-        panic!("options are JSON objects");
-    };
-    members.extend(extra);
-    base
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 fn expected(challenge: &[u8]) -> Expected {
-    Expected {
-        rp_id: RP_ID.to_owned(),
-        origins: vec![ORIGIN.to_owned()],
-        allow_cross_origin: false,
-        challenge: challenge.to_vec(),
-        require_user_verification: false,
-    }
+    super::expected(RP_ID, ORIGIN, challenge, false)
 }
 
 fn registration(anchors: &[&[u8]]) -> RegistrationExpectations {
@@ -120,30 +49,10 @@ fn assertion(counter_policy: CounterPolicy) -> AssertionExpectations {
     AssertionExpectations { common: expected(ASSERTION_CHALLENGE), counter_policy }
 }
 
-/// What a `create` answer registers as.
-fn verify_created(e: &RegistrationExpectations, created: &Value) -> Result<RegisteredCredential, Error> {
-    verify_registration(e, &field(created, "attestation_object"), &field(created, "client_data_json"))
-}
-
-/// What a `get` answer verifies as against `stored`.
-fn verify_got(e: &AssertionExpectations, stored: &StoredCredential, got: &Value) -> Result<AssertionOutcome, Error> {
-    verify_assertion(
-        e,
-        stored,
-        &field(got, "authenticator_data"),
-        &field(got, "client_data_json"),
-        &field(got, "signature"),
-    )
-}
-
-fn stored(credential: &RegisteredCredential) -> StoredCredential {
-    StoredCredential { cose_key: credential.cose_key.clone(), sign_count: credential.sign_count }
-}
-
 /// One credential of the soft authenticator, its state file in a temporary directory.
 struct Authenticator {
     _dir: tempfile::TempDir,
-    state: PathBuf,
+    state: std::path::PathBuf,
 }
 
 impl Authenticator {
@@ -158,12 +67,12 @@ impl Authenticator {
         let base = json!({
             "rp_id": RP_ID,
             "origin": ORIGIN,
-            "challenge": b64(REGISTRATION_CHALLENGE),
-            "user_id": b64(USER_ID),
+            "challenge": b64url(REGISTRATION_CHALLENGE),
+            "user_id": b64url(USER_ID),
             "user_name": "alice",
             "state": self.state,
         });
-        run("create", &with(base, extra))
+        try_soft("create", &with(base, extra))
     }
 
     fn create(&self, extra: Value) -> Value {
@@ -178,8 +87,8 @@ impl Authenticator {
 
     /// `get` for this test's assertion challenge, with `extra` options.
     fn get(&self, extra: Value) -> Value {
-        let base = json!({ "state": self.state, "origin": ORIGIN, "challenge": b64(ASSERTION_CHALLENGE) });
-        run("get", &with(base, extra)).unwrap_or_else(|e| panic!("the soft authenticator refused get: {e}"))
+        let base = json!({ "state": self.state, "origin": ORIGIN, "challenge": b64url(ASSERTION_CHALLENGE) });
+        try_soft("get", &with(base, extra)).unwrap_or_else(|e| panic!("the soft authenticator refused get: {e}"))
     }
 }
 
@@ -193,7 +102,7 @@ fn registers_with_each_attestation_and_asserts(alg: i64) {
     ] {
         let what = format!("alg {alg}, attestation {attestation}");
         let auth = Authenticator::new();
-        let created = auth.create(json!({ "alg": alg, "attestation": attestation, "aaguid": hex(&AAGUID) }));
+        let created = auth.create(json!({ "alg": alg, "attestation": attestation, "aaguid": hex::encode(AAGUID) }));
         let anchors = if created["root_pem"].is_null() { vec![] } else { vec![root_der(&created)] };
         assert_eq!(anchors.is_empty(), attestation != "packed-x5c", "{what}: root_pem only for packed-x5c");
         let e = registration(&anchors.iter().map(Vec::as_slice).collect::<Vec<_>>());
@@ -241,7 +150,7 @@ fn rs256_registers_with_none_packed_self_and_packed_x5c_and_asserts() {
 #[test]
 fn packed_x5c_is_trusted_only_through_its_own_root() {
     let auth = Authenticator::new();
-    let created = auth.create(json!({ "attestation": "packed-x5c", "aaguid": hex(&AAGUID) }));
+    let created = auth.create(json!({ "attestation": "packed-x5c", "aaguid": hex::encode(AAGUID) }));
     let root = root_der(&created);
     let other = root_der(&Authenticator::new().create(json!({ "attestation": "packed-x5c" })));
     assert_ne!(root, other);
@@ -258,12 +167,12 @@ fn packed_x5c_is_trusted_only_through_its_own_root() {
 #[test]
 fn packed_x5c_leaves_from_a_given_root_of_each_key_type_are_trusted() {
     for key_type in ["p256", "p384", "rsa2048"] {
-        let root = run("make-root", &json!({ "key_type": key_type })).unwrap();
+        let root = try_soft("make-root", &json!({ "key_type": key_type })).unwrap();
         let auth = Authenticator::new();
         let created = auth.create(json!({
             "alg": COSE_ALG_EDDSA,
             "attestation": "packed-x5c",
-            "aaguid": hex(&AAGUID),
+            "aaguid": hex::encode(AAGUID),
             "ca_key_pem": root["key_pem"],
             "ca_cert_pem": root["cert_pem"],
         }));
@@ -358,14 +267,14 @@ fn wrong_origin_is_refused_in_both_ceremonies() {
 #[test]
 fn wrong_challenge_is_refused_in_both_ceremonies() {
     let auth = Authenticator::new();
-    let stale = json!({ "challenge": b64(b"a challenge issued to someone else") });
+    let stale = json!({ "challenge": b64url(b"a challenge issued to someone else") });
     let err = verify_created(&registration(&[]), &auth.create(stale.clone())).unwrap_err();
     assert_eq!(err, Error::ChallengeMismatch);
     let credential = auth.register(json!({}));
     let err = verify_got(&assertion(CounterPolicy::Reject), &stored(&credential), &auth.get(stale)).unwrap_err();
     assert_eq!(err, Error::ChallengeMismatch);
     // The registration challenge does not serve an assertion either.
-    let got = auth.get(json!({ "challenge": b64(REGISTRATION_CHALLENGE) }));
+    let got = auth.get(json!({ "challenge": b64url(REGISTRATION_CHALLENGE) }));
     let err = verify_got(&assertion(CounterPolicy::Reject), &stored(&credential), &got).unwrap_err();
     assert_eq!(err, Error::ChallengeMismatch);
 }
@@ -513,7 +422,7 @@ fn client_data_and_attestation_object_are_encoded_as_a_browser_and_authenticator
         client_data,
         format!(
             r#"{{"type":"webauthn.create","challenge":"{}","origin":"{ORIGIN}","crossOrigin":false}}"#,
-            b64(REGISTRATION_CHALLENGE)
+            b64url(REGISTRATION_CHALLENGE)
         )
     );
     // CTAP2 canonical CBOR: a map of 3, keys by length: "fmt", "attStmt", "authData"; in
@@ -546,12 +455,12 @@ json.dump({"created": created, "got": got}, sys.stdout)
     let state = dir.path().join("state.json");
     let options = json!({
         "create": {
-            "rp_id": RP_ID, "origin": ORIGIN, "challenge": b64(REGISTRATION_CHALLENGE),
-            "user_id": b64(USER_ID), "alg": COSE_ALG_EDDSA, "attestation": "packed-self", "state": state,
+            "rp_id": RP_ID, "origin": ORIGIN, "challenge": b64url(REGISTRATION_CHALLENGE),
+            "user_id": b64url(USER_ID), "alg": COSE_ALG_EDDSA, "attestation": "packed-self", "state": state,
         },
-        "get": { "state": state, "origin": ORIGIN, "challenge": b64(ASSERTION_CHALLENGE) },
+        "get": { "state": state, "origin": ORIGIN, "challenge": b64url(ASSERTION_CHALLENGE) },
     });
-    let tools = script().parent().unwrap().to_path_buf();
+    let tools = soft_authenticator().parent().unwrap().to_path_buf();
     let answer = python(&["-c".as_ref(), program.as_ref(), tools.as_os_str()], &options.to_string())
         .unwrap_or_else(|e| panic!("{e}"));
     let credential = verify_created(&registration(&[]), &answer["created"]).unwrap();

@@ -11,19 +11,11 @@
 //! it); without them the tests fail, naming it. `COUNTERSIGN_SKIP_BROWSER=1` skips them (locally
 //! only: the project's rule is that tests use the real components).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use ciborium::value::Value as Cbor;
+use countersign_tests::webauthn::{b64url, unb64url, with, Browser};
 use countersign_webauthn::{
     verify_assertion, verify_registration, AssertionExpectations, AssertionOutcome, AttestationFormat, AttestationType,
     CounterPolicy, CounterStatus, Error, Expected, RegisteredCredential, RegistrationExpectations, StoredCredential,
@@ -32,148 +24,12 @@ use countersign_webauthn::{
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-const SKIP_VAR: &str = "COUNTERSIGN_SKIP_BROWSER";
-const INSTALL: &str = "run scripts/install-deps.sh (`make deps`), or set COUNTERSIGN_SKIP_BROWSER=1 to skip locally";
-/// How long one answer of the driver may take (browser start included for the first).
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+use super::{now, stored};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate lies in the workspace").to_path_buf()
-}
-
-/// The driver process, spoken to in JSON lines.
-struct Browser {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    answers: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-    origin: String,
-    rp_id: String,
-}
-
-impl Browser {
-    /// Starts the driver with `args`; `None` when the tests are skipped by `COUNTERSIGN_SKIP_BROWSER=1`.
-    fn start(test: &str, args: &[&str]) -> Option<Self> {
-        if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
-            println!("{test}: skipped ({SKIP_VAR}=1): the Chromium WebAuthn checks did not run");
-            return None;
-        }
-        let chromium = std::env::var("COUNTERSIGN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-        let playwright = repo().join(".tools/node/node_modules/playwright-core/package.json");
-        let node = Command::new("node").arg("--version").output();
-        assert!(node.is_ok_and(|o| o.status.success()), "node (Node.js) is missing: {INSTALL}");
-        assert!(Path::new(&chromium).exists(), "Chromium is missing at {chromium}: {INSTALL}");
-        assert!(playwright.exists(), "playwright-core is missing ({} not found): {INSTALL}", playwright.display());
-
-        let started = Instant::now();
-        let mut child = Command::new("node")
-            .arg(repo().join("tests/tools/webauthn_browser/driver.mjs"))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("node starts the driver");
-        let stdout = child.stdout.take().expect("driver stdout");
-        let (tx, answers) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        let child_stderr = child.stderr.take().expect("driver stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(child_stderr).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("driver: {line}");
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        let stdin = child.stdin.take();
-        let mut browser = Self { child, stdin, answers, stderr, origin: String::new(), rp_id: String::new() };
-        let info = browser.ok(json!({"op": "info"}));
-        browser.origin = info["origin"].as_str().expect("info.origin").to_owned();
-        browser.rp_id = info["rp_id"].as_str().expect("info.rp_id").to_owned();
-        println!(
-            "{test}: Chromium {} ready at {} in {} ms (browser and authenticator {} ms)",
-            info["browser"].as_str().unwrap_or("?"),
-            browser.origin,
-            started.elapsed().as_millis(),
-            info["startup_ms"]
-        );
-        Some(browser)
-    }
-
-    /// Sends `command` and returns the answer, whatever it says.
-    fn call(&mut self, command: &Value) -> Value {
-        let stdin = self.stdin.as_mut().expect("driver stdin");
-        writeln!(stdin, "{command}").and_then(|()| stdin.flush()).unwrap_or_else(|e| {
-            panic!("cannot write to the driver ({e}); its stderr: {}", self.stderr.lock().unwrap())
-        });
-        match self.answers.recv_timeout(ANSWER_TIMEOUT) {
-            Ok(line) => {
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("driver answered non-JSON {line:?}: {e}"))
-            }
-            Err(e) => {
-                // Give a driver that is exiting a moment to say why.
-                std::thread::sleep(Duration::from_millis(200));
-                panic!(
-                    "no answer from the driver to {} ({e}); its stderr: {}",
-                    command["op"],
-                    self.stderr.lock().unwrap()
-                )
-            }
-        }
-    }
-
-    /// Sends `command` and returns the answer, which must be `ok`.
-    fn ok(&mut self, command: Value) -> Value {
-        let answer = self.call(&command);
-        assert_eq!(answer["ok"], true, "{} failed: {answer}", command["op"]);
-        answer
-    }
-
-    /// Runs a ceremony (`create` or `get`) and prints how long it took.
-    fn ceremony(&mut self, label: &str, op: &str, public_key: Value) -> Value {
-        let t = Instant::now();
-        let answer = self.call(&json!({"op": op, "publicKey": public_key}));
-        println!("  {label}: {} ms", t.elapsed().as_millis());
-        answer
-    }
-
-    fn expected(&self, challenge: &[u8], require_user_verification: bool) -> Expected {
-        Expected {
-            rp_id: self.rp_id.clone(),
-            origins: vec![self.origin.clone()],
-            allow_cross_origin: false,
-            challenge: challenge.to_vec(),
-            require_user_verification,
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = writeln!(stdin, r#"{{"op":"quit"}}"#);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// What the browser's page expects: its RP id and origin, `challenge`, UV when
+/// `require_user_verification`.
+fn expected(browser: &Browser, challenge: &[u8], require_user_verification: bool) -> Expected {
+    super::expected(&browser.rp_id, &browser.origin, challenge, require_user_verification)
 }
 
 /// 32 fresh bytes (unpredictability does not matter here, only that each ceremony differs).
@@ -186,39 +42,21 @@ fn challenge() -> Vec<u8> {
     h.finalize().to_vec()
 }
 
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn bytes(v: &Value) -> Vec<u8> {
-    URL_SAFE_NO_PAD.decode(v.as_str().unwrap_or_else(|| panic!("{v} is not a string"))).unwrap()
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
 /// Creation options for a discoverable credential with UV required.
 fn creation(challenge: Value, user_id: &[u8], attestation: &str, algs: &[i64]) -> Value {
-    let mut options = json!({
+    let options = json!({
         "rp": {"id": "localhost", "name": "Countersign test"},
-        "user": {"id": b64(user_id), "name": "alice", "displayName": "Alice"},
+        "user": {"id": b64url(user_id), "name": "alice", "displayName": "Alice"},
         "pubKeyCredParams": algs.iter().map(|a| json!({"type": "public-key", "alg": a})).collect::<Vec<_>>(),
         "attestation": attestation,
         "authenticatorSelection": {"residentKey": "required", "userVerification": "required"},
         "timeout": 30000,
     });
-    merge(&mut options, challenge);
-    options
-}
-
-fn merge(into: &mut Value, from: Value) {
-    let (Value::Object(into), Value::Object(from)) = (into, from) else { panic!("options must be objects") };
-    into.extend(from);
+    with(options, challenge)
 }
 
 fn registration(browser: &Browser, challenge: &[u8], anchors: Vec<Vec<u8>>) -> RegistrationExpectations {
-    RegistrationExpectations { common: browser.expected(challenge, true), trust_anchors: anchors, now_unix: now() }
+    RegistrationExpectations { common: expected(browser, challenge, true), trust_anchors: anchors, now_unix: now() }
 }
 
 /// Registers with `attestation` and `algs`, verifies it, and returns the credential and answer.
@@ -227,17 +65,17 @@ fn register(browser: &mut Browser, user_id: &[u8], attestation: &str, algs: &[i6
     let answer = browser.ceremony(
         &format!("create ({attestation})"),
         "create",
-        creation(json!({"challenge": b64(&c)}), user_id, attestation, algs),
+        creation(json!({"challenge": b64url(&c)}), user_id, attestation, algs),
     );
     assert_eq!(answer["ok"], true, "create failed: {answer}");
     let r = &answer["response"];
     let credential = verify_registration(
         &registration(browser, &c, Vec::new()),
-        &bytes(&r["attestationObject"]),
-        &bytes(&r["clientDataJSON"]),
+        &unb64url(&r["attestationObject"]),
+        &unb64url(&r["clientDataJSON"]),
     )
     .unwrap_or_else(|e| panic!("Chromium's registration does not verify: {e}; {answer}"));
-    assert_eq!(credential.credential_id, bytes(&answer["rawId"]));
+    assert_eq!(credential.credential_id, unb64url(&answer["rawId"]));
     assert_eq!(answer["id"], answer["rawId"]);
     assert!(credential.flags.user_present() && credential.flags.user_verified(), "{:?}", credential.flags);
     (credential, answer)
@@ -260,7 +98,7 @@ impl Assertion {
         require_uv: bool,
     ) -> Result<AssertionOutcome, Error> {
         let expected = AssertionExpectations {
-            common: browser.expected(&self.issued, require_uv),
+            common: expected(browser, &self.issued, require_uv),
             counter_policy: CounterPolicy::Reject,
         };
         self.verify_with(&expected, stored)
@@ -283,25 +121,21 @@ fn authenticate(browser: &mut Browser, label: &str, public_key: Value) -> Assert
         Some(text) => text.as_bytes().to_vec(),
         None => {
             let c = challenge();
-            merge(&mut options, json!({"challenge": b64(&c)}));
+            options = with(options, json!({"challenge": b64url(&c)}));
             c
         }
     };
-    merge(&mut options, public_key);
+    let options = with(options, public_key);
     let answer = browser.ceremony(label, "get", options);
     assert_eq!(answer["ok"], true, "get failed: {answer}");
     let r = &answer["response"];
     let (authenticator_data, client_data, signature) =
-        (bytes(&r["authenticatorData"]), bytes(&r["clientDataJSON"]), bytes(&r["signature"]));
+        (unb64url(&r["authenticatorData"]), unb64url(&r["clientDataJSON"]), unb64url(&r["signature"]));
     Assertion { answer, issued, authenticator_data, client_data, signature }
 }
 
-fn stored(credential: &RegisteredCredential) -> StoredCredential {
-    StoredCredential { cose_key: credential.cose_key.clone(), sign_count: credential.sign_count }
-}
-
 fn allow(credential: &RegisteredCredential) -> Value {
-    json!({"allowCredentials": [{"type": "public-key", "id": b64(&credential.credential_id)}]})
+    json!({"allowCredentials": [{"type": "public-key", "id": b64url(&credential.credential_id)}]})
 }
 
 #[test]
@@ -323,30 +157,30 @@ fn none_attestation_registers_and_assertions_verify_with_advancing_counter() {
         let outcome = a.verify(&browser, &store, true).unwrap_or_else(|e| panic!("get #{i}: {e}; {}", a.answer));
         assert_eq!(outcome.counter, CounterStatus::Advanced);
         assert!(outcome.sign_count > store.sign_count && outcome.user_verified());
-        assert_eq!(bytes(&a.answer["rawId"]), credential.credential_id);
+        assert_eq!(unb64url(&a.answer["rawId"]), credential.credential_id);
         store.sign_count = outcome.sign_count;
     }
 
     // Usernameless: no allowCredentials; the resident credential answers with the user handle.
     let a = authenticate(&mut browser, "get discoverable", json!({}));
     let outcome = a.verify(&browser, &store, true).unwrap_or_else(|e| panic!("discoverable: {e}; {}", a.answer));
-    assert_eq!(bytes(&a.answer["response"]["userHandle"]), user_id);
+    assert_eq!(unb64url(&a.answer["response"]["userHandle"]), user_id);
     store.sign_count = outcome.sign_count;
 
     // The authenticator's own view agrees (and shows no private key).
     let creds = browser.ok(json!({"op": "credentials"}));
     let list = creds["credentials"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{creds}");
-    assert_eq!(bytes(&list[0]["id"]), credential.credential_id);
+    assert_eq!(unb64url(&list[0]["id"]), credential.credential_id);
     assert_eq!(list[0]["signCount"], store.sign_count);
     assert_eq!(list[0]["rpId"], "localhost");
-    assert_eq!(bytes(&list[0]["userHandle"]), user_id);
+    assert_eq!(unb64url(&list[0]["userHandle"]), user_id);
     assert!(list[0].get("privateKey").is_none());
 
     // The verifier is not vacuous: another challenge or origin is refused, and so is a replay.
     let a = authenticate(&mut browser, "get (refusal checks)", allow(&credential));
     let mut other = AssertionExpectations {
-        common: browser.expected(b"not the challenge", true),
+        common: expected(&browser, b"not the challenge", true),
         counter_policy: CounterPolicy::Reject,
     };
     assert_eq!(a.verify_with(&other, &store).unwrap_err(), Error::ChallengeMismatch);
@@ -358,8 +192,9 @@ fn none_attestation_registers_and_assertions_verify_with_advancing_counter() {
     assert!(matches!(a.verify(&browser, &replayed, true), Err(Error::CounterRegressed { .. })));
 
     // excludeCredentials reaches the authenticator: registering the same credential again fails.
-    let mut again = creation(json!({"challenge": b64(&challenge())}), &user_id, "none", &[COSE_ALG_ES256]);
-    merge(&mut again, json!({"excludeCredentials": [{"type": "public-key", "id": b64(&credential.credential_id)}]}));
+    let again = creation(json!({"challenge": b64url(&challenge())}), &user_id, "none", &[COSE_ALG_ES256]);
+    let again =
+        with(again, json!({"excludeCredentials": [{"type": "public-key", "id": b64url(&credential.credential_id)}]}));
     let refused = browser.ceremony("create with excludeCredentials", "create", again);
     assert_eq!(refused["ok"], false, "{refused}");
     assert!(refused["error"].as_str().unwrap().starts_with("InvalidStateError"), "{refused}");
@@ -373,13 +208,13 @@ fn direct_attestation_is_packed_with_an_x5c_batch_certificate() {
     let answer = browser.ceremony(
         "create (direct)",
         "create",
-        creation(json!({"challenge": b64(&c)}), &user_id, "direct", &[COSE_ALG_ES256]),
+        creation(json!({"challenge": b64url(&c)}), &user_id, "direct", &[COSE_ALG_ES256]),
     );
     assert_eq!(answer["ok"], true, "{answer}");
     assert_eq!(answer["authenticatorAttachment"], "cross-platform");
     assert_eq!(answer["response"]["transports"], json!(["usb"]));
-    let object = bytes(&answer["response"]["attestationObject"]);
-    let client = bytes(&answer["response"]["clientDataJSON"]);
+    let object = unb64url(&answer["response"]["attestationObject"]);
+    let client = unb64url(&answer["response"]["clientDataJSON"]);
 
     // Without anchors: packed, x5c verified as far as it goes, not trusted.
     let credential = verify_registration(&registration(&browser, &c, Vec::new()), &object, &client)
@@ -430,7 +265,7 @@ fn utf8_text_challenges_verify_as_the_string_bytes() {
     let Some(mut browser) = Browser::start("text_challenge", &[]) else { return };
     let user_id = challenge()[..16].to_vec();
     // privacyIDEA's passkey clients sign over TextEncoder().encode(challenge): the string's UTF-8.
-    let text = format!("{}-passkey-\u{e4}\u{f6}\u{fc}-\u{1f511}", b64(&challenge()));
+    let text = format!("{}-passkey-\u{e4}\u{f6}\u{fc}-\u{1f511}", b64url(&challenge()));
     let answer = browser.ceremony(
         "create (challenge_text)",
         "create",
@@ -438,19 +273,19 @@ fn utf8_text_challenges_verify_as_the_string_bytes() {
     );
     assert_eq!(answer["ok"], true, "{answer}");
     let r = &answer["response"];
-    let (object, client) = (bytes(&r["attestationObject"]), bytes(&r["clientDataJSON"]));
+    let (object, client) = (unb64url(&r["attestationObject"]), unb64url(&r["clientDataJSON"]));
     let credential = verify_registration(&registration(&browser, text.as_bytes(), Vec::new()), &object, &client)
         .unwrap_or_else(|e| panic!("text-challenge registration does not verify: {e}; {answer}"));
 
     // A privacyIDEA passkey challenge looks like base64url, and is still signed as its text.
     let nonce = challenge();
-    let text = b64(&nonce);
+    let text = b64url(&nonce);
     let a = authenticate(&mut browser, "get (challenge_text)", json!({"challenge_text": text}));
     assert_eq!(a.issued, text.as_bytes());
     a.verify(&browser, &stored(&credential), true).unwrap_or_else(|e| panic!("{e}; {}", a.answer));
     // Expecting the base64url-decoded bytes instead is the classic mistake: refused.
     let decoded =
-        AssertionExpectations { common: browser.expected(&nonce, true), counter_policy: CounterPolicy::Reject };
+        AssertionExpectations { common: expected(&browser, &nonce, true), counter_policy: CounterPolicy::Reject };
     assert_eq!(a.verify_with(&decoded, &stored(&credential)).unwrap_err(), Error::ChallengeMismatch);
 }
 
@@ -459,13 +294,13 @@ fn user_verification_off_is_refused_when_required() {
     let Some(mut browser) = Browser::start("user_verification", &[]) else { return };
     let (credential, _) = register(&mut browser, &challenge()[..16], "none", &[COSE_ALG_ES256]);
     let mut store = stored(&credential);
-    browser.ok(json!({"op": "set_uv", "verified": false}));
+    browser.set_uv(false);
 
     // The browser itself refuses when the page requires UV, and when it prefers it too: Chromium
     // asks an authenticator that can verify users for UV, which then fails.
     for uv in ["required", "preferred"] {
-        let mut options = json!({"challenge": b64(&challenge()), "rpId": "localhost", "userVerification": uv});
-        merge(&mut options, allow(&credential));
+        let options = json!({"challenge": b64url(&challenge()), "rpId": "localhost", "userVerification": uv});
+        let options = with(options, allow(&credential));
         let refused = browser.ceremony(&format!("get (UV off, {uv})"), "get", options);
         assert_eq!(refused["ok"], false, "{refused}");
         assert!(refused["error"].as_str().unwrap().starts_with("NotAllowedError"), "{refused}");
@@ -473,8 +308,7 @@ fn user_verification_off_is_refused_when_required() {
 
     // A page that discourages UV gets an assertion without UV: the verifier refuses it when the
     // RP requires UV, and accepts it otherwise.
-    let mut options = allow(&credential);
-    merge(&mut options, json!({"userVerification": "discouraged"}));
+    let options = with(allow(&credential), json!({"userVerification": "discouraged"}));
     let a = authenticate(&mut browser, "get (UV off, discouraged)", options);
     assert_eq!(a.verify(&browser, &store, true).unwrap_err(), Error::UserNotVerified, "{}", a.answer);
     let outcome = a.verify(&browser, &store, false).unwrap();
@@ -482,7 +316,7 @@ fn user_verification_off_is_refused_when_required() {
     store.sign_count = outcome.sign_count;
 
     // UV back on: required works again.
-    browser.ok(json!({"op": "set_uv", "verified": true}));
+    browser.set_uv(true);
     let a = authenticate(&mut browser, "get (UV on again)", allow(&credential));
     assert!(a.verify(&browser, &store, true).unwrap_or_else(|e| panic!("{e}; {}", a.answer)).user_verified());
 }

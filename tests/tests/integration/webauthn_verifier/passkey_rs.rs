@@ -1,6 +1,6 @@
 //! The verifier against 1Password's passkey-rs (`passkey-authenticator` as the authenticator,
 //! `passkey-client` as the browser: it builds clientDataJSON and the attestationObject), an
-//! implementation written apart from this crate and from our other test authenticators. It is
+//! implementation written apart from the verifier and from our other test authenticators. It is
 //! driven as a program, `tests/tools/passkey-rs-authenticator` (its own workspace: this one does
 //! not depend on passkey-rs, see docs/testing.md), which `make test` builds first.
 //!
@@ -11,140 +11,47 @@
 //! (another origin, another challenge, UV missing where required, an assertion replayed after
 //! its counter moved on).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use countersign_tests::webauthn::{b64url, field, PasskeyRs, PASSKEY_RS_AAGUID};
 use countersign_webauthn::{
-    verify_assertion, verify_registration, AssertionExpectations, AssertionOutcome, AttestationFormat, AttestationType,
-    CounterPolicy, CounterStatus, Error, Expected, RegisteredCredential, RegistrationExpectations, StoredCredential,
-    COSE_ALG_EDDSA, COSE_ALG_ES256, COSE_ALG_RS256,
+    AssertionExpectations, AttestationFormat, AttestationType, CounterPolicy, CounterStatus, Error, Expected,
+    RegistrationExpectations, COSE_ALG_EDDSA, COSE_ALG_ES256, COSE_ALG_RS256,
 };
 use serde_json::{json, Value};
 
+use super::{stored, verify_created, verify_got, REGISTRATION_CHALLENGE, USER_ID};
+
 const RP_ID: &str = "example.com";
 const ORIGIN: &str = "https://example.com";
-const REGISTRATION_CHALLENGE: &[u8] = b"registration challenge, 32 bytes";
-const USER_ID: &[u8] = b"user-0001";
-const AAGUID: [u8; 16] =
-    [0x1d, 0x2a, 0x3b, 0x4c, 0x5d, 0x6e, 0x7f, 0x80, 0x91, 0xa2, 0xb3, 0xc4, 0xd5, 0xe6, 0xf7, 0x08];
-const AAGUID_HEX: &str = "1d2a3b4c5d6e7f8091a2b3c4d5e6f708";
 
-/// The passkey-rs authenticator program: `PASSKEY_RS_AUTHENTICATOR`, else where `make test`
-/// builds it.
-fn program() -> PathBuf {
-    let path = std::env::var_os("PASSKEY_RS_AUTHENTICATOR").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/tools/passkey-rs-authenticator/target/debug/passkey-rs-authenticator")
-    });
-    assert!(
-        path.is_file(),
-        "{} is missing: build it with `make passkey-rs-authenticator` (a step of `make test`), i.e. \
-         cargo build --locked --manifest-path tests/tools/passkey-rs-authenticator/Cargo.toml \
-         --target-dir tests/tools/passkey-rs-authenticator/target",
-        path.display()
-    );
-    path
+/// The AAGUID the harness gives passkey-rs, as the registration reports it.
+fn aaguid() -> [u8; 16] {
+    hex::decode(PASSKEY_RS_AAGUID).unwrap().try_into().unwrap()
 }
 
-/// Runs the program's `command` with `options`: its JSON answer.
-fn passkey_rs(command: &str, options: &Value) -> Value {
-    let mut child = Command::new(program())
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the passkey-rs authenticator runs");
-    child.stdin.take().unwrap().write_all(options.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "passkey-rs-authenticator {command}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn b64(data: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(data)
-}
-
-/// A base64url field of an answer, decoded.
-fn field(answer: &Value, name: &str) -> Vec<u8> {
-    let text = answer[name].as_str().unwrap_or_else(|| panic!("{name} is not a string in {answer}"));
-    URL_SAFE_NO_PAD.decode(text).unwrap_or_else(|e| panic!("{name} is not base64url: {e}"))
-}
-
-/// What `create` answers.
-struct Created {
-    credential_id: Vec<u8>,
-    client_data_json: Vec<u8>,
-    attestation_object: Vec<u8>,
-    alg: i64,
-}
-
-/// What `get` answers.
-struct Got {
-    credential_id: Vec<u8>,
-    client_data_json: Vec<u8>,
-    authenticator_data: Vec<u8>,
-    signature: Vec<u8>,
-    user_handle: Option<Vec<u8>>,
-}
-
-/// One passkey-rs authenticator (its credentials in a state file) behind passkey-rs's client,
-/// as a browser at `origin`.
+/// One passkey-rs authenticator (its state file in a directory of its own) behind passkey-rs's
+/// client, as a browser at [`ORIGIN`] unless its origin is changed.
 struct Device {
     _dir: tempfile::TempDir,
-    state: PathBuf,
-    can_verify: bool,
-    counter: bool,
-    origin: String,
+    passkey_rs: PasskeyRs,
 }
 
 impl Device {
     fn new(can_verify: bool, counter: bool) -> Device {
         let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("authenticator.json");
-        Device { _dir: dir, state, can_verify, counter, origin: ORIGIN.to_owned() }
+        let passkey_rs = PasskeyRs::new(dir.path().join("authenticator.json"), can_verify, counter);
+        assert_eq!(passkey_rs.origin, ORIGIN);
+        Device { _dir: dir, passkey_rs }
     }
 
     /// `navigator.credentials.create({publicKey})` with the options as an RP sends them
     /// (PublicKeyCredentialCreationOptionsJSON).
-    fn create(&mut self, public_key: Value) -> Created {
-        let made = passkey_rs(
-            "create",
-            &json!({
-                "public_key": public_key,
-                "origin": self.origin,
-                "state": self.state.to_str().unwrap(),
-                "uv": self.can_verify,
-                "counter": self.counter,
-                "aaguid": AAGUID_HEX,
-            }),
-        );
-        Created {
-            credential_id: field(&made, "credential_id"),
-            client_data_json: field(&made, "client_data_json"),
-            attestation_object: field(&made, "attestation_object"),
-            alg: made["alg"].as_i64().unwrap(),
-        }
+    fn create(&self, public_key: Value) -> Value {
+        self.passkey_rs.create(&public_key)
     }
 
     /// `navigator.credentials.get({publicKey})` with PublicKeyCredentialRequestOptionsJSON.
-    fn get(&mut self, public_key: Value) -> Got {
-        let got = passkey_rs(
-            "get",
-            &json!({ "public_key": public_key, "origin": self.origin, "state": self.state.to_str().unwrap() }),
-        );
-        Got {
-            credential_id: field(&got, "credential_id"),
-            client_data_json: field(&got, "client_data_json"),
-            authenticator_data: field(&got, "authenticator_data"),
-            signature: field(&got, "signature"),
-            user_handle: (!got["user_handle"].is_null()).then(|| field(&got, "user_handle")),
-        }
+    fn get(&self, public_key: Value) -> Value {
+        self.passkey_rs.get(&public_key)
     }
 }
 
@@ -152,8 +59,8 @@ impl Device {
 fn creation_options(algs: &[i64], user_verification: &str) -> Value {
     json!({
         "rp": { "id": RP_ID, "name": "Example Corp" },
-        "user": { "id": b64(USER_ID), "name": "alice", "displayName": "Alice" },
-        "challenge": b64(REGISTRATION_CHALLENGE),
+        "user": { "id": b64url(USER_ID), "name": "alice", "displayName": "Alice" },
+        "challenge": b64url(REGISTRATION_CHALLENGE),
         "pubKeyCredParams": algs.iter().map(|alg| json!({ "type": "public-key", "alg": alg })).collect::<Vec<_>>(),
         "timeout": 60000,
         "authenticatorSelection": { "userVerification": user_verification },
@@ -164,22 +71,16 @@ fn creation_options(algs: &[i64], user_verification: &str) -> Value {
 
 fn request_options(challenge: &[u8], credential_id: &[u8], user_verification: &str) -> Value {
     json!({
-        "challenge": b64(challenge),
+        "challenge": b64url(challenge),
         "rpId": RP_ID,
-        "allowCredentials": [{ "type": "public-key", "id": b64(credential_id) }],
+        "allowCredentials": [{ "type": "public-key", "id": b64url(credential_id) }],
         "userVerification": user_verification,
         "timeout": 60000,
     })
 }
 
 fn expected(challenge: &[u8], require_user_verification: bool) -> Expected {
-    Expected {
-        rp_id: RP_ID.to_owned(),
-        origins: vec![ORIGIN.to_owned()],
-        allow_cross_origin: false,
-        challenge: challenge.to_vec(),
-        require_user_verification,
-    }
+    super::expected(RP_ID, ORIGIN, challenge, require_user_verification)
 }
 
 fn registration(require_user_verification: bool) -> RegistrationExpectations {
@@ -190,35 +91,23 @@ fn registration(require_user_verification: bool) -> RegistrationExpectations {
     }
 }
 
-fn verify_created(e: &RegistrationExpectations, created: &Created) -> Result<RegisteredCredential, Error> {
-    verify_registration(e, &created.attestation_object, &created.client_data_json)
-}
-
-fn verify_got(e: &AssertionExpectations, stored: &StoredCredential, got: &Got) -> Result<AssertionOutcome, Error> {
-    verify_assertion(e, stored, &got.authenticator_data, &got.client_data_json, &got.signature)
-}
-
 fn assertion(challenge: &[u8], counter_policy: CounterPolicy) -> AssertionExpectations {
     AssertionExpectations { common: expected(challenge, false), counter_policy }
-}
-
-fn stored(credential: &RegisteredCredential) -> StoredCredential {
-    StoredCredential { cose_key: credential.cose_key.clone(), sign_count: credential.sign_count }
 }
 
 /// Registers a credential of the first of `algs` passkey-rs supports, checks what the
 /// registration reports, then two assertions of it (UV asked for and given).
 fn registers_and_asserts_twice(algs: &[i64], expected_alg: i64) {
     let what = format!("algorithms offered {algs:?}");
-    let mut device = Device::new(true, false);
+    let device = Device::new(true, false);
     let created = device.create(creation_options(algs, "preferred"));
-    assert_eq!(created.alg, expected_alg, "{what}");
+    assert_eq!(created["alg"], expected_alg, "{what}");
     let credential = verify_created(&registration(true), &created).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(credential.alg, expected_alg, "{what}");
     assert_eq!(credential.format, AttestationFormat::None, "{what}");
     assert_eq!(credential.attestation, AttestationType::None, "{what}");
-    assert_eq!(credential.aaguid, AAGUID, "{what}: passkey-rs reports its AAGUID even under `none`");
-    assert_eq!(credential.credential_id, created.credential_id, "{what}");
+    assert_eq!(credential.aaguid, aaguid(), "{what}: passkey-rs reports its AAGUID even under `none`");
+    assert_eq!(credential.credential_id, field(&created, "credential_id"), "{what}");
     // A synced passkey: backup eligible and backed up; no counter (0) unless asked for.
     let flags = credential.flags;
     assert!(flags.user_present() && flags.user_verified() && flags.attested(), "{what}: {flags:?}");
@@ -228,9 +117,9 @@ fn registers_and_asserts_twice(algs: &[i64], expected_alg: i64) {
     let mut store = stored(&credential);
     for challenge in [b"first assertion challenge, 32 b!", b"second assertion challenge, 32b!"] {
         let got = device.get(request_options(challenge, &credential.credential_id, "required"));
-        assert_eq!(got.credential_id, credential.credential_id, "{what}");
+        assert_eq!(field(&got, "credential_id"), credential.credential_id, "{what}");
         // Every credential is discoverable: the user handle is the user.id given.
-        assert_eq!(got.user_handle.as_deref(), Some(USER_ID), "{what}");
+        assert_eq!(field(&got, "user_handle"), USER_ID, "{what}");
         let e = AssertionExpectations { common: expected(challenge, true), counter_policy: CounterPolicy::Reject };
         let out = verify_got(&e, &store, &got).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!((out.sign_count, out.counter), (0, CounterStatus::NotUsed), "{what}");
@@ -253,14 +142,14 @@ fn eddsa_registers_with_none_attestation_and_asserts_twice() {
 
 #[test]
 fn passkey_rs_client_data_is_read_as_a_browser_writes_it() {
-    let mut device = Device::new(true, false);
+    let device = Device::new(true, false);
     let created = device.create(creation_options(&[COSE_ALG_ES256], "preferred"));
-    let client_data: Value = serde_json::from_slice(&created.client_data_json).unwrap();
+    let client_data: Value = serde_json::from_slice(&field(&created, "client_data_json")).unwrap();
     assert_eq!(client_data["type"], "webauthn.create", "{client_data}");
-    assert_eq!(client_data["challenge"], b64(REGISTRATION_CHALLENGE), "{client_data}");
+    assert_eq!(client_data["challenge"], b64url(REGISTRATION_CHALLENGE), "{client_data}");
     assert_eq!(client_data["origin"], ORIGIN, "{client_data}");
     assert_ne!(client_data["crossOrigin"], true, "{client_data}");
-    let att: ciborium::Value = ciborium::from_reader(created.attestation_object.as_slice()).unwrap();
+    let att: ciborium::Value = ciborium::from_reader(field(&created, "attestation_object").as_slice()).unwrap();
     let fmt = att.as_map().unwrap().iter().find(|(k, _)| k.as_text() == Some("fmt")).map(|(_, v)| v.clone());
     assert_eq!(fmt, Some(ciborium::Value::Text("none".into())));
 }
@@ -268,7 +157,7 @@ fn passkey_rs_client_data_is_read_as_a_browser_writes_it() {
 #[test]
 fn without_user_verification_uv_is_unset_and_refused_where_required() {
     // An authenticator that cannot verify its user (no PIN, no biometrics).
-    let mut device = Device::new(false, false);
+    let device = Device::new(false, false);
     let created = device.create(creation_options(&[COSE_ALG_ES256], "discouraged"));
     assert_eq!(verify_created(&registration(true), &created).unwrap_err(), Error::UserNotVerified);
     let credential = verify_created(&registration(false), &created).unwrap();
@@ -282,7 +171,7 @@ fn without_user_verification_uv_is_unset_and_refused_where_required() {
     assert_eq!(verify_got(&required, &stored(&credential), &got).unwrap_err(), Error::UserNotVerified);
 
     // One that can verify but is told not to: UV unset too.
-    let mut device = Device::new(true, false);
+    let device = Device::new(true, false);
     let created = device.create(creation_options(&[COSE_ALG_EDDSA], "discouraged"));
     let credential = verify_created(&registration(false), &created).unwrap();
     assert!(!credential.flags.user_verified(), "{:?}", credential.flags);
@@ -294,7 +183,7 @@ fn without_user_verification_uv_is_unset_and_refused_where_required() {
 
 #[test]
 fn a_counting_passkey_advances_and_an_older_assertion_is_refused_after() {
-    let mut device = Device::new(true, true);
+    let device = Device::new(true, true);
     let created = device.create(creation_options(&[COSE_ALG_ES256], "preferred"));
     let credential = verify_created(&registration(false), &created).unwrap();
     assert_eq!(credential.sign_count, 0, "passkey-rs starts its counter at 0");
@@ -321,7 +210,7 @@ fn passkey_rs_answers_for_another_origin_or_challenge_are_refused() {
     // passkey-rs's client allows a subdomain of the RP id as the origin; this RP lists only
     // https://example.com.
     let mut device = Device::new(true, false);
-    device.origin = "https://login.example.com".to_owned();
+    device.passkey_rs.origin = "https://login.example.com".to_owned();
     let created = device.create(creation_options(&[COSE_ALG_ES256], "preferred"));
     assert_eq!(
         verify_created(&registration(false), &created).unwrap_err(),
@@ -332,14 +221,14 @@ fn passkey_rs_answers_for_another_origin_or_challenge_are_refused() {
     let credential = verify_created(&allowed, &created).unwrap();
 
     // An assertion made for one challenge does not answer another.
-    device.origin = ORIGIN.to_owned();
+    device.passkey_rs.origin = ORIGIN.to_owned();
     let got = device.get(request_options(b"the challenge signed for, 32 byt", &credential.credential_id, "preferred"));
     let err =
         verify_got(&assertion(b"the challenge issued, 32 bytes!!", CounterPolicy::Reject), &stored(&credential), &got)
             .unwrap_err();
     assert_eq!(err, Error::ChallengeMismatch);
     // Nor does it verify with another credential's key.
-    let mut other = Device::new(true, false);
+    let other = Device::new(true, false);
     let other_credential =
         verify_created(&registration(false), &other.create(creation_options(&[COSE_ALG_ES256], "preferred"))).unwrap();
     let challenge = b"the challenge signed for, 32 byt";
