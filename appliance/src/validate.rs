@@ -844,7 +844,8 @@ impl ValidateService {
                 AnswerBy::SignedNonce => {
                     match self.signed_nonce(ctx, t, c, &code, now) {
                         Ok(()) => return Ok(answered("challenge answered: the card signed the nonce".into())),
-                        Err(e) => why = Some(e),
+                        Err(Unanswered::Wrong(e)) => why = Some(e),
+                        Err(Unanswered::Failed(r)) => return Err(r),
                     }
                     continue;
                 }
@@ -852,7 +853,8 @@ impl ValidateService {
                     let nonce = c.nonce.as_deref().unwrap_or_default();
                     match self.assertion(ctx, t, nonce, Spend::Challenge(c.id), None, req, now) {
                         Ok(done) => return Ok(done),
-                        Err(e) => why = Some(e),
+                        Err(Unanswered::Wrong(e)) => why = Some(e),
+                        Err(Unanswered::Failed(r)) => return Err(r),
                     }
                     continue;
                 }
@@ -989,8 +991,11 @@ impl ValidateService {
             }
         }
         let required = sign_in.user_verification == "required" || req.require_user_verification;
-        self.assertion(ctx, t, &sign_in.nonce, Spend::SignIn(sign_in.id), Some(required), req, now)
-            .map_err(|why| refuse(t, why))
+        self.assertion(ctx, t, &sign_in.nonce, Spend::SignIn(sign_in.id), Some(required), req, now).map_err(|u| match u
+        {
+            Unanswered::Wrong(why) => refuse(t, why),
+            Unanswered::Failed(r) => r,
+        })
     }
 
     /// Checks a webauthn or passkey token's answer: the assertion for this token's credential,
@@ -1008,60 +1013,72 @@ impl ValidateService {
         uv_required: Option<bool>,
         req: &CheckRequest,
         now_ms: i64,
-    ) -> Result<Accept, String> {
+    ) -> Result<Accept, Unanswered> {
         use crate::webauthn::{judge_sign_count, SignCountVerdict};
         let assertion = req.webauthn.as_ref().ok_or("the answer holds no WebAuthn assertion")?;
         if nonce.is_empty() {
-            return Err("the challenge has no nonce".into());
+            return Err(Unanswered::Wrong("the challenge has no nonce".into()));
         }
         let credential = ctx
             .reader
             .webauthn_credential(t.id)
-            .map_err(|e| format!("store: {e}"))?
+            .map_err(|e| Unanswered::Failed(store_failed(e)))?
             .ok_or("the token has no registered credential")?;
         // Constant time is not needed: the credential id is no secret.
         if assertion.credential_id != credential.credential_id {
-            return Err("the assertion is for another credential than this token's".into());
+            return Err(Unanswered::Wrong("the assertion is for another credential than this token's".into()));
         }
         // The user handle, when sent, is the owner's (§7.2); a usernameless sign-in, which
         // identified nobody before, must send it.
         match (assertion.user_handle_matches(credential.user_handle.as_deref()), spend) {
-            (Some(false), _) => return Err("the assertion's user handle is not the credential owner's".into()),
-            (None, Spend::SignIn(_)) => return Err("a passkey sign-in's assertion carries no user handle".into()),
+            (Some(false), _) => {
+                return Err(Unanswered::Wrong("the assertion's user handle is not the credential owner's".into()))
+            }
+            (None, Spend::SignIn(_)) => {
+                return Err(Unanswered::Wrong("a passkey sign-in's assertion carries no user handle".into()))
+            }
             _ => {}
         }
-        let mut policies = crate::webauthn::auth_policies(&self.policies, t, &req.caller, now_ms / 1000)?;
+        let mut policies = crate::webauthn::auth_policies(&self.policies, t, &req.caller, now_ms / 1000)
+            .map_err(|m| Unanswered::Failed(Reject::other(m, "the check failed; try again")))?;
         if uv_required == Some(true) {
             policies.user_verification = countersign_core::policy::UserVerification::Required;
         }
         let request = crate::webauthn::assert_request(&credential, nonce, &policies, assertion);
         let (sign_count, flags) = match self.plugin_check(t, &request) {
             Ok(PluginResponse::WebauthnAsserted { sign_count, flags }) => (sign_count, flags),
-            Ok(PluginResponse::Refused { reason }) => return Err(reason),
-            Ok(other) => return Err(format!("plugin {} answered an assertion with {other:?}", t.plugin)),
-            Err(e) => return Err(format!("plugin {}: {e}", t.plugin)),
+            Ok(PluginResponse::Refused { reason }) => return Err(reason.into()),
+            Ok(other) => {
+                return Err(Unanswered::Failed(Reject::other(
+                    format!("plugin {} answered an assertion with {other:?}", t.plugin),
+                    "the token could not be checked; try again",
+                )))
+            }
+            Err(e) => return Err(Unanswered::Failed(plugin_failed(e, Some(t.serial.clone())))),
         };
         // Backup eligibility is a property of the credential (WebAuthn L3 §7.2): it may not
         // change after the registration.
         if (flags ^ credential.flags) & crate::webauthn::FLAG_BE != 0 {
-            return Err("the backup eligibility (BE) flag is not the one the credential was registered with".into());
+            return Err(Unanswered::Wrong(
+                "the backup eligibility (BE) flag is not the one the credential was registered with".into(),
+            ));
         }
         if !policies.aaguids.is_empty()
             && !policies.aaguids.iter().any(|a| countersign_core::policy::webauthn::aaguid_hex(a) == credential.aaguid)
         {
-            return Err(format!(
+            return Err(Unanswered::Wrong(format!(
                 "the authenticator model (AAGUID {}) is not in the policy webauthn_authenticator_selection_list",
                 credential.aaguid
-            ));
+            )));
         }
         let (next, regressed) = match judge_sign_count(t.counter, sign_count, policies.sign_count) {
             SignCountVerdict::Accept { next, regressed } => (next, regressed),
             SignCountVerdict::Regressed => {
-                return Err(format!(
+                return Err(Unanswered::Wrong(format!(
                     "the sign count did not advance ({sign_count} after {}): a cloned authenticator or a replayed \
                      assertion",
                     t.counter
-                ))
+                )))
             }
         };
         let detail = format!(
@@ -1098,19 +1115,19 @@ impl ValidateService {
         c: &crate::store::OpenChallenge,
         pass: &str,
         now_ms: i64,
-    ) -> Result<(), String> {
+    ) -> Result<(), Unanswered> {
         let nonce = c.nonce.as_deref().ok_or("the challenge has no nonce")?;
         let cert = ctx
             .reader
             .token_certificate(t.id)
-            .map_err(|e| format!("store: {e}"))?
+            .map_err(|e| Unanswered::Failed(store_failed(e)))?
             .ok_or("the token has no certificate")?;
         let pass = pass.trim();
         let signature = hex::decode(pass)
             .or_else(|_| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, pass))
-            .map_err(|_| "the answer is not a hex or base64 signature".to_owned())?;
+            .map_err(|_| "the answer is not a hex or base64 signature")?;
         countersign_pki::verify_signature(&cert.certificate, nonce, &signature, now_ms / 1000)
-            .map_err(|e| e.to_string())
+            .map_err(|e| Unanswered::Wrong(e.to_string()))
     }
 
     /// A user with no token: refused, unless a policy lets them through (privacyIDEA's
@@ -1530,6 +1547,27 @@ impl Accept {
                 | TokenEffect::AcceptChallenge { .. }
                 | TokenEffect::AcceptSignIn { .. }
         )
+    }
+}
+
+/// Why a challenge's answer was not accepted: it was wrong (the reason, for the audit; a
+/// failure counts on the token), or it could not be checked (the database, the HSM or the
+/// plugin failed, or a policy conflict): that reject as it is, an error answer where it is one,
+/// counting nothing against the user.
+enum Unanswered {
+    Wrong(String),
+    Failed(Reject),
+}
+
+impl From<&str> for Unanswered {
+    fn from(why: &str) -> Unanswered {
+        Unanswered::Wrong(why.to_owned())
+    }
+}
+
+impl From<String> for Unanswered {
+    fn from(why: String) -> Unanswered {
+        Unanswered::Wrong(why)
     }
 }
 
