@@ -66,6 +66,7 @@ bench: deps
 	$(CARGO) build --release --workspace
 	./target/release/bench-signing --out target/bench/signing.md
 	./target/release/bench-validate --out target/bench/validate.md
+	./target/release/bench-webauthn --out target/bench/webauthn.md
 	./target/release/bench-seals --out target/bench/seals.md
 	bash scripts/bench-memory.sh target/release target/bench/memory.md
 	@set -e; pg=$$(mktemp -d /tmp/cs-bench-pg-XXXXXX); \

@@ -205,6 +205,9 @@ pub struct Daemon {
     pub wrapper: Vec<String>,
     /// Whether [`Daemon::install_plugins`] gives the daemon the movable test clock.
     pub test_clock: bool,
+    /// The `extra` of [`Daemon::configure`], which [`Daemon::install_plugins`] keeps in the
+    /// overlay it rewrites.
+    configured: String,
     child: Option<Child>,
 }
 
@@ -241,6 +244,7 @@ impl Daemon {
             env: Vec::new(),
             wrapper: Vec::new(),
             test_clock: true,
+            configured: extra.to_owned(),
             child: None,
         };
         d.write_config();
@@ -564,10 +568,13 @@ impl Daemon {
         } else {
             String::new()
         };
+        // What `configure` was given stays (it was once dropped here, silently: a benchmark's
+        // `--config` then measured the defaults); a table given twice fails the daemon's start.
+        let earlier = &self.configured;
         std::fs::write(
             &self.overlay,
             format!(
-                "[plugins]\ndir = \"{}\"\ntrusted_publishers = \"{}\"\nworker = \"{}\"\n{clock}{extra}",
+                "[plugins]\ndir = \"{}\"\ntrusted_publishers = \"{}\"\nworker = \"{}\"\n{clock}{extra}\n{earlier}",
                 root.display(),
                 trusted.display(),
                 bin("countersign-plugin-worker").display(),
