@@ -66,7 +66,7 @@ use crate::simple_tokens::DEFAULT_POSITIONS;
 /// credential makes, kept until it expires.
 pub const MAX_OPEN_SIGN_INS: i64 = 100_000;
 
-/// Bytes of a certificate token's nonce.
+/// Bytes of a certificate token's nonce (as many as a WebAuthn challenge's).
 const NONCE_LEN: usize = 32;
 
 /// Waits between delivery rounds: 5 s, 15 s, 30 s, then every 60 s until the challenge expires.
@@ -190,14 +190,7 @@ impl ChallengeService {
     /// The text policies (`smstext`, `emailtext`, `challenge_text`) for `t`'s owner.
     fn texts(&self, t: &TokenRecord, caller: &Caller) -> Result<ChallengeTexts, TokenError> {
         use crate::policy::Scope;
-        let now_s = self.clock.now_ms() / 1000;
-        let ctx = crate::policy::request_context(
-            t.login.as_deref(),
-            t.realm.as_deref(),
-            t.owner_resolver.as_deref(),
-            caller,
-            now_s,
-        );
+        let ctx = crate::policy::token_context(t, caller, self.clock.now_ms() / 1000);
         let p = self.policies.current();
         let value = |action: &str| -> Result<Option<crate::policy::ActionValue>, TokenError> {
             Ok(p.value(Scope::Authentication, action, &ctx)
@@ -237,19 +230,13 @@ impl ChallengeService {
                         .into(),
                 ))
             })?;
-            let challenge = crate::webauthn::b64url(&svc.secrets.random(crate::webauthn::CHALLENGE_LEN)?);
+            let (nonce, challenge) =
+                crate::webauthn::challenge(true, &svc.secrets.random(crate::webauthn::CHALLENGE_LEN)?);
             let transaction_id = transaction_id(&svc.secrets)?;
             let timeout_ms = u64::from(auth.timeout_s).saturating_mul(1000);
             let valid_until_ms = now.saturating_add(i64::try_from(timeout_ms).unwrap_or(i64::MAX));
             let uv = auth.user_verification.as_str();
-            svc.store.create_sign_in(
-                &transaction_id,
-                challenge.as_bytes(),
-                uv,
-                now,
-                valid_until_ms,
-                MAX_OPEN_SIGN_INS,
-            )?;
+            svc.store.create_sign_in(&transaction_id, &nonce, uv, now, valid_until_ms, MAX_OPEN_SIGN_INS)?;
             Ok(crate::webauthn::SignIn {
                 transaction_id,
                 challenge,
@@ -347,25 +334,33 @@ impl ChallengeService {
                 out.push((view, None));
                 continue;
             }
-            if t.token_type == "passkey" {
-                // passkey_trigger_by_pin: the passkey signs over the challenge string's bytes,
-                // as at a usernameless sign-in; the counter is its sign count.
+            if matches!(t.token_type.as_str(), "webauthn" | "passkey") {
+                // The authenticator signs over the challenge ([`crate::webauthn::challenge`]); the
+                // counter is its sign count, so the challenge reserves none. A passkey has one
+                // only by passkey_trigger_by_pin.
                 let credential = self.store.webauthn_credential(t.id)?.ok_or_else(|| {
                     TokenError::Refused(Refusal::NotFound(format!("the WebAuthn credential of token {}", t.serial)))
                 })?;
                 let policies = crate::webauthn::auth_policies(&self.policies, t, caller, now / 1000)
                     .map_err(|m| TokenError::Refused(Refusal::Invalid(m)))?;
-                let challenge = crate::webauthn::b64url(&self.secrets.random(crate::webauthn::CHALLENGE_LEN)?);
-                self.store.create_unreserved_challenge(t.id, &tx_id, now, expires, Some(challenge.as_bytes()))?;
-                view.message = policies.passkey_challenge_text.clone();
+                let passkey = t.token_type == "passkey";
+                let (nonce, challenge) =
+                    crate::webauthn::challenge(passkey, &self.secrets.random(crate::webauthn::CHALLENGE_LEN)?);
+                self.store.create_unreserved_challenge(t.id, &tx_id, now, expires, Some(&nonce))?;
                 view.client_mode = "webauthn";
                 view.delivery = "none".into();
                 view.valid_until_ms = Some(expires);
-                view.passkey = Some(crate::webauthn::PasskeyChallenge {
-                    challenge,
-                    rp_id: credential.rp_id,
-                    user_verification: policies.user_verification.as_str(),
-                });
+                if passkey {
+                    view.message = policies.passkey_challenge_text.clone();
+                    view.passkey = Some(crate::webauthn::PasskeyChallenge {
+                        challenge,
+                        rp_id: credential.rp_id,
+                        user_verification: policies.user_verification.as_str(),
+                    });
+                } else {
+                    view.message = policies.challenge_text.replace("{0!s}", &t.description);
+                    view.webauthn = Some(crate::webauthn::sign_request(&credential, challenge, &policies));
+                }
                 out.push((view, None));
                 continue;
             }
@@ -387,23 +382,6 @@ impl ChallengeService {
                 view.client_mode = "piv";
                 view.delivery = "none".into();
                 view.nonce = Some(hex::encode(nonce));
-                out.push((view, None));
-                continue;
-            }
-            if t.token_type == "webauthn" {
-                // The authenticator signs over the nonce; the counter is its sign count, so the
-                // challenge reserves none.
-                let credential = self.store.webauthn_credential(t.id)?.ok_or_else(|| {
-                    TokenError::Refused(Refusal::NotFound(format!("the WebAuthn credential of token {}", t.serial)))
-                })?;
-                let policies = crate::webauthn::auth_policies(&self.policies, t, caller, now / 1000)
-                    .map_err(|m| TokenError::Refused(Refusal::Invalid(m)))?;
-                let nonce = self.secrets.random(NONCE_LEN)?;
-                self.store.create_unreserved_challenge(t.id, &tx_id, now, expires, Some(&nonce))?;
-                view.message = policies.challenge_text.replace("{0!s}", &t.description);
-                view.client_mode = "webauthn";
-                view.delivery = "none".into();
-                view.webauthn = Some(crate::webauthn::sign_request(&credential, &nonce, &policies));
                 out.push((view, None));
                 continue;
             }

@@ -851,7 +851,9 @@ impl ValidateService {
                 }
                 AnswerBy::Assertion => {
                     let nonce = c.nonce.as_deref().unwrap_or_default();
-                    match self.assertion(ctx, t, nonce, Spend::Challenge(c.id), None, req, now) {
+                    let checked = credential_of(ctx, t)
+                        .and_then(|cred| self.assertion(t, &cred, nonce, Spend::Challenge(c.id), false, req, now));
+                    match checked {
                         Ok(done) => return Ok(done),
                         Err(Unanswered::Wrong(e)) => why = Some(e),
                         Err(Unanswered::Failed(r)) => return Err(r),
@@ -953,12 +955,12 @@ impl ValidateService {
         let mut found = None;
         for t in tokens.iter().filter(|t| t.token_type == "passkey") {
             let c = ctx.reader.webauthn_credential(t.id).map_err(store_failed)?;
-            if c.is_some_and(|c| c.credential_id == credential_id) {
-                found = Some(t);
+            if let Some(c) = c.filter(|c| c.credential_id == credential_id) {
+                found = Some((t, c));
                 break;
             }
         }
-        let Some(t) = found else {
+        let Some((t, credential)) = found else {
             return Err(Reject {
                 audit: "passkey sign-in refused: no passkey has this credential".into(),
                 answer: "wrong PIN or OTP",
@@ -991,26 +993,28 @@ impl ValidateService {
             }
         }
         let required = sign_in.user_verification == "required" || req.require_user_verification;
-        self.assertion(ctx, t, &sign_in.nonce, Spend::SignIn(sign_in.id), Some(required), req, now).map_err(|u| match u
-        {
-            Unanswered::Wrong(why) => refuse(t, why),
-            Unanswered::Failed(r) => r,
+        self.assertion(t, &credential, &sign_in.nonce, Spend::SignIn(sign_in.id), required, req, now).map_err(|u| {
+            match u {
+                Unanswered::Wrong(why) => refuse(t, why),
+                Unanswered::Failed(r) => r,
+            }
         })
     }
 
-    /// Checks a webauthn or passkey token's answer: the assertion for this token's credential,
-    /// verified by its plugin against the challenge's `nonce` and the policies' origins and user
-    /// verification (or at least `uv_required` when the challenge itself asked for it); the sign
-    /// count judged here against the row as read. The accept spends the challenge and moves the
-    /// counter to the new sign count, by compare-and-set.
+    /// Checks a webauthn or passkey token's answer: the assertion for this token's `credential`
+    /// (as read for this check), verified by its plugin against the challenge's `nonce` and the
+    /// policies' origins and user verification (required whatever they say with
+    /// `uv_required`, when the challenge itself asked for it); the sign count judged here
+    /// against the row as read. The accept spends the challenge and moves the counter to the
+    /// new sign count, by compare-and-set.
     #[allow(clippy::too_many_arguments, reason = "one check's parts, as answer and sign_in hold them")]
     fn assertion(
         &self,
-        ctx: &WorkerCtx<'_>,
         t: &TokenRecord,
+        credential: &crate::store::WebauthnCredential,
         nonce: &[u8],
         spend: Spend,
-        uv_required: Option<bool>,
+        uv_required: bool,
         req: &CheckRequest,
         now_ms: i64,
     ) -> Result<Accept, Unanswered> {
@@ -1019,11 +1023,6 @@ impl ValidateService {
         if nonce.is_empty() {
             return Err(Unanswered::Wrong("the challenge has no nonce".into()));
         }
-        let credential = ctx
-            .reader
-            .webauthn_credential(t.id)
-            .map_err(|e| Unanswered::Failed(store_failed(e)))?
-            .ok_or("the token has no registered credential")?;
         // Constant time is not needed: the credential id is no secret.
         if assertion.credential_id != credential.credential_id {
             return Err(Unanswered::Wrong("the assertion is for another credential than this token's".into()));
@@ -1041,10 +1040,10 @@ impl ValidateService {
         }
         let mut policies = crate::webauthn::auth_policies(&self.policies, t, &req.caller, now_ms / 1000)
             .map_err(|m| Unanswered::Failed(Reject::other(m, "the check failed; try again")))?;
-        if uv_required == Some(true) {
+        if uv_required {
             policies.user_verification = countersign_core::policy::UserVerification::Required;
         }
-        let request = crate::webauthn::assert_request(&credential, nonce, &policies, assertion);
+        let request = crate::webauthn::assert_request(credential, nonce, &policies, assertion);
         let (sign_count, flags) = match self.plugin_check(t, &request) {
             Ok(PluginResponse::WebauthnAsserted { sign_count, flags }) => (sign_count, flags),
             Ok(PluginResponse::Refused { reason }) => return Err(reason.into()),
@@ -1569,6 +1568,14 @@ impl From<String> for Unanswered {
     fn from(why: String) -> Unanswered {
         Unanswered::Wrong(why)
     }
+}
+
+/// The credential of webauthn or passkey token `t`, read (and its seal checked) for this check.
+fn credential_of(ctx: &WorkerCtx<'_>, t: &TokenRecord) -> Result<crate::store::WebauthnCredential, Unanswered> {
+    ctx.reader
+        .webauthn_credential(t.id)
+        .map_err(|e| Unanswered::Failed(store_failed(e)))?
+        .ok_or_else(|| "the token has no registered credential".into())
 }
 
 /// Which challenge an assertion's accept spends.

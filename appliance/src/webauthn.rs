@@ -317,25 +317,34 @@ pub fn auth_policies(
     caller: &countersign_core::caller::Caller,
     now_s: i64,
 ) -> Result<WebauthnAuthPolicies, String> {
-    let ctx = crate::policy::request_context(
-        t.login.as_deref(),
-        t.realm.as_deref(),
-        t.owner_resolver.as_deref(),
-        caller,
-        now_s,
-    );
+    let ctx = crate::policy::token_context(t, caller, now_s);
     WebauthnAuthPolicies::read(&handle.current(), &ctx).map_err(|e| format!("policy conflict, refused: {e}"))
 }
 
-/// The sign request of a challenge for `credential` with `nonce`.
-pub fn sign_request(credential: &WebauthnCredential, nonce: &[u8], policies: &WebauthnAuthPolicies) -> SignRequest {
+/// What a challenge asks the authenticator to sign over, made of HSM `random` bytes, and the
+/// string the client is sent: a webauthn token's client decodes that base64url, so the bytes
+/// are `random` itself; privacyIDEA's passkey clients sign the string as sent, so a passkey's
+/// bytes are its UTF-8. The one place the two encodings are decided (enrolment, challenges,
+/// usernameless sign-ins).
+pub fn challenge(passkey: bool, random: &[u8]) -> (Vec<u8>, String) {
+    let text = b64url(random);
+    let bytes = if passkey { text.clone().into_bytes() } else { random.to_vec() };
+    (bytes, text)
+}
+
+/// The sign request of a challenge for `credential`, `challenge` as the client is sent it.
+pub fn sign_request(
+    credential: &WebauthnCredential,
+    challenge: String,
+    policies: &WebauthnAuthPolicies,
+) -> SignRequest {
     let transports = if policies.transports.is_empty() {
         DEFAULT_TRANSPORTS.iter().map(|t| (*t).to_owned()).collect()
     } else {
         policies.transports.iter().map(|t| t.as_str().to_owned()).collect()
     };
     SignRequest {
-        challenge: b64url(nonce),
+        challenge,
         allow_credentials: vec![AllowCredential {
             id: b64url(&credential.credential_id),
             kind: "public-key",

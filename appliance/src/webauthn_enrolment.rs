@@ -105,10 +105,7 @@ impl TokenService {
     /// The first step's challenge for the stored token `rec`, and what the client needs.
     pub(crate) fn webauthn_challenge(&self, rec: &TokenRecord, s: Started) -> Result<Enrolment, TokenError> {
         let passkey = rec.token_type == "passkey";
-        let random = self.secrets.random(CHALLENGE_LEN)?;
-        // A passkey's authenticator signs over the challenge string's bytes (privacyIDEA's
-        // clients pass them as they are), a webauthn token's over the random bytes.
-        let nonce = if passkey { b64url(&random).into_bytes() } else { random };
+        let (nonce, challenge) = crate::webauthn::challenge(passkey, &self.secrets.random(CHALLENGE_LEN)?);
         let transaction_id = self.secrets.random_digits(20)?.to_string();
         let now = self.clock.now_ms();
         let valid_until_ms = now.saturating_add(i64::from(s.policies.timeout_s).saturating_mul(1000));
@@ -131,7 +128,7 @@ impl TokenService {
             passkey,
             user_id,
             transaction_id,
-            nonce: if passkey { String::from_utf8_lossy(&nonce).into_owned() } else { b64url(&nonce) },
+            nonce: challenge,
             rp_id: s.rp_id,
             rp_name: s.rp_name,
             serial: rec.serial.clone(),

@@ -90,6 +90,11 @@ pub fn request_context<'a>(
     PolicyContext::for_request(user, realm, resolver, caller, now_s, local_utc_offset_s(now_s))
 }
 
+/// The policy context of a request about token `t`: its owner, realm and resolver as loaded.
+pub fn token_context<'a>(t: &'a crate::store::TokenRecord, caller: &Caller, now_s: i64) -> PolicyContext<'a> {
+    request_context(t.login.as_deref(), t.realm.as_deref(), t.owner_resolver.as_deref(), caller, now_s)
+}
+
 impl From<PolicyInvalid> for PolicyError {
     fn from(e: PolicyInvalid) -> Self {
         PolicyError::Refused(Refusal::Invalid(e.0))
