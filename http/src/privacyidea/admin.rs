@@ -257,13 +257,7 @@ async fn passkey_login(
         webauthn: Some(assertion),
         require_user_verification: true,
     };
-    let o = st.validate.check(check).await.map_err(|e| match e {
-        countersign::validate::ValidateError::HsmUnavailable
-        | countersign::validate::ValidateError::StoreUnavailable => {
-            PiResponse::error(ErrorKind::Unavailable, &e.to_string())
-        }
-        e => PiResponse::error(ErrorKind::Internal, &e.to_string()),
-    })?;
+    let o = st.validate.check(check).await.map_err(|e| super::validate::check_error(&e))?;
     match (o.accepted, o.token_type.as_deref(), o.user, o.realm, o.serial) {
         (true, Some("passkey"), Some(login), Some(realm), Some(serial)) => {
             st.api_access.passkey_login(origin.clone(), login, realm, serial).await.map_err(|e| session_error(&e))

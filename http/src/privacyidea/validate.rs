@@ -156,13 +156,19 @@ async fn decide(st: &AppState, caller: Caller, p: &Params) -> Result<CheckOutcom
     st.validate
         .check(CheckRequest { target, pass, transaction_id, caller, webauthn, require_user_verification: false })
         .await
-        .map_err(|e| match e {
-            countersign::validate::ValidateError::HsmUnavailable
-            | countersign::validate::ValidateError::StoreUnavailable => {
-                PiResponse::error(ErrorKind::Unavailable, &e.to_string())
-            }
-            e => PiResponse::error(ErrorKind::Internal, &e.to_string()),
-        })
+        .map_err(|e| check_error(&e))
+}
+
+/// A check (or trigger) that got no answer, in privacyIDEA's words: the HSM or the database not
+/// available is 503 (try again, or another appliance); anything else 500.
+pub(super) fn check_error(e: &countersign::validate::ValidateError) -> PiResponse {
+    use countersign::validate::ValidateError;
+    match e {
+        ValidateError::HsmUnavailable | ValidateError::StoreUnavailable => {
+            PiResponse::error(ErrorKind::Unavailable, &e.to_string())
+        }
+        e => PiResponse::error(ErrorKind::Internal, &e.to_string()),
+    }
 }
 
 async fn check(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Response {
