@@ -167,6 +167,8 @@ pub(super) fn check_error(e: &countersign::validate::ValidateError) -> PiRespons
         ValidateError::HsmUnavailable | ValidateError::StoreUnavailable => {
             PiResponse::error(ErrorKind::Unavailable, &e.to_string())
         }
+        // A challenge that could not be made: its own kind (the HSM down is 503 too).
+        ValidateError::Challenge(t) => PiResponse::failure(t),
         e => PiResponse::error(ErrorKind::Internal, &e.to_string()),
     }
 }
@@ -216,7 +218,7 @@ async fn trigger(State(st): State<SharedState>, caller: ApiCaller, p: Params) ->
             .validate
             .trigger(caller.caller.clone(), target)
             .await
-            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e.to_string()))?;
+            .map_err(|e| check_error(&e))?;
         // privacyIDEA marks an answer that created challenges as CHALLENGE.
         let authentication = (!challenges.is_empty()).then_some("CHALLENGE");
         Ok::<_, PiResponse>(PiResponse::ok(json!(challenges.len()), authentication, challenge_detail(&challenges)))

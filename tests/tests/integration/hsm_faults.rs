@@ -138,6 +138,10 @@ fn episode(fault: &str, kind: &str) {
     assert_eq!(v["result"]["status"], false, "{v}");
     assert!(v["result"]["error"]["message"].as_str().unwrap().contains("HSM is not available"), "{v}");
     assert!(v["result"].get("authentication").is_none(), "{v}");
+    // A trigger the HSM cannot serve is an error to try again, not the appliance's fault (500).
+    let (status, v) = f.d.api("POST", "/validate/triggerchallenge", Some(json!({ "serial": f.serial })));
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(v["result"]["status"], false, "{v}");
     let (status, v) = f.sign();
     assert_eq!(status, 503, "{v}");
     assert_eq!(v["error"]["code"], "hsm_unavailable", "{v}");
