@@ -214,11 +214,7 @@ async fn trigger(State(st): State<SharedState>, caller: ApiCaller, p: Params) ->
             }
         }
         let target = target(&p, |r| st.realms.is_realm(r))?;
-        let (_, challenges) = st
-            .validate
-            .trigger(caller.caller.clone(), target)
-            .await
-            .map_err(|e| check_error(&e))?;
+        let (_, challenges) = st.validate.trigger(caller.caller.clone(), target).await.map_err(|e| check_error(&e))?;
         // privacyIDEA marks an answer that created challenges as CHALLENGE.
         let authentication = (!challenges.is_empty()).then_some("CHALLENGE");
         Ok::<_, PiResponse>(PiResponse::ok(json!(challenges.len()), authentication, challenge_detail(&challenges)))
