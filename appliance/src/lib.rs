@@ -24,6 +24,7 @@ pub mod ca;
 pub mod challenges;
 pub mod clock;
 pub mod config_watch;
+pub mod console_access;
 pub use countersign_card as devices;
 pub use countersign_core::dates;
 pub mod directory;

@@ -31,7 +31,8 @@ pub enum Listener {
 impl Listener {
     const ALL: [Listener; 3] = [Listener::Api, Listener::Admin, Listener::Http];
 
-    fn name(self) -> &'static str {
+    /// The listener's name in metrics: `api`, `admin` or `http`.
+    pub fn name(self) -> &'static str {
         match self {
             Listener::Api => "api",
             Listener::Admin => "admin",
@@ -72,6 +73,19 @@ pub struct Metrics {
     routes: [RwLock<HashMap<String, std::sync::Arc<RouteStats>>>; 3],
 }
 
+/// Requests one route of one listener answered ([`Metrics::route_totals`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTotal {
+    /// The listener.
+    pub listener: Listener,
+    /// The route's template.
+    pub route: String,
+    /// Requests answered.
+    pub total: u64,
+    /// Of which with a 5xx status.
+    pub failed: u64,
+}
+
 /// What the scrape collects from the rest of the daemon.
 #[derive(Debug, Default)]
 pub struct Scraped {
@@ -106,6 +120,37 @@ impl Metrics {
                 m.by_class[class].fetch_add(1, Ordering::Relaxed)
             }
         };
+    }
+
+    /// Requests answered since the daemon started, per listener and route, with how many of
+    /// them failed (a 5xx), busiest first: the console's dashboard.
+    pub fn route_totals(&self) -> Vec<RouteTotal> {
+        let mut out = Vec::new();
+        for listener in Listener::ALL {
+            let table = self.routes[listener.index()].read().unwrap_or_else(PoisonError::into_inner);
+            for (route, stats) in table.iter() {
+                let (mut total, mut failed) = (0, 0);
+                for m in &stats.methods {
+                    for (i, c) in m.by_status.iter().enumerate() {
+                        let n = c.load(Ordering::Relaxed);
+                        total += n;
+                        if STATUSES[i] >= 500 {
+                            failed += n;
+                        }
+                    }
+                    for (i, c) in m.by_class.iter().enumerate() {
+                        let n = c.load(Ordering::Relaxed);
+                        total += n;
+                        if i == 4 {
+                            failed += n;
+                        }
+                    }
+                }
+                out.push(RouteTotal { listener, route: route.clone(), total, failed });
+            }
+        }
+        out.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.route.cmp(&b.route)));
+        out
     }
 
     /// The text exposition of every metric.

@@ -236,6 +236,20 @@ impl TokenSecrets {
         self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
     }
 
+    /// The verifier stored for a console user's password (its own domain: an API admin's
+    /// verifier of the same name and password is a different value).
+    pub fn console_verifier(&self, name: &str, password: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let msg = Zeroizing::new([b"countersign/console-user/v1\0", name.as_bytes(), b"\0", password].concat());
+        self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
+    }
+
+    /// HMAC-SHA-256 of a console session cookie's claims under the HSM's verifier key, with
+    /// its own domain.
+    pub fn console_mac(&self, claims: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let msg = [b"countersign/console-session/v1\0".as_slice(), claims].concat();
+        self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
+    }
+
     /// The verifier stored for `pin` on token `serial`.
     pub fn pin_verifier(&self, serial: &str, pin: &[u8]) -> Result<Vec<u8>, HsmError> {
         let msg = Zeroizing::new([b"countersign/token-pin/v1\0", serial.as_bytes(), b"\0", pin].concat());

@@ -1,6 +1,7 @@
 //! `countersign`: the admin CLI. Talks to `countersignd` over `admin.sock`; prints readable
 //! tables by default and the daemon's JSON with `--json`.
 
+mod console;
 mod gateway;
 mod hardware;
 mod output;
@@ -95,6 +96,9 @@ enum Command {
     /// The privacyIDEA-compatible API.
     #[command(subcommand)]
     Privacyidea(PrivacyideaCmd),
+    /// The web console's users (`user-add` opens the console of a fresh appliance).
+    #[command(subcommand)]
+    Console(console::ConsoleCmd),
     /// Plugin publishing: publisher keys, signing and verifying plugin directories (offline).
     #[command(subcommand)]
     Plugin(plugin::PluginCmd),
@@ -248,7 +252,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -385,6 +389,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delivery(cmd) => gateway::delivery_request(cmd)?.into(),
         Command::Policy(cmd) => policy::policy_request(cmd)?.into(),
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
+        Command::Console(cmd) => {
+            let (method, uri, body) = console::request(cmd)?;
+            let mut conn = Connection::connect(&cli.socket).await?;
+            let (status, v) = conn.request(method, &uri, body.as_ref()).await?;
+            if !status.is_success() {
+                let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("no detail");
+                anyhow::bail!("{msg} (HTTP {})", status.as_u16());
+            }
+            if cli.json {
+                println!("{v}");
+            } else {
+                console::print(&v);
+            }
+            return Ok(());
+        }
         Command::Privacyidea(cmd) => {
             let (method, uri, body) = match cmd {
                 PrivacyideaCmd::PublicKey => (Method::GET, "/v1/admin/privacyidea/public-key".to_owned(), None),

@@ -31,6 +31,8 @@ pub enum Principal {
     Service(String),
     /// A client of the Yubico validation protocol whose request signature verified, by id.
     YubicoClient(String),
+    /// A user of the web console with a session (password and second factor), by name.
+    Console(String),
 }
 
 /// Who a request is from.
@@ -103,6 +105,7 @@ impl fmt::Display for Caller {
             Principal::ApiAdmin(name) => write!(f, "pi-admin:{name} {}", self.origin),
             Principal::Service(name) => write!(f, "service:{name} {}", self.origin),
             Principal::YubicoClient(id) => write!(f, "yubico:{id} {}", self.origin),
+            Principal::Console(name) => write!(f, "console:{name} {}", self.origin),
         }
     }
 }
@@ -123,6 +126,11 @@ mod tests {
                 Some("10.0.0.1"),
             ),
             (Caller::uid(0).as_principal(Principal::Service("radius".into())), "service:radius uid:0", None),
+            (
+                Caller::address(ip).as_principal(Principal::Console("hd".into())),
+                "console:hd ip:10.0.0.1",
+                Some("10.0.0.1"),
+            ),
             (Caller::appliance("daemon"), "daemon", None),
             (Caller::unknown(), "unknown", None),
         ];

@@ -85,6 +85,16 @@ pub struct Config {
     pub audit: AuditSection,
     /// `[webauthn]`: what WebAuthn registrations are checked against.
     pub webauthn: WebauthnSection,
+    /// `[console]`: the web console.
+    pub console: ConsoleSection,
+}
+
+/// The web console at `/console/` on the HTTP listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSection {
+    /// The realm whose internal users' tokens are the console users' second factors.
+    pub realm: String,
 }
 
 /// WebAuthn registrations: the roots an authenticator's attestation may chain to.

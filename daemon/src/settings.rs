@@ -74,6 +74,8 @@ pub struct Settings {
     pub tokens: TokenDefaults,
     /// WebAuthn's attestation roots (`[webauthn]`).
     pub webauthn: countersign::webauthn::WebauthnSettings,
+    /// The realm of the console users' second factors (`[console] realm`).
+    pub console_realm: String,
 }
 
 /// The HSM: where the token is, where the PIN is read from, how many threads do HSM work.
@@ -533,6 +535,10 @@ impl Settings {
             webauthn: countersign::webauthn::WebauthnSettings {
                 attestation_roots: cfg.webauthn.attestation_roots.clone(),
                 admin_realms: cfg.webauthn.admin_realms.clone(),
+            },
+            console_realm: match cfg.console.realm.trim() {
+                "" => return bad("console.realm is empty; name the realm of the console users' second factors".into()),
+                r => r.to_owned(),
             },
         })
     }

@@ -15,6 +15,7 @@ mod admin;
 mod answer;
 mod api;
 mod conn;
+mod console;
 mod error;
 mod extract;
 mod fuzz_input;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub responses: countersign::response_signing::ResponseSigner,
     /// Admins and service accounts of the HTTP API.
     pub api_access: countersign::api_access::ApiAccess,
+    /// Users of the web console, their sign-ins and sessions.
+    pub console: countersign::console_access::ConsoleAccess,
     /// Clients of the Yubico validation protocol (`/ttype/yubikey`) and its answers.
     pub yubico: countersign::yubico_clients::YubicoClients,
     /// `http.require_api_key`: on the network listener, a caller without a credential reaches
@@ -176,7 +179,8 @@ pub fn api_router(state: AppState, limits: Limits) -> Router {
 /// added later, the fallback and the operational routes).
 pub fn http_router(state: AppState, limits: Limits) -> Router {
     let state = Arc::new(state);
-    let routes = validate::routes().merge(privacyidea::routes()).route("/metrics", get(ops::metrics));
+    let routes =
+        validate::routes().merge(privacyidea::routes()).merge(console::routes()).route("/metrics", get(ops::metrics));
     finish(routes, state, limits, Listener::Http)
 }
 
@@ -190,6 +194,7 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .merge(policies::routes())
         .merge(privacyidea::admin_routes())
         .merge(resolvers::routes())
+        .merge(console::admin::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), admin::audit_reads))
         // Scrapes are not audited (every 15 s or so, and they change nothing).
         .route("/metrics", get(ops::metrics))

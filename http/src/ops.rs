@@ -155,16 +155,31 @@ pub(super) async fn health(State(st): State<SharedState>) -> Response {
     (status, Answer(body)).into_response()
 }
 
-/// Readiness: 200 when the HSM answers a probe, the store answers a query, this appliance's
-/// view of the configuration is current (changes other appliances on the database made have
-/// reached it) and every plugin worker runs; else 503 with every reason.
-pub(super) async fn ready(State(st): State<SharedState>) -> Response {
+/// What readiness found: each part, and every reason the appliance is not ready.
+#[derive(Debug, Clone)]
+pub(crate) struct Readiness {
+    pub hsm: bool,
+    pub store: bool,
+    pub config_current: bool,
+    pub plugins: bool,
+    pub reasons: Vec<String>,
+}
+
+impl Readiness {
+    pub(crate) fn ready(&self) -> bool {
+        self.reasons.is_empty()
+    }
+}
+
+/// Probes the HSM and the store, and asks whether the configuration view is current and every
+/// plugin worker runs: `/v1/ready` and the console's dashboard.
+pub(crate) async fn readiness(st: &AppState) -> Readiness {
     let mut reasons = Vec::new();
-    let hsm = probe_hsm(&st).await;
+    let hsm = probe_hsm(st).await;
     if let Err(why) = &hsm {
         reasons.push(why.clone());
     }
-    let store_ok = match probe_store(&st).await {
+    let store = match probe_store(st).await {
         Ok(()) => true,
         Err(why) => {
             reasons.push(why);
@@ -174,17 +189,25 @@ pub(super) async fn ready(State(st): State<SharedState>) -> Response {
     let stale = st.store.config_stale();
     let config_current = stale.is_none();
     reasons.extend(stale);
-    let plugins = st.plugins.not_ready();
-    let plugins_ok = plugins.is_empty();
-    reasons.extend(plugins);
-    let ready = reasons.is_empty();
+    let not_ready = st.plugins.not_ready();
+    let plugins = not_ready.is_empty();
+    reasons.extend(not_ready);
+    Readiness { hsm: hsm.is_ok(), store, config_current, plugins, reasons }
+}
+
+/// Readiness: 200 when the HSM answers a probe, the store answers a query, this appliance's
+/// view of the configuration is current (changes other appliances on the database made have
+/// reached it) and every plugin worker runs; else 503 with every reason.
+pub(super) async fn ready(State(st): State<SharedState>) -> Response {
+    let r = readiness(&st).await;
+    let ready = r.ready();
     let body = serde_json::json!({
         "ready": ready,
-        "hsm": hsm.is_ok(),
-        "store": store_ok,
-        "config_current": config_current,
-        "plugins": plugins_ok,
-        "reasons": reasons,
+        "hsm": r.hsm,
+        "store": r.store,
+        "config_current": r.config_current,
+        "plugins": r.plugins,
+        "reasons": r.reasons,
         "version": env!("CARGO_PKG_VERSION"),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -47,6 +47,7 @@ const TABLES: &[(&str, Option<&str>)] = &[
     ("ca", None),
     ("policy", Some("id")),
     ("api_admin", None),
+    ("console_user", None),
     ("service_account", None),
     ("audit_chain", None),
     ("audit_checkpoint", None),

@@ -16,6 +16,7 @@ pub mod backup;
 pub mod chain;
 mod challenges;
 mod config_version;
+mod console_users;
 pub mod copy;
 pub mod db;
 mod gateways;
@@ -52,6 +53,7 @@ pub use challenges::{
     AttemptRow, ChallengeQuery, ChallengeRow, DeliveryRecord, DeliveryView, OpenChallenge, RoundOutcome,
 };
 pub use config_version::VersionWatch;
+pub use console_users::{ConsoleCredential, ConsoleUserRow};
 pub use countersign_core::check::{AfterAccept, CheckTarget, FailedToken, ThrottleEffect, ThrottleState, TokenEffect};
 pub use db::pg::PgTarget;
 pub use gateways::{GatewayRecord, SmtpServer, SmtpTls, Transport};

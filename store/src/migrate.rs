@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (23, "config_version", include_str!("../../migrations/0023_config_version.sql")),
     (24, "login_throttle", include_str!("../../migrations/0024_login_throttle.sql")),
     (25, "webauthn", include_str!("../../migrations/0025_webauthn.sql")),
+    (26, "console_users", include_str!("../../migrations/0026_console_users.sql")),
 ];
 
 /// PostgreSQL's migrations, in order: (version, name, SQL). Numbered on their own: the first
@@ -45,6 +46,7 @@ pub const PG_MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "config_version", include_str!("../../migrations/postgres/0002_config_version.sql")),
     (3, "login_throttle", include_str!("../../migrations/postgres/0003_login_throttle.sql")),
     (4, "webauthn", include_str!("../../migrations/postgres/0004_webauthn.sql")),
+    (5, "console_users", include_str!("../../migrations/postgres/0005_console_users.sql")),
 ];
 
 /// The advisory lock key the PostgreSQL migrations run under ("countersign" in ASCII, cut to

@@ -56,6 +56,11 @@ pub const SEALED_TABLES: &[(&str, &str)] = &[
     ),
     // The time of the last login or use grants nothing and changes often: not sealed.
     ("api_admin", "SELECT name, password_verifier, created_at, session_epoch FROM api_admin ORDER BY name"),
+    // Who may use the web console, in which role and realms.
+    (
+        "console_user",
+        "SELECT name, password_verifier, role, realms, session_epoch, created_at FROM console_user ORDER BY name",
+    ),
     (
         "service_account",
         "SELECT name, key_prefix, key_verifier, description, created_at FROM service_account ORDER BY name",

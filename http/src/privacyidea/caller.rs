@@ -64,6 +64,11 @@ pub(crate) const CREDENTIAL_PATHS: &[&str] = &["/metrics"];
 /// The authentication layer of the network listener (see the module comment). Native routes
 /// (`/v1/...`) get the native error shape, the others privacyIDEA's envelope.
 pub(crate) async fn network_auth(State(st): State<SharedState>, req: Request, next: Next) -> Response {
+    // The console's pages authenticate by its session cookie, in its own gate, which this
+    // layer hands them to: API credentials mean nothing there, and a cookie nothing here.
+    if crate::console::owns(req.uri().path()) {
+        return crate::console::authenticate(State(st), req, next).await;
+    }
     let (mut parts, body) = req.into_parts();
     let native = parts.uri.path().starts_with("/v1/");
     let refuse = |e: SessionError| -> Response {

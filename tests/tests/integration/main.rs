@@ -13,6 +13,7 @@ mod bad_requests;
 mod challenges;
 mod cluster;
 mod concurrency;
+mod console_browser;
 mod crash_recovery;
 mod directory_users;
 mod failure_counting;

@@ -1,0 +1,123 @@
+//! The dashboard: is the appliance well (HSM, store, configuration, plugin workers), what waits
+//! to be delivered, when the periodic jobs (audit checkpoints among them) last ran, and which
+//! routes are busy or failing. Every role sees it; it changes nothing.
+
+use axum::extract::State;
+use axum::response::Redirect;
+use maud::{html, Markup};
+
+use super::layout::{self, Nav};
+use super::session::Signed;
+use crate::SharedState;
+
+/// What the dashboard shows, built before it is rendered.
+#[derive(Debug, Clone)]
+pub(super) struct DashboardView {
+    pub ready: bool,
+    pub parts: Vec<(&'static str, bool)>,
+    pub reasons: Vec<String>,
+    pub plugin_restarts: Vec<(String, u64)>,
+    pub deliveries_pending: Option<Vec<(String, u64)>>,
+    pub jobs: Vec<(String, String, String)>,
+    pub routes: Vec<(String, String, u64, u64)>,
+}
+
+/// `GET /console`: the dashboard's address with its slash.
+pub(super) async fn redirect_home() -> Redirect {
+    Redirect::permanent("/console/")
+}
+
+/// `GET /console/`.
+pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed) -> Markup {
+    let r = crate::ops::readiness(&st).await;
+    let gauges = {
+        let store = st.store.clone();
+        tokio::task::spawn_blocking(move || store.gauges()).await.ok().and_then(Result::ok)
+    };
+    let jobs = st.jobs.list().await.unwrap_or_default();
+    let view = DashboardView {
+        ready: r.ready(),
+        parts: vec![
+            ("HSM", r.hsm),
+            ("Database", r.store),
+            ("Configuration current", r.config_current),
+            ("Plugin workers", r.plugins),
+        ],
+        reasons: r.reasons,
+        plugin_restarts: st.plugins.restarts(),
+        deliveries_pending: gauges.map(|g| g.deliveries_pending),
+        jobs: jobs
+            .into_iter()
+            .map(|j| {
+                let state = match (j.last_ok, &j.last_detail) {
+                    (None, _) => "running".to_owned(),
+                    (Some(true), _) => format!("ok ({} runs, {} failed)", j.runs, j.failures),
+                    (Some(false), d) => format!("failed: {}", d.as_deref().unwrap_or("no detail")),
+                };
+                (j.name.clone(), layout::when_ms(j.last_ended_ms.unwrap_or(j.last_started_ms)), state)
+            })
+            .collect(),
+        routes: st
+            .metrics
+            .route_totals()
+            .into_iter()
+            .take(12)
+            .map(|t| (t.listener.name().to_owned(), t.route, t.total, t.failed))
+            .collect(),
+    };
+    layout::page("Dashboard", &s, Nav::Dashboard, render(&view))
+}
+
+fn badge(ok: bool) -> Markup {
+    html! { @if ok { span.badge.ok { "OK" } } @else { span.badge.bad { "Failing" } } }
+}
+
+fn render(v: &DashboardView) -> Markup {
+    html! {
+        section.card {
+            h2 { "Appliance " @if v.ready { span.badge.ok { "ready" } } @else { span.badge.bad { "not ready" } } }
+            div.cards {
+                @for (name, ok) in &v.parts { div { p.muted { (name) } p.value { (badge(*ok)) } } }
+            }
+            @if !v.reasons.is_empty() {
+                h2 { "Why not ready" }
+                ul { @for r in &v.reasons { li { (r) } } }
+            }
+        }
+        div.cards {
+            div {
+                h2 { "Deliveries waiting" }
+                @match &v.deliveries_pending {
+                    None => p.error { "The database could not be read." },
+                    Some(d) if d.iter().all(|(_, n)| *n == 0) => p { "Nothing waits to be sent." },
+                    Some(d) => ul { @for (gw, n) in d { li { (gw) ": " (n) } } },
+                }
+            }
+            div {
+                h2 { "Plugin workers" }
+                ul { @for (name, restarts) in &v.plugin_restarts {
+                    li { (name) " " @if *restarts == 0 { span.badge.ok { "no restarts" } } @else { span.badge.warn { (restarts) " restarts" } } }
+                } }
+            }
+        }
+        section.card {
+            h2 { "Periodic jobs (audit checkpoints, retention, renewals)" }
+            @if v.jobs.is_empty() { p.muted { "No job has run yet." } } @else {
+                div.table-wrap { table {
+                    thead { tr { th { "Job" } th { "Last run" } th { "Result" } } }
+                    tbody { @for (job, when, state) in &v.jobs { tr { td { (job) } td { (when) } td { (state) } } } }
+                } }
+            }
+            p { a href="/console/audit" { "Search the audit and verify its chain" } }
+        }
+        section.card {
+            h2 { "Busiest routes since start" }
+            div.table-wrap { table {
+                thead { tr { th { "Listener" } th { "Route" } th { "Requests" } th { "Server errors" } } }
+                tbody { @for (l, route, total, failed) in &v.routes {
+                    tr { td { (l) } td { code { (route) } } td { (total) } td { @if *failed > 0 { span.badge.bad { (failed) } } @else { "0" } } }
+                } }
+            } }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The console's one gate: sessions from the cookie, CSRF tokens on every POST, and the
+//! security headers on every answer. Handlers get the checked session ([`Signed`]) and the
+//! checked form ([`FormFields`]) as extractors that only this layer can satisfy.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::{self, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use countersign::console_access::{ConsoleAuthError, ConsoleSession};
+use countersign_core::caller::Caller;
+use subtle::ConstantTimeEq;
+
+use super::layout;
+use crate::extract::Origin;
+use crate::SharedState;
+
+/// The session cookie's name.
+pub(super) const COOKIE: &str = "cs_console";
+
+/// The largest form the console accepts (a policy's text is the largest thing typed).
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// Paths reachable without a session: the sign-in page, its passkey challenge, static files.
+fn public(path: &str) -> bool {
+    matches!(path, "/console/sign-in" | "/console/passkey/challenge") || path.starts_with("/console/static/")
+}
+
+/// The Content-Security-Policy of every console answer: our own script and stylesheet only, no
+/// inline code, QR codes as data URIs, forms only to ourselves, never in a frame.
+pub(super) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                               connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The session cookie carrying `value`: only over HTTPS (browsers treat loopback as secure),
+/// never readable by script, never sent on another site's request, only under `/console/`.
+pub(super) fn set_cookie(value: &str) -> HeaderValue {
+    let v = format!("{COOKIE}={value}; Path=/console/; Secure; HttpOnly; SameSite=Strict");
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("cs_console=; Path=/console/; Max-Age=0"))
+}
+
+/// A header value that removes the session cookie.
+pub(super) fn clear_cookie() -> HeaderValue {
+    HeaderValue::from_static("cs_console=; Path=/console/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+fn cookie_of(parts: &Parts) -> Option<String> {
+    parts.headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
+        |c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == COOKIE && !v.is_empty()).then(|| v.to_owned())
+        },
+    )
+}
+
+/// The checked session of a request (only [`authenticate`] puts it there).
+#[derive(Debug, Clone)]
+pub(super) struct Signed(pub ConsoleSession);
+
+impl FromRequestParts<SharedState> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &SharedState) -> Result<Self, Response> {
+        parts
+            .extensions
+            .get::<ConsoleSession>()
+            .cloned()
+            .map(Signed)
+            .ok_or_else(|| Redirect::to("/console/sign-in").into_response())
+    }
+}
+
+/// The fields of a POSTed form whose CSRF token [`authenticate`] checked (or of the sign-in
+/// form, which has no session yet). A field given twice keeps its first value.
+#[derive(Debug, Clone, Default)]
+pub(super) struct FormFields(pub HashMap<String, String>);
+
+impl FormFields {
+    /// Field `name`, trimmed; empty when absent.
+    pub(super) fn get(&self, name: &str) -> &str {
+        self.0.get(name).map(|v| v.trim()).unwrap_or("")
+    }
+
+    /// Field `name` as typed (passwords are not trimmed).
+    pub(super) fn raw(&self, name: &str) -> &str {
+        self.0.get(name).map(String::as_str).unwrap_or("")
+    }
+}
+
+impl FromRequestParts<SharedState> for FormFields {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &SharedState) -> Result<Self, Response> {
+        parts.extensions.get::<FormFields>().cloned().ok_or_else(|| {
+            layout::error_page(StatusCode::BAD_REQUEST, "This request carried no form.", None).into_response()
+        })
+    }
+}
+
+/// The console's layer (see the module comment of `console`).
+pub(crate) async fn authenticate(State(st): State<SharedState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let resp = gate(&st, &mut parts, body, &path, next).await;
+    secure(resp, &path)
+}
+
+async fn gate(st: &SharedState, parts: &mut Parts, body: Body, path: &str, next: Next) -> Response {
+    let caller = Origin::from_request_parts(parts, st).await.map(|o| o.0).unwrap_or_else(|_| Caller::unknown());
+    if parts.method == Method::POST && !same_origin(parts) {
+        return layout::error_page(StatusCode::FORBIDDEN, "This form was not sent from the console's own pages.", None)
+            .into_response();
+    }
+    let session = match (public(path), cookie_of(parts)) {
+        (true, _) => None,
+        (false, None) => return to_sign_in(parts, None),
+        (false, Some(cookie)) => match st.console.session(cookie, caller).await {
+            Ok(s) => Some(s),
+            Err(e @ ConsoleAuthError::Unavailable(_)) => {
+                return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), None).into_response()
+            }
+            Err(e) => return to_sign_in(parts, Some(&e)),
+        },
+    };
+    if parts.method == Method::POST && path != "/console/passkey/challenge" {
+        let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
+            Ok(b) => b,
+            Err(_) => {
+                return layout::error_page(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large.", None)
+                    .into_response()
+            }
+        };
+        let mut fields = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(&bytes) {
+            fields.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+        }
+        if let Some(s) = &session {
+            let sent = fields.get("_csrf").map(String::as_bytes).unwrap_or_default();
+            if !bool::from(sent.ct_eq(s.csrf.as_bytes())) {
+                return layout::error_page(
+                    StatusCode::FORBIDDEN,
+                    "This form has expired or did not come from your session; reload the page and try again.",
+                    None,
+                )
+                .into_response();
+            }
+        }
+        parts.extensions.insert(FormFields(fields));
+        return finish(next.run(with_session(parts, Body::empty(), session.clone())).await, session);
+    }
+    finish(next.run(with_session(parts, body, session.clone())).await, session)
+}
+
+fn with_session(parts: &mut Parts, body: Body, session: Option<ConsoleSession>) -> Request {
+    if let Some(s) = session {
+        parts.extensions.insert(s);
+    }
+    Request::from_parts(std::mem::replace(parts, Request::new(()).into_parts().0), body)
+}
+
+/// Sends a renewed session cookie along.
+fn finish(mut resp: Response, session: Option<ConsoleSession>) -> Response {
+    if let Some(cookie) = session.and_then(|s| s.renewed) {
+        resp.headers_mut().append(header::SET_COOKIE, set_cookie(&cookie));
+    }
+    resp
+}
+
+/// A POST must come from our own pages: when the browser names the origin, it must be this
+/// host's. (SameSite=Strict and the CSRF token are the other two locks.)
+fn same_origin(parts: &Parts) -> bool {
+    let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    origin.split_once("://").is_some_and(|(_, h)| h == host)
+}
+
+/// No session: pages go to the sign-in form (and come back after it); forms get 403.
+fn to_sign_in(parts: &Parts, why: Option<&ConsoleAuthError>) -> Response {
+    if parts.method != Method::GET {
+        let msg = why.map(ToString::to_string).unwrap_or_else(|| "Please sign in.".into());
+        return layout::error_page(StatusCode::FORBIDDEN, &msg, None).into_response();
+    }
+    let back = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/console/");
+    let mut target = url::form_urlencoded::Serializer::new(String::from("/console/sign-in?"));
+    target.append_pair("next", back);
+    if matches!(why, Some(ConsoleAuthError::Expired)) {
+        target.append_pair("expired", "1");
+    }
+    let mut resp = Redirect::to(&target.finish()).into_response();
+    resp.headers_mut().append(header::SET_COOKIE, clear_cookie());
+    resp
+}
+
+/// The security headers of every console answer; pages are never cached.
+fn secure(mut resp: Response, path: &str) -> Response {
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Not `no-referrer`: under it browsers send `Origin: null` with form posts, which the
+    // same-origin check must refuse.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    if !path.starts_with("/console/static/") {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// Where to go after signing in: only a console path of ours, never another site.
+pub(super) fn safe_next(next: &str) -> &str {
+    let ok = next.starts_with("/console/") && !next.starts_with("//") && !next.contains('\\') && !next.contains("://");
+    if ok {
+        next
+    } else {
+        "/console/"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_sign_in_the_browser_goes_only_to_a_console_page() {
+        assert_eq!(safe_next("/console/users?q=a"), "/console/users?q=a");
+        for evil in ["https://evil.example/", "//evil.example/console/", "/console/\\evil", "/v1/keys", ""] {
+            assert_eq!(safe_next(evil), "/console/", "{evil}");
+        }
+    }
+
+    #[test]
+    fn the_csp_allows_no_inline_code_and_no_frames() {
+        assert!(!CSP.contains("unsafe-inline") && !CSP.contains("unsafe-eval"));
+        assert!(CSP.contains("frame-ancestors 'none'"));
+        assert!(CSP.contains("script-src 'self'") && CSP.contains("style-src 'self'"));
+    }
+
+    #[test]
+    fn the_session_cookie_is_secure_httponly_and_strict() {
+        let c = set_cookie("abc.def");
+        let c = c.to_str().unwrap_or_default();
+        for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/console/"] {
+            assert!(c.contains(attr), "{attr} missing from {c}");
+        }
+    }
+}

@@ -1,0 +1,601 @@
+//! Users and their tokens: search across realms, a user's page with their tokens and recent
+//! audit, the inline token actions, and enrolment with the secret shown once (in the answer to
+//! the POST, never in a URL, never cached).
+//!
+//! Every action is judged on the token as loaded (its realm and owner), by the role
+//! ([`ConsoleUser::may`]) and then by the admin policies under the console user's name, and
+//! applied only while the token still has that owner (`TokenService::expecting`).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use countersign::console_access::{ConsoleSession, ConsoleUser, Power};
+use countersign::tokens::{ExpectedOwner, InitRequest};
+use countersign_api::Token;
+use maud::{html, Markup};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::layout::{self, Nav};
+use super::session::{FormFields, Signed};
+use crate::SharedState;
+
+/// Users shown per page of a search.
+const PER_PAGE: usize = 25;
+/// Users a search reads per realm at most.
+const SEARCH_LIMIT: usize = 500;
+
+/// The token types the console enrols with a form alone (passkeys and WebAuthn need the
+/// user's own browser; cards need the reader page).
+pub(super) const ENROLLABLE: &[(&str, &str)] = &[
+    ("totp", "TOTP (authenticator app)"),
+    ("hotp", "HOTP (counter-based)"),
+    ("sms", "SMS"),
+    ("email", "E-mail"),
+    ("spass", "Simple pass (PIN only)"),
+    ("pw", "Password"),
+    ("registration", "Registration code"),
+    ("paper", "Paper list of codes"),
+    ("tan", "TAN list"),
+    ("indexedsecret", "Indexed secret"),
+];
+
+/// The actions a token row offers, by admin-policy action name, with their labels and whether
+/// they need fresh proof of both factors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TokenAction {
+    Enable,
+    Disable,
+    Reset,
+    Resync,
+    SetPin,
+    Unassign,
+    Revoke,
+    Lost,
+    Delete,
+}
+
+impl TokenAction {
+    pub(super) const ALL: [TokenAction; 9] = [
+        TokenAction::Enable,
+        TokenAction::Disable,
+        TokenAction::Reset,
+        TokenAction::Resync,
+        TokenAction::SetPin,
+        TokenAction::Unassign,
+        TokenAction::Revoke,
+        TokenAction::Lost,
+        TokenAction::Delete,
+    ];
+
+    /// The path segment and the admin policy's action.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            TokenAction::Enable => "enable",
+            TokenAction::Disable => "disable",
+            TokenAction::Reset => "reset",
+            TokenAction::Resync => "resync",
+            TokenAction::SetPin => "setpin",
+            TokenAction::Unassign => "unassign",
+            TokenAction::Revoke => "revoke",
+            TokenAction::Lost => "losttoken",
+            TokenAction::Delete => "delete",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            TokenAction::Enable => "Enable",
+            TokenAction::Disable => "Disable",
+            TokenAction::Reset => "Reset fail counter",
+            TokenAction::Resync => "Resync",
+            TokenAction::SetPin => "Set PIN",
+            TokenAction::Unassign => "Unassign",
+            TokenAction::Revoke => "Revoke",
+            TokenAction::Lost => "Lost: issue a temporary password",
+            TokenAction::Delete => "Delete",
+        }
+    }
+
+    /// What the user page says after it.
+    fn done(self) -> &'static str {
+        match self {
+            TokenAction::Enable => "The token is enabled.",
+            TokenAction::Disable => "The token is disabled.",
+            TokenAction::Reset => "The fail counter is reset.",
+            TokenAction::Resync => "The token is in sync again.",
+            TokenAction::SetPin => "The PIN is set.",
+            TokenAction::Unassign => "The token is unassigned.",
+            TokenAction::Revoke => "The token is revoked.",
+            TokenAction::Lost => "The token is disabled and a temporary password token was issued.",
+            TokenAction::Delete => "The token is deleted.",
+        }
+    }
+
+    /// Whether it removes or ends something for good (re-authentication first).
+    pub(super) fn destructive(self) -> bool {
+        matches!(self, TokenAction::Unassign | TokenAction::Revoke | TokenAction::Lost | TokenAction::Delete)
+    }
+
+    fn parse(s: &str) -> Option<TokenAction> {
+        TokenAction::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    /// Whether it applies to `t` as it is now.
+    fn applies_to(self, t: &Token) -> bool {
+        match self {
+            _ if t.revoked => matches!(self, TokenAction::Delete),
+            TokenAction::Enable => !t.active,
+            TokenAction::Disable => t.active,
+            TokenAction::Lost => t.user.is_some(),
+            _ => true,
+        }
+    }
+}
+
+/// Whether the admin policies let console user `u` do `action` to `user` in `realm`
+/// (privacyIDEA's rule: with no admin policy every admin may; helpdesk and auditor roles are
+/// bounded before this by [`ConsoleUser::may`]).
+pub(super) fn policy_allows(
+    st: &SharedState,
+    s: &ConsoleSession,
+    action: &str,
+    realm: Option<&str>,
+    user: Option<&str>,
+) -> bool {
+    let ctx = countersign::policy::PolicyContext {
+        admin: Some(&s.user.name),
+        ..countersign::policy::request_context(user, realm, None, &s.caller, countersign::now_ms() / 1000)
+    };
+    matches!(st.policies.snapshot().admin_allowed(action, &ctx), Ok(true))
+}
+
+/// One token row of a user's page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct TokenRow {
+    pub serial: String,
+    pub token_type: String,
+    pub description: String,
+    pub state: &'static str,
+    pub fails: String,
+    pub actions: Vec<TokenAction>,
+}
+
+/// A user's page.
+#[derive(Debug, Clone)]
+pub(super) struct UserPage {
+    pub login: String,
+    pub realm: String,
+    pub tokens: Vec<TokenRow>,
+    pub may_enrol: bool,
+    pub audit: Vec<countersign::store::AuthAuditRow>,
+}
+
+/// The rows of `tokens` with the actions `u` may take on each (none outside their realms).
+pub(super) fn token_rows(u: &ConsoleUser, tokens: &[Token], policy: impl Fn(&str, &Token) -> bool) -> Vec<TokenRow> {
+    tokens
+        .iter()
+        .map(|t| {
+            let may = u.may(Power::ChangeTokens, t.realm.as_deref());
+            TokenRow {
+                serial: t.serial.clone(),
+                token_type: t.token_type.clone(),
+                description: t.description.clone(),
+                state: if t.revoked {
+                    "revoked"
+                } else if !t.active {
+                    "disabled"
+                } else if t.fails.count >= t.fails.max {
+                    "locked"
+                } else {
+                    "active"
+                },
+                fails: format!("{} of {}", t.fails.count, t.fails.max),
+                actions: TokenAction::ALL
+                    .into_iter()
+                    .filter(|a| may && a.applies_to(t) && policy(a.name(), t))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The query of the user search.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    realm: String,
+    #[serde(default)]
+    page: usize,
+}
+
+fn forbidden(msg: &str) -> Response {
+    layout::error_page(StatusCode::FORBIDDEN, msg, None).into_response()
+}
+
+fn failed(e: &dyn std::fmt::Display) -> Response {
+    layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &format!("The appliance could not do this: {e}"), None)
+        .into_response()
+}
+
+/// `GET /console/users`.
+pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Query(q): Query<SearchQuery>) -> Response {
+    let realms: Vec<String> = st
+        .realms
+        .names()
+        .into_iter()
+        .filter(|r| s.user.may(Power::SeeUsers, Some(r)))
+        .filter(|r| q.realm.is_empty() || *r == q.realm)
+        .collect();
+    if realms.is_empty() && s.user.realm_limit().is_some_and(<[String]>::is_empty) {
+        return forbidden("Your role has no realm to search.");
+    }
+    let found = if q.q.is_empty() && q.realm.is_empty() {
+        Vec::new()
+    } else {
+        let (st2, filter) = (st.clone(), q.q.clone());
+        let rs = realms.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for r in rs {
+                let users = st2.realms.list_users(
+                    Some(&r),
+                    Some(&filter).filter(|f| !f.is_empty()).map(String::as_str),
+                    SEARCH_LIMIT,
+                );
+                for u in users.unwrap_or_default() {
+                    out.push((r.clone(), u));
+                }
+            }
+            out
+        })
+        .await
+        .unwrap_or_default()
+    };
+    let (rows, more) = layout::paginate(&found, q.page, PER_PAGE);
+    let base = {
+        let mut b = url::form_urlencoded::Serializer::new(String::from("/console/users?"));
+        b.append_pair("q", &q.q).append_pair("realm", &q.realm);
+        b.finish()
+    };
+    let body = html! {
+        form.search method="get" action="/console/users" role="search" {
+            label { "Login, name or part of it" input name="q" value=(q.q) autofocus; }
+            label { "Realm" select name="realm" {
+                option value="" { "All realms" }
+                @for r in &realms { option value=(r) selected[*r == q.realm] { (r) } }
+            } }
+            button type="submit" { "Search" }
+        }
+        @if q.q.is_empty() && q.realm.is_empty() {
+            p.muted { "Type a login or a name, or pick a realm." }
+        } @else if found.is_empty() {
+            p { "No user found." }
+        } @else {
+            div.table-wrap { table {
+                thead { tr { th { "Login" } th { "Realm" } th { "Name" } th { "E-mail" } th { "Source" } } }
+                tbody { @for (realm, u) in &rows {
+                    tr {
+                        td { a href={ "/console/users/" (enc(realm)) "/" (enc(&u.login)) } { (u.login) } }
+                        td { (realm) }
+                        td { (u.given_name.clone().unwrap_or_default()) " " (u.surname.clone().unwrap_or_default()) }
+                        td { (u.email.clone().unwrap_or_default()) }
+                        td { (u.resolver) }
+                    }
+                } }
+            } }
+            (layout::pager(&base, q.page, more))
+        }
+    };
+    layout::page("Users", &s, Nav::Users, body).into_response()
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// The query of a user's page: what was just done.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct Done {
+    #[serde(default)]
+    done: String,
+}
+
+/// `GET /console/users/{realm}/{login}`.
+pub(super) async fn page(
+    State(st): State<SharedState>,
+    Signed(s): Signed,
+    Path((realm, login)): Path<(String, String)>,
+    Query(d): Query<Done>,
+) -> Response {
+    if !s.user.may(Power::SeeUsers, Some(&realm)) || !policy_allows(&st, &s, "tokenlist", Some(&realm), Some(&login)) {
+        return forbidden("Your role does not cover this realm.");
+    }
+    let tokens = match st.tokens.list(Some(login.clone()), Some(realm.clone()), None).await {
+        Ok(t) => t,
+        Err(e) => return failed(&e),
+    };
+    let q = countersign::store::AuthAuditQuery { user: Some(login.clone()), limit: Some(50), ..Default::default() };
+    let audit = st
+        .tokens
+        .audit(q)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.realm.as_deref() == Some(realm.as_str()) || r.realm.is_none())
+        .take(20)
+        .collect();
+    let view = UserPage {
+        tokens: token_rows(&s.user, &tokens, |a, t| policy_allows(&st, &s, a, t.realm.as_deref(), t.user.as_deref())),
+        may_enrol: s.user.may(Power::ChangeTokens, Some(&realm)),
+        login,
+        realm,
+        audit,
+    };
+    let done = TokenAction::ALL.into_iter().find(|a| a.name() == d.done).map(TokenAction::done);
+    let title = format!("{} in {}", view.login, view.realm);
+    layout::page(&title, &s, Nav::Users, render_user(&s, &view, done)).into_response()
+}
+
+fn render_user(s: &ConsoleSession, v: &UserPage, done: Option<&str>) -> Markup {
+    html! {
+        (layout::notice(done, None))
+        section.card {
+            h2 { "Tokens" }
+            @if v.tokens.is_empty() { p { "This user has no token." } } @else {
+                div.table-wrap { table {
+                    thead { tr { th { "Serial" } th { "Type" } th { "State" } th { "Failures" } th { "Description" } th { "Actions" } } }
+                    tbody { @for t in &v.tokens {
+                        tr {
+                            td { code { (t.serial) } }
+                            td { (t.token_type) }
+                            td { span.badge.ok[t.state == "active"].bad[t.state != "active"] { (t.state) } }
+                            td { (t.fails) }
+                            td { (t.description) }
+                            td { @for a in &t.actions { (action_form(s, &t.serial, *a)) } }
+                        }
+                    } }
+                } }
+            }
+        }
+        @if v.may_enrol {
+            section.card {
+                h2 { "Enrol a token" }
+                form.inline method="post" action={ "/console/users/" (enc(&v.realm)) "/" (enc(&v.login)) "/enrol" } {
+                    (layout::csrf(s))
+                    label for="type" { "Type" }
+                    select #type name="type" { @for (t, label) in ENROLLABLE { option value=(t) { (label) } } }
+                    label for="description" { "Description" }
+                    input #description name="description" maxlength="80";
+                    button type="submit" { "Enrol" }
+                }
+                p.muted { "The secret or QR code is shown once, on the next page." }
+            }
+        }
+        section.card {
+            h2 { "Recent audit" }
+            @if v.audit.is_empty() { p.muted { "Nothing recorded for this user." } } @else {
+                div.table-wrap { table {
+                    thead { tr { th { "When" } th { "Action" } th { "Result" } th { "Token" } th { "Who" } th { "Detail" } } }
+                    tbody { @for r in &v.audit {
+                        tr { td { (layout::when_ms(r.at_ms)) } td { (r.action) } td { (r.result) } td { (r.serial.clone().unwrap_or_default()) } td { (r.caller) } td { (r.detail.clone().unwrap_or_default()) } }
+                    } }
+                } }
+            }
+        }
+    }
+}
+
+fn action_form(s: &ConsoleSession, serial: &str, a: TokenAction) -> Markup {
+    let action = format!("/console/tokens/{}/{}", enc(serial), a.name());
+    let danger = a.destructive();
+    html! {
+        @match a {
+            TokenAction::Resync => details.action {
+                summary { (a.label()) }
+                form.inline method="post" action=(action) {
+                    (layout::csrf(s))
+                    input.short name="otp1" inputmode="numeric" aria-label="First code" placeholder="First code" required;
+                    input.short name="otp2" inputmode="numeric" aria-label="Next code" placeholder="Next code" required;
+                    button type="submit" { "Resync" }
+                }
+            },
+            TokenAction::SetPin => details.action {
+                summary { (a.label()) }
+                form.inline method="post" action=(action) {
+                    (layout::csrf(s))
+                    input.short name="pin" type="password" autocomplete="new-password" aria-label="New PIN" placeholder="New PIN";
+                    button type="submit" { "Set PIN" }
+                }
+            },
+            _ => form.inline method="post" action=(action) {
+                (layout::csrf(s))
+                button.danger[danger].secondary[!danger] type="submit" data-serial=(serial) data-action=(a.name()) { (a.label()) }
+            },
+        }
+    }
+}
+
+/// `POST /console/tokens/{serial}/{action}`.
+pub(super) async fn token_action(
+    State(st): State<SharedState>,
+    Signed(s): Signed,
+    Path((serial, action)): Path<(String, String)>,
+    f: FormFields,
+) -> Response {
+    let Some(a) = TokenAction::parse(&action) else {
+        return layout::error_page(StatusCode::NOT_FOUND, "No such token action.", None).into_response();
+    };
+    // Judged on the token as loaded, never on what the form says.
+    let t = match st.tokens.show(serial.clone()).await {
+        Ok(t) => t,
+        Err(_) => return layout::error_page(StatusCode::NOT_FOUND, "No such token.", None).into_response(),
+    };
+    if !s.user.may(Power::ChangeTokens, t.realm.as_deref())
+        || !policy_allows(&st, &s, a.name(), t.realm.as_deref(), t.user.as_deref())
+    {
+        return forbidden("Your role or the admin policies do not allow this action on this token.");
+    }
+    let back = match (&t.realm, &t.user) {
+        (Some(r), Some(u)) => format!("/console/users/{}/{}", enc(r), enc(u)),
+        _ => "/console/users".to_owned(),
+    };
+    if a.destructive() && !s.fresh(countersign::now_ms() / 1000) {
+        let mut to = url::form_urlencoded::Serializer::new(String::from("/console/reauth?"));
+        to.append_pair("next", &back);
+        return Redirect::to(&to.finish()).into_response();
+    }
+    let tokens = st.tokens.expecting(ExpectedOwner::of(&t));
+    let c = s.caller.clone();
+    let outcome = match a {
+        TokenAction::Enable => tokens.set_active(c, serial, true).await.map(|_| ()),
+        TokenAction::Disable => tokens.set_active(c, serial, false).await.map(|_| ()),
+        TokenAction::Reset => tokens.reset(c, serial).await.map(|_| ()),
+        TokenAction::Resync => tokens
+            .resync(
+                c,
+                serial,
+                SecretString::from(f.get("otp1").to_owned()),
+                SecretString::from(f.get("otp2").to_owned()),
+            )
+            .await
+            .map(|_| ()),
+        TokenAction::SetPin => {
+            let pin = f.raw("pin");
+            tokens.set_pin(c, serial, (!pin.is_empty()).then(|| SecretString::from(pin.to_owned()))).await.map(|_| ())
+        }
+        TokenAction::Unassign => tokens.unassign(c, serial).await.map(|_| ()),
+        TokenAction::Revoke => tokens.revoke(c, serial).await.map(|_| ()),
+        TokenAction::Delete => tokens.delete(c, serial).await,
+        TokenAction::Lost => match tokens.lost(c, serial).await {
+            Ok(r) => {
+                return shown_once(
+                    &s,
+                    &back,
+                    "Temporary password",
+                    &r.token.serial,
+                    Some(r.password.expose_secret()),
+                    None,
+                )
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match outcome {
+        Ok(()) => Redirect::to(&format!("{back}?done={}", a.name())).into_response(),
+        Err(e) => layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), Some(&back)).into_response(),
+    }
+}
+
+/// `POST /console/users/{realm}/{login}/enrol`.
+pub(super) async fn enrol(
+    State(st): State<SharedState>,
+    Signed(s): Signed,
+    Path((realm, login)): Path<(String, String)>,
+    f: FormFields,
+) -> Response {
+    let kind = f.get("type").to_owned();
+    if !ENROLLABLE.iter().any(|(t, _)| *t == kind) {
+        return layout::error_page(StatusCode::BAD_REQUEST, "The console cannot enrol this token type.", None)
+            .into_response();
+    }
+    let action = format!("enroll{}", kind.to_ascii_uppercase());
+    if !s.user.may(Power::ChangeTokens, Some(&realm)) || !policy_allows(&st, &s, &action, Some(&realm), Some(&login)) {
+        return forbidden("Your role or the admin policies do not allow enrolling this token for this user.");
+    }
+    let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
+    let mut req = InitRequest::of_type(&kind);
+    req.user = Some(login);
+    req.realm = Some(realm);
+    req.description = f.get("description").to_owned();
+    req.qr_png = true;
+    match st.tokens.init(s.caller.clone(), req).await {
+        Ok(e) => {
+            let uri = e.otpauth_uri.as_ref().map(|u| u.expose_secret().to_owned());
+            let shown = e.shown.as_ref().map(|x| format!("{x:?}"));
+            let secret = uri.clone().or(shown);
+            shown_once(&s, &back, "Token enrolled", &e.token.serial, secret.as_deref(), e.qr_png.as_deref())
+        }
+        Err(e) => layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), Some(&back)).into_response(),
+    }
+}
+
+/// The page that shows a secret once: never cached (the layer's `no-store`), never in a URL.
+fn shown_once(
+    s: &ConsoleSession,
+    back: &str,
+    title: &str,
+    serial: &str,
+    secret: Option<&str>,
+    qr: Option<&str>,
+) -> Response {
+    let otp_secret = secret
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.query_pairs().find(|(k, _)| k == "secret").map(|(_, v)| v.into_owned()));
+    let body = html! {
+        p.notice role="status" { "Token " code { (serial) } " was enrolled. What follows is shown this once: hand it over now." }
+        @if let Some(q) = qr { p.qr { img alt="QR code of the token's secret" src={ "data:image/png;base64," (q) }; } }
+        @if let Some(sec) = &otp_secret { p { "Secret: " } p.secret data-secret { (sec) } }
+        @if let Some(v) = secret { details { summary { "The whole enrolment text" } p.secret { (v) } } }
+        p { a.button href=(back) { "Done" } }
+    };
+    layout::page(title, s, Nav::Users, body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use countersign::console_access::Role;
+
+    fn token(serial: &str, realm: Option<&str>, active: bool) -> Token {
+        let mut t: Token = serde_json::from_value(serde_json::json!({
+            "serial": serial, "type": "totp", "plugin": "token-totp", "params": {}, "otp_window": 1,
+            "counter": 0, "drift": 0, "pin_set": false, "fail_count": 0, "max_fail": 10, "fail_clear_s": 0, "last_fail_ms": null, "active": active,
+            "revoked": false, "user": realm.map(|_| "alice"), "realm": realm, "description": "", "created_at": 0
+        }))
+        .unwrap_or_else(|e| panic!("token json: {e}"));
+        t.active = active;
+        t
+    }
+
+    fn user(role: Role, realms: &[&str]) -> ConsoleUser {
+        ConsoleUser { name: "hd".into(), role, realms: realms.iter().map(|r| (*r).to_owned()).collect() }
+    }
+
+    #[test]
+    fn a_helpdesk_user_gets_actions_only_on_tokens_in_their_realms() {
+        let hd = user(Role::Helpdesk, &["staff"]);
+        let rows = token_rows(
+            &hd,
+            &[token("A", Some("staff"), true), token("B", Some("other"), true), token("C", None, true)],
+            |_, _| true,
+        );
+        assert!(rows[0].actions.contains(&TokenAction::Disable));
+        assert!(!rows[0].actions.contains(&TokenAction::Enable), "an active token offers disable, not enable");
+        assert!(rows[1].actions.is_empty(), "another realm's token offers nothing");
+        assert!(rows[2].actions.is_empty(), "an unassigned token offers nothing to the helpdesk");
+    }
+
+    #[test]
+    fn an_auditor_gets_no_action_and_policies_remove_what_they_forbid() {
+        let au = user(Role::Auditor, &[]);
+        assert!(token_rows(&au, &[token("A", Some("staff"), false)], |_, _| true)[0].actions.is_empty());
+        let ad = user(Role::Admin, &[]);
+        let rows = token_rows(&ad, &[token("A", Some("staff"), false)], |a, _| a != "delete");
+        assert!(rows[0].actions.contains(&TokenAction::Enable));
+        assert!(!rows[0].actions.contains(&TokenAction::Delete));
+        assert_eq!(rows[0].state, "disabled");
+    }
+
+    #[test]
+    fn removing_actions_need_fresh_proof_and_names_round_trip() {
+        for a in TokenAction::ALL {
+            assert_eq!(TokenAction::parse(a.name()), Some(a));
+        }
+        assert!(TokenAction::Delete.destructive() && TokenAction::Revoke.destructive());
+        assert!(!TokenAction::Reset.destructive() && !TokenAction::Disable.destructive());
+        assert_eq!(TokenAction::parse("../delete"), None);
+    }
+}

@@ -1,0 +1,199 @@
+#!/usr/bin/env node
+// The web console in a real browser (issue 18): headless Chromium (Debian's) through
+// playwright-core runs a help-desk day against a daemon the Rust test started, and prints one
+// JSON object with what it saw; the test (tests/tests/integration/console_browser.rs) asserts.
+//
+//   node tests/tools/console_browser/flow.mjs '<json>'
+//
+// The JSON names: base (http://127.0.0.1:PORT), admin {name, password, secret (base32 TOTP)},
+// user {login, realm}, shots (a directory for screenshots). The flow: sign in with password and
+// a TOTP code computed here; find the user; enrol a TOTP token and read its secret from the page
+// (once); authenticate with it at /validate/check; fail twice, reset the fail counter; disable
+// the token and see /validate/check refuse; search the audit for each action; sign out. On every
+// page it records the CSP header and whether the page has inline script or style.
+
+import { createRequire } from 'node:module';
+import { createHmac } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '..', '..', '..');
+const chromiumPath = process.env.COUNTERSIGN_CHROMIUM || '/usr/bin/chromium';
+const toolsDir = join(repo, '.tools', 'node');
+
+function fatal(message) {
+  process.stderr.write(`console flow: ${message}\n`);
+  process.exit(2);
+}
+
+function base32(s) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0, value = 0;
+  const out = [];
+  for (const c of s.replace(/=+$/, '').toUpperCase()) {
+    const i = alphabet.indexOf(c);
+    if (i < 0) throw new Error(`not base32: ${c}`);
+    value = (value << 5) | i; bits += 5;
+    if (bits >= 8) { out.push((value >>> (bits - 8)) & 0xff); bits -= 8; }
+  }
+  return Buffer.from(out);
+}
+
+// RFC 6238 with SHA-1, 6 digits, 30 s steps; `offset` in steps.
+function totp(secret, offset = 0) {
+  const counter = Math.floor(Date.now() / 1000 / 30) + offset;
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(counter));
+  const h = createHmac('sha1', base32(secret)).update(msg).digest();
+  const o = h[h.length - 1] & 0xf;
+  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(n % 1_000_000).padStart(6, '0');
+}
+
+async function main() {
+  const cfg = JSON.parse(process.argv[2] || '{}');
+  let entry;
+  try {
+    entry = createRequire(join(toolsDir, 'package.json')).resolve('playwright-core');
+  } catch {
+    fatal(`playwright-core is not installed in ${toolsDir}: run scripts/install-deps.sh`);
+  }
+  const pw = await import(pathToFileURL(entry).href);
+  const { chromium } = pw.default ?? pw;
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  let browser;
+  try {
+    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, chromiumSandbox: !asRoot });
+  } catch (e) {
+    fatal(`Chromium (${chromiumPath}) did not start: ${String(e.message).split('\n')[0]}`);
+  }
+  mkdirSync(cfg.shots, { recursive: true });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const seen = { pages: [], steps: {} };
+
+  // Every console document: its CSP, and inline code in it.
+  page.on('response', async (r) => {
+    if (r.request().resourceType() !== 'document' || !r.url().startsWith(cfg.base + '/console')) return;
+    const csp = r.headers()['content-security-policy'] || '';
+    let inline = false;
+    try {
+      const body = await r.text();
+      inline = /<script(?![^>]*\bsrc=)[^>]*>/i.test(body) || /<style[\s>]/i.test(body) || /\son[a-z]+\s*=/i.test(body) || /\sstyle\s*=/i.test(body);
+    } catch { /* a redirect has no body */ }
+    seen.pages.push({ url: r.url(), status: r.status(), csp, inline, frame: r.headers()['x-frame-options'] || '' });
+  });
+  const shot = async (name) => page.screenshot({ path: join(cfg.shots, `${name}.png`), fullPage: true });
+  const check = async (pass) => {
+    const r = await fetch(`${cfg.base}/validate/check`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ user: cfg.user.login, realm: cfg.user.realm, pass }).toString(),
+    });
+    const j = await r.json();
+    return j.result && j.result.value === true;
+  };
+
+  try {
+    await flow(cfg, page, context, seen, shot, check);
+  } catch (e) {
+    await shot('failure').catch(() => {});
+    const text = await page.content().catch(() => '');
+    fatal(`${e.message.split('\n')[0]} at ${page.url()}; the page: ${text.slice(0, 2000)}`);
+  }
+  await browser.close();
+  process.stdout.write(JSON.stringify(seen) + '\n');
+}
+
+async function flow(cfg, page, context, seen, shot, check) {
+  // Sign in: password and a TOTP code.
+  await page.goto(`${cfg.base}/console/`);
+  seen.steps.redirected_to_sign_in = page.url().includes('/console/sign-in');
+  await shot('sign-in');
+  await page.fill('#name', cfg.admin.name);
+  await page.fill('#password', 'not the password');
+  await page.fill('#code', totp(cfg.admin.secret));
+  await page.click('button[type=submit]');
+  seen.steps.wrong_password_refused = (await page.locator('.error').count()) > 0 && page.url().includes('/console/sign-in');
+  await page.fill('#name', cfg.admin.name);
+  await page.fill('#password', cfg.admin.password);
+  await page.fill('#code', totp(cfg.admin.secret));
+  await page.click('button[type=submit]');
+  await page.waitForURL(/\/console\/$/);
+  seen.steps.signed_in = (await page.textContent('h1')) === 'Dashboard';
+  const cookies = await context.cookies();
+  const c = cookies.find((k) => k.name === 'cs_console');
+  seen.steps.cookie = c ? { httpOnly: c.httpOnly, secure: c.secure, sameSite: c.sameSite } : null;
+  await shot('dashboard');
+
+  // Find the user.
+  await page.click('nav a[href="/console/users"]');
+  await page.fill('input[name=q]', cfg.user.login);
+  await page.click('form.search button[type=submit]');
+  await shot('users');
+  await page.click(`table a:text-is("${cfg.user.login}")`);
+  seen.steps.user_page = (await page.textContent('h1')).startsWith(cfg.user.login);
+
+  // Enrol a TOTP token and read its secret from the page, once.
+  await page.selectOption('#type', 'totp');
+  await page.fill('#description', 'phone from the console');
+  await page.click('form[action$="/enrol"] button[type=submit]');
+  const secret = (await page.textContent('[data-secret]')).trim();
+  const serial = (await page.textContent('.notice code')).trim();
+  seen.steps.enrolled = { serial, secret_len: secret.length };
+  await shot('enrolled');
+  await page.click('a.button:text-is("Done")');
+  seen.steps.secret_gone = (await page.locator('[data-secret]').count()) === 0;
+  await shot('user');
+
+  // Authenticate with it over /validate/check.
+  seen.steps.check_accepted = await check(totp(secret));
+  // Two wrong codes, then reset the fail counter on the page.
+  await check('000000');
+  await check('000001');
+  await page.reload();
+  const row = page.locator('tr', { has: page.locator(`code:text-is("${serial}")`) });
+  seen.steps.fails_before_reset = (await row.locator('td').nth(3).textContent()).trim();
+  await row.locator('button[data-action=reset]').click();
+  seen.steps.reset_notice = (await page.textContent('.notice')).trim();
+  seen.steps.fails_after_reset = (await page.locator('tr', { has: page.locator(`code:text-is("${serial}")`) }).locator('td').nth(3).textContent()).trim();
+
+  // Disable the token and see the check refused (the next step's code: the previous was spent).
+  await page.locator('tr', { has: page.locator(`code:text-is("${serial}")`) }).locator('button[data-action=disable]').click();
+  seen.steps.disabled_state = (await page.locator('tr', { has: page.locator(`code:text-is("${serial}")`) }).locator('td').nth(2).textContent()).trim();
+  seen.steps.check_after_disable = await check(totp(secret, 1));
+
+  // A form without the CSRF token is refused (the browser's own session, a forged post).
+  const forged = await page.evaluate(async (url) => {
+    const r = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: '' });
+    return r.status;
+  }, `${cfg.base}/console/tokens/${serial}/enable`);
+  seen.steps.forged_without_csrf = forged;
+
+  // Search the audit for each action.
+  await page.click('nav a[href="/console/audit"]');
+  const found = {};
+  for (const action of ['console/sign-in', 'token/init', 'validate/check', 'token/reset', 'token/disable']) {
+    await page.fill('input[name=action]', action);
+    await page.fill('input[name=serial]', action.startsWith('console') ? '' : serial);
+    await page.click('form.search button[type=submit]');
+    found[action] = await page.locator('tbody tr').count();
+  }
+  seen.steps.audit = found;
+  await page.fill('input[name=action]', '');
+  await page.fill('input[name=serial]', '');
+  await page.click('form.search button[type=submit]');
+  await shot('audit');
+  await page.goto(`${cfg.base}/console/system/policies`);
+  await shot('policies');
+
+  // Sign out: the session is gone.
+  await page.click('header form[action="/console/sign-out"] button');
+  await page.waitForURL(/sign-in/);
+  await page.goto(`${cfg.base}/console/users`);
+  seen.steps.after_sign_out_sign_in = page.url().includes('/console/sign-in');
+}
+
+main().catch((e) => fatal(String(e && e.stack || e)));
