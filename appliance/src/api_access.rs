@@ -93,10 +93,12 @@ pub struct ApiAccess {
     passkey_realms: Arc<Vec<String>>,
 }
 
-fn valid_name(name: &str) -> Result<(), TokenError> {
+/// Whether `name` may name an API admin, a service account or a console user (`what`, for the
+/// message): 1-64 of A-Z a-z 0-9 - _ . @.
+pub(crate) fn valid_name(what: &str, name: &str) -> Result<(), TokenError> {
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) {
         return Err(TokenError::Refused(Refusal::Invalid(format!(
-            "admin name '{}' is not valid: 1-64 of A-Z a-z 0-9 - _ . @",
+            "{what} name '{}' is not valid: 1-64 of A-Z a-z 0-9 - _ . @",
             name.escape_debug()
         ))));
     }
@@ -190,7 +192,7 @@ impl ApiAccess {
         name: &str,
         password: &SecretString,
     ) -> Result<ApiAdminView, TokenError> {
-        valid_name(name)?;
+        valid_name("admin", name)?;
         if password.expose_secret().chars().count() < 12 {
             return Err(TokenError::Refused(Refusal::Invalid(
                 "an API admin password has at least 12 characters".into(),
@@ -411,7 +413,7 @@ impl ApiAccess {
         name: &str,
         description: &str,
     ) -> Result<(ServiceAccountView, SecretString), TokenError> {
-        valid_name(name)?;
+        valid_name("admin", name)?;
         let prefix = hex::encode(self.secrets.random(6)?);
         let secret = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.encode(self.secrets.random(32)?));
         let key = SecretString::from(format!("cs_{prefix}_{}", secret.as_str()));

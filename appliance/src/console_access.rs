@@ -164,8 +164,9 @@ pub enum SecondFactor {
     },
 }
 
-/// A session as a request presents it, checked.
-#[derive(Debug, Clone)]
+/// A session as a request presents it, checked. Debug leaves out the CSRF token and the
+/// renewed cookie (a bearer credential).
+#[derive(Clone)]
 pub struct ConsoleSession {
     /// The user, as loaded now.
     pub user: ConsoleUser,
@@ -179,6 +180,16 @@ pub struct ConsoleSession {
     pub renewed: Option<String>,
     /// The session id and when the session started (kept by a reauthentication).
     sid: (String, i64),
+}
+
+impl std::fmt::Debug for ConsoleSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleSession")
+            .field("user", &self.user)
+            .field("caller", &self.caller)
+            .field("auth_time", &self.auth_time)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConsoleSession {
@@ -268,14 +279,16 @@ fn internal(e: &dyn std::fmt::Display) -> ConsoleAuthError {
     ConsoleAuthError::Unavailable(e.to_string())
 }
 
-fn valid_name(name: &str) -> Result<(), Refusal> {
-    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) {
-        return Err(Refusal::Invalid(format!(
-            "console user name '{}' is not valid: 1-64 of A-Z a-z 0-9 - _ . @",
-            name.escape_debug()
-        )));
+/// Runs a sign-in; a failed one answers no sooner than [`FAILED_SIGN_IN_FLOOR`] after it began.
+async fn floored<T>(
+    sign_in: impl std::future::Future<Output = Result<T, ConsoleAuthError>>,
+) -> Result<T, ConsoleAuthError> {
+    let started = tokio::time::Instant::now();
+    let answer = sign_in.await;
+    if matches!(answer, Err(ConsoleAuthError::Failed)) {
+        tokio::time::sleep_until(started + FAILED_SIGN_IN_FLOOR).await;
     }
-    Ok(())
+    answer
 }
 
 /// The throttle's name for a console user: its own namespace beside the API admins'.
@@ -327,7 +340,7 @@ impl ConsoleAccess {
         role: Role,
         realms: Vec<String>,
     ) -> Result<AddedConsoleUser, TokenError> {
-        valid_name(&name)?;
+        crate::api_access::valid_name("console user", &name)?;
         if password.expose_secret().chars().count() < 12 {
             return Err(Refusal::Invalid("a console password has at least 12 characters".into()).into());
         }
@@ -465,12 +478,7 @@ impl ConsoleAccess {
         password: SecretString,
         second: SecondFactor,
     ) -> Result<String, ConsoleAuthError> {
-        let started = tokio::time::Instant::now();
-        let answer = self.sign_in_inner(caller, name, password, second, None).await;
-        if matches!(answer, Err(ConsoleAuthError::Failed)) {
-            tokio::time::sleep_until(started + FAILED_SIGN_IN_FLOOR).await;
-        }
-        answer
+        floored(self.sign_in_inner(caller, name, password, second, None)).await
     }
 
     /// Proves both factors again within `session` (before a destructive action): a cookie
@@ -481,14 +489,8 @@ impl ConsoleAccess {
         password: SecretString,
         second: SecondFactor,
     ) -> Result<String, ConsoleAuthError> {
-        let started = tokio::time::Instant::now();
-        let answer = self
-            .sign_in_inner(session.caller.clone(), session.user.name.clone(), password, second, Some(session))
-            .await;
-        if matches!(answer, Err(ConsoleAuthError::Failed)) {
-            tokio::time::sleep_until(started + FAILED_SIGN_IN_FLOOR).await;
-        }
-        answer
+        floored(self.sign_in_inner(session.caller.clone(), session.user.name.clone(), password, second, Some(session)))
+            .await
     }
 
     async fn sign_in_inner(

@@ -389,21 +389,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delivery(cmd) => gateway::delivery_request(cmd)?.into(),
         Command::Policy(cmd) => policy::policy_request(cmd)?.into(),
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
-        Command::Console(cmd) => {
-            let (method, uri, body) = console::request(cmd)?;
-            let mut conn = Connection::connect(&cli.socket).await?;
-            let (status, v) = conn.request(method, &uri, body.as_ref()).await?;
-            if !status.is_success() {
-                let msg = v.pointer("/error/message").and_then(Value::as_str).unwrap_or("no detail");
-                anyhow::bail!("{msg} (HTTP {})", status.as_u16());
-            }
-            if cli.json {
-                println!("{v}");
-            } else {
-                console::print(&v);
-            }
-            return Ok(());
-        }
+        Command::Console(cmd) => console::request(cmd)?.into(),
         Command::Privacyidea(cmd) => {
             let (method, uri, body) = match cmd {
                 PrivacyideaCmd::PublicKey => (Method::GET, "/v1/admin/privacyidea/public-key".to_owned(), None),

@@ -50,6 +50,10 @@ pub enum View {
     Realms,
     AuditVerify,
     Jobs,
+    /// Console users, a line each.
+    ConsoleUsers,
+    /// A console user just added, with their second factor's URI (shown once).
+    ConsoleUserAdded,
     /// The answer as indented JSON.
     Pretty,
     Done,
@@ -608,6 +612,8 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             out
         }
         View::Resolver | View::Pretty => serde_json::to_string_pretty(v).unwrap_or_default() + "\n",
+        View::ConsoleUsers => crate::console::users(v),
+        View::ConsoleUserAdded => crate::console::added(v),
         View::Done => "done\n".into(),
     })
 }

@@ -90,6 +90,34 @@ pub fn request_context<'a>(
     PolicyContext::for_request(user, realm, resolver, caller, now_s, local_utc_offset_s(now_s))
 }
 
+/// What an admin's action is about, for the admin policies: the user, realm and resolver of
+/// the object as loaded (all `None` for a system-wide action).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdminTarget<'a> {
+    /// The user the object belongs to.
+    pub user: Option<&'a str>,
+    /// That user's realm.
+    pub realm: Option<&'a str>,
+    /// The resolver the user was found through.
+    pub resolver: Option<&'a str>,
+}
+
+/// privacyIDEA's admin rule, the one judgement of every front-end that administers (the
+/// privacyIDEA API's admins, the console's users): with no active admin policy every admin may
+/// do everything; once one exists, `admin` (calling as `caller`) may do `action` to `on` only
+/// when a matching admin policy allows it.
+pub fn admin_allows(
+    snapshot: &PolicySnapshot,
+    admin: &str,
+    caller: &Caller,
+    action: &str,
+    on: AdminTarget<'_>,
+    now_s: i64,
+) -> Result<bool, PolicyConflict> {
+    let ctx = PolicyContext { admin: Some(admin), ..request_context(on.user, on.realm, on.resolver, caller, now_s) };
+    snapshot.admin_allowed(action, &ctx)
+}
+
 /// The policy context of a request about token `t`: its owner, realm and resolver as loaded.
 pub fn token_context<'a>(t: &'a crate::store::TokenRecord, caller: &Caller, now_s: i64) -> PolicyContext<'a> {
     request_context(t.login.as_deref(), t.realm.as_deref(), t.owner_resolver.as_deref(), caller, now_s)

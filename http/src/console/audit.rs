@@ -4,7 +4,7 @@
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use countersign::console_access::Power;
+use countersign::console_access::{ConsoleSession, Power};
 use countersign::store::{AuthAuditQuery, AuthAuditRow};
 use maud::html;
 use serde::Deserialize;
@@ -70,20 +70,24 @@ impl AuditSearch {
     }
 }
 
-async fn rows(st: &SharedState, q: &AuditSearch) -> Result<Vec<AuthAuditRow>, String> {
-    let rows = st.tokens.audit(q.query()).await.map_err(|e| e.to_string())?;
-    Ok(rows.into_iter().filter(|r| q.in_range(r)).collect())
+/// The rows the search selects, for a user whose role includes the audit; else the error page.
+async fn rows(st: &SharedState, s: &ConsoleSession, q: &AuditSearch) -> Result<Vec<AuthAuditRow>, Response> {
+    if !s.user.may(Power::SeeAudit, None) {
+        return Err(
+            layout::error_page(StatusCode::FORBIDDEN, "Your role does not include the audit.", None).into_response()
+        );
+    }
+    match st.tokens.audit(q.query()).await {
+        Ok(rows) => Ok(rows.into_iter().filter(|r| q.in_range(r)).collect()),
+        Err(e) => Err(layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), None).into_response()),
+    }
 }
 
 /// `GET /console/audit`.
 pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Query(q): Query<AuditSearch>) -> Response {
-    if !s.user.may(Power::SeeAudit, None) {
-        return layout::error_page(StatusCode::FORBIDDEN, "Your role does not include the audit.", None)
-            .into_response();
-    }
-    let found = match rows(&st, &q).await {
+    let found = match rows(&st, &s, &q).await {
         Ok(r) => r,
-        Err(e) => return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e, None).into_response(),
+        Err(page) => return page,
     };
     let chain = match q.verify {
         Some(_) => Some(st.audit.verify().await.map_err(|e| e.to_string())),
@@ -150,13 +154,9 @@ fn csv_field(s: &str) -> String {
 
 /// `GET /console/audit/export.csv`: the search's rows (up to the read limit) as CSV.
 pub(super) async fn export(State(st): State<SharedState>, Signed(s): Signed, Query(q): Query<AuditSearch>) -> Response {
-    if !s.user.may(Power::SeeAudit, None) {
-        return layout::error_page(StatusCode::FORBIDDEN, "Your role does not include the audit.", None)
-            .into_response();
-    }
-    let found = match rows(&st, &q).await {
+    let found = match rows(&st, &s, &q).await {
         Ok(r) => r,
-        Err(e) => return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e, None).into_response(),
+        Err(page) => return page,
     };
     let mut out = String::from("id,time,action,result,user,realm,serial,caller,detail\n");
     for r in &found {

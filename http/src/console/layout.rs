@@ -33,18 +33,25 @@ pub(super) fn nav_items(s: &ConsoleSession) -> Vec<(Nav, &'static str, &'static 
     items
 }
 
+/// Every page's `<head>`: our stylesheet and script, nothing inline.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Countersign" }
+            link rel="stylesheet" href="/console/static/console.css";
+            script src="/console/static/console.js" defer {}
+        }
+    }
+}
+
 /// A full page for a signed-in user.
 pub(super) fn page(title: &str, s: &ConsoleSession, active: Nav, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Countersign" }
-                link rel="stylesheet" href="/console/static/console.css";
-                script src="/console/static/console.js" defer {}
-            }
+            (head(title))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
@@ -78,13 +85,7 @@ pub(super) fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Countersign" }
-                link rel="stylesheet" href="/console/static/console.css";
-                script src="/console/static/console.js" defer {}
-            }
+            (head(title))
             body.bare {
                 main #main {
                     p.brand { "Countersign" }

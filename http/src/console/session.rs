@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use countersign::console_access::{ConsoleAuthError, ConsoleSession};
 use countersign_core::caller::Caller;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use super::layout;
 use crate::extract::Origin;
@@ -25,9 +26,12 @@ pub(super) const COOKIE: &str = "cs_console";
 /// The largest form the console accepts (a policy's text is the largest thing typed).
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
+/// The one POST that is not a form: the sign-in page's script asks it for a passkey challenge.
+const PASSKEY_CHALLENGE: &str = "/console/passkey/challenge";
+
 /// Paths reachable without a session: the sign-in page, its passkey challenge, static files.
 fn public(path: &str) -> bool {
-    matches!(path, "/console/sign-in" | "/console/passkey/challenge") || path.starts_with("/console/static/")
+    path == "/console/sign-in" || path == PASSKEY_CHALLENGE || path.starts_with("/console/static/")
 }
 
 /// The Content-Security-Policy of every console answer: our own script and stylesheet only, no
@@ -74,11 +78,29 @@ impl FromRequestParts<SharedState> for Signed {
 }
 
 /// The fields of a POSTed form whose CSRF token [`authenticate`] checked (or of the sign-in
-/// form, which has no session yet). A field given twice keeps its first value.
-#[derive(Debug, Clone, Default)]
-pub(super) struct FormFields(pub HashMap<String, String>);
+/// form, which has no session yet). A field given twice keeps its first value. Fields carry
+/// passwords, codes and PINs: their memory is wiped when the form is dropped, and Debug shows
+/// only their names.
+/// (Clone only because request extensions must be; the one extractor takes it out.)
+#[derive(Clone, Default)]
+pub(super) struct FormFields(HashMap<String, Zeroizing<String>>);
+
+impl std::fmt::Debug for FormFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
 
 impl FormFields {
+    /// The fields of an `application/x-www-form-urlencoded` body.
+    fn parse(body: &[u8]) -> FormFields {
+        let mut fields = HashMap::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            fields.entry(k.into_owned()).or_insert_with(|| Zeroizing::new(v.into_owned()));
+        }
+        FormFields(fields)
+    }
+
     /// Field `name`, trimmed; empty when absent.
     pub(super) fn get(&self, name: &str) -> &str {
         self.0.get(name).map(|v| v.trim()).unwrap_or("")
@@ -86,7 +108,7 @@ impl FormFields {
 
     /// Field `name` as typed (passwords are not trimmed).
     pub(super) fn raw(&self, name: &str) -> &str {
-        self.0.get(name).map(String::as_str).unwrap_or("")
+        self.0.get(name).map(|v| v.as_str()).unwrap_or("")
     }
 }
 
@@ -94,7 +116,7 @@ impl FromRequestParts<SharedState> for FormFields {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &SharedState) -> Result<Self, Response> {
-        parts.extensions.get::<FormFields>().cloned().ok_or_else(|| {
+        parts.extensions.remove::<FormFields>().ok_or_else(|| {
             layout::error_page(StatusCode::BAD_REQUEST, "This request carried no form.", None).into_response()
         })
     }
@@ -102,44 +124,37 @@ impl FromRequestParts<SharedState> for FormFields {
 
 /// The console's layer (see the module comment of `console`).
 pub(crate) async fn authenticate(State(st): State<SharedState>, req: Request, next: Next) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path().to_owned();
-    let resp = gate(&st, &mut parts, body, &path, next).await;
+    let path = req.uri().path().to_owned();
+    let resp = gate(&st, req, &path, next).await;
     secure(resp, &path)
 }
 
-async fn gate(st: &SharedState, parts: &mut Parts, body: Body, path: &str, next: Next) -> Response {
-    let caller = Origin::from_request_parts(parts, st).await.map(|o| o.0).unwrap_or_else(|_| Caller::unknown());
-    if parts.method == Method::POST && !same_origin(parts) {
+async fn gate(st: &SharedState, req: Request, path: &str, next: Next) -> Response {
+    let (mut parts, mut body) = req.into_parts();
+    let caller = Origin::from_request_parts(&mut parts, st).await.map(|o| o.0).unwrap_or_else(|_| Caller::unknown());
+    let post = parts.method == Method::POST;
+    if post && !same_origin(&parts) {
         return layout::error_page(StatusCode::FORBIDDEN, "This form was not sent from the console's own pages.", None)
             .into_response();
     }
-    let session = match (public(path), cookie_of(parts)) {
+    let mut session = match (public(path), cookie_of(&parts)) {
         (true, _) => None,
-        (false, None) => return to_sign_in(parts, None),
+        (false, None) => return to_sign_in(&parts, None),
         (false, Some(cookie)) => match st.console.session(cookie, caller).await {
             Ok(s) => Some(s),
             Err(e @ ConsoleAuthError::Unavailable(_)) => {
                 return layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), None).into_response()
             }
-            Err(e) => return to_sign_in(parts, Some(&e)),
+            Err(e) => return to_sign_in(&parts, Some(&e)),
         },
     };
-    if parts.method == Method::POST && path != "/console/passkey/challenge" {
-        let bytes = match axum::body::to_bytes(body, MAX_FORM_BYTES).await {
-            Ok(b) => b,
-            Err(_) => {
-                return layout::error_page(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large.", None)
-                    .into_response()
-            }
+    if post && path != PASSKEY_CHALLENGE {
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
+            return layout::error_page(StatusCode::PAYLOAD_TOO_LARGE, "This form is too large.", None).into_response();
         };
-        let mut fields = HashMap::new();
-        for (k, v) in url::form_urlencoded::parse(&bytes) {
-            fields.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-        }
+        let fields = FormFields::parse(&bytes);
         if let Some(s) = &session {
-            let sent = fields.get("_csrf").map(String::as_bytes).unwrap_or_default();
-            if !bool::from(sent.ct_eq(s.csrf.as_bytes())) {
+            if !bool::from(fields.raw("_csrf").as_bytes().ct_eq(s.csrf.as_bytes())) {
                 return layout::error_page(
                     StatusCode::FORBIDDEN,
                     "This form has expired or did not come from your session; reload the page and try again.",
@@ -148,22 +163,16 @@ async fn gate(st: &SharedState, parts: &mut Parts, body: Body, path: &str, next:
                 .into_response();
             }
         }
-        parts.extensions.insert(FormFields(fields));
-        return finish(next.run(with_session(parts, Body::empty(), session.clone())).await, session);
+        parts.extensions.insert(fields);
+        body = Body::empty();
     }
-    finish(next.run(with_session(parts, body, session.clone())).await, session)
-}
-
-fn with_session(parts: &mut Parts, body: Body, session: Option<ConsoleSession>) -> Request {
+    // A renewed cookie goes back with the answer; handlers get the session without it.
+    let renewed = session.as_mut().and_then(|s| s.renewed.take());
     if let Some(s) = session {
         parts.extensions.insert(s);
     }
-    Request::from_parts(std::mem::replace(parts, Request::new(()).into_parts().0), body)
-}
-
-/// Sends a renewed session cookie along.
-fn finish(mut resp: Response, session: Option<ConsoleSession>) -> Response {
-    if let Some(cookie) = session.and_then(|s| s.renewed) {
+    let mut resp = next.run(Request::from_parts(parts, body)).await;
+    if let Some(cookie) = renewed {
         resp.headers_mut().append(header::SET_COOKIE, set_cookie(&cookie));
     }
     resp

@@ -115,7 +115,9 @@ pub(super) async fn submit(State(st): State<SharedState>, Origin(caller): Origin
     }
 }
 
-/// `POST /console/passkey/challenge`: a usernameless sign-in challenge for the script.
+/// `POST /console/passkey/challenge`: a usernameless sign-in challenge for the script (what it
+/// needs of `/validate/initialize`'s shape; not shared with it, which would make the console and
+/// the privacyIDEA front-end depend on each other).
 pub(super) async fn passkey_challenge(State(st): State<SharedState>, Origin(caller): Origin) -> Response {
     match st.challenges.sign_in(caller).await {
         Ok(s) => axum::Json(serde_json::json!({

@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use countersign::console_access::{ConsoleSession, ConsoleUser, Power};
+use countersign::policy::AdminTarget;
 use countersign::tokens::{ExpectedOwner, InitRequest};
 use countersign_api::Token;
 use maud::{html, Markup};
@@ -133,21 +134,27 @@ impl TokenAction {
     }
 }
 
-/// Whether the admin policies let console user `u` do `action` to `user` in `realm`
-/// (privacyIDEA's rule: with no admin policy every admin may; helpdesk and auditor roles are
-/// bounded before this by [`ConsoleUser::may`]).
-pub(super) fn policy_allows(
-    st: &SharedState,
-    s: &ConsoleSession,
-    action: &str,
-    realm: Option<&str>,
-    user: Option<&str>,
-) -> bool {
-    let ctx = countersign::policy::PolicyContext {
-        admin: Some(&s.user.name),
-        ..countersign::policy::request_context(user, realm, None, &s.caller, countersign::now_ms() / 1000)
-    };
-    matches!(st.policies.snapshot().admin_allowed(action, &ctx), Ok(true))
+/// Whether the admin policies let the session's console user do `action` to `on` (privacyIDEA's
+/// rule, judged by `countersign::policy::admin_allows` as for the privacyIDEA API's admins;
+/// helpdesk and auditor roles are bounded before this by [`ConsoleUser::may`]). A policy
+/// conflict refuses.
+pub(super) fn policy_allows(st: &SharedState, s: &ConsoleSession, action: &str, on: AdminTarget<'_>) -> bool {
+    let now_s = countersign::now_ms() / 1000;
+    matches!(
+        countersign::policy::admin_allows(&st.policies.snapshot(), &s.user.name, &s.caller, action, on, now_s),
+        Ok(true)
+    )
+}
+
+/// The admin-policy target of user `login` in `realm` (as the page's path names them; what is
+/// found there is that realm's).
+fn user_in<'a>(realm: &'a str, login: &'a str) -> AdminTarget<'a> {
+    AdminTarget { user: Some(login), realm: Some(realm), resolver: None }
+}
+
+/// The admin-policy target of token `t`: its owner as loaded.
+fn owner_of(t: &Token) -> AdminTarget<'_> {
+    AdminTarget { user: t.user.as_deref(), realm: t.realm.as_deref(), resolver: None }
 }
 
 /// One token row of a user's page.
@@ -310,7 +317,7 @@ pub(super) async fn page(
     Path((realm, login)): Path<(String, String)>,
     Query(d): Query<Done>,
 ) -> Response {
-    if !s.user.may(Power::SeeUsers, Some(&realm)) || !policy_allows(&st, &s, "tokenlist", Some(&realm), Some(&login)) {
+    if !s.user.may(Power::SeeUsers, Some(&realm)) || !policy_allows(&st, &s, "tokenlist", user_in(&realm, &login)) {
         return forbidden("Your role does not cover this realm.");
     }
     let tokens = match st.tokens.list(Some(login.clone()), Some(realm.clone()), None).await {
@@ -328,7 +335,7 @@ pub(super) async fn page(
         .take(20)
         .collect();
     let view = UserPage {
-        tokens: token_rows(&s.user, &tokens, |a, t| policy_allows(&st, &s, a, t.realm.as_deref(), t.user.as_deref())),
+        tokens: token_rows(&s.user, &tokens, |a, t| policy_allows(&st, &s, a, owner_of(t))),
         may_enrol: s.user.may(Power::ChangeTokens, Some(&realm)),
         login,
         realm,
@@ -433,9 +440,7 @@ pub(super) async fn token_action(
         Ok(t) => t,
         Err(_) => return layout::error_page(StatusCode::NOT_FOUND, "No such token.", None).into_response(),
     };
-    if !s.user.may(Power::ChangeTokens, t.realm.as_deref())
-        || !policy_allows(&st, &s, a.name(), t.realm.as_deref(), t.user.as_deref())
-    {
+    if !s.user.may(Power::ChangeTokens, t.realm.as_deref()) || !policy_allows(&st, &s, a.name(), owner_of(&t)) {
         return forbidden("Your role or the admin policies do not allow this action on this token.");
     }
     let back = match (&t.realm, &t.user) {
@@ -502,7 +507,7 @@ pub(super) async fn enrol(
             .into_response();
     }
     let action = format!("enroll{}", kind.to_ascii_uppercase());
-    if !s.user.may(Power::ChangeTokens, Some(&realm)) || !policy_allows(&st, &s, &action, Some(&realm), Some(&login)) {
+    if !s.user.may(Power::ChangeTokens, Some(&realm)) || !policy_allows(&st, &s, &action, user_in(&realm, &login)) {
         return forbidden("Your role or the admin policies do not allow enrolling this token for this user.");
     }
     let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));

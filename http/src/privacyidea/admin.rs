@@ -123,18 +123,14 @@ impl Subject {
 /// one exists, only what a policy matching the admin and the object (its user and realm, as
 /// loaded) allows.
 pub(super) fn allowed(st: &AppState, admin: &PiAdmin, action: &str, on: &Subject) -> Result<(), PiResponse> {
-    use countersign::policy::PolicyContext;
-    let ctx = PolicyContext {
-        admin: Some(&admin.name),
-        ..countersign::policy::request_context(
-            on.user.as_deref(),
-            on.realm.as_deref(),
-            on.resolver.as_deref(),
-            &admin.caller,
-            countersign::now_ms() / 1000,
-        )
+    let target = countersign::policy::AdminTarget {
+        user: on.user.as_deref(),
+        realm: on.realm.as_deref(),
+        resolver: on.resolver.as_deref(),
     };
-    match st.policies.snapshot().admin_allowed(action, &ctx) {
+    let now_s = countersign::now_ms() / 1000;
+    match countersign::policy::admin_allows(&st.policies.snapshot(), &admin.name, &admin.caller, action, target, now_s)
+    {
         Ok(true) => Ok(()),
         Ok(false) => Err(PiResponse::error(
             ErrorKind::Policy,

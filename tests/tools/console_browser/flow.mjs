@@ -12,16 +12,12 @@
 // the token and see /validate/check refuse; search the audit for each action; sign out. On every
 // page it records the CSP header and whether the page has inline script or style.
 
-import { createRequire } from 'node:module';
 import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '..', '..', '..');
-const chromiumPath = process.env.COUNTERSIGN_CHROMIUM || '/usr/bin/chromium';
-const toolsDir = join(repo, '.tools', 'node');
+import { launchChromium } from '../chromium.mjs';
+
 
 function fatal(message) {
   process.stderr.write(`console flow: ${message}\n`);
@@ -54,21 +50,7 @@ function totp(secret, offset = 0) {
 
 async function main() {
   const cfg = JSON.parse(process.argv[2] || '{}');
-  let entry;
-  try {
-    entry = createRequire(join(toolsDir, 'package.json')).resolve('playwright-core');
-  } catch {
-    fatal(`playwright-core is not installed in ${toolsDir}: run scripts/install-deps.sh`);
-  }
-  const pw = await import(pathToFileURL(entry).href);
-  const { chromium } = pw.default ?? pw;
-  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  let browser;
-  try {
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, chromiumSandbox: !asRoot });
-  } catch (e) {
-    fatal(`Chromium (${chromiumPath}) did not start: ${String(e.message).split('\n')[0]}`);
-  }
+  const browser = await launchChromium(fatal);
   mkdirSync(cfg.shots, { recursive: true });
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();

@@ -31,16 +31,13 @@
 
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+
+import { launchChromium } from '../chromium.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '..', '..', '..');
-const chromiumPath = process.env.COUNTERSIGN_CHROMIUM || '/usr/bin/chromium';
-const toolsDir = join(repo, '.tools', 'node');
 const RP_ID = 'localhost';
 
 function fatal(message) {
@@ -58,17 +55,6 @@ function parseArgs(argv) {
     else fatal(`unknown argument ${arg} (known: --transport=internal|usb, --user-verified=true|false, --user-verification=true|false)`);
   }
   return opts;
-}
-
-async function loadPlaywright() {
-  let entry;
-  try {
-    entry = createRequire(join(toolsDir, 'package.json')).resolve('playwright-core');
-  } catch {
-    fatal(`playwright-core is not installed in ${toolsDir}: run scripts/install-deps.sh (it installs the pinned playwright-core with npm)`);
-  }
-  const module = await import(pathToFileURL(entry).href);
-  return module.default ?? module;
 }
 
 function serve() {
@@ -104,25 +90,11 @@ function base64ToBase64url(b64) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  if (!existsSync(chromiumPath)) {
-    fatal(`Chromium is not installed at ${chromiumPath}: run scripts/install-deps.sh (it installs Debian's chromium package)`);
-  }
-  const { chromium } = await loadPlaywright();
   const started = performance.now();
   const server = await serve();
   const origin = `http://localhost:${server.address().port}`;
 
-  // Chromium's sandbox refuses to start as root ("Running as root without --no-sandbox is not
-  // supported"), and the test runner here often is root (containers, CI). So the sandbox goes
-  // only then, and stays on for an ordinary user. (playwright-core itself would always pass
-  // --no-sandbox: its chromiumSandbox option defaults to false.)
-  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  let browser;
-  try {
-    browser = await chromium.launch({ executablePath: chromiumPath, headless: true, chromiumSandbox: !asRoot });
-  } catch (e) {
-    fatal(`Chromium (${chromiumPath}) did not start: ${String(e.message).split('\n')[0]}`);
-  }
+  const browser = await launchChromium(fatal);
   let quitting = false;
   browser.on('disconnected', () => {
     if (!quitting) fatal('Chromium exited unexpectedly');
