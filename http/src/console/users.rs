@@ -11,11 +11,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use countersign::console_access::{ConsoleSession, ConsoleUser, Power};
 use countersign::policy::AdminTarget;
+use countersign::simple_tokens::Shown;
 use countersign::tokens::{ExpectedOwner, InitRequest};
 use countersign_api::Token;
 use maud::{html, Markup};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use zeroize::Zeroizing;
 
 use super::layout::{self, Nav};
 use super::session::{FormFields, Signed};
@@ -476,14 +478,8 @@ pub(super) async fn token_action(
         TokenAction::Delete => tokens.delete(c, serial).await,
         TokenAction::Lost => match tokens.lost(c, serial).await {
             Ok(r) => {
-                return shown_once(
-                    &s,
-                    &back,
-                    "Temporary password",
-                    &r.token.serial,
-                    Some(r.password.expose_secret()),
-                    None,
-                )
+                let lines = vec![("Temporary password", Zeroizing::new(r.password.expose_secret().to_owned()))];
+                return shown_once(&s, &back, "Temporary password", &r.token.serial, &lines, None);
             }
             Err(e) => Err(e),
         },
@@ -518,13 +514,40 @@ pub(super) async fn enrol(
     req.qr_png = true;
     match st.tokens.init(s.caller.clone(), req).await {
         Ok(e) => {
-            let uri = e.otpauth_uri.as_ref().map(|u| u.expose_secret().to_owned());
-            let shown = e.shown.as_ref().map(|x| format!("{x:?}"));
-            let secret = uri.clone().or(shown);
-            shown_once(&s, &back, "Token enrolled", &e.token.serial, secret.as_deref(), e.qr_png.as_deref())
+            let lines = shown_lines(e.otpauth_uri.as_ref(), e.shown.as_ref());
+            shown_once(&s, &back, "Token enrolled", &e.token.serial, &lines, e.qr_png.as_deref())
         }
         Err(e) => layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), Some(&back)).into_response(),
     }
+}
+
+/// What an enrolment shows once, labelled, the first line the one to hand over: an app token's
+/// secret (and its whole `otpauth://` URI), or what a simple token shows (a password, a
+/// registration code, the list of codes or TANs, an indexed secret).
+pub(super) fn shown_lines(uri: Option<&SecretString>, shown: Option<&Shown>) -> Vec<(&'static str, Zeroizing<String>)> {
+    let mut lines = Vec::new();
+    if let Some(uri) = uri {
+        let secret = url::Url::parse(uri.expose_secret())
+            .ok()
+            .and_then(|u| u.query_pairs().find(|(k, _)| k == "secret").map(|(_, v)| v.into_owned()));
+        if let Some(secret) = secret {
+            lines.push(("Secret", Zeroizing::new(secret)));
+        }
+        lines.push(("Enrolment URI", Zeroizing::new(uri.expose_secret().to_owned())));
+    }
+    match shown {
+        Some(Shown::Password(p)) => lines.push(("Password", Zeroizing::new(p.expose_secret().to_owned()))),
+        Some(Shown::RegistrationCode(c)) => {
+            lines.push(("Registration code", Zeroizing::new(c.expose_secret().to_owned())))
+        }
+        Some(Shown::Secret(v)) => lines.push(("Secret", Zeroizing::new(v.expose_secret().to_owned()))),
+        Some(Shown::Otps(codes)) => {
+            let list = codes.iter().enumerate().map(|(i, c)| format!("{i}: {}", c.expose_secret())).collect::<Vec<_>>();
+            lines.push(("Codes, in order", Zeroizing::new(list.join("\n"))));
+        }
+        None => {}
+    }
+    lines
 }
 
 /// The page that shows a secret once: never cached (the layer's `no-store`), never in a URL.
@@ -533,17 +556,16 @@ fn shown_once(
     back: &str,
     title: &str,
     serial: &str,
-    secret: Option<&str>,
+    lines: &[(&'static str, Zeroizing<String>)],
     qr: Option<&str>,
 ) -> Response {
-    let otp_secret = secret
-        .and_then(|u| url::Url::parse(u).ok())
-        .and_then(|u| u.query_pairs().find(|(k, _)| k == "secret").map(|(_, v)| v.into_owned()));
     let body = html! {
         p.notice role="status" { "Token " code { (serial) } " was enrolled. What follows is shown this once: hand it over now." }
         @if let Some(q) = qr { p.qr { img alt="QR code of the token's secret" src={ "data:image/png;base64," (q) }; } }
-        @if let Some(sec) = &otp_secret { p { "Secret: " } p.secret data-secret { (sec) } }
-        @if let Some(v) = secret { details { summary { "The whole enrolment text" } p.secret { (v) } } }
+        @for (i, (label, value)) in lines.iter().enumerate() {
+            p { (label) ":" }
+            @if i == 0 { pre.secret data-secret { (value.as_str()) } } @else { pre.secret { (value.as_str()) } }
+        }
         p { a.button href=(back) { "Done" } }
     };
     layout::page(title, s, Nav::Users, body).into_response()
@@ -592,6 +614,22 @@ mod tests {
         assert!(rows[0].actions.contains(&TokenAction::Enable));
         assert!(!rows[0].actions.contains(&TokenAction::Delete));
         assert_eq!(rows[0].state, "disabled");
+    }
+
+    #[test]
+    fn every_enrolment_shows_its_secret_in_the_clear_once_first_the_one_to_hand_over() {
+        let uri = SecretString::from("otpauth://totp/x?secret=JBSWY3DPEHPK3PXP&issuer=y".to_owned());
+        let lines = shown_lines(Some(&uri), None);
+        assert_eq!(lines[0].0, "Secret");
+        assert_eq!(lines[0].1.as_str(), "JBSWY3DPEHPK3PXP");
+        assert!(lines[1].1.starts_with("otpauth://"));
+        let pw = Shown::Password(SecretString::from("s3cret-pass".to_owned()));
+        assert_eq!(shown_lines(None, Some(&pw))[0].1.as_str(), "s3cret-pass");
+        let code = Shown::RegistrationCode(SecretString::from("REG-123".to_owned()));
+        assert_eq!(shown_lines(None, Some(&code))[0].1.as_str(), "REG-123");
+        let otps = Shown::Otps(vec![SecretString::from("111111".to_owned()), SecretString::from("222222".to_owned())]);
+        assert_eq!(shown_lines(None, Some(&otps))[0].1.as_str(), "0: 111111\n1: 222222");
+        assert!(shown_lines(None, None).is_empty());
     }
 
     #[test]
