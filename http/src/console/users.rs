@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use countersign::console_access::{ConsoleSession, ConsoleUser, Power};
 use countersign::policy::AdminTarget;
 use countersign::simple_tokens::Shown;
+use countersign::store::AuthAuditRow;
 use countersign::tokens::{ExpectedOwner, InitRequest};
 use countersign_api::Token;
 use maud::{html, Markup};
@@ -154,9 +155,17 @@ fn user_in<'a>(realm: &'a str, login: &'a str) -> AdminTarget<'a> {
     AdminTarget { user: Some(login), realm: Some(realm), resolver: None }
 }
 
-/// The admin-policy target of token `t`: its owner as loaded.
+/// The admin-policy target of token `t`: its owner as loaded, with the resolver the owner was
+/// found through (admin policies may name resolvers).
 fn owner_of(t: &Token) -> AdminTarget<'_> {
-    AdminTarget { user: t.user.as_deref(), realm: t.realm.as_deref(), resolver: None }
+    AdminTarget { user: t.user.as_deref(), realm: t.realm.as_deref(), resolver: t.resolver.as_deref() }
+}
+
+/// The newest 20 of a login's audit rows that are about that login in `realm`: the audit is
+/// read by login, and the same login in another realm (or in a row naming no realm) is
+/// another user, whom a helpdesk of this realm must not see.
+pub(super) fn recent_audit(rows: Vec<AuthAuditRow>, realm: &str) -> Vec<AuthAuditRow> {
+    rows.into_iter().filter(|r| r.realm.as_deref() == Some(realm)).take(20).collect()
 }
 
 /// One token row of a user's page.
@@ -177,7 +186,8 @@ pub(super) struct UserPage {
     pub realm: String,
     pub tokens: Vec<TokenRow>,
     pub may_enrol: bool,
-    pub audit: Vec<countersign::store::AuthAuditRow>,
+    /// The user's recent audit rows, or why they could not be read.
+    pub audit: Result<Vec<countersign::store::AuthAuditRow>, String>,
 }
 
 /// The rows of `tokens` with the actions `u` may take on each (none outside their realms).
@@ -327,15 +337,7 @@ pub(super) async fn page(
         Err(e) => return failed(&e),
     };
     let q = countersign::store::AuthAuditQuery { user: Some(login.clone()), limit: Some(50), ..Default::default() };
-    let audit = st
-        .tokens
-        .audit(q)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.realm.as_deref() == Some(realm.as_str()) || r.realm.is_none())
-        .take(20)
-        .collect();
+    let audit = st.tokens.audit(q).await.map(|rows| recent_audit(rows, &realm)).map_err(|e| e.to_string());
     let view = UserPage {
         tokens: token_rows(&s.user, &tokens, |a, t| policy_allows(&st, &s, a, owner_of(t))),
         may_enrol: s.user.may(Power::ChangeTokens, Some(&realm)),
@@ -385,13 +387,15 @@ fn render_user(s: &ConsoleSession, v: &UserPage, done: Option<&str>) -> Markup {
         }
         section.card {
             h2 { "Recent audit" }
-            @if v.audit.is_empty() { p.muted { "Nothing recorded for this user." } } @else {
-                div.table-wrap { table {
+            @match &v.audit {
+                Err(e) => p.error role="alert" { "The audit could not be read: " (e) },
+                Ok(rows) if rows.is_empty() => p.muted { "Nothing recorded for this user." },
+                Ok(rows) => div.table-wrap { table {
                     thead { tr { th { "When" } th { "Action" } th { "Result" } th { "Token" } th { "Who" } th { "Detail" } } }
-                    tbody { @for r in &v.audit {
+                    tbody { @for r in rows {
                         tr { td { (layout::when_ms(r.at_ms)) } td { (r.action) } td { (r.result) } td { (r.serial.clone().unwrap_or_default()) } td { (r.caller) } td { (r.detail.clone().unwrap_or_default()) } }
                     } }
-                } }
+                } },
             }
         }
     }
@@ -630,6 +634,22 @@ mod tests {
         let otps = Shown::Otps(vec![SecretString::from("111111".to_owned()), SecretString::from("222222".to_owned())]);
         assert_eq!(shown_lines(None, Some(&otps))[0].1.as_str(), "0: 111111\n1: 222222");
         assert!(shown_lines(None, None).is_empty());
+    }
+
+    #[test]
+    fn a_users_page_shows_only_audit_rows_of_its_realm_and_judges_tokens_with_their_resolver() {
+        let row = |realm: Option<&str>| {
+            let mut r = AuthAuditRow::new(&countersign_core::caller::Caller::unknown(), "validate/check", "reject");
+            r.login = Some("bob".into());
+            r.realm = realm.map(str::to_owned);
+            r
+        };
+        let shown = recent_audit(vec![row(Some("staff")), row(Some("partners")), row(None)], "staff");
+        assert_eq!(shown.len(), 1);
+        assert_eq!(shown[0].realm.as_deref(), Some("staff"));
+        let mut t = token("A", Some("staff"), true);
+        t.resolver = Some("ldap".into());
+        assert_eq!(owner_of(&t).resolver, Some("ldap"));
     }
 
     #[test]
