@@ -18,7 +18,8 @@ pub(super) struct DashboardView {
     pub reasons: Vec<String>,
     pub plugin_restarts: Vec<(String, u64)>,
     pub deliveries_pending: Option<Vec<(String, u64)>>,
-    pub jobs: Vec<(String, String, String)>,
+    /// The periodic jobs' last runs, or why they could not be read.
+    pub jobs: Result<Vec<(String, String, String)>, String>,
     pub routes: Vec<(String, String, u64, u64)>,
 }
 
@@ -34,7 +35,7 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed) -> Ma
         let store = st.store.clone();
         tokio::task::spawn_blocking(move || store.gauges()).await.ok().and_then(Result::ok)
     };
-    let jobs = st.jobs.list().await.unwrap_or_default();
+    let jobs = st.jobs.list().await;
     let view = DashboardView {
         ready: r.ready(),
         parts: vec![
@@ -46,17 +47,18 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed) -> Ma
         reasons: r.reasons,
         plugin_restarts: st.plugins.restarts(),
         deliveries_pending: gauges.map(|g| g.deliveries_pending),
-        jobs: jobs
-            .into_iter()
-            .map(|j| {
-                let state = match (j.last_ok, &j.last_detail) {
-                    (None, _) => "running".to_owned(),
-                    (Some(true), _) => format!("ok ({} runs, {} failed)", j.runs, j.failures),
-                    (Some(false), d) => format!("failed: {}", d.as_deref().unwrap_or("no detail")),
-                };
-                (j.name.clone(), layout::when_ms(j.last_ended_ms.unwrap_or(j.last_started_ms)), state)
-            })
-            .collect(),
+        jobs: jobs.map_err(|e| e.to_string()).map(|jobs| {
+            jobs.into_iter()
+                .map(|j| {
+                    let state = match (j.last_ok, &j.last_detail) {
+                        (None, _) => "running".to_owned(),
+                        (Some(true), _) => format!("ok ({} runs, {} failed)", j.runs, j.failures),
+                        (Some(false), d) => format!("failed: {}", d.as_deref().unwrap_or("no detail")),
+                    };
+                    (j.name.clone(), layout::when_ms(j.last_ended_ms.unwrap_or(j.last_started_ms)), state)
+                })
+                .collect()
+        }),
         routes: st
             .metrics
             .route_totals()
@@ -102,11 +104,13 @@ fn render(v: &DashboardView) -> Markup {
         }
         section.card {
             h2 { "Periodic jobs (audit checkpoints, retention, renewals)" }
-            @if v.jobs.is_empty() { p.muted { "No job has run yet." } } @else {
-                div.table-wrap { table {
+            @match &v.jobs {
+                Err(e) => p.error role="alert" { "The jobs could not be read: " (e) },
+                Ok(jobs) if jobs.is_empty() => p.muted { "No job has run yet." },
+                Ok(jobs) => div.table-wrap { table {
                     thead { tr { th { "Job" } th { "Last run" } th { "Result" } } }
-                    tbody { @for (job, when, state) in &v.jobs { tr { td { (job) } td { (when) } td { (state) } } } }
-                } }
+                    tbody { @for (job, when, state) in jobs { tr { td { (job) } td { (when) } td { (state) } } } }
+                } },
             }
             p { a href="/console/audit" { "Search the audit and verify its chain" } }
         }
@@ -119,5 +123,41 @@ fn render(v: &DashboardView) -> Markup {
                 } }
             } }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view() -> DashboardView {
+        DashboardView {
+            ready: true,
+            parts: vec![("HSM", true), ("Database", true)],
+            reasons: Vec::new(),
+            plugin_restarts: vec![("token-totp".into(), 0)],
+            deliveries_pending: Some(vec![("smtp".into(), 0)]),
+            jobs: Ok(Vec::new()),
+            routes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_said_never_shown_as_empty() {
+        let fine = render(&view()).into_string();
+        assert!(fine.contains("No job has run yet.") && fine.contains("Nothing waits to be sent."));
+        let broken = render(&DashboardView {
+            ready: false,
+            parts: vec![("Database", false)],
+            reasons: vec!["the database did not answer".into()],
+            deliveries_pending: None,
+            jobs: Err("database is locked".into()),
+            ..view()
+        })
+        .into_string();
+        assert!(broken.contains("The jobs could not be read: database is locked"), "{broken}");
+        assert!(broken.contains("The database could not be read."), "{broken}");
+        assert!(broken.contains("not ready") && broken.contains("the database did not answer"), "{broken}");
+        assert!(!broken.contains("No job has run yet."));
     }
 }

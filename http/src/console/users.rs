@@ -251,27 +251,26 @@ pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Que
     if realms.is_empty() && s.user.realm_limit().is_some_and(<[String]>::is_empty) {
         return forbidden("Your role has no realm to search.");
     }
-    let found = if q.q.is_empty() && q.realm.is_empty() {
-        Vec::new()
+    // Every realm's users, and the realms whose directory could not be asked (a help desk must
+    // not read "no user found" when the directory is down).
+    let (found, failed) = if q.q.is_empty() && q.realm.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
         let (st2, filter) = (st.clone(), q.q.clone());
         let rs = realms.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
+        let searched = tokio::task::spawn_blocking(move || {
+            let (mut out, mut failed) = (Vec::new(), Vec::new());
             for r in rs {
-                let users = st2.realms.list_users(
-                    Some(&r),
-                    Some(&filter).filter(|f| !f.is_empty()).map(String::as_str),
-                    SEARCH_LIMIT,
-                );
-                for u in users.unwrap_or_default() {
-                    out.push((r.clone(), u));
+                let part = Some(&filter).filter(|f| !f.is_empty()).map(String::as_str);
+                match st2.realms.list_users(Some(&r), part, SEARCH_LIMIT) {
+                    Ok(users) => out.extend(users.into_iter().map(|u| (r.clone(), u))),
+                    Err(e) => failed.push(format!("realm {r}: {e}")),
                 }
             }
-            out
+            (out, failed)
         })
-        .await
-        .unwrap_or_default()
+        .await;
+        searched.unwrap_or_else(|e| (Vec::new(), vec![format!("the search did not finish: {e}")]))
     };
     let (rows, more) = layout::paginate(&found, q.page, PER_PAGE);
     let base = {
@@ -288,6 +287,7 @@ pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Que
             } }
             button type="submit" { "Search" }
         }
+        @for f in &failed { p.error role="alert" { "Could not search " (f) } }
         @if q.q.is_empty() && q.realm.is_empty() {
             p.muted { "Type a login or a name, or pick a realm." }
         } @else if found.is_empty() {
