@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::address_window::AddressWindow;
 use crate::api_access::throttle::LoginThrottle;
 use crate::clock::Clock;
 use crate::resolvers::Realms;
@@ -51,6 +52,15 @@ const RENEW_AFTER_SECONDS: i64 = 60;
 /// A failed sign-in answers no sooner than this after it began, whichever step failed, so that
 /// an unknown name, a wrong password and a wrong code take the same time.
 const FAILED_SIGN_IN_FLOOR: Duration = Duration::from_millis(400);
+
+/// Passkey sign-in challenges one client address may ask for in a minute. Anyone may ask
+/// (the sign-in page has no session yet) and each is a stored row; a person signing in needs
+/// one or two, so this bounds a flood from one address far below the store's global cap of
+/// open sign-ins without getting in an admin's way.
+pub const PASSKEY_CHALLENGES_PER_MINUTE: u32 = 10;
+
+/// Client addresses the challenge limit tracks at once (a few MB at most).
+const TRACKED_ADDRESSES: usize = 100_000;
 
 /// What a console user is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +186,10 @@ pub struct ConsoleSession {
     pub csrf: String,
     /// When the user last proved both factors, Unix seconds.
     pub auth_time: i64,
+    /// When the session was checked for this request, by the appliance's clock (Unix
+    /// seconds): what the request's time-dependent judgements use, so that tests moving the
+    /// clock move them too.
+    pub now_s: i64,
     /// A renewed cookie value to send back, when the session was renewed.
     pub renewed: Option<String>,
     /// The session id and when the session started (kept by a reauthentication).
@@ -194,8 +208,8 @@ impl std::fmt::Debug for ConsoleSession {
 
 impl ConsoleSession {
     /// Whether both factors were proved recently enough for a destructive action.
-    pub fn fresh(&self, now_s: i64) -> bool {
-        now_s - self.auth_time < REAUTH_SECONDS
+    pub fn fresh(&self) -> bool {
+        self.now_s - self.auth_time < REAUTH_SECONDS
     }
 }
 
@@ -209,6 +223,9 @@ pub enum ConsoleAuthError {
     /// This client failed too often.
     #[error("Too many failed sign-ins from this address; try again in {0} seconds.")]
     TooManyFailures(i64),
+    /// This client address started too many passkey sign-ins.
+    #[error("Too many passkey sign-ins were started from this address; try again in {0} seconds.")]
+    TooManyChallenges(i64),
     /// No session, or one that is not valid (MAC, client address, ended by sign-out).
     #[error("Please sign in.")]
     NoSession,
@@ -273,6 +290,8 @@ pub struct ConsoleAccess {
     /// Password checks run one at a time, so parallel guesses cannot all pass the backoff
     /// before any is counted.
     logins: Arc<Mutex<()>>,
+    /// The passkey challenges each client address asked for.
+    challenges: Arc<AddressWindow>,
 }
 
 fn internal(e: &dyn std::fmt::Display) -> ConsoleAuthError {
@@ -317,7 +336,16 @@ impl ConsoleAccess {
             validate,
             realm: Arc::new(realm),
             logins: Arc::new(Mutex::new(())),
+            challenges: Arc::new(AddressWindow::new(PASSKEY_CHALLENGES_PER_MINUTE, 60_000, TRACKED_ADDRESSES)),
         }
+    }
+
+    /// Whether `caller` may have one more passkey sign-in challenge now
+    /// ([`PASSKEY_CHALLENGES_PER_MINUTE`] an address; a caller without an address, which the
+    /// network listener never makes, is refused).
+    pub fn admit_passkey_challenge(&self, caller: &Caller) -> Result<(), ConsoleAuthError> {
+        let Some(ip) = caller.client() else { return Err(ConsoleAuthError::TooManyChallenges(60)) };
+        self.challenges.admit(ip, self.clock.now_ms()).map_err(ConsoleAuthError::TooManyChallenges)
     }
 
     /// The realm of the console users' second factors.
@@ -675,6 +703,7 @@ impl ConsoleAccess {
             user,
             csrf: csrf_token(&claims.sid),
             auth_time: claims.auth_time,
+            now_s: now,
             renewed,
             sid: (claims.sid, claims.start),
         })

@@ -16,6 +16,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod address_window;
 pub mod admin;
 pub mod api_access;
 pub mod audit_trail;

@@ -64,7 +64,7 @@ pub(super) fn page(title: &str, s: &ConsoleSession, active: Nav, body: Markup) -
                         }
                     }
                     div.who {
-                        span { (s.user.name) " · " (s.user.role.as_str()) }
+                        span { a href="/console/account" title="Your account and passkeys" { (s.user.name) } " · " (s.user.role.as_str()) }
                         form method="post" action="/console/sign-out" {
                             (csrf(s))
                             button.link type="submit" { "Sign out" }

@@ -14,10 +14,12 @@
 //! do (`countersign::console_access` does), touch the store or the HSM, or put a secret in a
 //! URL.
 
+mod account;
 pub(crate) mod admin;
 mod audit;
 mod dashboard;
 mod layout;
+mod policies;
 mod session;
 mod signin;
 mod system;
@@ -49,13 +51,19 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/console/passkey/challenge", post(signin::passkey_challenge))
         .route("/console/sign-out", post(signin::sign_out))
         .route("/console/reauth", get(signin::reauth_page).post(signin::reauth_submit))
+        .route("/console/account", get(account::page))
+        .route("/console/account/passkey/options", post(account::passkey_options))
+        .route("/console/account/passkey", post(account::passkey_finish))
         .route("/console/users", get(users::search))
         .route("/console/users/{realm}/{login}", get(users::page))
         .route("/console/users/{realm}/{login}/enrol", post(users::enrol))
         .route("/console/tokens/{serial}/{action}", post(users::token_action))
         .route("/console/audit", get(audit::search))
         .route("/console/audit/export.csv", get(audit::export))
-        .route("/console/system/policies", get(system::policies))
+        .route("/console/system/policies", get(policies::list))
+        .route("/console/system/policies/edit", get(policies::edit))
+        .route("/console/system/policies/save", post(policies::save))
+        .route("/console/system/policies/{name}/{change}", post(policies::change))
         .route("/console/system/realms", get(system::realms))
         .route("/console/system/gateways", get(system::gateways))
         .route("/console/system/keys", get(system::keys))

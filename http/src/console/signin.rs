@@ -95,7 +95,7 @@ fn second_factor(f: &FormFields) -> Result<SecondFactor, String> {
 fn auth_failure(e: &ConsoleAuthError) -> StatusCode {
     match e {
         ConsoleAuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        ConsoleAuthError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
+        ConsoleAuthError::TooManyFailures(_) | ConsoleAuthError::TooManyChallenges(_) => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::UNAUTHORIZED,
     }
 }
@@ -119,6 +119,10 @@ pub(super) async fn submit(State(st): State<SharedState>, Origin(caller): Origin
 /// needs of `/validate/initialize`'s shape; not shared with it, which would make the console and
 /// the privacyIDEA front-end depend on each other).
 pub(super) async fn passkey_challenge(State(st): State<SharedState>, Origin(caller): Origin) -> Response {
+    // Anyone may ask (no session yet), and each challenge is a stored row: a few per address.
+    if let Err(e) = st.console.admit_passkey_challenge(&caller) {
+        return (auth_failure(&e), axum::Json(serde_json::json!({ "error": e.to_string() }))).into_response();
+    }
     match st.challenges.sign_in(caller).await {
         Ok(s) => axum::Json(serde_json::json!({
             "transaction_id": s.transaction_id,

@@ -1,6 +1,6 @@
-//! The system pages: policies, realms and resolvers, gateways, signing keys and integrations,
-//! and the settings, for admins and auditors to read. Changes to these stay on the CLI and the
-//! APIs for now (the closing note of issue 18 says what is left); nothing here writes.
+//! The system pages' frame (sub-navigation, the role check) and the pages of realms and
+//! resolvers, gateways, signing keys and integrations, and the settings, for admins and
+//! auditors to read. The policies page is `policies.rs`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,7 +20,7 @@ const PAGES: [(&str, &str); 5] = [
     ("Settings", "/console/system/settings"),
 ];
 
-fn system_page(s: &ConsoleSession, title: &str, here: &str, body: Markup) -> Response {
+pub(super) fn system_page(s: &ConsoleSession, title: &str, here: &str, body: Markup) -> Response {
     if !s.user.may(Power::SeeSystem, None) {
         return layout::error_page(StatusCode::FORBIDDEN, "Your role does not include the system pages.", None)
             .into_response();
@@ -36,30 +36,6 @@ fn system_page(s: &ConsoleSession, title: &str, here: &str, body: Markup) -> Res
 
 fn unavailable(e: &dyn std::fmt::Display) -> Markup {
     html! { p.error role="alert" { "Could not be read: " (e) } }
-}
-
-/// `GET /console/system/policies`.
-pub(super) async fn policies(State(st): State<SharedState>, Signed(s): Signed) -> Response {
-    let body = match st.policies.list().await {
-        Err(e) => unavailable(&e),
-        Ok(list) => html! {
-            div.table-wrap { table {
-                thead { tr { th { "Name" } th { "Scope" } th { "Active" } th { "Priority" } th { "Actions" } th { "Applies to" } } }
-                tbody { @for p in &list {
-                    tr {
-                        td { (p.name) } td { (p.scope) } td { @if p.active { "yes" } @else { "no" } } td { (p.priority) }
-                        td { code { (serde_json::Value::Object(p.actions.clone())) } }
-                        td {
-                            @if !p.realms.is_empty() { "realms " (p.realms.join(", ")) " " }
-                            @if !p.users.is_empty() { "users " (p.users.join(", ")) " " }
-                            @if !p.admin_users.is_empty() { "admins " (p.admin_users.join(", ")) }
-                        }
-                    }
-                } }
-            } }
-        },
-    };
-    system_page(&s, "Policies", "/console/system/policies", body)
 }
 
 /// `GET /console/system/realms`.

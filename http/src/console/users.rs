@@ -142,7 +142,7 @@ impl TokenAction {
 /// helpdesk and auditor roles are bounded before this by [`ConsoleUser::may`]). A policy
 /// conflict refuses.
 pub(super) fn policy_allows(st: &SharedState, s: &ConsoleSession, action: &str, on: AdminTarget<'_>) -> bool {
-    let now_s = countersign::now_ms() / 1000;
+    let now_s = s.now_s;
     matches!(
         countersign::policy::admin_allows(&st.policies.snapshot(), &s.user.name, &s.caller, action, on, now_s),
         Ok(true)
@@ -453,7 +453,7 @@ pub(super) async fn token_action(
         (Some(r), Some(u)) => format!("/console/users/{}/{}", enc(r), enc(u)),
         _ => "/console/users".to_owned(),
     };
-    if a.destructive() && !s.fresh(countersign::now_ms() / 1000) {
+    if a.destructive() && !s.fresh() {
         let mut to = url::form_urlencoded::Serializer::new(String::from("/console/reauth?"));
         to.append_pair("next", &back);
         return Redirect::to(&to.finish()).into_response();

@@ -5,15 +5,20 @@
 //
 //   node tests/tools/console_browser/flow.mjs '<json>'
 //
-// The JSON names: base (http://127.0.0.1:PORT), admin {name, password, secret (base32 TOTP)},
-// user {login, realm}, shots (a directory for screenshots). The flow: sign in with password and
-// a TOTP code computed here; find the user; enrol a TOTP token and read its secret from the page
-// (once); authenticate with it at /validate/check; fail twice, reset the fail counter; disable
-// the token and see /validate/check refuse; search the audit for each action; sign out. On every
-// page it records the CSP header and whether the page has inline script or style.
+// The JSON names: base (http://localhost:PORT, the console's origin and the passkeys' relying
+// party `localhost`), api (http://127.0.0.1:PORT, for /validate/check from here), admin {name,
+// password, secret (base32 TOTP)}, user {login, realm}, clock_file (the daemon's clock offset
+// in ms, which the flow moves), shots (a directory for screenshots).
+// The flow: sign in with password and a TOTP code computed here; find the user; enrol a TOTP
+// token and read its secret from the page (once); authenticate with it at /validate/check; fail
+// twice, reset the fail counter; disable the token and see /validate/check refuse; delete it,
+// which first asks to confirm both factors again; register a passkey on the account page with
+// the DevTools protocol's virtual authenticator; search the audit for each action; sign out,
+// and sign in again with password and the passkey instead of a code; sign out. On every page it
+// records the CSP header and whether the page has inline script or style.
 
 import { createHmac } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { launchChromium } from '../chromium.mjs';
@@ -69,7 +74,7 @@ async function main() {
   });
   const shot = async (name) => page.screenshot({ path: join(cfg.shots, `${name}.png`), fullPage: true });
   const check = async (pass) => {
-    const r = await fetch(`${cfg.base}/validate/check`, {
+    const r = await fetch(`${cfg.api}/validate/check`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ user: cfg.user.login, realm: cfg.user.realm, pass }).toString(),
@@ -154,12 +159,43 @@ async function flow(cfg, page, context, seen, shot, check) {
   }, `${cfg.base}/console/tokens/${serial}/enable`);
   seen.steps.forged_without_csrf = forged;
 
+  // Six minutes later by the daemon's clock (the test's clock file), the sign-in is no longer
+  // fresh proof: deleting the token, a destructive action, asks for both factors again first,
+  // then comes back to the user's page, where the delete goes through. The code is the one of
+  // the daemon's time.
+  const ahead = 6 * 60;
+  writeFileSync(cfg.clock_file, String(ahead * 1000));
+  const tokenRow = () => page.locator('tr', { has: page.locator(`code:text-is("${serial}")`) });
+  await tokenRow().locator('button[data-action=delete]').click();
+  seen.steps.reauth_asked = page.url().includes('/console/reauth');
+  await shot('reauth');
+  await page.fill('#password', cfg.admin.password);
+  await page.fill('#code', totp(cfg.admin.secret, ahead / 30));
+  await page.click('form[action="/console/reauth"] button[type=submit]');
+  await page.waitForURL((u) => !u.pathname.startsWith('/console/reauth'));
+  await tokenRow().locator('button[data-action=delete]').click();
+  seen.steps.deleted_after_reauth = (await page.textContent('.notice')).includes('deleted') && (await tokenRow().count()) === 0;
+
+  // Register a passkey on the account page (the confirmation above is still fresh), with a
+  // virtual CTAP2 authenticator that holds resident keys and verifies its user.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('WebAuthn.enable', { enableUI: false });
+  await cdp.send('WebAuthn.addVirtualAuthenticator', {
+    options: { protocol: 'ctap2', ctap2Version: 'ctap2_1', transport: 'internal', hasResidentKey: true,
+      hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+  });
+  await page.click('header .who a[href="/console/account"]');
+  await page.click('button[data-register-passkey]');
+  await page.waitForURL(/done=passkey/, { timeout: 15000 }).catch(() => {});
+  seen.steps.passkey_registered = page.url().includes('done=passkey') && (await page.locator('td:text-is("Passkey")').count()) === 1;
+  await shot('account');
+
   // Search the audit for each action.
   await page.click('nav a[href="/console/audit"]');
   const found = {};
-  for (const action of ['console/sign-in', 'token/init', 'validate/check', 'token/reset', 'token/disable']) {
+  for (const action of ['console/sign-in', 'token/init', 'validate/check', 'token/reset', 'token/disable', 'console/reauthenticate', 'token/delete']) {
     await page.fill('input[name=action]', action);
-    await page.fill('input[name=serial]', action.startsWith('console') ? '' : serial);
+    await page.fill('input[name=serial]', action.startsWith('console') || action === 'token/delete' ? '' : serial);
     await page.click('form.search button[type=submit]');
     found[action] = await page.locator('tbody tr').count();
   }
@@ -176,6 +212,15 @@ async function flow(cfg, page, context, seen, shot, check) {
   await page.waitForURL(/sign-in/);
   await page.goto(`${cfg.base}/console/users`);
   seen.steps.after_sign_out_sign_in = page.url().includes('/console/sign-in');
+
+  // Sign in again with the password and the passkey instead of a code.
+  await page.fill('#name', cfg.admin.name);
+  await page.fill('#password', cfg.admin.password);
+  await page.click('button[data-passkey]');
+  await page.waitForURL(/\/console\/users/, { timeout: 15000 }).catch(() => {});
+  seen.steps.passkey_sign_in = page.url().includes('/console/users') && (await page.textContent('h1')) === 'Users';
+  await page.click('header form[action="/console/sign-out"] button');
+  await page.waitForURL(/sign-in/);
 }
 
 main().catch((e) => fatal(String(e && e.stack || e)));

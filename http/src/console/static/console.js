@@ -1,7 +1,8 @@
-// Countersign web console: the passkey ceremony of the sign-in and re-authentication forms.
-// Everything else in the console is plain HTML forms; this file is the only script a console
-// page loads (CSP script-src 'self', no inline code). It fills the form's hidden fields with
-// the authenticator's assertion and submits the form; the server checks everything.
+// Countersign web console: the passkey ceremonies (signing in or confirming with a passkey,
+// and registering one on the account page). Everything else in the console is plain HTML
+// forms; this file is the only script a console page loads (CSP script-src 'self', no inline
+// code). It fills a form's hidden fields with what the authenticator answered and submits the
+// form; the server checks everything.
 "use strict";
 
 function b64url(buf) {
@@ -49,7 +50,38 @@ async function passkey(button) {
   }
 }
 
+async function registerPasskey(button) {
+  const form = document.getElementById("passkey-finish");
+  const status = document.querySelector("[data-passkey-status]");
+  const say = (text) => { if (status) status.textContent = text; };
+  try {
+    say("Asking the appliance to start the registration…");
+    const body = new URLSearchParams({ _csrf: form.elements["_csrf"].value });
+    const r = await fetch("/console/account/passkey/options", { method: "POST", credentials: "same-origin", body });
+    const o = await r.json();
+    if (!r.ok) throw new Error(o.error || "the appliance refused (" + r.status + ")");
+    say("Touch or unlock your security key or device…");
+    const options = PublicKeyCredential.parseCreationOptionsFromJSON(o.publicKey);
+    const cred = await navigator.credentials.create({ publicKey: options });
+    const set = (name, value) => { form.elements[name].value = value; };
+    set("serial", o.serial);
+    set("transaction_id", o.transaction_id);
+    set("attestation_object", b64url(cred.response.attestationObject));
+    set("client_data", b64url(cred.response.clientDataJSON));
+    say("Checking…");
+    form.submit();
+  } catch (e) {
+    say("The passkey was not registered: " + e.message);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  for (const b of document.querySelectorAll("button[data-register-passkey]")) {
+    b.hidden = !(window.PublicKeyCredential && PublicKeyCredential.parseCreationOptionsFromJSON);
+    const status = document.querySelector("[data-passkey-status]");
+    if (!b.hidden && status) status.textContent = "";
+    b.addEventListener("click", (ev) => { ev.preventDefault(); registerPasskey(b); });
+  }
   for (const b of document.querySelectorAll("button[data-passkey]")) {
     b.hidden = !window.PublicKeyCredential;
     b.addEventListener("click", (ev) => { ev.preventDefault(); passkey(b); });
