@@ -325,7 +325,9 @@ impl ConsoleAccess {
         &self.realm
     }
 
-    fn now_s(&self) -> i64 {
+    /// Now, in seconds, on the clock the sessions' times are written in: what
+    /// [`ConsoleSession::fresh`] must be asked with (a test daemon's clock may be moved).
+    pub fn now_s(&self) -> i64 {
         self.clock.now_ms() / 1000
     }
 
