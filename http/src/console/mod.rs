@@ -17,7 +17,10 @@
 pub(crate) mod admin;
 mod audit;
 mod dashboard;
+mod gateways;
+mod keys;
 mod layout;
+mod realms;
 mod session;
 mod signin;
 mod system;
@@ -56,8 +59,12 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/console/audit", get(audit::search))
         .route("/console/audit/export.csv", get(audit::export))
         .route("/console/system/policies", get(system::policies))
-        .route("/console/system/realms", get(system::realms))
-        .route("/console/system/gateways", get(system::gateways))
-        .route("/console/system/keys", get(system::keys))
+        .route("/console/system/realms", get(realms::page))
+        .route("/console/system/gateways", get(gateways::page))
+        .route("/console/system/gateways/{name}/test", post(gateways::test))
+        .route("/console/system/keys", get(keys::page))
+        .route("/console/system/keys/applications/{name}/rotate", post(keys::rotate))
+        .route("/console/system/keys/integrations/{name}/grant", post(keys::grant))
+        .route("/console/system/keys/integrations/{name}/revoke", post(keys::revoke))
         .route("/console/system/settings", get(system::settings))
 }
