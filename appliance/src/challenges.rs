@@ -157,7 +157,10 @@ fn transaction_id(secrets: &TokenSecrets) -> Result<String, TokenError> {
     Ok(secrets.random_digits(20)?.to_string())
 }
 
-fn mask(recipient: &str) -> String {
+/// A recipient as a challenge's message and the console's delivery history show it: an
+/// e-mail address's first letter and domain (`a***@example.org`), a phone number's last four
+/// digits (`***4567`). Recipients are personal data; the whole one stays on admin.sock.
+pub fn mask(recipient: &str) -> String {
     let chars: Vec<char> = recipient.chars().collect();
     if let Some(at) = recipient.find('@') {
         let first = recipient.chars().next().unwrap_or('*');

@@ -14,6 +14,7 @@
 
 pub mod bench;
 pub mod cluster;
+pub mod console;
 pub mod postgres;
 pub mod privacyidea;
 pub mod slapd;

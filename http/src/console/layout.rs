@@ -117,6 +117,11 @@ pub(super) fn error_page(status: StatusCode, message: &str, back: Option<&str>) 
     )
 }
 
+/// `name` as one path segment of a form's action.
+pub(super) fn segment(name: &str) -> String {
+    url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
 /// The hidden CSRF field every form of a signed-in page carries.
 pub(super) fn csrf(s: &ConsoleSession) -> Markup {
     html! { input type="hidden" name="_csrf" value=(s.csrf); }

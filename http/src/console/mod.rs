@@ -18,8 +18,11 @@ mod account;
 pub(crate) mod admin;
 mod audit;
 mod dashboard;
+mod gateways;
+mod keys;
 mod layout;
 mod policies;
+mod realms;
 mod session;
 mod signin;
 mod system;
@@ -64,8 +67,12 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/console/system/policies/edit", get(policies::edit))
         .route("/console/system/policies/save", post(policies::save))
         .route("/console/system/policies/{name}/{change}", post(policies::change))
-        .route("/console/system/realms", get(system::realms))
-        .route("/console/system/gateways", get(system::gateways))
-        .route("/console/system/keys", get(system::keys))
+        .route("/console/system/realms", get(realms::page))
+        .route("/console/system/gateways", get(gateways::page))
+        .route("/console/system/gateways/{name}/test", post(gateways::test))
+        .route("/console/system/keys", get(keys::page))
+        .route("/console/system/keys/applications/{name}/rotate", post(keys::rotate))
+        .route("/console/system/keys/integrations/{name}/grant", post(keys::grant))
+        .route("/console/system/keys/integrations/{name}/revoke", post(keys::revoke))
         .route("/console/system/settings", get(system::settings))
 }

@@ -18,10 +18,10 @@ use countersign::store::PolicyRecord;
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::layout::segment as enc;
 use super::layout::{self, Nav};
 use super::session::{FormFields, Signed};
-use super::system::system_page;
-use super::users::policy_allows;
+use super::system::{self, system_page};
 use crate::SharedState;
 
 const HERE: &str = "/console/system/policies";
@@ -31,13 +31,13 @@ const READ: &str = "policyread";
 const WRITE: &str = "policywrite";
 const DELETE: &str = "policydelete";
 
+/// The role first, then the admin policy's `action` (never asked for a role that may not).
 fn may(st: &SharedState, s: &ConsoleSession, power: Power, action: &str) -> bool {
-    s.user.may(power, None) && policy_allows(st, s, action, Default::default())
+    s.user.may(power, None) && system::policy(st, s, action)
 }
 
 fn forbidden() -> Response {
-    layout::error_page(StatusCode::FORBIDDEN, "Your role or the admin policies do not allow this.", Some(HERE))
-        .into_response()
+    system::forbidden("Your role or the admin policies do not allow this.", HERE)
 }
 
 /// A policy as the form shows and sends it: every field text, as typed.
@@ -291,10 +291,6 @@ fn switch_form(s: &ConsoleSession, p: &PolicyRecord) -> Markup {
     }
 }
 
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
-}
-
 /// The check form and, when asked, its explanation: the effective value, which policy gave
 /// it, and for every policy of the scope each condition with why it matched or not.
 fn check_section(q: &CheckForm, checked: Option<&Result<Explanation, String>>) -> Markup {
@@ -486,8 +482,10 @@ pub(super) async fn change(
     if !may(&st, &s, Power::ChangeSystem, power_action) {
         return forbidden();
     }
-    if power_action == DELETE && !s.fresh() {
-        return Redirect::to(&format!("/console/reauth?next={}", enc(HERE))).into_response();
+    if power_action == DELETE {
+        if let Some(to_reauth) = system::fresh_or_reauth(&s, HERE) {
+            return to_reauth;
+        }
     }
     let c = s.caller.clone();
     let outcome = match change.as_str() {

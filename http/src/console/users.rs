@@ -20,6 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use super::layout::segment as enc;
 use super::layout::{self, Nav};
 use super::session::{FormFields, Signed};
 use crate::SharedState;
@@ -309,10 +310,6 @@ pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Que
         }
     };
     layout::page("Users", &s, Nav::Users, body).into_response()
-}
-
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
 }
 
 /// The query of a user's page: what was just done.

@@ -14,6 +14,7 @@ mod challenges;
 mod cluster;
 mod concurrency;
 mod console_browser;
+mod console_system;
 mod crash_recovery;
 mod directory_users;
 mod failure_counting;

@@ -1,0 +1,256 @@
+//! The web console's system pages (issue 18), driven by forged requests against a real daemon:
+//! - realms: an admin tests a user (found: the resolver and its stable id; an unknown login:
+//!   not found; a directory that cannot be reached: an error, never "not found"); an auditor may
+//!   test too, a helpdesk may not; every test is audited;
+//! - gateways: an admin's test message reaches a local provider endpoint and its outcome is on
+//!   the page; the delivery history shows a challenge's delivery with the recipient masked and
+//!   without the code; an auditor reads the page but cannot send;
+//! - keys: an admin grants, revokes and rotates (each audited with caller `console:NAME`), and
+//!   is sent to re-authenticate when the sign-in is older than the fresh-proof window (the
+//!   daemon's clock moved); an auditor's or a helpdesk's forged posts are 403 and change nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+use countersign_tests::console::{appliance, appliance_with, console_user, csrf, exchange, form, sign_in};
+use countersign_tests::slapd::{closed_port, BASE, READER_DN};
+use countersign_tests::{Daemon, HttpCapture, HTTP_SMS_PLUGIN, SMS_PLUGIN, TOTP_PLUGIN};
+use serde_json::{json, Value};
+
+/// A signed-in console user: their session cookie and CSRF token.
+struct Session {
+    port: u16,
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    fn of(d: &Daemon, port: u16, name: &str, role: &str, realms: &[&str]) -> Session {
+        let secret = console_user(d, name, role, realms);
+        let cookie = sign_in(port, name, &secret);
+        let csrf = csrf(port, &cookie);
+        Session { port, cookie, csrf }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = exchange(self.port, "GET", path, &[("Cookie", &self.cookie)], "");
+        (status, body)
+    }
+
+    /// A form post with the session's CSRF token and `fields`: status, Location, body.
+    fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+        let mut all = vec![("_csrf", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        let headers = [("Cookie", self.cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+        let (status, h, body) = exchange(self.port, "POST", path, &headers, &form(&all));
+        let location = h.into_iter().find(|(k, _)| k == "location").map(|(_, v)| v).unwrap_or_default();
+        (status, location, body)
+    }
+}
+
+fn audit_rows(d: &Daemon, action: &str) -> Vec<Value> {
+    d.cli_json(&["audit", "auth", "--action", action])["rows"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_user_test_shows_where_a_user_was_found_and_fails_visibly_when_the_directory_is_down() {
+    let (d, port) = appliance();
+    // Realm staff over a passwd file: carol's stable id is her uid, 4242.
+    let file = d.work.path().join("staff.passwd");
+    std::fs::write(&file, "carol:x:4242:4242:Carol Clark:/home/carol:/bin/sh\n").unwrap();
+    let o = json!({ "path": file.display().to_string() }).to_string();
+    d.cli_json(&["resolver", "add", "files", "--kind", "passwd", "--options", &o]);
+    d.cli_json(&["realm", "add", "staff", "--resolvers", "files"]);
+    d.cli_json(&["token", "init", "--type", "totp", "--user", "carol", "--realm", "staff"]);
+    let admin = Session::of(&d, port, "admin", "admin", &[]);
+
+    // Found: by the resolver and its stable id of the user; her one token counted.
+    let (status, page) = admin.get("/console/system/realms?realm=staff&login=carol");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<th>Stable id</th><td><code>4242</code></td>"), "{page}");
+    assert!(page.contains("<td>files (passwd)</td>"), "{page}");
+    assert!(page.contains("<th>Tokens</th><td>1</td>"), "{page}");
+    // The realm's own internal users are found too, with their contact data.
+    let (status, page) = admin.get("/console/system/realms?realm=default&login=alice");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("(internal)") && page.contains("alice@example.org"), "{page}");
+    assert!(page.contains("<th>Tokens</th><td>0</td>"), "{page}");
+
+    // Unknown: not found, and not an error.
+    let (status, page) = admin.get("/console/system/realms?realm=default&login=nobody");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("No resolver of realm default knows"), "{page}");
+    // bob is in partners, not in the default realm.
+    let (_, page) = admin.get("/console/system/realms?realm=default&login=bob");
+    assert!(page.contains("No resolver of realm default knows"), "{page}");
+    let (status, page) = admin.get("/console/system/realms?realm=nowhere&login=alice");
+    assert_eq!(status, 404, "{page}");
+
+    // A directory that cannot be reached is an error, never "not found".
+    let ldap = json!({
+        "uris": [format!("ldap://127.0.0.1:{}", closed_port())], "bind_dn": READER_DN,
+        "base_dn": format!("ou=people,{BASE}"), "filter": "(&(objectClass=inetOrgPerson)(uid={login}))",
+        "connect_timeout_ms": 1000, "timeout_ms": 1000,
+    });
+    d.cli_json_stdin(
+        &["resolver", "add", "gone", "--kind", "ldap", "--options", &ldap.to_string(), "--bind-password-stdin"],
+        "x\n",
+    );
+    d.cli_json(&["realm", "add", "corp", "--resolvers", "gone"]);
+    let (status, page) = admin.get("/console/system/realms?realm=corp&login=alice");
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("could not be asked") && page.contains("cannot reach ldap://127.0.0.1:"), "{page}");
+    assert!(!page.contains("No resolver of realm"), "{page}");
+
+    // An auditor may test (a read); a helpdesk sees no system page.
+    let auditor = Session::of(&d, port, "au", "auditor", &[]);
+    let (status, page) = auditor.get("/console/system/realms?realm=staff&login=carol");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<code>4242</code>"), "{page}");
+    let helpdesk = Session::of(&d, port, "hd", "helpdesk", &["default"]);
+    assert_eq!(helpdesk.get("/console/system/realms?realm=default&login=alice").0, 403);
+
+    // Every test is audited, with who asked and about whom.
+    let rows = audit_rows(&d, "console/user-test");
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    assert!(rows.iter().any(|r| r["caller"].as_str().unwrap().contains("console:au") && r["login"] == "carol"));
+    assert!(rows.iter().any(|r| r["result"] == "error" && r["realm"] == "corp"), "{rows:?}");
+}
+
+#[test]
+fn a_test_message_and_the_delivery_history_for_admins_and_only_reading_for_auditors() {
+    let (d, port) = appliance_with(&[TOTP_PLUGIN, HTTP_SMS_PLUGIN, SMS_PLUGIN]);
+    let provider = HttpCapture::start(vec![(200, "OK"), (200, "OK"), (200, "OK")]);
+    d.sms_gateway("sms-a", provider.port);
+    d.route("sms", &["sms-a"]);
+    // A challenge's code delivered through the gateway: the history's row.
+    let t = d.admin_ok("POST", "/v1/admin/tokens", json!({ "type": "sms", "phone": "+41791234567", "pin": "1234" }));
+    let serial = t["token"]["serial"].as_str().unwrap().to_owned();
+    let (status, v) = d.api("POST", "/v1/validate/triggerchallenge", Some(json!({ "serial": serial })));
+    assert_eq!(status, 200, "{v}");
+    let sent = provider.next();
+    let at = sent.body.find("code%3A%20").expect("a code in the provider request") + "code%3A%20".len();
+    let code: String = sent.body[at..].chars().take_while(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 6, "{}", sent.body);
+
+    let admin = Session::of(&d, port, "admin", "admin", &[]);
+    let (status, page) = admin.get("/console/system/gateways");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("sms-a") && page.contains("Send a test message"), "{page}");
+    assert!(page.contains(&serial) && page.contains("***4567") && page.contains("delivered"), "{page}");
+    assert!(!page.contains("+41791234567") && !page.contains(&code), "recipient or code on the page: {page}");
+    let (_, page) = admin.get("/console/system/gateways?status=failed");
+    assert!(page.contains("No delivery.") && !page.contains(&serial), "{page}");
+    let (_, page) = admin.get("/console/system/gateways?status=bogus");
+    assert!(page.contains("is not a delivery status"), "{page}");
+
+    // The admin's test message reaches the provider; its outcome is on the page and audited.
+    let (status, _, page) =
+        admin.post("/console/system/gateways/sms-a/test", &[("to", "+15550100"), ("text", "hello from the console")]);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("The test message was delivered through sms-a"), "{page}");
+    let req = provider.next();
+    assert!(req.body.contains("hello%20from%20the%20console") && req.body.contains("%2B15550100"), "{}", req.body);
+    let rows = audit_rows(&d, "gateway/test");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0]["caller"].as_str().unwrap().contains("console:admin"), "{rows:?}");
+    // Without a recipient nothing is sent.
+    assert_eq!(admin.post("/console/system/gateways/sms-a/test", &[("text", "x")]).0, 422);
+    assert_eq!(admin.post("/console/system/gateways/nope/test", &[("to", "+1555")]).0, 404);
+
+    // An auditor reads the page and the history, without the form, and cannot send.
+    let auditor = Session::of(&d, port, "au", "auditor", &[]);
+    let (status, page) = auditor.get("/console/system/gateways");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("***4567") && !page.contains("Send a test message"), "{page}");
+    assert_eq!(auditor.post("/console/system/gateways/sms-a/test", &[("to", "+15550100")]).0, 403);
+    let helpdesk = Session::of(&d, port, "hd", "helpdesk", &["default"]);
+    assert_eq!(helpdesk.get("/console/system/gateways").0, 403);
+    assert_eq!(helpdesk.post("/console/system/gateways/sms-a/test", &[("to", "+15550100")]).0, 403);
+    assert_eq!(audit_rows(&d, "gateway/test").len(), 1, "a refused test sent something");
+
+    // Once admin policies exist, the admin's test needs smsgateway_write.
+    let out = d.cli(&[
+        "policy",
+        "set",
+        "gw-read",
+        "--scope",
+        "admin",
+        "--action",
+        "smsgateway_read=true",
+        "--admin-user",
+        "admin",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, page) = admin.get("/console/system/gateways");
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.contains("Send a test message"), "{page}");
+    assert_eq!(admin.post("/console/system/gateways/sms-a/test", &[("to", "+15550100")]).0, 403);
+    assert_eq!(audit_rows(&d, "gateway/test").len(), 1);
+}
+
+fn grants(d: &Daemon) -> Value {
+    d.cli_json(&["integration", "list"])["integrations"][0]["grants"].clone()
+}
+
+fn versions(d: &Daemon, app: &str) -> usize {
+    d.cli_json(&["app", "show", app])["versions"].as_array().unwrap().len()
+}
+
+#[test]
+fn only_an_admin_with_fresh_proof_rotates_grants_and_revokes() {
+    let (d, port) = appliance();
+    d.provision("app", "ec-p256", "svc", countersign_tests::own_uid());
+    d.cli_json(&["app", "create", "other", "--algorithm", "ec-p256"]);
+    let auditor = Session::of(&d, port, "au", "auditor", &[]);
+    let helpdesk = Session::of(&d, port, "hd", "helpdesk", &["default"]);
+    let admin = Session::of(&d, port, "admin", "admin", &[]);
+
+    // The auditor reads the page without forms; neither the auditor nor a helpdesk changes.
+    let (status, page) = auditor.get("/console/system/keys");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("svc") && !page.contains("Rotate key"), "{page}");
+    assert_eq!(helpdesk.get("/console/system/keys").0, 403);
+    for s in [&auditor, &helpdesk] {
+        assert_eq!(s.post("/console/system/keys/applications/app/rotate", &[]).0, 403);
+        assert_eq!(s.post("/console/system/keys/integrations/svc/grant", &[("application", "other")]).0, 403);
+        assert_eq!(s.post("/console/system/keys/integrations/svc/revoke", &[("application", "app")]).0, 403);
+    }
+    assert_eq!(grants(&d), json!(["app"]));
+    assert_eq!(versions(&d, "app"), 1);
+
+    // The admin, just signed in (a fresh proof of both factors), changes.
+    let (status, page) = admin.get("/console/system/keys");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Rotate key") && page.contains("Grant") && page.contains("Revoke"), "{page}");
+    let (status, to, body) = admin.post("/console/system/keys/integrations/svc/grant", &[("application", "other")]);
+    assert_eq!((status, to.as_str()), (303, "/console/system/keys?done=grant"), "{body}");
+    assert_eq!(grants(&d), json!(["app", "other"]));
+    let (status, to, body) = admin.post("/console/system/keys/integrations/svc/revoke", &[("application", "app")]);
+    assert_eq!((status, to.as_str()), (303, "/console/system/keys?done=revoke"), "{body}");
+    assert_eq!(grants(&d), json!(["other"]));
+    let (status, to, body) = admin.post("/console/system/keys/applications/app/rotate", &[]);
+    assert_eq!((status, to.as_str()), (303, "/console/system/keys?done=rotate"), "{body}");
+    assert_eq!(versions(&d, "app"), 2);
+    // A grant that does not exist is named, not ignored.
+    let (status, _, body) = admin.post("/console/system/keys/integrations/svc/revoke", &[("application", "app")]);
+    assert_eq!(status, 404, "{body}");
+    let (_, page) = admin.get("/console/system/keys?done=rotate");
+    assert!(page.contains("The key was rotated"), "{page}");
+
+    // Each change is audited with the console user as its caller.
+    for action in ["integration/grant", "integration/revoke", "app/rotate"] {
+        let rows = audit_rows(&d, action);
+        assert!(rows.iter().any(|r| r["caller"].as_str().unwrap().contains("console:admin")), "{action}: {rows:?}");
+    }
+
+    // Six minutes after the sign-in (the session lives 15 idle minutes) the proof is stale:
+    // the change waits for a re-authentication.
+    d.set_clock_offset_ms(6 * 60 * 1000);
+    let (status, to, body) = admin.post("/console/system/keys/applications/app/rotate", &[]);
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(to, "/console/reauth?next=%2Fconsole%2Fsystem%2Fkeys");
+    let (status, to, _) = admin.post("/console/system/keys/integrations/svc/grant", &[("application", "app")]);
+    assert!(status == 303 && to.starts_with("/console/reauth?"), "{status} {to}");
+    assert_eq!(versions(&d, "app"), 2);
+    assert_eq!(grants(&d), json!(["other"]));
+}
