@@ -17,6 +17,7 @@
 mod account;
 pub(crate) mod admin;
 mod audit;
+mod cards;
 mod dashboard;
 mod gateways;
 mod keys;
@@ -60,6 +61,7 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/console/users", get(users::search))
         .route("/console/users/{realm}/{login}", get(users::page))
         .route("/console/users/{realm}/{login}/enrol", post(users::enrol))
+        .route("/console/users/{realm}/{login}/card", get(cards::page).post(cards::enrol))
         .route("/console/tokens/{serial}/{action}", post(users::token_action))
         .route("/console/audit", get(audit::search))
         .route("/console/audit/export.csv", get(audit::export))

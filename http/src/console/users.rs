@@ -31,7 +31,7 @@ const PER_PAGE: usize = 25;
 const SEARCH_LIMIT: usize = 500;
 
 /// The token types the console enrols with a form alone (passkeys and WebAuthn need the
-/// user's own browser; cards need the reader page).
+/// authenticator at the browser; cards are enrolled on the card page, `cards.rs`).
 pub(super) const ENROLLABLE: &[(&str, &str)] = &[
     ("totp", "TOTP (authenticator app)"),
     ("hotp", "HOTP (counter-based)"),
@@ -380,6 +380,7 @@ fn render_user(s: &ConsoleSession, v: &UserPage, done: Option<&str>) -> Markup {
                     button type="submit" { "Enrol" }
                 }
                 p.muted { "The secret or QR code is shown once, on the next page." }
+                p { a href={ "/console/users/" (enc(&v.realm)) "/" (enc(&v.login)) "/card" } { "Enrol a card in one of the appliance's readers (PIV, YubiKey)" } }
             }
         }
         section.card {

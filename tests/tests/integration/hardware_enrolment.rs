@@ -20,12 +20,21 @@ struct Rig {
 
 impl Rig {
     fn new(pairs: usize) -> Rig {
-        let rig = Rig::without_ca(pairs);
+        Rig::with_config(pairs, "")
+    }
+
+    /// [`Rig::new`] with `extra` configuration.
+    fn with_config(pairs: usize, extra: &str) -> Rig {
+        let rig = Rig::configured(pairs, extra);
         rig.d.cli_json(&["ca", "init"]);
         rig
     }
 
     fn without_ca(pairs: usize) -> Rig {
+        Rig::configured(pairs, "")
+    }
+
+    fn configured(pairs: usize, extra: &str) -> Rig {
         let pcscd = Pcscd::start(pairs).expect("pcscd starts (run scripts/install-deps.sh)");
         let root = TestRoot::generate("Countersign Test PIV Attestation Root");
         let mut d = Daemon::configure("");
@@ -34,7 +43,10 @@ impl Rig {
         let roots = write(d.work.path(), "attestation-roots.pem", root.cert_pem().as_bytes());
         d.install_plugins(
             &[HOTP, TOTP],
-            &format!("[enrolment]\nattestation_roots = [\"{}\"]\nattestation_intermediates = []\n", roots.display()),
+            &format!(
+                "[enrolment]\nattestation_roots = [\"{}\"]\nattestation_intermediates = []\n{extra}",
+                roots.display()
+            ),
         );
         d.spawn().expect("countersignd starts");
         for u in ["alice", "bob"] {
@@ -485,4 +497,58 @@ fn opensc_signs_the_nonce_with_the_enrolled_card() {
     );
     let signature = std::fs::read(&sig).unwrap();
     assert!(rig.answer("alice", &tx, &signature), "OpenSC's signature by the card is accepted");
+}
+
+#[test]
+fn a_card_is_enrolled_from_the_web_console_with_its_progress_streamed_to_the_page() {
+    use countersign_tests::console::{console_user, csrf, exchange, form, sign_in};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rig =
+        Rig::with_config(1, &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[validate]\nthrottle_base_ms = 0\n"));
+    rig.d.cli_json(&["realm", "add", "partners"]);
+    let _card = rig.card(0, 31_000_201, (5, 7, 1));
+    let admin = console_user(&rig.d, "ad", "admin", &[]);
+    let cookie = sign_in(port, "ad", &admin);
+    let token = csrf(port, &cookie);
+
+    // The card page lists the appliance's readers and what is in them.
+    let (status, _, page) = exchange(port, "GET", "/console/users/default/alice/card", &[("Cookie", &cookie)], "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&rig.reader(0)) && page.contains("31000201"), "{page}");
+
+    // The enrolment's answer grows step by step, then shows the PIN the appliance chose, once.
+    let body = form(&[("_csrf", &token), ("kind", "piv"), ("reader", &rig.reader(0)), ("description", "badge")]);
+    let post = |cookie: &str, body: &str| {
+        exchange(
+            port,
+            "POST",
+            "/console/users/default/alice/card",
+            &[("Cookie", cookie), ("Content-Type", "application/x-www-form-urlencoded")],
+            body,
+        )
+    };
+    let (status, headers, page) = post(&cookie, &body);
+    assert_eq!(status, 200, "{page}");
+    assert!(headers.iter().any(|(k, v)| k == "content-security-policy" && v.contains("script-src 'self'")));
+    assert!(headers.iter().any(|(k, v)| k == "transfer-encoding" && v == "chunked"), "streamed: {headers:?}");
+    let steps = page.matches("<li><strong>").count();
+    assert!(steps >= 4, "each card step is a line of the page ({steps}): {page}");
+    assert!(page.contains("is enrolled on card 31000201"), "{page}");
+    let pin_at = page.find("data-secret>").unwrap() + "data-secret>".len();
+    let pin = &page[pin_at..pin_at + 8];
+    assert!(pin.chars().all(|c| c.is_ascii_digit()), "the chosen PIN is shown: {pin}");
+    assert!(page.rfind("</html>") > page.find("is enrolled on card"), "the page is whole after the outcome");
+    let tokens = rig.tokens_of("alice");
+    assert!(tokens.iter().any(|t| t["type"] == "certificate" && t["description"] == "badge"), "{tokens:?}");
+    let rows = rig.d.cli_json(&["audit", "auth", "--action", "token/enrol-piv"]);
+    assert!(rows.to_string().contains("console:ad"), "audited under the console user: {rows}");
+
+    // A helpdesk of another realm gets neither the page nor the enrolment, even forged.
+    let hd = console_user(&rig.d, "hd", "helpdesk", &["partners"]);
+    let hd_cookie = sign_in(port, "hd", &hd);
+    let hd_token = csrf(port, &hd_cookie);
+    assert_eq!(exchange(port, "GET", "/console/users/default/alice/card", &[("Cookie", &hd_cookie)], "").0, 403);
+    let forged = form(&[("_csrf", &hd_token), ("kind", "oath-totp"), ("reader", &rig.reader(0))]);
+    assert_eq!(post(&hd_cookie, &forged).0, 403);
+    assert_eq!(rig.tokens_of("alice").len(), tokens.len(), "nothing enrolled");
 }
