@@ -511,6 +511,15 @@ pub const CATALOGUE: &[ActionSpec] = &[
     admin("enrollSMS", "enrol SMS tokens"),
     admin("enrollEMAIL", "enrol e-mail tokens"),
     admin("enrollCERTIFICATE", "enrol PIV cards (certificate tokens)"),
+    admin("enrollSPASS", "enrol simple-pass tokens (PIN only)"),
+    admin("enrollPW", "enrol password tokens"),
+    admin("enrollREGISTRATION", "enrol registration-code tokens"),
+    admin("enrollPAPER", "enrol paper lists of codes"),
+    admin("enrollTAN", "enrol TAN lists"),
+    admin("enrollINDEXEDSECRET", "enrol indexed-secret tokens"),
+    admin("enrollWEBAUTHN", "enrol WebAuthn tokens (security keys)"),
+    admin("enrollPASSKEY", "enrol passkeys"),
+    admin("enrollYUBIKEY", "enrol Yubico OTP tokens"),
     admin("enrollpin", "set a token PIN during enrolment"),
     admin("assign", "assign tokens to users"),
     admin("unassign", "take tokens from users"),
@@ -749,6 +758,31 @@ mod tests {
         assert!(e.contains("did you mean passOnNoToken"), "{e}");
         let e = check(Scope::Authentication, "tokenlabel", &json!("x")).unwrap_err();
         assert!(e.contains("belongs to scope enrollment"), "{e}");
+    }
+
+    #[test]
+    fn every_token_type_the_appliance_enrols_has_its_admin_action() {
+        // Without one, no admin policy could allow the type, and once any admin policy exists
+        // nobody could enrol it (the privacyIDEA API and the console ask `enroll<TYPE>`).
+        for t in [
+            "hotp",
+            "totp",
+            "sms",
+            "email",
+            "certificate",
+            "spass",
+            "pw",
+            "registration",
+            "paper",
+            "tan",
+            "indexedsecret",
+            "webauthn",
+            "passkey",
+            "yubikey",
+        ] {
+            let action = format!("enroll{}", t.to_ascii_uppercase());
+            assert!(lookup_in(Scope::Admin, &action).is_some(), "{action} missing");
+        }
     }
 
     #[test]
