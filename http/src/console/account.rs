@@ -11,13 +11,12 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use countersign::console_access::ConsoleSession;
-use countersign::tokens::{ExpectedOwner, InitRequest};
-use countersign::webauthn::{Enrolment, Registration};
 use countersign_api::Token;
 use maud::html;
 use serde::Deserialize;
 
 use super::layout::{self, Nav};
+use super::registration::{self, Owner};
 use super::session::{FormFields, Signed};
 use crate::SharedState;
 
@@ -107,7 +106,7 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed, Query
             h2 { "Add a passkey" }
             p { "A passkey signs you in without typing a code: your password and a touch of your security key or device." }
             @if fresh {
-                button type="button" data-register-passkey hidden { "Register a passkey" }
+                button type="button" data-register-passkey data-options="/console/account/passkey/options" data-form="passkey-finish" hidden { "Register a passkey" }
                 p.muted data-passkey-status aria-live="polite" { "Registering a passkey needs JavaScript and a browser that supports passkeys." }
                 form #passkey-finish method="post" action="/console/account/passkey" {
                     (layout::csrf(&s))
@@ -124,74 +123,28 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed, Query
     layout::page("Your account", &s, Nav::None, body).into_response()
 }
 
-fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
-}
-
 /// `POST /console/account/passkey/options`: the first step, for the page's script: a passkey
-/// token of the user's own internal user waiting for its registration, and the options for
-/// `navigator.credentials.create`.
+/// of the user's own internal user in the console realm.
 pub(super) async fn passkey_options(State(st): State<SharedState>, Signed(s): Signed) -> Response {
     if !s.fresh() {
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "Confirm it is you again (password and code) before adding a passkey.",
-        );
+        let msg = "Confirm it is you again (password and code) before adding a passkey.";
+        return registration::json_error(StatusCode::FORBIDDEN, msg);
     }
-    let mut req = InitRequest::of_type("passkey");
-    req.user = Some(s.user.name.clone());
-    req.realm = Some(st.console.realm().to_owned());
-    req.description = "Console passkey".into();
-    match st.tokens.init(s.caller.clone(), req).await {
-        Ok(e) => match e.webauthn {
-            Some(Enrolment::Register(r)) => axum::Json(serde_json::json!({
-                "serial": e.token.serial,
-                "transaction_id": r.transaction_id,
-                "publicKey": r.creation_options(),
-            }))
-            .into_response(),
-            _ => json_error(StatusCode::INTERNAL_SERVER_ERROR, "The enrolment gave no registration request."),
-        },
-        Err(e) => json_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
-    }
+    let owner = Owner { login: &s.user.name, realm: st.console.realm() };
+    registration::start(&st, &s, "passkey", owner, "Console passkey").await
 }
 
-/// `POST /console/account/passkey`: the second step, from the page's form the script filled:
-/// the authenticator's registration, for a token that must be the user's own (as loaded, and
-/// still when the registration is stored).
+/// `POST /console/account/passkey`: the second step, for a token that must be the user's own
+/// passkey (as loaded, and still when the registration is stored).
 pub(super) async fn passkey_finish(State(st): State<SharedState>, Signed(s): Signed, f: FormFields) -> Response {
-    let back = Some(HERE);
     if !s.fresh() {
         let msg = "Confirm it is you again (password and code) before adding a passkey.";
-        return layout::error_page(StatusCode::FORBIDDEN, msg, back).into_response();
+        return layout::error_page(StatusCode::FORBIDDEN, msg, Some(HERE)).into_response();
     }
-    let serial = f.get("serial").to_owned();
-    let mine = match st.tokens.show(serial.clone()).await {
-        Ok(t) => t,
-        Err(_) => return layout::error_page(StatusCode::NOT_FOUND, "No such registration.", back).into_response(),
-    };
-    let realm = st.console.realm();
-    if mine.token_type != "passkey"
-        || mine.user.as_deref() != Some(s.user.name.as_str())
-        || mine.realm.as_deref() != Some(realm)
-    {
-        return layout::error_page(StatusCode::FORBIDDEN, "This registration is not yours.", back).into_response();
-    }
-    let mut req = InitRequest::of_type("passkey");
-    req.serial = Some(serial);
-    req.user = Some(s.user.name.clone());
-    req.realm = Some(realm.to_owned());
-    req.webauthn = Some(Registration {
-        transaction_id: f.get("transaction_id").to_owned(),
-        attestation_object: f.get("attestation_object").to_owned(),
-        client_data_json: f.get("client_data").to_owned(),
-    });
-    match st.tokens.expecting(ExpectedOwner::of(&mine)).init(s.caller.clone(), req).await {
-        Ok(_) => Redirect::to(&format!("{HERE}?done=passkey")).into_response(),
-        Err(e) => {
-            layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, &format!("The passkey was not registered: {e}"), back)
-                .into_response()
-        }
+    let owner = Owner { login: &s.user.name, realm: st.console.realm() };
+    match registration::finish(&st, &s, owner, &f).await {
+        Ok(()) => Redirect::to(&format!("{HERE}?done=passkey")).into_response(),
+        Err((status, msg)) => layout::error_page(status, &msg, Some(HERE)).into_response(),
     }
 }
 

@@ -24,6 +24,7 @@ mod keys;
 mod layout;
 mod policies;
 mod realms;
+mod registration;
 mod session;
 mod signin;
 mod system;
@@ -62,6 +63,8 @@ pub(crate) fn routes() -> Router<SharedState> {
         .route("/console/users/{realm}/{login}", get(users::page))
         .route("/console/users/{realm}/{login}/enrol", post(users::enrol))
         .route("/console/users/{realm}/{login}/card", get(cards::page).post(cards::enrol))
+        .route("/console/users/{realm}/{login}/webauthn/options", post(users::webauthn_options))
+        .route("/console/users/{realm}/{login}/webauthn", post(users::webauthn_finish))
         .route("/console/tokens/{serial}/{action}", post(users::token_action))
         .route("/console/audit", get(audit::search))
         .route("/console/audit/export.csv", get(audit::export))

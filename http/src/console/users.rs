@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 
 use super::layout::segment as enc;
 use super::layout::{self, Nav};
+use super::registration;
 use super::session::{FormFields, Signed};
 use crate::SharedState;
 
@@ -187,6 +188,8 @@ pub(super) struct UserPage {
     pub realm: String,
     pub tokens: Vec<TokenRow>,
     pub may_enrol: bool,
+    /// The authenticators the page may register for the user at this computer (kind, label).
+    pub registrable: Vec<(&'static str, &'static str)>,
     /// The user's recent audit rows, or why they could not be read.
     pub audit: Result<Vec<countersign::store::AuthAuditRow>, String>,
 }
@@ -338,11 +341,15 @@ pub(super) async fn page(
     let view = UserPage {
         tokens: token_rows(&s.user, &tokens, |a, t| policy_allows(&st, &s, a, owner_of(t))),
         may_enrol: s.user.may(Power::ChangeTokens, Some(&realm)),
+        registrable: registrable(&st, &s, &realm, &login),
         login,
         realm,
         audit,
     };
-    let done = TokenAction::ALL.into_iter().find(|a| a.name() == d.done).map(TokenAction::done);
+    let done = match d.done.as_str() {
+        "registered" => Some("The authenticator is registered."),
+        other => TokenAction::ALL.into_iter().find(|a| a.name() == other).map(TokenAction::done),
+    };
     let title = format!("{} in {}", view.login, view.realm);
     layout::page(&title, &s, Nav::Users, render_user(&s, &view, done)).into_response()
 }
@@ -381,6 +388,25 @@ fn render_user(s: &ConsoleSession, v: &UserPage, done: Option<&str>) -> Markup {
                 }
                 p.muted { "The secret or QR code is shown once, on the next page." }
                 p { a href={ "/console/users/" (enc(&v.realm)) "/" (enc(&v.login)) "/card" } { "Enrol a card in one of the appliance's readers (PIV, YubiKey)" } }
+            }
+        }
+        @if !v.registrable.is_empty() {
+            @let base = format!("/console/users/{}/{}/webauthn", enc(&v.realm), enc(&v.login));
+            section.card {
+                h2 { "Register the user's passkey or security key at this computer" }
+                p { "With the user here: they plug in their key, or use their phone or laptop, when the browser asks." }
+                @for (kind, label) in &v.registrable {
+                    button.secondary type="button" data-register-passkey data-options={ (base) "/options" } data-type=(kind) data-form="webauthn-finish" hidden { (label) }
+                    " "
+                }
+                p.muted data-passkey-status aria-live="polite" { "Registering needs JavaScript and a browser that supports WebAuthn." }
+                form #webauthn-finish method="post" action=(base) {
+                    (layout::csrf(s))
+                    input type="hidden" name="serial";
+                    input type="hidden" name="transaction_id";
+                    input type="hidden" name="attestation_object";
+                    input type="hidden" name="client_data";
+                }
             }
         }
         section.card {
@@ -520,6 +546,54 @@ pub(super) async fn enrol(
             shown_once(&s, &back, "Token enrolled", &e.token.serial, &lines, e.qr_png.as_deref())
         }
         Err(e) => layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), Some(&back)).into_response(),
+    }
+}
+
+/// The authenticators the session's user may register for `login` in `realm`: the role in the
+/// realm, then the admin policy of each kind (`enrollPASSKEY`, `enrollWEBAUTHN`).
+fn registrable(st: &SharedState, s: &ConsoleSession, realm: &str, login: &str) -> Vec<(&'static str, &'static str)> {
+    if !s.user.may(Power::ChangeTokens, Some(realm)) {
+        return Vec::new();
+    }
+    registration::KINDS
+        .into_iter()
+        .filter(|(k, _)| policy_allows(st, s, &format!("enroll{}", k.to_ascii_uppercase()), user_in(realm, login)))
+        .collect()
+}
+
+/// `POST /console/users/{realm}/{login}/webauthn/options`: the first step of registering the
+/// user's authenticator (the kind in the form's `type`), for the page's script.
+pub(super) async fn webauthn_options(
+    State(st): State<SharedState>,
+    Signed(s): Signed,
+    Path((realm, login)): Path<(String, String)>,
+    f: FormFields,
+) -> Response {
+    let kind = f.get("type");
+    if !registrable(&st, &s, &realm, &login).iter().any(|(k, _)| *k == kind) {
+        let msg = "Your role or the admin policies do not allow registering this for this user.";
+        return registration::json_error(StatusCode::FORBIDDEN, msg);
+    }
+    let description =
+        if kind == "passkey" { "Passkey registered in the console" } else { "Security key registered in the console" };
+    registration::start(&st, &s, kind, registration::Owner { login: &login, realm: &realm }, description).await
+}
+
+/// `POST /console/users/{realm}/{login}/webauthn`: the second step, for a registration of this
+/// user's (as loaded) that the role and policies still allow.
+pub(super) async fn webauthn_finish(
+    State(st): State<SharedState>,
+    Signed(s): Signed,
+    Path((realm, login)): Path<(String, String)>,
+    f: FormFields,
+) -> Response {
+    let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
+    if registrable(&st, &s, &realm, &login).is_empty() {
+        return forbidden("Your role or the admin policies do not allow registering this for this user.");
+    }
+    match registration::finish(&st, &s, registration::Owner { login: &login, realm: &realm }, &f).await {
+        Ok(()) => Redirect::to(&format!("{back}?done=registered")).into_response(),
+        Err((status, msg)) => layout::error_page(status, &msg, Some(&back)).into_response(),
     }
 }
 

@@ -5,7 +5,7 @@
 //!   reset a fail counter, disable the token and see the check refused, a form without its CSRF
 //!   token refused, a delete asking for both factors again first, a passkey registered on the
 //!   account page (the DevTools protocol's virtual authenticator) and a sign-in with it instead
-//!   of a code, the audit holding each action, sign out; every page with the CSP and no
+//!   of a code, a security key registered for the user on their page, the audit holding each action, sign out; every page with the CSP and no
 //!   inline code; screenshots in `target/console-screenshots/`;
 //! - below the browser, by forged requests: a helpdesk user cannot act outside their realms, an
 //!   auditor changes nothing, and a tampered session cookie is refused.
@@ -88,6 +88,7 @@ fn a_help_desk_day_in_a_real_browser() {
     assert_eq!(s["deleted_after_reauth"], true, "{seen}");
     assert_eq!(s["passkey_registered"], true, "{seen}");
     assert_eq!(s["passkey_sign_in"], true, "{seen}");
+    assert_eq!(s["user_key_registered"], true, "{seen}");
     let pages = seen["pages"].as_array().unwrap();
     assert!(pages.len() >= 8, "{seen}");
     for p in pages {
@@ -127,6 +128,21 @@ fn a_helpdesk_user_acts_only_in_their_realms_and_an_auditor_changes_nothing() {
     let bob_token = d.cli_json(&["token", "show", &bob]);
     assert_eq!(bob_token["active"], true, "{bob_token}");
     assert_eq!(d.cli_json(&["token", "show", &alice])["active"], false);
+    // Registering an authenticator for a user of another realm is refused, and so is finishing
+    // a registration with a token that is another user's (the form names a serial; the token as
+    // loaded decides).
+    assert_eq!(
+        post("/console/users/partners/bob/webauthn/options", &cookie, &form(&[("_csrf", &token), ("type", "passkey")])),
+        403
+    );
+    let finish = form(&[
+        ("_csrf", &token),
+        ("serial", &bob),
+        ("transaction_id", "1"),
+        ("attestation_object", "AA"),
+        ("client_data", "AA"),
+    ]);
+    assert_eq!(post("/console/users/default/alice/webauthn", &cookie, &finish), 403);
     // The audit and system pages are not a helpdesk's.
     assert_eq!(exchange(port, "GET", "/console/audit", &[("Cookie", &cookie)], "").0, 403);
     // A tampered cookie is no session. (That a session works only from the address it was

@@ -13,7 +13,7 @@
 // token and read its secret from the page (once); authenticate with it at /validate/check; fail
 // twice, reset the fail counter; disable the token and see /validate/check refuse; delete it,
 // which first asks to confirm both factors again; register a passkey on the account page with
-// the DevTools protocol's virtual authenticator; search the audit for each action; sign out,
+// the DevTools protocol's virtual authenticator, and a security key for the user on theirs; search the audit for each action; sign out,
 // and sign in again with password and the passkey instead of a code; sign out. On every page it
 // records the CSP header and whether the page has inline script or style.
 
@@ -189,6 +189,13 @@ async function flow(cfg, page, context, seen, shot, check) {
   await page.waitForURL(/done=passkey/, { timeout: 15000 }).catch(() => {});
   seen.steps.passkey_registered = page.url().includes('done=passkey') && (await page.locator('td:text-is("Passkey")').count()) === 1;
   await shot('account');
+
+  // Register a security key for the user at this computer (the same virtual authenticator
+  // stands for the user's key), from the user's page.
+  await page.goto(`${cfg.base}/console/users/${cfg.user.realm}/${cfg.user.login}`);
+  await page.click('button[data-register-passkey][data-type=webauthn]');
+  await page.waitForURL(/done=registered/, { timeout: 15000 }).catch(() => {});
+  seen.steps.user_key_registered = page.url().includes('done=registered') && (await page.locator('td:text-is("webauthn")').count()) === 1;
 
   // Search the audit for each action.
   await page.click('nav a[href="/console/audit"]');

@@ -50,17 +50,20 @@ async function passkey(button) {
   }
 }
 
+// Registers an authenticator: the button names where the options come from (data-options), the
+// kind (data-type, if the page registers several) and the form to fill and submit (data-form).
 async function registerPasskey(button) {
-  const form = document.getElementById("passkey-finish");
-  const status = document.querySelector("[data-passkey-status]");
+  const form = document.getElementById(button.dataset.form);
+  const status = button.parentElement.querySelector("[data-passkey-status]");
   const say = (text) => { if (status) status.textContent = text; };
   try {
     say("Asking the appliance to start the registration…");
     const body = new URLSearchParams({ _csrf: form.elements["_csrf"].value });
-    const r = await fetch("/console/account/passkey/options", { method: "POST", credentials: "same-origin", body });
+    if (button.dataset.type) body.set("type", button.dataset.type);
+    const r = await fetch(button.dataset.options, { method: "POST", credentials: "same-origin", body });
     const o = await r.json();
     if (!r.ok) throw new Error(o.error || "the appliance refused (" + r.status + ")");
-    say("Touch or unlock your security key or device…");
+    say("Touch or unlock the security key or device…");
     const options = PublicKeyCredential.parseCreationOptionsFromJSON(o.publicKey);
     const cred = await navigator.credentials.create({ publicKey: options });
     const set = (name, value) => { form.elements[name].value = value; };
@@ -71,14 +74,14 @@ async function registerPasskey(button) {
     say("Checking…");
     form.submit();
   } catch (e) {
-    say("The passkey was not registered: " + e.message);
+    say("The authenticator was not registered: " + e.message);
   }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   for (const b of document.querySelectorAll("button[data-register-passkey]")) {
     b.hidden = !(window.PublicKeyCredential && PublicKeyCredential.parseCreationOptionsFromJSON);
-    const status = document.querySelector("[data-passkey-status]");
+    const status = b.parentElement.querySelector("[data-passkey-status]");
     if (!b.hidden && status) status.textContent = "";
     b.addEventListener("click", (ev) => { ev.preventDefault(); registerPasskey(b); });
   }
