@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use countersign::console_access::ConsoleSession;
 use countersign::tokens::{ExpectedOwner, InitRequest};
 use countersign::webauthn::{Enrolment, Registration};
+use countersign_core::error::{ErrorKind, Kinded};
 
 use super::session::FormFields;
 use crate::SharedState;
@@ -76,13 +77,22 @@ pub(super) async fn finish(
     f: &FormFields,
 ) -> Result<(), Refused> {
     let serial = f.get("serial").to_owned();
-    let token =
-        st.tokens.show(serial.clone()).await.map_err(|_| (StatusCode::NOT_FOUND, "No such registration.".into()))?;
+    // A serial that does not exist and one of someone else's get the same answer (no oracle of
+    // which serials exist).
+    let not_this =
+        || (StatusCode::FORBIDDEN, "No registration of this user's is waiting under this serial.".to_owned());
+    let token = match st.tokens.show(serial.clone()).await {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(not_this()),
+        Err(e) => {
+            return Err((StatusCode::SERVICE_UNAVAILABLE, format!("The appliance could not read the token: {e}")))
+        }
+    };
     if !KINDS.iter().any(|(k, _)| *k == token.token_type)
         || token.user.as_deref() != Some(owner.login)
         || token.realm.as_deref() != Some(owner.realm)
     {
-        return Err((StatusCode::FORBIDDEN, "This registration is not for this user.".into()));
+        return Err(not_this());
     }
     let mut req = InitRequest::of_type(&token.token_type);
     req.serial = Some(serial);

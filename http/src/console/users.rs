@@ -15,6 +15,7 @@ use countersign::simple_tokens::Shown;
 use countersign::store::AuthAuditRow;
 use countersign::tokens::{ExpectedOwner, InitRequest};
 use countersign_api::Token;
+use countersign_core::error::{ErrorKind, Kinded};
 use maud::{html, Markup};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -465,13 +466,17 @@ pub(super) async fn token_action(
     let Some(a) = TokenAction::parse(&action) else {
         return layout::error_page(StatusCode::NOT_FOUND, "No such token action.", None).into_response();
     };
-    // Judged on the token as loaded, never on what the form says.
+    // Judged on the token as loaded, never on what the form says. A token that does not exist
+    // and one the user may not touch get the same answer: a helpdesk must not learn which
+    // serials exist in other realms by trying them.
+    let not_yours = "No such token among those your role and the admin policies let you change.";
     let t = match st.tokens.show(serial.clone()).await {
         Ok(t) => t,
-        Err(_) => return layout::error_page(StatusCode::NOT_FOUND, "No such token.", None).into_response(),
+        Err(e) if e.kind() == ErrorKind::NotFound => return forbidden(not_yours),
+        Err(e) => return failed(&e),
     };
     if !s.user.may(Power::ChangeTokens, t.realm.as_deref()) || !policy_allows(&st, &s, a.name(), owner_of(&t)) {
-        return forbidden("Your role or the admin policies do not allow this action on this token.");
+        return forbidden(not_yours);
     }
     let back = match (&t.realm, &t.user) {
         (Some(r), Some(u)) => format!("/console/users/{}/{}", enc(r), enc(u)),

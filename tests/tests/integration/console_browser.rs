@@ -122,6 +122,12 @@ fn a_helpdesk_user_acts_only_in_their_realms_and_an_auditor_changes_nothing() {
     let (status, _, _) = exchange(port, "GET", "/console/users/partners/bob", &[("Cookie", &cookie)], "");
     assert_eq!(status, 403);
     assert_eq!(post(&format!("/console/tokens/{bob}/disable"), &cookie, &form(&[("_csrf", &token)])), 403);
+    // ... with the same answer as a serial that does not exist (no oracle of other realms' serials).
+    let form_headers = [("Cookie", cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    let csrf_only = form(&[("_csrf", &token)]);
+    let other_realm = exchange(port, "POST", &format!("/console/tokens/{bob}/disable"), &form_headers, &csrf_only);
+    let missing = exchange(port, "POST", "/console/tokens/NOSUCH0001/disable", &form_headers, &csrf_only);
+    assert_eq!((other_realm.0, other_realm.2), (missing.0, missing.2), "another realm's token reads as a missing one");
     // In their realm the same post works; without the CSRF token it does not.
     assert_eq!(post(&format!("/console/tokens/{alice}/disable"), &cookie, ""), 403);
     assert_eq!(post(&format!("/console/tokens/{alice}/disable"), &cookie, &form(&[("_csrf", &token)])), 303);
