@@ -93,7 +93,7 @@ impl std::fmt::Debug for FormFields {
 
 impl FormFields {
     /// The fields of an `application/x-www-form-urlencoded` body.
-    fn parse(body: &[u8]) -> FormFields {
+    pub(super) fn parse(body: &[u8]) -> FormFields {
         let mut fields = HashMap::new();
         for (k, v) in url::form_urlencoded::parse(body) {
             fields.entry(k.into_owned()).or_insert_with(|| Zeroizing::new(v.into_owned()));

@@ -45,6 +45,7 @@ pub(super) const ENROLLABLE: &[(&str, &str)] = &[
     ("paper", "Paper list of codes"),
     ("tan", "TAN list"),
     ("indexedsecret", "Indexed secret"),
+    ("yubikey", "Yubico OTP (a YubiKey programmed elsewhere: its AES key)"),
 ];
 
 /// The actions a token row offers, by admin-policy action name, with their labels and whether
@@ -386,6 +387,12 @@ fn render_user(s: &ConsoleSession, v: &UserPage, done: Option<&str>) -> Markup {
                     label for="description" { "Description" }
                     input #description name="description" maxlength="80";
                     button type="submit" { "Enrol" }
+                    details.action {
+                        summary { "Yubico OTP: the key's AES key and ids" }
+                        input name="aes_key" type="password" autocomplete="off" aria-label="AES key, 32 hex characters" placeholder="AES key (hex)";
+                        input.short name="public_id" aria-label="Public id (modhex)" placeholder="Public id";
+                        input.short name="private_id" aria-label="Private id (hex)" placeholder="Private id";
+                    }
                 }
                 p.muted { "The secret or QR code is shown once, on the next page." }
                 p { a href={ "/console/users/" (enc(&v.realm)) "/" (enc(&v.login)) "/card" } { "Enrol a card in one of the appliance's readers (PIV, YubiKey)" } }
@@ -540,18 +547,34 @@ pub(super) async fn enrol(
         return forbidden("Your role or the admin policies do not allow enrolling this token for this user.");
     }
     let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
-    let mut req = InitRequest::of_type(&kind);
-    req.user = Some(login);
-    req.realm = Some(realm);
-    req.description = f.get("description").to_owned();
-    req.qr_png = true;
-    match st.tokens.init(s.caller.clone(), req).await {
+    match st.tokens.init(s.caller.clone(), init_request(&kind, realm, login, &f)).await {
         Ok(e) => {
             let lines = shown_lines(e.otpauth_uri.as_ref(), e.shown.as_ref());
             shown_once(&s, &back, "Token enrolled", &e.token.serial, &lines, e.qr_png.as_deref())
         }
         Err(e) => layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), Some(&back)).into_response(),
     }
+}
+
+/// The enrolment the form asks for: the type, the owner the page names, the description; for a
+/// Yubico OTP key its AES key (the secret, only ever in the POST's body) and its ids.
+pub(super) fn init_request(kind: &str, realm: String, login: String, f: &FormFields) -> InitRequest {
+    let mut req = InitRequest::of_type(kind);
+    req.user = Some(login);
+    req.realm = Some(realm);
+    req.description = f.get("description").to_owned();
+    req.qr_png = true;
+    if kind == "yubikey" {
+        req.seed = Some(f.get("aes_key")).filter(|k| !k.is_empty()).map(|k| SecretString::from(k.to_owned()));
+        let mut ids = serde_json::Map::new();
+        for (field, param) in [("public_id", "prefix"), ("private_id", "uid")] {
+            if !f.get(field).is_empty() {
+                ids.insert(param.to_owned(), f.get(field).into());
+            }
+        }
+        req.params = (!ids.is_empty()).then_some(serde_json::Value::Object(ids));
+    }
+    req
 }
 
 /// The authenticators the session's user may register for `login` in `realm`: the role in the
@@ -727,6 +750,22 @@ mod tests {
         let mut t = token("A", Some("staff"), true);
         t.resolver = Some("ldap".into());
         assert_eq!(owner_of(&t).resolver, Some("ldap"));
+    }
+
+    #[test]
+    fn a_yubico_otp_enrolment_carries_its_key_and_ids_and_other_types_do_not() {
+        let f = FormFields::parse(
+            b"type=yubikey&aes_key=00112233445566778899aabbccddeeff&public_id=vvnnllkkjjii&private_id=&description=d",
+        );
+        let r = init_request("yubikey", "staff".into(), "bob".into(), &f);
+        assert_eq!(
+            r.seed.as_ref().map(|k| k.expose_secret().to_owned()).as_deref(),
+            Some("00112233445566778899aabbccddeeff")
+        );
+        assert_eq!(r.params, Some(serde_json::json!({ "prefix": "vvnnllkkjjii" })));
+        assert_eq!((r.user.as_deref(), r.realm.as_deref(), r.description.as_str()), (Some("bob"), Some("staff"), "d"));
+        let totp = init_request("totp", "staff".into(), "bob".into(), &f);
+        assert!(totp.seed.is_none() && totp.params.is_none(), "a typed key goes only to a yubikey enrolment");
     }
 
     #[test]
