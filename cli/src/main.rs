@@ -224,6 +224,14 @@ enum AuditCmd {
         /// accept, reject, ok, error.
         #[arg(long)]
         result: Option<String>,
+        /// Only rows from this time on (inclusive): 2026-12-01 (midnight UTC) or
+        /// 2026-12-01T08:00Z (RFC 3339; without an offset, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only rows before this time (exclusive), written like --since: `--since 2026-12-01
+        /// --until 2026-12-02` is the first of December, UTC.
+        #[arg(long)]
+        until: Option<String>,
         #[arg(long)]
         before_id: Option<i64>,
         #[arg(long, default_value_t = 50)]
@@ -369,11 +377,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             (Method::GET, format!("/v1/admin/audit/signatures?{}", q.join("&")), None, output::View::Audit)
         }
-        Command::Audit(AuditCmd::Auth { serial, user, action, result, before_id, limit }) => {
+        Command::Audit(AuditCmd::Auth { serial, user, action, result, since, until, before_id, limit }) => {
             let mut q = vec![format!("limit={limit}")];
             for (k, v) in [("serial", serial), ("user", user), ("action", action), ("result", result)] {
                 if let Some(v) = v {
                     q.push(format!("{k}={}", enc(v)));
+                }
+            }
+            for (k, flag, v) in [("since_ms", "--since", since), ("until_ms", "--until", until)] {
+                if let Some(d) = v {
+                    let ms = countersign_core::dates::parse(d).ok_or_else(|| {
+                        anyhow::anyhow!("{flag} {d:?} is not a time; write it like 2026-12-31 or 2026-12-31T08:00Z")
+                    })?;
+                    q.push(format!("{k}={ms}"));
                 }
             }
             if let Some(b) = before_id {

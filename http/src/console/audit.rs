@@ -5,8 +5,9 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use countersign::console_access::{ConsoleSession, Power};
-use countersign::store::{AuthAuditQuery, AuthAuditRow};
-use maud::html;
+use countersign::store::{unknown_owner_key, AuthAuditQuery, AuthAuditRow};
+use countersign_core::error::Refusal;
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::layout::{self, Nav};
@@ -14,9 +15,11 @@ use super::session::Signed;
 use crate::SharedState;
 
 /// Rows shown per page.
-const PER_PAGE: usize = 50;
-/// Rows a search reads at most (the time range filters within them).
-const READ_AT_MOST: u32 = 5000;
+const PER_PAGE: u32 = 50;
+/// Rows the CSV export holds at most (read from the store in batches of [`EXPORT_BATCH`]).
+const EXPORT_AT_MOST: usize = 50_000;
+/// Rows the CSV export reads per query (the store's most).
+const EXPORT_BATCH: u32 = 10_000;
 
 /// The search form's fields.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -35,8 +38,9 @@ pub(super) struct AuditSearch {
     /// `YYYY-MM-DD`, UTC, inclusive.
     #[serde(default)]
     to: String,
+    /// Only rows older than this id: the page after one that ended there.
     #[serde(default)]
-    page: usize,
+    before: Option<i64>,
     #[serde(default)]
     verify: Option<String>,
 }
@@ -50,64 +54,80 @@ pub(super) fn day_ms(s: &str) -> Option<i64> {
 }
 
 impl AuditSearch {
-    fn query(&self) -> AuthAuditQuery {
+    /// The store's query for the search: the time range as whole UTC days (`from`'s midnight,
+    /// inclusive, to the midnight after `to`, exclusive), applied by the store so a range finds
+    /// its rows however many newer ones exist. A date that does not read is an error, never an
+    /// unbounded search.
+    fn query(&self) -> Result<AuthAuditQuery, String> {
         let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
-        AuthAuditQuery {
+        let day = |label: &str, s: &str| match opt(s) {
+            None => Ok(None),
+            Some(d) => day_ms(&d).map(Some).ok_or_else(|| format!("{label} is not a date: write it as YYYY-MM-DD.")),
+        };
+        Ok(AuthAuditQuery {
             user: opt(&self.user),
             serial: opt(&self.serial),
             action: opt(&self.action),
             result: opt(&self.result),
-            limit: Some(READ_AT_MOST),
+            since_ms: day("From", &self.from)?,
+            until_ms: day("To", &self.to)?.map(|t| t + 86_400_000),
+            before_id: self.before,
             ..Default::default()
-        }
+        })
     }
 
-    /// Whether `r` falls in the time range.
-    pub(super) fn in_range(&self, r: &AuthAuditRow) -> bool {
-        let from = day_ms(&self.from);
-        let to = day_ms(&self.to).map(|t| t + 86_400_000);
-        from.is_none_or(|f| r.at_ms >= f) && to.is_none_or(|t| r.at_ms < t)
+    /// The search's fields as a query string, without the page.
+    fn query_string(&self) -> String {
+        let mut b = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("user", &self.user),
+            ("serial", &self.serial),
+            ("action", &self.action),
+            ("result", &self.result),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            b.append_pair(k, v);
+        }
+        b.finish()
     }
 }
 
-/// The rows the search selects, for a user whose role includes the audit; else the error page.
-async fn rows(st: &SharedState, s: &ConsoleSession, q: &AuditSearch) -> Result<Vec<AuthAuditRow>, Response> {
+/// The store's query for the search, for a user whose role includes the audit; else the error
+/// page.
+fn allowed_query(s: &ConsoleSession, q: &AuditSearch) -> Result<AuthAuditQuery, (StatusCode, Markup)> {
     if !s.user.may(Power::SeeAudit, None) {
-        return Err(
-            layout::error_page(StatusCode::FORBIDDEN, "Your role does not include the audit.", None).into_response()
-        );
+        return Err(layout::error_page(StatusCode::FORBIDDEN, "Your role does not include the audit.", None));
     }
-    match st.tokens.audit(q.query()).await {
-        Ok(rows) => Ok(rows.into_iter().filter(|r| q.in_range(r)).collect()),
-        Err(e) => Err(layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), None).into_response()),
-    }
+    q.query().map_err(|e| layout::error_page(StatusCode::BAD_REQUEST, &e, Some("/console/audit")))
+}
+
+fn unavailable(e: &impl std::fmt::Display) -> Response {
+    layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), None).into_response()
 }
 
 /// `GET /console/audit`.
 pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Query(q): Query<AuditSearch>) -> Response {
-    let found = match rows(&st, &s, &q).await {
-        Ok(r) => r,
-        Err(page) => return page,
+    let query = match allowed_query(&s, &q) {
+        Ok(query) => query,
+        Err(page) => return page.into_response(),
+    };
+    // One row past the page says whether an older page follows.
+    let mut found = match st.tokens.audit(AuthAuditQuery { limit: Some(PER_PAGE + 1), ..query.clone() }).await {
+        Ok(rows) => rows,
+        Err(e) => return unavailable(&e),
+    };
+    let more = found.len() > PER_PAGE as usize;
+    found.truncate(PER_PAGE as usize);
+    let total = match st.tokens.audit_count(query).await {
+        Ok(n) => n,
+        Err(e) => return unavailable(&e),
     };
     let chain = match q.verify {
         Some(_) => Some(st.audit.verify().await.map_err(|e| e.to_string())),
         None => None,
     };
-    let (page, more) = layout::paginate(&found, q.page, PER_PAGE);
-    let qs = {
-        let mut b = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("user", &q.user),
-            ("serial", &q.serial),
-            ("action", &q.action),
-            ("result", &q.result),
-            ("from", &q.from),
-            ("to", &q.to),
-        ] {
-            b.append_pair(k, v);
-        }
-        b.finish()
-    };
+    let qs = q.query_string();
     let body = html! {
         form.search method="get" action="/console/audit" role="search" {
             label { "User" input name="user" value=(q.user); }
@@ -130,10 +150,13 @@ pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Que
                 Some(Err(e)) => p.error role="alert" { "The chain could not be verified: " (e) },
             }
         }
-        p.muted { (found.len()) " rows" @if found.len() as u32 >= READ_AT_MOST { " (the newest " (READ_AT_MOST) " searched; narrow the search)" } }
+        p.muted {
+            (total) " rows match, newest first."
+            @if total > EXPORT_AT_MOST as u64 { " The CSV export holds the newest " (EXPORT_AT_MOST) "; narrow the dates for the rest." }
+        }
         div.table-wrap { table {
             thead { tr { th { "When" } th { "Action" } th { "Result" } th { "User" } th { "Realm" } th { "Token" } th { "Who" } th { "Detail" } } }
-            tbody { @for r in &page {
+            tbody { @for r in &found {
                 tr {
                     td { (layout::when_ms(r.at_ms)) } td { (r.action) } td { (r.result) }
                     td { (r.login.clone().unwrap_or_default()) } td { (r.realm.clone().unwrap_or_default()) }
@@ -141,10 +164,49 @@ pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Que
                 }
             } }
         } }
-        (layout::pager(&format!("/console/audit?{qs}"), q.page, more))
+        (pager(&qs, q.before, more.then(|| found.last().map(|r| r.id)).flatten()))
     };
     layout::page("Audit", &s, Nav::Audit, body).into_response()
 }
+
+/// Links to the newest page and to the page of rows older than `older_than`: pages are cut by
+/// row id, so a page stays the same while new rows are written.
+fn pager(qs: &str, before: Option<i64>, older_than: Option<i64>) -> Markup {
+    html! {
+        nav.pager aria-label="Pages" {
+            @if before.is_some() { a rel="first" href={ "/console/audit?" (qs) } { "← Newest" } }
+            @if let Some(id) = older_than { a rel="next" href={ "/console/audit?" (qs) "&before=" (id) } { "Older →" } }
+        }
+    }
+}
+
+/// A user's recent audit, as their page shows it: the rows of the person the realm's resolvers
+/// resolve `login` to (the owner key a check records: every spelling and every realm over the
+/// same directory; an unknown login's key when no resolver knows it), merged with rows that
+/// record no owner (admin changes) naming `login` in `realm`. A directory that cannot be asked
+/// is an error, never an empty audit: the page says the audit could not be read.
+pub(super) async fn of_user(st: &SharedState, realm: &str, login: &str) -> Result<Vec<AuthAuditRow>, String> {
+    use countersign::resolvers::ResolverError;
+    let (r, l) = (realm.to_owned(), login.to_owned());
+    let resolved = st.realms.run(move |realms| realms.resolve(Some(&r), &l)).await;
+    // As `ValidateService::subject` keys a check.
+    let owner = match resolved {
+        Ok(Some(u)) => u.owner().map_err(|e| e.to_string())?.key(),
+        Ok(None) | Err(ResolverError::Refused(Refusal::NotFound(_))) => unknown_owner_key(realm, login),
+        Err(e) => return Err(format!("the directory could not be asked about {login}: {e}")),
+    };
+    let by_owner = AuthAuditQuery { owner: Some(owner), limit: Some(USER_ROWS), ..Default::default() };
+    let by_login = AuthAuditQuery { user: Some(login.to_owned()), limit: Some(USER_LOGIN_ROWS), ..Default::default() };
+    let by_owner = st.tokens.audit(by_owner).await.map_err(|e| e.to_string())?;
+    let by_login = st.tokens.audit(by_login).await.map_err(|e| e.to_string())?;
+    Ok(super::users::recent_audit(by_owner, by_login, realm))
+}
+
+/// Rows a user's page shows at most.
+const USER_ROWS: u32 = 20;
+/// Rows read by login for a user's page, of which those without an owner in the page's realm
+/// are kept.
+const USER_LOGIN_ROWS: u32 = 100;
 
 fn csv_field(s: &str) -> String {
     // A leading = + - @ would be a formula in a spreadsheet: quoted with a ' first.
@@ -152,12 +214,28 @@ fn csv_field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// `GET /console/audit/export.csv`: the search's rows (up to the read limit) as CSV.
+/// `GET /console/audit/export.csv`: the search's rows as CSV, newest first, at most
+/// [`EXPORT_AT_MOST`] (read page by page by id, so every row is read once).
 pub(super) async fn export(State(st): State<SharedState>, Signed(s): Signed, Query(q): Query<AuditSearch>) -> Response {
-    let found = match rows(&st, &s, &q).await {
-        Ok(r) => r,
-        Err(page) => return page,
+    let mut query = match allowed_query(&s, &q) {
+        Ok(query) => query,
+        Err(page) => return page.into_response(),
     };
+    let mut found: Vec<AuthAuditRow> = Vec::new();
+    while found.len() < EXPORT_AT_MOST {
+        let want = EXPORT_BATCH.min(u32::try_from(EXPORT_AT_MOST - found.len()).unwrap_or(EXPORT_BATCH));
+        let rows = match st.tokens.audit(AuthAuditQuery { limit: Some(want), ..query.clone() }).await {
+            Ok(rows) => rows,
+            Err(e) => return unavailable(&e),
+        };
+        let last = rows.last().map(|r| r.id);
+        let full = rows.len() == want as usize;
+        found.extend(rows);
+        match (last, full) {
+            (Some(id), true) => query.before_id = Some(id),
+            _ => break,
+        }
+    }
     let mut out = String::from("id,time,action,result,user,realm,serial,caller,detail\n");
     for r in &found {
         let cols = [
@@ -189,19 +267,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_time_range_is_whole_utc_days() {
-        let q = AuditSearch { from: "2026-12-07".into(), to: "2026-12-07".into(), ..Default::default() };
+    fn a_time_range_is_whole_utc_days_given_to_the_store() {
+        let q =
+            AuditSearch { from: "2026-12-07".into(), to: "2026-12-07".into(), before: Some(9), ..Default::default() };
         let start = day_ms("2026-12-07").unwrap_or_default();
-        let row = |at_ms| {
-            let mut r = AuthAuditRow::new(&countersign_core::caller::Caller::unknown(), "x", "ok");
-            r.at_ms = at_ms;
-            r
-        };
-        assert!(q.in_range(&row(start)));
-        assert!(q.in_range(&row(start + 86_399_999)));
-        assert!(!q.in_range(&row(start - 1)));
-        assert!(!q.in_range(&row(start + 86_400_000)));
+        let query = q.query().unwrap_or_default();
+        assert_eq!((query.since_ms, query.until_ms), (Some(start), Some(start + 86_400_000)));
+        assert_eq!(query.before_id, Some(9), "paging goes on inside the range");
         assert_eq!(day_ms("2026-13-01"), None);
+        let open = AuditSearch { from: " ".into(), ..Default::default() }.query().unwrap_or_default();
+        assert_eq!((open.since_ms, open.until_ms), (None, None));
+        // A date that does not read is said, not searched without it.
+        let bad = AuditSearch { to: "07/12/2026".into(), ..Default::default() };
+        assert!(bad.query().is_err_and(|e| e.starts_with("To is not a date")));
     }
 
     #[test]

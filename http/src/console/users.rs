@@ -165,11 +165,18 @@ fn owner_of(t: &Token) -> AdminTarget<'_> {
     AdminTarget { user: t.user.as_deref(), realm: t.realm.as_deref(), resolver: t.resolver.as_deref() }
 }
 
-/// The newest 20 of a login's audit rows that are about that login in `realm`: the audit is
-/// read by login, and the same login in another realm (or in a row naming no realm) is
-/// another user, whom a helpdesk of this realm must not see.
-pub(super) fn recent_audit(rows: Vec<AuthAuditRow>, realm: &str) -> Vec<AuthAuditRow> {
-    rows.into_iter().filter(|r| r.realm.as_deref() == Some(realm)).take(20).collect()
+/// The newest 20 rows of a user's audit, each once: `by_owner`, the rows about the person the
+/// page's login resolves to (however a check spelt them, through whichever realm), and of
+/// `by_login` the rows that record no owner (admin changes) naming the login in `realm`: by
+/// login alone, the same login in another realm (or in a row naming no realm) is another
+/// user, whom a helpdesk of this realm must not see.
+pub(super) fn recent_audit(by_owner: Vec<AuthAuditRow>, by_login: Vec<AuthAuditRow>, realm: &str) -> Vec<AuthAuditRow> {
+    let ownerless = by_login.into_iter().filter(|r| r.owner.is_none() && r.realm.as_deref() == Some(realm));
+    let mut rows: Vec<AuthAuditRow> = by_owner.into_iter().chain(ownerless).collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+    rows.dedup_by_key(|r| r.id);
+    rows.truncate(20);
+    rows
 }
 
 /// One token row of a user's page.
@@ -338,8 +345,7 @@ pub(super) async fn page(
         Ok(t) => t,
         Err(e) => return failed(&e),
     };
-    let q = countersign::store::AuthAuditQuery { user: Some(login.clone()), limit: Some(50), ..Default::default() };
-    let audit = st.tokens.audit(q).await.map(|rows| recent_audit(rows, &realm)).map_err(|e| e.to_string());
+    let audit = super::audit::of_user(&st, &realm, &login).await;
     let view = UserPage {
         tokens: token_rows(&s.user, &tokens, |a, t| policy_allows(&st, &s, a, owner_of(t))),
         may_enrol: s.user.may(Power::ChangeTokens, Some(&realm)),
@@ -737,16 +743,32 @@ mod tests {
     }
 
     #[test]
-    fn a_users_page_shows_only_audit_rows_of_its_realm_and_judges_tokens_with_their_resolver() {
-        let row = |realm: Option<&str>| {
+    fn a_users_page_shows_the_owners_rows_and_ownerless_rows_of_its_realm_and_judges_tokens_with_their_resolver() {
+        let row = |id: i64, login: &str, realm: Option<&str>, owner: Option<&str>| {
             let mut r = AuthAuditRow::new(&countersign_core::caller::Caller::unknown(), "validate/check", "reject");
-            r.login = Some("bob".into());
+            r.id = id;
+            r.login = Some(login.into());
             r.realm = realm.map(str::to_owned);
+            r.owner = owner.map(str::to_owned);
             r
         };
-        let shown = recent_audit(vec![row(Some("staff")), row(Some("partners")), row(None)], "staff");
-        assert_eq!(shown.len(), 1);
-        assert_eq!(shown[0].realm.as_deref(), Some("staff"));
+        // The person's checks, through another spelling and another realm over the directory.
+        let by_owner =
+            vec![row(9, "BOB", Some("partners"), Some("corp:u-1")), row(4, "bob", Some("staff"), Some("corp:u-1"))];
+        let by_login = vec![
+            row(8, "bob", Some("partners"), Some("corp:u-2")), // another bob, in another realm
+            row(7, "bob", Some("staff"), None),                // an admin change here
+            row(6, "bob", Some("partners"), None),             // an admin change of the other bob
+            row(5, "bob", None, None),                         // no realm named: not this user
+            row(4, "bob", Some("staff"), Some("corp:u-1")),    // read both ways, shown once
+        ];
+        let shown = recent_audit(by_owner, by_login, "staff");
+        assert_eq!(shown.iter().map(|r| r.id).collect::<Vec<_>>(), [9, 7, 4]);
+        let many = (0..30).map(|i| row(i, "bob", Some("staff"), None)).collect();
+        let shown =
+            recent_audit((30..40).map(|i| row(i, "bob", Some("staff"), Some("corp:u-1"))).collect(), many, "staff");
+        assert_eq!(shown.len(), 20);
+        assert_eq!((shown[0].id, shown[19].id), (39, 20), "newest first, at most 20");
         let mut t = token("A", Some("staff"), true);
         t.resolver = Some("ldap".into());
         assert_eq!(owner_of(&t).resolver, Some("ldap"));

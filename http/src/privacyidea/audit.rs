@@ -148,9 +148,8 @@ async fn audit(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Resp
             serial: p.owned("serial"),
             user: p.owned("user"),
             action: p.get("action").map(native_action),
-            result: None,
-            before_id: None,
             limit: Some(u32::try_from(page * size + 1).unwrap_or(u32::MAX)),
+            ..Default::default()
         };
         let total = st.tokens.audit_count(query.clone()).await.map_err(internal)?;
         let rows = st.tokens.audit(query).await.map_err(internal)?;

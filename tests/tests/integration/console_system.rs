@@ -7,7 +7,11 @@
 //!   without the code; an auditor reads the page but cannot send;
 //! - keys: an admin grants, revokes and rotates (each audited with caller `console:NAME`), and
 //!   is sent to re-authenticate when the sign-in is older than the fresh-proof window (the
-//!   daemon's clock moved); an auditor's or a helpdesk's forged posts are 403 and change nothing.
+//!   daemon's clock moved); an auditor's or a helpdesk's forged posts are 403 and change nothing;
+//! - audit: a date range is searched in the store (a check 40 days old found among newer
+//!   ones, and only it; the CSV export and `countersign audit auth --since/--until` alike);
+//!   a user's page shows the person's checks through every realm over the same directory and
+//!   not those of another person of the same login.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
@@ -253,4 +257,129 @@ fn only_an_admin_with_fresh_proof_rotates_grants_and_revokes() {
     assert!(status == 303 && to.starts_with("/console/reauth?"), "{status} {to}");
     assert_eq!(versions(&d, "app"), 2);
     assert_eq!(grants(&d), json!(["other"]));
+}
+
+/// `ms` (Unix milliseconds) as its UTC day, `YYYY-MM-DD` (days to the civil calendar, as in
+/// H. Hinnant's `civil_from_days`).
+fn utc_day(ms: i64) -> String {
+    let z = ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[test]
+fn the_audit_page_searches_a_date_range_in_the_store() {
+    assert_eq!(utc_day(1_796_550_120_000), "2026-12-06");
+    let (d, port) = appliance();
+    // A check 40 days ago, then three now: the old row has a larger id than rows written
+    // before it, and is older than every row written after.
+    d.set_clock_offset_ms(-40 * 86_400_000);
+    d.check(json!({ "user": "alice", "pass": "000000" }));
+    d.set_clock_offset_ms(0);
+    for user in ["alice", "alice", "bob"] {
+        d.check(json!({ "user": user, "realm": if user == "bob" { "partners" } else { "default" }, "pass": "000000" }));
+    }
+    let rows = audit_rows(&d, "validate/check");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let old = rows.iter().min_by_key(|r| r["at_ms"].as_i64().unwrap()).unwrap().clone();
+    let day = utc_day(old["at_ms"].as_i64().unwrap());
+    assert_ne!(day, utc_day(countersign::now_ms()));
+
+    // (Signing in checks the auditor's second factor: an accept, not searched for below.)
+    let auditor = Session::of(&d, port, "au", "auditor", &[]);
+    let (status, page) =
+        auditor.get(&format!("/console/audit?action=validate%2Fcheck&result=reject&from={day}&to={day}"));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("1 rows match"), "{page}");
+    assert_eq!(page.matches("<td>validate/check</td>").count(), 1, "{page}");
+    assert!(page.contains(&format!("<td>{day} ")), "{page}");
+    // Without the range: all four, newest first, on one page.
+    let (_, page) = auditor.get("/console/audit?action=validate%2Fcheck&result=reject");
+    assert!(page.contains("4 rows match"), "{page}");
+    assert_eq!(page.matches("<td>validate/check</td>").count(), 4, "{page}");
+    assert!(!page.contains("Older"), "{page}");
+    // A range of only today excludes the old row.
+    let today = utc_day(countersign::now_ms());
+    let (_, page) = auditor.get(&format!("/console/audit?action=validate%2Fcheck&result=reject&from={today}"));
+    assert_eq!(page.matches("<td>validate/check</td>").count(), 3, "{page}");
+    // A date that does not read is refused, not searched without it.
+    let (status, page) = auditor.get("/console/audit?from=last+month");
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("From is not a date"), "{page}");
+
+    // The CSV export of the range: its header and the one row.
+    let (status, _, csv) = exchange(
+        port,
+        "GET",
+        &format!("/console/audit/export.csv?action=validate%2Fcheck&result=reject&from={day}&to={day}"),
+        &[("Cookie", &auditor.cookie)],
+        "",
+    );
+    assert_eq!(status, 200, "{csv}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].starts_with(&format!("\"{}\",\"{day} ", old["id"])), "{csv}");
+
+    // The CLI's range: --since inclusive, --until exclusive.
+    let next = utc_day(old["at_ms"].as_i64().unwrap() + 86_400_000);
+    let v = d.cli_json(&[
+        "audit",
+        "auth",
+        "--action",
+        "validate/check",
+        "--result",
+        "reject",
+        "--since",
+        &day,
+        "--until",
+        &next,
+    ]);
+    let found: Vec<&Value> = v["rows"].as_array().unwrap().iter().collect();
+    assert_eq!(found.len(), 1, "{v}");
+    assert_eq!(found[0]["id"], old["id"]);
+    let v = d.cli_json(&["audit", "auth", "--action", "validate/check", "--result", "reject", "--since", &next]);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 3, "{v}");
+}
+
+#[test]
+fn a_users_page_shows_the_audit_of_the_person_not_of_the_login() {
+    let (d, port) = appliance();
+    // Realms staff and staff2 over one passwd file: carol (uid 4242) is one person in both.
+    // Realm other over another file has another carol (uid 5555).
+    for (name, line) in [
+        ("files", "carol:x:4242:4242:Carol Clark:/home/carol:/bin/sh\n"),
+        ("others", "carol:x:5555:5555:Carol Other:/home/c:/bin/sh\n"),
+    ] {
+        let file = d.work.path().join(format!("{name}.passwd"));
+        std::fs::write(&file, line).unwrap();
+        let o = json!({ "path": file.display().to_string() }).to_string();
+        d.cli_json(&["resolver", "add", name, "--kind", "passwd", "--options", &o]);
+    }
+    d.cli_json(&["realm", "add", "staff", "--resolvers", "files"]);
+    d.cli_json(&["realm", "add", "staff2", "--resolvers", "files"]);
+    d.cli_json(&["realm", "add", "other", "--resolvers", "others"]);
+    for realm in ["staff", "staff2", "other"] {
+        d.check(json!({ "user": "carol", "realm": realm, "pass": "000000" }));
+    }
+    let admin = Session::of(&d, port, "admin", "admin", &[]);
+    // Her page in staff shows her checks through staff and staff2, not the other carol's.
+    let (status, page) = admin.get("/console/users/staff/carol");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page.matches("<td>validate/check</td>").count(), 2, "{page}");
+    let (status, page) = admin.get("/console/users/other/carol");
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page.matches("<td>validate/check</td>").count(), 1, "{page}");
+    // A row without an owner (an admin change) shows by login and realm.
+    d.cli_json(&["token", "init", "--type", "totp", "--user", "carol", "--realm", "staff"]);
+    let (_, page) = admin.get("/console/users/staff/carol");
+    assert_eq!(page.matches("<td>token/init</td>").count(), 1, "{page}");
+    let (_, page) = admin.get("/console/users/other/carol");
+    assert_eq!(page.matches("<td>token/init</td>").count(), 0, "{page}");
 }
