@@ -144,6 +144,37 @@ pub struct AuditTrail {
     store: Arc<Store>,
     clock: Clock,
     cfg: AuditSettings,
+    /// The outcome of the newest verification this daemon ran (from any front-end).
+    last_verified: Arc<Mutex<Option<Verified>>>,
+}
+
+/// The outcome of a verification of the whole chain, as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// When it finished, Unix ms on the service's clock.
+    pub at_ms: i64,
+    /// Whether the chain verified.
+    pub ok: bool,
+    /// Links walked and checkpoints verified, or the first problem, in words.
+    pub summary: String,
+}
+
+impl Verified {
+    fn of(at_ms: i64, r: &Result<ChainReport, AuditTrailError>) -> Verified {
+        match r {
+            Ok(c) if c.ok => Verified {
+                at_ms,
+                ok: true,
+                summary: format!("{} links, {} signed checkpoints verified", c.links, c.checkpoints_verified),
+            },
+            Ok(c) => Verified {
+                at_ms,
+                ok: false,
+                summary: c.first_bad.as_ref().map(|b| b.problem.clone()).unwrap_or_else(|| "a problem".into()),
+            },
+            Err(e) => Verified { at_ms, ok: false, summary: format!("the verification did not finish: {e}") },
+        }
+    }
 }
 
 /// An admin's limits for one retention run, instead of the configured ones.
@@ -167,13 +198,27 @@ impl AuditTrail {
     /// The service; the audit key is found (or generated) at its first use.
     pub fn new(hsm: Hsm, store: Arc<Store>, clock: Clock, cfg: AuditSettings) -> AuditTrail {
         let key = AuditKey { hsm, store: store.clone(), id: Arc::new(Mutex::new(None)) };
-        AuditTrail { key, store, clock, cfg }
+        AuditTrail { key, store, clock, cfg, last_verified: Arc::new(Mutex::new(None)) }
     }
 
     /// Walks the whole chain (see [`Store::verify_chain`]) inside one read transaction.
     pub async fn verify(&self) -> Result<ChainReport, AuditTrailError> {
         let t = self.clone();
-        blocking(move || Ok(t.store.verify_chain(&t.key)?)).await
+        let r = blocking(move || Ok(t.store.verify_chain(&t.key)?)).await;
+        let done = Verified::of(self.clock.now_ms(), &r);
+        *self.last_verified.lock().unwrap_or_else(PoisonError::into_inner) = Some(done);
+        r
+    }
+
+    /// The outcome of the newest verification since the daemon started; `None`: none ran.
+    pub fn last_verification(&self) -> Option<Verified> {
+        self.last_verified.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The newest signed checkpoint: its link and when it was made (Unix ms).
+    pub async fn last_checkpoint(&self) -> Result<Option<(i64, i64)>, AuditTrailError> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.last_checkpoint()?)).await
     }
 
     /// Records `row` in the audit trail on its own (an admin's read: it changes nothing, but

@@ -785,6 +785,15 @@ impl super::Store {
         self.snapshot_apart(|conn| verify(conn, signer))
     }
 
+    /// The newest signed checkpoint: its link and when it was made (Unix ms); `None`: none yet.
+    pub fn last_checkpoint(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        self.read(|conn| {
+            conn.query_opt("SELECT seq, at_ms FROM audit_checkpoint ORDER BY seq DESC LIMIT 1", args![], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+        })
+    }
+
     /// Signs the newest link unless a checkpoint covers it already; `kind` says why
     /// (`periodic`, `retention`, ...). The new checkpoint's link, if one was made.
     pub fn checkpoint_chain(

@@ -1,6 +1,8 @@
 //! The dashboard: is the appliance well (HSM, store, configuration, plugin workers), what waits
-//! to be delivered, when the periodic jobs (audit checkpoints among them) last ran, and which
-//! routes are busy or failing. Every role sees it; it changes nothing.
+//! to be delivered, the audit chain (its newest signed checkpoint, and the outcome of the newest
+//! verification, which runs on request: walking the whole chain on every page view would cost
+//! the store as much as the audit is long), when the periodic jobs last ran, and which routes
+//! are busy or failing. Every role sees it; it changes nothing.
 
 use axum::extract::State;
 use axum::response::Redirect;
@@ -21,6 +23,10 @@ pub(super) struct DashboardView {
     /// The periodic jobs' last runs, or why they could not be read.
     pub jobs: Result<Vec<(String, String, String)>, String>,
     pub routes: Vec<(String, String, u64, u64)>,
+    /// The newest signed checkpoint (link, when), or why it could not be read.
+    pub checkpoint: Result<Option<(i64, i64)>, String>,
+    /// The newest verification since the daemon started.
+    pub verified: Option<countersign::audit_trail::Verified>,
 }
 
 /// `GET /console`: the dashboard's address with its slash.
@@ -36,7 +42,10 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed) -> Ma
         tokio::task::spawn_blocking(move || store.gauges()).await.ok().and_then(Result::ok)
     };
     let jobs = st.jobs.list().await;
+    let checkpoint = st.audit.last_checkpoint().await.map_err(|e| e.to_string());
     let view = DashboardView {
+        checkpoint,
+        verified: st.audit.last_verification(),
         ready: r.ready(),
         parts: vec![
             ("HSM", r.hsm),
@@ -103,6 +112,19 @@ fn render(v: &DashboardView) -> Markup {
             }
         }
         section.card {
+            h2 { "Audit chain" }
+            @match &v.checkpoint {
+                Err(e) => p.error role="alert" { "The checkpoints could not be read: " (e) },
+                Ok(None) => p { "No signed checkpoint yet." },
+                Ok(Some((seq, at))) => p { "Newest signed checkpoint: link " (seq) ", " (layout::when_ms(*at)) "." },
+            }
+            @match &v.verified {
+                None => p { "Not verified since the appliance started. " a href="/console/audit?verify=1" { "Verify the chain now" } },
+                Some(x) if x.ok => p { span.badge.ok { "verifies" } " at " (layout::when_ms(x.at_ms)) ": " (x.summary) "." },
+                Some(x) => p.error role="alert" { "The chain did NOT verify at " (layout::when_ms(x.at_ms)) ": " (x.summary) },
+            }
+        }
+        section.card {
             h2 { "Periodic jobs (audit checkpoints, retention, renewals)" }
             @match &v.jobs {
                 Err(e) => p.error role="alert" { "The jobs could not be read: " (e) },
@@ -139,6 +161,8 @@ mod tests {
             deliveries_pending: Some(vec![("smtp".into(), 0)]),
             jobs: Ok(Vec::new()),
             routes: Vec::new(),
+            checkpoint: Ok(Some((42, 0))),
+            verified: None,
         }
     }
 
@@ -159,5 +183,16 @@ mod tests {
         assert!(broken.contains("The database could not be read."), "{broken}");
         assert!(broken.contains("not ready") && broken.contains("the database did not answer"), "{broken}");
         assert!(!broken.contains("No job has run yet."));
+    }
+
+    #[test]
+    fn the_chain_says_its_newest_checkpoint_and_a_failed_verification_loudly() {
+        let never = render(&view()).into_string();
+        assert!(never.contains("link 42") && never.contains("Not verified since"), "{never}");
+        let bad = countersign::audit_trail::Verified { at_ms: 0, ok: false, summary: "row 7 was edited".into() };
+        let page =
+            render(&DashboardView { verified: Some(bad), checkpoint: Err("locked".into()), ..view() }).into_string();
+        assert!(page.contains("did NOT verify") && page.contains("row 7 was edited"), "{page}");
+        assert!(page.contains("The checkpoints could not be read: locked"), "{page}");
     }
 }

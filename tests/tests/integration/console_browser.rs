@@ -89,6 +89,7 @@ fn a_help_desk_day_in_a_real_browser() {
     assert_eq!(s["passkey_registered"], true, "{seen}");
     assert_eq!(s["passkey_sign_in"], true, "{seen}");
     assert_eq!(s["user_key_registered"], true, "{seen}");
+    assert_eq!(s["dashboard_chain_verifies"], true, "{seen}");
     let pages = seen["pages"].as_array().unwrap();
     assert!(pages.len() >= 8, "{seen}");
     for p in pages {

@@ -211,6 +211,10 @@ async function flow(cfg, page, context, seen, shot, check) {
   await page.fill('input[name=serial]', '');
   await page.click('form.search button[type=submit]');
   await shot('audit');
+  // Verify the chain from the audit page; the dashboard then says it verifies.
+  await page.goto(`${cfg.base}/console/audit?verify=1`);
+  await page.goto(`${cfg.base}/console/`);
+  seen.steps.dashboard_chain_verifies = (await page.locator('.badge.ok:text-is("verifies")').count()) === 1;
   await page.goto(`${cfg.base}/console/system/policies`);
   await shot('policies');
 
