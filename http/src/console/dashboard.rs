@@ -20,6 +20,9 @@ pub(super) struct DashboardView {
     pub reasons: Vec<String>,
     pub plugin_restarts: Vec<(String, u64)>,
     pub deliveries_pending: Option<Vec<(String, u64)>>,
+    /// Deliveries that failed or expired in the last 24 hours (of the newest 1,000 of each),
+    /// or why they could not be read.
+    pub deliveries_failed: Result<usize, String>,
     /// The periodic jobs' last runs, or why they could not be read.
     pub jobs: Result<Vec<(String, String, String)>, String>,
     pub routes: Vec<(String, String, u64, u64)>,
@@ -43,8 +46,10 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed) -> Ma
     };
     let jobs = st.jobs.list().await;
     let checkpoint = st.audit.last_checkpoint().await.map_err(|e| e.to_string());
+    let deliveries_failed = failed_deliveries(&st, s.now_s).await;
     let view = DashboardView {
         checkpoint,
+        deliveries_failed,
         verified: st.audit.last_verification(),
         ready: r.ready(),
         parts: vec![
@@ -79,6 +84,17 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed) -> Ma
     layout::page("Dashboard", &s, Nav::Dashboard, render(&view))
 }
 
+/// Deliveries given up in the last 24 hours: failed (every gateway refused) or expired.
+async fn failed_deliveries(st: &SharedState, now_s: i64) -> Result<usize, String> {
+    let since = (now_s - 24 * 3600) * 1000;
+    let mut n = 0;
+    for status in ["failed", "expired"] {
+        let list = st.challenges.deliveries(Some(status.to_owned()), 1000).await.map_err(|e| e.to_string())?;
+        n += list.iter().filter(|d| d.created_ms >= since).count();
+    }
+    Ok(n)
+}
+
 fn badge(ok: bool) -> Markup {
     html! { @if ok { span.badge.ok { "OK" } } @else { span.badge.bad { "Failing" } } }
 }
@@ -102,6 +118,12 @@ fn render(v: &DashboardView) -> Markup {
                     None => p.error { "The database could not be read." },
                     Some(d) if d.iter().all(|(_, n)| *n == 0) => p { "Nothing waits to be sent." },
                     Some(d) => ul { @for (gw, n) in d { li { (gw) ": " (n) } } },
+                }
+                @match &v.deliveries_failed {
+                    Err(e) => p.error { "Failed deliveries could not be read: " (e) },
+                    Ok(0) => p.muted { "None failed in the last 24 hours." },
+                    Ok(n) => p { span.badge.bad { (n) } " failed or expired in the last 24 hours. "
+                        a href="/console/system/gateways?status=failed" { "See the delivery history" } },
                 }
             }
             div {
@@ -162,6 +184,7 @@ mod tests {
             jobs: Ok(Vec::new()),
             routes: Vec::new(),
             checkpoint: Ok(Some((42, 0))),
+            deliveries_failed: Ok(0),
             verified: None,
         }
     }
