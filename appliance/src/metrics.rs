@@ -68,9 +68,17 @@ struct RouteStats {
 }
 
 /// Request metrics of the three listeners. One per daemon, shared by the routers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     routes: [RwLock<HashMap<String, std::sync::Arc<RouteStats>>>; 3],
+    /// When counting began (the daemon's start): what rates are averaged over.
+    started: std::time::Instant,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics { routes: Default::default(), started: std::time::Instant::now() }
+    }
 }
 
 /// Requests one route of one listener answered ([`Metrics::route_totals`]).
@@ -120,6 +128,11 @@ impl Metrics {
                 m.by_class[class].fetch_add(1, Ordering::Relaxed)
             }
         };
+    }
+
+    /// How long the counters have been counting.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     /// Requests answered since the daemon started, per listener and route, with how many of

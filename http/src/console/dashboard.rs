@@ -26,6 +26,8 @@ pub(super) struct DashboardView {
     /// The periodic jobs' last runs, or why they could not be read.
     pub jobs: Result<Vec<(String, String, String)>, String>,
     pub routes: Vec<(String, String, u64, u64)>,
+    /// Seconds the route counters have been counting (the daemon's uptime).
+    pub counting_s: u64,
     /// The newest signed checkpoint (link, when), or why it could not be read.
     pub checkpoint: Result<Option<(i64, i64)>, String>,
     /// The newest verification since the daemon started.
@@ -73,6 +75,7 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed) -> Ma
                 })
                 .collect()
         }),
+        counting_s: st.metrics.uptime().as_secs(),
         routes: st
             .metrics
             .route_totals()
@@ -93,6 +96,12 @@ async fn failed_deliveries(st: &SharedState, now_s: i64) -> Result<usize, String
         n += list.iter().filter(|d| d.created_ms >= since).count();
     }
     Ok(n)
+}
+
+/// `total` requests over `seconds` as a rate per minute, one decimal.
+pub(super) fn per_minute(total: u64, seconds: u64) -> String {
+    let tenths = total.saturating_mul(600) / seconds.max(1);
+    format!("{}.{}", tenths / 10, tenths % 10)
 }
 
 fn badge(ok: bool) -> Markup {
@@ -159,11 +168,13 @@ fn render(v: &DashboardView) -> Markup {
             p { a href="/console/audit" { "Search the audit and verify its chain" } }
         }
         section.card {
-            h2 { "Busiest routes since start" }
+            h2 { "Busiest routes" }
+            p.muted { "Since the daemon started " (v.counting_s / 60) " minutes ago; the rate is the average over that time." }
             div.table-wrap { table {
-                thead { tr { th { "Listener" } th { "Route" } th { "Requests" } th { "Server errors" } } }
+                thead { tr { th { "Listener" } th { "Route" } th { "Requests" } th { "Per minute" } th { "Server errors" } } }
                 tbody { @for (l, route, total, failed) in &v.routes {
-                    tr { td { (l) } td { code { (route) } } td { (total) } td { @if *failed > 0 { span.badge.bad { (failed) } } @else { "0" } } }
+                    tr { td { (l) } td { code { (route) } } td { (total) } td { (per_minute(*total, v.counting_s)) }
+                         td { @if *failed > 0 { span.badge.bad { (failed) } } @else { "0" } } }
                 } }
             } }
         }
@@ -183,6 +194,7 @@ mod tests {
             deliveries_pending: Some(vec![("smtp".into(), 0)]),
             jobs: Ok(Vec::new()),
             routes: Vec::new(),
+            counting_s: 60,
             checkpoint: Ok(Some((42, 0))),
             deliveries_failed: Ok(0),
             verified: None,
@@ -206,6 +218,13 @@ mod tests {
         assert!(broken.contains("The database could not be read."), "{broken}");
         assert!(broken.contains("not ready") && broken.contains("the database did not answer"), "{broken}");
         assert!(!broken.contains("No job has run yet."));
+    }
+
+    #[test]
+    fn rates_are_per_minute_over_the_counting_time() {
+        assert_eq!(per_minute(120, 60), "120.0");
+        assert_eq!(per_minute(1, 120), "0.5");
+        assert_eq!(per_minute(5, 0), "300.0", "no division by zero in the first second");
     }
 
     #[test]

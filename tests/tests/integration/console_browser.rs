@@ -90,6 +90,8 @@ fn a_help_desk_day_in_a_real_browser() {
     assert_eq!(s["passkey_sign_in"], true, "{seen}");
     assert_eq!(s["user_key_registered"], true, "{seen}");
     assert_eq!(s["dashboard_chain_verifies"], true, "{seen}");
+    assert_eq!(s["keyboard"], json!({ "first": "skip", "after": "main" }), "{seen}");
+    assert_eq!(s["tablet_fits"], true, "the user page fits a tablet's width: {seen}");
     let pages = seen["pages"].as_array().unwrap();
     assert!(pages.len() >= 8, "{seen}");
     for p in pages {
@@ -97,7 +99,9 @@ fn a_help_desk_day_in_a_real_browser() {
         assert!(p["csp"].as_str().unwrap().contains("frame-ancestors 'none'"), "{p}");
         assert_eq!(p["inline"], false, "inline code on {p}");
     }
-    for shot in ["sign-in", "dashboard", "users", "user", "enrolled", "reauth", "account", "audit", "policies"] {
+    for shot in
+        ["sign-in", "dashboard", "users", "user", "user-tablet", "enrolled", "reauth", "account", "audit", "policies"]
+    {
         assert!(shots.join(format!("{shot}.png")).exists(), "no screenshot {shot}");
     }
     // The audit names the console user as the caller of their changes.

@@ -197,6 +197,20 @@ async function flow(cfg, page, context, seen, shot, check) {
   await page.waitForURL(/done=registered/, { timeout: 15000 }).catch(() => {});
   seen.steps.user_key_registered = page.url().includes('done=registered') && (await page.locator('td:text-is("webauthn")').count()) === 1;
 
+  // Keyboard: the first Tab reaches the skip link, and Enter on it puts the focus on the main
+  // content. A tablet (768x1024): the user's page fits its width (wide tables scroll inside).
+  await page.goto(`${cfg.base}/console/users/${cfg.user.realm}/${cfg.user.login}`);
+  await page.keyboard.press('Tab');
+  const first = await page.evaluate(() => document.activeElement.className);
+  await page.keyboard.press('Enter');
+  const after = await page.evaluate(() => document.activeElement.id);
+  seen.steps.keyboard = { first, after };
+  await page.setViewportSize({ width: 768, height: 1024 });
+  await page.reload();
+  seen.steps.tablet_fits = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+  await shot('user-tablet');
+  await page.setViewportSize({ width: 1280, height: 800 });
+
   // Search the audit for each action.
   await page.click('nav a[href="/console/audit"]');
   const found = {};
