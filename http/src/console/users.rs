@@ -266,24 +266,29 @@ pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Que
     }
     // Every realm's users, and the realms whose directory could not be asked (a help desk must
     // not read "no user found" when the directory is down).
-    let (found, failed) = if q.q.is_empty() && q.realm.is_empty() {
-        (Vec::new(), Vec::new())
+    let (found, failed, capped) = if q.q.is_empty() && q.realm.is_empty() {
+        (Vec::new(), Vec::new(), Vec::new())
     } else {
         let (st2, filter) = (st.clone(), q.q.clone());
         let rs = realms.clone();
         let searched = tokio::task::spawn_blocking(move || {
-            let (mut out, mut failed) = (Vec::new(), Vec::new());
+            let (mut out, mut failed, mut capped) = (Vec::new(), Vec::new(), Vec::new());
             for r in rs {
                 let part = Some(&filter).filter(|f| !f.is_empty()).map(String::as_str);
                 match st2.realms.list_users(Some(&r), part, SEARCH_LIMIT) {
-                    Ok(users) => out.extend(users.into_iter().map(|u| (r.clone(), u))),
+                    Ok(users) => {
+                        if users.len() >= SEARCH_LIMIT {
+                            capped.push(r.clone());
+                        }
+                        out.extend(users.into_iter().map(|u| (r.clone(), u)))
+                    }
                     Err(e) => failed.push(format!("realm {r}: {e}")),
                 }
             }
-            (out, failed)
+            (out, failed, capped)
         })
         .await;
-        searched.unwrap_or_else(|e| (Vec::new(), vec![format!("the search did not finish: {e}")]))
+        searched.unwrap_or_else(|e| (Vec::new(), vec![format!("the search did not finish: {e}")], Vec::new()))
     };
     let (rows, more) = layout::paginate(&found, q.page, PER_PAGE);
     let base = {
@@ -301,6 +306,9 @@ pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Que
             button type="submit" { "Search" }
         }
         @for f in &failed { p.error role="alert" { "Could not search " (f) } }
+        @if !capped.is_empty() {
+            p.notice role="status" { "More than " (SEARCH_LIMIT) " users match in " (capped.join(", ")) "; only the first " (SEARCH_LIMIT) " of each are listed. Type more of the login or name." }
+        }
         @if q.q.is_empty() && q.realm.is_empty() {
             p.muted { "Type a login or a name, or pick a realm." }
         } @else if found.is_empty() {

@@ -383,3 +383,24 @@ fn a_users_page_shows_the_audit_of_the_person_not_of_the_login() {
     let (_, page) = admin.get("/console/users/other/carol");
     assert_eq!(page.matches("<td>token/init</td>").count(), 0, "{page}");
 }
+
+#[test]
+fn a_user_search_that_matches_more_than_it_lists_says_so() {
+    let (d, port) = appliance();
+    // A directory of 520 users: a search for "user" matches them all; the page lists the first
+    // 500 of the realm and says that there are more, instead of passing the cut off silently.
+    let file = d.work.path().join("many.passwd");
+    let lines: String = (0..520).map(|i| format!("user{i:03}:x:{}:100:User {i}:/home/u:/bin/sh\n", 5000 + i)).collect();
+    std::fs::write(&file, lines).unwrap();
+    let o = json!({ "path": file.display().to_string() }).to_string();
+    d.cli_json(&["resolver", "add", "many", "--kind", "passwd", "--options", &o]);
+    d.cli_json(&["realm", "add", "crowd", "--resolvers", "many"]);
+    let secret = console_user(&d, "ad", "admin", &[]);
+    let cookie = sign_in(port, "ad", &secret);
+    let (status, _, page) = exchange(port, "GET", "/console/users?q=user&realm=crowd", &[("Cookie", &cookie)], "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("More than 500 users match in crowd"), "{page}");
+    let (_, _, page) = exchange(port, "GET", "/console/users?q=user51&realm=crowd", &[("Cookie", &cookie)], "");
+    assert!(!page.contains("More than 500"), "a narrower search is whole: {page}");
+    assert!(page.contains("user519"), "{page}");
+}
