@@ -433,6 +433,31 @@ mod tests {
         assert_eq!(format!("{key:?}"), "EnvelopeKey(***)");
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// NIST CAVS ANSI X9.63-2001 KDF vectors for SHA-256 (`ansx963_2001.rsp`), without and with
+    /// shared info.
+    #[test]
+    fn x963_kdf_matches_nist() {
+        let out = kdf_x963_sha256(&unhex("96c05619d56c328ab95fe84b18264b08725b85e33fd34f08"), &[], 16);
+        assert_eq!(*out, unhex("443024c3dae66b95e6f5670601558f71"));
+        let out = kdf_x963_sha256(
+            &unhex("22518b10e70f2a3f243810ae3254139efbee04aa57c7af7d"),
+            &unhex("75eef81aa3041e33b80971203d2c0c52"),
+            128,
+        );
+        assert_eq!(
+            *out,
+            unhex(
+                "c498af77161cc59f2962b9a713e2b215152d139766ce34a776df11866a69bf2e52a13d9c7c6fc878c50c5ea0bc7b00e0\
+                 da2447cfd874f6cf92f30d0097111485500c90c3af8b487872d04685d14c8d1dc8d7fa08beb0ce0ababc11f0bd496269\
+                 142d43525a78e5bc79a17f59676a5706dc54d54d4d1f0bd7e386128ec26afc21"
+            )
+        );
+    }
+
     #[test]
     fn concat_with_sizes_prefixes_lengths() {
         assert_eq!(concat_with_sizes(&[b"ab", b"", b"c"]), [0, 0, 0, 2, b'a', b'b', 0, 0, 0, 0, 0, 0, 0, 1, b'c']);
