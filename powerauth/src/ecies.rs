@@ -165,7 +165,9 @@ fn concat_with_sizes(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// What both sides of one ECIES use know besides the key: version, scope and its parameters.
-#[derive(Debug, Clone, Copy)]
+/// Debug hides `SHARED_INFO_2_BASE` (a hash of the application secret, or an HMAC under the
+/// transport key).
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     /// The protocol version of the request.
     pub version: ProtocolVersion,
@@ -177,6 +179,18 @@ pub struct Context<'a> {
     pub activation_id: Option<&'a str>,
     /// `TEMP_KEY_ID` of the 3.3 temporary key; required from 3.3.
     pub temporary_key_id: Option<&'a str>,
+}
+
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("version", &self.version)
+            .field("shared_info2_base", &"***")
+            .field("application_key", &self.application_key)
+            .field("activation_id", &self.activation_id)
+            .field("temporary_key_id", &self.temporary_key_id)
+            .finish()
+    }
 }
 
 impl Context<'_> {
@@ -425,6 +439,7 @@ mod tests {
             decrypt_request(&key, &context(ProtocolVersion::V3_3), &with_time).unwrap_err(),
             Error::EciesMissing { what: "a temporary key id", .. }
         ));
+        assert!(format!("{:?}", context(ProtocolVersion::V3_2)).contains("shared_info2_base: \"***\""));
         let short_nonce = Request { nonce: Some(&[0; 15]), ..with_time };
         assert!(matches!(
             decrypt_request(&key, &context(ProtocolVersion::V3_1), &short_nonce).unwrap_err(),
