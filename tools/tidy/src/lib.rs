@@ -131,7 +131,7 @@ pub const CONFINED: &[Confined] = &[
 
 /// Crates that must stay free of I/O: the core (decision rules tested without a daemon), and
 /// the plugins, which run sandboxed with no file system or network, with the ABI, template and
-/// OTP crates they share.
+/// OTP crates they share, and the protocol crates (WebAuthn, PowerAuth): pure functions over bytes.
 pub const PURE: &[&str] = &[
     "countersign-core",
     "countersign-api",
@@ -155,6 +155,7 @@ pub const PURE: &[&str] = &[
     "countersign-gateway-http-sms",
     "countersign-gateway-smtp",
     "countersign-webauthn",
+    "countersign-powerauth",
 ];
 
 /// Dependencies that do I/O (or load code), which a [`PURE`] crate must not have.
@@ -194,8 +195,10 @@ pub const SEPARATED: &[(&str, &[&str], &str)] = &[
     ),
 ];
 
-/// Crates that depend on no other workspace crate: the core sits under everything.
-pub const FOUNDATIONS: &[&str] = &["countersign-core"];
+/// Crates that depend on no other workspace crate: the core sits under everything, and the
+/// PowerAuth cryptography is pure functions over bytes that must not reach for the store or the
+/// HSM (the appliance hands it the keys it unsealed).
+pub const FOUNDATIONS: &[&str] = &["countersign-core", "countersign-powerauth"];
 
 /// Every broken dependency rule, as a sentence naming the crate, the dependency and the rule.
 pub fn crate_rules(packages: &[Package]) -> Vec<String> {
@@ -203,7 +206,7 @@ pub fn crate_rules(packages: &[Package]) -> Vec<String> {
     let workspace: BTreeSet<&str> = packages.iter().map(|p| p.name.as_str()).collect();
     for p in packages.iter().filter(|p| FOUNDATIONS.contains(&p.name.as_str())) {
         for d in p.deps.iter().filter(|d| workspace.contains(d.as_str())) {
-            broken.push(format!("{} depends on {d}: the core depends on no other workspace crate", p.name));
+            broken.push(format!("{} depends on {d}: a foundation crate depends on no other workspace crate", p.name));
         }
     }
     for p in packages {
@@ -465,6 +468,7 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-http",
     "countersign",
     "countersign-webauthn",
+    "countersign-powerauth",
 ];
 
 /// Every [`DOCUMENTED`] crate whose root lost its lints, as a sentence.
