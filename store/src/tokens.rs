@@ -262,6 +262,12 @@ pub struct AuthAuditQuery {
     /// record it, whatever login spelling or realm reached them. Rows that record no owner
     /// (admin changes, rows older than migration 0016) never match.
     pub owner: Option<String>,
+    /// Only rows naming this realm.
+    #[serde(default)]
+    pub realm: Option<String>,
+    /// Only rows that record no owner (admin changes, rows older than migration 0016).
+    #[serde(default)]
+    pub without_owner: bool,
     /// Only rows of this action (`validate/check`, `token/init`, ...).
     pub action: Option<String>,
     /// Only rows with this result (`accept`, `reject`, `ok`, `refused`, `error`).
@@ -289,6 +295,7 @@ impl AuthAuditQuery {
             ("serial =", &self.serial),
             ("login =", &self.user),
             ("owner =", &self.owner),
+            ("realm =", &self.realm),
             ("action =", &self.action),
             ("result =", &self.result),
         ];
@@ -297,6 +304,9 @@ impl AuthAuditQuery {
                 values.push(v);
                 clauses.push(format!("{clause} ?{}", values.len()));
             }
+        }
+        if self.without_owner {
+            clauses.push("owner IS NULL".to_owned());
         }
         let before = if paged { &self.before_id } else { &None };
         for (clause, value) in [("at_ms >=", &self.since_ms), ("at_ms <", &self.until_ms), ("id <", before)] {
@@ -1625,6 +1635,18 @@ mod tests {
             let by_login =
                 AuthAuditQuery { user: Some("alice".into()), until_ms: Some(11 * day), ..Default::default() };
             assert_eq!(ids(by_login), [other, ownerless, old[2], old[1], old[0]], "{engine}");
+            // The rows without an owner that name the login in a realm (a user page's admin
+            // changes), selected by the statement itself.
+            let ownerless_rows = AuthAuditQuery {
+                user: Some("alice".into()),
+                realm: Some("staff".into()),
+                without_owner: true,
+                ..Default::default()
+            };
+            assert_eq!(ids(ownerless_rows.clone()), [ownerless], "{engine}");
+            assert_eq!(store.auth_audit_count(&ownerless_rows).unwrap(), 1, "{engine}");
+            let elsewhere = AuthAuditQuery { realm: Some("partners".into()), ..ownerless_rows };
+            assert!(ids(elsewhere).is_empty(), "{engine}");
         });
     }
 

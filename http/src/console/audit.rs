@@ -196,7 +196,15 @@ pub(super) async fn of_user(st: &SharedState, realm: &str, login: &str) -> Resul
         Err(e) => return Err(format!("the directory could not be asked about {login}: {e}")),
     };
     let by_owner = AuthAuditQuery { owner: Some(owner), limit: Some(USER_ROWS), ..Default::default() };
-    let by_login = AuthAuditQuery { user: Some(login.to_owned()), limit: Some(USER_LOGIN_ROWS), ..Default::default() };
+    // Rows without an owner (admin changes) that name the login in this realm: the store
+    // selects exactly those, so a busy user's checks cannot push them out of a window.
+    let by_login = AuthAuditQuery {
+        user: Some(login.to_owned()),
+        realm: Some(realm.to_owned()),
+        without_owner: true,
+        limit: Some(USER_ROWS),
+        ..Default::default()
+    };
     let by_owner = st.tokens.audit(by_owner).await.map_err(|e| e.to_string())?;
     let by_login = st.tokens.audit(by_login).await.map_err(|e| e.to_string())?;
     Ok(super::users::recent_audit(by_owner, by_login, realm))
@@ -204,9 +212,6 @@ pub(super) async fn of_user(st: &SharedState, realm: &str, login: &str) -> Resul
 
 /// Rows a user's page shows at most.
 const USER_ROWS: u32 = 20;
-/// Rows read by login for a user's page, of which those without an owner in the page's realm
-/// are kept.
-const USER_LOGIN_ROWS: u32 = 100;
 
 fn csv_field(s: &str) -> String {
     // A leading = + - @ would be a formula in a spreadsheet: quoted with a ' first.
