@@ -216,11 +216,15 @@ impl GatewayService {
         blocking(move || Ok(store.routes()?)).await
     }
 
-    /// Sends `message` through gateway `name` once (no retry, no failover) and audits it.
+    /// Sends `message` through gateway `name` once (no retry, no failover) and audits it: the
+    /// intent first (`gateway/test-start`; when it cannot be recorded nothing is sent, as a
+    /// message that leaves the appliance unaudited is what the audit exists to prevent), then
+    /// the outcome (`gateway/test`).
     pub async fn test(&self, caller: Caller, name: String, message: OutgoingMessage) -> Result<Attempt, TokenError> {
         let svc = self.clone();
         blocking(move || {
             let gw = svc.store.gateway(&name)?;
+            svc.store.audit_auth(&audit(&caller, "gateway/test-start", format!("{name}: sending a test message")))?;
             let attempt = svc.attempt(&gw, &message);
             let mut row = audit(&caller, "gateway/test", format!("{name}: {}", attempt.detail));
             row.result = if attempt.delivered { "ok" } else { "error" }.into();

@@ -154,9 +154,13 @@ fn a_test_message_and_the_delivery_history_for_admins_and_only_reading_for_audit
     assert!(page.contains("The test message was delivered through sms-a"), "{page}");
     let req = provider.next();
     assert!(req.body.contains("hello%20from%20the%20console") && req.body.contains("%2B15550100"), "{}", req.body);
+    // The intent is on the record before the message left.
+    let started = audit_rows(&d, "gateway/test-start");
+    assert_eq!(started.len(), 1, "{started:?}");
     let rows = audit_rows(&d, "gateway/test");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0]["caller"].as_str().unwrap().contains("console:admin"), "{rows:?}");
+    assert!(started[0]["id"].as_i64() < rows[0]["id"].as_i64(), "intent before outcome");
     // Without a recipient nothing is sent.
     assert_eq!(admin.post("/console/system/gateways/sms-a/test", &[("text", "x")]).0, 422);
     assert_eq!(admin.post("/console/system/gateways/nope/test", &[("to", "+1555")]).0, 404);
