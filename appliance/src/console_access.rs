@@ -407,7 +407,9 @@ impl ConsoleAccess {
         let enrolled = self.tokens.init(caller.clone(), init).await?;
         let this = self.clone();
         let serial = enrolled.token.serial.clone();
+        let (caller_row, serial_row) = (caller.clone(), serial.clone());
         let user = blocking(move || {
+            let (caller, serial) = (caller_row, serial_row);
             let verifier = this.console_verifier(&name, &password)?;
             let epoch = this.secrets.random(16)?;
             let row = ConsoleUserRow {
@@ -423,7 +425,22 @@ impl ConsoleAccess {
             this.store.add_console_user(&row, &verifier, &epoch, &audit)?;
             Ok(row)
         })
-        .await?;
+        .await;
+        let user = match user {
+            Ok(user) => user,
+            Err(e) => {
+                // The TOTP token enrolled above would otherwise stay a working second factor of
+                // this name, its secret printed to an admin whose add failed (two adds of one
+                // name racing, on one node or two): it goes, or the error says it could not.
+                return Err(match self.tokens.delete(caller, serial.clone()).await {
+                    Ok(()) => e,
+                    Err(d) => TokenError::Internal(format!(
+                        "{e}; and the second factor {serial} enrolled for it could not be deleted ({d}): delete it with \
+                         `countersign token delete {serial}`"
+                    )),
+                });
+            }
+        };
         Ok(AddedConsoleUser { user, serial: enrolled.token.serial, otpauth_uri: enrolled.otpauth_uri })
     }
 

@@ -294,3 +294,26 @@ fn an_admin_defines_explains_and_deletes_a_policy_and_an_auditor_only_reads_them
         assert!(rows.to_string().contains("console:ad"), "{action}: {rows}");
     }
 }
+
+#[test]
+fn a_console_user_add_that_fails_after_enrolling_the_second_factor_leaves_no_token() {
+    let (d, _port) = appliance();
+    console_user(&d, "first", "admin", &[]);
+    // The store refuses the new row (a trigger stands in for any failure of the last step:
+    // a second add of the same name that won the race, a full disk), after the new user's TOTP
+    // token was enrolled.
+    let conn = rusqlite::Connection::open(d.db()).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON console_user BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+    )
+    .unwrap();
+    drop(conn);
+    let out = d.cli_stdin(&["console", "user-add", "second", "--role", "auditor"], &format!("{PASSWORD}\n"));
+    assert!(!out.status.success(), "the add must fail: {}", String::from_utf8_lossy(&out.stdout));
+    // Its second factor is gone again: no working TOTP of the name whose secret an admin saw
+    // for an add that did not happen.
+    let tokens = d.cli_json(&["token", "list", "--user", "second", "--realm", "console"]);
+    assert_eq!(tokens["tokens"], json!([]), "{tokens}");
+    let deleted = d.cli_json(&["audit", "auth", "--action", "token/delete"]);
+    assert!(deleted.to_string().contains("TOTP"), "the removal is audited: {deleted}");
+}
