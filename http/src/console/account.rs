@@ -142,7 +142,7 @@ pub(super) async fn passkey_finish(State(st): State<SharedState>, Signed(s): Sig
         return layout::error_page(StatusCode::FORBIDDEN, msg, Some(HERE)).into_response();
     }
     let owner = Owner { login: &s.user.name, realm: st.console.realm() };
-    match registration::finish(&st, &s, owner, &f).await {
+    match registration::finish(&st, &s, owner, &["passkey"], &f).await {
         Ok(()) => Redirect::to(&format!("{HERE}?done=passkey")).into_response(),
         Err((status, msg)) => layout::error_page(status, &msg, Some(HERE)).into_response(),
     }

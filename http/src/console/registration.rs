@@ -69,11 +69,12 @@ pub(super) async fn start(
 pub(super) type Refused = (StatusCode, String);
 
 /// The second step, from the form the script filled: the registration of the token the form
-/// names, which must be a `kind` (one of [`KINDS`]) of `owner`.
+/// names, which must be of one of `kinds` (those the page may register) and `owner`'s.
 pub(super) async fn finish(
     st: &SharedState,
     s: &ConsoleSession,
     owner: Owner<'_>,
+    kinds: &[&str],
     f: &FormFields,
 ) -> Result<(), Refused> {
     let serial = f.get("serial").to_owned();
@@ -88,7 +89,7 @@ pub(super) async fn finish(
             return Err((StatusCode::SERVICE_UNAVAILABLE, format!("The appliance could not read the token: {e}")))
         }
     };
-    if !KINDS.iter().any(|(k, _)| *k == token.token_type)
+    if !kinds.iter().any(|k| KINDS.iter().any(|(known, _)| known == k) && *k == token.token_type)
         || token.user.as_deref() != Some(owner.login)
         || token.realm.as_deref() != Some(owner.realm)
     {

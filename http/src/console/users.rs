@@ -630,10 +630,11 @@ pub(super) async fn webauthn_finish(
     f: FormFields,
 ) -> Response {
     let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
-    if registrable(&st, &s, &realm, &login).is_empty() {
+    let kinds: Vec<&str> = registrable(&st, &s, &realm, &login).into_iter().map(|(k, _)| k).collect();
+    if kinds.is_empty() {
         return forbidden("Your role or the admin policies do not allow registering this for this user.");
     }
-    match registration::finish(&st, &s, registration::Owner { login: &login, realm: &realm }, &f).await {
+    match registration::finish(&st, &s, registration::Owner { login: &login, realm: &realm }, &kinds, &f).await {
         Ok(()) => Redirect::to(&format!("{back}?done=registered")).into_response(),
         Err((status, msg)) => layout::error_page(status, &msg, Some(&back)).into_response(),
     }
