@@ -302,12 +302,21 @@ fn a_console_user_add_that_fails_after_enrolling_the_second_factor_leaves_no_tok
     // The store refuses the new row (a trigger stands in for any failure of the last step:
     // a second add of the same name that won the race, a full disk), after the new user's TOTP
     // token was enrolled.
-    let conn = rusqlite::Connection::open(d.db()).unwrap();
-    conn.execute_batch(
-        "CREATE TRIGGER refuse BEFORE INSERT ON console_user BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-    )
-    .unwrap();
-    drop(conn);
+    match &d.pg {
+        Some(pg) => pg
+            .client()
+            .batch_execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$;
+                 CREATE TRIGGER refuse BEFORE INSERT ON console_user FOR EACH ROW EXECUTE FUNCTION refuse();",
+            )
+            .unwrap(),
+        None => rusqlite::Connection::open(d.db())
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON console_user BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap(),
+    }
     let out = d.cli_stdin(&["console", "user-add", "second", "--role", "auditor"], &format!("{PASSWORD}\n"));
     assert!(!out.status.success(), "the add must fail: {}", String::from_utf8_lossy(&out.stdout));
     // Its second factor is gone again: no working TOTP of the name whose secret an admin saw
