@@ -62,7 +62,11 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), AdminError> {
 
 /// A keypair the store could not record is destroyed again, so that the token holds no key
 /// the appliance does not know about.
-fn recorded_or_destroyed<T>(hsm: &Hsm, key: &NewKeyVersion, stored: Result<T, StoreError>) -> Result<T, AdminError> {
+pub(crate) fn recorded_or_destroyed<T>(
+    hsm: &Hsm,
+    key: &NewKeyVersion,
+    stored: Result<T, StoreError>,
+) -> Result<T, AdminError> {
     stored.map_err(|e| {
         match hsm.destroy_objects(&key.key_id) {
             Ok(()) => tracing::warn!(key_id = %key.key_id, error = %e, "key not recorded; destroyed it on the token"),

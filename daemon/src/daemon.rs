@@ -174,6 +174,12 @@ impl Appliance {
             ),
             validate,
             policies,
+            powerauth: countersign::powerauth_admin::PowerAuthAdmin::new(
+                hsm.clone(),
+                store.clone(),
+                secrets.clone(),
+                directory.clone(),
+            ),
             admin: AdminService::new(hsm.clone(), store.clone(), directory),
             hsm: countersign::hsm_status::HsmStatus::new(hsm.clone()),
             own_uid: own_uid(),
