@@ -34,10 +34,16 @@ pub enum AppCmd {
         secret: Option<String>,
     },
     /// Add a version with a new APP_KEY and APP_SECRET (the secret is shown this once).
-    VersionAdd { name: String, version: String },
+    VersionAdd {
+        name: String,
+        // Not `version`: that id is the global `--version` flag's.
+        #[arg(id = "app_version", value_name = "VERSION")]
+        version: String,
+    },
     /// Mark a version supported or not.
     VersionSupport {
         name: String,
+        #[arg(id = "app_version", value_name = "VERSION")]
         version: String,
         #[arg(long, action = clap::ArgAction::Set, value_parser = clap::value_parser!(bool))]
         supported: bool,

@@ -194,7 +194,7 @@ impl Store {
             // A PowerAuth master key is rotated (if ever) as PowerAuth's: mobile apps carry its
             // public key, so a rotation here would silently break every installed client.
             self.check_seals(tx, &["powerauth_application"])?;
-            if super::powerauth::is_powerauth(tx, app_id)? {
+            if is_powerauth(tx, app_id)? {
                 return Err(StoreError::Refused(Refusal::Invalid(format!(
                     "'{name}' is a PowerAuth application; its master key is not rotated through the signing API"
                 ))));
@@ -332,7 +332,7 @@ impl Store {
             // A PowerAuth master key signs activation codes that mobile SDKs trust: a local
             // service that could sign with it could forge them.
             self.check_seals(tx, &["powerauth_application"])?;
-            if super::powerauth::is_powerauth(tx, a)? {
+            if is_powerauth(tx, a)? {
                 return Err(StoreError::Refused(Refusal::Invalid(format!(
                     "'{application}' is a PowerAuth application; its master key cannot be granted"
                 ))));
@@ -363,6 +363,15 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Whether signing application `app_id` is a PowerAuth application's (`powerauth_application`),
+/// and so out of the signing API's reach. The caller checks that table's
+/// seal. Here rather than there: the PowerAuth module builds on this one, not the reverse.
+fn is_powerauth(conn: &dyn Sql, app_id: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_opt("SELECT 1 FROM powerauth_application WHERE application_id = ?1", args![app_id], |_| Ok(()))?
+        .is_some())
 }
 
 fn app_row(r: &Row<'_>) -> Result<Application, StoreError> {

@@ -84,14 +84,6 @@ fn app_id(conn: &dyn Sql, name: &str) -> Result<Option<i64>, StoreError> {
     )
 }
 
-/// Whether signing application `app_id` is a PowerAuth application's (and so out of the
-/// signing API's reach). The caller checks the table's seal.
-pub(crate) fn is_powerauth(conn: &dyn Sql, app_id: i64) -> Result<bool, StoreError> {
-    Ok(conn
-        .query_opt("SELECT 1 FROM powerauth_application WHERE application_id = ?1", args![app_id], |_| Ok(()))?
-        .is_some())
-}
-
 fn load(conn: &dyn Sql, id: i64, name: String, created_at: i64) -> Result<PowerAuthApplication, StoreError> {
     let master = load_versions(conn, id)?
         .into_iter()
