@@ -89,6 +89,14 @@ impl AdminService {
         AdminService { hsm, store, directory, changes: Arc::new(tokio::sync::Mutex::new(())) }
     }
 
+    /// What another admin service over the same applications shares with this one (the
+    /// PowerAuth applications' service): the HSM, the store, the signing directory and the lock
+    /// that serialises changes, so their directory reloads never interleave either (a reload
+    /// that read the store before the other's change must not be swapped in after it).
+    pub(crate) fn shared(&self) -> (Hsm, Arc<Store>, Arc<DirectoryHandle>, Arc<tokio::sync::Mutex<()>>) {
+        (self.hsm.clone(), self.store.clone(), self.directory.clone(), self.changes.clone())
+    }
+
     /// Runs blocking store/HSM work off the async runtime.
     async fn blocking<T: Send + 'static>(
         &self,

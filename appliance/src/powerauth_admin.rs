@@ -27,7 +27,7 @@ use countersign_powerauth::activation_code::{ActivationCode, RANDOM_LEN};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
-use crate::admin::{validate_name, AdminError};
+use crate::admin::{validate_name, AdminError, AdminService};
 use crate::directory::DirectoryHandle;
 use crate::store::{AuthAuditRow, NewKeyVersion, NewPowerAuthVersion, Store, StoreError};
 use crate::token_secrets::TokenSecrets;
@@ -43,8 +43,8 @@ pub struct PowerAuthAdmin {
     store: Arc<Store>,
     secrets: TokenSecrets,
     directory: Arc<DirectoryHandle>,
-    /// Serialises changes, as the signing applications' admin service does, so directory
-    /// reloads never interleave.
+    /// The signing applications' admin service's lock: changes of both are serialised, so
+    /// directory reloads never interleave.
     changes: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -93,10 +93,11 @@ fn random_base64(secrets: &TokenSecrets, len: usize) -> Result<Zeroizing<String>
 }
 
 impl PowerAuthAdmin {
-    /// The service over the HSM, the store, the sealing keys and the signing directory (which
-    /// lists every application, PowerAuth's too, and is reloaded after a new one).
-    pub fn new(hsm: Hsm, store: Arc<Store>, secrets: TokenSecrets, directory: Arc<DirectoryHandle>) -> Self {
-        PowerAuthAdmin { hsm, store, secrets, directory, changes: Arc::new(tokio::sync::Mutex::new(())) }
+    /// The service beside `admin` (whose HSM, store, signing directory and change lock it
+    /// shares: a PowerAuth application is one of its applications) with the sealing keys.
+    pub fn new(admin: &AdminService, secrets: TokenSecrets) -> Self {
+        let (hsm, store, directory, changes) = admin.shared();
+        PowerAuthAdmin { hsm, store, secrets, directory, changes }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -228,10 +229,12 @@ impl PowerAuthAdmin {
                 format!("{app}: version {version_name}"),
             ))?;
             let secret = me.secrets.open_powerauth_app_secret(&app, &version_name, &app_key, &sealed)?;
-            let secret = String::from_utf8(secret.to_vec()).map_err(|_| {
+            // Borrowed, not converted: a failed conversion would drop an unzeroized copy.
+            let text = std::str::from_utf8(&secret).map_err(|_| {
                 AdminError::Store(StoreError::Tampered(format!("the APP_SECRET of {app} {version_name} is not text")))
             })?;
-            Ok(PowerAuthVersionSecret { application: app, version: version(v), app_secret: SecretString::from(secret) })
+            let app_secret = SecretString::from(text.to_owned());
+            Ok(PowerAuthVersionSecret { application: app, version: version(v), app_secret })
         })
         .await
     }

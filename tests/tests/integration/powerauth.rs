@@ -36,6 +36,26 @@ fn applications_versions_and_signed_activation_codes() {
     d.cli_json(&["app", "create", "billing"]);
     assert!(!d.cli(&["powerauth", "app", "create", "billing"]).status.success());
 
+    // The master private key is on the token, sensitive and never extractable, as an
+    // independent PKCS#11 client (PyKCS11) sees it.
+    let out = std::process::Command::new("/usr/bin/python3")
+        .env("SOFTHSM2_CONF", d.hsm.conf())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/read_key_value.py"))
+        .args([
+            countersign_tests::SOFTHSM_MODULE,
+            &d.hsm.label,
+            &d.hsm.user_pin,
+            app["master_key_id"].as_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(key["found"], 1, "{key}");
+    assert_eq!(key["sensitive"], true, "{key}");
+    assert_eq!(key["never_extractable"], true, "{key}");
+    assert_eq!(key["value_error"], "CKR_ATTRIBUTE_SENSITIVE", "{key}");
+
     // A version: APP_KEY and APP_SECRET, 16 bytes each, the secret shown here.
     let added = d.cli_json(&["powerauth", "app", "version-add", "mobile-banking", "3.1"]);
     let app_key = added["version"]["app_key"].as_str().unwrap().to_owned();
