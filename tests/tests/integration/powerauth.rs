@@ -6,6 +6,8 @@
 //! application shows (what a PowerAuth SDK does with a scanned QR code), and the master key
 //! kept out of the signing API. A uid that is not an admin is refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
 use countersign_powerauth::activation_code::{verify_signature, ActivationCode};
 use countersign_powerauth::keys::PublicKey;
 use countersign_tests::{b64, unb64, Daemon};
@@ -177,4 +179,50 @@ fn a_uid_that_is_not_an_admin_is_refused() {
     let shown = d.cli_json(&["powerauth", "app", "show", "mobile"]);
     assert_eq!(shown["versions"], serde_json::json!([]), "nothing was added");
     assert_eq!(d.cli_json(&["powerauth", "app", "list"])["applications"].as_array().unwrap().len(), 1);
+}
+
+/// The database files (with the -wal a stopped daemon may leave) copied from `from` to `to`.
+fn copy_db(from: &std::path::Path, to: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let (src, dst) = (format!("{}{suffix}", from.display()), format!("{}{suffix}", to.display()));
+        let _ = std::fs::remove_file(&dst);
+        if std::path::Path::new(&src).exists() {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// The PowerAuth tables grant power (which master key is out of the signing API's reach, which
+/// versions may activate, under which sealed secret): an edit made while the daemon is stopped
+/// stops the start, naming the table, like every sealed table's.
+#[test]
+fn powerauth_tables_edited_offline_stop_the_start() {
+    if countersign_tests::skip_on_postgres("the rows are edited in the SQLite file") {
+        return;
+    }
+    let mut d = Daemon::start("");
+    d.cli_json(&["powerauth", "app", "create", "mobile"]);
+    d.cli_json(&["powerauth", "app", "version-add", "mobile", "1"]);
+    d.cli_json(&["powerauth", "app", "version-support", "mobile", "1", "--supported", "false"]);
+    d.stop();
+    let copy = d.db().with_extension("copy");
+    copy_db(&d.db(), &copy);
+    for (what, sql, table) in [
+        ("a version supported again", "UPDATE powerauth_app_version SET supported = 1", "powerauth_app_version"),
+        (
+            "the mark removed, so the master key could be granted",
+            "DELETE FROM powerauth_app_version; DELETE FROM powerauth_application",
+            "powerauth_application",
+        ),
+    ] {
+        copy_db(&copy, &d.db());
+        let conn = rusqlite::Connection::open(d.db()).unwrap();
+        conn.execute_batch(sql).unwrap();
+        drop(conn);
+        let err = d.spawn().expect_err(what);
+        assert!(err.contains(table), "{what}: {err}");
+    }
+    copy_db(&copy, &d.db());
+    d.spawn().expect("the untouched copy starts");
+    assert_eq!(d.cli_json(&["powerauth", "app", "show", "mobile"])["versions"][0]["supported"], false);
 }
