@@ -15,6 +15,8 @@
 //! - [`health`]: the daemon's health (the HSM, the store, the process).
 //! - [`resolver`]: user resolvers (the internal store, passwd files, LDAP directories), a
 //!   resolver test, and realms.
+//! - [`powerauth`]: PowerAuth applications, their versions (APP_KEY; APP_SECRET shown only
+//!   when made or asked for) and signed activation codes.
 //! - [`policy`]: policies, the action catalogue and `policy check` (the core's policy model).
 //!
 //! Secrets shown once (an enrolment URI, a password, a PIN) are [`SecretString`] on both sides:
@@ -36,6 +38,7 @@ pub mod health;
 pub mod jobs;
 pub mod plugin;
 pub mod policy;
+pub mod powerauth;
 pub mod resolver;
 mod secret;
 pub mod token;

@@ -62,7 +62,11 @@ pub fn validate_name(kind: &str, name: &str) -> Result<(), AdminError> {
 
 /// A keypair the store could not record is destroyed again, so that the token holds no key
 /// the appliance does not know about.
-fn recorded_or_destroyed<T>(hsm: &Hsm, key: &NewKeyVersion, stored: Result<T, StoreError>) -> Result<T, AdminError> {
+pub(crate) fn recorded_or_destroyed<T>(
+    hsm: &Hsm,
+    key: &NewKeyVersion,
+    stored: Result<T, StoreError>,
+) -> Result<T, AdminError> {
     stored.map_err(|e| {
         match hsm.destroy_objects(&key.key_id) {
             Ok(()) => tracing::warn!(key_id = %key.key_id, error = %e, "key not recorded; destroyed it on the token"),
@@ -83,6 +87,14 @@ impl AdminService {
     /// The service over the HSM, the store and the signing directory it reloads after changes.
     pub fn new(hsm: Hsm, store: Arc<Store>, directory: Arc<DirectoryHandle>) -> Self {
         AdminService { hsm, store, directory, changes: Arc::new(tokio::sync::Mutex::new(())) }
+    }
+
+    /// What another admin service over the same applications shares with this one (the
+    /// PowerAuth applications' service): the HSM, the store, the signing directory and the lock
+    /// that serialises changes, so their directory reloads never interleave either (a reload
+    /// that read the store before the other's change must not be swapped in after it).
+    pub(crate) fn shared(&self) -> (Hsm, Arc<Store>, Arc<DirectoryHandle>, Arc<tokio::sync::Mutex<()>>) {
+        (self.hsm.clone(), self.store.clone(), self.directory.clone(), self.changes.clone())
     }
 
     /// Runs blocking store/HSM work off the async runtime.

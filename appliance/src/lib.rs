@@ -42,6 +42,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod plugins;
 pub mod policy;
+pub mod powerauth_admin;
 pub use countersign_process as process;
 pub mod resolvers;
 pub mod response_signing;

@@ -108,6 +108,20 @@ fn yubico_client_aad(client_id: &str) -> Vec<u8> {
     [b"countersign/yubico-client-key/v1\0".as_slice(), client_id.as_bytes()].concat()
 }
 
+/// Binds an APP_SECRET to its application, version and APP_KEY, so a sealed secret moved to
+/// another version's row does not open there.
+fn powerauth_app_secret_aad(app: &str, version: &str, app_key: &str) -> Vec<u8> {
+    [
+        b"countersign/powerauth-app-secret/v1\0".as_slice(),
+        app.as_bytes(),
+        b"\0",
+        version.as_bytes(),
+        b"\0",
+        app_key.as_bytes(),
+    ]
+    .concat()
+}
+
 /// What a card secret is: `management-key` or `puk`.
 fn device_aad(kind: &str, serial: &str, what: &str) -> Vec<u8> {
     [b"countersign/device/v1\0".as_slice(), kind.as_bytes(), b"\0", serial.as_bytes(), b"\0", what.as_bytes()].concat()
@@ -152,6 +166,29 @@ impl TokenSecrets {
     /// Opens resolver `resolver`'s sealed bind password; it opens under no other name.
     pub fn open_resolver_password(&self, resolver: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         self.hsm.unseal(&self.seal, &resolver_aad(resolver), sealed)
+    }
+
+    /// Seals a PowerAuth version's APP_SECRET for that application, version and APP_KEY only.
+    pub fn seal_powerauth_app_secret(
+        &self,
+        app: &str,
+        version: &str,
+        app_key: &str,
+        secret: &[u8],
+    ) -> Result<Vec<u8>, HsmError> {
+        self.hsm.seal(&self.seal, &powerauth_app_secret_aad(app, version, app_key), secret)
+    }
+
+    /// Opens what [`TokenSecrets::seal_powerauth_app_secret`] sealed for the same application,
+    /// version and APP_KEY.
+    pub fn open_powerauth_app_secret(
+        &self,
+        app: &str,
+        version: &str,
+        app_key: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.hsm.unseal(&self.seal, &powerauth_app_secret_aad(app, version, app_key), sealed)
     }
 
     /// Seals a Yubico validation client's API key, bound to its client id.

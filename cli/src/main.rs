@@ -7,6 +7,7 @@ mod hardware;
 mod output;
 mod plugin;
 mod policy;
+mod powerauth;
 mod resolver;
 mod token;
 
@@ -65,6 +66,9 @@ enum Command {
     /// Policies (privacyIDEA's scopes and actions) and `policy check` to see which apply.
     #[command(subcommand)]
     Policy(policy::PolicyCmd),
+    /// PowerAuth: applications with master keys in the HSM, versions, activation codes.
+    #[command(subcommand)]
+    Powerauth(powerauth::PowerAuthCmd),
     /// Read audit trails.
     #[command(subcommand)]
     Audit(AuditCmd),
@@ -404,6 +408,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Realm(cmd) => resolver::realm_request(cmd)?.into(),
         Command::Delivery(cmd) => gateway::delivery_request(cmd)?.into(),
         Command::Policy(cmd) => policy::policy_request(cmd)?.into(),
+        Command::Powerauth(cmd) => powerauth::request(cmd.clone())?.into(),
         Command::Health => (Method::GET, "/v1/health".into(), None, output::View::Health),
         Command::Console(cmd) => console::request(cmd)?.into(),
         Command::Privacyidea(cmd) => {

@@ -13,6 +13,9 @@ use countersign_api::health::Health;
 use countersign_api::jobs::JobList;
 use countersign_api::plugin::PluginReport;
 use countersign_api::policy::{Policy, PolicyActions, PolicyCheck, PolicyList};
+use countersign_api::powerauth::{
+    ActivationCodeIssued, PowerAuthApplication, PowerAuthApplicationList, PowerAuthVersion, PowerAuthVersionSecret,
+};
 use countersign_api::resolver::{RealmList, ResolverList, ResolverTest};
 use countersign_api::{Enrolled, ExposeSecret, Replacement, Token, TokenList, User, UserList};
 use serde::de::DeserializeOwned;
@@ -54,6 +57,14 @@ pub enum View {
     ConsoleUsers,
     /// A console user just added, with their second factor's URI (shown once).
     ConsoleUserAdded,
+    /// A PowerAuth application with its master public key and versions.
+    PowerAuthApp,
+    PowerAuthApps,
+    /// A PowerAuth version with its APP_SECRET (just made, or asked for).
+    PowerAuthSecret,
+    PowerAuthVersion,
+    /// An activation code, its signature and the QR code's data.
+    ActivationCode,
     /// The answer as indented JSON.
     Pretty,
     Done,
@@ -264,8 +275,75 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
+/// A PowerAuth application's versions as a table.
+fn powerauth_versions(versions: &[PowerAuthVersion]) -> String {
+    let rows = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.name.clone(),
+                v.app_key.clone(),
+                if v.supported { "yes" } else { "no" }.into(),
+                time(v.created_at, false),
+            ]
+        })
+        .collect();
+    table(&["VERSION", "APP_KEY", "SUPPORTED", "CREATED"], rows)
+}
+
 pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
     Ok(match view {
+        View::PowerAuthApp => {
+            let a: PowerAuthApplication = typed(v)?;
+            format!(
+                "PowerAuth application {}\nmaster key {}\nmaster public key {}\n{}",
+                a.name,
+                a.master_key_id,
+                a.master_public_key,
+                powerauth_versions(&a.versions)
+            )
+        }
+        View::PowerAuthApps => {
+            let rows = typed::<PowerAuthApplicationList>(v)?
+                .applications
+                .iter()
+                .map(|a| {
+                    let supported: Vec<&str> =
+                        a.versions.iter().filter(|v| v.supported).map(|v| v.name.as_str()).collect();
+                    vec![
+                        a.name.clone(),
+                        a.versions.len().to_string(),
+                        if supported.is_empty() { "-".into() } else { supported.join(",") },
+                        time(a.created_at, false),
+                    ]
+                })
+                .collect();
+            table(&["NAME", "VERSIONS", "SUPPORTED", "CREATED"], rows)
+        }
+        View::PowerAuthSecret => {
+            let s: PowerAuthVersionSecret = typed(v)?;
+            format!(
+                "application {}  version {}  supported {}\nAPP_KEY    {}\nAPP_SECRET {}\n",
+                s.application,
+                s.version.name,
+                s.version.supported,
+                s.version.app_key,
+                s.app_secret.expose_secret()
+            )
+        }
+        View::PowerAuthVersion => {
+            let v: PowerAuthVersion = typed(v)?;
+            powerauth_versions(std::slice::from_ref(&v))
+        }
+        View::ActivationCode => {
+            let c: ActivationCodeIssued = typed(v)?;
+            format!(
+                "activation code {}\nsignature       {}\nQR data         {}\n",
+                c.activation_code.expose_secret(),
+                c.activation_signature,
+                c.qr_data.expose_secret()
+            )
+        }
         View::Application => {
             let a: Application = typed(v)?;
             let mut out = format!("application {}  ({})\n", a.name, a.algorithm);

@@ -143,6 +143,7 @@ impl Appliance {
             challenges.clone(),
         );
         let watch = config_watch(&store, &directory, &policies, &realms)?;
+        let admin = AdminService::new(hsm.clone(), store.clone(), directory.clone());
         let state = AppState {
             jobs,
             audit,
@@ -174,7 +175,8 @@ impl Appliance {
             ),
             validate,
             policies,
-            admin: AdminService::new(hsm.clone(), store.clone(), directory),
+            powerauth: countersign::powerauth_admin::PowerAuthAdmin::new(&admin, secrets.clone()),
+            admin,
             hsm: countersign::hsm_status::HsmStatus::new(hsm.clone()),
             own_uid: own_uid(),
             admin_uids: Arc::new(cfg.admin_uids.clone()),

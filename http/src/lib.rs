@@ -26,6 +26,7 @@ mod hardware;
 mod ndjson;
 mod ops;
 mod policies;
+mod powerauth;
 mod privacyidea;
 mod resolvers;
 mod tokens;
@@ -89,6 +90,8 @@ pub struct AppState {
     pub policies: countersign::policy::PolicyService,
     /// Applications and their keys, integrations and their grants, and the signature audit.
     pub admin: AdminService,
+    /// PowerAuth applications, their versions and signed activation codes.
+    pub powerauth: countersign::powerauth_admin::PowerAuthAdmin,
     /// The HSM's state, probes and metrics (no key operation).
     pub hsm: countersign::hsm_status::HsmStatus,
     /// The daemon's own uid: always an admin.
@@ -192,6 +195,7 @@ pub fn admin_router(state: AppState, limits: Limits) -> Router {
         .merge(gateways::routes())
         .merge(hardware::routes())
         .merge(policies::routes())
+        .merge(powerauth::routes())
         .merge(privacyidea::admin_routes())
         .merge(resolvers::routes())
         .merge(console::admin::routes())

@@ -24,6 +24,8 @@ use super::{Store, StoreError};
 const TABLES: &[(&str, Option<&str>)] = &[
     ("application", Some("id")),
     ("master_keypair", Some("id")),
+    ("powerauth_application", None),
+    ("powerauth_app_version", Some("id")),
     ("integration", Some("id")),
     ("integration_grant", None),
     ("signature_audit", Some("id")),

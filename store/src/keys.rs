@@ -117,7 +117,7 @@ fn key_version(r: &Row<'_>) -> Result<KeyVersion, StoreError> {
     })
 }
 
-fn load_versions(conn: &dyn Sql, app_id: i64) -> Result<Vec<KeyVersion>, StoreError> {
+pub(crate) fn load_versions(conn: &dyn Sql, app_id: i64) -> Result<Vec<KeyVersion>, StoreError> {
     conn.query_map(
         "SELECT version, algorithm, hsm_key_id, hsm_label, public_key, state, created_at, retired_at
          FROM master_keypair WHERE application_id = ?1 ORDER BY version",
@@ -126,7 +126,7 @@ fn load_versions(conn: &dyn Sql, app_id: i64) -> Result<Vec<KeyVersion>, StoreEr
     )
 }
 
-fn insert_version(
+pub(crate) fn insert_version(
     conn: &dyn Sql,
     app_id: i64,
     version: u32,
@@ -191,6 +191,14 @@ impl Store {
                 })?
                 .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("application '{name}'"))))?;
             let alg: KeyAlgorithm = alg.parse().map_err(conversion)?;
+            // A PowerAuth master key is rotated (if ever) as PowerAuth's: mobile apps carry its
+            // public key, so a rotation here would silently break every installed client.
+            self.check_seals(tx, &["powerauth_application"])?;
+            if is_powerauth(tx, app_id)? {
+                return Err(StoreError::Refused(Refusal::Invalid(format!(
+                    "'{name}' is a PowerAuth application; its master key is not rotated through the signing API"
+                ))));
+            }
             tx.execute(
                 "UPDATE master_keypair SET state = 'retired', retired_at = ?2 WHERE application_id = ?1 AND state = 'active'",
                 args![app_id, now_s()],
@@ -321,6 +329,14 @@ impl Store {
     pub fn grant(&self, integration: &str, application: &str, audit: &AuthAuditRow) -> Result<(), StoreError> {
         self.sealed_change(&["integration_grant"], audit, |tx| {
             let (i, a) = ids(tx, integration, application)?;
+            // A PowerAuth master key signs activation codes that mobile SDKs trust: a local
+            // service that could sign with it could forge them.
+            self.check_seals(tx, &["powerauth_application"])?;
+            if is_powerauth(tx, a)? {
+                return Err(StoreError::Refused(Refusal::Invalid(format!(
+                    "'{application}' is a PowerAuth application; its master key cannot be granted"
+                ))));
+            }
             tx.execute(
                 "INSERT INTO integration_grant (integration_id, application_id, granted_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT DO NOTHING",
@@ -347,6 +363,15 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Whether signing application `app_id` is a PowerAuth application's (`powerauth_application`),
+/// and so out of the signing API's reach. The caller checks that table's
+/// seal. Here rather than there: the PowerAuth module builds on this one, not the reverse.
+fn is_powerauth(conn: &dyn Sql, app_id: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_opt("SELECT 1 FROM powerauth_application WHERE application_id = ?1", args![app_id], |_| Ok(()))?
+        .is_some())
 }
 
 fn app_row(r: &Row<'_>) -> Result<Application, StoreError> {

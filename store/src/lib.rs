@@ -29,6 +29,7 @@ mod login_throttle;
 mod migrate;
 mod owner_set;
 mod policies;
+mod powerauth;
 mod resolvers;
 pub mod row_seals;
 mod sealing;
@@ -66,6 +67,7 @@ pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use login_throttle::LoginLog;
 pub use migrate::{MIGRATIONS, PG_MIGRATIONS};
 pub use policies::PolicyRecord;
+pub use powerauth::{NewPowerAuthVersion, PowerAuthApplication, PowerAuthVersion};
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
     recorded_owner_key, unknown_owner_key, AuditFacts, AuthAuditQuery, CheckRecord, DirectoryUser, NewToken, Owner,

@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (25, "webauthn", include_str!("../../migrations/0025_webauthn.sql")),
     (26, "console_users", include_str!("../../migrations/0026_console_users.sql")),
     (27, "auth_audit_by_time", include_str!("../../migrations/0027_auth_audit_by_time.sql")),
+    (28, "powerauth_applications", include_str!("../../migrations/0028_powerauth_applications.sql")),
 ];
 
 /// PostgreSQL's migrations, in order: (version, name, SQL). Numbered on their own: the first
@@ -49,6 +50,7 @@ pub const PG_MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "webauthn", include_str!("../../migrations/postgres/0004_webauthn.sql")),
     (5, "console_users", include_str!("../../migrations/postgres/0005_console_users.sql")),
     (6, "auth_audit_by_time", include_str!("../../migrations/postgres/0006_auth_audit_by_time.sql")),
+    (7, "powerauth_applications", include_str!("../../migrations/postgres/0007_powerauth_applications.sql")),
 ];
 
 /// The advisory lock key the PostgreSQL migrations run under ("countersign" in ASCII, cut to

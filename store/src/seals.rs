@@ -85,6 +85,14 @@ pub const SEALED_TABLES: &[(&str, &str)] = &[
          ORDER BY id",
     ),
     ("gateway_route", "SELECT token_type, position, gateway_id FROM gateway_route ORDER BY token_type, position"),
+    // Which applications are PowerAuth's (their master keys out of the signing API's reach),
+    // and which of their versions (APP_KEY, sealed APP_SECRET) may activate and sign.
+    ("powerauth_application", "SELECT application_id, created_at FROM powerauth_application ORDER BY application_id"),
+    (
+        "powerauth_app_version",
+        "SELECT id, application_id, name, app_key, sealed_secret, supported, created_at FROM powerauth_app_version \
+         ORDER BY id",
+    ),
 ];
 
 /// The row of `table_seal` that seals the set of sealed tables itself, so a table's seal

@@ -39,6 +39,7 @@ mod plugin_sandbox;
 mod plugin_worker;
 mod policies;
 mod policy_effects;
+mod powerauth;
 mod privacyidea_api;
 mod privacyidea_config;
 mod process_and_store;

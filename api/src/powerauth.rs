@@ -1,0 +1,108 @@
+//! PowerAuth applications, their versions and activation codes as the native API shows them
+//! (`/v1/admin/powerauth/...`).
+//!
+//! APP_SECRET is on the wire only in the two answers made to show it (a new version, and
+//! `show --secret`), as a [`SecretString`]; an activation code likewise, since it is a bearer
+//! credential until the activation it starts is committed. Everything else here is public.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::secret::expose;
+
+/// One version of a PowerAuth application (never its APP_SECRET).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PowerAuthVersion {
+    /// The version's name, unique in its application.
+    pub name: String,
+    /// APP_KEY: 16 random bytes, Base64 (the SDK sends it; no secret).
+    pub app_key: String,
+    /// Whether clients of this version may activate and sign.
+    pub supported: bool,
+    /// When the version was added, in seconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// A PowerAuth application: its master public key and versions. Create and show answer it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PowerAuthApplication {
+    /// The application's (and its signing application's) unique name.
+    pub name: String,
+    /// When it was made, in seconds since the Unix epoch.
+    pub created_at: i64,
+    /// The master key pair's CKA_ID on the HSM, as lower-case hex.
+    pub master_key_id: String,
+    /// The master public key (P-256) as PowerAuth configures it in the mobile SDK: the
+    /// uncompressed SEC1 point, Base64.
+    pub master_public_key: String,
+    /// Its versions, oldest first.
+    pub versions: Vec<PowerAuthVersion>,
+}
+
+/// `GET /v1/admin/powerauth/applications`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PowerAuthApplicationList {
+    /// The applications, by name.
+    pub applications: Vec<PowerAuthApplication>,
+}
+
+/// A version with its APP_SECRET: the answer of `version-add` and of `show --secret`, the only
+/// two places the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PowerAuthVersionSecret {
+    /// The application's name.
+    pub application: String,
+    /// The version.
+    pub version: PowerAuthVersion,
+    /// APP_SECRET: 16 bytes from the HSM's generator, Base64.
+    #[serde(serialize_with = "expose")]
+    pub app_secret: SecretString,
+}
+
+/// The body of `POST /v1/admin/powerauth/applications`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPowerAuthApplication {
+    /// The new application's name.
+    pub name: String,
+}
+
+/// The body of `POST /v1/admin/powerauth/applications/{name}/versions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPowerAuthVersion {
+    /// The new version's name.
+    pub name: String,
+}
+
+/// The body of `POST /v1/admin/powerauth/applications/{name}/versions/{version}/support`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionSupport {
+    /// Supported (`true`) or not.
+    pub supported: bool,
+}
+
+/// The body of `POST /v1/admin/powerauth/activation-codes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewActivationCode {
+    /// The PowerAuth application whose master key signs the code.
+    pub application: String,
+}
+
+/// An activation code and the master key's signature of it: what the QR code or deeplink
+/// carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ActivationCodeIssued {
+    /// The application whose master key signed it.
+    pub application: String,
+    /// `XXXXX-XXXXX-XXXXX-XXXXX`: 10 bytes from the HSM's generator and their CRC-16, Base32.
+    #[serde(serialize_with = "expose")]
+    pub activation_code: SecretString,
+    /// ECDSA-SHA256 over the code's bytes by the master private key in the HSM, DER, Base64.
+    pub activation_signature: String,
+    /// `CODE#SIGNATURE`, the QR code's or deeplink's data.
+    #[serde(serialize_with = "expose")]
+    pub qr_data: SecretString,
+}
