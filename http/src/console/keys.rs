@@ -87,12 +87,18 @@ pub(super) struct IntegrationRow {
 }
 
 impl IntegrationRow {
-    pub(super) fn of(i: &Integration, apps: &[Application]) -> IntegrationRow {
+    /// `i`'s row; `powerauth` names the PowerAuth applications, whose master keys are never
+    /// granted (the store refuses it: a local service must not sign activation codes).
+    pub(super) fn of(i: &Integration, apps: &[Application], powerauth: &[String]) -> IntegrationRow {
         IntegrationRow {
             name: i.name.clone(),
             uid: i.uid,
             grants: i.grants.clone(),
-            grantable: apps.iter().map(|a| a.name.clone()).filter(|a| !i.grants.contains(a)).collect(),
+            grantable: apps
+                .iter()
+                .map(|a| a.name.clone())
+                .filter(|a| !i.grants.contains(a) && !powerauth.contains(a))
+                .collect(),
         }
     }
 }
@@ -107,7 +113,11 @@ pub(super) struct Done {
 /// `GET /console/system/keys`.
 pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed, Query(d): Query<Done>) -> Response {
     let (apps, integrations) = (st.admin.applications().await, st.admin.integrations().await);
-    let change = may_change(&s);
+    // Which applications are PowerAuth's (rotation and grants are refused for them); when that
+    // cannot be read, no change is offered at all rather than one the store would refuse.
+    let powerauth = st.powerauth.list().await.map(|l| l.into_iter().map(|a| a.name).collect::<Vec<_>>());
+    let change = may_change(&s) && powerauth.is_ok();
+    let powerauth_names = powerauth.as_deref().unwrap_or(&[]);
     let done = KeyAction::parse(&d.done).map(KeyAction::done);
     let body = html! {
         (layout::notice(done, None))
@@ -115,6 +125,7 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed, Query
             p.muted { "Rotating a key, granting and revoking ask you to prove both factors again if you signed in more than "
                 (countersign::console_access::REAUTH_SECONDS / 60) " minutes ago." }
         }
+        @if let Err(e) = &powerauth { p.error role="alert" { "The PowerAuth applications could not be read, so no change is offered: " (e) } }
         h2 { "Applications and their keys (in the HSM)" }
         @match &apps {
             Err(e) => (system::unavailable(e)),
@@ -125,7 +136,10 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed, Query
                     td { @for v in a.versions.iter().filter(|v| v.state == KeyState::Active) {
                         "version " (v.version) " " code { (v.key_id) }
                     } }
-                    @if change { td { (rotate_form(&s, &a.name)) } }
+                    @if change { td {
+                        @if powerauth_names.contains(&a.name) { span.muted { "PowerAuth master key: not rotated or granted here" } }
+                        @else { (rotate_form(&s, &a.name)) }
+                    } }
                 } } }
             } },
         }
@@ -133,7 +147,7 @@ pub(super) async fn page(State(st): State<SharedState>, Signed(s): Signed, Query
         @match &integrations {
             Err(e) => (system::unavailable(e)),
             Ok(list) => {
-                @let rows: Vec<IntegrationRow> = list.iter().map(|i| IntegrationRow::of(i, apps.as_deref().unwrap_or(&[]))).collect();
+                @let rows: Vec<IntegrationRow> = list.iter().map(|i| IntegrationRow::of(i, apps.as_deref().unwrap_or(&[]), powerauth_names)).collect();
                 div.table-wrap { table {
                     thead { tr { th { "Integration" } th { "uid" } th { "May sign with" } @if change { th { "Grant" } } } }
                     tbody { @for i in &rows { tr {
@@ -258,8 +272,8 @@ mod tests {
             .unwrap_or_else(|e| panic!("application json: {e}"))
         };
         let i = Integration { id: 1, name: "svc".into(), uid: 1000, created_at: 0, grants: vec!["a".into()] };
-        let row = IntegrationRow::of(&i, &[app("a"), app("b")]);
+        let row = IntegrationRow::of(&i, &[app("a"), app("b"), app("pa")], &["pa".into()]);
         assert_eq!(row.grants, ["a"]);
-        assert_eq!(row.grantable, ["b"]);
+        assert_eq!(row.grantable, ["b"], "a PowerAuth master key is never offered");
     }
 }

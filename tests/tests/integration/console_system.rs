@@ -408,3 +408,17 @@ fn a_user_search_that_matches_more_than_it_lists_says_so() {
     assert!(!page.contains("More than 500"), "a narrower search is whole: {page}");
     assert!(page.contains("user519"), "{page}");
 }
+
+#[test]
+fn a_powerauth_master_key_is_offered_neither_for_rotation_nor_for_a_grant() {
+    let (d, port) = appliance();
+    d.provision("app", "ec-p256", "svc", countersign_tests::own_uid());
+    d.cli_json(&["powerauth", "app", "create", "mobile"]);
+    let admin = Session::of(&d, port, "admin", "admin", &[]);
+    let (status, page) = admin.get("/console/system/keys");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("PowerAuth master key: not rotated or granted here"), "{page}");
+    assert!(!page.contains("/applications/mobile/rotate"), "no rotate form for it: {page}");
+    assert!(page.contains("/applications/app/rotate"), "a signing key still has one: {page}");
+    assert!(!page.contains("<option value=\"mobile\">"), "not grantable: {page}");
+}
