@@ -640,6 +640,12 @@ impl ChallengeService {
         .await
     }
 
+    /// How many deliveries queued at or after `since_ms` were given up (failed or expired).
+    pub async fn deliveries_given_up_since(&self, since_ms: i64) -> Result<u64, TokenError> {
+        let store = self.store.clone();
+        blocking(move || Ok(store.deliveries_given_up_since(since_ms)?)).await
+    }
+
     /// Deliveries, newest first, with their attempts: those in `status` (all when `None`), at
     /// most `limit`.
     pub async fn deliveries(

@@ -336,6 +336,18 @@ impl Store {
         })
     }
 
+    /// How many deliveries queued at or after `since_ms` were given up (failed: every gateway
+    /// refused; or expired): one count, for the console's dashboard.
+    pub fn deliveries_given_up_since(&self, since_ms: i64) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            let n: i64 = conn.query_value(
+                "SELECT count(*) FROM delivery WHERE status IN ('failed', 'expired') AND created_ms >= ?1",
+                args![since_ms],
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     /// Records a round of attempts and its outcome, in one transaction.
     pub fn finish_round(
         &self,
@@ -541,6 +553,12 @@ mod tests {
             assert!(store.claim_delivery(id, 141_000).unwrap().is_some(), "{engine}: not taken over");
             store.requeue_interrupted(400_000, 90_000).unwrap();
             assert!(!store.renew_delivery_claim(id, 400_001).unwrap(), "{engine}: the first sender kept its claim");
+            // Given up: counted from its queueing time on.
+            assert_eq!(store.deliveries_given_up_since(0).unwrap(), 0, "{engine}");
+            let failed = RoundOutcome::Failed { error: "refused".into(), expired: false };
+            store.finish_round(id, &[], &failed, 401_000).unwrap();
+            assert_eq!(store.deliveries_given_up_since(1_000).unwrap(), 1, "{engine}");
+            assert_eq!(store.deliveries_given_up_since(1_001).unwrap(), 0, "{engine}: queued before");
         });
     }
 

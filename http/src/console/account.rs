@@ -54,15 +54,7 @@ pub(super) fn factor_rows(tokens: &[Token]) -> Vec<FactorRow> {
                 "webauthn" => "Security key (WebAuthn)",
                 _ => "Other token",
             },
-            state: if t.revoked {
-                "revoked"
-            } else if !t.active {
-                "disabled"
-            } else if t.fails.count >= t.fails.max {
-                "locked"
-            } else {
-                "active"
-            },
+            state: super::users::token_state(t),
             description: t.description.clone(),
         })
         .collect()

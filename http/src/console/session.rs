@@ -219,6 +219,18 @@ fn secure(mut resp: Response, path: &str) -> Response {
     resp
 }
 
+/// `None` when both factors were proved recently enough for a change that removes something
+/// or grants or removes power; else the way to the re-authentication page, which brings the
+/// user back to `back` (the form is sent again from there: a POST's fields are never carried
+/// in a URL). The one freshness gate of every such handler.
+pub(super) fn fresh_or_reauth(s: &ConsoleSession, back: &str) -> Option<Response> {
+    if s.fresh() {
+        return None;
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("next", back).finish();
+    Some(Redirect::to(&format!("/console/reauth?{query}")).into_response())
+}
+
 /// Where to go after signing in: only a console path of ours, never another site.
 pub(super) fn safe_next(next: &str) -> &str {
     let ok = next.starts_with("/console/") && !next.starts_with("//") && !next.contains('\\') && !next.contains("://");

@@ -11,7 +11,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use countersign::console_access::{ConsoleSession, ConsoleUser, Power};
 use countersign::policy::AdminTarget;
 use countersign_core::error::{ErrorKind, Kinded};
@@ -85,16 +85,7 @@ pub(super) fn policy(st: &SharedState, s: &ConsoleSession, action: &str) -> bool
     super::users::policy_allows(st, s, action, AdminTarget::default())
 }
 
-/// `None` when both factors were proved recently enough for a change that grants or removes
-/// power; else the way to the re-authentication page, which brings the user back to `back`
-/// (the form is sent again from there: a POST's fields are never carried in a URL).
-pub(super) fn fresh_or_reauth(s: &ConsoleSession, back: &str) -> Option<Response> {
-    if s.fresh() {
-        return None;
-    }
-    let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("next", back).finish();
-    Some(Redirect::to(&format!("/console/reauth?{query}")).into_response())
-}
+pub(super) use super::session::fresh_or_reauth;
 
 /// The status a refused or failed engine call answers with.
 pub(super) fn status_of(kind: ErrorKind) -> StatusCode {

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use super::layout::segment as enc;
 use super::layout::{self, Nav};
 use super::registration;
-use super::session::{FormFields, Signed};
+use super::session::{fresh_or_reauth, FormFields, Signed};
 use crate::SharedState;
 
 /// Users shown per page of a search.
@@ -203,6 +203,20 @@ pub(super) struct UserPage {
     pub audit: Result<Vec<countersign::store::AuthAuditRow>, String>,
 }
 
+/// What a token's state reads as on a page: revoked, disabled, locked (its fail counter at
+/// its limit) or active.
+pub(super) fn token_state(t: &Token) -> &'static str {
+    if t.revoked {
+        "revoked"
+    } else if !t.active {
+        "disabled"
+    } else if t.fails.count >= t.fails.max {
+        "locked"
+    } else {
+        "active"
+    }
+}
+
 /// The rows of `tokens` with the actions `u` may take on each (none outside their realms).
 pub(super) fn token_rows(u: &ConsoleUser, tokens: &[Token], policy: impl Fn(&str, &Token) -> bool) -> Vec<TokenRow> {
     tokens
@@ -213,15 +227,7 @@ pub(super) fn token_rows(u: &ConsoleUser, tokens: &[Token], policy: impl Fn(&str
                 serial: t.serial.clone(),
                 token_type: t.token_type.clone(),
                 description: t.description.clone(),
-                state: if t.revoked {
-                    "revoked"
-                } else if !t.active {
-                    "disabled"
-                } else if t.fails.count >= t.fails.max {
-                    "locked"
-                } else {
-                    "active"
-                },
+                state: token_state(t),
                 fails: format!("{} of {}", t.fails.count, t.fails.max),
                 actions: TokenAction::ALL
                     .into_iter()
@@ -503,10 +509,10 @@ pub(super) async fn token_action(
         (Some(r), Some(u)) => format!("/console/users/{}/{}", enc(r), enc(u)),
         _ => "/console/users".to_owned(),
     };
-    if a.destructive() && !s.fresh() {
-        let mut to = url::form_urlencoded::Serializer::new(String::from("/console/reauth?"));
-        to.append_pair("next", &back);
-        return Redirect::to(&to.finish()).into_response();
+    if a.destructive() {
+        if let Some(to_reauth) = fresh_or_reauth(&s, &back) {
+            return to_reauth;
+        }
     }
     let tokens = st.tokens.expecting(ExpectedOwner::of(&t));
     let c = s.caller.clone();
