@@ -38,9 +38,19 @@ pub mod index {
 }
 
 /// A 16-byte PowerAuth secret key (master secret, a factor key, the transport or vault key).
-/// Zeroed on drop; Debug prints `***`.
-#[derive(Clone, PartialEq, Eq)]
+/// Zeroed on drop; Debug prints `***`; compared in constant time.
+#[derive(Clone)]
 pub struct SecretKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl PartialEq for SecretKey {
+    fn eq(&self, other: &Self) -> bool {
+        // A derived comparison would stop at the first differing byte: a timing oracle on a
+        // key for any caller that compares them.
+        bool::from(subtle::ConstantTimeEq::ct_eq(&self.0[..], &other.0[..]))
+    }
+}
+
+impl Eq for SecretKey {}
 
 impl SecretKey {
     /// The key from its 16 bytes.
