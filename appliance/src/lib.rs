@@ -43,6 +43,7 @@ pub mod metrics;
 pub mod plugins;
 pub mod policy;
 pub mod powerauth_admin;
+pub mod powerauth_server;
 pub use countersign_process as process;
 pub mod resolvers;
 pub mod response_signing;

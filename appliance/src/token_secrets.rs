@@ -122,6 +122,25 @@ fn powerauth_app_secret_aad(app: &str, version: &str, app_key: &str) -> Vec<u8> 
     .concat()
 }
 
+/// Binds an activation's sealed secrets (server private key and master secret) to the
+/// activation, so they open for no other row.
+fn powerauth_activation_aad(activation_id: &str) -> Vec<u8> {
+    [b"countersign/powerauth-activation/v1\0".as_slice(), activation_id.as_bytes()].concat()
+}
+
+/// Binds a 3.3 temporary key's private key to its id, APP_KEY and activation.
+fn powerauth_temporary_key_aad(key_id: &str, app_key: &str, activation_id: Option<&str>) -> Vec<u8> {
+    [
+        b"countersign/powerauth-temporary-key/v1\0".as_slice(),
+        key_id.as_bytes(),
+        b"\0",
+        app_key.as_bytes(),
+        b"\0",
+        activation_id.unwrap_or("").as_bytes(),
+    ]
+    .concat()
+}
+
 /// What a card secret is: `management-key` or `puk`.
 fn device_aad(kind: &str, serial: &str, what: &str) -> Vec<u8> {
     [b"countersign/device/v1\0".as_slice(), kind.as_bytes(), b"\0", serial.as_bytes(), b"\0", what.as_bytes()].concat()
@@ -189,6 +208,65 @@ impl TokenSecrets {
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         self.hsm.unseal(&self.seal, &powerauth_app_secret_aad(app, version, app_key), sealed)
+    }
+
+    /// Seals an activation's server private key and master secret for that activation only.
+    pub fn seal_powerauth_activation(&self, activation_id: &str, secrets: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.hsm.seal(&self.seal, &powerauth_activation_aad(activation_id), secrets)
+    }
+
+    /// Opens what [`TokenSecrets::seal_powerauth_activation`] sealed for the same activation.
+    pub fn open_powerauth_activation(
+        &self,
+        activation_id: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.hsm.unseal(&self.seal, &powerauth_activation_aad(activation_id), sealed)
+    }
+
+    /// Seals a temporary key's private key for its id, APP_KEY and activation.
+    pub fn seal_powerauth_temporary_key(
+        &self,
+        key_id: &str,
+        app_key: &str,
+        activation_id: Option<&str>,
+        private_key: &[u8],
+    ) -> Result<Vec<u8>, HsmError> {
+        self.hsm.seal(&self.seal, &powerauth_temporary_key_aad(key_id, app_key, activation_id), private_key)
+    }
+
+    /// Opens a temporary key's private key sealed for the same id, APP_KEY and activation.
+    pub fn open_powerauth_temporary_key(
+        &self,
+        key_id: &str,
+        app_key: &str,
+        activation_id: Option<&str>,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.hsm.unseal(&self.seal, &powerauth_temporary_key_aad(key_id, app_key, activation_id), sealed)
+    }
+
+    /// The lookup value of an activation code of application `app`: HMAC-SHA-256 under the
+    /// `pin-verifier` key (deterministic, so the row can be found by it; the database alone
+    /// does not give the code).
+    pub fn powerauth_code_lookup(&self, app: &str, code: &str) -> Result<Vec<u8>, HsmError> {
+        let msg = Zeroizing::new(
+            [b"countersign/powerauth-activation-code/v1\0".as_slice(), app.as_bytes(), b"\0", code.as_bytes()].concat(),
+        );
+        self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
+    }
+
+    /// The verifier of activation `activation_id`'s OTP.
+    pub fn powerauth_otp_verifier(&self, activation_id: &str, otp: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let msg = Zeroizing::new(
+            [b"countersign/powerauth-activation-otp/v1\0".as_slice(), activation_id.as_bytes(), b"\0", otp].concat(),
+        );
+        self.hsm.hmac(&self.pin, HashAlg::Sha256, &msg)
+    }
+
+    /// Whether `otp` matches the verifier (constant-time).
+    pub fn powerauth_otp_matches(&self, activation_id: &str, otp: &[u8], verifier: &[u8]) -> Result<bool, HsmError> {
+        Ok(bool::from(self.powerauth_otp_verifier(activation_id, otp)?.ct_eq(verifier)))
     }
 
     /// Seals a Yubico validation client's API key, bound to its client id.

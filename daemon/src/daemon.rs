@@ -176,6 +176,12 @@ impl Appliance {
             validate,
             policies,
             powerauth: countersign::powerauth_admin::PowerAuthAdmin::new(&admin, secrets.clone()),
+            powerauth_server: countersign::powerauth_server::PowerAuthServer::new(
+                hsm.clone(),
+                store.clone(),
+                secrets.clone(),
+                clock.clone(),
+            ),
             admin,
             hsm: countersign::hsm_status::HsmStatus::new(hsm.clone()),
             own_uid: own_uid(),
@@ -481,6 +487,14 @@ pub async fn run(cfg: Settings) -> anyhow::Result<()> {
         Box::pin(async move {
             let (challenges, deliveries) = c.clean_up().await.map_err(|e| e.to_string())?;
             Ok(format!("removed {challenges} expired challenges and {deliveries} old deliveries"))
+        })
+    });
+    let powerauth = appliance.state.powerauth_server.clone();
+    jobs.spawn("powerauth-cleanup", Duration::from_secs(60), move || {
+        let p = powerauth.clone();
+        Box::pin(async move {
+            let removed = p.purge_expired().await.map_err(|e| e.to_string())?;
+            Ok(format!("removed {removed} expired PowerAuth temporary keys and replay entries"))
         })
     });
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);

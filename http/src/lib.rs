@@ -27,6 +27,7 @@ mod ndjson;
 mod ops;
 mod policies;
 mod powerauth;
+mod powerauth_protocol;
 mod privacyidea;
 mod resolvers;
 mod tokens;
@@ -92,6 +93,8 @@ pub struct AppState {
     pub admin: AdminService,
     /// PowerAuth applications, their versions and signed activation codes.
     pub powerauth: countersign::powerauth_admin::PowerAuthAdmin,
+    /// The PowerAuth server: activations, ECIES, signatures (mobile and back-end APIs).
+    pub powerauth_server: countersign::powerauth_server::PowerAuthServer,
     /// The HSM's state, probes and metrics (no key operation).
     pub hsm: countersign::hsm_status::HsmStatus,
     /// The daemon's own uid: always an admin.
@@ -170,7 +173,11 @@ fn finish(router: Router<SharedState>, state: SharedState, limits: Limits, liste
 pub fn api_router(state: AppState, limits: Limits) -> Router {
     let state = Arc::new(state);
     finish(
-        api::routes().merge(validate::routes()).merge(validate::socket_routes()).merge(privacyidea::routes()),
+        api::routes()
+            .merge(validate::routes())
+            .merge(validate::socket_routes())
+            .merge(privacyidea::routes())
+            .merge(powerauth_protocol::backend_routes()),
         state,
         limits,
         Listener::Api,
@@ -182,8 +189,12 @@ pub fn api_router(state: AppState, limits: Limits) -> Router {
 /// added later, the fallback and the operational routes).
 pub fn http_router(state: AppState, limits: Limits) -> Router {
     let state = Arc::new(state);
-    let routes =
-        validate::routes().merge(privacyidea::routes()).merge(console::routes()).route("/metrics", get(ops::metrics));
+    let routes = validate::routes()
+        .merge(privacyidea::routes())
+        .merge(console::routes())
+        .merge(powerauth_protocol::mobile_routes())
+        .merge(powerauth_protocol::backend_routes())
+        .route("/metrics", get(ops::metrics));
     finish(routes, state, limits, Listener::Http)
 }
 

@@ -141,11 +141,14 @@ pub(super) fn check_request(b: CheckBody, caller: Caller) -> Result<CheckRequest
 }
 
 /// Whether uid `uid` may trigger challenges: registered integrations and admins only.
-pub(super) fn may_trigger(st: &AppState, uid: u32) -> Result<(), String> {
+pub(crate) fn may_trigger(st: &AppState, uid: u32) -> Result<(), String> {
     if st.is_admin_uid(uid) || st.signing.integration_of(uid).is_some() {
         return Ok(());
     }
-    Err(format!("uid {uid} is not a registered integration; only integrations and admins may trigger challenges"))
+    Err(format!(
+        "uid {uid} is not a registered integration; only integrations and admins may trigger challenges or call the \
+         PowerAuth back-end"
+    ))
 }
 
 /// A trigger by serial, or by user (in `realm`, or the default realm).

@@ -52,6 +52,13 @@ pub enum Error {
         /// What it requires.
         what: &'static str,
     },
+    /// A temporary-key JWT that is malformed, names another algorithm, or whose signature does
+    /// not verify.
+    #[error("{0}")]
+    Jwt(&'static str),
+    /// An `X-PowerAuth-*` header that is not `PowerAuth key="value", ...`, or lacks a key.
+    #[error("{0}")]
+    Header(String),
     /// The ECIES MAC did not verify: the payload was altered or not made with this key.
     #[error("the ECIES MAC does not verify")]
     EciesMac,

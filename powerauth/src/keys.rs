@@ -158,6 +158,19 @@ impl PrivateKey {
         PublicKey(self.0.public_key())
     }
 
+    /// The big-endian scalar, 32 bytes: what the appliance seals under the HSM's key.
+    pub fn to_be_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes().into())
+    }
+
+    /// ECDSA P-256 with SHA-256 over `message` (RFC 6979 nonces), as raw `r || s`: the JWS
+    /// `ES256` form the SDK verifies a temporary key's answer with.
+    pub fn sign_es256(&self, message: &[u8]) -> [u8; 64] {
+        use p256::ecdsa::signature::Signer as _;
+        let signature: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(&self.0).sign(message);
+        signature.to_bytes().into()
+    }
+
     /// The raw ECDH shared secret (the X coordinate, 32 bytes) with `public`.
     pub(crate) fn diffie_hellman(&self, public: &PublicKey) -> Zeroizing<[u8; 32]> {
         let shared = p256::ecdh::diffie_hellman(self.0.to_nonzero_scalar(), public.0.as_affine());

@@ -13,6 +13,9 @@
 //! - [`activation_code`]: activation codes (10 random bytes and a CRC-16, Base32
 //!   `XXXXX-XXXXX-XXXXX-XXXXX`), read canonically, and the master key's signature over them.
 //! - [`ecies`]: PowerAuth's ECIES for protocol 3.0–3.3 in application and activation scope.
+//! - [`jwt`]: the 3.3 temporary keys' request (`HS256` under a 16-byte key) and answer (`ES256`).
+//! - [`wire`]: the `X-PowerAuth-*` headers, read by key, and the normalized data a signature
+//!   covers.
 //!
 //! What it must never do: I/O of any kind, read a clock or draw random bytes (the caller passes
 //! nonces, timestamps and random bytes in, so every function is reproducible from the published
@@ -33,10 +36,12 @@ pub mod activation_code;
 pub mod ecies;
 mod error;
 pub mod fingerprint;
+pub mod jwt;
 pub mod keys;
 pub mod signature;
 pub mod status;
 mod version;
+pub mod wire;
 
 pub use error::Error;
 pub use version::ProtocolVersion;

@@ -30,6 +30,7 @@ mod migrate;
 mod owner_set;
 mod policies;
 mod powerauth;
+mod powerauth_activations;
 mod resolvers;
 pub mod row_seals;
 mod sealing;
@@ -67,7 +68,11 @@ pub use keys::{Application, Integration, KeyState, KeyVersion, NewKeyVersion};
 pub use login_throttle::LoginLog;
 pub use migrate::{MIGRATIONS, PG_MIGRATIONS};
 pub use policies::PolicyRecord;
-pub use powerauth::{NewPowerAuthVersion, PowerAuthApplication, PowerAuthVersion};
+pub use powerauth::{NewPowerAuthVersion, PowerAuthAppKey, PowerAuthApplication, PowerAuthVersion};
+pub use powerauth_activations::{
+    Activation as PowerAuthActivation, ActivationChange, ActivationHistory, ActivationState, ActivationUpdate,
+    KeyExchange, NewActivation, OtpValidation, TemporaryKey,
+};
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
     recorded_owner_key, unknown_owner_key, AuditFacts, AuthAuditQuery, CheckRecord, DirectoryUser, NewToken, Owner,

@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (26, "console_users", include_str!("../../migrations/0026_console_users.sql")),
     (27, "auth_audit_by_time", include_str!("../../migrations/0027_auth_audit_by_time.sql")),
     (28, "powerauth_applications", include_str!("../../migrations/0028_powerauth_applications.sql")),
+    (29, "powerauth_activations", include_str!("../../migrations/0029_powerauth_activations.sql")),
 ];
 
 /// PostgreSQL's migrations, in order: (version, name, SQL). Numbered on their own: the first
@@ -51,6 +52,7 @@ pub const PG_MIGRATIONS: &[(u32, &str, &str)] = &[
     (5, "console_users", include_str!("../../migrations/postgres/0005_console_users.sql")),
     (6, "auth_audit_by_time", include_str!("../../migrations/postgres/0006_auth_audit_by_time.sql")),
     (7, "powerauth_applications", include_str!("../../migrations/postgres/0007_powerauth_applications.sql")),
+    (8, "powerauth_activations", include_str!("../../migrations/postgres/0008_powerauth_activations.sql")),
 ];
 
 /// The advisory lock key the PostgreSQL migrations run under ("countersign" in ASCII, cut to

@@ -52,6 +52,24 @@ pub struct PowerAuthApplication {
     pub versions: Vec<PowerAuthVersion>,
 }
 
+/// What a request's APP_KEY names: its version, application and master key, with the sealed
+/// APP_SECRET.
+#[derive(Debug, Clone)]
+pub struct PowerAuthAppKey {
+    /// The application's name.
+    pub application: String,
+    /// The application's row id.
+    pub application_id: i64,
+    /// The version's name.
+    pub version: String,
+    /// Whether clients of the version may activate and sign.
+    pub supported: bool,
+    /// APP_SECRET as the HSM's ciphertext.
+    pub sealed_secret: Vec<u8>,
+    /// The master key pair.
+    pub master: KeyVersion,
+}
+
 /// A version to record: its APP_SECRET already sealed by the HSM.
 #[derive(Debug, Clone)]
 pub struct NewPowerAuthVersion {
@@ -105,6 +123,41 @@ fn load(conn: &dyn Sql, id: i64, name: String, created_at: i64) -> Result<PowerA
 }
 
 impl Store {
+    /// The version, application and master key APP_KEY `app_key` names, once the tables' seals
+    /// verify; `None` for an APP_KEY no version has.
+    pub fn powerauth_app_key(&self, app_key: &str) -> Result<Option<PowerAuthAppKey>, StoreError> {
+        self.read(|conn| {
+            self.check_seals(conn, TABLES)?;
+            let row = conn.query_opt(
+                "SELECT a.id, a.name, v.name, v.supported, v.sealed_secret FROM powerauth_app_version v
+                 JOIN application a ON a.id = v.application_id WHERE v.app_key = ?1",
+                args![app_key],
+                |r| {
+                    Ok((
+                        r.get::<i64>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<i64>(3)?,
+                        r.get::<Vec<u8>>(4)?,
+                    ))
+                },
+            )?;
+            let Some((application_id, application, version, supported, sealed_secret)) = row else { return Ok(None) };
+            let master =
+                load_versions(conn, application_id)?.into_iter().find(|k| k.state == KeyState::Active).ok_or_else(
+                    || StoreError::Tampered(format!("PowerAuth application '{application}' has no active master key")),
+                )?;
+            Ok(Some(PowerAuthAppKey {
+                application,
+                application_id,
+                version,
+                supported: supported != 0,
+                sealed_secret,
+                master,
+            }))
+        })
+    }
+
     /// Records PowerAuth application `name`: the signing application (ec-p256) with its master
     /// key pair `master` as version 1, and the mark that makes it PowerAuth's, with `audit`, in
     /// one transaction. A name any application has is a [`Refusal::Duplicate`].

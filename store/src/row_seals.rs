@@ -35,6 +35,9 @@ pub enum RowTable {
     /// A webauthn or passkey token's credential (keyed by its token's id): its public key and
     /// credential id decide whose assertion a check accepts.
     Credential,
+    /// A PowerAuth activation: its state, counter and failure count decide whether a signature
+    /// is accepted (`powerauth_activations.rs`).
+    PowerAuthActivation,
 }
 
 /// The sealed columns of `token`, in digest order: all of them but the seal.
@@ -96,11 +99,42 @@ const CREDENTIAL_COLUMNS: &[&str] = &[
     "created_at",
 ];
 
+/// The sealed columns of `powerauth_activation`.
+const POWERAUTH_ACTIVATION_COLUMNS: &[&str] = &[
+    "id",
+    "activation_id",
+    "application_id",
+    "user_id",
+    "state",
+    "code_lookup",
+    "otp_verifier",
+    "otp_validation",
+    "app_key",
+    "protocol_version",
+    "name",
+    "platform",
+    "device_info",
+    "extras",
+    "device_public_key",
+    "server_public_key",
+    "sealed_secrets",
+    "ctr_data",
+    "counter",
+    "failed_attempts",
+    "max_failed_attempts",
+    "blocked_reason",
+    "created_ms",
+    "expires_ms",
+    "changed_ms",
+    "last_used_ms",
+];
+
 const DOMAIN: &[u8] = b"countersign row seal v1\0";
 
 impl RowTable {
     /// Every table with row seals.
-    pub const ALL: [RowTable; 4] = [RowTable::Token, RowTable::User, RowTable::Certificate, RowTable::Credential];
+    pub const ALL: [RowTable; 5] =
+        [RowTable::Token, RowTable::User, RowTable::Certificate, RowTable::Credential, RowTable::PowerAuthActivation];
 
     /// The table's SQL name.
     pub fn name(self) -> &'static str {
@@ -109,6 +143,7 @@ impl RowTable {
             RowTable::User => "app_user",
             RowTable::Certificate => "token_certificate",
             RowTable::Credential => "webauthn_credential",
+            RowTable::PowerAuthActivation => "powerauth_activation",
         }
     }
 
@@ -118,6 +153,7 @@ impl RowTable {
             RowTable::User => USER_COLUMNS,
             RowTable::Certificate => CERTIFICATE_COLUMNS,
             RowTable::Credential => CREDENTIAL_COLUMNS,
+            RowTable::PowerAuthActivation => POWERAUTH_ACTIVATION_COLUMNS,
         }
     }
 
@@ -151,11 +187,14 @@ impl RowTable {
         static USER: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::User));
         static CERTIFICATE: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::Certificate));
         static CREDENTIAL: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::Credential));
+        static POWERAUTH_ACTIVATION: LazyLock<(String, String)> =
+            LazyLock::new(|| build(RowTable::PowerAuthActivation));
         match self {
             RowTable::Token => &TOKEN,
             RowTable::User => &USER,
             RowTable::Certificate => &CERTIFICATE,
             RowTable::Credential => &CREDENTIAL,
+            RowTable::PowerAuthActivation => &POWERAUTH_ACTIVATION,
         }
     }
 

@@ -80,7 +80,9 @@ pub(crate) async fn network_auth(State(st): State<SharedState>, req: Request, ne
     };
     // The login authenticates by its password: a stale or empty session header sent along (as
     // clients do before they have one) is not looked at there.
-    if ANONYMOUS_PATHS.contains(&parts.uri.path()) {
+    // The PowerAuth mobile API is authenticated by the protocol itself (ECIES to the server's
+    // keys, signatures by the activation's keys): a phone has no API credential.
+    if ANONYMOUS_PATHS.contains(&parts.uri.path()) || crate::powerauth_protocol::owns_mobile(parts.uri.path()) {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let caller = match identify(&mut parts, &st).await {
@@ -93,6 +95,17 @@ pub(crate) async fn network_auth(State(st): State<SharedState>, req: Request, ne
     }
     parts.extensions.insert(caller);
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// Whether `caller` is one the appliance knows for service work (triggering messages, the
+/// PowerAuth back-end): on `api.sock` a registered integration or an admin (by uid); over HTTP
+/// an API admin or a service account. The words say what is missing.
+pub(crate) fn require_known(st: &AppState, caller: &ApiCaller) -> Result<(), String> {
+    match &caller.who {
+        Who::Socket(uid) => crate::validate::may_trigger(st, *uid),
+        Who::Admin(_) | Who::Service(_) => Ok(()),
+        Who::Anonymous => Err("Authentication failure. Missing Authorization header.".into()),
+    }
 }
 
 /// Who sent the request, from the socket's uid or the credential header.

@@ -33,6 +33,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 pub(super) use caller::network_auth;
+pub(crate) use caller::{require_known, ApiCaller};
 
 use super::error::ApiError;
 use super::{AppState, SharedState};

@@ -201,17 +201,9 @@ async fn radiuscheck(State(st): State<SharedState>, caller: ApiCaller, p: Params
 async fn trigger(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
-        match &caller.who {
-            Who::Socket(uid) => {
-                crate::validate::may_trigger(&st, *uid).map_err(|m| PiResponse::error(ErrorKind::Policy, &m))?
-            }
-            Who::Admin(_) | Who::Service(_) => {}
-            Who::Anonymous => {
-                return Err(PiResponse::error(
-                    ErrorKind::Authentication,
-                    "Authentication failure. Missing Authorization header.",
-                ))
-            }
+        if let Err(m) = super::caller::require_known(&st, &caller) {
+            let kind = if caller.who == Who::Anonymous { ErrorKind::Authentication } else { ErrorKind::Policy };
+            return Err(PiResponse::error(kind, &m));
         }
         let target = target(&p, |r| st.realms.is_realm(r))?;
         let (_, challenges) = st.validate.trigger(caller.caller.clone(), target).await.map_err(|e| check_error(&e))?;

@@ -40,6 +40,7 @@ mod plugin_worker;
 mod policies;
 mod policy_effects;
 mod powerauth;
+mod powerauth_activation;
 mod privacyidea_api;
 mod privacyidea_config;
 mod process_and_store;

@@ -1,0 +1,381 @@
+//! PowerAuth on the wire (issue 19): the mobile API `/pa/v3/...` on the HTTP listener, and the
+//! back-end's `/rest/v3/...` methods on the HTTP listener and on `api.sock`. Shapes only: the
+//! engine's `PowerAuthServer` decides and audits.
+//!
+//! Authentication: the mobile routes are the protocol's own (ECIES to keys only the server
+//! holds, signatures by the activation's factor keys), so the network layer lets them through
+//! without an API credential ([`owns_mobile`]); the back-end routes need a service account's key
+//! (or an API admin's session) over HTTP, and a registered integration's or an admin's uid on
+//! the socket ([`require_backend`]).
+//!
+//! Answers: `{"status":"OK","responseObject":...}` or, for ECIES endpoints, the bare encrypted
+//! response; failures `{"status":"ERROR","responseObject":{"code","message"}}` with 400 (a bad
+//! request), 401 (authentication) or 503/500.
+//!
+//! Must never: build the signed data from anything but the bytes received, or read a
+//! `X-PowerAuth-*` header by position.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use countersign::powerauth_server::{
+    wire, EciesRequest, EncryptionHeader, InitActivation, PowerAuthError, SignatureHeader, StateAction, VerifySignature,
+};
+use countersign_core::error::{ErrorKind, Kinded};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use super::extract::Origin;
+use super::privacyidea::ApiCaller;
+use super::SharedState;
+
+/// Whether `path` is the mobile API's, which the protocol itself authenticates.
+pub(crate) fn owns_mobile(path: &str) -> bool {
+    path.starts_with("/pa/v3/")
+}
+
+/// The mobile routes (HTTP listener only).
+pub(super) fn mobile_routes() -> Router<SharedState> {
+    Router::new()
+        .route("/pa/v3/keystore/create", post(keystore_create))
+        .route("/pa/v3/activation/create", post(activation_create))
+        .route("/pa/v3/activation/status", post(activation_status))
+        .route("/pa/v3/activation/remove", post(activation_remove))
+        .route("/pa/v3/signature/validate", post(signature_validate))
+}
+
+/// The back-end routes (HTTP listener and `api.sock`).
+pub(super) fn backend_routes() -> Router<SharedState> {
+    Router::new()
+        .route("/rest/v3/activation/init", post(init))
+        .route("/rest/v3/activation/commit", post(commit))
+        .route("/rest/v3/activation/status", post(status))
+        .route("/rest/v3/activation/block", post(block))
+        .route("/rest/v3/activation/unblock", post(unblock))
+        .route("/rest/v3/activation/remove", post(remove))
+        .route("/rest/v3/activation/history", post(history))
+        .route("/rest/v3/activation/list", post(list))
+        .route("/rest/v3/signature/verify", post(verify))
+}
+
+/// A failure in PowerAuth's error shape.
+struct PaError(StatusCode, &'static str, String);
+
+impl IntoResponse for PaError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"status": "ERROR", "responseObject": {"code": self.1, "message": self.2}})))
+            .into_response()
+    }
+}
+
+impl From<PowerAuthError> for PaError {
+    fn from(e: PowerAuthError) -> Self {
+        match &e {
+            PowerAuthError::Refused { code, .. } => PaError(StatusCode::BAD_REQUEST, code, e.to_string()),
+            PowerAuthError::Unauthorized(_) => PaError(StatusCode::UNAUTHORIZED, "ERR_AUTHENTICATION", e.to_string()),
+            _ => match e.kind() {
+                ErrorKind::NotFound => PaError(StatusCode::BAD_REQUEST, "ERR_ACTIVATION", e.to_string()),
+                ErrorKind::Invalid | ErrorKind::Conflict | ErrorKind::Unsupported => {
+                    PaError(StatusCode::BAD_REQUEST, "ERR_REQUEST", e.to_string())
+                }
+                ErrorKind::Forbidden => PaError(StatusCode::UNAUTHORIZED, "ERR_AUTHENTICATION", e.to_string()),
+                ErrorKind::Unavailable(_) => {
+                    PaError(StatusCode::SERVICE_UNAVAILABLE, "ERR_UNAVAILABLE", format!("{e}; try again shortly"))
+                }
+                ErrorKind::Internal => PaError(StatusCode::INTERNAL_SERVER_ERROR, "ERR_GENERIC", e.to_string()),
+            },
+        }
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> PaError {
+    PaError(StatusCode::BAD_REQUEST, "ERR_REQUEST", message.into())
+}
+
+fn ok(object: Value) -> Response {
+    Json(json!({"status": "OK", "responseObject": object})).into_response()
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, PaError> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| PaError(StatusCode::BAD_REQUEST, "ERR_REQUEST", format!("the {name} header is missing")))
+}
+
+/// The JSON body as `T`.
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PaError> {
+    serde_json::from_slice(bytes).map_err(|e| bad_request(format!("the request body is not the expected JSON: {e}")))
+}
+
+/// `{"requestObject": T}`, the envelope of PowerAuth's non-encrypted requests.
+fn request_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PaError> {
+    let mut v: Value = body(bytes)?;
+    let inner = v.get_mut("requestObject").map(Value::take).ok_or_else(|| bad_request("requestObject is missing"))?;
+    serde_json::from_value(inner).map_err(|e| bad_request(format!("requestObject is not as expected: {e}")))
+}
+
+fn answer(r: Result<Response, PaError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+// ---- mobile ----
+
+async fn keystore_create(State(st): State<SharedState>, bytes: Bytes) -> Response {
+    answer(
+        async {
+            #[derive(serde::Deserialize)]
+            struct Req {
+                jwt: String,
+            }
+            let req: Req = request_object(&bytes)?;
+            let jwt = st.powerauth_server.create_temporary_key(req.jwt).await?;
+            Ok(ok(json!({ "jwt": jwt })))
+        }
+        .await,
+    )
+}
+
+async fn activation_create(
+    State(st): State<SharedState>,
+    Origin(caller): Origin,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    answer(
+        async {
+            let h = EncryptionHeader::parse(header(&headers, wire::ENCRYPTION_HEADER)?)?;
+            let req: EciesRequest = body(&bytes)?;
+            let out = st.powerauth_server.create_activation(caller, h, req).await?;
+            Ok(Json(out).into_response())
+        }
+        .await,
+    )
+}
+
+async fn activation_status(State(st): State<SharedState>, bytes: Bytes) -> Response {
+    answer(
+        async {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Req {
+                activation_id: String,
+                challenge: Option<String>,
+            }
+            let req: Req = request_object(&bytes)?;
+            Ok(ok(st.powerauth_server.activation_status(req.activation_id, req.challenge).await?))
+        }
+        .await,
+    )
+}
+
+/// Verifies the request's signature for `uri_id` over the bytes received.
+async fn signed(
+    st: &SharedState,
+    caller: countersign_core::caller::Caller,
+    headers: &HeaderMap,
+    method: &Method,
+    uri_id: &str,
+    bytes: &Bytes,
+    min_factors: usize,
+) -> Result<countersign::powerauth_server::SignatureVerdict, PaError> {
+    let h = SignatureHeader::parse(header(headers, wire::AUTHORIZATION_HEADER)?)?;
+    Ok(st
+        .powerauth_server
+        .verify_signed_request(caller, h, method.as_str().to_owned(), uri_id.to_owned(), bytes.to_vec(), min_factors)
+        .await?)
+}
+
+async fn signature_validate(
+    State(st): State<SharedState>,
+    Origin(caller): Origin,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    answer(
+        async {
+            signed(&st, caller, &headers, &method, "/pa/signature/validate", &bytes, 1).await?;
+            Ok(Json(json!({"status": "OK"})).into_response())
+        }
+        .await,
+    )
+}
+
+async fn activation_remove(
+    State(st): State<SharedState>,
+    Origin(caller): Origin,
+    method: Method,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    answer(
+        async {
+            let verdict = signed(&st, caller.clone(), &headers, &method, "/pa/activation/remove", &bytes, 2).await?;
+            st.powerauth_server.remove_by_device(caller, verdict.activation_id.clone()).await?;
+            Ok(ok(json!({ "activationId": verdict.activation_id })))
+        }
+        .await,
+    )
+}
+
+// ---- back-end ----
+
+/// Back-end methods are for known services: a service account or API admin over HTTP, a
+/// registered integration or an admin on `api.sock`.
+fn require_backend(st: &SharedState, caller: &ApiCaller) -> Result<(), PaError> {
+    crate::privacyidea::require_known(st, caller)
+        .map_err(|m| PaError(StatusCode::UNAUTHORIZED, "ERR_AUTHENTICATION", m))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActivationRef {
+    activation_id: String,
+    #[serde(default)]
+    activation_otp: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn init(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(
+        async {
+            require_backend(&st, &caller)?;
+            let req: InitActivation = request_object(&bytes)?;
+            Ok(ok(serde_json::to_value(st.powerauth_server.init_activation(caller.caller, req).await?)
+                .unwrap_or_default()))
+        }
+        .await,
+    )
+}
+
+async fn transition(
+    st: &SharedState,
+    caller: ApiCaller,
+    bytes: &Bytes,
+    action: impl FnOnce(&ActivationRef) -> StateAction,
+) -> Result<Value, PaError> {
+    require_backend(st, &caller)?;
+    let req: ActivationRef = request_object(bytes)?;
+    let action = action(&req);
+    let d = st.powerauth_server.change_state(caller.caller, req.activation_id, action).await?;
+    Ok(serde_json::to_value(d).unwrap_or_default())
+}
+
+async fn commit(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(
+        async {
+            let mut d =
+                transition(&st, caller, &bytes, |r| StateAction::Commit { otp: r.activation_otp.clone() }).await?;
+            d["activated"] = json!(true);
+            Ok(ok(d))
+        }
+        .await,
+    )
+}
+
+async fn block(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(transition(&st, caller, &bytes, |r| StateAction::Block { reason: r.reason.clone() }).await.map(ok))
+}
+
+async fn unblock(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(transition(&st, caller, &bytes, |_| StateAction::Unblock).await.map(ok))
+}
+
+async fn remove(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(
+        async {
+            let mut d = transition(&st, caller, &bytes, |_| StateAction::Remove { by_device: false }).await?;
+            d["removed"] = json!(true);
+            Ok(ok(d))
+        }
+        .await,
+    )
+}
+
+async fn status(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(
+        async {
+            require_backend(&st, &caller)?;
+            let req: ActivationRef = request_object(&bytes)?;
+            Ok(ok(serde_json::to_value(st.powerauth_server.activation_detail(req.activation_id).await?)
+                .unwrap_or_default()))
+        }
+        .await,
+    )
+}
+
+async fn history(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(
+        async {
+            require_backend(&st, &caller)?;
+            let req: ActivationRef = request_object(&bytes)?;
+            let items = st.powerauth_server.history(req.activation_id.clone()).await?;
+            let items: Vec<Value> = items
+                .into_iter()
+                .map(|h| {
+                    json!({"activationId": req.activation_id, "activationStatus": h.state, "eventReason": h.reason,
+                       "externalUserId": h.actor, "timestampCreated": h.at_ms})
+                })
+                .collect();
+            Ok(ok(json!({ "items": items })))
+        }
+        .await,
+    )
+}
+
+async fn list(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(
+        async {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Req {
+                user_id: String,
+                #[serde(default)]
+                application_id: Option<String>,
+            }
+            require_backend(&st, &caller)?;
+            let req: Req = request_object(&bytes)?;
+            let list = st.powerauth_server.activations_of(req.application_id, req.user_id).await?;
+            Ok(ok(json!({ "activations": list })))
+        }
+        .await,
+    )
+}
+
+async fn verify(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(
+        async {
+            require_backend(&st, &caller)?;
+            let req: VerifySignature = request_object(&bytes)?;
+            Ok(ok(serde_json::to_value(st.powerauth_server.verify_signature(caller.caller, req).await?)
+                .unwrap_or_default()))
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_mobile_prefix_is_protocol_authenticated() {
+        assert!(owns_mobile("/pa/v3/activation/create"));
+        assert!(!owns_mobile("/rest/v3/signature/verify"));
+        assert!(!owns_mobile("/pa/v3"));
+        assert!(!owns_mobile("/pa/v2/activation/create"));
+    }
+
+    #[test]
+    fn failures_use_powerauths_shape() {
+        let r = PaError::from(PowerAuthError::Unauthorized("no".into())).into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let r = PaError::from(PowerAuthError::Refused { code: "ERR_ACTIVATION", message: "x".into() }).into_response();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+}
