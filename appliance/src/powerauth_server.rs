@@ -375,6 +375,23 @@ pub struct PowerAuthServer {
     clock: Clock,
 }
 
+/// An activation's keys, opened for one request, as [`PowerAuthServer::signed_encrypted`]
+/// lends them to its handler (which cannot keep them: the borrow ends with the call).
+pub struct ActivationKeys<'k>(&'k OpenKeys);
+
+impl std::fmt::Debug for ActivationKeys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ActivationKeys(***)")
+    }
+}
+
+impl ActivationKeys<'_> {
+    /// `KEY_TRANSPORT`.
+    pub fn transport(&self) -> &SecretKey {
+        &self.0.derived.transport
+    }
+}
+
 /// An activation's keys, opened for one request.
 struct OpenKeys {
     server_private: PrivateKey,
@@ -1378,6 +1395,90 @@ impl PowerAuthServer {
                 Err(PowerAuthError::Unauthorized("the signature does not verify".into()))
             }
         })
+        .await
+    }
+
+    /// A request signed with `X-PowerAuth-Authorization` whose body is an activation-scope
+    /// ECIES request (`/pa/v3/vault/unlock`, `/pa/v3/token/create`): the signature is verified
+    /// over the body as received (encrypt-then-sign), then the body is opened with
+    /// `shared_info1`, and `handle` makes the plaintext answer from the activation, its keys
+    /// and the request's plaintext; the answer goes back encrypted under the same envelope key.
+    #[allow(clippy::too_many_arguments, reason = "the request's parts, each required")]
+    pub async fn signed_encrypted(
+        &self,
+        caller: Caller,
+        header: SignatureHeader,
+        method: String,
+        uri_id: String,
+        body: Vec<u8>,
+        min_factors: usize,
+        shared_info1: &'static [u8],
+        handle: impl FnOnce(
+                &PowerAuthServer,
+                &Caller,
+                &PowerAuthActivation,
+                &ActivationKeys,
+                &[u8],
+            ) -> Result<Vec<u8>, PowerAuthError>
+            + Send
+            + 'static,
+    ) -> Result<EciesResponse, PowerAuthError> {
+        let verdict = self
+            .verify_signed_request(caller.clone(), header.clone(), method, uri_id, body.clone(), min_factors)
+            .await?;
+        self.blocking(move |me| {
+            let a = me
+                .store
+                .powerauth_activation(&verdict.activation_id)?
+                .ok_or_else(|| PowerAuthError::Unauthorized("the activation is gone".into()))?;
+            let keys = me.open_keys(&a)?;
+            let k = me.app_key(&header.app_key)?;
+            let secret = me.app_secret(&k, &header.app_key)?;
+            let sh2 = ecies::shared_info2_base_activation(&keys.derived.transport, &secret);
+            let scope = EncryptionHeader {
+                app_key: header.app_key.clone(),
+                activation_id: Some(a.activation_id.clone()),
+                version: header.version,
+            };
+            let req: EciesRequest =
+                serde_json::from_slice(&body).map_err(|_| encryption_failed("the body is not an encrypted request"))?;
+            let (plain, key) = me.open_ecies(&req, &scope, shared_info1, &sh2, Some(&keys))?;
+            let answer = Zeroizing::new(handle(me, &caller, &a, &ActivationKeys(&keys), &plain)?);
+            me.seal_ecies(&key, &req, &scope, &sh2, &answer)
+        })
+        .await
+    }
+
+    /// `/pa/v3/vault/unlock` (signed with 2 factors, encrypted in activation scope): the vault
+    /// key encrypted under the transport key, once the audit row says who unlocked and why.
+    pub async fn unlock_vault(
+        &self,
+        caller: Caller,
+        header: SignatureHeader,
+        body: Vec<u8>,
+    ) -> Result<EciesResponse, PowerAuthError> {
+        self.signed_encrypted(
+            caller,
+            header,
+            "POST".into(),
+            "/pa/vault/unlock".into(),
+            body,
+            2,
+            ecies::shared_info1::VAULT_UNLOCK,
+            |me, caller, a, keys, plain| {
+                let reason = serde_json::from_slice::<Value>(plain)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("reason").and_then(Value::as_str).map(|r| r.chars().take(255).collect::<String>())
+                    })
+                    .unwrap_or_else(|| "NOT_SPECIFIED".into());
+                me.audit(&audit_row(caller, "powerauth/vault/unlock", "ok", Some(a), format!("reason {reason}")))?;
+                let encrypted = keys::encrypt_vault_key(&keys.0.derived.transport, &keys.0.derived.vault_encryption);
+                Ok(json!({"activationId": a.activation_id, "encryptedVaultEncryptionKey": STANDARD.encode(encrypted)})
+                    .to_string()
+                    .into_bytes())
+            },
+        )
         .await
     }
 

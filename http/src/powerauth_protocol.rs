@@ -45,6 +45,7 @@ pub(super) fn mobile_routes() -> Router<SharedState> {
         .route("/pa/v3/activation/status", post(activation_status))
         .route("/pa/v3/activation/remove", post(activation_remove))
         .route("/pa/v3/signature/validate", post(signature_validate))
+        .route("/pa/v3/vault/unlock", post(vault_unlock))
 }
 
 /// The back-end routes (HTTP listener and `api.sock`).
@@ -217,6 +218,21 @@ async fn activation_remove(
             let verdict = signed(&st, caller.clone(), &headers, &method, "/pa/activation/remove", &bytes, 2).await?;
             st.powerauth_server.remove_by_device(caller, verdict.activation_id.clone()).await?;
             Ok(ok(json!({ "activationId": verdict.activation_id })))
+        }
+        .await,
+    )
+}
+
+async fn vault_unlock(
+    State(st): State<SharedState>,
+    Origin(caller): Origin,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Response {
+    answer(
+        async {
+            let h = SignatureHeader::parse(header(&headers, wire::AUTHORIZATION_HEADER)?)?;
+            Ok(Json(st.powerauth_server.unlock_vault(caller, h, bytes.to_vec()).await?).into_response())
         }
         .await,
     )

@@ -268,6 +268,15 @@ impl DerivedKeys {
     }
 }
 
+/// `encryptedVaultEncryptionKey` of a vault unlock: `KEY_ENCRYPTION_VAULT` under
+/// `KEY_TRANSPORT` with AES-128-CBC, a zero IV and PKCS#7 padding (32 bytes), which the device
+/// decrypts with its own transport key to open the vault (its private key).
+pub fn encrypt_vault_key(transport: &SecretKey, vault: &SecretKey) -> Vec<u8> {
+    use cbc::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
+    cbc::Encryptor::<Aes128>::new(transport.expose().into(), &[0u8; 16].into())
+        .encrypt_padded_vec_mut::<Pkcs7>(vault.expose())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -298,6 +298,26 @@ fn a_phone_activates_signs_and_the_backend_verifies() {
     let right = bank.sign("alice", "possession_knowledge", "{}", &[]);
     assert_eq!(bank.verify(&right, &id)["signatureValid"], true);
 
+    // The vault: unlocked with 2 factors (the phone checks the key opens its private key),
+    // refused with possession alone and with a wrong password.
+    let vault = bank
+        .phone(
+            "alice",
+            "vault-unlock",
+            &["--base", &base, "--factors", "possession_knowledge", "--password", "1234", "--reason", "ADD_BIOMETRY"],
+        )
+        .unwrap();
+    assert_eq!(vault["vaultKeyMatches"], true, "{vault}");
+    let weak = bank.phone("alice", "vault-unlock", &["--base", &base, "--factors", "possession"]).unwrap_err();
+    assert_eq!(weak["httpStatus"], 401, "{weak}");
+    let wrong = bank
+        .phone("alice", "vault-unlock", &["--base", &base, "--factors", "possession_knowledge", "--password", "0000"])
+        .unwrap_err();
+    assert_eq!(wrong["httpStatus"], 401, "{wrong}");
+    assert!(bank.audit_results("powerauth/vault/unlock").contains(&"ok".to_owned()));
+    let good = bank.sign("alice", "possession_knowledge", "{}", &[]);
+    assert_eq!(bank.verify(&good, &id)["signatureValid"], true);
+
     // The phone removes itself (2 factors); afterwards nothing verifies.
     let removed = bank.phone("alice", "remove", &["--base", &base]).unwrap();
     assert_eq!(removed["activationId"], id.as_str(), "{removed}");
