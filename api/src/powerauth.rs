@@ -83,18 +83,38 @@ pub struct VersionSupport {
     pub supported: bool,
 }
 
-/// The body of `POST /v1/admin/powerauth/activation-codes`.
+/// The body of `POST /v1/admin/powerauth/activations`: a new activation for a user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewActivationCode {
+pub struct NewActivation {
     /// The PowerAuth application whose master key signs the code.
     pub application: String,
+    /// The user id the bank knows the user by.
+    pub user: String,
+    /// Failed signatures that block it (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failures: Option<i64>,
+    /// Seconds it may wait for the phone and the commit (default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_s: Option<i64>,
+    /// An activation OTP the user must type (sealed as a verifier; never stored in the clear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
+    /// When the OTP is checked: `ON_KEY_EXCHANGE` (default with an OTP) or `ON_COMMIT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_validation: Option<String>,
 }
 
 /// An activation code and the master key's signature of it: what the QR code or deeplink
 /// carries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActivationCodeIssued {
+    /// The activation the code leads to.
+    pub activation_id: String,
+    /// Its user.
+    pub user: String,
+    /// When it expires unless the phone activates and it is committed, ms since the epoch.
+    pub expires_ms: i64,
     /// The application whose master key signed it.
     pub application: String,
     /// `XXXXX-XXXXX-XXXXX-XXXXX`: 10 bytes from the HSM's generator and their CRC-16, Base32.

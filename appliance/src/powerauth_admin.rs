@@ -1,5 +1,6 @@
 //! PowerAuth applications for admins (issue 19, part 1): applications with their master key
-//! pair, versions with APP_KEY and APP_SECRET, and signed activation codes.
+//! pair, versions with APP_KEY and APP_SECRET. (Activations, with their codes signed by the
+//! master key, are `powerauth_server`'s.)
 //!
 //! A PowerAuth application is a signing application of algorithm ec-p256 (its master key pair
 //! generated in the HSM by [`Hsm::generate_key_pair`], the signing applications' own path, and
@@ -7,23 +8,18 @@
 //! API (ARCHITECTURE.md says why it is not a reference to an application an admin made).
 //!
 //! Owns: APP_KEY and APP_SECRET generation (16 bytes each from the HSM's generator), sealing
-//! APP_SECRET under `token-seal` bound to application, version and APP_KEY, the one audited
-//! way to see it again, and activation codes (10 HSM random bytes) signed by the master key in
-//! the HSM. Must never: store, log or answer APP_SECRET except in the answer made to show it;
-//! sign with the master key for anything but an activation code; answer a secret or code whose
-//! audit row was not committed.
+//! APP_SECRET under `token-seal` bound to application, version and APP_KEY, and the one audited
+//! way to see it again. Must never: store, log or answer APP_SECRET except in the answer made
+//! to show it; answer a secret whose audit row was not committed.
 
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use countersign_api::powerauth::{
-    ActivationCodeIssued, PowerAuthApplication, PowerAuthVersion, PowerAuthVersionSecret,
-};
+use countersign_api::powerauth::{PowerAuthApplication, PowerAuthVersion, PowerAuthVersionSecret};
 use countersign_core::caller::Caller;
 use countersign_core::error::Refusal;
-use countersign_hsm::{HashAlg, Hsm, HsmError, KeyAlgorithm, PublicKey, SignInput, SignScheme};
-use countersign_powerauth::activation_code::{ActivationCode, RANDOM_LEN};
+use countersign_hsm::{Hsm, HsmError, KeyAlgorithm, PublicKey};
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
@@ -35,7 +31,7 @@ use crate::token_secrets::TokenSecrets;
 /// Bytes of APP_KEY and of APP_SECRET (the reference server's 16).
 const APP_KEY_LEN: usize = 16;
 
-/// PowerAuth applications, versions and activation codes for admins. Every change is audited
+/// PowerAuth applications and versions for admins. Every change is audited
 /// in its transaction; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PowerAuthAdmin {
@@ -235,44 +231,6 @@ impl PowerAuthAdmin {
             })?;
             let app_secret = SecretString::from(text.to_owned());
             Ok(PowerAuthVersionSecret { application: app, version: version(v), app_secret })
-        })
-        .await
-    }
-
-    /// A new activation code for `app` (10 bytes from the HSM's generator) and its signature
-    /// by the master private key in the HSM (ECDSA-SHA256, DER, Base64): the QR code's data.
-    /// Audited (the application and the key, never the code) before it is answered.
-    pub async fn activation_code(&self, caller: Caller, app: String) -> Result<ActivationCodeIssued, AdminError> {
-        self.blocking(move |me| {
-            let pa = me.store.powerauth_application(&app)?.ok_or_else(|| not_found(&app))?;
-            let random = Zeroizing::new(me.secrets.random(RANDOM_LEN)?);
-            let mut bytes = [0u8; RANDOM_LEN];
-            bytes.copy_from_slice(random.get(..RANDOM_LEN).ok_or_else(|| {
-                AdminError::Hsm(HsmError::InvalidInput("the token gave fewer random bytes than asked".into()))
-            })?);
-            let code = ActivationCode::from_random(bytes);
-            zeroize::Zeroize::zeroize(&mut bytes);
-            let raw = me.hsm.sign(
-                &pa.master.key_id,
-                KeyAlgorithm::EcP256,
-                SignScheme::Ecdsa,
-                HashAlg::Sha256,
-                SignInput::Message(code.signed_bytes()),
-            )?;
-            let der = countersign_pki::ecdsa_raw_to_der(&raw)
-                .map_err(|e| AdminError::Hsm(HsmError::Encoding(format!("the token's ECDSA signature: {e}"))))?;
-            let signature = STANDARD.encode(der);
-            me.store.audit_auth(&audit(
-                &caller,
-                "powerauth/activation/code",
-                format!("{app}: code signed by master key {}", pa.master.key_id),
-            ))?;
-            Ok(ActivationCodeIssued {
-                qr_data: SecretString::from(format!("{}#{signature}", code.as_str())),
-                activation_code: SecretString::from(code.as_str().to_owned()),
-                activation_signature: signature,
-                application: app,
-            })
         })
         .await
     }

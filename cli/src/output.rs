@@ -65,6 +65,12 @@ pub enum View {
     PowerAuthVersion,
     /// An activation code, its signature and the QR code's data.
     ActivationCode,
+    /// One PowerAuth activation, a field a line.
+    PowerAuthActivation,
+    /// A user's PowerAuth activations as a table.
+    PowerAuthActivations,
+    /// A PowerAuth activation's history as a table.
+    PowerAuthHistory,
     /// The answer as indented JSON.
     Pretty,
     Done,
@@ -335,10 +341,79 @@ pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
             let v: PowerAuthVersion = typed(v)?;
             powerauth_versions(std::slice::from_ref(&v))
         }
+        View::PowerAuthActivation => {
+            let field = |k: &str| match &v[k] {
+                Value::Null => "-".to_owned(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            [
+                ("activation", "activationId"),
+                ("state", "activationStatus"),
+                ("blocked because", "blockedReason"),
+                ("user", "userId"),
+                ("application", "applicationId"),
+                ("name", "activationName"),
+                ("platform", "platform"),
+                ("device", "deviceInfo"),
+                ("fingerprint", "devicePublicKeyFingerprint"),
+                ("failed attempts", "failedAttempts"),
+                ("max failed attempts", "maxFailedAttempts"),
+                ("protocol", "protocolVersion"),
+                ("created (ms)", "timestampCreated"),
+                ("last used (ms)", "timestampLastUsed"),
+                ("expires (ms)", "timestampActivationExpire"),
+            ]
+            .iter()
+            .map(|(label, key)| format!("{label:<20} {}\n", field(key)))
+            .collect()
+        }
+        View::PowerAuthActivations => {
+            let cell = |a: &Value, k: &str| a[k].as_str().map_or_else(|| a[k].to_string(), str::to_owned);
+            let rows = v["activations"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|a| {
+                            [
+                                "activationId",
+                                "activationStatus",
+                                "applicationId",
+                                "activationName",
+                                "platform",
+                                "failedAttempts",
+                            ]
+                            .iter()
+                            .map(|k| cell(a, k))
+                            .collect()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            table(&["ACTIVATION", "STATE", "APPLICATION", "NAME", "PLATFORM", "FAILED"], rows)
+        }
+        View::PowerAuthHistory => {
+            let rows = v["history"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|h| {
+                            ["at_ms", "state", "reason", "actor"]
+                                .iter()
+                                .map(|k| h[*k].as_str().map_or_else(|| h[*k].to_string(), str::to_owned))
+                                .collect()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            table(&["AT (MS)", "STATE", "REASON", "BY"], rows)
+        }
         View::ActivationCode => {
             let c: ActivationCodeIssued = typed(v)?;
             format!(
-                "activation code {}\nsignature       {}\nQR data         {}\n",
+                "activation      {}\nuser            {}\nactivation code {}\nsignature       {}\nQR data         {}\n",
+                c.activation_id,
+                c.user,
                 c.activation_code.expose_secret(),
                 c.activation_signature,
                 c.qr_data.expose_secret()

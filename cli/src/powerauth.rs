@@ -1,6 +1,7 @@
 //! `countersign powerauth ...`: PowerAuth applications (each with its master key pair in the
 //! HSM), their versions (APP_KEY, APP_SECRET shown when made and on `show --secret`, which the
-//! daemon audits) and activation codes signed by the master key.
+//! daemon audits), and activations: made with a code signed by the master key, looked up,
+//! committed, blocked, unblocked, removed, and their history.
 
 use clap::Subcommand;
 use countersign_client::Method;
@@ -15,7 +16,8 @@ pub enum PowerAuthCmd {
     /// PowerAuth applications and their versions.
     #[command(subcommand)]
     App(AppCmd),
-    /// Activations (for now: activation codes).
+    /// Activations: make one (with its signed code), look them up, commit, block, unblock,
+    /// remove, history.
     #[command(subcommand)]
     Activation(ActivationCmd),
 }
@@ -52,11 +54,54 @@ pub enum AppCmd {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum ActivationCmd {
-    /// A new activation code signed by the application's master key: the QR code's data.
-    Code {
+    /// A new activation for a user: its code, signed by the application's master key, is the
+    /// QR code's data (shown this once).
+    Init {
         #[arg(long)]
         app: String,
+        #[arg(long)]
+        user: String,
+        /// Failed signatures that block it (default 5).
+        #[arg(long)]
+        max_failures: Option<i64>,
+        /// Seconds it may wait for the phone and the commit (default 300).
+        #[arg(long)]
+        expires_in: Option<i64>,
+        /// An activation OTP the user must type as well.
+        #[arg(long)]
+        otp: Option<String>,
+        /// When the OTP is checked: on-key-exchange (default) or on-commit.
+        #[arg(long, requires = "otp")]
+        otp_on: Option<String>,
     },
+    /// One activation: state, device, fingerprint, failures.
+    Show { id: String },
+    /// A user's activations.
+    List {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// Commit a key exchange the user confirmed (compare the fingerprint first).
+    Commit {
+        id: String,
+        /// The activation OTP, when it is checked on commit.
+        #[arg(long)]
+        otp: Option<String>,
+    },
+    /// Block an active activation.
+    Block {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Unblock it (its failure count starts again).
+    Unblock { id: String },
+    /// Remove it for good.
+    Remove { id: String },
+    /// Its state changes: when, to what, why, by whom.
+    History { id: String },
 }
 
 pub fn request(cmd: PowerAuthCmd) -> anyhow::Result<Request> {
@@ -87,11 +132,43 @@ pub fn request(cmd: PowerAuthCmd) -> anyhow::Result<Request> {
             Some(json!({ "supported": supported })),
             View::PowerAuthVersion,
         ),
-        PowerAuthCmd::Activation(ActivationCmd::Code { app }) => req(
+        PowerAuthCmd::Activation(cmd) => activation(cmd),
+    }
+}
+
+fn activation(cmd: ActivationCmd) -> anyhow::Result<Request> {
+    let base = "/v1/admin/powerauth/activations";
+    let change = |id: &str, action: &str, body: serde_json::Value| {
+        req(Method::POST, format!("{base}/{}/{action}", enc(id)), Some(body), View::PowerAuthActivation)
+    };
+    match cmd {
+        ActivationCmd::Init { app, user, max_failures, expires_in, otp, otp_on } => req(
             Method::POST,
-            "/v1/admin/powerauth/activation-codes".into(),
-            Some(json!({ "application": app })),
+            base.into(),
+            Some(json!({
+                "application": app,
+                "user": user,
+                "max_failures": max_failures,
+                "expires_in_s": expires_in,
+                "otp": otp,
+                "otp_validation": otp_on.map(|o| o.replace('-', "_").to_ascii_uppercase()),
+            })),
             View::ActivationCode,
         ),
+        ActivationCmd::Show { id } => req(Method::GET, format!("{base}/{}", enc(&id)), None, View::PowerAuthActivation),
+        ActivationCmd::List { user, app } => {
+            let mut uri = format!("{base}?user={}", enc(&user));
+            if let Some(app) = app {
+                uri.push_str(&format!("&application={}", enc(&app)));
+            }
+            req(Method::GET, uri, None, View::PowerAuthActivations)
+        }
+        ActivationCmd::Commit { id, otp } => change(&id, "commit", json!({ "otp": otp })),
+        ActivationCmd::Block { id, reason } => change(&id, "block", json!({ "reason": reason })),
+        ActivationCmd::Unblock { id } => change(&id, "unblock", json!({})),
+        ActivationCmd::Remove { id } => change(&id, "remove", json!({})),
+        ActivationCmd::History { id } => {
+            req(Method::GET, format!("{base}/{}/history", enc(&id)), None, View::PowerAuthHistory)
+        }
     }
 }

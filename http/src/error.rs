@@ -103,6 +103,12 @@ impl From<SigningError> for ApiError {
     }
 }
 
+impl From<countersign::powerauth_server::PowerAuthError> for ApiError {
+    fn from(e: countersign::powerauth_server::PowerAuthError) -> Self {
+        ApiError::kinded(&e)
+    }
+}
+
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         ApiError::kinded(&e)

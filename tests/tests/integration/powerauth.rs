@@ -100,7 +100,7 @@ fn applications_versions_and_signed_activation_codes() {
     // verifies as an SDK checks it, and only for its own code.
     let mut codes = Vec::new();
     for _ in 0..3 {
-        let issued = d.cli_json(&["powerauth", "activation", "code", "--app", "mobile-banking"]);
+        let issued = d.cli_json(&["powerauth", "activation", "init", "--app", "mobile-banking", "--user", "alice"]);
         let code: ActivationCode = issued["activation_code"].as_str().unwrap().parse().unwrap();
         let signature = unb64(issued["activation_signature"].as_str().unwrap());
         verify_signature(&master, &code, &signature).unwrap();
@@ -113,10 +113,32 @@ fn applications_versions_and_signed_activation_codes() {
     }
     assert_ne!(codes[0].0, codes[1].0);
     assert!(verify_signature(&master, &codes[1].0, &codes[0].1).is_err());
-    assert!(!d.cli(&["powerauth", "activation", "code", "--app", "billing"]).status.success());
-    let text = String::from_utf8_lossy(&d.cli(&["powerauth", "activation", "code", "--app", "mobile-banking"]).stdout)
-        .into_owned();
+    assert!(!d.cli(&["powerauth", "activation", "init", "--app", "billing", "--user", "alice"]).status.success());
+    let text = String::from_utf8_lossy(
+        &d.cli(&["powerauth", "activation", "init", "--app", "mobile-banking", "--user", "bob"]).stdout,
+    )
+    .into_owned();
     assert!(text.contains("activation code ") && text.contains('#'), "{text}");
+
+    // The admin's view of an activation: made, listed, shown, blocked only when active,
+    // removed, its history.
+    let issued = d.cli_json(&["powerauth", "activation", "init", "--app", "mobile-banking", "--user", "carol"]);
+    let id = issued["activation_id"].as_str().unwrap();
+    let shown = d.cli_json(&["powerauth", "activation", "show", id]);
+    assert_eq!(shown["activationStatus"], "CREATED");
+    assert_eq!(shown["userId"], "carol");
+    let listed = d.cli_json(&["powerauth", "activation", "list", "--user", "carol"]);
+    assert_eq!(listed["activations"].as_array().unwrap().len(), 1);
+    assert!(!d.cli(&["powerauth", "activation", "block", id]).status.success(), "only an active activation blocks");
+    assert!(!d.cli(&["powerauth", "activation", "commit", id]).status.success(), "no key exchange yet");
+    assert_eq!(d.cli_json(&["powerauth", "activation", "remove", id])["activationStatus"], "REMOVED");
+    let history = d.cli_json(&["powerauth", "activation", "history", id]);
+    let states: Vec<&str> =
+        history["history"].as_array().unwrap().iter().map(|h| h["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["CREATED", "REMOVED"]);
+    let table =
+        String::from_utf8_lossy(&d.cli(&["powerauth", "activation", "list", "--user", "carol"]).stdout).into_owned();
+    assert!(table.contains("REMOVED") && table.contains(id), "{table}");
 
     // The master key is PowerAuth's alone: no grant to a local service, no rotation.
     d.cli_json(&["integration", "add", "svc", "--uid", "4242"]);
@@ -132,7 +154,9 @@ fn applications_versions_and_signed_activation_codes() {
         "powerauth/version/add",
         "powerauth/version/support",
         "powerauth/version/show-secret",
-        "powerauth/activation/code",
+        "powerauth/activation/init",
+        "powerauth/activation/block",
+        "powerauth/activation/remove",
     ] {
         assert!(audit.iter().any(|(a, _)| a == action), "{action} not audited: {audit:?}");
     }
@@ -165,7 +189,8 @@ fn a_uid_that_is_not_an_admin_is_refused() {
         ("GET", "/v1/admin/powerauth/applications", None),
         ("POST", "/v1/admin/powerauth/applications", Some(r#"{"name":"x"}"#)),
         ("POST", "/v1/admin/powerauth/applications/mobile/versions", Some(r#"{"name":"1"}"#)),
-        ("POST", "/v1/admin/powerauth/activation-codes", Some(r#"{"application":"mobile"}"#)),
+        ("POST", "/v1/admin/powerauth/activations", Some(r#"{"application":"mobile","user":"u"}"#)),
+        ("GET", "/v1/admin/powerauth/activations?user=u", None),
     ] {
         let mut c = std::process::Command::new(countersign_tests::bin("api-call"));
         c.uid(STRANGER).arg(d.admin_sock()).args([method, path]);
