@@ -344,6 +344,33 @@ pub struct VerifySignature {
     pub signature_version: Option<String>,
 }
 
+/// An offline signature the back-end asks about (`/rest/v3/signature/offline/verify`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyOffline {
+    /// The activation.
+    pub activation_id: String,
+    /// The normalized data, as is.
+    pub data: String,
+    /// The decimal signature (`12345678-12345678`).
+    pub signature: String,
+    /// Whether possession_biometry is accepted besides possession_knowledge.
+    #[serde(default)]
+    pub allow_biometry: bool,
+    /// Digits per factor (4 to 8; default 8).
+    #[serde(default)]
+    pub component_length: Option<i64>,
+}
+
+/// Whose key signs an offline payload.
+#[derive(Debug, Clone)]
+pub enum OfflineTarget {
+    /// Personalized: the activation's server key.
+    Activation(String),
+    /// Non-personalized: the application's master key (in the HSM).
+    Application(String),
+}
+
 /// The answer to a signature verification.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -364,6 +391,29 @@ pub struct SignatureVerdict {
     pub signature_type: String,
     /// Failed attempts left before it blocks.
     pub remaining_attempts: i64,
+}
+
+/// What a signature is checked as.
+#[derive(Debug, Clone, Copy)]
+enum Mode<'a> {
+    /// A signed request: over the data and APP_SECRET of `app_key`'s version, in the format of
+    /// `version`.
+    Online { app_key: &'a str, version: ProtocolVersion },
+    /// An offline (QR) signature: over the data and "offline", `digits` decimal digits per
+    /// factor.
+    Offline { digits: u8 },
+}
+
+/// One signature to check.
+#[derive(Debug)]
+struct Check<'a> {
+    activation_id: &'a str,
+    /// The normalized data, as the relying service built it.
+    data: &'a str,
+    signature: &'a str,
+    /// The types it may be of (the first one is counted when none matches).
+    types: &'a [SignatureType],
+    mode: Mode<'a>,
 }
 
 /// The PowerAuth server: cheap to clone.
@@ -1225,19 +1275,41 @@ impl PowerAuthServer {
             Some(v) => v.parse().map_err(|e: countersign_powerauth::Error| refused("ERR_REQUEST", e.to_string()))?,
             None => ProtocolVersion::V3_1,
         };
+        self.check_signature(
+            caller,
+            &Check {
+                activation_id: &req.activation_id,
+                data: &req.data,
+                signature: &req.signature,
+                types: &[ty],
+                mode: Mode::Online { app_key: &req.application_key, version },
+            },
+        )
+    }
+
+    /// The one verification of a PowerAuth signature, online or offline: the activation as
+    /// loaded must be ACTIVE (and, online, the APP_KEY a supported version of its
+    /// application); every type in `check.types` is tried over the whole window in constant
+    /// time; the outcome (counter moved, or a failure counted and perhaps a block) is written
+    /// by compare-and-set with its audit row, and decided again if the row moved meanwhile.
+    fn check_signature(&self, caller: &Caller, check: &Check<'_>) -> Result<SignatureVerdict, PowerAuthError> {
+        let first = check.types.first().copied().ok_or_else(|| internal("no signature type to check"))?;
         let mut verdict = SignatureVerdict {
             signature_valid: false,
             activation_status: None,
             blocked_reason: None,
-            activation_id: req.activation_id.clone(),
+            activation_id: check.activation_id.to_owned(),
             user_id: None,
             application_id: None,
-            signature_type: ty.as_str().to_ascii_uppercase(),
+            signature_type: first.as_str().to_ascii_uppercase(),
             remaining_attempts: 0,
         };
-        let action = "powerauth/signature/verify";
+        let (action, label) = match check.mode {
+            Mode::Online { version, .. } => ("powerauth/signature/verify", version.as_str().to_owned()),
+            Mode::Offline { digits } => ("powerauth/signature/offline-verify", format!("offline, {digits} digits")),
+        };
         for _ in 0..CAS_ATTEMPTS {
-            let Some(a) = self.store.powerauth_activation(&req.activation_id)? else {
+            let Some(a) = self.store.powerauth_activation(check.activation_id)? else {
                 // Unknown: the same answer as a removed activation, audited without a user.
                 verdict.activation_status = Some(ActivationState::Removed);
                 self.audit(&audit_row(
@@ -1245,7 +1317,7 @@ impl PowerAuthServer {
                     action,
                     "reject",
                     None,
-                    format!("unknown activation {}", req.activation_id),
+                    format!("unknown activation {}", check.activation_id),
                 ))?;
                 return Ok(verdict);
             };
@@ -1265,52 +1337,67 @@ impl PowerAuthServer {
                 ))?;
                 return Ok(verdict);
             }
-            // The APP_KEY must be a supported version of the activation's application.
-            let app = match self.store.powerauth_app_key(&req.application_key)? {
-                Some(k) if k.supported && k.application_id == a.application_id => Some(k),
-                _ => None,
-            };
             let keys = self.open_keys(&a)?;
-            let matched = match &app {
-                Some(k) => {
-                    let secret = self.app_secret(k, &req.application_key)?;
-                    let data = wire::signed_bytes(&req.data, &secret);
-                    let ctr = CtrData::from_slice(a.ctr_data.as_deref().unwrap_or_default()).map_err(internal)?;
-                    signature::verify_in_window(
+            let (data, format) = match check.mode {
+                Mode::Online { app_key, version } => {
+                    // The APP_KEY must be a supported version of the activation's application.
+                    match self.store.powerauth_app_key(app_key)? {
+                        Some(k) if k.supported && k.application_id == a.application_id => {
+                            let secret = self.app_secret(&k, app_key)?;
+                            (Some(wire::signed_bytes(check.data, &secret)), SignatureFormat::online(version))
+                        }
+                        _ => (None, SignatureFormat::online(version)),
+                    }
+                }
+                // Offline signatures stand "offline" where online ones have APP_SECRET.
+                Mode::Offline { digits } => (
+                    Some(wire::signed_bytes(check.data, wire::OFFLINE_SECRET)),
+                    SignatureFormat::offline(digits).map_err(|e| refused("ERR_REQUEST", e.to_string()))?,
+                ),
+            };
+            let ctr = CtrData::from_slice(a.ctr_data.as_deref().unwrap_or_default()).map_err(internal)?;
+            let mut matched = None;
+            if let Some(data) = &data {
+                for ty in check.types {
+                    let m = signature::verify_in_window(
                         &keys.derived.factors,
-                        ty,
+                        *ty,
                         &ctr,
                         LOOK_AHEAD,
-                        &data,
-                        SignatureFormat::online(version),
-                        &req.signature,
+                        data,
+                        format,
+                        check.signature,
                     )
-                    .map_err(|e| refused("ERR_REQUEST", e.to_string()))?
+                    .map_err(|e| refused("ERR_REQUEST", e.to_string()))?;
+                    if matched.is_none() {
+                        matched = m.map(|m| (*ty, m));
+                    }
                 }
-                None => None,
-            };
+            }
             let now = self.now_ms();
             let (row, update) = match &matched {
-                Some(m) => (
-                    audit_row(
-                        caller,
-                        action,
-                        "accept",
-                        Some(&a),
-                        format!("{} signature ({version}) at counter step {}", ty.as_str(), m.steps),
-                    ),
-                    ActivationUpdate {
-                        counter: Some((a.counter + i64::from(m.steps) + 1, m.next.as_bytes().to_vec())),
-                        failed_attempts: ty.counts_attempts().then_some(0),
-                        last_used_ms: Some(now),
-                        ..ActivationUpdate::default()
-                    },
-                ),
+                Some((ty, m)) => {
+                    verdict.signature_type = ty.as_str().to_ascii_uppercase();
+                    (
+                        audit_row(
+                            caller,
+                            action,
+                            "accept",
+                            Some(&a),
+                            format!("{} signature ({label}) at counter step {}", ty.as_str(), m.steps),
+                        ),
+                        ActivationUpdate {
+                            counter: Some((a.counter + i64::from(m.steps) + 1, m.next.as_bytes().to_vec())),
+                            failed_attempts: ty.counts_attempts().then_some(0),
+                            last_used_ms: Some(now),
+                            ..ActivationUpdate::default()
+                        },
+                    )
+                }
                 None => {
-                    let counted = ty.counts_attempts();
-                    let failed = a.failed_attempts + i64::from(counted);
+                    let failed = a.failed_attempts + i64::from(first.counts_attempts());
                     let block = failed >= a.max_failed_attempts;
-                    let why = if app.is_none() {
+                    let why = if data.is_none() {
                         "the application key is not a supported version of the activation's application"
                     } else {
                         "the signature does not match"
@@ -1322,8 +1409,8 @@ impl PowerAuthServer {
                             "reject",
                             Some(&a),
                             format!(
-                                "{} signature ({version}): {why}{}",
-                                ty.as_str(),
+                                "{} signature ({label}): {why}{}",
+                                first.as_str(),
                                 if block { "; activation blocked" } else { "" }
                             ),
                         ),
@@ -1357,6 +1444,123 @@ impl PowerAuthServer {
         Err(PowerAuthError::Store(StoreError::Refused(Refusal::Invalid(
             "the activation is too busy; try again".into(),
         ))))
+    }
+
+    /// The back-end's `verifyOfflineSignature`: a decimal signature of `digits` per factor
+    /// (default 8) over `data` (the normalized data the QR code's operation names), as
+    /// possession_knowledge or, with `allow_biometry`, possession_biometry.
+    pub async fn verify_offline(&self, caller: Caller, req: VerifyOffline) -> Result<SignatureVerdict, PowerAuthError> {
+        self.blocking(move |me| {
+            let types: &[SignatureType] = if req.allow_biometry {
+                &[SignatureType::PossessionKnowledge, SignatureType::PossessionBiometry]
+            } else {
+                &[SignatureType::PossessionKnowledge]
+            };
+            let digits = u8::try_from(req.component_length.unwrap_or(8))
+                .map_err(|_| refused("ERR_REQUEST", "componentLength is 4 to 8"))?;
+            me.check_signature(
+                &caller,
+                &Check {
+                    activation_id: &req.activation_id,
+                    data: &req.data,
+                    signature: &req.signature,
+                    types,
+                    mode: Mode::Offline { digits },
+                },
+            )
+        })
+        .await
+    }
+
+    /// The QR code's data for an offline signature: `{DATA}\n{NONCE}\n{KEY}{ECDSA}`, signed by the
+    /// activation's server key (personalized, key indicator `1`) or by the application's master
+    /// key in the HSM (non-personalized, `0`), the signature over `{DATA}\n{NONCE}\n{KEY}` (DER,
+    /// Base64), the nonce 16 random bytes. Answers the data and the nonce.
+    pub async fn offline_payload(
+        &self,
+        caller: Caller,
+        target: OfflineTarget,
+        data: String,
+    ) -> Result<Value, PowerAuthError> {
+        self.blocking(move |me| {
+            if data.contains('\n') {
+                return Err(refused("ERR_REQUEST", "the offline data may not contain a line break"));
+            }
+            let nonce = STANDARD.encode(*me.random::<16>()?);
+            let (indicator, signer) = match &target {
+                OfflineTarget::Activation(id) => ("1", id.clone()),
+                OfflineTarget::Application(app) => ("0", app.clone()),
+            };
+            let base = format!("{data}\n{nonce}\n{indicator}");
+            let der = match &target {
+                OfflineTarget::Activation(id) => {
+                    let a = me
+                        .store
+                        .powerauth_activation(id)?
+                        .ok_or_else(|| PowerAuthError::NotFound(Refusal::NotFound(format!("activation {id}"))))?;
+                    if me.effective_state(&a) != ActivationState::Active {
+                        return Err(refused("ERR_ACTIVATION", format!("activation {id} is not ACTIVE")));
+                    }
+                    let keys = me.open_keys(&a)?;
+                    let raw = keys.server_private.sign_es256(base.as_bytes());
+                    countersign_pki::ecdsa_raw_to_der(&raw).map_err(internal)?
+                }
+                OfflineTarget::Application(app) => {
+                    let pa = me.store.powerauth_application(app)?.ok_or_else(|| {
+                        PowerAuthError::NotFound(Refusal::NotFound(format!("PowerAuth application '{app}'")))
+                    })?;
+                    let raw = me.hsm.sign(
+                        &pa.master.key_id,
+                        KeyAlgorithm::EcP256,
+                        SignScheme::Ecdsa,
+                        HashAlg::Sha256,
+                        SignInput::Message(base.as_bytes()),
+                    )?;
+                    countersign_pki::ecdsa_raw_to_der(&raw).map_err(internal)?
+                }
+            };
+            me.audit(&AuthAuditRow {
+                serial: matches!(target, OfflineTarget::Activation(_)).then(|| signer.clone()),
+                detail: Some(format!("offline signature payload for {signer} (key indicator {indicator})")),
+                ..AuthAuditRow::new(&caller, "powerauth/offline/payload", "ok")
+            })?;
+            Ok(json!({"offlineData": format!("{base}{}", STANDARD.encode(der)), "nonce": nonce}))
+        })
+        .await
+    }
+
+    /// The back-end's `verifyECDSASignature`: whether `signature` (DER, Base64) is the device's
+    /// ECDSA-SHA256 signature of `data` (Base64), by the device key of activation
+    /// `activation_id`, which must be ACTIVE. Audited.
+    pub async fn verify_device_ecdsa(
+        &self,
+        caller: Caller,
+        activation_id: String,
+        data: String,
+        signature: String,
+    ) -> Result<bool, PowerAuthError> {
+        self.blocking(move |me| {
+            let data = b64(&data, "data")?;
+            let signature = b64(&signature, "signature")?;
+            let a = me.store.powerauth_activation(&activation_id)?;
+            let valid = match &a {
+                Some(a) if me.effective_state(a) == ActivationState::Active => {
+                    let key =
+                        PublicKey::from_sec1(a.device_public_key.as_deref().unwrap_or_default()).map_err(internal)?;
+                    keys::verify_ecdsa(&key, &data, &signature)
+                }
+                _ => false,
+            };
+            me.audit(&audit_row(
+                &caller,
+                "powerauth/signature/ecdsa-verify",
+                if valid { "accept" } else { "reject" },
+                a.as_ref(),
+                format!("device ECDSA signature over {} bytes", data.len()),
+            ))?;
+            Ok(valid)
+        })
+        .await
     }
 
     /// A request to the mobile API signed with `X-PowerAuth-Authorization`, verified for

@@ -22,7 +22,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use countersign::powerauth_server::{
-    wire, EciesRequest, EncryptionHeader, InitActivation, PowerAuthError, SignatureHeader, StateAction, VerifySignature,
+    wire, EciesRequest, EncryptionHeader, InitActivation, OfflineTarget, PowerAuthError, SignatureHeader, StateAction,
+    VerifyOffline, VerifySignature,
 };
 use countersign_core::error::{ErrorKind, Kinded};
 use serde::de::DeserializeOwned;
@@ -60,6 +61,10 @@ pub(super) fn backend_routes() -> Router<SharedState> {
         .route("/rest/v3/activation/history", post(history))
         .route("/rest/v3/activation/list", post(list))
         .route("/rest/v3/signature/verify", post(verify))
+        .route("/rest/v3/signature/offline/verify", post(verify_offline))
+        .route("/rest/v3/signature/offline/personalized/create", post(offline_personalized))
+        .route("/rest/v3/signature/offline/non-personalized/create", post(offline_non_personalized))
+        .route("/rest/v3/signature/ecdsa/verify", post(verify_ecdsa))
 }
 
 /// A failure in PowerAuth's error shape.
@@ -370,6 +375,76 @@ async fn verify(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) 
             let req: VerifySignature = request_object(&bytes)?;
             Ok(ok(serde_json::to_value(st.powerauth_server.verify_signature(caller.caller, req).await?)
                 .unwrap_or_default()))
+        }
+        .await,
+    )
+}
+
+async fn verify_offline(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(
+        async {
+            require_backend(&st, &caller)?;
+            let req: VerifyOffline = request_object(&bytes)?;
+            Ok(ok(
+                serde_json::to_value(st.powerauth_server.verify_offline(caller.caller, req).await?).unwrap_or_default()
+            ))
+        }
+        .await,
+    )
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OfflinePayload {
+    #[serde(default)]
+    activation_id: Option<String>,
+    #[serde(default)]
+    application_id: Option<String>,
+    data: String,
+}
+
+async fn offline_payload(
+    st: &SharedState,
+    caller: ApiCaller,
+    bytes: &Bytes,
+    personalized: bool,
+) -> Result<Response, PaError> {
+    require_backend(st, &caller)?;
+    let req: OfflinePayload = request_object(bytes)?;
+    let target = match (personalized, req.activation_id, req.application_id) {
+        (true, Some(id), _) => OfflineTarget::Activation(id),
+        (false, _, Some(app)) => OfflineTarget::Application(app),
+        (true, None, _) => return Err(bad_request("activationId is required")),
+        (false, _, None) => return Err(bad_request("applicationId is required")),
+    };
+    Ok(ok(st.powerauth_server.offline_payload(caller.caller, target, req.data).await?))
+}
+
+async fn offline_personalized(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(offline_payload(&st, caller, &bytes, true).await)
+}
+
+async fn offline_non_personalized(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(offline_payload(&st, caller, &bytes, false).await)
+}
+
+async fn verify_ecdsa(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) -> Response {
+    answer(
+        async {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Req {
+                activation_id: String,
+                data: String,
+                signature: String,
+            }
+            require_backend(&st, &caller)?;
+            let req: Req = request_object(&bytes)?;
+            let valid = st
+                .powerauth_server
+                .verify_device_ecdsa(caller.caller, req.activation_id, req.data, req.signature)
+                .await?;
+            Ok(ok(json!({ "signatureValid": valid })))
         }
         .await,
     )

@@ -268,6 +268,16 @@ impl DerivedKeys {
     }
 }
 
+/// Whether `der_signature` is an ECDSA-SHA256 signature (ASN.1 DER) of `message` by `public`:
+/// what a device signs with its private key (`/rest/v3/signature/ecdsa/verify`).
+pub fn verify_ecdsa(public: &PublicKey, message: &[u8], der_signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier as _;
+    match p256::ecdsa::Signature::from_der(der_signature) {
+        Ok(signature) => p256::ecdsa::VerifyingKey::from(&public.0).verify(message, &signature).is_ok(),
+        Err(_) => false,
+    }
+}
+
 /// `encryptedVaultEncryptionKey` of a vault unlock: `KEY_ENCRYPTION_VAULT` under
 /// `KEY_TRANSPORT` with AES-128-CBC, a zero IV and PKCS#7 padding (32 bytes), which the device
 /// decrypts with its own transport key to open the vault (its private key).

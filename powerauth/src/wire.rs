@@ -91,6 +91,10 @@ pub fn normalized_data(method: &str, uri_id: &str, nonce_b64: &str, body: &[u8])
     )
 }
 
+/// What offline signatures append where online ones append APP_SECRET (the reference server's
+/// `APPLICATION_SECRET_OFFLINE_MODE`).
+pub const OFFLINE_SECRET: &str = "offline";
+
 /// The bytes a signature is computed over: the normalized data, `&`, and APP_SECRET's Base64
 /// text (the reference server's `data + "&" + applicationSecret`).
 pub fn signed_bytes(normalized: &str, application_secret: &str) -> Vec<u8> {

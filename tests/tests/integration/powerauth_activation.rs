@@ -443,3 +443,95 @@ fn one_hundred_copies_of_a_signed_request_are_accepted_once() {
     let accepts = bank.audit_results("powerauth/signature/verify").iter().filter(|r| *r == "accept").count();
     assert_eq!(accepts, 1);
 }
+
+/// Whether `der` (Base64) is a P-256 ECDSA-SHA256 signature of `message` by `public` (SEC1,
+/// Base64): the check a phone makes of a QR code's payload.
+fn ecdsa_verifies(public: &str, message: &[u8], der: &str) -> bool {
+    use p256::ecdsa::signature::Verifier as _;
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&unb64(public)).unwrap();
+    let sig = p256::ecdsa::Signature::from_der(&unb64(der)).unwrap();
+    key.verify(message, &sig).is_ok()
+}
+
+#[test]
+fn offline_signatures_and_device_signatures() {
+    let bank = Bank::start();
+    let id = bank.active("frank", "frank", json!({}));
+    let state: Value = serde_json::from_slice(&std::fs::read(bank.state("frank")).unwrap()).unwrap();
+
+    // A personalized QR payload, signed by the activation's server key; a non-personalized one
+    // by the master key in the HSM. The phone checks each with the public key it holds.
+    let data = "A1*A100CZK*Q238400856/0300**D20190629*NUtility Bill Payment - 05/2019";
+    let personal = bank.backend_ok("signature/offline/personalized/create", json!({"activationId": id, "data": data}));
+    let offline = personal["offlineData"].as_str().unwrap();
+    let nonce = personal["nonce"].as_str().unwrap();
+    let (signed, signature) = offline.split_at(offline.rfind('\n').unwrap() + 2);
+    assert_eq!(signed, format!("{data}\n{nonce}\n1"));
+    assert!(ecdsa_verifies(state["serverPublicKey"].as_str().unwrap(), signed.as_bytes(), signature));
+    assert!(!ecdsa_verifies(&bank.master_public_key, signed.as_bytes(), signature));
+    let general =
+        bank.backend_ok("signature/offline/non-personalized/create", json!({"applicationId": "bank", "data": data}));
+    let offline = general["offlineData"].as_str().unwrap();
+    let (signed, signature) = offline.split_at(offline.rfind('\n').unwrap() + 2);
+    assert!(signed.ends_with("\n0"));
+    assert!(ecdsa_verifies(&bank.master_public_key, signed.as_bytes(), signature));
+
+    // The phone signs the QR code's operation offline (8 decimal digits per factor); the
+    // back-end verifies once; biometry only when allowed.
+    let sign = |factors: &str| {
+        bank.phone(
+            "frank",
+            "offline-sign",
+            &[
+                "--factors",
+                factors,
+                "--uri-id",
+                "/operation/authorize",
+                "--body",
+                data,
+                "--nonce",
+                nonce,
+                "--digits",
+                "8",
+            ],
+        )
+        .unwrap()
+    };
+    let verify = |signed: &Value, biometry: bool| {
+        bank.backend_ok(
+            "signature/offline/verify",
+            json!({"activationId": id, "data": signed["normalizedData"], "signature": signed["signature"], "allowBiometry": biometry}),
+        )
+    };
+    let two = sign("possession_knowledge");
+    assert!(two["signature"].as_str().unwrap().split('-').all(|c| c.len() == 8), "{two}");
+    let verdict = verify(&two, false);
+    assert_eq!(verdict["signatureValid"], true, "{verdict}");
+    assert_eq!(verify(&two, false)["signatureValid"], false, "accepted once");
+    let bio = sign("possession_biometry");
+    assert_eq!(verify(&bio, false)["signatureValid"], false, "biometry not allowed");
+    let bio = sign("possession_biometry");
+    let verdict = verify(&bio, true);
+    assert_eq!(verdict["signatureValid"], true, "{verdict}");
+    assert_eq!(verdict["signatureType"], "POSSESSION_BIOMETRY");
+    let online = bank.sign("frank", "possession_knowledge", "{}", &[]);
+    assert_eq!(bank.verify(&online, &id)["signatureValid"], true, "online signatures go on from the moved counter");
+    assert!(bank.audit_results("powerauth/signature/offline-verify").contains(&"accept".to_owned()));
+
+    // The device's own ECDSA signature (its private key never left the phone; here the test
+    // holds the simulated phone's key).
+    use p256::ecdsa::signature::Signer as _;
+    let device = p256::ecdsa::SigningKey::from_slice(&unb64(state["devicePrivateKey"].as_str().unwrap())).unwrap();
+    let message = b"login challenge 42";
+    let sig: p256::ecdsa::Signature = device.sign(message);
+    let der = countersign_tests::b64(sig.to_der().as_bytes());
+    let check = |msg: &[u8]| {
+        bank.backend_ok(
+            "signature/ecdsa/verify",
+            json!({"activationId": id, "data": countersign_tests::b64(msg), "signature": der}),
+        )["signatureValid"]
+            .clone()
+    };
+    assert_eq!(check(message), true);
+    assert_eq!(check(b"another challenge"), false);
+}
