@@ -127,7 +127,10 @@ impl PowerAuthAdmin {
                 return Err(AdminError::Refused(Refusal::Duplicate(format!("application '{name}'"))));
             }
             let label = label(&name);
-            let kp = me.hsm.generate_key_pair(&label, KeyAlgorithm::EcP256)?;
+            // Signs activation codes and 3.3 temporary keys' answers; agrees keys (ECDH in the HSM)
+            // for application-scope ECIES of protocol versions before 3.3.
+            let kp =
+                me.hsm.generate_key_pair_for(&label, KeyAlgorithm::EcP256, countersign_hsm::KeyUse::SignAndAgree)?;
             let master = NewKeyVersion { key_id: kp.id, label, public_key_der: kp.public_key.to_spki_der()? };
             let row = audit(&caller, "powerauth/app/create", format!("{name}: master key {}", master.key_id));
             let stored = me.store.create_powerauth_application(&name, &master, &row);

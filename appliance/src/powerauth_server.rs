@@ -425,6 +425,14 @@ pub struct PowerAuthServer {
     clock: Clock,
 }
 
+/// The key an ECIES request was encrypted to.
+enum EciesKey {
+    /// A temporary key or an activation's server key, opened from its seal for this request.
+    Software(PrivateKey),
+    /// The application's master key, which agrees keys inside the HSM.
+    Master(countersign_hsm::KeyId),
+}
+
 /// An activation's keys, opened for one request, as [`PowerAuthServer::signed_encrypted`]
 /// lends them to its handler (which cannot keep them: the borrow ends with the call).
 pub struct ActivationKeys<'k>(&'k OpenKeys);
@@ -589,16 +597,16 @@ impl PowerAuthServer {
         Ok(())
     }
 
-    /// The private key a request was encrypted to: from 3.3 the temporary key it names (for this
+    /// The key a request was encrypted to: from 3.3 the temporary key it names (for this
     /// APP_KEY and activation, not expired); before, the activation's server key in activation
-    /// scope. Application scope before 3.3 would need ECDH with the master key, which this
-    /// appliance keeps for signatures only: such clients are told to update.
-    fn ecies_private_key(
+    /// scope and the application's master key (in the HSM, by ECDH there) in application scope.
+    fn ecies_key(
         &self,
         req: &EciesRequest,
         header: &EncryptionHeader,
         activation_keys: Option<&OpenKeys>,
-    ) -> Result<PrivateKey, PowerAuthError> {
+        master: Option<&countersign_hsm::KeyId>,
+    ) -> Result<EciesKey, PowerAuthError> {
         if header.version >= ProtocolVersion::V3_3 {
             let id = req
                 .temporary_key_id
@@ -620,13 +628,12 @@ impl PowerAuthServer {
                 key.activation_id.as_deref(),
                 &key.sealed_private_key,
             )?;
-            return PrivateKey::from_be_bytes(&plain).map_err(internal);
+            return Ok(EciesKey::Software(PrivateKey::from_be_bytes(&plain).map_err(internal)?));
         }
-        match activation_keys {
-            Some(k) => Ok(k.server_private.clone()),
-            None => Err(encryption_failed(
-                "application-scope encryption before protocol 3.3 is not offered; update the mobile SDK to 1.9 (protocol 3.3)",
-            )),
+        match (activation_keys, master) {
+            (Some(k), _) => Ok(EciesKey::Software(k.server_private.clone())),
+            (None, Some(master)) => Ok(EciesKey::Master(master.clone())),
+            (None, None) => Err(internal("an application-scope request without the application's master key")),
         }
     }
 
@@ -639,11 +646,25 @@ impl PowerAuthServer {
         shared_info1: &[u8],
         shared_info2_base: &[u8; 32],
         activation_keys: Option<&OpenKeys>,
+        master: Option<&countersign_hsm::KeyId>,
     ) -> Result<(Zeroizing<Vec<u8>>, EnvelopeKey), PowerAuthError> {
-        let private = self.ecies_private_key(req, header, activation_keys)?;
         let ephemeral = b64(&req.ephemeral_public_key, "ephemeralPublicKey")?;
-        let key = EnvelopeKey::derive(&private, &ephemeral, shared_info1, header.version)
-            .map_err(|e| encryption_failed(&e.to_string()))?;
+        let key = match self.ecies_key(req, header, activation_keys, master)? {
+            EciesKey::Software(private) => EnvelopeKey::derive(&private, &ephemeral, shared_info1, header.version),
+            EciesKey::Master(id) => {
+                // The token takes the peer's point uncompressed; the KDF hashes it as received.
+                let point = PublicKey::from_sec1(&ephemeral).map_err(|e| encryption_failed(&e.to_string()))?.to_uncompressed();
+                let shared = self.hsm.ecdh(&id, &point, 32).map_err(|e| match e {
+                    HsmError::Unsupported(_) => encryption_failed(
+                        "this application's master key was made without key agreement, so only protocol 3.3 (temporary keys) can encrypt to it; update the mobile SDK",
+                    ),
+                    e => PowerAuthError::Hsm(e),
+                })?;
+                let shared: &[u8; 32] = shared.as_slice().try_into().map_err(|_| internal("the token's shared secret is not 32 bytes"))?;
+                EnvelopeKey::from_shared_secret(shared, &ephemeral, shared_info1, header.version)
+            }
+        }
+        .map_err(|e| encryption_failed(&e.to_string()))?;
         let nonce = req.nonce.as_deref().map(|n| b64(n, "nonce")).transpose()?;
         let encrypted = b64(&req.encrypted_data, "encryptedData")?;
         let mac = b64(&req.mac, "mac")?;
@@ -898,7 +919,8 @@ impl PowerAuthServer {
         let k = self.app_key(&header.app_key)?;
         let app_secret = self.app_secret(&k, &header.app_key)?;
         let sh2 = ecies::shared_info2_base_application(&app_secret);
-        let (plain1, key1) = self.open_ecies(req, header, ecies::shared_info1::APPLICATION_GENERIC, &sh2, None)?;
+        let (plain1, key1) =
+            self.open_ecies(req, header, ecies::shared_info1::APPLICATION_GENERIC, &sh2, None, Some(&k.master.key_id))?;
         let layer1: Value = serde_json::from_slice(&plain1)
             .map_err(|_| refused("ERR_ACTIVATION", "the activation request is not JSON"))?;
         if layer1.get("type").and_then(Value::as_str) != Some("CODE") {
@@ -908,7 +930,14 @@ impl PowerAuthServer {
             layer1.pointer("/identityAttributes/code").and_then(Value::as_str).ok_or_else(activation_failed)?;
         let inner: EciesRequest = serde_json::from_value(layer1.get("activationData").cloned().unwrap_or(Value::Null))
             .map_err(|_| refused("ERR_ACTIVATION", "activationData is not an encrypted request"))?;
-        let (plain2, key2) = self.open_ecies(&inner, header, ecies::shared_info1::ACTIVATION_LAYER_2, &sh2, None)?;
+        let (plain2, key2) = self.open_ecies(
+            &inner,
+            header,
+            ecies::shared_info1::ACTIVATION_LAYER_2,
+            &sh2,
+            None,
+            Some(&k.master.key_id),
+        )?;
         let layer2: Value = serde_json::from_slice(&plain2)
             .map_err(|_| refused("ERR_ACTIVATION", "the inner activation request is not JSON"))?;
         let text = |k: &str| layer2.get(k).and_then(Value::as_str).map(|s| s.chars().take(255).collect::<String>());
@@ -1033,10 +1062,8 @@ impl PowerAuthServer {
     }
 
     fn activation_status_now(&self, activation_id: &str, challenge: Option<&str>) -> Result<Value, PowerAuthError> {
-        let challenge = b64(
-            challenge.ok_or_else(|| refused("ERR_REQUEST", "challenge is required (protocol 3.1+)"))?,
-            "challenge",
-        )?;
+        // Protocol 3.0 sends no challenge: its blob is encrypted with a zero IV.
+        let challenge = challenge.map(|c| b64(c, "challenge")).transpose()?;
         let nonce = self.random::<16>()?;
         let activation = self.store.powerauth_activation(activation_id)?.filter(|a| a.sealed_secrets.is_some());
         let blob = match activation {
@@ -1062,8 +1089,11 @@ impl PowerAuthServer {
                     ctr_look_ahead: LOOK_AHEAD as u8,
                     ctr_data_hash: status::ctr_data_hash(&keys.derived.transport, &ctr),
                 };
-                let iv = status::status_iv(&keys.derived.transport, &challenge, &*nonce)
-                    .map_err(|e| refused("ERR_REQUEST", e.to_string()))?;
+                let iv = match &challenge {
+                    Some(c) => status::status_iv(&keys.derived.transport, c, &*nonce)
+                        .map_err(|e| refused("ERR_REQUEST", e.to_string()))?,
+                    None => [0u8; 16],
+                };
                 status::encrypt(&keys.derived.transport, &iv, &plain).to_vec()
             }
             None => self.random::<{ status::BLOB_LEN }>()?.to_vec(),
@@ -1646,7 +1676,7 @@ impl PowerAuthServer {
             };
             let req: EciesRequest =
                 serde_json::from_slice(&body).map_err(|_| encryption_failed("the body is not an encrypted request"))?;
-            let (plain, key) = me.open_ecies(&req, &scope, shared_info1, &sh2, Some(&keys))?;
+            let (plain, key) = me.open_ecies(&req, &scope, shared_info1, &sh2, Some(&keys), None)?;
             let answer = Zeroizing::new(handle(me, &caller, &a, &ActivationKeys(&keys), &plain)?);
             me.seal_ecies(&key, &req, &scope, &sh2, &answer)
         })

@@ -31,15 +31,26 @@ pub enum SecretKeyKind {
     Hmac,
 }
 
+/// What a private key may do besides signing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// Sign only (every signing application's key).
+    Sign,
+    /// Sign and agree keys by ECDH (`CKA_DERIVE`): a PowerAuth application's master key, which
+    /// protocol versions before 3.3 use for application-scope ECIES.
+    SignAndAgree,
+}
+
 const KEY_ID_LEN: usize = 16;
 
-fn private_template(label: &str, id: &KeyId) -> Vec<Attribute> {
+fn private_template(label: &str, id: &KeyId, key_use: KeyUse) -> Vec<Attribute> {
     vec![
         Attribute::Token(true),
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
         Attribute::Sign(true),
+        Attribute::Derive(key_use == KeyUse::SignAndAgree),
         Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id.as_bytes().to_vec()),
     ]
@@ -58,6 +69,14 @@ fn public_template(label: &str, id: &KeyId) -> Vec<Attribute> {
 impl Hsm {
     /// Generates an asymmetric keypair on the token and returns its id and public key.
     pub fn generate_key_pair(&self, label: &str, alg: KeyAlgorithm) -> Result<GeneratedKeyPair> {
+        self.generate_key_pair_for(label, alg, KeyUse::Sign)
+    }
+
+    /// [`Hsm::generate_key_pair`] for `key_use` (only EC keys may agree keys).
+    pub fn generate_key_pair_for(&self, label: &str, alg: KeyAlgorithm, key_use: KeyUse) -> Result<GeneratedKeyPair> {
+        if key_use == KeyUse::SignAndAgree && !matches!(alg, KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384) {
+            return Err(HsmError::InvalidInput(format!("{alg} keys cannot agree keys by ECDH")));
+        }
         let mut extra = Vec::new();
         let mechanism = match alg {
             KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
@@ -78,7 +97,7 @@ impl Hsm {
         let id = self.create_objects("C_GenerateKeyPair", |s, id| {
             let mut public = public_template(label, id);
             public.extend(extra.iter().cloned());
-            s.generate_key_pair(&mechanism, &public, &private_template(label, id)).map(|_| ())
+            s.generate_key_pair(&mechanism, &public, &private_template(label, id, key_use)).map(|_| ())
         })?;
         let public_key = self.public_key(&id, alg)?;
         Ok(GeneratedKeyPair { id, public_key })

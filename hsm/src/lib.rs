@@ -11,6 +11,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod agreement;
 mod algorithms;
 mod error;
 mod keys;
@@ -24,7 +25,7 @@ mod token;
 
 pub use algorithms::{HashAlg, KeyAlgorithm, SignScheme};
 pub use error::HsmError;
-pub use keys::{GeneratedKeyPair, KeyId, SecretKeyKind};
+pub use keys::{GeneratedKeyPair, KeyId, KeyUse, SecretKeyKind};
 pub use metrics::{Histogram, HistogramSnapshot, HsmMetricsSnapshot, LATENCY_BUCKETS_US};
 pub use pin::Pin;
 pub use pubkey::PublicKey;

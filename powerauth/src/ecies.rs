@@ -84,13 +84,24 @@ impl EnvelopeKey {
     ) -> Result<Self, Error> {
         let ephemeral = PublicKey::from_sec1(ephemeral_public_key)?;
         let shared = private.diffie_hellman(&ephemeral);
+        Self::from_shared_secret(&shared, ephemeral_public_key, shared_info1, version)
+    }
+
+    /// [`EnvelopeKey::derive`] from the ECDH shared secret (32 bytes) computed elsewhere: by the
+    /// HSM, with an application's master key that never leaves it.
+    pub fn from_shared_secret(
+        shared: &[u8; 32],
+        ephemeral_public_key: &[u8],
+        shared_info1: &[u8],
+        version: ProtocolVersion,
+    ) -> Result<Self, Error> {
         let mut info = Vec::with_capacity(3 + shared_info1.len() + ephemeral_public_key.len());
         if version >= ProtocolVersion::V3_2 {
             info.extend_from_slice(version.as_str().as_bytes());
         }
         info.extend_from_slice(shared_info1);
         info.extend_from_slice(ephemeral_public_key);
-        let derived = kdf_x963_sha256(&*shared, &info, ENVELOPE_KEY_LEN);
+        let derived = kdf_x963_sha256(shared, &info, ENVELOPE_KEY_LEN);
         Self::from_slice(&derived)
     }
 

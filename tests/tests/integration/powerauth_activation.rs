@@ -535,3 +535,35 @@ fn offline_signatures_and_device_signatures() {
     assert_eq!(check(message), true);
     assert_eq!(check(b"another challenge"), false);
 }
+
+/// Protocol 3.0 to 3.2 (SDKs before 1.9): application-scope ECIES to the master key, whose ECDH
+/// runs in the HSM; activation-scope ECIES to the activation's server key; 3.0's decimal
+/// signatures and challenge-less status.
+#[test]
+fn older_protocol_versions_activate_sign_and_unlock() {
+    let bank = Bank::start();
+    let base = bank.base();
+    for version in ["3.0", "3.1", "3.2"] {
+        let phone = format!("v{version}");
+        let init = bank.init(&phone, json!({}));
+        let id = init["activationId"].as_str().unwrap().to_owned();
+        let activated = bank.activate(&phone, &init, &["--version", version]).unwrap();
+        assert_eq!(activated["activationId"], id.as_str(), "{version}");
+        bank.backend_ok("activation/commit", json!({"activationId": id}));
+        let status = bank.status(&phone);
+        assert_eq!(status["state"], "ACTIVE", "{version}: {status}");
+        let signed = bank.sign(&phone, "possession_knowledge", "{\"v\":1}", &[]);
+        if version == "3.0" {
+            assert!(signed["signature"].as_str().unwrap().contains('-'), "3.0 signs in decimal: {signed}");
+        }
+        assert_eq!(bank.verify(&signed, &id)["signatureValid"], true, "{version}");
+        let vault = bank
+            .phone(
+                &phone,
+                "vault-unlock",
+                &["--base", &base, "--factors", "possession_knowledge", "--password", "1234"],
+            )
+            .unwrap();
+        assert_eq!(vault["vaultKeyMatches"], true, "{version}: {vault}");
+    }
+}
