@@ -567,3 +567,35 @@ fn older_protocol_versions_activate_sign_and_unlock() {
         assert_eq!(vault["vaultKeyMatches"], true, "{version}: {vault}");
     }
 }
+
+/// An activation row edited behind the appliance's back (a blocked activation made active, its
+/// counter rolled back to accept a used signature again) fails every decision closed.
+#[test]
+fn an_activation_row_edited_offline_fails_closed() {
+    if countersign_tests::skip_on_postgres("the row is edited in the SQLite file") {
+        return;
+    }
+    let mut bank = Bank::start();
+    let id = bank.active("gina", "gina", json!({"maxFailureCount": 1}));
+    let used = bank.sign("gina", "possession_knowledge", "{}", &[]);
+    assert_eq!(bank.verify(&used, &id)["signatureValid"], true);
+    bank.d.stop();
+    let conn = rusqlite::Connection::open(bank.d.db()).unwrap();
+    conn.execute("UPDATE powerauth_activation SET counter = 0, ctr_data = (SELECT ctr_data FROM powerauth_activation) WHERE activation_id = ?1", [&id]).unwrap();
+    conn.execute(
+        "UPDATE powerauth_activation SET failed_attempts = 0, max_failed_attempts = 1000 WHERE activation_id = ?1",
+        [&id],
+    )
+    .unwrap();
+    drop(conn);
+    bank.d.spawn().unwrap();
+    let (status, body) = bank.backend(
+        "signature/verify",
+        json!({"activationId": id, "applicationKey": bank.app_key, "data": used["normalizedData"],
+               "signature": used["signature"], "signatureType": used["signatureType"], "signatureVersion": used["version"]}),
+    );
+    assert_eq!(status, 500, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("changed outside Countersign"), "{body}");
+    let (status, _) = bank.backend("activation/status", json!({"activationId": id}));
+    assert_eq!(status, 500);
+}
