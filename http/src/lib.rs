@@ -29,6 +29,7 @@ mod policies;
 mod powerauth;
 mod powerauth_protocol;
 mod privacyidea;
+mod protocol_paths;
 mod resolvers;
 mod tokens;
 mod validate;

@@ -82,7 +82,7 @@ pub(crate) async fn network_auth(State(st): State<SharedState>, req: Request, ne
     // clients do before they have one) is not looked at there.
     // The PowerAuth mobile API is authenticated by the protocol itself (ECIES to the server's
     // keys, signatures by the activation's keys): a phone has no API credential.
-    if ANONYMOUS_PATHS.contains(&parts.uri.path()) || crate::powerauth_protocol::owns_mobile(parts.uri.path()) {
+    if ANONYMOUS_PATHS.contains(&parts.uri.path()) || crate::protocol_paths::protocol_authenticated(parts.uri.path()) {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let caller = match identify(&mut parts, &st).await {
