@@ -50,6 +50,8 @@ use crate::token_secrets::TokenSecrets;
 
 /// How far an ECIES request's timestamp may lie from the appliance's clock, either way.
 pub const ECIES_WINDOW_MS: i64 = 5 * 60 * 1000;
+/// How long a request of protocol 3.0 or 3.1 (which carries no timestamp) is remembered as seen.
+pub const LEGACY_REPLAY_MEMORY_MS: i64 = 24 * 60 * 60 * 1000;
 /// How long a 3.3 temporary key is accepted.
 pub const TEMPORARY_KEY_TTL_MS: i64 = 5 * 60 * 1000;
 /// The signature counter's look-ahead window (the reference server's default).
@@ -567,19 +569,21 @@ impl PowerAuthServer {
     fn fresh_once(&self, scope: &[u8], req: &EciesRequest, version: ProtocolVersion) -> Result<(), PowerAuthError> {
         let now = self.now_ms();
         let timestamp = match (version >= ProtocolVersion::V3_2, req.timestamp) {
-            (true, Some(t)) => i64::try_from(t).map_err(|_| encryption_failed("the timestamp is out of range"))?,
+            (true, Some(t)) => Some(i64::try_from(t).map_err(|_| encryption_failed("the timestamp is out of range"))?),
             (true, None) => return Err(encryption_failed("protocol 3.2 and later require a timestamp")),
-            // Before 3.2 requests carry no time: the ephemeral key alone identifies one, kept for
-            // the window.
-            (false, _) => now,
+            // Before 3.2 requests carry no time: the ephemeral key (random per request) alone
+            // identifies one.
+            (false, _) => None,
         };
-        if timestamp < now - ECIES_WINDOW_MS {
-            return Err(encryption_failed("the request is too old (its timestamp is more than 5 minutes behind)"));
-        }
-        if timestamp > now + ECIES_WINDOW_MS {
-            return Err(encryption_failed(
-                "the request is from the future (its timestamp is more than 5 minutes ahead)",
-            ));
+        if let Some(t) = timestamp {
+            if t < now - ECIES_WINDOW_MS {
+                return Err(encryption_failed("the request is too old (its timestamp is more than 5 minutes behind)"));
+            }
+            if t > now + ECIES_WINDOW_MS {
+                return Err(encryption_failed(
+                    "the request is from the future (its timestamp is more than 5 minutes ahead)",
+                ));
+            }
         }
         let mut h = Sha256::new();
         h.update(b"countersign/powerauth-ecies-replay/v1\0");
@@ -589,9 +593,16 @@ impl PowerAuthServer {
         h.update(b"\0");
         h.update(req.nonce.as_deref().unwrap_or("").as_bytes());
         h.update(b"\0");
-        h.update(timestamp.to_be_bytes());
-        // Kept past the window's far edge, after which the timestamp check refuses it anyway.
-        if !self.store.claim_powerauth_replay(&h.finalize(), timestamp + ECIES_WINDOW_MS + 60_000)? {
+        h.update(timestamp.unwrap_or(-1).to_be_bytes());
+        // A request with a timestamp is kept past the window's far edge, after which the
+        // timestamp check refuses it anyway; one without, for a day (what an old client's
+        // replay can do after that is bounded by the signature counter and the single-use
+        // activation code).
+        let until = match timestamp {
+            Some(t) => t + ECIES_WINDOW_MS + 60_000,
+            None => now + LEGACY_REPLAY_MEMORY_MS,
+        };
+        if !self.store.claim_powerauth_replay(&h.finalize(), until)? {
             return Err(encryption_failed("the request was already received (replay)"));
         }
         Ok(())

@@ -549,6 +549,9 @@ fn older_protocol_versions_activate_sign_and_unlock() {
         let id = init["activationId"].as_str().unwrap().to_owned();
         let activated = bank.activate(&phone, &init, &["--version", version]).unwrap();
         assert_eq!(activated["activationId"], id.as_str(), "{version}");
+        // The same encrypted request again is a replay, timestamp or not.
+        let replayed = bank.phone(&phone, "replay", &["--base", &base]).unwrap_err();
+        assert!(replayed["responseBody"].as_str().unwrap().contains("replay"), "{version}: {replayed}");
         bank.backend_ok("activation/commit", json!({"activationId": id}));
         let status = bank.status(&phone);
         assert_eq!(status["state"], "ACTIVE", "{version}: {status}");
