@@ -910,8 +910,14 @@ impl PowerAuthServer {
     ) -> Result<EciesResponse, PowerAuthError> {
         self.blocking(move |me| {
             let out = me.create_activation_now(&caller, &header, &req);
-            if let Err(e) = &out {
-                let _ = me.audit(&audit_row(&caller, "powerauth/activation/create", "refused", None, e.to_string()));
+            match &out {
+                // A request for no known application is not recorded: anyone can send those, and
+                // they would fill the audit trail; everything past the APP_KEY is.
+                Err(PowerAuthError::Refused { code: "ERR_APPLICATION", .. }) | Ok(_) => {}
+                Err(e) => {
+                    let _ =
+                        me.audit(&audit_row(&caller, "powerauth/activation/create", "refused", None, e.to_string()));
+                }
             }
             out
         })

@@ -372,6 +372,20 @@ fn ecies_replays_and_stale_or_future_requests_are_refused() {
     assert!(replayed["responseBody"].as_str().unwrap().contains("replay"), "{replayed}");
     let refusals = bank.audit_results("powerauth/activation/create");
     assert_eq!(refusals.iter().filter(|r| *r == "refused").count(), 3, "{refusals:?}");
+    // An unknown APP_KEY is refused before anything else, and not recorded (anyone can send it).
+    let (status, body) = http(
+        bank.port,
+        "POST",
+        "/pa/v3/activation/create",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-PowerAuth-Encryption", r#"PowerAuth version="3.3", application_key="bm9uZQ==""#),
+        ],
+        r#"{"temporaryKeyId":"x","ephemeralPublicKey":"AA==","encryptedData":"AA==","mac":"AA==","nonce":"AA==","timestamp":1}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("ERR_APPLICATION"), "{body}");
+    assert_eq!(bank.audit_results("powerauth/activation/create").len(), refusals.len());
 
     // An activation past its expiry (the appliance's clock moved 10 minutes on; the phone's
     // requests carry that time) neither activates nor commits, and reads as removed.
