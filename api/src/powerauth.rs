@@ -37,6 +37,33 @@ pub struct PowerAuthApplication {
     pub master_public_key: String,
     /// Its versions, oldest first.
     pub versions: Vec<PowerAuthVersion>,
+    /// Its roles, sorted: answered with every signature verification, for the back-end to
+    /// authorise by.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Its configuration, by key: each a JSON array.
+    #[serde(default)]
+    pub config: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// The body of `POST /v1/admin/powerauth/applications/{name}/roles`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    /// Roles to add.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// Roles to remove.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// The body of `PUT /v1/admin/powerauth/applications/{name}/config/{key}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigValues {
+    /// The values: a JSON array.
+    pub values: serde_json::Value,
 }
 
 /// `GET /v1/admin/powerauth/applications`.

@@ -79,7 +79,54 @@ fn application(a: crate::store::PowerAuthApplication) -> Result<PowerAuthApplica
         name: a.name,
         created_at: a.created_at,
         versions: a.versions.into_iter().map(version).collect(),
+        roles: a.roles,
+        config: a
+            .config
+            .into_iter()
+            .map(|(k, v)| {
+                let value = serde_json::from_str(&v)
+                    .map_err(|_| AdminError::Store(StoreError::Tampered(format!("configuration '{k}' is not JSON"))))?;
+                Ok((k, value))
+            })
+            .collect::<Result<_, AdminError>>()?,
     })
+}
+
+/// The configuration keys the reference server knows, and what each holds.
+const CONFIG_KEYS: &[(&str, &str)] = &[
+    ("fido2_attestation_fmt_allowed", "attestation formats, as strings"),
+    ("fido2_aaguids_allowed", "AAGUIDs, as strings"),
+    ("fido2_root_ca_certs", "PEM certificates, as strings"),
+    ("oauth2_providers", "provider objects"),
+];
+
+/// A role: 1 to 64 of letters, digits, `_`, `-`, `.`, `:`.
+fn valid_role(role: &str) -> Result<(), AdminError> {
+    let ok = (1..=64).contains(&role.len())
+        && role.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::Refused(Refusal::Invalid(format!(
+            "role '{role}' is not 1 to 64 letters, digits, '_', '-', '.' or ':'"
+        ))))
+    }
+}
+
+/// `values` for configuration `key`: a JSON array, of strings for the FIDO2 keys and of objects
+/// for `oauth2_providers`; a key the reference does not know is refused.
+fn valid_config(key: &str, values: &serde_json::Value) -> Result<String, AdminError> {
+    let refuse = |why: String| Err(AdminError::Refused(Refusal::Invalid(why)));
+    let Some((_, what)) = CONFIG_KEYS.iter().find(|(k, _)| *k == key) else {
+        let known: Vec<&str> = CONFIG_KEYS.iter().map(|(k, _)| *k).collect();
+        return refuse(format!("unknown configuration key '{key}' (known: {})", known.join(", ")));
+    };
+    let Some(items) = values.as_array() else { return refuse(format!("'{key}' is a JSON array of {what}")) };
+    let strings = key != "oauth2_providers";
+    if items.iter().any(|v| if strings { !v.is_string() } else { !v.is_object() }) {
+        return refuse(format!("'{key}' is a JSON array of {what}"));
+    }
+    Ok(values.to_string())
 }
 
 /// `len` bytes of the HSM's generator, Base64; the bytes are zeroized once encoded.
@@ -178,6 +225,43 @@ impl PowerAuthAdmin {
                 version: version(v),
                 app_secret: SecretString::from(app_secret.to_string()),
             })
+        })
+        .await
+    }
+
+    /// Adds and removes roles of `app`; answers the application.
+    pub async fn change_roles(
+        &self,
+        caller: Caller,
+        app: String,
+        add: Vec<String>,
+        remove: Vec<String>,
+    ) -> Result<PowerAuthApplication, AdminError> {
+        for role in add.iter().chain(&remove) {
+            valid_role(role)?;
+        }
+        self.change(move |me| {
+            let row = audit(&caller, "powerauth/app/roles", format!("{app}: add {add:?}, remove {remove:?}"));
+            me.store.change_powerauth_roles(&app, &add, &remove, &row)?;
+            me.store.powerauth_application(&app)?.map(application).ok_or_else(|| not_found(&app))?
+        })
+        .await
+    }
+
+    /// Sets (`Some`) or removes (`None`) configuration `key` of `app`; answers the application.
+    pub async fn set_config(
+        &self,
+        caller: Caller,
+        app: String,
+        key: String,
+        values: Option<serde_json::Value>,
+    ) -> Result<PowerAuthApplication, AdminError> {
+        let text = values.as_ref().map(|v| valid_config(&key, v)).transpose()?;
+        self.change(move |me| {
+            let what = if text.is_some() { "set" } else { "removed" };
+            let row = audit(&caller, "powerauth/app/config", format!("{app}: {key} {what}"));
+            me.store.set_powerauth_config(&app, &key, text.as_deref(), &row)?;
+            me.store.powerauth_application(&app)?.map(application).ok_or_else(|| not_found(&app))?
         })
         .await
     }

@@ -393,6 +393,8 @@ pub struct SignatureVerdict {
     pub signature_type: String,
     /// Failed attempts left before it blocks.
     pub remaining_attempts: i64,
+    /// The application's roles, for the back-end to authorise by.
+    pub application_roles: Vec<String>,
 }
 
 /// What a signature is checked as.
@@ -1350,6 +1352,7 @@ impl PowerAuthServer {
             application_id: None,
             signature_type: first.as_str().to_ascii_uppercase(),
             remaining_attempts: 0,
+            application_roles: Vec::new(),
         };
         let (action, label) = match check.mode {
             Mode::Online { version, .. } => ("powerauth/signature/verify", version.as_str().to_owned()),
@@ -1370,6 +1373,7 @@ impl PowerAuthServer {
             };
             verdict.user_id = Some(a.user_id.clone());
             verdict.application_id = Some(a.application.clone());
+            verdict.application_roles = self.store.powerauth_roles(a.application_id)?;
             let state = self.effective_state(&a);
             verdict.activation_status = Some(state);
             verdict.blocked_reason = a.blocked_reason.clone();

@@ -302,10 +302,12 @@ pub fn render(view: View, v: &Value) -> anyhow::Result<String> {
         View::PowerAuthApp => {
             let a: PowerAuthApplication = typed(v)?;
             format!(
-                "PowerAuth application {}\nmaster key {}\nmaster public key {}\n{}",
+                "PowerAuth application {}\nmaster key {}\nmaster public key {}\nroles {}\n{}{}",
                 a.name,
                 a.master_key_id,
                 a.master_public_key,
+                if a.roles.is_empty() { "-".to_owned() } else { a.roles.join(", ") },
+                a.config.iter().map(|(k, v)| format!("config {k} = {v}\n")).collect::<String>(),
                 powerauth_versions(&a.versions)
             )
         }

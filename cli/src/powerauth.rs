@@ -42,6 +42,29 @@ pub enum AppCmd {
         #[arg(id = "app_version", value_name = "VERSION")]
         version: String,
     },
+    /// Add roles to an application (answered with every signature verification).
+    RoleAdd {
+        name: String,
+        #[arg(required = true)]
+        roles: Vec<String>,
+    },
+    /// Remove roles from an application.
+    RoleRemove {
+        name: String,
+        #[arg(required = true)]
+        roles: Vec<String>,
+    },
+    /// Set configuration KEY (fido2_attestation_fmt_allowed, fido2_aaguids_allowed,
+    /// fido2_root_ca_certs, oauth2_providers) to a JSON array.
+    ConfigSet {
+        name: String,
+        key: String,
+        // Not `json`: that id is the global `--json` flag's.
+        #[arg(id = "config_values", value_name = "JSON")]
+        values: String,
+    },
+    /// Remove configuration KEY.
+    ConfigRemove { name: String, key: String },
     /// Mark a version supported or not.
     VersionSupport {
         name: String,
@@ -132,6 +155,28 @@ pub fn request(cmd: PowerAuthCmd) -> anyhow::Result<Request> {
             Some(json!({ "supported": supported })),
             View::PowerAuthVersion,
         ),
+        PowerAuthCmd::App(AppCmd::RoleAdd { name, roles }) => {
+            req(Method::POST, format!("{apps}/{}/roles", enc(&name)), Some(json!({ "add": roles })), View::PowerAuthApp)
+        }
+        PowerAuthCmd::App(AppCmd::RoleRemove { name, roles }) => req(
+            Method::POST,
+            format!("{apps}/{}/roles", enc(&name)),
+            Some(json!({ "remove": roles })),
+            View::PowerAuthApp,
+        ),
+        PowerAuthCmd::App(AppCmd::ConfigSet { name, key, values: text }) => {
+            let values: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("the configuration value is not JSON ({e}); give a JSON array"))?;
+            req(
+                Method::PUT,
+                format!("{apps}/{}/config/{}", enc(&name), enc(&key)),
+                Some(json!({ "values": values })),
+                View::PowerAuthApp,
+            )
+        }
+        PowerAuthCmd::App(AppCmd::ConfigRemove { name, key }) => {
+            req(Method::DELETE, format!("{apps}/{}/config/{}", enc(&name), enc(&key)), None, View::PowerAuthApp)
+        }
         PowerAuthCmd::Activation(cmd) => activation(cmd),
     }
 }

@@ -27,6 +27,11 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/v1/admin/powerauth/applications", get(list).post(create))
         .route("/v1/admin/powerauth/applications/{name}", get(show))
         .route("/v1/admin/powerauth/applications/{name}/versions", post(add_version))
+        .route("/v1/admin/powerauth/applications/{name}/roles", post(roles))
+        .route(
+            "/v1/admin/powerauth/applications/{name}/config/{key}",
+            axum::routing::put(config_set).delete(config_remove),
+        )
         .route("/v1/admin/powerauth/applications/{name}/versions/{version}/support", post(support))
         .route("/v1/admin/powerauth/applications/{name}/versions/{version}/secret", post(secret))
         .route("/v1/admin/powerauth/activations", get(activations).post(init_activation))
@@ -61,6 +66,32 @@ async fn add_version(
     Body(b): Body<NewPowerAuthVersion>,
 ) -> Result<(StatusCode, Answer<PowerAuthVersionSecret>), ApiError> {
     Ok((StatusCode::CREATED, Answer(st.powerauth.add_version(caller, name, b.name).await?)))
+}
+
+async fn roles(
+    State(st): State<SharedState>,
+    Origin(caller): Origin,
+    Path(name): Path<String>,
+    Body(b): Body<countersign_api::powerauth::RoleChange>,
+) -> Result<Answer<PowerAuthApplication>, ApiError> {
+    Ok(Answer(st.powerauth.change_roles(caller, name, b.add, b.remove).await?))
+}
+
+async fn config_set(
+    State(st): State<SharedState>,
+    Origin(caller): Origin,
+    Path((name, key)): Path<(String, String)>,
+    Body(b): Body<countersign_api::powerauth::ConfigValues>,
+) -> Result<Answer<PowerAuthApplication>, ApiError> {
+    Ok(Answer(st.powerauth.set_config(caller, name, key, Some(b.values)).await?))
+}
+
+async fn config_remove(
+    State(st): State<SharedState>,
+    Origin(caller): Origin,
+    Path((name, key)): Path<(String, String)>,
+) -> Result<Answer<PowerAuthApplication>, ApiError> {
+    Ok(Answer(st.powerauth.set_config(caller, name, key, None).await?))
 }
 
 async fn support(

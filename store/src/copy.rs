@@ -26,6 +26,8 @@ const TABLES: &[(&str, Option<&str>)] = &[
     ("master_keypair", Some("id")),
     ("powerauth_application", None),
     ("powerauth_app_version", Some("id")),
+    ("powerauth_application_role", None),
+    ("powerauth_application_config", None),
     ("powerauth_activation", Some("id")),
     ("powerauth_activation_history", Some("id")),
     ("powerauth_temporary_key", None),

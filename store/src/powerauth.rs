@@ -22,7 +22,14 @@ use super::keys::{insert_version, load_versions, KeyState, KeyVersion, NewKeyVer
 use super::{unique_as, AuthAuditRow, Store, StoreError};
 
 /// The tables whose seals every read of a PowerAuth application checks.
-const TABLES: &[&str] = &["application", "master_keypair", "powerauth_application", "powerauth_app_version"];
+const TABLES: &[&str] = &[
+    "application",
+    "master_keypair",
+    "powerauth_application",
+    "powerauth_app_version",
+    "powerauth_application_role",
+    "powerauth_application_config",
+];
 
 /// One version of a PowerAuth application: what the store shows of it (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +57,10 @@ pub struct PowerAuthApplication {
     pub master: KeyVersion,
     /// Its versions, oldest first.
     pub versions: Vec<PowerAuthVersion>,
+    /// Its roles, sorted (answered with every signature verification).
+    pub roles: Vec<String>,
+    /// Its configuration: key and JSON array, by key.
+    pub config: Vec<(String, String)>,
 }
 
 /// What a request's APP_KEY names: its version, application and master key, with the sealed
@@ -119,7 +130,17 @@ fn load(conn: &dyn Sql, id: i64, name: String, created_at: i64) -> Result<PowerA
             })
         },
     )?;
-    Ok(PowerAuthApplication { id, name, created_at, master, versions })
+    let roles = conn.query_map(
+        "SELECT role FROM powerauth_application_role WHERE application_id = ?1 ORDER BY role",
+        args![id],
+        |r| r.get(0),
+    )?;
+    let config = conn.query_map(
+        "SELECT config_key, config_values FROM powerauth_application_config WHERE application_id = ?1 ORDER BY config_key",
+        args![id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(PowerAuthApplication { id, name, created_at, master, versions, roles, config })
 }
 
 impl Store {
@@ -155,6 +176,88 @@ impl Store {
                 sealed_secret,
                 master,
             }))
+        })
+    }
+
+    /// The roles of the application with row id `application_id`, once their table's seal
+    /// verifies (the signature path asks this, so it reads one small table only).
+    pub fn powerauth_roles(&self, application_id: i64) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            self.check_seals(conn, &["powerauth_application_role"])?;
+            conn.query_map(
+                "SELECT role FROM powerauth_application_role WHERE application_id = ?1 ORDER BY role",
+                args![application_id],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Adds `add` to and removes `remove` from application `app`'s roles, with `audit`, in one
+    /// transaction. Adding a role it has, or removing one it lacks, changes nothing.
+    pub fn change_powerauth_roles(
+        &self,
+        app: &str,
+        add: &[String],
+        remove: &[String],
+        audit: &AuthAuditRow,
+    ) -> Result<Vec<String>, StoreError> {
+        self.sealed_change(&["powerauth_application_role"], audit, |tx| {
+            self.check_seals(tx, &["application", "powerauth_application"])?;
+            let id = app_id(tx, app)?.ok_or_else(|| not_found(app))?;
+            for role in add {
+                tx.execute(
+                    "INSERT INTO powerauth_application_role (application_id, role) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    args![id, role],
+                )?;
+            }
+            for role in remove {
+                tx.execute(
+                    "DELETE FROM powerauth_application_role WHERE application_id = ?1 AND role = ?2",
+                    args![id, role],
+                )?;
+            }
+            tx.query_map(
+                "SELECT role FROM powerauth_application_role WHERE application_id = ?1 ORDER BY role",
+                args![id],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Sets (`Some`, a JSON array the caller checked) or removes (`None`) configuration `key` of
+    /// application `app`, with `audit`, in one transaction. Removing a key it lacks is a
+    /// [`Refusal::NotFound`].
+    pub fn set_powerauth_config(
+        &self,
+        app: &str,
+        key: &str,
+        values: Option<&str>,
+        audit: &AuthAuditRow,
+    ) -> Result<(), StoreError> {
+        self.sealed_change(&["powerauth_application_config"], audit, |tx| {
+            self.check_seals(tx, &["application", "powerauth_application"])?;
+            let id = app_id(tx, app)?.ok_or_else(|| not_found(app))?;
+            match values {
+                Some(v) => {
+                    tx.execute(
+                        "INSERT INTO powerauth_application_config (application_id, config_key, config_values) \
+                         VALUES (?1, ?2, ?3) ON CONFLICT (application_id, config_key) DO UPDATE SET config_values = excluded.config_values",
+                        args![id, key, v],
+                    )?;
+                }
+                None => {
+                    let gone = tx.execute(
+                        "DELETE FROM powerauth_application_config WHERE application_id = ?1 AND config_key = ?2",
+                        args![id, key],
+                    )?;
+                    if gone == 0 {
+                        return Err(StoreError::Refused(Refusal::NotFound(format!(
+                            "configuration '{key}' of PowerAuth application '{app}'"
+                        ))));
+                    }
+                }
+            }
+            Ok(())
         })
     }
 

@@ -93,6 +93,16 @@ pub const SEALED_TABLES: &[(&str, &str)] = &[
         "SELECT id, application_id, name, app_key, sealed_secret, supported, created_at FROM powerauth_app_version \
          ORDER BY id",
     ),
+    // The roles the back-end authorises by, and the configuration activations are judged by.
+    (
+        "powerauth_application_role",
+        "SELECT application_id, role FROM powerauth_application_role ORDER BY application_id, role",
+    ),
+    (
+        "powerauth_application_config",
+        "SELECT application_id, config_key, config_values FROM powerauth_application_config \
+         ORDER BY application_id, config_key",
+    ),
 ];
 
 /// The row of `table_seal` that seals the set of sealed tables itself, so a table's seal

@@ -140,6 +140,33 @@ fn applications_versions_and_signed_activation_codes() {
         String::from_utf8_lossy(&d.cli(&["powerauth", "activation", "list", "--user", "carol"]).stdout).into_owned();
     assert!(table.contains("REMOVED") && table.contains(id), "{table}");
 
+    // Roles (answered with every verification) and configuration, each change audited; a
+    // malformed role, an unknown key or a value of the wrong shape is refused.
+    let app = d.cli_json(&["powerauth", "app", "role-add", "mobile-banking", "ORDER_APPROVAL", "VIEW"]);
+    assert_eq!(app["roles"], serde_json::json!(["ORDER_APPROVAL", "VIEW"]));
+    let app = d.cli_json(&["powerauth", "app", "role-remove", "mobile-banking", "VIEW"]);
+    assert_eq!(app["roles"], serde_json::json!(["ORDER_APPROVAL"]));
+    assert!(!d.cli(&["powerauth", "app", "role-add", "mobile-banking", "no spaces"]).status.success());
+    let app = d.cli_json(&[
+        "powerauth",
+        "app",
+        "config-set",
+        "mobile-banking",
+        "fido2_aaguids_allowed",
+        r#"["ee882879-721c-4913-9775-3dfcce97072a"]"#,
+    ]);
+    assert_eq!(app["config"]["fido2_aaguids_allowed"][0], "ee882879-721c-4913-9775-3dfcce97072a");
+    assert!(!d.cli(&["powerauth", "app", "config-set", "mobile-banking", "colour", "[]"]).status.success());
+    assert!(!d
+        .cli(&["powerauth", "app", "config-set", "mobile-banking", "fido2_aaguids_allowed", "[1]"])
+        .status
+        .success());
+    let app = d.cli_json(&["powerauth", "app", "config-remove", "mobile-banking", "fido2_aaguids_allowed"]);
+    assert_eq!(app["config"], serde_json::json!({}));
+    assert!(!d.cli(&["powerauth", "app", "config-remove", "mobile-banking", "fido2_aaguids_allowed"]).status.success());
+    let text = String::from_utf8_lossy(&d.cli(&["powerauth", "app", "show", "mobile-banking"]).stdout).into_owned();
+    assert!(text.contains("roles ORDER_APPROVAL"), "{text}");
+
     // The master key is PowerAuth's alone: no grant to a local service, no rotation.
     d.cli_json(&["integration", "add", "svc", "--uid", "4242"]);
     let out = d.cli(&["grant", "svc", "mobile-banking"]);
@@ -154,6 +181,8 @@ fn applications_versions_and_signed_activation_codes() {
         "powerauth/version/add",
         "powerauth/version/support",
         "powerauth/version/show-secret",
+        "powerauth/app/roles",
+        "powerauth/app/config",
         "powerauth/activation/init",
         "powerauth/activation/block",
         "powerauth/activation/remove",
@@ -234,6 +263,11 @@ fn powerauth_tables_edited_offline_stop_the_start() {
     copy_db(&d.db(), &copy);
     for (what, sql, table) in [
         ("a version supported again", "UPDATE powerauth_app_version SET supported = 1", "powerauth_app_version"),
+        (
+            "a role granted behind the appliance's back",
+            "INSERT INTO powerauth_application_role SELECT application_id, 'PAYMENTS' FROM powerauth_application",
+            "powerauth_application_role",
+        ),
         (
             "the mark removed, so the master key could be granted",
             "DELETE FROM powerauth_app_version; DELETE FROM powerauth_application",

@@ -221,12 +221,16 @@ fn a_phone_activates_signs_and_the_backend_verifies() {
     assert_eq!(status["state"], "ACTIVE", "{status}");
     assert_eq!(status["maxFailCount"], 3);
 
+    // The application's roles come with every verdict, for the back-end to authorise by.
+    bank.d.cli_json(&["powerauth", "app", "role-add", "bank", "PAYMENT_APPROVAL"]);
+
     // 1, 2 and 3 factors, each accepted once.
     for factors in ["possession", "possession_knowledge", "possession_biometry", "possession_knowledge_biometry"] {
         let signed = bank.sign("alice", factors, "{\"amount\":100}", &[]);
         let verdict = bank.verify(&signed, &id);
         assert_eq!(verdict["signatureValid"], true, "{factors}: {verdict}");
         assert_eq!(verdict["userId"], "alice");
+        assert_eq!(verdict["applicationRoles"], json!(["PAYMENT_APPROVAL"]));
         assert_eq!(verdict["activationStatus"], "ACTIVE");
         // The same signature again: refused, it was accepted once.
         assert_eq!(bank.verify(&signed, &id)["signatureValid"], false, "{factors} replayed");
