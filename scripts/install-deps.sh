@@ -19,6 +19,7 @@ needs=(
   "/usr/lib/python3/dist-packages/PyKCS11/__init__.py:python3-pykcs11"
   "/usr/bin/python3:python3"
   "/usr/lib/python3/dist-packages/aiosmtpd/__init__.py:python3-aiosmtpd"
+  "/usr/lib/python3/dist-packages/cryptography/__init__.py:python3-cryptography"
   "/usr/lib/pcsc/drivers/serial/libifdvpcd.so:vsmartcard-vpcd"
   "yubico-piv-tool:yubico-piv-tool"
   "/usr/sbin/pcscd:pcscd"
