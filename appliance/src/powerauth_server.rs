@@ -1029,7 +1029,7 @@ impl PowerAuthServer {
         };
         match self.store.change_powerauth_activation(&activation.activation_id, &row, |a| {
             if a.state == ActivationState::Created && a.has_code {
-                Ok(update)
+                Ok(Some(update))
             } else {
                 Err(StoreError::Refused(Refusal::Invalid("used".into())))
             }
@@ -1059,12 +1059,12 @@ impl PowerAuthServer {
         let _ = self.store.change_powerauth_activation(&a.activation_id, &row, |now| {
             let failed = now.failed_attempts + 1;
             let remove = failed >= now.max_failed_attempts;
-            Ok(ActivationUpdate {
+            Ok(Some(ActivationUpdate {
                 failed_attempts: Some(failed),
                 state: remove.then_some(ActivationState::Removed),
                 reason: remove.then(|| "too many wrong activation OTPs".to_owned()),
                 ..ActivationUpdate::default()
-            })
+            }))
         })?;
         Ok(())
     }
@@ -1237,50 +1237,9 @@ impl PowerAuthServer {
         }
         let name = action.name();
         let row = audit_row(caller, &format!("powerauth/activation/{name}"), "ok", Some(&a), action.detail());
+        // Decided on the row as the transaction reads it.
         let decided = self.store.change_powerauth_activation(activation_id, &row, |cur| {
-            let invalid = |why: String| Err(StoreError::Refused(Refusal::Invalid(why)));
-            let expired = cur.expires_ms.is_some_and(|e| e < now);
-            match &action {
-                StateAction::Commit { .. } if cur.state == ActivationState::PendingCommit && !expired => {
-                    Ok(ActivationUpdate {
-                        state: Some(ActivationState::Active),
-                        reason: Some("committed".into()),
-                        expires_ms: Some(None),
-                        clear_otp: true,
-                        ..ActivationUpdate::default()
-                    })
-                }
-                StateAction::Commit { .. } => invalid(format!(
-                    "activation {activation_id} is {}{}, not PENDING_COMMIT",
-                    cur.state.as_str(),
-                    if expired { " (expired)" } else { "" }
-                )),
-                StateAction::Block { reason } if cur.state == ActivationState::Active => Ok(ActivationUpdate {
-                    state: Some(ActivationState::Blocked),
-                    reason: Some(reason.clone().unwrap_or_else(|| "NOT_SPECIFIED".into())),
-                    blocked_reason: Some(Some(reason.clone().unwrap_or_else(|| "NOT_SPECIFIED".into()))),
-                    ..ActivationUpdate::default()
-                }),
-                StateAction::Block { .. } => {
-                    invalid(format!("activation {activation_id} is {}, not ACTIVE", cur.state.as_str()))
-                }
-                StateAction::Unblock if cur.state == ActivationState::Blocked => Ok(ActivationUpdate {
-                    state: Some(ActivationState::Active),
-                    reason: Some("unblocked".into()),
-                    blocked_reason: Some(None),
-                    failed_attempts: Some(0),
-                    ..ActivationUpdate::default()
-                }),
-                StateAction::Unblock => {
-                    invalid(format!("activation {activation_id} is {}, not BLOCKED", cur.state.as_str()))
-                }
-                StateAction::Remove { .. } if cur.state != ActivationState::Removed => Ok(ActivationUpdate {
-                    state: Some(ActivationState::Removed),
-                    reason: Some("removed".into()),
-                    ..ActivationUpdate::default()
-                }),
-                StateAction::Remove { .. } => invalid(format!("activation {activation_id} is removed already")),
-            }
+            decide_state(cur, &action, activation_id, now).map(Some)
         });
         match decided {
             Ok(ActivationChange::Done { after, .. }) => Ok(self.detail(&after)),
@@ -1477,10 +1436,10 @@ impl PowerAuthServer {
                 }
             };
             match self.store.change_powerauth_activation(&a.activation_id, &row, |cur| {
-                // Decided on `a`; the store writes only if the row still holds a's state,
-                // counter and failures.
-                let _ = cur;
-                Ok(update)
+                // Decided on `a`, read before the transaction: written only if the row as the
+                // transaction reads it is still `a` (another verification of the same counter
+                // step, here or on another node, may have won meanwhile; then decide again).
+                Ok(cur.unchanged_since(&a).then_some(update))
             })? {
                 ActivationChange::Done { after, .. } => {
                     verdict.signature_valid = matched.is_some();
@@ -1745,6 +1704,55 @@ impl PowerAuthServer {
     /// Removes expired temporary keys and replay entries (the periodic job).
     pub async fn purge_expired(&self) -> Result<usize, PowerAuthError> {
         self.blocking(|me| Ok(me.store.purge_powerauth_expired(me.now_ms())?)).await
+    }
+}
+
+/// What a back-end state change makes of activation `cur` (read in the change's
+/// transaction): the update, or why the state forbids it.
+fn decide_state(
+    cur: &PowerAuthActivation,
+    action: &StateAction,
+    activation_id: &str,
+    now: i64,
+) -> Result<ActivationUpdate, StoreError> {
+    let invalid = |why: String| Err(StoreError::Refused(Refusal::Invalid(why)));
+    let expired = cur.expires_ms.is_some_and(|e| e < now);
+    match action {
+        StateAction::Commit { .. } if cur.state == ActivationState::PendingCommit && !expired => Ok(ActivationUpdate {
+            state: Some(ActivationState::Active),
+            reason: Some("committed".into()),
+            expires_ms: Some(None),
+            clear_otp: true,
+            ..ActivationUpdate::default()
+        }),
+        StateAction::Commit { .. } => invalid(format!(
+            "activation {activation_id} is {}{}, not PENDING_COMMIT",
+            cur.state.as_str(),
+            if expired { " (expired)" } else { "" }
+        )),
+        StateAction::Block { reason } if cur.state == ActivationState::Active => Ok(ActivationUpdate {
+            state: Some(ActivationState::Blocked),
+            reason: Some(reason.clone().unwrap_or_else(|| "NOT_SPECIFIED".into())),
+            blocked_reason: Some(Some(reason.clone().unwrap_or_else(|| "NOT_SPECIFIED".into()))),
+            ..ActivationUpdate::default()
+        }),
+        StateAction::Block { .. } => {
+            invalid(format!("activation {activation_id} is {}, not ACTIVE", cur.state.as_str()))
+        }
+        StateAction::Unblock if cur.state == ActivationState::Blocked => Ok(ActivationUpdate {
+            state: Some(ActivationState::Active),
+            reason: Some("unblocked".into()),
+            blocked_reason: Some(None),
+            failed_attempts: Some(0),
+            ..ActivationUpdate::default()
+        }),
+        StateAction::Unblock => invalid(format!("activation {activation_id} is {}, not BLOCKED", cur.state.as_str())),
+        StateAction::Remove { .. } if cur.state != ActivationState::Removed => Ok(ActivationUpdate {
+            state: Some(ActivationState::Removed),
+            reason: Some("removed".into()),
+            ..ActivationUpdate::default()
+        }),
+        StateAction::Remove { .. } => invalid(format!("activation {activation_id} is removed already")),
     }
 }
 

@@ -330,6 +330,17 @@ fn history(
     Ok(())
 }
 
+impl Activation {
+    /// Whether `self`, read now, still holds what a decision made on `earlier` depended on: the
+    /// state, the counter and its data, and the failure count.
+    pub fn unchanged_since(&self, earlier: &Activation) -> bool {
+        self.state == earlier.state
+            && self.counter == earlier.counter
+            && self.ctr_data == earlier.ctr_data
+            && self.failed_attempts == earlier.failed_attempts
+    }
+}
+
 impl Store {
     fn activation_in(
         &self,
@@ -435,19 +446,21 @@ impl Store {
     /// Applies what `decide` makes of activation `activation_id` as read in the transaction,
     /// with `audit` (and a history row by `audit.caller` when the state changes), if the row
     /// still holds the state, counter and failure count it was read with. `decide` may refuse
-    /// (its error is returned and nothing is written).
+    /// (its error is returned and nothing is written) or answer `None`: the row is not the one
+    /// its caller decided on earlier (a verification made outside the transaction), so
+    /// nothing is written and the answer is [`ActivationChange::Conflict`].
     pub fn change_powerauth_activation(
         &self,
         activation_id: &str,
         audit: &AuthAuditRow,
-        decide: impl FnOnce(&Activation) -> Result<ActivationUpdate, StoreError>,
+        decide: impl FnOnce(&Activation) -> Result<Option<ActivationUpdate>, StoreError>,
     ) -> Result<ActivationChange, StoreError> {
         let now = crate::now_ms();
         self.write(|tx| {
             let before = self
                 .activation_in(tx, "a.activation_id = ?1", args![activation_id])?
                 .ok_or_else(|| StoreError::Refused(Refusal::NotFound(format!("activation {activation_id}"))))?;
-            let u = decide(&before)?;
+            let Some(u) = decide(&before)? else { return Ok(ActivationChange::Conflict) };
             let state = u.state.unwrap_or(before.state);
             let (counter, ctr_data) = match (&u.counter, &u.key_exchange) {
                 (Some((c, d)), _) => (*c, Some(d.clone())),
