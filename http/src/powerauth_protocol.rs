@@ -4,9 +4,9 @@
 //!
 //! Authentication: the mobile routes are the protocol's own (ECIES to keys only the server
 //! holds, signatures by the activation's factor keys), so the network layer lets them through
-//! without an API credential ([`owns_mobile`]); the back-end routes need a service account's key
-//! (or an API admin's session) over HTTP, and a registered integration's or an admin's uid on
-//! the socket ([`require_backend`]).
+//! without an API credential ([`crate::powerauth_paths::owns_mobile`]); the back-end routes
+//! need a service account's key (or an API admin's session) over HTTP, and a registered
+//! integration's or an admin's uid on the socket ([`require_backend`]).
 //!
 //! Answers: `{"status":"OK","responseObject":...}` or, for ECIES endpoints, the bare encrypted
 //! response; failures `{"status":"ERROR","responseObject":{"code","message"}}` with 400 (a bad
@@ -31,11 +31,6 @@ use serde_json::{json, Value};
 use super::extract::Origin;
 use super::privacyidea::ApiCaller;
 use super::SharedState;
-
-/// Whether `path` is the mobile API's, which the protocol itself authenticates.
-pub(crate) fn owns_mobile(path: &str) -> bool {
-    path.starts_with("/pa/v3/")
-}
 
 /// The mobile routes (HTTP listener only).
 pub(super) fn mobile_routes() -> Router<SharedState> {
@@ -378,14 +373,6 @@ async fn verify(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_mobile_prefix_is_protocol_authenticated() {
-        assert!(owns_mobile("/pa/v3/activation/create"));
-        assert!(!owns_mobile("/rest/v3/signature/verify"));
-        assert!(!owns_mobile("/pa/v3"));
-        assert!(!owns_mobile("/pa/v2/activation/create"));
-    }
 
     #[test]
     fn failures_use_powerauths_shape() {

@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (27, "auth_audit_by_time", include_str!("../../migrations/0027_auth_audit_by_time.sql")),
     (28, "powerauth_applications", include_str!("../../migrations/0028_powerauth_applications.sql")),
     (29, "powerauth_activations", include_str!("../../migrations/0029_powerauth_activations.sql")),
+    (30, "powerauth_tokens_operations", include_str!("../../migrations/0030_powerauth_tokens_operations.sql")),
 ];
 
 /// PostgreSQL's migrations, in order: (version, name, SQL). Numbered on their own: the first
@@ -53,6 +54,7 @@ pub const PG_MIGRATIONS: &[(u32, &str, &str)] = &[
     (6, "auth_audit_by_time", include_str!("../../migrations/postgres/0006_auth_audit_by_time.sql")),
     (7, "powerauth_applications", include_str!("../../migrations/postgres/0007_powerauth_applications.sql")),
     (8, "powerauth_activations", include_str!("../../migrations/postgres/0008_powerauth_activations.sql")),
+    (9, "powerauth_tokens_operations", include_str!("../../migrations/postgres/0009_powerauth_tokens_operations.sql")),
 ];
 
 /// The advisory lock key the PostgreSQL migrations run under ("countersign" in ASCII, cut to
