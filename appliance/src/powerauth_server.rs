@@ -1338,12 +1338,21 @@ impl PowerAuthServer {
                     )
                 }
             };
-            match self.store.change_powerauth_activation(&a.activation_id, &row, |cur| {
-                // Decided on `a`; the store writes only if the row still holds a's state,
-                // counter and failures.
-                let _ = cur;
+            // Decided on `a`: written only if the row, as the store reads it in its transaction,
+            // still holds a's state, counter and failures (the store compares its update with
+            // what it read there, not with `a`, so the comparison with `a` is made here).
+            let moved = std::cell::Cell::new(false);
+            let change = self.store.change_powerauth_activation(&a.activation_id, &row, |cur| {
+                if (cur.state, cur.counter, cur.failed_attempts) != (a.state, a.counter, a.failed_attempts) {
+                    moved.set(true);
+                    return Err(StoreError::Refused(Refusal::Invalid("the activation moved".into())));
+                }
                 Ok(update)
-            })? {
+            });
+            if moved.get() {
+                continue;
+            }
+            match change? {
                 ActivationChange::Done { after, .. } => {
                     verdict.signature_valid = matched.is_some();
                     verdict.activation_status = Some(after.state);
