@@ -9,6 +9,8 @@
 //!   resolver, so they open only as that resolver's bind password.
 //! - The API keys of Yubico validation clients (`/ttype/yubikey`) are sealed under the same
 //!   key with associated data naming the client id, so they open only as that client's key.
+//! - PowerAuth MAC token secrets are sealed under the same key with associated data naming the
+//!   token and its activation, so they open only as that token's, for that activation.
 //! - PINs are kept as HMAC-SHA-256 verifiers under the `pin-verifier` key (non-extractable, so
 //!   a stolen database allows no offline guessing) and compared in constant time; internal
 //!   users' passwords likewise, bound to their realm and login; and the values simple tokens
@@ -141,6 +143,12 @@ fn powerauth_temporary_key_aad(key_id: &str, app_key: &str, activation_id: Optio
     .concat()
 }
 
+/// Binds a MAC token's secret to the token and the activation it speaks for, so a sealed
+/// secret moved to another token's row, or a row pointed at another activation, does not open.
+fn powerauth_token_aad(token_id: &str, activation_id: &str) -> Vec<u8> {
+    [b"countersign/powerauth-token/v1\0".as_slice(), token_id.as_bytes(), b"\0", activation_id.as_bytes()].concat()
+}
+
 /// What a card secret is: `management-key` or `puk`.
 fn device_aad(kind: &str, serial: &str, what: &str) -> Vec<u8> {
     [b"countersign/device/v1\0".as_slice(), kind.as_bytes(), b"\0", serial.as_bytes(), b"\0", what.as_bytes()].concat()
@@ -244,6 +252,27 @@ impl TokenSecrets {
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
         self.hsm.unseal(&self.seal, &powerauth_temporary_key_aad(key_id, app_key, activation_id), sealed)
+    }
+
+    /// Seals a MAC token's secret for that token and activation only.
+    pub fn seal_powerauth_token(
+        &self,
+        token_id: &str,
+        activation_id: &str,
+        secret: &[u8],
+    ) -> Result<Vec<u8>, HsmError> {
+        self.hsm.seal(&self.seal, &powerauth_token_aad(token_id, activation_id), secret)
+    }
+
+    /// Opens what [`TokenSecrets::seal_powerauth_token`] sealed for the same token and
+    /// activation.
+    pub fn open_powerauth_token(
+        &self,
+        token_id: &str,
+        activation_id: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        self.hsm.unseal(&self.seal, &powerauth_token_aad(token_id, activation_id), sealed)
     }
 
     /// The lookup value of an activation code of application `app`: HMAC-SHA-256 under the

@@ -144,6 +144,18 @@ impl Appliance {
         );
         let watch = config_watch(&store, &directory, &policies, &realms)?;
         let admin = AdminService::new(hsm.clone(), store.clone(), directory.clone());
+        let powerauth_server = countersign::powerauth_server::PowerAuthServer::new(
+            hsm.clone(),
+            store.clone(),
+            secrets.clone(),
+            clock.clone(),
+        );
+        let powerauth_tokens = countersign::powerauth_tokens::PowerAuthTokens::new(
+            powerauth_server.clone(),
+            store.clone(),
+            secrets.clone(),
+            clock.clone(),
+        );
         let state = AppState {
             jobs,
             audit,
@@ -176,8 +188,11 @@ impl Appliance {
             validate,
             policies,
             powerauth: countersign::powerauth_admin::PowerAuthAdmin::new(&admin, secrets.clone()),
-            powerauth_server: countersign::powerauth_server::PowerAuthServer::new(
-                hsm.clone(),
+            powerauth_server: powerauth_server.clone(),
+            powerauth_tokens: powerauth_tokens.clone(),
+            powerauth_operations: countersign::powerauth_operations::PowerAuthOperations::new(
+                powerauth_server,
+                powerauth_tokens,
                 store.clone(),
                 secrets.clone(),
                 clock.clone(),

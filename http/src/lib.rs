@@ -28,6 +28,7 @@ mod ops;
 mod policies;
 mod powerauth;
 mod powerauth_protocol;
+mod powerauth_tokens;
 mod privacyidea;
 mod protocol_paths;
 mod resolvers;
@@ -96,6 +97,10 @@ pub struct AppState {
     pub powerauth: countersign::powerauth_admin::PowerAuthAdmin,
     /// The PowerAuth server: activations, ECIES, signatures (mobile and back-end APIs).
     pub powerauth_server: countersign::powerauth_server::PowerAuthServer,
+    /// PowerAuth MAC tokens: made and removed by devices, validated for the back-end.
+    pub powerauth_tokens: countersign::powerauth_tokens::PowerAuthTokens,
+    /// PowerAuth operations (Mobile Token) and their templates.
+    pub powerauth_operations: countersign::powerauth_operations::PowerAuthOperations,
     /// The HSM's state, probes and metrics (no key operation).
     pub hsm: countersign::hsm_status::HsmStatus,
     /// The daemon's own uid: always an admin.
@@ -178,7 +183,8 @@ pub fn api_router(state: AppState, limits: Limits) -> Router {
             .merge(validate::routes())
             .merge(validate::socket_routes())
             .merge(privacyidea::routes())
-            .merge(powerauth_protocol::backend_routes()),
+            .merge(powerauth_protocol::backend_routes())
+            .merge(powerauth_tokens::backend_routes()),
         state,
         limits,
         Listener::Api,
@@ -195,6 +201,8 @@ pub fn http_router(state: AppState, limits: Limits) -> Router {
         .merge(console::routes())
         .merge(powerauth_protocol::mobile_routes())
         .merge(powerauth_protocol::backend_routes())
+        .merge(powerauth_tokens::mobile_routes())
+        .merge(powerauth_tokens::backend_routes())
         .route("/metrics", get(ops::metrics));
     finish(routes, state, limits, Listener::Http)
 }

@@ -14,6 +14,8 @@
 //!   `XXXXX-XXXXX-XXXXX-XXXXX`), read canonically, and the master key's signature over them.
 //! - [`ecies`]: PowerAuth's ECIES for protocol 3.0–3.3 in application and activation scope.
 //! - [`jwt`]: the 3.3 temporary keys' request (`HS256` under a 16-byte key) and answer (`ES256`).
+//! - [`token`]: MAC tokens: the `X-PowerAuth-Token` header and the token digest (3.0/3.1 and
+//!   3.2+ forms), compared in constant time.
 //! - [`wire`]: the `X-PowerAuth-*` headers, read by key, and the normalized data a signature
 //!   covers.
 //!
@@ -40,6 +42,7 @@ pub mod jwt;
 pub mod keys;
 pub mod signature;
 pub mod status;
+pub mod token;
 mod version;
 pub mod wire;
 

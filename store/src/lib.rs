@@ -31,6 +31,8 @@ mod owner_set;
 mod policies;
 mod powerauth;
 mod powerauth_activations;
+mod powerauth_operations;
+mod powerauth_tokens;
 mod resolvers;
 pub mod row_seals;
 mod sealing;
@@ -73,6 +75,11 @@ pub use powerauth_activations::{
     Activation as PowerAuthActivation, ActivationChange, ActivationHistory, ActivationState, ActivationUpdate,
     KeyExchange, NewActivation, OtpValidation, TemporaryKey,
 };
+pub use powerauth_operations::{
+    NewOperation, NewOperationTemplate, Operation as PowerAuthOperation, OperationStatus, OperationTemplate,
+    OperationUpdate,
+};
+pub use powerauth_tokens::{MacToken, NewMacToken};
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
     recorded_owner_key, unknown_owner_key, AuditFacts, AuthAuditQuery, CheckRecord, DirectoryUser, NewToken, Owner,

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (28, "powerauth_applications", include_str!("../../migrations/0028_powerauth_applications.sql")),
     (29, "powerauth_activations", include_str!("../../migrations/0029_powerauth_activations.sql")),
     (30, "powerauth_roles_and_config", include_str!("../../migrations/0030_powerauth_roles_and_config.sql")),
+    (31, "powerauth_tokens_operations", include_str!("../../migrations/0031_powerauth_tokens_operations.sql")),
 ];
 
 /// PostgreSQL's migrations, in order: (version, name, SQL). Numbered on their own: the first
@@ -55,6 +56,7 @@ pub const PG_MIGRATIONS: &[(u32, &str, &str)] = &[
     (7, "powerauth_applications", include_str!("../../migrations/postgres/0007_powerauth_applications.sql")),
     (8, "powerauth_activations", include_str!("../../migrations/postgres/0008_powerauth_activations.sql")),
     (9, "powerauth_roles_and_config", include_str!("../../migrations/postgres/0009_powerauth_roles_and_config.sql")),
+    (10, "powerauth_tokens_operations", include_str!("../../migrations/postgres/0010_powerauth_tokens_operations.sql")),
 ];
 
 /// The advisory lock key the PostgreSQL migrations run under ("countersign" in ASCII, cut to

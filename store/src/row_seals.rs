@@ -38,6 +38,12 @@ pub enum RowTable {
     /// A PowerAuth activation: its state, counter and failure count decide whether a signature
     /// is accepted (`powerauth_activations.rs`).
     PowerAuthActivation,
+    /// A PowerAuth MAC token: which activation it speaks for, with which signature type it
+    /// was made (`powerauth_tokens.rs`).
+    PowerAuthToken,
+    /// A PowerAuth operation: its status, failure count and who may approve it decide an
+    /// approval (`powerauth_operations.rs`).
+    PowerAuthOperation,
 }
 
 /// The sealed columns of `token`, in digest order: all of them but the seal.
@@ -129,12 +135,47 @@ const POWERAUTH_ACTIVATION_COLUMNS: &[&str] = &[
     "last_used_ms",
 ];
 
+/// The sealed columns of `powerauth_token`.
+const POWERAUTH_TOKEN_COLUMNS: &[&str] =
+    &["id", "token_id", "activation_id", "sealed_secret", "signature_type", "created_ms"];
+
+/// The sealed columns of `powerauth_operation`.
+const POWERAUTH_OPERATION_COLUMNS: &[&str] = &[
+    "id",
+    "operation_id",
+    "user_id",
+    "applications",
+    "external_id",
+    "activation_id",
+    "operation_type",
+    "template_name",
+    "data",
+    "parameters",
+    "additional_data",
+    "status",
+    "status_reason",
+    "signature_types",
+    "failure_count",
+    "max_failure_count",
+    "risk_flags",
+    "created_ms",
+    "expires_ms",
+    "finalized_ms",
+];
+
 const DOMAIN: &[u8] = b"countersign row seal v1\0";
 
 impl RowTable {
     /// Every table with row seals.
-    pub const ALL: [RowTable; 5] =
-        [RowTable::Token, RowTable::User, RowTable::Certificate, RowTable::Credential, RowTable::PowerAuthActivation];
+    pub const ALL: [RowTable; 7] = [
+        RowTable::Token,
+        RowTable::User,
+        RowTable::Certificate,
+        RowTable::Credential,
+        RowTable::PowerAuthActivation,
+        RowTable::PowerAuthToken,
+        RowTable::PowerAuthOperation,
+    ];
 
     /// The table's SQL name.
     pub fn name(self) -> &'static str {
@@ -144,6 +185,8 @@ impl RowTable {
             RowTable::Certificate => "token_certificate",
             RowTable::Credential => "webauthn_credential",
             RowTable::PowerAuthActivation => "powerauth_activation",
+            RowTable::PowerAuthToken => "powerauth_token",
+            RowTable::PowerAuthOperation => "powerauth_operation",
         }
     }
 
@@ -154,6 +197,8 @@ impl RowTable {
             RowTable::Certificate => CERTIFICATE_COLUMNS,
             RowTable::Credential => CREDENTIAL_COLUMNS,
             RowTable::PowerAuthActivation => POWERAUTH_ACTIVATION_COLUMNS,
+            RowTable::PowerAuthToken => POWERAUTH_TOKEN_COLUMNS,
+            RowTable::PowerAuthOperation => POWERAUTH_OPERATION_COLUMNS,
         }
     }
 
@@ -189,12 +234,16 @@ impl RowTable {
         static CREDENTIAL: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::Credential));
         static POWERAUTH_ACTIVATION: LazyLock<(String, String)> =
             LazyLock::new(|| build(RowTable::PowerAuthActivation));
+        static POWERAUTH_TOKEN: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::PowerAuthToken));
+        static POWERAUTH_OPERATION: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::PowerAuthOperation));
         match self {
             RowTable::Token => &TOKEN,
             RowTable::User => &USER,
             RowTable::Certificate => &CERTIFICATE,
             RowTable::Credential => &CREDENTIAL,
             RowTable::PowerAuthActivation => &POWERAUTH_ACTIVATION,
+            RowTable::PowerAuthToken => &POWERAUTH_TOKEN,
+            RowTable::PowerAuthOperation => &POWERAUTH_OPERATION,
         }
     }
 

@@ -103,6 +103,12 @@ pub const SEALED_TABLES: &[(&str, &str)] = &[
         "SELECT application_id, config_key, config_values FROM powerauth_application_config \
          ORDER BY application_id, config_key",
     ),
+    // How strongly operations of each kind are approved (signature types, failures, lifetime).
+    (
+        "powerauth_operation_template",
+        "SELECT id, template_name, operation_type, data_template, signature_types, max_failure_count, expiration_s, \
+         risk_flags, created_ms FROM powerauth_operation_template ORDER BY id",
+    ),
 ];
 
 /// The row of `table_seal` that seals the set of sealed tables itself, so a table's seal

@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cluster;
 pub mod console;
 pub mod postgres;
+pub mod powerauth;
 pub mod privacyidea;
 pub mod slapd;
 pub mod webauthn;

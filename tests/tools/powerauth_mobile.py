@@ -145,8 +145,8 @@ encrypted ones are bare ECIES JSON both ways.
 - Token header ``X-PowerAuth-Token: PowerAuth version="V", token_id="T",
   token_digest="D", nonce="N", timestamp="MS"``.
 - Mobile Token: ``POST /api/auth/token/app/operation/list`` with ``X-PowerAuth-Token``, body
-  ``{"requestObject":{}}``; ``.../operation/authorize`` signed (uriId ``/operation/authorize``)
-  body ``{"requestObject":{"id","data"}}``; ``.../operation/cancel`` signed possession (uriId
+  ``{}`` (as the mtoken SDKs send it; the server reads no body); ``.../operation/authorize``
+  signed (uriId ``/operation/authorize``) body ``{"requestObject":{"id","data"}}``; ``.../operation/cancel`` signed possession (uriId
   ``/operation/cancel``) body ``{"requestObject":{"id","reason"}}``.
 
 Version-dependent rules implemented, and where they come from
@@ -1360,8 +1360,9 @@ def cmd_operation_list(args: argparse.Namespace) -> dict:
     st = State.load(args.state)
     version = effective_version(st, args)
     hdr = token_header(st, version, resolve_token(st, args.token), now_ms() + (args.timestamp_offset_ms or 0), args.reuse_nonce)
+    # The Mobile Token SDKs post an empty object (enrollment-server's list takes no request body).
     status, body = http_send(st, args.base, "POST", "/api/auth/token/app/operation/list", {HEADER_TOKEN: hdr["header"]},
-                             json_bytes({"requestObject": {}}))
+                             json_bytes({}))
     obj = unwrap_object_response(status, body, "operation/list")
     return {"operations": obj, "httpStatus": status}
 

@@ -80,8 +80,9 @@ pub(crate) async fn network_auth(State(st): State<SharedState>, req: Request, ne
     };
     // The login authenticates by its password: a stale or empty session header sent along (as
     // clients do before they have one) is not looked at there.
-    // The PowerAuth mobile API is authenticated by the protocol itself (ECIES to the server's
-    // keys, signatures by the activation's keys): a phone has no API credential.
+    // The PowerAuth mobile API and the Mobile Token API are authenticated by the protocol itself
+    // (ECIES to the server's keys, signatures by the activation's keys, MAC tokens): a phone
+    // has no API credential.
     if ANONYMOUS_PATHS.contains(&parts.uri.path()) || crate::protocol_paths::protocol_authenticated(parts.uri.path()) {
         return next.run(Request::from_parts(parts, body)).await;
     }

@@ -41,6 +41,7 @@ mod policies;
 mod policy_effects;
 mod powerauth;
 mod powerauth_activation;
+mod powerauth_tokens;
 mod privacyidea_api;
 mod privacyidea_config;
 mod process_and_store;
