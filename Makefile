@@ -59,15 +59,17 @@ systemd-check:
 	@bash systemd/check-security.sh
 
 ## make bench: signing over api.sock vs raw C_Sign, /v1/validate/check with valid HOTP codes and
-## the timing of rejects, what the table seals cost, an idle `make run` daemon's memory, and the
-## appliance on a local PostgreSQL server (durable settings, pg_stat_statements; a private
-## server in a temporary directory, stopped at the end); writes target/bench/signing.md,
-## validate.md, seals.md, memory.md and postgres.md (copy the figures to docs/benchmarks.md).
+## the timing of rejects, WebAuthn sign-ins, PowerAuth signature verifications on api.sock, what
+## the table seals cost, an idle `make run` daemon's memory, and the appliance on a local
+## PostgreSQL server (durable settings, pg_stat_statements; a private server in a temporary
+## directory, stopped at the end); writes target/bench/signing.md, validate.md, webauthn.md,
+## powerauth.md, seals.md, memory.md and postgres.md (copy the figures to docs/benchmarks.md).
 bench: deps
 	$(CARGO) build --release --workspace
 	./target/release/bench-signing --out target/bench/signing.md
 	./target/release/bench-validate --out target/bench/validate.md
 	./target/release/bench-webauthn --out target/bench/webauthn.md
+	./target/release/bench-powerauth --out target/bench/powerauth.md
 	./target/release/bench-seals --out target/bench/seals.md
 	bash scripts/bench-memory.sh target/release target/bench/memory.md
 	@set -e; pg=$$(mktemp -d /tmp/cs-bench-pg-XXXXXX); \
