@@ -502,6 +502,12 @@ impl PowerAuthServer {
         self.clock.now_ms()
     }
 
+    /// The appliance's time, Unix milliseconds: what `/pa/v3/status` answers, from which the
+    /// SDK (1.8+) sets its clock for the timestamps it sends.
+    pub fn server_time_ms(&self) -> i64 {
+        self.now_ms()
+    }
+
     fn random<const N: usize>(&self) -> Result<Zeroizing<[u8; N]>, PowerAuthError> {
         let bytes = Zeroizing::new(self.secrets.random(N)?);
         let mut out = Zeroizing::new([0u8; N]);

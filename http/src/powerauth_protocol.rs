@@ -36,6 +36,7 @@ use super::SharedState;
 /// The mobile routes (HTTP listener only).
 pub(super) fn mobile_routes() -> Router<SharedState> {
     Router::new()
+        .route("/pa/v3/status", post(server_status))
         .route("/pa/v3/keystore/create", post(keystore_create))
         .route("/pa/v3/activation/create", post(activation_create))
         .route("/pa/v3/activation/status", post(activation_status))
@@ -124,6 +125,12 @@ fn answer(r: Result<Response, PaError>) -> Response {
 }
 
 // ---- mobile ----
+
+/// The server's time, which the SDK synchronises its clock with. Unauthenticated, so it names
+/// no software version (the reference answers its build's; the SDK reads only the time).
+async fn server_status(State(st): State<SharedState>) -> Response {
+    ok(json!({ "serverTime": st.powerauth_server.server_time_ms(), "version": "UNKNOWN" }))
+}
 
 async fn keystore_create(State(st): State<SharedState>, bytes: Bytes) -> Response {
     answer(

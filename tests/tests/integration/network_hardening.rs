@@ -150,6 +150,16 @@ fn require_api_key_covers_every_route_of_the_http_listener() {
             if path == "/auth" || CONSOLE_PUBLIC.iter().any(|p| path.starts_with(p)) {
                 continue;
             }
+            // PowerAuth's server status answers anyone the server's time (no version), which the
+            // SDK sets its clock from before it can authenticate anything.
+            if path == "/pa/v3/status" {
+                if method == "POST"
+                    && !(status == 200 && text.contains("serverTime") && !text.contains("version\":\"0"))
+                {
+                    open.push(format!("{method} {path} -> {status} {text}"));
+                }
+                continue;
+            }
             // The console authenticates browsers by its own session (no API key there): without
             // one, pages send the browser to sign in and anything else is refused.
             if path.starts_with("/console") {

@@ -39,6 +39,12 @@ fn the_independent_phone_passes_the_published_vectors() {
 fn a_phone_activates_signs_and_the_backend_verifies() {
     let bank = Bank::start();
 
+    // The server's time, which the SDK sets its clock from.
+    let (status, body) = http(bank.port, "POST", "/pa/v3/status", &[("Content-Type", "application/json")], "{}");
+    assert_eq!(status, 200, "{body}");
+    let server_time = serde_json::from_str::<Value>(&body).unwrap()["responseObject"]["serverTime"].as_i64().unwrap();
+    assert!((server_time - countersign::now_ms()).abs() < 60_000, "{body}");
+
     // The back-end makes the activation; the code's signature is the master key's.
     let init = bank.init("alice", json!({"maxFailureCount": 3}));
     let id = init["activationId"].as_str().unwrap().to_owned();
