@@ -34,8 +34,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::powerauth_server::{PowerAuthError, PowerAuthServer, SignatureHeader};
-use crate::powerauth_tokens::{audit_row, internal, new_uuid, refused, PowerAuthTokens, Subject};
+use crate::powerauth_server::{
+    audit_row, internal, new_uuid, refused, PowerAuthError, PowerAuthServer, SignatureHeader, Subject,
+};
+use crate::powerauth_tokens::PowerAuthTokens;
 use crate::store::{
     AuthAuditRow, NewOperation, NewOperationTemplate, OperationStatus, OperationTemplate, OperationUpdate,
     PowerAuthOperation, Store, StoreError,

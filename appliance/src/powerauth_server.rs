@@ -125,10 +125,6 @@ impl Kinded for PowerAuthError {
     }
 }
 
-fn refused(code: &'static str, message: impl Into<String>) -> PowerAuthError {
-    PowerAuthError::Refused { code, message: message.into() }
-}
-
 /// The one answer the unauthenticated side gets for any failed activation: the same words for
 /// an unknown code, an expired activation, a wrong OTP and a used code.
 fn activation_failed() -> PowerAuthError {
@@ -141,10 +137,6 @@ fn encryption_failed(why: &str) -> PowerAuthError {
 
 fn b64(text: &str, what: &str) -> Result<Vec<u8>, PowerAuthError> {
     STANDARD.decode(text.trim()).map_err(|_| refused("ERR_REQUEST", format!("{what} is not Base64")))
-}
-
-fn internal(e: impl std::fmt::Display) -> PowerAuthError {
-    PowerAuthError::Internal(e.to_string())
 }
 
 /// An ECIES-encrypted request body as the SDK sends it (3.0–3.3).
@@ -460,28 +452,70 @@ struct OpenKeys {
     derived: DerivedKeys,
 }
 
-fn audit_row(
+/// Who an audit row is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subject<'a> {
+    pub(crate) activation_id: &'a str,
+    pub(crate) user_id: &'a str,
+    pub(crate) application: &'a str,
+}
+
+impl<'a> From<&'a PowerAuthActivation> for Subject<'a> {
+    fn from(a: &'a PowerAuthActivation) -> Self {
+        Subject { activation_id: &a.activation_id, user_id: &a.user_id, application: &a.application }
+    }
+}
+
+/// An audit row about a PowerAuth activation, in the form the signature path writes them.
+pub(crate) fn audit_row(
     caller: &Caller,
     action: &str,
     result: &str,
-    activation: Option<&PowerAuthActivation>,
+    subject: Option<Subject<'_>>,
     detail: String,
 ) -> AuthAuditRow {
     AuthAuditRow {
-        serial: activation.map(|a| a.activation_id.clone()),
-        login: activation.map(|a| a.user_id.clone()),
-        realm: activation.map(|a| format!("powerauth:{}", a.application)),
+        serial: subject.map(|s| s.activation_id.to_owned()),
+        login: subject.map(|s| s.user_id.to_owned()),
+        realm: subject.map(|s| format!("powerauth:{}", s.application)),
         detail: Some(detail),
         ..AuthAuditRow::new(caller, action, result)
     }
 }
 
+pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> PowerAuthError {
+    PowerAuthError::Refused { code, message: message.into() }
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> PowerAuthError {
+    PowerAuthError::Internal(e.to_string())
+}
+
 /// A version-4 UUID from 16 random bytes.
-fn uuid(mut b: [u8; 16]) -> String {
+pub(crate) fn uuid(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0F) | 0x40;
     b[8] = (b[8] & 0x3F) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// A fresh UUID from the HSM's generator.
+pub(crate) fn new_uuid(secrets: &TokenSecrets) -> Result<String, PowerAuthError> {
+    let bytes = secrets.random(16)?;
+    let array: [u8; 16] =
+        bytes.as_slice().try_into().map_err(|_| internal("the token gave fewer random bytes than asked"))?;
+    Ok(uuid(array))
+}
+
+/// The state the back-end sees: a CREATED or PENDING_COMMIT activation past its expiry reads as
+/// REMOVED (as the activation service answers it).
+pub(crate) fn effective_state(a: &PowerAuthActivation, now_ms: i64) -> ActivationState {
+    match a.state {
+        ActivationState::Created | ActivationState::PendingCommit if a.expires_ms.is_some_and(|e| e < now_ms) => {
+            ActivationState::Removed
+        }
+        s => s,
+    }
 }
 
 impl PowerAuthServer {
@@ -1011,7 +1045,7 @@ impl PowerAuthServer {
             caller,
             "powerauth/activation/create",
             "ok",
-            Some(&activation),
+            Some(Subject::from(&activation)),
             format!("keys exchanged ({}), now {}, fingerprint {fingerprint}", header.version, next.as_str()),
         );
         let update = ActivationUpdate {
@@ -1061,7 +1095,13 @@ impl PowerAuthServer {
     /// A wrong activation OTP: counted; at the limit the activation is removed (a guessed OTP
     /// must not be tried for ever).
     fn wrong_otp(&self, caller: &Caller, a: &PowerAuthActivation) -> Result<(), PowerAuthError> {
-        let row = audit_row(caller, "powerauth/activation/otp", "reject", Some(a), "wrong activation OTP".into());
+        let row = audit_row(
+            caller,
+            "powerauth/activation/otp",
+            "reject",
+            Some(Subject::from(a)),
+            "wrong activation OTP".into(),
+        );
         let _ = self.store.change_powerauth_activation(&a.activation_id, &row, |now| {
             let failed = now.failed_attempts + 1;
             let remove = failed >= now.max_failed_attempts;
@@ -1134,14 +1174,7 @@ impl PowerAuthServer {
     /// The state as it is now: a CREATED or PENDING_COMMIT activation past its expiry counts
     /// as REMOVED (the reference removes it lazily too).
     fn effective_state(&self, a: &PowerAuthActivation) -> ActivationState {
-        match a.state {
-            ActivationState::Created | ActivationState::PendingCommit
-                if a.expires_ms.is_some_and(|e| e < self.now_ms()) =>
-            {
-                ActivationState::Removed
-            }
-            s => s,
-        }
+        effective_state(a, self.now_ms())
     }
 
     /// The back-end's view of activation `activation_id`.
@@ -1242,7 +1275,8 @@ impl PowerAuthServer {
             return Err(refused("ERR_ACTIVATION", "the activation OTP is wrong"));
         }
         let name = action.name();
-        let row = audit_row(caller, &format!("powerauth/activation/{name}"), "ok", Some(&a), action.detail());
+        let row =
+            audit_row(caller, &format!("powerauth/activation/{name}"), "ok", Some(Subject::from(&a)), action.detail());
         // Decided on the row as the transaction reads it.
         let decided = self.store.change_powerauth_activation(activation_id, &row, |cur| {
             decide_state(cur, &action, activation_id, now).map(Some)
@@ -1257,7 +1291,7 @@ impl PowerAuthServer {
                     caller,
                     &format!("powerauth/activation/{name}"),
                     "refused",
-                    Some(&a),
+                    Some(Subject::from(&a)),
                     m.clone(),
                 ));
                 Err(refused("ERR_ACTIVATION", m))
@@ -1348,7 +1382,7 @@ impl PowerAuthServer {
                     caller,
                     action,
                     "reject",
-                    Some(&a),
+                    Some(Subject::from(&a)),
                     format!("activation is {}", state.as_str()),
                 ))?;
                 return Ok(verdict);
@@ -1399,7 +1433,7 @@ impl PowerAuthServer {
                             caller,
                             action,
                             "accept",
-                            Some(&a),
+                            Some(Subject::from(&a)),
                             format!("{} signature ({label}) at counter step {}", ty.as_str(), m.steps),
                         ),
                         ActivationUpdate {
@@ -1423,7 +1457,7 @@ impl PowerAuthServer {
                             caller,
                             action,
                             "reject",
-                            Some(&a),
+                            Some(Subject::from(&a)),
                             format!(
                                 "{} signature ({label}): {why}{}",
                                 first.as_str(),
@@ -1571,7 +1605,7 @@ impl PowerAuthServer {
                 &caller,
                 "powerauth/signature/ecdsa-verify",
                 if valid { "accept" } else { "reject" },
-                a.as_ref(),
+                a.as_ref().map(Subject::from),
                 format!("device ECDSA signature over {} bytes", data.len()),
             ))?;
             Ok(valid)
@@ -1692,7 +1726,13 @@ impl PowerAuthServer {
                         v.get("reason").and_then(Value::as_str).map(|r| r.chars().take(255).collect::<String>())
                     })
                     .unwrap_or_else(|| "NOT_SPECIFIED".into());
-                me.audit(&audit_row(caller, "powerauth/vault/unlock", "ok", Some(a), format!("reason {reason}")))?;
+                me.audit(&audit_row(
+                    caller,
+                    "powerauth/vault/unlock",
+                    "ok",
+                    Some(Subject::from(a)),
+                    format!("reason {reason}"),
+                ))?;
                 let encrypted = keys::encrypt_vault_key(&keys.0.derived.transport, &keys.0.derived.vault_encryption);
                 Ok(json!({"activationId": a.activation_id, "encryptedVaultEncryptionKey": STANDARD.encode(encrypted)})
                     .to_string()

@@ -33,8 +33,11 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::clock::Clock;
-use crate::powerauth_server::{EciesResponse, PowerAuthError, PowerAuthServer, SignatureHeader};
-use crate::store::{ActivationState, AuthAuditRow, NewMacToken, PowerAuthActivation, Store, StoreError};
+use crate::powerauth_server::{
+    audit_row, effective_state, internal, new_uuid, refused, EciesResponse, PowerAuthError, PowerAuthServer,
+    SignatureHeader, Subject,
+};
+use crate::store::{ActivationState, AuthAuditRow, NewMacToken, Store, StoreError};
 use crate::token_secrets::TokenSecrets;
 
 /// How far behind the appliance's clock a token timestamp may lie (the reference's 2 hours).
@@ -92,72 +95,6 @@ pub struct TokenVerdict {
     pub application_roles: Vec<String>,
     /// The activation's flags (none kept here).
     pub activation_flags: Vec<String>,
-}
-
-/// Who an audit row is about.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Subject<'a> {
-    pub(crate) activation_id: &'a str,
-    pub(crate) user_id: &'a str,
-    pub(crate) application: &'a str,
-}
-
-impl<'a> From<&'a PowerAuthActivation> for Subject<'a> {
-    fn from(a: &'a PowerAuthActivation) -> Self {
-        Subject { activation_id: &a.activation_id, user_id: &a.user_id, application: &a.application }
-    }
-}
-
-/// An audit row about a PowerAuth activation, in the form the signature path writes them.
-pub(crate) fn audit_row(
-    caller: &Caller,
-    action: &str,
-    result: &str,
-    subject: Option<Subject<'_>>,
-    detail: String,
-) -> AuthAuditRow {
-    AuthAuditRow {
-        serial: subject.map(|s| s.activation_id.to_owned()),
-        login: subject.map(|s| s.user_id.to_owned()),
-        realm: subject.map(|s| format!("powerauth:{}", s.application)),
-        detail: Some(detail),
-        ..AuthAuditRow::new(caller, action, result)
-    }
-}
-
-pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> PowerAuthError {
-    PowerAuthError::Refused { code, message: message.into() }
-}
-
-pub(crate) fn internal(e: impl std::fmt::Display) -> PowerAuthError {
-    PowerAuthError::Internal(e.to_string())
-}
-
-/// A version-4 UUID from 16 random bytes.
-pub(crate) fn uuid(mut b: [u8; 16]) -> String {
-    b[6] = (b[6] & 0x0F) | 0x40;
-    b[8] = (b[8] & 0x3F) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
-
-/// A fresh UUID from the HSM's generator.
-pub(crate) fn new_uuid(secrets: &TokenSecrets) -> Result<String, PowerAuthError> {
-    let bytes = secrets.random(16)?;
-    let array: [u8; 16] =
-        bytes.as_slice().try_into().map_err(|_| internal("the token gave fewer random bytes than asked"))?;
-    Ok(uuid(array))
-}
-
-/// The state the back-end sees: a CREATED or PENDING_COMMIT activation past its expiry reads as
-/// REMOVED (as the activation service answers it).
-pub(crate) fn effective_state(a: &PowerAuthActivation, now_ms: i64) -> ActivationState {
-    match a.state {
-        ActivationState::Created | ActivationState::PendingCommit if a.expires_ms.is_some_and(|e| e < now_ms) => {
-            ActivationState::Removed
-        }
-        s => s,
-    }
 }
 
 /// MAC tokens: cheap to clone.
@@ -499,14 +436,6 @@ impl PowerAuthTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uuids_are_version_4() {
-        let u = uuid([0xFF; 16]);
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
-        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
-    }
 
     #[test]
     fn windows_are_the_reference_servers() {

@@ -29,6 +29,7 @@ mod policies;
 mod powerauth;
 mod powerauth_protocol;
 mod powerauth_tokens;
+mod powerauth_wire;
 mod privacyidea;
 mod protocol_paths;
 mod resolvers;

@@ -17,21 +17,24 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use countersign::powerauth_server::{
-    wire, EciesRequest, EncryptionHeader, InitActivation, OfflineTarget, PowerAuthError, SignatureHeader, StateAction,
-    VerifyOffline, VerifySignature,
+    wire, EciesRequest, EncryptionHeader, InitActivation, OfflineTarget, StateAction, VerifyOffline, VerifySignature,
 };
-use countersign_core::error::{ErrorKind, Kinded};
-use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::extract::Origin;
+use super::powerauth_wire::{
+    answer, bad_request, body, header, ok, request_object, require_backend, signature_header, Api, Failure,
+};
 use super::privacyidea::ApiCaller;
 use super::SharedState;
+
+/// These routes speak of activations and signatures.
+const A: Api = Api::Activation;
 
 /// The mobile routes (HTTP listener only).
 pub(super) fn mobile_routes() -> Router<SharedState> {
@@ -63,67 +66,6 @@ pub(super) fn backend_routes() -> Router<SharedState> {
         .route("/rest/v3/signature/ecdsa/verify", post(verify_ecdsa))
 }
 
-/// A failure in PowerAuth's error shape.
-struct PaError(StatusCode, &'static str, String);
-
-impl IntoResponse for PaError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"status": "ERROR", "responseObject": {"code": self.1, "message": self.2}})))
-            .into_response()
-    }
-}
-
-impl From<PowerAuthError> for PaError {
-    fn from(e: PowerAuthError) -> Self {
-        match &e {
-            PowerAuthError::Refused { code, .. } => PaError(StatusCode::BAD_REQUEST, code, e.to_string()),
-            PowerAuthError::Unauthorized(_) => PaError(StatusCode::UNAUTHORIZED, "ERR_AUTHENTICATION", e.to_string()),
-            _ => match e.kind() {
-                ErrorKind::NotFound => PaError(StatusCode::BAD_REQUEST, "ERR_ACTIVATION", e.to_string()),
-                ErrorKind::Invalid | ErrorKind::Conflict | ErrorKind::Unsupported => {
-                    PaError(StatusCode::BAD_REQUEST, "ERR_REQUEST", e.to_string())
-                }
-                ErrorKind::Forbidden => PaError(StatusCode::UNAUTHORIZED, "ERR_AUTHENTICATION", e.to_string()),
-                ErrorKind::Unavailable(_) => {
-                    PaError(StatusCode::SERVICE_UNAVAILABLE, "ERR_UNAVAILABLE", format!("{e}; try again shortly"))
-                }
-                ErrorKind::Internal => PaError(StatusCode::INTERNAL_SERVER_ERROR, "ERR_GENERIC", e.to_string()),
-            },
-        }
-    }
-}
-
-fn bad_request(message: impl Into<String>) -> PaError {
-    PaError(StatusCode::BAD_REQUEST, "ERR_REQUEST", message.into())
-}
-
-fn ok(object: Value) -> Response {
-    Json(json!({"status": "OK", "responseObject": object})).into_response()
-}
-
-fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, PaError> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| PaError(StatusCode::BAD_REQUEST, "ERR_REQUEST", format!("the {name} header is missing")))
-}
-
-/// The JSON body as `T`.
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PaError> {
-    serde_json::from_slice(bytes).map_err(|e| bad_request(format!("the request body is not the expected JSON: {e}")))
-}
-
-/// `{"requestObject": T}`, the envelope of PowerAuth's non-encrypted requests.
-fn request_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PaError> {
-    let mut v: Value = body(bytes)?;
-    let inner = v.get_mut("requestObject").map(Value::take).ok_or_else(|| bad_request("requestObject is missing"))?;
-    serde_json::from_value(inner).map_err(|e| bad_request(format!("requestObject is not as expected: {e}")))
-}
-
-fn answer(r: Result<Response, PaError>) -> Response {
-    r.unwrap_or_else(IntoResponse::into_response)
-}
-
 // ---- mobile ----
 
 /// The server's time, which the SDK synchronises its clock with. Unauthenticated, so it names
@@ -139,7 +81,7 @@ async fn keystore_create(State(st): State<SharedState>, bytes: Bytes) -> Respons
             struct Req {
                 jwt: String,
             }
-            let req: Req = request_object(&bytes)?;
+            let req: Req = request_object(A, &bytes)?;
             let jwt = st.powerauth_server.create_temporary_key(req.jwt).await?;
             Ok(ok(json!({ "jwt": jwt })))
         }
@@ -155,8 +97,8 @@ async fn activation_create(
 ) -> Response {
     answer(
         async {
-            let h = EncryptionHeader::parse(header(&headers, wire::ENCRYPTION_HEADER)?)?;
-            let req: EciesRequest = body(&bytes)?;
+            let h = EncryptionHeader::parse(header(A, &headers, wire::ENCRYPTION_HEADER)?)?;
+            let req: EciesRequest = body(A, &bytes)?;
             let out = st.powerauth_server.create_activation(caller, h, req).await?;
             Ok(Json(out).into_response())
         }
@@ -173,7 +115,7 @@ async fn activation_status(State(st): State<SharedState>, bytes: Bytes) -> Respo
                 activation_id: String,
                 challenge: Option<String>,
             }
-            let req: Req = request_object(&bytes)?;
+            let req: Req = request_object(A, &bytes)?;
             Ok(ok(st.powerauth_server.activation_status(req.activation_id, req.challenge).await?))
         }
         .await,
@@ -189,8 +131,8 @@ async fn signed(
     uri_id: &str,
     bytes: &Bytes,
     min_factors: usize,
-) -> Result<countersign::powerauth_server::SignatureVerdict, PaError> {
-    let h = SignatureHeader::parse(header(headers, wire::AUTHORIZATION_HEADER)?)?;
+) -> Result<countersign::powerauth_server::SignatureVerdict, Failure> {
+    let h = signature_header(A, headers)?;
     Ok(st
         .powerauth_server
         .verify_signed_request(caller, h, method.as_str().to_owned(), uri_id.to_owned(), bytes.to_vec(), min_factors)
@@ -238,7 +180,7 @@ async fn vault_unlock(
 ) -> Response {
     answer(
         async {
-            let h = SignatureHeader::parse(header(&headers, wire::AUTHORIZATION_HEADER)?)?;
+            let h = signature_header(A, &headers)?;
             Ok(Json(st.powerauth_server.unlock_vault(caller, h, bytes.to_vec()).await?).into_response())
         }
         .await,
@@ -246,13 +188,6 @@ async fn vault_unlock(
 }
 
 // ---- back-end ----
-
-/// Back-end methods are for known services: a service account or API admin over HTTP, a
-/// registered integration or an admin on `api.sock`.
-fn require_backend(st: &SharedState, caller: &ApiCaller) -> Result<(), PaError> {
-    crate::privacyidea::require_known(st, caller)
-        .map_err(|m| PaError(StatusCode::UNAUTHORIZED, "ERR_AUTHENTICATION", m))
-}
 
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -268,7 +203,7 @@ async fn init(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) ->
     answer(
         async {
             require_backend(&st, &caller)?;
-            let req: InitActivation = request_object(&bytes)?;
+            let req: InitActivation = request_object(A, &bytes)?;
             Ok(ok(serde_json::to_value(st.powerauth_server.init_activation(caller.caller, req).await?)
                 .unwrap_or_default()))
         }
@@ -281,9 +216,9 @@ async fn transition(
     caller: ApiCaller,
     bytes: &Bytes,
     action: impl FnOnce(&ActivationRef) -> StateAction,
-) -> Result<Value, PaError> {
+) -> Result<Value, Failure> {
     require_backend(st, &caller)?;
-    let req: ActivationRef = request_object(bytes)?;
+    let req: ActivationRef = request_object(A, bytes)?;
     let action = action(&req);
     let d = st.powerauth_server.change_state(caller.caller, req.activation_id, action).await?;
     Ok(serde_json::to_value(d).unwrap_or_default())
@@ -324,7 +259,7 @@ async fn status(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) 
     answer(
         async {
             require_backend(&st, &caller)?;
-            let req: ActivationRef = request_object(&bytes)?;
+            let req: ActivationRef = request_object(A, &bytes)?;
             Ok(ok(serde_json::to_value(st.powerauth_server.activation_detail(req.activation_id).await?)
                 .unwrap_or_default()))
         }
@@ -336,7 +271,7 @@ async fn history(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes)
     answer(
         async {
             require_backend(&st, &caller)?;
-            let req: ActivationRef = request_object(&bytes)?;
+            let req: ActivationRef = request_object(A, &bytes)?;
             let items = st.powerauth_server.history(req.activation_id.clone()).await?;
             let items: Vec<Value> = items
                 .into_iter()
@@ -362,7 +297,7 @@ async fn list(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) ->
                 application_id: Option<String>,
             }
             require_backend(&st, &caller)?;
-            let req: Req = request_object(&bytes)?;
+            let req: Req = request_object(A, &bytes)?;
             let list = st.powerauth_server.activations_of(req.application_id, req.user_id).await?;
             Ok(ok(json!({ "activations": list })))
         }
@@ -374,7 +309,7 @@ async fn verify(State(st): State<SharedState>, caller: ApiCaller, bytes: Bytes) 
     answer(
         async {
             require_backend(&st, &caller)?;
-            let req: VerifySignature = request_object(&bytes)?;
+            let req: VerifySignature = request_object(A, &bytes)?;
             Ok(ok(serde_json::to_value(st.powerauth_server.verify_signature(caller.caller, req).await?)
                 .unwrap_or_default()))
         }
@@ -386,7 +321,7 @@ async fn verify_offline(State(st): State<SharedState>, caller: ApiCaller, bytes:
     answer(
         async {
             require_backend(&st, &caller)?;
-            let req: VerifyOffline = request_object(&bytes)?;
+            let req: VerifyOffline = request_object(A, &bytes)?;
             Ok(ok(
                 serde_json::to_value(st.powerauth_server.verify_offline(caller.caller, req).await?).unwrap_or_default()
             ))
@@ -410,14 +345,14 @@ async fn offline_payload(
     caller: ApiCaller,
     bytes: &Bytes,
     personalized: bool,
-) -> Result<Response, PaError> {
+) -> Result<Response, Failure> {
     require_backend(st, &caller)?;
-    let req: OfflinePayload = request_object(bytes)?;
+    let req: OfflinePayload = request_object(A, bytes)?;
     let target = match (personalized, req.activation_id, req.application_id) {
         (true, Some(id), _) => OfflineTarget::Activation(id),
         (false, _, Some(app)) => OfflineTarget::Application(app),
-        (true, None, _) => return Err(bad_request("activationId is required")),
-        (false, _, None) => return Err(bad_request("applicationId is required")),
+        (true, None, _) => return Err(bad_request(A, "activationId is required")),
+        (false, _, None) => return Err(bad_request(A, "applicationId is required")),
     };
     Ok(ok(st.powerauth_server.offline_payload(caller.caller, target, req.data).await?))
 }
@@ -441,7 +376,7 @@ async fn verify_ecdsa(State(st): State<SharedState>, caller: ApiCaller, bytes: B
                 signature: String,
             }
             require_backend(&st, &caller)?;
-            let req: Req = request_object(&bytes)?;
+            let req: Req = request_object(A, &bytes)?;
             let valid = st
                 .powerauth_server
                 .verify_device_ecdsa(caller.caller, req.activation_id, req.data, req.signature)
@@ -450,17 +385,4 @@ async fn verify_ecdsa(State(st): State<SharedState>, caller: ApiCaller, bytes: B
         }
         .await,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_use_powerauths_shape() {
-        let r = PaError::from(PowerAuthError::Unauthorized("no".into())).into_response();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        let r = PaError::from(PowerAuthError::Refused { code: "ERR_ACTIVATION", message: "x".into() }).into_response();
-        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    }
 }

@@ -28,14 +28,16 @@ use axum::{Json, Router};
 use countersign::powerauth_operations::{
     ApproveOperation, CreateOperation, CreateTemplate, OperationDetail, RejectOperation,
 };
-use countersign::powerauth_server::{wire, PowerAuthError, SignatureHeader};
+use countersign::powerauth_server::{wire, PowerAuthError};
 use countersign::powerauth_tokens::ValidateToken;
 use countersign_core::caller::Principal;
-use countersign_core::error::{ErrorKind, Kinded};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::extract::Origin;
+use super::powerauth_wire::{
+    answer, bad_request, failure, header, ok, request_object, require_backend, signature_header, Api, Failure,
+};
 use super::privacyidea::ApiCaller;
 use super::SharedState;
 
@@ -67,88 +69,6 @@ pub(super) fn backend_routes() -> Router<SharedState> {
         .route("/rest/v3/operation/template/list", post(template_list))
         .route("/rest/v3/operation/template/detail", post(template_detail))
         .route("/rest/v3/operation/template/remove", post(template_remove))
-}
-
-/// Which API's words a failure is told in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Api {
-    /// `/pa/v3/...` and `/rest/v3/...`: PowerAuth's `ERR_*` codes.
-    PowerAuth,
-    /// `/api/auth/token/app/...`: the enrollment server's codes.
-    MobileToken,
-}
-
-/// A failure in PowerAuth's error shape.
-struct Failure(StatusCode, &'static str, String);
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"status": "ERROR", "responseObject": {"code": self.1, "message": self.2}})))
-            .into_response()
-    }
-}
-
-fn failure(api: Api, e: &PowerAuthError) -> Failure {
-    let (auth, request) = match api {
-        Api::PowerAuth => ("ERR_AUTHENTICATION", "ERR_REQUEST"),
-        Api::MobileToken => ("POWERAUTH_AUTH_FAIL", "INVALID_REQUEST"),
-    };
-    match e {
-        PowerAuthError::Refused { code, .. } => Failure(StatusCode::BAD_REQUEST, code, e.to_string()),
-        PowerAuthError::Unauthorized(_) => Failure(StatusCode::UNAUTHORIZED, auth, e.to_string()),
-        _ => match e.kind() {
-            ErrorKind::NotFound | ErrorKind::Invalid | ErrorKind::Conflict | ErrorKind::Unsupported => {
-                Failure(StatusCode::BAD_REQUEST, request, e.to_string())
-            }
-            ErrorKind::Forbidden => Failure(StatusCode::UNAUTHORIZED, auth, e.to_string()),
-            ErrorKind::Unavailable(_) => {
-                Failure(StatusCode::SERVICE_UNAVAILABLE, "ERR_UNAVAILABLE", format!("{e}; try again shortly"))
-            }
-            ErrorKind::Internal => Failure(StatusCode::INTERNAL_SERVER_ERROR, "ERR_GENERIC", e.to_string()),
-        },
-    }
-}
-
-fn bad_request(api: Api, message: impl Into<String>) -> Failure {
-    Failure(
-        StatusCode::BAD_REQUEST,
-        if api == Api::PowerAuth { "ERR_REQUEST" } else { "INVALID_REQUEST" },
-        message.into(),
-    )
-}
-
-fn ok(object: Value) -> Response {
-    Json(json!({"status": "OK", "responseObject": object})).into_response()
-}
-
-fn answer(r: Result<Response, Failure>) -> Response {
-    r.unwrap_or_else(IntoResponse::into_response)
-}
-
-fn header<'h>(api: Api, headers: &'h HeaderMap, name: &str) -> Result<&'h str, Failure> {
-    headers.get(name).and_then(|v| v.to_str().ok()).ok_or_else(|| match api {
-        // A request without its credential is an authentication failure to the Mobile Token API.
-        Api::MobileToken => {
-            Failure(StatusCode::UNAUTHORIZED, "POWERAUTH_AUTH_FAIL", format!("the {name} header is missing"))
-        }
-        Api::PowerAuth => bad_request(api, format!("the {name} header is missing")),
-    })
-}
-
-fn signature_header(api: Api, headers: &HeaderMap) -> Result<SignatureHeader, Failure> {
-    SignatureHeader::parse(header(api, headers, wire::AUTHORIZATION_HEADER)?).map_err(|e| match api {
-        Api::MobileToken => Failure(StatusCode::UNAUTHORIZED, "POWERAUTH_AUTH_FAIL", e.to_string()),
-        Api::PowerAuth => failure(api, &e),
-    })
-}
-
-/// `{"requestObject": T}`, the envelope of PowerAuth's non-encrypted requests.
-fn request_object<T: DeserializeOwned>(api: Api, bytes: &[u8]) -> Result<T, Failure> {
-    let mut v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| bad_request(api, format!("the request body is not the expected JSON: {e}")))?;
-    let inner =
-        v.get_mut("requestObject").map(Value::take).ok_or_else(|| bad_request(api, "requestObject is missing"))?;
-    serde_json::from_value(inner).map_err(|e| bad_request(api, format!("requestObject is not as expected: {e}")))
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Value {
@@ -336,12 +256,6 @@ async fn operation_cancel(
 }
 
 // ---- back-end ----
-
-/// Back-end methods are for known services (see `powerauth_protocol`'s `require_backend`).
-fn require_backend(st: &SharedState, caller: &ApiCaller) -> Result<(), Failure> {
-    crate::privacyidea::require_known(st, caller)
-        .map_err(|m| Failure(StatusCode::UNAUTHORIZED, "ERR_AUTHENTICATION", m))
-}
 
 /// Templates decide how strongly operations are approved: admins only (an API admin over
 /// HTTP, an admin uid on the socket), as the reference's template API is its admin console's.
