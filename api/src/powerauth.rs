@@ -125,8 +125,8 @@ pub struct NewActivation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_s: Option<i64>,
     /// An activation OTP the user must type (sealed as a verifier; never stored in the clear).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub otp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::secret::expose_opt")]
+    pub otp: Option<SecretString>,
     /// When the OTP is checked: `ON_KEY_EXCHANGE` (default with an OTP) or `ON_COMMIT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otp_validation: Option<String>,

@@ -36,6 +36,7 @@ use countersign_powerauth::signature::{self, CtrData, SignatureFormat, Signature
 use countersign_powerauth::status::{self, StatusBlob};
 pub use countersign_powerauth::wire;
 use countersign_powerauth::{fingerprint, jwt, ProtocolVersion};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -274,7 +275,7 @@ pub struct InitActivation {
     pub activation_otp_validation: Option<OtpValidation>,
     /// The OTP the user must type.
     #[serde(default)]
-    pub activation_otp: Option<String>,
+    pub activation_otp: Option<SecretString>,
 }
 
 /// An activation as the back-end sees it.
@@ -894,7 +895,7 @@ impl PowerAuthServer {
             OtpValidation::None
         });
         let activation_id = uuid(*self.random::<16>()?);
-        let otp = match (mode, req.activation_otp.as_deref()) {
+        let otp = match (mode, req.activation_otp.as_ref().map(ExposeSecret::expose_secret)) {
             (OtpValidation::None, None) => None,
             (OtpValidation::None, Some(_)) => {
                 return Err(refused("ERR_REQUEST", "activationOtp given with activationOtpValidation NONE"))
@@ -1265,9 +1266,11 @@ impl PowerAuthServer {
             .powerauth_activation(activation_id)?
             .ok_or_else(|| PowerAuthError::NotFound(Refusal::NotFound(format!("activation {activation_id}"))))?;
         let otp_ok = match (&action, a.otp_validation, &a.otp_verifier) {
-            (StateAction::Commit { otp }, OtpValidation::OnCommit, Some(v)) => {
-                self.secrets.powerauth_otp_matches(activation_id, otp.as_deref().unwrap_or("").as_bytes(), v)?
-            }
+            (StateAction::Commit { otp }, OtpValidation::OnCommit, Some(v)) => self.secrets.powerauth_otp_matches(
+                activation_id,
+                otp.as_ref().map_or("", ExposeSecret::expose_secret).as_bytes(),
+                v,
+            )?,
             _ => true,
         };
         if !otp_ok {
@@ -1808,7 +1811,7 @@ pub enum StateAction {
     /// PENDING_COMMIT → ACTIVE.
     Commit {
         /// The activation OTP, when it is checked on commit.
-        otp: Option<String>,
+        otp: Option<SecretString>,
     },
     /// ACTIVE → BLOCKED.
     Block {

@@ -186,7 +186,7 @@ async fn history(
 #[serde(deny_unknown_fields)]
 struct ChangeBody {
     #[serde(default)]
-    otp: Option<String>,
+    otp: Option<secrecy::SecretString>,
     #[serde(default)]
     reason: Option<String>,
 }

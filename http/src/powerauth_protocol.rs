@@ -194,7 +194,7 @@ async fn vault_unlock(
 struct ActivationRef {
     activation_id: String,
     #[serde(default)]
-    activation_otp: Option<String>,
+    activation_otp: Option<secrecy::SecretString>,
     #[serde(default)]
     reason: Option<String>,
 }
