@@ -478,3 +478,39 @@ fn an_activation_row_edited_offline_fails_closed() {
     let (status, _) = bank.backend("activation/status", json!({"activationId": id}));
     assert_eq!(status, 500);
 }
+
+/// The activation OTP: checked on the key exchange (a right one commits at once, a wrong one is
+/// counted and at the maximum removes the activation) or on the back-end's commit.
+#[test]
+fn activation_otps_are_checked_on_the_key_exchange_or_on_commit() {
+    let bank = Bank::start();
+    // On the key exchange: a wrong OTP fails like any failed activation; the right one commits.
+    let init = bank.init("otp1", json!({"activationOtp": "48151623", "maxFailureCount": 3}));
+    let wrong = bank.activate("otp1", &init, &["--otp", "00000000"]).unwrap_err();
+    assert!(wrong["responseBody"].as_str().unwrap().contains("ERR_ACTIVATION"), "{wrong}");
+    bank.activate("otp1", &init, &["--otp", "48151623", "--new-temp-key"]).unwrap();
+    let id = init["activationId"].as_str().unwrap();
+    let detail = bank.backend_ok("activation/status", json!({"activationId": id}));
+    assert_eq!(detail["activationStatus"], "ACTIVE", "{detail}");
+    assert!(bank.audit_results("powerauth/activation/otp").contains(&"reject".to_owned()));
+
+    // Wrong OTPs up to the maximum remove the activation.
+    let init = bank.init("otp2", json!({"activationOtp": "48151623", "maxFailureCount": 2}));
+    for _ in 0..2 {
+        assert!(bank.activate("otp2", &init, &["--otp", "11111111", "--new-temp-key"]).is_err());
+    }
+    let id2 = init["activationId"].as_str().unwrap();
+    assert_eq!(bank.backend_ok("activation/status", json!({"activationId": id2}))["activationStatus"], "REMOVED");
+    assert!(bank.activate("otp2", &init, &["--otp", "48151623", "--new-temp-key"]).is_err());
+
+    // On commit: the device activates without it; the back-end's commit needs it.
+    let init = bank.init("otp3", json!({"activationOtp": "271828", "activationOtpValidation": "ON_COMMIT"}));
+    bank.activate("otp3", &init, &[]).unwrap();
+    let id3 = init["activationId"].as_str().unwrap();
+    let (status, body) = bank.backend("activation/commit", json!({"activationId": id3, "activationOtp": "000000"}));
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = bank.backend("activation/commit", json!({"activationId": id3}));
+    assert_eq!(status, 400);
+    let done = bank.backend_ok("activation/commit", json!({"activationId": id3, "activationOtp": "271828"}));
+    assert_eq!(done["activationStatus"], "ACTIVE");
+}
