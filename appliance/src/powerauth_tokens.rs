@@ -91,7 +91,7 @@ pub struct TokenVerdict {
     pub user_id: Option<String>,
     /// The signature type the token was made with (`POSSESSION_KNOWLEDGE`).
     pub signature_type: Option<String>,
-    /// The application's roles (none kept here).
+    /// The application's roles, for the back-end to authorise by.
     pub application_roles: Vec<String>,
     /// The activation's flags (none kept here).
     pub activation_flags: Vec<String>,
@@ -393,6 +393,7 @@ impl PowerAuthTokens {
             application_id: Some(a.application.clone()),
             user_id: Some(a.user_id.clone()),
             signature_type: Some(ty.as_str().to_ascii_uppercase()),
+            application_roles: self.store.powerauth_roles(a.application_id)?,
             ..TokenVerdict::default()
         };
         let subject = Some(Subject::from(&a));

@@ -38,12 +38,14 @@ fn a_token_is_made_validated_once_in_its_window_and_removed() {
     assert_eq!(unb64(&secret).len(), 16);
     assert_eq!(audit_count(&bank, "powerauth/token/create", "ok"), 1);
 
-    // Valid on the back-end, with the activation, user, application and the signature type
-    // the token was made with.
+    // Valid on the back-end, with the activation, user, application (and its roles) and the
+    // signature type the token was made with.
+    bank.d.cli_json(&["powerauth", "app", "role-add", "bank", "PAYMENT_APPROVAL"]);
     let header = bank.token_header("alice", &[]);
     let (status, v) = bank.validate(&header);
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["tokenValid"], true, "{v}");
+    assert_eq!(v["applicationRoles"], json!(["PAYMENT_APPROVAL"]), "{v}");
     assert_eq!(v["activationId"], alice.as_str());
     assert_eq!(v["userId"], "alice");
     assert_eq!(v["applicationId"], "bank");
