@@ -116,6 +116,10 @@ pub struct ChallengeView {
     /// signs, with the RP id and user verification; the answer is the assertion.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passkey: Option<crate::webauthn::PasskeyChallenge>,
+    /// push tokens with number matching (`push_require_presence`): the option the login
+    /// screen shows, which the user taps on the phone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_answer: Option<String>,
 }
 
 /// Per-user texts from policies; `None`: the configured default.
@@ -150,6 +154,8 @@ pub struct ChallengeService {
     gateways: GatewayService,
     clock: Clock,
     cfg: ChallengeSettings,
+    /// Push challenges ([`ChallengeService::with_push`]); none: push tokens get no challenge.
+    push: Option<crate::push::PushService>,
 }
 
 /// A 20-digit transaction id from the HSM's random generator.
@@ -187,7 +193,18 @@ impl ChallengeService {
         clock: Clock,
         cfg: ChallengeSettings,
     ) -> ChallengeService {
-        ChallengeService { store, policies, plugins, secrets, gateways, clock, cfg }
+        ChallengeService { store, policies, plugins, secrets, gateways, clock, cfg, push: None }
+    }
+
+    /// This service, making push challenges with `push`.
+    pub fn with_push(mut self, push: crate::push::PushService) -> ChallengeService {
+        self.push = Some(push);
+        self
+    }
+
+    /// The push service, when push challenges are made.
+    pub fn push(&self) -> Option<&crate::push::PushService> {
+        self.push.as_ref()
     }
 
     /// The text policies (`smstext`, `emailtext`, `challenge_text`) for `t`'s owner.
@@ -309,6 +326,8 @@ impl ChallengeService {
         let now = self.clock.now_ms();
         let expires = now.saturating_add(i64::try_from(self.cfg.validity.as_millis()).unwrap_or(i64::MAX));
         let mut out = Vec::new();
+        // Number matching's options, shared by the trigger's push tokens.
+        let mut presence = crate::push::Presence::default();
         // The callers chose the tokens: challenge-response types, and OTP tokens a
         // challenge_response policy names.
         for t in tokens.iter().filter(|t| t.usable(now)) {
@@ -328,6 +347,7 @@ impl ChallengeService {
                 valid_until_ms: is_challenge_type(&t.token_type).then_some(expires),
                 webauthn: None,
                 passkey: None,
+                presence_answer: None,
             };
             if t.locked(now) {
                 // No messages for a locked token: an attacker with the PIN could otherwise make
@@ -364,6 +384,26 @@ impl ChallengeService {
                     view.message = policies.challenge_text.replace("{0!s}", &t.description);
                     view.webauthn = Some(crate::webauthn::sign_request(&credential, challenge, &policies));
                 }
+                out.push((view, None));
+                continue;
+            }
+            if t.token_type == "push" {
+                // The phone polls for it (and, later, FCM sends it); the login client polls
+                // /validate/polltransaction and finalises.
+                let Some(push) = &self.push else {
+                    view.message = "push challenges are not served by this appliance".into();
+                    out.push((view, None));
+                    continue;
+                };
+                let made = push.challenge(t, &tx_id, now, expires, caller, &mut presence)?;
+                view.client_mode = "poll";
+                view.delivery = "none".into();
+                view.message = match &made.presence_answer {
+                    // privacyIDEA's words, which its login clients show as they are.
+                    Some(a) => format!("{} Please press: {a}", made.message),
+                    None => made.message,
+                };
+                view.presence_answer = made.presence_answer;
                 out.push((view, None));
                 continue;
             }

@@ -46,6 +46,8 @@ pub mod powerauth_admin;
 pub mod powerauth_operations;
 pub mod powerauth_server;
 pub mod powerauth_tokens;
+pub mod push;
+mod push_enrolment;
 pub use countersign_process as process;
 pub mod resolvers;
 pub mod response_signing;

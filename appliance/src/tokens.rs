@@ -170,6 +170,8 @@ pub struct Enrolled {
     /// webauthn: what the client's authenticator needs (first step), or what registered
     /// (second step).
     pub webauthn: Option<crate::webauthn::Enrolment>,
+    /// push: the URI the app scans and its enrolment credential (first step).
+    pub push: Option<crate::push::PushEnrolment>,
 }
 
 /// A token row ready to store, its seed (empty for simple tokens), and what it shows once.
@@ -320,6 +322,7 @@ fn serial_prefix(token_type: &str) -> String {
         "yubikey" => "UBAM".into(),
         "webauthn" => "WAN".into(),
         "passkey" => "PIPK".into(),
+        "push" => "PIPU".into(),
         other => other.chars().filter(char::is_ascii_alphanumeric).take(4).collect::<String>().to_ascii_uppercase(),
     }
 }
@@ -360,7 +363,7 @@ fn decode_seed(seed: &SecretString, format: SeedFormat) -> Result<Zeroizing<Vec<
 fn shows_seed(token_type: &str) -> bool {
     !is_challenge_type(token_type)
         && !is_simple_type(token_type)
-        && !matches!(token_type, "paper" | "yubikey" | "webauthn" | "passkey")
+        && !matches!(token_type, "paper" | "yubikey" | "webauthn" | "passkey" | "push")
 }
 
 /// `otpauth://` URI for authenticator apps (Key Uri Format).
@@ -644,6 +647,10 @@ impl TokenService {
             "webauthn" | "passkey" => Some(self.start_webauthn(caller, &mut r, realm.as_deref())?),
             _ => None,
         };
+        let push = match r.token_type.as_str() {
+            "push" => Some(self.start_push(caller, &mut r, realm.as_deref())?),
+            _ => None,
+        };
         let (mut new, seed, mut shown) = self.prepare_shown(&r)?;
         new.owner_limit = policies.max_tokens;
         if new.token_type == "paper" {
@@ -673,6 +680,7 @@ impl TokenService {
                 r.token_type,
                 webauthn.as_ref().map(|w| w.rp_id.as_str()).unwrap_or_default()
             ),
+            "push" => "type push, waiting for the phone's enrolment (push_ttl)".to_owned(),
             t => format!("type {t}, {} seed", if r.seed.is_some() { "imported" } else { "generated" }),
         });
         let rec = self.store.insert_token(&new, &audit)?;
@@ -692,12 +700,18 @@ impl TokenService {
             Some(w) => Some(self.webauthn_challenge(&rec, w)?),
             None => None,
         };
+        // privacyIDEA labels a push token by its serial unless tokenlabel says otherwise.
+        let push_label = match &policies.label {
+            Some(t) => fill(t),
+            None => serial.clone(),
+        };
+        let push = push.map(|p| self.push_uri(&rec, p, &push_label, &issuer));
         let uri = shows_seed(&r.token_type).then(|| otpauth_uri(&new, &seed, &issuer, &account));
         let png = match (&uri, r.qr_png) {
             (Some(u), true) => Some(qr_png(u.expose_secret()).map_err(TokenError::Internal)?),
             _ => None,
         };
-        Ok(Enrolled { token: api_token(&rec), otpauth_uri: uri, qr_png: png, pin: random_pin, shown, webauthn })
+        Ok(Enrolled { token: api_token(&rec), otpauth_uri: uri, qr_png: png, pin: random_pin, shown, webauthn, push })
     }
 
     /// A paper token's sheet: the codes of its first `count` counters (100 by default), from
@@ -743,7 +757,9 @@ impl TokenService {
     /// [`Self::prepare`], and what a simple token shows once ([`crate::simple_tokens`]: its
     /// row holds verifiers instead of a seed, and the seed returned is empty).
     fn prepare_shown(&self, r: &InitRequest) -> Result<Prepared, TokenError> {
-        let plugin = plugin_for(&self.plugins, &r.token_type)?;
+        // A push token's answers are signatures the daemon verifies itself (`crate::push`).
+        let plugin =
+            if r.token_type == "push" { "builtin".to_owned() } else { plugin_for(&self.plugins, &r.token_type)? };
         let challenge = is_challenge_type(&r.token_type);
         let simple = is_simple_type(&r.token_type);
         let paper = r.token_type == "paper";
@@ -838,7 +854,7 @@ impl TokenService {
         };
         let hash = params.get("hash").and_then(serde_json::Value::as_str).unwrap_or("sha1");
         // A webauthn token holds no secret: its credential's public key comes with the second step.
-        let webauthn = matches!(r.token_type.as_str(), "webauthn" | "passkey");
+        let webauthn = matches!(r.token_type.as_str(), "webauthn" | "passkey" | "push");
         let seed = match &r.seed {
             _ if simple || webauthn || r.token_type == "yubikey" => Zeroizing::new(Vec::new()),
             Some(s) => decode_seed(s, r.seed_format)?,

@@ -315,6 +315,7 @@ impl ValidateService {
         };
         let svc = self.clone();
         let caller = req.caller.clone();
+        let target = req.target.clone();
         let ((answer, answers, user), committed) = self
             .executor
             .check(audit, move |ctx, audit| {
@@ -339,7 +340,22 @@ impl ValidateService {
             return Err(e);
         }
         if let Answer::Trigger(tokens) = answer {
-            let (tx, challenges) = self.challenges.trigger(caller, tokens).await?;
+            let wait = self.push_wait(&tokens, &caller);
+            let (tx, challenges) = self.challenges.trigger(caller.clone(), tokens).await?;
+            if let (Some(wait), Some(push)) = (wait, self.challenges.push()) {
+                // push_wait: the check waits for the tap and then finalises the transaction
+                // itself, as the client would with an empty pass.
+                push.wait_for_answer(&tx, wait).await;
+                let finish = CheckRequest {
+                    target,
+                    pass: SecretString::from(""),
+                    transaction_id: Some(tx),
+                    caller,
+                    webauthn: None,
+                    require_user_verification: false,
+                };
+                return Box::pin(self.check_now(finish)).await;
+            }
             return Ok(CheckOutcome {
                 accepted: false,
                 serial: None,
@@ -392,6 +408,15 @@ impl ValidateService {
             user,
             realm,
         })
+    }
+
+    /// How long a check that triggered `tokens`' challenges waits for a phone's tap
+    /// (`push_wait` of the first push token's owner); `None`: it answers with the challenge.
+    fn push_wait(&self, tokens: &[TokenRecord], caller: &Caller) -> Option<std::time::Duration> {
+        let push = self.challenges.push()?;
+        let t = tokens.iter().find(|t| t.token_type == "push")?;
+        let wait_s = push.auth_policies(t, caller).ok()?.wait_s?;
+        Some(std::time::Duration::from_secs(u64::from(wait_s)))
     }
 
     /// Creates challenges for the target's challenge-response tokens (no PIN: the caller was
@@ -860,6 +885,14 @@ impl ValidateService {
                     }
                     continue;
                 }
+                AnswerBy::PhoneAnswer => {
+                    match self.phone_answer(ctx, t, c) {
+                        Ok(()) => return Ok(answered("challenge answered: accepted on the phone".into())),
+                        Err(Unanswered::Wrong(e)) => why = Some(e),
+                        Err(Unanswered::Failed(r)) => return Err(r),
+                    }
+                    continue;
+                }
                 AnswerBy::Positions(asked) => {
                     // The characters at the positions this challenge asked (kept as its nonce);
                     // the host compares them with the sealed secret, the plugin only relays.
@@ -1127,6 +1160,32 @@ impl ValidateService {
             .map_err(|_| "the answer is not a hex or base64 signature")?;
         countersign_pki::verify_signature(&cert.certificate, nonce, &signature, now_ms / 1000)
             .map_err(|e| Unanswered::Wrong(e.to_string()))
+    }
+
+    /// A push challenge's answer, as the phone gave it (`crate::push`): accepted, with the
+    /// phone's signature over the challenge verifying again with the token's phone key (a
+    /// status written into the database without one is not an accept); declined; or not yet.
+    fn phone_answer(
+        &self,
+        ctx: &WorkerCtx<'_>,
+        t: &TokenRecord,
+        c: &crate::store::OpenChallenge,
+    ) -> Result<(), Unanswered> {
+        let pc = ctx
+            .reader
+            .push_challenge(c.id)
+            .map_err(|e| Unanswered::Failed(store_failed(e)))?
+            .ok_or("the challenge is not a push challenge")?;
+        match pc.status {
+            crate::store::PushStatus::Accepted if crate::push::answer_verifies(t, &pc) => Ok(()),
+            crate::store::PushStatus::Accepted => Err(Unanswered::Wrong(
+                "the phone's recorded answer does not verify with its key (changed outside Countersign?)".into(),
+            )),
+            crate::store::PushStatus::Declined => {
+                Err(Unanswered::Wrong(format!("declined: {}", pc.reason.as_deref().unwrap_or("on the phone"))))
+            }
+            crate::store::PushStatus::Open => Err(Unanswered::Wrong("not confirmed on the phone (yet)".into())),
+        }
     }
 
     /// A user with no token: refused, unless a policy lets them through (privacyIDEA's

@@ -280,6 +280,7 @@ impl TokenService {
                 attestation: credential.attestation,
                 aaguid: credential.aaguid,
             }),
+            push: None,
         })
     }
 }

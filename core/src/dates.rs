@@ -3,8 +3,9 @@
 
 /// A date as privacyIDEA's clients send them for validity periods, in Unix ms: its own format
 /// `2026-12-16T14:30+0000` (also with seconds, a space for `T`, `Z` or `+01:00`), a bare date
-/// `2026-12-16` (midnight), and its legacy `16/12/26 14:30` (day first). Without an offset
-/// the time is UTC, the appliance's zone. `None`: none of these.
+/// `2026-12-16` (midnight), and its legacy `16/12/26 14:30` (day first); seconds may carry a
+/// fraction (`14:30:05.123456`, ISO 8601 as phones send it; kept to the millisecond). Without
+/// an offset the time is UTC, the appliance's zone. `None`: none of these.
 pub fn parse(text: &str) -> Option<i64> {
     use time::{Date, Month, PrimitiveDateTime, Time, UtcOffset};
     let text = text.trim();
@@ -25,6 +26,15 @@ pub fn parse(text: &str) -> Option<i64> {
     let (clock, offset) = match rest.find(['Z', '+', '-']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
+    };
+    // A fraction of the second, to the millisecond.
+    let (clock, fraction_ms) = match clock.split_once('.') {
+        Some((c, f)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) && c.matches(':').count() == 2 => {
+            let ms: String = f.chars().chain("00".chars()).take(3).collect();
+            (c, i64::from(num(&ms)?))
+        }
+        Some(_) => return None,
+        None => (clock, 0),
     };
     let time = match clock.trim() {
         "" => Time::MIDNIGHT,
@@ -50,7 +60,7 @@ pub fn parse(text: &str) -> Option<i64> {
         }
     };
     let at = PrimitiveDateTime::new(date, time).assume_offset(offset);
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()?.checked_add(fraction_ms)
 }
 
 #[cfg(test)]
@@ -72,7 +82,20 @@ mod tests {
             assert_eq!(parse(text), Some(at), "{text}");
         }
         assert_eq!(parse("2026-12-06"), Some(at - (9 * 60 + 42) * 60_000));
-        for bad in ["", "tomorrow", "2026-13-01", "2026-12-06T25:00", "2026-12-06T09:42+1", "1/2"] {
+        // ISO 8601 as phones send it (privacyIDEA's push protocol), with a fraction.
+        assert_eq!(parse("2026-12-06T09:42:05.123456+00:00"), Some(at + 5_123));
+        assert_eq!(parse("2026-12-06T10:42:05.5+01:00"), Some(at + 5_500));
+        assert_eq!(parse("2026-12-06T09:42:05.1Z"), Some(at + 5_100));
+        for bad in [
+            "",
+            "tomorrow",
+            "2026-13-01",
+            "2026-12-06T25:00",
+            "2026-12-06T09:42+1",
+            "1/2",
+            "2026-12-06T09:42:05.x",
+            "2026-12-06T09:42.5",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }

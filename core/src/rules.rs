@@ -128,6 +128,9 @@ pub enum AnswerBy {
     /// A webauthn token: an assertion over the challenge's nonce, verified by its plugin
     /// with the stored credential, its sign count judged by the host.
     Assertion,
+    /// A push token: the phone accepted the challenge out of band (its signed answer, kept
+    /// with the challenge, is verified again); what the check's `pass` says does not count.
+    PhoneAnswer,
     /// The simple types and yubikey: no challenge is made for them, so none is answered.
     Nothing,
 }
@@ -145,6 +148,7 @@ pub fn answer_by(
         "certificate" => AnswerBy::SignedNonce,
         // A passkey's bound challenges come from passkey_trigger_by_pin.
         "webauthn" | "passkey" => AnswerBy::Assertion,
+        "push" => AnswerBy::PhoneAnswer,
         "indexedsecret" => AnswerBy::Positions(asked_positions(nonce)),
         "spass" | "pw" | "registration" | "tan" | "yubikey" => AnswerBy::Nothing,
         t if crate::token_kind::is_challenge_type(t) => AnswerBy::ChallengeCode { counter: challenge_counter },
@@ -277,8 +281,10 @@ mod tests {
 
     #[test]
     fn each_token_type_answers_a_challenge_its_own_way() {
-        let cases: [(&str, AnswerBy); 11] = [
+        let cases: [(&str, AnswerBy); 13] = [
             ("certificate", AnswerBy::SignedNonce),
+            ("push", AnswerBy::PhoneAnswer),
+            ("webauthn", AnswerBy::Assertion),
             ("indexedsecret", AnswerBy::Positions(vec![3, 7, 12])),
             ("sms", AnswerBy::ChallengeCode { counter: 40 }),
             ("email", AnswerBy::ChallengeCode { counter: 40 }),

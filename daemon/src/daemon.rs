@@ -106,7 +106,14 @@ impl Appliance {
             gateways.clone(),
             clock.clone(),
             cfg.challenge.clone(),
-        );
+        )
+        .with_push(countersign::push::PushService::new(
+            hsm.clone(),
+            store.clone(),
+            secrets.clone(),
+            policies.handle(),
+            clock.clone(),
+        ));
         challenges.start_sender()?;
         let tokens = TokenService::new(
             store.clone(),

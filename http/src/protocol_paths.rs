@@ -1,8 +1,9 @@
 //! The paths of the HTTP listener whose requests authenticate by their own protocol rather
 //! than by an API credential: PowerAuth's mobile API (`/pa/v3/...`: ECIES to keys only the
 //! server holds, signatures by an activation's factor keys) and the enrollment server's Mobile
-//! Token API (`/api/auth/token/app/...`: MAC tokens and signatures). A phone has no API
-//! credential. The network layer (`privacyidea::network_auth`) lets exactly these through
+//! Token API (`/api/auth/token/app/...`: MAC tokens and signatures), and privacyIDEA's push
+//! endpoint (`/ttype/push`: an enrolment credential, or the phone's signature). A phone has no
+//! API credential. The network layer (`privacyidea::network_auth`) lets exactly these through
 //! without one; every route under them must check its protocol's authentication itself.
 //!
 //! Its own module, depending on nothing of this crate, so the credential layer and the
@@ -15,15 +16,18 @@ pub(crate) const MOBILE_TOKEN_PREFIX: &str = "/api/auth/token/app/";
 
 /// Whether requests to `path` authenticate by their own protocol.
 pub(crate) fn protocol_authenticated(path: &str) -> bool {
-    path.starts_with("/pa/v3/") || path.starts_with(MOBILE_TOKEN_PREFIX)
+    path.starts_with("/pa/v3/") || path.starts_with(MOBILE_TOKEN_PREFIX) || path == PUSH_PATH
 }
+
+/// privacyIDEA's push endpoint, where phones enrol, poll and answer.
+pub(crate) const PUSH_PATH: &str = "/ttype/push";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn only_the_powerauth_mobile_prefixes_are_listed() {
+    fn only_the_phone_protocols_are_listed() {
         assert!(protocol_authenticated("/pa/v3/activation/create"));
         assert!(protocol_authenticated("/pa/v3/token/create"));
         assert!(protocol_authenticated("/api/auth/token/app/operation/list"));
@@ -33,5 +37,8 @@ mod tests {
         assert!(!protocol_authenticated("/pa/v2/activation/create"));
         assert!(!protocol_authenticated("/api/auth/token/apps"));
         assert!(!protocol_authenticated("/validate/check"));
+        assert!(protocol_authenticated("/ttype/push"));
+        assert!(!protocol_authenticated("/ttype/push/x"));
+        assert!(!protocol_authenticated("/ttype/yubikey"));
     }
 }

@@ -56,6 +56,8 @@ const TABLES: &[(&str, Option<&str>)] = &[
     ("challenge", Some("id")),
     ("delivery", Some("id")),
     ("delivery_attempt", Some("id")),
+    ("push_challenge", None),
+    ("push_device", None),
     ("ca", None),
     ("policy", Some("id")),
     ("api_admin", None),

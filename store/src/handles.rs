@@ -95,6 +95,12 @@ impl Reader {
         open_sign_in(self.conn.sql(), transaction_id, now_ms)
     }
 
+    /// The push challenge of challenge row `challenge_id` (checked against its seal), if it is
+    /// one.
+    pub fn push_challenge(&self, challenge_id: i64) -> Result<Option<crate::PushChallenge>, StoreError> {
+        crate::push::push_challenge(self.conn.sql(), &self.seals, challenge_id)
+    }
+
     /// The WebAuthn credential of a token, if its registration finished.
     pub fn webauthn_credential(&self, token_id: i64) -> Result<Option<WebauthnCredential>, StoreError> {
         webauthn_credential(self.conn.sql(), &self.seals, token_id)

@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (29, "powerauth_activations", include_str!("../../migrations/0029_powerauth_activations.sql")),
     (30, "powerauth_roles_and_config", include_str!("../../migrations/0030_powerauth_roles_and_config.sql")),
     (31, "powerauth_tokens_operations", include_str!("../../migrations/0031_powerauth_tokens_operations.sql")),
+    (32, "push", include_str!("../../migrations/0032_push.sql")),
 ];
 
 /// PostgreSQL's migrations, in order: (version, name, SQL). Numbered on their own: the first
@@ -57,6 +58,7 @@ pub const PG_MIGRATIONS: &[(u32, &str, &str)] = &[
     (8, "powerauth_activations", include_str!("../../migrations/postgres/0008_powerauth_activations.sql")),
     (9, "powerauth_roles_and_config", include_str!("../../migrations/postgres/0009_powerauth_roles_and_config.sql")),
     (10, "powerauth_tokens_operations", include_str!("../../migrations/postgres/0010_powerauth_tokens_operations.sql")),
+    (11, "push", include_str!("../../migrations/postgres/0011_push.sql")),
 ];
 
 /// The advisory lock key the PostgreSQL migrations run under ("countersign" in ASCII, cut to

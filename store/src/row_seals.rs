@@ -44,6 +44,9 @@ pub enum RowTable {
     /// A PowerAuth operation: its status, failure count and who may approve it decide an
     /// approval (`powerauth_operations.rs`).
     PowerAuthOperation,
+    /// A push challenge (keyed by its challenge's id): whether the phone accepted decides a
+    /// login (`push.rs`).
+    PushChallenge,
 }
 
 /// The sealed columns of `token`, in digest order: all of them but the seal.
@@ -163,11 +166,26 @@ const POWERAUTH_OPERATION_COLUMNS: &[&str] = &[
     "finalized_ms",
 ];
 
+/// The sealed columns of `push_challenge`.
+const PUSH_CHALLENGE_COLUMNS: &[&str] = &[
+    "challenge_id",
+    "token_id",
+    "transaction_id",
+    "nonce",
+    "expires_ms",
+    "payload",
+    "presence_answer",
+    "status",
+    "reason",
+    "answer_signature",
+    "answered_ms",
+];
+
 const DOMAIN: &[u8] = b"countersign row seal v1\0";
 
 impl RowTable {
     /// Every table with row seals.
-    pub const ALL: [RowTable; 7] = [
+    pub const ALL: [RowTable; 8] = [
         RowTable::Token,
         RowTable::User,
         RowTable::Certificate,
@@ -175,6 +193,7 @@ impl RowTable {
         RowTable::PowerAuthActivation,
         RowTable::PowerAuthToken,
         RowTable::PowerAuthOperation,
+        RowTable::PushChallenge,
     ];
 
     /// The table's SQL name.
@@ -187,6 +206,7 @@ impl RowTable {
             RowTable::PowerAuthActivation => "powerauth_activation",
             RowTable::PowerAuthToken => "powerauth_token",
             RowTable::PowerAuthOperation => "powerauth_operation",
+            RowTable::PushChallenge => "push_challenge",
         }
     }
 
@@ -199,6 +219,7 @@ impl RowTable {
             RowTable::PowerAuthActivation => POWERAUTH_ACTIVATION_COLUMNS,
             RowTable::PowerAuthToken => POWERAUTH_TOKEN_COLUMNS,
             RowTable::PowerAuthOperation => POWERAUTH_OPERATION_COLUMNS,
+            RowTable::PushChallenge => PUSH_CHALLENGE_COLUMNS,
         }
     }
 
@@ -236,6 +257,7 @@ impl RowTable {
             LazyLock::new(|| build(RowTable::PowerAuthActivation));
         static POWERAUTH_TOKEN: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::PowerAuthToken));
         static POWERAUTH_OPERATION: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::PowerAuthOperation));
+        static PUSH_CHALLENGE: LazyLock<(String, String)> = LazyLock::new(|| build(RowTable::PushChallenge));
         match self {
             RowTable::Token => &TOKEN,
             RowTable::User => &USER,
@@ -244,6 +266,7 @@ impl RowTable {
             RowTable::PowerAuthActivation => &POWERAUTH_ACTIVATION,
             RowTable::PowerAuthToken => &POWERAUTH_TOKEN,
             RowTable::PowerAuthOperation => &POWERAUTH_OPERATION,
+            RowTable::PushChallenge => &PUSH_CHALLENGE,
         }
     }
 

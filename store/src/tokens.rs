@@ -1460,6 +1460,9 @@ pub enum TokenChange {
     SetDescription(String),
     /// Sets the validity period ([`Validity`], kept in the token's params).
     SetValidity(Validity),
+    /// Replaces the token's params (a push token's second enrolment step, its phone's new
+    /// Firebase token); the caller built them from the params as read in the transaction.
+    SetParams(serde_json::Value),
     /// Clears the fail counter, and the back-off of the token's owner (or of the token when it
     /// has none): an admin reset opens both.
     ResetFail,
@@ -1512,6 +1515,9 @@ impl TokenChange {
             TokenChange::SetValidity(validity) => {
                 let mut p = t.params.clone();
                 validity.write_into(&mut p);
+                tx.execute("UPDATE token SET params = ?1 WHERE id = ?2", args![p.to_string(), t.id])?;
+            }
+            TokenChange::SetParams(p) => {
                 tx.execute("UPDATE token SET params = ?1 WHERE id = ?2", args![p.to_string(), t.id])?;
             }
             TokenChange::ResetFail => {

@@ -18,6 +18,7 @@ pub mod console;
 pub mod postgres;
 pub mod powerauth;
 pub mod privacyidea;
+pub mod push;
 pub mod slapd;
 pub mod webauthn;
 

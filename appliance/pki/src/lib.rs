@@ -42,4 +42,7 @@ pub use name::{escape_rfc4514, parse_rfc4514};
 pub use pem::{certificates_from_pem, from_pem, to_pem};
 pub use profile::{render_subject, CaConfig, CertificateProfile, SubjectVars};
 pub use signer::{CaAlgorithm, CaSigner};
-pub use verify::{certificate_info, spki_matches, verify_issued_by, verify_signature, CertInfo};
+pub use verify::{
+    certificate_info, rsa_key_bits, rsa_pkcs1_public_key, spki_matches, verify_issued_by, verify_rsa_sha256,
+    verify_signature, CertInfo,
+};

@@ -231,6 +231,40 @@ pub fn verify_signature(cert_der: &[u8], message: &[u8], signature: &[u8], now_u
     }
 }
 
+/// The size in bits of the RSA public key in `spki_der` (a DER SubjectPublicKeyInfo), which a
+/// device registered as its own (a push token's phone). Refused: anything but RSA, a key that
+/// does not decode.
+pub fn rsa_key_bits(spki_der: &[u8]) -> Result<usize, PkiError> {
+    let spki = SubjectPublicKeyInfoOwned::from_der(spki_der).map_err(|e| PkiError::malformed("the public key", e))?;
+    match public_key(&spki)? {
+        PublicKey::Rsa(key) => {
+            use rsa::traits::PublicKeyParts;
+            Ok(key.n().bits())
+        }
+        PublicKey::P256(_) | PublicKey::P384(_) => {
+            Err(PkiError::Unsupported("an EC key where an RSA key is expected".to_string()))
+        }
+    }
+}
+
+/// The PKCS#1 `RSAPublicKey` inside the RSA SubjectPublicKeyInfo `spki_der`: the form the
+/// privacyIDEA Authenticator app reads the server's key in.
+pub fn rsa_pkcs1_public_key(spki_der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    rsa_key_bits(spki_der)?;
+    let spki = SubjectPublicKeyInfoOwned::from_der(spki_der).map_err(|e| PkiError::malformed("the public key", e))?;
+    spki.subject_public_key
+        .as_bytes()
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| PkiError::malformed("the public key", "BIT STRING has unused bits"))
+}
+
+/// Verifies an RSA PKCS#1 v1.5 signature with SHA-256 over `message` under the RSA key in
+/// `spki_der` (a DER SubjectPublicKeyInfo): how privacyIDEA's push protocol signs, both ways.
+pub fn verify_rsa_sha256(spki_der: &[u8], message: &[u8], signature: &[u8]) -> Result<(), PkiError> {
+    let spki = SubjectPublicKeyInfoOwned::from_der(spki_der).map_err(|e| PkiError::malformed("the public key", e))?;
+    verify_rsa(&public_key(&spki)?, Hash::Sha256, message, signature)
+}
+
 /// A summary of a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {

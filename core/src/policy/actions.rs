@@ -271,7 +271,7 @@ const fn admin(name: &'static str, meaning: &'static str) -> ActionSpec {
 use Scope::{Authentication as AUTHN, Authorization as AUTHZ, Enrollment as ENROL};
 
 /// Every action, by scope. Names are privacyIDEA's and unique within a scope; as in privacyIDEA,
-/// a few WebAuthn actions have the same name in two scopes (`webauthn_timeout`,
+/// a few WebAuthn actions and `push_ssl_verify` have the same name in two scopes (`webauthn_timeout`,
 /// `webauthn_user_verification_requirement` and `webauthn_challenge_text` in authentication and
 /// enrollment, `webauthn_authenticator_selection_list` in authorization and enrollment), each with
 /// its own meaning: look them up with [`lookup_in`].
@@ -355,6 +355,66 @@ pub const CATALOGUE: &[ActionSpec] = &[
         Kind::Bool,
         "a passkey's PIN (or /validate/triggerchallenge) triggers a passkey challenge as for other challenge \
          tokens; without it passkeys answer only challenges from /validate/initialize",
+    ),
+    spec(
+        "push_text_on_mobile",
+        AUTHN,
+        Kind::Text,
+        "the question the phone shows with a push challenge; {serial}, {user}, {realm} and {client_ip} are filled \
+         in (by default: Do you want to confirm the login?)",
+    ),
+    spec(
+        "push_title_on_mobile",
+        AUTHN,
+        Kind::Text,
+        "the title of a push challenge on the phone (by default: Countersign)",
+    ),
+    spec(
+        "push_ssl_verify",
+        AUTHN,
+        Kind::Choice(&["0", "1"]),
+        "whether the app verifies the server's TLS certificate when it answers a push challenge (1 by default)",
+    ),
+    spec(
+        "push_wait",
+        AUTHN,
+        Kind::Int { min: 1, max: 300 },
+        "a check with the PIN of a push token waits up to this many seconds for the tap on the phone and answers \
+         accept or reject itself, instead of answering with a challenge",
+    ),
+    spec(
+        "push_allow_polling",
+        AUTHN,
+        Kind::Choice(&["allow", "deny", "token"]),
+        "whether phones may poll for push challenges: allow (the default), deny, or token (unless the token's \
+         polling_allowed info says false)",
+    ),
+    spec(
+        "push_require_presence",
+        AUTHN,
+        Kind::Bool,
+        "number matching: the login screen shows one of several options and the user taps the same one on the \
+         phone; a wrong tap declines the challenge",
+    ),
+    spec(
+        "push_presence_options",
+        AUTHN,
+        Kind::Choice(&["ALPHABETIC", "NUMERIC", "CUSTOM"]),
+        "the options of number matching: ALPHABETIC (A-Z, the default), NUMERIC (00-99) or CUSTOM \
+         (push_presence_custom_options)",
+    ),
+    spec(
+        "push_presence_custom_options",
+        AUTHN,
+        Kind::Text,
+        "number matching's options for push_presence_options CUSTOM, separated by colons (at least 2, each \
+         once), e.g. 01:02:03:1A:1B",
+    ),
+    spec(
+        "push_presence_num_options",
+        AUTHN,
+        Kind::Int { min: 2, max: 10 },
+        "how many options the phone shows for number matching (3 by default)",
     ),
     spec("auth_max_fail", AUTHZ, Kind::Rate, "at most N failed authentications of the user within the period"),
     spec("auth_max_success", AUTHZ, Kind::Rate, "at most N successful authentications of the user within the period"),
@@ -506,6 +566,45 @@ pub const CATALOGUE: &[ActionSpec] = &[
         "the attestation a passkey registration asks for (none by default); the WebAuthn attestation actions do \
          not apply to passkeys",
     ),
+    spec(
+        "push_registration_url",
+        ENROL,
+        Kind::Text,
+        "the URL of /ttype/push the privacyIDEA Authenticator app posts its second enrolment step to and polls for \
+         challenges (http or https); needed to enrol push tokens",
+    ),
+    spec(
+        "push_ttl",
+        ENROL,
+        Kind::Int { min: 1, max: 1440 },
+        "minutes within which the phone must finish a push token's enrolment (10 by default); Countersign enforces \
+         it, privacyIDEA does not",
+    ),
+    spec(
+        "push_firebase_configuration",
+        ENROL,
+        Kind::Text,
+        "how push challenges reach the phone: poll only (the app polls; the default), or the name of an FCM \
+         gateway that also sends each challenge through Firebase",
+    ),
+    spec(
+        "push_ssl_verify",
+        ENROL,
+        Kind::Choice(&["0", "1"]),
+        "whether the app verifies the server's TLS certificate during the enrolment (1 by default)",
+    ),
+    spec(
+        "push_force_app_pin",
+        ENROL,
+        Kind::Bool,
+        "the app asks for its PIN or biometrics before it accepts a push challenge of the new token",
+    ),
+    spec(
+        "push_max_token_per_user",
+        ENROL,
+        Kind::Int { min: 1, max: 1000 },
+        "a user may own at most this many push tokens",
+    ),
     admin("enrollHOTP", "enrol HOTP tokens"),
     admin("enrollTOTP", "enrol TOTP tokens"),
     admin("enrollSMS", "enrol SMS tokens"),
@@ -520,6 +619,7 @@ pub const CATALOGUE: &[ActionSpec] = &[
     admin("enrollWEBAUTHN", "enrol WebAuthn tokens (security keys)"),
     admin("enrollPASSKEY", "enrol passkeys"),
     admin("enrollYUBIKEY", "enrol Yubico OTP tokens"),
+    admin("enrollPUSH", "enrol push tokens (approval on the privacyIDEA Authenticator app)"),
     admin("enrollpin", "set a token PIN during enrolment"),
     admin("assign", "assign tokens to users"),
     admin("unassign", "take tokens from users"),
@@ -779,6 +879,7 @@ mod tests {
             "webauthn",
             "passkey",
             "yubikey",
+            "push",
         ] {
             let action = format!("enroll{}", t.to_ascii_uppercase());
             assert!(lookup_in(Scope::Admin, &action).is_some(), "{action} missing");
@@ -791,7 +892,7 @@ mod tests {
             let again = CATALOGUE[i + 1..].iter().any(|b| b.name == a.name && b.scope == a.scope);
             assert!(!again, "{} twice in {}", a.name, a.scope);
         }
-        // Only privacyIDEA's WebAuthn actions share a name across scopes.
+        // Only privacyIDEA's WebAuthn actions and push_ssl_verify share a name across scopes.
         let mut names: Vec<&str> = Vec::new();
         for a in CATALOGUE.iter().filter(|a| scopes_of(a.name).len() > 1) {
             if !names.contains(&a.name) {
@@ -804,6 +905,7 @@ mod tests {
                 "webauthn_timeout",
                 "webauthn_user_verification_requirement",
                 "webauthn_challenge_text",
+                "push_ssl_verify",
                 "webauthn_authenticator_selection_list"
             ]
         );

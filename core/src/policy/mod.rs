@@ -8,6 +8,7 @@
 //! - [`conditions`]: parsing and matching of conditions.
 //! - [`enrolment`]: what the enrollment policies say about one new token.
 //! - [`fido`]: the values of the WebAuthn and passkey actions (words, origins, AAGUIDs).
+//! - [`push`]: what the push policies say about one enrolment and one challenge or poll.
 //! - [`record`]: a policy as stored and defined.
 //! - [`snapshot`]: the compiled policies evaluated on every request
 //!   ([`PolicySnapshot::value`]), and explanations.
@@ -23,6 +24,7 @@ pub mod check;
 pub mod conditions;
 pub mod enrolment;
 pub mod fido;
+pub mod push;
 pub mod record;
 pub mod snapshot;
 pub mod webauthn;

@@ -494,6 +494,8 @@ async fn init(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Respo
         super::init_detail::shown(e.shown.as_ref(), &mut detail)
             .map_err(|e| PiResponse::error(ErrorKind::Internal, &e))?;
         super::webauthn::init_detail(e.webauthn.as_ref(), &mut detail);
+        super::push::init_detail(e.push.as_ref(), &mut detail)
+            .map_err(|e| PiResponse::error(ErrorKind::Internal, &e))?;
         Ok::<_, PiResponse>(PiResponse::ok(json!(true), None, detail))
     }
     .await;

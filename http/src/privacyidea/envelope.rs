@@ -37,6 +37,12 @@ pub(crate) enum ErrorKind {
     TokenExpired,
     /// ERR303, HTTP 403: a policy or the caller's rights forbid it.
     Policy,
+    /// ERR303, HTTP 403, with the message alone: a policy forbids a phone's poll
+    /// (`push_allow_polling`), as privacyIDEA's push endpoint answers it.
+    PolicyPlain,
+    /// ERR10, HTTP 400: privacyIDEA's generic error, which its push endpoint answers for a
+    /// timestamp out of range and a signature that does not verify.
+    Generic,
     /// ERR500, HTTP 500: the appliance could not decide (HSM, store); never an accept.
     Internal,
     /// ERR500, HTTP 503: the HSM does not answer now; the same request may succeed later.
@@ -55,7 +61,8 @@ impl ErrorKind {
             ErrorKind::WrongCredentials => (4031, StatusCode::UNAUTHORIZED),
             ErrorKind::TokenInvalid => (4304, StatusCode::UNAUTHORIZED),
             ErrorKind::TokenExpired => (4305, StatusCode::UNAUTHORIZED),
-            ErrorKind::Policy => (303, StatusCode::FORBIDDEN),
+            ErrorKind::Policy | ErrorKind::PolicyPlain => (303, StatusCode::FORBIDDEN),
+            ErrorKind::Generic => (10, StatusCode::BAD_REQUEST),
             ErrorKind::Internal => (500, StatusCode::INTERNAL_SERVER_ERROR),
             ErrorKind::Unavailable => (500, StatusCode::SERVICE_UNAVAILABLE),
         }
@@ -104,6 +111,7 @@ impl PiResponse {
         let (code, status) = kind.code_status();
         let message = match kind {
             ErrorKind::NotFound
+            | ErrorKind::PolicyPlain
             | ErrorKind::Authentication
             | ErrorKind::WrongCredentials
             | ErrorKind::TokenInvalid

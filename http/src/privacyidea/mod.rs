@@ -18,6 +18,7 @@ pub(crate) mod fuzzing;
 mod init_detail;
 mod params;
 mod policies;
+mod push;
 mod realms;
 mod resolver_params;
 mod system;
@@ -57,6 +58,7 @@ pub(super) fn routes() -> Router<SharedState> {
         .merge(users::routes())
         .merge(system::routes())
         .merge(ttype::routes())
+        .merge(push::routes())
 }
 
 /// Admin routes: the public key clients verify response signatures with.

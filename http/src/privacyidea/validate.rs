@@ -44,6 +44,10 @@ pub(super) fn target(p: &Params, is_realm: impl Fn(&str) -> bool) -> Result<Chec
 /// when it may be entered (`2026-12-06 12:14:21.564234`, as Python prints a time; UTC) and the
 /// RADIUS `state` privacyIDEA leaves empty.
 fn attributes(c: &ChallengeView) -> Value {
+    if c.token_type == "push" {
+        // The client waits for the tap: no input field (privacyIDEA's poll client mode).
+        return json!({ "hideResponseInput": true });
+    }
     if let Some(w) = &c.webauthn {
         return super::webauthn::attributes(w);
     }
@@ -75,6 +79,9 @@ fn challenge_detail(challenges: &[ChallengeView]) -> Value {
                 entry["rpId"] = json!(p.rp_id);
                 entry["userVerification"] = json!(p.user_verification);
             }
+            if let Some(a) = &c.presence_answer {
+                entry["presence_answer"] = json!(a);
+            }
             entry
         })
         .collect();
@@ -82,7 +89,7 @@ fn challenge_detail(challenges: &[ChallengeView]) -> Value {
     let mut ids: Vec<&str> = challenges.iter().map(|c| c.transaction_id.as_str()).collect();
     ids.dedup();
     let first = challenges.first();
-    json!({
+    let mut detail = json!({
         "message": messages.join(", "),
         "messages": messages,
         "multi_challenge": multi,
@@ -93,7 +100,13 @@ fn challenge_detail(challenges: &[ChallengeView]) -> Value {
         "client_mode": first.map(|c| c.client_mode),
         "preferred_client_mode": first.map(|c| c.client_mode),
         "attributes": first.map_or(Value::Null, attributes),
-    })
+    });
+    // Number matching: the option to show, on the detail too (privacyIDEA's clients read it
+    // there).
+    if let Some(a) = challenges.iter().find_map(|c| c.presence_answer.as_deref()) {
+        detail["presence_answer"] = json!(a);
+    }
+    detail
 }
 
 fn shape(o: &CheckOutcome) -> PiResponse {
@@ -240,15 +253,18 @@ async fn initialize(State(st): State<SharedState>, caller: ApiCaller, p: Params)
 }
 
 /// Whether a challenge of the transaction was answered out of band and waits to be used by
-/// `/validate/check` (privacyIDEA's push flow). A challenge answered through `/validate/check`
-/// is used up (privacyIDEA deletes it), so its transaction polls as pending, like an unknown
-/// one; no token type Countersign has yet is answered out of band (push tokens, issue 20, will
-/// add the waiting answers this reports).
+/// `/validate/check` (privacyIDEA's push flow): accepted on the phone, declined, or pending. A
+/// challenge used by `/validate/check` is spent (privacyIDEA deletes it), so its transaction
+/// polls as pending, like an unknown one.
 async fn poll(State(st): State<SharedState>, p: Params) -> Response {
     let nonce = p.nonce();
     let answer = async {
-        p.required("transaction_id")?;
-        Ok::<_, PiResponse>(PiResponse::ok(json!(false), Some("REJECT"), json!({ "challenge_status": "pending" })))
+        let tx = p.required("transaction_id")?.to_owned();
+        let Some(push) = st.challenges.push() else {
+            return Ok(super::push::transaction_state(countersign::store::TransactionState::Pending));
+        };
+        let state = push.transaction_state(tx).await.map_err(|e| PiResponse::failure(&e))?;
+        Ok::<_, PiResponse>(super::push::transaction_state(state))
     }
     .await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())

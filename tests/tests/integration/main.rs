@@ -45,6 +45,7 @@ mod powerauth_tokens;
 mod privacyidea_api;
 mod privacyidea_config;
 mod process_and_store;
+mod push;
 mod resolvers;
 mod rotation_and_restart;
 mod signing_verifies_with_openssl;
