@@ -225,8 +225,6 @@ fn http(
     let HostRequest::HttpRequest { method, url, headers, secret_headers, body, auth } = req else {
         return Err("not an HTTP request".into());
     };
-    // Refused before any credential is opened or token fetched for it.
-    check_url(t, &url)?;
     let mut all: Vec<(String, String)> = headers;
     for (name, secret) in &secret_headers {
         all.push((name.clone(), creds.get(secret)?.expose_secret().to_owned()));
@@ -244,6 +242,8 @@ fn http(
             all.push(("Authorization".into(), format!("Bearer {}", creds.get(token)?.expose_secret())));
         }
         Some(HttpAuth::GoogleServiceAccount { credential, scope, token_uri }) => {
+            // No token is fetched for a request that `send` would refuse anyway.
+            check_url(t, &url)?;
             let key_file = creds.get(credential)?;
             let sealed = gw.sealed_credentials.as_deref().unwrap_or_default();
             let key = CacheKey::new(&gw.name, sealed, &credential.0, scope, token_uri.as_deref());
