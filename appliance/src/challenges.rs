@@ -552,6 +552,7 @@ impl ChallengeService {
         };
         let mut attempts = Vec::new();
         let mut via = None;
+        let mut give_up = false;
         for (n, gw) in route.iter().enumerate() {
             // The claim is renewed before every attempt after the first, so it ages only when
             // this sender stopped; one whose claim was taken over sends nothing more.
@@ -562,8 +563,9 @@ impl ChallengeService {
                 );
                 return Ok(None);
             }
-            let attempt = self.gateways.attempt(gw, &outgoing);
+            let (attempt, retry) = self.gateways.attempt_judged(gw, &outgoing);
             let delivered = attempt.delivered;
+            give_up = !delivered && !retry;
             tracing::info!(delivery = id, gateway = %attempt.gateway, delivered, detail = %attempt.detail, "delivery attempt");
             let at = self.clock.now_ms();
             let row = AuthAuditRow {
@@ -589,6 +591,11 @@ impl ChallengeService {
                 via = Some(attempt.gateway);
                 break;
             }
+            if give_up {
+                // The provider says no attempt can deliver this message (the recipient is
+                // gone): neither the next gateway nor a later round is tried.
+                break;
+            }
         }
         let now = self.clock.now_ms();
         let (outcome, status) = match via {
@@ -604,7 +611,9 @@ impl ChallengeService {
                         retry_after(d.attempts / u32::try_from(route.len().max(1)).unwrap_or(1) + 1).as_millis(),
                     )
                     .unwrap_or(60_000);
-                if next >= d.expires_ms {
+                if give_up {
+                    (RoundOutcome::Failed { error, expired: false }, "failed")
+                } else if next >= d.expires_ms {
                     (RoundOutcome::Failed { error, expired: true }, "failed")
                 } else {
                     (RoundOutcome::Retry { next_ms: next, error }, "queued")

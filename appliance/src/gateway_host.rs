@@ -5,12 +5,17 @@
 //!   address the host resolves to must be public unless `transport.allow_private`; no
 //!   redirects (a redirect could leave the allowed hosts); one time limit for the whole request;
 //!   at most 64 KiB of answer. Credentials named by the plugin (basic password, bearer token,
-//!   secret headers) are put in place here.
+//!   secret headers) are put in place here, and so is a Google service account's access token
+//!   (`google_oauth` gets it, through this same allow-listed path, and keeps it in memory;
+//!   a 401 drops it).
 //! - `smtp_send`: only to the definition's SMTP server, with its TLS mode and login, and only
 //!   to the delivery's recipient.
 //!
-//! Credentials are opened from their HSM seal once per delivery and dropped (zeroized) with
-//! it. Nothing here logs a credential or a message body.
+//! - `now`: the system clock (providers judge times, such as an APNs expiry, by real time).
+//!
+//! Credentials are opened from their HSM seal once per delivery (read by `secret_json`, never
+//! through serde's unzeroized scratch buffer) and dropped (zeroized) with it. Nothing here logs
+//! a credential, an access token or a message body.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, ToSocketAddrs};
@@ -19,7 +24,9 @@ use std::time::Duration;
 use base64::Engine;
 use countersign_plugin_abi::protocol::{HostRequest, HostResponse, HttpAuth, PluginRequest, PluginResponse, SecretRef};
 use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 
+use crate::google_oauth::{AccessTokens, CacheKey};
 use crate::plugins::{Overreach, PluginCallError, PluginHost};
 use crate::store::{GatewayRecord, SmtpTls, Transport};
 use crate::token_secrets::TokenSecrets;
@@ -46,9 +53,11 @@ impl Credentials {
         let plain = secrets
             .open_gateway_credentials(&gw.name, sealed)
             .map_err(|e| format!("the credentials of gateway {} do not open: {e}", gw.name))?;
-        let map: BTreeMap<String, String> = serde_json::from_slice(&plain)
+        let text = std::str::from_utf8(&plain)
             .map_err(|_| format!("the credentials of gateway {} are unreadable", gw.name))?;
-        Ok(Credentials(map.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect()))
+        let map = crate::secret_json::string_fields(text)
+            .map_err(|_| format!("the credentials of gateway {} are unreadable", gw.name))?;
+        Ok(Credentials(map))
     }
 
     fn get(&self, r: &SecretRef) -> Result<&SecretString, String> {
@@ -164,21 +173,63 @@ pub fn check_url(t: &Transport, url: &str) -> Result<url::Url, String> {
     Ok(u)
 }
 
-fn http(t: &Transport, creds: &Credentials, req: HostRequest) -> Result<HostResponse, String> {
-    let HostRequest::HttpRequest { method, url, headers, secret_headers, body, auth } = req else {
-        return Err("not an HTTP request".into());
-    };
-    let url = check_url(t, &url)?;
+/// One request to a URL the transport allows: the answer's status and (at most
+/// [`MAX_ANSWER`] of) its body. Errors name the host, never the URL.
+fn send(
+    t: &Transport,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
+    let url = check_url(t, url)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_millis(t.timeout_ms)))
         .http_status_as_error(false)
         .max_redirects(0)
         .build()
         .into();
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let url = url.as_str();
+    let result = match method {
+        "GET" => {
+            let mut r = agent.get(url);
+            for (k, v) in headers {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.call()
+        }
+        "POST" | "PUT" => {
+            let mut r = if method == "POST" { agent.post(url) } else { agent.put(url) };
+            for (k, v) in headers {
+                r = r.header(k.as_str(), v.as_str());
+            }
+            r.send(body.unwrap_or_default())
+        }
+        other => return Err(format!("method {other} is not allowed")),
+    };
+    // The client's errors may quote the URL; replace it by its host.
+    let mut resp = result.map_err(|e| format!("HTTP request to {host}: {}", e.to_string().replace(url, &host)))?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().with_config().limit(MAX_ANSWER).read_to_string().unwrap_or_default();
+    Ok((status, body))
+}
+
+fn http(
+    gw: &GatewayRecord,
+    tokens: &AccessTokens,
+    creds: &Credentials,
+    req: HostRequest,
+) -> Result<HostResponse, String> {
+    let t = &gw.transport;
+    let HostRequest::HttpRequest { method, url, headers, secret_headers, body, auth } = req else {
+        return Err("not an HTTP request".into());
+    };
     let mut all: Vec<(String, String)> = headers;
     for (name, secret) in &secret_headers {
         all.push((name.clone(), creds.get(secret)?.expose_secret().to_owned()));
     }
+    let mut oauth = None;
     match &auth {
         Some(HttpAuth::Basic { username, password }) => {
             let pair = format!("{username}:{}", creds.get(password)?.expose_secret());
@@ -190,31 +241,40 @@ fn http(t: &Transport, creds: &Credentials, req: HostRequest) -> Result<HostResp
         Some(HttpAuth::Bearer { token }) => {
             all.push(("Authorization".into(), format!("Bearer {}", creds.get(token)?.expose_secret())));
         }
+        Some(HttpAuth::GoogleServiceAccount { credential, scope, token_uri }) => {
+            // No token is fetched for a request that `send` would refuse anyway.
+            check_url(t, &url)?;
+            let key_file = creds.get(credential)?;
+            let sealed = gw.sealed_credentials.as_deref().unwrap_or_default();
+            let key = CacheKey::new(&gw.name, sealed, &credential.0, scope, token_uri.as_deref());
+            let token = tokens.get_or_fetch(&key, || {
+                // The assertion's times are the system clock's: Google judges them by real time.
+                crate::google_oauth::fetch(
+                    key_file,
+                    scope,
+                    token_uri.as_deref(),
+                    crate::now_ms() / 1000,
+                    |uri, form| {
+                        let form_headers =
+                            [("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned())];
+                        send(t, "POST", uri, &form_headers, Some(form))
+                            .map(|(status, body)| (status, Zeroizing::new(body)))
+                    },
+                )
+                .map_err(|e| e.to_string())
+            })?;
+            all.push(("Authorization".into(), format!("Bearer {}", token.expose_secret())));
+            oauth = Some(key);
+        }
         None => {}
     }
-    let host = url.host_str().unwrap_or_default().to_owned();
-    let url = url.as_str();
-    let result = match method.as_str() {
-        "GET" => {
-            let mut r = agent.get(url);
-            for (k, v) in &all {
-                r = r.header(k.as_str(), v.as_str());
-            }
-            r.call()
+    let (status, body) = send(t, &method, url.as_str(), &all, body.as_deref())?;
+    if status == 401 {
+        // Revoked, or the key file replaced at Google: the next request fetches a new token.
+        if let Some(key) = &oauth {
+            tokens.forget(key);
         }
-        "POST" | "PUT" => {
-            let mut r = if method == "POST" { agent.post(url) } else { agent.put(url) };
-            for (k, v) in &all {
-                r = r.header(k.as_str(), v.as_str());
-            }
-            r.send(body.unwrap_or_default())
-        }
-        other => return Err(format!("method {other} is not allowed")),
-    };
-    // The client's errors may quote the URL; replace it by its host.
-    let mut resp = result.map_err(|e| format!("HTTP request to {host}: {}", e.to_string().replace(url, &host)))?;
-    let status = resp.status().as_u16();
-    let body = resp.body_mut().with_config().limit(MAX_ANSWER).read_to_string().unwrap_or_default();
+    }
     Ok(HostResponse::Http { status, body })
 }
 
@@ -268,10 +328,12 @@ fn smtp(t: &Transport, creds: &Credentials, recipient: &str, req: HostRequest) -
 }
 
 /// Calls gateway `gw`'s plugin with `req`, serving its transport requests within the
-/// definition's limits. `recipient` is the delivery's phone number or address.
+/// definition's limits. `recipient` is the delivery's phone number or address; `tokens` the
+/// OAuth access tokens kept for the gateways.
 pub fn call_for_gateway(
     plugins: &PluginHost,
     secrets: &TokenSecrets,
+    tokens: &AccessTokens,
     gw: &GatewayRecord,
     req: &PluginRequest,
     recipient: &str,
@@ -280,14 +342,17 @@ pub fn call_for_gateway(
     // How many transport requests a delivery may make is bounded by the plugin host
     // (`MAX_TRANSPORT_REQUESTS`); what each may reach, here.
     let mut serve = |r: HostRequest| -> Result<HostResponse, Overreach> {
+        if matches!(r, HostRequest::Now) {
+            return Ok(HostResponse::Now { unix_ms: crate::now_ms() });
+        }
         let creds = match &creds {
             Ok(c) => c,
             Err(e) => return Ok(HostResponse::Refused { reason: e.clone() }),
         };
         let answer = match r {
-            r @ HostRequest::HttpRequest { .. } => http(&gw.transport, creds, r),
+            r @ HostRequest::HttpRequest { .. } => http(gw, tokens, creds, r),
             r @ HostRequest::SmtpSend { .. } => smtp(&gw.transport, creds, recipient, r),
-            _ => return Err(Overreach("gateway plugins have only transport capabilities".into())),
+            _ => return Err(Overreach("gateway plugins have only transport capabilities and the clock".into())),
         };
         Ok(answer.unwrap_or_else(|reason| {
             tracing::warn!(gateway = %gw.name, %reason, "gateway transport request refused or failed");

@@ -18,6 +18,7 @@ pub use countersign_api::gateway::Attempt;
 use zeroize::Zeroizing;
 
 use crate::gateway_host::{call_for_gateway, check_url};
+use crate::google_oauth::AccessTokens;
 use crate::plugins::PluginHost;
 use crate::service_error::{blocking, TokenError};
 use crate::store::{AuthAuditRow, GatewayRecord, SmtpTls, Store, Transport};
@@ -54,6 +55,9 @@ pub struct GatewayService {
     store: Arc<Store>,
     plugins: Arc<PluginHost>,
     secrets: TokenSecrets,
+    /// OAuth access tokens of the gateways that use a Google service account, in memory only,
+    /// shared by every clone (the challenge service's delivery rounds and admin test sends).
+    tokens: Arc<AccessTokens>,
 }
 
 fn audit(caller: &Caller, action: &str, detail: String) -> AuthAuditRow {
@@ -109,7 +113,7 @@ fn check_transport(t: &Transport) -> Result<(), TokenError> {
 impl GatewayService {
     /// The service over the store, the plugin host and the HSM keys that seal credentials.
     pub fn new(store: Arc<Store>, plugins: Arc<PluginHost>, secrets: TokenSecrets) -> GatewayService {
-        GatewayService { store, plugins, secrets }
+        GatewayService { store, plugins, secrets, tokens: Arc::new(AccessTokens::default()) }
     }
 
     /// Defines gateway `g` after checking it (see the module doc), its credentials sealed by
@@ -131,12 +135,15 @@ impl GatewayService {
         check_transport(&g.transport)?;
         // A fixed URL (no placeholder in it) must point at an allowed host now, not at the first
         // delivery. Hosts are not resolved here: DNS may differ at delivery time, where every
-        // request is checked again.
-        if let Some(url) = g.options.get("url").and_then(serde_json::Value::as_str) {
-            if !url.contains('{') {
-                let only_listed = Transport { allow_private: true, ..g.transport.clone() };
-                check_url(&only_listed, url)
-                    .map_err(|e| TokenError::Refused(Refusal::Invalid(format!("options.url: {e}"))))?;
+        // request is checked again. (`endpoint` and `token_uri`: the FCM gateway's base URL and
+        // OAuth token endpoint.)
+        for option in ["url", "endpoint", "token_uri"] {
+            if let Some(url) = g.options.get(option).and_then(serde_json::Value::as_str) {
+                if !url.contains('{') {
+                    let only_listed = Transport { allow_private: true, ..g.transport.clone() };
+                    check_url(&only_listed, url)
+                        .map_err(|e| TokenError::Refused(Refusal::Invalid(format!("options.{option}: {e}"))))?;
+                }
             }
         }
         let credential_names: Vec<String> = g.credentials.keys().cloned().collect();
@@ -151,7 +158,7 @@ impl GatewayService {
             created_at: 0,
         };
         let req = PluginRequest::CheckOptions { options: g.options.clone(), credentials: credential_names.clone() };
-        match call_for_gateway(&self.plugins, &self.secrets, &record, &req, "") {
+        match call_for_gateway(&self.plugins, &self.secrets, &self.tokens, &record, &req, "") {
             Ok(PluginResponse::OptionsOk) => {}
             Ok(PluginResponse::OptionsInvalid { reason }) => {
                 return Err(TokenError::Refused(Refusal::Invalid(format!(
@@ -236,19 +243,28 @@ impl GatewayService {
 
     /// One delivery attempt through one gateway.
     pub fn attempt(&self, gw: &GatewayRecord, message: &OutgoingMessage) -> Attempt {
+        self.attempt_judged(gw, message).0
+    }
+
+    /// One delivery attempt through one gateway, and whether another attempt (later, or
+    /// through the next gateway) may succeed: `false` when the plugin says the message cannot
+    /// be delivered at all (an FCM registration token the provider no longer knows), so a
+    /// delivery round gives the delivery up rather than retrying it until it expires.
+    pub fn attempt_judged(&self, gw: &GatewayRecord, message: &OutgoingMessage) -> (Attempt, bool) {
         let req = PluginRequest::Deliver { message: message.clone(), options: gw.options.clone() };
-        let (delivered, detail) = match call_for_gateway(&self.plugins, &self.secrets, gw, &req, &message.to) {
-            Ok(PluginResponse::Delivered { detail }) => (true, detail),
-            Ok(PluginResponse::NotDelivered { detail, .. }) => (false, detail),
-            Ok(other) => (false, format!("plugin answered {other:?}")),
-            Err(e) => (false, e.to_string()),
-        };
+        let (delivered, detail, retry) =
+            match call_for_gateway(&self.plugins, &self.secrets, &self.tokens, gw, &req, &message.to) {
+                Ok(PluginResponse::Delivered { detail }) => (true, detail, false),
+                Ok(PluginResponse::NotDelivered { detail, retry }) => (false, detail, retry),
+                Ok(other) => (false, format!("plugin answered {other:?}"), true),
+                Err(e) => (false, e.to_string(), true),
+            };
         // Providers may echo the message in their answer; the detail goes to the audit and the
         // delivery log, so the code never does.
         let detail = match message.variables.get("otp").filter(|o| !o.is_empty()) {
             Some(otp) => detail.replace(otp.as_str(), "***"),
             None => detail,
         };
-        Attempt { gateway: gw.name.clone(), delivered, detail }
+        (Attempt { gateway: gw.name.clone(), delivered, detail }, retry)
     }
 }

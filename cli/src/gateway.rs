@@ -16,7 +16,7 @@ pub enum GatewayCmd {
     /// Define a gateway. Refused with the reason when the plugin, options or transport are not usable.
     Add {
         name: String,
-        /// The gateway plugin (gateway-http-sms, gateway-smtp, ...).
+        /// The gateway plugin (gateway-http-sms, gateway-smtp, gateway-fcm, ...).
         #[arg(long)]
         plugin: String,
         /// The plugin's options as JSON (see docs/operations.md).

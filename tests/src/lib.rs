@@ -457,6 +457,14 @@ pub const HTTP_SMS_PLUGIN: PluginSpec = PluginSpec {
     kind: "gateway",
     capabilities: &["http_request"],
 };
+/// Firebase Cloud Messaging for push tokens: the host signs in with the service account and
+/// sends; `now` for the APNs expiry.
+pub const FCM_PLUGIN: PluginSpec = PluginSpec {
+    library: "libcountersign_gateway_fcm.so",
+    name: "gateway-fcm",
+    kind: "gateway",
+    capabilities: &["http_request", "now"],
+};
 /// The SMS and e-mail token types (challenge-response; their codes travel through gateways).
 pub const SMS_PLUGIN: PluginSpec =
     PluginSpec { library: "libcountersign_token_sms.so", name: "token-sms", kind: "token", capabilities: &["hmac"] };

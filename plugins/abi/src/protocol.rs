@@ -314,6 +314,22 @@ pub enum HttpAuth {
         /// The credential holding the token.
         token: SecretRef,
     },
+    /// An `Authorization: Bearer` header with an OAuth 2.0 access token for a Google service
+    /// account (RFC 7523 JWT bearer grant). The credential holds the service account's JSON
+    /// key file; the host signs the assertion with its private key, exchanges it at the token
+    /// URI (a host the definition allows, like any request), keeps the access token in memory
+    /// until shortly before it expires and drops it when the provider answers 401. Neither the
+    /// key nor the access token ever reaches the plugin.
+    GoogleServiceAccount {
+        /// The credential holding the service account's JSON key file.
+        credential: SecretRef,
+        /// The OAuth scope(s) to ask for, space-separated (for FCM
+        /// `https://www.googleapis.com/auth/firebase.messaging`).
+        scope: String,
+        /// Where to exchange the assertion, instead of the key file's `token_uri`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_uri: Option<String>,
+    },
 }
 
 /// What a plugin asks of the host. The host checks each against the plugin's signed manifest.

@@ -19,6 +19,7 @@ mod crash_recovery;
 mod directory_users;
 mod failure_counting;
 mod fuzz_corpus;
+mod gateway_fcm;
 mod gateways;
 mod hardware_enrolment;
 mod hsm_faults;

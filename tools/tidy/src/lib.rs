@@ -154,6 +154,7 @@ pub const PURE: &[&str] = &[
     "countersign-token-webauthn",
     "countersign-gateway-http-sms",
     "countersign-gateway-smtp",
+    "countersign-gateway-fcm",
     "countersign-webauthn",
     "countersign-powerauth",
 ];
@@ -460,6 +461,7 @@ pub const DOCUMENTED: &[&str] = &[
     "countersign-token-webauthn",
     "countersign-gateway-http-sms",
     "countersign-gateway-smtp",
+    "countersign-gateway-fcm",
     "countersign-client",
     "countersign-process",
     "countersign-store",
