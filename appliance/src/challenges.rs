@@ -307,7 +307,14 @@ impl ChallengeService {
                     view.delivery_detail = Some(format!("delivery round stopped: {e}"));
                 }
             }
-            if view.delivery != "delivered" {
+            if view.delivery != "delivered" && view.token_type == "push" {
+                // privacyIDEA's words when Firebase did not take it: the app can still poll.
+                view.message = format!(
+                    "{} Use the polling feature of your privacyIDEA Authenticator App to check for a new Login \
+                     request.",
+                    view.message
+                );
+            } else if view.delivery != "delivered" {
                 view.message = match view.delivery.as_str() {
                     "queued" => format!(
                         "{}: delivery failed so far and is being retried; the code may arrive late",
@@ -401,10 +408,30 @@ impl ChallengeService {
                 view.message = match &made.presence_answer {
                     // privacyIDEA's words, which its login clients show as they are.
                     Some(a) => format!("{} Please press: {a}", made.message),
-                    None => made.message,
+                    None => made.message.clone(),
                 };
-                view.presence_answer = made.presence_answer;
-                out.push((view, None));
+                view.presence_answer = made.presence_answer.clone();
+                // With an FCM gateway the challenge is also pushed to the phone, through the
+                // durable queue and the `push` route; the phone can poll for it either way.
+                let Some(fbtoken) = crate::push::PushService::firebase_recipient(t) else {
+                    out.push((view, None));
+                    continue;
+                };
+                let mut variables = made.smartphone.clone();
+                variables.insert("transaction_id".into(), tx_id.clone());
+                variables.insert("user".into(), t.login.clone().unwrap_or_default());
+                variables.insert("realm".into(), t.realm.clone().unwrap_or_default());
+                let message = SealedMessage {
+                    subject: made.smartphone.get("title").cloned().unwrap_or_default(),
+                    text: made.smartphone.get("question").cloned().unwrap_or_default(),
+                    variables,
+                };
+                let plain =
+                    Zeroizing::new(serde_json::to_vec(&message).map_err(|e| TokenError::Internal(e.to_string()))?);
+                let sealed = self.secrets.seal_message(&tx_id, &t.serial, &plain)?;
+                let id =
+                    self.store.queue_delivery(made.challenge_id, "push", &t.serial, &fbtoken, &sealed, now, expires)?;
+                out.push((view, Some(id)));
                 continue;
             }
             if !is_challenge_type(&t.token_type) {

@@ -205,6 +205,8 @@ pub struct PushEnrolment {
 /// A push challenge just made: what the login client and the phone get.
 #[derive(Debug, Clone)]
 pub struct PushMade {
+    /// The `challenge` row's id.
+    pub challenge_id: i64,
     /// The message to the login client.
     pub message: String,
     /// Number matching: the option the login screen shows (privacyIDEA's `presence_answer`).
@@ -758,7 +760,7 @@ impl PushService {
         )?;
         data.insert("signature".to_owned(), base32(&signature));
         let payload = serde_json::to_string(&data).map_err(|e| TokenError::Internal(e.to_string()))?;
-        self.store.create_push_challenge(&NewPushChallenge {
+        let challenge_id = self.store.create_push_challenge(&NewPushChallenge {
             token_id: t.id,
             transaction_id,
             nonce: &nonce,
@@ -767,7 +769,18 @@ impl PushService {
             payload: &payload,
             presence_answer: answer.as_deref(),
         })?;
-        Ok(PushMade { message: policies.challenge_text, presence_answer: answer, smartphone: data })
+        Ok(PushMade { challenge_id, message: policies.challenge_text, presence_answer: answer, smartphone: data })
+    }
+
+    /// Where a push challenge of `t` is also sent: the phone's Firebase token, when the token
+    /// was enrolled with an FCM gateway (`push_firebase_configuration`) and the phone gave one.
+    pub(crate) fn firebase_recipient(t: &TokenRecord) -> Option<String> {
+        let delivery = t.params.get(param::DELIVERY).and_then(Value::as_str).unwrap_or_default();
+        let fbtoken = t.params.get(param::FBTOKEN).and_then(Value::as_str).unwrap_or_default();
+        (countersign_core::policy::push::PushDelivery::parse(delivery)
+            != countersign_core::policy::push::PushDelivery::PollOnly
+            && !fbtoken.is_empty())
+        .then(|| fbtoken.to_owned())
     }
 
     /// Number matching: `presence_count` different options drawn with the HSM's randomness,

@@ -62,11 +62,17 @@ impl Phone {
     /// Scans `uri` and finishes the enrolment with a key of `bits` (the app's 4096 when `None`):
     /// the phone and the simulator's answer (`response` is the server's).
     pub fn enrol(uri: &str, state: PathBuf, bits: Option<u32>) -> (Phone, i32, Value) {
+        Phone::enrol_with(uri, state, bits, &[])
+    }
+
+    /// [`Phone::enrol`] with more flags (`--fbtoken T`).
+    pub fn enrol_with(uri: &str, state: PathBuf, bits: Option<u32>, extra: &[&str]) -> (Phone, i32, Value) {
         let bits = bits.map(|b| b.to_string());
         let mut args = vec!["enrol", "--uri", uri, "--state", state.to_str().unwrap()];
         if let Some(b) = &bits {
             args.extend(["--key-bits", b.as_str()]);
         }
+        args.extend(extra);
         let (code, v) = phone(&args);
         (Phone { state }, code, v)
     }
@@ -111,9 +117,14 @@ pub struct PushServer {
 impl PushServer {
     /// The server, with `config` (more TOML) for the daemon.
     pub fn start(config: &str) -> PushServer {
+        PushServer::start_with(&[], config)
+    }
+
+    /// [`PushServer::start`] with `plugins` installed (an FCM gateway's).
+    pub fn start_with(plugins: &[crate::PluginSpec], config: &str) -> PushServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let d = Daemon::with_plugins(
-            &[],
+            plugins,
             &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[validate]\nthrottle_base_ms = 0\n{config}"),
         );
         let out = d.cli_stdin(&["privacyidea", "admin-add", ADMIN.0], &format!("{}\n", ADMIN.1));

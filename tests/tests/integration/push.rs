@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::push::{Phone, PushServer, PIN};
+use countersign_tests::FCM_PLUGIN;
 use serde_json::Value;
 
 fn text(v: &Value) -> &str {
@@ -319,4 +320,42 @@ fn a_push_answer_written_into_the_database_is_not_an_accept() {
     // The server's key is the HSM's: the token names it, and it is not extractable.
     let listed = s.admin_get("/token/", &[("serial", &serial)]);
     assert_eq!(listed["result"]["value"]["tokens"][0]["rollout_state"], "enrolled", "{listed}");
+}
+
+#[test]
+fn with_an_fcm_gateway_each_challenge_is_pushed_to_the_phone_as_signed() {
+    let s = PushServer::start_with(&[FCM_PLUGIN], "");
+    let (google, _account) = crate::gateway_fcm::push_through_fcm(&s.d);
+    s.policy(
+        "push-enrol",
+        "enrollment",
+        &format!(
+            "push_registration_url=http://127.0.0.1:{}/ttype/push, push_firebase_configuration=fcm, push_ttl=2",
+            s.port
+        ),
+    );
+    let v = s.init("alice");
+    let uri = text(&v["detail"]["pushurl"]["value"]);
+    assert!(uri.ends_with("&poll_only=False"), "{uri}");
+    let (phone, code, answer) =
+        Phone::enrol_with(uri, s.dir.path().join("alice.json"), Some(2048), &["--fbtoken", "fcm-registration-alice"]);
+    assert_eq!(code, 0, "{answer}");
+    let v = s.challenge("alice");
+    assert_eq!(
+        v["detail"]["multi_challenge"][0]["message"], "Please confirm the authentication on your mobile device!",
+        "{v}"
+    );
+    // What FCM carries is what the phone polls, signed by the server's key.
+    let pushed = google.next_push("fcm-registration-alice");
+    let polled = only_challenge(&phone);
+    for k in ["nonce", "question", "serial", "signature", "sslverify", "title", "url"] {
+        assert_eq!(Some(text(&polled[k])), pushed.get(k).map(String::as_str), "{k}: {pushed:?} {polled}");
+    }
+    assert_eq!(pushed.len(), 7, "only the smartphone data: {pushed:?}");
+    let (code, _) = phone.answer(&pushed["nonce"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(s.finish("alice", &tx_of(&v))["result"]["authentication"], "ACCEPT");
+    let deliveries = s.d.cli_json(&["delivery", "list"]);
+    let row = &deliveries["deliveries"][0];
+    assert_eq!((text(&row["token_type"]), text(&row["status"])), ("push", "delivered"), "{deliveries}");
 }
