@@ -228,7 +228,7 @@ impl Kind {
     /// The accepted values, for messages and the catalogue listing.
     pub fn describe(&self) -> String {
         match self {
-            Kind::Bool => "true or false (no value: true)".into(),
+            Kind::Bool => "true or false (also 1 or 0; no value: true)".into(),
             Kind::Int { min, max } => format!("an integer from {min} to {max}"),
             Kind::Choice(c) => format!("one of {}", c.join(", ")),
             Kind::Text => "text".into(),
@@ -700,10 +700,13 @@ pub fn check(scope: Scope, name: &str, value: &serde_json::Value) -> Result<Acti
     let wrong = || format!("action {name} takes {}, not {value}", spec.kind.describe());
     let text = value.as_str().map(str::trim);
     match spec.kind {
+        // privacyIDEA's `is_true` words (its admins write `1` too), and their opposites.
         Kind::Bool => match (value, text) {
             (serde_json::Value::Bool(b), _) => Ok(ActionValue::Bool(*b)),
-            (_, Some("true")) => Ok(ActionValue::Bool(true)),
-            (_, Some("false")) => Ok(ActionValue::Bool(false)),
+            (serde_json::Value::Number(n), _) if n.as_i64() == Some(1) => Ok(ActionValue::Bool(true)),
+            (serde_json::Value::Number(n), _) if n.as_i64() == Some(0) => Ok(ActionValue::Bool(false)),
+            (_, Some("true" | "True" | "TRUE" | "1")) => Ok(ActionValue::Bool(true)),
+            (_, Some("false" | "False" | "FALSE" | "0")) => Ok(ActionValue::Bool(false)),
             _ => Err(wrong()),
         },
         Kind::Int { min, max } => {
@@ -840,7 +843,12 @@ mod tests {
         assert!(e.contains("tokenpin, userstore, none"), "{e}");
         assert_eq!(check(Scope::Authentication, "passthru", &json!("true")).unwrap(), ActionValue::Bool(true));
         assert_eq!(check(Scope::Authentication, "passthru", &json!(false)).unwrap(), ActionValue::Bool(false));
-        assert!(check(Scope::Authentication, "passthru", &json!(1)).is_err());
+        // privacyIDEA's admins write 1 (its `is_true`), and 0 for false.
+        assert_eq!(check(Scope::Authentication, "passthru", &json!(1)).unwrap(), ActionValue::Bool(true));
+        assert_eq!(check(Scope::Authentication, "passthru", &json!("1")).unwrap(), ActionValue::Bool(true));
+        assert_eq!(check(Scope::Authentication, "passthru", &json!("0")).unwrap(), ActionValue::Bool(false));
+        assert!(check(Scope::Authentication, "passthru", &json!(2)).is_err());
+        assert!(check(Scope::Authentication, "passthru", &json!("yes")).is_err());
         assert_eq!(check(Scope::Enrollment, "max_token_per_user", &json!("3")).unwrap(), ActionValue::Int(3));
         assert!(check(Scope::Enrollment, "max_token_per_user", &json!(0)).is_err());
         assert!(check(Scope::Enrollment, "otp_pin_random", &json!("six")).is_err());

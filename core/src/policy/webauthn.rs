@@ -612,7 +612,7 @@ mod tests {
             (ENROL, "webauthn_allowed_origins", json!("https://10.0.0.1"), "IP address"),
             (AUTHN, "webauthn_sign_count", json!("ignore"), "reject, warn"),
             (AUTHN, "passkey_trigger_by_pin", json!("yes"), "true or false"),
-            (ENROL, "webauthn_avoid_double_registration", json!(1), "true or false"),
+            (ENROL, "webauthn_avoid_double_registration", json!(2), "true or false"),
             (ENROL, "webauthn_max_token_per_user", json!(0), "from 1 to 1000"),
             // Actions in a scope privacyIDEA does not put them in.
             (AUTHN, "webauthn_relying_party_id", json!("example.com"), "belongs to scope enrollment"),

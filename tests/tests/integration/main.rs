@@ -30,6 +30,7 @@ mod key_custody;
 mod network_hardening;
 mod offline_edits;
 mod pi_conformance;
+mod pi_push;
 mod pi_simple_tokens;
 mod pi_webauthn;
 mod pi_yubikey_protocol;
