@@ -45,5 +45,5 @@ pub mod token;
 pub mod user;
 
 pub use secrecy::{ExposeSecret, SecretString};
-pub use token::{Enrolled, Replacement, Token, TokenList, WebauthnEnrolment};
+pub use token::{Enrolled, PushState, Replacement, Token, TokenList, WebauthnEnrolment};
 pub use user::{User, UserList};

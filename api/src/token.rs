@@ -56,6 +56,27 @@ pub struct Token {
     /// The owner's id in their resolver (a directory's stable id, an internal user's row id);
     /// `None` without an owner, or for a directory owner not bound to a stable id yet.
     pub user_id: Option<String>,
+    /// push tokens: where the phone stands, for the help desk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushState>,
+}
+
+/// Where a push token's phone stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushState {
+    /// `waiting for the phone` (the second enrolment step is due), `enrolment expired`
+    /// (`push_ttl` ran out: enrol again), or `enrolled`.
+    pub state: String,
+    /// Until when the phone may finish the enrolment, Unix ms (while waiting).
+    pub enrolment_expires_ms: Option<i64>,
+    /// When the phone finished the enrolment, Unix ms.
+    pub enrolled_ms: Option<i64>,
+    /// `poll only`, or the FCM gateway that also sends its challenges.
+    pub delivery: String,
+    /// When the phone last polled, Unix ms.
+    pub last_poll_ms: Option<i64>,
+    /// When the phone last answered a challenge, Unix ms.
+    pub last_answer_ms: Option<i64>,
 }
 
 /// `GET /v1/admin/tokens`: the tokens selected, in the store's order.
@@ -198,6 +219,7 @@ mod tests {
             created_at: 7,
             recipient: None,
             device: None,
+            push: None,
             resolver: None,
             user_id: Some("1".into()),
         }

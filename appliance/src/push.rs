@@ -25,7 +25,7 @@ use countersign_core::policy::push::{AllowPolling, PushAuthPolicies, PushEnrolPo
 use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
 use data_encoding::{BASE32, BASE32_NOPAD, BASE64};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
@@ -797,20 +797,32 @@ impl PushService {
         let right = chosen.get(draws.next().unwrap_or(0) % chosen.len().max(1)).cloned().unwrap_or_default();
         Ok((chosen, right))
     }
+}
 
-    /// A push token's state for the help desk: waiting for the phone (until when), enrolled
-    /// (when, last poll, last answer).
-    pub fn describe(&self, t: &TokenRecord) -> Result<Value, TokenError> {
-        let (last_poll, last_answer) = self.store.push_last_seen(t.id)?;
-        Ok(json!({
-            "rollout_state": rollout(t),
-            "enrollment_expires_ms": t.params.get(param::ENROLMENT_EXPIRES),
-            "enrolled_ms": t.params.get(param::ENROLLED_MS),
-            "delivery": t.params.get(param::DELIVERY),
-            "last_poll_ms": last_poll,
-            "last_answer_ms": last_answer,
-        }))
-    }
+/// Where the phone of push token `t` stands at `now_ms`, for the help desk: waiting (until
+/// when), the enrolment expired, or enrolled (when, how challenges reach it, when it last
+/// polled and answered).
+pub fn state_of(store: &Store, t: &TokenRecord, now_ms: i64) -> Result<countersign_api::PushState, TokenError> {
+    let (last_poll_ms, last_answer_ms) = store.push_last_seen(t.id)?;
+    let expires = t.params.get(param::ENROLMENT_EXPIRES).and_then(Value::as_i64);
+    let state = match (rollout(t), expires) {
+        (ENROLLED, _) => "enrolled",
+        (_, Some(e)) if now_ms >= e => "enrolment expired",
+        _ => "waiting for the phone",
+    };
+    Ok(countersign_api::PushState {
+        state: state.to_owned(),
+        enrolment_expires_ms: expires.filter(|_| state != "enrolled"),
+        enrolled_ms: t.params.get(param::ENROLLED_MS).and_then(Value::as_i64),
+        delivery: t
+            .params
+            .get(param::DELIVERY)
+            .and_then(Value::as_str)
+            .unwrap_or(countersign_core::policy::push::POLL_ONLY)
+            .to_owned(),
+        last_poll_ms,
+        last_answer_ms,
+    })
 }
 
 /// [`blocking`] for the phone's requests, keeping their own errors.

@@ -42,7 +42,7 @@ pub fn api_token(t: &TokenRecord) -> Token {
         serial: t.serial.clone(),
         token_type: t.token_type.clone(),
         plugin: t.plugin.clone(),
-        params: t.params.clone(),
+        params: shown_params(&t.params),
         otp_window: t.otp_window,
         counter: t.counter,
         drift: t.drift,
@@ -62,7 +62,18 @@ pub fn api_token(t: &TokenRecord) -> Token {
             (Some(_), uid, _) => uid.clone(),
             (None, _, id) => id.map(|i| i.to_string()),
         },
+        push: None,
     }
+}
+
+/// A token's params as the API shows them: without the verifiers some types keep there (a push
+/// token's enrolment credential's), which are no one's business outside the appliance.
+fn shown_params(params: &serde_json::Value) -> serde_json::Value {
+    let mut shown = params.clone();
+    if let Some(o) = shown.as_object_mut() {
+        o.remove(crate::push::param::ENROLMENT_VERIFIER);
+    }
+    shown
 }
 
 /// Where an imported seed comes from.
@@ -928,15 +939,25 @@ impl TokenService {
                     .collect(),
                 None => svc.store.tokens(None, token_type.as_deref())?,
             };
-            Ok(tokens.iter().map(api_token).collect())
+            tokens.iter().map(|t| svc.shown(t)).collect()
         })
         .await
     }
 
     /// Token `serial`, without its seed.
     pub async fn show(&self, serial: String) -> Result<Token, TokenError> {
-        let store = self.store.clone();
-        blocking(move || Ok(api_token(&store.token(&serial)?))).await
+        let svc = self.clone();
+        blocking(move || svc.shown(&svc.store.token(&serial)?)).await
+    }
+
+    /// A token as list and show report it: [`api_token`], and for a push token where its phone
+    /// stands (one small read per push token).
+    fn shown(&self, t: &TokenRecord) -> Result<Token, TokenError> {
+        let mut shown = api_token(t);
+        if t.token_type == "push" {
+            shown.push = Some(crate::push::state_of(&self.store, t, self.clock.now_ms())?);
+        }
+        Ok(shown)
     }
 
     /// This service, for changes that run only while the token still has `owner` (the owner

@@ -175,6 +175,9 @@ fn policy_check(e: &PolicyCheck) -> String {
 fn token_state(t: &Token) -> String {
     if t.revoked {
         "revoked".into()
+    } else if let Some(p) = t.push.as_ref().filter(|p| p.state != "enrolled") {
+        // A push token whose phone has not finished the enrolment: waiting, or too late.
+        p.state.clone()
     } else if !t.active {
         "disabled".into()
     } else if let Some(state) = outside_validity(t) {
@@ -184,6 +187,23 @@ fn token_state(t: &Token) -> String {
     } else {
         "active".into()
     }
+}
+
+/// What the help desk reads of a push token's phone, below its row.
+fn push_lines(p: &countersign_api::PushState) -> String {
+    let when = |ms: Option<i64>| ms.map_or_else(|| "never".to_owned(), |ms| time(ms, true));
+    let mut out = format!("\nphone: {}", p.state);
+    match p.state.as_str() {
+        "enrolled" => out += &format!(" {}", when(p.enrolled_ms)),
+        _ => out += &format!(", the enrolment runs out at {}", when(p.enrolment_expires_ms)),
+    }
+    out += &format!(
+        "\nchallenges reach it by: {}\nlast poll: {}\nlast answer: {}\n",
+        p.delivery,
+        when(p.last_poll_ms),
+        when(p.last_answer_ms)
+    );
+    out
 }
 
 /// `expired` or `not yet valid` when the token's validity period excludes now.
@@ -629,7 +649,14 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             );
             out
         }
-        View::Token => table(&TOKEN_HEADER, vec![token_row(&typed::<Token>(v)?)]),
+        View::Token => {
+            let t = typed::<Token>(v)?;
+            let mut out = table(&TOKEN_HEADER, vec![token_row(&t)]);
+            if let Some(p) = &t.push {
+                out += &push_lines(p);
+            }
+            out
+        }
         View::Tokens => table(&TOKEN_HEADER, typed::<TokenList>(v)?.tokens.iter().map(token_row).collect()),
         View::User => {
             let u: User = typed(v)?;

@@ -296,6 +296,21 @@ fn pi_token(t: &Token, id: usize) -> Value {
             info.insert(name.into(), super::times::date_minutes(ms).into());
         }
     }
+    // A push token's phone, under privacyIDEA's info names, and when it was last seen.
+    if let Some(p) = &t.push {
+        for (name, param) in [("public_key_smartphone", "phone_key"), ("firebase_token", "fbtoken")] {
+            if let Some(v) = t.params.get(param).and_then(Value::as_str).filter(|v| !v.is_empty()) {
+                info.insert(name.into(), v.into());
+            }
+        }
+        info.insert("push_firebase_configuration".into(), p.delivery.clone().into());
+        info.insert("push_state".into(), p.state.clone().into());
+        for (name, at) in [("last_poll", p.last_poll_ms), ("last_answer", p.last_answer_ms)] {
+            if let Some(ms) = at {
+                info.insert(name.into(), super::times::auth_date(ms).into());
+            }
+        }
+    }
     // privacyIDEA's kinds: a token on a card is hardware, the others software.
     info.insert("tokenkind".into(), if t.device.is_some() { "hardware" } else { "software" }.into());
     json!({

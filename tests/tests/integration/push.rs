@@ -51,6 +51,15 @@ fn a_phone_enrols_polls_accepts_declines_and_matches_numbers() {
     assert!(text(&v["detail"]["pushurl"]["img"]).starts_with("data:image/png;base64,"), "{v}");
     let listed = s.admin_get("/token/", &[("serial", &serial)]);
     assert_eq!(listed["result"]["value"]["tokens"][0]["rollout_state"], "clientwait", "{listed}");
+    // The help desk sees it waiting for the phone, and until when; never the credential's
+    // verifier.
+    let shown = s.d.cli_json(&["token", "show", &serial]);
+    assert_eq!(shown["push"]["state"], "waiting for the phone", "{shown}");
+    assert!(shown["push"]["enrolment_expires_ms"].as_i64().is_some(), "{shown}");
+    assert!(shown["params"].get("enrollment_verifier").is_none(), "{shown}");
+    let table = s.d.cli(&["token", "show", &serial]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("waiting for the phone") && table.contains("the enrolment runs out at"), "{table}");
     // A PIN-only check makes no challenge for a token still waiting for its phone.
     let waiting = s.check(&[("user", "alice"), ("realm", "test"), ("pass", PIN)]);
     assert_eq!(waiting["result"]["authentication"], "REJECT", "{waiting}");
@@ -67,6 +76,11 @@ fn a_phone_enrols_polls_accepts_declines_and_matches_numbers() {
     let listed = s.admin_get("/token/", &[("serial", &serial)]);
     assert_eq!(listed["result"]["value"]["tokens"][0]["rollout_state"], "enrolled", "{listed}");
     assert_eq!(phone.challenges(), Vec::<Value>::new(), "nothing open yet");
+    let shown = s.d.cli_json(&["token", "show", &serial]);
+    assert_eq!((text(&shown["push"]["state"]), text(&shown["push"]["delivery"])), ("enrolled", "poll only"), "{shown}");
+    assert!(shown["push"]["last_poll_ms"].as_i64().is_some() && shown["push"]["last_answer_ms"].is_null(), "{shown}");
+    let info = &s.admin_get("/token/", &[("serial", &serial)])["result"]["value"]["tokens"][0]["info"];
+    assert!(info["public_key_smartphone"].is_string() && info["last_poll"].is_string(), "{info}");
 
     // Accept: the login client waits (pending), the phone taps, the client finalises once.
     let v = s.challenge("alice");
@@ -240,6 +254,7 @@ fn an_enrolment_after_its_ttl_or_with_a_wrong_credential_is_refused() {
     assert_eq!((code, late["response"]["result"]["error"]["code"].as_i64()), (1, Some(905)), "{late}");
     assert!(text(&late["response"]["result"]["error"]["message"]).contains("expired"), "{late}");
     assert!(s.last_audit(&serial, "push/enrol")["detail"].as_str().unwrap().contains("push_ttl"));
+    assert_eq!(s.d.cli_json(&["token", "show", &serial])["push"]["state"], "enrolment expired");
     s.d.set_clock_offset_ms(0);
     // Within the time it works, once.
     let (_, code, ok) = Phone::enrol(&uri, s.dir.path().join("ok.json"), Some(2048));
