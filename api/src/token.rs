@@ -92,7 +92,8 @@ pub struct Enrolled {
     /// The token as stored (no seed).
     pub token: Token,
     /// Carries the seed: shown at enrolment only, never again. `null` for tokens whose codes
-    /// the appliance sends (sms, email): nobody needs their seed.
+    /// the appliance sends (sms, email): nobody needs their seed. A push token: the
+    /// `otpauth://pipush/...` URI its phone scans, with the one-time enrolment credential.
     #[serde(serialize_with = "expose_opt")]
     pub otpauth_uri: Option<SecretString>,
     /// The URI as a QR code, a base64 PNG, when the request asked for one; it carries the seed

@@ -718,7 +718,9 @@ impl TokenService {
         };
         let push = push.map(|p| self.push_uri(&rec, p, &push_label, &issuer));
         let uri = shows_seed(&r.token_type).then(|| otpauth_uri(&new, &seed, &issuer, &account));
-        let png = match (&uri, r.qr_png) {
+        // The QR code of what the user scans: the seed's URI, or a push token's enrolment URI.
+        let scanned = uri.as_ref().or(push.as_ref().map(|p| &p.uri));
+        let png = match (scanned, r.qr_png) {
             (Some(u), true) => Some(qr_png(u.expose_secret()).map_err(TokenError::Internal)?),
             _ => None,
         };

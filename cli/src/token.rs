@@ -119,8 +119,9 @@ impl OathArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// hotp, totp, spass, pw, registration, paper, tan, indexedsecret (or the type of another
-    /// loaded token plugin).
+    /// hotp, totp, spass, pw, registration, paper, tan, indexedsecret, push (the QR code is the
+    /// phone's enrolment URI; its phone finishes within push_ttl), or the type of another loaded
+    /// token plugin.
     #[arg(long = "type", short = 't', default_value = "totp")]
     token_type: String,
     /// Assign to this user (of the internal user store).

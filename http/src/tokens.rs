@@ -10,6 +10,7 @@ use countersign_api::audit::AuthAudit;
 use countersign_api::token::{AssignRequest, PinRequest, ResyncRequest};
 use countersign_api::user::NewUser;
 use countersign_api::{Enrolled, Replacement, Token, TokenList, UserList};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::answer::Answer;
@@ -50,7 +51,8 @@ async fn init(
 fn enrolled(e: countersign::tokens::Enrolled) -> Enrolled {
     let mut answer = Enrolled {
         token: e.token,
-        otpauth_uri: e.otpauth_uri,
+        // A push token's enrolment URI (with its credential) is what its phone scans.
+        otpauth_uri: e.otpauth_uri.or_else(|| e.push.as_ref().map(|p| SecretString::from(p.uri.expose_secret()))),
         qr_png: e.qr_png,
         pin: e.pin,
         password: None,

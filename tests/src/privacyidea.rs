@@ -265,16 +265,24 @@ pub fn session(port: u16) -> String {
     v["result"]["value"]["token"].as_str().unwrap_or_else(|| panic!("no session token: {v}")).to_owned()
 }
 
+/// A daemon with `plugins`, an HTTP listener on 127.0.0.1 and `config` (more TOML), and the API
+/// admin [`ADMIN`]: the daemon, the listener's port, and the admin's session token.
+pub fn api_daemon(plugins: &[PluginSpec], config: &str) -> (Daemon, u16, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let d = Daemon::with_plugins(plugins, &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n{config}"));
+    let out = d.cli_stdin(&["privacyidea", "admin-add", ADMIN.0], &format!("{}\n", ADMIN.1));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let auth = session(port);
+    (d, port, auth)
+}
+
 impl Pair {
     /// Both servers, Countersign with these plugins and `config` (more TOML) besides its HTTP
     /// listener.
     pub fn start_with(plugins: &[PluginSpec], config: &str) -> Pair {
-        let cs_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let cs = Daemon::with_plugins(plugins, &format!("[http]\nlisten = \"127.0.0.1:{cs_port}\"\n{config}"));
-        let out = cs.cli_stdin(&["privacyidea", "admin-add", ADMIN.0], &format!("{}\n", ADMIN.1));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (cs, cs_port, cs_auth) = api_daemon(plugins, config);
         let pi = PrivacyIdea::start();
-        let (pi_auth, cs_auth) = (session(pi.port), session(cs_port));
+        let pi_auth = session(pi.port);
         Pair { pi, cs, cs_port, pi_auth, cs_auth }
     }
 

@@ -14,7 +14,7 @@ use std::process::Command;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::privacyidea::{send, session, Shape, ADMIN};
+use crate::privacyidea::{api_daemon, send, Shape};
 use crate::webauthn::PASSWD;
 use crate::Daemon;
 
@@ -122,14 +122,7 @@ impl PushServer {
 
     /// [`PushServer::start`] with `plugins` installed (an FCM gateway's).
     pub fn start_with(plugins: &[crate::PluginSpec], config: &str) -> PushServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let d = Daemon::with_plugins(
-            plugins,
-            &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[validate]\nthrottle_base_ms = 0\n{config}"),
-        );
-        let out = d.cli_stdin(&["privacyidea", "admin-add", ADMIN.0], &format!("{}\n", ADMIN.1));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let auth = session(port);
+        let (d, port, auth) = api_daemon(plugins, &format!("[validate]\nthrottle_base_ms = 0\n{config}"));
         let dir = tempfile::tempdir().unwrap();
         let passwd = dir.path().join("passwd");
         std::fs::write(&passwd, PASSWD).unwrap();

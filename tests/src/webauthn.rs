@@ -35,7 +35,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::privacyidea::{send, session, Shape, ADMIN};
+use crate::privacyidea::{send, Shape};
 use crate::{http, request, Daemon, WEBAUTHN_PLUGIN};
 
 /// The RP id of [`RelyingParty::start`].
@@ -130,14 +130,8 @@ impl RelyingParty {
     /// The relying party `rp_id` named `name`, allowing `origins` when given ([`rp_policy`]), with
     /// `config` for the daemon (the sign-in throttle is off).
     pub fn start_for(rp_id: &str, name: &str, origins: Option<&str>, config: &str) -> RelyingParty {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let d = Daemon::with_plugins(
-            &[WEBAUTHN_PLUGIN],
-            &format!("[http]\nlisten = \"127.0.0.1:{port}\"\n[validate]\nthrottle_base_ms = 0\n{config}"),
-        );
-        let out = d.cli_stdin(&["privacyidea", "admin-add", ADMIN.0], &format!("{}\n", ADMIN.1));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let auth = session(port);
+        let (d, port, auth) =
+            crate::privacyidea::api_daemon(&[WEBAUTHN_PLUGIN], &format!("[validate]\nthrottle_base_ms = 0\n{config}"));
         let dir = tempfile::tempdir().unwrap();
         let passwd = dir.path().join("passwd");
         std::fs::write(&passwd, PASSWD).unwrap();

@@ -8,8 +8,36 @@ use std::panic::AssertUnwindSafe;
 
 use crate::abi::{ByteSlice, HostVTable, OwnedBytes, Status};
 use crate::protocol::{
-    Envelope, Hash, HostRequest, HostResponse, PluginRequest, PluginResponse, SecretRef, PROTOCOL_VERSION,
+    Envelope, Hash, HostRequest, HostResponse, OutgoingMessage, PluginRequest, PluginResponse, SecretRef,
+    PROTOCOL_VERSION,
 };
+
+/// A gateway plugin's request handler, the same for every gateway: `options` reads a
+/// definition's options (why not, for the admin), `invalid` judges them against the names of
+/// the credentials the definition holds, `deliver` sends one message with them. Anything but
+/// `CheckOptions` and `Deliver` is refused: a gateway checks no OTPs.
+pub fn handle_gateway<O>(
+    host: &Host<'_>,
+    req: PluginRequest,
+    options: impl Fn(&serde_json::Value) -> Result<O, String>,
+    invalid: impl FnOnce(&O, &[String]) -> Option<String>,
+    deliver: impl FnOnce(&Host<'_>, &OutgoingMessage, &O) -> Result<PluginResponse, PluginError>,
+) -> Result<PluginResponse, PluginError> {
+    match req {
+        PluginRequest::CheckOptions { options: v, credentials } => Ok(match options(&v) {
+            Ok(o) => match invalid(&o, &credentials) {
+                Some(reason) => PluginResponse::OptionsInvalid { reason },
+                None => PluginResponse::OptionsOk,
+            },
+            Err(reason) => PluginResponse::OptionsInvalid { reason },
+        }),
+        PluginRequest::Deliver { message, options: v } => {
+            let o = options(&v).map_err(PluginError::BadRequest)?;
+            deliver(host, &message, &o)
+        }
+        _ => Err(PluginError::BadRequest("a gateway plugin delivers messages; it does not check OTPs".into())),
+    }
+}
 
 /// Why a plugin's handler failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

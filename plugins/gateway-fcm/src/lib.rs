@@ -225,20 +225,7 @@ fn deliver(host: &Host<'_>, m: &OutgoingMessage, o: &Options) -> Result<PluginRe
 
 /// The plugin's request handler.
 pub fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginError> {
-    match req {
-        PluginRequest::CheckOptions { options: v, credentials } => Ok(match options(&v) {
-            Ok(o) => match invalid(&o, &credentials) {
-                Some(reason) => PluginResponse::OptionsInvalid { reason },
-                None => PluginResponse::OptionsOk,
-            },
-            Err(reason) => PluginResponse::OptionsInvalid { reason },
-        }),
-        PluginRequest::Deliver { message, options: v } => {
-            let o = options(&v).map_err(PluginError::BadRequest)?;
-            deliver(host, &message, &o)
-        }
-        _ => Err(PluginError::BadRequest("a gateway plugin delivers messages; it does not check OTPs".into())),
-    }
+    countersign_plugin_abi::guest::handle_gateway(host, req, options, invalid, deliver)
 }
 
 countersign_plugin_abi::declare_plugin! {

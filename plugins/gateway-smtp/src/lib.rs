@@ -7,7 +7,7 @@
 
 use countersign_plugin_abi::abi::PluginKind;
 use countersign_plugin_abi::guest::{Host, PluginError};
-use countersign_plugin_abi::protocol::{HostRequest, HostResponse, PluginRequest, PluginResponse};
+use countersign_plugin_abi::protocol::{HostRequest, HostResponse, OutgoingMessage, PluginRequest, PluginResponse};
 use countersign_template::{check, render, Escape};
 use serde::Deserialize;
 
@@ -53,34 +53,28 @@ fn invalid(o: &Options) -> Option<String> {
     None
 }
 
+/// One message through the definition's SMTP server: the templates rendered with the
+/// message's variables, sent by the host.
+fn deliver(host: &Host<'_>, message: &OutgoingMessage, o: &Options) -> Result<PluginResponse, PluginError> {
+    let vars = message.template_variables();
+    let r = |t: &str, e: Escape| render(t, &vars, e).map_err(|e| PluginError::BadRequest(e.to_string()));
+    let request = HostRequest::SmtpSend {
+        from: o.from.clone(),
+        to: vec![message.to.clone()],
+        subject: r(&o.subject, Escape::None)?,
+        text: r(&o.text, Escape::None)?,
+        html: o.html.as_deref().map(|h| r(h, Escape::Html)).transpose()?,
+    };
+    Ok(match host.call(request) {
+        Ok(HostResponse::SmtpSent { detail }) => PluginResponse::Delivered { detail },
+        Ok(other) => PluginResponse::NotDelivered { detail: format!("unexpected answer: {other:?}"), retry: true },
+        Err(e) => PluginResponse::NotDelivered { detail: e.to_string(), retry: true },
+    })
+}
+
 /// The plugin's request handler.
 pub fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginError> {
-    match req {
-        PluginRequest::CheckOptions { options: v, .. } => Ok(match options(&v).map(|o| invalid(&o)) {
-            Ok(None) => PluginResponse::OptionsOk,
-            Ok(Some(reason)) | Err(reason) => PluginResponse::OptionsInvalid { reason },
-        }),
-        PluginRequest::Deliver { message, options: v } => {
-            let o = options(&v).map_err(PluginError::BadRequest)?;
-            let vars = message.template_variables();
-            let r = |t: &str, e: Escape| render(t, &vars, e).map_err(|e| PluginError::BadRequest(e.to_string()));
-            let request = HostRequest::SmtpSend {
-                from: o.from.clone(),
-                to: vec![message.to.clone()],
-                subject: r(&o.subject, Escape::None)?,
-                text: r(&o.text, Escape::None)?,
-                html: o.html.as_deref().map(|h| r(h, Escape::Html)).transpose()?,
-            };
-            Ok(match host.call(request) {
-                Ok(HostResponse::SmtpSent { detail }) => PluginResponse::Delivered { detail },
-                Ok(other) => {
-                    PluginResponse::NotDelivered { detail: format!("unexpected answer: {other:?}"), retry: true }
-                }
-                Err(e) => PluginResponse::NotDelivered { detail: e.to_string(), retry: true },
-            })
-        }
-        _ => Err(PluginError::BadRequest("a gateway plugin delivers messages; it does not check OTPs".into())),
-    }
+    countersign_plugin_abi::guest::handle_gateway(host, req, options, |o, _| invalid(o), deliver)
 }
 
 countersign_plugin_abi::declare_plugin! {

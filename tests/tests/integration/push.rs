@@ -51,6 +51,9 @@ fn a_phone_enrols_polls_accepts_declines_and_matches_numbers() {
     assert!(text(&v["detail"]["pushurl"]["img"]).starts_with("data:image/png;base64,"), "{v}");
     let listed = s.admin_get("/token/", &[("serial", &serial)]);
     assert_eq!(listed["result"]["value"]["tokens"][0]["rollout_state"], "clientwait", "{listed}");
+    // The native API shows the same URI (the CLI draws its QR code).
+    let native = s.d.cli_json(&["token", "init", "--type", "push", "--user", "bob", "--realm", "test"]);
+    assert!(native["otpauth_uri"].as_str().unwrap().starts_with("otpauth://pipush/PIPU"), "{native}");
     // The help desk sees it waiting for the phone, and until when; never the credential's
     // verifier.
     let shown = s.d.cli_json(&["token", "show", &serial]);
