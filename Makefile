@@ -23,7 +23,7 @@ run: deps
 ## as the first pass, so the test binary is not built again with other features).
 PG_SUITES = token_validation:: challenges:: failure_counting:: token_lifecycle:: audit_chain:: \
 	signing_verifies_with_openssl:: hsm_operations:: concurrency:: crash_recovery:: webauthn:: \
-	console_browser:: console_system:: powerauth:: powerauth_activation:: powerauth_tokens::
+	console_browser:: console_system:: powerauth:: powerauth_activation:: powerauth_tokens:: push::
 # Tests that fail on PostgreSQL for a known product bug, skipped in that pass only (they still
 # run on SQLite): `--skip module::test ...`, with the bug named here. None at present.
 PG_SKIP =

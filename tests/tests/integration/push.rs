@@ -305,6 +305,9 @@ fn push_wait_answers_as_soon_as_the_phone_taps() {
 
 #[test]
 fn a_push_answer_written_into_the_database_is_not_an_accept() {
+    if countersign_tests::skip_on_postgres("the row is edited in the SQLite file, and its files are searched") {
+        return;
+    }
     let s = PushServer::start("");
     let (serial, phone) = s.enrolled("alice", None);
     let v = s.challenge("alice");
@@ -335,9 +338,24 @@ fn a_push_answer_written_into_the_database_is_not_an_accept() {
     // Past the header every RSA key shares: the modulus and the private exponent's bytes.
     assert!(!s.d.at_rest(&der[64..128]), "the phone's private key is on the server");
     assert!(!s.d.at_rest(&body.as_bytes()[100..164]), "the phone's private key is on the server");
-    // The server's key is the HSM's: the token names it, and it is not extractable.
-    let listed = s.admin_get("/token/", &[("serial", &serial)]);
-    assert_eq!(listed["result"]["value"]["tokens"][0]["rollout_state"], "enrolled", "{listed}");
+    // The server's key is the HSM's: the token names it, and an independent PKCS#11 client
+    // (PyKCS11) finds it sensitive and never extractable.
+    let shown = s.d.cli_json(&["token", "show", &serial]);
+    let key_id = text(&shown["params"]["server_key"]).to_owned();
+    let out = std::process::Command::new("/usr/bin/python3")
+        .env("SOFTHSM2_CONF", s.d.hsm.conf())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/read_key_value.py"))
+        .args([countersign_tests::SOFTHSM_MODULE, &s.d.hsm.label, &s.d.hsm.user_pin, &key_id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["found"].as_i64(), &v["sensitive"], &v["never_extractable"]),
+        (Some(1), &Value::Bool(true), &Value::Bool(true)),
+        "{v}"
+    );
+    assert_eq!(v["value_error"], "CKR_ATTRIBUTE_SENSITIVE", "{v}");
 }
 
 #[test]
