@@ -165,6 +165,8 @@ pub struct PhonePoll {
 pub struct PhoneAnswer {
     /// The token's serial.
     pub serial: String,
+    /// The challenge's nonce, as the app sends it; `None`: any open challenge of the token.
+    pub nonce: Option<String>,
     /// Base32 signature over `nonce|serial` (`|decline`, `|presence_answer`).
     pub signature: String,
     /// The user declined.
@@ -540,10 +542,9 @@ impl PushService {
                 .map_err(|e| TokenError::Internal(format!("a push challenge's payload does not read: {e}")))?;
             out.push(data);
         }
-        if !out.is_empty() {
-            let detail = format!("{} open challenge(s) shown to the phone", out.len());
-            self.store.audit_auth(&self.audit(&r.caller, ACTION, "ok", &t, detail))?;
-        }
+        // A poll that succeeds is not audited: the app polls every few seconds while a request
+        // is open, and the row per poll would bury the answers; `push_device` keeps the last
+        // poll for the help desk, and every refused poll is audited.
         Ok(out)
     }
 
@@ -572,7 +573,14 @@ impl PushService {
             return Ok(false);
         }
         let presence = r.presence_answer.as_deref().filter(|p| !p.is_empty());
-        let open = self.store.open_push_challenges(t.id, now)?;
+        // The app names the challenge it answers; without a nonce (privacyIDEA does not read
+        // it) every open challenge of the token is tried.
+        let open: Vec<PushChallenge> = self
+            .store
+            .open_push_challenges(t.id, now)?
+            .into_iter()
+            .filter(|c| r.nonce.as_deref().is_none_or(|n| n == c.nonce))
+            .collect();
         let signed = |c: &PushChallenge| {
             phone_signed(&t, &answer_message(&c.nonce, &t.serial, r.decline, presence), &r.signature)
         };

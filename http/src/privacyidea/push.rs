@@ -88,6 +88,7 @@ async fn post(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Re
             let decline = matches!(p.get("decline"), Some("1" | "true" | "True" | "TRUE"));
             let r = PhoneAnswer {
                 serial,
+                nonce: p.owned("nonce"),
                 signature: p.required("signature")?.to_owned(),
                 decline,
                 presence_answer: p.owned("presence_answer"),
