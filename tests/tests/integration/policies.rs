@@ -306,6 +306,12 @@ fn policies_defined_checked_explained_refused_and_audited() {
         "webauthn_max_active_token_per_user",
         "webauthn_allowed_origins",
         "passkey_attestation_conveyance_preference",
+        "push_registration_url",
+        "push_ttl",
+        "push_firebase_configuration",
+        "push_ssl_verify",
+        "push_force_app_pin",
+        "push_max_token_per_user",
     ];
     assert_eq!((status, names), (200, enrolment));
     assert_eq!(request(&sock, "GET", "/v1/admin/policies/nope", None).0, 404);
