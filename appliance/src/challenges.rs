@@ -307,7 +307,7 @@ impl ChallengeService {
                     view.delivery_detail = Some(format!("delivery round stopped: {e}"));
                 }
             }
-            if view.delivery != "delivered" && view.token_type == "push" {
+            if view.delivery != "delivered" && crate::push::is_push_type(&view.token_type) {
                 // privacyIDEA's words when Firebase did not take it: the app can still poll.
                 view.message = format!(
                     "{} Use the polling feature of your privacyIDEA Authenticator App to check for a new Login \
@@ -394,7 +394,7 @@ impl ChallengeService {
                 out.push((view, None));
                 continue;
             }
-            if t.token_type == "push" {
+            if crate::push::is_push_type(&t.token_type) {
                 // The phone polls for it (and, later, FCM sends it); the login client polls
                 // /validate/polltransaction and finalises.
                 let Some(push) = &self.push else {
@@ -429,8 +429,15 @@ impl ChallengeService {
                 let plain =
                     Zeroizing::new(serde_json::to_vec(&message).map_err(|e| TokenError::Internal(e.to_string()))?);
                 let sealed = self.secrets.seal_message(&tx_id, &t.serial, &plain)?;
-                let id =
-                    self.store.queue_delivery(made.challenge_id, "push", &t.serial, &fbtoken, &sealed, now, expires)?;
+                let id = self.store.queue_delivery(
+                    made.challenge_id,
+                    &t.token_type,
+                    &t.serial,
+                    &fbtoken,
+                    &sealed,
+                    now,
+                    expires,
+                )?;
                 out.push((view, Some(id)));
                 continue;
             }

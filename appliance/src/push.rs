@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use countersign_core::caller::Caller;
 use countersign_core::error::Refusal;
-use countersign_core::policy::push::{AllowPolling, PushAuthPolicies, PushEnrolPolicies};
+use countersign_core::policy::push::{AllowPolling, PushAuthPolicies, PushEnrolPolicies, PushFlavour};
 use countersign_hsm::{HashAlg, Hsm, KeyAlgorithm, KeyId, SignInput, SignScheme};
 use data_encoding::{BASE32, BASE32_NOPAD, BASE64};
 use secrecy::{ExposeSecret, SecretString};
@@ -124,6 +124,9 @@ impl From<countersign_hsm::HsmError> for PushError {
 /// The phone's second enrolment step (`POST /ttype/push` with `enrollment_credential`).
 #[derive(Debug)]
 pub struct PhoneEnrolment {
+    /// The endpoint it came to (`/ttype/push` or `/ttype/edupush`): only tokens of that
+    /// flavour answer it.
+    pub flavour: PushFlavour,
     /// The token's serial.
     pub serial: String,
     /// The credential from the enrolment URI.
@@ -150,6 +153,9 @@ pub struct PhoneEnrolled {
 /// A phone's poll (`GET /ttype/push`).
 #[derive(Debug)]
 pub struct PhonePoll {
+    /// The endpoint it came to (`/ttype/push` or `/ttype/edupush`): only tokens of that
+    /// flavour answer it.
+    pub flavour: PushFlavour,
     /// The token's serial.
     pub serial: String,
     /// The phone's time, ISO 8601, as it signed it.
@@ -163,6 +169,9 @@ pub struct PhonePoll {
 /// A phone's answer to a challenge (`POST /ttype/push` with `signature`).
 #[derive(Debug)]
 pub struct PhoneAnswer {
+    /// The endpoint it came to (`/ttype/push` or `/ttype/edupush`): only tokens of that
+    /// flavour answer it.
+    pub flavour: PushFlavour,
     /// The token's serial.
     pub serial: String,
     /// The challenge's nonce, as the app sends it; `None`: any open challenge of the token.
@@ -180,6 +189,9 @@ pub struct PhoneAnswer {
 /// A phone's Firebase token update (`POST /ttype/push` with `new_fb_token`).
 #[derive(Debug)]
 pub struct FbTokenUpdate {
+    /// The endpoint it came to (`/ttype/push` or `/ttype/edupush`): only tokens of that
+    /// flavour answer it.
+    pub flavour: PushFlavour,
     /// The token's serial.
     pub serial: String,
     /// The new Firebase token.
@@ -196,6 +208,8 @@ pub struct FbTokenUpdate {
 /// credential alone, both shown once.
 #[derive(Debug)]
 pub struct PushEnrolment {
+    /// privacyIDEA's or eduMFA's description of the URI.
+    pub description: &'static str,
     /// `otpauth://pipush/LABEL?url=...&ttl=...&issuer=...&enrollment_credential=...&v=1&serial=...`.
     pub uri: SecretString,
     /// The enrolment credential (hex).
@@ -312,8 +326,21 @@ pub fn answer_verifies(t: &TokenRecord, c: &PushChallenge) -> bool {
     c.token_id == t.id && phone_signed(t, &answer_message(&c.nonce, &t.serial, decline, presence), sig)
 }
 
-fn is_push(t: &TokenRecord) -> bool {
-    t.token_type == "push"
+/// Whether `t` is a push token of `flavour` (a request to one endpoint reaches only tokens of
+/// its flavour, as in privacyIDEA and eduMFA).
+fn is_push(t: &TokenRecord, flavour: PushFlavour) -> bool {
+    t.token_type == flavour.token_type()
+}
+
+/// Whether tokens of this type are push tokens (either flavour).
+pub fn is_push_type(token_type: &str) -> bool {
+    PushFlavour::of_type(token_type).is_some()
+}
+
+/// The flavour of push token `t` (privacyIDEA's when the type is not a push type, which the
+/// callers rule out first).
+fn flavour_of(t: &TokenRecord) -> PushFlavour {
+    PushFlavour::of_type(&t.token_type).unwrap_or(PushFlavour::Push)
 }
 
 fn rollout(t: &TokenRecord) -> &str {
@@ -374,7 +401,7 @@ impl PushService {
         let not_waiting =
             || PushError::NotFound("No token with this serial number in the rollout state 'clientwait'.".into());
         let t = match self.store.token(&r.serial) {
-            Ok(t) if is_push(&t) => t,
+            Ok(t) if is_push(&t, r.flavour) => t,
             Ok(_) | Err(StoreError::Refused(Refusal::NotFound(_))) => return Err(not_waiting()),
             Err(e) => return Err(e.into()),
         };
@@ -467,6 +494,7 @@ impl PushService {
     /// `message`; every failure is [`PushError::Signature`], audited when the token exists.
     fn signed_request(
         &self,
+        flavour: PushFlavour,
         serial: &str,
         message: &str,
         signature: &str,
@@ -474,7 +502,7 @@ impl PushService {
         action: &str,
     ) -> Result<TokenRecord, PushError> {
         let t = match self.store.token(serial) {
-            Ok(t) if is_push(&t) => t,
+            Ok(t) if is_push(&t, flavour) => t,
             // Unknown serials are not audited: anyone can send them, and a row each would let
             // them fill the audit.
             Ok(_) | Err(StoreError::Refused(Refusal::NotFound(_))) => return Err(PushError::Signature),
@@ -511,7 +539,7 @@ impl PushService {
     fn poll_blocking(&self, r: PhonePoll) -> Result<Vec<Value>, PushError> {
         const ACTION: &str = "push/poll";
         let message = format!("{}|{}", r.serial, r.timestamp);
-        let t = self.signed_request(&r.serial, &message, &r.signature, &r.caller, ACTION)?;
+        let t = self.signed_request(r.flavour, &r.serial, &message, &r.signature, &r.caller, ACTION)?;
         if let Err(e) = self.timestamp(&r.timestamp, POLL_WINDOW_MS) {
             self.refused(
                 &r.caller,
@@ -561,7 +589,7 @@ impl PushService {
     fn answer_blocking(&self, r: PhoneAnswer) -> Result<bool, PushError> {
         const ACTION: &str = "push/answer";
         let t = match self.store.token(&r.serial) {
-            Ok(t) if is_push(&t) => t,
+            Ok(t) if is_push(&t, r.flavour) => t,
             Ok(_) | Err(StoreError::Refused(Refusal::NotFound(_))) => {
                 return Err(PushError::NotFound("The requested token could not be found.".into()))
             }
@@ -635,7 +663,7 @@ impl PushService {
         // As privacyIDEA: the timestamp first, then one answer for every other failure.
         self.timestamp(&r.timestamp, FBTOKEN_WINDOW_MS)?;
         let message = format!("{}|{}|{}", r.new_fb_token, r.serial, r.timestamp);
-        let t = self.signed_request(&r.serial, &message, &r.signature, &r.caller, ACTION)?;
+        let t = self.signed_request(r.flavour, &r.serial, &message, &r.signature, &r.caller, ACTION)?;
         let audit = self.audit(&r.caller, ACTION, "ok", &t, "the phone's Firebase token changed".into());
         let new_fb_token = r.new_fb_token;
         self.store.change_token(&t.serial, &audit, move |row| {
@@ -684,7 +712,7 @@ impl PushService {
     /// The authentication policies for a challenge, poll or check of `t`.
     pub(crate) fn auth_policies(&self, t: &TokenRecord, caller: &Caller) -> Result<PushAuthPolicies, TokenError> {
         let ctx = crate::policy::token_context(t, caller, self.clock.now_ms() / 1000);
-        PushAuthPolicies::read(&self.policies.current(), &ctx)
+        PushAuthPolicies::read(&self.policies.current(), &ctx, flavour_of(t))
             .map_err(|e| TokenError::Refused(Refusal::Invalid(format!("policy conflict, refused: {e}"))))
     }
 
@@ -694,9 +722,10 @@ impl PushService {
         caller: &Caller,
         login: &str,
         realm: Option<&str>,
+        flavour: PushFlavour,
     ) -> Result<PushEnrolPolicies, TokenError> {
         let ctx = crate::policy::request_context(Some(login), realm, None, caller, self.clock.now_ms() / 1000);
-        PushEnrolPolicies::read(&self.policies.current(), &ctx)
+        PushEnrolPolicies::read(&self.policies.current(), &ctx, flavour)
             .map_err(|e| TokenError::Refused(Refusal::Invalid(format!("policy conflict, refused: {e}"))))
     }
 
@@ -715,14 +744,14 @@ impl PushService {
     ) -> Result<PushMade, TokenError> {
         if rollout(t) != ENROLLED {
             return Err(TokenError::Refused(Refusal::Invalid(format!(
-                "push token {} has not been enrolled on a phone yet",
-                t.serial
+                "{} token {} has not been enrolled on a phone yet",
+                t.token_type, t.serial
             ))));
         }
         let policies = self.auth_policies(t, caller)?;
         let nonce = base32(&self.secrets.random(NONCE_BYTES)?);
         let url = match t.login.as_deref() {
-            Some(login) => self.enrol_policies(caller, login, t.realm.as_deref())?.registration_url,
+            Some(login) => self.enrol_policies(caller, login, t.realm.as_deref(), flavour_of(t))?.registration_url,
             None => None,
         }
         .or_else(|| t.params.get(param::URL).and_then(Value::as_str).map(str::to_owned))
@@ -733,7 +762,7 @@ impl PushService {
             .replace("{user}", t.login.as_deref().unwrap_or_default())
             .replace("{realm}", t.realm.as_deref().unwrap_or_default())
             .replace("{client_ip}", &caller.client().map(|ip| ip.to_string()).unwrap_or_default())
-            .replace("{tokentype}", "push");
+            .replace("{tokentype}", &t.token_type);
         let mut data = std::collections::BTreeMap::new();
         data.insert("nonce".to_owned(), nonce.clone());
         data.insert("question".to_owned(), question);

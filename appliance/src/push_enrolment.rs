@@ -1,5 +1,5 @@
 //! The first step of a push token's enrolment, as the token service runs it (privacyIDEA's
-//! `/token/init type=push genkey=1`): the token is stored waiting for its phone
+//! `/token/init type=push genkey=1`, eduMFA's `type=edupush`): the token is stored waiting for its phone
 //! (`rollout_state` `clientwait`, which takes part in no check) with an HSM verifier of a
 //! one-time enrolment credential and the time `push_ttl` leaves for the second step; the answer
 //! carries the `otpauth://pipush/...` URI the app scans, with the credential in it, shown this
@@ -8,7 +8,7 @@
 
 use countersign_core::caller::Caller;
 use countersign_core::error::Refusal;
-use countersign_core::policy::push::{PushDelivery, PushEnrolPolicies};
+use countersign_core::policy::push::{PushDelivery, PushEnrolPolicies, PushFlavour};
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
@@ -22,6 +22,7 @@ const CREDENTIAL_BYTES: usize = 20;
 /// What the first step decided before the token is stored, and the credential it made.
 #[derive(Debug)]
 pub(crate) struct Started {
+    flavour: PushFlavour,
     policies: PushEnrolPolicies,
     url: String,
     credential: SecretString,
@@ -51,47 +52,52 @@ impl TokenService {
         r: &mut InitRequest,
         realm: Option<&str>,
     ) -> Result<Started, TokenError> {
+        let flavour = PushFlavour::of_type(&r.token_type).unwrap_or(PushFlavour::Push);
+        let kind = flavour.token_type();
         let Some(login) = r.user.clone() else {
-            return Err(invalid("a push token is enrolled for a user: give user (and realm)".into()));
+            return Err(invalid(format!("a {kind} token is enrolled for a user: give user (and realm)")));
         };
         if r.seed.is_some() || r.params.is_some() || r.password.is_some() {
-            return Err(invalid(
-                "a push token takes no otpkey, password or params: its key is made by the phone".into(),
-            ));
+            return Err(invalid(format!(
+                "a {kind} token takes no otpkey, password or params: its key is made by the phone"
+            )));
         }
         let ctx = crate::policy::request_context(Some(&login), realm, None, caller, self.clock.now_ms() / 1000);
-        let policies = PushEnrolPolicies::read(&self.policies.current(), &ctx)
+        let policies = PushEnrolPolicies::read(&self.policies.current(), &ctx, flavour)
             .map_err(|e| invalid(format!("policy conflict, refused: {e}")))?;
+        let url_action = flavour.action("registration_url");
         let url = policies.registration_url.clone().ok_or_else(|| {
-            invalid(
-                "Missing enrollment policy for push token: push_registration_url; an admin sets it (scope \
-                 enrollment) to the address of /ttype/push that phones reach"
-                    .into(),
-            )
+            invalid(format!(
+                "Missing enrollment policy for {kind} token: {url_action}; an admin sets it (scope enrollment) to \
+                 the address of {} that phones reach",
+                flavour.endpoint()
+            ))
         })?;
         if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(invalid(format!("push_registration_url {url} is not an http or https URL")));
+            return Err(invalid(format!("{url_action} {url} is not an http or https URL")));
         }
         if let Some(limit) = policies.max_tokens {
-            let theirs = self.store.tokens(Some((&login, Some(realm.unwrap_or_default()))), Some("push"))?;
+            let theirs = self.store.tokens(Some((&login, Some(realm.unwrap_or_default()))), Some(kind))?;
             if i64::try_from(theirs.len()).unwrap_or(i64::MAX) >= limit {
                 return Err(invalid(format!(
-                    "{login} has {} push tokens, the most the policy push_max_token_per_user allows",
-                    theirs.len()
+                    "{login} has {} {kind} tokens, the most the policy {} allows",
+                    theirs.len(),
+                    flavour.action("max_token_per_user")
                 )));
             }
         }
         if let PushDelivery::Firebase(gateway) = &policies.delivery {
             if !self.store.gateways()?.iter().any(|g| &g.name == gateway) {
                 return Err(invalid(format!(
-                    "push_firebase_configuration names gateway {gateway}, which does not exist; create it (an FCM \
-                     gateway) or set the policy to 'poll only'"
+                    "{} names gateway {gateway}, which does not exist; create it (an FCM gateway) or set the policy \
+                     to 'poll only'",
+                    flavour.action("firebase_configuration")
                 )));
             }
         }
         let serial = match &r.serial {
             Some(s) => s.clone(),
-            None => format!("PIPU{}", hex::encode_upper(self.secrets.random(4)?)),
+            None => format!("{}{}", flavour.serial_prefix(), hex::encode_upper(self.secrets.random(4)?)),
         };
         r.serial = Some(serial.clone());
         let credential = SecretString::from(hex::encode(Zeroizing::new(self.secrets.random(CREDENTIAL_BYTES)?)));
@@ -104,7 +110,7 @@ impl TokenService {
             param::DELIVERY: policies.delivery.as_str(),
             param::URL: url,
         }));
-        Ok(Started { policies, url, credential })
+        Ok(Started { flavour, policies, url, credential })
     }
 
     /// The first step's answer for the stored token `rec`: privacyIDEA's URI, in its order of
@@ -112,7 +118,8 @@ impl TokenService {
     pub(crate) fn push_uri(&self, rec: &TokenRecord, s: Started, label: &str, issuer: &str) -> PushEnrolment {
         let p = &s.policies;
         let mut uri = format!(
-            "otpauth://pipush/{}?url={}&ttl={}&issuer={}&enrollment_credential={}&v=1&serial={}&sslverify={}&poll_only={}",
+            "{}/{}?url={}&ttl={}&issuer={}&enrollment_credential={}&v=1&serial={}&sslverify={}",
+            s.flavour.uri_prefix(),
             quote(label),
             quote(&s.url),
             p.ttl_min,
@@ -120,12 +127,20 @@ impl TokenService {
             s.credential.expose_secret(),
             quote(&rec.serial),
             if p.ssl_verify { "1" } else { "0" },
-            if p.delivery == PushDelivery::PollOnly { "True" } else { "False" },
         );
+        // eduMFA's URI has no poll_only (its app polls in any case).
+        if s.flavour == PushFlavour::Push {
+            uri.push_str(if p.delivery == PushDelivery::PollOnly { "&poll_only=True" } else { "&poll_only=False" });
+        }
         if p.force_app_pin {
             uri.push_str("&pin=True");
         }
-        PushEnrolment { uri: SecretString::from(uri), credential: s.credential, ttl_min: p.ttl_min }
+        PushEnrolment {
+            description: s.flavour.uri_description(),
+            uri: SecretString::from(uri),
+            credential: s.credential,
+            ttl_min: p.ttl_min,
+        }
     }
 }
 

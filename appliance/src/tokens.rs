@@ -334,6 +334,7 @@ fn serial_prefix(token_type: &str) -> String {
         "webauthn" => "WAN".into(),
         "passkey" => "PIPK".into(),
         "push" => "PIPU".into(),
+        "edupush" => "EDUP".into(),
         other => other.chars().filter(char::is_ascii_alphanumeric).take(4).collect::<String>().to_ascii_uppercase(),
     }
 }
@@ -374,7 +375,7 @@ fn decode_seed(seed: &SecretString, format: SeedFormat) -> Result<Zeroizing<Vec<
 fn shows_seed(token_type: &str) -> bool {
     !is_challenge_type(token_type)
         && !is_simple_type(token_type)
-        && !matches!(token_type, "paper" | "yubikey" | "webauthn" | "passkey" | "push")
+        && !matches!(token_type, "paper" | "yubikey" | "webauthn" | "passkey" | "push" | "edupush")
 }
 
 /// `otpauth://` URI for authenticator apps (Key Uri Format).
@@ -659,7 +660,7 @@ impl TokenService {
             _ => None,
         };
         let push = match r.token_type.as_str() {
-            "push" => Some(self.start_push(caller, &mut r, realm.as_deref())?),
+            "push" | "edupush" => Some(self.start_push(caller, &mut r, realm.as_deref())?),
             _ => None,
         };
         let (mut new, seed, mut shown) = self.prepare_shown(&r)?;
@@ -691,7 +692,7 @@ impl TokenService {
                 r.token_type,
                 webauthn.as_ref().map(|w| w.rp_id.as_str()).unwrap_or_default()
             ),
-            "push" => "type push, waiting for the phone's enrolment (push_ttl)".to_owned(),
+            "push" | "edupush" => format!("type {}, waiting for the phone's enrolment", r.token_type),
             t => format!("type {t}, {} seed", if r.seed.is_some() { "imported" } else { "generated" }),
         });
         let rec = self.store.insert_token(&new, &audit)?;
@@ -771,8 +772,11 @@ impl TokenService {
     /// row holds verifiers instead of a seed, and the seed returned is empty).
     fn prepare_shown(&self, r: &InitRequest) -> Result<Prepared, TokenError> {
         // A push token's answers are signatures the daemon verifies itself (`crate::push`).
-        let plugin =
-            if r.token_type == "push" { "builtin".to_owned() } else { plugin_for(&self.plugins, &r.token_type)? };
+        let plugin = if crate::push::is_push_type(&r.token_type) {
+            "builtin".to_owned()
+        } else {
+            plugin_for(&self.plugins, &r.token_type)?
+        };
         let challenge = is_challenge_type(&r.token_type);
         let simple = is_simple_type(&r.token_type);
         let paper = r.token_type == "paper";
@@ -867,7 +871,7 @@ impl TokenService {
         };
         let hash = params.get("hash").and_then(serde_json::Value::as_str).unwrap_or("sha1");
         // A webauthn token holds no secret: its credential's public key comes with the second step.
-        let webauthn = matches!(r.token_type.as_str(), "webauthn" | "passkey" | "push");
+        let webauthn = matches!(r.token_type.as_str(), "webauthn" | "passkey" | "push" | "edupush");
         let seed = match &r.seed {
             _ if simple || webauthn || r.token_type == "yubikey" => Zeroizing::new(Vec::new()),
             Some(s) => decode_seed(s, r.seed_format)?,
@@ -956,7 +960,7 @@ impl TokenService {
     /// stands (one small read per push token).
     fn shown(&self, t: &TokenRecord) -> Result<Token, TokenError> {
         let mut shown = api_token(t);
-        if t.token_type == "push" {
+        if crate::push::is_push_type(&t.token_type) {
             shown.push = Some(crate::push::state_of(&self.store, t, self.clock.now_ms())?);
         }
         Ok(shown)

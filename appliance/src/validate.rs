@@ -414,7 +414,7 @@ impl ValidateService {
     /// (`push_wait` of the first push token's owner); `None`: it answers with the challenge.
     fn push_wait(&self, tokens: &[TokenRecord], caller: &Caller) -> Option<std::time::Duration> {
         let push = self.challenges.push()?;
-        let t = tokens.iter().find(|t| t.token_type == "push")?;
+        let t = tokens.iter().find(|t| crate::push::is_push_type(&t.token_type))?;
         let wait_s = push.auth_policies(t, caller).ok()?.wait_s?;
         Some(std::time::Duration::from_secs(u64::from(wait_s)))
     }

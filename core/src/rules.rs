@@ -148,7 +148,7 @@ pub fn answer_by(
         "certificate" => AnswerBy::SignedNonce,
         // A passkey's bound challenges come from passkey_trigger_by_pin.
         "webauthn" | "passkey" => AnswerBy::Assertion,
-        "push" => AnswerBy::PhoneAnswer,
+        "push" | "edupush" => AnswerBy::PhoneAnswer,
         "indexedsecret" => AnswerBy::Positions(asked_positions(nonce)),
         "spass" | "pw" | "registration" | "tan" | "yubikey" => AnswerBy::Nothing,
         t if crate::token_kind::is_challenge_type(t) => AnswerBy::ChallengeCode { counter: challenge_counter },
@@ -281,9 +281,10 @@ mod tests {
 
     #[test]
     fn each_token_type_answers_a_challenge_its_own_way() {
-        let cases: [(&str, AnswerBy); 13] = [
+        let cases: [(&str, AnswerBy); 14] = [
             ("certificate", AnswerBy::SignedNonce),
             ("push", AnswerBy::PhoneAnswer),
+            ("edupush", AnswerBy::PhoneAnswer),
             ("webauthn", AnswerBy::Assertion),
             ("indexedsecret", AnswerBy::Positions(vec![3, 7, 12])),
             ("sms", AnswerBy::ChallengeCode { counter: 40 }),

@@ -4,7 +4,7 @@
 
 /// Token types answered through a challenge.
 pub fn is_challenge_type(token_type: &str) -> bool {
-    matches!(token_type, "sms" | "email" | "certificate" | "indexedsecret" | "webauthn" | "push")
+    matches!(token_type, "sms" | "email" | "certificate" | "indexedsecret" | "webauthn" | "push" | "edupush")
 }
 
 /// Whether tokens of this type show their codes themselves (a challenge for one is answered
@@ -19,7 +19,7 @@ mod tests {
 
     #[test]
     fn each_type_is_answered_one_way() {
-        for t in ["sms", "email", "certificate", "indexedsecret", "webauthn", "push"] {
+        for t in ["sms", "email", "certificate", "indexedsecret", "webauthn", "push", "edupush"] {
             assert!(is_challenge_type(t) && !is_otp_type(t), "{t}");
         }
         for t in ["hotp", "totp"] {

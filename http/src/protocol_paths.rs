@@ -2,7 +2,7 @@
 //! than by an API credential: PowerAuth's mobile API (`/pa/v3/...`: ECIES to keys only the
 //! server holds, signatures by an activation's factor keys) and the enrollment server's Mobile
 //! Token API (`/api/auth/token/app/...`: MAC tokens and signatures), and privacyIDEA's push
-//! endpoint (`/ttype/push`: an enrolment credential, or the phone's signature). A phone has no
+//! endpoint (`/ttype/push`, and eduMFA's `/ttype/edupush`: an enrolment credential, or the phone's signature). A phone has no
 //! API credential. The network layer (`privacyidea::network_auth`) lets exactly these through
 //! without one; every route under them must check its protocol's authentication itself.
 //!
@@ -16,11 +16,11 @@ pub(crate) const MOBILE_TOKEN_PREFIX: &str = "/api/auth/token/app/";
 
 /// Whether requests to `path` authenticate by their own protocol.
 pub(crate) fn protocol_authenticated(path: &str) -> bool {
-    path.starts_with("/pa/v3/") || path.starts_with(MOBILE_TOKEN_PREFIX) || path == PUSH_PATH
+    path.starts_with("/pa/v3/") || path.starts_with(MOBILE_TOKEN_PREFIX) || PUSH_PATHS.contains(&path)
 }
 
-/// privacyIDEA's push endpoint, where phones enrol, poll and answer.
-pub(crate) const PUSH_PATH: &str = "/ttype/push";
+/// The push endpoints (privacyIDEA's and eduMFA's), where phones enrol, poll and answer.
+const PUSH_PATHS: [&str; 2] = ["/ttype/push", "/ttype/edupush"];
 
 #[cfg(test)]
 mod tests {
@@ -38,6 +38,7 @@ mod tests {
         assert!(!protocol_authenticated("/api/auth/token/apps"));
         assert!(!protocol_authenticated("/validate/check"));
         assert!(protocol_authenticated("/ttype/push"));
+        assert!(protocol_authenticated("/ttype/edupush"));
         assert!(!protocol_authenticated("/ttype/push/x"));
         assert!(!protocol_authenticated("/ttype/yubikey"));
     }

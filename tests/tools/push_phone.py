@@ -298,8 +298,13 @@ def verify_tls(state: dict, args) -> bool:
 
 def parse_uri(uri: str) -> dict:
     parts = urllib.parse.urlsplit(uri)
-    if parts.scheme.lower() not in ("otpauth", "pia") or parts.netloc.lower() != "pipush":
-        raise PhoneError(f"not a push enrolment URI (otpauth://pipush/...): {uri[:80]!r}")
+    # eduMFA's push token (edupush, for the eduMFA Authenticator, a fork of the same app) speaks
+    # the same protocol under the URI edumfa-push://edumfa/LABEL?... (eduMFA's
+    # ``edumfa/lib/tokens/pushtoken.py``, ``get_push_url_prefix``); it has no poll_only.
+    privacyidea = parts.scheme.lower() in ("otpauth", "pia") and parts.netloc.lower() == "pipush"
+    edumfa = parts.scheme.lower() == "edumfa-push" and parts.netloc.lower() == "edumfa"
+    if not (privacyidea or edumfa):
+        raise PhoneError(f"not a push enrolment URI (otpauth://pipush/... or edumfa-push://edumfa/...): {uri[:80]!r}")
     query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
     label = urllib.parse.unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
     for required in ("url", "serial", "v"):

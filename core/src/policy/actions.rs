@@ -271,7 +271,7 @@ const fn admin(name: &'static str, meaning: &'static str) -> ActionSpec {
 use Scope::{Authentication as AUTHN, Authorization as AUTHZ, Enrollment as ENROL};
 
 /// Every action, by scope. Names are privacyIDEA's and unique within a scope; as in privacyIDEA,
-/// a few WebAuthn actions and `push_ssl_verify` have the same name in two scopes (`webauthn_timeout`,
+/// a few WebAuthn actions and `push_ssl_verify` (`edupush_ssl_verify`) have the same name in two scopes (`webauthn_timeout`,
 /// `webauthn_user_verification_requirement` and `webauthn_challenge_text` in authentication and
 /// enrollment, `webauthn_authenticator_selection_list` in authorization and enrollment), each with
 /// its own meaning: look them up with [`lookup_in`].
@@ -415,6 +415,16 @@ pub const CATALOGUE: &[ActionSpec] = &[
         AUTHN,
         Kind::Int { min: 2, max: 10 },
         "how many options the phone shows for number matching (3 by default)",
+    ),
+    spec("edupush_text_on_mobile", AUTHN, Kind::Text, "eduMFA's push_text_on_mobile, for edupush tokens"),
+    spec("edupush_title_on_mobile", AUTHN, Kind::Text, "eduMFA's push_title_on_mobile, for edupush tokens"),
+    spec("edupush_ssl_verify", AUTHN, Kind::Choice(&["0", "1"]), "eduMFA's push_ssl_verify, for edupush tokens"),
+    spec("edupush_wait", AUTHN, Kind::Int { min: 1, max: 300 }, "eduMFA's push_wait, for edupush tokens"),
+    spec(
+        "edupush_allow_polling",
+        AUTHN,
+        Kind::Choice(&["allow", "deny", "token"]),
+        "eduMFA's push_allow_polling, for edupush tokens",
     ),
     spec("auth_max_fail", AUTHZ, Kind::Rate, "at most N failed authentications of the user within the period"),
     spec("auth_max_success", AUTHZ, Kind::Rate, "at most N successful authentications of the user within the period"),
@@ -605,6 +615,26 @@ pub const CATALOGUE: &[ActionSpec] = &[
         Kind::Int { min: 1, max: 1000 },
         "a user may own at most this many push tokens",
     ),
+    spec(
+        "edupush_registration_url",
+        ENROL,
+        Kind::Text,
+        "eduMFA's push_registration_url, for edupush tokens (the URL of /ttype/edupush)",
+    ),
+    spec("edupush_ttl", ENROL, Kind::Int { min: 1, max: 1440 }, "eduMFA's push_ttl, for edupush tokens"),
+    spec(
+        "edupush_firebase_configuration",
+        ENROL,
+        Kind::Text,
+        "eduMFA's push_firebase_configuration, for edupush tokens",
+    ),
+    spec("edupush_ssl_verify", ENROL, Kind::Choice(&["0", "1"]), "eduMFA's push_ssl_verify, for edupush tokens"),
+    spec(
+        "edupush_max_token_per_user",
+        ENROL,
+        Kind::Int { min: 1, max: 1000 },
+        "a user may own at most this many edupush tokens",
+    ),
     admin("enrollHOTP", "enrol HOTP tokens"),
     admin("enrollTOTP", "enrol TOTP tokens"),
     admin("enrollSMS", "enrol SMS tokens"),
@@ -620,6 +650,7 @@ pub const CATALOGUE: &[ActionSpec] = &[
     admin("enrollPASSKEY", "enrol passkeys"),
     admin("enrollYUBIKEY", "enrol Yubico OTP tokens"),
     admin("enrollPUSH", "enrol push tokens (approval on the privacyIDEA Authenticator app)"),
+    admin("enrollEDUPUSH", "enrol edupush tokens (approval on the eduMFA Authenticator app)"),
     admin("enrollpin", "set a token PIN during enrolment"),
     admin("assign", "assign tokens to users"),
     admin("unassign", "take tokens from users"),
@@ -888,6 +919,7 @@ mod tests {
             "passkey",
             "yubikey",
             "push",
+            "edupush",
         ] {
             let action = format!("enroll{}", t.to_ascii_uppercase());
             assert!(lookup_in(Scope::Admin, &action).is_some(), "{action} missing");
@@ -900,7 +932,7 @@ mod tests {
             let again = CATALOGUE[i + 1..].iter().any(|b| b.name == a.name && b.scope == a.scope);
             assert!(!again, "{} twice in {}", a.name, a.scope);
         }
-        // Only privacyIDEA's WebAuthn actions and push_ssl_verify share a name across scopes.
+        // Only privacyIDEA's WebAuthn actions and (edu)push_ssl_verify share a name across scopes.
         let mut names: Vec<&str> = Vec::new();
         for a in CATALOGUE.iter().filter(|a| scopes_of(a.name).len() > 1) {
             if !names.contains(&a.name) {
@@ -914,6 +946,7 @@ mod tests {
                 "webauthn_user_verification_requirement",
                 "webauthn_challenge_text",
                 "push_ssl_verify",
+                "edupush_ssl_verify",
                 "webauthn_authenticator_selection_list"
             ]
         );

@@ -23,6 +23,79 @@ pub const DEFAULT_MOBILE_TITLE: &str = "Countersign";
 /// privacyIDEA's default message of a push challenge to the login client (`challenge_text`).
 pub const DEFAULT_CHALLENGE_TEXT: &str = "Please confirm the authentication on your mobile device!";
 
+/// Which push protocol's names a token speaks: privacyIDEA's `push` (the privacyIDEA
+/// Authenticator) or eduMFA's `edupush` (the eduMFA Authenticator, a fork of the same app). The
+/// protocol is the same; the token type, serials, policy actions, URI and endpoint are named
+/// after each, and number matching is privacyIDEA's only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushFlavour {
+    /// privacyIDEA's `push`.
+    Push,
+    /// eduMFA's `edupush`.
+    EduPush,
+}
+
+impl PushFlavour {
+    /// The flavour of a token type; `None`: not a push type.
+    pub fn of_type(token_type: &str) -> Option<PushFlavour> {
+        match token_type {
+            "push" => Some(PushFlavour::Push),
+            "edupush" => Some(PushFlavour::EduPush),
+            _ => None,
+        }
+    }
+
+    /// The token type.
+    pub fn token_type(self) -> &'static str {
+        match self {
+            PushFlavour::Push => "push",
+            PushFlavour::EduPush => "edupush",
+        }
+    }
+
+    /// The serials' prefix.
+    pub fn serial_prefix(self) -> &'static str {
+        match self {
+            PushFlavour::Push => "PIPU",
+            PushFlavour::EduPush => "EDUP",
+        }
+    }
+
+    /// The enrolment URI up to the label.
+    pub fn uri_prefix(self) -> &'static str {
+        match self {
+            PushFlavour::Push => "otpauth://pipush",
+            PushFlavour::EduPush => "edumfa-push://edumfa",
+        }
+    }
+
+    /// The phones' endpoint.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            PushFlavour::Push => "/ttype/push",
+            PushFlavour::EduPush => "/ttype/edupush",
+        }
+    }
+
+    /// What the first step calls its URI (`pushurl.description`).
+    pub fn uri_description(self) -> &'static str {
+        match self {
+            PushFlavour::Push => "URL for privacyIDEA Push Token",
+            PushFlavour::EduPush => "URL for eduMFA Push Token",
+        }
+    }
+
+    /// The policy action `push_<name>` in this flavour's words (`edupush_<name>`).
+    pub fn action(self, name: &str) -> String {
+        format!("{}_{name}", self.token_type())
+    }
+
+    /// Whether number matching exists (privacyIDEA's only).
+    pub fn number_matching(self) -> bool {
+        self == PushFlavour::Push
+    }
+}
+
 /// How a push challenge reaches the phone, as the enrolment chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushDelivery {
@@ -71,9 +144,17 @@ pub struct PushEnrolPolicies {
 }
 
 impl PushEnrolPolicies {
-    /// The enrollment policies for the request `ctx` describes (the new token's owner).
-    pub fn read(p: &PolicySnapshot, ctx: &PolicyContext<'_>) -> Result<PushEnrolPolicies, PolicyConflict> {
-        let value = |action: &str| Ok::<_, PolicyConflict>(p.value(Scope::Enrollment, action, ctx)?.map(|(v, _)| v));
+    /// The enrollment policies for the request `ctx` describes (the new token's owner), in
+    /// `flavour`'s action names (`push_force_app_pin` is both flavours').
+    pub fn read(
+        p: &PolicySnapshot,
+        ctx: &PolicyContext<'_>,
+        flavour: PushFlavour,
+    ) -> Result<PushEnrolPolicies, PolicyConflict> {
+        let value = |action: &str| {
+            let action = action.strip_prefix("push_").map_or_else(|| action.to_owned(), |n| flavour.action(n));
+            Ok::<_, PolicyConflict>(p.value(Scope::Enrollment, &action, ctx)?.map(|(v, _)| v))
+        };
         let text = |action: &str| Ok::<_, PolicyConflict>(value(action)?.and_then(|v| v.as_text().map(str::to_owned)));
         let int = |action: &str| Ok::<_, PolicyConflict>(value(action)?.and_then(|v| v.as_int()));
         Ok(PushEnrolPolicies {
@@ -83,6 +164,7 @@ impl PushEnrolPolicies {
                 .map(|s| PushDelivery::parse(&s))
                 .unwrap_or(PushDelivery::PollOnly),
             ssl_verify: text("push_ssl_verify")?.is_none_or(|v| v != "0"),
+            // eduMFA keeps privacyIDEA's name for this one.
             force_app_pin: p.flag(Scope::Enrollment, "push_force_app_pin", ctx)?,
             max_tokens: int("push_max_token_per_user")?,
         })
@@ -147,10 +229,17 @@ pub struct PushAuthPolicies {
 }
 
 impl PushAuthPolicies {
-    /// The authentication policies for the request `ctx` describes (the token's owner).
-    pub fn read(p: &PolicySnapshot, ctx: &PolicyContext<'_>) -> Result<PushAuthPolicies, PolicyConflict> {
-        let value =
-            |action: &str| Ok::<_, PolicyConflict>(p.value(Scope::Authentication, action, ctx)?.map(|(v, _)| v));
+    /// The authentication policies for the request `ctx` describes (the token's owner), in
+    /// `flavour`'s action names; `challenge_text` is both flavours'.
+    pub fn read(
+        p: &PolicySnapshot,
+        ctx: &PolicyContext<'_>,
+        flavour: PushFlavour,
+    ) -> Result<PushAuthPolicies, PolicyConflict> {
+        let value = |action: &str| {
+            let action = action.strip_prefix("push_").map_or_else(|| action.to_owned(), |n| flavour.action(n));
+            Ok::<_, PolicyConflict>(p.value(Scope::Authentication, &action, ctx)?.map(|(v, _)| v))
+        };
         let text = |action: &str| Ok::<_, PolicyConflict>(value(action)?.and_then(|v| v.as_text().map(str::to_owned)));
         let int = |action: &str| Ok::<_, PolicyConflict>(value(action)?.and_then(|v| v.as_int()));
         let presence_options = match text("push_presence_options")?.as_deref() {
@@ -179,7 +268,8 @@ impl PushAuthPolicies {
                 Some("token") => AllowPolling::Token,
                 _ => AllowPolling::Allow,
             },
-            require_presence: p.flag(Scope::Authentication, "push_require_presence", ctx)?,
+            require_presence: flavour.number_matching()
+                && p.flag(Scope::Authentication, "push_require_presence", ctx)?,
             presence_options,
             presence_count,
             challenge_text: text("challenge_text")?
@@ -220,13 +310,13 @@ mod tests {
     #[test]
     fn without_policies_privacyideas_defaults_apply_and_no_url_means_no_enrolment() {
         let p = PolicySnapshot::build(&[]).unwrap();
-        let e = PushEnrolPolicies::read(&p, &ctx()).unwrap();
+        let e = PushEnrolPolicies::read(&p, &ctx(), PushFlavour::Push).unwrap();
         assert_eq!(e.registration_url, None);
         assert_eq!(
             (e.ttl_min, e.delivery.clone(), e.ssl_verify, e.force_app_pin),
             (10, PushDelivery::PollOnly, true, false)
         );
-        let a = PushAuthPolicies::read(&p, &ctx()).unwrap();
+        let a = PushAuthPolicies::read(&p, &ctx(), PushFlavour::Push).unwrap();
         assert_eq!(a.mobile_text, DEFAULT_MOBILE_TEXT);
         assert_eq!(
             (a.wait_s, a.allow_polling, a.require_presence, a.presence_count),
@@ -242,16 +332,44 @@ mod tests {
             serde_json::json!({"push_registration_url": "https://cs.example/ttype/push", "push_ttl": 2,
                 "push_firebase_configuration": "fcm-prod", "push_ssl_verify": "0", "push_force_app_pin": true}),
         );
-        let e = PushEnrolPolicies::read(&p, &ctx()).unwrap();
+        let e = PushEnrolPolicies::read(&p, &ctx(), PushFlavour::Push).unwrap();
         assert_eq!(e.registration_url.as_deref(), Some("https://cs.example/ttype/push"));
         assert_eq!((e.ttl_min, e.ssl_verify, e.force_app_pin), (2, false, true));
         assert_eq!(e.delivery, PushDelivery::Firebase("fcm-prod".into()));
         assert_eq!(PushDelivery::parse("Poll Only"), PushDelivery::PollOnly);
+        // eduMFA's token reads its own names, and privacyIDEA's are not its.
+        let edu = PushEnrolPolicies::read(&p, &ctx(), PushFlavour::EduPush).unwrap();
+        assert_eq!((edu.registration_url, edu.ttl_min, edu.force_app_pin), (None, 10, true));
+        let p = snapshot(
+            "enrollment",
+            serde_json::json!({"edupush_registration_url": "https://cs.example/ttype/edupush",
+            "edupush_ttl": 3}),
+        );
+        let edu = PushEnrolPolicies::read(&p, &ctx(), PushFlavour::EduPush).unwrap();
+        assert_eq!((edu.registration_url.as_deref(), edu.ttl_min), (Some("https://cs.example/ttype/edupush"), 3));
+        assert_eq!(PushEnrolPolicies::read(&p, &ctx(), PushFlavour::Push).unwrap().registration_url, None);
+    }
+
+    #[test]
+    fn edupush_has_no_number_matching_and_its_own_names() {
+        let p = snapshot(
+            "authentication",
+            serde_json::json!({"push_require_presence": true, "edupush_wait": 5,
+            "edupush_text_on_mobile": "Sign in?"}),
+        );
+        let a = PushAuthPolicies::read(&p, &ctx(), PushFlavour::EduPush).unwrap();
+        assert_eq!((a.require_presence, a.wait_s, a.mobile_text.as_str()), (false, Some(5), "Sign in?"));
+        let b = PushAuthPolicies::read(&p, &ctx(), PushFlavour::Push).unwrap();
+        assert_eq!((b.require_presence, b.wait_s, b.mobile_text.as_str()), (true, None, DEFAULT_MOBILE_TEXT));
+        assert_eq!(PushFlavour::of_type("edupush").map(PushFlavour::endpoint), Some("/ttype/edupush"));
+        assert_eq!(PushFlavour::of_type("hotp"), None);
     }
 
     #[test]
     fn presence_options_follow_the_policies() {
-        let read = |a: serde_json::Value| PushAuthPolicies::read(&snapshot("authentication", a), &ctx()).unwrap();
+        let read = |a: serde_json::Value| {
+            PushAuthPolicies::read(&snapshot("authentication", a), &ctx(), PushFlavour::Push).unwrap()
+        };
         let a = read(serde_json::json!({"push_require_presence": true, "push_presence_options": "NUMERIC",
             "push_presence_num_options": 5, "push_wait": 20, "push_allow_polling": "token"}));
         assert!(a.require_presence);

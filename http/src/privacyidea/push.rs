@@ -1,4 +1,5 @@
-//! privacyIDEA's push protocol on the wire: `/ttype/push` (the phone's second enrolment step,
+//! privacyIDEA's push protocol on the wire: `/ttype/push` (and eduMFA's `/ttype/edupush`, the
+//! same protocol for its `edupush` tokens: the phone's second enrolment step,
 //! its polls, its answers and its Firebase token updates, told apart by their parameters as
 //! privacyIDEA tells them apart), the first enrolment step's `detail`, and the push parts of a
 //! challenge's answer. The decisions are [`countersign::push`]'s.
@@ -18,9 +19,18 @@ use super::envelope::{ErrorKind, PiResponse};
 use super::params::Params;
 use crate::SharedState;
 use countersign::push::{FbTokenUpdate, PhoneAnswer, PhoneEnrolment, PhonePoll, PushError};
+use countersign_core::policy::push::PushFlavour;
 
 pub(super) fn routes() -> Router<SharedState> {
-    Router::new().route("/ttype/push", get(poll).post(post))
+    Router::new()
+        .route(
+            PushFlavour::Push.endpoint(),
+            get(|st, c, p| poll(st, c, p, PushFlavour::Push)).post(|st, c, p| post(st, c, p, PushFlavour::Push)),
+        )
+        .route(
+            PushFlavour::EduPush.endpoint(),
+            get(|st, c, p| poll(st, c, p, PushFlavour::EduPush)).post(|st, c, p| post(st, c, p, PushFlavour::EduPush)),
+        )
 }
 
 /// What the app sends as its Firebase token when it has none (poll only).
@@ -41,11 +51,12 @@ fn unavailable() -> PiResponse {
 }
 
 /// A phone's poll.
-async fn poll(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Response {
+async fn poll(State(st): State<SharedState>, caller: ApiCaller, p: Params, flavour: PushFlavour) -> Response {
     let nonce = p.nonce();
     let answer = async {
         let push = st.challenges.push().ok_or_else(unavailable)?;
         let r = PhonePoll {
+            flavour,
             serial: p.required("serial")?.to_owned(),
             timestamp: p.required("timestamp")?.to_owned(),
             signature: p.required("signature")?.to_owned(),
@@ -62,7 +73,7 @@ async fn poll(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Re
 /// The phone's POSTs: the second enrolment step (`fbtoken` and `pubkey`), an answer
 /// (`signature`), or a Firebase token update (`new_fb_token`, `timestamp`, `signature`), in
 /// privacyIDEA's order of telling them apart.
-async fn post(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Response {
+async fn post(State(st): State<SharedState>, caller: ApiCaller, p: Params, flavour: PushFlavour) -> Response {
     let nonce = p.nonce();
     let answer = async {
         let push = st.challenges.push().ok_or_else(unavailable)?;
@@ -71,6 +82,7 @@ async fn post(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Re
             let credential = p.required("enrollment_credential")?;
             let fbtoken = if fbtoken == NO_FIREBASE_TOKEN { "" } else { fbtoken };
             let r = PhoneEnrolment {
+                flavour,
                 serial,
                 enrollment_credential: SecretString::from(credential),
                 pubkey: pubkey.to_owned(),
@@ -87,6 +99,7 @@ async fn post(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Re
         if p.get("signature").is_some() && p.get("new_fb_token").is_none() {
             let decline = matches!(p.get("decline"), Some("1" | "true" | "True" | "TRUE"));
             let r = PhoneAnswer {
+                flavour,
                 serial,
                 nonce: p.owned("nonce"),
                 signature: p.required("signature")?.to_owned(),
@@ -101,6 +114,7 @@ async fn post(State(st): State<SharedState>, caller: ApiCaller, p: Params) -> Re
             (p.get("new_fb_token"), p.get("timestamp"), p.get("signature"))
         {
             let r = FbTokenUpdate {
+                flavour,
                 serial,
                 new_fb_token: new_fb_token.to_owned(),
                 timestamp: timestamp.to_owned(),
@@ -123,7 +137,7 @@ pub(super) fn init_detail(push: Option<&countersign::push::PushEnrolment>, detai
     let uri = e.uri.expose_secret();
     let img = countersign::enrolment_qr::qr_png(uri)?;
     detail["pushurl"] = json!({
-        "description": "URL for privacyIDEA Push Token",
+        "description": e.description,
         "value": uri,
         "img": format!("data:image/png;base64,{img}"),
     });

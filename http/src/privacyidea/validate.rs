@@ -44,7 +44,7 @@ pub(super) fn target(p: &Params, is_realm: impl Fn(&str) -> bool) -> Result<Chec
 /// when it may be entered (`2026-12-06 12:14:21.564234`, as Python prints a time; UTC) and the
 /// RADIUS `state` privacyIDEA leaves empty.
 fn attributes(c: &ChallengeView) -> Value {
-    if c.token_type == "push" {
+    if countersign::push::is_push_type(&c.token_type) {
         // The client waits for the tap: no input field (privacyIDEA's poll client mode).
         return json!({ "hideResponseInput": true });
     }

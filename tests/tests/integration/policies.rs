@@ -312,6 +312,11 @@ fn policies_defined_checked_explained_refused_and_audited() {
         "push_ssl_verify",
         "push_force_app_pin",
         "push_max_token_per_user",
+        "edupush_registration_url",
+        "edupush_ttl",
+        "edupush_firebase_configuration",
+        "edupush_ssl_verify",
+        "edupush_max_token_per_user",
     ];
     assert_eq!((status, names), (200, enrolment));
     assert_eq!(request(&sock, "GET", "/v1/admin/policies/nope", None).0, 404);

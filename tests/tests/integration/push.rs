@@ -395,3 +395,53 @@ fn with_an_fcm_gateway_each_challenge_is_pushed_to_the_phone_as_signed() {
     let row = &deliveries["deliveries"][0];
     assert_eq!((text(&row["token_type"]), text(&row["status"])), ("push", "delivered"), "{deliveries}");
 }
+
+#[test]
+fn an_edupush_token_speaks_edumfas_names_on_its_own_endpoint() {
+    let s = PushServer::start("");
+    s.policy(
+        "edu-enrol",
+        "enrollment",
+        &format!("edupush_registration_url=http://127.0.0.1:{}/ttype/edupush, edupush_ttl=2", s.port),
+    );
+    s.policy("edu-auth", "authentication", "edupush_text_on_mobile=eduMFA login?");
+    let v = s.admin(
+        "/token/init",
+        &[("type", "edupush"), ("genkey", "1"), ("user", "alice"), ("realm", "test"), ("pin", PIN)],
+    );
+    let serial = text(&v["detail"]["serial"]).to_owned();
+    assert!(serial.starts_with("EDUP"), "{v}");
+    assert_eq!(v["detail"]["pushurl"]["description"], "URL for eduMFA Push Token", "{v}");
+    let uri = text(&v["detail"]["pushurl"]["value"]);
+    assert!(
+        uri.starts_with(&format!(
+            "edumfa-push://edumfa/{serial}?url=http%3A//127.0.0.1%3A{}/ttype/edupush&ttl=2&",
+            s.port
+        )),
+        "{uri}"
+    );
+    assert!(!uri.contains("poll_only"), "{uri}");
+    // eduMFA's URI says nothing of polling; a phone without Firebase sends the app's marker.
+    let (phone, code, answer) =
+        Phone::enrol_with(uri, s.dir.path().join("edu.json"), Some(2048), &["--fbtoken", "no_firebase_token"]);
+    assert_eq!(code, 0, "{answer}");
+    let v = s.challenge("alice");
+    let c = only_challenge(&phone);
+    assert_eq!(c["question"], "eduMFA login?", "{c}");
+    assert!(c.get("require_presence").is_none(), "{c}");
+    // privacyIDEA's endpoint serves no edupush token, with its one answer.
+    let timestamp = text(&phone_cmd(&phone, "raw-signature", &["--data", "x"]).1["timestamp_now"]).to_owned();
+    let signature = phone_cmd(&phone, "raw-signature", &["--data", &format!("{serial}|{timestamp}")]).1;
+    let (status, other) = countersign_tests::privacyidea::send(
+        s.port,
+        countersign_tests::privacyidea::Shape::Query,
+        "GET",
+        "/ttype/push",
+        &[("serial", &serial), ("timestamp", &timestamp), ("signature", text(&signature["signature"]))],
+        &[],
+    );
+    assert_eq!((status, other["result"]["error"]["code"].as_i64()), (400, Some(10)), "{other}");
+    let (code, tapped) = phone.answer(text(&c["nonce"]), &[]);
+    assert_eq!(code, 0, "{tapped}");
+    assert_eq!(s.finish("alice", &tx_of(&v))["result"]["authentication"], "ACCEPT");
+}
