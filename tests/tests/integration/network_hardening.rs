@@ -172,7 +172,11 @@ fn require_api_key_covers_every_route_of_the_http_listener() {
             // phones' endpoint are authenticated by the protocol itself (ECIES to the server's
             // keys, signatures, MAC tokens, an enrolment credential), not by an API key, which a
             // phone does not have: without the protocol's credentials they refuse all the same.
-            if path.starts_with("/pa/v3/") || path.starts_with("/api/auth/token/app/") || path == "/ttype/push" {
+            if path.starts_with("/pa/v3/")
+                || path.starts_with("/api/auth/token/app/")
+                || path == "/ttype/push"
+                || path == "/ttype/edupush"
+            {
                 if (200..300).contains(&status) {
                     open.push(format!("{method} {path} -> {status} {text}"));
                 }
