@@ -96,6 +96,30 @@ impl PushFlavour {
     }
 }
 
+/// Reads one scope's actions for one request, each named as privacyIDEA names it (`push_*`)
+/// and looked up under `flavour`'s name; other names (`challenge_text`) as they are.
+struct Reader<'a> {
+    p: &'a PolicySnapshot,
+    ctx: &'a PolicyContext<'a>,
+    scope: Scope,
+    flavour: PushFlavour,
+}
+
+impl Reader<'_> {
+    fn value(&self, action: &str) -> Result<Option<super::actions::ActionValue>, PolicyConflict> {
+        let action = action.strip_prefix("push_").map_or_else(|| action.to_owned(), |n| self.flavour.action(n));
+        Ok(self.p.value(self.scope, &action, self.ctx)?.map(|(v, _)| v))
+    }
+
+    fn text(&self, action: &str) -> Result<Option<String>, PolicyConflict> {
+        Ok(self.value(action)?.and_then(|v| v.as_text().map(str::to_owned)))
+    }
+
+    fn int(&self, action: &str) -> Result<Option<i64>, PolicyConflict> {
+        Ok(self.value(action)?.and_then(|v| v.as_int()))
+    }
+}
+
 /// How a push challenge reaches the phone, as the enrolment chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushDelivery {
@@ -151,12 +175,8 @@ impl PushEnrolPolicies {
         ctx: &PolicyContext<'_>,
         flavour: PushFlavour,
     ) -> Result<PushEnrolPolicies, PolicyConflict> {
-        let value = |action: &str| {
-            let action = action.strip_prefix("push_").map_or_else(|| action.to_owned(), |n| flavour.action(n));
-            Ok::<_, PolicyConflict>(p.value(Scope::Enrollment, &action, ctx)?.map(|(v, _)| v))
-        };
-        let text = |action: &str| Ok::<_, PolicyConflict>(value(action)?.and_then(|v| v.as_text().map(str::to_owned)));
-        let int = |action: &str| Ok::<_, PolicyConflict>(value(action)?.and_then(|v| v.as_int()));
+        let r = Reader { p, ctx, scope: Scope::Enrollment, flavour };
+        let (text, int) = (|a: &str| r.text(a), |a: &str| r.int(a));
         Ok(PushEnrolPolicies {
             registration_url: text("push_registration_url")?.filter(|u| !u.trim().is_empty()),
             ttl_min: int("push_ttl")?.and_then(|t| u32::try_from(t).ok()).unwrap_or(DEFAULT_TTL_MIN),
@@ -236,12 +256,8 @@ impl PushAuthPolicies {
         ctx: &PolicyContext<'_>,
         flavour: PushFlavour,
     ) -> Result<PushAuthPolicies, PolicyConflict> {
-        let value = |action: &str| {
-            let action = action.strip_prefix("push_").map_or_else(|| action.to_owned(), |n| flavour.action(n));
-            Ok::<_, PolicyConflict>(p.value(Scope::Authentication, &action, ctx)?.map(|(v, _)| v))
-        };
-        let text = |action: &str| Ok::<_, PolicyConflict>(value(action)?.and_then(|v| v.as_text().map(str::to_owned)));
-        let int = |action: &str| Ok::<_, PolicyConflict>(value(action)?.and_then(|v| v.as_int()));
+        let r = Reader { p, ctx, scope: Scope::Authentication, flavour };
+        let (text, int) = (|a: &str| r.text(a), |a: &str| r.int(a));
         let presence_options = match text("push_presence_options")?.as_deref() {
             Some("NUMERIC") => PresenceOptions::Numeric,
             Some("CUSTOM") => {
