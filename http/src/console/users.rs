@@ -46,6 +46,8 @@ pub(super) const ENROLLABLE: &[(&str, &str)] = &[
     ("tan", "TAN list"),
     ("indexedsecret", "Indexed secret"),
     ("yubikey", "Yubico OTP (a YubiKey programmed elsewhere: its AES key)"),
+    ("push", "Push (privacyIDEA Authenticator app: the user scans the code)"),
+    ("edupush", "eduPUSH (eduMFA Authenticator app: the user scans the code)"),
 ];
 
 /// The actions a token row offers, by admin-policy action name, with their labels and whether
@@ -203,11 +205,18 @@ pub(super) struct UserPage {
     pub audit: Result<Vec<countersign::store::AuthAuditRow>, String>,
 }
 
-/// What a token's state reads as on a page: revoked, disabled, locked (its fail counter at
-/// its limit) or active.
+/// What a token's state reads as on a page: revoked, disabled, a push token's phone not there
+/// yet (waiting for the phone, or its enrolment expired), locked (its fail counter at its limit)
+/// or active.
 pub(super) fn token_state(t: &Token) -> &'static str {
     if t.revoked {
         "revoked"
+    } else if let Some(p) = t.push.as_ref().filter(|p| p.state != "enrolled") {
+        if p.state == "enrolment expired" {
+            "enrolment expired"
+        } else {
+            "waiting for the phone"
+        }
     } else if !t.active {
         "disabled"
     } else if t.fails.count >= t.fails.max {
@@ -569,7 +578,9 @@ pub(super) async fn enrol(
     let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
     match st.tokens.init(s.caller.clone(), init_request(&kind, realm, login, &f)).await {
         Ok(e) => {
-            let lines = shown_lines(e.otpauth_uri.as_ref(), e.shown.as_ref());
+            // A push token's enrolment URI is what its phone scans, as a seed's URI is.
+            let uri = e.otpauth_uri.as_ref().or(e.push.as_ref().map(|p| &p.uri));
+            let lines = shown_lines(uri, e.shown.as_ref());
             shown_once(&s, &back, "Token enrolled", &e.token.serial, &lines, e.qr_png.as_deref())
         }
         Err(e) => layout::error_page(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string(), Some(&back)).into_response(),

@@ -176,9 +176,14 @@ fn rights_of(st: &AppState, admin: &PiAdmin) -> Vec<&'static str> {
         .collect();
     countersign::policy::actions::in_scope(countersign::policy::Scope::Admin)
         .map(|a| a.name)
+        .filter(|name| !EDUMFA_RIGHTS.contains(name))
         .filter(|name| places.iter().any(|on| allowed(st, admin, name, on).is_ok()))
         .collect()
 }
+
+/// eduMFA's admin rights, which privacyIDEA's web UI (the client of `/auth`'s `rights`) does not
+/// know; the policies still grant them.
+const EDUMFA_RIGHTS: &[&str] = &["enrollEDUPUSH"];
 
 /// The parts of privacyIDEA's web UI these rights open (`/auth`'s `menus`).
 fn menus_of(rights: &[&str]) -> Vec<&'static str> {

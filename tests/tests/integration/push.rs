@@ -445,3 +445,30 @@ fn an_edupush_token_speaks_edumfas_names_on_its_own_endpoint() {
     assert_eq!(code, 0, "{tapped}");
     assert_eq!(s.finish("alice", &tx_of(&v))["result"]["authentication"], "ACCEPT");
 }
+
+#[test]
+fn the_help_desk_enrols_a_push_token_in_the_console_and_sees_it_wait_for_the_phone() {
+    use countersign_tests::console::{console_user, csrf, exchange, form, sign_in};
+    let s = PushServer::start_with(&[countersign_tests::TOTP_PLUGIN], "");
+    let secret = console_user(&s.d, "desk", "admin", &[]);
+    let cookie = sign_in(s.port, "desk", &secret);
+    let token = csrf(s.port, &cookie);
+    let headers = [("Cookie", cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    let (status, _, page) = exchange(
+        s.port,
+        "POST",
+        "/console/users/test/alice/enrol",
+        &headers,
+        &form(&[("_csrf", &token), ("type", "push"), ("description", "alice's phone")]),
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("otpauth://pipush/PIPU") && page.contains("data:image/png;base64,"), "{page}");
+    let (status, _, page) = exchange(s.port, "GET", "/console/users/test/alice", &[("Cookie", &cookie)], "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("waiting for the phone"), "{page}");
+    let serial = s.d.cli_json(&["token", "list", "--user", "alice", "--realm", "test"])["tokens"][0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.d.cli_json(&["token", "show", &serial])["push"]["state"], "waiting for the phone");
+}
