@@ -472,3 +472,55 @@ fn the_help_desk_enrols_a_push_token_in_the_console_and_sees_it_wait_for_the_pho
         .to_owned();
     assert_eq!(s.d.cli_json(&["token", "show", &serial])["push"]["state"], "waiting for the phone");
 }
+
+#[test]
+fn twenty_copies_of_an_answer_and_of_a_finalising_check_count_once() {
+    let s = PushServer::start("");
+    let (serial, phone) = s.enrolled("alice", None);
+    let v = s.challenge("alice");
+    let tx = tx_of(&v);
+    let nonce = text(&only_challenge(&phone)["nonce"]).to_owned();
+    // The phone's one signed answer, sent twenty times at once.
+    let signature =
+        text(&phone_cmd(&phone, "raw-signature", &["--data", &format!("{nonce}|{serial}")]).1["signature"]).to_owned();
+    let port = s.port;
+    let answers: Vec<_> = (0..20)
+        .map(|_| {
+            let (serial, nonce, signature) = (serial.clone(), nonce.clone(), signature.clone());
+            std::thread::spawn(move || {
+                countersign_tests::privacyidea::send(
+                    port,
+                    countersign_tests::privacyidea::Shape::Form,
+                    "POST",
+                    "/ttype/push",
+                    &[("serial", &serial), ("nonce", &nonce), ("signature", &signature)],
+                    &[],
+                )
+            })
+        })
+        .collect();
+    let taken = answers.into_iter().map(|h| h.join().unwrap()).filter(|(_, v)| v["result"]["value"] == true).count();
+    assert_eq!(taken, 1, "one answer is taken");
+    // Twenty finalising checks at once: one accept.
+    let checks: Vec<_> = (0..20)
+        .map(|_| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                countersign_tests::privacyidea::send(
+                    port,
+                    countersign_tests::privacyidea::Shape::Form,
+                    "POST",
+                    "/validate/check",
+                    &[("user", "alice"), ("realm", "test"), ("pass", ""), ("transaction_id", &tx)],
+                    &[],
+                )
+            })
+        })
+        .collect();
+    let accepted = checks
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|(_, v)| v["result"]["authentication"] == "ACCEPT")
+        .count();
+    assert_eq!(accepted, 1, "the tap logs in once");
+}
