@@ -725,7 +725,7 @@ impl TokenService {
             (Some(u), true) => Some(qr_png(u.expose_secret()).map_err(TokenError::Internal)?),
             _ => None,
         };
-        Ok(Enrolled { token: api_token(&rec), otpauth_uri: uri, qr_png: png, pin: random_pin, shown, webauthn, push })
+        Ok(Enrolled { token: self.shown(&rec)?, otpauth_uri: uri, qr_png: png, pin: random_pin, shown, webauthn, push })
     }
 
     /// A paper token's sheet: the codes of its first `count` counters (100 by default), from

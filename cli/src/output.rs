@@ -616,7 +616,13 @@ links: {} ({} to {}), signed checkpoints verified: {} (last at {}), unsigned tai
             let e: Enrolled = typed(v)?;
             let mut out = table(&TOKEN_HEADER, vec![token_row(&e.token)]);
             if let Some(uri) = &e.otpauth_uri {
-                out += &format!("\nEnrolment URI (shown once; it holds the seed):\n{}\n\n", uri.expose_secret());
+                // A push token's URI holds no seed but the phone's one-time enrolment credential.
+                let holds = if e.token.push.is_some() {
+                    "the phone's enrolment credential, valid until the phone uses it or push_ttl runs out"
+                } else {
+                    "the seed"
+                };
+                out += &format!("\nEnrolment URI (shown once; it holds {holds}):\n{}\n\n", uri.expose_secret());
             }
             if let Some(p) = &e.password {
                 out += &format!("\nPassword (shown once):\n{}\n", p.expose_secret());

@@ -54,6 +54,7 @@ fn a_phone_enrols_polls_accepts_declines_and_matches_numbers() {
     // The native API shows the same URI (the CLI draws its QR code).
     let native = s.d.cli_json(&["token", "init", "--type", "push", "--user", "bob", "--realm", "test"]);
     assert!(native["otpauth_uri"].as_str().unwrap().starts_with("otpauth://pipush/PIPU"), "{native}");
+    assert_eq!(native["token"]["push"]["state"], "waiting for the phone", "{native}");
     // The help desk sees it waiting for the phone, and until when; never the credential's
     // verifier.
     let shown = s.d.cli_json(&["token", "show", &serial]);
