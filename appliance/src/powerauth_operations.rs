@@ -276,6 +276,16 @@ pub struct RejectOperation {
     pub additional_data: serde_json::Map<String, Value>,
 }
 
+/// Where an operation stands for one attempt on it ([`PowerAuthOperations::standing`]).
+enum Standing {
+    /// Pending: the operation as read, and the time it was judged at.
+    Pending(PowerAuthOperation, i64),
+    /// Already answered (not pending, or expired just now), audited.
+    Done(Outcome),
+    /// It changed between the read and the write: read it again.
+    Moved,
+}
+
 /// What a decision made of an operation.
 enum Outcome {
     /// Approved now.
@@ -798,6 +808,47 @@ impl PowerAuthOperations {
         }))
     }
 
+    /// Operation `operation_id`, or a refusal audited as `action` when there is none.
+    fn load_audited(
+        &self,
+        caller: &Caller,
+        action: &str,
+        operation_id: &str,
+    ) -> Result<PowerAuthOperation, PowerAuthError> {
+        match self.store.powerauth_operation(operation_id)? {
+            Some(o) => Ok(o),
+            None => {
+                let why = format!("operation {operation_id}: no such operation");
+                self.audit(&audit_row(caller, action, "refused", None, why))?;
+                Err(refused("ERR_OPERATION_NOT_FOUND", format!("no operation {operation_id}")))
+            }
+        }
+    }
+
+    /// Where `o` (as read) stands for an attempt on it, at the appliance's time: pending, or
+    /// answered already (no longer pending, or expired now; audited as `action`), or moved
+    /// meanwhile (read it again).
+    fn standing(
+        &self,
+        caller: &Caller,
+        action: &str,
+        o: PowerAuthOperation,
+        attempt: Option<&Attempt<'_>>,
+    ) -> Result<Standing, PowerAuthError> {
+        let now = self.clock.now_ms();
+        let status = effective_status(&o, now);
+        if status == OperationStatus::Expired && o.status == OperationStatus::Pending {
+            return Ok(match self.expire(caller, action, &o, attempt, now)? {
+                Some(out) => Standing::Done(out),
+                None => Standing::Moved,
+            });
+        }
+        if status != OperationStatus::Pending {
+            return Ok(Standing::Done(self.not_pending(caller, action, &o, attempt, status)?));
+        }
+        Ok(Standing::Pending(o, now))
+    }
+
     fn not_pending(
         &self,
         caller: &Caller,
@@ -820,30 +871,12 @@ impl PowerAuthOperations {
     ) -> Result<Outcome, PowerAuthError> {
         const ACTION: &str = "powerauth/operation/approve";
         for _ in 0..CAS_ATTEMPTS {
-            let o = match self.store.powerauth_operation(operation_id)? {
-                Some(o) => o,
-                None => {
-                    self.audit(&audit_row(
-                        caller,
-                        ACTION,
-                        "refused",
-                        None,
-                        format!("operation {operation_id}: no such operation"),
-                    ))?;
-                    return Err(refused("ERR_OPERATION_NOT_FOUND", format!("no operation {operation_id}")));
-                }
+            let o = self.load_audited(caller, ACTION, operation_id)?;
+            let (o, now) = match self.standing(caller, ACTION, o, Some(attempt))? {
+                Standing::Pending(o, now) => (o, now),
+                Standing::Done(out) => return Ok(out),
+                Standing::Moved => continue,
             };
-            let now = self.clock.now_ms();
-            let status = effective_status(&o, now);
-            if status == OperationStatus::Expired && o.status == OperationStatus::Pending {
-                match self.expire(caller, ACTION, &o, Some(attempt), now)? {
-                    Some(out) => return Ok(out),
-                    None => continue,
-                }
-            }
-            if status != OperationStatus::Pending {
-                return self.not_pending(caller, ACTION, &o, Some(attempt), status);
-            }
             let mut wrong = Vec::new();
             if o.user_id != attempt.user_id {
                 wrong.push("another user's".to_owned());
@@ -909,18 +942,11 @@ impl PowerAuthOperations {
     ) -> Result<Outcome, PowerAuthError> {
         const ACTION: &str = "powerauth/operation/approve";
         for _ in 0..CAS_ATTEMPTS {
-            let o = self.load(operation_id)?;
-            let now = self.clock.now_ms();
-            let status = effective_status(&o, now);
-            if status == OperationStatus::Expired && o.status == OperationStatus::Pending {
-                match self.expire(caller, ACTION, &o, attempt, now)? {
-                    Some(out) => return Ok(out),
-                    None => continue,
-                }
-            }
-            if status != OperationStatus::Pending {
-                return self.not_pending(caller, ACTION, &o, attempt, status);
-            }
+            let (o, now) = match self.standing(caller, ACTION, self.load(operation_id)?, attempt)? {
+                Standing::Pending(o, now) => (o, now),
+                Standing::Done(out) => return Ok(out),
+                Standing::Moved => continue,
+            };
             if let Some(out) = self.count_failure(caller, ACTION, &o, attempt, why, now)? {
                 return Ok(out);
             }
@@ -937,30 +963,12 @@ impl PowerAuthOperations {
     ) -> Result<Outcome, PowerAuthError> {
         const ACTION: &str = "powerauth/operation/reject";
         for _ in 0..CAS_ATTEMPTS {
-            let o = match self.store.powerauth_operation(operation_id)? {
-                Some(o) => o,
-                None => {
-                    self.audit(&audit_row(
-                        caller,
-                        ACTION,
-                        "refused",
-                        None,
-                        format!("operation {operation_id}: no such operation"),
-                    ))?;
-                    return Err(refused("ERR_OPERATION_NOT_FOUND", format!("no operation {operation_id}")));
-                }
+            let o = self.load_audited(caller, ACTION, operation_id)?;
+            let (o, now) = match self.standing(caller, ACTION, o, Some(attempt))? {
+                Standing::Pending(o, now) => (o, now),
+                Standing::Done(out) => return Ok(out),
+                Standing::Moved => continue,
             };
-            let now = self.clock.now_ms();
-            let status = effective_status(&o, now);
-            if status == OperationStatus::Expired && o.status == OperationStatus::Pending {
-                match self.expire(caller, ACTION, &o, Some(attempt), now)? {
-                    Some(out) => return Ok(out),
-                    None => continue,
-                }
-            }
-            if status != OperationStatus::Pending {
-                return self.not_pending(caller, ACTION, &o, Some(attempt), status);
-            }
             if o.user_id != attempt.user_id || !o.applications.iter().any(|a| a == attempt.application) {
                 self.audit(&self.row(
                     caller,
