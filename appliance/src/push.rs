@@ -29,10 +29,10 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
-use crate::service_error::{blocking, TokenError};
+use crate::service_error::{blocking, off_runtime, TokenError};
 use crate::store::{
     AuthAuditRow, NewPushChallenge, PushAnswer, PushChallenge, PushStatus, Store, StoreError, TokenChange, TokenRecord,
-    TransactionState, CLIENTWAIT, ROLLOUT_STATE,
+    TransactionState, CLIENTWAIT, ENROLLED, ROLLOUT_STATE,
 };
 use crate::token_secrets::TokenSecrets;
 
@@ -80,9 +80,6 @@ pub(crate) mod param {
     /// privacyIDEA's `polling_allowed` token info (push_allow_polling `token`).
     pub(crate) const POLLING_ALLOWED: &str = "polling_allowed";
 }
-
-/// privacyIDEA's `rollout_state` of a push token whose phone finished the second step.
-pub const ENROLLED: &str = "enrolled";
 
 /// Why a phone's request was refused. The HTTP layer shapes each as privacyIDEA does.
 #[derive(Debug, thiserror::Error)]
@@ -343,10 +340,6 @@ fn flavour_of(t: &TokenRecord) -> PushFlavour {
     PushFlavour::of_type(&t.token_type).unwrap_or(PushFlavour::Push)
 }
 
-fn rollout(t: &TokenRecord) -> &str {
-    t.params.get(ROLLOUT_STATE).and_then(Value::as_str).unwrap_or_default()
-}
-
 impl PushService {
     /// The service.
     pub fn new(
@@ -393,7 +386,7 @@ impl PushService {
     /// the phone's key is kept and the realm's server key given.
     pub async fn enrol(&self, r: PhoneEnrolment) -> Result<PhoneEnrolled, PushError> {
         let svc = self.clone();
-        blocking_push(move || svc.enrol_blocking(r)).await
+        off_runtime(move || svc.enrol_blocking(r), task_failed).await
     }
 
     fn enrol_blocking(&self, r: PhoneEnrolment) -> Result<PhoneEnrolled, PushError> {
@@ -405,7 +398,7 @@ impl PushService {
             Ok(_) | Err(StoreError::Refused(Refusal::NotFound(_))) => return Err(not_waiting()),
             Err(e) => return Err(e.into()),
         };
-        if rollout(&t) != CLIENTWAIT || t.revoked {
+        if t.rollout_state() != CLIENTWAIT || t.revoked {
             self.refused(&r.caller, ACTION, &t, "the token is not waiting for its phone (already enrolled?)");
             return Err(not_waiting());
         }
@@ -431,10 +424,11 @@ impl PushService {
                 t.serial
             )));
         }
-        let key = phone_key_der(&r.pubkey).filter(|der| {
-            countersign_pki::rsa_key_bits(der).is_ok_and(|b| (MIN_PHONE_KEY_BITS..=MAX_PHONE_KEY_BITS).contains(&b))
+        let key = phone_key_der(&r.pubkey).and_then(|der| {
+            let bits = countersign_pki::rsa_key_bits(&der).ok()?;
+            (MIN_PHONE_KEY_BITS..=MAX_PHONE_KEY_BITS).contains(&bits).then_some((der, bits))
         });
-        let Some(phone_key) = key else {
+        let Some((phone_key, bits)) = key else {
             self.refused(&r.caller, ACTION, &t, "the phone's public key is not an RSA key of 2048 to 8192 bits");
             return Err(PushError::Parameter(format!(
                 "the public key is not a Base64 SubjectPublicKeyInfo of an RSA key of {MIN_PHONE_KEY_BITS} to \
@@ -464,8 +458,7 @@ impl PushService {
             "ok",
             &t,
             format!(
-                "phone enrolled: RSA key of {} bits, {}, server key {}",
-                countersign_pki::rsa_key_bits(&phone_key).unwrap_or(0),
+                "phone enrolled: RSA key of {bits} bits, {}, server key {}",
                 if r.fbtoken.is_empty() { "poll only" } else { "with a Firebase token" },
                 server_key.to_hex()
             ),
@@ -474,7 +467,8 @@ impl PushService {
         let seen_verifier = t.params.get(param::ENROLMENT_VERIFIER).cloned();
         self.store.change_token(&t.serial, &audit, move |now_row| {
             // The second step runs once: a concurrent one that got here first changed the row.
-            if rollout(now_row) != CLIENTWAIT || now_row.params.get(param::ENROLMENT_VERIFIER) != seen_verifier.as_ref()
+            if now_row.rollout_state() != CLIENTWAIT
+                || now_row.params.get(param::ENROLMENT_VERIFIER) != seen_verifier.as_ref()
             {
                 return Err(StoreError::Refused(Refusal::Invalid(
                     "No token with this serial number in the rollout state 'clientwait'.".into(),
@@ -508,7 +502,7 @@ impl PushService {
             Ok(_) | Err(StoreError::Refused(Refusal::NotFound(_))) => return Err(PushError::Signature),
             Err(e) => return Err(e.into()),
         };
-        if rollout(&t) != ENROLLED || t.revoked {
+        if t.rollout_state() != ENROLLED || t.revoked {
             self.refused(caller, action, &t, "the token's phone has not finished the enrolment, or it is revoked");
             return Err(PushError::Signature);
         }
@@ -533,7 +527,7 @@ impl PushService {
     /// A phone's poll: its open challenges, as it is shown them (signed by the server key).
     pub async fn poll(&self, r: PhonePoll) -> Result<Vec<Value>, PushError> {
         let svc = self.clone();
-        blocking_push(move || svc.poll_blocking(r)).await
+        off_runtime(move || svc.poll_blocking(r), task_failed).await
     }
 
     fn poll_blocking(&self, r: PhonePoll) -> Result<Vec<Value>, PushError> {
@@ -581,7 +575,7 @@ impl PushService {
     /// answer as privacyIDEA says it (a decline too); `Ok(false)` when none did.
     pub async fn answer(&self, r: PhoneAnswer) -> Result<bool, PushError> {
         let svc = self.clone();
-        let out = blocking_push(move || svc.answer_blocking(r)).await;
+        let out = off_runtime(move || svc.answer_blocking(r), task_failed).await;
         self.answered.notify_waiters();
         out
     }
@@ -596,7 +590,7 @@ impl PushService {
             Err(e) => return Err(e.into()),
         };
         let now = self.clock.now_ms();
-        if rollout(&t) != ENROLLED || t.revoked {
+        if t.rollout_state() != ENROLLED || t.revoked {
             self.refused(&r.caller, ACTION, &t, "the token's phone has not finished the enrolment, or it is revoked");
             return Ok(false);
         }
@@ -655,7 +649,7 @@ impl PushService {
     /// The phone's new Firebase token.
     pub async fn update_fbtoken(&self, r: FbTokenUpdate) -> Result<(), PushError> {
         let svc = self.clone();
-        blocking_push(move || svc.update_fbtoken_blocking(r)).await
+        off_runtime(move || svc.update_fbtoken_blocking(r), task_failed).await
     }
 
     fn update_fbtoken_blocking(&self, r: FbTokenUpdate) -> Result<(), PushError> {
@@ -742,7 +736,7 @@ impl PushService {
         caller: &Caller,
         presence: &mut Presence,
     ) -> Result<PushMade, TokenError> {
-        if rollout(t) != ENROLLED {
+        if t.rollout_state() != ENROLLED {
             return Err(TokenError::Refused(Refusal::Invalid(format!(
                 "{} token {} has not been enrolled on a phone yet",
                 t.token_type, t.serial
@@ -842,7 +836,7 @@ impl PushService {
 pub fn state_of(store: &Store, t: &TokenRecord, now_ms: i64) -> Result<countersign_api::PushState, TokenError> {
     let (last_poll_ms, last_answer_ms) = store.push_last_seen(t.id)?;
     let expires = t.params.get(param::ENROLMENT_EXPIRES).and_then(Value::as_i64);
-    let state = match (rollout(t), expires) {
+    let state = match (t.rollout_state(), expires) {
         (ENROLLED, _) => "enrolled",
         (_, Some(e)) if now_ms >= e => "enrolment expired",
         _ => "waiting for the phone",
@@ -862,14 +856,9 @@ pub fn state_of(store: &Store, t: &TokenRecord, now_ms: i64) -> Result<countersi
     })
 }
 
-/// [`blocking`] for the phone's requests, keeping their own errors.
-async fn blocking_push<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, PushError> + Send + 'static,
-) -> Result<T, PushError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(PushError::Service(TokenError::Internal(format!("a push request's task failed: {e}")))),
-    }
+/// A phone request's blocking task that failed (it panicked or was cancelled).
+fn task_failed(e: String) -> PushError {
+    PushError::Service(TokenError::Internal(format!("a push request's task failed: {e}")))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use countersign_core::error::Refusal;
 use countersign_core::policy::webauthn::WebauthnEnrolPolicies;
 
 use crate::store::{
-    AuthAuditRow, Registration as CredentialRegistration, StoreError, TokenRecord, CLIENTWAIT, ROLLOUT_STATE,
+    AuthAuditRow, Registration as CredentialRegistration, StoreError, TokenRecord, CLIENTWAIT, ENROLLED, ROLLOUT_STATE,
 };
 use crate::token_host::call_for_token;
 use crate::tokens::{api_token, still_expected, Enrolled, InitRequest, TokenError, TokenService};
@@ -31,9 +31,6 @@ pub(crate) struct Started {
 fn invalid(m: String) -> TokenError {
     TokenError::Refused(Refusal::Invalid(m))
 }
-
-/// privacyIDEA's `rollout_state` once the registration finished.
-const ENROLLED: &str = "enrolled";
 
 impl TokenService {
     /// The enrolment policies of a webauthn token for `login` in `realm`.
@@ -167,8 +164,7 @@ impl TokenService {
             .ok_or_else(|| invalid("the registration names its token: give the serial of the first step".into()))?;
         let token = self.store.token(&serial)?;
         let waiting = |t: &TokenRecord| {
-            matches!(t.token_type.as_str(), "webauthn" | "passkey")
-                && t.params.get(ROLLOUT_STATE).and_then(serde_json::Value::as_str) == Some(CLIENTWAIT)
+            matches!(t.token_type.as_str(), "webauthn" | "passkey") && t.rollout_state() == CLIENTWAIT
         };
         if !waiting(&token) {
             return Err(invalid(format!(

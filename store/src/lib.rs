@@ -85,7 +85,7 @@ pub use push::{NewPushChallenge, PushAnswer, PushChallenge, PushStatus, Transact
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
     recorded_owner_key, unknown_owner_key, AuditFacts, AuthAuditQuery, CheckRecord, DirectoryUser, NewToken, Owner,
-    TokenChange, TokenRecord, Unusable, User, Validity, CLIENTWAIT, ROLLOUT_STATE,
+    TokenChange, TokenRecord, Unusable, User, Validity, CLIENTWAIT, ENROLLED, ROLLOUT_STATE,
 };
 pub use webauthn::{OpenSignIn, Registration, WebauthnCredential};
 pub use yubikey_clients::{Stored, YubikeyClientView};

@@ -160,11 +160,17 @@ impl TokenRecord {
             Some(Unusable::Revoked)
         } else if !self.active {
             Some(Unusable::Disabled)
-        } else if self.params.get(ROLLOUT_STATE).and_then(serde_json::Value::as_str) == Some(CLIENTWAIT) {
+        } else if self.rollout_state() == CLIENTWAIT {
             Some(Unusable::Unfinished)
         } else {
             Validity::of(&self.params).outside(now_ms)
         }
+    }
+
+    /// How far a two-step enrolment got ([`ROLLOUT_STATE`]): [`CLIENTWAIT`], [`ENROLLED`], or
+    /// empty for a token enrolled in one step.
+    pub fn rollout_state(&self) -> &str {
+        self.params.get(ROLLOUT_STATE).and_then(serde_json::Value::as_str).unwrap_or_default()
     }
 
     /// Whether the token takes part in checks at `now_ms` ([`Self::unusable`]).
@@ -178,6 +184,8 @@ impl TokenRecord {
 pub const ROLLOUT_STATE: &str = "rollout_state";
 /// [`ROLLOUT_STATE`] of a token whose enrolment waits for its client's second step.
 pub const CLIENTWAIT: &str = "clientwait";
+/// [`ROLLOUT_STATE`] of a token whose two-step enrolment finished.
+pub const ENROLLED: &str = "enrolled";
 
 /// A token about to be stored (its seed already sealed).
 #[derive(Debug, Clone)]
