@@ -833,15 +833,16 @@ impl PushService {
 /// Where the phone of push token `t` stands at `now_ms`, for the help desk: waiting (until
 /// when), the enrolment expired, or enrolled (when, how challenges reach it, when it last
 /// polled and answered).
-pub fn state_of(store: &Store, t: &TokenRecord, now_ms: i64) -> Result<countersign_api::PushState, TokenError> {
-    let (last_poll_ms, last_answer_ms) = store.push_last_seen(t.id)?;
+/// `seen` is when the phone last polled and answered ([`Store::push_last_seen`]).
+pub fn state_of(t: &TokenRecord, seen: crate::store::LastSeen, now_ms: i64) -> countersign_api::PushState {
+    let (last_poll_ms, last_answer_ms) = seen;
     let expires = t.params.get(param::ENROLMENT_EXPIRES).and_then(Value::as_i64);
     let state = match (t.rollout_state(), expires) {
         (ENROLLED, _) => "enrolled",
         (_, Some(e)) if now_ms >= e => "enrolment expired",
         _ => "waiting for the phone",
     };
-    Ok(countersign_api::PushState {
+    countersign_api::PushState {
         state: state.to_owned(),
         enrolment_expires_ms: expires.filter(|_| state != "enrolled"),
         enrolled_ms: t.params.get(param::ENROLLED_MS).and_then(Value::as_i64),
@@ -853,7 +854,7 @@ pub fn state_of(store: &Store, t: &TokenRecord, now_ms: i64) -> Result<countersi
             .to_owned(),
         last_poll_ms,
         last_answer_ms,
-    })
+    }
 }
 
 /// A phone request's blocking task that failed (it panicked or was cancelled).

@@ -945,7 +945,23 @@ impl TokenService {
                     .collect(),
                 None => svc.store.tokens(None, token_type.as_deref())?,
             };
-            tokens.iter().map(|t| svc.shown(t)).collect()
+            // One read of every phone's last poll and answer for the whole list.
+            let seen = if tokens.iter().any(|t| crate::push::is_push_type(&t.token_type)) {
+                svc.store.push_last_seen_all()?
+            } else {
+                std::collections::HashMap::new()
+            };
+            let now = svc.clock.now_ms();
+            Ok(tokens
+                .iter()
+                .map(|t| {
+                    let mut shown = api_token(t);
+                    if crate::push::is_push_type(&t.token_type) {
+                        shown.push = Some(crate::push::state_of(t, seen.get(&t.id).copied().unwrap_or_default(), now));
+                    }
+                    shown
+                })
+                .collect())
         })
         .await
     }
@@ -956,12 +972,12 @@ impl TokenService {
         blocking(move || svc.shown(&svc.store.token(&serial)?)).await
     }
 
-    /// A token as list and show report it: [`api_token`], and for a push token where its phone
-    /// stands (one small read per push token).
+    /// A token as show reports it: [`api_token`], and for a push token where its phone stands
+    /// (list reads every phone's state at once instead).
     fn shown(&self, t: &TokenRecord) -> Result<Token, TokenError> {
         let mut shown = api_token(t);
         if crate::push::is_push_type(&t.token_type) {
-            shown.push = Some(crate::push::state_of(&self.store, t, self.clock.now_ms())?);
+            shown.push = Some(crate::push::state_of(t, self.store.push_last_seen(t.id)?, self.clock.now_ms()));
         }
         Ok(shown)
     }

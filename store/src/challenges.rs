@@ -142,6 +142,28 @@ pub(crate) fn open_challenges(
     )
 }
 
+/// Inserts a challenge of token `token_id` that reserves no counter, on `conn` (a write
+/// transaction's or the writer's): its id and the token's counter as it was. Refused when the
+/// token is disabled or revoked since it was read: no challenge, and no id of some other row.
+pub(crate) fn insert_unreserved(
+    conn: &dyn Sql,
+    token_id: i64,
+    transaction_id: &str,
+    now_ms: i64,
+    expires_ms: i64,
+    nonce: Option<&[u8]>,
+) -> Result<(i64, u64), StoreError> {
+    let inserted: Option<(i64, i64)> = conn.query_opt(
+        "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms, nonce)
+         SELECT ?1, id, counter, ?3, ?4, ?5 FROM token WHERE id = ?2 AND active = 1 AND revoked = 0
+         RETURNING id, counter",
+        args![transaction_id, token_id, now_ms, expires_ms, nonce],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let (id, counter) = inserted.ok_or_else(|| StoreError::Refused(Refusal::NotFound("an active token".into())))?;
+    Ok((id, u64::try_from(counter).unwrap_or(0)))
+}
+
 /// An unanswered challenge as admins list it: which token, which transaction, when. Never the
 /// counter or the code (a listed code could be typed in by whoever reads the list).
 #[derive(Debug, Clone, Serialize)]
@@ -269,18 +291,7 @@ impl Store {
         expires_ms: i64,
         nonce: Option<&[u8]>,
     ) -> Result<(i64, u64), StoreError> {
-        let inserted: Option<(i64, i64)> = self.read(|conn| {
-            conn.query_opt(
-                "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms, nonce)
-                 SELECT ?1, id, counter, ?3, ?4, ?5 FROM token WHERE id = ?2 AND active = 1 AND revoked = 0
-                 RETURNING id, counter",
-                args![transaction_id, token_id, now_ms, expires_ms, nonce],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-        })?;
-        // Disabled or revoked since it was read: no challenge, and no id of some other row.
-        let (id, counter) = inserted.ok_or_else(|| StoreError::Refused(Refusal::NotFound("an active token".into())))?;
-        Ok((id, u64::try_from(counter).unwrap_or(0)))
+        self.read(|conn| insert_unreserved(conn, token_id, transaction_id, now_ms, expires_ms, nonce))
     }
 
     /// Queues a delivery (status `queued`, due now).

@@ -81,7 +81,7 @@ pub use powerauth_operations::{
     OperationUpdate,
 };
 pub use powerauth_tokens::{MacToken, NewMacToken};
-pub use push::{NewPushChallenge, PushAnswer, PushChallenge, PushStatus, TransactionState};
+pub use push::{LastSeen, NewPushChallenge, PushAnswer, PushChallenge, PushStatus, TransactionState};
 pub use resolvers::{InternalUser, RealmRecord, ResolverRecord};
 pub use tokens::{
     recorded_owner_key, unknown_owner_key, AuditFacts, AuthAuditQuery, CheckRecord, DirectoryUser, NewToken, Owner,

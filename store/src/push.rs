@@ -10,8 +10,6 @@
 //! Owns: `push_challenge`, `push_device`. Must never: change a push challenge's status twice,
 //! or write one without renewing its seal.
 
-use countersign_core::error::Refusal;
-
 use super::chain::insert_audit;
 use super::db::{args, Row, Sql};
 use super::row_seals::{RowSeal, RowSeals, RowTable};
@@ -110,6 +108,9 @@ pub struct PushAnswer {
     pub at_ms: i64,
 }
 
+/// When a phone last polled and last answered, Unix ms (`None`: never).
+pub type LastSeen = (Option<i64>, Option<i64>);
+
 /// How a transaction's push challenges stand, for `/validate/polltransaction`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransactionState {
@@ -180,14 +181,14 @@ impl Store {
     /// `push_challenge` row, in one transaction; the token must still be active.
     pub fn create_push_challenge(&self, new: &NewPushChallenge<'_>) -> Result<i64, StoreError> {
         self.write(|tx| {
-            let id: Option<i64> = tx.query_opt(
-                "INSERT INTO challenge (transaction_id, token_id, counter, created_ms, expires_ms, nonce)
-                 SELECT ?1, id, counter, ?3, ?4, ?5 FROM token WHERE id = ?2 AND active = 1 AND revoked = 0
-                 RETURNING id",
-                args![new.transaction_id, new.token_id, new.now_ms, new.expires_ms, new.nonce.as_bytes()],
-                |r| r.get(0),
+            let (id, _) = super::challenges::insert_unreserved(
+                tx,
+                new.token_id,
+                new.transaction_id,
+                new.now_ms,
+                new.expires_ms,
+                Some(new.nonce.as_bytes()),
             )?;
-            let id = id.ok_or_else(|| StoreError::Refused(Refusal::NotFound("an active token".into())))?;
             tx.execute(
                 "INSERT INTO push_challenge (challenge_id, token_id, transaction_id, nonce, expires_ms, payload,
                      presence_answer, status)
@@ -308,8 +309,21 @@ impl Store {
         })
     }
 
+    /// When each phone that was ever seen last polled and last answered, by token id: one read
+    /// for a whole listing of tokens.
+    pub fn push_last_seen_all(&self) -> Result<std::collections::HashMap<i64, LastSeen>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_map("SELECT token_id, last_poll_ms, last_answer_ms FROM push_device", args![], |r| {
+                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
+                })?
+                .into_iter()
+                .collect())
+        })
+    }
+
     /// When the token's phone last polled and last answered, Unix ms.
-    pub fn push_last_seen(&self, token_id: i64) -> Result<(Option<i64>, Option<i64>), StoreError> {
+    pub fn push_last_seen(&self, token_id: i64) -> Result<LastSeen, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .query_opt(
@@ -372,6 +386,7 @@ mod tests {
             assert!(!s.answer_push_challenge(&e, &too_late, &audit()).unwrap(), "{backend}: expired");
             s.push_polled(t, 5_000).unwrap();
             assert_eq!(s.push_last_seen(t).unwrap(), (Some(5_000), Some(3_000)), "{backend}");
+            assert_eq!(s.push_last_seen_all().unwrap().get(&t), Some(&(Some(5_000), Some(3_000))), "{backend}");
         });
     }
 }
