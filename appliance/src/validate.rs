@@ -183,6 +183,8 @@ pub struct ValidateService {
     throttle: Throttle,
     /// Rejects are answered no sooner than this after the request arrived.
     reject_floor: std::time::Duration,
+    /// `push_wait` is cut to this (see [`ValidateSettings::longest_push_wait`]).
+    longest_push_wait: std::time::Duration,
     challenges: crate::challenges::ChallengeService,
     /// The stand-in token of the equal-work floor ([`work`]), made on first use.
     stand_in: Arc<std::sync::Mutex<Option<Arc<work::StandIn>>>>,
@@ -215,6 +217,10 @@ pub struct ValidateSettings {
     /// A check that does not accept is answered no sooner than this after it arrived, so the
     /// time of a reject does not tell an unknown user, a wrong PIN and a wrong OTP apart.
     pub reject_floor: std::time::Duration,
+    /// The longest a check waits for a phone's tap (`push_wait` is cut to this): the request's
+    /// own time limit less what the finalising check needs, so a long `push_wait` ends in a
+    /// reject the client can read, not in the listener's 503.
+    pub longest_push_wait: std::time::Duration,
 }
 
 impl Throttle {
@@ -283,6 +289,7 @@ impl ValidateService {
             detailed,
             throttle,
             reject_floor: cfg.reject_floor,
+            longest_push_wait: cfg.longest_push_wait,
             challenges,
             stand_in: Arc::default(),
         }
@@ -416,7 +423,7 @@ impl ValidateService {
         let push = self.challenges.push()?;
         let t = tokens.iter().find(|t| crate::push::is_push_type(&t.token_type))?;
         let wait_s = push.auth_policies(t, caller).ok()?.wait_s?;
-        Some(std::time::Duration::from_secs(u64::from(wait_s)))
+        Some(capped_wait(std::time::Duration::from_secs(u64::from(wait_s)), self.longest_push_wait))
     }
 
     /// Creates challenges for the target's challenge-response tokens (no PIN: the caller was
@@ -1698,8 +1705,30 @@ fn drift(t: &TokenRecord, step: u64, now_ms: i64) -> Option<i64> {
     Some(countersign_core::rules::totp_drift(step, now_ms, t0, period))
 }
 
+/// A `push_wait` as it is waited: the policy's seconds, but never past `longest` (the request
+/// limit less the finalising check's share), so the client hears a reject, not a timeout.
+fn capped_wait(wanted: std::time::Duration, longest: std::time::Duration) -> std::time::Duration {
+    if wanted > longest {
+        tracing::debug!(
+            wanted_s = wanted.as_secs(),
+            longest_ms = longest.as_millis(),
+            "push_wait is longer than a request may take; waiting only as long as the request limit allows"
+        );
+    }
+    wanted.min(longest)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn push_wait_is_cut_to_what_the_request_limit_leaves() {
+        use std::time::Duration;
+        let longest = Duration::from_millis(8000);
+        assert_eq!(super::capped_wait(Duration::from_secs(5), longest), Duration::from_secs(5));
+        assert_eq!(super::capped_wait(Duration::from_secs(30), longest), longest);
+        assert_eq!(super::capped_wait(Duration::from_secs(8), longest), longest);
+    }
+
     use super::*;
     use crate::store::ThrottleState;
 

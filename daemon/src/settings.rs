@@ -248,6 +248,12 @@ pub fn parse_mode(s: &str) -> Result<u32, ConfigError> {
 }
 
 /// The PIV algorithm's words, as the configuration spells them (exactly, lower case).
+/// How long a check may wait for a push tap within the request limit: the limit less a
+/// quarter of it (at most 2 s), which the finalising check and the answer need.
+fn longest_push_wait(request_timeout: Duration) -> Duration {
+    request_timeout.saturating_sub((request_timeout / 4).min(Duration::from_secs(2)))
+}
+
 fn piv_algorithm(word: &str) -> Result<KeyAlgorithm, ConfigError> {
     match word {
         "ec-p256" => Ok(KeyAlgorithm::EcP256),
@@ -524,6 +530,7 @@ impl Settings {
                     max_ms: v.throttle_max_s.saturating_mul(1000),
                 },
                 reject_floor: Duration::from_millis(v.reject_floor_ms),
+                longest_push_wait: longest_push_wait(limits.timeout),
             },
             tokens: TokenDefaults {
                 hotp_window: v.hotp_window,
@@ -765,6 +772,7 @@ mod tests {
         assert_eq!(s.validate.reject_floor, Duration::from_millis(40));
         assert_eq!(s.validate.throttle.max_ms, 2000);
         assert_eq!(s.limits.timeout, Duration::from_millis(1500));
+        assert_eq!(s.validate.longest_push_wait, Duration::from_millis(1125));
         assert_eq!(s.connections.api.header_timeout, Duration::from_millis(700));
         assert_eq!(s.connections.http.header_timeout, Duration::from_millis(700));
     }

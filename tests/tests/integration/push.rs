@@ -305,6 +305,28 @@ fn push_wait_answers_as_soon_as_the_phone_taps() {
 }
 
 #[test]
+fn a_push_wait_longer_than_the_request_limit_ends_in_a_reject_not_a_timeout() {
+    // 3 s per request: a check may wait 2.25 s for the tap, leaving the rest to finalise.
+    let s = PushServer::start("[api]\nrequest_timeout_ms = 3000\n");
+    let _enrolled = s.enrolled("alice", None);
+    s.policy("push-wait", "authentication", "push_wait=20");
+    let started = std::time::Instant::now();
+    let (status, v) = countersign_tests::privacyidea::send(
+        s.port,
+        countersign_tests::privacyidea::Shape::Form,
+        "POST",
+        "/validate/check",
+        &[("user", "alice"), ("realm", "test"), ("pass", PIN)],
+        &[],
+    );
+    let took = started.elapsed();
+    assert_eq!(status, 200, "the listener cut the wait off: {v}");
+    assert_eq!(v["result"]["authentication"], "REJECT", "{v}");
+    assert!(took >= std::time::Duration::from_millis(2200), "it did not wait for the tap at all ({took:?})");
+    assert!(took < std::time::Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
 fn a_push_answer_written_into_the_database_is_not_an_accept() {
     if countersign_tests::skip_on_postgres("the row is edited in the SQLite file, and its files are searched") {
         return;
