@@ -12,6 +12,7 @@
 //! way to see it again. Must never: store, log or answer APP_SECRET except in the answer made
 //! to show it; answer a secret whose audit row was not committed.
 
+use crate::service_error::OffRuntime;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -141,14 +142,6 @@ impl PowerAuthAdmin {
     pub fn new(admin: &AdminService, secrets: TokenSecrets) -> Self {
         let (hsm, store, directory, changes) = admin.shared();
         PowerAuthAdmin { hsm, store, secrets, directory, changes }
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&PowerAuthAdmin) -> Result<T, AdminError> + Send + 'static,
-    ) -> Result<T, AdminError> {
-        let me = self.clone();
-        crate::service_error::off_runtime(move || f(&me), AdminError::Internal).await
     }
 
     async fn change<T: Send + 'static>(
@@ -320,5 +313,13 @@ impl PowerAuthAdmin {
             Ok(PowerAuthVersionSecret { application: app, version: version(v), app_secret })
         })
         .await
+    }
+}
+
+impl OffRuntime for PowerAuthAdmin {
+    type Error = AdminError;
+
+    fn internal(message: String) -> AdminError {
+        AdminError::Internal(message)
     }
 }

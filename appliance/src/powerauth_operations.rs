@@ -24,6 +24,7 @@
 //! Owns: operation decisions and their audit. Must never: approve on anything but a verified
 //! signature of an allowed type over the exact data; change an operation without its audit row.
 
+use crate::service_error::OffRuntime;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -382,14 +383,6 @@ impl PowerAuthOperations {
         clock: Clock,
     ) -> Self {
         PowerAuthOperations { server, tokens, store, secrets, clock }
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&PowerAuthOperations) -> Result<T, PowerAuthError> + Send + 'static,
-    ) -> Result<T, PowerAuthError> {
-        let me = self.clone();
-        crate::service_error::off_runtime(move || f(&me), PowerAuthError::Internal).await
     }
 
     fn audit(&self, row: &AuthAuditRow) -> Result<(), PowerAuthError> {
@@ -1202,6 +1195,14 @@ impl PowerAuthOperations {
             }
         })
         .await
+    }
+}
+
+impl OffRuntime for PowerAuthOperations {
+    type Error = PowerAuthError;
+
+    fn internal(message: String) -> PowerAuthError {
+        PowerAuthError::Internal(message)
     }
 }
 

@@ -22,6 +22,7 @@
 //! "wrong" to the unauthenticated mobile side; accept a signature without its audit row;
 //! keep a key beyond a request.
 
+use crate::service_error::OffRuntime;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -523,14 +524,6 @@ impl PowerAuthServer {
     /// The server over the appliance's HSM, store and sealing keys, judging time by `clock`.
     pub fn new(hsm: Hsm, store: Arc<Store>, secrets: TokenSecrets, clock: Clock) -> Self {
         PowerAuthServer { hsm, store, secrets, clock }
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&PowerAuthServer) -> Result<T, PowerAuthError> + Send + 'static,
-    ) -> Result<T, PowerAuthError> {
-        let me = self.clone();
-        crate::service_error::off_runtime(move || f(&me), PowerAuthError::Internal).await
     }
 
     fn now_ms(&self) -> i64 {
@@ -1846,6 +1839,14 @@ impl StateAction {
                 format!("remove{}", if *by_device { " by the device (signed)" } else { "" })
             }
         }
+    }
+}
+
+impl OffRuntime for PowerAuthServer {
+    type Error = PowerAuthError;
+
+    fn internal(message: String) -> PowerAuthError {
+        PowerAuthError::Internal(message)
     }
 }
 

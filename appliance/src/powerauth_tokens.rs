@@ -19,6 +19,7 @@
 //! Owns: MAC token decisions and their audit. Must never: answer or keep a token secret outside
 //! the one ECIES response; accept a token use twice; answer "valid" without its audit row.
 
+use crate::service_error::OffRuntime;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -111,14 +112,6 @@ impl PowerAuthTokens {
     /// judging time by `clock`.
     pub fn new(server: PowerAuthServer, store: Arc<Store>, secrets: TokenSecrets, clock: Clock) -> Self {
         PowerAuthTokens { server, store, secrets, clock }
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&PowerAuthTokens) -> Result<T, PowerAuthError> + Send + 'static,
-    ) -> Result<T, PowerAuthError> {
-        let me = self.clone();
-        crate::service_error::off_runtime(move || f(&me), PowerAuthError::Internal).await
     }
 
     fn audit(&self, row: &AuthAuditRow) -> Result<(), PowerAuthError> {
@@ -431,6 +424,14 @@ impl PowerAuthTokens {
         }
         verdict.token_valid = true;
         Ok(verdict)
+    }
+}
+
+impl OffRuntime for PowerAuthTokens {
+    type Error = PowerAuthError;
+
+    fn internal(message: String) -> PowerAuthError {
+        PowerAuthError::Internal(message)
     }
 }
 

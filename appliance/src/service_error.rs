@@ -61,3 +61,23 @@ pub(crate) async fn off_runtime<T: Send + 'static, E: Send + 'static>(
 ) -> Result<T, E> {
     tokio::task::spawn_blocking(f).await.map_err(|e| internal(e.to_string()))?
 }
+
+/// A service whose blocking work runs off the runtime with the service itself at hand: `f`
+/// gets a clone of it on the blocking thread. One definition for the services that each had the
+/// same wrapper with their own error type.
+pub(crate) trait OffRuntime: Clone + Send + Sync + 'static {
+    /// The service's error.
+    type Error: Send + 'static;
+
+    /// The service's error for a blocking task that could not finish.
+    fn internal(message: String) -> Self::Error;
+
+    /// Runs `f` with the service on a blocking thread.
+    fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, Self::Error> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, Self::Error>> + Send {
+        let me = self.clone();
+        off_runtime(move || f(&me), Self::internal)
+    }
+}
