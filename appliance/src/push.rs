@@ -334,6 +334,39 @@ pub fn is_push_type(token_type: &str) -> bool {
     PushFlavour::of_type(token_type).is_some()
 }
 
+/// Whether a token's `polling_allowed` lets its phone poll: when it is not set, or says true
+/// (privacyIDEA's `is_true`: `1`, `True`, `true`, `TRUE`); any other value keeps the phone out,
+/// as in privacyIDEA.
+fn polling_allowed(params: &Value) -> bool {
+    match params.get(param::POLLING_ALLOWED) {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        Some(Value::String(s)) => matches!(s.as_str(), "1" | "True" | "true" | "TRUE"),
+        Some(_) => false,
+    }
+}
+
+/// A push token's params with its `polling_allowed` set (`Some`) or removed (`None`: the phone
+/// may poll, as privacyIDEA reads a token without the info).
+pub(crate) fn with_polling_allowed(params: &Value, allowed: Option<bool>) -> Value {
+    let mut params = params.clone();
+    if !params.is_object() {
+        params = Value::Object(serde_json::Map::new());
+    }
+    if let Some(map) = params.as_object_mut() {
+        match allowed {
+            Some(a) => {
+                map.insert(param::POLLING_ALLOWED.into(), Value::Bool(a));
+            }
+            None => {
+                map.remove(param::POLLING_ALLOWED);
+            }
+        }
+    }
+    params
+}
+
 /// The flavour of push token `t` (privacyIDEA's when the type is not a push type, which the
 /// callers rule out first).
 fn flavour_of(t: &TokenRecord) -> PushFlavour {
@@ -548,9 +581,7 @@ impl PushService {
         let allowed = match policies.allow_polling {
             AllowPolling::Allow => true,
             AllowPolling::Deny => false,
-            AllowPolling::Token => !t.params.get(param::POLLING_ALLOWED).is_some_and(|v| {
-                v == &Value::Bool(false) || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("false"))
-            }),
+            AllowPolling::Token => polling_allowed(&t.params),
         };
         if !allowed {
             self.refused(&r.caller, ACTION, &t, "polling is not allowed (push_allow_polling)");
@@ -866,6 +897,25 @@ fn task_failed(e: String) -> PushError {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn polling_allowed_reads_as_privacyidea_and_is_set_and_removed() {
+        use serde_json::json;
+        assert!(super::polling_allowed(&json!({})));
+        for yes in [json!(true), json!(1), json!("1"), json!("True"), json!("true"), json!("TRUE")] {
+            assert!(super::polling_allowed(&json!({ "polling_allowed": yes })), "{yes}");
+        }
+        for no in [json!(false), json!(0), json!("False"), json!("no"), json!("yes"), json!([])] {
+            assert!(!super::polling_allowed(&json!({ "polling_allowed": no })), "{no}");
+        }
+        let p = json!({"pubkey": "k"});
+        let off = super::with_polling_allowed(&p, Some(false));
+        assert_eq!(off, json!({"pubkey": "k", "polling_allowed": false}));
+        assert!(!super::polling_allowed(&off));
+        let back = super::with_polling_allowed(&off, None);
+        assert_eq!(back, p);
+        assert!(super::polling_allowed(&back));
+    }
 
     #[test]
     fn the_signed_texts_are_privacyideas() {

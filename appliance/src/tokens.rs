@@ -214,6 +214,11 @@ pub struct TokenSettings {
     /// The validity period's end, Unix ms: absent keeps it, `null` removes it.
     #[serde(default, deserialize_with = "present")]
     pub valid_until_ms: Option<Option<i64>>,
+    /// Whether a push token's phone may poll under `push_allow_polling=token` (privacyIDEA's
+    /// `polling_allowed` token info): absent keeps it, `null` removes it (the phone may poll).
+    /// Only push and edupush tokens have it.
+    #[serde(default, deserialize_with = "present")]
+    pub polling_allowed: Option<Option<bool>>,
 }
 
 /// A field that is there, `null` included (`Some(None)`); an absent one is `None` by default.
@@ -1094,6 +1099,11 @@ impl TokenService {
                 None => {}
             }
         }
+        match s.polling_allowed {
+            Some(Some(allowed)) => detail += &format!(", polling_allowed {allowed}"),
+            Some(None) => detail += ", polling_allowed removed",
+            None => {}
+        }
         self.change(caller, serial, "set", Some(detail), move |t| {
             let mut changes = vec![TokenChange::SetLimits {
                 max_fail: s.max_fail,
@@ -1108,6 +1118,16 @@ impl TokenService {
                 v.from_ms = s.valid_from_ms.unwrap_or(v.from_ms);
                 v.until_ms = s.valid_until_ms.unwrap_or(v.until_ms);
                 changes.push(TokenChange::SetValidity(v));
+            }
+            if let Some(allowed) = s.polling_allowed {
+                // Judged on the token as loaded: only a push token's phone polls.
+                if !crate::push::is_push_type(&t.token_type) {
+                    return Err(StoreError::Refused(Refusal::Invalid(format!(
+                        "polling_allowed is a setting of push tokens; {} is a {} token",
+                        t.serial, t.token_type
+                    ))));
+                }
+                changes.push(TokenChange::SetParams(crate::push::with_polling_allowed(&t.params, allowed)));
             }
             Ok(changes)
         })

@@ -68,6 +68,10 @@ pub enum TokenCmd {
         /// The token works until this date, or `none` to remove the end.
         #[arg(long)]
         valid_until: Option<String>,
+        /// Push tokens: whether the phone may poll for challenges where the policy
+        /// push_allow_polling is `token` (`yes`, `no`, or `default`: it may).
+        #[arg(long, value_parser = ["yes", "no", "default"])]
+        polling_allowed: Option<String>,
     },
     /// Reset the fail counter.
     Reset {
@@ -319,8 +323,14 @@ pub fn token_request(cmd: &TokenCmd) -> anyhow::Result<Request> {
             let pin = stdin_line("PIN")?;
             req(Method::POST, t(serial, "pin"), Some(json!({ "pin": pin })), View::Token)
         }
-        TokenCmd::Set { serial, max_fail, fail_clear, description, valid_from, valid_until } => {
+        TokenCmd::Set { serial, max_fail, fail_clear, description, valid_from, valid_until, polling_allowed } => {
             let mut body = json!({ "max_fail": max_fail, "fail_clear_s": fail_clear, "description": description });
+            match polling_allowed.as_deref() {
+                Some("yes") => body["polling_allowed"] = Value::Bool(true),
+                Some("no") => body["polling_allowed"] = Value::Bool(false),
+                Some(_) => body["polling_allowed"] = Value::Null,
+                None => {}
+            }
             for (key, date) in [("valid_from_ms", valid_from), ("valid_until_ms", valid_until)] {
                 match date.as_deref() {
                     None => {}

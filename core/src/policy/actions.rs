@@ -663,6 +663,7 @@ pub const CATALOGUE: &[ActionSpec] = &[
     admin("resync", "resynchronise tokens"),
     admin("setpin", "set tokens' PINs"),
     admin("set", "change token settings (description, max fail, ...)"),
+    admin("settokeninfo", "set or remove the token infos an admin may set (polling_allowed of push tokens)"),
     admin("tokenlist", "list and show tokens"),
     admin("getchallenges", "list the challenges not answered yet, of every realm"),
     admin("getrandom", "get random bytes from the HSM (GET /system/random)"),

@@ -59,6 +59,7 @@ pub(super) fn routes() -> Router<SharedState> {
         .route("/token/challenges/", get(challenges))
         .route("/token/challenges/{serial}", get(challenges))
         .route("/token/lost/{serial}", post(losttoken))
+        .route("/token/info/{serial}/{key}", post(set_info).delete(delete_info))
         .route("/token/{serial}", delete(remove))
 }
 
@@ -758,6 +759,7 @@ async fn set(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Respon
             description: p.owned("description"),
             valid_from_ms: date("validity_period_start", "start")?,
             valid_until_ms: date("validity_period_end", "end")?,
+            polling_allowed: None,
         };
         let attributes = usize::from(settings.max_fail.is_some())
             + usize::from(settings.otp_window.is_some())
@@ -795,6 +797,59 @@ async fn description(State(st): State<SharedState>, admin: PiAdmin, p: Params) -
         })
         .await
         .map(changed)
+    }
+    .await;
+    answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())
+}
+
+/// `POST /token/info/<serial>/<key>` with `value`: a token info, for the keys an admin may set
+/// ([`token_info`]). Needs `settokeninfo`.
+async fn set_info(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
+    token_info(&st, &admin, &p, true).await
+}
+
+/// `DELETE /token/info/<serial>/<key>`: removes a token info an admin may set.
+async fn delete_info(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Response {
+    token_info(&st, &admin, &p, false).await
+}
+
+/// privacyIDEA's token info, where any key may be written. Countersign keeps a token's
+/// settings typed (and sealed), so only the infos that mean something here are settable, each
+/// through the token settings: `polling_allowed` of push tokens (`push_allow_polling=token`).
+/// Values as privacyIDEA's `is_true` reads them; anything else is refused rather than stored.
+async fn token_info(st: &AppState, admin: &PiAdmin, p: &Params, set: bool) -> Response {
+    let nonce = p.nonce();
+    let answer = async {
+        let key = p.required("key")?;
+        if key != "polling_allowed" {
+            return Err(PiResponse::error(
+                ErrorKind::Parameter,
+                &format!(
+                    "the token info {key:?} cannot be set: Countersign keeps token settings typed, and the one info \
+                     an admin sets is polling_allowed (push tokens); use /token/set for the others"
+                ),
+            ));
+        }
+        let allowed = match (set, p.get("value").map(str::trim)) {
+            (false, _) => None,
+            (true, Some("1" | "True" | "true" | "TRUE")) => Some(true),
+            (true, Some("0" | "False" | "false" | "FALSE")) => Some(false),
+            (true, Some(other)) => {
+                return Err(PiResponse::error(
+                    ErrorKind::Parameter,
+                    &format!("polling_allowed must be True or False, not {other:?}"),
+                ))
+            }
+            (true, None) => return Err(PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'value'")),
+        };
+        let settings = TokenSettings { polling_allowed: Some(allowed), ..TokenSettings::default() };
+        let caller = admin.caller.clone();
+        let tokens = each_token(st, admin, "settokeninfo", p, false, |tokens: TokenService, serial: String| {
+            let (caller, settings) = (caller.clone(), settings.clone());
+            async move { tokens.set(caller, serial, settings).await }
+        })
+        .await?;
+        Ok(PiResponse::value(json!(!tokens.is_empty())))
     }
     .await;
     answer.unwrap_or_else(|e| e).finish(&st.responses, nonce.as_deref())

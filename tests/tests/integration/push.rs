@@ -305,6 +305,53 @@ fn push_wait_answers_as_soon_as_the_phone_taps() {
 }
 
 #[test]
+fn polling_allowed_per_token_decides_under_push_allow_polling_token() {
+    use countersign_tests::privacyidea::{send, Shape};
+    let s = PushServer::start_with(&[countersign_tests::SPASS_PLUGIN], "");
+    let (serial, phone) = s.enrolled("alice", None);
+    s.policy("token-polling", "authentication", "push_allow_polling=token");
+    // Without the info the phone polls (privacyIDEA's default).
+    assert!(phone.challenges().is_empty());
+    let refused = |phone: &countersign_tests::push::Phone| {
+        let (code, v) = phone.poll(&[]);
+        assert_eq!((code, v["response"]["result"]["error"]["code"].as_i64()), (1, Some(303)), "{v}");
+    };
+
+    // privacyIDEA's token info: False keeps this phone out, and the change is audited.
+    let info = format!("/token/info/{serial}/polling_allowed");
+    let v = s.admin(&info, &[("value", "False")]);
+    assert_eq!(v["result"]["value"], true, "{v}");
+    refused(&phone);
+    let row = s.last_audit(&serial, "token/set");
+    assert!(text(&row["detail"]).contains("polling_allowed false"), "{row}");
+    // DELETE removes it: the phone polls again.
+    let (status, v) = send(s.port, Shape::Form, "DELETE", &info, &[], &[("Authorization", &s.auth)]);
+    assert_eq!((status, &v["result"]["value"]), (200, &Value::Bool(true)), "{v}");
+    assert!(phone.challenges().is_empty());
+    // The CLI sets the same setting; `true` lets the phone poll again.
+    s.d.cli_json(&["token", "set", &serial, "--polling-allowed", "no"]);
+    refused(&phone);
+    let v = s.admin(&info, &[("value", "true")]);
+    assert_eq!(v["result"]["value"], true, "{v}");
+    assert!(phone.challenges().is_empty());
+    // Under `allow` the info does not matter.
+    s.d.cli_json(&["token", "set", &serial, "--polling-allowed", "no"]);
+    s.policy("token-polling", "authentication", "push_allow_polling=allow");
+    assert!(phone.challenges().is_empty());
+
+    // Only polling_allowed is settable, only with true or false, and only on push tokens.
+    for (path, value) in [(format!("/token/info/{serial}/hashlib"), "sha256"), (info.clone(), "maybe")] {
+        let (status, v) = s.admin_status(&path, &[("value", value)]);
+        assert_eq!((status, &v["result"]["status"]), (400, &Value::Bool(false)), "{path}: {v}");
+    }
+    let spass = s.admin("/token/init", &[("type", "spass"), ("pin", "x"), ("user", "alice"), ("realm", "test")]);
+    let spass = text(&spass["detail"]["serial"]).to_owned();
+    let (status, v) = s.admin_status(&format!("/token/info/{spass}/polling_allowed"), &[("value", "False")]);
+    assert_ne!(status, 200, "{v}");
+    assert!(text(&v["result"]["error"]["message"]).contains("setting of push tokens"), "{v}");
+}
+
+#[test]
 fn a_push_wait_longer_than_the_request_limit_ends_in_a_reject_not_a_timeout() {
     // 3 s per request: a check may wait 2.25 s for the tap, leaving the rest to finalise.
     let s = PushServer::start("[api]\nrequest_timeout_ms = 3000\n");
