@@ -128,6 +128,14 @@ fn main() -> anyhow::Result<()> {
     }
     let ratio16 = median(rounds.iter().map(|r| r[3].per_sec() / r[1].per_sec()).collect());
     let ratio1 = median(rounds.iter().map(|r| r[2].per_sec() / r[0].per_sec()).collect());
+    // The same ratio by CPU instead of by time: what a raw operation costs on 2 threads against
+    // what a signature at 16 clients costs the daemon and its clients. Neither idle time nor a
+    // neighbour's load moves it much; it is the ratio's ceiling on a machine whose clients share
+    // the daemon's cores (see docs/benchmarks.md, issue 16, fifth session).
+    let total = |c: &countersign_tests::bench::CpuPerOp| {
+        c.daemon_user_us + c.daemon_sys_us + c.client_user_us + c.client_sys_us
+    };
+    let cpu_ratio = median(cpu_rounds.iter().map(|r| total(&r[1]) / total(&r[3]).max(1.0)).collect());
     let mut report = format!(
         "## Signing: ECDSA P-256 over api.sock vs raw C_Sign\n\nMachine: {}\n\
          {rounds_n} interleaved rounds of {secs} s per row; each row shows its median round. The daemon's audit is on \
@@ -147,6 +155,12 @@ fn main() -> anyhow::Result<()> {
          at 1 client / raw with 1 thread: {:.0}%.\n",
         100.0 * ratio16,
         100.0 * ratio1
+    );
+    report += &format!(
+        "By CPU (what a raw 2-thread operation costs against what a 16-client signature costs the daemon and \
+         its clients, median round): **{:.0}%**: the ratio above could reach this only with both cores fully \
+         used.\n",
+        100.0 * cpu_ratio
     );
     print!("{report}");
     write_report(out.as_deref(), &report)?;
