@@ -114,6 +114,14 @@ struct Queue {
 }
 
 impl Queue {
+    /// A finished record joins the pending list, in the order records finish.
+    fn finished(&mut self, done: Completed) {
+        if self.pending.is_empty() {
+            self.pending_since = Some(Instant::now());
+        }
+        self.pending.push(done);
+    }
+
     /// Whether the pending records should be committed now: nothing else is queued (the
     /// workers have no more to add soon), enough gathered, the oldest waited long enough, or
     /// the executor is closing.
@@ -217,21 +225,12 @@ impl Executor {
     /// the HSM work is skipped and the row says so.
     pub async fn run<T: Send + 'static>(
         &self,
-        row: SignatureAuditRow,
-        work: impl FnOnce(&Hsm, &mut SignatureAuditRow) -> T + Send + 'static,
-    ) -> Result<(T, i64), ExecutorError> {
-        self.submit(row, true, work).await
-    }
-
-    async fn submit<T: Send + 'static>(
-        &self,
         mut row: SignatureAuditRow,
-        has_hsm_work: bool,
         work: impl FnOnce(&Hsm, &mut SignatureAuditRow) -> T + Send + 'static,
     ) -> Result<(T, i64), ExecutorError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
-            if has_hsm_work && tx.is_closed() {
+            if tx.is_closed() {
                 row.result = "error".into();
                 row.detail = Some("abandoned: the caller stopped waiting before the HSM was reached".into());
                 return Some(Completed { record: Record::Signature(row), reply: Box::new(Nobody) });
@@ -304,9 +303,33 @@ impl Executor {
         }
     }
 
-    /// Records an audit row without HSM work (refusals, errors before the HSM).
+    /// Records an audit row without HSM work (key lists, public keys, refusals before the HSM).
+    /// The row goes straight to the writer's pending list: a worker has nothing to do for it,
+    /// and a hop through one would cost a thread hand-off per request.
     pub async fn audit_only(&self, row: SignatureAuditRow) -> Result<i64, ExecutorError> {
-        self.submit(row, false, |_, _| ()).await.map(|(_, id)| id)
+        let (tx, rx) = oneshot::channel();
+        self.leave(Completed { record: Record::Signature(row), reply: Box::new(Waiting { tx, value: () }) });
+        match rx.await {
+            Ok(Ok(((), c))) => Ok(c.audit_id),
+            Ok(Err(e)) => Err(ExecutorError::Audit(e)),
+            Err(_) => Err(ExecutorError::Lost),
+        }
+    }
+
+    /// Puts a finished record on the pending list, and wakes the writer if it is due a commit.
+    fn leave(&self, done: Completed) {
+        let wake = {
+            let mut q = self.shared.lock();
+            q.finished(done);
+            let due = q.writer_waiting && q.commit_due(Instant::now());
+            if due {
+                q.writer_waiting = false;
+            }
+            due
+        };
+        if wake {
+            self.shared.commit_ready.notify_one();
+        }
     }
 
     /// Lets the workers finish every queued request and the writer commit its row, then stops
@@ -330,10 +353,7 @@ fn worker(ctx: &WorkerCtx<'_>, shared: &Shared) {
         let job = {
             let mut q = shared.lock();
             if let Some(d) = done.take() {
-                if q.pending.is_empty() {
-                    q.pending_since = Some(Instant::now());
-                }
-                q.pending.push(d);
+                q.finished(d);
             }
             let job = loop {
                 // Tell the writer before taking the next job: once this queue is empty, nobody
