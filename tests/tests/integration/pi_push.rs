@@ -4,8 +4,8 @@
 //! by its own phone (`tests/tools/push_phone.py`, one state per server: each server draws its
 //! own credential, keys and nonces), then the same requests sent to both and the answers
 //! compared field by field: `/token/init type=push`, the phone's second step, polls, accepts
-//! and declines on `/ttype/push`, `/validate/polltransaction` in each state, and the finalising
-//! checks. Values each server draws itself are own fields; every other difference allowed is
+//! and declines on `/ttype/push`, `/validate/polltransaction` in each state, the finalising
+//! checks, and a token's `polling_allowed` set and removed with `/token/info`. Values each server draws itself are own fields; every other difference allowed is
 //! listed with its reason (docs/api.md, "Differences from privacyIDEA, on purpose").
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
@@ -156,6 +156,8 @@ fn push_enrolment_polling_answers_and_polltransaction_answer_as_privacyidea() {
 
     let (pv, cv, st) = s.init();
     judge(&mut found, "/token/init type=push", &pv, &cv, st, INIT_OWN, &[]);
+    let serial = |v: &Value| v["detail"]["serial"].as_str().unwrap().to_owned();
+    let serials = (serial(&pv), serial(&cv));
     let uri = |v: &Value| v["detail"]["pushurl"]["value"].as_str().unwrap().to_owned();
     let (pi_uri, cs_uri) = (uri(&pv), uri(&cv));
     found.same("the URI's parameters", &uri_shape(&pi_uri).into(), &uri_shape(&cs_uri).into());
@@ -274,5 +276,32 @@ fn push_enrolment_polling_answers_and_polltransaction_answer_as_privacyidea() {
     let (pv, cv, st) = s.both(Shape::Form, "/validate/check", &finish, Some((&txs.0, &txs.1)));
     judge(&mut found, "finalised after number matching", &pv, &cv, st, &["detail.serial"], &[]);
     assert_eq!(cv["result"]["authentication"], "ACCEPT", "{cv}");
+
+    // Polling per token: under push_allow_polling=token the admin's token info keeps the phone
+    // out, and removing it lets the phone in again.
+    s.p.admin(
+        "POST",
+        "/policy/push-polling",
+        &[("scope", "authentication"), ("action", "push_allow_polling=token"), ("active", "true"), ("realm", "test")],
+    );
+    let info = |method: &str, params: &[(&str, &str)]| {
+        let path = |serial: &str| format!("/token/info/{serial}/polling_allowed");
+        let (ps, pv) =
+            send(s.p.pi.port, Shape::Form, method, &path(&serials.0), params, &[("Authorization", &s.p.pi_auth)]);
+        let (cs, cv) =
+            send(s.p.cs_port, Shape::Form, method, &path(&serials.1), params, &[("Authorization", &s.p.cs_auth)]);
+        (pv, cv, (u64::from(ps), u64::from(cs)))
+    };
+    let (pv, cv, st) = info("POST", &[("value", "False")]);
+    judge(&mut found, "token info polling_allowed False", &pv, &cv, st, &[], &[]);
+    let (_, pp) = pi_phone.poll(&[]);
+    let (_, cp) = cs_phone.poll(&[]);
+    judge_phone(&mut found, "poll, not allowed for this token", (&pp, &cp), &[], &[]);
+    assert_eq!(pp["response"]["result"]["error"]["code"], 303, "privacyIDEA let the phone poll: {pp}");
+    let (pv, cv, st) = info("DELETE", &[]);
+    judge(&mut found, "token info polling_allowed removed", &pv, &cv, st, &[], &[]);
+    let (_, pp) = pi_phone.poll(&[]);
+    let (_, cp) = cs_phone.poll(&[]);
+    judge_phone(&mut found, "poll, allowed again", (&pp, &cp), &polled_own, &[]);
     found.assert_none();
 }
