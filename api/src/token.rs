@@ -77,6 +77,9 @@ pub struct PushState {
     pub last_poll_ms: Option<i64>,
     /// When the phone last answered a challenge, Unix ms.
     pub last_answer_ms: Option<i64>,
+    /// Whether the phone may poll where `push_allow_polling` is `token` (the token's
+    /// `polling_allowed`; true when it is not set).
+    pub polling_allowed: bool,
 }
 
 /// `GET /v1/admin/tokens`: the tokens selected, in the store's order.

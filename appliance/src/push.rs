@@ -885,6 +885,7 @@ pub fn state_of(t: &TokenRecord, seen: crate::store::LastSeen, now_ms: i64) -> c
             .to_owned(),
         last_poll_ms,
         last_answer_ms,
+        polling_allowed: polling_allowed(&t.params),
     }
 }
 

@@ -203,6 +203,9 @@ fn push_lines(p: &countersign_api::PushState) -> String {
         when(p.last_poll_ms),
         when(p.last_answer_ms)
     );
+    if !p.polling_allowed {
+        out += "polling: not allowed for this phone (where push_allow_polling is token)\n";
+    }
     out
 }
 

@@ -310,6 +310,10 @@ fn pi_token(t: &Token, id: usize) -> Value {
             }
         }
         info.insert("push_firebase_configuration".into(), p.delivery.clone().into());
+        // Only when an admin set it, as privacyIDEA lists a token info.
+        if t.params.get("polling_allowed").is_some() {
+            info.insert("polling_allowed".into(), if p.polling_allowed { "True" } else { "False" }.into());
+        }
         info.insert("push_state".into(), p.state.clone().into());
         for (name, at) in [("last_poll", p.last_poll_ms), ("last_answer", p.last_answer_ms)] {
             if let Some(ms) = at {

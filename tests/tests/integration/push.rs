@@ -328,9 +328,13 @@ fn polling_allowed_per_token_decides_under_push_allow_polling_token() {
     let (status, v) = send(s.port, Shape::Form, "DELETE", &info, &[], &[("Authorization", &s.auth)]);
     assert_eq!((status, &v["result"]["value"]), (200, &Value::Bool(true)), "{v}");
     assert!(phone.challenges().is_empty());
-    // The CLI sets the same setting; `true` lets the phone poll again.
+    // The CLI sets the same setting, and the help desk sees it; `true` lets the phone poll again.
     s.d.cli_json(&["token", "set", &serial, "--polling-allowed", "no"]);
+    let shown = s.d.cli_json(&["token", "show", &serial]);
+    assert_eq!(shown["push"]["polling_allowed"], false, "{shown}");
     refused(&phone);
+    let listed = s.admin_get("/token/", &[("serial", &serial)]);
+    assert_eq!(listed["result"]["value"]["tokens"][0]["info"]["polling_allowed"], "False", "{listed}");
     let v = s.admin(&info, &[("value", "true")]);
     assert_eq!(v["result"]["value"], true, "{v}");
     assert!(phone.challenges().is_empty());
