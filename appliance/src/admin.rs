@@ -220,16 +220,7 @@ impl AdminService {
         integration: String,
         application: String,
     ) -> Result<Integration, AdminError> {
-        self.change(move |_, store| {
-            let audit = admin_audit(&caller, "integration/grant", format!("{application} to {integration}"));
-            store.grant(&integration, &application, &audit)?;
-            tracing::info!(integration = %integration, application = %application, "granted key");
-            store
-                .integration(&integration)?
-                .map(self::integration)
-                .ok_or_else(|| AdminError::Refused(Refusal::NotFound(format!("integration '{integration}'"))))
-        })
-        .await
+        self.set_grant(caller, integration, application, true).await
     }
 
     /// Withdraws `integration`'s grant of `application`; `NotFound` when there was none.
@@ -240,10 +231,27 @@ impl AdminService {
         integration: String,
         application: String,
     ) -> Result<Integration, AdminError> {
+        self.set_grant(caller, integration, application, false).await
+    }
+
+    /// Grants (`grant`) or withdraws a grant, with its audit row; the integration as it now is.
+    async fn set_grant(
+        &self,
+        caller: Caller,
+        integration: String,
+        application: String,
+        grant: bool,
+    ) -> Result<Integration, AdminError> {
         self.change(move |_, store| {
-            let audit = admin_audit(&caller, "integration/revoke", format!("{application} from {integration}"));
-            store.revoke(&integration, &application, &audit)?;
-            tracing::info!(integration = %integration, application = %application, "revoked key");
+            if grant {
+                let audit = admin_audit(&caller, "integration/grant", format!("{application} to {integration}"));
+                store.grant(&integration, &application, &audit)?;
+                tracing::info!(integration = %integration, application = %application, "granted key");
+            } else {
+                let audit = admin_audit(&caller, "integration/revoke", format!("{application} from {integration}"));
+                store.revoke(&integration, &application, &audit)?;
+                tracing::info!(integration = %integration, application = %application, "revoked key");
+            }
             store
                 .integration(&integration)?
                 .map(self::integration)
