@@ -1,5 +1,5 @@
 //! Shared pieces of the benchmark binaries: a measured run, percentiles, rounds reported by
-//! their median, and a description of the machine.
+//! their median, a description of the machine, and the daemon's HSM operation counts.
 
 use std::time::Duration;
 
@@ -290,4 +290,22 @@ pub fn cpu_rows(labels: &[String], rounds: &[Vec<CpuPerOp>]) -> String {
         }
     }
     out
+}
+
+/// The daemon's HSM operations so far, by operation (`/metrics` on admin.sock).
+pub fn hsm_ops(d: &crate::Daemon) -> std::collections::BTreeMap<String, u64> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let text = rt.block_on(async {
+        let mut conn = countersign_client::Connection::connect(&d.admin_sock()).await.expect("connect");
+        let (_, body) = conn.raw(hyper::Method::GET, "/metrics", None).await.expect("metrics");
+        String::from_utf8_lossy(&body).into_owned()
+    });
+    let prefix = "countersign_hsm_operation_duration_seconds_count{op=\"";
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(prefix)?;
+            let (op, n) = rest.split_once("\"} ")?;
+            Some((op.to_owned(), n.trim().parse().ok()?))
+        })
+        .collect()
 }

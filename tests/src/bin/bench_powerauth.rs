@@ -27,7 +27,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,7 +41,8 @@ use countersign_powerauth::keys::{DerivedKeys, FactorKeys, SecretKey};
 use countersign_powerauth::signature::{self, CtrData, SignatureFormat, SignatureType};
 use countersign_powerauth::wire;
 use countersign_tests::bench::{
-    cpu_rows, machine, median, median_rows, memory, on_socket, on_threads, summarise, with_cpu, write_report, Run,
+    cpu_rows, hsm_ops, machine, median, median_rows, memory, on_socket, on_threads, summarise, with_cpu, write_report,
+    Run,
 };
 use countersign_tests::{unb64, Daemon};
 use serde_json::{json, Value};
@@ -261,24 +261,6 @@ fn software(dur: Duration) -> Run {
         lat,
         secs,
     )
-}
-
-/// The daemon's HSM operations so far, by operation (`/metrics` on admin.sock).
-fn hsm_ops(d: &Daemon) -> BTreeMap<String, u64> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let text = rt.block_on(async {
-        let mut conn = countersign_client::Connection::connect(&d.admin_sock()).await.expect("connect");
-        let (_, body) = conn.raw(hyper::Method::GET, "/metrics", None).await.expect("metrics");
-        String::from_utf8_lossy(&body).into_owned()
-    });
-    let prefix = "countersign_hsm_operation_duration_seconds_count{op=\"";
-    text.lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix(prefix)?;
-            let (op, n) = rest.split_once("\"} ")?;
-            Some((op.to_owned(), n.trim().parse().ok()?))
-        })
-        .collect()
 }
 
 fn main() -> anyhow::Result<()> {

@@ -24,7 +24,6 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "benchmark: a failed step must stop the run loudly")]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use countersign_hsm::{HashAlg, Hsm, KeyId};
 use countersign_tests::bench::{
-    cpu_rows, machine, median, median_rows, memory, on_threads, summarise, with_cpu, write_report, Run,
+    cpu_rows, hsm_ops, machine, median, median_rows, memory, on_threads, summarise, with_cpu, write_report, Run,
 };
 use countersign_tests::webauthn::b64url;
 use countersign_tests::{Daemon, WEBAUTHN_PLUGIN};
@@ -258,24 +257,6 @@ fn raw_hsm(hsm: &Hsm, pin_key: &KeyId, seal_key: &KeyId, threads: usize, dur: Du
         hsm.hmac(&seal_key, HashAlg::Sha256, &[7u8; 32]).expect("hmac");
     });
     summarise(format!("raw HSM work of one sign-in (2 random, 2 HMAC) via hsm/, {threads} thread(s)"), lat, secs)
-}
-
-/// The daemon's HSM operations so far, by operation (`/metrics` on admin.sock).
-fn hsm_ops(d: &Daemon) -> BTreeMap<String, u64> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let text = rt.block_on(async {
-        let mut conn = countersign_client::Connection::connect(&d.admin_sock()).await.expect("connect");
-        let (_, body) = conn.raw(hyper::Method::GET, "/metrics", None).await.expect("metrics");
-        String::from_utf8_lossy(&body).into_owned()
-    });
-    let prefix = "countersign_hsm_operation_duration_seconds_count{op=\"";
-    text.lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix(prefix)?;
-            let (op, n) = rest.split_once("\"} ")?;
-            Some((op.to_owned(), n.trim().parse().ok()?))
-        })
-        .collect()
 }
 
 fn main() -> anyhow::Result<()> {
