@@ -12,7 +12,6 @@
 //! way to see it again. Must never: store, log or answer APP_SECRET except in the answer made
 //! to show it; answer a secret whose audit row was not committed.
 
-use crate::service_error::OffRuntime;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -26,6 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::admin::{validate_name, AdminError, AdminService};
 use crate::directory::DirectoryHandle;
+use crate::service_error::OffRuntime;
 use crate::store::{AuthAuditRow, NewKeyVersion, NewPowerAuthVersion, Store, StoreError};
 use crate::token_secrets::TokenSecrets;
 

@@ -24,7 +24,6 @@
 //! Owns: operation decisions and their audit. Must never: approve on anything but a verified
 //! signature of an allowed type over the exact data; change an operation without its audit row.
 
-use crate::service_error::OffRuntime;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -39,6 +38,7 @@ use crate::powerauth_server::{
     audit_row, internal, new_uuid, refused, PowerAuthError, PowerAuthServer, SignatureHeader, Subject,
 };
 use crate::powerauth_tokens::PowerAuthTokens;
+use crate::service_error::OffRuntime;
 use crate::store::{
     AuthAuditRow, NewOperation, NewOperationTemplate, OperationStatus, OperationTemplate, OperationUpdate,
     PowerAuthOperation, Store, StoreError,

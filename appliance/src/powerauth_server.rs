@@ -22,7 +22,6 @@
 //! "wrong" to the unauthenticated mobile side; accept a signature without its audit row;
 //! keep a key beyond a request.
 
-use crate::service_error::OffRuntime;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -44,6 +43,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::clock::Clock;
+use crate::service_error::OffRuntime;
 use crate::store::{
     ActivationChange, ActivationState, ActivationUpdate, AuthAuditRow, KeyExchange, NewActivation, OtpValidation,
     PowerAuthActivation, PowerAuthAppKey, Store, StoreError, TemporaryKey,

@@ -19,7 +19,6 @@
 //! Owns: MAC token decisions and their audit. Must never: answer or keep a token secret outside
 //! the one ECIES response; accept a token use twice; answer "valid" without its audit row.
 
-use crate::service_error::OffRuntime;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
@@ -38,6 +37,7 @@ use crate::powerauth_server::{
     audit_row, effective_state, internal, new_uuid, refused, EciesResponse, PowerAuthError, PowerAuthServer,
     SignatureHeader, Subject,
 };
+use crate::service_error::OffRuntime;
 use crate::store::{ActivationState, AuthAuditRow, NewMacToken, Store, StoreError};
 use crate::token_secrets::TokenSecrets;
 

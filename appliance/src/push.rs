@@ -340,10 +340,7 @@ pub fn is_push_type(token_type: &str) -> bool {
 fn polling_allowed(params: &Value) -> bool {
     match params.get(param::POLLING_ALLOWED) {
         None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_i64() == Some(1),
-        Some(Value::String(s)) => matches!(s.as_str(), "1" | "True" | "true" | "TRUE"),
-        Some(_) => false,
+        Some(v) => countersign_core::truth::truth(v) == Some(true),
     }
 }
 
@@ -351,9 +348,7 @@ fn polling_allowed(params: &Value) -> bool {
 /// may poll, as privacyIDEA reads a token without the info).
 pub(crate) fn with_polling_allowed(params: &Value, allowed: Option<bool>) -> Value {
     let mut params = params.clone();
-    if !params.is_object() {
-        params = Value::Object(serde_json::Map::new());
-    }
+    // A push token's params are an object from its enrolment on.
     if let Some(map) = params.as_object_mut() {
         match allowed {
             Some(a) => {

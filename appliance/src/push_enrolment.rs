@@ -97,7 +97,7 @@ impl TokenService {
         }
         let serial = match &r.serial {
             Some(s) => s.clone(),
-            None => format!("{}{}", flavour.serial_prefix(), hex::encode_upper(self.secrets.random(4)?)),
+            None => self.new_serial(kind)?,
         };
         r.serial = Some(serial.clone());
         let credential = SecretString::from(hex::encode(Zeroizing::new(self.secrets.random(CREDENTIAL_BYTES)?)));

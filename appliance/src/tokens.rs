@@ -323,6 +323,13 @@ fn plugin_for(plugins: &PluginHost, token_type: &str) -> Result<String, TokenErr
     ))))
 }
 
+impl TokenService {
+    /// A new serial for a token of `token_type`: its type's prefix and 8 random hex digits.
+    pub(crate) fn new_serial(&self, token_type: &str) -> Result<String, TokenError> {
+        Ok(format!("{}{}", serial_prefix(token_type), hex::encode_upper(self.secrets.random(4)?)))
+    }
+}
+
 /// Serials: a type prefix (OATH for HOTP, TOTP for TOTP, as privacyIDEA names them) and 8 hex digits.
 fn serial_prefix(token_type: &str) -> String {
     match token_type {
@@ -338,9 +345,10 @@ fn serial_prefix(token_type: &str) -> String {
         "yubikey" => "UBAM".into(),
         "webauthn" => "WAN".into(),
         "passkey" => "PIPK".into(),
-        "push" => "PIPU".into(),
-        "edupush" => "EDUP".into(),
-        other => other.chars().filter(char::is_ascii_alphanumeric).take(4).collect::<String>().to_ascii_uppercase(),
+        other => match countersign_core::policy::push::PushFlavour::of_type(other) {
+            Some(flavour) => flavour.serial_prefix().into(),
+            None => other.chars().filter(char::is_ascii_alphanumeric).take(4).collect::<String>().to_ascii_uppercase(),
+        },
     }
 }
 
@@ -380,7 +388,8 @@ fn decode_seed(seed: &SecretString, format: SeedFormat) -> Result<Zeroizing<Vec<
 fn shows_seed(token_type: &str) -> bool {
     !is_challenge_type(token_type)
         && !is_simple_type(token_type)
-        && !matches!(token_type, "paper" | "yubikey" | "webauthn" | "passkey" | "push" | "edupush")
+        && !matches!(token_type, "paper" | "yubikey" | "webauthn" | "passkey")
+        && !crate::push::is_push_type(token_type)
 }
 
 /// `otpauth://` URI for authenticator apps (Key Uri Format).
@@ -822,7 +831,7 @@ impl TokenService {
         }
         let serial = match &r.serial {
             Some(s) => s.clone(),
-            None => format!("{}{}", serial_prefix(&r.token_type), hex::encode_upper(self.secrets.random(4)?)),
+            None => self.new_serial(&r.token_type)?,
         };
         validate_serial(&serial)?;
         let material = if r.token_type == "yubikey" {

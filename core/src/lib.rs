@@ -14,6 +14,7 @@
 //! - [`validity`]: a token's validity period and why a token takes part in no check.
 //! - [`rules`]: the check's decision rules (PIN and code, fail counter, counters, drift).
 //! - [`token_kind`]: how a check treats a token of a given type.
+//! - [`truth`]: privacyIDEA's yes and no words.
 //! - [`policy`]: the policy model: the action catalogue, conditions, and evaluation.
 //! - [`realm`]: a realm and its resolvers' order.
 //! - [`user`]: a user of the internal user store.
@@ -35,5 +36,6 @@ pub mod policy;
 pub mod realm;
 pub mod rules;
 pub mod token_kind;
+pub mod truth;
 pub mod user;
 pub mod validity;

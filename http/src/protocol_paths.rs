@@ -11,16 +11,18 @@
 //!
 //! Owns: the list. Must never: name a path whose handler does not authenticate its caller.
 
+use countersign_core::policy::push::PushFlavour;
+
 /// The Mobile Token API's prefix (enrollment server 1.9, `MobileTokenController`).
 pub(crate) const MOBILE_TOKEN_PREFIX: &str = "/api/auth/token/app/";
 
 /// Whether requests to `path` authenticate by their own protocol.
 pub(crate) fn protocol_authenticated(path: &str) -> bool {
-    path.starts_with("/pa/v3/") || path.starts_with(MOBILE_TOKEN_PREFIX) || PUSH_PATHS.contains(&path)
+    path.starts_with("/pa/v3/")
+        || path.starts_with(MOBILE_TOKEN_PREFIX)
+        // The push endpoints (privacyIDEA's and eduMFA's), where phones enrol, poll and answer.
+        || PushFlavour::ALL.iter().any(|f| f.endpoint() == path)
 }
-
-/// The push endpoints (privacyIDEA's and eduMFA's), where phones enrol, poll and answer.
-const PUSH_PATHS: [&str; 2] = ["/ttype/push", "/ttype/edupush"];
 
 #[cfg(test)]
 mod tests {

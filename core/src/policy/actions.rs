@@ -733,14 +733,12 @@ pub fn check(scope: Scope, name: &str, value: &serde_json::Value) -> Result<Acti
     let text = value.as_str().map(str::trim);
     match spec.kind {
         // privacyIDEA's `is_true` words (its admins write `1` too), and their opposites.
-        Kind::Bool => match (value, text) {
-            (serde_json::Value::Bool(b), _) => Ok(ActionValue::Bool(*b)),
-            (serde_json::Value::Number(n), _) if n.as_i64() == Some(1) => Ok(ActionValue::Bool(true)),
-            (serde_json::Value::Number(n), _) if n.as_i64() == Some(0) => Ok(ActionValue::Bool(false)),
-            (_, Some("true" | "True" | "TRUE" | "1")) => Ok(ActionValue::Bool(true)),
-            (_, Some("false" | "False" | "FALSE" | "0")) => Ok(ActionValue::Bool(false)),
-            _ => Err(wrong()),
-        },
+        Kind::Bool => match text {
+            Some(t) => crate::truth::truth_word(t),
+            None => crate::truth::truth(value),
+        }
+        .map(ActionValue::Bool)
+        .ok_or_else(wrong),
         Kind::Int { min, max } => {
             let i = match (value.as_i64(), text) {
                 (Some(i), _) => i,

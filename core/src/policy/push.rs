@@ -36,6 +36,9 @@ pub enum PushFlavour {
 }
 
 impl PushFlavour {
+    /// Every flavour: each has its own endpoint and token type.
+    pub const ALL: [PushFlavour; 2] = [PushFlavour::Push, PushFlavour::EduPush];
+
     /// The flavour of a token type; `None`: not a push type.
     pub fn of_type(token_type: &str) -> Option<PushFlavour> {
         match token_type {

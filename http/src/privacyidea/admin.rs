@@ -836,14 +836,9 @@ async fn token_info(st: &AppState, admin: &PiAdmin, p: &Params, set: bool) -> Re
         }
         let allowed = match (set, p.get("value").map(str::trim)) {
             (false, _) => None,
-            (true, Some("1" | "True" | "true" | "TRUE")) => Some(true),
-            (true, Some("0" | "False" | "false" | "FALSE")) => Some(false),
-            (true, Some(other)) => {
-                return Err(PiResponse::error(
-                    ErrorKind::Parameter,
-                    &format!("polling_allowed must be True or False, not {other:?}"),
-                ))
-            }
+            (true, Some(v)) => Some(countersign_core::truth::truth_word(v).ok_or_else(|| {
+                PiResponse::error(ErrorKind::Parameter, &format!("polling_allowed must be True or False, not {v:?}"))
+            })?),
             (true, None) => return Err(PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'value'")),
         };
         let settings = TokenSettings { polling_allowed: Some(allowed), ..TokenSettings::default() };

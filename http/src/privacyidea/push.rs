@@ -22,15 +22,9 @@ use countersign::push::{FbTokenUpdate, PhoneAnswer, PhoneEnrolment, PhonePoll, P
 use countersign_core::policy::push::PushFlavour;
 
 pub(super) fn routes() -> Router<SharedState> {
-    Router::new()
-        .route(
-            PushFlavour::Push.endpoint(),
-            get(|st, c, p| poll(st, c, p, PushFlavour::Push)).post(|st, c, p| post(st, c, p, PushFlavour::Push)),
-        )
-        .route(
-            PushFlavour::EduPush.endpoint(),
-            get(|st, c, p| poll(st, c, p, PushFlavour::EduPush)).post(|st, c, p| post(st, c, p, PushFlavour::EduPush)),
-        )
+    PushFlavour::ALL.into_iter().fold(Router::new(), |router, f| {
+        router.route(f.endpoint(), get(move |st, c, p| poll(st, c, p, f)).post(move |st, c, p| post(st, c, p, f)))
+    })
 }
 
 /// What the app sends as its Firebase token when it has none (poll only).
@@ -97,7 +91,7 @@ async fn post(State(st): State<SharedState>, caller: ApiCaller, p: Params, flavo
             ));
         }
         if p.get("signature").is_some() && p.get("new_fb_token").is_none() {
-            let decline = matches!(p.get("decline"), Some("1" | "true" | "True" | "TRUE"));
+            let decline = p.get("decline").and_then(countersign_core::truth::truth_word) == Some(true);
             let r = PhoneAnswer {
                 flavour,
                 serial,
