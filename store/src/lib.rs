@@ -385,7 +385,12 @@ impl Store {
     }
 
     /// Runs `f` on the admin connection outside any transaction: each statement sees what was
-    /// committed when it ran. For single look-ups and listings that need no consistent view.
+    /// committed when it ran, and each write commits on its own. For single look-ups, listings
+    /// that need no consistent view, and writes that are one statement with no audit row and
+    /// no sealed row (a delivery's claim, an unreserved challenge, a job's lease): such a
+    /// statement is atomic alone, and on PostgreSQL its row lock, not the write lock
+    /// ([`db::WRITE_LOCK`], which orders the audit chain's links), settles a race. Anything
+    /// that writes an audit row or a sealed row goes through [`Store::write`].
     pub(crate) fn read<T>(&self, f: impl FnOnce(&dyn Sql) -> Result<T, StoreError>) -> Result<T, StoreError> {
         f(self.admin().sql())
     }

@@ -426,7 +426,7 @@ async fn init(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Respo
             None => Subject::system(),
         };
         allowed(&st, &admin, &format!("enroll{}", token_type.to_ascii_uppercase()), &subject)?;
-        let genkey = matches!(p.get("genkey"), Some("1" | "true" | "True"));
+        let genkey = p.flag("genkey", false).map_err(|m| PiResponse::error(ErrorKind::Parameter, &m))?;
         let seed = match (p.get("otpkey"), genkey) {
             (Some(_), true) => {
                 return Err(PiResponse::error(ErrorKind::Parameter, "give either otpkey or genkey, not both"))

@@ -68,7 +68,7 @@ pub(crate) fn pi_params(data: &[u8]) {
 fn read_all(p: &Params) {
     for name in NAMES {
         drop(p.list(name));
-        let _ = p.flag(name, false);
+        drop(p.flag(name, false));
         let _ = p.required(name);
     }
     drop(p.secret("pass"));

@@ -50,11 +50,16 @@ impl Params {
         Ok(items.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
     }
 
-    /// A boolean parameter as privacyIDEA reads one (`true`, `True`, `1`, ...); missing: `default`.
-    pub(crate) fn flag(&self, name: &str, default: bool) -> bool {
-        match self.get(name).map(|v| v.trim().to_ascii_lowercase()) {
-            None => default,
-            Some(v) => matches!(v.as_str(), "1" | "true" | "yes" | "on"),
+    /// A boolean parameter in privacyIDEA's words (`core::truth`: `1`, `True`, `true`, `TRUE`
+    /// and their opposites); missing or empty: `default`. Any other word is refused with what
+    /// to send instead: privacyIDEA would read it as false, which silently turns off what the
+    /// admin meant to turn on (or on, for a default of true).
+    pub(crate) fn flag(&self, name: &str, default: bool) -> Result<bool, String> {
+        match self.get(name).map(str::trim) {
+            None => Ok(default),
+            Some(v) => countersign_core::truth::truth_word(v).ok_or_else(|| {
+                format!("{name} must be true or false (1, True, true, TRUE, 0, False, false, FALSE), not '{v}'")
+            }),
         }
     }
 
@@ -271,6 +276,25 @@ fn unparseable(why: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_take_privacyideas_words_and_refuse_any_other() {
+        let flag = |v: &str, default| Params::from_pairs([("genkey".to_owned(), v.to_owned())]).flag("genkey", default);
+        for yes in ["1", "True", "true", "TRUE", " true "] {
+            assert_eq!(flag(yes, false), Ok(true), "{yes}");
+        }
+        for no in ["0", "False", "false", "FALSE"] {
+            assert_eq!(flag(no, true), Ok(false), "{no}");
+        }
+        // Missing or empty: the default.
+        assert_eq!(flag("", true), Ok(true));
+        assert_eq!(Params::from_pairs([]).flag("genkey", false), Ok(false));
+        // privacyIDEA reads these as false; here they are refused, whatever the default.
+        for neither in ["yes", "on", "TrUe", "2"] {
+            let refused = flag(neither, true).expect_err(neither);
+            assert!(refused.contains("genkey must be true or false") && refused.contains(neither), "{refused}");
+        }
+    }
 
     #[test]
     fn users_are_split_at_the_sign_as_privacyidea_splits_them() {

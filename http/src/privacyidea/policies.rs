@@ -64,7 +64,11 @@ async fn list(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Respo
         allowed(&st, &admin, "policyread", &Subject::system())?;
         let list = st.policies.list().await.map_err(policy_error)?;
         let scope = p.get("scope");
-        let active = p.get("active").map(|_| p.flag("active", true));
+        let active = p
+            .get("active")
+            .map(|_| p.flag("active", true))
+            .transpose()
+            .map_err(|m| PiResponse::error(ErrorKind::Parameter, &m))?;
         let out: Vec<Value> = list
             .iter()
             .filter(|x| scope.is_none_or(|s| s == x.scope) && active.is_none_or(|a| a == x.active))
@@ -159,7 +163,7 @@ pub(crate) fn parse_actions(text: &str) -> Result<Map<String, Value>, String> {
 pub(super) fn definition(p: &Params) -> Result<PolicyDefinition, PiResponse> {
     let bad = |m: String| PiResponse::error(ErrorKind::Parameter, &m);
     for unsupported in ["check_all_resolvers", "user_case_insensitive"] {
-        if p.flag(unsupported, false) {
+        if p.flag(unsupported, false).map_err(bad)? {
             return Err(bad(format!("{unsupported} is not supported by Countersign; leave it unset or false")));
         }
     }
@@ -176,7 +180,7 @@ pub(super) fn definition(p: &Params) -> Result<PolicyDefinition, PiResponse> {
     Ok(PolicyDefinition {
         name: None,
         scope: p.required("scope")?.to_owned(),
-        active: p.flag("active", true),
+        active: p.flag("active", true).map_err(bad)?,
         priority,
         actions,
         realms: p.list("realm")?,

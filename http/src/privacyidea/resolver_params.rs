@@ -91,7 +91,7 @@ fn ldap(p: &Params) -> Result<(Value, Option<SecretString>), String> {
     if let Some(a) = p.get("AUTHTYPE").filter(|a| !a.eq_ignore_ascii_case("simple")) {
         return Err(format!("AUTHTYPE {a} is not supported; Countersign binds with simple authentication"));
     }
-    if p.flag("EDITABLE", false) {
+    if p.flag("EDITABLE", false)? {
         return Err("editable LDAP resolvers are not supported; Countersign only reads the directory".into());
     }
     let uris: Vec<String> = p
@@ -151,9 +151,9 @@ fn ldap(p: &Params) -> Result<(Value, Option<SecretString>), String> {
         filter,
         scope,
         attributes,
-        starttls: p.flag("START_TLS", false),
+        starttls: p.flag("START_TLS", false)?,
         ca_file: p.owned("TLS_CA_FILE"),
-        allow_cleartext: p.flag("ALLOW_CLEARTEXT", false),
+        allow_cleartext: p.flag("ALLOW_CLEARTEXT", false)?,
         connect_timeout_ms: timeout.unwrap_or(defaults.connect_timeout_ms),
         timeout_ms: timeout.unwrap_or(defaults.timeout_ms),
         cache_ttl_s: number(p, "CACHE_TIMEOUT")?.unwrap_or(defaults.cache_ttl_s),

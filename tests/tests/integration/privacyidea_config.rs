@@ -239,6 +239,15 @@ fn policies_are_defined_switched_and_deleted_the_privacyidea_way() {
     assert_eq!(status, 200);
     assert_eq!(init("P3").0, 200);
     assert_eq!(pi.call("DELETE", "/policy/one-token", &[]).0, 200);
+    // genkey is read in privacyIDEA's words: TRUE is yes (so it clashes with an otpkey, as in
+    // privacyIDEA), a word privacyIDEA does not know is refused.
+    let key = ("otpkey", "3132333435363738393031323334353637383930");
+    let (status, v) = pi.call("POST", "/token/init", &[("type", "hotp"), ("genkey", "TRUE"), key, ("serial", "P4")]);
+    assert_eq!(status, 400, "{v}");
+    assert!(error_message(&v).contains("either otpkey or genkey"), "{v}");
+    let (status, v) = pi.call("POST", "/token/init", &[("type", "hotp"), ("genkey", "yes"), ("serial", "P4")]);
+    assert_eq!(status, 400, "{v}");
+    assert!(error_message(&v).contains("genkey must be true or false"), "{v}");
     // Gone: an empty list, as privacyIDEA answers for a name no policy has.
     let (status, v) = pi.call("GET", "/policy/one-token", &[]);
     assert_eq!((status, &v["result"]["value"]), (200, &serde_json::json!([])), "{v}");
@@ -254,6 +263,14 @@ fn policies_are_defined_switched_and_deleted_the_privacyidea_way() {
     );
     assert_eq!(status, 400);
     assert!(error_message(&v).contains("check_all_resolvers"), "{v}");
+    // A yes/no word privacyIDEA does not know is refused, not read as no: `active=on` would
+    // otherwise store a policy that never applies. Nothing is stored.
+    let (status, v) =
+        pi.call("POST", "/policy/half-on", &[("scope", "authentication"), ("action", "otppin=none"), ("active", "on")]);
+    assert_eq!(status, 400, "{v}");
+    assert!(error_message(&v).contains("active must be true or false"), "{v}");
+    let (_, v) = pi.call("GET", "/policy/half-on", &[]);
+    assert_eq!(v["result"]["value"], serde_json::json!([]), "{v}");
 
     // Once ops is limited by an admin policy, it may read policies but not write them, and
     // may not read resolvers; realms stay readable.
