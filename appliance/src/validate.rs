@@ -883,8 +883,11 @@ impl ValidateService {
                 }
                 AnswerBy::Assertion => {
                     let nonce = c.nonce.as_deref().unwrap_or_default();
+                    // The request's demand for user verification holds here too: an admin's
+                    // passkey login at /auth may answer a passkey_trigger_by_pin challenge.
+                    let uv = req.require_user_verification;
                     let checked = credential_of(ctx, t)
-                        .and_then(|cred| self.assertion(t, &cred, nonce, Spend::Challenge(c.id), false, req, now));
+                        .and_then(|cred| self.assertion(t, &cred, nonce, Spend::Challenge(c.id), uv, req, now));
                     match checked {
                         Ok(done) => return Ok(done),
                         Err(Unanswered::Wrong(e)) => why = Some(e),

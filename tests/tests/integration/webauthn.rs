@@ -302,6 +302,21 @@ fn a_passkey_signs_an_api_admin_in_from_an_admin_realm_with_user_verification() 
     assert_eq!(passkey_answer(&rp, "/auth", &bob, &tx, &challenge, json!({})).0, 401);
     let last = rp.last_login_audit();
     assert!(last["detail"].as_str().unwrap().contains("no API admin"), "{last}");
+    // The same through a challenge the (empty) PIN triggers under passkey_trigger_by_pin:
+    // the device alone, without user verification, still opens no session.
+    rp.policy("by-pin", "authentication", "passkey_trigger_by_pin");
+    let challenged = || {
+        let v = rp.check(&[("user", "alice"), ("realm", "test"), ("pass", "")]);
+        assert_eq!(v["result"]["authentication"], "CHALLENGE", "{v}");
+        let entry = &v["detail"]["multi_challenge"][0];
+        (entry["transaction_id"].as_str().unwrap().to_owned(), entry["challenge"].as_str().unwrap().to_owned())
+    };
+    let (tx, challenge) = challenged();
+    let (status, v) = passkey_answer(&rp, "/auth", &alice, &tx, &challenge, json!({ "uv": false }));
+    assert_eq!(status, 401, "a triggered challenge answered without user verification: {v}");
+    let (tx, challenge) = challenged();
+    let (status, v) = passkey_answer(&rp, "/auth", &alice, &tx, &challenge, json!({}));
+    assert_eq!(status, 200, "with user verification: {v}");
 }
 
 /// Without `webauthn.admin_realms`, no passkey signs an API admin in.
