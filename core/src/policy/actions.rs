@@ -666,6 +666,10 @@ pub const CATALOGUE: &[ActionSpec] = &[
     admin("settokeninfo", "set or remove the token infos an admin may set (polling_allowed of push tokens)"),
     admin("tokenlist", "list and show tokens"),
     admin("getchallenges", "list the challenges not answered yet, of every realm"),
+    admin(
+        "triggerchallenge",
+        "make a user's or a token's challenges (texts, e-mails, push prompts) with /validate/triggerchallenge",
+    ),
     admin("getrandom", "get random bytes from the HSM (GET /system/random)"),
     admin(
         "configwrite",

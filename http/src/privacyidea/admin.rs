@@ -29,6 +29,7 @@ use super::params::Params;
 use crate::extract::Origin;
 use crate::{AppState, SharedState};
 use countersign::api_access::SessionError;
+use countersign::resolvers::ResolverError;
 use countersign::tokens::{ExpectedOwner, InitRequest, SeedFormat, TokenError, TokenService, TokenSettings};
 use countersign_api::Token;
 
@@ -110,13 +111,32 @@ impl Subject {
         Subject { user: None, realm: Some(realm.to_owned()), resolver: None }
     }
 
-    /// `login` in `realm` (the default realm when not named), the realm checked to exist.
-    fn user_in(st: &AppState, login: &str, realm: Option<&str>) -> Result<Subject, PiResponse> {
+    /// The user `login` names in `realm` (the default realm when not named), the realm checked
+    /// to exist: the user as the realm's resolvers find them, by their login as the source
+    /// spells it and their resolver, so a policy's user condition sees the person the action
+    /// will touch, never the string typed (`CEO` for `ceo`). A login no resolver knows is
+    /// judged as typed (the action is then refused as unknown, after the right, so an admin
+    /// learns nothing of users outside their realms); a resolver that cannot answer refuses.
+    pub(super) async fn user_in(st: &AppState, login: &str, realm: Option<&str>) -> Result<Subject, PiResponse> {
         let realm = st
             .realms
             .realm_name(realm)
             .map_err(|e| PiResponse::error(ErrorKind::Parameter, &format!("{e} does not exist")))?;
-        Ok(Subject { user: Some(login.to_owned()), realm: Some(realm), resolver: None })
+        let (asked, typed) = (realm.clone(), login.to_owned());
+        match st.realms.run(move |r| r.resolve(Some(&asked), &typed)).await {
+            Ok(Some(u)) => Ok(Subject {
+                user: Some(u.user.login.clone()),
+                resolver: u.resolver().map(str::to_owned),
+                realm: Some(u.realm),
+            }),
+            Ok(None) | Err(ResolverError::Refused(Refusal::NotFound(_))) => {
+                Ok(Subject { user: Some(login.to_owned()), realm: Some(realm), resolver: None })
+            }
+            Err(e) => Err(PiResponse::error(
+                ErrorKind::Internal,
+                &format!("user {login} could not be looked up in realm {realm}'s user stores ({e}); try again"),
+            )),
+        }
     }
 }
 
@@ -151,6 +171,17 @@ pub(super) async fn audit_read(st: &AppState, admin: &PiAdmin, route: &str, answ
         Ok(r) | Err(r) => r.status,
     };
     crate::admin::record_read(st, admin.caller.clone(), route, status, None).await;
+}
+
+impl PiAdmin {
+    /// The API admin who sent a request another extractor identified; `None` for any other
+    /// caller (a service account, a socket's uid, nobody).
+    pub(super) fn of(c: &ApiCaller) -> Option<PiAdmin> {
+        match &c.who {
+            Who::Admin(name) => Some(PiAdmin { caller: c.caller.clone(), name: name.clone() }),
+            _ => None,
+        }
+    }
 }
 
 impl FromRequestParts<SharedState> for PiAdmin {
@@ -422,7 +453,7 @@ async fn init(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Respo
         }
         let (user, realm) = super::user_realm(&st, &p);
         let subject = match &user {
-            Some(user) => Subject::user_in(&st, user, realm.as_deref())?,
+            Some(user) => Subject::user_in(&st, user, realm.as_deref()).await?,
             None => Subject::system(),
         };
         allowed(&st, &admin, &format!("enroll{}", token_type.to_ascii_uppercase()), &subject)?;
@@ -655,7 +686,7 @@ async fn assign(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Res
     let answer = async {
         let (user, realm) = super::user_realm(&st, &p);
         let user = user.ok_or_else(|| PiResponse::error(ErrorKind::Parameter, "Missing parameter: 'user'"))?;
-        allowed(&st, &admin, "assign", &Subject::user_in(&st, &user, realm.as_deref())?)?;
+        allowed(&st, &admin, "assign", &Subject::user_in(&st, &user, realm.as_deref()).await?)?;
         let caller = admin.caller.clone();
         each_token(&st, &admin, "assign", &p, false, |tokens: TokenService, serial: String| {
             let (caller, user, realm) = (caller.clone(), user.clone(), realm.clone());

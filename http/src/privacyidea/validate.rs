@@ -9,14 +9,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use countersign_core::caller::Caller;
+use countersign_core::error::Refusal;
 use serde_json::{json, Value};
 
+use super::admin::{allowed, PiAdmin, Subject};
 use super::caller::{ApiCaller, Who};
 use super::envelope::{ErrorKind, PiResponse};
 use super::params::Params;
 use crate::{AppState, SharedState};
 use countersign::challenges::ChallengeView;
 use countersign::store::CheckTarget;
+use countersign::tokens::TokenError;
 use countersign::validate::{CheckOutcome, CheckRequest};
 
 pub(super) fn routes() -> Router<SharedState> {
@@ -219,6 +222,22 @@ async fn trigger(State(st): State<SharedState>, caller: ApiCaller, p: Params) ->
             return Err(PiResponse::error(kind, &m));
         }
         let target = target(&p, |r| st.realms.is_realm(r))?;
+        // An API admin needs the right on whom the challenges go to, as privacyIDEA's
+        // check_base_action judges it: the user as the resolvers find them, or the token's
+        // owner as stored; an unknown serial is judged as system-wide (and then not found).
+        if let Some(admin) = PiAdmin::of(&caller) {
+            let on = match &target {
+                CheckTarget::User { login, realm } => Subject::user_in(&st, login, realm.as_deref()).await?,
+                CheckTarget::Serial(serial) => match st.tokens.show(serial.clone()).await {
+                    Ok(t) => Subject::of_token(&t),
+                    Err(TokenError::Refused(Refusal::NotFound(_))) => Subject::system(),
+                    Err(e) => return Err(PiResponse::failure(&e)),
+                },
+                // `target` names neither; judged as system-wide, the strictest.
+                CheckTarget::PublicId(_) | CheckTarget::Credential(_) => Subject::system(),
+            };
+            allowed(&st, &admin, "triggerchallenge", &on)?;
+        }
         let (_, challenges) = st.validate.trigger(caller.caller.clone(), target).await.map_err(|e| check_error(&e))?;
         // privacyIDEA marks an answer that created challenges as CHALLENGE.
         let authentication = (!challenges.is_empty()).then_some("CHALLENGE");

@@ -254,6 +254,7 @@ fn a_realm_limited_admin_cannot_touch_another_realms_tokens() {
         args.extend_from_slice(&["--action", a]);
     }
     args.extend_from_slice(&["--action", "delete=true", "--action", "assign=true", "--action", "enrollHOTP=true"]);
+    args.extend_from_slice(&["--action", "triggerchallenge=true"]);
     let out = d.cli(&args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let t = login(port, "ops");
@@ -301,6 +302,25 @@ fn a_realm_limited_admin_cannot_touch_another_realms_tokens() {
     // System-wide actions are not granted by a realm-limited policy either.
     let (status, v) = form(port, "/policy/sneaky", "scope=admin&action=disable&realm=helpdesk", auth);
     assert_eq!(status, 403, "{v}");
+    // Challenges (texts, e-mails, push prompts) go only to the admin's own realm's users and
+    // tokens, judged on the user resolved and on the token as stored, whatever realm is named.
+    for body in [
+        "user=carol&realm=corp",
+        "user=carol@corp",
+        &format!("serial={corp}"),
+        &format!("serial={corp}&realm=helpdesk"),
+    ] {
+        let (status, v) = form(port, "/validate/triggerchallenge", body, auth);
+        assert_eq!(status, 403, "{body}: {v}");
+        assert!(v["result"]["error"]["message"].as_str().unwrap().contains("triggerchallenge"), "{v}");
+    }
+    for body in ["user=hugo&realm=helpdesk", &format!("serial={help}")] {
+        let (status, v) = form(port, "/validate/triggerchallenge", body, auth);
+        assert_eq!(status, 200, "{body}: {v}");
+    }
+    // An unknown serial is judged as system-wide: refused, the same as another realm's.
+    let (status, _) = form(port, "/validate/triggerchallenge", "serial=NO-SUCH-TOKEN", auth);
+    assert_eq!(status, 403);
 }
 
 /// The file descriptors of process `pid` open now.

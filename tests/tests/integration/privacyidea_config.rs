@@ -308,3 +308,46 @@ fn policies_are_defined_switched_and_deleted_the_privacyidea_way() {
     assert_eq!(v["result"]["value"]["auditdata"].as_array().unwrap().len(), 1);
     assert_eq!(v["result"]["value"]["next"], 2);
 }
+
+/// An admin's rights on a user are judged on the user the realm's resolvers find, not on the
+/// login as typed: with a policy that lets `ops` enrol and assign for everyone in `staff` but
+/// alice, `ALICE` (which the directory matches to alice) is refused as `alice` is, at
+/// `/token/init` and `/token/assign`, while bob is served.
+#[test]
+fn an_admins_user_condition_sees_the_resolved_user_not_the_spelling_typed() {
+    let slapd = Slapd::start();
+    let pi = Pi::start();
+    let (status, v) = pi.call("POST", "/resolver/corp", &as_refs(&ldap_resolver_params(&slapd)));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(pi.call("POST", "/realm/staff", &[("resolvers", "corp")]).0, 200);
+    let (status, v) = pi.call(
+        "POST",
+        "/policy/not-alice",
+        &[("scope", "admin"), ("action", "enrollHOTP, assign, tokenlist"), ("realm", "staff"), ("user", "!alice")],
+    );
+    assert_eq!(status, 200, "{v}");
+    let init = |user: &str, serial: &str| {
+        pi.call(
+            "POST",
+            "/token/init",
+            &[("type", "hotp"), ("genkey", "1"), ("user", user), ("realm", "staff"), ("serial", serial)],
+        )
+    };
+    for (user, serial) in [("alice", "NA1"), ("ALICE", "NA2"), ("aLiCe", "NA3")] {
+        let (status, v) = init(user, serial);
+        assert_eq!(status, 403, "{user}: {v}");
+    }
+    let (status, v) = init("bob", "NB1");
+    assert_eq!(status, 200, "{v}");
+    // bob's token, which the admin may touch, may not be handed to alice under any spelling.
+    let (_, v) = pi.call("GET", "/token/", &[("serial", "NB1")]);
+    assert_eq!(v["result"]["value"]["tokens"][0]["username"], "bob", "{v}");
+    for spelling in ["ALICE", "Alice"] {
+        let (status, v) =
+            pi.call("POST", "/token/assign", &[("serial", "NB1"), ("user", spelling), ("realm", "staff")]);
+        assert_eq!(status, 403, "{spelling}: {v}");
+    }
+    // A login no resolver knows is judged as typed, then refused as unknown: nothing made.
+    let (status, v) = init("nobody-here", "NN1");
+    assert_ne!(status, 200, "{v}");
+}
