@@ -889,7 +889,12 @@ fn advance_counter(
     Ok(changed == 1)
 }
 
-/// Marks an open challenge answered (compare-and-set); a lost race turns the record into a reject.
+/// Marks an open challenge answered (compare-and-set), then resets the token's fail count
+/// only if the token, as it stands now, is still active, not revoked and not locked (the same
+/// conditions as [`advance_counter`]'s): the worker judged the lock on a read that concurrent
+/// wrong answers in the same group commit, or on another node, may have overtaken. A lost race
+/// or a token locked, disabled or revoked meanwhile turns the record into a reject; the
+/// challenge stays spent.
 fn answer_challenge(
     tx: &dyn Sql,
     seals: &RowSeals,
@@ -902,15 +907,25 @@ fn answer_challenge(
         "UPDATE challenge SET answered_ms = ?1 WHERE id = ?2 AND answered_ms IS NULL AND expires_ms > ?1",
         args![at, challenge_id],
     )?;
-    if changed == 1 {
-        seals.update(tx, RowTable::Token, token_id, || {
-            tx.execute("UPDATE token SET fail_count = 0, last_auth_ms = ?1 WHERE id = ?2", args![at, token_id])
-        })?;
-    } else {
+    if changed != 1 {
         rec.audit.result = "reject".into();
         rec.audit.detail = Some("the challenge was already answered or has expired".into());
+        return Ok(false);
     }
-    Ok(changed == 1)
+    let reset = seals.update(tx, RowTable::Token, token_id, || {
+        tx.execute(
+            concat!(
+                "UPDATE token SET fail_count = 0, last_auth_ms = ?2 WHERE id = ?1 AND active = 1 AND revoked = 0 AND ",
+                not_locked!()
+            ),
+            args![token_id, at],
+        )
+    })?;
+    if reset != 1 {
+        rec.audit.result = "reject".into();
+        rec.audit.detail = Some("the token was locked, disabled or revoked while the answer was checked".into());
+    }
+    Ok(reset == 1)
 }
 
 /// Spends sign-in challenge `sign_in_id` for the accept in `rec`: only if it is still open
@@ -1780,6 +1795,54 @@ mod tests {
                 assert_eq!(after.seal.digest(), forecast, "{then:?}");
             }
         }
+    }
+
+    /// An answer to a challenge is accepted only if the token, as it stands at the commit, is
+    /// neither locked nor disabled: wrong answers committed after the worker read the row (in
+    /// the same group commit, or on another node) lock it, and a right answer after them is
+    /// refused and leaves the lock in place.
+    #[test]
+    fn an_answer_committed_after_the_lock_or_a_disable_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), Synchronous::Normal).unwrap();
+        store.start_sealing(std::sync::Arc::new(crate::seals::TestKey), true).unwrap();
+        token(&store, "C1", None);
+        let reader = store.reader().unwrap();
+        let mut writer = store.writer().unwrap();
+        let caller = countersign_core::caller::Caller::uid(0);
+        let t = reader.token_for_check("C1").unwrap().remove(0);
+        let commit = |writer: &mut crate::Writer, effect: TokenEffect, result: &str| {
+            let mut audit = AuthAuditRow::new(&caller, "validate/check", result);
+            audit.at_ms = crate::now_ms();
+            let rec = CheckRecord { effect, audit, throttle: ThrottleEffect::None, foreseen: None };
+            writer.commit([&mut Record::Check(rec)]).unwrap().remove(0).accepted
+        };
+        let challenge = |tx: &str| {
+            let now = crate::now_ms();
+            store.create_unreserved_challenge(t.id, tx, now, now + 60_000, None).unwrap().0
+        };
+        let answer_to = |writer: &mut crate::Writer, challenge_id: i64| {
+            commit(writer, TokenEffect::AnswerChallenge { challenge_id, token_id: t.id }, "accept")
+        };
+        let answer = |writer: &mut crate::Writer, tx: &str| answer_to(writer, challenge(tx));
+        // Below the lock the answer is accepted and resets the count.
+        assert!(answer(&mut writer, "tx-1"));
+        // The worker read the row unlocked; wrong answers reach max_fail before the commit.
+        for _ in 0..t.fails.max {
+            let failed = vec![countersign_core::check::FailedToken { token_id: t.id, restart: false }];
+            assert!(!commit(&mut writer, TokenEffect::Fail(failed), "reject"));
+        }
+        assert!(!answer(&mut writer, "tx-2"), "a right answer after the lock");
+        let after = reader.token_for_check("C1").unwrap().remove(0);
+        assert_eq!(after.fails.count, t.fails.max, "the lock stays");
+        // Unlocked again (an admin's reset), then disabled before the commit: refused.
+        let admin = AuthAuditRow::new(&caller, "token/change", "ok");
+        store.change_token("C1", &admin, |_| Ok(vec![TokenChange::ResetFail])).unwrap();
+        let open = challenge("tx-3");
+        store.change_token("C1", &admin, |_| Ok(vec![TokenChange::SetActive(false)])).unwrap();
+        assert!(!answer_to(&mut writer, open), "a right answer after a disable");
+        store.change_token("C1", &admin, |_| Ok(vec![TokenChange::SetActive(true)])).unwrap();
+        assert!(answer(&mut writer, "tx-4"), "enabled and unlocked again");
     }
 
     /// Rows recorded before stable ids (resolver set, resolver_uid NULL), as migration 0016
