@@ -634,7 +634,7 @@ impl ConsoleAccess {
     ) -> Result<Result<(), String>, ConsoleAuthError> {
         let (target, pass, transaction_id, webauthn, uv) = match second {
             SecondFactor::Code(code) => (
-                CheckTarget::User { login: name.to_owned(), realm: Some(self.realm.to_string()) },
+                CheckTarget::User { login: name.to_owned(), realm: Some(self.realm.to_string()), serial: None },
                 code,
                 None,
                 None,

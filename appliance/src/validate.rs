@@ -310,7 +310,7 @@ impl ValidateService {
     async fn check_now(&self, req: CheckRequest) -> Result<CheckOutcome, ValidateError> {
         let (serial, login, realm) = match &req.target {
             CheckTarget::Serial(s) => (Some(s.clone()), None, None),
-            CheckTarget::User { login, realm } => (None, Some(login.clone()), realm.clone()),
+            CheckTarget::User { login, realm, serial } => (serial.clone(), Some(login.clone()), realm.clone()),
             CheckTarget::PublicId(_) | CheckTarget::Credential(_) => (None, None, None),
         };
         let audit = AuthAuditRow {
@@ -329,7 +329,7 @@ impl ValidateService {
                 let (decision, trace) = svc.decide_all(ctx, &req);
                 // Decided on the user as resolved (the login typed only when resolving failed).
                 let typed = match &req.target {
-                    CheckTarget::User { login, realm } => (Some(login.as_str()), realm.as_deref()),
+                    CheckTarget::User { login, realm, .. } => (Some(login.as_str()), realm.as_deref()),
                     CheckTarget::Serial(_) | CheckTarget::PublicId(_) | CheckTarget::Credential(_) => (None, None),
                 };
                 let answers = svc.answer_policies(
@@ -559,6 +559,21 @@ impl ValidateService {
         };
         trace.policies = rules.policies.matched.clone();
         let tokens = &subject.tokens;
+        if let (CheckTarget::User { login, serial: Some(serial), .. }, true) = (&req.target, tokens.is_empty()) {
+            // A user and a serial that is not theirs (or a user no resolver knows): a guess like
+            // any other (padded, counted for the back-off), never the path of a user without a
+            // token or of an unknown user, where pass policies would let them in.
+            return (
+                Decision::Reject(Reject {
+                    audit: format!("token {serial} is not a token of user {login}"),
+                    answer: "the serial given is not a token of the user given",
+                    effect: TokenEffect::None,
+                    serial: Some(serial.clone()),
+                    kind: RejectKind::Guess,
+                }),
+                trace,
+            );
+        }
         if let Some(tx) = &req.transaction_id {
             return (self.answer(ctx, tokens, req, tx).into(), trace);
         }
@@ -575,7 +590,15 @@ impl ValidateService {
     fn subject(&self, ctx: &WorkerCtx<'_>, target: &CheckTarget) -> Result<Subject, Reject> {
         let reject = Reject::other;
         match target {
-            CheckTarget::User { login, realm } => match self.realms.resolve(realm.as_deref(), login) {
+            CheckTarget::User { login, realm, serial: Some(serial) } => {
+                let user = CheckTarget::User { login: login.clone(), realm: realm.clone(), serial: None };
+                // Only that token of the user's; none when it is not theirs (see
+                // `decide_unpadded`, which refuses that after the throttle).
+                let mut subject = self.subject(ctx, &user)?;
+                subject.tokens.retain(|t| t.serial == *serial);
+                Ok(subject)
+            }
+            CheckTarget::User { login, realm, serial: None } => match self.realms.resolve(realm.as_deref(), login) {
                 Ok(Some(u)) => {
                     let owner = u.owner().map_err(|e| reject(e.to_string(), "the check failed; try again"))?;
                     Ok(Subject {
@@ -1269,7 +1292,9 @@ impl ValidateService {
                     [(_, one)] => one.reason(),
                     _ => "the token is disabled",
                 },
-                RejectKind::Other,
+                // Padded like a guess: no PIN was verified, which timing would otherwise tell
+                // from a user with a token in use.
+                RejectKind::Guess,
             ));
         }
         // Codes of challenge-response tokens are answers to challenges, never checked without
@@ -1680,7 +1705,9 @@ fn locked(t: &TokenRecord) -> Reject {
         answer: "the token is locked after too many failed attempts",
         effect: TokenEffect::None,
         serial: Some(t.serial.clone()),
-        kind: RejectKind::Other,
+        // A guess: padded to a wrong PIN's work (a right PIN on a locked token must not be
+        // told by its timing) and counted for the back-off.
+        kind: RejectKind::Guess,
     }
 }
 

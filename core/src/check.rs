@@ -17,6 +17,10 @@ pub enum CheckTarget {
         login: String,
         /// The realm the request named; `None`: the default realm.
         realm: Option<String>,
+        /// With a serial too, only that token, which must be the user's (privacyIDEA checks
+        /// the serial alone once it found it among the user's tokens); a serial that is not
+        /// the user's is refused, never read as "a user without a token".
+        serial: Option<String>,
     },
     /// A Yubico OTP's public id: the yubikey token enrolled with it (`params.prefix`), as
     /// privacyIDEA's `check_yubikey_pass` finds it by `yubikey.prefix`.

@@ -33,7 +33,7 @@ fn target(
 ) -> Result<CheckTarget, ApiError> {
     match (serial, user) {
         (Some(s), None) if realm.is_none() => Ok(CheckTarget::Serial(s)),
-        (None, Some(login)) => Ok(CheckTarget::User { login, realm }),
+        (None, Some(login)) => Ok(CheckTarget::User { login, realm, serial: None }),
         _ => Err(ApiError::invalid(format!("send 'serial', or 'user' with an optional 'realm'{also}"))),
     }
 }

@@ -35,7 +35,7 @@ pub(super) fn routes() -> Router<SharedState> {
 pub(super) fn target(p: &Params, is_realm: impl Fn(&str) -> bool) -> Result<CheckTarget, PiResponse> {
     let (user, realm) = p.user_realm(is_realm);
     match (p.owned("serial"), user) {
-        (_, Some(login)) => Ok(CheckTarget::User { login, realm }),
+        (serial, Some(login)) => Ok(CheckTarget::User { login, realm, serial }),
         (Some(serial), None) => Ok(CheckTarget::Serial(serial)),
         (None, None) => {
             Err(PiResponse::error(ErrorKind::Parameter, "You need to specify a serial, user or credential_id."))
@@ -227,7 +227,7 @@ async fn trigger(State(st): State<SharedState>, caller: ApiCaller, p: Params) ->
         // owner as stored; an unknown serial is judged as system-wide (and then not found).
         if let Some(admin) = PiAdmin::of(&caller) {
             let on = match &target {
-                CheckTarget::User { login, realm } => Subject::user_in(&st, login, realm.as_deref()).await?,
+                CheckTarget::User { login, realm, .. } => Subject::user_in(&st, login, realm.as_deref()).await?,
                 CheckTarget::Serial(serial) => match st.tokens.show(serial.clone()).await {
                     Ok(t) => Subject::of_token(&t),
                     Err(TokenError::Refused(Refusal::NotFound(_))) => Subject::system(),

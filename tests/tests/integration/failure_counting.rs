@@ -185,4 +185,18 @@ fn an_unknown_user_a_wrong_pin_and_a_wrong_otp_cost_the_same_hsm_work() {
     assert_eq!(unknown, wrong_otp, "unknown user vs wrong OTP");
     assert_eq!(no_token, wrong_otp, "user without token vs wrong OTP");
     assert_eq!(wrong_pin, wrong_otp, "wrong PIN vs wrong OTP");
+    // A user whose only token is disabled (no PIN is verified for it), and a locked token
+    // with its right PIN (no plugin is asked): the same work, so timing tells neither.
+    d.cli_json(&["user", "add", "carol"]);
+    d.cli_json(&["user", "add", "dave"]);
+    let carols = token(&d, "carol", SEED, "1234");
+    d.cli_json(&["token", "disable", &carols]);
+    let daves = token(&d, "dave", SEED, "1234");
+    d.cli_json(&["token", "set", &daves, "--max-fail", "1"]);
+    check(&d, json!({ "user": "dave", "pass": "1234999999" }));
+    assert_eq!(fail_count(&d, &daves), 1, "dave's token is locked");
+    let disabled = ops_of(&d, json!({ "user": "carol", "pass": "1234999999" }));
+    let locked = ops_of(&d, json!({ "user": "dave", "pass": "1234999999" }));
+    assert_eq!(disabled, wrong_otp, "only a disabled token vs wrong OTP");
+    assert_eq!(locked, wrong_otp, "a locked token's right PIN vs wrong OTP");
 }

@@ -473,3 +473,45 @@ fn a_new_realm_does_not_take_over_a_default_realm_in_use() {
     assert_eq!(v["result"]["value"]["default"]["default"], true, "{v}");
     assert_eq!(v["result"]["value"]["other"]["default"], false, "{v}");
 }
+
+/// A check naming a user and a serial checks that token alone, as privacyIDEA does once it
+/// found the serial among the user's tokens: another of the user's tokens does not answer for
+/// it, another user's token is refused (and not spent), and a user without a token who names
+/// someone else's serial is refused, not let through by passOnNoToken.
+#[test]
+fn a_check_with_user_and_serial_checks_that_token_of_that_user_only() {
+    let pi = Pi::start();
+    pi.d.cli_json(&["user", "add", "bob"]);
+    pi.d.cli_json(&["user", "add", "carol"]);
+    let init = |user: &str, seed: &str, pin: &str| {
+        let e = pi.d.cli_json_stdin(
+            &["token", "init", "--type", "hotp", "--user", user, "--seed-stdin", "--pin-stdin"],
+            &format!("{seed}\n{pin}\n"),
+        );
+        e["token"]["serial"].as_str().unwrap().to_owned()
+    };
+    // RFC 4226's seed and codes for counters 0 and 1; a second seed for alice's other token.
+    let first = init("alice", "3132333435363738393031323334353637383930", "one");
+    let second = init("alice", "3039383736353433323130393837363534333231", "two");
+    let bobs = init("bob", "3132333435363738393031323334353637383930", "bob");
+    let out = pi.d.cli(&["policy", "set", "pass-empty", "--scope", "authentication", "--action", "passOnNoToken=true"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let accepted = |body: &str| {
+        let (status, v) = pi.form("/validate/check", body);
+        assert_eq!(status, 200, "{v}");
+        v["result"]["value"] == true
+    };
+    // The first token's code, the check pinned to the second: refused.
+    assert!(!accepted(&format!("user=alice&serial={second}&pass=one755224")));
+    // Pinned to the first: accepted.
+    assert!(accepted(&format!("user=alice&serial={first}&pass=one755224")));
+    // bob's token named with alice: refused, and bob's code is still his to use.
+    assert!(!accepted(&format!("user=alice&serial={bobs}&pass=bob755224")));
+    // carol has no token: naming bob's serial is no way through passOnNoToken.
+    assert!(!accepted(&format!("user=carol&serial={bobs}&pass=")));
+    assert!(accepted("user=carol&pass="), "passOnNoToken itself still applies to carol");
+    assert!(accepted(&format!("user=bob&serial={bobs}&pass=bob755224")));
+    let said =
+        |r: &Value| r["detail"].as_str().unwrap_or_default().contains(&format!("{bobs} is not a token of user alice"));
+    assert!(pi.d.auth_audit().iter().any(said), "the audit says why");
+}
