@@ -511,7 +511,10 @@ async fn init(State(st): State<SharedState>, admin: PiAdmin, p: Params) -> Respo
             window: None,
             user,
             realm,
-            pin: p.get("pin").map(SecretString::from),
+            // privacyIDEA's enroll_pin: an admin without the right `enrollpin` on the target
+            // sets no PIN at enrolment; the PIN sent is dropped, not refused (a PIN policy such
+            // as otp_pin_random may then set one).
+            pin: p.get("pin").filter(|_| allowed(&st, &admin, "enrollpin", &subject).is_ok()).map(SecretString::from),
             max_fail: None,
             fail_clear_s: None,
             description: p.owned("description").unwrap_or_default(),

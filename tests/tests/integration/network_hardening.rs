@@ -321,6 +321,16 @@ fn a_realm_limited_admin_cannot_touch_another_realms_tokens() {
     // An unknown serial is judged as system-wide: refused, the same as another realm's.
     let (status, _) = form(port, "/validate/triggerchallenge", "serial=NO-SUCH-TOKEN", auth);
     assert_eq!(status, 403);
+    // Without `enrollpin`, a PIN sent at enrolment is dropped, as privacyIDEA drops it: the
+    // token answers its OTP alone.
+    let key = "3132333435363738393031323334353637383930";
+    let body = format!("type=hotp&otpkey={key}&user=hugo&realm=helpdesk&pin=1234&serial=HPIN1");
+    let (status, v) = form(port, "/token/init", &body, auth);
+    assert_eq!(status, 200, "{v}");
+    let (_, v) = d.check(json!({ "serial": "HPIN1", "pass": "1234755224" }));
+    assert_eq!(v["accepted"], false, "the PIN sent was set: {v}");
+    let (_, v) = d.check(json!({ "serial": "HPIN1", "pass": "755224" }));
+    assert_eq!(v["accepted"], true, "{v}");
 }
 
 /// The file descriptors of process `pid` open now.
