@@ -454,10 +454,18 @@ impl PluginHost {
         // The first request out of bounds; the call fails once it is set.
         let mut overreach: Option<String> = None;
         let (mut requests, mut transports) = (0u32, 0u32);
-        let mut host = |text: &str| -> (Status, String) {
+        // The deadline moves on only by the time spent serving an admitted request (see
+        // `PluginProcess::call`): decoding the plugin's frame and refusing it are the plugin's.
+        let mut host = |text: &str| -> (Status, String, Duration) {
+            let mut hosts_own = Duration::ZERO;
             let answer = match decode::<HostRequest>(text) {
                 Ok(body) => {
-                    let checked = self.admit(plugin, &body, &mut requests, &mut transports).and_then(|()| serve(body));
+                    let checked = self.admit(plugin, &body, &mut requests, &mut transports).and_then(|()| {
+                        let serving = Instant::now();
+                        let served = serve(body);
+                        hosts_own = serving.elapsed();
+                        served
+                    });
                     match checked {
                         Ok(answer) => answer,
                         Err(Overreach(reason)) => {
@@ -473,31 +481,22 @@ impl PluginHost {
                     HostResponse::Refused { reason }
                 }
             };
-            (Status::Ok, serde_json::to_string(&Envelope::new(answer)).unwrap_or_default())
+            (Status::Ok, serde_json::to_string(&Envelope::new(answer)).unwrap_or_default(), hosts_own)
         };
         let answer = process.call(&request, self.call_timeout, &mut host);
         for line in process.drain_stderr() {
             tracing::warn!(plugin = name, stderr = %line, "plugin worker wrote to stderr");
         }
-        if answer.is_ok() {
-            // The worker answered, so it is healthy, even if the plugin reported an error.
-            worker.failures = 0;
-            self.retire_if_spent(plugin, &mut worker);
-        }
-        if let Some(reason) = overreach {
-            tracing::warn!(plugin = name, %reason, "plugin asked the host for more than the call allows");
-            self.audit("plugin/overreach", "refused", format!("plugin {name}: {reason}"));
-            return Err(PluginCallError::Overreach { plugin: name.into(), reason });
-        }
-        match answer {
-            Ok((Status::Ok, text)) => decode::<PluginResponse>(&text)
-                .map(sanitise_response)
-                .map_err(|reason| PluginCallError::Protocol { plugin: name.into(), reason: plugin_text(&reason) }),
-            // The worker lives on (a panic is caught in the plugin); only this call failed.
-            Ok((status, message)) => {
-                Err(PluginCallError::Failed { plugin: name.into(), status, message: plugin_text(&message) })
+        let failed = match &answer {
+            Ok(_) => {
+                // The worker answered, so it is healthy, even if the plugin reported an error.
+                worker.failures = 0;
+                self.retire_if_spent(plugin, &mut worker);
+                None
             }
             Err(e) => {
+                // Dead, killed at the deadline or for breaking the protocol: replaced whatever
+                // else went wrong in the call (an overreach included).
                 let reason = plugin_text(&e.to_string());
                 tracing::error!(plugin = name, %reason, "plugin worker failed; restarting it");
                 worker.process = None;
@@ -505,8 +504,26 @@ impl PluginHost {
                 worker.not_before = Some(Instant::now() + self.backoff(worker.failures));
                 // The first failure restarts at once, so the next request finds a worker.
                 let _ = self.ensure_running(plugin, &mut worker);
-                Err(PluginCallError::Worker { plugin: name.into(), reason })
+                Some(reason)
             }
+        };
+        if let Some(reason) = overreach {
+            tracing::warn!(plugin = name, %reason, "plugin asked the host for more than the call allows");
+            self.audit("plugin/overreach", "refused", format!("plugin {name}: {reason}"));
+            return Err(PluginCallError::Overreach { plugin: name.into(), reason });
+        }
+        match (answer, failed) {
+            (Ok((Status::Ok, text)), _) => decode::<PluginResponse>(&text)
+                .map(sanitise_response)
+                .map_err(|reason| PluginCallError::Protocol { plugin: name.into(), reason: plugin_text(&reason) }),
+            // The worker lives on (a panic is caught in the plugin); only this call failed.
+            (Ok((status, message)), _) => {
+                Err(PluginCallError::Failed { plugin: name.into(), status, message: plugin_text(&message) })
+            }
+            (Err(e), reason) => Err(PluginCallError::Worker {
+                plugin: name.into(),
+                reason: reason.unwrap_or_else(|| plugin_text(&e.to_string())),
+            }),
         }
     }
 

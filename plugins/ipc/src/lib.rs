@@ -612,23 +612,25 @@ impl PluginProcess {
 
     /// Sends one plugin request and serves the plugin's host calls with `host` until the
     /// answer arrives or `deadline` passes. Every read and write waits for the time left, so
-    /// the plugin's own time never exceeds the deadline; time spent in `host` (a slow HSM
-    /// opening a seed, a gateway's HTTP request) moves it on, so a slow host never gets a
-    /// healthy worker killed. The caller bounds what `host` does per call.
+    /// the plugin's own time never exceeds the deadline. `host` answers with the time it spent
+    /// doing the host's own work for a request it admitted (a slow HSM opening a seed, a
+    /// gateway's HTTP request), and only that moves the deadline on, so a slow host never gets
+    /// a healthy worker killed while a plugin cannot buy itself time: reading its request
+    /// (a frame of up to 1 MiB to parse) and refusing it are the plugin's time. The caller
+    /// bounds what `host` does per call.
     pub fn call(
         &mut self,
         request: &str,
         deadline: Duration,
-        host: &mut dyn FnMut(&str) -> (Status, String),
+        host: &mut dyn FnMut(&str) -> (Status, String, Duration),
     ) -> Result<(Status, String), IpcError> {
         let mut until = Instant::now() + deadline;
         self.send(&ToWorker::Call { request: request.into() }, until, deadline)?;
         loop {
             match self.next(until, deadline)? {
                 FromWorker::HostCall { request } => {
-                    let serving = Instant::now();
-                    let (status, response) = host(&request);
-                    until += serving.elapsed();
+                    let (status, response, hosts_own) = host(&request);
+                    until += hosts_own;
                     self.send(&ToWorker::HostReply { status: status as i32, response }, until, deadline)?;
                 }
                 FromWorker::Done { status, response } => return Ok((Status::from_raw(status), response)),

@@ -111,6 +111,25 @@ fn exhausting_memory_or_processor_time_fails_only_that_call_within_the_deadline(
     }
 }
 
+/// A plugin cannot buy itself time with host requests the host must read before refusing
+/// them: only the host's own work for a request it admitted moves the deadline on, so a
+/// stream of frame-sized requests ends at the call's deadline and the worker is replaced.
+#[test]
+fn host_requests_the_host_must_parse_do_not_stretch_the_deadline() {
+    let d = daemon(&[("COUNTERSIGN_PLUGINS__CALL_TIMEOUT_MS", "1000")]);
+    let good = init(&d, json!({ "type": "hotp", "seed": GOOD_SEED }));
+    let serial = hostile(&d, "stretch", json!({}));
+    let started = Instant::now();
+    assert!(!d.accepts(&serial, "stretch"));
+    let took = started.elapsed();
+    eprintln!("stretch: the check failed after {took:?} (deadline 1 s)");
+    assert!(took < Duration::from_secs(2), "the 1 s deadline stretched to {took:?}");
+    // Its first request is already over the call's bounds (refused and audited); the worker,
+    // killed at the deadline, is replaced.
+    assert!(last_check(&d).contains("asked for more than the call allows"), "{}", last_check(&d));
+    healthy(&d, &good, GOOD_CODES[0], &serial, "zzzzzzz");
+}
+
 #[test]
 fn macs_outside_the_calls_window_are_refused_audited_and_fail_the_call() {
     let d = daemon(&[]);

@@ -53,10 +53,12 @@ fn bits(p: &mut PluginProcess, otp: &str, params: serde_json::Value) -> u64 {
 const ATTACKS: &str = "bits: file 1, tcp 2, unix 4, exec 8, kill 16, write 32, fork 64, thread 128, io_uring 256, \
                        sigqueueinfo 512, tgkill/tkill/pidfd 1024, F_SETOWN 2048, ioctl 4096, memfd 8192";
 
-/// A host that answers HMAC requests with 20 bytes of 42 and refuses nothing.
-fn host(req: &str) -> (Status, String) {
+/// A host that answers HMAC requests with 20 bytes of 42 and refuses nothing, at once (no
+/// time of its own to add to the deadline).
+fn host(req: &str) -> (Status, String, Duration) {
     assert!(req.contains("\"capability\":\"hmac\""), "{req}");
-    (Status::Ok, serde_json::to_string(&Envelope::new(HostResponse::Hmac { macs: vec![vec![42; 20]] })).unwrap())
+    let answer = serde_json::to_string(&Envelope::new(HostResponse::Hmac { macs: vec![vec![42; 20]] })).unwrap();
+    (Status::Ok, answer, Duration::ZERO)
 }
 
 fn answer(s: &str) -> PluginResponse {
@@ -74,7 +76,11 @@ fn hotp_plugin_answers_rfc4226_through_the_worker() {
             0xcc, 0x93, 0xcf, 0x18, 0x50, 0x8d, 0x94, 0x93, 0x4c, 0x64, 0xb6, 0x5d, 0x8b, 0xa7, 0x66, 0x7f, 0xb7, 0xcd,
             0xe4, 0xb0,
         ];
-        (Status::Ok, serde_json::to_string(&Envelope::new(HostResponse::Hmac { macs: vec![mac] })).unwrap())
+        (
+            Status::Ok,
+            serde_json::to_string(&Envelope::new(HostResponse::Hmac { macs: vec![mac] })).unwrap(),
+            Duration::ZERO,
+        )
     };
     let req = request("755224").replace("\"params\":{}", "\"params\":{\"digits\":6}");
     let (status, body) = p.call(&req, Duration::from_secs(10), &mut rfc_host).unwrap();
