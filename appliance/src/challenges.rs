@@ -516,7 +516,7 @@ impl ChallengeService {
             };
             let (otp, text) = match call_for_token(&self.plugins, &self.secrets, &self.clock, t, &req) {
                 Ok(PluginResponse::Challenge { otp, text }) => (Zeroizing::new(otp), Zeroizing::new(text)),
-                Ok(other) => return Err(TokenError::Plugin(format!("plugin {} answered {other:?}", t.plugin))),
+                Ok(other) => return Err(TokenError::Plugin(format!("plugin {} answered {}", t.plugin, other.name()))),
                 Err(e) => return Err(TokenError::Plugin(e.to_string())),
             };
             let mut vars = variables;

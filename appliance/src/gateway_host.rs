@@ -355,7 +355,11 @@ pub fn call_for_gateway(
             _ => return Err(Overreach("gateway plugins have only transport capabilities and the clock".into())),
         };
         Ok(answer.unwrap_or_else(|reason| {
-            tracing::warn!(gateway = %gw.name, %reason, "gateway transport request refused or failed");
+            // The reason may quote what the plugin sent (a credential's name, a method, a
+            // sender): the log gets it bounded and without line breaks or control characters,
+            // as every plugin text; the plugin gets its own words back.
+            let logged = countersign_plugin_ipc::plugin_text(&reason);
+            tracing::warn!(gateway = %gw.name, reason = %logged, "gateway transport request refused or failed");
             HostResponse::Refused { reason }
         }))
     };

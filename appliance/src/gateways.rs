@@ -166,7 +166,7 @@ impl GatewayService {
                     g.plugin
                 ))))
             }
-            Ok(other) => return Err(TokenError::Plugin(format!("plugin {} answered {other:?}", g.plugin))),
+            Ok(other) => return Err(TokenError::Plugin(format!("plugin {} answered {}", g.plugin, other.name()))),
             Err(e) => return Err(TokenError::Plugin(e.to_string())),
         }
         let sealed = if g.credentials.is_empty() {
@@ -256,7 +256,7 @@ impl GatewayService {
             match call_for_gateway(&self.plugins, &self.secrets, &self.tokens, gw, &req, &message.to) {
                 Ok(PluginResponse::Delivered { detail }) => (true, detail, false),
                 Ok(PluginResponse::NotDelivered { detail, retry }) => (false, detail, retry),
-                Ok(other) => (false, format!("plugin answered {other:?}"), true),
+                Ok(other) => (false, format!("plugin answered {}", other.name()), true),
                 Err(e) => (false, e.to_string(), true),
             };
         // Providers may echo the message in their answer; the detail goes to the audit and the

@@ -768,7 +768,7 @@ impl TokenService {
                 new.plugin,
                 match other {
                     PluginResponse::Codes { otps } => format!("{} codes", otps.len()),
-                    other => format!("{other:?}"),
+                    other => other.name().to_owned(),
                 }
             ))),
             Err(e) => Err(TokenError::Plugin(e.to_string())),
@@ -1278,7 +1278,7 @@ impl TokenService {
                     "the two OTPs are not consecutive codes of token {s} within {} counters; generate two new ones in a row",
                     svc.defaults.sync_window
                 ))),
-                Ok(other) => Err(TokenError::Plugin(format!("plugin {} answered a resync with {other:?}", t.plugin))),
+                Ok(other) => Err(TokenError::Plugin(format!("plugin {} answered a resync with {}", t.plugin, other.name()))),
                 Err(e) => Err(TokenError::Plugin(e.to_string())),
             }
         })

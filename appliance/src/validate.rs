@@ -1115,7 +1115,7 @@ impl ValidateService {
             Ok(PluginResponse::Refused { reason }) => return Err(reason.into()),
             Ok(other) => {
                 return Err(Unanswered::Failed(Reject::other(
-                    format!("plugin {} answered an assertion with {other:?}", t.plugin),
+                    format!("plugin {} answered an assertion with {}", t.plugin, other.name()),
                     "the token could not be checked; try again",
                 )))
             }
@@ -1451,7 +1451,7 @@ impl ValidateService {
                 Err(on_fail("wrong OTP (not valid in the window, or already used)".into(), "wrong PIN or OTP"))
             }
             Ok(other) => Err(Reject {
-                audit: format!("plugin error: {} answered a check with {other:?}", token.plugin),
+                audit: format!("plugin error: {} answered a check with {}", token.plugin, other.name()),
                 answer: "the token could not be checked; try again",
                 effect: TokenEffect::None,
                 serial: Some(token.serial.clone()),

@@ -401,7 +401,7 @@ pub fn judge_registration(
             attestation,
         } => (credential_id, cose_key, alg, aaguid, flags, format, attestation),
         PluginResponse::Refused { reason } => return Err(format!("the registration does not verify: {reason}")),
-        other => return Err(format!("the webauthn plugin answered a registration with {}", answer_name(&other))),
+        other => return Err(format!("the webauthn plugin answered a registration with {}", other.name())),
     };
     let aaguid: [u8; 16] =
         aaguid.try_into().map_err(|_| "the webauthn plugin reported an AAGUID that is not 16 bytes".to_owned())?;
@@ -414,13 +414,21 @@ pub fn judge_registration(
         || format.len() > 32
         || !format.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
-        return Err(format!("the webauthn plugin reported an unknown attestation format {format:?}"));
+        return Err(format!(
+            "the webauthn plugin reported an unknown attestation format {:?}",
+            countersign_plugin_ipc::plugin_text(&format)
+        ));
     }
     let proven = match attestation.as_str() {
         "none" | "unverified" => AttestationLevel::None,
         "self" | "basic" => AttestationLevel::Untrusted,
         "basic-trusted" => AttestationLevel::Trusted,
-        other => return Err(format!("the webauthn plugin reported an unknown attestation type {other:?}")),
+        other => {
+            return Err(format!(
+                "the webauthn plugin reported an unknown attestation type {:?}",
+                countersign_plugin_ipc::plugin_text(other)
+            ))
+        }
     };
     let rank = |l: AttestationLevel| match l {
         AttestationLevel::None => 0,
@@ -524,17 +532,6 @@ pub fn flags_text(flags: u8) -> String {
 /// Whether a token takes part as a WebAuthn credential.
 pub fn is_webauthn_type(token: &TokenRecord) -> bool {
     token.token_type == "webauthn"
-}
-
-fn answer_name(r: &PluginResponse) -> &'static str {
-    match r {
-        PluginResponse::Matched { .. } => "matched",
-        PluginResponse::NoMatch => "no_match",
-        PluginResponse::WebauthnRegistered { .. } => "webauthn_registered",
-        PluginResponse::WebauthnAsserted { .. } => "webauthn_asserted",
-        PluginResponse::Refused { .. } => "refused",
-        _ => "another answer",
-    }
 }
 
 #[cfg(test)]

@@ -279,6 +279,27 @@ pub enum PluginResponse {
     },
 }
 
+impl PluginResponse {
+    /// The answer's kind as its `result` tag names it: what the host says of an answer it did
+    /// not expect, instead of the answer itself (a hostile plugin's fields can be a frame
+    /// long, and its codes must not reach a log).
+    pub fn name(&self) -> &'static str {
+        match self {
+            PluginResponse::Matched { .. } => "matched",
+            PluginResponse::NoMatch => "no_match",
+            PluginResponse::WebauthnRegistered { .. } => "webauthn_registered",
+            PluginResponse::WebauthnAsserted { .. } => "webauthn_asserted",
+            PluginResponse::Refused { .. } => "refused",
+            PluginResponse::Challenge { .. } => "challenge",
+            PluginResponse::Codes { .. } => "codes",
+            PluginResponse::OptionsOk => "options_ok",
+            PluginResponse::OptionsInvalid { .. } => "options_invalid",
+            PluginResponse::Delivered { .. } => "delivered",
+            PluginResponse::NotDelivered { .. } => "not_delivered",
+        }
+    }
+}
+
 /// Variables gateway templates may use.
 pub const GATEWAY_TEMPLATE_VARIABLES: &[&str] =
     &["to", "text", "subject", "otp", "serial", "user", "realm", "transaction_id"];

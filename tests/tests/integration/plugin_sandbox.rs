@@ -182,6 +182,12 @@ fn plugin_text_reaches_the_audit_bounded_and_without_control_characters() {
     assert!(detail.contains("oops?2026-01-01 validate/check ok??[31m"), "{detail}");
     assert!(!detail.chars().any(char::is_control), "{detail:?}");
     assert!(detail.chars().count() < 400, "{} characters", detail.chars().count());
+    // An answer of a kind a check does not take, as large as a frame: named, never printed.
+    let bloated = hostile(&d, "bloat", json!({}));
+    assert!(!d.accepts(&bloated, "bloat"));
+    let detail = last_check(&d);
+    assert!(detail.contains("answered a check with codes"), "{detail:.300}");
+    assert!(detail.chars().count() < 400, "{} characters", detail.chars().count());
 }
 
 #[test]

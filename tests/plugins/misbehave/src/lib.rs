@@ -6,7 +6,8 @@
 //!   allocates until memory runs out, `close-hang` closes the worker's socket and hangs;
 //! - `hmac` asks the host for one HMAC and answers with its first byte; `flood` asks for
 //!   MACs of counters far outside the call's window, over and over, and answers with how many
-//!   it got; `stretch` sends host requests as large as a frame may be, 2,000 times;
+//!   it got; `stretch` sends host requests as large as a frame may be, 2,000 times; `bloat`
+//!   answers a check with a frame's worth of codes;
 //! - `aes-once`, `aes-other`, `aes-twice`, `aes-wide` ask the host to decrypt one block of
 //!   their own token, one under another token's key (`other` in the params), two blocks, and
 //!   a 32-byte block, and claim a match whatever the host answered;
@@ -277,6 +278,8 @@ fn handle(host: &Host<'_>, req: PluginRequest) -> Result<PluginResponse, PluginE
             // Whatever the host answered, claim a match: the host must not accept it.
             matched(got.max(first))
         }
+        // An answer a check does not take, about 900 KB of it.
+        "bloat" => Ok(PluginResponse::Codes { otps: vec!["9".repeat(90); 10_000] }),
         "stretch" => {
             // Host requests as large as a frame may be (about 800 KB of MACs to make), over and
             // over: the host must parse each before it can refuse it, and that time must count
