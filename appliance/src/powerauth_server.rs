@@ -240,7 +240,8 @@ impl SignatureHeader {
 }
 
 /// A new activation for the back-end: its id, the code and its signature (the QR data).
-#[derive(Debug, Clone, Serialize)]
+/// Its Debug shows the code as `***`: whoever has the code can activate the user's phone.
+#[derive(Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivationInit {
     /// `ACTIVATION_ID`.
@@ -255,6 +256,18 @@ pub struct ActivationInit {
     pub application_id: String,
     /// When it expires unless activated and committed, ms.
     pub expires_ms: i64,
+}
+
+impl std::fmt::Debug for ActivationInit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivationInit")
+            .field("activation_id", &self.activation_id)
+            .field("activation_code", &"***")
+            .field("user_id", &self.user_id)
+            .field("application_id", &self.application_id)
+            .field("expires_ms", &self.expires_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the back-end asks for a new activation.
@@ -1860,6 +1873,20 @@ mod tests {
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
         assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn an_activation_codes_debug_hides_the_code() {
+        let init = ActivationInit {
+            activation_id: "a-1".into(),
+            activation_code: "AAAAA-BBBBB-CCCCC-DDDDD".into(),
+            activation_signature: "c2ln".into(),
+            user_id: "alice".into(),
+            application_id: "bank".into(),
+            expires_ms: 1,
+        };
+        let shown = format!("{init:?}");
+        assert!(!shown.contains("AAAAA") && shown.contains("***") && shown.contains("alice"), "{shown}");
     }
 
     #[test]
