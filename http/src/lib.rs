@@ -33,6 +33,7 @@ mod powerauth_wire;
 mod privacyidea;
 mod protocol_paths;
 mod resolvers;
+mod target_user;
 mod tokens;
 mod validate;
 

@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use countersign::console_access::{ConsoleSession, ConsoleUser, Power};
 use countersign::devices::ReaderInfo;
 use countersign::enrolment::{EnrolError, EnrolOutcome, OathEnrolRequest, PivEnrolRequest, Progress};
-use countersign::policy::AdminTarget;
 use maud::{html, Markup, PreEscaped};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -90,8 +89,11 @@ pub(super) async fn page(
     Path((realm, login)): Path<(String, String)>,
 ) -> Response {
     let back = user_page(&realm, &login);
-    let on = AdminTarget { user: Some(&login), realm: Some(&realm), resolver: None };
-    let allowed = kinds(&s.user, &realm, |a| policy_allows(&st, &s, a, on));
+    let who = match super::users::target_user(&st, &realm, &login).await {
+        Ok(who) => who,
+        Err(page) => return page,
+    };
+    let allowed = kinds(&s.user, &realm, |a| policy_allows(&st, &s, a, who.target()));
     if allowed.is_empty() {
         return forbidden(&back);
     }
@@ -220,8 +222,11 @@ pub(super) async fn enrol(
         return layout::error_page(StatusCode::BAD_REQUEST, "No such kind of card enrolment.", Some(&back))
             .into_response();
     };
-    let on = AdminTarget { user: Some(&login), realm: Some(&realm), resolver: None };
-    if !kinds(&s.user, &realm, |a| policy_allows(&st, &s, a, on)).contains(&kind) {
+    let who = match super::users::target_user(&st, &realm, &login).await {
+        Ok(who) => who,
+        Err(page) => return page,
+    };
+    if !kinds(&s.user, &realm, |a| policy_allows(&st, &s, a, who.target())).contains(&kind) {
         return forbidden(&back);
     }
     let work = job(kind, &realm, &login, &f);

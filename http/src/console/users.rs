@@ -25,6 +25,7 @@ use super::layout::segment as enc;
 use super::layout::{self, Nav};
 use super::registration;
 use super::session::{fresh_or_reauth, FormFields, Signed};
+use crate::target_user::{TargetError, TargetUser};
 use crate::SharedState;
 
 /// Users shown per page of a search.
@@ -155,10 +156,14 @@ pub(super) fn policy_allows(st: &SharedState, s: &ConsoleSession, action: &str, 
     )
 }
 
-/// The admin-policy target of user `login` in `realm` (as the page's path names them; what is
-/// found there is that realm's).
-fn user_in<'a>(realm: &'a str, login: &'a str) -> AdminTarget<'a> {
-    AdminTarget { user: Some(login), realm: Some(realm), resolver: None }
+/// The user the page's path names, as admin policies judge them: as the realm's resolvers find
+/// them ([`TargetUser`]), never the spelling in the path. A realm that does not exist, or a
+/// directory that cannot answer, is an error page.
+pub(super) async fn target_user(st: &SharedState, realm: &str, login: &str) -> Result<TargetUser, Response> {
+    TargetUser::find(st, login, Some(realm)).await.map_err(|e| match e {
+        TargetError::NoRealm(_) => layout::error_page(StatusCode::NOT_FOUND, "No such realm.", None).into_response(),
+        TargetError::Unreachable(m) => layout::error_page(StatusCode::SERVICE_UNAVAILABLE, &m, None).into_response(),
+    })
 }
 
 /// The admin-policy target of token `t`: its owner as loaded, with the resolver the owner was
@@ -361,7 +366,14 @@ pub(super) async fn page(
     Path((realm, login)): Path<(String, String)>,
     Query(d): Query<Done>,
 ) -> Response {
-    if !s.user.may(Power::SeeUsers, Some(&realm)) || !policy_allows(&st, &s, "tokenlist", user_in(&realm, &login)) {
+    if !s.user.may(Power::SeeUsers, Some(&realm)) {
+        return forbidden("Your role does not cover this realm.");
+    }
+    let who = match target_user(&st, &realm, &login).await {
+        Ok(who) => who,
+        Err(page) => return page,
+    };
+    if !policy_allows(&st, &s, "tokenlist", who.target()) {
         return forbidden("Your role does not cover this realm.");
     }
     let tokens = match st.tokens.list(Some(login.clone()), Some(realm.clone()), None).await {
@@ -372,7 +384,7 @@ pub(super) async fn page(
     let view = UserPage {
         tokens: token_rows(&s.user, &tokens, |a, t| policy_allows(&st, &s, a, owner_of(t))),
         may_enrol: s.user.may(Power::ChangeTokens, Some(&realm)),
-        registrable: registrable(&st, &s, &realm, &login),
+        registrable: registrable(&st, &s, &realm, who.target()),
         login,
         realm,
         audit,
@@ -572,8 +584,14 @@ pub(super) async fn enrol(
             .into_response();
     }
     let action = format!("enroll{}", kind.to_ascii_uppercase());
-    if !s.user.may(Power::ChangeTokens, Some(&realm)) || !policy_allows(&st, &s, &action, user_in(&realm, &login)) {
-        return forbidden("Your role or the admin policies do not allow enrolling this token for this user.");
+    let refused = || forbidden("Your role or the admin policies do not allow enrolling this token for this user.");
+    if !s.user.may(Power::ChangeTokens, Some(&realm)) {
+        return refused();
+    }
+    match target_user(&st, &realm, &login).await {
+        Ok(who) if policy_allows(&st, &s, &action, who.target()) => {}
+        Ok(_) => return refused(),
+        Err(page) => return page,
     }
     let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
     match st.tokens.init(s.caller.clone(), init_request(&kind, realm, login, &f)).await {
@@ -608,16 +626,32 @@ pub(super) fn init_request(kind: &str, realm: String, login: String, f: &FormFie
     req
 }
 
-/// The authenticators the session's user may register for `login` in `realm`: the role in the
-/// realm, then the admin policy of each kind (`enrollPASSKEY`, `enrollWEBAUTHN`).
-fn registrable(st: &SharedState, s: &ConsoleSession, realm: &str, login: &str) -> Vec<(&'static str, &'static str)> {
+/// The authenticators the session's user may register for the user `on` in `realm`: the role
+/// in the realm, then the admin policy of each kind (`enrollPASSKEY`, `enrollWEBAUTHN`).
+fn registrable(
+    st: &SharedState,
+    s: &ConsoleSession,
+    realm: &str,
+    on: AdminTarget<'_>,
+) -> Vec<(&'static str, &'static str)> {
     if !s.user.may(Power::ChangeTokens, Some(realm)) {
         return Vec::new();
     }
     registration::KINDS
         .into_iter()
-        .filter(|(k, _)| policy_allows(st, s, &format!("enroll{}", k.to_ascii_uppercase()), user_in(realm, login)))
+        .filter(|(k, _)| policy_allows(st, s, &format!("enroll{}", k.to_ascii_uppercase()), on))
         .collect()
+}
+
+/// [`registrable`] for the user the page's path names, resolved first.
+async fn registrable_for(
+    st: &SharedState,
+    s: &ConsoleSession,
+    realm: &str,
+    login: &str,
+) -> Result<Vec<(&'static str, &'static str)>, Response> {
+    let who = target_user(st, realm, login).await?;
+    Ok(registrable(st, s, realm, who.target()))
 }
 
 /// `POST /console/users/{realm}/{login}/webauthn/options`: the first step of registering the
@@ -629,7 +663,11 @@ pub(super) async fn webauthn_options(
     f: FormFields,
 ) -> Response {
     let kind = f.get("type");
-    if !registrable(&st, &s, &realm, &login).iter().any(|(k, _)| *k == kind) {
+    let kinds = match registrable_for(&st, &s, &realm, &login).await {
+        Ok(kinds) => kinds,
+        Err(page) => return page,
+    };
+    if !kinds.iter().any(|(k, _)| *k == kind) {
         let msg = "Your role or the admin policies do not allow registering this for this user.";
         return registration::json_error(StatusCode::FORBIDDEN, msg);
     }
@@ -647,7 +685,10 @@ pub(super) async fn webauthn_finish(
     f: FormFields,
 ) -> Response {
     let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
-    let kinds: Vec<&str> = registrable(&st, &s, &realm, &login).into_iter().map(|(k, _)| k).collect();
+    let kinds: Vec<&str> = match registrable_for(&st, &s, &realm, &login).await {
+        Ok(kinds) => kinds.into_iter().map(|(k, _)| k).collect(),
+        Err(page) => return page,
+    };
     if kinds.is_empty() {
         return forbidden("Your role or the admin policies do not allow registering this for this user.");
     }

@@ -27,9 +27,9 @@ use super::caller::{session_error, ApiCaller, Who};
 use super::envelope::{ErrorKind, PiResponse};
 use super::params::Params;
 use crate::extract::Origin;
+use crate::target_user::{TargetError, TargetUser};
 use crate::{AppState, SharedState};
 use countersign::api_access::SessionError;
-use countersign::resolvers::ResolverError;
 use countersign::tokens::{ExpectedOwner, InitRequest, SeedFormat, TokenError, TokenService, TokenSettings};
 use countersign_api::Token;
 
@@ -111,31 +111,16 @@ impl Subject {
         Subject { user: None, realm: Some(realm.to_owned()), resolver: None }
     }
 
-    /// The user `login` names in `realm` (the default realm when not named), the realm checked
-    /// to exist: the user as the realm's resolvers find them, by their login as the source
-    /// spells it and their resolver, so a policy's user condition sees the person the action
-    /// will touch, never the string typed (`CEO` for `ceo`). A login no resolver knows is
-    /// judged as typed (the action is then refused as unknown, after the right, so an admin
-    /// learns nothing of users outside their realms); a resolver that cannot answer refuses.
+    /// The user `login` names in `realm` (the default realm when not named), as the realm's
+    /// resolvers find them ([`TargetUser`]): a policy's user condition sees the person the
+    /// action will touch, never the string typed.
     pub(super) async fn user_in(st: &AppState, login: &str, realm: Option<&str>) -> Result<Subject, PiResponse> {
-        let realm = st
-            .realms
-            .realm_name(realm)
-            .map_err(|e| PiResponse::error(ErrorKind::Parameter, &format!("{e} does not exist")))?;
-        let (asked, typed) = (realm.clone(), login.to_owned());
-        match st.realms.run(move |r| r.resolve(Some(&asked), &typed)).await {
-            Ok(Some(u)) => Ok(Subject {
-                user: Some(u.user.login.clone()),
-                resolver: u.resolver().map(str::to_owned),
-                realm: Some(u.realm),
-            }),
-            Ok(None) | Err(ResolverError::Refused(Refusal::NotFound(_))) => {
-                Ok(Subject { user: Some(login.to_owned()), realm: Some(realm), resolver: None })
+        match TargetUser::find(st, login, realm).await {
+            Ok(u) => Ok(Subject { user: Some(u.user), realm: Some(u.realm), resolver: u.resolver }),
+            Err(TargetError::NoRealm(e)) => {
+                Err(PiResponse::error(ErrorKind::Parameter, &format!("{e} does not exist")))
             }
-            Err(e) => Err(PiResponse::error(
-                ErrorKind::Internal,
-                &format!("user {login} could not be looked up in realm {realm}'s user stores ({e}); try again"),
-            )),
+            Err(TargetError::Unreachable(e)) => Err(PiResponse::error(ErrorKind::Internal, &e)),
         }
     }
 }

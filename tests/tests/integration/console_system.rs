@@ -16,7 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
 use countersign_tests::console::{appliance, appliance_with, console_user, csrf, exchange, form, sign_in};
-use countersign_tests::slapd::{closed_port, BASE, READER_DN};
+use countersign_tests::slapd::{closed_port, Slapd, BASE, READER_DN};
 use countersign_tests::{Daemon, HttpCapture, HTTP_SMS_PLUGIN, SMS_PLUGIN, TOTP_PLUGIN};
 use serde_json::{json, Value};
 
@@ -421,4 +421,46 @@ fn a_powerauth_master_key_is_offered_neither_for_rotation_nor_for_a_grant() {
     assert!(!page.contains("/applications/mobile/rotate"), "no rotate form for it: {page}");
     assert!(page.contains("/applications/app/rotate"), "a signing key still has one: {page}");
     assert!(!page.contains("<option value=\"mobile\">"), "not grantable: {page}");
+}
+
+/// A help desk's rights on a user are judged on the user the directory finds, not on the
+/// spelling in the page's path: with a policy that lets `hd` list and enrol for everyone in
+/// `staff` but alice, `ALICE` (whom the directory matches to alice) is refused as `alice` is.
+#[test]
+fn a_console_users_rights_on_a_user_are_judged_on_the_user_the_directory_finds() {
+    let slapd = Slapd::start();
+    let (d, port) = appliance();
+    slapd.add_resolver(&d, "corp");
+    d.cli_json(&["realm", "add", "staff", "--resolvers", "corp"]);
+    let hd = Session::of(&d, port, "hd", "helpdesk", &["staff"]);
+    let out = d.cli(&[
+        "policy",
+        "set",
+        "not-alice",
+        "--scope",
+        "admin",
+        "--admin-user",
+        "hd",
+        "--realm",
+        "staff",
+        "--user",
+        "!alice",
+        "--action",
+        "tokenlist=true",
+        "--action",
+        "enrollTOTP=true",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for spelling in ["alice", "ALICE", "Alice"] {
+        let (status, body) = hd.get(&format!("/console/users/staff/{spelling}"));
+        assert_eq!(status, 403, "{spelling}'s page: {body:.300}");
+        let (status, _, body) = hd.post(&format!("/console/users/staff/{spelling}/enrol"), &[("type", "totp")]);
+        assert_eq!(status, 403, "{spelling}: {body:.300}");
+    }
+    let tokens = d.cli_json(&["token", "list", "--user", "alice", "--realm", "staff"]);
+    assert_eq!(tokens["tokens"], json!([]), "{tokens}");
+    // bob is hd's to serve.
+    assert_eq!(hd.get("/console/users/staff/bob").0, 200);
+    let (status, _, body) = hd.post("/console/users/staff/bob/enrol", &[("type", "totp")]);
+    assert_eq!(status, 200, "{body:.300}");
 }
