@@ -564,7 +564,7 @@ impl ConsoleAccess {
                 }
                 let cred = this.store.console_credential(&n).map_err(|e| internal(&e))?;
                 let pw = password.expose_secret().as_bytes();
-                Ok(match &cred {
+                let checked = match &cred {
                     Some(cr) => {
                         let ok = this.secrets.console_verifier(&n, pw).map_err(|e| internal(&e))?;
                         bool::from(ok.ct_eq(&cr.verifier)).then_some(()).ok_or("wrong password")
@@ -573,16 +573,26 @@ impl ConsoleAccess {
                         let _ = this.secrets.console_verifier(&n, pw);
                         Err("no such console user")
                     }
-                })
+                };
+                // A wrong password is counted before the lock is let go: parallel guesses
+                // then meet the back-off one by one, not all before any was counted.
+                if let Err(why) = checked {
+                    let mut audit = AuthAuditRow::new(&c, action, "reject");
+                    audit.login = Some(n.clone());
+                    audit.realm = Some(this.realm.to_string());
+                    audit.detail = Some(why.to_owned());
+                    this.throttle.failed(&c, &throttle_name(&n), now_ms).map_err(|e| internal(&e))?;
+                    this.store.audit_auth(&audit).map_err(|e| internal(&e))?;
+                    return Err(ConsoleAuthError::Failed);
+                }
+                Ok(())
             },
             ConsoleAuthError::Unavailable,
         )
-        .await?;
+        .await;
+        password_ok?;
         // Step 2: the second factor, through the validation engine (its own audit row).
-        let second_ok = match password_ok {
-            Err(why) => Err(why.to_owned()),
-            Ok(()) => self.second_factor(&caller, &name, second).await?,
-        };
+        let second_ok = self.second_factor(&caller, &name, second).await?;
         let this = self.clone();
         let sid = within.map(|s| s.sid.clone());
         off_runtime(

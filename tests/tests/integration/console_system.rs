@@ -464,3 +464,31 @@ fn a_console_users_rights_on_a_user_are_judged_on_the_user_the_directory_finds()
     let (status, _, body) = hd.post("/console/users/staff/bob/enrol", &[("type", "totp")]);
     assert_eq!(status, 200, "{body:.300}");
 }
+
+/// Wrong passwords sent at once meet the sign-in back-off one by one: each failure is counted
+/// before the next guess is checked, so of 40 parallel guesses from one address only the free
+/// ones (five in the window, perhaps one more once a second of back-off has passed) are
+/// checked; the rest are refused unchecked (429).
+#[test]
+fn parallel_wrong_passwords_meet_the_sign_in_back_off_one_by_one() {
+    let (d, port) = appliance();
+    console_user(&d, "ad", "admin", &[]);
+    let body = form(&[("name", "ad"), ("password", "not the password"), ("code", "000000"), ("next", "/console/")]);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..40)
+            .map(|_| {
+                scope.spawn(|| {
+                    let headers = [("Content-Type", "application/x-www-form-urlencoded")];
+                    exchange(port, "POST", "/console/sign-in", &headers, &body).0
+                })
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 40, "{statuses:?}");
+    assert!(checked <= 7, "{checked} guesses checked past the back-off: {statuses:?}");
+    let rejects = audit_rows(&d, "console/sign-in").into_iter().filter(|r| r["result"] == "reject").count();
+    assert_eq!(rejects, checked, "each checked guess is audited as a reject");
+}
