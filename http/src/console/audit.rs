@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use countersign::console_access::{ConsoleSession, Power};
+use countersign::policy::AdminTarget;
 use countersign::store::{unknown_owner_key, AuthAuditQuery, AuthAuditRow};
 use countersign_core::error::Refusal;
 use maud::{html, Markup};
@@ -93,11 +94,19 @@ impl AuditSearch {
     }
 }
 
-/// The store's query for the search, for a user whose role includes the audit; else the error
-/// page.
-fn allowed_query(s: &ConsoleSession, q: &AuditSearch) -> Result<AuthAuditQuery, (StatusCode, Markup)> {
+/// The store's query for the search, for a user whose role includes the audit and whom the
+/// admin policies give `auditlog` (system-wide, as the privacyIDEA API judges it); else the
+/// error page.
+fn allowed_query(
+    st: &SharedState,
+    s: &ConsoleSession,
+    q: &AuditSearch,
+) -> Result<AuthAuditQuery, (StatusCode, Markup)> {
     if !s.user.may(Power::SeeAudit, None) {
         return Err(layout::error_page(StatusCode::FORBIDDEN, "Your role does not include the audit.", None));
+    }
+    if !super::users::policy_allows(st, s, "auditlog", AdminTarget::default()) {
+        return Err(layout::error_page(StatusCode::FORBIDDEN, "The admin policies do not give you auditlog.", None));
     }
     q.query().map_err(|e| layout::error_page(StatusCode::BAD_REQUEST, &e, Some("/console/audit")))
 }
@@ -108,7 +117,7 @@ fn unavailable(e: &impl std::fmt::Display) -> Response {
 
 /// `GET /console/audit`.
 pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Query(q): Query<AuditSearch>) -> Response {
-    let query = match allowed_query(&s, &q) {
+    let query = match allowed_query(&st, &s, &q) {
         Ok(query) => query,
         Err(page) => return page.into_response(),
     };
@@ -222,7 +231,7 @@ fn csv_field(s: &str) -> String {
 /// `GET /console/audit/export.csv`: the search's rows as CSV, newest first, at most
 /// [`EXPORT_AT_MOST`] (read page by page by id, so every row is read once).
 pub(super) async fn export(State(st): State<SharedState>, Signed(s): Signed, Query(q): Query<AuditSearch>) -> Response {
-    let mut query = match allowed_query(&s, &q) {
+    let mut query = match allowed_query(&st, &s, &q) {
         Ok(query) => query,
         Err(page) => return page.into_response(),
     };

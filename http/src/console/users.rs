@@ -279,6 +279,8 @@ pub(super) async fn search(State(st): State<SharedState>, Signed(s): Signed, Que
         .names()
         .into_iter()
         .filter(|r| s.user.may(Power::SeeUsers, Some(r)))
+        // The admin policies' `userlist` too, per realm, as the privacyIDEA API judges it.
+        .filter(|r| policy_allows(&st, &s, "userlist", AdminTarget { realm: Some(r), ..AdminTarget::default() }))
         .filter(|r| q.realm.is_empty() || *r == q.realm)
         .collect();
     if realms.is_empty() && s.user.realm_limit().is_some_and(<[String]>::is_empty) {

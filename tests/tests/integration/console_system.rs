@@ -492,3 +492,31 @@ fn parallel_wrong_passwords_meet_the_sign_in_back_off_one_by_one() {
     let rejects = audit_rows(&d, "console/sign-in").into_iter().filter(|r| r["result"] == "reject").count();
     assert_eq!(rejects, checked, "each checked guess is audited as a reject");
 }
+
+/// The admin policies bound an admin-role console user's reads as they bound an API admin's:
+/// with only `tokenlist` in the default realm, the user search lists no realm's users (no
+/// `userlist`) and the audit page and its export are refused (no `auditlog`); granted, they
+/// work again.
+#[test]
+fn the_user_search_and_the_audit_follow_the_admin_policies() {
+    let (d, port) = appliance();
+    let ops = Session::of(&d, port, "ops", "admin", &[]);
+    let policy = |actions: &[&str]| {
+        let mut args = vec!["policy", "set", "ops-reads", "--scope", "admin", "--admin-user", "ops"];
+        for a in actions {
+            args.extend(["--action", a]);
+        }
+        let out = d.cli(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    policy(&["tokenlist=true"]);
+    let (status, body) = ops.get("/console/users?q=b&realm=partners");
+    assert_eq!(status, 200, "{body:.300}");
+    assert!(!body.contains("/console/users/partners/bob"), "bob listed without userlist: {body:.600}");
+    assert_eq!(ops.get("/console/audit").0, 403);
+    assert_eq!(ops.get("/console/audit/export.csv").0, 403);
+    policy(&["tokenlist=true", "userlist=true", "auditlog=true"]);
+    let (_, body) = ops.get("/console/users?q=b&realm=partners");
+    assert!(body.contains("/console/users/partners/bob"), "{body:.600}");
+    assert_eq!(ops.get("/console/audit").0, 200);
+}
