@@ -156,6 +156,14 @@ pub(super) fn policy_allows(st: &SharedState, s: &ConsoleSession, action: &str, 
     )
 }
 
+/// Whether a change to `realm`'s users' tokens needs fresh proof beyond what the change itself
+/// asks: the console realm holds the console users' own sign-in factors, which the account
+/// page changes only with fresh proof, so a session left open on a desk must not add, set or
+/// switch off a factor of its own or another console user's through a user page either.
+pub(super) fn guards_console_sign_in(st: &SharedState, s: &ConsoleSession, realm: Option<&str>) -> bool {
+    realm == Some(st.console.realm()) && !s.fresh()
+}
+
 /// The user the page's path names, as admin policies judge them: as the realm's resolvers find
 /// them ([`TargetUser`]), never the spelling in the path. A realm that does not exist, or a
 /// directory that cannot answer, is an error page.
@@ -532,7 +540,7 @@ pub(super) async fn token_action(
         (Some(r), Some(u)) => format!("/console/users/{}/{}", enc(r), enc(u)),
         _ => "/console/users".to_owned(),
     };
-    if a.destructive() {
+    if a.destructive() || guards_console_sign_in(&st, &s, t.realm.as_deref()) {
         if let Some(to_reauth) = fresh_or_reauth(&s, &back) {
             return to_reauth;
         }
@@ -589,6 +597,12 @@ pub(super) async fn enrol(
     let refused = || forbidden("Your role or the admin policies do not allow enrolling this token for this user.");
     if !s.user.may(Power::ChangeTokens, Some(&realm)) {
         return refused();
+    }
+    if guards_console_sign_in(&st, &s, Some(&realm)) {
+        let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
+        if let Some(to_reauth) = fresh_or_reauth(&s, &back) {
+            return to_reauth;
+        }
     }
     match target_user(&st, &realm, &login).await {
         Ok(who) if policy_allows(&st, &s, &action, who.target()) => {}
@@ -665,6 +679,10 @@ pub(super) async fn webauthn_options(
     f: FormFields,
 ) -> Response {
     let kind = f.get("type");
+    if guards_console_sign_in(&st, &s, Some(&realm)) {
+        let msg = "Confirm it is you again (password and code) before adding a console user's authenticator.";
+        return registration::json_error(StatusCode::FORBIDDEN, msg);
+    }
     let kinds = match registrable_for(&st, &s, &realm, &login).await {
         Ok(kinds) => kinds,
         Err(page) => return page,
@@ -687,6 +705,10 @@ pub(super) async fn webauthn_finish(
     f: FormFields,
 ) -> Response {
     let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
+    if guards_console_sign_in(&st, &s, Some(&realm)) {
+        let msg = "Confirm it is you again (password and code) before adding a console user's authenticator.";
+        return layout::error_page(StatusCode::FORBIDDEN, msg, Some(&back)).into_response();
+    }
     let kinds: Vec<&str> = match registrable_for(&st, &s, &realm, &login).await {
         Ok(kinds) => kinds.into_iter().map(|(k, _)| k).collect(),
         Err(page) => return page,

@@ -520,3 +520,33 @@ fn the_user_search_and_the_audit_follow_the_admin_policies() {
     assert!(body.contains("/console/users/partners/bob"), "{body:.600}");
     assert_eq!(ops.get("/console/audit").0, 200);
 }
+
+/// The console realm's users are the console users themselves: from a user page, enrolling,
+/// registering an authenticator for, or switching a token of one of them needs fresh proof,
+/// as the account page asks it, so a session left open on a desk cannot add a factor to its
+/// own or another console user's sign-in. Other realms' users are served as before.
+#[test]
+fn a_console_users_sign_in_factors_change_on_a_user_page_only_with_fresh_proof() {
+    let (d, port) = appliance();
+    let root = Session::of(&d, port, "root", "admin", &[]);
+    console_user(&d, "other", "admin", &[]);
+    let tokens = d.cli_json(&["token", "list", "--user", "other", "--realm", "console"]);
+    let serial = tokens["tokens"][0]["serial"].as_str().unwrap().to_owned();
+    // Fresh: the proof covers the change.
+    let (status, _, body) = root.post("/console/users/console/other/enrol", &[("type", "totp")]);
+    assert_eq!(status, 200, "{body:.300}");
+    // Six minutes on, the proof is stale.
+    d.set_clock_offset_ms(6 * 60 * 1000);
+    let (status, to, _) = root.post("/console/users/console/other/enrol", &[("type", "totp")]);
+    assert!(status == 303 && to.starts_with("/console/reauth?"), "{status} {to}");
+    let (status, _, body) = root.post("/console/users/console/root/webauthn/options", &[("type", "passkey")]);
+    assert_eq!(status, 403, "{body:.300}");
+    let (status, to, _) = root.post(&format!("/console/tokens/{serial}/disable"), &[]);
+    assert!(status == 303 && to.starts_with("/console/reauth?"), "{status} {to}");
+    assert_eq!(d.cli_json(&["token", "show", &serial])["active"], true);
+    let (status, to, _) = root.post("/console/users/console/other/card", &[("kind", "piv")]);
+    assert!(status == 303 && to.starts_with("/console/reauth?"), "{status} {to}");
+    // alice is no console user: her tokens change without fresh proof.
+    let (status, _, body) = root.post("/console/users/default/alice/enrol", &[("type", "totp")]);
+    assert_eq!(status, 200, "{body:.300}");
+}
