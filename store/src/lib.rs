@@ -292,8 +292,8 @@ impl Store {
 
     fn admin(&self) -> MutexGuard<'_, db::Conn> {
         // A panic mid-transaction rolls the transaction back (SQLite: the Transaction's drop;
-        // PostgreSQL: the next BEGIN fails until ROLLBACK, which `write` sends on error); the
-        // connection itself stays usable.
+        // PostgreSQL: the connection is dropped, which ends the transaction on the server, and
+        // the next use connects anew); the connection stays usable.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -221,7 +221,14 @@ impl PgConn {
     ) -> Result<T, StoreError> {
         self.with(|c, _| c.batch_execute(begin).map_err(DbError::from))?;
         self.in_tx.set(true);
+        // If `f` panics, the guard drops the connection: the server rolls the transaction back
+        // and releases its locks (the write lock among them) when the session ends, and the
+        // next use connects anew. Without it the transaction would stay open on a connection
+        // whose next BEGIN PostgreSQL only warns about, and the next write would commit the
+        // half-done work with its own.
+        let guard = OpenTransaction(self);
         let out = f(self);
+        std::mem::forget(guard);
         let end = match &out {
             Ok(_) => self.with(|c, _| c.batch_execute("COMMIT").map_err(DbError::from)),
             Err(_) => self.with(|c, _| c.batch_execute("ROLLBACK").map_err(DbError::from)),
@@ -231,6 +238,23 @@ impl PgConn {
             (Ok(v), Ok(())) => Ok(v),
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         }
+    }
+}
+
+/// A transaction `f` is running in; dropped only while unwinding from a panic in `f` (it is
+/// forgotten once `f` returns).
+struct OpenTransaction<'a>(&'a PgConn);
+
+impl Drop for OpenTransaction<'_> {
+    fn drop(&mut self) {
+        // No SQL while unwinding: closing the session ends the transaction on the server.
+        if let Ok(mut slot) = self.0.client.try_borrow_mut() {
+            *slot = None;
+        }
+        if let Ok(mut statements) = self.0.statements.try_borrow_mut() {
+            statements.clear();
+        }
+        self.0.in_tx.set(false);
     }
 }
 
@@ -400,6 +424,30 @@ mod tests {
         let t = PgTarget::parse("host=db.example dbname=cs", None).unwrap();
         assert!(t.clone().with_tls(b"not a certificate").is_err());
         assert!(t.with_tls(b"").is_err());
+    }
+
+    /// A panic in the middle of a write leaves nothing behind (run when `COUNTERSIGN_TEST_PG`
+    /// names a server): its rows are rolled back, its write lock is released, and the next
+    /// write on the same connection commits only its own row.
+    #[test]
+    fn a_panicking_transaction_is_rolled_back_and_the_next_one_runs() {
+        let Some(server) = crate::testing::pg_server() else { return };
+        let target = PgTarget::parse(&crate::testing::fresh_pg_database(&server), None).unwrap();
+        let mut c = super::super::Conn::Pg(Box::new(PgConn::open(&target).unwrap()));
+        c.sql().batch("CREATE TABLE t (id BIGSERIAL PRIMARY KEY, k TEXT UNIQUE, v BIGINT)").unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<(), StoreError> = c.write(|tx| {
+                tx.execute("INSERT INTO t (k, v) VALUES ('b', 2)", crate::args![])?;
+                panic!("mid-transaction");
+            });
+        }));
+        assert!(panicked.is_err());
+        // Another session takes the write lock at once: the panicked one holds it no more.
+        let mut other = super::super::Conn::Pg(Box::new(PgConn::open(&target).unwrap()));
+        other.write(|tx| tx.execute("INSERT INTO t (k, v) VALUES ('a', 1)", crate::args![])).unwrap();
+        c.write(|tx| tx.execute("INSERT INTO t (k, v) VALUES ('c', 3)", crate::args![])).unwrap();
+        let keys = c.sql().query_map("SELECT k FROM t ORDER BY k", crate::args![], |r| r.get::<String>(0)).unwrap();
+        assert_eq!(keys, ["a", "c"]);
     }
 
     #[test]
