@@ -53,12 +53,14 @@ impl ConfigWatch {
     }
 
     /// Starts the watcher thread on `store`; `reload` brings the in-memory view up to the
-    /// database. The version at start is taken as seen (the services loaded it as they opened).
-    pub fn start(store: Arc<Store>, reload: Reload) -> std::io::Result<ConfigWatch> {
+    /// database. `loaded_at` is the version read before the services loaded what they hold
+    /// (`None`: it could not be read): any other version, a change another appliance made
+    /// while this one was starting among them, is reloaded at the first poll.
+    pub fn start(store: Arc<Store>, reload: Reload, loaded_at: Option<i64>) -> std::io::Result<ConfigWatch> {
         let watch = ConfigWatch { current_at_ms: Arc::new(AtomicI64::new(0)), base: Instant::now() };
         let state = watch.clone();
         let mut conn: Option<VersionWatch> = None;
-        let mut seen: Option<i64> = None;
+        let mut seen: Option<i64> = loaded_at;
         let mut failing = false;
         std::thread::Builder::new().name("config-watch".into()).spawn(move || loop {
             let read = match conn.as_ref() {
@@ -71,19 +73,14 @@ impl ConfigWatch {
             };
             let outcome = match read {
                 Ok(v) if seen == Some(v) => Ok(()),
-                Ok(v) => {
-                    let first = seen.is_none();
-                    match if first { Ok(()) } else { reload() } {
-                        Ok(()) => {
-                            if !first {
-                                tracing::info!(version = v, "configuration changed on another appliance: reloaded");
-                            }
-                            seen = Some(v);
-                            Ok(())
-                        }
-                        Err(e) => Err(format!("the configuration changed but did not reload: {e}")),
+                Ok(v) => match reload() {
+                    Ok(()) => {
+                        tracing::info!(version = v, "configuration changed on another appliance: reloaded");
+                        seen = Some(v);
+                        Ok(())
                     }
-                }
+                    Err(e) => Err(format!("the configuration changed but did not reload: {e}")),
+                },
                 Err(e) => Err(format!("the configuration version cannot be read: {e}")),
             };
             match outcome {
@@ -121,5 +118,29 @@ impl ConfigWatch {
                  (the database does not answer)"
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+    use super::*;
+    use crate::store::AuthAuditRow;
+
+    /// A change another appliance makes after this one read the version and before its
+    /// watcher starts (a node restarting while an admin works on another) is reloaded at the
+    /// watcher's first poll, not taken as already seen.
+    #[test]
+    fn a_change_made_while_the_appliance_started_is_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("s.db"), crate::store::Synchronous::Normal).unwrap());
+        let loaded_at = store.version_watch().unwrap().version().unwrap();
+        let audit = AuthAuditRow::new(&countersign_core::caller::Caller::uid(0), "realm/create", "ok");
+        store.create_realm("late", &audit).unwrap();
+        assert_ne!(store.version_watch().unwrap().version().unwrap(), loaded_at, "a realm moves the version");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reload: Reload = Box::new(move || tx.send(()).map_err(|e| e.to_string()));
+        let _watch = ConfigWatch::start(store, reload, Some(loaded_at)).unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).expect("the change made during the start was never reloaded");
     }
 }

@@ -60,6 +60,7 @@ pub struct Appliance {
 /// what another appliance changed (policies, realms and resolvers, the signing directory).
 fn config_watch(
     store: &Arc<Store>,
+    loaded_at: Option<i64>,
     directory: &Arc<DirectoryHandle>,
     policies: &countersign::policy::PolicyService,
     realms: &countersign::resolvers::Realms,
@@ -73,7 +74,7 @@ fn config_watch(
         realms.reload().map_err(|e| format!("realms and resolvers: {e}"))?;
         directory.reload(&store2).map_err(|e| format!("the signing directory: {e}"))
     });
-    Ok(ConfigWatch::start(store.clone(), reload)?)
+    Ok(ConfigWatch::start(store.clone(), reload, loaded_at)?)
 }
 
 impl Appliance {
@@ -84,6 +85,9 @@ impl Appliance {
         let store = Arc::new(Store::open_at(&cfg.store.location()?)?);
         // Before anything reads a table that grants power: their seals must verify.
         countersign::system_keys::start_table_sealing(&hsm, &store)?;
+        // The configuration version before anything is loaded: the watcher reloads whatever
+        // another appliance changes from here on (see `config_watch`).
+        let loaded_at = store.version_watch().and_then(|w| w.version()).ok();
         let directory = Arc::new(DirectoryHandle::load(&store)?);
         check_keys_on_token(&hsm, &store)?;
         store.start_checkpointer()?;
@@ -149,7 +153,7 @@ impl Appliance {
             cfg.validate,
             challenges.clone(),
         );
-        let watch = config_watch(&store, &directory, &policies, &realms)?;
+        let watch = config_watch(&store, loaded_at, &directory, &policies, &realms)?;
         let admin = AdminService::new(hsm.clone(), store.clone(), directory.clone());
         let powerauth_server = countersign::powerauth_server::PowerAuthServer::new(
             hsm.clone(),
