@@ -870,13 +870,21 @@ impl PowerAuthOperations {
                 Standing::Done(out) => return Ok(out),
                 Standing::Moved => continue,
             };
+            // Another user's or another application's approval, however well signed, neither
+            // approves the operation nor counts against it (as a rejection by them does not):
+            // else anyone with an operation id could fail another user's payment.
+            if o.user_id != attempt.user_id || !o.applications.iter().any(|a| a == attempt.application) {
+                self.audit(&self.row(
+                    caller,
+                    ACTION,
+                    "refused",
+                    &o,
+                    Some(attempt),
+                    "not the operation's user or application; not approved, no failure counted".into(),
+                ))?;
+                return Ok(Outcome::ApprovalFailed(o));
+            }
             let mut wrong = Vec::new();
-            if o.user_id != attempt.user_id {
-                wrong.push("another user's".to_owned());
-            }
-            if !o.applications.iter().any(|a| a == attempt.application) {
-                wrong.push(format!("application {} may not approve it", attempt.application));
-            }
             if o.data != data {
                 wrong.push("the data differs from the operation's".to_owned());
             }
