@@ -556,9 +556,11 @@ impl ChallengeService {
         let Some(d) = self.store.claim_delivery(id, now)? else {
             return Ok(None);
         };
+        // The claim: renewing it and recording the round both need it still this sender's.
+        let mut held = d.updated_ms;
         if now >= d.expires_ms {
             let outcome = RoundOutcome::Failed { error: "the challenge expired before delivery".into(), expired: true };
-            self.store.finish_round(id, &[], &outcome, now)?;
+            self.store.finish_round(id, held, &[], &outcome, now)?;
             return Ok(Some(("expired".into(), Some("the challenge expired before delivery".into()))));
         }
         let message = self
@@ -573,7 +575,7 @@ impl ChallengeService {
             Err(e) => {
                 let outcome =
                     RoundOutcome::Failed { error: format!("the queued message does not open: {e}"), expired: false };
-                self.store.finish_round(id, &[], &outcome, now)?;
+                self.store.finish_round(id, held, &[], &outcome, now)?;
                 return Ok(Some(("failed".into(), Some(e.to_string()))));
             }
         };
@@ -590,12 +592,16 @@ impl ChallengeService {
         for (n, gw) in route.iter().enumerate() {
             // The claim is renewed before every attempt after the first, so it ages only when
             // this sender stopped; one whose claim was taken over sends nothing more.
-            if n > 0 && !self.store.renew_delivery_claim(id, self.clock.now_ms())? {
-                tracing::warn!(
-                    delivery = id,
-                    "the delivery's claim was lost (taken over after the lease); not sending"
-                );
-                return Ok(None);
+            if n > 0 {
+                let renewed_at = self.clock.now_ms();
+                if !self.store.renew_delivery_claim(id, held, renewed_at)? {
+                    tracing::warn!(
+                        delivery = id,
+                        "the delivery's claim was lost (taken over after the lease); not sending"
+                    );
+                    return Ok(None);
+                }
+                held = renewed_at;
             }
             let (attempt, retry) = self.gateways.attempt_judged(gw, &outgoing);
             let delivered = attempt.delivered;
@@ -658,7 +664,15 @@ impl ChallengeService {
             RoundOutcome::Delivered { via } => Some(format!("delivered through {via}")),
             RoundOutcome::Retry { error, .. } | RoundOutcome::Failed { error, .. } => Some(error.clone()),
         };
-        self.store.finish_round(id, &attempts, &outcome, now)?;
+        if !self.store.finish_round(id, held, &attempts, &outcome, now)? {
+            // Taken over while this sender's last attempt ran: the attempts are kept as
+            // history, the delivery is the other sender's to decide.
+            tracing::warn!(
+                delivery = id,
+                "the delivery's claim was lost during its round; its outcome is the new sender's"
+            );
+            return Ok(None);
+        }
         Ok(Some((status.into(), detail)))
     }
 

@@ -50,6 +50,10 @@ pub struct DeliveryRecord {
     pub attempts: u32,
     /// When the delivery is given up if not sent, in milliseconds since the Unix epoch.
     pub expires_ms: i64,
+    /// When the row last changed, in milliseconds since the Unix epoch. While `sending`, the
+    /// sender's claim: renewing it and recording the round both require it unchanged, so a
+    /// sender whose claim was taken over after the lease can do neither.
+    pub updated_ms: i64,
 }
 
 /// One attempt through one gateway.
@@ -215,7 +219,7 @@ fn like_pattern(pattern: &str) -> String {
 
 const DELIVERY_COLUMNS: &str =
     "d.id, d.token_type, d.serial, c.transaction_id, d.recipient, d.sealed_message, d.status,
-    d.attempts, d.expires_ms";
+    d.attempts, d.expires_ms, d.updated_ms";
 
 fn delivery_from_row(r: &Row<'_>) -> Result<DeliveryRecord, StoreError> {
     Ok(DeliveryRecord {
@@ -228,6 +232,7 @@ fn delivery_from_row(r: &Row<'_>) -> Result<DeliveryRecord, StoreError> {
         status: r.get(6)?,
         attempts: r.get(7)?,
         expires_ms: r.get(8)?,
+        updated_ms: r.get(9)?,
     })
 }
 
@@ -359,14 +364,18 @@ impl Store {
         })
     }
 
-    /// Records a round of attempts and its outcome, in one transaction.
+    /// Records a round of attempts and its outcome, in one transaction, for the sender whose
+    /// claim is `held` (the delivery's `updated_ms` as it claimed or last renewed it). The
+    /// attempts are history and always kept; the outcome only while the claim is still this
+    /// sender's: `false` when it was taken over (the other sender decides the delivery).
     pub fn finish_round(
         &self,
         id: i64,
+        held: i64,
         attempts: &[AttemptRow],
         outcome: &RoundOutcome,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.write(|tx| {
             for a in attempts {
                 tx.execute(
@@ -375,23 +384,24 @@ impl Store {
                 )?;
             }
             let n = i64::try_from(attempts.len()).unwrap_or(0);
-            match outcome {
+            let recorded = match outcome {
                 RoundOutcome::Delivered { via } => tx.execute(
                     "UPDATE delivery SET status = 'delivered', delivered_via = ?2, attempts = attempts + ?3, updated_ms = ?4,
-                            last_error = NULL WHERE id = ?1",
-                    args![id, via, n, now_ms],
+                            last_error = NULL WHERE id = ?1 AND status = 'sending' AND updated_ms = ?5",
+                    args![id, via, n, now_ms, held],
                 )?,
                 RoundOutcome::Retry { next_ms, error } => tx.execute(
                     "UPDATE delivery SET status = 'queued', next_attempt_ms = ?2, attempts = attempts + ?3, updated_ms = ?4,
-                            last_error = ?5 WHERE id = ?1",
-                    args![id, next_ms, n, now_ms, error],
+                            last_error = ?5 WHERE id = ?1 AND status = 'sending' AND updated_ms = ?6",
+                    args![id, next_ms, n, now_ms, error, held],
                 )?,
                 RoundOutcome::Failed { error, expired } => tx.execute(
-                    "UPDATE delivery SET status = ?2, attempts = attempts + ?3, updated_ms = ?4, last_error = ?5 WHERE id = ?1",
-                    args![id, if *expired { "expired" } else { "failed" }, n, now_ms, error],
+                    "UPDATE delivery SET status = ?2, attempts = attempts + ?3, updated_ms = ?4, last_error = ?5
+                     WHERE id = ?1 AND status = 'sending' AND updated_ms = ?6",
+                    args![id, if *expired { "expired" } else { "failed" }, n, now_ms, error, held],
                 )?,
             };
-            Ok(())
+            Ok(recorded == 1)
         })
     }
 
@@ -410,12 +420,17 @@ impl Store {
         })
     }
 
-    /// Renews this sender's claim on delivery `id` before its next attempt; `false`: the claim
-    /// was lost (it aged past the lease and was queued again, and maybe claimed by another
-    /// sender), so this sender must not send.
-    pub fn renew_delivery_claim(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+    /// Renews this sender's claim on delivery `id` (held since `held`, the delivery's
+    /// `updated_ms` as it claimed or last renewed it) before its next attempt; the claim is then
+    /// held since `now_ms`. `false`: the claim was lost (it aged past the lease and was queued
+    /// again, and maybe claimed by another sender, whose claim this is not), so this sender
+    /// must not send.
+    pub fn renew_delivery_claim(&self, id: i64, held: i64, now_ms: i64) -> Result<bool, StoreError> {
         let n = self.read(|conn| {
-            conn.execute("UPDATE delivery SET updated_ms = ?2 WHERE id = ?1 AND status = 'sending'", args![id, now_ms])
+            conn.execute(
+                "UPDATE delivery SET updated_ms = ?2 WHERE id = ?1 AND status = 'sending' AND updated_ms = ?3",
+                args![id, now_ms, held],
+            )
         })?;
         Ok(n == 1)
     }
@@ -553,21 +568,36 @@ mod tests {
             let t = store.insert_token(&NewToken::for_test("D", None), &audit()).unwrap();
             let ch = store.create_unreserved_challenge(t.id, "txd", 0, 600_000, None).unwrap().0;
             let id = store.queue_delivery(ch, "sms", "D", "+100", b"sealed", 1_000, 600_000).unwrap();
-            assert!(store.claim_delivery(id, 1_000).unwrap().is_some(), "{engine}");
+            let first = store.claim_delivery(id, 1_000).unwrap().unwrap().updated_ms;
+            assert_eq!(first, 1_000, "{engine}");
             assert!(store.claim_delivery(id, 1_001).unwrap().is_none(), "{engine}: claimed twice");
             // A live sender renews before each attempt; the claim does not age.
-            assert!(store.renew_delivery_claim(id, 50_000).unwrap(), "{engine}");
+            assert!(store.renew_delivery_claim(id, first, 50_000).unwrap(), "{engine}");
             assert_eq!(store.requeue_interrupted(100_000, 90_000).unwrap(), 0, "{engine}: taken from a live sender");
-            // The sender stops; past the lease another sender takes the delivery over, and the
-            // first, if it comes back, has lost its claim.
+            // The sender stalls (a slow gateway); past the lease another sender takes the
+            // delivery over. The first, when it comes back, can neither renew the other's claim
+            // nor record its round over the other's.
             assert_eq!(store.requeue_interrupted(141_000, 90_000).unwrap(), 1, "{engine}");
-            assert!(store.claim_delivery(id, 141_000).unwrap().is_some(), "{engine}: not taken over");
-            store.requeue_interrupted(400_000, 90_000).unwrap();
-            assert!(!store.renew_delivery_claim(id, 400_001).unwrap(), "{engine}: the first sender kept its claim");
-            // Given up: counted from its queueing time on.
+            let second = store.claim_delivery(id, 141_000).unwrap().expect("taken over").updated_ms;
+            assert!(!store.renew_delivery_claim(id, 50_000, 150_000).unwrap(), "{engine}: renewed another's claim");
+            let retry = RoundOutcome::Retry { next_ms: 200_000, error: "later".into() };
+            assert!(
+                !store.finish_round(id, 50_000, &[], &retry, 150_000).unwrap(),
+                "{engine}: recorded over another's"
+            );
+            let delivered = RoundOutcome::Delivered { via: "gw".into() };
+            assert!(store.finish_round(id, second, &[], &delivered, 151_000).unwrap(), "{engine}");
+            assert_eq!(
+                store.requeue_interrupted(400_000, 90_000).unwrap(),
+                0,
+                "{engine}: a delivered one queued again"
+            );
+            // Given up: counted from its queueing time on (a second delivery).
+            let id = store.queue_delivery(ch, "sms", "D", "+100", b"sealed", 1_000, 600_000).unwrap();
+            let held = store.claim_delivery(id, 2_000).unwrap().unwrap().updated_ms;
             assert_eq!(store.deliveries_given_up_since(0).unwrap(), 0, "{engine}");
             let failed = RoundOutcome::Failed { error: "refused".into(), expired: false };
-            store.finish_round(id, &[], &failed, 401_000).unwrap();
+            assert!(store.finish_round(id, held, &[], &failed, 401_000).unwrap(), "{engine}");
             assert_eq!(store.deliveries_given_up_since(1_000).unwrap(), 1, "{engine}");
             assert_eq!(store.deliveries_given_up_since(1_001).unwrap(), 0, "{engine}: queued before");
         });
