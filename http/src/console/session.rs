@@ -172,7 +172,15 @@ async fn gate(st: &SharedState, req: Request, path: &str, next: Next) -> Respons
         parts.extensions.insert(s);
     }
     let mut resp = next.run(Request::from_parts(parts, body)).await;
-    if let Some(cookie) = renewed {
+    // Unless the handler set the session cookie itself (a re-authentication's fresh proof, a
+    // sign-out's clearing): the browser keeps the last one, and the renewal, made from the
+    // session as it came in, must not undo that.
+    let handler_set_it = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.trim_start().starts_with(&format!("{COOKIE}="))));
+    if let (Some(cookie), false) = (renewed, handler_set_it) {
         resp.headers_mut().append(header::SET_COOKIE, set_cookie(&cookie));
     }
     resp

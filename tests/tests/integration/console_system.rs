@@ -550,3 +550,34 @@ fn a_console_users_sign_in_factors_change_on_a_user_page_only_with_fresh_proof()
     let (status, _, body) = root.post("/console/users/default/alice/enrol", &[("type", "totp")]);
     assert_eq!(status, 200, "{body:.300}");
 }
+
+/// A re-authentication answers with one session cookie, the one with the fresh proof: the
+/// gate's renewal of the incoming session (due once a minute) must not follow it and undo it.
+#[test]
+fn a_re_authentication_sets_one_cookie_with_the_fresh_proof() {
+    let (d, port) = appliance();
+    let secret = console_user(&d, "ad", "admin", &[]);
+    let cookie = sign_in(port, "ad", &secret);
+    let token = csrf(port, &cookie);
+    // Six minutes on (the daemon's clock, the TOTP's too): the proof is stale, the cookie due
+    // for renewal.
+    d.set_clock_offset_ms(6 * 60 * 1000);
+    let code = countersign_tests::console::totp_now(&secret, 12);
+    let body = form(&[
+        ("_csrf", &token),
+        ("password", countersign_tests::console::PASSWORD),
+        ("code", &code),
+        ("next", "/console/"),
+    ]);
+    let headers = [("Cookie", cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    let (status, h, text) = exchange(port, "POST", "/console/reauth", &headers, &body);
+    assert_eq!(status, 303, "{text:.300}");
+    let cookies: Vec<&String> =
+        h.iter().filter(|(k, v)| k == "set-cookie" && v.starts_with("cs_console=")).map(|(_, v)| v).collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    // And it carries the proof: a change that needs it goes through.
+    let fresh = cookies[0].split(';').next().unwrap().to_owned();
+    let (status, _, page) = exchange(port, "GET", "/console/account", &[("Cookie", fresh.as_str())], "");
+    assert_eq!(status, 200);
+    assert!(!page.contains("First prove it is you again"), "the proof was lost: {page:.600}");
+}
