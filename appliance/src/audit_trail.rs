@@ -251,7 +251,13 @@ impl AuditTrail {
 
     /// The configured retention (`audit.retention_days`, `audit.retention_max_rows`), or
     /// `limits` when an admin runs it with other ones; ages count back from the service's clock.
-    pub async fn retain(&self, limits: Option<RetentionLimits>) -> Result<RetentionReport, AuditTrailError> {
+    /// Leaves an `audit/retain` row after the cut (who, what was removed, where the chain now
+    /// starts): always when an admin (`by`) ran it, and when the periodic job removed anything.
+    pub async fn retain(
+        &self,
+        limits: Option<RetentionLimits>,
+        by: Option<countersign_core::caller::Caller>,
+    ) -> Result<RetentionReport, AuditTrailError> {
         let t = self.clone();
         blocking(move || {
             let now = t.clock.now_ms();
@@ -263,13 +269,34 @@ impl AuditTrail {
                 None => t.configured_retention(now),
             };
             let report = t.store.retain_audit(&t.key, keep, now)?;
-            if report.removed_links > 0 || report.removed_legacy_rows > 0 {
+            let removed = report.removed_links > 0 || report.removed_legacy_rows > 0;
+            if removed {
                 tracing::info!(
                     removed = report.removed_links,
                     legacy = report.removed_legacy_rows,
                     anchor = ?report.anchor_seq,
                     "audit retention removed the oldest rows"
                 );
+            }
+            if removed || by.is_some() {
+                let caller = by.unwrap_or_else(|| countersign_core::caller::Caller::appliance("audit-retention"));
+                let mut row = AuthAuditRow::new(&caller, "audit/retain", "ok");
+                row.at_ms = t.clock.now_ms();
+                row.detail = Some(format!(
+                    "removed {} audit rows ({} from before the chain); the chain starts after link {}; limits: {}",
+                    report.removed_links + report.removed_legacy_rows,
+                    report.removed_legacy_rows,
+                    report.anchor_seq.map_or("-".into(), |s| s.to_string()),
+                    match (keep.keep_after_ms, keep.max_links) {
+                        (None, None) => "none".to_owned(),
+                        (days, rows) => format!(
+                            "{}{}",
+                            days.map(|ms| format!("rows older than {ms} ms since the epoch ")).unwrap_or_default(),
+                            rows.map(|n| format!("beyond the newest {n}")).unwrap_or_default()
+                        ),
+                    }
+                ));
+                t.store.audit_auth(&row)?;
             }
             Ok(report)
         })
@@ -302,7 +329,7 @@ impl AuditTrail {
             jobs.spawn("audit-retention", self.cfg.retention_interval.max(Duration::from_secs(60)), move || {
                 let t = t.clone();
                 Box::pin(async move {
-                    let r = t.retain(None).await.map_err(|e| e.to_string())?;
+                    let r = t.retain(None, None).await.map_err(|e| e.to_string())?;
                     Ok(format!(
                         "removed {} rows ({} from before the chain); chain starts after link {}",
                         r.removed_links + r.removed_legacy_rows,
@@ -316,7 +343,31 @@ impl AuditTrail {
 
     /// An online backup into `dir`: a signed checkpoint first (so the copy's audit tail is
     /// vouched for), then the copy and its manifest signed by the audit key.
+    /// Its `backup/create` row (who, where) is written first, so the copy carries it under
+    /// the checkpoint; a backup that fails gets an `error` row with the reason.
     pub async fn backup(
+        &self,
+        by: countersign_core::caller::Caller,
+        hsm_token: String,
+        dir: std::path::PathBuf,
+    ) -> Result<crate::backup::Manifest, crate::backup::BackupError> {
+        let record = |result: &str, detail: String| {
+            let mut row = AuthAuditRow::new(&by, "backup/create", result);
+            row.at_ms = self.clock.now_ms();
+            row.detail = Some(detail);
+            self.store.audit_auth(&row).map_err(|e| {
+                crate::backup::BackupError::Invalid(format!("the backup's audit row could not be written: {e}"))
+            })
+        };
+        record("ok", format!("a backup into {} begins", dir.display()))?;
+        let made = self.backup_into(hsm_token, dir.clone()).await;
+        if let Err(e) = &made {
+            record("error", format!("the backup into {} failed: {e}", dir.display()))?;
+        }
+        made
+    }
+
+    async fn backup_into(
         &self,
         hsm_token: String,
         dir: std::path::PathBuf,

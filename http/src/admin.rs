@@ -238,13 +238,17 @@ struct RetainRequest {
     older_than_days: Option<u32>,
 }
 
-async fn audit_retain(State(st): State<SharedState>, Body(b): Body<RetainRequest>) -> Result<Json<Value>, ApiError> {
+async fn audit_retain(
+    State(st): State<SharedState>,
+    Origin(caller): Origin,
+    Body(b): Body<RetainRequest>,
+) -> Result<Json<Value>, ApiError> {
     let limits =
         (b.max_rows.is_some() || b.older_than_days.is_some()).then_some(countersign::audit_trail::RetentionLimits {
             older_than_days: b.older_than_days,
             max_rows: b.max_rows,
         });
-    to_json(st.audit.retain(limits).await?)
+    to_json(st.audit.retain(limits, Some(caller)).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,8 +260,12 @@ struct BackupRequest {
 
 /// An online backup: a signed checkpoint first, so the copy's audit tail is vouched for; the
 /// manifest signed by the audit key.
-async fn backup(State(st): State<SharedState>, Body(b): Body<BackupRequest>) -> Result<Json<Value>, ApiError> {
-    let manifest = st.audit.backup(st.hsm.health().token, b.dir).await.map_err(ApiError::from)?;
+async fn backup(
+    State(st): State<SharedState>,
+    Origin(caller): Origin,
+    Body(b): Body<BackupRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let manifest = st.audit.backup(caller, st.hsm.health().token, b.dir).await.map_err(ApiError::from)?;
     to_json(manifest)
 }
 

@@ -414,15 +414,25 @@ pub fn restore(from: &Path, to_db: &Path, force: bool, key: &dyn AuditSigner) ->
         )));
     }
     copy_checked(from, &manifest, &tmp)?;
-    if to_db.exists() {
-        let kept = PathBuf::from(format!("{}.replaced-{}", to_db.display(), super::now_ms()));
-        std::fs::rename(to_db, &kept).map_err(io("cannot move aside", to_db))?;
-    }
+    // The database replaced is kept with its write-ahead log (after an unclean stop, the usual
+    // reason to restore, the log holds committed transactions not yet in the file: moved OTP
+    // counters among them), so the kept copy opens as it stood.
+    let kept = to_db.exists().then(|| PathBuf::from(format!("{}.replaced-{}", to_db.display(), super::now_ms())));
     for suffix in ["-wal", "-shm"] {
         let stale = PathBuf::from(format!("{}{suffix}", to_db.display()));
-        if stale.exists() {
-            std::fs::remove_file(&stale).map_err(io("cannot remove", &stale))?;
+        if !stale.exists() {
+            continue;
         }
+        match &kept {
+            Some(k) => {
+                let aside = PathBuf::from(format!("{}{suffix}", k.display()));
+                std::fs::rename(&stale, &aside).map_err(io("cannot move aside", &stale))?;
+            }
+            None => std::fs::remove_file(&stale).map_err(io("cannot remove", &stale))?,
+        }
+    }
+    if let Some(k) = &kept {
+        std::fs::rename(to_db, k).map_err(io("cannot move aside", to_db))?;
     }
     std::fs::rename(&tmp, to_db).map_err(io("cannot move into place", to_db))?;
     Ok(manifest)

@@ -26,6 +26,12 @@ pub const GENESIS: [u8; 32] = [0; 32];
 /// What checkpoint signatures are made over, before seq, hash and time.
 const CHECKPOINT_DOMAIN: &[u8] = b"countersign audit checkpoint v1";
 
+/// What the retention anchor's signature is made over, before seq, hash and time: a domain of
+/// its own, so a checkpoint's signature (made every few minutes, over any link) can never
+/// stand in for an anchor and let someone with write access to the database cut the chain's
+/// beginning away unseen.
+const ANCHOR_DOMAIN: &[u8] = b"countersign audit retention anchor v1";
+
 /// Which audit table a link points into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChainTable {
@@ -176,8 +182,17 @@ pub fn signature_link(prev: &[u8; 32], id: i64, r: &SignatureAuditRow) -> [u8; 3
 
 /// The bytes a checkpoint signature covers.
 pub fn checkpoint_message(seq: i64, hash: &[u8; 32], at_ms: i64) -> Vec<u8> {
-    let mut m = Vec::with_capacity(CHECKPOINT_DOMAIN.len() + 48);
-    m.extend_from_slice(CHECKPOINT_DOMAIN);
+    signed_link(CHECKPOINT_DOMAIN, seq, hash, at_ms)
+}
+
+/// The bytes the retention anchor's signature covers.
+pub fn anchor_message(seq: i64, hash: &[u8; 32], at_ms: i64) -> Vec<u8> {
+    signed_link(ANCHOR_DOMAIN, seq, hash, at_ms)
+}
+
+fn signed_link(domain: &[u8], seq: i64, hash: &[u8; 32], at_ms: i64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(domain.len() + 48);
+    m.extend_from_slice(domain);
     m.extend_from_slice(&seq.to_be_bytes());
     m.extend_from_slice(hash);
     m.extend_from_slice(&at_ms.to_be_bytes());
@@ -429,12 +444,13 @@ fn verify(conn: &dyn Sql, signer: &dyn AuditSigner) -> Result<ChainReport, Store
         legacy_rows: u64::try_from(legacy_rows).unwrap_or(0),
         first_bad: None,
     };
-    let checks = |c: &Checkpoint| -> Result<bool, StoreError> {
+    let signed_as = |message: fn(i64, &[u8; 32], i64) -> Vec<u8>, c: &Checkpoint| -> Result<bool, StoreError> {
         let Ok(hash) = <[u8; 32]>::try_from(c.hash.as_slice()) else { return Ok(false) };
         signer
-            .verify(&checkpoint_message(c.seq, &hash, c.at_ms), &c.signature)
+            .verify(&message(c.seq, &hash, c.at_ms), &c.signature)
             .map_err(|e| StoreError::AuditKey(format!("the audit key could not check a checkpoint: {e}")))
     };
+    let checks = |c: &Checkpoint| signed_as(checkpoint_message, c);
 
     let anchor: Option<(Checkpoint, i64)> =
         conn.query_opt("SELECT seq, hash, at_ms, signature, removed FROM audit_anchor WHERE id = 1", args![], |r| {
@@ -444,14 +460,15 @@ fn verify(conn: &dyn Sql, signer: &dyn AuditSigner) -> Result<ChainReport, Store
     if let Some((a, removed)) = &anchor {
         report.anchor_seq = Some(a.seq);
         report.removed_by_retention = u64::try_from(*removed).unwrap_or(0);
-        if !checks(a)? {
+        if !signed_as(anchor_message, a)? {
             report.ok = false;
-            report.first_bad = Some(problem(
-                Some(a.seq),
-                None,
-                None,
-                "the retention anchor's signature does not verify: the start of the chain was changed".into(),
-            ));
+            let why = if checks(a)? {
+                "the retention anchor carries a checkpoint's signature, not an anchor's: the start of the chain was \
+                 cut away by hand (or by a Countersign from before 2026-12-07; see docs/operations.md)"
+            } else {
+                "the retention anchor's signature does not verify: the start of the chain was changed"
+            };
+            report.first_bad = Some(problem(Some(a.seq), None, None, why.into()));
             return Ok(report);
         }
         prev = hash32(a.hash.clone())?;
@@ -696,7 +713,7 @@ fn retain(
             store.read_apart(|conn| conn.query_value("SELECT hash FROM audit_chain WHERE seq = ?1", args![to]))?;
         let hash = hash32(hash)?;
         let signature = signer
-            .sign(&checkpoint_message(to, &hash, now_ms))
+            .sign(&anchor_message(to, &hash, now_ms))
             .map_err(|e| StoreError::AuditKey(format!("the audit key could not sign the retention anchor: {e}")))?;
         let removed = store.write_apart(|tx| {
             for (table, tbl) in [("auth_audit", "auth"), ("signature_audit", "signature")] {

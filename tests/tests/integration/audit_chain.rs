@@ -240,18 +240,57 @@ fn retention_cuts_the_oldest_rows_and_the_rest_still_verifies() {
     let r = d.cli_json(&["audit", "retain", "--max-rows", "10"]);
     assert_eq!(r["removed_links"].as_u64().unwrap(), before - 10, "{r}");
     let v = assert_ok(&d);
-    assert_eq!(v["links"], 10, "{v}");
+    // The newest ten, and the retention's own row after them.
+    assert_eq!(v["links"], 11, "{v}");
     assert_eq!(v["removed_by_retention"].as_u64().unwrap(), before - 10, "{v}");
     // New rows chain on from the cut, and still verify.
     d.check(json!({ "user": "alice", "pass": CODES[2] }));
-    assert_eq!(assert_ok(&d)["links"], 11);
+    assert_eq!(assert_ok(&d)["links"], 12);
     if countersign_tests::skip_on_postgres("the anchor is edited in the SQLite file") {
         return;
     }
+    // The admin's retention is in the audit: who ran it, what it removed.
+    let retained = d.cli_json(&["audit", "auth", "--action", "audit/retain"]);
+    let row = &retained["rows"][0];
+    assert!(row["caller"].as_str().unwrap().contains("uid:"), "{retained}");
+    assert!(row["detail"].as_str().unwrap().contains(&format!("removed {}", before - 10)), "{retained}");
     // The anchor is signed: moving the start of the chain is caught.
     db(&d).execute("UPDATE audit_anchor SET seq = seq - 1", []).unwrap();
     let (v, ok) = verify(&d);
     assert!(!ok && v["first_bad"]["problem"].as_str().unwrap().contains("anchor"), "{v}");
+}
+
+/// A checkpoint's signature cannot stand in for a retention anchor's: someone with write
+/// access to the database who makes an anchor of the newest checkpoint and deletes every row
+/// up to it is caught by `audit verify`.
+#[test]
+fn an_anchor_made_of_a_checkpoint_is_caught() {
+    if countersign_tests::skip_on_postgres("the audit tables are edited in the SQLite file") {
+        return;
+    }
+    let d = with_history();
+    assert!(d.cli(&["audit", "checkpoint"]).status.success());
+    assert_ok(&d);
+    let c = db(&d);
+    let seq: i64 = c.query_row("SELECT max(seq) FROM audit_checkpoint", [], |r| r.get(0)).unwrap();
+    c.execute(
+        "INSERT INTO audit_anchor (id, seq, hash, at_ms, signature, removed)
+         SELECT 1, seq, hash, at_ms, signature, 0 FROM audit_checkpoint WHERE seq = ?1",
+        params![seq],
+    )
+    .unwrap();
+    for (table, tbl) in [("auth_audit", "auth"), ("signature_audit", "signature")] {
+        c.execute(
+            &format!("DELETE FROM {table} WHERE id IN (SELECT row_id FROM audit_chain WHERE tbl = ?1 AND seq <= ?2)"),
+            params![tbl, seq],
+        )
+        .unwrap();
+    }
+    c.execute("DELETE FROM audit_chain WHERE seq <= ?1", params![seq]).unwrap();
+    c.execute("DELETE FROM audit_checkpoint WHERE seq <= ?1", params![seq]).unwrap();
+    let (v, ok) = verify(&d);
+    assert!(!ok, "{v}");
+    assert!(v["first_bad"]["problem"].as_str().unwrap().contains("checkpoint's signature, not an anchor's"), "{v}");
 }
 
 fn kb(pid: u32, field: &str) -> u64 {
@@ -333,7 +372,8 @@ fn retention_on_ten_million_rows_stays_within_100_mb_and_keeps_the_chain_verifia
     eprintln!("retention of {n} rows: RSS before {rss_before} kB, peak {peak} kB, extra {extra_mb:.1} MB; {r}");
     assert!(extra_mb < 100.0, "retention used {extra_mb:.1} MB more than before");
     let v = assert_ok(&d);
-    assert_eq!(v["links"], 100_000, "{v}");
+    // The newest 100,000, and the retention's own row after them.
+    assert_eq!(v["links"], 100_001, "{v}");
 }
 
 #[test]

@@ -68,6 +68,12 @@ fn a_restored_backup_authenticates_the_same_tokens_and_verifies_the_same_audit_c
     assert!(roles.contains(&"token-seal") && roles.contains(&"audit-signing"), "{manifest}");
     let last_seq = manifest["audit"]["last_seq"].as_i64().unwrap();
     assert_eq!(manifest["audit"]["last_checkpoint_seq"].as_i64(), Some(last_seq), "the copy's tail is signed");
+    // Who made it, and where, is in the audit (and, written before the copy's checkpoint, in
+    // the copy too: see below).
+    let made = d.cli_json(&["audit", "auth", "--action", "backup/create"]);
+    let row = &made["rows"][0];
+    assert!(row["caller"].as_str().unwrap().contains("uid:"), "{made}");
+    assert!(row["detail"].as_str().unwrap().contains("nightly"), "{made}");
     // Backups are never overwritten.
     let again = d.cli(&["backup", dir.to_str().unwrap()]);
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
@@ -85,8 +91,21 @@ fn a_restored_backup_authenticates_the_same_tokens_and_verifies_the_same_audit_c
     // A second restore over it needs --force, and keeps what it replaces.
     let out = restore(&[]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--force"));
+    // What it replaces is kept with its write-ahead log (committed transactions an unclean
+    // stop left there), never without it.
+    let wal = format!("{}-wal", db.display());
+    std::fs::write(&wal, b"the replaced database's log").unwrap();
     assert!(restore(&["--force"]).status.success());
+    assert!(!std::path::Path::new(&wal).exists(), "the old log is left beside the restored database");
+    let kept_logs: Vec<String> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".replaced-") && n.ends_with("-wal"))
+        .collect();
+    assert_eq!(kept_logs.len(), 1, "{kept_logs:?}");
     d.restart();
+    let carried = d.cli_json(&["audit", "auth", "--action", "backup/create"]);
+    assert!(carried["rows"].as_array().is_some_and(|r| !r.is_empty()), "the copy carries its own row: {carried}");
 
     // The same token: the code used before the backup stays used, the next one works.
     assert!(!accepted(&d, CODES[0]), "a code accepted before the backup is not accepted again");
