@@ -290,12 +290,29 @@ impl SigningService {
             Ok(p) => p,
             Err(e) => return self.refuse(row, e).await,
         };
-        drop(dir);
+        drop((dir, plan));
         let (key, input) = (req.key, req.input);
-        let (scheme, hash, version, algorithm) = (plan.scheme, plan.hash, plan.version, plan.algorithm);
+        let directory = self.directory.clone();
+        let (name, asked_scheme, asked_hash) = (key.clone(), req.scheme, req.hash);
         let (result, audit_id) = self
             .executor
             .run(row, move |hsm, row| {
+                // Judged again on the worker, just before the HSM: a grant revoked or a version
+                // rotated out while the request waited in the queue is not honoured once the
+                // admin saw the change done (the directory reloads before an admin change is
+                // acknowledged); a rotation signs with the version active now.
+                let plan = match Self::plan(&directory.current(), caller, &name, None, asked_scheme, asked_hash, row) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        row.result = match e {
+                            SigningError::NotRegistered(_) | SigningError::NotGranted { .. } => "denied",
+                            _ => "error",
+                        }
+                        .into();
+                        row.detail = Some(format!("{e} (changed while the request waited)"));
+                        return Err(e);
+                    }
+                };
                 let r = hsm.sign(
                     &plan.key_id,
                     plan.algorithm,
@@ -304,11 +321,12 @@ impl SigningService {
                     as_sign_input(&input),
                 );
                 outcome(row, r.as_ref().map(|_| "ok"));
-                r
+                r.map(|signature| (signature, plan.version, plan.algorithm, plan.scheme, plan.hash))
+                    .map_err(SigningError::from)
             })
             .await
             .map_err(SigningError::Audit)?;
-        let signature = result?;
+        let (signature, version, algorithm, scheme, hash) = result?;
         Ok(Signed { key, version, algorithm, scheme, hash, signature, audit_id })
     }
 
