@@ -351,20 +351,31 @@ impl AuditTrail {
         hsm_token: String,
         dir: std::path::PathBuf,
     ) -> Result<crate::backup::Manifest, crate::backup::BackupError> {
-        let record = |result: &str, detail: String| {
-            let mut row = AuthAuditRow::new(&by, "backup/create", result);
-            row.at_ms = self.clock.now_ms();
-            row.detail = Some(detail);
-            self.store.audit_auth(&row).map_err(|e| {
-                crate::backup::BackupError::Invalid(format!("the backup's audit row could not be written: {e}"))
-            })
-        };
-        record("ok", format!("a backup into {} begins", dir.display()))?;
+        self.record_backup(&by, "ok", format!("a backup into {} begins", dir.display())).await?;
         let made = self.backup_into(hsm_token, dir.clone()).await;
         if let Err(e) = &made {
-            record("error", format!("the backup into {} failed: {e}", dir.display()))?;
+            self.record_backup(&by, "error", format!("the backup into {} failed: {e}", dir.display())).await?;
         }
         made
+    }
+
+    /// A `backup/create` row, written off the runtime (the store may be PostgreSQL's blocking
+    /// client).
+    async fn record_backup(
+        &self,
+        by: &countersign_core::caller::Caller,
+        result: &'static str,
+        detail: String,
+    ) -> Result<(), crate::backup::BackupError> {
+        let mut row = AuthAuditRow::new(by, "backup/create", result);
+        row.at_ms = self.clock.now_ms();
+        row.detail = Some(detail);
+        let store = self.store.clone();
+        crate::service_error::off_runtime(move || store.audit_auth(&row).map(drop).map_err(|e| e.to_string()), |e| e)
+            .await
+            .map_err(|e| {
+                crate::backup::BackupError::Invalid(format!("the backup's audit row could not be written: {e}"))
+            })
     }
 
     async fn backup_into(

@@ -854,6 +854,25 @@ impl PowerAuthOperations {
         Ok(Outcome::NotPending(status))
     }
 
+    /// Whether `attempt` comes from someone other than the operation's user, or through an
+    /// application it does not list; if so, its refusal is audited (`what` says what did not
+    /// happen) and nothing else changes.
+    fn not_theirs(
+        &self,
+        caller: &Caller,
+        action: &str,
+        o: &PowerAuthOperation,
+        attempt: &Attempt<'_>,
+        what: &str,
+    ) -> Result<bool, PowerAuthError> {
+        if o.user_id == attempt.user_id && o.applications.iter().any(|a| a == attempt.application) {
+            return Ok(false);
+        }
+        let why = format!("not the operation's user or application; {what}");
+        self.audit(&self.row(caller, action, "refused", o, Some(attempt), why))?;
+        Ok(true)
+    }
+
     fn approve_now(
         &self,
         caller: &Caller,
@@ -873,15 +892,7 @@ impl PowerAuthOperations {
             // Another user's or another application's approval, however well signed, neither
             // approves the operation nor counts against it (as a rejection by them does not):
             // else anyone with an operation id could fail another user's payment.
-            if o.user_id != attempt.user_id || !o.applications.iter().any(|a| a == attempt.application) {
-                self.audit(&self.row(
-                    caller,
-                    ACTION,
-                    "refused",
-                    &o,
-                    Some(attempt),
-                    "not the operation's user or application; not approved, no failure counted".into(),
-                ))?;
+            if self.not_theirs(caller, ACTION, &o, attempt, "not approved, no failure counted")? {
                 return Ok(Outcome::ApprovalFailed(o));
             }
             let mut wrong = Vec::new();
@@ -970,15 +981,7 @@ impl PowerAuthOperations {
                 Standing::Done(out) => return Ok(out),
                 Standing::Moved => continue,
             };
-            if o.user_id != attempt.user_id || !o.applications.iter().any(|a| a == attempt.application) {
-                self.audit(&self.row(
-                    caller,
-                    ACTION,
-                    "refused",
-                    &o,
-                    Some(attempt),
-                    "not the operation's user or application; not rejected".into(),
-                ))?;
+            if self.not_theirs(caller, ACTION, &o, attempt, "not rejected")? {
                 return Ok(Outcome::RejectFailed(o));
             }
             let update = OperationUpdate {

@@ -89,12 +89,7 @@ pub(super) async fn page(
     Path((realm, login)): Path<(String, String)>,
 ) -> Response {
     let back = user_page(&realm, &login);
-    if super::users::guards_console_sign_in(&st, &s, Some(&realm)) {
-        if let Some(to_reauth) = super::system::fresh_or_reauth(&s, &back) {
-            return to_reauth;
-        }
-    }
-    let who = match super::users::target_user(&st, &realm, &login).await {
+    let who = match super::users::changing_user(&st, &s, &realm, &login, &back).await {
         Ok(who) => who,
         Err(page) => return page,
     };
@@ -227,12 +222,7 @@ pub(super) async fn enrol(
         return layout::error_page(StatusCode::BAD_REQUEST, "No such kind of card enrolment.", Some(&back))
             .into_response();
     };
-    if super::users::guards_console_sign_in(&st, &s, Some(&realm)) {
-        if let Some(to_reauth) = super::system::fresh_or_reauth(&s, &back) {
-            return to_reauth;
-        }
-    }
-    let who = match super::users::target_user(&st, &realm, &login).await {
+    let who = match super::users::changing_user(&st, &s, &realm, &login, &back).await {
         Ok(who) => who,
         Err(page) => return page,
     };

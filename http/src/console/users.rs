@@ -164,6 +164,24 @@ pub(super) fn guards_console_sign_in(st: &SharedState, s: &ConsoleSession, realm
     realm == Some(st.console.realm()) && !s.fresh()
 }
 
+/// The user a change from a user page is for: fresh proof first where the change touches a
+/// console user's sign-in ([`guards_console_sign_in`]; else the re-authentication page, then
+/// `back`), then the user as admin policies judge them ([`target_user`]).
+pub(super) async fn changing_user(
+    st: &SharedState,
+    s: &ConsoleSession,
+    realm: &str,
+    login: &str,
+    back: &str,
+) -> Result<TargetUser, Response> {
+    if guards_console_sign_in(st, s, Some(realm)) {
+        if let Some(to_reauth) = fresh_or_reauth(s, back) {
+            return Err(to_reauth);
+        }
+    }
+    target_user(st, realm, login).await
+}
+
 /// The user the page's path names, as admin policies judge them: as the realm's resolvers find
 /// them ([`TargetUser`]), never the spelling in the path. A realm that does not exist, or a
 /// directory that cannot answer, is an error page.
@@ -598,18 +616,12 @@ pub(super) async fn enrol(
     if !s.user.may(Power::ChangeTokens, Some(&realm)) {
         return refused();
     }
-    if guards_console_sign_in(&st, &s, Some(&realm)) {
-        let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
-        if let Some(to_reauth) = fresh_or_reauth(&s, &back) {
-            return to_reauth;
-        }
-    }
-    match target_user(&st, &realm, &login).await {
+    let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
+    match changing_user(&st, &s, &realm, &login, &back).await {
         Ok(who) if policy_allows(&st, &s, &action, who.target()) => {}
         Ok(_) => return refused(),
         Err(page) => return page,
     }
-    let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
     match st.tokens.init(s.caller.clone(), init_request(&kind, realm, login, &f)).await {
         Ok(e) => {
             // A push token's enrolment URI is what its phone scans, as a seed's URI is.
