@@ -146,6 +146,10 @@ pub struct AuditTrail {
     cfg: AuditSettings,
     /// The outcome of the newest verification this daemon ran (from any front-end).
     last_verified: Arc<Mutex<Option<Verified>>>,
+    /// The newest link this daemon signed a checkpoint of since it started: a verification
+    /// that finds no checkpoint at or after it (someone deleted checkpoints to make the
+    /// rewritable tail longer than the checkpoint interval) fails.
+    last_signed: Arc<Mutex<Option<i64>>>,
 }
 
 /// The outcome of a verification of the whole chain, as the dashboard shows it.
@@ -194,17 +198,49 @@ async fn blocking<T: Send + 'static>(
     crate::service_error::off_runtime(f, AuditTrailError::Internal).await
 }
 
+/// `report`, failed when `signed` (the newest link this daemon signed a checkpoint of) is
+/// past the chain's anchor but no checkpoint at or after it is left: checkpoints were deleted,
+/// so more of the chain's end could be rewritten than the checkpoint interval allows. (What a
+/// daemon signed before its last start it does not know; that part rests on the checkpoints
+/// as found.)
+fn held_to(mut report: ChainReport, signed: Option<i64>) -> ChainReport {
+    let Some(signed) = signed else { return report };
+    let cut_away = report.anchor_seq.is_some_and(|a| a >= signed);
+    if report.ok && !cut_away && report.last_checkpoint_seq.is_none_or(|c| c < signed) {
+        report.ok = false;
+        report.first_bad = Some(countersign_core::audit_chain::ChainProblem {
+            seq: Some(signed),
+            table: None,
+            row_id: None,
+            problem: format!(
+                "this appliance signed a checkpoint of link {signed}, but no checkpoint at or after it is left: \
+                 checkpoints were deleted (the chain's end since the last one left could have been rewritten)"
+            ),
+        });
+    }
+    report
+}
+
 impl AuditTrail {
     /// The service; the audit key is found (or generated) at its first use.
     pub fn new(hsm: Hsm, store: Arc<Store>, clock: Clock, cfg: AuditSettings) -> AuditTrail {
         let key = AuditKey { hsm, store: store.clone(), id: Arc::new(Mutex::new(None)) };
-        AuditTrail { key, store, clock, cfg, last_verified: Arc::new(Mutex::new(None)) }
+        AuditTrail {
+            key,
+            store,
+            clock,
+            cfg,
+            last_verified: Arc::new(Mutex::new(None)),
+            last_signed: Arc::new(Mutex::new(None)),
+        }
     }
 
-    /// Walks the whole chain (see [`Store::verify_chain`]) inside one read transaction.
+    /// Walks the whole chain (see [`Store::verify_chain`]) inside one read transaction, then
+    /// holds it against the newest checkpoint this daemon signed (see `last_signed`).
     pub async fn verify(&self) -> Result<ChainReport, AuditTrailError> {
         let t = self.clone();
-        let r = blocking(move || Ok(t.store.verify_chain(&t.key)?)).await;
+        let signed = *self.last_signed.lock().unwrap_or_else(PoisonError::into_inner);
+        let r = blocking(move || Ok(t.store.verify_chain(&t.key)?)).await.map(|r| held_to(r, signed));
         let done = Verified::of(self.clock.now_ms(), &r);
         *self.last_verified.lock().unwrap_or_else(PoisonError::into_inner) = Some(done);
         r
@@ -246,7 +282,12 @@ impl AuditTrail {
     }
 
     fn checkpoint_blocking(&self) -> Result<Option<i64>, AuditTrailError> {
-        Ok(self.store.checkpoint_chain(&self.key, self.clock.now_ms(), "periodic")?)
+        let signed = self.store.checkpoint_chain(&self.key, self.clock.now_ms(), "periodic")?;
+        if let Some(seq) = signed {
+            let mut last = self.last_signed.lock().unwrap_or_else(PoisonError::into_inner);
+            *last = Some(last.map_or(seq, |l| l.max(seq)));
+        }
+        Ok(signed)
     }
 
     /// The configured retention (`audit.retention_days`, `audit.retention_max_rows`), or

@@ -459,3 +459,19 @@ fn admin_changes_and_reads_are_audit_rows_too() {
     assert!(d.auth_audit().iter().any(|r| r["action"] == "read /v1/admin/audit/auth"));
     assert_ok(&d);
 }
+
+/// Deleting checkpoints to lengthen the rewritable end of the chain is caught while the daemon
+/// that signed them runs: it remembers the newest link it signed a checkpoint of.
+#[test]
+fn deleted_checkpoints_are_caught_by_the_daemon_that_signed_them() {
+    if countersign_tests::skip_on_postgres("the audit tables are edited in the SQLite file") {
+        return;
+    }
+    let d = with_history();
+    assert!(d.cli(&["audit", "checkpoint"]).status.success());
+    assert_ok(&d);
+    db(&d).execute("DELETE FROM audit_checkpoint", []).unwrap();
+    let (v, ok) = verify(&d);
+    assert!(!ok, "{v}");
+    assert!(v["first_bad"]["problem"].as_str().unwrap().contains("checkpoints were deleted"), "{v}");
+}
