@@ -412,11 +412,9 @@ impl AuditTrail {
         row.at_ms = self.clock.now_ms();
         row.detail = Some(detail);
         let store = self.store.clone();
-        crate::service_error::off_runtime(move || store.audit_auth(&row).map(drop).map_err(|e| e.to_string()), |e| e)
-            .await
-            .map_err(|e| {
-                crate::backup::BackupError::Invalid(format!("the backup's audit row could not be written: {e}"))
-            })
+        blocking(move || Ok(store.audit_auth(&row).map(drop)?)).await.map_err(|e| {
+            crate::backup::BackupError::Invalid(format!("the backup's audit row could not be written: {e}"))
+        })
     }
 
     async fn backup_into(

@@ -538,6 +538,22 @@ impl ConsoleAccess {
             .await
     }
 
+    /// A failed sign-in (a wrong password, or a refused second factor): counted for the
+    /// back-off, audited with `why`; the error the caller answers with (`Failed`, or what
+    /// kept it from being counted). Blocking: call it off the runtime.
+    fn sign_in_failed(&self, caller: &Caller, name: &str, action: &str, why: String, now_ms: i64) -> ConsoleAuthError {
+        let mut audit = AuthAuditRow::new(caller, action, "reject");
+        audit.login = Some(name.to_owned());
+        audit.realm = Some(self.realm.to_string());
+        audit.detail = Some(why);
+        let counted = self
+            .throttle
+            .failed(caller, &throttle_name(name), now_ms)
+            .map_err(|e| internal(&e))
+            .and_then(|()| self.store.audit_auth(&audit).map(drop).map_err(|e| internal(&e)));
+        counted.err().unwrap_or(ConsoleAuthError::Failed)
+    }
+
     async fn sign_in_inner(
         &self,
         caller: Caller,
@@ -576,16 +592,10 @@ impl ConsoleAccess {
                 };
                 // A wrong password is counted before the lock is let go: parallel guesses
                 // then meet the back-off one by one, not all before any was counted.
-                if let Err(why) = checked {
-                    let mut audit = AuthAuditRow::new(&c, action, "reject");
-                    audit.login = Some(n.clone());
-                    audit.realm = Some(this.realm.to_string());
-                    audit.detail = Some(why.to_owned());
-                    this.throttle.failed(&c, &throttle_name(&n), now_ms).map_err(|e| internal(&e))?;
-                    this.store.audit_auth(&audit).map_err(|e| internal(&e))?;
-                    return Err(ConsoleAuthError::Failed);
+                match checked {
+                    Err(why) => Err(this.sign_in_failed(&c, &n, action, why.to_owned(), now_ms)),
+                    Ok(()) => Ok(()),
                 }
-                Ok(())
             },
             ConsoleAuthError::Unavailable,
         )
@@ -598,16 +608,12 @@ impl ConsoleAccess {
         off_runtime(
             move || {
                 let now_ms = this.clock.now_ms();
+                if let Err(why) = second_ok {
+                    return Err(this.sign_in_failed(&caller, &name, action, why, now_ms));
+                }
                 let mut audit = AuthAuditRow::new(&caller, action, "ok");
                 audit.login = Some(name.clone());
                 audit.realm = Some(this.realm.to_string());
-                if let Err(why) = second_ok {
-                    audit.result = "reject".into();
-                    audit.detail = Some(why);
-                    this.throttle.failed(&caller, &throttle_name(&name), now_ms).map_err(|e| internal(&e))?;
-                    this.store.audit_auth(&audit).map_err(|e| internal(&e))?;
-                    return Err(ConsoleAuthError::Failed);
-                }
                 this.throttle.succeeded(&caller, &throttle_name(&name), now_ms).map_err(|e| internal(&e))?;
                 let cred =
                     this.store.console_credential(&name).map_err(|e| internal(&e))?.ok_or(ConsoleAuthError::Failed)?;

@@ -156,6 +156,10 @@ pub(super) fn policy_allows(st: &SharedState, s: &ConsoleSession, action: &str, 
     )
 }
 
+/// What a registration for a console user answers without fresh proof.
+const CONSOLE_FACTOR_NEEDS_PROOF: &str =
+    "Confirm it is you again (password and code) before adding a console user's authenticator.";
+
 /// Whether a change to `realm`'s users' tokens needs fresh proof beyond what the change itself
 /// asks: the console realm holds the console users' own sign-in factors, which the account
 /// page changes only with fresh proof, so a session left open on a desk must not add, set or
@@ -692,8 +696,7 @@ pub(super) async fn webauthn_options(
 ) -> Response {
     let kind = f.get("type");
     if guards_console_sign_in(&st, &s, Some(&realm)) {
-        let msg = "Confirm it is you again (password and code) before adding a console user's authenticator.";
-        return registration::json_error(StatusCode::FORBIDDEN, msg);
+        return registration::json_error(StatusCode::FORBIDDEN, CONSOLE_FACTOR_NEEDS_PROOF);
     }
     let kinds = match registrable_for(&st, &s, &realm, &login).await {
         Ok(kinds) => kinds,
@@ -718,8 +721,7 @@ pub(super) async fn webauthn_finish(
 ) -> Response {
     let back = format!("/console/users/{}/{}", enc(&realm), enc(&login));
     if guards_console_sign_in(&st, &s, Some(&realm)) {
-        let msg = "Confirm it is you again (password and code) before adding a console user's authenticator.";
-        return layout::error_page(StatusCode::FORBIDDEN, msg, Some(&back)).into_response();
+        return layout::error_page(StatusCode::FORBIDDEN, CONSOLE_FACTOR_NEEDS_PROOF, Some(&back)).into_response();
     }
     let kinds: Vec<&str> = match registrable_for(&st, &s, &realm, &login).await {
         Ok(kinds) => kinds.into_iter().map(|(k, _)| k).collect(),

@@ -174,8 +174,10 @@ impl FromRequestParts<SharedState> for PiAdmin {
 
     async fn from_request_parts(parts: &mut Parts, st: &SharedState) -> Result<Self, Self::Rejection> {
         let c = ApiCaller::from_request_parts(parts, st).await?;
+        if let Some(admin) = PiAdmin::of(&c) {
+            return Ok(admin);
+        }
         match c.who {
-            Who::Admin(name) => Ok(PiAdmin { caller: c.caller, name }),
             Who::Anonymous => Err(session_error(&SessionError::Missing).finish(&st.responses, None)),
             _ => Err(PiResponse::error(ErrorKind::Policy, "only an API admin (see /auth) may manage tokens")
                 .finish(&st.responses, None)),
